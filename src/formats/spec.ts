@@ -1,0 +1,74 @@
+/**
+ * Element formats as data. One record per format; one generic codec (minifloat.ts, int.ts, lut.ts)
+ * serves them all. Block formats (MX, NVFP4, ggml) live in src/blocks and are built from these.
+ */
+
+/** Rounding modes. `stochastic`: P(up) = distance to the lower neighbour / gap. `stochastic-equal`: P = 1/2. */
+export type Rounding =
+  | 'nearest-even'
+  | 'nearest-away'
+  | 'toward-zero'
+  | 'up'
+  | 'down'
+  | 'stochastic'
+  | 'stochastic-equal';
+
+/** What happens to finite values beyond max finite. `ieee`: inf, or NaN where the format has no inf. */
+export type OverflowPolicy = 'ieee' | 'saturate' | 'nan';
+
+/**
+ * How NaN is encoded. `ieee`: exponent all ones with a non-zero mantissa (and all-ones exponent with zero
+ * mantissa is inf). `all-ones`: only S.1111.111 (OCP e4m3fn). `neg-zero`: the code of -0 is NaN
+ * (the 'fnuz' formats: no negative zero). `none`: no NaN code.
+ */
+export type NanEncoding = 'ieee' | 'all-ones' | 'neg-zero' | 'none';
+
+export interface FloatSpec {
+  readonly kind: 'float';
+  readonly name: string;
+  /** Exponent field width. */
+  readonly expBits: number;
+  /** Stored mantissa (fraction) bits, excluding the hidden bit. */
+  readonly manBits: number;
+  readonly bias: number;
+  readonly signed: boolean;
+  readonly subnormals: boolean;
+  readonly inf: boolean;
+  readonly nan: NanEncoding;
+  /** Default overflow behaviour for casts into this format. */
+  readonly overflow: OverflowPolicy;
+  readonly description?: string;
+}
+
+export interface IntSpec {
+  readonly kind: 'int';
+  readonly name: string;
+  readonly bits: number;
+  readonly signed: boolean;
+  /** Symmetric range [-(2^(b-1)-1), 2^(b-1)-1] instead of two's complement's extra negative value. */
+  readonly narrow: boolean;
+  readonly description?: string;
+}
+
+/** Codebook format: code i means values[i]. Values sorted ascending (codes keep the published order). */
+export interface LutSpec {
+  readonly kind: 'lut';
+  readonly name: string;
+  readonly bits: number;
+  readonly values: readonly number[];
+  readonly description?: string;
+}
+
+export type FormatSpec = FloatSpec | IntSpec | LutSpec;
+
+export interface CastOptions {
+  rounding?: Rounding;
+  /** Overrides the format's default overflow policy. */
+  overflow?: OverflowPolicy;
+  /** Flush subnormal results (and inputs) to zero. */
+  flushSubnormals?: boolean;
+  /** Seed for the stochastic modes (default 0). */
+  seed?: number;
+  /** r-bit stochastic rounding: use r random bits per value (hardware style) instead of a full-precision draw. */
+  randomBits?: number;
+}
