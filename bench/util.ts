@@ -1,0 +1,25 @@
+/** Timing helpers shared by the benchmarks. */
+
+/** Runs fn repeatedly (at least minMs and minRuns) and returns the best time per run in milliseconds. */
+export function timeBest(fn: () => void, minMs = 300, minRuns = 3): number {
+  fn(); // warm-up (JIT)
+  let best = Infinity;
+  let runs = 0;
+  const start = performance.now();
+  while (runs < minRuns || performance.now() - start < minMs) {
+    const t0 = performance.now();
+    fn();
+    best = Math.min(best, performance.now() - t0);
+    runs++;
+  }
+  return best;
+}
+
+/** Prints rows as an aligned text table. */
+export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: readonly string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
