@@ -1,0 +1,41 @@
+/**
+ * Random access to the bytes of a model file without loading it whole. Node (file handle) and the browser
+ * (Blob / ArrayBuffer) each provide one; parsers read only what they need.
+ */
+export interface ByteSource {
+  /** Name used in error messages (file path or a label). */
+  readonly name: string;
+  readonly size: number;
+  /** Reads exactly `length` bytes at `offset`; throws if the range is outside the source. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** A ByteSource over bytes already in memory. */
+export function bytesSource(bytes: Uint8Array, name = '<memory>'): ByteSource {
+  return {
+    name,
+    size: bytes.length,
+    read(offset, length) {
+      if (offset < 0 || length < 0 || offset + length > bytes.length) {
+        return Promise.reject(
+          new RangeError(`${name}: read of ${length} bytes at ${offset} is past the end (${bytes.length})`),
+        );
+      }
+      return Promise.resolve(bytes.subarray(offset, offset + length));
+    },
+  };
+}
+
+/** A ByteSource over a browser Blob/File (also works in Node 20, which has Blob). */
+export function blobSource(blob: Blob, name = '<blob>'): ByteSource {
+  return {
+    name,
+    size: blob.size,
+    async read(offset, length) {
+      if (offset < 0 || length < 0 || offset + length > blob.size) {
+        throw new RangeError(`${name}: read of ${length} bytes at ${offset} is past the end (${blob.size})`);
+      }
+      return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
+    },
+  };
+}

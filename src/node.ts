@@ -1,0 +1,2 @@
+// Node-only entry point (`mixq/node`): file access and runtimes. Re-exports only.
+export * from './io/files.node.ts';
