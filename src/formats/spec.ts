@@ -1,3 +1,5 @@
+import type { Rng } from '../core/rng.ts';
+
 /**
  * Element formats as data. One record per format; one generic codec (minifloat.ts, int.ts, lut.ts)
  * serves them all. Block formats (MX, NVFP4, ggml) live in src/blocks and are built from these.
@@ -35,6 +37,11 @@ export interface FloatSpec {
   readonly subnormals: boolean;
   readonly inf: boolean;
   readonly nan: NanEncoding;
+  /**
+   * Whether exponent field 0 encodes zero and subnormals (default true). `false`: exponent field 0 is an
+   * ordinary binade 2^(0-bias) and the format has no zero at all (e8m0fnu).
+   */
+  readonly zero?: boolean;
   /** Default overflow behaviour for casts into this format. */
   readonly overflow: OverflowPolicy;
   readonly description?: string;
@@ -65,10 +72,15 @@ export interface CastOptions {
   rounding?: Rounding;
   /** Overrides the format's default overflow policy. */
   overflow?: OverflowPolicy;
-  /** Flush subnormal results (and inputs) to zero. */
+  /**
+   * Treat the format as having no subnormals: results round (in the chosen mode) to 0 or the min normal,
+   * never to a subnormal, and subnormal codes decode as zero.
+   */
   flushSubnormals?: boolean;
-  /** Seed for the stochastic modes (default 0). */
+  /** Seed for the stochastic modes (default 0). A fresh generator is seeded per call. */
   seed?: number;
+  /** Draw stochastic-rounding bits from this generator instead (it advances); overrides `seed`. */
+  rng?: Rng;
   /** r-bit stochastic rounding: use r random bits per value (hardware style) instead of a full-precision draw. */
   randomBits?: number;
 }

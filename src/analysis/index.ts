@@ -1,0 +1,2 @@
+// Analysis: error metrics (more to come: sensitivity, allocation search).
+export * from './metrics.ts';

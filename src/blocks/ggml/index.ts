@@ -1,0 +1,63 @@
+/**
+ * The ggml block codecs, one file per type, gathered in an explicit static table keyed by ggml's name.
+ * Each entry offers ggml's three entry points: the ref quantizer (`quantize_row_<t>_ref`), the
+ * `quantize_<t>(x, nrows, n_per_row, imatrix)` API (what llama-quantize runs) and the dequantizer.
+ */
+import type { GgmlTypeInfo } from './common.ts';
+import { dequantizeIQ4_NL, IQ4_NL_INFO, quantizeIQ4_NL, quantizeRefIQ4_NL } from './iq4_nl.ts';
+import { dequantizeMXFP4, MXFP4_INFO, quantizeMXFP4, quantizeRefMXFP4 } from './mxfp4.ts';
+import { dequantizeQ2_K, Q2_K_INFO, quantizeQ2_K, quantizeRefQ2_K } from './q2_k.ts';
+import { dequantizeQ3_K, Q3_K_INFO, quantizeQ3_K, quantizeRefQ3_K } from './q3_k.ts';
+import { dequantizeQ4_0, Q4_0_INFO, quantizeQ4_0, quantizeRefQ4_0 } from './q4_0.ts';
+import { dequantizeQ4_1, Q4_1_INFO, quantizeQ4_1, quantizeRefQ4_1 } from './q4_1.ts';
+import { dequantizeQ4_K, Q4_K_INFO, quantizeQ4_K, quantizeRefQ4_K } from './q4_k.ts';
+import { dequantizeQ5_0, Q5_0_INFO, quantizeQ5_0, quantizeRefQ5_0 } from './q5_0.ts';
+import { dequantizeQ5_1, Q5_1_INFO, quantizeQ5_1, quantizeRefQ5_1 } from './q5_1.ts';
+import { dequantizeQ5_K, Q5_K_INFO, quantizeQ5_K, quantizeRefQ5_K } from './q5_k.ts';
+import { dequantizeQ6_K, Q6_K_INFO, quantizeQ6_K, quantizeRefQ6_K } from './q6_k.ts';
+import { dequantizeQ8_0, Q8_0_INFO, quantizeQ8_0, quantizeRefQ8_0 } from './q8_0.ts';
+
+export type { GgmlTypeInfo } from './common.ts';
+export { KVALUES_IQ4NL } from './iq4_nl.ts';
+export { e8m0ToF32Half, KVALUES_MXFP4 } from './mxfp4.ts';
+
+/** One ggml block type: identity plus its reference encoder, imatrix-aware encoder and decoder. */
+export interface GgmlCodec {
+  readonly info: GgmlTypeInfo;
+  /** `quantize_row_<t>_ref(x)`: `x.length` a positive multiple of the block size. */
+  quantizeRef(x: Float32Array): Uint8Array;
+  /**
+   * `quantize_<t>(x, x.length / nPerRow, nPerRow, imatrix)`; `imatrix` has nPerRow weights or is null.
+   * Equals quantizeRef when imatrix is null, except for IQ4_NL.
+   */
+  quantize(x: Float32Array, nPerRow: number, imatrix: Float32Array | null): Uint8Array;
+  /** `dequantize_row_<t>`: `n` values from exactly n / blockSize blocks. */
+  dequantize(bytes: Uint8Array, n: number): Float32Array;
+}
+
+export const GGML_CODECS = {
+  Q4_0: { info: Q4_0_INFO, quantizeRef: quantizeRefQ4_0, quantize: quantizeQ4_0, dequantize: dequantizeQ4_0 },
+  Q4_1: { info: Q4_1_INFO, quantizeRef: quantizeRefQ4_1, quantize: quantizeQ4_1, dequantize: dequantizeQ4_1 },
+  Q5_0: { info: Q5_0_INFO, quantizeRef: quantizeRefQ5_0, quantize: quantizeQ5_0, dequantize: dequantizeQ5_0 },
+  Q5_1: { info: Q5_1_INFO, quantizeRef: quantizeRefQ5_1, quantize: quantizeQ5_1, dequantize: dequantizeQ5_1 },
+  Q8_0: { info: Q8_0_INFO, quantizeRef: quantizeRefQ8_0, quantize: quantizeQ8_0, dequantize: dequantizeQ8_0 },
+  Q2_K: { info: Q2_K_INFO, quantizeRef: quantizeRefQ2_K, quantize: quantizeQ2_K, dequantize: dequantizeQ2_K },
+  Q3_K: { info: Q3_K_INFO, quantizeRef: quantizeRefQ3_K, quantize: quantizeQ3_K, dequantize: dequantizeQ3_K },
+  Q4_K: { info: Q4_K_INFO, quantizeRef: quantizeRefQ4_K, quantize: quantizeQ4_K, dequantize: dequantizeQ4_K },
+  Q5_K: { info: Q5_K_INFO, quantizeRef: quantizeRefQ5_K, quantize: quantizeQ5_K, dequantize: dequantizeQ5_K },
+  Q6_K: { info: Q6_K_INFO, quantizeRef: quantizeRefQ6_K, quantize: quantizeQ6_K, dequantize: dequantizeQ6_K },
+  IQ4_NL: {
+    info: IQ4_NL_INFO,
+    quantizeRef: quantizeRefIQ4_NL,
+    quantize: quantizeIQ4_NL,
+    dequantize: dequantizeIQ4_NL,
+  },
+  MXFP4: {
+    info: MXFP4_INFO,
+    quantizeRef: quantizeRefMXFP4,
+    quantize: quantizeMXFP4,
+    dequantize: dequantizeMXFP4,
+  },
+} as const satisfies Record<string, GgmlCodec>;
+
+export type GgmlTypeName = keyof typeof GGML_CODECS;

@@ -1,0 +1,93 @@
+/**
+ * Q4_0 — ggml's symmetric 4-bit block. Source: ggml-quants.c (ggml-org/ggml d99724f):
+ * quantize_row_q4_0_ref, quantize_row_q4_0_impl (imatrix path), dequantize_row_q4_0.
+ *
+ *   block (18 bytes per 32 weights = 4.5 bits per weight)
+ *   [0,2)   d   fp16 LE
+ *   [2,18)  qs  byte j: low nibble = q[j], high nibble = q[j+16]
+ *   value   y = (q - 8) * d
+ *
+ * The ref quantizer sets d = max / -8 (max = the value of largest magnitude, so it lands exactly on
+ * level 0) and truncates x/d + 8.5 — not round-half-even. The imatrix path picks d by make_qx_quants.
+ */
+import {
+  readF16,
+  writeF16,
+  checkDecodeInput,
+  checkEncodeInput,
+  quantizeRows,
+  sumSquares,
+  imatrixWeights,
+} from './common.ts';
+import type { GgmlTypeInfo } from './common.ts';
+import { makeQxQuants } from './solvers.ts';
+
+// a local alias: calls through an imported binding are much slower under some loaders
+const fr = Math.fround;
+
+export const Q4_0_INFO: GgmlTypeInfo = { name: 'Q4_0', typeId: 2, blockSize: 32, bytesPerBlock: 18 };
+
+/** quantize_row_q4_0_ref: `x.length` a multiple of 32. */
+export function quantizeRefQ4_0(x: Float32Array): Uint8Array {
+  checkEncodeInput(Q4_0_INFO, x);
+  const nb = x.length / 32;
+  const out = new Uint8Array(nb * 18);
+  for (let i = 0; i < nb; i++) {
+    const xb = i * 32;
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < 32; j++) {
+      const v = x[xb + j]!;
+      if (amax < Math.abs(v)) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = fr(max / -8);
+    const id = d !== 0 ? fr(1 / d) : 0;
+    const o = i * 18;
+    writeF16(out, o, d);
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(15, Math.trunc(fr(fr(x[xb + j]! * id) + 8.5)));
+      const q1 = Math.min(15, Math.trunc(fr(fr(x[xb + 16 + j]! * id) + 8.5)));
+      out[o + 2 + j] = q0 | (q1 << 4);
+    }
+  }
+  return out;
+}
+
+const scratchW = new Float32Array(32);
+const scratchL = new Int8Array(32);
+
+function rowWithImatrix(x: Float32Array, qw: Float32Array, out: Uint8Array): void {
+  const sigma2 = fr(sumSquares(x, 0, x.length) / x.length);
+  const nb = x.length / 32;
+  for (let ib = 0; ib < nb; ib++) {
+    imatrixWeights(qw, ib * 32, x, ib * 32, sigma2, 32, scratchW);
+    const d = makeQxQuants(32, 8, x.subarray(ib * 32, ib * 32 + 32), scratchL, 1, scratchW);
+    const o = ib * 18;
+    writeF16(out, o, d);
+    for (let j = 0; j < 16; j++) out[o + 2 + j] = scratchL[j]! | (scratchL[j + 16]! << 4);
+  }
+}
+
+/** quantize_q4_0(x, nrows, nPerRow, imatrix): the ref quantizer when `imatrix` is null. */
+export function quantizeQ4_0(x: Float32Array, nPerRow: number, imatrix: Float32Array | null): Uint8Array {
+  return quantizeRows(Q4_0_INFO, x, nPerRow, imatrix, quantizeRefQ4_0, rowWithImatrix);
+}
+
+/** dequantize_row_q4_0: `n` values from n/32 blocks. */
+export function dequantizeQ4_0(bytes: Uint8Array, n: number): Float32Array {
+  checkDecodeInput(Q4_0_INFO, bytes, n);
+  const y = new Float32Array(n);
+  for (let i = 0; i < n / 32; i++) {
+    const o = i * 18;
+    const d = readF16(bytes, o);
+    for (let j = 0; j < 16; j++) {
+      const q = bytes[o + 2 + j]!;
+      y[i * 32 + j] = ((q & 0x0f) - 8) * d;
+      y[i * 32 + j + 16] = ((q >> 4) - 8) * d;
+    }
+  }
+  return y;
+}

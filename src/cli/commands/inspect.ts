@@ -1,0 +1,102 @@
+/**
+ * `mixq inspect <file> [--json]`: format, tensors (name, shape, dtype, bytes, role), parameter count,
+ * bytes by dtype, average bits per weight, quantizable weights. Reads only the header of the file.
+ */
+import { type CommandDef, defineCommand } from 'citty';
+import { MixqError } from '../../core/errors.ts';
+import { fileSource } from '../../io/files.node.ts';
+import { openModelView, summarizeModel } from '../../io/index.ts';
+
+function fail(e: unknown): never {
+  const msg = e instanceof MixqError ? e.message : e instanceof Error ? e.message : String(e);
+  process.stderr.write(`mixq inspect: ${msg}\n`);
+  process.exit(1);
+}
+
+const fmtBytes = (n: number) =>
+  n >= 1 << 30
+    ? `${(n / 2 ** 30).toFixed(2)} GiB`
+    : n >= 1 << 20
+      ? `${(n / 2 ** 20).toFixed(2)} MiB`
+      : n >= 1024
+        ? `${(n / 1024).toFixed(1)} KiB`
+        : `${n} B`;
+
+const inspect = defineCommand({
+  meta: {
+    name: 'inspect',
+    description: 'Show the tensors, sizes and quantizable weights of a GGUF or safetensors file',
+  },
+  args: {
+    file: { type: 'positional', description: 'model file (.gguf, .safetensors)', required: true },
+    json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
+  },
+  async run({ args }) {
+    const path = String(args.file);
+    let view: Awaited<ReturnType<typeof openModelView>>;
+    try {
+      const src = await fileSource(path);
+      try {
+        view = await openModelView(src);
+      } finally {
+        await src.close();
+      }
+    } catch (e) {
+      fail(e);
+    }
+    const s = summarizeModel(view);
+    if (args.json) {
+      const out = {
+        file: path,
+        ...s,
+        metadata: view.metadata,
+        tensors: view.tensors.map((t) => ({
+          name: t.name,
+          shape: t.shape,
+          dtype: t.dtype,
+          bytes: t.byteLength,
+          role: t.role,
+          ...(t.layer === undefined ? {} : { layer: t.layer }),
+          quantizable: t.quantizable,
+        })),
+      };
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      return;
+    }
+    const rows = view.tensors.map((t) => [
+      t.name,
+      `[${t.shape.join(', ')}]`,
+      t.dtype,
+      String(t.byteLength),
+      t.role,
+      t.quantizable ? 'yes' : '',
+    ]);
+    const header = ['name', 'shape', 'dtype', 'bytes', 'role', 'quantizable'];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const line = (r: readonly string[]) =>
+      r
+        .map((c, i) => (i === 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd();
+    const out: string[] = [
+      `file: ${path}`,
+      `format: ${s.format}`,
+      `tensors: ${s.tensorCount}   parameters: ${s.parameterCount}   size: ${fmtBytes(s.totalBytes)}`,
+      `average bits per weight: ${s.averageBitsPerWeight.toFixed(3)}`,
+      `bytes by dtype: ${Object.entries(s.bytesByDtype)
+        .map(([d, b]) => `${d} ${fmtBytes(b)}`)
+        .join(', ')}`,
+      `quantizable weights: ${s.quantizable.tensors} tensors, ${s.quantizable.parameters} parameters ` +
+        `(${s.parameterCount ? ((100 * s.quantizable.parameters) / s.parameterCount).toFixed(1) : '0'}%), ` +
+        `${s.quantizable.averageBitsPerWeight.toFixed(3)} bits per weight`,
+      '',
+      line(header),
+      line(widths.map((w) => '-'.repeat(w))),
+      ...rows.map(line),
+    ];
+    process.stdout.write(`${out.join('\n')}\n`);
+  },
+});
+
+// The command table holds CommandDef with generic args; citty's typed args make that a cast.
+export default inspect as unknown as CommandDef;

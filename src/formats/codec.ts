@@ -1,0 +1,256 @@
+/**
+ * The public codec: encode/decode one value or an array, chop (round to representable values, return
+ * floats), value tables and format limits. Dispatches on the spec's kind to minifloat.ts / int.ts / lut.ts;
+ * `chop` takes the float32 bit-twiddling fast path of chop-fast.ts when one applies.
+ */
+import { MixqError } from '../core/errors.ts';
+import { chopFloatFast } from './chop-fast.ts';
+import { decodeInt, encodeIntWith, intLayout } from './int.ts';
+import { decodeLut, encodeLutWith, lutLayout } from './lut.ts';
+import { decodeFloat, encodeFloatWith, floatLayout } from './minifloat.ts';
+import { type ResolvedCast, resolveRounding } from './rounding.ts';
+import type { CastOptions, FormatSpec, LutSpec, OverflowPolicy } from './spec.ts';
+
+/** Storage width in bits of one code. */
+export function formatBits(spec: FormatSpec): number {
+  return spec.kind === 'float' ? floatLayout(spec).bits : spec.bits;
+}
+
+/** A scalar encoder bound to a spec and options: (value, random draw) -> code. */
+type Encoder = (x: number, u32: number) => number;
+
+function encoderFor(spec: FormatSpec, r: ResolvedCast, opts: CastOptions | undefined): Encoder {
+  const { rounding, randomBits } = r;
+  if (spec.kind === 'float') {
+    const L = floatLayout(spec);
+    const policy: OverflowPolicy = opts?.overflow ?? spec.overflow;
+    const flush = opts?.flushSubnormals ?? false;
+    return (x, u) => encodeFloatWith(L, x, rounding, u, randomBits, policy, flush);
+  }
+  if (spec.kind === 'int') {
+    const L = intLayout(spec);
+    return (x, u) => encodeIntWith(L, x, rounding, u, randomBits);
+  }
+  const L = lutLayout(spec);
+  return (x, u) => encodeLutWith(L, x, rounding, u, randomBits);
+}
+
+function decoderFor(spec: FormatSpec): (code: number) => number {
+  if (spec.kind === 'float') {
+    const L = floatLayout(spec);
+    return (c) => decodeFloat(L, c);
+  }
+  if (spec.kind === 'int') {
+    const L = intLayout(spec);
+    return (c) => decodeInt(L, c);
+  }
+  const L = lutLayout(spec);
+  return (c) => decodeLut(L, c);
+}
+
+/**
+ * The code of x in `spec` (default rounding nearest-even, the format's default overflow policy).
+ * Stochastic modes draw one 32-bit number from `opts.rng`, or from a fresh `Rng(opts.seed ?? 0)`.
+ * `encode(getFormat('fp8_e4m3fn'), 448) === 0x7e`.
+ */
+export function encode(spec: FormatSpec, x: number, opts?: CastOptions): number {
+  const r = resolveRounding(opts);
+  return encoderFor(spec, r, opts)(x, r.rng ? r.rng.nextU32() : 0);
+}
+
+/** The value of a code (NaN for NaN codes). `decode(getFormat('fp4_e2m1fn'), 7) === 6`. */
+export function decode(spec: FormatSpec, code: number): number {
+  const bits = formatBits(spec);
+  if (!Number.isInteger(code) || code < 0 || code >= 2 ** bits)
+    throw new MixqError(`code ${code} out of range`, {
+      source: `format ${spec.name}`,
+      field: 'code',
+      expected: `an integer 0..${2 ** bits - 1}`,
+    });
+  return decoderFor(spec)(code);
+}
+
+/** Smallest unsigned typed array that holds codes of `bits` bits. */
+export type CodeArray = Uint8Array | Uint16Array | Uint32Array;
+
+function codeArrayFor(bits: number, n: number): CodeArray {
+  return bits <= 8 ? new Uint8Array(n) : bits <= 16 ? new Uint16Array(n) : new Uint32Array(n);
+}
+
+function checkLength(what: string, got: number, want: number): void {
+  if (got < want)
+    throw new MixqError(`output holds ${got} elements`, { source: what, field: 'out', expected: `>= ${want}` });
+}
+
+/**
+ * Codes of every element (one random draw per element, in order, for stochastic modes).
+ * `out` defaults to a Uint8Array for formats of <= 8 bits, Uint16Array for <= 16, else Uint32Array.
+ */
+export function encodeArray(spec: FormatSpec, src: Float32Array, opts?: CastOptions, out?: CodeArray): CodeArray {
+  const bits = formatBits(spec);
+  const dst = out ?? codeArrayFor(bits, src.length);
+  checkLength('encodeArray', dst.length, src.length);
+  const r = resolveRounding(opts);
+  const enc = encoderFor(spec, r, opts);
+  const rng = r.rng;
+  for (let i = 0; i < src.length; i++) dst[i] = enc(src[i]!, rng ? rng.nextU32() : 0);
+  return dst;
+}
+
+/** Values of codes. Uses the value table for formats of <= 16 bits. */
+export function decodeArray(spec: FormatSpec, codes: ArrayLike<number>, out?: Float32Array): Float32Array {
+  const dst = out ?? new Float32Array(codes.length);
+  checkLength('decodeArray', dst.length, codes.length);
+  const bits = formatBits(spec);
+  if (bits <= 16) {
+    const t = valueTable(spec);
+    const mask = 2 ** bits - 1;
+    for (let i = 0; i < codes.length; i++) dst[i] = t[codes[i]! & mask]!;
+  } else {
+    const dec = decoderFor(spec);
+    for (let i = 0; i < codes.length; i++) dst[i] = dec(codes[i]! >>> 0);
+  }
+  return dst;
+}
+
+/**
+ * Reference chop: decode(encode(x)) element by element. Same results (and the same random draws) as
+ * `chop`, which is tested against it; kept public for tests and benchmarks.
+ */
+export function chopReference(
+  spec: FormatSpec,
+  src: Float32Array,
+  opts?: CastOptions,
+  out?: Float32Array,
+): Float32Array {
+  const dst = out ?? new Float32Array(src.length);
+  checkLength('chop', dst.length, src.length);
+  const r = resolveRounding(opts);
+  const enc = encoderFor(spec, r, opts);
+  const dec = decoderFor(spec);
+  const rng = r.rng;
+  for (let i = 0; i < src.length; i++) dst[i] = dec(enc(src[i]!, rng ? rng.nextU32() : 0));
+  return dst;
+}
+
+/**
+ * Rounds every element to a representable value of `spec` and returns the values as float32 (Pychop's
+ * `chop`). `out` may be `src` (in place). Stochastic modes draw one 32-bit number per element, in order.
+ * `chop(getFormat('bf16'), Float32Array.of(1.00390625))` -> [1] (tie to even).
+ */
+export function chop(spec: FormatSpec, src: Float32Array, opts?: CastOptions, out?: Float32Array): Float32Array {
+  const dst = out ?? new Float32Array(src.length);
+  checkLength('chop', dst.length, src.length);
+  if (spec.kind === 'float') {
+    const r = resolveRounding(opts);
+    const L = floatLayout(spec);
+    const policy = opts?.overflow ?? spec.overflow;
+    const flush = opts?.flushSubnormals ?? false;
+    const slow = (x: number, u: number): number =>
+      decodeFloat(L, encodeFloatWith(L, x, r.rounding, u, r.randomBits, policy, flush));
+    if (chopFloatFast(L, src, dst, r, flush, slow)) return dst;
+  }
+  return chopReference(spec, src, opts, dst);
+}
+
+const tables = new WeakMap<FormatSpec, Float32Array>();
+
+/**
+ * Every value of a format of <= 16 bits, indexed by code (NaN at NaN codes and unused codebook codes).
+ * The array is shared: do not modify it. `valueTable(getFormat('fp4_e2m1fn'))[3] === 1.5`.
+ */
+export function valueTable(spec: FormatSpec): Float32Array {
+  const hit = tables.get(spec);
+  if (hit) return hit;
+  const bits = formatBits(spec);
+  if (bits > 16)
+    throw new MixqError(`a value table of ${bits}-bit codes is too large`, {
+      source: `format ${spec.name}`,
+      expected: 'a format of <= 16 bits',
+    });
+  const dec = decoderFor(spec);
+  const t = new Float32Array(2 ** bits);
+  for (let c = 0; c < t.length; c++) t[c] = dec(c);
+  tables.set(spec, t);
+  return t;
+}
+
+/** Limits of a format. For integers the unit is 1; for codebooks see `formatInfo`. */
+export interface FormatInfo {
+  readonly bits: number;
+  /** Largest finite value. */
+  readonly maxFinite: number;
+  /** Smallest finite value (most negative; 0 or the smallest positive value for unsigned formats). */
+  readonly lowest: number;
+  /** Smallest positive normal value (floats); 1 for integers; smallest positive entry for codebooks. */
+  readonly minNormal: number;
+  /** Smallest positive value (= minNormal for formats without subnormals). */
+  readonly minSubnormal: number;
+  /** Gap between 1 and the next larger value (floats: 2^-M); 1 for integers; smallest gap for codebooks. */
+  readonly epsilon: number;
+  readonly hasInf: boolean;
+  readonly hasNan: boolean;
+  readonly signed: boolean;
+}
+
+/** `formatInfo(getFormat('fp8_e4m3fn')).maxFinite === 448`. */
+export function formatInfo(spec: FormatSpec): FormatInfo {
+  if (spec.kind === 'float') {
+    const L = floatLayout(spec);
+    return {
+      bits: L.bits,
+      maxFinite: L.maxFinite,
+      lowest: L.signed ? -L.maxFinite : L.hasZero ? 0 : L.minNormal,
+      minNormal: L.minNormal,
+      minSubnormal: L.minSubnormal,
+      epsilon: 2 ** -L.M,
+      hasInf: spec.inf,
+      hasNan: L.nanCode >= 0,
+      signed: L.signed,
+    };
+  }
+  if (spec.kind === 'int') {
+    const L = intLayout(spec);
+    return {
+      bits: L.bits,
+      maxFinite: L.max,
+      lowest: L.min,
+      minNormal: 1,
+      minSubnormal: 1,
+      epsilon: 1,
+      hasInf: false,
+      hasNan: false,
+      signed: spec.signed,
+    };
+  }
+  const L = lutLayout(spec);
+  const s = L.sorted;
+  let minPos = Infinity;
+  let gap = Infinity;
+  for (let i = 0; i < s.length; i++) {
+    if (s[i]! > 0 && s[i]! < minPos) minPos = s[i]!;
+    if (i > 0) gap = Math.min(gap, s[i]! - s[i - 1]!);
+  }
+  return {
+    bits: spec.bits,
+    maxFinite: s[s.length - 1]!,
+    lowest: s[0]!,
+    minNormal: minPos,
+    minSubnormal: minPos,
+    epsilon: gap,
+    hasInf: false,
+    hasNan: false,
+    signed: s[0]! < 0,
+  };
+}
+
+/**
+ * A user codebook format: code i means values[i] (float32 values, any order, at most 2^bits of them;
+ * bits defaults to the fewest that hold them). `lutSpec('my3', [-1, -0.25, 0, 0.5, 1])`.
+ */
+export function lutSpec(name: string, values: readonly number[], bits?: number): LutSpec {
+  const b = bits ?? Math.max(1, Math.ceil(Math.log2(Math.max(values.length, 2))));
+  const spec: LutSpec = { kind: 'lut', name, bits: b, values: [...values], description: 'user codebook' };
+  lutLayout(spec); // validate now
+  return spec;
+}

@@ -1,0 +1,32 @@
+/**
+ * mixq/formats: element number formats (floats of any shape, integers, codebooks) with one generic codec,
+ * every rounding mode, and sub-byte packing. Block formats (MX, NVFP4, ggml) build on this in src/blocks.
+ */
+export type {
+  CastOptions,
+  FloatSpec,
+  FormatSpec,
+  IntSpec,
+  LutSpec,
+  NanEncoding,
+  OverflowPolicy,
+  Rounding,
+} from './spec.ts';
+export {
+  type CodeArray,
+  chop,
+  chopReference,
+  decode,
+  decodeArray,
+  encode,
+  encodeArray,
+  type FormatInfo,
+  formatBits,
+  formatInfo,
+  lutSpec,
+  valueTable,
+} from './codec.ts';
+export { ALIASES, FORMATS, type FloatOverrides, getFormat, parseFormat } from './registry.ts';
+export { packCodes, packedBytes, unpackCodes } from './pack.ts';
+export { ROUNDINGS } from './rounding.ts';
+export { intSpec } from './catalog/integers.ts';

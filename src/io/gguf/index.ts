@@ -1,0 +1,5 @@
+/** GGUF adapter: reader, writer, type tables, and the ModelView of a GGUF file. */
+export * from './read.ts';
+export * from './types.ts';
+export * from './view.ts';
+export * from './write.ts';

@@ -1,0 +1,10 @@
+/** ONNX adapter: read/write ModelProto, list and edit weights, build the ModelView. Browser-safe. */
+export * from './dtypes.ts';
+export type * from './proto-types.ts';
+export * from './read.ts';
+export { ATTRIBUTE_TYPE_CODES, DATA_TYPE_CODES, onnxMessageType } from './schema.ts';
+export * from './tensor-data.ts';
+export * from './view.ts';
+export * from './walk.ts';
+export * from './weights.ts';
+export * from './external-write.ts';

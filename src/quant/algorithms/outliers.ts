@@ -1,0 +1,149 @@
+/**
+ * Outlier / salient-weight handling with its storage counted.
+ *
+ * (a) LLM.int8()-style decomposition (Dettmers et al. 2022): input channels whose activation absmax
+ *     exceeds `threshold` (6.0 in the paper) stay in fp16; the remaining columns are quantized as a
+ *     compact [rows, cols - k] matrix. Storage: that matrix + 16 bits per kept weight + 32 bits per
+ *     kept channel index.
+ * (b) Salient weights as a sparse fp16 side matrix (SpQR / SqueezeLLM dense-and-sparse idea): the top-k
+ *     weights by saliency are removed from the dense matrix before its scales are chosen (so they no longer
+ *     stretch the range) and kept in CSR: fp16 values, column indices (16 bits when cols <= 65536, else
+ *     32) and rows + 1 row pointers of 32 bits. Saliency: 'activation' = |w_ij| * actScale_j (AWQ's
+ *     notion); 'hessian' = (w_ij - rtn(w)_ij)^2 * H_jj, the error the weight would add to the layer output.
+ */
+import { f16BitsToF32, f32ToF16Bits } from '../../core/bits.ts';
+import { MixqError } from '../../core/errors.ts';
+import { chooseQParams, type QuantizerConfig } from '../qparams.ts';
+import { fakeQuant, fakeQuantWith, storageCost } from '../quantizer.ts';
+
+const f16 = (x: number): number => f16BitsToF32(f32ToF16Bits(x));
+
+export interface Int8DecompositionConfig {
+  readonly quantizer: QuantizerConfig;
+  /** Activation absmax above which a channel stays fp16. Default 6. */
+  readonly threshold?: number;
+}
+
+export interface OutlierResult {
+  /** Effective dequantized weight [rows, cols]. */
+  readonly Q: Float32Array;
+  /** Exact storage of everything (dense part, fp16 side data, indices). */
+  readonly bits: number;
+  readonly bitsPerWeight: number;
+}
+
+export interface Int8DecompositionResult extends OutlierResult {
+  readonly outlierChannels: Int32Array;
+}
+
+/** LLM.int8-style split of W [rows, cols] by activation absmax per input channel. */
+export function int8Decomposition(
+  W: Float32Array,
+  rows: number,
+  cols: number,
+  actAbsMax: Float32Array,
+  cfg: Int8DecompositionConfig,
+): Int8DecompositionResult {
+  if (actAbsMax.length !== cols)
+    throw new MixqError('actAbsMax length', { field: 'actAbsMax', expected: String(cols) });
+  const threshold = cfg.threshold ?? 6;
+  const outl: number[] = [];
+  const rest: number[] = [];
+  for (let j = 0; j < cols; j++) (actAbsMax[j]! > threshold ? outl : rest).push(j);
+  const k = rest.length;
+  const dense = new Float32Array(rows * k);
+  for (let r = 0; r < rows; r++) for (let t = 0; t < k; t++) dense[r * k + t] = W[r * cols + rest[t]!]!;
+  const dq = k > 0 ? fakeQuant(dense, [rows, k], cfg.quantizer) : dense;
+  const Q = new Float32Array(W.length);
+  for (let r = 0; r < rows; r++) {
+    for (let t = 0; t < k; t++) Q[r * cols + rest[t]!] = dq[r * k + t]!;
+    for (const j of outl) Q[r * cols + j] = f16(W[r * cols + j]!);
+  }
+  const bits = (k > 0 ? storageCost(cfg.quantizer, [rows, k]).bits : 0) + outl.length * (16 * rows + 32);
+  return { Q, bits, bitsPerWeight: bits / (rows * cols), outlierChannels: Int32Array.from(outl) };
+}
+
+export interface SalientConfig {
+  readonly quantizer: QuantizerConfig;
+  /** Number of weights kept, or give `fraction` of all weights. */
+  readonly count?: number;
+  readonly fraction?: number;
+  readonly criterion: 'activation' | 'hessian';
+}
+
+export interface SalientStats {
+  /** Per-input-channel activation scale (e.g. mean |x| or rms) for 'activation'. */
+  readonly actScale?: Float32Array;
+  /** diag(H) per input channel for 'hessian'. */
+  readonly hessianDiag?: Float32Array | Float64Array;
+}
+
+/** Sparse fp16 side matrix in CSR form. */
+export interface CsrMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly rowPtr: Uint32Array;
+  readonly colIdx: Uint32Array;
+  /** fp16-rounded values. */
+  readonly values: Float32Array;
+}
+
+export interface SalientResult extends OutlierResult {
+  readonly sparse: CsrMatrix;
+}
+
+/** Storage bits of a CSR side matrix (fp16 values, 16/32-bit column indices, 32-bit row pointers). */
+export function csrBits(m: CsrMatrix): number {
+  const idxBits = m.cols <= 65536 ? 16 : 32;
+  return m.values.length * (16 + idxBits) + (m.rows + 1) * 32;
+}
+
+/** Dense-and-sparse quantization of W [rows, cols] keeping the most salient weights in fp16. */
+export function salientSparse(
+  W: Float32Array,
+  rows: number,
+  cols: number,
+  stats: SalientStats,
+  cfg: SalientConfig,
+): SalientResult {
+  const n = rows * cols;
+  const k = Math.min(n, Math.max(0, Math.round(cfg.count ?? (cfg.fraction ?? 0.01) * n)));
+  const sal = new Float64Array(n);
+  if (cfg.criterion === 'activation') {
+    const a = stats.actScale;
+    if (!a || a.length !== cols)
+      throw new MixqError('actScale needed', { field: 'actScale', expected: String(cols) });
+    for (let i = 0; i < n; i++) sal[i] = Math.abs(W[i]!) * a[i % cols]!;
+  } else {
+    const h = stats.hessianDiag;
+    if (!h || h.length !== cols)
+      throw new MixqError('hessianDiag needed', { field: 'hessianDiag', expected: String(cols) });
+    const q = fakeQuant(W, [rows, cols], cfg.quantizer);
+    for (let i = 0; i < n; i++) sal[i] = (W[i]! - q[i]!) ** 2 * h[i % cols]!;
+  }
+  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => sal[y]! - sal[x]! || x - y);
+  const keep = new Uint8Array(n);
+  for (let t = 0; t < k; t++) keep[order[t]!] = 1;
+  const dense = Float32Array.from(W);
+  for (let i = 0; i < n; i++) if (keep[i]) dense[i] = 0;
+  const params = chooseQParams(dense, [rows, cols], cfg.quantizer);
+  const Q = fakeQuantWith(dense, params);
+  const rowPtr = new Uint32Array(rows + 1);
+  const colIdx = new Uint32Array(k);
+  const values = new Float32Array(k);
+  let p = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < cols; j++) {
+      const i = r * cols + j;
+      if (!keep[i]) continue;
+      colIdx[p] = j;
+      values[p] = f16(W[i]!);
+      Q[i] = values[p]!;
+      p++;
+    }
+    rowPtr[r + 1] = p;
+  }
+  const sparse: CsrMatrix = { rows, cols, rowPtr, colIdx, values };
+  const bits = storageCost(cfg.quantizer, [rows, cols]).bits + csrBits(sparse);
+  return { Q, sparse, bits, bitsPerWeight: bits / n };
+}

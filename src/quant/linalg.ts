@@ -1,0 +1,158 @@
+/**
+ * The small dense linear algebra the PTQ algorithms need, in float64, row-major, written for cache order
+ * (inner loops run over contiguous rows) rather than generality. No BLAS: these are the plain kernels.
+ */
+import { MixqError } from '../core/errors.ts';
+
+/** G = X^T X for X [n, d] (row-major float32), as float64 [d, d]. Accumulates row by row (i-k-j order). */
+export function gram(X: Float32Array, n: number, d: number): Float64Array {
+  if (X.length !== n * d)
+    throw new MixqError('X has the wrong length', { field: 'X', expected: `${n}x${d}` });
+  const G = new Float64Array(d * d);
+  const row = new Float64Array(d);
+  for (let r = 0; r < n; r++) {
+    for (let j = 0; j < d; j++) row[j] = X[r * d + j]!;
+    for (let i = 0; i < d; i++) {
+      const a = row[i]!;
+      if (a === 0) continue;
+      const base = i * d;
+      // upper triangle only; mirrored below
+      for (let j = i; j < d; j++) G[base + j]! += a * row[j]!;
+    }
+  }
+  for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) G[i * d + j] = G[j * d + i]!;
+  return G;
+}
+
+/**
+ * In-place lower Cholesky factor of a symmetric positive-definite A [n, n] (upper triangle zeroed):
+ * A = L L^T. Row-oriented (each L[i, j] is a dot product of two contiguous row prefixes).
+ */
+export function choleskyLower(A: Float64Array, n: number): Float64Array {
+  for (let i = 0; i < n; i++) {
+    const ri = i * n;
+    for (let j = 0; j <= i; j++) {
+      const rj = j * n;
+      let s = A[ri + j]!;
+      for (let k = 0; k < j; k++) s -= A[ri + k]! * A[rj + k]!;
+      if (i === j) {
+        if (!(s > 0))
+          throw new MixqError('matrix is not positive definite (increase damping)', {
+            field: `H[${i},${i}]`,
+            expected: '> 0 pivot',
+          });
+        A[ri + i] = Math.sqrt(s);
+      } else A[ri + j] = s / A[rj + j]!;
+    }
+    for (let j = i + 1; j < n; j++) A[ri + j] = 0;
+  }
+  return A;
+}
+
+/** Inverse of a lower-triangular L [n, n] (returns a new lower-triangular matrix). */
+export function invertLower(L: Float64Array, n: number): Float64Array {
+  // Solve L M = I one row of M at a time: M[i, :] = (e_i - sum_{k<i} L[i,k] M[k, :]) / L[i,i].
+  const M = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const ri = i * n;
+    M[ri + i] = 1;
+    for (let k = 0; k < i; k++) {
+      const l = L[ri + k]!;
+      if (l === 0) continue;
+      const rk = k * n;
+      for (let j = 0; j <= k; j++) M[ri + j]! -= l * M[rk + j]!;
+    }
+    const inv = 1 / L[ri + i]!;
+    for (let j = 0; j <= i; j++) M[ri + j]! *= inv;
+  }
+  return M;
+}
+
+/**
+ * Upper-triangular U with H^-1 = U^T U (what GPTQ calls Hinv: torch cholesky -> cholesky_inverse ->
+ * cholesky(upper=True)). Computed with one factorisation: with J the reversal permutation,
+ * J H J = R R^T (R lower) gives H^-1 = J R^-T R^-1 J = U^T U for U = J R^-1 J, which is upper triangular
+ * and has a positive diagonal, so it is THE upper Cholesky factor of H^-1.
+ */
+export function upperCholeskyOfInverse(H: Float64Array, n: number): Float64Array {
+  const A = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) A[(n - 1 - i) * n + (n - 1 - j)] = H[i * n + j]!;
+  const Rinv = invertLower(choleskyLower(A, n), n);
+  const U = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) U[i * n + j] = Rinv[(n - 1 - i) * n + (n - 1 - j)]!;
+  return U;
+}
+
+/**
+ * C[cOff + r*ldc + j] -= sum_k A[aOff + r*lda + k] * B[bOff + k*ldb + j] for r < rows, k < kk, j < m:
+ * a block of C -= A B on row-major operands addressed by start offset and row stride (i-k-j order: the
+ * innermost loop streams one row of B and one row of C, unrolled by 4).
+ */
+export function subMatMul(
+  C: Float64Array,
+  cOff: number,
+  ldc: number,
+  A: Float64Array,
+  aOff: number,
+  lda: number,
+  B: Float64Array,
+  bOff: number,
+  ldb: number,
+  rows: number,
+  kk: number,
+  m: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const cBase = cOff + r * ldc;
+    const aBase = aOff + r * lda;
+    for (let k = 0; k < kk; k++) {
+      const a = A[aBase + k]!;
+      if (a === 0) continue;
+      const bBase = bOff + k * ldb;
+      let j = 0;
+      for (; j + 3 < m; j += 4) {
+        C[cBase + j]! -= a * B[bBase + j]!;
+        C[cBase + j + 1]! -= a * B[bBase + j + 1]!;
+        C[cBase + j + 2]! -= a * B[bBase + j + 2]!;
+        C[cBase + j + 3]! -= a * B[bBase + j + 3]!;
+      }
+      for (; j < m; j++) C[cBase + j]! -= a * B[bBase + j]!;
+    }
+  }
+}
+
+/** tr(D G D^T) = sum_r d_r^T G d_r for D [rows, d] float64-accumulated: the layer output error ||X D^T||^2. */
+export function quadFormRows(
+  D: Float32Array | Float64Array,
+  rows: number,
+  G: Float64Array,
+  d: number,
+): number {
+  let total = 0;
+  const t = new Float64Array(d);
+  for (let r = 0; r < rows; r++) {
+    t.fill(0);
+    const base = r * d;
+    for (let i = 0; i < d; i++) {
+      const a = D[base + i]!;
+      if (a === 0) continue;
+      const gi = i * d;
+      for (let j = 0; j < d; j++) t[j]! += a * G[gi + j]!;
+    }
+    for (let j = 0; j < d; j++) total += t[j]! * D[base + j]!;
+  }
+  return total;
+}
+
+/** ||X W^T - X Q^T||_F^2 from the Gram matrix G = X^T X [cols, cols], without X. */
+export function outputErrorFromGram(
+  W: Float32Array,
+  Q: Float32Array,
+  rows: number,
+  cols: number,
+  G: Float64Array,
+): number {
+  const D = new Float64Array(rows * cols);
+  for (let i = 0; i < D.length; i++) D[i] = W[i]! - Q[i]!;
+  return quadFormRows(D, rows, G, cols);
+}

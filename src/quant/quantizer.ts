@@ -1,0 +1,236 @@
+/**
+ * The three quantizer functions (choose parameters: qparams.ts; quantize -> codes; dequantize) plus the
+ * fake-quant path, the exact storage cost and the packed byte layout that the cost formula describes.
+ *
+ * Packed layout (each section starts on a byte boundary; bit streams are LSB-first):
+ *   1. element codes, `bits` each, row-major element order (formats' packCodes: the ONNX sub-byte layout);
+ *   2. per-group scale codes, scaleBitsPerGroup(scaleFormat) each;
+ *   3. shared scale values: fp32 global (fp8_e4m3fn) or fp16 super-scales (double), little-endian;
+ *   4. zero points: int grids (asymmetric) `bits` each as offset-binary codes; table grids (asymmetric) fp16.
+ * storageCost() computes the same sizes from the configuration and shape alone; a test checks equality.
+ */
+import { f16BitsToF32, f32ToF16Bits } from '../core/bits.ts';
+import { MixqError } from '../core/errors.ts';
+import { packCodes, packedBytes, unpackCodes } from '../formats/index.ts';
+import { codeToGrid, elementGrid, gridToCode } from './element.ts';
+import { groupCount, groupLayout } from './granularity.ts';
+import {
+  type ChooseOptions,
+  chooseQParams,
+  fakeQuantValue,
+  gridValue,
+  type QParams,
+  type QuantizerConfig,
+  quantizerGrid,
+} from './qparams.ts';
+import { loadScales, scaleBitsPerGroup, sharedScaleBits } from './scale-format.ts';
+
+export interface QuantizedTensor {
+  readonly params: QParams;
+  /** Storage code of every element (int grids: offset binary g - qmin; table grids: the format's code). */
+  readonly codes: Uint16Array;
+}
+
+/** Quantizes x to codes with given parameters. */
+export function quantize(x: Float32Array, params: QParams): QuantizedTensor {
+  const { grid, scale, zero, offset } = params;
+  const idx = params.layout.index;
+  const codes = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const g = idx[i]!;
+    codes[i] = gridToCode(grid, gridValue(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!));
+  }
+  return { params, codes };
+}
+
+/** Values of quantized codes. */
+export function dequantize(q: QuantizedTensor): Float32Array {
+  const { grid, scale, zero, offset } = q.params;
+  const idx = q.params.layout.index;
+  const out = new Float32Array(q.codes.length);
+  const fr = Math.fround;
+  for (let i = 0; i < out.length; i++) {
+    const g = idx[i]!;
+    const v = codeToGrid(grid, q.codes[i]!);
+    out[i] = grid.kind === 'int' ? fr(scale[g]! * (v - zero[g]!)) : fr(fr(scale[g]! * v) + offset[g]!);
+  }
+  return out;
+}
+
+/** Quantize-dequantize with given parameters (the simulation path), into `out` if given. */
+export function fakeQuantWith(
+  x: Float32Array,
+  params: QParams,
+  out = new Float32Array(x.length),
+): Float32Array {
+  const { grid, scale, zero, offset } = params;
+  const idx = params.layout.index;
+  for (let i = 0; i < x.length; i++) {
+    const g = idx[i]!;
+    out[i] = fakeQuantValue(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!);
+  }
+  return out;
+}
+
+/**
+ * Chooses parameters and fake-quantizes in one call.
+ * Example: `fakeQuant(w, [64, 128], { element: intSpec(8, true), granularity: { kind: 'axis', axis: 0 },
+ * symmetric: true })`.
+ */
+export function fakeQuant(
+  x: Float32Array,
+  shape: readonly number[],
+  cfg: QuantizerConfig,
+  opts?: ChooseOptions,
+): Float32Array {
+  return fakeQuantWith(x, chooseQParams(x, shape, cfg, opts));
+}
+
+export interface StorageCost {
+  /** Exact information bits: codes + scales + shared scales + zero points. */
+  readonly bits: number;
+  /** Bytes of the packed layout (each of the four sections rounded up to whole bytes). */
+  readonly bytes: number;
+  readonly bitsPerWeight: number;
+  readonly sections: { codes: number; scales: number; shared: number; zeros: number };
+}
+
+function zeroBits(cfg: QuantizerConfig, elemBits: number, kind: 'int' | 'table'): number {
+  if (cfg.symmetric) return 0;
+  return kind === 'int' ? elemBits : 16;
+}
+
+/** Exact storage cost of a quantizer on a tensor shape, from the configuration alone. */
+export function storageCost(cfg: QuantizerConfig, shape: readonly number[]): StorageCost {
+  const grid = elementGrid(cfg.element);
+  const n = shape.reduce((p, d) => p * d, 1);
+  const nG = groupCount(shape, cfg.granularity);
+  const sf = cfg.scaleFormat ?? 'fp32';
+  const codes = n * grid.bits;
+  const scales = nG * scaleBitsPerGroup(sf);
+  const shared = sharedScaleBits(sf, nG);
+  const zeros = nG * zeroBits(cfg, grid.bits, grid.kind);
+  const bits = codes + scales + shared + zeros;
+  const bytes = Math.ceil(codes / 8) + Math.ceil(scales / 8) + shared / 8 + Math.ceil(zeros / 8);
+  return { bits, bytes, bitsPerWeight: n === 0 ? 0 : bits / n, sections: { codes, scales, shared, zeros } };
+}
+
+class BitWriter {
+  private pos: number;
+  constructor(
+    readonly buf: Uint8Array,
+    startByte: number,
+  ) {
+    this.pos = startByte * 8;
+  }
+  write(v: number, bits: number): void {
+    for (let b = 0; b < bits; b++, this.pos++)
+      if ((v >>> b) & 1) this.buf[this.pos >>> 3]! |= 1 << (this.pos & 7);
+  }
+  alignByte(): void {
+    this.pos = (this.pos + 7) & ~7;
+  }
+  get bytePos(): number {
+    return this.pos >>> 3;
+  }
+}
+
+class BitReader {
+  private pos: number;
+  constructor(
+    readonly buf: Uint8Array,
+    startByte: number,
+  ) {
+    this.pos = startByte * 8;
+  }
+  read(bits: number): number {
+    let v = 0;
+    for (let b = 0; b < bits; b++, this.pos++) v |= ((this.buf[this.pos >>> 3]! >>> (this.pos & 7)) & 1) << b;
+    return v >>> 0;
+  }
+  alignByte(): void {
+    this.pos = (this.pos + 7) & ~7;
+  }
+}
+
+/** Packs a quantized tensor into the byte layout described at the top of this file. */
+export function packQuantized(q: QuantizedTensor): Uint8Array {
+  const { params } = q;
+  const cost = storageCost(params.config, params.shape);
+  const buf = new Uint8Array(cost.bytes);
+  const bits = params.grid.bits;
+  const codeBytes = packedBytes(q.codes.length, bits);
+  packCodes(q.codes, bits, buf.subarray(0, codeBytes));
+  const w = new BitWriter(buf, codeBytes);
+  const sf = params.config.scaleFormat ?? 'fp32';
+  const sb = scaleBitsPerGroup(sf);
+  for (const c of params.scaleCodes) w.write(c, sb);
+  w.alignByte();
+  for (const s of params.scaleShared) {
+    if (sf === 'fp8_e4m3fn') w.write(new Uint32Array(Float32Array.of(s).buffer)[0]!, 32);
+    else w.write(f32ToF16Bits(s), 16);
+  }
+  if (!params.config.symmetric) {
+    const nG = params.layout.nGroups;
+    for (let g = 0; g < nG; g++) {
+      if (params.grid.kind === 'int') w.write(params.zero[g]! - params.grid.qmin, bits);
+      else w.write(f32ToF16Bits(params.offset[g]!), 16);
+    }
+  }
+  w.alignByte();
+  if (w.bytePos !== buf.length) throw new MixqError('internal: packed size differs from the storage formula');
+  return buf;
+}
+
+/** Inverse of packQuantized, given the same configuration and shape. */
+export function unpackQuantized(
+  bytes: Uint8Array,
+  cfg: QuantizerConfig,
+  shape: readonly number[],
+): QuantizedTensor {
+  const cost = storageCost(cfg, shape);
+  if (bytes.length !== cost.bytes)
+    throw new MixqError('packed buffer has the wrong size', {
+      field: 'bytes.length',
+      expected: String(cost.bytes),
+    });
+  const grid = quantizerGrid(cfg);
+  const layout = groupLayout(shape, cfg.granularity);
+  const nG = layout.nGroups;
+  const n = layout.index.length;
+  const codeBytes = packedBytes(n, grid.bits);
+  const codes = Uint16Array.from(unpackCodes(bytes.subarray(0, codeBytes), grid.bits, n));
+  const r = new BitReader(bytes, codeBytes);
+  const sf = cfg.scaleFormat ?? 'fp32';
+  const sb = scaleBitsPerGroup(sf);
+  const scaleCodes = new Uint32Array(nG);
+  for (let g = 0; g < nG; g++) scaleCodes[g] = r.read(sb);
+  r.alignByte();
+  const nShared = sharedScaleBits(sf, nG) / (sf === 'fp8_e4m3fn' ? 32 : 16);
+  const shared = new Float32Array(nShared);
+  for (let k = 0; k < nShared; k++) {
+    if (sf === 'fp8_e4m3fn') shared[k] = new Float32Array(Uint32Array.of(r.read(32)).buffer)[0]!;
+    else shared[k] = f16BitsToF32(r.read(16));
+  }
+  const scale = loadScales(sf, scaleCodes, shared);
+  const zero = new Float32Array(nG);
+  const offset = new Float32Array(nG);
+  for (let g = 0; g < nG; g++) {
+    if (cfg.symmetric) {
+      if (grid.kind === 'int' && grid.qmin === 0) zero[g] = (grid.qmax + 1) / 2;
+    } else if (grid.kind === 'int') zero[g] = r.read(grid.bits) + grid.qmin;
+    else offset[g] = f16BitsToF32(r.read(16));
+  }
+  const params: QParams = {
+    config: cfg,
+    shape: [...shape],
+    grid,
+    layout,
+    scale,
+    zero,
+    offset,
+    scaleCodes,
+    scaleShared: shared,
+  };
+  return { params, codes };
+}

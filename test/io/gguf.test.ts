@@ -1,0 +1,296 @@
+/**
+ * GGUF reader/writer beyond the golden file: nested arrays and every value type round trip, alignment
+ * handling, and the validation rules (each malformed file refused with a MixqError naming file + field).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { MixqError } from '../../src/core/errors.ts';
+import {
+  concatBytes,
+  type GgufKV,
+  type GgufTensorInput,
+  ggufModelView,
+  parseGguf,
+  writeGguf,
+} from '../../src/io/index.ts';
+
+const golden = new Uint8Array(readFileSync(new URL('../golden/tiny.gguf', import.meta.url)));
+
+const kvs: GgufKV[] = [
+  { key: 'general.architecture', type: 'str', value: 'llama' },
+  { key: 'general.alignment', type: 'u32', value: 64 },
+  { key: 'u64.max', type: 'u64', value: (1n << 64n) - 1n },
+  { key: 'i64.min', type: 'i64', value: -(1n << 63n) },
+  { key: 'f32.nan', type: 'f32', value: Number.NaN },
+  { key: 'f64.negzero', type: 'f64', value: -0 },
+  { key: 'empty', type: 'arr', value: { itemType: 'f32', items: [] } },
+  {
+    key: 'nested',
+    type: 'arr',
+    value: {
+      itemType: 'arr',
+      items: [
+        { itemType: 'i16', items: [-1, 2, -32768] },
+        { itemType: 'str', items: ['a', '🦙'] },
+        { itemType: 'arr', items: [{ itemType: 'bool', items: [true, false] }] },
+      ],
+    },
+  },
+];
+
+function tensor(name: string, ne: number[], type: string, nbytes: number): GgufTensorInput {
+  return { name, ne, type, data: new Uint8Array(nbytes).map((_, i) => (i * 7 + name.length) & 0xff) };
+}
+
+test('all value types incl. nested arrays, extreme u64/i64 and custom alignment round trip', () => {
+  const tensors = [
+    tensor('token_embd.weight', [32, 4], 'q8_0', 4 * 34),
+    tensor('blk.0.attn_norm.weight', [32], 'f32', 128),
+    tensor('blk.0.attn_q.weight', [256, 2], 'Q4_K', 2 * 144),
+  ];
+  const bytes = concatBytes(writeGguf({ kv: kvs, tensors }));
+  const f = parseGguf(bytes, 'rt.gguf');
+  assert.equal(f.alignment, 64);
+  assert.equal(f.dataOffset % 64, 0);
+  assert.deepEqual(
+    f.kv.map((k) => k.key),
+    kvs.map((k) => k.key),
+  );
+  assert.equal(f.get('u64.max'), (1n << 64n) - 1n);
+  assert.equal(f.get('i64.min'), -(1n << 63n));
+  assert.ok(Number.isNaN(f.get('f32.nan') as number));
+  assert.ok(Object.is(f.get('f64.negzero'), -0));
+  assert.deepEqual(f.get('nested'), kvs[7]!.value);
+  assert.deepEqual(
+    f.tensors.map((t) => [t.name, t.offset % 64, t.shape]),
+    [
+      ['token_embd.weight', 0, [4, 32]],
+      ['blk.0.attn_norm.weight', 0, [32]],
+      ['blk.0.attn_q.weight', 0, [2, 256]],
+    ],
+  );
+  assert.deepEqual(concatBytes(writeGguf({ kv: f.kv, tensors })), bytes);
+});
+
+test('writer refuses values that do not fit their type, and wrong tensor sizes', () => {
+  const w =
+    (kv: GgufKV[], tensors: GgufTensorInput[] = []) =>
+    () =>
+      writeGguf({ kv, tensors });
+  assert.throws(w([{ key: 'x', type: 'u8', value: 256 }]), /kv\[0\]\.value.*does not fit u8/);
+  assert.throws(w([{ key: 'x', type: 'u64', value: -1n }]), /out of range/);
+  assert.throws(w([{ key: 'x', type: 'i32', value: 1.5 }]), MixqError);
+  assert.throws(w([{ key: 'x', type: 'str', value: 1 }]), /not a string/);
+  assert.throws(
+    w([
+      { key: 'x', type: 'u8', value: 1 },
+      { key: 'x', type: 'u8', value: 1 },
+    ]),
+    /duplicate key/,
+  );
+  assert.throws(w([], [tensor('t', [31], 'q8_0', 34)]), /multiple of 32/);
+  assert.throws(w([], [tensor('t', [32], 'q8_0', 33)]), /34 bytes/);
+  assert.throws(w([], [tensor('t', [32], 'q9_9', 33)]), /unknown ggml type/);
+});
+
+/** Offsets of fields in the golden file, found by walking it with the parser's own numbers. */
+function patch(edit: (b: Uint8Array, dv: DataView) => void): Uint8Array {
+  const b = golden.slice();
+  edit(b, new DataView(b.buffer));
+  return b;
+}
+
+function refused(bytes: Uint8Array, field: RegExp, message?: RegExp): void {
+  assert.throws(
+    () => parseGguf(bytes, 'bad.gguf'),
+    (e: unknown) => {
+      assert.ok(e instanceof MixqError, `expected MixqError, got ${String(e)}`);
+      assert.equal(e.source, 'bad.gguf');
+      assert.match(e.field, field);
+      if (message) assert.match(e.message, message);
+      assert.ok(e.expected.length > 0);
+      return true;
+    },
+  );
+}
+
+// layout of tiny.gguf's first tensor info (from the parse): name 'tensor_f32' at tensor_info start
+const first = parseGguf(golden);
+const tiStart = (() => {
+  const needle = new TextEncoder().encode('tensor_f32');
+  outer: for (let i = 0; i < golden.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (golden[i + j] !== needle[j]) continue outer;
+    return i - 8; // u64 length precedes the name
+  }
+  throw new Error('not found');
+})();
+const nDimsAt = tiStart + 8 + 10;
+
+test('validation: malformed headers are refused with the field named', () => {
+  refused(golden.subarray(0, 3), /magic/, /truncated/);
+  refused(
+    patch((b) => (b[0] = 0x48)),
+    /magic/,
+    /bad magic/,
+  );
+  refused(
+    patch((_, dv) => dv.setUint32(4, 4, true)),
+    /version/,
+  );
+  refused(
+    patch((_, dv) => dv.setUint32(4, 0x03000000, true)),
+    /version/,
+    /big-endian/,
+  );
+  refused(
+    patch((_, dv) => dv.setBigUint64(8, 1n << 40n, true)),
+    /n_tensors/,
+    /exceeds/,
+  );
+  refused(
+    patch((_, dv) => dv.setBigUint64(8, 1000n, true)),
+    /n_tensors/,
+    /remain/,
+  );
+  refused(
+    patch((_, dv) => dv.setBigUint64(16, 1n << 63n, true)),
+    /n_kv/,
+  );
+  refused(
+    patch((_, dv) => dv.setBigUint64(24, 1n << 50n, true)),
+    /kv\[0\]\.key/,
+    /string length/,
+  );
+  refused(
+    patch((_, dv) => dv.setUint32(24 + 8 + 20, 13, true)),
+    /kv\[0\]\.type/,
+    /unknown value type/,
+  );
+  refused(
+    patch((_, dv) => dv.setUint32(nDimsAt, 5, true)),
+    /tensor_infos\[0\]\.n_dims/,
+    /out of range/,
+  );
+  refused(
+    patch((_, dv) => dv.setUint32(nDimsAt, 0, true)),
+    /tensor_infos\[0\]\.n_dims/,
+  );
+  refused(
+    patch((_, dv) => dv.setBigUint64(nDimsAt + 4, 1n << 60n, true)),
+    /tensor_infos\[0\]\.ne\[0\]/,
+  );
+  refused(
+    patch((_, dv) => dv.setBigUint64(nDimsAt + 4, 1n << 52n, true)),
+    /tensor_infos\[0\]\.ne/,
+    /overflows/,
+  );
+  refused(
+    patch((_, dv) => dv.setBigUint64(nDimsAt + 4, 1n << 40n, true)),
+    /tensor_infos\[0\]\.offset/,
+    /outside/,
+  );
+  refused(
+    patch((_, dv) => dv.setUint32(nDimsAt + 20, 4, true)),
+    /tensor_infos\[0\]\.type/,
+    /unknown ggml type/,
+  );
+  refused(
+    patch((_, dv) => dv.setUint32(nDimsAt + 20, 8, true)),
+    /tensor_infos\[0\]\.ne\[0\]/,
+    /block size/,
+  );
+  refused(
+    patch((_, dv) => dv.setBigUint64(nDimsAt + 24, 8n, true)),
+    /tensor_infos\[0\]\.offset/,
+    /aligned/,
+  );
+  refused(
+    patch((_, dv) => dv.setBigUint64(nDimsAt + 24, 64n, true)),
+    /tensor_infos\[\d\]\.offset/,
+    /overlaps/,
+  );
+  refused(golden.subarray(0, 1000), /tensor_infos\[\d\]\.offset/, /outside the file/);
+  refused(golden.subarray(0, 700), /tensor_infos/, /truncated/);
+});
+
+test('validation: duplicate keys/names, bad bool, bad alignment, deep nesting', () => {
+  const kv = (k: GgufKV[]) => concatBytes(writeGguf({ kv: k, tensors: [] }));
+  const dup = kv([
+    { key: 'a', type: 'u8', value: 1 },
+    { key: 'b', type: 'u8', value: 1 },
+  ]);
+  dup[24 + 8] = 'b'.charCodeAt(0); // rename key 'a' -> 'b' (header 24 B, key length 8 B)
+  refused(dup, /kv\[1\]\.key/, /duplicate/);
+  const bool = kv([{ key: 'a', type: 'bool', value: true }]);
+  bool[24 + 8 + 1 + 4] = 2; // header, key length, key 'a', type, then the bool byte
+  refused(bool, /kv\[0\]\.value/, /bool/);
+  const align = kv([{ key: 'general.alignment', type: 'u32', value: 32 }]);
+  align[24 + 8 + 17 + 4] = 3; // the u32 value follows key length, key and type
+  refused(align, /general\.alignment/, /bad general\.alignment 3/);
+  const align64 = kv([{ key: 'general.alignmenX', type: 'u64', value: 32n }]);
+  align64[24 + 8 + 16] = 't'.charCodeAt(0); // the writer refuses a u64 alignment, so patch the key name
+  refused(align64, /general\.alignment/, /of type u64/);
+  let deep: { itemType: 'arr' | 'u8'; items: unknown[] } = { itemType: 'u8', items: [1] };
+  for (let i = 0; i < 10; i++) deep = { itemType: 'arr', items: [deep] };
+  refused(
+    kv([{ key: 'd', type: 'arr', value: deep as never }]),
+    /kv\[0\]\.value(\[0\])+/,
+    /nested too deeply/,
+  );
+  const names = concatBytes(
+    writeGguf({ kv: [], tensors: [tensor('aa', [1], 'f32', 4), tensor('ab', [1], 'f32', 4)] }),
+  );
+  names[24 + 34 + 8 + 1] = 'a'.charCodeAt(0); // 2nd info starts after the 34-byte 1st; 'ab' -> 'aa'
+  refused(names, /tensor_infos\[1\]\.name/, /duplicate/);
+});
+
+test('a prefix read stops at the header cap instead of growing without bound', async () => {
+  const { readGguf } = await import('../../src/io/gguf/index.ts');
+  const big = concatBytes(
+    writeGguf({ kv: [{ key: 's', type: 'str', value: 'x'.repeat(5000) }], tensors: [] }),
+  );
+  const src = {
+    name: 'big.gguf',
+    size: big.length,
+    read: (o: number, l: number) => Promise.resolve(big.subarray(o, o + l)),
+  };
+  await assert.rejects(
+    readGguf(src, { limits: { maxHeaderBytes: 1000 }, initialReadBytes: 64 }),
+    /header is larger than the limit/,
+  );
+  await assert.rejects(
+    readGguf(src, { limits: { maxStringBytes: 100 } }),
+    /kv\[0\]\.value.*string length 5000/,
+  );
+  assert.equal((await readGguf(src, { initialReadBytes: 64 })).get('s'), 'x'.repeat(5000));
+});
+
+test('ModelView of a GGUF file: llama.cpp names -> roles, layers, logical shapes', () => {
+  const bytes = concatBytes(
+    writeGguf({
+      kv: [{ key: 'general.architecture', type: 'str', value: 'llama' }],
+      tensors: [
+        tensor('token_embd.weight', [64, 100], 'f16', 64 * 100 * 2),
+        tensor('blk.7.attn_q.weight', [64, 64], 'q8_0', 64 * 2 * 34),
+        tensor('blk.7.attn_norm.weight', [64], 'f32', 256),
+        tensor('blk.7.ffn_down.weight', [32, 4], 'f32', 512),
+        tensor('output_norm.weight', [64], 'f32', 256),
+        tensor('output.weight', [64, 100], 'q4_0', 100 * 2 * 18),
+      ],
+    }),
+  );
+  const v = ggufModelView(parseGguf(bytes));
+  assert.equal(v.format, 'gguf');
+  assert.equal(v.metadata['general.architecture'], 'llama');
+  const r = v.tensors.map((t) => [t.name, t.role, t.layer, t.quantizable, t.dtype, t.shape.join('x')]);
+  assert.deepEqual(r, [
+    ['token_embd.weight', 'embedding', undefined, true, 'f16', '100x64'],
+    ['blk.7.attn_q.weight', 'matmul-weight', 7, true, 'q8_0', '64x64'],
+    ['blk.7.attn_norm.weight', 'norm', 7, false, 'f32', '64'],
+    ['blk.7.ffn_down.weight', 'matmul-weight', 7, false, 'f32', '4x32'],
+    ['output_norm.weight', 'norm', undefined, false, 'f32', '64'],
+    ['output.weight', 'matmul-weight', undefined, true, 'q4_0', '100x64'],
+  ]);
+  assert.equal(first.tensors.length, 4);
+});
