@@ -16,6 +16,7 @@ Fixtures:
   ifsub.onnx      an If whose then-branch holds an initializer and whose else-branch holds a Constant node,
                   with a nested If inside the then-branch.
   external.onnx   the MLP with its weights in external.onnx_data (data_location = EXTERNAL).
+  sparse.onnx     MatMul + Add whose weights are sparse initializers (linear and coordinate indices).
 """
 import json
 import os
@@ -38,6 +39,8 @@ def collect(graph, path, out, model_dir):
     """Every weight of `graph` and its subgraphs, in graph order: initializers, then nodes."""
     for t in graph.initializer:
         out.append(describe(t, path, 'initializer', model_dir))
+    for sp in graph.sparse_initializer:
+        out.append(describe_sparse(sp, path))
     for node in graph.node:
         for a in node.attribute:
             if node.op_type == 'Constant' and a.name == 'value' and a.type == onnx.AttributeProto.TENSOR:
@@ -75,6 +78,49 @@ def describe(t, path, kind, model_dir, name=None):
         'storage': storage,
         'values': [float(v) for v in arr.astype(np.float64).ravel()],
     }
+
+
+def describe_sparse(sp, path):
+    """A sparse initializer, densified with numpy (indices linearized [NNZ] or coordinates [NNZ, rank])."""
+    values = numpy_helper.to_array(sp.values)
+    indices = numpy_helper.to_array(sp.indices)
+    dims = [int(d) for d in sp.dims]
+    dense = np.zeros(int(np.prod(dims)), dtype=values.dtype)
+    flat = indices if indices.ndim == 1 else np.ravel_multi_index(indices.T, dims)
+    dense[flat] = values
+    return {
+        'path': '/'.join(path),
+        'name': sp.values.name,
+        'kind': 'sparse-initializer',
+        'dims': dims,
+        'dataType': int(sp.values.data_type),
+        'storage': 'raw_data' if sp.values.raw_data else 'float_data',
+        'values': [float(v) for v in dense.astype(np.float64)],
+    }
+
+
+def sparse_model():
+    # W [8, 4] with 6 non-zeros; one sparse initializer with linear indices, one with [NNZ, 2] coordinates.
+    w = np.zeros((8, 4), dtype=np.float32)
+    flat = np.array([1, 5, 6, 17, 22, 31])
+    w.ravel()[flat] = rand(6)
+    sp1 = helper.make_sparse_tensor(numpy_helper.from_array(w.ravel()[flat], 'sparse.w'),
+                                    numpy_helper.from_array(flat.astype(np.int64), 'sparse.w.indices'), [8, 4])
+    b = np.zeros((4,), dtype=np.float32)
+    b[[0, 3]] = rand(2)
+    coords = np.array([[0], [3]], dtype=np.int64)
+    sp2 = helper.make_sparse_tensor(numpy_helper.from_array(b[[0, 3]], 'sparse.b'),
+                                    numpy_helper.from_array(coords, 'sparse.b.indices'), [4])
+    graph = helper.make_graph(
+        [helper.make_node('MatMul', ['x', 'sparse.w'], ['h'], name='mm'),
+         helper.make_node('Add', ['h', 'sparse.b'], ['y'], name='add')],
+        'sparse',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [2, 4])],
+        sparse_initializer=[sp1, sp2])
+    model = helper.make_model(graph, opset_imports=OPSET, producer_name='mixq-fixtures')
+    model.ir_version = 8
+    return model
 
 
 def save(model, name, external=False):
@@ -206,6 +252,7 @@ def main():
     save(constants_model(), 'constants')
     save(if_model(), 'ifsub')
     save(mlp_model('external'), 'external', external=True)
+    save(sparse_model(), 'sparse')
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print(f'total {total} bytes in {OUT}')
     return 0

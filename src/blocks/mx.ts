@@ -194,7 +194,11 @@ function checkEncode(fmt: MxFormat, x: Float32Array): void {
  * code, and for every element its code in the element format. One pass of the element codec over the
  * whole scaled array (stochastic modes draw from one stream seeded by `opts.seed`).
  */
-function quantize(fmt: MxFormat, x: Float32Array, opts: MxOptions): { scales: Uint8Array; codes: Uint8Array } {
+function quantize(
+  fmt: MxFormat,
+  x: Float32Array,
+  opts: MxOptions,
+): { scales: Uint8Array; codes: Uint8Array } {
   const rule = opts.scaleRule ?? 'floor';
   const n = x.length;
   const nb = Math.ceil(n / 32);
@@ -207,7 +211,8 @@ function quantize(fmt: MxFormat, x: Float32Array, opts: MxOptions): { scales: Ui
     let special = false;
     for (let i = start; i < end; i++) {
       const a = Math.abs(x[i]!);
-      if (!(a <= 3.4028234663852886e38)) special = true; // NaN or inf
+      if (!(a <= 3.4028234663852886e38))
+        special = true; // NaN or inf
       else if (a > amax) amax = a;
     }
     if (special) {
@@ -255,7 +260,11 @@ export function e8m0Value(c: number): number {
 export function mxDecode(format: MxFormatName | MxFormat, bytes: Uint8Array, n: number): Float32Array {
   const fmt = typeof format === 'string' ? getMxFormat(format) : format;
   if (!Number.isInteger(n) || n <= 0 || n % 32 !== 0) {
-    throw new MixqError(`cannot decode ${n} values`, { source: fmt.name, field: 'n', expected: 'a positive multiple of 32' });
+    throw new MixqError(`cannot decode ${n} values`, {
+      source: fmt.name,
+      field: 'n',
+      expected: 'a positive multiple of 32',
+    });
   }
   const per = fmt.bytesPerBlock;
   const want = (n / 32) * per;
@@ -292,11 +301,16 @@ export function mxDecode(format: MxFormatName | MxFormat, bytes: Uint8Array, n: 
  * Quantize-dequantize: the values `x` takes after an MX round trip, for any length (a last partial
  * block is its own block). `mxFakeQuant('mxfp4_e2m1', Float32Array.of(1, 5))` -> [1, 4].
  */
-export function mxFakeQuant(format: MxFormatName | MxFormat, x: Float32Array, opts: MxOptions = {}): Float32Array {
+export function mxFakeQuant(
+  format: MxFormatName | MxFormat,
+  x: Float32Array,
+  opts: MxOptions = {},
+): Float32Array {
   const fmt = typeof format === 'string' ? getMxFormat(format) : format;
   const { scales, codes } = quantize(fmt, x, opts);
   const table = valueTable(fmt.element);
   const y = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) y[i] = table[codes[i]!]! * (e8m0Value(scales[i >> 5]!) * fmt.elementUnit);
+  for (let i = 0; i < x.length; i++)
+    y[i] = table[codes[i]!]! * (e8m0Value(scales[i >> 5]!) * fmt.elementUnit);
   return y;
 }

@@ -17,16 +17,7 @@
  * scales use E4M3's whole range.
  */
 import { MixqError } from '../core/errors.ts';
-import {
-  decode,
-  decodeArray,
-  encode,
-  encodeArray,
-  getFormat,
-  packCodes,
-  type Rounding,
-  unpackCodes,
-} from '../formats/index.ts';
+import { encode, encodeArray, getFormat, type Rounding, valueTable } from '../formats/index.ts';
 
 const E4M3 = getFormat('fp8_e4m3fn');
 const E2M1 = getFormat('fp4_e2m1fn');
@@ -129,7 +120,8 @@ export function nvfp4Encode(x: Float32Array, opts: Nvfp4Options = {}): Nvfp4Enco
   const bytes = new Uint8Array(scales.length * 9);
   for (let b = 0; b < scales.length; b++) {
     bytes[9 * b] = scales[b]!;
-    for (let j = 0; j < 8; j++) bytes[9 * b + 1 + j] = codes[16 * b + 2 * j]! | (codes[16 * b + 2 * j + 1]! << 4);
+    for (let j = 0; j < 8; j++)
+      bytes[9 * b + 1 + j] = codes[16 * b + 2 * j]! | (codes[16 * b + 2 * j + 1]! << 4);
   }
   return { bytes, tensorScale: g };
 }
@@ -137,7 +129,11 @@ export function nvfp4Encode(x: Float32Array, opts: Nvfp4Options = {}): Nvfp4Enco
 /** Decodes `n` values (a positive multiple of 16) from exactly n/16 blocks. */
 export function nvfp4Decode(bytes: Uint8Array, n: number, tensorScale = 1): Float32Array {
   if (!Number.isInteger(n) || n <= 0 || n % 16 !== 0) {
-    throw new MixqError(`cannot decode ${n} values`, { source: 'nvfp4', field: 'n', expected: 'a positive multiple of 16' });
+    throw new MixqError(`cannot decode ${n} values`, {
+      source: 'nvfp4',
+      field: 'n',
+      expected: 'a positive multiple of 16',
+    });
   }
   if (bytes.length !== (n / 16) * 9) {
     throw new MixqError(`got ${bytes.length} bytes for ${n} values`, {

@@ -3,7 +3,8 @@
  *
  * Casting picks a neighbour in the sorted codebook; values outside [min, max] saturate; NaN encodes like 0.
  * Ties (a value exactly half-way between two codebook entries):
- * - `nearest-even`: the entry with the even code (the analogue of ties-to-even for a table);
+ * - `nearest-even`: the entry with the even code (the analogue of ties-to-even for a table); if both codes
+ *   have the same parity, the entry of smaller magnitude (the lower one on equal magnitudes);
  * - `nearest-away`: the entry with the larger magnitude, and the positive one if magnitudes are equal.
  * Directed and stochastic modes use the two bracketing entries (P(upper) = distance from lower / gap);
  * `toward-zero` takes the entry nearer zero, or the one with x's sign when the pair straddles zero.
@@ -72,9 +73,16 @@ export function encodeLutWith(L: LutLayout, x: number, mode: Rounding, u32: numb
   const dLo = x - a;
   const dHi = b - x;
   switch (mode) {
-    case 'nearest-even':
-      up = dHi < dLo || (dHi === dLo && L.codeOf[hi]! % 2 === 0 && L.codeOf[lo]! % 2 === 1);
+    case 'nearest-even': {
+      if (dHi !== dLo) {
+        up = dHi < dLo;
+        break;
+      }
+      const evenLo = L.codeOf[lo]! % 2 === 0;
+      const evenHi = L.codeOf[hi]! % 2 === 0;
+      up = evenLo !== evenHi ? evenHi : Math.abs(b) < Math.abs(a);
       break;
+    }
     case 'nearest-away':
       up = dHi < dLo || (dHi === dLo && (Math.abs(b) > Math.abs(a) || (Math.abs(b) === Math.abs(a) && b > 0)));
       break;

@@ -38,6 +38,12 @@ export interface TensorInfo {
   readonly layer?: number;
   /** True for weights mixq may quantize (large matmul/gemm/conv/embedding weights). */
   readonly quantizable: boolean;
+  /**
+   * Axis of `shape` that indexes output channels / rows, along which per-channel scales go, where the
+   * consumer fixes it: MatMul B [K, N] -> 1; Gemm B -> 0 with transB=1, else 1; Conv W [M, C, ...] -> 0;
+   * ConvTranspose W [C, M, ...] -> 1; Gather table [vocab, dim] -> 0. Undefined when unknown.
+   */
+  readonly outputAxis?: number;
 }
 
 export interface ModelView {

@@ -48,7 +48,11 @@ export class ByteReader {
     return this.fileSize - this.pos;
   }
 
+  /** Parts of the last error made by `error`, so a hot loop can re-issue it with a precise field. */
+  lastError: { message: string; field: string; expected?: string } | undefined;
+
   error(message: string, field: string, expected?: string): MixqError {
+    this.lastError = { message, field, ...(expected ? { expected } : {}) };
     return new MixqError(message, { source: this.source, field, ...(expected ? { expected } : {}) });
   }
 
@@ -175,11 +179,15 @@ export class ByteReader {
    * the same bytes.
    */
   string(field: string, maxBytes = this.limits.maxStringBytes): string {
-    const len = this.u64(field);
-    if (len > BigInt(maxBytes)) {
-      throw this.error(`string length ${len} exceeds the limit`, field, `at most ${maxBytes} bytes`);
+    // u64 length read as two u32 halves: avoids a BigInt per string in 100k-entry vocabularies
+    this.need(8, field);
+    const lo = this.view.getUint32(this.pos, true);
+    const hi = this.view.getUint32(this.pos + 4, true);
+    const n = hi * 2 ** 32 + lo;
+    if (hi !== 0 || n > maxBytes) {
+      throw this.error(`string length ${n} exceeds the limit`, field, `at most ${maxBytes} bytes`);
     }
-    const n = Number(len);
+    this.pos += 8;
     this.need(n, field);
     this.charge(32 + 2 * n, field);
     const view = this.bytes.subarray(this.pos, this.pos + n);
@@ -190,17 +198,14 @@ export class ByteReader {
 
 /** UTF-8 decode with an ASCII fast path (tokenizer vocabularies are mostly short ASCII strings). */
 export function decodeUtf8(b: Uint8Array): string {
-  if (b.length < 64) {
-    let ascii = true;
-    for (let i = 0; i < b.length; i++) {
-      if (b[i]! >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) return String.fromCharCode(...b);
+  if (b.length > 32) return utf8.decode(b);
+  let s = '';
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return utf8.decode(b);
+    s += String.fromCharCode(c);
   }
-  return utf8.decode(b);
+  return s;
 }
 
 /** Rounds `x` up to a multiple of `align` (a positive integer). */

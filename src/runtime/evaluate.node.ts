@@ -99,7 +99,10 @@ export function inputsFor(runner: ModelRunner): FidelityInputs {
 export async function evaluateModel(req: EvalRequest): Promise<EvalReport> {
   const metric = req.metric ?? defaultMetric(req.model);
   if (!EVAL_METRICS.includes(metric)) {
-    throw new MixqError(`unknown metric '${metric}'`, { source: 'argument --metric', expected: EVAL_METRICS.join('|') });
+    throw new MixqError(`unknown metric '${metric}'`, {
+      source: 'argument --metric',
+      expected: EVAL_METRICS.join('|'),
+    });
   }
   const runner = await openRunner(resolveModel(req.model));
   if (metric === 'bpc') {
@@ -137,7 +140,12 @@ export async function evaluateModel(req: EvalRequest): Promise<EvalReport> {
     const { lines } = loadLines(req.data, req.limit ?? 60);
     await ocrFidelity(runner, reference, lines, acc, req.onProgress);
   } else {
-    await accumulateFeedsFidelity(runner, reference, syntheticFeeds(reference.inputMetadata, req.limit ?? 8), acc);
+    await accumulateFeedsFidelity(
+      runner,
+      reference,
+      syntheticFeeds(reference.inputMetadata, req.limit ?? 8),
+      acc,
+    );
   }
   return { metric, model: req.model, reference: req.reference, inputs, result: finishFidelity(acc) };
 }

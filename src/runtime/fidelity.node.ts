@@ -30,7 +30,11 @@ export interface SyntheticInputOptions {
 }
 
 /** One seeded synthetic feed per sample. */
-export function syntheticFeeds(inputs: readonly InputMeta[], samples: number, opts: SyntheticInputOptions = {}): Feeds[] {
+export function syntheticFeeds(
+  inputs: readonly InputMeta[],
+  samples: number,
+  opts: SyntheticInputOptions = {},
+): Feeds[] {
   const rng = new Rng(opts.seed ?? 20240601);
   const intHigh = opts.intHigh ?? 16;
   const out: Feeds[] = [];
@@ -76,8 +80,8 @@ export async function accumulateFeedsFidelity(
     for (const name of reference.outputNames) {
       const rt = r[name];
       const ct = c[name];
-      if (!rt || rt.type !== 'float32') continue;
-      if (!ct || ct.type !== 'float32' || ct.data.length !== rt.data.length) {
+      if (rt?.type !== 'float32') continue;
+      if (ct?.type !== 'float32' || ct.data.length !== rt.data.length) {
         throw new MixqError('candidate output does not match the reference', {
           field: name,
           expected: `float32 [${rt.dims.join(', ')}]`,
@@ -98,6 +102,11 @@ export async function evaluateFidelity(
   opts: SyntheticInputOptions = {},
 ): Promise<FidelityResult> {
   const acc = newFidelityAccumulator();
-  await accumulateFeedsFidelity(candidate, reference, syntheticFeeds(reference.inputMetadata, samples, opts), acc);
+  await accumulateFeedsFidelity(
+    candidate,
+    reference,
+    syntheticFeeds(reference.inputMetadata, samples, opts),
+    acc,
+  );
   return finishFidelity(acc);
 }

@@ -98,7 +98,8 @@ export function accumulateFidelity(
   rowLength: number,
   kind: OutputKind,
 ): void {
-  if (ref.length !== cand.length) throw new RangeError(`output length ${cand.length} != reference ${ref.length}`);
+  if (ref.length !== cand.length)
+    throw new RangeError(`output length ${cand.length} != reference ${ref.length}`);
   const rows = Math.floor(ref.length / rowLength);
   const lp = new Float64Array(rowLength);
   const lq = new Float64Array(rowLength);

@@ -61,7 +61,7 @@ export async function runFloat(
   if (name === undefined) throw new MixqError('model has no outputs', { field: 'graph.output' });
   const res = await session.run(feeds, [name]);
   const t = res[name];
-  if (!t || t.type !== 'float32') {
+  if (t?.type !== 'float32') {
     throw new MixqError(`output ${name} is not float32`, { field: name, expected: 'float32' });
   }
   return { data: t.data as Float32Array, dims: t.dims };

@@ -107,7 +107,11 @@ export async function loadWeightFedModel(path: string, opts: WeightFedOptions = 
     const newInputs: ValueInfoProto[] = [];
     for (const w of chosen) {
       if (w.dataType !== FLOAT) {
-        throw new MixqError('only float32 weights can be fed', { source: path, field: w.name, expected: 'float32' });
+        throw new MixqError('only float32 weights can be fed', {
+          source: path,
+          field: w.name,
+          expected: 'float32',
+        });
       }
       const raw = await loadTensorBytes(file, w.tensor);
       const data = bytesToFloat32(raw, w.dataType, w.elementCount, path);
@@ -127,7 +131,8 @@ export async function loadWeightFedModel(path: string, opts: WeightFedOptions = 
     graph.initializer = graph.initializer.filter((t) => !dropInits.has(t));
     // Remaining external tensors (not selected) are inlined: the rewritten model is loaded from bytes.
     for (const w of listWeights(file)) {
-      if (w.external) setTensorBytes(w.tensor, (await loadTensorBytes(file, w.tensor)).slice(), { dims: w.dims });
+      if (w.external)
+        setTensorBytes(w.tensor, (await loadTensorBytes(file, w.tensor)).slice(), { dims: w.dims });
     }
     graph.input = [...graph.input, ...newInputs];
     if (opts.captureInputs) {
@@ -143,7 +148,9 @@ export async function loadWeightFedModel(path: string, opts: WeightFedOptions = 
         captures.push({ activation: act, weight: wIn, op: node.op_type, node: node.name });
         if (!outputs.has(act)) {
           outputs.add(act);
-          extra.push(onnxMessageType('ValueInfoProto').fromObject({ name: act }) as unknown as ValueInfoProto);
+          extra.push(
+            onnxMessageType('ValueInfoProto').fromObject({ name: act }) as unknown as ValueInfoProto,
+          );
         }
       }
       graph.output = [...graph.output, ...extra];
@@ -181,10 +188,16 @@ export async function loadWeightFedModel(path: string, opts: WeightFedOptions = 
       for (const [name, data] of replacements) {
         const o = originals.get(name);
         if (!o) {
-          throw new MixqError('not a feedable weight of this model', { field: name, expected: 'a name from .weights' });
+          throw new MixqError('not a feedable weight of this model', {
+            field: name,
+            expected: 'a name from .weights',
+          });
         }
         if (data.length !== o.data.length) {
-          throw new MixqError(`replacement has ${data.length} values`, { field: name, expected: `${o.data.length}` });
+          throw new MixqError(`replacement has ${data.length} values`, {
+            field: name,
+            expected: `${o.data.length}`,
+          });
         }
         feeds[name] = new ort.Tensor('float32', data, o.dims);
       }

@@ -242,3 +242,21 @@ function isEvenValue(spec: FormatSpec, t: number): boolean {
   const e = Math.max(Math.floor(Math.log2(a)), emin);
   return (a / 2 ** (e - spec.manBits)) % 2 === 0;
 }
+
+describe('MX fake-quant extras', () => {
+  it('a last partial block is quantized as its own block', () => {
+    const x = Float32Array.from({ length: 40 }, (_, i) => Math.sin(i) * (i < 32 ? 1 : 100));
+    const y = mxFakeQuant('mxfp6_e2m3', x);
+    assert.deepEqual(bits(y.subarray(0, 32)), bits(mxFakeQuant('mxfp6_e2m3', x.subarray(0, 32))));
+    assert.deepEqual(bits(y.subarray(32)), bits(mxFakeQuant('mxfp6_e2m3', x.subarray(32))));
+  });
+  it('stochastic element rounding: reproducible by seed, only the two neighbours occur', () => {
+    const x = Float32Array.from({ length: 64 }, (_, i) => 0.3 + i * 0.01);
+    x[0] = 6; // E = 0 for block 0
+    const a = mxFakeQuant('mxfp4_e2m1', x, { rounding: 'stochastic', seed: 9 });
+    assert.deepEqual(bits(a), bits(mxFakeQuant('mxfp4_e2m1', x, { rounding: 'stochastic', seed: 9 })));
+    const lo = mxFakeQuant('mxfp4_e2m1', x, { rounding: 'down' });
+    const hi = mxFakeQuant('mxfp4_e2m1', x, { rounding: 'up' });
+    for (let i = 0; i < 64; i++) assert.ok(a[i] === lo[i] || a[i] === hi[i], `i=${i}`);
+  });
+});

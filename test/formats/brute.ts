@@ -73,10 +73,10 @@ export function bruteNearest(L: Ladder, x: number, away: boolean): number {
     candCache.set(L, cands);
   }
   // Outside [lowest, highest] candidate the end is nearest (distances of huge x would all round equal).
-  const hiC = cands.reduce((p, c) => (c.v > p.v ? c : p));
-  const loC = cands.reduce((p, c) => (c.v < p.v ? c : p));
-  if (x >= hiC.v || x <= loC.v) {
-    const end = x >= hiC.v ? hiC.v : loC.v;
+  const hiV = Math.max(L.values[L.values.length - 1]!, Number.isNaN(L.beyond) ? -Infinity : L.beyond);
+  const loV = Math.min(L.values[0]!, Number.isNaN(L.beyond) || L.values[0]! >= 0 ? Infinity : -L.beyond);
+  if (x >= hiV || x <= loV) {
+    const end = x >= hiV ? hiV : loV;
     return Math.abs(end) === L.beyond ? end * Infinity : end;
   }
   let best = Infinity;
@@ -95,8 +95,9 @@ export function bruteNearest(L: Ladder, x: number, away: boolean): number {
         Math.abs(c.v) > Math.abs(p.v) || (Math.abs(c.v) === Math.abs(p.v) && c.v > p.v) ? c : p,
       );
     } else {
+      // Both even happens only between 0 and min normal of a format without subnormals: we define 0.
       const evens = picks.filter((c) => c.even);
-      pick = evens.length === 1 ? evens[0]! : picks[0]!;
+      pick = evens.length === 1 ? evens[0]! : picks.reduce((p, c) => (Math.abs(c.v) < Math.abs(p.v) ? c : p));
       if (evens.length !== 1 && L.spec.kind === 'float' && L.spec.manBits === 0)
         pick = picks.reduce((p, c) => (Math.abs(c.v) > Math.abs(p.v) ? c : p));
     }

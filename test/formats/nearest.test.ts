@@ -14,6 +14,7 @@ import {
   decode,
   encode,
   type FormatSpec,
+  formatBits,
   formatInfo,
   getFormat,
   type Rounding,
@@ -26,7 +27,7 @@ function expected(L: Ladder, x: number, mode: Rounding): number {
   const spec = L.spec;
   const info = formatInfo(spec);
   const isFloat = spec.kind === 'float';
-  if (Number.isNaN(x)) return info.hasNan ? Number.NaN : isFloat ? 0 : bruteNearest(L, 0, false);
+  if (Number.isNaN(x)) return info.hasNan ? Number.NaN : isFloat ? 0 : expected(L, 0, mode);
   if (isFloat && !spec.signed && x < 0) return info.hasNan ? Number.NaN : 0;
   if (isFloat && spec.zero === false && x === 0) return Number.NaN;
   const policy = isFloat ? spec.overflow : 'saturate';
@@ -47,7 +48,10 @@ function expected(L: Ladder, x: number, mode: Rounding): number {
     if (!Number.isFinite(r)) return overflow(Math.sign(r));
   } else {
     const { down, up } = bracket(L, x);
-    const towardZero = mode === 'toward-zero' ? (x >= 0 ? 'down' : 'up') : mode;
+    let towardZero = mode === 'toward-zero' ? (x >= 0 ? 'down' : 'up') : mode;
+    // codebooks without 0: toward-zero between entries of opposite signs keeps x's sign (lut.ts)
+    if (mode === 'toward-zero' && down !== undefined && up !== undefined && down < 0 && up > 0)
+      towardZero = x > 0 ? 'up' : 'down';
     const pick = towardZero === 'down' ? down : up;
     if (pick === undefined) {
       // past an end of the finite range
@@ -101,12 +105,14 @@ function check(spec: FormatSpec, xs: number[], mode: Rounding): void {
 }
 
 for (const spec of SMALL) {
-  const big = spec.kind === 'float' && spec.expBits + spec.manBits > 12;
-  if (spec.kind === 'int' && spec.bits > 8 && spec.bits !== 16) continue; // int9..15 add nothing new
+  // 16-bit formats: each brute-force search scans 65536 values, so fewer inputs (the fast-path
+  // differential test covers them with many more)
+  const big = formatBits(spec) > 12;
+  if (spec.kind === 'int' && spec.bits > 8) continue; // int9..16 use the same arithmetic as int8
   test(`${spec.name}: nearest and directed modes match brute force`, () => {
     const L = ladder(spec);
     const rng = new Rng(0x5eed);
-    const xs = [...adversarialInputs(L, big ? 60 : 400), ...randomInputs(L, rng, big ? 100 : 600)];
+    const xs = [...adversarialInputs(L, big ? 12 : 400), ...randomInputs(L, rng, big ? 40 : 600)];
     for (const mode of MODES) check(spec, xs, mode);
   });
 }

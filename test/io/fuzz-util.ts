@@ -213,8 +213,8 @@ export async function fuzz(
       if (!(e instanceof MixqError)) {
         throw new Error(`fuzz seed ${seed} case ${c}: non-MixqError ${String((e as Error)?.stack ?? e)}`);
       }
-      if (e.source !== `case-${c}` || !e.field) {
-        throw new Error(`fuzz seed ${seed} case ${c}: MixqError without file/field: ${e.message}`);
+      if (e.source !== `case-${c}` || !e.field || !e.expected) {
+        throw new Error(`fuzz seed ${seed} case ${c}: MixqError without file/field/expected: ${e.message}`);
       }
       stats.rejected++;
       const key = e.field

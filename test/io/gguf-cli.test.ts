@@ -15,12 +15,15 @@ import { BLOCK_TYPES } from '../../src/blocks/registry.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { MixqError } from '../../src/core/errors.ts';
 import {
+  bytesSource,
   concatBytes,
   convertModel,
   f32ToFloatBytes,
   floatBytesToF32,
   parseGguf,
+  openModelView,
   parseSafetensors,
+  sniffFormat,
   writeGguf,
   writeSafetensors,
 } from '../../src/io/index.ts';
@@ -221,5 +224,30 @@ test('convert refusals in-process: blocks into safetensors, unknown --type, unde
   await assert.rejects(
     convertModel({ format: 'safetensors', file: await parseSafetensors(st5, 'c.safetensors') }, 'gguf'),
     /5 dims cannot be stored in GGUF/,
+  );
+});
+
+test('convert GGUF -> GGUF without --type reproduces the golden file byte for byte', async () => {
+  const bytes = new Uint8Array(readFileSync(GOLDEN));
+  const r = await convertModel({ format: 'gguf', file: parseGguf(bytes, 'tiny.gguf') }, 'gguf');
+  assert.ok(r.tensors.every((t) => t.action === 'copy'));
+  assert.deepEqual(concatBytes(r.chunks), bytes);
+});
+
+test('sniffFormat and openModelView dispatch on content, not on the file name', async () => {
+  const gguf = new Uint8Array(readFileSync(GOLDEN));
+  const st = concatBytes(
+    writeSafetensors({ tensors: [{ name: 'w', dtype: 'F32', shape: [1], data: new Uint8Array(4) }] }),
+  );
+  assert.equal(sniffFormat(gguf.subarray(0, 16), 'model.safetensors'), 'gguf');
+  assert.equal(sniffFormat(st.subarray(0, 16), 'model.gguf'), 'safetensors');
+  assert.equal(sniffFormat(Uint8Array.of(0x08, 0x07, 0x12, 0x04), 'model.bin'), 'onnx');
+  assert.equal(sniffFormat(Uint8Array.of(1, 2, 3), 'm.onnx'), 'onnx');
+  assert.equal(sniffFormat(Uint8Array.of(1, 2, 3), 'm.bin'), undefined);
+  assert.equal((await openModelView(bytesSource(gguf, 'a'))).format, 'gguf');
+  assert.equal((await openModelView(bytesSource(st, 'b'))).tensors[0]?.name, 'w');
+  await assert.rejects(
+    openModelView(bytesSource(Uint8Array.of(1, 2, 3), 'c.bin')),
+    /c\.bin: magic: unrecognised/,
   );
 });

@@ -9,6 +9,8 @@ import { MixqError } from '../../src/core/errors.ts';
 import {
   concatBytes,
   type GgufKV,
+  type GgufValue,
+  type GgufValueType,
   type GgufTensorInput,
   ggufModelView,
   parseGguf,
@@ -293,4 +295,127 @@ test('ModelView of a GGUF file: llama.cpp names -> roles, layers, logical shapes
     ['output.weight', 'matmul-weight', undefined, true, 'q4_0', '100x64'],
   ]);
   assert.equal(first.tensors.length, 4);
+});
+
+test('ggml type table: ids, names, block sizes and bytes as in ggml type_traits (d99724f)', async () => {
+  const { GGML_TYPES } = await import('../../src/io/gguf/types.ts');
+  // [id, ggml name, block size, bytes per block]: independent transcription of ggml.c type_traits
+  const want: [number, string, number, number][] = [
+    [0, 'f32', 1, 4],
+    [1, 'f16', 1, 2],
+    [2, 'q4_0', 32, 18],
+    [3, 'q4_1', 32, 20],
+    [6, 'q5_0', 32, 22],
+    [7, 'q5_1', 32, 24],
+    [8, 'q8_0', 32, 34],
+    [9, 'q8_1', 32, 36],
+    [10, 'q2_K', 256, 84],
+    [11, 'q3_K', 256, 110],
+    [12, 'q4_K', 256, 144],
+    [13, 'q5_K', 256, 176],
+    [14, 'q6_K', 256, 210],
+    [15, 'q8_K', 256, 292],
+    [16, 'iq2_xxs', 256, 66],
+    [17, 'iq2_xs', 256, 74],
+    [18, 'iq3_xxs', 256, 98],
+    [19, 'iq1_s', 256, 50],
+    [20, 'iq4_nl', 32, 18],
+    [21, 'iq3_s', 256, 110],
+    [22, 'iq2_s', 256, 82],
+    [23, 'iq4_xs', 256, 136],
+    [24, 'i8', 1, 1],
+    [25, 'i16', 1, 2],
+    [26, 'i32', 1, 4],
+    [27, 'i64', 1, 8],
+    [28, 'f64', 1, 8],
+    [29, 'iq1_m', 256, 56],
+    [30, 'bf16', 1, 2],
+    [34, 'tq1_0', 256, 54],
+    [35, 'tq2_0', 256, 66],
+    [39, 'mxfp4', 32, 17],
+  ];
+  assert.deepEqual(
+    GGML_TYPES.map((t) => [t.id, t.name, t.blockSize, t.typeSize]),
+    want,
+  );
+});
+
+test('property: parse(write(kv, tensors)) gives back every value and tensor; write is a fixed point', async () => {
+  const fc = (await import('fast-check')).default;
+  const { GGML_TYPES } = await import('../../src/io/gguf/types.ts');
+  type V = { type: GgufValueType; value: GgufValue };
+  const str = fc.string({ unit: 'grapheme', maxLength: 12 });
+  const scalar: Record<Exclude<GgufValueType, 'arr'>, fc.Arbitrary<GgufValue>> = {
+    u8: fc.integer({ min: 0, max: 255 }),
+    i8: fc.integer({ min: -128, max: 127 }),
+    u16: fc.integer({ min: 0, max: 0xffff }),
+    i16: fc.integer({ min: -0x8000, max: 0x7fff }),
+    u32: fc.integer({ min: 0, max: 0xffffffff }),
+    i32: fc.integer({ min: -0x80000000, max: 0x7fffffff }),
+    f32: fc.float(),
+    f64: fc.double(),
+    bool: fc.boolean(),
+    str,
+    u64: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+    i64: fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }),
+  };
+  const scalarTypes = Object.keys(scalar) as Exclude<GgufValueType, 'arr'>[];
+  const valueOf = (depth: number): fc.Arbitrary<V> =>
+    fc.oneof(
+      fc.constantFrom(...scalarTypes).chain((t) => scalar[t].map((value) => ({ type: t, value }))),
+      ...(depth > 0
+        ? [
+            fc.constantFrom(...scalarTypes, 'arr' as const).chain((itemType) =>
+              (itemType === 'arr'
+                ? fc
+                    .array(
+                      valueOf(depth - 1).filter((v) => v.type === 'arr'),
+                      { maxLength: 3 },
+                    )
+                    .map((xs) => ({
+                      itemType: (xs[0]?.type ?? 'u8') as GgufValueType,
+                      items: xs.filter((x) => x.type === xs[0]?.type).map((x) => x.value),
+                    }))
+                : fc.array(scalar[itemType], { maxLength: 6 }).map((items) => ({ itemType, items }))
+              ).map((value) => ({ type: 'arr' as const, value })),
+            ),
+          ]
+        : []),
+    );
+  const kvArb = fc.uniqueArray(fc.tuple(str, valueOf(2)), { selector: (x) => x[0], maxLength: 8 });
+  const tensorArb = fc.uniqueArray(
+    fc.record({
+      name: str,
+      type: fc.constantFrom(...GGML_TYPES),
+      ne: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 4 }),
+    }),
+    { selector: (t) => t.name, maxLength: 5 },
+  );
+  fc.assert(
+    fc.property(kvArb, tensorArb, (kvList, tlist) => {
+      const kv: GgufKV[] = kvList.map(([key, v]) => ({ key, type: v.type, value: v.value }));
+      const tensors = tlist.map((t, i) => {
+        const ne = [t.ne[0]! * t.type.blockSize, ...t.ne.slice(1)];
+        const n = ne.reduce((a, b) => a * b, 1);
+        return {
+          name: t.name,
+          ne,
+          type: t.type.id,
+          data: new Uint8Array((n / t.type.blockSize) * t.type.typeSize).fill(i + 1),
+        };
+      });
+      const bytes = concatBytes(writeGguf({ kv, tensors }));
+      const f = parseGguf(bytes);
+      assert.deepEqual(f.kv, kv);
+      assert.deepEqual(
+        f.tensors.map((t) => [t.name, t.ne, t.typeId, t.nbytes]),
+        tensors.map((t) => [t.name, t.ne, t.type, t.data.length]),
+      );
+      for (const [i, t] of f.tensors.entries()) {
+        assert.deepEqual(bytes.subarray(t.absOffset, t.absOffset + t.nbytes), tensors[i]!.data);
+      }
+      assert.deepEqual(concatBytes(writeGguf({ kv: f.kv, tensors })), bytes);
+    }),
+    { numRuns: 300, seed: 20261122 },
+  );
 });

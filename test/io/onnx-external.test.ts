@@ -93,8 +93,13 @@ test('external model -> new external file with another alignment; inputs are pro
     );
     await assert.rejects(writeOnnxFile(`${FIXTURES}/external.onnx`, model), /refusing to overwrite/);
     await assert.rejects(
-      writeOnnxFile(join(dir, 'x.onnx'), model, { externalData: { location: '../onnx/external.onnx_data' } }),
-      /refusing to overwrite|leaves/,
+      writeOnnxFile(join(dir, 'x.onnx'), model, { externalData: { location: '../x.onnx_data' } }),
+      /leaves the model's folder/,
+    );
+    // The data file would land on the model's own external data file: refused before anything is written.
+    await assert.rejects(
+      writeOnnxFile(`${FIXTURES}/copy.onnx`, model, { externalData: { location: 'external.onnx_data' } }),
+      /refusing to overwrite/,
     );
   } finally {
     await model.close();

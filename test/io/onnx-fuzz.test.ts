@@ -14,6 +14,7 @@ import {
   loadTensorFloat32,
   onnxModelView,
   readOnnx,
+  sparseToDenseFloat32,
   writeOnnx,
 } from '../../src/io/onnx/index.ts';
 import { bytesSource } from '../../src/io/source.ts';
@@ -56,7 +57,8 @@ function exercise(bytes: Uint8Array): void {
   for (const w of listWeights(model)) {
     if (!w.external && w.elementCount < 1e6) {
       try {
-        getTensorFloat32(w.tensor, 'fuzz.onnx');
+        if (w.sparse) sparseToDenseFloat32(w.sparse, 'fuzz.onnx');
+        else getTensorFloat32(w.tensor, 'fuzz.onnx');
       } catch (e) {
         if (!(e instanceof MixqError)) throw e;
       }
@@ -67,7 +69,7 @@ function exercise(bytes: Uint8Array): void {
 }
 
 test(`fuzz: ${CASES} mutated models parse or fail with MixqError`, () => {
-  const seeds = ['mlp.onnx', 'ifsub.onnx', 'constants.onnx'].map((n) => fixture(n));
+  const seeds = ['mlp.onnx', 'ifsub.onnx', 'constants.onnx', 'sparse.onnx'].map((n) => fixture(n));
   const rng = new Rng(20261122);
   let parsed = 0;
   let rejected = 0;

@@ -66,6 +66,8 @@ test('PP-OCRv4 rec: roles from consumers, quantizable convs and matmuls numbered
   const head = view.tensors.find((t) => t.name === 'linear_85.w_0');
   assert.deepEqual(head?.shape, [120, 6625]);
   assert.equal(head?.role, 'matmul-weight');
+  assert.equal(head?.outputAxis, 1);
+  assert.ok(q.filter((t) => t.role === 'conv-weight').every((t) => t.outputAxis === 0));
   assert.equal(head?.layer, 40); // the CTC head is the last quantizable op
   assert.equal(view.metadata['onnx.opset_import'], 'ai.onnx:9');
 });

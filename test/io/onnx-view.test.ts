@@ -29,6 +29,11 @@ test('mlp fixture: embedding, matmul, gemm (transB), biases, norm; layers from n
     ['model.norm.bias', 'norm', null, false],
     ['offset_f16', 'other', null, false],
   ]);
+  // Per-channel axis from the consumer: Gather rows, MatMul B columns, Gemm B rows (transB = 1).
+  assert.deepEqual(
+    view.tensors.map((t) => t.outputAxis),
+    [0, 1, undefined, 0, undefined, undefined, undefined, undefined],
+  );
   const w1 = view.tensors[1];
   assert.deepEqual(w1?.consumers, [{ op: 'MatMul', node: 'layers.0.fc1', inputIndex: 1 }]);
   assert.deepEqual(w1?.shape, [8, 16]);
@@ -39,6 +44,10 @@ test('mlp fixture: embedding, matmul, gemm (transB), biases, norm; layers from n
 
 test('constants fixture (paddle style): positional layers over quantizable ops', () => {
   const view = onnxModelView(readOnnx(fixture('constants.onnx')), { minQuantizableElements: 16 });
+  assert.deepEqual(
+    view.tensors.filter((t) => t.quantizable).map((t) => t.outputAxis),
+    [0, 1],
+  );
   assert.deepEqual(view.tensors.map(summary), [
     ['conv2d_0.w_0', 'conv-weight', 0, true],
     ['conv2d_0.b_0', 'bias', 0, false],
@@ -121,6 +130,8 @@ test('pass-through chains, outer-scope uses in subgraphs, and RMSNorm written as
   const view = onnxModelView(model, { minQuantizableElements: 16 });
   const byName = new Map(view.tensors.map((t) => [t.name, t]));
   assert.equal(byName.get('wt')?.role, 'matmul-weight');
+  assert.equal(byName.get('wt')?.outputAxis, undefined, 'axes moved by the Transpose');
+  assert.equal(byName.get('outer.w')?.outputAxis, 1);
   assert.deepEqual(byName.get('wt')?.consumers, [{ op: 'Transpose', node: 'transpose_w', inputIndex: 0 }]);
   assert.equal(byName.get('rms.weight')?.role, 'norm');
   const outer = byName.get('outer.w');
@@ -145,4 +156,12 @@ test('openModelView (src/io/index.ts) sniffs ONNX and returns its view', async (
     openModelView(bytesSource(new Uint8Array([8, 8, 0xff]), 'x.onnx')),
     /x\.onnx: ModelProto/,
   );
+});
+
+test('sparse initializers get roles from their consumers', () => {
+  const view = onnxModelView(readOnnx(fixture('sparse.onnx')), { minQuantizableElements: 16 });
+  assert.deepEqual(view.tensors.map(summary), [
+    ['sparse.w', 'matmul-weight', 0, true],
+    ['sparse.b', 'bias', 0, false],
+  ]);
 });

@@ -13,6 +13,7 @@ import {
   listWeights,
   loadTensorBytes,
   loadTensorFloat32,
+  loadWeightFloat32,
   type OnnxWeight,
   onnxToObject,
   readOnnx,
@@ -232,4 +233,37 @@ test('bad inline data sizes and caps are MixqErrors naming the field', () => {
   assert.throws(() => readOnnx(fixture('ifsub.onnx'), { limits: { maxGraphDepth: 1 } }), /nest too deeply/);
   assert.throws(() => readOnnx(new Uint8Array([0x0a, 0x05, 1])), /not a valid ONNX protobuf/);
   assert.throws(() => readOnnx(new Uint8Array(0)), /ir_version is missing/);
+});
+
+test('sparse initializers: densified values match the onnx package, round trip runs in onnxruntime', async () => {
+  const bytes = fixture('sparse.onnx');
+  const model = readOnnx(bytes, { source: 'sparse.onnx' });
+  const weights = listWeights(model);
+  assert.deepEqual(
+    weights.map((w) => [w.kind, w.name, w.dims]),
+    [
+      ['sparse-initializer', 'sparse.w', [8, 4]],
+      ['sparse-initializer', 'sparse.b', [4]],
+    ],
+  );
+  const dense = await Promise.all(weights.map((w) => loadWeightFloat32(model, w)));
+  checkAgainstSidecar(weights, sidecar('sparse'), dense);
+  const out = writeOnnx(model);
+  assert.deepEqual(out, bytes);
+  const feeds = {
+    x: new ort.Tensor(
+      'float32',
+      new Float32Array(16).map((_, i) => i - 7),
+      [2, 8],
+    ),
+  };
+  assert.deepEqual(await runOrt(out, feeds), await runOrt(bytes, feeds));
+  // An index past the dense size is a MixqError naming it.
+  const idx = weights[0]?.sparse?.indices;
+  assert.ok(idx);
+  setTensorBytes(idx, new Uint8Array(new BigInt64Array([1n, 5n, 6n, 17n, 22n, 32n]).buffer));
+  await assert.rejects(
+    loadWeightFloat32(model, weights[0] as OnnxWeight),
+    /sparse_tensor\.indices\[5\].*out of range/,
+  );
 });

@@ -15,7 +15,9 @@ export function outlierLayer(rows = 64, cols = 128, n = 512, seed = 1, boost = 2
   const r = new Rng(seed);
   const outlierChannels = [3, 17, 64, 101].filter((c) => c < cols);
   const W = Float32Array.from({ length: rows * cols }, () => 0.05 * r.nextNormal());
-  const chanScale = Float32Array.from({ length: cols }, (_, j) => (outlierChannels.includes(j) ? boost : 0.5 + r.nextFloat()));
+  const chanScale = Float32Array.from({ length: cols }, (_, j) =>
+    outlierChannels.includes(j) ? boost : 0.5 + r.nextFloat(),
+  );
   const X = new Float32Array(n * cols);
   for (let t = 0; t < n; t++) for (let j = 0; j < cols; j++) X[t * cols + j] = r.nextNormal() * chanScale[j]!;
   return { rows, cols, n, W, X, outlierChannels };

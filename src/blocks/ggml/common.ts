@@ -6,6 +6,7 @@
  * scalar reference path. ggml computes in float32 with every operation rounded separately (no FMA, no
  * fast-math), so every arithmetic step here is wrapped in `Math.fround` (`fr`); computing a single + - * /
  * or sqrt in double and rounding once gives exactly the float32 result (53 >= 2*24 + 2).
+ * (`nearest_int` and GROUP_MAX_EPS live in solvers.ts, next to their hot loops.)
  */
 import { f16BitsToF32, f32ToF16Bits } from '../../core/bits.ts';
 import { MixqError } from '../../core/errors.ts';

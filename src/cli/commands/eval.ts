@@ -5,7 +5,12 @@
  */
 import { type CommandDef, defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
-import { EVAL_METRICS, type EvalMetric, type EvalReport, evaluateModel } from '../../runtime/evaluate.node.ts';
+import {
+  EVAL_METRICS,
+  type EvalMetric,
+  type EvalReport,
+  evaluateModel,
+} from '../../runtime/evaluate.node.ts';
 
 function fail(e: unknown, code = 1): never {
   const msg = e instanceof MixqError ? e.message : e instanceof Error ? e.message : String(e);
@@ -16,7 +21,11 @@ function fail(e: unknown, code = 1): never {
 function positiveInt(v: unknown, name: string): number | undefined {
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) fail(new MixqError(`bad value '${v}'`, { source: `argument --${name}`, expected: 'a positive integer' }), 2);
+  if (!Number.isInteger(n) || n < 1)
+    fail(
+      new MixqError(`bad value '${v}'`, { source: `argument --${name}`, expected: 'a positive integer' }),
+      2,
+    );
   return n;
 }
 
@@ -57,7 +66,8 @@ function render(r: EvalReport, seconds: number): string {
 const evalCommand = defineCommand({
   meta: {
     name: 'eval',
-    description: 'Evaluate a model with onnxruntime: bits/char (gpt), OCR CER (ocr), or fidelity to an fp32 reference',
+    description:
+      'Evaluate a model with onnxruntime: bits/char (gpt), OCR CER (ocr), or fidelity to an fp32 reference',
   },
   args: {
     model: { type: 'positional', description: "'gpt', 'ocr' or a path to an .onnx model", required: true },
@@ -71,7 +81,13 @@ const evalCommand = defineCommand({
   async run({ args }) {
     const metric = args.metric as string | undefined;
     if (metric !== undefined && !EVAL_METRICS.includes(metric as EvalMetric)) {
-      fail(new MixqError(`unknown metric '${metric}'`, { source: 'argument --metric', expected: EVAL_METRICS.join('|') }), 2);
+      fail(
+        new MixqError(`unknown metric '${metric}'`, {
+          source: 'argument --metric',
+          expected: EVAL_METRICS.join('|'),
+        }),
+        2,
+      );
     }
     const limit = positiveInt(args.limit, 'limit');
     const stride = positiveInt(args.stride, 'stride');
@@ -92,7 +108,11 @@ const evalCommand = defineCommand({
     const seconds = (performance.now() - t0) / 1000;
     if (args.json) {
       // JSON has no Infinity: an identical output's SQNR is reported as null.
-      const text = JSON.stringify({ ...report, seconds }, (_k, v) => (v === Number.POSITIVE_INFINITY ? null : v), 2);
+      const text = JSON.stringify(
+        { ...report, seconds },
+        (_k, v) => (v === Number.POSITIVE_INFINITY ? null : v),
+        2,
+      );
       process.stdout.write(`${text}\n`);
       return;
     }

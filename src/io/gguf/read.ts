@@ -353,7 +353,21 @@ function readValue(r: ByteReader, type: GgufValueType, field: string, depth: num
       );
       r.charge(32 + 8 * n, field);
       const items: GgufValue[] = new Array(n);
-      for (let i = 0; i < n; i++) items[i] = readValue(r, itemType, `${field}[${i}]`, depth + 1);
+      if (itemType === 'arr') {
+        for (let i = 0; i < n; i++) items[i] = readValue(r, itemType, `${field}[${i}]`, depth + 1);
+        return { itemType, items };
+      }
+      // scalar elements: no per-element field string (it dominated parse time of large vocabularies);
+      // on an error the field is re-issued with the element's index
+      const itemField = `${field}[]`;
+      let i = 0;
+      try {
+        for (; i < n; i++) items[i] = readValue(r, itemType, itemField, depth + 1);
+      } catch (e) {
+        const last = r.lastError;
+        if (!(e instanceof MixqError) || !last || last.field !== itemField) throw e;
+        throw r.error(last.message, `${field}[${i}]`, last.expected);
+      }
       return { itemType, items };
     }
   }

@@ -7,6 +7,8 @@
  * a file using them is refused.
  */
 
+import { BLOCK_TYPES } from '../../blocks/registry.ts';
+
 /** GGUF metadata value types, named like ggml's short names (gguf_type_name). */
 export type GgufScalarType =
   | 'u8'
@@ -77,27 +79,17 @@ function t(id: number, name: string, blockSize: number, typeSize: number): GgmlT
   return { id, name, blockSize, typeSize, plain: blockSize === 1 };
 }
 
-/** enum ggml_type with ggml's type_traits (blck_size, type_size). QK_K = 256. */
-export const GGML_TYPES: readonly GgmlTypeTraits[] = [
-  t(0, 'f32', 1, 4),
-  t(1, 'f16', 1, 2),
-  t(2, 'q4_0', 32, 18), // f16 d + 16 B nibbles
-  t(3, 'q4_1', 32, 20), // f16 d, m + 16 B
-  t(6, 'q5_0', 32, 22), // f16 d + 4 B high bits + 16 B
-  t(7, 'q5_1', 32, 24),
-  t(8, 'q8_0', 32, 34), // f16 d + 32 int8
+/**
+ * Types mixq can read and copy but not encode/decode (no codec in src/blocks): sizes from ggml's
+ * type_traits. QK_K = 256.
+ */
+const SIZE_ONLY_TYPES: readonly GgmlTypeTraits[] = [
   t(9, 'q8_1', 32, 36), // f16 d, s + 32 int8
-  t(10, 'q2_K', 256, 84), // 16 scales + 64 qs + f16 d, dmin
-  t(11, 'q3_K', 256, 110), // 32 hmask + 64 qs + 12 scales + f16 d
-  t(12, 'q4_K', 256, 144), // f16 d, dmin + 12 scales + 128 qs
-  t(13, 'q5_K', 256, 176), // f16 d, dmin + 12 scales + 32 qh + 128 qs
-  t(14, 'q6_K', 256, 210), // 128 ql + 64 qh + 16 scales + f16 d
   t(15, 'q8_K', 256, 292), // f32 d + 256 qs + 16 i16 bsums
   t(16, 'iq2_xxs', 256, 66),
   t(17, 'iq2_xs', 256, 74),
   t(18, 'iq3_xxs', 256, 98),
   t(19, 'iq1_s', 256, 50),
-  t(20, 'iq4_nl', 32, 18),
   t(21, 'iq3_s', 256, 110),
   t(22, 'iq2_s', 256, 82),
   t(23, 'iq4_xs', 256, 136),
@@ -107,11 +99,23 @@ export const GGML_TYPES: readonly GgmlTypeTraits[] = [
   t(27, 'i64', 1, 8),
   t(28, 'f64', 1, 8),
   t(29, 'iq1_m', 256, 56),
-  t(30, 'bf16', 1, 2),
   t(34, 'tq1_0', 256, 54),
   t(35, 'tq2_0', 256, 66),
-  t(39, 'mxfp4', 32, 17), // e8m0 scale + 16 B of e2m1 nibbles
 ];
+
+/** ggml's spelling of the registry's upper-case names ('Q4_K' -> 'q4_K', 'IQ4_NL' -> 'iq4_nl'). */
+function ggmlName(registryName: string): string {
+  return registryName.toLowerCase().replace(/_k$/, '_K');
+}
+
+/**
+ * Every ggml tensor type mixq knows, by id: the encodable ones from the blocks registry
+ * (src/blocks/registry.ts: F32, F16, BF16, Q4_0..Q6_K, IQ4_NL, MXFP4), the rest from SIZE_ONLY_TYPES.
+ */
+export const GGML_TYPES: readonly GgmlTypeTraits[] = [
+  ...Object.values(BLOCK_TYPES).map((b) => t(b.ggmlTypeId, ggmlName(b.name), b.blockSize, b.bytesPerBlock)),
+  ...SIZE_ONLY_TYPES,
+].sort((a, b) => a.id - b.id);
 
 const byId = new Map(GGML_TYPES.map((x) => [x.id, x]));
 const byName = new Map(GGML_TYPES.map((x) => [x.name.toLowerCase(), x]));

@@ -8,7 +8,7 @@
  */
 import type { OnnxModel } from './read.ts';
 import { writeOnnx } from './read.ts';
-import { loadTensorBytes } from './tensor-data.ts';
+import { checkDataLocation, loadTensorBytes } from './tensor-data.ts';
 import { listWeights } from './weights.ts';
 
 export interface ExternalDataLayout {
@@ -55,6 +55,7 @@ export async function writeOnnxWithExternalData(
   model: OnnxModel,
   layout: ExternalDataLayout,
 ): Promise<OnnxWithExternalData> {
+  checkDataLocation(layout.location, model.source, 'location');
   const threshold = layout.sizeThreshold ?? 1024;
   const alignment = Math.max(1, layout.alignment ?? 4096);
   const chosen = listWeights(model).filter(

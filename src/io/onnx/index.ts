@@ -2,7 +2,7 @@
 export * from './dtypes.ts';
 export type * from './proto-types.ts';
 export * from './read.ts';
-export { ATTRIBUTE_TYPE_CODES, DATA_TYPE_CODES, onnxMessageType } from './schema.ts';
+export { ATTRIBUTE_TYPE_CODES, DATA_TYPE_CODES, modelProtoType, onnxMessageType } from './schema.ts';
 export * from './tensor-data.ts';
 export * from './view.ts';
 export * from './walk.ts';

@@ -11,7 +11,7 @@ import { f32ToBf16Bits, f32ToF16Bits } from '../../core/bits.ts';
 import { MixqError } from '../../core/errors.ts';
 import type { ByteSource } from '../source.ts';
 import { decodeNarrowFloat, type OnnxDTypeInfo, onnxDType, rawByteLength } from './dtypes.ts';
-import type { Int64, TensorProto } from './proto-types.ts';
+import type { Int64, SparseTensorProto, TensorProto } from './proto-types.ts';
 import { elementCount, isExternal, type OnnxModel, tensorDims } from './read.ts';
 import { DATA_TYPE_CODES as C } from './schema.ts';
 
@@ -47,6 +47,21 @@ export function tensorByteLength(t: TensorProto, source = ''): number {
 const DEFAULT_CAPS = { maxRank: 64, maxElements: Number.MAX_SAFE_INTEGER } as const;
 
 /**
+ * Refuses an external data location that could reach outside the model's folder (absolute paths, drive
+ * letters, '..' segments): a model file must not make mixq read or write arbitrary files.
+ */
+export function checkDataLocation(location: string, source: string, field: string): void {
+  const parts = location.split(/[\\/]/);
+  if (!location || location.startsWith('/') || /^[A-Za-z]:/.test(location) || parts.includes('..')) {
+    throw new MixqError(`external data location '${location}' leaves the model's folder`, {
+      source,
+      field,
+      expected: 'a relative path without ..',
+    });
+  }
+}
+
+/**
  * Parses the external_data entries of an external tensor. Refuses absolute paths and '..' segments:
  * a model must not read files outside its own folder.
  */
@@ -74,14 +89,7 @@ export function externalDataRef(t: TensorProto, source = ''): ExternalDataRef | 
   if (!location) {
     throw new MixqError('external tensor has no location', { source, field, expected: "a 'location' entry" });
   }
-  const parts = location.split(/[\\/]/);
-  if (location.startsWith('/') || /^[A-Za-z]:/.test(location) || parts.includes('..')) {
-    throw new MixqError(`external data location '${location}' leaves the model's folder`, {
-      source,
-      field: `${field}.location`,
-      expected: 'a relative path without ..',
-    });
-  }
+  checkDataLocation(location, source, `${field}.location`);
   return { location, offset, length };
 }
 
@@ -222,6 +230,8 @@ export async function loadTensorBytes(model: OnnxModel, t: TensorProto): Promise
   return src.read(offset, length);
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Decodes raw_data-layout bytes of a numeric tensor to float32 (int64 beyond 2^24 rounds, as a cast would). */
 export function bytesToFloat32(
   bytes: Uint8Array,
@@ -243,6 +253,10 @@ export function bytesToFloat32(
       field: 'data',
       expected: `${rawByteLength(d, count)} bytes`,
     });
+  }
+  if (dataType === C.FLOAT && LITTLE_ENDIAN) {
+    // Fast path: one copy of the bytes, viewed as float32 (raw_data is little-endian, as is the host).
+    return new Float32Array(bytes.slice(0, 4 * count).buffer);
   }
   const out = new Float32Array(count); // only after the size check: count comes from the file
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -393,4 +407,77 @@ export function setTensorFloat32(t: TensorProto, values: Float32Array, dims?: re
     else view.setUint16(2 * i, dt === C.FLOAT16 ? f32ToF16Bits(v) : f32ToBf16Bits(v), true);
   }
   setTensorBytes(t, out, { dims: shape });
+}
+
+/**
+ * Densifies an inline sparse tensor (onnx.proto SparseTensorProto): `values` [NNZ] scattered into a zero
+ * tensor of shape `dims` at `indices`, given either as linear indices [NNZ] or as coordinates [NNZ, rank].
+ * Every index is bounds-checked.
+ */
+export function sparseToDenseFloat32(s: SparseTensorProto, source = ''): Float32Array {
+  const field = 'sparse_tensor';
+  if (!s.values || !s.indices) {
+    throw new MixqError('sparse tensor lacks values or indices', { source, field, expected: 'both' });
+  }
+  const dims = tensorDims(s.dims, source, `${field}.dims`, DEFAULT_CAPS);
+  const count = elementCount(dims);
+  const values = getTensorFloat32(s.values, source);
+  const idxDims = tensorDims(s.indices.dims, source, `${field}.indices.dims`, DEFAULT_CAPS);
+  const idxCount = elementCount(idxDims);
+  const idxInfo = onnxDType(s.indices.data_type);
+  if (!idxInfo || idxInfo.isFloat || idxInfo.bits < 8) {
+    throw new MixqError('sparse indices must be integers', { source, field: `${field}.indices.data_type` });
+  }
+  const nnz = values.length;
+  const coords = idxDims.length === 2;
+  if (
+    !(idxDims.length === 1 && idxCount === nnz) &&
+    !(coords && idxDims[0] === nnz && idxDims[1] === dims.length)
+  ) {
+    throw new MixqError(`indices have shape [${idxDims.join(', ')}]`, {
+      source,
+      field: `${field}.indices.dims`,
+      expected: `[${nnz}] or [${nnz}, ${dims.length}]`,
+    });
+  }
+  // Read indices exactly (int64 as BigInt -> Number after the range check).
+  const raw = tensorBytes(s.indices, source);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const width = idxInfo.bits / 8;
+  const signed = idxInfo.onnxName.startsWith('INT');
+  const at = (i: number): number => {
+    const o = i * width;
+    if (width === 8) return Number(signed ? view.getBigInt64(o, true) : view.getBigUint64(o, true));
+    if (width === 4) return signed ? view.getInt32(o, true) : view.getUint32(o, true);
+    if (width === 2) return signed ? view.getInt16(o, true) : view.getUint16(o, true);
+    return signed ? view.getInt8(o) : view.getUint8(o);
+  };
+  const out = new Float32Array(count);
+  for (let k = 0; k < nnz; k++) {
+    let flat = 0;
+    if (coords) {
+      for (let d = 0; d < dims.length; d++) {
+        const c = at(k * dims.length + d);
+        if (!(c >= 0 && c < (dims[d] as number))) {
+          throw new MixqError(`coordinate ${c} out of range`, {
+            source,
+            field: `${field}.indices[${k}][${d}]`,
+            expected: `0..${(dims[d] as number) - 1}`,
+          });
+        }
+        flat = flat * (dims[d] as number) + c;
+      }
+    } else {
+      flat = at(k);
+    }
+    if (!(flat >= 0 && flat < count)) {
+      throw new MixqError(`index ${flat} out of range`, {
+        source,
+        field: `${field}.indices[${k}]`,
+        expected: `0..${count - 1}`,
+      });
+    }
+    out[flat] = values[k] as number;
+  }
+  return out;
 }

@@ -3,7 +3,8 @@
  * consume it), consumers, layer index and quantizable flag.
  *
  * Roles by consumer (op, input slot):
- *   MatMul A/B -> matmul-weight; Gemm A/B -> gemm-weight (transB is a layout detail; C -> bias);
+ *   MatMul A/B (and MatMulInteger, FusedMatMul, com.microsoft MatMulNBits B) -> matmul-weight;
+ *   Gemm A/B -> gemm-weight (transB is a layout detail; C -> bias);
  *   Conv/ConvTranspose W -> conv-weight (B -> bias); Gather data -> embedding;
  *   LayerNormalization, SimplifiedLayerNormalization, Skip*LayerNormalization, BatchNormalization,
  *   InstanceNormalization, GroupNormalization, RMSNormalization parameters -> norm;
@@ -12,6 +13,8 @@
  *   (a LayerNorm/RMSNorm written out as primitive ops).
  * A weight reaching its consumer through layout-only ops (Transpose, Reshape, Cast, DequantizeLinear, ...)
  * gets the role of the op at the end of that chain (paddle2onnx and quantized exports do this).
+ * outputAxis (the per-channel axis) follows from the consumer: MatMul B [K, N] -> 1, Gemm B -> transB ? 0
+ * : 1, Conv W -> 0, ConvTranspose W -> 1, Gather table -> 0; unknown after an axis-moving op.
  *
  * Layer index: from the weight's name or its consumer's node name (graph/layers.ts); when no quantizable
  * weight has one, from the position of its consuming node among the nodes that consume quantizable
@@ -51,10 +54,14 @@ const NORM_OPS = new Set([
   'RMSNormalization',
 ]);
 const LINEAR_OPS = new Set(['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'FusedMatMul']);
+/** Pass-through ops that keep every element in place (the others may move axes). */
+const VALUE_ONLY = new Set(['Cast', 'Identity', 'DequantizeLinear']);
 const MAX_CHAIN = 4;
 const NORM_SEARCH_DEPTH = 6;
 
 interface Use {
+  /** True when the value reached this node through an op that may move axes (Transpose, Reshape, ...). */
+  readonly reshaped?: boolean;
   readonly node: NodeProto;
   readonly nodeId: number;
   readonly inputIndex: number;
@@ -100,7 +107,8 @@ function indexUses(model: OnnxModel) {
     },
     { source: model.source, maxDepth: model.limits.maxGraphDepth },
   );
-  return { uses, producers };
+  const nodeId = new Map(nodeOrder.map((n, i) => [n, i]));
+  return { uses, producers, nodeId };
 }
 
 type Index = ReturnType<typeof indexUses>;
@@ -132,6 +140,8 @@ function roleOfUse(index: Index, use: Use, rank: number, dtype: string): TensorR
   if (op === 'MatMul' || op === 'FusedMatMul' || op === 'MatMulInteger') {
     return i <= 1 && rank >= 2 ? 'matmul-weight' : 'other';
   }
+  // onnxruntime's 4-bit weight-only MatMul (com.microsoft): B is the packed weight, input 5 the bias.
+  if (op === 'MatMulNBits') return i === 1 ? 'matmul-weight' : i === 5 ? 'bias' : 'other';
   if (op === 'Gemm') return i <= 1 ? 'gemm-weight' : 'bias';
   if (op === 'Conv' || op === 'ConvTranspose') return i === 1 ? 'conv-weight' : i === 2 ? 'bias' : 'other';
   if (op === 'Gather') return i === 0 && rank === 2 && dtype.startsWith('f') ? 'embedding' : 'other';
@@ -147,18 +157,41 @@ function roleOfUse(index: Index, use: Use, rank: number, dtype: string): TensorR
 }
 
 /** Uses of a value, following layout-only ops to the op that really consumes it. */
-function effectiveUses(index: Index, uses: readonly Use[], depth = 0): Use[] {
+function effectiveUses(index: Index, uses: readonly Use[], depth = 0, reshaped = false): Use[] {
   const out: Use[] = [];
   for (const u of uses) {
     const out0 = u.node.output[0];
     if (PASS_THROUGH.has(u.node.op_type) && u.inputIndex === 0 && out0 && depth < MAX_CHAIN) {
       const next = index.uses.get(key(u.scope.path, out0)) ?? [];
-      out.push(...effectiveUses(index, next, depth + 1));
+      const moves = !VALUE_ONLY.has(u.node.op_type);
+      out.push(...effectiveUses(index, next, depth + 1, reshaped || moves));
     } else {
-      out.push(u);
+      out.push(reshaped ? { ...u, reshaped } : u);
     }
   }
   return out;
+}
+
+/** An integer attribute of a node, or `fallback`. */
+function intAttr(node: NodeProto, name: string, fallback: number): number {
+  const a = node.attribute.find((x) => x.name === name);
+  if (!a) return fallback;
+  return typeof a.i === 'number' ? a.i : a.i.low;
+}
+
+/** The axis of the stored weight that indexes output channels, for the use that gave it its role. */
+function outputAxisOf(use: Use, role: TensorRole, rank: number): number | undefined {
+  if (use.reshaped) return undefined;
+  const op = use.node.op_type;
+  if (role === 'matmul-weight') {
+    if (op === 'MatMulNBits') return 0; // B is [N, blocks, blob]
+    return use.inputIndex === 1 ? rank - 1 : undefined; // B [.., K, N]
+  }
+  if (role === 'gemm-weight')
+    return use.inputIndex === 1 ? (intAttr(use.node, 'transB', 0) ? 0 : 1) : undefined;
+  if (role === 'conv-weight') return op === 'ConvTranspose' ? 1 : 0;
+  if (role === 'embedding') return 0;
+  return undefined;
 }
 
 /** Model-level metadata: metadata_props as given, plus a few ModelProto fields under 'onnx.'. */
@@ -194,6 +227,7 @@ export function onnxModelView(model: OnnxModel, opts: OnnxViewOptions = {}): Mod
     role: TensorRole;
     consumers: TensorConsumer[];
     effective: Use[];
+    outputAxis: number | undefined;
     nameLayer: number | undefined;
     quantizable: boolean;
   }
@@ -201,9 +235,13 @@ export function onnxModelView(model: OnnxModel, opts: OnnxViewOptions = {}): Mod
     const direct = index.uses.get(key(w.path, w.name)) ?? [];
     const effective = effectiveUses(index, direct);
     let role: TensorRole = 'other';
+    let outputAxis: number | undefined;
     for (const u of effective) {
       role = roleOfUse(index, u, w.dims.length, w.dtype);
-      if (role !== 'other') break;
+      if (role !== 'other') {
+        outputAxis = outputAxisOf(u, role, w.dims.length);
+        break;
+      }
     }
     const consumers = direct.map((u) => ({
       op: u.node.op_type,
@@ -213,7 +251,7 @@ export function onnxModelView(model: OnnxModel, opts: OnnxViewOptions = {}): Mod
     let nameLayer = layerFromName(w.name);
     for (const u of effective) nameLayer ??= layerFromName(u.node.name);
     const quantizable = isQuantizableWeight(role, w.dims, w.dtype, minElements);
-    return { w, role, consumers, effective, nameLayer, quantizable };
+    return { w, role, consumers, effective, outputAxis, nameLayer, quantizable };
   });
 
   // Positional layers: the nodes consuming quantizable weights, numbered in graph order.
@@ -230,6 +268,15 @@ export function onnxModelView(model: OnnxModel, opts: OnnxViewOptions = {}): Mod
     if (!byNames) {
       let pos: number | undefined;
       for (const u of d.effective) pos ??= position.get(u.nodeId);
+      // A bias added after its MatMul/Gemm/Conv belongs to that op's layer.
+      if (pos === undefined && d.role === 'bias') {
+        for (const u of d.effective) {
+          const other = u.node.input[1 - u.inputIndex];
+          const producer = other === undefined ? undefined : index.producers.get(key(u.scope.path, other));
+          const id = producer ? index.nodeId.get(producer) : undefined;
+          pos ??= id === undefined ? undefined : position.get(id);
+        }
+      }
       layer = pos ?? d.nameLayer;
     }
     return {
@@ -241,6 +288,7 @@ export function onnxModelView(model: OnnxModel, opts: OnnxViewOptions = {}): Mod
       consumers: d.consumers,
       ...(layer !== undefined ? { layer } : {}),
       quantizable: d.quantizable,
+      ...(d.outputAxis !== undefined ? { outputAxis: d.outputAxis } : {}),
     };
   });
   return { format: 'onnx', tensors, metadata: metadataOf(model) };

@@ -9,7 +9,12 @@
 import { onnxDType, onnxDTypeName, rawByteLength } from './dtypes.ts';
 import type { NodeProto, SparseTensorProto, TensorProto } from './proto-types.ts';
 import { elementCount, type OnnxModel, tensorDims } from './read.ts';
-import { type ExternalDataRef, externalDataRef } from './tensor-data.ts';
+import {
+  type ExternalDataRef,
+  externalDataRef,
+  loadTensorFloat32,
+  sparseToDenseFloat32,
+} from './tensor-data.ts';
 import { forEachGraph, nodeLabel } from './walk.ts';
 
 export type OnnxWeightKind = 'initializer' | 'sparse-initializer' | 'constant' | 'sparse-constant';
@@ -169,4 +174,13 @@ export function parameterCount(weights: readonly OnnxWeight[]): number {
   let n = 0;
   for (const w of weights) n += w.elementCount;
   return n;
+}
+
+/**
+ * A weight's values as float32 in its dense shape: sparse weights are densified, external ones are read
+ * through the model's resolver.
+ * @example const w = await loadWeightFloat32(model, listWeights(model)[0]);
+ */
+export async function loadWeightFloat32(model: OnnxModel, w: OnnxWeight): Promise<Float32Array> {
+  return w.sparse ? sparseToDenseFloat32(w.sparse, model.source) : loadTensorFloat32(model, w.tensor);
 }
