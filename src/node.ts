@@ -1,2 +1,3 @@
 // Node-only entry point (`mixq/node`): file access and runtimes. Re-exports only.
 export * from './io/files.node.ts';
+export * from './io/onnx/file.node.ts';

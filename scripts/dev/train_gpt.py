@@ -152,15 +152,12 @@ class GPT(nn.Module):
         return self.ln_f(x) @ self.head + self.head_bias
 
 
-class GPTWithCache(nn.Module):
-    """Same weights; explicit per-layer past key/value inputs [B, H, P, hd] and present outputs [B, H, P+S, hd]."""
-
-    def __init__(self, gpt):
-        super().__init__()
-        self.gpt = gpt
+class GPTWithCache(GPT):
+    """Same parameters (and names) as GPT; explicit per-layer past key/value inputs [B, H, P, hd] and
+    present outputs [B, H, P+S, hd]."""
 
     def forward(self, ids, *past):
-        g = self.gpt
+        g = self
         s = ids.shape[1]
         p = past[0].shape[2]
         x = g.wte[ids] + g.wpe[p : p + s]
@@ -329,8 +326,9 @@ def export(args):
 
     enc = lambda s: torch.tensor([vocab[c] for c in s], dtype=torch.long)
     he, tr = enc(held_text), enc(train_text)
-    held_loss = eval_loss(model, he, CFG["context"])
-    train_loss = eval_loss(model, tr, CFG["context"], max_windows=2048)
+    quick = 64 if args.quick else None  # --quick: a smoke test of the export path, not a final number
+    held_loss = eval_loss(model, he, CFG["context"], max_windows=quick)
+    train_loss = eval_loss(model, tr, CFG["context"], max_windows=quick or 2048)
     print(f"final heldout loss {held_loss:.4f} nats/char (non-overlapping windows), train subset {train_loss:.4f}")
 
     arrays = {n: p.detach().numpy().astype(np.float32) for n, p in model.named_parameters()}
@@ -344,7 +342,9 @@ def export(args):
         dynamic_axes={"ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}},
         dynamo=False,
     )
-    kv = GPTWithCache(model).eval()
+    kv = GPTWithCache(len(vocab), **CFG)
+    kv.load_state_dict(model.state_dict())
+    kv.eval()
     L, H, D = CFG["n_layer"], CFG["n_head"], CFG["d_model"]
     past = []
     past_names, present_names = [], []
@@ -438,5 +438,6 @@ if __name__ == "__main__":
     ap.add_argument("mode", choices=["train", "export", "bench"])
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     {"train": train, "export": export, "bench": bench}[a.mode](a)

@@ -15,7 +15,15 @@
  */
 import { f32ToBits } from '../core/bits.ts';
 import type { FloatLayout } from './minifloat.ts';
+import { CHUNK, simdKernel } from './chop-simd.ts';
 import { type ResolvedCast, roundsUp } from './rounding.ts';
+
+let useSimd = true;
+
+/** Turns the WebAssembly SIMD kernel on or off (tests and benchmarks compare both paths). */
+export function setSimdEnabled(on: boolean): void {
+  useSimd = on;
+}
 
 /** Returns false when no fast path applies (the caller then runs the reference). */
 export function chopFloatFast(
@@ -47,7 +55,23 @@ export function chopFloatFast(
     const subFast = L.subnormals && !flush;
     const C = 2 ** (L.emin - L.M + 23);
     const negZero = L.spec.nan === 'neg-zero' ? 0 : -0;
-    for (let i = 0; i < n; i++) {
+    let start = 0;
+    // SIMD for whole groups of 4 (signed formats with a -0; the rest is rare and stays in TypeScript)
+    const K = useSimd && L.signed && L.spec.nan !== 'neg-zero' ? simdKernel() : null;
+    if (K) {
+      start = n - (n % 4);
+      for (let c = 0; c < start; c += CHUNK) {
+        const len = Math.min(CHUNK, start - c);
+        K.f32.set(src.subarray(c, c + len));
+        const count = K.rne(len * 4, lo, hi, D, bias, keep, C, subFast ? -1 : 0);
+        for (let k = 0; k < count; k++) {
+          const e = K.i32[K.excIndex + k]! >>> 2; // exception block: redo its 4 lanes with the reference
+          for (let l = e; l < e + 4; l++) K.f32[l] = slow(src[c + l]!, 0);
+        }
+        dst.set(K.f32.subarray(0, len), c);
+      }
+    }
+    for (let i = start; i < n; i++) {
       const b = sb[i]!;
       const a = b & absMask;
       if (a >= lo && a < hi) {

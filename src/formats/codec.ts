@@ -79,14 +79,23 @@ function codeArrayFor(bits: number, n: number): CodeArray {
 
 function checkLength(what: string, got: number, want: number): void {
   if (got < want)
-    throw new MixqError(`output holds ${got} elements`, { source: what, field: 'out', expected: `>= ${want}` });
+    throw new MixqError(`output holds ${got} elements`, {
+      source: what,
+      field: 'out',
+      expected: `>= ${want}`,
+    });
 }
 
 /**
  * Codes of every element (one random draw per element, in order, for stochastic modes).
  * `out` defaults to a Uint8Array for formats of <= 8 bits, Uint16Array for <= 16, else Uint32Array.
  */
-export function encodeArray(spec: FormatSpec, src: Float32Array, opts?: CastOptions, out?: CodeArray): CodeArray {
+export function encodeArray(
+  spec: FormatSpec,
+  src: Float32Array,
+  opts?: CastOptions,
+  out?: CodeArray,
+): CodeArray {
   const bits = formatBits(spec);
   const dst = out ?? codeArrayFor(bits, src.length);
   checkLength('encodeArray', dst.length, src.length);
@@ -138,7 +147,12 @@ export function chopReference(
  * `chop`). `out` may be `src` (in place). Stochastic modes draw one 32-bit number per element, in order.
  * `chop(getFormat('bf16'), Float32Array.of(1.00390625))` -> [1] (tie to even).
  */
-export function chop(spec: FormatSpec, src: Float32Array, opts?: CastOptions, out?: Float32Array): Float32Array {
+export function chop(
+  spec: FormatSpec,
+  src: Float32Array,
+  opts?: CastOptions,
+  out?: Float32Array,
+): Float32Array {
   const dst = out ?? new Float32Array(src.length);
   checkLength('chop', dst.length, src.length);
   if (spec.kind === 'float') {

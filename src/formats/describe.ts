@@ -63,7 +63,8 @@ export function bitLayout(spec: FormatSpec): string {
     const L = floatLayout(spec);
     return [L.signed ? 'S' : '', 'E'.repeat(L.E), 'M'.repeat(L.M)].filter(Boolean).join(' ');
   }
-  if (spec.kind === 'int') return spec.signed ? `${spec.bits}-bit two's complement` : `${spec.bits}-bit unsigned`;
+  if (spec.kind === 'int')
+    return spec.signed ? `${spec.bits}-bit two's complement` : `${spec.bits}-bit unsigned`;
   return `${spec.bits}-bit index into ${spec.values.length} values`;
 }
 

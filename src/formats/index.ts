@@ -30,4 +30,11 @@ export { ALIASES, FORMATS, type FloatOverrides, getFormat, parseFormat } from '.
 export { packCodes, packedBytes, unpackCodes } from './pack.ts';
 export { ROUNDINGS } from './rounding.ts';
 export { intSpec } from './catalog/integers.ts';
-export { bitLayout, codeListing, describeFormat, type FormatRow, formatNumber, formatTable } from './describe.ts';
+export {
+  bitLayout,
+  codeListing,
+  describeFormat,
+  type FormatRow,
+  formatNumber,
+  formatTable,
+} from './describe.ts';

@@ -29,7 +29,10 @@ export function intLayout(spec: IntSpec): IntLayout {
   if (!Number.isInteger(bits) || bits < 1 || bits > 16)
     throw new MixqError(`integer width ${bits}`, { source, field: 'bits', expected: '1..16' });
   if (narrow && (!signed || bits < 2))
-    throw new MixqError('a narrow range needs a signed format of at least 2 bits', { source, field: 'narrow' });
+    throw new MixqError('a narrow range needs a signed format of at least 2 bits', {
+      source,
+      field: 'narrow',
+    });
   const half = 2 ** (bits - 1);
   const L: IntLayout = {
     spec,
@@ -43,8 +46,14 @@ export function intLayout(spec: IntSpec): IntLayout {
 }
 
 /** Reference cast of one number to a code (round in `mode`, then saturate). */
-export function encodeIntWith(L: IntLayout, x: number, mode: Rounding, u32: number, randomBits: number): number {
-  if (x !== x) return 0;
+export function encodeIntWith(
+  L: IntLayout,
+  x: number,
+  mode: Rounding,
+  u32: number,
+  randomBits: number,
+): number {
+  if (Number.isNaN(x)) return 0;
   const neg = x < 0;
   const a = Math.abs(x);
   let v: number;
@@ -63,5 +72,5 @@ export function encodeIntWith(L: IntLayout, x: number, mode: Rounding, u32: numb
 export function decodeInt(L: IntLayout, code: number): number {
   if (!L.spec.signed) return code;
   const v = code >= L.modulus / 2 ? code - L.modulus : code;
-  return v < L.min ? L.min : v;
+  return Math.max(v, L.min); // the unused code 100..0 of a narrow format reads as the narrow minimum
 }

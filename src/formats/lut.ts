@@ -31,7 +31,11 @@ export function lutLayout(spec: LutSpec): LutLayout {
   if (!Number.isInteger(spec.bits) || spec.bits < 1 || spec.bits > 16)
     throw new MixqError(`codebook width ${spec.bits}`, { source, field: 'bits', expected: '1..16' });
   if (n < 1 || n > 2 ** spec.bits)
-    throw new MixqError(`${n} codebook values`, { source, field: 'values', expected: `1..${2 ** spec.bits}` });
+    throw new MixqError(`${n} codebook values`, {
+      source,
+      field: 'values',
+      expected: `1..${2 ** spec.bits}`,
+    });
   spec.values.forEach((v, i) => {
     if (!Number.isFinite(v) || Math.fround(v) !== v)
       throw new MixqError(`value ${v} is not a finite float32`, { source, field: `values[${i}]` });
@@ -52,10 +56,16 @@ export function decodeLut(L: LutLayout, code: number): number {
 }
 
 /** Reference cast of one number to a code. */
-export function encodeLutWith(L: LutLayout, x: number, mode: Rounding, u32: number, randomBits: number): number {
+export function encodeLutWith(
+  L: LutLayout,
+  x: number,
+  mode: Rounding,
+  u32: number,
+  randomBits: number,
+): number {
   const s = L.sorted;
   const last = s.length - 1;
-  if (x !== x) x = 0;
+  if (Number.isNaN(x)) x = 0;
   if (x <= s[0]!) return L.codeOf[0]!;
   if (x >= s[last]!) return L.codeOf[last]!;
   // largest k with s[k] <= x (exists and k < last by the checks above)
@@ -84,7 +94,8 @@ export function encodeLutWith(L: LutLayout, x: number, mode: Rounding, u32: numb
       break;
     }
     case 'nearest-away':
-      up = dHi < dLo || (dHi === dLo && (Math.abs(b) > Math.abs(a) || (Math.abs(b) === Math.abs(a) && b > 0)));
+      up =
+        dHi < dLo || (dHi === dLo && (Math.abs(b) > Math.abs(a) || (Math.abs(b) === Math.abs(a) && b > 0)));
       break;
     case 'toward-zero':
       // the bracketing entry nearer zero; if they straddle zero (no 0 entry), the one with x's sign

@@ -72,7 +72,8 @@ function deriveLayout(spec: FloatSpec): FloatLayout {
   if (!Number.isInteger(M) || M < 0 || M > 23) throw bad(spec, 'manBits', `mantissa bits ${M}`, '0..23');
   if (!Number.isInteger(bias)) throw bad(spec, 'bias', `bias ${bias}`, 'an integer');
   const hasZero = spec.zero !== false;
-  if (spec.inf && spec.nan !== 'ieee') throw bad(spec, 'inf', 'inf needs the ieee NaN encoding', "nan 'ieee'");
+  if (spec.inf && spec.nan !== 'ieee')
+    throw bad(spec, 'inf', 'inf needs the ieee NaN encoding', "nan 'ieee'");
   if (spec.nan === 'ieee' && M === 0)
     throw bad(spec, 'nan', 'ieee NaN needs a mantissa bit', "manBits >= 1 or nan 'all-ones'/'none'");
   if (spec.nan === 'ieee' && E < 2) throw bad(spec, 'nan', 'ieee NaN needs 2 exponent bits', 'expBits >= 2');
@@ -96,7 +97,8 @@ function deriveLayout(spec: FloatSpec): FloatLayout {
   if (maxExp < eminField) throw bad(spec, 'expBits', 'no finite normal values', 'more exponent bits');
   const emax = maxExp - bias;
   // Every value must be a float32 so that chop can return a Float32Array exactly.
-  if (emax > 127) throw bad(spec, 'bias', `largest exponent 2^${emax} exceeds float32`, `bias >= ${maxExp - 127}`);
+  if (emax > 127)
+    throw bad(spec, 'bias', `largest exponent 2^${emax} exceeds float32`, `bias >= ${maxExp - 127}`);
   const lowestExp = subnormals ? emin - M : emin;
   if (lowestExp < -149)
     throw bad(spec, 'bias', `smallest value 2^${lowestExp} is below float32's 2^-149`, 'a smaller bias');
@@ -177,6 +179,11 @@ export function decodeFloat(L: FloatLayout, code: number): number {
   return neg ? -v : v;
 }
 
+/** The NaN code, or 0 (+0 / the smallest value) for formats without NaN (nanCode is -1 there). */
+function nanOrZero(L: FloatLayout): number {
+  return Math.max(L.nanCode, 0);
+}
+
 /** The code for an overflowed magnitude under a policy (sign bits already computed). */
 function overflowCode(L: FloatLayout, signBits: number, policy: OverflowPolicy): number {
   if (policy === 'ieee' && L.infMag >= 0) return signBits + L.infMag;
@@ -208,11 +215,11 @@ export function encodeFloatWith(
   policy: OverflowPolicy,
   flush: boolean,
 ): number {
-  if (x !== x) return L.nanCode >= 0 ? L.nanCode : 0;
+  if (Number.isNaN(x)) return nanOrZero(L);
   const neg = x < 0 || (x === 0 && 1 / x < 0);
   if (neg && !L.signed) {
     // Unsigned formats: -0 is +0; negative values have no representation.
-    if (x !== 0) return L.nanCode >= 0 ? L.nanCode : 0;
+    if (x !== 0) return nanOrZero(L);
   }
   const signBits = neg && L.signed ? L.signBit : 0;
   const a = Math.abs(x);
@@ -221,7 +228,7 @@ export function encodeFloatWith(
     return overflowCode(L, signBits, policy === 'saturate' ? 'saturate' : 'nan');
   }
   if (a === 0) {
-    if (!L.hasZero) return L.nanCode >= 0 ? L.nanCode : 0; // as ml_dtypes: e8m0fnu(0) is NaN
+    if (!L.hasZero) return nanOrZero(L); // as ml_dtypes: e8m0fnu(0) is NaN
     return L.spec.nan === 'neg-zero' ? 0 : signBits;
   }
   const sub = L.subnormals && !flush;

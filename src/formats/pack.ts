@@ -50,7 +50,7 @@ export function packCodes(codes: ArrayLike<number>, bits: number, out?: Uint8Arr
   let nacc = 0;
   let j = 0;
   for (let i = 0; i < n; i++) {
-    acc += (codes[i]! % (mask + 1) >>> 0) * 2 ** nacc;
+    acc += ((codes[i]! % (mask + 1)) >>> 0) * 2 ** nacc;
     nacc += bits;
     while (nacc >= 8) {
       dst[j++] = acc % 256;
@@ -66,7 +66,11 @@ export function packCodes(codes: ArrayLike<number>, bits: number, out?: Uint8Arr
  * Unpacks `count` codes of `bits` bits (inverse of packCodes). Returns a Uint8Array for <= 8 bits,
  * Uint16Array for <= 16, else Uint32Array. `unpackCodes(Uint8Array.of(0x21), 4, 2)` -> [1, 2].
  */
-export function unpackCodes(bytes: Uint8Array, bits: number, count: number): Uint8Array | Uint16Array | Uint32Array {
+export function unpackCodes(
+  bytes: Uint8Array,
+  bits: number,
+  count: number,
+): Uint8Array | Uint16Array | Uint32Array {
   checkBits(bits);
   if (bytes.length < packedBytes(count, bits))
     throw new MixqError(`${bytes.length} bytes hold fewer than ${count} codes of ${bits} bits`, {
@@ -74,7 +78,8 @@ export function unpackCodes(bytes: Uint8Array, bits: number, count: number): Uin
       field: 'bytes',
       expected: `>= ${packedBytes(count, bits)} bytes`,
     });
-  const out = bits <= 8 ? new Uint8Array(count) : bits <= 16 ? new Uint16Array(count) : new Uint32Array(count);
+  const out =
+    bits <= 8 ? new Uint8Array(count) : bits <= 16 ? new Uint16Array(count) : new Uint32Array(count);
   if (bits === 8) {
     out.set(bytes.subarray(0, count));
     return out;

@@ -55,7 +55,8 @@ export function roundsUp(
     case 'down':
       return negative;
     case 'stochastic':
-      if (randomBits > 0 && randomBits < 32) return u32 >>> (32 - randomBits) < Math.floor(frac * POW2_R[randomBits]!);
+      if (randomBits > 0 && randomBits < 32)
+        return u32 >>> (32 - randomBits) < Math.floor(frac * POW2_R[randomBits]!);
       return u32 < frac * TWO32;
     case 'stochastic-equal':
       return u32 >>> 31 === 1;

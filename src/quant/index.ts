@@ -11,3 +11,5 @@ export * from './linalg.ts';
 export * from './qparams.ts';
 export * from './quantizer.ts';
 export * from './scale-format.ts';
+export * from './stats.ts';
+export * from './format-search.ts';

@@ -5,6 +5,26 @@
 import { MixqError } from '../core/errors.ts';
 
 /**
+ * sum_k a[ao + k] * b[bo + k] for k < n with four independent partial sums, so consecutive multiply-adds
+ * do not wait on each other (a single running sum is bound by the add latency).
+ */
+export function dot(a: Float64Array, ao: number, b: Float64Array, bo: number, n: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let k = 0;
+  for (; k + 3 < n; k += 4) {
+    s0 += a[ao + k]! * b[bo + k]!;
+    s1 += a[ao + k + 1]! * b[bo + k + 1]!;
+    s2 += a[ao + k + 2]! * b[bo + k + 2]!;
+    s3 += a[ao + k + 3]! * b[bo + k + 3]!;
+  }
+  for (; k < n; k++) s0 += a[ao + k]! * b[bo + k]!;
+  return s0 + s1 + (s2 + s3);
+}
+
+/**
  * G = X^T X for X [n, d] (row-major float32), as float64 [d, d]. X is transposed once so that every entry
  * is a dot product of two contiguous float64 rows of length n (cache-friendly, no read-modify-write of G).
  */
@@ -17,9 +37,7 @@ export function gram(X: Float32Array, n: number, d: number): Float64Array {
   for (let i = 0; i < d; i++) {
     const ri = i * n;
     for (let j = i; j < d; j++) {
-      const rj = j * n;
-      let s = 0;
-      for (let t = 0; t < n; t++) s += XT[ri + t]! * XT[rj + t]!;
+      const s = dot(XT, ri, XT, j * n, n);
       G[i * d + j] = s;
       G[j * d + i] = s;
     }
@@ -36,8 +54,7 @@ export function choleskyLower(A: Float64Array, n: number): Float64Array {
     const ri = i * n;
     for (let j = 0; j <= i; j++) {
       const rj = j * n;
-      let s = A[ri + j]!;
-      for (let k = 0; k < j; k++) s -= A[ri + k]! * A[rj + k]!;
+      const s = A[ri + j]! - dot(A, ri, A, rj, j);
       if (i === j) {
         if (!(s > 0))
           throw new MixqError('matrix is not positive definite (increase damping)', {

@@ -59,6 +59,13 @@ export interface QuantizerConfig {
   readonly scaleRule?: ScaleRule;
   /** Default 'fp32'. */
   readonly scaleFormat?: ScaleFormat;
+  /**
+   * Rounding of elements to the grid in quantize / fakeQuant (parameter searches always use nearest).
+   * 'stochastic': up with probability equal to the distance from the lower neighbour over the gap
+   * (unbiased), drawn from a seeded Rng (`seed`, default 0) in element order. Default 'nearest'.
+   */
+  readonly rounding?: 'nearest' | 'stochastic';
+  readonly seed?: number;
 }
 
 export interface QParams {
@@ -147,6 +154,47 @@ export function fakeQuantValue(
   }
   const g = roundToGrid(grid, (x - offset) / scale);
   return fr(fr(scale * g) + offset);
+}
+
+/** Grid value with stochastic rounding; `u` uniform in [0, 1). Saturates at the grid ends. */
+export function gridValueStochastic(
+  grid: ElementGrid,
+  scale: number,
+  zero: number,
+  offset: number,
+  x: number,
+  u: number,
+): number {
+  if (grid.kind === 'int') {
+    const v = Math.fround(x / scale) + zero;
+    const lo = Math.floor(v);
+    const q = u < v - lo ? lo + 1 : lo;
+    return Math.min(grid.qmax, Math.max(grid.qmin, q));
+  }
+  const v = (x - offset) / scale;
+  const vals = grid.values;
+  if (v <= vals[0]!) return vals[0]!;
+  if (v >= vals[vals.length - 1]!) return vals[vals.length - 1]!;
+  let lo = 0;
+  let hi = vals.length - 1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (vals[mid]! <= v) lo = mid;
+    else hi = mid;
+  }
+  return u < (v - vals[lo]!) / (vals[hi]! - vals[lo]!) ? vals[hi]! : vals[lo]!;
+}
+
+/** Dequantized value of grid value g with group parameters. */
+export function gridToValue(
+  grid: ElementGrid,
+  scale: number,
+  zero: number,
+  offset: number,
+  g: number,
+): number {
+  const fr = Math.fround;
+  return grid.kind === 'int' ? fr(scale * (g - zero)) : fr(fr(scale * g) + offset);
 }
 
 /** Grid value (before the scale) of x with group parameters. */

@@ -11,6 +11,7 @@
  */
 import { f16BitsToF32, f32ToF16Bits } from '../core/bits.ts';
 import { MixqError } from '../core/errors.ts';
+import { Rng } from '../core/rng.ts';
 import { packCodes, packedBytes, unpackCodes } from '../formats/index.ts';
 import { codeToGrid, elementGrid, gridToCode } from './element.ts';
 import { groupCount, groupLayout } from './granularity.ts';
@@ -18,7 +19,9 @@ import {
   type ChooseOptions,
   chooseQParams,
   fakeQuantValue,
+  gridToValue,
   gridValue,
+  gridValueStochastic,
   type QParams,
   type QuantizerConfig,
   quantizerGrid,
@@ -36,6 +39,15 @@ export function quantize(x: Float32Array, params: QParams): QuantizedTensor {
   const { grid, scale, zero, offset } = params;
   const idx = params.layout.index;
   const codes = new Uint16Array(x.length);
+  if (params.config.rounding === 'stochastic') {
+    const rng = new Rng(params.config.seed ?? 0);
+    for (let i = 0; i < x.length; i++) {
+      const g = idx[i]!;
+      const v = gridValueStochastic(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!, rng.nextFloat());
+      codes[i] = gridToCode(grid, v);
+    }
+    return { params, codes };
+  }
   for (let i = 0; i < x.length; i++) {
     const g = idx[i]!;
     codes[i] = gridToCode(grid, gridValue(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!));
@@ -48,11 +60,9 @@ export function dequantize(q: QuantizedTensor): Float32Array {
   const { grid, scale, zero, offset } = q.params;
   const idx = q.params.layout.index;
   const out = new Float32Array(q.codes.length);
-  const fr = Math.fround;
   for (let i = 0; i < out.length; i++) {
     const g = idx[i]!;
-    const v = codeToGrid(grid, q.codes[i]!);
-    out[i] = grid.kind === 'int' ? fr(scale[g]! * (v - zero[g]!)) : fr(fr(scale[g]! * v) + offset[g]!);
+    out[i] = gridToValue(grid, scale[g]!, zero[g]!, offset[g]!, codeToGrid(grid, q.codes[i]!));
   }
   return out;
 }
@@ -65,6 +75,15 @@ export function fakeQuantWith(
 ): Float32Array {
   const { grid, scale, zero, offset } = params;
   const idx = params.layout.index;
+  if (params.config.rounding === 'stochastic') {
+    const rng = new Rng(params.config.seed ?? 0);
+    for (let i = 0; i < x.length; i++) {
+      const g = idx[i]!;
+      const v = gridValueStochastic(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!, rng.nextFloat());
+      out[i] = gridToValue(grid, scale[g]!, zero[g]!, offset[g]!, v);
+    }
+    return out;
+  }
   if (grid.kind === 'int') {
     // the same arithmetic as fakeQuantValue, inlined for the hot integer path
     const fr = Math.fround;
@@ -78,7 +97,7 @@ export function fakeQuantWith(
       let r = Math.round(v);
       if (r - v === 0.5 && r % 2 !== 0) r -= 1; // ties to even
       let q = r + z;
-      q = q < lo ? lo : q > hi ? hi : q;
+      q = Math.min(hi, Math.max(lo, q));
       out[i] = fr(s * (q - z));
     }
     return out;

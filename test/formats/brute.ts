@@ -39,7 +39,7 @@ export function ladder(spec: FormatSpec): Ladder {
     const magMask = 2 ** (spec.expBits + M) - 1;
     // M >= 1: the even candidate has mantissa LSB 0. M = 0: the significand is the hidden 1 (odd) except
     // for zero, so "even" means zero.
-    even = [...values].map((v) => (M === 0 ? v === 0 : ((byValue.get(v)! & magMask) & 1) === 0));
+    even = [...values].map((v) => (M === 0 ? v === 0 : (byValue.get(v)! & magMask & 1) === 0));
     const info = formatInfo(spec);
     // the step at the top binade is 2^(e_max - M); the code after max has parity of maxCode + 1
     const eMax = Math.floor(Math.log2(info.maxFinite));
@@ -137,7 +137,18 @@ export function sameValue(a: number, b: number): boolean {
 
 /** Adversarial float32 inputs for a format: ties, just above/below ties, max, overflow edge, tiny, specials. */
 export function adversarialInputs(L: Ladder, maxPairs = 400): number[] {
-  const xs: number[] = [0, -0, Infinity, -Infinity, Number.NaN, 2 ** -149, -(2 ** -149), 1e-30, -1e30, 3.4e38];
+  const xs: number[] = [
+    0,
+    -0,
+    Infinity,
+    -Infinity,
+    Number.NaN,
+    2 ** -149,
+    -(2 ** -149),
+    1e-30,
+    -1e30,
+    3.4e38,
+  ];
   const v = L.values;
   // every adjacent pair for small formats; for big ones a deterministic spread plus both ends
   const step = Math.max(1, Math.floor(v.length / maxPairs));
@@ -154,10 +165,12 @@ export function adversarialInputs(L: Ladder, maxPairs = 400): number[] {
   if (!Number.isNaN(L.beyond)) {
     const top = v[v.length - 1]!;
     const mid = Math.fround((top + L.beyond) / 2);
-    for (const s of [1, -1]) xs.push(s * mid, s * nextUp(mid), s * nextDown(mid), s * L.beyond, s * nextUp(L.beyond));
+    for (const s of [1, -1])
+      xs.push(s * mid, s * nextUp(mid), s * nextDown(mid), s * L.beyond, s * nextUp(L.beyond));
   }
   // tiny: below half the smallest positive value, and exactly half of it
   const minPos = [...v].find((a) => a > 0);
-  if (minPos !== undefined) xs.push(Math.fround(minPos / 2), Math.fround(minPos / 3), Math.fround(-minPos / 2));
+  if (minPos !== undefined)
+    xs.push(Math.fround(minPos / 2), Math.fround(minPos / 3), Math.fround(-minPos / 2));
   return xs.map((x) => Math.fround(x));
 }

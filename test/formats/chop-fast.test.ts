@@ -17,6 +17,8 @@ import {
   formatInfo,
   ROUNDINGS,
 } from '../../src/formats/index.ts';
+import { setSimdEnabled } from '../../src/formats/chop-fast.ts';
+import { CHUNK, simdKernel } from '../../src/formats/chop-simd.ts';
 import { CUSTOM } from './cases.ts';
 
 function inputs(spec: FormatSpec, n: number): Float32Array {
@@ -25,16 +27,29 @@ function inputs(spec: FormatSpec, n: number): Float32Array {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const r = rng.nextU32() % 4;
-    if (r === 0) out.push(bitsToF32(rng.nextU32())); // any bit pattern
-    else if (r === 1) out.push((rng.nextFloat() - 0.5) * 4 * info.maxFinite); // around the top of the range
-    else if (r === 2) out.push((rng.nextFloat() - 0.5) * 4 * info.minNormal); // around the subnormals
+    if (r === 0)
+      out.push(bitsToF32(rng.nextU32())); // any bit pattern
+    else if (r === 1)
+      out.push((rng.nextFloat() - 0.5) * 4 * info.maxFinite); // around the top of the range
+    else if (r === 2)
+      out.push((rng.nextFloat() - 0.5) * 4 * info.minNormal); // around the subnormals
     else out.push(rng.nextNormal() * 2 ** ((rng.nextU32() % 40) - 20));
   }
   const s = [0, -0, Infinity, -Infinity, Number.NaN, bitsToF32(0xffc00001), 2 ** -149, -(2 ** -149)];
   for (const v of [info.maxFinite, info.minNormal, info.minSubnormal]) {
-    for (const k of [1, 0.5, 0.75, 1.5, 1 + 2 ** -10, 1 - 2 ** -10, 1 + 2 ** -24, 1 - 2 ** -24]) s.push(v * k, -v * k);
+    for (const k of [1, 0.5, 0.75, 1.5, 1 + 2 ** -10, 1 - 2 ** -10, 1 + 2 ** -24, 1 - 2 ** -24])
+      s.push(v * k, -v * k);
   }
   return Float32Array.from([...s, ...out]);
+}
+
+function assertSameBits(got: Float32Array, want: Float32Array, what: string, src: Float32Array): void {
+  const gb = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const wb = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < src.length; i++) {
+    if (Number.isNaN(got[i]!) && Number.isNaN(want[i]!)) continue;
+    if (gb[i] !== wb[i]) assert.fail(`${what} x=${src[i]}: got ${got[i]}, reference ${want[i]}`);
+  }
 }
 
 const OPTIONS: readonly CastOptions[] = [
@@ -55,15 +70,13 @@ for (const spec of FLOATS) {
       for (const o of OPTIONS) {
         if (o.randomBits && rounding !== 'stochastic') continue;
         const opts: CastOptions = { ...o, rounding, seed: 42 };
-        const fast = chop(spec, src, opts);
         const ref = chopReference(spec, src, opts);
-        const fb = new Uint32Array(fast.buffer);
-        const rb = new Uint32Array(ref.buffer);
-        for (let i = 0; i < src.length; i++) {
-          if (Number.isNaN(fast[i]!) && Number.isNaN(ref[i]!)) continue;
-          if (fb[i] !== rb[i])
-            assert.fail(`${spec.name} ${JSON.stringify(opts)} x=${src[i]}: fast ${fast[i]} reference ${ref[i]}`);
-        }
+        setSimdEnabled(false);
+        const ts = chop(spec, src, opts);
+        setSimdEnabled(true);
+        const fast = chop(spec, src, opts);
+        assertSameBits(ts, ref, `${spec.name} ${JSON.stringify(opts)} TypeScript fast path`, src);
+        assertSameBits(fast, ref, `${spec.name} ${JSON.stringify(opts)} SIMD path`, src);
         // in place gives the same result
         const copy = src.slice();
         chop(spec, copy, opts, copy);
@@ -72,3 +85,20 @@ for (const spec of FLOATS) {
     }
   });
 }
+
+test('SIMD kernel is available in Node 20 and crosses chunk boundaries and odd tails correctly', () => {
+  assert.ok(simdKernel() !== null, 'WebAssembly SIMD should be available in Node >= 20');
+  const rng = new Rng(77);
+  // random bit patterns, so every 16-byte block has exception lanes now and then (NaN, inf, huge)
+  const n = CHUNK + 4099;
+  const src = new Float32Array(n);
+  for (let i = 0; i < n; i++) src[i] = i % 3 === 0 ? bitsToF32(rng.nextU32()) : rng.nextNormal() * 8;
+  for (const name of ['bf16', 'fp16', 'fp8_e4m3fn', 'fp4_e2m1fn', 'fp6_e3m2fn']) {
+    const spec = FORMATS.find((f) => f.name === name)!;
+    const ref = chopReference(spec, src);
+    assertSameBits(chop(spec, src), ref, `${name} SIMD`, src);
+    const inPlace = src.slice();
+    chop(spec, inPlace, {}, inPlace);
+    assertSameBits(inPlace, ref, `${name} SIMD in place`, src);
+  }
+});

@@ -62,7 +62,10 @@ test('value tables match independent definitions', () => {
   const b = valueTable(getFormat('bf16'));
   for (let c = 0; c < 65536; c++) assert.ok(sameValue(b[c]!, bf16BitsToF32(c)), `bf16 ${c}`);
   // OCP MX v1.0 table 5: FP4 E2M1 magnitudes
-  assert.deepEqual([...valueTable(getFormat('fp4_e2m1fn'))], [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6]);
+  assert.deepEqual(
+    [...valueTable(getFormat('fp4_e2m1fn'))],
+    [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6],
+  );
   const e8 = valueTable(getFormat('e8m0fnu'));
   for (let c = 0; c < 255; c++) assert.equal(e8[c], 2 ** (c - 127));
   assert.ok(Number.isNaN(e8[255]!));

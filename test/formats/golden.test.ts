@@ -67,7 +67,8 @@ for (const [mlName, t] of Object.entries(g.types)) {
       } else {
         assert.equal(code, wantCode, `${where}: code`);
         assert.equal(codes[i], wantCode, `${where}: encodeArray`);
-        for (const v of [values[i]!, fast[i]!, ref[i]!]) assert.equal(f32ToBits(v), wantBits, `${where}: value ${v}`);
+        for (const v of [values[i]!, fast[i]!, ref[i]!])
+          assert.equal(f32ToBits(v), wantBits, `${where}: value ${v}`);
       }
       compared++;
     }

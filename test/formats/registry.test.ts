@@ -44,7 +44,8 @@ test('aliases', () => {
 test('unknown names throw MixqError naming the name and listing valid ones', () => {
   assert.throws(
     () => getFormat('fp7'),
-    (e: unknown) => e instanceof MixqError && /unknown format 'fp7'/.test(e.message) && /fp8_e4m3fn/.test(e.message),
+    (e: unknown) =>
+      e instanceof MixqError && /unknown format 'fp7'/.test(e.message) && /fp8_e4m3fn/.test(e.message),
   );
   assert.throws(() => getFormat('e3m4'), MixqError); // custom floats only through parseFormat
   assert.throws(() => parseFormat('e3m4x'), /unknown format/);
@@ -94,7 +95,10 @@ test('custom floats: IEEE-like defaults, refined by overrides', () => {
   assert.deepEqual([...valueTable(parseFormat('e2m0'))], [0, 1, 2, 4, -0, -1, -2, -4]);
   // e4m3 with --no-inf --nan all-ones and bias 7 is exactly OCP e4m3fn
   const ocp = parseFormat('fp8_e4m3', { inf: false, nan: 'all-ones' });
-  assert.deepEqual([...valueTable(ocp)], [...valueTable(getFormat('fp8_e4m3fn'))].map((v) => v));
+  assert.deepEqual(
+    [...valueTable(ocp)],
+    [...valueTable(getFormat('fp8_e4m3fn'))].map((v) => v),
+  );
   assert.equal(formatInfo(parseFormat('e3m4', { bias: 4 })).maxFinite, 7.75);
   assert.equal(formatInfo(parseFormat('e3m4', { subnormals: false })).minSubnormal, 0.25);
   const sat = parseFormat('fp8_e5m2', { saturate: true });

@@ -24,7 +24,14 @@ const Z = 5;
 const N = 20000;
 
 /** Chops N copies of x; checks support {lo, hi}, frequency of hi against p, and the mean against x. */
-function checkStochastic(spec: FormatSpec, x: number, lo: number, hi: number, p: number, opts: CastOptions): void {
+function checkStochastic(
+  spec: FormatSpec,
+  x: number,
+  lo: number,
+  hi: number,
+  p: number,
+  opts: CastOptions,
+): void {
   const src = new Float32Array(N).fill(x);
   for (const out of [chop(spec, src, opts), chopReference(spec, src, opts)]) {
     let ups = 0;
@@ -37,7 +44,8 @@ function checkStochastic(spec: FormatSpec, x: number, lo: number, hi: number, p:
     const sd = Math.sqrt((p * (1 - p)) / N);
     const phat = ups / N;
     if (sd === 0) assert.equal(phat, p);
-    else assert.ok(Math.abs(phat - p) / sd < Z, `${spec.name} x=${x} ${opts.rounding}: P(up) ${phat} vs ${p}`);
+    else
+      assert.ok(Math.abs(phat - p) / sd < Z, `${spec.name} x=${x} ${opts.rounding}: P(up) ${phat} vs ${p}`);
     if (opts.rounding === 'stochastic' && !opts.randomBits && sd > 0) {
       const mean = sum / N;
       const sdMean = sd * (hi - lo);
@@ -73,10 +81,17 @@ test('stochastic: neighbours only, P(up) = distance fraction, unbiased mean', ()
 
 test('stochastic-equal: P = 1/2 for inexact values, exact values unchanged', () => {
   for (const [name, x0, lo, hi] of CASES) {
-    checkStochastic(getFormat(name), Math.fround(x0), Math.fround(Math.min(lo, hi)), Math.fround(Math.max(lo, hi)), 0.5, {
-      rounding: 'stochastic-equal',
-      seed: 12,
-    });
+    checkStochastic(
+      getFormat(name),
+      Math.fround(x0),
+      Math.fround(Math.min(lo, hi)),
+      Math.fround(Math.max(lo, hi)),
+      0.5,
+      {
+        rounding: 'stochastic-equal',
+        seed: 12,
+      },
+    );
   }
   const out = chop(getFormat('bf16'), new Float32Array(100).fill(1.5), { rounding: 'stochastic-equal' });
   assert.ok(out.every((y) => y === 1.5));
@@ -98,7 +113,10 @@ test('r-bit stochastic: P(up) = floor(frac * 2^r) / 2^r', () => {
     checkStochastic(spec, x, 2, 3, pr, { rounding: 'stochastic', randomBits: r, seed: 13 });
   }
   // frac below 2^-r never rounds up with r bits (the documented truncation of the residual)
-  const out = chop(spec, new Float32Array(1000).fill(Math.fround(2.1)), { rounding: 'stochastic', randomBits: 3 });
+  const out = chop(spec, new Float32Array(1000).fill(Math.fround(2.1)), {
+    rounding: 'stochastic',
+    randomBits: 3,
+  });
   assert.ok(out.every((y) => y === 2));
 });
 

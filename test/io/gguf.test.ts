@@ -5,9 +5,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { MixqError } from '../../src/core/errors.ts';
 import {
   concatBytes,
+  type GgufArray,
   type GgufKV,
   type GgufValue,
   type GgufValueType,
@@ -341,11 +343,10 @@ test('ggml type table: ids, names, block sizes and bytes as in ggml type_traits 
 });
 
 test('property: parse(write(kv, tensors)) gives back every value and tensor; write is a fixed point', async () => {
-  const fc = (await import('fast-check')).default;
   const { GGML_TYPES } = await import('../../src/io/gguf/types.ts');
-  type V = { type: GgufValueType; value: GgufValue };
+  type Scalar = Exclude<GgufValueType, 'arr'>;
   const str = fc.string({ unit: 'grapheme', maxLength: 12 });
-  const scalar: Record<Exclude<GgufValueType, 'arr'>, fc.Arbitrary<GgufValue>> = {
+  const scalar: Record<Scalar, fc.Arbitrary<GgufValue>> = {
     u8: fc.integer({ min: 0, max: 255 }),
     i8: fc.integer({ min: -128, max: 127 }),
     u16: fc.integer({ min: 0, max: 0xffff }),
@@ -359,30 +360,28 @@ test('property: parse(write(kv, tensors)) gives back every value and tensor; wri
     u64: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
     i64: fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }),
   };
-  const scalarTypes = Object.keys(scalar) as Exclude<GgufValueType, 'arr'>[];
-  const valueOf = (depth: number): fc.Arbitrary<V> =>
+  const scalarTypes = Object.keys(scalar) as Scalar[];
+  // an array of scalars, or (depth > 0) an array of arrays: every element of one array has one type
+  const arrayOf = (depth: number): fc.Arbitrary<GgufArray> =>
     fc.oneof(
-      fc.constantFrom(...scalarTypes).chain((t) => scalar[t].map((value) => ({ type: t, value }))),
+      fc
+        .constantFrom(...scalarTypes)
+        .chain((itemType) =>
+          fc.array(scalar[itemType], { maxLength: 6 }).map((items) => ({ itemType, items })),
+        ),
       ...(depth > 0
         ? [
-            fc.constantFrom(...scalarTypes, 'arr' as const).chain((itemType) =>
-              (itemType === 'arr'
-                ? fc
-                    .array(
-                      valueOf(depth - 1).filter((v) => v.type === 'arr'),
-                      { maxLength: 3 },
-                    )
-                    .map((xs) => ({
-                      itemType: (xs[0]?.type ?? 'u8') as GgufValueType,
-                      items: xs.filter((x) => x.type === xs[0]?.type).map((x) => x.value),
-                    }))
-                : fc.array(scalar[itemType], { maxLength: 6 }).map((items) => ({ itemType, items }))
-              ).map((value) => ({ type: 'arr' as const, value })),
-            ),
+            fc
+              .array(arrayOf(depth - 1), { maxLength: 3 })
+              .map((items) => ({ itemType: 'arr' as const, items })),
           ]
         : []),
     );
-  const kvArb = fc.uniqueArray(fc.tuple(str, valueOf(2)), { selector: (x) => x[0], maxLength: 8 });
+  const entry: fc.Arbitrary<GgufKV> = fc.oneof(
+    fc.constantFrom(...scalarTypes).chain((type) => scalar[type].map((value) => ({ key: '', type, value }))),
+    arrayOf(2).map((value) => ({ key: '', type: 'arr' as const, value })),
+  );
+  const kvArb = fc.uniqueArray(fc.tuple(str, entry), { selector: (x) => x[0], maxLength: 8 });
   const tensorArb = fc.uniqueArray(
     fc.record({
       name: str,
@@ -393,16 +392,12 @@ test('property: parse(write(kv, tensors)) gives back every value and tensor; wri
   );
   fc.assert(
     fc.property(kvArb, tensorArb, (kvList, tlist) => {
-      const kv: GgufKV[] = kvList.map(([key, v]) => ({ key, type: v.type, value: v.value }));
+      const kv: GgufKV[] = kvList.map(([key, e]) => ({ ...e, key }));
       const tensors = tlist.map((t, i) => {
         const ne = [t.ne[0]! * t.type.blockSize, ...t.ne.slice(1)];
         const n = ne.reduce((a, b) => a * b, 1);
-        return {
-          name: t.name,
-          ne,
-          type: t.type.id,
-          data: new Uint8Array((n / t.type.blockSize) * t.type.typeSize).fill(i + 1),
-        };
+        const data = new Uint8Array((n / t.type.blockSize) * t.type.typeSize).fill(i + 1);
+        return { name: t.name, ne, type: t.type.id, data };
       });
       const bytes = concatBytes(writeGguf({ kv, tensors }));
       const f = parseGguf(bytes);

@@ -106,6 +106,13 @@ test('external model -> new external file with another alignment; inputs are pro
   }
 });
 
+test('readOnnxFile checks the file size before reading it', async () => {
+  await assert.rejects(
+    readOnnxFile(`${FIXTURES}/mlp.onnx`, { limits: { maxModelBytes: 1000 } }),
+    (e: unknown) => e instanceof MixqError && /2372 bytes/.test(e.message) && e.field === 'ModelProto',
+  );
+});
+
 test('writeOnnx refuses a model over the protobuf limit and points at external data', () => {
   const model = readOnnx(fixture('mlp.onnx'), { limits: { maxModelBytes: 2400 } });
   const w = model.proto.graph?.initializer[0];

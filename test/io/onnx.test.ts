@@ -231,7 +231,38 @@ test('bad inline data sizes and caps are MixqErrors naming the field', () => {
   assert.throws(() => readOnnx(ok, { limits: { maxRank: 1 } }), /tensor has 2 dims/);
   assert.throws(() => readOnnx(ok, { limits: { maxModelBytes: 100 } }), /2372 bytes/);
   assert.throws(() => readOnnx(fixture('ifsub.onnx'), { limits: { maxGraphDepth: 1 } }), /nest too deeply/);
-  assert.throws(() => readOnnx(new Uint8Array([0x0a, 0x05, 1])), /not a valid ONNX protobuf/);
+  // Wire-level damage is named down to the field (prescan.ts).
+  assert.throws(
+    () => readOnnx(new Uint8Array([0x0a, 0x05, 1])),
+    (e: unknown) =>
+      e instanceof MixqError && e.field === 'ModelProto.ir_version' && /wire type 2/.test(e.message),
+  );
+  const truncated = fixture('mlp.onnx').subarray(0, 1500);
+  assert.throws(
+    () => readOnnx(truncated, { source: 'cut.onnx' }),
+    (e: unknown) =>
+      e instanceof MixqError &&
+      e.source === 'cut.onnx' &&
+      e.field === 'ModelProto.graph' &&
+      /exceeds/.test(e.message),
+  );
+  // A damaged tag deep inside: data_type (field 2, varint) of the first initializer rewritten as 32-bit.
+  const deep = fixture('mlp.onnx').slice();
+  const at = deep.findIndex((b, i) => b === 0x10 && deep[i + 1] === 0x01 && deep[i + 2] === 0x42);
+  deep[at] = 0x15;
+  assert.throws(
+    () => readOnnx(deep),
+    (e: unknown) =>
+      e instanceof MixqError &&
+      e.field === 'ModelProto.graph.initializer[0].data_type' &&
+      e.expected === 'wire type 0',
+  );
+  // An empty NodeProto costs 2 bytes on disk and ~160 decoded: the budget stops a flood of them.
+  // ModelProto { ir_version: 8, graph (field 7, 40960 bytes as varint 80 c0 02) { 20480 x empty node } }
+  const nodes = new Array(20480).fill(0).flatMap(() => [0x0a, 0x00]);
+  const flood = Uint8Array.from([0x08, 0x08, 0x3a, 0x80, 0xc0, 0x02, ...nodes]);
+  assert.throws(() => readOnnx(flood, { limits: { maxDecodedBytes: 1_000_000 } }), /too much memory/);
+  assert.doesNotThrow(() => readOnnx(flood));
   assert.throws(() => readOnnx(new Uint8Array(0)), /ir_version is missing/);
 });
 

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { MixqError } from '../../src/core/errors.ts';
 import {
   concatBytes,
@@ -238,4 +239,51 @@ test('ModelView roles from Hugging Face names', async () => {
   assert.equal(by['model.layers.0.mlp.down_proj.weight']?.quantizable, false, '64 elements < 1024');
   assert.equal(by.position_ids?.quantizable, false, 'integers are never quantized');
   assert.equal(by['model.layers.3.self_attn.q_proj.weight']?.dtype, 'f16');
+});
+
+test('property: parse(write(tensors, metadata)) gives back names, dtypes, shapes, bytes; write is a fixed point', async () => {
+  const dtypes = Object.keys(SAFETENSORS_DTYPE_BYTES) as SafetensorsDtype[];
+  const str = fc.string({ unit: 'grapheme', maxLength: 10 });
+  const tensorArb = fc.uniqueArray(
+    fc.record({
+      name: str.filter((s) => s !== '__metadata__'),
+      dtype: fc.constantFrom(...dtypes),
+      shape: fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 4 }),
+    }),
+    { selector: (t) => t.name, maxLength: 6 },
+  );
+  const metaArb = fc.option(fc.dictionary(str, str, { maxKeys: 4 }), { nil: undefined });
+  await fc.assert(
+    fc.asyncProperty(tensorArb, metaArb, async (list, metadata) => {
+      const tensors = referenceOrder(
+        list.map((t, i) => {
+          const n = t.shape.reduce((a, b) => a * b, 1);
+          return { ...t, data: rnd(n * SAFETENSORS_DTYPE_BYTES[t.dtype], i + 1) };
+        }),
+      );
+      const bytes = concatBytes(writeSafetensors({ tensors, ...(metadata ? { metadata } : {}) }));
+      const f = await parseSafetensors(bytes);
+      assert.deepEqual(f.metadata ? { ...f.metadata } : undefined, metadata ? { ...metadata } : undefined);
+      const byName = new Map(f.tensors.map((t) => [t.name, t]));
+      for (const t of tensors) {
+        const info = byName.get(t.name)!;
+        assert.deepEqual([info.dtype, info.shape], [t.dtype, t.shape]);
+        assert.deepEqual(await f.readTensorBytes(info), t.data);
+      }
+      const again = writeSafetensors({
+        tensors: await Promise.all(
+          f.tensors.map(async (t) => ({
+            name: t.name,
+            dtype: t.dtype,
+            shape: t.shape,
+            data: await f.readTensorBytes(t),
+          })),
+        ),
+        ...(f.metadata ? { metadata: f.metadata } : {}),
+      });
+      // tensors come back in data order, which is the written order (offsets only grow)
+      assert.deepEqual(concatBytes(again), bytes);
+    }),
+    { numRuns: 200, seed: 20261122 },
+  );
 });

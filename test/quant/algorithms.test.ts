@@ -12,8 +12,10 @@ import { csrBits, int8Decomposition, salientSparse } from '../../src/quant/algor
 import { rtn } from '../../src/quant/algorithms/rtn.ts';
 import { simulateLinearWA, smoothQuantScales } from '../../src/quant/algorithms/smoothquant.ts';
 import { gram, outputErrorFromGram } from '../../src/quant/linalg.ts';
+import { addCalibrationBatch, createCalibrationStats, summarizeStats } from '../../src/quant/stats.ts';
+import { MixqError } from '../../src/core/errors.ts';
 import type { QuantizerConfig } from '../../src/quant/qparams.ts';
-import { fakeQuant, storageCost } from '../../src/quant/quantizer.ts';
+import { dequantize, fakeQuant, storageCost } from '../../src/quant/quantizer.ts';
 import { f32hex, loadGptqGolden } from './golden-util.ts';
 import { channelStats, outlierLayer } from './layer-util.ts';
 
@@ -65,11 +67,10 @@ for (const [name, q] of [
     assert.ok(a.alpha > 0, 'a non-trivial scale is chosen for outlier channels');
     // alpha = 0 gives s = 1: that candidate is plain RTN
     assert.ok(Math.abs(a.alphaErrors[0]! / base - 1) < 1e-9);
-    // deployment form: quantized W diag(s) times x / s reproduces the effective weight
+    // deployment form: the stored Q(W diag(s)) used on x / s is the effective weight Q
     const s = a.inputScale;
-    const Ws = a.scaledWeight;
-    assert.equal(Ws.codes.length, rows * cols);
-    assert.equal(s.length, cols);
+    const deq = dequantize(a.scaledWeight);
+    for (let i = 0; i < deq.length; i++) assert.equal(Math.fround(deq[i]! / s[i % cols]!), a.Q[i]);
   });
 }
 
@@ -246,4 +247,32 @@ test('GPTQ with float and codebook elements (fp4_e2m1fn, nf4) and mse / fp16 / e
     console.log(`  GPTQ ${name}: ${e.toFixed(2)} vs RTN ${base.toFixed(2)} (ratio ${(e / base).toFixed(3)})`);
     assert.ok(e < 0.85 * base);
   }
+});
+
+test('calibration statistics accumulated in batches equal the one-shot values', () => {
+  const st = createCalibrationStats(cols);
+  for (let b = 0; b < 4; b++) addCalibrationBatch(st, X.subarray(b * 128 * cols, (b + 1) * 128 * cols), 128);
+  const s = summarizeStats(st);
+  const H = gptqHessian(X, n, cols);
+  for (let i = 0; i < H.length; i++)
+    assert.ok(Math.abs(s.hessian[i]! - H[i]!) <= 1e-9 * Math.abs(H[i]!) + 1e-9);
+  for (let j = 0; j < cols; j++) {
+    assert.equal(s.absMax[j], st.absMax[j]);
+    assert.ok(Math.abs(s.meanAbs[j]! - channelStats(X, n, cols).meanAbs[j]!) < 1e-4);
+  }
+  assert.throws(() => summarizeStats(createCalibrationStats(3)), MixqError);
+});
+
+test('GPTQ: a dead input (all-zero activations) gets a zero weight column; ragged last group', () => {
+  const Xd = Float32Array.from(GX);
+  for (let t = 0; t < gd.n; t++) Xd[t * gd.cols + 9] = 0;
+  const Hd = gptqHessian(Xd, gd.n, gd.cols);
+  const r = gptq(GW, gd.rows, gd.cols, Hd, { element: intSpec(4, false), symmetric: false, groupSize: 48 });
+  for (let row = 0; row < gd.rows; row++) assert.equal(r.Q[row * gd.cols + 9], 0);
+  assert.equal(r.nGroups, 3); // 48 + 48 + 32 columns
+  assert.equal(r.gIdx[127], 2);
+  assert.throws(
+    () => gptq(GW, gd.rows, gd.cols, Hd, { element: intSpec(4, false), symmetric: false, groupSize: 0 }),
+    MixqError,
+  );
 });

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { Rng } from '../../src/core/rng.ts';
 import { MixqError } from '../../src/core/errors.ts';
-import { getFormat, intSpec } from '../../src/formats/index.ts';
+import { chop, getFormat, intSpec } from '../../src/formats/index.ts';
 import type { FormatSpec } from '../../src/formats/spec.ts';
 import { elementGrid, roundToGrid, type TableGrid } from '../../src/quant/element.ts';
 import { type Granularity, groupLayout } from '../../src/quant/granularity.ts';
@@ -88,6 +88,24 @@ test('table rounding equals brute-force nearest (ties to even code) for every si
         if (d < db || (d === db && (g.codes[i]! & 1) === 0)) best = i;
       }
       assert.equal(roundToGrid(g, x), g.values[best], `${name} x=${x}`);
+    }
+  }
+});
+
+test('table rounding agrees with the formats library chop (nearest-even, saturating) - differential', () => {
+  for (const name of ['fp4_e2m1fn', 'fp6_e3m2fn', 'fp6_e2m3fn', 'fp8_e4m3fn', 'fp8_e5m2']) {
+    const spec = getFormat(name);
+    const g = elementGrid(spec) as TableGrid;
+    const r = new Rng(9);
+    const x = Float32Array.from({ length: 4000 }, (_, i) =>
+      i % 3 === 0
+        ? g.values[r.nextU32() % g.values.length]! * (1 + 2 ** -4)
+        : (r.nextFloat() * 2 - 1) * g.qmax * 0.999,
+    );
+    const want = chop(spec, x, { rounding: 'nearest-even', overflow: 'saturate' });
+    for (let i = 0; i < x.length; i++) {
+      const got = roundToGrid(g, x[i]!);
+      assert.ok(got === want[i], `${name} x=${x[i]}: ${got} vs chop ${want[i]}`);
     }
   }
 });
@@ -307,4 +325,69 @@ test('property: error is monotone in bits (int 2..8, per-group and per-row, sym 
     ),
     { numRuns: 40, seed: 7 },
   );
+});
+
+test('stochastic rounding: only the two neighbours, unbiased per element, reproducible by seed', () => {
+  const x = normals(21, 4 * 64);
+  for (const element of [intSpec(4, true), getFormat('fp4_e2m1fn')]) {
+    const cfg: QuantizerConfig = { element, granularity: { kind: 'axis', axis: 0 }, symmetric: true };
+    const p = chooseQParams(x, [4, 64], cfg);
+    const grid = p.grid;
+    const gridVals =
+      grid.kind === 'int'
+        ? Array.from({ length: grid.qmax - grid.qmin + 1 }, (_, k) => grid.qmin + k)
+        : Array.from(grid.values);
+    const runs = 400;
+    const sum = new Float64Array(x.length);
+    for (let seed = 0; seed < runs; seed++) {
+      const y = fakeQuantWith(x, { ...p, config: { ...cfg, rounding: 'stochastic', seed } });
+      for (let i = 0; i < x.length; i++) {
+        const s = p.scale[p.layout.index[i]!]!;
+        const v = x[i]! / s;
+        const lo = Math.max(...gridVals.filter((g) => g <= v));
+        const hi = Math.min(...gridVals.filter((g) => g >= v));
+        const gy = y[i]! / s;
+        assert.ok(Math.abs(gy - lo) < 1e-6 || Math.abs(gy - hi) < 1e-6, `${element.name} ${v} -> ${gy}`);
+        sum[i]! += gy;
+      }
+    }
+    for (let i = 0; i < x.length; i++) {
+      const s = p.scale[p.layout.index[i]!]!;
+      const v = x[i]! / s;
+      const lo = Math.max(...gridVals.filter((g) => g <= v));
+      const hi = Math.min(...gridVals.filter((g) => g >= v));
+      // the mean of 400 draws is within 5 standard deviations of v (nearest rounding is off by up to gap/2)
+      assert.ok(Math.abs(sum[i]! / runs - v) <= 0.125 * (hi - lo) + 1e-9, `${element.name} element ${i}`);
+    }
+    const a = fakeQuantWith(x, { ...p, config: { ...cfg, rounding: 'stochastic', seed: 5 } });
+    const b = dequantize(quantize(x, { ...p, config: { ...cfg, rounding: 'stochastic', seed: 5 } }));
+    assert.deepEqual(a, b);
+  }
+});
+
+test('LLM-FP4 format search: E/M splits of 4 bits, picks the smallest error', async () => {
+  const { minifloatCandidates, searchElementFormat } = await import('../../src/quant/format-search.ts');
+  const cands = minifloatCandidates(4);
+  assert.deepEqual(
+    cands.map((c) => c.name),
+    ['e1m2', 'e2m1', 'e3m0'],
+  );
+  assert.deepEqual(
+    Array.from((elementGrid(cands[1]!) as TableGrid).values),
+    Array.from((elementGrid(getFormat('fp4_e2m1fn')) as TableGrid).values),
+  );
+  const x = normals(5, 8 * 128);
+  const base = {
+    granularity: { kind: 'group', axis: 1, size: 32 },
+    symmetric: true,
+    scaleRule: { kind: 'float-max' },
+  } as const;
+  const r = searchElementFormat(x, [8, 128], base, cands);
+  const min = Math.min(...r.errors.map((e) => e.error));
+  assert.equal(r.errors.find((e) => e.name === r.element.name)!.error, min);
+  for (const c of cands)
+    assert.equal(
+      r.errors.find((e) => e.name === c.name)!.error,
+      sse(x, fakeQuant(x, [8, 128], { ...base, element: c })),
+    );
 });

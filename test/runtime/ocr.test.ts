@@ -17,17 +17,18 @@ test('fixture and charset: 6625 classes, blank first, space last; clean and degr
   assert.equal(charset[0], '');
   assert.equal(charset[charset.length - 1], ' ');
   const clean = lines.filter((l) => l.variant === 'clean');
+  const known = new Set(charset);
   assert.ok(clean.length >= 100 && lines.length - clean.length >= 100);
   for (const l of lines) {
     assert.equal(l.height, 48);
     assert.equal(l.pixels.length, 48 * l.width);
-    for (const ch of l.text) assert.ok(charset.includes(ch), `character ${ch} not decodable`);
+    for (const ch of l.text) assert.ok(known.has(ch), `character ${ch} not decodable`);
   }
 });
 
 test('CER on a slice of the clean set is at most 1%', async () => {
   const runner = await openRunner(ocrModelPath());
-  const slice = lines.filter((l) => l.variant === 'clean').slice(0, 8);
+  const slice = lines.filter((l) => l.variant === 'clean').slice(0, 6);
   const r = await evaluateOcr(runner, slice, charset);
   assert.ok(r.chars > 100);
   assert.ok(r.cer <= 0.01, `CER ${r.cer}: ${JSON.stringify(r.predictions)}`);
@@ -36,7 +37,7 @@ test('CER on a slice of the clean set is at most 1%', async () => {
 test('fidelity of the OCR model to itself is exact; a zeroed weight is not', async () => {
   const a = await openRunner(ocrModelPath());
   const b = await openRunner(ocrModelPath());
-  const slice = lines.slice(0, 2);
+  const slice = lines.slice(0, 1);
   const acc = newFidelityAccumulator();
   await ocrFidelity(a, b, slice, acc);
   const r = finishFidelity(acc);

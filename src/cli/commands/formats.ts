@@ -21,7 +21,11 @@ function fail(cmd: string, e: unknown): never {
   process.exit(e instanceof MixqError ? 2 : 1);
 }
 
-function printTable(header: readonly string[], rows: readonly (readonly string[])[], right: number[] = []): void {
+function printTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  right: number[] = [],
+): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: readonly string[]) =>
     r
@@ -54,7 +58,11 @@ function rowJson(r: FormatRow) {
 const show = defineCommand({
   meta: { name: 'show', description: 'Every code and value of one format (name, alias, or custom eXmY)' },
   args: {
-    name: { type: 'positional', description: 'format name, e.g. fp8_e4m3fn, e4m3, e3m4, ue5m3', required: true },
+    name: {
+      type: 'positional',
+      description: 'format name, e.g. fp8_e4m3fn, e4m3, e3m4, ue5m3',
+      required: true,
+    },
     json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
   },
   run({ args }) {
@@ -106,7 +114,10 @@ const show = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'formats', description: 'Table of every number format; `formats show <name>` lists its codes' },
+  meta: {
+    name: 'formats',
+    description: 'Table of every number format; `formats show <name>` lists its codes',
+  },
   args: {
     json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
   },

@@ -8,6 +8,7 @@ type Lazy = () => Promise<CommandDef>;
  */
 export const commands: Record<string, Lazy> = {
   formats: () => import('./formats.ts').then((m) => m.default),
+  chop: () => import('./chop.ts').then((m) => m.default),
   inspect: () => import('./inspect.ts').then((m) => m.default),
   convert: () => import('./convert.ts').then((m) => m.default),
   eval: () => import('./eval.ts').then((m) => m.default),

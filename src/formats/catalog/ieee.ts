@@ -11,7 +11,14 @@
  */
 import type { FloatSpec } from '../spec.ts';
 
-const ieeeLike = { kind: 'float', signed: true, subnormals: true, inf: true, nan: 'ieee', overflow: 'ieee' } as const;
+const ieeeLike = {
+  kind: 'float',
+  signed: true,
+  subnormals: true,
+  inf: true,
+  nan: 'ieee',
+  overflow: 'ieee',
+} as const;
 
 export const fp32: FloatSpec = {
   ...ieeeLike,

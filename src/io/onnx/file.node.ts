@@ -4,13 +4,13 @@
  * tensor's range is checked against its file's size up front), and writing a model, optionally with its
  * weights in an external data file, atomically and never over an input.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { MixqError } from '../../core/errors.ts';
 import { fileSource, writeFileAtomic } from '../files.node.ts';
 import type { ByteSource } from '../source.ts';
 import { type ExternalDataLayout, writeOnnxWithExternalData } from './external-write.ts';
-import { type OnnxLimits, type OnnxModel, readOnnx, writeOnnx } from './read.ts';
+import { DEFAULT_ONNX_LIMITS, type OnnxLimits, type OnnxModel, readOnnx, writeOnnx } from './read.ts';
 import { externalDataRef, externalRange } from './tensor-data.ts';
 import { listWeights } from './weights.ts';
 
@@ -29,7 +29,17 @@ export async function readOnnxFile(
   path: string,
   opts: { limits?: Partial<OnnxLimits> } = {},
 ): Promise<OnnxFile> {
-  const bytes = new Uint8Array(await readFile(path));
+  const max = opts.limits?.maxModelBytes ?? DEFAULT_ONNX_LIMITS.maxModelBytes;
+  const { size } = await stat(path);
+  if (size > max) {
+    throw new MixqError(`model file is ${size} bytes`, {
+      source: path,
+      field: 'ModelProto',
+      expected: `at most ${max} bytes (protobuf's 2 GiB limit; larger weights belong in external data)`,
+    });
+  }
+  const buf = await readFile(path);
+  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength); // a view, not a second copy
   const opened: (ByteSource & { close(): Promise<void> })[] = [];
   const folder = dirname(path);
   const model = readOnnx(bytes, {

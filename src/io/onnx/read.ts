@@ -1,8 +1,9 @@
 /**
  * Reads and writes ONNX models (onnx.ModelProto) with protobufjs, hardened for untrusted files.
  *
- * Reading decodes the whole message (protobufjs checks every length against the bytes left, so a bad
- * length is an error, never a large allocation), then validates what mixq relies on: a graph is present,
+ * Reading first walks the wire format without allocating (prescan.ts: names the field of any damage,
+ * caps nesting and the estimated decoded size), then decodes the whole message with protobufjs (which
+ * checks every length against the bytes left), then validates what mixq relies on: a graph is present,
  * subgraph nesting, tensor count, every tensor's rank and dims, and that inline data has exactly the size
  * the dims and data type call for. Any failure is a MixqError naming the file, the field path (e.g.
  * `graph.initializer[3] 'fc.weight'.raw_data`) and what was expected.
@@ -17,6 +18,7 @@ import { MixqError } from '../../core/errors.ts';
 import type { ByteSource } from '../source.ts';
 import { onnxDType, rawByteLength } from './dtypes.ts';
 import type { Int64, ModelProto, TensorProto } from './proto-types.ts';
+import { prescanMessage } from './prescan.ts';
 import { modelProtoType } from './schema.ts';
 import { forEachGraph } from './walk.ts';
 
@@ -34,6 +36,13 @@ export interface OnnxLimits {
   readonly maxElements: number;
   /** Nesting of subgraphs (If inside Loop inside ...). */
   readonly maxGraphDepth: number;
+  /** Nesting of protobuf messages (protobufjs and protoc stop at 100). */
+  readonly maxMessageDepth: number;
+  /**
+   * Estimated bytes of JS objects decoding may create (prescan.ts charges messages, int64 values and
+   * repeated elements), so a small hostile file cannot expand into an out-of-memory crash.
+   */
+  readonly maxDecodedBytes: number;
 }
 
 export const DEFAULT_ONNX_LIMITS: OnnxLimits = Object.freeze({
@@ -43,6 +52,8 @@ export const DEFAULT_ONNX_LIMITS: OnnxLimits = Object.freeze({
   maxRank: 32,
   maxElements: Number.MAX_SAFE_INTEGER,
   maxGraphDepth: 64,
+  maxMessageDepth: 100,
+  maxDecodedBytes: 2 ** 32, // 4 GiB; a real model's structure is a small fraction of its file size
 });
 
 /**
@@ -250,6 +261,12 @@ export function readOnnx(bytes: Uint8Array, opts: ReadOnnxOptions = {}): OnnxMod
       expected: `at most ${limits.maxModelBytes} bytes (protobuf's 2 GiB limit; larger weights belong in external data)`,
     });
   }
+  // Bounded walk first: names the field of any wire-level damage and refuses memory blow-ups.
+  prescanMessage(bytes, modelProtoType(), {
+    source,
+    budgetBytes: limits.maxDecodedBytes,
+    maxDepth: limits.maxMessageDepth,
+  });
   let proto: ModelProto;
   try {
     // Keep unknown fields (protobufjs drops them by default) so a newer model's extras are written back.

@@ -293,6 +293,7 @@ let modelType: protobuf.Type | undefined;
 export function modelProtoType(): protobuf.Type {
   if (!modelType) {
     const root = protobuf.Root.fromJSON(ONNX_JSON as protobuf.INamespace);
+    root.resolveAll(); // fills Field.resolvedType, which prescan.ts walks
     modelType = root.lookupType('onnx.ModelProto');
   }
   return modelType;

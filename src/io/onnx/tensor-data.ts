@@ -23,6 +23,10 @@ export interface ExternalDataRef {
   readonly length: number | undefined;
 }
 
+// Tensors from readOnnx were already checked against the model's limits; these loose caps only keep
+// counts of hand-built tensors exact.
+const DEFAULT_CAPS = { maxRank: 64, maxElements: Number.MAX_SAFE_INTEGER } as const;
+
 const where = (t: TensorProto) => (t.name ? `tensor '${t.name}'` : 'tensor');
 
 function info(t: TensorProto, source: string): OnnxDTypeInfo {
@@ -43,8 +47,6 @@ export function tensorByteLength(t: TensorProto, source = ''): number {
   const count = elementCount(tensorDims(t.dims, source, `${where(t)}.dims`, DEFAULT_CAPS));
   return d.bits === 0 ? 0 : rawByteLength(d, count);
 }
-
-const DEFAULT_CAPS = { maxRank: 64, maxElements: Number.MAX_SAFE_INTEGER } as const;
 
 /**
  * Refuses an external data location that could reach outside the model's folder (absolute paths, drive

@@ -4,7 +4,7 @@
  *
  * Roles by consumer (op, input slot):
  *   MatMul A/B (and MatMulInteger, FusedMatMul, com.microsoft MatMulNBits B) -> matmul-weight;
- *   Gemm A/B -> gemm-weight (transB is a layout detail; C -> bias);
+ *   Gemm A/B -> gemm-weight (transB only decides outputAxis; C -> bias);
  *   Conv/ConvTranspose W -> conv-weight (B -> bias); Gather data -> embedding;
  *   LayerNormalization, SimplifiedLayerNormalization, Skip*LayerNormalization, BatchNormalization,
  *   InstanceNormalization, GroupNormalization, RMSNormalization parameters -> norm;

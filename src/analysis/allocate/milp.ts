@@ -1,0 +1,264 @@
+/**
+ * The exact allocation solver: a 0/1 mixed-integer program solved by HiGHS (the `highs` npm package,
+ * HiGHS compiled to WebAssembly; https://highs.dev, Huangfu & Hall 2018).
+ *
+ *   minimise   sum_k sum_o damage_ko x_ko
+ *   subject to sum_o x_ko = 1                        for every item k (a weight, or a tied group)
+ *              sum_k sum_o (cost_ko - minCost_k) x_ko <= capacity - sum_k minCost_k
+ *              sum_k sum_o latency_ko x_ko <= maxLatency   (when given)
+ *              x_ko in {0, 1}
+ *
+ * Costs are shifted by each item's cheapest option so the budget row holds small integers (extra bytes),
+ * and damages are scaled so the largest is 1 (HiGHS' absolute tolerances then mean the same thing for
+ * every model). Items with a single option are constants and get no columns.
+ *
+ * The WebAssembly module is loaded lazily, once, on the first solve (`import('highs')`; in Node the
+ * loader reads highs.wasm next to itself; in a browser bundle it fetches `new URL('highs.wasm',
+ * import.meta.url)`, which Vite / webpack 5 / esbuild (with a file loader) resolve; otherwise pass
+ * `locateFile` or `wasmBinary` to `loadHighs`).
+ *
+ * The returned assignment is re-checked with exact integer arithmetic; if solver tolerances let it exceed
+ * the budget by a few bytes, the row is tightened by the excess and the model solved again.
+ */
+import type { Highs, InitOptions } from 'highs';
+import { MixqError } from '../../core/errors.ts';
+import {
+  type AllocationProblem,
+  type Allocation,
+  buildAllocation,
+  choiceCost,
+  jointInfeasible,
+  nowMs,
+  type ReducedProblem,
+  reduceProblem,
+} from './problem.ts';
+
+let highsPromise: Promise<Highs> | undefined;
+
+/**
+ * The HiGHS runtime, loaded on first use and shared afterwards. Options apply only to the first call
+ * (browser bundles that cannot resolve highs.wasm pass `locateFile` or `wasmBinary` here before solving).
+ * @example const highs = await loadHighs(); highs.version.string // '1.15.1'
+ */
+export function loadHighs(options?: InitOptions): Promise<Highs> {
+  highsPromise ??= import('highs')
+    .then((m: unknown) => pickLoader(m)(options))
+    .catch((e: unknown) => {
+      highsPromise = undefined;
+      throw new MixqError(`cannot load the HiGHS solver: ${e instanceof Error ? e.message : String(e)}`, {
+        source: 'highs',
+      });
+    });
+  return highsPromise;
+}
+
+type HighsLoader = (options?: InitOptions) => Promise<Highs>;
+
+/**
+ * The loader function from the imported module. Node's "import" condition gives the package's ESM build
+ * (default export = loader); TypeScript types the package as CommonJS, and some bundlers wrap CJS in a
+ * second `default`, so accept both shapes.
+ */
+function pickLoader(m: unknown): HighsLoader {
+  const d = (m as { default?: unknown }).default;
+  if (typeof d === 'function') return d as HighsLoader;
+  const dd = (d as { default?: unknown } | undefined)?.default;
+  if (typeof dd === 'function') return dd as HighsLoader;
+  throw new Error('the highs module has no loader function');
+}
+
+export interface MilpOptions {
+  /** Wall-clock limit in seconds (default 60). On expiry the best assignment found is returned with its gap. */
+  readonly timeLimitSec?: number;
+  /** Relative gap at which HiGHS may stop (default 1e-6; 0 = prove optimality exactly). */
+  readonly relGap?: number;
+}
+
+interface Columns {
+  readonly item: Int32Array;
+  readonly option: Int32Array;
+}
+
+/**
+ * Solves the allocation exactly (to `relGap`) with HiGHS.
+ * @example
+ * const a = await solveMilp({ weights, budget: { kind: 'bitsPerWeight', bits: 4 } });
+ * a.schemes // chosen scheme per weight; a.damage, a.bytes, a.gap
+ */
+export async function solveMilp(problem: AllocationProblem, opts: MilpOptions = {}): Promise<Allocation> {
+  const r = reduceProblem(problem);
+  const highs = await loadHighs();
+  return solveReducedMilp(highs, r, opts);
+}
+
+/** The MILP on an already reduced problem (the Pareto sweep reuses one reduction for many budgets). */
+export function solveReducedMilp(highs: Highs, r: ReducedProblem, opts: MilpOptions = {}): Allocation {
+  const t0 = nowMs();
+  let slack = 0;
+  // At most a few re-solves: each one tightens the budget row by the exact excess of the rounded solution.
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const res = runOnce(highs, r, opts, slack);
+    const cost = choiceCost(r, res.options);
+    if (cost <= r.capacity) {
+      return buildAllocation(r, res.options, {
+        status: res.status,
+        solver: 'highs',
+        timeMs: nowMs() - t0,
+        lowerBound: res.lowerBound,
+      });
+    }
+    slack += cost - r.capacity;
+  }
+  throw new MixqError('HiGHS returned assignments over budget even after tightening', { source: 'highs' });
+}
+
+interface RunResult {
+  readonly options: number[];
+  readonly status: 'optimal' | 'time-limit';
+  readonly lowerBound: number;
+}
+
+function runOnce(highs: Highs, r: ReducedProblem, opts: MilpOptions, slack: number): RunResult {
+  const items = r.items;
+  const fixed: number[] = items.map((it) => (it.options.length === 1 ? 0 : -1));
+  let minCostSum = 0;
+  let fixedDamage = 0;
+  let fixedLatency = 0;
+  let maxAbsDamage = 0;
+  const colItem: number[] = [];
+  const colOption: number[] = [];
+  items.forEach((it, k) => {
+    const minCost = Math.min(...it.options.map((o) => o.cost));
+    minCostSum += minCost;
+    for (const o of it.options) maxAbsDamage = Math.max(maxAbsDamage, Math.abs(o.damage));
+    if (fixed[k] === 0) {
+      fixedDamage += it.options[0]!.damage;
+      fixedLatency += it.options[0]!.latency;
+      return;
+    }
+    it.options.forEach((_, o) => {
+      colItem.push(k);
+      colOption.push(o);
+    });
+  });
+  const nCols = colItem.length;
+  const options = fixed.slice();
+  if (nCols === 0) return { options, status: 'optimal', lowerBound: fixedDamage };
+
+  const scale = maxAbsDamage > 0 ? 1 / maxAbsDamage : 1;
+  const cols: Columns = { item: Int32Array.from(colItem), option: Int32Array.from(colOption) };
+  // Rows: one "choose exactly one" row per free item, then the budget row, then the latency row.
+  const rowOfItem = new Int32Array(items.length).fill(-1);
+  let nRows = 0;
+  fixed.forEach((f, k) => {
+    if (f === -1) rowOfItem[k] = nRows++;
+  });
+  const budgetRow = nRows++;
+  const latencyRow = r.maxLatency !== undefined ? nRows++ : -1;
+  const perCol = latencyRow >= 0 ? 3 : 2;
+  const starts = new Int32Array(nCols + 1);
+  const indices = new Int32Array(nCols * perCol);
+  const values = new Float64Array(nCols * perCol);
+  const colCost = new Float64Array(nCols);
+  let nz = 0;
+  for (let c = 0; c < nCols; c++) {
+    const k = cols.item[c]!;
+    const it = items[k]!;
+    const o = it.options[cols.option[c]!]!;
+    const minCost = Math.min(...it.options.map((q) => q.cost));
+    colCost[c] = o.damage * scale;
+    starts[c] = nz;
+    indices[nz] = rowOfItem[k]!;
+    values[nz++] = 1;
+    const extra = o.cost - minCost;
+    if (extra !== 0) {
+      indices[nz] = budgetRow;
+      values[nz++] = extra;
+    }
+    if (latencyRow >= 0 && o.latency !== 0) {
+      indices[nz] = latencyRow;
+      values[nz++] = o.latency;
+    }
+  }
+  starts[nCols] = nz;
+  const rowLower = new Float64Array(nRows);
+  const rowUpper = new Float64Array(nRows);
+  for (let k = 0; k < items.length; k++) {
+    const row = rowOfItem[k]!;
+    if (row >= 0) {
+      rowLower[row] = 1;
+      rowUpper[row] = 1;
+    }
+  }
+  rowLower[budgetRow] = -highs.infinity;
+  rowUpper[budgetRow] = r.capacity - minCostSum - slack;
+  if (latencyRow >= 0) {
+    rowLower[latencyRow] = -highs.infinity;
+    rowUpper[latencyRow] = r.maxLatency! - fixedLatency;
+  }
+  const integrality = new Int32Array(nCols).fill(highs.constants.variableType.integer);
+  const model = highs.createModel({
+    numCols: nCols,
+    numRows: nRows,
+    colCost,
+    colLower: new Float64Array(nCols),
+    colUpper: new Float64Array(nCols).fill(1),
+    rowLower: rowLower.subarray(0, nRows),
+    rowUpper: rowUpper.subarray(0, nRows),
+    matrix: {
+      format: 'csc',
+      numRows: nRows,
+      numCols: nCols,
+      starts,
+      indices: indices.subarray(0, nz),
+      values: values.subarray(0, nz),
+    },
+    integrality,
+  });
+  try {
+    model.options.set({
+      output_flag: false,
+      time_limit: opts.timeLimitSec ?? 60,
+      mip_rel_gap: opts.relGap ?? 1e-6,
+      // Scaled damages are <= 1 each; an absolute gap far below any real difference.
+      mip_abs_gap: 1e-12,
+    });
+    model.run();
+    const status = model.getModelStatus();
+    const S = highs.constants.modelStatus;
+    if (status === S.infeasible) {
+      if (slack > 0)
+        throw new MixqError('HiGHS could not fit the budget after tightening for tolerance', {
+          source: 'highs',
+        });
+      throw jointInfeasible(r);
+    }
+    const hasSolution = Number(model.info.get('primal_solution_status')) === 2;
+    if (status !== S.optimal && !(status === S.timeLimit && hasSolution)) {
+      if (status === S.timeLimit)
+        throw new MixqError(`HiGHS found no feasible assignment within ${opts.timeLimitSec ?? 60} s`, {
+          source: 'highs',
+          field: 'timeLimitSec',
+          expected: 'a longer time limit',
+        });
+      throw new MixqError(`HiGHS stopped with model status ${status}`, { source: 'highs' });
+    }
+    const x = model.getSolution().colValue;
+    // Per item, the option whose binary is (closest to) 1.
+    const best = new Float64Array(items.length).fill(-1);
+    for (let c = 0; c < nCols; c++) {
+      const k = cols.item[c]!;
+      if (x[c]! > best[k]!) {
+        best[k] = x[c]!;
+        options[k] = cols.option[c]!;
+      }
+    }
+    const dualBound = Number(model.info.get('mip_dual_bound'));
+    const lowerBound = Number.isFinite(dualBound)
+      ? dualBound / scale + fixedDamage
+      : Number.NEGATIVE_INFINITY;
+    return { options, status: status === S.optimal ? 'optimal' : 'time-limit', lowerBound };
+  } finally {
+    model.dispose();
+  }
+}
