@@ -24,6 +24,8 @@ export type Granularity =
 
 export interface GroupLayout {
   readonly nGroups: number;
+  /** Largest group size (scratch buffers of the parameter searches are sized by it). */
+  readonly maxSize: number;
   /** Group id of every element (row-major element order). */
   readonly index: Uint32Array;
   /** Element count of every group. */
@@ -131,7 +133,9 @@ export function groupLayout(shape: readonly number[], g: Granularity): GroupLayo
   }
   const sizes = new Uint32Array(d.nGroups);
   for (let i = 0; i < numel; i++) sizes[index[i]!]!++;
-  return { nGroups: d.nGroups, index, sizes };
+  let maxSize = 0;
+  for (const v of sizes) if (v > maxSize) maxSize = v; // no spread: millions of groups would overflow it
+  return { nGroups: d.nGroups, maxSize, index, sizes };
 }
 
 /** Element indices of every group, as CSR (offsets[g]..offsets[g+1] into members), ascending within a group. */

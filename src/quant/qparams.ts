@@ -263,7 +263,7 @@ export function chooseQParamsWithLayout(
     }
   } else {
     const { offsets, members } = groupMembers(layout);
-    const vals = new Float64Array(Math.max(...layout.sizes, 0));
+    const vals = new Float64Array(layout.maxSize);
     const wts = new Float64Array(vals.length);
     for (let g = 0; g < nG; g++) {
       const a = offsets[g]!;

@@ -1,6 +1,7 @@
 /**
- * `mixq inspect <file> [--json]`: format, tensors (name, shape, dtype, bytes, role), parameter count,
- * bytes by dtype, average bits per weight, quantizable weights. Reads only the header of the file.
+ * `mixq inspect <file> [--json]` (GGUF, safetensors, ONNX): format, tensors (name, shape, dtype, bytes,
+ * role), parameter count, bytes by dtype, average bits per weight, quantizable weights. For GGUF and
+ * safetensors only the header is read.
  */
 import { type CommandDef, defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
@@ -25,10 +26,10 @@ const fmtBytes = (n: number) =>
 const inspect = defineCommand({
   meta: {
     name: 'inspect',
-    description: 'Show the tensors, sizes and quantizable weights of a GGUF or safetensors file',
+    description: 'Show the tensors, sizes and quantizable weights of a GGUF, safetensors or ONNX file',
   },
   args: {
-    file: { type: 'positional', description: 'model file (.gguf, .safetensors)', required: true },
+    file: { type: 'positional', description: 'model file (.gguf, .safetensors, .onnx)', required: true },
     json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
   },
   async run({ args }) {

@@ -127,7 +127,7 @@ export function awq(W: Float32Array, rows: number, cols: number, stats: AwqStats
     const { offsets, members } = groupMembers(layout);
     const steps = cfg.clipGrid ?? 20;
     const minRatio = cfg.clipMinRatio ?? 0.5;
-    const d = new Float64Array(Math.max(...layout.sizes, 0));
+    const d = new Float64Array(layout.maxSize);
     for (let g = 0; g < layout.nGroups; g++) {
       const a0 = offsets[g]!;
       const n = offsets[g + 1]! - a0;

@@ -121,7 +121,7 @@ export function importanceQuantize(
   const step = cfg.stepSize ?? 0.1;
   const { offsets, members } = groupMembers(layout);
   const raw = new Float64Array(layout.nGroups);
-  const maxLen = Math.max(...layout.sizes, 0);
+  const maxLen = layout.maxSize;
   const x = new Float64Array(maxLen);
   const w = new Float64Array(maxLen);
   for (let g = 0; g < layout.nGroups; g++) {
