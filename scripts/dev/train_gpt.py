@@ -340,7 +340,6 @@ def export(args):
         model, (ids,), p1, opset_version=17, do_constant_folding=True, export_params=True,
         input_names=["ids"], output_names=["logits"],
         dynamic_axes={"ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}},
-        dynamo=False,
     )
     kv = GPTWithCache(len(vocab), **CFG)
     kv.load_state_dict(model.state_dict())
@@ -362,7 +361,6 @@ def export(args):
     torch.onnx.export(
         kv, (ids, *past), p2, opset_version=17, do_constant_folding=True, export_params=True,
         input_names=["ids", *past_names], output_names=["logits", *present_names], dynamic_axes=dyn,
-        dynamo=False,
     )
     for p in (p1, p2):
         left = externalize(p, offsets, arrays)

@@ -165,6 +165,13 @@ export interface RneKernel {
   ): number;
 }
 
+/** The part of the WebAssembly JS API used here (declared locally: the ES2022 lib has no WebAssembly). */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+
 let kernel: RneKernel | null | undefined;
 
 /** The SIMD kernel, or null where WebAssembly SIMD is unavailable (instantiated once, synchronously). */
@@ -172,11 +179,11 @@ export function simdKernel(): RneKernel | null {
   if (kernel !== undefined) return kernel;
   kernel = null;
   try {
-    const wasm = (globalThis as { WebAssembly?: typeof WebAssembly }).WebAssembly;
+    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
     const bytes = moduleBytes();
     if (!wasm?.validate(bytes)) return kernel;
     const inst = new wasm.Instance(new wasm.Module(bytes), {});
-    const mem = inst.exports.mem as WebAssembly.Memory;
+    const mem = inst.exports.mem as { buffer: ArrayBuffer };
     const rne = inst.exports.rne as RneKernel['rne'];
     kernel = { f32: new Float32Array(mem.buffer), i32: new Int32Array(mem.buffer), excIndex: EXC / 4, rne };
   } catch {

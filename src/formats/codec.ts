@@ -5,7 +5,7 @@
  */
 import { MixqError } from '../core/errors.ts';
 import { chopFloatFast } from './chop-fast.ts';
-import { decodeInt, encodeIntWith, intLayout } from './int.ts';
+import { chopIntNearestEven, decodeInt, encodeIntWith, intLayout } from './int.ts';
 import { decodeLut, encodeLutWith, lutLayout } from './lut.ts';
 import { decodeFloat, encodeFloatWith, floatLayout } from './minifloat.ts';
 import { type ResolvedCast, resolveRounding } from './rounding.ts';
@@ -163,6 +163,10 @@ export function chop(
     const slow = (x: number, u: number): number =>
       decodeFloat(L, encodeFloatWith(L, x, r.rounding, u, r.randomBits, policy, flush));
     if (chopFloatFast(L, src, dst, r, flush, slow)) return dst;
+  }
+  if (spec.kind === 'int' && (opts?.rounding ?? 'nearest-even') === 'nearest-even') {
+    chopIntNearestEven(intLayout(spec), src, dst);
+    return dst;
   }
   return chopReference(spec, src, opts, dst);
 }

@@ -8,8 +8,9 @@
  *   'model.layers.N.self_attn.q_proj.weight', 'model.layers.N.input_layernorm.weight', GPT-2's
  *   'h.N.attn.c_attn.weight', 'wte'/'wpe', BERT's 'encoder.layer.N....', 'LayerNorm'.
  *
- * Quantizable rule (documented contract): a tensor is quantizable when its role is 'matmul-weight' or
- * 'embedding' and it is 2-D, or 'conv-weight' with 3..5 dims, AND it has at least
+ * Quantizable rule (documented contract): a tensor is quantizable when its role is 'embedding' and it is
+ * 2-D, 'matmul-weight' and 2-D (or 3-D: stacked mixture-of-experts weights such as llama.cpp's
+ * 'blk.N.ffn_up_exps.weight'), or 'conv-weight' with 3..5 dims, AND it has at least
  * QUANTIZABLE_MIN_ELEMENTS elements, AND its stored dtype is a float or ggml block type (integer and
  * bool tensors are never quantized). Small weights cost little memory and are often sensitive.
  */
@@ -24,6 +25,7 @@ const EMBED_RE =
 const NORM_RE = /(?:norm|ln_\d|ln_f|ln\d?\b|layernorm|layer_norm|LayerNorm|rms)/i;
 const HEAD_RE = /(?:^|\.)(?:lm_head|output|classifier|score)\.weight$/;
 const CONV_RE = /conv/i;
+const EXPERTS_RE = /_exps\.weight$|experts/;
 
 /** Dtypes whose tensors can be quantized (floats and ggml block types; not integers/bool). */
 export function isFloatLikeDtype(dtype: string): boolean {
@@ -45,6 +47,8 @@ export function inferRole(name: string, shape: readonly number[]): { role: Tenso
   if (EMBED_RE.test(name) || EMBED_RE.test(base)) return at(shape.length === 2 ? 'embedding' : 'other');
   if (shape.length >= 3 && shape.length <= 5 && CONV_RE.test(name)) return at('conv-weight');
   if (HEAD_RE.test(name) && shape.length === 2) return at('matmul-weight');
+  // stacked mixture-of-experts weights: llama.cpp 'blk.N.ffn_up_exps.weight' [n_expert, n_ff, n_embd]
+  if (shape.length === 3 && EXPERTS_RE.test(name)) return at('matmul-weight');
   if (shape.length === 2 && (name.endsWith('.weight') || name.endsWith('_weight') || !name.includes('.'))) {
     return at('matmul-weight');
   }
@@ -57,7 +61,8 @@ export function isQuantizable(role: TensorRole, shape: readonly number[], dtype:
   let n = 1;
   for (const d of shape) n *= d;
   if (n < QUANTIZABLE_MIN_ELEMENTS || !isFloatLikeDtype(dtype)) return false;
-  if (role === 'matmul-weight' || role === 'embedding') return shape.length === 2;
+  if (role === 'matmul-weight') return shape.length === 2 || shape.length === 3;
+  if (role === 'embedding') return shape.length === 2;
   if (role === 'conv-weight') return shape.length >= 3 && shape.length <= 5;
   return false;
 }

@@ -13,3 +13,4 @@ export * from './quantizer.ts';
 export * from './scale-format.ts';
 export * from './stats.ts';
 export * from './format-search.ts';
+export * from './algorithms/hqq.ts';

@@ -94,7 +94,14 @@ const f16 = (x: number): number => f16BitsToF32(f32ToF16Bits(x));
 /** The element grid a quantizer configuration uses (narrowed to +-qmax when symmetric). */
 export function quantizerGrid(cfg: QuantizerConfig): ElementGrid {
   const g = elementGrid(cfg.element);
-  return cfg.symmetric ? symmetricGrid(g) : g;
+  if (!cfg.symmetric) return g;
+  const sg = symmetricGrid(g);
+  if (!(sg.qmax > 0))
+    throw new MixqError(`format ${cfg.element.name} has no positive values for a symmetric quantizer`, {
+      field: 'symmetric',
+      expected: 'false, or a format with positive values',
+    });
+  return sg;
 }
 
 /** Parameters of one group from a clipped range; `roundScale` turns a raw scale into its stored value. */

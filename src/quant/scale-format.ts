@@ -62,8 +62,15 @@ export function checkScaleFormat(f: ScaleFormat): void {
     });
 }
 
-/** Stored form of a single scale for the formats that round each scale independently. */
+/** Smallest positive value of each independent storage format (its smallest subnormal). */
+const MIN_SCALE = { fp32: 2 ** -149, fp16: 2 ** -24, bf16: 2 ** -133, e8m0: 2 ** -127 } as const;
+
+/**
+ * Stored form of a single scale for the formats that round each scale independently. A scale never
+ * underflows to 0 (that would make x / scale NaN): tiny scales become the format's smallest positive value.
+ */
 export function roundScaleIndependent(f: 'fp32' | 'fp16' | 'bf16' | 'e8m0', s: number): number {
+  s = Math.max(s, MIN_SCALE[f]);
   if (f === 'fp32') return Math.fround(s);
   if (f === 'fp16') return f16BitsToF32(f32ToF16Bits(s));
   if (f === 'bf16') return bf16BitsToF32(f32ToBf16Bits(s));
@@ -106,7 +113,7 @@ export function storeScales(f: ScaleFormat, raw: Float32Array | Float64Array): S
   if (f === 'fp8_e4m3fn') {
     let mx = 0;
     for (let i = 0; i < n; i++) mx = Math.max(mx, raw[i]!);
-    const global = Math.fround(mx > 0 ? mx / E4M3FN_MAX : 1);
+    const global = Math.max(Math.fround(mx > 0 ? mx / E4M3FN_MAX : 1), 2 ** -140); // stays > 0 times 2^-9
     const g = e4m3();
     for (let i = 0; i < n; i++) {
       let v = roundToGrid(g, raw[i]! / global);
@@ -124,7 +131,7 @@ export function storeScales(f: ScaleFormat, raw: Float32Array | Float64Array): S
     const hi = Math.min(n, lo + f.superGroup);
     let mx = 0;
     for (let i = lo; i < hi; i++) mx = Math.max(mx, raw[i]!);
-    const d = f16BitsToF32(f32ToF16Bits(mx / top));
+    const d = f16BitsToF32(f32ToF16Bits(Math.max(mx / top, 2 ** -24))); // never 0 (see MIN_SCALE)
     shared[b] = d;
     for (let i = lo; i < hi; i++) {
       let c = d > 0 ? Math.round(raw[i]! / d) : 0;

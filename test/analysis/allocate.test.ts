@@ -24,7 +24,11 @@ async function attempt<T>(f: () => T | Promise<T>): Promise<T | undefined> {
   try {
     return await f();
   } catch (e) {
-    if (e instanceof MixqError && /smallest achievable|no assignment meets|no assignment fits/.test(e.message)) return undefined;
+    if (
+      e instanceof MixqError &&
+      /smallest achievable|no assignment meets|no assignment fits/.test(e.message)
+    )
+      return undefined;
     throw e;
   }
 }

@@ -102,3 +102,30 @@ test('SIMD kernel is available in Node 20 and crosses chunk boundaries and odd t
     assertSameBits(inPlace, ref, `${name} SIMD in place`, src);
   }
 });
+
+test('integer fast chop (nearest-even, magic-number rounding) equals the reference', () => {
+  const rng = new Rng(5);
+  const xs: number[] = [
+    0,
+    -0,
+    0.5,
+    -0.5,
+    1.5,
+    2.5,
+    -2.5,
+    126.5,
+    127.5,
+    -127.5,
+    -128.5,
+    Infinity,
+    -Infinity,
+    Number.NaN,
+  ];
+  for (let i = 0; i < 20000; i++)
+    xs.push(i % 2 ? bitsToF32(rng.nextU32()) : (rng.nextFloat() - 0.5) * 2 ** (rng.nextU32() % 20));
+  const src = Float32Array.from(xs);
+  for (const name of ['int1', 'int4', 'int8', 'uint8', 'int8_narrow', 'ternary', 'int16', 'uint16']) {
+    const spec = FORMATS.find((f) => f.name === name)!;
+    assertSameBits(chop(spec, src), chopReference(spec, src), `${name} integer fast path`, src);
+  }
+});

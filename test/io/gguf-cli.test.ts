@@ -251,3 +251,30 @@ test('sniffFormat and openModelView dispatch on content, not on the file name', 
     /c\.bin: magic: unrecognised/,
   );
 });
+
+test('convert GGUF -> safetensors --type bf16: every float tensor (plain or block) becomes BF16 of its value', async () => {
+  const g = parseGguf(new Uint8Array(readFileSync(GOLDEN)), 'tiny.gguf');
+  const r = await convertModel({ format: 'gguf', file: g }, 'safetensors', { type: 'bf16' });
+  assert.deepEqual(
+    r.tensors.map((t) => [t.from, t.to, t.action]),
+    [
+      ['f32', 'bf16', 'convert'],
+      ['f16', 'bf16', 'convert'],
+      ['q8_0', 'bf16', 'dequantize'],
+      ['q4_k', 'bf16', 'dequantize'],
+    ],
+  );
+  const f = await parseSafetensors(concatBytes(r.chunks));
+  for (const t of g.tensors) {
+    const ref = BLOCK_TYPES[t.type.name.toUpperCase() as keyof typeof BLOCK_TYPES].decode(
+      await g.readTensorBytes(t),
+      t.nElements,
+    );
+    const info = f.tensors.find((x) => x.name === t.name)!;
+    assert.equal(info.dtype, 'BF16');
+    assert.deepEqual(
+      floatBytesToF32('BF16', await f.readTensorBytes(info)),
+      floatBytesToF32('BF16', f32ToFloatBytes('BF16', ref)),
+    );
+  }
+});

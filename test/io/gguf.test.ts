@@ -281,6 +281,7 @@ test('ModelView of a GGUF file: llama.cpp names -> roles, layers, logical shapes
         tensor('blk.7.ffn_down.weight', [32, 4], 'f32', 512),
         tensor('output_norm.weight', [64], 'f32', 256),
         tensor('output.weight', [64, 100], 'q4_0', 100 * 2 * 18),
+        tensor('blk.7.ffn_up_exps.weight', [64, 16, 4], 'f16', 64 * 16 * 4 * 2),
       ],
     }),
   );
@@ -295,6 +296,7 @@ test('ModelView of a GGUF file: llama.cpp names -> roles, layers, logical shapes
     ['blk.7.ffn_down.weight', 'matmul-weight', 7, false, 'f32', '4x32'],
     ['output_norm.weight', 'norm', undefined, false, 'f32', '64'],
     ['output.weight', 'matmul-weight', undefined, true, 'q4_0', '100x64'],
+    ['blk.7.ffn_up_exps.weight', 'matmul-weight', 7, true, 'f16', '4x16x64'],
   ]);
   assert.equal(first.tensors.length, 4);
 });

@@ -12,6 +12,7 @@ import {
   floatBytesToF32,
   f32ToFloatBytes,
   parseSafetensors,
+  readSafetensors,
   referenceOrder,
   SAFETENSORS_DTYPE_BYTES,
   type SafetensorsDtype,
@@ -286,4 +287,31 @@ test('property: parse(write(tensors, metadata)) gives back names, dtypes, shapes
     }),
     { numRuns: 200, seed: 20261122 },
   );
+});
+
+test('streaming: opening reads only the length and the header; tensor bytes are read on demand', async () => {
+  const big = new Uint8Array(1 << 20).fill(7);
+  const bytes = concatBytes(
+    writeSafetensors({
+      tensors: [
+        { name: 'a', dtype: 'U8', shape: [big.length], data: big },
+        { name: 'b', dtype: 'F32', shape: [2], data: f32ToFloatBytes('F32', Float32Array.of(1, 2)) },
+      ],
+    }),
+  );
+  const reads: [number, number][] = [];
+  const src = {
+    name: 's',
+    size: bytes.length,
+    read: (o: number, l: number) => {
+      reads.push([o, l]);
+      return Promise.resolve(bytes.subarray(o, o + l));
+    },
+  };
+  const f = await readSafetensors(src);
+  assert.equal(reads.length, 2);
+  assert.equal(reads[0]![1] + reads[1]![1], f.dataOffset, 'nothing beyond the header');
+  const b = f.tensors.find((t) => t.name === 'b')!;
+  assert.deepEqual(floatBytesToF32('F32', await f.readTensorBytes(b)), Float32Array.of(1, 2));
+  assert.deepEqual(reads[2], [b.absOffset, 8]);
 });

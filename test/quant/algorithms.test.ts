@@ -7,6 +7,7 @@ import { linearOutput, mse, outputErrorFro2 } from '../../src/analysis/metrics.t
 import { getFormat, intSpec } from '../../src/formats/index.ts';
 import { awq } from '../../src/quant/algorithms/awq.ts';
 import { gptq, gptqHessian } from '../../src/quant/algorithms/gptq.ts';
+import { hqq } from '../../src/quant/algorithms/hqq.ts';
 import { importanceQuantize } from '../../src/quant/algorithms/imatrix.ts';
 import { csrBits, int8Decomposition, salientSparse } from '../../src/quant/algorithms/outliers.ts';
 import { rtn } from '../../src/quant/algorithms/rtn.ts';
@@ -144,6 +145,17 @@ test('outliers: LLM.int8 decomposition and salient fp16 side matrix reduce error
   }
 });
 
+test('outliers at equal storage: int3 + fp16 outlier channels beats plain int4 RTN with fewer bits', () => {
+  const int4: QuantizerConfig = { ...Q3ROW, element: intSpec(4, true) };
+  const plain = rtn(W, [rows, cols], { quantizer: int4 });
+  const dec = int8Decomposition(W, rows, cols, st.absMax, { quantizer: Q3ROW, threshold: 6 });
+  console.log(
+    `  int3 per-row + fp16 outliers: ${err(dec.Q).toFixed(1)} @${dec.bitsPerWeight.toFixed(3)} b/w vs int4 per-row RTN ${err(plain.Q).toFixed(1)} @${plain.cost.bitsPerWeight.toFixed(3)} b/w`,
+  );
+  assert.ok(dec.bitsPerWeight < plain.cost.bitsPerWeight);
+  assert.ok(err(dec.Q) < 0.5 * err(plain.Q));
+});
+
 test('importance-weighted search: lower weighted error than RTN (never higher) and lower layer error', () => {
   for (const [name, q] of [
     ['int4 sym g32', { ...Q4G32, symmetric: true }],
@@ -275,4 +287,27 @@ test('GPTQ: a dead input (all-zero activations) gets a zero weight column; ragge
     () => gptq(GW, gd.rows, gd.cols, Hd, { element: intSpec(4, false), symmetric: false, groupSize: 0 }),
     MixqError,
   );
+});
+
+test('HQQ (data-free): lower l_0.7 error than min-max RTN, fp16 zero points counted', () => {
+  const q: QuantizerConfig = { ...Q4G32, element: intSpec(3, false), scaleFormat: 'fp16' };
+  const r = rtn(W, [rows, cols], { quantizer: q });
+  const h = hqq(W, [rows, cols], { quantizer: q });
+  const lp = (Q: Float32Array) => W.reduce((s, w, i) => s + Math.abs(w - Q[i]!) ** 0.7, 0);
+  const l2 = (Q: Float32Array) => W.reduce((s, w, i) => s + (w - Q[i]!) ** 2, 0);
+  console.log(
+    `  HQQ uint3 g32: l0.7 ${lp(r.Q).toFixed(2)} -> ${lp(h.Q).toFixed(2)}, l2 ${l2(r.Q).toFixed(4)} -> ${l2(h.Q).toFixed(4)}, ${h.bitsPerWeight} b/w`,
+  );
+  assert.ok(lp(h.Q) < lp(r.Q));
+  assert.equal(h.bitsPerWeight, 3 + (16 + 16) / 32);
+  for (const z of h.zero) assert.equal(Math.fround(z), z);
+  assert.throws(() => hqq(W, [rows, cols], { quantizer: Q3ROW }), MixqError);
+});
+
+test('AWQ clip search works for per-tensor and 2-D block granularity too', () => {
+  for (const granularity of [{ kind: 'tensor' }, { kind: 'block', rows: 8, cols: 32 }] as const) {
+    const q: QuantizerConfig = { element: intSpec(4, true), granularity, symmetric: true };
+    const a = awq(W, rows, cols, { actMeanAbs: st.meanAbs, gram: G }, { quantizer: q, grid: 5, clipGrid: 5 });
+    assert.ok(a.error < rtnErr(q), `${granularity.kind}: ${a.error} vs ${rtnErr(q)}`);
+  }
 });

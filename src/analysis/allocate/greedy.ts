@@ -73,6 +73,8 @@ export interface GreedyResult {
   readonly allocation: Allocation;
   /** Optimum of the LP relaxation: a lower bound on the exact optimum. */
   readonly lpBound: number;
+  /** Chosen option per item of the reduced problem. */
+  readonly options: readonly number[];
 }
 
 /** Greedy on an already reduced problem. */
@@ -138,7 +140,7 @@ export function solveReducedGreedy(r: ReducedProblem): GreedyResult {
     timeMs: nowMs() - t0,
     lowerBound: lpBound,
   });
-  return { allocation, lpBound };
+  return { allocation, lpBound, options: current };
 }
 
 /**

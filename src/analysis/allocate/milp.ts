@@ -8,9 +8,15 @@
  *              sum_k sum_o latency_ko x_ko <= maxLatency   (when given)
  *              x_ko in {0, 1}
  *
- * Costs are shifted by each item's cheapest option so the budget row holds small integers (extra bytes),
- * and damages are scaled so the largest is 1 (HiGHS' absolute tolerances then mean the same thing for
- * every model). Items with a single option are constants and get no columns.
+ * Costs are shifted by each item's cheapest option (extra bytes or bits) and the budget row is scaled so
+ * its largest coefficient is 1; damages are scaled so the largest is 1 (HiGHS' tolerances then mean the
+ * same thing for every model). Options dominated by another option of the same item (no cheaper, no
+ * better, no faster) are dropped, which cannot change the optimum; items left with one option are
+ * constants and get no columns. Greedy's assignment (greedy.ts) is passed as the starting incumbent.
+ *
+ * Speed: in this single-threaded WebAssembly build most time goes into closing the last ~0.1% of gap at
+ * the root (cuts, sub-MIP heuristics, restarts), so the default stops at HiGHS' own 1e-4 relative gap;
+ * pass relGap 0 to prove optimality exactly (see bench/allocate.bench.ts for times).
  *
  * The WebAssembly module is loaded lazily, once, on the first solve (`import('highs')`; in Node the
  * loader reads highs.wasm next to itself; in a browser bundle it fetches `new URL('highs.wasm',
@@ -29,9 +35,11 @@ import {
   choiceCost,
   jointInfeasible,
   nowMs,
+  type Item,
   type ReducedProblem,
   reduceProblem,
 } from './problem.ts';
+import { solveReducedGreedy } from './greedy.ts';
 
 let highsPromise: Promise<Highs> | undefined;
 
@@ -70,7 +78,7 @@ function pickLoader(m: unknown): HighsLoader {
 export interface MilpOptions {
   /** Wall-clock limit in seconds (default 60). On expiry the best assignment found is returned with its gap. */
   readonly timeLimitSec?: number;
-  /** Relative gap at which HiGHS may stop (default 1e-6; 0 = prove optimality exactly). */
+  /** Relative gap at which HiGHS may stop (default 1e-4, HiGHS' own; 0 = prove optimality exactly). */
   readonly relGap?: number;
 }
 
@@ -94,10 +102,17 @@ export async function solveMilp(problem: AllocationProblem, opts: MilpOptions = 
 /** The MILP on an already reduced problem (the Pareto sweep reuses one reduction for many budgets). */
 export function solveReducedMilp(highs: Highs, r: ReducedProblem, opts: MilpOptions = {}): Allocation {
   const t0 = nowMs();
+  // Greedy's assignment is a good incumbent: HiGHS then only has to close a gap that is usually tiny.
+  let start: readonly number[] | undefined;
+  try {
+    start = greedyOptions(r);
+  } catch {
+    start = undefined; // greedy cannot start under a tight latency bound; HiGHS searches alone
+  }
   let slack = 0;
   // At most a few re-solves: each one tightens the budget row by the exact excess of the rounded solution.
   for (let attempt = 0; attempt < 4; attempt++) {
-    const res = runOnce(highs, r, opts, slack);
+    const res = runOnce(highs, r, opts, slack, slack === 0 ? start : undefined);
     const cost = choiceCost(r, res.options);
     if (cost <= r.capacity) {
       return buildAllocation(r, res.options, {
@@ -118,9 +133,40 @@ interface RunResult {
   readonly lowerBound: number;
 }
 
-function runOnce(highs: Highs, r: ReducedProblem, opts: MilpOptions, slack: number): RunResult {
+/** Greedy's option per item (the reduced problem's own indices). */
+function greedyOptions(r: ReducedProblem): readonly number[] {
+  return solveReducedGreedy(r).options;
+}
+
+/**
+ * Options of an item that no other option dominates (no more cost, damage and latency, and strictly less
+ * in one, or equal in all and earlier). Dropping them cannot change the optimum.
+ */
+function undominated(it: Item): number[] {
+  const os = it.options;
+  const keep: number[] = [];
+  for (let o = 0; o < os.length; o++) {
+    const a = os[o]!;
+    const dominated = os.some((b, q) => {
+      if (q === o || b.cost > a.cost || b.damage > a.damage || b.latency > a.latency) return false;
+      const equal = b.cost === a.cost && b.damage === a.damage && b.latency === a.latency;
+      return !equal || q < o;
+    });
+    if (!dominated) keep.push(o);
+  }
+  return keep;
+}
+
+function runOnce(
+  highs: Highs,
+  r: ReducedProblem,
+  opts: MilpOptions,
+  slack: number,
+  start: readonly number[] | undefined,
+): RunResult {
   const items = r.items;
-  const fixed: number[] = items.map((it) => (it.options.length === 1 ? 0 : -1));
+  const kept = items.map(undominated);
+  const fixed: number[] = kept.map((k) => (k.length === 1 ? k[0]! : -1));
   let minCostSum = 0;
   let fixedDamage = 0;
   let fixedLatency = 0;
@@ -131,21 +177,28 @@ function runOnce(highs: Highs, r: ReducedProblem, opts: MilpOptions, slack: numb
     const minCost = Math.min(...it.options.map((o) => o.cost));
     minCostSum += minCost;
     for (const o of it.options) maxAbsDamage = Math.max(maxAbsDamage, Math.abs(o.damage));
-    if (fixed[k] === 0) {
-      fixedDamage += it.options[0]!.damage;
-      fixedLatency += it.options[0]!.latency;
+    if (fixed[k]! >= 0) {
+      fixedDamage += it.options[fixed[k]!]!.damage;
+      fixedLatency += it.options[fixed[k]!]!.latency;
       return;
     }
-    it.options.forEach((_, o) => {
+    for (const o of kept[k]!) {
       colItem.push(k);
       colOption.push(o);
-    });
+    }
   });
   const nCols = colItem.length;
   const options = fixed.slice();
   if (nCols === 0) return { options, status: 'optimal', lowerBound: fixedDamage };
 
   const scale = maxAbsDamage > 0 ? 1 / maxAbsDamage : 1;
+  let maxExtra = 0;
+  for (let c = 0; c < colItem.length; c++) {
+    const it = items[colItem[c]!]!;
+    const minCost = Math.min(...it.options.map((q) => q.cost));
+    maxExtra = Math.max(maxExtra, it.options[colOption[c]!]!.cost - minCost);
+  }
+  const costScale = maxExtra > 0 ? 1 / maxExtra : 1;
   const cols: Columns = { item: Int32Array.from(colItem), option: Int32Array.from(colOption) };
   // Rows: one "choose exactly one" row per free item, then the budget row, then the latency row.
   const rowOfItem = new Int32Array(items.length).fill(-1);
@@ -173,7 +226,7 @@ function runOnce(highs: Highs, r: ReducedProblem, opts: MilpOptions, slack: numb
     const extra = o.cost - minCost;
     if (extra !== 0) {
       indices[nz] = budgetRow;
-      values[nz++] = extra;
+      values[nz++] = extra * costScale;
     }
     if (latencyRow >= 0 && o.latency !== 0) {
       indices[nz] = latencyRow;
@@ -191,7 +244,7 @@ function runOnce(highs: Highs, r: ReducedProblem, opts: MilpOptions, slack: numb
     }
   }
   rowLower[budgetRow] = -highs.infinity;
-  rowUpper[budgetRow] = r.capacity - minCostSum - slack;
+  rowUpper[budgetRow] = (r.capacity - minCostSum - slack) * costScale;
   if (latencyRow >= 0) {
     rowLower[latencyRow] = -highs.infinity;
     rowUpper[latencyRow] = r.maxLatency! - fixedLatency;
@@ -219,10 +272,23 @@ function runOnce(highs: Highs, r: ReducedProblem, opts: MilpOptions, slack: numb
     model.options.set({
       output_flag: false,
       time_limit: opts.timeLimitSec ?? 60,
-      mip_rel_gap: opts.relGap ?? 1e-6,
+      mip_rel_gap: opts.relGap ?? 1e-4,
       // Scaled damages are <= 1 each; an absolute gap far below any real difference.
       mip_abs_gap: 1e-12,
     });
+    if (start) {
+      // Only if every item's start option survived the dominance filter (it always does for greedy,
+      // which picks hull points, unless a dominating twin with equal values came first).
+      const colValue = new Float64Array(nCols);
+      let complete = true;
+      for (let c = 0; c < nCols; c++) if (start[cols.item[c]!] === cols.option[c]) colValue[c] = 1;
+      const covered = new Uint8Array(items.length);
+      for (let c = 0; c < nCols; c++) if (colValue[c] === 1) covered[cols.item[c]!] = 1;
+      fixed.forEach((f, k) => {
+        if (f === -1 && !covered[k]) complete = false;
+      });
+      if (complete) model.setSolution({ colValue });
+    }
     model.run();
     const status = model.getModelStatus();
     const S = highs.constants.modelStatus;

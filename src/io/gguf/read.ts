@@ -362,7 +362,10 @@ function readValue(r: ByteReader, type: GgufValueType, field: string, depth: num
       const itemField = `${field}[]`;
       let i = 0;
       try {
-        for (; i < n; i++) items[i] = readValue(r, itemType, itemField, depth + 1);
+        if (itemType === 'str') for (; i < n; i++) items[i] = r.string(itemField);
+        else if (itemType === 'f32') for (; i < n; i++) items[i] = r.f32(itemField);
+        else if (itemType === 'i32') for (; i < n; i++) items[i] = r.i32(itemField);
+        else for (; i < n; i++) items[i] = readValue(r, itemType, itemField, depth + 1);
       } catch (e) {
         const last = r.lastError;
         if (!(e instanceof MixqError) || !last || last.field !== itemField) throw e;

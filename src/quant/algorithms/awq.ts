@@ -149,18 +149,20 @@ export function awq(W: Float32Array, rows: number, cols: number, stats: AwqStats
           const j = e % cols;
           d[k] = (Ws[e]! - fakeQuantValue(grid, p.scale, p.zero, p.offset, Ws[e]!)) / s[j]!;
         }
+        // sum over the rows the group touches of d_r^T G[C, C] d_r; members are ascending, so the
+        // elements of one row form a contiguous segment
         let err = 0;
-        for (let k = 0; k < n; k++) {
-          const ek = members[a0 + k]!;
-          const rk = Math.floor(ek / cols);
-          const jk = ek % cols;
-          let acc = 0;
-          for (let l = 0; l < n; l++) {
-            const el = members[a0 + l]!;
-            if (Math.floor(el / cols) !== rk) continue;
-            acc += G[jk * cols + (el % cols)]! * d[l]!;
+        for (let s0 = 0; s0 < n; ) {
+          const row = Math.floor(members[a0 + s0]! / cols);
+          let s1 = s0 + 1;
+          while (s1 < n && Math.floor(members[a0 + s1]! / cols) === row) s1++;
+          for (let k = s0; k < s1; k++) {
+            const gk = (members[a0 + k]! % cols) * cols;
+            let acc = 0;
+            for (let l = s0; l < s1; l++) acc += G[gk + (members[a0 + l]! % cols)]! * d[l]!;
+            err += d[k]! * acc;
           }
-          err += d[k]! * acc;
+          s0 = s1;
         }
         if (err < bestE) {
           bestE = err;

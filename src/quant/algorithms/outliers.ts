@@ -121,9 +121,24 @@ export function salientSparse(
     const q = fakeQuant(W, [rows, cols], cfg.quantizer);
     for (let i = 0; i < n; i++) sal[i] = (W[i]! - q[i]!) ** 2 * h[i % cols]!;
   }
-  const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => sal[y]! - sal[x]! || x - y);
+  // the k largest saliencies: threshold from a typed-array sort, ties broken by element order
   const keep = new Uint8Array(n);
-  for (let t = 0; t < k; t++) keep[order[t]!] = 1;
+  if (k > 0) {
+    const thr = Float64Array.from(sal).sort()[n - k]!;
+    let taken = 0;
+    for (let i = 0; i < n; i++) {
+      if (sal[i]! > thr) {
+        keep[i] = 1;
+        taken++;
+      }
+    }
+    for (let i = 0; i < n && taken < k; i++) {
+      if (sal[i] === thr) {
+        keep[i] = 1;
+        taken++;
+      }
+    }
+  }
   const dense = Float32Array.from(W);
   for (let i = 0; i < n; i++) if (keep[i]) dense[i] = 0;
   const params = chooseQParams(dense, [rows, cols], cfg.quantizer);

@@ -1,0 +1,6 @@
+/** Deployable quantized ONNX export (MatMulNBits, DequantizeLinear, GatherBlockQuantized). Browser-safe. */
+export * from './auto.ts';
+export * from './layouts.ts';
+export * from './opset.ts';
+export * from './quantize.ts';
+export { makeNode, makeTensor, opsetVersion, requireOpset } from './build.ts';

@@ -1,0 +1,514 @@
+/**
+ * quantizeOnnxWeights: a deployable weight-only quantized ONNX model, built in memory (browser-safe).
+ * Each assigned weight of the main graph is rewritten by one scheme:
+ *
+ *   'matmulnbits'          MatMul(A, W[K,N])  ->  com.microsoft MatMulNBits(A, Bq, scales[, zero_points])
+ *   'dequantizelinear'     W  ->  DequantizeLinear(Wq, scale[, zero_point]) feeding the original node:
+ *                            MatMul / Gemm: blocked along K (axis 0, or 1 for Gemm transB=1), opset 21;
+ *                            Conv: per output channel (axis 0); Gather: blocked along the row.
+ *                            Models below opset 13 use com.microsoft DequantizeLinear (per channel only).
+ *   'gatherblockquantized' Gather(W[V,D], ids)  ->  com.microsoft GatherBlockQuantized(Wq, ids, scales[, zp])
+ *   'keep'                 untouched (norms, biases, logits: simply leave them out of the assignments)
+ *
+ * Byte layouts: layouts.ts. Quantization is mixq's (src/quant), identical to fakeQuantizeOnnxWeights, which
+ * returns the float model whose weights are the dequantized values: the simulation the export must match.
+ * Scales of type float16 in a float32 model are stored as float16 and widened by a Cast node (constant-
+ * folded at load), so storage is 2 bytes per scale while the arithmetic stays float32.
+ */
+import { MixqError } from '../../../core/errors.ts';
+import type { GraphProto, NodeProto, TensorProto } from '../proto-types.ts';
+import { type OnnxModel, readOnnx, writeOnnx } from '../read.ts';
+import { setTensorFloat32 } from '../tensor-data.ts';
+import { listWeights, loadWeightFloat32, type OnnxWeight } from '../weights.ts';
+import {
+  DT,
+  floatBytes,
+  intAttr,
+  makeNode,
+  makeTensor,
+  opsetVersion,
+  requireIrVersion,
+  requireOpset,
+} from './build.ts';
+import {
+  type BlockQuantized,
+  packNBitsBlocks,
+  packRowZeroPoints,
+  packTensorCodes,
+  quantizeBlocks,
+  transpose,
+} from './layouts.ts';
+import { upgradeDefaultOpset } from './opset.ts';
+
+export type ExportScheme = 'matmulnbits' | 'dequantizelinear' | 'gatherblockquantized' | 'keep';
+
+export interface WeightAssignment {
+  readonly scheme: ExportScheme;
+  /** 2 (MatMulNBits only), 4 or 8. */
+  readonly bits?: 2 | 4 | 8;
+  /** Power of two in 16..256 (default 32). Ignored for per-channel DequantizeLinear. */
+  readonly blockSize?: number;
+  /** Default true. MatMulNBits / GatherBlockQuantized: zero point 2^(bits-1); DequantizeLinear: int, zero 0. */
+  readonly symmetric?: boolean;
+  /** Storage type of the scales (default float32). */
+  readonly scaleType?: 'float32' | 'float16';
+  /** DequantizeLinear: 'block' (default for MatMul/Gemm/Gather) or 'channel' (the only choice for Conv). */
+  readonly granularity?: 'block' | 'channel';
+  /** MatMulNBits accuracy_level (default 0: float compute, matches the simulation). */
+  readonly accuracyLevel?: number;
+}
+
+export type WeightAssignments = Readonly<Record<string, WeightAssignment>>;
+
+/** Storage of one exported weight, from the written initializers. */
+export interface ExportedWeight {
+  readonly name: string;
+  readonly scheme: Exclude<ExportScheme, 'keep'>;
+  /** Operator that consumes the quantized data, e.g. 'MatMulNBits', 'DequantizeLinear'. */
+  readonly op: string;
+  readonly domain: string;
+  readonly bits: number;
+  readonly blockSize: number;
+  readonly dims: readonly number[];
+  readonly codeBytes: number;
+  readonly scaleBytes: number;
+  readonly zeroPointBytes: number;
+  /** Bytes of the float weight it replaces. */
+  readonly originalBytes: number;
+}
+
+export interface QuantizedOnnx {
+  readonly model: OnnxModel;
+  readonly weights: readonly ExportedWeight[];
+  /** What was changed besides the weights (opset upgrades, fallbacks). */
+  readonly notes: readonly string[];
+}
+
+type Role =
+  | { kind: 'matmul'; K: number; N: number }
+  | { kind: 'gemm'; K: number; N: number; transB: boolean }
+  | { kind: 'conv'; O: number; inner: number }
+  | { kind: 'gather'; V: number; D: number };
+
+interface Use {
+  node: NodeProto;
+  index: number;
+}
+
+const MS = 'com.microsoft';
+
+function fail(message: string, field: string, expected?: string): never {
+  throw new MixqError(message, { source: 'quantizeOnnxWeights', field, expected });
+}
+
+/** Deep copy through the encoder (keeps the external data resolver). */
+function cloneModel(m: OnnxModel): OnnxModel {
+  return readOnnx(writeOnnx(m), { source: m.source, externalData: m.externalData, limits: m.limits });
+}
+
+function usesOf(graph: GraphProto): Map<string, Use[]> {
+  const uses = new Map<string, Use[]>();
+  for (const node of graph.node)
+    node.input.forEach((name, index) => {
+      const list = uses.get(name) ?? [];
+      list.push({ node, index });
+      uses.set(name, list);
+    });
+  return uses;
+}
+
+/** Names read inside subgraphs (outer-scope captures); such weights are refused. */
+function subgraphReads(graph: GraphProto): Set<string> {
+  const out = new Set<string>();
+  const walk = (g: GraphProto): void => {
+    for (const n of g.node) for (const x of n.input) out.add(x);
+    for (const n of g.node)
+      for (const a of n.attribute) for (const s of a.g ? [a.g, ...a.graphs] : a.graphs) walk(s);
+  };
+  for (const n of graph.node)
+    for (const a of n.attribute) for (const s of a.g ? [a.g, ...a.graphs] : a.graphs) walk(s);
+  return out;
+}
+
+function roleOf(w: OnnxWeight, uses: readonly Use[], field: string): Role {
+  if (uses.length === 0) fail('the weight has no consumer in the main graph', field, 'a used weight');
+  const d = w.dims;
+  const kinds = new Set(uses.map((u) => `${u.node.op_type}#${u.index}`));
+  if (kinds.size > 1)
+    fail(`the weight feeds different inputs (${[...kinds].join(', ')})`, field, 'one kind of consumer');
+  const u = uses[0]!;
+  const op = u.node.op_type;
+  if (op === 'MatMul' && u.index === 1 && d.length === 2) return { kind: 'matmul', K: d[0]!, N: d[1]! };
+  if (op === 'Gemm' && u.index === 1 && d.length === 2) {
+    const ts = new Set(uses.map((x) => intAttr(x.node, 'transB', 0)));
+    if (ts.size > 1) fail('the weight feeds Gemm nodes with different transB', field, 'one transB');
+    const transB = intAttr(u.node, 'transB', 0) === 1;
+    return transB
+      ? { kind: 'gemm', K: d[1]!, N: d[0]!, transB }
+      : { kind: 'gemm', K: d[0]!, N: d[1]!, transB };
+  }
+  if (op === 'Conv' && u.index === 1 && d.length >= 3)
+    return { kind: 'conv', O: d[0]!, inner: d.slice(1).reduce((p, x) => p * x, 1) };
+  if (op === 'Gather' && u.index === 0 && d.length === 2) {
+    if (uses.some((x) => intAttr(x.node, 'axis', 0) !== 0)) fail('Gather axis is not 0', field, 'axis 0');
+    return { kind: 'gather', V: d[0]!, D: d[1]! };
+  }
+  return fail(
+    `${op} input ${u.index} with a rank-${d.length} weight is not a quantizable use`,
+    field,
+    'MatMul B [K, N], Gemm B, Conv W or Gather data [V, D]',
+  );
+}
+
+function checkConfig(a: WeightAssignment, field: string): { bits: number; blockSize: number } {
+  const bits = a.bits ?? 4;
+  if (![2, 4, 8].includes(bits)) fail(`bits ${bits}`, `${field}.bits`, '2, 4 or 8');
+  const blockSize = a.blockSize ?? 32;
+  if (
+    !(
+      Number.isInteger(blockSize) &&
+      blockSize >= 16 &&
+      blockSize <= 256 &&
+      (blockSize & (blockSize - 1)) === 0
+    )
+  )
+    fail(`block size ${blockSize}`, `${field}.blockSize`, 'a power of two in 16..256');
+  return { bits, blockSize };
+}
+
+/** Per-weight plan: the quantized blocks and how the graph is rewritten. */
+interface Plan {
+  w: OnnxWeight;
+  a: WeightAssignment;
+  role: Role;
+  bits: number;
+  blockSize: number;
+  /** Blocks in the operator's row order (rows = N for MatMul, V for Gather, O for Conv). */
+  bq: BlockQuantized;
+  /** Dequantized weight in the original layout. */
+  dequant: Float32Array;
+  /** 'rows' when the tensor is stored as bq's rows x cols; 'cols' when it is bq transposed (MatMul [K, N]). */
+  orient: 'rows' | 'cols';
+}
+
+async function planWeight(
+  model: OnnxModel,
+  w: OnnxWeight,
+  a: WeightAssignment,
+  role: Role,
+  field: string,
+): Promise<Plan> {
+  const { bits, blockSize } = checkConfig(a, field);
+  const x = await loadWeightFloat32(model, w);
+  const symmetric = a.symmetric ?? true;
+  const scaleType = a.scaleType ?? 'float32';
+  // DequantizeLinear symmetric: signed codes, zero point 0. The contrib ops: unsigned, zero 2^(bits-1).
+  const signed = a.scheme === 'dequantizelinear' && symmetric;
+  const channel = a.scheme === 'dequantizelinear' && (a.granularity === 'channel' || role.kind === 'conv');
+  const cfg = (cols: number) => ({
+    bits,
+    blockSize: channel ? cols : blockSize,
+    symmetric,
+    signed,
+    scaleType,
+  });
+  if (role.kind === 'matmul' || (role.kind === 'gemm' && !role.transB)) {
+    // stored [K, N]; blocks run along K for each output column n
+    const bq = quantizeBlocks(transpose(x, role.K, role.N), role.N, role.K, cfg(role.K));
+    return {
+      w,
+      a,
+      role,
+      bits,
+      blockSize,
+      bq,
+      dequant: transpose(bq.dequant, role.N, role.K),
+      orient: 'cols',
+    };
+  }
+  if (role.kind === 'gemm') {
+    const bq = quantizeBlocks(x, role.N, role.K, cfg(role.K));
+    return { w, a, role, bits, blockSize, bq, dequant: bq.dequant, orient: 'rows' };
+  }
+  if (role.kind === 'conv') {
+    const bq = quantizeBlocks(x, role.O, role.inner, cfg(role.inner));
+    return { w, a, role, bits, blockSize, bq, dequant: bq.dequant, orient: 'rows' };
+  }
+  const bq = quantizeBlocks(x, role.V, role.D, cfg(role.D));
+  return { w, a, role, bits, blockSize, bq, dequant: bq.dequant, orient: 'rows' };
+}
+
+function checkScheme(p: Plan, field: string): void {
+  const s = p.a.scheme;
+  if (s === 'matmulnbits' && p.role.kind !== 'matmul')
+    fail(
+      `MatMulNBits needs a MatMul B weight, the weight is a ${p.role.kind} weight`,
+      field,
+      'scheme dequantizelinear',
+    );
+  if (s === 'gatherblockquantized') {
+    if (p.role.kind !== 'gather')
+      fail('GatherBlockQuantized needs a Gather table', field, 'scheme dequantizelinear');
+    if (p.bits === 2) fail('2-bit GatherBlockQuantized is not exported', `${field}.bits`, '4 or 8');
+    if ((p.role.D * p.bits) % 8 !== 0)
+      fail(`row length ${p.role.D} does not fill whole bytes`, field, 'an even row length');
+  }
+  if (s === 'dequantizelinear' && p.bits === 2)
+    fail('2-bit DequantizeLinear needs opset 25 (int2)', `${field}.bits`, '4 or 8 (or scheme matmulnbits)');
+}
+
+/** Collects the weight plans of all assignments (shared by both public functions). */
+async function planAll(
+  model: OnnxModel,
+  assignments: WeightAssignments,
+): Promise<{ plans: Plan[]; graph: GraphProto }> {
+  const graph = model.proto.graph;
+  if (!graph) fail('the model has no graph', 'graph');
+  const uses = usesOf(graph);
+  const captured = subgraphReads(graph);
+  const byName = new Map(
+    listWeights(model)
+      .filter((w) => w.path === 'graph')
+      .map((w) => [w.name, w]),
+  );
+  const plans: Plan[] = [];
+  for (const [name, a] of Object.entries(assignments)) {
+    if (a.scheme === 'keep') continue;
+    const field = `assignments[${JSON.stringify(name)}]`;
+    const w = byName.get(name);
+    if (!w || (w.kind !== 'initializer' && w.kind !== 'constant'))
+      fail(
+        `no dense weight named ${JSON.stringify(name)} in the main graph`,
+        field,
+        'an initializer or Constant output',
+      );
+    if (!(w.dataType === DT.FLOAT || w.dataType === DT.FLOAT16))
+      fail(`the weight is ${w.dtype}`, field, 'a float32 or float16 weight');
+    if (captured.has(name))
+      fail('the weight is read inside a subgraph', field, 'a weight of the main graph only');
+    const p = await planWeight(model, w, a, roleOf(w, uses.get(name) ?? [], field), field);
+    checkScheme(p, field);
+    plans.push(p);
+  }
+  return { plans, graph };
+}
+
+/**
+ * The simulation: a copy of the model where every assigned weight holds its dequantized (fake-quant)
+ * values in its own float type; the graph is unchanged.
+ */
+export async function fakeQuantizeOnnxWeights(
+  model: OnnxModel,
+  assignments: WeightAssignments,
+): Promise<OnnxModel> {
+  const out = cloneModel(model);
+  const { plans } = await planAll(out, assignments);
+  for (const p of plans) setTensorFloat32(p.w.tensor, p.dequant);
+  return out;
+}
+
+/** Removes the float weight: its initializer (and graph input entry) or its Constant node. */
+function removeWeight(graph: GraphProto, w: OnnxWeight): void {
+  if (w.kind === 'initializer') {
+    graph.initializer = graph.initializer.filter((t) => t !== w.tensor);
+    graph.input = graph.input.filter((v) => v.name !== w.name);
+  } else graph.node = graph.node.filter((n) => n !== w.node);
+}
+
+function scaleTensors(
+  name: string,
+  values: Float32Array,
+  dims: readonly number[],
+  type: 'float32' | 'float16',
+  inits: TensorProto[],
+  front: NodeProto[],
+): string {
+  const t = makeTensor(name, type === 'float32' ? DT.FLOAT : DT.FLOAT16, dims, floatBytes(values, type));
+  inits.push(t);
+  if (type === 'float32') return name;
+  front.push(makeNode('Cast', [name], [`${name}_f32`], { name: `${name}_cast`, attrs: { to: DT.FLOAT } }));
+  return `${name}_f32`;
+}
+
+/**
+ * Builds the quantized model (a new OnnxModel; the input is not changed).
+ * @example
+ *   const { model: q, weights } = await quantizeOnnxWeights(model, {
+ *     'fc1.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 32 },
+ *     'embed.weight': { scheme: 'gatherblockquantized', bits: 8, blockSize: 64 },
+ *   });
+ *   const bytes = writeOnnx(q);
+ * @throws MixqError naming the weight when its use or configuration cannot be exported.
+ */
+export async function quantizeOnnxWeights(
+  model: OnnxModel,
+  assignments: WeightAssignments,
+): Promise<QuantizedOnnx> {
+  const out = cloneModel(model);
+  const { plans, graph } = await planAll(out, assignments);
+  const proto = out.proto;
+  const notes: string[] = [];
+  const source = model.source;
+  const opset = opsetVersion(proto, '') ?? 1;
+  // Standard DequantizeLinear: int8 per channel needs opset 13, int4 or block_size opset 21.
+  const dqPlans = plans.filter((p) => p.a.scheme === 'dequantizelinear');
+  const needStd = Math.max(0, ...dqPlans.map((p) => (p.bits === 4 || p.bq.nBlocks > 1 ? 21 : 13)));
+  let dqDomain = '';
+  if (needStd > opset) {
+    if (opset >= 13) {
+      upgradeDefaultOpset(proto, 21, source);
+      notes.push(`ai.onnx opset raised from ${opset} to 21 (ir_version >= 10) for DequantizeLinear`);
+    } else {
+      const blocked = dqPlans.find((p) => p.bq.nBlocks > 1);
+      if (blocked)
+        fail(
+          `blocked DequantizeLinear needs opset 21 and the model is at opset ${opset}`,
+          `assignments[${JSON.stringify(blocked.w.name)}]`,
+          "granularity 'channel' or scheme matmulnbits",
+        );
+      dqDomain = MS;
+      notes.push(`model opset ${opset} < 13: per-channel weights use com.microsoft DequantizeLinear`);
+    }
+  }
+  const inits: TensorProto[] = [];
+  const front: NodeProto[] = [];
+  const replaced = new Map<NodeProto, NodeProto>();
+  const exported: ExportedWeight[] = [];
+  let usesMs = false;
+  for (const p of plans) {
+    const name = p.w.name;
+    const bq = p.bq;
+    const scaleType = p.a.scaleType ?? 'float32';
+    const scaleWidth = scaleType === 'float32' ? 4 : 2;
+    const symmetric = p.a.symmetric ?? true;
+    let codeBytes = 0;
+    let zeroPointBytes = 0;
+    let op = '';
+    let domain = '';
+    removeWeight(graph, p.w);
+    if (p.a.scheme === 'matmulnbits') {
+      const role = p.role as Extract<Role, { kind: 'matmul' }>;
+      const blob = (p.blockSize * p.bits) / 8;
+      const b = packNBitsBlocks(bq, p.blockSize);
+      const nb = Math.ceil(role.K / p.blockSize);
+      inits.push(makeTensor(`${name}_Q${p.bits}`, DT.UINT8, [role.N, nb, blob], b));
+      codeBytes = b.length;
+      const scales = scaleTensors(`${name}_scales`, bq.scale, [role.N, nb], scaleType, inits, front);
+      const inputs = ['', `${name}_Q${p.bits}`, scales];
+      if (!symmetric) {
+        const zp = packRowZeroPoints(bq);
+        inits.push(makeTensor(`${name}_zp`, DT.UINT8, [role.N, zp.length / role.N], zp));
+        inputs.push(`${name}_zp`);
+        zeroPointBytes = zp.length;
+      }
+      for (const u of usesOf(graph).get(name) ?? []) {
+        const n = u.node;
+        const attrs = {
+          K: role.K,
+          N: role.N,
+          bits: p.bits,
+          block_size: p.blockSize,
+          accuracy_level: p.a.accuracyLevel ?? 0,
+        };
+        replaced.set(
+          n,
+          makeNode('MatMulNBits', [n.input[0] ?? '', ...inputs.slice(1)], n.output, {
+            name: n.name,
+            domain: MS,
+            attrs,
+          }),
+        );
+      }
+      op = 'MatMulNBits';
+      domain = MS;
+      usesMs = true;
+    } else if (p.a.scheme === 'gatherblockquantized') {
+      const role = p.role as Extract<Role, { kind: 'gather' }>;
+      const data = packTensorCodes(bq.q, p.bits);
+      inits.push(makeTensor(`${name}_Q${p.bits}`, DT.UINT8, [role.V, data.length / role.V], data));
+      codeBytes = data.length;
+      const scales = scaleTensors(`${name}_scales`, bq.scale, [role.V, bq.nBlocks], scaleType, inits, front);
+      const inputs = [`${name}_Q${p.bits}`, '', scales];
+      if (!symmetric) {
+        const zp = packRowZeroPoints(bq);
+        inits.push(makeTensor(`${name}_zp`, DT.UINT8, [role.V, zp.length / role.V], zp));
+        inputs.push(`${name}_zp`);
+        zeroPointBytes = zp.length;
+      }
+      for (const u of usesOf(graph).get(name) ?? []) {
+        const n = u.node;
+        const attrs = { gather_axis: 0, quantize_axis: 1, block_size: p.blockSize, bits: p.bits };
+        replaced.set(
+          n,
+          makeNode('GatherBlockQuantized', [inputs[0]!, n.input[1] ?? '', ...inputs.slice(2)], n.output, {
+            name: n.name,
+            domain: MS,
+            attrs,
+          }),
+        );
+      }
+      op = 'GatherBlockQuantized';
+      domain = MS;
+      usesMs = true;
+    } else {
+      // DequantizeLinear: the quantized tensor keeps the weight's shape and its output keeps the name
+      const dims = p.w.dims;
+      const q = p.orient === 'cols' ? transpose(bq.q, bq.rows, bq.cols) : bq.q;
+      const signed = symmetric;
+      const qType = p.bits === 8 ? (signed ? DT.INT8 : DT.UINT8) : signed ? DT.INT4 : DT.UINT4;
+      const codes = packTensorCodes(q, p.bits);
+      inits.push(makeTensor(`${name}_q${p.bits}`, qType, dims, codes));
+      codeBytes = codes.length;
+      const perChannel = bq.nBlocks === 1 && (p.a.granularity === 'channel' || p.role.kind === 'conv');
+      // axis: the output-channel axis (per channel) or the blocked axis
+      const axis = p.orient === 'cols' ? (perChannel ? 1 : 0) : perChannel ? 0 : 1;
+      let scaleDims: number[];
+      let scale = bq.scale;
+      let zero = bq.zero;
+      if (perChannel) scaleDims = [bq.rows];
+      else if (p.orient === 'cols') {
+        scaleDims = [bq.nBlocks, bq.rows];
+        scale = transpose(bq.scale, bq.rows, bq.nBlocks);
+        zero = transpose(bq.zero, bq.rows, bq.nBlocks);
+      } else scaleDims = [bq.rows, bq.nBlocks];
+      const scales = scaleTensors(`${name}_scale`, scale, scaleDims, scaleType, inits, front);
+      const inputs = [`${name}_q${p.bits}`, scales];
+      if (!symmetric) {
+        const zp = packTensorCodes(zero, p.bits);
+        inits.push(makeTensor(`${name}_zp`, qType, scaleDims, zp));
+        inputs.push(`${name}_zp`);
+        zeroPointBytes = zp.length;
+      }
+      const attrs: Record<string, number> = { axis };
+      if (!perChannel) attrs.block_size = p.blockSize;
+      front.push(
+        makeNode('DequantizeLinear', inputs, [name], {
+          name: `${name}_DequantizeLinear`,
+          domain: dqDomain,
+          attrs,
+        }),
+      );
+      op = 'DequantizeLinear';
+      domain = dqDomain;
+      if (dqDomain === MS) usesMs = true;
+      if (p.bits === 4) requireIrVersion(proto, 10);
+    }
+    exported.push({
+      name,
+      scheme: p.a.scheme as Exclude<ExportScheme, 'keep'>,
+      op,
+      domain,
+      bits: p.bits,
+      blockSize: bq.nBlocks === 1 && p.a.scheme === 'dequantizelinear' ? bq.cols : p.blockSize,
+      dims: p.w.dims,
+      codeBytes,
+      scaleBytes: bq.scale.length * scaleWidth,
+      zeroPointBytes,
+      originalBytes: p.w.byteLength,
+    });
+  }
+  graph.node = [...front, ...graph.node.map((n) => replaced.get(n) ?? n)];
+  graph.initializer = [...graph.initializer, ...inits];
+  if (usesMs) requireOpset(proto, MS, 1);
+  return { model: out, weights: exported, notes };
+}

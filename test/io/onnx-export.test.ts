@@ -1,0 +1,382 @@
+/**
+ * Quantized ONNX export on a small MatMul-heavy model built in TypeScript (onnx-export-util.ts): every
+ * scheme is loaded and run in onnxruntime-node and compared with the float graph whose weights are the
+ * fake-quantized values; the stored bytes are checked against the operator specs' storage formula; the
+ * byte layouts are decoded by hand here (not with the exporter's packer); the simulation is checked
+ * against src/quant's own fakeQuant.
+ */
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/core/bits.ts';
+import { intSpec } from '../../src/formats/index.ts';
+import {
+  autoAssignments,
+  fakeQuantizeOnnxWeights,
+  type QuantizedOnnx,
+  quantizeBlocks,
+  quantizeOnnxWeights,
+  type WeightAssignments,
+} from '../../src/io/onnx/export/index.ts';
+import {
+  getTensorFloat32,
+  listWeights,
+  type OnnxModel,
+  readOnnx,
+  tensorBytes,
+  writeOnnx,
+} from '../../src/io/onnx/index.ts';
+import { fakeQuant } from '../../src/quant/index.ts';
+import {
+  buildMixModel,
+  expectedStorage,
+  MIX_SHAPES,
+  maxDiff,
+  mixFeeds,
+  runModel,
+} from './onnx-export-util.ts';
+
+/** Tolerance of |quantized run - simulated run|, relative to max |output|. */
+const REL_TOL = 1e-4;
+
+const mix = buildMixModel();
+const feeds = mixFeeds();
+
+/** [rows, cols] of each weight in the operators' row order (N x K, V x D, O x inner). */
+const ROWS_COLS: Record<string, [number, number]> = {
+  'fc1.weight': [72, 64],
+  'fc2.weight': [48, 72],
+  'gemm1.weight': [32, 48],
+  'gemm2.weight': [16, 48],
+  'conv.weight': [8, 27],
+  'emb.weight': [40, 64],
+};
+
+function initBytes(model: OnnxModel, weight: string): { codes: number; scales: number; zeroPoints: number } {
+  const r = { codes: 0, scales: 0, zeroPoints: 0 };
+  for (const t of model.proto.graph?.initializer ?? []) {
+    if (!t.name.startsWith(`${weight}_`)) continue;
+    const n = tensorBytes(t).length;
+    if (t.name.endsWith('_zp')) r.zeroPoints += n;
+    else if (t.name.includes('_scale')) r.scales += n;
+    else r.codes += n;
+  }
+  return r;
+}
+
+/** Exports, re-reads the written bytes, runs both models and checks outputs and storage. */
+async function checkExport(
+  assignments: WeightAssignments,
+  label: string,
+): Promise<{ q: QuantizedOnnx; diff: number; scale: number }> {
+  const q = await quantizeOnnxWeights(mix, assignments);
+  const qBytes = writeOnnx(q.model);
+  const written = readOnnx(qBytes);
+  const sim = await fakeQuantizeOnnxWeights(mix, assignments);
+  const got = await runModel(qBytes, feeds);
+  const want = await runModel(writeOnnx(sim), feeds);
+  const { diff, scale, worst } = maxDiff(got, want);
+  assert.ok(diff <= REL_TOL * scale, `${label}: max diff ${diff} on ${worst} (output scale ${scale})`);
+  // the simulation is really quantized (not the float model by mistake)
+  const float = await runModel(writeOnnx(mix), feeds);
+  assert.ok(maxDiff(want, float).diff > 1e-4, `${label}: simulation equals the float model`);
+  for (const w of q.weights) {
+    const a = assignments[w.name]!;
+    const [rows, cols] = ROWS_COLS[w.name]!;
+    const perChannel = w.name === 'conv.weight' || a.granularity === 'channel';
+    const exp = expectedStorage(
+      w.op as 'MatMulNBits',
+      rows,
+      cols,
+      a.bits ?? 4,
+      perChannel ? cols : (a.blockSize ?? 32),
+      a.symmetric ?? true,
+      a.scaleType === 'float16' ? 2 : 4,
+    );
+    assert.deepEqual(initBytes(written, w.name), exp, `${label}: ${w.name} stored bytes`);
+    assert.deepEqual(
+      { codes: w.codeBytes, scales: w.scaleBytes, zeroPoints: w.zeroPointBytes },
+      exp,
+      `${label}: ${w.name} reported bytes`,
+    );
+    // the float weight is gone
+    assert.ok(!listWeights(written).some((x) => x.name === w.name), `${label}: ${w.name} still stored`);
+  }
+  return { q, diff, scale };
+}
+
+const MATMUL_CASES: [string, WeightAssignments][] = [
+  [
+    'MatMulNBits 4-bit sym b32 + asym b16 (K=72 padded)',
+    {
+      'fc1.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 32 },
+      'fc2.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 16, symmetric: false },
+    },
+  ],
+  [
+    'MatMulNBits 8-bit b64 + asym b32 fp16 scales',
+    {
+      'fc1.weight': { scheme: 'matmulnbits', bits: 8, blockSize: 64 },
+      'fc2.weight': { scheme: 'matmulnbits', bits: 8, blockSize: 32, symmetric: false, scaleType: 'float16' },
+    },
+  ],
+  [
+    'MatMulNBits 2-bit (CPU provider) sym b16 + asym b32',
+    {
+      'fc1.weight': { scheme: 'matmulnbits', bits: 2, blockSize: 16 },
+      'fc2.weight': { scheme: 'matmulnbits', bits: 2, blockSize: 32, symmetric: false },
+    },
+  ],
+  [
+    'MatMulNBits 4-bit b128 / b256 (one padded block)',
+    {
+      'fc1.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 128, symmetric: false },
+      'fc2.weight': { scheme: 'matmulnbits', bits: 8, blockSize: 256 },
+    },
+  ],
+  [
+    'DequantizeLinear int4 b32 / uint4 b16 on MatMul (opset 17 -> 21)',
+    {
+      'fc1.weight': { scheme: 'dequantizelinear', bits: 4, blockSize: 32 },
+      'fc2.weight': { scheme: 'dequantizelinear', bits: 4, blockSize: 16, symmetric: false },
+    },
+  ],
+  [
+    'DequantizeLinear on Gemm transB=1 int8 / transB=0 uint4, fp16 scales',
+    {
+      'gemm1.weight': { scheme: 'dequantizelinear', bits: 8, blockSize: 16 },
+      'gemm2.weight': {
+        scheme: 'dequantizelinear',
+        bits: 4,
+        blockSize: 32,
+        symmetric: false,
+        scaleType: 'float16',
+      },
+    },
+  ],
+  [
+    'DequantizeLinear per output channel: Conv int4 asym, MatMul int8',
+    {
+      'conv.weight': { scheme: 'dequantizelinear', bits: 4, symmetric: false },
+      'fc1.weight': { scheme: 'dequantizelinear', bits: 8, granularity: 'channel' },
+    },
+  ],
+  [
+    'GatherBlockQuantized 4-bit sym b16',
+    { 'emb.weight': { scheme: 'gatherblockquantized', bits: 4, blockSize: 16 } },
+  ],
+  [
+    'GatherBlockQuantized 8-bit asym b32 fp16 scales',
+    {
+      'emb.weight': {
+        scheme: 'gatherblockquantized',
+        bits: 8,
+        blockSize: 32,
+        symmetric: false,
+        scaleType: 'float16',
+      },
+    },
+  ],
+  [
+    'DequantizeLinear + Gather (the portable embedding path) uint4 b16',
+    { 'emb.weight': { scheme: 'dequantizelinear', bits: 4, blockSize: 16, symmetric: false } },
+  ],
+];
+
+for (const [label, a] of MATMUL_CASES) {
+  test(`export runs in onnxruntime and matches the simulation: ${label}`, async () => {
+    await checkExport(a, label);
+  });
+}
+
+test('mixed precision in one graph: six weights, four operators, biases and opset changes checked', async () => {
+  const a: WeightAssignments = {
+    'emb.weight': { scheme: 'gatherblockquantized', bits: 4, blockSize: 32, symmetric: false },
+    'fc1.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 32 },
+    'fc2.weight': { scheme: 'matmulnbits', bits: 8, blockSize: 16, symmetric: false, scaleType: 'float16' },
+    'gemm1.weight': { scheme: 'dequantizelinear', bits: 4, blockSize: 16 },
+    'gemm2.weight': { scheme: 'dequantizelinear', bits: 8, blockSize: 16, symmetric: false },
+    'conv.weight': { scheme: 'dequantizelinear', bits: 8 },
+    'gemm1.bias': { scheme: 'keep' },
+  };
+  const { q } = await checkExport(a, 'mixed');
+  const ops = q.model.proto.graph!.node.map((n) => `${n.domain}:${n.op_type}`);
+  for (const op of ['com.microsoft:MatMulNBits', 'com.microsoft:GatherBlockQuantized', ':DequantizeLinear'])
+    assert.ok(ops.includes(op), op);
+  assert.ok(ops.includes(':ReduceMean'));
+  const opsets = Object.fromEntries(q.model.proto.opset_import.map((o) => [o.domain, Number(o.version)]));
+  assert.deepEqual(opsets, { '': 21, 'com.microsoft': 1 });
+  assert.ok(Number(q.model.proto.ir_version) >= 10);
+  // ReduceMean's axes moved from the attribute to an input (opset 18)
+  const rm = q.model.proto.graph!.node.find((n) => n.op_type === 'ReduceMean')!;
+  assert.equal(rm.input.length, 2);
+  assert.ok(!rm.attribute.some((x) => x.name === 'axes'));
+  // biases untouched, bit for bit
+  for (const name of ['gemm1.bias', 'conv.bias']) {
+    const before = listWeights(mix).find((w) => w.name === name)!;
+    const after = listWeights(q.model).find((w) => w.name === name)!;
+    assert.deepEqual(tensorBytes(after.tensor), tensorBytes(before.tensor), name);
+  }
+  // the input model is not modified
+  assert.deepEqual(writeOnnx(mix), writeOnnx(buildMixModel()));
+});
+
+test('default onnxruntime session options: the DequantizeLinear->MatMul fusion (int8 activations) stays within 1%', async () => {
+  const a: WeightAssignments = {
+    'fc2.weight': { scheme: 'dequantizelinear', bits: 8, blockSize: 32 },
+    'gemm2.weight': { scheme: 'dequantizelinear', bits: 8, blockSize: 16 },
+  };
+  const q = await quantizeOnnxWeights(mix, a);
+  const sim = await fakeQuantizeOnnxWeights(mix, a);
+  const got = await runModel(writeOnnx(q.model), feeds, undefined);
+  const want = await runModel(writeOnnx(sim), feeds, undefined);
+  const { diff, scale } = maxDiff(got, want);
+  assert.ok(diff <= 1e-2 * scale, `diff ${diff} scale ${scale}`);
+});
+
+test('the simulation equals src/quant fakeQuant of the transposed weight (MatMul blocks run along K)', async () => {
+  const [K, N] = MIX_SHAPES.w1;
+  const w = getTensorFloat32(listWeights(mix).find((x) => x.name === 'fc1.weight')!.tensor);
+  const sim = await fakeQuantizeOnnxWeights(mix, {
+    'fc1.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 16, symmetric: false },
+  });
+  const got = getTensorFloat32(listWeights(sim).find((x) => x.name === 'fc1.weight')!.tensor);
+  const wt = new Float32Array(K * N);
+  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) wt[n * K + k] = w[k * N + n]!;
+  const ref = fakeQuant(wt, [N, K], {
+    element: intSpec(4, false),
+    granularity: { kind: 'group', axis: 1, size: 16 },
+    symmetric: false,
+  });
+  for (let k = 0; k < K; k++)
+    for (let n = 0; n < N; n++) assert.equal(got[k * N + n], ref[n * K + k], `[${k}, ${n}]`);
+});
+
+test('MatMulNBits B layout decoded by hand: column n, block b, low nibble first, padding = zero point', async () => {
+  const [K, N] = MIX_SHAPES.w2; // K = 72: blocks of 32 -> 3 blocks, the last one half padding
+  const q = await quantizeOnnxWeights(mix, {
+    'fc2.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 32, symmetric: false },
+  });
+  const sim = await fakeQuantizeOnnxWeights(mix, {
+    'fc2.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 32, symmetric: false },
+  });
+  const fake = getTensorFloat32(listWeights(sim).find((x) => x.name === 'fc2.weight')!.tensor);
+  const ws = listWeights(q.model);
+  const B = ws.find((x) => x.name === 'fc2.weight_Q4')!;
+  const S = ws.find((x) => x.name === 'fc2.weight_scales')!;
+  const Z = ws.find((x) => x.name === 'fc2.weight_zp')!;
+  assert.deepEqual(B.dims, [N, 3, 16]);
+  assert.deepEqual(S.dims, [N, 3]);
+  assert.deepEqual(Z.dims, [N, 2]);
+  const b = tensorBytes(B.tensor);
+  const s = getTensorFloat32(S.tensor);
+  const z = tensorBytes(Z.tensor);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < 96; k++) {
+      const blk = k >> 5;
+      const byte = b[(n * 3 + blk) * 16 + ((k & 31) >> 1)]!;
+      const code = k & 1 ? byte >> 4 : byte & 15;
+      const zb = z[n * 2 + (blk >> 1)]!;
+      const zp = blk & 1 ? zb >> 4 : zb & 15;
+      if (k >= K) {
+        assert.equal(code, zp, `padding [${n}, ${k}]`);
+        continue;
+      }
+      assert.equal(Math.fround(s[n * 3 + blk]! * (code - zp)), fake[k * N + n], `[${n}, ${k}]`);
+    }
+  // the unused high nibble of each zero-point row is 0
+  for (let n = 0; n < N; n++) assert.equal(z[n * 2 + 1]! >> 4, 0);
+});
+
+test('DequantizeLinear int4 layout decoded by hand: two per byte, low nibble first, scale [K/bs, N]', async () => {
+  const [K, N] = MIX_SHAPES.w1;
+  const a: WeightAssignments = { 'fc1.weight': { scheme: 'dequantizelinear', bits: 4, blockSize: 16 } };
+  const q = await quantizeOnnxWeights(mix, a);
+  const fake = getTensorFloat32(
+    listWeights(await fakeQuantizeOnnxWeights(mix, a)).find((x) => x.name === 'fc1.weight')!.tensor,
+  );
+  const ws = listWeights(q.model);
+  const Q = ws.find((x) => x.name === 'fc1.weight_q4')!;
+  const S = ws.find((x) => x.name === 'fc1.weight_scale')!;
+  assert.equal(Q.dataType, 22); // INT4
+  assert.deepEqual(Q.dims, [K, N]);
+  assert.deepEqual(S.dims, [K / 16, N]);
+  const b = tensorBytes(Q.tensor);
+  const s = getTensorFloat32(S.tensor);
+  for (let i = 0; i < K * N; i++) {
+    const nib = i & 1 ? b[i >> 1]! >> 4 : b[i >> 1]! & 15;
+    const v = nib >= 8 ? nib - 16 : nib;
+    assert.ok(v >= -7, 'symmetric int4 never uses -8');
+    const k = Math.floor(i / N);
+    assert.equal(Math.fround(s[(k >> 4) * N + (i % N)]! * v), fake[i], `element ${i}`);
+  }
+  const dq = q.model.proto.graph!.node.find((n) => n.op_type === 'DequantizeLinear')!;
+  assert.deepEqual(
+    dq.attribute.map((x) => [x.name, Number(x.i)]),
+    [
+      ['axis', 0],
+      ['block_size', 16],
+    ],
+  );
+});
+
+test('quantizeBlocks: symmetric unsigned grids use the 2^(bits-1) zero point MatMulNBits assumes', () => {
+  const x = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * (i + 1));
+  for (const bits of [2, 4, 8]) {
+    const bq = quantizeBlocks(x, 2, 32, {
+      bits,
+      blockSize: 16,
+      symmetric: true,
+      signed: false,
+      scaleType: 'float32',
+    });
+    assert.ok(
+      bq.zero.every((z) => z === 2 ** (bits - 1)),
+      `bits ${bits}`,
+    );
+    assert.ok(bq.q.every((v) => v >= 0 && v < 2 ** bits));
+  }
+  const s = quantizeBlocks(x, 2, 32, {
+    bits: 4,
+    blockSize: 32,
+    symmetric: true,
+    signed: true,
+    scaleType: 'float16',
+  });
+  assert.ok(s.zero.every((z) => z === 0));
+  // float16 scales are exactly representable in float16
+  for (const v of s.scale) assert.equal(f16BitsToF32(f32ToF16Bits(v)), v);
+});
+
+test('autoAssignments: MatMul -> MatMulNBits, Gather -> GatherBlockQuantized, Gemm/Conv -> DequantizeLinear, biases kept', () => {
+  const a = autoAssignments(mix, { bits: 4, blockSize: 32, keepOutputLayer: false, minElements: 1 });
+  assert.deepEqual(Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v.scheme])), {
+    'emb.weight': 'gatherblockquantized',
+    'fc1.weight': 'matmulnbits',
+    'fc2.weight': 'matmulnbits',
+    'gemm1.weight': 'dequantizelinear',
+    'gemm2.weight': 'dequantizelinear',
+    'conv.weight': 'dequantizelinear',
+  });
+  // by default the layers that produce graph outputs (the logits) stay float
+  const b = autoAssignments(mix, { bits: 4, minElements: 1 });
+  assert.deepEqual(Object.keys(b), ['emb.weight', 'fc1.weight']);
+  // 2 bits: only MatMulNBits can take it
+  assert.deepEqual(Object.keys(autoAssignments(mix, { bits: 2, keepOutputLayer: false, minElements: 1 })), [
+    'fc1.weight',
+    'fc2.weight',
+  ]);
+});
+
+test('refuses clearly what the operators cannot take', async () => {
+  const cases: [WeightAssignments, RegExp][] = [
+    [{ 'gemm1.weight': { scheme: 'matmulnbits', bits: 4 } }, /MatMulNBits needs a MatMul B weight/],
+    [{ 'emb.weight': { scheme: 'gatherblockquantized', bits: 2 } }, /2-bit GatherBlockQuantized/],
+    [{ 'fc1.weight': { scheme: 'dequantizelinear', bits: 2 } }, /opset 25/],
+    [{ 'fc1.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 48 } }, /power of two in 16\.\.256/],
+    [{ 'fc1.weight': { scheme: 'matmulnbits', bits: 3 as 4 } }, /bits 3/],
+    [{ 'nope.weight': { scheme: 'matmulnbits' } }, /no dense weight named "nope.weight"/],
+    [{ 'gemm1.bias': { scheme: 'dequantizelinear' } }, /not a quantizable use/],
+    [{ 'fc1.weight': { scheme: 'gatherblockquantized' } }, /needs a Gather table/],
+  ];
+  for (const [a, re] of cases) await assert.rejects(quantizeOnnxWeights(mix, a), re);
+});
