@@ -1,2 +1,3 @@
 // Analysis: error metrics (more to come: sensitivity, allocation search).
 export * from './metrics.ts';
+export * from './allocate/index.ts';

@@ -26,6 +26,12 @@ export interface GroupLayout {
   readonly nGroups: number;
   /** Largest group size (scratch buffers of the parameter searches are sized by it). */
   readonly maxSize: number;
+  /**
+   * When every group is one contiguous run of this many elements (element i is in group floor(i / run)):
+   * per-tensor, per-axis on axis 0, groups along the last axis that divide it. 0 otherwise. Lets hot
+   * loops skip the index array.
+   */
+  readonly run: number;
   /** Group id of every element (row-major element order). */
   readonly index: Uint32Array;
   /** Element count of every group. */
@@ -131,11 +137,16 @@ export function groupLayout(shape: readonly number[], g: Granularity): GroupLayo
     for (let o = 0; o < d.outer; o++)
       for (let i = 0; i < d.len; i++) for (let k = 0; k < d.inner; k++) index[p++] = d.groupOf(o, i, k);
   }
+  let run = 0;
+  if (g.kind === 'tensor') run = numel;
+  else if (g.kind === 'axis' && d.outer === 1) run = d.inner;
+  else if (g.kind === 'group' && d.inner === 1 && d.len % g.size === 0) run = g.size;
   const sizes = new Uint32Array(d.nGroups);
-  for (let i = 0; i < numel; i++) sizes[index[i]!]!++;
+  if (run > 0) sizes.fill(run);
+  else for (let i = 0; i < numel; i++) sizes[index[i]!]!++;
   let maxSize = 0;
   for (const v of sizes) if (v > maxSize) maxSize = v; // no spread: millions of groups would overflow it
-  return { nGroups: d.nGroups, maxSize, index, sizes };
+  return { nGroups: d.nGroups, maxSize, run, index, sizes };
 }
 
 /** Element indices of every group, as CSR (offsets[g]..offsets[g+1] into members), ascending within a group. */

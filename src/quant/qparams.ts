@@ -262,12 +262,26 @@ export function chooseQParamsWithLayout(
     lo.fill(0);
     hi.fill(0);
     const idx = layout.index;
-    for (let i = 0; i < x.length; i++) {
-      const g = idx[i]!;
-      const v = x[i]!;
-      if (v < lo[g]!) lo[g] = v;
-      if (v > hi[g]!) hi[g] = v;
-    }
+    const run = layout.run;
+    if (run > 0) {
+      for (let g = 0, i0 = 0; i0 < x.length; g++, i0 += run) {
+        let a = 0;
+        let b = 0;
+        for (let i = i0; i < i0 + run; i++) {
+          const v = x[i]!;
+          if (v < a) a = v;
+          if (v > b) b = v;
+        }
+        lo[g] = a;
+        hi[g] = b;
+      }
+    } else
+      for (let i = 0; i < x.length; i++) {
+        const g = idx[i]!;
+        const v = x[i]!;
+        if (v < lo[g]!) lo[g] = v;
+        if (v > hi[g]!) hi[g] = v;
+      }
   } else {
     const { offsets, members } = groupMembers(layout);
     const vals = new Float64Array(layout.maxSize);

@@ -89,6 +89,21 @@ export function fakeQuantWith(
     const fr = Math.fround;
     const lo = grid.qmin;
     const hi = grid.qmax;
+    const run = params.layout.run;
+    if (run > 0) {
+      // contiguous groups: parameters hoisted out of the inner loop, no index array
+      for (let g = 0, i0 = 0; i0 < x.length; g++, i0 += run) {
+        const s = scale[g]!;
+        const z = zero[g]!;
+        for (let i = i0; i < i0 + run; i++) {
+          const v = fr(x[i]! / s);
+          let r = Math.round(v);
+          if (r - v === 0.5 && r % 2 !== 0) r -= 1; // ties to even
+          out[i] = fr(s * (Math.min(hi, Math.max(lo, r + z)) - z));
+        }
+      }
+      return out;
+    }
     for (let i = 0; i < x.length; i++) {
       const g = idx[i]!;
       const s = scale[g]!;

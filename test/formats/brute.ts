@@ -19,9 +19,22 @@ export interface Ladder {
   /** The first value past max finite (floats only; reaching it means overflow), or NaN. */
   readonly beyond: number;
   readonly beyondEven: boolean;
+  /** values plus +-beyond, and their even flags (1 = even), for the nearest search. */
+  readonly cands: Float64Array;
+  readonly candsEven: Uint8Array;
 }
 
+const ladders = new WeakMap<FormatSpec, Ladder>();
+
 export function ladder(spec: FormatSpec): Ladder {
+  const hit = ladders.get(spec);
+  if (hit) return hit;
+  const L = buildLadder(spec);
+  ladders.set(spec, L);
+  return L;
+}
+
+function buildLadder(spec: FormatSpec): Ladder {
   const t = valueTable(spec);
   const byValue = new Map<number, number>(); // value -> smallest code
   for (let c = 0; c < t.length; c++) {
@@ -51,7 +64,25 @@ export function ladder(spec: FormatSpec): Ladder {
   } else {
     even = [...values].map((v) => byValue.get(v)! % 2 === 0);
   }
-  return { spec, values, even, beyond, beyondEven };
+  const cands = [...values];
+  const candsEven = even.map((e) => (e ? 1 : 0));
+  if (!Number.isNaN(beyond)) {
+    cands.push(beyond);
+    candsEven.push(beyondEven ? 1 : 0);
+    if (values[0]! < 0) {
+      cands.push(-beyond);
+      candsEven.push(beyondEven ? 1 : 0);
+    }
+  }
+  return {
+    spec,
+    values,
+    even,
+    beyond,
+    beyondEven,
+    cands: Float64Array.from(cands),
+    candsEven: Uint8Array.from(candsEven),
+  };
 }
 
 /**
@@ -59,60 +90,63 @@ export function ladder(spec: FormatSpec): Ladder {
  * (nearest-even) or the larger magnitude, positive on equal magnitude (nearest-away).
  * Returns the rounded value, or `Infinity * sign` meaning "overflowed" (caller applies the policy).
  */
-const candCache = new WeakMap<Ladder, { v: number; even: boolean }[]>();
-
 export function bruteNearest(L: Ladder, x: number, away: boolean): number {
-  let cands = candCache.get(L);
-  if (!cands) {
-    cands = [];
-    for (let i = 0; i < L.values.length; i++) cands.push({ v: L.values[i]!, even: L.even[i]! });
-    if (!Number.isNaN(L.beyond)) {
-      cands.push({ v: L.beyond, even: L.beyondEven });
-      if (L.values[0]! < 0) cands.push({ v: -L.beyond, even: L.beyondEven });
-    }
-    candCache.set(L, cands);
-  }
+  // Candidates: every finite value, plus +-beyond (reaching it means overflow). Typed arrays keep the
+  // scan over 65536 values fast.
+  const cv = L.cands;
+  const ce = L.candsEven;
   // Outside [lowest, highest] candidate the end is nearest (distances of huge x would all round equal).
-  const hiV = Math.max(L.values[L.values.length - 1]!, Number.isNaN(L.beyond) ? -Infinity : L.beyond);
-  const loV = Math.min(L.values[0]!, Number.isNaN(L.beyond) || L.values[0]! >= 0 ? Infinity : -L.beyond);
+  let hiV = -Infinity;
+  let loV = Infinity;
+  for (let i = 0; i < cv.length; i++) {
+    if (cv[i]! > hiV) hiV = cv[i]!;
+    if (cv[i]! < loV) loV = cv[i]!;
+  }
   if (x >= hiV || x <= loV) {
     const end = x >= hiV ? hiV : loV;
     return Math.abs(end) === L.beyond ? end * Infinity : end;
   }
   let best = Infinity;
-  let picks: { v: number; even: boolean }[] = [];
-  for (const c of cands) {
-    const d = Math.abs(c.v - x);
+  let p0 = -1;
+  let p1 = -1; // a second candidate at the same distance (a tie)
+  for (let i = 0; i < cv.length; i++) {
+    const d = Math.abs(cv[i]! - x);
     if (d < best) {
       best = d;
-      picks = [c];
-    } else if (d === best) picks.push(c);
+      p0 = i;
+      p1 = -1;
+    } else if (d === best) p1 = i;
   }
+  const picks = p1 < 0 ? [p0] : [p0, p1];
   let pick = picks[0]!;
   if (picks.length > 1) {
+    const v = (i: number) => cv[i]!;
     if (away) {
       pick = picks.reduce((p, c) =>
-        Math.abs(c.v) > Math.abs(p.v) || (Math.abs(c.v) === Math.abs(p.v) && c.v > p.v) ? c : p,
+        Math.abs(v(c)) > Math.abs(v(p)) || (Math.abs(v(c)) === Math.abs(v(p)) && v(c) > v(p)) ? c : p,
       );
     } else {
       // Both even happens only between 0 and min normal of a format without subnormals: we define 0.
-      const evens = picks.filter((c) => c.even);
-      pick = evens.length === 1 ? evens[0]! : picks.reduce((p, c) => (Math.abs(c.v) < Math.abs(p.v) ? c : p));
+      const evens = picks.filter((c) => ce[c] === 1);
+      pick =
+        evens.length === 1 ? evens[0]! : picks.reduce((p, c) => (Math.abs(v(c)) < Math.abs(v(p)) ? c : p));
       if (evens.length !== 1 && L.spec.kind === 'float' && L.spec.manBits === 0)
-        pick = picks.reduce((p, c) => (Math.abs(c.v) > Math.abs(p.v) ? c : p));
+        pick = picks.reduce((p, c) => (Math.abs(v(c)) > Math.abs(v(p)) ? c : p));
     }
   }
-  if (Math.abs(pick.v) === L.beyond) return pick.v > 0 ? Infinity : -Infinity;
-  return pick.v;
+  const pv = cv[pick]!;
+  if (Math.abs(pv) === L.beyond) return pv > 0 ? Infinity : -Infinity;
+  return pv;
 }
 
 /** Largest value <= x and smallest value >= x among the finite values (undefined past the ends). */
 export function bracket(L: Ladder, x: number): { down: number | undefined; up: number | undefined } {
   let down: number | undefined;
   let up: number | undefined;
-  for (const v of L.values) {
-    if (v <= x) down = v;
-    if (v >= x && up === undefined) up = v;
+  const v = L.values;
+  for (let i = 0; i < v.length; i++) {
+    if (v[i]! <= x) down = v[i]!;
+    if (v[i]! >= x && up === undefined) up = v[i]!;
   }
   return { down, up };
 }

@@ -31,7 +31,10 @@ function nonCanonical(spec: (typeof SMALL)[number], code: number): boolean {
   return !spec.subnormals && mag < 2 ** M && mag !== 0;
 }
 
-for (const spec of SMALL) {
+// int9..int15 / uint9..uint15 use exactly the arithmetic of int8 and int16; skipping them keeps the run short
+const EXHAUSTIVE = SMALL.filter((f) => f.kind !== 'int' || f.bits <= 8 || f.bits === 16);
+
+for (const spec of EXHAUSTIVE) {
   test(`${spec.name}: decode -> encode is the identity on all ${2 ** formatBits(spec)} codes`, () => {
     const t = valueTable(spec);
     let checked = 0;

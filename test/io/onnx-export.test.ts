@@ -25,7 +25,8 @@ import {
   tensorBytes,
   writeOnnx,
 } from '../../src/io/onnx/index.ts';
-import { fakeQuant } from '../../src/quant/index.ts';
+import { chooseQParams, fakeQuant } from '../../src/quant/index.ts';
+import fc from 'fast-check';
 import {
   buildMixModel,
   expectedStorage,
@@ -249,6 +250,48 @@ test('the simulation equals src/quant fakeQuant of the transposed weight (MatMul
   });
   for (let k = 0; k < K; k++)
     for (let n = 0; n < N; n++) assert.equal(got[k * N + n], ref[n * K + k], `[${k}, ${n}]`);
+});
+
+test('quantizeBlocks = src/quant chooseQParams + fakeQuant (minmax, int grids), property over shapes and configs', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 5 }),
+      fc.integer({ min: 1, max: 70 }),
+      fc.constantFrom(2, 4, 8),
+      fc.constantFrom(16, 32, 64),
+      fc.boolean(),
+      fc.boolean(),
+      fc.constantFrom('float32' as const, 'float16' as const),
+      fc.integer({ min: 0, max: 1e6 }),
+      (rows, cols, bits, blockSize, symmetric, signed, scaleType, seed) => {
+        let st = seed;
+        const rnd = () => {
+          st = (st * 1103515245 + 12345) % 2 ** 31;
+          return st / 2 ** 31;
+        };
+        // mixed magnitudes, exact zeros (all-zero blocks) and tiny values (scale underflow)
+        const x = Float32Array.from({ length: rows * cols }, (_, i) => {
+          const u = rnd();
+          if (i % 37 === 5 || u < 0.1) return 0;
+          return (rnd() - 0.5) * (u < 0.2 ? 1e-30 : u < 0.5 ? 100 : 1);
+        });
+        const bq = quantizeBlocks(x, rows, cols, { bits, blockSize, symmetric, signed, scaleType });
+        const cfg = {
+          element: intSpec(bits, signed),
+          granularity: { kind: 'group' as const, axis: 1, size: Math.min(blockSize, cols) },
+          symmetric,
+          scaleFormat: scaleType === 'float16' ? ('fp16' as const) : ('fp32' as const),
+        };
+        const p = chooseQParams(x, [rows, cols], cfg);
+        const ref = fakeQuant(x, [rows, cols], cfg);
+        assert.deepEqual(Array.from(bq.scale), Array.from(p.scale));
+        assert.deepEqual(Array.from(bq.zero), Array.from(p.zero));
+        for (let i = 0; i < x.length; i++)
+          assert.ok(Object.is(bq.dequant[i], ref[i]) || bq.dequant[i] === ref[i], `${i}`);
+      },
+    ),
+    { numRuns: 300, seed: 7 },
+  );
 });
 
 test('MatMulNBits B layout decoded by hand: column n, block b, low nibble first, padding = zero point', async () => {

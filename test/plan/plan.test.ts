@@ -220,3 +220,64 @@ describe('plan file', () => {
     assert.equal(parsePlan(text, 'p').weights[1]!.scheme.format, 'e2m1');
   });
 });
+
+describe('plan from an allocation', () => {
+  it('records the chosen schemes, exact sizes and totals, and round-trips', async () => {
+    const { solveMilp } = await import('../../src/analysis/allocate/index.ts');
+    const { planFromAllocation } = await import('../../src/plan/index.ts');
+    const shapes = new Map<string, readonly number[]>([
+      ['a', [64, 32]],
+      ['b', [32, 32]],
+    ]);
+    const cand = (n: number, dmg: number[]) => [
+      { scheme: 'int4_g32', bytes: n / 2 + (n / 32) * 2, bits: 4 * n + (n / 32) * 16, damage: dmg[0]! },
+      { scheme: 'int8_g32', bytes: n + (n / 32) * 2, bits: 8 * n + (n / 32) * 16, damage: dmg[1]! },
+    ];
+    const problem = {
+      weights: [
+        { name: 'a', elements: 2048, candidates: cand(2048, [5, 1]) },
+        { name: 'b', elements: 1024, candidates: cand(1024, [9, 1]) },
+      ],
+      budget: { kind: 'bitsPerWeight' as const, bits: 6 },
+    };
+    const allocation = await solveMilp(problem, { relGap: 0 });
+    const g32 = { kind: 'group', axis: 1, size: 32 } as const;
+    const schemes = new Map([
+      [
+        'int4_g32',
+        {
+          format: 'int4',
+          granularity: g32,
+          algorithm: 'gptq',
+          scaleFormat: 'fp16',
+          symmetric: true,
+        } as const,
+      ],
+      [
+        'int8_g32',
+        { format: 'int8', granularity: g32, algorithm: 'rtn', scaleFormat: 'fp16', symmetric: true } as const,
+      ],
+    ]);
+    const p = planFromAllocation({
+      model: { file: 'tiny.onnx', size: 1000 },
+      objective: { damage: 'weight-mse' },
+      problem,
+      allocation,
+      shapes,
+      schemes,
+    });
+    // 6 bits per weight over 3072 weights: a at int4 (4.5) + b at int8 (8.5) = 5.83 fits; the reverse
+    // (7.17) and int8 everywhere (8.5) do not.
+    assert.deepEqual(
+      p.weights.map((w) => w.scheme.format),
+      ['int4', 'int8'],
+    );
+    assert.equal(p.weights[0]!.bitsPerWeight, 4.5);
+    assert.equal(p.totals.bytes, 1024 + 128 + 1024 + 64);
+    assert.equal(p.totals.bitsPerWeight, (2048 * 4.5 + 1024 * 8.5) / 3072);
+    assert.equal(p.totals.predictedDamage, 6);
+    assert.deepEqual(p.budget, { kind: 'bitsPerWeight', bits: 6 });
+    assert.equal(p.solver.name, 'highs');
+    assert.deepEqual(parsePlan(serialisePlan(p), 'p.json'), p);
+  });
+});

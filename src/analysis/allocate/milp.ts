@@ -9,8 +9,8 @@
  *              x_ko in {0, 1}
  *
  * Costs are shifted by each item's cheapest option (extra bytes or bits) and the budget row is scaled so
- * its largest coefficient is 1; damages are scaled so the largest is 1 (HiGHS' tolerances then mean the
- * same thing for every model). Options dominated by another option of the same item (no cheaper, no
+ * its largest coefficient is 1; damages are scaled so the objective is about 1000 (HiGHS' tolerances
+ * then mean the same thing for every model). Options dominated by another option of the same item (no cheaper, no
  * better, no faster) are dropped, which cannot change the optimum; items left with one option are
  * constants and get no columns. Greedy's assignment (greedy.ts) is passed as the starting incumbent.
  *
@@ -104,8 +104,12 @@ export function solveReducedMilp(highs: Highs, r: ReducedProblem, opts: MilpOpti
   const t0 = nowMs();
   // Greedy's assignment is a good incumbent: HiGHS then only has to close a gap that is usually tiny.
   let start: readonly number[] | undefined;
+  // The LP relaxation's optimum is a valid lower bound when HiGHS stops before it has its own.
+  let lpBound = Number.NEGATIVE_INFINITY;
   try {
-    start = greedyOptions(r);
+    const g = solveReducedGreedy(r);
+    start = g.options;
+    lpBound = g.lpBound;
   } catch {
     start = undefined; // greedy cannot start under a tight latency bound; HiGHS searches alone
   }
@@ -119,7 +123,7 @@ export function solveReducedMilp(highs: Highs, r: ReducedProblem, opts: MilpOpti
         status: res.status,
         solver: 'highs',
         timeMs: nowMs() - t0,
-        lowerBound: res.lowerBound,
+        lowerBound: Math.max(res.lowerBound, lpBound),
       });
     }
     slack += cost - r.capacity;
@@ -131,11 +135,6 @@ interface RunResult {
   readonly options: number[];
   readonly status: 'optimal' | 'time-limit';
   readonly lowerBound: number;
-}
-
-/** Greedy's option per item (the reduced problem's own indices). */
-function greedyOptions(r: ReducedProblem): readonly number[] {
-  return solveReducedGreedy(r).options;
 }
 
 /**
@@ -191,7 +190,16 @@ function runOnce(
   const options = fixed.slice();
   if (nCols === 0) return { options, status: 'optimal', lowerBound: fixedDamage };
 
-  const scale = maxAbsDamage > 0 ? 1 / maxAbsDamage : 1;
+  // HiGHS measures its relative gap as (ub - lb) / max(1, |ub|): scale damages so the objective is about
+  // 1000 (at the starting assignment, else at all-max damage), making mip_rel_gap a true relative gap.
+  let ref = 0;
+  items.forEach((it, k) => {
+    ref += start
+      ? Math.abs(it.options[start[k]!]!.damage)
+      : Math.max(...it.options.map((o) => Math.abs(o.damage)));
+  });
+  if (!(ref > 0)) ref = maxAbsDamage;
+  const scale = ref > 0 ? 1000 / ref : 1;
   let maxExtra = 0;
   for (let c = 0; c < colItem.length; c++) {
     const it = items[colItem[c]!]!;
@@ -267,14 +275,15 @@ function runOnce(
       values: values.subarray(0, nz),
     },
     integrality,
+    offset: fixedDamage * scale,
   });
   try {
     model.options.set({
       output_flag: false,
       time_limit: opts.timeLimitSec ?? 60,
       mip_rel_gap: opts.relGap ?? 1e-4,
-      // Scaled damages are <= 1 each; an absolute gap far below any real difference.
-      mip_abs_gap: 1e-12,
+      // The objective is about 1000 (see scale); an absolute gap far below any real difference.
+      mip_abs_gap: 1e-9,
     });
     if (start) {
       // Only if every item's start option survived the dominance filter (it always does for greedy,
@@ -320,9 +329,7 @@ function runOnce(
       }
     }
     const dualBound = Number(model.info.get('mip_dual_bound'));
-    const lowerBound = Number.isFinite(dualBound)
-      ? dualBound / scale + fixedDamage
-      : Number.NEGATIVE_INFINITY;
+    const lowerBound = Number.isFinite(dualBound) ? dualBound / scale : Number.NEGATIVE_INFINITY;
     return { options, status: status === S.optimal ? 'optimal' : 'time-limit', lowerBound };
   } finally {
     model.dispose();

@@ -18,10 +18,15 @@
  *   GGUF / HF Llama:     attn_v | v_proj -> attn_v; ffn_down | down_proj -> ffn_down; output | lm_head -> output
  *   GPT-2:               attn.c_attn -> attn_qkv; mlp.c_proj -> ffn_down; lm_head -> output
  *   bundled GPT:         blocks.i.attn_qkv -> attn_qkv; blocks.i.mlp_proj -> ffn_down; head -> output; wte -> token_embd
- *   ONNX CNN (PP-OCRv4): no attention-value or FFN-down tensors by name except in transformer necks that
- *                        keep names (qkv -> attn_qkv, mlp.fc2 -> ffn_down); the output role goes to the
- *                        last quantizable matmul/gemm weight (the classification / CTC head) when no
- *                        name matches; everything else takes the base scheme.
+ *   ONNX CNN:            convolutions have no attention-value / FFN-down role and take the base scheme;
+ *                        transformer blocks that keep names map as above (qkv -> attn_qkv, fc2 ->
+ *                        ffn_down); when no name says "output", the last quantizable matmul/gemm weight
+ *                        (the classifier / CTC head) is the output layer.
+ *   PP-OCRv4 rec:        Paddle names carry no roles: conv2d_N.w_0 (backbone), linear_77..84 (the SVTR
+ *                        neck's two transformer blocks, each qkv, proj, fc1, fc2 in that order) and
+ *                        linear_85 (CTC head -> output by the last-matmul rule). By default the neck takes
+ *                        the base scheme; pass `categorize` to map linear_77 / 81 -> attn_qkv and
+ *                        linear_80 / 84 -> ffn_down (see test/analysis/allocate-rules.test.ts).
  */
 
 /** What a weight is, for the rule. */

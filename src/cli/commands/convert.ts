@@ -4,7 +4,7 @@
  * Output is written atomically and never over the input.
  */
 import { basename, extname } from 'node:path';
-import { type CommandDef, defineCommand } from 'citty';
+import { defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
 import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
 import { type ConvertTarget, convertModel, detectFormat, openModel } from '../../io/index.ts';
@@ -88,5 +88,4 @@ const convert = defineCommand({
   },
 });
 
-// The command table holds CommandDef with generic args; citty's typed args make that a cast.
-export default convert as unknown as CommandDef;
+export default convert;

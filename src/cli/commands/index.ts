@@ -1,6 +1,10 @@
 import type { CommandDef } from 'citty';
 
-type Lazy = () => Promise<CommandDef>;
+// A command's args type is contravariant in its run(), so a table of differently-typed commands needs
+// citty's own erased form (its SubCommandsDef is Record<string, Resolvable<CommandDef<any>>>).
+// biome-ignore lint/suspicious/noExplicitAny: erased args type, as in citty's SubCommandsDef
+type AnyCommand = CommandDef<any>;
+type Lazy = () => Promise<AnyCommand>;
 
 /**
  * The command table. Each entry is loaded only when that command runs. Add a command by adding a file
@@ -12,4 +16,5 @@ export const commands: Record<string, Lazy> = {
   inspect: () => import('./inspect.ts').then((m) => m.default),
   convert: () => import('./convert.ts').then((m) => m.default),
   eval: () => import('./eval.ts').then((m) => m.default),
+  requantize: () => import('./requantize.ts').then((m) => m.default),
 };

@@ -3,7 +3,7 @@
  * role), parameter count, bytes by dtype, average bits per weight, quantizable weights. For GGUF and
  * safetensors only the header is read.
  */
-import { type CommandDef, defineCommand } from 'citty';
+import { defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
 import { fileSource } from '../../io/files.node.ts';
 import { openModelView, summarizeModel } from '../../io/index.ts';
@@ -99,5 +99,4 @@ const inspect = defineCommand({
   },
 });
 
-// The command table holds CommandDef with generic args; citty's typed args make that a cast.
-export default inspect as unknown as CommandDef;
+export default inspect;

@@ -4,6 +4,7 @@
  * output, i.e. the logits) stays in float. Mixed precision = edit the returned record per weight.
  */
 import { DATA_TYPE_CODES as C } from '../schema.ts';
+import type { GraphProto, NodeProto } from '../proto-types.ts';
 import type { OnnxModel } from '../read.ts';
 import { listWeights } from '../weights.ts';
 import { intAttr } from './build.ts';
@@ -28,6 +29,38 @@ export interface AutoAssignOptions {
   readonly minElements?: number;
 }
 
+const WEIGHT_OPS = new Set(['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Gather']);
+
+/**
+ * Weights of the output layer(s): walking back from each graph output, the weight inputs of the first
+ * MatMul / Gemm / Conv / Gather met on every path (through bias adds, softmax, reshapes, ...). Those nodes
+ * produce the logits, which stay in float.
+ */
+export function outputLayerWeights(graph: GraphProto): Set<string> {
+  const producer = new Map<string, NodeProto>();
+  for (const n of graph.node) for (const o of n.output) producer.set(o, n);
+  const consts = new Set(graph.initializer.map((t) => t.name));
+  for (const n of graph.node) if (n.op_type === 'Constant') for (const o of n.output) consts.add(o);
+  const out = new Set<string>();
+  const seen = new Set<string>();
+  const stack = graph.output.map((o) => o.name);
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    const n = producer.get(v);
+    if (!n || n.op_type === 'Constant') continue;
+    const weights = WEIGHT_OPS.has(n.op_type) ? n.input.filter((x) => consts.has(x)) : [];
+    if (weights.length > 0) {
+      for (const x of weights) out.add(x);
+      // the activation input still leads back, but only to layers that are not the output layer
+      continue;
+    }
+    for (const x of n.input) if (x) stack.push(x);
+  }
+  return out;
+}
+
 /**
  * Assignments for every quantizable weight: MatMul B [K, N], Gemm B, Conv W, Gather table [V, D].
  * Weights with mixed uses, or a configuration their operator cannot take (2-bit outside MatMulNBits,
@@ -37,17 +70,12 @@ export function autoAssignments(model: OnnxModel, opts: AutoAssignOptions): Reco
   const graph = model.proto.graph;
   const out: Record<string, WeightAssignment> = {};
   if (!graph) return out;
-  const outputs = new Set(graph.output.map((o) => o.name));
-  const uses = new Map<string, { op: string; index: number; toOutput: boolean; axis: number }[]>();
+  const outputLayer = outputLayerWeights(graph);
+  const uses = new Map<string, { op: string; index: number; axis: number }[]>();
   for (const n of graph.node)
     n.input.forEach((name, index) => {
       const list = uses.get(name) ?? [];
-      list.push({
-        op: n.op_type,
-        index,
-        toOutput: n.output.some((o) => outputs.has(o)),
-        axis: intAttr(n, 'axis', 0),
-      });
+      list.push({ op: n.op_type, index, axis: intAttr(n, 'axis', 0) });
       uses.set(name, list);
     });
   const base = {
@@ -62,7 +90,7 @@ export function autoAssignments(model: OnnxModel, opts: AutoAssignOptions): Reco
     const u = uses.get(w.name) ?? [];
     const kinds = new Set(u.map((x) => `${x.op}#${x.index}`));
     if (u.length === 0 || kinds.size !== 1) continue;
-    if ((opts.keepOutputLayer ?? true) && u.some((x) => x.toOutput)) continue;
+    if ((opts.keepOutputLayer ?? true) && outputLayer.has(w.name)) continue;
     const first = u[0]!;
     let scheme: WeightAssignment['scheme'] = 'keep';
     if (first.op === 'MatMul' && first.index === 1 && w.dims.length === 2)

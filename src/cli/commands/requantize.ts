@@ -1,0 +1,160 @@
+/**
+ * `mixq requantize <in.gguf> <out.gguf> --type q4_k [--rule 'pattern=type' ...] [--imatrix file] [--json]`:
+ * re-quantizes a GGUF file tensor by tensor (rules in src/io/gguf/requantize.ts), optionally with an
+ * importance matrix (imatrix.dat, GGUF imatrix or mixq JSON; src/io/gguf/imatrix.ts). Prints a table of
+ * tensors (name, old type, new type, bytes) and totals (size, bits per weight); a progress bar on a TTY.
+ * The output is written atomically and never over the input.
+ */
+import cliProgress from 'cli-progress';
+import { defineCommand } from 'citty';
+import { MixqError } from '../../core/errors.ts';
+import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
+import { type ImatrixData, type RequantRule, readGguf, readImatrix, requantizeGguf } from '../../io/index.ts';
+
+function fail(e: unknown, code = 1): never {
+  const msg = e instanceof MixqError ? e.message : e instanceof Error ? e.message : String(e);
+  process.stderr.write(`mixq requantize: ${msg}\n`);
+  process.exit(code);
+}
+
+/** All `--rule` values in order (citty keeps only one value of a repeated flag). */
+function ruleArgs(rawArgs: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === '--rule') {
+      const v = rawArgs[i + 1];
+      if (v === undefined)
+        fail(new MixqError('missing value', { source: 'argument --rule', expected: 'pattern=type' }), 2);
+      out.push(v);
+      i++;
+    } else if (a.startsWith('--rule=')) out.push(a.slice('--rule='.length));
+  }
+  return out;
+}
+
+function parseRule(s: string): RequantRule {
+  const eq = s.lastIndexOf('=');
+  if (eq <= 0 || eq === s.length - 1) {
+    fail(
+      new MixqError(`bad rule '${s}'`, {
+        source: 'argument --rule',
+        expected: "'pattern=type', e.g. 'blk.*.ffn_down.weight=q6_k'",
+      }),
+      2,
+    );
+  }
+  return { pattern: s.slice(0, eq), type: s.slice(eq + 1) };
+}
+
+function fmtBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(2)} MiB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+const requantize = defineCommand({
+  meta: {
+    name: 'requantize',
+    description: 'Re-quantize a GGUF file with per-tensor rules and an optional importance matrix',
+  },
+  args: {
+    input: { type: 'positional', description: 'input .gguf', required: true },
+    output: { type: 'positional', description: 'output .gguf', required: true },
+    type: { type: 'string', description: 'default type for quantizable weights (q4_k, q8_0, q6_k, ...)' },
+    rule: {
+      type: 'string',
+      description: "per-tensor rule 'pattern=type' (glob, or /regex/); repeatable; first match wins",
+    },
+    imatrix: { type: 'string', description: 'importance matrix: imatrix.dat, imatrix .gguf, or mixq JSON' },
+    json: { type: 'boolean', description: 'print a machine-readable report only', default: false },
+  },
+  async run({ args, rawArgs }) {
+    const input = String(args.input);
+    const output = String(args.output);
+    const rules = ruleArgs(rawArgs).map(parseRule);
+    if (!args.type && rules.length === 0) {
+      fail(new MixqError('nothing to do', { source: 'arguments', expected: '--type and/or --rule' }), 2);
+    }
+    const json = Boolean(args.json);
+    try {
+      let imatrix: ImatrixData | undefined;
+      if (args.imatrix) {
+        const isrc = await fileSource(String(args.imatrix));
+        try {
+          imatrix = await readImatrix(isrc);
+        } finally {
+          await isrc.close();
+        }
+      }
+      const src = await fileSource(input);
+      const bar =
+        !json && process.stderr.isTTY
+          ? new cliProgress.SingleBar(
+              {
+                format: 'requantize [{bar}] {percentage}% {tensor}',
+                hideCursor: true,
+                clearOnComplete: true,
+              },
+              cliProgress.Presets.shades_classic,
+            )
+          : undefined;
+      let result: Awaited<ReturnType<typeof requantizeGguf>>;
+      try {
+        const file = await readGguf(src);
+        bar?.start(100, 0, { tensor: '' });
+        result = await requantizeGguf(file, rules, {
+          ...(args.type ? { defaultType: String(args.type) } : {}),
+          ...(imatrix ? { imatrix } : {}),
+          progress: (done, total, tensor) =>
+            bar?.update(total > 0 ? Math.round((100 * done) / total) : 100, { tensor }),
+        });
+      } finally {
+        bar?.stop();
+        await src.close();
+      }
+      await writeFileAtomic(output, result.chunks, [input, ...(args.imatrix ? [String(args.imatrix)] : [])]);
+      if (json) {
+        process.stdout.write(
+          `${JSON.stringify(
+            {
+              input,
+              output,
+              fileType: result.fileType,
+              totals: result.totals,
+              tensors: result.tensors,
+              notes: result.notes,
+              ...(imatrix ? { imatrix: { format: imatrix.format, entries: imatrix.entries.size } } : {}),
+            },
+            null,
+            2,
+          )}\n`,
+        );
+        return;
+      }
+      const w = Math.max(4, ...result.tensors.map((t) => t.name.length));
+      const lines = [
+        `${'name'.padEnd(w)}  ${'old'.padEnd(7)}  ${'new'.padEnd(7)}  ${'bytes'.padStart(12)}  note`,
+      ];
+      for (const t of result.tensors) {
+        const note = [t.imatrix ? 'imatrix' : '', t.note ?? ''].filter(Boolean).join('; ');
+        lines.push(
+          `${t.name.padEnd(w)}  ${t.from.padEnd(7)}  ${t.to.padEnd(7)}  ${String(t.bytesOut).padStart(12)}  ${note}`,
+        );
+      }
+      const tt = result.totals;
+      lines.push(
+        `total: ${fmtBytes(tt.bytesIn)} -> ${fmtBytes(tt.bytesOut)}, ${tt.bitsPerWeightIn.toFixed(3)} -> ` +
+          `${tt.bitsPerWeightOut.toFixed(3)} bits per weight (${tt.elements} weights); file_type ${result.fileType}`,
+      );
+      for (const n of result.notes) lines.push(`note: ${n}`);
+      lines.push(`wrote ${output}`);
+      process.stdout.write(`${lines.join('\n')}\n`);
+    } catch (e) {
+      fail(e);
+    }
+  },
+});
+
+export default requantize;
