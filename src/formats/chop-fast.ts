@@ -146,3 +146,40 @@ export function chopFloatFast(
   }
   return true;
 }
+
+/**
+ * Codes of values that are already representable (the output of chop), by bit arithmetic: a normal
+ * float32 result maps to ((e + bias) << M) | (mantissa >> D), a subnormal one to |y| / step. Zeros,
+ * NaN, inf and e8m0's float32-subnormal values take `exact(y)`, the reference encoder (exact for
+ * representable inputs). Used by encodeArray after chop, so both share the fast rounding.
+ */
+export function codesOfRepresentable(
+  L: FloatLayout,
+  values: Float32Array,
+  dst: Uint8Array | Uint16Array | Uint32Array,
+  exact: (y: number) => number,
+): void {
+  const vb = new Int32Array(values.buffer, values.byteOffset, values.length);
+  const D = 23 - L.M;
+  const lo = Math.max(f32ToBits(L.minNormal), 0x00800000) | 0;
+  const hi = f32ToBits(L.maxFinite) | 0;
+  const bias = L.bias;
+  const M = L.M;
+  const signBit = L.signBit;
+  const subnormals = L.subnormals;
+  const invq = 2 ** (L.M - L.emin);
+  for (let i = 0; i < values.length; i++) {
+    const b = vb[i]!;
+    const a = b & 0x7fffffff;
+    let code: number;
+    if (a >= lo && a <= hi) code = ((((a >>> 23) - 127 + bias) << M) | ((a & 0x7fffff) >>> D)) >>> 0;
+    else if (a !== 0 && a < lo && subnormals) code = Math.abs(values[i]!) * invq;
+    else if (a > 0x7f800000 && L.nanCode >= 0 && L.spec.nan !== 'neg-zero') {
+      code = L.nanCode; // keep the NaN's sign, as the reference encoder does on overflow to NaN
+    } else {
+      dst[i] = exact(values[i]!);
+      continue;
+    }
+    dst[i] = b < 0 ? code + signBit : code;
+  }
+}

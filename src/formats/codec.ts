@@ -4,8 +4,8 @@
  * `chop` takes the float32 bit-twiddling fast path of chop-fast.ts when one applies.
  */
 import { MixqError } from '../core/errors.ts';
-import { chopFloatFast } from './chop-fast.ts';
-import { chopIntNearestEven, decodeInt, encodeIntWith, intLayout } from './int.ts';
+import { chopFloatFast, codesOfRepresentable } from './chop-fast.ts';
+import { chopIntNearestEven, decodeInt, encodeIntNearestEven, encodeIntWith, intLayout } from './int.ts';
 import { decodeLut, encodeLutWith, lutLayout } from './lut.ts';
 import { decodeFloat, encodeFloatWith, floatLayout } from './minifloat.ts';
 import { type ResolvedCast, resolveRounding } from './rounding.ts';
@@ -100,6 +100,25 @@ export function encodeArray(
   const dst = out ?? codeArrayFor(bits, src.length);
   checkLength('encodeArray', dst.length, src.length);
   const r = resolveRounding(opts);
+  if (spec.kind === 'float') {
+    // Fast path: round with chop's fast kernels (same random draws), then read codes off the bits.
+    const L = floatLayout(spec);
+    const policy = opts?.overflow ?? spec.overflow;
+    const flush = opts?.flushSubnormals ?? false;
+    const slow = (x: number, u: number): number =>
+      decodeFloat(L, encodeFloatWith(L, x, r.rounding, u, r.randomBits, policy, flush));
+    const rounded = new Float32Array(src.length);
+    if (chopFloatFast(L, src, rounded, r, flush, slow)) {
+      codesOfRepresentable(L, rounded, dst, (y) =>
+        encodeFloatWith(L, y, 'nearest-even', 0, 0, policy, flush),
+      );
+      return dst;
+    }
+  }
+  if (spec.kind === 'int' && r.rounding === 'nearest-even') {
+    encodeIntNearestEven(intLayout(spec), src, dst);
+    return dst;
+  }
   const enc = encoderFor(spec, r, opts);
   const rng = r.rng;
   for (let i = 0; i < src.length; i++) dst[i] = enc(src[i]!, rng ? rng.nextU32() : 0);

@@ -93,3 +93,23 @@ export function chopIntNearestEven(L: IntLayout, src: Float32Array, dst: Float32
     dst[i] = r;
   }
 }
+
+/** Fast encodeArray for nearest-even: the same codes as encodeIntWith (tested against it). */
+export function encodeIntNearestEven(
+  L: IntLayout,
+  src: Float32Array,
+  dst: Uint8Array | Uint16Array | Uint32Array,
+): void {
+  const lo = L.min;
+  const hi = L.max;
+  const mod = L.modulus;
+  for (let i = 0; i < src.length; i++) {
+    const x = src[i]!;
+    let r: number;
+    if (x >= hi) r = hi;
+    else if (x <= lo) r = lo;
+    else if (Number.isNaN(x)) r = 0;
+    else r = x + RNE_MAGIC - RNE_MAGIC;
+    dst[i] = r < 0 ? r + mod : r;
+  }
+}

@@ -12,6 +12,9 @@ import {
   type CastOptions,
   chop,
   chopReference,
+  decode,
+  encode,
+  encodeArray,
   FORMATS,
   type FormatSpec,
   formatInfo,
@@ -127,5 +130,34 @@ test('integer fast chop (nearest-even, magic-number rounding) equals the referen
   for (const name of ['int1', 'int4', 'int8', 'uint8', 'int8_narrow', 'ternary', 'int16', 'uint16']) {
     const spec = FORMATS.find((f) => f.name === name)!;
     assertSameBits(chop(spec, src), chopReference(spec, src), `${name} integer fast path`, src);
+  }
+});
+
+test('encodeArray fast path equals per-element encode (same random stream)', () => {
+  const specs = [
+    ...FLOATS,
+    ...['int4', 'int8', 'uint8', 'int8_narrow', 'ternary', 'int16'].map(
+      (n) => FORMATS.find((f) => f.name === n)!,
+    ),
+  ];
+  for (const spec of specs) {
+    const src = inputs(spec, 1500);
+    for (const rounding of ROUNDINGS) {
+      for (const o of [{}, { overflow: 'saturate' as const }, { flushSubnormals: true }, { randomBits: 5 }]) {
+        if (o.randomBits && rounding !== 'stochastic') continue;
+        const opts: CastOptions = { ...o, rounding, seed: 3 };
+        const codes = encodeArray(spec, src, opts);
+        const rng = new Rng(3);
+        for (let i = 0; i < src.length; i++) {
+          const want = encode(spec, src[i]!, { ...opts, rng });
+          if (codes[i] === want) continue;
+          const bothNan = Number.isNaN(decode(spec, codes[i]!)) && Number.isNaN(decode(spec, want));
+          assert.ok(
+            bothNan,
+            `${spec.name} ${JSON.stringify(opts)} x=${src[i]}: code ${codes[i]} want ${want}`,
+          );
+        }
+      }
+    }
   }
 });

@@ -70,6 +70,12 @@ async function exportAndCompare(
   }
   const floatW = q.weights.reduce((p, w) => p + w.originalBytes, 0);
   assert.ok(q.weights.length > 0);
+  // file size = float file - replaced float weights + quantized bytes + names/nodes (< 256 bytes a weight)
+  const overhead = qBytes.length - (floatBytes.length - floatW + quantBytes);
+  assert.ok(
+    overhead >= 0 && overhead < 256 * q.weights.length,
+    `${label} ${bits}-bit: file overhead ${overhead}`,
+  );
   return {
     bits,
     weights: q.weights.length,

@@ -110,7 +110,8 @@ export function solveReducedMilp(highs: Highs, r: ReducedProblem, opts: MilpOpti
     const g = solveReducedGreedy(r);
     start = g.options;
     lpBound = g.lpBound;
-  } catch {
+  } catch (e) {
+    if (!(e instanceof MixqError)) throw e;
     start = undefined; // greedy cannot start under a tight latency bound; HiGHS searches alone
   }
   let slack = 0;
@@ -123,7 +124,8 @@ export function solveReducedMilp(highs: Highs, r: ReducedProblem, opts: MilpOpti
         status: res.status,
         solver: 'highs',
         timeMs: nowMs() - t0,
-        lowerBound: Math.max(res.lowerBound, lpBound),
+        // After tightening, HiGHS bounds a smaller problem; only the LP bound still holds.
+        lowerBound: slack === 0 ? Math.max(res.lowerBound, lpBound) : lpBound,
       });
     }
     slack += cost - r.capacity;

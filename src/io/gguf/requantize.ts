@@ -53,6 +53,11 @@ export interface RequantizeOptions {
   readonly defaultType?: string;
   /** Called after each tensor with elements done so far and in total. */
   readonly progress?: (done: number, total: number, tensor: string) => void;
+  /**
+   * Replaces llama.cpp's "is this tensor quantizable" rule (isRequantizable), e.g. to re-type tensors
+   * with non-llama names. Tensors it rejects are copied unchanged.
+   */
+  readonly quantizable?: (info: GgufTensorInfo) => boolean;
   /** Override 'general.file_type' (a llama_ftype value). */
   readonly fileType?: number;
 }
@@ -244,8 +249,9 @@ function chooseType(
   used: Set<string>,
   def: BlockTypeTraits | undefined,
   lmHead: string,
+  quantizable: (info: GgufTensorInfo) => boolean,
 ): { type?: BlockTypeTraits; asked?: BlockTypeTraits; note?: string } {
-  if (!isRequantizable(info)) return { note: 'not quantized (llama.cpp rule)' };
+  if (!quantizable(info)) return { note: 'not quantized (llama.cpp rule)' };
   const rule = rules.find((r) => r.test(info.name));
   let asked: BlockTypeTraits | undefined;
   if (rule) {
@@ -323,11 +329,15 @@ function setKv(kv: GgufKV[], entry: GgufKV): void {
 }
 
 /** llama_ftype for the dominant written type (most elements among re-quantized tensors). */
-function dominantFileType(tensors: readonly RequantTensorReport[], all: readonly GgufTensorInfo[]): number {
+function dominantFileType(
+  tensors: readonly RequantTensorReport[],
+  all: readonly GgufTensorInfo[],
+  quantizable: (info: GgufTensorInfo) => boolean,
+): number {
   const count = new Map<number, number>();
   tensors.forEach((t, i) => {
     const info = all[i]!;
-    if (!isRequantizable(info)) return;
+    if (!quantizable(info)) return;
     const id = ggmlTypeByIdName(t.to);
     if (id !== undefined) count.set(id, (count.get(id) ?? 0) + t.nElements);
   });
@@ -378,6 +388,7 @@ export async function requantizeGguf(
     }
   }
   const im = imatrixMap(opts.imatrix);
+  const quantizable = opts.quantizable ?? isRequantizable;
   const usedRules = new Set<string>();
   const usedIm = new Set<string>();
   // tied embeddings: without 'output.weight' the embedding doubles as the LM head (llama.cpp's has_output)
@@ -387,7 +398,7 @@ export async function requantizeGguf(
   const outTensors: GgufTensorInput[] = [];
   const reports: RequantTensorReport[] = [];
   for (const info of file.tensors) {
-    const choice = chooseType(info, rules, usedRules, def, lmHead);
+    const choice = chooseType(info, rules, usedRules, def, lmHead, quantizable);
     const bytes = await file.readTensorBytes(info);
     const from = info.type.name;
     if (!choice.type || choice.type.ggmlTypeId === info.typeId) {
@@ -430,7 +441,7 @@ export async function requantizeGguf(
     done += info.nElements;
     opts.progress?.(done, total, info.name);
   }
-  const fileType = opts.fileType ?? dominantFileType(reports, file.tensors);
+  const fileType = opts.fileType ?? dominantFileType(reports, file.tensors, quantizable);
   const kv = [...file.kv];
   setKv(kv, { key: 'general.quantization_version', type: 'u32', value: GGML_QNT_VERSION });
   setKv(kv, { key: 'general.file_type', type: 'u32', value: fileType });

@@ -1,0 +1,164 @@
+/**
+ * Candidate quantization schemes for the sensitivity analysis, as data: a QuantizerConfig plus the PTQ
+ * algorithm that produces the quantized weight (RTN, GPTQ, AWQ), with an id the allocator and the plan
+ * file use.
+ *
+ * Every weight is handled as a "row matrix" [rows = output channels, cols = reduction] (layout.ts):
+ * per-channel = one scale per row (granularity axis 0), grouped = runs of g consecutive columns
+ * (granularity group along axis 1). Storage is therefore storageCost(quantizer, [rows, cols]), exact to
+ * the bit (codes + scales + shared scales + zero points).
+ *
+ * Scale storage follows the formats' own specifications or common practice:
+ * - INTn per-channel: fp32 scale per row (plus an n-bit zero point when asymmetric);
+ * - INTn grouped (g32 / g128): fp16 scale (+ n-bit zero point) per group, as GPTQ / ggml Q4_1 store them;
+ * - FP8 / FP6 / FP4 per-channel: fp32 scale per row; NF4: groups of 64 with an fp16 absmax (bitsandbytes
+ *   uses 64-element blocks);
+ * - MXFP4/6/8 (OCP MX v1.0): groups of 32 with an E8M0 power-of-two scale;
+ * - NVFP4: E2M1 in groups of 16 with an FP8 E4M3 scale, plus one fp32 tensor scale.
+ */
+import { getFormat } from '../../formats/index.ts';
+import type { QuantizerConfig } from '../../quant/qparams.ts';
+import { storageCost } from '../../quant/quantizer.ts';
+import type { ScaleFormat } from '../../quant/scale-format.ts';
+
+export type SensitivityAlgorithm = 'rtn' | 'gptq' | 'awq';
+
+export interface SensitivityCandidate {
+  /** Unique id, e.g. 'int4-g32-rtn', 'nvfp4-rtn'; used as the allocator's scheme id. */
+  readonly id: string;
+  /** Element format + granularity name without the algorithm, e.g. 'int4-g32'. */
+  readonly scheme: string;
+  readonly quantizer: QuantizerConfig;
+  readonly algorithm: SensitivityAlgorithm;
+  /** Nominal element bits (before scales), for sorting and display. */
+  readonly elementBits: number;
+}
+
+type Gran = 'pc' | number;
+
+function granularity(g: Gran): QuantizerConfig['granularity'] {
+  return g === 'pc' ? { kind: 'axis', axis: 0 } : { kind: 'group', axis: 1, size: g };
+}
+
+function intScheme(bits: number, g: Gran): { scheme: string; quantizer: QuantizerConfig } {
+  // 8 and 6 bit: symmetric signed (zero point not worth its bits); <= 5 bit: asymmetric unsigned with a
+  // zero point, as GPTQ and ggml's Q4_1 / Q*_K do (a 4-bit symmetric grid wastes a level).
+  const symmetric = bits >= 6;
+  const scaleFormat: ScaleFormat = g === 'pc' ? 'fp32' : 'fp16';
+  return {
+    scheme: `int${bits}-${g === 'pc' ? 'pc' : `g${g}`}`,
+    quantizer: {
+      element: getFormat(symmetric ? `int${bits}` : `uint${bits}`),
+      granularity: granularity(g),
+      symmetric,
+      scaleFormat,
+    },
+  };
+}
+
+function floatScheme(
+  scheme: string,
+  format: string,
+  g: Gran,
+  scaleFormat: ScaleFormat,
+): { scheme: string; quantizer: QuantizerConfig } {
+  return {
+    scheme,
+    quantizer: { element: getFormat(format), granularity: granularity(g), symmetric: true, scaleFormat },
+  };
+}
+
+/** Every element-format x granularity scheme of the full set, in a stable order. */
+function allSchemes(): { scheme: string; quantizer: QuantizerConfig }[] {
+  const out: { scheme: string; quantizer: QuantizerConfig }[] = [];
+  for (const bits of [8, 7, 6, 5, 4, 3, 2]) for (const g of ['pc', 128, 32] as Gran[]) out.push(intScheme(bits, g));
+  out.push(floatScheme('fp8_e4m3-pc', 'fp8_e4m3fn', 'pc', 'fp32'));
+  out.push(floatScheme('fp8_e5m2-pc', 'fp8_e5m2', 'pc', 'fp32'));
+  out.push(floatScheme('fp6_e3m2-pc', 'fp6_e3m2fn', 'pc', 'fp32'));
+  out.push(floatScheme('fp6_e2m3-pc', 'fp6_e2m3fn', 'pc', 'fp32'));
+  out.push(floatScheme('fp4_e2m1-pc', 'fp4_e2m1fn', 'pc', 'fp32'));
+  out.push(floatScheme('mxfp8', 'fp8_e4m3fn', 32, 'e8m0'));
+  out.push(floatScheme('mxfp6', 'fp6_e3m2fn', 32, 'e8m0'));
+  out.push(floatScheme('mxfp4', 'fp4_e2m1fn', 32, 'e8m0'));
+  out.push(floatScheme('nvfp4', 'fp4_e2m1fn', 16, 'fp8_e4m3fn'));
+  out.push(floatScheme('nf4-g64', 'nf4', 64, 'fp16'));
+  return out;
+}
+
+function elementBitsOf(q: QuantizerConfig): number {
+  const e = q.element;
+  if (e.kind === 'int') return e.bits;
+  const n = e.name;
+  if (n.startsWith('fp8')) return 8;
+  if (n.startsWith('fp6')) return 6;
+  return 4;
+}
+
+function make(s: { scheme: string; quantizer: QuantizerConfig }, algorithm: SensitivityAlgorithm): SensitivityCandidate {
+  return {
+    id: `${s.scheme}-${algorithm}`,
+    scheme: s.scheme,
+    quantizer: s.quantizer,
+    algorithm,
+    elementBits: elementBitsOf(s.quantizer),
+  };
+}
+
+/**
+ * The full candidate set: every scheme with RTN; the grouped and per-channel INT2..INT8 and the 4-bit
+ * float / NF4 schemes also with GPTQ and AWQ (they need X^T X of the layer; see applicable()).
+ */
+export function fullCandidates(): SensitivityCandidate[] {
+  const out: SensitivityCandidate[] = [];
+  for (const s of allSchemes()) {
+    out.push(make(s, 'rtn'));
+    const q = s.quantizer;
+    const bits = elementBitsOf(q);
+    if (q.element.kind === 'int' || (bits === 4 && s.scheme !== 'mxfp4')) {
+      out.push(make(s, 'gptq'));
+      out.push(make(s, 'awq'));
+    }
+  }
+  return out;
+}
+
+/** Scheme ids of the default (fast) set, all RTN: one eval per candidate per weight, no GPTQ/AWQ cost. */
+export const DEFAULT_CANDIDATE_IDS: readonly string[] = [
+  'int8-pc-rtn',
+  'int6-pc-rtn',
+  'int5-g32-rtn',
+  'int4-pc-rtn',
+  'int4-g32-rtn',
+  'int3-g32-rtn',
+  'int2-g32-rtn',
+  'fp8_e4m3-pc-rtn',
+  'mxfp4-rtn',
+  'nvfp4-rtn',
+  'nf4-g64-rtn',
+];
+
+/**
+ * The default candidate set (11 RTN schemes spanning 2..8 bits, integer and float, per-channel and
+ * grouped): small enough that measuring every (weight, candidate) pair end to end takes minutes on the
+ * bundled models.
+ */
+export function defaultCandidates(): SensitivityCandidate[] {
+  const all = new Map(fullCandidates().map((c) => [c.id, c] as const));
+  return DEFAULT_CANDIDATE_IDS.map((id) => all.get(id)!);
+}
+
+/** Looks candidates up by id in the full set. Unknown ids throw a RangeError naming them. */
+export function candidatesById(ids: readonly string[]): SensitivityCandidate[] {
+  const all = new Map(fullCandidates().map((c) => [c.id, c] as const));
+  return ids.map((id) => {
+    const c = all.get(id);
+    if (!c) throw new RangeError(`unknown candidate '${id}'`);
+    return c;
+  });
+}
+
+/** Exact storage of a candidate on a weight of `rows` outputs x `cols` reduction elements. */
+export function candidateCost(c: SensitivityCandidate, rows: number, cols: number): { bits: number; bytes: number } {
+  const s = storageCost(c.quantizer, [rows, cols]);
+  return { bits: s.bits, bytes: s.bytes };
+}
