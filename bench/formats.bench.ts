@@ -7,7 +7,15 @@
  */
 import { Rng } from '../src/core/rng.ts';
 import { setSimdEnabled } from '../src/formats/chop-fast.ts';
-import { type CastOptions, chop, chopReference, getFormat, type Rounding } from '../src/formats/index.ts';
+import {
+  type CastOptions,
+  chop,
+  chopReference,
+  encode,
+  encodeArray,
+  getFormat,
+  type Rounding,
+} from '../src/formats/index.ts';
 import { printTable, timeBest } from './util.ts';
 
 const N = 10_000_000;
@@ -61,4 +69,25 @@ export default async function bench(): Promise<void> {
     rows.push([name, mode, fast.toFixed(1), ts, ref.toFixed(2), `${(fast / ref).toFixed(1)}x`]);
   }
   printTable(['format', 'rounding', 'chop M/s', 'TS-only M/s', 'reference M/s', 'chop/reference'], rows);
+
+  // encodeArray (what block formats and quantizers call) against a per-element encode() loop
+  console.log('');
+  const codeRows: string[][] = [];
+  for (const name of ['bf16', 'fp8_e4m3fn', 'fp4_e2m1fn', 'int8']) {
+    const spec = getFormat(name);
+    const codes = new Uint16Array(N);
+    const tFast = timeBest(() => encodeArray(spec, signed, {}, codes), 200, 2);
+    const refSrc = signed.subarray(0, N_REF);
+    const tRef = timeBest(
+      () => {
+        for (let i = 0; i < N_REF; i++) codes[i] = encode(spec, refSrc[i]!);
+      },
+      100,
+      1,
+    );
+    const fast = N / tFast / 1e3;
+    const ref = N_REF / tRef / 1e3;
+    codeRows.push([name, fast.toFixed(1), ref.toFixed(2), `${(fast / ref).toFixed(1)}x`]);
+  }
+  printTable(['encodeArray (nearest-even)', 'M/s', 'encode() loop M/s', 'ratio'], codeRows);
 }

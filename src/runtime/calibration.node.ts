@@ -5,7 +5,7 @@
  * optional channels x channels Gram matrix X^T X (GPTQ's Hessian proxy) only when channels <= `maxGram`.
  *
  * Channel axis: the last axis for MatMul / Gemm inputs ([..., K] times W[K, N]), axis 1 for Conv
- * ([N, C, H, W...]). Gemm with transA is not handled (rare for activations) and is reported as an error.
+ * ([N, C, H, W...]). Gemm with transA=1 (rare for activations) is not distinguished: its stats are per row.
  */
 
 import { MixqError } from '../core/errors.ts';
@@ -106,7 +106,7 @@ export async function captureActivationStats(
     const out = await model.baseline.run(feeds, names);
     for (const [act, points] of byActivation) {
       const t = out[act];
-      if (!t || t.type !== 'float32') continue;
+      if (t?.type !== 'float32') continue;
       const dims = t.dims;
       for (const p of points) {
         const channels = p.op === 'Conv' ? dims[1]! : dims[dims.length - 1]!;

@@ -104,6 +104,12 @@ export async function evaluateModel(req: EvalRequest): Promise<EvalReport> {
       expected: EVAL_METRICS.join('|'),
     });
   }
+  if (metric === 'fidelity' && !req.reference) {
+    throw new MixqError('fidelity needs a reference model', {
+      source: 'argument --reference',
+      expected: "the fp32 model: 'gpt', 'ocr' or a path",
+    });
+  }
   const runner = await openRunner(resolveModel(req.model));
   if (metric === 'bpc') {
     const gpt = loadGptBundle();
@@ -122,13 +128,7 @@ export async function evaluateModel(req: EvalRequest): Promise<EvalReport> {
     const { predictions: _p, ...result } = r;
     return { metric, model: req.model, data: source, result };
   }
-  if (!req.reference) {
-    throw new MixqError('fidelity needs a reference model', {
-      source: 'argument --reference',
-      expected: "the fp32 model: 'gpt', 'ocr' or a path",
-    });
-  }
-  const reference = await openRunner(resolveModel(req.reference));
+  const reference = await openRunner(resolveModel(req.reference as string));
   const inputs = inputsFor(reference);
   const acc = newFidelityAccumulator();
   if (inputs === 'lm') {

@@ -68,7 +68,7 @@ const FLOATS = [...FORMATS, ...CUSTOM].filter((f) => f.kind === 'float');
 
 for (const spec of FLOATS) {
   test(`${spec.name}: fast chop equals the reference bit for bit`, () => {
-    const src = inputs(spec, 3000);
+    const src = inputs(spec, 2000);
     for (const rounding of ROUNDINGS) {
       for (const o of OPTIONS) {
         if (o.randomBits && rounding !== 'stochastic') continue;
@@ -141,7 +141,7 @@ test('encodeArray fast path equals per-element encode (same random stream)', () 
     ),
   ];
   for (const spec of specs) {
-    const src = inputs(spec, 1500);
+    const src = inputs(spec, 300); // plus ~60 special values; per-element encode() is the slow side
     for (const rounding of ROUNDINGS) {
       for (const o of [{}, { overflow: 'saturate' as const }, { flushSubnormals: true }, { randomBits: 5 }]) {
         if (o.randomBits && rounding !== 'stochastic') continue;

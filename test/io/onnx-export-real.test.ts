@@ -3,19 +3,16 @@
  * simulation: PP-OCRv4 rec (paddle2onnx, opset 9, MatMul weights as Constant nodes: MatMulNBits; Conv
  * weights per output channel through com.microsoft DequantizeLinear since opset 9 < 13) and the bundled
  * GPT (models/gpt/model.onnx, weights in model.safetensors as external data; skipped when absent).
- * Every quantizable weight at 8 bits and at 4 bits (block 32). Sizes and differences are printed.
+ * Every quantizable weight at 8 bits, at 4 bits (block 32), and (OCR) mixed: MatMul 4-bit, Conv 8-bit. Sizes printed.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import test from 'node:test';
 import { Rng } from '../../src/core/rng.ts';
-import {
-  autoAssignments,
-  fakeQuantizeOnnxWeights,
-  inlineExternalData,
-  quantizeOnnxWeights,
-} from '../../src/io/onnx/export/index.ts';
+import { autoAssignments, inlineExternalData, quantizeOnnxWeights } from '../../src/io/onnx/export/index.ts';
 import { readOnnxFile } from '../../src/io/onnx/file.node.ts';
+import { loadOcrCharset, loadOcrLines, ocrInput } from '../../src/runtime/bundled.node.ts';
+import { ctcGreedyDecode } from '../../src/runtime/ctc.ts';
 import { type OnnxModel, readOnnx, writeOnnx } from '../../src/io/onnx/index.ts';
 import { expectedStorage, maxDiff, runModel } from './onnx-export-util.ts';
 import { OCR_REC, ort } from './onnx-util.ts';
@@ -24,7 +21,7 @@ const REL_TOL = 1e-4;
 const GPT = 'models/gpt/model.onnx';
 
 interface Row {
-  bits: number;
+  bits: number | string;
   weights: number;
   fileBytes: number;
   quantBytes: number;
@@ -37,14 +34,21 @@ async function exportAndCompare(
   model: OnnxModel,
   floatBytes: Uint8Array,
   feeds: Record<string, ort.Tensor>,
-  bits: 4 | 8,
+  bits: 4 | 8 | 'mixed',
   metric: (out: Record<string, Float32Array>) => number,
   label: string,
-): Promise<Row & { metric: [number, number, number] }> {
-  // every quantizable weight, the logits layer included (the size the brief's formula counts)
-  const a = autoAssignments(model, { bits, blockSize: 32, keepOutputLayer: false });
-  const q = await quantizeOnnxWeights(model, a);
-  const sim = await fakeQuantizeOnnxWeights(model, a);
+): Promise<Row & { metric: [number, number, number]; got: Record<string, Float32Array> }> {
+  // every quantizable weight, the logits layer included (the size the brief's formula counts);
+  // 'mixed': MatMul weights 4-bit (block 32), Conv / Gemm / Gather 8-bit
+  const a = autoAssignments(model, {
+    bits: bits === 'mixed' ? 8 : bits,
+    blockSize: 32,
+    keepOutputLayer: false,
+  });
+  if (bits === 'mixed')
+    for (const [k, v] of Object.entries(a)) if (v.scheme === 'matmulnbits') a[k] = { ...v, bits: 4 };
+  const q = await quantizeOnnxWeights(model, a, { simulation: true });
+  const sim = q.simulation!;
   await inlineExternalData(q.model);
   await inlineExternalData(sim);
   const qBytes = writeOnnx(q.model);
@@ -60,7 +64,7 @@ async function exportAndCompare(
     const rows = mm ? w.dims[1]! : w.dims[0]!;
     const cols = mm ? w.dims[0]! : w.dims.slice(1).reduce((p, d) => p * d, 1);
     const perChannel = w.op === 'DequantizeLinear' && w.dims.length > 2;
-    const e = expectedStorage(w.op as 'MatMulNBits', rows, cols, bits, perChannel ? cols : 32, true, 4);
+    const e = expectedStorage(w.op as 'MatMulNBits', rows, cols, w.bits, perChannel ? cols : 32, true, 4);
     assert.deepEqual(
       [w.codeBytes, w.scaleBytes, w.zeroPointBytes],
       [e.codes, e.scales, e.zeroPoints],
@@ -85,6 +89,7 @@ async function exportAndCompare(
     diff,
     scale,
     metric: [metric(float), metric(want), metric(got)],
+    got,
   };
 }
 
@@ -102,17 +107,35 @@ function print(
   );
 }
 
-test('PP-OCRv4 rec: all MatMul and Conv weights at 8 and 4 bits run in onnxruntime and match the simulation', async () => {
+test('PP-OCRv4 rec: all MatMul and Conv weights at 8, 4 and mixed bits run in onnxruntime and match the simulation', async () => {
   const bytes = new Uint8Array(readFileSync(OCR_REC));
   const model = readOnnx(bytes, { source: OCR_REC });
-  // two real text lines would need the renderer's images; a seeded image in PP-OCR's [-1, 1] range is enough
-  // for the equality check, and the argmax agreement with the float model is reported
-  const rng = new Rng(5);
-  const x = Float32Array.from({ length: 3 * 48 * 160 }, () => rng.nextFloat() * 2 - 1);
-  const feeds = { x: new ort.Tensor('float32', x, [1, 3, 48, 160]) };
+  // one rendered text line of the bundled OCR set (models/ocr), else a seeded image in [-1, 1]
+  let feeds: Record<string, ort.Tensor>;
+  let text = '';
+  if (existsSync('models/ocr/lines.json')) {
+    const line = loadOcrLines()[0]!;
+    text = line.text;
+    feeds = { x: new ort.Tensor('float32', ocrInput(line), [1, 3, line.height, line.width]) };
+  } else {
+    const rng = new Rng(5);
+    feeds = {
+      x: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: 3 * 48 * 160 }, () => rng.nextFloat() * 2 - 1),
+        [1, 3, 48, 160],
+      ),
+    };
+  }
+  const charset = loadOcrCharset();
   const float = await runModel(bytes, feeds);
   const ref = Object.values(float)[0]!;
-  const classes = 6625;
+  const classes = charset.length;
+  const decode = (out: Record<string, Float32Array>): string => {
+    const o = Object.values(out)[0]!;
+    return ctcGreedyDecode(o, o.length / classes, charset);
+  };
+  // share of time steps whose argmax class equals the float model's
   const argmaxAgree = (out: Record<string, Float32Array>): number => {
     const o = Object.values(out)[0]!;
     let same = 0;
@@ -127,10 +150,12 @@ test('PP-OCRv4 rec: all MatMul and Conv weights at 8 and 4 bits run in onnxrunti
     }
     return same / (o.length / classes);
   };
-  for (const bits of [8, 4] as const) {
+  console.log(`# PP-OCRv4 rec on "${text}": float reads "${decode(float)}"`);
+  for (const bits of [8, 4, 'mixed'] as const) {
     const r = await exportAndCompare(model, bytes, feeds, bits, argmaxAgree, 'PP-OCRv4 rec');
     print('PP-OCRv4 rec', bytes.length, r, 'argmax agreement');
-    assert.ok(r.fileBytes < bytes.length * (bits === 8 ? 0.3 : 0.17), `file ${r.fileBytes}`);
+    console.log(`#   ${bits}-bit onnx reads "${decode(r.got)}"`);
+    assert.ok(r.fileBytes < bytes.length * (bits === 4 ? 0.17 : 0.3), `file ${r.fileBytes}`);
   }
 });
 

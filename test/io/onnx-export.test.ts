@@ -35,6 +35,7 @@ import {
   mixFeeds,
   runModel,
 } from './onnx-export-util.ts';
+import { fixture, ort } from './onnx-util.ts';
 
 /** Tolerance of |quantized run - simulated run|, relative to max |output|. */
 const REL_TOL = 1e-4;
@@ -217,6 +218,10 @@ test('mixed precision in one graph: six weights, four operators, biases and opse
     const after = listWeights(q.model).find((w) => w.name === name)!;
     assert.deepEqual(tensorBytes(after.tensor), tensorBytes(before.tensor), name);
   }
+  // the one-pass simulation equals fakeQuantizeOnnxWeights byte for byte
+  const both = await quantizeOnnxWeights(mix, a, { simulation: true });
+  assert.deepEqual(writeOnnx(both.simulation!), writeOnnx(await fakeQuantizeOnnxWeights(mix, a)));
+  assert.deepEqual(writeOnnx(both.model), writeOnnx(q.model));
   // the input model is not modified
   assert.deepEqual(writeOnnx(mix), writeOnnx(buildMixModel()));
 });
@@ -422,4 +427,56 @@ test('refuses clearly what the operators cannot take', async () => {
     [{ 'fc1.weight': { scheme: 'gatherblockquantized' } }, /needs a Gather table/],
   ];
   for (const [a, re] of cases) await assert.rejects(quantizeOnnxWeights(mix, a), re);
+});
+
+test('fixtures mlp.onnx / constants.onnx: K and rows shorter than one block, Constant-node weights', async () => {
+  const mlp = readOnnx(fixture('mlp.onnx'), { source: 'mlp.onnx' });
+  const mlpFeeds = {
+    x: new ort.Tensor(
+      'float32',
+      new Float32Array(16).map((_, i) => Math.sin(i + 1)),
+      [2, 8],
+    ),
+    ids: new ort.Tensor('int64', BigInt64Array.from([3n, 7n]), [2]),
+  };
+  const consts = readOnnx(fixture('constants.onnx'), { source: 'constants.onnx' });
+  const cFeeds = {
+    x: new ort.Tensor(
+      'float32',
+      new Float32Array(108).map((_, i) => Math.cos(i)),
+      [1, 3, 6, 6],
+    ),
+  };
+  const cases: [OnnxModel, Record<string, ort.Tensor>, WeightAssignments][] = [
+    [
+      mlp,
+      mlpFeeds,
+      {
+        // K = 8 < block 16: one padded block; D = 8 < block 16 for the embedding
+        'model.layers.0.fc1.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 16, symmetric: false },
+        'model.embed_tokens.weight': { scheme: 'gatherblockquantized', bits: 4, blockSize: 16 },
+        'model.layers.1.fc2.weight': { scheme: 'dequantizelinear', bits: 8, blockSize: 16 },
+      },
+    ],
+    [
+      consts,
+      cFeeds,
+      {
+        'conv2d_0.w_0': { scheme: 'dequantizelinear', bits: 4 },
+        'linear_0.w_0': { scheme: 'matmulnbits', bits: 2, blockSize: 64, symmetric: false },
+      },
+    ],
+  ];
+  for (const [model, f, a] of cases) {
+    const q = await quantizeOnnxWeights(model, a, { simulation: true });
+    const got = await runModel(writeOnnx(q.model), f);
+    const want = await runModel(writeOnnx(q.simulation!), f);
+    const { diff, scale } = maxDiff(got, want);
+    assert.ok(diff <= REL_TOL * scale, `${model.source}: diff ${diff} scale ${scale}`);
+    assert.equal(q.weights.length, Object.keys(a).length);
+    // Constant-node weights leave their Constant node behind them
+    for (const n of q.model.proto.graph!.node)
+      if (n.op_type === 'Constant')
+        assert.ok(!Object.hasOwn(a, n.output[0]!), `${n.output[0]} still a Constant`);
+  }
 });

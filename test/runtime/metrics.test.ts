@@ -27,9 +27,13 @@ function levRec(a: string, b: string): number {
 
 test('levenshtein matches the brute-force recursion', () => {
   fc.assert(
-    fc.property(fc.string({ unit: fc.constantFrom('a', 'b', 'c'), maxLength: 7 }), fc.string({ unit: fc.constantFrom('a', 'b', 'c'), maxLength: 7 }), (a, b) => {
-      assert.equal(levenshtein(a, b), levRec(a, b));
-    }),
+    fc.property(
+      fc.string({ unit: fc.constantFrom('a', 'b', 'c'), maxLength: 7 }),
+      fc.string({ unit: fc.constantFrom('a', 'b', 'c'), maxLength: 7 }),
+      (a, b) => {
+        assert.equal(levenshtein(a, b), levRec(a, b));
+      },
+    ),
     { numRuns: 300, seed: 11 },
   );
   assert.equal(levenshtein('kitten', 'sitting'), 3);
@@ -86,20 +90,25 @@ test('bootstrap standard error is reproducible and near the analytic value for a
 
 test('LM windows score every target exactly once, with at least context - stride history', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 2, max: 40 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 300 }), (ctx, s, extra) => {
-      const stride = Math.min(s, ctx);
-      const n = ctx + 1 + extra;
-      const seen = new Int32Array(n);
-      for (const w of lmWindows(n, ctx, stride)) {
-        assert.ok(w.start >= 0 && w.start + ctx + 1 <= n);
-        for (let p = w.firstScored; p < ctx; p++) {
-          seen[w.start + p + 1]!++;
-          if (w.start > 0) assert.ok(p >= ctx - stride, 'history');
+    fc.property(
+      fc.integer({ min: 2, max: 40 }),
+      fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 0, max: 300 }),
+      (ctx, s, extra) => {
+        const stride = Math.min(s, ctx);
+        const n = ctx + 1 + extra;
+        const seen = new Int32Array(n);
+        for (const w of lmWindows(n, ctx, stride)) {
+          assert.ok(w.start >= 0 && w.start + ctx + 1 <= n);
+          for (let p = w.firstScored; p < ctx; p++) {
+            seen[w.start + p + 1]!++;
+            if (w.start > 0) assert.ok(p >= ctx - stride, 'history');
+          }
         }
-      }
-      assert.equal(seen[0], 0);
-      for (let t = 1; t < n; t++) assert.equal(seen[t], 1, `target ${t}`);
-    }),
+        assert.equal(seen[0], 0);
+        for (let t = 1; t < n; t++) assert.equal(seen[t], 1, `target ${t}`);
+      },
+    ),
     { numRuns: 300, seed: 5 },
   );
 });

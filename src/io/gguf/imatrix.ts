@@ -55,11 +55,6 @@ export const DEFAULT_IMATRIX_LIMITS: ImatrixLimits = Object.freeze({
   maxValues: 1 << 26, // 64M columns x experts
 });
 
-/** The entries of an ImatrixData (for APIs that take either form). */
-export function imatrixEntries(d: ImatrixData): ReadonlyMap<string, Float32Array> {
-  return d.entries;
-}
-
 const dec = new TextDecoder('utf-8', { fatal: true });
 const enc = new TextEncoder();
 

@@ -24,13 +24,14 @@
  * weight count over quantized tensors) and 'general.quantization_version' = 2 are set as u32, replaced
  * in place when present and appended otherwise (llama.cpp's gguf_set_val moves them to the end; the
  * position of a key has no meaning in GGUF). 'general.alignment' is kept and respected by writeGguf.
- * Browser-safe: takes a GgufFile (readGguf on any ByteSource) and returns chunks for writeGguf's output.
+ * Browser-safe: takes a GgufFile (readGguf on any ByteSource) and returns writeGguf's chunks. Tensors are
+ * read one at a time, but the output is held in memory until written (streaming output: future work).
  */
 import { blockTypeById, getBlockType, type BlockTypeTraits } from '../../blocks/registry.ts';
 import { MixqError } from '../../core/errors.ts';
-import { type ImatrixData, imatrixEntries } from './imatrix.ts';
+import type { ImatrixData } from './imatrix.ts';
 import type { GgufFile, GgufKV, GgufTensorInfo } from './read.ts';
-import { ggmlTypeById } from './types.ts';
+import { ggmlTypeById, ggmlTypeByName } from './types.ts';
 import { type GgufTensorInput, writeGguf } from './write.ts';
 
 /** One plan rule: a glob ('blk.*.attn_*.weight', '*' any run, '?' one char) or a RegExp, and a type. */
@@ -124,6 +125,9 @@ const FALLBACK: Readonly<Record<string, string>> = {
   Q5_K: 'Q5_1',
   Q6_K: 'Q8_0',
 };
+
+/** Targets whose ggml quantizer ignores quant_weights (quantize_q8_0, quantize_mxfp4; plain floats). */
+const IMATRIX_IGNORED: ReadonlySet<string> = new Set(['F32', 'F16', 'BF16', 'Q8_0', 'MXFP4']);
 
 const QK_K = 256;
 /** Rows encoded per call: bounds the f32 scratch to ~4 MiB for big tensors. */
@@ -239,7 +243,7 @@ function imatrixMap(
   m: ImatrixData | ReadonlyMap<string, Float32Array> | undefined,
 ): ReadonlyMap<string, Float32Array> | undefined {
   if (!m) return undefined;
-  return m instanceof Map ? m : imatrixEntries(m as ImatrixData);
+  return 'format' in m ? m.entries : m; // ImatrixData has a format; a Map (which has .entries()) does not
 }
 
 /** Decides the target type of one tensor; `undefined` = copy unchanged. */
@@ -338,7 +342,7 @@ function dominantFileType(
   tensors.forEach((t, i) => {
     const info = all[i]!;
     if (!quantizable(info)) return;
-    const id = ggmlTypeByIdName(t.to);
+    const id = ggmlTypeByName(t.to)?.id;
     if (id !== undefined) count.set(id, (count.get(id) ?? 0) + t.nElements);
   });
   let best: number | undefined;
@@ -353,14 +357,6 @@ function dominantFileType(
   // types without an ftype of their own (or no quantizable tensors): LLAMA_FTYPE_ALL_F32 as llama.cpp's
   // converters write for unquantized models
   return bt ? (LLAMA_FTYPE[bt.name] ?? 0) : 0;
-}
-
-function ggmlTypeByIdName(name: string): number | undefined {
-  try {
-    return getBlockType(name).ggmlTypeId;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -432,7 +428,7 @@ export async function requantizeGguf(
         to: ggmlName(type),
         action: 'requantize',
         ...(choice.note ? { note: choice.note } : {}),
-        imatrix: entry !== undefined && type.blockSize > 1,
+        imatrix: entry !== undefined && !IMATRIX_IGNORED.has(type.name),
         bytesIn: info.nbytes,
         bytesOut: data.length,
         nElements: info.nElements,

@@ -82,6 +82,8 @@ export interface QuantizedOnnx {
   readonly weights: readonly ExportedWeight[];
   /** What was changed besides the weights (opset upgrades, fallbacks). */
   readonly notes: readonly string[];
+  /** With `simulation: true`: the float model with the dequantized weights (= fakeQuantizeOnnxWeights). */
+  readonly simulation?: OnnxModel;
 }
 
 type Role =
@@ -336,16 +338,28 @@ function scaleTensors(
  *   const { model: q, weights } = await quantizeOnnxWeights(model, {
  *     'fc1.weight': { scheme: 'matmulnbits', bits: 4, blockSize: 32 },
  *     'embed.weight': { scheme: 'gatherblockquantized', bits: 8, blockSize: 64 },
- *   });
+ *   }, { simulation: true });
  *   const bytes = writeOnnx(q);
  * @throws MixqError naming the weight when its use or configuration cannot be exported.
  */
 export async function quantizeOnnxWeights(
   model: OnnxModel,
   assignments: WeightAssignments,
+  opts: { simulation?: boolean } = {},
 ): Promise<QuantizedOnnx> {
   const out = cloneModel(model);
   const { plans, graph } = await planAll(out, assignments);
+  let simulation: OnnxModel | undefined;
+  if (opts.simulation) {
+    // the same plans written into a float copy: fakeQuantizeOnnxWeights without quantizing twice
+    simulation = cloneModel(model);
+    const byName = new Map(
+      listWeights(simulation)
+        .filter((w) => w.path === 'graph')
+        .map((w) => [w.name, w]),
+    );
+    for (const p of plans) setTensorFloat32(byName.get(p.w.name)!.tensor, p.dequant);
+  }
   const proto = out.proto;
   const notes: string[] = [];
   const source = model.source;
@@ -459,7 +473,8 @@ export async function quantizeOnnxWeights(
       const codes = packTensorCodes(q, p.bits);
       inits.push(makeTensor(`${name}_q${p.bits}`, qType, dims, codes));
       codeBytes = codes.length;
-      const perChannel = bq.nBlocks === 1 && (p.a.granularity === 'channel' || p.role.kind === 'conv');
+      // one block per row (per channel, or a reduction axis no longer than the block) needs no block_size
+      const perChannel = bq.nBlocks === 1;
       // axis: the output-channel axis (per channel) or the blocked axis
       const axis = p.orient === 'cols' ? (perChannel ? 1 : 0) : perChannel ? 0 : 1;
       let scaleDims: number[];
@@ -510,5 +525,7 @@ export async function quantizeOnnxWeights(
   graph.node = [...front, ...graph.node.map((n) => replaced.get(n) ?? n)];
   graph.initializer = [...graph.initializer, ...inits];
   if (usesMs) requireOpset(proto, MS, 1);
-  return { model: out, weights: exported, notes };
+  return simulation
+    ? { model: out, weights: exported, notes, simulation }
+    : { model: out, weights: exported, notes };
 }

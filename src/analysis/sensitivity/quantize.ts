@@ -1,0 +1,52 @@
+/**
+ * Applies one sensitivity candidate to a weight in row-matrix layout: RTN (src/quant/algorithms/rtn.ts),
+ * GPTQ (gptq.ts, H = 2 X^T X / n) or AWQ (awq.ts, scale + clip search on X^T X).
+ *
+ * GPTQ and AWQ need the full Hessian proxy over the reduction axis, which the calibration capture gives
+ * for matrices and 1 x 1, ungrouped convolutions only (for a kh x kw kernel it would need the im2col
+ * Gram). On other weights, or without X^T X, they are not applicable (`applicable` says so).
+ * AWQ wants mean |x| per channel; the capture keeps E[x^2], so sqrt(E[x^2]) (the RMS) stands in.
+ */
+import { MixqError } from '../../core/errors.ts';
+import { awq } from '../../quant/algorithms/awq.ts';
+import { gptq } from '../../quant/algorithms/gptq.ts';
+import { rtn } from '../../quant/algorithms/rtn.ts';
+import type { SensitivityCandidate } from './candidates.ts';
+import type { RowLayout } from './layout.ts';
+import type { LayerStats } from './proxies.ts';
+
+/** Whether `c` can be applied to a weight with this layout and statistics. */
+export function applicable(c: SensitivityCandidate, L: RowLayout, stats?: LayerStats): boolean {
+  if (c.algorithm === 'rtn') return true;
+  return stats?.gram !== undefined && L.kernel === 1 && L.groups === 1;
+}
+
+/** Dequantized row matrix of `W` (row matrix) under candidate `c`. */
+export function quantizeCandidate(
+  W: Float32Array,
+  L: RowLayout,
+  c: SensitivityCandidate,
+  stats?: LayerStats,
+): Float32Array {
+  const shape = [L.rows, L.cols];
+  if (c.algorithm === 'rtn') return rtn(W, shape, { quantizer: c.quantizer }).Q;
+  if (!applicable(c, L, stats) || !stats?.gram)
+    throw new MixqError(`candidate ${c.id} needs X^T X of a matrix or 1x1 convolution`, {
+      field: c.id,
+      expected: 'an RTN candidate for this weight',
+    });
+  const q = c.quantizer;
+  if (c.algorithm === 'gptq') {
+    const H = Float64Array.from(stats.gram, (v) => 2 * v);
+    const g = q.granularity;
+    return gptq(W, L.rows, L.cols, H, {
+      element: q.element,
+      symmetric: q.symmetric,
+      groupSize: g.kind === 'group' ? g.size : -1,
+      ...(q.scaleRule ? { scaleRule: q.scaleRule } : {}),
+      ...(q.scaleFormat ? { scaleFormat: q.scaleFormat } : {}),
+    }).Q;
+  }
+  const actMeanAbs = Float32Array.from(stats.meanSquare, (v) => Math.sqrt(v));
+  return awq(W, L.rows, L.cols, { actMeanAbs, gram: Float64Array.from(stats.gram) }, { quantizer: q }).Q;
+}

@@ -1,0 +1,104 @@
+/**
+ * Derived numbers and number formatting shared by the HTML and terminal renderers: the comparison of
+ * every baseline against the mixq curve at equal size, relative change against fp32, and compact
+ * formatting of bytes, bits and metric values. Pure functions, browser-safe.
+ */
+import type { ReportData, ReportMetric, ReportPoint, ReportSeries } from './types.ts';
+
+/** A baseline point next to the mixq curve at the same bits per weight. */
+export interface EqualSizeRow {
+  readonly series: string;
+  readonly kind: ReportSeries['kind'];
+  readonly point: ReportPoint;
+  /** mixq metric at the same bits per weight (linear interpolation between plans), if within range. */
+  readonly mixqMetric?: number;
+  /** True when mixq is better than the baseline at this size (per the metric's direction). */
+  readonly mixqBetter?: boolean;
+}
+
+/**
+ * Linear interpolation of a curve's metric at `bits` (bits per weight). Undefined outside the curve's
+ * range: extrapolating a quantization curve is not honest.
+ */
+export function metricAt(points: readonly ReportPoint[], bits: number): number | undefined {
+  const p = [...points].sort((a, b) => a.bitsPerWeight - b.bitsPerWeight);
+  for (let i = 0; i < p.length; i++) {
+    const a = p[i] as ReportPoint;
+    if (a.bitsPerWeight === bits) return a.metric;
+    const b = p[i + 1];
+    if (b && a.bitsPerWeight < bits && bits < b.bitsPerWeight) {
+      const t = (bits - a.bitsPerWeight) / (b.bitsPerWeight - a.bitsPerWeight);
+      return a.metric + t * (b.metric - a.metric);
+    }
+  }
+  return undefined;
+}
+
+/** True when `a` is strictly better than `b` for this metric. */
+export function better(metric: ReportMetric, a: number, b: number): boolean {
+  return metric.direction === 'lower' ? a < b : a > b;
+}
+
+/** Every baseline (uniform and rule) point with the mixq metric at its size; mixq curves are pooled. */
+export function equalSizeRows(data: ReportData): EqualSizeRow[] {
+  const mixq = data.series.filter((s) => s.kind === 'mixq').flatMap((s) => s.points);
+  const rows: EqualSizeRow[] = [];
+  for (const s of data.series) {
+    if (s.kind === 'mixq') continue;
+    for (const point of [...s.points].sort((a, b) => a.bitsPerWeight - b.bitsPerWeight)) {
+      const m = metricAt(mixq, point.bitsPerWeight);
+      rows.push({
+        series: s.name,
+        kind: s.kind,
+        point,
+        ...(m === undefined ? {} : { mixqMetric: m, mixqBetter: better(data.metric, m, point.metric) }),
+      });
+    }
+  }
+  return rows;
+}
+
+/** Relative change of `v` against the fp32 value, e.g. +0.031 = 3.1% higher. NaN when fp32 is 0. */
+export function relativeToFp32(metric: ReportMetric, v: number): number {
+  return metric.fp32 === 0 ? Number.NaN : (v - metric.fp32) / Math.abs(metric.fp32);
+}
+
+/** fp32 bytes of the quantizable weights, when known. */
+export function fp32Bytes(data: ReportData): number | undefined {
+  return data.model.fp32Bytes ?? (data.model.elements === undefined ? undefined : 4 * data.model.elements);
+}
+
+/** '1.23 MB', '512 kB', '900 B' (decimal units, as the plan's --size flag). */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  const a = Math.abs(n);
+  if (a >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (a >= 1e6) return `${(n / 1e6).toFixed(2)} MB`;
+  if (a >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n} B`;
+}
+
+/** Four significant digits, no exponent for ordinary magnitudes: 12.35, 0.004512, 1.235e-7. */
+export function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  if (a >= 1e6 || a < 1e-4) return v.toExponential(3);
+  return String(Number(v.toPrecision(4)));
+}
+
+/** '+3.1%', '-0.4%', '0.0%'. */
+export function formatPercent(r: number, digits = 1): string {
+  if (!Number.isFinite(r)) return '—';
+  const s = (r * 100).toFixed(digits);
+  return r > 0 && Number(s) !== 0 ? `+${s}%` : s === `-${(0).toFixed(digits)}` ? `${(0).toFixed(digits)}%` : `${s}%`;
+}
+
+/** Milliseconds as '850 ms', '12.3 s', '2 min 05 s'. */
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms)) return String(ms);
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+}

@@ -1,0 +1,316 @@
+/**
+ * End-to-end sensitivity measurement: for every quantizable weight and every candidate scheme, the KL
+ * divergence of the model's outputs from fp32 (and the task metric) when ONLY that weight is quantized,
+ * on a fixed small calibration subset, next to the cheap proxies of src/analysis/sensitivity/.
+ *
+ * Speed: the model is rewritten once with its weights as feeds (weights.node.ts), so a variant is one
+ * session run per probe feed; the fp32 outputs are computed once and cached. Calibration statistics
+ * (E[x^2] and X^T X per layer input) come from the same probe feeds (calibration.node.ts).
+ * Determinism: single-threaded sessions (ort.node.ts), seeded noise, fixed data subsets.
+ *
+ * Weights analysed: float weights read by a MatMul / Gemm / Conv (their input activation can be
+ * captured) with a known output axis. Embedding tables (Gather) have no input activation and are left
+ * out.
+ */
+
+import type { ProxyValues } from '../analysis/sensitivity/proxies.ts';
+import {
+  bestOutputError,
+  computeProxies,
+  errorMatrix,
+  injectNoise,
+  type LayerStats,
+  noiseCalibrated,
+} from '../analysis/sensitivity/proxies.ts';
+import { applicable, quantizeCandidate } from '../analysis/sensitivity/quantize.ts';
+import {
+  candidateCost,
+  defaultCandidates,
+  type SensitivityCandidate,
+} from '../analysis/sensitivity/candidates.ts';
+import { fromRows, rowLayout, toRows } from '../analysis/sensitivity/layout.ts';
+import type {
+  MeasuredDamage,
+  SensitivityEntry,
+  SensitivityTable,
+  WeightSensitivity,
+} from '../analysis/sensitivity/table.ts';
+import { MixqError } from '../core/errors.ts';
+import { readOnnxFile } from '../io/onnx/file.node.ts';
+import { onnxModelView } from '../io/onnx/view.ts';
+import { encodeChars, loadGptBundle, loadOcrCharset, loadOcrLines, ocrInput } from './bundled.node.ts';
+import { captureActivationStats } from './calibration.node.ts';
+import { ctcGreedyDecode } from './ctc.ts';
+import { syntheticFeeds, type SyntheticInputOptions } from './fidelity.node.ts';
+import {
+  accumulateFidelity,
+  crossEntropyAt,
+  detectOutputKind,
+  finishFidelity,
+  levenshtein,
+  newFidelityAccumulator,
+  type OutputKind,
+} from './metrics.ts';
+import { type Feeds, floatTensor, int64Tensor } from './ort.node.ts';
+import type { ModelRunner } from './runner.node.ts';
+import { loadWeightFedModel, type WeightFedModel } from './weights.node.ts';
+
+/** What a variant is run on and how its outputs are scored. */
+export interface DamageProbe {
+  readonly feeds: readonly Feeds[];
+  /** The output compared with fp32 (rows along its last axis). */
+  readonly output: string;
+  readonly kind: OutputKind;
+  /** Task metric from the outputs of all feeds (in feed order). */
+  readonly metric?: {
+    readonly name: string;
+    compute(outputs: readonly { data: Float32Array; dims: readonly number[] }[]): number;
+  };
+}
+
+export interface DamageMeter {
+  readonly baselineMetric?: number;
+  /** Model evaluations so far (one per measure call). */
+  readonly evaluations: number;
+  /** KL (and metric) of the model with `replacements` vs the cached fp32 outputs. */
+  measure(replacements: ReadonlyMap<string, Float32Array>): Promise<MeasuredDamage>;
+}
+
+async function runProbe(runner: ModelRunner, probe: DamageProbe) {
+  const outs: { data: Float32Array; dims: readonly number[] }[] = [];
+  for (const f of probe.feeds) {
+    const t = (await runner.run(f, [probe.output]))[probe.output];
+    if (t?.type !== 'float32')
+      throw new MixqError('probe output is not float32', { field: probe.output, expected: 'float32' });
+    outs.push({ data: t.data as Float32Array, dims: t.dims });
+  }
+  return outs;
+}
+
+/** Runs the fp32 model once on the probe and returns a meter for variants. */
+export async function createDamageMeter(model: WeightFedModel, probe: DamageProbe): Promise<DamageMeter> {
+  const ref = await runProbe(model.baseline, probe);
+  const baselineMetric = probe.metric?.compute(ref);
+  let evaluations = 0;
+  return {
+    ...(baselineMetric !== undefined ? { baselineMetric } : {}),
+    get evaluations() {
+      return evaluations;
+    },
+    async measure(replacements) {
+      evaluations++;
+      const out = await runProbe(model.withWeights(replacements), probe);
+      const acc = newFidelityAccumulator();
+      out.forEach((o, i) => {
+        const r = ref[i]!;
+        accumulateFidelity(acc, r.data, o.data, r.dims[r.dims.length - 1]!, probe.kind);
+      });
+      const kl = finishFidelity(acc).klMean;
+      const metric = probe.metric?.compute(out);
+      return metric !== undefined ? { kl, metric } : { kl };
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------------ probes
+
+/**
+ * GPT probe: `windows` consecutive non-overlapping windows of the held-out text (from `offset`), in one
+ * batch; KL over every position, metric = bits per character of the next-token predictions.
+ */
+export function gptProbe(
+  model: WeightFedModel,
+  opts: { windows?: number; offset?: number } = {},
+): DamageProbe {
+  const b = loadGptBundle();
+  const nw = opts.windows ?? 4;
+  const ctx = b.context;
+  const off = opts.offset ?? 0;
+  const text = Array.from(b.heldout)
+    .slice(off, off + nw * ctx + 1)
+    .join('');
+  const ids = encodeChars(text, b.chars, 'heldout.txt');
+  if (ids.length < nw * ctx + 1)
+    throw new MixqError('held-out text too short', { expected: `${nw * ctx + 1} chars` });
+  const input = model.baseline.inputNames[0]!;
+  const output = model.baseline.outputNames[0]!;
+  return {
+    feeds: [{ [input]: int64Tensor(ids.subarray(0, nw * ctx), [nw, ctx]) }],
+    output,
+    kind: 'logits',
+    metric: {
+      name: 'bpc',
+      compute(outs) {
+        const { data, dims } = outs[0]!;
+        const vocab = dims[2]!;
+        let nats = 0;
+        for (let p = 0; p < nw * ctx; p++) nats += crossEntropyAt(data, p * vocab, vocab, ids[p + 1]!);
+        return nats / (nw * ctx) / Math.LN2;
+      },
+    },
+  };
+}
+
+/** OCR probe: the first `clean` clean and `degraded` degraded lines; metric = CER. */
+export function ocrProbe(
+  model: WeightFedModel,
+  opts: { clean?: number; degraded?: number } = {},
+): DamageProbe {
+  const all = loadOcrLines();
+  const lines = [
+    ...all.filter((l) => l.variant === 'clean').slice(0, opts.clean ?? 1),
+    ...all.filter((l) => l.variant === 'degraded').slice(0, opts.degraded ?? 1),
+  ];
+  const charset = loadOcrCharset();
+  const input = model.baseline.inputNames[0]!;
+  return {
+    feeds: lines.map((l) => ({ [input]: floatTensor(ocrInput(l), [1, 3, l.height, l.width]) })),
+    output: model.baseline.outputNames[0]!,
+    kind: 'probabilities',
+    metric: {
+      name: 'cer',
+      compute(outs) {
+        let edits = 0;
+        let chars = 0;
+        outs.forEach((o, i) => {
+          const text = ctcGreedyDecode(o.data, o.dims[1]!, charset);
+          edits += levenshtein(lines[i]!.text, text);
+          chars += Array.from(lines[i]!.text).length;
+        });
+        return edits / chars;
+      },
+    },
+  };
+}
+
+/** Probe for any model: seeded synthetic inputs (fidelity.node.ts), KL only. */
+export async function syntheticProbe(
+  model: WeightFedModel,
+  samples = 4,
+  opts: SyntheticInputOptions = {},
+): Promise<DamageProbe> {
+  const feeds = syntheticFeeds(model.baseline.inputMetadata, samples, opts);
+  const output = model.baseline.outputNames[0]!;
+  const first = (await model.baseline.run(feeds[0]!, [output]))[output];
+  if (first?.type !== 'float32') throw new MixqError('first output is not float32', { field: output });
+  const row = first.dims[first.dims.length - 1]!;
+  return { feeds, output, kind: detectOutputKind(first.data as Float32Array, row) };
+}
+
+// ------------------------------------------------------------------------------------------ analysis
+
+/** Per-weight activation statistics in the proxies' form (means over the captured rows). */
+export async function captureLayerStats(
+  model: WeightFedModel,
+  feeds: readonly Feeds[],
+  maxGram = 1024,
+): Promise<Map<string, LayerStats>> {
+  const raw = await captureActivationStats(model, feeds, { maxGram });
+  const out = new Map<string, LayerStats>();
+  for (const [name, s] of raw) {
+    const n = Math.max(s.rows, 1);
+    out.set(name, {
+      channels: s.channels,
+      meanSquare: Float64Array.from(s.sumSquares, (v) => v / n),
+      ...(s.gram ? { gram: Float64Array.from(s.gram, (v) => v / n) } : {}),
+    });
+  }
+  return out;
+}
+
+export interface SensitivityOptions {
+  /** Builds the probe on the loaded model (gptProbe, ocrProbe, syntheticProbe). */
+  readonly probe: (model: WeightFedModel) => DamageProbe | Promise<DamageProbe>;
+  /** Default defaultCandidates(). */
+  readonly candidates?: readonly SensitivityCandidate[];
+  /** Restrict to these weight names (default: every analysable weight). */
+  readonly weights?: readonly string[];
+  /** Keep X^T X for inputs with at most this many channels. Default 1024. */
+  readonly maxGram?: number;
+  /** Injected noise std relative to each output row's RMS. Default 0.05. */
+  readonly noiseRelStd?: number;
+  /** Measure every (weight, candidate) pair end to end. Default true; false = proxies + noise only. */
+  readonly measure?: boolean;
+  /** Name recorded in the table. Default the path. */
+  readonly modelName?: string;
+  readonly onProgress?: (done: number, total: number, label: string) => void;
+}
+
+/** Output axis of every weight read by a linear op, from the format-neutral view of the original file. */
+async function outputAxes(path: string): Promise<Map<string, number>> {
+  const file = await readOnnxFile(path);
+  try {
+    const view = onnxModelView(file);
+    const m = new Map<string, number>();
+    for (const t of view.tensors) if (t.outputAxis !== undefined) m.set(t.name, t.outputAxis);
+    return m;
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * The sensitivity table of the model at `path`: per analysable weight, per applicable candidate, exact
+ * bytes, all proxies (noise-calibrated included) and, unless `measure: false`, the measured damage.
+ */
+export async function analyzeSensitivity(path: string, opts: SensitivityOptions): Promise<SensitivityTable> {
+  const model = await loadWeightFedModel(path, { captureInputs: true });
+  const probe = await opts.probe(model);
+  const meter = await createDamageMeter(model, probe);
+  const stats = await captureLayerStats(model, probe.feeds, opts.maxGram ?? 1024);
+  const axes = await outputAxes(path);
+  const candidates = opts.candidates ?? defaultCandidates();
+  const relStd = opts.noiseRelStd ?? 0.05;
+  const wanted = opts.weights ? new Set(opts.weights) : undefined;
+  const targets = model.weights.filter((w) => {
+    const axis = axes.get(w.name);
+    return (
+      stats.has(w.name) &&
+      (axis === 0 || (axis === 1 && w.dims.length === 2)) &&
+      (!wanted || wanted.has(w.name))
+    );
+  });
+  const doMeasure = opts.measure ?? true;
+  const total = targets.length * (1 + (doMeasure ? candidates.length : 0));
+  let done = 0;
+  const weights: WeightSensitivity[] = [];
+  for (const w of targets) {
+    const st = stats.get(w.name)!;
+    const L = rowLayout(w.dims, axes.get(w.name)!, st.channels);
+    const W = toRows(model.original(w.name), L);
+    const noisy = injectNoise(W, L, relStd);
+    const noiseOut = bestOutputError(errorMatrix(W, noisy), L, st);
+    const klNoise = (await meter.measure(new Map([[w.name, fromRows(noisy, L)]]))).kl;
+    opts.onProgress?.(++done, total, `${w.name} noise`);
+    const entries: SensitivityEntry[] = [];
+    for (const c of candidates) {
+      if (!applicable(c, L, st)) continue;
+      const Q = quantizeCandidate(W, L, c, st);
+      const p: ProxyValues = computeProxies(W, Q, L, st);
+      const outErr = p.output ?? p.imatrix;
+      const cost = candidateCost(c, L.rows, L.cols);
+      const measured = doMeasure ? await meter.measure(new Map([[w.name, fromRows(Q, L)]])) : undefined;
+      if (doMeasure) opts.onProgress?.(++done, total, `${w.name} ${c.id}`);
+      entries.push({
+        candidate: c.id,
+        bits: cost.bits,
+        bytes: cost.bytes,
+        proxies: { ...p, noiseCalibrated: noiseCalibrated(klNoise, noiseOut, outErr) },
+        ...(measured ? { measured } : {}),
+      });
+    }
+    weights.push({
+      name: w.name,
+      dims: w.dims,
+      elements: w.elementCount,
+      noise: { relStd, kl: klNoise, outputError: noiseOut },
+      entries,
+    });
+  }
+  return {
+    model: opts.modelName ?? path,
+    ...(probe.metric ? { metricName: probe.metric.name } : {}),
+    ...(meter.baselineMetric !== undefined ? { baselineMetric: meter.baselineMetric } : {}),
+    weights,
+  };
+}
