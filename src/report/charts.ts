@@ -169,7 +169,15 @@ export function paretoSpec(data: ReportData): TopLevelSpec {
           },
           {
             // Left end: the curves approach fp32 from above/below at the large sizes on the right.
-            mark: { type: 'text', align: 'left', baseline: 'bottom', dy: -3, x: 4, color: '#444', fontSize: 11 },
+            mark: {
+              type: 'text',
+              align: 'left',
+              baseline: 'bottom',
+              dy: -3,
+              x: 4,
+              color: '#444',
+              fontSize: 11,
+            },
             encoding: { y: { field: 'fp32', type: 'quantitative' }, text: { field: 'label' } },
           },
         ],
@@ -224,7 +232,10 @@ export function bitsMapSpec(data: ReportData): TopLevelSpec {
         type: 'nominal',
         title: 'scheme',
         sort: schemes,
-        scale: { domain: schemes, range: schemes.map((_, i) => CATEGORY_COLORS[i % CATEGORY_COLORS.length] as string) },
+        scale: {
+          domain: schemes,
+          range: schemes.map((_, i) => CATEGORY_COLORS[i % CATEGORY_COLORS.length] as string),
+        },
       },
     },
   } as TopLevelSpec;
@@ -248,7 +259,9 @@ export function sensitivitySpec(data: ReportData): TopLevelSpec {
   const values = ordered.flatMap((w, i) =>
     s.candidates.flatMap((c, j) => {
       const d = w.damage[j];
-      return d !== null && d !== undefined && d > 0 && Number.isFinite(d) ? [{ w: labels[i], candidate: c, damage: d }] : [];
+      return d !== null && d !== undefined && d > 0 && Number.isFinite(d)
+        ? [{ w: labels[i], candidate: c, damage: d }]
+        : [];
     }),
   );
   const n = ordered.length;

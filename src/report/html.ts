@@ -76,13 +76,20 @@ footer { margin-top: 40px; color: #8a939c; font-size: 12px; }
 }
 `;
 
-function table(head: readonly string[], rows: readonly (readonly string[])[], numeric: readonly boolean[]): string {
+function table(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+  numeric: readonly boolean[],
+): string {
   // A key/value table has no header row.
   const th = head.every((h) => h === '')
     ? ''
     : `<thead><tr>${head.map((h, i) => `<th${numeric[i] ? ' class="n"' : ''}>${h}</th>`).join('')}</tr></thead>`;
   const body = rows
-    .map((r) => `<tr>${r.map((c, i) => (c.startsWith('<td') ? c : `<td${numeric[i] ? ' class="n"' : ''}>${c}</td>`)).join('')}</tr>`)
+    .map(
+      (r) =>
+        `<tr>${r.map((c, i) => (c.startsWith('<td') ? c : `<td${numeric[i] ? ' class="n"' : ''}>${c}</td>`)).join('')}</tr>`,
+    )
     .join('\n');
   return `<table>${th}<tbody>\n${body}\n</tbody></table>`;
 }
@@ -98,7 +105,11 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
   const fp32 = fp32Bytes(data);
   const title = data.title ?? `mixq report: ${data.model.name}`;
   const [pareto, bits, sens] = (
-    await Promise.all([renderSvg(paretoSpec(data)), renderSvg(bitsMapSpec(data)), renderSvg(sensitivitySpec(data))])
+    await Promise.all([
+      renderSvg(paretoSpec(data)),
+      renderSvg(bitsMapSpec(data)),
+      renderSvg(sensitivitySpec(data)),
+    ])
   ).map((svg, i) => scopeIds(svg, ['pareto', 'bits', 'sens'][i] as string));
 
   const cards = [
@@ -128,7 +139,12 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
     ['bits per weight', `${p.bitsPerWeight.toFixed(3)} (scales included)`],
     ['stored bytes', `${p.bytes.toLocaleString('en-US')} (${formatBytes(p.bytes)})`],
     ...(fp32 ? [['compression vs fp32', `${(fp32 / p.bytes).toFixed(2)}x`]] : []),
-    [e(m.name), p.metric === undefined ? '—' : `${e(formatNumber(p.metric))} (fp32 ${e(formatNumber(m.fp32))}, ${formatPercent(relativeToFp32(m, p.metric))})`],
+    [
+      e(m.name),
+      p.metric === undefined
+        ? '—'
+        : `${e(formatNumber(p.metric))} (fp32 ${e(formatNumber(m.fp32))}, ${formatPercent(relativeToFp32(m, p.metric))})`,
+    ],
     ['predicted damage', e(formatNumber(p.predictedDamage))],
     ...(p.measuredDamage === undefined ? [] : [['measured damage', e(formatNumber(p.measuredDamage))]]),
     ...(p.solver ? [['solver', e(`${p.solver}${p.solverStatus ? ` (${p.solverStatus})` : ''}`)]] : []),
@@ -136,7 +152,11 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
   const schemeUse = new Map<string, { n: number; elements: number; bytes: number }>();
   for (const l of data.layers) {
     const u = schemeUse.get(l.scheme) ?? { n: 0, elements: 0, bytes: 0 };
-    schemeUse.set(l.scheme, { n: u.n + 1, elements: u.elements + (l.elements ?? 0), bytes: u.bytes + (l.bytes ?? 0) });
+    schemeUse.set(l.scheme, {
+      n: u.n + 1,
+      elements: u.elements + (l.elements ?? 0),
+      bytes: u.bytes + (l.bytes ?? 0),
+    });
   }
   const totalElements = [...schemeUse.values()].reduce((s, u) => s + u.elements, 0);
   const schemeRows = [...schemeUse].map(([s, u]) => [
@@ -171,7 +191,9 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
     r.mixqMetric === undefined
       ? '<td class="n">— (outside the plans\' range)</td>'
       : `<td class="n ${r.mixqBetter ? 'win' : 'loss'}">${e(formatNumber(r.mixqMetric))}</td>`,
-    r.mixqMetric === undefined ? '—' : formatPercent((r.mixqMetric - r.point.metric) / Math.abs(r.point.metric)),
+    r.mixqMetric === undefined
+      ? '—'
+      : formatPercent((r.mixqMetric - r.point.metric) / Math.abs(r.point.metric)),
   ]);
   const compared = eq.filter((r) => r.mixqBetter !== undefined);
   const wins = compared.filter((r) => r.mixqBetter).length;
@@ -185,7 +207,11 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
   ]);
   const totalMs = data.timings.reduce((s, t) => s + t.ms, 0);
   const timingRows = [
-    ...data.timings.map((t) => [e(t.step), formatMs(t.ms), totalMs > 0 ? `${((100 * t.ms) / totalMs).toFixed(0)}%` : '—']),
+    ...data.timings.map((t) => [
+      e(t.step),
+      formatMs(t.ms),
+      totalMs > 0 ? `${((100 * t.ms) / totalMs).toFixed(0)}%` : '—',
+    ]),
     ['<b>total</b>', `<b>${formatMs(totalMs)}</b>`, ''],
   ];
   const dropped = droppedSensitivity(data);

@@ -10,7 +10,11 @@ import { REPORT_SCHEMA_VERSION, type ReportData } from './types.ts';
 function sortKeys(v: unknown, path: string): unknown {
   if (typeof v === 'number') {
     if (!Number.isFinite(v))
-      throw new MixqError(`non-finite number ${v}`, { source: 'report', field: path, expected: 'a finite number' });
+      throw new MixqError(`non-finite number ${v}`, {
+        source: 'report',
+        field: path,
+        expected: 'a finite number',
+      });
     return v;
   }
   if (Array.isArray(v)) return v.map((x, i) => sortKeys(x, `${path}[${i}]`));
@@ -35,7 +39,8 @@ function need(ok: boolean, field: string, expected: string): void {
 }
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Parse report JSON; checks the schema version and the shape of the fields the renderers read. */
 export function parseReportJson(text: string): ReportData {
@@ -49,7 +54,11 @@ export function parseReportJson(text: string): ReportData {
   const o = v as Record<string, unknown>;
   need(o.schemaVersion === REPORT_SCHEMA_VERSION, 'schemaVersion', String(REPORT_SCHEMA_VERSION));
   const model = o.model;
-  need(isObj(model) && typeof model.name === 'string' && typeof model.format === 'string', 'model', '{name, format}');
+  need(
+    isObj(model) && typeof model.name === 'string' && typeof model.format === 'string',
+    'model',
+    '{name, format}',
+  );
   const metric = o.metric;
   need(
     isObj(metric) &&
@@ -60,29 +69,45 @@ export function parseReportJson(text: string): ReportData {
     "{name, fp32, direction: 'lower' | 'higher'}",
   );
   need(Array.isArray(o.budgets), 'budgets', 'an array');
-  need(isObj(o.plan) && isNum(o.plan.bytes) && isNum(o.plan.bitsPerWeight), 'plan', '{bytes, bitsPerWeight, ...}');
+  need(
+    isObj(o.plan) && isNum(o.plan.bytes) && isNum(o.plan.bitsPerWeight),
+    'plan',
+    '{bytes, bitsPerWeight, ...}',
+  );
   need(Array.isArray(o.series), 'series', 'an array');
   (o.series as unknown[]).forEach((s, i) => {
-    need(isObj(s) && typeof s.name === 'string' && Array.isArray(s.points), `series[${i}]`, '{name, kind, points}');
-    need(['mixq', 'uniform', 'rule'].includes(String((s as { kind: unknown }).kind)), `series[${i}].kind`, 'mixq|uniform|rule');
-    ((s as { points: unknown[] }).points).forEach((p, j) =>
+    need(
+      isObj(s) && typeof s.name === 'string' && Array.isArray(s.points),
+      `series[${i}]`,
+      '{name, kind, points}',
+    );
+    need(
+      ['mixq', 'uniform', 'rule'].includes(String((s as { kind: unknown }).kind)),
+      `series[${i}].kind`,
+      'mixq|uniform|rule',
+    );
+    (s as { points: unknown[] }).points.forEach((p, j) => {
       need(
         isObj(p) && isNum(p.bitsPerWeight) && isNum(p.bytes) && isNum(p.metric),
         `series[${i}].points[${j}]`,
         '{bitsPerWeight, bytes, metric}',
-      ),
-    );
+      );
+    });
   });
   need(Array.isArray(o.layers), 'layers', 'an array');
-  (o.layers as unknown[]).forEach((l, i) =>
+  (o.layers as unknown[]).forEach((l, i) => {
     need(
       isObj(l) && typeof l.name === 'string' && isNum(l.bitsPerWeight) && typeof l.scheme === 'string',
       `layers[${i}]`,
       '{name, bitsPerWeight, scheme}',
-    ),
-  );
+    );
+  });
   const sens = o.sensitivity;
-  need(isObj(sens) && Array.isArray(sens.candidates) && Array.isArray(sens.weights), 'sensitivity', '{measure, candidates, weights}');
+  need(
+    isObj(sens) && Array.isArray(sens.candidates) && Array.isArray(sens.weights),
+    'sensitivity',
+    '{measure, candidates, weights}',
+  );
   need(Array.isArray(o.correlations), 'correlations', 'an array');
   need(Array.isArray(o.timings), 'timings', 'an array');
   return v as ReportData;

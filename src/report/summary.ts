@@ -91,7 +91,11 @@ export function formatNumber(v: number): string {
 export function formatPercent(r: number, digits = 1): string {
   if (!Number.isFinite(r)) return '—';
   const s = (r * 100).toFixed(digits);
-  return r > 0 && Number(s) !== 0 ? `+${s}%` : s === `-${(0).toFixed(digits)}` ? `${(0).toFixed(digits)}%` : `${s}%`;
+  return r > 0 && Number(s) !== 0
+    ? `+${s}%`
+    : s === `-${(0).toFixed(digits)}`
+      ? `${(0).toFixed(digits)}%`
+      : `${s}%`;
 }
 
 /** Milliseconds as '850 ms', '12.3 s', '2 min 05 s'. */

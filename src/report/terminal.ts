@@ -88,8 +88,17 @@ export function renderTerminalSummary(data: ReportData, opts: TerminalOptions): 
   const fixed = cols.reduce((s, c) => s + c.w + 1, 0);
   const nameW = Math.max(10, Math.min(32, width - fixed));
   const row = (name: string, cells: readonly string[]) =>
-    fit(name, nameW).padEnd(nameW) + cells.map((c, i) => ` ${c.padStart((cols[i] as { w: number }).w)}`).join('');
-  out.push(paint('1', row('model', cols.map((c) => c.title))));
+    fit(name, nameW).padEnd(nameW) +
+    cells.map((c, i) => ` ${c.padStart((cols[i] as { w: number }).w)}`).join('');
+  out.push(
+    paint(
+      '1',
+      row(
+        'model',
+        cols.map((c) => c.title),
+      ),
+    ),
+  );
   out.push('-'.repeat(nameW + fixed));
   const mixq = data.series.filter((s) => s.kind === 'mixq');
   for (const s of mixq) {
@@ -124,7 +133,8 @@ export function renderTerminalSummary(data: ReportData, opts: TerminalOptions): 
   const rows = equalSizeRows(data).filter((r) => r.mixqBetter !== undefined);
   const wins = rows.filter((r) => r.mixqBetter).length;
   out.push('-'.repeat(nameW + fixed));
-  if (rows.length > 0) out.push(fit(`mixq better at equal size than ${wins} of ${rows.length} baseline points`, width));
+  if (rows.length > 0)
+    out.push(fit(`mixq better at equal size than ${wins} of ${rows.length} baseline points`, width));
   if (data.timings.length > 0) {
     const total = data.timings.reduce((s, t) => s + t.ms, 0);
     out.push(

@@ -82,7 +82,10 @@ export function demoReport(opts: FixtureOptions = {}): ReportData {
   });
   const planBytes = layers.reduce((s, l) => s + (l.bytes ?? 0), 0);
   const planBits = (8 * planBytes) / elements;
-  const planDamage = weights.reduce((s, w) => s + damage(w.sens, (pick.get(w.name) as { eff: number }).eff), 0);
+  const planDamage = weights.reduce(
+    (s, w) => s + damage(w.sens, (pick.get(w.name) as { eff: number }).eff),
+    0,
+  );
 
   const fp32 = 5.214;
   // Perplexity of a model at `eff` effective bits: grows roughly like 2^-eff, sharply below 3.
@@ -156,7 +159,11 @@ export function demoReport(opts: FixtureOptions = {}): ReportData {
       { step: 'apply + evaluate (17 models)', ms: 63_400 },
       { step: 'report', ms: 1450 },
     ],
-    generated: { by: 'mixq 0.1.0 (demo fixture)', at: '2026-11-22T17:00:00Z', command: 'mixq quantize --bits 4.0' },
+    generated: {
+      by: 'mixq 0.1.0 (demo fixture)',
+      at: '2026-11-22T17:00:00Z',
+      command: 'mixq quantize --bits 4.0',
+    },
     notes: ['Synthetic demo data: the numbers illustrate the layout and are not measurements.'],
   };
 }

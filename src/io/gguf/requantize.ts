@@ -160,7 +160,7 @@ export function isRequantizable(info: Pick<GgufTensorInfo, 'name' | 'ne'>): bool
     'time_mix_lerp_fused.weight',
     'attn_rel_b.weight',
   ];
-  return !excluded.some((s) => n.endsWith(s) || n.includes(s));
+  return !excluded.some((s) => n.includes(s));
 }
 
 function globToRegExp(glob: string): RegExp {

@@ -318,6 +318,7 @@ function removeWeight(graph: GraphProto, w: OnnxWeight): void {
 }
 
 function scaleTensors(
+  fresh: (n: string) => string,
   name: string,
   values: Float32Array,
   dims: readonly number[],
@@ -328,8 +329,9 @@ function scaleTensors(
   const t = makeTensor(name, type === 'float32' ? DT.FLOAT : DT.FLOAT16, dims, floatBytes(values, type));
   inits.push(t);
   if (type === 'float32') return name;
-  front.push(makeNode('Cast', [name], [`${name}_f32`], { name: `${name}_cast`, attrs: { to: DT.FLOAT } }));
-  return `${name}_f32`;
+  const out = fresh(`${name}_f32`);
+  front.push(makeNode('Cast', [name], [out], { name: fresh(`${name}_cast`), attrs: { to: DT.FLOAT } }));
+  return out;
 }
 
 /**
@@ -389,6 +391,17 @@ export async function quantizeOnnxWeights(
   const replaced = new Map<NodeProto, NodeProto>();
   const exported: ExportedWeight[] = [];
   let usesMs = false;
+  // new tensor / node names: `<weight>_<role>`, suffixed _1, _2, ... if the model already uses the name
+  const taken = new Set<string>();
+  for (const t of graph.initializer) taken.add(t.name);
+  for (const v of graph.input) taken.add(v.name);
+  for (const n of graph.node) for (const x of [n.name, ...n.input, ...n.output]) taken.add(x);
+  const fresh = (n: string): string => {
+    let c = n;
+    for (let i = 1; taken.has(c); i++) c = `${n}_${i}`;
+    taken.add(c);
+    return c;
+  };
   for (const p of plans) {
     const name = p.w.name;
     const bq = p.bq;
@@ -405,14 +418,24 @@ export async function quantizeOnnxWeights(
       const blob = (p.blockSize * p.bits) / 8;
       const b = packNBitsBlocks(bq, p.blockSize);
       const nb = Math.ceil(role.K / p.blockSize);
-      inits.push(makeTensor(`${name}_Q${p.bits}`, DT.UINT8, [role.N, nb, blob], b));
+      const qName = fresh(`${name}_Q${p.bits}`);
+      inits.push(makeTensor(qName, DT.UINT8, [role.N, nb, blob], b));
       codeBytes = b.length;
-      const scales = scaleTensors(`${name}_scales`, bq.scale, [role.N, nb], scaleType, inits, front);
-      const inputs = ['', `${name}_Q${p.bits}`, scales];
+      const scales = scaleTensors(
+        fresh,
+        fresh(`${name}_scales`),
+        bq.scale,
+        [role.N, nb],
+        scaleType,
+        inits,
+        front,
+      );
+      const inputs = ['', qName, scales];
       if (!symmetric) {
         const zp = packRowZeroPoints(bq);
-        inits.push(makeTensor(`${name}_zp`, DT.UINT8, [role.N, zp.length / role.N], zp));
-        inputs.push(`${name}_zp`);
+        const zpName = fresh(`${name}_zp`);
+        inits.push(makeTensor(zpName, DT.UINT8, [role.N, zp.length / role.N], zp));
+        inputs.push(zpName);
         zeroPointBytes = zp.length;
       }
       for (const u of usesOf(graph).get(name) ?? []) {
@@ -439,14 +462,24 @@ export async function quantizeOnnxWeights(
     } else if (p.a.scheme === 'gatherblockquantized') {
       const role = p.role as Extract<Role, { kind: 'gather' }>;
       const data = packTensorCodes(bq.q, p.bits);
-      inits.push(makeTensor(`${name}_Q${p.bits}`, DT.UINT8, [role.V, data.length / role.V], data));
+      const qName = fresh(`${name}_Q${p.bits}`);
+      inits.push(makeTensor(qName, DT.UINT8, [role.V, data.length / role.V], data));
       codeBytes = data.length;
-      const scales = scaleTensors(`${name}_scales`, bq.scale, [role.V, bq.nBlocks], scaleType, inits, front);
-      const inputs = [`${name}_Q${p.bits}`, '', scales];
+      const scales = scaleTensors(
+        fresh,
+        fresh(`${name}_scales`),
+        bq.scale,
+        [role.V, bq.nBlocks],
+        scaleType,
+        inits,
+        front,
+      );
+      const inputs = [qName, '', scales];
       if (!symmetric) {
         const zp = packRowZeroPoints(bq);
-        inits.push(makeTensor(`${name}_zp`, DT.UINT8, [role.V, zp.length / role.V], zp));
-        inputs.push(`${name}_zp`);
+        const zpName = fresh(`${name}_zp`);
+        inits.push(makeTensor(zpName, DT.UINT8, [role.V, zp.length / role.V], zp));
+        inputs.push(zpName);
         zeroPointBytes = zp.length;
       }
       for (const u of usesOf(graph).get(name) ?? []) {
@@ -471,7 +504,8 @@ export async function quantizeOnnxWeights(
       const signed = symmetric;
       const qType = p.bits === 8 ? (signed ? DT.INT8 : DT.UINT8) : signed ? DT.INT4 : DT.UINT4;
       const codes = packTensorCodes(q, p.bits);
-      inits.push(makeTensor(`${name}_q${p.bits}`, qType, dims, codes));
+      const qName = fresh(`${name}_q${p.bits}`);
+      inits.push(makeTensor(qName, qType, dims, codes));
       codeBytes = codes.length;
       // one block per row (per channel, or a reduction axis no longer than the block) needs no block_size
       const perChannel = bq.nBlocks === 1;
@@ -486,19 +520,20 @@ export async function quantizeOnnxWeights(
         scale = transpose(bq.scale, bq.rows, bq.nBlocks);
         zero = transpose(bq.zero, bq.rows, bq.nBlocks);
       } else scaleDims = [bq.rows, bq.nBlocks];
-      const scales = scaleTensors(`${name}_scale`, scale, scaleDims, scaleType, inits, front);
-      const inputs = [`${name}_q${p.bits}`, scales];
+      const scales = scaleTensors(fresh, fresh(`${name}_scale`), scale, scaleDims, scaleType, inits, front);
+      const inputs = [qName, scales];
       if (!symmetric) {
         const zp = packTensorCodes(zero, p.bits);
-        inits.push(makeTensor(`${name}_zp`, qType, scaleDims, zp));
-        inputs.push(`${name}_zp`);
+        const zpName = fresh(`${name}_zp`);
+        inits.push(makeTensor(zpName, qType, scaleDims, zp));
+        inputs.push(zpName);
         zeroPointBytes = zp.length;
       }
       const attrs: Record<string, number> = { axis };
       if (!perChannel) attrs.block_size = p.blockSize;
       front.push(
         makeNode('DequantizeLinear', inputs, [name], {
-          name: `${name}_DequantizeLinear`,
+          name: fresh(`${name}_DequantizeLinear`),
           domain: dqDomain,
           attrs,
         }),
