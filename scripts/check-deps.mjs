@@ -13,13 +13,14 @@ const ALLOWED = {
   graph: ['core', 'formats', 'blocks'],
   io: ['core', 'formats', 'blocks', 'graph'],
   kernels: ['core', 'formats', 'blocks'],
-  runtime: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io'],
+  export: ['core', 'formats', 'blocks', 'quant', 'graph', 'io'],
+  runtime: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export'],
   report: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph'],
-  plan: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'runtime', 'report'],
+  plan: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export', 'runtime', 'report'],
   cli: ['*'],
 };
 // Folders whose code must run in a browser: no node: imports (Node-only files end in .node.ts).
-const BROWSER_SAFE = ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'kernels', 'report'];
+const BROWSER_SAFE = ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'kernels', 'report', 'export'];
 
 function walk(dir, out) {
   for (const name of readdirSync(dir)) {

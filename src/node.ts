@@ -1,3 +1,4 @@
 // Node-only entry point (`mixq/node`): file access and runtimes. Re-exports only.
 export * from './io/files.node.ts';
 export * from './io/onnx/file.node.ts';
+export * from './runtime/index.node.ts';

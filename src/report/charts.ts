@@ -210,7 +210,11 @@ export function bitsMapSpec(data: ReportData): TopLevelSpec {
     scheme: l.scheme,
     layer: l.layer ?? '',
   }));
-  const schemes = [...new Set(ordered.map((l) => l.scheme))];
+  // Legend and colours in increasing bits, so the legend reads as a scale (ties: first appearance).
+  const bitsOf = new Map<string, number>();
+  for (const l of ordered) if (!bitsOf.has(l.scheme)) bitsOf.set(l.scheme, l.bitsPerWeight);
+  const schemes = [...bitsOf.keys()].sort((a, b) => (bitsOf.get(a) as number) - (bitsOf.get(b) as number));
+  const top = Math.max(4, Math.ceil(Math.max(0, ...ordered.map((l) => l.bitsPerWeight))));
   const n = values.length;
   return {
     config: CONFIG,
@@ -224,9 +228,9 @@ export function bitsMapSpec(data: ReportData): TopLevelSpec {
         type: 'ordinal',
         sort: labels,
         title: `weights, ordered by layer (${n})`,
-        axis: { labelAngle: -60, labelLimit: 220, labelFontSize: n > 50 ? 8 : 10, labelOverlap: n > 90 },
+        axis: { labelAngle: -60, labelLimit: 170, labelFontSize: n > 50 ? 8 : 10, labelOverlap: n > 40 },
       },
-      y: { field: 'bpw', type: 'quantitative', title: 'bits per weight', scale: { zero: true } },
+      y: { field: 'bpw', type: 'quantitative', title: 'bits per weight', scale: { domain: [0, top] } },
       color: {
         field: 'scheme',
         type: 'nominal',
@@ -278,7 +282,7 @@ export function sensitivitySpec(data: ReportData): TopLevelSpec {
         sort: labels,
         scale: { domain: labels },
         title: `weights, ordered by layer (${n})`,
-        axis: { labelAngle: -60, labelLimit: 220, labelFontSize: n > 50 ? 8 : 10, labelOverlap: n > 90 },
+        axis: { labelAngle: -60, labelLimit: 170, labelFontSize: n > 50 ? 8 : 10, labelOverlap: n > 40 },
       },
       y: {
         field: 'damage',

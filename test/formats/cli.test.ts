@@ -21,9 +21,9 @@ test('chop: arguments, negative numbers after --, custom format with every overr
   // e4m3 = fp8_e4m3fn: 1.07 -> 1.125, 300 -> 288, 1000 -> NaN (no inf), -0.001 -> -2^-9, -0 kept
   assert.deepEqual(r.out.trim().split('\n'), ['1.125', '288', 'NaN', '-0.001953125', '-0']);
   // E3M4, bias 4, no subnormals, NaN = all ones (so no inf): max 1.875 * 2^3 = 15, min normal 2^-3;
-  // 0.05 -> 0, 0.1 -> 0.125, 15.4 -> 15, 16 -> NaN (overflow, no inf)
+  // 0.05 -> 0, 0.1 -> 0.125, 15.2 -> 15, 15.3 -> NaN (rounds past max, no inf)
   const args = ['--format', 'e3m4', '--bias', '4', '--no-subnormals', '--nan', 'all-ones', '--json'];
-  const c = mixq(['chop', ...args, '0.05', '0.1', '3.3', '15.4', '16']);
+  const c = mixq(['chop', ...args, '0.05', '0.1', '3.3', '15.2', '15.3']);
   assert.equal(c.code, 0, c.err);
   assert.deepEqual(JSON.parse(c.out), [0, 0.125, 3.25, 15, 'NaN']);
 });

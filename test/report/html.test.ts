@@ -92,7 +92,10 @@ describe('renderHtmlReport', () => {
   test('bits map: a bar per weight, a legend entry per scheme', () => {
     const svg = figureSvg(html, 'bits');
     assert.equal(paths(groupsWithClass(svg, 'mark-rect role-mark')), data.layers.length);
-    assert.deepEqual(legendLabels(svg), [...new Set(data.layers.map((l) => l.scheme))]);
+    const byBits = [...new Map(data.layers.map((l) => [l.scheme, l.bitsPerWeight])).entries()]
+      .sort((a, b) => a[1] - b[1])
+      .map(([s]) => s);
+    assert.deepEqual(legendLabels(svg), byBits, 'schemes in increasing bits');
   });
 
   test('sensitivity chart: a line per candidate, a marker per (weight, candidate), log axis', () => {
@@ -165,6 +168,21 @@ describe('renderHtmlReport', () => {
     const bits = figureSvg(h, 'bits');
     assert.ok(bits.includes('&lt;script&gt;'), 'weight name escaped in the bits map axis');
     assert.ok(figureSvg(h, 'pareto').includes('&lt;script&gt;'), 'series name escaped in the legend');
+  });
+
+  test('a minimal report (one plan, no baselines, no sensitivity, no timings) still renders', async () => {
+    const d = demoReport({ blocks: 1 });
+    const min: ReportData = {
+      ...d,
+      series: [{ name: 'mixq', kind: 'mixq', points: [{ bitsPerWeight: 4, bytes: 100, metric: 5.5 }] }],
+      sensitivity: { measure: 'KL', candidates: [], weights: [] },
+      correlations: [],
+      timings: [],
+    };
+    const h = await renderHtmlReport(min);
+    assert.equal(count(h, '<svg'), 3);
+    assert.equal(groupsWithClass(figureSvg(h, 'pareto'), 'mark-line role-mark').length, 1);
+    assert.ok(h.includes('No baselines evaluated.') && h.includes('Not measured.'));
   });
 
   test('escapeHtml', () => {

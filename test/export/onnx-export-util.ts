@@ -3,8 +3,8 @@
  * writer (no Python needed), fixed inputs, onnxruntime runs and an independent storage formula.
  */
 import { Rng } from '../../src/core/rng.ts';
-import { floatBytes } from '../../src/io/onnx/export/build.ts';
-import { makeNode, makeTensor } from '../../src/io/onnx/export/index.ts';
+import { floatBytes } from '../../src/export/onnx/build.ts';
+import { makeNode, makeTensor } from '../../src/export/onnx/index.ts';
 import {
   DATA_TYPE_CODES as C,
   type OnnxModel,
@@ -12,7 +12,7 @@ import {
   readOnnx,
   writeOnnx,
 } from '../../src/io/onnx/index.ts';
-import { ort } from './onnx-util.ts';
+import { ort } from '../io/onnx-util.ts';
 
 function randn(rng: Rng, n: number, std: number): Float32Array {
   const a = new Float32Array(n);

@@ -3,10 +3,10 @@
  * in ../schema.ts, so they encode with writeOnnx exactly like decoded ones. Also the opset bookkeeping a
  * rewritten graph needs. Field meanings: onnx/onnx.proto.
  */
-import { f32ToF16Bits } from '../../../core/bits.ts';
-import { ATTRIBUTE_TYPE_CODES as A, DATA_TYPE_CODES as C, onnxMessageType } from '../schema.ts';
-import type { AttributeProto, ModelProto, NodeProto, TensorProto } from '../proto-types.ts';
-import { int64ToNumber } from '../read.ts';
+import { f32ToF16Bits } from '../../core/bits.ts';
+import { ATTRIBUTE_TYPE_CODES as A, DATA_TYPE_CODES as C, onnxMessageType } from '../../io/onnx/schema.ts';
+import type { AttributeProto, ModelProto, NodeProto, TensorProto } from '../../io/onnx/proto-types.ts';
+import { int64ToNumber } from '../../io/onnx/read.ts';
 
 /** A tensor with inline raw_data. */
 export function makeTensor(

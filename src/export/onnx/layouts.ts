@@ -17,8 +17,8 @@
  * It is restated here (blockParams / quantizeBlocks) because src/io may not import src/quant (see
  * scripts/check-deps.mjs); test/io/onnx-export.test.ts checks it against chooseQParams + fakeQuant.
  */
-import { f16BitsToF32, f32ToF16Bits } from '../../../core/bits.ts';
-import { packCodes } from '../../../formats/index.ts';
+import { f16BitsToF32, f32ToF16Bits } from '../../core/bits.ts';
+import { packCodes } from '../../formats/index.ts';
 
 export interface BlockQuantConfig {
   readonly bits: number;

@@ -3,10 +3,10 @@
  * everything else (norms, biases, 1-D tensors, scalars, and by default the layer that produces a graph
  * output, i.e. the logits) stays in float. Mixed precision = edit the returned record per weight.
  */
-import { DATA_TYPE_CODES as C } from '../schema.ts';
-import type { GraphProto, NodeProto } from '../proto-types.ts';
-import type { OnnxModel } from '../read.ts';
-import { listWeights } from '../weights.ts';
+import { DATA_TYPE_CODES as C } from '../../io/onnx/schema.ts';
+import type { GraphProto, NodeProto } from '../../io/onnx/proto-types.ts';
+import type { OnnxModel } from '../../io/onnx/read.ts';
+import { listWeights } from '../../io/onnx/weights.ts';
 import { intAttr } from './build.ts';
 import type { WeightAssignment, WeightAssignments } from './quantize.ts';
 

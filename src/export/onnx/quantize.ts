@@ -15,11 +15,11 @@
  * Scales of type float16 in a float32 model are stored as float16 and widened by a Cast node (constant-
  * folded at load), so storage is 2 bytes per scale while the arithmetic stays float32.
  */
-import { MixqError } from '../../../core/errors.ts';
-import type { GraphProto, NodeProto, TensorProto } from '../proto-types.ts';
-import { type OnnxModel, readOnnx, writeOnnx } from '../read.ts';
-import { setTensorFloat32 } from '../tensor-data.ts';
-import { listWeights, loadWeightFloat32, type OnnxWeight } from '../weights.ts';
+import { MixqError } from '../../core/errors.ts';
+import type { GraphProto, NodeProto, TensorProto } from '../../io/onnx/proto-types.ts';
+import { type OnnxModel, readOnnx, writeOnnx } from '../../io/onnx/read.ts';
+import { setTensorFloat32 } from '../../io/onnx/tensor-data.ts';
+import { listWeights, loadWeightFloat32, type OnnxWeight } from '../../io/onnx/weights.ts';
 import {
   DT,
   floatBytes,

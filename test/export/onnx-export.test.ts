@@ -16,7 +16,7 @@ import {
   quantizeBlocks,
   quantizeOnnxWeights,
   type WeightAssignments,
-} from '../../src/io/onnx/export/index.ts';
+} from '../../src/export/onnx/index.ts';
 import {
   getTensorFloat32,
   listWeights,
@@ -35,7 +35,7 @@ import {
   mixFeeds,
   runModel,
 } from './onnx-export-util.ts';
-import { fixture, ort } from './onnx-util.ts';
+import { fixture, ort } from '../io/onnx-util.ts';
 
 /** Tolerance of |quantized run - simulated run|, relative to max |output|. */
 const REL_TOL = 1e-4;

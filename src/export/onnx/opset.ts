@@ -8,11 +8,11 @@
  * Every other change in 13..21 only adds types or optional attributes. Models below opset 13 are refused
  * (Softmax, Squeeze, Split, Clip, ... changed meaning); the caller then uses the com.microsoft ops.
  */
-import { MixqError } from '../../../core/errors.ts';
-import type { GraphProto, ModelProto, NodeProto } from '../proto-types.ts';
-import { int64ToNumber } from '../read.ts';
+import { MixqError } from '../../core/errors.ts';
+import type { GraphProto, ModelProto, NodeProto } from '../../io/onnx/proto-types.ts';
+import { int64ToNumber } from '../../io/onnx/read.ts';
 import { DT, int64Bytes, makeTensor, opsetVersion, requireIrVersion, requireOpset } from './build.ts';
-import { onnxMessageType } from '../schema.ts';
+import { onnxMessageType } from '../../io/onnx/schema.ts';
 
 const REDUCE_18 = new Set([
   'ReduceMax',

@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import test from 'node:test';
 import { Rng } from '../../src/core/rng.ts';
-import { autoAssignments, inlineExternalData, quantizeOnnxWeights } from '../../src/io/onnx/export/index.ts';
+import { autoAssignments, inlineExternalData, quantizeOnnxWeights } from '../../src/export/onnx/index.ts';
 import { readOnnxFile } from '../../src/io/onnx/file.node.ts';
 import { loadOcrCharset, loadOcrLines, ocrInput } from '../../src/runtime/bundled.node.ts';
 import { ctcGreedyDecode } from '../../src/runtime/ctc.ts';
 import { type OnnxModel, readOnnx, writeOnnx } from '../../src/io/onnx/index.ts';
 import { expectedStorage, maxDiff, runModel } from './onnx-export-util.ts';
-import { OCR_REC, ort } from './onnx-util.ts';
+import { OCR_REC, ort } from '../io/onnx-util.ts';
 
 const REL_TOL = 1e-4;
 const GPT = 'models/gpt/model.onnx';

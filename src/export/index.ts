@@ -1,0 +1,2 @@
+// Deployable outputs: quantized model files that run in other runtimes. Re-exports only.
+export * from './onnx/index.ts';
