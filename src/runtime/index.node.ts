@@ -8,6 +8,15 @@ export * from './eval-ocr.node.ts';
 export * from './evaluate.node.ts';
 export * from './fidelity.node.ts';
 export * from './metrics.ts';
-export { deterministicOptions, type Feeds, floatTensor, int64Tensor, openSession, type OrtSession, type OrtTensor, runFloat } from './ort.node.ts';
+export {
+  deterministicOptions,
+  type Feeds,
+  floatTensor,
+  int64Tensor,
+  openSession,
+  type OrtSession,
+  type OrtTensor,
+  runFloat,
+} from './ort.node.ts';
 export * from './runner.node.ts';
 export * from './weights.node.ts';

@@ -12,13 +12,17 @@
  *   gather_block_quantized.cc): the MatMulNBits conventions along the last axis (default zero point
  *   2^(bits-1), zero points packed per row).
  *
- * Quantization follows mixq's quantizer (src/quant/qparams.ts, minmax rule, integer grids) exactly, so the
- * exported weights are those of the fake-quant simulation: dequantized value = float32(scale * (q - zero)).
- * It is restated here (blockParams / quantizeBlocks) because src/io may not import src/quant (see
- * scripts/check-deps.mjs); test/io/onnx-export.test.ts checks it against chooseQParams + fakeQuant.
+ * Quantization is mixq's quantizer itself (src/quant: min-max rule on integer grids, stored scales), so the
+ * exported weights are exactly those of the fake-quant simulation: value = float32(scale * (q - zero)).
  */
-import { f16BitsToF32, f32ToF16Bits } from '../../core/bits.ts';
-import { packCodes } from '../../formats/index.ts';
+import { intSpec, packCodes } from '../../formats/index.ts';
+import {
+  chooseQParams,
+  codeToGrid,
+  fakeQuantWith,
+  type QuantizerConfig,
+  quantize,
+} from '../../quant/index.ts';
 
 export interface BlockQuantConfig {
   readonly bits: number;
@@ -51,12 +55,6 @@ export interface BlockQuantized {
   readonly dequant: Float32Array;
 }
 
-/** Round half to even (numpy / torch.round), as src/quant/element.ts. */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /** Integer range of the codes; a symmetric signed grid drops -2^(bits-1) so it is an odd function. */
 export function codeRange(bits: number, signed: boolean, symmetric: boolean): { qmin: number; qmax: number } {
   if (!signed) return { qmin: 0, qmax: 2 ** bits - 1 };
@@ -64,41 +62,14 @@ export function codeRange(bits: number, signed: boolean, symmetric: boolean): { 
   return { qmin: symmetric ? -qmax : -qmax - 1, qmax };
 }
 
-/**
- * Scale and zero point of one block from its range (src/quant paramsFromRange for integer grids):
- * the range always contains 0; symmetric -> [-amax, amax] (unsigned: mid zero point (qmax + 1) / 2 and
- * scale 2 amax / qmax; signed: zero 0, scale amax / qmax); asymmetric -> scale (max - min) / (qmax - qmin),
- * zero qmin + round(-min / scale); an all-zero block uses [-1, 1]. Float32 step by step; the scale is
- * rounded to its storage type and never underflows to 0.
- */
-export function blockParams(
-  xmin: number,
-  xmax: number,
-  cfg: Pick<BlockQuantConfig, 'bits' | 'signed' | 'symmetric' | 'scaleType'>,
-): { scale: number; zero: number } {
-  const fr = Math.fround;
-  const { qmin, qmax } = codeRange(cfg.bits, cfg.signed, cfg.symmetric);
-  const store = (s: number): number =>
-    cfg.scaleType === 'float16'
-      ? f16BitsToF32(f32ToF16Bits(Math.max(s, 2 ** -24)))
-      : fr(Math.max(s, 2 ** -149));
-  let lo = Math.min(xmin, 0);
-  let hi = Math.max(xmax, 0);
-  if (cfg.symmetric) {
-    const amax = Math.max(-lo, hi);
-    lo = -amax;
-    hi = amax;
-  }
-  if (lo === 0 && hi === 0) {
-    lo = -1;
-    hi = 1;
-  }
-  if (cfg.symmetric) {
-    if (qmin === 0) return { scale: store(fr(fr(hi - lo) / qmax)), zero: (qmax + 1) / 2 };
-    return { scale: store(fr(hi / qmax)), zero: 0 };
-  }
-  const scale = store(fr(fr(hi - lo) / (qmax - qmin)));
-  return { scale, zero: Math.min(qmax, qmin + roundHalfEven(fr(-lo / scale))) };
+/** The src/quant configuration of a block quantizer: integer grid, min-max range, groups along cols. */
+export function blockQuantizerConfig(cfg: BlockQuantConfig, cols: number): QuantizerConfig {
+  return {
+    element: intSpec(cfg.bits, cfg.signed),
+    granularity: { kind: 'group', axis: 1, size: Math.min(cfg.blockSize, cols) },
+    symmetric: cfg.symmetric,
+    scaleFormat: cfg.scaleType === 'float16' ? 'fp16' : 'fp32',
+  };
 }
 
 /** Quantizes `x` (row-major [rows, cols]) block by block along cols (min-max range per block). */
@@ -108,35 +79,25 @@ export function quantizeBlocks(
   cols: number,
   cfg: BlockQuantConfig,
 ): BlockQuantized {
-  const bs = Math.min(cfg.blockSize, cols);
-  const nBlocks = Math.ceil(cols / bs);
-  const { qmin, qmax } = codeRange(cfg.bits, cfg.signed, cfg.symmetric);
+  // One quantizer for export and simulation: src/quant's min-max rule with the stored (rounded) scale.
+  const qcfg = blockQuantizerConfig(cfg, cols);
+  const params = chooseQParams(x, [rows, cols], qcfg);
+  const { codes } = quantize(x, params);
   const q = new Int32Array(x.length);
-  const dequant = new Float32Array(x.length);
-  const scale = new Float32Array(rows * nBlocks);
-  const zero = new Int32Array(rows * nBlocks);
-  const fr = Math.fround;
-  for (let r = 0; r < rows; r++) {
-    for (let b = 0; b < nBlocks; b++) {
-      const c0 = r * cols + b * bs;
-      const c1 = r * cols + Math.min(cols, (b + 1) * bs);
-      let lo = 0;
-      let hi = 0;
-      for (let i = c0; i < c1; i++) {
-        if (x[i]! < lo) lo = x[i]!;
-        if (x[i]! > hi) hi = x[i]!;
-      }
-      const p = blockParams(lo, hi, cfg);
-      scale[r * nBlocks + b] = p.scale;
-      zero[r * nBlocks + b] = p.zero;
-      for (let i = c0; i < c1; i++) {
-        const v = Math.min(qmax, Math.max(qmin, roundHalfEven(fr(x[i]! / p.scale)) + p.zero));
-        q[i] = v;
-        dequant[i] = fr(p.scale * (v - p.zero));
-      }
-    }
-  }
-  return { rows, cols, blockSize: bs, nBlocks, bits: cfg.bits, signed: cfg.signed, q, scale, zero, dequant };
+  for (let i = 0; i < q.length; i++) q[i] = codeToGrid(params.grid, codes[i]!);
+  const bs = Math.min(cfg.blockSize, cols);
+  return {
+    rows,
+    cols,
+    blockSize: bs,
+    nBlocks: Math.ceil(cols / bs),
+    bits: cfg.bits,
+    signed: cfg.signed,
+    q,
+    scale: params.scale,
+    zero: Int32Array.from(params.zero),
+    dequant: fakeQuantWith(x, params),
+  };
 }
 
 /** Unsigned code of a grid value: two's complement bits for signed grids, the value itself otherwise. */
