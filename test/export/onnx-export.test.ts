@@ -13,6 +13,7 @@ import {
   autoAssignments,
   fakeQuantizeOnnxWeights,
   type QuantizedOnnx,
+  codeRange,
   quantizeBlocks,
   quantizeOnnxWeights,
   type WeightAssignments,
@@ -25,7 +26,7 @@ import {
   tensorBytes,
   writeOnnx,
 } from '../../src/io/onnx/index.ts';
-import { chooseQParams, fakeQuant } from '../../src/quant/index.ts';
+import { fakeQuant } from '../../src/quant/index.ts';
 import fc from 'fast-check';
 import {
   buildMixModel,
@@ -257,7 +258,51 @@ test('the simulation equals src/quant fakeQuant of the transposed weight (MatMul
     for (let n = 0; n < N; n++) assert.equal(got[k * N + n], ref[n * K + k], `[${k}, ${n}]`);
 });
 
-test('quantizeBlocks = src/quant chooseQParams + fakeQuant (minmax, int grids), property over shapes and configs', () => {
+// Independent oracle: the min-max block rule written out from its definition (not via src/quant).
+/** Round half to even (numpy / torch.round), as src/quant/element.ts. */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Scale and zero point of one block from its range (src/quant paramsFromRange for integer grids):
+ * the range always contains 0; symmetric -> [-amax, amax] (unsigned: mid zero point (qmax + 1) / 2 and
+ * scale 2 amax / qmax; signed: zero 0, scale amax / qmax); asymmetric -> scale (max - min) / (qmax - qmin),
+ * zero qmin + round(-min / scale); an all-zero block uses [-1, 1]. Float32 step by step; the scale is
+ * rounded to its storage type and never underflows to 0.
+ */
+function oracleBlockParams(
+  xmin: number,
+  xmax: number,
+  cfg: { bits: number; signed: boolean; symmetric: boolean; scaleType: 'float32' | 'float16' },
+): { scale: number; zero: number } {
+  const fr = Math.fround;
+  const { qmin, qmax } = codeRange(cfg.bits, cfg.signed, cfg.symmetric);
+  const store = (s: number): number =>
+    cfg.scaleType === 'float16'
+      ? f16BitsToF32(f32ToF16Bits(Math.max(s, 2 ** -24)))
+      : fr(Math.max(s, 2 ** -149));
+  let lo = Math.min(xmin, 0);
+  let hi = Math.max(xmax, 0);
+  if (cfg.symmetric) {
+    const amax = Math.max(-lo, hi);
+    lo = -amax;
+    hi = amax;
+  }
+  if (lo === 0 && hi === 0) {
+    lo = -1;
+    hi = 1;
+  }
+  if (cfg.symmetric) {
+    if (qmin === 0) return { scale: store(fr(fr(hi - lo) / qmax)), zero: (qmax + 1) / 2 };
+    return { scale: store(fr(hi / qmax)), zero: 0 };
+  }
+  const scale = store(fr(fr(hi - lo) / (qmax - qmin)));
+  return { scale, zero: Math.min(qmax, qmin + roundHalfEven(fr(-lo / scale))) };
+}
+
+test('quantizeBlocks matches the written-out min-max block rule (scales, zero points, codes, values), property', () => {
   fc.assert(
     fc.property(
       fc.integer({ min: 1, max: 5 }),
@@ -287,12 +332,32 @@ test('quantizeBlocks = src/quant chooseQParams + fakeQuant (minmax, int grids), 
           symmetric,
           scaleFormat: scaleType === 'float16' ? ('fp16' as const) : ('fp32' as const),
         };
-        const p = chooseQParams(x, [rows, cols], cfg);
         const ref = fakeQuant(x, [rows, cols], cfg);
-        assert.deepEqual(Array.from(bq.scale), Array.from(p.scale));
-        assert.deepEqual(Array.from(bq.zero), Array.from(p.zero));
-        for (let i = 0; i < x.length; i++)
-          assert.ok(Object.is(bq.dequant[i], ref[i]) || bq.dequant[i] === ref[i], `${i}`);
+        const bs = Math.min(blockSize, cols);
+        const nb = Math.ceil(cols / bs);
+        const { qmin, qmax } = codeRange(bits, signed, symmetric);
+        const fr = Math.fround;
+        for (let r = 0; r < rows; r++) {
+          for (let b = 0; b < nb; b++) {
+            const c0 = r * cols + b * bs;
+            const c1 = r * cols + Math.min(cols, (b + 1) * bs);
+            let lo = 0;
+            let hi = 0;
+            for (let i = c0; i < c1; i++) {
+              lo = Math.min(lo, x[i]!);
+              hi = Math.max(hi, x[i]!);
+            }
+            const want = oracleBlockParams(lo, hi, { bits, signed, symmetric, scaleType });
+            assert.equal(bq.scale[r * nb + b], want.scale, `scale [${r}, ${b}]`);
+            assert.equal(bq.zero[r * nb + b], want.zero, `zero [${r}, ${b}]`);
+            for (let i = c0; i < c1; i++) {
+              const q = Math.min(qmax, Math.max(qmin, roundHalfEven(fr(x[i]! / want.scale)) + want.zero));
+              assert.equal(bq.q[i], q, `code ${i}`);
+              assert.ok(Object.is(bq.dequant[i], fr(want.scale * (q - want.zero))), `value ${i}`);
+              assert.ok(Object.is(bq.dequant[i], ref[i]), `fakeQuant ${i}`);
+            }
+          }
+        }
       },
     ),
     { numRuns: 300, seed: 7 },
