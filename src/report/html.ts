@@ -12,7 +12,7 @@ import {
   equalSizeRows,
   formatBytes,
   formatMs,
-  formatNumber,
+  formatFigure,
   formatPercent,
   fp32Bytes,
   relativeToFp32,
@@ -121,13 +121,13 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
     ),
     card(
       e(m.name),
-      p.metric === undefined ? '—' : e(formatNumber(p.metric) + (m.unit ?? '')),
-      `${p.metric === undefined ? 'not evaluated' : `${formatPercent(relativeToFp32(m, p.metric))} vs`} fp32 ${e(formatNumber(m.fp32) + (m.unit ?? ''))} (${m.direction} is better)`,
+      p.metric === undefined ? '—' : e(formatFigure(p.metric) + (m.unit ?? '')),
+      `${p.metric === undefined ? 'not evaluated' : `${formatPercent(relativeToFp32(m, p.metric))} vs`} fp32 ${e(formatFigure(m.fp32) + (m.unit ?? ''))} (${m.direction} is better)`,
     ),
     card(
       'predicted damage',
-      e(formatNumber(p.predictedDamage)),
-      p.measuredDamage === undefined ? 'proxy total' : `measured ${e(formatNumber(p.measuredDamage))}`,
+      e(formatFigure(p.predictedDamage)),
+      p.measuredDamage === undefined ? 'proxy total' : `measured ${e(formatFigure(p.measuredDamage))}`,
     ),
   ].join('');
 
@@ -143,10 +143,10 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
       e(m.name),
       p.metric === undefined
         ? '—'
-        : `${e(formatNumber(p.metric))} (fp32 ${e(formatNumber(m.fp32))}, ${formatPercent(relativeToFp32(m, p.metric))})`,
+        : `${e(formatFigure(p.metric))} (fp32 ${e(formatFigure(m.fp32))}, ${formatPercent(relativeToFp32(m, p.metric))})`,
     ],
-    ['predicted damage', e(formatNumber(p.predictedDamage))],
-    ...(p.measuredDamage === undefined ? [] : [['measured damage', e(formatNumber(p.measuredDamage))]]),
+    ['predicted damage', e(formatFigure(p.predictedDamage))],
+    ...(p.measuredDamage === undefined ? [] : [['measured damage', e(formatFigure(p.measuredDamage))]]),
     ...(p.solver ? [['solver', e(`${p.solver}${p.solverStatus ? ` (${p.solverStatus})` : ''}`)]] : []),
   ];
   const schemeUse = new Map<string, { n: number; elements: number; bytes: number }>();
@@ -176,9 +176,9 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
           e(pt.budget ?? '—'),
           pt.bitsPerWeight.toFixed(2),
           formatBytes(pt.bytes),
-          e(formatNumber(pt.metric)),
+          e(formatFigure(pt.metric)),
           formatPercent(relativeToFp32(m, pt.metric)),
-          pt.predictedDamage === undefined ? '—' : e(formatNumber(pt.predictedDamage)),
+          pt.predictedDamage === undefined ? '—' : e(formatFigure(pt.predictedDamage)),
         ]),
     );
   const eq = equalSizeRows(data);
@@ -187,10 +187,10 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
     r.kind === 'rule' ? 'rule mix' : 'uniform',
     r.point.bitsPerWeight.toFixed(2),
     formatBytes(r.point.bytes),
-    e(formatNumber(r.point.metric)),
+    e(formatFigure(r.point.metric)),
     r.mixqMetric === undefined
       ? '<td class="n">— (outside the plans\' range)</td>'
-      : `<td class="n ${r.mixqBetter ? 'win' : 'loss'}">${e(formatNumber(r.mixqMetric))}</td>`,
+      : `<td class="n ${r.mixqBetter ? 'win' : 'loss'}">${e(formatFigure(r.mixqMetric))}</td>`,
     r.mixqMetric === undefined
       ? '—'
       : formatPercent((r.mixqMetric - r.point.metric) / Math.abs(r.point.metric)),
@@ -234,7 +234,7 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
 <body>
 <main>
 <h1>${e(title)}</h1>
-<p class="sub">${e(data.model.name)} (${e(data.model.format)}) · ${e(m.name)}, ${m.direction} is better · fp32 ${e(formatNumber(m.fp32) + (m.unit ?? ''))}</p>
+<p class="sub">${e(data.model.name)} (${e(data.model.format)}) · ${e(m.name)}, ${m.direction} is better · fp32 ${e(formatFigure(m.fp32) + (m.unit ?? ''))}</p>
 <div class="cards">${cards}</div>
 ${data.notes && data.notes.length > 0 ? `<ul class="notes">${data.notes.map((n) => `<li>${e(n)}</li>`).join('')}</ul>` : ''}
 

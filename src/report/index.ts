@@ -10,7 +10,7 @@ export {
   type EqualSizeRow,
   formatBytes,
   formatMs,
-  formatNumber,
+  formatFigure,
   formatPercent,
   metricAt,
 } from './summary.ts';

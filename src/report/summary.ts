@@ -79,7 +79,7 @@ export function formatBytes(n: number): string {
 }
 
 /** Four significant digits, no exponent for ordinary magnitudes: 12.35, 0.004512, 1.235e-7. */
-export function formatNumber(v: number): string {
+export function formatFigure(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   if (v === 0) return '0';
   const a = Math.abs(v);

@@ -8,7 +8,7 @@ import {
   equalSizeRows,
   formatBytes,
   formatMs,
-  formatNumber,
+  formatFigure,
   formatPercent,
   fp32Bytes,
   relativeToFp32,
@@ -60,7 +60,7 @@ export function renderTerminalSummary(data: ReportData, opts: TerminalOptions): 
   const out: string[] = [];
 
   out.push(paint('1', fit(`mixq report: ${data.title ?? data.model.name} (${data.model.format})`, width)));
-  out.push(fit(`${m.name}, ${m.direction} is better; fp32 = ${formatNumber(m.fp32)}${m.unit ?? ''}`, width));
+  out.push(fit(`${m.name}, ${m.direction} is better; fp32 = ${formatFigure(m.fp32)}${m.unit ?? ''}`, width));
   const p = data.plan;
   const fp32 = fp32Bytes(data);
   const planItems = [
@@ -69,9 +69,9 @@ export function renderTerminalSummary(data: ReportData, opts: TerminalOptions): 
     `${p.weights} weights`,
     ...(p.metric === undefined
       ? []
-      : [`${m.name} ${formatNumber(p.metric)} (${formatPercent(relativeToFp32(m, p.metric))})`]),
-    `predicted damage ${formatNumber(p.predictedDamage)}`,
-    ...(p.measuredDamage === undefined ? [] : [`measured ${formatNumber(p.measuredDamage)}`]),
+      : [`${m.name} ${formatFigure(p.metric)} (${formatPercent(relativeToFp32(m, p.metric))})`]),
+    `predicted damage ${formatFigure(p.predictedDamage)}`,
+    ...(p.measuredDamage === undefined ? [] : [`measured ${formatFigure(p.measuredDamage)}`]),
     ...(p.solver ? [`${p.solver}${p.solverStatus ? ` ${p.solverStatus}` : ''}`] : []),
   ];
   out.push(...wrap(`plan ${fit(p.budget, 24)}: `, planItems, width));
@@ -108,7 +108,7 @@ export function renderTerminalSummary(data: ReportData, opts: TerminalOptions): 
         row(label, [
           pt.bitsPerWeight.toFixed(2),
           formatBytes(pt.bytes),
-          formatNumber(pt.metric),
+          formatFigure(pt.metric),
           formatPercent(relativeToFp32(m, pt.metric)),
           '',
         ]),
@@ -118,13 +118,13 @@ export function renderTerminalSummary(data: ReportData, opts: TerminalOptions): 
   for (const r of equalSizeRows(data)) {
     let vs = '—'.padStart(10);
     if (r.mixqMetric !== undefined) {
-      const cell = formatNumber(r.mixqMetric).padStart(10);
+      const cell = formatFigure(r.mixqMetric).padStart(10);
       vs = r.mixqBetter ? paint('32', cell) : paint('31', cell);
     }
     const cells = [
       r.point.bitsPerWeight.toFixed(2),
       formatBytes(r.point.bytes),
-      formatNumber(r.point.metric),
+      formatFigure(r.point.metric),
       formatPercent(relativeToFp32(m, r.point.metric)),
     ];
     // The last cell may carry colour codes, so it is padded before painting (above), not by row().

@@ -147,5 +147,11 @@ export async function evaluateModel(req: EvalRequest): Promise<EvalReport> {
       acc,
     );
   }
-  return { metric, model: req.model, reference: req.reference, inputs, result: finishFidelity(acc) };
+  return {
+    metric,
+    model: req.model,
+    reference: req.reference as string,
+    inputs,
+    result: finishFidelity(acc),
+  };
 }
