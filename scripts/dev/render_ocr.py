@@ -8,7 +8,8 @@ Each line is a short run of whole words (<= 28 characters) from a randomly chose
 white in one of four DejaVu faces, trimmed, padded and resized to height 48 (the input height of PP-OCRv4
 rec). Two variants of the same text list:
   clean:    as rendered;
-  degraded: a random mix of Gaussian blur, small rotation, additive Gaussian noise and low contrast.
+  degraded: a random mix of resolution loss, Gaussian blur, rotation (up to 3 degrees), low contrast and
+            additive Gaussian noise (the operations are recorded per line).
 
 Output (no image decoder needed to read it):
   models/ocr/lines.u8.gz  gzip of all images concatenated, row-major uint8 grayscale (0 black, 255 white)
@@ -80,17 +81,21 @@ def render(text, font, ops, seed):
 
 
 def degrade_ops(rng):
+    # Applied at render scale (text ~45 px tall) before the final resize to 48 px.
     ops = []
-    if rng.random() < 0.7:
-        ops += ["-blur", f"0x{rng.uniform(0.6, 1.6):.2f}"]
-    if rng.random() < 0.6:
-        ops += ["-background", "white", "-rotate", f"{rng.uniform(-2.0, 2.0):.2f}"]
-    if rng.random() < 0.5:
-        ops += ["-level", f"0%,100%,1.0", "+level", f"{rng.randint(15, 35)}%,{rng.randint(80, 95)}%"]
+    if rng.random() < 0.4:
+        # Resolution loss: shrink, then the final resize scales back up.
+        ops += ["-resize", f"{rng.randint(40, 60)}%"]
     if rng.random() < 0.8:
-        ops += ["-attenuate", f"{rng.uniform(0.3, 0.9):.2f}", "+noise", "Gaussian"]
+        ops += ["-blur", f"0x{rng.uniform(0.8, 2.0):.2f}"]
+    if rng.random() < 0.6:
+        ops += ["-background", "white", "-rotate", f"{rng.uniform(-3.0, 3.0):.2f}"]
+    if rng.random() < 0.5:
+        ops += ["+level", f"{rng.randint(20, 40)}%,{rng.randint(75, 92)}%"]
+    if rng.random() < 0.9:
+        ops += ["-attenuate", f"{rng.uniform(0.5, 1.4):.2f}", "+noise", "Gaussian"]
     if not ops:
-        ops += ["-blur", "0x1.0"]
+        ops += ["-blur", "0x1.5"]
     return ops
 
 

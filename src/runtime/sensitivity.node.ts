@@ -60,7 +60,11 @@ export interface DamageProbe {
   readonly feeds: readonly Feeds[];
   /** The output compared with fp32 (rows along its last axis). */
   readonly output: string;
-  readonly kind: OutputKind;
+  /**
+   * How rows are compared: KL of the distributions (logits or probabilities), or 'mse' (mean squared
+   * output difference, for outputs that are not distributions; then `measured.kl` holds the MSE).
+   */
+  readonly kind: OutputKind | 'mse';
   /** Task metric from the outputs of all feeds (in feed order). */
   readonly metric?: {
     readonly name: string;
@@ -100,12 +104,25 @@ export async function createDamageMeter(model: WeightFedModel, probe: DamageProb
     async measure(replacements) {
       evaluations++;
       const out = await runProbe(model.withWeights(replacements), probe);
-      const acc = newFidelityAccumulator();
-      out.forEach((o, i) => {
-        const r = ref[i]!;
-        accumulateFidelity(acc, r.data, o.data, r.dims[r.dims.length - 1]!, probe.kind);
-      });
-      const kl = finishFidelity(acc).klMean;
+      let kl: number;
+      if (probe.kind === 'mse') {
+        let s = 0;
+        let n = 0;
+        out.forEach((o, i) => {
+          const r = ref[i]!.data;
+          for (let k = 0; k < r.length; k++) s += (r[k]! - o.data[k]!) ** 2;
+          n += r.length;
+        });
+        kl = n ? s / n : 0;
+      } else {
+        const kind = probe.kind;
+        const acc = newFidelityAccumulator();
+        out.forEach((o, i) => {
+          const r = ref[i]!;
+          accumulateFidelity(acc, r.data, o.data, r.dims[r.dims.length - 1]!, kind);
+        });
+        kl = finishFidelity(acc).klMean;
+      }
       const metric = probe.metric?.compute(out);
       return metric !== undefined ? { kl, metric } : { kl };
     },
@@ -183,18 +200,22 @@ export function ocrProbe(
   };
 }
 
-/** Probe for any model: seeded synthetic inputs (fidelity.node.ts), KL only. */
+/**
+ * Probe for any model: seeded synthetic inputs (fidelity.node.ts), no task metric. Compares the first
+ * output as a distribution (kind detected) unless `compare: 'mse'`.
+ */
 export async function syntheticProbe(
   model: WeightFedModel,
   samples = 4,
-  opts: SyntheticInputOptions = {},
+  opts: SyntheticInputOptions & { readonly compare?: 'kl' | 'mse' } = {},
 ): Promise<DamageProbe> {
   const feeds = syntheticFeeds(model.baseline.inputMetadata, samples, opts);
   const output = model.baseline.outputNames[0]!;
   const first = (await model.baseline.run(feeds[0]!, [output]))[output];
   if (first?.type !== 'float32') throw new MixqError('first output is not float32', { field: output });
   const row = first.dims[first.dims.length - 1]!;
-  return { feeds, output, kind: detectOutputKind(first.data as Float32Array, row) };
+  const kind = opts.compare === 'mse' ? 'mse' : detectOutputKind(first.data as Float32Array, row);
+  return { feeds, output, kind };
 }
 
 // ------------------------------------------------------------------------------------------ analysis

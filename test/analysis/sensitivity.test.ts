@@ -160,8 +160,8 @@ test('Spearman: hand-computed cases including ties (scipy.stats.spearmanr values
   assert.ok(Math.abs(spearman([1, 2, 2, 3], [1, 2, 3, 4]) - 0.9486832980505138) < 1e-15);
   // d = rank differences (1-2, 2-1, 3-3) without ties: 1 - 6 * 2 / (3 * 8) = 0.5
   assert.ok(Math.abs(spearman([1, 2, 3], [2, 1, 3]) - 0.5) < 1e-15);
-  // ties on both sides: x ranks [1.5,1.5,3.5,3.5], y ranks [1,2.5,2.5,4] -> 0.894427190999916
-  assert.ok(Math.abs(spearman([0, 0, 1, 1], [1, 2, 2, 3]) - 0.894427190999916) < 1e-15);
+  // ties on both sides: x ranks [1.5,1.5,3.5,3.5], y ranks [1,2.5,2.5,4] -> 3 / sqrt(4 * 4.5)
+  assert.ok(Math.abs(spearman([0, 0, 1, 1], [1, 2, 2, 3]) - 3 / Math.sqrt(18)) < 1e-15);
   assert.ok(Number.isNaN(spearman([1, 1, 1], [1, 2, 3])));
   assert.throws(() => spearman([1, Number.NaN], [1, 2]));
 });

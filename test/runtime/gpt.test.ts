@@ -3,6 +3,7 @@
 // outputs, a changed weight -> different outputs), the KV-cache export against the plain export, and
 // activation capture.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { encodeChars, GPT_DIR, loadGptBundle } from '../../src/runtime/bundled.node.ts';
@@ -10,7 +11,7 @@ import { captureActivationStats, meanSquare } from '../../src/runtime/calibratio
 import { evaluateLm, lmFidelity } from '../../src/runtime/eval-lm.node.ts';
 import { finishFidelity, newFidelityAccumulator } from '../../src/runtime/metrics.ts';
 import { int64Tensor, openSession, ort } from '../../src/runtime/ort.node.ts';
-import { openRunner } from '../../src/runtime/runner.node.ts';
+import { describeInputs, openRunner } from '../../src/runtime/runner.node.ts';
 import { evaluateWithWeights, loadWeightFedModel } from '../../src/runtime/weights.node.ts';
 
 const gpt = loadGptBundle();
@@ -68,12 +69,9 @@ test('KV-cache export: incremental decoding reproduces the full-sequence logits'
   const ref = (await full.run({ ids: int64Tensor(seq, [1, 40]) })).logits!.data as Float32Array;
   const vocab = gpt.chars.length;
   const layers = kv.inputNames.filter((n) => n.startsWith('past_key_')).length;
-  const heads = Number(
-    (kv.inputMetadata.find((m) => m.name === 'past_key_0') as { shape: unknown[] }).shape[1],
-  );
-  const headDim = Number(
-    (kv.inputMetadata.find((m) => m.name === 'past_key_0') as { shape: unknown[] }).shape[3],
-  );
+  const pastMeta = describeInputs(kv).find((m) => m.name === 'past_key_0')!;
+  const heads = Number(pastMeta.shape[1]);
+  const headDim = Number(pastMeta.shape[3]);
   assert.ok(layers > 0 && heads > 0 && headDim > 0);
   let past: Record<string, ort.Tensor> = {};
   for (let l = 0; l < layers; l++) {
@@ -121,4 +119,31 @@ test('activation capture: per-channel statistics at every MatMul weight', async 
   const down = stats.get('blocks.0.mlp_proj')!;
   assert.equal(down.gram, undefined);
   assert.equal(down.channels, 4 * head.channels);
+});
+
+test('ONNX export + harness agree with PyTorch on the same windows (golden from the training framework)', async () => {
+  const g = JSON.parse(readFileSync(new URL('../golden/gpt-torch-reference.json', import.meta.url), 'utf8')) as {
+    start: number;
+    chars: number;
+    context: number;
+    mean_nats: number;
+    logits_w0_p0to2_v0to4: number[][];
+  };
+  const text = Array.from(gpt.heldout)
+    .slice(g.start, g.start + g.chars)
+    .join('');
+  const slice = encodeChars(text, gpt.chars);
+  // Stride = context gives exactly the non-overlapping windows PyTorch scored.
+  const r = await evaluateLm(await openRunner(modelPath), slice, { context: g.context, stride: g.context });
+  assert.equal(r.scoredTokens, g.chars - 1);
+  assert.ok(Math.abs(r.natsPerChar - g.mean_nats) < 1e-5, `${r.natsPerChar} vs ${g.mean_nats}`);
+  const s = await openSession(modelPath);
+  const out = (await s.run({ ids: int64Tensor(slice.subarray(0, g.context), [1, g.context]) })).logits!;
+  const v = gpt.chars.length;
+  g.logits_w0_p0to2_v0to4.forEach((row, p) => {
+    row.forEach((want, k) => {
+      const got = (out.data as Float32Array)[p * v + k]!;
+      assert.ok(Math.abs(got - want) < 1e-4, `logit[${p}][${k}] ${got} vs ${want}`);
+    });
+  });
 });

@@ -12,7 +12,10 @@ import type { ProxyName, ProxyValues } from './proxies.ts';
 import { spearman } from './spearman.ts';
 
 export interface MeasuredDamage {
-  /** Mean KL(fp32 || quantized) per output row (nats) on the calibration subset. */
+  /**
+   * Mean KL(fp32 || quantized) per output row (nats) on the calibration subset (the output MSE instead
+   * when the probe compares with 'mse').
+   */
   readonly kl: number;
   /** The task metric with only this weight quantized (bpc for the GPT, CER for OCR), when defined. */
   readonly metric?: number;

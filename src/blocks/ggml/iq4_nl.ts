@@ -17,10 +17,17 @@
  */
 import { checkDecodeInput, checkEncodeInput, quantizeRows, readF16, writeF16 } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
-import { GROUP_MAX_EPS, bestIndexInt8 } from './solvers.ts';
+import {
+  decodeNibbles32 as importedDecodeNibbles32,
+  packNibbles32 as importedPackNibbles32,
+} from './legacy-common.ts';
+import { GROUP_MAX_EPS, bestIndexInt8, maxByMagnitude as importedMaxByMagnitude } from './solvers.ts';
 
-// a local alias: calls through an imported binding are much slower under some loaders
+// local aliases: calls through an imported binding are much slower under some loaders
 const fr = Math.fround;
+const maxByMagnitude = importedMaxByMagnitude;
+const decodeNibbles32 = importedDecodeNibbles32;
+const packNibbles32 = importedPackNibbles32;
 
 export const IQ4_NL_INFO: GgmlTypeInfo = { name: 'IQ4_NL', typeId: 20, blockSize: 32, bytesPerBlock: 18 };
 
@@ -69,17 +76,9 @@ function quantizeBlock(
     const v = x[xb + j]!;
     weight[j] = qw ? fr(qw[qwb + j]! * fr(Math.sqrt(fr(sigma2 + fr(v * v))))) : fr(v * v);
   }
-  let amax = 0;
-  let max = 0;
-  for (let j = 0; j < 32; j++) {
-    const ax = Math.abs(x[xb + j]!);
-    if (ax > amax) {
-      amax = ax;
-      max = x[xb + j]!;
-    }
-  }
+  const max = maxByMagnitude(x, xb, xb + 32);
   let scale = 0;
-  if (amax >= GROUP_MAX_EPS) {
+  if (Math.abs(max) >= GROUP_MAX_EPS) {
     let d = ntry > 0 ? fr(-max / values[0]!) : fr(max / values[0]!);
     let id = fr(1 / d);
     let sumqx = 0;
@@ -116,7 +115,7 @@ function quantizeBlock(
     const id = scale !== 0 ? fr(1 / scale) : 0;
     for (let j = 0; j < 32; j++) L[j] = bestIndexInt8(values, fr(id * x[xb + j]!));
   }
-  for (let j = 0; j < 16; j++) out[o + 2 + j] = L[j]! | (L[16 + j]! << 4);
+  packNibbles32(L, out, o + 2);
 }
 
 /** quantize_row_iq4_nl_ref: `x.length` a multiple of 32. */
@@ -153,14 +152,7 @@ export function quantizeIQ4_NL(x: Float32Array, nPerRow: number, imatrix: Float3
 export function dequantizeIQ4_NL(bytes: Uint8Array, n: number): Float32Array {
   checkDecodeInput(IQ4_NL_INFO, bytes, n);
   const y = new Float32Array(n);
-  for (let i = 0; i < n / 32; i++) {
-    const o = i * 18;
-    const d = readF16(bytes, o);
-    for (let j = 0; j < 16; j++) {
-      const q = bytes[o + 2 + j]!;
-      y[i * 32 + j] = d * KVALUES_IQ4NL[q & 0xf]!;
-      y[i * 32 + j + 16] = d * KVALUES_IQ4NL[q >> 4]!;
-    }
-  }
+  for (let i = 0; i < n / 32; i++)
+    decodeNibbles32(bytes, i * 18 + 2, readF16(bytes, i * 18), KVALUES_IQ4NL, y, i * 32);
   return y;
 }

@@ -14,9 +14,11 @@
  */
 import { checkDecodeInput, checkEncodeInput, quantizeRows } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
+import { decodeNibbles32 as importedDecodeNibbles32 } from './legacy-common.ts';
 
-// a local alias: calls through an imported binding are much slower under some loaders
+// local aliases: calls through an imported binding are much slower under some loaders
 const fr = Math.fround;
+const decodeNibbles32 = importedDecodeNibbles32;
 
 export const MXFP4_INFO: GgmlTypeInfo = { name: 'MXFP4', typeId: 39, blockSize: 32, bytesPerBlock: 17 };
 
@@ -73,14 +75,7 @@ export function quantizeMXFP4(x: Float32Array, nPerRow: number, imatrix: Float32
 export function dequantizeMXFP4(bytes: Uint8Array, n: number): Float32Array {
   checkDecodeInput(MXFP4_INFO, bytes, n);
   const y = new Float32Array(n);
-  for (let i = 0; i < n / 32; i++) {
-    const o = i * 17;
-    const d = e8m0ToF32Half(bytes[o]!);
-    for (let j = 0; j < 16; j++) {
-      const q = bytes[o + 1 + j]!;
-      y[i * 32 + j] = KVALUES_MXFP4[q & 0xf]! * d;
-      y[i * 32 + j + 16] = KVALUES_MXFP4[q >> 4]! * d;
-    }
-  }
+  for (let i = 0; i < n / 32; i++)
+    decodeNibbles32(bytes, i * 17 + 1, e8m0ToF32Half(bytes[i * 17]!), KVALUES_MXFP4, y, i * 32);
   return y;
 }

@@ -9,29 +9,20 @@
  *   [82,84)  dmin    fp16 LE (scale of the min levels)
  *   value    y = d*sc * q - dmin*m
  */
-import {
-  checkDecodeInput,
-  checkEncodeInput,
-  imatrixWeights,
-  quantizeRows,
-  readF16,
-  sumSquares,
-  writeF16,
-} from './common.ts';
+import { checkDecodeInput, checkEncodeInput, quantizeRows, readF16, sumSquares, writeF16 } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
-import { makeQkxQuants, makeQpQuants, nearestInt } from './solvers.ts';
+import { fitSubBlocksImatrix, fitSubBlocksRef, pack2BitLevels } from './kquant-common.ts';
+import { makeQpQuants, nearestInt } from './solvers.ts';
 
 // a local alias: calls through an imported binding are much slower under some loaders
 const fr = Math.fround;
 
 export const Q2_K_INFO: GgmlTypeInfo = { name: 'Q2_K', typeId: 10, blockSize: 256, bytesPerBlock: 84 };
 
+/** The ref quantizer's make_qkx2_quants grid: weighted absolute error (weights |x|). */
+const REF_SEARCH = { rmin: fr(-0.5), rdelta: fr(0.1), nstep: 15, useMad: true };
+
 const L = new Uint8Array(256);
-const Laux = new Uint8Array(16);
-const weights = new Float32Array(16);
-const mins = new Float32Array(16);
-const scales = new Float32Array(16);
-const sw = new Float32Array(16);
 const Ls = new Uint8Array(16);
 const Lm = new Uint8Array(16);
 
@@ -49,12 +40,7 @@ function requantizeAndPack(x: Float32Array, xb: number, out: Uint8Array, o: numb
       L[16 * j + ii] = l < 0 ? 0 : Math.min(l, 3);
     }
   }
-  for (let j = 0; j < 256; j += 128) {
-    for (let l = 0; l < 32; l++) {
-      out[o + 16 + j / 4 + l] =
-        L[j + l]! | (L[j + l + 32]! << 2) | (L[j + l + 64]! << 4) | (L[j + l + 96]! << 6);
-    }
-  }
+  pack2BitLevels(L, out, o + 16);
 }
 
 /** quantize_row_q2_K_ref: `x.length` a multiple of 256. */
@@ -65,25 +51,10 @@ export function quantizeRefQ2_K(x: Float32Array): Uint8Array {
   for (let i = 0; i < nb; i++) {
     const xb = i * 256;
     const o = i * 84;
+    const { scales, mins } = fitSubBlocksRef(x, xb, 16, 16, 3, REF_SEARCH, false, L);
     let maxScale = 0;
     let maxMin = 0;
     for (let j = 0; j < 16; j++) {
-      for (let l = 0; l < 16; l++) weights[l] = Math.abs(x[xb + 16 * j + l]!);
-      const xs = x.subarray(xb + 16 * j, xb + 16 * j + 16);
-      scales[j] = makeQkxQuants(
-        16,
-        3,
-        xs,
-        weights,
-        L.subarray(16 * j),
-        mins,
-        j,
-        Laux,
-        fr(-0.5),
-        fr(0.1),
-        15,
-        true,
-      );
       if (scales[j]! > maxScale) maxScale = scales[j]!;
       if (mins[j]! > maxMin) maxMin = mins[j]!;
     }
@@ -114,24 +85,7 @@ function rowWithImatrix(x: Float32Array, qw: Float32Array, out: Uint8Array): voi
     const xb = i * 256;
     const o = i * 84;
     const sigma2 = fr(sumSquares(x, xb, xb + 256) / 256);
-    for (let j = 0; j < 16; j++) {
-      sw[j] = imatrixWeights(qw, xb + 16 * j, x, xb + 16 * j, sigma2, 16, weights);
-      const xs = x.subarray(xb + 16 * j, xb + 16 * j + 16);
-      scales[j] = makeQkxQuants(
-        16,
-        3,
-        xs,
-        weights,
-        L.subarray(16 * j),
-        mins,
-        j,
-        Laux,
-        fr(-0.9),
-        fr(0.05),
-        36,
-        false,
-      );
-    }
+    const { scales, mins, sw } = fitSubBlocksImatrix(x, xb, qw, sigma2, 16, 16, 3, L);
     const dm = makeQpQuants(16, 15, scales, Ls, sw);
     const mm = makeQpQuants(16, 15, mins, Lm, sw);
     writeF16(out, o + 80, dm);

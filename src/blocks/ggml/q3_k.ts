@@ -20,6 +20,7 @@ import {
   writeF16,
 } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
+import { pack2BitLevels } from './kquant-common.ts';
 import { makeQ3Quants, makeQxQuants, nearestInt } from './solvers.ts';
 
 // a local alias: calls through an imported binding are much slower under some loaders
@@ -70,12 +71,7 @@ function requantizeAndPack(x: Float32Array, xb: number, out: Uint8Array, o: numb
       hm <<= 1;
     }
   }
-  for (let j = 0; j < 256; j += 128) {
-    for (let l = 0; l < 32; l++) {
-      out[o + 32 + j / 4 + l] =
-        L[j + l]! | (L[j + l + 32]! << 2) | (L[j + l + 64]! << 4) | (L[j + l + 96]! << 6);
-    }
-  }
+  pack2BitLevels(L, out, o + 32);
 }
 
 /** quantize_row_q3_K_ref: `x.length` a multiple of 256. */

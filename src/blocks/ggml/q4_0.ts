@@ -10,22 +10,24 @@
  * The ref quantizer sets d = max / -8 (max = the value of largest magnitude, so it lands exactly on
  * level 0) and truncates x/d + 8.5 — not round-half-even. The imatrix path picks d by make_qx_quants.
  */
-import {
-  readF16,
-  writeF16,
-  checkDecodeInput,
-  checkEncodeInput,
-  quantizeRows,
-  sumSquares,
-  imatrixWeights,
-} from './common.ts';
+import { checkDecodeInput, checkEncodeInput, quantizeRows, readF16, writeF16 } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
+import {
+  decodeNibbles32 as importedDecodeNibbles32,
+  forEachBlock32WithImatrix,
+  packNibbles32 as importedPackNibbles32,
+  symmetricRefBlock32 as importedSymmetricRefBlock32,
+} from './legacy-common.ts';
 import { makeQxQuants } from './solvers.ts';
 
-// a local alias: calls through an imported binding are much slower under some loaders
-const fr = Math.fround;
+// local aliases: calls through an imported binding are much slower under some loaders
+const decodeNibbles32 = importedDecodeNibbles32;
+const packNibbles32 = importedPackNibbles32;
+const symmetricRefBlock32 = importedSymmetricRefBlock32;
 
 export const Q4_0_INFO: GgmlTypeInfo = { name: 'Q4_0', typeId: 2, blockSize: 32, bytesPerBlock: 18 };
+
+const scratchQ = new Int32Array(32);
 
 /** quantize_row_q4_0_ref: `x.length` a multiple of 32. */
 export function quantizeRefQ4_0(x: Float32Array): Uint8Array {
@@ -33,42 +35,19 @@ export function quantizeRefQ4_0(x: Float32Array): Uint8Array {
   const nb = x.length / 32;
   const out = new Uint8Array(nb * 18);
   for (let i = 0; i < nb; i++) {
-    const xb = i * 32;
-    let amax = 0;
-    let max = 0;
-    for (let j = 0; j < 32; j++) {
-      const v = x[xb + j]!;
-      if (amax < Math.abs(v)) {
-        amax = Math.abs(v);
-        max = v;
-      }
-    }
-    const d = fr(max / -8);
-    const id = d !== 0 ? fr(1 / d) : 0;
-    const o = i * 18;
-    writeF16(out, o, d);
-    for (let j = 0; j < 16; j++) {
-      const q0 = Math.min(15, Math.trunc(fr(fr(x[xb + j]! * id) + 8.5)));
-      const q1 = Math.min(15, Math.trunc(fr(fr(x[xb + 16 + j]! * id) + 8.5)));
-      out[o + 2 + j] = q0 | (q1 << 4);
-    }
+    symmetricRefBlock32(x, i * 32, 8, out, i * 18, scratchQ);
+    packNibbles32(scratchQ, out, i * 18 + 2);
   }
   return out;
 }
 
-const scratchW = new Float32Array(32);
 const scratchL = new Int8Array(32);
 
 function rowWithImatrix(x: Float32Array, qw: Float32Array, out: Uint8Array): void {
-  const sigma2 = fr(sumSquares(x, 0, x.length) / x.length);
-  const nb = x.length / 32;
-  for (let ib = 0; ib < nb; ib++) {
-    imatrixWeights(qw, ib * 32, x, ib * 32, sigma2, 32, scratchW);
-    const d = makeQxQuants(32, 8, x.subarray(ib * 32, ib * 32 + 32), scratchL, 1, scratchW);
-    const o = ib * 18;
-    writeF16(out, o, d);
-    for (let j = 0; j < 16; j++) out[o + 2 + j] = scratchL[j]! | (scratchL[j + 16]! << 4);
-  }
+  forEachBlock32WithImatrix(x, qw, (xs, w, ib) => {
+    writeF16(out, ib * 18, makeQxQuants(32, 8, xs, scratchL, 1, w));
+    packNibbles32(scratchL, out, ib * 18 + 2);
+  });
 }
 
 /** quantize_q4_0(x, nrows, nPerRow, imatrix): the ref quantizer when `imatrix` is null. */
@@ -76,18 +55,14 @@ export function quantizeQ4_0(x: Float32Array, nPerRow: number, imatrix: Float32A
   return quantizeRows(Q4_0_INFO, x, nPerRow, imatrix, quantizeRefQ4_0, rowWithImatrix);
 }
 
+/** The level values q - 8 of the 16 nibbles. */
+const Q4_0_VALUES = Int8Array.from({ length: 16 }, (_, q) => q - 8);
+
 /** dequantize_row_q4_0: `n` values from n/32 blocks. */
 export function dequantizeQ4_0(bytes: Uint8Array, n: number): Float32Array {
   checkDecodeInput(Q4_0_INFO, bytes, n);
   const y = new Float32Array(n);
-  for (let i = 0; i < n / 32; i++) {
-    const o = i * 18;
-    const d = readF16(bytes, o);
-    for (let j = 0; j < 16; j++) {
-      const q = bytes[o + 2 + j]!;
-      y[i * 32 + j] = ((q & 0x0f) - 8) * d;
-      y[i * 32 + j + 16] = ((q >> 4) - 8) * d;
-    }
-  }
+  for (let i = 0; i < n / 32; i++)
+    decodeNibbles32(bytes, i * 18 + 2, readF16(bytes, i * 18), Q4_0_VALUES, y, i * 32);
   return y;
 }

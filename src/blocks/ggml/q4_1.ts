@@ -10,24 +10,23 @@
  *
  * Ref: d = (max - min)/15 and q = trunc((x - min)/d + 0.5). Imatrix path: make_qkx3_quants.
  */
-import {
-  checkDecodeInput,
-  checkEncodeInput,
-  imatrixWeights,
-  quantizeRows,
-  readF16,
-  sumSquares,
-  writeF16,
-} from './common.ts';
+import { checkDecodeInput, checkEncodeInput, quantizeRows, readF16 } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
-import { makeQkxQuants } from './solvers.ts';
+import {
+  affineImatrixBlock32,
+  affineRefBlock32 as importedAffineRefBlock32,
+  forEachBlock32WithImatrix,
+  packNibbles32 as importedPackNibbles32,
+} from './legacy-common.ts';
 
-// a local alias: calls through an imported binding are much slower under some loaders
+// local aliases: calls through an imported binding are much slower under some loaders
 const fr = Math.fround;
+const affineRefBlock32 = importedAffineRefBlock32;
+const packNibbles32 = importedPackNibbles32;
 
 export const Q4_1_INFO: GgmlTypeInfo = { name: 'Q4_1', typeId: 3, blockSize: 32, bytesPerBlock: 20 };
 
-const FLT_MAX = 3.4028234663852886e38;
+const scratchQ = new Int32Array(32);
 
 /** quantize_row_q4_1_ref: `x.length` a multiple of 32. */
 export function quantizeRefQ4_1(x: Float32Array): Uint8Array {
@@ -35,58 +34,19 @@ export function quantizeRefQ4_1(x: Float32Array): Uint8Array {
   const nb = x.length / 32;
   const out = new Uint8Array(nb * 20);
   for (let i = 0; i < nb; i++) {
-    const xb = i * 32;
-    let min = FLT_MAX;
-    let max = -FLT_MAX;
-    for (let j = 0; j < 32; j++) {
-      const v = x[xb + j]!;
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
-    const d = fr(fr(max - min) / 15);
-    const id = d !== 0 ? fr(1 / d) : 0;
-    const o = i * 20;
-    writeF16(out, o, d);
-    writeF16(out, o + 2, min);
-    for (let j = 0; j < 16; j++) {
-      const q0 = Math.min(15, Math.trunc(fr(fr(fr(x[xb + j]! - min) * id) + 0.5)));
-      const q1 = Math.min(15, Math.trunc(fr(fr(fr(x[xb + 16 + j]! - min) * id) + 0.5)));
-      out[o + 4 + j] = q0 | (q1 << 4);
-    }
+    affineRefBlock32(x, i * 32, 15, true, out, i * 20, scratchQ);
+    packNibbles32(scratchQ, out, i * 20 + 4);
   }
   return out;
 }
 
-const scratchW = new Float32Array(32);
 const scratchL = new Uint8Array(32);
-const scratchLaux = new Uint8Array(32);
-const scratchMin = new Float32Array(1);
 
 function rowWithImatrix(x: Float32Array, qw: Float32Array, out: Uint8Array): void {
-  const sigma2 = fr(sumSquares(x, 0, x.length) / x.length);
-  const nb = x.length / 32;
-  for (let ib = 0; ib < nb; ib++) {
-    imatrixWeights(qw, ib * 32, x, ib * 32, sigma2, 32, scratchW);
-    const xb = x.subarray(ib * 32, ib * 32 + 32);
-    const d = makeQkxQuants(
-      32,
-      15,
-      xb,
-      scratchW,
-      scratchL,
-      scratchMin,
-      0,
-      scratchLaux,
-      fr(-0.9),
-      fr(0.05),
-      36,
-      false,
-    );
-    const o = ib * 20;
-    writeF16(out, o, d);
-    writeF16(out, o + 2, -scratchMin[0]!);
-    for (let j = 0; j < 16; j++) out[o + 4 + j] = scratchL[j]! | (scratchL[j + 16]! << 4);
-  }
+  forEachBlock32WithImatrix(x, qw, (xs, w, ib) => {
+    affineImatrixBlock32(xs, w, 15, out, ib * 20, scratchL);
+    packNibbles32(scratchL, out, ib * 20 + 4);
+  });
 }
 
 /** quantize_q4_1(x, nrows, nPerRow, imatrix): the ref quantizer when `imatrix` is null. */

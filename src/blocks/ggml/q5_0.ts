@@ -10,48 +10,22 @@
  *
  * Ref: d = max / -16 and q = min(31, trunc(x/d + 16.5)). Imatrix path: make_qx_quants with nmax 16.
  */
-import {
-  checkDecodeInput,
-  checkEncodeInput,
-  imatrixWeights,
-  quantizeRows,
-  readF16,
-  sumSquares,
-  writeF16,
-} from './common.ts';
+import { checkDecodeInput, checkEncodeInput, quantizeRows, readF16, writeF16 } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
+import {
+  forEachBlock32WithImatrix,
+  packQ5 as importedPackQ5,
+  symmetricRefBlock32 as importedSymmetricRefBlock32,
+  unpackQ5 as importedUnpackQ5,
+} from './legacy-common.ts';
 import { makeQxQuants } from './solvers.ts';
 
-// a local alias: calls through an imported binding are much slower under some loaders
-const fr = Math.fround;
+// local aliases: calls through an imported binding are much slower under some loaders
+const packQ5 = importedPackQ5;
+const symmetricRefBlock32 = importedSymmetricRefBlock32;
+const unpackQ5 = importedUnpackQ5;
 
 export const Q5_0_INFO: GgmlTypeInfo = { name: 'Q5_0', typeId: 6, blockSize: 32, bytesPerBlock: 22 };
-
-/** Packs 32 five-bit levels into qh (u32 LE at o) and qs (16 bytes at o + 4). */
-export function packQ5(L: ArrayLike<number>, out: Uint8Array, o: number): void {
-  let qh = 0;
-  for (let j = 0; j < 16; j++) {
-    const q0 = L[j]!;
-    const q1 = L[j + 16]!;
-    out[o + 4 + j] = (q0 & 0x0f) | ((q1 & 0x0f) << 4);
-    qh |= ((q0 & 0x10) >> 4) << j;
-    qh |= ((q1 & 0x10) >> 4) << (j + 16);
-  }
-  out[o] = qh & 0xff;
-  out[o + 1] = (qh >>> 8) & 0xff;
-  out[o + 2] = (qh >>> 16) & 0xff;
-  out[o + 3] = (qh >>> 24) & 0xff;
-}
-
-/** Unpacks the 32 five-bit levels written by packQ5. */
-export function unpackQ5(bytes: Uint8Array, o: number, L: Int32Array): void {
-  const qh = (bytes[o]! | (bytes[o + 1]! << 8) | (bytes[o + 2]! << 16) | (bytes[o + 3]! << 24)) >>> 0;
-  for (let j = 0; j < 16; j++) {
-    const q = bytes[o + 4 + j]!;
-    L[j] = (q & 0x0f) | (((qh >>> j) << 4) & 0x10);
-    L[j + 16] = (q >> 4) | ((qh >>> (j + 12)) & 0x10);
-  }
-}
 
 const scratchQ = new Int32Array(32);
 
@@ -61,38 +35,19 @@ export function quantizeRefQ5_0(x: Float32Array): Uint8Array {
   const nb = x.length / 32;
   const out = new Uint8Array(nb * 22);
   for (let i = 0; i < nb; i++) {
-    const xb = i * 32;
-    let amax = 0;
-    let max = 0;
-    for (let j = 0; j < 32; j++) {
-      const v = x[xb + j]!;
-      if (amax < Math.abs(v)) {
-        amax = Math.abs(v);
-        max = v;
-      }
-    }
-    const d = fr(max / -16);
-    const id = d !== 0 ? fr(1 / d) : 0;
-    const o = i * 22;
-    writeF16(out, o, d);
-    for (let j = 0; j < 32; j++) scratchQ[j] = Math.min(31, Math.trunc(fr(fr(x[xb + j]! * id) + 16.5)));
-    packQ5(scratchQ, out, o + 2);
+    symmetricRefBlock32(x, i * 32, 16, out, i * 22, scratchQ);
+    packQ5(scratchQ, out, i * 22 + 2);
   }
   return out;
 }
 
-const scratchW = new Float32Array(32);
 const scratchL = new Int8Array(32);
 
 function rowWithImatrix(x: Float32Array, qw: Float32Array, out: Uint8Array): void {
-  const sigma2 = fr(sumSquares(x, 0, x.length) / x.length);
-  const nb = x.length / 32;
-  for (let ib = 0; ib < nb; ib++) {
-    imatrixWeights(qw, ib * 32, x, ib * 32, sigma2, 32, scratchW);
-    const d = makeQxQuants(32, 16, x.subarray(ib * 32, ib * 32 + 32), scratchL, 1, scratchW);
-    writeF16(out, ib * 22, d);
+  forEachBlock32WithImatrix(x, qw, (xs, w, ib) => {
+    writeF16(out, ib * 22, makeQxQuants(32, 16, xs, scratchL, 1, w));
     packQ5(scratchL, out, ib * 22 + 2);
-  }
+  });
 }
 
 /** quantize_q5_0(x, nrows, nPerRow, imatrix): the ref quantizer when `imatrix` is null. */

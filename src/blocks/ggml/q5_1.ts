@@ -11,25 +11,24 @@
  *
  * Ref: d = (max - min)/31, q = trunc((x - min)/d + 0.5) (no clamp, as in ggml). Imatrix: make_qkx3_quants.
  */
-import {
-  checkDecodeInput,
-  checkEncodeInput,
-  imatrixWeights,
-  quantizeRows,
-  readF16,
-  sumSquares,
-  writeF16,
-} from './common.ts';
+import { checkDecodeInput, checkEncodeInput, quantizeRows, readF16 } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
-import { packQ5, unpackQ5 } from './q5_0.ts';
-import { makeQkxQuants } from './solvers.ts';
+import {
+  affineImatrixBlock32,
+  affineRefBlock32 as importedAffineRefBlock32,
+  forEachBlock32WithImatrix,
+  packQ5 as importedPackQ5,
+  unpackQ5 as importedUnpackQ5,
+} from './legacy-common.ts';
 
-// a local alias: calls through an imported binding are much slower under some loaders
+// local aliases: calls through an imported binding are much slower under some loaders
 const fr = Math.fround;
+const affineRefBlock32 = importedAffineRefBlock32;
+const packQ5 = importedPackQ5;
+const unpackQ5 = importedUnpackQ5;
 
 export const Q5_1_INFO: GgmlTypeInfo = { name: 'Q5_1', typeId: 7, blockSize: 32, bytesPerBlock: 24 };
 
-const FLT_MAX = 3.4028234663852886e38;
 const scratchQ = new Int32Array(32);
 
 /** quantize_row_q5_1_ref: `x.length` a multiple of 32. */
@@ -38,56 +37,19 @@ export function quantizeRefQ5_1(x: Float32Array): Uint8Array {
   const nb = x.length / 32;
   const out = new Uint8Array(nb * 24);
   for (let i = 0; i < nb; i++) {
-    const xb = i * 32;
-    let min = FLT_MAX;
-    let max = -FLT_MAX;
-    for (let j = 0; j < 32; j++) {
-      const v = x[xb + j]!;
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
-    const d = fr(fr(max - min) / 31);
-    const id = d !== 0 ? fr(1 / d) : 0;
-    const o = i * 24;
-    writeF16(out, o, d);
-    writeF16(out, o + 2, min);
-    // (uint8_t) cast of the float: truncation, kept to 8 bits
-    for (let j = 0; j < 32; j++) scratchQ[j] = Math.trunc(fr(fr(fr(x[xb + j]! - min) * id) + 0.5)) & 0xff;
-    packQ5(scratchQ, out, o + 4);
+    affineRefBlock32(x, i * 32, 31, false, out, i * 24, scratchQ);
+    packQ5(scratchQ, out, i * 24 + 4);
   }
   return out;
 }
 
-const scratchW = new Float32Array(32);
 const scratchL = new Uint8Array(32);
-const scratchLaux = new Uint8Array(32);
-const scratchMin = new Float32Array(1);
 
 function rowWithImatrix(x: Float32Array, qw: Float32Array, out: Uint8Array): void {
-  const sigma2 = fr(sumSquares(x, 0, x.length) / x.length);
-  const nb = x.length / 32;
-  for (let ib = 0; ib < nb; ib++) {
-    imatrixWeights(qw, ib * 32, x, ib * 32, sigma2, 32, scratchW);
-    const xb = x.subarray(ib * 32, ib * 32 + 32);
-    const d = makeQkxQuants(
-      32,
-      31,
-      xb,
-      scratchW,
-      scratchL,
-      scratchMin,
-      0,
-      scratchLaux,
-      fr(-0.9),
-      fr(0.05),
-      36,
-      false,
-    );
-    const o = ib * 24;
-    writeF16(out, o, d);
-    writeF16(out, o + 2, -scratchMin[0]!);
-    packQ5(scratchL, out, o + 4);
-  }
+  forEachBlock32WithImatrix(x, qw, (xs, w, ib) => {
+    affineImatrixBlock32(xs, w, 31, out, ib * 24, scratchL);
+    packQ5(scratchL, out, ib * 24 + 4);
+  });
 }
 
 /** quantize_q5_1(x, nrows, nPerRow, imatrix): the ref quantizer when `imatrix` is null. */

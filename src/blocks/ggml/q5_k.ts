@@ -1,6 +1,7 @@
 /**
  * Q5_K — ggml's 5-bit K-quant super-block. Source: ggml-quants.c (ggml-org/ggml d99724f):
- * quantize_row_q5_K_ref, quantize_row_q5_K_impl (imatrix path), dequantize_row_q5_K.
+ * quantize_row_q5_K_ref, quantize_row_q5_K_impl (imatrix path), dequantize_row_q5_K. The scale search and
+ * 6-bit scale packing, shared with Q4_K, are in kquant-common.ts.
  *
  *   super-block (176 bytes per 256 weights = 5.5 bits per weight), 8 sub-blocks of 32
  *   [0,2)     d       fp16 LE
@@ -10,32 +11,24 @@
  *   [48,176)  qs      low 4 bits, arranged as Q4_K's qs
  *   value     y = d*sc * q - dmin*m
  */
-import {
-  checkDecodeInput,
-  checkEncodeInput,
-  imatrixWeights,
-  quantizeRows,
-  readF16,
-  sumSquares,
-  writeF16,
-} from './common.ts';
+import { checkDecodeInput, checkEncodeInput, quantizeRows, readF16 } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
-import { getScaleMinK4, putScaleMinK4, requantizeK, storeScalesRefK } from './q4_k.ts';
-import { makeQkxQuants, makeQpQuants } from './solvers.ts';
+import type { SuperBlockK } from './kquant-common.ts';
+import { encodeSuperBlockK, getScaleMinK4 as importedGetScaleMinK4 } from './kquant-common.ts';
 
-// a local alias: calls through an imported binding are much slower under some loaders
+// local aliases: calls through an imported binding are much slower under some loaders
 const fr = Math.fround;
+const getScaleMinK4 = importedGetScaleMinK4;
 
 export const Q5_K_INFO: GgmlTypeInfo = { name: 'Q5_K', typeId: 13, blockSize: 256, bytesPerBlock: 176 };
 
+const Q5_K: SuperBlockK = {
+  nmax: 31,
+  refSearch: { rmin: fr(-0.5), rdelta: fr(0.1), nstep: 15, useMad: false },
+  clampImatrixLevels: true,
+};
+
 const L = new Uint8Array(256);
-const Laux = new Uint8Array(32);
-const weights = new Float32Array(32);
-const mins = new Float32Array(8);
-const scales = new Float32Array(8);
-const sw = new Float32Array(8);
-const Ls = new Uint8Array(8);
-const Lm = new Uint8Array(8);
 
 function pack(out: Uint8Array, o: number): void {
   out.fill(0, o + 16, o + 48);
@@ -60,79 +53,25 @@ function pack(out: Uint8Array, o: number): void {
   }
 }
 
+/** Encodes all super-blocks of x (ref rule when qw is null) into out. */
+function encode(x: Float32Array, qw: Float32Array | null, out: Uint8Array): void {
+  for (let i = 0; i < x.length / 256; i++) {
+    encodeSuperBlockK(Q5_K, x, i * 256, qw, out, i * 176, L);
+    pack(out, i * 176);
+  }
+}
+
 /** quantize_row_q5_K_ref: `x.length` a multiple of 256. */
 export function quantizeRefQ5_K(x: Float32Array): Uint8Array {
   checkEncodeInput(Q5_K_INFO, x);
-  const nb = x.length / 256;
-  const out = new Uint8Array(nb * 176);
-  for (let i = 0; i < nb; i++) {
-    const xb = i * 256;
-    const o = i * 176;
-    for (let j = 0; j < 8; j++) {
-      const s = xb + 32 * j;
-      const avX = fr(Math.sqrt(fr(sumSquares(x, s, s + 32) / 32)));
-      for (let l = 0; l < 32; l++) weights[l] = fr(avX + Math.abs(x[s + l]!));
-      const xs = x.subarray(s, s + 32);
-      scales[j] = makeQkxQuants(
-        32,
-        31,
-        xs,
-        weights,
-        L.subarray(32 * j),
-        mins,
-        j,
-        Laux,
-        fr(-0.5),
-        fr(0.1),
-        15,
-        false,
-      );
-    }
-    storeScalesRefK(out, o, scales, mins);
-    requantizeK(x, xb, out, o, 31, L);
-    pack(out, o);
-  }
+  const out = new Uint8Array((x.length / 256) * 176);
+  encode(x, null, out);
   return out;
-}
-
-function rowWithImatrix(x: Float32Array, qw: Float32Array, out: Uint8Array): void {
-  const nb = x.length / 256;
-  for (let i = 0; i < nb; i++) {
-    const xb = i * 256;
-    const o = i * 176;
-    const sigma2 = fr(fr(2 * sumSquares(x, xb, xb + 256)) / 256);
-    for (let j = 0; j < 8; j++) {
-      const s = xb + 32 * j;
-      sw[j] = imatrixWeights(qw, s, x, s, sigma2, 32, weights);
-      const xs = x.subarray(s, s + 32);
-      scales[j] = makeQkxQuants(
-        32,
-        31,
-        xs,
-        weights,
-        L.subarray(32 * j),
-        mins,
-        j,
-        Laux,
-        fr(-0.9),
-        fr(0.05),
-        36,
-        false,
-      );
-    }
-    const dBlock = makeQpQuants(8, 63, scales, Ls, sw);
-    const mBlock = makeQpQuants(8, 63, mins, Lm, sw);
-    for (let j = 0; j < 8; j++) putScaleMinK4(out, o + 4, j, Math.min(63, Ls[j]!), Math.min(63, Lm[j]!));
-    writeF16(out, o, dBlock);
-    writeF16(out, o + 2, mBlock);
-    requantizeK(x, xb, out, o, 31, L);
-    pack(out, o);
-  }
 }
 
 /** quantize_q5_K(x, nrows, nPerRow, imatrix): the ref quantizer when `imatrix` is null. */
 export function quantizeQ5_K(x: Float32Array, nPerRow: number, imatrix: Float32Array | null): Uint8Array {
-  return quantizeRows(Q5_K_INFO, x, nPerRow, imatrix, quantizeRefQ5_K, rowWithImatrix);
+  return quantizeRows(Q5_K_INFO, x, nPerRow, imatrix, quantizeRefQ5_K, encode);
 }
 
 /** dequantize_row_q5_K: `n` values from n/256 super-blocks. */

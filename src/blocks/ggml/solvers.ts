@@ -32,6 +32,35 @@ export function nearestInt(v: number): number {
 const clamp = (v: number, lo: number, hi: number): number => (v < lo ? lo : Math.min(v, hi));
 
 /**
+ * The value of largest magnitude in x[start, end) with its sign (the first one on ties; NaN never wins),
+ * 0 for an empty or all-zero range. ggml's symmetric quantizers anchor the scale on it.
+ */
+export function maxByMagnitude(x: Float32Array, start: number, end: number): number {
+  let max = 0;
+  let amax = 0;
+  for (let i = start; i < end; i++) {
+    const ax = Math.abs(x[i]!);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i]!;
+    }
+  }
+  return max;
+}
+
+/** The trial-scale grid of make_qkx2/qkx3_quants: scales (rmin + rdelta*is + nmax)/(max - min), is in 0..nstep. */
+export interface QkxSearch {
+  readonly rmin: number;
+  readonly rdelta: number;
+  readonly nstep: number;
+  /** Weighted absolute error instead of squared error (Q2_K's ref quantizer). */
+  readonly useMad: boolean;
+}
+
+/** The grid of every imatrix path (`make_qkx3_quants(..., -0.9f, 0.05f, 36, ...)`): Q4_1, Q5_1 and the K-quants. */
+export const QKX_IMATRIX_SEARCH: QkxSearch = { rmin: fr(-0.9), rdelta: fr(0.05), nstep: 36, useMad: false };
+
+/**
  * make_qx_quants. `rmseType` 0: plain rounding; 1: weights x^2 (or `qw`); 2: 1; 3: |x|; else sqrt|x|;
  * negative: one weighted pass only. Writes L[i] = level + nmax and returns the scale.
  */
@@ -43,16 +72,8 @@ export function makeQxQuants(
   rmseType: number,
   qw: Float32Array | null,
 ): number {
-  let max = 0;
-  let amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[i]!);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i]!;
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
+  const max = maxByMagnitude(x, 0, n);
+  if (Math.abs(max) < GROUP_MAX_EPS) {
     L.fill(0, 0, n);
     return 0;
   }
@@ -114,16 +135,8 @@ export function makeQ3Quants(
   L: Int8Array,
   doRmse: boolean,
 ): number {
-  let max = 0;
-  let amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[i]!);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i]!;
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
+  const max = maxByMagnitude(x, 0, n);
+  if (Math.abs(max) < GROUP_MAX_EPS) {
     L.fill(0, 0, n);
     return 0;
   }
@@ -173,6 +186,7 @@ export function makeQ3Quants(
  * make_qkx2_quants and make_qkx3_quants (identical once weights are given, which every caller does):
  * affine fit x ~ scale*l + min with min <= 0, searching nstep+1 trial scales around nmax/(max-min).
  * Writes the levels into L, stores -min (>= 0) in minOut[minIndex] and returns the scale.
+ * `search` is the trial grid (QKX_IMATRIX_SEARCH or a type's ref grid).
  */
 export function makeQkxQuants(
   n: number,
@@ -183,11 +197,9 @@ export function makeQkxQuants(
   minOut: Float32Array,
   minIndex: number,
   Laux: Uint8Array,
-  rmin: number,
-  rdelta: number,
-  nstep: number,
-  useMad: boolean,
+  search: QkxSearch,
 ): number {
+  const { rmin, rdelta, nstep, useMad } = search;
   let min = x[0]!;
   let max = x[0]!;
   let sumW = weights[0]!;
