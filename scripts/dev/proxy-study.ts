@@ -82,6 +82,9 @@ and INT2's damage is far outside the quadratic regime of the calibration.
 
 interface Study {
   model: string;
+  /** How and when the numbers were produced (absent in files written before these fields existed). */
+  command?: string;
+  date?: string;
   table: SensitivityTable;
   seconds: number;
   evaluations: number;
@@ -106,7 +109,10 @@ for (const name of renderPath ? [] : models) {
     });
     const all = t.weights.map((w) => w.name);
     const step = all.length / maxWeights;
-    weightNames = Array.from({ length: Math.min(maxWeights, all.length) }, (_, i) => all[Math.floor(i * step)]!);
+    weightNames = Array.from(
+      { length: Math.min(maxWeights, all.length) },
+      (_, i) => all[Math.floor(i * step)]!,
+    );
   }
   const table = await analyzeSensitivity(path, {
     probe: (m) =>
@@ -125,13 +131,17 @@ for (const name of renderPath ? [] : models) {
   const sources: DamageSource[] = [...PROXY_NAMES];
   const klRows = sources.map((p) => proxyCorrelation(table, p, 'kl'));
   const metricRows = [...sources, 'kl' as const].map((p) => proxyCorrelation(table, p, 'metric'));
-  studies.push({ model: name, table, seconds, evaluations, klRows, metricRows });
+  const command = `npx tsx scripts/dev/proxy-study.ts ${process.argv.slice(2).join(' ')}`.trim();
+  const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  studies.push({ model: name, command, date, table, seconds, evaluations, klRows, metricRows });
 
   const pairs = table.weights.reduce((s, w) => s + w.entries.length, 0);
   console.log(
     `\n${name}: ${table.weights.length} weights x ${candidates.length} candidates = ${pairs} pairs, ${evaluations} evaluations, ${seconds.toFixed(0)} s; fp32 ${table.metricName} ${table.baselineMetric?.toFixed(4)}`,
   );
-  console.log('proxy            rho(all pairs)  mean rho within candidate  mean rho within weight  rho vs metric');
+  console.log(
+    'proxy            rho(all pairs)  mean rho within candidate  mean rho within weight  rho vs metric',
+  );
   for (const r of klRows) {
     const m = metricRows.find((x) => x.proxy === r.proxy)!;
     console.log(
@@ -144,20 +154,26 @@ for (const name of renderPath ? [] : models) {
   console.log(`candidate         ${klRows.map((r) => r.proxy.slice(0, 9).padStart(10)).join('')}`);
   for (const c of candidates) {
     if (!(c.id in klRows[0]!.perCandidate)) continue;
-    console.log(`${c.id.padEnd(17)} ${klRows.map((r) => `    ${f(r.perCandidate[c.id] ?? Number.NaN)}`).join('')}`);
+    console.log(
+      `${c.id.padEnd(17)} ${klRows.map((r) => `    ${f(r.perCandidate[c.id] ?? Number.NaN)}`).join('')}`,
+    );
   }
 }
 
 if (jsonPath) writeFileSync(jsonPath, JSON.stringify(studies, null, 1));
 
 if (writeDoc) {
-  const cmd = renderPath
-    ? '(rendered from a saved run, see below)'
-    : `npx tsx scripts/dev/proxy-study.ts ${process.argv.slice(2).join(' ')}`.trim();
+  // The first study predating the command/date fields is the run of 2026-11-22 (see the report).
+  const cmd =
+    studies[0]?.command ??
+    'npx tsx scripts/dev/proxy-study.ts --models ocr,gpt --ocr-lines 1 --gpt-windows 1 --max-weights 16 --json /tmp/proxy-study.json --no-doc';
+  const date = studies[0]?.date ?? '2026-11-22 17:35';
   const lines: string[] = [];
   lines.push('# Sensitivity study: which proxy predicts end-to-end damage');
   lines.push('');
-  lines.push(`Numbers generated ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC by \`${cmd}\`.`);
+  lines.push(
+    `Numbers from \`${cmd}\`, run ${date} UTC (then \`--render\` rewrites this file from the JSON).`,
+  );
   lines.push('');
   lines.push(METHOD);
   for (const s of studies) {
@@ -178,7 +194,9 @@ if (writeDoc) {
     lines.push('|---|---|---|---|---|');
     for (const r of s.klRows) {
       const m = s.metricRows.find((x) => x.proxy === r.proxy)!;
-      lines.push(`| ${r.proxy} | ${f(r.overall)} | ${f(r.meanWithin)} | ${f(r.meanWithinWeight)} | ${f(m.overall)} |`);
+      lines.push(
+        `| ${r.proxy} | ${f(r.overall)} | ${f(r.meanWithin)} | ${f(r.meanWithinWeight)} | ${f(m.overall)} |`,
+      );
     }
     const km = s.metricRows.find((x) => x.proxy === 'kl')!;
     lines.push(`| *measured KL itself* | | | | ${f(km.overall)} |`);
@@ -211,4 +229,3 @@ if (writeDoc) {
   writeFileSync('docs/sensitivity-study.md', `${lines.join('\n')}\n`);
   console.log('\nwrote docs/sensitivity-study.md');
 }
-

@@ -102,7 +102,8 @@ test('proxies on a MatMul layer equal their brute-force definitions (output erro
     for (let t = 0; t < n; t++) d += X[t * K + k]! ** 2 / n;
     for (let o = 0; o < N; o++) im += d * (Wt[k * N + o]! - Qt[k * N + o]!) ** 2;
   }
-  const close = (a: number, b: number) => assert.ok(Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
+  const close = (a: number, b: number) =>
+    assert.ok(Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
   assert.ok(we > 0);
   close(p.weight, we);
   close(p.weightRel, we / ww);
@@ -146,7 +147,8 @@ test('noise-calibrated proxy scales the measured KL by the ratio of output error
     W[4000 + c] = c % 2 ? 10 : -10; // rms 10
   }
   const E = errorMatrix(W, injectNoise(W, L, 0.1, 5));
-  const rms = (r: number) => Math.sqrt(E.subarray(r * 4000, r * 4000 + 4000).reduce((s, v) => s + v * v, 0) / 4000);
+  const rms = (r: number) =>
+    Math.sqrt(E.subarray(r * 4000, r * 4000 + 4000).reduce((s, v) => s + v * v, 0) / 4000);
   assert.ok(Math.abs(rms(0) - 0.1) < 0.005 && Math.abs(rms(1) - 1) < 0.05, `${rms(0)} ${rms(1)}`);
   assert.deepEqual(injectNoise(W, L, 0.1, 5), injectNoise(W, L, 0.1, 5));
 });
@@ -169,7 +171,10 @@ test('Spearman: hand-computed cases including ties (scipy.stats.spearmanr values
 test('Spearman is invariant under strictly increasing maps and symmetric (property)', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.integer({ min: -5, max: 5 }), fc.integer({ min: -5, max: 5 })), { minLength: 3, maxLength: 30 }),
+      fc.array(fc.tuple(fc.integer({ min: -5, max: 5 }), fc.integer({ min: -5, max: 5 })), {
+        minLength: 3,
+        maxLength: 30,
+      }),
       (pairs) => {
         const x = pairs.map((p) => p[0]);
         const y = pairs.map((p) => p[1]);
@@ -192,10 +197,11 @@ test('candidates: unique ids, default set inside the full set, exact bytes = sto
     defaultCandidates().map((c) => c.id),
     [...DEFAULT_CANDIDATE_IDS],
   );
-  for (const c of full) assert.deepEqual(candidateCost(c, 64, 96), {
-    bits: storageCost(c.quantizer, [64, 96]).bits,
-    bytes: storageCost(c.quantizer, [64, 96]).bytes,
-  });
+  for (const c of full)
+    assert.deepEqual(candidateCost(c, 64, 96), {
+      bits: storageCost(c.quantizer, [64, 96]).bits,
+      bytes: storageCost(c.quantizer, [64, 96]).bytes,
+    });
   // NVFP4: 4-bit codes + 8-bit scale per 16 + fp32 tensor scale; MXFP4: 4 bits + 8 per 32
   const [nv, mx, i4] = candidatesById(['nvfp4-rtn', 'mxfp4-rtn', 'int4-g32-rtn']);
   assert.equal(candidateCost(nv!, 64, 96).bits, 64 * 96 * 4 + (64 * 96 * 8) / 16 + 32);

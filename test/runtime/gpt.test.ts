@@ -122,7 +122,9 @@ test('activation capture: per-channel statistics at every MatMul weight', async 
 });
 
 test('ONNX export + harness agree with PyTorch on the same windows (golden from the training framework)', async () => {
-  const g = JSON.parse(readFileSync(new URL('../golden/gpt-torch-reference.json', import.meta.url), 'utf8')) as {
+  const g = JSON.parse(
+    readFileSync(new URL('../golden/gpt-torch-reference.json', import.meta.url), 'utf8'),
+  ) as {
     start: number;
     chars: number;
     context: number;

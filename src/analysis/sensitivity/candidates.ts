@@ -71,7 +71,8 @@ function floatScheme(
 /** Every element-format x granularity scheme of the full set, in a stable order. */
 function allSchemes(): { scheme: string; quantizer: QuantizerConfig }[] {
   const out: { scheme: string; quantizer: QuantizerConfig }[] = [];
-  for (const bits of [8, 7, 6, 5, 4, 3, 2]) for (const g of ['pc', 128, 32] as Gran[]) out.push(intScheme(bits, g));
+  for (const bits of [8, 7, 6, 5, 4, 3, 2])
+    for (const g of ['pc', 128, 32] as Gran[]) out.push(intScheme(bits, g));
   out.push(floatScheme('fp8_e4m3-pc', 'fp8_e4m3fn', 'pc', 'fp32'));
   out.push(floatScheme('fp8_e5m2-pc', 'fp8_e5m2', 'pc', 'fp32'));
   out.push(floatScheme('fp6_e3m2-pc', 'fp6_e3m2fn', 'pc', 'fp32'));
@@ -94,7 +95,10 @@ function elementBitsOf(q: QuantizerConfig): number {
   return 4;
 }
 
-function make(s: { scheme: string; quantizer: QuantizerConfig }, algorithm: SensitivityAlgorithm): SensitivityCandidate {
+function make(
+  s: { scheme: string; quantizer: QuantizerConfig },
+  algorithm: SensitivityAlgorithm,
+): SensitivityCandidate {
   return {
     id: `${s.scheme}-${algorithm}`,
     scheme: s.scheme,
@@ -158,7 +162,11 @@ export function candidatesById(ids: readonly string[]): SensitivityCandidate[] {
 }
 
 /** Exact storage of a candidate on a weight of `rows` outputs x `cols` reduction elements. */
-export function candidateCost(c: SensitivityCandidate, rows: number, cols: number): { bits: number; bytes: number } {
+export function candidateCost(
+  c: SensitivityCandidate,
+  rows: number,
+  cols: number,
+): { bits: number; bytes: number } {
   const s = storageCost(c.quantizer, [rows, cols]);
   return { bits: s.bits, bytes: s.bytes };
 }

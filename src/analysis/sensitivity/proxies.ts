@@ -34,7 +34,13 @@ export interface LayerStats {
 }
 
 export type ProxyName = 'weight' | 'weightRel' | 'imatrix' | 'output' | 'noiseCalibrated';
-export const PROXY_NAMES: readonly ProxyName[] = ['weight', 'weightRel', 'imatrix', 'output', 'noiseCalibrated'];
+export const PROXY_NAMES: readonly ProxyName[] = [
+  'weight',
+  'weightRel',
+  'imatrix',
+  'output',
+  'noiseCalibrated',
+];
 
 function checkLen(a: ArrayLike<number>, n: number, field: string): void {
   if (a.length !== n) throw new MixqError(`${field} has ${a.length} values`, { field, expected: `${n}` });
@@ -139,7 +145,12 @@ export interface ProxyValues {
 }
 
 /** All per-candidate proxies (everything but the noise calibration, which needs one measurement). */
-export function computeProxies(W: Float32Array, Q: Float32Array, L: RowLayout, stats: LayerStats): ProxyValues {
+export function computeProxies(
+  W: Float32Array,
+  Q: Float32Array,
+  L: RowLayout,
+  stats: LayerStats,
+): ProxyValues {
   const E = errorMatrix(W, Q);
   const we = weightError(E);
   let ww = 0;

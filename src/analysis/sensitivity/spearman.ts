@@ -12,7 +12,8 @@ export function averageRanks(x: ArrayLike<number>): Float64Array {
   const n = x.length;
   const idx = Array.from({ length: n }, (_, i) => i);
   for (const v of idx)
-    if (Number.isNaN(x[v]!)) throw new MixqError('cannot rank NaN', { field: `x[${v}]`, expected: 'a number' });
+    if (Number.isNaN(x[v]!))
+      throw new MixqError('cannot rank NaN', { field: `x[${v}]`, expected: 'a number' });
   idx.sort((a, b) => x[a]! - x[b]! || a - b);
   const r = new Float64Array(n);
   for (let i = 0; i < n; ) {

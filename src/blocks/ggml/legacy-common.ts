@@ -29,16 +29,7 @@ export function symmetricRefBlock32(
   o: number,
   q: Int32Array,
 ): void {
-  let max = 0;
-  let amax = 0;
-  for (let i = xb; i < xb + 32; i++) {
-    const ax = Math.abs(x[i]!);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i]!;
-    }
-  }
-  const d = fr(max / -nmax);
+  const d = fr(maxByMagnitude(x, xb, xb + 32) / -nmax);
   const id = d !== 0 ? fr(1 / d) : 0;
   writeF16(out, o, d);
   const top = 2 * nmax - 1;

@@ -18,9 +18,11 @@ import {
   packNibbles32 as importedPackNibbles32,
   symmetricRefBlock32 as importedSymmetricRefBlock32,
 } from './legacy-common.ts';
-import { makeQxQuants } from './solvers.ts';
+import { makeQxQuants, maxByMagnitude as mbm } from './solvers.ts';
 
 // local aliases: calls through an imported binding are much slower under some loaders
+const fr = Math.fround;
+const maxByMagnitude = mbm;
 const decodeNibbles32 = importedDecodeNibbles32;
 const packNibbles32 = importedPackNibbles32;
 const symmetricRefBlock32 = importedSymmetricRefBlock32;
@@ -35,8 +37,16 @@ export function quantizeRefQ4_0(x: Float32Array): Uint8Array {
   const nb = x.length / 32;
   const out = new Uint8Array(nb * 18);
   for (let i = 0; i < nb; i++) {
-    symmetricRefBlock32(x, i * 32, 8, out, i * 18, scratchQ);
-    packNibbles32(scratchQ, out, i * 18 + 2);
+    const xb = i * 32;
+    const d = fr(maxByMagnitude(x, xb, xb + 32) / -8);
+    const id = d !== 0 ? fr(1 / d) : 0;
+    writeF16(out, i * 18, d);
+    const o = i * 18;
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(15, Math.trunc(fr(fr(x[xb + j]! * id) + 8.5)));
+      const q1 = Math.min(15, Math.trunc(fr(fr(x[xb + 16 + j]! * id) + 8.5)));
+      out[o + 2 + j] = q0 | (q1 << 4);
+    }
   }
   return out;
 }
