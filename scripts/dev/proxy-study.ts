@@ -77,7 +77,11 @@ nearly like the full measurement does (within-candidate rho 0.85 on PP-OCRv4, 0.
 inputs' channel correlations matter little for these layers), so the noise calibration uses the output
 error when X^T X is kept and the imatrix otherwise. Weak spots: on PP-OCRv4 the FP8 and INT2 columns are
 the least well predicted (0.61, 0.73): FP8's error is relative (not a uniform noise like the injected one)
-and INT2's damage is far outside the quadratic regime of the calibration.
+and INT2's damage is far outside the quadratic regime of the calibration. Caveats: KL_noise and the
+measured KL come from the same small probe, so the agreement may be somewhat optimistic for held-out
+data; the probe is tiny (2 OCR lines, 128 characters), so CER / bpc changes are too coarse to rank pairs
+by (rho 0.4 with the measured KL) and the KL is the target. The choice is DEFAULT_PROXY in
+src/analysis/sensitivity/proxies.ts.
 `;
 
 interface Study {

@@ -32,11 +32,27 @@ export function layerFromName(name: string): number | undefined {
  */
 export const DEFAULT_MIN_QUANTIZABLE_ELEMENTS = 1024;
 
+/** The parts of the quantizable rule that differ between tensors known from a graph and tensors known by name. */
+export interface QuantizableRule {
+  /** Whether a tensor stored as `dtype` may be quantized. */
+  readonly isSourceDtype: (dtype: string) => boolean;
+  /** The ranks accepted for each weight role; roles not listed are never quantizable. */
+  readonly ranks: Readonly<Partial<Record<TensorRole, readonly number[]>>>;
+}
+
 /**
- * The quantizable rule for tensors known from a graph (ONNX), matching the rule io/names.ts applies to
- * GGUF/safetensors tensors known by name: a 2-D matmul/gemm/embedding weight or a 3..5-D conv weight,
- * with at least `minElements` elements, stored as a float (f32/f16/bf16/f64, any case), not as an integer
- * or already-quantized type.
+ * The rule for weights known from a graph (ONNX): a 2-D matmul/gemm/embedding weight or a 3..5-D conv
+ * weight stored as a float (f32/f16/bf16/f64, any case), not as an integer or already-quantized type.
+ */
+export const GRAPH_QUANTIZABLE_RULE: QuantizableRule = {
+  isSourceDtype: (dtype) => QUANTIZABLE_SOURCE_DTYPES.has(dtype.toLowerCase()),
+  ranks: { 'matmul-weight': [2], 'gemm-weight': [2], embedding: [2], 'conv-weight': [3, 4, 5] },
+};
+
+/**
+ * The quantizable rule: a weight whose role and rank `rule` accepts, with at least `minElements` elements,
+ * stored as a dtype `rule` accepts. The default rule is GRAPH_QUANTIZABLE_RULE (ONNX); io/names.ts passes
+ * its own for GGUF/safetensors tensors known by name.
  * @example isQuantizableWeight('matmul-weight', [4096, 4096], 'f16') // true
  */
 export function isQuantizableWeight(
@@ -44,13 +60,12 @@ export function isQuantizableWeight(
   shape: readonly number[],
   dtype: string,
   minElements = DEFAULT_MIN_QUANTIZABLE_ELEMENTS,
+  rule: QuantizableRule = GRAPH_QUANTIZABLE_RULE,
 ): boolean {
   let n = 1;
   for (const d of shape) n *= d;
-  if (n < minElements || !QUANTIZABLE_SOURCE_DTYPES.has(dtype.toLowerCase())) return false;
-  if (role === 'matmul-weight' || role === 'gemm-weight' || role === 'embedding') return shape.length === 2;
-  if (role === 'conv-weight') return shape.length >= 3 && shape.length <= 5;
-  return false;
+  if (n < minElements || !rule.isSourceDtype(dtype)) return false;
+  return rule.ranks[role]?.includes(shape.length) ?? false;
 }
 
 /** Element types a graph weight may be quantized from. */

@@ -14,10 +14,12 @@
  * QUANTIZABLE_MIN_ELEMENTS elements, AND its stored dtype is a float or ggml block type (integer and
  * bool tensors are never quantized). Small weights cost little memory and are often sensitive.
  */
+import { DEFAULT_MIN_QUANTIZABLE_ELEMENTS, isQuantizableWeight } from '../graph/layers.ts';
+import type { QuantizableRule } from '../graph/layers.ts';
 import type { TensorConsumer, TensorInfo, TensorRole } from '../graph/model.ts';
 
 /** Smallest weight mixq will quantize (elements). */
-export const QUANTIZABLE_MIN_ELEMENTS = 1024;
+export const QUANTIZABLE_MIN_ELEMENTS = DEFAULT_MIN_QUANTIZABLE_ELEMENTS;
 
 const LAYER_RE = /(?:^|\.)(?:blk|layers|layer|h|block|blocks|decoder\.layers|encoder\.layers)\.(\d+)(?:\.|$)/;
 const EMBED_RE =
@@ -33,6 +35,15 @@ export function isFloatLikeDtype(dtype: string): boolean {
   if (/^(?:i|u)\d+$/.test(d) || d === 'bool') return false;
   return true;
 }
+
+/**
+ * The rule for tensors known by name (GGUF, safetensors): also 3-D matmul weights (stacked experts) and
+ * any float-like dtype, including ggml block types (a GGUF may be requantized).
+ */
+export const NAMED_QUANTIZABLE_RULE: QuantizableRule = {
+  isSourceDtype: isFloatLikeDtype,
+  ranks: { 'matmul-weight': [2, 3], embedding: [2], 'conv-weight': [3, 4, 5] },
+};
 
 /** Role and layer index of a tensor from its name and logical shape. */
 export function inferRole(name: string, shape: readonly number[]): { role: TensorRole; layer?: number } {
@@ -56,15 +67,9 @@ export function inferRole(name: string, shape: readonly number[]): { role: Tenso
   return at('other');
 }
 
-/** The quantizable rule described in the file header. */
+/** The quantizable rule described in the file header (graph/layers.ts isQuantizableWeight with NAMED_QUANTIZABLE_RULE). */
 export function isQuantizable(role: TensorRole, shape: readonly number[], dtype: string): boolean {
-  let n = 1;
-  for (const d of shape) n *= d;
-  if (n < QUANTIZABLE_MIN_ELEMENTS || !isFloatLikeDtype(dtype)) return false;
-  if (role === 'matmul-weight') return shape.length === 2 || shape.length === 3;
-  if (role === 'embedding') return shape.length === 2;
-  if (role === 'conv-weight') return shape.length >= 3 && shape.length <= 5;
-  return false;
+  return isQuantizableWeight(role, shape, dtype, QUANTIZABLE_MIN_ELEMENTS, NAMED_QUANTIZABLE_RULE);
 }
 
 const CONSUMER_OP: Partial<Record<TensorRole, TensorConsumer>> = {

@@ -2,12 +2,30 @@
  * Random access to the bytes of a model file without loading it whole. Node (file handle) and the browser
  * (Blob / ArrayBuffer) each provide one; parsers read only what they need.
  */
+import { MixqError } from '../core/errors.ts';
+
 export interface ByteSource {
   /** Name used in error messages (file path or a label). */
   readonly name: string;
   readonly size: number;
   /** Reads exactly `length` bytes at `offset`; throws if the range is outside the source. */
   read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/**
+ * Reads through `src` for a parser: a MixqError from the source passes through, any other failure (I/O,
+ * out-of-range RangeError) becomes a MixqError naming the source and the offset.
+ */
+export async function readSourceBytes(src: ByteSource, offset: number, length: number): Promise<Uint8Array> {
+  try {
+    return await src.read(offset, length);
+  } catch (e) {
+    if (e instanceof MixqError) throw e;
+    throw new MixqError(`read failed: ${(e as Error).message}`, {
+      source: src.name,
+      field: `bytes ${offset}..`,
+    });
+  }
 }
 
 /** A ByteSource over bytes already in memory. */

@@ -18,39 +18,39 @@ const FLT_MAX = 3.4028234663852886e38;
 
 /**
  * Symmetric ref rule of Q4_0/Q5_0 for the block x[xb..xb+32): d = max / -nmax (max = the value of largest
- * magnitude, so it lands exactly on level 0), stored as fp16 at out[o]; levels
- * q = min(2*nmax - 1, trunc(x/d + nmax + 0.5)) — truncation, not round-half-even — into q.
+ * magnitude, so it lands exactly on level 0), stored as fp16 at out[o]. Returns 1/d (0 for d = 0) for
+ * symmetricRefLevel.
  */
-export function symmetricRefBlock32(
+export function symmetricRefScale(
   x: Float32Array,
   xb: number,
   nmax: number,
   out: Uint8Array,
   o: number,
-  q: Int32Array,
-): void {
+): number {
   const d = fr(maxByMagnitude(x, xb, xb + 32) / -nmax);
-  const id = d !== 0 ? fr(1 / d) : 0;
   writeF16(out, o, d);
-  const top = 2 * nmax - 1;
-  const bias = nmax + 0.5;
-  for (let j = 0; j < 32; j++) q[j] = Math.min(top, Math.trunc(fr(fr(x[xb + j]! * id) + bias)));
+  return d !== 0 ? fr(1 / d) : 0;
 }
 
+/** The level of v under the symmetric ref rule: min(2*nmax - 1, trunc(v/d + nmax + 0.5)), truncation as ggml. */
+export function symmetricRefLevel(v: number, id: number, nmax: number): number {
+  return Math.min(2 * nmax - 1, Math.trunc(fr(fr(v * id) + (nmax + 0.5))));
+}
+
+const minAndInverse = new Float64Array(2);
+
 /**
- * Affine ref rule of Q4_1/Q5_1 for the block x[xb..xb+32): d = (max - min)/nmax and m = min stored as
- * fp16 at out[o], out[o+2]; levels trunc((x - min)/d + 0.5) into q, clamped to nmax when `clamp`
- * (Q4_1: MIN(15, (int8_t)...)) or else kept to 8 bits (Q5_1: (uint8_t)..., no clamp, as in ggml).
+ * Affine ref rule of Q4_1/Q5_1 for the block x[xb..xb+32): d = (max - min)/nmax and m = min, stored as
+ * fp16 at out[o], out[o+2]. Returns [min, 1/d (0 for d = 0)] (a shared scratch) for affineRefLevel.
  */
-export function affineRefBlock32(
+export function affineRefScale(
   x: Float32Array,
   xb: number,
   nmax: number,
-  clamp: boolean,
   out: Uint8Array,
   o: number,
-  q: Int32Array,
-): void {
+): Float64Array {
   let min = FLT_MAX;
   let max = -FLT_MAX;
   for (let j = 0; j < 32; j++) {
@@ -59,13 +59,19 @@ export function affineRefBlock32(
     if (v > max) max = v;
   }
   const d = fr(fr(max - min) / nmax);
-  const id = d !== 0 ? fr(1 / d) : 0;
   writeF16(out, o, d);
   writeF16(out, o + 2, min);
-  for (let j = 0; j < 32; j++) {
-    const t = Math.trunc(fr(fr(fr(x[xb + j]! - min) * id) + 0.5));
-    q[j] = clamp ? Math.min(nmax, t) : t & 0xff;
-  }
+  minAndInverse[0] = min;
+  minAndInverse[1] = d !== 0 ? fr(1 / d) : 0;
+  return minAndInverse;
+}
+
+/**
+ * The unclamped level trunc((v - min)/d + 0.5) of the affine ref rule; Q4_1 clamps it to 15
+ * (MIN(15, (int8_t)...)), Q5_1 keeps 8 bits ((uint8_t)..., no clamp), as in ggml.
+ */
+export function affineRefLevel(v: number, min: number, id: number): number {
+  return Math.trunc(fr(fr(fr(v - min) * id) + 0.5));
 }
 
 const weights = new Float32Array(32);

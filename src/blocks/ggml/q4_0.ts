@@ -16,20 +16,18 @@ import {
   decodeNibbles32 as importedDecodeNibbles32,
   forEachBlock32WithImatrix,
   packNibbles32 as importedPackNibbles32,
-  symmetricRefBlock32 as importedSymmetricRefBlock32,
+  symmetricRefLevel as importedSymmetricRefLevel,
+  symmetricRefScale as importedSymmetricRefScale,
 } from './legacy-common.ts';
-import { makeQxQuants, maxByMagnitude as mbm } from './solvers.ts';
+import { makeQxQuants } from './solvers.ts';
 
 // local aliases: calls through an imported binding are much slower under some loaders
-const fr = Math.fround;
-const maxByMagnitude = mbm;
 const decodeNibbles32 = importedDecodeNibbles32;
 const packNibbles32 = importedPackNibbles32;
-const symmetricRefBlock32 = importedSymmetricRefBlock32;
+const symmetricRefScale = importedSymmetricRefScale;
+const level = importedSymmetricRefLevel;
 
 export const Q4_0_INFO: GgmlTypeInfo = { name: 'Q4_0', typeId: 2, blockSize: 32, bytesPerBlock: 18 };
-
-const scratchQ = new Int32Array(32);
 
 /** quantize_row_q4_0_ref: `x.length` a multiple of 32. */
 export function quantizeRefQ4_0(x: Float32Array): Uint8Array {
@@ -38,14 +36,10 @@ export function quantizeRefQ4_0(x: Float32Array): Uint8Array {
   const out = new Uint8Array(nb * 18);
   for (let i = 0; i < nb; i++) {
     const xb = i * 32;
-    const d = fr(maxByMagnitude(x, xb, xb + 32) / -8);
-    const id = d !== 0 ? fr(1 / d) : 0;
-    writeF16(out, i * 18, d);
     const o = i * 18;
+    const id = symmetricRefScale(x, xb, 8, out, o);
     for (let j = 0; j < 16; j++) {
-      const q0 = Math.min(15, Math.trunc(fr(fr(x[xb + j]! * id) + 8.5)));
-      const q1 = Math.min(15, Math.trunc(fr(fr(x[xb + 16 + j]! * id) + 8.5)));
-      out[o + 2 + j] = q0 | (q1 << 4);
+      out[o + 2 + j] = level(x[xb + j]!, id, 8) | (level(x[xb + 16 + j]!, id, 8) << 4);
     }
   }
   return out;

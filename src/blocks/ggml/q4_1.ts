@@ -14,19 +14,19 @@ import { checkDecodeInput, checkEncodeInput, quantizeRows, readF16 } from './com
 import type { GgmlTypeInfo } from './common.ts';
 import {
   affineImatrixBlock32,
-  affineRefBlock32 as importedAffineRefBlock32,
+  affineRefLevel as importedAffineRefLevel,
+  affineRefScale as importedAffineRefScale,
   forEachBlock32WithImatrix,
   packNibbles32 as importedPackNibbles32,
 } from './legacy-common.ts';
 
 // local aliases: calls through an imported binding are much slower under some loaders
 const fr = Math.fround;
-const affineRefBlock32 = importedAffineRefBlock32;
+const affineRefScale = importedAffineRefScale;
+const level = importedAffineRefLevel;
 const packNibbles32 = importedPackNibbles32;
 
 export const Q4_1_INFO: GgmlTypeInfo = { name: 'Q4_1', typeId: 3, blockSize: 32, bytesPerBlock: 20 };
-
-const scratchQ = new Int32Array(32);
 
 /** quantize_row_q4_1_ref: `x.length` a multiple of 32. */
 export function quantizeRefQ4_1(x: Float32Array): Uint8Array {
@@ -34,8 +34,16 @@ export function quantizeRefQ4_1(x: Float32Array): Uint8Array {
   const nb = x.length / 32;
   const out = new Uint8Array(nb * 20);
   for (let i = 0; i < nb; i++) {
-    affineRefBlock32(x, i * 32, 15, true, out, i * 20, scratchQ);
-    packNibbles32(scratchQ, out, i * 20 + 4);
+    const xb = i * 32;
+    const o = i * 20;
+    const mi = affineRefScale(x, xb, 15, out, o);
+    const min = mi[0]!;
+    const id = mi[1]!;
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(15, level(x[xb + j]!, min, id));
+      const q1 = Math.min(15, level(x[xb + 16 + j]!, min, id));
+      out[o + 4 + j] = q0 | (q1 << 4);
+    }
   }
   return out;
 }

@@ -15,14 +15,16 @@ import type { GgmlTypeInfo } from './common.ts';
 import {
   forEachBlock32WithImatrix,
   packQ5 as importedPackQ5,
-  symmetricRefBlock32 as importedSymmetricRefBlock32,
+  symmetricRefLevel as importedSymmetricRefLevel,
+  symmetricRefScale as importedSymmetricRefScale,
   unpackQ5 as importedUnpackQ5,
 } from './legacy-common.ts';
 import { makeQxQuants } from './solvers.ts';
 
 // local aliases: calls through an imported binding are much slower under some loaders
 const packQ5 = importedPackQ5;
-const symmetricRefBlock32 = importedSymmetricRefBlock32;
+const symmetricRefScale = importedSymmetricRefScale;
+const level = importedSymmetricRefLevel;
 const unpackQ5 = importedUnpackQ5;
 
 export const Q5_0_INFO: GgmlTypeInfo = { name: 'Q5_0', typeId: 6, blockSize: 32, bytesPerBlock: 22 };
@@ -35,7 +37,9 @@ export function quantizeRefQ5_0(x: Float32Array): Uint8Array {
   const nb = x.length / 32;
   const out = new Uint8Array(nb * 22);
   for (let i = 0; i < nb; i++) {
-    symmetricRefBlock32(x, i * 32, 16, out, i * 22, scratchQ);
+    const xb = i * 32;
+    const id = symmetricRefScale(x, xb, 16, out, i * 22);
+    for (let j = 0; j < 32; j++) scratchQ[j] = level(x[xb + j]!, id, 16);
     packQ5(scratchQ, out, i * 22 + 2);
   }
   return out;

@@ -15,7 +15,8 @@ import { checkDecodeInput, checkEncodeInput, quantizeRows, readF16 } from './com
 import type { GgmlTypeInfo } from './common.ts';
 import {
   affineImatrixBlock32,
-  affineRefBlock32 as importedAffineRefBlock32,
+  affineRefLevel as importedAffineRefLevel,
+  affineRefScale as importedAffineRefScale,
   forEachBlock32WithImatrix,
   packQ5 as importedPackQ5,
   unpackQ5 as importedUnpackQ5,
@@ -23,7 +24,8 @@ import {
 
 // local aliases: calls through an imported binding are much slower under some loaders
 const fr = Math.fround;
-const affineRefBlock32 = importedAffineRefBlock32;
+const affineRefScale = importedAffineRefScale;
+const level = importedAffineRefLevel;
 const packQ5 = importedPackQ5;
 const unpackQ5 = importedUnpackQ5;
 
@@ -37,7 +39,12 @@ export function quantizeRefQ5_1(x: Float32Array): Uint8Array {
   const nb = x.length / 32;
   const out = new Uint8Array(nb * 24);
   for (let i = 0; i < nb; i++) {
-    affineRefBlock32(x, i * 32, 31, false, out, i * 24, scratchQ);
+    const xb = i * 32;
+    const mi = affineRefScale(x, xb, 31, out, i * 24);
+    const min = mi[0]!;
+    const id = mi[1]!;
+    // (uint8_t) cast of the float: truncation, kept to 8 bits
+    for (let j = 0; j < 32; j++) scratchQ[j] = level(x[xb + j]!, min, id) & 0xff;
     packQ5(scratchQ, out, i * 24 + 4);
   }
   return out;

@@ -18,7 +18,7 @@
 import { MixqError } from '../../core/errors.ts';
 import { DEFAULT_LIMITS, GGML_MAX_DIMS, type IoLimits, resolveLimits } from '../limits.ts';
 import { alignUp, ByteReader, NeedMoreBytes } from '../reader.ts';
-import type { ByteSource } from '../source.ts';
+import { type ByteSource, readSourceBytes } from '../source.ts';
 import {
   GGUF_VALUE_MIN_BYTES,
   GGUF_VALUE_TYPES,
@@ -96,7 +96,7 @@ export async function readGguf(src: ByteSource, opts: ReadOptions = {}): Promise
   const limits = resolveLimits(opts.limits);
   let len = Math.min(src.size, Math.max(16, opts.initialReadBytes ?? 1 << 20), limits.maxHeaderBytes);
   for (;;) {
-    const prefix = await readSource(src, 0, len);
+    const prefix = await readSourceBytes(src, 0, len);
     try {
       const header = parseGgufHeader(prefix, src.name, src.size, limits);
       return attach(header, src);
@@ -144,24 +144,12 @@ export function parseGguf(bytes: Uint8Array, name = '<memory>', opts: ReadOption
   });
 }
 
-async function readSource(src: ByteSource, offset: number, length: number): Promise<Uint8Array> {
-  try {
-    return await src.read(offset, length);
-  } catch (e) {
-    if (e instanceof MixqError) throw e;
-    throw new MixqError(`read failed: ${(e as Error).message}`, {
-      source: src.name,
-      field: `bytes ${offset}..`,
-    });
-  }
-}
-
 function attach(h: GgufHeader, src: ByteSource): GgufFile {
   const map = new Map(h.kv.map((kv) => [kv.key, kv.value]));
   return {
     ...h,
     get: (key) => map.get(key),
-    readTensorBytes: (info) => readSource(src, info.absOffset, info.nbytes),
+    readTensorBytes: (info) => readSourceBytes(src, info.absOffset, info.nbytes),
   };
 }
 

@@ -13,7 +13,7 @@
  */
 import { MixqError } from '../../core/errors.ts';
 import { type IoLimits, resolveLimits } from '../limits.ts';
-import type { ByteSource } from '../source.ts';
+import { type ByteSource, readSourceBytes } from '../source.ts';
 import { isSafetensorsDtype, SAFETENSORS_DTYPE_BYTES, type SafetensorsDtype } from './dtypes.ts';
 
 export interface SafetensorsTensorInfo {
@@ -64,7 +64,7 @@ export async function readSafetensors(
   const fail = (message: string, field: string, expected: string) =>
     new MixqError(message, { source: src.name, field, expected });
   if (src.size < 8) throw fail(`file is ${src.size} bytes, too short`, 'header_length', 'at least 8 bytes');
-  const lenBytes = await read(src, 0, 8);
+  const lenBytes = await readSourceBytes(src, 0, 8);
   const n = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(limits.maxHeaderBytes)) {
     throw fail(
@@ -81,9 +81,9 @@ export async function readSafetensors(
     );
   }
   const headerLength = Number(n);
-  const json = await read(src, 8, headerLength);
+  const json = await readSourceBytes(src, 8, headerLength);
   const header = parseSafetensorsHeader(json, src.name, src.size, limits);
-  return { ...header, readTensorBytes: (t) => read(src, t.absOffset, t.nbytes) };
+  return { ...header, readTensorBytes: (t) => readSourceBytes(src, t.absOffset, t.nbytes) };
 }
 
 /** Parses a safetensors file held in memory. */
@@ -96,18 +96,6 @@ export function parseSafetensors(
     { name, size: bytes.length, read: (o, l) => Promise.resolve(bytes.subarray(o, o + l)) },
     opts,
   );
-}
-
-async function read(src: ByteSource, offset: number, length: number): Promise<Uint8Array> {
-  try {
-    return await src.read(offset, length);
-  } catch (e) {
-    if (e instanceof MixqError) throw e;
-    throw new MixqError(`read failed: ${(e as Error).message}`, {
-      source: src.name,
-      field: `bytes ${offset}..`,
-    });
-  }
 }
 
 /** Max nesting of [ and { outside strings; stops early once over `cap`. */
