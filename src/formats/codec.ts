@@ -9,7 +9,7 @@ import { chopIntNearestEven, decodeInt, encodeIntNearestEven, encodeIntWith, int
 import { decodeLut, encodeLutWith, lutLayout } from './lut.ts';
 import { decodeFloat, encodeFloatWith, floatLayout } from './minifloat.ts';
 import { type ResolvedCast, resolveRounding } from './rounding.ts';
-import type { CastOptions, FormatSpec, LutSpec, OverflowPolicy } from './spec.ts';
+import type { CastOptions, FloatSpec, FormatSpec, LutSpec, OverflowPolicy } from './spec.ts';
 
 /** Storage width in bits of one code. */
 export function formatBits(spec: FormatSpec): number {
@@ -102,11 +102,7 @@ export function encodeArray(
   const r = resolveRounding(opts);
   if (spec.kind === 'float') {
     // Fast path: round with chop's fast kernels (same random draws), then read codes off the bits.
-    const L = floatLayout(spec);
-    const policy = opts?.overflow ?? spec.overflow;
-    const flush = opts?.flushSubnormals ?? false;
-    const slow = (x: number, u: number): number =>
-      decodeFloat(L, encodeFloatWith(L, x, r.rounding, u, r.randomBits, policy, flush));
+    const { L, policy, flush, slow } = floatRounder(spec, r, opts);
     const rounded = new Float32Array(src.length);
     if (chopFloatFast(L, src, rounded, r, flush, slow)) {
       codesOfRepresentable(L, rounded, dst, (y) =>
@@ -141,6 +137,26 @@ export function decodeArray(spec: FormatSpec, codes: ArrayLike<number>, out?: Fl
   return dst;
 }
 
+/** The output of a chop: `out` (which must have src's length; may be src) or a new array. */
+function chopOutput(src: Float32Array, out: Float32Array | undefined): Float32Array {
+  const dst = out ?? new Float32Array(src.length);
+  checkLength('chop', dst.length, src.length);
+  return dst;
+}
+
+/**
+ * What the float fast paths of chop and encodeArray need: the layout, the overflow policy and subnormal
+ * flush in effect, and `slow`, the exact per-element rounding they fall back to (decode of encode).
+ */
+function floatRounder(spec: FloatSpec, r: ResolvedCast, opts: CastOptions | undefined) {
+  const L = floatLayout(spec);
+  const policy = opts?.overflow ?? spec.overflow;
+  const flush = opts?.flushSubnormals ?? false;
+  const slow = (x: number, u: number): number =>
+    decodeFloat(L, encodeFloatWith(L, x, r.rounding, u, r.randomBits, policy, flush));
+  return { L, policy, flush, slow };
+}
+
 /**
  * Reference chop: decode(encode(x)) element by element. Same results (and the same random draws) as
  * `chop`, which is tested against it; kept public for tests and benchmarks.
@@ -151,8 +167,7 @@ export function chopReference(
   opts?: CastOptions,
   out?: Float32Array,
 ): Float32Array {
-  const dst = out ?? new Float32Array(src.length);
-  checkLength('chop', dst.length, src.length);
+  const dst = chopOutput(src, out);
   const r = resolveRounding(opts);
   const enc = encoderFor(spec, r, opts);
   const dec = decoderFor(spec);
@@ -172,15 +187,10 @@ export function chop(
   opts?: CastOptions,
   out?: Float32Array,
 ): Float32Array {
-  const dst = out ?? new Float32Array(src.length);
-  checkLength('chop', dst.length, src.length);
+  const dst = chopOutput(src, out);
   if (spec.kind === 'float') {
     const r = resolveRounding(opts);
-    const L = floatLayout(spec);
-    const policy = opts?.overflow ?? spec.overflow;
-    const flush = opts?.flushSubnormals ?? false;
-    const slow = (x: number, u: number): number =>
-      decodeFloat(L, encodeFloatWith(L, x, r.rounding, u, r.randomBits, policy, flush));
+    const { L, flush, slow } = floatRounder(spec, r, opts);
     if (chopFloatFast(L, src, dst, r, flush, slow)) return dst;
   }
   if (spec.kind === 'int' && (opts?.rounding ?? 'nearest-even') === 'nearest-even') {

@@ -79,18 +79,20 @@ export function decodeInt(L: IntLayout, code: number): number {
 // in the FPU (the classic magic-number trick).
 const RNE_MAGIC = 1.5 * 2 ** 52;
 
+/** x rounded to the nearest integer (ties to even) and clamped to [lo, hi]; NaN gives 0. */
+function roundIntNearestEven(x: number, lo: number, hi: number): number {
+  if (x >= hi) return hi;
+  if (x <= lo) return lo;
+  if (Number.isNaN(x)) return 0;
+  return x + RNE_MAGIC - RNE_MAGIC; // +0 for -0 and -0.4: ints have no -0
+}
+
 /** Fast chop for nearest-even: same results as encode/decode (tested against chopReference). */
 export function chopIntNearestEven(L: IntLayout, src: Float32Array, dst: Float32Array): void {
   const lo = L.min;
   const hi = L.max;
   for (let i = 0; i < src.length; i++) {
-    const x = src[i]!;
-    let r: number;
-    if (x >= hi) r = hi;
-    else if (x <= lo) r = lo;
-    else if (Number.isNaN(x)) r = 0;
-    else r = x + RNE_MAGIC - RNE_MAGIC; // +0 for -0 and -0.4: ints have no -0
-    dst[i] = r;
+    dst[i] = roundIntNearestEven(src[i]!, lo, hi);
   }
 }
 
@@ -104,12 +106,7 @@ export function encodeIntNearestEven(
   const hi = L.max;
   const mod = L.modulus;
   for (let i = 0; i < src.length; i++) {
-    const x = src[i]!;
-    let r: number;
-    if (x >= hi) r = hi;
-    else if (x <= lo) r = lo;
-    else if (Number.isNaN(x)) r = 0;
-    else r = x + RNE_MAGIC - RNE_MAGIC;
+    const r = roundIntNearestEven(src[i]!, lo, hi);
     dst[i] = r < 0 ? r + mod : r;
   }
 }

@@ -28,6 +28,7 @@ import {
   isIndependent,
   roundScaleIndependent,
   type ScaleFormat,
+  type StoredScales,
   storeScales,
 } from './scale-format.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../core/bits.ts';
@@ -82,6 +83,29 @@ export interface QParams {
   /** Storage form of the scales (see scale-format.ts). */
   readonly scaleCodes: Uint32Array;
   readonly scaleShared: Float32Array;
+}
+
+/** The QParams record from its parts; `stored` is storeScales' result (its scale array as finally stored). */
+function assembleQParams(
+  cfg: QuantizerConfig,
+  shape: readonly number[],
+  grid: ElementGrid,
+  layout: GroupLayout,
+  stored: StoredScales,
+  zero: Float32Array,
+  offset: Float32Array,
+): QParams {
+  return {
+    config: cfg,
+    shape: [...shape],
+    grid,
+    layout,
+    scale: stored.scale,
+    zero,
+    offset,
+    scaleCodes: stored.codes,
+    scaleShared: stored.shared,
+  };
 }
 
 export interface ChooseOptions {
@@ -313,17 +337,7 @@ export function chooseQParamsWithLayout(
     zero[g] = p.zero;
     offset[g] = p.offset;
   }
-  return {
-    config: cfg,
-    shape: [...shape],
-    grid,
-    layout,
-    scale: stored.scale,
-    zero,
-    offset,
-    scaleCodes: stored.codes,
-    scaleShared: stored.shared,
-  };
+  return assembleQParams(cfg, shape, grid, layout, stored, zero, offset);
 }
 
 /** Weighted error sum w |x - fq(x)|^norm of one group for a candidate range. */
@@ -468,15 +482,5 @@ export function qparamsFromScales(
       else zero[g] = Math.min(grid.qmax, Math.max(grid.qmin, zeroIn?.[g] ?? 0));
     } else if (!cfg.symmetric) offset[g] = f16(offsetIn?.[g] ?? 0);
   }
-  return {
-    config: cfg,
-    shape: [...shape],
-    grid,
-    layout,
-    scale: stored.scale,
-    zero,
-    offset,
-    scaleCodes: stored.codes,
-    scaleShared: stored.shared,
-  };
+  return assembleQParams(cfg, shape, grid, layout, stored, zero, offset);
 }

@@ -20,3 +20,4 @@ export {
 } from './ort.node.ts';
 export * from './runner.node.ts';
 export * from './weights.node.ts';
+export * from './sensitivity.node.ts';

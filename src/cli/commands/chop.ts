@@ -21,14 +21,9 @@ import {
   ROUNDINGS,
   type Rounding,
 } from '../../formats/index.ts';
+import { failCli, usageExitCode } from '../errors.ts';
 
 const CMD = 'chop';
-
-function fail(e: unknown): never {
-  const msg = e instanceof MixqError ? e.message : e instanceof Error ? e.message : String(e);
-  process.stderr.write(`mixq ${CMD}: ${msg}\n`);
-  process.exit(e instanceof MixqError ? 2 : 1);
-}
 
 /** Options that take a value: their value must not be read as a number. */
 const VALUE_FLAGS = new Set([
@@ -168,7 +163,7 @@ export default defineCommand({
         );
       }
     } catch (e) {
-      fail(e);
+      failCli(CMD, e, usageExitCode(e));
     }
   },
 });

@@ -8,20 +8,16 @@ import { defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
 import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
 import { type ConvertTarget, convertModel, detectFormat, openModel } from '../../io/index.ts';
-
-function fail(e: unknown, code = 1): never {
-  const msg = e instanceof MixqError ? e.message : e instanceof Error ? e.message : String(e);
-  process.stderr.write(`mixq convert: ${msg}\n`);
-  process.exit(code);
-}
+import { failCli } from '../errors.ts';
 
 function targetOf(path: string): ConvertTarget {
   const ext = extname(path).toLowerCase();
   if (ext === '.gguf') return 'gguf';
   if (ext === '.safetensors') return 'safetensors';
   if (ext === '.onnx')
-    fail(new MixqError('writing ONNX is not supported by convert yet', { source: path }), 2);
-  return fail(
+    failCli('convert', new MixqError('writing ONNX is not supported by convert yet', { source: path }), 2);
+  return failCli(
+    'convert',
     new MixqError(`cannot tell the output format from '${ext || '(no extension)'}'`, {
       source: 'argument <out>',
       expected: '.gguf or .safetensors',
@@ -83,7 +79,7 @@ const convert = defineCommand({
       );
       for (const n of result.notes) process.stdout.write(`note: ${n}\n`);
     } catch (e) {
-      fail(e);
+      failCli('convert', e, 1);
     }
   },
 });

@@ -11,18 +11,14 @@ import {
   type EvalReport,
   evaluateModel,
 } from '../../runtime/evaluate.node.ts';
-
-function fail(e: unknown, code = 1): never {
-  const msg = e instanceof MixqError ? e.message : e instanceof Error ? e.message : String(e);
-  process.stderr.write(`mixq eval: ${msg}\n`);
-  process.exit(code);
-}
+import { failCli } from '../errors.ts';
 
 function positiveInt(v: unknown, name: string): number | undefined {
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1)
-    fail(
+    failCli(
+      'eval',
       new MixqError(`bad value '${v}'`, { source: `argument --${name}`, expected: 'a positive integer' }),
       2,
     );
@@ -81,7 +77,8 @@ const evalCommand = defineCommand({
   async run({ args }) {
     const metric = args.metric as string | undefined;
     if (metric !== undefined && !EVAL_METRICS.includes(metric as EvalMetric)) {
-      fail(
+      failCli(
+        'eval',
         new MixqError(`unknown metric '${metric}'`, {
           source: 'argument --metric',
           expected: EVAL_METRICS.join('|'),
@@ -103,7 +100,7 @@ const evalCommand = defineCommand({
         ...(stride ? { stride } : {}),
       });
     } catch (e) {
-      fail(e);
+      failCli('eval', e, 1);
     }
     const seconds = (performance.now() - t0) / 1000;
     if (args.json) {

@@ -4,7 +4,6 @@
  * code with its value (formats of <= 16 bits).
  */
 import { defineCommand } from 'citty';
-import { MixqError } from '../../core/errors.ts';
 import {
   bitLayout,
   codeListing,
@@ -14,12 +13,7 @@ import {
   formatTable,
   parseFormat,
 } from '../../formats/index.ts';
-
-function fail(cmd: string, e: unknown): never {
-  const msg = e instanceof MixqError ? e.message : e instanceof Error ? e.message : String(e);
-  process.stderr.write(`mixq ${cmd}: ${msg}\n`);
-  process.exit(e instanceof MixqError ? 2 : 1);
-}
+import { failCli, usageExitCode } from '../errors.ts';
 
 function printTable(
   header: readonly string[],
@@ -72,7 +66,7 @@ const show = defineCommand({
       spec = parseFormat(String(args.name));
       row = describeFormat(spec);
     } catch (e) {
-      fail('formats show', e);
+      failCli('formats show', e, usageExitCode(e));
     }
     const listable = row.bits <= 16;
     const codes = listable ? codeListing(spec) : [];

@@ -4,15 +4,9 @@
  * safetensors only the header is read.
  */
 import { defineCommand } from 'citty';
-import { MixqError } from '../../core/errors.ts';
 import { fileSource } from '../../io/files.node.ts';
 import { openModelView, summarizeModel } from '../../io/index.ts';
-
-function fail(e: unknown): never {
-  const msg = e instanceof MixqError ? e.message : e instanceof Error ? e.message : String(e);
-  process.stderr.write(`mixq inspect: ${msg}\n`);
-  process.exit(1);
-}
+import { failCli } from '../errors.ts';
 
 const fmtBytes = (n: number) =>
   n >= 1 << 30
@@ -43,7 +37,7 @@ const inspect = defineCommand({
         await src.close();
       }
     } catch (e) {
-      fail(e);
+      failCli('inspect', e, 1);
     }
     const s = summarizeModel(view);
     if (args.json) {

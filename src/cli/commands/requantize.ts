@@ -10,12 +10,7 @@ import { defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
 import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
 import { type ImatrixData, type RequantRule, readGguf, readImatrix, requantizeGguf } from '../../io/index.ts';
-
-function fail(e: unknown, code = 1): never {
-  const msg = e instanceof MixqError ? e.message : e instanceof Error ? e.message : String(e);
-  process.stderr.write(`mixq requantize: ${msg}\n`);
-  process.exit(code);
-}
+import { failCli } from '../errors.ts';
 
 /** All `--rule` values in order (citty keeps only one value of a repeated flag). */
 function ruleArgs(rawArgs: readonly string[]): string[] {
@@ -25,7 +20,11 @@ function ruleArgs(rawArgs: readonly string[]): string[] {
     if (a === '--rule') {
       const v = rawArgs[i + 1];
       if (v === undefined)
-        fail(new MixqError('missing value', { source: 'argument --rule', expected: 'pattern=type' }), 2);
+        failCli(
+          'requantize',
+          new MixqError('missing value', { source: 'argument --rule', expected: 'pattern=type' }),
+          2,
+        );
       out.push(v);
       i++;
     } else if (a.startsWith('--rule=')) out.push(a.slice('--rule='.length));
@@ -36,7 +35,8 @@ function ruleArgs(rawArgs: readonly string[]): string[] {
 function parseRule(s: string): RequantRule {
   const eq = s.lastIndexOf('=');
   if (eq <= 0 || eq === s.length - 1) {
-    fail(
+    failCli(
+      'requantize',
       new MixqError(`bad rule '${s}'`, {
         source: 'argument --rule',
         expected: "'pattern=type', e.g. 'blk.*.ffn_down.weight=q6_k'",
@@ -75,7 +75,11 @@ const requantize = defineCommand({
     const output = String(args.output);
     const rules = ruleArgs(rawArgs).map(parseRule);
     if (!args.type && rules.length === 0) {
-      fail(new MixqError('nothing to do', { source: 'arguments', expected: '--type and/or --rule' }), 2);
+      failCli(
+        'requantize',
+        new MixqError('nothing to do', { source: 'arguments', expected: '--type and/or --rule' }),
+        2,
+      );
     }
     const json = Boolean(args.json);
     try {
@@ -152,7 +156,7 @@ const requantize = defineCommand({
       lines.push(`wrote ${output}`);
       process.stdout.write(`${lines.join('\n')}\n`);
     } catch (e) {
-      fail(e);
+      failCli('requantize', e, 1);
     }
   },
 });
