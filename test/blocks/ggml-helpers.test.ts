@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { readF16, roundHalfAway, roundTripF16, writeF16 } from '../../src/blocks/ggml/common.ts';
-import { bestIndexInt8, nearestInt } from '../../src/blocks/ggml/solvers.ts';
+import { bestIndexInt8, maxByMagnitude, nearestInt } from '../../src/blocks/ggml/solvers.ts';
 import { KVALUES_IQ4NL } from '../../src/blocks/index.ts';
 
 /** Round half to even, from floor and the exact fractional part (doubles hold float32 values exactly). */
@@ -49,6 +49,26 @@ describe('ggml rounding helpers', () => {
     assert.equal(roundTripF16(70000), Infinity);
     assert.equal(roundTripF16(2 ** -25), 0); // half the smallest subnormal: tie to even (0)
   });
+  it('maxByMagnitude: the signed value of largest |x| in the range, first on ties, NaN never, 0 if none', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.float(), fc.constantFrom(-2, 2, -0, Number.NaN)), { maxLength: 40 }),
+        fc.nat(40),
+        fc.nat(40),
+        (vals, a, b) => {
+          const x = Float32Array.from(vals);
+          const start = Math.min(a, b, x.length);
+          const end = Math.min(Math.max(a, b), x.length);
+          let want = 0; // brute force: scan for a strictly larger magnitude (NaN compares false)
+          for (let i = start; i < end; i++) if (Math.abs(x[i]!) > Math.abs(want)) want = x[i]!;
+          assert.ok(Object.is(maxByMagnitude(x, start, end), want));
+        },
+      ),
+    );
+    assert.equal(maxByMagnitude(Float32Array.of(1, -3, 3, 2), 0, 4), -3);
+    assert.equal(maxByMagnitude(Float32Array.of(1, -3, 3, 2), 2, 4), 3);
+  });
+
   it('bestIndexInt8 finds the nearest IQ4_NL level (brute force), upper on ties', () => {
     fc.assert(
       fc.property(fc.float({ min: -200, max: 200, noNaN: true }), (x) => {

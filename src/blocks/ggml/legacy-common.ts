@@ -4,7 +4,7 @@
  * imatrix row walk, the 4-bit and 5-bit level packing and the nibble-table decode.
  *
  * Source: ggml-quants.c (ggml-org/ggml d99724f): quantize_row_q{4,5}_{0,1}_ref,
- * quantize_row_q{4,5}_{0,1}_impl, dequantize_row_q4_0 / iq4_nl / mxfp4. Float32 step by step, as in
+ * quantize_row_q{4,5}_{0,1}_impl, dequantize_row_iq4_nl / mxfp4. Float32 step by step, as in
  * common.ts.
  */
 import { imatrixWeights, sumSquares, writeF16 } from './common.ts';
