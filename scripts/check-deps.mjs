@@ -20,7 +20,18 @@ const ALLOWED = {
   cli: ['*'],
 };
 // Folders whose code must run in a browser: no node: imports (Node-only files end in .node.ts).
-const BROWSER_SAFE = ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'kernels', 'report', 'export'];
+const BROWSER_SAFE = [
+  'core',
+  'formats',
+  'blocks',
+  'quant',
+  'analysis',
+  'graph',
+  'io',
+  'kernels',
+  'report',
+  'export',
+];
 
 function walk(dir, out) {
   for (const name of readdirSync(dir)) {

@@ -46,12 +46,7 @@ import {
 } from '../formats/index.ts';
 
 export type MxFormatName =
-  | 'mxfp8_e4m3'
-  | 'mxfp8_e5m2'
-  | 'mxfp6_e3m2'
-  | 'mxfp6_e2m3'
-  | 'mxfp4_e2m1'
-  | 'mxint8';
+  'mxfp8_e4m3' | 'mxfp8_e5m2' | 'mxfp6_e3m2' | 'mxfp6_e2m3' | 'mxfp4_e2m1' | 'mxint8';
 export type MxScaleRule = 'floor' | 'ceil' | 'even' | 'rceil';
 
 /** One MX block format. */

@@ -7,13 +7,7 @@ import type { Rng } from '../core/rng.ts';
 
 /** Rounding modes. `stochastic`: P(up) = distance to the lower neighbour / gap. `stochastic-equal`: P = 1/2. */
 export type Rounding =
-  | 'nearest-even'
-  | 'nearest-away'
-  | 'toward-zero'
-  | 'up'
-  | 'down'
-  | 'stochastic'
-  | 'stochastic-equal';
+  'nearest-even' | 'nearest-away' | 'toward-zero' | 'up' | 'down' | 'stochastic' | 'stochastic-equal';
 
 /** What happens to finite values beyond max finite. `ieee`: inf, or NaN where the format has no inf. */
 export type OverflowPolicy = 'ieee' | 'saturate' | 'nan';

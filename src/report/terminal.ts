@@ -25,14 +25,14 @@ export interface TerminalOptions {
 const ESC = '\u001b[';
 /** Strip ANSI colour codes (for measuring and for tests). */
 export function stripAnsi(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching the escape character is the point
+  // eslint-disable-next-line no-control-regex -- matching the escape character is the point
   return s.replace(/\u001b\[[0-9;]*m/g, '');
 }
 
 /** Cut to `n` visible characters with an ellipsis; names from model files can be long. */
 function fit(s: string, n: number): string {
   // Control characters from untrusted names would move the cursor: show them as '?'.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: replacing control characters is the point
+  // eslint-disable-next-line no-control-regex -- replacing control characters is the point
   const clean = s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
   return clean.length <= n ? clean : `${clean.slice(0, Math.max(0, n - 1))}…`;
 }

@@ -159,45 +159,49 @@ test('PP-OCRv4 rec: all MatMul and Conv weights at 8, 4 and mixed bits run in on
   }
 });
 
-test('bundled GPT (models/gpt/model.onnx): 8 and 4 bits, heldout cross-entropy of onnx = simulation', {
-  skip: existsSync(GPT) ? false : 'models/gpt/model.onnx not built yet',
-}, async () => {
-  const model = await readOnnxFile(GPT);
-  try {
-    const floatModel = readOnnx(writeOnnx(model), { source: GPT, externalData: model.externalData });
-    await inlineExternalData(floatModel);
-    const floatBytes = writeOnnx(floatModel);
-    const chars = (JSON.parse(readFileSync('models/gpt/vocab.json', 'utf8')) as { chars: string[] }).chars;
-    const text = readFileSync('models/gpt/heldout.txt', 'utf8').slice(0, 2 * 128 + 1);
-    const ids = Array.from(text, (c) => Math.max(0, chars.indexOf(c)));
-    const T = 128;
-    const input = BigInt64Array.from([...ids.slice(0, T), ...ids.slice(T, 2 * T)].map(BigInt));
-    const feeds = { ids: new ort.Tensor('int64', input, [2, T]) };
-    const V = chars.length;
-    // mean next-character cross-entropy (nats) over both rows
-    const xent = (out: Record<string, Float32Array>): number => {
-      const lg = Object.values(out)[0]!;
-      let sum = 0;
-      let n = 0;
-      for (let b = 0; b < 2; b++)
-        for (let t = 0; t < T; t++) {
-          const target = ids[b * T + t + 1]!;
-          const row = lg.subarray((b * T + t) * V, (b * T + t + 1) * V);
-          let m = -Infinity;
-          for (const v of row) m = Math.max(m, v);
-          let z = 0;
-          for (const v of row) z += Math.exp(v - m);
-          sum += Math.log(z) + m - row[target]!;
-          n++;
-        }
-      return sum / n;
-    };
-    for (const bits of [8, 4] as const) {
-      const r = await exportAndCompare(model, floatBytes, feeds, bits, xent, 'GPT');
-      print('GPT', floatBytes.length, r, 'cross-entropy');
-      assert.ok(Math.abs(r.metric[2] - r.metric[1]) < 1e-4, 'onnx and simulated cross-entropy agree');
+test(
+  'bundled GPT (models/gpt/model.onnx): 8 and 4 bits, heldout cross-entropy of onnx = simulation',
+  {
+    skip: existsSync(GPT) ? false : 'models/gpt/model.onnx not built yet',
+  },
+  async () => {
+    const model = await readOnnxFile(GPT);
+    try {
+      const floatModel = readOnnx(writeOnnx(model), { source: GPT, externalData: model.externalData });
+      await inlineExternalData(floatModel);
+      const floatBytes = writeOnnx(floatModel);
+      const chars = (JSON.parse(readFileSync('models/gpt/vocab.json', 'utf8')) as { chars: string[] }).chars;
+      const text = readFileSync('models/gpt/heldout.txt', 'utf8').slice(0, 2 * 128 + 1);
+      const ids = Array.from(text, (c) => Math.max(0, chars.indexOf(c)));
+      const T = 128;
+      const input = BigInt64Array.from([...ids.slice(0, T), ...ids.slice(T, 2 * T)].map(BigInt));
+      const feeds = { ids: new ort.Tensor('int64', input, [2, T]) };
+      const V = chars.length;
+      // mean next-character cross-entropy (nats) over both rows
+      const xent = (out: Record<string, Float32Array>): number => {
+        const lg = Object.values(out)[0]!;
+        let sum = 0;
+        let n = 0;
+        for (let b = 0; b < 2; b++)
+          for (let t = 0; t < T; t++) {
+            const target = ids[b * T + t + 1]!;
+            const row = lg.subarray((b * T + t) * V, (b * T + t + 1) * V);
+            let m = -Infinity;
+            for (const v of row) m = Math.max(m, v);
+            let z = 0;
+            for (const v of row) z += Math.exp(v - m);
+            sum += Math.log(z) + m - row[target]!;
+            n++;
+          }
+        return sum / n;
+      };
+      for (const bits of [8, 4] as const) {
+        const r = await exportAndCompare(model, floatBytes, feeds, bits, xent, 'GPT');
+        print('GPT', floatBytes.length, r, 'cross-entropy');
+        assert.ok(Math.abs(r.metric[2] - r.metric[1]) < 1e-4, 'onnx and simulated cross-entropy agree');
+      }
+    } finally {
+      await model.close();
     }
-  } finally {
-    await model.close();
-  }
-});
+  },
+);

@@ -136,8 +136,8 @@ test('integer fast chop (nearest-even, magic-number rounding) equals the referen
 test('encodeArray fast path equals per-element encode (same random stream)', () => {
   const specs = [
     ...FLOATS,
-    ...['int4', 'int8', 'uint8', 'int8_narrow', 'ternary', 'int16'].map(
-      (n) => FORMATS.find((f) => f.name === n)!,
+    ...['int4', 'int8', 'uint8', 'int8_narrow', 'ternary', 'int16'].map((n) =>
+      FORMATS.find((f) => f.name === n)!,
     ),
   ];
   for (const spec of specs) {

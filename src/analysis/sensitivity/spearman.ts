@@ -16,7 +16,7 @@ export function averageRanks(x: ArrayLike<number>): Float64Array {
       throw new MixqError('cannot rank NaN', { field: `x[${v}]`, expected: 'a number' });
   idx.sort((a, b) => x[a]! - x[b]! || a - b);
   const r = new Float64Array(n);
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     let j = i;
     while (j + 1 < n && x[idx[j + 1]!] === x[idx[i]!]) j++;
     const avg = (i + j) / 2 + 1; // positions i..j (0-based) hold ranks i+1..j+1

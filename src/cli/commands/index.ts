@@ -2,7 +2,7 @@ import type { CommandDef } from 'citty';
 
 // A command's args type is contravariant in its run(), so a table of differently-typed commands needs
 // citty's own erased form (its SubCommandsDef is Record<string, Resolvable<CommandDef<any>>>).
-// biome-ignore lint/suspicious/noExplicitAny: erased args type, as in citty's SubCommandsDef
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- erased args type, as in citty's SubCommandsDef
 type AnyCommand = CommandDef<any>;
 type Lazy = () => Promise<AnyCommand>;
 

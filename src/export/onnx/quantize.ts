@@ -166,14 +166,12 @@ function checkConfig(a: WeightAssignment, field: string): { bits: number; blockS
   const bits = a.bits ?? 4;
   if (![2, 4, 8].includes(bits)) fail(`bits ${bits}`, `${field}.bits`, '2, 4 or 8');
   const blockSize = a.blockSize ?? 32;
-  if (
-    !(
-      Number.isInteger(blockSize) &&
-      blockSize >= 16 &&
-      blockSize <= 256 &&
-      (blockSize & (blockSize - 1)) === 0
-    )
-  )
+  if (!(
+    Number.isInteger(blockSize) &&
+    blockSize >= 16 &&
+    blockSize <= 256 &&
+    (blockSize & (blockSize - 1)) === 0
+  ))
     fail(`block size ${blockSize}`, `${field}.blockSize`, 'a power of two in 16..256');
   return { bits, blockSize };
 }

@@ -11,18 +11,7 @@ import { BLOCK_TYPES } from '../../blocks/registry.ts';
 
 /** GGUF metadata value types, named like ggml's short names (gguf_type_name). */
 export type GgufScalarType =
-  | 'u8'
-  | 'i8'
-  | 'u16'
-  | 'i16'
-  | 'u32'
-  | 'i32'
-  | 'f32'
-  | 'bool'
-  | 'str'
-  | 'u64'
-  | 'i64'
-  | 'f64';
+  'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'bool' | 'str' | 'u64' | 'i64' | 'f64';
 export type GgufValueType = GgufScalarType | 'arr';
 
 /** enum gguf_type, index = id. */

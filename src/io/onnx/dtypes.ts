@@ -24,12 +24,7 @@ import { bf16BitsToF32, f16BitsToF32 } from '../../core/bits.ts';
 import { DATA_TYPE_CODES } from './schema.ts';
 
 export type TypedField =
-  | 'float_data'
-  | 'int32_data'
-  | 'int64_data'
-  | 'double_data'
-  | 'uint64_data'
-  | 'string_data';
+  'float_data' | 'int32_data' | 'int64_data' | 'double_data' | 'uint64_data' | 'string_data';
 
 export interface OnnxDTypeInfo {
   /** TensorProto.DataType code. */

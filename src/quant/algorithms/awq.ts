@@ -152,7 +152,7 @@ export function awq(W: Float32Array, rows: number, cols: number, stats: AwqStats
         // sum over the rows the group touches of d_r^T G[C, C] d_r; members are ascending, so the
         // elements of one row form a contiguous segment
         let err = 0;
-        for (let s0 = 0; s0 < n; ) {
+        for (let s0 = 0; s0 < n;) {
           const row = Math.floor(members[a0 + s0]! / cols);
           let s1 = s0 + 1;
           while (s1 < n && Math.floor(members[a0 + s1]! / cols) === row) s1++;
