@@ -1,5 +1,6 @@
 /**
- * Conversion between GGUF and safetensors (either direction, and re-typing within one format).
+ * Conversion between GGUF and safetensors (either direction, and re-typing within one format), and from
+ * ONNX to either (weights only: the graph is not carried over).
  *
  * Rules (what `mixq convert` does):
  * - Tensor bytes are copied unchanged whenever the target can hold the source type: both formats store
@@ -11,7 +12,10 @@
  *   except that a float type the target cannot hold becomes F32.
  * - Refused with a MixqError: GGUF types mixq cannot decode (iq2_xxs, ...) where decoding is needed,
  *   safetensors unsigned/bool tensors into GGUF (GGUF has no such tensor types), more than 4 dims into
- *   GGUF, ONNX (not supported by convert yet).
+ *   GGUF, ONNX tensors with no safetensors dtype (int4, fp4, strings, ...), and ggml block types for ONNX
+ *   weights (ONNX MatMul weights are [in, out], so GGUF blocks would run along the output axis).
+ * ONNX weights: initializers, Constant nodes and subgraph weights under their value names; sparse weights
+ *   are densified to F32; metadata_props become 'onnx.<key>' entries.
  * Metadata: GGUF scalar KVs become safetensors __metadata__ entries 'gguf.<key>' (arrays are skipped and
  * noted); safetensors __metadata__ becomes GGUF string KVs 'safetensors.<key>'.
  * The whole output is built in memory (chunks); streaming conversion of very large models is future work.
@@ -35,6 +39,7 @@ import {
   writeSafetensors,
 } from './safetensors/index.ts';
 import type { OpenedModel } from './index.ts';
+import { listWeights, loadTensorBytes, loadWeightFloat32, onnxModelView } from './onnx/index.ts';
 
 export type ConvertTarget = 'gguf' | 'safetensors';
 
@@ -65,6 +70,8 @@ interface SrcTensor {
   shape: readonly number[];
   /** Lower-case type: ggml names for GGUF ('q4_k', 'f16'), safetensors names for safetensors ('f16', 'u8'). */
   dtype: string;
+  /** Set where the file says more than the name (ONNX: the graph view's role from the consuming op). */
+  quantizable?: boolean;
   read(): Promise<Uint8Array>;
 }
 
@@ -84,7 +91,61 @@ const ST_TO_GGUF: Readonly<Record<string, string>> = Object.fromEntries(
   Object.entries(GGUF_TO_ST).map(([g, s]) => [s.toLowerCase(), g]),
 );
 
+/** ONNX dtype ids (src/io/onnx/dtypes.ts) that have a safetensors dtype with the same bytes. */
+const ONNX_TO_ST: Readonly<Record<string, string>> = {
+  f64: 'f64',
+  f32: 'f32',
+  f16: 'f16',
+  bf16: 'bf16',
+  i8: 'i8',
+  u8: 'u8',
+  i16: 'i16',
+  u16: 'u16',
+  i32: 'i32',
+  u32: 'u32',
+  i64: 'i64',
+  u64: 'u64',
+  bool: 'bool',
+  fp8_e4m3fn: 'f8_e4m3',
+  fp8_e5m2: 'f8_e5m2',
+};
+
+function onnxTensors(m: Extract<OpenedModel, { format: 'onnx' }>): SrcTensor[] {
+  const model = m.file;
+  const view = new Map(onnxModelView(model).tensors.map((t) => [t.name, t.quantizable]));
+  return listWeights(model).map((w) => {
+    if (w.sparse) {
+      return {
+        name: w.name,
+        shape: w.dims,
+        dtype: 'f32',
+        quantizable: view.get(w.name) ?? false,
+        read: async () => {
+          const x = await loadWeightFloat32(model, w);
+          return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+        },
+      };
+    }
+    const dtype = ONNX_TO_ST[w.dtype];
+    if (!dtype) {
+      throw new MixqError(`ONNX tensor type ${w.dtype} has no safetensors or GGUF equivalent`, {
+        source: model.source,
+        field: `weight '${w.name}'`,
+        expected: `one of ${Object.keys(ONNX_TO_ST).join(', ')}`,
+      });
+    }
+    return {
+      name: w.name,
+      shape: w.dims,
+      dtype,
+      quantizable: view.get(w.name) ?? false,
+      read: () => loadTensorBytes(model, w.tensor),
+    };
+  });
+}
+
 function srcTensors(m: OpenedModel): SrcTensor[] {
+  if (m.format === 'onnx') return onnxTensors(m);
   if (m.format === 'gguf') {
     const f: GgufFile = m.file;
     return f.tensors.map((t) => ({
@@ -146,7 +207,20 @@ export async function convertModel(
       expected: 'f32, f16 or bf16 for a safetensors output',
     });
   }
+  if (m.format === 'onnx' && to === 'gguf' && target && target.blockSize > 1) {
+    throw new MixqError(`ONNX weights cannot be converted to ${target.name} blocks`, {
+      source: 'argument --type',
+      field: 'type',
+      expected:
+        'f32, f16 or bf16 for an ONNX input (MatMul weights are [in, out]: blocks would run along the output axis)',
+    });
+  }
   const notes: string[] = [];
+  if (m.format === 'onnx') {
+    notes.push(
+      `weights only: the ONNX graph (${m.file.proto.graph?.node?.length ?? 0} top-level nodes) is not carried over`,
+    );
+  }
   const done: ConvertedTensor[] = [];
   const tensorsOut: (GgufTensorInput | SafetensorsTensorInput)[] = [];
   let fellBack = 0;
@@ -154,7 +228,7 @@ export async function convertModel(
   for (const t of srcTensors(m)) {
     const field = `tensor '${t.name}'`;
     const { role } = inferRole(t.name, t.shape);
-    const quantizable = isQuantizable(role, t.shape, t.dtype);
+    const quantizable = t.quantizable ?? isQuantizable(role, t.shape, t.dtype);
     const rowLen = t.shape.length ? t.shape[t.shape.length - 1]! : 1;
     let bytes = await t.read();
     let outType: string; // GGUF ggml name or safetensors dtype
@@ -226,6 +300,8 @@ export async function convertModel(
         else metadata[`gguf.${kv.key}`] = ggufValueToString(kv.value);
       }
       if (skipped) notes.push(`${skipped} GGUF array KV(s) (e.g. tokenizer vocabularies) not carried over`);
+    } else if (m.format === 'onnx') {
+      for (const e of m.file.proto.metadata_props ?? []) metadata[`onnx.${e.key}`] = e.value;
     } else if (m.file.metadata) Object.assign(metadata, m.file.metadata);
     return {
       chunks: writeSafetensors({ tensors: referenceOrder(tensorsOut as SafetensorsTensorInput[]), metadata }),
@@ -235,7 +311,11 @@ export async function convertModel(
   }
   let kv: GgufKV[];
   if (m.format === 'gguf') kv = [...m.file.kv];
-  else {
+  else if (m.format === 'onnx') {
+    kv = [{ key: 'general.name', type: 'str', value: opts.name ?? 'model' }];
+    for (const e of m.file.proto.metadata_props ?? [])
+      kv.push({ key: `onnx.${e.key}`, type: 'str', value: e.value });
+  } else {
     kv = [{ key: 'general.name', type: 'str', value: opts.name ?? 'model' }];
     for (const [k, v] of Object.entries(m.file.metadata ?? {}))
       kv.push({ key: `safetensors.${k}`, type: 'str', value: v });

@@ -6,7 +6,7 @@ import { MixqError } from '../core/errors.ts';
 import type { ModelView } from '../graph/model.ts';
 import { type GgufFile, ggufModelView, readGguf } from './gguf/index.ts';
 import type { IoLimits } from './limits.ts';
-import { DEFAULT_ONNX_LIMITS, onnxModelView, readOnnx } from './onnx/index.ts';
+import { DEFAULT_ONNX_LIMITS, type OnnxModel, onnxModelView, readOnnx } from './onnx/index.ts';
 import { readSafetensors, type SafetensorsFile, safetensorsModelView } from './safetensors/index.ts';
 import type { ByteSource } from './source.ts';
 
@@ -48,7 +48,9 @@ export function sniffFormat(head: Uint8Array, name = ''): ModelFormat | undefine
 /** A parsed model file of either container format that mixq reads itself. */
 export type OpenedModel =
   | { readonly format: 'gguf'; readonly file: GgufFile }
-  | { readonly format: 'safetensors'; readonly file: SafetensorsFile };
+  | { readonly format: 'safetensors'; readonly file: SafetensorsFile }
+  /** An ONNX model read whole (protobuf has no streaming parse); open it with readOnnx / readOnnxFile. */
+  | { readonly format: 'onnx'; readonly file: OnnxModel };
 
 /** Sniffs the format of a source; throws a MixqError for unknown content. */
 export async function detectFormat(src: ByteSource): Promise<ModelFormat> {

@@ -8,6 +8,7 @@ import { defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
 import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
 import { type ConvertTarget, convertModel, detectFormat, openModel } from '../../io/index.ts';
+import { readOnnxFile } from '../../io/onnx/file.node.ts';
 import { failCli } from '../errors.ts';
 
 function targetOf(path: string): ConvertTarget {
@@ -29,10 +30,10 @@ function targetOf(path: string): ConvertTarget {
 const convert = defineCommand({
   meta: {
     name: 'convert',
-    description: 'Convert between GGUF and safetensors, optionally quantizing weights',
+    description: 'Convert between GGUF and safetensors (and ONNX weights to either), optionally quantizing',
   },
   args: {
-    input: { type: 'positional', description: 'input model (.gguf, .safetensors)', required: true },
+    input: { type: 'positional', description: 'input model (.gguf, .safetensors, .onnx)', required: true },
     output: { type: 'positional', description: 'output file (.gguf or .safetensors)', required: true },
     type: {
       type: 'string',
@@ -49,17 +50,20 @@ const convert = defineCommand({
       const src = await fileSource(input);
       let result: Awaited<ReturnType<typeof convertModel>>;
       try {
-        if ((await detectFormat(src)) === 'onnx') {
-          throw new MixqError('converting ONNX models is not supported yet', {
-            source: input,
-            expected: 'a GGUF or safetensors input',
-          });
-        }
-        const model = await openModel(src);
-        result = await convertModel(model, to, {
+        const convertOpts = {
           ...(args.type ? { type: String(args.type) } : {}),
           name: basename(input).replace(/\.[^.]+$/, ''),
-        });
+        };
+        if ((await detectFormat(src)) === 'onnx') {
+          const onnx = await readOnnxFile(input);
+          try {
+            result = await convertModel({ format: 'onnx', file: onnx }, to, convertOpts);
+          } finally {
+            await onnx.close();
+          }
+        } else {
+          result = await convertModel(await openModel(src), to, convertOpts);
+        }
       } finally {
         await src.close();
       }
