@@ -14,6 +14,7 @@ import {
   encode,
   encodeArray,
   getFormat,
+  ROUNDINGS,
   type Rounding,
 } from '../src/formats/index.ts';
 import { printTable, timeBest } from './util.ts';
@@ -21,16 +22,7 @@ import { printTable, timeBest } from './util.ts';
 const N = 10_000_000;
 const N_REF = 1_000_000;
 
-const ALL_MODES: readonly (Rounding | 'stochastic r=8')[] = [
-  'nearest-even',
-  'nearest-away',
-  'toward-zero',
-  'up',
-  'down',
-  'stochastic',
-  'stochastic-equal',
-  'stochastic r=8',
-];
+const ALL_MODES: readonly (Rounding | 'stochastic r=8')[] = [...ROUNDINGS, 'stochastic r=8'];
 const FORMATS_ALL_MODES = ['bf16', 'fp16', 'fp8_e4m3fn', 'fp4_e2m1fn'];
 const FORMATS_SOME_MODES = ['tf32', 'fp8_e5m2', 'fp6_e3m2fn', 'fp6_e2m3fn', 'e8m0fnu', 'int8', 'nf4'];
 
