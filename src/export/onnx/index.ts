@@ -1,5 +1,6 @@
 /** Deployable quantized ONNX export (MatMulNBits, DequantizeLinear, GatherBlockQuantized). Browser-safe. */
 export * from './auto.ts';
+export * from './fold-scales.ts';
 export * from './inline.ts';
 export * from './layouts.ts';
 export * from './opset.ts';
