@@ -15,7 +15,7 @@
  */
 import { f32ToBits } from '../core/bits.ts';
 import type { FloatLayout } from './minifloat.ts';
-import { CHUNK, simdKernel } from './chop-simd.ts';
+import { CHUNK, SIMD_BLOCK, simdKernel } from './chop-simd.ts';
 import { type ResolvedCast, roundsUp } from './rounding.ts';
 
 let useSimd = true;
@@ -56,17 +56,20 @@ export function chopFloatFast(
     const C = 2 ** (L.emin - L.M + 23);
     const negZero = L.spec.nan === 'neg-zero' ? 0 : -0;
     let start = 0;
-    // SIMD for whole groups of 4 (signed formats with a -0; the rest is rare and stays in TypeScript)
-    const K = useSimd && L.signed && L.spec.nan !== 'neg-zero' ? simdKernel() : null;
+    // SIMD for whole groups of SIMD_BLOCK lanes (signed formats with a -0; the rest is rare and stays in
+    // TypeScript). Below lo: integer formula when the target has float32's emin (bf16, tf32), the FPU
+    // trick for other targets with subnormals, exceptions otherwise. One kernel per constant set.
+    const sub = !subFast ? 'refuse' : L.emin === -126 ? 'int' : 'fpu';
+    const K = useSimd && L.signed && L.spec.nan !== 'neg-zero' ? simdKernel({ lo, hi, D, C, sub }) : null;
     if (K) {
-      start = n - (n % 4);
+      start = n - (n % SIMD_BLOCK);
       for (let c = 0; c < start; c += CHUNK) {
         const len = Math.min(CHUNK, start - c);
         K.f32.set(src.subarray(c, c + len));
-        const count = K.rne(len * 4, lo, hi, D, bias, keep, C, subFast ? -1 : 0);
+        const count = K.rne(len * 4);
         for (let k = 0; k < count; k++) {
-          const e = K.i32[K.excIndex + k]! >>> 2; // exception block: redo its 4 lanes with the reference
-          for (let l = e; l < e + 4; l++) K.f32[l] = slow(src[c + l]!, 0);
+          const e = K.i32[K.excIndex + k]! >>> 2; // exceptional group: redo it with the reference
+          for (let l = e; l < e + SIMD_BLOCK; l++) K.f32[l] = slow(src[c + l]!, 0);
         }
         dst.set(K.f32.subarray(0, len), c);
       }
