@@ -13,7 +13,6 @@ import {
   autoAssignments,
   fakeQuantizeOnnxWeights,
   type QuantizedOnnx,
-  codeRange,
   quantizeBlocks,
   quantizeOnnxWeights,
   type WeightAssignments,
@@ -259,6 +258,13 @@ test('the simulation equals src/quant fakeQuant of the transposed weight (MatMul
 });
 
 // Independent oracle: the min-max block rule written out from its definition (not via src/quant).
+/** Integer range of the codes; a symmetric signed grid drops -2^(bits-1) so it is an odd function. */
+function codeRange(bits: number, signed: boolean, symmetric: boolean): { qmin: number; qmax: number } {
+  if (!signed) return { qmin: 0, qmax: 2 ** bits - 1 };
+  const qmax = 2 ** (bits - 1) - 1;
+  return { qmin: symmetric ? -qmax : -qmax - 1, qmax };
+}
+
 /** Round half to even (numpy / torch.round), as src/quant/element.ts. */
 function roundHalfEven(v: number): number {
   const r = Math.round(v);

@@ -55,13 +55,6 @@ export interface BlockQuantized {
   readonly dequant: Float32Array;
 }
 
-/** Integer range of the codes; a symmetric signed grid drops -2^(bits-1) so it is an odd function. */
-export function codeRange(bits: number, signed: boolean, symmetric: boolean): { qmin: number; qmax: number } {
-  if (!signed) return { qmin: 0, qmax: 2 ** bits - 1 };
-  const qmax = 2 ** (bits - 1) - 1;
-  return { qmin: symmetric ? -qmax : -qmax - 1, qmax };
-}
-
 /** The src/quant configuration of a block quantizer: integer grid, min-max range, groups along cols. */
 export function blockQuantizerConfig(cfg: BlockQuantConfig, cols: number): QuantizerConfig {
   return {
