@@ -28,7 +28,7 @@ import {
   defaultCandidates,
   type SensitivityCandidate,
 } from '../analysis/sensitivity/candidates.ts';
-import { fromRows, rowLayout, toRows } from '../analysis/sensitivity/layout.ts';
+import { fromRows, type RowLayout, rowLayout, toRows } from '../analysis/sensitivity/layout.ts';
 import type {
   MeasuredDamage,
   SensitivityEntry,
@@ -258,7 +258,7 @@ export interface SensitivityOptions {
 }
 
 /** Output axis of every weight read by a linear op, from the format-neutral view of the original file. */
-async function outputAxes(path: string): Promise<Map<string, number>> {
+export async function outputAxes(path: string): Promise<Map<string, number>> {
   const file = await readOnnxFile(path);
   try {
     const view = onnxModelView(file);
@@ -270,16 +270,35 @@ async function outputAxes(path: string): Promise<Map<string, number>> {
   }
 }
 
+/** A sensitivity table with what produced it: the calibration statistics and row layouts per weight. */
+export interface SensitivityAnalysis {
+  readonly table: SensitivityTable;
+  readonly stats: ReadonlyMap<string, LayerStats>;
+  readonly layouts: ReadonlyMap<string, RowLayout>;
+  readonly probe: DamageProbe;
+}
+
 /**
  * The sensitivity table of the model at `path`: per analysable weight, per applicable candidate, exact
  * bytes, all proxies (noise-calibrated included) and, unless `measure: false`, the measured damage.
  */
 export async function analyzeSensitivity(path: string, opts: SensitivityOptions): Promise<SensitivityTable> {
   const model = await loadWeightFedModel(path, { captureInputs: true });
+  return (await analyzeLoadedModel(model, await outputAxes(path), { modelName: path, ...opts })).table;
+}
+
+/**
+ * analyzeSensitivity on a model already loaded with `captureInputs: true`, given the output axis of every
+ * weight (from the graph view); also returns the statistics and layouts, which applying a plan needs.
+ */
+export async function analyzeLoadedModel(
+  model: WeightFedModel,
+  axes: ReadonlyMap<string, number>,
+  opts: SensitivityOptions,
+): Promise<SensitivityAnalysis> {
   const probe = await opts.probe(model);
   const meter = await createDamageMeter(model, probe);
   const stats = await captureLayerStats(model, probe.feeds, opts.maxGram ?? 1024);
-  const axes = await outputAxes(path);
   const candidates = opts.candidates ?? defaultCandidates();
   const relStd = opts.noiseRelStd ?? 0.05;
   const wanted = opts.weights ? new Set(opts.weights) : undefined;
@@ -295,9 +314,11 @@ export async function analyzeSensitivity(path: string, opts: SensitivityOptions)
   const total = targets.length * (1 + (doMeasure ? candidates.length : 0));
   let done = 0;
   const weights: WeightSensitivity[] = [];
+  const layouts = new Map<string, RowLayout>();
   for (const w of targets) {
     const st = stats.get(w.name)!;
     const L = rowLayout(w.dims, axes.get(w.name)!, st.channels);
+    layouts.set(w.name, L);
     const W = toRows(model.original(w.name), L);
     const noisy = injectNoise(W, L, relStd);
     const noiseOut = bestOutputError(errorMatrix(W, noisy), L, st);
@@ -328,10 +349,11 @@ export async function analyzeSensitivity(path: string, opts: SensitivityOptions)
       entries,
     });
   }
-  return {
-    model: opts.modelName ?? path,
+  const table: SensitivityTable = {
+    model: opts.modelName ?? 'model',
     ...(probe.metric ? { metricName: probe.metric.name } : {}),
     ...(meter.baselineMetric !== undefined ? { baselineMetric: meter.baselineMetric } : {}),
     weights,
   };
+  return { table, stats, layouts, probe };
 }

@@ -86,7 +86,8 @@ function allSchemes(): { scheme: string; quantizer: QuantizerConfig }[] {
   return out;
 }
 
-function elementBitsOf(q: QuantizerConfig): number {
+/** Nominal element bits of a quantizer (before scales). */
+export function elementBitsOf(q: QuantizerConfig): number {
   const e = q.element;
   if (e.kind === 'int') return e.bits;
   const n = e.name;

@@ -77,29 +77,120 @@ export function imatrixError(E: ArrayLike<number>, L: RowLayout, meanSquare: Arr
   return s;
 }
 
-/** sum_r sum_k e_{r,k}^T G[group(r)] e_{r,k}, with e_{r,k} the row's errors at kernel position k. */
+/** Error vectors processed together by outputError: each loaded Gram entry serves this many of them. */
+const LANES = 8;
+
+/**
+ * Packs the symmetric part of one group's I x I diagonal block of the C x C gram (first channel `base`)
+ * as a lower triangle: row i (offset i (i + 1) / 2) holds G_ij + G_ji for j < i, then G_ii. Then
+ * v^T G v = sum_i v_i (P_ii v_i + sum_{j<i} P_ij v_j) for any G, symmetric or not. Tiled so the
+ * transposed reads stay in cache.
+ */
+function packSymmetric(gram: Float64Array, C: number, base: number, I: number, P: Float64Array): void {
+  const T = 32;
+  for (let i0 = 0; i0 < I; i0 += T) {
+    const i1 = Math.min(I, i0 + T);
+    for (let j0 = 0; j0 <= i0; j0 += T) {
+      for (let i = i0; i < i1; i++) {
+        const pi = (i * (i + 1)) / 2;
+        const gi = (base + i) * C + base;
+        const j1 = Math.min(i, j0 + T);
+        for (let j = j0; j < j1; j++) P[pi + j] = gram[gi + j]! + gram[(base + j) * C + base + i]!;
+      }
+    }
+    for (let i = i0; i < i1; i++) P[(i * (i + 1)) / 2 + i] = gram[(base + i) * (C + 1)]!;
+  }
+}
+
+/**
+ * sum over the LANES vectors stored interleaved in V (V[i * LANES + q] = v_q[i]) of v_q^T G v_q, with G
+ * packed by packSymmetric. Half the multiply-adds of the full quadratic form, and each packed entry is
+ * loaded once for all lanes.
+ */
+function quadFormLanes(P: Float64Array, V: Float64Array, I: number): number {
+  let s = 0;
+  // pi = i (i + 1) / 2, the offset of packed row i.
+  for (let i = 0, pi = 0; i < I; pi += ++i) {
+    let t0 = 0;
+    let t1 = 0;
+    let t2 = 0;
+    let t3 = 0;
+    let t4 = 0;
+    let t5 = 0;
+    let t6 = 0;
+    let t7 = 0;
+    for (let j = 0, jv = 0; j < i; j++, jv += LANES) {
+      const p = P[pi + j]!;
+      t0 += p * V[jv]!;
+      t1 += p * V[jv + 1]!;
+      t2 += p * V[jv + 2]!;
+      t3 += p * V[jv + 3]!;
+      t4 += p * V[jv + 4]!;
+      t5 += p * V[jv + 5]!;
+      t6 += p * V[jv + 6]!;
+      t7 += p * V[jv + 7]!;
+    }
+    const d = P[pi + i]!;
+    const iv = i * LANES;
+    const a0 = V[iv]!;
+    const a1 = V[iv + 1]!;
+    const a2 = V[iv + 2]!;
+    const a3 = V[iv + 3]!;
+    const a4 = V[iv + 4]!;
+    const a5 = V[iv + 5]!;
+    const a6 = V[iv + 6]!;
+    const a7 = V[iv + 7]!;
+    s +=
+      a0 * (d * a0 + t0) +
+      a1 * (d * a1 + t1) +
+      a2 * (d * a2 + t2) +
+      a3 * (d * a3 + t3) +
+      a4 * (d * a4 + t4) +
+      a5 * (d * a5 + t5) +
+      a6 * (d * a6 + t6) +
+      a7 * (d * a7 + t7);
+  }
+  return s;
+}
+
+/**
+ * sum_r sum_k e_{r,k}^T G[group(r)] e_{r,k}, with e_{r,k} the row's errors at kernel position k and
+ * G[group] the diagonal block of `gram` at the row's group's channels. Only the symmetric part of G
+ * contributes, so each group's block is packed once as a symmetrized lower triangle, and the vectors
+ * e_{r,k} of a group are evaluated LANES at a time (the last batch zero-padded).
+ */
 export function outputError(E: ArrayLike<number>, L: RowLayout, gram: ArrayLike<number>): number {
   const C = L.groups * L.inPerGroup;
   checkLen(E, L.rows * L.cols, 'E');
   checkLen(gram, C * C, 'gram');
   const I = L.inPerGroup;
   const K = L.kernel;
-  const v = new Float64Array(I);
+  const cols = L.cols;
+  const e = E instanceof Float64Array ? E : Float64Array.from(E);
+  const g = gram instanceof Float64Array ? gram : Float64Array.from(gram);
+  const P = new Float64Array((I * (I + 1)) / 2);
+  const V = new Float64Array(I * LANES);
   let s = 0;
-  for (let r = 0; r < L.rows; r++) {
-    const base = groupBase(L, r);
-    const off = r * L.cols;
-    for (let k = 0; k < K; k++) {
-      for (let i = 0; i < I; i++) v[i] = E[off + i * K + k]!;
-      for (let i = 0; i < I; i++) {
-        const vi = v[i]!;
-        if (vi === 0) continue;
-        const g = (base + i) * C + base;
-        let t = 0;
-        for (let j = 0; j < I; j++) t += gram[g + j]! * v[j]!;
-        s += vi * t;
+  let r0 = 0;
+  while (r0 < L.rows) {
+    // Rows r0 .. r1 - 1 share a group (groups are contiguous runs of rows).
+    const base = groupBase(L, r0);
+    let r1 = r0 + 1;
+    while (r1 < L.rows && groupBase(L, r1) === base) r1++;
+    packSymmetric(g, C, base, I, P);
+    const count = (r1 - r0) * K; // vectors t = (r - r0) * K + k
+    for (let t0 = 0; t0 < count; t0 += LANES) {
+      const lanes = Math.min(LANES, count - t0);
+      if (lanes < LANES) V.fill(0);
+      for (let q = 0; q < lanes; q++) {
+        const t = t0 + q;
+        const r = r0 + Math.floor(t / K);
+        const off = r * cols + (t % K);
+        for (let i = 0; i < I; i++) V[i * LANES + q] = e[off + i * K]!;
       }
+      s += quadFormLanes(P, V, I);
     }
+    r0 = r1;
   }
   return s;
 }

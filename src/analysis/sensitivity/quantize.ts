@@ -9,7 +9,7 @@
  */
 import { MixqError } from '../../core/errors.ts';
 import { awq } from '../../quant/algorithms/awq.ts';
-import { gptq } from '../../quant/algorithms/gptq.ts';
+import { gptq, type GptqResult } from '../../quant/algorithms/gptq.ts';
 import { rtn } from '../../quant/algorithms/rtn.ts';
 import type { SensitivityCandidate } from './candidates.ts';
 import type { RowLayout } from './layout.ts';
@@ -36,17 +36,31 @@ export function quantizeCandidate(
       expected: 'an RTN candidate for this weight',
     });
   const q = c.quantizer;
-  if (c.algorithm === 'gptq') {
-    const H = Float64Array.from(stats.gram, (v) => 2 * v);
-    const g = q.granularity;
-    return gptq(W, L.rows, L.cols, H, {
-      element: q.element,
-      symmetric: q.symmetric,
-      groupSize: g.kind === 'group' ? g.size : -1,
-      ...(q.scaleRule ? { scaleRule: q.scaleRule } : {}),
-      ...(q.scaleFormat ? { scaleFormat: q.scaleFormat } : {}),
-    }).Q;
-  }
+  if (c.algorithm === 'gptq') return gptqCandidate(W, L, c, stats).Q;
   const actMeanAbs = Float32Array.from(stats.meanSquare, (v) => Math.sqrt(v));
   return awq(W, L.rows, L.cols, { actMeanAbs, gram: Float64Array.from(stats.gram) }, { quantizer: q }).Q;
+}
+
+/** GPTQ of a candidate with its full result (codes, scales, zero points per group: what export stores). */
+export function gptqCandidate(
+  W: Float32Array,
+  L: RowLayout,
+  c: SensitivityCandidate,
+  stats: LayerStats,
+): GptqResult {
+  if (c.algorithm !== 'gptq' || !applicable(c, L, stats) || !stats.gram)
+    throw new MixqError(`candidate ${c.id} is not a GPTQ candidate applicable to this weight`, {
+      field: c.id,
+      expected: 'a gptq candidate on a matrix or 1x1 convolution with X^T X',
+    });
+  const q = c.quantizer;
+  const H = Float64Array.from(stats.gram, (v) => 2 * v);
+  const g = q.granularity;
+  return gptq(W, L.rows, L.cols, H, {
+    element: q.element,
+    symmetric: q.symmetric,
+    groupSize: g.kind === 'group' ? g.size : -1,
+    ...(q.scaleRule ? { scaleRule: q.scaleRule } : {}),
+    ...(q.scaleFormat ? { scaleFormat: q.scaleFormat } : {}),
+  });
 }

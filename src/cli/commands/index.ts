@@ -17,4 +17,7 @@ export const commands: Record<string, Lazy> = {
   convert: () => import('./convert.ts').then((m) => m.default),
   eval: () => import('./eval.ts').then((m) => m.default),
   requantize: () => import('./requantize.ts').then((m) => m.default),
+  quantize: () => import('./quantize.ts').then((m) => m.default),
+  plan: () => import('./plan.ts').then((m) => m.default),
+  apply: () => import('./apply.ts').then((m) => m.default),
 };

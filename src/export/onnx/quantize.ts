@@ -52,10 +52,29 @@ export interface WeightAssignment {
   readonly symmetric?: boolean;
   /** Storage type of the scales (default float32). */
   readonly scaleType?: 'float32' | 'float16';
-  /** DequantizeLinear: 'block' (default for MatMul/Gemm/Gather) or 'channel' (the only choice for Conv). */
+  /**
+   * DequantizeLinear: 'block' (default for MatMul/Gemm/Gather) or 'channel' (default for Conv; a Conv
+   * takes 'block', along its input channels, only with a 1 x 1 kernel).
+   */
   readonly granularity?: 'block' | 'channel';
   /** MatMulNBits accuracy_level (default 0: float compute, matches the simulation). */
   readonly accuracyLevel?: number;
+  /**
+   * Codes and parameters computed elsewhere (GPTQ), used instead of the min-max quantizer. Laid out in the
+   * operator's row order: rows = output channels (N of a MatMul / Gemm, O of a Conv, V of a Gather), blocks
+   * of `blockSize` (or the whole row for 'channel') along the reduction. Grid values must fit the stored
+   * type (signed for symmetric DequantizeLinear, unsigned otherwise; zero 0 when symmetric).
+   */
+  readonly quantized?: PrequantizedBlocks;
+}
+
+export interface PrequantizedBlocks {
+  /** Integer grid value of every element, [rows, cols]. */
+  readonly q: Int32Array;
+  /** Stored scale per block, [rows, nBlocks] (float16-representable when scaleType is float16). */
+  readonly scale: Float32Array;
+  /** Zero point per block, [rows, nBlocks], in the grid of q. */
+  readonly zero: Int32Array;
 }
 
 export type WeightAssignments = Readonly<Record<string, WeightAssignment>>;
@@ -204,7 +223,14 @@ async function planWeight(
   const scaleType = a.scaleType ?? 'float32';
   // DequantizeLinear symmetric: signed codes, zero point 0. The contrib ops: unsigned, zero 2^(bits-1).
   const signed = a.scheme === 'dequantizelinear' && symmetric;
-  const channel = a.scheme === 'dequantizelinear' && (a.granularity === 'channel' || role.kind === 'conv');
+  // Conv: per output channel by default; blocks along the input channels (axis 1) only for 1 x 1 kernels,
+  // where they are the runs of the reduction axis the simulation quantizes.
+  const convBlocked = role.kind === 'conv' && a.granularity === 'block';
+  if (convBlocked && role.inner !== w.dims[1])
+    fail('blocked DequantizeLinear on a Conv needs a 1 x 1 kernel', `${field}.granularity`, "'channel'");
+  const channel =
+    a.scheme === 'dequantizelinear' &&
+    (a.granularity === 'channel' || (role.kind === 'conv' && !convBlocked));
   const cfg = (cols: number) => ({
     bits,
     blockSize: channel ? cols : blockSize,
@@ -212,9 +238,13 @@ async function planWeight(
     signed,
     scaleType,
   });
+  const fit = (xr: Float32Array, rows: number, cols: number): BlockQuantized =>
+    a.quantized
+      ? prequantized(a.quantized, rows, cols, cfg(cols), field)
+      : quantizeBlocks(xr, rows, cols, cfg(cols));
   if (role.kind === 'matmul' || (role.kind === 'gemm' && !role.transB)) {
     // stored [K, N]; blocks run along K for each output column n
-    const bq = quantizeBlocks(transpose(x, role.K, role.N), role.N, role.K, cfg(role.K));
+    const bq = fit(transpose(x, role.K, role.N), role.N, role.K);
     return {
       w,
       a,
@@ -227,15 +257,61 @@ async function planWeight(
     };
   }
   if (role.kind === 'gemm') {
-    const bq = quantizeBlocks(x, role.N, role.K, cfg(role.K));
+    const bq = fit(x, role.N, role.K);
     return { w, a, role, bits, blockSize, bq, dequant: bq.dequant, orient: 'rows' };
   }
   if (role.kind === 'conv') {
-    const bq = quantizeBlocks(x, role.O, role.inner, cfg(role.inner));
+    const bq = fit(x, role.O, role.inner);
     return { w, a, role, bits, blockSize, bq, dequant: bq.dequant, orient: 'rows' };
   }
-  const bq = quantizeBlocks(x, role.V, role.D, cfg(role.D));
+  const bq = fit(x, role.V, role.D);
   return { w, a, role, bits, blockSize, bq, dequant: bq.dequant, orient: 'rows' };
+}
+
+/** A BlockQuantized from given codes and parameters, checked against the stored type. */
+function prequantized(
+  p: PrequantizedBlocks,
+  rows: number,
+  cols: number,
+  cfg: { bits: number; blockSize: number; symmetric: boolean; signed: boolean },
+  field: string,
+): BlockQuantized {
+  const bs = Math.min(cfg.blockSize, cols);
+  const nBlocks = Math.ceil(cols / bs);
+  const f = `${field}.quantized`;
+  if (p.q.length !== rows * cols) fail(`q has ${p.q.length} values`, `${f}.q`, `${rows * cols}`);
+  if (p.scale.length !== rows * nBlocks || p.zero.length !== rows * nBlocks)
+    fail(`scale / zero have ${p.scale.length} / ${p.zero.length} values`, f, `${rows * nBlocks} each`);
+  const lo = cfg.signed ? -(2 ** (cfg.bits - 1)) : 0;
+  const hi = cfg.signed ? 2 ** (cfg.bits - 1) - 1 : 2 ** cfg.bits - 1;
+  const dequant = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      const b = r * nBlocks + Math.floor(c / bs);
+      const q = p.q[i]!;
+      const z = p.zero[b]!;
+      if (q < lo || q > hi) fail(`grid value ${q} at ${i}`, `${f}.q`, `${lo}..${hi}`);
+      if (z < lo || z > hi || (cfg.symmetric && cfg.signed && z !== 0))
+        fail(
+          `zero point ${z} at block ${b}`,
+          `${f}.zero`,
+          cfg.symmetric && cfg.signed ? '0' : `${lo}..${hi}`,
+        );
+      dequant[i] = Math.fround(p.scale[b]! * (q - z));
+    }
+  return {
+    rows,
+    cols,
+    blockSize: bs,
+    nBlocks,
+    bits: cfg.bits,
+    signed: cfg.signed,
+    q: p.q,
+    scale: p.scale,
+    zero: p.zero,
+    dequant,
+  };
 }
 
 function checkScheme(p: Plan, field: string): void {
@@ -517,7 +593,7 @@ export async function quantizeOnnxWeights(
         scaleDims = [bq.nBlocks, bq.rows];
         scale = transpose(bq.scale, bq.rows, bq.nBlocks);
         zero = transpose(bq.zero, bq.rows, bq.nBlocks);
-      } else scaleDims = [bq.rows, bq.nBlocks];
+      } else scaleDims = [bq.rows, bq.nBlocks, ...dims.slice(2)]; // a 1 x 1 Conv keeps its trailing 1s
       const scales = scaleTensors(fresh, fresh(`${name}_scale`), scale, scaleDims, scaleType, inits, front);
       const inputs = [qName, scales];
       if (!symmetric) {

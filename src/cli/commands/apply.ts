@@ -1,0 +1,59 @@
+/**
+ * `mixq apply <model> <plan.json> [--out file.onnx] [--eval] [--force]`: builds the quantized ONNX model a
+ * plan describes (src/pipeline/apply.node.ts) and prints its size and bits per weight.
+ */
+import { readFile } from 'node:fs/promises';
+import { type CommandDef, defineCommand } from 'citty';
+import { writeFileAtomic } from '../../io/files.node.ts';
+import { parsePlan } from '../../plan/parse.ts';
+import { type ApplyResult, applyPlan } from '../../pipeline/apply.node.ts';
+import { resolveTask } from '../../pipeline/tasks.node.ts';
+import { formatBytes } from '../../report/summary.ts';
+import { failCli, usageExitCode } from '../errors.ts';
+
+const applyCommand = defineCommand({
+  meta: { name: 'apply', description: 'Apply a plan file to its model and write the quantized ONNX model' },
+  args: {
+    model: { type: 'positional', description: "'gpt', 'ocr' or a path to an .onnx model", required: true },
+    plan: { type: 'positional', description: 'plan file (mixq plan / mixq quantize)', required: true },
+    out: { type: 'string', description: 'output .onnx file (default <model>_q4.onnx in the current folder)' },
+    eval: { type: 'boolean', description: "evaluate the written model on the task's data", default: false },
+    force: { type: 'boolean', description: 'apply even if the plan names another file', default: false },
+    json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
+  },
+  async run({ args }) {
+    const planPath = String(args.plan);
+    let r: ApplyResult;
+    let out: string;
+    try {
+      const text = await readFile(planPath, 'utf8').catch((e: Error) => {
+        throw new Error(`cannot read ${planPath}: ${e.message}`);
+      });
+      const plan = parsePlan(text, planPath);
+      r = await applyPlan(String(args.model), plan, {
+        force: Boolean(args.force),
+        evaluate: Boolean(args.eval),
+        planSource: planPath,
+      });
+      out = args.out ? String(args.out) : r.fileName;
+      await writeFileAtomic(out, r.bytes, [resolveTask(String(args.model)).modelPath, planPath]);
+    } catch (e) {
+      failCli('apply', e, usageExitCode(e));
+    }
+    const elements = r.weights.reduce((s, w) => s + w.dims.reduce((p, d) => p * d, 1), 0);
+    const stored = r.weights.reduce((s, w) => s + w.codeBytes + w.scaleBytes + w.zeroPointBytes, 0);
+    const bpw = elements ? (8 * stored) / elements : 0;
+    if (args.json) {
+      process.stdout.write(
+        `${JSON.stringify({ out, bytes: r.bytes.length, quantizedWeights: r.weights.length, elements, storedBytes: stored, bitsPerWeight: bpw, ...(r.metric !== undefined ? { metric: r.metric, metricName: r.metricName } : {}), notes: r.notes }, null, 2)}\n`,
+      );
+      return;
+    }
+    process.stdout.write(
+      `wrote ${out}: ${formatBytes(r.bytes.length)}; ${r.weights.length} quantized weights, ${bpw.toFixed(3)} bits per weight (${formatBytes(stored)} of codes, scales and zero points)${r.metric !== undefined ? `; ${r.metricName} ${r.metric.toFixed(4)}` : ''}\n`,
+    );
+    for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
+  },
+});
+
+export default applyCommand as unknown as CommandDef;

@@ -1,0 +1,132 @@
+/**
+ * `mixq quantize [model] [--bits N | --size S | --max-loss P] [--out dir] [--target onnx|sim] ...`:
+ * the main job (src/pipeline/quantize.node.ts). Writes into the output folder, atomically: the plan
+ * (plan.json), the report (report.html, report.json) and, for target onnx, the quantized model; prints the
+ * terminal summary, the equal-size comparison and the output's size and bits per weight.
+ */
+import { join } from 'node:path';
+import { type CommandDef, defineCommand } from 'citty';
+import { writeFileAtomic } from '../../io/files.node.ts';
+import { serialisePlan } from '../../plan/serialise.ts';
+import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize.node.ts';
+import { reportJson } from '../../report/json.ts';
+import { formatBytes } from '../../report/summary.ts';
+import { renderTerminalSummary } from '../../report/terminal.ts';
+import { failCli, usageExitCode } from '../errors.ts';
+import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
+
+function comparisonTable(r: QuantizeResult): string {
+  const unit = r.task.metric.unit ?? '';
+  const f = (x: number) => `${x.toFixed(4)}${unit}`;
+  const rows = r.comparisons.map(
+    (c) =>
+      `  ${c.baseline.padEnd(28)} ${c.bitsPerWeight.toFixed(3).padStart(6)} b/w  ${f(c.baselineMetric).padStart(10)}  mixq ${f(c.mixqMetric).padStart(10)}  ${c.better ? 'mixq better' : 'baseline better or equal'}`,
+  );
+  return rows.length
+    ? [`equal size, ${r.task.metric.name} (${r.task.metric.direction} is better):`, ...rows].join('\n')
+    : '';
+}
+
+const quantizeCommand = defineCommand({
+  meta: {
+    name: 'quantize',
+    description:
+      'Mixed-precision quantization: sensitivity, budgeted allocation, baselines, plan, report and the quantized model',
+  },
+  args: {
+    ...quantizeArgs,
+    out: { type: 'string', description: 'output folder (default mixq-out/<model>)' },
+    baselines: {
+      type: 'boolean',
+      description: 'evaluate uniform baselines and the rule mix (default true)',
+      default: true,
+    },
+  },
+  async run({ args }) {
+    let opts: ReturnType<typeof quantizeOptions>;
+    try {
+      opts = quantizeOptions(args);
+    } catch (e) {
+      failCli('quantize', e, 2);
+    }
+    const json = Boolean(args.json);
+    const bar = progressBar(!json);
+    const log = (s: string) => {
+      if (!json) process.stderr.write(`${s}\n`);
+    };
+    let r: QuantizeResult;
+    try {
+      r = await quantizeModel({ ...opts, baselines: args.baselines !== false, onProgress: bar.update, log });
+    } catch (e) {
+      bar.stop();
+      failCli('quantize', e, usageExitCode(e));
+    }
+    bar.stop();
+    const out = args.out ? String(args.out) : join('mixq-out', r.task.name.replace(/\.onnx$/, ''));
+    const { renderHtmlReport } = await import('../../report/html.ts');
+    const protect = [r.task.modelPath];
+    const written: string[] = [];
+    try {
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(out, { recursive: true });
+      const put = async (name: string, data: Uint8Array | string) => {
+        await writeFileAtomic(join(out, name), data, protect);
+        written.push(join(out, name));
+      };
+      await put('plan.json', serialisePlan(r.plan));
+      await put('report.json', reportJson(r.report));
+      await put('report.html', await renderHtmlReport(r.report));
+      if (r.onnx) await put(r.onnx.fileName, r.onnx.bytes);
+    } catch (e) {
+      failCli('quantize', e, 1);
+    }
+    const t = r.plan.totals;
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify(
+          {
+            model: r.task.name,
+            metric: r.task.metric,
+            fp32: r.fp32,
+            plan: { ...t, metric: r.metric, budget: r.plan.budget, solver: r.plan.solver },
+            comparisons: r.comparisons,
+            ...(r.onnx
+              ? {
+                  onnx: {
+                    file: r.onnx.fileName,
+                    bytes: r.onnx.bytes.length,
+                    metric: r.onnx.metric,
+                    notes: r.onnx.notes,
+                  },
+                }
+              : {}),
+            files: written,
+            timings: r.report.timings,
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      return;
+    }
+    process.stdout.write(
+      renderTerminalSummary(r.report, {
+        color: Boolean(process.stdout.isTTY),
+        width: process.stdout.columns ?? 100,
+      }),
+    );
+    const cmp = comparisonTable(r);
+    if (cmp) process.stdout.write(`\n${cmp}\n`);
+    const unit = r.task.metric.unit ?? '';
+    process.stdout.write(
+      `\nplan: ${t.bitsPerWeight.toFixed(3)} bits per weight over ${r.plan.weights.length} weights (${t.elements} elements), ${formatBytes(t.bytes)} of quantized weights; ${r.task.metric.name} ${r.metric.toFixed(4)}${unit} vs fp32 ${r.fp32.toFixed(4)}${unit}\n`,
+    );
+    if (r.onnx)
+      process.stdout.write(
+        `model: ${join(out, r.onnx.fileName)} ${formatBytes(r.onnx.bytes.length)} (float parts included), run by onnxruntime: ${r.task.metric.name} ${r.onnx.metric.toFixed(4)}${unit}\n`,
+      );
+    process.stdout.write(`wrote ${written.join(', ')}\n`);
+  },
+});
+
+export default quantizeCommand as unknown as CommandDef;

@@ -1,0 +1,154 @@
+/**
+ * Arguments shared by `mixq quantize` and `mixq plan`: the budget (--bits / --size / --max-loss), the
+ * target, the candidate set, and a progress bar for the long steps.
+ */
+import cliProgress from 'cli-progress';
+import { MixqError } from '../core/errors.ts';
+import type { QuantizeBudget, QuantizeOptions } from '../pipeline/quantize.node.ts';
+
+export const quantizeArgs = {
+  model: {
+    type: 'positional',
+    description: "'gpt' (default), 'ocr' or a path to an .onnx model",
+    required: false,
+  },
+  bits: {
+    type: 'string',
+    description: 'budget: average bits per quantized weight, scales included (default 4)',
+  },
+  size: {
+    type: 'string',
+    description: "budget: bytes of the quantized weights, e.g. '900kB', '1.5MB', '123456'",
+  },
+  'max-loss': {
+    type: 'string',
+    description:
+      "accuracy target: smallest plan whose metric is within this of fp32, e.g. '1%' (real evaluations)",
+  },
+  target: {
+    type: 'string',
+    description: "'onnx' (default): schemes onnxruntime runs natively; 'sim': every format, simulated only",
+  },
+  damage: { type: 'string', description: "'proxy' (default, noise-calibrated) or 'kl' (measure every pair)" },
+  candidates: {
+    type: 'string',
+    description: 'comma-separated candidate ids (see docs), instead of the default set',
+  },
+  sweep: {
+    type: 'string',
+    description: "bits-per-weight budgets of the report's Pareto sweep (default 3,3.5,4,5)",
+  },
+  'eval-size': { type: 'string', description: 'gpt: characters per evaluation (16384); ocr: lines' },
+  json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
+} as const;
+
+function bad(flag: string, value: string, expected: string): never {
+  throw new MixqError(`bad value '${value}'`, { source: `argument --${flag}`, expected });
+}
+
+/** '1.5MB', '900kB', '2MiB', '123456' -> bytes. */
+export function parseSize(v: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB|KiB|MiB|GiB)?\s*$/.exec(v);
+  if (!m) bad('size', v, "a size such as '1.5MB', '900kB' or a byte count");
+  const unit = m[2] ?? 'B';
+  const mult: Record<string, number> = {
+    B: 1,
+    kB: 1e3,
+    KB: 1e3,
+    MB: 1e6,
+    GB: 1e9,
+    KiB: 1024,
+    MiB: 1024 ** 2,
+    GiB: 1024 ** 3,
+  };
+  const bytes = Math.floor(Number(m[1]) * mult[unit]!);
+  if (!(bytes > 0)) bad('size', v, 'a positive size');
+  return bytes;
+}
+
+export function parseBudget(args: Record<string, unknown>): QuantizeBudget {
+  const given = ['bits', 'size', 'max-loss'].filter((k) => args[k] !== undefined && args[k] !== '');
+  if (given.length > 1)
+    throw new MixqError(`--${given.join(' and --')} given together`, {
+      source: 'arguments',
+      expected: 'one budget: --bits, --size or --max-loss',
+    });
+  if (args.size !== undefined && args.size !== '')
+    return { kind: 'bytes', bytes: parseSize(String(args.size)) };
+  const loss = args['max-loss'];
+  if (loss !== undefined && loss !== '') {
+    const s = String(loss);
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(s);
+    if (!m) bad('max-loss', s, "a relative loss such as '1%' or '0.01'");
+    const relative = m[2] ? Number(m[1]) / 100 : Number(m[1]);
+    if (!(relative > 0 && relative < 1)) bad('max-loss', s, 'between 0 and 100%');
+    return { kind: 'maxLoss', relative };
+  }
+  const bits = args.bits === undefined || args.bits === '' ? 4 : Number(args.bits);
+  if (!(Number.isFinite(bits) && bits > 0 && bits <= 32))
+    bad('bits', String(args.bits), 'a number in (0, 32]');
+  return { kind: 'bitsPerWeight', bits };
+}
+
+/** The QuantizeOptions the shared flags describe (budget included). */
+export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOptions, 'onProgress' | 'log'> {
+  const target = args.target === undefined ? 'onnx' : String(args.target);
+  if (target !== 'onnx' && target !== 'sim') bad('target', target, "'onnx' or 'sim'");
+  const damage = args.damage === undefined ? 'proxy' : String(args.damage);
+  if (damage !== 'proxy' && damage !== 'kl') bad('damage', damage, "'proxy' or 'kl'");
+  let sweep: number[] | undefined;
+  if (args.sweep !== undefined) {
+    sweep = String(args.sweep)
+      .split(',')
+      .map((x) => Number(x));
+    if (sweep.some((x) => !(Number.isFinite(x) && x > 0)))
+      bad('sweep', String(args.sweep), "comma-separated bits per weight, e.g. '3,3.5,4,5'");
+  }
+  let evalSize: number | undefined;
+  if (args['eval-size'] !== undefined) {
+    evalSize = Number(args['eval-size']);
+    if (!(Number.isInteger(evalSize) && evalSize > 0))
+      bad('eval-size', String(args['eval-size']), 'a positive integer');
+  }
+  return {
+    model: args.model === undefined || args.model === '' ? 'gpt' : String(args.model),
+    budget: parseBudget(args),
+    target,
+    damage: damage === 'kl' ? 'kl' : 'noiseCalibrated',
+    ...(args.candidates ? { candidates: String(args.candidates).split(',') } : {}),
+    ...(sweep ? { sweep } : {}),
+    ...(evalSize ? { evalSize } : {}),
+  };
+}
+
+/** A progress bar on stderr for a TTY (one bar, relabelled per step); no-op otherwise. */
+export function progressBar(enabled: boolean): {
+  update: (step: string, done: number, total: number) => void;
+  stop: () => void;
+} {
+  if (!enabled || !process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new cliProgress.SingleBar(
+    {
+      format: '{step} [{bar}] {value}/{total}',
+      hideCursor: true,
+      clearOnComplete: true,
+      stream: process.stderr,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(step, done, total) {
+      if (!started) {
+        bar.start(total, done, { step });
+        started = true;
+      } else {
+        bar.setTotal(total);
+        bar.update(done, { step });
+      }
+    },
+    stop: () => {
+      if (started) bar.stop();
+    },
+  };
+}

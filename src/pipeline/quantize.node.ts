@@ -1,0 +1,677 @@
+/**
+ * The main job, `mixq quantize`: calibrate -> sensitivity -> budgeted allocation -> evaluate (plans,
+ * uniform baselines, a llama.cpp-style rule mix) -> plan + report (+ the deployable ONNX model).
+ *
+ * Everything measured is measured with onnxruntime on the task's evaluation data (tasks.node.ts), with the
+ * model rewritten once so that weights are inputs (src/runtime/weights.node.ts): a plan, a baseline and
+ * fp32 are the same session fed different weights. The ONNX file written at the end is evaluated again as a
+ * file, so the report shows that the deployed model scores what the simulation scored.
+ *
+ * Bits per weight and sizes count the quantized weights only (codes + scales + zero points); the float
+ * parts (norms, biases, embeddings without an input activation) are reported separately.
+ */
+import type { Allocation, AllocationProblem, AllocWeight } from '../analysis/allocate/problem.ts';
+import { solveGreedy } from '../analysis/allocate/greedy.ts';
+import { solveMilp } from '../analysis/allocate/milp.ts';
+import { paretoSweep } from '../analysis/allocate/pareto.ts';
+import { Q4_K_M_SCHEMES, ruleMix, GGML_SHAPE_FALLBACK } from '../analysis/allocate/rule-mix.ts';
+import {
+  candidateCost,
+  candidatesById,
+  defaultCandidates,
+  type SensitivityCandidate,
+} from '../analysis/sensitivity/candidates.ts';
+import { fromRows, type RowLayout, toRows } from '../analysis/sensitivity/layout.ts';
+import type { LayerStats } from '../analysis/sensitivity/proxies.ts';
+import { applicable, gptqCandidate, quantizeCandidate } from '../analysis/sensitivity/quantize.ts';
+import { type DamageSource, proxyCorrelation, toAllocWeights } from '../analysis/sensitivity/table.ts';
+import { getBlockType } from '../blocks/registry.ts';
+import { MixqError } from '../core/errors.ts';
+import { inlineExternalData } from '../export/onnx/inline.ts';
+import {
+  type ExportedWeight,
+  type PrequantizedBlocks,
+  quantizeOnnxWeights,
+  type WeightAssignment,
+} from '../export/onnx/quantize.ts';
+import { readOnnxFile } from '../io/onnx/file.node.ts';
+import { onnxModelView } from '../io/onnx/view.ts';
+import { writeOnnx } from '../io/onnx/read.ts';
+import { validatePlan } from '../plan/parse.ts';
+import {
+  PLAN_SCHEMA_VERSION,
+  type Plan,
+  type PlanBudget,
+  type PlanWeight,
+  planTotals,
+} from '../plan/schema.ts';
+import type { ReportData, ReportPoint, ReportSeries } from '../report/types.ts';
+import { openRunner } from '../runtime/runner.node.ts';
+import { analyzeLoadedModel, outputAxes, type SensitivityAnalysis } from '../runtime/sensitivity.node.ts';
+import { loadWeightFedModel, type WeightFedModel } from '../runtime/weights.node.ts';
+import { DEPLOY_CANDIDATE_IDS, gptqBlocks, onnxAssignment, planScheme, representable } from './schemes.ts';
+import { type QuantTask, resolveTask } from './tasks.node.ts';
+
+export type QuantizeBudget = PlanBudget;
+
+export interface QuantizeOptions {
+  /** 'gpt' (default), 'ocr' or a path to an .onnx model. */
+  readonly model?: string;
+  readonly budget: QuantizeBudget;
+  /**
+   * 'onnx' (default): only schemes onnxruntime runs natively, and the ONNX model is built;
+   * 'sim': every candidate format (int2..8, FP8, MXFP4, NVFP4, NF4), simulated only.
+   */
+  readonly target?: 'onnx' | 'sim';
+  /** Candidate ids (src/analysis/sensitivity/candidates.ts) instead of the target's default set. */
+  readonly candidates?: readonly string[];
+  /** Damage the allocator minimises: the noise-calibrated proxy (default) or the measured KL ('kl'). */
+  readonly damage?: 'noiseCalibrated' | 'kl';
+  /** Budgets (bits per weight) of the Pareto sweep drawn in the report. Default 3, 3.5, 4, 5. */
+  readonly sweep?: readonly number[];
+  /** Evaluate uniform baselines and the rule mix, and mixq at each baseline's size. Default true. */
+  readonly baselines?: boolean;
+  /** Task evaluation size (see tasks.node.ts). */
+  readonly evalSize?: number;
+  /** Build (and evaluate) the ONNX model for target 'onnx'. Default true. */
+  readonly export?: boolean;
+  /** HiGHS time limit per solve, seconds (default 20). */
+  readonly timeLimitSec?: number;
+  readonly onProgress?: (step: string, done: number, total: number) => void;
+  readonly log?: (line: string) => void;
+}
+
+export interface Comparison {
+  readonly baseline: string;
+  readonly bytes: number;
+  readonly bitsPerWeight: number;
+  readonly baselineMetric: number;
+  /** mixq's plan at a size budget equal to the baseline's bytes. */
+  readonly mixqMetric: number;
+  readonly mixqBytes: number;
+  /** mixq is better (strictly) on the metric. */
+  readonly better: boolean;
+}
+
+export interface QuantizeResult {
+  readonly task: QuantTask;
+  readonly plan: Plan;
+  readonly report: ReportData;
+  /** Metric of the fp32 model and of the chosen plan (simulated). */
+  readonly fp32: number;
+  readonly metric: number;
+  readonly comparisons: readonly Comparison[];
+  /** The deployable model (target 'onnx'). */
+  readonly onnx?: {
+    readonly bytes: Uint8Array;
+    readonly fileName: string;
+    readonly weights: readonly ExportedWeight[];
+    readonly notes: readonly string[];
+    /** Task metric of the exported file run by onnxruntime. */
+    readonly metric: number;
+  };
+  readonly sensitivity: SensitivityAnalysis;
+  /** Elements and fp32 bytes of the weights left in float. */
+  readonly floatElements: number;
+}
+
+interface Weight {
+  readonly name: string;
+  readonly L: RowLayout;
+  readonly stats: LayerStats;
+  readonly consumer: string;
+  readonly layer?: number;
+  readonly role?: string;
+  readonly elements: number;
+}
+
+const UNIFORM_BASELINES: readonly { label: string; id: string }[] = [
+  { label: 'INT8 per-channel', id: 'int8-pc-rtn' },
+  { label: 'FP8 E4M3', id: 'fp8_e4m3-pc-rtn' },
+  { label: 'INT4 RTN g128', id: 'int4-g128-rtn' },
+  { label: 'INT4 GPTQ g128', id: 'int4-g128-gptq' },
+  { label: 'INT4 RTN g32', id: 'int4-g32-rtn' },
+  { label: 'INT4 GPTQ g32', id: 'int4-g32-gptq' },
+  { label: 'NVFP4', id: 'nvfp4-rtn' },
+  { label: 'MXFP4', id: 'mxfp4-rtn' },
+];
+
+function lowerIsBetter(task: QuantTask): boolean {
+  return task.metric.direction === 'lower';
+}
+
+/** The allocation for one budget: HiGHS, or greedy when HiGHS fails. */
+async function allocate(problem: AllocationProblem, timeLimitSec: number): Promise<Allocation> {
+  try {
+    return await solveMilp(problem, { timeLimitSec });
+  } catch (e) {
+    if (e instanceof MixqError && /infeasible|below the smallest/i.test(e.message)) throw e;
+    return solveGreedy(problem);
+  }
+}
+
+/** Runs the whole job. Writes nothing: the caller (the CLI) writes the returned files. */
+export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResult> {
+  const log = opts.log ?? (() => {});
+  const progress = opts.onProgress ?? (() => {});
+  const timings: { step: string; ms: number }[] = [];
+  let t0 = performance.now();
+  const lap = (step: string) => {
+    const t = performance.now();
+    timings.push({ step, ms: t - t0 });
+    t0 = t;
+  };
+  const task = resolveTask(opts.model ?? 'gpt', opts.evalSize ? { evalSize: opts.evalSize } : {});
+  const target = opts.target ?? 'onnx';
+  const damage: DamageSource = opts.damage ?? 'noiseCalibrated';
+  if (opts.budget.kind === 'maxLoss' && !task.metric.relative)
+    throw new MixqError(`--max-loss needs a task metric with a nonzero fp32 value; ${task.name} has none`, {
+      source: 'budget',
+      expected: '--bits or --size for this model (or the bundled gpt / ocr)',
+    });
+
+  // ---- load + calibrate + sensitivity
+  const model = await loadWeightFedModel(task.modelPath, { captureInputs: true });
+  const axes = await outputAxes(task.modelPath);
+  const view = await viewInfo(task.modelPath);
+  lap('load');
+  const candidates = opts.candidates
+    ? candidatesById(opts.candidates)
+    : target === 'onnx'
+      ? candidatesById(DEPLOY_CANDIDATE_IDS)
+      : defaultCandidates();
+  const analysis = await analyzeLoadedModel(model, axes, {
+    probe: (m) => task.probe(m),
+    candidates,
+    measure: damage === 'kl',
+    modelName: task.displayName,
+    onProgress: (d, t) => progress('sensitivity', d, t),
+  });
+  lap('calibration + sensitivity');
+  const byId = new Map(candidates.map((c) => [c.id, c]));
+  const weights: Weight[] = analysis.table.weights.map((w) => {
+    const fed = model.weights.find((x) => x.name === w.name)!;
+    const info = view.get(w.name);
+    return {
+      name: w.name,
+      L: analysis.layouts.get(w.name)!,
+      stats: analysis.stats.get(w.name)!,
+      consumer: fed.consumers[0] ?? '',
+      ...(info?.layer !== undefined ? { layer: info.layer } : {}),
+      ...(info?.role !== undefined ? { role: info.role } : {}),
+      elements: w.elements,
+    };
+  });
+  const wByName = new Map(weights.map((w) => [w.name, w]));
+  const allowed = (w: Weight, c: SensitivityCandidate) =>
+    representable(c, w.L) &&
+    (target === 'sim' || onnxAssignment(planScheme(c, w.L), w.L, w.consumer) !== undefined);
+  const allocWeights: AllocWeight[] = toAllocWeights(analysis.table, damage).map((aw) => {
+    const w = wByName.get(aw.name)!;
+    const cands = aw.candidates.filter((c) => allowed(w, byId.get(c.scheme)!));
+    if (cands.length === 0)
+      throw new MixqError(`no candidate scheme can store weight '${aw.name}' for target ${target}`, {
+        field: aw.name,
+        expected: 'target sim, or other --candidates',
+      });
+    return { ...aw, candidates: cands };
+  });
+  const elements = allocWeights.reduce((s, w) => s + w.elements, 0);
+  const floatElements = model.weights.reduce((s, w) => s + (wByName.has(w.name) ? 0 : w.elementCount), 0);
+
+  // ---- simulation cache: dequantized weight per (weight, candidate)
+  const cache = new Map<string, Float32Array>();
+  const blocks = new Map<string, PrequantizedBlocks>(); // GPTQ codes for export, same keys
+  const simulate = (name: string, c: SensitivityCandidate): Float32Array => {
+    const key = `${name}\u0000${c.id}`;
+    let q = cache.get(key);
+    if (!q) {
+      const w = wByName.get(name)!;
+      const Wr = toRows(model.original(name), w.L);
+      const cc = applicable(c, w.L, w.stats) ? c : rtnOf(c);
+      if (cc.algorithm === 'gptq') {
+        const g = gptqCandidate(Wr, w.L, cc, w.stats);
+        if (target === 'onnx' && !g.perm) blocks.set(key, gptqBlocks(g, cc.quantizer));
+        q = fromRows(g.Q, w.L);
+      } else q = fromRows(quantizeCandidate(Wr, w.L, cc, w.stats), w.L);
+      cache.set(key, q);
+    }
+    return q;
+  };
+  const evalReplacements = async (rep: ReadonlyMap<string, Float32Array>): Promise<number> =>
+    task.evaluate(model.withWeights(rep));
+  const evalAllocation = (a: Allocation): Promise<number> =>
+    evalReplacements(
+      new Map(allocWeights.map((w, i) => [w.name, simulate(w.name, byId.get(a.schemes[i]!)!)])),
+    );
+
+  const fp32 = await task.evaluate(model.baseline);
+  lap('fp32 evaluation');
+  log(`fp32 ${task.metric.name}: ${fmt(fp32)}${task.metric.unit ?? ''} (${task.evaluation})`);
+
+  const problemAt = (budget: AllocationProblem['budget']): AllocationProblem => ({
+    weights: allocWeights,
+    budget,
+  });
+  const timeLimitSec = opts.timeLimitSec ?? 20;
+  const mixqPoints: ReportPoint[] = [];
+  const evaluated = new Map<string, number>(); // allocation key -> metric
+  const evalCached = async (a: Allocation): Promise<number> => {
+    const key = a.schemes.join('|');
+    let m = evaluated.get(key);
+    if (m === undefined) {
+      m = await evalAllocation(a);
+      evaluated.set(key, m);
+    }
+    return m;
+  };
+  const addPoint = (a: Allocation, metric: number, budget: string) =>
+    mixqPoints.push({
+      bitsPerWeight: a.bitsPerWeight,
+      bytes: a.bytes,
+      metric,
+      budget,
+      predictedDamage: a.damage,
+    });
+
+  // ---- Pareto sweep over bits-per-weight budgets
+  const sweep = opts.sweep ?? [3, 3.5, 4, 5];
+  const pareto = await paretoSweep(problemAt({ kind: 'bitsPerWeight', bits: 8 }), {
+    budgets: sweep,
+    timeLimitSec,
+  });
+  let done = 0;
+  for (const p of pareto.points) {
+    progress('sweep', done++, pareto.points.length);
+    addPoint(p.allocation, await evalCached(p.allocation), `${p.budget} b/w`);
+  }
+  for (const b of pareto.infeasibleBudgets)
+    log(`budget ${b} b/w is below the smallest plan of target ${target}`);
+  lap('pareto sweep');
+
+  // ---- the chosen plan
+  let chosen: Allocation;
+  let chosenMetric: number;
+  const budget = opts.budget;
+  if (budget.kind === 'bitsPerWeight') {
+    chosen = await allocate(problemAt({ kind: 'bitsPerWeight', bits: budget.bits }), timeLimitSec);
+    chosenMetric = await evalCached(chosen);
+    addPoint(chosen, chosenMetric, `--bits ${budget.bits}`);
+  } else if (budget.kind === 'bytes') {
+    chosen = await allocate(problemAt({ kind: 'bytes', bytes: budget.bytes }), timeLimitSec);
+    chosenMetric = await evalCached(chosen);
+    addPoint(chosen, chosenMetric, `--size ${budget.bytes} B`);
+  } else {
+    ({ chosen, chosenMetric } = await searchMaxLoss(budget.relative));
+  }
+  lap('allocation');
+
+  async function searchMaxLoss(relative: number): Promise<{ chosen: Allocation; chosenMetric: number }> {
+    // The real metric, not the proxy: bisect over the predicted-damage frontier with evaluations.
+    const front = await paretoSweep(problemAt({ kind: 'bitsPerWeight', bits: 8 }), {
+      points: 24,
+      timeLimitSec,
+    });
+    const allocs = front.points.map((p) => p.allocation);
+    const ok = (m: number) => (lowerIsBetter(task) ? m <= fp32 * (1 + relative) : m >= fp32 * (1 - relative));
+    let lo = 0;
+    let hi = allocs.length - 1;
+    let best: { chosen: Allocation; chosenMetric: number } | undefined;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const a = allocs[mid]!;
+      const m = await evalCached(a);
+      addPoint(a, m, `search ${a.bitsPerWeight.toFixed(2)} b/w`);
+      log(
+        `max-loss search: ${a.bitsPerWeight.toFixed(3)} b/w -> ${fmt(m)} (${ok(m) ? 'within' : 'outside'} target)`,
+      );
+      if (ok(m)) {
+        best = { chosen: a, chosenMetric: m };
+        hi = mid - 1;
+      } else lo = mid + 1;
+    }
+    if (!best)
+      throw new MixqError(
+        `no plan up to ${allocs[allocs.length - 1]!.bitsPerWeight.toFixed(2)} b/w stays within ${100 * relative}% of fp32`,
+        {
+          source: 'budget',
+          expected: 'a larger --max-loss, or --target sim for more formats',
+        },
+      );
+    return best;
+  }
+
+  // ---- baselines and the equal-size comparison
+  const series: ReportSeries[] = [];
+  const comparisons: Comparison[] = [];
+  if (opts.baselines ?? true) {
+    const all = new Map(candidatesById(UNIFORM_BASELINES.map((b) => b.id)).map((c) => [c.id, c]));
+    const jobs: {
+      label: string;
+      kind: 'uniform' | 'rule';
+      rep: Map<string, Float32Array>;
+      bytes: number;
+      bits: number;
+    }[] = [];
+    for (const b of UNIFORM_BASELINES) {
+      const c = all.get(b.id)!;
+      const rep = new Map<string, Float32Array>();
+      let bytes = 0;
+      let bits = 0;
+      for (const w of weights) {
+        rep.set(w.name, simulate(w.name, c));
+        const cost = candidateCost(c, w.L.rows, w.L.cols);
+        bytes += cost.bytes;
+        bits += cost.bits;
+      }
+      jobs.push({ label: b.label, kind: 'uniform', rep, bytes, bits });
+    }
+    jobs.push({ label: 'Q4_K_M rule (ggml blocks)', kind: 'rule', ...ruleMixBaseline(weights, model) });
+    let k = 0;
+    for (const j of jobs) {
+      progress('baselines', k++, jobs.length);
+      const metric = await evalReplacements(j.rep);
+      const bpw = j.bits / elements;
+      series.push({ name: j.label, kind: j.kind, points: [{ bitsPerWeight: bpw, bytes: j.bytes, metric }] });
+      // mixq at the same size
+      let a: Allocation;
+      try {
+        a = await allocate(problemAt({ kind: 'bytes', bytes: j.bytes }), timeLimitSec);
+      } catch (e) {
+        log(
+          `no mixq plan fits ${j.label}'s ${j.bytes} bytes (${e instanceof Error ? e.message : String(e)})`,
+        );
+        continue;
+      }
+      const m = await evalCached(a);
+      addPoint(a, m, `= ${j.label}`);
+      comparisons.push({
+        baseline: j.label,
+        bytes: j.bytes,
+        bitsPerWeight: bpw,
+        baselineMetric: metric,
+        mixqMetric: m,
+        mixqBytes: a.bytes,
+        better: lowerIsBetter(task) ? m < metric : m > metric,
+      });
+    }
+    lap('baselines');
+  }
+  mixqPoints.sort((a, b) => a.bytes - b.bytes);
+  series.unshift({ name: 'mixq', kind: 'mixq', points: mixqPoints });
+
+  // ---- plan
+  const planWeights: PlanWeight[] = allocWeights.map((aw, i) => {
+    const w = wByName.get(aw.name)!;
+    const c = byId.get(chosen.schemes[i]!)!;
+    const cand = aw.candidates.find((x) => x.scheme === c.id)!;
+    const entry = analysis.table.weights
+      .find((x) => x.name === aw.name)!
+      .entries.find((e) => e.candidate === c.id);
+    return {
+      name: aw.name,
+      shape: [...w.L.dims],
+      scheme: planScheme(c, w.L),
+      bitsPerWeight: (cand.bits ?? 8 * cand.bytes) / w.elements,
+      bytes: cand.bytes,
+      predictedDamage: cand.damage,
+      ...(entry?.measured ? { measuredDamage: entry.measured.kl } : {}),
+    };
+  });
+  const file = await fileIdentity(task.modelPath);
+  const plan = validatePlan(
+    {
+      schemaVersion: PLAN_SCHEMA_VERSION,
+      model: file,
+      budget,
+      objective: { damage: damage === 'kl' ? 'kl' : 'noise-calibrated-kl', metric: task.metric.name },
+      weights: planWeights,
+      totals: planTotals(planWeights),
+      solver: {
+        name: chosen.solver,
+        status: chosen.status,
+        ...(chosen.gap !== undefined && Number.isFinite(chosen.gap) ? { gap: chosen.gap } : {}),
+        timeMs: chosen.timeMs,
+      },
+    },
+    'quantize',
+  );
+
+  // ---- export
+  let onnx: QuantizeResult['onnx'];
+  if (target === 'onnx' && (opts.export ?? true)) {
+    const pre = new Map<string, PrequantizedBlocks>();
+    for (const [i, aw] of allocWeights.entries()) {
+      const c = byId.get(chosen.schemes[i]!)!;
+      if (c.algorithm !== 'gptq') continue;
+      simulate(aw.name, c);
+      const b = blocks.get(`${aw.name}\u0000${c.id}`);
+      if (b) pre.set(aw.name, b);
+    }
+    const built = await exportOnnx(task.modelPath, plan, wByName, pre);
+    const runner = await openRunner(built.bytes);
+    const metric = await task.evaluate(runner);
+    onnx = { ...built, metric };
+    lap('export + evaluation of the file');
+  }
+
+  const corr = (['noiseCalibrated', 'output', 'imatrix', 'weight'] as const)
+    .map((p) => ({ p, c: proxyCorrelation(analysis.table, p) }))
+    .filter((x) => x.c.pairs > 0 && damage === 'kl');
+  const report: ReportData = {
+    schemaVersion: 1,
+    title: `mixq plan for ${task.displayName}`,
+    model: { name: task.displayName, format: 'onnx', elements, fp32Bytes: 4 * elements },
+    metric: {
+      name: task.metric.name,
+      fp32,
+      direction: task.metric.direction,
+      ...(task.metric.unit ? { unit: task.metric.unit } : {}),
+    },
+    budgets: [...sweep.map((b) => `${b} b/w`)],
+    plan: {
+      budget: budgetLabel(budget),
+      weights: planWeights.length,
+      elements,
+      bytes: chosen.bytes,
+      bitsPerWeight: chosen.bitsPerWeight,
+      predictedDamage: chosen.damage,
+      metric: chosenMetric,
+      solver: chosen.solver,
+      solverStatus: chosen.status,
+    },
+    series,
+    layers: planWeights.map((p) => {
+      const w = wByName.get(p.name)!;
+      return {
+        name: p.name,
+        ...(w.layer !== undefined ? { layer: w.layer } : {}),
+        ...(w.role !== undefined ? { role: w.role } : {}),
+        bitsPerWeight: p.bitsPerWeight,
+        scheme: byId.get(chosen.schemes[allocWeights.findIndex((a) => a.name === p.name)]!)!.id,
+        elements: w.elements,
+        bytes: p.bytes,
+      };
+    }),
+    sensitivity: {
+      measure:
+        damage === 'kl' ? 'KL divergence (measured, this weight alone)' : 'noise-calibrated KL (predicted)',
+      candidates: candidates.map((c) => c.id),
+      weights: analysis.table.weights.map((w) => {
+        const info = wByName.get(w.name)!;
+        return {
+          name: w.name,
+          ...(info.layer !== undefined ? { layer: info.layer } : {}),
+          ...(info.role !== undefined ? { role: info.role } : {}),
+          damage: candidates.map((c) => {
+            const e = w.entries.find((x) => x.candidate === c.id);
+            const v = e ? (damage === 'kl' ? e.measured?.kl : e.proxies.noiseCalibrated) : undefined;
+            return v === undefined || !Number.isFinite(v) ? null : v;
+          }),
+        };
+      }),
+    },
+    correlations: corr.map(({ p, c }) => ({
+      proxy: p,
+      model: task.displayName,
+      spearman: c.overall,
+      n: c.pairs,
+    })),
+    timings,
+    generated: { at: new Date().toISOString(), by: 'mixq quantize' },
+    notes: [
+      `Calibration: ${task.calibration}. Evaluation: ${task.evaluation}.`,
+      `Target ${target}: ${target === 'onnx' ? 'schemes onnxruntime runs natively (MatMulNBits, DequantizeLinear)' : 'every candidate format, simulated'}; candidates ${candidates.map((c) => c.id).join(', ')}.`,
+      `Sizes and bits per weight count the ${planWeights.length} quantized weights (${elements} elements, scales and zero points included); ${floatElements} elements stay in float.`,
+      ...(onnx
+        ? [
+            `Exported ONNX (${onnx.fileName}, ${onnx.bytes.length} bytes) run by onnxruntime: ${task.metric.name} ${fmt(onnx.metric)} (simulation ${fmt(chosenMetric)}).`,
+          ]
+        : []),
+    ],
+  };
+  return {
+    task,
+    plan,
+    report,
+    fp32,
+    metric: chosenMetric,
+    comparisons,
+    ...(onnx ? { onnx } : {}),
+    sensitivity: analysis,
+    floatElements,
+  };
+}
+
+function fmt(x: number): string {
+  return Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(4);
+}
+
+function budgetLabel(b: QuantizeBudget): string {
+  if (b.kind === 'bitsPerWeight') return `--bits ${b.bits}`;
+  if (b.kind === 'bytes') return `--size ${b.bytes} B`;
+  return `--max-loss ${100 * b.relative}%`;
+}
+
+/** The RTN twin of a GPTQ / AWQ candidate (used where the algorithm needs statistics it lacks). */
+function rtnOf(c: SensitivityCandidate): SensitivityCandidate {
+  return { ...c, id: `${c.scheme}-rtn`, algorithm: 'rtn' };
+}
+
+/**
+ * llama.cpp's Q4_K_M rule on the model's weights, with ggml's own block quantizers (importance matrix =
+ * the calibration E[x^2]) along each weight's reduction axis; K-quants fall back as llama.cpp does when a
+ * row is not a multiple of 256, and weights whose rows are not a multiple of 32 stay at Q8_0's cost in
+ * int8 per channel.
+ */
+function ruleMixBaseline(
+  weights: readonly Weight[],
+  model: WeightFedModel,
+): { rep: Map<string, Float32Array>; bytes: number; bits: number } {
+  const mix = ruleMix(
+    weights.map((w) => ({
+      name: w.name,
+      ...(w.role ? { role: w.role } : {}),
+      ...(w.layer !== undefined ? { layer: w.layer } : {}),
+    })),
+    Q4_K_M_SCHEMES,
+  );
+  const int8 = candidatesById(['int8-pc-rtn'])[0]!;
+  const rep = new Map<string, Float32Array>();
+  let bytes = 0;
+  let bits = 0;
+  for (const w of weights) {
+    let type = mix.get(w.name)!;
+    const cols = w.L.cols;
+    if (cols % 256 !== 0) type = GGML_SHAPE_FALLBACK[type] ?? type;
+    const bt = getBlockType(type.toLowerCase());
+    const Wr = toRows(model.original(w.name), w.L);
+    if (cols % bt.blockSize !== 0) {
+      rep.set(w.name, fromRows(quantizeCandidate(Wr, w.L, int8), w.L));
+      const c = candidateCost(int8, w.L.rows, cols);
+      bytes += c.bytes;
+      bits += c.bits;
+      continue;
+    }
+    // importance per column (the column's input channel's E[x^2]); only for plain matrices / 1x1 kernels
+    const imatrix = w.L.kernel === 1 && w.L.groups === 1 ? Float32Array.from(w.stats.meanSquare) : undefined;
+    const enc = bt.encode(Wr, imatrix);
+    rep.set(w.name, fromRows(bt.decode(enc, Wr.length), w.L));
+    bytes += enc.length;
+    bits += 8 * enc.length;
+  }
+  return { rep, bytes, bits };
+}
+
+async function viewInfo(path: string): Promise<Map<string, { layer?: number; role?: string }>> {
+  const file = await readOnnxFile(path);
+  try {
+    const out = new Map<string, { layer?: number; role?: string }>();
+    for (const t of onnxModelView(file).tensors)
+      out.set(t.name, {
+        ...(t.layer !== undefined ? { layer: t.layer } : {}),
+        ...(t.role !== undefined ? { role: t.role } : {}),
+      });
+    return out;
+  } finally {
+    await file.close();
+  }
+}
+
+async function fileIdentity(path: string): Promise<{ file: string; size: number; sha256: string }> {
+  const { readFile } = await import('node:fs/promises');
+  const { createHash } = await import('node:crypto');
+  const { basename } = await import('node:path');
+  const data = await readFile(path);
+  return { file: basename(path), size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+/** Builds the deployable ONNX model of a plan (every weight of the plan must map to a native operator). */
+export async function exportOnnx(
+  modelPath: string,
+  plan: Plan,
+  layouts: ReadonlyMap<string, { L: RowLayout; consumer: string }>,
+  quantized: ReadonlyMap<string, PrequantizedBlocks> = new Map(),
+): Promise<{
+  bytes: Uint8Array;
+  fileName: string;
+  weights: readonly ExportedWeight[];
+  notes: readonly string[];
+}> {
+  const assignments: Record<string, WeightAssignment> = {};
+  for (const [i, pw] of plan.weights.entries()) {
+    const w = layouts.get(pw.name);
+    if (!w)
+      throw new MixqError(`plan weight '${pw.name}' is not a quantizable weight of the model`, {
+        source: 'plan',
+        field: `weights[${i}].name`,
+      });
+    const a = onnxAssignment(pw.scheme, w.L, w.consumer);
+    if (!a)
+      throw new MixqError(
+        `scheme ${JSON.stringify(pw.scheme)} has no native ONNX operator for '${pw.name}'`,
+        {
+          source: 'plan',
+          field: `weights[${i}].scheme`,
+          expected: 'int8/int4 (per channel or blocks of 16..256), int2 blocks for MatMul, rtn',
+        },
+      );
+    const pre = quantized.get(pw.name);
+    if (pw.scheme.algorithm === 'gptq' && !pre)
+      throw new MixqError(`GPTQ weight '${pw.name}' needs its codes (calibration) to be exported`, {
+        source: 'plan',
+        field: `weights[${i}]`,
+      });
+    assignments[pw.name] = pre ? { ...a, quantized: pre } : a;
+  }
+  const file = await readOnnxFile(modelPath);
+  try {
+    const q = await quantizeOnnxWeights(file, assignments);
+    await inlineExternalData(q.model);
+    const { basename } = await import('node:path');
+    const stem = basename(modelPath).replace(/\.onnx$/, '');
+    return { bytes: writeOnnx(q.model), fileName: `${stem}_q4.onnx`, weights: q.weights, notes: q.notes };
+  } finally {
+    await file.close();
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The three names of one quantization choice, and the maps between them:
+ * - a sensitivity candidate (src/analysis/sensitivity/candidates.ts): quantizer in the row-matrix layout
+ *   [rows = output channels, cols = reduction] plus an algorithm, with an id the allocator uses;
+ * - a plan scheme (src/plan/schema.ts): the same quantizer stated in the weight's own tensor layout, as a
+ *   person reads and edits it in plan.json;
+ * - an ONNX export assignment (src/export/onnx/quantize.ts): the operator and byte layout that stores it.
+ *
+ * Round trips are exact: rowCandidate(planScheme(c, L), L) quantizes exactly like c, and the exported
+ * weight of onnxAssignment(s, L) dequantizes to the same values as the simulation (tests check both).
+ */
+import {
+  type SensitivityCandidate,
+  type SensitivityAlgorithm,
+  candidateCost,
+  elementBitsOf,
+} from '../analysis/sensitivity/candidates.ts';
+import type { RowLayout } from '../analysis/sensitivity/layout.ts';
+import { MixqError } from '../core/errors.ts';
+import { getFormat } from '../formats/index.ts';
+import type { PrequantizedBlocks, WeightAssignment } from '../export/onnx/quantize.ts';
+import type { GptqResult } from '../quant/algorithms/gptq.ts';
+import { codeToGrid } from '../quant/element.ts';
+import { quantizerGrid } from '../quant/qparams.ts';
+import type { PlanScheme } from '../plan/schema.ts';
+import type { Granularity } from '../quant/granularity.ts';
+import type { QuantizerConfig } from '../quant/qparams.ts';
+
+/** Candidates (RTN) that onnxruntime runs natively: int8 / int4 per channel, int4 g128 / g32, int2 g32. */
+export const DEPLOY_CANDIDATE_IDS: readonly string[] = [
+  'int8-pc-rtn',
+  'int4-pc-rtn',
+  'int4-g128-rtn',
+  'int4-g128-gptq',
+  'int4-g32-rtn',
+  'int4-g32-gptq',
+  'int2-g32-rtn',
+  'int2-g32-gptq',
+];
+
+/**
+ * GPTQ's codes and parameters as the ONNX exporter takes them (rows = output channels, blocks along the
+ * reduction): the grid value of every code, the stored scales and the integer zero points.
+ */
+export function gptqBlocks(r: GptqResult, q: QuantizerConfig): PrequantizedBlocks {
+  if (r.perm)
+    throw new MixqError('act-order GPTQ groups are not contiguous', { field: 'actOrder', expected: 'false' });
+  const grid = quantizerGrid(q);
+  const zero = new Int32Array(r.zero.length);
+  for (let i = 0; i < zero.length; i++) {
+    const z = r.zero[i]!;
+    if (!Number.isInteger(z) || r.offset[i] !== 0)
+      throw new MixqError(`GPTQ group ${i} has zero ${z}, offset ${r.offset[i]}`, {
+        field: 'zero',
+        expected: 'an integer zero point and no offset (integer grids)',
+      });
+    zero[i] = z;
+  }
+  return { q: Int32Array.from(r.codes, (c) => codeToGrid(grid, c)), scale: r.scale, zero };
+}
+
+/** Group size of a row-layout candidate along the reduction (cols), or undefined for per-channel. */
+function groupSizeOf(q: QuantizerConfig, cols: number): number | undefined {
+  const g = q.granularity;
+  if (g.kind === 'axis') return undefined;
+  if (g.kind === 'group') return g.size >= cols ? undefined : g.size;
+  throw new MixqError(`granularity '${g.kind}' has no row-layout meaning`, {
+    field: 'granularity',
+    expected: 'axis or group',
+  });
+}
+
+/**
+ * Whether a candidate's row-layout groups can be stated in the tensor's own layout: always for
+ * matrices and 1 x 1 convolutions; for larger kernels only per-channel (a run of the flattened
+ * [in, kh, kw] reduction is not a run along one tensor axis).
+ */
+export function representable(c: SensitivityCandidate, L: RowLayout): boolean {
+  return L.kernel === 1 || groupSizeOf(c.quantizer, L.cols) === undefined;
+}
+
+/** The candidate's quantizer in the tensor's layout, as a plan records it. */
+export function planScheme(c: SensitivityCandidate, L: RowLayout): PlanScheme {
+  if (!representable(c, L))
+    throw new MixqError(`candidate ${c.id} groups a ${L.dims.join('x')} kernel across kernel positions`, {
+      field: c.id,
+      expected: 'a per-channel candidate for convolutions with kernels larger than 1 x 1',
+    });
+  const q = c.quantizer;
+  const size = groupSizeOf(q, L.cols);
+  // MatMul B [K, N]: outputs on axis 1, reduction on axis 0. Output-first tensors: outputs on axis 0,
+  // reduction on axis 1 (the whole reduction for a matrix, the input channels of a 1 x 1 conv).
+  const outAxis = L.outputAxis;
+  const redAxis = outAxis === 1 ? 0 : 1;
+  const granularity: Granularity =
+    size === undefined ? { kind: 'axis', axis: outAxis } : { kind: 'group', axis: redAxis, size };
+  return {
+    format: q.element.name,
+    granularity,
+    algorithm: c.algorithm,
+    scaleFormat: q.scaleFormat ?? 'fp32',
+    symmetric: q.symmetric,
+  };
+}
+
+/** The row-layout candidate that quantizes exactly like a plan scheme (the inverse of planScheme). */
+export function rowCandidate(s: PlanScheme, L: RowLayout, field = 'scheme'): SensitivityCandidate {
+  if (s.algorithm !== 'rtn' && s.algorithm !== 'gptq' && s.algorithm !== 'awq')
+    throw new MixqError(`algorithm '${s.algorithm}' is not applied by mixq apply yet`, {
+      field: `${field}.algorithm`,
+      expected: 'rtn, gptq or awq',
+    });
+  if (s.blockType !== undefined || s.outliers !== undefined)
+    throw new MixqError('ggml block types and outliers are not applied to ONNX weights yet', {
+      field,
+      expected: 'a plain element-format scheme',
+    });
+  const element = getFormat(s.format);
+  const g = s.granularity;
+  const outAxis = L.outputAxis;
+  const redAxis = outAxis === 1 ? 0 : 1;
+  let granularity: QuantizerConfig['granularity'];
+  if (g.kind === 'axis' && g.axis === outAxis) granularity = { kind: 'axis', axis: 0 };
+  else if (g.kind === 'group' && g.axis === redAxis && (L.kernel === 1 || g.size >= L.cols))
+    granularity = g.size >= L.cols ? { kind: 'axis', axis: 0 } : { kind: 'group', axis: 1, size: g.size };
+  else
+    throw new MixqError(
+      `granularity ${JSON.stringify(g)} is not supported for a [${L.dims.join(', ')}] weight`,
+      {
+        field: `${field}.granularity`,
+        expected: `{ kind: 'axis', axis: ${outAxis} } or { kind: 'group', axis: ${redAxis}, size }`,
+      },
+    );
+  const quantizer: QuantizerConfig = {
+    element,
+    granularity,
+    symmetric: s.symmetric,
+    scaleFormat: s.scaleFormat,
+  };
+  const algorithm: SensitivityAlgorithm = s.algorithm;
+  const gs = granularity.kind === 'group' ? `g${granularity.size}` : 'pc';
+  const scheme = `${element.name}-${gs}`;
+  return {
+    id: `${scheme}-${algorithm}`,
+    scheme,
+    quantizer,
+    algorithm,
+    elementBits: elementBitsOf(quantizer),
+  };
+}
+
+/** Exact storage of a plan scheme on a weight. */
+export function schemeCost(s: PlanScheme, L: RowLayout): { bits: number; bytes: number } {
+  return candidateCost(rowCandidate(s, L), L.rows, L.cols);
+}
+
+/**
+ * How onnxruntime stores a scheme natively, for a weight read by `consumer` ('MatMul:1', 'Conv:1', ...):
+ * MatMul B -> MatMulNBits (asymmetric 2/4/8-bit blocks of 16..256) or DequantizeLinear (per channel, or
+ * symmetric); Gemm B / Conv W -> DequantizeLinear (per channel; blocks along the input channels for 1 x 1
+ * convolutions). undefined = no native operator (int3/5/6/7, floats, AWQ for now). GPTQ schemes map like
+ * RTN ones; their codes come from GPTQ (gptqBlocks).
+ */
+export function onnxAssignment(s: PlanScheme, L: RowLayout, consumer: string): WeightAssignment | undefined {
+  // GPTQ weights are stored like RTN ones; the caller passes GPTQ's codes as `quantized`.
+  if (
+    (s.algorithm !== 'rtn' && s.algorithm !== 'gptq') ||
+    s.blockType !== undefined ||
+    s.outliers !== undefined
+  )
+    return undefined;
+  const e = getFormat(s.format);
+  if (e.kind !== 'int' || ![2, 4, 8].includes(e.bits)) return undefined;
+  // the exporter's grids: symmetric = signed codes (DequantizeLinear), asymmetric = unsigned codes
+  if (e.signed !== s.symmetric || e.narrow) return undefined;
+  if (s.scaleFormat !== 'fp32' && s.scaleFormat !== 'fp16') return undefined;
+  const bits = e.bits as 2 | 4 | 8;
+  const scaleType = s.scaleFormat === 'fp16' ? 'float16' : 'float32';
+  const g = s.granularity;
+  const perChannel = g.kind === 'axis' || (g.kind === 'group' && g.size >= L.cols);
+  const size = g.kind === 'group' ? g.size : 0;
+  const pow2Block = size >= 16 && size <= 256 && (size & (size - 1)) === 0;
+  const op = consumer.split(':')[0];
+  if (op === 'MatMul' && L.outputAxis === 1) {
+    if (perChannel)
+      return bits === 2
+        ? undefined
+        : { scheme: 'dequantizelinear', bits, symmetric: s.symmetric, scaleType, granularity: 'channel' };
+    if (!pow2Block) return undefined;
+    if (!s.symmetric) return { scheme: 'matmulnbits', bits, blockSize: size, symmetric: false, scaleType };
+    return bits === 2
+      ? undefined
+      : { scheme: 'dequantizelinear', bits, blockSize: size, symmetric: true, scaleType };
+  }
+  if (bits === 2) return undefined;
+  if (op === 'Conv' || op === 'Gemm') {
+    if (perChannel)
+      return { scheme: 'dequantizelinear', bits, symmetric: s.symmetric, scaleType, granularity: 'channel' };
+    if (op === 'Conv' && L.kernel === 1 && pow2Block)
+      return { scheme: 'dequantizelinear', bits, blockSize: size, symmetric: s.symmetric, scaleType };
+    if (op === 'Gemm' && pow2Block)
+      return { scheme: 'dequantizelinear', bits, blockSize: size, symmetric: s.symmetric, scaleType };
+  }
+  return undefined;
+}

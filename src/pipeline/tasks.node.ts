@@ -1,0 +1,153 @@
+/**
+ * What `mixq quantize` calibrates on and evaluates with, per model: a calibration probe (sensitivity and
+ * activation statistics) and an evaluation on DIFFERENT data (the task metric of every plan and baseline).
+ *
+ * - gpt: calibration = the first 8 windows of 128 characters of the held-out KJV text; evaluation = bits
+ *   per character on 16,384 characters starting at character 16,384 (non-overlapping windows).
+ * - ocr: calibration = the first 2 clean and 2 degraded line images; evaluation = CER on all other lines.
+ * - any other ONNX model: seeded synthetic inputs; the metric is the mean KL divergence of its first
+ *   output from the fp32 model's on other synthetic inputs (no labels needed).
+ */
+import { basename } from 'node:path';
+import { MixqError } from '../core/errors.ts';
+import {
+  bundledModelPath,
+  encodeChars,
+  loadGptBundle,
+  loadOcrCharset,
+  loadOcrLines,
+} from '../runtime/bundled.node.ts';
+import { evaluateLm } from '../runtime/eval-lm.node.ts';
+import { evaluateOcr } from '../runtime/eval-ocr.node.ts';
+import { syntheticFeeds } from '../runtime/fidelity.node.ts';
+import {
+  accumulateFidelity,
+  detectOutputKind,
+  finishFidelity,
+  newFidelityAccumulator,
+} from '../runtime/metrics.ts';
+import type { ModelRunner } from '../runtime/runner.node.ts';
+import { type DamageProbe, gptProbe, ocrProbe, syntheticProbe } from '../runtime/sensitivity.node.ts';
+import type { WeightFedModel } from '../runtime/weights.node.ts';
+
+export interface TaskMetric {
+  readonly name: string;
+  readonly direction: 'lower' | 'higher';
+  /** Shown after values; values are stored in this unit (CER in percent). */
+  readonly unit?: string;
+  /** Whether "within X% of fp32" is meaningful (false when fp32 scores 0 by definition, as KL). */
+  readonly relative: boolean;
+}
+
+export interface QuantTask {
+  /** 'gpt', 'ocr' or the model's file name. */
+  readonly name: string;
+  readonly displayName: string;
+  readonly modelPath: string;
+  readonly metric: TaskMetric;
+  readonly calibration: string;
+  readonly evaluation: string;
+  probe(model: WeightFedModel): DamageProbe | Promise<DamageProbe>;
+  /** The task metric of a model (the weight-fed runner of a variant, or a session on an exported file). */
+  evaluate(runner: ModelRunner): Promise<number>;
+}
+
+export interface TaskOptions {
+  /** GPT: characters scored per evaluation (default 16384). OCR: lines evaluated (default all but calibration). */
+  readonly evalSize?: number;
+}
+
+function gptTask(opts: TaskOptions): QuantTask {
+  const b = loadGptBundle();
+  const ctx = b.context;
+  const calWindows = 8;
+  const start = 16384;
+  const n = opts.evalSize ?? 16384;
+  const chars = Array.from(b.heldout);
+  if (chars.length < start + n + 1)
+    throw new MixqError(`held-out text has ${chars.length} characters`, {
+      source: 'models/gpt/heldout.txt',
+      expected: `at least ${start + n + 1} for evaluation`,
+    });
+  const ids = encodeChars(chars.slice(start, start + n + 1).join(''), b.chars, 'heldout.txt');
+  return {
+    name: 'gpt',
+    displayName: 'bundled KJV char GPT',
+    modelPath: bundledModelPath('gpt')!,
+    metric: { name: 'bits/char', direction: 'lower', relative: true },
+    calibration: `held-out text characters 0..${calWindows * ctx} (${calWindows} windows of ${ctx})`,
+    evaluation: `bits per character on held-out characters ${start}..${start + n} (windows of ${ctx}, no overlap)`,
+    probe: (m) => gptProbe(m, { windows: calWindows }),
+    evaluate: async (runner) => (await evaluateLm(runner, ids, { context: ctx, stride: ctx })).bitsPerChar,
+  };
+}
+
+function ocrTask(opts: TaskOptions): QuantTask {
+  const cal = 2;
+  const all = loadOcrLines();
+  const used = new Set([
+    ...all.filter((l) => l.variant === 'clean').slice(0, cal),
+    ...all.filter((l) => l.variant === 'degraded').slice(0, cal),
+  ]);
+  const evalLines = all.filter((l) => !used.has(l)).slice(0, opts.evalSize ?? Number.MAX_SAFE_INTEGER);
+  const charset = loadOcrCharset();
+  return {
+    name: 'ocr',
+    displayName: 'PP-OCRv4 rec',
+    modelPath: bundledModelPath('ocr')!,
+    metric: { name: 'CER', direction: 'lower', unit: '%', relative: true },
+    calibration: `${cal} clean + ${cal} degraded line images`,
+    evaluation: `character error rate on the other ${evalLines.length} line images (clean and degraded)`,
+    probe: (m) => ocrProbe(m, { clean: cal, degraded: cal }),
+    evaluate: async (runner) => 100 * (await evaluateOcr(runner, evalLines, charset)).cer,
+  };
+}
+
+function genericTask(path: string, opts: TaskOptions): QuantTask {
+  let reference: { data: Float32Array; dims: readonly number[] }[] | undefined;
+  const samples = opts.evalSize ?? 8;
+  return {
+    name: basename(path),
+    displayName: basename(path),
+    modelPath: path,
+    metric: { name: 'KL vs fp32', direction: 'lower', relative: false },
+    calibration: '4 seeded synthetic inputs',
+    evaluation: `mean KL divergence of the first output from fp32 on ${samples} other synthetic inputs`,
+    probe: (m) => syntheticProbe(m, 4),
+    async evaluate(runner) {
+      const feeds = syntheticFeeds(runner.inputMetadata, samples, { seed: 7 });
+      const output = runner.outputNames[0]!;
+      const outs: { data: Float32Array; dims: readonly number[] }[] = [];
+      for (const f of feeds) {
+        const t = (await runner.run(f, [output]))[output];
+        if (t?.type !== 'float32')
+          throw new MixqError('first output is not float32', { source: path, field: output });
+        outs.push({ data: t.data as Float32Array, dims: t.dims });
+      }
+      // The first runner evaluated is the fp32 model (quantize evaluates it first): its outputs are the reference.
+      if (!reference) {
+        reference = outs;
+        return 0;
+      }
+      const acc = newFidelityAccumulator();
+      outs.forEach((o, i) => {
+        const r = reference![i]!;
+        const row = r.dims[r.dims.length - 1]!;
+        accumulateFidelity(acc, r.data, o.data, row, detectOutputKind(r.data, row));
+      });
+      return finishFidelity(acc).klMean;
+    },
+  };
+}
+
+/** The task of a model argument: 'gpt' / 'ocr' (bundled) or a path to an .onnx file. */
+export function resolveTask(model: string, opts: TaskOptions = {}): QuantTask {
+  if (model === 'gpt') return gptTask(opts);
+  if (model === 'ocr') return ocrTask(opts);
+  if (!model.endsWith('.onnx'))
+    throw new MixqError(`'${model}' is neither a bundled model nor an .onnx file`, {
+      source: 'model argument',
+      expected: "'gpt', 'ocr' or a path ending in .onnx",
+    });
+  return genericTask(model, opts);
+}

@@ -1,0 +1,48 @@
+/**
+ * `mixq quantize` end to end on the bundled GPT, small settings (a few candidates, short evaluation):
+ * the plan meets its budget, the written ONNX model run by onnxruntime scores what the simulation scored,
+ * its stored bytes are the plan's, and `mixq apply` of the plan rebuilds the same file byte for byte.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { applyPlan } from '../../src/pipeline/apply.node.ts';
+import { quantizeModel } from '../../src/pipeline/quantize.node.ts';
+import { parsePlan } from '../../src/plan/parse.ts';
+import { serialisePlan } from '../../src/plan/serialise.ts';
+
+test('quantize gpt at 3.5 b/w: budget met, ONNX file = simulation, stored bytes = plan bytes, apply rebuilds it', async () => {
+  const r = await quantizeModel({
+    model: 'gpt',
+    budget: { kind: 'bitsPerWeight', bits: 3.5 },
+    candidates: ['int8-pc-rtn', 'int4-g32-rtn', 'int4-g32-gptq', 'int2-g32-rtn', 'int2-g32-gptq'],
+    sweep: [],
+    baselines: false,
+    evalSize: 2048,
+  });
+  const t = r.plan.totals;
+  assert.ok(t.bitsPerWeight <= 3.5 && t.bitsPerWeight > 3.3, `bits per weight ${t.bitsPerWeight}`);
+  const schemes = new Set(r.plan.weights.map((w) => `${w.scheme.format}/${w.scheme.algorithm}`));
+  assert.ok(schemes.size >= 2, `a mix: ${[...schemes].join(', ')}`);
+  assert.ok(
+    r.plan.weights.some((w) => w.scheme.algorithm === 'gptq'),
+    'GPTQ weights are exported too',
+  );
+  assert.ok(r.onnx, 'target onnx writes a model');
+  // onnxruntime's MatMulNBits sums in another order than the float simulation: small, not zero
+  assert.ok(Math.abs(r.onnx.metric - r.metric) < 2e-3, `file ${r.onnx.metric} vs simulation ${r.metric}`);
+  assert.ok(r.metric > r.fp32 - 0.01 && r.metric < r.fp32 + 0.5, `metric ${r.metric} vs fp32 ${r.fp32}`);
+  // stored codes + scales + zero points vs the plan's exact sizes: equal up to MatMulNBits' per-row byte
+  // padding of packed zero points (at most one byte per output row)
+  const stored = r.onnx.weights.reduce((s, w) => s + w.codeBytes + w.scaleBytes + w.zeroPointBytes, 0);
+  const rows = r.plan.weights.reduce((s, w) => s + w.shape[1]!, 0);
+  assert.ok(stored >= t.bytes && stored - t.bytes <= rows, `stored ${stored} vs plan ${t.bytes}`);
+  assert.equal(r.onnx.weights.length, r.plan.weights.length);
+  // the plan file round-trips and rebuilds the same model
+  const plan = parsePlan(serialisePlan(r.plan), 'plan.json');
+  const a = await applyPlan('gpt', plan);
+  assert.equal(a.bytes.length, r.onnx.bytes.length);
+  assert.ok(Buffer.from(a.bytes).equals(Buffer.from(r.onnx.bytes)), 'apply rebuilds the same bytes');
+  // a plan for another file is refused with the field named
+  const other = { ...plan, model: { ...plan.model, sha256: '0'.repeat(64) } };
+  await assert.rejects(applyPlan('gpt', other), /model\.sha256/);
+});

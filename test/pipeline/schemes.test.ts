@@ -1,0 +1,144 @@
+/**
+ * The maps between sensitivity candidates, plan schemes and ONNX export assignments
+ * (src/pipeline/schemes.ts): exact round trips, and native-operator choices per weight kind.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { candidatesById, fullCandidates } from '../../src/analysis/sensitivity/candidates.ts';
+import { rowLayout, toRows } from '../../src/analysis/sensitivity/layout.ts';
+import { quantizeCandidate } from '../../src/analysis/sensitivity/quantize.ts';
+import { Rng } from '../../src/core/rng.ts';
+import {
+  DEPLOY_CANDIDATE_IDS,
+  onnxAssignment,
+  planScheme,
+  representable,
+  rowCandidate,
+  schemeCost,
+} from '../../src/pipeline/schemes.ts';
+import { fakeQuant } from '../../src/quant/quantizer.ts';
+import { validatePlan } from '../../src/plan/parse.ts';
+
+const matmul = rowLayout([96, 40], 1); // MatMul B [K = 96, N = 40]
+const conv1 = rowLayout([24, 64, 1, 1], 0); // 1 x 1 conv
+const conv3 = rowLayout([16, 8, 3, 3], 0); // 3 x 3 conv, cols = 72
+
+function randn(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.nextNormal());
+}
+
+test('planScheme -> rowCandidate is the identity on every RTN candidate (quantizer, id, cost)', () => {
+  for (const L of [matmul, conv1, conv3]) {
+    for (const c of fullCandidates().filter((x) => x.algorithm === 'rtn')) {
+      if (!representable(c, L)) {
+        assert.ok(L.kernel > 1, `${c.id} must be representable on a matrix`);
+        assert.throws(() => planScheme(c, L), /groups a 16x8x3x3 kernel/);
+        continue;
+      }
+      const s = planScheme(c, L);
+      const back = rowCandidate(s, L);
+      assert.equal(back.algorithm, c.algorithm);
+      assert.deepEqual(schemeCost(s, L), { bits: schemeCost(s, L).bits, bytes: schemeCost(s, L).bytes });
+      const W = randn(L.rows * L.cols, 3);
+      assert.deepEqual(quantizeCandidate(W, L, back), quantizeCandidate(W, L, c), `${c.id} on ${L.dims}`);
+    }
+  }
+});
+
+test('a plan scheme in tensor layout quantizes the tensor like the row-layout candidate (independent path)', () => {
+  // fakeQuant on the tensor itself with the plan's granularity = the candidate on the row matrix
+  for (const id of ['int4-g32-rtn', 'int8-pc-rtn', 'int2-g32-rtn', 'nvfp4-rtn']) {
+    const c = candidatesById([id])[0]!;
+    for (const L of [matmul, conv1]) {
+      const W = randn(
+        L.dims.reduce((p, d) => p * d, 1),
+        5,
+      );
+      const s = planScheme(c, L);
+      const viaTensor = fakeQuant(W, L.dims, {
+        element: c.quantizer.element,
+        granularity: s.granularity,
+        symmetric: s.symmetric,
+        scaleFormat: s.scaleFormat,
+      });
+      const viaRows = quantizeCandidate(toRows(W, L), L, c);
+      assert.deepEqual(toRows(viaTensor, L), viaRows, `${id} on ${L.dims}`);
+    }
+  }
+});
+
+test('plan schemes validate as plan file entries', () => {
+  const c = candidatesById(['int4-g32-rtn'])[0]!;
+  const s = planScheme(c, matmul);
+  assert.deepEqual(s.granularity, { kind: 'group', axis: 0, size: 32 });
+  const cost = schemeCost(s, matmul);
+  const plan = validatePlan(
+    {
+      schemaVersion: 1,
+      model: { file: 'm.onnx', size: 1 },
+      budget: { kind: 'bitsPerWeight', bits: 4 },
+      objective: { damage: 'kl' },
+      weights: [
+        {
+          name: 'w',
+          shape: [96, 40],
+          scheme: s,
+          bitsPerWeight: cost.bits / 3840,
+          bytes: cost.bytes,
+          predictedDamage: 0,
+        },
+      ],
+      totals: { elements: 3840, bytes: cost.bytes, bitsPerWeight: cost.bits / 3840, predictedDamage: 0 },
+      solver: { name: 'manual', status: 'heuristic' },
+    },
+    'test',
+  );
+  assert.equal(plan.weights[0]!.scheme.format, 'uint4');
+});
+
+test('onnxAssignment: native operators per weight kind, undefined where onnxruntime has none', () => {
+  const a = (id: string, L: typeof matmul, consumer: string) => {
+    const c = candidatesById([id])[0]!;
+    return representable(c, L) ? onnxAssignment(planScheme(c, L), L, consumer) : undefined;
+  };
+  assert.deepEqual(a('int4-g32-rtn', matmul, 'MatMul:1'), {
+    scheme: 'matmulnbits',
+    bits: 4,
+    blockSize: 32,
+    symmetric: false,
+    scaleType: 'float16',
+  });
+  assert.equal(a('int2-g32-gptq', matmul, 'MatMul:1')?.scheme, 'matmulnbits');
+  assert.deepEqual(a('int8-pc-rtn', matmul, 'MatMul:1'), {
+    scheme: 'dequantizelinear',
+    bits: 8,
+    symmetric: true,
+    scaleType: 'float32',
+    granularity: 'channel',
+  });
+  // a group longer than the row (128 > 64 input channels) is one scale per output channel
+  assert.deepEqual(a('int4-g128-rtn', conv1, 'Conv:1'), {
+    scheme: 'dequantizelinear',
+    bits: 4,
+    symmetric: false,
+    scaleType: 'float16',
+    granularity: 'channel',
+  });
+  assert.equal(a('int4-g32-rtn', conv1, 'Conv:1')?.blockSize, 32);
+  assert.equal(a('int4-g32-rtn', conv3, 'Conv:1'), undefined);
+  assert.equal(a('int4-pc-rtn', conv3, 'Conv:1')?.granularity, 'channel');
+  assert.equal(a('int2-g32-rtn', conv1, 'Conv:1'), undefined, 'no 2-bit DequantizeLinear before opset 25');
+  for (const id of [
+    'int3-g32-rtn',
+    'int5-g32-rtn',
+    'fp8_e4m3-pc-rtn',
+    'nvfp4-rtn',
+    'mxfp4-rtn',
+    'nf4-g64-rtn',
+    'int4-g32-awq',
+  ])
+    assert.equal(a(id, matmul, 'MatMul:1'), undefined, id);
+  // every deploy candidate is exportable on a matrix
+  for (const id of DEPLOY_CANDIDATE_IDS) assert.ok(a(id, matmul, 'MatMul:1'), id);
+});
