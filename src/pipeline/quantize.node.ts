@@ -48,6 +48,7 @@ import {
 import type { ReportData, ReportPoint, ReportSeries } from '../report/types.ts';
 import { openRunner } from '../runtime/runner.node.ts';
 import { analyzeLoadedModel, outputAxes, type SensitivityAnalysis } from '../runtime/sensitivity.node.ts';
+import { variantEvaluator } from '../runtime/variants.node.ts';
 import { loadWeightFedModel, type WeightFedModel } from '../runtime/weights.node.ts';
 import { DEPLOY_CANDIDATE_IDS, gptqBlocks, onnxAssignment, planScheme, representable } from './schemes.ts';
 import { type QuantTask, resolveTask } from './tasks.node.ts';
@@ -238,14 +239,23 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     }
     return q;
   };
-  const evalReplacements = async (rep: ReadonlyMap<string, Float32Array>): Promise<number> =>
-    task.evaluate(model.withWeights(rep));
+  // Evaluations run on plain sessions of the rewritten file (faster than weights as inputs).
+  const variants = await variantEvaluator(task.modelPath);
+  let evaluations = 0;
+  const evalReplacements = async (rep: ReadonlyMap<string, Float32Array>): Promise<number> => {
+    const t = performance.now();
+    const m = await variants.run(rep, (runner) => task.evaluate(runner));
+    evaluations++;
+    evalMs += performance.now() - t;
+    return m;
+  };
+  let evalMs = 0;
   const evalAllocation = (a: Allocation): Promise<number> =>
     evalReplacements(
       new Map(allocWeights.map((w, i) => [w.name, simulate(w.name, byId.get(a.schemes[i]!)!)])),
     );
 
-  const fp32 = await task.evaluate(model.baseline);
+  const fp32 = await evalReplacements(new Map());
   lap('fp32 evaluation');
   log(`fp32 ${task.metric.name}: ${fmt(fp32)}${task.metric.unit ?? ''} (${task.evaluation})`);
 
@@ -283,7 +293,9 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   let done = 0;
   for (const p of pareto.points) {
     progress('sweep', done++, pareto.points.length);
-    addPoint(p.allocation, await evalCached(p.allocation), `${p.budget} b/w`);
+    const m = await evalCached(p.allocation);
+    addPoint(p.allocation, m, `${p.budget} b/w`);
+    log(`mixq at ${p.budget} b/w: ${task.metric.name} ${fmt(m)}`);
   }
   for (const b of pareto.infeasibleBudgets)
     log(`budget ${b} b/w is below the smallest plan of target ${target}`);
@@ -367,10 +379,15 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       jobs.push({ label: b.label, kind: 'uniform', rep, bytes, bits });
     }
     jobs.push({ label: 'Q4_K_M rule (ggml blocks)', kind: 'rule', ...ruleMixBaseline(weights, model) });
+    log(`baseline weights quantized (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     let k = 0;
     for (const j of jobs) {
       progress('baselines', k++, jobs.length);
+      const tj = performance.now();
       const metric = await evalReplacements(j.rep);
+      log(
+        `baseline ${j.label}: ${(j.bits / elements).toFixed(3)} b/w, ${task.metric.name} ${fmt(metric)} (${((performance.now() - tj) / 1000).toFixed(1)} s)`,
+      );
       const bpw = j.bits / elements;
       series.push({ name: j.label, kind: j.kind, points: [{ bitsPerWeight: bpw, bytes: j.bytes, metric }] });
       // mixq at the same size
@@ -396,6 +413,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       });
     }
     lap('baselines');
+    log(`${evaluations} evaluations so far, ${(evalMs / 1000).toFixed(0)} s in evaluation`);
   }
   mixqPoints.sort((a, b) => a.bytes - b.bytes);
   series.unshift({ name: 'mixq', kind: 'mixq', points: mixqPoints });
