@@ -17,7 +17,19 @@ const ALLOWED = {
   runtime: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export'],
   report: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph'],
   plan: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export', 'runtime', 'report'],
-  pipeline: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export', 'runtime', 'report', 'plan'],
+  pipeline: [
+    'core',
+    'formats',
+    'blocks',
+    'quant',
+    'analysis',
+    'graph',
+    'io',
+    'export',
+    'runtime',
+    'report',
+    'plan',
+  ],
   cli: ['*'],
 };
 // Folders whose code must run in a browser: no node: imports (Node-only files end in .node.ts).

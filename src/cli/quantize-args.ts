@@ -25,9 +25,10 @@ export const quantizeArgs = {
     description:
       "accuracy target: smallest plan whose metric is within this of fp32, e.g. '1%' (real evaluations)",
   },
-  target: {
+  emit: {
     type: 'string',
-    description: "'onnx' (default): schemes onnxruntime runs natively; 'sim': every format, simulated only",
+    description:
+      "output: 'onnx' (default; schemes onnxruntime runs natively), 'gguf' (gpt only; ggml block types), 'safetensors' (every RTN format, packed), 'none' (every format, simulated)",
   },
   damage: { type: 'string', description: "'proxy' (default, noise-calibrated) or 'kl' (measure every pair)" },
   candidates: {
@@ -37,6 +38,10 @@ export const quantizeArgs = {
   sweep: {
     type: 'string',
     description: "bits-per-weight budgets of the report's Pareto sweep (default 3,3.5,4,5)",
+  },
+  calibration: {
+    type: 'string',
+    description: 'gpt: calibration windows of 128 characters (8); ocr: calibration lines per variant (2)',
   },
   'eval-size': { type: 'string', description: 'gpt: characters per evaluation (16384); ocr: lines' },
   json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
@@ -92,8 +97,9 @@ export function parseBudget(args: Record<string, unknown>): QuantizeBudget {
 
 /** The QuantizeOptions the shared flags describe (budget included). */
 export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOptions, 'onProgress' | 'log'> {
-  const target = args.target === undefined ? 'onnx' : String(args.target);
-  if (target !== 'onnx' && target !== 'sim') bad('target', target, "'onnx' or 'sim'");
+  const emit = args.emit === undefined ? 'onnx' : String(args.emit);
+  if (emit !== 'onnx' && emit !== 'gguf' && emit !== 'safetensors' && emit !== 'none')
+    bad('emit', emit, "'onnx', 'gguf', 'safetensors' or 'none'");
   const damage = args.damage === undefined ? 'proxy' : String(args.damage);
   if (damage !== 'proxy' && damage !== 'kl') bad('damage', damage, "'proxy' or 'kl'");
   let sweep: number[] | undefined;
@@ -110,10 +116,17 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
     if (!(Number.isInteger(evalSize) && evalSize > 0))
       bad('eval-size', String(args['eval-size']), 'a positive integer');
   }
+  let calibrationSize: number | undefined;
+  if (args.calibration !== undefined) {
+    calibrationSize = Number(args.calibration);
+    if (!(Number.isInteger(calibrationSize) && calibrationSize > 0))
+      bad('calibration', String(args.calibration), 'a positive integer');
+  }
   return {
+    ...(calibrationSize ? { calibrationSize } : {}),
     model: args.model === undefined || args.model === '' ? 'gpt' : String(args.model),
     budget: parseBudget(args),
-    target,
+    emit,
     damage: damage === 'kl' ? 'kl' : 'noiseCalibrated',
     ...(args.candidates ? { candidates: String(args.candidates).split(',') } : {}),
     ...(sweep ? { sweep } : {}),

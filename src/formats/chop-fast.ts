@@ -15,7 +15,7 @@
  */
 import { f32ToBits } from '../core/bits.ts';
 import type { FloatLayout } from './minifloat.ts';
-import { CHUNK, SIMD_BLOCK, simdKernel } from './chop-simd.ts';
+import { CHUNK, DATA, memoryOf, rneInPlace, SIMD_BLOCK, scratchMemory } from './chop-simd.ts';
 import { type ResolvedCast, roundsUp } from './rounding.ts';
 
 let useSimd = true;
@@ -28,16 +28,23 @@ export function setSimdEnabled(on: boolean): void {
 /** Returns false when no fast path applies (the caller then runs the reference). */
 export function chopFloatFast(
   L: FloatLayout,
-  src: Float32Array,
+  input: Float32Array,
   dst: Float32Array,
   r: ResolvedCast,
   flush: boolean,
   slow: (x: number, u32: number) => number,
 ): boolean {
+  let src = input;
   const D = 23 - L.M;
   // With no mantissa bits the kept significand is the hidden 1 (odd), so in the normal range ties-to-even
   // rounds every tie up in magnitude (see minifloat.ts): the same as ties-away there.
   const mode = L.M === 0 && r.rounding === 'nearest-even' ? 'nearest-away' : r.rounding;
+  // Data already in a kernel memory (chopBuffer, or views of its buffer): rounded there, no copy.
+  const home = useSimd && src.buffer === dst.buffer ? memoryOf(dst.buffer) : undefined;
+  if (home && src.byteOffset !== dst.byteOffset) {
+    dst.set(src); // memmove within the memory (overlap-safe); then in place
+    src = dst.subarray(0, input.length);
+  }
   // Int32 views: V8 keeps everything in int32 registers (uint32 values above 2^30 would become doubles).
   const sb = new Int32Array(src.buffer, src.byteOffset, src.length);
   const db = new Int32Array(dst.buffer, dst.byteOffset, dst.length);
@@ -60,19 +67,27 @@ export function chopFloatFast(
     // TypeScript). Below lo: integer formula when the target has float32's emin (bf16, tf32), the FPU
     // trick for other targets with subnormals, exceptions otherwise. One kernel per constant set.
     const sub = !subFast ? 'refuse' : L.emin === -126 ? 'int' : 'fpu';
-    const K = useSimd && L.signed && L.spec.nan !== 'neg-zero' ? simdKernel({ lo, hi, D, C, sub }) : null;
-    if (K) {
-      start = n - (n % SIMD_BLOCK);
-      for (let c = 0; c < start; c += CHUNK) {
-        const len = Math.min(CHUNK, start - c);
-        K.f32.set(src.subarray(c, c + len));
-        const count = K.rne(len * 4);
-        for (let k = 0; k < count; k++) {
-          const e = K.i32[K.excIndex + k]! >>> 2; // exceptional group: redo it with the reference
-          for (let l = e; l < e + SIMD_BLOCK; l++) K.f32[l] = slow(src[c + l]!, 0);
-        }
-        dst.set(K.f32.subarray(0, len), c);
+    const simd = useSimd && L.signed && L.spec.nan !== 'neg-zero';
+    const params = { lo, hi, D, C, sub } as const;
+    const whole = n - (n % SIMD_BLOCK);
+    const homeK = simd && home && dst.byteOffset >= DATA ? home.kernel(params) : null;
+    const S = simd && !homeK ? scratchMemory() : null;
+    const K = S?.kernel(params);
+    if (home && homeK) {
+      // in place in WebAssembly memory: no copies
+      rneInPlace(home, homeK, dst.byteOffset, whole, slow);
+      start = whole;
+    } else if (S && K) {
+      // one copy in, the kernel in place (exceptional groups by the reference), one copy out
+      const base = DATA >>> 2;
+      const full = S.f32.subarray(base, base + CHUNK);
+      for (let c = 0; c < whole; c += CHUNK) {
+        const len = Math.min(CHUNK, whole - c);
+        S.f32.set(src.subarray(c, c + len), base);
+        rneInPlace(S, K, DATA, len, slow);
+        dst.set(len === CHUNK ? full : S.f32.subarray(base, base + len), c);
       }
+      start = whole;
     }
     for (let i = start; i < n; i++) {
       const b = sb[i]!;

@@ -26,6 +26,7 @@ export {
   lutSpec,
   valueTable,
 } from './codec.ts';
+export { type ChopBuffer, chopBuffer } from './chop-buffer.ts';
 export { ALIASES, FORMATS, type FloatOverrides, getFormat, parseFormat } from './registry.ts';
 export { packCodes, packedBytes, unpackCodes } from './pack.ts';
 export { ROUNDINGS } from './rounding.ts';

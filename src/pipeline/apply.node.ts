@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { type RowLayout, rowLayout, toRows } from '../analysis/sensitivity/layout.ts';
-import { gptqCandidate } from '../analysis/sensitivity/quantize.ts';
+import { fromRows, type RowLayout, rowLayout, toRows } from '../analysis/sensitivity/layout.ts';
+import { gptqCandidate, quantizeCandidate } from '../analysis/sensitivity/quantize.ts';
 import { MixqError } from '../core/errors.ts';
 import type { ExportedWeight, PrequantizedBlocks } from '../export/onnx/quantize.ts';
 import { readOnnxFile } from '../io/onnx/file.node.ts';
@@ -16,8 +16,9 @@ import type { Plan } from '../plan/schema.ts';
 import { openRunner } from '../runtime/runner.node.ts';
 import { captureLayerStats } from '../runtime/sensitivity.node.ts';
 import { loadWeightFedModel } from '../runtime/weights.node.ts';
-import { exportOnnx } from './quantize.node.ts';
-import { gptqBlocks, rowCandidate } from './schemes.ts';
+import { concatBytes } from '../io/gguf/write.ts';
+import { exportGguf, exportOnnx, exportSafetensors, type QuantizeEmit, viewInfo } from './quantize.node.ts';
+import { gptqBlocks, onnxAssignment, rowCandidate } from './schemes.ts';
 import { resolveTask } from './tasks.node.ts';
 
 export interface ApplyResult {
@@ -37,9 +38,17 @@ export interface ApplyResult {
 export async function applyPlan(
   model: string,
   plan: Plan,
-  opts: { force?: boolean; evaluate?: boolean; planSource?: string } = {},
+  opts: {
+    force?: boolean;
+    evaluate?: boolean;
+    planSource?: string;
+    /** Calibration size of the task (as given to `mixq plan` / `quantize`; GPTQ and imatrix depend on it). */
+    calibrationSize?: number;
+    /** Output format; default GGUF for ggml block plans, ONNX when every scheme has a native operator, else safetensors. */
+    emit?: Exclude<QuantizeEmit, 'none'>;
+  } = {},
 ): Promise<ApplyResult> {
-  const task = resolveTask(model);
+  const task = resolveTask(model, opts.calibrationSize ? { calibrationSize: opts.calibrationSize } : {});
   const source = opts.planSource ?? 'plan';
   const data = await readFile(task.modelPath);
   if (!opts.force) {
@@ -69,28 +78,69 @@ export async function applyPlan(
   } finally {
     await file.close();
   }
-  const quantized = new Map<string, PrequantizedBlocks>();
-  const gptqWeights = plan.weights.filter((w) => w.scheme.algorithm === 'gptq');
-  if (gptqWeights.length > 0) {
-    const fed = await loadWeightFedModel(task.modelPath, { captureInputs: true });
-    const probe = await task.probe(fed);
-    const stats = await captureLayerStats(fed, probe.feeds, 1024);
-    for (const pw of gptqWeights) {
-      const st = stats.get(pw.name);
-      const base = layouts.get(pw.name);
-      if (!st || !base)
-        throw new MixqError(`no calibration statistics for GPTQ weight '${pw.name}'`, {
-          source,
-          field: pw.name,
-          expected: 'a MatMul / Gemm / 1x1 Conv weight with a captured input',
-        });
-      const L = rowLayout(base.L.dims, base.L.outputAxis, st.channels);
+  const opset = (await viewInfo(task.modelPath)).opset;
+  const emit: Exclude<QuantizeEmit, 'none'> =
+    opts.emit ??
+    (plan.weights.some((w) => w.scheme.blockType !== undefined)
+      ? 'gguf'
+      : plan.weights.every((w) => {
+            const l = layouts.get(w.name);
+            return l !== undefined && onnxAssignment(w.scheme, l.L, l.consumer, opset) !== undefined;
+          })
+        ? 'onnx'
+        : 'safetensors');
+  // calibration statistics: GPTQ codes, and ggml's importance matrix
+  const needStats = plan.weights.some(
+    (w) => w.scheme.algorithm === 'gptq' || w.scheme.blockType !== undefined,
+  );
+  const fed = await loadWeightFedModel(task.modelPath, { captureInputs: needStats });
+  const stats = needStats ? await captureLayerStats(fed, (await task.probe(fed)).feeds, 1024) : new Map();
+  const rowsOf = (name: string): RowLayout => {
+    const base = layouts.get(name);
+    if (!base)
+      throw new MixqError(`plan weight '${name}' is not a quantizable weight of the model`, {
+        source,
+        field: name,
+      });
+    const st = stats.get(name);
+    return st ? rowLayout(base.L.dims, base.L.outputAxis, st.channels) : base.L;
+  };
+  const fail = (name: string): never => {
+    throw new MixqError(`no calibration statistics for weight '${name}'`, {
+      source,
+      field: name,
+      expected: 'a MatMul / Gemm / 1x1 Conv weight with a captured input',
+    });
+  };
+  if (emit !== 'onnx') {
+    const sims = new Map<string, Float32Array>();
+    for (const pw of plan.weights) {
+      const L = rowsOf(pw.name);
       const c = rowCandidate(pw.scheme, L, `weights['${pw.name}'].scheme`);
-      const g = gptqCandidate(toRows(fed.original(pw.name), L), L, c, st);
-      quantized.set(pw.name, gptqBlocks(g, c.quantizer));
+      sims.set(
+        pw.name,
+        fromRows(quantizeCandidate(toRows(fed.original(pw.name), L), L, c, stats.get(pw.name)), L),
+      );
     }
+    const out =
+      emit === 'gguf' ? await exportGguf(plan, sims, stats) : await exportSafetensors(fed, plan, sims);
+    return {
+      bytes: concatBytes(out.chunks),
+      fileName: out.fileName,
+      weights: [],
+      notes: [out.check],
+      metricName: task.metric.name,
+    };
   }
-  const built = await exportOnnx(task.modelPath, plan, layouts, quantized);
+  const quantized = new Map<string, PrequantizedBlocks>();
+  for (const pw of plan.weights.filter((w) => w.scheme.algorithm === 'gptq')) {
+    const st = stats.get(pw.name) ?? fail(pw.name);
+    const L = rowsOf(pw.name);
+    const c = rowCandidate(pw.scheme, L, `weights['${pw.name}'].scheme`);
+    const g = gptqCandidate(toRows(fed.original(pw.name), L), L, c, st);
+    quantized.set(pw.name, gptqBlocks(g, c.quantizer));
+  }
+  const built = await exportOnnx(task.modelPath, plan, layouts, quantized, opset);
   let metric: number | undefined;
   if (opts.evaluate) metric = await task.evaluate(await openRunner(built.bytes));
   return { ...built, ...(metric !== undefined ? { metric } : {}), metricName: task.metric.name };

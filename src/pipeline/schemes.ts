@@ -14,8 +14,10 @@ import {
   type SensitivityAlgorithm,
   candidateCost,
   elementBitsOf,
+  ggmlCandidates,
 } from '../analysis/sensitivity/candidates.ts';
 import type { RowLayout } from '../analysis/sensitivity/layout.ts';
+import { getBlockType } from '../blocks/registry.ts';
 import { MixqError } from '../core/errors.ts';
 import { getFormat } from '../formats/index.ts';
 import type { PrequantizedBlocks, WeightAssignment } from '../export/onnx/quantize.ts';
@@ -87,6 +89,19 @@ export function planScheme(c: SensitivityCandidate, L: RowLayout): PlanScheme {
       expected: 'a per-channel candidate for convolutions with kernels larger than 1 x 1',
     });
   const q = c.quantizer;
+  if (c.blockType)
+    return {
+      format: q.element.name,
+      granularity: {
+        kind: 'group',
+        axis: L.outputAxis === 1 ? 0 : 1,
+        size: getBlockType(c.blockType).blockSize,
+      },
+      algorithm: 'imatrix',
+      scaleFormat: 'fp16',
+      symmetric: q.symmetric,
+      blockType: c.blockType,
+    };
   const size = groupSizeOf(q, L.cols);
   // MatMul B [K, N]: outputs on axis 1, reduction on axis 0. Output-first tensors: outputs on axis 0,
   // reduction on axis 1 (the whole reduction for a matrix, the input channels of a 1 x 1 conv).
@@ -105,13 +120,24 @@ export function planScheme(c: SensitivityCandidate, L: RowLayout): PlanScheme {
 
 /** The row-layout candidate that quantizes exactly like a plan scheme (the inverse of planScheme). */
 export function rowCandidate(s: PlanScheme, L: RowLayout, field = 'scheme'): SensitivityCandidate {
+  if (s.blockType !== undefined) {
+    const c = ggmlCandidates().find((x) => x.blockType === s.blockType?.toUpperCase());
+    if (!c)
+      throw new MixqError(`unknown ggml block type '${s.blockType}'`, {
+        field: `${field}.blockType`,
+        expected: ggmlCandidates()
+          .map((x) => x.blockType)
+          .join(', '),
+      });
+    return c;
+  }
   if (s.algorithm !== 'rtn' && s.algorithm !== 'gptq' && s.algorithm !== 'awq')
     throw new MixqError(`algorithm '${s.algorithm}' is not applied by mixq apply yet`, {
       field: `${field}.algorithm`,
       expected: 'rtn, gptq or awq',
     });
-  if (s.blockType !== undefined || s.outliers !== undefined)
-    throw new MixqError('ggml block types and outliers are not applied to ONNX weights yet', {
+  if (s.outliers !== undefined)
+    throw new MixqError('outlier schemes are not applied by mixq apply yet', {
       field,
       expected: 'a plain element-format scheme',
     });
@@ -158,10 +184,15 @@ export function schemeCost(s: PlanScheme, L: RowLayout): { bits: number; bytes: 
  * How onnxruntime stores a scheme natively, for a weight read by `consumer` ('MatMul:1', 'Conv:1', ...):
  * MatMul B -> MatMulNBits (asymmetric 2/4/8-bit blocks of 16..256) or DequantizeLinear (per channel, or
  * symmetric); Gemm B / Conv W -> DequantizeLinear (per channel; blocks along the input channels for 1 x 1
- * convolutions). undefined = no native operator (int3/5/6/7, floats, AWQ for now). GPTQ schemes map like
+ * convolutions; blocks need `opset` >= 13, which the exporter raises to 21). undefined = no native operator (int3/5/6/7, floats, AWQ for now). GPTQ schemes map like
  * RTN ones; their codes come from GPTQ (gptqBlocks).
  */
-export function onnxAssignment(s: PlanScheme, L: RowLayout, consumer: string): WeightAssignment | undefined {
+export function onnxAssignment(
+  s: PlanScheme,
+  L: RowLayout,
+  consumer: string,
+  opset = 21,
+): WeightAssignment | undefined {
   // GPTQ weights are stored like RTN ones; the caller passes GPTQ's codes as `quantized`.
   if (
     (s.algorithm !== 'rtn' && s.algorithm !== 'gptq') ||
@@ -180,6 +211,8 @@ export function onnxAssignment(s: PlanScheme, L: RowLayout, consumer: string): W
   const perChannel = g.kind === 'axis' || (g.kind === 'group' && g.size >= L.cols);
   const size = g.kind === 'group' ? g.size : 0;
   const pow2Block = size >= 16 && size <= 256 && (size & (size - 1)) === 0;
+  // blocked DequantizeLinear needs opset 21; the exporter raises models from opset 13 up, not older ones
+  const blockedDq = opset >= 13;
   const op = consumer.split(':')[0];
   if (op === 'MatMul' && L.outputAxis === 1) {
     if (perChannel)
@@ -188,7 +221,7 @@ export function onnxAssignment(s: PlanScheme, L: RowLayout, consumer: string): W
         : { scheme: 'dequantizelinear', bits, symmetric: s.symmetric, scaleType, granularity: 'channel' };
     if (!pow2Block) return undefined;
     if (!s.symmetric) return { scheme: 'matmulnbits', bits, blockSize: size, symmetric: false, scaleType };
-    return bits === 2
+    return bits === 2 || !blockedDq
       ? undefined
       : { scheme: 'dequantizelinear', bits, blockSize: size, symmetric: true, scaleType };
   }
@@ -196,10 +229,45 @@ export function onnxAssignment(s: PlanScheme, L: RowLayout, consumer: string): W
   if (op === 'Conv' || op === 'Gemm') {
     if (perChannel)
       return { scheme: 'dequantizelinear', bits, symmetric: s.symmetric, scaleType, granularity: 'channel' };
-    if (op === 'Conv' && L.kernel === 1 && pow2Block)
-      return { scheme: 'dequantizelinear', bits, blockSize: size, symmetric: s.symmetric, scaleType };
-    if (op === 'Gemm' && pow2Block)
+    if (op === 'Conv' && L.kernel === 1 && pow2Block && blockedDq)
+      return {
+        scheme: 'dequantizelinear',
+        bits,
+        blockSize: size,
+        symmetric: s.symmetric,
+        scaleType,
+        granularity: 'block',
+      };
+    if (op === 'Gemm' && pow2Block && blockedDq)
       return { scheme: 'dequantizelinear', bits, blockSize: size, symmetric: s.symmetric, scaleType };
   }
   return undefined;
+}
+
+/**
+ * Exact bytes the ONNX exporter stores for a weight under an assignment (codes, scales, zero points; what
+ * ExportedWeight reports): MatMulNBits pads every column's last block to the block size and packs zero
+ * points per row; DequantizeLinear packs codes and zero points over the whole tensor.
+ */
+export function onnxStorage(a: WeightAssignment, L: RowLayout): number {
+  const bits = a.bits ?? 4;
+  const sw = (a.scaleType ?? 'float32') === 'float16' ? 2 : 4;
+  const symmetric = a.symmetric ?? true;
+  const rows = L.rows;
+  const cols = L.cols;
+  const packed = (n: number) => Math.ceil((n * bits) / 8);
+  if (a.scheme === 'matmulnbits') {
+    const bs = a.blockSize ?? 32;
+    const nb = Math.ceil(cols / bs);
+    return rows * nb * ((bs * bits) / 8) + rows * nb * sw + (symmetric ? 0 : rows * packed(nb));
+  }
+  if (a.scheme !== 'dequantizelinear')
+    throw new MixqError(`no storage formula for scheme '${a.scheme}'`, {
+      field: 'scheme',
+      expected: 'matmulnbits or dequantizelinear',
+    });
+  const channel =
+    a.granularity === 'channel' || (L.outputAxis === 0 && L.kernel > 1 && a.granularity !== 'block');
+  const nb = channel ? 1 : Math.ceil(cols / Math.min(a.blockSize ?? 32, cols));
+  return packed(rows * cols) + rows * nb * sw + (symmetric ? 0 : packed(rows * nb));
 }

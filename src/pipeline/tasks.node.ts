@@ -53,6 +53,8 @@ export interface QuantTask {
 }
 
 export interface TaskOptions {
+  /** GPT: calibration windows of 128 characters (default 8). OCR: calibration lines per variant (default 2). */
+  readonly calibrationSize?: number;
   /** GPT: characters scored per evaluation (default 16384). OCR: lines evaluated (default all but calibration). */
   readonly evalSize?: number;
 }
@@ -60,7 +62,7 @@ export interface TaskOptions {
 function gptTask(opts: TaskOptions): QuantTask {
   const b = loadGptBundle();
   const ctx = b.context;
-  const calWindows = 8;
+  const calWindows = opts.calibrationSize ?? 8;
   const start = 16384;
   const n = opts.evalSize ?? 16384;
   const chars = Array.from(b.heldout);
@@ -83,7 +85,7 @@ function gptTask(opts: TaskOptions): QuantTask {
 }
 
 function ocrTask(opts: TaskOptions): QuantTask {
-  const cal = 2;
+  const cal = opts.calibrationSize ?? 2;
   const all = loadOcrLines();
   const used = new Set([
     ...all.filter((l) => l.variant === 'clean').slice(0, cal),

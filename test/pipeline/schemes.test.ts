@@ -125,7 +125,14 @@ test('onnxAssignment: native operators per weight kind, undefined where onnxrunt
     scaleType: 'float16',
     granularity: 'channel',
   });
-  assert.equal(a('int4-g32-rtn', conv1, 'Conv:1')?.blockSize, 32);
+  assert.deepEqual(a('int4-g32-rtn', conv1, 'Conv:1'), {
+    scheme: 'dequantizelinear',
+    bits: 4,
+    blockSize: 32,
+    symmetric: false,
+    scaleType: 'float16',
+    granularity: 'block',
+  });
   assert.equal(a('int4-g32-rtn', conv3, 'Conv:1'), undefined);
   assert.equal(a('int4-pc-rtn', conv3, 'Conv:1')?.granularity, 'channel');
   assert.equal(a('int2-g32-rtn', conv1, 'Conv:1'), undefined, 'no 2-bit DequantizeLinear before opset 25');

@@ -16,6 +16,7 @@
  * - MXFP4/6/8 (OCP MX v1.0): groups of 32 with an E8M0 power-of-two scale;
  * - NVFP4: E2M1 in groups of 16 with an FP8 E4M3 scale, plus one fp32 tensor scale.
  */
+import { getBlockType } from '../../blocks/registry.ts';
 import { getFormat } from '../../formats/index.ts';
 import type { QuantizerConfig } from '../../quant/qparams.ts';
 import { storageCost } from '../../quant/quantizer.ts';
@@ -32,6 +33,12 @@ export interface SensitivityCandidate {
   readonly algorithm: SensitivityAlgorithm;
   /** Nominal element bits (before scales), for sorting and display. */
   readonly elementBits: number;
+  /**
+   * A ggml block type (src/blocks registry name, e.g. 'Q4_K'): rows are encoded with ggml's own quantizer
+   * (with the calibration importance matrix when known) and stored in its block layout. `quantizer` is then
+   * only a nominal description (element bits, block size) for display.
+   */
+  readonly blockType?: string;
 }
 
 type Gran = 'pc' | number;
@@ -152,9 +159,54 @@ export function defaultCandidates(): SensitivityCandidate[] {
   return DEFAULT_CANDIDATE_IDS.map((id) => all.get(id)!);
 }
 
-/** Looks candidates up by id in the full set. Unknown ids throw a RangeError naming them. */
+/** ggml block types offered as candidates, largest first (K-quants need rows that are multiples of 256). */
+export const GGML_CANDIDATE_TYPES: readonly string[] = [
+  'Q8_0',
+  'Q6_K',
+  'Q5_K',
+  'Q5_1',
+  'Q5_0',
+  'Q4_K',
+  'Q4_1',
+  'Q4_0',
+  'IQ4_NL',
+  'Q3_K',
+  'Q2_K',
+];
+
+/** Nominal element of a ggml type (display and plan files): its code width and signedness. */
+function ggmlElement(type: string): { bits: number; signed: boolean } {
+  const bits = Number(/^I?Q(\d)/.exec(type)?.[1] ?? 8);
+  // Q*_0, Q6_K, Q3_K and IQ4_NL are symmetric (signed); Q*_1, Q4_K, Q5_K and Q2_K carry a minimum
+  const signed = /_0$|^Q6_K$|^Q3_K$|^IQ4_NL$/.test(type);
+  return { bits, signed };
+}
+
+/** One candidate per ggml block type (ids 'ggml-q4_k', ...): ggml's quantizers, imatrix path when known. */
+export function ggmlCandidates(): SensitivityCandidate[] {
+  return GGML_CANDIDATE_TYPES.map((t) => {
+    const bt = getBlockType(t);
+    const e = ggmlElement(t);
+    const quantizer: QuantizerConfig = {
+      element: getFormat(`${e.signed ? 'int' : 'uint'}${e.bits}`),
+      granularity: { kind: 'group', axis: 1, size: bt.blockSize },
+      symmetric: e.signed,
+      scaleFormat: 'fp16',
+    };
+    return {
+      id: `ggml-${t.toLowerCase()}`,
+      scheme: t.toLowerCase(),
+      quantizer,
+      algorithm: 'rtn',
+      elementBits: e.bits,
+      blockType: t,
+    };
+  });
+}
+
+/** Looks candidates up by id in the full set and the ggml set. Unknown ids throw a RangeError naming them. */
 export function candidatesById(ids: readonly string[]): SensitivityCandidate[] {
-  const all = new Map(fullCandidates().map((c) => [c.id, c] as const));
+  const all = new Map([...fullCandidates(), ...ggmlCandidates()].map((c) => [c.id, c] as const));
   return ids.map((id) => {
     const c = all.get(id);
     if (!c) throw new RangeError(`unknown candidate '${id}'`);
@@ -168,6 +220,11 @@ export function candidateCost(
   rows: number,
   cols: number,
 ): { bits: number; bytes: number } {
+  if (c.blockType) {
+    const bt = getBlockType(c.blockType);
+    const bytes = rows * Math.ceil(cols / bt.blockSize) * bt.bytesPerBlock;
+    return { bits: 8 * bytes, bytes };
+  }
   const s = storageCost(c.quantizer, [rows, cols]);
   return { bits: s.bits, bytes: s.bytes };
 }

@@ -7,6 +7,7 @@
  * Gram). On other weights, or without X^T X, they are not applicable (`applicable` says so).
  * AWQ wants mean |x| per channel; the capture keeps E[x^2], so sqrt(E[x^2]) (the RMS) stands in.
  */
+import { getBlockType } from '../../blocks/registry.ts';
 import { MixqError } from '../../core/errors.ts';
 import { awq } from '../../quant/algorithms/awq.ts';
 import { gptq, type GptqResult } from '../../quant/algorithms/gptq.ts';
@@ -17,6 +18,8 @@ import type { LayerStats } from './proxies.ts';
 
 /** Whether `c` can be applied to a weight with this layout and statistics. */
 export function applicable(c: SensitivityCandidate, L: RowLayout, stats?: LayerStats): boolean {
+  // ggml blocks tile whole rows
+  if (c.blockType) return L.cols % getBlockType(c.blockType).blockSize === 0;
   if (c.algorithm === 'rtn') return true;
   return stats?.gram !== undefined && L.kernel === 1 && L.groups === 1;
 }
@@ -29,6 +32,18 @@ export function quantizeCandidate(
   stats?: LayerStats,
 ): Float32Array {
   const shape = [L.rows, L.cols];
+  if (c.blockType) {
+    if (!applicable(c, L))
+      throw new MixqError(`rows of ${L.cols} are not whole ${c.blockType} blocks`, {
+        field: c.id,
+        expected: `a row length that is a multiple of ${getBlockType(c.blockType).blockSize}`,
+      });
+    const bt = getBlockType(c.blockType);
+    // the importance matrix (E[x^2] per column) of plain matrices; ggml's quantize_* with imatrix
+    const imatrix =
+      stats && L.kernel === 1 && L.groups === 1 ? Float32Array.from(stats.meanSquare) : undefined;
+    return bt.decode(bt.encode(W, imatrix), W.length);
+  }
   if (c.algorithm === 'rtn') return rtn(W, shape, { quantizer: c.quantizer }).Q;
   if (!applicable(c, L, stats) || !stats?.gram)
     throw new MixqError(`candidate ${c.id} needs X^T X of a matrix or 1x1 convolution`, {

@@ -18,6 +18,10 @@ const applyCommand = defineCommand({
     plan: { type: 'positional', description: 'plan file (mixq plan / mixq quantize)', required: true },
     out: { type: 'string', description: 'output .onnx file (default <model>_q4.onnx in the current folder)' },
     eval: { type: 'boolean', description: "evaluate the written model on the task's data", default: false },
+    calibration: {
+      type: 'string',
+      description: 'calibration size given to mixq plan / quantize (GPTQ and imatrix weights depend on it)',
+    },
     force: { type: 'boolean', description: 'apply even if the plan names another file', default: false },
     json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
   },
@@ -34,6 +38,7 @@ const applyCommand = defineCommand({
         force: Boolean(args.force),
         evaluate: Boolean(args.eval),
         planSource: planPath,
+        ...(args.calibration ? { calibrationSize: Number(args.calibration) } : {}),
       });
       out = args.out ? String(args.out) : r.fileName;
       await writeFileAtomic(out, r.bytes, [resolveTask(String(args.model)).modelPath, planPath]);
@@ -49,8 +54,11 @@ const applyCommand = defineCommand({
       );
       return;
     }
+    const what = r.weights.length
+      ? `${r.weights.length} quantized weights, ${bpw.toFixed(3)} bits per weight (${formatBytes(stored)} of codes, scales and zero points)`
+      : 'quantized as planned';
     process.stdout.write(
-      `wrote ${out}: ${formatBytes(r.bytes.length)}; ${r.weights.length} quantized weights, ${bpw.toFixed(3)} bits per weight (${formatBytes(stored)} of codes, scales and zero points)${r.metric !== undefined ? `; ${r.metricName} ${r.metric.toFixed(4)}` : ''}\n`,
+      `wrote ${out}: ${formatBytes(r.bytes.length)}; ${what}${r.metric !== undefined ? `; ${r.metricName} ${r.metric.toFixed(4)}` : ''}\n`,
     );
     for (const n of r.notes) process.stdout.write(`note: ${n}\n`);
   },

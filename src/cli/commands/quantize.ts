@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { type CommandDef, defineCommand } from 'citty';
 import { writeFileAtomic } from '../../io/files.node.ts';
+import { concatBytes } from '../../io/gguf/write.ts';
 import { serialisePlan } from '../../plan/serialise.ts';
 import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize.node.ts';
 import { reportJson } from '../../report/json.ts';
@@ -76,7 +77,7 @@ const quantizeCommand = defineCommand({
       await put('plan.json', serialisePlan(r.plan));
       await put('report.json', reportJson(r.report));
       await put('report.html', await renderHtmlReport(r.report));
-      if (r.onnx) await put(r.onnx.fileName, r.onnx.bytes);
+      if (r.output) await put(r.output.fileName, concatBytes(r.output.chunks));
     } catch (e) {
       failCli('quantize', e, 1);
     }
@@ -90,13 +91,15 @@ const quantizeCommand = defineCommand({
             fp32: r.fp32,
             plan: { ...t, metric: r.metric, budget: r.plan.budget, solver: r.plan.solver },
             comparisons: r.comparisons,
-            ...(r.onnx
+            ...(r.output
               ? {
-                  onnx: {
-                    file: r.onnx.fileName,
-                    bytes: r.onnx.bytes.length,
-                    metric: r.onnx.metric,
-                    notes: r.onnx.notes,
+                  output: {
+                    format: r.output.format,
+                    file: r.output.fileName,
+                    bytes: r.output.size,
+                    ...(r.output.metric !== undefined ? { metric: r.output.metric } : {}),
+                    check: r.output.check,
+                    notes: r.output.notes ?? [],
                   },
                 }
               : {}),
@@ -121,9 +124,9 @@ const quantizeCommand = defineCommand({
     process.stdout.write(
       `\nplan: ${t.bitsPerWeight.toFixed(3)} bits per weight over ${r.plan.weights.length} weights (${t.elements} elements), ${formatBytes(t.bytes)} of quantized weights; ${r.task.metric.name} ${r.metric.toFixed(4)}${unit} vs fp32 ${r.fp32.toFixed(4)}${unit}\n`,
     );
-    if (r.onnx)
+    if (r.output)
       process.stdout.write(
-        `model: ${join(out, r.onnx.fileName)} ${formatBytes(r.onnx.bytes.length)} (float parts included), run by onnxruntime: ${r.task.metric.name} ${r.onnx.metric.toFixed(4)}${unit}\n`,
+        `model: ${join(out, r.output.fileName)} ${formatBytes(r.output.size)} (float parts included); ${r.output.check}\n`,
       );
     process.stdout.write(`wrote ${written.join(', ')}\n`);
   },

@@ -1,0 +1,99 @@
+/**
+ * A hand-written plan applied to PP-OCRv4 rec (opset 9: per-channel DequantizeLinear only, MatMulNBits for
+ * the SVTR linear layers): the exported model's output equals the simulation (the plan's schemes applied
+ * with the sensitivity quantizers, written back into the float model) for one text line, and the exported
+ * storage equals the plan's bytes up to MatMulNBits' per-row zero-point padding.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { candidatesById } from '../../src/analysis/sensitivity/candidates.ts';
+import { fromRows, rowLayout, toRows } from '../../src/analysis/sensitivity/layout.ts';
+import { quantizeCandidate } from '../../src/analysis/sensitivity/quantize.ts';
+import { readOnnxFile } from '../../src/io/onnx/file.node.ts';
+import { onnxModelView } from '../../src/io/onnx/view.ts';
+import { exportOnnx } from '../../src/pipeline/quantize.node.ts';
+import { onnxAssignment, onnxStorage, planScheme, schemeCost } from '../../src/pipeline/schemes.ts';
+import { PLAN_SCHEMA_VERSION, type PlanWeight, planTotals } from '../../src/plan/schema.ts';
+import { validatePlan } from '../../src/plan/parse.ts';
+import { loadOcrLines, ocrInput, ocrModelPath } from '../../src/runtime/bundled.node.ts';
+import { floatTensor } from '../../src/runtime/ort.node.ts';
+import { openRunner } from '../../src/runtime/runner.node.ts';
+import { variantEvaluator } from '../../src/runtime/variants.node.ts';
+
+test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block MatMuls) exports exactly', async () => {
+  const path = ocrModelPath();
+  const file = await readOnnxFile(path);
+  const tensors = onnxModelView(file).tensors;
+  await file.close();
+  const pick: Record<string, string> = {
+    'conv2d_10.w_0': 'int8-pc-rtn', // first 3x3 conv
+    'conv2d_170.w_0': 'int4-pc-rtn', // 1x1 conv
+    'conv2d_171.w_0': 'int4-pc-rtn', // depthwise 5x5
+    'linear_77.w_0': 'int4-g32-rtn', // MatMul [120, 360]: MatMulNBits
+    'linear_80.w_0': 'int2-g32-rtn', // MatMul [240, 120]: 2-bit MatMulNBits
+  };
+  const layouts = new Map<string, { L: ReturnType<typeof rowLayout>; consumer: string }>();
+  const weights: PlanWeight[] = [];
+  const sim = new Map<string, Float32Array>();
+  const fileForValues = await readOnnxFile(path);
+  const { listWeights, loadWeightFloat32 } = await import('../../src/io/onnx/weights.ts');
+  const byName = new Map(listWeights(fileForValues).map((w) => [w.name, w]));
+  for (const [name, id] of Object.entries(pick)) {
+    const t = tensors.find((x) => x.name === name)!;
+    const c0 = t.consumers[0]!;
+    const consumer = `${c0.op}:${c0.inputIndex}`;
+    // depthwise: channels = groups * 1, the layout only needs rows / cols here
+    const L = rowLayout(t.shape, t.outputAxis!);
+    layouts.set(name, { L, consumer });
+    const c = candidatesById([id])[0]!;
+    const s = planScheme(c, L);
+    assert.ok(onnxAssignment(s, L, consumer, 9), `${name} ${id} exportable at opset 9`);
+    const bytes = onnxStorage(onnxAssignment(s, L, consumer, 9)!, L);
+    // MatMulNBits pads K = 120 / 240 to whole blocks of 32: more than the format's own cost
+    assert.ok(bytes >= schemeCost(s, L).bytes);
+    const n = t.shape.reduce((p, d) => p * d, 1);
+    weights.push({
+      name,
+      shape: t.shape,
+      scheme: s,
+      bitsPerWeight: (8 * bytes) / n,
+      bytes,
+      predictedDamage: 0,
+    });
+    const W = await loadWeightFloat32(fileForValues, byName.get(name)!);
+    sim.set(name, fromRows(quantizeCandidate(toRows(W, L), L, c), L));
+  }
+  await fileForValues.close();
+  assert.equal(
+    onnxAssignment(weights[1]!.scheme, layouts.get('conv2d_170.w_0')!.L, 'Conv:1', 9)?.granularity,
+    'channel',
+  );
+  const plan = validatePlan(
+    {
+      schemaVersion: PLAN_SCHEMA_VERSION,
+      model: { file: 'rec.onnx', size: 1 },
+      budget: { kind: 'bitsPerWeight', bits: 4 },
+      objective: { damage: 'manual' },
+      weights,
+      totals: planTotals(weights),
+      solver: { name: 'manual', status: 'heuristic' },
+    },
+    'test',
+  );
+  const built = await exportOnnx(path, plan, layouts, new Map(), 9);
+  const stored = built.weights.reduce((s, w) => s + w.codeBytes + w.scaleBytes + w.zeroPointBytes, 0);
+  assert.equal(stored, plan.totals.bytes, 'exported storage = the plan bytes');
+  const line = loadOcrLines()[0]!;
+  const feeds = { x: floatTensor(ocrInput(line), [1, 3, line.height, line.width]) };
+  const q = await openRunner(built.bytes);
+  const got = (await q.run(feeds))[q.outputNames[0]!]!.data as Float32Array;
+  const variants = await variantEvaluator(path);
+  const want = await variants.run(
+    sim,
+    async (r) => (await r.run(feeds))[r.outputNames[0]!]!.data as Float32Array,
+  );
+  let d = 0;
+  for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i]! - want[i]!));
+  // probabilities; DequantizeLinear / MatMulNBits vs float MatMul / Conv differ only by summation order
+  assert.ok(d < 1e-4, `max |exported - simulated| = ${d}`);
+});
