@@ -25,10 +25,8 @@ export function dot(a: Float64Array, ao: number, b: Float64Array, bo: number, n:
 }
 
 /**
- * G = X^T X for X [n, d] (row-major float32), as float64 [d, d]. X is transposed once so every entry is a
- * dot product of two contiguous rows of length n; entries are computed in 2 x 4 tiles (eight independent
- * sums, six loads per eight multiply-adds), which is about 1.5x faster than one dot product at a time.
- * Edge tiles clamp their indices (recomputing a valid entry is harmless).
+ * G = X^T X for X [n, d] (row-major float32), as float64 [d, d]: X is transposed once so every entry is a
+ * dot product of two contiguous rows of length n (gramUpperAccumulate over one block of all n rows).
  */
 export function gram(X: Float32Array, n: number, d: number): Float64Array {
   if (X.length !== n * d)
@@ -36,57 +34,82 @@ export function gram(X: Float32Array, n: number, d: number): Float64Array {
   const XT = new Float64Array(d * n);
   for (let t = 0; t < n; t++) for (let j = 0; j < d; j++) XT[j * n + t] = X[t * d + j]!;
   const G = new Float64Array(d * d);
-  const put = (r: number, c: number, v: number) => {
-    G[r * d + c] = v;
-    G[c * d + r] = v;
-  };
-  for (let i = 0; i < d; i += 2) {
-    const i1 = Math.min(i + 1, d - 1);
-    const ra = i * n;
-    const rb = i1 * n;
-    for (let j = i - (i % 4); j < d; j += 4) {
-      const j1 = Math.min(j + 1, d - 1);
-      const j2 = Math.min(j + 2, d - 1);
-      const j3 = Math.min(j + 3, d - 1);
-      const c0 = j * n;
-      const c1 = j1 * n;
-      const c2 = j2 * n;
-      const c3 = j3 * n;
+  gramUpperAccumulate(G, XT, n, n, d);
+  mirrorUpper(G, d);
+  return G;
+}
+
+function dotRows(xt: Float64Array, a: number, b: number, n: number): number {
+  let t = 0;
+  for (let r = 0; r < n; r++) t += xt[a + r]! * xt[b + r]!;
+  return t;
+}
+
+/**
+ * g[i][j] += sum_{r < n} x_r[i] x_r[j] for j >= i (upper triangle; mirrorUpper completes it), with
+ * xt[ch * ld + r] = x_r[ch] (rows of the transposed block have stride ld >= n). 4 x 2 tiles of (i, j) keep 8 sums in registers per pass over the
+ * block's rows. Tiles touching the diagonal also write a few entries below it, which mirrorUpper overwrites.
+ */
+export function gramUpperAccumulate(
+  g: Float64Array,
+  xt: Float64Array,
+  ld: number,
+  n: number,
+  c: number,
+): void {
+  const B = ld;
+  const c4 = c - (c % 4);
+  for (let i0 = 0; i0 < c4; i0 += 4) {
+    const a0 = i0 * B;
+    const a1 = a0 + B;
+    const a2 = a1 + B;
+    const a3 = a2 + B;
+    let j = i0;
+    for (; j + 1 < c; j += 2) {
+      const b0 = j * B;
+      const b1 = b0 + B;
       let s00 = 0;
       let s01 = 0;
-      let s02 = 0;
-      let s03 = 0;
       let s10 = 0;
       let s11 = 0;
-      let s12 = 0;
-      let s13 = 0;
-      for (let t = 0; t < n; t++) {
-        const a = XT[ra + t]!;
-        const b = XT[rb + t]!;
-        const x0 = XT[c0 + t]!;
-        const x1 = XT[c1 + t]!;
-        const x2 = XT[c2 + t]!;
-        const x3 = XT[c3 + t]!;
-        s00 += a * x0;
-        s01 += a * x1;
-        s02 += a * x2;
-        s03 += a * x3;
-        s10 += b * x0;
-        s11 += b * x1;
-        s12 += b * x2;
-        s13 += b * x3;
+      let s20 = 0;
+      let s21 = 0;
+      let s30 = 0;
+      let s31 = 0;
+      for (let r = 0; r < n; r++) {
+        const y0 = xt[b0 + r]!;
+        const y1 = xt[b1 + r]!;
+        const x0 = xt[a0 + r]!;
+        const x1 = xt[a1 + r]!;
+        const x2 = xt[a2 + r]!;
+        const x3 = xt[a3 + r]!;
+        s00 += x0 * y0;
+        s01 += x0 * y1;
+        s10 += x1 * y0;
+        s11 += x1 * y1;
+        s20 += x2 * y0;
+        s21 += x2 * y1;
+        s30 += x3 * y0;
+        s31 += x3 * y1;
       }
-      put(i, j, s00);
-      put(i, j1, s01);
-      put(i, j2, s02);
-      put(i, j3, s03);
-      put(i1, j, s10);
-      put(i1, j1, s11);
-      put(i1, j2, s12);
-      put(i1, j3, s13);
+      const o = i0 * c + j;
+      g[o]! += s00;
+      g[o + 1]! += s01;
+      g[o + c]! += s10;
+      g[o + c + 1]! += s11;
+      g[o + 2 * c]! += s20;
+      g[o + 2 * c + 1]! += s21;
+      g[o + 3 * c]! += s30;
+      g[o + 3 * c + 1]! += s31;
     }
+    if (j < c) for (let i = i0; i < i0 + 4; i++) g[i * c + j]! += dotRows(xt, i * B, j * B, n);
   }
-  return G;
+  for (let i = c4; i < c; i++) for (let j = i; j < c; j++) g[i * c + j]! += dotRows(xt, i * B, j * B, n);
+}
+
+/** Copies the upper triangle of the c x c gram onto the lower one. */
+export function mirrorUpper(g: Float64Array, c: number): void {
+  for (let i = 1; i < c; i++) for (let j = 0; j < i; j++) g[i * c + j] = g[j * c + i]!;
 }
 
 /**

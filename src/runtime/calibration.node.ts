@@ -9,6 +9,7 @@
  */
 
 import { MixqError } from '../core/errors.ts';
+import { gramUpperAccumulate, mirrorUpper } from '../quant/linalg.ts';
 import type { Feeds } from './ort.node.ts';
 import type { CapturePoint, WeightFedModel } from './weights.node.ts';
 
@@ -63,12 +64,12 @@ function accumulate(s: ActivationStats, data: Float32Array, dims: readonly numbe
     if (xt) {
       for (let ch = 0; ch < c; ch++) xt[ch * GRAM_BLOCK + nb] = row[ch]!;
       if (++nb === GRAM_BLOCK) {
-        gramUpperUpdate(g!, xt, nb, c);
+        gramUpperAccumulate(g!, xt, GRAM_BLOCK, nb, c);
         nb = 0;
       }
     }
   }
-  if (xt && nb > 0) gramUpperUpdate(g!, xt, nb, c);
+  if (xt && nb > 0) gramUpperAccumulate(g!, xt, GRAM_BLOCK, nb, c);
 }
 
 /** absMax, sumSquares and the row count of one row (the Gram is updated per block). */
@@ -81,73 +82,6 @@ function addRow(s: ActivationStats, row: Float64Array): void {
     s.sumSquares[ch]! += v * v;
   }
   s.rows++;
-}
-
-/**
- * g[i][j] += sum_{r < n} x_r[i] x_r[j] for j >= i (upper triangle; mirrorGram completes it), with
- * xt[ch * GRAM_BLOCK + r] = x_r[ch]. 4 x 2 tiles of (i, j) keep 8 sums in registers per pass over the
- * block's rows. Tiles touching the diagonal also write a few entries below it, which mirrorGram overwrites.
- */
-function gramUpperUpdate(g: Float64Array, xt: Float64Array, n: number, c: number): void {
-  const B = GRAM_BLOCK;
-  const c4 = c - (c % 4);
-  for (let i0 = 0; i0 < c4; i0 += 4) {
-    const a0 = i0 * B;
-    const a1 = a0 + B;
-    const a2 = a1 + B;
-    const a3 = a2 + B;
-    let j = i0;
-    for (; j + 1 < c; j += 2) {
-      const b0 = j * B;
-      const b1 = b0 + B;
-      let s00 = 0;
-      let s01 = 0;
-      let s10 = 0;
-      let s11 = 0;
-      let s20 = 0;
-      let s21 = 0;
-      let s30 = 0;
-      let s31 = 0;
-      for (let r = 0; r < n; r++) {
-        const y0 = xt[b0 + r]!;
-        const y1 = xt[b1 + r]!;
-        const x0 = xt[a0 + r]!;
-        const x1 = xt[a1 + r]!;
-        const x2 = xt[a2 + r]!;
-        const x3 = xt[a3 + r]!;
-        s00 += x0 * y0;
-        s01 += x0 * y1;
-        s10 += x1 * y0;
-        s11 += x1 * y1;
-        s20 += x2 * y0;
-        s21 += x2 * y1;
-        s30 += x3 * y0;
-        s31 += x3 * y1;
-      }
-      const o = i0 * c + j;
-      g[o]! += s00;
-      g[o + 1]! += s01;
-      g[o + c]! += s10;
-      g[o + c + 1]! += s11;
-      g[o + 2 * c]! += s20;
-      g[o + 2 * c + 1]! += s21;
-      g[o + 3 * c]! += s30;
-      g[o + 3 * c + 1]! += s31;
-    }
-    if (j < c) for (let i = i0; i < i0 + 4; i++) g[i * c + j]! += dotRows(xt, i * B, j * B, n);
-  }
-  for (let i = c4; i < c; i++) for (let j = i; j < c; j++) g[i * c + j]! += dotRows(xt, i * B, j * B, n);
-}
-
-function dotRows(xt: Float64Array, a: number, b: number, n: number): number {
-  let t = 0;
-  for (let r = 0; r < n; r++) t += xt[a + r]! * xt[b + r]!;
-  return t;
-}
-
-/** Copies the upper triangle of the c x c gram onto the lower one. */
-function mirrorGram(g: Float64Array, c: number): void {
-  for (let i = 1; i < c; i++) for (let j = 0; j < i; j++) g[i * c + j] = g[j * c + i]!;
 }
 
 /**
@@ -200,6 +134,6 @@ export async function captureActivationStats(
       }
     }
   }
-  for (const s of stats.values()) if (s.gram) mirrorGram(s.gram, s.channels);
+  for (const s of stats.values()) if (s.gram) mirrorUpper(s.gram, s.channels);
   return stats;
 }

@@ -20,7 +20,8 @@ import {
   errorMatrix,
   injectNoise,
   type LayerStats,
-  noiseCalibrated,
+  type NoisePoint,
+  noiseCalibratedCurve,
 } from '../analysis/sensitivity/proxies.ts';
 import { applicable, quantizeCandidate } from '../analysis/sensitivity/quantize.ts';
 import {
@@ -250,6 +251,11 @@ export interface SensitivityOptions {
   readonly maxGram?: number;
   /** Injected noise std relative to each output row's RMS. Default 0.05. */
   readonly noiseRelStd?: number;
+  /**
+   * Further noise levels measured per weight for the power-law fit of noiseCalibratedCurve (default
+   * [5 * noiseRelStd]; [] = the one-level linear proxy of the proxy study).
+   */
+  readonly noiseLevels?: readonly number[];
   /** Measure every (weight, candidate) pair end to end. Default true; false = proxies + noise only. */
   readonly measure?: boolean;
   /** Name recorded in the table. Default the path. */
@@ -320,9 +326,15 @@ export async function analyzeLoadedModel(
     const L = rowLayout(w.dims, axes.get(w.name)!, st.channels);
     layouts.set(w.name, L);
     const W = toRows(model.original(w.name), L);
-    const noisy = injectNoise(W, L, relStd);
-    const noiseOut = bestOutputError(errorMatrix(W, noisy), L, st);
-    const klNoise = (await meter.measure(new Map([[w.name, fromRows(noisy, L)]]))).kl;
+    const curve: NoisePoint[] = [];
+    for (const level of [relStd, ...(opts.noiseLevels ?? [5 * relStd])]) {
+      const noisy = injectNoise(W, L, level);
+      const outputError = bestOutputError(errorMatrix(W, noisy), L, st);
+      const kl = (await meter.measure(new Map([[w.name, fromRows(noisy, L)]]))).kl;
+      curve.push({ kl, outputError });
+    }
+    const klNoise = curve[0]!.kl;
+    const noiseOut = curve[0]!.outputError;
     opts.onProgress?.(++done, total, `${w.name} noise`);
     const entries: SensitivityEntry[] = [];
     for (const c of candidates) {
@@ -337,7 +349,7 @@ export async function analyzeLoadedModel(
         candidate: c.id,
         bits: cost.bits,
         bytes: cost.bytes,
-        proxies: { ...p, noiseCalibrated: noiseCalibrated(klNoise, noiseOut, outErr) },
+        proxies: { ...p, noiseCalibrated: noiseCalibratedCurve(curve, outErr) },
         ...(measured ? { measured } : {}),
       });
     }
@@ -346,6 +358,7 @@ export async function analyzeLoadedModel(
       dims: w.dims,
       elements: w.elementCount,
       noise: { relStd, kl: klNoise, outputError: noiseOut },
+      noiseCurve: curve,
       entries,
     });
   }

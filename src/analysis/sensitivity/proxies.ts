@@ -208,6 +208,36 @@ export function noiseCalibrated(klNoise: number, outErrNoise: number, outErr: nu
   return (klNoise * outErr) / outErrNoise;
 }
 
+/** One injected-noise measurement: its KL and its output error (the proxy's scale). */
+export interface NoisePoint {
+  readonly kl: number;
+  readonly outputError: number;
+}
+
+/**
+ * The noise-calibrated proxy from two (or more) noise levels: KL grows like a power of the output error
+ * (exponent 1 for small errors, where KL is quadratic in the output change, more once outputs saturate),
+ * so the exponent is fitted between the two measured levels (clamped to [1, 3]) and the candidate's
+ * damage is read off that curve from the nearer level. With one level it is `noiseCalibrated`.
+ */
+export function noiseCalibratedCurve(points: readonly NoisePoint[], outErr: number): number {
+  const pts = points
+    .filter((p) => p.outputError > 0 && p.kl > 0)
+    .sort((a, b) => a.outputError - b.outputError);
+  if (pts.length < 2) {
+    const p = points[0];
+    if (!p) throw new MixqError('no noise measurement', { field: 'points', expected: 'at least one' });
+    return noiseCalibrated(p.kl, p.outputError, outErr);
+  }
+  if (outErr === 0) return 0;
+  const a = pts[0]!;
+  const b = pts[pts.length - 1]!;
+  const fitted = Math.log(b.kl / a.kl) / Math.log(b.outputError / a.outputError);
+  const exponent = Number.isFinite(fitted) ? Math.min(3, Math.max(1, fitted)) : 1;
+  const ref = outErr * outErr > a.outputError * b.outputError ? b : a;
+  return ref.kl * (outErr / ref.outputError) ** exponent;
+}
+
 /**
  * W (row matrix) plus Gaussian noise with standard deviation relStd * rms(row) in every row (so the
  * noise follows the per-channel scale of the weight, like a per-channel quantizer's error). Seeded.

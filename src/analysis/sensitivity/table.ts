@@ -36,6 +36,8 @@ export interface WeightSensitivity {
   readonly elements: number;
   /** Measured KL and output error of the injected Gaussian noise (the noise-calibrated proxy's scale). */
   readonly noise?: { readonly relStd: number; readonly kl: number; readonly outputError: number };
+  /** Every measured noise level (the first is `noise`), for the power-law fit. */
+  readonly noiseCurve?: readonly { readonly kl: number; readonly outputError: number }[];
   readonly entries: readonly SensitivityEntry[];
 }
 

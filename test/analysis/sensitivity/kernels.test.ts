@@ -190,3 +190,31 @@ test('Gram capture respects maxGram; statistics without a Gram are unchanged', a
   assert.deepEqual(s.sumSquares, want.sumSquares);
   assert.deepEqual(s.absMax, want.absMax);
 });
+
+test('noiseCalibratedCurve: recovers a power law through two noise levels, clamps the exponent, one level = linear', async () => {
+  const { noiseCalibratedCurve, noiseCalibrated } =
+    await import('../../../src/analysis/sensitivity/proxies.ts');
+  const law = (e: number) => 0.3 * e ** 2;
+  const pts = [
+    { kl: law(0.01), outputError: 0.01 },
+    { kl: law(0.25), outputError: 0.25 },
+  ];
+  for (const e of [0.001, 0.05, 0.1, 1, 3]) {
+    const got = noiseCalibratedCurve(pts, e);
+    assert.ok(Math.abs(got - law(e)) <= 1e-9 * law(e), `${e}: ${got} vs ${law(e)}`);
+  }
+  // KL growing like err^5 is clamped to exponent 3 (from the nearer point)
+  const steep = [
+    { kl: 1e-10, outputError: 0.01 },
+    { kl: 1e-10 * 10 ** 5, outputError: 0.1 },
+  ];
+  assert.ok(Math.abs(noiseCalibratedCurve(steep, 1) - 1e-5 * 10 ** 3) < 1e-12);
+  // sublinear growth is clamped to 1: never below the linear extrapolation
+  const flat = [
+    { kl: 1e-3, outputError: 0.01 },
+    { kl: 2e-3, outputError: 0.1 },
+  ];
+  assert.ok(Math.abs(noiseCalibratedCurve(flat, 1) - 2e-2) < 1e-12);
+  assert.equal(noiseCalibratedCurve([pts[0]!], 0.5), noiseCalibrated(pts[0]!.kl, 0.01, 0.5));
+  assert.equal(noiseCalibratedCurve(pts, 0), 0);
+});
