@@ -45,3 +45,25 @@ test('quantize gpt at 3.5 b/w: budget met, ONNX file = simulation, stored bytes 
   const other = { ...plan, model: { ...plan.model, sha256: '0'.repeat(64) } };
   await assert.rejects(applyPlan('gpt', other), /model\.sha256/);
 });
+
+test('quantize gpt --max-loss 1%: the smallest plan found by real evaluations stays within 1% of fp32', async () => {
+  const r = await quantizeModel({
+    model: 'gpt',
+    budget: { kind: 'maxLoss', relative: 0.01 },
+    candidates: ['int8-pc-rtn', 'int4-g32-rtn', 'int2-g32-rtn'],
+    sweep: [],
+    baselines: false,
+    evalSize: 2048,
+    calibrationSize: 4,
+    export: false,
+  });
+  assert.ok(r.metric <= r.fp32 * 1.01, `metric ${r.metric} vs fp32 ${r.fp32}`);
+  const searched = r.report.series[0]!.points.filter((p) => p.budget?.startsWith('search'));
+  assert.ok(searched.length >= 3, 'bisection evaluated several plans');
+  // every evaluated plan smaller than the chosen one misses the target (the bisection's invariant holds on
+  // what it evaluated)
+  for (const p of searched)
+    if (p.bytes < r.plan.totals.bytes) assert.ok(p.metric > r.fp32 * 1.01, `${p.bytes} B: ${p.metric}`);
+  assert.ok(r.plan.totals.bitsPerWeight < 8, `smaller than int8 everywhere: ${r.plan.totals.bitsPerWeight}`);
+  assert.equal(r.output, undefined);
+});
