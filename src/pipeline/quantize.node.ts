@@ -112,7 +112,7 @@ const EMIT_NOTE: Record<QuantizeEmit, string> = {
   onnx: "schemes onnxruntime runs natively (MatMulNBits, DequantizeLinear), sizes are the file's bytes",
   gguf: "ggml block types (llama.cpp's quantizers with the calibration importance matrix)",
   safetensors: 'every RTN element format, stored packed with a mixq quantization_config',
-  none: 'every RTN element format, simulated only',
+  none: 'every RTN element format and GPTQ at 2-4 bits, simulated only',
 };
 
 export interface QuantizeOutput {
@@ -166,6 +166,9 @@ interface Weight {
   readonly role?: string;
   readonly elements: number;
 }
+
+/** GPTQ candidates added to the simulated set (emit none); safetensors stores RTN only. */
+const SIM_GPTQ_IDS: readonly string[] = ['int4-g128-gptq', 'int4-g32-gptq', 'int3-g32-gptq', 'int2-g32-gptq'];
 
 const UNIFORM_BASELINES: readonly { label: string; id: string }[] = [
   { label: 'INT8 per-channel', id: 'int8-pc-rtn' },
@@ -234,7 +237,9 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       ? candidatesById(DEPLOY_CANDIDATE_IDS)
       : target === 'gguf'
         ? ggmlCandidates()
-        : defaultCandidates();
+        : target === 'none'
+          ? [...defaultCandidates(), ...candidatesById(SIM_GPTQ_IDS)]
+          : defaultCandidates();
   if (target === 'safetensors' && candidates.some((c) => c.algorithm !== 'rtn' || c.blockType))
     throw new MixqError('safetensors output stores RTN element formats only', {
       source: '--candidates',
