@@ -42,13 +42,15 @@ export async function applyPlan(
     force?: boolean;
     evaluate?: boolean;
     planSource?: string;
-    /** Calibration size of the task (as given to `mixq plan` / `quantize`; GPTQ and imatrix depend on it). */
+    /** Calibration size of the task; default the plan's objective.calibration.size. */
     calibrationSize?: number;
     /** Output format; default GGUF for ggml block plans, ONNX when every scheme has a native operator, else safetensors. */
     emit?: Exclude<QuantizeEmit, 'none'>;
   } = {},
 ): Promise<ApplyResult> {
-  const task = resolveTask(model, opts.calibrationSize ? { calibrationSize: opts.calibrationSize } : {});
+  // the plan's own calibration size unless overridden (GPTQ and imatrix weights depend on it)
+  const calibrationSize = opts.calibrationSize ?? plan.objective.calibration?.size;
+  const task = resolveTask(model, calibrationSize ? { calibrationSize } : {});
   const source = opts.planSource ?? 'plan';
   const data = await readFile(task.modelPath);
   if (!opts.force) {

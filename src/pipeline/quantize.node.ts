@@ -385,7 +385,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   if (budget.kind === 'bitsPerWeight') {
     chosen = await allocate(problemAt({ kind: 'bitsPerWeight', bits: budget.bits }), timeLimitSec);
     chosenMetric = await evalCached(chosen);
-    addPoint(chosen, chosenMetric, `--bits ${budget.bits}`);
+    if (!sweep.includes(budget.bits)) addPoint(chosen, chosenMetric, `--bits ${budget.bits}`);
   } else if (budget.kind === 'bytes') {
     chosen = await allocate(problemAt({ kind: 'bytes', bytes: budget.bytes }), timeLimitSec);
     chosenMetric = await evalCached(chosen);
@@ -519,7 +519,11 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       schemaVersion: PLAN_SCHEMA_VERSION,
       model: file,
       budget,
-      objective: { damage: damage === 'kl' ? 'kl' : 'noise-calibrated-kl', metric: task.metric.name },
+      objective: {
+        damage: damage === 'kl' ? 'kl' : 'noise-calibrated-kl',
+        metric: task.metric.name,
+        calibration: { data: task.calibration, size: task.calibrationSize },
+      },
       weights: planWeights,
       totals: planTotals(planWeights),
       solver: {

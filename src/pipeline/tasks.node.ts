@@ -46,6 +46,8 @@ export interface QuantTask {
   readonly modelPath: string;
   readonly metric: TaskMetric;
   readonly calibration: string;
+  /** The calibration size in the unit of `--calibration` (gpt: windows, ocr: lines per variant, other: samples). */
+  readonly calibrationSize: number;
   readonly evaluation: string;
   probe(model: WeightFedModel): DamageProbe | Promise<DamageProbe>;
   /** The task metric of a model (the weight-fed runner of a variant, or a session on an exported file). */
@@ -78,6 +80,7 @@ function gptTask(opts: TaskOptions): QuantTask {
     modelPath: bundledModelPath('gpt')!,
     metric: { name: 'bits/char', direction: 'lower', relative: true },
     calibration: `held-out text characters 0..${calWindows * ctx} (${calWindows} windows of ${ctx})`,
+    calibrationSize: calWindows,
     evaluation: `bits per character on held-out characters ${start}..${start + n} (windows of ${ctx}, no overlap)`,
     probe: (m) => gptProbe(m, { windows: calWindows }),
     evaluate: async (runner) => (await evaluateLm(runner, ids, { context: ctx, stride: ctx })).bitsPerChar,
@@ -99,6 +102,7 @@ function ocrTask(opts: TaskOptions): QuantTask {
     modelPath: bundledModelPath('ocr')!,
     metric: { name: 'CER', direction: 'lower', unit: '%', relative: true },
     calibration: `${cal} clean + ${cal} degraded line images`,
+    calibrationSize: cal,
     evaluation: `character error rate on the other ${evalLines.length} line images (clean and degraded)`,
     probe: (m) => ocrProbe(m, { clean: cal, degraded: cal }),
     evaluate: async (runner) => 100 * (await evaluateOcr(runner, evalLines, charset)).cer,
@@ -114,6 +118,7 @@ function genericTask(path: string, opts: TaskOptions): QuantTask {
     modelPath: path,
     metric: { name: 'KL vs fp32', direction: 'lower', relative: false },
     calibration: '4 seeded synthetic inputs',
+    calibrationSize: 4,
     evaluation: `mean KL divergence of the first output from fp32 on ${samples} other synthetic inputs`,
     probe: (m) => syntheticProbe(m, 4),
     async evaluate(runner) {

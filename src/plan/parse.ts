@@ -132,10 +132,19 @@ function readBudget(r: Reader, v: unknown): PlanBudget {
 }
 
 function readObjective(r: Reader, v: unknown): PlanObjective {
-  const o = r.obj(v, 'objective', ['damage'], ['metric']);
+  const o = r.obj(v, 'objective', ['damage'], ['metric', 'calibration']);
+  let calibration: PlanObjective['calibration'];
+  if (o.calibration !== undefined) {
+    const c = r.obj(o.calibration, 'objective.calibration', ['data'], ['size']);
+    calibration = {
+      data: r.str(c.data, 'objective.calibration.data'),
+      ...(c.size !== undefined ? { size: r.int(c.size, 'objective.calibration.size', 1) } : {}),
+    };
+  }
   return {
     damage: r.str(o.damage, 'objective.damage'),
     ...(o.metric !== undefined ? { metric: r.str(o.metric, 'objective.metric') } : {}),
+    ...(calibration ? { calibration } : {}),
   };
 }
 

@@ -79,6 +79,11 @@ export interface PlanObjective {
   readonly damage: string;
   /** Task metric the plan is evaluated on, e.g. 'perplexity', 'cer'. */
   readonly metric?: string;
+  /**
+   * The calibration data the damage (and GPTQ / imatrix weights) came from: a description and the size
+   * given to `--calibration`, which `mixq apply` reuses to rebuild such weights exactly.
+   */
+  readonly calibration?: { readonly data: string; readonly size?: number };
 }
 
 export interface PlanTotals {

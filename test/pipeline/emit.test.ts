@@ -37,7 +37,8 @@ test('emit gguf: gpt2 GGUF with the plan block types, equal to the simulation; a
   for (const w of r.plan.weights)
     if (w.scheme.blockType === 'Q4_K') assert.equal(w.shape[0]! % 256, 0, `${w.name} ${w.shape}`);
   assert.ok(r.plan.totals.bitsPerWeight <= 5.5);
-  const a = await applyPlan('gpt', r.plan, { calibrationSize: 2 });
+  assert.deepEqual(r.plan.objective.calibration?.size, 2);
+  const a = await applyPlan('gpt', r.plan); // the plan's calibration size is reused
   assert.ok(Buffer.from(a.bytes).equals(Buffer.from(bytes)), 'apply rebuilds the same GGUF');
 });
 

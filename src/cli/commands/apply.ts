@@ -20,7 +20,7 @@ const applyCommand = defineCommand({
     eval: { type: 'boolean', description: "evaluate the written model on the task's data", default: false },
     calibration: {
       type: 'string',
-      description: 'calibration size given to mixq plan / quantize (GPTQ and imatrix weights depend on it)',
+      description: "calibration size (default: the plan's objective.calibration.size)",
     },
     force: { type: 'boolean', description: 'apply even if the plan names another file', default: false },
     json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
