@@ -28,9 +28,13 @@ import type { PlanScheme } from '../plan/schema.ts';
 import type { Granularity } from '../quant/granularity.ts';
 import type { QuantizerConfig } from '../quant/qparams.ts';
 
-/** Candidates (RTN) that onnxruntime runs natively: int8 / int4 per channel, int4 g128 / g32, int2 g32. */
+/**
+ * Candidates onnxruntime runs natively: int8 / FP8 E4M3 / int4 per channel, int4 g128 / g32, int2 g32 (RTN,
+ * and GPTQ for the grouped int4 / int2).
+ */
 export const DEPLOY_CANDIDATE_IDS: readonly string[] = [
   'int8-pc-rtn',
+  'fp8_e4m3-pc-rtn',
   'int4-pc-rtn',
   'int4-g128-rtn',
   'int4-g128-gptq',
@@ -201,6 +205,23 @@ export function onnxAssignment(
   )
     return undefined;
   const e = getFormat(s.format);
+  const g0 = s.granularity;
+  // FP8 per output channel: DequantizeLinear with float8 codes (opset 19+, raised to 21 from 13 up)
+  if (e.name === 'fp8_e4m3fn' || e.name === 'fp8_e5m2') {
+    const perChannel = g0.kind === 'axis' || (g0.kind === 'group' && g0.size >= L.cols);
+    if (s.algorithm !== 'rtn' || !s.symmetric || !perChannel || opset < 13) return undefined;
+    if (s.scaleFormat !== 'fp32' && s.scaleFormat !== 'fp16') return undefined;
+    const op0 = consumer.split(':')[0];
+    if (op0 !== 'MatMul' && op0 !== 'Conv' && op0 !== 'Gemm') return undefined;
+    return {
+      scheme: 'dequantizelinear',
+      bits: 8,
+      element: e.name,
+      symmetric: true,
+      scaleType: s.scaleFormat === 'fp16' ? 'float16' : 'float32',
+      granularity: 'channel',
+    };
+  }
   if (e.kind !== 'int' || ![2, 4, 8].includes(e.bits)) return undefined;
   // the exporter's grids: symmetric = signed codes (DequantizeLinear), asymmetric = unsigned codes
   if (e.signed !== s.symmetric || e.narrow) return undefined;

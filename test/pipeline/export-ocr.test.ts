@@ -97,3 +97,75 @@ test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block M
   // probabilities; DequantizeLinear / MatMulNBits vs float MatMul / Conv differ only by summation order
   assert.ok(d < 1e-4, `max |exported - simulated| = ${d}`);
 });
+
+test('GPT: FP8 E4M3 / E5M2 per-channel weights export as float8 DequantizeLinear and match the simulation', async () => {
+  const { GPT_DIR } = await import('../../src/runtime/bundled.node.ts');
+  const { int64Tensor } = await import('../../src/runtime/ort.node.ts');
+  const path = `${GPT_DIR}/model.onnx`;
+  const file = await readOnnxFile(path);
+  const { listWeights, loadWeightFloat32 } = await import('../../src/io/onnx/weights.ts');
+  const byName = new Map(listWeights(file).map((w) => [w.name, w]));
+  const pick: Record<string, string> = {
+    'blocks.0.mlp_fc': 'fp8_e4m3-pc-rtn',
+    'blocks.1.attn_qkv': 'fp8_e5m2-pc-rtn',
+    'blocks.2.mlp_proj': 'int4-g32-rtn',
+  };
+  const layouts = new Map<string, { L: ReturnType<typeof rowLayout>; consumer: string }>();
+  const weights: PlanWeight[] = [];
+  const sim = new Map<string, Float32Array>();
+  for (const [name, id] of Object.entries(pick)) {
+    const w = byName.get(name)!;
+    const L = rowLayout(w.dims, 1);
+    layouts.set(name, { L, consumer: 'MatMul:1' });
+    const c = candidatesById([id])[0]!;
+    const s = planScheme(c, L);
+    const a = onnxAssignment(s, L, 'MatMul:1', 17)!;
+    assert.ok(a, `${name} ${id} exportable`);
+    const bytes = onnxStorage(a, L);
+    const n = w.dims.reduce((p, d) => p * d, 1);
+    weights.push({
+      name,
+      shape: w.dims,
+      scheme: s,
+      bitsPerWeight: (8 * bytes) / n,
+      bytes,
+      predictedDamage: 0,
+    });
+    sim.set(name, fromRows(quantizeCandidate(toRows(await loadWeightFloat32(file, w), L), L, c), L));
+  }
+  await file.close();
+  const plan = validatePlan(
+    {
+      schemaVersion: PLAN_SCHEMA_VERSION,
+      model: { file: 'model.onnx', size: 1 },
+      budget: { kind: 'bitsPerWeight', bits: 8 },
+      objective: { damage: 'manual' },
+      weights,
+      totals: planTotals(weights),
+      solver: { name: 'manual', status: 'heuristic' },
+    },
+    'test',
+  );
+  const built = await exportOnnx(path, plan, layouts, new Map(), 17);
+  const fp8 = built.weights.filter((w) => w.op === 'DequantizeLinear');
+  assert.equal(fp8.length, 2);
+  const stored = built.weights.reduce((s, w) => s + w.codeBytes + w.scaleBytes + w.zeroPointBytes, 0);
+  assert.equal(stored, plan.totals.bytes);
+  const ids = Array.from({ length: 64 }, (_, i) => (i * 5 + 1) % 63);
+  const feeds = { ids: int64Tensor(ids, [1, 64]) };
+  const q = await openRunner(built.bytes);
+  const name = q.inputNames[0]!;
+  const got = (await q.run({ [name]: feeds.ids }))[q.outputNames[0]!]!.data as Float32Array;
+  const variants = await variantEvaluator(path);
+  const want = await variants.run(
+    sim,
+    async (r) => (await r.run({ [r.inputNames[0]!]: feeds.ids }))[r.outputNames[0]!]!.data as Float32Array,
+  );
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < want.length; i++) {
+    d = Math.max(d, Math.abs(got[i]! - want[i]!));
+    m = Math.max(m, Math.abs(want[i]!));
+  }
+  assert.ok(d < 1e-4 * m, `max |exported - simulated| = ${d} (max |logit| ${m})`);
+});

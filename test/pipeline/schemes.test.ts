@@ -139,13 +139,24 @@ test('onnxAssignment: native operators per weight kind, undefined where onnxrunt
   for (const id of [
     'int3-g32-rtn',
     'int5-g32-rtn',
-    'fp8_e4m3-pc-rtn',
+    'fp6_e3m2-pc-rtn',
     'nvfp4-rtn',
     'mxfp4-rtn',
     'nf4-g64-rtn',
     'int4-g32-awq',
   ])
     assert.equal(a(id, matmul, 'MatMul:1'), undefined, id);
+  // FP8 per channel: float8 DequantizeLinear from opset 13 models up (raised to 21), never at opset 9
+  assert.deepEqual(a('fp8_e4m3-pc-rtn', matmul, 'MatMul:1'), {
+    scheme: 'dequantizelinear',
+    bits: 8,
+    element: 'fp8_e4m3fn',
+    symmetric: true,
+    scaleType: 'float32',
+    granularity: 'channel',
+  });
+  const c8 = candidatesById(['fp8_e4m3-pc-rtn'])[0]!;
+  assert.equal(onnxAssignment(planScheme(c8, conv3), conv3, 'Conv:1', 9), undefined);
   // every deploy candidate is exportable on a matrix
   for (const id of DEPLOY_CANDIDATE_IDS) assert.ok(a(id, matmul, 'MatMul:1'), id);
 });

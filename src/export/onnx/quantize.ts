@@ -39,6 +39,8 @@ import {
   transpose,
 } from './layouts.ts';
 import { upgradeDefaultOpset } from './opset.ts';
+import { getFormat } from '../../formats/index.ts';
+import { chooseQParams, fakeQuantWith, type QuantizerConfig, quantize } from '../../quant/index.ts';
 
 export type ExportScheme = 'matmulnbits' | 'dequantizelinear' | 'gatherblockquantized' | 'keep';
 
@@ -57,6 +59,11 @@ export interface WeightAssignment {
    * takes 'block', along its input channels, only with a 1 x 1 kernel).
    */
   readonly granularity?: 'block' | 'channel';
+  /**
+   * DequantizeLinear only: store FP8 codes instead of integers (opset 19+, per output channel, symmetric,
+   * bits 8): the quantizer is mixq's FP8 element format with a per-channel absmax scale.
+   */
+  readonly element?: 'fp8_e4m3fn' | 'fp8_e5m2';
   /** MatMulNBits accuracy_level (default 0: float compute, matches the simulation). */
   readonly accuracyLevel?: number;
   /**
@@ -238,10 +245,22 @@ async function planWeight(
     signed,
     scaleType,
   });
+  if (a.element !== undefined) {
+    if (
+      a.scheme !== 'dequantizelinear' ||
+      bits !== 8 ||
+      !symmetric ||
+      a.quantized ||
+      a.granularity === 'block'
+    )
+      fail(`FP8 storage (${a.element})`, field, "scheme 'dequantizelinear', bits 8, symmetric, per channel");
+  }
   const fit = (xr: Float32Array, rows: number, cols: number): BlockQuantized =>
-    a.quantized
-      ? prequantized(a.quantized, rows, cols, cfg(cols), field)
-      : quantizeBlocks(xr, rows, cols, cfg(cols));
+    a.element
+      ? floatChannels(xr, rows, cols, a.element, scaleType)
+      : a.quantized
+        ? prequantized(a.quantized, rows, cols, cfg(cols), field)
+        : quantizeBlocks(xr, rows, cols, cfg(cols));
   if (role.kind === 'matmul' || (role.kind === 'gemm' && !role.transB)) {
     // stored [K, N]; blocks run along K for each output column n
     const bq = fit(transpose(x, role.K, role.N), role.N, role.K);
@@ -266,6 +285,36 @@ async function planWeight(
   }
   const bq = fit(x, role.V, role.D);
   return { w, a, role, bits, blockSize, bq, dequant: bq.dequant, orient: 'rows' };
+}
+
+/** FP8 codes per output channel (src/quant: absmax scale, the format's own rounding): the simulation's. */
+function floatChannels(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  element: 'fp8_e4m3fn' | 'fp8_e5m2',
+  scaleType: 'float32' | 'float16',
+): BlockQuantized {
+  const cfg: QuantizerConfig = {
+    element: getFormat(element),
+    granularity: { kind: 'axis', axis: 0 },
+    symmetric: true,
+    scaleFormat: scaleType === 'float16' ? 'fp16' : 'fp32',
+  };
+  const params = chooseQParams(x, [rows, cols], cfg);
+  const { codes } = quantize(x, params);
+  return {
+    rows,
+    cols,
+    blockSize: cols,
+    nBlocks: 1,
+    bits: 8,
+    signed: false,
+    q: Int32Array.from(codes),
+    scale: params.scale,
+    zero: new Int32Array(rows),
+    dequant: fakeQuantWith(x, params),
+  };
 }
 
 /** A BlockQuantized from given codes and parameters, checked against the stored type. */
@@ -442,13 +491,23 @@ export async function quantizeOnnxWeights(
   const opset = opsetVersion(proto, '') ?? 1;
   // Standard DequantizeLinear: int8 per channel needs opset 13, int4 or block_size opset 21.
   const dqPlans = plans.filter((p) => p.a.scheme === 'dequantizelinear');
-  const needStd = Math.max(0, ...dqPlans.map((p) => (p.bits === 4 || p.bq.nBlocks > 1 ? 21 : 13)));
+  const needStd = Math.max(
+    0,
+    ...dqPlans.map((p) => (p.bits === 4 || p.bq.nBlocks > 1 ? 21 : p.a.element ? 19 : 13)),
+  );
   let dqDomain = '';
   if (needStd > opset) {
     if (opset >= 13) {
       upgradeDefaultOpset(proto, 21, source);
       notes.push(`ai.onnx opset raised from ${opset} to 21 (ir_version >= 10) for DequantizeLinear`);
     } else {
+      const fp8 = dqPlans.find((p) => p.a.element);
+      if (fp8)
+        fail(
+          `FP8 DequantizeLinear needs opset 19 and the model is at opset ${opset}`,
+          `assignments[${JSON.stringify(fp8.w.name)}]`,
+          'an integer scheme for models below opset 13',
+        );
       const blocked = dqPlans.find((p) => p.bq.nBlocks > 1);
       if (blocked)
         fail(
@@ -576,7 +635,17 @@ export async function quantizeOnnxWeights(
       const dims = p.w.dims;
       const q = p.orient === 'cols' ? transpose(bq.q, bq.rows, bq.cols) : bq.q;
       const signed = symmetric;
-      const qType = p.bits === 8 ? (signed ? DT.INT8 : DT.UINT8) : signed ? DT.INT4 : DT.UINT4;
+      const qType = p.a.element
+        ? p.a.element === 'fp8_e4m3fn'
+          ? DT.FLOAT8E4M3FN
+          : DT.FLOAT8E5M2
+        : p.bits === 8
+          ? signed
+            ? DT.INT8
+            : DT.UINT8
+          : signed
+            ? DT.INT4
+            : DT.UINT4;
       const codes = packTensorCodes(q, p.bits);
       const qName = fresh(`${name}_q${p.bits}`);
       inits.push(makeTensor(qName, qType, dims, codes));
@@ -616,6 +685,7 @@ export async function quantizeOnnxWeights(
       domain = dqDomain;
       if (dqDomain === MS) usesMs = true;
       if (p.bits === 4) requireIrVersion(proto, 10);
+      if (p.a.element) requireIrVersion(proto, 9);
     }
     exported.push({
       name,
