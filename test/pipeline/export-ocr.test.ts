@@ -20,6 +20,22 @@ import { floatTensor } from '../../src/runtime/ort.node.ts';
 import { openRunner } from '../../src/runtime/runner.node.ts';
 import { variantEvaluator } from '../../src/runtime/variants.node.ts';
 
+/** A hand-written plan over `weights` (as a plan file would hold it). */
+function manualPlan(file: string, weights: PlanWeight[]) {
+  return validatePlan(
+    {
+      schemaVersion: PLAN_SCHEMA_VERSION,
+      model: { file, size: 1 },
+      budget: { kind: 'bitsPerWeight', bits: 8 },
+      objective: { damage: 'manual' },
+      weights,
+      totals: planTotals(weights),
+      solver: { name: 'manual', status: 'heuristic' },
+    },
+    'test',
+  );
+}
+
 test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block MatMuls) exports exactly', async () => {
   const path = ocrModelPath();
   const file = await readOnnxFile(path);
@@ -68,18 +84,7 @@ test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block M
     onnxAssignment(weights[1]!.scheme, layouts.get('conv2d_170.w_0')!.L, 'Conv:1', 9)?.granularity,
     'channel',
   );
-  const plan = validatePlan(
-    {
-      schemaVersion: PLAN_SCHEMA_VERSION,
-      model: { file: 'rec.onnx', size: 1 },
-      budget: { kind: 'bitsPerWeight', bits: 4 },
-      objective: { damage: 'manual' },
-      weights,
-      totals: planTotals(weights),
-      solver: { name: 'manual', status: 'heuristic' },
-    },
-    'test',
-  );
+  const plan = manualPlan('rec.onnx', weights);
   const built = await exportOnnx(path, plan, layouts, new Map(), 9);
   const stored = built.weights.reduce((s, w) => s + w.codeBytes + w.scaleBytes + w.zeroPointBytes, 0);
   assert.equal(stored, plan.totals.bytes, 'exported storage = the plan bytes');
@@ -134,18 +139,7 @@ test('GPT: FP8 E4M3 / E5M2 per-channel weights export as float8 DequantizeLinear
     sim.set(name, fromRows(quantizeCandidate(toRows(await loadWeightFloat32(file, w), L), L, c), L));
   }
   await file.close();
-  const plan = validatePlan(
-    {
-      schemaVersion: PLAN_SCHEMA_VERSION,
-      model: { file: 'model.onnx', size: 1 },
-      budget: { kind: 'bitsPerWeight', bits: 8 },
-      objective: { damage: 'manual' },
-      weights,
-      totals: planTotals(weights),
-      solver: { name: 'manual', status: 'heuristic' },
-    },
-    'test',
-  );
+  const plan = manualPlan('model.onnx', weights);
   const built = await exportOnnx(path, plan, layouts, new Map(), 17);
   const fp8 = built.weights.filter((w) => w.op === 'DequantizeLinear');
   assert.equal(fp8.length, 2);
