@@ -4,20 +4,23 @@
  * GPTQ weights are re-quantized from the task's calibration data (the same data `mixq plan` used), so the
  * result is bit-identical to the one `mixq quantize` writes.
  */
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { fromRows, type RowLayout, rowLayout, toRows } from '../analysis/sensitivity/layout.ts';
 import { gptqCandidate, quantizeCandidate } from '../analysis/sensitivity/quantize.ts';
 import { MixqError } from '../core/errors.ts';
 import type { ExportedWeight, PrequantizedBlocks } from '../export/onnx/quantize.ts';
-import { readOnnxFile } from '../io/onnx/file.node.ts';
-import { onnxModelView } from '../io/onnx/view.ts';
 import type { Plan } from '../plan/schema.ts';
 import { openRunner } from '../runtime/runner.node.ts';
 import { captureLayerStats } from '../runtime/sensitivity.node.ts';
 import { loadWeightFedModel } from '../runtime/weights.node.ts';
 import { concatBytes } from '../io/gguf/write.ts';
-import { exportGguf, exportOnnx, exportSafetensors, type QuantizeEmit, viewInfo } from './quantize.node.ts';
+import {
+  exportGguf,
+  exportOnnx,
+  exportSafetensors,
+  fileIdentity,
+  modelInfo,
+  type QuantizeEmit,
+} from './quantize.node.ts';
 import { gptqBlocks, onnxAssignment, rowCandidate } from './schemes.ts';
 import { resolveTask } from './tasks.node.ts';
 
@@ -52,35 +55,30 @@ export async function applyPlan(
   const calibrationSize = opts.calibrationSize ?? plan.objective.calibration?.size;
   const task = resolveTask(model, calibrationSize ? { calibrationSize } : {});
   const source = opts.planSource ?? 'plan';
-  const data = await readFile(task.modelPath);
   if (!opts.force) {
-    const sha = createHash('sha256').update(data).digest('hex');
-    if (plan.model.sha256 !== undefined && plan.model.sha256 !== sha)
+    const id = await fileIdentity(task.modelPath);
+    if (plan.model.sha256 !== undefined && plan.model.sha256 !== id.sha256)
       throw new MixqError(`the plan was made for another file (${plan.model.file})`, {
         source,
         field: 'model.sha256',
-        expected: `${sha} (the sha256 of ${task.modelPath}); pass --force to apply anyway`,
+        expected: `${id.sha256} (the sha256 of ${task.modelPath}); pass --force to apply anyway`,
       });
-    if (plan.model.sha256 === undefined && plan.model.size !== undefined && plan.model.size !== data.length)
+    if (plan.model.sha256 === undefined && plan.model.size !== undefined && plan.model.size !== id.size)
       throw new MixqError(`the plan was made for a file of ${plan.model.size} bytes`, {
         source,
         field: 'model.size',
-        expected: `${data.length}; pass --force to apply anyway`,
+        expected: `${id.size}; pass --force to apply anyway`,
       });
   }
+  const info = await modelInfo(task.modelPath);
   const layouts = new Map<string, { L: RowLayout; consumer: string }>();
-  const file = await readOnnxFile(task.modelPath);
-  try {
-    for (const t of onnxModelView(file).tensors) {
-      const c = t.consumers[0];
-      if (t.outputAxis === undefined || !c || t.shape.length < 2) continue;
-      if (t.outputAxis !== 0 && !(t.outputAxis === 1 && t.shape.length === 2)) continue;
-      layouts.set(t.name, { L: rowLayout(t.shape, t.outputAxis), consumer: `${c.op}:${c.inputIndex}` });
-    }
-  } finally {
-    await file.close();
+  for (const t of info.tensors.values()) {
+    const c = t.consumers[0];
+    if (t.outputAxis === undefined || !c || t.shape.length < 2) continue;
+    if (t.outputAxis !== 0 && !(t.outputAxis === 1 && t.shape.length === 2)) continue;
+    layouts.set(t.name, { L: rowLayout(t.shape, t.outputAxis), consumer: `${c.op}:${c.inputIndex}` });
   }
-  const opset = (await viewInfo(task.modelPath)).opset;
+  const opset = info.opset;
   const emit: Exclude<QuantizeEmit, 'none'> =
     opts.emit ??
     (plan.weights.some((w) => w.scheme.blockType !== undefined)

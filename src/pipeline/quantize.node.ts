@@ -10,6 +10,9 @@
  * Bits per weight and sizes count the quantized weights only (codes + scales + zero points); the float
  * parts (norms, biases, embeddings without an input activation) are reported separately.
  */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { Allocation, AllocationProblem, AllocWeight } from '../analysis/allocate/problem.ts';
 import { solveGreedy } from '../analysis/allocate/greedy.ts';
 import { solveMilp } from '../analysis/allocate/milp.ts';
@@ -36,6 +39,7 @@ import {
   quantizeOnnxWeights,
   type WeightAssignment,
 } from '../export/onnx/quantize.ts';
+import type { TensorInfo } from '../graph/model.ts';
 import { readOnnxFile } from '../io/onnx/file.node.ts';
 import { gpt2TensorPlan } from '../io/gguf/gpt2.ts';
 import { exportGptGguf, readGptConfig } from '../io/gguf/gpt2.node.ts';
@@ -59,9 +63,10 @@ import {
   type PlanWeight,
   planTotals,
 } from '../plan/schema.ts';
-import type { ReportData, ReportPoint, ReportSeries } from '../report/types.ts';
+import { better } from '../report/summary.ts';
+import type { ReportData, ReportMetric, ReportPoint, ReportSeries } from '../report/types.ts';
 import { openRunner } from '../runtime/runner.node.ts';
-import { analyzeLoadedModel, outputAxes, type SensitivityAnalysis } from '../runtime/sensitivity.node.ts';
+import { analyzeLoadedModel, type SensitivityAnalysis } from '../runtime/sensitivity.node.ts';
 import { variantEvaluator } from '../runtime/variants.node.ts';
 import { loadWeightFedModel, type WeightFedModel } from '../runtime/weights.node.ts';
 import {
@@ -181,10 +186,6 @@ const UNIFORM_BASELINES: readonly { label: string; id: string }[] = [
   { label: 'MXFP4', id: 'mxfp4-rtn' },
 ];
 
-function lowerIsBetter(task: QuantTask): boolean {
-  return task.metric.direction === 'lower';
-}
-
 /** The allocation for one budget: HiGHS, or greedy when HiGHS fails. */
 async function allocate(problem: AllocationProblem, timeLimitSec: number): Promise<Allocation> {
   try {
@@ -228,8 +229,9 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
 
   // ---- load + calibrate + sensitivity
   const model = await loadWeightFedModel(task.modelPath, { captureInputs: true });
-  const axes = await outputAxes(task.modelPath);
-  const view = await viewInfo(task.modelPath);
+  const view = await modelInfo(task.modelPath);
+  const axes = new Map<string, number>();
+  for (const [name, t] of view.tensors) if (t.outputAxis !== undefined) axes.set(name, t.outputAxis);
   lap('load');
   const candidates = opts.candidates
     ? candidatesById(opts.candidates)
@@ -261,7 +263,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   const byId = new Map(candidates.map((c) => [c.id, c]));
   const weights: Weight[] = analysis.table.weights.map((w) => {
     const fed = model.weights.find((x) => x.name === w.name)!;
-    const info = view.get(w.name);
+    const info = view.tensors.get(w.name);
     return {
       name: w.name,
       L: analysis.layouts.get(w.name)!,
@@ -273,20 +275,20 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     };
   });
   const wByName = new Map(weights.map((w) => [w.name, w]));
-  const allowed = (w: Weight, c: SensitivityCandidate) =>
-    representable(c, w.L) &&
-    (target !== 'onnx' || onnxAssignment(planScheme(c, w.L), w.L, w.consumer, view.opset) !== undefined);
+  // The candidates each weight can take: representable in its tensor layout and, for ONNX output, stored
+  // by a native operator, whose exact bytes (MatMulNBits pads blocks and zero-point rows) replace the
+  // format's own cost.
   const allocWeights: AllocWeight[] = toAllocWeights(analysis.table, damage).map((aw) => {
     const w = wByName.get(aw.name)!;
-    const cands = aw.candidates
-      .filter((c) => allowed(w, byId.get(c.scheme)!))
-      .map((c) => {
-        if (target !== 'onnx') return c;
-        // the file's bytes: MatMulNBits pads blocks and zero-point rows
-        const a = onnxAssignment(planScheme(byId.get(c.scheme)!, w.L), w.L, w.consumer, view.opset)!;
-        const bytes = onnxStorage(a, w.L);
-        return { ...c, bytes, bits: 8 * bytes };
-      });
+    const cands = aw.candidates.flatMap((c) => {
+      const cand = byId.get(c.scheme)!;
+      if (!representable(cand, w.L)) return [];
+      if (target !== 'onnx') return [c];
+      const a = onnxAssignment(planScheme(cand, w.L), w.L, w.consumer, view.opset);
+      if (!a) return [];
+      const bytes = onnxStorage(a, w.L);
+      return [{ ...c, bytes, bits: 8 * bytes }];
+    });
     if (cands.length === 0)
       throw new MixqError(`no candidate scheme can store weight '${aw.name}' for target ${target}`, {
         field: aw.name,
@@ -319,6 +321,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   // Evaluations run on plain sessions of the rewritten file (faster than weights as inputs).
   const variants = await variantEvaluator(task.modelPath);
   let evaluations = 0;
+  let evalMs = 0;
   const evalReplacements = async (rep: ReadonlyMap<string, Float32Array>): Promise<number> => {
     const t = performance.now();
     const m = await variants.run(rep, (runner) => task.evaluate(runner));
@@ -326,7 +329,6 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     evalMs += performance.now() - t;
     return m;
   };
-  let evalMs = 0;
   const evalAllocation = (a: Allocation): Promise<number> =>
     evalReplacements(
       new Map(allocWeights.map((w, i) => [w.name, simulate(w.name, byId.get(a.schemes[i]!)!)])),
@@ -334,6 +336,12 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
 
   const fp32 = await evalReplacements(new Map());
   lap('fp32 evaluation');
+  const reportMetric: ReportMetric = {
+    name: task.metric.name,
+    fp32,
+    direction: task.metric.direction,
+    ...(task.metric.unit ? { unit: task.metric.unit } : {}),
+  };
   log(`fp32 ${task.metric.name}: ${fmt(fp32)}${task.metric.unit ?? ''} (${task.evaluation})`);
 
   const problemAt = (budget: AllocationProblem['budget']): AllocationProblem => ({
@@ -382,16 +390,16 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   let chosen: Allocation;
   let chosenMetric: number;
   const budget = opts.budget;
-  if (budget.kind === 'bitsPerWeight') {
-    chosen = await allocate(problemAt({ kind: 'bitsPerWeight', bits: budget.bits }), timeLimitSec);
+  if (budget.kind === 'maxLoss') ({ chosen, chosenMetric } = await searchMaxLoss(budget.relative));
+  else {
+    chosen = await allocate(
+      problemAt(budget.kind === 'bytes' ? { kind: 'bytes', bytes: budget.bytes } : budget),
+      timeLimitSec,
+    );
     chosenMetric = await evalCached(chosen);
-    if (!sweep.includes(budget.bits)) addPoint(chosen, chosenMetric, `--bits ${budget.bits}`);
-  } else if (budget.kind === 'bytes') {
-    chosen = await allocate(problemAt({ kind: 'bytes', bytes: budget.bytes }), timeLimitSec);
-    chosenMetric = await evalCached(chosen);
-    addPoint(chosen, chosenMetric, `--size ${budget.bytes} B`);
-  } else {
-    ({ chosen, chosenMetric } = await searchMaxLoss(budget.relative));
+    // a --bits budget that is also a sweep point is already on the curve
+    if (!(budget.kind === 'bitsPerWeight' && sweep.includes(budget.bits)))
+      addPoint(chosen, chosenMetric, budgetLabel(budget));
   }
   lap('allocation');
 
@@ -402,7 +410,8 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       timeLimitSec,
     });
     const allocs = front.points.map((p) => p.allocation);
-    const ok = (m: number) => (lowerIsBetter(task) ? m <= fp32 * (1 + relative) : m >= fp32 * (1 - relative));
+    const ok = (m: number) =>
+      task.metric.direction === 'lower' ? m <= fp32 * (1 + relative) : m >= fp32 * (1 - relative);
     let lo = 0;
     let hi = allocs.length - 1;
     let best: { chosen: Allocation; chosenMetric: number } | undefined;
@@ -486,7 +495,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
         baselineMetric: metric,
         mixqMetric: m,
         mixqBytes: a.bytes,
-        better: lowerIsBetter(task) ? m < metric : m > metric,
+        better: better(reportMetric, m, metric),
       });
     }
     lap('baselines');
@@ -579,12 +588,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     schemaVersion: 1,
     title: `mixq plan for ${task.displayName}`,
     model: { name: task.displayName, format: 'onnx', elements, fp32Bytes: 4 * elements },
-    metric: {
-      name: task.metric.name,
-      fp32,
-      direction: task.metric.direction,
-      ...(task.metric.unit ? { unit: task.metric.unit } : {}),
-    },
+    metric: reportMetric,
     budgets: [...sweep.map((b) => `${b} b/w`)],
     plan: {
       budget: budgetLabel(budget),
@@ -716,29 +720,28 @@ function ruleMixBaseline(
   return { rep, bytes, bits };
 }
 
-/** Layer and role of every weight (graph view), and the model's ai.onnx opset. */
-export async function viewInfo(
-  path: string,
-): Promise<Map<string, { layer?: number; role?: string }> & { opset?: number }> {
+/** What the pipeline reads from the model's graph view: its ai.onnx opset and every tensor's facts. */
+export interface ModelInfo {
+  readonly opset: number;
+  /** Role, layer, consumers and output axis per tensor name. */
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+}
+
+/** Reads the model once for its graph view (roles, layers, output axes, consumers) and opset. */
+export async function modelInfo(path: string): Promise<ModelInfo> {
   const file = await readOnnxFile(path);
   try {
-    const out: Map<string, { layer?: number; role?: string }> & { opset?: number } = new Map();
-    out.opset = opsetVersion(file.proto, '') ?? 1;
-    for (const t of onnxModelView(file).tensors)
-      out.set(t.name, {
-        ...(t.layer !== undefined ? { layer: t.layer } : {}),
-        ...(t.role !== undefined ? { role: t.role } : {}),
-      });
-    return out;
+    return {
+      opset: opsetVersion(file.proto, '') ?? 1,
+      tensors: new Map(onnxModelView(file).tensors.map((t) => [t.name, t] as const)),
+    };
   } finally {
     await file.close();
   }
 }
 
-async function fileIdentity(path: string): Promise<{ file: string; size: number; sha256: string }> {
-  const { readFile } = await import('node:fs/promises');
-  const { createHash } = await import('node:crypto');
-  const { basename } = await import('node:path');
+/** The plan's identity of a model file: name, size and sha256. */
+export async function fileIdentity(path: string): Promise<{ file: string; size: number; sha256: string }> {
   const data = await readFile(path);
   return { file: basename(path), size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
@@ -786,7 +789,6 @@ export async function exportOnnx(
   try {
     const q = await quantizeOnnxWeights(file, assignments);
     await inlineExternalData(q.model);
-    const { basename } = await import('node:path');
     const stem = basename(modelPath).replace(/\.onnx$/, '');
     return { bytes: writeOnnx(q.model), fileName: `${stem}_q4.onnx`, weights: q.weights, notes: q.notes };
   } finally {

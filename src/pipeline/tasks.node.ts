@@ -26,7 +26,8 @@ import {
   finishFidelity,
   newFidelityAccumulator,
 } from '../runtime/metrics.ts';
-import type { ModelRunner } from '../runtime/runner.node.ts';
+import type { Feeds } from '../runtime/ort.node.ts';
+import { type ModelRunner, openRunner } from '../runtime/runner.node.ts';
 import { type DamageProbe, gptProbe, ocrProbe, syntheticProbe } from '../runtime/sensitivity.node.ts';
 import type { WeightFedModel } from '../runtime/weights.node.ts';
 
@@ -110,8 +111,22 @@ function ocrTask(opts: TaskOptions): QuantTask {
 }
 
 function genericTask(path: string, opts: TaskOptions): QuantTask {
-  let reference: { data: Float32Array; dims: readonly number[] }[] | undefined;
   const samples = opts.evalSize ?? 8;
+  const outputs = async (runner: ModelRunner, feeds: readonly Feeds[]) => {
+    const output = runner.outputNames[0]!;
+    const outs: { data: Float32Array; dims: readonly number[] }[] = [];
+    for (const f of feeds) {
+      const t = (await runner.run(f, [output]))[output];
+      if (t?.type !== 'float32')
+        throw new MixqError('first output is not float32', { source: path, field: output });
+      outs.push({ data: t.data as Float32Array, dims: t.dims });
+    }
+    return outs;
+  };
+  // inputs from the fp32 file's own input metadata and its outputs on them, computed once, so that
+  // every variant (and a rebuilt file in `mixq apply`) is scored on the same inputs
+  let reference:
+    Promise<{ feeds: Feeds[]; outs: { data: Float32Array; dims: readonly number[] }[] }> | undefined;
   return {
     name: basename(path),
     displayName: basename(path),
@@ -122,23 +137,15 @@ function genericTask(path: string, opts: TaskOptions): QuantTask {
     evaluation: `mean KL divergence of the first output from fp32 on ${samples} other synthetic inputs`,
     probe: (m) => syntheticProbe(m, 4),
     async evaluate(runner) {
-      const feeds = syntheticFeeds(runner.inputMetadata, samples, { seed: 7 });
-      const output = runner.outputNames[0]!;
-      const outs: { data: Float32Array; dims: readonly number[] }[] = [];
-      for (const f of feeds) {
-        const t = (await runner.run(f, [output]))[output];
-        if (t?.type !== 'float32')
-          throw new MixqError('first output is not float32', { source: path, field: output });
-        outs.push({ data: t.data as Float32Array, dims: t.dims });
-      }
-      // The first runner evaluated is the fp32 model (quantize evaluates it first): its outputs are the reference.
-      if (!reference) {
-        reference = outs;
-        return 0;
-      }
+      reference ??= openRunner(path).then(async (fp32) => {
+        const feeds = syntheticFeeds(fp32.inputMetadata, samples, { seed: 7 });
+        return { feeds, outs: await outputs(fp32, feeds) };
+      });
+      const { feeds, outs: ref } = await reference;
+      const outs = await outputs(runner, feeds);
       const acc = newFidelityAccumulator();
       outs.forEach((o, i) => {
-        const r = reference![i]!;
+        const r = ref[i]!;
         const row = r.dims[r.dims.length - 1]!;
         accumulateFidelity(acc, r.data, o.data, row, detectOutputKind(r.data, row));
       });
