@@ -12,7 +12,10 @@ import { formatBytes } from '../../report/summary.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 
 const applyCommand = defineCommand({
-  meta: { name: 'apply', description: 'Apply a plan file to its model and write the quantized ONNX model' },
+  meta: {
+    name: 'apply',
+    description: 'Apply a plan file to its model and write the quantized model (ONNX, GGUF or safetensors)',
+  },
   args: {
     model: { type: 'positional', description: "'gpt', 'ocr' or a path to an .onnx model", required: true },
     plan: { type: 'positional', description: 'plan file (mixq plan / mixq quantize)', required: true },
