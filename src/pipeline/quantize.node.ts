@@ -187,7 +187,7 @@ const UNIFORM_BASELINES: readonly { label: string; id: string }[] = [
 ];
 
 /** The allocation for one budget: HiGHS, or greedy when HiGHS fails. */
-async function allocate(problem: AllocationProblem, timeLimitSec: number): Promise<Allocation> {
+export async function allocate(problem: AllocationProblem, timeLimitSec: number): Promise<Allocation> {
   try {
     return await solveMilp(problem, { timeLimitSec });
   } catch (e) {

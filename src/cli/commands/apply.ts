@@ -4,12 +4,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { type CommandDef, defineCommand } from 'citty';
+import { MixqError } from '../../core/errors.ts';
 import { writeFileAtomic } from '../../io/files.node.ts';
 import { parsePlan } from '../../plan/parse.ts';
 import { type ApplyResult, applyPlan } from '../../pipeline/apply.node.ts';
 import { resolveTask } from '../../pipeline/tasks.node.ts';
 import { formatBytes } from '../../report/summary.ts';
 import { failCli, usageExitCode } from '../errors.ts';
+import { isGgufInput, runGgufApply } from '../gguf-plan.ts';
 
 const applyCommand = defineCommand({
   meta: {
@@ -17,7 +19,11 @@ const applyCommand = defineCommand({
     description: 'Apply a plan file to its model and write the quantized model (ONNX, GGUF or safetensors)',
   },
   args: {
-    model: { type: 'positional', description: "'gpt', 'ocr' or a path to an .onnx model", required: true },
+    model: {
+      type: 'positional',
+      description: "'gpt', 'ocr', an .onnx model or a .gguf file",
+      required: true,
+    },
     plan: { type: 'positional', description: 'plan file (mixq plan / mixq quantize)', required: true },
     out: { type: 'string', description: 'output .onnx file (default <model>_q4.onnx in the current folder)' },
     eval: { type: 'boolean', description: "evaluate the written model on the task's data", default: false },
@@ -27,8 +33,12 @@ const applyCommand = defineCommand({
     },
     force: { type: 'boolean', description: 'apply even if the plan names another file', default: false },
     json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
+    imatrix: { type: 'string', description: "GGUF input: the plan's importance matrix" },
   },
   async run({ args }) {
+    if (await isGgufInput(args.model)) return runGgufApply(args);
+    if (args.imatrix)
+      failCli('apply', new MixqError('--imatrix is for GGUF inputs', { source: 'argument --imatrix' }), 2);
     const planPath = String(args.plan);
     let r: ApplyResult;
     let out: string;

@@ -3,10 +3,12 @@
  * only (no baselines, no model written); the plan file can be edited, then `mixq apply` builds the model.
  */
 import { type CommandDef, defineCommand } from 'citty';
+import { MixqError } from '../../core/errors.ts';
 import { writeFileAtomic } from '../../io/files.node.ts';
 import { serialisePlan } from '../../plan/serialise.ts';
 import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize.node.ts';
 import { failCli, usageExitCode } from '../errors.ts';
+import { isGgufInput, runGgufPlan } from '../gguf-plan.ts';
 import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
 
 const planCommand = defineCommand({
@@ -14,8 +16,15 @@ const planCommand = defineCommand({
   args: {
     ...quantizeArgs,
     out: { type: 'string', description: 'plan file to write (default plan.json)' },
+    imatrix: {
+      type: 'string',
+      description: 'GGUF input: importance matrix (imatrix.dat, GGUF or mixq JSON)',
+    },
   },
   async run({ args }) {
+    if (await isGgufInput(args.model)) return runGgufPlan(args);
+    if (args.imatrix)
+      failCli('plan', new MixqError('--imatrix is for GGUF inputs', { source: 'argument --imatrix' }), 2);
     let opts: ReturnType<typeof quantizeOptions>;
     try {
       opts = quantizeOptions(args);

@@ -11,6 +11,7 @@ import { MixqError } from '../../core/errors.ts';
 import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
 import { type ImatrixData, type RequantRule, readGguf, readImatrix, requantizeGguf } from '../../io/index.ts';
 import { failCli } from '../errors.ts';
+import { requantTableLines } from '../requant-table.ts';
 
 /** All `--rule` values in order (citty keeps only one value of a repeated flag). */
 function ruleArgs(rawArgs: readonly string[]): string[] {
@@ -45,13 +46,6 @@ function parseRule(s: string): RequantRule {
     );
   }
   return { pattern: s.slice(0, eq), type: s.slice(eq + 1) };
-}
-
-function fmtBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(2)} MiB`;
-  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
-  return `${n} B`;
 }
 
 const requantize = defineCommand({
@@ -137,22 +131,7 @@ const requantize = defineCommand({
         );
         return;
       }
-      const w = Math.max(4, ...result.tensors.map((t) => t.name.length));
-      const lines = [
-        `${'name'.padEnd(w)}  ${'old'.padEnd(7)}  ${'new'.padEnd(7)}  ${'bytes'.padStart(12)}  note`,
-      ];
-      for (const t of result.tensors) {
-        const note = [t.imatrix ? 'imatrix' : '', t.note ?? ''].filter(Boolean).join('; ');
-        lines.push(
-          `${t.name.padEnd(w)}  ${t.from.padEnd(7)}  ${t.to.padEnd(7)}  ${String(t.bytesOut).padStart(12)}  ${note}`,
-        );
-      }
-      const tt = result.totals;
-      lines.push(
-        `total: ${fmtBytes(tt.bytesIn)} -> ${fmtBytes(tt.bytesOut)}, ${tt.bitsPerWeightIn.toFixed(3)} -> ` +
-          `${tt.bitsPerWeightOut.toFixed(3)} bits per weight (${tt.elements} weights); file_type ${result.fileType}`,
-      );
-      for (const n of result.notes) lines.push(`note: ${n}`);
+      const lines = requantTableLines(result.tensors, result.totals, result.fileType, result.notes);
       lines.push(`wrote ${output}`);
       process.stdout.write(`${lines.join('\n')}\n`);
     } catch (e) {
