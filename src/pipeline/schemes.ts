@@ -188,8 +188,10 @@ export function schemeCost(s: PlanScheme, L: RowLayout): { bits: number; bytes: 
  * How onnxruntime stores a scheme natively, for a weight read by `consumer` ('MatMul:1', 'Conv:1', ...):
  * MatMul B -> MatMulNBits (asymmetric 2/4/8-bit blocks of 16..256) or DequantizeLinear (per channel, or
  * symmetric); Gemm B / Conv W -> DequantizeLinear (per channel; blocks along the input channels for 1 x 1
- * convolutions; blocks need `opset` >= 13, which the exporter raises to 21). undefined = no native operator (int3/5/6/7, floats, AWQ for now). GPTQ schemes map like
- * RTN ones; their codes come from GPTQ (gptqBlocks).
+ * convolutions; blocks need `opset` >= 13, which the exporter raises to 21). undefined = no native operator
+ * (int3/5/6/7, floats other than FP8 per channel, AWQ for now; FP4 / NVFP4 / MXFP4: onnxruntime 1.30 has no
+ * FLOAT4E2M1 kernel, see FP4_REFUSAL in export/onnx/quantize.ts). GPTQ schemes map like RTN ones; their
+ * codes come from GPTQ (gptqBlocks).
  */
 export function onnxAssignment(
   s: PlanScheme,

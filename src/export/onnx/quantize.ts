@@ -9,6 +9,7 @@
  *                            Models below opset 13 use com.microsoft DequantizeLinear (per channel only).
  *   'gatherblockquantized' Gather(W[V,D], ids)  ->  com.microsoft GatherBlockQuantized(Wq, ids, scales[, zp])
  *   'keep'                 untouched (norms, biases, logits: simply leave them out of the assignments)
+ * FP4 (FLOAT4E2M1: NVFP4, MXFP4) is refused with FP4_REFUSAL: onnxruntime 1.30 cannot load it.
  *
  * Byte layouts: layouts.ts. Quantization is mixq's (src/quant), identical to fakeQuantizeOnnxWeights, which
  * returns the float model whose weights are the dequantized values: the simulation the export must match.
@@ -62,8 +63,10 @@ export interface WeightAssignment {
   /**
    * DequantizeLinear only: store FP8 codes instead of integers (opset 19+, per output channel, symmetric,
    * bits 8): the quantizer is mixq's FP8 element format with a per-channel absmax scale.
+   * 'fp4_e2m1fn' (FLOAT4E2M1, DequantizeLinear-23: NVFP4 / MXFP4 storage) is refused: onnxruntime 1.30
+   * has no kernel for it (see FP4_REFUSAL).
    */
-  readonly element?: 'fp8_e4m3fn' | 'fp8_e5m2';
+  readonly element?: 'fp8_e4m3fn' | 'fp8_e5m2' | 'fp4_e2m1fn';
   /** MatMulNBits accuracy_level (default 0: float compute, matches the simulation). */
   readonly accuracyLevel?: number;
   /**
@@ -188,7 +191,42 @@ function roleOf(w: OnnxWeight, uses: readonly Use[], field: string): Role {
   );
 }
 
-function checkConfig(a: WeightAssignment, field: string): { bits: number; blockSize: number } {
+/**
+ * Why FP4 weights are not exported (issue #6), as measured with onnxruntime-node and onnxruntime-web 1.30
+ * (scratch/fp4_probe.ts; test/export/onnx-fp4.test.ts re-checks it): a FLOAT4E2M1 initializer passes the
+ * opset-23 schema check, but session creation fails with "Could not find an implementation for
+ * DequantizeLinear(23)" (also 24, 25; blocked, per channel and per tensor; float32 or float16 scales;
+ * the NVFP4 chain DequantizeLinear(E4M3 scales) -> DequantizeLinear(FP4) alike), Cast from float4e2m1 has
+ * no kernel either, and no DequantizeLinear kernel takes FLOAT8E8M0 (MXFP4's scale type) scales (Cast from
+ * float8e8m0 to float does run at opset 24).
+ */
+export const FP4_REFUSAL = {
+  message:
+    'FP4 E2M1 weights (DequantizeLinear-23 on tensor(float4e2m1), NVFP4 / MXFP4 storage) do not load in ' +
+    'onnxruntime 1.30: its CPU and WASM builds have no DequantizeLinear or Cast kernel for float4e2m1 ' +
+    "('Could not find an implementation for DequantizeLinear(23)') nor a DequantizeLinear kernel taking " +
+    'float8e8m0 scales',
+  expected:
+    "4-bit integer blocks of 16 or 32 (scheme 'matmulnbits', or 'dequantizelinear' with bits 4), " +
+    "element 'fp8_e4m3fn' per channel, or NVFP4 / MXFP4 written as safetensors " +
+    '(mixq quantize --emit safetensors)',
+} as const;
+
+type Fp8Element = 'fp8_e4m3fn' | 'fp8_e5m2';
+
+/** The FP8 element of an assignment; refuses FP4 and unknown elements before any weight is read. */
+function checkElement(a: WeightAssignment, field: string): Fp8Element | undefined {
+  const e: string | undefined = a.element;
+  if (e === undefined || e === 'fp8_e4m3fn' || e === 'fp8_e5m2') return e;
+  if (/^(fp4|nvfp4|mxfp4)/i.test(e)) fail(FP4_REFUSAL.message, `${field}.element`, FP4_REFUSAL.expected);
+  fail(`element '${e}'`, `${field}.element`, "'fp8_e4m3fn' or 'fp8_e5m2' (or no element: integers)");
+}
+
+function checkConfig(
+  a: WeightAssignment,
+  field: string,
+): { bits: number; blockSize: number; fp8: Fp8Element | undefined } {
+  const fp8 = checkElement(a, field);
   const bits = a.bits ?? 4;
   if (![2, 4, 8].includes(bits)) fail(`bits ${bits}`, `${field}.bits`, '2, 4 or 8');
   const blockSize = a.blockSize ?? 32;
@@ -199,7 +237,7 @@ function checkConfig(a: WeightAssignment, field: string): { bits: number; blockS
     (blockSize & (blockSize - 1)) === 0
   ))
     fail(`block size ${blockSize}`, `${field}.blockSize`, 'a power of two in 16..256');
-  return { bits, blockSize };
+  return { bits, blockSize, fp8 };
 }
 
 /** Per-weight plan: the quantized blocks and how the graph is rewritten. */
@@ -224,7 +262,7 @@ async function planWeight(
   role: Role,
   field: string,
 ): Promise<Plan> {
-  const { bits, blockSize } = checkConfig(a, field);
+  const { bits, blockSize, fp8 } = checkConfig(a, field);
   const x = await loadWeightFloat32(model, w);
   const symmetric = a.symmetric ?? true;
   const scaleType = a.scaleType ?? 'float32';
@@ -256,8 +294,8 @@ async function planWeight(
       fail(`FP8 storage (${a.element})`, field, "scheme 'dequantizelinear', bits 8, symmetric, per channel");
   }
   const fit = (xr: Float32Array, rows: number, cols: number): BlockQuantized =>
-    a.element
-      ? floatChannels(xr, rows, cols, a.element, scaleType)
+    fp8
+      ? floatChannels(xr, rows, cols, fp8, scaleType)
       : a.quantized
         ? prequantized(a.quantized, rows, cols, cfg(cols), field)
         : quantizeBlocks(xr, rows, cols, cfg(cols));
