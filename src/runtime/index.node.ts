@@ -20,4 +20,5 @@ export {
 } from './ort.node.ts';
 export * from './runner.node.ts';
 export * from './weights.node.ts';
+export * from './w8a8.node.ts';
 export * from './sensitivity.node.ts';

@@ -1,4 +1,5 @@
 /** Deployable quantized ONNX export (MatMulNBits, DequantizeLinear, GatherBlockQuantized). Browser-safe. */
+export * from './activations.ts';
 export * from './auto.ts';
 export * from './fold-scales.ts';
 export * from './inline.ts';
