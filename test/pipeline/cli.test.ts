@@ -80,3 +80,24 @@ test('mixq plan then mixq apply: a plan file, then the ONNX model it describes (
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('mixq w8a8: an int8 weight + activation model of the bundled GPT, and one-line errors', () => {
+  oneLineError(mixq('w8a8', '--clip', 'p99'), 2, /^mixq w8a8: .*--clip.*'minmax' or 'percentile'/);
+  oneLineError(mixq('w8a8', '--alpha', '0.5'), 2, /^mixq w8a8: .*--alpha.*--smoothquant/);
+  const dir = mkdtempSync(join(tmpdir(), 'mixq-w8a8-'));
+  try {
+    const out = join(dir, 'gpt_w8a8.onnx');
+    const r = mixq('w8a8', 'gpt', '--smoothquant', '--no-eval', '--out', out, '--json');
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out) as { bytes: number; layers: number; smoothed: number; out: string };
+    assert.equal(j.out, out);
+    assert.equal(statSync(out).size, j.bytes);
+    // 4 blocks x (qkv, attn proj, mlp fc, mlp proj); the logits projection stays float
+    assert.equal(j.layers, 16);
+    assert.equal(j.smoothed, 8); // qkv and mlp fc follow a LayerNorm
+    const bytes = readFileSync(out);
+    assert.ok(bytes.includes(Buffer.from('QuantizeLinear')), 'QDQ nodes in the file');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

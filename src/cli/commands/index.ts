@@ -20,4 +20,5 @@ export const commands: Record<string, Lazy> = {
   quantize: () => import('./quantize.ts').then((m) => m.default),
   plan: () => import('./plan.ts').then((m) => m.default),
   apply: () => import('./apply.ts').then((m) => m.default),
+  w8a8: () => import('./w8a8.ts').then((m) => m.default),
 };
