@@ -34,6 +34,7 @@ import {
   ggufPlannedTensors,
   ggufRowError,
 } from '../plan/gguf.ts';
+import { solverRecord } from '../plan/from-allocation.ts';
 import { validatePlan } from '../plan/parse.ts';
 import {
   PLAN_SCHEMA_VERSION,
@@ -183,12 +184,7 @@ export async function planGguf(path: string, opts: PlanGgufOptions): Promise<Pla
       },
       weights,
       totals: planTotals(weights),
-      solver: {
-        name: allocation.solver,
-        status: allocation.status,
-        ...(allocation.gap !== undefined && Number.isFinite(allocation.gap) ? { gap: allocation.gap } : {}),
-        timeMs: allocation.timeMs,
-      },
+      solver: solverRecord(allocation),
     },
     'gguf plan',
   );

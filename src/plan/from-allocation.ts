@@ -13,6 +13,7 @@ import {
   type PlanModel,
   type PlanObjective,
   type PlanScheme,
+  type PlanSolver,
   type PlanWeight,
   planTotals,
 } from './schema.ts';
@@ -81,13 +82,18 @@ export function planFromAllocation(input: PlanFromAllocationInput): Plan {
       objective: input.objective,
       weights,
       totals: planTotals(weights),
-      solver: {
-        name: allocation.solver,
-        status: allocation.status,
-        ...(allocation.gap !== undefined && Number.isFinite(allocation.gap) ? { gap: allocation.gap } : {}),
-        timeMs: allocation.timeMs,
-      },
+      solver: solverRecord(allocation),
     },
     'plan from allocation',
   );
+}
+
+/** How the solver did, as a plan records it (the gap only when finite). */
+export function solverRecord(allocation: Allocation): PlanSolver {
+  return {
+    name: allocation.solver,
+    status: allocation.status,
+    ...(allocation.gap !== undefined && Number.isFinite(allocation.gap) ? { gap: allocation.gap } : {}),
+    timeMs: allocation.timeMs,
+  };
 }

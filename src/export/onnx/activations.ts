@@ -45,7 +45,7 @@ import type { GraphProto, NodeProto, TensorProto } from '../../io/onnx/proto-typ
 import { type OnnxModel, readOnnx, tensorDims, writeOnnx } from '../../io/onnx/read.ts';
 import { loadTensorFloat32 } from '../../io/onnx/tensor-data.ts';
 import { smoothQuantScales } from '../../quant/algorithms/smoothquant.ts';
-import { DT, intAttr, makeNode, makeTensor, opsetVersion } from './build.ts';
+import { DT, freshNamer, intAttr, makeNode, makeTensor, opsetVersion } from './build.ts';
 import { foldInputScales } from './fold-scales.ts';
 import { quantizeOnnxWeights, type WeightAssignments } from './quantize.ts';
 
@@ -415,16 +415,7 @@ export async function insertActivationQdq(
     }
 
   // 2. activations: one QuantizeLinear per tensor, one DequantizeLinear per consuming MatMul
-  const taken = new Set<string>();
-  for (const t of graph.initializer) taken.add(t.name);
-  for (const v of graph.input) taken.add(v.name);
-  for (const n of graph.node) for (const x of [n.name, ...n.input, ...n.output]) taken.add(x);
-  const fresh = (n: string): string => {
-    let c = n;
-    for (let i = 1; taken.has(c); i++) c = `${n}_${i}`;
-    taken.add(c);
-    return c;
-  };
+  const fresh = freshNamer(graph);
   const qType = type === 'uint8' ? DT.UINT8 : DT.INT8;
   const before = new Map<NodeProto, NodeProto[]>();
   const qOut = new Map<string, { q: string; scale: string; zp: string; params: ActivationQParams }>();

@@ -5,7 +5,13 @@
  */
 import { f32ToF16Bits } from '../../core/bits.ts';
 import { ATTRIBUTE_TYPE_CODES as A, DATA_TYPE_CODES as C, onnxMessageType } from '../../io/onnx/schema.ts';
-import type { AttributeProto, ModelProto, NodeProto, TensorProto } from '../../io/onnx/proto-types.ts';
+import type {
+  AttributeProto,
+  GraphProto,
+  ModelProto,
+  NodeProto,
+  TensorProto,
+} from '../../io/onnx/proto-types.ts';
 import { int64ToNumber } from '../../io/onnx/read.ts';
 
 /** A tensor with inline raw_data. */
@@ -99,3 +105,20 @@ export function requireIrVersion(proto: ModelProto, v: number): void {
 }
 
 export { C as DT };
+
+/**
+ * A namer for new tensors and nodes of `graph`: returns `base`, or `base_1`, `base_2`, ... when the graph
+ * (initializers, inputs, node names, node inputs and outputs) or an earlier call already uses the name.
+ */
+export function freshNamer(graph: GraphProto): (base: string) => string {
+  const taken = new Set<string>();
+  for (const t of graph.initializer) taken.add(t.name);
+  for (const v of graph.input) taken.add(v.name);
+  for (const n of graph.node) for (const x of [n.name, ...n.input, ...n.output]) taken.add(x);
+  return (base) => {
+    let c = base;
+    for (let i = 1; taken.has(c); i++) c = `${base}_${i}`;
+    taken.add(c);
+    return c;
+  };
+}

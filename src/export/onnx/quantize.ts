@@ -24,6 +24,7 @@ import { listWeights, loadWeightFloat32, type OnnxWeight } from '../../io/onnx/w
 import {
   DT,
   floatBytes,
+  freshNamer,
   intAttr,
   makeNode,
   makeTensor,
@@ -563,16 +564,7 @@ export async function quantizeOnnxWeights(
   const exported: ExportedWeight[] = [];
   let usesMs = false;
   // new tensor / node names: `<weight>_<role>`, suffixed _1, _2, ... if the model already uses the name
-  const taken = new Set<string>();
-  for (const t of graph.initializer) taken.add(t.name);
-  for (const v of graph.input) taken.add(v.name);
-  for (const n of graph.node) for (const x of [n.name, ...n.input, ...n.output]) taken.add(x);
-  const fresh = (n: string): string => {
-    let c = n;
-    for (let i = 1; taken.has(c); i++) c = `${n}_${i}`;
-    taken.add(c);
-    return c;
-  };
+  const fresh = freshNamer(graph);
   for (const p of plans) {
     const name = p.w.name;
     const bq = p.bq;
