@@ -44,6 +44,11 @@ export const quantizeArgs = {
     description: 'gpt: calibration windows of 128 characters (8); ocr: calibration lines per variant (2)',
   },
   'eval-size': { type: 'string', description: 'gpt: characters per evaluation (16384); ocr: lines' },
+  'bias-correction': {
+    type: 'boolean',
+    description:
+      'correct layer biases for the mean shift quantization causes (default on for --emit onnx / none; --no-bias-correction)',
+  },
   json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
 } as const;
 
@@ -131,6 +136,7 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
     ...(args.candidates ? { candidates: String(args.candidates).split(',') } : {}),
     ...(sweep ? { sweep } : {}),
     ...(evalSize ? { evalSize } : {}),
+    ...(typeof args['bias-correction'] === 'boolean' ? { biasCorrection: args['bias-correction'] } : {}),
   };
 }
 

@@ -13,6 +13,7 @@ import { openRunner } from '../runtime/runner.node.ts';
 import { captureLayerStats } from '../runtime/sensitivity.node.ts';
 import { loadWeightFedModel } from '../runtime/weights.node.ts';
 import { concatBytes } from '../io/gguf/write.ts';
+import { biasCorrector } from './bias.node.ts';
 import {
   exportGguf,
   exportOnnx,
@@ -90,9 +91,10 @@ export async function applyPlan(
         ? 'onnx'
         : 'safetensors');
   // calibration statistics: GPTQ codes, and ggml's importance matrix
-  const needStats = plan.weights.some(
-    (w) => w.scheme.algorithm === 'gptq' || w.scheme.blockType !== undefined,
-  );
+  const correctBiases = plan.objective.biasCorrection === true;
+  const needStats =
+    correctBiases ||
+    plan.weights.some((w) => w.scheme.algorithm === 'gptq' || w.scheme.blockType !== undefined);
   const fed = await loadWeightFedModel(task.modelPath, { captureInputs: needStats });
   const stats = needStats ? await captureLayerStats(fed, (await task.probe(fed)).feeds, 1024) : new Map();
   const rowsOf = (name: string): RowLayout => {
@@ -128,19 +130,34 @@ export async function applyPlan(
       bytes: concatBytes(out.chunks),
       fileName: out.fileName,
       weights: [],
-      notes: [out.check],
+      notes: [
+        out.check,
+        ...(correctBiases
+          ? [`the plan's bias correction is not carried by ${emit} output: biases are fp32 originals`]
+          : []),
+      ],
       metricName: task.metric.name,
     };
   }
   const quantized = new Map<string, PrequantizedBlocks>();
-  for (const pw of plan.weights.filter((w) => w.scheme.algorithm === 'gptq')) {
-    const st = stats.get(pw.name) ?? fail(pw.name);
+  const sims = new Map<string, Float32Array>();
+  for (const pw of plan.weights) {
     const L = rowsOf(pw.name);
     const c = rowCandidate(pw.scheme, L, `weights['${pw.name}'].scheme`);
-    const g = gptqCandidate(toRows(fed.original(pw.name), L), L, c, st);
-    quantized.set(pw.name, gptqBlocks(g, c.quantizer));
+    const W = toRows(fed.original(pw.name), L);
+    if (pw.scheme.algorithm === 'gptq') {
+      const g = gptqCandidate(W, L, c, stats.get(pw.name) ?? fail(pw.name));
+      quantized.set(pw.name, gptqBlocks(g, c.quantizer));
+      sims.set(pw.name, fromRows(g.Q, L));
+    } else if (correctBiases) sims.set(pw.name, fromRows(quantizeCandidate(W, L, c, stats.get(pw.name)), L));
   }
-  const built = await exportOnnx(task.modelPath, plan, layouts, quantized, opset);
+  let floats: Map<string, Float32Array> | undefined;
+  if (correctBiases) {
+    const rows = new Map(plan.weights.map((w) => [w.name, rowsOf(w.name)] as const));
+    const bias = await biasCorrector(task.modelPath, rows, stats, (n) => fed.original(n));
+    floats = bias.corrections(sims);
+  }
+  const built = await exportOnnx(task.modelPath, plan, layouts, quantized, opset, floats);
   let metric: number | undefined;
   if (opts.evaluate) metric = await task.evaluate(await openRunner(built.bytes));
   return { ...built, ...(metric !== undefined ? { metric } : {}), metricName: task.metric.name };

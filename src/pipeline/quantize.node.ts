@@ -78,6 +78,10 @@ import {
   representable,
 } from './schemes.ts';
 import { type QuantTask, resolveTask } from './tasks.node.ts';
+import { biasCorrector } from './bias.node.ts';
+import { listWeights } from '../io/onnx/weights.ts';
+import { setTensorFloat32 } from '../io/onnx/tensor-data.ts';
+import { solverRecord } from '../plan/from-allocation.ts';
 
 export type QuantizeBudget = PlanBudget;
 
@@ -106,6 +110,12 @@ export interface QuantizeOptions {
   readonly export?: boolean;
   /** HiGHS time limit per solve, seconds (default 20). */
   readonly timeLimitSec?: number;
+  /**
+   * Correct the float biases of quantized layers for the mean output shift (Q - W) E[x] on the calibration
+   * data (src/quant/algorithms/bias-correction.ts), in every evaluation and in the ONNX file. Default on
+   * for 'onnx' and 'none'; GGUF and safetensors outputs do not carry corrected biases (an error if asked).
+   */
+  readonly biasCorrection?: boolean;
   readonly onProgress?: (step: string, done: number, total: number) => void;
   readonly log?: (line: string) => void;
 }
@@ -221,6 +231,12 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       },
     );
   const damage: DamageSource = opts.damage ?? 'noiseCalibrated';
+  if (opts.biasCorrection && (target === 'gguf' || target === 'safetensors'))
+    throw new MixqError(`bias correction is not written to ${target} outputs`, {
+      source: '--bias-correction',
+      expected: '--emit onnx or none (or --no-bias-correction)',
+    });
+  const useBias = opts.biasCorrection ?? (target === 'onnx' || target === 'none');
   if (opts.budget.kind === 'maxLoss' && !task.metric.relative)
     throw new MixqError(`--max-loss needs a task metric with a nonzero fp32 value; ${task.name} has none`, {
       source: 'budget',
@@ -296,6 +312,20 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       });
     return { ...aw, candidates: cands };
   });
+  const bias = useBias
+    ? await biasCorrector(
+        task.modelPath,
+        new Map(weights.map((w) => [w.name, w.L] as const)),
+        analysis.stats,
+        (n) => model.original(n),
+      )
+    : undefined;
+  if (bias)
+    log(
+      `bias correction: ${bias.biases.size} of ${weights.length} quantized layers have a float bias to correct`,
+    );
+  const withBias = (rep: ReadonlyMap<string, Float32Array>): ReadonlyMap<string, Float32Array> =>
+    bias ? new Map([...rep, ...bias.corrections(rep)]) : rep;
   const elements = allocWeights.reduce((s, w) => s + w.elements, 0);
   const floatElements = model.weights.reduce((s, w) => s + (wByName.has(w.name) ? 0 : w.elementCount), 0);
 
@@ -324,7 +354,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   let evalMs = 0;
   const evalReplacements = async (rep: ReadonlyMap<string, Float32Array>): Promise<number> => {
     const t = performance.now();
-    const m = await variants.run(rep, (runner) => task.evaluate(runner));
+    const m = await variants.run(withBias(rep), (runner) => task.evaluate(runner));
     evaluations++;
     evalMs += performance.now() - t;
     return m;
@@ -532,15 +562,11 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
         damage: damage === 'kl' ? 'kl' : 'noise-calibrated-kl',
         metric: task.metric.name,
         calibration: { data: task.calibration, size: task.calibrationSize },
+        ...(bias && bias.biases.size > 0 ? { biasCorrection: true } : {}),
       },
       weights: planWeights,
       totals: planTotals(planWeights),
-      solver: {
-        name: chosen.solver,
-        status: chosen.status,
-        ...(chosen.gap !== undefined && Number.isFinite(chosen.gap) ? { gap: chosen.gap } : {}),
-        timeMs: chosen.timeMs,
-      },
+      solver: solverRecord(chosen),
     },
     'quantize',
   );
@@ -550,14 +576,14 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   if (target !== 'none' && (opts.export ?? true)) {
     if (target === 'onnx') {
       const pre = new Map<string, PrequantizedBlocks>();
+      const sims = new Map<string, Float32Array>();
       for (const [i, aw] of allocWeights.entries()) {
         const c = byId.get(chosen.schemes[i]!)!;
-        if (c.algorithm !== 'gptq') continue;
-        simulate(aw.name, c);
+        sims.set(aw.name, simulate(aw.name, c));
         const b = blocks.get(`${aw.name}\u0000${c.id}`);
-        if (b) pre.set(aw.name, b);
+        if (c.algorithm === 'gptq' && b) pre.set(aw.name, b);
       }
-      const built = await exportOnnx(task.modelPath, plan, wByName, pre, view.opset);
+      const built = await exportOnnx(task.modelPath, plan, wByName, pre, view.opset, bias?.corrections(sims));
       const metric = await task.evaluate(await openRunner(built.bytes));
       output = {
         format: 'onnx',
@@ -753,6 +779,8 @@ export async function exportOnnx(
   layouts: ReadonlyMap<string, { L: RowLayout; consumer: string }>,
   quantized: ReadonlyMap<string, PrequantizedBlocks> = new Map(),
   opset = 21,
+  /** Float initializers to replace first (corrected biases), by name. */
+  floats: ReadonlyMap<string, Float32Array> = new Map(),
 ): Promise<{
   bytes: Uint8Array;
   fileName: string;
@@ -787,6 +815,18 @@ export async function exportOnnx(
   }
   const file = await readOnnxFile(modelPath);
   try {
+    if (floats.size > 0) {
+      const dense = new Map(listWeights(file).map((w) => [w.name, w] as const));
+      for (const [name, v] of floats) {
+        const w = dense.get(name);
+        if (!w || w.sparse)
+          throw new MixqError(`no dense float initializer '${name}' to replace`, {
+            source: modelPath,
+            field: name,
+          });
+        setTensorFloat32(w.tensor, v, w.dims);
+      }
+    }
     const q = await quantizeOnnxWeights(file, assignments);
     await inlineExternalData(q.model);
     const stem = basename(modelPath).replace(/\.onnx$/, '');

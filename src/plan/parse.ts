@@ -132,7 +132,7 @@ function readBudget(r: Reader, v: unknown): PlanBudget {
 }
 
 function readObjective(r: Reader, v: unknown): PlanObjective {
-  const o = r.obj(v, 'objective', ['damage'], ['metric', 'calibration']);
+  const o = r.obj(v, 'objective', ['damage'], ['metric', 'calibration', 'biasCorrection']);
   let calibration: PlanObjective['calibration'];
   if (o.calibration !== undefined) {
     const c = r.obj(o.calibration, 'objective.calibration', ['data'], ['size']);
@@ -145,6 +145,9 @@ function readObjective(r: Reader, v: unknown): PlanObjective {
     damage: r.str(o.damage, 'objective.damage'),
     ...(o.metric !== undefined ? { metric: r.str(o.metric, 'objective.metric') } : {}),
     ...(calibration ? { calibration } : {}),
+    ...(o.biasCorrection !== undefined
+      ? { biasCorrection: r.bool(o.biasCorrection, 'objective.biasCorrection') }
+      : {}),
   };
 }
 

@@ -84,6 +84,11 @@ export interface PlanObjective {
    * given to `--calibration`, which `mixq apply` reuses to rebuild such weights exactly.
    */
   readonly calibration?: { readonly data: string; readonly size?: number };
+  /**
+   * Whether the biases of quantized layers were corrected for the mean output shift (Q - W) E[x] on the
+   * calibration data (src/quant/algorithms/bias-correction.ts); `mixq apply` then corrects them the same way.
+   */
+  readonly biasCorrection?: boolean;
 }
 
 export interface PlanTotals {

@@ -22,6 +22,8 @@ export interface ActivationStats {
   rows: number;
   /** Per-channel max |x|. */
   readonly absMax: Float32Array;
+  /** Per-channel running sum of x (divide by rows for E[x]: bias correction). */
+  readonly sums: Float64Array;
   /** Per-channel running sum of x^2 (divide by rows for E[x^2]; see meanSquare()). */
   readonly sumSquares: Float64Array;
   /** Row-major channels x channels sum of x x^T, when kept. */
@@ -79,6 +81,7 @@ function addRow(s: ActivationStats, row: Float64Array): void {
     const v = row[ch]!;
     const a = Math.abs(v);
     if (a > s.absMax[ch]!) s.absMax[ch] = a;
+    s.sums[ch]! += v;
     s.sumSquares[ch]! += v * v;
   }
   s.rows++;
@@ -125,6 +128,7 @@ export async function captureActivationStats(
             channels,
             rows: 0,
             absMax: new Float32Array(channels),
+            sums: new Float64Array(channels),
             sumSquares: new Float64Array(channels),
             ...(keepGram ? { gram: new Float64Array(channels * channels) } : {}),
           };

@@ -234,6 +234,7 @@ export async function captureLayerStats(
     out.set(name, {
       channels: s.channels,
       meanSquare: Float64Array.from(s.sumSquares, (v) => v / n),
+      mean: Float64Array.from(s.sums, (v) => v / n),
       ...(s.gram ? { gram: Float64Array.from(s.gram, (v) => v / n) } : {}),
     });
   }

@@ -29,6 +29,8 @@ export interface LayerStats {
   readonly channels: number;
   /** E[x_c^2] per channel: diag(X^T X) / n. */
   readonly meanSquare: ArrayLike<number>;
+  /** E[x_c] per channel, when captured (bias correction). */
+  readonly mean?: ArrayLike<number>;
   /** X^T X / n, channels x channels row-major, when kept. */
   readonly gram?: ArrayLike<number>;
 }
