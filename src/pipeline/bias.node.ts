@@ -58,3 +58,13 @@ export async function biasCorrector(
     },
   };
 }
+
+/** The weights among `names` whose layer owns a bias constant (candidates for bias correction). */
+export async function correctableWeights(modelPath: string, names: Iterable<string>): Promise<Set<string>> {
+  const file = await readOnnxFile(modelPath);
+  try {
+    return new Set(findBiases(file.proto.graph!, names).keys());
+  } finally {
+    await file.close();
+  }
+}

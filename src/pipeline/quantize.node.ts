@@ -78,7 +78,7 @@ import {
   representable,
 } from './schemes.ts';
 import { type QuantTask, resolveTask } from './tasks.node.ts';
-import { biasCorrector } from './bias.node.ts';
+import { biasCorrector, correctableWeights } from './bias.node.ts';
 import { listWeights } from '../io/onnx/weights.ts';
 import { setTensorFloat32 } from '../io/onnx/tensor-data.ts';
 import { solverRecord } from '../plan/from-allocation.ts';
@@ -268,9 +268,16 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       source: '--candidates',
       expected: 'ggml-* candidate ids with --emit gguf',
     });
+  const biasCorrected = useBias
+    ? await correctableWeights(
+        task.modelPath,
+        model.weights.map((w) => w.name),
+      )
+    : undefined;
   const analysis = await analyzeLoadedModel(model, axes, {
     probe: (m) => task.probe(m),
     candidates,
+    ...(biasCorrected ? { biasCorrected } : {}),
     measure: damage === 'kl',
     modelName: task.displayName,
     onProgress: (d, t) => progress('sensitivity', d, t),

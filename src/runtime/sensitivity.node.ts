@@ -16,6 +16,7 @@
 import type { ProxyValues } from '../analysis/sensitivity/proxies.ts';
 import {
   bestOutputError,
+  centeredStats,
   computeProxies,
   errorMatrix,
   injectNoise,
@@ -259,6 +260,11 @@ export interface SensitivityOptions {
   readonly noiseLevels?: readonly number[];
   /** Measure every (weight, candidate) pair end to end. Default true; false = proxies + noise only. */
   readonly measure?: boolean;
+  /**
+   * Weights whose layer bias will be corrected (bias correction): their candidates' proxies use the
+   * centered statistics (centeredStats). The injected-noise calibration is measured as is.
+   */
+  readonly biasCorrected?: ReadonlySet<string>;
   /** Name recorded in the table. Default the path. */
   readonly modelName?: string;
   readonly onProgress?: (done: number, total: number, label: string) => void;
@@ -338,10 +344,12 @@ export async function analyzeLoadedModel(
     const noiseOut = curve[0]!.outputError;
     opts.onProgress?.(++done, total, `${w.name} noise`);
     const entries: SensitivityEntry[] = [];
+    // candidates are scored by the error left after bias correction where the bias will be corrected
+    const proxyStats = opts.biasCorrected?.has(w.name) ? centeredStats(st) : st;
     for (const c of candidates) {
       if (!applicable(c, L, st)) continue;
       const Q = quantizeCandidate(W, L, c, st);
-      const p: ProxyValues = computeProxies(W, Q, L, st);
+      const p: ProxyValues = computeProxies(W, Q, L, proxyStats);
       const outErr = p.output ?? p.imatrix;
       const cost = candidateCost(c, L.rows, L.cols);
       const measured = doMeasure ? await meter.measure(new Map([[w.name, fromRows(Q, L)]])) : undefined;

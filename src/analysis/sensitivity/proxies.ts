@@ -268,6 +268,27 @@ export interface ProxyValues {
 }
 
 /** All per-candidate proxies (everything but the noise calibration, which needs one measurement). */
+/**
+ * The statistics of x - E[x] (variance instead of E[x^2], covariance instead of X^T X / n): the error a
+ * layer keeps once its bias absorbs the mean shift (bias correction), so proxies computed with them rank
+ * candidates by their damage after correction. Without captured means the statistics are returned as is.
+ */
+export function centeredStats(stats: LayerStats): LayerStats {
+  const mu = stats.mean;
+  if (!mu) return stats;
+  const C = stats.channels;
+  const meanSquare = Float64Array.from({ length: C }, (_, c) =>
+    Math.max(stats.meanSquare[c]! - mu[c]! * mu[c]!, 0),
+  );
+  let gram: Float64Array | undefined;
+  if (stats.gram) {
+    gram = new Float64Array(C * C);
+    for (let i = 0; i < C; i++)
+      for (let j = 0; j < C; j++) gram[i * C + j] = stats.gram[i * C + j]! - mu[i]! * mu[j]!;
+  }
+  return { channels: C, meanSquare, mean: mu, ...(gram ? { gram } : {}) };
+}
+
 export function computeProxies(
   W: Float32Array,
   Q: Float32Array,
