@@ -4,7 +4,7 @@
  * (GGUF Q8_0/Q4_K -> safetensors F32) and the blocks registry's encoders (safetensors -> GGUF q4_k).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,7 @@ import {
   writeGguf,
   writeSafetensors,
 } from '../../src/io/index.ts';
+import { runMixq } from '../cli-util.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const GOLDEN = join(ROOT, 'test/golden/tiny.gguf');
@@ -50,18 +51,7 @@ function mixq(...args: string[]): { code: number; stdout: string; stderr: string
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 /** The same, asynchronously, so independent cases run side by side. */
-function mixqAsync(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
-      cwd: ROOT,
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const mixqAsync = runMixq;
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 const hexF32 = (x: Float32Array) =>
   [...x]

@@ -4,17 +4,15 @@
  * registry encoders); the input is never modified; errors are one line with exit codes 1/2.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { concatBytes, parseGguf, requantizeGguf, writeImatrixDat } from '../../src/io/index.ts';
 import { buildLlamaTiny } from '../fixtures/gguf/llama-tiny.ts';
+import { runMixq } from '../cli-util.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mixq-requant-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const fx = buildLlamaTiny();
@@ -25,22 +23,7 @@ writeFileSync(IM, writeImatrixDat({ entries: fx.imatrix }));
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 const inSha = sha(IN);
 
-function mixq(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'requantize', ...args],
-      {
-        cwd: ROOT,
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const mixq = (...args: string[]) => runMixq('requantize', ...args);
 
 test('requantize --json with rules and an imatrix: output equals the library, input untouched', async () => {
   const out = join(dir, 'out.gguf');

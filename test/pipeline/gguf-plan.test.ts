@@ -6,13 +6,11 @@
  * fixture's KV list, sizes and offsets with the read-back file.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { getBlockType } from '../../src/blocks/registry.ts';
 import { MixqError } from '../../src/core/errors.ts';
 import {
@@ -32,8 +30,8 @@ import type { Plan } from '../../src/plan/schema.ts';
 import { serialisePlan } from '../../src/plan/serialise.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { buildLlamaTiny } from '../fixtures/gguf/llama-tiny.ts';
+import { runMixq } from '../cli-util.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'mixq-gguf-plan-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const fx = buildLlamaTiny();
@@ -88,18 +86,7 @@ function close(a: number, b: number, rel = 1e-9): boolean {
   return Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b), 1e-300);
 }
 
-function mixq(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
-      cwd: ROOT,
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const mixq = runMixq;
 
 // The CLI's first round (spawned processes) starts with the file and overlaps the library tests.
 const PLAN = join(dir, 'plan.json');
