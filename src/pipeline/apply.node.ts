@@ -13,7 +13,7 @@ import { openRunner } from '../runtime/runner.node.ts';
 import { captureLayerStats } from '../runtime/sensitivity.node.ts';
 import { loadWeightFedModel } from '../runtime/weights.node.ts';
 import { concatBytes } from '../io/gguf/write.ts';
-import { biasCorrector } from './bias.node.ts';
+import { biasCorrector, readBiases } from './bias.node.ts';
 import {
   exportGguf,
   exportOnnx,
@@ -114,16 +114,22 @@ export async function applyPlan(
       expected: 'a MatMul / Gemm / 1x1 Conv weight with a captured input',
     });
   };
+  // simulated weights: every one for GGUF / safetensors and for bias correction; ONNX also takes GPTQ's
+  // codes (other schemes it quantizes itself)
+  const quantized = new Map<string, PrequantizedBlocks>();
+  const sims = new Map<string, Float32Array>();
+  for (const pw of plan.weights) {
+    const L = rowsOf(pw.name);
+    const c = rowCandidate(pw.scheme, L, `weights['${pw.name}'].scheme`);
+    const W = toRows(fed.original(pw.name), L);
+    if (emit === 'onnx' && pw.scheme.algorithm === 'gptq') {
+      const g = gptqCandidate(W, L, c, stats.get(pw.name) ?? fail(pw.name));
+      quantized.set(pw.name, gptqBlocks(g, c.quantizer));
+      sims.set(pw.name, fromRows(g.Q, L));
+    } else if (emit !== 'onnx' || correctBiases)
+      sims.set(pw.name, fromRows(quantizeCandidate(W, L, c, stats.get(pw.name)), L));
+  }
   if (emit !== 'onnx') {
-    const sims = new Map<string, Float32Array>();
-    for (const pw of plan.weights) {
-      const L = rowsOf(pw.name);
-      const c = rowCandidate(pw.scheme, L, `weights['${pw.name}'].scheme`);
-      sims.set(
-        pw.name,
-        fromRows(quantizeCandidate(toRows(fed.original(pw.name), L), L, c, stats.get(pw.name)), L),
-      );
-    }
     const out =
       emit === 'gguf' ? await exportGguf(plan, sims, stats) : await exportSafetensors(fed, plan, sims);
     return {
@@ -139,22 +145,14 @@ export async function applyPlan(
       metricName: task.metric.name,
     };
   }
-  const quantized = new Map<string, PrequantizedBlocks>();
-  const sims = new Map<string, Float32Array>();
-  for (const pw of plan.weights) {
-    const L = rowsOf(pw.name);
-    const c = rowCandidate(pw.scheme, L, `weights['${pw.name}'].scheme`);
-    const W = toRows(fed.original(pw.name), L);
-    if (pw.scheme.algorithm === 'gptq') {
-      const g = gptqCandidate(W, L, c, stats.get(pw.name) ?? fail(pw.name));
-      quantized.set(pw.name, gptqBlocks(g, c.quantizer));
-      sims.set(pw.name, fromRows(g.Q, L));
-    } else if (correctBiases) sims.set(pw.name, fromRows(quantizeCandidate(W, L, c, stats.get(pw.name)), L));
-  }
   let floats: Map<string, Float32Array> | undefined;
   if (correctBiases) {
     const rows = new Map(plan.weights.map((w) => [w.name, rowsOf(w.name)] as const));
-    const bias = await biasCorrector(task.modelPath, rows, stats, (n) => fed.original(n));
+    const found = await readBiases(
+      task.modelPath,
+      plan.weights.map((w) => w.name),
+    );
+    const bias = biasCorrector(found, rows, stats, (n) => fed.original(n));
     floats = bias.corrections(sims);
   }
   const built = await exportOnnx(task.modelPath, plan, layouts, quantized, opset, floats);

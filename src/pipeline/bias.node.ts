@@ -1,7 +1,8 @@
 /**
- * Bias correction for a model file: which float bias belongs to each quantized weight (findBiases), its
- * original values, and the corrected biases for a set of simulated weights (biasShift with the
- * calibration means). Used by `mixq quantize` (every evaluation and the exported file) and `mixq apply`.
+ * Bias correction for a model file: which float bias belongs to each quantized weight (findBiases) and
+ * its original values (readBiases, one read of the file), then the corrected biases for a set of
+ * simulated weights (biasShift with the calibration means). Used by `mixq quantize` (every evaluation
+ * and the exported file) and `mixq apply`.
  */
 import type { RowLayout } from '../analysis/sensitivity/layout.ts';
 import { toRows } from '../analysis/sensitivity/layout.ts';
@@ -11,37 +12,56 @@ import { readOnnxFile } from '../io/onnx/file.node.ts';
 import { listWeights, loadWeightFloat32 } from '../io/onnx/weights.ts';
 import { biasShift, correctBias } from '../quant/algorithms/bias-correction.ts';
 
+/** The dense float bias each weight's layer owns, with its original values. */
+export interface ModelBiases {
+  /** Weight -> its bias constant. */
+  readonly names: ReadonlyMap<string, string>;
+  /** Bias name -> original values. */
+  readonly values: ReadonlyMap<string, Float32Array>;
+}
+
+export async function readBiases(modelPath: string, weights: Iterable<string>): Promise<ModelBiases> {
+  const file = await readOnnxFile(modelPath);
+  const names = new Map<string, string>();
+  const values = new Map<string, Float32Array>();
+  try {
+    const dense = new Map(listWeights(file).map((w) => [w.name, w] as const));
+    for (const [w, b] of findBiases(file.proto.graph!, weights)) {
+      const bw = dense.get(b);
+      if (!bw || bw.sparse) continue;
+      names.set(w, b);
+      values.set(b, Float32Array.from(await loadWeightFloat32(file, bw)));
+    }
+  } finally {
+    await file.close();
+  }
+  return { names, values };
+}
+
 export interface BiasCorrector {
-  /** Weight -> its bias initializer (only weights whose bias can be corrected). */
+  /** Weight -> its bias constant (only weights whose bias can be corrected). */
   readonly biases: ReadonlyMap<string, string>;
   /** Corrected biases (by bias name) for quantized weights given in tensor layout, by weight name. */
   corrections(quantized: ReadonlyMap<string, Float32Array>): Map<string, Float32Array>;
 }
 
-export async function biasCorrector(
-  modelPath: string,
+/**
+ * The corrector for the biases of `found` whose layer has calibration means and one bias value per
+ * output channel (broadcast or scalar biases are left alone).
+ */
+export function biasCorrector(
+  found: ModelBiases,
   layouts: ReadonlyMap<string, RowLayout>,
   stats: ReadonlyMap<string, LayerStats>,
   original: (weight: string) => Float32Array,
-): Promise<BiasCorrector> {
-  const file = await readOnnxFile(modelPath);
+): BiasCorrector {
   const biases = new Map<string, string>();
-  const values = new Map<string, Float32Array>();
-  try {
-    const found = findBiases(file.proto.graph!, layouts.keys());
-    const dense = new Map(listWeights(file).map((w) => [w.name, w] as const));
-    for (const [w, b] of found) {
-      const L = layouts.get(w)!;
-      const mean = stats.get(w)?.mean;
-      const bw = dense.get(b);
-      if (!mean || !bw || bw.sparse || mean.length !== L.groups * L.inPerGroup) continue;
-      const v = await loadWeightFloat32(file, bw);
-      if (v.length !== L.rows) continue; // broadcast or scalar bias: not per output channel
-      biases.set(w, b);
-      values.set(b, Float32Array.from(v));
-    }
-  } finally {
-    await file.close();
+  for (const [w, b] of found.names) {
+    const L = layouts.get(w);
+    const mean = stats.get(w)?.mean;
+    if (!L || !mean || mean.length !== L.groups * L.inPerGroup) continue;
+    if (found.values.get(b)!.length !== L.rows) continue;
+    biases.set(w, b);
   }
   return {
     biases,
@@ -52,19 +72,9 @@ export async function biasCorrector(
         if (!b) continue;
         const L = layouts.get(w)!;
         const shift = biasShift(toRows(original(w), L), toRows(q, L), L, stats.get(w)!.mean!);
-        out.set(b, correctBias(values.get(b)!, shift));
+        out.set(b, correctBias(found.values.get(b)!, shift));
       }
       return out;
     },
   };
-}
-
-/** The weights among `names` whose layer owns a bias constant (candidates for bias correction). */
-export async function correctableWeights(modelPath: string, names: Iterable<string>): Promise<Set<string>> {
-  const file = await readOnnxFile(modelPath);
-  try {
-    return new Set(findBiases(file.proto.graph!, names).keys());
-  } finally {
-    await file.close();
-  }
 }

@@ -78,7 +78,7 @@ import {
   representable,
 } from './schemes.ts';
 import { type QuantTask, resolveTask } from './tasks.node.ts';
-import { biasCorrector, correctableWeights } from './bias.node.ts';
+import { biasCorrector, readBiases } from './bias.node.ts';
 import { listWeights } from '../io/onnx/weights.ts';
 import { setTensorFloat32 } from '../io/onnx/tensor-data.ts';
 import { solverRecord } from '../plan/from-allocation.ts';
@@ -268,12 +268,13 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       source: '--candidates',
       expected: 'ggml-* candidate ids with --emit gguf',
     });
-  const biasCorrected = useBias
-    ? await correctableWeights(
+  const found = useBias
+    ? await readBiases(
         task.modelPath,
         model.weights.map((w) => w.name),
       )
     : undefined;
+  const biasCorrected = found ? new Set(found.names.keys()) : undefined;
   const analysis = await analyzeLoadedModel(model, axes, {
     probe: (m) => task.probe(m),
     candidates,
@@ -319,12 +320,9 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       });
     return { ...aw, candidates: cands };
   });
-  const bias = useBias
-    ? await biasCorrector(
-        task.modelPath,
-        new Map(weights.map((w) => [w.name, w.L] as const)),
-        analysis.stats,
-        (n) => model.original(n),
+  const bias = found
+    ? biasCorrector(found, new Map(weights.map((w) => [w.name, w.L] as const)), analysis.stats, (n) =>
+        model.original(n),
       )
     : undefined;
   if (bias)

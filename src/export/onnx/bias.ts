@@ -9,8 +9,7 @@ export function findBiases(graph: GraphProto, weights: Iterable<string>): Map<st
   // constants: initializers, and Constant node outputs (paddle2onnx stores every weight that way)
   const inits = new Set(graph.initializer.map((t) => t.name));
   for (const n of graph.node) if (n.op_type === 'Constant' && n.output[0]) inits.add(n.output[0]);
-  const readers = new Map<string, number>();
-  for (const n of graph.node) for (const x of n.input) if (x) readers.set(x, (readers.get(x) ?? 0) + 1);
+  // every reading node, once per input slot that reads the name
   const byInput = new Map<string, (typeof graph.node)[number][]>();
   for (const n of graph.node)
     for (const x of n.input) {
@@ -19,7 +18,7 @@ export function findBiases(graph: GraphProto, weights: Iterable<string>): Map<st
       byInput.set(x, l);
     }
   const own = (b: string | undefined): b is string =>
-    b !== undefined && b !== '' && inits.has(b) && readers.get(b) === 1;
+    b !== undefined && b !== '' && inits.has(b) && byInput.get(b)?.length === 1;
   const out = new Map<string, string>();
   for (const w of weights) {
     const users = byInput.get(w) ?? [];
