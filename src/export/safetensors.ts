@@ -107,6 +107,11 @@ export interface QuantizeWeightInput {
   /** Recorded in the config; default 'rtn'. */
   readonly algorithm?: string;
   readonly options?: ChooseOptions;
+  /**
+   * The plan scheme's outliers (plan/schema.ts PlanOutliers), when it has any. This format (version 1)
+   * has no side matrix for them, so a weight that names outliers is refused rather than written without.
+   */
+  readonly outliers?: { readonly kind: string };
 }
 
 /** A weight already quantized elsewhere (GPTQ, AWQ, ...): storage codes and the QParams they use. */
@@ -332,6 +337,16 @@ export function writeQuantizedSafetensors(
         field: `inputs[${i}].name`,
         expected: 'unique non-empty names',
       });
+    if (t.kind === 'quantize' && t.outliers !== undefined)
+      throw new MixqError(
+        `weight '${t.name}' keeps ${t.outliers.kind} outlier weights in a side matrix, which mixq safetensors version 1 cannot store`,
+        {
+          source: WSRC,
+          field: `inputs[${i}].outliers`,
+          expected:
+            'a scheme without outliers (ONNX cannot store them either; mixq quantize --emit none evaluates them simulated)',
+        },
+      );
     let q: QuantizedTensor;
     if (t.kind === 'quantize') {
       const params = chooseQParams(t.values, t.shape, t.quantizer, t.options);

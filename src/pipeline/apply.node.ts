@@ -94,7 +94,10 @@ export async function applyPlan(
   const correctBiases = plan.objective.biasCorrection === true;
   const needStats =
     correctBiases ||
-    plan.weights.some((w) => w.scheme.algorithm === 'gptq' || w.scheme.blockType !== undefined);
+    plan.weights.some(
+      (w) =>
+        w.scheme.algorithm === 'gptq' || w.scheme.blockType !== undefined || w.scheme.outliers !== undefined,
+    );
   const fed = await loadWeightFedModel(task.modelPath, { captureInputs: needStats });
   const stats = needStats ? await captureLayerStats(fed, (await task.probe(fed)).feeds, 1024) : new Map();
   const rowsOf = (name: string): RowLayout => {

@@ -32,6 +32,7 @@ import { type DamageSource, proxyCorrelation, toAllocWeights } from '../analysis
 import { getBlockType } from '../blocks/registry.ts';
 import { MixqError } from '../core/errors.ts';
 import { opsetVersion } from '../export/onnx/build.ts';
+import { canUpgradeOpset } from '../export/onnx/opset.ts';
 import { inlineExternalData } from '../export/onnx/inline.ts';
 import {
   type ExportedWeight,
@@ -258,7 +259,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
         : target === 'none'
           ? [...defaultCandidates(), ...candidatesById(SIM_GPTQ_IDS)]
           : defaultCandidates();
-  if (target === 'safetensors' && candidates.some((c) => c.algorithm !== 'rtn' || c.blockType))
+  if (target === 'safetensors' && candidates.some((c) => c.algorithm !== 'rtn' || c.blockType || c.salient))
     throw new MixqError('safetensors output stores RTN element formats only', {
       source: '--candidates',
       expected: 'RTN candidates (no gptq / awq / ggml ids) with --emit safetensors',
@@ -703,7 +704,8 @@ function budgetLabel(b: QuantizeBudget): string {
 
 /** The RTN twin of a GPTQ / AWQ candidate (used where the algorithm needs statistics it lacks). */
 function rtnOf(c: SensitivityCandidate): SensitivityCandidate {
-  return { ...c, id: `${c.scheme}-rtn`, algorithm: 'rtn' };
+  const { salient: _, ...rest } = c;
+  return { ...rest, id: `${c.scheme}-rtn`, algorithm: 'rtn' };
 }
 
 /**
@@ -753,6 +755,10 @@ function ruleMixBaseline(
 
 /** What the pipeline reads from the model's graph view: its ai.onnx opset and every tensor's facts. */
 export interface ModelInfo {
+  /**
+   * The ai.onnx opset the quantized file can have: the model's own, or 21 when its operators can be
+   * converted exactly (canUpgradeOpset), which opens int4 and blocked DequantizeLinear.
+   */
   readonly opset: number;
   /** Role, layer, consumers and output axis per tensor name. */
   readonly tensors: ReadonlyMap<string, TensorInfo>;
@@ -762,8 +768,9 @@ export interface ModelInfo {
 export async function modelInfo(path: string): Promise<ModelInfo> {
   const file = await readOnnxFile(path);
   try {
+    const own = opsetVersion(file.proto, '') ?? 1;
     return {
-      opset: opsetVersion(file.proto, '') ?? 1,
+      opset: canUpgradeOpset(file.proto, 21) ? Math.max(own, 21) : own,
       tensors: new Map(onnxModelView(file).tensors.map((t) => [t.name, t] as const)),
     };
   } finally {
@@ -935,6 +942,7 @@ export async function exportSafetensors(
         scaleFormat: p.scheme.scaleFormat,
       },
       algorithm: p.scheme.algorithm,
+      ...(p.scheme.outliers !== undefined ? { outliers: p.scheme.outliers } : {}),
     });
   }
   const chunks = writeQuantizedSafetensors(inputs);

@@ -15,6 +15,7 @@ import {
   candidateCost,
   elementBitsOf,
   ggmlCandidates,
+  salientCandidate,
 } from '../analysis/sensitivity/candidates.ts';
 import type { RowLayout } from '../analysis/sensitivity/layout.ts';
 import { getBlockType } from '../blocks/registry.ts';
@@ -119,11 +120,49 @@ export function planScheme(c: SensitivityCandidate, L: RowLayout): PlanScheme {
     algorithm: c.algorithm,
     scaleFormat: q.scaleFormat ?? 'fp32',
     symmetric: q.symmetric,
+    ...(c.salient
+      ? {
+          outliers: {
+            kind: 'salient' as const,
+            criterion: c.salient.criterion,
+            fraction: c.salient.fraction,
+          },
+        }
+      : {}),
   };
+}
+
+/** The salient fraction a plan's outliers ask for, refusing what mixq cannot apply (with the reason). */
+function salientFraction(s: PlanScheme, field: string): number | undefined {
+  const o = s.outliers;
+  if (o === undefined) return undefined;
+  if (o.kind !== 'salient')
+    throw new MixqError(`outliers '${o.kind}' are not applied by mixq apply`, {
+      field: `${field}.outliers.kind`,
+      expected: "'salient' (int8-decomposition is not offered as a candidate)",
+    });
+  if (s.blockType !== undefined || s.algorithm !== 'rtn')
+    throw new MixqError(
+      `salient outliers with ${s.blockType !== undefined ? `ggml block type ${s.blockType}` : `algorithm '${s.algorithm}'`}`,
+      { field: `${field}.outliers`, expected: "salient outliers on an 'rtn' scheme without blockType" },
+    );
+  if (o.count !== undefined)
+    throw new MixqError('salient outliers given as a count', {
+      field: `${field}.outliers.count`,
+      expected: 'a fraction in (0, 1) instead of a count',
+    });
+  const fraction = o.fraction ?? 0.01;
+  if (!(fraction > 0 && fraction < 1))
+    throw new MixqError(`salient fraction ${fraction}`, {
+      field: `${field}.outliers.fraction`,
+      expected: 'a number in (0, 1)',
+    });
+  return fraction;
 }
 
 /** The row-layout candidate that quantizes exactly like a plan scheme (the inverse of planScheme). */
 export function rowCandidate(s: PlanScheme, L: RowLayout, field = 'scheme'): SensitivityCandidate {
+  const fraction = salientFraction(s, field);
   if (s.blockType !== undefined) {
     const c = ggmlCandidates().find((x) => x.blockType === s.blockType?.toUpperCase());
     if (!c)
@@ -139,11 +178,6 @@ export function rowCandidate(s: PlanScheme, L: RowLayout, field = 'scheme'): Sen
     throw new MixqError(`algorithm '${s.algorithm}' is not applied by mixq apply yet`, {
       field: `${field}.algorithm`,
       expected: 'rtn, gptq or awq',
-    });
-  if (s.outliers !== undefined)
-    throw new MixqError('outlier schemes are not applied by mixq apply yet', {
-      field,
-      expected: 'a plain element-format scheme',
     });
   const element = getFormat(s.format);
   const g = s.granularity;
@@ -170,16 +204,19 @@ export function rowCandidate(s: PlanScheme, L: RowLayout, field = 'scheme'): Sen
   const algorithm: SensitivityAlgorithm = s.algorithm;
   const gs = granularity.kind === 'group' ? `g${granularity.size}` : 'pc';
   const scheme = `${element.name}-${gs}`;
-  return {
+  const c: SensitivityCandidate = {
     id: `${scheme}-${algorithm}`,
     scheme,
     quantizer,
     algorithm,
     elementBits: elementBitsOf(quantizer),
   };
+  return fraction === undefined || s.outliers?.kind !== 'salient'
+    ? c
+    : salientCandidate(c, fraction, s.outliers.criterion);
 }
 
-/** Exact storage of a plan scheme on a weight. */
+/** Exact storage of a plan scheme on a weight (salient outliers: dense part + CSR side matrix). */
 export function schemeCost(s: PlanScheme, L: RowLayout): { bits: number; bytes: number } {
   return candidateCost(rowCandidate(s, L), L.rows, L.cols);
 }

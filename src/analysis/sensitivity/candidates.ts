@@ -15,9 +15,17 @@
  *   uses 64-element blocks);
  * - MXFP4/6/8 (OCP MX v1.0): groups of 32 with an E8M0 power-of-two scale;
  * - NVFP4: E2M1 in groups of 16 with an FP8 E4M3 scale, plus one fp32 tensor scale.
+ *
+ * Salient-weight candidates (ids '<rtn id>-sp<percent>', e.g. 'int3-g32-rtn-sp1'): the RTN candidate on
+ * the matrix with that percentage of its weights removed and kept in fp16 in a CSR side matrix
+ * (src/quant/algorithms/outliers.ts salientSparse, criterion 'hessian' with H_jj = E[x_j^2]); storage is
+ * the dense part plus the side matrix, exactly (salientStorage). '-spa<percent>' ranks by the
+ * 'activation' criterion (|w| * rms(x)) instead. They need the layer's calibration statistics.
  */
 import { getBlockType } from '../../blocks/registry.ts';
+import { MixqError } from '../../core/errors.ts';
 import { getFormat } from '../../formats/index.ts';
+import { salientStorage } from '../../quant/algorithms/outliers.ts';
 import type { QuantizerConfig } from '../../quant/qparams.ts';
 import { storageCost } from '../../quant/quantizer.ts';
 import type { ScaleFormat } from '../../quant/scale-format.ts';
@@ -39,6 +47,18 @@ export interface SensitivityCandidate {
    * only a nominal description (element bits, block size) for display.
    */
   readonly blockType?: string;
+  /**
+   * Salient weights kept in fp16 in a CSR side matrix (RTN candidates only): `fraction` of all weights,
+   * ranked by `criterion` (outliers.ts salientSparse). The dense part is `quantizer` with RTN.
+   */
+  readonly salient?: SalientSpec;
+}
+
+/** The salient-weight part of a candidate. */
+export interface SalientSpec {
+  /** Fraction of all weights kept in fp16, in (0, 1). */
+  readonly fraction: number;
+  readonly criterion: 'hessian' | 'activation';
 }
 
 type Gran = 'pc' | number;
@@ -204,13 +224,64 @@ export function ggmlCandidates(): SensitivityCandidate[] {
   });
 }
 
-/** Looks candidates up by id in the full set and the ggml set. Unknown ids throw a RangeError naming them. */
+/** A percentage as written in ids: shortest decimal, float noise of fraction * 100 removed (7, 0.5, 12.5). */
+function percentText(fraction: number): string {
+  return String(Number((fraction * 100).toPrecision(12)));
+}
+
+/**
+ * The salient-weight variant of an RTN candidate: `fraction` of the weights (0 < fraction < 1) kept in fp16,
+ * ranked by `criterion`. Id: base id + '-sp<percent>' ('hessian') or '-spa<percent>' ('activation').
+ */
+export function salientCandidate(
+  base: SensitivityCandidate,
+  fraction: number,
+  criterion: SalientSpec['criterion'] = 'hessian',
+): SensitivityCandidate {
+  if (base.algorithm !== 'rtn' || base.blockType !== undefined || base.salient !== undefined)
+    throw new MixqError(`salient weights are only offered on plain RTN candidates, not '${base.id}'`, {
+      field: base.id,
+      expected: 'an RTN element-format candidate (no gptq / awq / ggml / salient)',
+    });
+  if (!(fraction > 0 && fraction < 1))
+    throw new MixqError(`salient fraction ${fraction} of '${base.id}'`, {
+      field: `${base.id}.salient.fraction`,
+      expected: 'a number in (0, 1)',
+    });
+  return {
+    ...base,
+    id: `${base.id}-sp${criterion === 'activation' ? 'a' : ''}${percentText(fraction)}`,
+    salient: { fraction, criterion },
+  };
+}
+
+const SALIENT_ID = /^(.+)-sp(a?)(\d+(?:\.\d+)?)$/;
+const SALIENT_FORM =
+  "'<rtn candidate id>-sp<percent>' (or '-spa<percent>' for the activation criterion), percent in (0, 100), e.g. 'int3-g32-rtn-sp1' or 'int4-g32-rtn-sp0.5'";
+
+/**
+ * Looks candidates up by id in the full set and the ggml set, plus salient variants '<rtn id>-sp<percent>'
+ * (salientCandidate). Unknown ids throw a RangeError naming them; a malformed salient suffix (or one on a
+ * non-RTN base) throws a MixqError naming the id and the expected form.
+ */
 export function candidatesById(ids: readonly string[]): SensitivityCandidate[] {
   const all = new Map([...fullCandidates(), ...ggmlCandidates()].map((c) => [c.id, c] as const));
   return ids.map((id) => {
     const c = all.get(id);
-    if (!c) throw new RangeError(`unknown candidate '${id}'`);
-    return c;
+    if (c) return c;
+    if (id.includes('-sp')) {
+      const m = SALIENT_ID.exec(id);
+      const base = m ? all.get(m[1]!) : undefined;
+      const pct = m ? Number(m[3]) : NaN;
+      if (!m || !base || base.algorithm !== 'rtn' || base.blockType !== undefined || !(pct > 0 && pct < 100))
+        throw new MixqError(`malformed salient candidate id '${id}'`, {
+          source: 'candidate id',
+          field: id,
+          expected: SALIENT_FORM,
+        });
+      return salientCandidate(base, pct / 100, m[2] === 'a' ? 'activation' : 'hessian');
+    }
+    throw new RangeError(`unknown candidate '${id}'`);
   });
 }
 
@@ -224,6 +295,10 @@ export function candidateCost(
     const bt = getBlockType(c.blockType);
     const bytes = rows * Math.ceil(cols / bt.blockSize) * bt.bytesPerBlock;
     return { bits: 8 * bytes, bytes };
+  }
+  if (c.salient) {
+    const s = salientStorage(c.quantizer, rows, cols, { fraction: c.salient.fraction });
+    return { bits: s.bits, bytes: s.bytes };
   }
   const s = storageCost(c.quantizer, [rows, cols]);
   return { bits: s.bits, bytes: s.bytes };

@@ -72,9 +72,12 @@ export interface SalientConfig {
 }
 
 export interface SalientStats {
-  /** Per-input-channel activation scale (e.g. mean |x| or rms) for 'activation'. */
-  readonly actScale?: Float32Array;
-  /** diag(H) per input channel for 'hessian'. */
+  /**
+   * Activation scale (e.g. mean |x| or rms) for 'activation': one per column (length cols), or one per
+   * element (length rows * cols) when columns read different channels in different rows (grouped convs).
+   */
+  readonly actScale?: Float32Array | Float64Array;
+  /** diag(H) for 'hessian': one per column (length cols) or one per element (length rows * cols). */
   readonly hessianDiag?: Float32Array | Float64Array;
 }
 
@@ -92,10 +95,60 @@ export interface SalientResult extends OutlierResult {
   readonly sparse: CsrMatrix;
 }
 
+/**
+ * Storage bits of a CSR side matrix of `nnz` values in a [rows, cols] matrix: fp16 values, column indices
+ * of 16 bits (cols <= 65536) or 32, and rows + 1 row pointers of 32 bits. Always whole bytes.
+ */
+export function csrStorageBits(rows: number, cols: number, nnz: number): number {
+  const idxBits = cols <= 65536 ? 16 : 32;
+  return nnz * (16 + idxBits) + (rows + 1) * 32;
+}
+
 /** Storage bits of a CSR side matrix (fp16 values, 16/32-bit column indices, 32-bit row pointers). */
 export function csrBits(m: CsrMatrix): number {
-  const idxBits = m.cols <= 65536 ? 16 : 32;
-  return m.values.length * (16 + idxBits) + (m.rows + 1) * 32;
+  return csrStorageBits(m.rows, m.cols, m.values.length);
+}
+
+/** How many weights salientSparse keeps: round(count ?? fraction * n), clamped to [0, n] (fraction 0.01 by default). */
+export function salientCount(
+  rows: number,
+  cols: number,
+  cfg: Pick<SalientConfig, 'count' | 'fraction'>,
+): number {
+  const n = rows * cols;
+  return Math.min(n, Math.max(0, Math.round(cfg.count ?? (cfg.fraction ?? 0.01) * n)));
+}
+
+/**
+ * Exact storage of salientSparse's result on a [rows, cols] weight, known before quantizing: the dense
+ * quantizer's storageCost plus the CSR side matrix of salientCount values. `bytes` rounds the dense part's
+ * sections as storageCost does (the CSR part is whole bytes).
+ */
+export function salientStorage(
+  quantizer: QuantizerConfig,
+  rows: number,
+  cols: number,
+  cfg: Pick<SalientConfig, 'count' | 'fraction'>,
+): { count: number; bits: number; bytes: number } {
+  const count = salientCount(rows, cols, cfg);
+  const dense = storageCost(quantizer, [rows, cols]);
+  const csr = csrStorageBits(rows, cols, count);
+  return { count, bits: dense.bits + csr, bytes: dense.bytes + csr / 8 };
+}
+
+/** Reader of a per-column or per-element statistic as a function of the element index. */
+function perElement(
+  a: Float32Array | Float64Array | undefined,
+  rows: number,
+  cols: number,
+  field: string,
+): (i: number) => number {
+  if (a && a.length === cols) return (i) => a[i % cols]!;
+  if (a && a.length === rows * cols) return (i) => a[i]!;
+  throw new MixqError(`${field} needed`, {
+    field,
+    expected: `${cols} values (one per column) or ${rows * cols} (one per element)`,
+  });
 }
 
 /** Dense-and-sparse quantization of W [rows, cols] keeping the most salient weights in fp16. */
@@ -107,19 +160,15 @@ export function salientSparse(
   cfg: SalientConfig,
 ): SalientResult {
   const n = rows * cols;
-  const k = Math.min(n, Math.max(0, Math.round(cfg.count ?? (cfg.fraction ?? 0.01) * n)));
+  const k = salientCount(rows, cols, cfg);
   const sal = new Float64Array(n);
   if (cfg.criterion === 'activation') {
-    const a = stats.actScale;
-    if (!a || a.length !== cols)
-      throw new MixqError('actScale needed', { field: 'actScale', expected: String(cols) });
-    for (let i = 0; i < n; i++) sal[i] = Math.abs(W[i]!) * a[i % cols]!;
+    const a = perElement(stats.actScale, rows, cols, 'actScale');
+    for (let i = 0; i < n; i++) sal[i] = Math.abs(W[i]!) * a(i);
   } else {
-    const h = stats.hessianDiag;
-    if (!h || h.length !== cols)
-      throw new MixqError('hessianDiag needed', { field: 'hessianDiag', expected: String(cols) });
+    const h = perElement(stats.hessianDiag, rows, cols, 'hessianDiag');
     const q = fakeQuant(W, [rows, cols], cfg.quantizer);
-    for (let i = 0; i < n; i++) sal[i] = (W[i]! - q[i]!) ** 2 * h[i % cols]!;
+    for (let i = 0; i < n; i++) sal[i] = (W[i]! - q[i]!) ** 2 * h(i);
   }
   // the k largest saliencies: threshold from a typed-array sort, ties broken by element order
   const keep = new Uint8Array(n);
@@ -159,6 +208,6 @@ export function salientSparse(
     rowPtr[r + 1] = p;
   }
   const sparse: CsrMatrix = { rows, cols, rowPtr, colIdx, values };
-  const bits = storageCost(cfg.quantizer, [rows, cols]).bits + csrBits(sparse);
+  const bits = salientStorage(cfg.quantizer, rows, cols, cfg).bits;
   return { Q, sparse, bits, bitsPerWeight: bits / n };
 }
