@@ -6,6 +6,7 @@
  */
 import { fromRows, type RowLayout, rowLayout, toRows } from '../analysis/sensitivity/layout.ts';
 import { gptqCandidate, quantizeCandidate } from '../analysis/sensitivity/quantize.ts';
+import { rtn } from '../quant/algorithms/rtn.ts';
 import { MixqError } from '../core/errors.ts';
 import type { ExportedWeight, PrequantizedBlocks } from '../export/onnx/quantize.ts';
 import type { Plan } from '../plan/schema.ts';
@@ -22,7 +23,7 @@ import {
   modelInfo,
   type QuantizeEmit,
 } from './quantize.node.ts';
-import { gptqBlocks, onnxAssignment, rowCandidate } from './schemes.ts';
+import { hasScaleSearch, onnxAssignment, prequantizedBlocks, rowCandidate } from './schemes.ts';
 import { resolveTask } from './tasks.node.ts';
 
 export interface ApplyResult {
@@ -127,8 +128,15 @@ export async function applyPlan(
     const W = toRows(fed.original(pw.name), L);
     if (emit === 'onnx' && pw.scheme.algorithm === 'gptq') {
       const g = gptqCandidate(W, L, c, stats.get(pw.name) ?? fail(pw.name));
-      quantized.set(pw.name, gptqBlocks(g, c.quantizer));
+      quantized.set(pw.name, prequantizedBlocks(g, c.quantizer));
       sims.set(pw.name, fromRows(g.Q, L));
+    } else if (emit === 'onnx' && hasScaleSearch(c)) {
+      const r = rtn(W, [L.rows, L.cols], { quantizer: c.quantizer });
+      quantized.set(
+        pw.name,
+        prequantizedBlocks({ codes: r.quantized.codes, ...r.quantized.params }, c.quantizer),
+      );
+      sims.set(pw.name, fromRows(r.Q, L));
     } else if (emit !== 'onnx' || correctBiases)
       sims.set(pw.name, fromRows(quantizeCandidate(W, L, c, stats.get(pw.name)), L));
   }

@@ -27,11 +27,11 @@ import { codeToGrid } from '../quant/element.ts';
 import { quantizerGrid } from '../quant/qparams.ts';
 import type { PlanScheme } from '../plan/schema.ts';
 import type { Granularity } from '../quant/granularity.ts';
-import type { QuantizerConfig } from '../quant/qparams.ts';
+import type { QuantizerConfig, ScaleRule } from '../quant/qparams.ts';
 
 /**
  * Candidates onnxruntime runs natively: int8 / FP8 E4M3 / int4 per channel, int4 g128 / g32, int2 g32 (RTN,
- * and GPTQ for the grouped int4 / int2).
+ * and GPTQ for the grouped int4 / int2), and the int4 / int2 ones with the clipping search.
  */
 export const DEPLOY_CANDIDATE_IDS: readonly string[] = [
   'int8-pc-rtn',
@@ -43,13 +43,23 @@ export const DEPLOY_CANDIDATE_IDS: readonly string[] = [
   'int4-g32-gptq',
   'int2-g32-rtn',
   'int2-g32-gptq',
+  // the same with the clipping search (stored as codes)
+  'int4-pc-rtn-mse',
+  'int4-g128-rtn-mse',
+  'int4-g32-rtn-mse',
+  'int2-g32-rtn-mse',
+  'int2-g32-gptq-mse',
 ];
 
 /**
- * GPTQ's codes and parameters as the ONNX exporter takes them (rows = output channels, blocks along the
- * reduction): the grid value of every code, the stored scales and the integer zero points.
+ * Codes and parameters computed here (GPTQ's, or RTN's with a clipping search) as the ONNX exporter takes
+ * them (rows = output channels, blocks along the reduction): the grid value of every code, the stored
+ * scales and the integer zero points.
  */
-export function gptqBlocks(r: GptqResult, q: QuantizerConfig): PrequantizedBlocks {
+export function prequantizedBlocks(
+  r: Pick<GptqResult, 'codes' | 'scale' | 'zero' | 'offset'> & { readonly perm?: Int32Array | null },
+  q: QuantizerConfig,
+): PrequantizedBlocks {
   if (r.perm)
     throw new MixqError('act-order GPTQ groups are not contiguous', { field: 'actOrder', expected: 'false' });
   const grid = quantizerGrid(q);
@@ -64,6 +74,15 @@ export function gptqBlocks(r: GptqResult, q: QuantizerConfig): PrequantizedBlock
     zero[i] = z;
   }
   return { q: Int32Array.from(r.codes, (c) => codeToGrid(grid, c)), scale: r.scale, zero };
+}
+
+/**
+ * Whether a scheme's ranges come from a search (not min-max): the ONNX exporter, which quantizes
+ * min-max itself, then needs the codes (prequantizedBlocks).
+ */
+export function hasScaleSearch(s: { readonly scaleRule?: ScaleRule } | SensitivityCandidate): boolean {
+  const rule = 'quantizer' in s ? s.quantizer.scaleRule : s.scaleRule;
+  return rule !== undefined && rule.kind !== 'minmax';
 }
 
 /** Group size of a row-layout candidate along the reduction (cols), or undefined for per-channel. */
@@ -120,6 +139,7 @@ export function planScheme(c: SensitivityCandidate, L: RowLayout): PlanScheme {
     algorithm: c.algorithm,
     scaleFormat: q.scaleFormat ?? 'fp32',
     symmetric: q.symmetric,
+    ...(q.scaleRule && q.scaleRule.kind !== 'minmax' ? { scaleRule: q.scaleRule } : {}),
     ...(c.salient
       ? {
           outliers: {
@@ -203,11 +223,18 @@ export function rowCandidate(s: PlanScheme, L: RowLayout, field = 'scheme'): Sen
   };
   const algorithm: SensitivityAlgorithm = s.algorithm;
   const gs = granularity.kind === 'group' ? `g${granularity.size}` : 'pc';
-  const scheme = `${element.name}-${gs}`;
+  // integer schemes are named by their bits, as the candidate set names them ('int4-g32': uint4 codes)
+  const scheme = `${element.kind === 'int' ? `int${element.bits}` : element.name}-${gs}`;
+  const rule = s.scaleRule?.kind === 'minmax' ? undefined : s.scaleRule;
+  if (rule && (element.kind !== 'int' || algorithm === 'awq'))
+    throw new MixqError(`scale rule '${rule.kind}' on a ${element.name} ${algorithm} scheme`, {
+      field: `${field}.scaleRule`,
+      expected: 'an integer format with rtn or gptq (or no scaleRule)',
+    });
   const c: SensitivityCandidate = {
-    id: `${scheme}-${algorithm}`,
+    id: `${scheme}-${algorithm}${rule ? `-${rule.kind}` : ''}`,
     scheme,
-    quantizer,
+    quantizer: rule ? { ...quantizer, scaleRule: rule } : quantizer,
     algorithm,
     elementBits: elementBitsOf(quantizer),
   };
@@ -228,7 +255,7 @@ export function schemeCost(s: PlanScheme, L: RowLayout): { bits: number; bytes: 
  * convolutions; blocks need `opset` >= 13, which the exporter raises to 21). undefined = no native operator
  * (int3/5/6/7, floats other than FP8 per channel, AWQ for now; FP4 / NVFP4 / MXFP4: onnxruntime 1.30 has no
  * FLOAT4E2M1 kernel, see FP4_REFUSAL in export/onnx/quantize.ts). GPTQ schemes map like RTN ones; their
- * codes come from GPTQ (gptqBlocks).
+ * codes come from GPTQ (prequantizedBlocks).
  */
 export function onnxAssignment(
   s: PlanScheme,

@@ -10,6 +10,7 @@ import { MixqError } from '../core/errors.ts';
 import { getBlockType } from '../blocks/registry.ts';
 import { FORMATS, getFormat } from '../formats/registry.ts';
 import type { Granularity } from '../quant/granularity.ts';
+import type { ScaleRule } from '../quant/qparams.ts';
 import { checkScaleFormat, type ScaleFormat } from '../quant/scale-format.ts';
 import {
   PLAN_ALGORITHMS,
@@ -228,12 +229,33 @@ function readOutliers(r: Reader, v: unknown, field: string): PlanOutliers {
   return { kind, criterion, count: r.int(o.count, `${field}.count`, 0) };
 }
 
+function readScaleRule(r: Reader, v: unknown, field: string): ScaleRule {
+  const kind = r.oneOf(r.obj(v, field, ['kind'], ['grid', 'minRatio', 'norm']).kind, `${field}.kind`, [
+    'minmax',
+    'mse',
+  ] as const);
+  if (kind === 'minmax') {
+    r.obj(v, field, ['kind']);
+    return { kind };
+  }
+  const o = r.obj(v, field, ['kind'], ['grid', 'minRatio', 'norm']);
+  const minRatio = o.minRatio === undefined ? undefined : r.num(o.minRatio, `${field}.minRatio`, 0);
+  if (minRatio !== undefined && minRatio > 1)
+    r.fail(`${field}.minRatio`, `got ${minRatio}`, 'a clipping ratio in [0, 1]');
+  return {
+    kind,
+    ...(o.grid !== undefined ? { grid: r.int(o.grid, `${field}.grid`, 1) } : {}),
+    ...(minRatio !== undefined ? { minRatio } : {}),
+    ...(o.norm !== undefined ? { norm: r.num(o.norm, `${field}.norm`, 0) } : {}),
+  };
+}
+
 function readScheme(r: Reader, v: unknown, field: string, rank: number): PlanScheme {
   const o = r.obj(
     v,
     field,
     ['format', 'granularity', 'algorithm', 'scaleFormat', 'symmetric'],
-    ['blockType', 'outliers'],
+    ['blockType', 'outliers', 'scaleRule'],
   );
   const format = r.str(o.format, `${field}.format`);
   try {
@@ -264,6 +286,7 @@ function readScheme(r: Reader, v: unknown, field: string, rank: number): PlanSch
     algorithm: r.oneOf<PlanAlgorithm>(o.algorithm, `${field}.algorithm`, PLAN_ALGORITHMS),
     scaleFormat: readScaleFormat(r, o.scaleFormat, `${field}.scaleFormat`),
     symmetric: r.bool(o.symmetric, `${field}.symmetric`),
+    ...(o.scaleRule !== undefined ? { scaleRule: readScaleRule(r, o.scaleRule, `${field}.scaleRule`) } : {}),
     ...(blockType !== undefined ? { blockType } : {}),
     ...(o.outliers !== undefined ? { outliers: readOutliers(r, o.outliers, `${field}.outliers`) } : {}),
   };

@@ -17,6 +17,7 @@
  *     "bitsPerWeight": 4.5, "bytes": 62208, "predictedDamage": 0.0012 }
  */
 import type { Granularity } from '../quant/granularity.ts';
+import type { ScaleRule } from '../quant/qparams.ts';
 import type { ScaleFormat } from '../quant/scale-format.ts';
 
 export const PLAN_SCHEMA_VERSION = 1;
@@ -42,6 +43,11 @@ export interface PlanScheme {
   readonly algorithm: PlanAlgorithm;
   readonly scaleFormat: ScaleFormat;
   readonly symmetric: boolean;
+  /**
+   * How each group's range is chosen (src/quant/qparams.ts): absent = min-max; { kind: 'mse' } = the
+   * clipping ratio with the least squared error (optional grid, minRatio, norm).
+   */
+  readonly scaleRule?: ScaleRule;
   /** ggml block layout name (src/blocks registry) when stored as one, e.g. 'Q4_K'. */
   readonly blockType?: string;
   readonly outliers?: PlanOutliers;

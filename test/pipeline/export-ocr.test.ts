@@ -12,7 +12,16 @@ import { quantizeCandidate } from '../../src/analysis/sensitivity/quantize.ts';
 import { readOnnxFile } from '../../src/io/onnx/file.node.ts';
 import { onnxModelView } from '../../src/io/onnx/view.ts';
 import { exportOnnx } from '../../src/pipeline/quantize.node.ts';
-import { onnxAssignment, onnxStorage, planScheme, schemeCost } from '../../src/pipeline/schemes.ts';
+import {
+  hasScaleSearch,
+  onnxAssignment,
+  onnxStorage,
+  planScheme,
+  prequantizedBlocks,
+  schemeCost,
+} from '../../src/pipeline/schemes.ts';
+import type { PrequantizedBlocks } from '../../src/export/onnx/quantize.ts';
+import { rtn } from '../../src/quant/algorithms/rtn.ts';
 import { PLAN_SCHEMA_VERSION, type PlanWeight, planTotals } from '../../src/plan/schema.ts';
 import { validatePlan } from '../../src/plan/parse.ts';
 import { loadOcrLines, ocrInput, ocrModelPath } from '../../src/runtime/bundled.node.ts';
@@ -36,7 +45,7 @@ function manualPlan(file: string, weights: PlanWeight[]) {
   );
 }
 
-test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block MatMuls) exports exactly', async () => {
+test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block MatMuls, searched ranges) exports exactly', async () => {
   const path = ocrModelPath();
   const file = await readOnnxFile(path);
   const tensors = onnxModelView(file).tensors;
@@ -47,7 +56,11 @@ test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block M
     'conv2d_171.w_0': 'int4-pc-rtn', // depthwise 5x5
     'linear_77.w_0': 'int4-g32-rtn', // MatMul [120, 360]: MatMulNBits
     'linear_80.w_0': 'int2-g32-rtn', // MatMul [240, 120]: 2-bit MatMulNBits
+    // clipping search: the ranges are not min-max, so the codes are passed to the exporter
+    'linear_78.w_0': 'int4-g32-rtn-mse', // MatMulNBits with searched scales
+    'conv2d_176.w_0': 'int4-pc-rtn-mse', // per-channel DequantizeLinear with searched scales
   };
+  const pre = new Map<string, PrequantizedBlocks>();
   const layouts = new Map<string, { L: ReturnType<typeof rowLayout>; consumer: string }>();
   const weights: PlanWeight[] = [];
   const sim = new Map<string, Float32Array>();
@@ -78,14 +91,23 @@ test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block M
     });
     const W = await loadWeightFloat32(fileForValues, byName.get(name)!);
     sim.set(name, fromRows(quantizeCandidate(toRows(W, L), L, c), L));
+    if (hasScaleSearch(c)) {
+      const r = rtn(toRows(W, L), [L.rows, L.cols], { quantizer: c.quantizer });
+      pre.set(name, prequantizedBlocks({ codes: r.quantized.codes, ...r.quantized.params }, c.quantizer));
+    }
   }
+  assert.equal(pre.size, 2);
   await fileForValues.close();
   assert.equal(
     onnxAssignment(weights[1]!.scheme, layouts.get('conv2d_170.w_0')!.L, 'Conv:1', 9)?.granularity,
     'channel',
   );
   const plan = manualPlan('rec.onnx', weights);
-  const built = await exportOnnx(path, plan, layouts, new Map(), 9);
+  await assert.rejects(
+    exportOnnx(path, plan, layouts, new Map(), 9),
+    /weight '(linear_78|conv2d_176)\.w_0' \(searched ranges\) needs its codes/,
+  );
+  const built = await exportOnnx(path, plan, layouts, pre, 9);
   const stored = built.weights.reduce((s, w) => s + w.codeBytes + w.scaleBytes + w.zeroPointBytes, 0);
   assert.equal(stored, plan.totals.bytes, 'exported storage = the plan bytes');
   const line = loadOcrLines()[0]!;

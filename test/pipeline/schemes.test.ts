@@ -160,3 +160,90 @@ test('onnxAssignment: native operators per weight kind, undefined where onnxrunt
   // every deploy candidate is exportable on a matrix
   for (const id of DEPLOY_CANDIDATE_IDS) assert.ok(a(id, matmul, 'MatMul:1'), id);
 });
+
+test('clipping-search candidates: ids, plan round trip through the plan file, refusals', () => {
+  const [mse, gmse, smse] = candidatesById(['int3-g32-rtn-mse', 'int2-g32-gptq-mse', 'int3-g32-rtn-mse-sp1']);
+  assert.deepEqual(mse!.quantizer.scaleRule, { kind: 'mse' });
+  assert.equal(gmse!.algorithm, 'gptq');
+  assert.deepEqual(smse!.quantizer.scaleRule, { kind: 'mse' });
+  assert.equal(smse!.salient?.fraction, 0.01);
+  assert.throws(() => candidatesById(['nf4-g64-rtn-mse']), /only offered on integer RTN \/ GPTQ/);
+  assert.throws(() => candidatesById(['int4-g32-awq-mse']), /only offered on integer RTN \/ GPTQ/);
+  const W = randn(matmul.rows * matmul.cols, 5);
+  for (const c of [mse!, smse!]) {
+    const s = planScheme(c, matmul);
+    assert.deepEqual(s.scaleRule, { kind: 'mse' });
+    // through the file format: serialised, validated, read back
+    const cost = schemeCost(s, matmul);
+    const plan = validatePlan(
+      JSON.parse(
+        JSON.stringify({
+          schemaVersion: 1,
+          model: { file: 'm.onnx', size: 1 },
+          budget: { kind: 'bitsPerWeight', bits: 4 },
+          objective: { damage: 'kl' },
+          weights: [
+            {
+              name: 'w',
+              shape: [96, 40],
+              scheme: s,
+              bitsPerWeight: 1,
+              bytes: cost.bytes,
+              predictedDamage: 0,
+            },
+          ],
+          totals: { elements: 3840, bytes: cost.bytes, bitsPerWeight: 1, predictedDamage: 0 },
+          solver: { name: 'manual', status: 'heuristic' },
+        }),
+      ),
+      'test',
+    );
+    const back = rowCandidate(plan.weights[0]!.scheme, matmul);
+    assert.equal(back.id, c.id);
+    const st = {
+      channels: matmul.cols,
+      meanSquare: Float64Array.from({ length: matmul.cols }, (_, j) => 1 + j),
+    };
+    assert.deepEqual(quantizeCandidate(W, matmul, back, st), quantizeCandidate(W, matmul, c, st));
+  }
+  // the search changes the result (and lowers the squared error) against min-max
+  const plain = candidatesById(['int3-g32-rtn'])[0]!;
+  const err = (c: typeof plain) => {
+    const q = quantizeCandidate(W, matmul, c);
+    let e = 0;
+    for (let i = 0; i < W.length; i++) e += (q[i]! - W[i]!) ** 2;
+    return e;
+  };
+  assert.ok(err(mse!) < err(plain), `${err(mse!)} < ${err(plain)}`);
+  // a scale rule the plan format does not know, or on a float format, is refused naming the field
+  const s = planScheme(mse!, matmul);
+  assert.throws(
+    () => rowCandidate({ ...s, format: 'fp4_e2m1fn', symmetric: true }, matmul, 'weights[0].scheme'),
+    /weights\[0\]\.scheme\.scaleRule/,
+  );
+  assert.throws(
+    () =>
+      validatePlan(
+        {
+          schemaVersion: 1,
+          model: { file: 'm.onnx', size: 1 },
+          budget: { kind: 'bitsPerWeight', bits: 4 },
+          objective: { damage: 'kl' },
+          weights: [
+            {
+              name: 'w',
+              shape: [96, 40],
+              scheme: { ...s, scaleRule: { kind: 'percentile' } },
+              bitsPerWeight: 1,
+              bytes: 1,
+              predictedDamage: 0,
+            },
+          ],
+          totals: { elements: 3840, bytes: 1, bitsPerWeight: 1, predictedDamage: 0 },
+          solver: { name: 'manual', status: 'heuristic' },
+        },
+        'plan.json',
+      ),
+    /scaleRule\.kind/,
+  );
+});

@@ -21,12 +21,16 @@
  * (src/quant/algorithms/outliers.ts salientSparse, criterion 'hessian' with H_jj = E[x_j^2]); storage is
  * the dense part plus the side matrix, exactly (salientStorage). '-spa<percent>' ranks by the
  * 'activation' criterion (|w| * rms(x)) instead. They need the layer's calibration statistics.
+ *
+ * Clipping-search candidates (ids '<int rtn | gptq id>-mse', e.g. 'int3-g32-rtn-mse', 'int2-g32-gptq-mse'):
+ * each group's range minimises the squared rounding error over clipping ratios instead of taking the
+ * min-max range (clipSearchCandidate). They combine with salient weights: 'int3-g32-rtn-mse-sp1'.
  */
 import { getBlockType } from '../../blocks/registry.ts';
 import { MixqError } from '../../core/errors.ts';
 import { getFormat } from '../../formats/index.ts';
 import { salientStorage } from '../../quant/algorithms/outliers.ts';
-import type { QuantizerConfig } from '../../quant/qparams.ts';
+import type { QuantizerConfig, ScaleRule } from '../../quant/qparams.ts';
 import { storageCost } from '../../quant/quantizer.ts';
 import type { ScaleFormat } from '../../quant/scale-format.ts';
 
@@ -255,6 +259,33 @@ export function salientCandidate(
   };
 }
 
+/** The clipping search of '-mse' candidates: GPTQ's grid over clipping ratios, least squared error. */
+export const MSE_SCALE_RULE: ScaleRule = { kind: 'mse' };
+
+/**
+ * The clipping-search variant of an integer RTN or GPTQ candidate: each group's range is the clipping
+ * ratio (1, 0.99, ... 0.2 of its min-max range) with the least squared error (qparams.ts 'mse', as GPTQ's
+ * `mse` option) instead of the min-max range. Same storage; id: base id + '-mse'.
+ */
+export function clipSearchCandidate(base: SensitivityCandidate): SensitivityCandidate {
+  const q = base.quantizer;
+  if (
+    q.element.kind !== 'int' ||
+    (base.algorithm !== 'rtn' && base.algorithm !== 'gptq') ||
+    base.blockType !== undefined ||
+    base.salient !== undefined ||
+    (q.scaleRule !== undefined && q.scaleRule.kind !== 'minmax')
+  )
+    throw new MixqError(
+      `the clipping search is only offered on integer RTN / GPTQ candidates, not '${base.id}'`,
+      {
+        field: base.id,
+        expected: 'an integer rtn or gptq candidate with the min-max rule (no ggml / salient)',
+      },
+    );
+  return { ...base, id: `${base.id}-mse`, quantizer: { ...q, scaleRule: MSE_SCALE_RULE } };
+}
+
 const SALIENT_ID = /^(.+)-sp(a?)(\d+(?:\.\d+)?)$/;
 const SALIENT_FORM =
   "'<rtn candidate id>-sp<percent>' (or '-spa<percent>' for the activation criterion), percent in (0, 100), e.g. 'int3-g32-rtn-sp1' or 'int4-g32-rtn-sp0.5'";
@@ -266,14 +297,30 @@ const SALIENT_FORM =
  */
 export function candidatesById(ids: readonly string[]): SensitivityCandidate[] {
   const all = new Map([...fullCandidates(), ...ggmlCandidates()].map((c) => [c.id, c] as const));
-  return ids.map((id) => {
+  const resolve = (id: string): SensitivityCandidate => {
     const c = all.get(id);
     if (c) return c;
+    if (id.endsWith('-mse')) {
+      const base = all.get(id.slice(0, -4));
+      if (base) return clipSearchCandidate(base);
+    }
     if (id.includes('-sp')) {
       const m = SALIENT_ID.exec(id);
-      const base = m ? all.get(m[1]!) : undefined;
+      let base: SensitivityCandidate | undefined;
+      try {
+        base = m ? resolve(m[1]!) : undefined;
+      } catch {
+        base = undefined;
+      }
       const pct = m ? Number(m[3]) : NaN;
-      if (!m || !base || base.algorithm !== 'rtn' || base.blockType !== undefined || !(pct > 0 && pct < 100))
+      if (
+        !m ||
+        !base ||
+        base.algorithm !== 'rtn' ||
+        base.blockType !== undefined ||
+        base.salient !== undefined ||
+        !(pct > 0 && pct < 100)
+      )
         throw new MixqError(`malformed salient candidate id '${id}'`, {
           source: 'candidate id',
           field: id,
@@ -282,7 +329,8 @@ export function candidatesById(ids: readonly string[]): SensitivityCandidate[] {
       return salientCandidate(base, pct / 100, m[2] === 'a' ? 'activation' : 'hessian');
     }
     throw new RangeError(`unknown candidate '${id}'`);
-  });
+  };
+  return ids.map(resolve);
 }
 
 /** Exact storage of a candidate on a weight of `rows` outputs x `cols` reduction elements. */
