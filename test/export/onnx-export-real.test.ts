@@ -1,7 +1,7 @@
 /**
  * Quantized export of the real models, run in onnxruntime-node and compared with the fake-quant
  * simulation: PP-OCRv4 rec (paddle2onnx, opset 9, MatMul weights as Constant nodes: MatMulNBits; Conv
- * weights per output channel through com.microsoft DequantizeLinear since opset 9 < 13) and the bundled
+ * weights through standard DequantizeLinear after the exact opset 9 -> 21 upgrade, export/onnx/opset.ts) and the bundled
  * GPT (models/gpt/model.onnx, weights in model.safetensors as external data; skipped when absent).
  * Every quantizable weight at 8 bits, at 4 bits (block 32), and (OCR) mixed: MatMul 4-bit, Conv 8-bit. Sizes printed.
  */

@@ -6,7 +6,8 @@
  *   'dequantizelinear'     W  ->  DequantizeLinear(Wq, scale[, zero_point]) feeding the original node:
  *                            MatMul / Gemm: blocked along K (axis 0, or 1 for Gemm transB=1), opset 21;
  *                            Conv: per output channel (axis 0); Gather: blocked along the row.
- *                            Models below opset 13 use com.microsoft DequantizeLinear (per channel only).
+ *                            Models at opset 9..20 are raised to 21 (opset.ts); those that cannot be
+ *                            use com.microsoft DequantizeLinear (per channel only).
  *   'gatherblockquantized' Gather(W[V,D], ids)  ->  com.microsoft GatherBlockQuantized(Wq, ids, scales[, zp])
  *   'keep'                 untouched (norms, biases, logits: simply leave them out of the assignments)
  * FP4 (FLOAT4E2M1: NVFP4, MXFP4) is refused with FP4_REFUSAL: onnxruntime 1.30 cannot load it.
@@ -40,7 +41,7 @@ import {
   quantizeBlocks,
   transpose,
 } from './layouts.ts';
-import { upgradeDefaultOpset } from './opset.ts';
+import { canUpgradeOpset, upgradeDefaultOpset } from './opset.ts';
 import { getFormat } from '../../formats/index.ts';
 import { chooseQParams, fakeQuantWith, type QuantizerConfig, quantize } from '../../quant/index.ts';
 
@@ -536,7 +537,8 @@ export async function quantizeOnnxWeights(
   );
   let dqDomain = '';
   if (needStd > opset) {
-    if (opset >= 13) {
+    // opset 9..20 models are raised to 21 when every node converts exactly (opset.ts), else com.microsoft
+    if (canUpgradeOpset(proto, 21)) {
       upgradeDefaultOpset(proto, 21, source);
       notes.push(`ai.onnx opset raised from ${opset} to 21 (ir_version >= 10) for DequantizeLinear`);
     } else {
@@ -545,7 +547,7 @@ export async function quantizeOnnxWeights(
         fail(
           `FP8 DequantizeLinear needs opset 19 and the model is at opset ${opset}`,
           `assignments[${JSON.stringify(fp8.w.name)}]`,
-          'an integer scheme for models below opset 13',
+          'an integer scheme for models that cannot be raised to opset 21',
         );
       const blocked = dqPlans.find((p) => p.bq.nBlocks > 1);
       if (blocked)
@@ -555,7 +557,9 @@ export async function quantizeOnnxWeights(
           "granularity 'channel' or scheme matmulnbits",
         );
       dqDomain = MS;
-      notes.push(`model opset ${opset} < 13: per-channel weights use com.microsoft DequantizeLinear`);
+      notes.push(
+        `model opset ${opset} cannot be raised to 21: per-channel weights use com.microsoft DequantizeLinear`,
+      );
     }
   }
   const inits: TensorProto[] = [];
