@@ -14,13 +14,18 @@
  *   anything else (a >= hi: overflow region, inf, NaN): the group's byte offset is appended to an
  *   exception list and the caller recomputes its SIMD_BLOCK lanes with the reference.
  *
- * Speed (issue 2): the common path is ~9 SIMD instructions per 4 lanes. Lanes needing more (a >= hi, or
- * a < lo unless 'int') are found by one range test per block in a detection pass over a group of UNROLL
- * blocks; the group is then rounded by the integer formula alone (common) or, behind one rarely taken
- * branch, by the full pass (FPU lane, exception bookkeeping). Constants (D, lo, hi, C) are baked into each
- * module, so the shift is an immediate and nothing is re-splatted in the common loop. Measured kernel
- * alone, in place on 64K L2-resident elements, standard normal data: bf16 ~2.6 G/s, fp16 ~2.35 G/s (it
- * was ~1.9 when the group's results were held across the branch: register spills).
+ * Speed (issue 2): the common path is one pass of 9 SIMD instructions per 4 lanes (load, 5 for the
+ * integer formula, store, and a range key `x << 1` folded into an unsigned max); the group of UNROLL
+ * blocks keeps its inputs in registers, and one compare of the max at the end of the group finds lanes
+ * needing more (a >= hi, or a < lo unless 'int'). Behind that rarely taken branch the inputs are stored
+ * back and the group is redone by the full pass (FPU lane, exception bookkeeping). Constants (D, lo, hi,
+ * C) are baked into each module, so the shift is an immediate, and the constant vectors reach the loop as
+ * parameters of an inner function, so V8 keeps them in registers (it rematerializes constant splats
+ * inside the loop otherwise). Measured kernel alone, in place on 64K L2-resident elements, standard normal
+ * data, paired in one process (scratch/kab.ts): bf16 ~3.35 G/s, fp16 ~3.1 G/s, against 2.6 and 2.37 for
+ * the earlier detection-pass-then-rounding-pass kernel. On this shared VM every compute loop also has
+ * phases of roughly half speed (same code, same data, same process; not code placement, not anything on
+ * the guest's other core: host-level contention), where these become ~1.7 and ~1.5 G/s.
  *
  * The module is a few hundred bytes, assembled below from annotated opcodes (no build step, no binary blob
  * to trust). It imports its memory, so one memory serves kernels of every constant set: a shared scratch
@@ -43,8 +48,9 @@
 export const CHUNK = 1 << 16;
 /**
  * 4-lane blocks per kernel loop iteration. Unrolling pays V8's loop-header check (stack guard) and the
- * unusual-lane branch once per group; measured kernel-only speed in place (bf16, 64K chunk): 2 blocks
- * ~1.5 G/s, 4 ~1.85, 8 ~2.35, 16 ~2.5 but fp16 drops to ~1.0 (register spills: V8 uses 16 xmm registers).
+ * unusual-lane branch once per group. 8 is the most that fits: the group's 8 inputs, 4-5 constants, the
+ * max and 2 temporaries take 15-16 of the 16 xmm registers V8 uses (earlier two-pass kernel, measured in
+ * place, bf16: 2 blocks ~1.5 G/s, 4 ~1.85, 8 ~2.35; 16 spilled).
  */
 const UNROLL = 8;
 /** Elements per kernel iteration; the driver passes chunk lengths that are multiples of it. */
@@ -98,18 +104,22 @@ const v128Store = (offset: number) => [...simd(0x0b), 4, ...uleb(offset)];
 const I32X4_SPLAT = simd(0x11);
 const F32X4_SPLAT = simd(0x13);
 const I32X4_GT_S = simd(0x3b);
+const I32X4_GE_U = simd(0x40);
 const V128_AND = simd(0x4e);
 const V128_OR = simd(0x50);
 const V128_XOR = simd(0x51);
 const V128_BITSELECT = simd(0x52);
 const V128_ANY_TRUE = simd(0x53);
+const I32X4_BITMASK = simd(164);
+const I32X4_SHL = simd(171);
 const I32X4_SHR_U = simd(173);
 const I32X4_ADD = simd(174);
+const I32X4_MAX_U = simd(185);
 const F32X4_ADD = simd(228);
 const F32X4_SUB = simd(229);
 const I32_ADD = [0x6a];
 const I32_SHL = [0x74];
-const I32_GE_U = [0x4f];
+const I32_LT_U = [0x49];
 const I32_STORE_EXC = [0x36, 2, ...uleb(EXC)]; // i32.store align 4, offset EXC
 const END = [0x0b];
 
@@ -132,103 +142,102 @@ export interface RneParams {
   readonly sub: SubnormalLane;
 }
 
-// Locals: 0 end (param, bytes), 1 i (param: start byte, advanced by the loop); i32: 2 count;
-// v128: 3 absMask, 4 one, 5 bias, 6 keep, 7 range shift, 8 range threshold, 9 unusual lanes of the group,
-// 10 x, 11 a, 12 exceptional lanes of the group.
+// The kernel is two functions: the exported `rne(end, start)` splats the constant vectors and calls
+// `kernel(end, start, one, bias, keep, offset, threshold)`, whose parameters the compiler cannot see
+// through, so the constants stay in registers for the whole loop (V8's TurboFan rematerializes a constant
+// splat at its uses inside the loop otherwise: 3 instructions per constant per iteration).
+// (Should a later V8 inline the inner function, that overhead may return: ~12% slower, same results.)
+// Kernel locals: parameters 0 end (bytes), 1 i (start byte, advanced by the loop), 2 one, 3 bias,
+// 4 keep, 5 range offset, 6 range threshold; 7 count (i32); v128: 8 range accumulator of the group,
+// 9 a, 10 exceptional lanes of the group, 11 x (full pass), 12 ... 12 + UNROLL - 1 the group's inputs.
 //
-// Each group of UNROLL blocks is read twice: a detection pass (range test only) and then either the
-// common pass (integer formula, stored block by block) or, rarely, the full pass. Nothing but the
-// constants of the pass in progress is live across blocks, so V8 keeps everything in xmm registers
-// (holding UNROLL results across the branch spilled in the FPU variant); the second load hits L1.
+// Common path, one pass: each block is loaded once, its range key 2a - 2lo (the shift drops the sign)
+// folded into a running unsigned max, and its integer-formula result stored at once; the group's inputs
+// stay in registers. At the end of the group one unsigned compare of the max tells whether any lane was
+// unusual; then (rarely) the inputs are stored back and the group is redone by the exceptional/full pass
+// from memory.
+const [END_, I, ONE, BIAS, KEEP, OFF, THR] = [0, 1, 2, 3, 4, 5, 6] as const;
+const [COUNT, ACC, A, EXCL, XF, X] = [7, 8, 9, 10, 11, 12] as const;
 function rneBody(p: RneParams): number[] {
   const bias = (1 << (p.D - 1)) - 1;
   const keep = ~((1 << p.D) - 1);
   // "Unusual" lanes need more than the integer formula: a >= hi always, and a < lo unless the integer
-  // formula covers it ('int'). Both at once is one unsigned range test (a - lo) >=u (hi - lo); SSE has
-  // no unsigned compare, so flip the sign bit: a + (2^31 - lo) >s (hi - lo - 2^31 - 1). With lo = 0
-  // ('int') it is a >s hi - 1 (a >= 0), one instruction.
+  // formula covers it ('int'). Both at once is one unsigned range test (a - lo) >=u (hi - lo), done on
+  // 2a = x << 1 (sign dropped, no mask): 2a - 2lo >=u 2(hi - lo) (2 hi < 2^32). With lo = 0 ('int') it
+  // is 2a >=u 2 hi. The test is monotone, so the max over the group's keys decides for the group.
   const loU = p.sub === 'int' ? 0 : p.lo;
-  const shift = (0x80000000 - loU) | 0;
-  const threshold = loU === 0 ? (p.hi - 1) | 0 : (p.hi - loU - 0x80000000 - 1) | 0;
+  const offset = (-2 * loU) | 0;
+  const threshold = (2 * (p.hi - loU)) | 0;
   const splat = (v: number) => [...i32const(v), ...I32X4_SPLAT];
-  const load = (k: number) => [...get(1), ...v128Load(16 * k)];
-  const store = (k: number, value: number[]) => [...get(1), ...value, ...v128Store(16 * k)];
+  const load = (k: number) => [...get(I), ...v128Load(16 * k)];
+  const store = (k: number, value: number[]) => [...get(I), ...value, ...v128Store(16 * k)];
   // normal result ((x + bias + ((x >> D) & 1)) & keep) of x (code pushing it, then code pushing it again):
-  // on x itself, sign
-  // included, since a < hi <= 0x7f7fffff means no carry can reach the sign bit
+  // on x itself, sign included, since a < hi <= 0x7f7fffff means no carry can reach the sign bit
   const normal = (x: number[], again = x) => [
-    ...[...x, ...get(5), ...I32X4_ADD],
-    ...[...again, ...i32const(p.D), ...I32X4_SHR_U, ...get(4), ...V128_AND, ...I32X4_ADD],
-    ...[...get(6), ...V128_AND],
+    ...[...x, ...get(BIAS), ...I32X4_ADD],
+    ...[...again, ...i32const(p.D), ...I32X4_SHR_U, ...get(ONE), ...V128_AND, ...I32X4_ADD],
+    ...[...get(KEEP), ...V128_AND],
   ];
   const blocks = [...Array(UNROLL).keys()];
-  // detection: unusual lanes of the group, accumulated in local 9
-  const detect = (k: number): number[] => [
-    ...load(k),
-    ...get(3),
-    ...V128_AND,
-    ...(loU === 0 ? [] : [...get(7), ...I32X4_ADD]),
-    ...get(8),
-    ...I32X4_GT_S,
-    ...(k === 0 ? set(9) : [...get(9), ...V128_OR, ...set(9)]),
+  // common path, block k: load, fold the range key into ACC, store the integer-formula result
+  const common = (k: number): number[] => [
+    ...[...load(k), ...set(X + k)],
+    ...[...get(X + k), ...i32const(1), ...I32X4_SHL],
+    ...(loU === 0 ? [] : [...get(OFF), ...I32X4_ADD]),
+    ...(k === 0 ? set(ACC) : [...get(ACC), ...I32X4_MAX_U, ...set(ACC)]),
+    ...store(k, normal(get(X + k))),
   ];
-  // full pass, exceptions: a > hi - 1, plus a < lo when subnormals are refused (constants splatted here:
-  // this path is rare, and keeping them in locals would cost registers on the common one)
+  // rare path: the inputs back, then exceptions: a > hi - 1, plus a < lo when subnormals are refused
+  // (constants splatted here: this path is rare)
+  const restore = (k: number): number[] => store(k, get(X + k));
   const exceptional = (k: number): number[] => [
-    ...[...load(k), ...get(3), ...V128_AND, ...tee(11), ...splat(p.hi - 1), ...I32X4_GT_S],
-    ...(p.sub === 'refuse' ? [...splat(p.lo), ...get(11), ...I32X4_GT_S, ...V128_OR] : []),
-    ...(k === 0 ? set(12) : [...get(12), ...V128_OR, ...set(12)]),
+    ...[...load(k), ...splat(0x7fffffff), ...V128_AND, ...tee(A), ...splat(p.hi - 1), ...I32X4_GT_S],
+    ...(p.sub === 'refuse' ? [...splat(p.lo), ...get(A), ...I32X4_GT_S, ...V128_OR] : []),
+    ...(k === 0 ? set(EXCL) : [...get(EXCL), ...V128_OR, ...set(EXCL)]),
   ];
   // full pass, no exception in the group: subnormal results by the FPU lane
   // r = a < lo ? (f32(a) + C - C) | s : normal, with s = x ^ a
   const full = (k: number): number[] =>
     p.sub !== 'fpu'
-      ? store(k, normal([...load(k), ...tee(10)], get(10)))
+      ? store(k, normal([...load(k), ...tee(XF)], get(XF)))
       : [
-          ...[...load(k), ...tee(10), ...get(3), ...V128_AND, ...set(11)],
+          ...[...load(k), ...tee(XF), ...splat(0x7fffffff), ...V128_AND, ...set(A)],
           ...store(k, [
-            ...[...get(11), 0x43, ...f32Bytes(p.C), ...F32X4_SPLAT, ...F32X4_ADD],
+            ...[...get(A), 0x43, ...f32Bytes(p.C), ...F32X4_SPLAT, ...F32X4_ADD],
             ...[0x43, ...f32Bytes(p.C), ...F32X4_SPLAT, ...F32X4_SUB],
-            ...[...get(10), ...get(11), ...V128_XOR, ...V128_OR],
-            ...normal(get(10)),
-            ...[...splat(p.lo), ...get(11), ...I32X4_GT_S, ...V128_BITSELECT],
+            ...[...get(XF), ...get(A), ...V128_XOR, ...V128_OR],
+            ...normal(get(XF)),
+            ...[...splat(p.lo), ...get(A), ...I32X4_GT_S, ...V128_BITSELECT],
           ]),
         ];
   const code: number[][] = [
-    // constant vectors of the common path, splatted once outside the loop
-    [...splat(0x7fffffff), ...set(3)],
-    [...splat(1), ...set(4)],
-    [...splat(bias), ...set(5)],
-    [...splat(keep), ...set(6)],
-    [...splat(shift), ...set(7)],
-    [...splat(threshold), ...set(8)],
-    // block { loop { if (i >= end) break;
-    [0x02, 0x40, 0x03, 0x40],
-    [...get(1), ...get(0), ...I32_GE_U, 0x0d, 1],
-    ...blocks.map(detect),
+    // if (i < end) loop {
+    [...get(I), ...get(END_), ...I32_LT_U, 0x04, 0x40, 0x03, 0x40],
+    ...blocks.map(common),
     // if (any lane unusual) {
-    [...get(9), ...V128_ANY_TRUE, 0x04, 0x40],
+    [...get(ACC), ...get(THR), ...I32X4_GE_U, ...I32X4_BITMASK, 0x04, 0x40],
+    ...blocks.map(restore),
     ...blocks.map(exceptional),
-    //   if (any exception) exceptions[count++] = i (the group is not stored: its lanes keep their
-    //   inputs for the caller's reference pass) else full pass
-    [...get(12), ...V128_ANY_TRUE, 0x04, 0x40],
-    [...get(2), ...i32const(2), ...I32_SHL, ...get(1), ...I32_STORE_EXC],
-    [...get(2), ...i32const(1), ...I32_ADD, ...set(2)],
+    //   if (any exception) exceptions[count++] = i (the group keeps its inputs for the caller's
+    //   reference pass) else full pass
+    [...get(EXCL), ...V128_ANY_TRUE, 0x04, 0x40],
+    [...get(COUNT), ...i32const(2), ...I32_SHL, ...get(I), ...I32_STORE_EXC],
+    [...get(COUNT), ...i32const(1), ...I32_ADD, ...set(COUNT)],
     [0x05], // else
     ...blocks.map(full),
     [...END],
-    // } else common pass
-    [0x05],
-    ...blocks.map((k) => store(k, normal([...load(k), ...tee(10)], get(10)))),
     [...END],
-    // i += 16 * UNROLL; continue } }
-    [...get(1), ...i32const(16 * UNROLL), ...I32_ADD, ...set(1), 0x0c, 0],
+    // i += 16 * UNROLL; continue while i < end }
+    [...get(I), ...i32const(16 * UNROLL), ...I32_ADD, ...tee(I), ...get(END_), ...I32_LT_U, 0x0d, 0],
     [...END, ...END],
-    [...get(2), ...END],
+    [...get(COUNT), ...END],
   ];
-  const locals = [2, ...uleb(1), 0x7f, ...uleb(10), 0x7b]; // 1 i32, 10 v128
+  const locals = [2, 1, 0x7f, ...uleb(X + UNROLL - ACC), 0x7b]; // 1 i32, 4 + UNROLL v128
   const body = [...locals, ...code.flat()];
-  return [...uleb(body.length), ...body];
+  // rne(end, start) = kernel(end, start, ...constant vectors)
+  const constants = [1, bias, keep, offset, threshold].flatMap(splat);
+  const wrapper = [0, ...get(0), ...get(1), ...constants, 0x10, 0, ...END];
+  return [...uleb(body.length), ...body, ...uleb(wrapper.length), ...wrapper];
 }
 
 function f32Bytes(v: number): number[] {
@@ -236,14 +245,15 @@ function f32Bytes(v: number): number[] {
 }
 
 function moduleBytes(p: RneParams): Uint8Array {
-  const type = [1, 0x60, 2, 0x7f, 0x7f, 1, 0x7f]; // (i32 end, i32 start) -> i32
+  // type 0: rne (i32 end, i32 start) -> i32; type 1: kernel (i32, i32, 5 x v128) -> i32
+  const type = [2, 0x60, 2, 0x7f, 0x7f, 1, 0x7f, 0x60, 7, 0x7f, 0x7f, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b, 1, 0x7f];
   const bytes = [
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // "\0asm", version 1
     ...section(1, type),
     ...section(2, [1, ...str('env'), ...str('mem'), 0x02, 0x00, 1]), // import memory env.mem, min 1 page
-    ...section(3, [1, 0]), // one function of type 0
-    ...section(7, [1, ...str('rne'), 0x00, 0]),
-    ...section(10, [1, ...rneBody(p)]),
+    ...section(3, [2, 1, 0]), // function 0 kernel (type 1), function 1 rne (type 0)
+    ...section(7, [1, ...str('rne'), 0x00, 1]),
+    ...section(10, [2, ...rneBody(p)]),
   ];
   return Uint8Array.from(bytes);
 }
