@@ -28,6 +28,7 @@ import type { PlanScheme } from '../../src/plan/schema.ts';
 import { serialisePlan } from '../../src/plan/serialise.ts';
 import { salientSparse } from '../../src/quant/algorithms/outliers.ts';
 import { fakeQuant, storageCost } from '../../src/quant/quantizer.ts';
+import { oneWeightPlan } from '../plan-util.ts';
 
 const one = (id: string): SensitivityCandidate => candidatesById([id])[0]!;
 
@@ -195,24 +196,7 @@ test('plan round trip: planScheme -> plan file -> rowCandidate quantizes identic
       const n = L.rows * L.cols;
       const cost = schemeCost(s, L);
       assert.deepEqual(cost, candidateCost(c, L.rows, L.cols));
-      const text = serialisePlan({
-        schemaVersion: 1,
-        model: { file: 'm.onnx', size: 1 },
-        budget: { kind: 'bitsPerWeight', bits: 4 },
-        objective: { damage: 'kl' },
-        weights: [
-          {
-            name: 'w',
-            shape: L.dims,
-            scheme: s,
-            bitsPerWeight: cost.bits / n,
-            bytes: cost.bytes,
-            predictedDamage: 0,
-          },
-        ],
-        totals: { elements: n, bytes: cost.bytes, bitsPerWeight: cost.bits / n, predictedDamage: 0 },
-        solver: { name: 'manual', status: 'heuristic' },
-      });
+      const text = serialisePlan(oneWeightPlan(s, L.dims, cost));
       const back = rowCandidate(parsePlan(text, 'test').weights[0]!.scheme, L);
       // the base id is rowCandidate's own naming (element name: 'uint3-g32-rtn'), the suffix is kept
       assert.equal(

@@ -18,6 +18,7 @@ import {
 } from '../../src/pipeline/schemes.ts';
 import { fakeQuant } from '../../src/quant/quantizer.ts';
 import { validatePlan } from '../../src/plan/parse.ts';
+import { oneWeightPlan } from '../plan-util.ts';
 
 const matmul = rowLayout([96, 40], 1); // MatMul B [K = 96, N = 40]
 const conv1 = rowLayout([24, 64, 1, 1], 0); // 1 x 1 conv
@@ -73,27 +74,7 @@ test('plan schemes validate as plan file entries', () => {
   const s = planScheme(c, matmul);
   assert.deepEqual(s.granularity, { kind: 'group', axis: 0, size: 32 });
   const cost = schemeCost(s, matmul);
-  const plan = validatePlan(
-    {
-      schemaVersion: 1,
-      model: { file: 'm.onnx', size: 1 },
-      budget: { kind: 'bitsPerWeight', bits: 4 },
-      objective: { damage: 'kl' },
-      weights: [
-        {
-          name: 'w',
-          shape: [96, 40],
-          scheme: s,
-          bitsPerWeight: cost.bits / 3840,
-          bytes: cost.bytes,
-          predictedDamage: 0,
-        },
-      ],
-      totals: { elements: 3840, bytes: cost.bytes, bitsPerWeight: cost.bits / 3840, predictedDamage: 0 },
-      solver: { name: 'manual', status: 'heuristic' },
-    },
-    'test',
-  );
+  const plan = validatePlan(oneWeightPlan(s, [96, 40], cost), 'test');
   assert.equal(plan.weights[0]!.scheme.format, 'uint4');
 });
 
@@ -175,29 +156,7 @@ test('clipping-search candidates: ids, plan round trip through the plan file, re
     assert.deepEqual(s.scaleRule, { kind: 'mse' });
     // through the file format: serialised, validated, read back
     const cost = schemeCost(s, matmul);
-    const plan = validatePlan(
-      JSON.parse(
-        JSON.stringify({
-          schemaVersion: 1,
-          model: { file: 'm.onnx', size: 1 },
-          budget: { kind: 'bitsPerWeight', bits: 4 },
-          objective: { damage: 'kl' },
-          weights: [
-            {
-              name: 'w',
-              shape: [96, 40],
-              scheme: s,
-              bitsPerWeight: 1,
-              bytes: cost.bytes,
-              predictedDamage: 0,
-            },
-          ],
-          totals: { elements: 3840, bytes: cost.bytes, bitsPerWeight: 1, predictedDamage: 0 },
-          solver: { name: 'manual', status: 'heuristic' },
-        }),
-      ),
-      'test',
-    );
+    const plan = validatePlan(JSON.parse(JSON.stringify(oneWeightPlan(s, [96, 40], cost))), 'test');
     const back = rowCandidate(plan.weights[0]!.scheme, matmul);
     assert.equal(back.id, c.id);
     const st = {
@@ -225,22 +184,10 @@ test('clipping-search candidates: ids, plan round trip through the plan file, re
     () =>
       validatePlan(
         {
-          schemaVersion: 1,
-          model: { file: 'm.onnx', size: 1 },
-          budget: { kind: 'bitsPerWeight', bits: 4 },
-          objective: { damage: 'kl' },
-          weights: [
-            {
-              name: 'w',
-              shape: [96, 40],
-              scheme: { ...s, scaleRule: { kind: 'percentile' } },
-              bitsPerWeight: 1,
-              bytes: 1,
-              predictedDamage: 0,
-            },
-          ],
-          totals: { elements: 3840, bytes: 1, bitsPerWeight: 1, predictedDamage: 0 },
-          solver: { name: 'manual', status: 'heuristic' },
+          ...oneWeightPlan({ ...s, scaleRule: { kind: 'percentile' } as never }, [96, 40], {
+            bits: 8,
+            bytes: 1,
+          }),
         },
         'plan.json',
       ),
