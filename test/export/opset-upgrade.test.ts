@@ -52,6 +52,11 @@ interface Spec {
   outputs: [string, number, Shape][];
 }
 
+/** Float outputs of unknown shape, by name. */
+function floatOutputs(...names: string[]): [string, number, Shape][] {
+  return names.map((n) => [n, F, undefined]);
+}
+
 function build(s: Spec): Uint8Array {
   const proto = onnxMessageType('ModelProto').fromObject({
     ir_version: s.opset >= 13 ? 7 : 5,
@@ -221,12 +226,7 @@ test('Clip-6 (opset 9): min/max attributes -> inputs, old +-FLT_MAX defaults kep
         return n;
       }),
       inputs: [['x', F, [2, 3, 4]]],
-      outputs: [
-        ['a', F, undefined],
-        ['b', F, undefined],
-        ['c', F, undefined],
-        ['d', F, undefined],
-      ],
+      outputs: floatOutputs('a', 'b', 'c', 'd'),
     },
     { x },
   );
@@ -254,12 +254,7 @@ test('Pad-2 (opset 9): pads/value -> inputs (constant with value, reflect, edge)
         pad('p4', 'd', 'edge'),
       ],
       inputs: [['x', F, [1, 2, 4, 5]]],
-      outputs: [
-        ['a', F, undefined],
-        ['b', F, undefined],
-        ['c', F, undefined],
-        ['d', F, undefined],
-      ],
+      outputs: floatOutputs('a', 'b', 'c', 'd'),
     },
     { x },
   );
@@ -287,11 +282,7 @@ test('Scatter-9 -> ScatterElements, Dropout-7 / Dropout-10 (ratio -> input), Bat
         ['u', F, [2, 4]],
         ['c', F, [2, 3, 2, 2]],
       ],
-      outputs: [
-        ['s', F, undefined],
-        ['d', F, undefined],
-        ['b', F, undefined],
-      ],
+      outputs: floatOutputs('s', 'd', 'b'),
     },
     { x, u, c },
   );
@@ -344,7 +335,7 @@ test('Softmax / LogSoftmax / Hardmax (opset 9): 2-D coercion rewritten exactly, 
       ['x', F, [2, 3, 4]],
       ['xu', F, undefined],
     ],
-    outputs: ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((n) => [n, F, undefined] as [string, number, Shape]),
+    outputs: floatOutputs('a', 'b', 'c', 'd', 'e', 'f', 'g'),
   };
   const feeds = { x, xu: f32(data, [2, 3, 4]) };
   await sameBeforeAfter('softmax', spec, feeds, true);
@@ -381,9 +372,7 @@ test('Squeeze / Unsqueeze / ReduceSum / ReduceMean / Split (opset 9): axes and s
         makeNode('Split', ['x'], ['h1', 'h2'], { name: 'split_eq', attrs: { axis: 0 } }),
       ],
       inputs: [['x', F, [2, 1, 5, 1]]],
-      outputs: ['a', 'b', 'c', 'd', 'e', 'f', 'g1', 'g2', 'h1', 'h2'].map(
-        (n) => [n, F, undefined] as [string, number, Shape],
-      ),
+      outputs: floatOutputs('a', 'b', 'c', 'd', 'e', 'f', 'g1', 'g2', 'h1', 'h2'),
     },
     { x },
   );
@@ -410,10 +399,7 @@ test('Resize-11 (opset 11), RoiAlign-10 (output_half_pixel), GridSample-16 (bili
         makeTensor('scales', F, [4], floatBytes(Float32Array.from([1, 1, 1.5, 2]), 'float32')),
       ],
       inputs: [['x', F, [1, 2, 4, 4]]],
-      outputs: [
-        ['r', F, undefined],
-        ['r2', F, undefined],
-      ],
+      outputs: floatOutputs('r', 'r2'),
     },
     { x },
   );
@@ -451,10 +437,7 @@ test('Resize-11 (opset 11), RoiAlign-10 (output_half_pixel), GridSample-16 (bili
         ['x', F, [1, 2, 4, 4]],
         ['grid', F, [1, 3, 3, 2]],
       ],
-      outputs: [
-        ['y', F, undefined],
-        ['z', F, undefined],
-      ],
+      outputs: floatOutputs('y', 'z'),
     },
     { x, grid },
   );
@@ -538,10 +521,7 @@ test('refusals name the node; canUpgradeOpset is a dry run', () => {
         opset: 9,
         nodes: [makeNode('Dropout', ['x'], ['y', 'm'], { name: 'drop_mask' })],
         inputs: [['x', F, [2]]],
-        outputs: [
-          ['y', F, undefined],
-          ['m', F, undefined],
-        ],
+        outputs: floatOutputs('y', 'm'),
       },
       /node "drop_mask" \(Dropout\): the Dropout mask output changed/,
     ],
