@@ -252,7 +252,8 @@ export function schemeCost(s: PlanScheme, L: RowLayout): { bits: number; bytes: 
  * How onnxruntime stores a scheme natively, for a weight read by `consumer` ('MatMul:1', 'Conv:1', ...):
  * MatMul B -> MatMulNBits (asymmetric 2/4/8-bit blocks of 16..256) or DequantizeLinear (per channel, or
  * symmetric); Gemm B / Conv W -> DequantizeLinear (per channel; blocks along the input channels for 1 x 1
- * convolutions; blocks need `opset` >= 13, which the exporter raises to 21). undefined = no native operator
+ * convolutions; blocks need `opset` >= 13, which the exporter raises to 21). `opset` is the one the file can
+ * have (modelInfo: 21 for older models whose operators upgrade exactly, export/onnx/opset.ts). undefined = no native operator
  * (int3/5/6/7, floats other than FP8 per channel, AWQ for now; FP4 / NVFP4 / MXFP4: onnxruntime 1.30 has no
  * FLOAT4E2M1 kernel, see FP4_REFUSAL in export/onnx/quantize.ts). GPTQ schemes map like RTN ones; their
  * codes come from GPTQ (prequantizedBlocks).
@@ -272,7 +273,7 @@ export function onnxAssignment(
     return undefined;
   const e = getFormat(s.format);
   const g0 = s.granularity;
-  // FP8 per output channel: DequantizeLinear with float8 codes (opset 19+, raised to 21 from 13 up)
+  // FP8 per output channel: DequantizeLinear with float8 codes (opset 19+, raised to 21)
   if (e.name === 'fp8_e4m3fn' || e.name === 'fp8_e5m2') {
     const perChannel = g0.kind === 'axis' || (g0.kind === 'group' && g0.size >= L.cols);
     if (s.algorithm !== 'rtn' || !s.symmetric || !perChannel || opset < 13) return undefined;
@@ -298,7 +299,7 @@ export function onnxAssignment(
   const perChannel = g.kind === 'axis' || (g.kind === 'group' && g.size >= L.cols);
   const size = g.kind === 'group' ? g.size : 0;
   const pow2Block = size >= 16 && size <= 256 && (size & (size - 1)) === 0;
-  // blocked DequantizeLinear needs opset 21; the exporter raises models from opset 13 up, not older ones
+  // blocked DequantizeLinear needs opset 21; the exporter raises models that upgrade exactly
   const blockedDq = opset >= 13;
   const op = consumer.split(':')[0];
   if (op === 'MatMul' && L.outputAxis === 1) {
