@@ -107,14 +107,17 @@ export function requireIrVersion(proto: ModelProto, v: number): void {
 export { C as DT };
 
 /**
- * A namer for new tensors and nodes of `graph`: returns `base`, or `base_1`, `base_2`, ... when the graph
- * (initializers, inputs, node names, node inputs and outputs) or an earlier call already uses the name.
+ * A namer for new tensors and nodes: returns `base`, or `base_1`, `base_2`, ... when one of `graphs` (its
+ * initializers, inputs, outputs, value_info, node names, node inputs and outputs) or an earlier call
+ * already uses the name. Pass every graph of a model with subgraphs: names are visible in nested scopes.
  */
-export function freshNamer(graph: GraphProto): (base: string) => string {
+export function freshNamer(graphs: GraphProto | readonly GraphProto[]): (base: string) => string {
   const taken = new Set<string>();
-  for (const t of graph.initializer) taken.add(t.name);
-  for (const v of graph.input) taken.add(v.name);
-  for (const n of graph.node) for (const x of [n.name, ...n.input, ...n.output]) taken.add(x);
+  for (const g of Array.isArray(graphs) ? graphs : [graphs as GraphProto]) {
+    for (const t of g.initializer) taken.add(t.name);
+    for (const v of [...g.input, ...g.output, ...g.value_info]) taken.add(v.name);
+    for (const n of g.node) for (const x of [n.name, ...n.input, ...n.output]) taken.add(x);
+  }
   return (base) => {
     let c = base;
     for (let i = 1; taken.has(c); i++) c = `${base}_${i}`;

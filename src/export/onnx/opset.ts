@@ -59,7 +59,15 @@ import type {
 } from '../../io/onnx/proto-types.ts';
 import { int64ToNumber } from '../../io/onnx/read.ts';
 import { onnxMessageType } from '../../io/onnx/schema.ts';
-import { DT, makeNode, makeTensor, opsetVersion, requireIrVersion, requireOpset } from './build.ts';
+import {
+  DT,
+  freshNamer,
+  makeNode,
+  makeTensor,
+  opsetVersion,
+  requireIrVersion,
+  requireOpset,
+} from './build.ts';
 
 /** Lowest opset this module converts from, and the highest it converts to. */
 export const MIN_UPGRADE_OPSET = 9;
@@ -322,22 +330,6 @@ export function canUpgradeOpset(proto: ModelProto, target: number): boolean {
   return upgradeBlocker(proto, target) === undefined;
 }
 
-/** A fresh-name source over every graph of the model (names are visible in nested scopes). */
-function modelNamer(graphs: readonly GraphProto[]): (base: string) => string {
-  const taken = new Set<string>();
-  for (const g of graphs) {
-    for (const t of g.initializer) taken.add(t.name);
-    for (const v of [...g.input, ...g.output, ...g.value_info]) taken.add(v.name);
-    for (const n of g.node) for (const x of [n.name, ...n.input, ...n.output]) taken.add(x);
-  }
-  return (base) => {
-    let c = base;
-    for (let i = 1; taken.has(c); i++) c = `${base}_${i}`;
-    taken.add(c);
-    return c;
-  };
-}
-
 class GraphRewriter {
   readonly inits: TensorProto[] = [];
   constructor(
@@ -531,7 +523,7 @@ export function upgradeDefaultOpset(proto: ModelProto, target: number, source = 
   }
   if (proto.graph) {
     const graphs = allGraphs(proto.graph);
-    const fresh = modelNamer(graphs);
+    const fresh = freshNamer(graphs);
     // outer-scope facts flow into subgraphs: infer parents first (allGraphs lists parents before children)
     const outerOf = new Map<GraphProto, Map<string, Info>>();
     for (const g of graphs) {
