@@ -6,7 +6,6 @@
  */
 import { fromRows, type RowLayout, rowLayout, toRows } from '../analysis/sensitivity/layout.ts';
 import { gptqCandidate, quantizeCandidate } from '../analysis/sensitivity/quantize.ts';
-import { rtn } from '../quant/algorithms/rtn.ts';
 import { MixqError } from '../core/errors.ts';
 import type { ExportedWeight, PrequantizedBlocks } from '../export/onnx/quantize.ts';
 import type { Plan } from '../plan/schema.ts';
@@ -23,7 +22,13 @@ import {
   modelInfo,
   type QuantizeEmit,
 } from './quantize.node.ts';
-import { hasScaleSearch, onnxAssignment, prequantizedBlocks, rowCandidate } from './schemes.ts';
+import {
+  hasScaleSearch,
+  onnxAssignment,
+  prequantizedBlocks,
+  rowCandidate,
+  rtnWithBlocks,
+} from './schemes.ts';
 import { resolveTask } from './tasks.node.ts';
 
 export interface ApplyResult {
@@ -131,11 +136,8 @@ export async function applyPlan(
       quantized.set(pw.name, prequantizedBlocks(g, c.quantizer));
       sims.set(pw.name, fromRows(g.Q, L));
     } else if (emit === 'onnx' && hasScaleSearch(c)) {
-      const r = rtn(W, [L.rows, L.cols], { quantizer: c.quantizer });
-      quantized.set(
-        pw.name,
-        prequantizedBlocks({ codes: r.quantized.codes, ...r.quantized.params }, c.quantizer),
-      );
+      const r = rtnWithBlocks(W, L, c);
+      quantized.set(pw.name, r.blocks);
       sims.set(pw.name, fromRows(r.Q, L));
     } else if (emit !== 'onnx' || correctBiases)
       sims.set(pw.name, fromRows(quantizeCandidate(W, L, c, stats.get(pw.name)), L));

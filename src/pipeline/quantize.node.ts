@@ -30,7 +30,6 @@ import type { LayerStats } from '../analysis/sensitivity/proxies.ts';
 import { applicable, gptqCandidate, quantizeCandidate } from '../analysis/sensitivity/quantize.ts';
 import { type DamageSource, proxyCorrelation, toAllocWeights } from '../analysis/sensitivity/table.ts';
 import { getBlockType } from '../blocks/registry.ts';
-import { rtn } from '../quant/algorithms/rtn.ts';
 import { MixqError } from '../core/errors.ts';
 import { opsetVersion } from '../export/onnx/build.ts';
 import { canUpgradeOpset } from '../export/onnx/opset.ts';
@@ -79,6 +78,7 @@ import {
   onnxStorage,
   planScheme,
   representable,
+  rtnWithBlocks,
 } from './schemes.ts';
 import { type QuantTask, resolveTask } from './tasks.node.ts';
 import { biasCorrector, readBiases } from './bias.node.ts';
@@ -366,11 +366,8 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
         q = fromRows(g.Q, w.L);
       } else if (target === 'onnx' && hasScaleSearch(cc)) {
         // the exporter quantizes min-max itself; searched ranges are passed as codes
-        const r = rtn(Wr, [w.L.rows, w.L.cols], { quantizer: cc.quantizer });
-        blocks.set(
-          key,
-          prequantizedBlocks({ codes: r.quantized.codes, ...r.quantized.params }, cc.quantizer),
-        );
+        const r = rtnWithBlocks(Wr, w.L, cc);
+        blocks.set(key, r.blocks);
         q = fromRows(r.Q, w.L);
       } else q = fromRows(quantizeCandidate(Wr, w.L, cc, w.stats), w.L);
       cache.set(key, q);
@@ -963,6 +960,7 @@ export async function exportSafetensors(
         granularity: p.scheme.granularity,
         symmetric: p.scheme.symmetric,
         scaleFormat: p.scheme.scaleFormat,
+        ...(p.scheme.scaleRule ? { scaleRule: p.scheme.scaleRule } : {}),
       },
       algorithm: p.scheme.algorithm,
       ...(p.scheme.outliers !== undefined ? { outliers: p.scheme.outliers } : {}),

@@ -25,6 +25,7 @@ import type { PrequantizedBlocks, WeightAssignment } from '../export/onnx/quanti
 import type { GptqResult } from '../quant/algorithms/gptq.ts';
 import { codeToGrid } from '../quant/element.ts';
 import { quantizerGrid } from '../quant/qparams.ts';
+import { rtn } from '../quant/algorithms/rtn.ts';
 import type { PlanScheme } from '../plan/schema.ts';
 import type { Granularity } from '../quant/granularity.ts';
 import type { QuantizerConfig, ScaleRule } from '../quant/qparams.ts';
@@ -74,6 +75,22 @@ export function prequantizedBlocks(
     zero[i] = z;
   }
   return { q: Int32Array.from(r.codes, (c) => codeToGrid(grid, c)), scale: r.scale, zero };
+}
+
+/**
+ * RTN of a row-layout candidate with its own scale rule, with the codes the ONNX exporter takes (for
+ * searched ranges, which the exporter's own min-max quantizer would not reproduce).
+ */
+export function rtnWithBlocks(
+  W: Float32Array,
+  L: RowLayout,
+  c: SensitivityCandidate,
+): { Q: Float32Array; blocks: PrequantizedBlocks } {
+  const r = rtn(W, [L.rows, L.cols], { quantizer: c.quantizer });
+  return {
+    Q: r.Q,
+    blocks: prequantizedBlocks({ codes: r.quantized.codes, ...r.quantized.params }, c.quantizer),
+  };
 }
 
 /**

@@ -66,3 +66,18 @@ test('emit safetensors: packed weights + quantization_config, equal to the simul
     /RTN element formats only/,
   );
 });
+
+test('emit safetensors: searched ranges (-mse) are written as simulated (the pipeline reads the file back)', async () => {
+  const r = await quantizeModel({
+    ...small,
+    emit: 'safetensors',
+    budget: { kind: 'bitsPerWeight', bits: 4 },
+    candidates: ['int8-pc-rtn', 'int3-g32-rtn-mse'],
+  });
+  assert.ok(
+    r.plan.weights.some((w) => w.scheme.scaleRule?.kind === 'mse'),
+    'the plan uses the clipping search',
+  );
+  const back = await readQuantizedSafetensors(concatBytes(r.output!.chunks));
+  assert.equal(back.weights.length, r.plan.weights.length);
+});

@@ -17,11 +17,10 @@ import {
   onnxAssignment,
   onnxStorage,
   planScheme,
-  prequantizedBlocks,
+  rtnWithBlocks,
   schemeCost,
 } from '../../src/pipeline/schemes.ts';
 import type { PrequantizedBlocks } from '../../src/export/onnx/quantize.ts';
-import { rtn } from '../../src/quant/algorithms/rtn.ts';
 import { PLAN_SCHEMA_VERSION, type PlanWeight, planTotals } from '../../src/plan/schema.ts';
 import { validatePlan } from '../../src/plan/parse.ts';
 import { loadOcrLines, ocrInput, ocrModelPath } from '../../src/runtime/bundled.node.ts';
@@ -91,10 +90,7 @@ test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block M
     });
     const W = await loadWeightFloat32(fileForValues, byName.get(name)!);
     sim.set(name, fromRows(quantizeCandidate(toRows(W, L), L, c), L));
-    if (hasScaleSearch(c)) {
-      const r = rtn(toRows(W, L), [L.rows, L.cols], { quantizer: c.quantizer });
-      pre.set(name, prequantizedBlocks({ codes: r.quantized.codes, ...r.quantized.params }, c.quantizer));
-    }
+    if (hasScaleSearch(c)) pre.set(name, rtnWithBlocks(toRows(W, L), L, c).blocks);
   }
   assert.equal(pre.size, 2);
   await fileForValues.close();
