@@ -351,6 +351,8 @@ function rangeError(
   norm: number,
   roundScale: (s: number) => number,
   scaleOverride?: number,
+  /** Stop summing once the error reaches this (the caller only keeps errors below its best). */
+  bound = Infinity,
 ): number {
   const p = paramsFromRange(
     grid,
@@ -360,9 +362,28 @@ function rangeError(
     scaleOverride === undefined ? roundScale : () => scaleOverride,
   );
   let err = 0;
+  if (grid.kind === 'int' && norm === 2) {
+    // fakeQuantValue's integer branch, inlined (the searches spend most of their time here)
+    const fr = Math.fround;
+    const { qmin, qmax } = grid;
+    const { scale, zero } = p;
+    for (let k = 0; k < vals.length; k++) {
+      const v = vals[k]!;
+      const t = fr(v / scale);
+      let q = Math.round(t);
+      if (q - t === 0.5 && q % 2 !== 0) q -= 1;
+      q += zero;
+      q = q < qmin ? qmin : q > qmax ? qmax : q;
+      const d = v - fr(scale * (q - zero));
+      err += wts[k]! * d * d;
+      if (err >= bound) return err;
+    }
+    return err;
+  }
   for (let k = 0; k < vals.length; k++) {
     const d = Math.abs(vals[k]! - fakeQuantValue(grid, p.scale, p.zero, p.offset, vals[k]!));
     err += wts[k]! * (norm === 2 ? d * d : d ** norm);
+    if (err >= bound) return err;
   }
   return err;
 }
@@ -405,7 +426,7 @@ function chooseRange(
     let bh = xmax;
     for (let i = 0; 1 - i / grd >= minRatio - 1e-12; i++) {
       const r = 1 - i / grd;
-      const e = rangeError(grid, sym, vals, wts, xmin * r, xmax * r, norm, roundScale);
+      const e = rangeError(grid, sym, vals, wts, xmin * r, xmax * r, norm, roundScale, undefined, best);
       if (e < best) {
         best = e;
         bl = xmin * r;
@@ -435,7 +456,7 @@ function chooseRange(
       const k0 = Math.ceil(Math.log2(amax / top));
       for (let k = k0 - 4; k <= k0; k++) {
         const s = 2 ** k;
-        const e = rangeError(grid, sym, vals, wts, xmin, xmax, 2, roundScale, s);
+        const e = rangeError(grid, sym, vals, wts, xmin, xmax, 2, roundScale, s, best);
         if (e < best) {
           best = e;
           bl = -s * top; // the symmetric range whose scale is exactly s
@@ -446,7 +467,7 @@ function chooseRange(
     }
     for (let i = 0; i < grd; i++) {
       const r = grd === 1 ? maxRatio : minRatio + ((maxRatio - minRatio) * i) / (grd - 1);
-      const e = rangeError(grid, sym, vals, wts, xmin * r, xmax * r, 2, roundScale);
+      const e = rangeError(grid, sym, vals, wts, xmin * r, xmax * r, 2, roundScale, undefined, best);
       if (e < best) {
         best = e;
         bl = xmin * r;

@@ -9,7 +9,13 @@ import { chop, getFormat, intSpec } from '../../src/formats/index.ts';
 import type { FormatSpec } from '../../src/formats/spec.ts';
 import { elementGrid, roundToGrid, type TableGrid } from '../../src/quant/element.ts';
 import { type Granularity, groupLayout } from '../../src/quant/granularity.ts';
-import { chooseQParams, type QuantizerConfig } from '../../src/quant/qparams.ts';
+import {
+  chooseQParams,
+  fakeQuantValue,
+  paramsFromRange,
+  type QuantizerConfig,
+  quantizerGrid,
+} from '../../src/quant/qparams.ts';
 import {
   dequantize,
   fakeQuant,
@@ -390,4 +396,68 @@ test('LLM-FP4 format search: E/M splits of 4 bits, picks the smallest error', as
       r.errors.find((e) => e.name === c.name)!.error,
       sse(x, fakeQuant(x, [8, 128], { ...base, element: c })),
     );
+});
+
+test("mse search equals a plain reference search (GPTQ's grid, element by element, importance weights)", () => {
+  // reference: every clipping ratio 1, 0.99, ..., 0.2 of the group's min-max range, each error summed in
+  // full from fakeQuantValue; the kept range is the first with the least error (as the library promises)
+  const rows = 6;
+  const cols = 64;
+  const gs = 32;
+  const x = normals(23, rows * cols);
+  x[3] = 7;
+  x[100] = -5;
+  const imp = Float32Array.from({ length: rows * cols }, (_, i) => 0.1 + ((i * 7919) % 13) / 5);
+  const fr = Math.fround;
+  for (const [bits, symmetric] of [
+    [2, false],
+    [3, false],
+    [4, true],
+    [4, false],
+    [8, true],
+  ] as const) {
+    const cfg: QuantizerConfig = {
+      element: intSpec(bits, symmetric),
+      granularity: { kind: 'group', axis: 1, size: gs },
+      symmetric,
+      scaleRule: { kind: 'mse' },
+      scaleFormat: 'fp16',
+    };
+    for (const weights of [undefined, imp]) {
+      const p = chooseQParams(x, [rows, cols], cfg, weights ? { weights } : {});
+      const grid = quantizerGrid(cfg);
+      const f16 = (s: number) => storeScales('fp16', Float64Array.of(s)).scale[0]!;
+      for (let r = 0; r < rows; r++)
+        for (let g = 0; g < cols / gs; g++) {
+          const at = (k: number) => r * cols + g * gs + k;
+          let lo = 0;
+          let hi = 0;
+          for (let k = 0; k < gs; k++) {
+            lo = Math.min(lo, x[at(k)]!);
+            hi = Math.max(hi, x[at(k)]!);
+          }
+          let best = Infinity;
+          let want = { scale: 0, zero: 0 };
+          for (let i = 0; 1 - i / 100 >= 0.2 - 1e-12; i++) {
+            const q = paramsFromRange(grid, symmetric, lo * (1 - i / 100), hi * (1 - i / 100), (s) =>
+              fr(f16(s)),
+            );
+            let e = 0;
+            for (let k = 0; k < gs; k++) {
+              const v = x[at(k)]!;
+              e +=
+                (weights ? weights[at(k)]! : 1) *
+                (v - fakeQuantValue(grid, q.scale, q.zero, q.offset, v)) ** 2;
+            }
+            if (e < best) {
+              best = e;
+              want = q;
+            }
+          }
+          const j = r * (cols / gs) + g;
+          assert.equal(p.scale[j], want.scale, `int${bits} sym=${symmetric} w=${!!weights} group ${j} scale`);
+          assert.equal(p.zero[j], want.zero, `int${bits} sym=${symmetric} w=${!!weights} group ${j} zero`);
+        }
+    }
+  }
 });
