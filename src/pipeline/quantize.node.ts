@@ -17,7 +17,12 @@ import type { Allocation, AllocationProblem, AllocWeight } from '../analysis/all
 import { solveGreedy } from '../analysis/allocate/greedy.ts';
 import { solveMilp } from '../analysis/allocate/milp.ts';
 import { paretoSweep } from '../analysis/allocate/pareto.ts';
-import { Q4_K_M_SCHEMES, ruleMix, GGML_SHAPE_FALLBACK } from '../analysis/allocate/rule-mix.ts';
+import {
+  GGML_SHAPE_FALLBACK,
+  Q4_K_M_SCHEMES,
+  ruleCategories,
+  ruleMix,
+} from '../analysis/allocate/rule-mix.ts';
 import {
   candidateCost,
   candidatesById,
@@ -73,6 +78,7 @@ import { loadWeightFedModel, type WeightFedModel } from '../runtime/weights.node
 import {
   DEPLOY_CANDIDATE_IDS,
   hasScaleSearch,
+  outputLayerSchemes,
   prequantizedBlocks,
   onnxAssignment,
   onnxStorage,
@@ -318,6 +324,9 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   // The candidates each weight can take: representable in its tensor layout and, for ONNX output, stored
   // by a native operator, whose exact bytes (MatMulNBits pads blocks and zero-point rows) replace the
   // format's own cost.
+  // the output layer: no clipping search (outputLayerSchemes)
+  const cats = ruleCategories(weights.map((w) => ({ name: w.name, ...(w.role ? { role: w.role } : {}) })));
+  const outputLayer = new Set(weights.filter((_, i) => cats[i] === 'output').map((w) => w.name));
   const allocWeights: AllocWeight[] = toAllocWeights(analysis.table, damage).map((aw) => {
     const w = wByName.get(aw.name)!;
     const cands = aw.candidates.flatMap((c) => {
@@ -334,7 +343,9 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
         field: aw.name,
         expected: '--emit none / safetensors, or other --candidates',
       });
-    return { ...aw, candidates: cands };
+    const allowed = outputLayer.has(aw.name) ? outputLayerSchemes(cands, byId) : undefined;
+    if (allowed) log(`output layer ${aw.name}: candidates without the clipping search only`);
+    return { ...aw, candidates: cands, ...(allowed ? { allowed } : {}) };
   });
   const bias = found
     ? biasCorrector(found, new Map(weights.map((w) => [w.name, w.L] as const)), analysis.stats, (n) =>

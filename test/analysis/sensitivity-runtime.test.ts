@@ -6,7 +6,17 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { candidatesById } from '../../src/analysis/sensitivity/candidates.ts';
 import { toAllocWeights } from '../../src/analysis/sensitivity/table.ts';
-import { analyzeSensitivity, createDamageMeter, syntheticProbe } from '../../src/runtime/sensitivity.node.ts';
+import { toRows } from '../../src/analysis/sensitivity/layout.ts';
+import { computeProxies } from '../../src/analysis/sensitivity/proxies.ts';
+import { quantizeCandidate } from '../../src/analysis/sensitivity/quantize.ts';
+import {
+  analyzeLoadedModel,
+  analyzeSensitivity,
+  captureLayerStats,
+  createDamageMeter,
+  outputAxes,
+  syntheticProbe,
+} from '../../src/runtime/sensitivity.node.ts';
 import { loadWeightFedModel } from '../../src/runtime/weights.node.ts';
 
 const MLP = 'test/fixtures/onnx/mlp.onnx';
@@ -49,4 +59,67 @@ test('noise-calibrated proxy and measured KL rank int2 worse than int8 on mlp.on
       ['int8-pc-rtn', 'int2-g32-rtn'],
     ],
   );
+});
+
+test('GPTQ candidates are scored out of sample: fitted on one half of the calibration, scored on the other', async () => {
+  const model = await loadWeightFedModel(MLP, { captureInputs: true });
+  const axes = await outputAxes(MLP);
+  const probe = await syntheticProbe(model, 8, { intHigh: 10, compare: 'mse' });
+  const opts = {
+    probe: () => probe,
+    candidates: candidatesById(['int4-g32-rtn', 'int2-g32-gptq']),
+    measure: false,
+  };
+  const held = await analyzeLoadedModel(model, axes, opts);
+  const inSample = await analyzeLoadedModel(model, axes, { ...opts, heldOut: false });
+  // the two folds' sums make up the full capture
+  const full = await captureLayerStats(model, probe.feeds);
+  const even = await captureLayerStats(
+    model,
+    probe.feeds.filter((_, i) => i % 2 === 0),
+  );
+  const odd = await captureLayerStats(
+    model,
+    probe.feeds.filter((_, i) => i % 2 === 1),
+  );
+  let fitted = 0;
+  for (const w of held.table.weights) {
+    const st = full.get(w.name)!;
+    const got = held.stats.get(w.name)!;
+    for (let i = 0; i < st.gram!.length; i++)
+      assert.ok(
+        Math.abs(got.gram![i]! - st.gram![i]!) <= 1e-12 * (1 + Math.abs(st.gram![i]!)),
+        `${w.name} gram`,
+      );
+    const L = held.layouts.get(w.name)!;
+    const W = toRows(model.original(w.name), L);
+    for (const e of w.entries) {
+      const c = candidatesById([e.candidate])[0]!;
+      const other = inSample.table.weights
+        .find((x) => x.name === w.name)!
+        .entries.find((x) => x.candidate === e.candidate)!;
+      if (c.algorithm === 'rtn') {
+        assert.equal(e.heldOut, undefined);
+        // the merged folds sum in another order than one capture: equal to rounding
+        const [x, y] = [e.proxies.output!, other.proxies.output!];
+        assert.ok(Math.abs(x - y) <= 1e-9 * y, `RTN is scored in sample either way: ${x} vs ${y}`);
+        continue;
+      }
+      fitted++;
+      assert.equal(e.heldOut, true);
+      assert.equal(other.heldOut, undefined);
+      const a = computeProxies(W, quantizeCandidate(W, L, c, even.get(w.name)!), L, odd.get(w.name)!);
+      const b = computeProxies(W, quantizeCandidate(W, L, c, odd.get(w.name)!), L, even.get(w.name)!);
+      const want = (a.output! + b.output!) / 2;
+      assert.ok(
+        Math.abs(e.proxies.output! - want) <= 1e-9 * want,
+        `${w.name}: ${e.proxies.output} vs ${want}`,
+      );
+      // in sample, GPTQ is scored on the data it was fitted to
+      const ins = computeProxies(W, quantizeCandidate(W, L, c, st), L, st).output!;
+      assert.ok(Math.abs(other.proxies.output! - ins) <= 1e-9 * ins);
+      assert.ok(e.proxies.output! > ins, `${w.name}: held out ${e.proxies.output} vs in sample ${ins}`);
+    }
+  }
+  assert.equal(fitted, 2);
 });

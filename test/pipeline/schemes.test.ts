@@ -11,6 +11,7 @@ import { Rng } from '../../src/core/rng.ts';
 import {
   DEPLOY_CANDIDATE_IDS,
   onnxAssignment,
+  outputLayerSchemes,
   planScheme,
   representable,
   rowCandidate,
@@ -193,4 +194,14 @@ test('clipping-search candidates: ids, plan round trip through the plan file, re
       ),
     /scaleRule\.kind/,
   );
+});
+
+test('outputLayerSchemes: the output layer drops clipping-search candidates only while another remains', () => {
+  const ids = ['int8-pc-rtn', 'int4-g32-rtn-mse', 'int2-g32-gptq', 'int2-g32-gptq-mse'];
+  const byId = new Map(candidatesById(ids).map((c) => [c.id, c] as const));
+  const rows = (xs: string[]) => xs.map((scheme) => ({ scheme }));
+  assert.deepEqual(outputLayerSchemes(rows(ids), byId), ['int8-pc-rtn', 'int2-g32-gptq']);
+  // nothing to drop, or nothing else left: no restriction
+  assert.equal(outputLayerSchemes(rows(['int8-pc-rtn', 'int2-g32-gptq']), byId), undefined);
+  assert.equal(outputLayerSchemes(rows(['int4-g32-rtn-mse', 'int2-g32-gptq-mse']), byId), undefined);
 });

@@ -109,16 +109,15 @@ export function uniformMix(weights: readonly RuleWeight[], scheme: string): Map<
 }
 
 /**
- * The llama.cpp Q4_K_M-style rule mix: scheme id per weight name.
- * @example ruleMix(view.tensors.filter((t) => t.quantizable), Q4_K_M_SCHEMES)
+ * The category of every weight (categorizeWeight, or `categorize`); without a named output layer, the
+ * last matmul / gemm weight in file order is the output layer (the head of CNNs and CTC recognizers).
+ * @example ruleCategories([{ name: 'a' , role: 'matmul-weight' }, { name: 'b', role: 'matmul-weight' }]) // ['other', 'output']
  */
-export function ruleMix(
+export function ruleCategories(
   weights: readonly RuleWeight[],
-  schemes: RuleMixSchemes,
-  opts: RuleMixOptions = {},
-): Map<string, string> {
-  const cats = weights.map(opts.categorize ?? categorizeWeight);
-  // Without a named output layer, the last matmul/gemm weight in file order is the head (CNNs, CTC).
+  categorize: (w: RuleWeight) => RuleCategory = categorizeWeight,
+): RuleCategory[] {
+  const cats = weights.map(categorize);
   if (!cats.includes('output')) {
     for (let i = weights.length - 1; i >= 0; i--) {
       const role = weights[i]!.role;
@@ -128,6 +127,19 @@ export function ruleMix(
       }
     }
   }
+  return cats;
+}
+
+/**
+ * The llama.cpp Q4_K_M-style rule mix: scheme id per weight name.
+ * @example ruleMix(view.tensors.filter((t) => t.quantizable), Q4_K_M_SCHEMES)
+ */
+export function ruleMix(
+  weights: readonly RuleWeight[],
+  schemes: RuleMixSchemes,
+  opts: RuleMixOptions = {},
+): Map<string, string> {
+  const cats = ruleCategories(weights, opts.categorize);
   // llama.cpp counts attn_v and ffn_down tensors in file order; sort by layer where known so the count
   // equals the layer index for dense models whatever the file order.
   const ordinal = new Map<number, { i: number; n: number }>();

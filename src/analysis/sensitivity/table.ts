@@ -28,6 +28,8 @@ export interface SensitivityEntry {
   readonly bytes: number;
   readonly proxies: ProxyValues & { readonly noiseCalibrated?: number };
   readonly measured?: MeasuredDamage;
+  /** The proxies were scored out of sample (fitted on one calibration fold, scored on the other). */
+  readonly heldOut?: boolean;
 }
 
 export interface WeightSensitivity {
