@@ -86,7 +86,8 @@ import {
   representable,
   rtnWithBlocks,
 } from './schemes.ts';
-import { type QuantTask, resolveTask } from './tasks.node.ts';
+import { pairedChangeInterval } from '../runtime/metrics.ts';
+import { type QuantTask, resolveTask, type TaskScore } from './tasks.node.ts';
 import { biasCorrector, readBiases } from './bias.node.ts';
 import { listWeights } from '../io/onnx/weights.ts';
 import { setTensorFloat32 } from '../io/onnx/tensor-data.ts';
@@ -389,19 +390,18 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   const variants = await variantEvaluator(task.modelPath);
   let evaluations = 0;
   let evalMs = 0;
-  const evalReplacements = async (rep: ReadonlyMap<string, Float32Array>): Promise<number> => {
+  const scoreReplacements = async (rep: ReadonlyMap<string, Float32Array>): Promise<TaskScore> => {
     const t = performance.now();
-    const m = await variants.run(withBias(rep), (runner) => task.evaluate(runner));
+    const m = await variants.run(withBias(rep), (runner) => task.score(runner));
     evaluations++;
     evalMs += performance.now() - t;
     return m;
   };
-  const evalAllocation = (a: Allocation): Promise<number> =>
-    evalReplacements(
-      new Map(allocWeights.map((w, i) => [w.name, simulate(w.name, byId.get(a.schemes[i]!)!)])),
-    );
-
-  const fp32 = await evalReplacements(new Map());
+  const fp32Score = await scoreReplacements(new Map());
+  const fp32 = fp32Score.value;
+  // the 95% paired-bootstrap interval of a model's change from fp32 (same lines / windows)
+  const changeCi = (s: TaskScore): { metricChangeCi?: [number, number] } =>
+    s.items && fp32Score.items ? { metricChangeCi: pairedChangeInterval(fp32Score.items, s.items) } : {};
   lap('fp32 evaluation');
   const reportMetric: ReportMetric = {
     name: task.metric.name,
@@ -417,18 +417,22 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   });
   const timeLimitSec = opts.timeLimitSec ?? 20;
   const mixqPoints: ReportPoint[] = [];
-  const evaluated = new Map<string, number>(); // allocation key -> metric
-  const evalCached = async (a: Allocation): Promise<number> => {
+  const evaluated = new Map<string, TaskScore>(); // allocation key -> score
+  const scoreCached = async (a: Allocation): Promise<TaskScore> => {
     const key = a.schemes.join('|');
     let m = evaluated.get(key);
     if (m === undefined) {
-      m = await evalAllocation(a);
+      m = await scoreReplacements(
+        new Map(allocWeights.map((w, i) => [w.name, simulate(w.name, byId.get(a.schemes[i]!)!)])),
+      );
       evaluated.set(key, m);
     }
     return m;
   };
+  const evalCached = async (a: Allocation): Promise<number> => (await scoreCached(a)).value;
   const addPoint = (a: Allocation, metric: number, budget: string) =>
     mixqPoints.push({
+      ...changeCi(evaluated.get(a.schemes.join('|')) ?? { value: metric }),
       bitsPerWeight: a.bitsPerWeight,
       bytes: a.bytes,
       metric,
@@ -537,12 +541,17 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     for (const j of jobs) {
       progress('baselines', k++, jobs.length);
       const tj = performance.now();
-      const metric = await evalReplacements(j.rep);
+      const jScore = await scoreReplacements(j.rep);
+      const metric = jScore.value;
       log(
         `baseline ${j.label}: ${(j.bits / elements).toFixed(3)} b/w, ${task.metric.name} ${fmt(metric)} (${((performance.now() - tj) / 1000).toFixed(1)} s)`,
       );
       const bpw = j.bits / elements;
-      series.push({ name: j.label, kind: j.kind, points: [{ bitsPerWeight: bpw, bytes: j.bytes, metric }] });
+      series.push({
+        name: j.label,
+        kind: j.kind,
+        points: [{ bitsPerWeight: bpw, bytes: j.bytes, metric, ...changeCi(jScore) }],
+      });
       // mixq at the same size
       let a: Allocation;
       try {
@@ -661,6 +670,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       bitsPerWeight: chosen.bitsPerWeight,
       predictedDamage: chosen.damage,
       metric: chosenMetric,
+      ...changeCi(evaluated.get(chosen.schemes.join('|')) ?? { value: chosenMetric }),
       solver: chosen.solver,
       solverStatus: chosen.status,
     },

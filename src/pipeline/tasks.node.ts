@@ -21,6 +21,7 @@ import { evaluateLm } from '../runtime/eval-lm.node.ts';
 import { evaluateOcr } from '../runtime/eval-ocr.node.ts';
 import { syntheticFeeds } from '../runtime/fidelity.node.ts';
 import {
+  type MetricItems,
   accumulateFidelity,
   detectOutputKind,
   finishFidelity,
@@ -53,6 +54,14 @@ export interface QuantTask {
   probe(model: WeightFedModel): DamageProbe | Promise<DamageProbe>;
   /** The task metric of a model (the weight-fed runner of a variant, or a session on an exported file). */
   evaluate(runner: ModelRunner): Promise<number>;
+  /** The task metric with its per-item sums where it has them (paired intervals between models). */
+  score(runner: ModelRunner): Promise<TaskScore>;
+}
+
+export interface TaskScore {
+  readonly value: number;
+  /** value = items.scale * sum(num) / sum(den) over lines (ocr) or windows (gpt). */
+  readonly items?: MetricItems;
 }
 
 export interface TaskOptions {
@@ -85,6 +94,11 @@ function gptTask(opts: TaskOptions): QuantTask {
     evaluation: `bits per character on held-out characters ${start}..${start + n} (windows of ${ctx}, no overlap)`,
     probe: (m) => gptProbe(m, { windows: calWindows }),
     evaluate: async (runner) => (await evaluateLm(runner, ids, { context: ctx, stride: ctx })).bitsPerChar,
+    async score(runner) {
+      const r = await evaluateLm(runner, ids, { context: ctx, stride: ctx });
+      const { nats, count } = r.perWindow;
+      return { value: r.bitsPerChar, items: { num: nats, den: count, scale: 1 / Math.LN2 } };
+    },
   };
 }
 
@@ -107,6 +121,10 @@ function ocrTask(opts: TaskOptions): QuantTask {
     evaluation: `character error rate on the other ${evalLines.length} line images (clean and degraded)`,
     probe: (m) => ocrProbe(m, { clean: cal, degraded: cal }),
     evaluate: async (runner) => 100 * (await evaluateOcr(runner, evalLines, charset)).cer,
+    async score(runner) {
+      const r = await evaluateOcr(runner, evalLines, charset);
+      return { value: 100 * r.cer, items: { num: r.perLine.edits, den: r.perLine.chars, scale: 100 } };
+    },
   };
 }
 
@@ -150,6 +168,9 @@ function genericTask(path: string, opts: TaskOptions): QuantTask {
         accumulateFidelity(acc, r.data, o.data, row, detectOutputKind(r.data, row));
       });
       return finishFidelity(acc).klMean;
+    },
+    async score(runner) {
+      return { value: await this.evaluate(runner) };
     },
   };
 }

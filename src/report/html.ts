@@ -9,6 +9,7 @@
  */
 import { bitsMapSpec, droppedSensitivity, paretoSpec, sensitivitySpec } from './charts.ts';
 import {
+  formatChangeCi,
   equalSizeRows,
   formatBytes,
   formatMs,
@@ -145,6 +146,7 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
         ? '—'
         : `${e(formatFigure(p.metric))} (fp32 ${e(formatFigure(m.fp32))}, ${formatPercent(relativeToFp32(m, p.metric))})`,
     ],
+    ...(p.metricChangeCi ? [['change vs fp32 (95% CI)', e(formatChangeCi(p.metricChangeCi, m.unit))]] : []),
     ['predicted damage', e(formatFigure(p.predictedDamage))],
     ...(p.measuredDamage === undefined ? [] : [['measured damage', e(formatFigure(p.measuredDamage))]]),
     ...(p.solver ? [['solver', e(`${p.solver}${p.solverStatus ? ` (${p.solverStatus})` : ''}`)]] : []),
@@ -178,6 +180,7 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
           formatBytes(pt.bytes),
           e(formatFigure(pt.metric)),
           formatPercent(relativeToFp32(m, pt.metric)),
+          pt.metricChangeCi ? e(formatChangeCi(pt.metricChangeCi, m.unit)) : '—',
           pt.predictedDamage === undefined ? '—' : e(formatFigure(pt.predictedDamage)),
         ]),
     );
@@ -256,7 +259,7 @@ ${table(['', ''], planRows, [false, false])}
 ${schemeRows.length > 0 ? table(['scheme', 'weights', 'elements', 'bytes'], schemeRows, [false, true, true, true]) : ''}
 
 <h2>mixq plans per budget</h2>
-${mixqRows.length > 0 ? table(['series', 'budget', 'b/w', 'size', e(m.name), 'vs fp32', 'predicted damage'], mixqRows, [false, false, true, true, true, true, true]) : '<p>No plans evaluated.</p>'}
+${mixqRows.length > 0 ? table(['series', 'budget', 'b/w', 'size', e(m.name), 'vs fp32', 'change, 95% CI', 'predicted damage'], mixqRows, [false, false, true, true, true, true, true, true]) : '<p>No plans evaluated.</p>'}
 
 <h2>Baselines at equal size</h2>
 ${eqRows.length > 0 ? table(['baseline', 'kind', 'b/w', 'size', e(m.name), `mixq ${e(m.name)} at this size`, 'mixq vs baseline'], eqRows, [false, false, true, true, true, true, true]) : '<p>No baselines evaluated.</p>'}

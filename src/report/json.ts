@@ -92,6 +92,13 @@ export function parseReportJson(text: string): ReportData {
         `series[${i}].points[${j}]`,
         '{bitsPerWeight, bytes, metric}',
       );
+      const ci = (p as { metricChangeCi?: unknown }).metricChangeCi;
+      need(
+        ci === undefined ||
+          (Array.isArray(ci) && ci.length === 2 && isNum(ci[0]) && isNum(ci[1]) && ci[0] <= ci[1]),
+        `series[${i}].points[${j}].metricChangeCi`,
+        '[low, high] with low <= high',
+      );
     });
   });
   need(Array.isArray(o.layers), 'layers', 'an array');

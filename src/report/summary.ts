@@ -87,6 +87,19 @@ export function formatFigure(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
+/**
+ * A 95% interval of a metric change: '+0.17..+0.62' (signed, 3 significant digits, the metric's unit
+ * after it), with 'within noise' when it holds 0.
+ */
+export function formatChangeCi(ci: readonly [number, number], unit = ''): string {
+  const f = (v: number) => {
+    const t = formatFigure(Number(v.toPrecision(3)));
+    return v > 0 ? `+${t}` : t;
+  };
+  const noise = ci[0] <= 0 && ci[1] >= 0;
+  return `${f(ci[0])}..${f(ci[1])}${unit}${noise ? ' (within noise)' : ''}`;
+}
+
 /** '+3.1%', '-0.4%', '0.0%'. */
 export function formatPercent(r: number, digits = 1): string {
   if (!Number.isFinite(r)) return '—';

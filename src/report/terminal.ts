@@ -5,6 +5,7 @@
  * asked (the CLI passes `color: process.stdout.isTTY`): bold header, green/red where mixq wins/loses.
  */
 import {
+  formatChangeCi,
   equalSizeRows,
   formatBytes,
   formatMs,
@@ -70,6 +71,7 @@ export function renderTerminalSummary(data: ReportData, opts: TerminalOptions): 
     ...(p.metric === undefined
       ? []
       : [`${m.name} ${formatFigure(p.metric)} (${formatPercent(relativeToFp32(m, p.metric))})`]),
+    ...(p.metricChangeCi ? [`change vs fp32, 95% CI ${formatChangeCi(p.metricChangeCi, m.unit)}`] : []),
     `predicted damage ${formatFigure(p.predictedDamage)}`,
     ...(p.measuredDamage === undefined ? [] : [`measured ${formatFigure(p.measuredDamage)}`]),
     ...(p.solver ? [`${p.solver}${p.solverStatus ? ` ${p.solverStatus}` : ''}`] : []),

@@ -43,6 +43,11 @@ export interface ReportPoint {
   readonly budget?: string;
   /** Total predicted damage of the allocation (proxy), when known. */
   readonly predictedDamage?: number;
+  /**
+   * 95% paired-bootstrap interval of the metric's change from fp32 over the evaluation items (lines,
+   * windows): a change whose interval holds 0 is within the evaluation data's noise.
+   */
+  readonly metricChangeCi?: readonly [number, number];
 }
 
 /**
@@ -98,6 +103,8 @@ export interface ReportPlan {
   readonly measuredDamage?: number;
   /** Task metric of the quantized model. */
   readonly metric?: number;
+  /** 95% paired-bootstrap interval of the metric's change from fp32 (ReportPoint.metricChangeCi). */
+  readonly metricChangeCi?: readonly [number, number];
   /** e.g. 'highs' / 'optimal'. */
   readonly solver?: string;
   readonly solverStatus?: string;

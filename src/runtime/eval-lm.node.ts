@@ -64,6 +64,8 @@ export interface LmResult {
   readonly bitsPerCharStdError: number;
   readonly scoredTokens: number;
   readonly windows: number;
+  /** Nats and scored targets per window, in window order (paired comparisons). */
+  readonly perWindow: { readonly nats: ArrayLike<number>; readonly count: ArrayLike<number> };
   readonly context: number;
   readonly stride: number;
 }
@@ -100,6 +102,7 @@ export async function evaluateLm(runner: ModelRunner, ids: Int32Array, opts: LmO
     bitsPerCharStdError: bootstrapStdError(perWindowNats, perWindowCount) / Math.LN2,
     scoredTokens: count,
     windows: windows.length,
+    perWindow: { nats: perWindowNats, count: perWindowCount },
     context,
     stride,
   };

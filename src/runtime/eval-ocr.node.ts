@@ -24,6 +24,8 @@ export interface OcrResult extends OcrScore {
   readonly byVariant: Readonly<Record<string, OcrScore>>;
   /** Decoded text per line, in input order. */
   readonly predictions: readonly string[];
+  /** Edits and ground-truth characters per line, in input order (paired comparisons). */
+  readonly perLine: { readonly edits: readonly number[]; readonly chars: readonly number[] };
 }
 
 /** Run one line; returns the raw [T, classes] output. */
@@ -84,7 +86,12 @@ export async function evaluateOcr(
   }
   const byVariant: Record<string, OcrScore> = {};
   for (const [k, g] of groups) byVariant[k] = score(g.edits, g.chars, g.exact);
-  return { ...score(all.edits, all.chars, all.exact), byVariant, predictions };
+  return {
+    ...score(all.edits, all.chars, all.exact),
+    byVariant,
+    predictions,
+    perLine: { edits: all.edits, chars: all.chars },
+  };
 }
 
 /** Fidelity of `candidate` to `reference` over the lines' output distributions (rows = time steps). */

@@ -181,3 +181,25 @@ describe('module boundaries', () => {
     }
   });
 });
+
+test('the change interval vs fp32: shown on the plan line, marked within noise when it holds 0, validated', () => {
+  const withCi = (ci: [number, number]): ReportData => ({
+    ...data,
+    plan: { ...data.plan, metricChangeCi: ci },
+    series: data.series.map((s, i) =>
+      i === 0 ? { ...s, points: s.points.map((p) => ({ ...p, metricChangeCi: ci })) } : s,
+    ),
+  });
+  const unit = data.metric.unit ?? '';
+  const out = renderTerminalSummary(withCi([0.12, 0.4]), { color: false, width: 140 });
+  assert.ok(out.includes(`95% CI +0.12..+0.4${unit}`), out);
+  assert.ok(!out.includes('within noise'));
+  const noisy = renderTerminalSummary(withCi([-0.3, 0.2]), { color: false, width: 140 });
+  assert.ok(noisy.includes(`-0.3..+0.2${unit} (within noise)`), noisy);
+  // round trip; an interval with low > high is refused with its field named
+  const ok = withCi([-0.3, 0.2]);
+  assert.deepEqual(parseReportJson(reportJson(ok)).plan.metricChangeCi, [-0.3, 0.2]);
+  const bad = JSON.parse(reportJson(ok)) as { series: { points: { metricChangeCi: number[] }[] }[] };
+  bad.series[0]!.points[0]!.metricChangeCi = [0.2, -0.3];
+  assert.throws(() => parseReportJson(JSON.stringify(bad)), /series\[0\]\.points\[0\]\.metricChangeCi/);
+});

@@ -3,6 +3,7 @@
 // per-target count.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Rng } from '../../src/core/rng.ts';
 import fc from 'fast-check';
 import { paddleCharset, ctcGreedyDecode } from '../../src/runtime/ctc.ts';
 import { lmWindows } from '../../src/runtime/eval-lm.node.ts';
@@ -15,6 +16,7 @@ import {
   levenshtein,
   logSumExp,
   newFidelityAccumulator,
+  pairedChangeInterval,
 } from '../../src/runtime/metrics.ts';
 
 function levRec(a: string, b: string): number {
@@ -122,4 +124,20 @@ test('CTC greedy decoding merges repeats, drops blanks, keeps repeats split by a
     scores[t * 4 + c] = 1;
   });
   assert.equal(ctcGreedyDecode(scores, path.length, charset), 'aab b');
+});
+
+test('pairedChangeInterval: 0 for the same model, brackets a real change, refuses unpaired items', () => {
+  const rng = new Rng(5);
+  const n = 300;
+  const chars = Array.from({ length: n }, () => 10 + Math.floor(rng.nextFloat() * 30));
+  const ref = chars.map((c) => Math.floor(rng.nextFloat() * c * 0.05));
+  const items = (num: number[]) => ({ num, den: chars, scale: 100 });
+  assert.deepEqual(pairedChangeInterval(items(ref), items(ref)), [0, 0]);
+  // one more edit on every fifth line: the change is 100 * 60 / sum(chars) on the full set
+  const worse = ref.map((e, i) => e + (i % 5 === 0 ? 1 : 0));
+  const total = chars.reduce((a, b) => a + b, 0);
+  const change = (100 * 60) / total;
+  const [lo, hi] = pairedChangeInterval(items(ref), items(worse));
+  assert.ok(lo > 0 && lo < change && change < hi, `${lo} < ${change} < ${hi}`);
+  assert.throws(() => pairedChangeInterval(items(ref), items(ref.slice(1))), /paired items differ/);
 });
