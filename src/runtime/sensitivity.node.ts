@@ -444,16 +444,17 @@ export async function analyzeLoadedModel(
     const proxyStats = opts.biasCorrected?.has(w.name) ? centeredStats(st) : st;
     for (const c of candidates) {
       if (!applicable(c, L, st)) continue;
-      const Q = quantizeCandidate(W, L, c, st);
       const fa = captured.folds?.[0].get(w.name);
       const fb = captured.folds?.[1].get(w.name);
       const heldOut = fittedToData(c) && fa && fb && applicable(c, L, fa) && applicable(c, L, fb);
+      // the fit on all samples is only needed in sample: to score it, or to measure it end to end
+      const Q = heldOut && !doMeasure ? undefined : quantizeCandidate(W, L, c, st);
       const p: ProxyValues = heldOut
         ? heldOutProxies(W, L, c, [fa, fb], proxyStats !== st)
-        : computeProxies(W, Q, L, proxyStats);
+        : computeProxies(W, Q!, L, proxyStats);
       const outErr = p.output ?? p.imatrix;
       const cost = candidateCost(c, L.rows, L.cols);
-      const measured = doMeasure ? await meter.measure(new Map([[w.name, fromRows(Q, L)]])) : undefined;
+      const measured = Q && doMeasure ? await meter.measure(new Map([[w.name, fromRows(Q, L)]])) : undefined;
       if (doMeasure) opts.onProgress?.(++done, total, `${w.name} ${c.id}`);
       entries.push({
         candidate: c.id,
