@@ -1,4 +1,6 @@
 /** The formats every formats test runs over: the registry's small formats plus custom floats. */
+import assert from 'node:assert/strict';
+import { f32ToBits } from '../../src/core/bits.ts';
 import { FORMATS, type FormatSpec, formatBits, lutSpec, parseFormat } from '../../src/formats/index.ts';
 
 export const CUSTOM: readonly FormatSpec[] = [
@@ -18,3 +20,20 @@ export const CUSTOM: readonly FormatSpec[] = [
 
 /** Registered formats of <= 16 bits, plus CUSTOM. */
 export const SMALL: readonly FormatSpec[] = [...FORMATS.filter((f) => formatBits(f) <= 16), ...CUSTOM];
+
+/**
+ * Fails unless `got` and `want` hold the same float32 bits at every index (any NaN matches any NaN),
+ * naming the index, the input and its bit pattern.
+ */
+export function assertSameBits(got: Float32Array, want: Float32Array, what: string, src: Float32Array): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  const gb = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const wb = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < want.length; i++) {
+    if (Number.isNaN(got[i]!) && Number.isNaN(want[i]!)) continue;
+    if (gb[i] !== wb[i])
+      assert.fail(
+        `${what} [${i}] x=${src[i]} (0x${f32ToBits(src[i]!).toString(16)}): got ${got[i]}, reference ${want[i]}`,
+      );
+  }
+}

@@ -21,6 +21,7 @@ import {
 } from '../../src/formats/index.ts';
 import { setSimdEnabled } from '../../src/formats/chop-fast.ts';
 import { CHUNK, SIMD_BLOCK, simdAvailable } from '../../src/formats/chop-simd.ts';
+import { assertSameBits } from './cases.ts';
 
 function values(spec: FormatSpec, n: number, seed: number): Float32Array {
   const rng = new Rng(seed);
@@ -47,16 +48,6 @@ function values(spec: FormatSpec, n: number, seed: number): Float32Array {
     out[i] = rng.nextU32() & 1 ? -v : v;
   }
   return out;
-}
-
-function assertSameBits(got: Float32Array, want: Float32Array, what: string, src: Float32Array): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  const gb = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const wb = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < want.length; i++) {
-    if (Number.isNaN(got[i]!) && Number.isNaN(want[i]!)) continue;
-    if (gb[i] !== wb[i]) assert.fail(`${what} [${i}] x=${src[i]}: got ${got[i]}, reference ${want[i]}`);
-  }
 }
 
 const NAMES = ['bf16', 'fp16', 'tf32', 'fp8_e4m3fn', 'fp8_e5m2', 'fp6_e3m2fn', 'fp4_e2m1fn'];

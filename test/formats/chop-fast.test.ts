@@ -22,7 +22,7 @@ import {
 } from '../../src/formats/index.ts';
 import { setSimdEnabled } from '../../src/formats/chop-fast.ts';
 import { CHUNK, simdAvailable } from '../../src/formats/chop-simd.ts';
-import { CUSTOM } from './cases.ts';
+import { assertSameBits, CUSTOM } from './cases.ts';
 
 function inputs(spec: FormatSpec, n: number): Float32Array {
   const rng = new Rng(0xc0ffee);
@@ -44,15 +44,6 @@ function inputs(spec: FormatSpec, n: number): Float32Array {
       s.push(v * k, -v * k);
   }
   return Float32Array.from([...s, ...out]);
-}
-
-function assertSameBits(got: Float32Array, want: Float32Array, what: string, src: Float32Array): void {
-  const gb = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const wb = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < src.length; i++) {
-    if (Number.isNaN(got[i]!) && Number.isNaN(want[i]!)) continue;
-    if (gb[i] !== wb[i]) assert.fail(`${what} x=${src[i]}: got ${got[i]}, reference ${want[i]}`);
-  }
 }
 
 const OPTIONS: readonly CastOptions[] = [

@@ -24,19 +24,7 @@ import {
   formatInfo,
   getFormat,
 } from '../../src/formats/index.ts';
-
-function assertSameBits(got: Float32Array, want: Float32Array, what: string, src: Float32Array): void {
-  const gb = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const wb = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < src.length; i++) {
-    if (Number.isNaN(got[i]!) && Number.isNaN(want[i]!)) continue;
-    if (gb[i] !== wb[i]) {
-      assert.fail(
-        `${what} lane ${i} x=${src[i]} (0x${f32ToBits(src[i]!).toString(16)}): got ${got[i]}, want ${want[i]}`,
-      );
-    }
-  }
-}
+import { assertSameBits } from './cases.ts';
 
 /** Values at the edges of the kernel's fast window [lo, hi) and beyond, both signs. */
 function specials(spec: FormatSpec): number[] {
