@@ -418,8 +418,9 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   const timeLimitSec = opts.timeLimitSec ?? 20;
   const mixqPoints: ReportPoint[] = [];
   const evaluated = new Map<string, TaskScore>(); // allocation key -> score
+  const keyOf = (a: Allocation) => a.schemes.join('|');
   const scoreCached = async (a: Allocation): Promise<TaskScore> => {
-    const key = a.schemes.join('|');
+    const key = keyOf(a);
     let m = evaluated.get(key);
     if (m === undefined) {
       m = await scoreReplacements(
@@ -430,9 +431,14 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     return m;
   };
   const evalCached = async (a: Allocation): Promise<number> => (await scoreCached(a)).value;
+  // the change interval of an allocation already evaluated (every plan is, before it is reported)
+  const allocationCi = (a: Allocation) => {
+    const sc = evaluated.get(keyOf(a));
+    return sc ? changeCi(sc) : {};
+  };
   const addPoint = (a: Allocation, metric: number, budget: string) =>
     mixqPoints.push({
-      ...changeCi(evaluated.get(a.schemes.join('|')) ?? { value: metric }),
+      ...allocationCi(a),
       bitsPerWeight: a.bitsPerWeight,
       bytes: a.bytes,
       metric,
@@ -670,7 +676,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       bitsPerWeight: chosen.bitsPerWeight,
       predictedDamage: chosen.damage,
       metric: chosenMetric,
-      ...changeCi(evaluated.get(chosen.schemes.join('|')) ?? { value: chosenMetric }),
+      ...allocationCi(chosen),
       solver: chosen.solver,
       solverStatus: chosen.status,
     },

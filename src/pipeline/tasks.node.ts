@@ -64,6 +64,13 @@ export interface TaskScore {
   readonly items?: MetricItems;
 }
 
+/** A task as each model defines it: its score; `evaluate` is that score's value (withEvaluate). */
+type TaskDefinition = Omit<QuantTask, 'evaluate'>;
+
+function withEvaluate(t: TaskDefinition): QuantTask {
+  return { ...t, evaluate: async (runner) => (await t.score(runner)).value };
+}
+
 export interface TaskOptions {
   /** GPT: calibration windows of 128 characters (default 8). OCR: calibration lines per variant (default 2). */
   readonly calibrationSize?: number;
@@ -71,7 +78,7 @@ export interface TaskOptions {
   readonly evalSize?: number;
 }
 
-function gptTask(opts: TaskOptions): QuantTask {
+function gptTask(opts: TaskOptions): TaskDefinition {
   const b = loadGptBundle();
   const ctx = b.context;
   const calWindows = opts.calibrationSize ?? 8;
@@ -93,7 +100,6 @@ function gptTask(opts: TaskOptions): QuantTask {
     calibrationSize: calWindows,
     evaluation: `bits per character on held-out characters ${start}..${start + n} (windows of ${ctx}, no overlap)`,
     probe: (m) => gptProbe(m, { windows: calWindows }),
-    evaluate: async (runner) => (await evaluateLm(runner, ids, { context: ctx, stride: ctx })).bitsPerChar,
     async score(runner) {
       const r = await evaluateLm(runner, ids, { context: ctx, stride: ctx });
       const { nats, count } = r.perWindow;
@@ -102,7 +108,7 @@ function gptTask(opts: TaskOptions): QuantTask {
   };
 }
 
-function ocrTask(opts: TaskOptions): QuantTask {
+function ocrTask(opts: TaskOptions): TaskDefinition {
   const cal = opts.calibrationSize ?? 2;
   const all = loadOcrLines();
   const used = new Set([
@@ -120,7 +126,6 @@ function ocrTask(opts: TaskOptions): QuantTask {
     calibrationSize: cal,
     evaluation: `character error rate on the other ${evalLines.length} line images (clean and degraded)`,
     probe: (m) => ocrProbe(m, { clean: cal, degraded: cal }),
-    evaluate: async (runner) => 100 * (await evaluateOcr(runner, evalLines, charset)).cer,
     async score(runner) {
       const r = await evaluateOcr(runner, evalLines, charset);
       return { value: 100 * r.cer, items: { num: r.perLine.edits, den: r.perLine.chars, scale: 100 } };
@@ -128,7 +133,7 @@ function ocrTask(opts: TaskOptions): QuantTask {
   };
 }
 
-function genericTask(path: string, opts: TaskOptions): QuantTask {
+function genericTask(path: string, opts: TaskOptions): TaskDefinition {
   const samples = opts.evalSize ?? 8;
   const outputs = async (runner: ModelRunner, feeds: readonly Feeds[]) => {
     const output = runner.outputNames[0]!;
@@ -154,7 +159,7 @@ function genericTask(path: string, opts: TaskOptions): QuantTask {
     calibrationSize: 4,
     evaluation: `mean KL divergence of the first output from fp32 on ${samples} other synthetic inputs`,
     probe: (m) => syntheticProbe(m, 4),
-    async evaluate(runner) {
+    async score(runner) {
       reference ??= openRunner(path).then(async (fp32) => {
         const feeds = syntheticFeeds(fp32.inputMetadata, samples, { seed: 7 });
         return { feeds, outs: await outputs(fp32, feeds) };
@@ -167,22 +172,19 @@ function genericTask(path: string, opts: TaskOptions): QuantTask {
         const row = r.dims[r.dims.length - 1]!;
         accumulateFidelity(acc, r.data, o.data, row, detectOutputKind(r.data, row));
       });
-      return finishFidelity(acc).klMean;
-    },
-    async score(runner) {
-      return { value: await this.evaluate(runner) };
+      return { value: finishFidelity(acc).klMean };
     },
   };
 }
 
 /** The task of a model argument: 'gpt' / 'ocr' (bundled) or a path to an .onnx file. */
 export function resolveTask(model: string, opts: TaskOptions = {}): QuantTask {
-  if (model === 'gpt') return gptTask(opts);
-  if (model === 'ocr') return ocrTask(opts);
+  if (model === 'gpt') return withEvaluate(gptTask(opts));
+  if (model === 'ocr') return withEvaluate(ocrTask(opts));
   if (!model.endsWith('.onnx'))
     throw new MixqError(`'${model}' is neither a bundled model nor an .onnx file`, {
       source: 'model argument',
       expected: "'gpt', 'ocr' or a path ending in .onnx",
     });
-  return genericTask(model, opts);
+  return withEvaluate(genericTask(model, opts));
 }
