@@ -28,7 +28,7 @@ export const quantizeArgs = {
   emit: {
     type: 'string',
     description:
-      "output: 'onnx' (default; schemes onnxruntime runs natively), 'gguf' (gpt only; ggml block types), 'safetensors' (every RTN format, packed), 'none' (every format, simulated)",
+      "output: 'onnx' (default; every format: onnxruntime's quantized operators where they take it, else bit-plane packed codes decoded at load), 'gguf' (gpt only; ggml block types), 'safetensors' (every RTN format, packed), 'none' (every format, simulated)",
   },
   damage: { type: 'string', description: "'proxy' (default, noise-calibrated) or 'kl' (measure every pair)" },
   candidates: {
@@ -48,6 +48,11 @@ export const quantizeArgs = {
     type: 'boolean',
     description:
       'correct layer biases for the mean shift quantization causes (default on for --emit onnx / none; --no-bias-correction)',
+  },
+  native: {
+    type: 'boolean',
+    description:
+      "--emit onnx: onnxruntime's quantized operators only (int2/4/8, FP8), which keep weights low-bit in memory at run time",
   },
   json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
 } as const;
@@ -137,6 +142,7 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
     ...(sweep ? { sweep } : {}),
     ...(evalSize ? { evalSize } : {}),
     ...(typeof args['bias-correction'] === 'boolean' ? { biasCorrection: args['bias-correction'] } : {}),
+    ...(args.native === true ? { nativeOnly: true } : {}),
   };
 }
 

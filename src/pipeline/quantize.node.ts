@@ -100,10 +100,16 @@ export interface QuantizeOptions {
   readonly model?: string;
   readonly budget: QuantizeBudget;
   /**
-   * 'onnx' (default): only schemes onnxruntime runs natively, and the ONNX model is built;
-   * 'sim': every candidate format (int2..8, FP8, MXFP4, NVFP4, NF4), simulated only.
+   * 'onnx' (default): the ONNX model is built; every candidate format (int2..8, FP8, MXFP4, NVFP4, NF4)
+   * with onnxruntime's quantized operators where they take it, else bit-plane packed (decoded at load);
+   * 'none': the same formats, simulated only.
    */
   readonly emit?: QuantizeEmit;
+  /**
+   * ONNX output with onnxruntime's quantized operators only (MatMulNBits, DequantizeLinear): weights stay
+   * low-bit in memory at run time, formats are int2/4/8 and FP8. Default false.
+   */
+  readonly nativeOnly?: boolean;
   /** Candidate ids (src/analysis/sensitivity/candidates.ts) instead of the default set of `emit`. */
   readonly candidates?: readonly string[];
   /** Damage the allocator minimises: the noise-calibrated proxy (default) or the measured KL ('kl'). */
@@ -272,15 +278,26 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   const axes = new Map<string, number>();
   for (const [name, t] of view.tensors) if (t.outputAxis !== undefined) axes.set(name, t.outputAxis);
   lap('load');
+  const nativeOnly = target === 'onnx' && opts.nativeOnly === true;
+  const simulatedSet = (): SensitivityCandidate[] => [
+    ...defaultCandidates(),
+    ...candidatesById(SIM_GPTQ_IDS),
+  ];
   const candidates = opts.candidates
     ? candidatesById(opts.candidates)
-    : target === 'onnx'
+    : nativeOnly
       ? candidatesById(DEPLOY_CANDIDATE_IDS)
-      : target === 'gguf'
-        ? ggmlCandidates()
-        : target === 'none'
-          ? [...defaultCandidates(), ...candidatesById(SIM_GPTQ_IDS)]
-          : defaultCandidates();
+      : target === 'onnx'
+        ? // every simulated format (packed where no native operator takes it) and the native int4 g128 ones
+          [
+            ...simulatedSet(),
+            ...candidatesById(DEPLOY_CANDIDATE_IDS.filter((id) => !simulatedSet().some((c) => c.id === id))),
+          ]
+        : target === 'gguf'
+          ? ggmlCandidates()
+          : target === 'none'
+            ? simulatedSet()
+            : defaultCandidates();
   if (target === 'safetensors' && candidates.some((c) => c.algorithm !== 'rtn' || c.blockType || c.salient))
     throw new MixqError('safetensors output stores RTN element formats only', {
       source: '--candidates',
@@ -334,7 +351,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       const cand = byId.get(c.scheme)!;
       if (!representable(cand, w.L)) return [];
       if (target !== 'onnx') return [c];
-      const a = onnxAssignment(planScheme(cand, w.L), w.L, w.consumer, view.opset);
+      const a = onnxAssignment(planScheme(cand, w.L), w.L, w.consumer, view.opset, nativeOnly);
       if (!a) return [];
       const bytes = onnxStorage(a, w.L);
       return [{ ...c, bytes, bits: 8 * bytes }];
@@ -856,14 +873,12 @@ export async function exportOnnx(
       });
     const a = onnxAssignment(pw.scheme, w.L, w.consumer, opset);
     if (!a)
-      throw new MixqError(
-        `scheme ${JSON.stringify(pw.scheme)} has no native ONNX operator for '${pw.name}'`,
-        {
-          source: 'plan',
-          field: `weights[${i}].scheme`,
-          expected: 'int8/int4 (per channel or blocks of 16..256), int2 blocks for MatMul, rtn',
-        },
-      );
+      throw new MixqError(`scheme ${JSON.stringify(pw.scheme)} cannot be stored in ONNX for '${pw.name}'`, {
+        source: 'plan',
+        field: `weights[${i}].scheme`,
+        expected:
+          'an RTN or GPTQ element format without salient outliers (AWQ and ggml block types are not exported to ONNX)',
+      });
     const pre = quantized.get(pw.name);
     if ((pw.scheme.algorithm === 'gptq' || hasScaleSearch(pw.scheme)) && !pre)
       throw new MixqError(

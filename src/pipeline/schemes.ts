@@ -22,6 +22,7 @@ import { getBlockType } from '../blocks/registry.ts';
 import { MixqError } from '../core/errors.ts';
 import { getFormat } from '../formats/index.ts';
 import type { PrequantizedBlocks, WeightAssignment } from '../export/onnx/quantize.ts';
+import { packedBytes } from '../export/onnx/packed.ts';
 import type { GptqResult } from '../quant/algorithms/gptq.ts';
 import { codeToGrid } from '../quant/element.ts';
 import { quantizerGrid } from '../quant/qparams.ts';
@@ -284,7 +285,7 @@ export function schemeCost(s: PlanScheme, L: RowLayout): { bits: number; bytes: 
 }
 
 /**
- * How onnxruntime stores a scheme natively, for a weight read by `consumer` ('MatMul:1', 'Conv:1', ...):
+ * How onnxruntime stores a scheme with its own quantized operators, for a weight read by `consumer` ('MatMul:1', 'Conv:1', ...):
  * MatMul B -> MatMulNBits (asymmetric 2/4/8-bit blocks of 16..256) or DequantizeLinear (per channel, or
  * symmetric); Gemm B / Conv W -> DequantizeLinear (per channel; blocks along the input channels for 1 x 1
  * convolutions; blocks need `opset` >= 13, which the exporter raises to 21). `opset` is the one the file can
@@ -293,7 +294,7 @@ export function schemeCost(s: PlanScheme, L: RowLayout): { bits: number; bytes: 
  * FLOAT4E2M1 kernel, see FP4_REFUSAL in export/onnx/quantize.ts). GPTQ schemes map like RTN ones; their
  * codes come from GPTQ (prequantizedBlocks).
  */
-export function onnxAssignment(
+function nativeAssignment(
   s: PlanScheme,
   L: RowLayout,
   consumer: string,
@@ -368,6 +369,37 @@ export function onnxAssignment(
 }
 
 /**
+ * How a plan scheme is stored in ONNX: a native operator (nativeAssignment) when one takes it, else
+ * bit-plane packed codes decoded at load (export/onnx/packed.ts: INT3/5/6/7, FP6, FP4, MXFP4/6/8, NVFP4,
+ * NF4; needs opset 18, which the exporter raises models to when they upgrade exactly). undefined: AWQ,
+ * salient outliers and ggml block types, GPTQ on non-integer grids, or `native` only with no native
+ * operator.
+ */
+export function onnxAssignment(
+  s: PlanScheme,
+  L: RowLayout,
+  consumer: string,
+  opset = 21,
+  native = false,
+): WeightAssignment | undefined {
+  const a = nativeAssignment(s, L, consumer, opset);
+  if (a || native) return a;
+  if (
+    (s.algorithm !== 'rtn' && s.algorithm !== 'gptq') ||
+    s.blockType !== undefined ||
+    s.outliers !== undefined ||
+    opset < 18
+  )
+    return undefined;
+  const op = consumer.split(':')[0];
+  if (op !== 'MatMul' && op !== 'Gemm' && op !== 'Conv' && op !== 'Gather') return undefined;
+  const c = rowCandidate(s, L);
+  // GPTQ and searched ranges arrive as integer codes (prequantizedBlocks)
+  if ((s.algorithm === 'gptq' || hasScaleSearch(s)) && c.quantizer.element.kind !== 'int') return undefined;
+  return { scheme: 'packed', quantizer: c.quantizer };
+}
+
+/**
  * Exact bytes the ONNX exporter stores for a weight under an assignment (codes, scales, zero points; what
  * ExportedWeight reports): MatMulNBits pads every column's last block to the block size and packs zero
  * points per row; DequantizeLinear packs codes and zero points over the whole tensor.
@@ -384,10 +416,14 @@ export function onnxStorage(a: WeightAssignment, L: RowLayout): number {
     const nb = Math.ceil(cols / bs);
     return rows * nb * ((bs * bits) / 8) + rows * nb * sw + (symmetric ? 0 : rows * packed(nb));
   }
+  if (a.scheme === 'packed' && a.quantizer) {
+    const b = packedBytes(rows, cols, a.quantizer);
+    return b.codeBytes + b.scaleBytes + b.zeroPointBytes;
+  }
   if (a.scheme !== 'dequantizelinear')
     throw new MixqError(`no storage formula for scheme '${a.scheme}'`, {
       field: 'scheme',
-      expected: 'matmulnbits or dequantizelinear',
+      expected: 'matmulnbits, dequantizelinear or packed',
     });
   const channel =
     a.granularity === 'channel' || (L.outputAxis === 0 && L.kernel > 1 && a.granularity !== 'block');

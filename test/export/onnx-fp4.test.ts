@@ -109,7 +109,7 @@ test('the exporter refuses FP4 weights, naming the weight, the format, the runti
   assert.equal(ok.weights[0]?.op, 'DequantizeLinear');
 });
 
-test('no FP4 candidate maps to an ONNX assignment (the planner never offers one for --emit onnx)', () => {
+test('no FP4 candidate maps to a native ONNX operator; all are stored packed (opset 18+) instead', () => {
   const fp4Cands = fullCandidates().filter((c) => c.quantizer.element.name === 'fp4_e2m1fn');
   const ids = fp4Cands.map((c) => c.id);
   for (const id of ['nvfp4-rtn', 'mxfp4-rtn', 'fp4_e2m1-pc-rtn']) assert.ok(ids.includes(id), id);
@@ -122,7 +122,15 @@ test('no FP4 candidate maps to an ONNX assignment (the planner never offers one 
     for (const [dims, outAxis, consumer] of shapes) {
       const L = rowLayout(dims, outAxis);
       for (const opset of [13, 21, 23])
-        assert.equal(onnxAssignment(planScheme(c, L), L, consumer, opset), undefined, `${c.id} ${consumer}`);
+        assert.equal(
+          onnxAssignment(planScheme(c, L), L, consumer, opset, true),
+          undefined,
+          `${c.id} ${consumer}`,
+        );
+      const packed = onnxAssignment(planScheme(c, L), L, consumer, 21);
+      // RTN: packed; GPTQ / AWQ on the FP4 grid: not exported (GPTQ's codes are integer-grid only)
+      assert.equal(packed?.scheme, c.algorithm === 'rtn' ? 'packed' : undefined, `${c.id} ${consumer}`);
+      assert.equal(onnxAssignment(planScheme(c, L), L, consumer, 13), undefined, `${c.id} opset 13`);
     }
   assert.ok(!DEPLOY_CANDIDATE_IDS.some((id) => ids.includes(id)));
 });

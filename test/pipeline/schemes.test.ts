@@ -79,10 +79,10 @@ test('plan schemes validate as plan file entries', () => {
   assert.equal(plan.weights[0]!.scheme.format, 'uint4');
 });
 
-test('onnxAssignment: native operators per weight kind, undefined where onnxruntime has none', () => {
-  const a = (id: string, L: typeof matmul, consumer: string) => {
+test('onnxAssignment: native operators per weight kind; packed storage where onnxruntime has none', () => {
+  const a = (id: string, L: typeof matmul, consumer: string, native = true) => {
     const c = candidatesById([id])[0]!;
-    return representable(c, L) ? onnxAssignment(planScheme(c, L), L, consumer) : undefined;
+    return representable(c, L) ? onnxAssignment(planScheme(c, L), L, consumer, 21, native) : undefined;
   };
   assert.deepEqual(a('int4-g32-rtn', matmul, 'MatMul:1'), {
     scheme: 'matmulnbits',
@@ -128,6 +128,26 @@ test('onnxAssignment: native operators per weight kind, undefined where onnxrunt
     'int4-g32-awq',
   ])
     assert.equal(a(id, matmul, 'MatMul:1'), undefined, id);
+  // without `native`: the same schemes bit-plane packed with their row-layout quantizer (not AWQ)
+  for (const id of [
+    'int3-g32-rtn',
+    'int5-g32-rtn',
+    'fp6_e3m2-pc-rtn',
+    'nvfp4-rtn',
+    'mxfp4-rtn',
+    'nf4-g64-rtn',
+  ])
+    assert.deepEqual(
+      a(id, matmul, 'MatMul:1', false),
+      { scheme: 'packed', quantizer: candidatesById([id])[0]!.quantizer },
+      id,
+    );
+  assert.equal(a('int2-g32-rtn', conv1, 'Conv:1', false)?.scheme, 'packed');
+  assert.equal(a('int4-g32-awq', matmul, 'MatMul:1', false), undefined, 'AWQ is not exported');
+  assert.equal(a('int4-g32-rtn', matmul, 'MatMul:1', false)?.scheme, 'matmulnbits', 'native first');
+  // packed needs opset 18 (BitwiseAnd): a model that cannot be raised gets none
+  const c3 = candidatesById(['int3-g32-rtn'])[0]!;
+  assert.equal(onnxAssignment(planScheme(c3, matmul), matmul, 'MatMul:1', 17), undefined);
   // FP8 per channel: float8 DequantizeLinear from opset 13 models up (raised to 21), never at opset 9
   assert.deepEqual(a('fp8_e4m3-pc-rtn', matmul, 'MatMul:1'), {
     scheme: 'dequantizelinear',

@@ -9,6 +9,9 @@
  *                            Models at opset 9..20 are raised to 21 (opset.ts); those that cannot be
  *                            use com.microsoft DequantizeLinear (per channel only).
  *   'gatherblockquantized' Gather(W[V,D], ids)  ->  com.microsoft GatherBlockQuantized(Wq, ids, scales[, zp])
+ *   'packed'               W  ->  bit-plane codes of any 1..8-bit element format and its scales, decoded by
+ *                            standard operators that onnxruntime folds at load (packed.ts): INT3/5/6/7,
+ *                            FP6, FP4 (MXFP4, NVFP4), NF4, ... for any consumer; opset 18+ (raised to 21)
  *   'keep'                 untouched (norms, biases, logits: simply leave them out of the assignments)
  * FP4 (FLOAT4E2M1: NVFP4, MXFP4) is refused with FP4_REFUSAL: onnxruntime 1.30 cannot load it.
  *
@@ -42,10 +45,17 @@ import {
   transpose,
 } from './layouts.ts';
 import { canUpgradeOpset, upgradeDefaultOpset } from './opset.ts';
+import {
+  emitPackedDecode,
+  type PackedEmitter,
+  type PackedQuant,
+  packedFromGrid,
+  packedFromQuantizer,
+} from './packed.ts';
 import { getFormat } from '../../formats/index.ts';
 import { chooseQParams, fakeQuantWith, type QuantizerConfig, quantize } from '../../quant/index.ts';
 
-export type ExportScheme = 'matmulnbits' | 'dequantizelinear' | 'gatherblockquantized' | 'keep';
+export type ExportScheme = 'matmulnbits' | 'dequantizelinear' | 'gatherblockquantized' | 'packed' | 'keep';
 
 export interface WeightAssignment {
   readonly scheme: ExportScheme;
@@ -78,6 +88,11 @@ export interface WeightAssignment {
    * type (signed for symmetric DequantizeLinear, unsigned otherwise; zero 0 when symmetric).
    */
   readonly quantized?: PrequantizedBlocks;
+  /**
+   * 'packed' only (and required there): the quantizer in the row layout [rows = output channels, cols =
+   * reduction], per channel (axis 0) or in groups along axis 1; `quantized` then holds integer-grid codes.
+   */
+  readonly quantizer?: QuantizerConfig;
 }
 
 export interface PrequantizedBlocks {
@@ -255,6 +270,60 @@ interface Plan {
   dequant: Float32Array;
   /** 'rows' when the tensor is stored as bq's rows x cols; 'cols' when it is bq transposed (MatMul [K, N]). */
   orient: 'rows' | 'cols';
+  /** Scheme 'packed': the codes and parameters (bq then summarises them). */
+  packed?: PackedQuant;
+}
+
+/** Rows x cols of a role's row matrix and how the tensor holds it. */
+function rowShape(role: Role): { rows: number; cols: number; orient: 'rows' | 'cols' } {
+  if (role.kind === 'matmul' || (role.kind === 'gemm' && !role.transB))
+    return { rows: role.N, cols: role.K, orient: 'cols' };
+  if (role.kind === 'gemm') return { rows: role.N, cols: role.K, orient: 'rows' };
+  if (role.kind === 'conv') return { rows: role.O, cols: role.inner, orient: 'rows' };
+  return { rows: role.V, cols: role.D, orient: 'rows' };
+}
+
+/** A packed weight's plan: mixq's quantizer (or given integer codes) on the row matrix. */
+async function planPacked(
+  model: OnnxModel,
+  w: OnnxWeight,
+  a: WeightAssignment,
+  role: Role,
+  field: string,
+): Promise<Plan> {
+  const q = a.quantizer;
+  if (!q) fail("scheme 'packed' needs the quantizer", `${field}.quantizer`, 'a row-layout QuantizerConfig');
+  if (q.rounding === 'stochastic')
+    fail('stochastic rounding is not exported', `${field}.quantizer.rounding`, "'nearest'");
+  const x = await loadWeightFloat32(model, w);
+  const { rows, cols, orient } = rowShape(role);
+  const xr = orient === 'cols' ? transpose(x, cols, rows) : x;
+  const pq = a.quantized
+    ? packedFromGrid(a.quantized.q, a.quantized.scale, a.quantized.zero, rows, cols, q, `${field}.quantized`)
+    : packedFromQuantizer(xr, rows, cols, q);
+  const bq: BlockQuantized = {
+    rows,
+    cols,
+    blockSize: pq.groupSize,
+    nBlocks: pq.nBlocks,
+    bits: pq.bits,
+    signed: false,
+    q: Int32Array.from(pq.codes),
+    scale: pq.scale,
+    zero: Int32Array.from(pq.zero),
+    dequant: pq.dequant,
+  };
+  return {
+    w,
+    a,
+    role,
+    bits: pq.bits,
+    blockSize: pq.groupSize,
+    bq,
+    dequant: orient === 'cols' ? transpose(pq.dequant, rows, cols) : pq.dequant,
+    orient,
+    packed: pq,
+  };
 }
 
 async function planWeight(
@@ -264,6 +333,7 @@ async function planWeight(
   role: Role,
   field: string,
 ): Promise<Plan> {
+  if (a.scheme === 'packed') return planPacked(model, w, a, role, field);
   const { bits, blockSize, fp8 } = checkConfig(a, field);
   const x = await loadWeightFloat32(model, w);
   const symmetric = a.symmetric ?? true;
@@ -531,8 +601,9 @@ export async function quantizeOnnxWeights(
   const opset = opsetVersion(proto, '') ?? 1;
   // Standard DequantizeLinear: int8 per channel needs opset 13, int4 or block_size opset 21.
   const dqPlans = plans.filter((p) => p.a.scheme === 'dequantizelinear');
+  const packedPlan = plans.find((p) => p.a.scheme === 'packed');
   const needStd = Math.max(
-    0,
+    packedPlan ? 18 : 0, // BitwiseAnd
     ...dqPlans.map((p) => (p.bits === 4 || p.bq.nBlocks > 1 ? 21 : p.a.element ? 19 : 13)),
   );
   let dqDomain = '';
@@ -542,6 +613,12 @@ export async function quantizeOnnxWeights(
       upgradeDefaultOpset(proto, 21, source);
       notes.push(`ai.onnx opset raised from ${opset} to 21 (ir_version >= 10) for DequantizeLinear`);
     } else {
+      if (packedPlan)
+        fail(
+          `packed weights are decoded with opset-18 operators and the model (opset ${opset}) cannot be raised`,
+          `assignments[${JSON.stringify(packedPlan.w.name)}]`,
+          "scheme 'matmulnbits' or 'dequantizelinear' for this model",
+        );
       const fp8 = dqPlans.find((p) => p.a.element);
       if (fp8)
         fail(
@@ -569,6 +646,7 @@ export async function quantizeOnnxWeights(
   let usesMs = false;
   // new tensor / node names: `<weight>_<role>`, suffixed _1, _2, ... if the model already uses the name
   const fresh = freshNamer(graph);
+  const emitter: PackedEmitter = { fresh, inits, front, shared: new Map() };
   for (const p of plans) {
     const name = p.w.name;
     const bq = p.bq;
@@ -580,6 +658,21 @@ export async function quantizeOnnxWeights(
     let op = '';
     let domain = '';
     removeWeight(graph, p.w);
+    if (p.packed) {
+      const b = emitPackedDecode(emitter, p.packed, name, p.w.dims, p.orient);
+      exported.push({
+        name,
+        scheme: 'packed',
+        op: 'packed',
+        domain: '',
+        bits: p.bits,
+        blockSize: p.packed.groupSize,
+        dims: p.w.dims,
+        ...b,
+        originalBytes: p.w.byteLength,
+      });
+      continue;
+    }
     if (p.a.scheme === 'matmulnbits') {
       const role = p.role as Extract<Role, { kind: 'matmul' }>;
       const blob = (p.blockSize * p.bits) / 8;
