@@ -61,7 +61,7 @@ export async function runGgufPlan(args: Record<string, unknown>): Promise<void> 
   const model = String(args.model);
   const allowed = 'for a GGUF input: --bits or --size, --imatrix, --candidates, --out, --json';
   // a GGUF input is planned for GGUF output only; '--emit gguf' says so and is accepted
-  const flags = ['damage', 'sweep', 'calibration', 'eval-size', 'max-loss'];
+  const flags = ['damage', 'sweep', 'calibration', 'eval-size', 'max-loss', 'native'];
   refuse('plan', args, String(args.emit ?? 'gguf') === 'gguf' ? flags : ['emit', ...flags], allowed);
   const json = Boolean(args.json);
   let budget: ReturnType<typeof parseBudget>;

@@ -110,6 +110,8 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
   const emit = args.emit === undefined ? 'onnx' : String(args.emit);
   if (emit !== 'onnx' && emit !== 'gguf' && emit !== 'safetensors' && emit !== 'none')
     bad('emit', emit, "'onnx', 'gguf', 'safetensors' or 'none'");
+  if (args.native === true && emit !== 'onnx')
+    bad('native', `--emit ${emit}`, '--native with --emit onnx only');
   const damage = args.damage === undefined ? 'proxy' : String(args.damage);
   if (damage !== 'proxy' && damage !== 'kl') bad('damage', damage, "'proxy' or 'kl'");
   let sweep: number[] | undefined;

@@ -54,7 +54,7 @@ export async function applyPlan(
     planSource?: string;
     /** Calibration size of the task; default the plan's objective.calibration.size. */
     calibrationSize?: number;
-    /** Output format; default GGUF for ggml block plans, ONNX when every scheme has a native operator, else safetensors. */
+    /** Output format; default GGUF for ggml block plans, ONNX when every scheme can be stored in ONNX (natively or packed), else safetensors. */
     emit?: Exclude<QuantizeEmit, 'none'>;
   } = {},
 ): Promise<ApplyResult> {

@@ -140,7 +140,7 @@ export interface QuantizeOptions {
 export type QuantizeEmit = 'onnx' | 'gguf' | 'safetensors' | 'none';
 
 const EMIT_NOTE: Record<QuantizeEmit, string> = {
-  onnx: "schemes onnxruntime runs natively (MatMulNBits, DequantizeLinear), sizes are the file's bytes",
+  onnx: "onnxruntime's quantized operators (MatMulNBits, DequantizeLinear) or bit-plane packed weights, sizes are the file's bytes",
   gguf: "ggml block types (llama.cpp's quantizers with the calibration importance matrix)",
   safetensors: 'every RTN element format, stored packed with a mixq quantization_config',
   none: 'every RTN element format and GPTQ at 2-4 bits, simulated only',
@@ -340,7 +340,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   });
   const wByName = new Map(weights.map((w) => [w.name, w]));
   // The candidates each weight can take: representable in its tensor layout and, for ONNX output, stored
-  // by a native operator, whose exact bytes (MatMulNBits pads blocks and zero-point rows) replace the
+  // by a native operator or packed, whose exact bytes (MatMulNBits pads blocks and zero-point rows) replace the
   // format's own cost.
   // the output layer: no clipping search (outputLayerSchemes)
   const cats = ruleCategories(weights.map((w) => ({ name: w.name, ...(w.role ? { role: w.role } : {}) })));
@@ -848,7 +848,7 @@ export async function fileIdentity(path: string): Promise<{ file: string; size: 
   return { file: basename(path), size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
-/** Builds the deployable ONNX model of a plan (every weight of the plan must map to a native operator). */
+/** Builds the deployable ONNX model of a plan (every weight must map to a native operator or packed storage). */
 export async function exportOnnx(
   modelPath: string,
   plan: Plan,

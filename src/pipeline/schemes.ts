@@ -22,7 +22,7 @@ import { getBlockType } from '../blocks/registry.ts';
 import { MixqError } from '../core/errors.ts';
 import { getFormat } from '../formats/index.ts';
 import type { PrequantizedBlocks, WeightAssignment } from '../export/onnx/quantize.ts';
-import { packedBytes } from '../export/onnx/packed.ts';
+import { packedStorage } from '../export/onnx/packed.ts';
 import type { GptqResult } from '../quant/algorithms/gptq.ts';
 import { codeToGrid } from '../quant/element.ts';
 import { quantizerGrid } from '../quant/qparams.ts';
@@ -417,7 +417,7 @@ export function onnxStorage(a: WeightAssignment, L: RowLayout): number {
     return rows * nb * ((bs * bits) / 8) + rows * nb * sw + (symmetric ? 0 : rows * packed(nb));
   }
   if (a.scheme === 'packed' && a.quantizer) {
-    const b = packedBytes(rows, cols, a.quantizer);
+    const b = packedStorage(rows, cols, a.quantizer);
     return b.codeBytes + b.scaleBytes + b.zeroPointBytes;
   }
   if (a.scheme !== 'dequantizelinear')

@@ -13,7 +13,7 @@ import test from 'node:test';
 import fc from 'fast-check';
 import { getFormat } from '../../src/formats/index.ts';
 import { quantizeOnnxWeights, type WeightAssignments } from '../../src/export/onnx/index.ts';
-import { packBitPlanes, packedBytes, unpackBitPlanes } from '../../src/export/onnx/packed.ts';
+import { packBitPlanes, packedStorage, unpackBitPlanes } from '../../src/export/onnx/packed.ts';
 import { getTensorFloat32, listWeights, readOnnx, tensorBytes, writeOnnx } from '../../src/io/onnx/index.ts';
 import { fakeQuant, type QuantizerConfig } from '../../src/quant/index.ts';
 import { elementGrid } from '../../src/quant/element.ts';
@@ -167,7 +167,7 @@ for (const c of CASES)
             : bits * Math.ceil(groups / 8)
           : 2 * groups;
       assert.equal(e.zeroPointBytes, zeros, `${n} zero points`);
-      assert.deepEqual(packedBytes(rows, cols, c.cfg), {
+      assert.deepEqual(packedStorage(rows, cols, c.cfg), {
         codeBytes: e.codeBytes,
         scaleBytes: e.scaleBytes,
         zeroPointBytes: e.zeroPointBytes,

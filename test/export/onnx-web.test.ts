@@ -1,7 +1,8 @@
 /**
  * The exported mixed-precision model runs in onnxruntime-web (its WASM build, loaded in Node): the bundled
  * GPT with GatherBlockQuantized (4-bit), MatMulNBits (2, 4 and 8-bit, symmetric and asymmetric) and
- * DequantizeLinear (int8 / uint4, per channel and blocked) in one graph. Its logits match the float
+ * DequantizeLinear (int8 / uint4, per channel and blocked) and bit-plane packed weights (INT3 g32, NVFP4,
+ * NF4; decoded by BitShift / BitwiseAnd / Gather at load) in one graph. Its logits match the float
  * simulation (dequantized weights in the original graph, run by onnxruntime-node) to float rounding.
  */
 import assert from 'node:assert/strict';
@@ -14,13 +15,14 @@ import {
   quantizeOnnxWeights,
   type WeightAssignment,
 } from '../../src/export/onnx/index.ts';
+import { getFormat } from '../../src/formats/index.ts';
 import { readOnnxFile } from '../../src/io/onnx/file.node.ts';
 import { writeOnnx } from '../../src/io/onnx/read.ts';
 import { GPT_DIR } from '../../src/runtime/bundled.node.ts';
 import { int64Tensor } from '../../src/runtime/ort.node.ts';
 import { openRunner } from '../../src/runtime/runner.node.ts';
 
-test('a mixed 2/4/8-bit GPT export runs in onnxruntime-web and matches the simulation', async () => {
+test('a mixed 2/3/4/8-bit GPT export (native and packed) runs in onnxruntime-web and matches the simulation', async () => {
   const f = await readOnnxFile(`${GPT_DIR}/model.onnx`);
   const a: Record<string, WeightAssignment> = autoAssignments(f, {
     bits: 4,
@@ -44,6 +46,15 @@ test('a mixed 2/4/8-bit GPT export runs in onnxruntime-web and matches the simul
     symmetric: false,
     scaleType: 'float16',
   };
+  const fmt = (name: string, g: number, scaleFormat: 'fp16' | 'fp8_e4m3fn', symmetric: boolean) => ({
+    element: getFormat(name),
+    granularity: { kind: 'group' as const, axis: 1, size: g },
+    symmetric,
+    scaleFormat,
+  });
+  a['blocks.1.attn_qkv'] = { scheme: 'packed', quantizer: fmt('uint3', 32, 'fp16', false) };
+  a['blocks.2.attn_proj'] = { scheme: 'packed', quantizer: fmt('fp4_e2m1fn', 16, 'fp8_e4m3fn', true) };
+  a['blocks.3.mlp_proj'] = { scheme: 'packed', quantizer: fmt('nf4', 64, 'fp16', true) };
   assert.equal(a.wte?.scheme, 'gatherblockquantized');
   const q = await quantizeOnnxWeights(f, a);
   await inlineExternalData(q.model);

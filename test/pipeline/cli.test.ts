@@ -26,6 +26,11 @@ test('quantize / plan / apply: bad arguments are one-line errors with exit code 
   oneLineError(mixq('plan', '--max-loss', '150%'), 2, /^mixq plan: .*--max-loss.*between 0 and 100%/);
   oneLineError(mixq('quantize', '--emit', 'tflite'), 2, /^mixq quantize: .*--emit.*'onnx', 'gguf'/);
   oneLineError(
+    mixq('quantize', '--emit', 'none', '--native'),
+    2,
+    /^mixq quantize: .*--native.*--emit onnx only/,
+  );
+  oneLineError(
     mixq('quantize', 'ocr', '--emit', 'gguf'),
     2,
     /^mixq quantize: --emit: GGUF output is built for the bundled GPT/,

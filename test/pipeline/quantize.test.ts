@@ -14,7 +14,8 @@ test('quantize gpt at 3.5 b/w: budget met, ONNX file = simulation, stored bytes 
   const r = await quantizeModel({
     model: 'gpt',
     budget: { kind: 'bitsPerWeight', bits: 3.5 },
-    candidates: ['int8-pc-rtn', 'int4-g32-rtn', 'int4-g32-gptq', 'int2-g32-rtn', 'int2-g32-gptq'],
+    // native (MatMulNBits, DequantizeLinear) and packed (int3 GPTQ codes, NF4) schemes
+    candidates: ['int8-pc-rtn', 'int4-g32-rtn', 'int4-g32-gptq', 'int3-g32-gptq', 'nf4-g64-rtn', 'int2-g32-gptq'],
     sweep: [],
     baselines: false,
     evalSize: 2048,
@@ -29,6 +30,8 @@ test('quantize gpt at 3.5 b/w: budget met, ONNX file = simulation, stored bytes 
   );
   const out = r.output;
   assert.ok(out?.weights && out.metric !== undefined, 'emit onnx writes a model and evaluates it');
+  const ops = new Set(out.weights.map((w) => w.op));
+  assert.ok(ops.has('packed') && ops.has('MatMulNBits'), `native and packed weights: ${[...ops].join(', ')}`);
   // onnxruntime's MatMulNBits sums in another order than the float simulation: small, not zero
   assert.ok(Math.abs(out.metric - r.metric) < 2e-3, `file ${out.metric} vs simulation ${r.metric}`);
   assert.ok(r.metric > r.fp32 - 0.01 && r.metric < r.fp32 + 0.5, `metric ${r.metric} vs fp32 ${r.fp32}`);

@@ -118,25 +118,17 @@ test('onnxAssignment: native operators per weight kind; packed storage where onn
   assert.equal(a('int4-g32-rtn', conv3, 'Conv:1'), undefined);
   assert.equal(a('int4-pc-rtn', conv3, 'Conv:1')?.granularity, 'channel');
   assert.equal(a('int2-g32-rtn', conv1, 'Conv:1'), undefined, 'no 2-bit DequantizeLinear before opset 25');
-  for (const id of [
+  const noNative = [
     'int3-g32-rtn',
     'int5-g32-rtn',
     'fp6_e3m2-pc-rtn',
     'nvfp4-rtn',
     'mxfp4-rtn',
     'nf4-g64-rtn',
-    'int4-g32-awq',
-  ])
-    assert.equal(a(id, matmul, 'MatMul:1'), undefined, id);
+  ];
+  for (const id of [...noNative, 'int4-g32-awq']) assert.equal(a(id, matmul, 'MatMul:1'), undefined, id);
   // without `native`: the same schemes bit-plane packed with their row-layout quantizer (not AWQ)
-  for (const id of [
-    'int3-g32-rtn',
-    'int5-g32-rtn',
-    'fp6_e3m2-pc-rtn',
-    'nvfp4-rtn',
-    'mxfp4-rtn',
-    'nf4-g64-rtn',
-  ])
+  for (const id of noNative)
     assert.deepEqual(
       a(id, matmul, 'MatMul:1', false),
       { scheme: 'packed', quantizer: candidatesById([id])[0]!.quantizer },

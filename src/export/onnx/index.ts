@@ -1,4 +1,4 @@
-/** Deployable quantized ONNX export (MatMulNBits, DequantizeLinear, GatherBlockQuantized). Browser-safe. */
+/** Deployable quantized ONNX export (MatMulNBits, DequantizeLinear, GatherBlockQuantized, bit-plane packed). Browser-safe. */
 export * from './activations.ts';
 export * from './auto.ts';
 export * from './fold-scales.ts';
@@ -7,3 +7,4 @@ export * from './layouts.ts';
 export * from './opset.ts';
 export * from './quantize.ts';
 export { makeNode, makeTensor, opsetVersion, requireOpset } from './build.ts';
+export * from './packed.ts';

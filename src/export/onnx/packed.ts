@@ -132,8 +132,8 @@ function decode(
 }
 
 /**
- * Quantizes a row matrix with a src/quant quantizer (RTN with its own scale rule) for packed storage.
- * `expected` (the simulation, when known) must equal the decoded weight; a mismatch is an internal error.
+ * Quantizes a row matrix with a src/quant quantizer (RTN with its own scale rule) for packed storage; its
+ * `dequant` is the graph's arithmetic, which equals src/quant's fakeQuant (tests check it bit for bit).
  */
 export function packedFromQuantizer(
   x: Float32Array,
@@ -303,8 +303,8 @@ function e8m0Values(): Float32Array {
   return t; // code 255 (NaN) is never stored; 0 keeps the table finite
 }
 
-/** Bytes a packed weight stores (codes, scales, zero points / offsets): onnxStorage's formula. */
-export function packedBytes(
+/** Bytes a packed weight stores (codes, scales, zero points / offsets): onnxStorage formula. */
+export function packedStorage(
   rows: number,
   cols: number,
   q: QuantizerConfig,

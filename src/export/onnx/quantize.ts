@@ -371,30 +371,11 @@ async function planWeight(
       : a.quantized
         ? prequantized(a.quantized, rows, cols, cfg(cols), field)
         : quantizeBlocks(xr, rows, cols, cfg(cols));
-  if (role.kind === 'matmul' || (role.kind === 'gemm' && !role.transB)) {
-    // stored [K, N]; blocks run along K for each output column n
-    const bq = fit(transpose(x, role.K, role.N), role.N, role.K);
-    return {
-      w,
-      a,
-      role,
-      bits,
-      blockSize,
-      bq,
-      dequant: transpose(bq.dequant, role.N, role.K),
-      orient: 'cols',
-    };
-  }
-  if (role.kind === 'gemm') {
-    const bq = fit(x, role.N, role.K);
-    return { w, a, role, bits, blockSize, bq, dequant: bq.dequant, orient: 'rows' };
-  }
-  if (role.kind === 'conv') {
-    const bq = fit(x, role.O, role.inner);
-    return { w, a, role, bits, blockSize, bq, dequant: bq.dequant, orient: 'rows' };
-  }
-  const bq = fit(x, role.V, role.D);
-  return { w, a, role, bits, blockSize, bq, dequant: bq.dequant, orient: 'rows' };
+  // MatMul B / Gemm B without transB are stored [K, N]: blocks run along K for each output column n
+  const { rows, cols, orient } = rowShape(role);
+  const bq = fit(orient === 'cols' ? transpose(x, cols, rows) : x, rows, cols);
+  const dequant = orient === 'cols' ? transpose(bq.dequant, rows, cols) : bq.dequant;
+  return { w, a, role, bits, blockSize, bq, dequant, orient };
 }
 
 /** FP8 codes per output channel (src/quant: absmax scale, the format's own rounding): the simulation's. */
