@@ -15,7 +15,14 @@ test('quantize gpt at 3.5 b/w: budget met, ONNX file = simulation, stored bytes 
     model: 'gpt',
     budget: { kind: 'bitsPerWeight', bits: 3.5 },
     // native (MatMulNBits, DequantizeLinear) and packed (int3 GPTQ codes, NF4) schemes
-    candidates: ['int8-pc-rtn', 'int4-g32-rtn', 'int4-g32-gptq', 'int3-g32-gptq', 'nf4-g64-rtn', 'int2-g32-gptq'],
+    candidates: [
+      'int8-pc-rtn',
+      'int4-g32-rtn',
+      'int4-g32-gptq',
+      'int3-g32-gptq',
+      'nf4-g64-rtn',
+      'int2-g32-gptq',
+    ],
     sweep: [],
     baselines: false,
     evalSize: 2048,
