@@ -77,3 +77,22 @@ test('quantize gpt --max-loss 1%: the smallest plan found by real evaluations st
   assert.ok(r.plan.totals.bitsPerWeight < 8, `smaller than int8 everywhere: ${r.plan.totals.bitsPerWeight}`);
   assert.equal(r.output, undefined);
 });
+
+test('quantize gpt --native: only onnxruntime quantized operators; without it int3 is offered (packed)', async () => {
+  const opts = {
+    model: 'gpt',
+    budget: { kind: 'bitsPerWeight', bits: 3.7 },
+    candidates: ['int8-pc-rtn', 'int4-g32-rtn', 'int3-g32-rtn', 'int2-g32-rtn'],
+    sweep: [],
+    baselines: false,
+    evalSize: 1024,
+    calibrationSize: 4,
+    export: false,
+  } as const;
+  const formats = (r: Awaited<ReturnType<typeof quantizeModel>>) =>
+    new Set(r.plan.weights.map((w) => w.scheme.format));
+  const native = await quantizeModel({ ...opts, nativeOnly: true });
+  assert.ok(!formats(native).has('uint3'), `native: ${[...formats(native)].join(', ')}`);
+  const all = await quantizeModel(opts);
+  assert.ok(formats(all).has('uint3'), `packed allowed: ${[...formats(all)].join(', ')}`);
+});
