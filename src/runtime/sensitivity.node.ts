@@ -13,18 +13,16 @@
  * out.
  */
 
-import type { ProxyValues } from '../analysis/sensitivity/proxies.ts';
 import {
   bestOutputError,
-  centeredStats,
-  computeProxies,
   errorMatrix,
   injectNoise,
   type LayerStats,
   type NoisePoint,
   noiseCalibratedCurve,
 } from '../analysis/sensitivity/proxies.ts';
-import { applicable, quantizeCandidate } from '../analysis/sensitivity/quantize.ts';
+import { fittedToData, type ScoredCandidate, scoreCandidate } from '../analysis/sensitivity/score.ts';
+import { createScorePool, defaultPoolSize, shareWeight } from './sensitivity-pool.node.ts';
 import {
   candidateCost,
   defaultCandidates,
@@ -295,38 +293,6 @@ async function captureFolds(
   return { all: layerStats(mergeCaptures(a, b)), folds: [layerStats(a), layerStats(b)] };
 }
 
-/** Whether a candidate is fitted to the calibration data (its in-sample error is optimistic). */
-function fittedToData(c: SensitivityCandidate): boolean {
-  return c.algorithm === 'gptq' || c.algorithm === 'awq';
-}
-
-/**
- * Proxies of a candidate fitted to calibration data, scored out of sample: fitted on one fold, scored with
- * the other fold's statistics, both ways, averaged. GPTQ fitted and scored on the same few samples looks
- * far better than it is (PP-OCRv4, 4 lines: an SVTR MLP weight at int3 g32 GPTQ scored 26x below its
- * KL on the evaluation lines).
- */
-function heldOutProxies(
-  W: Float32Array,
-  L: RowLayout,
-  c: SensitivityCandidate,
-  folds: readonly [LayerStats, LayerStats],
-  centered: boolean,
-): ProxyValues {
-  const [a, b] = folds;
-  const score = (fit: LayerStats, test: LayerStats) =>
-    computeProxies(W, quantizeCandidate(W, L, c, fit), L, centered ? centeredStats(test) : test);
-  const p = score(a, b);
-  const q = score(b, a);
-  const mean = (x: number, y: number) => (x + y) / 2;
-  return {
-    weight: mean(p.weight, q.weight),
-    weightRel: mean(p.weightRel, q.weightRel),
-    imatrix: mean(p.imatrix, q.imatrix),
-    ...(p.output !== undefined && q.output !== undefined ? { output: mean(p.output, q.output) } : {}),
-  };
-}
-
 export interface SensitivityOptions {
   /** Builds the probe on the loaded model (gptProbe, ocrProbe, syntheticProbe). */
   readonly probe: (model: WeightFedModel) => DamageProbe | Promise<DamageProbe>;
@@ -357,6 +323,11 @@ export interface SensitivityOptions {
   readonly biasCorrected?: ReadonlySet<string>;
   /** Name recorded in the table. Default the path. */
   readonly modelName?: string;
+  /**
+   * Worker threads that score the candidates (sensitivity-pool.node.ts); 0 = inline. Default
+   * defaultPoolSize() (the cores, up to 4) when nothing is measured end to end, else 0. Results are equal.
+   */
+  readonly workers?: number;
   readonly onProgress?: (done: number, total: number, label: string) => void;
 }
 
@@ -419,60 +390,83 @@ export async function analyzeLoadedModel(
       (!wanted || wanted.has(w.name))
     );
   });
+  const weights: WeightSensitivity[] = [];
   const doMeasure = opts.measure ?? true;
   const total = targets.length * (1 + (doMeasure ? candidates.length : 0));
   let done = 0;
-  const weights: WeightSensitivity[] = [];
   const layouts = new Map<string, RowLayout>();
-  for (const w of targets) {
-    const st = stats.get(w.name)!;
-    const L = rowLayout(w.dims, axes.get(w.name)!, st.channels);
-    layouts.set(w.name, L);
-    const W = toRows(model.original(w.name), L);
-    const curve: NoisePoint[] = [];
-    for (const level of [relStd, ...(opts.noiseLevels ?? [5 * relStd])]) {
-      const noisy = injectNoise(W, L, level);
-      const outputError = bestOutputError(errorMatrix(W, noisy), L, st);
-      const kl = (await meter.measure(new Map([[w.name, fromRows(noisy, L)]]))).kl;
-      curve.push({ kl, outputError });
-    }
-    const klNoise = curve[0]!.kl;
-    const noiseOut = curve[0]!.outputError;
-    opts.onProgress?.(++done, total, `${w.name} noise`);
-    const entries: SensitivityEntry[] = [];
-    // candidates are scored by the error left after bias correction where the bias will be corrected
-    const proxyStats = opts.biasCorrected?.has(w.name) ? centeredStats(st) : st;
-    for (const c of candidates) {
-      if (!applicable(c, L, st)) continue;
+  // candidates are scored in worker threads while this thread measures the next weight's noise curve
+  const poolSize = opts.workers ?? (doMeasure ? 0 : defaultPoolSize());
+  const pool = poolSize > 0 ? createScorePool(poolSize) : undefined;
+  const pending: {
+    w: (typeof targets)[number];
+    L: RowLayout;
+    curve: NoisePoint[];
+    scored: Promise<(ScoredCandidate | undefined)[]>;
+  }[] = [];
+  try {
+    for (const w of targets) {
+      const st = stats.get(w.name)!;
+      const L = rowLayout(w.dims, axes.get(w.name)!, st.channels);
+      layouts.set(w.name, L);
+      const W = toRows(model.original(w.name), L);
+      const curve: NoisePoint[] = [];
+      for (const level of [relStd, ...(opts.noiseLevels ?? [5 * relStd])]) {
+        const noisy = injectNoise(W, L, level);
+        const outputError = bestOutputError(errorMatrix(W, noisy), L, st);
+        const kl = (await meter.measure(new Map([[w.name, fromRows(noisy, L)]]))).kl;
+        curve.push({ kl, outputError });
+      }
+      opts.onProgress?.(++done, total, `${w.name} noise`);
       const fa = captured.folds?.[0].get(w.name);
       const fb = captured.folds?.[1].get(w.name);
-      const heldOut = fittedToData(c) && fa && fb && applicable(c, L, fa) && applicable(c, L, fb);
-      // the fit on all samples is only needed in sample: to score it, or to measure it end to end
-      const Q = heldOut && !doMeasure ? undefined : quantizeCandidate(W, L, c, st);
-      const p: ProxyValues = heldOut
-        ? heldOutProxies(W, L, c, [fa, fb], proxyStats !== st)
-        : computeProxies(W, Q!, L, proxyStats);
-      const outErr = p.output ?? p.imatrix;
-      const cost = candidateCost(c, L.rows, L.cols);
-      const measured = Q && doMeasure ? await meter.measure(new Map([[w.name, fromRows(Q, L)]])) : undefined;
-      if (doMeasure) opts.onProgress?.(++done, total, `${w.name} ${c.id}`);
-      entries.push({
-        candidate: c.id,
-        bits: cost.bits,
-        bytes: cost.bytes,
-        proxies: { ...p, noiseCalibrated: noiseCalibratedCurve(curve, outErr) },
-        ...(heldOut ? { heldOut: true } : {}),
-        ...(measured ? { measured } : {}),
+      const folds = fa && fb ? ([fa, fb] as const) : undefined;
+      // candidates are scored by the error left after bias correction where the bias will be corrected
+      const centered = opts.biasCorrected?.has(w.name) ?? false;
+      // at most a few weights' shared copies alive: wait for the weight queued four steps earlier
+      if (pool && pending.length >= 4) await pending[pending.length - 4]!.scored;
+      const parts = pool ? shareWeight(W, st, folds) : { W, st, ...(folds ? { folds } : {}) };
+      const jobs = candidates.map((candidate) => ({ ...parts, L, centered, candidate, keepQ: doMeasure }));
+      pending.push({
+        w,
+        L,
+        curve,
+        scored: pool
+          ? Promise.all(jobs.map((j) => pool.score(j)))
+          : Promise.resolve(jobs.map(scoreCandidate)),
       });
     }
-    weights.push({
-      name: w.name,
-      dims: w.dims,
-      elements: w.elementCount,
-      noise: { relStd, kl: klNoise, outputError: noiseOut },
-      noiseCurve: curve,
-      entries,
-    });
+    for (const { w, L, curve, scored } of pending) {
+      const results = await scored;
+      const entries: SensitivityEntry[] = [];
+      for (const [i, c] of candidates.entries()) {
+        const r = results[i];
+        if (!r) continue;
+        const p = r.proxies;
+        const outErr = p.output ?? p.imatrix;
+        const cost = candidateCost(c, L.rows, L.cols);
+        const measured = r.Q ? await meter.measure(new Map([[w.name, fromRows(r.Q, L)]])) : undefined;
+        if (doMeasure) opts.onProgress?.(++done, total, `${w.name} ${c.id}`);
+        entries.push({
+          candidate: c.id,
+          bits: cost.bits,
+          bytes: cost.bytes,
+          proxies: { ...p, noiseCalibrated: noiseCalibratedCurve(curve, outErr) },
+          ...(r.heldOut ? { heldOut: true } : {}),
+          ...(measured ? { measured } : {}),
+        });
+      }
+      weights.push({
+        name: w.name,
+        dims: w.dims,
+        elements: w.elementCount,
+        noise: { relStd, kl: curve[0]!.kl, outputError: curve[0]!.outputError },
+        noiseCurve: curve,
+        entries,
+      });
+    }
+  } finally {
+    await pool?.close();
   }
   const table: SensitivityTable = {
     model: opts.modelName ?? 'model',

@@ -123,3 +123,27 @@ test('GPTQ candidates are scored out of sample: fitted on one half of the calibr
   }
   assert.equal(fitted, 2);
 });
+
+test('worker threads score candidates exactly as the inline path (held-out GPTQ, clipping search, centered)', async () => {
+  const model = await loadWeightFedModel(MLP, { captureInputs: true });
+  const axes = await outputAxes(MLP);
+  const probe = await syntheticProbe(model, 8, { intHigh: 10, compare: 'mse' });
+  const names = ['model.layers.0.fc1.weight', 'model.layers.1.fc2.weight'];
+  const opts = {
+    probe: () => probe,
+    candidates: candidatesById(['int8-pc-rtn', 'int3-g32-rtn-mse', 'int2-g32-gptq', 'nf4-g64-rtn']),
+    biasCorrected: new Set([names[0]!]),
+  };
+  const inline = await analyzeLoadedModel(model, axes, { ...opts, measure: false, workers: 0 });
+  const pooled = await analyzeLoadedModel(model, axes, { ...opts, measure: false, workers: 2 });
+  assert.deepEqual(pooled.table, inline.table);
+  assert.ok(
+    inline.table.weights.some((w) => w.entries.some((e) => e.heldOut)),
+    'held-out entries compared',
+  );
+  // with end-to-end measurement the quantized weights come back from the workers
+  const measuredInline = await analyzeLoadedModel(model, axes, { ...opts, workers: 0 });
+  const measuredPooled = await analyzeLoadedModel(model, axes, { ...opts, workers: 2 });
+  assert.deepEqual(measuredPooled.table, measuredInline.table);
+  assert.ok(measuredPooled.table.weights[0]!.entries[0]!.measured, 'measured');
+});
