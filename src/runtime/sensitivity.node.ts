@@ -325,7 +325,8 @@ export interface SensitivityOptions {
   readonly modelName?: string;
   /**
    * Worker threads that score the candidates (sensitivity-pool.node.ts); 0 = inline. Default
-   * defaultPoolSize() (the cores, up to 4) when nothing is measured end to end, else 0. Results are equal.
+   * defaultPoolSize() (the cores, up to 4) unless the weights x candidates are fewer than 2e6 elements.
+   * Results are equal either way.
    */
   readonly workers?: number;
   readonly onProgress?: (done: number, total: number, label: string) => void;
@@ -396,14 +397,47 @@ export async function analyzeLoadedModel(
   let done = 0;
   const layouts = new Map<string, RowLayout>();
   // candidates are scored in worker threads while this thread measures the next weight's noise curve
-  const poolSize = opts.workers ?? (doMeasure ? 0 : defaultPoolSize());
+  // (tiny models stay inline: starting the workers would cost more than it saves)
+  const work = targets.reduce((n, w) => n + w.elementCount, 0) * candidates.length;
+  const poolSize = opts.workers ?? (work >= 2e6 ? defaultPoolSize() : 0);
   const pool = poolSize > 0 ? createScorePool(poolSize) : undefined;
-  const pending: {
+  type Queued = {
     w: (typeof targets)[number];
     L: RowLayout;
     curve: NoisePoint[];
     scored: Promise<(ScoredCandidate | undefined)[]>;
-  }[] = [];
+  };
+  const queued: Queued[] = [];
+  // a weight's entries, once its candidates are scored (and measured end to end when asked), in order
+  const finish = async ({ w, L, curve, scored }: Queued): Promise<void> => {
+    const results = await scored;
+    const entries: SensitivityEntry[] = [];
+    for (const [i, c] of candidates.entries()) {
+      const r = results[i];
+      if (!r) continue;
+      const p = r.proxies;
+      const outErr = p.output ?? p.imatrix;
+      const cost = candidateCost(c, L.rows, L.cols);
+      const measured = r.Q ? await meter.measure(new Map([[w.name, fromRows(r.Q, L)]])) : undefined;
+      if (doMeasure) opts.onProgress?.(++done, total, `${w.name} ${c.id}`);
+      entries.push({
+        candidate: c.id,
+        bits: cost.bits,
+        bytes: cost.bytes,
+        proxies: { ...p, noiseCalibrated: noiseCalibratedCurve(curve, outErr) },
+        ...(r.heldOut ? { heldOut: true } : {}),
+        ...(measured ? { measured } : {}),
+      });
+    }
+    weights.push({
+      name: w.name,
+      dims: w.dims,
+      elements: w.elementCount,
+      noise: { relStd, kl: curve[0]!.kl, outputError: curve[0]!.outputError },
+      noiseCurve: curve,
+      entries,
+    });
+  };
   try {
     for (const w of targets) {
       const st = stats.get(w.name)!;
@@ -423,48 +457,18 @@ export async function analyzeLoadedModel(
       const folds = fa && fb ? ([fa, fb] as const) : undefined;
       // candidates are scored by the error left after bias correction where the bias will be corrected
       const centered = opts.biasCorrected?.has(w.name) ?? false;
-      // at most a few weights' shared copies alive: wait for the weight queued four steps earlier
-      if (pool && pending.length >= 4) await pending[pending.length - 4]!.scored;
+      // at most four weights in flight (their shared copies and quantized matrices): finish the oldest
+      if (queued.length >= 4) await finish(queued.shift()!);
       const parts = pool ? shareWeight(W, st, folds) : { W, st, ...(folds ? { folds } : {}) };
       const jobs = candidates.map((candidate) => ({ ...parts, L, centered, candidate, keepQ: doMeasure }));
-      pending.push({
-        w,
-        L,
-        curve,
-        scored: pool
-          ? Promise.all(jobs.map((j) => pool.score(j)))
-          : Promise.resolve(jobs.map(scoreCandidate)),
-      });
+      const scored = pool
+        ? Promise.all(jobs.map((j) => pool.score(j)))
+        : Promise.resolve(jobs.map(scoreCandidate));
+      // awaited in finish(); if an earlier step throws, the pool's rejection must not surface unhandled
+      scored.catch(() => undefined);
+      queued.push({ w, L, curve, scored });
     }
-    for (const { w, L, curve, scored } of pending) {
-      const results = await scored;
-      const entries: SensitivityEntry[] = [];
-      for (const [i, c] of candidates.entries()) {
-        const r = results[i];
-        if (!r) continue;
-        const p = r.proxies;
-        const outErr = p.output ?? p.imatrix;
-        const cost = candidateCost(c, L.rows, L.cols);
-        const measured = r.Q ? await meter.measure(new Map([[w.name, fromRows(r.Q, L)]])) : undefined;
-        if (doMeasure) opts.onProgress?.(++done, total, `${w.name} ${c.id}`);
-        entries.push({
-          candidate: c.id,
-          bits: cost.bits,
-          bytes: cost.bytes,
-          proxies: { ...p, noiseCalibrated: noiseCalibratedCurve(curve, outErr) },
-          ...(r.heldOut ? { heldOut: true } : {}),
-          ...(measured ? { measured } : {}),
-        });
-      }
-      weights.push({
-        name: w.name,
-        dims: w.dims,
-        elements: w.elementCount,
-        noise: { relStd, kl: curve[0]!.kl, outputError: curve[0]!.outputError },
-        noiseCurve: curve,
-        entries,
-      });
-    }
+    for (const q of queued.splice(0)) await finish(q);
   } finally {
     await pool?.close();
   }
