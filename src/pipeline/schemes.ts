@@ -14,6 +14,7 @@ import {
   type SensitivityAlgorithm,
   candidateCost,
   elementBitsOf,
+  fullCandidates,
   ggmlCandidates,
   salientCandidate,
 } from '../analysis/sensitivity/candidates.ts';
@@ -216,6 +217,25 @@ function salientFraction(s: PlanScheme, field: string): number | undefined {
   return fraction;
 }
 
+let schemeNames: Map<string, string> | undefined;
+
+function quantizerKey(q: QuantizerConfig): string {
+  const g = q.granularity;
+  const sf = q.scaleFormat ?? 'fp32';
+  return [
+    q.element.name,
+    g.kind === 'group' ? `g${g.size}@${g.axis}` : g.kind === 'axis' ? `axis${g.axis}` : g.kind,
+    q.symmetric,
+    typeof sf === 'string' ? sf : JSON.stringify(sf),
+  ].join('|');
+}
+
+/** The candidate set's scheme name of a quantizer without a scale rule ('nvfp4', 'int4-g32'), if any. */
+function knownScheme(q: QuantizerConfig): string | undefined {
+  schemeNames ??= new Map(fullCandidates().map((c) => [quantizerKey(c.quantizer), c.scheme] as const));
+  return schemeNames.get(quantizerKey(q));
+}
+
 /** The row-layout candidate that quantizes exactly like a plan scheme (the inverse of planScheme). */
 export function rowCandidate(s: PlanScheme, L: RowLayout, field = 'scheme'): SensitivityCandidate {
   const fraction = salientFraction(s, field);
@@ -259,8 +279,10 @@ export function rowCandidate(s: PlanScheme, L: RowLayout, field = 'scheme'): Sen
   };
   const algorithm: SensitivityAlgorithm = s.algorithm;
   const gs = granularity.kind === 'group' ? `g${granularity.size}` : 'pc';
-  // integer schemes are named by their bits, as the candidate set names them ('int4-g32': uint4 codes)
-  const scheme = `${element.kind === 'int' ? `int${element.bits}` : element.name}-${gs}`;
+  // named as the candidate set names the same quantizer ('nvfp4', 'int4-g32': uint4 codes), else by its
+  // element and granularity
+  const scheme =
+    knownScheme(quantizer) ?? `${element.kind === 'int' ? `int${element.bits}` : element.name}-${gs}`;
   const rule = s.scaleRule?.kind === 'minmax' ? undefined : s.scaleRule;
   if (rule && (element.kind !== 'int' || algorithm === 'awq'))
     throw new MixqError(`scale rule '${rule.kind}' on a ${element.name} ${algorithm} scheme`, {

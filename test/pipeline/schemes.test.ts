@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { candidatesById, fullCandidates } from '../../src/analysis/sensitivity/candidates.ts';
+import { candidateCost, candidatesById, fullCandidates } from '../../src/analysis/sensitivity/candidates.ts';
 import { rowLayout, toRows } from '../../src/analysis/sensitivity/layout.ts';
 import { quantizeCandidate } from '../../src/analysis/sensitivity/quantize.ts';
 import { Rng } from '../../src/core/rng.ts';
@@ -24,6 +24,7 @@ import { oneWeightPlan } from '../plan-util.ts';
 const matmul = rowLayout([96, 40], 1); // MatMul B [K = 96, N = 40]
 const conv1 = rowLayout([24, 64, 1, 1], 0); // 1 x 1 conv
 const conv3 = rowLayout([16, 8, 3, 3], 0); // 3 x 3 conv, cols = 72
+const wide = rowLayout([256, 24], 1); // MatMul B, K = 256 longer than every group
 
 function randn(n: number, seed: number): Float32Array {
   const rng = new Rng(seed);
@@ -31,7 +32,7 @@ function randn(n: number, seed: number): Float32Array {
 }
 
 test('planScheme -> rowCandidate is the identity on every RTN candidate (quantizer, id, cost)', () => {
-  for (const L of [matmul, conv1, conv3]) {
+  for (const L of [matmul, conv1, conv3, wide]) {
     for (const c of fullCandidates().filter((x) => x.algorithm === 'rtn')) {
       if (!representable(c, L)) {
         assert.ok(L.kernel > 1, `${c.id} must be representable on a matrix`);
@@ -41,7 +42,9 @@ test('planScheme -> rowCandidate is the identity on every RTN candidate (quantiz
       const s = planScheme(c, L);
       const back = rowCandidate(s, L);
       assert.equal(back.algorithm, c.algorithm);
-      assert.deepEqual(schemeCost(s, L), { bits: schemeCost(s, L).bits, bytes: schemeCost(s, L).bytes });
+      assert.deepEqual(schemeCost(s, L), candidateCost(c, L.rows, L.cols), `${c.id} cost`);
+      // the same name, where no group covers a whole row (then 'g128' is stated per channel)
+      if (L === wide) assert.equal(back.id, c.id);
       const W = randn(L.rows * L.cols, 3);
       assert.deepEqual(quantizeCandidate(W, L, back), quantizeCandidate(W, L, c), `${c.id} on ${L.dims}`);
     }
