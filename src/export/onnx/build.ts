@@ -3,7 +3,7 @@
  * in ../schema.ts, so they encode with writeOnnx exactly like decoded ones. Also the opset bookkeeping a
  * rewritten graph needs. Field meanings: onnx/onnx.proto.
  */
-import { f32ToF16Bits } from '../../core/bits.ts';
+import { f32ToBf16Bits, f32ToF16Bits } from '../../core/bits.ts';
 import { ATTRIBUTE_TYPE_CODES as A, DATA_TYPE_CODES as C, onnxMessageType } from '../../io/onnx/schema.ts';
 import type {
   AttributeProto,
@@ -29,14 +29,16 @@ export function makeTensor(
   }) as unknown as TensorProto;
 }
 
-/** float32 or float16 raw bytes of values (float16 rounds to nearest even). */
-export function floatBytes(values: Float32Array, type: 'float32' | 'float16'): Uint8Array {
+export type FloatStorage = 'float32' | 'float16' | 'bfloat16';
+
+/** float32, float16 or bfloat16 raw bytes of values (the 16-bit types round to nearest even). */
+export function floatBytes(values: Float32Array, type: FloatStorage): Uint8Array {
   const width = type === 'float32' ? 4 : 2;
   const out = new Uint8Array(values.length * width);
   const view = new DataView(out.buffer);
   for (let i = 0; i < values.length; i++) {
-    if (width === 4) view.setFloat32(4 * i, values[i]!, true);
-    else view.setUint16(2 * i, f32ToF16Bits(values[i]!), true);
+    if (type === 'float32') view.setFloat32(4 * i, values[i]!, true);
+    else view.setUint16(2 * i, (type === 'float16' ? f32ToF16Bits : f32ToBf16Bits)(values[i]!), true);
   }
   return out;
 }
@@ -124,4 +126,25 @@ export function freshNamer(graphs: GraphProto | readonly GraphProto[]): (base: s
     taken.add(c);
     return c;
   };
+}
+
+/**
+ * A float initializer stored as `type` (scales, offsets), read as float32: a 16-bit tensor is widened by a
+ * Cast node (constant-folded at load) added to `front`. Returns the name that holds the float32 values.
+ */
+export function scaleTensors(
+  fresh: (n: string) => string,
+  name: string,
+  values: Float32Array,
+  dims: readonly number[],
+  type: FloatStorage,
+  inits: TensorProto[],
+  front: NodeProto[],
+): string {
+  const dt = type === 'float32' ? C.FLOAT : type === 'float16' ? C.FLOAT16 : C.BFLOAT16;
+  inits.push(makeTensor(name, dt, dims, floatBytes(values, type)));
+  if (type === 'float32') return name;
+  const out = fresh(`${name}_f32`);
+  front.push(makeNode('Cast', [name], [out], { name: fresh(`${name}_cast`), attrs: { to: C.FLOAT } }));
+  return out;
 }

@@ -35,7 +35,7 @@ import type { NodeProto, TensorProto } from '../../io/onnx/proto-types.ts';
 import { elementGrid, type ElementGrid } from '../../quant/element.ts';
 import { chooseQParams, type QParams, type QuantizerConfig, quantize } from '../../quant/index.ts';
 import type { ScaleFormat } from '../../quant/scale-format.ts';
-import { DT, floatBytes, int64Bytes, makeNode, makeTensor } from './build.ts';
+import { DT, floatBytes, int64Bytes, makeNode, makeTensor, scaleTensors } from './build.ts';
 
 /** A weight quantized in row layout, ready to be stored bit-plane packed. */
 export interface PackedQuant {
@@ -106,21 +106,12 @@ function codeTable(grid: ElementGrid): Float32Array {
 }
 
 /** The decode arithmetic of the graph, in JavaScript (float32 steps as onnxruntime's kernels). */
-function decode(
-  grid: ElementGrid,
-  symmetric: boolean,
-  codes: Uint16Array,
-  scale: Float32Array,
-  zero: Float32Array,
-  offset: Float32Array,
-  cols: number,
-  gs: number,
-  nb: number,
-): Float32Array {
+function decode(p: Omit<PackedQuant, 'dequant'>): Float32Array {
+  const { grid, codes, scale, zero, offset, cols, groupSize: gs, nBlocks: nb } = p;
   const fr = Math.fround;
   const out = new Float32Array(codes.length);
   const T = codeTable(grid);
-  const asymTable = grid.kind === 'table' && !symmetric;
+  const asymTable = grid.kind === 'table' && !p.symmetric;
   for (let i = 0; i < codes.length; i++) {
     const r = Math.floor(i / cols);
     const g = r * nb + Math.floor((i % cols) / gs);
@@ -132,6 +123,11 @@ function decode(
     }
   }
   return out;
+}
+
+/** A packed weight from its parts, with the decoded weight the graph will compute. */
+function withDequant(parts: Omit<PackedQuant, 'dequant'>): PackedQuant {
+  return { ...parts, dequant: decode(parts) };
 }
 
 /**
@@ -149,18 +145,7 @@ export function packedFromQuantizer(
   const params = chooseQParams(x, [rows, cols], q);
   checkLayout(params, rows, cols, gs, nb);
   const { codes } = quantize(x, params);
-  const dequant = decode(
-    params.grid,
-    q.symmetric,
-    codes,
-    params.scale,
-    params.zero,
-    params.offset,
-    cols,
-    gs,
-    nb,
-  );
-  return {
+  return withDequant({
     rows,
     cols,
     bits: params.grid.bits,
@@ -175,8 +160,7 @@ export function packedFromQuantizer(
     scaleShared: params.scaleShared,
     zero: params.zero,
     offset: params.offset,
-    dequant,
-  };
+  });
 }
 
 /**
@@ -211,9 +195,7 @@ export function packedFromGrid(
   for (let i = 0; i < zero.length; i++)
     if (zero[i]! < lo || zero[i]! > hi)
       fail(`zero point ${zero[i]} at group ${i}`, `${field}.zero`, `${lo}..${hi}`);
-  const z = Float32Array.from(zero);
-  const offset = new Float32Array(rows * nb);
-  return {
+  return withDequant({
     rows,
     cols,
     bits: grid.bits,
@@ -224,10 +206,9 @@ export function packedFromGrid(
     codes,
     scale,
     scaleFormat: q.scaleFormat ?? 'fp32',
-    zero: z,
-    offset,
-    dequant: decode(grid, q.symmetric, codes, scale, z, offset, cols, gs, nb),
-  };
+    zero: Float32Array.from(zero),
+    offset: new Float32Array(rows * nb),
+  });
 }
 
 /** Bit planes of n-bit codes: [bits][ceil(n / 8)] bytes, bit b of code i at plane b, byte i >> 3, bit i & 7. */
@@ -263,32 +244,32 @@ export function planeBytes(n: number, bits: number): number {
 /** How the scales of a packed weight are stored: a float tensor, or 8-bit codes into a shared table. */
 type ScaleStore =
   | { kind: 'float32' }
-  | { kind: 'float16'; bits: Uint16Array }
-  | { kind: 'bfloat16'; bits: Uint16Array }
-  | { kind: 'e8m0'; codes: Uint8Array; global: number }
+  | { kind: 'float16' }
+  | { kind: 'bfloat16' }
+  | { kind: 'e8m0'; codes: Uint8Array }
   | { kind: 'e4m3'; codes: Uint8Array; global: number };
+
+/** Whether every value survives storage as a 16-bit float (fp16 or bf16) unchanged. */
+function exactIn(type: 'float16' | 'bfloat16', v: Float32Array): boolean {
+  const [to, back] = type === 'float16' ? [f32ToF16Bits, f16BitsToF32] : [f32ToBf16Bits, bf16BitsToF32];
+  return v.every((x) => Object.is(back(to(x)), x));
+}
 
 /** The compact scale storage that reproduces `scale` exactly, else float32. */
 function scaleStore(p: PackedQuant): ScaleStore {
   const f = p.scaleFormat;
   const s = p.scale;
-  const n = s.length;
-  if (f === 'fp16' || f === 'bf16') {
-    const to = f === 'fp16' ? f32ToF16Bits : f32ToBf16Bits;
-    const back = f === 'fp16' ? f16BitsToF32 : bf16BitsToF32;
-    const bits = Uint16Array.from(s, (v) => to(v));
-    if (bits.every((b, i) => Object.is(back(b), s[i]!)))
-      return f === 'fp16' ? { kind: 'float16', bits } : { kind: 'bfloat16', bits };
-  }
+  if (f === 'fp16' && exactIn('float16', s)) return { kind: 'float16' };
+  if (f === 'bf16' && exactIn('bfloat16', s)) return { kind: 'bfloat16' };
   if (f === 'e8m0') {
     const codes = Uint8Array.from(s, (v) => Math.log2(v) + 127);
-    if (codes.every((c, i) => 2 ** (c - 127) === s[i]!)) return { kind: 'e8m0', codes, global: 1 };
+    if (codes.every((c, i) => 2 ** (c - 127) === s[i]!)) return { kind: 'e8m0', codes };
   }
   if (f === 'fp8_e4m3fn' && p.scaleCodes && p.scaleShared && p.scaleShared.length === 1) {
     const global = p.scaleShared[0]!;
     const T = e4m3Values();
     const codes = Uint8Array.from(p.scaleCodes);
-    if (codes.length === n && codes.every((c, i) => Math.fround(T[c]! * global) === s[i]!))
+    if (codes.length === s.length && codes.every((c, i) => Math.fround(T[c]! * global) === s[i]!))
       return { kind: 'e4m3', codes, global };
   }
   return { kind: 'float32' };
@@ -360,6 +341,23 @@ function scalar(e: PackedEmitter, v: number): string {
   );
 }
 
+/** Appends one node to the decode graph; its output is `out` or a fresh `<base>_<suffix>`. */
+function emitNode(
+  e: PackedEmitter,
+  base: string,
+  op: string,
+  inputs: string[],
+  suffix: string,
+  attrs?: Record<string, number | string | number[]>,
+  out?: string,
+): string {
+  const o = out ?? e.fresh(`${base}_${suffix}`);
+  e.front.push(
+    makeNode(op, inputs, [o], { name: e.fresh(`${base}_${suffix}_${op}`), ...(attrs ? { attrs } : {}) }),
+  );
+  return o;
+}
+
 /**
  * Emits the decode of n codes of `bits` (bit planes, or plain uint8 for 8 bits) to an int32 tensor of
  * `shape`. Returns the output name and the stored bytes.
@@ -372,18 +370,8 @@ function emitCodes(
   shape: readonly number[],
 ): { out: string; bytes: number } {
   const n = codes.length;
-  const node = (
-    op: string,
-    inputs: string[],
-    suffix: string,
-    attrs?: Record<string, number | string | number[]>,
-  ) => {
-    const out = e.fresh(`${base}_${suffix}`);
-    e.front.push(
-      makeNode(op, inputs, [out], { name: e.fresh(`${base}_${suffix}_${op}`), ...(attrs ? { attrs } : {}) }),
-    );
-    return out;
-  };
+  const node = (op: string, inputs: string[], suffix: string, attrs?: Record<string, number | string>) =>
+    emitNode(e, base, op, inputs, suffix, attrs);
   if (bits === 8) {
     const t = e.fresh(`${base}_u8`);
     e.inits.push(makeTensor(t, DT.UINT8, shape, Uint8Array.from(codes)));
@@ -429,13 +417,7 @@ export function emitPackedDecode(
     suffix: string,
     attrs?: Record<string, number | string | number[]>,
     out?: string,
-  ) => {
-    const o = out ?? e.fresh(`${base}_${suffix}`);
-    e.front.push(
-      makeNode(op, inputs, [o], { name: e.fresh(`${base}_${suffix}_${op}`), ...(attrs ? { attrs } : {}) }),
-    );
-    return o;
-  };
+  ) => emitNode(e, base, op, inputs, suffix, attrs, out);
   // per-group tensor [rows, nb] -> broadcastable against [rows, cols]
   const expand = (t: string, suffix: string): string => {
     if (nb === 1) return t; // stored [rows, 1]
@@ -462,16 +444,9 @@ export function emitPackedDecode(
   const st = scaleStore(p);
   let scale: string;
   let scaleBytes: number;
-  if (st.kind === 'float32') {
-    scale = e.fresh(`${base}_scale`);
-    e.inits.push(makeTensor(scale, DT.FLOAT, gshape, floatBytes(p.scale, 'float32')));
-    scaleBytes = 4 * p.scale.length;
-  } else if (st.kind === 'float16' || st.kind === 'bfloat16') {
-    const t = e.fresh(`${base}_scale`);
-    const raw = new Uint8Array(st.bits.buffer.slice(0));
-    e.inits.push(makeTensor(t, st.kind === 'float16' ? DT.FLOAT16 : DT.BFLOAT16, gshape, raw));
-    scale = node('Cast', [t], 'scale_f32', { to: DT.FLOAT });
-    scaleBytes = 2 * p.scale.length;
+  if (st.kind === 'float32' || st.kind === 'float16' || st.kind === 'bfloat16') {
+    scale = scaleTensors(e.fresh, e.fresh(`${base}_scale`), p.scale, gshape, st.kind, e.inits, e.front);
+    scaleBytes = (st.kind === 'float32' ? 4 : 2) * p.scale.length;
   } else {
     const t = e.fresh(`${base}_scale_codes`);
     e.inits.push(makeTensor(t, DT.UINT8, gshape, st.codes));
@@ -508,18 +483,9 @@ export function emitPackedDecode(
   } else {
     decoded = node('Mul', [values, S], 'rows');
     if (!p.symmetric) {
-      const h = Uint16Array.from(p.offset, (o) => f32ToF16Bits(o));
-      let off: string;
-      if (h.every((b, i) => Object.is(f16BitsToF32(b), p.offset[i]!))) {
-        const t = e.fresh(`${base}_offset`);
-        e.inits.push(makeTensor(t, DT.FLOAT16, gshape, new Uint8Array(h.buffer.slice(0))));
-        off = node('Cast', [t], 'offset_f32', { to: DT.FLOAT });
-        zeroPointBytes = 2 * h.length;
-      } else {
-        off = e.fresh(`${base}_offset`);
-        e.inits.push(makeTensor(off, DT.FLOAT, gshape, floatBytes(p.offset, 'float32')));
-        zeroPointBytes = 4 * h.length;
-      }
+      const type = exactIn('float16', p.offset) ? 'float16' : 'float32';
+      const off = scaleTensors(e.fresh, e.fresh(`${base}_offset`), p.offset, gshape, type, e.inits, e.front);
+      zeroPointBytes = (type === 'float16' ? 2 : 4) * p.offset.length;
       decoded = node('Add', [decoded, expand(off, 'offset')], 'rows_offset');
     }
   }

@@ -27,7 +27,6 @@ import { setTensorFloat32 } from '../../io/onnx/tensor-data.ts';
 import { listWeights, loadWeightFloat32, type OnnxWeight } from '../../io/onnx/weights.ts';
 import {
   DT,
-  floatBytes,
   freshNamer,
   intAttr,
   makeNode,
@@ -35,6 +34,7 @@ import {
   opsetVersion,
   requireIrVersion,
   requireOpset,
+  scaleTensors,
 } from './build.ts';
 import {
   type BlockQuantized,
@@ -257,22 +257,30 @@ function checkConfig(
   return { bits, blockSize, fp8 };
 }
 
-/** Per-weight plan: the quantized blocks and how the graph is rewritten. */
-interface Plan {
+/** Per-weight plan: how the weight is quantized and how the graph is rewritten. */
+interface PlanBase {
   w: OnnxWeight;
   a: WeightAssignment;
   role: Role;
   bits: number;
   blockSize: number;
-  /** Blocks in the operator's row order (rows = N for MatMul, V for Gather, O for Conv). */
-  bq: BlockQuantized;
   /** Dequantized weight in the original layout. */
   dequant: Float32Array;
-  /** 'rows' when the tensor is stored as bq's rows x cols; 'cols' when it is bq transposed (MatMul [K, N]). */
+  /** 'rows' when the tensor is stored as the row matrix; 'cols' when it is its transpose (MatMul [K, N]). */
   orient: 'rows' | 'cols';
-  /** Scheme 'packed': the codes and parameters (bq then summarises them). */
-  packed?: PackedQuant;
 }
+
+/** The operators' schemes: blocks in the operator's row order (rows = N for MatMul, V for Gather, O for Conv). */
+interface BlockPlan extends PlanBase {
+  bq: BlockQuantized;
+}
+
+/** Scheme 'packed': the codes and parameters of the row matrix. */
+interface PackedPlan extends PlanBase {
+  packed: PackedQuant;
+}
+
+type Plan = BlockPlan | PackedPlan;
 
 /** Rows x cols of a role's row matrix and how the tensor holds it. */
 function rowShape(role: Role): { rows: number; cols: number; orient: 'rows' | 'cols' } {
@@ -290,7 +298,7 @@ async function planPacked(
   a: WeightAssignment,
   role: Role,
   field: string,
-): Promise<Plan> {
+): Promise<PackedPlan> {
   const q = a.quantizer;
   if (!q) fail("scheme 'packed' needs the quantizer", `${field}.quantizer`, 'a row-layout QuantizerConfig');
   if (q.rounding === 'stochastic')
@@ -301,25 +309,12 @@ async function planPacked(
   const pq = a.quantized
     ? packedFromGrid(a.quantized.q, a.quantized.scale, a.quantized.zero, rows, cols, q, `${field}.quantized`)
     : packedFromQuantizer(xr, rows, cols, q);
-  const bq: BlockQuantized = {
-    rows,
-    cols,
-    blockSize: pq.groupSize,
-    nBlocks: pq.nBlocks,
-    bits: pq.bits,
-    signed: false,
-    q: Int32Array.from(pq.codes),
-    scale: pq.scale,
-    zero: Int32Array.from(pq.zero),
-    dequant: pq.dequant,
-  };
   return {
     w,
     a,
     role,
     bits: pq.bits,
     blockSize: pq.groupSize,
-    bq,
     dequant: orient === 'cols' ? transpose(pq.dequant, rows, cols) : pq.dequant,
     orient,
     packed: pq,
@@ -531,23 +526,6 @@ function removeWeight(graph: GraphProto, w: OnnxWeight): void {
   } else graph.node = graph.node.filter((n) => n !== w.node);
 }
 
-function scaleTensors(
-  fresh: (n: string) => string,
-  name: string,
-  values: Float32Array,
-  dims: readonly number[],
-  type: 'float32' | 'float16',
-  inits: TensorProto[],
-  front: NodeProto[],
-): string {
-  const t = makeTensor(name, type === 'float32' ? DT.FLOAT : DT.FLOAT16, dims, floatBytes(values, type));
-  inits.push(t);
-  if (type === 'float32') return name;
-  const out = fresh(`${name}_f32`);
-  front.push(makeNode('Cast', [name], [out], { name: fresh(`${name}_cast`), attrs: { to: DT.FLOAT } }));
-  return out;
-}
-
 /**
  * Builds the quantized model (a new OnnxModel; the input is not changed).
  * @example
@@ -581,7 +559,7 @@ export async function quantizeOnnxWeights(
   const source = model.source;
   const opset = opsetVersion(proto, '') ?? 1;
   // Standard DequantizeLinear: int8 per channel needs opset 13, int4 or block_size opset 21.
-  const dqPlans = plans.filter((p) => p.a.scheme === 'dequantizelinear');
+  const dqPlans = plans.filter((p): p is BlockPlan => p.a.scheme === 'dequantizelinear');
   const packedPlan = plans.find((p) => p.a.scheme === 'packed');
   const needStd = Math.max(
     packedPlan ? 18 : 0, // BitwiseAnd
@@ -630,16 +608,8 @@ export async function quantizeOnnxWeights(
   const emitter: PackedEmitter = { fresh, inits, front, shared: new Map() };
   for (const p of plans) {
     const name = p.w.name;
-    const bq = p.bq;
-    const scaleType = p.a.scaleType ?? 'float32';
-    const scaleWidth = scaleType === 'float32' ? 4 : 2;
-    const symmetric = p.a.symmetric ?? true;
-    let codeBytes = 0;
-    let zeroPointBytes = 0;
-    let op = '';
-    let domain = '';
     removeWeight(graph, p.w);
-    if (p.packed) {
+    if ('packed' in p) {
       const b = emitPackedDecode(emitter, p.packed, name, p.w.dims, p.orient);
       exported.push({
         name,
@@ -654,6 +624,14 @@ export async function quantizeOnnxWeights(
       });
       continue;
     }
+    const bq = p.bq;
+    const scaleType = p.a.scaleType ?? 'float32';
+    const scaleWidth = scaleType === 'float32' ? 4 : 2;
+    const symmetric = p.a.symmetric ?? true;
+    let codeBytes = 0;
+    let zeroPointBytes = 0;
+    let op = '';
+    let domain = '';
     if (p.a.scheme === 'matmulnbits') {
       const role = p.role as Extract<Role, { kind: 'matmul' }>;
       const blob = (p.blockSize * p.bits) / 8;
