@@ -43,16 +43,23 @@ function shareStats(s: LayerStats): LayerStats {
   };
 }
 
-/** A weight's matrix and statistics in shared memory, for many jobs without copies. */
-export function shareWeight(
-  W: Float32Array,
-  st: LayerStats,
-  folds: readonly [LayerStats, LayerStats] | undefined,
-): { W: Float32Array; st: LayerStats; folds?: readonly [LayerStats, LayerStats] } {
+type JobParts = Pick<ScoreJob, 'W' | 'st' | 'folds' | 'scoring'>;
+
+/** A weight's matrix and statistics in shared memory (each distinct statistics object once), for many jobs without copies. */
+export function shareWeight(parts: JobParts): JobParts {
+  const copies = new Map<LayerStats, LayerStats>();
+  const share = (s: LayerStats): LayerStats => {
+    let c = copies.get(s);
+    if (!c) copies.set(s, (c = shareStats(s)));
+    return c;
+  };
+  const pair = (f: readonly [LayerStats, LayerStats] | undefined) =>
+    f ? ({ folds: [share(f[0]), share(f[1])] } as const) : {};
   return {
-    W: sharedCopy(W),
-    st: shareStats(st),
-    ...(folds ? { folds: [shareStats(folds[0]), shareStats(folds[1])] as const } : {}),
+    W: sharedCopy(parts.W),
+    st: share(parts.st),
+    ...pair(parts.folds),
+    scoring: { st: share(parts.scoring.st), ...pair(parts.scoring.folds) },
   };
 }
 

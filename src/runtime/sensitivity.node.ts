@@ -15,6 +15,7 @@
 
 import {
   bestOutputError,
+  centeredStats,
   errorMatrix,
   injectNoise,
   type LayerStats,
@@ -457,10 +458,17 @@ export async function analyzeLoadedModel(
       const folds = fa && fb ? ([fa, fb] as const) : undefined;
       // candidates are scored by the error left after bias correction where the bias will be corrected
       const centered = opts.biasCorrected?.has(w.name) ?? false;
+      const scoring = centered
+        ? {
+            st: centeredStats(st),
+            ...(folds ? { folds: [centeredStats(folds[0]), centeredStats(folds[1])] as const } : {}),
+          }
+        : { st, ...(folds ? { folds } : {}) };
       // at most four weights in flight (their shared copies and quantized matrices): finish the oldest
       if (queued.length >= 4) await finish(queued.shift()!);
-      const parts = pool ? shareWeight(W, st, folds) : { W, st, ...(folds ? { folds } : {}) };
-      const jobs = candidates.map((candidate) => ({ ...parts, L, centered, candidate, keepQ: doMeasure }));
+      const own = { W, st, ...(folds ? { folds } : {}), scoring };
+      const parts = pool ? shareWeight(own) : own;
+      const jobs = candidates.map((candidate) => ({ ...parts, L, candidate, keepQ: doMeasure }));
       const scored = pool
         ? Promise.all(jobs.map((j) => pool.score(j)))
         : Promise.resolve(jobs.map(scoreCandidate));

@@ -6,7 +6,7 @@
  */
 import type { SensitivityCandidate } from './candidates.ts';
 import type { RowLayout } from './layout.ts';
-import { centeredStats, computeProxies, type LayerStats, type ProxyValues } from './proxies.ts';
+import { computeProxies, type LayerStats, type ProxyValues } from './proxies.ts';
 import { applicable, quantizeCandidate } from './quantize.ts';
 
 /** One (weight, candidate) to score. */
@@ -14,12 +14,15 @@ export interface ScoreJob {
   /** The weight as a row matrix. */
   readonly W: Float32Array;
   readonly L: RowLayout;
-  /** Statistics of all calibration samples. */
+  /** Statistics of all calibration samples (what candidates are fitted to). */
   readonly st: LayerStats;
   /** The two folds' statistics (even / odd samples), for held-out scoring of fitted candidates. */
   readonly folds?: readonly [LayerStats, LayerStats];
-  /** Score with centered statistics (the layer's bias will absorb the mean shift). */
-  readonly centered: boolean;
+  /**
+   * The statistics errors are scored with: `st` and `folds` themselves, or centered (centeredStats) where
+   * the layer's bias will absorb the mean shift. Computed once per weight by the caller.
+   */
+  readonly scoring: { readonly st: LayerStats; readonly folds?: readonly [LayerStats, LayerStats] };
   readonly candidate: SensitivityCandidate;
   /** Also return the weight quantized with all samples (to measure it end to end). */
   readonly keepQ: boolean;
@@ -48,13 +51,12 @@ export function heldOutProxies(
   L: RowLayout,
   c: SensitivityCandidate,
   folds: readonly [LayerStats, LayerStats],
-  centered: boolean,
+  scoringFolds: readonly [LayerStats, LayerStats] = folds,
 ): ProxyValues {
-  const [a, b] = folds;
   const score = (fit: LayerStats, test: LayerStats) =>
-    computeProxies(W, quantizeCandidate(W, L, c, fit), L, centered ? centeredStats(test) : test);
-  const p = score(a, b);
-  const q = score(b, a);
+    computeProxies(W, quantizeCandidate(W, L, c, fit), L, test);
+  const p = score(folds[0], scoringFolds[1]);
+  const q = score(folds[1], scoringFolds[0]);
   const mean = (x: number, y: number) => (x + y) / 2;
   return {
     weight: mean(p.weight, q.weight),
@@ -74,7 +76,7 @@ export function scoreCandidate(job: ScoreJob): ScoredCandidate | undefined {
   // the fit on all samples is only needed in sample: to score it, or to measure it end to end
   const Q = heldOut && !job.keepQ ? undefined : quantizeCandidate(W, L, c, st);
   const proxies = heldOut
-    ? heldOutProxies(W, L, c, [fa, fb], job.centered)
-    : computeProxies(W, Q!, L, job.centered ? centeredStats(st) : st);
+    ? heldOutProxies(W, L, c, [fa, fb], job.scoring.folds)
+    : computeProxies(W, Q!, L, job.scoring.st);
   return { proxies, heldOut, ...(Q && job.keepQ ? { Q } : {}) };
 }
