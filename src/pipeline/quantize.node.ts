@@ -26,6 +26,7 @@ import {
 import {
   candidateCost,
   candidatesById,
+  DEFAULT_CANDIDATE_IDS,
   defaultCandidates,
   ggmlCandidates,
   type SensitivityCandidate,
@@ -279,24 +280,18 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   for (const [name, t] of view.tensors) if (t.outputAxis !== undefined) axes.set(name, t.outputAxis);
   lap('load');
   const nativeOnly = target === 'onnx' && opts.nativeOnly === true;
-  const simulatedSet = (): SensitivityCandidate[] => [
-    ...defaultCandidates(),
-    ...candidatesById(SIM_GPTQ_IDS),
-  ];
+  const simulatedIds = [...DEFAULT_CANDIDATE_IDS, ...SIM_GPTQ_IDS];
   const candidates = opts.candidates
     ? candidatesById(opts.candidates)
     : nativeOnly
       ? candidatesById(DEPLOY_CANDIDATE_IDS)
       : target === 'onnx'
         ? // every simulated format (packed where no native operator takes it) and the native int4 g128 ones
-          [
-            ...simulatedSet(),
-            ...candidatesById(DEPLOY_CANDIDATE_IDS.filter((id) => !simulatedSet().some((c) => c.id === id))),
-          ]
+          candidatesById([...new Set([...simulatedIds, ...DEPLOY_CANDIDATE_IDS])])
         : target === 'gguf'
           ? ggmlCandidates()
           : target === 'none'
-            ? simulatedSet()
+            ? candidatesById(simulatedIds)
             : defaultCandidates();
   if (target === 'safetensors' && candidates.some((c) => c.algorithm !== 'rtn' || c.blockType || c.salient))
     throw new MixqError('safetensors output stores RTN element formats only', {
