@@ -5,7 +5,8 @@
  * docs/safetensors-quantized.md. In short, for a quantized weight W of shape S:
  *
  *   W.qweight       U8   element codes, one LSB-first bit stream over W in row-major order (formats/pack.ts)
- *   W.scales        F32 | F16 | BF16 | U8 (e8m0 exponent codes) | F8_E4M3 | U8 (packed double sub-scales)
+ *   W.scales        F32 | F16 | BF16 | U8 (e8m0 exponent codes) | F8_E4M3 | U8 (packed double sub-scales);
+ *                   absent for scale_format none (scale 1: FP16 / BF16 weights stored as their own codes)
  *   W.global_scale  F32 [1]      (scale_format fp8_e4m3fn: per-tensor factor of the e4m3 codes)
  *   W.super_scales  F16 [n]      (scale_format double: one per run of super_group scales)
  *   W.zeros         U8   packed  (integer element formats, asymmetric: zero-point codes, element bits each)
@@ -75,6 +76,7 @@ export type MixqScaleFormatJson =
   | 'bf16'
   | 'e8m0'
   | 'fp8_e4m3fn'
+  | 'none'
   | { readonly kind: 'double'; readonly sub_bits: number; readonly super_group: number };
 
 /** One weight's entry in `quantization_config.weights`. */
@@ -398,7 +400,7 @@ export function writeQuantizedSafetensors(
     else if (sf === 'fp8_e4m3fn') {
       push('scales', 'F8_E4M3', gShape, Uint8Array.from(codes));
       push('global_scale', 'F32', [1], f32Bytes(params.scaleShared));
-    } else {
+    } else if (sf !== 'none') {
       push('scales', 'U8', packedTensorShape(gShape, sf.subBits), packCodes(codes, sf.subBits));
       push(
         'super_scales',
@@ -575,7 +577,8 @@ function parseGranularity(v: unknown, f: string, rank: number, fail: Fail): Mixq
 }
 
 function parseScaleFormat(v: unknown, f: string, fail: Fail): ScaleFormat {
-  if (v === 'fp32' || v === 'fp16' || v === 'bf16' || v === 'e8m0' || v === 'fp8_e4m3fn') return v;
+  if (v === 'fp32' || v === 'fp16' || v === 'bf16' || v === 'e8m0' || v === 'fp8_e4m3fn' || v === 'none')
+    return v;
   if (isObject(v) && v.kind === 'double') {
     if (!(isCount(v.sub_bits, 2) && v.sub_bits <= 16))
       throw fail(`sub_bits ${JSON.stringify(v.sub_bits)}`, `${f}.sub_bits`, '2..16');
@@ -636,6 +639,12 @@ function parseWeight(
   if (typeof v.symmetric !== 'boolean')
     throw fail(`symmetric ${JSON.stringify(v.symmetric)}`, `${f}.symmetric`, 'true or false');
   const symmetric = v.symmetric;
+  if (scaleFormat === 'none' && !symmetric)
+    throw fail(
+      'scale_format "none" with symmetric false',
+      `${f}.symmetric`,
+      'true (no scale, no zero point)',
+    );
   if (typeof v.algorithm !== 'string' || v.algorithm === '')
     throw fail(
       `algorithm ${JSON.stringify(v.algorithm)}`,
@@ -670,7 +679,7 @@ function parseWeight(
   else if (scaleFormat === 'e8m0') want.push(['scales', 'U8', gShape]);
   else if (scaleFormat === 'fp8_e4m3fn')
     want.push(['scales', 'F8_E4M3', gShape], ['global_scale', 'F32', [1]]);
-  else
+  else if (scaleFormat !== 'none')
     want.push(
       ['scales', 'U8', packedTensorShape(gShape, scaleFormat.subBits)],
       ['super_scales', 'F16', [Math.ceil(nG / scaleFormat.superGroup)]],
@@ -725,7 +734,7 @@ async function loadWeight(
   else if (sf === 'fp16' || sf === 'bf16')
     for (let g = 0; g < nG; g++) scaleCodes[g] = dv.getUint16(2 * g, true);
   else if (sf === 'e8m0' || sf === 'fp8_e4m3fn') scaleCodes.set(sb);
-  else scaleCodes.set(unpackCodes(sb, sf.subBits, nG));
+  else if (sf !== 'none') scaleCodes.set(unpackCodes(sb, sf.subBits, nG));
   if (sf === 'fp8_e4m3fn') shared = floatBytesToF32('F32', await read(w.tensors.global_scale));
   else if (typeof sf === 'object') shared = floatBytesToF32('F16', await read(w.tensors.super_scales));
   const scale = loadScales(sf, scaleCodes, shared);

@@ -172,6 +172,11 @@ export interface Comparison {
   readonly mixqBytes: number;
   /** mixq is better (strictly) on the metric. */
   readonly better: boolean;
+  /**
+   * 95% paired-bootstrap interval of mixq's metric minus the baseline's (same lines / windows): when it
+   * holds 0 the two differ by less than the evaluation data can tell.
+   */
+  readonly differenceCi?: readonly [number, number];
 }
 
 export interface QuantizeResult {
@@ -580,9 +585,13 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
         );
         continue;
       }
-      const m = await evalCached(a);
+      const mScore = await scoreCached(a);
+      const m = mScore.value;
       addPoint(a, m, `= ${j.label}`);
       comparisons.push({
+        ...(jScore.items && mScore.items
+          ? { differenceCi: pairedChangeInterval(jScore.items, mScore.items) }
+          : {}),
         baseline: j.label,
         bytes: j.bytes,
         bitsPerWeight: bpw,

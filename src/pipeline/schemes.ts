@@ -308,6 +308,7 @@ export function schemeCost(s: PlanScheme, L: RowLayout): { bits: number; bytes: 
 
 /**
  * How onnxruntime stores a scheme with its own quantized operators, for a weight read by `consumer` ('MatMul:1', 'Conv:1', ...):
+ * FP16 / BF16 without a scale -> the 16-bit tensor and a Cast (any consumer; bfloat16 from opset 13);
  * MatMul B -> MatMulNBits (asymmetric 2/4/8-bit blocks of 16..256) or DequantizeLinear (per channel, or
  * symmetric); Gemm B / Conv W -> DequantizeLinear (per channel; blocks along the input channels for 1 x 1
  * convolutions; blocks need `opset` >= 13, which the exporter raises to 21). `opset` is the one the file can
@@ -330,6 +331,12 @@ function nativeAssignment(
   )
     return undefined;
   const e = getFormat(s.format);
+  // FP16 / BF16 weights without a scale: stored as such and widened by a Cast (any consumer)
+  if (e.name === 'fp16' || e.name === 'bf16') {
+    if (s.algorithm !== 'rtn' || s.scaleFormat !== 'none' || !s.symmetric) return undefined;
+    if (e.name === 'bf16' && opset < 13) return undefined;
+    return { scheme: 'cast', castTo: e.name === 'fp16' ? 'float16' : 'bfloat16' };
+  }
   const g0 = s.granularity;
   // FP8 per output channel: DequantizeLinear with float8 codes (opset 19+, raised to 21)
   if (e.name === 'fp8_e4m3fn' || e.name === 'fp8_e5m2') {
@@ -438,6 +445,7 @@ export function onnxStorage(a: WeightAssignment, L: RowLayout): number {
     const nb = Math.ceil(cols / bs);
     return rows * nb * ((bs * bits) / 8) + rows * nb * sw + (symmetric ? 0 : rows * packed(nb));
   }
+  if (a.scheme === 'cast') return 2 * rows * cols;
   if (a.scheme === 'packed' && a.quantizer) {
     const b = packedStorage(rows, cols, a.quantizer);
     return b.codeBytes + b.scaleBytes + b.zeroPointBytes;
@@ -445,7 +453,7 @@ export function onnxStorage(a: WeightAssignment, L: RowLayout): number {
   if (a.scheme !== 'dequantizelinear')
     throw new MixqError(`no storage formula for scheme '${a.scheme}'`, {
       field: 'scheme',
-      expected: 'matmulnbits, dequantizelinear or packed',
+      expected: 'matmulnbits, dequantizelinear, packed or cast',
     });
   const channel =
     a.granularity === 'channel' || (L.outputAxis === 0 && L.kernel > 1 && a.granularity !== 'block');

@@ -185,7 +185,7 @@ function readGranularity(r: Reader, v: unknown, field: string, rank: number): Gr
 
 function readScaleFormat(r: Reader, v: unknown, field: string): ScaleFormat {
   const expected =
-    'fp32, fp16, bf16, e8m0, fp8_e4m3fn or {"kind": "double", "subBits": 2..16, "superGroup": n}';
+    'fp32, fp16, bf16, e8m0, fp8_e4m3fn, none or {"kind": "double", "subBits": 2..16, "superGroup": n}';
   let f: ScaleFormat;
   if (typeof v === 'string') f = v as ScaleFormat;
   else {

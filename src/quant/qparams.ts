@@ -245,6 +245,11 @@ function validate(cfg: QuantizerConfig, x: Float32Array, shape: readonly number[
       expected: String(x.length),
     });
   checkScaleFormat(cfg.scaleFormat ?? 'fp32');
+  if (cfg.scaleFormat === 'none' && !cfg.symmetric)
+    throw new MixqError('scale format none (no stored scale) with an asymmetric quantizer', {
+      field: 'symmetric',
+      expected: "true with scaleFormat 'none'",
+    });
   const r = cfg.scaleRule;
   if (r?.kind === 'percentile' && !(r.p > 0 && r.p <= 100))
     throw new MixqError('percentile out of range', { field: 'scaleRule.p', expected: '(0, 100]' });

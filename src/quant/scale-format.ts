@@ -8,6 +8,8 @@
  *   concern, see src/blocks).
  * - fp8_e4m3fn: two-level as in NVFP4: a per-tensor fp32 "global" scale = max(scale) / 448 (e4m3fn max:
  *   1.75 * 2^(15-7) = 448), and per-group e4m3fn codes of scale / global, round-to-nearest-even, saturating.
+ * - none: no scale is stored; every group's scale is 1, so the element format holds the value itself (a plain
+ *   cast: FP16 / BF16 weights). Symmetric only.
  * - double (K-quant style, llama.cpp Q4_K/Q5_K): consecutive runs of `superGroup` group scales share one fp16
  *   super-scale d = max(scale) / (2^subBits - 1); each group stores round(scale / d) in `subBits` bits
  *   (at least 1 when the scale is non-zero). Differences from ggml: ggml also double-quantizes the mins;
@@ -24,6 +26,7 @@ export type ScaleFormat =
   | 'bf16'
   | 'e8m0'
   | 'fp8_e4m3fn'
+  | 'none'
   | { readonly kind: 'double'; readonly subBits: number; readonly superGroup: number };
 
 const E4M3FN_MAX = 448;
@@ -36,7 +39,7 @@ function e4m3(): TableGrid {
 /** Bits one group's scale occupies (without shared per-tensor / per-super-group parts). */
 export function scaleBitsPerGroup(f: ScaleFormat): number {
   if (typeof f === 'object') return f.subBits;
-  return f === 'fp32' ? 32 : f === 'fp16' || f === 'bf16' ? 16 : 8;
+  return f === 'fp32' ? 32 : f === 'fp16' || f === 'bf16' ? 16 : f === 'none' ? 0 : 8;
 }
 
 /** Bits of shared scale parts for nGroups groups: fp32 global (e4m3) or fp16 super-scales (double). */
@@ -55,10 +58,10 @@ export function checkScaleFormat(f: ScaleFormat): void {
       });
     return;
   }
-  if (!['fp32', 'fp16', 'bf16', 'e8m0', 'fp8_e4m3fn'].includes(f))
+  if (!['fp32', 'fp16', 'bf16', 'e8m0', 'fp8_e4m3fn', 'none'].includes(f))
     throw new MixqError(`unknown scale format '${String(f)}'`, {
       field: 'scaleFormat',
-      expected: 'fp32|fp16|bf16|e8m0|fp8_e4m3fn|{kind:"double"}',
+      expected: 'fp32|fp16|bf16|e8m0|fp8_e4m3fn|none|{kind:"double"}',
     });
 }
 
@@ -69,7 +72,8 @@ const MIN_SCALE = { fp32: 2 ** -149, fp16: 2 ** -24, bf16: 2 ** -133, e8m0: 2 **
  * Stored form of a single scale for the formats that round each scale independently. A scale never
  * underflows to 0 (that would make x / scale NaN): tiny scales become the format's smallest positive value.
  */
-export function roundScaleIndependent(f: 'fp32' | 'fp16' | 'bf16' | 'e8m0', s: number): number {
+export function roundScaleIndependent(f: IndependentScaleFormat, s: number): number {
+  if (f === 'none') return 1;
   s = Math.max(s, MIN_SCALE[f]);
   if (f === 'fp32') return Math.fround(s);
   if (f === 'fp16') return f16BitsToF32(f32ToF16Bits(s));
@@ -79,8 +83,10 @@ export function roundScaleIndependent(f: 'fp32' | 'fp16' | 'bf16' | 'e8m0', s: n
   return 2 ** e;
 }
 
+export type IndependentScaleFormat = 'fp32' | 'fp16' | 'bf16' | 'e8m0' | 'none';
+
 /** Whether a scale format rounds each group's scale on its own (so searches can round inside the loop). */
-export function isIndependent(f: ScaleFormat): f is 'fp32' | 'fp16' | 'bf16' | 'e8m0' {
+export function isIndependent(f: ScaleFormat): f is IndependentScaleFormat {
   return typeof f === 'string' && f !== 'fp8_e4m3fn';
 }
 
@@ -106,6 +112,7 @@ export function storeScales(f: ScaleFormat, raw: Float32Array | Float64Array): S
       if (f === 'fp32') codes[i] = u[i]!;
       else if (f === 'fp16') codes[i] = f32ToF16Bits(s);
       else if (f === 'bf16') codes[i] = f32ToBf16Bits(s);
+      else if (f === 'none') codes[i] = 0;
       else codes[i] = Math.log2(s) + 127;
     }
     return { scale, codes, shared: new Float32Array(0) };
@@ -163,6 +170,7 @@ export function loadScales(f: ScaleFormat, codes: Uint32Array, shared: Float32Ar
   else if (f === 'fp16') for (let i = 0; i < n; i++) out[i] = f16BitsToF32(codes[i]!);
   else if (f === 'bf16') for (let i = 0; i < n; i++) out[i] = bf16BitsToF32(codes[i]!);
   else if (f === 'e8m0') for (let i = 0; i < n; i++) out[i] = 2 ** (codes[i]! - 127);
+  else if (f === 'none') out.fill(1);
   else if (f === 'fp8_e4m3fn') {
     const g = e4m3();
     for (let i = 0; i < n; i++) out[i] = Math.fround(g.codeValues[codes[i]!]! * shared[0]!);

@@ -4,6 +4,7 @@
  * references: the plane layout decoded by hand, src/quant's fakeQuant of the row matrix (the simulation),
  * an onnxruntime run of the float model holding those values (bit-identical outputs), the optimized graph
  * onnxruntime writes (no decode operator left: folded), and a storage formula written from the layout.
+ * Also scheme 'cast' (FP16 / BF16 weights, scale format none), checked the same way.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import test from 'node:test';
 import fc from 'fast-check';
 import { getFormat } from '../../src/formats/index.ts';
 import { quantizeOnnxWeights, type WeightAssignments } from '../../src/export/onnx/index.ts';
+import { opsetVersion } from '../../src/export/onnx/build.ts';
 import { packBitPlanes, packedStorage, unpackBitPlanes } from '../../src/export/onnx/packed.ts';
 import { getTensorFloat32, listWeights, readOnnx, tensorBytes, writeOnnx } from '../../src/io/onnx/index.ts';
 import { fakeQuant, type QuantizerConfig } from '../../src/quant/index.ts';
@@ -74,6 +76,24 @@ function withWeights(values: ReadonlyMap<string, Float32Array>): Uint8Array {
     if (v) w.tensor.raw_data = new Uint8Array(v.buffer.slice(0));
   }
   return writeOnnx(m);
+}
+
+/** Operator types of the graph onnxruntime optimizes at load (default level: constant folding included). */
+async function optimizedOps(bytes: Uint8Array): Promise<Set<string>> {
+  const dir = mkdtempSync(join(tmpdir(), 'mixq-packed-'));
+  try {
+    const path = join(dir, 'opt.onnx');
+    const s = await ort.InferenceSession.create(bytes, {
+      optimizedModelFilePath: path,
+      intraOpNumThreads: 1,
+      logSeverityLevel: 3,
+    });
+    await s.release();
+    const opt = readOnnx(new Uint8Array(readFileSync(path)), { source: path });
+    return new Set(opt.proto.graph!.node.map((x) => x.op_type));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 test('bit planes: bit b of code i sits in plane b, byte i >> 3, bit i & 7 (decoded by hand), round trip', () => {
@@ -181,22 +201,9 @@ for (const c of CASES)
       );
     }
     // onnxruntime folds the decode at load: its optimized graph has no BitShift / BitwiseAnd left
-    const dir = mkdtempSync(join(tmpdir(), 'mixq-packed-'));
-    try {
-      const path = join(dir, 'opt.onnx');
-      const s = await ort.InferenceSession.create(bytes, {
-        optimizedModelFilePath: path, // onnxruntime's default optimization level (constant folding included)
-        intraOpNumThreads: 1,
-        logSeverityLevel: 3,
-      });
-      await s.release();
-      const opt = readOnnx(new Uint8Array(readFileSync(path)), { source: path });
-      const ops = new Set(opt.proto.graph!.node.map((x) => x.op_type));
-      for (const op of ['BitShift', 'BitwiseAnd', 'ReduceSum', 'Cast'])
-        assert.ok(!ops.has(op), `${op} left in the optimized graph`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const ops = await optimizedOps(bytes);
+    for (const op of ['BitShift', 'BitwiseAnd', 'ReduceSum', 'Cast'])
+      assert.ok(!ops.has(op), `${op} left in the optimized graph`);
   });
 
 test('packed with given integer codes (GPTQ): decoded weight = float32(scale * (q - zero)), bit for bit', async () => {
@@ -253,3 +260,47 @@ test('packed refuses what it cannot store, naming the field', async () => {
     /row-layout granularity/,
   );
 });
+
+for (const [format, castTo, dt] of [
+  ['fp16', 'float16', 10],
+  ['bf16', 'bfloat16', 16],
+] as const)
+  test(`cast ${castTo}: simulation = src/quant's ${format} cast, onnxruntime bit-identical, 2 bytes per weight, Cast folded`, async () => {
+    const names = Object.keys(ROWS);
+    const cfg = q(format, 'pc', true, 'none');
+    // from an opset-11 copy: bfloat16 needs Cast-13, so the exporter raises the model
+    const old = readOnnx(writeOnnx(mix), { source: 'mix11.onnx' });
+    old.proto.opset_import = [{ domain: '', version: 11 }];
+    const out = await quantizeOnnxWeights(
+      old,
+      Object.fromEntries(names.map((n) => [n, { scheme: 'cast', castTo }])),
+      {
+        simulation: true,
+      },
+    );
+    const sims = new Map(names.map((n) => [n, simulated(n, cfg)]));
+    for (const w of listWeights(out.simulation!))
+      if (sims.has(w.name)) assert.deepEqual(getTensorFloat32(w.tensor), sims.get(w.name), w.name);
+    const bytes = writeOnnx(out.model);
+    assert.equal(maxDiff(await runModel(bytes, feeds), await runModel(withWeights(sims), feeds)).diff, 0);
+    assert.equal(opsetVersion(out.model.proto, ''), format === 'bf16' ? 21 : 11);
+    for (const n of names) {
+      const { rows, cols } = ROWS[n]!;
+      const e = out.weights.find((w) => w.name === n)!;
+      assert.deepEqual(
+        [e.scheme, e.op, e.bits, e.codeBytes, e.scaleBytes],
+        ['cast', 'Cast', 16, 2 * rows * cols, 0],
+      );
+      const own = out.model.proto.graph!.initializer.filter((t) => t.name.startsWith(`${n}_`));
+      assert.deepEqual(
+        own.map((t) => [t.data_type, tensorBytes(t).length]),
+        [[dt, 2 * rows * cols]],
+        n,
+      );
+    }
+    assert.ok(!(await optimizedOps(bytes)).has('Cast'), 'Cast left in the optimized graph');
+    await assert.rejects(
+      quantizeOnnxWeights(mix, { 'fc1.weight': { scheme: 'cast', castTo: 'float8' as 'float16' } }),
+      /castTo/,
+    );
+  });

@@ -96,3 +96,34 @@ test('quantize gpt --native: only onnxruntime quantized operators; without it in
   const all = await quantizeModel(opts);
   assert.ok(formats(all).has('uint3'), `packed allowed: ${[...formats(all)].join(', ')}`);
 });
+
+test('quantize gpt above 8 b/w: FP16 weights (Cast) where they pay, file = simulation, stored bytes = plan bytes', async () => {
+  const r = await quantizeModel({
+    model: 'gpt',
+    budget: { kind: 'bitsPerWeight', bits: 10 },
+    candidates: ['fp16-rtn', 'int6-pc-rtn', 'int5-g32-rtn'],
+    sweep: [],
+    baselines: false,
+    evalSize: 1024,
+    calibrationSize: 2,
+  });
+  const t = r.plan.totals;
+  assert.ok(t.bitsPerWeight <= 10 && t.bitsPerWeight > 9, `bits per weight ${t.bitsPerWeight}`);
+  const fp16 = r.plan.weights.filter((w) => w.scheme.format === 'fp16');
+  assert.ok(fp16.length > 0 && fp16.length < r.plan.weights.length, `fp16 on ${fp16.length} weights`);
+  for (const w of fp16) {
+    assert.equal(w.scheme.scaleFormat, 'none');
+    assert.equal(w.bytes, 2 * w.shape.reduce((p, d) => p * d, 1), w.name);
+  }
+  const out = r.output!;
+  assert.ok(out.weights, 'emit onnx lists the stored weights');
+  const cast = out.weights.filter((w) => w.op === 'Cast');
+  assert.deepEqual(cast.map((w) => w.name).sort(), fp16.map((w) => w.name).sort());
+  const stored = out.weights.reduce((s, w) => s + w.codeBytes + w.scaleBytes + w.zeroPointBytes, 0);
+  assert.equal(stored, t.bytes);
+  // Cast and packed weights decode to the simulated float32 weights exactly (int8 DequantizeLinear would
+  // not: onnxruntime fuses it with the MatMul and sums in another order)
+  assert.equal(out.metric, r.metric);
+  const a = await applyPlan('gpt', parsePlan(serialisePlan(r.plan), 'plan.json'));
+  assert.ok(Buffer.from(a.bytes).equals(Buffer.from(out.chunks[0]!)), 'apply rebuilds the same bytes');
+});

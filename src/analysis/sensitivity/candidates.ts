@@ -15,6 +15,8 @@
  *   uses 64-element blocks);
  * - MXFP4/6/8 (OCP MX v1.0): groups of 32 with an E8M0 power-of-two scale;
  * - NVFP4: E2M1 in groups of 16 with an FP8 E4M3 scale, plus one fp32 tensor scale.
+ * - FP16 / BF16 ('fp16-rtn', 'bf16-rtn'): the weight cast to 16 bits, no scale (scale format 'none'); the
+ *   choice that spends more than 8 bits on a layer that needs them.
  *
  * Salient-weight candidates (ids '<rtn id>-sp<percent>', e.g. 'int3-g32-rtn-sp1'): the RTN candidate on
  * the matrix with that percentage of its weights removed and kept in fp16 in a CSR side matrix
@@ -114,6 +116,9 @@ function allSchemes(): { scheme: string; quantizer: QuantizerConfig }[] {
   out.push(floatScheme('mxfp4', 'fp4_e2m1fn', 32, 'e8m0'));
   out.push(floatScheme('nvfp4', 'fp4_e2m1fn', 16, 'fp8_e4m3fn'));
   out.push(floatScheme('nf4-g64', 'nf4', 64, 'fp16'));
+  // 16-bit weights without a scale (a plain cast): where a sensitive layer is worth more than 8 bits
+  out.push(floatScheme('fp16', 'fp16', 'pc', 'none'));
+  out.push(floatScheme('bf16', 'bf16', 'pc', 'none'));
   return out;
 }
 
@@ -122,6 +127,7 @@ export function elementBitsOf(q: QuantizerConfig): number {
   const e = q.element;
   if (e.kind === 'int') return e.bits;
   const n = e.name;
+  if (n === 'fp16' || n === 'bf16') return 16;
   if (n.startsWith('fp8')) return 8;
   if (n.startsWith('fp6')) return 6;
   return 4;
@@ -158,7 +164,11 @@ export function fullCandidates(): SensitivityCandidate[] {
   return out;
 }
 
-/** Scheme ids of the default (fast) set, all RTN: one eval per candidate per weight, no GPTQ/AWQ cost. */
+/**
+ * Scheme ids of the default (fast) set, all RTN: one eval per candidate per weight, no GPTQ/AWQ cost. FP16
+ * lets a budget above 8 bits per weight go to the layers that need it (without it, the best plan at INT8's
+ * size is INT8 everywhere).
+ */
 export const DEFAULT_CANDIDATE_IDS: readonly string[] = [
   'int8-pc-rtn',
   'int6-pc-rtn',
@@ -171,11 +181,12 @@ export const DEFAULT_CANDIDATE_IDS: readonly string[] = [
   'mxfp4-rtn',
   'nvfp4-rtn',
   'nf4-g64-rtn',
+  'fp16-rtn',
 ];
 
 /**
- * The default candidate set (11 RTN schemes spanning 2..8 bits, integer and float, per-channel and
- * grouped): small enough that measuring every (weight, candidate) pair end to end takes minutes on the
+ * The default candidate set (12 RTN schemes spanning 2..8 bits, integer and float, per-channel and
+ * grouped, and FP16): small enough that measuring every (weight, candidate) pair end to end takes minutes on the
  * bundled models.
  */
 export function defaultCandidates(): SensitivityCandidate[] {

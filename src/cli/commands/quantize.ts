@@ -19,10 +19,12 @@ import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts'
 function comparisonTable(r: QuantizeResult): string {
   const unit = r.task.metric.unit ?? '';
   const f = (x: number) => `${x.toFixed(4)}${unit}`;
-  const rows = r.comparisons.map(
-    (c) =>
-      `  ${c.baseline.padEnd(28)} ${c.bitsPerWeight.toFixed(3).padStart(6)} b/w  ${f(c.baselineMetric).padStart(10)}  mixq ${f(c.mixqMetric).padStart(10)}  ${c.better ? 'mixq better' : 'baseline better or equal'}`,
-  );
+  const rows = r.comparisons.map((c) => {
+    const ci = c.differenceCi;
+    const noise = ci && ci[0] <= 0 && ci[1] >= 0;
+    const diff = ci ? ` (mixq - baseline ${f(ci[0])}..${f(ci[1])}${noise ? ': within noise' : ''})` : '';
+    return `  ${c.baseline.padEnd(28)} ${c.bitsPerWeight.toFixed(3).padStart(6)} b/w  ${f(c.baselineMetric).padStart(10)}  mixq ${f(c.mixqMetric).padStart(10)}  ${c.better ? 'mixq better' : 'baseline better or equal'}${diff}`;
+  });
   return rows.length
     ? [`equal size, ${r.task.metric.name} (${r.task.metric.direction} is better):`, ...rows].join('\n')
     : '';

@@ -129,8 +129,9 @@ export function freshNamer(graphs: GraphProto | readonly GraphProto[]): (base: s
 }
 
 /**
- * A float initializer stored as `type` (scales, offsets), read as float32: a 16-bit tensor is widened by a
- * Cast node (constant-folded at load) added to `front`. Returns the name that holds the float32 values.
+ * A float initializer stored as `type` (scales, offsets, 16-bit weights), read as float32: a 16-bit tensor
+ * is widened by a Cast node (constant-folded at load) added to `front`, whose output is `out` (default a
+ * fresh name). Returns the name that holds the float32 values.
  */
 export function scaleTensors(
   fresh: (n: string) => string,
@@ -140,11 +141,11 @@ export function scaleTensors(
   type: FloatStorage,
   inits: TensorProto[],
   front: NodeProto[],
+  out = type === 'float32' ? name : fresh(`${name}_f32`),
 ): string {
   const dt = type === 'float32' ? C.FLOAT : type === 'float16' ? C.FLOAT16 : C.BFLOAT16;
   inits.push(makeTensor(name, dt, dims, floatBytes(values, type)));
   if (type === 'float32') return name;
-  const out = fresh(`${name}_f32`);
   front.push(makeNode('Cast', [name], [out], { name: fresh(`${name}_cast`), attrs: { to: C.FLOAT } }));
   return out;
 }

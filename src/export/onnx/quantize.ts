@@ -12,6 +12,8 @@
  *   'packed'               W  ->  bit-plane codes of any 1..8-bit element format and its scales, decoded by
  *                            standard operators that onnxruntime folds at load (packed.ts): INT3/5/6/7,
  *                            FP6, FP4 (MXFP4, NVFP4), NF4, ... for any consumer; opset 18+ (raised to 21)
+ *   'cast'                 W  ->  Cast(W16) with W16 the weight in float16 or bfloat16 (scheme fp16 / bf16,
+ *                            scale format none), any consumer; bfloat16 needs opset 13 (raised to 21)
  *   'keep'                 untouched (norms, biases, logits: simply leave them out of the assignments)
  * FP4 (FLOAT4E2M1: NVFP4, MXFP4) is refused with FP4_REFUSAL: onnxruntime 1.30 cannot load it.
  *
@@ -52,10 +54,12 @@ import {
   packedFromGrid,
   packedFromQuantizer,
 } from './packed.ts';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../core/bits.ts';
 import { getFormat } from '../../formats/index.ts';
 import { chooseQParams, fakeQuantWith, type QuantizerConfig, quantize } from '../../quant/index.ts';
 
-export type ExportScheme = 'matmulnbits' | 'dequantizelinear' | 'gatherblockquantized' | 'packed' | 'keep';
+export type ExportScheme =
+  'matmulnbits' | 'dequantizelinear' | 'gatherblockquantized' | 'packed' | 'cast' | 'keep';
 
 export interface WeightAssignment {
   readonly scheme: ExportScheme;
@@ -93,6 +97,8 @@ export interface WeightAssignment {
    * reduction], per channel (axis 0) or in groups along axis 1; `quantized` then holds integer-grid codes.
    */
   readonly quantizer?: QuantizerConfig;
+  /** 'cast' only: the 16-bit type the weight is stored in (default float16; values saturate at its maximum). */
+  readonly castTo?: 'float16' | 'bfloat16';
 }
 
 export interface PrequantizedBlocks {
@@ -280,7 +286,27 @@ interface PackedPlan extends PlanBase {
   packed: PackedQuant;
 }
 
-type Plan = BlockPlan | PackedPlan;
+/** Scheme 'cast': the weight rounded to a 16-bit float type (dequant holds the rounded values). */
+interface CastPlan extends PlanBase {
+  castTo: 'float16' | 'bfloat16';
+}
+
+type Plan = BlockPlan | PackedPlan | CastPlan;
+
+/** Largest finite float16 / bfloat16 values (the cast saturates there, as src/quant's grids do). */
+const CAST_MAX = { float16: 65504, bfloat16: bf16BitsToF32(0x7f7f) } as const;
+
+/** A weight rounded to float16 / bfloat16 (round to nearest even, saturating), as float32 values. */
+function castPlan(w: OnnxWeight, a: WeightAssignment, role: Role, x: Float32Array): CastPlan {
+  const castTo = a.castTo ?? 'float16';
+  const max = CAST_MAX[castTo];
+  const dequant = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = Math.min(max, Math.max(-max, x[i]!));
+    dequant[i] = castTo === 'float16' ? f16BitsToF32(f32ToF16Bits(v)) : bf16BitsToF32(f32ToBf16Bits(v));
+  }
+  return { w, a, role, bits: 16, blockSize: 0, dequant, orient: 'rows', castTo };
+}
 
 /** Rows x cols of a role's row matrix and how the tensor holds it. */
 function rowShape(role: Role): { rows: number; cols: number; orient: 'rows' | 'cols' } {
@@ -329,6 +355,11 @@ async function planWeight(
   field: string,
 ): Promise<Plan> {
   if (a.scheme === 'packed') return planPacked(model, w, a, role, field);
+  if (a.scheme === 'cast') {
+    if (a.castTo !== undefined && a.castTo !== 'float16' && a.castTo !== 'bfloat16')
+      fail(`castTo ${JSON.stringify(a.castTo)}`, `${field}.castTo`, "'float16' or 'bfloat16'");
+    return castPlan(w, a, role, await loadWeightFloat32(model, w));
+  }
   const { bits, blockSize, fp8 } = checkConfig(a, field);
   const x = await loadWeightFloat32(model, w);
   const symmetric = a.symmetric ?? true;
@@ -561,8 +592,10 @@ export async function quantizeOnnxWeights(
   // Standard DequantizeLinear: int8 per channel needs opset 13, int4 or block_size opset 21.
   const dqPlans = plans.filter((p): p is BlockPlan => p.a.scheme === 'dequantizelinear');
   const packedPlan = plans.find((p) => p.a.scheme === 'packed');
+  const bf16Plan = plans.find((p) => 'castTo' in p && p.castTo === 'bfloat16');
   const needStd = Math.max(
     packedPlan ? 18 : 0, // BitwiseAnd
+    bf16Plan ? 13 : 0, // Cast from bfloat16
     ...dqPlans.map((p) => (p.bits === 4 || p.bq.nBlocks > 1 ? 21 : p.a.element ? 19 : 13)),
   );
   let dqDomain = '';
@@ -572,6 +605,12 @@ export async function quantizeOnnxWeights(
       upgradeDefaultOpset(proto, 21, source);
       notes.push(`ai.onnx opset raised from ${opset} to 21 (ir_version >= 10) for DequantizeLinear`);
     } else {
+      if (bf16Plan)
+        fail(
+          `bfloat16 weights need Cast-13 and the model (opset ${opset}) cannot be raised`,
+          `assignments[${JSON.stringify(bf16Plan.w.name)}].castTo`,
+          "'float16'",
+        );
       if (packedPlan)
         fail(
           `packed weights are decoded with opset-18 operators and the model (opset ${opset}) cannot be raised`,
@@ -620,6 +659,25 @@ export async function quantizeOnnxWeights(
         blockSize: p.packed.groupSize,
         dims: p.w.dims,
         ...b,
+        originalBytes: p.w.byteLength,
+      });
+      continue;
+    }
+    if ('castTo' in p) {
+      // the 16-bit tensor under a fresh name, widened to float32 under the weight's own name
+      const stored = fresh(`${name}_${p.castTo === 'float16' ? 'f16' : 'bf16'}`);
+      scaleTensors(fresh, stored, p.dequant, p.w.dims, p.castTo, inits, front, name);
+      exported.push({
+        name,
+        scheme: 'cast',
+        op: 'Cast',
+        domain: '',
+        bits: 16,
+        blockSize: 0,
+        dims: p.w.dims,
+        codeBytes: 2 * p.dequant.length,
+        scaleBytes: 0,
+        zeroPointBytes: 0,
         originalBytes: p.w.byteLength,
       });
       continue;
