@@ -9,9 +9,10 @@
  * in flight and consume the results in input order (`forEachInOrder`), so every sum they form is formed in
  * the same order as on one session.
  *
- * The pool is for evaluations (many independent runs of one model). It is opened per model and must be
- * released (`release`, or `withEvalRunner`): that releases the sessions and ends the workers. Idle
- * workers do not keep the process alive.
+ * A pool is opened per model (per evaluation) and must be released (`release`, or `withEvalRunner`): that
+ * releases its sessions. The worker threads themselves are kept for the next pool (starting one costs
+ * about half a second of loading from sources), unref'd so that they never keep the process alive, and
+ * end after IDLE_MS without a pool.
  */
 import { Worker } from 'node:worker_threads';
 import { MixqError } from '../core/errors.ts';
@@ -27,7 +28,9 @@ export interface WireTensor {
 }
 
 export type WorkerRequest =
-  { kind: 'run'; id: number; feeds: Record<string, WireTensor>; outputs: string[] } | { kind: 'release' };
+  | { kind: 'open'; model: string | Uint8Array }
+  | { kind: 'run'; id: number; feeds: Record<string, WireTensor>; outputs: string[] }
+  | { kind: 'release' };
 
 export type WorkerReply =
   | {
@@ -47,11 +50,82 @@ export interface EvalRunner extends ModelRunner {
 
 /** Runs queued per worker: one running, one waiting, so a worker never waits for the main thread. */
 const DEPTH = 2;
+/** A worker without a pool for this long ends. */
+const IDLE_MS = 30_000;
 
 /** Sessions used by default: the cores up to 4 (defaultPoolSize); 0 (one session on this thread) on one core. */
 export function defaultEvalSessions(): number {
   return defaultPoolSize();
 }
+
+// ------------------------------------------------------------------------------------- worker threads
+
+/** A worker thread and the pool that currently uses it (none while parked). */
+interface Thread {
+  readonly worker: Worker;
+  owner?: { message(m: WorkerReply): void; died(e: Error): void };
+  dead?: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const parked: Thread[] = [];
+
+function spawnThread(): Thread {
+  const ts = import.meta.url.endsWith('.ts');
+  const url = new URL(`./session-worker.node${ts ? '.ts' : '.js'}`, import.meta.url);
+  // from sources the worker registers tsx's loader first (Node 20 does not pass --import hooks on)
+  const worker = ts
+    ? new Worker(
+        `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
+          `.then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`,
+        { eval: true },
+      )
+    : new Worker(url);
+  const t: Thread = { worker };
+  const died = (e: Error): void => {
+    if (t.dead) return;
+    t.dead = true;
+    clearTimeout(t.timer);
+    const i = parked.indexOf(t);
+    if (i >= 0) parked.splice(i, 1);
+    t.owner?.died(e);
+  };
+  worker.on('message', (m: WorkerReply) => t.owner?.message(m));
+  worker.on('error', died);
+  worker.on('exit', (code) => died(new MixqError(`an evaluation session worker exited with code ${code}`)));
+  return t;
+}
+
+function takeThread(): Thread {
+  for (let t = parked.pop(); t; t = parked.pop()) {
+    clearTimeout(t.timer);
+    if (!t.dead) return t;
+  }
+  return spawnThread();
+}
+
+/** Back to the parked threads (its session released): unref'd, ended after IDLE_MS. */
+function park(t: Thread): void {
+  t.owner = undefined;
+  if (t.dead) return;
+  t.worker.unref();
+  t.timer = setTimeout(() => {
+    const i = parked.indexOf(t);
+    if (i >= 0) parked.splice(i, 1);
+    void t.worker.terminate();
+  }, IDLE_MS);
+  t.timer.unref();
+  parked.push(t);
+}
+
+/** End the parked worker threads now (they also end by themselves after IDLE_MS, and never hold the process). */
+export async function closeIdleEvalWorkers(): Promise<void> {
+  const ts = parked.splice(0);
+  for (const t of ts) clearTimeout(t.timer);
+  await Promise.all(ts.map((t) => t.worker.terminate()));
+}
+
+// ------------------------------------------------------------------------------------------ the pool
 
 interface Pending {
   readonly id: number;
@@ -61,23 +135,10 @@ interface Pending {
 }
 
 interface Slot {
-  readonly worker: Worker;
+  readonly thread: Thread;
   readonly running: Map<number, Pending>;
-  /** Settles when the worker has released its session (or is gone). */
+  /** Set while the pool waits for the worker to release its session. */
   released?: () => void;
-}
-
-function spawn(model: string | Uint8Array): Worker {
-  const ts = import.meta.url.endsWith('.ts');
-  const url = new URL(`./session-worker.node${ts ? '.ts' : '.js'}`, import.meta.url);
-  // from sources the worker registers tsx's loader first (Node 20 does not pass --import hooks on)
-  return ts
-    ? new Worker(
-        `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
-          `.then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`,
-        { eval: true, workerData: { model } },
-      )
-    : new Worker(url, { workerData: { model } });
 }
 
 function toWire(feeds: Feeds): Record<string, WireTensor> {
@@ -105,10 +166,11 @@ export async function openRunnerPool(model: string | Uint8Array, size: number): 
   const queue: Pending[] = [];
   let nextId = 0;
   let closed: Error | undefined;
+  let failed = false; // a worker died: the pool's threads are ended, not parked
   // a worker holds the process open only while it has work (an idle pool left open does not hang it)
   const busy = (s: Slot): void => {
-    if (s.running.size > 0 || s.released) s.worker.ref();
-    else s.worker.unref();
+    if (s.running.size > 0 || s.released) s.thread.worker.ref();
+    else s.thread.worker.unref();
   };
   const pump = (): void => {
     while (queue.length > 0) {
@@ -119,7 +181,7 @@ export async function openRunnerPool(model: string | Uint8Array, size: number): 
       const p = queue.shift()!;
       best.running.set(p.id, p);
       busy(best);
-      best.worker.postMessage(p.msg);
+      best.thread.worker.postMessage(p.msg);
     }
   };
   // rejects every run not yet answered; later answers are dropped
@@ -135,69 +197,68 @@ export async function openRunnerPool(model: string | Uint8Array, size: number): 
   // a worker that fails takes the pool down: none waits forever
   const broken = (e: Error): void => {
     close(e);
+    failed = true;
     for (const s of slots) {
       s.released?.();
-      void s.worker.terminate();
+      void s.thread.worker.terminate();
     }
   };
   let meta: Extract<WorkerReply, { kind: 'ready' }> | undefined;
   const ready: Promise<void>[] = [];
   for (let i = 0; i < size; i++) {
-    const worker = spawn(model);
-    const slot: Slot = { worker, running: new Map() };
+    const slot: Slot = { thread: takeThread(), running: new Map() };
     slots.push(slot);
     ready.push(
       new Promise<void>((resolve, reject) => {
-        worker.on('message', (m: WorkerReply) => {
-          if (m.kind === 'ready') {
-            meta ??= m;
-            busy(slot);
-            resolve();
-          } else if (m.kind === 'failed') {
-            reject(new MixqError(m.error, { source: typeof model === 'string' ? model : '<bytes>' }));
-          } else if (m.kind === 'result') {
-            const p = slot.running.get(m.id);
-            slot.running.delete(m.id);
-            busy(slot);
-            if (p) {
-              if (m.error !== undefined) p.reject(new MixqError(m.error, { source: 'evaluation session' }));
-              else p.resolve(fromWire(m.outputs!));
+        slot.thread.owner = {
+          message(m) {
+            if (m.kind === 'ready') {
+              meta ??= m;
+              busy(slot);
+              resolve();
+            } else if (m.kind === 'failed') {
+              reject(new MixqError(m.error, { source: typeof model === 'string' ? model : '<bytes>' }));
+            } else if (m.kind === 'result') {
+              const p = slot.running.get(m.id);
+              slot.running.delete(m.id);
+              busy(slot);
+              if (p) {
+                if (m.error !== undefined) p.reject(new MixqError(m.error, { source: 'evaluation session' }));
+                else p.resolve(fromWire(m.outputs!));
+              }
+              pump();
+            } else if (m.kind === 'released') {
+              slot.released?.();
             }
-            pump();
-          } else if (m.kind === 'released') {
-            slot.released?.();
-          }
-        });
-        worker.on('error', (e) => {
-          reject(e);
-          broken(e);
-        });
-        worker.on('exit', (code) => {
-          const e = new MixqError(`an evaluation session worker exited with code ${code}`);
-          reject(e);
-          broken(e);
-        });
+          },
+          died(e) {
+            reject(e);
+            broken(e);
+          },
+        };
+        slot.thread.worker.ref();
+        slot.thread.worker.postMessage({ kind: 'open', model } satisfies WorkerRequest);
       }),
     );
   }
   let releasing: Promise<void> | undefined;
-  // each worker releases its session after the run it is in, then the workers end
+  // each worker releases its session after the run it is in; then the threads are parked for reuse
   const release = (): Promise<void> =>
     (releasing ??= (async () => {
-      const live = closed === undefined;
       close(new MixqError('the evaluation session pool was released'));
-      if (live)
+      if (!failed)
         await Promise.all(
           slots.map(
             (s) =>
               new Promise<void>((resolve) => {
                 s.released = resolve;
                 busy(s);
-                s.worker.postMessage({ kind: 'release' } satisfies WorkerRequest);
+                s.thread.worker.postMessage({ kind: 'release' } satisfies WorkerRequest);
               }),
           ),
         );
-      await Promise.all(slots.map((s) => s.worker.terminate()));
+      if (failed) await Promise.all(slots.map((s) => s.thread.worker.terminate()));
+      else for (const s of slots) park(s.thread);
     })());
   try {
     await Promise.all(ready);

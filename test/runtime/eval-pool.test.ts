@@ -17,9 +17,14 @@ import {
 import { evaluateLm, lmFidelity } from '../../src/runtime/eval-lm.node.ts';
 import { evaluateOcr, ocrFidelity } from '../../src/runtime/eval-ocr.node.ts';
 import { finishFidelity, newFidelityAccumulator } from '../../src/runtime/metrics.ts';
-import { floatTensor } from '../../src/runtime/ort.node.ts';
+import { floatTensor, int64Tensor } from '../../src/runtime/ort.node.ts';
 import { forEachInOrder, type ModelRunner, openRunner } from '../../src/runtime/runner.node.ts';
-import { type EvalRunner, openEvalRunner, openRunnerPool } from '../../src/runtime/session-pool.node.ts';
+import {
+  closeIdleEvalWorkers,
+  type EvalRunner,
+  openEvalRunner,
+  openRunnerPool,
+} from '../../src/runtime/session-pool.node.ts';
 import { variantEvaluator } from '../../src/runtime/variants.node.ts';
 
 const charset = loadOcrCharset();
@@ -80,6 +85,7 @@ before(async () => {
 });
 after(async () => {
   await Promise.all(pools.map((p) => p.release()));
+  await closeIdleEvalWorkers();
 });
 
 test('forEachInOrder: visits in index order with at most `window` runs in flight, whatever order they finish in', async () => {
@@ -164,21 +170,29 @@ test('LM: pooled bits/char, per-window nats and fidelity equal the single-sessio
   assert.deepEqual(finishFidelity(b), s);
 });
 
-test('pool: a failing run rejects without breaking the pool; a released pool rejects runs', async () => {
+test('pool: a failing run rejects without breaking the pool; a released pool rejects runs; its thread serves the next model', async () => {
   const pool = await openRunnerPool(ocrModelPath(), 1);
+  const line = lines[0]!;
+  const feed = (r: ModelRunner, width: number) => ({
+    [r.inputNames[0]!]: floatTensor(new Float32Array(3 * 48 * width), [1, 3, 48, width]),
+  });
   try {
     await assert.rejects(pool.run({ nope: floatTensor(new Float32Array(1), [1]) }), /nope|input/i);
-    const line = lines[0]!;
-    const out = await pool.run(
-      { [pool.inputNames[0]!]: floatTensor(new Float32Array(3 * 48 * line.width), [1, 3, 48, line.width]) },
-      [pool.outputNames[0]!],
-    );
+    const out = await pool.run(feed(pool, line.width), [pool.outputNames[0]!]);
     assert.equal(out[pool.outputNames[0]!]!.dims[2], charset.length);
   } finally {
     await pool.release();
   }
-  await assert.rejects(
-    pool.run({ [pool.inputNames[0]!]: floatTensor(new Float32Array(3 * 48 * 8), [1, 3, 48, 8]) }),
-    /released/,
-  );
+  await assert.rejects(pool.run(feed(pool, 8)), /released/);
+  // the parked thread opens another model: the same outputs as a main-thread session of it
+  const next = await openRunnerPool(gptPath, 1);
+  try {
+    const f = { [next.inputNames[0]!]: int64Tensor(ids.subarray(0, 32), [1, 32]) };
+    const a = (await next.run(f))[next.outputNames[0]!]!;
+    const b = (await (await openRunner(gptPath)).run(f))[next.outputNames[0]!]!;
+    assert.deepEqual(a.data, b.data);
+  } finally {
+    await next.release();
+  }
+  await assert.rejects(openRunnerPool(new Uint8Array([1, 2, 3]), 1), /onnxruntime could not load/);
 });
