@@ -9,7 +9,7 @@ import { gptqCandidate, quantizeCandidate } from '../analysis/sensitivity/quanti
 import { MixqError } from '../core/errors.ts';
 import type { ExportedWeight, PrequantizedBlocks } from '../export/onnx/quantize.ts';
 import type { Plan } from '../plan/schema.ts';
-import { openRunner } from '../runtime/runner.node.ts';
+import { withEvalRunner } from '../runtime/session-pool.node.ts';
 import { captureLayerStats } from '../runtime/sensitivity.node.ts';
 import { loadWeightFedModel } from '../runtime/weights.node.ts';
 import { concatBytes } from '../io/gguf/write.ts';
@@ -170,6 +170,6 @@ export async function applyPlan(
   }
   const built = await exportOnnx(task.modelPath, plan, layouts, quantized, opset, floats);
   let metric: number | undefined;
-  if (opts.evaluate) metric = await task.evaluate(await openRunner(built.bytes));
+  if (opts.evaluate) metric = await withEvalRunner(built.bytes, (r) => task.evaluate(r));
   return { ...built, ...(metric !== undefined ? { metric } : {}), metricName: task.metric.name };
 }

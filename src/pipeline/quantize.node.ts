@@ -72,7 +72,7 @@ import {
 } from '../plan/schema.ts';
 import { better } from '../report/summary.ts';
 import type { ReportData, ReportMetric, ReportPoint, ReportSeries } from '../report/types.ts';
-import { openRunner } from '../runtime/runner.node.ts';
+import { withEvalRunner } from '../runtime/session-pool.node.ts';
 import { analyzeLoadedModel, type SensitivityAnalysis } from '../runtime/sensitivity.node.ts';
 import { variantEvaluator } from '../runtime/variants.node.ts';
 import { loadWeightFedModel, type WeightFedModel } from '../runtime/weights.node.ts';
@@ -657,7 +657,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
         if (b) pre.set(aw.name, b);
       }
       const built = await exportOnnx(task.modelPath, plan, wByName, pre, view.opset, bias?.corrections(sims));
-      const metric = await task.evaluate(await openRunner(built.bytes));
+      const metric = await withEvalRunner(built.bytes, (r) => task.evaluate(r));
       output = {
         format: 'onnx',
         fileName: built.fileName,

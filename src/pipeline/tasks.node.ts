@@ -28,7 +28,8 @@ import {
   newFidelityAccumulator,
 } from '../runtime/metrics.ts';
 import type { Feeds } from '../runtime/ort.node.ts';
-import { type ModelRunner, openRunner } from '../runtime/runner.node.ts';
+import { concurrencyOf, forEachInOrder, type ModelRunner } from '../runtime/runner.node.ts';
+import { withEvalRunner } from '../runtime/session-pool.node.ts';
 import { type DamageProbe, gptProbe, ocrProbe, syntheticProbe } from '../runtime/sensitivity.node.ts';
 import type { WeightFedModel } from '../runtime/weights.node.ts';
 
@@ -138,12 +139,17 @@ function genericTask(path: string, opts: TaskOptions): TaskDefinition {
   const outputs = async (runner: ModelRunner, feeds: readonly Feeds[]) => {
     const output = runner.outputNames[0]!;
     const outs: { data: Float32Array; dims: readonly number[] }[] = [];
-    for (const f of feeds) {
-      const t = (await runner.run(f, [output]))[output];
-      if (t?.type !== 'float32')
-        throw new MixqError('first output is not float32', { source: path, field: output });
-      outs.push({ data: t.data as Float32Array, dims: t.dims });
-    }
+    await forEachInOrder(
+      feeds.length,
+      concurrencyOf(runner),
+      (i) => runner.run(feeds[i]!, [output]),
+      (res) => {
+        const t = res[output];
+        if (t?.type !== 'float32')
+          throw new MixqError('first output is not float32', { source: path, field: output });
+        outs.push({ data: t.data as Float32Array, dims: t.dims });
+      },
+    );
     return outs;
   };
   // inputs from the fp32 file's own input metadata and its outputs on them, computed once, so that
@@ -160,7 +166,7 @@ function genericTask(path: string, opts: TaskOptions): TaskDefinition {
     evaluation: `mean KL divergence of the first output from fp32 on ${samples} other synthetic inputs`,
     probe: (m) => syntheticProbe(m, 4),
     async score(runner) {
-      reference ??= openRunner(path).then(async (fp32) => {
+      reference ??= withEvalRunner(path, async (fp32) => {
         const feeds = syntheticFeeds(fp32.inputMetadata, samples, { seed: 7 });
         return { feeds, outs: await outputs(fp32, feeds) };
       });

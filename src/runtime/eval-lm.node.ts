@@ -7,6 +7,9 @@
  *
  * The noise floor is the bootstrap standard error over windows (seeded, so reproducible). Adjacent
  * windows are correlated through shared text, so it is an estimate of the order of magnitude, not a bound.
+ *
+ * Batches run `runner.concurrency` at a time (a session pool) and are consumed in window order, so every
+ * number is the one a single session gives.
  */
 
 import { MixqError } from '../core/errors.ts';
@@ -17,7 +20,7 @@ import {
   type FidelityAccumulator,
 } from './metrics.ts';
 import { int64Tensor } from './ort.node.ts';
-import type { ModelRunner } from './runner.node.ts';
+import { concurrencyOf, forEachInOrder, type ModelRunner } from './runner.node.ts';
 
 export interface LmWindow {
   /** First input token of the window. */
@@ -116,6 +119,39 @@ type WindowVisitor = (
   vocab: number,
 ) => void;
 
+/** Run one batch of windows: the logits [windows, context, vocab]. */
+async function runLmBatch(
+  runner: ModelRunner,
+  ids: Int32Array,
+  ws: readonly LmWindow[],
+  opts: LmOptions,
+): Promise<{ logits: Float32Array; vocab: number }> {
+  const context = opts.context;
+  const input = opts.input ?? runner.inputNames[0]!;
+  const output = opts.output ?? runner.outputNames[0]!;
+  const flat = new Int32Array(ws.length * context);
+  ws.forEach((w, i) => {
+    flat.set(ids.subarray(w.start, w.start + context), i * context);
+  });
+  const res = await runner.run({ [input]: int64Tensor(flat, [ws.length, context]) }, [output]);
+  const t = res[output];
+  if (t?.type !== 'float32' || t.dims.length !== 3 || t.dims[1] !== context) {
+    throw new MixqError('unexpected LM output', {
+      field: output,
+      expected: `float32 [batch, ${context}, vocab]`,
+    });
+  }
+  return { logits: t.data as Float32Array, vocab: t.dims[2]! };
+}
+
+/** The windows in batches of `opts.batch` (default 16). */
+function lmBatches(windows: readonly LmWindow[], opts: LmOptions): { b0: number; ws: readonly LmWindow[] }[] {
+  const batch = opts.batch ?? 16;
+  const out: { b0: number; ws: readonly LmWindow[] }[] = [];
+  for (let b0 = 0; b0 < windows.length; b0 += batch) out.push({ b0, ws: windows.slice(b0, b0 + batch) });
+  return out;
+}
+
 /** Run the windows in batches and hand each window's logits block to `visit`, in window order. */
 export async function forEachLmBatch(
   runner: ModelRunner,
@@ -125,30 +161,19 @@ export async function forEachLmBatch(
   visit: WindowVisitor,
 ): Promise<void> {
   const context = opts.context;
-  const batch = opts.batch ?? 16;
-  const input = opts.input ?? runner.inputNames[0]!;
-  const output = opts.output ?? runner.outputNames[0]!;
-  for (let b0 = 0; b0 < windows.length; b0 += batch) {
-    const ws = windows.slice(b0, b0 + batch);
-    const flat = new Int32Array(ws.length * context);
-    ws.forEach((w, i) => {
-      flat.set(ids.subarray(w.start, w.start + context), i * context);
-    });
-    const res = await runner.run({ [input]: int64Tensor(flat, [ws.length, context]) }, [output]);
-    const t = res[output];
-    if (t?.type !== 'float32' || t.dims.length !== 3 || t.dims[1] !== context) {
-      throw new MixqError('unexpected LM output', {
-        field: output,
-        expected: `float32 [batch, ${context}, vocab]`,
+  const batches = lmBatches(windows, opts);
+  await forEachInOrder(
+    batches.length,
+    concurrencyOf(runner),
+    (j) => runLmBatch(runner, ids, batches[j]!.ws, opts),
+    ({ logits, vocab }, j) => {
+      const { b0, ws } = batches[j]!;
+      ws.forEach((w, i) => {
+        visit(w, b0 + i, logits, i * context * vocab, vocab);
       });
-    }
-    const vocab = t.dims[2]!;
-    const logits = t.data as Float32Array;
-    ws.forEach((w, i) => {
-      visit(w, b0 + i, logits, i * context * vocab, vocab);
-    });
-    opts.onProgress?.(Math.min(windows.length, b0 + batch), windows.length);
-  }
+      opts.onProgress?.(b0 + ws.length, windows.length);
+    },
+  );
 }
 
 /**
@@ -165,30 +190,25 @@ export async function lmFidelity(
   const context = opts.context;
   const stride = opts.stride ?? Math.max(1, Math.floor(context / 2));
   const windows = lmWindows(ids.length, context, stride);
-  const batch = opts.batch ?? 16;
-  for (let b0 = 0; b0 < windows.length; b0 += batch) {
-    const ws = windows.slice(b0, b0 + batch);
-    const refRows: Float32Array[] = [];
-    await forEachLmBatch(
-      reference,
-      ids,
-      ws,
-      { ...opts, onProgress: undefined },
-      (w, _k, logits, off, vocab) => {
-        refRows.push(logits.slice(off + w.firstScored * vocab, off + context * vocab));
-      },
-    );
-    let i = 0;
-    await forEachLmBatch(
-      candidate,
-      ids,
-      ws,
-      { ...opts, onProgress: undefined },
-      (w, _k, logits, off, vocab) => {
-        const cand = logits.subarray(off + w.firstScored * vocab, off + context * vocab);
-        accumulateFidelity(acc, refRows[i++]!, cand, vocab, 'logits');
-      },
-    );
-    opts.onProgress?.(Math.min(windows.length, b0 + batch), windows.length);
-  }
+  const batches = lmBatches(windows, opts);
+  await forEachInOrder(
+    batches.length,
+    concurrencyOf(candidate, reference),
+    (j) =>
+      Promise.all([
+        runLmBatch(reference, ids, batches[j]!.ws, opts),
+        runLmBatch(candidate, ids, batches[j]!.ws, opts),
+      ]),
+    ([ref, cand], j) => {
+      const { b0, ws } = batches[j]!;
+      const vocab = ref.vocab;
+      ws.forEach((w, i) => {
+        const off = i * context * vocab;
+        const r = ref.logits.subarray(off + w.firstScored * vocab, off + context * vocab);
+        const c = cand.logits.subarray(off + w.firstScored * vocab, off + context * vocab);
+        accumulateFidelity(acc, r, c, vocab, 'logits');
+      });
+      opts.onProgress?.(b0 + ws.length, windows.length);
+    },
+  );
 }

@@ -2,13 +2,16 @@
  * OCR evaluation for CTC text-line recognisers (PP-OCRv4 rec): one line per runtime call (widths differ),
  * greedy CTC decoding, character error rate = total Levenshtein distance / total reference characters,
  * and exact-line accuracy. Reported for all lines and per variant (clean / degraded).
+ *
+ * Lines run `runner.concurrency` at a time (a session pool) and are scored in input order, so every
+ * number is the one a single session gives.
  */
 
 import { ctcGreedyDecode } from './ctc.ts';
 import { type OcrLine, ocrInput } from './bundled.node.ts';
 import { type FidelityAccumulator, accumulateFidelity, bootstrapStdError, levenshtein } from './metrics.ts';
 import { floatTensor } from './ort.node.ts';
-import type { ModelRunner } from './runner.node.ts';
+import { concurrencyOf, forEachInOrder, type ModelRunner } from './runner.node.ts';
 
 export interface OcrScore {
   readonly cer: number;
@@ -65,9 +68,8 @@ export async function evaluateOcr(
   const predictions: string[] = [];
   const groups = new Map<string, { edits: number[]; chars: number[]; exact: number[] }>();
   const all = { edits: [] as number[], chars: [] as number[], exact: [] as number[] };
-  for (let i = 0; i < lines.length; i++) {
+  const visit = (out: { data: Float32Array; steps: number }, i: number): void => {
     const line = lines[i]!;
-    const out = await runOcrLine(runner, line);
     const text = ctcGreedyDecode(out.data, out.steps, charset);
     predictions.push(text);
     const d = levenshtein(line.text, text);
@@ -83,7 +85,8 @@ export async function evaluateOcr(
       s.exact.push(text === line.text ? 1 : 0);
     }
     onProgress?.(i + 1, lines.length);
-  }
+  };
+  await forEachInOrder(lines.length, concurrencyOf(runner), (i) => runOcrLine(runner, lines[i]!), visit);
   const byVariant: Record<string, OcrScore> = {};
   for (const [k, g] of groups) byVariant[k] = score(g.edits, g.chars, g.exact);
   return {
@@ -102,10 +105,13 @@ export async function ocrFidelity(
   acc: FidelityAccumulator,
   onProgress?: (done: number, total: number) => void,
 ): Promise<void> {
-  for (let i = 0; i < lines.length; i++) {
-    const r = await runOcrLine(reference, lines[i]!);
-    const c = await runOcrLine(candidate, lines[i]!);
-    accumulateFidelity(acc, r.data, c.data, r.classes, 'probabilities');
-    onProgress?.(i + 1, lines.length);
-  }
+  await forEachInOrder(
+    lines.length,
+    concurrencyOf(candidate, reference),
+    (i) => Promise.all([runOcrLine(reference, lines[i]!), runOcrLine(candidate, lines[i]!)]),
+    ([r, c], i) => {
+      accumulateFidelity(acc, r.data, c.data, r.classes, 'probabilities');
+      onProgress?.(i + 1, lines.length);
+    },
+  );
 }

@@ -25,7 +25,8 @@ import { evaluateLm, type LmResult, lmFidelity } from './eval-lm.node.ts';
 import { evaluateOcr, ocrFidelity, type OcrScore } from './eval-ocr.node.ts';
 import { accumulateFeedsFidelity, syntheticFeeds } from './fidelity.node.ts';
 import { type FidelityResult, finishFidelity, newFidelityAccumulator } from './metrics.ts';
-import { type ModelRunner, openRunner } from './runner.node.ts';
+import type { ModelRunner } from './runner.node.ts';
+import { withEvalRunner } from './session-pool.node.ts';
 
 export type EvalMetric = 'bpc' | 'cer' | 'fidelity';
 export const EVAL_METRICS: readonly EvalMetric[] = ['bpc', 'cer', 'fidelity'];
@@ -110,48 +111,50 @@ export async function evaluateModel(req: EvalRequest): Promise<EvalReport> {
       expected: "the fp32 model: 'gpt', 'ocr' or a path",
     });
   }
-  const runner = await openRunner(resolveModel(req.model));
-  if (metric === 'bpc') {
-    const gpt = loadGptBundle();
-    const { text, source } = loadText(req.data, req.limit);
-    const ids = encodeChars(text, gpt.chars, source);
-    const result = await evaluateLm(runner, ids, {
-      context: gpt.context,
-      ...(req.stride ? { stride: req.stride } : {}),
-      ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+  return withEvalRunner(resolveModel(req.model), async (runner): Promise<EvalReport> => {
+    if (metric === 'bpc') {
+      const gpt = loadGptBundle();
+      const { text, source } = loadText(req.data, req.limit);
+      const ids = encodeChars(text, gpt.chars, source);
+      const result = await evaluateLm(runner, ids, {
+        context: gpt.context,
+        ...(req.stride ? { stride: req.stride } : {}),
+        ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+      });
+      return { metric, model: req.model, data: source, result };
+    }
+    if (metric === 'cer') {
+      const { lines, source } = loadLines(req.data, req.limit);
+      const r = await evaluateOcr(runner, lines, loadOcrCharset(), req.onProgress);
+      const { predictions: _p, ...result } = r;
+      return { metric, model: req.model, data: source, result };
+    }
+    return withEvalRunner(resolveModel(req.reference as string), async (reference) => {
+      const inputs = inputsFor(reference);
+      const acc = newFidelityAccumulator();
+      if (inputs === 'lm') {
+        const gpt = loadGptBundle();
+        // Fidelity needs far fewer tokens than a label metric: default 16 Ki characters of held-out text.
+        const { text } = loadText(req.data, req.limit ?? 16384);
+        await lmFidelity(runner, reference, encodeChars(text, gpt.chars), { context: gpt.context }, acc);
+      } else if (inputs === 'ocr') {
+        const { lines } = loadLines(req.data, req.limit ?? 60);
+        await ocrFidelity(runner, reference, lines, acc, req.onProgress);
+      } else {
+        await accumulateFeedsFidelity(
+          runner,
+          reference,
+          syntheticFeeds(reference.inputMetadata, req.limit ?? 8),
+          acc,
+        );
+      }
+      return {
+        metric,
+        model: req.model,
+        reference: req.reference as string,
+        inputs,
+        result: finishFidelity(acc),
+      };
     });
-    return { metric, model: req.model, data: source, result };
-  }
-  if (metric === 'cer') {
-    const { lines, source } = loadLines(req.data, req.limit);
-    const r = await evaluateOcr(runner, lines, loadOcrCharset(), req.onProgress);
-    const { predictions: _p, ...result } = r;
-    return { metric, model: req.model, data: source, result };
-  }
-  const reference = await openRunner(resolveModel(req.reference as string));
-  const inputs = inputsFor(reference);
-  const acc = newFidelityAccumulator();
-  if (inputs === 'lm') {
-    const gpt = loadGptBundle();
-    // Fidelity needs far fewer tokens than a label metric: default 16 Ki characters of held-out text.
-    const { text } = loadText(req.data, req.limit ?? 16384);
-    await lmFidelity(runner, reference, encodeChars(text, gpt.chars), { context: gpt.context }, acc);
-  } else if (inputs === 'ocr') {
-    const { lines } = loadLines(req.data, req.limit ?? 60);
-    await ocrFidelity(runner, reference, lines, acc, req.onProgress);
-  } else {
-    await accumulateFeedsFidelity(
-      runner,
-      reference,
-      syntheticFeeds(reference.inputMetadata, req.limit ?? 8),
-      acc,
-    );
-  }
-  return {
-    metric,
-    model: req.model,
-    reference: req.reference as string,
-    inputs,
-    result: finishFidelity(acc),
-  };
+  });
 }

@@ -19,7 +19,7 @@ import {
   newFidelityAccumulator,
 } from './metrics.ts';
 import { type Feeds, ort } from './ort.node.ts';
-import type { InputMeta, ModelRunner } from './runner.node.ts';
+import { concurrencyOf, forEachInOrder, type InputMeta, type ModelRunner } from './runner.node.ts';
 
 export interface SyntheticInputOptions {
   /** Sizes of symbolic dimensions by name (e.g. { seq: 64 }); unnamed ones are 1. */
@@ -67,16 +67,17 @@ export function syntheticFeeds(
   return out;
 }
 
-/** Compare all float outputs of `candidate` and `reference` over `feeds`; outputs matched by name. */
+/**
+ * Compare all float outputs of `candidate` and `reference` over `feeds`; outputs matched by name. Feeds
+ * run `concurrency` at a time (session pools) and are compared in order.
+ */
 export async function accumulateFeedsFidelity(
   candidate: ModelRunner,
   reference: ModelRunner,
   feeds: readonly Feeds[],
   acc: FidelityAccumulator,
 ): Promise<void> {
-  for (const f of feeds) {
-    const r = await reference.run(f);
-    const c = await candidate.run(f);
+  const compare = (r: Record<string, ort.Tensor>, c: Record<string, ort.Tensor>): void => {
     for (const name of reference.outputNames) {
       const rt = r[name];
       const ct = c[name];
@@ -91,7 +92,13 @@ export async function accumulateFeedsFidelity(
       const rd = rt.data as Float32Array;
       accumulateFidelity(acc, rd, ct.data as Float32Array, row, detectOutputKind(rd, row));
     }
-  }
+  };
+  await forEachInOrder(
+    feeds.length,
+    concurrencyOf(candidate, reference),
+    (i) => Promise.all([reference.run(feeds[i]!), candidate.run(feeds[i]!)]),
+    ([r, c]) => compare(r, c),
+  );
 }
 
 /** Fidelity over synthetic inputs, for arbitrary models. */

@@ -1,9 +1,10 @@
 /**
  * Evaluating weight variants with plain sessions: the model is loaded once (external data inlined); each
- * variant writes the model with some float weights replaced, opens an ordinary session on those bytes
+ * variant writes the model with some float weights replaced, opens ordinary sessions on those bytes
  * (so onnxruntime constant-folds and pre-packs the weights as it would for a deployed file), runs the
- * caller's evaluation and releases the session. For evaluations that take seconds this is faster than
- * feeding weights as inputs (weights.node.ts): PP-OCRv4 on 296 lines, 27 s instead of 44 s.
+ * caller's evaluation and releases them. For evaluations that take seconds this is faster than
+ * feeding weights as inputs (weights.node.ts): PP-OCRv4 on 296 lines, 27 s instead of 44 s on one session.
+ * The sessions are an evaluation pool (session-pool.node.ts): one per core, same numbers as one session.
  */
 import { MixqError } from '../core/errors.ts';
 import { inlineExternalData } from '../export/onnx/inline.ts';
@@ -11,8 +12,8 @@ import { readOnnxFile } from '../io/onnx/file.node.ts';
 import { writeOnnx } from '../io/onnx/read.ts';
 import { setTensorFloat32 } from '../io/onnx/tensor-data.ts';
 import { listWeights, loadWeightFloat32, type OnnxWeight } from '../io/onnx/weights.ts';
-import { openSession } from './ort.node.ts';
-import { type ModelRunner, sessionRunner } from './runner.node.ts';
+import type { ModelRunner } from './runner.node.ts';
+import { withEvalRunner } from './session-pool.node.ts';
 
 export interface VariantEvaluator {
   /** Runs `evaluate` on the model with `replacements` (float32 values, original layout) in place. */
@@ -53,12 +54,7 @@ export async function variantEvaluator(path: string): Promise<VariantEvaluator> 
   return {
     bytes,
     async run(replacements, evaluate) {
-      const session = await openSession(await bytes(replacements));
-      try {
-        return await evaluate(sessionRunner(session));
-      } finally {
-        await session.release();
-      }
+      return withEvalRunner(await bytes(replacements), evaluate);
     },
   };
 }

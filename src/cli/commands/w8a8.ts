@@ -9,7 +9,7 @@ import { MixqError } from '../../core/errors.ts';
 import { writeFileAtomic } from '../../io/files.node.ts';
 import { resolveTask } from '../../pipeline/tasks.node.ts';
 import { formatBytes } from '../../report/summary.ts';
-import { openRunner } from '../../runtime/runner.node.ts';
+import { withEvalRunner } from '../../runtime/session-pool.node.ts';
 import { exportW8A8, type W8A8Export } from '../../runtime/w8a8.node.ts';
 import { loadWeightFedModel } from '../../runtime/weights.node.ts';
 import { failCli, usageExitCode } from '../errors.ts';
@@ -75,8 +75,8 @@ const w8a8Command = defineCommand({
       out = args.out ? String(args.out) : `${task.name.replace(/\.onnx$/i, '')}_w8a8.onnx`;
       await writeFileAtomic(out, result.bytes, [task.modelPath]);
       if (args.eval) {
-        const fp32 = await task.evaluate(await openRunner(task.modelPath));
-        const w8a8 = await task.evaluate(await openRunner(result.bytes));
+        const fp32 = await withEvalRunner(task.modelPath, (r) => task.evaluate(r));
+        const w8a8 = await withEvalRunner(result.bytes, (r) => task.evaluate(r));
         metrics = { fp32, w8a8 };
       }
     } catch (e) {
