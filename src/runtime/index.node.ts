@@ -19,6 +19,14 @@ export {
   runFloat,
 } from './ort.node.ts';
 export * from './runner.node.ts';
+export {
+  closeIdleEvalWorkers,
+  defaultEvalSessions,
+  type EvalRunner,
+  openEvalRunner,
+  openRunnerPool,
+  withEvalRunner,
+} from './session-pool.node.ts';
 export * from './weights.node.ts';
 export * from './w8a8.node.ts';
 export * from './sensitivity.node.ts';

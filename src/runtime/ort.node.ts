@@ -3,7 +3,8 @@
  *
  * Sessions are created with one intra-op and one inter-op thread and sequential execution: the CPU
  * kernels then reduce in a fixed order, so the same model and inputs give bit-identical outputs on every
- * run (the harness promises reproducible numbers), and evaluation leaves the other core free.
+ * run (the harness promises reproducible numbers). Evaluations use the other cores with several such
+ * sessions in worker threads (session-pool.node.ts), not with more threads per session.
  */
 
 import * as ort from 'onnxruntime-node';
