@@ -42,6 +42,29 @@ export async function openSession(model: string | Uint8Array): Promise<OrtSessio
   }
 }
 
+/** A tensor as it crosses a thread boundary (postMessage): plain type, data and dims. */
+export interface WireTensor {
+  readonly type: string;
+  readonly data: Float32Array | BigInt64Array | Int32Array | Uint8Array | readonly string[];
+  readonly dims: readonly number[];
+}
+
+/** Named tensors as WireTensors (the data arrays are shared, not copied). */
+export function toWire(tensors: Readonly<Record<string, ort.Tensor>>): Record<string, WireTensor> {
+  const out: Record<string, WireTensor> = {};
+  for (const [name, t] of Object.entries(tensors))
+    out[name] = { type: t.type, data: t.data as WireTensor['data'], dims: [...t.dims] };
+  return out;
+}
+
+/** The inverse of toWire. */
+export function fromWire(wire: Readonly<Record<string, WireTensor>>): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(wire))
+    out[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
+  return out;
+}
+
 export function int64Tensor(ids: ArrayLike<number>, dims: readonly number[]): ort.Tensor {
   const data = new BigInt64Array(ids.length);
   for (let i = 0; i < ids.length; i++) data[i] = BigInt(ids[i]!);

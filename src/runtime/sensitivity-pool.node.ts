@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import type { LayerStats } from '../analysis/sensitivity/proxies.ts';
 import type { ScoredCandidate, ScoreJob } from '../analysis/sensitivity/score.ts';
 import { MixqError } from '../core/errors.ts';
+import { startModuleWorker } from './worker-thread.node.ts';
 
 export interface ScorePool {
   readonly size: number;
@@ -74,8 +75,6 @@ type Reply = { id: number; result?: ScoredCandidate; error?: string };
 
 /** Starts `size` workers (>= 1). */
 export function createScorePool(size: number): ScorePool {
-  const ts = import.meta.url.endsWith('.ts');
-  const url = new URL(`./sensitivity-worker.node${ts ? '.ts' : '.js'}`, import.meta.url);
   const queue: Pending[] = [];
   const running = new Map<Worker, Pending>();
   const idle: Worker[] = [];
@@ -99,14 +98,7 @@ export function createScorePool(size: number): ScorePool {
   };
   const workers: Worker[] = [];
   for (let i = 0; i < size; i++) {
-    // from sources the worker registers tsx's loader first (Node 20 does not pass --import hooks on)
-    const w = ts
-      ? new Worker(
-          `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
-            `.then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`,
-          { eval: true },
-        )
-      : new Worker(url);
+    const w = startModuleWorker('./sensitivity-worker.node', import.meta.url);
     w.on('message', (m: Reply) => {
       const p = running.get(w);
       running.delete(w);

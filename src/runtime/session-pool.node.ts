@@ -14,18 +14,19 @@
  * about half a second of loading from sources), unref'd so that they never keep the process alive, and
  * end after IDLE_MS without a pool.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { MixqError } from '../core/errors.ts';
-import { type Feeds, openSession, ort, type OrtSession, type OrtTensor } from './ort.node.ts';
+import {
+  fromWire,
+  openSession,
+  type OrtSession,
+  type OrtTensor,
+  toWire,
+  type WireTensor,
+} from './ort.node.ts';
 import { describeInputs, type ModelRunner, sessionRunner } from './runner.node.ts';
 import { defaultPoolSize } from './sensitivity-pool.node.ts';
-
-/** A tensor as it crosses the thread boundary. */
-export interface WireTensor {
-  readonly type: string;
-  readonly data: Float32Array | BigInt64Array | Int32Array | Uint8Array | readonly string[];
-  readonly dims: readonly number[];
-}
+import { startModuleWorker } from './worker-thread.node.ts';
 
 export type WorkerRequest =
   | { kind: 'open'; model: string | Uint8Array }
@@ -71,16 +72,7 @@ interface Thread {
 const parked: Thread[] = [];
 
 function spawnThread(): Thread {
-  const ts = import.meta.url.endsWith('.ts');
-  const url = new URL(`./session-worker.node${ts ? '.ts' : '.js'}`, import.meta.url);
-  // from sources the worker registers tsx's loader first (Node 20 does not pass --import hooks on)
-  const worker = ts
-    ? new Worker(
-        `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
-          `.then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`,
-        { eval: true },
-      )
-    : new Worker(url);
+  const worker = startModuleWorker('./session-worker.node', import.meta.url);
   const t: Thread = { worker };
   const died = (e: Error): void => {
     if (t.dead) return;
@@ -139,20 +131,6 @@ interface Slot {
   readonly running: Map<number, Pending>;
   /** Set while the pool waits for the worker to release its session. */
   released?: () => void;
-}
-
-function toWire(feeds: Feeds): Record<string, WireTensor> {
-  const out: Record<string, WireTensor> = {};
-  for (const [name, t] of Object.entries(feeds))
-    out[name] = { type: t.type, data: t.data as WireTensor['data'], dims: [...t.dims] };
-  return out;
-}
-
-function fromWire(outputs: Record<string, WireTensor>): Record<string, OrtTensor> {
-  const out: Record<string, OrtTensor> = {};
-  for (const [name, t] of Object.entries(outputs))
-    out[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
-  return out;
 }
 
 /**

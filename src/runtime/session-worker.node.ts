@@ -6,8 +6,8 @@
  * overlap.
  */
 import { parentPort } from 'node:worker_threads';
-import { openSession, ort, type OrtSession } from './ort.node.ts';
-import type { WireTensor, WorkerReply, WorkerRequest } from './session-pool.node.ts';
+import { fromWire, openSession, type OrtSession, toWire } from './ort.node.ts';
+import type { WorkerReply, WorkerRequest } from './session-pool.node.ts';
 
 const port = parentPort;
 if (!port) throw new Error('session-worker.node.ts runs as a worker thread');
@@ -45,18 +45,11 @@ async function handle(m: WorkerRequest): Promise<void> {
   }
   try {
     if (!session) throw new Error('no session is open');
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(m.feeds))
-      feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
-    const res = await session.run(feeds, m.outputs);
-    const outputs: Record<string, WireTensor> = {};
+    const outputs = toWire(await session.run(fromWire(m.feeds), m.outputs));
     const buffers = new Set<ArrayBuffer>();
-    for (const [name, t] of Object.entries(res)) {
-      outputs[name] = { type: t.type, data: t.data as WireTensor['data'], dims: [...t.dims] };
-      const d = t.data as unknown;
+    for (const { data: d } of Object.values(outputs))
       if (ArrayBuffer.isView(d) && d.buffer instanceof ArrayBuffer && d.byteLength === d.buffer.byteLength)
         buffers.add(d.buffer);
-    }
     const reply: WorkerReply = { kind: 'result', id: m.id, outputs };
     try {
       post(reply, [...buffers]);

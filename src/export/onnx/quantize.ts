@@ -54,8 +54,7 @@ import {
   packedFromGrid,
   packedFromQuantizer,
 } from './packed.ts';
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../core/bits.ts';
-import { getFormat } from '../../formats/index.ts';
+import { chop, getFormat } from '../../formats/index.ts';
 import { chooseQParams, fakeQuantWith, type QuantizerConfig, quantize } from '../../quant/index.ts';
 
 export type ExportScheme =
@@ -293,18 +292,10 @@ interface CastPlan extends PlanBase {
 
 type Plan = BlockPlan | PackedPlan | CastPlan;
 
-/** Largest finite float16 / bfloat16 values (the cast saturates there, as src/quant's grids do). */
-const CAST_MAX = { float16: 65504, bfloat16: bf16BitsToF32(0x7f7f) } as const;
-
-/** A weight rounded to float16 / bfloat16 (round to nearest even, saturating), as float32 values. */
+/** A weight rounded to float16 / bfloat16 (round to nearest even, saturating as src/quant's grids do). */
 function castPlan(w: OnnxWeight, a: WeightAssignment, role: Role, x: Float32Array): CastPlan {
   const castTo = a.castTo ?? 'float16';
-  const max = CAST_MAX[castTo];
-  const dequant = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const v = Math.min(max, Math.max(-max, x[i]!));
-    dequant[i] = castTo === 'float16' ? f16BitsToF32(f32ToF16Bits(v)) : bf16BitsToF32(f32ToBf16Bits(v));
-  }
+  const dequant = chop(getFormat(castTo === 'float16' ? 'fp16' : 'bf16'), x, { overflow: 'saturate' });
   return { w, a, role, bits: 16, blockSize: 0, dequant, orient: 'rows', castTo };
 }
 
