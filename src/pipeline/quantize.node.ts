@@ -70,7 +70,7 @@ import {
   type PlanWeight,
   planTotals,
 } from '../plan/schema.ts';
-import { better } from '../report/summary.ts';
+import { better, equalSizeBudget } from '../report/summary.ts';
 import type { ReportData, ReportMetric, ReportPoint, ReportSeries } from '../report/types.ts';
 import { withEvalRunner } from '../runtime/session-pool.node.ts';
 import { analyzeLoadedModel, type SensitivityAnalysis } from '../runtime/sensitivity.node.ts';
@@ -587,7 +587,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       }
       const mScore = await scoreCached(a);
       const m = mScore.value;
-      addPoint(a, m, `= ${j.label}`);
+      addPoint(a, m, equalSizeBudget(j.label));
       comparisons.push({
         ...(jScore.items && mScore.items
           ? { differenceCi: pairedChangeInterval(jScore.items, mScore.items) }

@@ -39,14 +39,24 @@ export function better(metric: ReportMetric, a: number, b: number): boolean {
   return metric.direction === 'lower' ? a < b : a > b;
 }
 
-/** Every baseline (uniform and rule) point with the mixq metric at its size; mixq curves are pooled. */
+/** The budget label of the mixq plan made at a baseline's exact size (a mixq point's `budget`). */
+export function equalSizeBudget(baseline: string): string {
+  return `= ${baseline}`;
+}
+
+/**
+ * Every baseline (uniform and rule) point with the mixq metric at its size: the mixq plan made for that
+ * baseline's bytes when there is one (it may use a few bits fewer than the baseline), else the mixq
+ * curve at its bits per weight (mixq curves are pooled).
+ */
 export function equalSizeRows(data: ReportData): EqualSizeRow[] {
   const mixq = data.series.filter((s) => s.kind === 'mixq').flatMap((s) => s.points);
   const rows: EqualSizeRow[] = [];
   for (const s of data.series) {
     if (s.kind === 'mixq') continue;
+    const own = mixq.find((p) => p.budget === equalSizeBudget(s.name));
     for (const point of [...s.points].sort((a, b) => a.bitsPerWeight - b.bitsPerWeight)) {
-      const m = metricAt(mixq, point.bitsPerWeight);
+      const m = own && s.points.length === 1 ? own.metric : metricAt(mixq, point.bitsPerWeight);
       rows.push({
         series: s.name,
         kind: s.kind,

@@ -10,7 +10,13 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { MixqError } from '../../src/core/errors.ts';
 import { parseReportJson, reportJson } from '../../src/report/json.ts';
-import { equalSizeRows, formatBytes, formatPercent, metricAt } from '../../src/report/summary.ts';
+import {
+  equalSizeBudget,
+  equalSizeRows,
+  formatBytes,
+  formatPercent,
+  metricAt,
+} from '../../src/report/summary.ts';
 import { renderTerminalSummary, stripAnsi } from '../../src/report/terminal.ts';
 import type { ReportData, ReportPoint } from '../../src/report/types.ts';
 import { demoReport, HOSTILE_NAME } from './fixture.ts';
@@ -163,6 +169,32 @@ describe('equal-size comparison', () => {
     assert.equal(flipped.find((r) => r.series === 'INT4 RTN g32')?.mixqBetter, false);
     assert.equal(formatPercent(0.0312), '+3.1%');
     assert.equal(formatPercent(-0.00001), '0.0%');
+  });
+
+  test("rows: the mixq plan made for a baseline's bytes counts even below the baseline's bits", () => {
+    // a plan with FP16 layers at INT8's size uses a few bits fewer than INT8 and no mixq point lies above
+    const top = Math.max(...data.series.flatMap((s) => s.points.map((p) => p.bitsPerWeight)));
+    const base = {
+      name: 'INT16-ish',
+      kind: 'uniform' as const,
+      points: [{ bitsPerWeight: top + 1, bytes: 1e9, metric: 5 }],
+    };
+    const plain = { ...data, series: [...data.series, base] };
+    assert.equal(equalSizeRows(plain).find((r) => r.series === 'INT16-ish')?.mixqMetric, undefined);
+    const mixq = data.series[0]!;
+    const own = {
+      bitsPerWeight: top + 0.999,
+      bytes: 1e9 - 1,
+      metric: 4,
+      budget: equalSizeBudget('INT16-ish'),
+    };
+    const made = {
+      ...data,
+      series: [{ ...mixq, points: [...mixq.points, own] }, ...data.series.slice(1), base],
+    };
+    const row = equalSizeRows(made).find((r) => r.series === 'INT16-ish');
+    assert.equal(row?.mixqMetric, 4);
+    assert.equal(row?.mixqBetter, data.metric.direction === 'lower');
   });
 });
 
