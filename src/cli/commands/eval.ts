@@ -68,7 +68,10 @@ const evalCommand = defineCommand({
   args: {
     model: { type: 'positional', description: "'gpt', 'ocr' or a path to an .onnx model", required: true },
     metric: { type: 'string', description: 'bpc | cer | fidelity (default: by model)' },
-    data: { type: 'string', description: 'bpc: a text file; cer: a folder with lines.json + lines.u8.gz' },
+    data: {
+      type: 'string',
+      description: 'bpc: a text file; cer: a folder with lines.json + lines.u8.gz, or its validation.json',
+    },
     reference: { type: 'string', description: "fp32 reference for fidelity: 'gpt', 'ocr' or a path" },
     limit: { type: 'string', description: 'bpc: first N characters; cer/fidelity: first N lines or samples' },
     stride: { type: 'string', description: 'bpc: window stride (default context/2)' },
