@@ -49,6 +49,11 @@ export const quantizeArgs = {
     description:
       'correct layer biases for the mean shift quantization causes (default on for --emit onnx / none; --no-bias-correction)',
   },
+  select: {
+    type: 'boolean',
+    description:
+      "choose each budget's plan on the validation split among the solver's plan and its alternatives (default on; --no-select keeps the solver's plan)",
+  },
   native: {
     type: 'boolean',
     description:
@@ -145,6 +150,7 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
     ...(evalSize ? { evalSize } : {}),
     ...(typeof args['bias-correction'] === 'boolean' ? { biasCorrection: args['bias-correction'] } : {}),
     ...(args.native === true ? { nativeOnly: true } : {}),
+    ...(args.select === false ? { select: false } : {}),
   };
 }
 

@@ -13,7 +13,14 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { Allocation, AllocationProblem, AllocWeight } from '../analysis/allocate/problem.ts';
+import {
+  type AllocBudget,
+  type Allocation,
+  type AllocationProblem,
+  type AllocWeight,
+  exactBitsCapacity,
+  uniformAllocations,
+} from '../analysis/allocate/problem.ts';
 import { solveGreedy } from '../analysis/allocate/greedy.ts';
 import { solveMilp } from '../analysis/allocate/milp.ts';
 import { paretoSweep } from '../analysis/allocate/pareto.ts';
@@ -71,7 +78,13 @@ import {
   planTotals,
 } from '../plan/schema.ts';
 import { better, equalSizeBudget } from '../report/summary.ts';
-import type { ReportData, ReportMetric, ReportPoint, ReportSeries } from '../report/types.ts';
+import type {
+  ReportData,
+  ReportMetric,
+  ReportPoint,
+  ReportSelection,
+  ReportSeries,
+} from '../report/types.ts';
 import { withEvalRunner } from '../runtime/session-pool.node.ts';
 import { analyzeLoadedModel, type SensitivityAnalysis } from '../runtime/sensitivity.node.ts';
 import { variantEvaluator } from '../runtime/variants.node.ts';
@@ -88,7 +101,7 @@ import {
   rtnWithBlocks,
 } from './schemes.ts';
 import { pairedChangeInterval } from '../runtime/metrics.ts';
-import { type QuantTask, resolveTask, type TaskScore } from './tasks.node.ts';
+import { type ChoiceMetric, type QuantTask, resolveTask, type TaskScore } from './tasks.node.ts';
 import { biasCorrector, readBiases } from './bias.node.ts';
 import { listWeights } from '../io/onnx/weights.ts';
 import { setTensorFloat32 } from '../io/onnx/tensor-data.ts';
@@ -117,10 +130,18 @@ export interface QuantizeOptions {
   readonly damage?: 'noiseCalibrated' | 'kl';
   /** Budgets (bits per weight) of the Pareto sweep drawn in the report. Default 3, 3.5, 4, 5. */
   readonly sweep?: readonly number[];
+  /**
+   * At every budget, score the solver's plan and the uniform plans of the candidate set within 10% below
+   * the budget on the task's validation split and keep the best, so that a plan never measures worse
+   * than one scheme everywhere at its size would. Default true; false keeps the solver's plan.
+   */
+  readonly select?: boolean;
   /** Evaluate uniform baselines and the rule mix, and mixq at each baseline's size. Default true. */
   readonly baselines?: boolean;
   /** Task evaluation size (see tasks.node.ts). */
   readonly evalSize?: number;
+  /** Task validation size (see tasks.node.ts). */
+  readonly validationSize?: number;
   /** Task calibration size (see tasks.node.ts). */
   readonly calibrationSize?: number;
   /** Build the output file (and for ONNX evaluate it). Default true. */
@@ -254,6 +275,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   };
   const task = resolveTask(opts.model ?? 'gpt', {
     ...(opts.evalSize ? { evalSize: opts.evalSize } : {}),
+    ...(opts.validationSize ? { validationSize: opts.validationSize } : {}),
     ...(opts.calibrationSize ? { calibrationSize: opts.calibrationSize } : {}),
   });
   const target = opts.emit ?? 'onnx';
@@ -453,15 +475,81 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     const sc = evaluated.get(keyOf(a));
     return sc ? changeCi(sc) : {};
   };
+  const selectionOf = (a: Allocation): { selection?: ReportSelection } => {
+    const sel = selections.get(keyOf(a));
+    return sel ? { selection: sel } : {};
+  };
   const addPoint = (a: Allocation, metric: number, budget: string) =>
     mixqPoints.push({
       ...allocationCi(a),
+      ...selectionOf(a),
       bitsPerWeight: a.bitsPerWeight,
       bytes: a.bytes,
       metric,
       budget,
       predictedDamage: a.damage,
     });
+
+  // ---- the plan kept at a budget: the solver's, or an alternative that scores better on validation
+  const select = opts.select ?? true;
+  // what ranks plans on the validation split: the task's choice metric, else the task metric there
+  const choice: ChoiceMetric = task.choice ?? {
+    name: `${task.metric.name} on validation`,
+    score: async (r) => (await task.validate(r)).value,
+  };
+  const replacementsOf = (a: Allocation) =>
+    new Map(allocWeights.map((w, i) => [w.name, simulate(w.name, byId.get(a.schemes[i]!)!)] as const));
+  const choiceBetter = (a: number, b: number) => (task.choice ? a < b : better(reportMetric, a, b));
+  const validated = new Map<string, number>(); // 'choice' | 'task', allocation key -> validation value
+  const validateAlloc = async (a: Allocation | 'fp32', what: 'choice' | 'task'): Promise<number> => {
+    const key = `${what}\u0000${a === 'fp32' ? '' : keyOf(a)}`;
+    const known = validated.get(key);
+    if (known !== undefined) return known;
+    const t = performance.now();
+    const rep = withBias(a === 'fp32' ? new Map() : replacementsOf(a));
+    const m = await variants.run(rep, async (r) =>
+      what === 'choice' ? choice.score(r) : (await task.validate(r)).value,
+    );
+    evaluations++;
+    evalMs += performance.now() - t;
+    validated.set(key, m);
+    return m;
+  };
+  const uniforms = uniformAllocations(problemAt({ kind: 'bytes', bytes: Number.MAX_SAFE_INTEGER }));
+  const costOf = (a: Allocation, b: AllocBudget) => (b.kind === 'bytes' ? a.bytes : a.bits);
+  const capacityOf = (b: AllocBudget) => (b.kind === 'bytes' ? b.bytes : exactBitsCapacity(b.bits, elements));
+  const selections = new Map<string, ReportSelection>(); // allocation key -> how it was chosen
+  /** The solver's plan at `b`, or the alternative with the best validation metric. */
+  const chooseAt = async (proxy: Allocation, b: AllocBudget): Promise<Allocation> => {
+    if (!select) return proxy;
+    const cap = capacityOf(b);
+    const tried: { label: string; a: Allocation }[] = [{ label: 'proxy', a: proxy }];
+    const fitting = uniforms.filter((u) => costOf(u, b) <= cap && costOf(u, b) >= 0.9 * cap);
+    for (const u of fitting.slice(-2)) tried.push({ label: `uniform ${u.schemes[0]}`, a: u });
+    const unique: typeof tried = [];
+    for (const t of tried) if (!unique.some((u) => keyOf(u.a) === keyOf(t.a))) unique.push(t);
+    if (unique.length === 1) return proxy;
+    let best = unique[0]!;
+    let bestM = await validateAlloc(best.a, 'choice');
+    const scored = [{ ...best, m: bestM }];
+    for (const t of unique.slice(1)) {
+      const m = await validateAlloc(t.a, 'choice');
+      scored.push({ ...t, m });
+      if (choiceBetter(m, bestM)) ({ best, bestM } = { best: t, bestM: m });
+    }
+    selections.set(keyOf(best.a), {
+      chosen: best.label,
+      metric: choice.name,
+      ...(task.choice || !task.metric.unit ? {} : { unit: task.metric.unit }),
+      tried: scored.map((t) => ({
+        label: t.label,
+        bitsPerWeight: t.a.bitsPerWeight,
+        bytes: t.a.bytes,
+        validation: t.m,
+      })),
+    });
+    return best.a;
+  };
 
   // ---- Pareto sweep over bits-per-weight budgets
   const sweep = opts.sweep ?? [3, 3.5, 4, 5];
@@ -470,10 +558,13 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     timeLimitSec,
   });
   let done = 0;
+  const sweepPlans = new Map<number, Allocation>();
   for (const p of pareto.points) {
     progress('sweep', done++, pareto.points.length);
-    const m = await evalCached(p.allocation);
-    addPoint(p.allocation, m, `${p.budget} b/w`);
+    const a = await chooseAt(p.allocation, { kind: 'bitsPerWeight', bits: p.budget });
+    sweepPlans.set(p.budget, a);
+    const m = await evalCached(a);
+    addPoint(a, m, `${p.budget} b/w`);
     log(`mixq at ${p.budget} b/w: ${task.metric.name} ${fmt(m)}`);
   }
   for (const b of pareto.infeasibleBudgets)
@@ -486,10 +577,10 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   const budget = opts.budget;
   if (budget.kind === 'maxLoss') ({ chosen, chosenMetric } = await searchMaxLoss(budget.relative));
   else {
-    chosen = await allocate(
-      problemAt(budget.kind === 'bytes' ? { kind: 'bytes', bytes: budget.bytes } : budget),
-      timeLimitSec,
-    );
+    const b: AllocBudget = budget.kind === 'bytes' ? { kind: 'bytes', bytes: budget.bytes } : budget;
+    chosen =
+      (budget.kind === 'bitsPerWeight' ? sweepPlans.get(budget.bits) : undefined) ??
+      (await chooseAt(await allocate(problemAt(b), timeLimitSec), b));
     chosenMetric = await evalCached(chosen);
     // a --bits budget that is also a sweep point is already on the curve
     if (!(budget.kind === 'bitsPerWeight' && sweep.includes(budget.bits)))
@@ -498,39 +589,60 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   lap('allocation');
 
   async function searchMaxLoss(relative: number): Promise<{ chosen: Allocation; chosenMetric: number }> {
-    // The real metric, not the proxy: bisect over the predicted-damage frontier with evaluations.
+    // The real metric, not the proxy: bisect over the predicted-damage frontier with evaluations on the
+    // validation split (the evaluation split only reports the plan found, so the target is not checked
+    // on the numbers it is reported with).
     const front = await paretoSweep(problemAt({ kind: 'bitsPerWeight', bits: 8 }), {
       points: 24,
       timeLimitSec,
     });
     const allocs = front.points.map((p) => p.allocation);
+    const fp32Val = await validateAlloc('fp32', 'task');
     const ok = (m: number) =>
-      task.metric.direction === 'lower' ? m <= fp32 * (1 + relative) : m >= fp32 * (1 - relative);
+      task.metric.direction === 'lower' ? m <= fp32Val * (1 + relative) : m >= fp32Val * (1 - relative);
     let lo = 0;
     let hi = allocs.length - 1;
-    let best: { chosen: Allocation; chosenMetric: number } | undefined;
+    let best: Allocation | undefined;
+    const tried: ReportSelection['tried'][number][] = [];
+    const label = (a: Allocation) => `frontier ${a.bitsPerWeight.toFixed(2)} b/w`;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       const a = allocs[mid]!;
-      const m = await evalCached(a);
-      addPoint(a, m, `search ${a.bitsPerWeight.toFixed(2)} b/w`);
+      const m = await validateAlloc(a, 'task');
+      tried.push({ label: label(a), bitsPerWeight: a.bitsPerWeight, bytes: a.bytes, validation: m });
       log(
-        `max-loss search: ${a.bitsPerWeight.toFixed(3)} b/w -> ${fmt(m)} (${ok(m) ? 'within' : 'outside'} target)`,
+        `max-loss search: ${a.bitsPerWeight.toFixed(3)} b/w -> validation ${fmt(m)} (fp32 ${fmt(fp32Val)}, ${ok(m) ? 'within' : 'outside'} target)`,
       );
       if (ok(m)) {
-        best = { chosen: a, chosenMetric: m };
+        best = a;
         hi = mid - 1;
       } else lo = mid + 1;
     }
     if (!best)
       throw new MixqError(
-        `no plan up to ${allocs[allocs.length - 1]!.bitsPerWeight.toFixed(2)} b/w stays within ${100 * relative}% of fp32`,
+        `no plan up to ${allocs[allocs.length - 1]!.bitsPerWeight.toFixed(2)} b/w stays within ${100 * relative}% of fp32 on the validation split`,
         {
           source: 'budget',
           expected: 'a larger --max-loss, or --emit none for more formats',
         },
       );
-    return best;
+    selections.set(keyOf(best), {
+      chosen: label(best),
+      metric: `${task.metric.name} on validation`,
+      ...(task.metric.unit ? { unit: task.metric.unit } : {}),
+      tried,
+      fp32: fp32Val,
+    });
+    const chosenMetric = await evalCached(best);
+    addPoint(best, chosenMetric, budgetLabel(opts.budget));
+    const within =
+      task.metric.direction === 'lower'
+        ? chosenMetric <= fp32 * (1 + relative)
+        : chosenMetric >= fp32 * (1 - relative);
+    log(
+      `max-loss plan: ${best.bitsPerWeight.toFixed(3)} b/w, ${task.metric.name} ${fmt(chosenMetric)} on the evaluation split (${within ? 'within' : 'OUTSIDE'} ${100 * relative}% of fp32 ${fmt(fp32)})`,
+    );
+    return { chosen: best, chosenMetric };
   }
 
   // ---- baselines and the equal-size comparison
@@ -578,7 +690,8 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       // mixq at the same size
       let a: Allocation;
       try {
-        a = await allocate(problemAt({ kind: 'bytes', bytes: j.bytes }), timeLimitSec);
+        const b: AllocBudget = { kind: 'bytes', bytes: j.bytes };
+        a = await chooseAt(await allocate(problemAt(b), timeLimitSec), b);
       } catch (e) {
         log(
           `no mixq plan fits ${j.label}'s ${j.bytes} bytes (${e instanceof Error ? e.message : String(e)})`,
@@ -698,6 +811,8 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       predictedDamage: chosen.damage,
       metric: chosenMetric,
       ...allocationCi(chosen),
+      ...selectionOf(chosen),
+      ...(select ? { validation: task.validation } : {}),
       solver: chosen.solver,
       solverStatus: chosen.status,
     },

@@ -17,6 +17,7 @@ import {
   formatPercent,
   fp32Bytes,
   relativeToFp32,
+  selectionItems,
 } from './summary.ts';
 import { renderSvg } from './svg.ts';
 import type { ReportData } from './types.ts';
@@ -150,6 +151,14 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
     ['predicted damage', e(formatFigure(p.predictedDamage))],
     ...(p.measuredDamage === undefined ? [] : [['measured damage', e(formatFigure(p.measuredDamage))]]),
     ...(p.solver ? [['solver', e(`${p.solver}${p.solverStatus ? ` (${p.solverStatus})` : ''}`)]] : []),
+    ...(p.selection
+      ? [
+          [
+            'chosen on validation',
+            `${selectionItems(p.selection).map(e).join('<br>')}<br><span class="sub">${e(p.selection.metric)}${p.validation ? `; ${e(p.validation)}` : ''}</span>`,
+          ],
+        ]
+      : []),
   ];
   const schemeUse = new Map<string, { n: number; elements: number; bytes: number }>();
   for (const l of data.layers) {
@@ -182,6 +191,7 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
           formatPercent(relativeToFp32(m, pt.metric)),
           pt.metricChangeCi ? e(formatChangeCi(pt.metricChangeCi, m.unit)) : '—',
           pt.predictedDamage === undefined ? '—' : e(formatFigure(pt.predictedDamage)),
+          e(pt.selection?.chosen ?? 'proxy'),
         ]),
     );
   const eq = equalSizeRows(data);
@@ -259,7 +269,7 @@ ${table(['', ''], planRows, [false, false])}
 ${schemeRows.length > 0 ? table(['scheme', 'weights', 'elements', 'bytes'], schemeRows, [false, true, true, true]) : ''}
 
 <h2>mixq plans per budget</h2>
-${mixqRows.length > 0 ? table(['series', 'budget', 'b/w', 'size', e(m.name), 'vs fp32', 'change, 95% CI', 'predicted damage'], mixqRows, [false, false, true, true, true, true, true, true]) : '<p>No plans evaluated.</p>'}
+${mixqRows.length > 0 ? table(['series', 'budget', 'b/w', 'size', e(m.name), 'vs fp32', 'change, 95% CI', 'predicted damage', 'plan kept'], mixqRows, [false, false, true, true, true, true, true, true, false]) : '<p>No plans evaluated.</p>'}
 
 <h2>Baselines at equal size</h2>
 ${eqRows.length > 0 ? table(['baseline', 'kind', 'b/w', 'size', e(m.name), `mixq ${e(m.name)} at this size`, 'mixq vs baseline'], eqRows, [false, false, true, true, true, true, true]) : '<p>No baselines evaluated.</p>'}

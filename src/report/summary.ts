@@ -3,7 +3,7 @@
  * every baseline against the mixq curve at equal size, relative change against fp32, and compact
  * formatting of bytes, bits and metric values. Pure functions, browser-safe.
  */
-import type { ReportData, ReportMetric, ReportPoint, ReportSeries } from './types.ts';
+import type { ReportData, ReportMetric, ReportPoint, ReportSelection, ReportSeries } from './types.ts';
 
 /** A baseline point next to the mixq curve at the same bits per weight. */
 export interface EqualSizeRow {
@@ -128,4 +128,17 @@ export function formatMs(ms: number): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   const s = Math.round(ms / 1000);
   return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+}
+
+/** The plans tried at a budget with their validation metric, e.g. 'proxy 4.00 b/w 2.0310 (kept)'. */
+export function selectionItems(sel: ReportSelection): string[] {
+  const unit = sel.unit ?? '';
+  const fp32 = sel.fp32 === undefined ? [] : [`fp32 ${formatFigure(sel.fp32)}${unit}`];
+  return [
+    ...fp32,
+    ...sel.tried.map(
+      (t) =>
+        `${t.label} ${t.bitsPerWeight.toFixed(2)} b/w ${formatFigure(t.validation)}${unit}${t.label === sel.chosen ? ' (kept)' : ''}`,
+    ),
+  ];
 }

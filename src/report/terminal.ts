@@ -13,6 +13,7 @@ import {
   formatPercent,
   fp32Bytes,
   relativeToFp32,
+  selectionItems,
 } from './summary.ts';
 import type { ReportData } from './types.ts';
 
@@ -77,6 +78,8 @@ export function renderTerminalSummary(data: ReportData, opts: TerminalOptions): 
     ...(p.solver ? [`${p.solver}${p.solverStatus ? ` ${p.solverStatus}` : ''}`] : []),
   ];
   out.push(...wrap(`plan ${fit(p.budget, 24)}: `, planItems, width));
+  if (p.selection)
+    out.push(...wrap(`chosen on validation (${p.selection.metric}): `, selectionItems(p.selection), width));
   out.push('');
 
   // Table. Fixed columns after a flexible name column.

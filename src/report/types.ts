@@ -48,6 +48,32 @@ export interface ReportPoint {
    * windows): a change whose interval holds 0 is within the evaluation data's noise.
    */
   readonly metricChangeCi?: readonly [number, number];
+  /** How this plan was chosen among the plans tried at its budget (mixq plans). */
+  readonly selection?: ReportSelection;
+}
+
+/**
+ * The plans tried at one budget and the one kept: the solver's plan for the proxy damage and the uniform
+ * plans (one candidate scheme everywhere) within 10% below the budget, each scored on the validation
+ * split; the best validation metric is kept (the solver's plan on ties). For an accuracy target
+ * (--max-loss), the plans of the bisection over the frontier and the smallest one within the target.
+ */
+export interface ReportSelection {
+  /** Label of the plan kept, e.g. 'proxy', 'uniform int8-pc-rtn'. */
+  readonly chosen: string;
+  /** What `validation` measures, e.g. 'bits/char on validation', 'KL to fp32 per frame (nats) ...'. */
+  readonly metric: string;
+  /** Unit shown after validation values, e.g. '%'. */
+  readonly unit?: string;
+  readonly tried: readonly {
+    readonly label: string;
+    readonly bitsPerWeight: number;
+    readonly bytes: number;
+    /** `metric` on the validation split. */
+    readonly validation: number;
+  }[];
+  /** The fp32 model's metric on the validation split, when the choice compared with it (--max-loss). */
+  readonly fp32?: number;
 }
 
 /**
@@ -108,6 +134,10 @@ export interface ReportPlan {
   /** e.g. 'highs' / 'optimal'. */
   readonly solver?: string;
   readonly solverStatus?: string;
+  /** How the plan was chosen on the validation split (ReportSelection). */
+  readonly selection?: ReportSelection;
+  /** The data the selection was scored on. */
+  readonly validation?: string;
 }
 
 /** How well one cheap proxy ranks the measured end-to-end damage. */

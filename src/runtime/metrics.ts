@@ -149,6 +149,84 @@ export function finishFidelity(acc: FidelityAccumulator): FidelityResult {
   };
 }
 
+/**
+ * A reference's k most probable classes per row of probabilities, with their probabilities: enough to
+ * score a candidate's KL on the coarsened distribution (these k classes + one bucket for the rest)
+ * without keeping whole rows (PP-OCRv4: 6,625 classes per frame).
+ */
+export interface TopKRows {
+  readonly k: number;
+  readonly rows: number;
+  /** rows x k class indices, most probable first. */
+  readonly index: Int32Array;
+  /** rows x k probabilities, matching `index`. */
+  readonly prob: Float64Array;
+  /** Per row, the probability of all other classes (summed, not 1 - top: float32 rows do not sum to 1). */
+  readonly rest: Float64Array;
+}
+
+export function topKRows(probs: ArrayLike<number>, rowLength: number, k: number): TopKRows {
+  const kk = Math.min(k, rowLength);
+  const rows = Math.floor(probs.length / rowLength);
+  const index = new Int32Array(rows * kk);
+  const prob = new Float64Array(rows * kk);
+  const rest = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const off = r * rowLength;
+    const o = r * kk;
+    let n = 0; // kept so far, sorted descending by probability (insertion into a short list)
+    let total = 0;
+    for (let i = 0; i < rowLength; i++) {
+      const v = probs[off + i]!;
+      total += v;
+      if (n === kk && v <= prob[o + kk - 1]!) continue;
+      let j = n < kk ? n++ : kk - 1;
+      while (j > 0 && prob[o + j - 1]! < v) {
+        prob[o + j] = prob[o + j - 1]!;
+        index[o + j] = index[o + j - 1]!;
+        j--;
+      }
+      prob[o + j] = v;
+      index[o + j] = i;
+    }
+    let top = 0;
+    for (let t = 0; t < kk; t++) top += prob[o + t]!;
+    rest[r] = Math.max(total - top, 0);
+  }
+  return { k: kk, rows, index, prob, rest };
+}
+
+/**
+ * Sum over rows of KL(ref || cand) on the coarsened distribution of each row: the reference's top-k classes
+ * and one bucket for all others. A lower bound of the full KL (coarsening never increases it), equal to it
+ * when the reference puts all its mass on its top k. Probabilities are floored at 1e-12; the buckets are
+ * summed from the rows, so rows that sum to 1 only within float32 rounding add no error of their own.
+ */
+export function coarseKlSum(ref: TopKRows, cand: ArrayLike<number>, rowLength: number): number {
+  if (ref.rows * rowLength !== cand.length)
+    throw new RangeError(`output length ${cand.length} != reference ${ref.rows} x ${rowLength}`);
+  const tiny = 1e-12;
+  let sum = 0;
+  for (let r = 0; r < ref.rows; r++) {
+    const o = r * ref.k;
+    const off = r * rowLength;
+    let qAll = 0;
+    for (let i = 0; i < rowLength; i++) qAll += cand[off + i]!;
+    let qTop = 0;
+    let kl = 0;
+    for (let t = 0; t < ref.k; t++) {
+      const p = ref.prob[o + t]!;
+      const qRaw = cand[off + ref.index[o + t]!]!;
+      qTop += qRaw;
+      if (p > 0) kl += p * Math.log(p / Math.max(qRaw, tiny));
+    }
+    const pRest = ref.rest[r]!;
+    if (pRest > 0) kl += pRest * Math.log(pRest / Math.max(qAll - qTop, tiny));
+    sum += Math.max(kl, 0);
+  }
+  return sum;
+}
+
 /** Levenshtein distance between two strings, by Unicode code point (insert, delete, substitute cost 1). */
 export function levenshtein(a: string, b: string): number {
   const x = Array.from(a);

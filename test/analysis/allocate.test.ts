@@ -11,6 +11,7 @@ import {
   solveDp,
   solveGreedy,
   solveMilp,
+  uniformAllocations,
 } from '../../src/analysis/allocate/index.ts';
 import { MixqError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/rng.ts';
@@ -393,5 +394,64 @@ describe('allocation: Pareto sweep', () => {
     if (a.status === 'time-limit') assert.ok(a.gap! > 0 && Number.isFinite(a.gap!), `gap ${a.gap}`);
     else assert.equal(a.status, 'optimal'); // a fast machine may prove it within 0.2 s
     assert.ok(a.timeMs < 10_000, `took ${a.timeMs} ms`);
+  });
+});
+
+describe('uniformAllocations', () => {
+  it('gives one plan per scheme every weight has and may use, with the exact totals, smallest first', () => {
+    fc.assert(
+      fc.property(smallProblem(), (p) => {
+        const us = uniformAllocations(p);
+        const usable = (w: AllocWeight, s: string) =>
+          w.candidates.some((c) => c.scheme === s) &&
+          (w.forced !== undefined ? w.forced === s : !w.allowed || w.allowed.includes(s));
+        const schemes = new Set(p.weights.flatMap((w) => w.candidates.map((c) => c.scheme)));
+        const expected = [...schemes].filter((s) => p.weights.every((w) => usable(w, s)));
+        assert.deepEqual(new Set(us.map((u) => u.schemes[0])), new Set(expected));
+        const elements = p.weights.reduce((s, w) => s + w.elements, 0);
+        for (const u of us) {
+          const s = u.schemes[0]!;
+          assert.ok(u.schemes.every((x) => x === s));
+          let bytes = 0;
+          let damage = 0;
+          p.weights.forEach((w, i) => {
+            const c = w.candidates[u.choice[i]!]!;
+            assert.equal(c.scheme, s);
+            bytes += c.bytes;
+            damage += c.damage;
+          });
+          assert.equal(u.bytes, bytes);
+          assert.ok(close(u.damage, damage));
+          assert.ok(close(u.bitsPerWeight, u.bits / elements));
+          assert.equal(u.solver, 'uniform');
+        }
+        for (let i = 1; i < us.length; i++) assert.ok(us[i - 1]!.bits <= us[i]!.bits);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('leaves out schemes a weight lacks, is not allowed, or is forced away from', () => {
+    const c = (scheme: string, bytes: number) => ({ scheme, bytes, damage: 1 / bytes });
+    const p: AllocationProblem = {
+      weights: [
+        { name: 'a', elements: 8, candidates: [c('x', 8), c('y', 4), c('z', 2), c('v', 1)] },
+        { name: 'b', elements: 8, candidates: [c('x', 8), c('y', 4), c('z', 2)], allowed: ['x', 'z'] },
+        { name: 'c', elements: 8, candidates: [c('z', 2), c('x', 8), c('y', 4)] },
+      ],
+      budget: { kind: 'bytes', bytes: 1 },
+    };
+    assert.deepEqual(
+      uniformAllocations(p).map((u) => [u.schemes[0], u.bytes, u.choice]),
+      [
+        ['z', 6, [2, 2, 0]],
+        ['x', 24, [0, 0, 1]],
+      ],
+    );
+    const forced = { ...p, weights: [...p.weights.slice(0, 2), { ...p.weights[2]!, forced: 'x' }] };
+    assert.deepEqual(
+      uniformAllocations(forced).map((u) => u.schemes[0]),
+      ['x'],
+    );
   });
 });

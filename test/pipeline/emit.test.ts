@@ -13,7 +13,14 @@ import { bytesSource } from '../../src/io/source.ts';
 import { applyPlan } from '../../src/pipeline/apply.node.ts';
 import { quantizeModel } from '../../src/pipeline/quantize.node.ts';
 
-const small = { model: 'gpt', sweep: [], baselines: false, evalSize: 1024, calibrationSize: 2 } as const;
+const small = {
+  model: 'gpt',
+  sweep: [],
+  baselines: false,
+  evalSize: 1024,
+  calibrationSize: 2,
+  select: false,
+} as const;
 
 test('emit gguf: gpt2 GGUF with the plan block types, equal to the simulation; apply rebuilds it', async () => {
   const r = await quantizeModel({

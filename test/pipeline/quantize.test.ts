@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { applyPlan } from '../../src/pipeline/apply.node.ts';
 import { quantizeModel } from '../../src/pipeline/quantize.node.ts';
+import { bundledModelPath, encodeChars, loadGptBundle } from '../../src/runtime/bundled.node.ts';
+import { evaluateLm } from '../../src/runtime/eval-lm.node.ts';
+import { withEvalRunner } from '../../src/runtime/session-pool.node.ts';
 import { parsePlan } from '../../src/plan/parse.ts';
 import { serialisePlan } from '../../src/plan/serialise.ts';
 
@@ -26,6 +29,7 @@ test('quantize gpt at 3.5 b/w: budget met, ONNX file = simulation, stored bytes 
     sweep: [],
     baselines: false,
     evalSize: 2048,
+    select: false, // this test checks the solver's mixed plan; selection is tested below
   });
   const t = r.plan.totals;
   assert.ok(t.bitsPerWeight <= 3.5 && t.bitsPerWeight > 3.3, `bits per weight ${t.bitsPerWeight}`);
@@ -56,7 +60,7 @@ test('quantize gpt at 3.5 b/w: budget met, ONNX file = simulation, stored bytes 
   await assert.rejects(applyPlan('gpt', other), /model\.sha256/);
 });
 
-test('quantize gpt --max-loss 1%: the smallest plan found by real evaluations stays within 1% of fp32', async () => {
+test('quantize gpt --max-loss 1%: the smallest plan within 1% of fp32 on the validation split, found by real evaluations', async () => {
   const r = await quantizeModel({
     model: 'gpt',
     budget: { kind: 'maxLoss', relative: 0.01 },
@@ -64,18 +68,84 @@ test('quantize gpt --max-loss 1%: the smallest plan found by real evaluations st
     sweep: [],
     baselines: false,
     evalSize: 2048,
+    validationSize: 2048,
     calibrationSize: 4,
     export: false,
   });
-  assert.ok(r.metric <= r.fp32 * 1.01, `metric ${r.metric} vs fp32 ${r.fp32}`);
-  const searched = r.report.series[0]!.points.filter((p) => p.budget?.startsWith('search'));
-  assert.ok(searched.length >= 3, 'bisection evaluated several plans');
-  // every evaluated plan smaller than the chosen one misses the target (the bisection's invariant holds on
-  // what it evaluated)
-  for (const p of searched)
-    if (p.bytes < r.plan.totals.bytes) assert.ok(p.metric > r.fp32 * 1.01, `${p.bytes} B: ${p.metric}`);
+  const sel = r.report.plan.selection;
+  assert.ok(sel?.fp32 !== undefined, 'the search is recorded with the fp32 validation metric');
+  // the validation split is held-out characters 32768..34816, scored here independently of the task
+  const b = loadGptBundle();
+  const ids = encodeChars(
+    Array.from(b.heldout)
+      .slice(32768, 32768 + 2048 + 1)
+      .join(''),
+    b.chars,
+  );
+  const fp32Val = await withEvalRunner(
+    bundledModelPath('gpt')!,
+    async (run) => (await evaluateLm(run, ids, { context: b.context, stride: b.context })).bitsPerChar,
+  );
+  assert.equal(sel.fp32, fp32Val);
+  assert.notEqual(sel.fp32, r.fp32, 'validation and evaluation are different text');
+  assert.ok(sel.tried.length >= 3, 'bisection evaluated several plans');
+  const kept = sel.tried.find((t) => t.label === sel.chosen);
+  assert.ok(kept && kept.bytes === r.plan.totals.bytes, 'the plan is the kept one');
+  assert.ok(kept.validation <= sel.fp32 * 1.01, `kept ${kept.validation} vs fp32 ${sel.fp32}`);
+  // every evaluated plan smaller than the chosen one misses the target (the bisection's invariant)
+  for (const t of sel.tried)
+    if (t.bytes < kept.bytes) assert.ok(t.validation > sel.fp32 * 1.01, `${t.label}: ${t.validation}`);
   assert.ok(r.plan.totals.bitsPerWeight < 8, `smaller than int8 everywhere: ${r.plan.totals.bitsPerWeight}`);
+  // reported on the evaluation split, which the search never saw (it may miss the target there)
+  const point = r.report.series[0]!.points.find((p) => p.bytes === kept.bytes);
+  assert.equal(point?.metric, r.metric);
   assert.equal(r.output, undefined);
+});
+
+test('quantize gpt: each budget keeps the best of the solver plan and the uniform plans that fit, on validation', async () => {
+  const opts = {
+    model: 'gpt',
+    // int8 / fp8 per channel take 8.13 b/w in the file (fp32 scales per row)
+    budget: { kind: 'bitsPerWeight', bits: 8.2 },
+    candidates: ['int8-pc-rtn', 'fp8_e4m3-pc-rtn', 'int4-g32-rtn', 'int5-g32-rtn'],
+    sweep: [5, 5.7],
+    baselines: false,
+    evalSize: 1024,
+    validationSize: 2048,
+    calibrationSize: 4,
+    export: false,
+  } as const;
+  const r = await quantizeModel(opts);
+  const points = r.report.series[0]!.points;
+  const withSel = points.filter((p) => p.selection);
+  assert.ok(withSel.length >= 2, `selections recorded: ${points.map((p) => p.budget).join(', ')}`);
+  for (const p of withSel) {
+    const sel = p.selection!;
+    const budget = p.budget === '--bits 8.2' ? 8.2 : Number.parseFloat(p.budget ?? '');
+    assert.equal(sel.tried[0]?.label, 'proxy', 'the solver plan is tried first');
+    for (const t of sel.tried) {
+      assert.ok(t.bitsPerWeight <= budget + 1e-9, `${t.label} fits ${budget}: ${t.bitsPerWeight}`);
+      if (t.label.startsWith('uniform ')) {
+        assert.ok(opts.candidates.includes(t.label.slice(8) as never), t.label);
+        assert.ok(t.bitsPerWeight >= 0.9 * budget - 1e-9, `${t.label} within 10% below the budget`);
+      }
+    }
+    // the kept plan has the best validation metric; the solver's plan wins ties
+    const best = Math.min(...sel.tried.map((t) => t.validation));
+    const kept = sel.tried.find((t) => t.label === sel.chosen)!;
+    assert.equal(kept.validation, best);
+    assert.equal(sel.tried.find((t) => t.validation === best)!.label, sel.chosen);
+    assert.equal(kept.bytes, p.bytes);
+  }
+  // at 8.2 b/w the uniform 8-bit plans fit and are tried (a uniform plan equal to the solver's is tried once)
+  const top = r.report.plan.selection!;
+  const uniform = top.tried.filter((t) => t.label.startsWith('uniform '));
+  assert.ok(uniform.length >= 1, top.tried.map((t) => t.label).join(', '));
+  for (const t of uniform) assert.match(t.label, /^uniform (int8|fp8_e4m3)-pc-rtn$/);
+  // --no-select keeps the solver's plan
+  const plain = await quantizeModel({ ...opts, select: false });
+  assert.equal(plain.report.plan.selection, undefined);
+  assert.equal(plain.plan.totals.bytes, top.tried[0]!.bytes);
 });
 
 test('quantize gpt --native: only onnxruntime quantized operators; without it int3 is offered (packed)', async () => {
@@ -88,6 +158,7 @@ test('quantize gpt --native: only onnxruntime quantized operators; without it in
     evalSize: 1024,
     calibrationSize: 4,
     export: false,
+    select: false,
   } as const;
   const formats = (r: Awaited<ReturnType<typeof quantizeModel>>) =>
     new Set(r.plan.weights.map((w) => w.scheme.format));

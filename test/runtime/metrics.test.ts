@@ -17,6 +17,8 @@ import {
   logSumExp,
   newFidelityAccumulator,
   pairedChangeInterval,
+  coarseKlSum,
+  topKRows,
 } from '../../src/runtime/metrics.ts';
 
 function levRec(a: string, b: string): number {
@@ -141,3 +143,54 @@ test('pairedChangeInterval: 0 for the same model, brackets a real change, refuse
   assert.ok(lo > 0 && lo < change && change < hi, `${lo} < ${change} < ${hi}`);
   assert.throws(() => pairedChangeInterval(items(ref), items(ref.slice(1))), /paired items differ/);
 });
+
+{
+  const softmaxRows = (logits: number[][]) =>
+    Float32Array.from(
+      logits.flatMap((row) => {
+        const m = Math.max(...row);
+        const e = row.map((x) => Math.exp(x - m));
+        const z = e.reduce((a, b) => a + b, 0);
+        return e.map((x) => x / z);
+      }),
+    );
+  const rowsArb = (n: number) =>
+    fc.array(fc.array(fc.double({ min: -6, max: 6, noNaN: true }), { minLength: n, maxLength: n }), {
+      minLength: 1,
+      maxLength: 4,
+    });
+
+  test("topKRows keeps each row's k largest probabilities, largest first", () => {
+    fc.assert(
+      fc.property(rowsArb(12), fc.integer({ min: 1, max: 14 }), (rows, k) => {
+        const p = softmaxRows(rows);
+        const t = topKRows(p, 12, k);
+        assert.equal(t.k, Math.min(k, 12));
+        rows.forEach((_, r) => {
+          const row = Array.from(p.subarray(r * 12, r * 12 + 12));
+          const sorted = [...row].sort((a, b) => b - a).slice(0, t.k);
+          const got = Array.from(t.prob.subarray(r * t.k, (r + 1) * t.k));
+          assert.deepEqual(got, sorted);
+          for (let j = 0; j < t.k; j++) assert.equal(row[t.index[r * t.k + j]!], got[j]);
+        });
+      }),
+    );
+  });
+
+  test('coarseKlSum is the full KL with k = all classes, a lower bound with fewer, 0 against itself', () => {
+    fc.assert(
+      fc.property(rowsArb(10), rowsArb(10), fc.integer({ min: 1, max: 9 }), (a, b, k) => {
+        const n = Math.min(a.length, b.length);
+        const p = softmaxRows(a.slice(0, n));
+        const q = softmaxRows(b.slice(0, n));
+        const acc = newFidelityAccumulator();
+        accumulateFidelity(acc, p, q, 10, 'probabilities');
+        const full = coarseKlSum(topKRows(p, 10, 10), q, 10);
+        assert.ok(Math.abs(full - acc.klSum) <= 1e-5 * Math.max(1, acc.klSum), `${full} vs ${acc.klSum}`);
+        // up to float32 rounding of the probabilities (their sum is 1 within ~1e-7)
+        assert.ok(coarseKlSum(topKRows(p, 10, k), q, 10) <= full + 1e-6);
+        assert.ok(coarseKlSum(topKRows(p, 10, k), p, 10) < 1e-9);
+      }),
+    );
+  });
+}

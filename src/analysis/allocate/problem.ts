@@ -78,7 +78,7 @@ export interface Allocation {
   readonly lowerBound?: number;
   /** Relative optimality gap (damage - lowerBound) / max(|damage|, tiny), from the solver's proven bound. */
   readonly gap?: number;
-  readonly solver: 'highs' | 'dp' | 'greedy' | 'brute-force';
+  readonly solver: 'highs' | 'dp' | 'greedy' | 'brute-force' | 'uniform';
   readonly timeMs: number;
 }
 
@@ -351,13 +351,8 @@ export function buildAllocation(
   return allocationFromChoice(r, choice, meta);
 }
 
-/** Exact totals of a per-weight candidate choice. */
-export function allocationFromChoice(
-  r: ReducedProblem,
-  choice: readonly number[],
-  meta: Pick<Allocation, 'status' | 'solver' | 'timeMs'> & { lowerBound?: number },
-): Allocation {
-  const ws = r.problem.weights;
+/** Scheme ids and summed bytes, bits, damage and latency of a candidate index per weight. */
+function choiceTotals(ws: readonly AllocWeight[], choice: readonly number[]) {
   let bytes = 0;
   let bits = 0;
   let damage = 0;
@@ -370,6 +365,16 @@ export function allocationFromChoice(
     latency += c.latency ?? 0;
     return c.scheme;
   });
+  return { schemes, bytes, bits, damage, latency };
+}
+
+/** Exact totals of a per-weight candidate choice. */
+export function allocationFromChoice(
+  r: ReducedProblem,
+  choice: readonly number[],
+  meta: Pick<Allocation, 'status' | 'solver' | 'timeMs'> & { lowerBound?: number },
+): Allocation {
+  const { schemes, bytes, bits, damage, latency } = choiceTotals(r.problem.weights, choice);
   const lb = meta.lowerBound;
   // Clamped at 0: a solver's bound may exceed the exact damage by its tolerance.
   const gap = lb === undefined ? undefined : Math.max(0, damage - lb) / Math.max(Math.abs(damage), 1e-300);
@@ -401,4 +406,45 @@ export function choiceCost(r: ReducedProblem, optionPerItem: readonly number[]):
 /** Wall clock in ms (performance.now exists in browsers and Node >= 16). */
 export function nowMs(): number {
   return performance.now();
+}
+
+/**
+ * Every plan that gives all weights the same scheme, for each scheme that every weight has as a candidate
+ * and may use (`allowed`, `forced`), smallest first. The budget is ignored: these are the uniform points
+ * of the problem's plan space, for a caller to compare with the solver's plans.
+ *
+ * @example
+ * uniformAllocations(problem).filter((a) => a.bytes <= budgetBytes)
+ */
+export function uniformAllocations(problem: AllocationProblem): Allocation[] {
+  const ws = problem.weights;
+  const first = ws[0];
+  if (!first) return [];
+  const totalElements = ws.reduce((s, w) => s + w.elements, 0);
+  const out: Allocation[] = [];
+  for (const c0 of first.candidates) {
+    const scheme = c0.scheme;
+    const choice: number[] = [];
+    for (const w of ws) {
+      const j = w.candidates.findIndex((c) => c.scheme === scheme);
+      const usable = w.forced ? w.forced === scheme : !w.allowed || w.allowed.includes(scheme);
+      if (j < 0 || !usable) break;
+      choice.push(j);
+    }
+    if (choice.length !== ws.length) continue;
+    const { schemes, bytes, bits, damage, latency } = choiceTotals(ws, choice);
+    out.push({
+      choice,
+      schemes,
+      bytes,
+      bits,
+      bitsPerWeight: bits / totalElements,
+      damage,
+      ...(problem.maxLatency !== undefined ? { latency } : {}),
+      status: 'heuristic',
+      solver: 'uniform',
+      timeMs: 0,
+    });
+  }
+  return out.sort((a, b) => a.bits - b.bits);
 }
