@@ -193,6 +193,8 @@ export interface Comparison {
   readonly mixqBytes: number;
   /** mixq is better (strictly) on the metric. */
   readonly better: boolean;
+  /** mixq's plan is the baseline's own (validation kept the uniform plan of the baseline's scheme). */
+  readonly samePlan?: boolean;
   /**
    * 95% paired-bootstrap interval of mixq's metric minus the baseline's (same lines / windows): when it
    * holds 0 the two differ by less than the evaluation data can tell.
@@ -653,6 +655,8 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     const jobs: {
       label: string;
       kind: 'uniform' | 'rule';
+      /** The uniform baseline's candidate id. */
+      id?: string;
       rep: Map<string, Float32Array>;
       bytes: number;
       bits: number;
@@ -668,7 +672,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
         bytes += cost.bytes;
         bits += cost.bits;
       }
-      jobs.push({ label: b.label, kind: 'uniform', rep, bytes, bits });
+      jobs.push({ label: b.label, kind: 'uniform', id: b.id, rep, bytes, bits });
     }
     jobs.push({ label: 'Q4_K_M rule (ggml blocks)', kind: 'rule', ...ruleMixBaseline(weights, model) });
     log(`baseline weights quantized (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
@@ -712,6 +716,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
         mixqMetric: m,
         mixqBytes: a.bytes,
         better: better(reportMetric, m, metric),
+        ...(j.id !== undefined && a.solver === 'uniform' && a.schemes[0] === j.id ? { samePlan: true } : {}),
       });
     }
     lap('baselines');

@@ -74,6 +74,27 @@ export function parseReportJson(text: string): ReportData {
     'plan',
     '{bytes, bitsPerWeight, ...}',
   );
+  const selection = (sel: unknown, field: string) =>
+    need(
+      sel === undefined ||
+        (isObj(sel) &&
+          typeof sel.chosen === 'string' &&
+          typeof sel.metric === 'string' &&
+          (sel.unit === undefined || typeof sel.unit === 'string') &&
+          (sel.fp32 === undefined || isNum(sel.fp32)) &&
+          Array.isArray(sel.tried) &&
+          (sel.tried as unknown[]).every(
+            (t) =>
+              isObj(t) &&
+              typeof t.label === 'string' &&
+              isNum(t.bitsPerWeight) &&
+              isNum(t.bytes) &&
+              isNum(t.validation),
+          )),
+      field,
+      '{chosen, metric, tried: [{label, bitsPerWeight, bytes, validation}]}',
+    );
+  selection((o.plan as { selection?: unknown }).selection, 'plan.selection');
   need(Array.isArray(o.series), 'series', 'an array');
   (o.series as unknown[]).forEach((s, i) => {
     need(
@@ -99,6 +120,7 @@ export function parseReportJson(text: string): ReportData {
         `series[${i}].points[${j}].metricChangeCi`,
         '[low, high] with low <= high',
       );
+      selection((p as { selection?: unknown }).selection, `series[${i}].points[${j}].selection`);
     });
   });
   need(Array.isArray(o.layers), 'layers', 'an array');

@@ -89,12 +89,12 @@ export function formatBytes(n: number): string {
 }
 
 /** Four significant digits, no exponent for ordinary magnitudes: 12.35, 0.004512, 1.235e-7. */
-export function formatFigure(v: number): string {
+export function formatFigure(v: number, digits = 4): string {
   if (!Number.isFinite(v)) return String(v);
   if (v === 0) return '0';
   const a = Math.abs(v);
-  if (a >= 1e6 || a < 1e-4) return v.toExponential(3);
-  return String(Number(v.toPrecision(4)));
+  if (a >= 1e6 || a < 1e-4) return v.toExponential(digits - 1);
+  return String(Number(v.toPrecision(digits)));
 }
 
 /**
@@ -130,15 +130,18 @@ export function formatMs(ms: number): string {
   return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
 }
 
-/** The plans tried at a budget with their validation metric, e.g. 'proxy 4.00 b/w 2.0310 (kept)'. */
+/**
+ * The plans tried at a budget with their validation metric, e.g. 'proxy 4.00 b/w 2.06312 (kept)': six
+ * significant digits, since plans near fp32 differ in the fourth.
+ */
 export function selectionItems(sel: ReportSelection): string[] {
   const unit = sel.unit ?? '';
-  const fp32 = sel.fp32 === undefined ? [] : [`fp32 ${formatFigure(sel.fp32)}${unit}`];
+  const fp32 = sel.fp32 === undefined ? [] : [`fp32 ${formatFigure(sel.fp32, 6)}${unit}`];
   return [
     ...fp32,
     ...sel.tried.map(
       (t) =>
-        `${t.label} ${t.bitsPerWeight.toFixed(2)} b/w ${formatFigure(t.validation)}${unit}${t.label === sel.chosen ? ' (kept)' : ''}`,
+        `${t.label} ${t.bitsPerWeight.toFixed(2)} b/w ${formatFigure(t.validation, 6)}${unit}${t.label === sel.chosen ? ' (kept)' : ''}`,
     ),
   ];
 }

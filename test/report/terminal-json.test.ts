@@ -17,6 +17,7 @@ import {
   formatPercent,
   metricAt,
 } from '../../src/report/summary.ts';
+import { renderHtmlReport } from '../../src/report/html.ts';
 import { renderTerminalSummary, stripAnsi } from '../../src/report/terminal.ts';
 import type { ReportData, ReportPoint } from '../../src/report/types.ts';
 import { demoReport, HOSTILE_NAME } from './fixture.ts';
@@ -234,4 +235,28 @@ test('the change interval vs fp32: shown on the plan line, marked within noise w
   const bad = JSON.parse(reportJson(ok)) as { series: { points: { metricChangeCi: number[] }[] }[] };
   bad.series[0]!.points[0]!.metricChangeCi = [0.2, -0.3];
   assert.throws(() => parseReportJson(JSON.stringify(bad)), /series\[0\]\.points\[0\]\.metricChangeCi/);
+});
+
+test('the plans tried on validation: listed under the plan with the kept one marked, escaped, validated', async () => {
+  const selection = {
+    chosen: 'uniform fp8_e4m3-pc-rtn',
+    metric: 'bits/char on validation',
+    tried: [
+      { label: 'proxy', bitsPerWeight: 8.1, bytes: 1000, validation: 2.0626 },
+      { label: 'uniform fp8_e4m3-pc-rtn', bitsPerWeight: 8.125, bytes: 1003, validation: 2.0618 },
+      { label: HOSTILE_NAME, bitsPerWeight: 8.125, bytes: 1003, validation: 2.0623 },
+    ],
+  };
+  const withSel: ReportData = { ...data, plan: { ...data.plan, selection } };
+  const out = renderTerminalSummary(withSel, { color: false, width: 200 });
+  assert.match(out, /chosen on validation \(bits\/char on validation\): proxy 8\.10 b\/w 2\.0626/);
+  assert.ok(out.includes('uniform fp8_e4m3-pc-rtn 8.13 b/w 2.0618 (kept)'), out);
+  assert.equal(out.match(/\(kept\)/g)?.length, 1);
+  const html = await renderHtmlReport(withSel);
+  assert.ok(html.includes('uniform fp8_e4m3-pc-rtn 8.13 b/w 2.0618 (kept)'));
+  assert.ok(!html.includes(HOSTILE_NAME), 'labels are escaped');
+  assert.deepEqual(parseReportJson(reportJson(withSel)).plan.selection, selection);
+  const bad = JSON.parse(reportJson(withSel)) as { plan: { selection: { tried: unknown } } };
+  bad.plan.selection.tried = 'proxy';
+  assert.throws(() => parseReportJson(JSON.stringify(bad)), /plan\.selection/);
 });

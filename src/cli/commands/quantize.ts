@@ -23,7 +23,10 @@ function comparisonTable(r: QuantizeResult): string {
     const ci = c.differenceCi;
     const noise = ci && ci[0] <= 0 && ci[1] >= 0;
     const diff = ci ? ` (mixq - baseline ${f(ci[0])}..${f(ci[1])}${noise ? ': within noise' : ''})` : '';
-    return `  ${c.baseline.padEnd(28)} ${c.bitsPerWeight.toFixed(3).padStart(6)} b/w  ${f(c.baselineMetric).padStart(10)}  mixq ${f(c.mixqMetric).padStart(10)}  ${c.better ? 'mixq better' : 'baseline better or equal'}${diff}`;
+    const verdict = c.samePlan
+      ? "the same plan (mixq's validation kept the uniform plan)"
+      : `${c.better ? 'mixq better' : 'baseline better or equal'}${diff}`;
+    return `  ${c.baseline.padEnd(28)} ${c.bitsPerWeight.toFixed(3).padStart(6)} b/w  ${f(c.baselineMetric).padStart(10)}  mixq ${f(c.mixqMetric).padStart(10)}  ${verdict}`;
   });
   return rows.length
     ? [`equal size, ${r.task.metric.name} (${r.task.metric.direction} is better):`, ...rows].join('\n')
