@@ -43,7 +43,10 @@ export const quantizeArgs = {
     type: 'string',
     description: 'gpt: calibration windows of 128 characters (8); ocr: calibration lines per variant (2)',
   },
-  'eval-size': { type: 'string', description: 'gpt: characters per evaluation (16384); ocr: lines' },
+  'eval-size': {
+    type: 'string',
+    description: 'gpt: characters per evaluation (16384, at most 180224); ocr: lines',
+  },
   'bias-correction': {
     type: 'boolean',
     description:

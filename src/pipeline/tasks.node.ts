@@ -5,7 +5,7 @@
  * reported for every plan and baseline).
  *
  * - gpt: calibration = the first 8 windows of 128 characters of the held-out KJV text; validation = bits
- *   per character on characters 32,768..40,960; evaluation = bits per character on 16,384 characters
+ *   per character on characters 196,608..204,800; evaluation = bits per character on 16,384 characters
  *   starting at character 16,384 (non-overlapping windows).
  * - ocr: calibration = the first 2 clean and 2 degraded line images; validation = CER on the 100 lines of
  *   the validation split (other texts, models/ocr/validation.*); evaluation = CER on all other test lines.
@@ -122,7 +122,8 @@ function gptTask(opts: TaskOptions): TaskDefinition {
   };
   const start = 16384;
   const n = opts.evalSize ?? 16384;
-  const vStart = 32768;
+  // validation: the end of the held-out text, so that --eval-size can grow up to 180,224 characters
+  const vStart = 196608;
   const vn = opts.validationSize ?? 8192;
   if (n > vStart - start)
     throw new MixqError(`--eval-size ${n} would overlap the validation characters`, {

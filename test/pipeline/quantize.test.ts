@@ -74,11 +74,11 @@ test('quantize gpt --max-loss 1%: the smallest plan within 1% of fp32 on the val
   });
   const sel = r.report.plan.selection;
   assert.ok(sel?.fp32 !== undefined, 'the search is recorded with the fp32 validation metric');
-  // the validation split is held-out characters 32768..34816, scored here independently of the task
+  // the validation split is held-out characters 196608..198656, scored here independently of the task
   const b = loadGptBundle();
   const ids = encodeChars(
     Array.from(b.heldout)
-      .slice(32768, 32768 + 2048 + 1)
+      .slice(196608, 196608 + 2048 + 1)
       .join(''),
     b.chars,
   );
