@@ -55,7 +55,7 @@ export const quantizeArgs = {
   select: {
     type: 'boolean',
     description:
-      "choose each budget's plan on the validation split among the solver's plan and its alternatives (default on; --no-select keeps the solver's plan)",
+      "keep at each budget the best, on the validation split, of the solver's plan and the uniform plans within 10% below the budget (default on; --no-select keeps the solver's plan)",
   },
   native: {
     type: 'boolean',
