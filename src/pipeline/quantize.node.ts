@@ -460,13 +460,14 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   const mixqPoints: ReportPoint[] = [];
   const evaluated = new Map<string, TaskScore>(); // allocation key -> score
   const keyOf = (a: Allocation) => a.schemes.join('|');
+  // the simulated weights of an allocation
+  const replacementsOf = (a: Allocation) =>
+    new Map(allocWeights.map((w, i) => [w.name, simulate(w.name, byId.get(a.schemes[i]!)!)] as const));
   const scoreCached = async (a: Allocation): Promise<TaskScore> => {
     const key = keyOf(a);
     let m = evaluated.get(key);
     if (m === undefined) {
-      m = await scoreReplacements(
-        new Map(allocWeights.map((w, i) => [w.name, simulate(w.name, byId.get(a.schemes[i]!)!)])),
-      );
+      m = await scoreReplacements(replacementsOf(a));
       evaluated.set(key, m);
     }
     return m;
@@ -499,8 +500,6 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     name: `${task.metric.name} on validation`,
     score: async (r) => (await task.validate(r)).value,
   };
-  const replacementsOf = (a: Allocation) =>
-    new Map(allocWeights.map((w, i) => [w.name, simulate(w.name, byId.get(a.schemes[i]!)!)] as const));
   const choiceBetter = (a: number, b: number) => (task.choice ? a < b : better(reportMetric, a, b));
   const validated = new Map<string, number>(); // 'choice' | 'task', allocation key -> validation value
   const validateAlloc = async (a: Allocation | 'fp32', what: 'choice' | 'task'): Promise<number> => {
@@ -600,8 +599,9 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     });
     const allocs = front.points.map((p) => p.allocation);
     const fp32Val = await validateAlloc('fp32', 'task');
-    const ok = (m: number) =>
-      task.metric.direction === 'lower' ? m <= fp32Val * (1 + relative) : m >= fp32Val * (1 - relative);
+    const within = (m: number, ref: number) =>
+      task.metric.direction === 'lower' ? m <= ref * (1 + relative) : m >= ref * (1 - relative);
+    const ok = (m: number) => within(m, fp32Val);
     let lo = 0;
     let hi = allocs.length - 1;
     let best: Allocation | undefined;
@@ -637,12 +637,8 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     });
     const chosenMetric = await evalCached(best);
     addPoint(best, chosenMetric, budgetLabel(opts.budget));
-    const within =
-      task.metric.direction === 'lower'
-        ? chosenMetric <= fp32 * (1 + relative)
-        : chosenMetric >= fp32 * (1 - relative);
     log(
-      `max-loss plan: ${best.bitsPerWeight.toFixed(3)} b/w, ${task.metric.name} ${fmt(chosenMetric)} on the evaluation split (${within ? 'within' : 'OUTSIDE'} ${100 * relative}% of fp32 ${fmt(fp32)})`,
+      `max-loss plan: ${best.bitsPerWeight.toFixed(3)} b/w, ${task.metric.name} ${fmt(chosenMetric)} on the evaluation split (${within(chosenMetric, fp32) ? 'within' : 'OUTSIDE'} ${100 * relative}% of fp32 ${fmt(fp32)})`,
     );
     return { chosen: best, chosenMetric };
   }
@@ -787,9 +783,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
         check: `run by onnxruntime: ${task.metric.name} ${fmt(metric)} (simulation ${fmt(chosenMetric)})`,
       };
     } else {
-      const sims = new Map(
-        allocWeights.map((aw, i) => [aw.name, simulate(aw.name, byId.get(chosen.schemes[i]!)!)] as const),
-      );
+      const sims = replacementsOf(chosen);
       output =
         target === 'gguf'
           ? await exportGguf(plan, sims, analysis.stats)
