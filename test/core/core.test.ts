@@ -9,7 +9,7 @@ import {
   f32ToF16Bits,
   Rng,
   VERSION,
-} from '../src/index.ts';
+} from '../../src/index.ts';
 
 test('VERSION matches package.json', () => {
   const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
