@@ -20,7 +20,8 @@ import {
   type PlanGgufResult,
 } from '../pipeline/gguf.node.ts';
 import { failCli, usageExitCode } from './errors.ts';
-import { fmtBytes, type RequantTableRow, requantTableLines } from './requant-table.ts';
+import { formatBytes } from '../report/summary.ts';
+import { type RequantTableRow, requantTableLines } from './requant-table.ts';
 import { parseBudget, progressBar } from './quantize-args.ts';
 
 /** A GGUF input: a '.gguf' name, or a file starting with the 'GGUF' magic. */
@@ -121,7 +122,7 @@ export async function runGgufPlan(args: Record<string, unknown>): Promise<void> 
   const lines = requantTableLines(...planTable(r.tensors, p), undefined, r.notes);
   lines.push(
     `plan: ${p.weights.length} weights at ${p.totals.bitsPerWeight.toFixed(3)} bits per weight (${budgetLabel(p)}), ` +
-      `predicted damage ${p.totals.predictedDamage.toPrecision(4)}; output file ${r.fileBytes} bytes (${fmtBytes(r.fileBytes)}); ` +
+      `predicted damage ${p.totals.predictedDamage.toPrecision(4)}; output file ${r.fileBytes} bytes (${formatBytes(r.fileBytes, true)}); ` +
       `solver ${p.solver.name} ${p.solver.status}`,
     `wrote ${out}`,
   );

@@ -16,11 +16,12 @@
 import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Allocation } from '../analysis/allocate/problem.ts';
-import { ggmlCandidates } from '../analysis/sensitivity/candidates.ts';
-import { rowLayout } from '../analysis/sensitivity/layout.ts';
+import { GGML_CANDIDATE_TYPES, ggmlScheme } from '../analysis/sensitivity/candidates.ts';
+import { rowLayout } from '../quant/layout.ts';
+import { schemeOnTensor } from '../quant/scheme.ts';
 import { getBlockType } from '../blocks/registry.ts';
 import { MixqError } from '../core/errors.ts';
-import { fileSource, writeFileAtomic } from '../io/files.node.ts';
+import { fileIdentity, fileSource, writeFileAtomic } from '../io/files.node.ts';
 import { type ImatrixData, readImatrix } from '../io/gguf/imatrix.ts';
 import { type GgufFile, readGguf } from '../io/gguf/read.ts';
 import { type RequantizeResult, type RequantRule, requantizeGguf } from '../io/gguf/requantize.ts';
@@ -44,8 +45,7 @@ import {
   type PlanWeight,
   planTotals,
 } from '../plan/schema.ts';
-import { allocate, fileIdentity } from './quantize.node.ts';
-import { planScheme } from './schemes.ts';
+import { allocate } from './quantize/allocate.ts';
 
 export interface PlanGgufOptions {
   /** Average bits per weight over the requantizable tensors, or whole output file bytes. */
@@ -108,15 +108,15 @@ const EXTRA_SCHEMES: Readonly<
 
 /**
  * The plan scheme of a ggml type on a tensor of row-major `shape` (blocks run along the last axis, ne[0]):
- * quantize.node.ts's planScheme for the ggml candidates, stated on the tensor's own last axis.
+ * the ggml candidate's scheme (ggmlScheme), stated on the tensor's own last axis.
  */
 export function ggufScheme(type: string, shape: readonly number[], imatrix: boolean): PlanScheme {
   const bt = getBlockType(type);
   const last = shape.length - 1;
-  const c = ggmlCandidates().find((x) => x.blockType === bt.name);
-  if (c) {
+  if (GGML_CANDIDATE_TYPES.includes(bt.name)) {
     const ne0 = shape[last]!;
-    const s = planScheme(c, rowLayout([shape.slice(0, last).reduce((a, b) => a * b, 1), ne0], 0));
+    const L = rowLayout([shape.slice(0, last).reduce((a, b) => a * b, 1), ne0], 0);
+    const s = schemeOnTensor(ggmlScheme(bt.name), L);
     const g = s.granularity.kind === 'group' ? { ...s.granularity, axis: last } : s.granularity;
     return { ...s, granularity: g, algorithm: imatrix ? 'imatrix' : 'rtn' };
   }
@@ -125,9 +125,7 @@ export function ggufScheme(type: string, shape: readonly number[], imatrix: bool
     throw new MixqError(`no plan scheme for ggml type ${bt.name}`, {
       source: 'candidates',
       field: 'types',
-      expected: `${ggmlCandidates()
-        .map((k) => k.blockType)
-        .join(', ')}, ${Object.keys(EXTRA_SCHEMES).join(', ')}`,
+      expected: `${GGML_CANDIDATE_TYPES.join(', ')}, ${Object.keys(EXTRA_SCHEMES).join(', ')}`,
     });
   const { block, ...rest } = x;
   return {

@@ -12,7 +12,7 @@ import {
   salientCandidate,
   type SensitivityCandidate,
 } from '../../src/analysis/sensitivity/candidates.ts';
-import { rowLayout, type RowLayout } from '../../src/analysis/sensitivity/layout.ts';
+import { rowLayout, type RowLayout } from '../../src/quant/layout.ts';
 import { imatrixError, type LayerStats } from '../../src/analysis/sensitivity/proxies.ts';
 import {
   applicable,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { candidatesById } from '../../src/analysis/sensitivity/candidates.ts';
 import { toAllocWeights } from '../../src/analysis/sensitivity/table.ts';
-import { toRows } from '../../src/analysis/sensitivity/layout.ts';
+import { toRows } from '../../src/quant/layout.ts';
 import { computeProxies } from '../../src/analysis/sensitivity/proxies.ts';
 import { quantizeCandidate } from '../../src/analysis/sensitivity/quantize.ts';
 import {

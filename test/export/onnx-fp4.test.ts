@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ortNode from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
-import { rowLayout } from '../../src/analysis/sensitivity/layout.ts';
+import { rowLayout } from '../../src/quant/layout.ts';
 import { fullCandidates } from '../../src/analysis/sensitivity/candidates.ts';
 import { nvfp4Decode, nvfp4Encode } from '../../src/blocks/nvfp4.ts';
 import { Rng } from '../../src/core/rng.ts';

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { candidatesById } from '../../src/analysis/sensitivity/candidates.ts';
-import { fromRows, rowLayout, toRows } from '../../src/analysis/sensitivity/layout.ts';
+import { fromRows, rowLayout, toRows } from '../../src/quant/layout.ts';
 import { quantizeCandidate } from '../../src/analysis/sensitivity/quantize.ts';
 import { readOnnxFile } from '../../src/io/onnx/file.node.ts';
 import { onnxModelView } from '../../src/io/onnx/view.ts';

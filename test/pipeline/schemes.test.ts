@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { candidateCost, candidatesById, fullCandidates } from '../../src/analysis/sensitivity/candidates.ts';
-import { rowLayout, toRows } from '../../src/analysis/sensitivity/layout.ts';
+import { rowLayout, toRows } from '../../src/quant/layout.ts';
 import { quantizeCandidate } from '../../src/analysis/sensitivity/quantize.ts';
 import { Rng } from '../../src/core/rng.ts';
 import {

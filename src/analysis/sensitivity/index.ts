@@ -1,6 +1,5 @@
 // Sensitivity analysis: candidate schemes, damage proxies, rank correlation, the allocator's damage table.
 export * from './candidates.ts';
-export * from './layout.ts';
 export * from './proxies.ts';
 export * from './quantize.ts';
 export * from './spearman.ts';

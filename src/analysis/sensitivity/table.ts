@@ -7,6 +7,7 @@
  * Browser-safe: plain data, filled by src/runtime/sensitivity.node.ts.
  */
 import { MixqError } from '../../core/errors.ts';
+import type { Scheme } from '../../quant/scheme.ts';
 import type { AllocWeight } from '../allocate/problem.ts';
 import type { ProxyName, ProxyValues } from './proxies.ts';
 import { spearman } from './spearman.ts';
@@ -22,8 +23,10 @@ export interface MeasuredDamage {
 }
 
 export interface SensitivityEntry {
-  /** Candidate id (the allocator's scheme id). */
+  /** Candidate id (schemeId of `scheme`; the allocator's scheme key). */
   readonly candidate: string;
+  /** The candidate scheme (row frame). */
+  readonly scheme: Scheme;
   readonly bits: number;
   readonly bytes: number;
   readonly proxies: ProxyValues & { readonly noiseCalibrated?: number };
@@ -53,7 +56,11 @@ export interface SensitivityTable {
 
 export type DamageSource = ProxyName | 'kl' | 'metric';
 
-function damageOf(e: SensitivityEntry, src: DamageSource, baseline?: number): number | undefined {
+/**
+ * The damage of an entry from `src`: a proxy, the measured KL, or the task metric's increase over the
+ * baseline; undefined when the entry lacks it.
+ */
+export function entryDamage(e: SensitivityEntry, src: DamageSource, baseline?: number): number | undefined {
   if (src === 'kl') return e.measured?.kl;
   if (src === 'metric') {
     const m = e.measured?.metric;
@@ -71,7 +78,7 @@ export function toAllocWeights(table: SensitivityTable, source: DamageSource): A
   return table.weights.map((w) => {
     const candidates = [];
     for (const e of w.entries) {
-      const d = damageOf(e, source, table.baselineMetric);
+      const d = entryDamage(e, source, table.baselineMetric);
       if (d !== undefined && Number.isFinite(d))
         candidates.push({ scheme: e.candidate, bytes: e.bytes, bits: e.bits, damage: d });
     }
@@ -111,8 +118,8 @@ export function proxyCorrelation(
     const wx: number[] = [];
     const wy: number[] = [];
     for (const e of w.entries) {
-      const x = damageOf(e, proxy, table.baselineMetric);
-      const y = damageOf(e, target, table.baselineMetric);
+      const x = entryDamage(e, proxy, table.baselineMetric);
+      const y = entryDamage(e, target, table.baselineMetric);
       if (x === undefined || y === undefined || !Number.isFinite(x) || !Number.isFinite(y)) continue;
       xs.push(x);
       ys.push(y);

@@ -6,7 +6,7 @@ import { type CommandDef, defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
 import { writeFileAtomic } from '../../io/files.node.ts';
 import { serialisePlan } from '../../plan/serialise.ts';
-import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize.node.ts';
+import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize/index.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { isGgufInput, runGgufPlan } from '../gguf-plan.ts';
 import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
@@ -37,9 +37,8 @@ const planCommand = defineCommand({
     try {
       r = await quantizeModel({
         ...opts,
-        baselines: false,
-        export: false,
-        sweep: opts.sweep ?? [],
+        evaluation: { ...opts.evaluation, baselines: false, sweep: opts.evaluation?.sweep ?? [] },
+        output: { ...opts.output, write: false },
         onProgress: bar.update,
         log: (s) => {
           if (!json) process.stderr.write(`${s}\n`);

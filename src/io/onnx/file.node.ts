@@ -15,8 +15,17 @@ import { externalDataRef, externalRange } from './tensor-data.ts';
 import { listWeights } from './weights.ts';
 
 export interface OnnxFile extends OnnxModel {
+  /** The file's bytes as read (the model's identity is their sha256). */
+  readonly bytes: Uint8Array;
   /** Closes the external data files opened so far. */
   close(): Promise<void>;
+}
+
+let fileReads = 0;
+
+/** How many model files readOnnxFile has read in this process (tests count reads per job). */
+export function onnxFileReads(): number {
+  return fileReads;
 }
 
 /**
@@ -39,6 +48,7 @@ export async function readOnnxFile(
     });
   }
   const buf = await readFile(path);
+  fileReads++;
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength); // a view, not a second copy
   const opened: (ByteSource & { close(): Promise<void> })[] = [];
   const folder = dirname(path);
@@ -61,6 +71,7 @@ export async function readOnnxFile(
   });
   const file: OnnxFile = {
     ...model,
+    bytes,
     close: async () => {
       await Promise.all(opened.map((s) => s.close()));
       opened.length = 0;

@@ -9,7 +9,7 @@
  *   are recognised from the activation channel count C: groups = C / I, and row o belongs to group
  *   floor(o / (O / groups)).
  */
-import { MixqError } from '../../core/errors.ts';
+import { MixqError } from '../core/errors.ts';
 
 export interface RowLayout {
   /** Original tensor dims. */

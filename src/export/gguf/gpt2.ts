@@ -34,9 +34,9 @@
  */
 import { type BlockTypeTraits, getBlockType } from '../../blocks/registry.ts';
 import { MixqError } from '../../core/errors.ts';
-import type { GgufKV } from './read.ts';
-import { encodeTensor, fallbackType, GGML_QNT_VERSION, LLAMA_FTYPE } from './requantize.ts';
-import type { GgufTensorInput, GgufWriteInput } from './write.ts';
+import type { GgufKV } from '../../io/gguf/read.ts';
+import { encodeTensor, fallbackType, GGML_QNT_VERSION, LLAMA_FTYPE } from '../../io/gguf/requantize.ts';
+import type { GgufTensorInput, GgufWriteInput } from '../../io/gguf/write.ts';
 
 const SOURCE = 'gpt2 gguf export';
 
