@@ -10,15 +10,11 @@ import { MixqError } from '../core/errors.ts';
 import { getBlockType } from '../blocks/registry.ts';
 import { writeFileAtomic } from '../io/files.node.ts';
 import { parsePlan } from '../plan/parse.ts';
-import { ggmlSpelling } from '../plan/gguf.ts';
+import { ggmlSpelling } from '../pipeline/gguf/planned.ts';
 import { serialisePlan } from '../plan/serialise.ts';
 import type { Plan } from '../plan/schema.ts';
-import {
-  applyPlanToGguf,
-  type ApplyGgufResult,
-  planGguf,
-  type PlanGgufResult,
-} from '../pipeline/gguf.node.ts';
+import { applyPlanToGguf, type ApplyGgufResult } from '../pipeline/gguf/apply.node.ts';
+import { planGguf, type PlanGgufResult } from '../pipeline/gguf/plan.node.ts';
 import { failCli, usageExitCode } from './errors.ts';
 import { formatBytes } from '../report/summary.ts';
 import { type RequantTableRow, requantTableLines } from './requant-table.ts';

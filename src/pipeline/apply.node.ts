@@ -6,10 +6,9 @@
  * writes), every planned weight simulated (quantize/simulate.ts), and the output target's writer and
  * read-back check run (quantize/write.ts).
  */
-import { applicable } from '../analysis/sensitivity/quantize.ts';
+import { applicable, checkApplied } from '../analysis/sensitivity/quantize.ts';
 import { MixqError } from '../core/errors.ts';
 import type { ExportedWeight } from '../export/onnx/quantize.ts';
-import { getFormat } from '../formats/index.ts';
 import { concatBytes } from '../io/gguf/write.ts';
 import type { Plan } from '../plan/schema.ts';
 import { type RowLayout, rowLayout } from '../quant/layout.ts';
@@ -98,49 +97,6 @@ function defaultTarget(
 }
 
 /**
- * The row-frame scheme of a plan weight, refusing what mixq cannot apply (with the field and the reason).
- */
-function applicableScheme(s: Scheme, L: RowLayout, field: string): Scheme {
-  const o = s.outliers;
-  if (o !== undefined) {
-    if (o.kind !== 'salient')
-      throw new MixqError(`outliers '${o.kind}' are not applied by mixq apply`, {
-        field: `${field}.outliers.kind`,
-        expected: "'salient' (int8-decomposition is not offered as a candidate)",
-      });
-    if (s.blockType !== undefined || s.algorithm !== 'rtn')
-      throw new MixqError(
-        `salient outliers with ${s.blockType !== undefined ? `ggml block type ${s.blockType}` : `algorithm '${s.algorithm}'`}`,
-        { field: `${field}.outliers`, expected: "salient outliers on an 'rtn' scheme without blockType" },
-      );
-    if (o.count !== undefined)
-      throw new MixqError('salient outliers given as a count', {
-        field: `${field}.outliers.count`,
-        expected: 'a fraction in (0, 1) instead of a count',
-      });
-    const fraction = o.fraction ?? 0.01;
-    if (!(fraction > 0 && fraction < 1))
-      throw new MixqError(`salient fraction ${fraction}`, {
-        field: `${field}.outliers.fraction`,
-        expected: 'a number in (0, 1)',
-      });
-    s = { ...s, outliers: { ...o, fraction } };
-  }
-  if (s.blockType === undefined && s.algorithm !== 'rtn' && s.algorithm !== 'gptq' && s.algorithm !== 'awq')
-    throw new MixqError(`algorithm '${s.algorithm}' is not applied by mixq apply yet`, {
-      field: `${field}.algorithm`,
-      expected: 'rtn, gptq or awq',
-    });
-  const rule = s.scaleRule?.kind === 'minmax' ? undefined : s.scaleRule;
-  if (rule && s.blockType === undefined && (getFormat(s.format).kind !== 'int' || s.algorithm === 'awq'))
-    throw new MixqError(`scale rule '${rule.kind}' on a ${getFormat(s.format).name} ${s.algorithm} scheme`, {
-      field: `${field}.scaleRule`,
-      expected: 'an integer format with rtn or gptq (or no scaleRule)',
-    });
-  return schemeOnRows(s, L, field);
-}
-
-/**
  * Applies `plan` to `model` ('gpt', 'ocr' or an .onnx path). Refuses a plan made for another file (its
  * sha256 or size differs) unless `force`.
  */
@@ -184,7 +140,11 @@ export async function applyPlan(modelArg: string, plan: Plan, opts: ApplyOptions
       });
     const st = stats.get(pw.name);
     const L = st ? rowLayout(base.L.dims, base.L.outputAxis, st.channels) : base.L;
-    const s = applicableScheme(pw.scheme, L, `weights['${pw.name}'].scheme`);
+    const s = schemeOnRows(
+      checkApplied(pw.scheme, `weights['${pw.name}'].scheme`),
+      L,
+      `weights['${pw.name}'].scheme`,
+    );
     if ((s.algorithm === 'gptq' || s.algorithm === 'awq' || salientOf(s)) && !applicable(s, L, st))
       throw new MixqError(`no calibration statistics for weight '${pw.name}'`, {
         source,

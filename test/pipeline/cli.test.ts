@@ -40,7 +40,7 @@ test('quantize / plan / apply: bad arguments are one-line errors with exit code 
     2,
     /^mixq quantize: .*'notes.txt' is neither a bundled model nor an \.onnx file/,
   );
-  oneLineError(mixq('quantize', '--candidates', 'int4-g33-rtn'), 1, /unknown candidate 'int4-g33-rtn'/);
+  oneLineError(mixq('quantize', '--candidates', 'int4-g33-rtn'), 2, /unknown candidate 'int4-g33-rtn'/);
   oneLineError(mixq('apply', 'gpt', 'no-such-plan.json'), 1, /^mixq apply: cannot read no-such-plan\.json/);
 });
 

@@ -18,6 +18,7 @@ import { awq } from '../../quant/algorithms/awq.ts';
 import { gptq, type GptqResult } from '../../quant/algorithms/gptq.ts';
 import { salientSparse, type SalientResult } from '../../quant/algorithms/outliers.ts';
 import { rtn } from '../../quant/algorithms/rtn.ts';
+import { getFormat } from '../../formats/index.ts';
 import { quantizerOf, salientOf, type Scheme } from '../../quant/scheme.ts';
 import { schemeId } from './candidates.ts';
 import { channelOf, type RowLayout } from '../../quant/layout.ts';
@@ -45,6 +46,51 @@ export function fallbackScheme(s: Scheme, L: RowLayout, stats?: LayerStats): Sch
 /** The importance matrix (E[x^2] per column) of plain matrices, as ggml's quantize_* takes it. */
 export function importanceOf(L: RowLayout, stats?: LayerStats): Float32Array | undefined {
   return stats && L.kernel === 1 && L.groups === 1 ? Float32Array.from(stats.meanSquare) : undefined;
+}
+
+/**
+ * A scheme as mixq applies it, refusing what it cannot apply (MixqError naming `field` and the reason):
+ * salient outliers only on RTN element formats and as a fraction (default 1%), algorithms rtn / gptq /
+ * awq (a ggml block type's own), a scale search only on integer RTN / GPTQ.
+ */
+export function checkApplied(s: Scheme, field = 'scheme'): Scheme {
+  const o = s.outliers;
+  if (o !== undefined) {
+    if (o.kind !== 'salient')
+      throw new MixqError(`outliers '${o.kind}' are not applied by mixq apply`, {
+        field: `${field}.outliers.kind`,
+        expected: "'salient' (int8-decomposition is not offered as a candidate)",
+      });
+    if (s.blockType !== undefined || s.algorithm !== 'rtn')
+      throw new MixqError(
+        `salient outliers with ${s.blockType !== undefined ? `ggml block type ${s.blockType}` : `algorithm '${s.algorithm}'`}`,
+        { field: `${field}.outliers`, expected: "salient outliers on an 'rtn' scheme without blockType" },
+      );
+    if (o.count !== undefined)
+      throw new MixqError('salient outliers given as a count', {
+        field: `${field}.outliers.count`,
+        expected: 'a fraction in (0, 1) instead of a count',
+      });
+    const fraction = o.fraction ?? 0.01;
+    if (!(fraction > 0 && fraction < 1))
+      throw new MixqError(`salient fraction ${fraction}`, {
+        field: `${field}.outliers.fraction`,
+        expected: 'a number in (0, 1)',
+      });
+    s = { ...s, outliers: { ...o, fraction } };
+  }
+  if (s.blockType === undefined && s.algorithm !== 'rtn' && s.algorithm !== 'gptq' && s.algorithm !== 'awq')
+    throw new MixqError(`algorithm '${s.algorithm}' is not applied by mixq apply yet`, {
+      field: `${field}.algorithm`,
+      expected: 'rtn, gptq or awq',
+    });
+  const rule = s.scaleRule?.kind === 'minmax' ? undefined : s.scaleRule;
+  if (rule && s.blockType === undefined && (getFormat(s.format).kind !== 'int' || s.algorithm === 'awq'))
+    throw new MixqError(`scale rule '${rule.kind}' on a ${getFormat(s.format).name} ${s.algorithm} scheme`, {
+      field: `${field}.scaleRule`,
+      expected: 'an integer format with rtn or gptq (or no scaleRule)',
+    });
+  return s;
 }
 
 /** Dequantized row matrix of `W` (row matrix) under scheme `s`. */

@@ -69,6 +69,34 @@ export function entryDamage(e: SensitivityEntry, src: DamageSource, baseline?: n
   return e.proxies[src];
 }
 
+/** One entry of a weight as an allocation candidate: its price and damage. */
+export interface WeightOption {
+  readonly entry: SensitivityEntry;
+  readonly bytes: number;
+  readonly bits: number;
+  readonly damage: number;
+}
+
+/**
+ * A weight's entries with a finite damage from `source`, in table order, priced by `price` (default the
+ * entry's own bytes and bits; undefined leaves the entry out, e.g. a format an output cannot store).
+ */
+export function weightOptions(
+  w: WeightSensitivity,
+  source: DamageSource,
+  baseline?: number,
+  price: (e: SensitivityEntry) => { bytes: number; bits: number } | undefined = (e) => e,
+): WeightOption[] {
+  const out: WeightOption[] = [];
+  for (const e of w.entries) {
+    const d = entryDamage(e, source, baseline);
+    if (d === undefined || !Number.isFinite(d)) continue;
+    const p = price(e);
+    if (p) out.push({ entry: e, bytes: p.bytes, bits: p.bits, damage: d });
+  }
+  return out;
+}
+
 /**
  * The allocator's input: per weight, one candidate per entry with exact bytes / bits and the damage from
  * `source` (a proxy, the measured KL, or the task metric's increase over fp32). Entries without that
@@ -76,18 +104,22 @@ export function entryDamage(e: SensitivityEntry, src: DamageSource, baseline?: n
  */
 export function toAllocWeights(table: SensitivityTable, source: DamageSource): AllocWeight[] {
   return table.weights.map((w) => {
-    const candidates = [];
-    for (const e of w.entries) {
-      const d = entryDamage(e, source, table.baselineMetric);
-      if (d !== undefined && Number.isFinite(d))
-        candidates.push({ scheme: e.candidate, bytes: e.bytes, bits: e.bits, damage: d });
-    }
-    if (candidates.length === 0)
+    const options = weightOptions(w, source, table.baselineMetric);
+    if (options.length === 0)
       throw new MixqError(`weight '${w.name}' has no '${source}' damage`, {
         field: w.name,
         expected: 'a table with that proxy or measurement',
       });
-    return { name: w.name, elements: w.elements, candidates };
+    return {
+      name: w.name,
+      elements: w.elements,
+      candidates: options.map((o) => ({
+        scheme: o.entry.candidate,
+        bytes: o.bytes,
+        bits: o.bits,
+        damage: o.damage,
+      })),
+    };
   });
 }
 

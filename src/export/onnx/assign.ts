@@ -12,8 +12,18 @@ import { codeToGrid } from '../../quant/element.ts';
 import type { RowLayout } from '../../quant/layout.ts';
 import { type QuantizerConfig, quantizerGrid } from '../../quant/qparams.ts';
 import { hasScaleSearch, quantizerOf, type Scheme, schemeOnRows } from '../../quant/scheme.ts';
+import { cloneOnnxModel } from '../../io/onnx/clone.ts';
+import type { OnnxModel } from '../../io/onnx/read.ts';
+import { setTensorFloat32 } from '../../io/onnx/tensor-data.ts';
+import { listWeights } from '../../io/onnx/weights.ts';
+import { inlineExternalData } from './inline.ts';
 import { packedStorage } from './packed.ts';
-import type { PrequantizedBlocks, WeightAssignment } from './quantize.ts';
+import {
+  type PrequantizedBlocks,
+  type QuantizedOnnx,
+  quantizeOnnxWeights,
+  type WeightAssignment,
+} from './quantize.ts';
 
 /**
  * Codes and parameters computed here (GPTQ's, or RTN's with a clipping search) as the ONNX exporter takes
@@ -207,4 +217,67 @@ export function onnxStorage(a: WeightAssignment, L: RowLayout): number {
     a.granularity === 'channel' || (L.outputAxis === 0 && L.kernel > 1 && a.granularity !== 'block');
   const nb = channel ? 1 : Math.ceil(cols / Math.min(a.blockSize ?? 32, cols));
   return packed(rows * cols) + rows * nb * sw + (symmetric ? 0 : packed(rows * nb));
+}
+
+/** A weight of a plan as the ONNX exporter takes it. */
+export interface PlannedOnnxWeight {
+  readonly name: string;
+  /** The scheme on the weight's tensor axes (as a plan states it). */
+  readonly scheme: Scheme;
+  readonly L: RowLayout;
+  /** First consumer, e.g. 'MatMul:1'. */
+  readonly consumer: string;
+  /** Codes the exporter cannot recompute (GPTQ's, searched ranges'). */
+  readonly codes?: PrequantizedBlocks;
+}
+
+/**
+ * The deployable ONNX model of planned weights (quantizeOnnxWeights on a copy of `model`, which is not
+ * changed): every scheme must map to a native operator or packed storage at `opset` (the one the output
+ * can have, onnxAssignment); `floats` replaces float initializers first (corrected biases). Errors name
+ * `weights[i]` of `source`.
+ */
+export async function quantizePlanned(
+  model: OnnxModel,
+  weights: readonly PlannedOnnxWeight[],
+  opts: {
+    readonly opset: number;
+    readonly floats?: ReadonlyMap<string, Float32Array>;
+    readonly source?: string;
+  },
+): Promise<QuantizedOnnx> {
+  const source = opts.source ?? 'plan';
+  const assignments: Record<string, WeightAssignment> = {};
+  for (const [i, w] of weights.entries()) {
+    const a = onnxAssignment(w.scheme, w.L, w.consumer, opts.opset);
+    if (!a)
+      throw new MixqError(`scheme ${JSON.stringify(w.scheme)} cannot be stored in ONNX for '${w.name}'`, {
+        source,
+        field: `weights[${i}].scheme`,
+        expected:
+          'an RTN or GPTQ element format without salient outliers (AWQ and ggml block types are not exported to ONNX)',
+      });
+    if ((w.scheme.algorithm === 'gptq' || hasScaleSearch(w.scheme)) && !w.codes)
+      throw new MixqError(
+        `weight '${w.name}' (${w.scheme.algorithm === 'gptq' ? 'GPTQ' : 'searched ranges'}) needs its codes to be exported`,
+        { source, field: `weights[${i}]` },
+      );
+    assignments[w.name] = w.codes ? { ...a, quantized: w.codes } : a;
+  }
+  const copy = cloneOnnxModel(model);
+  if (opts.floats && opts.floats.size > 0) {
+    const dense = new Map(listWeights(copy).map((w) => [w.name, w] as const));
+    for (const [name, v] of opts.floats) {
+      const w = dense.get(name);
+      if (!w || w.sparse)
+        throw new MixqError(`no dense float initializer '${name}' to replace`, {
+          source: model.source,
+          field: name,
+        });
+      setTensorFloat32(w.tensor, v, w.dims);
+    }
+  }
+  const q = await quantizeOnnxWeights(copy, assignments);
+  await inlineExternalData(q.model);
+  return q;
 }

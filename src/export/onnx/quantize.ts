@@ -24,7 +24,8 @@
  */
 import { MixqError } from '../../core/errors.ts';
 import type { GraphProto, NodeProto, TensorProto } from '../../io/onnx/proto-types.ts';
-import { type OnnxModel, readOnnx, writeOnnx } from '../../io/onnx/read.ts';
+import { cloneOnnxModel } from '../../io/onnx/clone.ts';
+import type { OnnxModel } from '../../io/onnx/read.ts';
 import { setTensorFloat32 } from '../../io/onnx/tensor-data.ts';
 import { listWeights, loadWeightFloat32, type OnnxWeight } from '../../io/onnx/weights.ts';
 import {
@@ -152,11 +153,6 @@ const MS = 'com.microsoft';
 
 function fail(message: string, field: string, expected?: string): never {
   throw new MixqError(message, { source: 'quantizeOnnxWeights', field, expected });
-}
-
-/** Deep copy through the encoder (keeps the external data resolver). */
-function cloneModel(m: OnnxModel): OnnxModel {
-  return readOnnx(writeOnnx(m), { source: m.source, externalData: m.externalData, limits: m.limits });
 }
 
 function usesOf(graph: GraphProto): Map<string, Use[]> {
@@ -534,7 +530,7 @@ export async function fakeQuantizeOnnxWeights(
   model: OnnxModel,
   assignments: WeightAssignments,
 ): Promise<OnnxModel> {
-  const out = cloneModel(model);
+  const out = cloneOnnxModel(model);
   const { plans } = await planAll(out, assignments);
   for (const p of plans) setTensorFloat32(p.w.tensor, p.dequant);
   return out;
@@ -563,12 +559,12 @@ export async function quantizeOnnxWeights(
   assignments: WeightAssignments,
   opts: { simulation?: boolean } = {},
 ): Promise<QuantizedOnnx> {
-  const out = cloneModel(model);
+  const out = cloneOnnxModel(model);
   const { plans, graph } = await planAll(out, assignments);
   let simulation: OnnxModel | undefined;
   if (opts.simulation) {
     // the same plans written into a float copy: fakeQuantizeOnnxWeights without quantizing twice
-    simulation = cloneModel(model);
+    simulation = cloneOnnxModel(model);
     const byName = new Map(
       listWeights(simulation)
         .filter((w) => w.path === 'graph')

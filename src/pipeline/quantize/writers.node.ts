@@ -11,13 +11,8 @@
  */
 import { basename } from 'node:path';
 import { MixqError } from '../../core/errors.ts';
-import { onnxAssignment } from '../../export/onnx/assign.ts';
-import {
-  type ExportedWeight,
-  type PrequantizedBlocks,
-  quantizeOnnxWeights,
-  type WeightAssignment,
-} from '../../export/onnx/quantize.ts';
+import { quantizePlanned } from '../../export/onnx/assign.ts';
+import { type ExportedWeight, type PrequantizedBlocks } from '../../export/onnx/quantize.ts';
 import {
   type QuantizedSafetensorsInput,
   readQuantizedSafetensors,
@@ -26,9 +21,7 @@ import {
 import { exportGptGguf, readGptConfig } from '../../export/gguf/gpt2.node.ts';
 import { type Gpt2SourceTensor, gpt2TensorPlan } from '../../export/gguf/gpt2.ts';
 import { getBlockType } from '../../blocks/registry.ts';
-import { cloneOnnxModel } from '../../io/onnx/clone.ts';
 import { writeOnnx } from '../../io/onnx/read.ts';
-import { setTensorFloat32 } from '../../io/onnx/tensor-data.ts';
 import { listWeights, loadWeightFloat32 } from '../../io/onnx/weights.ts';
 import { readGguf } from '../../io/gguf/read.ts';
 import { concatBytes } from '../../io/gguf/write.ts';
@@ -36,7 +29,7 @@ import { bytesSource } from '../../io/source.ts';
 import type { Plan } from '../../plan/schema.ts';
 import type { LayerStats } from '../../analysis/sensitivity/proxies.ts';
 import { type RowLayout, toRows } from '../../quant/layout.ts';
-import { hasScaleSearch, quantizerOf } from '../../quant/scheme.ts';
+import { quantizerOf } from '../../quant/scheme.ts';
 import { formatMetric } from '../../report/summary.ts';
 import { GPT_DIR } from '../../runtime/bundled.node.ts';
 import { withEvalRunner } from '../../runtime/session-pool.node.ts';
@@ -102,38 +95,15 @@ function simOf(w: PlannedWeight, name: string): Float32Array {
 /** The ONNX writer: the plan's schemes as onnxruntime operators or packed weights (export/onnx/assign.ts). */
 export async function writeOnnxOutput(input: WriteInput): Promise<OutputFile> {
   const { model, plan } = input;
-  const assignments: Record<string, WeightAssignment> = {};
-  for (const [i, pw] of plan.weights.entries()) {
-    const w = planned(input, pw.name, i);
-    const a = onnxAssignment(pw.scheme, w.L, w.consumer, model.onnx.opset);
-    if (!a)
-      throw new MixqError(`scheme ${JSON.stringify(pw.scheme)} cannot be stored in ONNX for '${pw.name}'`, {
-        source: 'plan',
-        field: `weights[${i}].scheme`,
-        expected:
-          'an RTN or GPTQ element format without salient outliers (AWQ and ggml block types are not exported to ONNX)',
-      });
-    if ((pw.scheme.algorithm === 'gptq' || hasScaleSearch(pw.scheme)) && !w.codes)
-      throw new MixqError(
-        `weight '${pw.name}' (${pw.scheme.algorithm === 'gptq' ? 'GPTQ' : 'searched ranges'}) needs its codes to be exported`,
-        { source: 'plan', field: `weights[${i}]` },
-      );
-    assignments[pw.name] = w.codes ? { ...a, quantized: w.codes } : a;
-  }
-  const copy = cloneOnnxModel(model.onnx.model);
-  if (input.biases.size > 0) {
-    const dense = new Map(listWeights(copy).map((w) => [w.name, w] as const));
-    for (const [name, v] of input.biases) {
-      const w = dense.get(name);
-      if (!w || w.sparse)
-        throw new MixqError(`no dense float initializer '${name}' to replace`, {
-          source: model.path,
-          field: name,
-        });
-      setTensorFloat32(w.tensor, v, w.dims);
-    }
-  }
-  const q = await quantizeOnnxWeights(copy, assignments);
+  const weights = plan.weights.map((pw, i) => ({
+    name: pw.name,
+    scheme: pw.scheme,
+    ...planned(input, pw.name, i),
+  }));
+  const q = await quantizePlanned(model.onnx.model, weights, {
+    opset: model.onnx.opset,
+    floats: input.biases,
+  });
   const bytes = writeOnnx(q.model);
   return {
     format: 'onnx',
