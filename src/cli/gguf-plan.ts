@@ -19,6 +19,7 @@ import { failCli, usageExitCode } from './errors.ts';
 import { formatBytes } from '../report/summary.ts';
 import { type RequantTableRow, requantTableLines } from './requant-table.ts';
 import { parseBudget, progressBar } from './quantize-args.ts';
+import { jsonText } from './json.ts';
 
 /** A GGUF input: a '.gguf' name, or a file starting with the 'GGUF' magic. */
 export async function isGgufInput(path: unknown): Promise<boolean> {
@@ -93,25 +94,21 @@ export async function runGgufPlan(args: Record<string, unknown>): Promise<void> 
   const p = r.plan;
   if (json) {
     process.stdout.write(
-      `${JSON.stringify(
-        {
-          plan: out,
-          model: p.model,
-          budget: p.budget,
-          totals: p.totals,
-          fileBytes: r.fileBytes,
-          solver: p.solver,
-          weights: p.weights.map((w) => ({
-            name: w.name,
-            type: w.scheme.blockType,
-            bytes: w.bytes,
-            predictedDamage: w.predictedDamage,
-          })),
-          notes: r.notes,
-        },
-        null,
-        2,
-      )}\n`,
+      `${jsonText({
+        plan: out,
+        model: p.model,
+        budget: p.budget,
+        totals: p.totals,
+        fileBytes: r.fileBytes,
+        solver: p.solver,
+        weights: p.weights.map((w) => ({
+          name: w.name,
+          type: w.scheme.blockType,
+          bytes: w.bytes,
+          predictedDamage: w.predictedDamage,
+        })),
+        notes: r.notes,
+      })}\n`,
     );
     return;
   }
@@ -207,24 +204,20 @@ export async function runGgufApply(args: Record<string, unknown>): Promise<void>
   }
   if (json) {
     process.stdout.write(
-      `${JSON.stringify(
-        {
-          input: model,
-          out: r.out,
-          fileBytes: r.fileBytes,
-          fileType: r.result.fileType,
-          totals: r.result.totals,
-          bitsPerWeight: r.bitsPerWeight,
-          predictedDamage: r.predictedDamage,
-          measuredDamage: r.measuredDamage,
-          tensors: r.result.tensors,
-          weights: r.weights,
-          notes: r.notes,
-          check: r.check,
-        },
-        null,
-        2,
-      )}\n`,
+      `${jsonText({
+        input: model,
+        out: r.out,
+        fileBytes: r.fileBytes,
+        fileType: r.result.fileType,
+        totals: r.result.totals,
+        bitsPerWeight: r.bitsPerWeight,
+        predictedDamage: r.predictedDamage,
+        measuredDamage: r.measuredDamage,
+        tensors: r.result.tensors,
+        weights: r.weights,
+        notes: r.notes,
+        check: r.check,
+      })}\n`,
     );
     return;
   }

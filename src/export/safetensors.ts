@@ -41,6 +41,7 @@ import {
   type ChooseOptions,
   chooseQParams,
   type QParams,
+  qparamsOf,
   type QuantizerConfig,
   quantizerGrid,
 } from '../quant/qparams.ts';
@@ -756,16 +757,6 @@ async function loadWeight(
         throw fail(`offset of group ${g} is ${o[g]}`, tn('offsets'), 'finite offsets');
     offset.set(o);
   }
-  const params: QParams = {
-    config: cfg,
-    shape: [...w.shape],
-    grid,
-    layout,
-    scale,
-    zero,
-    offset,
-    scaleCodes,
-    scaleShared: shared,
-  };
+  const params = qparamsOf(cfg, w.shape, { scale, codes: scaleCodes, shared }, zero, offset, layout, grid);
   return { params, codes };
 }

@@ -85,15 +85,19 @@ export interface QParams {
   readonly scaleShared: Float32Array;
 }
 
-/** The QParams record from its parts; `stored` is storeScales' result (its scale array as finally stored). */
-function assembleQParams(
+/**
+ * The QParams record from its stored parts (the one place one is built): `stored` is what the scales are
+ * stored as (storeScales' result, or codes read from a file with loadScales' values), `zero` / `offset`
+ * per group. The grid and group layout follow from the configuration and shape.
+ */
+export function qparamsOf(
   cfg: QuantizerConfig,
   shape: readonly number[],
-  grid: ElementGrid,
-  layout: GroupLayout,
   stored: StoredScales,
   zero: Float32Array,
   offset: Float32Array,
+  layout: GroupLayout = groupLayout(shape, cfg.granularity),
+  grid: ElementGrid = quantizerGrid(cfg),
 ): QParams {
   return {
     config: cfg,
@@ -342,7 +346,7 @@ export function chooseQParamsWithLayout(
     zero[g] = p.zero;
     offset[g] = p.offset;
   }
-  return assembleQParams(cfg, shape, grid, layout, stored, zero, offset);
+  return qparamsOf(cfg, shape, stored, zero, offset, layout, grid);
 }
 
 /** Weighted error sum w |x - fq(x)|^norm of one group for a candidate range. */
@@ -508,5 +512,5 @@ export function qparamsFromScales(
       else zero[g] = Math.min(grid.qmax, Math.max(grid.qmin, zeroIn?.[g] ?? 0));
     } else if (!cfg.symmetric) offset[g] = f16(offsetIn?.[g] ?? 0);
   }
-  return assembleQParams(cfg, shape, grid, layout, stored, zero, offset);
+  return qparamsOf(cfg, shape, stored, zero, offset, layout, grid);
 }

@@ -23,6 +23,7 @@ import {
   gridValue,
   gridValueStochastic,
   type QParams,
+  qparamsOf,
   type QuantizerConfig,
   quantizerGrid,
 } from './qparams.ts';
@@ -273,16 +274,6 @@ export function unpackQuantized(
     } else if (grid.kind === 'int') zero[g] = r.read(grid.bits) + grid.qmin;
     else offset[g] = f16BitsToF32(r.read(16));
   }
-  const params: QParams = {
-    config: cfg,
-    shape: [...shape],
-    grid,
-    layout,
-    scale,
-    zero,
-    offset,
-    scaleCodes,
-    scaleShared: shared,
-  };
+  const params = qparamsOf(cfg, shape, { scale, codes: scaleCodes, shared }, zero, offset, layout, grid);
   return { params, codes };
 }

@@ -106,3 +106,34 @@ test('mixq w8a8: an int8 weight + activation model of the bundled GPT, and one-l
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a command whose output pipe closes exits quietly (no EPIPE stack trace)', async () => {
+  const { spawn } = await import('node:child_process');
+  // `mixq formats show fp16 --json` prints 2.4 MB; the reader takes 100 bytes and closes the pipe
+  const p = spawn(process.execPath, [
+    '--import',
+    'tsx',
+    'src/cli/main.ts',
+    'formats',
+    'show',
+    'fp16',
+    '--json',
+  ]);
+  let err = '';
+  p.stderr.on('data', (d) => (err += d));
+  let got = 0;
+  p.stdout.on('data', (d: Buffer) => {
+    got += d.length;
+    if (got >= 100) p.stdout.destroy();
+  });
+  const code = await new Promise<number | null>((res) => p.on('close', (c) => res(c)));
+  assert.equal(err, '', 'nothing on stderr');
+  assert.equal(code, 0);
+});
+
+test('bin/mixq.js in a clone without dist/ says what to run, in one line', () => {
+  if (existsSync(join('dist', 'cli', 'main.js'))) return; // built: the entry point runs the CLI
+  const r = spawnSync(process.execPath, ['bin/mixq.js', '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^mixq: the compiled CLI \(dist\/\) is missing: run `npm run build`[^\n]*\n$/);
+});

@@ -192,3 +192,30 @@ test('quantize gpt above 8 b/w: FP16 weights (Cast) where they pay, file = simul
   const a = await applyPlan('gpt', parsePlan(serialisePlan(r.plan), 'plan.json'));
   assert.ok(Buffer.from(a.bytes).equals(Buffer.from(out.chunks[0]!)), 'apply rebuilds the same bytes');
 });
+
+test('a narrowed candidate set that fits no scheme on a weight keeps it in float and says why', async () => {
+  const lines: string[] = [];
+  const r = await quantizeModel({
+    model: 'gpt',
+    budget: { kind: 'bitsPerWeight', bits: 5 },
+    // Q4_K needs rows that are multiples of 256: only the MLP down projections (rows of 768) fit
+    candidates: { schemes: parseCandidateIds(['ggml-q4_k']) },
+    task: { evalSize: 1024, calibrationSize: 2 },
+    evaluation: { sweep: [], baselines: false, select: false },
+    output: { target: 'none' },
+    log: (l) => lines.push(l),
+  });
+  assert.deepEqual(
+    r.plan.weights.map((w) => w.name),
+    ['blocks.0.mlp_proj', 'blocks.1.mlp_proj', 'blocks.2.mlp_proj', 'blocks.3.mlp_proj'],
+  );
+  const why = lines.find((l) => l.startsWith('blocks.0.attn_qkv stays in float'));
+  assert.match(
+    why ?? '',
+    /ggml-q4_k: rows of 192 are not whole Q4_K blocks; add one that does to --candidates/,
+  );
+  assert.ok(
+    r.report.notes?.some((n) => /13 weights stay in float/.test(n)),
+    'the report says so',
+  );
+});

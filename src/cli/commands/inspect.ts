@@ -9,6 +9,7 @@ import { openModelView, summarizeModel } from '../../io/index.ts';
 import { failCli } from '../errors.ts';
 
 import { formatBytes } from '../../report/summary.ts';
+import { jsonText } from '../json.ts';
 
 const inspect = defineCommand({
   meta: {
@@ -48,7 +49,7 @@ const inspect = defineCommand({
           quantizable: t.quantizable,
         })),
       };
-      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      process.stdout.write(`${jsonText(out)}\n`);
       return;
     }
     const rows = view.tensors.map((t) => [

@@ -10,6 +10,7 @@ import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize/inde
 import { failCli, usageExitCode } from '../errors.ts';
 import { isGgufInput, runGgufPlan } from '../gguf-plan.ts';
 import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
+import { jsonText } from '../json.ts';
 
 const planCommand = defineCommand({
   meta: { name: 'plan', description: 'Write a mixed-precision plan (per-weight formats under a budget)' },
@@ -57,9 +58,7 @@ const planCommand = defineCommand({
     }
     const t = r.plan.totals;
     if (json) {
-      process.stdout.write(
-        `${JSON.stringify({ plan: out, totals: t, metric: r.metric, fp32: r.fp32 }, null, 2)}\n`,
-      );
+      process.stdout.write(`${jsonText({ plan: out, totals: t, metric: r.metric, fp32: r.fp32 })}\n`);
       return;
     }
     const unit = r.task.metric.unit ?? '';

@@ -15,6 +15,7 @@ import { formatBytes } from '../../report/summary.ts';
 import { renderTerminalSummary } from '../../report/terminal.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
+import { jsonText } from '../json.ts';
 
 function comparisonTable(r: QuantizeResult): string {
   const unit = r.task.metric.unit ?? '';
@@ -94,31 +95,27 @@ const quantizeCommand = defineCommand({
     const t = r.plan.totals;
     if (json) {
       process.stdout.write(
-        `${JSON.stringify(
-          {
-            model: r.task.name,
-            metric: r.task.metric,
-            fp32: r.fp32,
-            plan: { ...t, metric: r.metric, budget: r.plan.budget, solver: r.plan.solver },
-            comparisons: r.comparisons,
-            ...(r.output
-              ? {
-                  output: {
-                    format: r.output.format,
-                    file: r.output.fileName,
-                    bytes: r.output.size,
-                    ...(r.output.metric !== undefined ? { metric: r.output.metric } : {}),
-                    check: r.output.check,
-                    notes: r.output.notes,
-                  },
-                }
-              : {}),
-            files: written,
-            timings: r.report.timings,
-          },
-          null,
-          2,
-        )}\n`,
+        `${jsonText({
+          model: r.task.name,
+          metric: r.task.metric,
+          fp32: r.fp32,
+          plan: { ...t, metric: r.metric, budget: r.plan.budget, solver: r.plan.solver },
+          comparisons: r.comparisons,
+          ...(r.output
+            ? {
+                output: {
+                  format: r.output.format,
+                  file: r.output.fileName,
+                  bytes: r.output.size,
+                  ...(r.output.metric !== undefined ? { metric: r.output.metric } : {}),
+                  check: r.output.check,
+                  notes: r.output.notes,
+                },
+              }
+            : {}),
+          files: written,
+          timings: r.report.timings,
+        })}\n`,
       );
       return;
     }

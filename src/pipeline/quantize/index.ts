@@ -153,6 +153,11 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
       `Calibration: ${task.calibration}. Evaluation: ${task.evaluation}.`,
       `Output ${target.name}: ${target.note}; candidates ${candidates.map(schemeId).join(', ')}.`,
       `Sizes and bits per weight count the ${plan.weights.length} quantized weights (${sens.elements} elements, scales and zero points included); ${sens.floatElements} elements stay in float.`,
+      ...(sens.unplaced.length
+        ? [
+            `${sens.unplaced.length} weights stay in float, no candidate fits them: ${sens.unplaced.map((u) => `${u.name} (${u.why})`).join(', ')}.`,
+          ]
+        : []),
       ...(output ? [`Output ${output.fileName} (${output.size} bytes): ${output.check}.`] : []),
     ],
   });

@@ -57,6 +57,8 @@ export interface Sensitivity {
   /** Elements of the quantized weights, and of the float weights left in float. */
   readonly elements: number;
   readonly floatElements: number;
+  /** Analysed weights no candidate fits (left in float), with why. */
+  readonly unplaced: readonly { readonly name: string; readonly why: string }[];
 }
 
 /**
@@ -120,6 +122,7 @@ export async function measureSensitivity(
   const cats = ruleCategories(base.map((w) => ({ name: w.name, ...(w.role ? { role: w.role } : {}) })));
   const weights: AnalysedWeight[] = [];
   const allocWeights: AllocWeight[] = [];
+  const unplaced: { name: string; why: string }[] = [];
   for (const [i, w] of base.entries()) {
     const tw = analysis.table.weights[i]!;
     const options: SchemeOption[] = weightOptions(tw, damage, analysis.table.baselineMetric, (e) =>
@@ -135,9 +138,10 @@ export async function measureSensitivity(
       const measured = new Set(
         weightOptions(tw, damage, analysis.table.baselineMetric).map((o) => o.entry.scheme),
       );
-      const why = candidates.map((s) => whyNot(ctx, s, w, measured.has(s)));
+      const why = candidates.map((s) => whyNot(ctx, s, w, measured.has(s))).join('; ');
+      unplaced.push({ name: w.name, why });
       ctx.log(
-        `${w.name} stays in float: no candidate fits it (${why.join('; ')}); add one that does to --candidates, e.g. int8-pc-rtn`,
+        `${w.name} stays in float: no candidate fits it (${why}); add one that does to --candidates, e.g. int8-pc-rtn`,
       );
       continue;
     }
@@ -171,5 +175,6 @@ export async function measureSensitivity(
     allocWeights,
     elements: weights.reduce((s, w) => s + w.elements, 0),
     floatElements: model.weights.reduce((s, w) => s + (planned.has(w.name) ? 0 : w.elementCount), 0),
+    unplaced,
   };
 }
