@@ -20,6 +20,7 @@ export {
   decodeArray,
   encode,
   encodeArray,
+  encoderOf,
   type FormatInfo,
   formatBits,
   formatInfo,
@@ -29,6 +30,7 @@ export {
 export { type ChopBuffer, chopBuffer } from './chop-buffer.ts';
 export { ALIASES, FORMATS, type FloatOverrides, getFormat, parseFormat } from './registry.ts';
 export { packCodes, packedBytes, unpackCodes } from './pack.ts';
+export { nearestEvenInt, roundToInteger } from './round.ts';
 export { ROUNDINGS } from './rounding.ts';
 export { intSpec } from './catalog/integers.ts';
 export {

@@ -12,8 +12,15 @@
 import { f16BitsToF32, f32ToF16Bits } from '../core/bits.ts';
 import { MixqError } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
-import { packCodes, packedBytes, unpackCodes } from '../formats/index.ts';
-import { codeToGrid, elementGrid, gridToCode } from './element.ts';
+import {
+  encoderOf,
+  nearestEvenInt,
+  packCodes,
+  packedBytes,
+  roundToInteger,
+  unpackCodes,
+} from '../formats/index.ts';
+import { codeToGrid, elementGrid, gridToCode, tableValue } from './element.ts';
 import { groupCount, groupLayout } from './granularity.ts';
 import {
   type ChooseOptions,
@@ -21,7 +28,6 @@ import {
   fakeQuantValue,
   gridToValue,
   gridValue,
-  gridValueStochastic,
   type QParams,
   qparamsOf,
   type QuantizerConfig,
@@ -35,23 +41,58 @@ export interface QuantizedTensor {
   readonly codes: Uint16Array;
 }
 
-/** Quantizes x to codes with given parameters. */
+/**
+ * The element step of non-default rounding modes (formats' codecs, one 32-bit draw per element in order
+ * for stochastic modes): x -> grid value (int grids, clamped; the zero point added after rounding) or
+ * table code.
+ */
+function elementRounder(params: QParams): (x: number, scale: number, zero: number, offset: number) => number {
+  const cfg = params.config;
+  const { grid, block } = params;
+  const rounding = cfg.rounding ?? 'nearest-even';
+  const opts = { rounding, randomBits: cfg.randomBits ?? 0, seed: cfg.seed ?? 0 };
+  if (grid.kind === 'int') {
+    const rng =
+      opts.rounding === 'stochastic' || opts.rounding === 'stochastic-equal' ? new Rng(opts.seed) : undefined;
+    return (x, s, z) =>
+      Math.min(
+        grid.qmax,
+        Math.max(
+          grid.qmin,
+          roundToInteger(Math.fround(x / s), rounding, rng ? rng.nextU32() : 0, opts.randomBits) + z,
+        ),
+      );
+  }
+  const enc = encoderOf(grid.spec, { ...opts, overflow: 'saturate' });
+  return (x, s, _z, o) => enc(block ? block.quotient(x, s) : (x - o) / s);
+}
+
+/**
+ * Quantizes x to codes with given parameters. Block formats (params.block) keep the format's own codes
+ * (a -0 code where the format rounds to -0), as src/blocks encodes them.
+ */
 export function quantize(x: Float32Array, params: QParams): QuantizedTensor {
-  const { grid, scale, zero, offset } = params;
+  const { grid, scale, zero, offset, block } = params;
   const idx = params.layout.index;
   const codes = new Uint16Array(x.length);
-  if (params.config.rounding === 'stochastic') {
-    const rng = new Rng(params.config.seed ?? 0);
+  const nearest = (params.config.rounding ?? 'nearest-even') === 'nearest-even';
+  if (grid.kind === 'int') {
+    const step = nearest ? undefined : elementRounder(params);
     for (let i = 0; i < x.length; i++) {
       const g = idx[i]!;
-      const v = gridValueStochastic(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!, rng.nextFloat());
-      codes[i] = gridToCode(grid, v);
+      const v = step ? step(x[i]!, scale[g]!, zero[g]!, 0) : gridValue(grid, scale[g]!, zero[g]!, 0, x[i]!);
+      codes[i] = v - grid.codeBase;
     }
     return { params, codes };
   }
+  const step = nearest ? undefined : elementRounder(params);
   for (let i = 0; i < x.length; i++) {
     const g = idx[i]!;
-    codes[i] = gridToCode(grid, gridValue(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!));
+    const s = scale[g]!;
+    const c = step
+      ? step(x[i]!, s, 0, offset[g]!)
+      : grid.nearest(block ? block.quotient(x[i]!, s) : (x[i]! - offset[g]!) / s);
+    codes[i] = block ? c : gridToCode(grid, tableValue(grid, c));
   }
   return { params, codes };
 }
@@ -74,14 +115,20 @@ export function fakeQuantWith(
   params: QParams,
   out = new Float32Array(x.length),
 ): Float32Array {
-  const { grid, scale, zero, offset } = params;
+  const { grid, scale, zero, offset, block } = params;
   const idx = params.layout.index;
-  if (params.config.rounding === 'stochastic') {
-    const rng = new Rng(params.config.seed ?? 0);
+  if ((params.config.rounding ?? 'nearest-even') !== 'nearest-even') {
+    const step = elementRounder(params);
     for (let i = 0; i < x.length; i++) {
       const g = idx[i]!;
-      const v = gridValueStochastic(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!, rng.nextFloat());
-      out[i] = gridToValue(grid, scale[g]!, zero[g]!, offset[g]!, v);
+      const v = step(x[i]!, scale[g]!, zero[g]!, offset[g]!);
+      out[i] = gridToValue(
+        grid,
+        scale[g]!,
+        zero[g]!,
+        offset[g]!,
+        grid.kind === 'int' ? v : tableValue(grid, v),
+      );
     }
     return out;
   }
@@ -96,12 +143,8 @@ export function fakeQuantWith(
       for (let g = 0, i0 = 0; i0 < x.length; g++, i0 += run) {
         const s = scale[g]!;
         const z = zero[g]!;
-        for (let i = i0; i < i0 + run; i++) {
-          const v = fr(x[i]! / s);
-          let r = Math.round(v);
-          if (r - v === 0.5 && r % 2 !== 0) r -= 1; // ties to even
-          out[i] = fr(s * (Math.min(hi, Math.max(lo, r + z)) - z));
-        }
+        for (let i = i0; i < i0 + run; i++)
+          out[i] = fr(s * (Math.min(hi, Math.max(lo, nearestEvenInt(fr(x[i]! / s)) + z)) - z));
       }
       return out;
     }
@@ -109,12 +152,14 @@ export function fakeQuantWith(
       const g = idx[i]!;
       const s = scale[g]!;
       const z = zero[g]!;
-      const v = fr(x[i]! / s);
-      let r = Math.round(v);
-      if (r - v === 0.5 && r % 2 !== 0) r -= 1; // ties to even
-      let q = r + z;
-      q = Math.min(hi, Math.max(lo, q));
-      out[i] = fr(s * (q - z));
+      out[i] = fr(s * (Math.min(hi, Math.max(lo, nearestEvenInt(fr(x[i]! / s)) + z)) - z));
+    }
+    return out;
+  }
+  if (block) {
+    for (let i = 0; i < x.length; i++) {
+      const s = scale[idx[i]!]!;
+      out[i] = Math.fround(s * tableValue(grid, grid.nearest(block.quotient(x[i]!, s))));
     }
     return out;
   }

@@ -3,10 +3,14 @@
  * error of storing it is part of every result.
  *
  * - fp32 / fp16 / bf16: round to nearest even (src/core/bits.ts).
- * - e8m0: a power of two 2^(code-127), code 0..254 (OCP MX E8M0; 255 = NaN unused). Rounded UP to the next
- *   power of two so that the group's largest value never clips (the MX spec's floor rule is a block format
- *   concern, see src/blocks).
- * - fp8_e4m3fn: two-level as in NVFP4: a per-tensor fp32 "global" scale = max(scale) / 448 (e4m3fn max:
+ * - e8m0: a power of two 2^(code-127), code 0..254 (OCP MX E8M0; 255 = NaN unused). A quantizer that is an
+ *   MX format (an MX element in groups of 32, symmetric, min-max) takes its scales from the block-format
+ *   table (src/blocks: the spec's floor rule, qparams.ts blockOf); any other e8m0 quantizer rounds each
+ *   scale UP to the next power of two, so that the group's largest value never clips.
+ * - fp8_e4m3fn: likewise NVFP4 (E2M1 in groups of 16) takes the block-format table's scales (ModelOpt's
+ *   per-tensor scale, E4M3 block scales, a zero scale for a negligible block); other quantizers use the
+ *   two-level rule below.
+ * - fp8_e4m3fn (other quantizers): two-level as in NVFP4: a per-tensor fp32 "global" scale = max(scale) / 448 (e4m3fn max:
  *   1.75 * 2^(15-7) = 448), and per-group e4m3fn codes of scale / global, round-to-nearest-even, saturating.
  * - none: no scale is stored; every group's scale is 1, so the element format holds the value itself (a plain
  *   cast: FP16 / BF16 weights). Symmetric only.

@@ -314,8 +314,8 @@ async function planPacked(
 ): Promise<PackedPlan> {
   const q = a.quantizer;
   if (!q) fail("scheme 'packed' needs the quantizer", `${field}.quantizer`, 'a row-layout QuantizerConfig');
-  if (q.rounding === 'stochastic')
-    fail('stochastic rounding is not exported', `${field}.quantizer.rounding`, "'nearest'");
+  if ((q.rounding ?? 'nearest-even') !== 'nearest-even')
+    fail(`rounding '${q.rounding}' is not exported`, `${field}.quantizer.rounding`, "'nearest-even'");
   const x = await loadWeightFloat32(model, w);
   const { rows, cols, orient } = rowShape(role);
   const xr = orient === 'cols' ? transpose(x, cols, rows) : x;
