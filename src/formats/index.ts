@@ -30,7 +30,7 @@ export {
 export { type ChopBuffer, chopBuffer } from './chop-buffer.ts';
 export { ALIASES, FORMATS, type FloatOverrides, getFormat, parseFormat } from './registry.ts';
 export { packCodes, packedBytes, unpackCodes } from './pack.ts';
-export { nearestEvenInt, roundToInteger } from './round.ts';
+export { nearestEvenEncoder, nearestEvenInt, roundToInteger } from './round.ts';
 export { ROUNDINGS } from './rounding.ts';
 export { intSpec } from './catalog/integers.ts';
 export {

@@ -15,7 +15,7 @@
  * of its registry (getFormat('fp4_e2m1fn'), 'nf4', custom 'e3m4', ...) can be an element.
  */
 import { MixqError } from '../core/errors.ts';
-import { encoderOf, formatBits, nearestEvenInt, valueTable } from '../formats/index.ts';
+import { formatBits, nearestEvenEncoder, nearestEvenInt, valueTable } from '../formats/index.ts';
 import type { FormatSpec, IntSpec } from '../formats/spec.ts';
 
 export interface IntGrid {
@@ -44,12 +44,24 @@ export interface TableGrid {
   readonly qmax: number;
   /** The format's code nearest to v (formats' nearest-even, saturating); may be a -0 or NaN code. */
   readonly nearest: (v: number) => number;
+  /** The grid value of each code: -0 as 0, a NaN code as the lowest value. */
+  readonly codeGrid: Float64Array;
+  /** The code of each code's grid value (a -0 code's is the +0 code). */
+  readonly canonical: Uint32Array;
 }
 
 export type ElementGrid = IntGrid | TableGrid;
 
-/** Builds the grid of an element format. `elementGrid(getFormat('int4'))`, `elementGrid(getFormat('nf4'))`. */
+const grids = new WeakMap<FormatSpec, ElementGrid>();
+
+/** The grid of an element format (built once per spec). `elementGrid(getFormat('int4'))`, `elementGrid(getFormat('nf4'))`. */
 export function elementGrid(spec: FormatSpec): ElementGrid {
+  let g = grids.get(spec);
+  if (!g) grids.set(spec, (g = buildGrid(spec)));
+  return g;
+}
+
+function buildGrid(spec: FormatSpec): ElementGrid {
   if (spec.kind === 'int') return intGrid(spec);
   const bits = formatBits(spec);
   if (bits > 16)
@@ -94,6 +106,9 @@ function tableGrid(spec: FormatSpec, bits: number, codeValues: Float64Array): Ta
   pairs.sort((a, b) => a[0] - b[0]);
   const values = Float64Array.from(pairs, (p) => p[0]);
   const codes = Uint32Array.from(pairs, (p) => p[1]);
+  const codeOf = new Map(pairs.map(([v, c]) => [v, c] as const));
+  const codeGrid = Float64Array.from(codeValues, (v) => (v === 0 ? 0 : v === v ? v : values[0]!));
+  const canonical = Uint32Array.from(codeGrid, (v) => codeOf.get(v)!);
   return {
     kind: 'table',
     spec,
@@ -103,7 +118,9 @@ function tableGrid(spec: FormatSpec, bits: number, codeValues: Float64Array): Ta
     codeValues,
     qmin: values[0]!,
     qmax: values[values.length - 1]!,
-    nearest: encoderOf(spec, { rounding: 'nearest-even', overflow: 'saturate' }),
+    nearest: nearestEvenEncoder(spec),
+    codeGrid,
+    canonical,
   };
 }
 
@@ -115,14 +132,13 @@ export function roundToGrid(grid: ElementGrid, v: number): number {
 
 /** The grid value of a table code: -0 as 0, a NaN code (a NaN input) as the lowest value. */
 export function tableValue(grid: TableGrid, c: number): number {
-  const v = grid.codeValues[c]!;
-  return v === 0 ? 0 : v === v ? v : grid.values[0]!;
+  return grid.codeGrid[c]!;
 }
 
 /** Storage code of grid value g (g must be a grid value; zero's code is the +0 code). */
 export function gridToCode(grid: ElementGrid, g: number): number {
   if (grid.kind === 'int') return g - grid.codeBase; // offset binary: 0..2^bits-1
-  return grid.nearest(g === 0 ? 0 : g);
+  return grid.canonical[grid.nearest(g)]!;
 }
 
 /** Grid value of storage code c. */

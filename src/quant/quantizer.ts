@@ -12,6 +12,7 @@
 import { f16BitsToF32, f32ToF16Bits } from '../core/bits.ts';
 import { MixqError } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
+import type { BlockScaling } from '../blocks/registry.ts';
 import {
   encoderOf,
   nearestEvenInt,
@@ -20,7 +21,7 @@ import {
   roundToInteger,
   unpackCodes,
 } from '../formats/index.ts';
-import { codeToGrid, elementGrid, gridToCode, tableValue } from './element.ts';
+import { codeToGrid, elementGrid, tableValue } from './element.ts';
 import { groupCount, groupLayout } from './granularity.ts';
 import {
   type ChooseOptions,
@@ -85,16 +86,35 @@ export function quantize(x: Float32Array, params: QParams): QuantizedTensor {
     }
     return { params, codes };
   }
+  if (block && nearest) {
+    blockCodes(x, params, block, codes);
+    return { params, codes };
+  }
   const step = nearest ? undefined : elementRounder(params);
   for (let i = 0; i < x.length; i++) {
     const g = idx[i]!;
     const s = scale[g]!;
-    const c = step
-      ? step(x[i]!, s, 0, offset[g]!)
-      : grid.nearest(block ? block.quotient(x[i]!, s) : (x[i]! - offset[g]!) / s);
-    codes[i] = block ? c : gridToCode(grid, tableValue(grid, c));
+    const c = step ? step(x[i]!, s, 0, offset[g]!) : grid.nearest((x[i]! - offset[g]!) / s);
+    codes[i] = block ? c : grid.canonical[c]!;
   }
   return { params, codes };
+}
+
+/**
+ * A block format's element codes, nearest-even: every quotient as the format computes it (float32), then
+ * the formats codec's nearest-even encoder (grid.nearest), as src/blocks encodes.
+ */
+function blockCodes(
+  x: Float32Array,
+  params: QParams,
+  block: BlockScaling,
+  codes: Uint8Array | Uint16Array,
+): void {
+  const { scale, grid } = params;
+  if (grid.kind !== 'table') throw new MixqError('internal: a block format has a table grid');
+  const idx = params.layout.index;
+  const nearest = grid.nearest;
+  for (let i = 0; i < x.length; i++) codes[i] = nearest(block.quotient(x[i]!, scale[idx[i]!]!));
 }
 
 /** Values of quantized codes. */
@@ -157,10 +177,10 @@ export function fakeQuantWith(
     return out;
   }
   if (block) {
-    for (let i = 0; i < x.length; i++) {
-      const s = scale[idx[i]!]!;
-      out[i] = Math.fround(s * tableValue(grid, grid.nearest(block.quotient(x[i]!, s))));
-    }
+    const codes = new Uint8Array(x.length);
+    blockCodes(x, params, block, codes);
+    const cg = grid.codeGrid;
+    for (let i = 0; i < x.length; i++) out[i] = Math.fround(scale[idx[i]!]! * cg[codes[i]!]!);
     return out;
   }
   for (let i = 0; i < x.length; i++) {
