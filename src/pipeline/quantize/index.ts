@@ -24,16 +24,16 @@ import { formatMetric } from '../../report/summary.ts';
 import type { SensitivityAnalysis } from '../../runtime/sensitivity.node.ts';
 import { type LoadedModel, loadModel } from '../model.node.ts';
 import { type QuantTask, resolveTask } from '../tasks.node.ts';
-import { chosenPlan, curve, sweepPlans } from './allocate.ts';
+import { type Allocated, chosenPlan, curve, sweepPlans } from './allocate.ts';
 import { type Comparison, runBaselines } from './baselines.ts';
-import { biasCorrector } from './bias.ts';
+import { type BiasCorrector, biasCorrector } from './bias.ts';
 import { calibrate } from './calibrate.ts';
 import { type RunContext, runContext } from './context.ts';
-import { evaluator } from './evaluate.ts';
+import { type Evaluator, evaluator } from './evaluate.ts';
 import type { QuantizeOptions } from './options.ts';
 import { buildPlan, buildReport, chosenOptions } from './report.ts';
 import { selector } from './select.ts';
-import { measureSensitivity } from './sensitivity.ts';
+import { measureSensitivity, type Sensitivity } from './sensitivity.ts';
 import { TARGETS } from './targets.ts';
 import { type QuantizeOutput, writeStage } from './write.ts';
 import type { PlannedWeight } from './writers.node.ts';
@@ -137,7 +137,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     bias !== undefined && bias.biases.size > 0,
   );
   const output =
-    opts.output?.write === false ? undefined : await write(ctx, sens, ev, plan, allocated.chosen);
+    opts.output?.write === false ? undefined : await writePlan(ctx, sens, ev, bias, plan, allocated);
   if (output) ctx.lap(`export (${target.name})`);
   const report = buildReport(ctx, {
     sens,
@@ -149,17 +149,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     select,
     damage,
     series: [{ name: 'mixq', kind: 'mixq', points: points.points }, ...baselines.series],
-    notes: [
-      `Calibration: ${task.calibration}. Evaluation: ${task.evaluation}.`,
-      `Output ${target.name}: ${target.note}; candidates ${candidates.map(schemeId).join(', ')}.`,
-      `Sizes and bits per weight count the ${plan.weights.length} quantized weights (${sens.elements} elements, scales and zero points included); ${sens.floatElements} elements stay in float.`,
-      ...(sens.unplaced.length
-        ? [
-            `${sens.unplaced.length} weights stay in float, no candidate fits them: ${sens.unplaced.map((u) => `${u.name} (${u.why})`).join(', ')}.`,
-          ]
-        : []),
-      ...(output ? [`Output ${output.fileName} (${output.size} bytes): ${output.check}.`] : []),
-    ],
+    notes: reportNotes(ctx, sens, plan, output),
   });
   return {
     task,
@@ -172,36 +162,53 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     sensitivity: sens.analysis,
     floatElements: sens.floatElements,
   };
+}
 
-  async function write(
-    c: RunContext,
-    s: typeof sens,
-    e: typeof ev,
-    p: Plan,
-    chosen: typeof allocated.chosen,
-  ): Promise<QuantizeOutput | undefined> {
-    if (!c.target.write) return undefined;
-    const weights = new Map<string, PlannedWeight>();
-    const sims = new Map<string, Float32Array>();
-    for (const { w, o } of chosenOptions(s, chosen)) {
-      const q = e.simulate(w, o.scheme);
-      sims.set(w.name, q.Q);
-      weights.set(w.name, {
-        L: w.L,
-        consumer: w.consumer,
-        sim: q.Q,
-        stats: w.stats,
-        ...(q.codes ? { codes: q.codes } : {}),
-      });
-    }
-    const biases = bias && c.target.biasCorrection ? bias.corrections(sims) : new Map<string, Float32Array>();
-    return writeStage(
-      c.target,
-      { model: c.model, task: c.task, plan: p, weights, biases },
-      {
-        run: true,
-        simulated: allocated.chosenMetric,
-      },
-    );
+/** The write stage of a quantize run: the chosen plan's simulated weights (and codes) to the target's writer. */
+async function writePlan(
+  ctx: RunContext,
+  sens: Sensitivity,
+  ev: Evaluator,
+  bias: BiasCorrector | undefined,
+  plan: Plan,
+  allocated: Allocated,
+): Promise<QuantizeOutput | undefined> {
+  if (!ctx.target.write) return undefined;
+  const weights = new Map<string, PlannedWeight>();
+  const sims = new Map<string, Float32Array>();
+  for (const { w, o } of chosenOptions(sens, allocated.chosen)) {
+    const q = ev.simulate(w, o.scheme);
+    sims.set(w.name, q.Q);
+    weights.set(w.name, {
+      L: w.L,
+      consumer: w.consumer,
+      sim: q.Q,
+      stats: w.stats,
+      ...(q.codes ? { codes: q.codes } : {}),
+    });
   }
+  const biases = bias && ctx.target.biasCorrection ? bias.corrections(sims) : new Map<string, Float32Array>();
+  const input = { model: ctx.model, task: ctx.task, plan, weights, biases };
+  return writeStage(ctx.target, input, { run: true, simulated: allocated.chosenMetric });
+}
+
+/** The report's notes: data, output target, what the sizes count, weights left in float, the file's check. */
+function reportNotes(
+  ctx: RunContext,
+  sens: Sensitivity,
+  plan: Plan,
+  output: QuantizeOutput | undefined,
+): string[] {
+  const { task, target } = ctx;
+  return [
+    `Calibration: ${task.calibration}. Evaluation: ${task.evaluation}.`,
+    `Output ${target.name}: ${target.note}; candidates ${sens.candidates.map(schemeId).join(', ')}.`,
+    `Sizes and bits per weight count the ${plan.weights.length} quantized weights (${sens.elements} elements, scales and zero points included); ${sens.floatElements} elements stay in float.`,
+    ...(sens.unplaced.length
+      ? [
+          `${sens.unplaced.length} weights stay in float, no candidate fits them: ${sens.unplaced.map((u) => `${u.name} (${u.why})`).join(', ')}.`,
+        ]
+      : []),
+    ...(output ? [`Output ${output.fileName} (${output.size} bytes): ${output.check}.`] : []),
+  ];
 }
