@@ -6,7 +6,7 @@
  * writes), every planned weight simulated (quantize/simulate.ts), and the output target's writer and
  * read-back check run (quantize/write.ts).
  */
-import { applicable, checkApplied } from '../analysis/sensitivity/quantize.ts';
+import { applicable, checkApplied } from '../analysis/sensitivity/apply-scheme.ts';
 import { MixqError } from '../core/errors.ts';
 import type { ExportedWeight } from '../export/onnx/quantize.ts';
 import { concatBytes } from '../io/gguf/write.ts';
@@ -63,13 +63,13 @@ function checkIdentity(model: LoadedModel, plan: Plan, source: string): void {
 }
 
 /** Row layout and first consumer of every weight a plan can name (read by a linear op, known output axis). */
-function weightLayouts(model: LoadedModel): Map<string, { L: RowLayout; consumer: string }> {
-  const layouts = new Map<string, { L: RowLayout; consumer: string }>();
+function weightLayouts(model: LoadedModel): Map<string, { layout: RowLayout; consumer: string }> {
+  const layouts = new Map<string, { layout: RowLayout; consumer: string }>();
   for (const t of model.tensors.values()) {
     const c = t.consumers[0];
     if (t.outputAxis === undefined || !c || t.shape.length < 2) continue;
     if (t.outputAxis !== 0 && !(t.outputAxis === 1 && t.shape.length === 2)) continue;
-    layouts.set(t.name, { L: rowLayout(t.shape, t.outputAxis), consumer: `${c.op}:${c.inputIndex}` });
+    layouts.set(t.name, { layout: rowLayout(t.shape, t.outputAxis), consumer: `${c.op}:${c.inputIndex}` });
   }
   return layouts;
 }
@@ -77,13 +77,13 @@ function weightLayouts(model: LoadedModel): Map<string, { L: RowLayout; consumer
 /** The target a plan goes to when none is given. */
 function defaultTarget(
   plan: Plan,
-  layouts: ReadonlyMap<string, { L: RowLayout; consumer: string }>,
+  layouts: ReadonlyMap<string, { layout: RowLayout; consumer: string }>,
   model: LoadedModel,
 ): Exclude<TargetName, 'none'> {
   if (plan.weights.some((w) => w.scheme.blockType !== undefined)) return 'gguf';
-  const storable = (s: Scheme, w: { L: RowLayout; consumer: string }): boolean => {
+  const storable = (s: Scheme, w: { layout: RowLayout; consumer: string }): boolean => {
     try {
-      return TARGETS.onnx.cost(schemeOnRows(s, w.L), w, model) !== undefined;
+      return TARGETS.onnx.cost(schemeOnRows(s, w.layout), w, model) !== undefined;
     } catch {
       return false;
     }
@@ -139,7 +139,7 @@ export async function applyPlan(modelArg: string, plan: Plan, opts: ApplyOptions
         field: pw.name,
       });
     const st = stats.get(pw.name);
-    const L = st ? rowLayout(base.L.dims, base.L.outputAxis, st.channels) : base.L;
+    const L = st ? rowLayout(base.layout.dims, base.layout.outputAxis, st.channels) : base.layout;
     const s = schemeOnRows(
       checkApplied(pw.scheme, `weights['${pw.name}'].scheme`),
       L,
@@ -155,7 +155,7 @@ export async function applyPlan(modelArg: string, plan: Plan, opts: ApplyOptions
     sims.set(pw.name, q.Q);
     rows.set(pw.name, L);
     weights.set(pw.name, {
-      L,
+      layout: L,
       consumer: base.consumer,
       sim: q.Q,
       ...(st ? { stats: st } : {}),

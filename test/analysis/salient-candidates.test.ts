@@ -21,7 +21,7 @@ import {
   checkApplied,
   quantizeScheme,
   salientResult,
-} from '../../src/analysis/sensitivity/quantize.ts';
+} from '../../src/analysis/sensitivity/apply-scheme.ts';
 import { MixqError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { writeQuantizedSafetensors } from '../../src/export/safetensors.ts';

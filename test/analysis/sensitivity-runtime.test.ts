@@ -8,7 +8,7 @@ import { parseCandidateIds } from '../../src/analysis/sensitivity/candidates.ts'
 import { toAllocWeights } from '../../src/analysis/sensitivity/table.ts';
 import { toRows } from '../../src/quant/layout.ts';
 import { computeProxies } from '../../src/analysis/sensitivity/proxies.ts';
-import { quantizeScheme } from '../../src/analysis/sensitivity/quantize.ts';
+import { quantizeScheme } from '../../src/analysis/sensitivity/apply-scheme.ts';
 import {
   analyzeLoadedModel,
   analyzeSensitivity,

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseCandidateIds } from '../../src/analysis/sensitivity/candidates.ts';
 import { fromRows, rowLayout, toRows } from '../../src/quant/layout.ts';
-import { quantizeScheme } from '../../src/analysis/sensitivity/quantize.ts';
+import { quantizeScheme } from '../../src/analysis/sensitivity/apply-scheme.ts';
 import { readOnnxFile } from '../../src/io/onnx/file.node.ts';
 import { onnxModelView } from '../../src/io/onnx/view.ts';
 import {
@@ -37,7 +37,7 @@ import { openVariantEvaluator } from '../../src/runtime/variants.node.ts';
 async function exportPlan(
   path: string,
   plan: ReturnType<typeof manualPlan>,
-  layouts: ReadonlyMap<string, { L: ReturnType<typeof rowLayout>; consumer: string }>,
+  layouts: ReadonlyMap<string, { layout: ReturnType<typeof rowLayout>; consumer: string }>,
   codes: ReadonlyMap<string, PrequantizedBlocks>,
   opset: number,
 ) {
@@ -86,7 +86,7 @@ test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block M
     'conv2d_176.w_0': 'int4-pc-rtn-mse', // per-channel DequantizeLinear with searched scales
   };
   const pre = new Map<string, PrequantizedBlocks>();
-  const layouts = new Map<string, { L: ReturnType<typeof rowLayout>; consumer: string }>();
+  const layouts = new Map<string, { layout: ReturnType<typeof rowLayout>; consumer: string }>();
   const weights: PlanWeight[] = [];
   const sim = new Map<string, Float32Array>();
   const fileForValues = await readOnnxFile(path);
@@ -98,7 +98,7 @@ test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block M
     const consumer = `${c0.op}:${c0.inputIndex}`;
     // depthwise: channels = groups * 1, the layout only needs rows / cols here
     const L = rowLayout(t.shape, t.outputAxis!);
-    layouts.set(name, { L, consumer });
+    layouts.set(name, { layout: L, consumer });
     const c = parseCandidateIds([id])[0]!;
     const s = schemeOnTensor(c, L);
     assert.ok(onnxAssignment(s, L, consumer, 9), `${name} ${id} exportable at opset 9`);
@@ -121,7 +121,7 @@ test('PP-OCRv4: a mixed plan (int8 / int4 per-channel convs, int4 / int2 block M
   assert.equal(pre.size, 2);
   await fileForValues.close();
   assert.equal(
-    onnxAssignment(weights[1]!.scheme, layouts.get('conv2d_170.w_0')!.L, 'Conv:1', 9)?.granularity,
+    onnxAssignment(weights[1]!.scheme, layouts.get('conv2d_170.w_0')!.layout, 'Conv:1', 9)?.granularity,
     'channel',
   );
   const plan = manualPlan('rec.onnx', weights);
@@ -159,13 +159,13 @@ test('GPT: FP8 E4M3 / E5M2 per-channel weights export as float8 DequantizeLinear
     'blocks.1.attn_qkv': 'fp8_e5m2-pc-rtn',
     'blocks.2.mlp_proj': 'int4-g32-rtn',
   };
-  const layouts = new Map<string, { L: ReturnType<typeof rowLayout>; consumer: string }>();
+  const layouts = new Map<string, { layout: ReturnType<typeof rowLayout>; consumer: string }>();
   const weights: PlanWeight[] = [];
   const sim = new Map<string, Float32Array>();
   for (const [name, id] of Object.entries(pick)) {
     const w = byName.get(name)!;
     const L = rowLayout(w.dims, 1);
-    layouts.set(name, { L, consumer: 'MatMul:1' });
+    layouts.set(name, { layout: L, consumer: 'MatMul:1' });
     const c = parseCandidateIds([id])[0]!;
     const s = schemeOnTensor(c, L);
     const a = onnxAssignment(s, L, 'MatMul:1', 17)!;

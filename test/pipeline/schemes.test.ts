@@ -12,8 +12,8 @@ import {
   schemeId,
   schemeStorage,
 } from '../../src/analysis/sensitivity/candidates.ts';
-import { quantizeScheme } from '../../src/analysis/sensitivity/quantize.ts';
-import { checkApplied } from '../../src/analysis/sensitivity/quantize.ts';
+import { quantizeScheme } from '../../src/analysis/sensitivity/apply-scheme.ts';
+import { checkApplied } from '../../src/analysis/sensitivity/apply-scheme.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { onnxAssignment } from '../../src/export/onnx/assign.ts';
 import { outputLayerSchemes } from '../../src/pipeline/quantize/sensitivity.ts';

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MXFP4_RTN, NVFP4_RTN } from '../../src/analysis/sensitivity/candidates.ts';
-import { quantizeScheme } from '../../src/analysis/sensitivity/quantize.ts';
+import { quantizeScheme } from '../../src/analysis/sensitivity/apply-scheme.ts';
 import { MX_FORMATS, mxEncode, mxFakeQuant, type MxFormatName } from '../../src/blocks/mx.ts';
 import { nvfp4AutoTensorScale, nvfp4Encode, nvfp4FakeQuant } from '../../src/blocks/nvfp4.ts';
 import { BLOCK_FORMATS, getBlockFormat } from '../../src/blocks/registry.ts';

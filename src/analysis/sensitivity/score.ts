@@ -7,7 +7,7 @@
 import type { Scheme } from '../../quant/scheme.ts';
 import type { RowLayout } from '../../quant/layout.ts';
 import { computeProxies, type LayerStats, type ProxyValues } from './proxies.ts';
-import { applicable, quantizeScheme } from './quantize.ts';
+import { applicable, quantizeScheme } from './apply-scheme.ts';
 
 /** One (weight, candidate) to score. */
 export interface ScoreJob {

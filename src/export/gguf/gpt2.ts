@@ -34,6 +34,7 @@
  */
 import { type BlockTypeTraits, getBlockType } from '../../blocks/registry.ts';
 import { MixqError } from '../../core/errors.ts';
+import { transpose } from '../../quant/layout.ts';
 import type { GgufKV } from '../../io/gguf/read.ts';
 import { encodeTensor, fallbackType, GGML_QNT_VERSION, LLAMA_FTYPE } from '../../io/gguf/requantize.ts';
 import type { GgufTensorInput, GgufWriteInput } from '../../io/gguf/write.ts';
@@ -150,15 +151,6 @@ function bad(field: string, message: string, expected: string): MixqError {
 
 function checkPositiveInt(v: number, field: string): void {
   if (!Number.isSafeInteger(v) || v <= 0) throw bad(field, `value ${v}`, 'a positive integer');
-}
-
-/** Row-major [rows, cols] -> [cols, rows]. */
-function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c]!;
-  }
-  return out;
 }
 
 function f32Bytes(x: Float32Array): Uint8Array {

@@ -224,7 +224,7 @@ export interface PlannedOnnxWeight {
   readonly name: string;
   /** The scheme on the weight's tensor axes (as a plan states it). */
   readonly scheme: Scheme;
-  readonly L: RowLayout;
+  readonly layout: RowLayout;
   /** First consumer, e.g. 'MatMul:1'. */
   readonly consumer: string;
   /** Codes the exporter cannot recompute (GPTQ's, searched ranges'). */
@@ -249,7 +249,7 @@ export async function quantizePlanned(
   const source = opts.source ?? 'plan';
   const assignments: Record<string, WeightAssignment> = {};
   for (const [i, w] of weights.entries()) {
-    const a = onnxAssignment(w.scheme, w.L, w.consumer, opts.opset);
+    const a = onnxAssignment(w.scheme, w.layout, w.consumer, opts.opset);
     if (!a)
       throw new MixqError(`scheme ${JSON.stringify(w.scheme)} cannot be stored in ONNX for '${w.name}'`, {
         source,

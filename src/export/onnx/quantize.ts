@@ -45,8 +45,8 @@ import {
   packRowZeroPoints,
   packTensorCodes,
   quantizeBlocks,
-  transpose,
 } from './layouts.ts';
+import { transpose } from '../../quant/layout.ts';
 import { canUpgradeOpset, upgradeDefaultOpset } from './opset.ts';
 import {
   emitPackedDecode,
@@ -286,7 +286,8 @@ interface CastPlan extends PlanBase {
   castTo: 'float16' | 'bfloat16';
 }
 
-type Plan = BlockPlan | PackedPlan | CastPlan;
+/** How one weight is stored: the plan of its quantized tensors (not the plan file, src/plan). */
+type WeightPlan = BlockPlan | PackedPlan | CastPlan;
 
 /** A weight rounded to float16 / bfloat16 (round to nearest even, saturating as src/quant's grids do). */
 function castPlan(w: OnnxWeight, a: WeightAssignment, role: Role, x: Float32Array): CastPlan {
@@ -340,7 +341,7 @@ async function planWeight(
   a: WeightAssignment,
   role: Role,
   field: string,
-): Promise<Plan> {
+): Promise<WeightPlan> {
   if (a.scheme === 'packed') return planPacked(model, w, a, role, field);
   if (a.scheme === 'cast') {
     if (a.castTo !== undefined && a.castTo !== 'float16' && a.castTo !== 'bfloat16')
@@ -467,7 +468,7 @@ function prequantized(
   };
 }
 
-function checkScheme(p: Plan, field: string): void {
+function checkScheme(p: WeightPlan, field: string): void {
   const s = p.a.scheme;
   if (s === 'matmulnbits' && p.role.kind !== 'matmul')
     fail(
@@ -490,7 +491,7 @@ function checkScheme(p: Plan, field: string): void {
 async function planAll(
   model: OnnxModel,
   assignments: WeightAssignments,
-): Promise<{ plans: Plan[]; graph: GraphProto }> {
+): Promise<{ plans: WeightPlan[]; graph: GraphProto }> {
   const graph = model.proto.graph;
   if (!graph) fail('the model has no graph', 'graph');
   const uses = usesOf(graph);
@@ -500,7 +501,7 @@ async function planAll(
       .filter((w) => w.path === 'graph')
       .map((w) => [w.name, w]),
   );
-  const plans: Plan[] = [];
+  const plans: WeightPlan[] = [];
   for (const [name, a] of Object.entries(assignments)) {
     if (a.scheme === 'keep') continue;
     const field = `assignments[${JSON.stringify(name)}]`;
@@ -547,7 +548,7 @@ function removeWeight(graph: GraphProto, w: OnnxWeight): void {
 /** The ai.onnx opset the plans need, and the domain of DequantizeLinear (raising the model's opset first). */
 function dequantizeDomain(
   proto: ModelProto,
-  plans: readonly Plan[],
+  plans: readonly WeightPlan[],
   notes: string[],
   source: string,
 ): string {
@@ -768,7 +769,7 @@ function emitDequantizeLinear(c: EmitContext, p: BlockPlan): Emitted {
 }
 
 /** One plan's stored weight: its tensors and nodes added to `c`, and what it stores. */
-function emitWeight(c: EmitContext, p: Plan): ExportedWeight {
+function emitWeight(c: EmitContext, p: WeightPlan): ExportedWeight {
   const name = p.w.name;
   const base = { name, domain: '', bits: p.bits, dims: p.w.dims, originalBytes: p.w.byteLength };
   if ('packed' in p) {

@@ -9,7 +9,7 @@
 import type { AllocBudget, Allocation, AllocWeight } from '../../analysis/allocate/problem.ts';
 import { GGML_SHAPE_FALLBACK, Q4_K_M_SCHEMES, ruleMix } from '../../analysis/allocate/rule-mix.ts';
 import { intScheme, schemeCost, schemeId } from '../../analysis/sensitivity/candidates.ts';
-import { importanceOf } from '../../analysis/sensitivity/quantize.ts';
+import { importanceOf } from '../../analysis/sensitivity/apply-scheme.ts';
 import { getBlockType } from '../../blocks/registry.ts';
 import { fromRows, toRows } from '../../quant/layout.ts';
 import { better, equalSizeBudget, formatMetric } from '../../report/summary.ts';
@@ -77,19 +77,19 @@ function ruleMixBaseline(ctx: RunContext, ev: Evaluator, weights: readonly Analy
   let bits = 0;
   for (const w of weights) {
     let type = mix.get(w.name)!;
-    const cols = w.L.cols;
+    const cols = w.layout.cols;
     if (cols % 256 !== 0) type = GGML_SHAPE_FALLBACK[type] ?? type;
     const bt = getBlockType(type);
     if (cols % bt.blockSize !== 0) {
       rep.set(w.name, ev.simulate(w, int8).Q);
-      const c = schemeCost(int8, w.L);
+      const c = schemeCost(int8, w.layout);
       bytes += c.bytes;
       bits += c.bits;
       continue;
     }
-    const Wr = toRows(ctx.model.original(w.name), w.L);
-    const enc = bt.encode(Wr, importanceOf(w.L, w.stats));
-    rep.set(w.name, fromRows(bt.decode(enc, Wr.length), w.L));
+    const Wr = toRows(ctx.model.original(w.name), w.layout);
+    const enc = bt.encode(Wr, importanceOf(w.layout, w.stats));
+    rep.set(w.name, fromRows(bt.decode(enc, Wr.length), w.layout));
     bytes += enc.length;
     bits += 8 * enc.length;
   }
@@ -103,7 +103,7 @@ function uniformBaselines(ev: Evaluator, weights: readonly AnalysedWeight[]): Jo
     let bits = 0;
     for (const w of weights) {
       rep.set(w.name, ev.simulate(w, b.scheme).Q);
-      const cost = schemeCost(b.scheme, w.L);
+      const cost = schemeCost(b.scheme, w.layout);
       bytes += cost.bytes;
       bits += cost.bits;
     }

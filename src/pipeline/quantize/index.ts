@@ -93,7 +93,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   const bias = cal.biasCorrected
     ? biasCorrector(
         model.biases,
-        new Map(sens.weights.map((w) => [w.name, w.L] as const)),
+        new Map(sens.weights.map((w) => [w.name, w.layout] as const)),
         sens.analysis.stats,
         (n) => model.original(n),
       )
@@ -180,7 +180,7 @@ async function writePlan(
     const q = ev.simulate(w, o.scheme);
     sims.set(w.name, q.Q);
     weights.set(w.name, {
-      L: w.L,
+      layout: w.layout,
       consumer: w.consumer,
       sim: q.Q,
       stats: w.stats,

@@ -41,8 +41,8 @@ export function buildPlan(
 ): Plan {
   const weights: PlanWeight[] = chosenOptions(sens, chosen).map(({ w, o }) => ({
     name: w.name,
-    shape: [...w.L.dims],
-    scheme: schemeOnTensor(o.scheme, w.L),
+    shape: [...w.layout.dims],
+    scheme: schemeOnTensor(o.scheme, w.layout),
     bitsPerWeight: o.bits / w.elements,
     bytes: o.bytes,
     predictedDamage: o.damage,

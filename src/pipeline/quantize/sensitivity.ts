@@ -12,7 +12,7 @@ import type { AllocWeight } from '../../analysis/allocate/problem.ts';
 import { ruleCategories } from '../../analysis/allocate/rule-mix.ts';
 import { schemeId } from '../../analysis/sensitivity/candidates.ts';
 import type { LayerStats } from '../../analysis/sensitivity/proxies.ts';
-import { applicable } from '../../analysis/sensitivity/quantize.ts';
+import { applicable } from '../../analysis/sensitivity/apply-scheme.ts';
 import { type DamageSource, weightOptions } from '../../analysis/sensitivity/table.ts';
 import { MixqError } from '../../core/errors.ts';
 import type { RowLayout } from '../../quant/layout.ts';
@@ -35,7 +35,7 @@ export interface SchemeOption {
 /** A weight of the analysis, with what the target lets it be. */
 export interface AnalysedWeight {
   readonly name: string;
-  readonly L: RowLayout;
+  readonly layout: RowLayout;
   readonly stats: LayerStats;
   /** First consumer, e.g. 'MatMul:1'. */
   readonly consumer: string;
@@ -76,16 +76,17 @@ export function outputLayerSchemes(schemes: readonly Scheme[]): Scheme[] | undef
 /** Why `s` is not an option for a weight (for the message of a weight left in float). */
 function whyNot(ctx: RunContext, s: Scheme, w: Omit<AnalysedWeight, 'options'>, hasDamage: boolean): string {
   const id = schemeId(s);
-  if (!applicable(s, w.L, w.stats)) {
-    if (s.blockType !== undefined) return `${id}: rows of ${w.L.cols} are not whole ${s.blockType} blocks`;
+  if (!applicable(s, w.layout, w.stats)) {
+    if (s.blockType !== undefined)
+      return `${id}: rows of ${w.layout.cols} are not whole ${s.blockType} blocks`;
     if (s.algorithm === 'gptq' || s.algorithm === 'awq')
-      return `${id}: ${s.algorithm.toUpperCase()} needs X^T X of a matrix or 1 x 1 convolution (${w.L.dims.join('x')})`;
+      return `${id}: ${s.algorithm.toUpperCase()} needs X^T X of a matrix or 1 x 1 convolution (${w.layout.dims.join('x')})`;
     return `${id}: needs calibration statistics`;
   }
-  if (!representable(s, w.L))
-    return `${id}: groups along a ${w.L.dims.join('x')} kernel's flattened reduction are not runs of one tensor axis`;
+  if (!representable(s, w.layout))
+    return `${id}: groups along a ${w.layout.dims.join('x')} kernel's flattened reduction are not runs of one tensor axis`;
   if (!hasDamage) return `${id}: no damage measured`;
-  return `${id}: ${ctx.target.name} cannot store it on a ${w.consumer.split(':')[0]} weight of ${w.L.dims.join('x')}`;
+  return `${id}: ${ctx.target.name} cannot store it on a ${w.consumer.split(':')[0]} weight of ${w.layout.dims.join('x')}`;
 }
 
 export async function measureSensitivity(
@@ -111,7 +112,7 @@ export async function measureSensitivity(
     const info = model.tensors.get(w.name);
     return {
       name: w.name,
-      L: analysis.layouts.get(w.name)!,
+      layout: analysis.layouts.get(w.name)!,
       stats: analysis.stats.get(w.name)!,
       consumer: fedByName.get(w.name)?.consumers[0] ?? '',
       ...(info?.layer !== undefined ? { layer: info.layer } : {}),
@@ -126,7 +127,7 @@ export async function measureSensitivity(
   for (const [i, w] of base.entries()) {
     const tw = analysis.table.weights[i]!;
     const options: SchemeOption[] = weightOptions(tw, damage, analysis.table.baselineMetric, (e) =>
-      representable(e.scheme, w.L) ? ctx.target.cost(e.scheme, w, model) : undefined,
+      representable(e.scheme, w.layout) ? ctx.target.cost(e.scheme, w, model) : undefined,
     ).map((o) => ({
       scheme: o.entry.scheme,
       bytes: o.bytes,

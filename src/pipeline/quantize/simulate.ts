@@ -4,7 +4,7 @@
  * searched range, which an exporter's min-max quantizer would not reproduce).
  */
 import type { LayerStats } from '../../analysis/sensitivity/proxies.ts';
-import { fallbackScheme, gptqScheme, quantizeScheme } from '../../analysis/sensitivity/quantize.ts';
+import { fallbackScheme, gptqScheme, quantizeScheme } from '../../analysis/sensitivity/apply-scheme.ts';
 import { prequantizedBlocks, rtnWithBlocks } from '../../export/onnx/assign.ts';
 import type { PrequantizedBlocks } from '../../export/onnx/quantize.ts';
 import { fromRows, type RowLayout, toRows } from '../../quant/layout.ts';

@@ -47,7 +47,7 @@ export type TargetName = 'onnx' | 'onnx-native' | 'gguf' | 'safetensors' | 'none
 
 /** What a target needs to know about a weight to price a scheme on it. */
 export interface TargetWeight {
-  readonly L: RowLayout;
+  readonly layout: RowLayout;
   /** First consumer, e.g. 'MatMul:1'. */
   readonly consumer: string;
 }
@@ -140,7 +140,7 @@ function union(a: readonly Scheme[], b: readonly Scheme[]): Scheme[] {
 
 /** Exact storage of a row-frame scheme (the packed layout, ggml blocks, or dense part + side matrix). */
 function elementCost(s: Scheme, w: TargetWeight): { bytes: number; bits: number } | undefined {
-  return representable(s, w.L) ? schemeCost(s, w.L) : undefined;
+  return representable(s, w.layout) ? schemeCost(s, w.layout) : undefined;
 }
 
 /**
@@ -149,10 +149,10 @@ function elementCost(s: Scheme, w: TargetWeight): { bytes: number; bits: number 
  */
 function onnxCost(native: boolean) {
   return (s: Scheme, w: TargetWeight, model: LoadedModel): { bytes: number; bits: number } | undefined => {
-    if (!representable(s, w.L)) return undefined;
-    const a = onnxAssignment(schemeOnTensor(s, w.L), w.L, w.consumer, model.onnx.opset, native);
+    if (!representable(s, w.layout)) return undefined;
+    const a = onnxAssignment(schemeOnTensor(s, w.layout), w.layout, w.consumer, model.onnx.opset, native);
     if (!a) return undefined;
-    const bytes = onnxStorage(a, w.L);
+    const bytes = onnxStorage(a, w.layout);
     return { bytes, bits: 8 * bytes };
   };
 }

@@ -38,7 +38,7 @@ import type { QuantTask } from '../tasks.node.ts';
 
 /** A planned weight as the writers take it. */
 export interface PlannedWeight {
-  readonly L: RowLayout;
+  readonly layout: RowLayout;
   /** First consumer, e.g. 'MatMul:1'. */
   readonly consumer: string;
   /** The simulated (dequantized) weight, in the tensor's own layout. */
@@ -175,11 +175,11 @@ export async function readBackGguf(file: OutputFile, input: WriteInput): Promise
     if (!t) throw new MixqError(`GGUF output lacks ${e.gguf}`, { source: 'gguf export', field: e.gguf });
     const got = getBlockType(t.type.name).decode(await g.readTensorBytes(t), t.nElements);
     // ggml rows are output channels: the row frame of the simulated weight
-    const sim = toRows(simOf(w, e.source), w.L);
+    const sim = toRows(simOf(w, e.source), w.layout);
     for (let i = 0; i < sim.length; i++)
       if (!Object.is(got[i], sim[i]))
         throw new MixqError(
-          `GGUF tensor ${e.gguf} differs from the simulation at [${Math.floor(i / w.L.cols)}, ${i % w.L.cols}]`,
+          `GGUF tensor ${e.gguf} differs from the simulation at [${Math.floor(i / w.layout.cols)}, ${i % w.layout.cols}]`,
           { source: 'gguf export', field: e.gguf },
         );
     checked++;
