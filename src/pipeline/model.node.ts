@@ -19,12 +19,11 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { MixqError } from '../core/errors.ts';
-import { inlineExternalData } from '../export/onnx/inline.ts';
 import { findBiases } from '../export/onnx/bias.ts';
 import { opsetVersion } from '../export/onnx/build.ts';
 import { canUpgradeOpset } from '../export/onnx/opset.ts';
 import type { TensorInfo } from '../graph/model.ts';
-import { readOnnxFile } from '../io/onnx/file.node.ts';
+import { readOnnxFileInlined } from '../io/onnx/file.node.ts';
 import { patchableModel } from '../io/onnx/patch.ts';
 import type { OnnxModel } from '../io/onnx/read.ts';
 import { onnxModelView } from '../io/onnx/view.ts';
@@ -85,14 +84,8 @@ async function readBiases(model: OnnxModel, weights: Iterable<string>): Promise<
 
 /** Reads and parses the ONNX model at `path` once (see the file comment). */
 export async function loadModel(path: string): Promise<LoadedModel> {
-  const file = await readOnnxFile(path);
-  let model: OnnxModel;
-  try {
-    await inlineExternalData(file);
-    model = file;
-  } finally {
-    await file.close();
-  }
+  const file = await readOnnxFileInlined(path);
+  const model: OnnxModel = file;
   const proto = model.proto;
   if (!proto.graph) throw new MixqError('model has no graph', { source: path, field: 'ModelProto.graph' });
   const own = opsetVersion(proto, '') ?? 1;

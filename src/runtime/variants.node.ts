@@ -7,10 +7,8 @@
  * feeding weights as inputs (weights.node.ts): PP-OCRv4 on 296 lines, 27 s instead of 44 s on one session.
  * The sessions are an evaluation pool (session-pool.node.ts): one per core, same numbers as one session.
  */
-import { readOnnxFile } from '../io/onnx/file.node.ts';
+import { readOnnxFileInlined } from '../io/onnx/file.node.ts';
 import { type PatchableModel, patchableModel } from '../io/onnx/patch.ts';
-import type { OnnxModel } from '../io/onnx/read.ts';
-import { inlineExternalData } from '../export/onnx/inline.ts';
 import type { ModelRunner } from './runner.node.ts';
 import { withEvalRunner } from './session-pool.node.ts';
 
@@ -37,13 +35,5 @@ export function variantEvaluator(model: PatchableModel): VariantEvaluator {
  * weights.
  */
 export async function openVariantEvaluator(path: string, names: Iterable<string>): Promise<VariantEvaluator> {
-  const file = await readOnnxFile(path);
-  let model: OnnxModel;
-  try {
-    await inlineExternalData(file);
-    model = file;
-  } finally {
-    await file.close();
-  }
-  return variantEvaluator(await patchableModel(model, names));
+  return variantEvaluator(await patchableModel(await readOnnxFileInlined(path), names));
 }

@@ -26,23 +26,8 @@ import {
 import { Rng } from '../../src/core/rng.ts';
 import { channelOf, fromRows, rowLayout, toRows } from '../../src/quant/layout.ts';
 import { storageCost } from '../../src/quant/quantizer.ts';
+import { DEFAULT_CANDIDATE_IDS } from '../candidate-ids.ts';
 import { quantizerOf } from '../../src/quant/scheme.ts';
-
-/** The default candidate set's ids (literal: the ids users pass to --candidates). */
-const DEFAULT_CANDIDATE_IDS = [
-  'int8-pc-rtn',
-  'int6-pc-rtn',
-  'int5-g32-rtn',
-  'int4-pc-rtn',
-  'int4-g32-rtn',
-  'int3-g32-rtn',
-  'int2-g32-rtn',
-  'fp8_e4m3fn-pc-rtn',
-  'mxfp4-rtn',
-  'nvfp4-rtn',
-  'nf4-g64-rtn',
-  'fp16-rtn',
-];
 
 function randn(n: number, rng: Rng, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => scale * rng.nextNormal());

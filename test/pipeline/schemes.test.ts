@@ -28,6 +28,7 @@ import {
   schemeOnRows,
   schemeOnTensor,
 } from '../../src/quant/scheme.ts';
+import { DEFAULT_CANDIDATE_IDS } from '../candidate-ids.ts';
 import { oneWeightPlan } from '../plan-util.ts';
 
 const matmul = rowLayout([96, 40], 1); // MatMul B [K = 96, N = 40]
@@ -236,20 +237,7 @@ test('outputLayerSchemes: the output layer drops clipping-search candidates only
 });
 
 test('output targets: the default candidate sets, in the order the allocator sees them', () => {
-  const base = [
-    'int8-pc-rtn',
-    'int6-pc-rtn',
-    'int5-g32-rtn',
-    'int4-pc-rtn',
-    'int4-g32-rtn',
-    'int3-g32-rtn',
-    'int2-g32-rtn',
-    'fp8_e4m3fn-pc-rtn',
-    'mxfp4-rtn',
-    'nvfp4-rtn',
-    'nf4-g64-rtn',
-    'fp16-rtn',
-  ];
+  const base = DEFAULT_CANDIDATE_IDS;
   const extras = [
     'int4-g128-gptq',
     'int4-g32-gptq',

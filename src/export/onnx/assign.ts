@@ -16,7 +16,7 @@ import { cloneOnnxModel } from '../../io/onnx/clone.ts';
 import type { OnnxModel } from '../../io/onnx/read.ts';
 import { setTensorFloat32 } from '../../io/onnx/tensor-data.ts';
 import { listWeights } from '../../io/onnx/weights.ts';
-import { inlineExternalData } from './inline.ts';
+import { inlineExternalData } from '../../io/onnx/inline.ts';
 import { packedStorage } from './packed.ts';
 import {
   type PrequantizedBlocks,

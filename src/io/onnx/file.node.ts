@@ -10,6 +10,7 @@ import { MixqError } from '../../core/errors.ts';
 import { fileSource, writeFileAtomic } from '../files.node.ts';
 import type { ByteSource } from '../source.ts';
 import { type ExternalDataLayout, writeOnnxWithExternalData } from './external-write.ts';
+import { inlineExternalData } from './inline.ts';
 import { DEFAULT_ONNX_LIMITS, type OnnxLimits, type OnnxModel, readOnnx, writeOnnx } from './read.ts';
 import { externalDataRef, externalRange } from './tensor-data.ts';
 import { listWeights } from './weights.ts';
@@ -82,6 +83,24 @@ export async function readOnnxFile(
   } catch (e) {
     await file.close();
     throw e;
+  }
+  return file;
+}
+
+/**
+ * Reads `path` with its external data moved into the model (raw_data), so the model is self-contained
+ * and its encoding loads from bytes; the external files are closed again.
+ * @example const model = await readOnnxFileInlined('models/gpt/model.onnx'); // weights from model.safetensors
+ */
+export async function readOnnxFileInlined(
+  path: string,
+  opts: { limits?: Partial<OnnxLimits> } = {},
+): Promise<OnnxFile> {
+  const file = await readOnnxFile(path, opts);
+  try {
+    await inlineExternalData(file);
+  } finally {
+    await file.close();
   }
   return file;
 }
