@@ -212,7 +212,7 @@ test('a narrowed candidate set that fits no scheme on a weight keeps it in float
   const why = lines.find((l) => l.startsWith('blocks.0.attn_qkv stays in float'));
   assert.match(
     why ?? '',
-    /ggml-q4_k: rows of 192 are not whole Q4_K blocks; add one that does to --candidates/,
+    /ggml-q4_k: rows of 192 are not whole Q4_K blocks\); add one that does to --candidates/,
   );
   assert.ok(
     r.report.notes?.some((n) => /13 weights stay in float/.test(n)),
