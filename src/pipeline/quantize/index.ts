@@ -61,7 +61,7 @@ export interface QuantizeResult {
 /** The checks that need no model: refuse a budget, bias correction or target the task cannot take. */
 function checkOptions(opts: QuantizeOptions, task: QuantTask): void {
   const target = TARGETS[opts.output?.target ?? 'onnx'];
-  if (target.name === 'gguf') target.accept(task, []);
+  target.accept(task, []); // the task (the candidates are checked once known)
   if (opts.candidates?.biasCorrection && !target.biasCorrection)
     throw new MixqError(`bias correction is not written to ${target.name} outputs`, {
       source: '--bias-correction',
