@@ -16,6 +16,7 @@
  * branches on the target.
  */
 import {
+  clipSearchScheme,
   defaultCandidates,
   floatScheme,
   ggmlCandidates,
@@ -82,8 +83,8 @@ export interface OutputTarget {
   };
 }
 
-/** int4 / int2 with the clipping search ('-mse'). */
-const mse = (s: Scheme): Scheme => ({ ...s, scaleRule: { kind: 'mse' } });
+/** A scheme with the clipping search ('-mse'). */
+const mse = clipSearchScheme;
 
 /** GPTQ candidates added to the simulated set (target none): int4 g128 / g32, int3 / int2 g32, and clipping. */
 function simulatedExtras(): Scheme[] {
