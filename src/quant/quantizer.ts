@@ -26,7 +26,6 @@ import { groupCount, groupLayout } from './granularity.ts';
 import {
   type ChooseOptions,
   chooseQParams,
-  fakeQuantValue,
   gridToValue,
   gridValue,
   type QParams,
@@ -176,16 +175,23 @@ export function fakeQuantWith(
     }
     return out;
   }
+  // table grids: the formats codec's nearest-even code of each quotient, its grid value, the scale
+  const nearest = grid.nearest;
+  const cg = grid.codeGrid;
+  const fr = Math.fround;
   if (block) {
-    const codes = new Uint8Array(x.length);
-    blockCodes(x, params, block, codes);
-    const cg = grid.codeGrid;
-    for (let i = 0; i < x.length; i++) out[i] = Math.fround(scale[idx[i]!]! * cg[codes[i]!]!);
+    const quotient = block.quotient;
+    for (let i = 0; i < x.length; i++) {
+      const s = scale[idx[i]!]!;
+      out[i] = fr(s * cg[nearest(quotient(x[i]!, s))]!);
+    }
     return out;
   }
   for (let i = 0; i < x.length; i++) {
     const g = idx[i]!;
-    out[i] = fakeQuantValue(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!);
+    const s = scale[g]!;
+    const o = offset[g]!;
+    out[i] = fr(fr(s * cg[nearest((x[i]! - o) / s)]!) + o);
   }
   return out;
 }
