@@ -124,10 +124,8 @@ function wrap(
   eos: number | undefined,
   addBos: boolean,
 ): LlmTokenizer {
-  const vocabSize = Math.max(
-    tok.get_vocab().size,
-    ...Array.from(tok.get_added_tokens_decoder().keys(), (k) => k + 1),
-  );
+  let vocabSize = 0;
+  for (const id of tok.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
   return {
     source,
     vocabSize,
