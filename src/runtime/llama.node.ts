@@ -28,7 +28,7 @@ import { MixqError } from '../core/errors.ts';
 import {
   LmAccumulator,
   type LmScore,
-  type LmWindow,
+  type TokenWindow,
   logProbsFromProbs,
   scoredTargets,
 } from './lm-windows.ts';
@@ -94,6 +94,11 @@ export interface OpenLlamaOptions {
   readonly name?: string;
   /** CPU threads for evaluation (default 1: the same numbers on any machine load). */
   readonly threads?: number;
+  /**
+   * Type of the KV cache: 'F16' (default, llama.cpp's and llama-perplexity's default) or 'F32' (exact
+   * attention inputs, e.g. to compare with a float32 runtime).
+   */
+  readonly kvCacheType?: 'F16' | 'F32';
 }
 
 /** A GGUF model loaded in llama.cpp. Call `close()` when done (also removes a temp file). */
@@ -107,9 +112,9 @@ export interface LlamaCppModel {
   tokenize(text: string): Int32Array;
   detokenize(ids: ArrayLike<number>): string;
   /** Scores the windows: log-probs, nats/token, and (with a reference) KL and top-1 agreement. */
-  score(windows: readonly LmWindow[], opts?: ScoreOptions): Promise<LmScore>;
+  score(windows: readonly TokenWindow[], opts?: ScoreOptions): Promise<LmScore>;
   /** Records this model's distributions on the windows, to compare candidates against. */
-  recordReference(windows: readonly LmWindow[], opts?: ReferenceOptions): Promise<LlamaReference>;
+  recordReference(windows: readonly TokenWindow[], opts?: ReferenceOptions): Promise<LlamaReference>;
   close(): Promise<void>;
 }
 
@@ -132,7 +137,7 @@ export interface ReferenceOptions {
  * Call `close()` when done (removes its temp file).
  */
 export interface LlamaReference {
-  readonly windows: readonly LmWindow[];
+  readonly windows: readonly TokenWindow[];
   readonly vocab: number;
   /** Bytes of rows in all (in memory or on disk). */
   readonly bytes: number;
@@ -170,7 +175,7 @@ export async function openLlamaModel(
       expected: 'a GGUF file llama.cpp can load',
     });
   }
-  return new LlamaCppModelImpl(source, model, opts.threads ?? 1, tempDir);
+  return new LlamaCppModelImpl(source, model, opts.threads ?? 1, opts.kvCacheType ?? 'F16', tempDir);
 }
 
 function firstLine(e: unknown): string {
@@ -188,6 +193,7 @@ class LlamaCppModelImpl implements LlamaCppModel {
     readonly source: string,
     private readonly model: LlamaModel,
     private readonly threads: number,
+    private readonly kvCacheType: 'F16' | 'F32',
     private readonly tempDir: string | undefined,
   ) {
     const bos = model.tokens.bos;
@@ -203,7 +209,7 @@ class LlamaCppModelImpl implements LlamaCppModel {
     return this.model.detokenize(Array.from(ids) as never[], false);
   }
 
-  private async sequenceFor(windows: readonly LmWindow[]) {
+  private async sequenceFor(windows: readonly TokenWindow[]) {
     let need = 0;
     for (const w of windows) need = Math.max(need, w.tokens.length);
     if (need > this.model.trainContextSize)
@@ -220,6 +226,8 @@ class LlamaCppModelImpl implements LlamaCppModel {
         batchSize: need,
         sequences: 1,
         threads: this.threads,
+        experimentalKvCacheKeyType: this.kvCacheType,
+        experimentalKvCacheValueType: this.kvCacheType,
       });
       this.sequence = this.context.getSequence();
     }
@@ -231,7 +239,7 @@ class LlamaCppModelImpl implements LlamaCppModel {
    * (scoreFrom-1 .. length-2) with its probability map, in order, in chunks of `chunk` positions.
    */
   private async evalWindow(
-    w: LmWindow,
+    w: TokenWindow,
     chunk: number,
     row: (j: number, probs: ReadonlyMap<number, number>) => void,
   ): Promise<void> {
@@ -265,7 +273,7 @@ class LlamaCppModelImpl implements LlamaCppModel {
     }
   }
 
-  async score(windows: readonly LmWindow[], opts: ScoreOptions = {}): Promise<LmScore> {
+  async score(windows: readonly TokenWindow[], opts: ScoreOptions = {}): Promise<LmScore> {
     const ref = opts.reference;
     if (ref && ref.windows !== windows && !sameWindows(ref.windows, windows))
       throw new MixqError('the reference was recorded on other windows', {
@@ -313,7 +321,10 @@ class LlamaCppModelImpl implements LlamaCppModel {
     return Math.max(1, Math.floor(maxRows ?? (1 << 20) / vocab));
   }
 
-  async recordReference(windows: readonly LmWindow[], opts: ReferenceOptions = {}): Promise<LlamaReference> {
+  async recordReference(
+    windows: readonly TokenWindow[],
+    opts: ReferenceOptions = {},
+  ): Promise<LlamaReference> {
     const rows = scoredTargets(windows);
     const rowOffsets: number[] = [];
     let r = 0;
@@ -369,7 +380,7 @@ class LlamaCppModelImpl implements LlamaCppModel {
   }
 }
 
-function sameWindows(a: readonly LmWindow[], b: readonly LmWindow[]): boolean {
+function sameWindows(a: readonly TokenWindow[], b: readonly TokenWindow[]): boolean {
   if (a.length !== b.length) return false;
   for (let k = 0; k < a.length; k++) {
     const x = a[k]!;

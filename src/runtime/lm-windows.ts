@@ -13,7 +13,7 @@ import { MixqError } from '../core/errors.ts';
 import { argmax, type MetricItems } from './metrics.ts';
 
 /** One window fed to a model from an empty state. */
-export interface LmWindow {
+export interface TokenWindow {
   /** Token ids fed to the model (a BOS first when the split added one). */
   readonly tokens: Int32Array;
   /**
@@ -47,7 +47,7 @@ export interface WindowSplitOptions {
  * Splits token ids into windows.
  * @example splitWindows(ids, { windowTokens: 256, bos: 1 }) // BOS + 255 text tokens per window
  */
-export function splitWindows(ids: ArrayLike<number>, opts: WindowSplitOptions): LmWindow[] {
+export function splitWindows(ids: ArrayLike<number>, opts: WindowSplitOptions): TokenWindow[] {
   const bosCount = opts.bos === undefined ? 0 : 1;
   const textPerWindow = opts.windowTokens - bosCount;
   const field = (f: string, msg: string, expected: string) =>
@@ -60,7 +60,7 @@ export function splitWindows(ids: ArrayLike<number>, opts: WindowSplitOptions): 
   const minContext = Math.max(1, opts.minContext ?? 1);
   if (!Number.isInteger(minContext) || minContext >= opts.windowTokens)
     throw field('minContext', `${opts.minContext}`, `an integer below windowTokens (${opts.windowTokens})`);
-  const out: LmWindow[] = [];
+  const out: TokenWindow[] = [];
   let scoredEnd = 0; // text index up to which targets are already scored
   for (let s = 0; s < ids.length; s += stride) {
     const end = Math.min(ids.length, s + textPerWindow);
@@ -78,7 +78,7 @@ export function splitWindows(ids: ArrayLike<number>, opts: WindowSplitOptions): 
 }
 
 /** Total scored targets of a split. */
-export function scoredTargets(windows: readonly LmWindow[]): number {
+export function scoredTargets(windows: readonly TokenWindow[]): number {
   let n = 0;
   for (const w of windows) n += w.tokens.length - w.scoreFrom;
   return n;
@@ -164,7 +164,7 @@ export class LmAccumulator {
   private klMax = 0;
 
   constructor(
-    readonly windows: readonly LmWindow[],
+    readonly windows: readonly TokenWindow[],
     readonly vocab: number,
     readonly withReference: boolean,
   ) {

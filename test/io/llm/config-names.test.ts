@@ -7,7 +7,14 @@ import { test } from 'node:test';
 import { parseGguf } from '../../../src/io/gguf/read.ts';
 import { concatBytes, writeGguf } from '../../../src/io/gguf/write.ts';
 import { llmConfigFromGguf, llmConfigFromHf, llmConfigToGgufKv } from '../../../src/io/llm/config.ts';
-import { ggufNameFromHf, hfNameFromGguf, ropeRowPermutation } from '../../../src/io/llm/names.ts';
+import {
+  ggufNameFromHf,
+  hfNameFromGguf,
+  onnxInitializerByHf,
+  onnxWeightNames,
+  ropeRowPermutation,
+} from '../../../src/io/llm/names.ts';
+import type { OnnxModel } from '../../../src/io/onnx/read.ts';
 import { gpt2TensorPlan } from '../../../src/io/gguf/gpt2.ts';
 import { storiesModelPath } from '../../../src/runtime/bundled-stories.node.ts';
 
@@ -184,3 +191,46 @@ test("RoPE row permutation equals llama.cpp's reshape(n_head, 2, d/2).swapaxes(1
     Array.from({ length: heads * d }, (_, i) => i),
   );
 });
+
+test('ONNX -> HF names on a real torch export of stories260K: 48 weights, 36 transposed MatMul', () => {
+  const g = JSON.parse(readFileSync('test/golden/stories-onnx-names.json', 'utf8')) as {
+    initializers: { name: string; dims: number[] }[];
+    nodes: { name: string; op_type: string; input: string[] }[];
+  };
+  const model = { proto: { graph: { initializer: g.initializers, node: g.nodes } } } as unknown as OnnxModel;
+  const hfShapes = new Map<string, number[]>();
+  const hf = parseSafetensorsSync('test/fixtures/stories-hf/model.safetensors');
+  for (const [n, s] of hf) hfShapes.set(n, s);
+  hfShapes.set('lm_head.weight', hfShapes.get('model.embed_tokens.weight')!);
+  const names = onnxWeightNames(model, (n) => hfShapes.has(n));
+  assert.equal(names.size, 48);
+  for (const [init, w] of names) {
+    const dims = g.initializers.find((i) => i.name === init)!.dims;
+    const want = hfShapes.get(w.hf)!;
+    assert.deepEqual(dims, w.transposed ? [...want].reverse() : want, `${init} -> ${w.hf}`);
+  }
+  assert.deepEqual(
+    names.get(g.nodes.find((n) => n.name === '/model/layers.4/mlp/down_proj/MatMul')!.input[1]!),
+    {
+      hf: 'model.layers.4.mlp.down_proj.weight',
+      transposed: true,
+    },
+  );
+  const back = onnxInitializerByHf(names);
+  assert.equal(
+    back.get('model.layers.0.self_attn.k_proj.weight'),
+    g.nodes.find((n) => n.name === '/model/layers.0/self_attn/k_proj/MatMul')!.input[1],
+  );
+});
+
+/** name -> shape of a safetensors file's header (no data read). */
+function parseSafetensorsSync(path: string): Map<string, number[]> {
+  const b = readFileSync(path);
+  const n = Number(b.readBigUInt64LE(0));
+  const h = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { shape: number[] }>;
+  return new Map(
+    Object.entries(h)
+      .filter(([k]) => k !== '__metadata__')
+      .map(([k, v]) => [k, v.shape]),
+  );
+}
