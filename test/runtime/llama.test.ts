@@ -76,3 +76,27 @@ test(
     }
   },
 );
+
+test('a file llama.cpp cannot load is one MixqError line naming it', { skip }, async () => {
+  const bytes = new Uint8Array(readFileSync(storiesModelPath()));
+  const cut = bytes.slice(0, 600_000); // truncated inside the tensor data
+  await assert.rejects(openLlamaModel(cut, { name: 'cut.gguf' }), (e: Error) => {
+    assert.equal(e.name, 'MixqError');
+    assert.match(
+      e.message,
+      /^cut\.gguf: llama\.cpp could not load the model: .*\(expected a GGUF file llama\.cpp can load\)$/,
+    );
+    assert.ok(!e.message.includes('\n'));
+    return true;
+  });
+  const m = await openLlamaModel(storiesModelPath());
+  try {
+    const long = splitWindows(m.tokenize(loadStoriesText().slice(0, 20_000)), { windowTokens: 4096, bos: 1 });
+    await assert.rejects(
+      m.score(long),
+      /windowTokens: a window of .* tokens is longer than the model's context \(expected at most 2048/,
+    );
+  } finally {
+    await m.close();
+  }
+});
