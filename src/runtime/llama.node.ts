@@ -108,6 +108,8 @@ export interface LlamaCppModel {
   readonly bos: number | undefined;
   /** Whether llama.cpp prepends BOS for this vocabulary (tokenizer.ggml.add_bos_token). */
   readonly addBos: boolean;
+  /** Vocabulary size of the model's output (llama.cpp's n_vocab). */
+  vocab(): Promise<number>;
   /** llama.cpp's tokenization of plain text (no BOS, special-token text not parsed). */
   tokenize(text: string): Int32Array;
   detokenize(ids: ArrayLike<number>): string;
@@ -210,7 +212,7 @@ class LlamaCppModelImpl implements LlamaCppModel {
   }
 
   private async sequenceFor(windows: readonly TokenWindow[]) {
-    let need = 0;
+    let need = 16;
     for (const w of windows) need = Math.max(need, w.tokens.length);
     if (need > this.model.trainContextSize)
       throw new MixqError(`a window of ${need} tokens is longer than the model's context`, {
@@ -282,20 +284,21 @@ class LlamaCppModelImpl implements LlamaCppModel {
         expected: 'a reference recorded on the same windows',
       });
     await this.sequenceFor(windows);
+    const vocab = await this.vocab();
+    if (ref && ref.vocab !== vocab)
+      throw new MixqError(`vocabulary of ${vocab} tokens`, {
+        source: this.source,
+        field: 'n_vocab',
+        expected: `${ref.vocab} (the reference's)`,
+      });
     let acc: LmAccumulator | undefined;
     let rowBuf = new Float32Array(0);
     let started = -1;
     for (let k = 0; k < windows.length; k++) {
       const w = windows[k]!;
       const refRows = ref ? await ref.readWindow(k) : undefined;
-      await this.evalWindow(w, this.chunkFor(opts.maxRowsInFlight, ref?.vocab), (j, probs) => {
+      await this.evalWindow(w, this.chunkFor(opts.maxRowsInFlight, vocab), (j, probs) => {
         if (!acc) {
-          if (ref && ref.vocab !== probs.size)
-            throw new MixqError(`vocabulary of ${probs.size} tokens`, {
-              source: this.source,
-              field: 'n_vocab',
-              expected: `${ref.vocab} (the reference's)`,
-            });
           acc = new LmAccumulator(windows, probs.size, ref !== undefined);
           rowBuf = new Float32Array(probs.size);
         }
@@ -317,8 +320,31 @@ class LlamaCppModelImpl implements LlamaCppModel {
     return acc.finish();
   }
 
-  private chunkFor(maxRows: number | undefined, vocab = 32000): number {
+  /**
+   * Positions asked per controlledEvaluate call. A function of the vocabulary only (unless overridden), so
+   * a reference and a candidate of the same vocabulary are fed in the same batches: llama.cpp's float
+   * results depend on the batch split (~1e-6), and KL of a model against itself is then exactly 0.
+   */
+  private chunkFor(maxRows: number | undefined, vocab: number): number {
     return Math.max(1, Math.floor(maxRows ?? (1 << 20) / vocab));
+  }
+
+  private vocabSize: number | undefined;
+
+  /** Vocabulary size as llama.cpp's output has it (one probe decode, then cached). */
+  async vocab(): Promise<number> {
+    if (this.vocabSize === undefined) {
+      const seq = await this.sequenceFor([]);
+      await seq.clearHistory();
+      const [out] = await seq.controlledEvaluate([
+        [(this.bos ?? 0) as never, { generateNext: { probabilities: true } }],
+      ]);
+      const n = out?.next.probabilities?.size;
+      if (!n)
+        throw new MixqError('llama.cpp returned no probabilities', { source: this.source, field: 'n_vocab' });
+      this.vocabSize = n;
+    }
+    return this.vocabSize;
   }
 
   async recordReference(
@@ -332,19 +358,16 @@ class LlamaCppModelImpl implements LlamaCppModel {
       rowOffsets.push(r);
       r += w.tokens.length - w.scoreFrom;
     }
-    let vocab = 0;
+    await this.sequenceFor(windows);
+    const vocab = await this.vocab();
     let store: RowStore | undefined;
     const maxMemory = opts.maxMemoryBytes ?? 256 * 1024 * 1024;
-    await this.sequenceFor(windows);
     try {
       for (let k = 0; k < windows.length; k++) {
         const w = windows[k]!;
         let buf: Float32Array | undefined;
-        await this.evalWindow(w, this.chunkFor(undefined, vocab || undefined), (j, probs) => {
-          if (!store) {
-            vocab = probs.size;
-            store = newRowStore(rows * vocab * 4, maxMemory, opts.tempDir);
-          }
+        await this.evalWindow(w, this.chunkFor(undefined, vocab), (j, probs) => {
+          store ??= newRowStore(rows * vocab * 4, maxMemory, opts.tempDir);
           buf ??= new Float32Array((w.tokens.length - w.scoreFrom) * vocab);
           const row = buf.subarray((j - (w.scoreFrom - 1)) * vocab, (j - w.scoreFrom + 2) * vocab);
           denseLogProbs(probs, row, this.source);
