@@ -106,6 +106,44 @@ test(
   },
 );
 
+/** The fixture relabelled as Qwen2: model_type qwen2 and zero q/k/v biases (what Qwen2 adds to llama). */
+function qwen2Copy(): string {
+  const dir = copyFixture();
+  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({ ...cfg, model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'] }),
+  );
+  const bytes = new Uint8Array(readFileSync(join(dir, 'model.safetensors')));
+  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
+  const tensors = Object.entries(header)
+    .filter(([k]) => k !== '__metadata__')
+    .map(([name, e]) => ({
+      name,
+      dtype: 'F32' as const,
+      shape: e.shape,
+      data: bytes.slice(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1]),
+    }));
+  for (let l = 0; l < 5; l++)
+    for (const [p, rows] of [
+      ['q', 64],
+      ['k', 32],
+      ['v', 32],
+    ] as const)
+      tensors.push({
+        name: `model.layers.${l}.self_attn.${p}_proj.bias`,
+        dtype: 'F32',
+        shape: [rows],
+        data: new Uint8Array(rows * 4),
+      });
+  writeFileSync(join(dir, 'model.safetensors'), concatBytes(writeSafetensors({ tensors })));
+  return dir;
+}
+
 function copyFixture(): string {
   const dir = mkdtempSync(join(tmpdir(), 'mixq-hf-'));
   cpSync(FIXTURE, dir, { recursive: true });

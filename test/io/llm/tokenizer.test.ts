@@ -9,6 +9,7 @@ import { exportGptGguf } from '../../../src/io/gguf/gpt2.node.ts';
 import { type GgufKV, parseGguf } from '../../../src/io/gguf/read.ts';
 import { concatBytes, writeGguf } from '../../../src/io/gguf/write.ts';
 import { tokenizerFromGguf, tokenizerFromJson, ggufTokenizerJson } from '../../../src/io/llm/tokenizer.ts';
+import { ggufVocabFromTokenizerJson } from '../../../src/io/llm/tokenizer-gguf.ts';
 import { GPT_DIR, loadGptBundle } from '../../../src/runtime/bundled.node.ts';
 import { loadStoriesText, storiesModelPath } from '../../../src/runtime/bundled-stories.node.ts';
 import {
@@ -121,4 +122,32 @@ test('bad vocabularies fail with one line naming the key', () => {
     /tokenizer.json: model.vocab/,
   );
   assert.throws(() => tokenizerFromJson([], 'tokenizer.json'), /not a JSON object/);
+});
+
+test('tokenizer.json -> GGUF vocabulary -> tokenizer: the same tokens (SentencePiece and byte-level kinds)', async () => {
+  const path = storiesModelPath();
+  const stories = parseGguf(new Uint8Array(readFileSync(path)), path);
+  const gpt = parseGguf(concatBytes((await exportGptGguf(GPT_DIR, 'F32')).chunks), 'gpt.gguf');
+  const samples = [loadStoriesText().slice(0, 5000), loadGptBundle().heldout.slice(0, 5000)];
+  for (const [f, text] of [
+    [stories, samples[0]!],
+    [gpt, samples[1]!],
+  ] as const) {
+    const spec = ggufTokenizerJson(f);
+    const kv = ggufVocabFromTokenizerJson(spec.json, 'tokenizer.json', { addBos: spec.addBos });
+    const again = tokenizerFromGguf(vocabGguf([...kv]));
+    assert.deepEqual(again.encode(text), tokenizerFromGguf(f).encode(text), f.source);
+  }
+  assert.throws(
+    () => ggufVocabFromTokenizerJson({ model: { type: 'WordPiece', vocab: {} } }, 'tokenizer.json'),
+    /tokenizer\.json: model\.type: .*expected BPE/,
+  );
+  assert.throws(
+    () =>
+      ggufVocabFromTokenizerJson(
+        { model: { type: 'BPE', vocab: { a: 0 }, merges: [] }, pre_tokenizer: { type: 'Whitespace' } },
+        'tokenizer.json',
+      ),
+    /tokenizer\.json: pre_tokenizer: tokenizer kind not supported/,
+  );
 });
