@@ -95,6 +95,22 @@ test(
         for (let i = 0; i < s.tokenLogProbs.length; i++)
           maxDiff = Math.max(maxDiff, Math.abs(s.tokenLogProbs[i]! - own.tokenLogProbs[i]!));
         assert.equal(maxDiff, 0);
+        // Qwen2 path: the same weights (HF rotate_half layout) as a qwen2 folder with zero q/k/v biases
+        // -> GGUF architecture qwen2 (NEOX RoPE, q/k not permuted, biases) -> the same distributions
+        const qdir = qwen2Copy();
+        try {
+          await convertHfFolderToGguf(qdir, join(dir, 'qwen2.gguf'));
+          const q = await openLlamaModel(join(dir, 'qwen2.gguf'));
+          try {
+            const sq = await q.score(windows, { reference: base });
+            // measured: exactly 0 (NEOX RoPE on rotate_half rows = NORM RoPE on permuted rows)
+            assert.ok(sq.klMax! < 1e-5 && sq.top1Agreement === 1, `${sq.klMax} ${sq.top1Agreement}`);
+          } finally {
+            await q.close();
+          }
+        } finally {
+          rmSync(qdir, { recursive: true, force: true });
+        }
         await base.close();
       } finally {
         await conv.close();
