@@ -35,7 +35,7 @@ import {
 
 /** The one line shown when node-llama-cpp is not installed. */
 export const LLAMA_CPP_INSTALL_HINT =
-  'llama.cpp evaluation needs the optional package node-llama-cpp: npm install node-llama-cpp@3.21.1';
+  'llama.cpp evaluation needs the optional package node-llama-cpp (>= 3.21): npm install node-llama-cpp';
 
 type NodeLlamaCpp = typeof import('node-llama-cpp');
 let modulePromise: Promise<NodeLlamaCpp> | undefined;
@@ -59,7 +59,7 @@ function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
       throw new MixqError(LLAMA_CPP_INSTALL_HINT, { source: 'node-llama-cpp' });
     throw new MixqError(`node-llama-cpp failed to load: ${(e as Error).message}`, {
       source: 'node-llama-cpp',
-      expected: 'a working install (npm install node-llama-cpp@3.21.1)',
+      expected: 'a working install (npm install node-llama-cpp)',
     });
   });
   return modulePromise;
@@ -291,32 +291,23 @@ class LlamaCppModelImpl implements LlamaCppModel {
         field: 'n_vocab',
         expected: `${ref.vocab} (the reference's)`,
       });
-    let acc: LmAccumulator | undefined;
-    let rowBuf = new Float32Array(0);
-    let started = -1;
-    for (let k = 0; k < windows.length; k++) {
-      const w = windows[k]!;
-      const refRows = ref ? await ref.readWindow(k) : undefined;
-      await this.evalWindow(w, this.chunkFor(opts.maxRowsInFlight, vocab), (j, probs) => {
-        if (!acc) {
-          acc = new LmAccumulator(windows, probs.size, ref !== undefined);
-          rowBuf = new Float32Array(probs.size);
-        }
-        if (started !== k) {
-          acc.beginWindow(k);
-          started = k;
-        }
-        denseLogProbs(probs, rowBuf, this.source);
-        const r = j - (w.scoreFrom - 1);
-        acc.add(rowBuf, 0, w.tokens[j + 1]!, refRows, r * rowBuf.length);
-      });
-    }
-    if (!acc)
+    if (scoredTargets(windows) === 0)
       throw new MixqError('no scored targets', {
         source: this.source,
         field: 'windows',
         expected: 'at least one scored token',
       });
+    const acc = new LmAccumulator(windows, vocab, ref !== undefined);
+    const row = new Float32Array(vocab);
+    for (let k = 0; k < windows.length; k++) {
+      const w = windows[k]!;
+      const refRows = ref ? await ref.readWindow(k) : undefined;
+      acc.beginWindow(k);
+      await this.evalWindow(w, this.chunkFor(opts.maxRowsInFlight, vocab), (j, probs) => {
+        denseLogProbs(probs, row, this.source);
+        acc.add(row, 0, w.tokens[j + 1]!, refRows, (j - (w.scoreFrom - 1)) * vocab);
+      });
+    }
     return acc.finish();
   }
 
