@@ -3,14 +3,17 @@
  * written atomically, streamed (memory bounded by the largest tensor).
  */
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { MixqError } from '../../core/errors.ts';
 import { fileSource } from '../files.node.ts';
 import { writeFileAtomicStream } from '../file-stream.node.ts';
 import type { ByteSource } from '../source.ts';
 import { type FolderSource, type HfToGgufOptions, hfToGguf, openHfFolder } from './hf-folder.ts';
 
-/** A FolderSource over a directory; call `close()` to release the files it opened. */
+/**
+ * A FolderSource over a directory, listing its files and those of its subfolders by relative path with '/'
+ * ('onnx/model.onnx'); call `close()` to release the files it opened.
+ */
 export async function hfFolderSource(dir: string): Promise<FolderSource & { close(): Promise<void> }> {
   const st = await stat(dir).catch(() => undefined);
   if (!st?.isDirectory())
@@ -18,7 +21,13 @@ export async function hfFolderSource(dir: string): Promise<FolderSource & { clos
       source: dir,
       expected: 'a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)',
     });
-  const files = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isFile()).map((d) => d.name);
+  const files = (await readdir(dir, { withFileTypes: true, recursive: true }))
+    .filter((d) => d.isFile())
+    .map((d) =>
+      relative(dir, join(d.parentPath ?? d.path, d.name))
+        .split(sep)
+        .join('/'),
+    );
   const open = new Map<string, Promise<ByteSource & { close(): Promise<void> }>>();
   return {
     name: dir,
