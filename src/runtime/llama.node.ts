@@ -99,6 +99,8 @@ export interface OpenLlamaOptions {
    * attention inputs, e.g. to compare with a float32 runtime).
    */
   readonly kvCacheType?: 'F16' | 'F32';
+  /** Load only the vocabulary (tokenize / detokenize; no weights needed, score() fails). */
+  readonly vocabOnly?: boolean;
 }
 
 /** A GGUF model loaded in llama.cpp. Call `close()` when done (also removes a temp file). */
@@ -169,7 +171,11 @@ export async function openLlamaModel(
   }
   let model: LlamaModel;
   try {
-    model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+    model = await llama.loadModel({
+      modelPath: path,
+      gpuLayers: 0,
+      ...(opts.vocabOnly ? { vocabOnly: true } : {}),
+    });
   } catch (e) {
     if (tempDir) await rm(tempDir, { recursive: true, force: true });
     throw new MixqError(`llama.cpp could not load the model: ${firstLine(e)}`, {

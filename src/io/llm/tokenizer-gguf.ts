@@ -7,12 +7,12 @@
  *   so llama.cpp's highest-score-first merging follows the merge list; tokens no merge makes get -1e9;
  *   types: control for special added tokens, unknown for unk, byte for <0xXX>, user-defined for other
  *   added tokens, else normal. add_space_prefix from the Prepend normalizer / Metaspace prepend_scheme.
- *   Byte-level BPE with GPT-2's pre-tokenizer -> 'gpt2' with its merges; other pre-tokenizers (llama3,
- *   qwen2, ... regexes) are refused naming pre_tokenizer.
+ *   Byte-level BPE -> 'gpt2' with its merges and tokenizer.ggml.pre from the pre-tokenizer (GPT-2's
+ *   'default', Llama 3's 'llama-bpe', Qwen2's 'qwen2'; any other regex is refused naming pre_tokenizer).
  */
 import { MixqError } from '../../core/errors.ts';
 import type { GgufKV } from '../gguf/read.ts';
-import { GGUF_TOKEN_TYPE } from './tokenizer.ts';
+import { BYTE_LEVEL_PRE, GGUF_TOKEN_TYPE } from './tokenizer.ts';
 
 const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -21,6 +21,27 @@ function parts(v: unknown, key: 'normalizers' | 'pretokenizers'): Record<string,
   if (!isObj(v)) return [];
   if (v.type === 'Sequence' && Array.isArray(v[key])) return (v[key] as unknown[]).filter(isObj);
   return [v];
+}
+
+/**
+ * llama.cpp's tokenizer.ggml.pre for a byte-level pre-tokenizer: ByteLevel with its regex -> 'gpt-2';
+ * Splits by one of BYTE_LEVEL_PRE's regex lists then ByteLevel without regex -> that name.
+ */
+function byteLevelPre(
+  pres: readonly Record<string, unknown>[],
+  byteLevel: Record<string, unknown>,
+): string | undefined {
+  if (pres.length === 1) return byteLevel.use_regex !== false ? 'gpt-2' : undefined;
+  if (pres[pres.length - 1] !== byteLevel || byteLevel.use_regex !== false) return undefined;
+  const regexes: unknown[] = [];
+  for (const p of pres.slice(0, -1)) {
+    if (p.type !== 'Split' || p.invert === true || (p.behavior !== undefined && p.behavior !== 'Isolated'))
+      return undefined;
+    regexes.push(isObj(p.pattern) ? p.pattern.Regex : undefined);
+  }
+  for (const [name, spec] of Object.entries(BYTE_LEVEL_PRE))
+    if (spec.regexes.length === regexes.length && spec.regexes.every((r, i) => r === regexes[i])) return name;
+  return undefined;
 }
 
 export interface TokenizerGgufOptions {
@@ -129,7 +150,8 @@ export function ggufVocabFromTokenizerJson(
       { key: 'tokenizer.ggml.add_space_prefix', type: 'bool', value: addSpace },
     );
     ids('tokenizer.ggml.unknown_token_id', unk);
-  } else if (byteLevel && other.length === 0 && pres.length === 1 && byteLevel.use_regex !== false) {
+  } else if (byteLevel && other.length === 0 && byteLevelPre(pres, byteLevel) !== undefined) {
+    const pre = byteLevelPre(pres, byteLevel)!;
     const types = tokens.map((_, i) =>
       special.has(i)
         ? GGUF_TOKEN_TYPE.control
@@ -139,7 +161,7 @@ export function ggufVocabFromTokenizerJson(
     );
     kv.push(
       { key: 'tokenizer.ggml.model', type: 'str', value: 'gpt2' },
-      { key: 'tokenizer.ggml.pre', type: 'str', value: 'default' },
+      { key: 'tokenizer.ggml.pre', type: 'str', value: pre },
       { key: 'tokenizer.ggml.tokens', type: 'arr', value: { itemType: 'str', items: tokens } },
       { key: 'tokenizer.ggml.token_type', type: 'arr', value: { itemType: 'i32', items: types } },
       {
@@ -152,7 +174,7 @@ export function ggufVocabFromTokenizerJson(
     throw fail(
       'tokenizer kind not supported for GGUF',
       'pre_tokenizer',
-      "SentencePiece-style BPE (byte_fallback, '▁' for spaces) or byte-level BPE with GPT-2's pre-tokenizer",
+      "SentencePiece-style BPE (byte_fallback, '▁' for spaces) or byte-level BPE with GPT-2's, Llama 3's or Qwen2's pre-tokenizer",
     );
   }
   ids('tokenizer.ggml.bos_token_id', opts.bos);

@@ -13,8 +13,9 @@
  *     (descending), then id; a Prepend('▁') + Replace(' ', '▁') normalizer (what transformers' LlamaConverter
  *     writes). Equal scores of different tokens can order merges differently from llama.cpp (leftmost
  *     wins there, the lower rank here); SentencePiece scores are distinct, so real vocabularies agree.
- *   'gpt2' (byte-level BPE): tokens and merges as written, GPT-2's pre-tokenizer regex ('default' / 'gpt2'
- *     pre-tokenizer types; others are refused, naming tokenizer.ggml.pre).
+ *   'gpt2' (byte-level BPE): tokens and merges as written, split first by the regexes llama.cpp uses for
+ *     tokenizer.ggml.pre (BYTE_LEVEL_PRE: 'gpt-2', 'default', 'llama-bpe', 'qwen2'); others are refused,
+ *     naming tokenizer.ggml.pre.
  *   Control tokens (type 3) are not matched in text, as llama.cpp does with parse_special = false;
  *   user-defined tokens (type 4) are (llama.cpp splits on them always).
  */
@@ -176,8 +177,50 @@ function optBool(f: GgufFile, key: string): boolean | undefined {
   return v;
 }
 
-/** GPT-2's pre-tokenizer types llama.cpp spells 'default' or 'gpt2' (tokenizer.ggml.pre). */
-const GPT2_PRE = ['default', 'gpt2'];
+// Pre-tokenizer regexes (Oniguruma syntax as in Hugging Face files; tokenizers.js rewrites them for JS).
+const GPT2_REGEX = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+const LLAMA3_REGEX =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_REGEX =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/**
+ * Byte-level pre-tokenizers by llama.cpp's tokenizer.ggml.pre name (src/llama-vocab.cpp, llm_tokenizer_bpe),
+ * as the regexes that split the text one after the other (each piece split further, matches and the text
+ * between them kept, i.e. Hugging Face's Split with behavior Isolated), before byte-level BPE:
+ *   'gpt-2'      GPT-2's regex (Hugging Face: ByteLevel with use_regex);
+ *   'default'    llama.cpp's fallback: punctuation runs, then GPT-2's regex, then digit runs, then digit
+ *                triples (a vocabulary converted without a known pre-tokenizer gets this);
+ *   'llama-bpe'  Llama 3 (also 'llama3', 'llama-v3'); merges are skipped for a pre-token that is a token;
+ *   'qwen2'      Qwen2.
+ */
+export const BYTE_LEVEL_PRE: Readonly<
+  Record<string, { readonly regexes: readonly string[]; readonly ignoreMerges: boolean }>
+> = {
+  'gpt-2': { regexes: [GPT2_REGEX], ignoreMerges: false },
+  default: {
+    regexes: ['[\\p{P}\\$\\+<=>\\^~\\|]+', GPT2_REGEX, '\\p{N}+', '[0-9][0-9][0-9]'],
+    ignoreMerges: false,
+  },
+  'llama-bpe': { regexes: [LLAMA3_REGEX], ignoreMerges: true },
+  llama3: { regexes: [LLAMA3_REGEX], ignoreMerges: true },
+  'llama-v3': { regexes: [LLAMA3_REGEX], ignoreMerges: true },
+  qwen2: { regexes: [QWEN2_REGEX], ignoreMerges: false },
+};
+
+/** The tokenizer.json pre_tokenizer of a byte-level pre-tokenizer type. */
+export function byteLevelPreTokenizer(pre: string): unknown {
+  const regexes = BYTE_LEVEL_PRE[pre]?.regexes ?? [GPT2_REGEX];
+  if (regexes.length === 1 && regexes[0] === GPT2_REGEX)
+    return { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  return {
+    type: 'Sequence',
+    pretokenizers: [
+      ...regexes.map((r) => ({ type: 'Split', pattern: { Regex: r }, behavior: 'Isolated', invert: false })),
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+    ],
+  };
+}
 
 /** The tokenizer.json equivalent of a GGUF's tokenizer.ggml.* vocabulary, with its special ids. */
 export interface GgufTokenizerSpec {
@@ -275,11 +318,11 @@ export function ggufTokenizerJson(f: GgufFile): GgufTokenizerSpec {
   }
   if (modelKind === 'gpt2') {
     const pre = f.get('tokenizer.ggml.pre') ?? 'default';
-    if (typeof pre !== 'string' || !GPT2_PRE.includes(pre))
+    if (typeof pre !== 'string' || !Object.hasOwn(BYTE_LEVEL_PRE, pre))
       throw new MixqError(`pre-tokenizer ${JSON.stringify(pre)} is not supported`, {
         source: f.source,
         field: 'tokenizer.ggml.pre',
-        expected: GPT2_PRE.join(' or '),
+        expected: Object.keys(BYTE_LEVEL_PRE).join(', '),
       });
     const merges = (arr(f, 'tokenizer.ggml.merges', 'str', false) ?? []) as string[];
     const pairs = merges.map((m, i) => {
@@ -295,14 +338,14 @@ export function ggufTokenizerJson(f: GgufFile): GgufTokenizerSpec {
     return {
       json: {
         normalizer: null,
-        pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+        pre_tokenizer: byteLevelPreTokenizer(pre),
         model: {
           type: 'BPE',
           vocab,
           merges: pairs,
           byte_fallback: false,
           unk_token: null,
-          ignore_merges: false,
+          ignore_merges: BYTE_LEVEL_PRE[pre]!.ignoreMerges,
         },
         decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
         post_processor: null,

@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { exportGptGguf } from '../../../src/io/gguf/gpt2.node.ts';
+import { gpt2ByteToUnicode } from '../../../src/io/gguf/gpt2.ts';
+import { llmConfigFromGguf, llmConfigToGgufKv } from '../../../src/io/llm/config.ts';
 import { type GgufKV, parseGguf } from '../../../src/io/gguf/read.ts';
 import { concatBytes, writeGguf } from '../../../src/io/gguf/write.ts';
 import { tokenizerFromGguf, tokenizerFromJson, ggufTokenizerJson } from '../../../src/io/llm/tokenizer.ts';
@@ -112,10 +114,10 @@ test('bad vocabularies fail with one line naming the key', () => {
         vocabGguf([
           ...base,
           { key: 'tokenizer.ggml.model', type: 'str', value: 'gpt2' },
-          { key: 'tokenizer.ggml.pre', type: 'str', value: 'qwen2' },
+          { key: 'tokenizer.ggml.pre', type: 'str', value: 'deepseek-llm' },
         ]),
       ),
-    /tokenizer\.ggml\.pre: .*expected default or gpt2/,
+    /tokenizer\.ggml\.pre: .*expected gpt-2, default, llama-bpe/,
   );
   assert.throws(
     () => tokenizerFromJson({ model: { type: 'BPE', vocab: [] } }, 'tokenizer.json'),
@@ -151,3 +153,98 @@ test('tokenizer.json -> GGUF vocabulary -> tokenizer: the same tokens (SentenceP
     /tokenizer\.json: pre_tokenizer: tokenizer kind not supported/,
   );
 });
+
+/** A byte-level BPE trained on `text` (greedy pair merges over GPT-2 pre-tokens), as GGUF tokens + merges. */
+function trainByteBpe(text: string, nMerges: number): { tokens: string[]; merges: string[] } {
+  const u = gpt2ByteToUnicode();
+  const enc = new TextEncoder();
+  const counts = new Map<string, number>();
+  for (const w of text.match(
+    /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu,
+  ) ?? []) {
+    const k = Array.from(enc.encode(w), (b) => u[b]!).join('\u0000');
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  let words = [...counts].map(([k, c]) => ({ s: k.split('\u0000'), c }));
+  const tokens = [...u];
+  const merges: string[] = [];
+  for (let m = 0; m < nMerges; m++) {
+    const pairs = new Map<string, number>();
+    for (const w of words)
+      for (let i = 0; i + 1 < w.s.length; i++) {
+        const k = `${w.s[i]} ${w.s[i + 1]}`;
+        pairs.set(k, (pairs.get(k) ?? 0) + w.c);
+      }
+    let best = '';
+    let bc = 0;
+    for (const [k, c] of pairs) if (c > bc || (c === bc && k < best)) [best, bc] = [k, c];
+    if (!best) break;
+    const [a, b] = best.split(' ') as [string, string];
+    merges.push(best);
+    tokens.push(a + b);
+    words = words.map((w) => {
+      const s: string[] = [];
+      for (let i = 0; i < w.s.length; i++) {
+        if (i + 1 < w.s.length && w.s[i] === a && w.s[i + 1] === b) {
+          s.push(a + b);
+          i++;
+        } else s.push(w.s[i]!);
+      }
+      return { s, c: w.c };
+    });
+  }
+  return { tokens, merges };
+}
+
+test(
+  'byte-level BPE with the gpt-2, default, llama-bpe and qwen2 pre-tokenizers equals llama.cpp (vocab-only GGUFs)',
+  { skip },
+  async () => {
+    const text = loadStoriesText().slice(0, 30_000);
+    const { tokens, merges } = trainByteBpe(text, 600);
+    const probe =
+      text.slice(0, 3000) +
+      " In 2024, 1234567 cats'd run. I'M HERE, DON'T!\r\n\n   spaced   out\ttabs naïve café 日本語 🙂 x  \n";
+    for (const pre of ['gpt-2', 'default', 'llama-bpe', 'qwen2']) {
+      const kv: GgufKV[] = [
+        ...llmConfigToGgufKv({
+          ...llmConfigFromGguf(parseGguf(readFileSync(storiesModelPath()), 's')),
+          vocabSize: tokens.length,
+        }),
+        { key: 'tokenizer.ggml.model', type: 'str', value: 'gpt2' },
+        { key: 'tokenizer.ggml.pre', type: 'str', value: pre },
+        { key: 'tokenizer.ggml.tokens', type: 'arr', value: strs(tokens) },
+        {
+          key: 'tokenizer.ggml.token_type',
+          type: 'arr',
+          value: { itemType: 'i32', items: tokens.map(() => 1) },
+        },
+        { key: 'tokenizer.ggml.merges', type: 'arr', value: strs(merges) },
+      ];
+      const bytes = concatBytes(writeGguf({ kv, tensors: [] }));
+      const mine = tokenizerFromGguf(parseGguf(bytes, `${pre}.gguf`));
+      const m = await openLlamaModel(bytes, { name: `${pre}.gguf`, vocabOnly: true });
+      try {
+        const ref = m.tokenize(probe);
+        const got = mine.encode(probe);
+        const fd = firstDiff(got, ref);
+        const around = (ids: Int32Array) =>
+          Array.from(ids.slice(Math.max(0, fd - 2), fd + 3), (t) => mine.tokenText(t));
+        assert.equal(
+          fd,
+          -1,
+          `${pre}: mixq ${JSON.stringify(around(got))} vs llama.cpp ${JSON.stringify(around(ref))}`,
+        );
+        assert.equal(mine.decode(got), probe);
+      } finally {
+        await m.close();
+      }
+      // and back: its tokenizer.json gives the same GGUF pre-tokenizer type
+      const again = ggufVocabFromTokenizerJson(
+        ggufTokenizerJson(parseGguf(bytes, 'x')).json,
+        'tokenizer.json',
+      );
+      assert.equal(again.find((k) => k.key === 'tokenizer.ggml.pre')?.value, pre);
+    }
+  },
+);
