@@ -49,6 +49,7 @@ const config: LlmConfig = {
   positions: 'rope',
   ropeTheta: 10000,
   ropeDim: hd,
+  ggufRopeMode: 'norm',
   qkvBias: false,
   outputBias: false,
   mlpBias: false,

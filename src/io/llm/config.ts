@@ -42,6 +42,13 @@ export interface LlmConfig {
   readonly ropeTheta?: number;
   /** Dimensions rotated per head (llama family; = headDim unless partial rotary). */
   readonly ropeDim?: number;
+  /**
+   * How llama.cpp rotates q/k of this architecture's GGUF tensors (llama_rope_type): 'norm' = adjacent pairs
+   * (x0, x1), (x2, x3)... (llama, whose GGUF q/k rows are permuted from HF's); 'neox' = the two halves of
+   * each head, (x_i, x_{i+d/2}) like transformers' rotate_half (qwen2; HF weights are always in this form).
+   * Undefined for learned positions (gpt2).
+   */
+  readonly ggufRopeMode?: 'norm' | 'neox';
   /** Linear position interpolation factor (positions divided by it), when the config asks for it. */
   readonly ropeLinearFactor?: number;
   /** q/k/v projections have biases (Qwen2; optional in llama). */
@@ -198,6 +205,7 @@ export function llmConfigFromGguf(file: GgufFile): LlmConfig {
     positions: 'rope',
     ropeTheta: f.num('rope.freq_base', 10000),
     ropeDim: f.int('rope.dimension_count', headDim),
+    ggufRopeMode: a === 'qwen2' ? 'neox' : 'norm',
     ...(ropeLinearFactor !== undefined ? { ropeLinearFactor } : {}),
     qkvBias: tensor('blk.0.attn_q.bias') !== undefined,
     outputBias: tensor('blk.0.attn_output.bias') !== undefined,
@@ -327,6 +335,7 @@ export function llmConfigFromHf(json: unknown, source: string): LlmConfig {
     positions: 'rope',
     ropeTheta: f.num('rope_theta', 10000),
     ropeDim: headDim,
+    ggufRopeMode: a === 'qwen2' ? 'neox' : 'norm',
     ...(ropeLinearFactor !== undefined ? { ropeLinearFactor } : {}),
     qkvBias: a === 'qwen2' ? true : f.bool('attention_bias', false),
     outputBias: a === 'qwen2' ? false : f.bool('attention_bias', false),
