@@ -91,6 +91,8 @@ test('HF configs: TinyLlama (GQA 32/4), Mistral (sliding window -> context), Qwe
     [q.architecture, q.qkvBias, q.outputBias, q.tieWordEmbeddings, q.ropeTheta],
     ['qwen2', true, false, true, 1e6],
   );
+  assert.equal(q.ggufRopeMode, 'neox');
+  assert.equal(t.ggufRopeMode, 'norm');
   const g = llmConfigFromHf(
     {
       model_type: 'gpt2',
