@@ -13,6 +13,7 @@ import type { ByteSource } from './source.ts';
 export * from './convert.ts';
 export * from './gguf/index.ts';
 export * from './limits.ts';
+export * from './llm/index.ts';
 export * from './names.ts';
 export * from './onnx/index.ts';
 export { ByteReader, NeedMoreBytes } from './reader.ts';
