@@ -39,7 +39,7 @@ test('chop: --random-bits implies seeded stochastic rounding, same as the librar
   const a = mixq(['chop', '--format', 'fp4', '--random-bits', '2', '--seed', '9', '--json', ...xs]);
   assert.equal(a.code, 0, a.err);
   const opts = { rounding: 'stochastic' as const, randomBits: 2, seed: 9 };
-  const lib = chop(getFormat('fp4_e2m1fn'), new Float32Array(40).fill(2.7), opts);
+  const lib = chop(getFormat('fp4_e2m1fn'), new Float64Array(40).fill(2.7), opts);
   assert.deepEqual(JSON.parse(a.out), [...lib]);
   assert.ok(lib.includes(2) && lib.includes(3)); // frac 0.7 -> P(up) = floor(2.8) / 4 = 0.5
 });
