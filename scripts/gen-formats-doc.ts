@@ -80,8 +80,12 @@ export function formatsDoc(): string {
   L.push('  so results are the same on every platform. `stochastic`: P(up) = (x - lower) / (upper - lower),');
   L.push('  also below the smallest subnormal (no flush bias). r-bit: the residual is truncated to r bits,');
   L.push('  P(up) = floor(frac * 2^r) / 2^r. `stochastic-equal`: P = 1/2 for every inexact value.');
-  L.push('- `nearest-odd` is round-to-odd (CPFloat CPFLOAT_RND_OD, Pychop `nearest_odd`): exact values stay,');
-  L.push('  others go to the neighbour with an odd last significand bit; it never overflows past max finite.');
+  L.push(
+    '- `nearest-odd` is round-to-odd (CPFloat CPFLOAT_RND_OD, Pychop `nearest_odd`): exact values stay,',
+  );
+  L.push(
+    '  others go to the neighbour with an odd last significand bit; it never overflows past max finite.',
+  );
   L.push('  Rounding to odd with 2+ extra bits and then to nearest equals rounding once (Boldo-Melquiond).');
   L.push(
     '- Ties-to-even looks at the significand with its hidden bit. With no mantissa bits (e8m0fnu, E2M0)',
@@ -90,7 +94,9 @@ export function formatsDoc(): string {
   L.push('  between 0 and min normal goes to 0.');
   L.push('- Integers: round, then saturate. Codebooks: nearest entry; ties go to the even code, or to the');
   L.push('  smaller magnitude when both codes have the same parity; `nearest-away` ties go to the larger');
-  L.push('  magnitude. Directed modes use the bracketing entries; `nearest-odd` takes the entry with the odd');
+  L.push(
+    '  magnitude. Directed modes use the bracketing entries; `nearest-odd` takes the entry with the odd',
+  );
   L.push('  code (toward zero when both codes have the same parity).');
   L.push('');
   L.push('## Overflow, NaN, zero');

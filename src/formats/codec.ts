@@ -198,8 +198,18 @@ export function chopReference(
  * `chop(getFormat('bf16'), Float32Array.of(1.00390625))` -> [1] (tie to even);
  * `chop(getFormat('fp16'), 1.0004882812509095) === 1.0009765625`.
  */
-export function chop(spec: FormatSpec, src: Float32Array, opts?: CastOptions, out?: Float32Array): Float32Array;
-export function chop(spec: FormatSpec, src: Float64Array, opts?: CastOptions, out?: Float64Array): Float64Array;
+export function chop(
+  spec: FormatSpec,
+  src: Float32Array,
+  opts?: CastOptions,
+  out?: Float32Array,
+): Float32Array;
+export function chop(
+  spec: FormatSpec,
+  src: Float64Array,
+  opts?: CastOptions,
+  out?: Float64Array,
+): Float64Array;
 export function chop(spec: FormatSpec, x: number, opts?: CastOptions): number;
 export function chop(
   spec: FormatSpec,

@@ -232,7 +232,9 @@ function magnitudeCode(L: FloatLayout, v: number): number {
 
 /** Does rounding in `mode` move a value of sign `neg` toward smaller magnitude (so it never overflows)? */
 function towardSmaller(mode: Rounding, neg: boolean): boolean {
-  return mode === 'toward-zero' || mode === 'nearest-odd' || (mode === 'down' && !neg) || (mode === 'up' && neg);
+  return (
+    mode === 'toward-zero' || mode === 'nearest-odd' || (mode === 'down' && !neg) || (mode === 'up' && neg)
+  );
 }
 
 /**

@@ -94,7 +94,13 @@ export function cast64(spec: FloatSpec, opts: CastOptions | undefined): Cast64 {
 }
 
 /** The value of one number in `spec` (one rounding; `u32` is its random draw for stochastic modes). */
-function roundOne(spec: FormatSpec, x: number, r: ResolvedCast, opts: CastOptions | undefined, u32: number): number {
+function roundOne(
+  spec: FormatSpec,
+  x: number,
+  r: ResolvedCast,
+  opts: CastOptions | undefined,
+  u32: number,
+): number {
   if (spec.kind === 'float') {
     const L = floatLayout64(spec);
     const policy = opts?.overflow ?? spec.overflow;
@@ -123,7 +129,11 @@ function checkOut(out: Float64Array | undefined, n: number, what: string): Float
   if (!(out instanceof Float64Array))
     throw new MixqError('output of a float64 chop must be a Float64Array', { source: what, field: 'out' });
   if (out.length < n)
-    throw new MixqError(`output holds ${out.length} elements`, { source: what, field: 'out', expected: `>= ${n}` });
+    throw new MixqError(`output holds ${out.length} elements`, {
+      source: what,
+      field: 'out',
+      expected: `>= ${n}`,
+    });
   return out;
 }
 
@@ -147,7 +157,12 @@ export function chop64Reference(
  * as the float32 chop). Works for formats wider than float32 (custom eXmY up to e11m52, fp64).
  * `chop64(getFormat('fp16'), Float64Array.of(1 + 2 ** -11 + 2 ** -40))` -> [1.0009765625].
  */
-export function chop64(spec: FormatSpec, src: Float64Array, opts?: CastOptions, out?: Float64Array): Float64Array {
+export function chop64(
+  spec: FormatSpec,
+  src: Float64Array,
+  opts?: CastOptions,
+  out?: Float64Array,
+): Float64Array {
   const dst = checkOut(out, src.length, 'chop');
   if (spec.kind !== 'float') return chop64Reference(spec, src, opts, dst);
   chop64Float(cast64(spec, opts), src, dst);
@@ -254,7 +269,15 @@ export function encodeFloat64(spec: FloatSpec, x: number, opts: CastOptions | un
   const L = numberCodeLayout(spec, 'encode');
   const r = resolveRounding(opts);
   const u = r.rng ? r.rng.nextU32() : 0;
-  return encodeFloatWith(L, x, r.rounding, u, r.randomBits, opts?.overflow ?? spec.overflow, !!opts?.flushSubnormals);
+  return encodeFloatWith(
+    L,
+    x,
+    r.rounding,
+    u,
+    r.randomBits,
+    opts?.overflow ?? spec.overflow,
+    !!opts?.flushSubnormals,
+  );
 }
 
 /** Value of a code of a float format of <= 53 bits (codec.ts `decode`). */

@@ -120,7 +120,8 @@ export default defineCommand({
     json: { type: 'boolean', description: 'print a JSON array only', default: false },
     bits: {
       type: 'boolean',
-      description: 'print bit patterns (float32: 0x + 8 hex digits; formats wider than float32: float64, 0x + 16)',
+      description:
+        'print bit patterns (float32: 0x + 8 hex digits; formats wider than float32: float64, 0x + 16)',
       default: false,
     },
   },
