@@ -217,9 +217,9 @@ export function oracleRoundDouble(spec: FloatSpec, x: number, o: OracleOptions):
   return oracleRound(spec, r, o, r.kind === 'rat' && r.negZero === true);
 }
 
-/** floor(frac * 2^32) of a double's residual at its step (to aim stochastic draws at the threshold). */
-export function residual32(spec: FloatSpec, x: number, flush = false): number {
-  const r = ratOfDouble(x);
+/** floor(frac * 2^32) of an exact real's residual at its step (to aim stochastic draws at the threshold). */
+export function residual32(spec: FloatSpec, x: number | Real, flush = false): number {
+  const r = typeof x === 'number' ? ratOfDouble(x) : x;
   if (r.kind !== 'rat' || r.num === 0n) return 0;
   const g = gridOf(spec);
   const num = r.num < 0n ? -r.num : r.num;

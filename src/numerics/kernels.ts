@@ -1,0 +1,126 @@
+/**
+ * The fast dot-product kernel behind dot / matvec / matmul: the plan's common cases in one typed-array
+ * loop. It applies when the order is sequential and the accumulator (the products' rounding, and the outer
+ * sum if blocked) rounds to nearest-even in a float format with a fast window (target.ts), or is an
+ * integer accumulator; the caller guarantees that every product x_i * y_i is a double (operands are values
+ * of a format whose products fit binary64). Each step forms s = acc + p and its TwoSum error inline; an
+ * exact s inside the window is rounded by the 1.5 * 2^52 trick, anything else by the reference operation
+ * (fmaT / addT), so the results equal accumulate.ts's dotReference bit for bit
+ * (test/numerics/context.test.ts).
+ */
+import type { Rng } from '../core/rng.ts';
+import type { AccumulationPlan } from './accumulate.ts';
+import { IntAccumulator } from './accumulate.ts';
+import { addT, fmaT } from './target-ops.ts';
+import type { Target } from './target.ts';
+
+const f64 = new Float64Array(1);
+const w32 = new Uint32Array(f64.buffer);
+const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+const RNE_MAGIC = 1.5 * 2 ** 52;
+
+/** Whether dotFast applies to a plan (the caller also guarantees exact products). */
+export function fastPlan(plan: AccumulationPlan): boolean {
+  const A = plan.acc;
+  if (A instanceof IntAccumulator)
+    return plan.order === 'sequential' && (plan.blockSize === 0 || plan.outer instanceof IntAccumulator);
+  if (plan.order !== 'sequential' || !A.fastWindow()) return false;
+  if (plan.products && !plan.products.fastWindow()) return false;
+  return (
+    plan.blockSize === 0 || plan.outer instanceof IntAccumulator || plan.outer.fastWindow() !== undefined
+  );
+}
+
+/**
+ * Sequential accumulation of x[xo + i] * y[yo + i], i in [lo, hi), into a fast-window target: fused, or
+ * with each product first rounded by P (also fast-window).
+ */
+function runFloat(
+  A: Target,
+  P: Target | undefined,
+  x: Float64Array,
+  xo: number,
+  y: Float64Array,
+  yo: number,
+  lo: number,
+  hi: number,
+): number {
+  const { q, iq, beLo, beHi, negZero } = A.fastWindow()!;
+  const PW = P?.fastWindow();
+  let acc = 0;
+  for (let i = lo; i < hi; i++) {
+    const a = x[xo + i]!;
+    const b = y[yo + i]!;
+    let p = a * b;
+    if (P && PW) {
+      f64[0] = p;
+      const be = (w32[HI]! >>> 20) & 0x7ff;
+      if (be >= PW.beLo && be < PW.beHi) {
+        const r = (Math.abs(p) * PW.iq[be]! + RNE_MAGIC - RNE_MAGIC) * PW.q[be]!;
+        p = p >= 0 ? r : r === 0 ? PW.negZero : -r;
+      } else p = P.value(p, 0);
+    }
+    const s = acc + p;
+    const bb = s - acc;
+    const e = acc - (s - bb) + (p - bb);
+    if (e === 0) {
+      f64[0] = s;
+      const be = (w32[HI]! >>> 20) & 0x7ff;
+      if (be >= beLo && be < beHi) {
+        const r = (Math.abs(s) * iq[be]! + RNE_MAGIC - RNE_MAGIC) * q[be]!;
+        acc = s >= 0 ? r : r === 0 ? negZero : -r;
+        continue;
+      }
+    }
+    acc = P ? addT(A, acc, p, 0) : fmaT(A, a, b, acc, 0);
+  }
+  return acc;
+}
+
+function runInt(
+  A: IntAccumulator,
+  x: Float64Array,
+  xo: number,
+  y: Float64Array,
+  yo: number,
+  lo: number,
+  hi: number,
+): number {
+  let acc = 0;
+  const { min, max } = A;
+  for (let i = lo; i < hi; i++) {
+    const s = acc + x[xo + i]! * y[yo + i]!;
+    acc = s >= min && s <= max ? s : A.add(acc, x[xo + i]! * y[yo + i]!);
+  }
+  return acc;
+}
+
+/** dotReference for a fastPlan, on contiguous vectors (x from xo, y from yo, n elements). */
+export function dotFast(
+  plan: AccumulationPlan,
+  x: Float64Array,
+  xo: number,
+  y: Float64Array,
+  yo: number,
+  n: number,
+  rng: Rng,
+): number {
+  const A = plan.acc;
+  const run = (lo: number, hi: number): number =>
+    A instanceof IntAccumulator
+      ? runInt(A, x, xo, y, yo, lo, hi)
+      : runFloat(A, plan.products, x, xo, y, yo, lo, hi);
+  let total: number;
+  if (plan.blockSize > 0) {
+    const O = plan.outer;
+    total = 0;
+    for (let b = 0; b < n; b += plan.blockSize) {
+      const part = run(b, Math.min(n, b + plan.blockSize));
+      total = O instanceof IntAccumulator ? O.add(total, part) : addT(O, total, part, O.draw(rng));
+    }
+  } else {
+    total = run(0, n);
+  }
+  const Out = plan.output;
+  return Out ? Out.value(total, Out.draw(rng)) : total;
+}

@@ -1,0 +1,193 @@
+/**
+ * A rounding target: a format plus rounding options, able to round an exact result ONCE from whatever an
+ * operation could compute about it:
+ * - a double (the exact result was a double): round64Value, or a fast inline path for nearest-even;
+ * - an exact pair hi + lo (TwoSum / TwoProduct), or hi = fl(v) with the side `dir` of the exact v (quotient,
+ *   square root): compressed into one double by rounding to odd in 53 bits, RO(v) (hi if its last bit is odd,
+ *   else its neighbour toward v). Boldo & Melquiond (2008): no decision boundary of a format with p
+ *   significant bits lies strictly between v and RO_53(v) when 53 >= p + 2, so rounding RO_53(v) decides
+ *   exactly like rounding v. Stochastic rounding compares the residual with 2^-32 steps, so it needs
+ *   53 >= p + 34 (p <= 19: fp16, bf16, fp8, ...), r-bit stochastic 53 >= p + r + 2. Near the double
+ *   underflow threshold the same holds when the format's smallest step is >= 4 (or 2^34) double ulps.
+ * - otherwise the exact BigInt fraction (exact.ts), built only when needed.
+ */
+import { MixqError } from '../core/errors.ts';
+import type { Rng } from '../core/rng.ts';
+import type { FloatSpec, FormatSpec, OverflowPolicy, Rounding } from '../formats/index.ts';
+import { decodeInt, encodeIntWith, type IntLayout, intLayout } from '../formats/int.ts';
+import { exponentOf, type FloatLayout, floatLayout64 } from '../formats/minifloat.ts';
+import { round64Value } from '../formats/round64.ts';
+import { isStochastic, resolveRounding } from '../formats/rounding.ts';
+import { type Fraction, roundFractionFloat, roundFractionInt } from './exact.ts';
+
+/** Rounding options of a target. */
+export interface TargetOptions {
+  rounding?: Rounding;
+  randomBits?: number;
+  overflow?: OverflowPolicy;
+  flushSubnormals?: boolean;
+}
+
+const f64 = new Float64Array(1);
+const w32 = new Uint32Array(f64.buffer);
+const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+const HI = 1 - LO;
+const RNE_MAGIC = 1.5 * 2 ** 52;
+
+/** Round to odd in 53 bits of v = s + (something of sign dir, smaller than half an ulp of s). */
+export function roundToOdd53(s: number, dir: number): number {
+  if (dir === 0) return s;
+  if (s === Infinity || s === -Infinity) return s > 0 ? Number.MAX_VALUE : -Number.MAX_VALUE;
+  f64[0] = s;
+  if ((w32[LO]! & 1) === 1) return s;
+  // even: step one ulp toward v (the bit pattern +-1; zero steps to the smallest subnormal)
+  if (s === 0) return dir > 0 ? Number.MIN_VALUE : -Number.MIN_VALUE;
+  const away = s > 0 === dir > 0;
+  let lo = w32[LO]!;
+  let hi = w32[HI]!;
+  if (away) {
+    lo = (lo + 1) >>> 0;
+    if (lo === 0) hi += 1;
+  } else {
+    if (lo === 0) hi -= 1;
+    lo = (lo - 1) >>> 0;
+  }
+  w32[LO] = lo;
+  w32[HI] = hi;
+  return f64[0]!;
+}
+
+/** The nearest-even fast window of a target: steps by biased double exponent in [beLo, beHi). */
+export interface FastWindow {
+  readonly q: Float64Array;
+  readonly iq: Float64Array;
+  readonly beLo: number;
+  readonly beHi: number;
+  /** The zero a negative value rounds to (+0 in formats without -0). */
+  readonly negZero: number;
+}
+
+/** A format and rounding options, ready to round exact results once. */
+export class Target {
+  readonly spec: FormatSpec;
+  readonly rounding: Rounding;
+  readonly randomBits: number;
+  readonly stochastic: boolean;
+  /** Float formats only. */
+  readonly L: FloatLayout | undefined;
+  readonly IL: IntLayout | undefined;
+  readonly policy: OverflowPolicy;
+  readonly flush: boolean;
+  /** Whether rounding RO_53(v) decides like rounding v (see the header). */
+  readonly oddCompressionExact: boolean;
+  /** The fast nearest-even window: steps and inverse steps per biased double exponent. */
+  private readonly fastQ: Float64Array | undefined;
+  private readonly fastIQ: Float64Array | undefined;
+  private readonly beLo: number;
+  private readonly beHi: number;
+  private readonly negZero: number;
+
+  constructor(spec: FormatSpec, opts: TargetOptions = {}) {
+    if (spec.kind === 'lut')
+      throw new MixqError(`codebook format ${spec.name} cannot be an arithmetic format`, {
+        source: 'withPrecision',
+        field: 'format',
+        expected: 'a float or integer format',
+      });
+    const r = resolveRounding({ rounding: opts.rounding, randomBits: opts.randomBits });
+    this.spec = spec;
+    this.rounding = r.rounding;
+    this.randomBits = r.randomBits;
+    this.stochastic = isStochastic(r.rounding);
+    this.flush = opts.flushSubnormals ?? false;
+    this.policy = opts.overflow ?? (spec.kind === 'float' ? spec.overflow : 'saturate');
+    const extra = this.rounding === 'stochastic' ? (this.randomBits > 0 ? this.randomBits + 2 : 34) : 2;
+    if (spec.kind === 'float') {
+      const L = floatLayout64(spec as FloatSpec);
+      this.L = L;
+      this.IL = undefined;
+      const p = L.M + 1;
+      this.oddCompressionExact = 53 >= p + extra && L.emin - L.M - extra >= -1074;
+      this.negZero = L.spec.nan === 'neg-zero' || !L.signed ? 0 : -0;
+    } else {
+      this.L = undefined;
+      this.IL = intLayout(spec);
+      // steps of 1: for |v| < 2^(51 - extra) a double ulp is at most 2^-extra of a step; larger values
+      // saturate whatever the residual (integer formats have at most 16 bits)
+      this.oddCompressionExact = true;
+      this.negZero = 0;
+    }
+    // nearest-even fast path for floats of <= 49 mantissa bits (the 1.5 * 2^52 trick)
+    const L = this.L;
+    let beLo = 2048;
+    let beHi = 0;
+    if (L && this.rounding === 'nearest-even' && L.M <= 49 && L.hasZero && L.signed) {
+      const q = new Float64Array(2048);
+      const iq = new Float64Array(2048);
+      beHi = Math.min(exponentOf(L.maxFinite) + 1023, 2047);
+      for (let be = beHi - 1; be >= 1; be--) {
+        const e = be - 1023;
+        const k = e < L.emin ? (L.subnormals && !this.flush ? L.emin - L.M : L.emin) : e - L.M;
+        if (k < -1022) break;
+        q[be] = 2 ** k;
+        iq[be] = 2 ** -k;
+        beLo = be;
+      }
+      this.fastQ = q;
+      this.fastIQ = iq;
+    }
+    this.beLo = beLo;
+    this.beHi = beHi;
+  }
+
+  /** The nearest-even fast window (for kernels that inline it), if this target has one. */
+  fastWindow(): FastWindow | undefined {
+    if (!this.fastQ) return undefined;
+    return { q: this.fastQ, iq: this.fastIQ!, beLo: this.beLo, beHi: this.beHi, negZero: this.negZero };
+  }
+
+  /** One double rounded (u: this rounding's random draw, ignored by deterministic modes). */
+  value(x: number, u: number): number {
+    const q = this.fastQ;
+    if (q) {
+      f64[0] = x;
+      const be = (w32[HI]! >>> 20) & 0x7ff;
+      if (be >= this.beLo && be < this.beHi) {
+        const y = (Math.abs(x) * this.fastIQ![be]! + RNE_MAGIC - RNE_MAGIC) * q[be]!;
+        return x >= 0 ? y : y === 0 ? this.negZero : -y;
+      }
+    }
+    return this.slowValue(x, u);
+  }
+
+  private slowValue(x: number, u: number): number {
+    if (this.L) return round64Value(this.L, x, this.rounding, u, this.randomBits, this.policy, this.flush);
+    const IL = this.IL!;
+    return decodeInt(IL, encodeIntWith(IL, x, this.rounding, u, this.randomBits));
+  }
+
+  /**
+   * The exact v = s + e rounded once, where s = fl(v) and e is exact or only its sign matters (e = 0: v = s).
+   * `exact` builds v as a fraction when the compression does not apply.
+   */
+  near(s: number, e: number, u: number, exact: () => Fraction): number {
+    if (e === 0 && Number.isFinite(s)) return this.value(s, u);
+    if (this.oddCompressionExact && (e === e || !Number.isFinite(s))) {
+      const ro = roundToOdd53(s, e === e ? Math.sign(e) : Math.sign(s));
+      return this.slowValue(ro, u);
+    }
+    return this.fraction(exact(), u);
+  }
+
+  /** An exact fraction rounded once. */
+  fraction(v: Fraction, u: number): number {
+    if (this.L)
+      return roundFractionFloat(this.L, v, this.rounding, u, this.randomBits, this.policy, this.flush);
+    return roundFractionInt(this.IL!, v, this.rounding, u, this.randomBits);
+  }
+
+  /** The random draw for one rounding: a number from rng in stochastic modes, else 0 (no draw). */
+  draw(rng: Rng): number {
+    return this.stochastic ? rng.nextU32() : 0;
+  }
+}
