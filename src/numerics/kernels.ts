@@ -46,7 +46,7 @@ function runFloat(
   hi: number,
 ): number {
   const { q, iq, beLo, beHi, negZero } = A.fastWindow()!;
-  const PW = P?.fastWindow();
+  const PW = P ? P.fastWindow() : undefined;
   let acc = 0;
   for (let i = lo; i < hi; i++) {
     const a = x[xo + i]!;
@@ -72,7 +72,13 @@ function runFloat(
         continue;
       }
     }
-    acc = P ? addT(A, acc, p, 0) : fmaT(A, a, b, acc, 0);
+    // the product is a double (the caller's guarantee): round the exact pair s + e directly
+    acc =
+      s === 0 || !Number.isFinite(s)
+        ? P
+          ? addT(A, acc, p, 0)
+          : fmaT(A, a, b, acc, 0)
+        : A.near(s, e, 0, 'sum', acc, p, 0);
   }
   return acc;
 }
@@ -106,20 +112,19 @@ export function dotFast(
   rng: Rng,
 ): number {
   const A = plan.acc;
-  const run = (lo: number, hi: number): number =>
-    A instanceof IntAccumulator
-      ? runInt(A, x, xo, y, yo, lo, hi)
-      : runFloat(A, plan.products, x, xo, y, yo, lo, hi);
+  const P = plan.products;
   let total: number;
   if (plan.blockSize > 0) {
     const O = plan.outer;
     total = 0;
     for (let b = 0; b < n; b += plan.blockSize) {
-      const part = run(b, Math.min(n, b + plan.blockSize));
+      const hi = Math.min(n, b + plan.blockSize);
+      const part =
+        A instanceof IntAccumulator ? runInt(A, x, xo, y, yo, b, hi) : runFloat(A, P, x, xo, y, yo, b, hi);
       total = O instanceof IntAccumulator ? O.add(total, part) : addT(O, total, part, O.draw(rng));
     }
   } else {
-    total = run(0, n);
+    total = A instanceof IntAccumulator ? runInt(A, x, xo, y, yo, 0, n) : runFloat(A, P, x, xo, y, yo, 0, n);
   }
   const Out = plan.output;
   return Out ? Out.value(total, Out.draw(rng)) : total;

@@ -18,7 +18,35 @@ import { decodeInt, encodeIntWith, type IntLayout, intLayout } from '../formats/
 import { exponentOf, type FloatLayout, floatLayout64 } from '../formats/minifloat.ts';
 import { round64Value } from '../formats/round64.ts';
 import { isStochastic, resolveRounding } from '../formats/rounding.ts';
-import { type Fraction, roundFractionFloat, roundFractionInt } from './exact.ts';
+import {
+  addF,
+  divF,
+  type Fraction,
+  fractionOf,
+  mulF,
+  roundFractionFloat,
+  roundFractionInt,
+  sqrtF,
+} from './exact.ts';
+
+/** Which exact result `near` must build when it cannot compress (no closures in the hot path). */
+export type Exact = 'sum' | 'product' | 'fma' | 'quotient' | 'root';
+
+/** The exact result of an operation on doubles as a fraction. */
+export function exactFraction(kind: Exact, a: number, b: number, c: number): Fraction {
+  switch (kind) {
+    case 'sum': // a + b
+      return addF(fractionOf(a), fractionOf(b));
+    case 'product':
+      return mulF(fractionOf(a), fractionOf(b));
+    case 'fma': // a * b + c
+      return addF(mulF(fractionOf(a), fractionOf(b)), fractionOf(c));
+    case 'quotient':
+      return divF(fractionOf(a), fractionOf(b));
+    case 'root':
+      return sqrtF(fractionOf(a));
+  }
+}
 
 /** Rounding options of a target. */
 export interface TargetOptions {
@@ -86,6 +114,9 @@ export class Target {
   private readonly beLo: number;
   private readonly beHi: number;
   private readonly negZero: number;
+  /** binary64 itself in nearest-even: JavaScript's own result is the answer. */
+  private readonly binary64Rne: boolean;
+  private readonly window: FastWindow | undefined;
 
   constructor(spec: FormatSpec, opts: TargetOptions = {}) {
     if (spec.kind === 'lut')
@@ -138,12 +169,25 @@ export class Target {
     }
     this.beLo = beLo;
     this.beHi = beHi;
+    this.window = this.fastQ
+      ? { q: this.fastQ, iq: this.fastIQ!, beLo, beHi, negZero: this.negZero }
+      : undefined;
+    this.binary64Rne =
+      !!L &&
+      this.rounding === 'nearest-even' &&
+      L.E === 11 &&
+      L.M === 52 &&
+      L.bias === 1023 &&
+      L.subnormals &&
+      !this.flush &&
+      L.spec.inf &&
+      L.spec.nan === 'ieee' &&
+      this.policy === 'ieee';
   }
 
   /** The nearest-even fast window (for kernels that inline it), if this target has one. */
   fastWindow(): FastWindow | undefined {
-    if (!this.fastQ) return undefined;
-    return { q: this.fastQ, iq: this.fastIQ!, beLo: this.beLo, beHi: this.beHi, negZero: this.negZero };
+    return this.window;
   }
 
   /** One double rounded (u: this rounding's random draw, ignored by deterministic modes). */
@@ -167,16 +211,18 @@ export class Target {
   }
 
   /**
-   * The exact v = s + e rounded once, where s = fl(v) and e is exact or only its sign matters (e = 0: v = s).
-   * `exact` builds v as a fraction when the compression does not apply.
+   * The exact result v of an operation (`kind` on a, b, c) rounded once, given s = fl(v) and e, which is
+   * v - s exactly or only has its sign (e = 0: v = s; NaN: s overflowed). The exact fraction is built only
+   * when the round-to-odd compression does not apply.
    */
-  near(s: number, e: number, u: number, exact: () => Fraction): number {
+  near(s: number, e: number, u: number, kind: Exact, a: number, b: number, c: number): number {
+    if (this.binary64Rne) return s; // s = fl(v) is the nearest-even rounding of v in binary64
     if (e === 0 && Number.isFinite(s)) return this.value(s, u);
     if (this.oddCompressionExact && (e === e || !Number.isFinite(s))) {
       const ro = roundToOdd53(s, e === e ? Math.sign(e) : Math.sign(s));
       return this.slowValue(ro, u);
     }
-    return this.fraction(exact(), u);
+    return this.fraction(exactFraction(kind, a, b, c), u);
   }
 
   /** An exact fraction rounded once. */
