@@ -15,8 +15,9 @@ import { type Cell, NumberLog, sci, type StudyResult } from './study.ts';
 export interface HarmonicOptions {
   /** Terms (default 65536). */
   terms?: number;
-  /** SR repetitions (default 8). */
+  /** SR repetitions (default 8), with seeds seed, seed + 1, ... */
   seeds?: number;
+  seed?: number;
   formats?: readonly string[];
 }
 
@@ -34,30 +35,37 @@ function meanStd(xs: readonly number[]): [number, number] {
   return [m, Math.sqrt(v)];
 }
 
-/** sum_{k=1}^{n} 1/k with every term and partial sum rounded; the values at the checkpoints. */
+/**
+ * sum_{k=1}^{n} 1/k with every term and partial sum rounded: the values at the checkpoints, and the first
+ * k from which the sum never changes again (stagnation).
+ */
 function harmonicRun(
   format: string,
   rounding: 'nearest-even' | 'stochastic',
   seed: number,
   at: number[],
-): number[] {
+): { sums: number[]; stall: number } {
   const ctx = withPrecision({ format, rounding, seed });
-  const out: number[] = [];
+  const sums: number[] = [];
   let s = 0;
   let c = 0;
+  let stall = 1;
   for (let k = 1; k <= at[at.length - 1]!; k++) {
-    s = ctx.add(s, ctx.div(1, k));
+    const next = ctx.add(s, ctx.div(1, k));
+    if (next !== s) stall = k + 1;
+    s = next;
     if (k === at[c]) {
-      out.push(s);
+      sums.push(s);
       c++;
     }
   }
-  return out;
+  return { sums, stall };
 }
 
 export function harmonicStudy(opts: HarmonicOptions = {}): StudyResult {
   const n = opts.terms ?? 65536;
   const seeds = opts.seeds ?? 8;
+  const seed0 = opts.seed ?? 1;
   const formats = opts.formats ?? ['fp16', 'bf16'];
   const at = checkpoints(n);
   const log = new NumberLog();
@@ -87,27 +95,34 @@ export function harmonicStudy(opts: HarmonicOptions = {}): StudyResult {
   const final = exact[exact.length - 1]!;
   let headline = '';
   for (const f of formats) {
-    const rn = harmonicRun(f, 'nearest-even', 0, at);
+    const { sums: rn, stall } = harmonicRun(f, 'nearest-even', 0, at);
     log.addAll(rn);
+    log.add(stall);
     const last = rn[rn.length - 1]!;
-    let stall = 1;
-    for (let i = rn.length - 1; i > 0 && rn[i - 1] === last; i--) stall = at[i - 1]!;
-    rows.push([f, 'nearest', sci(last), '-', sci(Math.abs(last - final) / final), `from k = ${stall}`]);
+    const stalled = stall <= n ? `from k = ${stall}` : 'none';
+    rows.push([f, 'nearest', String(last), '-', sci(Math.abs(last - final) / final), stalled]);
     at.forEach((k, i) => points.push({ x: k, y: rn[i]!, series: `${f} RN` }));
-    const runs = Array.from({ length: seeds }, (_, s) => harmonicRun(f, 'stochastic', s + 1, at));
+    const runs = Array.from({ length: seeds }, (_, s) => harmonicRun(f, 'stochastic', seed0 + s, at).sums);
     for (const r of runs) log.addAll(r);
     const stats = at.map((_, i) => meanStd(runs.map((r) => r[i]!)));
     const [m, sd] = stats[stats.length - 1]!;
-    rows.push([f, `stochastic (${seeds} seeds)`, sci(m), sci(sd), sci(Math.abs(m - final) / final), '-']);
+    rows.push([
+      f,
+      `stochastic (${seeds} seeds)`,
+      m.toFixed(4),
+      sci(sd),
+      sci(Math.abs(m - final) / final),
+      '-',
+    ]);
     at.forEach((k, i) => points.push({ x: k, y: stats[i]![0], series: `${f} SR mean` }));
     if (f === 'fp16')
       headline = `fp16 harmonic sum of ${n} terms: RN stalls at ${last} from k = ${stall}; SR mean ${m.toFixed(4)} +- ${sd.toFixed(4)} vs ${final.toFixed(4)}`;
   }
-  rows.unshift(['float64', 'nearest', sci(final), '-', '0', '-']);
+  rows.unshift(['float64', 'nearest', final.toFixed(4), '-', '0', '-']);
   return {
     name: 'harmonic',
     title: 'The harmonic sum in fp16 / bf16: round-to-nearest stagnates, stochastic rounding does not',
-    params: { terms: n, seeds, formats: formats.join(' ') },
+    params: { terms: n, seeds, seed: seed0, formats: formats.join(' ') },
     tables: [
       {
         title: `sum_{k=1}^{${n}} 1/k, each term and each partial sum rounded`,
@@ -133,7 +148,9 @@ export interface HeatOptions {
   r?: number;
   /** Final time (default 0.1). */
   time?: number;
+  /** SR repetitions (default 5), with seeds seed, seed + 1, ... */
   seeds?: number;
+  seed?: number;
   formats?: readonly string[];
 }
 
@@ -182,6 +199,7 @@ export function heatStudy(opts: HeatOptions = {}): StudyResult {
   const r = opts.r ?? 0.02;
   const T = opts.time ?? 0.1;
   const seeds = opts.seeds ?? 5;
+  const seed0 = opts.seed ?? 1;
   const formats = opts.formats ?? ['fp16', 'bf16'];
   const dx = 1 / (m + 1);
   const steps = Math.round(T / (r * dx * dx));
@@ -202,16 +220,18 @@ export function heatStudy(opts: HeatOptions = {}): StudyResult {
     return Math.sqrt(s / q);
   };
   const refEnd = ref.mid[ref.mid.length - 1]!;
-  const rows: Cell[][] = [['float64', 'nearest', sci(refEnd), '-', '0']];
+  const rows: Cell[][] = [['float64', 'nearest', refEnd.toFixed(4), '-', '0']];
   let headline = '';
   for (const f of formats) {
     const rn = heatRun(f, 'nearest-even', 0, m, r, steps, every);
     log.addAll(rn.mid);
     log.addAll(rn.profile);
     const rnEnd = rn.mid[rn.mid.length - 1]!;
-    rows.push([f, 'nearest', sci(rnEnd), '-', sci(l2(rn.profile))]);
+    rows.push([f, 'nearest', rnEnd.toFixed(4), '-', sci(l2(rn.profile))]);
     rn.mid.forEach((y, i) => points.push({ x: times[i]!, y, series: `${f} RN` }));
-    const runs = Array.from({ length: seeds }, (_, s) => heatRun(f, 'stochastic', s + 1, m, r, steps, every));
+    const runs = Array.from({ length: seeds }, (_, s) =>
+      heatRun(f, 'stochastic', seed0 + s, m, r, steps, every),
+    );
     for (const run of runs) {
       log.addAll(run.mid);
       log.addAll(run.profile);
@@ -219,7 +239,7 @@ export function heatStudy(opts: HeatOptions = {}): StudyResult {
     const mean = runs[0]!.mid.map((_, i) => meanStd(runs.map((run) => run.mid[i]!))[0]);
     const [me, sd] = meanStd(runs.map((run) => run.mid[run.mid.length - 1]!));
     const errs = meanStd(runs.map((run) => l2(run.profile)));
-    rows.push([f, `stochastic (${seeds} seeds)`, sci(me), sci(sd), `${sci(errs[0])} (mean)`]);
+    rows.push([f, `stochastic (${seeds} seeds)`, me.toFixed(4), sci(sd), `${sci(errs[0])} (mean)`]);
     mean.forEach((y, i) => points.push({ x: times[i]!, y, series: `${f} SR mean` }));
     if (f === 'bf16')
       headline = `heat equation, bf16: RN holds u(1/2) at ${rnEnd.toFixed(3)} (float64 ${refEnd.toFixed(3)}); SR mean ${me.toFixed(3)} +- ${sd.toFixed(3)}`;
@@ -228,7 +248,7 @@ export function heatStudy(opts: HeatOptions = {}): StudyResult {
     name: 'heat',
     title:
       'Heat equation in fp16 / bf16: round-to-nearest freezes the solution, stochastic rounding follows it',
-    params: { points: m, r, time: T, steps, seeds, formats: formats.join(' ') },
+    params: { points: m, r, time: T, steps, seeds, seed: seed0, formats: formats.join(' ') },
     tables: [
       {
         title: `u_t = u_xx, u(x,0) = sin(pi x), explicit Euler, ${m} points, r = dt/dx^2 = ${r}, ${steps} steps to t = ${T}`,
