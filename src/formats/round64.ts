@@ -223,13 +223,16 @@ function chop64Float(c: Cast64, src: Float64Array, dst: Float64Array): void {
   const n = src.length;
   // In place is safe: element i is read before it is written and never read again.
   if (mode === 'nearest-even' && L.M <= 49) {
+    // (x / q + 1.5 * 2^52) - 1.5 * 2^52 rounds x / q to an integer, ties to even, for either sign; one
+    // unsigned comparison tests the window; a zero result takes the sign rule of the format
+    const span = beHi - beLo;
     for (let i = 0; i < n; i++) {
       const hw = words[2 * i + HI]!;
       const be = (hw >>> 20) & 0x7ff;
       const x = src[i]!;
-      if (be >= beLo && be < beHi && (signed || hw >= 0)) {
-        const k = (Math.abs(x) * iq[be]! + RNE_MAGIC - RNE_MAGIC) * q[be]!;
-        dst[i] = hw >= 0 ? k : k === 0 ? negZero : -k;
+      if ((be - beLo) >>> 0 < span && (hw >= 0 || signed)) {
+        const k = (x * iq[be]! + RNE_MAGIC - RNE_MAGIC) * q[be]!;
+        dst[i] = k !== 0 ? k : hw < 0 ? negZero : 0;
       } else {
         dst[i] = round64Value(L, x, mode, 0, 0, policy, flush);
       }

@@ -46,6 +46,7 @@ function runFloat(
   hi: number,
 ): number {
   const { q, iq, beLo, beHi, negZero } = A.fastWindow()!;
+  const span = beHi - beLo;
   const PW = P ? P.fastWindow() : undefined;
   let acc = 0;
   for (let i = lo; i < hi; i++) {
@@ -55,9 +56,9 @@ function runFloat(
     if (P && PW) {
       f64[0] = p;
       const be = (w32[HI]! >>> 20) & 0x7ff;
-      if (be >= PW.beLo && be < PW.beHi) {
-        const r = (Math.abs(p) * PW.iq[be]! + RNE_MAGIC - RNE_MAGIC) * PW.q[be]!;
-        p = p >= 0 ? r : r === 0 ? PW.negZero : -r;
+      if ((be - PW.beLo) >>> 0 < PW.beHi - PW.beLo) {
+        const r = (p * PW.iq[be]! + RNE_MAGIC - RNE_MAGIC) * PW.q[be]!;
+        p = r !== 0 ? r : p < 0 ? PW.negZero : 0;
       } else p = P.value(p, 0);
     }
     const s = acc + p;
@@ -66,9 +67,9 @@ function runFloat(
     if (e === 0) {
       f64[0] = s;
       const be = (w32[HI]! >>> 20) & 0x7ff;
-      if (be >= beLo && be < beHi) {
-        const r = (Math.abs(s) * iq[be]! + RNE_MAGIC - RNE_MAGIC) * q[be]!;
-        acc = s >= 0 ? r : r === 0 ? negZero : -r;
+      if ((be - beLo) >>> 0 < span) {
+        const r = (s * iq[be]! + RNE_MAGIC - RNE_MAGIC) * q[be]!;
+        acc = r !== 0 ? r : s < 0 ? negZero : 0;
         continue;
       }
     }

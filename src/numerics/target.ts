@@ -196,9 +196,10 @@ export class Target {
     if (q) {
       f64[0] = x;
       const be = (w32[HI]! >>> 20) & 0x7ff;
-      if (be >= this.beLo && be < this.beHi) {
-        const y = (Math.abs(x) * this.fastIQ![be]! + RNE_MAGIC - RNE_MAGIC) * q[be]!;
-        return x >= 0 ? y : y === 0 ? this.negZero : -y;
+      if ((be - this.beLo) >>> 0 < this.beHi - this.beLo) {
+        // signed: (x / q + 1.5 * 2^52) - 1.5 * 2^52 rounds ties to even for either sign
+        const y = (x * this.fastIQ![be]! + RNE_MAGIC - RNE_MAGIC) * q[be]!;
+        return y !== 0 ? y : x < 0 ? this.negZero : 0;
       }
     }
     return this.slowValue(x, u);
