@@ -53,7 +53,10 @@ test('chop reads doubles and rounds them once (the inputs the float32 path round
   // formats wider than float32, bit patterns of float64 in and out
   const wide = mixq(['chop', '--format', 'fp64', '--bits', '0.1', '0x3ff0000000000001']);
   assert.deepEqual(wide.out.trim().split('\n'), ['0x3fb999999999999a', '0x3ff0000000000001']);
-  assert.equal(mixq(['chop', '--format', 'e8m40', '--rounding', 'nearest-odd', '0.1']).out.trim(), '0.0999999999999659');
+  assert.equal(
+    mixq(['chop', '--format', 'e8m40', '--rounding', 'nearest-odd', '0.1']).out.trim(),
+    '0.0999999999999659',
+  );
 });
 
 test('errors are one line on stderr with exit code 2', () => {

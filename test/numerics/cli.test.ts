@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 function mixq(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    encoding: 'utf8',
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -31,10 +33,16 @@ test('mixq numerics heat --quick: table, fingerprint, SVG plot', () => {
 test('mixq numerics: unknown study and bad options are one line, exit 2', () => {
   const a = mixq(['numerics', 'lorenz']);
   assert.equal(a.code, 2);
-  assert.match(a.err, /^mixq numerics: .*unknown study 'lorenz' \(expected lu-ir, harmonic, heat, train\)\n$/);
+  assert.match(
+    a.err,
+    /^mixq numerics: .*unknown study 'lorenz' \(expected lu-ir, harmonic, heat, train\)\n$/,
+  );
   const b = mixq(['numerics', 'harmonic', '--terms', '-3']);
   assert.equal(b.code, 2);
-  assert.match(b.err, /^mixq numerics: argument --terms: --terms -3 \(expected an integer in 1\.\.100000000\)\n$/);
+  assert.match(
+    b.err,
+    /^mixq numerics: argument --terms: --terms -3 \(expected an integer in 1\.\.100000000\)\n$/,
+  );
   const c = mixq(['numerics', 'train', '--configs', 'fp7', '--quick']);
   assert.equal(c.code, 2);
   assert.match(c.err, /unknown configuration 'fp7'/);
