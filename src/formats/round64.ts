@@ -174,7 +174,7 @@ export function chop64(
  * fast window, and the window [beLo, beHi). Inside it the result can neither overflow (|x| < 2^emax) nor
  * need an inverse step beyond the double range, the input is a normal double, and zero is a value.
  */
-interface StepTable {
+export interface StepTable {
   readonly q: Float64Array;
   readonly iq: Float64Array;
   readonly beLo: number;
@@ -183,7 +183,7 @@ interface StepTable {
 
 const stepTables = new WeakMap<FloatLayout, (StepTable | undefined)[]>();
 
-function stepTable(L: FloatLayout, sub: boolean): StepTable {
+export function stepTable(L: FloatLayout, sub: boolean): StepTable {
   let pair = stepTables.get(L);
   if (!pair) stepTables.set(L, (pair = [undefined, undefined]));
   const hit = pair[sub ? 1 : 0];
@@ -205,8 +205,24 @@ function stepTable(L: FloatLayout, sub: boolean): StepTable {
   return t;
 }
 
-// 1.5 * 2^52: (m + RNE_MAGIC) - RNE_MAGIC rounds a double m in [0, 2^51) to an integer, ties to even.
+// 1.5 * 2^52: (m + RNE_MAGIC) - RNE_MAGIC rounds a double m in (-2^51, 2^51) to an integer, ties to even.
 const RNE_MAGIC = 1.5 * 2 ** 52;
+
+const one = new Float64Array(1);
+const oneWords = new Uint32Array(one.buffer);
+
+/**
+ * x rounded to nearest even through a step table (a format of <= 49 mantissa bits with zero), or NaN when x
+ * is outside the table's window (the caller then takes the reference). A zero result of a negative x is
+ * `negZero` (-0, or +0 in formats without -0). The arithmetic context and its kernels use this.
+ */
+export function roundInTable(T: StepTable, x: number, negZero: number): number {
+  one[0] = x;
+  const be = (oneWords[HI]! >>> 20) & 0x7ff;
+  if ((be - T.beLo) >>> 0 >= T.beHi - T.beLo) return Number.NaN;
+  const r = (x * T.iq[be]! + RNE_MAGIC - RNE_MAGIC) * T.q[be]!;
+  return r !== 0 ? r : x < 0 ? negZero : 0;
+}
 
 /** The float64 chop of a float format: the fast window in typed-array code, the rest by the reference. */
 function chop64Float(c: Cast64, src: Float64Array, dst: Float64Array): void {

@@ -11,13 +11,9 @@
 import type { Rng } from '../core/rng.ts';
 import type { AccumulationPlan } from './accumulate.ts';
 import { IntAccumulator } from './accumulate.ts';
+import { roundInTable } from '../formats/round64.ts';
 import { addT, fmaT } from './target-ops.ts';
 import type { Target } from './target.ts';
-
-const f64 = new Float64Array(1);
-const w32 = new Uint32Array(f64.buffer);
-const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
-const RNE_MAGIC = 1.5 * 2 ** 52;
 
 /** Whether dotFast applies to a plan (the caller also guarantees exact products). */
 export function fastPlan(plan: AccumulationPlan): boolean {
@@ -45,8 +41,7 @@ function runFloat(
   lo: number,
   hi: number,
 ): number {
-  const { q, iq, beLo, beHi, negZero } = A.fastWindow()!;
-  const span = beHi - beLo;
+  const W = A.fastWindow()!;
   const PW = P ? P.fastWindow() : undefined;
   let acc = 0;
   for (let i = lo; i < hi; i++) {
@@ -54,22 +49,16 @@ function runFloat(
     const b = y[yo + i]!;
     let p = a * b;
     if (P && PW) {
-      f64[0] = p;
-      const be = (w32[HI]! >>> 20) & 0x7ff;
-      if ((be - PW.beLo) >>> 0 < PW.beHi - PW.beLo) {
-        const r = (p * PW.iq[be]! + RNE_MAGIC - RNE_MAGIC) * PW.q[be]!;
-        p = r !== 0 ? r : p < 0 ? PW.negZero : 0;
-      } else p = P.value(p, 0);
+      const r = roundInTable(PW.table, p, PW.negZero);
+      p = r === r ? r : P.value(p, 0);
     }
     const s = acc + p;
     const bb = s - acc;
     const e = acc - (s - bb) + (p - bb);
     if (e === 0) {
-      f64[0] = s;
-      const be = (w32[HI]! >>> 20) & 0x7ff;
-      if ((be - beLo) >>> 0 < span) {
-        const r = (s * iq[be]! + RNE_MAGIC - RNE_MAGIC) * q[be]!;
-        acc = r !== 0 ? r : s < 0 ? negZero : 0;
+      const r = roundInTable(W.table, s, W.negZero);
+      if (r === r) {
+        acc = r;
         continue;
       }
     }

@@ -15,8 +15,8 @@ import { MixqError } from '../core/errors.ts';
 import type { Rng } from '../core/rng.ts';
 import type { FloatSpec, FormatSpec, OverflowPolicy, Rounding } from '../formats/index.ts';
 import { decodeInt, encodeIntWith, type IntLayout, intLayout } from '../formats/int.ts';
-import { exponentOf, type FloatLayout, floatLayout64 } from '../formats/minifloat.ts';
-import { round64Value } from '../formats/round64.ts';
+import { type FloatLayout, floatLayout64 } from '../formats/minifloat.ts';
+import { round64Value, roundInTable, type StepTable, stepTable } from '../formats/round64.ts';
 import { isStochastic, resolveRounding } from '../formats/rounding.ts';
 import {
   addF,
@@ -60,7 +60,6 @@ const f64 = new Float64Array(1);
 const w32 = new Uint32Array(f64.buffer);
 const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
 const HI = 1 - LO;
-const RNE_MAGIC = 1.5 * 2 ** 52;
 
 /** Round to odd in 53 bits of v = s + (something of sign dir, smaller than half an ulp of s). */
 export function roundToOdd53(s: number, dir: number): number {
@@ -85,13 +84,9 @@ export function roundToOdd53(s: number, dir: number): number {
   return f64[0]!;
 }
 
-/** The nearest-even fast window of a target: steps by biased double exponent in [beLo, beHi). */
+/** The nearest-even fast path of a target: its step table, and the zero a negative value rounds to. */
 export interface FastWindow {
-  readonly q: Float64Array;
-  readonly iq: Float64Array;
-  readonly beLo: number;
-  readonly beHi: number;
-  /** The zero a negative value rounds to (+0 in formats without -0). */
+  readonly table: StepTable;
   readonly negZero: number;
 }
 
@@ -108,15 +103,11 @@ export class Target {
   readonly flush: boolean;
   /** Whether rounding RO_53(v) decides like rounding v (see the header). */
   readonly oddCompressionExact: boolean;
-  /** The fast nearest-even window: steps and inverse steps per biased double exponent. */
-  private readonly fastQ: Float64Array | undefined;
-  private readonly fastIQ: Float64Array | undefined;
-  private readonly beLo: number;
-  private readonly beHi: number;
   private readonly negZero: number;
   /** binary64 itself in nearest-even: JavaScript's own result is the answer. */
   private readonly binary64Rne: boolean;
   private readonly window: FastWindow | undefined;
+  private readonly table: StepTable | undefined;
 
   constructor(spec: FormatSpec, opts: TargetOptions = {}) {
     if (spec.kind === 'lut')
@@ -148,30 +139,13 @@ export class Target {
       this.oddCompressionExact = true;
       this.negZero = 0;
     }
-    // nearest-even fast path for floats of <= 49 mantissa bits (the 1.5 * 2^52 trick)
+    // nearest-even fast path for signed floats of <= 49 mantissa bits with zero (the 1.5 * 2^52 trick)
     const L = this.L;
-    let beLo = 2048;
-    let beHi = 0;
-    if (L && this.rounding === 'nearest-even' && L.M <= 49 && L.hasZero && L.signed) {
-      const q = new Float64Array(2048);
-      const iq = new Float64Array(2048);
-      beHi = Math.min(exponentOf(L.maxFinite) + 1023, 2047);
-      for (let be = beHi - 1; be >= 1; be--) {
-        const e = be - 1023;
-        const k = e < L.emin ? (L.subnormals && !this.flush ? L.emin - L.M : L.emin) : e - L.M;
-        if (k < -1022) break;
-        q[be] = 2 ** k;
-        iq[be] = 2 ** -k;
-        beLo = be;
-      }
-      this.fastQ = q;
-      this.fastIQ = iq;
-    }
-    this.beLo = beLo;
-    this.beHi = beHi;
-    this.window = this.fastQ
-      ? { q: this.fastQ, iq: this.fastIQ!, beLo, beHi, negZero: this.negZero }
-      : undefined;
+    this.table =
+      L && this.rounding === 'nearest-even' && L.M <= 49 && L.hasZero && L.signed
+        ? stepTable(L, L.subnormals && !this.flush)
+        : undefined;
+    this.window = this.table ? { table: this.table, negZero: this.negZero } : undefined;
     this.binary64Rne =
       !!L &&
       this.rounding === 'nearest-even' &&
@@ -192,15 +166,9 @@ export class Target {
 
   /** One double rounded (u: this rounding's random draw, ignored by deterministic modes). */
   value(x: number, u: number): number {
-    const q = this.fastQ;
-    if (q) {
-      f64[0] = x;
-      const be = (w32[HI]! >>> 20) & 0x7ff;
-      if ((be - this.beLo) >>> 0 < this.beHi - this.beLo) {
-        // signed: (x / q + 1.5 * 2^52) - 1.5 * 2^52 rounds ties to even for either sign
-        const y = (x * this.fastIQ![be]! + RNE_MAGIC - RNE_MAGIC) * q[be]!;
-        return y !== 0 ? y : x < 0 ? this.negZero : 0;
-      }
+    if (this.table) {
+      const y = roundInTable(this.table, x, this.negZero);
+      if (y === y) return y;
     }
     return this.slowValue(x, u);
   }

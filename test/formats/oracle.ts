@@ -234,13 +234,13 @@ export function residual32(spec: FloatSpec, x: number | Real, flush = false): nu
 /** Integer formats: round to an integer in the mode, then saturate (NaN -> 0). */
 export function oracleRoundInt(
   spec: { bits: number; signed: boolean; narrow: boolean },
-  x: number,
+  x: number | Real,
   o: OracleOptions,
 ): number {
   const half = 2 ** (spec.bits - 1);
   const lo = spec.signed ? (spec.narrow ? -(half - 1) : -half) : 0;
   const hi = spec.signed ? half - 1 : 2 ** spec.bits - 1;
-  const r = ratOfDouble(x);
+  const r = typeof x === 'number' ? ratOfDouble(x) : x;
   if (r.kind === 'nan') return 0;
   if (r.kind === 'inf') return r.neg ? lo : hi;
   const neg = r.num < 0n;

@@ -194,54 +194,16 @@ test('integer contexts: exact result rounded once, then saturated', () => {
     ] as const) {
       const u = () => (m.rounding.startsWith('stochastic') ? draws.nextU32() : 0);
       const q = ctx.div(a, b);
-      assert.equal(q, oracleRoundIntFraction(a, b, m, u()), `div ${a} ${b} ${m.rounding}`);
+      assert.equal(
+        q,
+        oracleRoundInt(int8, divRat(ratOfDouble(a), ratOfDouble(b)), { ...m, u32: u() }),
+        `div ${a} ${b} ${m.rounding}`,
+      );
       const p = ctx.mul(a, b);
       assert.equal(p, oracleRoundInt(int8, a * b, { ...m, u32: u() }), `mul ${a} ${b}`);
     }
   }
 });
-
-/** a / b rounded to int8 by the oracle (the quotient is not a double in general). */
-function oracleRoundIntFraction(
-  a: number,
-  b: number,
-  m: { rounding: Rounding; randomBits?: number },
-  u: number,
-): number {
-  // scale: floor and residual of a/b exactly via the float oracle on a wide format with step 1 at |v| < 2^8
-  const q = divRat(ratOfDouble(a), ratOfDouble(b));
-  if (q.kind !== 'rat') return 0;
-  const neg = q.num < 0n;
-  const num = neg ? -q.num : q.num;
-  let n = num / q.den;
-  const rem = num - n * q.den;
-  const up = (() => {
-    if (rem === 0n) return false;
-    switch (m.rounding) {
-      case 'nearest-even':
-        return 2n * rem > q.den || (2n * rem === q.den && n % 2n === 1n);
-      case 'nearest-away':
-        return 2n * rem >= q.den;
-      case 'toward-zero':
-        return false;
-      case 'up':
-        return !neg;
-      case 'down':
-        return neg;
-      case 'nearest-odd':
-        return n % 2n === 0n;
-      case 'stochastic-equal':
-        return u >>> 31 === 1;
-      case 'stochastic':
-        return m.randomBits
-          ? BigInt(u >>> (32 - m.randomBits)) < (rem << BigInt(m.randomBits)) / q.den
-          : BigInt(u) * q.den < rem << 32n;
-    }
-  })();
-  if (up) n += 1n;
-  const v = neg ? -Number(n) : Number(n);
-  return Math.max(-128, Math.min(127, v)) + 0;
-}
 
 test('bad options are one MixqError naming the field', () => {
   assert.throws(() => withPrecision({ format: 'fp99' }), /withPrecision: format: unknown format 'fp99'/);
