@@ -16,3 +16,14 @@ export {
   dfpQuantize,
   type DfpTensor,
 } from './dfp.ts';
+export { hashNumbers } from './det-math.ts';
+export type { StudyPlot, StudyResult, StudyTable } from './studies/study.ts';
+export { type LuIrOptions, luIrStudy } from './studies/lu-ir.ts';
+export { type HarmonicOptions, harmonicStudy, type HeatOptions, heatStudy } from './studies/rn-vs-sr.ts';
+export {
+  DEFAULT_TRAIN_CONFIGS,
+  TRAIN_CONFIGS,
+  type TrainConfig,
+  type TrainOptions,
+  trainStudy,
+} from './studies/train.ts';

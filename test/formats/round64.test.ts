@@ -16,6 +16,7 @@ import {
   decode,
   decodeBig,
   encode,
+  encodeArray,
   encodeBig,
   type FloatSpec,
   type FormatSpec,
@@ -250,6 +251,14 @@ test('fp64 as a target: identity on doubles, codes are the double bits; encodeBi
     }
   }
   assert.throws(() => encode(fp64, 1), /64 bits.*encodeBig/);
+  // encodeArray of float64 data: the same codes as encode, one rounding each
+  const xs = Float64Array.of(1 + 2 ** -11 + 2 ** -40, -3.3e-6, 70000, Number.NaN);
+  const fp16 = getFormat('fp16');
+  assert.deepEqual(
+    [...encodeArray(fp16, xs)],
+    [...xs].map((x) => encode(fp16, x)),
+  );
+  assert.equal(encodeArray(fp16, xs)[0], 0x3c01);
 });
 
 /**

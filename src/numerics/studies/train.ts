@@ -34,7 +34,7 @@ type Scheme =
   | { readonly kind: 'scaled'; readonly format: string }
   | { readonly kind: 'nvfp4' };
 
-interface Config {
+export interface TrainConfig {
   readonly name: string;
   readonly w: Scheme;
   readonly a: Scheme;
@@ -51,7 +51,7 @@ const scaled = (format: string): Scheme => ({ kind: 'scaled', format });
 const NVFP4: Scheme = { kind: 'nvfp4' };
 
 /** The configurations a study can run, by name. */
-export const TRAIN_CONFIGS: Readonly<Record<string, Config>> = {
+export const TRAIN_CONFIGS: Readonly<Record<string, TrainConfig>> = {
   fp32: {
     name: 'fp32',
     w: plain('fp32'),
@@ -300,7 +300,7 @@ function softmax(
 /** Forward pass; returns hidden pre-activations, hidden activations and logits. */
 function forward(
   net: Net,
-  cfg: Config,
+  cfg: TrainConfig,
   g: Precision,
   q: Rounders,
   x: Float64Array,
