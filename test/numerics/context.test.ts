@@ -12,7 +12,6 @@ import { Rng } from '../../src/core/rng.ts';
 import {
   chop,
   type FloatSpec,
-  type FormatSpec,
   intSpec,
   parseFormat,
   ROUNDINGS,
@@ -219,5 +218,3 @@ test('bad options are one MixqError naming the field', () => {
   assert.throws(() => withPrecision({ format: 'int8', accumulator: { format: 'int99' } }), /int2 .. int53/);
   assert.throws(() => withPrecision({ format: 'fp16' }).dot([1, 2], [1]), /operand lengths 2 and 1/);
 });
-
-export type { FormatSpec };
