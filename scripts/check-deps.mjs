@@ -13,6 +13,7 @@ const ALLOWED = {
   graph: ['core', 'formats', 'blocks'],
   io: ['core', 'formats', 'blocks', 'graph'],
   kernels: ['core', 'formats', 'blocks'],
+  numerics: ['core', 'formats', 'blocks'],
   export: ['core', 'formats', 'blocks', 'quant', 'graph', 'io'],
   runtime: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export'],
   report: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph'],
@@ -42,6 +43,7 @@ const BROWSER_SAFE = [
   'graph',
   'io',
   'kernels',
+  'numerics',
   'report',
   'export',
 ];

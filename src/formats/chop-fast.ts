@@ -34,6 +34,7 @@ export function chopFloatFast(
   flush: boolean,
   slow: (x: number, u32: number) => number,
 ): boolean {
+  if (r.rounding === 'nearest-odd') return false; // round-to-odd: the reference path (minifloat.ts)
   let src = input;
   const D = 23 - L.M;
   // With no mantissa bits the kept significand is the hidden 1 (odd), so in the normal range ties-to-even
