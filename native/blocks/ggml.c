@@ -266,19 +266,25 @@ static void mxfp4_ref(const float *x, int nb, u8 *out) {
     // 2^(e-128): a normal float for e >= 2, subnormal below
     float d = e >= 2 ? bitsf((e - 1) << 23) : bitsf(0x200000u << e);
     o[0] = (u8)e;
-    V kd[16];
-    for (int c = 0; c < 16; c++) kd[c] = fs(KV_MXFP4[c] * d);
+    // The reference scans all 16 codes for the first smallest |fr(kd - x)|. The table is symmetric
+    // (code c + 8 = -code c) and a negative code never strictly beats its positive twin, which comes
+    // first: |fr(-kd - x)| = fr(kd + |x|) >= |fr(kd - |x|)| for x >= 0, and for x < 0 code 0 (error |x|)
+    // beats every positive code. So: scan the 8 magnitudes on |x|, then code c + 8 when x < 0 and c > 0.
+    V kd[8];
+    for (int c = 0; c < 8; c++) kd[c] = fs(KV_MXFP4[c] * d);
     V l[8];
     for (int k = 0; k < 8; k++) {
+      V ax = fabs4(a[k]);
       V best = is_(0);
-      V bestErr = fabs4(fsub(kd[0], a[k]));
-      for (int c = 1; c < 16; c++) {
-        V err = fabs4(fsub(kd[c], a[k]));
+      V bestErr = fabs4(fsub(kd[0], ax));
+      for (int c = 1; c < 8; c++) {
+        V err = fabs4(fsub(kd[c], ax));
         V m = wasm_f32x4_lt(err, bestErr);
         best = sel(is_(c), best, m);
         bestErr = sel(err, bestErr, m);
       }
-      l[k] = best;
+      V neg = wasm_v128_and(wasm_f32x4_lt(a[k], fs(0)), wasm_i32x4_gt(best, is_(0)));
+      l[k] = wasm_v128_or(best, wasm_v128_and(neg, is_(8)));
     }
     store_nibbles(o + 1, bytes16(l), bytes16(l + 4));
   }

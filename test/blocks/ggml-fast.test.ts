@@ -82,11 +82,10 @@ const xCopies = new WeakMap<Float32Array, Float32Array>();
 
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[Math.floor(rng.nextFloat() * xs.length)]!;
 
-/** A row whose 16-value groups each draw one of the odd cases. */
-function oddRow(rng: Rng, n: number): Float32Array {
+/** A row whose groups of `group` values (16 or 32) each draw one of the odd cases. */
+function oddRow(rng: Rng, n: number, group: number): Float32Array {
   const x = new Float32Array(n);
   const kinds = [
-    'normal',
     'normal',
     'zero',
     'constant',
@@ -98,14 +97,19 @@ function oddRow(rng: Rng, n: number): Float32Array {
     'mixed',
     'ties',
     'signedZeros',
+    'zerosInPositive',
+    'zerosInNegative',
     'negative',
     'positive',
     'outlier',
+    'fp16Edge',
   ] as const;
-  for (let g = 0; g < n; g += 16) {
+  // fp16 scale fields at their rounding edges: max finite, the overflow tie 65520, subnormal steps
+  const edges = [65504, 65519, 65520, 65536, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -14, 6.1e-5];
+  for (let g = 0; g < n; g += group) {
     const kind = pick(rng, kinds);
     const c = rng.nextNormal();
-    for (let i = g; i < g + 16; i++) {
+    for (let i = g; i < g + group; i++) {
       const z = rng.nextNormal();
       switch (kind) {
         case 'normal':
@@ -141,6 +145,14 @@ function oddRow(rng: Rng, n: number): Float32Array {
         case 'signedZeros':
           x[i] = rng.nextFloat() < 0.5 ? -0 : rng.nextFloat() < 0.8 ? 0 : z;
           break;
+        case 'zerosInPositive':
+        case 'zerosInNegative': {
+          // the block minimum (maximum) is a zero: which signed zero comes first decides the stored m
+          const r = rng.nextFloat();
+          const v = r < 0.15 ? 0 : r < 0.3 ? -0 : Math.abs(z) + 0.1;
+          x[i] = kind === 'zerosInPositive' ? v : -v;
+          break;
+        }
         case 'negative':
           x[i] = -Math.abs(z) - 0.5;
           break;
@@ -150,9 +162,31 @@ function oddRow(rng: Rng, n: number): Float32Array {
         case 'outlier':
           x[i] = i === g + 3 ? z * 100 : z;
           break;
+        case 'fp16Edge': {
+          // one value sets d = edge for the symmetric (x 8, 16) and Q8_0 (x 127) rules, the rest smaller
+          const e = edges[(g / group) % edges.length]!;
+          const m = [8, 16, 127][(g / group) % 3]!;
+          x[i] = i === g + 7 ? -m * e : z * e;
+          break;
+        }
       }
     }
   }
+  return x;
+}
+
+/**
+ * A Q3_K super-block whose 16 sub-blocks (16 normals from Rng(seed) each) all change a level in the
+ * fifth and last refinement pass of make_q3_quants (seeds found by a dev-time search: 22 in 200 000).
+ */
+function q3FivePassRow(): Float32Array {
+  const seeds = [12701, 19833, 23508, 67229, 71012, 80763, 96682, 97758, 99233, 99488, 107854, 108517];
+  seeds.push(109870, 121554, 122226, 130688);
+  const x = new Float32Array(256);
+  seeds.forEach((seed, j) => {
+    const rng = new Rng(seed);
+    for (let i = 0; i < 16; i++) x[16 * j + i] = rng.nextNormal();
+  });
   return x;
 }
 
@@ -187,8 +221,12 @@ describe('ggml fast codecs == reference (byte for byte)', () => {
       }
       const rng = new Rng(2024);
       const n = rowLength(name);
+      if (name === 'Q3_K') checkAll(name, q3FivePassRow(), 256, [], 'five refinement passes');
       for (let t = 0; t < 6; t++) {
-        const x = t === 0 ? Float32Array.from({ length: 3 * n }, () => rng.nextNormal()) : oddRow(rng, 3 * n);
+        const x =
+          t === 0
+            ? Float32Array.from({ length: 3 * n }, () => rng.nextNormal())
+            : oddRow(rng, 3 * n, t % 2 ? 16 : 32);
         xCopies.set(x, x.slice());
         checkAll(name, x, n, imatrices(rng, n), `random#${t}`);
       }
