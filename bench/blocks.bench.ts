@@ -8,12 +8,14 @@
  *    - the peer, ggml-quants.c's own `quantize_<t>` / `dequantize_row_<t>` built outside the repository
  *      (gcc -O3, no -march: byte-identical to mixq), when MIXQ_PEER_GGML names its harness:
  *        $MIXQ_PEER_GGML bench <data.f32> <n_per_row> <imatrix.f32> <min_ms> <TYPE>
- *      prints `TYPE <encode M/s> <encode with imatrix M/s> <decode M/s>` (best of a warm-up and 3 runs,
- *      as timeBest here); otherwise "peer not available";
+ *      prints `TYPE <encode M/s> <encode with imatrix M/s> <decode M/s>` (a warm-up, then the best of at
+ *      least 3 runs and 300 ms, as timeBest here); otherwise "peer not available";
  *    - mixq's plain TypeScript reference (GGML_REFERENCE_CODECS), on the first REF_ROWS rows (its speed
  *      per value does not depend on the row count; the full matrix would take minutes).
  *    Target (issue 20): mixq >= 0.7x the peer in every encode row.
- * 2. OCP MX and NVFP4 encode/decode of 2^20 values against a plain copy and a naive int8 block quantizer.
+ * 2. Whole-tensor encoding on worker threads (runtime/block-encode.node.ts, the same bytes for any thread
+ *    count) on the same matrix: 2 threads against 1 (GGML_CODECS on this thread), Q4_K and Q6_K.
+ * 3. OCP MX and NVFP4 encode/decode of 2^20 values against a plain copy and a naive int8 block quantizer.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +25,7 @@ import { GGML_CODECS, GGML_REFERENCE_CODECS, type GgmlTypeName } from '../src/bl
 import { mxDecode, mxEncode } from '../src/blocks/mx.ts';
 import { nvfp4Decode, nvfp4Encode } from '../src/blocks/nvfp4.ts';
 import { Rng } from '../src/core/rng.ts';
+import { closeBlockEncodeWorkers, quantizeOnThreads } from '../src/runtime/block-encode.node.ts';
 import { printTable, timeBest } from './util.ts';
 
 const COLS = 4096;
@@ -61,7 +64,7 @@ interface PeerRow {
 function peer(type: GgmlTypeName, dataFile: string, imFile: string): PeerRow | undefined {
   const exe = process.env.MIXQ_PEER_GGML;
   if (!exe) return undefined;
-  const r = spawnSync(exe, ['bench', dataFile, String(COLS), imFile, '0', type], { encoding: 'utf8' });
+  const r = spawnSync(exe, ['bench', dataFile, String(COLS), imFile, '300', type], { encoding: 'utf8' });
   const m = r.status === 0 ? r.stdout.trim().split(/\s+/) : [];
   if (m[0] !== type) {
     console.log(`peer failed on ${type}: ${r.stderr || r.error?.message || r.stdout}`);
@@ -72,16 +75,21 @@ function peer(type: GgmlTypeName, dataFile: string, imFile: string): PeerRow | u
 
 const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 
-async function ggmlTable(): Promise<void> {
+/** The bench matrix (ROWS x COLS, N(0,1)) and its imatrix, from one seed. */
+function benchData(): { x: Float32Array; imatrix: Float32Array } {
   const rng = new Rng(1);
-  const n = ROWS * COLS;
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = rng.nextNormal();
+  const x = new Float32Array(ROWS * COLS);
+  for (let i = 0; i < x.length; i++) x[i] = rng.nextNormal();
   // importance weights: mean squared activations of a seeded, unevenly scaled input
   const imatrix = Float32Array.from({ length: COLS }, () => {
     const s = Math.exp(rng.nextNormal());
     return s * s * (0.5 + rng.nextFloat());
   });
+  return { x, imatrix };
+}
+
+async function ggmlTable(x: Float32Array, imatrix: Float32Array): Promise<void> {
+  const n = x.length;
   const xRef = x.subarray(0, REF_ROWS * COLS);
 
   let dir: string | undefined;
@@ -119,36 +127,36 @@ async function ggmlTable(): Promise<void> {
           'encode',
           mvs(
             n,
-            timeBest(() => fast.quantize(x, COLS, null), 0),
+            timeBest(() => fast.quantize(x, COLS, null)),
           ),
           p?.enc,
           mvs(
             xRef.length,
-            timeBest(() => ref.quantize(xRef, COLS, null), 0),
+            timeBest(() => ref.quantize(xRef, COLS, null)),
           ),
         ],
         [
           'encode + imatrix',
           mvs(
             n,
-            timeBest(() => fast.quantize(x, COLS, imatrix), 0),
+            timeBest(() => fast.quantize(x, COLS, imatrix)),
           ),
           p?.encImatrix,
           mvs(
             xRef.length,
-            timeBest(() => ref.quantize(xRef, COLS, imatrix), 0),
+            timeBest(() => ref.quantize(xRef, COLS, imatrix)),
           ),
         ],
         [
           'decode',
           mvs(
             n,
-            timeBest(() => fast.dequantize(bytes, n), 0),
+            timeBest(() => fast.dequantize(bytes, n)),
           ),
           p?.dec,
           mvs(
             xRef.length,
-            timeBest(() => ref.dequantize(refBytes, xRef.length), 0),
+            timeBest(() => ref.dequantize(refBytes, xRef.length)),
           ),
         ],
       ];
@@ -233,9 +241,38 @@ function otherBlocksTable(): void {
   printTable(['format', 'encode M/s', 'decode M/s', 'encode / naive int8', 'decode / copy'], rows);
 }
 
+async function threadsTable(x: Float32Array, imatrix: Float32Array): Promise<void> {
+  const rows: string[][] = [];
+  const timeAsync = async (f: () => Promise<unknown>): Promise<number> => {
+    await f(); // warm-up (starts the workers)
+    let best = Infinity;
+    for (let r = 0; r < 3; r++) {
+      const t0 = performance.now();
+      await f();
+      best = Math.min(best, performance.now() - t0);
+    }
+    return best;
+  };
+  for (const [t, im] of [
+    ['Q4_K', imatrix],
+    ['Q4_K', null],
+    ['Q6_K', null],
+  ] as const) {
+    const one = timeBest(() => GGML_CODECS[t].quantize(x, COLS, im), 0);
+    const two = await timeAsync(() => quantizeOnThreads(t, x, COLS, im, 2));
+    const mvs = (ms: number): string => fmt(x.length / ms / 1e3);
+    rows.push([t, im ? 'yes' : 'no', mvs(one), mvs(two), `${(one / two).toFixed(2)}x`]);
+  }
+  await closeBlockEncodeWorkers();
+  console.log(`\nwhole-tensor encoding on worker threads (${ROWS} x ${COLS}), M values/s`);
+  printTable(['type', 'imatrix', '1 thread', '2 threads', '2 / 1'], rows);
+}
+
 export default async function bench(): Promise<void> {
   console.log(`load before: ${loadavg()}`);
-  await ggmlTable();
+  const { x, imatrix } = benchData();
+  await ggmlTable(x, imatrix);
+  await threadsTable(x, imatrix);
   otherBlocksTable();
   console.log(`load after: ${loadavg()}`);
 }
