@@ -3,7 +3,6 @@
  * Each entry offers ggml's three entry points: the ref quantizer (`quantize_row_<t>_ref`), the
  * `quantize_<t>(x, nrows, n_per_row, imatrix)` API (what llama-quantize runs) and the dequantizer.
  */
-import { hasWasmSimd } from '../../core/wasm.ts';
 import type { GgmlTypeInfo } from './common.ts';
 import { dequantizeIQ4_NL, IQ4_NL_INFO, quantizeIQ4_NL, quantizeRefIQ4_NL } from './iq4_nl.ts';
 import { dequantizeMXFP4, MXFP4_INFO, quantizeMXFP4, quantizeRefMXFP4 } from './mxfp4.ts';
@@ -17,7 +16,7 @@ import { dequantizeQ5_1, Q5_1_INFO, quantizeQ5_1, quantizeRefQ5_1 } from './q5_1
 import { dequantizeQ5_K, Q5_K_INFO, quantizeQ5_K, quantizeRefQ5_K } from './q5_k.ts';
 import { dequantizeQ6_K, Q6_K_INFO, quantizeQ6_K, quantizeRefQ6_K } from './q6_k.ts';
 import { dequantizeQ8_0, Q8_0_INFO, quantizeQ8_0, quantizeRefQ8_0 } from './q8_0.ts';
-import { wasmDequantize, wasmQuantize, wasmQuantizeRef } from './wasm.ts';
+import { GGML_KERNEL_AVAILABLE, wasmDequantize, wasmQuantize, wasmQuantizeRef } from './wasm.ts';
 
 export type { GgmlTypeInfo } from './common.ts';
 export { KVALUES_IQ4NL } from './iq4_nl.ts';
@@ -85,9 +84,9 @@ function mapCodecs(f: (c: GgmlCodec) => GgmlCodec): Readonly<Record<GgmlTypeName
 }
 
 /**
- * The codecs mixq uses: the WebAssembly kernel where the engine has SIMD128 (every current browser,
+ * The codecs mixq uses: the WebAssembly kernel where the engine runs it (SIMD128: every current browser,
  * Node >= 16.4), else the TypeScript reference. Chosen once, here, at module load.
  */
-export const GGML_CODECS: Readonly<Record<GgmlTypeName, GgmlCodec>> = hasWasmSimd()
+export const GGML_CODECS: Readonly<Record<GgmlTypeName, GgmlCodec>> = GGML_KERNEL_AVAILABLE
   ? mapCodecs(wasmCodec)
   : GGML_REFERENCE_CODECS;

@@ -5,10 +5,10 @@
  *
  * The module runs one call at a time on its own memory: inputs are copied in chunks of at most
  * CHUNK_VALUES values (whole rows when an imatrix is given, since the imatrix paths use row statistics),
- * encoded, and the bytes copied out, so memory stays bounded whatever the tensor size. Instantiated on
- * first use; index.ts picks this path at module level when the engine has SIMD128.
+ * encoded, and the bytes copied out, so memory stays bounded whatever the tensor size. Instantiated at
+ * module load; index.ts picks this path then when it is available (GGML_KERNEL_AVAILABLE).
  */
-import { instantiateWasmSync } from '../../core/wasm.ts';
+import { hasWasmSimd, instantiateWasmSync } from '../../core/wasm.ts';
 import { WASM_SIMD128 } from '../wasm/ggml.generated.ts';
 import { checkDecodeInput, checkEncodeInput, checkRowsInput } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
@@ -39,14 +39,28 @@ const MODE_REF = 0;
 const MODE_API = 1;
 const MODE_IMATRIX = 2;
 
-let kernel: GgmlKernel | undefined;
+/**
+ * The kernel, instantiated once at module load where the engine has SIMD128 and allows a synchronous
+ * compile of this size (a browser main thread may refuse one); undefined otherwise.
+ */
+const kernel: GgmlKernel | undefined = loadKernel();
 
-function getKernel(): GgmlKernel {
-  if (kernel === undefined) {
+function loadKernel(): GgmlKernel | undefined {
+  if (!hasWasmSimd()) return undefined;
+  try {
     const k = instantiateWasmSync(WASM_SIMD128).exports as unknown as GgmlKernel;
     new Float32Array(k.memory.buffer, k.ggml_mxfp4_thresholds(), 277).set(mxfp4Thresholds());
-    kernel = k;
+    return k;
+  } catch {
+    return undefined;
   }
+}
+
+/** Whether the WebAssembly kernel runs here (index.ts then makes it GGML_CODECS). */
+export const GGML_KERNEL_AVAILABLE: boolean = kernel !== undefined;
+
+function getKernel(): GgmlKernel {
+  if (kernel === undefined) throw new Error('the ggml WebAssembly kernel is not available on this engine');
   return kernel;
 }
 
