@@ -110,11 +110,19 @@ static inline void pack_q5(u8 *o, V lo, V hi) {
 // ---------------------------------------------------------------------------------------------
 // Q4_0 / Q5_0 / Q4_1 / Q5_1 / Q8_0 / MXFP4 ref quantizers: element-wise within one block of 32
 
-/** maxByMagnitude over one block of 32 (8 vectors): the signed value, first on ties, +0 if all zero. */
-static float block_max_by_magnitude(const float *x, const V *a) {
+/** Loads one block of 32 values into a[0..8) and returns their largest magnitude (NaN never wins). */
+static inline float load_block_amax(const float *x, V *a) {
   V am = fs(0);
-  for (int k = 0; k < 8; k++) am = wasm_f32x4_pmax(am, fabs4(a[k]));
-  float amax = hmax4(am);
+  for (int k = 0; k < 8; k++) {
+    a[k] = wasm_v128_load(x + 4 * k);
+    am = wasm_f32x4_pmax(am, fabs4(a[k]));
+  }
+  return hmax4(am);
+}
+
+/** maxByMagnitude over one block of 32 (loaded into a): the signed value, first on ties, +0 if all zero. */
+static float block_max_by_magnitude(const float *x, V *a) {
+  float amax = load_block_amax(x, a);
   if (!(amax > 0)) return 0.f;
   V s = fs(amax);
   u32 mask = 0;
@@ -132,7 +140,6 @@ static float first_equal(const float *x, float v) {
 /** Symmetric ref rule (Q4_0 nmax 8, Q5_0 nmax 16): d at o, levels in two byte vectors lo (j<16), hi. */
 static void sym_ref_block(const float *x, int nmax, u8 *o, V *lo, V *hi) {
   V a[8];
-  for (int k = 0; k < 8; k++) a[k] = wasm_v128_load(x + 4 * k);
   float max = block_max_by_magnitude(x, a);
   float d = max / (float)-nmax;
   wr16(o, d);
@@ -208,12 +215,7 @@ static void q8_0_ref(const float *x, int nb, u8 *out) {
     const float *xb = x + 32 * i;
     u8 *o = out + 34 * i;
     V a[8];
-    V am = fs(0);
-    for (int k = 0; k < 8; k++) {
-      a[k] = wasm_v128_load(xb + 4 * k);
-      am = wasm_f32x4_pmax(am, fabs4(a[k]));
-    }
-    float amax = hmax4(am);
+    float amax = load_block_amax(xb, a);
     float d = amax / 127.f;
     float id = d != 0 ? 1.0f / d : 0.0f;
     wr16(o, d);
@@ -250,12 +252,7 @@ static void mxfp4_ref(const float *x, int nb, u8 *out) {
     const float *xb = x + 32 * i;
     u8 *o = out + 17 * i;
     V a[8];
-    V am = fs(0);
-    for (int k = 0; k < 8; k++) {
-      a[k] = wasm_v128_load(xb + 4 * k);
-      am = wasm_f32x4_pmax(am, fabs4(a[k]));
-    }
-    float amax = hmax4(am);
+    float amax = load_block_amax(xb, a);
     u32 e = 0;
     if (amax > 0) {
       u32 b = fbits(amax);
