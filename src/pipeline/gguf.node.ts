@@ -36,6 +36,7 @@ import {
 } from '../plan/gguf.ts';
 import { solverRecord } from '../plan/from-allocation.ts';
 import { validatePlan } from '../plan/parse.ts';
+import { encodeRowsOnThreads } from '../runtime/block-encode.node.ts';
 import {
   PLAN_SCHEMA_VERSION,
   type Plan,
@@ -329,6 +330,7 @@ export async function applyPlanToGguf(
     }));
     const result = await requantizeGguf(file, rules, {
       ...(im ? { imatrix: im.data } : {}),
+      encodeRows: encodeRowsOnThreads,
       progress: (d, t) => progress('requantize', d, t),
     });
     const { chunks, ...report } = result;
