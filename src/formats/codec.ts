@@ -102,16 +102,20 @@ export function encodeArray(
   const dst = out ?? codeArrayFor(bits, src.length);
   checkLength('encodeArray', dst.length, src.length);
   const r = resolveRounding(opts);
-  const plan = spec.kind === 'float' ? floatPlan(spec, r, opts) : undefined;
-  if (plan) {
-    // round with chop's fast path (same random draws), then read the codes off the bits
-    const L = floatLayout(spec as FloatSpec);
-    const policy = opts?.overflow ?? (spec as FloatSpec).overflow;
-    const flush = opts?.flushSubnormals ?? false;
-    const rounded = new Float32Array(src.length);
-    chopFloatFast(plan, src, rounded, r.rng);
-    codesOfRepresentable(L, rounded, dst, (y) => encodeFloatWith(L, y, 'nearest-even', 0, 0, policy, flush));
-    return dst;
+  if (spec.kind === 'float') {
+    const plan = floatPlan(spec, r, opts);
+    if (plan) {
+      // round with chop's fast path (same random draws), then read the codes off the bits
+      const L = floatLayout(spec);
+      const policy = opts?.overflow ?? spec.overflow;
+      const flush = opts?.flushSubnormals ?? false;
+      const rounded = new Float32Array(src.length);
+      chopFloatFast(plan, src, rounded, r.rng);
+      codesOfRepresentable(L, rounded, dst, (y) =>
+        encodeFloatWith(L, y, 'nearest-even', 0, 0, policy, flush),
+      );
+      return dst;
+    }
   }
   if (spec.kind === 'int' && r.rounding === 'nearest-even') {
     encodeIntNearestEven(intLayout(spec), src, dst);

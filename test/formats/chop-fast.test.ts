@@ -159,6 +159,72 @@ for (const path of PATHS) {
   });
 }
 
+/** A generator whose next draw is exactly u: xoshiro128**'s output depends on s1 alone (inverted here). */
+function rngDrawing(u: number): Rng {
+  const inv = (a: number): number => {
+    let x = a; // Newton's iteration for the inverse of an odd number modulo 2^32
+    for (let i = 0; i < 5; i++) x = Math.imul(x, 2 - Math.imul(a, x));
+    return x;
+  };
+  const v = Math.imul(u, inv(9)) >>> 0;
+  const s1 = Math.imul(((v >>> 7) | (v << 25)) >>> 0, inv(5)) >>> 0;
+  const rng = new Rng(0);
+  rng.setState(Uint32Array.of(0x9e3779b9, s1, 0x7f4a7c15, 0x85ebca6b));
+  return rng;
+}
+
+test('rngDrawing: the crafted generator draws the requested number', () => {
+  for (const u of [0, 1, 2 ** 31, 2 ** 32 - 1, 123456789]) assert.equal(rngDrawing(u).nextU32(), u);
+});
+
+for (const path of PATHS) {
+  test(`${path}: stochastic decisions at the exact threshold draw (full and r-bit), normal and subnormal results`, () => {
+    for (const name of ['bf16', 'fp16', 'fp8_e4m3fn', 'fp4_e2m1fn', 'fp8_e4m3fnuz']) {
+      const spec = getFormat(name);
+      const info = formatInfo(spec);
+      const xs = [
+        1 + info.epsilon / 3,
+        -(1 + info.epsilon * 0.6),
+        info.minSubnormal * 2.3,
+        -info.minSubnormal / 1000,
+      ];
+      xs.push(info.minSubnormal * (1 + 2 ** -20), info.maxFinite * (1 - info.epsilon / 7));
+      for (const x0 of xs) {
+        const x = Math.fround(x0);
+        const src = new Float32Array(33).fill(x); // a whole kernel group and a tail lane
+        const down = chopReference(spec, src, { rounding: 'toward-zero' })[0]!;
+        const away = chopReference(spec, src, { rounding: x > 0 ? 'up' : 'down' })[0]!;
+        const frac = (Math.abs(x) - Math.abs(down)) / (Math.abs(away) - Math.abs(down));
+        for (const r of [0, 3, 8]) {
+          const t = r === 0 ? Math.ceil(frac * 2 ** 32) : Math.floor(frac * 2 ** r) * 2 ** (32 - r);
+          for (const u of [t - 1, t]) {
+            if (u < 0 || u >= 2 ** 32) continue;
+            const want = u < t ? away : down;
+            for (const n of [1, 33]) {
+              const got = chopWith(path, spec, src.subarray(0, n), {
+                rounding: 'stochastic',
+                randomBits: r,
+                rng: rngDrawing(u),
+              });
+              assert.ok(
+                Object.is(got[0], want),
+                `${path} ${name} x=${x} r=${r} u=${u} n=${n}: ${got[0]}, want ${want}`,
+              );
+            }
+          }
+        }
+        for (const u of [2 ** 31 - 1, 2 ** 31]) {
+          const got = chopWith(path, spec, src, { rounding: 'stochastic-equal', rng: rngDrawing(u) });
+          assert.ok(
+            Object.is(got[0], u >= 2 ** 31 ? away : down),
+            `${path} ${name} x=${x} stochastic-equal u=${u}`,
+          );
+        }
+      }
+    }
+  });
+}
+
 /**
  * Every float32 top half (sign, exponent, 7 leading mantissa bits) with the low halves that decide the
  * format's rounding: exact, the smallest and largest residuals, and the tie and its neighbours at the
