@@ -30,6 +30,7 @@
 // operations per vector for nearest-even), any other group the full branch-free computation (float path,
 // overflow, inf, NaN, signs), still vectorized: data at the format's limits never leaves SIMD.
 
+#include <stddef.h>
 #include <stdint.h>
 #include <wasm_simd128.h>
 
@@ -60,17 +61,22 @@ typedef struct {
   uint32_t ovf_pos;   // result bits (magnitude) of a positive value past max finite, for this mode
   uint32_t ovf_neg;   //   and of a negative one (modes toward smaller magnitude give max finite)
   uint32_t inf_out;   // magnitude bits for an infinite input
-  uint32_t nan_out;   // bits for a NaN input (a NaN, or +0 for formats without NaN)
-  uint32_t neg_out;   // bits for a negative non-zero input to an unsigned format
+  uint32_t nan_out;   // bits for a NaN input, and for a negative non-zero input to an unsigned format:
+                      // a NaN, or +0 for formats without NaN
   uint32_t zero_sign; // sign bit kept on zero results (0 for formats without -0)
   uint32_t rng[4];    // xoshiro128** state: in, and out after the call
 } ChopParams;
+
+// src/formats/chop-wasm.ts writes these fields by word index (its table P): keep the two in step.
+_Static_assert(offsetof(ChopParams, sr_shift) == 12 * 4, "ChopParams layout (chop-wasm.ts P)");
+_Static_assert(offsetof(ChopParams, zero_sign) == 22 * 4, "ChopParams layout (chop-wasm.ts P)");
+_Static_assert(sizeof(ChopParams) == 27 * 4, "ChopParams layout (chop-wasm.ts P)");
 
 // Constants splatted once per call: V8 keeps them in registers (or one load away) for the whole loop.
 typedef struct {
   v128_t abs_mask, lo, span, keep, drop, half, bias, lsb, sr_drop, hi;
   v128_t q, inv_q1, inv_q2, sr_scale, sr_unscale;
-  v128_t ovf_pos, ovf_neg, inf_out, nan_out, neg_out, zero_sign, finite_limit, magic;
+  v128_t ovf_pos, ovf_neg, inf_out, nan_out, zero_sign, finite_limit, magic;
   uint32_t sr_shift;
 } Consts;
 
@@ -194,9 +200,9 @@ ALWAYS v128_t full(v128_t x, v128_t u, const Consts *c, int mode, int float_path
   v128_t zero = wasm_i32x4_eq(r, wasm_i32x4_splat(0));
   r = wasm_v128_or(r, wasm_v128_bitselect(wasm_v128_and(sign, c->zero_sign), sign, zero));
   // unsigned formats (abs_mask keeps the sign, so their negative inputs are negative here): -0 is +0,
-  // any other negative input is neg_out
+  // any other negative input is nan_out
   v128_t minus_zero = wasm_i32x4_eq(a, wasm_i32x4_splat((int32_t)0x80000000));
-  return wasm_v128_bitselect(wasm_v128_andnot(c->neg_out, minus_zero), r, wasm_i32x4_lt(a, wasm_i32x4_splat(0)));
+  return wasm_v128_bitselect(wasm_v128_andnot(c->nan_out, minus_zero), r, wasm_i32x4_lt(a, wasm_i32x4_splat(0)));
 }
 
 // Lanes known to be finite (and non-negative for unsigned formats) of a format with -0: both paths,
@@ -320,7 +326,6 @@ void chop_f32(const float *src, float *dst, uint32_t n, ChopParams *p) {
   c.ovf_neg = wasm_u32x4_splat(p->ovf_neg);
   c.inf_out = wasm_u32x4_splat(p->inf_out);
   c.nan_out = wasm_u32x4_splat(p->nan_out);
-  c.neg_out = wasm_u32x4_splat(p->neg_out);
   c.zero_sign = wasm_u32x4_splat(p->zero_sign);
   c.finite_limit = wasm_u32x4_splat(p->finite_limit);
   c.magic = wasm_f32x4_splat(p->q * 8388608.0f); // q * 2^23: its ulp is q

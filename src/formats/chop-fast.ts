@@ -101,7 +101,7 @@ export function chopTypeScript(
   // any lane: float path below lo, overflow, inf, NaN, signed zeros, unsigned formats
   const full = (x: number, value: number, u: number): number => {
     const a = x & absMask;
-    if (a < 0) return a === (0x80000000 | 0) ? 0 : plan.negOut; // negative input, unsigned format
+    if (a < 0) return a === (0x80000000 | 0) ? 0 : plan.nanOut; // negative input, unsigned format
     if (a > INF) return plan.nanOut;
     const neg = x < 0;
     let r: number;

@@ -79,10 +79,10 @@ export interface ChopPlan {
   /** Result bits (magnitude) past max finite for a positive and a negative value, in this mode. */
   readonly ovfPos: number;
   readonly ovfNeg: number;
-  /** Magnitude bits for an infinite input; bits for a NaN input; for a negative input to an unsigned format. */
+  /** Magnitude bits for an infinite input. */
   readonly infOut: number;
+  /** Bits for a NaN input, and a negative non-zero input to an unsigned format: NaN, or +0 without NaN. */
   readonly nanOut: number;
-  readonly negOut: number;
   /** Sign bit kept on zero results: 0x80000000, or 0 for formats without -0. */
   readonly zeroSign: number;
 }
@@ -118,7 +118,6 @@ export function chopPlan(
   // IEEE 754 7.4: rounding toward smaller magnitude never overflows past max finite.
   const smallerPos = rounding === 'toward-zero' || rounding === 'down';
   const smallerNeg = rounding === 'toward-zero' || rounding === 'up';
-  const nanOrZero = L.nanCode >= 0 ? F32_NAN : 0;
   const fullDraw = !(randomBits > 0 && randomBits < 32);
   // past max finite the integer path carries into 0x7f800000 (inf) or truncates to 0x7f7fffff & keep
   const carriesToInf = L.spec.inf && policy === 'ieee' && (0x7f7fffff & ~drop) === maxBits;
@@ -147,8 +146,7 @@ export function chopPlan(
     ovfPos: smallerPos ? maxBits : ovf,
     ovfNeg: smallerNeg ? maxBits : ovf,
     infOut: L.infMag >= 0 ? F32_INF : over(policy === 'saturate' ? 'saturate' : 'nan'),
-    nanOut: nanOrZero,
-    negOut: nanOrZero,
+    nanOut: L.nanCode >= 0 ? F32_NAN : 0,
     zeroSign: negZeroNan ? 0 : 0x80000000 | 0,
   };
 }

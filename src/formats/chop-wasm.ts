@@ -50,9 +50,8 @@ const P = {
   ovfNeg: 19,
   infOut: 20,
   nanOut: 21,
-  negOut: 22,
-  zeroSign: 23,
-  rng: 24, // 4 words
+  zeroSign: 22,
+  rng: 23, // 4 words
 } as const;
 
 type ChopFn = (src: number, dst: number, n: number, params: number) => void;
@@ -116,7 +115,6 @@ export class KernelMemory {
     u[P.ovfNeg] = plan.ovfNeg;
     u[P.infOut] = plan.infOut;
     u[P.nanOut] = plan.nanOut;
-    u[P.negOut] = plan.negOut;
     u[P.zeroSign] = plan.zeroSign;
     if (rng) rng.getState(u, P.rng);
   }
