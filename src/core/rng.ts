@@ -76,3 +76,58 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
+
+/**
+ * The jump matrix A^(2^log2Steps) of xoshiro128**, where A is one step of its (GF(2)-linear) state
+ * update: 128 columns of four words, column 32 w + b being the state that bit b of word w alone moves
+ * to. A state s jumps 2^log2Steps draws ahead as the XOR of the columns where s has a one, so a SIMD
+ * kernel can run four generators started that far apart and still produce this one stream
+ * (native/formats/chop.c). Computed by squaring: log2Steps matrix products of 128 x 128 bits.
+ */
+export function jumpColumns(log2Steps: number): Uint32Array {
+  let m = new Uint32Array(512);
+  for (let k = 0; k < 128; k++) {
+    const s = m.subarray(4 * k, 4 * k + 4);
+    s[k >>> 5] = (1 << (k & 31)) >>> 0;
+    stepState(s);
+  }
+  for (let i = 0; i < log2Steps; i++) {
+    const next = new Uint32Array(512);
+    for (let k = 0; k < 128; k++)
+      applyColumns(m, m.subarray(4 * k, 4 * k + 4), next.subarray(4 * k, 4 * k + 4));
+    m = next;
+  }
+  return m;
+}
+
+/** out = M s over GF(2) (out must not alias s). */
+export function applyColumns(m: Uint32Array, s: Uint32Array, out: Uint32Array): void {
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  let d = 0;
+  for (let k = 0; k < 128; k++) {
+    if (((s[k >>> 5]! >>> (k & 31)) & 1) === 0) continue;
+    a ^= m[4 * k]!;
+    b ^= m[4 * k + 1]!;
+    c ^= m[4 * k + 2]!;
+    d ^= m[4 * k + 3]!;
+  }
+  out[0] = a;
+  out[1] = b;
+  out[2] = c;
+  out[3] = d;
+}
+
+/** One xoshiro128** state update on four words (Rng.nextU32 without its output). */
+function stepState(s: Uint32Array): void {
+  let [s0, s1, s2, s3] = [s[0]!, s[1]!, s[2]!, s[3]!];
+  const t = s1 << 9;
+  s2 ^= s0;
+  s3 ^= s1;
+  s1 ^= s2;
+  s0 ^= s3;
+  s2 ^= t;
+  s3 = rotl(s3, 11);
+  s.set([s0, s1, s2, s3]);
+}
