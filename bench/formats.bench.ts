@@ -27,6 +27,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '../src/core/rng.ts';
+import { KERNEL_MODES } from '../src/formats/chop-plan.ts';
 import { CHUNK, DATA, kernelMemory } from '../src/formats/chop-wasm.ts';
 import {
   type CastOptions,
@@ -40,23 +41,14 @@ import {
   getFormat,
   type Rounding,
 } from '../src/formats/index.ts';
-import { printTable, timeBest } from './util.ts';
+import { printTable, timeBest, timeInterleaved } from './util.ts';
 
 const N = 10_000_000;
 const N_REF = 1_000_000;
 
 type Mode = Rounding | 'stochastic r=8';
-const MODES: readonly Mode[] = [
-  'nearest-even',
-  'nearest-away',
-  'toward-zero',
-  'up',
-  'down',
-  'stochastic',
-  'stochastic-equal',
-  'stochastic r=8',
-];
-const CPFLOAT_ROUND: Record<Mode, number> = {
+const MODES: readonly Mode[] = [...KERNEL_MODES, 'stochastic r=8'];
+const CPFLOAT_ROUND: Partial<Record<Mode, number>> = {
   'nearest-even': 1,
   'nearest-away': -1,
   'toward-zero': 4,
@@ -138,8 +130,10 @@ function peerFromEnv(): Peer | undefined {
 
 /** CPFloat M/s on `file`, or undefined when the peer fails (its message is printed). */
 function peerRate(peer: Peer, file: string, spec: FloatSpec, mode: Mode): number | undefined {
+  const round = CPFLOAT_ROUND[mode];
+  if (round === undefined) return undefined; // no such mode in CPFloat
   try {
-    const args = [file, ...cpfloatFormat(spec), String(CPFLOAT_ROUND[mode]), '150'];
+    const args = [file, ...cpfloatFormat(spec), String(round), '150'];
     const ms = Number.parseFloat(execFileSync(peer.path, args, { encoding: 'utf8' }));
     return Number.isFinite(ms) && ms > 0 ? mps(ms) : undefined;
   } catch (e) {
@@ -149,31 +143,24 @@ function peerRate(peer: Peer, file: string, spec: FloatSpec, mode: Mode): number
 }
 
 /** chop's floor: the chunked copy into WebAssembly memory and back out that chop does, no rounding. */
-function copyFloor(src: Float32Array, out: Float32Array): number {
+function copyFloor(): (src: Float32Array, out: Float32Array) => void {
   const mem = kernelMemory(CHUNK);
   const w = mem ? mem.f32.subarray(DATA >>> 2, (DATA >>> 2) + CHUNK) : new Float32Array(CHUNK);
-  return mps(
-    timeBest(
-      () => {
-        for (let c = 0; c < N; c += CHUNK) {
-          const len = Math.min(CHUNK, N - c);
-          w.set(src.subarray(c, c + len));
-          out.set(len === CHUNK ? w : w.subarray(0, len), c);
-        }
-      },
-      200,
-      3,
-    ),
-  );
+  return (src, out) => {
+    for (let c = 0; c < src.length; c += CHUNK) {
+      const len = Math.min(CHUNK, src.length - c);
+      w.set(src.subarray(c, c + len));
+      out.set(len === CHUNK ? w : w.subarray(0, len), c);
+    }
+  };
 }
 
 export default async function bench(): Promise<void> {
-  console.log(`load before: ${loadavg()}`);
+  console.log(`node ${process.version}, load before: ${loadavg()}`);
   const peer = peerFromEnv();
   const random = randomData(1);
   const out = new Float32Array(N);
-  const copy = copyFloor(random, out);
-  console.log(`copy floor (chunked via WebAssembly memory, ${CHUNK} per chunk): ${fix(copy)} M/s`);
+  const copy = copyFloor();
   const rows: string[][] = [];
   const short: string[] = [];
   try {
@@ -192,10 +179,17 @@ export default async function bench(): Promise<void> {
         }
         for (const mode of MODES) {
           const o = optsOf(mode);
-          const buffer = mps(timeBest(() => chop(spec, inWasm, o, outWasm), 150, 2));
-          const js = mps(timeBest(() => chop(spec, data, o, out), 150, 2));
+          const peerBefore = peer ? peerRate(peer, file, spec, mode) : undefined;
+          const [tBuffer, tJs, tCopy] = timeInterleaved(
+            [() => chop(spec, inWasm, o, outWasm), () => chop(spec, data, o, out), () => copy(data, out)],
+            250,
+            3,
+          );
+          const [buffer, js, floor] = [mps(tBuffer!), mps(tJs!), mps(tCopy!)];
+          // the peer runs before and after mixq's timings; the faster of the two counts
+          const peerAfter = peer ? peerRate(peer, file, spec, mode) : undefined;
           const base = peer
-            ? peerRate(peer, file, spec, mode)
+            ? Math.max(peerBefore ?? 0, peerAfter ?? 0) || undefined
             : mps(
                 timeBest(
                   () => chopReference(spec, data.subarray(0, N_REF), o, out.subarray(0, N_REF)),
@@ -212,9 +206,10 @@ export default async function bench(): Promise<void> {
             mode,
             fix(buffer),
             fix(js),
+            fix(floor),
             base ? fix(base) : '-',
             vsBase(buffer),
-            (js / copy).toFixed(2),
+            (js / floor).toFixed(2),
             stochastic ? vsBase(js) : '',
           ]);
           if (peer && base) {
@@ -223,8 +218,8 @@ export default async function bench(): Promise<void> {
             if (stochastic && js < base)
               short.push(`${name} ${kind} ${mode}: chop/peer ${(js / base).toFixed(2)}`);
           }
-          if (!stochastic && js < 0.8 * copy)
-            short.push(`${name} ${kind} ${mode}: chop/copy ${(js / copy).toFixed(2)}`);
+          if (!stochastic && js < 0.8 * floor)
+            short.push(`${name} ${kind} ${mode}: chop/copy ${(js / floor).toFixed(2)}`);
         }
       }
     }
@@ -239,6 +234,7 @@ export default async function bench(): Promise<void> {
       'rounding',
       'buffer M/s',
       'chop M/s',
+      'copy M/s',
       `${baseName} M/s`,
       `buffer/${peer ? 'peer' : 'ref'}`,
       'chop/copy',
@@ -246,7 +242,6 @@ export default async function bench(): Promise<void> {
     ],
     rows,
   );
-  console.log(`copy floor ${fix(copy)} M/s (start), ${fix(copyFloor(random, out))} M/s (end)`);
   console.log(short.length ? `short of target:\n  ${short.join('\n  ')}` : 'every row meets its target');
 
   // other formats: fast chop against the reference, nearest-even and stochastic
