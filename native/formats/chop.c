@@ -25,8 +25,8 @@
 // Stochastic modes draw exactly one 32-bit number per element, in element order, from xoshiro128**
 // (core/rng.ts), whose state lives in ChopParams: in from the caller's generator, out after the call.
 // `stochastic`: up iff u < frac * 2^32 (r-bit: (u >> (32 - r)) < floor(frac * 2^r)); `stochastic-equal`:
-// up iff the draw's top bit is set. Whole blocks of 4 * LANE elements run four generators in the lanes
-// of one vector, started LANE draws apart by a jump matrix, each feeding its quarter of the block.
+// up iff the draw's top bit is set. (Four generators in the lanes of one vector, started apart by a jump
+// matrix, measured no faster than this scalar generator feeding the vectors: not kept.)
 //
 // Speed: a group of UNROLL vectors is first checked for lanes outside the integer path's window (one
 // unsigned max of range keys); a group with none takes the integer formula alone (5 SIMD operations per
@@ -68,14 +68,12 @@ typedef struct {
                       // a NaN, or +0 for formats without NaN
   uint32_t zero_sign; // sign bit kept on zero results (0 for formats without -0)
   uint32_t rng[4];    // xoshiro128** state: in, and out after the call
-  uint32_t jump;      // stochastic modes: byte offset of the 128 columns of A^LANE (0: scalar generator)
-  uint32_t scratch;   //   and of 4 * UNROLL * 16 bytes the kernel may use for draws
 } ChopParams;
 
 // src/formats/chop-wasm.ts writes these fields by word index (its table P): keep the two in step.
 _Static_assert(offsetof(ChopParams, sr_shift) == 12 * 4, "ChopParams layout (chop-wasm.ts P)");
 _Static_assert(offsetof(ChopParams, zero_sign) == 22 * 4, "ChopParams layout (chop-wasm.ts P)");
-_Static_assert(sizeof(ChopParams) == 29 * 4, "ChopParams layout (chop-wasm.ts P)");
+_Static_assert(sizeof(ChopParams) == 27 * 4, "ChopParams layout (chop-wasm.ts P)");
 
 // Constants splatted once per call: V8 keeps them in registers (or one load away) for the whole loop.
 typedef struct {
@@ -240,129 +238,44 @@ ALWAYS v128_t range_key(v128_t x, const Consts *c, int float_path) {
 }
 
 #define UNROLL 8
-// Vectorised generator: a block of 4 * LANE elements is four streams of LANE consecutive elements, one
-// per SIMD lane of the generator, started LANE draws apart by the jump matrix A^LANE (A: one step).
-#define LANE 1024
 
-// One group of UNROLL vectors from p to o. Draws: none (deterministic modes), from the scalar generator
-// g, or (pre != 0) UNROLL precomputed vectors at pre.
-ALWAYS void group(const v128_t *p, v128_t *o, Xoshiro *g, const v128_t *pre, const Consts *c, int mode,
-                  int float_path) {
-  const int draws = stochastic(mode);
-  v128_t zero = wasm_i32x4_splat(0);
-#define DRAW(k) (!draws ? zero : pre ? wasm_v128_load(pre + (k)) : xo_next4(g))
-  v128_t key = zero;
-  for (int k = 0; k < UNROLL; k++) key = wasm_u32x4_max(key, range_key(wasm_v128_load(p + k), c, float_path));
-  // (the second pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
-  if (!wasm_v128_any_true(wasm_u32x4_ge(key, c->span))) {
-    for (int k = 0; k < UNROLL; k++) {
-      v128_t x = wasm_v128_load(p + k);
-      v128_t u = DRAW(k);
-      wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), u, c, mode));
-    }
-    return;
-  }
-  // a lane outside the window: inf, NaN, (unsigned formats) negative inputs and formats without -0
-  // need the full computation, the others (subnormal results, overflow) the finite one
-  v128_t special = zero;
-  for (int k = 0; k < UNROLL; k++)
-    special = wasm_u32x4_max(special, wasm_v128_and(wasm_v128_load(p + k), c->abs_mask));
-  if (!wasm_v128_any_true(wasm_u32x4_ge(special, c->finite_limit))) {
-    for (int k = 0; k < UNROLL; k++) {
-      v128_t u = DRAW(k);
-      wasm_v128_store(o + k, finite(wasm_v128_load(p + k), u, c, mode, float_path));
-    }
-  } else {
-    for (int k = 0; k < UNROLL; k++) {
-      v128_t u = DRAW(k);
-      wasm_v128_store(o + k, full(wasm_v128_load(p + k), u, c, mode, float_path));
-    }
-  }
-#undef DRAW
-}
-
-// 4x4 transpose of 32-bit lanes: row r of the result is lane r of each input.
-ALWAYS void transpose(v128_t *a, v128_t *b, v128_t *c, v128_t *d) {
-  v128_t t0 = wasm_i32x4_shuffle(*a, *b, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(*a, *b, 2, 6, 3, 7);
-  v128_t t2 = wasm_i32x4_shuffle(*c, *d, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(*c, *d, 2, 6, 3, 7);
-  *a = wasm_i64x2_shuffle(t0, t2, 0, 2);
-  *b = wasm_i64x2_shuffle(t0, t2, 1, 3);
-  *c = wasm_i64x2_shuffle(t1, t3, 0, 2);
-  *d = wasm_i64x2_shuffle(t1, t3, 1, 3);
-}
-
-// M s over GF(2): the XOR of the columns of M (128 v128 at cols, bit b of word w is column 32 w + b)
-// where the state s = (s0, s1, s2, s3) has a one.
-ALWAYS v128_t jump(v128_t s, const v128_t *cols) {
-  v128_t acc = wasm_i32x4_splat(0);
-  for (int w = 0; w < 4; w++) {
-    v128_t word = wasm_i32x4_splat(w == 0   ? wasm_i32x4_extract_lane(s, 0)
-                                   : w == 1 ? wasm_i32x4_extract_lane(s, 1)
-                                   : w == 2 ? wasm_i32x4_extract_lane(s, 2)
-                                            : wasm_i32x4_extract_lane(s, 3));
-    for (int b = 0; b < 32; b++) {
-      v128_t bit = wasm_i32x4_shr(wasm_i32x4_shl(word, 31 - b), 31); // all ones where bit b is set
-      acc = wasm_v128_xor(acc, wasm_v128_and(wasm_v128_load(cols + 32 * w + b), bit));
-    }
-  }
-  return acc;
-}
-
-// One xoshiro128** step of four generators at once (state word k of every lane in S[k]); returns the
-// four scrambled outputs.
-ALWAYS v128_t xo_step4(v128_t *S) {
-  v128_t out = xo_scramble(S[1]);
-  v128_t t = wasm_i32x4_shl(S[1], 9);
-  S[2] = wasm_v128_xor(S[2], S[0]);
-  S[3] = wasm_v128_xor(S[3], S[1]);
-  S[1] = wasm_v128_xor(S[1], S[2]);
-  S[0] = wasm_v128_xor(S[0], S[3]);
-  S[2] = wasm_v128_xor(S[2], t);
-  S[3] = wasm_v128_or(wasm_i32x4_shl(S[3], 11), wasm_u32x4_shr(S[3], 21));
-  return out;
-}
-
-// A block of 4 * LANE elements with the vectorised generator; g ends LANE * 4 draws further on, exactly
-// where one draw per element in order leaves it. pre: scratch for 4 * UNROLL vectors of draws.
-ALWAYS void block(const v128_t *p, v128_t *o, Xoshiro *g, const v128_t *cols, v128_t *pre, const Consts *c,
-                  int mode, int float_path) {
-  v128_t S[4];
-  S[0] = wasm_u32x4_make(g->s0, g->s1, g->s2, g->s3); // lane i starts i * LANE draws on
-  S[1] = jump(S[0], cols);
-  S[2] = jump(S[1], cols);
-  S[3] = jump(S[2], cols);
-  transpose(&S[0], &S[1], &S[2], &S[3]);
-  const uint32_t stride = LANE / 4; // vectors per stream
-  for (uint32_t t = 0; t < stride; t += UNROLL) {
-    for (int k = 0; k < UNROLL; k++) {
-      v128_t d0 = xo_step4(S), d1 = xo_step4(S), d2 = xo_step4(S), d3 = xo_step4(S);
-      transpose(&d0, &d1, &d2, &d3); // d_i: stream i's four consecutive draws
-      wasm_v128_store(pre + k, d0);
-      wasm_v128_store(pre + UNROLL + k, d1);
-      wasm_v128_store(pre + 2 * UNROLL + k, d2);
-      wasm_v128_store(pre + 3 * UNROLL + k, d3);
-    }
-    for (uint32_t i = 0; i < 4; i++)
-      group(p + i * stride + t, o + i * stride + t, g, pre + i * UNROLL, c, mode, float_path);
-  }
-  // stream 3 started 3 * LANE draws on and took LANE more
-  g->s0 = wasm_u32x4_extract_lane(S[0], 3);
-  g->s1 = wasm_u32x4_extract_lane(S[1], 3);
-  g->s2 = wasm_u32x4_extract_lane(S[2], 3);
-  g->s3 = wasm_u32x4_extract_lane(S[3], 3);
-}
-
-ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const v128_t *cols, v128_t *pre,
-                const Consts *c, int mode, int float_path) {
+ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Consts *c, int mode, int float_path) {
   const int draws = stochastic(mode);
   v128_t zero = wasm_i32x4_splat(0);
   const v128_t *p = (const v128_t *)src;
   v128_t *o = (v128_t *)dst;
-  uint32_t done = 0;
-  if (draws && cols)
-    for (; n - done >= 4 * LANE; done += 4 * LANE, p += LANE, o += LANE) block(p, o, g, cols, pre, c, mode, float_path);
-  for (; n - done >= 4 * UNROLL; done += 4 * UNROLL, p += UNROLL, o += UNROLL) group(p, o, g, 0, c, mode, float_path);
+  uint32_t groups = n / (4 * UNROLL);
+  for (uint32_t i = 0; i < groups; i++, p += UNROLL, o += UNROLL) {
+    v128_t key = zero;
+    for (int k = 0; k < UNROLL; k++) key = wasm_u32x4_max(key, range_key(wasm_v128_load(p + k), c, float_path));
+    // (the second pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
+    if (!wasm_v128_any_true(wasm_u32x4_ge(key, c->span))) {
+      for (int k = 0; k < UNROLL; k++) {
+        v128_t x = wasm_v128_load(p + k);
+        v128_t u = draws ? xo_next4(g) : zero;
+        wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), u, c, mode));
+      }
+    } else {
+      // a lane outside the window: inf, NaN, (unsigned formats) negative inputs and formats without -0
+      // need the full computation, the others (subnormal results, overflow) the finite one
+      v128_t special = zero;
+      for (int k = 0; k < UNROLL; k++)
+        special = wasm_u32x4_max(special, wasm_v128_and(wasm_v128_load(p + k), c->abs_mask));
+      if (!wasm_v128_any_true(wasm_u32x4_ge(special, c->finite_limit))) {
+        for (int k = 0; k < UNROLL; k++) {
+          v128_t u = draws ? xo_next4(g) : zero;
+          wasm_v128_store(o + k, finite(wasm_v128_load(p + k), u, c, mode, float_path));
+        }
+      } else {
+        for (int k = 0; k < UNROLL; k++) {
+          v128_t u = draws ? xo_next4(g) : zero;
+          wasm_v128_store(o + k, full(wasm_v128_load(p + k), u, c, mode, float_path));
+        }
+      }
+    }
+  }
   // whole vectors left, then the last 0..3 lanes (draws only for lanes that exist)
+  uint32_t done = groups * 4 * UNROLL;
   for (; done + 4 <= n; done += 4, p++, o++) {
     v128_t u = draws ? xo_next4(g) : zero;
     wasm_v128_store(o, full(wasm_v128_load(p), u, c, mode, float_path));
@@ -389,8 +302,8 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const v128
 // One specialised loop per (mode, path) pair: the mode switch is resolved at compile time.
 #define CASE(m)                                                                                          \
   case m:                                                                                              \
-    if (fp) run(src, dst, n, &g, cols, pre, &c, m, 1);                                                 \
-    else run(src, dst, n, &g, cols, pre, &c, m, 0);                                                                   \
+    if (fp) run(src, dst, n, &g, &c, m, 1);                                                            \
+    else run(src, dst, n, &g, &c, m, 0);                                                                   \
     break;
 
 // Rounds src[0, n) into dst[0, n) with the parameters at p (see ChopParams) and updates p->rng. dst may
@@ -421,8 +334,6 @@ void chop_f32(const float *src, float *dst, uint32_t n, ChopParams *p) {
   c.magic = wasm_f32x4_splat(p->q * 8388608.0f); // q * 2^23: its ulp is q
   c.sr_shift = p->sr_shift;
   Xoshiro g = {p->rng[0], p->rng[1], p->rng[2], p->rng[3]};
-  const v128_t *cols = p->jump ? (const v128_t *)(uintptr_t)p->jump : 0;
-  v128_t *pre = (v128_t *)(uintptr_t)p->scratch;
   int fp = p->float_path;
   switch (p->mode) {
     CASE(RNE)

@@ -49,12 +49,12 @@ function checkCount(what: string, n: number, max: number): void {
     });
 }
 
-/** Largest capacity: a 32-bit WebAssembly memory (4 GiB) minus the kernel's parameter block and tables. */
+/** Largest capacity: a 32-bit WebAssembly memory (4 GiB) minus the kernel's parameter block. */
 const MAX_CAPACITY = (2 ** 32 - DATA) / 4;
 
 /**
  * A buffer of `capacity` float32 values in WebAssembly memory that rounds to `spec` in place with no
- * copies. Each buffer has its own memory (capacity * 4 bytes plus 4 KB, in 64 KB pages).
+ * copies. Each buffer has its own memory (capacity * 4 bytes plus 128, in 64 KB pages).
  */
 export function chopBuffer(spec: FormatSpec, capacity: number): ChopBuffer {
   checkCount('capacity', capacity, MAX_CAPACITY);

@@ -13,21 +13,13 @@
  * number per element from it, in order, and the advanced state comes back into the caller's Rng.
  */
 import { MixqError } from '../core/errors.ts';
-import { jumpColumns, type Rng } from '../core/rng.ts';
+import type { Rng } from '../core/rng.ts';
 import { base64Bytes, hasWasmSimd } from '../core/wasm.ts';
 import type { ChopPlan } from './chop-plan.ts';
 import { WASM_SIMD128 } from './wasm/chop.generated.ts';
 
-/**
- * Layout of a kernel memory: the parameter block (struct ChopParams), the jump matrix of the vectorised
- * generator (128 columns of 16 bytes, written once per memory), scratch for the kernel's draws
- * (4 streams x 8 vectors x 16 bytes), then the data from DATA (a multiple of 64: cache-line aligned).
- */
-const JUMP = 128;
-const SCRATCH = JUMP + 2048;
-export const DATA = 4096;
-/** log2 of LANE in native/formats/chop.c: the four generator streams start 2^10 draws apart. */
-const LANE_LOG2 = 10;
+/** First data byte of a kernel memory (after the parameter block; a multiple of 64: cache-line aligned). */
+export const DATA = 128;
 /**
  * Elements per chunk `chop` copies through the scratch memory (64 KB: L2-resident, so the kernel and the
  * copy out read what the copy in just wrote from cache).
@@ -60,8 +52,6 @@ const P = {
   nanOut: 21,
   zeroSign: 22,
   rng: 23, // 4 words
-  jump: 27,
-  scratch: 28,
 } as const;
 
 type ChopFn = (src: number, dst: number, n: number, params: number) => void;
@@ -99,8 +89,8 @@ export class KernelMemory {
     this.u32 = new Uint32Array(this.buffer);
     homes.set(this.buffer, this);
   }
-  /** Writes the plan (and the generator's state) into the parameter block, for calls of up to n elements. */
-  load(plan: ChopPlan, rng: Rng | undefined, n: number): void {
+  /** Writes the plan (and the generator's state) into the parameter block. */
+  load(plan: ChopPlan, rng: Rng | undefined): void {
     const u = this.u32;
     const f = this.f32;
     u[P.mode] = plan.mode;
@@ -127,11 +117,6 @@ export class KernelMemory {
     u[P.nanOut] = plan.nanOut;
     u[P.zeroSign] = plan.zeroSign;
     if (rng) rng.getState(u, P.rng);
-    // the vectorised generator needs whole blocks of 4 * 2^LANE_LOG2 elements (2 KB of matrix per call)
-    const blocks = plan.stochastic && n >= 4 << LANE_LOG2;
-    if (blocks) u.set(jumpMatrix(), JUMP >>> 2);
-    u[P.jump] = blocks ? JUMP : 0;
-    u[P.scratch] = SCRATCH;
   }
   /** Rounds n floats at byte offset `from` into byte offset `to` (both >= DATA; equal, or not overlapping). */
   chop(from: number, to: number, n: number): void {
@@ -142,9 +127,6 @@ export class KernelMemory {
     if (rng) rng.setState(this.u32, P.rng);
   }
 }
-
-let jumpCols: Uint32Array | undefined;
-const jumpMatrix = (): Uint32Array => (jumpCols ??= jumpColumns(LANE_LOG2));
 
 /** Kernel memories by their current buffer, so chop can tell data already in WebAssembly memory. */
 const homes = new WeakMap<ArrayBufferLike, KernelMemory>();
@@ -218,14 +200,14 @@ export function chopWasm(
   const n = src.length;
   const home = src.buffer === dst.buffer ? memoryOf(dst.buffer) : undefined;
   if (home && src.byteOffset >= DATA && dst.byteOffset >= DATA) {
-    home.load(plan, rng, n);
+    home.load(plan, rng);
     home.chop(src.byteOffset, dst.byteOffset, n);
     home.unload(rng);
     return true;
   }
   const S = scratchMemory();
   if (!S) return false;
-  S.load(plan, rng, Math.min(n, CHUNK));
+  S.load(plan, rng);
   const base = DATA >>> 2;
   const window = S.f32.subarray(base, base + CHUNK);
   for (let c = 0; c < n; c += CHUNK) {

@@ -10,7 +10,6 @@ import {
   Rng,
   VERSION,
 } from '../../src/index.ts';
-import { applyColumns, jumpColumns } from '../../src/core/rng.ts';
 
 test('VERSION matches package.json', () => {
   const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
@@ -84,23 +83,12 @@ test('Rng is deterministic by seed and roughly uniform', () => {
   assert.ok(Math.abs(sum / 10000 - 0.5) < 0.02);
 });
 
-test('Rng state round-trips, and jump matrices move a state 2^k draws ahead', () => {
+test('Rng state round-trips through getState / setState', () => {
   const a = new Rng(3);
   for (let i = 0; i < 5; i++) a.nextU32();
   const s = new Uint32Array(6);
   a.getState(s, 2);
   const b = new Rng(99);
   b.setState(s, 2);
-  assert.equal(a.nextU32(), b.nextU32());
-  for (const k of [0, 1, 5, 10]) {
-    const g = new Rng(11 + k);
-    const start = new Uint32Array(4);
-    g.getState(start);
-    const jumped = new Uint32Array(4);
-    applyColumns(jumpColumns(k), start, jumped);
-    for (let i = 0; i < 2 ** k; i++) g.nextU32();
-    const stepped = new Uint32Array(4);
-    g.getState(stepped);
-    assert.deepEqual(jumped, stepped, `2^${k} steps`);
-  }
+  for (let i = 0; i < 10; i++) assert.equal(a.nextU32(), b.nextU32());
 });
