@@ -1,8 +1,7 @@
 /**
- * Fast chop for float formats: which implementation runs (a table chosen by feature detection and size),
- * and the TypeScript fast path itself, which computes what the WebAssembly kernel computes
- * (native/formats/chop.c) one element at a time, for engines without WebAssembly SIMD and for short
- * arrays. Both follow the plan of chop-plan.ts: integer arithmetic on float32 bit patterns in the target's
+ * Fast chop for float formats: which implementation runs (chosen by feature detection), and the
+ * TypeScript fast path itself, which computes what the WebAssembly kernel computes (native/formats/chop.c)
+ * one element at a time, for engines without WebAssembly SIMD. Both follow the plan of chop-plan.ts: integer arithmetic on float32 bit patterns in the target's
  * normal range (the way CPFloat and hardware round), exact float arithmetic below it, and every special
  * lane (overflow per mode and policy, inf, NaN, signed zeros, unsigned formats) handled in place.
  * test/formats/chop-fast.test.ts ties reference, TypeScript and WebAssembly together bit for bit.
@@ -10,17 +9,15 @@
 import { f32ToBits } from '../core/bits.ts';
 import type { Rng } from '../core/rng.ts';
 import type { ChopPlan } from './chop-plan.ts';
-import { chopWasm, memoryOf } from './chop-wasm.ts';
+import { chopWasm } from './chop-wasm.ts';
 import type { FloatLayout } from './minifloat.ts';
 import { roundsUp } from './rounding.ts';
 
-/** The implementations, best first where they apply. */
-export type ChopPath = 'wasm' | 'typescript';
 /**
- * Below this many elements a JavaScript array takes the TypeScript path: loading the kernel's parameter
- * block costs about as much as rounding that many elements in TypeScript.
+ * The implementations: WebAssembly wherever WebAssembly SIMD runs (it is faster even for 8 elements:
+ * its per-call cost is below the TypeScript path's), else TypeScript.
  */
-const WASM_MIN = 64;
+export type ChopPath = 'wasm' | 'typescript';
 
 let forced: ChopPath | undefined;
 
@@ -48,9 +45,7 @@ export function chopFloatFast(
       src = dst.subarray(0, n);
     }
   }
-  const wasm =
-    forced === 'wasm' || (forced === undefined && (n >= WASM_MIN || memoryOf(dst.buffer) !== undefined));
-  if (wasm && chopWasm(plan, src, dst, rng)) return;
+  if (forced !== 'typescript' && chopWasm(plan, src, dst, rng)) return;
   chopTypeScript(plan, src, dst, rng);
 }
 

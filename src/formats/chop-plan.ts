@@ -87,8 +87,30 @@ export interface ChopPlan {
   readonly zeroSign: number;
 }
 
-/** The plan for a float format and options, or undefined where no fast path applies. */
+const POLICIES: readonly OverflowPolicy[] = ['ieee', 'saturate', 'nan'];
+// Plans by layout and options (deriving one costs far more than rounding a short array).
+const plans = new WeakMap<FloatLayout, Map<number, ChopPlan | undefined>>();
+
+/** The plan for a float format and options, or undefined where no fast path applies (cached). */
 export function chopPlan(
+  L: FloatLayout,
+  rounding: Rounding,
+  randomBits: number,
+  policy: OverflowPolicy,
+  flush: boolean,
+): ChopPlan | undefined {
+  // randomBits 0..32, 3 policies, flush: the key is exact for every valid combination of options
+  const key =
+    (((KERNEL_MODES.indexOf(rounding) + 1) * 33 + randomBits) * 3 + POLICIES.indexOf(policy)) * 2 + +flush;
+  let byOptions = plans.get(L);
+  if (!byOptions) plans.set(L, (byOptions = new Map()));
+  if (byOptions.has(key)) return byOptions.get(key);
+  const plan = derivePlan(L, rounding, randomBits, policy, flush);
+  byOptions.set(key, plan);
+  return plan;
+}
+
+function derivePlan(
   L: FloatLayout,
   rounding: Rounding,
   randomBits: number,

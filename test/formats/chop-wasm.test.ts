@@ -107,19 +107,30 @@ test('kernel: touches nothing outside its output, across chunk boundaries', () =
   try {
     const spec = getFormat('fp8_e4m3fn');
     const n = 2 * CHUNK + 37;
-    const src = groups(spec, 9).subarray(0, n);
+    const pattern = groups(spec, 9);
+    const src = new Float32Array(n);
+    for (let i = 0; i < n; i += pattern.length)
+      src.set(pattern.subarray(0, Math.min(pattern.length, n - i)), i);
+    const o: CastOptions = { rounding: 'stochastic', seed: 1 };
+    const ref = chopReference(spec, src, o);
     const buf = chopBuffer(spec, n + 64);
     const v = buf.view;
-    const words = new Uint32Array(v.buffer, v.byteOffset, v.length);
-    words.fill(0x7fa5a5a5);
-    v.set(src, 16);
-    const o: CastOptions = { rounding: 'stochastic', seed: 1 };
-    const got = chop(spec, v.subarray(16, 16 + n), o, v.subarray(16, 16 + n));
-    assertSameBits(got, chopReference(spec, src, o), 'in place at +16', src);
-    for (let i = 0; i < 16; i++) assert.equal(words[i], 0x7fa5a5a5, `element ${i} before the output`);
-    for (let i = 16 + n; i < v.length; i++)
-      assert.equal(words[i], 0x7fa5a5a5, `element ${i} after the output`);
     assert.equal(v.byteOffset, DATA, 'data starts after the parameter block');
+    const js = new Float32Array(n + 64);
+    // in place in kernel memory (one kernel call), and into a JavaScript array (chunks of CHUNK)
+    for (const [where, out, input] of [
+      ['kernel memory', v, v.subarray(16, 16 + n)],
+      ['JavaScript array', js, src],
+    ] as const) {
+      const words = new Uint32Array(out.buffer, out.byteOffset, out.length);
+      words.fill(0x7fa5a5a5);
+      if (out === v) v.set(src, 16);
+      assertSameBits(chop(spec, input, o, out.subarray(16, 16 + n)), ref, where, src);
+      for (let i = 0; i < 16; i++)
+        assert.equal(words[i], 0x7fa5a5a5, `${where}: element ${i} before the output`);
+      for (let i = 16 + n; i < out.length; i++)
+        assert.equal(words[i], 0x7fa5a5a5, `${where}: element ${i} after the output`);
+    }
   } finally {
     forceChopPath(undefined);
   }
