@@ -27,9 +27,12 @@ import {
   formatInfo,
   getFormat,
   ROUNDINGS,
+  type Rounding,
 } from '../../src/formats/index.ts';
 import { type ChopPath, forceChopPath } from '../../src/formats/chop-fast.ts';
+import { chopPlan, KERNEL_MODES } from '../../src/formats/chop-plan.ts';
 import { wasmChopAvailable } from '../../src/formats/chop-wasm.ts';
+import { floatLayout } from '../../src/formats/minifloat.ts';
 import { assertSameBits, CUSTOM } from './cases.ts';
 
 const PATHS: readonly ChopPath[] = ['typescript', 'wasm'];
@@ -324,4 +327,15 @@ test('encodeArray fast path equals per-element encode (same random stream)', () 
       }
     }
   }
+});
+
+test('a rounding mode without a kernel row gets no plan, so chop runs the reference for it', () => {
+  const L = floatLayout(getFormat('bf16') as FloatSpec);
+  assert.ok(chopPlan(L, 'nearest-even', 0, 'ieee', false));
+  assert.equal(chopPlan(L, 'nearest-odd' as Rounding, 0, 'ieee', false), undefined);
+  assert.equal(
+    chopPlan(floatLayout(getFormat('e8m0fnu') as FloatSpec), 'nearest-even', 0, 'ieee', false),
+    undefined,
+  );
+  for (const m of KERNEL_MODES) assert.ok(ROUNDINGS.includes(m), `${m} is a rounding mode`);
 });
