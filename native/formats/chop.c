@@ -149,21 +149,18 @@ ALWAYS v128_t round_int(v128_t v, v128_t neg, v128_t u, const Consts *c, int mod
   }
 }
 
-// Float path for magnitudes a below lo: bits of the rounded magnitude (k + up) * q.
+// Float path for magnitudes a below lo: bits of the rounded magnitude.
 ALWAYS v128_t round_float(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode) {
-  v128_t m = wasm_f32x4_mul(wasm_f32x4_mul(a, c->inv_q1), c->inv_q2); // exact: powers of two
+  // nearest-even: one float32 addition rounds a to the step q = ulp(magic), ties to even (a < magic)
+  if (mode == RNE) return wasm_f32x4_sub(wasm_f32x4_add(a, c->magic), c->magic);
+  // the others: (k + up) * q from m = a / q = k + frac (all exact: q is a power of two)
+  v128_t m = wasm_f32x4_mul(wasm_f32x4_mul(a, c->inv_q1), c->inv_q2);
   v128_t k = wasm_f32x4_trunc(m);
-  v128_t f = wasm_f32x4_sub(m, k); // exact
-  const v128_t half = wasm_f32x4_splat(0.5f);
+  v128_t f = wasm_f32x4_sub(m, k);
   v128_t up;
   switch (mode) {
-  case RNE: {
-    v128_t odd = wasm_i32x4_shr(wasm_i32x4_shl(wasm_i32x4_trunc_sat_f32x4(k), 31), 31);
-    up = wasm_v128_or(wasm_f32x4_gt(f, half), wasm_v128_and(wasm_f32x4_eq(f, half), odd));
-    break;
-  }
   case RNA:
-    up = wasm_f32x4_ge(f, half);
+    up = wasm_f32x4_ge(f, wasm_f32x4_splat(0.5f));
     break;
   case RZ:
     return wasm_f32x4_mul(k, c->q);
@@ -215,14 +212,7 @@ ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_pa
   v128_t a = wasm_v128_and(x, c->abs_mask);
   v128_t neg = wasm_i32x4_shr(x, 31);
   v128_t r = round_int(a, neg, u, c, mode);
-  if (float_path) {
-    v128_t f;
-    if (mode == RNE) // one float32 addition rounds a to the step q = ulp(magic), ties to even
-      f = wasm_f32x4_sub(wasm_f32x4_add(a, c->magic), c->magic);
-    else
-      f = round_float(a, neg, u, c, mode);
-    r = wasm_v128_bitselect(f, r, wasm_i32x4_lt(a, c->lo));
-  }
+  if (float_path) r = wasm_v128_bitselect(round_float(a, neg, u, c, mode), r, wasm_i32x4_lt(a, c->lo));
   // finite inputs round to at most 0x7f800000, so a signed compare finds the overflowed lanes
   v128_t over = wasm_i32x4_gt(r, c->hi);
   v128_t ovf = mode == UP || mode == DOWN ? wasm_v128_bitselect(c->ovf_neg, c->ovf_pos, neg) : c->ovf_pos;
