@@ -183,12 +183,18 @@ ALWAYS v128_t round_float(v128_t a, v128_t neg, v128_t u, const Consts *c, int m
   return wasm_f32x4_mul(kk, c->q);
 }
 
+// The rounded magnitude of a (bits), by the integer path, or the float path below lo.
+ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode, int float_path) {
+  v128_t r = round_int(a, neg, u, c, mode);
+  if (!float_path) return r;
+  return wasm_v128_bitselect(round_float(a, neg, u, c, mode), r, wasm_i32x4_lt(a, c->lo));
+}
+
 // Every lane, whatever it holds: both paths, overflow, inf, NaN, signed zeros, unsigned formats.
 ALWAYS v128_t full(v128_t x, v128_t u, const Consts *c, int mode, int float_path) {
   v128_t a = wasm_v128_and(x, c->abs_mask);
   v128_t neg = wasm_i32x4_shr(x, 31);
-  v128_t r = round_int(a, neg, u, c, mode);
-  if (float_path) r = wasm_v128_bitselect(round_float(a, neg, u, c, mode), r, wasm_i32x4_lt(a, c->lo));
+  v128_t r = round_magnitude(a, neg, u, c, mode, float_path);
   v128_t over = wasm_u32x4_gt(r, c->hi);
   r = wasm_v128_bitselect(wasm_v128_bitselect(c->ovf_neg, c->ovf_pos, neg), r, over);
   r = wasm_v128_bitselect(c->inf_out, r, wasm_i32x4_eq(a, wasm_i32x4_splat(0x7f800000)));
@@ -209,10 +215,8 @@ ALWAYS v128_t full(v128_t x, v128_t u, const Consts *c, int mode, int float_path
 // overflow, signs. The cheaper path for groups that touch the limits (subnormals, max finite, overflow)
 // but hold no inf or NaN.
 ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_path) {
-  v128_t a = wasm_v128_and(x, c->abs_mask);
   v128_t neg = wasm_i32x4_shr(x, 31);
-  v128_t r = round_int(a, neg, u, c, mode);
-  if (float_path) r = wasm_v128_bitselect(round_float(a, neg, u, c, mode), r, wasm_i32x4_lt(a, c->lo));
+  v128_t r = round_magnitude(wasm_v128_and(x, c->abs_mask), neg, u, c, mode, float_path);
   // finite inputs round to at most 0x7f800000, so a signed compare finds the overflowed lanes
   v128_t over = wasm_i32x4_gt(r, c->hi);
   v128_t ovf = mode == UP || mode == DOWN ? wasm_v128_bitselect(c->ovf_neg, c->ovf_pos, neg) : c->ovf_pos;
