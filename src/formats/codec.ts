@@ -1,11 +1,13 @@
 /**
  * The public codec: encode/decode one value or an array, chop (round to representable values, return
  * floats), value tables and format limits. Dispatches on the spec's kind to minifloat.ts / int.ts / lut.ts;
- * `chop` takes the float32 bit-twiddling fast path of chop-fast.ts when one applies. Float64 data (a
- * Float64Array or a number) rounds once, in round64.ts, for formats up to e11m52.
+ * `chop` and `encodeArray` take the fast float path (chop-plan.ts, chop-fast.ts: WebAssembly SIMD or
+ * TypeScript) whenever the format and mode have a plan, else the reference. Float64 data (a Float64Array
+ * or a number) rounds once, in round64.ts, for formats up to e11m52.
  */
 import { MixqError } from '../core/errors.ts';
 import { chopFloatFast, codesOfRepresentable } from './chop-fast.ts';
+import { type ChopPlan, chopPlan } from './chop-plan.ts';
 import { chopIntNearestEven, decodeInt, encodeIntNearestEven, encodeIntWith, intLayout } from './int.ts';
 import { decodeLut, encodeLutWith, lutLayout } from './lut.ts';
 import { decodeFloat, encodeFloatWith, floatLayout, floatLayout64 } from './minifloat.ts';
@@ -115,10 +117,14 @@ export function encodeArray(
   }
   const r = resolveRounding(opts);
   if (spec.kind === 'float' && src instanceof Float32Array) {
-    // Fast path: round with chop's fast kernels (same random draws), then read codes off the bits.
-    const { L, policy, flush, slow } = floatRounder(spec, r, opts);
-    const rounded = new Float32Array(src.length);
-    if (chopFloatFast(L, src, rounded, r, flush, slow)) {
+    const plan = floatPlan(spec, r, opts);
+    if (plan) {
+      // round with chop's fast path (same random draws), then read the codes off the bits
+      const L = floatLayout(spec);
+      const policy = opts?.overflow ?? spec.overflow;
+      const flush = opts?.flushSubnormals ?? false;
+      const rounded = new Float32Array(src.length);
+      chopFloatFast(plan, src, rounded, r.rng);
       codesOfRepresentable(L, rounded, dst, (y) =>
         encodeFloatWith(L, y, 'nearest-even', 0, 0, policy, flush),
       );
@@ -158,17 +164,10 @@ function chopOutput(src: Float32Array, out: Float32Array | undefined): Float32Ar
   return dst;
 }
 
-/**
- * What the float fast paths of chop and encodeArray need: the layout, the overflow policy and subnormal
- * flush in effect, and `slow`, the exact per-element rounding they fall back to (decode of encode).
- */
-function floatRounder(spec: FloatSpec, r: ResolvedCast, opts: CastOptions | undefined) {
-  const L = floatLayout(spec);
+/** The fast-path plan of a float cast (chop-plan.ts), or undefined where only the reference applies. */
+function floatPlan(spec: FloatSpec, r: ResolvedCast, opts: CastOptions | undefined): ChopPlan | undefined {
   const policy = opts?.overflow ?? spec.overflow;
-  const flush = opts?.flushSubnormals ?? false;
-  const slow = (x: number, u: number): number =>
-    decodeFloat(L, encodeFloatWith(L, x, r.rounding, u, r.randomBits, policy, flush));
-  return { L, policy, flush, slow };
+  return chopPlan(floatLayout(spec), r.rounding, r.randomBits, policy, opts?.flushSubnormals ?? false);
 }
 
 /**
@@ -223,8 +222,11 @@ export function chop(
   const dst = chopOutput(src, out as Float32Array | undefined);
   if (spec.kind === 'float') {
     const r = resolveRounding(opts);
-    const { L, flush, slow } = floatRounder(spec, r, opts);
-    if (chopFloatFast(L, src, dst, r, flush, slow)) return dst;
+    const plan = floatPlan(spec, r, opts);
+    if (plan) {
+      chopFloatFast(plan, src, dst, r.rng);
+      return dst;
+    }
   }
   if (spec.kind === 'int' && (opts?.rounding ?? 'nearest-even') === 'nearest-even') {
     chopIntNearestEven(intLayout(spec), src, dst);
