@@ -6,3 +6,4 @@
 // wasm-ld: --import-memory --max-memory=4294967296 --export=__heap_base --export=__stack_pointer
 #include "dense.h"
 #include "sliced.h"
+#include "ggml.h"
