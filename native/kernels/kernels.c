@@ -7,3 +7,4 @@
 #include "dense.h"
 #include "sliced.h"
 #include "ggml.h"
+#include "lut.h"
