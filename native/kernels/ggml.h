@@ -366,60 +366,70 @@ INLINE v128_t ggml_q8_tile_chunk(const int T, const int full8, const uint8_t* co
   return acc;
 }
 
-INLINE void mv_ggml_q8_impl(const int T, const int full8, const wdesc* D, const actq* A, float* y, int r0, int r1) {
-  for (int r = r0; r < r1; r += 4) {
-    const uint8_t* p[4];
-    ggml_tile(D, r, r1 - 1, p);
-    v128_t acc = wasm_f32x4_splat(0);
-    for (int k = 0; k < D->cols; k += 32) acc = ggml_q8_tile_chunk(T, full8, p, k, A, acc);
-    store_tile(y, r, r1 - 1, acc);
+/** One tile against one activation row, all of K: one instance per type (shared by matvec and matmul). */
+#define GGML_ROWS_FN(T, FULL8, NAME)                                                                     \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* const p[4], const actq* A,  \
+                                             float* y, int r, int last) {                                \
+    v128_t acc = wasm_f32x4_splat(0);                                                                   \
+    for (int k = 0; k < D->cols; k += 32) acc = ggml_q8_tile_chunk(T, FULL8, p, k, A, acc);           \
+    store_tile(y, r, last, acc);                                                                        \
+  }
+GGML_ROWS_FN(GT_Q4_0, 0, gq8_q4_0)
+GGML_ROWS_FN(GT_Q4_1, 0, gq8_q4_1)
+GGML_ROWS_FN(GT_Q5_0, 0, gq8_q5_0)
+GGML_ROWS_FN(GT_Q5_1, 0, gq8_q5_1)
+GGML_ROWS_FN(GT_Q8_0, 0, gq8_q8_0)
+GGML_ROWS_FN(GT_Q8_0, 1, gq8_q8_0_full)
+GGML_ROWS_FN(GT_Q2_K, 0, gq8_q2_k)
+GGML_ROWS_FN(GT_Q3_K, 0, gq8_q3_k)
+GGML_ROWS_FN(GT_Q4_K, 0, gq8_q4_k)
+GGML_ROWS_FN(GT_Q5_K, 0, gq8_q5_k)
+GGML_ROWS_FN(GT_Q6_K, 0, gq8_q6_k)
+GGML_ROWS_FN(GT_IQ4_NL, 0, gq8_iq4_nl)
+GGML_ROWS_FN(GT_MXFP4, 0, gq8_mxfp4)
+
+INLINE void ggml_q8_rows(const wdesc* D, const uint8_t* const p[4], const actq* A, float* y, int r, int last) {
+  switch (D->bits) {
+    case GT_Q4_0: gq8_q4_0(D, p, A, y, r, last); break;
+    case GT_Q4_1: gq8_q4_1(D, p, A, y, r, last); break;
+    case GT_Q5_0: gq8_q5_0(D, p, A, y, r, last); break;
+    case GT_Q5_1: gq8_q5_1(D, p, A, y, r, last); break;
+    case GT_Q8_0:
+      if (D->dot_class == DOT_FULL8) gq8_q8_0_full(D, p, A, y, r, last);
+      else gq8_q8_0(D, p, A, y, r, last);
+      break;
+    case GT_Q2_K: gq8_q2_k(D, p, A, y, r, last); break;
+    case GT_Q3_K: gq8_q3_k(D, p, A, y, r, last); break;
+    case GT_Q4_K: gq8_q4_k(D, p, A, y, r, last); break;
+    case GT_Q5_K: gq8_q5_k(D, p, A, y, r, last); break;
+    case GT_Q6_K: gq8_q6_k(D, p, A, y, r, last); break;
+    case GT_IQ4_NL: gq8_iq4_nl(D, p, A, y, r, last); break;
+    default: gq8_mxfp4(D, p, A, y, r, last); break;
   }
 }
 
 EXPORT void mv_ggml_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   const actq A = act_view(act, D->kp);
-  float* yp = (float*)(uintptr_t)y;
-  if (D->bits == GT_Q8_0 && D->dot_class == DOT_FULL8) {
-    mv_ggml_q8_impl(GT_Q8_0, 1, D, &A, yp, r0, r1);
-    return;
-  }
-#define MV(T) mv_ggml_q8_impl(T, 0, D, &A, yp, r0, r1)
-  GGML_SWITCH(MV)
-#undef MV
-}
-
-/** int8 path, matrix x matrix: two activation rows per pass over the tile's blocks (no decode buffer). */
-INLINE void mm_ggml_q8_impl(const int T, const int full8, const wdesc* D, int32_t act, int32_t as, int nb, float* y,
-                            int ys, int r0, int r1) {
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    for (int j = 0; j < nb; j += 2) {
-      const actq A0 = act_view(act + j * as, D->kp);
-      const actq A1 = act_view(j + 1 < nb ? act + (j + 1) * as : act + j * as, D->kp);
-      v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0;
-      for (int k = 0; k < D->cols; k += 32) {
-        acc0 = ggml_q8_tile_chunk(T, full8, p, k, &A0, acc0);
-        acc1 = ggml_q8_tile_chunk(T, full8, p, k, &A1, acc1);
-      }
-      store_tile(y + (size_t)j * ys, r, r1 - 1, acc0);
-      if (j + 1 < nb) store_tile(y + (size_t)(j + 1) * ys, r, r1 - 1, acc1);
-    }
+    ggml_q8_rows(D, p, &A, (float*)(uintptr_t)y, r, r1 - 1);
   }
 }
 
+/** int8 path, matrix x matrix: every activation row against a tile while its blocks are in cache. */
 EXPORT void mm_ggml_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
                        int32_t r1, int32_t scratch) {
   (void)scratch;
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
-  float* yp = (float*)(uintptr_t)y;
-  if (D->bits == GT_Q8_0 && D->dot_class == DOT_FULL8) {
-    mm_ggml_q8_impl(GT_Q8_0, 1, D, act, as, nb, yp, ys, r0, r1);
-    return;
+  for (int r = r0; r < r1; r += 4) {
+    const uint8_t* p[4];
+    ggml_tile(D, r, r1 - 1, p);
+    for (int j = 0; j < nb; j++) {
+      const actq A = act_view(act + j * as, D->kp);
+      ggml_q8_rows(D, p, &A, (float*)(uintptr_t)y + (size_t)j * ys, r, r1 - 1);
+    }
   }
-#define MM(T) mm_ggml_q8_impl(T, 0, D, act, as, nb, yp, ys, r0, r1)
-  GGML_SWITCH(MM)
-#undef MM
 }
 #endif

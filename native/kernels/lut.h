@@ -180,25 +180,32 @@ INLINE void lut_store(float* y, int tile, int r0, int r1, const v128_t acc[4]) {
   }
 }
 
-INLINE void mv_lut_impl(const wdesc* D, const uint8_t* act, float* y, int r0, int r1, const int B) {
-  for (int t = r0 / 16; 16 * t < r1; t++) {
-    v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
-    lut_tile(D, t, act, acc, B);
-    lut_store(y, t, r0, r1, acc);
+/** Tile t against one activation table set, stored for the rows of [r0, r1). One instance per width. */
+#define LUT_TILE_FN(B)                                                                                  \
+  static __attribute__((noinline)) void lut_tile_store_##B(const wdesc* D, int t, const uint8_t* act, float* y, \
+                                                            int r0, int r1) {                            \
+    v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)}; \
+    lut_tile(D, t, act, acc, B);                                                                        \
+    lut_store(y, t, r0, r1, acc);                                                                       \
+  }
+LUT_TILE_FN(1)
+LUT_TILE_FN(2)
+LUT_TILE_FN(3)
+LUT_TILE_FN(4)
+INLINE void lut_tile_store(const wdesc* D, int t, const uint8_t* act, float* y, int r0, int r1) {
+  switch (D->bits) {
+    case 1: lut_tile_store_1(D, t, act, y, r0, r1); break;
+    case 2: lut_tile_store_2(D, t, act, y, r0, r1); break;
+    case 3: lut_tile_store_3(D, t, act, y, r0, r1); break;
+    default: lut_tile_store_4(D, t, act, y, r0, r1); break;
   }
 }
 
 /** Matrix x vector on lookup tables; rows [r0, r1) (whole tiles are computed, rows outside not stored). */
 EXPORT void mv_lut(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
-  const uint8_t* a = (const uint8_t*)(uintptr_t)act;
-  float* yp = (float*)(uintptr_t)y;
-  switch (D->bits) {
-    case 1: mv_lut_impl(D, a, yp, r0, r1, 1); break;
-    case 2: mv_lut_impl(D, a, yp, r0, r1, 2); break;
-    case 3: mv_lut_impl(D, a, yp, r0, r1, 3); break;
-    default: mv_lut_impl(D, a, yp, r0, r1, 4); break;
-  }
+  for (int t = r0 / 16; 16 * t < r1; t++)
+    lut_tile_store(D, t, (const uint8_t*)(uintptr_t)act, (float*)(uintptr_t)y, r0, r1);
 }
 
 /** Matrix x matrix on lookup tables: every activation row against a tile while it is in cache. */
@@ -206,51 +213,45 @@ EXPORT void mm_lut(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y,
                    int32_t scratch) {
   (void)scratch;
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
-  float* yp = (float*)(uintptr_t)y;
   for (int t = r0 / 16; 16 * t < r1; t++)
-    for (int j = 0; j < nb; j++) {
-      v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
-      const uint8_t* a = (const uint8_t*)(uintptr_t)(act + j * as);
-      switch (D->bits) {
-        case 1: lut_tile(D, t, a, acc, 1); break;
-        case 2: lut_tile(D, t, a, acc, 2); break;
-        case 3: lut_tile(D, t, a, acc, 3); break;
-        default: lut_tile(D, t, a, acc, 4); break;
-      }
-      lut_store(yp + (size_t)j * ys, t, r0, r1, acc);
-    }
+    for (int j = 0; j < nb; j++)
+      lut_tile_store(D, t, (const uint8_t*)(uintptr_t)(act + j * as), (float*)(uintptr_t)y + (size_t)j * ys, r0, r1);
 }
 
 // ---- int8 activations on the same weights: the tile's codes are unpacked, then sliced.h's kernel ----
 
-/** Code of row i (0..15) of a tile at column k. */
-INLINE int lut_code(const wdesc* D, const uint8_t* tilep, int i, int k) {
-  const int B = D->bits, blk = k >> 5, quad = (k >> 2) & 7, t = k & 3, jj = quad >> 1, hi = quad & 1;
-  const uint8_t* w = tilep + (size_t)blk * 64 * B;
-  int c = 0;
-  for (int pair = 0; pair < B / 2; pair++)
-    for (int e = 0; e < 2; e++) {
-      const uint8_t byte = w[128 * pair + 64 * (i >> 3) + 16 * jj + 2 * (i & 7) + e];
-      c |= (((hi ? byte >> 4 : byte) >> t) & 1) << (2 * pair + e);
-    }
-  if (B & 1) {
-    const uint8_t byte = w[128 * (B / 2) + 16 * jj + i];
-    c |= (((hi ? byte >> 4 : byte) >> t) & 1) << (B - 1);
-  }
-  return c;
+/** Bit t of a byte moved to bit 0 of byte t (one nibble pair, two quads, becomes 8 columns). The four
+ * shifted copies of a nibble (shifts 0, 7, 14, 21) do not overlap, so the product has no carries. */
+INLINE uint64_t lut_spread(uint32_t b) {
+  const uint32_t lo = ((b & 15u) * 0x00204081u) & 0x01010101u, hi = ((b >> 4) * 0x00204081u) & 0x01010101u;
+  return (uint64_t)lo | ((uint64_t)hi << 32);
 }
 
 /** Unpacks rows 4q .. 4q+3 of a tile into sliced.h's int8 scratch (codes [4][kp], group parameters). */
 static void lut_unpack4(const wdesc* D, int tile, int q, uint8_t* codes, sl_group4* gp) {
+  const int B = D->bits, kp = D->kp;
   const uint8_t* tp = (const uint8_t*)(uintptr_t)D->data + (size_t)tile * D->row_bytes;
-  for (int i = 0; i < 4; i++)
-    for (int k = 0; k < D->kp; k++) codes[(size_t)i * D->kp + k] = (uint8_t)lut_code(D, tp, 4 * q + i, k);
+  for (int i4 = 0; i4 < 4; i4++) {
+    const int i = 4 * q + i4;
+    uint8_t* out = codes + (size_t)i4 * kp;
+    for (int blk = 0; blk < kp / 32; blk++) {
+      const uint8_t* w = tp + (size_t)blk * 64 * B;
+      for (int jj = 0; jj < 4; jj++) {
+        uint64_t c = 0;
+        for (int p = 0; p < B; p++) {
+          const uint8_t byte = p < 2 * (B / 2) ? w[128 * (p >> 1) + 64 * (i >> 3) + 16 * jj + 2 * (i & 7) + (p & 1)]
+                                               : w[128 * (B / 2) + 16 * jj + i];
+          c |= lut_spread(byte) << p;
+        }
+        __builtin_memcpy(out + 32 * blk + 8 * jj, &c, 8);
+      }
+    }
+  }
   for (int g = 0; g < D->ngroups; g++) {
     lut_group P = lut_group_params(D, tile, g);
     gp[g].s = P.s[q];
     v128_t z = P.z[q >> 1];
-    v128_t z32 = (q & 1) ? wasm_i32x4_extend_high_i16x8(z) : wasm_i32x4_extend_low_i16x8(z);
-    gp[g].z = z32;
+    gp[g].z = (q & 1) ? wasm_i32x4_extend_high_i16x8(z) : wasm_i32x4_extend_low_i16x8(z);
     gp[g].o = wasm_f32x4_splat(0);
   }
 }

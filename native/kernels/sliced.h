@@ -166,6 +166,7 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
     int g = 0, next = G;
     for (int blk = 0; blk < nblk; blk++) {
       const size_t bo = (size_t)blk * 16 * B;
+#pragma clang loop unroll(full)
       for (int m = 0; m < 4; m++) {
         const int k = blk * 128 + 32 * m;
         v128_t c[4][2];
@@ -210,32 +211,21 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
   }
 }
 
-/** The int8-path specialisation of a descriptor: bits, dot class (common.h DOT_*), table, group of 16. */
-#define SL_Q8_ONE(CALL, B, DK, TBL) CALL(B, DK, TBL, 0)
-#define SL_Q8_DISPATCH(CALL)                                                            \
-  do {                                                                                  \
-    if (D->elem == ELEM_INT) {                                                          \
-      switch (D->bits) {                                                                \
-        case 1: SL_Q8_ONE(CALL, 1, DK_U6, 0); break;                                    \
-        case 2: SL_Q8_ONE(CALL, 2, DK_U6, 0); break;                                    \
-        case 3: SL_Q8_ONE(CALL, 3, DK_U6, 0); break;                                    \
-        case 4: SL_Q8_ONE(CALL, 4, DK_U6, 0); break;                                    \
-        case 5: SL_Q8_ONE(CALL, 5, DK_U6, 0); break;                                    \
-        case 6: SL_Q8_ONE(CALL, 6, DK_U6, 0); break;                                    \
-        case 7: SL_Q8_ONE(CALL, 7, DK_U7, 0); break;                                    \
-        default:                                                                        \
-          if (D->dot_class == DOT_S8) SL_Q8_ONE(CALL, 8, DK_S8, 0);                     \
-          else SL_Q8_ONE(CALL, 8, DK_FULL8, 0);                                         \
-      }                                                                                 \
-    } else if (D->bits == 4) { /* tables: 4, 5 or 6 bits (prepare refuses others) */    \
-      if (D->dot_class == DOT_U6) SL_Q8_ONE(CALL, 4, DK_U6, 1);                         \
-      else SL_Q8_ONE(CALL, 4, DK_U7, 1);                                                \
-    } else if (D->bits == 5) {                                                          \
-      SL_Q8_ONE(CALL, 5, DK_U7, 1);                                                     \
-    } else {                                                                            \
-      SL_Q8_ONE(CALL, 6, DK_U7, 1);                                                     \
-    }                                                                                   \
-  } while (0)
+/**
+ * The specialised int8-path kernels (bits, dot kind, table), for the formats mixq plans most: int2..int6,
+ * symmetric int8, FP4 (MXFP4; NVFP4 in mv_sliced_q8) and FP6 E2M3. Anything else takes
+ * mv_sl_q8_generic. Evaluates to 0 when there is no specialisation.
+ */
+#define SL_Q8_DISPATCH(CALL)                                                                    \
+  ((D->elem == ELEM_INT && D->bits == 2)                             ? (CALL(2, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 3)                           ? (CALL(3, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 4)                           ? (CALL(4, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0, 0), 1) \
+   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1, 0), 1) \
+   : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1, 0), 1) \
+                                                                     : 0)
 
 // ---- any bit width at run time (groups of 16 but NVFP4's, and the matrix x matrix decode) ----
 
@@ -312,7 +302,7 @@ EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32
     return;
   }
 #define MV_CALL(B, DK, TBL, G16) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL, G16)
-  SL_Q8_DISPATCH(MV_CALL);
+  if (!SL_Q8_DISPATCH(MV_CALL)) mv_sl_q8_generic(D, &A, yp, r0, r1);
 #undef MV_CALL
 }
 
