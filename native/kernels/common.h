@@ -158,7 +158,9 @@ typedef struct {
   const float* d;
   const int32_t* s;
 } actq;
-INLINE actq act_view(int32_t base, int kp) {
+/** Address of activation row j (rows `stride` bytes apart), in unsigned arithmetic (memories > 2 GiB). */
+INLINE uint32_t act_at(int32_t base, int32_t stride, int j) { return (uint32_t)base + (uint32_t)stride * (uint32_t)j; }
+INLINE actq act_view(uint32_t base, int kp) {
   const uint8_t* p = (const uint8_t*)(uintptr_t)base;
   actq a = {(const int8_t*)p, (const int16_t*)(p + kp), (const float*)(p + 3 * (size_t)kp),
             (const int32_t*)(p + 3 * (size_t)kp + (size_t)kp / 8)};

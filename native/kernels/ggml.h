@@ -427,7 +427,7 @@ EXPORT void mm_ggml_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
     for (int j = 0; j < nb; j++) {
-      const actq A = act_view(act + j * as, D->kp);
+      const actq A = act_view(act_at(act, as, j), D->kp);
       ggml_q8_rows(D, p, &A, (float*)(uintptr_t)y + (size_t)j * ys, r, r1 - 1);
     }
   }

@@ -215,7 +215,7 @@ EXPORT void mm_lut(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y,
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   for (int t = r0 / 16; 16 * t < r1; t++)
     for (int j = 0; j < nb; j++)
-      lut_tile_store(D, t, (const uint8_t*)(uintptr_t)(act + j * as), (float*)(uintptr_t)y + (size_t)j * ys, r0, r1);
+      lut_tile_store(D, t, (const uint8_t*)(uintptr_t)act_at(act, as, j), (float*)(uintptr_t)y + (size_t)j * ys, r0, r1);
 }
 
 // ---- int8 activations on the same weights: the tile's codes are unpacked, then sliced.h's kernel ----

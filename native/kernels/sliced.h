@@ -443,8 +443,8 @@ INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4
                            int nb, float* y, int ys, int r, int last, const int DK, const int G16) {
   const int kp = D->kp, G = D->group, hasoff = D->offsets != 0;
   for (int j = 0; j < nb; j += 2) {
-    const actq A0 = act_view(act + j * as, kp);
-    const actq A1 = act_view(j + 1 < nb ? act + (j + 1) * as : act + j * as, kp);
+    const actq A0 = act_view(act_at(act, as, j), kp);
+    const actq A1 = act_view(act_at(act, as, j + 1 < nb ? j + 1 : j), kp);
     v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0;
     int g = 0, next = G;
     sl_group4 P = gp[0];

@@ -73,8 +73,11 @@ export interface ProductOptions {
 /** Runs a kernel over rows [0, rows): the single-threaded executor, or a pool of threads. */
 export interface RowExecutor {
   readonly threads: number;
-  /** Calls exports[fn](...args, r0, r1, scratch) for row ranges covering [0, rows). */
-  run(fn: string, args: readonly number[], rows: number, scratchBytes: number): void;
+  /**
+   * Calls exports[fn](...args, r0, r1, scratch) for row ranges covering [0, rows), each range starting at
+   * a multiple of `rowTile` (the rows a kernel computes together), each thread with its own scratch.
+   */
+  run(fn: string, args: readonly number[], rows: number, scratchBytes: number, rowTile: number): void;
 }
 
 interface Held {
@@ -90,7 +93,7 @@ export function scratchBytes(d: Desc): number {
   return 16 * d.kp + 64 * d.ngroups + 8192;
 }
 
-/** Rows per thread chunk: tiles of 4 rows, so every thread runs whole tiles. */
+/** Rows the kernels compute together (16 for the lookup-table layout): threads split at multiples of it. */
 export const ROW_TILE = 4;
 
 export class KernelContext {
@@ -219,8 +222,9 @@ export class KernelContext {
       act = this.buffer('q', stride * batch);
       for (let j = 0; j < batch; j++) this.quantize(mode, d, xp + 4 * j * kp, act + j * stride);
     }
-    if (op === 'matvec') this.executor.run(fn, [w.desc, act, yp], w.rows, scratchBytes(d));
-    else this.executor.run(fn, [w.desc, act, stride, batch, yp, w.rows], w.rows, scratchBytes(d));
+    const tile = w.layout === 'lut' ? 16 : ROW_TILE;
+    if (op === 'matvec') this.executor.run(fn, [w.desc, act, yp], w.rows, scratchBytes(d), tile);
+    else this.executor.run(fn, [w.desc, act, stride, batch, yp, w.rows], w.rows, scratchBytes(d), tile);
     const out = opts.out ?? new Float32Array(w.rows * batch);
     out.set(this.memory.f32(yp, w.rows * batch));
     return out;
