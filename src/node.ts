@@ -3,3 +3,4 @@ export * from './io/files.node.ts';
 export * from './io/gguf/gpt2.node.ts';
 export * from './io/onnx/file.node.ts';
 export * from './runtime/index.node.ts';
+export { createKernelPool, KernelPool, type KernelPoolOptions } from './kernels/pool.node.ts';
