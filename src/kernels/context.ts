@@ -237,7 +237,13 @@ export class KernelContext {
     const bytes = this.memory.bytes();
     const xp = new Float64Array(w.kp * batch);
     for (let j = 0; j < batch; j++) for (let k = 0; k < w.cols; k++) xp[j * w.kp + k] = x[j * w.cols + k]!;
-    return referenceProduct((r, o) => LAYOUTS[w.layout].decode(bytes, d, h.values, r, o), w.rows, w.kp, xp, batch);
+    return referenceProduct(
+      (r, o) => LAYOUTS[w.layout].decode(bytes, d, h.values, r, o),
+      w.rows,
+      w.kp,
+      xp,
+      batch,
+    );
   }
 
   /** Decoded values of row r (the reference decoder). */

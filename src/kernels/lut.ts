@@ -89,7 +89,8 @@ export function prepareLut(
     const ngroups = sd.ngroups;
     const group = sd.group >= kpS ? kp : sd.group;
     // scales and zero codes [tile][group][16]
-    const sw = sd.scaleKind === 1 ? 4 : sd.scaleKind === 2 || sd.scaleKind === 3 ? 2 : sd.scaleKind === 0 ? 0 : 1;
+    const sw =
+      sd.scaleKind === 1 ? 4 : sd.scaleKind === 2 || sd.scaleKind === 3 ? 2 : sd.scaleKind === 0 ? 0 : 1;
     const sIn = parts.regions.get('scales');
     const zIn = parts.regions.get('zeros');
     const scales = sw ? new Uint8Array(tiles * ngroups * 16 * sw) : null;
@@ -97,7 +98,8 @@ export function prepareLut(
     for (let r = 0; r < rows; r++)
       for (let g = 0; g < ngroups; g++) {
         const o = ((r >> 4) * ngroups + g) * 16 + (r & 15);
-        if (scales && sIn) scales.set(sIn.subarray((r * ngroups + g) * sw, (r * ngroups + g + 1) * sw), o * sw);
+        if (scales && sIn)
+          scales.set(sIn.subarray((r * ngroups + g) * sw, (r * ngroups + g + 1) * sw), o * sw);
         if (zeros && zIn) {
           const i = r * ngroups + g;
           zeros[o] = sd.zeroKind === ZERO_KIND.byte ? zIn[i]! : (zIn[i >> 1]! >> (4 * (i & 1))) & 15;
@@ -249,4 +251,3 @@ export function lutRowReference(
   }
   return { y, mag, tableError: err };
 }
-

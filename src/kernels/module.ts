@@ -30,7 +30,8 @@ export function chooseVariant(relaxed: boolean | 'auto' = 'auto'): KernelVariant
     throw new MixqError('relaxed SIMD asked for but not available', {
       source: 'kernels',
       field: 'relaxed',
-      expected: "an engine with relaxed SIMD (Node >= 22, Chromium >= 114; Node 20: --experimental-wasm-relaxed-simd) or 'auto'",
+      expected:
+        "an engine with relaxed SIMD (Node >= 22, Chromium >= 114; Node 20: --experimental-wasm-relaxed-simd) or 'auto'",
     });
   return relaxed === false ? 'simd128' : hasWasmRelaxedSimd() ? 'relaxed' : 'simd128';
 }

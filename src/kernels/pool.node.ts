@@ -33,7 +33,10 @@ export interface KernelPoolOptions extends KernelOptions {
 /** Every kernel function a worker may be asked to run. */
 const NAMES: readonly string[] = [
   ...new Set(
-    Object.values(LAYOUTS).flatMap((l) => [...Object.values(l.kernels.matvec), ...Object.values(l.kernels.matmul)]),
+    Object.values(LAYOUTS).flatMap((l) => [
+      ...Object.values(l.kernels.matvec),
+      ...Object.values(l.kernels.matmul),
+    ]),
   ),
 ];
 
@@ -110,7 +113,10 @@ export class KernelPool extends KernelContext {
   }
   /** Stops the worker threads. */
   async close(): Promise<void> {
-    const exits = this.workers.map((w) => new Promise<void>((res) => w.once('exit', () => res())));
+    const exits = this.workers.map((w) => {
+      w.ref(); // keep the process alive until the workers have gone
+      return new Promise<void>((res) => w.once('exit', () => res()));
+    });
     for (const c of this.ctls) {
       c[CTL.fn] = -1;
       Atomics.store(c, CTL.seq, (c[CTL.seq]! + 1) | 0);
@@ -124,9 +130,16 @@ export class KernelPool extends KernelContext {
 export async function createKernelPool(opts: KernelPoolOptions = {}): Promise<KernelPool> {
   const threads = opts.threads ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 1 || threads > 256)
-    throw new MixqError(`threads ${threads}`, { source: 'kernel pool', field: 'threads', expected: '1..256' });
+    throw new MixqError(`threads ${threads}`, {
+      source: 'kernel pool',
+      field: 'threads',
+      expected: '1..256',
+    });
   const variant = chooseVariant(opts.relaxed);
-  const module = await compileKernelModule(`mt-${variant}`, variant === 'relaxed' ? MT.WASM_RELAXED : MT.WASM_SIMD128);
+  const module = await compileKernelModule(
+    `mt-${variant}`,
+    variant === 'relaxed' ? MT.WASM_RELAXED : MT.WASM_SIMD128,
+  );
   const memory = new KernelMemory({
     shared: true,
     base: heapBase(module, true),

@@ -95,7 +95,11 @@ const sliced = (description: string, modes: readonly ActivationMode[]): KernelFo
  */
 export const KERNEL_FORMATS = {
   f32: { layout: 'f32', description: 'float32 rows (GGUF F32, any float32 matrix)', modes: ['f32'] },
-  f16: { layout: 'f16', description: 'float16 rows (GGUF F16, safetensors fp16 with scale none)', modes: ['f32'] },
+  f16: {
+    layout: 'f16',
+    description: 'float16 rows (GGUF F16, safetensors fp16 with scale none)',
+    modes: ['f32'],
+  },
   bf16: { layout: 'bf16', description: 'bfloat16 rows (GGUF BF16, safetensors bf16)', modes: ['f32'] },
   int: sliced('mixq int1..int8 / uint / narrow, per row or per group, fp32/fp16/bf16 scales, zero codes', [
     'q8',

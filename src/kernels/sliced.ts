@@ -224,7 +224,11 @@ export function repackSliced(
   const plan = elementPlan(spec);
   const bits = plan.bits;
   if (bits < 1 || bits > 8)
-    fail(`${spec.name} has ${bits}-bit codes`, 'element', '1..8 bits (16-bit floats go to the dense layouts)');
+    fail(
+      `${spec.name} has ${bits}-bit codes`,
+      'element',
+      '1..8 bits (16-bit floats go to the dense layouts)',
+    );
   const { rows, cols } = src;
   const kp = Math.ceil(cols / 128) * 128;
   const [group, ngroups] = slicedGroups(src.groups, cols, kp);
@@ -385,14 +389,22 @@ export function scaleOf(bytes: Uint8Array, d: Desc, r: number, g: number): numbe
 export function zeroOf(bytes: Uint8Array, d: Desc, r: number, g: number): number {
   if (d.zeroKind === ZERO_KIND.const) return d.zc;
   const i = r * d.ngroups + g;
-  return d.zeroKind === ZERO_KIND.byte ? bytes[d.zeros + i]! : (bytes[d.zeros + (i >> 1)]! >> (4 * (i & 1))) & 15;
+  return d.zeroKind === ZERO_KIND.byte
+    ? bytes[d.zeros + i]!
+    : (bytes[d.zeros + (i >> 1)]! >> (4 * (i & 1))) & 15;
 }
 
 /**
  * Reference decoder of row r of a sliced weight: out[k] = the weight's value, float32-rounded exactly as
  * src/quant dequantizes: s * (c - z) for integers, s * T[c] (+ offset, a second rounding) otherwise.
  */
-export function decodeSlicedRow(bytes: Uint8Array, d: Desc, values: Float32Array, r: number, out: Float64Array): void {
+export function decodeSlicedRow(
+  bytes: Uint8Array,
+  d: Desc,
+  values: Float32Array,
+  r: number,
+  out: Float64Array,
+): void {
   const base = d.data + r * d.rowBytes;
   for (let k = 0; k < d.kp; k++) {
     const g = Math.min(Math.floor(k / d.group), d.ngroups - 1);
@@ -401,7 +413,15 @@ export function decodeSlicedRow(bytes: Uint8Array, d: Desc, values: Float32Array
     if (d.elem === ELEM.int) out[k] = fr((c - zeroOf(bytes, d, r, g)) * s);
     else {
       const v = fr(values[c]! * s);
-      out[k] = d.offsets ? fr(v + f16BitsToF32(bytes[d.offsets + 2 * (r * d.ngroups + g)]! | (bytes[d.offsets + 2 * (r * d.ngroups + g) + 1]! << 8))) : v;
+      out[k] = d.offsets
+        ? fr(
+            v +
+              f16BitsToF32(
+                bytes[d.offsets + 2 * (r * d.ngroups + g)]! |
+                  (bytes[d.offsets + 2 * (r * d.ngroups + g) + 1]! << 8),
+              ),
+          )
+        : v;
     }
   }
 }

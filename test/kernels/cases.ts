@@ -56,7 +56,12 @@ export const MIXQ_SPECS: readonly MixqSpec[] = [
   { format: 'uint4', groups: 128, scaleFormat: 'fp16', symmetric: false },
   { format: 'int4', groups: 'row', scaleFormat: 'fp32', symmetric: true },
   { format: 'int4', groups: 'tensor', scaleFormat: 'fp32', symmetric: true },
-  { format: 'uint4', groups: 32, scaleFormat: { kind: 'double', subBits: 6, superGroup: 8 }, symmetric: false },
+  {
+    format: 'uint4',
+    groups: 32,
+    scaleFormat: { kind: 'double', subBits: 6, superGroup: 8 },
+    symmetric: false,
+  },
   { format: 'uint5', groups: 32, scaleFormat: 'fp16', symmetric: false },
   { format: 'int5', groups: 16, scaleFormat: 'fp16', symmetric: true },
   { format: 'int6', groups: 'row', scaleFormat: 'fp32', symmetric: true },
@@ -114,7 +119,12 @@ export async function mixqCase(s: MixqSpec, rows = ROWS, cols = COLS, seed = 1):
         name: 'w',
         values: W,
         shape: [rows, cols],
-        quantizer: { element: element(s.format), granularity, symmetric: s.symmetric, scaleFormat: s.scaleFormat },
+        quantizer: {
+          element: element(s.format),
+          granularity,
+          symmetric: s.symmetric,
+          scaleFormat: s.scaleFormat,
+        },
       },
     ]),
   );
@@ -150,12 +160,15 @@ export function mixqExactCase(s: MixqSpec, rows = ROWS, cols = COLS, seed = 7): 
     scales = new Uint8Array(2 * ng);
     for (let g = 0; g < ng; g++) {
       const v = pow2();
-      const h = s.scaleFormat === 'fp16' ? f32ToF16Bits(v) : (new Uint32Array(Float32Array.of(v).buffer)[0]! >>> 16);
+      const h =
+        s.scaleFormat === 'fp16' ? f32ToF16Bits(v) : new Uint32Array(Float32Array.of(v).buffer)[0]! >>> 16;
       scales[2 * g] = h & 255;
       scales[2 * g + 1] = h >> 8;
     }
-  } else if (s.scaleFormat === 'e8m0') scales = Uint8Array.from({ length: ng }, () => 127 - 3 - (rng.nextU32() % 4));
-  else if (s.scaleFormat === 'fp8_e4m3fn') scales = Uint8Array.from({ length: ng }, () => (7 - (rng.nextU32() % 4)) << 3);
+  } else if (s.scaleFormat === 'e8m0')
+    scales = Uint8Array.from({ length: ng }, () => 127 - 3 - (rng.nextU32() % 4));
+  else if (s.scaleFormat === 'fp8_e4m3fn')
+    scales = Uint8Array.from({ length: ng }, () => (7 - (rng.nextU32() % 4)) << 3);
   else throw new Error(`exact case: scale format ${JSON.stringify(s.scaleFormat)}`);
   const src: MixqSource = {
     kind: 'mixq',
@@ -172,10 +185,18 @@ export function mixqExactCase(s: MixqSpec, rows = ROWS, cols = COLS, seed = 7): 
       ? { zeros: Uint8Array.from({ length: Math.ceil((ng * bits) / 8) }, () => rng.nextU32() & 255) }
       : {}),
     ...(!s.symmetric && spec.kind !== 'int'
-      ? { offsets: Uint8Array.from({ length: 2 * ng }, (_, i) => (i & 1 ? (f32ToF16Bits(2 ** -5) >> 8) * (rng.nextU32() & 1) : 0)) }
+      ? {
+          offsets: Uint8Array.from({ length: 2 * ng }, (_, i) =>
+            i & 1 ? (f32ToF16Bits(2 ** -5) >> 8) * (rng.nextU32() & 1) : 0,
+          ),
+        }
       : {}),
   };
-  return { name: `${specName(s)}-exact`, source: src, ...(s.lut ? { options: { layout: 'lut' as const } } : {}) };
+  return {
+    name: `${specName(s)}-exact`,
+    source: src,
+    ...(s.lut ? { options: { layout: 'lut' as const } } : {}),
+  };
 }
 
 export const GGML_TYPES: readonly BlockTypeName[] = [

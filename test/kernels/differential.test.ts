@@ -54,7 +54,13 @@ function q8Rows(x: Float32Array, cols: number, kp: number, batch: number) {
   return { xhat, d };
 }
 
-function checkProducts(k: KernelContext, c: KernelCase, w: PreparedWeight, mode: ActivationMode, batch: number): void {
+function checkProducts(
+  k: KernelContext,
+  c: KernelCase,
+  w: PreparedWeight,
+  mode: ActivationMode,
+  batch: number,
+): void {
   const { rows, cols, kp } = w;
   const x = activations(cols * batch, 11 + batch);
   const y = k.matmul(w, x, batch, { mode });
@@ -63,7 +69,10 @@ function checkProducts(k: KernelContext, c: KernelCase, w: PreparedWeight, mode:
   const budget = roundingBudget(mode, kp);
   if (mode === 'f32') {
     for (let i = 0; i < y.length; i++)
-      assert.ok(Math.abs(y[i]! - exact.y[i]!) <= budget * exact.mag[i]!, `${where(Math.floor(i / rows), i % rows)}: ${y[i]} vs ${exact.y[i]}`);
+      assert.ok(
+        Math.abs(y[i]! - exact.y[i]!) <= budget * exact.mag[i]!,
+        `${where(Math.floor(i / rows), i % rows)}: ${y[i]} vs ${exact.y[i]}`,
+      );
     return;
   }
   if (mode === 'q8') {
@@ -74,9 +83,15 @@ function checkProducts(k: KernelContext, c: KernelCase, w: PreparedWeight, mode:
       for (let r = 0; r < rows; r++) {
         const i = j * rows + r;
         const tol = budget * ref.mag[i]!;
-        assert.ok(Math.abs(y[i]! - ref.y[i]!) <= tol, `${where(j, r)}: ${y[i]} vs reference ${ref.y[i]} (budget ${tol})`);
+        assert.ok(
+          Math.abs(y[i]! - ref.y[i]!) <= tol,
+          `${where(j, r)}: ${y[i]} vs reference ${ref.y[i]} (budget ${tol})`,
+        );
         const act = q8ActivationBudget(blockAbs.subarray(r * (kp / 32), (r + 1) * (kp / 32)), d[j]!);
-        assert.ok(Math.abs(y[i]! - exact.y[i]!) <= act + tol, `${where(j, r)}: ${y[i]} vs exact ${exact.y[i]} (bound ${act})`);
+        assert.ok(
+          Math.abs(y[i]! - exact.y[i]!) <= act + tol,
+          `${where(j, r)}: ${y[i]} vs exact ${exact.y[i]} (bound ${act})`,
+        );
       }
     return;
   }
@@ -92,19 +107,31 @@ function checkProducts(k: KernelContext, c: KernelCase, w: PreparedWeight, mode:
       const ref = lutRowReference(bytes, desc, a, r);
       const tol = budget * ref.mag;
       assert.ok(Math.abs(y[i]! - ref.y) <= tol, `${where(j, r)}: ${y[i]} vs reference ${ref.y}`);
-      assert.ok(Math.abs(y[i]! - exact.y[i]!) <= ref.tableError + tol, `${where(j, r)}: ${y[i]} vs exact ${exact.y[i]} (bound ${ref.tableError})`);
+      assert.ok(
+        Math.abs(y[i]! - exact.y[i]!) <= ref.tableError + tol,
+        `${where(j, r)}: ${y[i]} vs exact ${exact.y[i]} (bound ${ref.tableError})`,
+      );
     }
   }
 }
 
-function checkExact(k: KernelContext, c: KernelCase, w: PreparedWeight, mode: ActivationMode, batch: number): void {
+function checkExact(
+  k: KernelContext,
+  c: KernelCase,
+  w: PreparedWeight,
+  mode: ActivationMode,
+  batch: number,
+): void {
   const x = exactActivations(w.cols, batch, 5 + batch);
   const y = k.matmul(w, x, batch, { mode });
   const ref = k.reference(w, x, batch); // x is its own int8 image (block scales 2^-6)
   for (let r = 0; r < w.rows; r++) {
     const row = k.decodeRow(w, r);
     for (let j = 0; j < batch; j++) {
-      assert.ok(exactlySummable(row.subarray(0, w.cols), x.subarray(j * w.cols, (j + 1) * w.cols)), `${c.name}: case is not exact`);
+      assert.ok(
+        exactlySummable(row.subarray(0, w.cols), x.subarray(j * w.cols, (j + 1) * w.cols)),
+        `${c.name}: case is not exact`,
+      );
       const i = j * w.rows + r;
       assert.equal(y[i], ref.y[i], `${c.name} ${mode} batch ${batch} row ${r}: ${y[i]} != exact ${ref.y[i]}`);
     }
@@ -164,7 +191,11 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
             for (let r = 0; r < w.rows; r++) {
               const row = k.decodeRow(w, r);
               for (let col = 0; col < w.cols; col++)
-                assert.ok(Object.is(row[col], c.dequant[r * w.cols + col]) || row[col] === c.dequant[r * w.cols + col], `${c.name} decoder row ${r} col ${col}: ${row[col]} vs ${c.dequant[r * w.cols + col]}`);
+                assert.ok(
+                  Object.is(row[col], c.dequant[r * w.cols + col]) ||
+                    row[col] === c.dequant[r * w.cols + col],
+                  `${c.name} decoder row ${r} col ${col}: ${row[col]} vs ${c.dequant[r * w.cols + col]}`,
+                );
             }
           }
           for (const mode of w.modes) for (const batch of [1, 5]) checkProducts(k, c, w, mode, batch);
@@ -177,7 +208,8 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
       for (const c of exact) {
         await t.test(c.name, () => {
           const w = k.prepare(c.source, c.options);
-          for (const mode of w.modes.filter((m) => m !== 'lut8')) for (const batch of [1, 5]) checkExact(k, c, w, mode, batch);
+          for (const mode of w.modes.filter((m) => m !== 'lut8'))
+            for (const batch of [1, 5]) checkExact(k, c, w, mode, batch);
           k.release(w);
         });
       }
