@@ -36,4 +36,6 @@ export { type LutActivations, lutActivationsReference, lutRowReference } from '.
 export { type ReferenceProduct, referenceProduct, type RowDecoder, rowBlockAbs } from './reference.ts';
 export { q8ActivationBudget, roundingBudget, UNIT_ROUNDOFF } from './budget.ts';
 export { chooseVariant, type KernelVariant } from './module.ts';
+/** Feature detection the kernels use (relaxed SIMD picks the faster variant). */
+export { hasWasmRelaxedSimd, hasWasmSimd } from '../core/wasm.ts';
 export { KernelMemory, MAX_KERNEL_MEMORY_BYTES } from './memory.ts';
