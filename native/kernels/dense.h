@@ -215,4 +215,8 @@ EXPORT uint32_t read_bandwidth(int32_t p_, int32_t bytes) {
   a = wasm_i32x4_add(wasm_i32x4_add(a, b), wasm_i32x4_add(c, d));
   return (uint32_t)(wasm_i32x4_extract_lane(a, 0) ^ wasm_i32x4_extract_lane(a, 3));
 }
+/** read_bandwidth over rows [r0, r1) of row_bytes each from base (threads split the rows). */
+EXPORT uint32_t read_rows(int32_t base, int32_t row_bytes, int32_t r0, int32_t r1) {
+  return read_bandwidth((int32_t)((uint32_t)base + (uint32_t)r0 * (uint32_t)row_bytes), (r1 - r0) * row_bytes);
+}
 #endif

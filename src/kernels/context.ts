@@ -175,6 +175,33 @@ export class KernelContext {
     return w;
   }
 
+  /**
+   * A second copy of a prepared weight in kernel memory (benchmarks rotate copies so that every product
+   * reads its weights from memory, not from cache).
+   */
+  clone(w: PreparedWeight): PreparedWeight {
+    const h = this.held.get(w.desc);
+    if (!h) throw new MixqError('weight is not held by this context', { source: SRC, field: 'weight' });
+    const d = this.descOf(w);
+    const moved = new Map<number, number>();
+    const allocations: number[] = [];
+    for (const p of h.allocations) {
+      if (p === w.desc) continue;
+      const n = this.memory.sizeOf(p);
+      const q = this.memory.alloc(n);
+      this.memory.bytes().copyWithin(q, p, p + n);
+      moved.set(p, q);
+      allocations.push(q);
+    }
+    for (const f of ['data', 'scales', 'zeros', 'offsets', 'table', 'qtable'] as const)
+      if (moved.has(d[f])) d[f] = moved.get(d[f])!;
+    const desc = this.memory.alloc(DESC_BYTES);
+    writeDesc(this.memory.memory.buffer, desc, d);
+    const c: PreparedWeight = { ...w, desc };
+    this.held.set(desc, { allocations: [...allocations, desc], values: h.values, w: c });
+    return c;
+  }
+
   /** Frees a prepared weight's memory. */
   release(w: PreparedWeight): void {
     const h = this.held.get(w.desc);

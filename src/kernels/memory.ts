@@ -134,6 +134,17 @@ export class KernelMemory {
   u8(p: number, n: number): Uint8Array {
     return new Uint8Array(this.memory.buffer, p, n);
   }
+  /** Bytes of an allocation (as rounded up by alloc). */
+  sizeOf(p: number): number {
+    const n = this.sizes.get(p);
+    if (n === undefined)
+      throw new MixqError(`address ${p} was not allocated here`, {
+        source: 'kernel memory',
+        field: 'address',
+      });
+    return n;
+  }
+
   /** Bytes in use (allocated and not released), for reports. */
   get usedBytes(): number {
     let s = 0;

@@ -30,18 +30,20 @@ export interface KernelPoolOptions extends KernelOptions {
   readonly threads?: number;
 }
 
-/** Every kernel function a worker may be asked to run. */
+/** Every kernel function a worker may be asked to run (the products, and read_rows for benchmarks). */
 const NAMES: readonly string[] = [
-  ...new Set(
-    Object.values(LAYOUTS).flatMap((l) => [
+  ...new Set([
+    ...Object.values(LAYOUTS).flatMap((l) => [
       ...Object.values(l.kernels.matvec),
       ...Object.values(l.kernels.matmul),
     ]),
-  ),
+    'read_rows',
+  ]),
 ];
 
 class PoolExecutor implements RowExecutor {
-  readonly threads: number;
+  /** Threads products use (at most the pool's). */
+  threads: number;
   private readonly scratch: { p: number; n: number }[];
   constructor(
     private readonly memory: KernelMemory,
@@ -111,6 +113,22 @@ export class KernelPool extends KernelContext {
     this.workers = workers;
     this.ctls = ctls;
   }
+  /** Threads the next products use: 1 .. the pool's size (the others stay idle). */
+  useThreads(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > this.workers.length + 1)
+      throw new MixqError(`threads ${n}`, {
+        source: 'kernel pool',
+        field: 'threads',
+        expected: `1..${this.workers.length + 1}`,
+      });
+    (this.executor as PoolExecutor).threads = n;
+  }
+
+  /** Runs read_rows over `rows` rows of `rowBytes` from `base` on the active threads (memory bandwidth). */
+  readRows(base: number, rowBytes: number, rows: number): void {
+    this.executor.run('read_rows', [base, rowBytes], rows, 0, 1);
+  }
+
   /** Stops the worker threads. */
   async close(): Promise<void> {
     const exits = this.workers.map((w) => {
