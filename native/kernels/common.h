@@ -101,33 +101,80 @@ INLINE float e4m3_to_f32(uint32_t c) {
 
 INLINE float read_f16(const uint8_t* p) { return f16_to_f32((uint32_t)p[0] | ((uint32_t)p[1] << 8)); }
 
-/** Scale of group `g` of a row whose scales start at `row` (kind and tensor scale from the descriptor). */
-INLINE float scale_at(const wdesc* D, const uint8_t* row, int g) {
-  switch (D->scale_kind) {
-    case SCALE_F32: return ((const float*)row)[g];
-    case SCALE_F16: return read_f16(row + 2 * g);
-    case SCALE_BF16: return bf16_to_f32((uint32_t)row[2 * g] | ((uint32_t)row[2 * g + 1] << 8));
-    case SCALE_E8M0: return e8m0_to_f32(row[g]);
-    case SCALE_E4M3: return e4m3_to_f32(row[g]) * D->tensor_scale;
-    default: return 1.0f;
-  }
+// ---- group parameters: scales, zero codes, offsets ----
+// Stored "tiled": entry (row r, group g) at index ((r / T) * ngroups + g) * T + r % T with T = D->aux rows
+// per tile (4: sliced.h, 16: lut.h), so that a tile's rows have their parameters of a group side by side
+// (one vector load). Rows are padded to a multiple of T with finite parameters.
+
+INLINE size_t param_index(const wdesc* D, int r, int g) {
+  const int T = D->aux;
+  return ((size_t)(r / T) * D->ngroups + g) * T + r % T;
 }
 INLINE int scale_bytes(int kind) {
   return kind == SCALE_F32 ? 4 : (kind == SCALE_F16 || kind == SCALE_BF16) ? 2 : kind == SCALE_ONE ? 0 : 1;
 }
-INLINE const uint8_t* scale_row(const wdesc* D, int r) {
-  return (const uint8_t*)(uintptr_t)D->scales + (size_t)r * D->ngroups * scale_bytes(D->scale_kind);
+/** Scale of entry i (kind and tensor scale from the descriptor). */
+INLINE float scale_at(const wdesc* D, size_t i) {
+  const uint8_t* p = (const uint8_t*)(uintptr_t)D->scales;
+  switch (D->scale_kind) {
+    case SCALE_F32: return ((const float*)p)[i];
+    case SCALE_F16: return read_f16(p + 2 * i);
+    case SCALE_BF16: return bf16_to_f32((uint32_t)p[2 * i] | ((uint32_t)p[2 * i + 1] << 8));
+    case SCALE_E8M0: return e8m0_to_f32(p[i]);
+    case SCALE_E4M3: return e4m3_to_f32(p[i]) * D->tensor_scale;
+    default: return 1.0f;
+  }
 }
-/** Zero code of group g of row r. */
-INLINE int zero_at(const wdesc* D, int r, int g) {
+/** Zero code of entry i. */
+INLINE int zero_at(const wdesc* D, size_t i) {
   if (D->zero_kind == ZERO_CONST) return D->zc;
   const uint8_t* z = (const uint8_t*)(uintptr_t)D->zeros;
-  if (D->zero_kind == ZERO_BYTE) return z[(size_t)r * D->ngroups + g];
-  size_t i = (size_t)r * D->ngroups + g;
+  if (D->zero_kind == ZERO_BYTE) return z[i];
   return (z[i >> 1] >> ((i & 1) * 4)) & 15;
 }
-INLINE float offset_at(const wdesc* D, int r, int g) {
-  return read_f16((const uint8_t*)(uintptr_t)D->offsets + 2 * ((size_t)r * D->ngroups + g));
+INLINE float offset_at(const wdesc* D, size_t i) {
+  return read_f16((const uint8_t*)(uintptr_t)D->offsets + 2 * i);
+}
+
+/** u8 lanes 0..3 of v widened to i32x4. */
+INLINE v128_t widen4_u8(v128_t v) { return wasm_u32x4_extend_low_u16x8(wasm_u16x8_extend_low_u8x16(v)); }
+
+/** The four scales of entries i .. i+3 (one load). */
+INLINE v128_t scale4_at(const wdesc* D, size_t i) {
+  const uint8_t* p = (const uint8_t*)(uintptr_t)D->scales;
+  switch (D->scale_kind) {
+    case SCALE_F32: return wasm_v128_load(p + 4 * i);
+    case SCALE_F16: return f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p + 2 * i)));
+    case SCALE_BF16: return wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p + 2 * i)), 16);
+    case SCALE_E8M0: {
+      v128_t c = widen4_u8(wasm_v128_load32_zero(p + i));
+      // 2^(c - 127): c << 23, but code 0 is the subnormal 2^-127 (0x00400000)
+      return wasm_v128_bitselect(wasm_i32x4_splat(0x00400000), wasm_i32x4_shl(c, 23),
+                                 wasm_i32x4_eq(c, wasm_i32x4_splat(0)));
+    }
+    case SCALE_E4M3: {
+      v128_t c = widen4_u8(wasm_v128_load32_zero(p + i));
+      v128_t m = wasm_f32x4_mul(wasm_i32x4_shl(wasm_v128_and(c, wasm_i32x4_splat(0x7f)), 20),
+                                wasm_f32x4_splat(1.329227995784916e36f)); /* 2^120 */
+      v128_t v = wasm_v128_or(m, wasm_i32x4_shl(wasm_v128_and(c, wasm_i32x4_splat(0x80)), 24));
+      return wasm_f32x4_mul(v, wasm_f32x4_splat(D->tensor_scale));
+    }
+    default: return wasm_f32x4_splat(1.0f);
+  }
+}
+/** The four zero codes of entries i .. i+3 (i a multiple of 4). */
+INLINE v128_t zero4_at(const wdesc* D, size_t i) {
+  if (D->zero_kind == ZERO_CONST) return wasm_i32x4_splat(D->zc);
+  const uint8_t* z = (const uint8_t*)(uintptr_t)D->zeros;
+  if (D->zero_kind == ZERO_BYTE) return widen4_u8(wasm_v128_load32_zero(z + i));
+  // two bytes, four nibbles: lanes [b0, b0, b1, b1] * [16, 1, 16, 1] >> 4 & 15
+  v128_t b = wasm_i8x16_swizzle(wasm_v128_load16_splat(z + (i >> 1)),
+                                wasm_i8x16_make(0, -1, -1, -1, 0, -1, -1, -1, 1, -1, -1, -1, 1, -1, -1, -1));
+  return wasm_v128_and(wasm_u32x4_shr(wasm_i32x4_mul(b, wasm_i32x4_make(16, 1, 16, 1)), 4), wasm_i32x4_splat(15));
+}
+INLINE v128_t offset4_at(const wdesc* D, size_t i) {
+  const uint8_t* p = (const uint8_t*)(uintptr_t)D->offsets;
+  return f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p + 2 * i)));
 }
 
 // ---- horizontal sums ----

@@ -91,21 +91,11 @@ typedef struct {
 INLINE lut_group lut_group_params(const wdesc* D, int tile, int g) {
   lut_group P;
   const size_t base = ((size_t)tile * D->ngroups + g) * 16;
-  const uint8_t* sp = (const uint8_t*)(uintptr_t)D->scales;
-  const int sb = scale_bytes(D->scale_kind);
-  for (int q = 0; q < 4; q++) {
-    float v[4];
-    for (int i = 0; i < 4; i++) {
-      // scale_at reads entry g of a row: point it at entry (base + 4q + i)
-      v[i] = D->scale_kind == SCALE_ONE ? 1.0f : scale_at(D, sp + (base + 4 * q + i) * sb, 0);
-    }
-    P.s[q] = wasm_f32x4_make(v[0], v[1], v[2], v[3]);
-  }
+  for (int q = 0; q < 4; q++) P.s[q] = scale4_at(D, base + 4 * q);
   if (D->zero_kind == ZERO_CONST) {
     P.z[0] = P.z[1] = wasm_i16x8_splat((int16_t)D->zc);
   } else {
-    const uint8_t* zp = (const uint8_t*)(uintptr_t)D->zeros + base;
-    v128_t z8 = wasm_v128_load(zp);
+    v128_t z8 = wasm_v128_load((const uint8_t*)(uintptr_t)D->zeros + base);
     P.z[0] = wasm_u16x8_extend_low_u8x16(z8);
     P.z[1] = wasm_u16x8_extend_high_u8x16(z8);
   }

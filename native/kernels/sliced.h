@@ -123,32 +123,24 @@ typedef struct {
   v128_t o;  // f32x4 additive offset (tables, asymmetric)
 } sl_group4;
 
-INLINE sl_group4 sl_group_params(const wdesc* D, const int rr[4], const uint8_t* const sr[4], int g, int q8,
-                                 const int B) {
+/** Parameters of group g of the tile at row r (r a multiple of 4: the executors split there). */
+INLINE sl_group4 sl_group_params(const wdesc* D, int r, int g, int q8, const int B) {
   sl_group4 P;
-  float u = q8 && D->elem != ELEM_INT ? D->qunit : 1.0f;
-  P.s = wasm_f32x4_make(scale_at(D, sr[0], g) * u, scale_at(D, sr[1], g) * u, scale_at(D, sr[2], g) * u,
-                        scale_at(D, sr[3], g) * u);
-  int zb = q8 && B == 8 && D->elem == ELEM_INT ? 128 : 0;
+  const size_t i = param_index(D, r, g);
+  P.s = scale4_at(D, i);
+  if (q8 && D->elem != ELEM_INT) P.s = wasm_f32x4_mul(P.s, wasm_f32x4_splat(D->qunit));
+  const int zb = q8 && B == 8 && D->elem == ELEM_INT ? 128 : 0;
   if (D->elem != ELEM_INT)
     P.z = wasm_i32x4_splat(q8 ? D->qoffset : 0);
-  else if (D->zero_kind == ZERO_CONST)
-    P.z = wasm_i32x4_splat(D->zc - zb);
   else
-    P.z = wasm_i32x4_make(zero_at(D, rr[0], g) - zb, zero_at(D, rr[1], g) - zb, zero_at(D, rr[2], g) - zb,
-                          zero_at(D, rr[3], g) - zb);
-  P.o = D->offsets ? wasm_f32x4_make(offset_at(D, rr[0], g), offset_at(D, rr[1], g), offset_at(D, rr[2], g),
-                                     offset_at(D, rr[3], g))
-                   : wasm_f32x4_splat(0);
+    P.z = wasm_i32x4_sub(zero4_at(D, i), wasm_i32x4_splat(zb));
+  P.o = D->offsets ? offset4_at(D, i) : wasm_f32x4_splat(0);
   return P;
 }
 
-INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p[4], const uint8_t* sr[4]) {
+INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p[4]) {
   tile_rows(r, last, rr);
-  for (int i = 0; i < 4; i++) {
-    p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
-    sr[i] = scale_row(D, rr[i]);
-  }
+  for (int i = 0; i < 4; i++) p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
 }
 
 // ---- int8 path, matrix x vector ----
@@ -159,10 +151,10 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
   if (TBL) sl_load_qtable(D, T);
   for (int r = r0; r < r1; r += 4) {
     int rr[4];
-    const uint8_t *p[4], *sr[4];
-    sl_tile(D, r, r1 - 1, rr, p, sr);
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
     v128_t acc = wasm_f32x4_splat(0);
-    sl_group4 P = sl_group_params(D, rr, sr, 0, 1, B);
+    sl_group4 P = sl_group_params(D, r, 0, 1, B);
     int g = 0, next = G;
     for (int blk = 0; blk < nblk; blk++) {
       const size_t bo = (size_t)blk * 16 * B;
@@ -181,7 +173,7 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
           for (int h = 0; h < 2; h++) {
             const int kk = k + 16 * h;
             if (kk == next) {
-              if (g + 1 < D->ngroups) P = sl_group_params(D, rr, sr, ++g, 1, B);
+              if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
               next += G;
             }
             v128_t S = hsum4_i32(sl_dot16(c[0][h], A, kk, DK), sl_dot16(c[1][h], A, kk, DK),
@@ -194,7 +186,7 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
           }
         } else {
           if (k == next) {
-            if (g + 1 < D->ngroups) P = sl_group_params(D, rr, sr, ++g, 1, B);
+            if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
             next += G;
           }
           v128_t S = hsum4_i32(sl_dot32(c[0][0], c[0][1], A, k, DK), sl_dot32(c[1][0], c[1][1], A, k, DK),
@@ -262,10 +254,10 @@ static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, in
   sl_load_qtable(D, T);
   for (int r = r0; r < r1; r += 4) {
     int rr[4];
-    const uint8_t *p[4], *sr[4];
-    sl_tile(D, r, r1 - 1, rr, p, sr);
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
     v128_t acc = wasm_f32x4_splat(0);
-    sl_group4 P = sl_group_params(D, rr, sr, 0, 1, B);
+    sl_group4 P = sl_group_params(D, r, 0, 1, B);
     int g = 0, next = G;
     for (int blk = 0; blk < nblk; blk++) {
       v128_t c[4][8];
@@ -273,7 +265,7 @@ static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, in
       for (int t = 0; t < 8; t++) {
         const int k = blk * 128 + 16 * t;
         if (k == next) {
-          if (g + 1 < D->ngroups) P = sl_group_params(D, rr, sr, ++g, 1, B);
+          if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
           next += G;
         }
         v128_t S = hsum4_i32(sl_dot16_rt(c[0][t], A, k, DK), sl_dot16_rt(c[1][t], A, k, DK),
@@ -359,9 +351,8 @@ INLINE void sl_values16(const wdesc* D, v128_t c, int z, float* out) {
  * (nt = 8: the whole block) of the four tile rows into out[i * stride + j]. Group parameters come from
  * `gcur` / `gnext`, which this advances.
  */
-static void sl_decode_block_f32(const wdesc* D, const int rr[4], const uint8_t* const p[4],
-                                const uint8_t* const sr[4], int blk, float* out, int stride, int* gcur,
-                                int* gnext) {
+static void sl_decode_block_f32(const wdesc* D, int r, const uint8_t* const p[4], int blk, float* out,
+                                int stride, int* gcur, int* gnext) {
   const int B = D->bits, G = D->group, hasoff = D->offsets != 0;
   v128_t c[4][8];
   for (int i = 0; i < 4; i++) sl_unpack_block(p[i] + (size_t)blk * 16 * B, B, c[i]);
@@ -374,10 +365,11 @@ static void sl_decode_block_f32(const wdesc* D, const int rr[4], const uint8_t* 
         if (*gcur + 1 < D->ngroups) ++*gcur;
         *gnext += G;
       }
+      const size_t base = param_index(D, r, *gcur);
       for (int i = 0; i < 4; i++) {
-        s[i] = scale_at(D, sr[i], *gcur);
-        z[i] = D->elem == ELEM_INT ? zero_at(D, rr[i], *gcur) : 0;
-        if (hasoff) o[i] = offset_at(D, rr[i], *gcur);
+        s[i] = scale_at(D, base + i);
+        z[i] = D->elem == ELEM_INT ? zero_at(D, base + i) : 0;
+        if (hasoff) o[i] = offset_at(D, base + i);
       }
     }
     for (int i = 0; i < 4; i++) {
@@ -401,12 +393,12 @@ EXPORT void mv_sliced_f32(int32_t desc, int32_t x_, int32_t y, int32_t r0, int32
   const int nblk = D->kp / 128;
   for (int r = r0; r < r1; r += 4) {
     int rr[4];
-    const uint8_t *p[4], *sr[4];
-    sl_tile(D, r, r1 - 1, rr, p, sr);
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
     v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
     int g = 0, next = D->group;
     for (int blk = 0; blk < nblk; blk++) {
-      sl_decode_block_f32(D, rr, p, sr, blk, w, 128, &g, &next);
+      sl_decode_block_f32(D, r, p, blk, w, 128, &g, &next);
       const float* xb = x + 128 * blk;
       for (int j = 0; j < 128; j += 4) {
         v128_t xv = wasm_v128_load(xb + j);
@@ -428,10 +420,10 @@ EXPORT void mm_sliced_f32(int32_t desc, int32_t x, int32_t xs, int32_t nb, int32
   const int kp = D->kp;
   for (int r = r0; r < r1; r += 4) {
     int rr[4];
-    const uint8_t *p[4], *sr[4];
-    sl_tile(D, r, r1 - 1, rr, p, sr);
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
     int g = 0, next = D->group;
-    for (int blk = 0; blk < kp / 128; blk++) sl_decode_block_f32(D, rr, p, sr, blk, s + 128 * blk, kp, &g, &next);
+    for (int blk = 0; blk < kp / 128; blk++) sl_decode_block_f32(D, r, p, blk, s + 128 * blk, kp, &g, &next);
     const float* w[4] = {s, s + kp, s + 2 * (size_t)kp, s + 3 * (size_t)kp};
     mm_f32_tile(w, kp, (const float*)(uintptr_t)x, xs, nb, (float*)(uintptr_t)y, ys, r, r1 - 1);
   }
@@ -500,15 +492,15 @@ EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int3
   sl_load_qtable(D, T);
   for (int r = r0; r < r1; r += 4) {
     int rr[4];
-    const uint8_t *p[4], *sr[4];
-    sl_tile(D, r, r1 - 1, rr, p, sr);
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
     for (int blk = 0; blk < kp / 128; blk++)
       for (int i = 0; i < 4; i++) {
         v128_t c[8];
         sl_q8_block(D, p[i] + (size_t)blk * 16 * B, T, c);
         for (int t = 0; t < 8; t++) wasm_v128_store(codes + (size_t)i * kp + 128 * blk + 16 * t, c[t]);
       }
-    for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, rr, sr, g, 1, B);
+    for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
     float* yp = (float*)(uintptr_t)y;
     const int g16 = D->group == 16;
     switch (D->dot_class) {

@@ -72,39 +72,30 @@ export function prepareLut(
   const data = mem.calloc(tiles * tileBytes);
   const allocations = [data];
   try {
-    const parts = repackSliced(src, (r, row) => {
-      const t = r >> 4;
-      const i = r & 15;
-      const out = mem.u8(data + t * tileBytes, tileBytes);
-      for (let k = 0; k < src.cols; k++) {
-        const c = getSlicedCode(row, (k >> 7) * 16 * bits, k & 127, bits);
-        for (let p = 0; p < bits; p++)
-          if ((c >> p) & 1) {
-            const [o, sh] = lutBit(i, k, p, bits);
-            out[o]! |= 1 << sh;
-          }
-      }
-    });
+    const parts = repackSliced(
+      src,
+      (r, row) => {
+        const t = r >> 4;
+        const i = r & 15;
+        const out = mem.u8(data + t * tileBytes, tileBytes);
+        for (let k = 0; k < src.cols; k++) {
+          const c = getSlicedCode(row, (k >> 7) * 16 * bits, k & 127, bits);
+          for (let p = 0; p < bits; p++)
+            if ((c >> p) & 1) {
+              const [o, sh] = lutBit(i, k, p, bits);
+              out[o]! |= 1 << sh;
+            }
+        }
+      },
+      16,
+      true,
+    );
     const sd = parts.desc;
     const ngroups = sd.ngroups;
     const group = sd.group >= kpS ? kp : sd.group;
-    // scales and zero codes [tile][group][16]
-    const sw =
-      sd.scaleKind === 1 ? 4 : sd.scaleKind === 2 || sd.scaleKind === 3 ? 2 : sd.scaleKind === 0 ? 0 : 1;
-    const sIn = parts.regions.get('scales');
-    const zIn = parts.regions.get('zeros');
-    const scales = sw ? new Uint8Array(tiles * ngroups * 16 * sw) : null;
-    const zeros = sd.zeroKind === ZERO_KIND.const ? null : new Uint8Array(tiles * ngroups * 16);
-    for (let r = 0; r < rows; r++)
-      for (let g = 0; g < ngroups; g++) {
-        const o = ((r >> 4) * ngroups + g) * 16 + (r & 15);
-        if (scales && sIn)
-          scales.set(sIn.subarray((r * ngroups + g) * sw, (r * ngroups + g + 1) * sw), o * sw);
-        if (zeros && zIn) {
-          const i = r * ngroups + g;
-          zeros[o] = sd.zeroKind === ZERO_KIND.byte ? zIn[i]! : (zIn[i >> 1]! >> (4 * (i & 1))) & 15;
-        }
-      }
+    // scales and zero codes come tiled [tile][group][16] (zero codes one byte each) from the repack
+    const scales = parts.regions.get('scales') ?? null;
+    const zeros = parts.regions.get('zeros') ?? null;
     const desc = emptyDesc();
     Object.assign(desc, {
       layout: LAYOUT.lut,
@@ -119,6 +110,7 @@ export function prepareLut(
       tensorScale: sd.tensorScale,
       zeroKind: zeros ? ZERO_KIND.byte : ZERO_KIND.const,
       zc: sd.zc,
+      aux: 16,
       elem: sd.elem,
       data,
     });
@@ -141,14 +133,9 @@ export function prepareLut(
   }
 }
 
-/** Scale and zero code of group g of row r: entry (tile, g, r mod 16) of the [tile][group][16] arrays. */
+/** Scale and zero code of group g of row r (tiled [tile][group][16], desc.aux = 16). */
 function lutParam(bytes: Uint8Array, d: Desc, r: number, g: number): { s: number; z: number } {
-  const i = ((r >> 4) * d.ngroups + g) * 16 + (r & 15);
-  const flat = { ...d, ngroups: 1 };
-  return {
-    s: scaleOf(bytes, flat, i, 0),
-    z: d.zeroKind === ZERO_KIND.const ? d.zc : zeroOf(bytes, flat, i, 0),
-  };
+  return { s: scaleOf(bytes, d, r, g), z: zeroOf(bytes, d, r, g) };
 }
 
 /** Code of row r, column k of a LUT weight. */

@@ -200,6 +200,32 @@ function convertScales(
   return { kind: SCALE_KIND.f32, bytes: new Uint8Array(f.buffer), tensorScale: 1 };
 }
 
+/**
+ * Row-major [rows][ngroups] entries of `width` bytes -> tiled [ceil(rows / T)][ngroups][T] (rows beyond the
+ * last are zero: a finite value of every scale type).
+ */
+export function tileParams(
+  rowMajor: Uint8Array,
+  width: number,
+  rows: number,
+  ngroups: number,
+  T: number,
+): Uint8Array {
+  const out = new Uint8Array(Math.ceil(rows / T) * T * ngroups * width);
+  for (let r = 0; r < rows; r++)
+    for (let g = 0; g < ngroups; g++) {
+      const i = ((Math.floor(r / T) * ngroups + g) * T + (r % T)) * width;
+      out.set(rowMajor.subarray((r * ngroups + g) * width, (r * ngroups + g + 1) * width), i);
+    }
+  return out;
+}
+
+/** Entry index of (row r, group g) in tiled parameters (T = d.aux rows per tile; 0 or 1: row-major). */
+export function paramIndex(d: Desc, r: number, g: number): number {
+  const T = d.aux > 1 ? d.aux : 1;
+  return (Math.floor(r / T) * d.ngroups + g) * T + (r % T);
+}
+
 /** Everything a prepared sliced weight holds, before it is written to kernel memory. */
 export interface SlicedParts {
   readonly desc: Desc;
@@ -216,6 +242,8 @@ export interface SlicedParts {
 export function repackSliced(
   src: MixqSource,
   writeRows: (r: number, bytes: Uint8Array) => void,
+  paramTile = 4,
+  zeroBytes = false,
 ): Omit<SlicedParts, 'regions'> & {
   regions: Map<'scales' | 'zeros' | 'offsets' | 'table' | 'qtable', Uint8Array>;
 } {
@@ -273,10 +301,15 @@ export function repackSliced(
     fmul: plan.fmul,
     fsign: plan.fsign,
   });
+  // group parameters, tiled: entry (r, g) at ((r / T) * ngroups + g) * T + r % T (native/kernels/common.h)
+  const T = paramTile;
+  desc.aux = T;
+  const tile = (rowMajor: Uint8Array, width: number): Uint8Array =>
+    tileParams(rowMajor, width, rows, ngroups, T);
   const sc = convertScales(src, nStored, rows, ngroups);
   desc.scaleKind = sc.kind;
   desc.tensorScale = sc.tensorScale;
-  if (sc.bytes) regions.set('scales', sc.bytes);
+  if (sc.bytes) regions.set('scales', tile(sc.bytes, sc.bytes.length / (rows * ngroups)));
   const modes: ('f32' | 'q8')[] = ['f32'];
   if (isInt) {
     const top = 2 ** bits;
@@ -289,14 +322,17 @@ export function repackSliced(
       if (src.groups === 'tensor') {
         desc.zeroKind = ZERO_KIND.const;
         desc.zc = z[0]!;
-      } else if (bits <= 4) {
-        desc.zeroKind = ZERO_KIND.nibble;
-        const zb = new Uint8Array(Math.ceil(nStored / 2));
-        for (let i = 0; i < nStored; i++) zb[i >> 1]! |= z[i]! << (4 * (i & 1));
-        regions.set('zeros', zb);
       } else {
-        desc.zeroKind = ZERO_KIND.byte;
-        regions.set('zeros', z);
+        const zt = tile(z, 1);
+        if (bits <= 4 && !zeroBytes) {
+          desc.zeroKind = ZERO_KIND.nibble;
+          const zb = new Uint8Array(Math.ceil(zt.length / 2));
+          for (let i = 0; i < zt.length; i++) zb[i >> 1]! |= zt[i]! << (4 * (i & 1));
+          regions.set('zeros', zb);
+        } else {
+          desc.zeroKind = ZERO_KIND.byte;
+          regions.set('zeros', zt);
+        }
       }
     }
     desc.dotClass = bits < 8 ? plan.dotClass : minCode >= 1 ? DOT.s8 : DOT.full8;
@@ -304,7 +340,7 @@ export function repackSliced(
   } else {
     if (!src.symmetric) {
       if (!src.offsets) fail('no offsets', 'offsets', 'W.offsets of an asymmetric table weight');
-      const n = src.groups === 'tensor' ? rows * ngroups : nStored;
+      const n = rows * ngroups;
       const o = src.offsets;
       if (o.length !== 2 * nStored) fail(`${o.length} bytes of offsets`, 'offsets', String(2 * nStored));
       const ob = new Uint8Array(2 * n);
@@ -315,7 +351,7 @@ export function repackSliced(
         if (!Number.isFinite(f16BitsToF32(ob[2 * i]! | (ob[2 * i + 1]! << 8))))
           fail(`offset ${j} is not finite`, 'offsets', 'finite float16 offsets');
       }
-      regions.set('offsets', ob);
+      regions.set('offsets', tile(ob, 2));
     }
     if (plan.elem === ELEM.lut4) regions.set('table', lut4Planes(plan.values));
     else if (plan.elem === ELEM.table) {
@@ -367,7 +403,7 @@ export function prepareSliced(
 
 /** Reference: the scale of group g of row r (kernel memory bytes, descriptor). */
 export function scaleOf(bytes: Uint8Array, d: Desc, r: number, g: number): number {
-  const i = r * d.ngroups + g;
+  const i = paramIndex(d, r, g);
   const p = d.scales;
   switch (d.scaleKind) {
     case SCALE_KIND.f32:
@@ -388,7 +424,7 @@ export function scaleOf(bytes: Uint8Array, d: Desc, r: number, g: number): numbe
 /** Reference: the zero code of group g of row r. */
 export function zeroOf(bytes: Uint8Array, d: Desc, r: number, g: number): number {
   if (d.zeroKind === ZERO_KIND.const) return d.zc;
-  const i = r * d.ngroups + g;
+  const i = paramIndex(d, r, g);
   return d.zeroKind === ZERO_KIND.byte
     ? bytes[d.zeros + i]!
     : (bytes[d.zeros + (i >> 1)]! >> (4 * (i & 1))) & 15;
@@ -413,15 +449,8 @@ export function decodeSlicedRow(
     if (d.elem === ELEM.int) out[k] = fr((c - zeroOf(bytes, d, r, g)) * s);
     else {
       const v = fr(values[c]! * s);
-      out[k] = d.offsets
-        ? fr(
-            v +
-              f16BitsToF32(
-                bytes[d.offsets + 2 * (r * d.ngroups + g)]! |
-                  (bytes[d.offsets + 2 * (r * d.ngroups + g) + 1]! << 8),
-              ),
-          )
-        : v;
+      const o = d.offsets + 2 * paramIndex(d, r, g);
+      out[k] = d.offsets ? fr(v + f16BitsToF32(bytes[o]! | (bytes[o + 1]! << 8))) : v;
     }
   }
 }
