@@ -177,6 +177,15 @@ INLINE v128_t offset4_at(const wdesc* D, size_t i) {
   return f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p + 2 * i)));
 }
 
+// ---- byte-lane shifts: V8 has no 8-bit vector shift instruction on x64 and emulates one with a 16-bit
+// shift, a mask it rebuilds each time and an AND. Shifting 16-bit lanes ourselves and masking with a mask
+// kept in a register is the same result whenever the kept bits cannot come from the neighbouring byte.
+
+/** (v >> s) & mask per byte, for mask < 2^(8 - s). */
+INLINE v128_t bits8(v128_t v, int s, v128_t mask) { return wasm_v128_and(s ? wasm_u16x8_shr(v, s) : v, mask); }
+/** v << s per byte, for byte values below 2^(8 - s). */
+INLINE v128_t shl8(v128_t v, int s) { return s ? wasm_i16x8_shl(v, s) : v; }
+
 // ---- horizontal sums ----
 INLINE float hsum_f32(v128_t v) {
   v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));

@@ -105,7 +105,7 @@ INLINE gchunk ggml_chunk(const int T, const uint8_t* b, int j) {
       const uint8_t* qs = b + (T == GT_MXFP4 ? 1 : 2);
       v128_t v = wasm_v128_load(qs);
       g.c0 = wasm_v128_and(v, m4);
-      g.c1 = wasm_u8x16_shr(v, 4);
+      g.c1 = bits8(v, 4, m4);
       if (T != GT_Q4_0) {
         v128_t t = wasm_v128_load(T == GT_MXFP4 ? KV_MXFP4_12 : KV_IQ4NL);
         g.c0 = wasm_i8x16_swizzle(t, g.c0);
@@ -117,7 +117,7 @@ INLINE gchunk ggml_chunk(const int T, const uint8_t* b, int j) {
     case GT_Q4_1: {
       v128_t v = wasm_v128_load(b + 4);
       g.c0 = wasm_v128_and(v, m4);
-      g.c1 = wasm_u8x16_shr(v, 4);
+      g.c1 = bits8(v, 4, m4);
       g.d = read_f16(b);
       g.dm = read_f16(b + 2);
       g.m0 = g.m1 = 1;
@@ -129,7 +129,7 @@ INLINE gchunk ggml_chunk(const int T, const uint8_t* b, int j) {
       uint32_t qh = (uint32_t)b[o] | ((uint32_t)b[o + 1] << 8) | ((uint32_t)b[o + 2] << 16) | ((uint32_t)b[o + 3] << 24);
       v128_t v = wasm_v128_load(b + o + 4);
       g.c0 = wasm_v128_or(wasm_v128_and(v, m4), qh_bits16(qh, 0, 16));
-      g.c1 = wasm_v128_or(wasm_u8x16_shr(v, 4), qh_bits16(qh, 1, 16));
+      g.c1 = wasm_v128_or(bits8(v, 4, m4), qh_bits16(qh, 1, 16));
       g.d = read_f16(b);
       if (T == GT_Q5_1) {
         g.dm = read_f16(b + 2);
@@ -146,8 +146,8 @@ INLINE gchunk ggml_chunk(const int T, const uint8_t* b, int j) {
       const int h = j >> 2, s = 2 * (j & 3);
       const uint8_t* q = b + 16 + 32 * h;
       const v128_t m3 = wasm_i8x16_splat(3);
-      g.c0 = wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(q), s), m3);
-      g.c1 = wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(q + 16), s), m3);
+      g.c0 = bits8(wasm_v128_load(q), s, m3);
+      g.c1 = bits8(wasm_v128_load(q + 16), s, m3);
       const uint8_t s0 = b[8 * h + 2 * (j & 3)], s1 = b[8 * h + 2 * (j & 3) + 1];
       g.sc0 = s0 & 15;
       g.sc1 = s1 & 15;
@@ -161,12 +161,12 @@ INLINE gchunk ggml_chunk(const int T, const uint8_t* b, int j) {
       const int h = j >> 2, s = 2 * (j & 3);
       const v128_t m3 = wasm_i8x16_splat(3), one = wasm_i8x16_splat(1);
       const uint8_t* q = b + 32 + 32 * h;
-      v128_t lo0 = wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(q), s), m3);
-      v128_t lo1 = wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(q + 16), s), m3);
-      v128_t hi0 = wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(b), j), one);
-      v128_t hi1 = wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(b + 16), j), one);
-      g.c0 = wasm_v128_or(lo0, wasm_i8x16_shl(hi0, 2));
-      g.c1 = wasm_v128_or(lo1, wasm_i8x16_shl(hi1, 2));
+      v128_t lo0 = bits8(wasm_v128_load(q), s, m3);
+      v128_t lo1 = bits8(wasm_v128_load(q + 16), s, m3);
+      v128_t hi0 = bits8(wasm_v128_load(b), j, one);
+      v128_t hi1 = bits8(wasm_v128_load(b + 16), j, one);
+      g.c0 = wasm_v128_or(lo0, shl8(hi0, 2));
+      g.c1 = wasm_v128_or(lo1, shl8(hi1, 2));
       g.sc0 = q3k_scale(b + 96, 2 * j) - 32;
       g.sc1 = q3k_scale(b + 96, 2 * j + 1) - 32;
       g.d = read_f16(b + 108);
@@ -176,12 +176,12 @@ INLINE gchunk ggml_chunk(const int T, const uint8_t* b, int j) {
     case GT_Q5_K: {
       const uint8_t* qs = b + (T == GT_Q4_K ? 16 : 48) + 32 * (j >> 1);
       const int sh = 4 * (j & 1);
-      g.c0 = wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(qs), sh), m4);
-      g.c1 = wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(qs + 16), sh), m4);
+      g.c0 = bits8(wasm_v128_load(qs), sh, m4);
+      g.c1 = bits8(wasm_v128_load(qs + 16), sh, m4);
       if (T == GT_Q5_K) {
         const v128_t one = wasm_i8x16_splat(1);
-        g.c0 = wasm_v128_or(g.c0, wasm_i8x16_shl(wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(b + 16), j), one), 4));
-        g.c1 = wasm_v128_or(g.c1, wasm_i8x16_shl(wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(b + 32), j), one), 4));
+        g.c0 = wasm_v128_or(g.c0, shl8(bits8(wasm_v128_load(b + 16), j, one), 4));
+        g.c1 = wasm_v128_or(g.c1, shl8(bits8(wasm_v128_load(b + 32), j, one), 4));
       }
       int32_t sc, m;
       scale_min_k4(b + 4, j, &sc, &m);
@@ -197,10 +197,10 @@ INLINE gchunk ggml_chunk(const int T, const uint8_t* b, int j) {
       const uint8_t* qh = b + 128 + 32 * h;
       const int nsh = 4 * (part >> 1), hsh = 2 * part;
       const v128_t m2 = wasm_i8x16_splat(3);
-      g.c0 = wasm_v128_or(wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(ql), nsh), m4),
-                          wasm_i8x16_shl(wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(qh), hsh), m2), 4));
-      g.c1 = wasm_v128_or(wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(ql + 16), nsh), m4),
-                          wasm_i8x16_shl(wasm_v128_and(wasm_u8x16_shr(wasm_v128_load(qh + 16), hsh), m2), 4));
+      g.c0 = wasm_v128_or(bits8(wasm_v128_load(ql), nsh, m4),
+                          shl8(bits8(wasm_v128_load(qh), hsh, m2), 4));
+      g.c1 = wasm_v128_or(bits8(wasm_v128_load(ql + 16), nsh, m4),
+                          shl8(bits8(wasm_v128_load(qh + 16), hsh, m2), 4));
       const int8_t* sc = (const int8_t*)(b + 192 + 8 * h);
       g.sc0 = sc[2 * part];
       g.sc1 = sc[2 * part + 1];

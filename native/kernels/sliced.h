@@ -37,26 +37,27 @@ INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0,
   int pos = 0;
   if (nib) {
     v128_t v = wasm_v128_load(blk + 16 * m);
-    a = wasm_v128_and(v, wasm_i8x16_splat(15));
-    b = wasm_u8x16_shr(v, 4);
+    const v128_t m4 = wasm_i8x16_splat(15);
+    a = wasm_v128_and(v, m4);
+    b = bits8(v, 4, m4);
     pos = 4;
   }
   if (crumb) {
     v128_t v = wasm_v128_load(pc + 16 * (m >> 1));
     const int s0 = 4 * (m & 1), s1 = s0 + 2;  // t = 2m, 2m + 1 -> bits 2(t & 3)
-    v128_t x0 = wasm_v128_and(wasm_u8x16_shr(v, s0), wasm_i8x16_splat(3));
-    v128_t x1 = wasm_v128_and(wasm_u8x16_shr(v, s1), wasm_i8x16_splat(3));
-    a = pos ? wasm_v128_or(a, wasm_i8x16_shl(x0, pos)) : x0;
-    b = pos ? wasm_v128_or(b, wasm_i8x16_shl(x1, pos)) : x1;
+    const v128_t m3 = wasm_i8x16_splat(3);
+    v128_t x0 = bits8(v, s0, m3), x1 = bits8(v, s1, m3);
+    a = pos ? wasm_v128_or(a, shl8(x0, pos)) : x0;
+    b = pos ? wasm_v128_or(b, shl8(x1, pos)) : x1;
     pos += 2;
   }
   if (bit) {
     v128_t v = wasm_v128_load(pb);
     const int t0 = 2 * m, t1 = 2 * m + 1;
-    v128_t x0 = wasm_v128_and(wasm_u8x16_shr(v, t0), wasm_i8x16_splat(1));
-    v128_t x1 = wasm_v128_and(wasm_u8x16_shr(v, t1), wasm_i8x16_splat(1));
-    a = pos ? wasm_v128_or(a, wasm_i8x16_shl(x0, pos)) : x0;
-    b = pos ? wasm_v128_or(b, wasm_i8x16_shl(x1, pos)) : x1;
+    const v128_t m1 = wasm_i8x16_splat(1);
+    v128_t x0 = bits8(v, t0, m1), x1 = bits8(v, t1, m1);
+    a = pos ? wasm_v128_or(a, shl8(x0, pos)) : x0;
+    b = pos ? wasm_v128_or(b, shl8(x1, pos)) : x1;
   }
   *c0 = a;
   *c1 = b;
