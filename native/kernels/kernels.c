@@ -3,7 +3,7 @@
 // Single-threaded build (its memory is an ordinary imported WebAssembly.Memory); kernels-mt.c builds the
 // same code for a shared memory and worker threads.
 // wasm-variants: simd128 relaxed
-// wasm-ld: --import-memory --max-memory=4294967296 --export=__heap_base --export=__stack_pointer
+// wasm-ld: --import-memory --export=__heap_base --export=__stack_pointer -z stack-size=32768
 #include "dense.h"
 #include "sliced.h"
 #include "ggml.h"
