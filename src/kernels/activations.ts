@@ -27,7 +27,8 @@ export interface Q8Vector {
   readonly s: Int32Array;
 }
 
-function roundTiesToEven(v: number): number {
+/** Round half to even (IEEE roundTiesToEven, wasm f32x4.nearest). */
+export function roundTiesToEven(v: number): number {
   const r = Math.round(v);
   return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

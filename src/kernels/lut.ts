@@ -10,6 +10,7 @@
  * carries is at most dt / 2 (budget.ts). Mode 'q8' runs the exact int8 dot on the same weights.
  */
 import { MixqError } from '../core/errors.ts';
+import { roundTiesToEven } from './activations.ts';
 import { elementPlan } from './elements.ts';
 import { type Desc, emptyDesc, LAYOUT, ZERO_KIND } from './layout.ts';
 import type { KernelMemory } from './memory.ts';
@@ -166,11 +167,6 @@ export interface LutActivations {
   readonly dt: Float32Array;
   /** Sum over the block's 8 quads of entry 15. */
   readonly s15: Int32Array;
-}
-
-function roundTiesToEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 export function lutActivationsReference(x: Float32Array): LutActivations {
