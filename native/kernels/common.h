@@ -207,23 +207,31 @@ INLINE v128_t hsum4_f32(v128_t a, v128_t b, v128_t c, v128_t d) {
 
 // ---- int8 activations (src/kernels/activations.ts): blocks of 32 values ----
 // Buffer of kp values: qs int8[kp] | qs16 int16[kp] (the same values widened, for the SIMD128 dot) |
-// d float32[kp/32] (block scale) | s int32[kp/16] (sum of each 16 codes).
+// d float32[kp/32] (block scale) | s int32[kp/16] (sum of each 16 codes) | aq int8[kp] (|q|) |
+// sg int8[kp] (-1 where q < 0): signed weights take the activation's sign and multiply |q| (relaxed dot).
 typedef struct {
   const int8_t* qs;
   const int16_t* qs16;
   const float* d;
   const int32_t* s;
+  const int8_t* aq;
+  const int8_t* sg;
 } actq;
 /** Address of activation row j (rows `stride` bytes apart), in unsigned arithmetic (memories > 2 GiB). */
 INLINE uint32_t act_at(int32_t base, int32_t stride, int j) { return (uint32_t)base + (uint32_t)stride * (uint32_t)j; }
 INLINE actq act_view(uint32_t base, int kp) {
   const uint8_t* p = (const uint8_t*)(uintptr_t)base;
-  actq a = {(const int8_t*)p, (const int16_t*)(p + kp), (const float*)(p + 3 * (size_t)kp),
-            (const int32_t*)(p + 3 * (size_t)kp + (size_t)kp / 8)};
+  const size_t t = 3 * (size_t)kp + (size_t)kp / 8 + (size_t)kp / 4;
+  actq a = {(const int8_t*)p,
+            (const int16_t*)(p + kp),
+            (const float*)(p + 3 * (size_t)kp),
+            (const int32_t*)(p + 3 * (size_t)kp + (size_t)kp / 8),
+            (const int8_t*)(p + t),
+            (const int8_t*)(p + t + kp)};
   return a;
 }
 /** Bytes of an int8 activation buffer for kp values (src/kernels/activations.ts q8Bytes). */
-INLINE size_t act_bytes(int kp) { return 3 * (size_t)kp + (size_t)kp / 8 + (size_t)kp / 4; }
+INLINE size_t act_bytes(int kp) { return 5 * (size_t)kp + (size_t)kp / 8 + (size_t)kp / 4; }
 
 // ---- integer dot products: 16 or 32 weight codes (u8 lanes) with 16 / 32 activations at offset k ----
 // Relaxed: i16x8.relaxed_dot_i8x16_i7x16_s (the codes are the 7-bit operand) then i32x4.extadd_pairwise.
@@ -261,13 +269,14 @@ INLINE v128_t dot32_u6(v128_t c0, v128_t c1, const actq* a, int k) {
 INLINE v128_t dot32_u7(v128_t c0, v128_t c1, const actq* a, int k) {
   return wasm_i32x4_add(dot16_u7(c0, a, k), dot16_u7(c1, a, k + 16));
 }
-/** Signed codes (int8 lanes, |c| <= 127 for the relaxed build): the sign moves onto the activation. */
+/**
+ * Signed codes (int8 lanes, |c| <= 127 for the relaxed build): c q = (sign(q) c) |q|, with |q| (0..127) as
+ * the 7-bit operand; |q| and the sign of q come with the activations.
+ */
 INLINE v128_t dot16_s8(v128_t c, const actq* a, int k) {
 #if MIXQ_RELAXED
-  v128_t x = wasm_v128_load(a->qs + k);
-  v128_t neg = wasm_i8x16_lt(c, wasm_i8x16_splat(0));
-  v128_t xs = wasm_v128_bitselect(wasm_i8x16_neg(x), x, neg);
-  return wasm_i32x4_extadd_pairwise_i16x8(rdot16(wasm_i8x16_abs(c), xs));
+  v128_t cs = wasm_v128_bitselect(wasm_i8x16_neg(c), c, wasm_v128_load(a->sg + k));
+  return wasm_i32x4_extadd_pairwise_i16x8(rdot16(wasm_v128_load(a->aq + k), cs));
 #else
   v128_t lo = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(c), wasm_v128_load(a->qs16 + k));
   v128_t hi = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(c), wasm_v128_load(a->qs16 + k + 8));

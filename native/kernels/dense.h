@@ -17,6 +17,8 @@ EXPORT void act_q8(int32_t x_, int32_t kp, int32_t out_) {
   int16_t* qs16 = (int16_t*)(out + kp);
   float* d = (float*)(out + 3 * (size_t)kp);
   int32_t* s = (int32_t*)(out + 3 * (size_t)kp + (size_t)kp / 8);
+  int8_t* aq = (int8_t*)(out + 3 * (size_t)kp + (size_t)kp / 8 + (size_t)kp / 4);
+  int8_t* sg = aq + kp;
   const v128_t lim = wasm_i32x4_splat(127), nlim = wasm_i32x4_splat(-127);
   for (int b = 0; b < kp / 32; b++) {
     const float* xb = x + 32 * b;
@@ -43,7 +45,10 @@ EXPORT void act_q8(int32_t x_, int32_t kp, int32_t out_) {
       v128_t c = wasm_i16x8_narrow_i32x4(q32[4 * h + 2], q32[4 * h + 3]);
       wasm_v128_store(qs16 + 32 * b + 16 * h, a);
       wasm_v128_store(qs16 + 32 * b + 16 * h + 8, c);
-      wasm_v128_store(qs + 32 * b + 16 * h, wasm_i8x16_narrow_i16x8(a, c));
+      const v128_t q8 = wasm_i8x16_narrow_i16x8(a, c);
+      wasm_v128_store(qs + 32 * b + 16 * h, q8);
+      wasm_v128_store(aq + 32 * b + 16 * h, wasm_i8x16_abs(q8));
+      wasm_v128_store(sg + 32 * b + 16 * h, wasm_i8x16_lt(q8, wasm_i8x16_splat(0)));
       v128_t t = wasm_i32x4_add(wasm_i32x4_add(q32[4 * h], q32[4 * h + 1]),
                                 wasm_i32x4_add(q32[4 * h + 2], q32[4 * h + 3]));
       t = wasm_i32x4_add(t, wasm_i32x4_shuffle(t, t, 2, 3, 0, 1));

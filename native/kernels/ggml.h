@@ -332,8 +332,8 @@ typedef struct {
   float d, dm;
 } grow;
 
-INLINE grow ggml_q8_row(const int T, const int full8, const uint8_t* row, int k, const actq* A) {
-  gchunk g = ggml_row_chunk(T, row, k);
+INLINE grow ggml_q8_row_g(const int T, const int full8, const gchunk* gp, int k, const actq* A) {
+  const gchunk g = *gp;
   const int32_t q0 = A->s[k >> 4], q1 = A->s[(k >> 4) + 1];
   grow o;
   if (ggml_halves(T)) {
@@ -352,10 +352,10 @@ INLINE grow ggml_q8_row(const int T, const int full8, const uint8_t* row, int k,
   return o;
 }
 
-INLINE v128_t ggml_q8_tile_chunk(const int T, const int full8, const uint8_t* const p[4], int k, const actq* A,
-                                 v128_t acc) {
-  grow g0 = ggml_q8_row(T, full8, p[0], k, A), g1 = ggml_q8_row(T, full8, p[1], k, A);
-  grow g2 = ggml_q8_row(T, full8, p[2], k, A), g3 = ggml_q8_row(T, full8, p[3], k, A);
+/** A decoded chunk of the four tile rows against one activation row, added to acc. */
+INLINE v128_t ggml_q8_apply(const int T, const int full8, const gchunk c[4], int k, const actq* A, v128_t acc) {
+  grow g0 = ggml_q8_row_g(T, full8, &c[0], k, A), g1 = ggml_q8_row_g(T, full8, &c[1], k, A);
+  grow g2 = ggml_q8_row_g(T, full8, &c[2], k, A), g3 = ggml_q8_row_g(T, full8, &c[3], k, A);
   v128_t S = wasm_i32x4_add(hsum4_i32(g0.s, g1.s, g2.s, g3.s), wasm_i32x4_make(g0.zc, g1.zc, g2.zc, g3.zc));
   const v128_t dx = wasm_f32x4_splat(A->d[k >> 5]);
   acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(wasm_f32x4_make(g0.d, g1.d, g2.d, g3.d), dx), acc);
@@ -366,13 +366,30 @@ INLINE v128_t ggml_q8_tile_chunk(const int T, const int full8, const uint8_t* co
   return acc;
 }
 
-/** One tile against one activation row, all of K: one instance per type (shared by matvec and matmul). */
-#define GGML_ROWS_FN(T, FULL8, NAME)                                                                     \
-  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* const p[4], const actq* A,  \
-                                             float* y, int r, int last) {                                \
-    v128_t acc = wasm_f32x4_splat(0);                                                                   \
-    for (int k = 0; k < D->cols; k += 32) acc = ggml_q8_tile_chunk(T, FULL8, p, k, A, acc);           \
-    store_tile(y, r, last, acc);                                                                        \
+/**
+ * One tile against nb activation rows (act + j * as), all of K: each chunk of the four rows is decoded
+ * once and applied to every row (accumulators in `accs`, nb vectors). One instance per type, shared by
+ * matrix x vector (nb = 1) and matrix x matrix.
+ */
+#define GGML_ROWS_FN(T, FULL8, NAME)                                                                       \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* const p[4], int32_t act,      \
+                                             int32_t as, int nb, v128_t* accs, float* y, int ys, int r,    \
+                                             int last) {                                                   \
+    for (int j = 0; j < nb; j++) accs[j] = wasm_f32x4_splat(0);                                          \
+    const int qk = ggml_qk(T), bb = ggml_block_bytes(T);                                                   \
+    for (int b = 0; b < D->cols / qk; b++) {                                                              \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < qk / 32; h++) {                             \
+        /* h is a constant in each copy: the chunk's shifts and scale fields are fixed */                  \
+        const int k = b * qk + 32 * h;                                                                     \
+        gchunk c[4];                                                                                       \
+        for (int i = 0; i < 4; i++) c[i] = ggml_chunk(T, p[i] + (size_t)b * bb, h);                      \
+        for (int j = 0; j < nb; j++) {                                                                    \
+          const actq A = act_view(act_at(act, as, j), D->kp);                                             \
+          accs[j] = ggml_q8_apply(T, FULL8, c, k, &A, accs[j]);                                            \
+        }                                                                                                  \
+      }                                                                                                    \
+    }                                                                                                      \
+    for (int j = 0; j < nb; j++) store_tile(y + (size_t)j * ys, r, last, accs[j]);                        \
   }
 GGML_ROWS_FN(GT_Q4_0, 0, gq8_q4_0)
 GGML_ROWS_FN(GT_Q4_1, 0, gq8_q4_1)
@@ -388,48 +405,48 @@ GGML_ROWS_FN(GT_Q6_K, 0, gq8_q6_k)
 GGML_ROWS_FN(GT_IQ4_NL, 0, gq8_iq4_nl)
 GGML_ROWS_FN(GT_MXFP4, 0, gq8_mxfp4)
 
-INLINE void ggml_q8_rows(const wdesc* D, const uint8_t* const p[4], const actq* A, float* y, int r, int last) {
+INLINE void ggml_q8_rows(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, v128_t* accs,
+                         float* y, int ys, int r, int last) {
+#define ROWS(NAME) NAME(D, p, act, as, nb, accs, y, ys, r, last)
   switch (D->bits) {
-    case GT_Q4_0: gq8_q4_0(D, p, A, y, r, last); break;
-    case GT_Q4_1: gq8_q4_1(D, p, A, y, r, last); break;
-    case GT_Q5_0: gq8_q5_0(D, p, A, y, r, last); break;
-    case GT_Q5_1: gq8_q5_1(D, p, A, y, r, last); break;
+    case GT_Q4_0: ROWS(gq8_q4_0); break;
+    case GT_Q4_1: ROWS(gq8_q4_1); break;
+    case GT_Q5_0: ROWS(gq8_q5_0); break;
+    case GT_Q5_1: ROWS(gq8_q5_1); break;
     case GT_Q8_0:
-      if (D->dot_class == DOT_FULL8) gq8_q8_0_full(D, p, A, y, r, last);
-      else gq8_q8_0(D, p, A, y, r, last);
+      if (D->dot_class == DOT_FULL8) ROWS(gq8_q8_0_full);
+      else ROWS(gq8_q8_0);
       break;
-    case GT_Q2_K: gq8_q2_k(D, p, A, y, r, last); break;
-    case GT_Q3_K: gq8_q3_k(D, p, A, y, r, last); break;
-    case GT_Q4_K: gq8_q4_k(D, p, A, y, r, last); break;
-    case GT_Q5_K: gq8_q5_k(D, p, A, y, r, last); break;
-    case GT_Q6_K: gq8_q6_k(D, p, A, y, r, last); break;
-    case GT_IQ4_NL: gq8_iq4_nl(D, p, A, y, r, last); break;
-    default: gq8_mxfp4(D, p, A, y, r, last); break;
+    case GT_Q2_K: ROWS(gq8_q2_k); break;
+    case GT_Q3_K: ROWS(gq8_q3_k); break;
+    case GT_Q4_K: ROWS(gq8_q4_k); break;
+    case GT_Q5_K: ROWS(gq8_q5_k); break;
+    case GT_Q6_K: ROWS(gq8_q6_k); break;
+    case GT_IQ4_NL: ROWS(gq8_iq4_nl); break;
+    default: ROWS(gq8_mxfp4); break;
   }
+#undef ROWS
 }
 
 EXPORT void mv_ggml_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
-  const actq A = act_view(act, D->kp);
+  v128_t acc;
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    ggml_q8_rows(D, p, &A, (float*)(uintptr_t)y, r, r1 - 1);
+    ggml_q8_rows(D, p, act, 0, 1, &acc, (float*)(uintptr_t)y, 0, r, r1 - 1);
   }
 }
 
-/** int8 path, matrix x matrix: every activation row against a tile while its blocks are in cache. */
+/** int8 path, matrix x matrix (scratch: one accumulator vector per activation row). */
 EXPORT void mm_ggml_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
                        int32_t r1, int32_t scratch) {
-  (void)scratch;
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  v128_t* accs = (v128_t*)(uintptr_t)scratch;
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    for (int j = 0; j < nb; j++) {
-      const actq A = act_view(act_at(act, as, j), D->kp);
-      ggml_q8_rows(D, p, &A, (float*)(uintptr_t)y + (size_t)j * ys, r, r1 - 1);
-    }
+    ggml_q8_rows(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
   }
 }
 #endif

@@ -7,7 +7,8 @@
  *   q_i = clamp(roundTiesToEven(x_i * id), -127, 127)          every step in float32
  *
  * Buffer of kp values (kp a multiple of 32) in kernel memory, native/kernels/common.h `actq`:
- *   qs int8[kp] | qs16 int16[kp] (the same, widened, for the SIMD128 dot) | d float32[kp/32] | s int32[kp/16]
+ *   qs int8[kp] | qs16 int16[kp] (the same, widened, for the SIMD128 dot) | d float32[kp/32] | s int32[kp/16] |
+ *   aq int8[kp] (|q|) | sg int8[kp] (-1 where q < 0; signed weights take the sign, |q| is the 7-bit operand)
  * The quantization error is at most d/2 per value (|x - d q| <= 0.5001 d: id is 1/d rounded), which is what
  * the error budgets of the int8 path charge (budget.ts).
  */
@@ -15,7 +16,7 @@ const fr = Math.fround;
 
 /** Bytes of the int8 activation buffer of kp values. */
 export function q8Bytes(kp: number): number {
-  return 3 * kp + kp / 8 + kp / 4;
+  return 5 * kp + kp / 8 + kp / 4;
 }
 
 /** The int8 activations of one vector, as the references read them. */
@@ -74,6 +75,9 @@ export function writeQ8(buffer: ArrayBufferLike, p: number, a: Q8Vector): void {
   new Int16Array(buffer, p + kp, kp).set(a.qs);
   new Float32Array(buffer, p + 3 * kp, kp / 32).set(a.d);
   new Int32Array(buffer, p + 3 * kp + kp / 8, kp / 16).set(a.s);
+  const t = p + 3 * kp + kp / 8 + kp / 4;
+  new Int8Array(buffer, t, kp).set(a.qs.map((q) => Math.abs(q)));
+  new Int8Array(buffer, t + kp, kp).set(a.qs.map((q) => (q < 0 ? -1 : 0)));
 }
 
 /** The values the int8 activations stand for: d * q, exactly (as float64). */

@@ -14,7 +14,7 @@ import { MixqError } from '../core/errors.ts';
 import { q8Bytes } from './activations.ts';
 import { prepareDense, type DenseType } from './dense.ts';
 import { prepareGgml } from './ggml.ts';
-import { DESC_BYTES, type Desc, LAYOUT, type LayoutName, readDesc, writeDesc } from './layout.ts';
+import { DESC_BYTES, type Desc, type LayoutName, readDesc, writeDesc } from './layout.ts';
 import { prepareLut } from './lut.ts';
 import { KernelMemory } from './memory.ts';
 import {
@@ -88,9 +88,12 @@ interface Held {
 
 const SRC = 'kernels';
 
-/** Scratch a kernel call may need per thread (decoded tiles of the matrix x matrix kernels, see the C). */
-export function scratchBytes(d: Desc): number {
-  return 16 * d.kp + 64 * d.ngroups + 8192;
+/**
+ * Scratch a kernel call may need per thread (decoded tiles of the matrix x matrix kernels, one accumulator
+ * vector per activation row: see the C).
+ */
+export function scratchBytes(d: Desc, batch = 1): number {
+  return 16 * d.kp + 64 * d.ngroups + 16 * batch + 8192;
 }
 
 /** Rows the kernels compute together (16 for the lookup-table layout): threads split at multiples of it. */
@@ -251,7 +254,8 @@ export class KernelContext {
     }
     const tile = w.layout === 'lut' ? 16 : ROW_TILE;
     if (op === 'matvec') this.executor.run(fn, [w.desc, act, yp], w.rows, scratchBytes(d), tile);
-    else this.executor.run(fn, [w.desc, act, stride, batch, yp, w.rows], w.rows, scratchBytes(d), tile);
+    else
+      this.executor.run(fn, [w.desc, act, stride, batch, yp, w.rows], w.rows, scratchBytes(d, batch), tile);
     const out = opts.out ?? new Float32Array(w.rows * batch);
     out.set(this.memory.f32(yp, w.rows * batch));
     return out;
@@ -380,5 +384,3 @@ export async function createKernels(opts: KernelOptions = {}): Promise<KernelCon
   });
   return new KernelContext(memory, instantiateKernels(module, memory), variant);
 }
-
-export { LAYOUT };

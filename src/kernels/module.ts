@@ -55,17 +55,9 @@ export function compileKernelModule(key: string, base64: string): Promise<WebAss
 
 /** `__heap_base` of a module: the first byte above its data and stack (the allocator's start). */
 export function heapBase(module: WebAssembly.Module, shared: boolean): number {
-  const probe = new KernelMemoryProbe(shared);
-  const inst = new WebAssembly.Instance(module, { env: { memory: probe.memory } });
-  const g = inst.exports.__heap_base as WebAssembly.Global;
-  return Number(g.value);
-}
-
-class KernelMemoryProbe {
-  readonly memory: WebAssembly.Memory;
-  constructor(shared: boolean) {
-    this.memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared });
-  }
+  const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared });
+  const inst = new WebAssembly.Instance(module, { env: { memory } });
+  return Number((inst.exports.__heap_base as WebAssembly.Global).value);
 }
 
 /** Instantiates a module over a kernel memory. */

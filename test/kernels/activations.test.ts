@@ -54,6 +54,16 @@ test('act_q8 equals quantizeQ8Reference bit for bit', async () => {
       assert.ok(Object.is(got.d[b], want.d[b]), `block ${b}: d ${got.d[b]} vs ${want.d[b]}`);
     // the widened copy the SIMD128 dot reads
     assert.deepEqual(Array.from(new Int16Array(k.memory.memory.buffer, qp + kp, kp)), Array.from(want.qs));
+    // |q| and the sign mask the relaxed dot of signed weights reads
+    const t = qp + 3 * kp + kp / 8 + kp / 4;
+    assert.deepEqual(
+      Array.from(new Int8Array(k.memory.memory.buffer, t, kp)),
+      Array.from(want.qs, (q) => Math.abs(q)),
+    );
+    assert.deepEqual(
+      Array.from(new Int8Array(k.memory.memory.buffer, t + kp, kp)),
+      Array.from(want.qs, (q) => (q < 0 ? -1 : 0)),
+    );
     k.memory.release(xp);
     k.memory.release(qp);
   }
