@@ -23,6 +23,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { f32ToF16Bits } from '../src/core/bits.ts';
+import { BLOCK_TYPES } from '../src/blocks/registry.ts';
 import { hasWasmRelaxedSimd } from '../src/core/wasm.ts';
 import { makeNode, makeTensor } from '../src/export/onnx/build.ts';
 import { DATA_TYPE_CODES as C, onnxMessageType, readOnnx, writeOnnx } from '../src/io/onnx/index.ts';
@@ -215,6 +216,19 @@ interface Case {
   };
 }
 
+/** Random ggml blocks with a fixed float16 scale (and no int8 code -128, which ggml never writes). */
+function ggmlBlocks(type: 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q6_K'): WeightSource {
+  const t = BLOCK_TYPES[type];
+  const data = randomBytes((K * N * t.bytesPerBlock) / t.blockSize);
+  const d = f16Fill(1, 0.01);
+  const fields = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] }[type];
+  for (let o = 0; o < data.length; o += t.bytesPerBlock) {
+    for (const f of fields) data.set(d, o + f);
+    if (type === 'Q8_0') for (let i = o + 2; i < o + 34; i++) if (data[i] === 0x80) data[i] = 0x7f;
+  }
+  return { kind: 'ggml', type, rows: N, cols: K, data };
+}
+
 const mixqInt =
   (bits: number, groups: number | 'row'): (() => WeightSource) =>
   () => ({
@@ -316,6 +330,12 @@ function cases(batch: number): Case[] {
       }),
       mode: 'q8',
     },
+    // ggml types as GGUF stores them (llama.cpp's formats; onnxruntime has none of them)
+    ...(['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const).map((type): Case => ({
+      name: `${type} (GGUF)`,
+      src: () => ggmlBlocks(type),
+      mode: 'q8',
+    })),
   ];
 }
 
