@@ -8,3 +8,4 @@ export * from './io/llm/hf-folder.node.ts';
 export * from './runtime/bundled-stories.node.ts';
 export * from './runtime/llama.node.ts';
 export * from './runtime/lm-windows.ts';
+export { createKernelPool, KernelPool, type KernelPoolOptions } from './kernels/pool.node.ts';

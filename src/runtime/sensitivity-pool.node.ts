@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import type { LayerStats } from '../analysis/sensitivity/proxies.ts';
 import type { ScoredCandidate, ScoreJob } from '../analysis/sensitivity/score.ts';
 import { MixqError } from '../core/errors.ts';
-import { startModuleWorker } from './worker-thread.node.ts';
+import { startModuleWorker } from '../core/worker-thread.node.ts';
 
 export interface ScorePool {
   readonly size: number;
