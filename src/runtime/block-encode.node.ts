@@ -15,7 +15,7 @@ import { GGML_CODECS, type GgmlTypeName } from '../blocks/ggml/index.ts';
 import type { BlockTypeTraits } from '../blocks/registry.ts';
 import { MixqError } from '../core/errors.ts';
 import { defaultPoolSize } from './sensitivity-pool.node.ts';
-import { startModuleWorker } from './worker-thread.node.ts';
+import { startModuleWorker } from '../core/worker-thread.node.ts';
 
 export interface BlockEncodeRequest {
   readonly id: number;
