@@ -6,6 +6,7 @@
 export * from './convert.ts';
 export * from './gguf/index.ts';
 export * from './limits.ts';
+export * from './llm/index.ts';
 export * from './names.ts';
 export * from './open.ts';
 export * from './onnx/index.ts';

@@ -11,7 +11,7 @@ import type { LayerStats } from '../analysis/sensitivity/proxies.ts';
 import type { ScoredCandidate, ScoreJob } from '../analysis/sensitivity/score.ts';
 import { schemeId } from '../analysis/sensitivity/candidates.ts';
 import { MixqError } from '../core/errors.ts';
-import { startModuleWorker } from './worker-thread.node.ts';
+import { startModuleWorker } from '../core/worker-thread.node.ts';
 
 export interface ScorePool {
   readonly size: number;

@@ -19,9 +19,11 @@
  * pass relGap 0 to prove optimality exactly (see bench/allocate.bench.ts for times).
  *
  * The WebAssembly module is loaded lazily, once, on the first solve (`import('highs')`; in Node the
- * loader reads highs.wasm next to itself; in a browser bundle it fetches `new URL('highs.wasm',
- * import.meta.url)`, which Vite / webpack 5 / esbuild (with a file loader) resolve; otherwise pass
- * `locateFile` or `wasmBinary` to `loadHighs`).
+ * loader reads highs.wasm next to itself). Browser bundles do not contain it: the package's `browser`
+ * field maps 'highs' to nothing, because its ESM build imports `node:module` (behind a run-time check that
+ * bundlers cannot see), which would make every default browser bundle of mixq fail. A web page that
+ * wants the exact solver hands in the module with `setHighsModule(() => import(url))` (and `locateFile` or
+ * `wasmBinary` through `loadHighs` for highs.wasm).
  *
  * The returned assignment is re-checked with exact integer arithmetic; if solver tolerances let it exceed
  * the budget by a few bytes, the row is tightened by the excess and the model solved again.
@@ -42,6 +44,16 @@ import {
 import { solveReducedGreedy } from './greedy.ts';
 
 let highsPromise: Promise<Highs> | undefined;
+let highsModule: () => Promise<unknown> = () => import('highs');
+
+/**
+ * Where the HiGHS module comes from (default `import('highs')`; empty in browser bundles, see above).
+ * @example setHighsModule(() => import('https://cdn.jsdelivr.net/npm/highs@1.15.3/build/highs.mjs'))
+ */
+export function setHighsModule(load: () => Promise<unknown>): void {
+  highsModule = load;
+  highsPromise = undefined;
+}
 
 /**
  * The HiGHS runtime, loaded on first use and shared afterwards. Options apply only to the first call
@@ -49,7 +61,7 @@ let highsPromise: Promise<Highs> | undefined;
  * @example const highs = await loadHighs(); highs.version.string // '1.15.1'
  */
 export function loadHighs(options?: InitOptions): Promise<Highs> {
-  highsPromise ??= import('highs')
+  highsPromise ??= highsModule()
     .then((m: unknown) => pickLoader(m)(options))
     .catch((e: unknown) => {
       highsPromise = undefined;
@@ -72,7 +84,7 @@ function pickLoader(m: unknown): HighsLoader {
   if (typeof d === 'function') return d as HighsLoader;
   const dd = (d as { default?: unknown } | undefined)?.default;
   if (typeof dd === 'function') return dd as HighsLoader;
-  throw new Error('the highs module has no loader function');
+  throw new Error('the highs module has no loader function (in a browser bundle: setHighsModule)');
 }
 
 export interface MilpOptions {

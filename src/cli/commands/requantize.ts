@@ -10,6 +10,7 @@ import { defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
 import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
 import { type ImatrixData, type RequantRule, readGguf, readImatrix, requantizeGguf } from '../../io/index.ts';
+import { encodeRowsOnThreads } from '../../runtime/block-encode.node.ts';
 import { failCli } from '../errors.ts';
 import { requantTableLines } from '../requant-table.ts';
 import { jsonText } from '../json.ts';
@@ -106,6 +107,7 @@ const requantize = defineCommand({
         result = await requantizeGguf(file, rules, {
           ...(args.type ? { defaultType: String(args.type) } : {}),
           ...(imatrix ? { imatrix } : {}),
+          encodeRows: encodeRowsOnThreads,
           progress: (done, total, tensor) =>
             bar?.update(total > 0 ? Math.round((100 * done) / total) : 100, { tensor }),
         });

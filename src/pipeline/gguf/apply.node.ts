@@ -16,6 +16,7 @@ import { ggufPlannedTensors } from './planned.ts';
 import { ggufDecodeRows, ggufImportance, ggufRowError } from './rows.ts';
 
 import { type Plan } from '../../plan/schema.ts';
+import { encodeRowsOnThreads } from '../../runtime/block-encode.node.ts';
 import { IMATRIX_RE, loadImatrix } from './plan.node.ts';
 export interface ApplyGgufOptions {
   /** Importance-matrix file; must be the one the plan names (unless `force`). */
@@ -147,6 +148,7 @@ export async function applyPlanToGguf(
       type: t.type.name,
     }));
     const result = await requantizeGguf(file, rules, {
+      encodeRows: encodeRowsOnThreads,
       ...(im ? { imatrix: im.data } : {}),
       progress: (d, t) => progress('requantize', d, t),
     });
