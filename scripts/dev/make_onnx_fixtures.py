@@ -17,6 +17,9 @@ Fixtures:
                   with a nested If inside the then-branch.
   external.onnx   the MLP with its weights in external.onnx_data (data_location = EXTERNAL).
   sparse.onnx     MatMul + Add whose weights are sparse initializers (linear and coordinate indices).
+  blind.onnx      MatMul + Relu + MatMul, then a Softmax over an axis of length 1: an output that is 1
+                  for every model (the measure a planner must refuse), and a second output 'features'
+                  (the hidden layer) that does see the weights.
 """
 import json
 import os
@@ -246,6 +249,26 @@ def if_model():
     return model
 
 
+def blind_model():
+    w1 = numpy_helper.from_array(rand(16, 32) * 0.3, 'w1')
+    w2 = numpy_helper.from_array(rand(32, 8) * 0.3, 'w2')
+    shape = numpy_helper.from_array(np.array([1, 8, 1], dtype=np.int64), 'shape')
+    nodes = [
+        helper.make_node('MatMul', ['x', 'w1'], ['h'], name='mm1'),
+        helper.make_node('Relu', ['h'], ['features'], name='relu'),
+        helper.make_node('MatMul', ['features', 'w2'], ['y'], name='mm2'),
+        helper.make_node('Reshape', ['y', 'shape'], ['y3'], name='reshape'),
+        helper.make_node('Softmax', ['y3'], ['prob'], name='softmax', axis=2),
+    ]
+    graph = helper.make_graph(
+        nodes, 'blind',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info('prob', TensorProto.FLOAT, [1, 8, 1]),
+         helper.make_tensor_value_info('features', TensorProto.FLOAT, [1, 32])],
+        [w1, w2, shape])
+    return helper.make_model(graph, opset_imports=OPSET, producer_name='mixq-fixtures')
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     save(mlp_model('mlp'), 'mlp')
@@ -253,6 +276,7 @@ def main():
     save(if_model(), 'ifsub')
     save(mlp_model('external'), 'external', external=True)
     save(sparse_model(), 'sparse')
+    save(blind_model(), 'blind')
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print(f'total {total} bytes in {OUT}')
     return 0

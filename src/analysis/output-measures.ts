@@ -259,6 +259,21 @@ export function finishMeasure(acc: MeasureAccumulator): MeasureResult {
   }
 }
 
+/** One output's statistics in a line, e.g. 'sigmoid_0.tmp_0: mask 99.2% · rel L2 3.1% · binary KL 0.0058'. */
+export function describeResult(r: MeasureResult): string {
+  const pct = (x: number) => `${(100 * x).toFixed(x > 0.999 && x < 1 ? 2 : 1)}%`;
+  const parts: string[] = [];
+  if (r.maskAgreement !== undefined) parts.push(`mask ${pct(r.maskAgreement)}`);
+  if (r.relativeL2 !== undefined) parts.push(`rel L2 ${pct(r.relativeL2)}`);
+  if (r.binaryKlMean !== undefined) parts.push(`binary KL ${r.binaryKlMean.toPrecision(3)}`);
+  if (r.top1Agreement !== undefined) parts.push(`top-1 ${pct(r.top1Agreement)}`);
+  if (r.klMean !== undefined) parts.push(`KL ${r.klMean.toPrecision(3)}`);
+  if (r.cosineMean !== undefined) parts.push(`cosine ${r.cosineMean.toFixed(5)}`);
+  if (r.relativeMse !== undefined) parts.push(`rel MSE ${r.relativeMse.toPrecision(3)}`);
+  if (r.sqnrDb !== undefined && Number.isFinite(r.sqnrDb)) parts.push(`SQNR ${r.sqnrDb.toFixed(1)} dB`);
+  return `${r.output}: ${parts.join(' · ')}`;
+}
+
 /** The weighted damage of several outputs (weights as given; they need not sum to 1). */
 export function combinedDamage(
   results: readonly MeasureResult[],

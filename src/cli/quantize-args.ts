@@ -6,6 +6,7 @@ import cliProgress from 'cli-progress';
 import { parseCandidateIds } from '../analysis/sensitivity/candidates.ts';
 import { MixqError } from '../core/errors.ts';
 import type { QuantizeBudget, QuantizeOptions, TargetName } from '../pipeline/quantize/index.ts';
+import type { TaskOptions } from '../pipeline/tasks.node.ts';
 
 export const quantizeArgs = {
   model: {
@@ -42,7 +43,21 @@ export const quantizeArgs = {
   },
   calibration: {
     type: 'string',
-    description: 'gpt: calibration windows of 128 characters (8); ocr: calibration lines per variant (2)',
+    description:
+      'an .onnx model: a folder of real inputs (.npy, JSON feeds, images + preprocess.json; split calibration / validation / evaluation); gpt: calibration windows of 128 characters (8); ocr: calibration lines per variant (2)',
+  },
+  synthetic: {
+    type: 'boolean',
+    description: 'an .onnx model without --calibration: plan on seeded random inputs (warned on every plan)',
+  },
+  metric: {
+    type: 'string',
+    description:
+      "an .onnx model: how outputs are measured, comma-separated 'kind[:arg]' or 'output=kind[:arg]' (distribution[:axis], probability-map[:threshold], embedding, tensor); default chosen per output",
+  },
+  output: {
+    type: 'string',
+    description: 'an .onnx model: comma-separated outputs to measure (default every float output)',
   },
   'eval-size': {
     type: 'string',
@@ -114,6 +129,39 @@ export function parseBudget(args: Record<string, unknown>): QuantizeBudget {
   return { kind: 'bitsPerWeight', bits };
 }
 
+const list = (v: unknown): string[] =>
+  v === undefined || v === ''
+    ? []
+    : String(v)
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x);
+
+/**
+ * The task's data flags: --calibration is a sample count for the bundled models and a folder of inputs for
+ * an .onnx model; --synthetic, --metric and --output (the task refuses them for bundled models).
+ */
+export function taskData(model: string, args: Record<string, unknown>): TaskOptions {
+  const bundled = model === 'gpt' || model === 'ocr';
+  const cal =
+    args.calibration === undefined || args.calibration === '' ? undefined : String(args.calibration);
+  let data: TaskOptions = {};
+  if (cal !== undefined && bundled) {
+    const calibrationSize = Number(cal);
+    if (!(Number.isInteger(calibrationSize) && calibrationSize > 0))
+      bad('calibration', cal, `a positive integer for the bundled '${model}'`);
+    data = { calibrationSize };
+  } else if (cal !== undefined) data = { calibrationData: cal };
+  const metrics = list(args.metric);
+  const outputs = list(args.output);
+  return {
+    ...data,
+    ...(args.synthetic === true ? { synthetic: true } : {}),
+    ...(metrics.length ? { metrics } : {}),
+    ...(outputs.length ? { outputs } : {}),
+  };
+}
+
 /** The QuantizeOptions the shared flags describe (budget included); candidate ids are parsed here. */
 export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOptions, 'onProgress' | 'log'> {
   const emit = args.emit === undefined ? 'onnx' : String(args.emit);
@@ -138,15 +186,10 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
     if (!(Number.isInteger(evalSize) && evalSize > 0))
       bad('eval-size', String(args['eval-size']), 'a positive integer');
   }
-  let calibrationSize: number | undefined;
-  if (args.calibration !== undefined) {
-    calibrationSize = Number(args.calibration);
-    if (!(Number.isInteger(calibrationSize) && calibrationSize > 0))
-      bad('calibration', String(args.calibration), 'a positive integer');
-  }
+  const model = args.model === undefined || args.model === '' ? 'gpt' : String(args.model);
   return {
-    model: args.model === undefined || args.model === '' ? 'gpt' : String(args.model),
-    task: { ...(calibrationSize ? { calibrationSize } : {}), ...(evalSize ? { evalSize } : {}) },
+    model,
+    task: { ...taskData(model, args), ...(evalSize ? { evalSize } : {}) },
     budget: parseBudget(args),
     candidates: {
       damage: damage === 'kl' ? 'kl' : 'noiseCalibrated',

@@ -20,7 +20,7 @@ import { simulateWeight } from './quantize/simulate.ts';
 import { TARGETS, type TargetName } from './quantize/targets.ts';
 import { writeStage } from './quantize/write.ts';
 import type { PlannedWeight } from './quantize/writers.node.ts';
-import { resolveTask } from './tasks.node.ts';
+import { resolveTask, type TaskOptions } from './tasks.node.ts';
 
 export interface ApplyResult {
   readonly bytes: Uint8Array;
@@ -38,6 +38,8 @@ export interface ApplyOptions {
   readonly planSource?: string;
   /** Calibration size of the task; default the plan's objective.calibration.size. */
   readonly calibrationSize?: number;
+  /** A user model's data (--calibration folder, --synthetic, --metric, --output), as at planning. */
+  readonly data?: TaskOptions;
   /**
    * Output target; default gguf for ggml block plans, onnx when every scheme can be stored in ONNX
    * (natively or packed), else safetensors.
@@ -106,8 +108,9 @@ export async function applyPlan(modelArg: string, plan: Plan, opts: ApplyOptions
   let loaded: LoadedModel | undefined;
   const task = resolveTask(
     modelArg,
-    calibrationSize ? { calibrationSize } : {},
+    { ...(calibrationSize ? { calibrationSize } : {}), ...opts.data },
     () => loaded?.fp32 ?? task.modelPath,
+    () => loaded?.onnx.model.proto,
   );
   const source = opts.planSource ?? 'plan';
   const model = (loaded = await loadModel(task.modelPath));

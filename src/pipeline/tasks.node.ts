@@ -9,10 +9,10 @@
  *   starting at character 16,384 (non-overlapping windows).
  * - ocr: calibration = the first 2 clean and 2 degraded line images; validation = CER on the 100 lines of
  *   the validation split (other texts, models/ocr/validation.*); evaluation = CER on all other test lines.
- * - any other ONNX model: seeded synthetic inputs; the metric is the mean KL divergence of its first
- *   output from the fp32 model's on other synthetic inputs (no labels needed), validation on a third seed.
+ * - any other ONNX model: the user's inputs (--calibration <folder>) or, only when asked, seeded random
+ *   ones (--synthetic); the metric is the damage of its outputs vs fp32, each output measured as what it
+ *   is (user-task.node.ts).
  */
-import { basename } from 'node:path';
 import { MixqError } from '../core/errors.ts';
 import {
   bundledModelPath,
@@ -24,22 +24,14 @@ import {
 } from '../runtime/bundled.node.ts';
 import { evaluateLm } from '../runtime/eval-lm.node.ts';
 import { evaluateOcr, runOcrLine } from '../runtime/eval-ocr.node.ts';
-import { syntheticFeeds } from '../runtime/fidelity.node.ts';
-import {
-  type MetricItems,
-  accumulateFidelity,
-  coarseKlSum,
-  detectOutputKind,
-  finishFidelity,
-  newFidelityAccumulator,
-  topKRows,
-  type TopKRows,
-} from '../runtime/metrics.ts';
-import type { Feeds } from '../runtime/ort.node.ts';
+import { type MetricItems, coarseKlSum, topKRows, type TopKRows } from '../runtime/metrics.ts';
 import { concurrencyOf, forEachInOrder, type ModelRunner } from '../runtime/runner.node.ts';
 import { withEvalRunner } from '../runtime/session-pool.node.ts';
-import { type DamageProbe, gptProbe, ocrProbe, syntheticProbe } from '../runtime/sensitivity.node.ts';
+import { type DamageProbe, gptProbe, ocrProbe } from '../runtime/sensitivity.node.ts';
 import type { WeightFedModel } from '../runtime/weights.node.ts';
+import type { ModelProto } from '../io/onnx/proto-types.ts';
+import type { MeasureResult } from '../analysis/output-measures.ts';
+import { type UserDataOptions, userTask } from './user-task.node.ts';
 
 export interface TaskMetric {
   readonly name: string;
@@ -62,6 +54,10 @@ export interface QuantTask {
   readonly evaluation: string;
   /** The data of `validate`, disjoint from calibration and evaluation. */
   readonly validation: string;
+  /** Reads the task's data and chooses its measures (once; the descriptions are final after it). */
+  prepare?(): Promise<void>;
+  /** Said with every plan made on this task (e.g. synthetic inputs). */
+  readonly warning?: string;
   probe(model: WeightFedModel): DamageProbe | Promise<DamageProbe>;
   /** The task metric of a model (the weight-fed runner of a variant, or a session on an exported file). */
   evaluate(runner: ModelRunner): Promise<number>;
@@ -88,16 +84,19 @@ export interface TaskScore {
   readonly value: number;
   /** value = items.scale * sum(num) / sum(den) over lines (ocr) or windows (gpt). */
   readonly items?: MetricItems;
+  /** Each measured output's statistics vs fp32 (user models: mask agreement, top-1, cosine, SQNR). */
+  readonly outputs?: readonly MeasureResult[];
 }
 
 /** A task as each model defines it: its score; `evaluate` is that score's value (withEvaluate). */
-type TaskDefinition = Omit<QuantTask, 'evaluate'>;
+export type TaskDefinition = Omit<QuantTask, 'evaluate'>;
 
+// Object.assign keeps the getters of a task whose descriptions are known once its data is read
 function withEvaluate(t: TaskDefinition): QuantTask {
-  return { ...t, evaluate: async (runner) => (await t.score(runner)).value };
+  return Object.assign(t, { evaluate: async (runner: ModelRunner) => (await t.score(runner)).value });
 }
 
-export interface TaskOptions {
+export interface TaskOptions extends Omit<UserDataOptions, 'evalSize' | 'calibrationSize'> {
   /** GPT: calibration windows of 128 characters (default 8). OCR: calibration lines per variant (default 2). */
   readonly calibrationSize?: number;
   /** GPT: characters scored per evaluation (default 16384). OCR: lines evaluated (default all but calibration). */
@@ -228,62 +227,6 @@ function ocrKlChoice(fp32Model: Fp32Source, lines: readonly OcrLine[]): ChoiceMe
   };
 }
 
-function genericTask(path: string, opts: TaskOptions, fp32Model: Fp32Source): TaskDefinition {
-  const samples = opts.evalSize ?? 8;
-  const outputs = async (runner: ModelRunner, feeds: readonly Feeds[]) => {
-    const output = runner.outputNames[0]!;
-    const outs: { data: Float32Array; dims: readonly number[] }[] = [];
-    await forEachInOrder(
-      feeds.length,
-      concurrencyOf(runner),
-      (i) => runner.run(feeds[i]!, [output]),
-      (res) => {
-        const t = res[output];
-        if (t?.type !== 'float32')
-          throw new MixqError('first output is not float32', { source: path, field: output });
-        outs.push({ data: t.data as Float32Array, dims: t.dims });
-      },
-    );
-    return outs;
-  };
-  // inputs from the fp32 file's own input metadata and its outputs on them, computed once, so that
-  // every variant (and a rebuilt file in `mixq apply`) is scored on the same inputs
-  type Reference = { feeds: Feeds[]; outs: { data: Float32Array; dims: readonly number[] }[] };
-  const references = new Map<number, Promise<Reference>>();
-  const klFromFp32 = async (runner: ModelRunner, seed: number): Promise<TaskScore> => {
-    let reference = references.get(seed);
-    if (!reference) {
-      reference = withEvalRunner(fp32Model(), async (fp32) => {
-        const feeds = syntheticFeeds(fp32.inputMetadata, samples, { seed });
-        return { feeds, outs: await outputs(fp32, feeds) };
-      });
-      references.set(seed, reference);
-    }
-    const { feeds, outs: ref } = await reference;
-    const outs = await outputs(runner, feeds);
-    const acc = newFidelityAccumulator();
-    outs.forEach((o, i) => {
-      const r = ref[i]!;
-      const row = r.dims[r.dims.length - 1]!;
-      accumulateFidelity(acc, r.data, o.data, row, detectOutputKind(r.data, row));
-    });
-    return { value: finishFidelity(acc).klMean };
-  };
-  return {
-    name: basename(path),
-    displayName: basename(path),
-    modelPath: path,
-    metric: { name: 'KL vs fp32', direction: 'lower', relative: false },
-    calibration: '4 seeded synthetic inputs',
-    calibrationSize: 4,
-    evaluation: `mean KL divergence of the first output from fp32 on ${samples} other synthetic inputs`,
-    validation: `mean KL divergence of the first output from fp32 on ${samples} synthetic inputs of a third seed`,
-    probe: (m) => syntheticProbe(m, 4),
-    score: (runner) => klFromFp32(runner, 7),
-    validate: (runner) => klFromFp32(runner, 11),
-  };
-}
-
 /** The model file of a model argument: the bundled 'gpt' / 'ocr', or a path to an .onnx file. */
 export function taskModelPath(model: string): string {
   if (model === 'gpt' || model === 'ocr') return bundledModelPath(model)!;
@@ -298,12 +241,23 @@ export function taskModelPath(model: string): string {
 /**
  * The task of a model argument: 'gpt' / 'ocr' (bundled) or a path to an .onnx file. `fp32` gives the model
  * the task's fp32 references run (the loaded model's bytes, so that the file is not opened again);
- * default the file.
+ * default the file; `graph` its parsed form when loaded (a user model's output producers).
  */
-export function resolveTask(model: string, opts: TaskOptions = {}, fp32?: Fp32Source): QuantTask {
+export function resolveTask(
+  model: string,
+  opts: TaskOptions = {},
+  fp32?: Fp32Source,
+  graph: () => ModelProto | undefined = () => undefined,
+): QuantTask {
   const path = taskModelPath(model);
   const source = fp32 ?? (() => path);
+  const bundled = model === 'gpt' || model === 'ocr';
+  if (bundled && (opts.calibrationData || opts.synthetic || opts.metrics?.length || opts.outputs?.length))
+    throw new MixqError(`the bundled '${model}' brings its own data and task metric`, {
+      source: opts.calibrationData ? '--calibration' : opts.synthetic ? '--synthetic' : '--metric / --output',
+      expected: 'these options only with a path to an .onnx model',
+    });
   if (model === 'gpt') return withEvaluate(gptTask(opts));
   if (model === 'ocr') return withEvaluate(ocrTask(opts, source));
-  return withEvaluate(genericTask(model, opts, source));
+  return withEvaluate(userTask(model, opts, source, graph));
 }

@@ -16,6 +16,7 @@ import {
   selectionItems,
 } from './summary.ts';
 import type { ReportData } from './types.ts';
+import { describeResult } from '../analysis/output-measures.ts';
 
 export interface TerminalOptions {
   /** Emit ANSI colour codes (only for a TTY). */
@@ -138,6 +139,7 @@ export function renderTerminalSummary(data: ReportData, opts: TerminalOptions): 
   const rows = equalSizeRows(data).filter((r) => r.mixqBetter !== undefined);
   const wins = rows.filter((r) => r.mixqBetter).length;
   out.push('-'.repeat(nameW + fixed));
+  out.push(...outputLines(data, width));
   if (rows.length > 0)
     out.push(fit(`mixq better at equal size than ${wins} of ${rows.length} baseline points`, width));
   if (data.timings.length > 0) {
@@ -151,4 +153,14 @@ export function renderTerminalSummary(data: ReportData, opts: TerminalOptions): 
     );
   }
   return `${out.join('\n')}\n`;
+}
+
+/** Each plan's measured outputs vs fp32 (user models), one line per plan and output. */
+function outputLines(data: ReportData, width: number): string[] {
+  const lines: string[] = [];
+  for (const s of data.series)
+    for (const pt of s.points)
+      for (const r of pt.outputs ?? [])
+        lines.push(fit(`${pt.budget ? `${s.name} ${pt.budget}` : s.name}  ${describeResult(r)}`, width));
+  return lines.length ? ['outputs vs fp32 on the evaluation data:', ...lines.map((l) => `  ${l}`)] : [];
 }

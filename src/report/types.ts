@@ -8,6 +8,7 @@
  * Units: sizes are stored bytes of the quantized weights (scales included); bits per weight are exact
  * averages including scales; times are milliseconds.
  */
+import type { MeasureResult } from '../analysis/output-measures.ts';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
@@ -50,6 +51,8 @@ export interface ReportPoint {
   readonly metricChangeCi?: readonly [number, number];
   /** How this plan was chosen among the plans tried at its budget (mixq plans). */
   readonly selection?: ReportSelection;
+  /** Each measured output's statistics vs fp32 on the evaluation data (user models' measures). */
+  readonly outputs?: readonly MeasureResult[];
 }
 
 /**

@@ -53,38 +53,76 @@ import type { ModelRunner } from './runner.node.ts';
 import type { Scheme } from '../quant/scheme.ts';
 import { loadWeightFedModel, type WeightFedModel } from './weights.node.ts';
 
+/** One output of one probe feed. */
+export interface ProbeOutput {
+  readonly data: Float32Array;
+  readonly dims: readonly number[];
+}
+
 /** What a variant is run on and how its outputs are scored. */
 export interface DamageProbe {
   readonly feeds: readonly Feeds[];
-  /** The output compared with fp32 (rows along its last axis). */
-  readonly output: string;
+  /** The outputs read on every feed (float32). */
+  readonly outputs: readonly string[];
+  /** What the damage is, for messages ('KL of the logits', a task's measures, ...). */
+  readonly measure: string;
   /**
-   * How rows are compared: KL of the distributions (logits or probabilities), or 'mse' (mean squared
-   * output difference, for outputs that are not distributions; then `measured.kl` holds the MSE).
+   * The damage of a variant from its outputs and fp32's (per feed, per output in `outputs` order): 0 for
+   * identical outputs, larger is worse.
    */
-  readonly kind: OutputKind | 'mse';
-  /** Task metric from the outputs of all feeds (in feed order). */
+  damage(ref: readonly (readonly ProbeOutput[])[], out: readonly (readonly ProbeOutput[])[]): number;
+  /** Task metric from the first output of all feeds (in feed order). */
   readonly metric?: {
     readonly name: string;
-    compute(outputs: readonly { data: Float32Array; dims: readonly number[] }[]): number;
+    compute(outputs: readonly ProbeOutput[]): number;
   };
 }
+
+/** The damage of one output as a distribution along its last axis (mean KL per row, nats). */
+export function klDamage(kind: OutputKind): DamageProbe['damage'] {
+  return (ref, out) => {
+    const acc = newFidelityAccumulator();
+    out.forEach((o, i) => {
+      const r = ref[i]![0]!;
+      accumulateFidelity(acc, r.data, o[0]!.data, r.dims[r.dims.length - 1]!, kind);
+    });
+    return finishFidelity(acc).klMean;
+  };
+}
+
+/** The mean squared difference of one output. */
+export const mseDamage: DamageProbe['damage'] = (ref, out) => {
+  let s = 0;
+  let n = 0;
+  out.forEach((o, i) => {
+    const r = ref[i]![0]!.data;
+    const d = o[0]!.data;
+    for (let k = 0; k < r.length; k++) s += (r[k]! - d[k]!) ** 2;
+    n += r.length;
+  });
+  return n ? s / n : 0;
+};
 
 export interface DamageMeter {
   readonly baselineMetric?: number;
   /** Model evaluations so far (one per measure call). */
   readonly evaluations: number;
-  /** KL (and metric) of the model with `replacements` vs the cached fp32 outputs. */
+  /** Damage (and metric) of the model with `replacements` vs the cached fp32 outputs. */
   measure(replacements: ReadonlyMap<string, Float32Array>): Promise<MeasuredDamage>;
 }
 
-async function runProbe(runner: ModelRunner, probe: DamageProbe) {
-  const outs: { data: Float32Array; dims: readonly number[] }[] = [];
+async function runProbe(runner: ModelRunner, probe: DamageProbe): Promise<ProbeOutput[][]> {
+  const outs: ProbeOutput[][] = [];
   for (const f of probe.feeds) {
-    const t = (await runner.run(f, [probe.output]))[probe.output];
-    if (t?.type !== 'float32')
-      throw new MixqError('probe output is not float32', { field: probe.output, expected: 'float32' });
-    outs.push({ data: t.data as Float32Array, dims: t.dims });
+    const res = await runner.run(f, probe.outputs);
+    outs.push(
+      probe.outputs.map((name) => {
+        const t = res[name];
+        if (t?.type !== 'float32')
+          throw new MixqError('probe output is not float32', { field: name, expected: 'float32' });
+        return { data: t.data as Float32Array, dims: t.dims };
+      }),
+    );
   }
   return outs;
 }
@@ -92,7 +130,8 @@ async function runProbe(runner: ModelRunner, probe: DamageProbe) {
 /** Runs the fp32 model once on the probe and returns a meter for variants. */
 export async function createDamageMeter(model: WeightFedModel, probe: DamageProbe): Promise<DamageMeter> {
   const ref = await runProbe(model.baseline, probe);
-  const baselineMetric = probe.metric?.compute(ref);
+  const first = (outs: ProbeOutput[][]) => outs.map((o) => o[0]!);
+  const baselineMetric = probe.metric?.compute(first(ref));
   let evaluations = 0;
   return {
     ...(baselineMetric !== undefined ? { baselineMetric } : {}),
@@ -102,29 +141,50 @@ export async function createDamageMeter(model: WeightFedModel, probe: DamageProb
     async measure(replacements) {
       evaluations++;
       const out = await runProbe(model.withWeights(replacements), probe);
-      let kl: number;
-      if (probe.kind === 'mse') {
-        let s = 0;
-        let n = 0;
-        out.forEach((o, i) => {
-          const r = ref[i]!.data;
-          for (let k = 0; k < r.length; k++) s += (r[k]! - o.data[k]!) ** 2;
-          n += r.length;
-        });
-        kl = n ? s / n : 0;
-      } else {
-        const kind = probe.kind;
-        const acc = newFidelityAccumulator();
-        out.forEach((o, i) => {
-          const r = ref[i]!;
-          accumulateFidelity(acc, r.data, o.data, r.dims[r.dims.length - 1]!, kind);
-        });
-        kl = finishFidelity(acc).klMean;
-      }
-      const metric = probe.metric?.compute(out);
+      const kl = probe.damage(ref, out);
+      const metric = probe.metric?.compute(first(out));
       return metric !== undefined ? { kl, metric } : { kl };
     },
   };
+}
+
+/** Relative std of the noise of `checkMeasureSees`' damaged model. */
+export const VISIBLE_NOISE_REL_STD = 0.1;
+
+/**
+ * Refuses a probe whose damage cannot see a clearly damaged model: every analysable weight with seeded
+ * Gaussian noise of VISIBLE_NOISE_REL_STD of its RMS (a model no plan should look like). A measure that
+ * scores it at most `minDamage` (a Softmax over an axis of length 1 scores every model 0) would let the
+ * planner pick anything; `advice` says what to pass instead.
+ */
+export async function checkMeasureSees(
+  model: WeightFedModel,
+  probe: DamageProbe,
+  opts: { readonly source: string; readonly advice: string; readonly minDamage: number },
+): Promise<number> {
+  const meter = await createDamageMeter(model, probe);
+  const noisy = new Map<string, Float32Array>();
+  for (const w of model.weights) {
+    const x = model.original(w.name);
+    // the whole tensor as one row: noise relative to the tensor's RMS
+    const flat: RowLayout = {
+      dims: [x.length],
+      outputAxis: 0,
+      rows: 1,
+      cols: x.length,
+      kernel: 1,
+      inPerGroup: x.length,
+      groups: 1,
+    };
+    noisy.set(w.name, injectNoise(x, flat, VISIBLE_NOISE_REL_STD, 0x5eed + noisy.size));
+  }
+  const { kl } = await meter.measure(noisy);
+  if (!(kl > opts.minDamage) && !Number.isNaN(kl))
+    throw new MixqError(
+      `the measure (${probe.measure}) cannot see damage: a model with ${VISIBLE_NOISE_REL_STD * 100}% noise on every weight scores ${kl}, the same as fp32; no plan was made`,
+      { source: opts.source, expected: opts.advice },
+    );
+  return kl;
 }
 
 // ------------------------------------------------------------------------------------------ probes
@@ -151,8 +211,9 @@ export function gptProbe(
   const output = model.baseline.outputNames[0]!;
   return {
     feeds: [{ [input]: int64Tensor(ids.subarray(0, nw * ctx), [nw, ctx]) }],
-    output,
-    kind: 'logits',
+    outputs: [output],
+    measure: 'KL of the next-character distributions',
+    damage: klDamage('logits'),
     metric: {
       name: 'bpc',
       compute(outs) {
@@ -180,8 +241,9 @@ export function ocrProbe(
   const input = model.baseline.inputNames[0]!;
   return {
     feeds: lines.map((l) => ({ [input]: floatTensor(ocrInput(l), [1, 3, l.height, l.width]) })),
-    output: model.baseline.outputNames[0]!,
-    kind: 'probabilities',
+    outputs: [model.baseline.outputNames[0]!],
+    measure: 'KL of the per-frame character distributions',
+    damage: klDamage('probabilities'),
     metric: {
       name: 'cer',
       compute(outs) {
@@ -212,8 +274,9 @@ export async function syntheticProbe(
   const first = (await model.baseline.run(feeds[0]!, [output]))[output];
   if (first?.type !== 'float32') throw new MixqError('first output is not float32', { field: output });
   const row = first.dims[first.dims.length - 1]!;
-  const kind = opts.compare === 'mse' ? 'mse' : detectOutputKind(first.data as Float32Array, row);
-  return { feeds, output, kind };
+  if (opts.compare === 'mse') return { feeds, outputs: [output], measure: 'output MSE', damage: mseDamage };
+  const kind = detectOutputKind(first.data as Float32Array, row);
+  return { feeds, outputs: [output], measure: `KL of the first output's ${kind}`, damage: klDamage(kind) };
 }
 
 // ------------------------------------------------------------------------------------------ analysis

@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../../io/files.node.ts';
 import { parsePlan } from '../../plan/parse.ts';
 import { type ApplyResult, applyPlan } from '../../pipeline/apply.node.ts';
 import { resolveTask } from '../../pipeline/tasks.node.ts';
+import { quantizeArgs, taskData } from '../quantize-args.ts';
 import { formatBytes } from '../../report/summary.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { isGgufInput, runGgufApply } from '../gguf-plan.ts';
@@ -30,8 +31,10 @@ const applyCommand = defineCommand({
     eval: { type: 'boolean', description: "evaluate the written model on the task's data", default: false },
     calibration: {
       type: 'string',
-      description: "calibration size (default: the plan's objective.calibration.size)",
+      description:
+        "gpt / ocr: calibration size (default: the plan's objective.calibration.size); an .onnx model: the folder of inputs the plan was made with (needed for GPTQ / bias-corrected plans)",
     },
+    synthetic: quantizeArgs.synthetic,
     force: { type: 'boolean', description: 'apply even if the plan names another file', default: false },
     json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
     imatrix: { type: 'string', description: "GGUF input: the plan's importance matrix" },
@@ -52,7 +55,7 @@ const applyCommand = defineCommand({
         force: Boolean(args.force),
         evaluate: Boolean(args.eval),
         planSource: planPath,
-        ...(args.calibration ? { calibrationSize: Number(args.calibration) } : {}),
+        data: taskData(String(args.model), args),
       });
       out = args.out ? String(args.out) : r.fileName;
       await writeFileAtomic(out, r.bytes, [resolveTask(String(args.model)).modelPath, planPath]);

@@ -53,7 +53,7 @@ export function curve(ev: Evaluator, sel: Selector): Curve {
     points,
     add: (a, metric, budget) =>
       points.push({
-        ...ev.allocationCi(a),
+        ...ev.allocationDetails(a),
         ...sel.selectionOf(a),
         bitsPerWeight: a.bitsPerWeight,
         bytes: a.bytes,

@@ -139,7 +139,7 @@ export async function runBaselines(
     series.push({
       name: j.label,
       kind: j.kind,
-      points: [{ bitsPerWeight: bpw, bytes: j.bytes, metric, ...ev.changeCi(jScore) }],
+      points: [{ bitsPerWeight: bpw, bytes: j.bytes, metric, ...ev.details(jScore) }],
     });
     // mixq at the same size
     let a: Allocation;

@@ -1,5 +1,6 @@
 /**
- * Stage 1, calibrate: the weight-fed session of the loaded model, the task's calibration probe, and the
+ * Stage 1, calibrate: the weight-fed session of the loaded model, the task's calibration probe (refused when
+ * its measure cannot see a clearly damaged model: runtime/sensitivity.node.ts checkMeasureSees), and the
  * activation statistics of every weight's input (E[x], E[x^2], X^T X; two folds for held-out scoring of
  * candidates fitted to the data), and which weights' biases bias correction will correct.
  *
@@ -8,7 +9,9 @@
  */
 import { fittedToData } from '../../analysis/sensitivity/score.ts';
 import type { Scheme } from '../../quant/scheme.ts';
-import { type Calibration, calibrateModel } from '../../runtime/sensitivity.node.ts';
+import { MIN_VISIBLE_DAMAGE } from '../../analysis/output-measures.ts';
+import { type Calibration, calibrateModel, checkMeasureSees } from '../../runtime/sensitivity.node.ts';
+import { DATA_ADVICE } from '../user-task.node.ts';
 import type { WeightFedModel } from '../../runtime/weights.node.ts';
 import type { RunContext } from './context.ts';
 
@@ -25,9 +28,17 @@ export async function calibrate(
   biasCorrection: boolean,
 ): Promise<Calibrated> {
   const fed = await ctx.model.fed({ captureInputs: true });
-  const calibration = await calibrateModel(fed, await ctx.task.probe(fed), {
-    folds: candidates.some(fittedToData),
+  const probe = await ctx.task.probe(fed);
+  // a measure that cannot see a clearly damaged model never chooses a plan
+  const seen = await checkMeasureSees(fed, probe, {
+    source: ctx.task.modelPath,
+    advice: DATA_ADVICE,
+    minDamage: MIN_VISIBLE_DAMAGE,
   });
+  ctx.log(
+    `measure check: ${probe.measure} scores a model with noise on every weight ${seen.toPrecision(3)} (fp32: 0)`,
+  );
+  const calibration = await calibrateModel(fed, probe, { folds: candidates.some(fittedToData) });
   return {
     fed,
     calibration,

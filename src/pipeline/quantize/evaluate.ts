@@ -10,7 +10,7 @@
 import type { Allocation } from '../../analysis/allocate/problem.ts';
 import { schemeId } from '../../analysis/sensitivity/candidates.ts';
 import { better } from '../../report/summary.ts';
-import type { ReportMetric } from '../../report/types.ts';
+import type { ReportMetric, ReportPoint } from '../../report/types.ts';
 import { pairedChangeInterval } from '../../runtime/metrics.ts';
 import type { Scheme } from '../../quant/scheme.ts';
 import type { ChoiceMetric, TaskScore } from '../tasks.node.ts';
@@ -20,6 +20,8 @@ import type { AnalysedWeight } from './sensitivity.ts';
 import { type Simulated, simulateWeight } from './simulate.ts';
 
 export type Replacements = ReadonlyMap<string, Float32Array>;
+
+export type PointDetails = Pick<ReportPoint, 'metricChangeCi' | 'outputs'>;
 
 export interface Evaluator {
   readonly metric: ReportMetric;
@@ -38,10 +40,13 @@ export interface Evaluator {
   readonly choice: ChoiceMetric;
   /** Whether choice value a is better than b. */
   choiceBetter(a: number, b: number): boolean;
-  /** The 95% paired-bootstrap interval of a score's change from fp32 (same lines / windows). */
-  changeCi(s: TaskScore): { metricChangeCi?: [number, number] };
-  /** changeCi of an allocation already scored. */
-  allocationCi(a: Allocation): { metricChangeCi?: [number, number] };
+  /**
+   * What a report point shows of a score besides its value: the 95% paired-bootstrap interval of its
+   * change from fp32 (same lines / windows) and each measured output's statistics.
+   */
+  details(s: TaskScore): PointDetails;
+  /** details of an allocation already scored. */
+  allocationDetails(a: Allocation): PointDetails;
   /** Evaluations run and milliseconds spent in them. */
   readonly counts: { evaluations: number; ms: number };
 }
@@ -79,8 +84,10 @@ export async function evaluator(
   const replacements = (a: Allocation) =>
     new Map(weights.map((w, i) => [w.name, simulate(w, w.options[a.choice[i]!]!.scheme).Q] as const));
   const fp32 = await score(new Map());
-  const changeCi = (s: TaskScore): { metricChangeCi?: [number, number] } =>
-    s.items && fp32.items ? { metricChangeCi: pairedChangeInterval(fp32.items, s.items) } : {};
+  const details = (s: TaskScore): PointDetails => ({
+    ...(s.items && fp32.items ? { metricChangeCi: pairedChangeInterval(fp32.items, s.items) } : {}),
+    ...(s.outputs ? { outputs: s.outputs } : {}),
+  });
   const scored = new Map<string, TaskScore>();
   const metric: ReportMetric = {
     name: task.metric.name,
@@ -124,10 +131,10 @@ export async function evaluator(
     },
     choice,
     choiceBetter: (a, b) => (task.choice ? a < b : better(metric, a, b)),
-    changeCi,
-    allocationCi(a) {
+    details,
+    allocationDetails(a) {
       const sc = scored.get(allocationKey(a));
-      return sc ? changeCi(sc) : {};
+      return sc ? details(sc) : {};
     },
     counts,
   };

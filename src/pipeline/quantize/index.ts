@@ -78,12 +78,23 @@ function checkOptions(opts: QuantizeOptions, task: QuantTask): void {
 export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResult> {
   const start = performance.now();
   let loaded: LoadedModel | undefined;
-  const task = resolveTask(opts.model ?? 'gpt', opts.task, () => loaded?.fp32 ?? task.modelPath);
+  const task = resolveTask(
+    opts.model ?? 'gpt',
+    opts.task,
+    () => loaded?.fp32 ?? task.modelPath,
+    () => loaded?.onnx.model.proto,
+  );
   checkOptions(opts, task);
   const model = (loaded = await loadModel(task.modelPath));
   const target = TARGETS[opts.output?.target ?? 'onnx'];
   const ctx = runContext(task, model, target, opts.log ?? (() => {}), opts.onProgress ?? (() => {}), start);
   ctx.lap('load');
+  if (task.prepare) {
+    await task.prepare();
+    ctx.log(`data: calibration ${task.calibration}; evaluation ${task.evaluation}`);
+    if (task.warning) ctx.log(`WARNING: every plan of this run is ${task.warning}`);
+    ctx.lap('data');
+  }
   const candidates = opts.candidates?.schemes ?? target.candidates();
   target.accept(task, candidates);
   const damage: DamageSource = opts.candidates?.damage ?? 'noiseCalibrated';
@@ -201,6 +212,7 @@ function reportNotes(
 ): string[] {
   const { task, target } = ctx;
   return [
+    ...(task.warning ? [`WARNING: this plan is ${task.warning}.`] : []),
     `Calibration: ${task.calibration}. Evaluation: ${task.evaluation}.`,
     `Output ${target.name}: ${target.note}; candidates ${sens.candidates.map(schemeId).join(', ')}.`,
     `Sizes and bits per weight count the ${plan.weights.length} quantized weights (${sens.elements} elements, scales and zero points included); ${sens.floatElements} elements stay in float.`,

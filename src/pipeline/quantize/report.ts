@@ -107,7 +107,7 @@ export function buildReport(ctx: RunContext, r: ReportInput): ReportData {
       bitsPerWeight: chosen.bitsPerWeight,
       predictedDamage: chosen.damage,
       metric: chosenMetric,
-      ...r.ev.allocationCi(chosen),
+      ...r.ev.allocationDetails(chosen),
       ...r.sel.selectionOf(chosen),
       ...(r.select ? { validation: task.validation } : {}),
       solver: chosen.solver,
