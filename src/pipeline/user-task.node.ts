@@ -45,9 +45,13 @@ export interface UserDataOptions {
   readonly calibrationSize?: number;
 }
 
-/** The advice of every refusal for lack of data or of a measure. */
+/** The advice of a refusal for lack of data. */
 export const DATA_ADVICE =
-  '--calibration <folder> of real inputs (.npy, JSON feeds or images with preprocess.json), --metric <kind> / --output <name> to measure other outputs, or --synthetic to accept random inputs';
+  '--calibration <folder> of real inputs (.npy, JSON feeds or images with preprocess.json), or --synthetic to accept random inputs';
+
+/** The advice of a refusal of a measure that cannot see damage. */
+export const MEASURE_ADVICE =
+  '--metric <kind> or --output <name> to measure an output that depends on the weights, or --calibration <folder> of real inputs';
 
 interface UserData {
   readonly splits: Record<'calibration' | 'validation' | 'evaluation', readonly Feeds[]>;

@@ -11,7 +11,7 @@ import { fittedToData } from '../../analysis/sensitivity/score.ts';
 import type { Scheme } from '../../quant/scheme.ts';
 import { MIN_VISIBLE_DAMAGE } from '../../analysis/output-measures.ts';
 import { type Calibration, calibrateModel, checkMeasureSees } from '../../runtime/sensitivity.node.ts';
-import { DATA_ADVICE } from '../user-task.node.ts';
+import { MEASURE_ADVICE } from '../user-task.node.ts';
 import type { WeightFedModel } from '../../runtime/weights.node.ts';
 import type { RunContext } from './context.ts';
 
@@ -32,7 +32,7 @@ export async function calibrate(
   // a measure that cannot see a clearly damaged model never chooses a plan
   const seen = await checkMeasureSees(fed, probe, {
     source: ctx.task.modelPath,
-    advice: DATA_ADVICE,
+    advice: MEASURE_ADVICE,
     minDamage: MIN_VISIBLE_DAMAGE,
   });
   ctx.log(
