@@ -114,6 +114,80 @@ function condInf(A: Float64Array, f: Lu, n: number): number {
   return matNormInf(A, n) * m;
 }
 
+/** A test problem: A (randsvd, kappa_2 = 10^lk), b, the reference solution and kappa_inf(A). */
+interface Problem {
+  readonly lk: number;
+  readonly A: Float64Array;
+  readonly b: Float64Array;
+  readonly xStar: Float64Array;
+  readonly kInf: number;
+}
+
+function makeProblem(n: number, lk: number, mode: 2 | 3, rng: Rng): Problem {
+  let kappa = 1;
+  for (let i = 0; i < lk; i++) kappa *= 10; // exact powers of ten (no Math.pow)
+  const A = randsvd(n, kappa, rng, mode);
+  const b = Float64Array.from({ length: n }, () => normalDet(rng));
+  const f64 = luFactor(withPrecision({ format: 'fp64' }), A, n);
+  return { lk, A, b, xStar: referenceSolution(A, f64, b, n), kInf: condInf(A, f64, n) };
+}
+
+/** One factorization format on one problem: the plain u_f solve, LU-IR and GMRES-IR. */
+interface FormatRun {
+  /** false: the u_f factorization broke down. */
+  readonly ok: boolean;
+  readonly solveErr: number;
+  readonly luIr: Run;
+  readonly gm: Run;
+}
+
+function solveInFormat(pr: Problem, fmt: string, n: number, maxIter: number, gmresMax: number): FormatRun {
+  const { A, b, xStar } = pr;
+  const ctx = withPrecision({ format: fmt });
+  const f = luFactor(ctx, A, n);
+  // x0: the u_f solve of b scaled into range; the solution itself can exceed fp16's range (|x| ~ kappa),
+  // in which case refinement starts from 0 (the first correction is then the scaled solve)
+  const scaled = (r: Float64Array): Float64Array => {
+    const s = normInf(r);
+    if (s === 0) return new Float64Array(n);
+    return luSolve(
+      ctx,
+      f,
+      r.map((v) => v / s),
+    ).map((v) => v * s);
+  };
+  const plain = f.ok ? scaled(b) : new Float64Array(n).fill(Number.NaN);
+  const x0 = plain.every(Number.isFinite) ? plain : new Float64Array(n);
+  let m = 0;
+  for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(plain[i]! - xStar[i]!));
+  const solveErr = m / normInf(xStar);
+  const failed: Run = { errors: [Number.NaN], converged: false, steps: 0, gmresSteps: 0 };
+  const luIr = f.ok ? refine(A, b, xStar, x0, n, maxIter, (r) => ({ d: scaled(r), inner: 0 })) : failed;
+  const gm = f.ok
+    ? refine(A, b, xStar, x0, n, Math.min(maxIter, 10), (r) => {
+        const g = gmres(A, f, r, n, 1e-6, gmresMax);
+        return { d: g.d, inner: g.steps };
+      })
+    : failed;
+  return { ok: f.ok, solveErr, luIr, gm };
+}
+
+/** The per-matrix table row of one format's runs. */
+function runRow(pr: Problem, fmt: string, r: FormatRun): Cell[] {
+  const { luIr, gm, solveErr } = r;
+  const last = (x: Run) => x.errors[x.errors.length - 1]!;
+  return [
+    `1e${pr.lk}`,
+    sci(pr.kInf),
+    fmt,
+    !r.ok ? 'breakdown' : Number.isFinite(solveErr) ? sci(solveErr) : 'overflow',
+    luIr.converged ? `${luIr.steps}` : 'no',
+    sci(last(luIr)),
+    gm.converged ? `${gm.steps} (${gm.gmresSteps})` : 'no',
+    sci(last(gm)),
+  ];
+}
+
 export function luIrStudy(opts: LuIrOptions = {}): StudyResult {
   const n = opts.n ?? 100;
   const kappas = opts.log10Kappas ?? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
@@ -131,64 +205,18 @@ export function luIrStudy(opts: LuIrOptions = {}): StudyResult {
   const limits: Record<string, { lu: number; gmres: number }> = {};
   for (const f of formats) limits[f] = { lu: 0, gmres: 0 };
   for (const lk of kappas) {
-    let kappa = 1;
-    for (let i = 0; i < lk; i++) kappa *= 10; // exact powers of ten (no Math.pow)
-    const A = randsvd(n, kappa, rng, mode);
-    const b = Float64Array.from({ length: n }, () => normalDet(rng));
-    const f64 = luFactor(withPrecision({ format: 'fp64' }), A, n);
-    const xStar = referenceSolution(A, f64, b, n);
-    const kInf = condInf(A, f64, n);
-    log.add(kInf);
+    const pr = makeProblem(n, lk, mode, rng);
+    log.add(pr.kInf);
     for (const fmt of formats) {
-      const ctx = withPrecision({ format: fmt });
-      const f = luFactor(ctx, A, n);
-      // x0: the u_f solve of b scaled into range; the solution itself can exceed fp16's range (|x| ~ kappa),
-      // in which case refinement starts from 0 (the first correction is then the scaled solve)
-      const scaled = (r: Float64Array): Float64Array => {
-        const s = normInf(r);
-        if (s === 0) return new Float64Array(n);
-        return luSolve(
-          ctx,
-          f,
-          r.map((v) => v / s),
-        ).map((v) => v * s);
-      };
-      const plain = f.ok ? scaled(b) : new Float64Array(n).fill(Number.NaN);
-      const x0 = plain.every(Number.isFinite) ? plain : new Float64Array(n);
-      const solveErr = (() => {
-        let m = 0;
-        for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(plain[i]! - xStar[i]!));
-        return m / normInf(xStar);
-      })();
-      const luIr = f.ok
-        ? refine(A, b, xStar, x0, n, maxIter, (r) => ({ d: scaled(r), inner: 0 }))
-        : { errors: [Number.NaN], converged: false, steps: 0, gmresSteps: 0 };
-      const gm = f.ok
-        ? refine(A, b, xStar, x0, n, Math.min(maxIter, 10), (r) => {
-            const g = gmres(A, f, r, n, 1e-6, gmresMax);
-            return { d: g.d, inner: g.steps };
-          })
-        : { errors: [Number.NaN], converged: false, steps: 0, gmresSteps: 0 };
-      log.add(solveErr, ...luIr.errors, luIr.steps, ...gm.errors, gm.steps, gm.gmresSteps);
-      if (luIr.converged) limits[fmt]!.lu = Math.max(limits[fmt]!.lu, kInf);
-      if (gm.converged) limits[fmt]!.gmres = Math.max(limits[fmt]!.gmres, kInf);
-      const last = (r: Run) => r.errors[r.errors.length - 1]!;
-      rows.push([
-        `1e${lk}`,
-        sci(kInf),
-        fmt,
-        !f.ok ? 'breakdown' : Number.isFinite(solveErr) ? sci(solveErr) : 'overflow',
-        luIr.converged ? `${luIr.steps}` : 'no',
-        sci(last(luIr)),
-        gm.converged ? `${gm.steps} (${gm.gmresSteps})` : 'no',
-        sci(last(gm)),
-      ]);
-      luIr.errors.forEach((e, it) =>
-        points.push({ x: it, y: e, series: `kappa 1e${lk}`, panel: `LU-IR, LU in ${fmt}` }),
-      );
-      gm.errors.forEach((e, it) =>
-        points.push({ x: it, y: e, series: `kappa 1e${lk}`, panel: `GMRES-IR, LU in ${fmt}` }),
-      );
+      const r = solveInFormat(pr, fmt, n, maxIter, gmresMax);
+      const { luIr, gm } = r;
+      log.add(r.solveErr, ...luIr.errors, luIr.steps, ...gm.errors, gm.steps, gm.gmresSteps);
+      if (luIr.converged) limits[fmt]!.lu = Math.max(limits[fmt]!.lu, pr.kInf);
+      if (gm.converged) limits[fmt]!.gmres = Math.max(limits[fmt]!.gmres, pr.kInf);
+      rows.push(runRow(pr, fmt, r));
+      const series = `kappa 1e${lk}`;
+      luIr.errors.forEach((e, it) => points.push({ x: it, y: e, series, panel: `LU-IR, LU in ${fmt}` }));
+      gm.errors.forEach((e, it) => points.push({ x: it, y: e, series, panel: `GMRES-IR, LU in ${fmt}` }));
     }
   }
   const limitRows = formats.map((f) => {

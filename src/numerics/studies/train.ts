@@ -319,13 +319,7 @@ function forward(
   return { z1, a1, z2 };
 }
 
-export function trainStudy(opts: TrainOptions): StudyResult {
-  const epochs = opts.epochs ?? 15;
-  const hidden = opts.hidden ?? 32;
-  const batch = opts.batch ?? 32;
-  const lr = opts.lr ?? 0.2;
-  const seed = opts.seed ?? 1;
-  const names = opts.configs ?? DEFAULT_TRAIN_CONFIGS;
+function checkConfigs(names: readonly string[]): void {
   for (const c of names)
     if (!TRAIN_CONFIGS[c])
       throw new MixqError(`unknown configuration '${c}'`, {
@@ -333,170 +327,229 @@ export function trainStudy(opts: TrainOptions): StudyResult {
         field: 'configs',
         expected: Object.keys(TRAIN_CONFIGS).join(', '),
       });
-  const total = Math.floor(opts.data.length / ROW);
-  if (total * ROW !== opts.data.length || total < 20)
-    throw new MixqError(`${opts.data.length} bytes`, {
+}
+
+/** The digits in use, in a seeded order: rows 0..nTrain-1 train, rows nTrain..nUse-1 test. */
+interface Digits {
+  /** nUse x 64 pixels / 16. */
+  readonly x: Float64Array;
+  readonly y: Uint8Array;
+  readonly nUse: number;
+  readonly nTrain: number;
+}
+
+/** Checks the digits file, permutes its rows by `seed`, keeps `samples` of them and splits 75 / 25. */
+function prepareDigits(data: Uint8Array, samples: number | undefined, seed: number): Digits {
+  const total = Math.floor(data.length / ROW);
+  if (total * ROW !== data.length || total < 20)
+    throw new MixqError(`${data.length} bytes`, {
       source: 'digits data',
       expected: 'rows of 65 bytes (64 pixels, label)',
     });
-  const nUse = Math.min(total, opts.samples ?? total);
-  // seeded permutation, 75 / 25 split
+  const nUse = Math.min(total, samples ?? total);
   const split = new Rng(seed);
   const perm = Array.from({ length: total }, (_, i) => i);
   for (let i = total - 1; i > 0; i--) {
     const j = Math.floor(split.nextFloat() * (i + 1));
     [perm[i], perm[j]] = [perm[j]!, perm[i]!];
   }
-  const use = perm.slice(0, nUse);
-  const nTrain = Math.floor(nUse * 0.75);
-  const X = new Float64Array(nUse * 64);
-  const Y = new Uint8Array(nUse);
-  use.forEach((row, i) => {
-    for (let c = 0; c < 64; c++) X[i * 64 + c] = opts.data[row * ROW + c]! / 16;
-    Y[i] = opts.data[row * ROW + 64]!;
+  const x = new Float64Array(nUse * 64);
+  const y = new Uint8Array(nUse);
+  perm.slice(0, nUse).forEach((row, i) => {
+    for (let c = 0; c < 64; c++) x[i * 64 + c] = data[row * ROW + c]! / 16;
+    y[i] = data[row * ROW + 64]!;
   });
+  return { x, y, nUse, nTrain: Math.floor(nUse * 0.75) };
+}
+
+interface TrainParams {
+  readonly epochs: number;
+  readonly hidden: number;
+  readonly batch: number;
+  readonly lr: number;
+  readonly seed: number;
+}
+
+/** One configuration's training run: its contexts and generators, which advance through the whole run. */
+interface Run {
+  readonly cfg: TrainConfig;
+  /** The GEMMs' arithmetic: exact products, fp32 accumulation. */
+  readonly g: Precision;
+  readonly q: Rounders;
+  readonly rng: Rng;
+  /** Weight storage and update (fp32, or bf16 with the configuration's update rounding). */
+  readonly wctx: Precision;
+  readonly hidden: number;
+}
+
+/** SGD: weights updated in the weight context, biases in fp32 from the summed output gradients. */
+function sgdUpdate(
+  run: Run,
+  net: Net,
+  lr: number,
+  grads: { dw1: Float64Array; dw2: Float64Array; g1: Float64Array; g2: Float64Array },
+  rows: number,
+): void {
+  const { wctx, hidden } = run;
+  const update = (w: Float64Array, dw: Float64Array) => {
+    for (let i = 0; i < w.length; i++) w[i] = wctx.sub(w[i]!, wctx.mul(lr, dw[i]!));
+  };
+  update(net.w1, grads.dw1);
+  update(net.w2, grads.dw2);
+  const updateBias = (b: Float64Array, gz: Float64Array, width: number) => {
+    for (let j = 0; j < width; j++) {
+      let s = 0;
+      for (let r = 0; r < rows; r++) s = fr(s + gz[r * width + j]!);
+      b[j] = fr(b[j]! - fr(lr * s));
+    }
+  };
+  updateBias(net.b2, grads.g2, 10);
+  updateBias(net.b1, grads.g1, hidden);
+}
+
+/** One SGD step on a minibatch (rows x 64 pixels): forward, backward (three GEMMs), update; the loss. */
+function trainStep(run: Run, net: Net, xb: Float64Array, yb: Uint8Array, rows: number, lr: number): number {
+  const { cfg, g, q, rng, hidden } = run;
+  const { z1, a1, z2 } = forward(net, cfg, g, q, xb, rows, hidden, rng);
+  const { p, loss } = softmax(z2, yb, 0, rows);
+  // dL/dz2 = (p - onehot) / rows, in fp32
+  const g2 = Float64Array.from(p, (v, i) => fr((v - (yb[Math.floor(i / 10)] === i % 10 ? 1 : 0)) / rows));
+  const gR = cfg.gRounding;
+  const rn: Rounding = 'nearest-even';
+  const dw2 = gemm(g, q, transpose(a1, rows, hidden), cfg.a, rn, g2, cfg.g, gR, hidden, rows, 10, rng);
+  const da1 = gemm(g, q, g2, cfg.g, gR, transpose(net.w2, hidden, 10), cfg.w, rn, rows, 10, hidden, rng);
+  const g1 = da1.map((v, i) => (z1[i]! > 0 ? v : 0));
+  const dw1 = gemm(g, q, transpose(xb, rows, 64), cfg.a, rn, g1, cfg.g, gR, 64, rows, hidden, rng);
+  sgdUpdate(run, net, lr, { dw1, dw2, g1, g2 }, rows);
+  return loss;
+}
+
+/** One epoch: shuffles `order` (training rows) with the run's generator, steps per minibatch; mean loss. */
+function trainEpoch(run: Run, net: Net, d: Digits, order: number[], batch: number, lr: number): number {
+  const nTrain = d.nTrain;
+  for (let i = nTrain - 1; i > 0; i--) {
+    const j = Math.floor(run.rng.nextFloat() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  let lossSum = 0;
+  let batches = 0;
+  for (let b0 = 0; b0 < nTrain; b0 += batch) {
+    const rows = Math.min(batch, nTrain - b0);
+    const xb = new Float64Array(rows * 64);
+    const yb = new Uint8Array(rows);
+    for (let r = 0; r < rows; r++) {
+      const s = order[b0 + r]!;
+      xb.set(d.x.subarray(s * 64, s * 64 + 64), r * 64);
+      yb[r] = d.y[s]!;
+    }
+    lossSum += trainStep(run, net, xb, yb, rows, lr);
+    batches++;
+  }
+  return lossSum / batches;
+}
+
+/** Test accuracy with the trained weights in their formats (activations rounded to nearest). */
+function testAccuracy(run: Run, net: Net, d: Digits, seed: number): number {
+  const nTest = d.nUse - d.nTrain;
+  const x = d.x.subarray(d.nTrain * 64);
+  const { z2 } = forward(
+    net,
+    run.cfg,
+    run.g,
+    new Rounders(seed + 99),
+    x,
+    nTest,
+    run.hidden,
+    new Rng(seed + 99),
+  );
+  let correct = 0;
+  for (let r = 0; r < nTest; r++) {
+    let best = 0;
+    for (let c = 1; c < 10; c++) if (z2[r * 10 + c]! > z2[r * 10 + best]!) best = c;
+    if (best === d.y[d.nTrain + r]) correct++;
+  }
+  return correct / nTest;
+}
+
+type Point = { x: number; y: number; series: string; panel: string };
+
+/**
+ * Trains one configuration from the seeded initial weights; logs and plots the loss and test accuracy of
+ * every epoch and logs the final weights. Returns the last epoch's loss and accuracy.
+ */
+function trainConfig(
+  cfg: TrainConfig,
+  d: Digits,
+  p: TrainParams,
+  g: Precision,
+  log: NumberLog,
+  points: Point[],
+): { loss: number; acc: number } {
+  const { epochs, hidden, seed } = p;
+  const rng = new Rng(seed + 1000);
+  const q = new Rounders(seed + 2000);
+  const net = initNet(hidden, rng);
+  const wctx = withPrecision({ format: cfg.master, rounding: cfg.updateRounding, seed: seed + 7 });
+  if (cfg.master === 'bf16') {
+    net.w1 = wctx.roundArray(net.w1);
+    net.w2 = wctx.roundArray(net.w2);
+  }
+  const run: Run = { cfg, g, q, rng, wctx, hidden };
+  const order = Array.from({ length: d.nTrain }, (_, i) => i);
+  let acc = 0;
+  let loss = 0;
+  for (let ep = 1; ep <= epochs; ep++) {
+    // learning rate decayed linearly from lr to lr / 20
+    const lrEp = fr(p.lr * (1 - ((ep - 1) / Math.max(1, epochs - 1)) * (19 / 20)));
+    loss = trainEpoch(run, net, d, order, p.batch, lrEp);
+    acc = testAccuracy(run, net, d, seed);
+    log.add(loss, acc);
+    points.push({ x: ep, y: loss, series: cfg.name, panel: 'training loss' });
+    points.push({ x: ep, y: acc, series: cfg.name, panel: 'test accuracy' });
+  }
+  log.addAll(net.w1);
+  log.addAll(net.w2);
+  return { loss, acc };
+}
+
+/** A table row: the configuration's formats, its final loss and test accuracy. */
+function configRow(c: TrainConfig, loss: number, acc: number): Cell[] {
+  const desc = (s: Scheme) =>
+    s.kind === 'nvfp4' ? 'nvfp4' : s.kind === 'scaled' ? `${s.format} (scaled)` : s.format;
+  return [
+    c.name,
+    desc(c.w),
+    desc(c.a),
+    `${desc(c.g)}${c.gRounding === 'stochastic' ? ' SR' : ''}`,
+    `${c.master}${c.master === 'bf16' ? (c.updateRounding === 'stochastic' ? ' SR' : ' RN') : ''}`,
+    loss.toFixed(4),
+    `${(100 * acc).toFixed(1)}%`,
+  ];
+}
+
+export function trainStudy(opts: TrainOptions): StudyResult {
+  const p: TrainParams = {
+    epochs: opts.epochs ?? 15,
+    hidden: opts.hidden ?? 32,
+    batch: opts.batch ?? 32,
+    lr: opts.lr ?? 0.2,
+    seed: opts.seed ?? 1,
+  };
+  const { epochs, hidden, batch, lr, seed } = p;
+  const names = opts.configs ?? DEFAULT_TRAIN_CONFIGS;
+  checkConfigs(names);
+  const d = prepareDigits(opts.data, opts.samples, seed);
+  const { nUse, nTrain } = d;
   const g = withPrecision({ format: 'fp32', accumulator: { format: 'fp32' } });
   const log = new NumberLog();
-  const points: { x: number; y: number; series: string; panel: string }[] = [];
+  const points: Point[] = [];
   const rows: Cell[][] = [];
   const finals: Record<string, number> = {};
   for (const name of names) {
     const cfg = TRAIN_CONFIGS[name]!;
-    const rng = new Rng(seed + 1000);
-    const q = new Rounders(seed + 2000);
-    const net = initNet(hidden, rng);
-    const wctx = withPrecision({ format: cfg.master, rounding: cfg.updateRounding, seed: seed + 7 });
-    if (cfg.master === 'bf16') {
-      net.w1 = wctx.roundArray(net.w1);
-      net.w2 = wctx.roundArray(net.w2);
-    }
-    const order = Array.from({ length: nTrain }, (_, i) => i);
-    let lastAcc = 0;
-    let lastLoss = 0;
-    for (let ep = 1; ep <= epochs; ep++) {
-      const lrEp = fr(lr * (1 - ((ep - 1) / Math.max(1, epochs - 1)) * (19 / 20)));
-      for (let i = nTrain - 1; i > 0; i--) {
-        const j = Math.floor(rng.nextFloat() * (i + 1));
-        [order[i], order[j]] = [order[j]!, order[i]!];
-      }
-      let lossSum = 0;
-      let batches = 0;
-      for (let b0 = 0; b0 < nTrain; b0 += batch) {
-        const rowsB = Math.min(batch, nTrain - b0);
-        const xb = new Float64Array(rowsB * 64);
-        const yb = new Uint8Array(rowsB);
-        for (let r = 0; r < rowsB; r++) {
-          const s = order[b0 + r]!;
-          xb.set(X.subarray(s * 64, s * 64 + 64), r * 64);
-          yb[r] = Y[s]!;
-        }
-        const { z1, a1, z2 } = forward(net, cfg, g, q, xb, rowsB, hidden, rng);
-        const { p, loss } = softmax(z2, yb, 0, rowsB);
-        lossSum += loss;
-        batches++;
-        // dL/dz2 = (p - onehot) / rows, in fp32
-        const g2 = Float64Array.from(p, (v, i) =>
-          fr((v - (yb[Math.floor(i / 10)] === i % 10 ? 1 : 0)) / rowsB),
-        );
-        const gR = cfg.gRounding;
-        const dw2 = gemm(
-          g,
-          q,
-          transpose(a1, rowsB, hidden),
-          cfg.a,
-          'nearest-even',
-          g2,
-          cfg.g,
-          gR,
-          hidden,
-          rowsB,
-          10,
-          rng,
-        );
-        const da1 = gemm(
-          g,
-          q,
-          g2,
-          cfg.g,
-          gR,
-          transpose(net.w2, hidden, 10),
-          cfg.w,
-          'nearest-even',
-          rowsB,
-          10,
-          hidden,
-          rng,
-        );
-        const g1 = da1.map((v, i) => (z1[i]! > 0 ? v : 0));
-        const dw1 = gemm(
-          g,
-          q,
-          transpose(xb, rowsB, 64),
-          cfg.a,
-          'nearest-even',
-          g1,
-          cfg.g,
-          gR,
-          64,
-          rowsB,
-          hidden,
-          rng,
-        );
-        const update = (w: Float64Array, dw: Float64Array) => {
-          for (let i = 0; i < w.length; i++) w[i] = wctx.sub(w[i]!, wctx.mul(lrEp, dw[i]!));
-        };
-        update(net.w1, dw1);
-        update(net.w2, dw2);
-        for (let j = 0; j < 10; j++) {
-          let s = 0;
-          for (let r = 0; r < rowsB; r++) s = fr(s + g2[r * 10 + j]!);
-          net.b2[j] = fr(net.b2[j]! - fr(lrEp * s));
-        }
-        for (let j = 0; j < hidden; j++) {
-          let s = 0;
-          for (let r = 0; r < rowsB; r++) s = fr(s + g1[r * hidden + j]!);
-          net.b1[j] = fr(net.b1[j]! - fr(lrEp * s));
-        }
-      }
-      // test accuracy with the trained weights in their formats (activations rounded to nearest)
-      const nTest = nUse - nTrain;
-      const { z2 } = forward(
-        net,
-        cfg,
-        g,
-        new Rounders(seed + 99),
-        X.subarray(nTrain * 64),
-        nTest,
-        hidden,
-        new Rng(seed + 99),
-      );
-      let correct = 0;
-      for (let r = 0; r < nTest; r++) {
-        let best = 0;
-        for (let c = 1; c < 10; c++) if (z2[r * 10 + c]! > z2[r * 10 + best]!) best = c;
-        if (best === Y[nTrain + r]) correct++;
-      }
-      lastAcc = correct / nTest;
-      lastLoss = lossSum / batches;
-      log.add(lastLoss, lastAcc);
-      points.push({ x: ep, y: lastLoss, series: name, panel: 'training loss' });
-      points.push({ x: ep, y: lastAcc, series: name, panel: 'test accuracy' });
-    }
-    log.addAll(net.w1);
-    log.addAll(net.w2);
-    finals[name] = lastAcc;
-    const c = TRAIN_CONFIGS[name]!;
-    const desc = (s: Scheme) =>
-      s.kind === 'nvfp4' ? 'nvfp4' : s.kind === 'scaled' ? `${s.format} (scaled)` : s.format;
-    rows.push([
-      name,
-      desc(c.w),
-      desc(c.a),
-      `${desc(c.g)}${c.gRounding === 'stochastic' ? ' SR' : ''}`,
-      `${c.master}${c.master === 'bf16' ? (c.updateRounding === 'stochastic' ? ' SR' : ' RN') : ''}`,
-      lastLoss.toFixed(4),
-      `${(100 * lastAcc).toFixed(1)}%`,
-    ]);
+    const { loss, acc } = trainConfig(cfg, d, p, g, log, points);
+    finals[name] = acc;
+    rows.push(configRow(cfg, loss, acc));
   }
   const base = finals['fp32'];
   const headline = Object.entries(finals)
