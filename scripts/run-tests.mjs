@@ -21,7 +21,10 @@ if (files.length === 0) {
   console.error('run-tests: no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
+// two test files at a time (Node's default on a 2-core machine is one); MIXQ_TEST_CONCURRENCY overrides
+const concurrency = process.env.MIXQ_TEST_CONCURRENCY ?? '2';
+const args = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec'];
+const r = spawnSync(process.execPath, [...args, ...files], {
   stdio: 'inherit',
 });
 process.exit(r.status ?? 1);
