@@ -3,19 +3,19 @@
  * sources under tsx (a `.ts` file). Node 20 does not pass `--import` hooks on to workers, so from sources
  * the worker registers tsx's loader itself before importing the module.
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /**
  * A worker running the module `stem` (e.g. './session-worker.node', without extension) resolved next to
  * `base` (the caller's import.meta.url), with the caller's own extension.
  */
-export function startModuleWorker(stem: string, base: string): Worker {
+export function startModuleWorker(stem: string, base: string, options: WorkerOptions = {}): Worker {
   const ts = base.endsWith('.ts');
   const url = new URL(`${stem}${ts ? '.ts' : '.js'}`, base);
-  if (!ts) return new Worker(url);
+  if (!ts) return new Worker(url, options);
   return new Worker(
     `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
       `.then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`,
-    { eval: true },
+    { ...options, eval: true },
   );
 }

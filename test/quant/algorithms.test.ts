@@ -266,8 +266,9 @@ test('calibration statistics accumulated in batches equal the one-shot values', 
   for (let b = 0; b < 4; b++) addCalibrationBatch(st, X.subarray(b * 128 * cols, (b + 1) * 128 * cols), 128);
   const s = summarizeStats(st);
   const H = gptqHessian(X, n, cols);
-  for (let i = 0; i < H.length; i++)
-    assert.ok(Math.abs(s.hessian[i]! - H[i]!) <= 1e-9 * Math.abs(H[i]!) + 1e-9);
+  // four 128-row float32 products summed in float64 vs one 512-row product: float32 rounding apart
+  const hmax = H.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  for (let i = 0; i < H.length; i++) assert.ok(Math.abs(s.hessian[i]! - H[i]!) <= 1e-6 * hmax);
   for (let j = 0; j < cols; j++) {
     assert.equal(s.absMax[j], st.absMax[j]);
     assert.ok(Math.abs(s.meanAbs[j]! - channelStats(X, n, cols).meanAbs[j]!) < 1e-4);
