@@ -247,6 +247,19 @@ int chol_block(int nb, f32 *A, int lda, f32 *Linv, f64 *work) {
   return 0;
 }
 
+/*
+ * A[i][j] = H[q[i] * n + q[j]] (float64 -> float32) for j < i and A[i][i] = diag[i]: the lower triangle of H
+ * with rows and columns reordered by q, its diagonal replaced (GPTQ: dead inputs and damping).
+ */
+void gather_lower_f64_to_f32(int n, const f64 *H, const int *q, const f64 *diag, f32 *A) {
+  for (int i = 0; i < n; i++) {
+    const f64 *h = H + (long)q[i] * n;
+    f32 *a = A + (long)i * n;
+    for (int j = 0; j < i; j++) a[j] = (f32)h[q[j]];
+    a[i] = (f32)diag[i];
+  }
+}
+
 /* ------------------------------------------------------------------------------------------------------ */
 /* GPTQ: one column of a block, for a run of rows (layout: rows of `w` are the block's columns).            */
 

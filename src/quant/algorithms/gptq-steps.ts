@@ -16,7 +16,7 @@ import type { ElementGrid } from '../element.ts';
 import { gridToCode } from '../element.ts';
 import { GEMM, type ThreadContext } from '../matrix/kernels.ts';
 import { decodePlainData } from '../matrix/plain-data.ts';
-import { gridToValue, gridValue } from '../qparams.ts';
+import { chooseQParams, gridToValue, gridValue, type QuantizerConfig } from '../qparams.ts';
 
 /** Numeric arguments of one block (byte offsets into the engine memory, counts). */
 export interface GptqBlockArgs {
@@ -57,6 +57,12 @@ export interface GptqBlockArgs {
   readonly codeBase: number;
   readonly gridJson: number;
   readonly gridJsonBytes: number;
+  /** groups whose parameters the parts choose: the first group start in the block (-1: none), the group
+   * size, and the quantizer (plain data) */
+  readonly groupStart: number;
+  readonly gs: number;
+  readonly qcfgJson: number;
+  readonly qcfgJsonBytes: number;
 }
 
 const FIELDS = [
@@ -89,6 +95,10 @@ const FIELDS = [
   'codeBase',
   'gridJson',
   'gridJsonBytes',
+  'groupStart',
+  'gs',
+  'qcfgJson',
+  'qcfgJsonBytes',
 ] as const satisfies readonly (keyof GptqBlockArgs)[];
 
 export function encodeGptqArgs(a: GptqBlockArgs): number[] {
@@ -136,6 +146,35 @@ export function gptqPreparePart(ctx: ThreadContext, args: ArrayLike<number>, par
     0,
     ctx.work,
   );
+}
+
+/**
+ * Parameters of the groups that start in this block, for the part's rows, from the block-start state St
+ * (quantizers whose rows are independent: every scale format but the shared-scale ones).
+ */
+export function gptqParamsPart(ctx: ThreadContext, args: ArrayLike<number>, part: number): void {
+  const a = decode(args);
+  const [r0, r1] = range(a, part);
+  const nr = Math.min(a.rows, r1) - r0;
+  if (nr <= 0 || a.groupStart < 0) return;
+  const buf = ctx.memory.buffer;
+  const qcfg = decodePlainData<QuantizerConfig>(new Uint8Array(buf, a.qcfgJson, a.qcfgJsonBytes).slice());
+  const { ld, i1 } = a;
+  const St = new Float32Array(buf, a.St, a.bw * ld);
+  const out = [a.scale, a.zero, a.offset].map((p) => new Float32Array(buf, p, a.nGroups * ld));
+  for (let c = a.groupStart; c < i1 + a.cnt; c += a.gs) {
+    const k = Math.min(a.gs, a.cols - c);
+    const x = new Float32Array(nr * k);
+    for (let j = 0; j < k; j++) {
+      const so = (c - i1 + j) * ld + r0;
+      for (let r = 0; r < nr; r++) x[r * k + j] = St[so + r]!;
+    }
+    const p = chooseQParams(x, [nr, k], qcfg);
+    const g = c / a.gs;
+    out[0]!.set(p.scale.subarray(0, nr), g * ld + r0);
+    out[1]!.set(p.zero.subarray(0, nr), g * ld + r0);
+    out[2]!.set(p.offset.subarray(0, nr), g * ld + r0);
+  }
 }
 
 /**

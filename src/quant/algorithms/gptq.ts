@@ -50,7 +50,7 @@ import {
   quantizerGrid,
   type ScaleRule,
 } from '../qparams.ts';
-import type { ScaleFormat } from '../scale-format.ts';
+import { isIndependent, type ScaleFormat } from '../scale-format.ts';
 import { encodeGptqArgs, type GptqBlockArgs } from './gptq-steps.ts';
 
 export interface GptqConfig {
@@ -172,14 +172,18 @@ function actOrderPermutation(diag: ArrayLike<number>): Int32Array {
 type Params = Pick<QParams, 'scale' | 'zero' | 'offset' | 'grid'>;
 
 /** Parameters of W[:, c0:c1] per row (W row-major with row stride `ld`), as the reference's find_params. */
-function paramFinder(rows: number, gs: number, cfg: GptqConfig) {
-  const qcfg = {
+function rowQuantizer(cfg: GptqConfig) {
+  return {
     element: cfg.element,
     granularity: { kind: 'axis', axis: 0 } as const,
     symmetric: cfg.symmetric,
     ...(cfg.scaleRule ? { scaleRule: cfg.scaleRule } : {}),
     ...(cfg.scaleFormat ? { scaleFormat: cfg.scaleFormat } : {}),
   };
+}
+
+function paramFinder(rows: number, gs: number, cfg: GptqConfig) {
+  const qcfg = rowQuantizer(cfg);
   const slice = new Float32Array(rows * Math.max(gs, 1));
   return (at: (r: number, j: number) => number, k: number): Params => {
     const s = k === gs ? slice : new Float32Array(rows * k);
@@ -249,17 +253,15 @@ export function prepareGptq(H0: Float64Array, cols: number, opts: GptqFactorOpti
   const damp = percdamp * (meanDiag / n);
   const V = new Float32Array(n * n);
   scoped(engine, () => {
-    const Ap = engine.arena.alloc(n * n * 4);
-    const A = engine.arena.f32(Ap, n * n);
-    A.fill(0);
-    // row i of A is step n-1-i (reversed order), lower triangle
-    for (let i = 0; i < n; i++) {
-      const oi = orig(n - 1 - i);
-      const h = oi * n;
-      const a = i * n;
-      for (let j = 0; j < i; j++) A[a + j] = H0[h + orig(n - 1 - j)]!;
-      A[a + i] = diag[oi]! + damp;
-    }
+    const arena = engine.arena;
+    // rows in reversed step order: row i of A is step n-1-i
+    const q = Int32Array.from({ length: n }, (_, i) => orig(n - 1 - i));
+    const dg = Float64Array.from(q, (o) => diag[o]! + damp);
+    const Ap = arena.alloc(n * n * 4);
+    arena.f32(Ap, n * n).fill(0);
+    const m = arena.mark();
+    engine.main.kernels.gather_lower_f64_to_f32(n, arena.put(H0), arena.put(q), arena.put(dg), Ap);
+    arena.release(m);
     const st = choleskyLowerF32(engine, Ap, n);
     if (st !== 0) {
       const i = orig(n - st);
@@ -268,8 +270,8 @@ export function prepareGptq(H0: Float64Array, cols: number, opts: GptqFactorOpti
         expected: '> 0 pivot',
       });
     }
-    const L = engine.arena.f32(Ap, n * n);
-    for (let t = 0; t < n * n; t++) V[t] = L[n * n - 1 - t]!;
+    V.set(arena.f32(Ap, n * n)); // a fresh view: the puts above may have grown the memory
+    V.reverse();
   });
   const nb = Math.ceil(n / B);
   const Ublocks = new Float32Array(nb * B * B);
@@ -343,9 +345,16 @@ export function gptq(
     const parts = Math.ceil(ld / ROW_CHUNK);
     const bwMax = Math.min(cols, B + (gs > 0 && !staticGroups ? gs : 0));
     const permArr = Int32Array.from({ length: cols }, (_, k) => orig(k));
+    const putBytes = (b: Uint8Array) => {
+      const p = arena.alloc(b.length);
+      new Uint8Array(arena.memory.buffer, p, b.length).set(b);
+      return p;
+    };
     const gridBytes = grid.kind === 'int' ? new Uint8Array(0) : encodePlainData(grid);
-    const gridJson = arena.alloc(gridBytes.length);
-    new Uint8Array(arena.memory.buffer, gridJson, gridBytes.length).set(gridBytes);
+    const qcfgBytes = encodePlainData(rowQuantizer(cfg));
+    // rows are independent for every scale format but the shared-scale ones: then the parts choose the
+    // parameters of their own rows
+    const paramsInParts = gs !== -1 && !staticGroups && isIndependent(cfg.scaleFormat ?? 'fp32');
     const a = {
       rows,
       ld,
@@ -368,8 +377,12 @@ export function gptq(
       qmin: grid.qmin,
       qmax: grid.qmax,
       codeBase: grid.kind === 'int' ? grid.codeBase : 0,
-      gridJson,
+      gridJson: putBytes(gridBytes),
       gridJsonBytes: gridBytes.length,
+      groupStart: -1,
+      gs,
+      qcfgJson: putBytes(qcfgBytes),
+      qcfgJsonBytes: qcfgBytes.length,
       Wt: arena.alloc(cols * ld * 4),
       Q: 0,
       codes: 0,
@@ -417,9 +430,16 @@ export function gptq(
       const Ub = arena.f32(a.Ub, bw * bw);
       if (bw === cnt) Ub.set(factor.Ublocks.subarray((i1 / B) * B * B, (i1 / B) * B * B + cnt * cnt));
       else Ub.set(invertUpperBlock(factor.V, cols, i1, cEnd));
-      const args: GptqBlockArgs = { ...a, i1, cnt, bw };
+      const args: GptqBlockArgs = { ...a, i1, cnt, bw, groupStart: starts[0] ?? -1 };
       engine.run('gptqPrepare', encodeGptqArgs(args), parts);
-      if (starts.length) {
+      if (starts.length && paramsInParts) {
+        engine.run('gptqParams', encodeGptqArgs(args), parts);
+        const view = (p: number, g: number) => arena.f32(p + g * ld * 4, rows);
+        for (const c of starts) {
+          const g = c / gs;
+          out.record(g, { scale: view(a.scale, g), zero: view(a.zero, g), offset: view(a.offset, g), grid });
+        }
+      } else if (starts.length) {
         const St = arena.f32(a.St, bw * ld);
         for (const c of starts) {
           const p = find((r, j) => St[(c - i1 + j) * ld + r]!, Math.min(gs, cols - c));

@@ -42,6 +42,7 @@ export interface MatrixKernels {
   sgemm_work_floats(): number;
   dgemm_work_doubles(): number;
   chol_block(nb: number, A: number, lda: number, Linv: number, work: number): number;
+  gather_lower_f64_to_f32(n: number, H: number, q: number, diag: number, A: number): void;
   gptq_column(
     i: number,
     cnt: number,

@@ -2,7 +2,12 @@
  * The static table of tasks an engine runs in parts. Worker threads import this same table, so a task is
  * named by its key and gets only numbers (byte offsets into the shared memory, sizes, scalars).
  */
-import { gptqColumnsPart, gptqPreparePart, gptqScatterPart } from '../algorithms/gptq-steps.ts';
+import {
+  gptqColumnsPart,
+  gptqParamsPart,
+  gptqPreparePart,
+  gptqScatterPart,
+} from '../algorithms/gptq-steps.ts';
 import { gemmPart } from './gemm.ts';
 import type { ThreadContext } from './kernels.ts';
 
@@ -11,6 +16,7 @@ type TaskFn = (ctx: ThreadContext, args: ArrayLike<number>, part: number) => voi
 const TASKS = {
   gemm: gemmPart,
   gptqPrepare: gptqPreparePart,
+  gptqParams: gptqParamsPart,
   gptqColumns: gptqColumnsPart,
   gptqScatter: gptqScatterPart,
 } as const satisfies Record<string, TaskFn>;
