@@ -1,16 +1,18 @@
 // The WebAssembly matrix kernels (native/quant/matrix.h through src/quant/matrix/) against plain references:
 // gemm / dgemm with every flag on sizes that are not multiples of the tile, panel and cache-block widths
 // (4 x 8 tiles, KC 256, MC 128, NC 512), cut by rows or columns (same bytes as one call); the blocked
-// float32 Cholesky against linalg.choleskyLower; X^T X against linalg.gram.
+// float32 Cholesky against linalg.choleskyLower; X^T X against linalg.gram; the float64 quadratic forms
+// against linalg.quadFormRows.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../src/core/rng.ts';
-import { choleskyLower, gram } from '../../src/quant/linalg.ts';
+import { choleskyLower, gram, quadFormRows } from '../../src/quant/linalg.ts';
 import { choleskyLowerF32 } from '../../src/quant/matrix/cholesky.ts';
 import { createInlineEngine, scoped } from '../../src/quant/matrix/engine.ts';
 import { gemm, type GemmCall } from '../../src/quant/matrix/gemm.ts';
 import { gramF32 } from '../../src/quant/matrix/gram.ts';
 import { GEMM } from '../../src/quant/matrix/kernels.ts';
+import { quadFormEachRow, quadFormTotal } from '../../src/quant/matrix/quad-form.ts';
 
 const engine = createInlineEngine();
 const { arena } = engine;
@@ -169,4 +171,35 @@ test('X^T X from float32 products with float64 totals matches linalg.gram', () =
     assert.ok(maxDiff / maxRef < 1e-6, `${n}x${d}: ${maxDiff / maxRef}`);
     for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) assert.equal(got[i * d + j], got[j * d + i]);
   }
+});
+
+test('quadratic forms d_r^T G d_r on the engine match linalg.quadFormRows (odd sizes, non-symmetric G, blocks)', () => {
+  const r = new Rng(9);
+  for (const [rows, d] of [
+    [1, 1],
+    [37, 13],
+    [600, 70],
+  ] as const) {
+    const D = Float64Array.from({ length: rows * d }, () => r.nextNormal());
+    const G = Float64Array.from({ length: d * d }, () => r.nextNormal()); // only the symmetric part counts
+    const each = quadFormEachRow(engine, D, rows, d, G);
+    let abs = 0;
+    for (let i = 0; i < D.length; i++) abs += Math.abs(D[i]!) * Math.abs(D[i]!);
+    for (let k = 0; k < rows; k++) {
+      const want = quadFormRows(D.subarray(k * d, (k + 1) * d), 1, G, d);
+      assert.ok(Math.abs(each[k]! - want) <= 1e-12 * abs * d, `${rows}x${d} row ${k}`);
+    }
+    assert.ok(
+      Math.abs(quadFormTotal(engine, D, rows, d, G) - quadFormRows(D, rows, G, d)) <= 1e-11 * abs * d,
+    );
+  }
+  // a diagonal block of a bigger G, rows with a stride
+  const C = 20;
+  const G = Float64Array.from({ length: C * C }, () => r.nextNormal());
+  const D = Float64Array.from({ length: 5 * 12 }, () => r.nextNormal());
+  const blk = new Float64Array(7 * 7);
+  for (let i = 0; i < 7; i++) for (let j = 0; j < 7; j++) blk[i * 7 + j] = G[(4 + i) * C + 4 + j]!;
+  const got = quadFormEachRow(engine, D, 5, 7, G, { ldd: 12, ldg: C, base: 4 });
+  for (let k = 0; k < 5; k++)
+    assert.ok(Math.abs(got[k]! - quadFormRows(D.subarray(k * 12, k * 12 + 7), 1, blk, 7)) < 1e-10);
 });
