@@ -107,12 +107,12 @@ function timeMixqLayer(engine: MatrixEngine): { hessian: number; gptq: number } 
   );
   const t1 = performance.now();
   for (const [inp, cols] of Object.entries(inputs)) {
-    const factor = prepareGptq(H[inp]!, cols, { actOrder: true, engine });
+    const users = mats.filter(([, i]) => i === inp);
+    // inputs shared by several matrices are factored once
+    const h = users.length > 1 ? prepareGptq(H[inp]!, cols, { actOrder: true, engine }) : H[inp]!;
     delete H[inp];
-    for (const [, i, rows] of mats) {
-      if (i !== inp) continue;
-      gptq(randomMatrix(rows, cols, 0.02, r), rows, cols, factor, { ...CFG, engine });
-    }
+    for (const [, , rows] of users)
+      gptq(randomMatrix(rows, cols, 0.02, r), rows, cols, h, { ...CFG, engine });
   }
   const t2 = performance.now();
   return { hessian: (t1 - t0) / 1e3, gptq: (t2 - t1) / 1e3 };

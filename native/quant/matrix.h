@@ -260,6 +260,15 @@ void gather_lower_f64_to_f32(int n, const f64 *H, const int *q, const f64 *diag,
   }
 }
 
+/* p[t] <-> p[n - 1 - t]: reverses n floats in place (a lower triangle read backwards is an upper one). */
+void reverse_f32(long n, f32 *p) {
+  for (long i = 0, j = n - 1; i < j; i++, j--) {
+    f32 t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+}
+
 /* ------------------------------------------------------------------------------------------------------ */
 /* GPTQ: one column of a block, for a run of rows (layout: rows of `w` are the block's columns).            */
 
@@ -416,15 +425,25 @@ void scatter_transpose_u16(int K, int rows, const unsigned short *src, int lds, 
   }
 }
 
-/* G[j][i] = G[i][j] for j > i: mirrors the upper triangle of a d x d float32 matrix (tiled). */
-void mirror_upper_f32(int d, f32 *G) {
-  const int T = 32;
-  for (int i0 = 0; i0 < d; i0 += T) {
-    int i1 = imin(d, i0 + T);
-    for (int j0 = i0; j0 < d; j0 += T) {
-      int j1 = imin(d, j0 + T);
+/*
+ * T[i][j] (+)= f * G[i][j] and T[j][i] (+)= f * G[i][j] for j >= i: the upper triangle of a d x d float32
+ * matrix, scaled, into a full symmetric float64 one (accumulate != 0: added to T), tiled.
+ */
+void sym_upper_f32_to_f64(int d, const f32 *G, f64 *T, f64 f, int accumulate) {
+  const int B = 32;
+  for (int i0 = 0; i0 < d; i0 += B) {
+    int i1 = imin(d, i0 + B);
+    for (int j0 = i0; j0 < d; j0 += B) {
+      int j1 = imin(d, j0 + B);
       for (int i = i0; i < i1; i++)
-        for (int j = imax(j0, i + 1); j < j1; j++) G[j * d + i] = G[i * d + j];
+        for (int j = imax(j0, i); j < j1; j++) {
+          f64 v = f * (f64)G[i * d + j];
+          if (accumulate) {
+            T[i * d + j] += v;
+            if (j != i) T[j * d + i] += v;
+          } else
+            T[i * d + j] = T[j * d + i] = v;
+        }
     }
   }
 }

@@ -5,7 +5,7 @@
  */
 import { MixqError } from '../core/errors.ts';
 import { inlineEngine, type MatrixEngine } from './matrix/engine.ts';
-import { gramAccumulateF32 } from './matrix/gram.ts';
+import { gramF32 } from './matrix/gram.ts';
 
 export interface CalibrationStats {
   readonly cols: number;
@@ -43,7 +43,7 @@ export function addCalibrationBatch(
   const c = st.cols;
   if (X.length !== n * c)
     throw new MixqError('batch has the wrong length', { field: 'X', expected: `${n}x${c}` });
-  gramAccumulateF32(engine, st.xtx, X, n, c);
+  gramF32(engine, X, n, c, 1, st.xtx);
   for (let t = 0; t < n; t++)
     for (let j = 0; j < c; j++) {
       const v = X[t * c + j]!;

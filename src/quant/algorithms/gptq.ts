@@ -229,16 +229,20 @@ function invertUpperBlock(V: Float32Array, ld: number, c0: number, c1: number): 
   return U;
 }
 
+/** H damped, ordered and factored, with V in engine memory (the current arena scope owns it). */
+interface EngineFactor {
+  readonly perm: Int32Array | null;
+  readonly dead: Uint8Array;
+  /** byte offset of V [cols, cols] (float32, upper triangular, step order) */
+  readonly Vp: number;
+  readonly Ublocks: Float32Array;
+}
+
 /**
- * Damps, orders and factors H for gptq: dead inputs, act-order, damping as the reference, then one float32
- * Cholesky (engine) of H in reversed step order, which is V (H = V V^T) read backwards.
+ * Dead inputs, act-order and damping as the reference, then one float32 Cholesky (engine) of H in reversed
+ * step order, which is V (H = V V^T) read backwards. Allocates V in the caller's arena scope.
  */
-export function prepareGptq(H0: Float64Array, cols: number, opts: GptqFactorOptions = {}): GptqFactor {
-  const { B, percdamp, actOrder } = settings(opts);
-  if (!(Number.isInteger(cols) && cols >= 1) || H0.length !== cols * cols)
-    throw new MixqError('H has the wrong size', { field: 'H', expected: `${cols}x${cols}` });
-  const engine = opts.engine ?? inlineEngine();
-  const n = cols;
+function factorInEngine(engine: MatrixEngine, H0: Float64Array, n: number, s: Settings): EngineFactor {
   const dead = new Uint8Array(n);
   const diag = new Float64Array(n);
   for (let i = 0; i < n; i++) {
@@ -246,38 +250,63 @@ export function prepareGptq(H0: Float64Array, cols: number, opts: GptqFactorOpti
     dead[i] = h === 0 ? 1 : 0;
     diag[i] = h === 0 ? 1 : h;
   }
-  const perm = actOrder ? actOrderPermutation(diag) : null;
+  const perm = s.actOrder ? actOrderPermutation(diag) : null;
   const orig = (k: number) => (perm ? perm[k]! : k);
   let meanDiag = 0;
   for (let k = 0; k < n; k++) meanDiag += diag[orig(k)]!;
-  const damp = percdamp * (meanDiag / n);
-  const V = new Float32Array(n * n);
-  scoped(engine, () => {
-    const arena = engine.arena;
-    // rows in reversed step order: row i of A is step n-1-i
-    const q = Int32Array.from({ length: n }, (_, i) => orig(n - 1 - i));
-    const dg = Float64Array.from(q, (o) => diag[o]! + damp);
-    const Ap = arena.alloc(n * n * 4);
-    arena.f32(Ap, n * n).fill(0);
-    const m = arena.mark();
-    engine.main.kernels.gather_lower_f64_to_f32(n, arena.put(H0), arena.put(q), arena.put(dg), Ap);
-    arena.release(m);
-    const st = choleskyLowerF32(engine, Ap, n);
-    if (st !== 0) {
-      const i = orig(n - st);
-      throw new MixqError('matrix is not positive definite (increase damping)', {
-        field: `H[${i},${i}]`,
-        expected: '> 0 pivot',
-      });
-    }
-    V.set(arena.f32(Ap, n * n)); // a fresh view: the puts above may have grown the memory
-    V.reverse();
-  });
+  const damp = s.percdamp * (meanDiag / n);
+  const arena = engine.arena;
+  // rows in reversed step order: row i of A is step n-1-i
+  const q = Int32Array.from({ length: n }, (_, i) => orig(n - 1 - i));
+  const dg = Float64Array.from(q, (o) => diag[o]! + damp);
+  const Vp = arena.alloc(n * n * 4);
+  arena.f32(Vp, n * n).fill(0);
+  const m = arena.mark();
+  engine.main.kernels.gather_lower_f64_to_f32(n, arena.put(H0), arena.put(q), arena.put(dg), Vp);
+  arena.release(m);
+  const st = choleskyLowerF32(engine, Vp, n);
+  if (st !== 0) {
+    const i = orig(n - st);
+    throw new MixqError('matrix is not positive definite (increase damping)', {
+      field: `H[${i},${i}]`,
+      expected: '> 0 pivot',
+    });
+  }
+  engine.main.kernels.reverse_f32(n * n, Vp);
+  const V = arena.f32(Vp, n * n);
+  const B = s.B;
   const nb = Math.ceil(n / B);
   const Ublocks = new Float32Array(nb * B * B);
   for (let b = 0; b < nb; b++)
     Ublocks.set(invertUpperBlock(V, n, b * B, Math.min(n, (b + 1) * B)), b * B * B);
-  return { kind: 'gptq-factor', cols, blockSize: B, percdamp, actOrder, perm, dead, V, Ublocks };
+  return { perm, dead, Vp, Ublocks };
+}
+
+/**
+ * Damps, orders and factors H once for several gptq calls (weights that share an input): the factor holds
+ * V as a plain array, so it is not tied to an engine.
+ */
+export function prepareGptq(H0: Float64Array, cols: number, opts: GptqFactorOptions = {}): GptqFactor {
+  const s = settings(opts);
+  if (!(Number.isInteger(cols) && cols >= 1) || H0.length !== cols * cols)
+    throw new MixqError('H has the wrong size', { field: 'H', expected: `${cols}x${cols}` });
+  const engine = opts.engine ?? inlineEngine();
+  return scoped(engine, () => {
+    const f = factorInEngine(engine, H0, cols, s);
+    const V = engine.arena.f32(f.Vp, cols * cols).slice();
+    const { perm, dead, Ublocks } = f;
+    return {
+      kind: 'gptq-factor',
+      cols,
+      blockSize: s.B,
+      percdamp: s.percdamp,
+      actOrder: s.actOrder,
+      perm,
+      dead,
+      V,
+      Ublocks,
+    };
+  });
 }
 
 function checkFactor(f: GptqFactor, cols: number, s: Settings): void {
@@ -309,11 +338,24 @@ export function gptq(
   const s = settings(cfg);
   checkShapes(W0, rows, cols, H instanceof Float64Array ? H : undefined);
   const engine = cfg.engine ?? inlineEngine();
-  const factor =
-    H instanceof Float64Array
-      ? prepareGptq(H, cols, { percdamp: s.percdamp, blockSize: s.B, actOrder: s.actOrder, engine })
-      : H;
-  checkFactor(factor, cols, s);
+  if (!(H instanceof Float64Array)) checkFactor(H, cols, s);
+  return scoped(engine, () => {
+    const factor: EngineFactor =
+      H instanceof Float64Array ? factorInEngine(engine, H, cols, s) : { ...H, Vp: engine.arena.put(H.V) };
+    return gptqBlocks(engine, W0, rows, cols, factor, cfg, s);
+  });
+}
+
+/** The blocks of gptq on the engine, with the factor in engine memory (inside the caller's arena scope). */
+function gptqBlocks(
+  engine: MatrixEngine,
+  W0: Float32Array,
+  rows: number,
+  cols: number,
+  factor: EngineFactor,
+  cfg: GptqConfig,
+  s: Settings,
+): GptqResult {
   const { gs, B, staticGroups } = s;
   const find = paramFinder(rows, gs, cfg);
   const grid = quantizerGrid({ ...cfg, granularity: { kind: 'axis', axis: 0 } });
@@ -339,7 +381,7 @@ export function gptq(
   const gIdx = new Int32Array(cols);
   for (let k = 0; k < cols; k++) gIdx[orig(k)] = groupOf[k]!;
 
-  const { Q, codes, loss } = scoped(engine, () => {
+  const { Q, codes, loss } = (() => {
     const arena = engine.arena;
     const ld = Math.ceil(rows / 8) * 8;
     const parts = Math.ceil(ld / ROW_CHUNK);
@@ -423,13 +465,10 @@ export function gptq(
           cEnd = Math.max(cEnd, Math.min(c + gs, cols));
         }
       const bw = cEnd - i1;
-      if (i1 > 0) {
-        const Vb = arena.f32(a.Vb, i1 * bw);
-        for (let k = 0; k < i1; k++) Vb.set(factor.V.subarray(k * cols + i1, k * cols + cEnd), k * bw);
-      }
+      if (i1 > 0) engine.main.kernels.copy_f32(i1, bw, factor.Vp + i1 * 4, cols, a.Vb, bw);
       const Ub = arena.f32(a.Ub, bw * bw);
       if (bw === cnt) Ub.set(factor.Ublocks.subarray((i1 / B) * B * B, (i1 / B) * B * B + cnt * cnt));
-      else Ub.set(invertUpperBlock(factor.V, cols, i1, cEnd));
+      else Ub.set(invertUpperBlock(arena.f32(factor.Vp, cols * cols), cols, i1, cEnd));
       const args: GptqBlockArgs = { ...a, i1, cnt, bw, groupStart: starts[0] ?? -1 };
       engine.run('gptqPrepare', encodeGptqArgs(args), parts);
       if (starts.length && paramsInParts) {
@@ -461,7 +500,7 @@ export function gptq(
       codes: arena.u16(codes, rows * cols).slice(),
       loss: total,
     };
-  });
+  })();
   const { scale, zero, offset } = out;
   return { Q, codes, scale, zero, offset, nGroups, gIdx, perm: perm ? Int32Array.from(perm) : null, loss };
 }

@@ -1,7 +1,7 @@
 /**
  * X^T X on an engine, in row chunks of 512 (the upper triangle of each chunk's product, added into a float64
  * total in JavaScript memory). Two precisions, chosen per caller:
- * - float32 products (gramAccumulateF32): GPTQ's Hessian, as the reference computes it (PyTorch float32);
+ * - float32 products (gramF32): GPTQ's Hessian, as the reference computes it (PyTorch float32);
  *   the float64 total keeps a long calibration set from accumulating in float32;
  * - float64 products (gramUpperAccumulateF64): calibration statistics that later lose digits to
  *   cancellation (centered covariances of the sensitivity proxies).
@@ -16,14 +16,14 @@ const ROWS_PER_PRODUCT = 512;
 /** Columns of X^T X per part (the triangle's parts are handed out largest first). */
 const COL_CHUNK = 256;
 
-/** Runs fn(G, chunkRows) for each chunk of X, with G the chunk's X^T X upper triangle in engine memory. */
+/** Runs fn(G, first) for each chunk of X, with G (offset in engine memory) the chunk's X^T X upper triangle. */
 function chunkProducts(
   engine: MatrixEngine,
   X: Float32Array | Float64Array,
   n: number,
   d: number,
   f64: boolean,
-  fn: (G: Float32Array | Float64Array) => void,
+  fn: (G: number, first: boolean) => void,
 ): void {
   const arena = engine.arena;
   const es = f64 ? 8 : 4;
@@ -39,39 +39,40 @@ function chunkProducts(
         { flags: GEMM.TA | GEMM.UPPER, M: d, N: d, K: kc, A: Xp, lda: d, B: Xp, ldb: d, C: Gp, ldc: d, f64 },
         { axis: 'cols', chunk: COL_CHUNK, lastFirst: true },
       );
-      if (!f64) engine.main.kernels.mirror_upper_f32(d, Gp);
-      fn(f64 ? arena.f64(Gp, d * d) : arena.f32(Gp, d * d));
+      fn(Gp, t0 === 0);
     }
   } finally {
     arena.release(mark);
   }
 }
 
-/** total += factor * X^T X for X [n, d] (row-major float32, float32 products), total a full float64 [d, d]. */
-export function gramAccumulateF32(
-  engine: MatrixEngine,
-  total: Float64Array,
-  X: Float32Array,
-  n: number,
-  d: number,
-  factor = 1,
-): void {
-  chunkProducts(engine, X, n, d, false, (g) => {
-    for (let i = 0; i < d * d; i++) total[i]! += factor * g[i]!;
-  });
-}
-
-/** factor * X^T X for X [n, d] (row-major float32, float32 products) as a full symmetric float64 [d, d]. */
+/**
+ * factor * X^T X for X [n, d] (row-major float32, float32 products), as a full symmetric float64 [d, d]; with
+ * `total`, added to it instead (and total returned).
+ */
 export function gramF32(
   engine: MatrixEngine,
   X: Float32Array,
   n: number,
   d: number,
   factor = 1,
+  total?: Float64Array,
 ): Float64Array {
-  const out = new Float64Array(d * d);
-  gramAccumulateF32(engine, out, X, n, d, factor);
-  return out;
+  const arena = engine.arena;
+  const mark = arena.mark();
+  try {
+    const Tp = arena.alloc(d * d * 8);
+    if (total) arena.f64(Tp, d * d).set(total);
+    chunkProducts(engine, X, n, d, false, (Gp, first) =>
+      engine.main.kernels.sym_upper_f32_to_f64(d, Gp, Tp, factor, total || !first ? 1 : 0),
+    );
+    const T = arena.f64(Tp, d * d);
+    if (!total) return T.slice();
+    total.set(T);
+    return total;
+  } finally {
+    arena.release(mark);
+  }
 }
 
 /**
@@ -85,7 +86,8 @@ export function gramUpperAccumulateF64(
   n: number,
   d: number,
 ): void {
-  chunkProducts(engine, X, n, d, true, (g) => {
+  chunkProducts(engine, X, n, d, true, (Gp) => {
+    const g = engine.arena.f64(Gp, d * d);
     for (let i = 0; i < d; i++) for (let j = i, o = i * d; j < d; j++) G[o + j]! += g[o + j]!;
   });
 }

@@ -43,6 +43,7 @@ export interface MatrixKernels {
   dgemm_work_doubles(): number;
   chol_block(nb: number, A: number, lda: number, Linv: number, work: number): number;
   gather_lower_f64_to_f32(n: number, H: number, q: number, diag: number, A: number): void;
+  reverse_f32(n: number, p: number): void;
   gptq_column(
     i: number,
     cnt: number,
@@ -100,7 +101,7 @@ export interface MatrixKernels {
     dst: number,
     ldd: number,
   ): void;
-  mirror_upper_f32(d: number, G: number): void;
+  sym_upper_f32_to_f64(d: number, G: number, T: number, f: number, accumulate: number): void;
   ddot(n: number, a: number, b: number): number;
 }
 
