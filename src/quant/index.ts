@@ -10,6 +10,7 @@ export * from './element.ts';
 export * from './format-search.ts';
 export * from './granularity.ts';
 export * from './linalg.ts';
+export * from './matrix/index.ts';
 export * from './qparams.ts';
 export * from './quantizer.ts';
 export * from './scale-format.ts';
