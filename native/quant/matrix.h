@@ -426,13 +426,14 @@ void scatter_transpose_u16(int K, int rows, const unsigned short *src, int lds, 
 }
 
 /*
- * T[i][j] (+)= f * G[i][j] and T[j][i] (+)= f * G[i][j] for j >= i: the upper triangle of a d x d float32
- * matrix, scaled, into a full symmetric float64 one (accumulate != 0: added to T), tiled.
+ * T[i][j] (+)= f * G[i][j] and T[j][i] (+)= f * G[i][j] for j >= i and r0 <= i < r1 (r0 a multiple of 32):
+ * the upper triangle of a d x d float32 matrix, scaled, into a full symmetric float64 one (accumulate != 0:
+ * added to T), tiled. Calls on disjoint row ranges write disjoint elements.
  */
-void sym_upper_f32_to_f64(int d, const f32 *G, f64 *T, f64 f, int accumulate) {
+void sym_upper_f32_to_f64(int d, const f32 *G, f64 *T, f64 f, int accumulate, int r0, int r1) {
   const int B = 32;
-  for (int i0 = 0; i0 < d; i0 += B) {
-    int i1 = imin(d, i0 + B);
+  for (int i0 = r0; i0 < r1; i0 += B) {
+    int i1 = imin(r1, i0 + B);
     for (int j0 = i0; j0 < d; j0 += B) {
       int j1 = imin(d, j0 + B);
       for (int i = i0; i < i1; i++)

@@ -273,3 +273,17 @@ export function gptqScatterPart(ctx: ThreadContext, args: ArrayLike<number>, par
   k.scatter_transpose_f32(a.cols, n, a.Qt + r0 * 4, a.ld, a.perm, a.Q + r0 * a.cols * 4, a.cols);
   k.scatter_transpose_u16(a.cols, n, a.Ct + r0 * 2, a.ld, a.perm, a.codes + r0 * a.cols * 2, a.cols);
 }
+
+/** Rows of Wt (columns of W) per part of the initial transpose. */
+export const TRANSPOSE_COLS = 256;
+
+/**
+ * Part of Wt[k][r] = W[r][perm[k]] (W copied into engine memory as Wsrc, rows x cols): steps
+ * [part * TRANSPOSE_COLS, ...). Args: rows, cols, Wsrc, perm, Wt, ld.
+ */
+export function gptqTransposePart(ctx: ThreadContext, a: ArrayLike<number>, part: number): void {
+  const [rows, cols, Wsrc, perm, Wt, ld] = Array.from(a) as [number, number, number, number, number, number];
+  const k0 = part * TRANSPOSE_COLS;
+  const n = Math.min(cols, k0 + TRANSPOSE_COLS) - k0;
+  ctx.kernels.transpose_gather_f32(rows, n, Wsrc, cols, perm + k0 * 4, Wt + k0 * ld * 4, ld);
+}

@@ -51,7 +51,7 @@ import {
   type ScaleRule,
 } from '../qparams.ts';
 import { isIndependent, type ScaleFormat } from '../scale-format.ts';
-import { encodeGptqArgs, type GptqBlockArgs } from './gptq-steps.ts';
+import { encodeGptqArgs, type GptqBlockArgs, TRANSPOSE_COLS } from './gptq-steps.ts';
 
 export interface GptqConfig {
   readonly element: FormatSpec;
@@ -445,7 +445,7 @@ function gptqBlocks(
     // Wt: W transposed into step order, dead columns and the padding rows zero
     const m = arena.mark();
     const Wsrc = arena.put(W0);
-    engine.main.kernels.transpose_gather_f32(rows, cols, Wsrc, cols, a.perm, a.Wt, ld);
+    engine.run('gptqTranspose', [rows, cols, Wsrc, a.perm, a.Wt, ld], Math.ceil(cols / TRANSPOSE_COLS));
     arena.release(m);
     const Wt = arena.f32(a.Wt, cols * ld);
     for (let k = 0; k < cols; k++) {

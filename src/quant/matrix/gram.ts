@@ -9,12 +9,23 @@
  */
 import type { MatrixEngine } from './engine.ts';
 import { gemm } from './gemm.ts';
-import { GEMM } from './kernels.ts';
+import { GEMM, type ThreadContext } from './kernels.ts';
 
 /** Rows of X per product. */
 const ROWS_PER_PRODUCT = 512;
 /** Columns of X^T X per part (the triangle's parts are handed out largest first). */
 const COL_CHUNK = 256;
+
+/** Rows of the symmetric conversion per part (a multiple of the kernel's 32-row tiles). */
+const SYM_ROWS = 128;
+
+/** Part of the float32 upper triangle -> full float64 conversion (rows handed out from the top, where the
+ * triangle is widest, first). */
+export function symUpperPart(ctx: ThreadContext, a: ArrayLike<number>, part: number): void {
+  const d = a[0]!;
+  const r0 = part * SYM_ROWS;
+  ctx.kernels.sym_upper_f32_to_f64(d, a[1]!, a[2]!, a[3]!, a[4]!, r0, Math.min(d, r0 + SYM_ROWS));
+}
 
 /** Runs fn(G, first) for each chunk of X, with G (offset in engine memory) the chunk's X^T X upper triangle. */
 function chunkProducts(
@@ -64,7 +75,7 @@ export function gramF32(
     const Tp = arena.alloc(d * d * 8);
     if (total) arena.f64(Tp, d * d).set(total);
     chunkProducts(engine, X, n, d, false, (Gp, first) =>
-      engine.main.kernels.sym_upper_f32_to_f64(d, Gp, Tp, factor, total || !first ? 1 : 0),
+      engine.run('symUpper', [d, Gp, Tp, factor, total || !first ? 1 : 0], Math.ceil(d / SYM_ROWS)),
     );
     const T = arena.f64(Tp, d * d);
     if (!total) return T.slice();

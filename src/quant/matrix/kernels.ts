@@ -101,7 +101,15 @@ export interface MatrixKernels {
     dst: number,
     ldd: number,
   ): void;
-  sym_upper_f32_to_f64(d: number, G: number, T: number, f: number, accumulate: number): void;
+  sym_upper_f32_to_f64(
+    d: number,
+    G: number,
+    T: number,
+    f: number,
+    accumulate: number,
+    r0: number,
+    r1: number,
+  ): void;
   ddot(n: number, a: number, b: number): number;
 }
 

@@ -7,18 +7,22 @@ import {
   gptqParamsPart,
   gptqPreparePart,
   gptqScatterPart,
+  gptqTransposePart,
 } from '../algorithms/gptq-steps.ts';
 import { gemmPart } from './gemm.ts';
+import { symUpperPart } from './gram.ts';
 import type { ThreadContext } from './kernels.ts';
 
 type TaskFn = (ctx: ThreadContext, args: ArrayLike<number>, part: number) => void;
 
 const TASKS = {
   gemm: gemmPart,
+  symUpper: symUpperPart,
   gptqPrepare: gptqPreparePart,
   gptqParams: gptqParamsPart,
   gptqColumns: gptqColumnsPart,
   gptqScatter: gptqScatterPart,
+  gptqTranspose: gptqTransposePart,
 } as const satisfies Record<string, TaskFn>;
 
 export type TaskName = keyof typeof TASKS;
