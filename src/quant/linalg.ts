@@ -263,6 +263,13 @@ export function quadFormRows(
   return total;
 }
 
+/** W - Q in float64 (exact for float32 operands). */
+export function difference(W: Float32Array, Q: Float32Array): Float64Array {
+  const D = new Float64Array(W.length);
+  for (let i = 0; i < D.length; i++) D[i] = W[i]! - Q[i]!;
+  return D;
+}
+
 /** ||X W^T - X Q^T||_F^2 from the Gram matrix G = X^T X [cols, cols], without X. */
 export function outputErrorFromGram(
   W: Float32Array,
@@ -271,7 +278,5 @@ export function outputErrorFromGram(
   cols: number,
   G: Float64Array,
 ): number {
-  const D = new Float64Array(rows * cols);
-  for (let i = 0; i < D.length; i++) D[i] = W[i]! - Q[i]!;
-  return quadFormRows(D, rows, G, cols);
+  return quadFormRows(difference(W, Q), rows, G, cols);
 }

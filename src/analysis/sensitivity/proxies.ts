@@ -164,21 +164,11 @@ function quadFormLanes(P: Float64Array, V: Float64Array, I: number): number {
  * group). outputErrorReference is the plain TypeScript version it is tested against.
  */
 export function outputError(E: ArrayLike<number>, L: RowLayout, gram: ArrayLike<number>): number {
-  const C = L.groups * L.inPerGroup;
-  checkLen(E, L.rows * L.cols, 'E');
-  checkLen(gram, C * C, 'gram');
-  const I = L.inPerGroup;
-  const K = L.kernel;
-  const cols = L.cols;
-  const e = E instanceof Float64Array ? E : Float64Array.from(E);
+  const { C, e } = outputErrorArgs(E, L, gram);
+  const { inPerGroup: I, kernel: K, cols } = L;
   const engine = inlineEngine();
   let s = 0;
-  let r0 = 0;
-  while (r0 < L.rows) {
-    // Rows r0 .. r1 - 1 share a group (groups are contiguous runs of rows).
-    const base = groupBase(L, r0);
-    let r1 = r0 + 1;
-    while (r1 < L.rows && groupBase(L, r1) === base) r1++;
+  forEachGroupRun(L, (r0, r1, base) => {
     let vals: Float64Array;
     if (K === 1) {
       vals = quadFormEachRow(engine, e.subarray(r0 * cols), r1 - r0, I, gram, { ldd: cols, ldg: C, base });
@@ -193,9 +183,27 @@ export function outputError(E: ArrayLike<number>, L: RowLayout, gram: ArrayLike<
       vals = quadFormEachRow(engine, V, count, I, gram, { ldg: C, base });
     }
     for (const v of vals) s += v;
+  });
+  return s;
+}
+
+/** Checks outputError's arguments; the channel count and E as float64. */
+function outputErrorArgs(E: ArrayLike<number>, L: RowLayout, gram: ArrayLike<number>) {
+  const C = L.groups * L.inPerGroup;
+  checkLen(E, L.rows * L.cols, 'E');
+  checkLen(gram, C * C, 'gram');
+  return { C, e: E instanceof Float64Array ? E : Float64Array.from(E) };
+}
+
+/** fn(r0, r1, base) for each run of rows r0 .. r1 - 1 that share a group (groups are contiguous runs of rows). */
+function forEachGroupRun(L: RowLayout, fn: (r0: number, r1: number, base: number) => void): void {
+  for (let r0 = 0; r0 < L.rows;) {
+    const base = groupBase(L, r0);
+    let r1 = r0 + 1;
+    while (r1 < L.rows && groupBase(L, r1) === base) r1++;
+    fn(r0, r1, base);
     r0 = r1;
   }
-  return s;
 }
 
 /**
@@ -203,23 +211,13 @@ export function outputError(E: ArrayLike<number>, L: RowLayout, gram: ArrayLike<
  * triangle, the vectors e_{r,k} of a group evaluated LANES at a time (the last batch zero-padded).
  */
 export function outputErrorReference(E: ArrayLike<number>, L: RowLayout, gram: ArrayLike<number>): number {
-  const C = L.groups * L.inPerGroup;
-  checkLen(E, L.rows * L.cols, 'E');
-  checkLen(gram, C * C, 'gram');
-  const I = L.inPerGroup;
-  const K = L.kernel;
-  const cols = L.cols;
-  const e = E instanceof Float64Array ? E : Float64Array.from(E);
+  const { C, e } = outputErrorArgs(E, L, gram);
+  const { inPerGroup: I, kernel: K, cols } = L;
   const g = gram instanceof Float64Array ? gram : Float64Array.from(gram);
   const P = new Float64Array((I * (I + 1)) / 2);
   const V = new Float64Array(I * LANES);
   let s = 0;
-  let r0 = 0;
-  while (r0 < L.rows) {
-    // Rows r0 .. r1 - 1 share a group (groups are contiguous runs of rows).
-    const base = groupBase(L, r0);
-    let r1 = r0 + 1;
-    while (r1 < L.rows && groupBase(L, r1) === base) r1++;
+  forEachGroupRun(L, (r0, r1, base) => {
     packSymmetric(g, C, base, I, P);
     const count = (r1 - r0) * K; // vectors t = (r - r0) * K + k
     for (let t0 = 0; t0 < count; t0 += LANES) {
@@ -233,8 +231,7 @@ export function outputErrorReference(E: ArrayLike<number>, L: RowLayout, gram: A
       }
       s += quadFormLanes(P, V, I);
     }
-    r0 = r1;
-  }
+  });
   return s;
 }
 

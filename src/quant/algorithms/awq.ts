@@ -20,6 +20,7 @@
 import { MixqError } from '../../core/errors.ts';
 import { type GroupLayout, groupLayout, groupMembers } from '../granularity.ts';
 import type { ElementGrid } from '../element.ts';
+import { difference } from '../linalg.ts';
 import { inlineEngine, type MatrixEngine } from '../matrix/engine.ts';
 import { quadFormEachRow, quadFormTotal } from '../matrix/quad-form.ts';
 import {
@@ -92,9 +93,7 @@ function outputError(
   cols: number,
   G: Float64Array,
 ): number {
-  const D = new Float64Array(W.length);
-  for (let i = 0; i < D.length; i++) D[i] = W[i]! - Q[i]!;
-  return quadFormTotal(engine, D, rows, cols, G);
+  return quadFormTotal(engine, difference(W, Q), rows, cols, G);
 }
 
 /**

@@ -5,40 +5,41 @@
 import { instantiateWasmSync } from '../../core/wasm.ts';
 import { WASM_SIMD128 } from '../wasm/matrix.generated.ts';
 
+/** sgemm / dgemm (native/quant/matrix.h): (flags, M, N, K, alpha, A, lda, B, ldb, C, ldc, triOff, kOff, work). */
+export type GemmKernel = (
+  flags: number,
+  M: number,
+  N: number,
+  K: number,
+  alpha: number,
+  A: number,
+  lda: number,
+  B: number,
+  ldb: number,
+  C: number,
+  ldc: number,
+  triOff: number,
+  kOff: number,
+  work: number,
+) => void;
+
+/** scatter_transpose_f32 / _u16: (K, rows, src, lds, map, dst, ldd). */
+export type ScatterTranspose = (
+  K: number,
+  rows: number,
+  src: number,
+  lds: number,
+  map: number,
+  dst: number,
+  ldd: number,
+) => void;
+
 /** The kernels' exports (pointers are byte offsets into the engine's memory). */
 export interface MatrixKernels {
-  sgemm(
-    flags: number,
-    M: number,
-    N: number,
-    K: number,
-    alpha: number,
-    A: number,
-    lda: number,
-    B: number,
-    ldb: number,
-    C: number,
-    ldc: number,
-    triOff: number,
-    kOff: number,
-    work: number,
-  ): void;
-  dgemm(
-    flags: number,
-    M: number,
-    N: number,
-    K: number,
-    alpha: number,
-    A: number,
-    lda: number,
-    B: number,
-    ldb: number,
-    C: number,
-    ldc: number,
-    triOff: number,
-    kOff: number,
-    work: number,
-  ): void;
+  /** C (+)= alpha op(A) op(B), float32 (see GEMM for the flags). */
+  sgemm: GemmKernel;
+  /** The same in float64. */
+  dgemm: GemmKernel;
   sgemm_work_floats(): number;
   dgemm_work_doubles(): number;
   chol_block(nb: number, A: number, lda: number, Linv: number, work: number): number;
@@ -83,24 +84,9 @@ export interface MatrixKernels {
     Ct: number,
   ): number;
   copy_f32(rows: number, cols: number, src: number, lds: number, dst: number, ldd: number): void;
-  scatter_transpose_f32(
-    K: number,
-    rows: number,
-    src: number,
-    lds: number,
-    map: number,
-    dst: number,
-    ldd: number,
-  ): void;
-  scatter_transpose_u16(
-    K: number,
-    rows: number,
-    src: number,
-    lds: number,
-    map: number,
-    dst: number,
-    ldd: number,
-  ): void;
+  /** dst[r * ldd + map[k]] = src[k * lds + r] (float32 / uint16) */
+  scatter_transpose_f32: ScatterTranspose;
+  scatter_transpose_u16: ScatterTranspose;
   sym_upper_f32_to_f64(
     d: number,
     G: number,
