@@ -75,6 +75,17 @@ export function takeParts(ctx: ThreadContext, ctrlBuf: SharedArrayBuffer): void 
   }
 }
 
+/** A worker that makes no progress for this long is taken for dead (a part runs for seconds at most). */
+const STALL_MS = 300_000;
+
+/** Blocks until ctrl[slot] reaches `target`; a stall (a worker that died) raises instead of hanging. */
+function waitFor(ctrl: Int32Array, slot: number, target: number, task: string): void {
+  for (let v; (v = Atomics.load(ctrl, slot)) < target;) {
+    if (Atomics.wait(ctrl, slot, v, STALL_MS) === 'timed-out' && Atomics.load(ctrl, slot) === v)
+      throw new MixqError(`no progress for ${STALL_MS / 1000} s: a matrix worker stopped`, { field: task });
+  }
+}
+
 /** Workers by default: the machine's parallelism. */
 export function defaultMatrixThreads(): number {
   return Math.max(1, availableParallelism());
@@ -146,8 +157,8 @@ export async function createMatrixPool(opts: { threads?: number } = {}): Promise
       Atomics.add(ctrl, CTRL.GEN, 1);
       Atomics.notify(ctrl, CTRL.GEN);
       takeParts(main, ctrlBuf);
-      for (let d; (d = Atomics.load(ctrl, CTRL.DONE)) < parts;) Atomics.wait(ctrl, CTRL.DONE, d);
-      for (let a; (a = Atomics.load(ctrl, CTRL.ACK)) < workers.length;) Atomics.wait(ctrl, CTRL.ACK, a);
+      waitFor(ctrl, CTRL.DONE, parts, name);
+      waitFor(ctrl, CTRL.ACK, workers.length, name);
       if (ctrl[CTRL.ERR]) {
         const msg = new TextDecoder().decode(
           new Uint8Array(ctrlBuf, CTRL.ERR_BYTE, ctrl[CTRL.ERRLEN]!).slice(),

@@ -10,7 +10,13 @@
  * part order. So the same inputs give the same bytes on one thread or many.
  */
 import { MixqError } from '../../core/errors.ts';
-import { instantiateKernels, type ThreadContext, WORK_BYTES } from './kernels.ts';
+import {
+  instantiateKernels,
+  instantiateKernelsAsync,
+  type MatrixKernels,
+  type ThreadContext,
+  WORK_BYTES,
+} from './kernels.ts';
 import { runTaskPart, type TaskName } from './tasks.ts';
 
 /** A bump allocator over the engine's memory (main thread only; released in stack order). */
@@ -34,7 +40,16 @@ export class WasmArena {
         expected: 'at most 4 GiB of working memory (wasm32)',
       });
     const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / 65536));
+    if (end > have) {
+      try {
+        this.memory.grow(Math.ceil((end - have) / 65536));
+      } catch {
+        throw new MixqError(`cannot grow WebAssembly memory to ${(end / 2 ** 30).toFixed(2)} GiB`, {
+          field: 'matrix size',
+          expected: 'a smaller matrix, or more memory available to the engine',
+        });
+      }
+    }
     this.top = end;
     return p;
   }
@@ -103,10 +118,8 @@ export function kernelMemory(pages: number, shared: boolean): WebAssembly.Memory
   return new WebAssembly.Memory({ initial: pages, maximum: 65536, shared });
 }
 
-/** A one-thread engine on its own memory (works everywhere WebAssembly SIMD128 does). */
-export function createInlineEngine(): MatrixEngine {
-  const memory = kernelMemory(64, false);
-  const { kernels, heapBase } = instantiateKernels(memory);
+/** A one-thread engine on its own memory, from an instantiated kernel module. */
+function inlineEngineOn(memory: WebAssembly.Memory, kernels: MatrixKernels, heapBase: number): MatrixEngine {
   const arena = new WasmArena(memory, heapBase);
   const main: ThreadContext = { kernels, memory, work: arena.alloc(WORK_BYTES) };
   return {
@@ -119,10 +132,40 @@ export function createInlineEngine(): MatrixEngine {
   };
 }
 
+/**
+ * A one-thread engine on its own memory (works everywhere WebAssembly SIMD128 does). Compiles the kernels
+ * synchronously: fine in Node and in workers; a browser's main thread refuses synchronous compiles of modules
+ * over 4 KB, so there use `await loadInlineEngine()`.
+ */
+export function createInlineEngine(): MatrixEngine {
+  const memory = kernelMemory(64, false);
+  const { kernels, heapBase } = instantiateKernels(memory);
+  return inlineEngineOn(memory, kernels, heapBase);
+}
+
 let inline: MatrixEngine | undefined;
 
 /** The shared one-thread engine every algorithm uses unless given another (created on first use). */
 export function inlineEngine(): MatrixEngine {
-  inline ??= createInlineEngine();
+  if (!inline) {
+    try {
+      inline = createInlineEngine();
+    } catch (e) {
+      throw new MixqError(
+        `the matrix kernels could not be compiled synchronously here (${e instanceof Error ? e.message : String(e)})`,
+        { field: 'matrix engine', expected: 'await loadInlineEngine() once before (browsers main thread)' },
+      );
+    }
+  }
+  return inline;
+}
+
+/** Compiles the kernels asynchronously and makes the result the shared inline engine (any thread). */
+export async function loadInlineEngine(): Promise<MatrixEngine> {
+  if (!inline) {
+    const memory = kernelMemory(64, false);
+    const { kernels, heapBase } = await instantiateKernelsAsync(memory);
+    inline ??= inlineEngineOn(memory, kernels, heapBase);
+  }
   return inline;
 }

@@ -2,7 +2,7 @@
  * The WebAssembly matrix kernels (native/quant/matrix.h) as TypeScript sees them: their exports, the gemm
  * flags, and what one thread's task part gets to work with.
  */
-import { instantiateWasmSync } from '../../core/wasm.ts';
+import { instantiateWasm, instantiateWasmSync } from '../../core/wasm.ts';
 import { WASM_SIMD128 } from '../wasm/matrix.generated.ts';
 
 /** sgemm / dgemm (native/quant/matrix.h): (flags, M, N, K, alpha, A, lda, B, ldb, C, ldc, triOff, kOff, work). */
@@ -138,7 +138,18 @@ export function instantiateKernels(
   memory: WebAssembly.Memory,
   base64: string = WASM_SIMD128,
 ): { kernels: MatrixKernels; heapBase: number; stackPointer: WebAssembly.Global | undefined } {
-  const inst = instantiateWasmSync(base64, { env: { memory } });
+  return kernelExports(instantiateWasmSync(base64, { env: { memory } }));
+}
+
+/** instantiateKernels with an asynchronous compile (any thread of a browser). */
+export async function instantiateKernelsAsync(
+  memory: WebAssembly.Memory,
+  base64: string = WASM_SIMD128,
+): Promise<{ kernels: MatrixKernels; heapBase: number; stackPointer: WebAssembly.Global | undefined }> {
+  return kernelExports(await instantiateWasm(base64, { env: { memory } }));
+}
+
+function kernelExports(inst: WebAssembly.Instance) {
   const ex = inst.exports as unknown as MatrixKernels & {
     __heap_base: WebAssembly.Global;
     __stack_pointer?: WebAssembly.Global;
