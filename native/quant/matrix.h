@@ -259,6 +259,15 @@ void gather_lower_f64_to_f32(int n, const f64 *H, const int *q, const f64 *diag,
     a[i] = (f32)diag[i];
   }
 }
+/* The same from a float32 H. */
+void gather_lower_f32(int n, const f32 *H, const int *q, const f64 *diag, f32 *A) {
+  for (int i = 0; i < n; i++) {
+    const f32 *h = H + (long)q[i] * n;
+    f32 *a = A + (long)i * n;
+    for (int j = 0; j < i; j++) a[j] = h[q[j]];
+    a[i] = (f32)diag[i];
+  }
+}
 
 /* p[t] <-> p[n - 1 - t]: reverses n floats in place (a lower triangle read backwards is an upper one). */
 void reverse_f32(long n, f32 *p) {
@@ -421,6 +430,23 @@ void scatter_transpose_u16(int K, int rows, const unsigned short *src, int lds, 
       const unsigned short *s = src + k * lds;
       unsigned short *d = dst + map[k];
       for (int r = r0; r < r1; r++) d[r * ldd] = s[r];
+    }
+  }
+}
+
+/*
+ * G[i][j] = G[j][i] = (float)(f * G[i][j]) for j >= i and r0 <= i < r1 (r0 a multiple of 32), in place: scales
+ * the upper triangle of a d x d float32 matrix (in double, rounded once) and mirrors it. Calls on disjoint
+ * row ranges write disjoint elements and read only the upper triangle.
+ */
+void sym_upper_scale_f32(int d, f32 *G, f64 f, int r0, int r1) {
+  const int B = 32;
+  for (int i0 = r0; i0 < r1; i0 += B) {
+    int i1 = imin(r1, i0 + B);
+    for (int j0 = i0; j0 < d; j0 += B) {
+      int j1 = imin(d, j0 + B);
+      for (int i = i0; i < i1; i++)
+        for (int j = imax(j0, i); j < j1; j++) G[i * d + j] = G[j * d + i] = (f32)(f * (f64)G[i * d + j]);
     }
   }
 }

@@ -40,7 +40,7 @@ import { gridToCode } from '../element.ts';
 import { gram, subMatMul, upperCholeskyOfInverse } from '../linalg.ts';
 import { choleskyLowerF32 } from '../matrix/cholesky.ts';
 import { inlineEngine, type MatrixEngine, scoped } from '../matrix/engine.ts';
-import { gramF32 } from '../matrix/gram.ts';
+import { gramSymF32 } from '../matrix/gram.ts';
 import { encodePlainData } from '../matrix/plain-data.ts';
 import {
   chooseQParams,
@@ -91,6 +91,12 @@ export interface GptqResult {
   readonly loss: number;
 }
 
+/** A Hessian [cols, cols], row-major (gptqHessian gives float32, calibration statistics float64). */
+export type Hessian = Float32Array | Float64Array;
+
+const isHessian = (h: Hessian | GptqFactor): h is Hessian =>
+  h instanceof Float32Array || h instanceof Float64Array;
+
 /** What prepareGptq needs from the configuration. */
 export interface GptqFactorOptions {
   readonly percdamp?: number;
@@ -119,11 +125,14 @@ export interface GptqFactor {
   readonly Ublocks: Float32Array;
 }
 
-/** H = 2/n X^T X for calibration inputs X [n, d] (the GPTQ Hessian of the layer-wise squared error). */
-export function gptqHessian(X: Float32Array, n: number, d: number, engine?: MatrixEngine): Float64Array {
+/**
+ * H = 2/n X^T X for calibration inputs X [n, d] (the GPTQ Hessian of the layer-wise squared error), float32
+ * as the reference computes and stores it (float32 products; beyond 512 rows summed in float64).
+ */
+export function gptqHessian(X: Float32Array, n: number, d: number, engine?: MatrixEngine): Float32Array {
   if (X.length !== n * d)
     throw new MixqError('X has the wrong length', { field: 'X', expected: `${n}x${d}` });
-  return gramF32(engine ?? inlineEngine(), X, n, d, 2 / n);
+  return gramSymF32(engine ?? inlineEngine(), X, n, d, 2 / n);
 }
 
 /** The reference Hessian: 2/n X^T X in plain float64 TypeScript (linalg.gram). */
@@ -154,7 +163,7 @@ function settings(cfg: GptqConfig | GptqFactorOptions): Settings {
   return { gs, B, percdamp, actOrder: cfg.actOrder ?? false, staticGroups };
 }
 
-function checkShapes(W: Float32Array, rows: number, cols: number, H: Float64Array | undefined): void {
+function checkShapes(W: Float32Array, rows: number, cols: number, H: Hessian | undefined): void {
   if (!(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1))
     throw new MixqError('bad shape', { field: 'rows, cols', expected: 'positive integers' });
   if (W.length !== rows * cols)
@@ -242,7 +251,7 @@ interface EngineFactor {
  * Dead inputs, act-order and damping as the reference, then one float32 Cholesky (engine) of H in reversed
  * step order, which is V (H = V V^T) read backwards. Allocates V in the caller's arena scope.
  */
-function factorInEngine(engine: MatrixEngine, H0: Float64Array, n: number, s: Settings): EngineFactor {
+function factorInEngine(engine: MatrixEngine, H0: Hessian, n: number, s: Settings): EngineFactor {
   const dead = new Uint8Array(n);
   const diag = new Float64Array(n);
   for (let i = 0; i < n; i++) {
@@ -262,7 +271,11 @@ function factorInEngine(engine: MatrixEngine, H0: Float64Array, n: number, s: Se
   const Vp = arena.alloc(n * n * 4);
   arena.f32(Vp, n * n).fill(0);
   const m = arena.mark();
-  engine.main.kernels.gather_lower_f64_to_f32(n, arena.put(H0), arena.put(q), arena.put(dg), Vp);
+  const gather =
+    H0 instanceof Float64Array
+      ? engine.main.kernels.gather_lower_f64_to_f32
+      : engine.main.kernels.gather_lower_f32;
+  gather(n, arena.put(H0), arena.put(q), arena.put(dg), Vp);
   arena.release(m);
   const st = choleskyLowerF32(engine, Vp, n);
   if (st !== 0) {
@@ -286,7 +299,7 @@ function factorInEngine(engine: MatrixEngine, H0: Float64Array, n: number, s: Se
  * Damps, orders and factors H once for several gptq calls (weights that share an input): the factor holds
  * V as a plain array, so it is not tied to an engine.
  */
-export function prepareGptq(H0: Float64Array, cols: number, opts: GptqFactorOptions = {}): GptqFactor {
+export function prepareGptq(H0: Hessian, cols: number, opts: GptqFactorOptions = {}): GptqFactor {
   const s = settings(opts);
   if (!(Number.isInteger(cols) && cols >= 1) || H0.length !== cols * cols)
     throw new MixqError('H has the wrong size', { field: 'H', expected: `${cols}x${cols}` });
@@ -332,16 +345,17 @@ export function gptq(
   W0: Float32Array,
   rows: number,
   cols: number,
-  H: Float64Array | GptqFactor,
+  H: Hessian | GptqFactor,
   cfg: GptqConfig,
 ): GptqResult {
   const s = settings(cfg);
-  checkShapes(W0, rows, cols, H instanceof Float64Array ? H : undefined);
+  checkShapes(W0, rows, cols, isHessian(H) ? H : undefined);
   const engine = cfg.engine ?? inlineEngine();
-  if (!(H instanceof Float64Array)) checkFactor(H, cols, s);
+  if (!isHessian(H)) checkFactor(H, cols, s);
   return scoped(engine, () => {
-    const factor: EngineFactor =
-      H instanceof Float64Array ? factorInEngine(engine, H, cols, s) : { ...H, Vp: engine.arena.put(H.V) };
+    const factor: EngineFactor = isHessian(H)
+      ? factorInEngine(engine, H, cols, s)
+      : { ...H, Vp: engine.arena.put(H.V) };
     return gptqBlocks(engine, W0, rows, cols, factor, cfg, s);
   });
 }
@@ -514,7 +528,7 @@ export function gptqReference(
   W0: Float32Array,
   rows: number,
   cols: number,
-  H0: Float64Array,
+  H0: Hessian,
   cfg: GptqConfig,
 ): GptqResult {
   const { gs, B, percdamp, actOrder, staticGroups } = settings(cfg);

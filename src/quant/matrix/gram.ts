@@ -19,12 +19,17 @@ const COL_CHUNK = 256;
 /** Rows of the symmetric conversion per part (a multiple of the kernel's 32-row tiles). */
 const SYM_ROWS = 128;
 
-/** Part of the float32 upper triangle -> full float64 conversion (rows handed out from the top, where the
- * triangle is widest, first). */
+/**
+ * Part of the float32 upper triangle -> full symmetric matrix conversion, float64 into a second buffer
+ * (args d, G, T, factor, accumulate) or float32 in place (args d, G, 0, factor); rows handed out from the
+ * top, where the triangle is widest, first.
+ */
 export function symUpperPart(ctx: ThreadContext, a: ArrayLike<number>, part: number): void {
   const d = a[0]!;
   const r0 = part * SYM_ROWS;
-  ctx.kernels.sym_upper_f32_to_f64(d, a[1]!, a[2]!, a[3]!, a[4]!, r0, Math.min(d, r0 + SYM_ROWS));
+  const r1 = Math.min(d, r0 + SYM_ROWS);
+  if (a[2]) ctx.kernels.sym_upper_f32_to_f64(d, a[1]!, a[2], a[3]!, a[4]!, r0, r1);
+  else ctx.kernels.sym_upper_scale_f32(d, a[1]!, a[3]!, r0, r1);
 }
 
 /** Runs fn(G, first) for each chunk of X, with G (offset in engine memory) the chunk's X^T X upper triangle. */
@@ -84,6 +89,26 @@ export function gramF32(
   } finally {
     arena.release(mark);
   }
+}
+
+/**
+ * factor * X^T X for X [n, d] (row-major float32) as a full symmetric float32 [d, d] (GPTQ's Hessian, as its
+ * reference stores it): one float32 product per 512 rows; several are summed in float64 and rounded once.
+ */
+export function gramSymF32(
+  engine: MatrixEngine,
+  X: Float32Array,
+  n: number,
+  d: number,
+  factor = 1,
+): Float32Array {
+  if (n > ROWS_PER_PRODUCT) return new Float32Array(gramF32(engine, X, n, d, factor));
+  let out = new Float32Array(0);
+  chunkProducts(engine, X, n, d, false, (Gp) => {
+    engine.run('symUpper', [d, Gp, 0, factor], Math.ceil(d / SYM_ROWS));
+    out = engine.arena.f32(Gp, d * d).slice();
+  });
+  return out;
 }
 
 /**

@@ -44,6 +44,8 @@ export interface MatrixKernels {
   dgemm_work_doubles(): number;
   chol_block(nb: number, A: number, lda: number, Linv: number, work: number): number;
   gather_lower_f64_to_f32(n: number, H: number, q: number, diag: number, A: number): void;
+  gather_lower_f32(n: number, H: number, q: number, diag: number, A: number): void;
+  sym_upper_scale_f32(d: number, G: number, f: number, r0: number, r1: number): void;
   reverse_f32(n: number, p: number): void;
   gptq_column(
     i: number,
