@@ -20,6 +20,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import { Rng } from '../src/core/rng.ts';
 import { intSpec } from '../src/formats/index.ts';
 import {
@@ -181,6 +182,9 @@ export default async function (): Promise<void> {
   const pool = await createMatrixPool({ threads: 2 });
   try {
     console.log(`\nGPTQ uint4 asym g128 act-order, ${SAMPLES} calibration rows; load before: ${loadavg()}`);
+    console.log(
+      `machine: ${cpus()[0]?.model ?? '?'}, ${availableParallelism()} threads; mixq: WebAssembly SIMD128 kernels, 1 thread = inline engine, 2 = worker pool`,
+    );
     const rows: string[][] = [];
     let peerName = 'peer not available (needs /usr/bin/python3 with torch)';
     for (const threads of [1, 2]) {
