@@ -312,3 +312,19 @@ test('AWQ clip search works for per-tensor and 2-D block granularity too', () =>
     assert.ok(a.error < rtnErr(q), `${granularity.kind}: ${a.error} vs ${rtnErr(q)}`);
   }
 });
+
+test('AWQ clip search: the batched per-row path (groups of 32) = the scalar path (1 x 32 blocks, the same groups)', () => {
+  const mk = (granularity: QuantizerConfig['granularity']): QuantizerConfig => ({
+    element: intSpec(4, false),
+    granularity,
+    symmetric: false,
+  });
+  const stats = { actMeanAbs: st.meanAbs, gram: G };
+  const runs = awq(W, rows, cols, stats, { quantizer: mk({ kind: 'group', axis: 1, size: 32 }), grid: 4 });
+  const scalar = awq(W, rows, cols, stats, { quantizer: mk({ kind: 'block', rows: 1, cols: 32 }), grid: 4 });
+  let same = 0;
+  for (let g = 0; g < runs.clipRatio.length; g++) if (runs.clipRatio[g] === scalar.clipRatio[g]) same++;
+  // the two sum the quadratic forms in different orders: a near tie may go either way
+  assert.ok(same >= 0.99 * runs.clipRatio.length, `${same} of ${runs.clipRatio.length} ratios agree`);
+  assert.ok(Math.abs(runs.error / scalar.error - 1) < 1e-3, `${runs.error} vs ${scalar.error}`);
+});
