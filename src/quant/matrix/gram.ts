@@ -7,6 +7,7 @@
  *   cancellation (centered covariances of the sensitivity proxies).
  * Reference: linalg.ts gram / gramUpperAccumulate.
  */
+import { MixqError } from '../../core/errors.ts';
 import type { MatrixEngine } from './engine.ts';
 import { gemm } from './gemm.ts';
 import { GEMM, type ThreadContext } from './kernels.ts';
@@ -41,6 +42,11 @@ function chunkProducts(
   f64: boolean,
   fn: (G: number, first: boolean) => void,
 ): void {
+  if (!(Number.isInteger(n) && n >= 1 && Number.isInteger(d) && d >= 1 && X.length >= n * d))
+    throw new MixqError('no calibration rows, or X shorter than n x d', {
+      field: 'X',
+      expected: `n >= 1 rows of ${d}`,
+    });
   const arena = engine.arena;
   const es = f64 ? 8 : 4;
   const mark = arena.mark();
