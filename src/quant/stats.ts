@@ -43,6 +43,7 @@ export function addCalibrationBatch(
   const c = st.cols;
   if (X.length !== n * c)
     throw new MixqError('batch has the wrong length', { field: 'X', expected: `${n}x${c}` });
+  if (n === 0) return;
   gramF32(engine, X, n, c, 1, st.xtx);
   for (let t = 0; t < n; t++)
     for (let j = 0; j < c; j++) {
