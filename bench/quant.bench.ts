@@ -69,19 +69,32 @@ function randomMatrix(rows: number, cols: number, std: number, r: Rng): Float32A
   return Float32Array.from({ length: rows * cols }, () => std * r.nextNormal());
 }
 
-/** Seconds of one Hessian + GPTQ on the engine (the second of two runs). */
-function timeMixq(N: number, engine: MatrixEngine): { hessian: number; gptq: number } {
+/** CPU seconds of the process (all threads). */
+const cpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+interface Timing {
+  hessian: number;
+  gptq: number;
+  hessianCpu: number;
+  gptqCpu: number;
+}
+
+/** Wall and CPU seconds of one Hessian + GPTQ on the engine (the second of two runs). */
+function timeMixq(N: number, engine: MatrixEngine): Timing {
   const r = new Rng(N);
   const W = randomMatrix(N, N, 0.05, r);
   const X = randomMatrix(SAMPLES, N, 1, r);
-  let out = { hessian: 0, gptq: 0 };
+  let out: Timing = { hessian: 0, gptq: 0, hessianCpu: 0, gptqCpu: 0 };
   for (let rep = 0; rep < 2; rep++) {
-    const t0 = performance.now();
+    const [t0, c0] = [performance.now(), cpuSeconds()];
     const H = gptqHessian(X, SAMPLES, N, engine);
-    const t1 = performance.now();
+    const [t1, c1] = [performance.now(), cpuSeconds()];
     gptq(W, N, N, H, { ...CFG, engine });
-    const t2 = performance.now();
-    out = { hessian: (t1 - t0) / 1e3, gptq: (t2 - t1) / 1e3 };
+    const [t2, c2] = [performance.now(), cpuSeconds()];
+    out = { hessian: (t1 - t0) / 1e3, gptq: (t2 - t1) / 1e3, hessianCpu: c1 - c0, gptqCpu: c2 - c1 };
   }
   return out;
 }
@@ -124,6 +137,8 @@ interface PeerLine {
   rows?: number;
   hessian_s: number;
   gptq_s: number;
+  hessian_cpu_s?: number;
+  gptq_cpu_s?: number;
   torch: string;
   blas: string;
   threads: number;
@@ -195,10 +210,17 @@ export default async function (): Promise<void> {
       for (const size of [1024, 4096]) {
         const mine = timeMixq(size, engine);
         const p = lines.find((l) => l.rows === size);
-        for (const [step, a, b] of [
-          ['Hessian', p?.hessian_s, mine.hessian],
-          ['GPTQ', p?.gptq_s, mine.gptq],
-          ['total', p ? p.hessian_s + p.gptq_s : undefined, mine.hessian + mine.gptq],
+        const pc = p?.hessian_cpu_s !== undefined ? [p.hessian_cpu_s, p.gptq_cpu_s!] : undefined;
+        for (const [step, a, b, ac, bc] of [
+          ['Hessian', p?.hessian_s, mine.hessian, pc?.[0], mine.hessianCpu],
+          ['GPTQ', p?.gptq_s, mine.gptq, pc?.[1], mine.gptqCpu],
+          [
+            'total',
+            p ? p.hessian_s + p.gptq_s : undefined,
+            mine.hessian + mine.gptq,
+            pc ? pc[0]! + pc[1]! : undefined,
+            mine.hessianCpu + mine.gptqCpu,
+          ],
         ] as const)
           rows.push([
             `${size}x${size}`,
@@ -207,13 +229,20 @@ export default async function (): Promise<void> {
             a === undefined ? '-' : s(a),
             s(b),
             a === undefined ? '-' : ratio(a, b),
+            ac === undefined ? '-' : ratio(ac, bc),
           ]);
       }
     }
     console.log(
       `peer: ${peerName}, the original GPTQ's torch operations (scripts/dev/gptq_torch_time.py), same run`,
     );
-    printTable(['layer', 'threads', 'step', 'peer s', 'mixq s', 'mixq speed vs peer'], rows);
+    printTable(
+      ['layer', 'threads', 'step', 'peer s', 'mixq s', 'mixq speed vs peer', 'CPU-time ratio'],
+      rows,
+    );
+    console.log(
+      '(speed = peer wall s / mixq wall s; CPU-time ratio = peer / mixq CPU seconds of all threads, a cross-check on a busy machine)',
+    );
     if (!peer) {
       const rr = new Rng(3);
       const Wr = randomMatrix(N, N, 0.05, rr);

@@ -18,7 +18,7 @@ it found loaded ("blas" in the output).
 Usage:
   /usr/bin/python3 scripts/dev/gptq_torch_time.py square N [N ...] [--threads T] [--rows 512] [--repeat R]
   /usr/bin/python3 scripts/dev/gptq_torch_time.py layer [--threads T]      # one Llama-2-7B decoder layer
-Prints one JSON object per measurement on stdout. Set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS to T as well
+Prints one JSON object per measurement on stdout (wall seconds, and process CPU seconds of all threads). Set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS to T as well
 (before Python starts) so that OpenBLAS' own pool matches.
 """
 import json
@@ -168,13 +168,14 @@ def square(sizes, rows, repeat):
         W = 0.05 * torch.randn(n, n, generator=gen)
         X = torch.randn(rows, n, generator=gen)
         for r in range(repeat + 1):  # the first run warms up (allocator, BLAS buffers)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             H = hessian(X)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             quant_matrix(W, H)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             if r > 0:
-                emit(kind="square", rows=n, cols=n, samples=rows, hessian_s=t1 - t0, gptq_s=t2 - t1)
+                emit(kind="square", rows=n, cols=n, samples=rows, hessian_s=t1 - t0, gptq_s=t2 - t1,
+                     hessian_cpu_s=c1 - c0, gptq_cpu_s=c2 - c1)
 
 
 def layer():
