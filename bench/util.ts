@@ -23,3 +23,22 @@ export function printTable(header: readonly string[], rows: readonly (readonly s
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows) console.log(line(r));
 }
+
+/**
+ * Times several functions in alternation (one run of each per round, for at least minMs and minRounds)
+ * and returns the best milliseconds per run of each: on a noisy machine their ratios then come from the
+ * same moments, not from phases seconds apart.
+ */
+export function timeInterleaved(fns: readonly (() => void)[], minMs = 300, minRounds = 3): number[] {
+  for (const fn of fns) fn(); // warm-up (JIT)
+  const best = fns.map(() => Infinity);
+  const start = performance.now();
+  for (let round = 0; round < minRounds || performance.now() - start < minMs; round++) {
+    fns.forEach((fn, i) => {
+      const t0 = performance.now();
+      fn();
+      best[i] = Math.min(best[i]!, performance.now() - t0);
+    });
+  }
+  return best;
+}

@@ -13,10 +13,12 @@ const ALLOWED = {
   graph: ['core', 'formats', 'blocks'],
   io: ['core', 'formats', 'blocks', 'graph'],
   kernels: ['core', 'formats', 'blocks'],
+  numerics: ['core', 'formats', 'blocks'],
   export: ['core', 'formats', 'blocks', 'quant', 'graph', 'io'],
   runtime: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export'],
   report: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph'],
-  plan: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export', 'runtime', 'report'],
+  // the plan file: browser-safe, exported from src/index.ts; building plans from models is the pipeline's
+  plan: ['core', 'formats', 'blocks', 'quant', 'analysis'],
   pipeline: [
     'core',
     'formats',
@@ -42,8 +44,10 @@ const BROWSER_SAFE = [
   'graph',
   'io',
   'kernels',
+  'numerics',
   'report',
   'export',
+  'plan',
 ];
 
 function walk(dir, out) {

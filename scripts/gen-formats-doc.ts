@@ -54,11 +54,23 @@ export function formatsDoc(): string {
   L.push(
     '`parseFormat(name, overrides)` (CLI: `--format eXmY` or `ueXmY`) builds any float with X exponent and',
   );
-  L.push('Y mantissa bits (X <= 8, Y <= 23, all values float32-representable). IEEE-like defaults: bias');
+  L.push('Y mantissa bits (X <= 11, Y <= 52, all values doubles). IEEE-like defaults: bias');
   L.push('2^(X-1)-1, inf and IEEE NaN (the top exponent reserved), subnormals, overflow to inf. With Y = 0');
   L.push('there is no room for a NaN, so the default is no inf and no NaN. Overrides: `bias`, `inf`, `nan`');
   L.push('(`ieee`, `all-ones`, `neg-zero`, `none`), `subnormals`, `saturate`. Registered names win:');
   L.push('`e4m3` is fp8_e4m3fn; spell the IEEE-like one `fp8_e4m3`.');
+  L.push('');
+  L.push('Formats whose values are not all float32 (more than 8 exponent or 23 mantissa bits, e.g. `e8m40`,');
+  L.push('`e11m52`, and `fp64` = binary64, aliases `float64`, `f64`, `double`, `binary64`) are targets for');
+  L.push('float64 data: `chop` of a Float64Array or a number, `encode` (codes up to 53 bits) and');
+  L.push('`encodeBig` / `decodeBig` (any width). The float32 APIs refuse them with a clear error.');
+  L.push('');
+  L.push('## Float64 data');
+  L.push('');
+  L.push('`chop(spec, x)` of a number or a Float64Array rounds each double to the format exactly once (the');
+  L.push('CLI `mixq chop` reads its numbers as doubles). A float32 step first would round twice:');
+  L.push('`1 + 2^-11 + 2^-40` is a float32 tie for fp16 and would go to 1; rounded once it is 1 + 2^-10.');
+  L.push('Tested bit for bit against an exact BigInt rational oracle and CPFloat / numpy vectors.');
   L.push('');
   L.push('## Rounding');
   L.push('');
@@ -69,13 +81,23 @@ export function formatsDoc(): string {
   L.push('  also below the smallest subnormal (no flush bias). r-bit: the residual is truncated to r bits,');
   L.push('  P(up) = floor(frac * 2^r) / 2^r. `stochastic-equal`: P = 1/2 for every inexact value.');
   L.push(
+    '- `nearest-odd` is round-to-odd (CPFloat CPFLOAT_RND_OD, Pychop `nearest_odd`): exact values stay,',
+  );
+  L.push(
+    '  others go to the neighbour with an odd last significand bit; it never overflows past max finite.',
+  );
+  L.push('  Rounding to odd with 2+ extra bits and then to nearest equals rounding once (Boldo-Melquiond).');
+  L.push(
     '- Ties-to-even looks at the significand with its hidden bit. With no mantissa bits (e8m0fnu, E2M0)',
   );
   L.push('  that is always odd, so ties round up in magnitude (as ml_dtypes). Without subnormals the tie');
   L.push('  between 0 and min normal goes to 0.');
   L.push('- Integers: round, then saturate. Codebooks: nearest entry; ties go to the even code, or to the');
   L.push('  smaller magnitude when both codes have the same parity; `nearest-away` ties go to the larger');
-  L.push('  magnitude. Directed modes use the bracketing entries.');
+  L.push(
+    '  magnitude. Directed modes use the bracketing entries; `nearest-odd` takes the entry with the odd',
+  );
+  L.push('  code (toward zero when both codes have the same parity).');
   L.push('');
   L.push('## Overflow, NaN, zero');
   L.push('');

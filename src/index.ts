@@ -7,6 +7,8 @@ export * from './export/index.ts';
 export * from './formats/index.ts';
 export * from './graph/index.ts';
 export * from './io/index.ts';
+export * from './numerics/index.ts';
+export * from './kernels/index.ts';
 export * from './plan/index.ts';
 export * from './quant/index.ts';
 export * from './report/index.ts';

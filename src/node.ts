@@ -1,5 +1,11 @@
 // Node-only entry point (`mixq/node`): file access and runtimes. Re-exports only.
 export * from './io/files.node.ts';
-export * from './io/gguf/gpt2.node.ts';
+export * from './export/gguf/gpt2.node.ts';
 export * from './io/onnx/file.node.ts';
 export * from './runtime/index.node.ts';
+export * from './io/file-stream.node.ts';
+export * from './io/llm/hf-folder.node.ts';
+export * from './runtime/bundled-stories.node.ts';
+export * from './runtime/llama.node.ts';
+export * from './runtime/lm-windows.ts';
+export { createKernelPool, KernelPool, type KernelPoolOptions } from './kernels/pool.node.ts';

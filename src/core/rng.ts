@@ -41,6 +41,25 @@ export class Rng {
     return result;
   }
 
+  /**
+   * The generator's state, four 32-bit words, written to `out` at `offset`: a kernel elsewhere (the
+   * WebAssembly chop) can continue this very stream and hand the state back with `setState`.
+   */
+  getState(out: Uint32Array, offset = 0): void {
+    out[offset] = this.s0;
+    out[offset + 1] = this.s1;
+    out[offset + 2] = this.s2;
+    out[offset + 3] = this.s3;
+  }
+
+  /** Continues from a state written by `getState` (and advanced elsewhere by the same algorithm). */
+  setState(src: Uint32Array, offset = 0): void {
+    this.s0 = src[offset]! | 0;
+    this.s1 = src[offset + 1]! | 0;
+    this.s2 = src[offset + 2]! | 0;
+    this.s3 = src[offset + 3]! | 0;
+  }
+
   /** Uniform double in [0, 1) with 32 random bits. */
   nextFloat(): number {
     return this.nextU32() * 2 ** -32;

@@ -4,8 +4,9 @@
  * `chop` on a JavaScript Float32Array must copy each chunk into the kernel's memory and the result back
  * out; those copies, not the rounding, bound its speed (see bench/formats.bench.ts). A ChopBuffer owns a
  * WebAssembly memory: the caller writes values into `view` (decode, accumulate, read a file into it) and
- * `chopInPlace(n)` rounds the first n in place at memory bandwidth. Without WebAssembly SIMD the view is
- * an ordinary Float32Array and chopInPlace is `chop` in place: same results either way, bit for bit.
+ * `chopInPlace(n)` rounds the first n in place at memory bandwidth, in any rounding mode. Without
+ * WebAssembly SIMD the view is an ordinary Float32Array and chopInPlace is `chop` in place: same results
+ * either way, bit for bit.
  *
  * ```ts
  * const buf = chopBuffer(getFormat('bf16'), 1 << 20);
@@ -14,7 +15,7 @@
  * ```
  */
 import { MixqError } from '../core/errors.ts';
-import { DATA, kernelMemory, type KernelMemory } from './chop-simd.ts';
+import { DATA, kernelMemory, type KernelMemory } from './chop-wasm.ts';
 import { chop } from './codec.ts';
 import type { CastOptions, FormatSpec } from './spec.ts';
 
@@ -31,8 +32,8 @@ export interface ChopBuffer {
   readonly wasm: boolean;
   /**
    * Rounds view[0, n) in place to `spec` (n defaults to capacity) and returns that subarray. Any rounding
-   * mode and option of `chop` is accepted; nearest-even runs the SIMD kernel, the others the TypeScript
-   * paths, in place.
+   * mode and option of `chop` is accepted (float formats run the WebAssembly kernel in place; the others,
+   * and modes without a kernel, the TypeScript paths).
    */
   chopInPlace(n?: number, opts?: CastOptions): Float32Array;
   /** Grows to at least `capacity` elements, keeping the contents; returns the new view (old views die). */
@@ -48,12 +49,12 @@ function checkCount(what: string, n: number, max: number): void {
     });
 }
 
-/** Largest capacity: a 32-bit WebAssembly memory (4 GiB) minus the kernel's exception list. */
-const MAX_CAPACITY = (2 ** 32 - DATA - 65536) / 4;
+/** Largest capacity: a 32-bit WebAssembly memory (4 GiB) minus the kernel's parameter block. */
+const MAX_CAPACITY = (2 ** 32 - DATA) / 4;
 
 /**
  * A buffer of `capacity` float32 values in WebAssembly memory that rounds to `spec` in place with no
- * copies. Each buffer has its own memory (capacity * 4 bytes plus 8 KB).
+ * copies. Each buffer has its own memory (capacity * 4 bytes plus 128, in 64 KB pages).
  */
 export function chopBuffer(spec: FormatSpec, capacity: number): ChopBuffer {
   checkCount('capacity', capacity, MAX_CAPACITY);

@@ -1,19 +1,23 @@
 /**
  * The public codec: encode/decode one value or an array, chop (round to representable values, return
  * floats), value tables and format limits. Dispatches on the spec's kind to minifloat.ts / int.ts / lut.ts;
- * `chop` takes the float32 bit-twiddling fast path of chop-fast.ts when one applies.
+ * `chop` and `encodeArray` take the fast float path (chop-plan.ts, chop-fast.ts: WebAssembly SIMD or
+ * TypeScript) whenever the format and mode have a plan, else the reference. Float64 data (a Float64Array
+ * or a number) rounds once, in round64.ts, for formats up to e11m52.
  */
 import { MixqError } from '../core/errors.ts';
 import { chopFloatFast, codesOfRepresentable } from './chop-fast.ts';
+import { type ChopPlan, chopPlan } from './chop-plan.ts';
 import { chopIntNearestEven, decodeInt, encodeIntNearestEven, encodeIntWith, intLayout } from './int.ts';
 import { decodeLut, encodeLutWith, lutLayout } from './lut.ts';
-import { decodeFloat, encodeFloatWith, floatLayout } from './minifloat.ts';
+import { decodeFloat, encodeFloatWith, floatLayout, floatLayout64 } from './minifloat.ts';
+import { chop64, chopNumber, decodeFloat64, encodeFloat64, encodeFloat64Array } from './round64.ts';
 import { type ResolvedCast, resolveRounding } from './rounding.ts';
 import type { CastOptions, FloatSpec, FormatSpec, LutSpec, OverflowPolicy } from './spec.ts';
 
 /** Storage width in bits of one code. */
 export function formatBits(spec: FormatSpec): number {
-  return spec.kind === 'float' ? floatLayout(spec).bits : spec.bits;
+  return spec.kind === 'float' ? floatLayout64(spec).bits : spec.bits;
 }
 
 /** A scalar encoder bound to a spec and options: (value, random draw) -> code. */
@@ -49,13 +53,27 @@ function decoderFor(spec: FormatSpec): (code: number) => number {
 }
 
 /**
- * The code of x in `spec` (default rounding nearest-even, the format's default overflow policy).
+ * The code of x in `spec` (default rounding nearest-even, the format's default overflow policy). x is a
+ * double and is rounded once; float formats of up to 53 bits (wider ones: encodeBig).
  * Stochastic modes draw one 32-bit number from `opts.rng`, or from a fresh `Rng(opts.seed ?? 0)`.
  * `encode(getFormat('fp8_e4m3fn'), 448) === 0x7e`.
  */
 export function encode(spec: FormatSpec, x: number, opts?: CastOptions): number {
+  if (spec.kind === 'float') return encodeFloat64(spec, x, opts);
   const r = resolveRounding(opts);
   return encoderFor(spec, r, opts)(x, r.rng ? r.rng.nextU32() : 0);
+}
+
+/**
+ * `encode` bound to a spec and options for many values: validated once, one generator for the stochastic
+ * modes (one 32-bit draw per call, in call order).
+ * @example const enc = encoderOf(getFormat('fp4_e2m1fn'), { overflow: 'saturate' }); enc(5) // 6 (code 6 = 4)
+ */
+export function encoderOf(spec: FormatSpec, opts?: CastOptions): (x: number) => number {
+  const r = resolveRounding(opts);
+  const enc = encoderFor(spec, r, opts);
+  const rng = r.rng;
+  return rng ? (x) => enc(x, rng.nextU32()) : (x) => enc(x, 0);
 }
 
 /** The value of a code (NaN for NaN codes). `decode(getFormat('fp4_e2m1fn'), 7) === 6`. */
@@ -67,7 +85,7 @@ export function decode(spec: FormatSpec, code: number): number {
       field: 'code',
       expected: `an integer 0..${2 ** bits - 1}`,
     });
-  return decoderFor(spec)(code);
+  return spec.kind === 'float' ? decodeFloat64(spec, code) : decoderFor(spec)(code);
 }
 
 /** Smallest unsigned typed array that holds codes of `bits` bits. */
@@ -87,31 +105,45 @@ function checkLength(what: string, got: number, want: number): void {
 }
 
 /**
- * Codes of every element (one random draw per element, in order, for stochastic modes).
- * `out` defaults to a Uint8Array for formats of <= 8 bits, Uint16Array for <= 16, else Uint32Array.
+ * Codes of every element (one random draw per element, in order, for stochastic modes). Float64 data rounds
+ * once (formats of <= 32 bits). `out` defaults to a Uint8Array for formats of <= 8 bits, Uint16Array for
+ * <= 16, else Uint32Array.
  */
 export function encodeArray(
   spec: FormatSpec,
-  src: Float32Array,
+  src: Float32Array | Float64Array,
   opts?: CastOptions,
   out?: CodeArray,
 ): CodeArray {
   const bits = formatBits(spec);
+  if (bits > 32)
+    throw new MixqError(`codes of ${spec.name} have ${bits} bits`, {
+      source: 'encodeArray',
+      expected: 'a format of <= 32 bits (encodeBig for wider codes)',
+    });
   const dst = out ?? codeArrayFor(bits, src.length);
   checkLength('encodeArray', dst.length, src.length);
+  if (src instanceof Float64Array && spec.kind === 'float') {
+    encodeFloat64Array(spec, src, opts, dst);
+    return dst;
+  }
   const r = resolveRounding(opts);
-  if (spec.kind === 'float') {
-    // Fast path: round with chop's fast kernels (same random draws), then read codes off the bits.
-    const { L, policy, flush, slow } = floatRounder(spec, r, opts);
-    const rounded = new Float32Array(src.length);
-    if (chopFloatFast(L, src, rounded, r, flush, slow)) {
+  if (spec.kind === 'float' && src instanceof Float32Array) {
+    const plan = floatPlan(spec, r, opts);
+    if (plan) {
+      // round with chop's fast path (same random draws), then read the codes off the bits
+      const L = floatLayout(spec);
+      const policy = opts?.overflow ?? spec.overflow;
+      const flush = opts?.flushSubnormals ?? false;
+      const rounded = new Float32Array(src.length);
+      chopFloatFast(plan, src, rounded, r.rng);
       codesOfRepresentable(L, rounded, dst, (y) =>
         encodeFloatWith(L, y, 'nearest-even', 0, 0, policy, flush),
       );
       return dst;
     }
   }
-  if (spec.kind === 'int' && r.rounding === 'nearest-even') {
+  if (spec.kind === 'int' && r.rounding === 'nearest-even' && src instanceof Float32Array) {
     encodeIntNearestEven(intLayout(spec), src, dst);
     return dst;
   }
@@ -144,17 +176,10 @@ function chopOutput(src: Float32Array, out: Float32Array | undefined): Float32Ar
   return dst;
 }
 
-/**
- * What the float fast paths of chop and encodeArray need: the layout, the overflow policy and subnormal
- * flush in effect, and `slow`, the exact per-element rounding they fall back to (decode of encode).
- */
-function floatRounder(spec: FloatSpec, r: ResolvedCast, opts: CastOptions | undefined) {
-  const L = floatLayout(spec);
+/** The fast-path plan of a float cast (chop-plan.ts), or undefined where only the reference applies. */
+function floatPlan(spec: FloatSpec, r: ResolvedCast, opts: CastOptions | undefined): ChopPlan | undefined {
   const policy = opts?.overflow ?? spec.overflow;
-  const flush = opts?.flushSubnormals ?? false;
-  const slow = (x: number, u: number): number =>
-    decodeFloat(L, encodeFloatWith(L, x, r.rounding, u, r.randomBits, policy, flush));
-  return { L, policy, flush, slow };
+  return chopPlan(floatLayout(spec), r.rounding, r.randomBits, policy, opts?.flushSubnormals ?? false);
 }
 
 /**
@@ -177,21 +202,43 @@ export function chopReference(
 }
 
 /**
- * Rounds every element to a representable value of `spec` and returns the values as float32 (Pychop's
- * `chop`). `out` may be `src` (in place). Stochastic modes draw one 32-bit number per element, in order.
- * `chop(getFormat('bf16'), Float32Array.of(1.00390625))` -> [1] (tie to even).
+ * Rounds every element to a representable value of `spec` (Pychop's `chop`): float32 data to float32
+ * values, float64 data (a Float64Array, or one number) to doubles, each rounded exactly once (round64.ts;
+ * formats wider than float32 such as e11m52 take float64 data only). `out` may be `src` (in place).
+ * Stochastic modes draw one 32-bit number per element, in order.
+ * `chop(getFormat('bf16'), Float32Array.of(1.00390625))` -> [1] (tie to even);
+ * `chop(getFormat('fp16'), 1.0004882812509095) === 1.0009765625`.
  */
 export function chop(
   spec: FormatSpec,
   src: Float32Array,
   opts?: CastOptions,
   out?: Float32Array,
-): Float32Array {
-  const dst = chopOutput(src, out);
+): Float32Array;
+export function chop(
+  spec: FormatSpec,
+  src: Float64Array,
+  opts?: CastOptions,
+  out?: Float64Array,
+): Float64Array;
+export function chop(spec: FormatSpec, x: number, opts?: CastOptions): number;
+export function chop(
+  spec: FormatSpec,
+  input: Float32Array | Float64Array | number,
+  opts?: CastOptions,
+  out?: Float32Array | Float64Array,
+): Float32Array | Float64Array | number {
+  if (typeof input === 'number') return chopNumber(spec, input, opts);
+  if (input instanceof Float64Array) return chop64(spec, input, opts, out as Float64Array | undefined);
+  const src = input;
+  const dst = chopOutput(src, out as Float32Array | undefined);
   if (spec.kind === 'float') {
     const r = resolveRounding(opts);
-    const { L, flush, slow } = floatRounder(spec, r, opts);
-    if (chopFloatFast(L, src, dst, r, flush, slow)) return dst;
+    const plan = floatPlan(spec, r, opts);
+    if (plan) {
+      chopFloatFast(plan, src, dst, r.rng);
+      return dst;
+    }
   }
   if (spec.kind === 'int' && (opts?.rounding ?? 'nearest-even') === 'nearest-even') {
     chopIntNearestEven(intLayout(spec), src, dst);
@@ -238,12 +285,14 @@ export interface FormatInfo {
   readonly hasInf: boolean;
   readonly hasNan: boolean;
   readonly signed: boolean;
+  /** Every value is a float32, so the float32 APIs (chop of a Float32Array, value tables) take the format. */
+  readonly float32: boolean;
 }
 
 /** `formatInfo(getFormat('fp8_e4m3fn')).maxFinite === 448`. */
 export function formatInfo(spec: FormatSpec): FormatInfo {
   if (spec.kind === 'float') {
-    const L = floatLayout(spec);
+    const L = floatLayout64(spec);
     return {
       bits: L.bits,
       maxFinite: L.maxFinite,
@@ -254,6 +303,7 @@ export function formatInfo(spec: FormatSpec): FormatInfo {
       hasInf: spec.inf,
       hasNan: L.nanCode >= 0,
       signed: L.signed,
+      float32: L.float32,
     };
   }
   if (spec.kind === 'int') {
@@ -268,6 +318,7 @@ export function formatInfo(spec: FormatSpec): FormatInfo {
       hasInf: false,
       hasNan: false,
       signed: spec.signed,
+      float32: true,
     };
   }
   const L = lutLayout(spec);
@@ -288,6 +339,7 @@ export function formatInfo(spec: FormatSpec): FormatInfo {
     hasInf: false,
     hasNan: false,
     signed: s[0]! < 0,
+    float32: true,
   };
 }
 

@@ -8,6 +8,7 @@
  * - `nearest-away`: the entry with the larger magnitude, and the positive one if magnitudes are equal.
  * Directed and stochastic modes use the two bracketing entries (P(upper) = distance from lower / gap);
  * `toward-zero` takes the entry nearer zero, or the one with x's sign when the pair straddles zero.
+ * `nearest-odd` takes the entry with the odd code, and rounds toward zero when both codes have the same parity.
  */
 import { MixqError } from '../core/errors.ts';
 import { roundsUp } from './rounding.ts';
@@ -107,6 +108,13 @@ export function encodeLutWith(
     case 'down':
       up = false;
       break;
+    case 'nearest-odd': {
+      // the entry with the odd code (the analogue of round-to-odd for a table); same parity: toward zero
+      const oddLo = L.codeOf[lo]! % 2 === 1;
+      const oddHi = L.codeOf[hi]! % 2 === 1;
+      up = oddLo !== oddHi ? oddHi : a >= 0 ? false : b <= 0 ? true : x > 0;
+      break;
+    }
     default:
       // stochastic modes: P(upper) = (x - a) / (b - a)
       up = roundsUp(mode, 0, dLo / (b - a), false, u32, randomBits);

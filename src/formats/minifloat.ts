@@ -7,9 +7,11 @@
  * value = (-1)^S * (1 + man / 2^M) * 2^(exp - bias)          exponent field >= 1 (or >= 0 without zero)
  *       = (-1)^S * (man / 2^M) * 2^(1 - bias)                 exponent field 0: subnormal (if enabled)
  *
- * This file is the plain reference: it works on JS doubles with exact power-of-two arithmetic (every value
- * of every supported format is a float32, so it is exact in a double). Fast float32 bit-twiddling paths live
- * in chop-fast.ts and are tested against this.
+ * This file is the plain reference: it works on JS doubles with exact power-of-two arithmetic. Formats have
+ * up to 11 exponent and 52 mantissa bits (every value is a double, so it is exact in a double, and an input
+ * double rounds once). The float32 APIs (chop on a Float32Array, value tables) take only formats whose values
+ * are all float32 (`floatLayout`); wider ones (up to E11M52 = binary64) round float64 data (`floatLayout64`,
+ * round64.ts). Fast float32 bit-twiddling paths live in chop-fast.ts and are tested against this.
  *
  * Special values, per NaN encoding:
  * - `ieee`: the whole top binade is special: mantissa 0 is inf (NaN when the format has no inf), others NaN.
@@ -49,16 +51,42 @@ export interface FloatLayout {
   readonly infMag: number;
   /** Positive NaN code, or -1. For 'neg-zero' this is the sign bit alone. */
   readonly nanCode: number;
+  /** Every value is a float32 (M <= 23, 2^emax <= 2^127, finest step >= 2^-149): the float32 APIs apply. */
+  readonly float32: boolean;
 }
 
 const layouts = new WeakMap<FloatSpec, FloatLayout>();
 
-/** Validates a float spec and derives its constants. Throws MixqError naming the bad field. */
-export function floatLayout(spec: FloatSpec): FloatLayout {
+/**
+ * Validates a float spec of up to 11 exponent and 52 mantissa bits whose values are all doubles, and derives
+ * its constants. Throws MixqError naming the bad field. Used by the float64 paths (round64.ts, encode).
+ */
+export function floatLayout64(spec: FloatSpec): FloatLayout {
   const cached = layouts.get(spec);
   if (cached) return cached;
   const L = deriveLayout(spec);
   layouts.set(spec, L);
+  return L;
+}
+
+/**
+ * The layout of a format whose values are all float32 (the float32 codec: chop on a Float32Array, value
+ * tables, encodeArray of float32 data). Throws MixqError for wider formats, pointing at float64 data.
+ */
+export function floatLayout(spec: FloatSpec): FloatLayout {
+  const L = floatLayout64(spec);
+  if (!L.float32) {
+    const why =
+      L.M > 23
+        ? `${L.M} mantissa bits`
+        : L.maxFinite > 3.4028234663852886e38
+          ? `values up to ${L.maxFinite.toPrecision(3)}`
+          : `steps down to 2^${L.emin - L.M}`;
+    throw new MixqError(`values of ${spec.name} are not all float32 (${why})`, {
+      source: `format ${spec.name}`,
+      expected: 'float64 data for this format: chop on a Float64Array or a number',
+    });
+  }
   return L;
 }
 
@@ -68,8 +96,8 @@ function bad(spec: FloatSpec, field: string, message: string, expected: string):
 
 function deriveLayout(spec: FloatSpec): FloatLayout {
   const { expBits: E, manBits: M, bias, signed } = spec;
-  if (!Number.isInteger(E) || E < 1 || E > 8) throw bad(spec, 'expBits', `exponent bits ${E}`, '1..8');
-  if (!Number.isInteger(M) || M < 0 || M > 23) throw bad(spec, 'manBits', `mantissa bits ${M}`, '0..23');
+  if (!Number.isInteger(E) || E < 1 || E > 11) throw bad(spec, 'expBits', `exponent bits ${E}`, '1..11');
+  if (!Number.isInteger(M) || M < 0 || M > 52) throw bad(spec, 'manBits', `mantissa bits ${M}`, '0..52');
   if (!Number.isInteger(bias)) throw bad(spec, 'bias', `bias ${bias}`, 'an integer');
   const hasZero = spec.zero !== false;
   if (spec.inf && spec.nan !== 'ieee')
@@ -96,14 +124,13 @@ function deriveLayout(spec: FloatSpec): FloatLayout {
   }
   if (maxExp < eminField) throw bad(spec, 'expBits', 'no finite normal values', 'more exponent bits');
   const emax = maxExp - bias;
-  // Every value must be a float32 so that chop can return a Float32Array exactly.
-  if (emax > 127)
-    throw bad(spec, 'bias', `largest exponent 2^${emax} exceeds float32`, `bias >= ${maxExp - 127}`);
-  const lowestExp = subnormals ? emin - M : emin;
-  if (lowestExp < -149)
-    throw bad(spec, 'bias', `smallest value 2^${lowestExp} is below float32's 2^-149`, 'a smaller bias');
-  const maxFinite = (1 + maxMan / 2 ** M) * 2 ** emax;
-  const minNormal = 2 ** emin;
+  // Every value must be a double (exact in a JS number); float32 also holds them when `float32` is set.
+  if (emax > 1023)
+    throw bad(spec, 'bias', `largest exponent 2^${emax} exceeds float64`, `bias >= ${maxExp - 1023}`);
+  if (emin - M < -1074)
+    throw bad(spec, 'bias', `step 2^${emin - M} is below float64's 2^-1074`, 'a smaller bias');
+  const maxFinite = (1 + maxMan / 2 ** M) * pow2(emax);
+  const minNormal = pow2(emin);
   let nanCode = -1;
   if (spec.nan === 'ieee') nanCode = expMax * 2 ** M + 2 ** (M - 1);
   else if (spec.nan === 'all-ones') nanCode = magMask;
@@ -123,11 +150,12 @@ function deriveLayout(spec: FloatSpec): FloatLayout {
     subnormals,
     emin,
     minNormal,
-    minSubnormal: subnormals ? 2 ** (emin - M) : minNormal,
+    minSubnormal: subnormals ? pow2(emin - M) : minNormal,
     maxFinite,
     maxMag: maxExp * 2 ** M + maxMan,
     infMag: spec.inf ? expMax * 2 ** M : -1,
     nanCode,
+    float32: M <= 23 && emax <= 127 && emin - M >= -149,
   };
 }
 
@@ -202,9 +230,54 @@ function magnitudeCode(L: FloatLayout, v: number): number {
   return (e + L.bias) * pow2(L.M) + (v / pow2(e - L.M) - pow2(L.M));
 }
 
+/** Does rounding in `mode` move a value of sign `neg` toward smaller magnitude (so it never overflows)? */
+function towardSmaller(mode: Rounding, neg: boolean): boolean {
+  return (
+    mode === 'toward-zero' || mode === 'nearest-odd' || (mode === 'down' && !neg) || (mode === 'up' && neg)
+  );
+}
+
+/**
+ * The shared end of every float rounding: the magnitude (n + frac) * q (n integer >= 0, 0 <= frac < 1, q the
+ * step at the value's binade) rounded in `mode` and put through the format's range rules. Returns the
+ * rounded magnitude (a value of the format in [0, maxFinite]), Infinity (overflow to inf) or NaN (overflow
+ * to NaN). For formats without zero an underflow returns minNormal (code 0, the smallest value).
+ * Used by the code path below and by the float64 value paths of round64.ts, so they decide alike.
+ */
+export function finishMagnitude(
+  L: FloatLayout,
+  n: number,
+  frac: number,
+  q: number,
+  mode: Rounding,
+  neg: boolean,
+  u32: number,
+  randomBits: number,
+  policy: OverflowPolicy,
+): number {
+  // Ties-to-even looks at n, the significand with its hidden bit. With no mantissa bits n is the hidden 1,
+  // always odd, so ties round up in magnitude: e8m0fnu(1.5) = 2, e8m0fnu(0.1875) = 0.25, as ml_dtypes.
+  if (roundsUp(mode, n, frac, neg, u32, randomBits)) n += 1;
+  const v = n * q;
+  if (v > L.maxFinite) {
+    // IEEE 754 7.4: rounding toward smaller magnitude never overflows past max finite.
+    if (towardSmaller(mode, neg) || policy === 'saturate') return L.maxFinite;
+    if (policy === 'ieee' && L.infMag >= 0) return Infinity;
+    return L.nanCode >= 0 ? Number.NaN : L.maxFinite;
+  }
+  if (!L.hasZero && v < L.minNormal) return L.minNormal; // no zero: the smallest value (code 0)
+  return v;
+}
+
+/** Step (quantum) of a magnitude a > 0 with exponent e: emin - M below minNormal (emin without subnormals). */
+export function stepExponent(L: FloatLayout, e: number, subnormals: boolean): number {
+  return e < L.emin ? (subnormals ? L.emin - L.M : L.emin) : e - L.M;
+}
+
 /**
  * Reference cast of one number to a code. `u32` is this element's random draw (used only by stochastic
  * modes), `flush` removes subnormals from the target set (results round to 0 or the min normal).
+ * Codes are exact for formats of up to 53 bits (callers check).
  */
 export function encodeFloatWith(
   L: FloatLayout,
@@ -231,27 +304,16 @@ export function encodeFloatWith(
     if (!L.hasZero) return nanOrZero(L); // as ml_dtypes: e8m0fnu(0) is NaN
     return L.spec.nan === 'neg-zero' ? 0 : signBits;
   }
-  const sub = L.subnormals && !flush;
-  const e = exponentOf(a);
-  // Step (quantum) at a's binade; without subnormals the step below minNormal is minNormal itself.
-  const qexp = e < L.emin ? (sub ? L.emin - L.M : L.emin) : e - L.M;
+  const qexp = stepExponent(L, exponentOf(a), L.subnormals && !flush);
   const q = pow2(qexp);
-  const m = a / q; // exact: division by a power of two
-  let n = Math.floor(m);
-  // Ties-to-even looks at n, the significand with its hidden bit. With no mantissa bits n is the hidden 1,
-  // always odd, so ties round up in magnitude: e8m0fnu(1.5) = 2, e8m0fnu(0.1875) = 0.25, as ml_dtypes.
-  if (roundsUp(mode, n, m - n, neg, u32, randomBits)) n += 1;
-  if (n === 0) {
-    if (!L.hasZero) return signBits; // no zero: the smallest value (code 0) is the only lower neighbour
-    return L.spec.nan === 'neg-zero' ? 0 : signBits;
-  }
-  const v = n * q;
-  if (v > L.maxFinite) {
-    // IEEE 754 7.4: rounding toward smaller magnitude never overflows past max finite.
-    const towardSmaller = mode === 'toward-zero' || (mode === 'down' && !neg) || (mode === 'up' && neg);
-    if (towardSmaller) return signBits + L.maxMag;
-    return overflowCode(L, signBits, policy);
-  }
-  if (!L.hasZero && v < L.minNormal) return signBits;
+  let m = a / q; // exact: division by a power of two (unless it underflows, see below)
+  // A step above 1 can push a/q below 2^-1074 (only for tiny doubles and formats whose grid is coarser than
+  // 1 there): any positive m < 2^-33 makes the same decision in every mode, so keep it positive.
+  if (m === 0) m = Number.MIN_VALUE;
+  const n = Math.floor(m);
+  const v = finishMagnitude(L, n, m - n, q, mode, neg, u32, randomBits, policy);
+  if (v !== v) return nanWithSign(L, signBits);
+  if (v === Infinity) return signBits + L.infMag;
+  if (v === 0) return L.spec.nan === 'neg-zero' ? 0 : signBits;
   return signBits + magnitudeCode(L, v);
 }

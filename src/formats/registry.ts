@@ -5,11 +5,11 @@
 import { MixqError } from '../core/errors.ts';
 import { codebookFormats } from './catalog/codebooks.ts';
 import { fp8_e4m3, fp8_e4m3fn, fp8_e4m3fnuz, fp8_e5m2, fp8_e5m2fnuz } from './catalog/fp8.ts';
-import { bf16, fp16, fp32, tf32 } from './catalog/ieee.ts';
+import { bf16, fp16, fp32, fp64, tf32 } from './catalog/ieee.ts';
 import { intSpec, narrowInts, signedInts, ternary, unsignedInts } from './catalog/integers.ts';
 import { fp4_e2m1fn, fp6_e2m3fn, fp6_e3m2fn } from './catalog/mx-elements.ts';
 import { e8m0fnu } from './catalog/scale.ts';
-import { floatLayout } from './minifloat.ts';
+import { floatLayout64 } from './minifloat.ts';
 import type { FloatSpec, FormatSpec, NanEncoding } from './spec.ts';
 
 /** Every named format, in display order. */
@@ -34,12 +34,22 @@ export const FORMATS: readonly FormatSpec[] = [
   ...codebookFormats,
 ];
 
+/**
+ * Formats whose values are not all float32: targets for float64 data only (chop of a Float64Array or a
+ * number, encode, encodeBig). Kept out of FORMATS, whose every entry the float32 APIs accept.
+ */
+export const WIDE_FORMATS: readonly FormatSpec[] = [fp64];
+
 /** Short and foreign (ml_dtypes, numpy, ONNX) names -> canonical name. Keys are lower case. */
 export const ALIASES: Readonly<Record<string, string>> = {
   float32: 'fp32',
   f32: 'fp32',
   float: 'fp32',
   single: 'fp32',
+  float64: 'fp64',
+  f64: 'fp64',
+  double: 'fp64',
+  binary64: 'fp64',
   tensorfloat32: 'tf32',
   float16: 'fp16',
   f16: 'fp16',
@@ -71,7 +81,7 @@ export const ALIASES: Readonly<Record<string, string>> = {
   bool: 'uint1',
 };
 
-const byName = new Map<string, FormatSpec>(FORMATS.map((f) => [f.name, f]));
+const byName = new Map<string, FormatSpec>([...FORMATS, ...WIDE_FORMATS].map((f) => [f.name, f]));
 
 function lookup(name: string): FormatSpec | undefined {
   const key = name.trim().toLowerCase();
@@ -88,7 +98,7 @@ function lookup(name: string): FormatSpec | undefined {
 function unknown(name: string, source: string): MixqError {
   return new MixqError(`unknown format '${name}'`, {
     source,
-    expected: `one of ${FORMATS.map((f) => f.name).join(', ')}, an alias (${Object.keys(ALIASES).join(', ')}), intN_narrow${source === 'parseFormat' ? ', or a custom float eXmY / ueXmY' : ''}`,
+    expected: `one of ${[...FORMATS, ...WIDE_FORMATS].map((f) => f.name).join(', ')}, an alias (${Object.keys(ALIASES).join(', ')}), intN_narrow${source === 'parseFormat' ? ', or a custom float eXmY / ueXmY' : ''}`,
   });
 }
 
@@ -153,7 +163,7 @@ export function parseFormat(name: string, overrides: FloatOverrides = {}): Forma
       });
     base = applyOverrides(base, overrides);
   }
-  if (base.kind === 'float') floatLayout(base); // validate now, so a bad custom format fails at parse time
+  if (base.kind === 'float') floatLayout64(base); // validate now, so a bad custom format fails at parse time
   return base;
 }
 

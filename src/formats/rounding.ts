@@ -11,6 +11,7 @@
  * - r-bit stochastic (`randomBits` r, hardware style): the residual is truncated to r bits first;
  *   up iff (u32 >>> (32 - r)) < floor(frac * 2^r), so P(up) = floor(frac * 2^r) / 2^r.
  * - `stochastic-equal`: up iff the top bit of u32 is set, P = 1/2 for any inexact value.
+ * `nearest-odd` (round-to-odd) goes up iff the value is inexact and n is even.
  */
 import { MixqError } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
@@ -24,6 +25,7 @@ export const ROUNDINGS: readonly Rounding[] = [
   'down',
   'stochastic',
   'stochastic-equal',
+  'nearest-odd',
 ];
 
 const TWO32 = 2 ** 32;
@@ -60,6 +62,8 @@ export function roundsUp(
       return u32 < frac * TWO32;
     case 'stochastic-equal':
       return u32 >>> 31 === 1;
+    case 'nearest-odd':
+      return n % 2 === 0; // inexact: to the odd neighbour
   }
 }
 

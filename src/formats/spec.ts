@@ -5,9 +5,22 @@ import type { Rng } from '../core/rng.ts';
  * serves them all. Block formats (MX, NVFP4, ggml) live in src/blocks and are built from these.
  */
 
-/** Rounding modes. `stochastic`: P(up) = distance to the lower neighbour / gap. `stochastic-equal`: P = 1/2. */
+/**
+ * Rounding modes. `stochastic`: P(up) = distance to the lower neighbour / gap. `stochastic-equal`: P = 1/2.
+ * `nearest-odd` is round-to-odd (Pychop's `nearest_odd`, CPFloat's CPFLOAT_RND_OD): an exact value stays, any
+ * other goes to the neighbour whose last significand bit is 1, and overflow stops at max finite. Rounding to
+ * odd with 2 or more extra bits first and then to nearest gives the correctly rounded result (Boldo &
+ * Melquiond 2008), which makes chained conversions exact.
+ */
 export type Rounding =
-  'nearest-even' | 'nearest-away' | 'toward-zero' | 'up' | 'down' | 'stochastic' | 'stochastic-equal';
+  | 'nearest-even'
+  | 'nearest-away'
+  | 'toward-zero'
+  | 'up'
+  | 'down'
+  | 'stochastic'
+  | 'stochastic-equal'
+  | 'nearest-odd';
 
 /** What happens to finite values beyond max finite. `ieee`: inf, or NaN where the format has no inf. */
 export type OverflowPolicy = 'ieee' | 'saturate' | 'nan';

@@ -1,5 +1,6 @@
 // Node-only runtime (onnxruntime-node): evaluation harness, weight feeding, calibration capture.
 // Re-exports only; reached through `mixq/node`.
+export { closeBlockEncodeWorkers, encodeRowsOnThreads, quantizeOnThreads } from './block-encode.node.ts';
 export * from './bundled.node.ts';
 export * from './calibration.node.ts';
 export * from './ctc.ts';

@@ -17,7 +17,7 @@ import { kernelMemory, type MatrixEngine, WasmArena } from '../quant/matrix/engi
 import { instantiateKernels, STACK_BYTES, type ThreadContext, WORK_BYTES } from '../quant/matrix/kernels.ts';
 import { runTaskPart, TASK_NAMES, type TaskName } from '../quant/matrix/tasks.ts';
 import { WASM_SIMD128 as WASM_SHARED } from '../quant/wasm/matrix-mt.generated.ts';
-import { startModuleWorker } from './worker-thread.node.ts';
+import { startModuleWorker } from '../core/worker-thread.node.ts';
 
 /** Control block layout (Int32 slots, then float64 arguments, then an error message). */
 export const CTRL = {

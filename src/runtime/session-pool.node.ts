@@ -26,7 +26,7 @@ import {
 } from './ort.node.ts';
 import { describeInputs, type ModelRunner, sessionRunner } from './runner.node.ts';
 import { defaultPoolSize } from './sensitivity-pool.node.ts';
-import { startModuleWorker } from './worker-thread.node.ts';
+import { startModuleWorker } from '../core/worker-thread.node.ts';
 
 export type WorkerRequest =
   | { kind: 'open'; model: string | Uint8Array }

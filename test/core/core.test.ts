@@ -82,3 +82,13 @@ test('Rng is deterministic by seed and roughly uniform', () => {
   assert.ok(same < 3);
   assert.ok(Math.abs(sum / 10000 - 0.5) < 0.02);
 });
+
+test('Rng state round-trips through getState / setState', () => {
+  const a = new Rng(3);
+  for (let i = 0; i < 5; i++) a.nextU32();
+  const s = new Uint32Array(6);
+  a.getState(s, 2);
+  const b = new Rng(99);
+  b.setState(s, 2);
+  for (let i = 0; i < 10; i++) assert.equal(a.nextU32(), b.nextU32());
+});

@@ -19,8 +19,8 @@ import {
   getFormat,
   ROUNDINGS,
 } from '../../src/formats/index.ts';
-import { setSimdEnabled } from '../../src/formats/chop-fast.ts';
-import { CHUNK, SIMD_BLOCK, simdAvailable } from '../../src/formats/chop-simd.ts';
+import { forceChopPath } from '../../src/formats/chop-fast.ts';
+import { CHUNK, wasmChopAvailable } from '../../src/formats/chop-wasm.ts';
 import { assertSameBits } from './cases.ts';
 
 function values(spec: FormatSpec, n: number, seed: number): Float32Array {
@@ -53,7 +53,7 @@ function values(spec: FormatSpec, n: number, seed: number): Float32Array {
 const NAMES = ['bf16', 'fp16', 'tf32', 'fp8_e4m3fn', 'fp8_e5m2', 'fp6_e3m2fn', 'fp4_e2m1fn'];
 
 test('WebAssembly SIMD is available, so chopBuffer views live in WebAssembly memory', () => {
-  assert.ok(simdAvailable());
+  assert.ok(wasmChopAvailable());
   const buf = chopBuffer(getFormat('bf16'), 1000);
   assert.ok(buf.wasm);
   assert.equal(buf.view.length, 1000);
@@ -62,7 +62,7 @@ test('WebAssembly SIMD is available, so chopBuffer views live in WebAssembly mem
 });
 
 test('chopInPlace equals the reference and the TypeScript path bit for bit (nearest-even, options)', () => {
-  const n = 2 * CHUNK + 3 * SIMD_BLOCK + 7; // three kernel calls, then an odd tail
+  const n = 2 * CHUNK + 3 * 32 + 7; // three kernel calls, then an odd tail
   for (const name of NAMES) {
     const spec = getFormat(name);
     const src = values(spec, n, 11);
@@ -75,9 +75,9 @@ test('chopInPlace equals the reference and the TypeScript path bit for bit (near
     ];
     for (const o of opts) {
       const ref = chopReference(spec, src, o);
-      setSimdEnabled(false);
+      forceChopPath('typescript');
       const ts = chop(spec, src, o);
-      setSimdEnabled(true);
+      forceChopPath(undefined);
       assertSameBits(ts, ref, `${name} ${JSON.stringify(o)} TypeScript`, src);
       buf.view.set(src);
       buf.view[n] = 12345; // past n: untouched
@@ -93,13 +93,13 @@ test('chopInPlace: exceptional lanes (NaN, inf, overflow) in every group positio
   for (const name of ['bf16', 'fp16', 'fp8_e4m3fn']) {
     const spec = getFormat(name);
     const info = formatInfo(spec);
-    const n = CHUNK + SIMD_BLOCK;
+    const n = CHUNK + 32;
     const rng = new Rng(3);
     const src = new Float32Array(n);
     for (let i = 0; i < n; i++) src[i] = rng.nextNormal();
     // one exceptional lane per group, walking through the lane positions; dense around the boundary
     const special = [Number.NaN, Infinity, -Infinity, info.maxFinite * 1.5, -info.maxFinite * 1.01];
-    for (let g = 0; g < n / SIMD_BLOCK; g += 7) src[g * SIMD_BLOCK + (g % SIMD_BLOCK)] = special[g % 5]!;
+    for (let g = 0; g < n / 32; g += 7) src[g * 32 + (g % 32)] = special[g % 5]!;
     for (let i = CHUNK - 40; i < CHUNK + 8; i += 3) src[i] = special[i % 5]!;
     const ref = chopReference(spec, src);
     const buf = chopBuffer(spec, n);
@@ -109,7 +109,7 @@ test('chopInPlace: exceptional lanes (NaN, inf, overflow) in every group positio
 });
 
 test('chopInPlace with every rounding mode equals the reference (same random stream)', () => {
-  const n = 3 * SIMD_BLOCK * 37 + 5;
+  const n = 3 * 32 * 37 + 5;
   for (const name of ['bf16', 'fp16', 'fp8_e4m3fn']) {
     const spec = getFormat(name);
     const src = values(spec, n, 5);
@@ -124,7 +124,7 @@ test('chopInPlace with every rounding mode equals the reference (same random str
 
 test('chop on views of a chopBuffer memory: in place, to another (overlapping) view, and out to JS', () => {
   const spec = getFormat('fp16');
-  const n = CHUNK + 2 * SIMD_BLOCK + 3;
+  const n = CHUNK + 2 * 32 + 3;
   const src = values(spec, n, 21);
   const ref = chopReference(spec, src);
   const buf = chopBuffer(spec, n + 1000);
@@ -144,7 +144,7 @@ test('chop on views of a chopBuffer memory: in place, to another (overlapping) v
   assertSameBits(chop(spec, v.subarray(4, 4 + n), {}, v.subarray(4, 4 + n)), ref, 'in place at +4', src);
   v.set(src, 4);
   assertSameBits(chop(spec, v.subarray(4, 4 + n)), ref, 'out to a new array', src);
-  // a view of the memory below the data start (the exception list) goes through the copying path
+  // a view of the memory below the data start (the parameter block) goes through the copying path
   const low = new Float32Array(v.buffer, 0, 100);
   low.set(src.subarray(0, 100));
   assertSameBits(chop(spec, low, {}, low), ref.subarray(0, 100), 'below DATA', src);
@@ -178,15 +178,15 @@ test('chopBuffer rejects bad sizes with MixqError', () => {
   assert.throws(() => buf.reserve(Number.NaN), MixqError);
 });
 
-test('without SIMD (kernel switched off) chopInPlace still equals the reference', () => {
+test('with the TypeScript path forced, chopInPlace still equals the reference', () => {
   const spec = getFormat('fp16');
   const src = values(spec, 5000, 13);
   const buf = chopBuffer(spec, 5000);
   buf.view.set(src);
-  setSimdEnabled(false);
+  forceChopPath('typescript');
   try {
     assertSameBits(buf.chopInPlace(), chopReference(spec, src), 'TypeScript in place', src);
   } finally {
-    setSimdEnabled(true);
+    forceChopPath(undefined);
   }
 });

@@ -39,9 +39,24 @@ test('chop: --random-bits implies seeded stochastic rounding, same as the librar
   const a = mixq(['chop', '--format', 'fp4', '--random-bits', '2', '--seed', '9', '--json', ...xs]);
   assert.equal(a.code, 0, a.err);
   const opts = { rounding: 'stochastic' as const, randomBits: 2, seed: 9 };
-  const lib = chop(getFormat('fp4_e2m1fn'), new Float32Array(40).fill(2.7), opts);
+  const lib = chop(getFormat('fp4_e2m1fn'), new Float64Array(40).fill(2.7), opts);
   assert.deepEqual(JSON.parse(a.out), [...lib]);
   assert.ok(lib.includes(2) && lib.includes(3)); // frac 0.7 -> P(up) = floor(2.8) / 4 = 0.5
+});
+
+test('chop reads doubles and rounds them once (the inputs the float32 path rounded twice)', () => {
+  // 1 + 2^-11 + 2^-40 is above the fp16 tie; its float32 rounding is the tie (-> 1)
+  assert.deepEqual(mixq(['chop', '--format', 'fp16', '1.0004882812509095']).out.trim(), '1.0009765625');
+  // 1 + 2^-52 rounded up; float32 made it 1
+  const up = mixq(['chop', '--format', 'fp16', '--rounding', 'up', '1.0000000000000002']);
+  assert.equal(up.out.trim(), '1.0009765625');
+  // formats wider than float32, bit patterns of float64 in and out
+  const wide = mixq(['chop', '--format', 'fp64', '--bits', '0.1', '0x3ff0000000000001']);
+  assert.deepEqual(wide.out.trim().split('\n'), ['0x3fb999999999999a', '0x3ff0000000000001']);
+  assert.equal(
+    mixq(['chop', '--format', 'e8m40', '--rounding', 'nearest-odd', '0.1']).out.trim(),
+    '0.0999999999999659',
+  );
 });
 
 test('errors are one line on stderr with exit code 2', () => {

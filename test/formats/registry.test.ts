@@ -104,8 +104,15 @@ test('custom floats: IEEE-like defaults, refined by overrides', () => {
   const sat = parseFormat('fp8_e5m2', { saturate: true });
   assert.equal(decode(sat, encode(sat, 1e9)), 57344);
   assert.throws(() => parseFormat('int8', { bias: 3 }), /only to float formats/);
-  assert.throws(() => parseFormat('e9m3'), MixqError); // exponent field too wide for float32
-  assert.throws(() => parseFormat('e5m2', { nan: 'ieee', inf: true, bias: -200 }), MixqError);
+  assert.throws(() => parseFormat('e12m3'), MixqError); // exponent field too wide for float64
+  assert.throws(() => parseFormat('e5m53'), MixqError); // mantissa too wide for float64
+  // wider than float32: a target for float64 data only; the float32 APIs refuse it with a clear error
+  const e9m3 = parseFormat('e9m3');
+  assert.equal(formatInfo(e9m3).float32, false);
+  assert.throws(() => valueTable(e9m3), /not all float32.*float64 data/);
+  assert.equal(getFormat('double'), getFormat('fp64'));
+  assert.equal(formatInfo(getFormat('fp64')).maxFinite, Number.MAX_VALUE);
+  assert.throws(() => parseFormat('e5m2', { nan: 'ieee', inf: true, bias: -2000 }), MixqError);
 });
 
 test('user codebooks', () => {

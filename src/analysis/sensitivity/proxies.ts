@@ -22,9 +22,9 @@
  */
 import { MixqError } from '../../core/errors.ts';
 import { Rng } from '../../core/rng.ts';
+import { groupBase, type RowLayout } from '../../quant/layout.ts';
 import { inlineEngine } from '../../quant/matrix/engine.ts';
 import { quadFormEachRow } from '../../quant/matrix/quad-form.ts';
-import { groupBase, type RowLayout } from './layout.ts';
 
 /** Calibration statistics of a weight's input activation (per channel of the activation). */
 export interface LayerStats {

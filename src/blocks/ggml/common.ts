@@ -90,6 +90,31 @@ export function quantizeRows(
   withoutImatrix: (x: Float32Array) => Uint8Array,
   rowWithImatrix: (row: Float32Array, imatrix: Float32Array, out: Uint8Array) => void,
 ): Uint8Array {
+  checkRowsInput(t, x, nPerRow, imatrix);
+  if (imatrix === null) return withoutImatrix(x);
+  const rowBytes = (nPerRow / t.blockSize) * t.bytesPerBlock;
+  const nrows = x.length / nPerRow;
+  const out = new Uint8Array(nrows * rowBytes);
+  for (let r = 0; r < nrows; r++) {
+    rowWithImatrix(
+      x.subarray(r * nPerRow, (r + 1) * nPerRow),
+      imatrix,
+      out.subarray(r * rowBytes, (r + 1) * rowBytes),
+    );
+  }
+  return out;
+}
+
+/**
+ * The argument checks of `quantize_<t>(x, nPerRow, imatrix)`: whole blocks per row, whole rows, and an
+ * imatrix (when given) of one weight per column.
+ */
+export function checkRowsInput(
+  t: GgmlTypeInfo,
+  x: Float32Array,
+  nPerRow: number,
+  imatrix: Float32Array | null,
+): void {
   if (!Number.isInteger(nPerRow) || nPerRow <= 0 || nPerRow % t.blockSize !== 0) {
     throw new MixqError(`bad row length ${nPerRow}`, {
       source: t.name,
@@ -104,25 +129,13 @@ export function quantizeRows(
       expected: `a positive multiple of ${nPerRow}`,
     });
   }
-  if (imatrix === null) return withoutImatrix(x);
-  if (imatrix.length !== nPerRow) {
+  if (imatrix !== null && imatrix.length !== nPerRow) {
     throw new MixqError(`imatrix has ${imatrix.length} weights`, {
       source: t.name,
       field: 'imatrix.length',
       expected: String(nPerRow),
     });
   }
-  const rowBytes = (nPerRow / t.blockSize) * t.bytesPerBlock;
-  const nrows = x.length / nPerRow;
-  const out = new Uint8Array(nrows * rowBytes);
-  for (let r = 0; r < nrows; r++) {
-    rowWithImatrix(
-      x.subarray(r * nPerRow, (r + 1) * nPerRow),
-      imatrix,
-      out.subarray(r * rowBytes, (r + 1) * rowBytes),
-    );
-  }
-  return out;
 }
 
 /** float32 sum of squares in index order, as ggml's `for (...) sum += x[j]*x[j]`. */

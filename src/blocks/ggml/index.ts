@@ -16,6 +16,7 @@ import { dequantizeQ5_1, Q5_1_INFO, quantizeQ5_1, quantizeRefQ5_1 } from './q5_1
 import { dequantizeQ5_K, Q5_K_INFO, quantizeQ5_K, quantizeRefQ5_K } from './q5_k.ts';
 import { dequantizeQ6_K, Q6_K_INFO, quantizeQ6_K, quantizeRefQ6_K } from './q6_k.ts';
 import { dequantizeQ8_0, Q8_0_INFO, quantizeQ8_0, quantizeRefQ8_0 } from './q8_0.ts';
+import { GGML_KERNEL_AVAILABLE, wasmDequantize, wasmQuantize, wasmQuantizeRef } from './wasm.ts';
 
 export type { GgmlTypeInfo } from './common.ts';
 export { KVALUES_IQ4NL } from './iq4_nl.ts';
@@ -35,7 +36,8 @@ export interface GgmlCodec {
   dequantize(bytes: Uint8Array, n: number): Float32Array;
 }
 
-export const GGML_CODECS = {
+/** The plain TypeScript codecs: the reference every fast path is tested against. */
+export const GGML_REFERENCE_CODECS = {
   Q4_0: { info: Q4_0_INFO, quantizeRef: quantizeRefQ4_0, quantize: quantizeQ4_0, dequantize: dequantizeQ4_0 },
   Q4_1: { info: Q4_1_INFO, quantizeRef: quantizeRefQ4_1, quantize: quantizeQ4_1, dequantize: dequantizeQ4_1 },
   Q5_0: { info: Q5_0_INFO, quantizeRef: quantizeRefQ5_0, quantize: quantizeQ5_0, dequantize: dequantizeQ5_0 },
@@ -60,4 +62,31 @@ export const GGML_CODECS = {
   },
 } as const satisfies Record<string, GgmlCodec>;
 
-export type GgmlTypeName = keyof typeof GGML_CODECS;
+export type GgmlTypeName = keyof typeof GGML_REFERENCE_CODECS;
+
+/** The same codecs through the WebAssembly kernel (native/blocks/ggml.c), byte for byte the reference. */
+export function wasmCodec(reference: GgmlCodec): GgmlCodec {
+  const t = reference.info;
+  return {
+    info: t,
+    quantizeRef: (x) => wasmQuantizeRef(t, x),
+    quantize: (x, nPerRow, imatrix) => wasmQuantize(t, x, nPerRow, imatrix),
+    dequantize: (bytes, n) => wasmDequantize(t, bytes, n),
+  };
+}
+
+function mapCodecs(f: (c: GgmlCodec) => GgmlCodec): Readonly<Record<GgmlTypeName, GgmlCodec>> {
+  const out = {} as Record<GgmlTypeName, GgmlCodec>;
+  for (const name of Object.keys(GGML_REFERENCE_CODECS) as GgmlTypeName[]) {
+    out[name] = f(GGML_REFERENCE_CODECS[name]);
+  }
+  return out;
+}
+
+/**
+ * The codecs mixq uses: the WebAssembly kernel where the engine runs it (SIMD128: every current browser,
+ * Node >= 16.4), else the TypeScript reference. Chosen once, here, at module load.
+ */
+export const GGML_CODECS: Readonly<Record<GgmlTypeName, GgmlCodec>> = GGML_KERNEL_AVAILABLE
+  ? mapCodecs(wasmCodec)
+  : GGML_REFERENCE_CODECS;

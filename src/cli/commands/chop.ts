@@ -4,9 +4,12 @@
  *
  * Rounds numbers to representable values of a format (registered, alias, or any custom eXmY / ueXmY) and
  * prints them, one per line. Numbers come from the arguments, or from standard input (one per line) when
- * none are given; each is a decimal or a float32 bit pattern written 0x + 8 hex digits. Inputs are first
- * rounded to float32 (chop works on float32 data). `--json` prints a JSON array (NaN/inf as strings),
- * `--bits` prints each result's float32 bit pattern. Negative numbers may follow `--`.
+ * none are given; each is a decimal, a float32 bit pattern written 0x + 8 hex digits or a float64 one
+ * written 0x + 16 hex digits. Every input is read as a double and rounded to the format exactly once
+ * (float64 chop, formats/round64.ts), so formats up to e11m52 / fp64 work and no float32 step rounds
+ * first. `--json` prints a JSON array (NaN/inf as strings), `--bits` prints each result's bit pattern:
+ * float32 (0x + 8 hex digits) for formats whose values are float32, else float64 (0x + 16). Negative
+ * numbers may follow `--`.
  */
 import { defineCommand } from 'citty';
 import { f32ToBits } from '../../core/bits.ts';
@@ -15,6 +18,7 @@ import {
   type CastOptions,
   chop,
   type FloatOverrides,
+  formatInfo,
   formatNumber,
   type NanEncoding,
   parseFormat,
@@ -56,13 +60,14 @@ function numberTokens(rawArgs: readonly string[]): string[] {
   return out;
 }
 
-/** A decimal (also inf, -inf, nan) or a float32 bit pattern 0x + 8 hex digits. */
+/** A decimal (also inf, -inf, nan), a float32 bit pattern 0x + 8 hex digits or a float64 one 0x + 16. */
 export function parseNumber(token: string, where: string): number {
   const t = token.trim();
   if (/^0x[0-9a-f]{8}$/i.test(t)) {
     const f = new Float32Array(new Uint32Array([Number.parseInt(t.slice(2), 16)]).buffer);
     return f[0]!;
   }
+  if (/^0x[0-9a-f]{16}$/i.test(t)) return new Float64Array(BigUint64Array.of(BigInt(t)).buffer)[0]!;
   const lower = t.toLowerCase();
   if (/^[+-]?(inf|infinity)$/.test(lower)) return lower.startsWith('-') ? -Infinity : Infinity;
   if (/^[+-]?nan$/.test(lower)) return Number.NaN;
@@ -70,7 +75,7 @@ export function parseNumber(token: string, where: string): number {
   if (t === '' || Number.isNaN(v))
     throw new MixqError(`cannot read '${token}' as a number`, {
       source: where,
-      expected: 'a decimal, inf, nan, or 0x + 8 hex digits (float32 bits)',
+      expected: 'a decimal, inf, nan, or 0x + 8 / 16 hex digits (float32 / float64 bits)',
     });
   return v;
 }
@@ -113,7 +118,12 @@ export default defineCommand({
     subnormals: { type: 'boolean', description: 'the format has subnormals (--no-subnormals: none)' },
     saturate: { type: 'boolean', description: 'overflow saturates to max finite', default: false },
     json: { type: 'boolean', description: 'print a JSON array only', default: false },
-    bits: { type: 'boolean', description: 'print float32 bit patterns (0x + 8 hex digits)', default: false },
+    bits: {
+      type: 'boolean',
+      description:
+        'print bit patterns (float32: 0x + 8 hex digits; formats wider than float32: float64, 0x + 16)',
+      default: false,
+    },
   },
   async run({ args, rawArgs }) {
     try {
@@ -146,17 +156,16 @@ export default defineCommand({
         tokens = (await readStdin()).split(/\r?\n/).filter((l) => l.trim() !== '');
         where = 'stdin';
       }
-      const src = Float32Array.from(tokens, (t, i) => parseNumber(t, `${where} ${i + 1}`));
+      const src = Float64Array.from(tokens, (t, i) => parseNumber(t, `${where} ${i + 1}`));
       const out = chop(spec, src, opts);
+      const float32 = formatInfo(spec).float32;
       if (args.json) {
         const vals = Array.from(out, (v) =>
           Number.isFinite(v) ? (Object.is(v, -0) ? -0 : v) : formatNumber(v),
         );
         process.stdout.write(`${JSON.stringify(vals)}\n`);
       } else if (args.bits) {
-        process.stdout.write(
-          Array.from(out, (v) => `0x${f32ToBits(v).toString(16).padStart(8, '0')}\n`).join(''),
-        );
+        process.stdout.write(Array.from(out, (v) => `${bitPattern(v, float32)}\n`).join(''));
       } else {
         process.stdout.write(
           Array.from(out, (v) => `${Object.is(v, -0) ? '-0' : formatPlain(v)}\n`).join(''),
@@ -167,6 +176,11 @@ export default defineCommand({
     }
   },
 });
+
+function bitPattern(v: number, float32: boolean): string {
+  if (float32) return `0x${f32ToBits(v).toString(16).padStart(8, '0')}`;
+  return `0x${new BigUint64Array(Float64Array.of(v).buffer)[0]!.toString(16).padStart(16, '0')}`;
+}
 
 function formatPlain(v: number): string {
   return Number.isNaN(v) ? 'NaN' : v === Infinity ? 'inf' : v === -Infinity ? '-inf' : String(v);

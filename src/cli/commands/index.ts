@@ -21,4 +21,5 @@ export const commands: Record<string, Lazy> = {
   plan: () => import('./plan.ts').then((m) => m.default),
   apply: () => import('./apply.ts').then((m) => m.default),
   w8a8: () => import('./w8a8.ts').then((m) => m.default),
+  numerics: () => import('./numerics.ts').then((m) => m.default),
 };

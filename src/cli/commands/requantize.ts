@@ -10,8 +10,10 @@ import { defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
 import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
 import { type ImatrixData, type RequantRule, readGguf, readImatrix, requantizeGguf } from '../../io/index.ts';
+import { encodeRowsOnThreads } from '../../runtime/block-encode.node.ts';
 import { failCli } from '../errors.ts';
 import { requantTableLines } from '../requant-table.ts';
+import { jsonText } from '../json.ts';
 
 /** All `--rule` values in order (citty keeps only one value of a repeated flag). */
 function ruleArgs(rawArgs: readonly string[]): string[] {
@@ -105,6 +107,7 @@ const requantize = defineCommand({
         result = await requantizeGguf(file, rules, {
           ...(args.type ? { defaultType: String(args.type) } : {}),
           ...(imatrix ? { imatrix } : {}),
+          encodeRows: encodeRowsOnThreads,
           progress: (done, total, tensor) =>
             bar?.update(total > 0 ? Math.round((100 * done) / total) : 100, { tensor }),
         });
@@ -115,19 +118,15 @@ const requantize = defineCommand({
       await writeFileAtomic(output, result.chunks, [input, ...(args.imatrix ? [String(args.imatrix)] : [])]);
       if (json) {
         process.stdout.write(
-          `${JSON.stringify(
-            {
-              input,
-              output,
-              fileType: result.fileType,
-              totals: result.totals,
-              tensors: result.tensors,
-              notes: result.notes,
-              ...(imatrix ? { imatrix: { format: imatrix.format, entries: imatrix.entries.size } } : {}),
-            },
-            null,
-            2,
-          )}\n`,
+          `${jsonText({
+            input,
+            output,
+            fileType: result.fileType,
+            totals: result.totals,
+            tensors: result.tensors,
+            notes: result.notes,
+            ...(imatrix ? { imatrix: { format: imatrix.format, entries: imatrix.entries.size } } : {}),
+          })}\n`,
         );
         return;
       }

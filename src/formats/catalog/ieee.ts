@@ -6,6 +6,8 @@
  *       (A100 whitepaper: fp32 range, fp16 precision; stored in a 32-bit container in hardware)
  * fp16  IEEE 754-2008 binary16   S EEEEE MMMMMMMMMM                   max (2 - 2^-10) * 2^15 = 65504
  * bf16  Google brain float       S EEEEEEEE MMMMMMM                   max (2 - 2^-7) * 2^127
+ * fp64  IEEE 754-2008 binary64   S E(11) M(52)                        max (2 - 2^-52) * 2^1023
+ *       (a target for float64 data only: its values are not float32; see round64.ts)
  *
  * All have inf, IEEE NaN (exponent all ones, mantissa != 0), subnormals; casts overflow to inf.
  */
@@ -54,4 +56,13 @@ export const bf16: FloatSpec = {
   manBits: 7,
   bias: 127,
   description: 'bfloat16: fp32 range, 7-bit mantissa',
+};
+
+export const fp64: FloatSpec = {
+  ...ieeeLike,
+  name: 'fp64',
+  expBits: 11,
+  manBits: 52,
+  bias: 1023,
+  description: 'IEEE 754 binary64 (double; float64 data only)',
 };

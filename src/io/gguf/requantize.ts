@@ -61,6 +61,11 @@ export interface RequantizeOptions {
   readonly quantizable?: (info: GgufTensorInfo) => boolean;
   /** Override 'general.file_type' (a llama_ftype value). */
   readonly fileType?: number;
+  /**
+   * Encodes the rows of each re-quantized tensor (default: `type.encode` on this thread). mixq/node's
+   * `encodeRowsOnThreads` splits them over worker threads, with the same bytes.
+   */
+  readonly encodeRows?: EncodeRows;
 }
 
 export interface RequantTensorReport {
@@ -286,6 +291,36 @@ function decodeTensor(info: GgufTensorInfo, bytes: Uint8Array, source: string): 
   return codec.decode(bytes, info.nElements);
 }
 
+/** A run of whole rows of one matrix (expert) of a tensor, with that matrix's importance weights. */
+interface RowSlice {
+  readonly start: number;
+  readonly end: number;
+  readonly im: Float32Array | undefined;
+}
+
+/** The slices of `x` (ggml order, ne[0] per row) of at most `maxElements` values (at least one row). */
+function rowSlices(
+  x: Float32Array,
+  ne: readonly number[],
+  im: Float32Array | undefined,
+  maxElements: number,
+): RowSlice[] {
+  const ne0 = ne[0]!;
+  const rowsPerMatrix = ne[1] ?? 1;
+  const perMatrix = ne0 * rowsPerMatrix;
+  const nMat = x.length / perMatrix;
+  const rowsPerChunk = Math.max(1, Math.min(rowsPerMatrix, Math.floor(maxElements / ne0)));
+  const out: RowSlice[] = [];
+  for (let m = 0; m < nMat; m++) {
+    const imRow = im ? (im.length === ne0 ? im : im.subarray(m * ne0, (m + 1) * ne0)) : undefined;
+    for (let r = 0; r < rowsPerMatrix; r += rowsPerChunk) {
+      const start = m * perMatrix + r * ne0;
+      out.push({ start, end: start + Math.min(rowsPerChunk, rowsPerMatrix - r) * ne0, im: imRow });
+    }
+  }
+  return out;
+}
+
 /**
  * Encodes `x` (a whole tensor, ggml order) as `type`, row by row, with the imatrix when given.
  * `im` has ne0 entries, or ne0 * ne2 for stacked expert tensors (one slice per expert matrix).
@@ -296,21 +331,34 @@ export function encodeTensor(
   type: BlockTypeTraits,
   im?: Float32Array,
 ): Uint8Array {
-  const ne0 = ne[0]!;
-  const rowsPerMatrix = ne[1] ?? 1;
-  const perMatrix = ne0 * rowsPerMatrix;
-  const nMat = x.length / perMatrix;
-  const rowBytes = (ne0 / type.blockSize) * type.bytesPerBlock;
-  const out = new Uint8Array((x.length / ne0) * rowBytes);
-  const rowsPerChunk = Math.max(1, Math.floor(CHUNK_ELEMENTS / ne0));
-  for (let m = 0; m < nMat; m++) {
-    const imRow = im ? (im.length === ne0 ? im : im.subarray(m * ne0, (m + 1) * ne0)) : undefined;
-    for (let r = 0; r < rowsPerMatrix; r += rowsPerChunk) {
-      const rows = Math.min(rowsPerChunk, rowsPerMatrix - r);
-      const start = m * perMatrix + r * ne0;
-      const enc = type.encode(x.subarray(start, start + rows * ne0), imRow);
-      out.set(enc, (start / ne0) * rowBytes);
-    }
+  const rowBytes = (ne[0]! / type.blockSize) * type.bytesPerBlock;
+  const out = new Uint8Array((x.length / ne[0]!) * rowBytes);
+  for (const s of rowSlices(x, ne, im, CHUNK_ELEMENTS)) {
+    out.set(type.encode(x.subarray(s.start, s.end), s.im), (s.start / ne[0]!) * rowBytes);
+  }
+  return out;
+}
+
+/** How RequantizeOptions.encodeRows encodes whole rows: the bytes of `type.encode(x, im)`. */
+export type EncodeRows = (
+  x: Float32Array,
+  nPerRow: number,
+  type: BlockTypeTraits,
+  im: Float32Array | undefined,
+) => Promise<Uint8Array>;
+
+/** encodeTensor with each matrix's rows encoded by `encodeRows` (e.g. on worker threads): the same bytes. */
+export async function encodeTensorWith(
+  x: Float32Array,
+  ne: readonly number[],
+  type: BlockTypeTraits,
+  im: Float32Array | undefined,
+  encodeRows: EncodeRows,
+): Promise<Uint8Array> {
+  const rowBytes = (ne[0]! / type.blockSize) * type.bytesPerBlock;
+  const out = new Uint8Array((x.length / ne[0]!) * rowBytes);
+  for (const s of rowSlices(x, ne, im, Infinity)) {
+    out.set(await encodeRows(x.subarray(s.start, s.end), ne[0]!, type, s.im), (s.start / ne[0]!) * rowBytes);
   }
   return out;
 }
@@ -419,7 +467,9 @@ export async function requantizeGguf(
         usedIm.add(info.name);
       }
       const x = decodeTensor(info, bytes, source);
-      const data = encodeTensor(x, info.ne, type, entry);
+      const data = opts.encodeRows
+        ? await encodeTensorWith(x, info.ne, type, entry, opts.encodeRows)
+        : encodeTensor(x, info.ne, type, entry);
       outTensors.push({ name: info.name, ne: info.ne, type: type.ggmlTypeId, data });
       reports.push({
         name: info.name,

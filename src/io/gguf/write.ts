@@ -204,7 +204,7 @@ function writeValue(w: ByteWriter, type: GgufValueType, v: GgufValue, field: str
   }
 }
 
-function tensorType(t: GgufTensorInput, field: string): GgmlTypeTraits {
+function tensorType(t: GgufTensorLayoutInput, field: string): GgmlTypeTraits {
   const tt = typeof t.type === 'number' ? ggmlTypeById(t.type) : ggmlTypeByName(t.type);
   if (!tt) throw bad(field, `unknown ggml type ${String(t.type)}`, 'a ggml type name or id');
   return tt;
@@ -228,15 +228,39 @@ export function ggmlTensorBytes(ne: readonly number[], type: GgmlTypeTraits, fie
   return (n / type.blockSize) * type.typeSize;
 }
 
+/** A tensor as the header describes it (its data follows later). */
+export interface GgufTensorLayoutInput {
+  readonly name: string;
+  /** Dimensions in ggml order (ne[0] contiguous), 1..4 entries. */
+  readonly ne: readonly number[];
+  /** ggml type name ('q8_0', 'F16', ...) or id. */
+  readonly type: string | number;
+}
+
+export interface GgufHeaderLayout {
+  /** Header bytes, zero-padded to the alignment: the data section starts right after them. */
+  readonly header: Uint8Array;
+  readonly alignment: number;
+  /** Bytes of each tensor's data (no padding), in input order. */
+  readonly nbytes: readonly number[];
+  /** Zero bytes written after each tensor's data. */
+  readonly padding: readonly number[];
+  /** Total file size. */
+  readonly fileSize: number;
+}
+
 /**
- * Serialises a GGUF file. Returns the chunks in file order (header+padding, then each tensor's data and
- * padding) so a large model can be written without one giant buffer.
- * @example writeFileAtomic('out.gguf', writeGguf({ kv, tensors }))
+ * Lays out a GGUF file without its data: the header (KV pairs, tensor infos with offsets assigned in
+ * order) and each tensor's size and padding, so a converter can stream tensor data after it.
+ * @example const l = ggufHeaderLayout(kv, tensors); out.write(l.header); for each tensor: data, zeros(l.padding[i])
  */
-export function writeGguf(input: GgufWriteInput): Uint8Array[] {
-  const version = input.version ?? 3;
+export function ggufHeaderLayout(
+  kvs: readonly GgufKV[],
+  tensors: readonly GgufTensorLayoutInput[],
+  version = 3,
+): GgufHeaderLayout {
   let alignment = 32;
-  const alignKv = input.kv.find((k) => k.key === 'general.alignment');
+  const alignKv = kvs.find((k) => k.key === 'general.alignment');
   if (alignKv) {
     const a = alignKv.value;
     if (alignKv.type !== 'u32' || typeof a !== 'number' || a <= 0 || (a & (a - 1)) !== 0) {
@@ -247,10 +271,10 @@ export function writeGguf(input: GgufWriteInput): Uint8Array[] {
   const w = new ByteWriter();
   w.bytes(enc.encode('GGUF'));
   w.u32(version);
-  w.u64(BigInt(input.tensors.length));
-  w.u64(BigInt(input.kv.length));
+  w.u64(BigInt(tensors.length));
+  w.u64(BigInt(kvs.length));
   const keys = new Set<string>();
-  input.kv.forEach((kv, i) => {
+  kvs.forEach((kv, i) => {
     if (keys.has(kv.key)) throw bad(`kv[${i}].key`, `duplicate key '${kv.key}'`, 'unique keys');
     keys.add(kv.key);
     w.string(kv.key);
@@ -261,29 +285,49 @@ export function writeGguf(input: GgufWriteInput): Uint8Array[] {
   });
   let offset = 0;
   const names = new Set<string>();
-  input.tensors.forEach((t, i) => {
+  const nbytes: number[] = [];
+  const padding: number[] = [];
+  tensors.forEach((t, i) => {
     const f = `tensors[${i}]`;
     if (names.has(t.name)) throw bad(`${f}.name`, `duplicate tensor name '${t.name}'`, 'unique names');
     names.add(t.name);
     const type = tensorType(t, `${f}.type`);
-    const nbytes = ggmlTensorBytes(t.ne, type, `${f}.ne`);
-    if (t.data.length !== nbytes) {
-      throw bad(`${f}.data`, `tensor '${t.name}' has ${t.data.length} bytes`, `${nbytes} bytes`);
-    }
+    const n = ggmlTensorBytes(t.ne, type, `${f}.ne`);
     w.string(t.name);
     w.u32(t.ne.length);
     for (const d of t.ne) w.u64(BigInt(d));
     w.u32(type.id);
     w.u64(BigInt(offset));
-    offset += alignUp(nbytes, alignment);
+    nbytes.push(n);
+    padding.push(alignUp(n, alignment) - n);
+    offset += alignUp(n, alignment);
   });
   w.zeros(alignUp(w.len, alignment) - w.len);
-  const chunks: Uint8Array[] = [w.result()];
-  for (const t of input.tensors) {
+  const header = w.result();
+  return { header, alignment, nbytes, padding, fileSize: header.length + offset };
+}
+
+/**
+ * Serialises a GGUF file. Returns the chunks in file order (header+padding, then each tensor's data and
+ * padding) so a large model can be written without one giant buffer.
+ * @example writeFileAtomic('out.gguf', writeGguf({ kv, tensors }))
+ */
+export function writeGguf(input: GgufWriteInput): Uint8Array[] {
+  const layout = ggufHeaderLayout(input.kv, input.tensors, input.version ?? 3);
+  input.tensors.forEach((t, i) => {
+    if (t.data.length !== layout.nbytes[i]) {
+      throw bad(
+        `tensors[${i}].data`,
+        `tensor '${t.name}' has ${t.data.length} bytes`,
+        `${layout.nbytes[i]} bytes`,
+      );
+    }
+  });
+  const chunks: Uint8Array[] = [layout.header];
+  input.tensors.forEach((t, i) => {
     chunks.push(t.data);
-    const pad = alignUp(t.data.length, alignment) - t.data.length;
-    if (pad > 0) chunks.push(new Uint8Array(pad));
-  }
+    if (layout.padding[i]! > 0) chunks.push(new Uint8Array(layout.padding[i]!));
+  });
   return chunks;
 }
 

@@ -12,11 +12,10 @@
  * qparams.ts gridValue / gridToValue / gridToCode — test/quant/gptq-fast.test.ts ties them); any other grid
  * calls qparams.ts per element, then the kernel feeds the error forward (gptq_column).
  */
-import type { ElementGrid } from '../element.ts';
-import { gridToCode } from '../element.ts';
+import { type ElementGrid, gridToCode } from '../element.ts';
 import { GEMM, type ThreadContext } from '../matrix/kernels.ts';
 import { decodePlainData } from '../matrix/plain-data.ts';
-import { chooseQParams, gridToValue, gridValue, type QuantizerConfig } from '../qparams.ts';
+import { chooseQParams, gridToValue, gridValue, type QuantizerConfig, quantizerGrid } from '../qparams.ts';
 
 /** Numeric arguments of one block (byte offsets into the engine memory, counts). */
 export interface GptqBlockArgs {
@@ -50,15 +49,13 @@ export interface GptqBlockArgs {
   readonly codes: number;
   /** loss per part (f64) */
   readonly lossPart: number;
-  /** integer grid: 1 and its clamp range and code base; else 0 and the grid as plain data */
+  /** integer grid: 1 and its clamp range and code base; else 0 (the parts build the grid from the quantizer) */
   readonly intGrid: number;
   readonly qmin: number;
   readonly qmax: number;
   readonly codeBase: number;
-  readonly gridJson: number;
-  readonly gridJsonBytes: number;
   /** groups whose parameters the parts choose: the first group start in the block (-1: none), the group
-   * size, and the quantizer (plain data) */
+   * size; and the row quantizer (plain data: element format, scale rule and storage) */
   readonly groupStart: number;
   readonly gs: number;
   readonly qcfgJson: number;
@@ -93,8 +90,6 @@ const FIELDS = [
   'qmin',
   'qmax',
   'codeBase',
-  'gridJson',
-  'gridJsonBytes',
   'groupStart',
   'gs',
   'qcfgJson',
@@ -109,6 +104,21 @@ function decode(args: ArrayLike<number>): GptqBlockArgs {
   const o: Record<string, number> = {};
   FIELDS.forEach((f, i) => (o[f] = args[i]!));
   return o as unknown as GptqBlockArgs;
+}
+
+/**
+ * The row quantizer of a call and its grid, decoded from engine memory (plain data: a grid holds the
+ * formats codec's encoder, a function, so each thread builds it from the format; the last one is kept).
+ */
+let lastQuantizer: { key: string; cfg: QuantizerConfig; grid: ElementGrid } | undefined;
+function quantizerOf(buf: ArrayBufferLike, a: GptqBlockArgs): { cfg: QuantizerConfig; grid: ElementGrid } {
+  const bytes = new Uint8Array(buf, a.qcfgJson, a.qcfgJsonBytes).slice();
+  const key = new TextDecoder().decode(bytes);
+  if (lastQuantizer?.key !== key) {
+    const cfg = decodePlainData<QuantizerConfig>(bytes);
+    lastQuantizer = { key, cfg, grid: quantizerGrid(cfg) };
+  }
+  return lastQuantizer;
 }
 
 /** The padded row range [r0, r1) of a part. */
@@ -158,7 +168,7 @@ export function gptqParamsPart(ctx: ThreadContext, args: ArrayLike<number>, part
   const nr = Math.min(a.rows, r1) - r0;
   if (nr <= 0 || a.groupStart < 0) return;
   const buf = ctx.memory.buffer;
-  const qcfg = decodePlainData<QuantizerConfig>(new Uint8Array(buf, a.qcfgJson, a.qcfgJsonBytes).slice());
+  const qcfg = quantizerOf(buf, a).cfg;
   const { ld, i1 } = a;
   const St = new Float32Array(buf, a.St, a.bw * ld);
   const out = [a.scale, a.zero, a.offset].map((p) => new Float32Array(buf, p, a.nGroups * ld));
@@ -220,7 +230,7 @@ export function gptqColumnsPart(ctx: ThreadContext, args: ArrayLike<number>, par
 /** Any grid: the per-element quantizer of qparams.ts, then gptq_column per column. */
 function columnsGeneric(ctx: ThreadContext, a: GptqBlockArgs, r0: number, r1: number): number {
   const buf = ctx.memory.buffer;
-  const grid = decodePlainData<ElementGrid>(new Uint8Array(buf, a.gridJson, a.gridJsonBytes).slice());
+  const { grid } = quantizerOf(buf, a);
   const { ld, cols, bw } = a;
   const rEnd = Math.min(a.rows, r1);
   const St = new Float32Array(buf, a.St, bw * ld);

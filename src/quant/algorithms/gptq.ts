@@ -360,6 +360,70 @@ export function gptq(
   });
 }
 
+/**
+ * The engine buffers and numeric arguments of one gptq call (allocated in the current arena scope):
+ * group parameters with the padding rows at scale 1 (they quantize 0 to 0, so they stay 0 in every
+ * product), block scratch, outputs in step order, and the row quantizer as plain data for the parts.
+ */
+function blockArgs(
+  engine: MatrixEngine,
+  rows: number,
+  cols: number,
+  nGroups: number,
+  groupOf: Int32Array,
+  perm: Int32Array,
+  cfg: GptqConfig,
+  s: Settings,
+): GptqBlockArgs {
+  const arena = engine.arena;
+  const ld = Math.ceil(rows / 8) * 8;
+  const parts = Math.ceil(ld / ROW_CHUNK);
+  const bwMax = Math.min(cols, s.B + (s.gs > 0 && !s.staticGroups ? s.gs : 0));
+  const grid = quantizerGrid(rowQuantizer(cfg));
+  const qcfgBytes = encodePlainData(rowQuantizer(cfg));
+  const qcfgJson = arena.alloc(qcfgBytes.length);
+  new Uint8Array(arena.memory.buffer, qcfgJson, qcfgBytes.length).set(qcfgBytes);
+  const a: GptqBlockArgs = {
+    rows,
+    ld,
+    cols,
+    chunk: ROW_CHUNK,
+    i1: 0,
+    cnt: 0,
+    bw: 0,
+    perm: arena.put(perm),
+    groupOf: arena.put(groupOf),
+    nGroups,
+    scale: arena.alloc(nGroups * ld * 4),
+    zero: arena.alloc(nGroups * ld * 4),
+    offset: arena.alloc(nGroups * ld * 4),
+    Vb: arena.alloc(cols * bwMax * 4),
+    Ub: arena.alloc(bwMax * bwMax * 4),
+    Yt: arena.alloc(bwMax * ld * 4),
+    St: arena.alloc(bwMax * ld * 4),
+    Qt: arena.alloc(cols * ld * 4),
+    Ct: arena.alloc(cols * ld * 2),
+    lossPart: arena.alloc(parts * 8),
+    intGrid: grid.kind === 'int' ? 1 : 0,
+    qmin: grid.qmin,
+    qmax: grid.qmax,
+    codeBase: grid.kind === 'int' ? grid.codeBase : 0,
+    groupStart: -1,
+    gs: s.gs,
+    qcfgJson,
+    qcfgJsonBytes: qcfgBytes.length,
+    Wt: arena.alloc(cols * ld * 4),
+    Q: 0,
+    codes: 0,
+  };
+  arena.f32(a.scale, nGroups * ld).fill(1);
+  arena.f32(a.zero, nGroups * ld).fill(0);
+  arena.f32(a.offset, nGroups * ld).fill(0);
+  arena.f32(a.Qt, cols * ld).fill(0);
+  arena.f64(a.lossPart, parts).fill(0);
+  return a;
+}
+
 /** The blocks of gptq on the engine, with the factor in engine memory (inside the caller's arena scope). */
 function gptqBlocks(
   engine: MatrixEngine,
@@ -372,7 +436,7 @@ function gptqBlocks(
 ): GptqResult {
   const { gs, B, staticGroups } = s;
   const find = paramFinder(rows, gs, cfg);
-  const grid = quantizerGrid({ ...cfg, granularity: { kind: 'axis', axis: 0 } });
+  const grid = quantizerGrid(rowQuantizer(cfg));
   const dead = factor.dead;
   const perm = factor.perm;
   const orig = (k: number) => (perm ? perm[k]! : k);
@@ -397,58 +461,21 @@ function gptqBlocks(
 
   const { Q, codes, loss } = (() => {
     const arena = engine.arena;
-    const ld = Math.ceil(rows / 8) * 8;
+    const a = blockArgs(
+      engine,
+      rows,
+      cols,
+      nGroups,
+      groupOf,
+      Int32Array.from({ length: cols }, (_, k) => orig(k)),
+      cfg,
+      s,
+    );
+    const { ld } = a;
     const parts = Math.ceil(ld / ROW_CHUNK);
-    const bwMax = Math.min(cols, B + (gs > 0 && !staticGroups ? gs : 0));
-    const permArr = Int32Array.from({ length: cols }, (_, k) => orig(k));
-    const putBytes = (b: Uint8Array) => {
-      const p = arena.alloc(b.length);
-      new Uint8Array(arena.memory.buffer, p, b.length).set(b);
-      return p;
-    };
-    const gridBytes = grid.kind === 'int' ? new Uint8Array(0) : encodePlainData(grid);
-    const qcfgBytes = encodePlainData(rowQuantizer(cfg));
     // rows are independent for every scale format but the shared-scale ones: then the parts choose the
     // parameters of their own rows
     const paramsInParts = gs !== -1 && !staticGroups && isIndependent(cfg.scaleFormat ?? 'fp32');
-    const a = {
-      rows,
-      ld,
-      cols,
-      chunk: ROW_CHUNK,
-      perm: arena.put(permArr),
-      groupOf: arena.put(groupOf),
-      nGroups,
-      scale: arena.alloc(nGroups * ld * 4),
-      zero: arena.alloc(nGroups * ld * 4),
-      offset: arena.alloc(nGroups * ld * 4),
-      Vb: arena.alloc(cols * bwMax * 4),
-      Ub: arena.alloc(bwMax * bwMax * 4),
-      Yt: arena.alloc(bwMax * ld * 4),
-      St: arena.alloc(bwMax * ld * 4),
-      Qt: arena.alloc(cols * ld * 4),
-      Ct: arena.alloc(cols * ld * 2),
-      lossPart: arena.alloc(parts * 8),
-      intGrid: grid.kind === 'int' ? 1 : 0,
-      qmin: grid.qmin,
-      qmax: grid.qmax,
-      codeBase: grid.kind === 'int' ? grid.codeBase : 0,
-      gridJson: putBytes(gridBytes),
-      gridJsonBytes: gridBytes.length,
-      groupStart: -1,
-      gs,
-      qcfgJson: putBytes(qcfgBytes),
-      qcfgJsonBytes: qcfgBytes.length,
-      Wt: arena.alloc(cols * ld * 4),
-      Q: 0,
-      codes: 0,
-    };
-    // padding rows quantize 0 with scale 1 to 0, so they stay 0 in every product
-    arena.f32(a.scale, nGroups * ld).fill(1);
-    arena.f32(a.zero, nGroups * ld).fill(0);
-    arena.f32(a.offset, nGroups * ld).fill(0);
-    arena.f32(a.Qt, cols * ld).fill(0);
-    arena.f64(a.lossPart, parts).fill(0);
     const setParams = (g: number, p: Params) => {
       arena.f32(a.scale + g * ld * 4, rows).set(p.scale.subarray(0, rows));
       arena.f32(a.zero + g * ld * 4, rows).set(p.zero.subarray(0, rows));

@@ -1,0 +1,430 @@
+/**
+ * The matrix kernels (src/kernels) against onnxruntime-node on the same shapes, in the same run:
+ *
+ * - 4096 x 4096 matrix x vector on 1 and 2 threads, weights cold: each case rotates copies of its weight
+ *   until >= 256 MiB have been read per pass, so every product streams its weights from memory.
+ *     float32         vs onnxruntime MatMul                                   target >= 0.9x
+ *     int4 g32        vs MatMulNBits 4-bit g32, accuracy_level 4              target >= 1.0x
+ *     int2 g32 (LUT)  vs MatMulNBits 2-bit g32 with session option mlas.use_lut_gemm   target >= 1.2x
+ *     int3/5/6, MXFP4, NVFP4 (onnxruntime cannot run them): bytes of weights + scales per second
+ *                     against the measured read bandwidth                      target >= 70%
+ * - batch-32 matrix x matrix: float32 vs MatMul, int4 g32 vs MatMulNBits           target >= 0.6x
+ * - the machine's read bandwidth, measured in this run by a WebAssembly SIMD sum over 512 MiB on 1 and 2
+ *   threads (the speed limit of any kernel that reads its weights once).
+ *
+ * onnxruntime's peer models are built in memory with mixq's ONNX writer (src/io/onnx, src/export/onnx):
+ * one graph of R MatMul / MatMulNBits nodes on the same input, R weights >= 256 MiB, so one session.run
+ * reads every weight once (time / R per product). Weights are random (speed does not depend on values).
+ * mixq's kernels use relaxed SIMD when the engine has it: under Node 20 this file runs itself again in a
+ * child node with --experimental-wasm-relaxed-simd (Node >= 22 and Chromium have it on by default).
+ * Every figure is indicative on a shared machine: /proc/loadavg is printed before and after.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { f32ToF16Bits } from '../src/core/bits.ts';
+import { BLOCK_TYPES } from '../src/blocks/registry.ts';
+import { hasWasmRelaxedSimd } from '../src/core/wasm.ts';
+import { makeNode, makeTensor } from '../src/export/onnx/build.ts';
+import { DATA_TYPE_CODES as C, onnxMessageType, readOnnx, writeOnnx } from '../src/io/onnx/index.ts';
+import type { TensorProto, NodeProto } from '../src/io/onnx/proto-types.ts';
+import type { PreparedWeight } from '../src/kernels/context.ts';
+import { createKernelPool, type KernelPool } from '../src/kernels/pool.node.ts';
+import type { ActivationMode } from '../src/kernels/registry.ts';
+import type { WeightSource } from '../src/kernels/source.ts';
+import { ort } from '../src/runtime/ort.node.ts';
+import { printTable } from './util.ts';
+
+const K = 4096;
+const N = 4096;
+const ROTATE = 256 * 2 ** 20;
+const THREADS = [1, 2];
+
+const loadavg = (): string => {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').trim();
+  } catch {
+    return 'n/a';
+  }
+};
+
+function randomBytes(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(b.subarray(i, Math.min(n, i + 65536)));
+  return b;
+}
+
+function f16Fill(n: number, v: number): Uint8Array {
+  const b = new Uint8Array(2 * n);
+  const h = f32ToF16Bits(v);
+  for (let i = 0; i < n; i++) {
+    b[2 * i] = h & 255;
+    b[2 * i + 1] = h >> 8;
+  }
+  return b;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// onnxruntime peers
+
+const valueInfo = (name: string, shape: readonly number[]) => ({
+  name,
+  type: { tensor_type: { elem_type: C.FLOAT, shape: { dim: shape.map((d) => ({ dim_value: d })) } } },
+});
+
+function peerModel(inits: TensorProto[], nodes: NodeProto[], batch: number): Uint8Array {
+  const proto = onnxMessageType('ModelProto').fromObject({
+    ir_version: 9,
+    producer_name: 'mixq-bench',
+    opset_import: [
+      { domain: '', version: 21 },
+      { domain: 'com.microsoft', version: 1 },
+    ],
+    graph: {
+      name: 'peer',
+      input: [valueInfo('x', [batch, K])],
+      output: nodes.map((n) => valueInfo(n.output[0]!, [batch, N])),
+    },
+  });
+  const model = readOnnx(new Uint8Array(onnxMessageType('ModelProto').encode(proto).finish()), {
+    source: 'peer',
+  });
+  model.proto.graph!.initializer = inits;
+  model.proto.graph!.node = nodes;
+  return writeOnnx(model);
+}
+
+/** R MatMuls of float32 [K, N] weights. */
+function matmulPeer(batch: number): { bytes: Uint8Array; R: number } {
+  const R = Math.ceil(ROTATE / (K * N * 4));
+  const inits: TensorProto[] = [];
+  const nodes: NodeProto[] = [];
+  for (let r = 0; r < R; r++) {
+    const w = new Float32Array(K * N);
+    for (let i = 0; i < w.length; i++) w[i] = ((i * 7919) % 1000) / 1e4 - 0.05;
+    inits.push(makeTensor(`w${r}`, C.FLOAT, [K, N], new Uint8Array(w.buffer)));
+    nodes.push(makeNode('MatMul', ['x', `w${r}`], [`y${r}`], { name: `mm${r}` }));
+  }
+  return { bytes: peerModel(inits, nodes, batch), R };
+}
+
+/** R MatMulNBits (bits, blocks of 32, symmetric: default zero point, float32 scales), accuracy level 4. */
+function nbitsPeer(bits: number, batch: number): { bytes: Uint8Array; R: number; weightBytes: number } {
+  const nb = K / 32;
+  const blob = (32 * bits) / 8;
+  const weightBytes = N * nb * (blob + 4);
+  const R = Math.ceil(ROTATE / weightBytes);
+  const inits: TensorProto[] = [];
+  const nodes: NodeProto[] = [];
+  for (let r = 0; r < R; r++) {
+    inits.push(makeTensor(`b${r}`, C.UINT8, [N, nb, blob], randomBytes(N * nb * blob)));
+    const s = new Float32Array(N * nb).fill(0.01);
+    inits.push(makeTensor(`s${r}`, C.FLOAT, [N * nb], new Uint8Array(s.buffer)));
+    nodes.push(
+      makeNode('MatMulNBits', ['x', `b${r}`, `s${r}`], [`y${r}`], {
+        name: `nb${r}`,
+        domain: 'com.microsoft',
+        attrs: { K, N, bits, block_size: 32, accuracy_level: 4 },
+      }),
+    );
+  }
+  return { bytes: peerModel(inits, nodes, batch), R, weightBytes };
+}
+
+/** An onnxruntime session over a peer model, and one timed run (ms per product). */
+async function peerSession(
+  model: Uint8Array,
+  R: number,
+  batch: number,
+  threads: number,
+  session: Record<string, string> = {},
+): Promise<{ run: () => Promise<number>; release: () => Promise<void> }> {
+  const s = await ort.InferenceSession.create(model, {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    extra: { session },
+  });
+  const x = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: batch * K }, () => Math.random() - 0.5),
+    [batch, K],
+  );
+  await s.run({ x });
+  return {
+    run: async () => {
+      const t = performance.now();
+      await s.run({ x });
+      return (performance.now() - t) / R;
+    },
+    release: () => s.release(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// mixq
+
+/** Prepares a weight and copies of it until >= 256 MiB are held. */
+function prepareRotation(k: KernelPool, src: WeightSource, layout?: 'lut'): PreparedWeight[] {
+  const first = k.prepare(src, layout ? { layout } : {});
+  const ws = [first];
+  while (ws.length * first.bytes < ROTATE) ws.push(k.clone(first));
+  return ws;
+}
+
+/** One timed pass over a rotation: ms per product (after a warm-up pass). */
+function mixqTimer(k: KernelPool, ws: PreparedWeight[], mode: ActivationMode, batch: number): () => number {
+  const x = Float32Array.from({ length: batch * K }, () => Math.random() - 0.5);
+  const out = new Float32Array(batch * N);
+  const pass = (): number => {
+    const t = performance.now();
+    for (const w of ws) k.matmul(w, x, batch, { mode, out });
+    return (performance.now() - t) / ws.length;
+  };
+  pass();
+  return pass;
+}
+
+/** GB/s of a WebAssembly SIMD sum over 512 MiB on the active threads. */
+function readBandwidth(k: KernelPool): number {
+  const bytes = 512 * 2 ** 20;
+  const rowBytes = 64 * 1024;
+  const p = k.memory.alloc(bytes);
+  k.memory.u8(p, bytes).set(randomBytes(bytes));
+  k.readRows(p, rowBytes, bytes / rowBytes);
+  let best = Infinity;
+  for (let i = 0; i < 4; i++) {
+    const t = performance.now();
+    k.readRows(p, rowBytes, bytes / rowBytes);
+    best = Math.min(best, performance.now() - t);
+  }
+  k.memory.release(p);
+  return bytes / best / 1e6;
+}
+
+interface Case {
+  readonly name: string;
+  readonly src: () => WeightSource;
+  readonly mode: ActivationMode;
+  readonly layout?: 'lut';
+  /** Peer: a model builder and session options, or undefined (bandwidth target instead). */
+  readonly peer?: {
+    label: string;
+    target: number;
+    build: () => { bytes: Uint8Array; R: number };
+    session?: Record<string, string>;
+  };
+}
+
+/** Random ggml blocks with a fixed float16 scale (and no int8 code -128, which ggml never writes). */
+function ggmlBlocks(type: 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q6_K'): WeightSource {
+  const t = BLOCK_TYPES[type];
+  const data = randomBytes((K * N * t.bytesPerBlock) / t.blockSize);
+  const d = f16Fill(1, 0.01);
+  const fields = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q6_K: [208] }[type];
+  for (let o = 0; o < data.length; o += t.bytesPerBlock) {
+    for (const f of fields) data.set(d, o + f);
+    if (type === 'Q8_0') for (let i = o + 2; i < o + 34; i++) if (data[i] === 0x80) data[i] = 0x7f;
+  }
+  return { kind: 'ggml', type, rows: N, cols: K, data };
+}
+
+const mixqInt =
+  (bits: number, groups: number | 'row'): (() => WeightSource) =>
+  () => ({
+    kind: 'mixq',
+    rows: N,
+    cols: K,
+    element: `uint${bits}`,
+    groups,
+    scaleFormat: groups === 'row' ? 'fp32' : 'fp16',
+    symmetric: true,
+    codes: randomBytes((K * N * bits) / 8),
+    scales:
+      groups === 'row'
+        ? new Uint8Array(new Float32Array(N).fill(0.01).buffer)
+        : f16Fill((K * N) / groups, 0.01),
+  });
+
+function cases(batch: number): Case[] {
+  const f32: Case = {
+    name: 'float32',
+    src: () => ({
+      kind: 'float32',
+      rows: N,
+      cols: K,
+      data: Float32Array.from({ length: K * N }, (_, i) => ((i * 7919) % 1000) / 1e4),
+    }),
+    mode: 'f32',
+    peer: { label: 'MatMul', target: batch === 1 ? 0.9 : 0.6, build: () => matmulPeer(batch) },
+  };
+  const int4: Case = {
+    name: 'int4 g32',
+    src: mixqInt(4, 32),
+    mode: 'q8',
+    peer: { label: 'MatMulNBits acc4', target: batch === 1 ? 1.0 : 0.6, build: () => nbitsPeer(4, batch) },
+  };
+  if (batch > 1) return [f32, int4];
+  return [
+    f32,
+    int4,
+    {
+      name: 'int2 g32 LUT',
+      src: mixqInt(2, 32),
+      mode: 'lut8',
+      layout: 'lut',
+      peer: {
+        label: 'MatMulNBits 2-bit LUT',
+        target: 1.2,
+        build: () => nbitsPeer(2, 1),
+        session: { 'mlas.use_lut_gemm': '1' },
+      },
+    },
+    { name: 'int2 g32 (dot)', src: mixqInt(2, 32), mode: 'q8' },
+    { name: 'int3 g32', src: mixqInt(3, 32), mode: 'q8' },
+    { name: 'int5 g32', src: mixqInt(5, 32), mode: 'q8' },
+    { name: 'int6 per row', src: mixqInt(6, 'row'), mode: 'q8' },
+    {
+      name: 'MXFP4',
+      src: () => ({
+        kind: 'mixq',
+        rows: N,
+        cols: K,
+        element: 'fp4_e2m1fn',
+        groups: 32,
+        scaleFormat: 'e8m0',
+        symmetric: true,
+        codes: randomBytes((K * N) / 2),
+        scales: new Uint8Array((K * N) / 32).fill(120),
+      }),
+      mode: 'q8',
+    },
+    {
+      name: 'NVFP4',
+      src: () => ({
+        kind: 'mixq',
+        rows: N,
+        cols: K,
+        element: 'fp4_e2m1fn',
+        groups: 16,
+        scaleFormat: 'fp8_e4m3fn',
+        symmetric: true,
+        codes: randomBytes((K * N) / 2),
+        scales: new Uint8Array((K * N) / 16).fill(0x30),
+        globalScale: 0.01,
+      }),
+      mode: 'q8',
+    },
+    {
+      name: 'FP4 E2M1 per row',
+      src: () => ({
+        kind: 'mixq',
+        rows: N,
+        cols: K,
+        element: 'fp4_e2m1fn',
+        groups: 'row',
+        scaleFormat: 'fp32',
+        symmetric: true,
+        codes: randomBytes((K * N) / 2),
+        scales: new Uint8Array(new Float32Array(N).fill(0.01).buffer),
+      }),
+      mode: 'q8',
+    },
+    // ggml types as GGUF stores them (llama.cpp's formats; onnxruntime has none of them)
+    ...(['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const).map((type): Case => ({
+      name: `${type} (GGUF)`,
+      src: () => ggmlBlocks(type),
+      mode: 'q8',
+    })),
+  ];
+}
+
+async function main(): Promise<void> {
+  console.log(`loadavg before: ${loadavg()}`);
+  const k = await createKernelPool({ threads: Math.max(...THREADS) });
+  console.log(
+    `kernels: ${k.variant} (${hasWasmRelaxedSimd() ? 'relaxed SIMD available' : 'SIMD128 only'}), ${K} x ${N}, weights rotated over >= ${ROTATE / 2 ** 20} MiB`,
+  );
+  const bw = new Map<number, number>();
+  for (const t of THREADS) {
+    k.useThreads(t);
+    bw.set(t, readBandwidth(k));
+  }
+  console.log(
+    `read bandwidth (WebAssembly SIMD sum over 512 MiB): ${THREADS.map((t) => `${t} thread${t > 1 ? 's' : ''} ${bw.get(t)!.toFixed(1)} GB/s`).join(', ')}`,
+  );
+  for (const batch of [1, 32]) {
+    const rows: string[][] = [];
+    for (const c of cases(batch)) {
+      const ws = prepareRotation(k, c.src(), c.layout);
+      const bytes = ws[0]!.bytes;
+      const peer = c.peer?.build();
+      for (const t of THREADS) {
+        k.useThreads(t);
+        // mixq and its peer alternate, best of each: load changes on a shared host hit both
+        const mixq = mixqTimer(k, ws, c.mode, batch);
+        const ps =
+          peer && c.peer ? await peerSession(peer.bytes, peer.R, batch, t, c.peer.session) : undefined;
+        let ms = Infinity;
+        let pms = Infinity;
+        for (let rep = 0; rep < (batch === 1 ? 6 : 3); rep++) {
+          ms = Math.min(ms, mixq());
+          if (ps) pms = Math.min(pms, await ps.run());
+        }
+        await ps?.release();
+        const gbs = bytes / ms / 1e6;
+        const row = [
+          c.name,
+          c.mode,
+          String(t),
+          ms.toFixed(3),
+          ((batch * K * N) / ms / 1e6).toFixed(1),
+          gbs.toFixed(1),
+          `${((100 * gbs) / bw.get(t)!).toFixed(0)}%`,
+        ];
+        if (ps && c.peer) {
+          row.push(c.peer.label, pms.toFixed(3), `${(pms / ms).toFixed(2)}x`, `>= ${c.peer.target}x`);
+        } else row.push('-', '-', '-', batch === 1 ? '>= 70% bw' : '-');
+        rows.push(row);
+      }
+      for (const w of ws) k.release(w);
+    }
+    console.log(`\n${batch === 1 ? 'matrix x vector' : `matrix x matrix, batch ${batch}`} (${K} x ${N})`);
+    printTable(
+      [
+        'weights',
+        'acts',
+        'thr',
+        'mixq ms',
+        'G MAC/s',
+        'GB/s',
+        '% bw',
+        'peer',
+        'peer ms',
+        'speed vs peer',
+        'target',
+      ],
+      rows,
+    );
+  }
+  await k.close();
+  console.log(`\nloadavg after: ${loadavg()}`);
+}
+
+export default async function bench(): Promise<void> {
+  if (!hasWasmRelaxedSimd() && process.env.MIXQ_BENCH_CHILD !== '1') {
+    console.log(
+      'Node 20: running the kernel benchmark in a child node with --experimental-wasm-relaxed-simd',
+    );
+    const r = spawnSync(
+      process.execPath,
+      ['--experimental-wasm-relaxed-simd', '--import', 'tsx', fileURLToPath(import.meta.url)],
+      { stdio: 'inherit', env: { ...process.env, MIXQ_BENCH_CHILD: '1' } },
+    );
+    if (r.status !== 0) throw new Error(`kernel benchmark child exited with ${r.status}`);
+    return;
+  }
+  await main();
+}
+
+if (process.env.MIXQ_BENCH_CHILD === '1' && process.argv[1] === fileURLToPath(import.meta.url)) await main();

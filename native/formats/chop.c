@@ -1,0 +1,347 @@
+// chop: rounds float32 values to any binary floating-point element format with a zero (bf16, fp16,
+// tf32, fp8, fp6, fp4, custom e<E>m<M>, unsigned, fnuz), in every rounding mode, with the format's
+// overflow policy and special values, four lanes at a time (WebAssembly SIMD128), out of place or in
+// place.
+//
+// wasm-variants: simd128
+// wasm-ld: --import-memory -z stack-size=0
+//
+// The TypeScript side (src/formats/chop-plan.ts) derives every constant in ChopParams from the format
+// and the options and writes it into the kernel's memory (src/formats/chop-wasm.ts); the rounding is the
+// same two-path algorithm as the TypeScript fast path (chop-fast.ts), and both are tested bit for bit
+// against the plain reference decode(encode(x)) (minifloat.ts + rounding.ts):
+//
+// 1. Integer path, for results in the target's normal range (and, for targets whose emin is float32's,
+//    its subnormals too: bf16, tf32). With D = 23 - M dropped mantissa bits, round-to-nearest-even is
+//    the classic `(bits + (half - 1) + lsb) & keep`; every other mode adds some R < 2^D to the bits and
+//    truncates (`& keep`), rounding up in magnitude iff residual + R >= 2^D: R = half for ties away,
+//    R = 2^D - 1 for a ceiling, the complement of the draw's top D bits for stochastic rounding. A
+//    carry out of the mantissa correctly bumps the exponent.
+// 2. Float path, for results below the target's min normal (subnormals, or 0 / min normal when the
+//    target has none or they are flushed): nearest-even by one float32 addition of q * 2^23 (q the step
+//    there), the other modes from m = |x| / q (a power of two: exact), k = trunc(m), frac = m - k and
+//    the decision of rounding.ts on them, the result (k + up) * q (exact).
+//
+// Stochastic modes draw exactly one 32-bit number per element, in element order, from xoshiro128**
+// (core/rng.ts), whose state lives in ChopParams: in from the caller's generator, out after the call.
+// `stochastic`: up iff u < frac * 2^32 (r-bit: (u >> (32 - r)) < floor(frac * 2^r)); `stochastic-equal`:
+// up iff the draw's top bit is set. (Four generators in the lanes of one vector, started apart by a jump
+// matrix, measured no faster than this scalar generator feeding the vectors: not kept.)
+//
+// Speed: a group of UNROLL vectors is first checked for lanes outside the integer path's window (one
+// unsigned max of range keys); a group with none takes the integer formula alone (5 SIMD operations per
+// vector for nearest-even), any other group finite() (float path, overflow, signs) or, with an inf or a
+// NaN, full(), both branch-free and vectorised: data at the format's limits never leaves SIMD.
+
+#include <stddef.h>
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+// Rounding modes (the row index of each mode in chop-plan.ts's KERNEL_MODES).
+enum { RNE = 0, RNA = 1, RZ = 2, UP = 3, DOWN = 4, SR = 5, SRE = 6 };
+
+typedef struct {
+  int32_t mode;
+  int32_t float_path; // 1: lanes below lo take the float path; 0: the integer path covers [0, hi)
+  uint32_t abs_mask;  // 0x7fffffff; 0xffffffff for unsigned formats (negative inputs are special lanes)
+  uint32_t lo;        // smallest magnitude bits of the integer path (0 when float_path is 0)
+  uint32_t hi;        // bits of max finite
+  uint32_t window;    // the integer path alone is exact for magnitudes [lo, window): hi, or past inf
+                      // where its carry into the exponent is the format's overflow (bf16, tf32)
+  uint32_t finite_limit; // groups whose magnitudes stay below it take finite(): inf (0x7f800000), or 0
+                      // for formats without -0 (their zeros need full())
+  uint32_t keep;      // ~((1 << D) - 1)
+  uint32_t drop;      // (1 << D) - 1
+  uint32_t half;      // 1 << (D - 1) (0 when D = 0)
+  uint32_t lsb;       // 1 << D; 0 when M = 0 or D = 0 (ties then go up: the kept significand is odd)
+  uint32_t sr_drop;   // stochastic: residual bits the draw decides (r-bit: the top r of the D)
+  uint32_t sr_shift;  // 32 - D: the draw's top D bits moved to the residual's place
+  float q;            // float path: step below lo
+  float inv_q1;       // 1 / q = inv_q1 * inv_q2 (two factors: 1 / q may exceed float32's range)
+  float inv_q2;
+  float sr_scale;     // float path, stochastic threshold T = floor(frac * sr_scale) * sr_unscale:
+  float sr_unscale;   //   r-bit: 2^r, 2^(32 - r); full draw: -2^32, -1 (T = ceil(frac * 2^32))
+  uint32_t ovf_pos;   // result bits (magnitude) of a positive value past max finite, for this mode
+  uint32_t ovf_neg;   //   and of a negative one (modes toward smaller magnitude give max finite)
+  uint32_t inf_out;   // magnitude bits for an infinite input
+  uint32_t nan_out;   // bits for a NaN input, and for a negative non-zero input to an unsigned format:
+                      // a NaN, or +0 for formats without NaN
+  uint32_t zero_sign; // sign bit kept on zero results (0 for formats without -0)
+  uint32_t rng[4];    // xoshiro128** state: in, and out after the call
+} ChopParams;
+
+// src/formats/chop-wasm.ts writes these fields by word index (its table P): keep the two in step.
+_Static_assert(offsetof(ChopParams, sr_shift) == 12 * 4, "ChopParams layout (chop-wasm.ts P)");
+_Static_assert(offsetof(ChopParams, zero_sign) == 22 * 4, "ChopParams layout (chop-wasm.ts P)");
+_Static_assert(sizeof(ChopParams) == 27 * 4, "ChopParams layout (chop-wasm.ts P)");
+
+// Constants splatted once per call: V8 keeps them in registers (or one load away) for the whole loop.
+typedef struct {
+  v128_t abs_mask, lo, span, keep, drop, half, bias, lsb, sr_drop, hi;
+  v128_t q, inv_q1, inv_q2, sr_scale, sr_unscale;
+  v128_t ovf_pos, ovf_neg, inf_out, nan_out, zero_sign, finite_limit, magic;
+  uint32_t sr_shift;
+} Consts;
+
+typedef struct {
+  uint32_t s0, s1, s2, s3;
+} Xoshiro;
+
+#define ALWAYS static inline __attribute__((always_inline))
+
+// One step of xoshiro128**; returns the word the output scrambler takes (s1 before the step).
+ALWAYS uint32_t xo_step(Xoshiro *g) {
+  uint32_t s1 = g->s1;
+  uint32_t t = s1 << 9;
+  g->s2 ^= g->s0;
+  g->s3 ^= g->s1;
+  g->s1 ^= g->s2;
+  g->s0 ^= g->s3;
+  g->s2 ^= t;
+  g->s3 = (g->s3 << 11) | (g->s3 >> 21);
+  return s1;
+}
+
+// The scrambler rotl(s1 * 5, 7) * 9 on four words at once.
+ALWAYS v128_t xo_scramble(v128_t s) {
+  v128_t v = wasm_i32x4_add(wasm_i32x4_shl(s, 2), s);
+  v = wasm_v128_or(wasm_i32x4_shl(v, 7), wasm_u32x4_shr(v, 25));
+  return wasm_i32x4_add(wasm_i32x4_shl(v, 3), v);
+}
+
+// Four draws (lanes in element order).
+ALWAYS v128_t xo_next4(Xoshiro *g) {
+  uint32_t a = xo_step(g);
+  uint32_t b = xo_step(g);
+  uint32_t c = xo_step(g);
+  uint32_t d = xo_step(g);
+  return xo_scramble(wasm_u32x4_make(a, b, c, d));
+}
+
+ALWAYS int stochastic(int mode) { return mode == SR || mode == SRE; }
+
+// Integer path: rounds bits v (sign included or not: no carry reaches bit 31 below hi) in mode; neg is
+// all ones in lanes whose value is negative, u the lanes' draws.
+ALWAYS v128_t round_int(v128_t v, v128_t neg, v128_t u, const Consts *c, int mode) {
+  switch (mode) {
+  case RNE: {
+    v128_t odd = wasm_i32x4_eq(wasm_v128_and(v, c->lsb), c->lsb); // -1 where the kept lsb is set
+    return wasm_v128_and(wasm_i32x4_sub(wasm_i32x4_add(v, c->bias), odd), c->keep);
+  }
+  case RNA:
+    return wasm_v128_and(wasm_i32x4_add(v, c->half), c->keep);
+  case RZ:
+    return wasm_v128_and(v, c->keep);
+  // Rounding up in magnitude by adding R to the residual and truncating: up iff residual + R >= 2^D.
+  // R = all D bits rounds up every inexact value (ceiling of the magnitude).
+  case UP:
+    return wasm_v128_and(wasm_i32x4_add(v, wasm_v128_andnot(c->drop, neg)), c->keep);
+  case DOWN:
+    return wasm_v128_and(wasm_i32x4_add(v, wasm_v128_and(c->drop, neg)), c->keep);
+  case SRE: // the draw's top bit
+    return wasm_v128_and(wasm_i32x4_add(v, wasm_v128_and(c->drop, wasm_i32x4_shr(u, 31))), c->keep);
+  default: {
+    // SR: R = the complement of the draw's top D bits (r-bit: its top r, the rest 0), so that
+    // residual + R >= 2^D iff (u >> (32 - D)) < residual, the rule of rounding.ts
+    v128_t r = wasm_v128_and(wasm_u32x4_shr(wasm_v128_not(u), c->sr_shift), c->sr_drop);
+    return wasm_v128_and(wasm_i32x4_add(v, r), c->keep);
+  }
+  }
+}
+
+// Float path for magnitudes a below lo: bits of the rounded magnitude.
+ALWAYS v128_t round_float(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode) {
+  // nearest-even: one float32 addition rounds a to the step q = ulp(magic), ties to even (a < magic)
+  if (mode == RNE) return wasm_f32x4_sub(wasm_f32x4_add(a, c->magic), c->magic);
+  // the others: (k + up) * q from m = a / q = k + frac (all exact: q is a power of two)
+  v128_t m = wasm_f32x4_mul(wasm_f32x4_mul(a, c->inv_q1), c->inv_q2);
+  v128_t k = wasm_f32x4_trunc(m);
+  v128_t f = wasm_f32x4_sub(m, k);
+  v128_t up;
+  switch (mode) {
+  case RNA:
+    up = wasm_f32x4_ge(f, wasm_f32x4_splat(0.5f));
+    break;
+  case RZ:
+    return wasm_f32x4_mul(k, c->q);
+  case UP:
+    up = wasm_v128_andnot(wasm_f32x4_gt(f, wasm_f32x4_splat(0)), neg);
+    break;
+  case DOWN:
+    up = wasm_v128_and(wasm_f32x4_gt(f, wasm_f32x4_splat(0)), neg);
+    break;
+  case SR: {
+    v128_t thr = wasm_f32x4_mul(wasm_f32x4_floor(wasm_f32x4_mul(f, c->sr_scale)), c->sr_unscale);
+    up = wasm_u32x4_lt(u, wasm_u32x4_trunc_sat_f32x4(thr));
+    break;
+  }
+  default: // SRE
+    up = wasm_v128_and(wasm_f32x4_gt(f, wasm_f32x4_splat(0)), wasm_i32x4_shr(u, 31));
+    break;
+  }
+  v128_t kk = wasm_f32x4_add(k, wasm_v128_and(up, wasm_f32x4_splat(1.0f)));
+  return wasm_f32x4_mul(kk, c->q);
+}
+
+// The rounded magnitude of a (bits), by the integer path, or the float path below lo.
+ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode, int float_path) {
+  v128_t r = round_int(a, neg, u, c, mode);
+  if (!float_path) return r;
+  return wasm_v128_bitselect(round_float(a, neg, u, c, mode), r, wasm_i32x4_lt(a, c->lo));
+}
+
+// Every lane, whatever it holds: both paths, overflow, inf, NaN, signed zeros, unsigned formats.
+ALWAYS v128_t full(v128_t x, v128_t u, const Consts *c, int mode, int float_path) {
+  v128_t a = wasm_v128_and(x, c->abs_mask);
+  v128_t neg = wasm_i32x4_shr(x, 31);
+  v128_t r = round_magnitude(a, neg, u, c, mode, float_path);
+  v128_t over = wasm_u32x4_gt(r, c->hi);
+  r = wasm_v128_bitselect(wasm_v128_bitselect(c->ovf_neg, c->ovf_pos, neg), r, over);
+  r = wasm_v128_bitselect(c->inf_out, r, wasm_i32x4_eq(a, wasm_i32x4_splat(0x7f800000)));
+  v128_t nan = wasm_i32x4_gt(a, wasm_i32x4_splat(0x7f800000));
+  r = wasm_v128_bitselect(c->nan_out, r, nan);
+  // the input's sign (none for NaN inputs: a format without NaN gives +0), and on zero results only
+  // where the format has -0
+  v128_t sign = wasm_v128_andnot(wasm_v128_andnot(x, c->abs_mask), nan);
+  v128_t zero = wasm_i32x4_eq(r, wasm_i32x4_splat(0));
+  r = wasm_v128_or(r, wasm_v128_bitselect(wasm_v128_and(sign, c->zero_sign), sign, zero));
+  // unsigned formats (abs_mask keeps the sign, so their negative inputs are negative here): -0 is +0,
+  // any other negative input is nan_out
+  v128_t minus_zero = wasm_i32x4_eq(a, wasm_i32x4_splat((int32_t)0x80000000));
+  return wasm_v128_bitselect(wasm_v128_andnot(c->nan_out, minus_zero), r, wasm_i32x4_lt(a, wasm_i32x4_splat(0)));
+}
+
+// Lanes known to be finite (and non-negative for unsigned formats) of a format with -0: both paths,
+// overflow, signs. The cheaper path for groups that touch the limits (subnormals, max finite, overflow)
+// but hold no inf or NaN.
+ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_path) {
+  v128_t neg = wasm_i32x4_shr(x, 31);
+  v128_t r = round_magnitude(wasm_v128_and(x, c->abs_mask), neg, u, c, mode, float_path);
+  // finite inputs round to at most 0x7f800000, so a signed compare finds the overflowed lanes
+  v128_t over = wasm_i32x4_gt(r, c->hi);
+  v128_t ovf = mode == UP || mode == DOWN ? wasm_v128_bitselect(c->ovf_neg, c->ovf_pos, neg) : c->ovf_pos;
+  r = wasm_v128_bitselect(ovf, r, over);
+  return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask)); // the sign (formats without -0 never get here)
+}
+
+// Range key of a lane: below (window - lo) unsigned iff the integer path alone is exact for it (lo is 0
+// without the float path).
+ALWAYS v128_t range_key(v128_t x, const Consts *c, int float_path) {
+  v128_t a = wasm_v128_and(x, c->abs_mask);
+  return float_path ? wasm_i32x4_sub(a, c->lo) : a;
+}
+
+#define UNROLL 8
+
+ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Consts *c, int mode, int float_path) {
+  const int draws = stochastic(mode);
+  v128_t zero = wasm_i32x4_splat(0);
+  const v128_t *p = (const v128_t *)src;
+  v128_t *o = (v128_t *)dst;
+  uint32_t groups = n / (4 * UNROLL);
+  for (uint32_t i = 0; i < groups; i++, p += UNROLL, o += UNROLL) {
+    v128_t key = zero;
+    for (int k = 0; k < UNROLL; k++) key = wasm_u32x4_max(key, range_key(wasm_v128_load(p + k), c, float_path));
+    // (the second pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
+    if (!wasm_v128_any_true(wasm_u32x4_ge(key, c->span))) {
+      for (int k = 0; k < UNROLL; k++) {
+        v128_t x = wasm_v128_load(p + k);
+        v128_t u = draws ? xo_next4(g) : zero;
+        wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), u, c, mode));
+      }
+    } else {
+      // a lane outside the window: inf, NaN, (unsigned formats) negative inputs and formats without -0
+      // need the full computation, the others (subnormal results, overflow) the finite one
+      v128_t special = zero;
+      for (int k = 0; k < UNROLL; k++)
+        special = wasm_u32x4_max(special, wasm_v128_and(wasm_v128_load(p + k), c->abs_mask));
+      if (!wasm_v128_any_true(wasm_u32x4_ge(special, c->finite_limit))) {
+        for (int k = 0; k < UNROLL; k++) {
+          v128_t u = draws ? xo_next4(g) : zero;
+          wasm_v128_store(o + k, finite(wasm_v128_load(p + k), u, c, mode, float_path));
+        }
+      } else {
+        for (int k = 0; k < UNROLL; k++) {
+          v128_t u = draws ? xo_next4(g) : zero;
+          wasm_v128_store(o + k, full(wasm_v128_load(p + k), u, c, mode, float_path));
+        }
+      }
+    }
+  }
+  // whole vectors left, then the last 0..3 lanes (draws only for lanes that exist)
+  uint32_t done = groups * 4 * UNROLL;
+  for (; done + 4 <= n; done += 4, p++, o++) {
+    v128_t u = draws ? xo_next4(g) : zero;
+    wasm_v128_store(o, full(wasm_v128_load(p), u, c, mode, float_path));
+  }
+  uint32_t rest = n - done; // 0..3
+  if (rest > 0) {
+    const uint32_t *w = (const uint32_t *)(src + done);
+    uint32_t *wo = (uint32_t *)(dst + done);
+    v128_t x = wasm_u32x4_make(w[0], rest > 1 ? w[1] : 0, rest > 2 ? w[2] : 0, 0);
+    v128_t u = zero;
+    if (draws) {
+      uint32_t d0 = xo_step(g);
+      uint32_t d1 = rest > 1 ? xo_step(g) : 0;
+      uint32_t d2 = rest > 2 ? xo_step(g) : 0;
+      u = xo_scramble(wasm_u32x4_make(d0, d1, d2, 0));
+    }
+    v128_t r = full(x, u, c, mode, float_path);
+    wo[0] = wasm_u32x4_extract_lane(r, 0);
+    if (rest > 1) wo[1] = wasm_u32x4_extract_lane(r, 1);
+    if (rest > 2) wo[2] = wasm_u32x4_extract_lane(r, 2);
+  }
+}
+
+// One specialised loop per (mode, path) pair: the mode switch is resolved at compile time.
+#define CASE(m)                                                                                          \
+  case m:                                                                                              \
+    if (fp) run(src, dst, n, &g, &c, m, 1);                                                            \
+    else run(src, dst, n, &g, &c, m, 0);                                                                   \
+    break;
+
+// Rounds src[0, n) into dst[0, n) with the parameters at p (see ChopParams) and updates p->rng. dst may
+// be src (in place), not otherwise overlap it.
+void chop_f32(const float *src, float *dst, uint32_t n, ChopParams *p) {
+  Consts c;
+  c.abs_mask = wasm_u32x4_splat(p->abs_mask);
+  c.lo = wasm_u32x4_splat(p->lo);
+  c.span = wasm_u32x4_splat(p->window - p->lo);
+  c.keep = wasm_u32x4_splat(p->keep);
+  c.drop = wasm_u32x4_splat(p->drop);
+  c.half = wasm_u32x4_splat(p->half);
+  c.bias = wasm_u32x4_splat(p->half - 1);
+  c.lsb = wasm_u32x4_splat(p->lsb);
+  c.sr_drop = wasm_u32x4_splat(p->sr_drop);
+  c.hi = wasm_u32x4_splat(p->hi);
+  c.q = wasm_f32x4_splat(p->q);
+  c.inv_q1 = wasm_f32x4_splat(p->inv_q1);
+  c.inv_q2 = wasm_f32x4_splat(p->inv_q2);
+  c.sr_scale = wasm_f32x4_splat(p->sr_scale);
+  c.sr_unscale = wasm_f32x4_splat(p->sr_unscale);
+  c.ovf_pos = wasm_u32x4_splat(p->ovf_pos);
+  c.ovf_neg = wasm_u32x4_splat(p->ovf_neg);
+  c.inf_out = wasm_u32x4_splat(p->inf_out);
+  c.nan_out = wasm_u32x4_splat(p->nan_out);
+  c.zero_sign = wasm_u32x4_splat(p->zero_sign);
+  c.finite_limit = wasm_u32x4_splat(p->finite_limit);
+  c.magic = wasm_f32x4_splat(p->q * 8388608.0f); // q * 2^23: its ulp is q
+  c.sr_shift = p->sr_shift;
+  Xoshiro g = {p->rng[0], p->rng[1], p->rng[2], p->rng[3]};
+  int fp = p->float_path;
+  switch (p->mode) {
+    CASE(RNE)
+    CASE(RNA)
+    CASE(RZ)
+    CASE(UP)
+    CASE(DOWN)
+    CASE(SR)
+    CASE(SRE)
+  default:
+    break;
+  }
+  p->rng[0] = g.s0;
+  p->rng[1] = g.s1;
+  p->rng[2] = g.s2;
+  p->rng[3] = g.s3;
+}

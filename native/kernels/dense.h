@@ -1,0 +1,228 @@
+// Activation quantization (int8 blocks of 32) and the plain float layouts: float32, float16 and bfloat16
+// rows of K values exactly as GGUF / safetensors store them (row stride row_bytes, no padding: the last
+// K mod 8 columns of a row take a scalar loop).
+#ifndef MIXQ_KERNELS_DENSE_H
+#define MIXQ_KERNELS_DENSE_H
+#include "common.h"
+
+// ---------------------------------------------------------------------------------------------------
+// int8 activations. Per block of 32 (src/kernels/activations.ts quantizeQ8Reference is the reference):
+//   amax = max |x| (NaN propagates), d = amax / 127, id = d != 0 ? 1 / d : 0,
+//   q = clamp(roundTiesToEven(x * id), -127, 127)   (every step float32)
+// `x` holds kp float32 values, zero beyond K.
+EXPORT void act_q8(int32_t x_, int32_t kp, int32_t out_) {
+  const float* x = (const float*)(uintptr_t)x_;
+  uint8_t* out = (uint8_t*)(uintptr_t)out_;
+  int8_t* qs = (int8_t*)out;
+  int16_t* qs16 = (int16_t*)(out + kp);
+  float* d = (float*)(out + 3 * (size_t)kp);
+  int32_t* s = (int32_t*)(out + 3 * (size_t)kp + (size_t)kp / 8);
+  int8_t* aq = (int8_t*)(out + 3 * (size_t)kp + (size_t)kp / 8 + (size_t)kp / 4);
+  int8_t* sg = aq + kp;
+  const v128_t lim = wasm_i32x4_splat(127), nlim = wasm_i32x4_splat(-127);
+  for (int b = 0; b < kp / 32; b++) {
+    const float* xb = x + 32 * b;
+    v128_t v[8];
+    v128_t m = wasm_f32x4_splat(0);
+    for (int j = 0; j < 8; j++) {
+      v[j] = wasm_v128_load(xb + 4 * j);
+      m = wasm_f32x4_max(m, wasm_f32x4_abs(v[j]));
+    }
+    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 2, 3, 0, 1));
+    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 1, 0, 3, 2));
+    float amax = wasm_f32x4_extract_lane(m, 0);
+    float db = amax / 127.0f;
+    float id = db != 0.0f ? 1.0f / db : 0.0f;
+    d[b] = db;
+    v128_t vid = wasm_f32x4_splat(id);
+    v128_t q32[8];
+    for (int j = 0; j < 8; j++) {
+      v128_t q = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[j], vid)));
+      q32[j] = wasm_i32x4_max(wasm_i32x4_min(q, lim), nlim);
+    }
+    for (int h = 0; h < 2; h++) {
+      v128_t a = wasm_i16x8_narrow_i32x4(q32[4 * h], q32[4 * h + 1]);
+      v128_t c = wasm_i16x8_narrow_i32x4(q32[4 * h + 2], q32[4 * h + 3]);
+      wasm_v128_store(qs16 + 32 * b + 16 * h, a);
+      wasm_v128_store(qs16 + 32 * b + 16 * h + 8, c);
+      const v128_t q8 = wasm_i8x16_narrow_i16x8(a, c);
+      wasm_v128_store(qs + 32 * b + 16 * h, q8);
+      wasm_v128_store(aq + 32 * b + 16 * h, wasm_i8x16_abs(q8));
+      wasm_v128_store(sg + 32 * b + 16 * h, wasm_i8x16_lt(q8, wasm_i8x16_splat(0)));
+      v128_t t = wasm_i32x4_add(wasm_i32x4_add(q32[4 * h], q32[4 * h + 1]),
+                                wasm_i32x4_add(q32[4 * h + 2], q32[4 * h + 3]));
+      t = wasm_i32x4_add(t, wasm_i32x4_shuffle(t, t, 2, 3, 0, 1));
+      t = wasm_i32x4_add(t, wasm_i32x4_shuffle(t, t, 1, 0, 3, 2));
+      s[2 * b + h] = wasm_i32x4_extract_lane(t, 0);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Float rows. Row r of a tile starts at data + r * row_bytes; 8 values per step, two accumulators per row.
+INLINE void load8_f32(const wdesc* D, const uint8_t* p, v128_t* a, v128_t* b) {
+  if (D->layout == LAYOUT_F32) {
+    *a = wasm_v128_load(p);
+    *b = wasm_v128_load(p + 16);
+  } else {
+    v128_t h = wasm_v128_load(p);
+    v128_t lo = wasm_u32x4_extend_low_u16x8(h), hi = wasm_u32x4_extend_high_u16x8(h);
+    if (D->layout == LAYOUT_F16) {
+      *a = f16x4_to_f32(lo);
+      *b = f16x4_to_f32(hi);
+    } else {
+      *a = wasm_i32x4_shl(lo, 16);
+      *b = wasm_i32x4_shl(hi, 16);
+    }
+  }
+}
+INLINE float load1_f32(const wdesc* D, const uint8_t* p) {
+  if (D->layout == LAYOUT_F32) return *(const float*)p;
+  uint32_t h = (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+  return D->layout == LAYOUT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+/**
+ * y[r] = sum_k W[r][k] x[k] for r in [r0, r1): float rows (F32 / F16 / BF16). Eight rows per pass: eight
+ * weight streams read memory faster than four (measured: 21 vs 18 GB/s on one thread); one accumulator per
+ * row, the same operations for every row (two 4-row tiles past the last row repeat it).
+ */
+INLINE void mv_dense_impl(const wdesc* D, const float* x, float* y, int r0, int r1, int layout) {
+  const int K = D->cols, K8 = K & ~7;
+  const int esz = layout == LAYOUT_F32 ? 4 : 2;
+  const wdesc Dl = {.layout = layout};
+  for (int r = r0; r < r1; r += 8) {
+    int rr[8];
+    tile_rows(r, r1 - 1, rr);
+    tile_rows(r + 4 <= r1 - 1 ? r + 4 : r1 - 1, r1 - 1, rr + 4);
+    const uint8_t* p[8];
+    v128_t a[8];
+    for (int i = 0; i < 8; i++) {
+      p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
+      a[i] = wasm_f32x4_splat(0);
+    }
+    for (int k = 0; k < K8; k += 8) {
+      v128_t x0 = wasm_v128_load(x + k), x1 = wasm_v128_load(x + k + 4), w0, w1;
+      for (int i = 0; i < 8; i++) {
+        load8_f32(&Dl, p[i] + esz * k, &w0, &w1);
+        a[i] = fmadd(w1, x1, fmadd(w0, x0, a[i]));
+      }
+    }
+    v128_t s0 = hsum4_f32(a[0], a[1], a[2], a[3]), s1 = hsum4_f32(a[4], a[5], a[6], a[7]);
+    if (K8 < K) {
+      float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int i = 0; i < 8; i++)
+        for (int k = K8; k < K; k++) t[i] += load1_f32(&Dl, p[i] + esz * k) * x[k];
+      s0 = wasm_f32x4_add(s0, wasm_f32x4_make(t[0], t[1], t[2], t[3]));
+      s1 = wasm_f32x4_add(s1, wasm_f32x4_make(t[4], t[5], t[6], t[7]));
+    }
+    store_tile(y, r, r1 - 1, s0);
+    if (r + 4 < r1) store_tile(y, r + 4, r1 - 1, s1);
+  }
+}
+EXPORT void mv_dense(int32_t desc, int32_t x, int32_t y, int32_t r0, int32_t r1) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  const float* xp = (const float*)(uintptr_t)x;
+  float* yp = (float*)(uintptr_t)y;
+  switch (D->layout) {
+    case LAYOUT_F32: mv_dense_impl(D, xp, yp, r0, r1, LAYOUT_F32); break;
+    case LAYOUT_F16: mv_dense_impl(D, xp, yp, r0, r1, LAYOUT_F16); break;
+    default: mv_dense_impl(D, xp, yp, r0, r1, LAYOUT_BF16); break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Matrix x matrix on float32: four rows of float32 weights (w[i], n values each, 4-aligned n: decoded tiles
+// are padded to kp; dense float32 rows use their own K with a scalar tail) against nb activation rows
+// X[j] = x + j * xs (zero beyond K), Y[j][r] = y[j * ys + r]. Two activation rows per step; an odd last
+// one is computed twice and stored once, so every (row, column) pair takes the same arithmetic.
+INLINE void mm_f32_tile(const float* const w[4], int n, const float* x, int xs, int nb, float* y, int ys, int r,
+                        int last) {
+  const int n4 = n & ~3;
+  for (int j = 0; j < nb; j += 2) {
+    const float* xa = x + (size_t)j * xs;
+    const float* xb = j + 1 < nb ? xa + xs : xa;
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int k = 0; k < n4; k += 4) {
+      v128_t u = wasm_v128_load(xa + k), v = wasm_v128_load(xb + k);
+      v128_t w0 = wasm_v128_load(w[0] + k), w1 = wasm_v128_load(w[1] + k);
+      a0 = fmadd(w0, u, a0);
+      b0 = fmadd(w0, v, b0);
+      a1 = fmadd(w1, u, a1);
+      b1 = fmadd(w1, v, b1);
+      v128_t w2 = wasm_v128_load(w[2] + k), w3 = wasm_v128_load(w[3] + k);
+      a2 = fmadd(w2, u, a2);
+      b2 = fmadd(w2, v, b2);
+      a3 = fmadd(w3, u, a3);
+      b3 = fmadd(w3, v, b3);
+    }
+    v128_t sa = hsum4_f32(a0, a1, a2, a3), sb = hsum4_f32(b0, b1, b2, b3);
+    if (n4 < n) {
+      float ta[4] = {0, 0, 0, 0}, tb[4] = {0, 0, 0, 0};
+      for (int i = 0; i < 4; i++)
+        for (int k = n4; k < n; k++) {
+          ta[i] += w[i][k] * xa[k];
+          tb[i] += w[i][k] * xb[k];
+        }
+      sa = wasm_f32x4_add(sa, wasm_f32x4_make(ta[0], ta[1], ta[2], ta[3]));
+      sb = wasm_f32x4_add(sb, wasm_f32x4_make(tb[0], tb[1], tb[2], tb[3]));
+    }
+    store_tile(y + (size_t)j * ys, r, last, sa);
+    if (j + 1 < nb) store_tile(y + (size_t)(j + 1) * ys, r, last, sb);
+  }
+}
+
+/** Decodes the float16 / bfloat16 rows of a tile into float32 scratch rows of K values. */
+INLINE void decode_dense_rows(const wdesc* D, const int rr[4], float* scratch, int stride) {
+  const int K = D->cols, K8 = K & ~7;
+  for (int i = 0; i < 4; i++) {
+    const uint8_t* p = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
+    float* o = scratch + (size_t)i * stride;
+    for (int k = 0; k < K8; k += 8) {
+      v128_t a, b;
+      load8_f32(D, p + 2 * k, &a, &b);
+      wasm_v128_store(o + k, a);
+      wasm_v128_store(o + k + 4, b);
+    }
+    for (int k = K8; k < K; k++) o[k] = load1_f32(D, p + 2 * k);
+  }
+}
+
+/** Y[j][r] = sum_k W[r][k] X[j][k] for r in [r0, r1), j < nb. scratch: 4 * kp floats (F16 / BF16). */
+EXPORT void mm_dense(int32_t desc, int32_t x, int32_t xs, int32_t nb, int32_t y, int32_t ys, int32_t r0,
+                     int32_t r1, int32_t scratch) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  float* s = (float*)(uintptr_t)scratch;
+  for (int r = r0; r < r1; r += 4) {
+    int rr[4];
+    tile_rows(r, r1 - 1, rr);
+    const float* w[4];
+    if (D->layout == LAYOUT_F32) {
+      for (int i = 0; i < 4; i++)
+        w[i] = (const float*)((const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes);
+    } else {
+      decode_dense_rows(D, rr, s, D->kp);
+      for (int i = 0; i < 4; i++) w[i] = s + (size_t)i * D->kp;
+    }
+    mm_f32_tile(w, D->cols, (const float*)(uintptr_t)x, xs, nb, (float*)(uintptr_t)y, ys, r, r1 - 1);
+  }
+}
+
+/** Sums 16-byte words of [p, p + bytes) (bytes a multiple of 64): reads memory as fast as this engine can. */
+EXPORT uint32_t read_bandwidth(int32_t p_, int32_t bytes) {
+  const v128_t* p = (const v128_t*)(uintptr_t)p_;
+  v128_t a = wasm_i32x4_splat(0), b = a, c = a, d = a;
+  for (int i = 0; i < bytes / 16; i += 4) {
+    a = wasm_i32x4_add(a, p[i]);
+    b = wasm_i32x4_add(b, p[i + 1]);
+    c = wasm_i32x4_add(c, p[i + 2]);
+    d = wasm_i32x4_add(d, p[i + 3]);
+  }
+  a = wasm_i32x4_add(wasm_i32x4_add(a, b), wasm_i32x4_add(c, d));
+  return (uint32_t)(wasm_i32x4_extract_lane(a, 0) ^ wasm_i32x4_extract_lane(a, 3));
+}
+/** read_bandwidth over rows [r0, r1) of row_bytes each from base (threads split the rows). */
+EXPORT uint32_t read_rows(int32_t base, int32_t row_bytes, int32_t r0, int32_t r1) {
+  return read_bandwidth((int32_t)((uint32_t)base + (uint32_t)r0 * (uint32_t)row_bytes), (r1 - r0) * row_bytes);
+}
+#endif

@@ -1,0 +1,452 @@
+// ggml block types read as GGUF stores them (src/blocks/ggml/*.ts has each bit layout and is the
+// reference). Every type is read in chunks of 32 weights; a chunk gives its codes and the numbers that
+// turn them into values:
+//
+//   value = d * sc_h * (c - z) + dm * m_h          h = which 16 of the chunk
+//
+//   type    z   d                  sc_h (integer)           dm, m_h                c
+//   Q4_0    8   fp16 d             1                        -                      nibble
+//   Q4_1    0   fp16 d             1                        fp16 m, 1              nibble
+//   Q5_0    16  fp16 d             1                        -                      nibble | qh bit << 4
+//   Q5_1    0   fp16 d             1                        fp16 m, 1              nibble | qh bit << 4
+//   Q8_0    0   fp16 d             1                        -                      int8
+//   Q2_K    0   fp16 d             sc & 15 (per 16)         -fp16 dmin, sc >> 4     2 bits
+//   Q3_K    4   fp16 d             6-bit scale - 32 (16)    -                      2 bits | hmask bit << 2
+//   Q4_K    0   fp16 d             6-bit scale (per 32)     -fp16 dmin, 6-bit min   nibble
+//   Q5_K    0   fp16 d             6-bit scale (per 32)     -fp16 dmin, 6-bit min   nibble | qh bit << 4
+//   Q6_K    32  fp16 d             int8 scale (per 16)      -                      nibble | 2 qh bits << 4
+//   IQ4_NL  0   fp16 d             1                        -                      kvalues_iq4nl[nibble]
+//   MXFP4   12  2^(e - 128)        1                        -                      kvalues_mxfp4[nibble] + 12
+//
+// Float32 path: each weight rounded exactly as ggml's dequantize_row (src/blocks/ggml):
+//   w = fl( fl( fl(d * sc_h) * (c - z) ) + fl(dm * m_h) )      (the addition only where a type has minima)
+// int8 path (llama.cpp's scheme): per chunk and activation block of scale dx,
+//   dx * ( d * sum_h sc_h * (sum c q - z * sum q)_h  +  dm * sum_h m_h * (sum q)_h )
+// with integer sums (exact) and float32 scaling.
+#ifndef MIXQ_KERNELS_GGML_H
+#define MIXQ_KERNELS_GGML_H
+#include "common.h"
+
+enum { GT_Q4_0 = 2, GT_Q4_1 = 3, GT_Q5_0 = 6, GT_Q5_1 = 7, GT_Q8_0 = 8, GT_Q2_K = 10, GT_Q3_K = 11,
+       GT_Q4_K = 12, GT_Q5_K = 13, GT_Q6_K = 14, GT_IQ4_NL = 20, GT_MXFP4 = 39 };
+
+static const int8_t KV_IQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+// kvalues_mxfp4 (2 x E2M1) + 12, so that the codes are 0..24
+static const int8_t KV_MXFP4_12[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
+
+INLINE int ggml_qk(const int T) { return T >= GT_Q2_K && T <= GT_Q6_K ? 256 : 32; }
+INLINE int ggml_block_bytes(const int T) {
+  switch (T) {
+    case GT_Q4_0: return 18;
+    case GT_Q4_1: return 20;
+    case GT_Q5_0: return 22;
+    case GT_Q5_1: return 24;
+    case GT_Q8_0: return 34;
+    case GT_Q2_K: return 84;
+    case GT_Q3_K: return 110;
+    case GT_Q4_K: return 144;
+    case GT_Q5_K: return 176;
+    case GT_Q6_K: return 210;
+    case GT_IQ4_NL: return 18;
+    default: return 17;
+  }
+}
+INLINE int ggml_zero(const int T) {
+  return T == GT_Q4_0 ? 8 : T == GT_Q5_0 ? 16 : T == GT_Q3_K ? 4 : T == GT_Q6_K ? 32 : T == GT_MXFP4 ? 12 : 0;
+}
+INLINE int ggml_signed(const int T) { return T == GT_Q8_0 || T == GT_IQ4_NL; }
+INLINE int ggml_has_min(const int T) {
+  return T == GT_Q4_1 || T == GT_Q5_1 || T == GT_Q2_K || T == GT_Q4_K || T == GT_Q5_K;
+}
+INLINE int ggml_halves(const int T) { return T == GT_Q2_K || T == GT_Q3_K || T == GT_Q6_K; }
+INLINE float e8m0_half(uint32_t e) { return f32_from_bits(e >= 2 ? (e - 1) << 23 : 0x00200000u << e); }
+
+typedef struct {
+  v128_t c0, c1;       // codes of weights 0..15 and 16..31 of the chunk (u8, or int8 for signed types)
+  int32_t sc0, sc1;    // integer sub-scales
+  int32_t m0, m1;      // integer minima
+  float d, dm;
+} gchunk;
+
+/** Q4_K / Q5_K: 6-bit scale and min of sub-block j (get_scale_min_k4). */
+INLINE void scale_min_k4(const uint8_t* q, int j, int32_t* sc, int32_t* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+/** Q3_K: 6-bit scale j of 16 (before the - 32). */
+INLINE int32_t q3k_scale(const uint8_t* s, int j) {
+  int low = j < 8 ? s[j] & 0xf : s[j - 8] >> 4;
+  return low | (((s[8 + (j & 3)] >> (2 * (j >> 2))) & 3) << 4);
+}
+/** 16 lanes of bit (16 h + lane) of a little-endian 32-bit word, as 0 / `val`. */
+INLINE v128_t qh_bits16(uint32_t qh, int h, int val) {
+  v128_t w = wasm_i32x4_splat((int32_t)(qh >> (16 * h)));
+  v128_t b = wasm_i8x16_swizzle(w, wasm_i8x16_make(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  v128_t m = wasm_i8x16_make(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return wasm_v128_and(wasm_i8x16_ne(wasm_v128_and(b, m), wasm_i8x16_splat(0)), wasm_i8x16_splat(val));
+}
+
+/** Chunk j (32 weights) of the block at `b`. */
+INLINE gchunk ggml_chunk(const int T, const uint8_t* b, int j) {
+  gchunk g;
+  g.sc0 = g.sc1 = 1;
+  g.m0 = g.m1 = 0;
+  g.dm = 0;
+  const v128_t m4 = wasm_i8x16_splat(15);
+  switch (T) {
+    case GT_Q4_0:
+    case GT_IQ4_NL:
+    case GT_MXFP4: {
+      const uint8_t* qs = b + (T == GT_MXFP4 ? 1 : 2);
+      v128_t v = wasm_v128_load(qs);
+      g.c0 = wasm_v128_and(v, m4);
+      g.c1 = bits8(v, 4, m4);
+      if (T != GT_Q4_0) {
+        v128_t t = wasm_v128_load(T == GT_MXFP4 ? KV_MXFP4_12 : KV_IQ4NL);
+        g.c0 = wasm_i8x16_swizzle(t, g.c0);
+        g.c1 = wasm_i8x16_swizzle(t, g.c1);
+      }
+      g.d = T == GT_MXFP4 ? e8m0_half(b[0]) : read_f16(b);
+      break;
+    }
+    case GT_Q4_1: {
+      v128_t v = wasm_v128_load(b + 4);
+      g.c0 = wasm_v128_and(v, m4);
+      g.c1 = bits8(v, 4, m4);
+      g.d = read_f16(b);
+      g.dm = read_f16(b + 2);
+      g.m0 = g.m1 = 1;
+      break;
+    }
+    case GT_Q5_0:
+    case GT_Q5_1: {
+      const int o = T == GT_Q5_0 ? 2 : 4;
+      uint32_t qh = (uint32_t)b[o] | ((uint32_t)b[o + 1] << 8) | ((uint32_t)b[o + 2] << 16) | ((uint32_t)b[o + 3] << 24);
+      v128_t v = wasm_v128_load(b + o + 4);
+      g.c0 = wasm_v128_or(wasm_v128_and(v, m4), qh_bits16(qh, 0, 16));
+      g.c1 = wasm_v128_or(bits8(v, 4, m4), qh_bits16(qh, 1, 16));
+      g.d = read_f16(b);
+      if (T == GT_Q5_1) {
+        g.dm = read_f16(b + 2);
+        g.m0 = g.m1 = 1;
+      }
+      break;
+    }
+    case GT_Q8_0:
+      g.c0 = wasm_v128_load(b + 2);
+      g.c1 = wasm_v128_load(b + 18);
+      g.d = read_f16(b);
+      break;
+    case GT_Q2_K: {
+      const int h = j >> 2, s = 2 * (j & 3);
+      const uint8_t* q = b + 16 + 32 * h;
+      const v128_t m3 = wasm_i8x16_splat(3);
+      g.c0 = bits8(wasm_v128_load(q), s, m3);
+      g.c1 = bits8(wasm_v128_load(q + 16), s, m3);
+      const uint8_t s0 = b[8 * h + 2 * (j & 3)], s1 = b[8 * h + 2 * (j & 3) + 1];
+      g.sc0 = s0 & 15;
+      g.sc1 = s1 & 15;
+      g.m0 = s0 >> 4;
+      g.m1 = s1 >> 4;
+      g.d = read_f16(b + 80);
+      g.dm = -read_f16(b + 82);
+      break;
+    }
+    case GT_Q3_K: {
+      const int h = j >> 2, s = 2 * (j & 3);
+      const v128_t m3 = wasm_i8x16_splat(3), one = wasm_i8x16_splat(1);
+      const uint8_t* q = b + 32 + 32 * h;
+      v128_t lo0 = bits8(wasm_v128_load(q), s, m3);
+      v128_t lo1 = bits8(wasm_v128_load(q + 16), s, m3);
+      v128_t hi0 = bits8(wasm_v128_load(b), j, one);
+      v128_t hi1 = bits8(wasm_v128_load(b + 16), j, one);
+      g.c0 = wasm_v128_or(lo0, shl8(hi0, 2));
+      g.c1 = wasm_v128_or(lo1, shl8(hi1, 2));
+      g.sc0 = q3k_scale(b + 96, 2 * j) - 32;
+      g.sc1 = q3k_scale(b + 96, 2 * j + 1) - 32;
+      g.d = read_f16(b + 108);
+      break;
+    }
+    case GT_Q4_K:
+    case GT_Q5_K: {
+      const uint8_t* qs = b + (T == GT_Q4_K ? 16 : 48) + 32 * (j >> 1);
+      const int sh = 4 * (j & 1);
+      g.c0 = bits8(wasm_v128_load(qs), sh, m4);
+      g.c1 = bits8(wasm_v128_load(qs + 16), sh, m4);
+      if (T == GT_Q5_K) {
+        const v128_t one = wasm_i8x16_splat(1);
+        g.c0 = wasm_v128_or(g.c0, shl8(bits8(wasm_v128_load(b + 16), j, one), 4));
+        g.c1 = wasm_v128_or(g.c1, shl8(bits8(wasm_v128_load(b + 32), j, one), 4));
+      }
+      int32_t sc, m;
+      scale_min_k4(b + 4, j, &sc, &m);
+      g.sc0 = g.sc1 = sc;
+      g.m0 = g.m1 = m;
+      g.d = read_f16(b);
+      g.dm = -read_f16(b + 2);
+      break;
+    }
+    default: {  // Q6_K
+      const int h = j >> 2, part = j & 3;
+      const uint8_t* ql = b + 64 * h + (part & 1 ? 32 : 0);
+      const uint8_t* qh = b + 128 + 32 * h;
+      const int nsh = 4 * (part >> 1), hsh = 2 * part;
+      const v128_t m2 = wasm_i8x16_splat(3);
+      g.c0 = wasm_v128_or(bits8(wasm_v128_load(ql), nsh, m4),
+                          shl8(bits8(wasm_v128_load(qh), hsh, m2), 4));
+      g.c1 = wasm_v128_or(bits8(wasm_v128_load(ql + 16), nsh, m4),
+                          shl8(bits8(wasm_v128_load(qh + 16), hsh, m2), 4));
+      const int8_t* sc = (const int8_t*)(b + 192 + 8 * h);
+      g.sc0 = sc[2 * part];
+      g.sc1 = sc[2 * part + 1];
+      g.d = read_f16(b + 208);
+      break;
+    }
+  }
+  return g;
+}
+
+/** Chunk k (a multiple of 32) of a row. */
+INLINE gchunk ggml_row_chunk(const int T, const uint8_t* row, int k) {
+  const int qk = ggml_qk(T);
+  return ggml_chunk(T, row + (size_t)(k / qk) * ggml_block_bytes(T), (k % qk) / 32);
+}
+
+// ---- float32 path ----
+
+/** The 32 weights of a chunk as float32, rounded as ggml's dequantize_row. */
+INLINE void ggml_chunk_f32(const int T, const gchunk* g, float* out) {
+  const int z = ggml_zero(T), hasmin = ggml_has_min(T);
+  for (int h = 0; h < 2; h++) {
+    const v128_t c = h ? g->c1 : g->c0;
+    const float a = g->d * (float)(h ? g->sc1 : g->sc0);
+    const float mn = g->dm * (float)(h ? g->m1 : g->m0);
+    v128_t w16 = ggml_signed(T) ? wasm_i16x8_extend_low_i8x16(c) : wasm_u16x8_extend_low_u8x16(c);
+    v128_t w16h = ggml_signed(T) ? wasm_i16x8_extend_high_i8x16(c) : wasm_u16x8_extend_high_u8x16(c);
+    v128_t q[4] = {wasm_i32x4_extend_low_i16x8(w16), wasm_i32x4_extend_high_i16x8(w16),
+                   wasm_i32x4_extend_low_i16x8(w16h), wasm_i32x4_extend_high_i16x8(w16h)};
+    for (int t = 0; t < 4; t++) {
+      v128_t v = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_sub(q[t], wasm_i32x4_splat(z))),
+                                wasm_f32x4_splat(a));
+      if (hasmin) v = wasm_f32x4_add(v, wasm_f32x4_splat(mn));
+      wasm_v128_store(out + 16 * h + 4 * t, v);
+    }
+  }
+}
+
+/** Decodes chunks [k0, k0 + 32 * n) of the four rows of a tile into out[i * stride + (k - k0)]. */
+INLINE void ggml_decode_f32_impl(const int T, const uint8_t* const p[4], int k0, int n, float* out, int stride) {
+  for (int c = 0; c < n; c++)
+    for (int i = 0; i < 4; i++) {
+      gchunk g = ggml_row_chunk(T, p[i], k0 + 32 * c);
+      ggml_chunk_f32(T, &g, out + (size_t)i * stride + 32 * c);
+    }
+}
+#define GGML_SWITCH(CALL)                 \
+  switch (D->bits) {                      \
+    case GT_Q4_0: CALL(GT_Q4_0); break;   \
+    case GT_Q4_1: CALL(GT_Q4_1); break;   \
+    case GT_Q5_0: CALL(GT_Q5_0); break;   \
+    case GT_Q5_1: CALL(GT_Q5_1); break;   \
+    case GT_Q8_0: CALL(GT_Q8_0); break;   \
+    case GT_Q2_K: CALL(GT_Q2_K); break;   \
+    case GT_Q3_K: CALL(GT_Q3_K); break;   \
+    case GT_Q4_K: CALL(GT_Q4_K); break;   \
+    case GT_Q5_K: CALL(GT_Q5_K); break;   \
+    case GT_Q6_K: CALL(GT_Q6_K); break;   \
+    case GT_IQ4_NL: CALL(GT_IQ4_NL); break; \
+    default: CALL(GT_MXFP4); break;       \
+  }
+
+static void ggml_decode_f32(const wdesc* D, const uint8_t* const p[4], int k0, int n, float* out, int stride) {
+#define DEC(T) ggml_decode_f32_impl(T, p, k0, n, out, stride)
+  GGML_SWITCH(DEC)
+#undef DEC
+}
+
+INLINE void ggml_tile(const wdesc* D, int r, int last, const uint8_t* p[4]) {
+  int rr[4];
+  tile_rows(r, last, rr);
+  for (int i = 0; i < 4; i++) p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
+}
+
+/** float32 path, matrix x vector; 256 weights of the tile decoded at a time (scratch: 4 * 256 floats). */
+EXPORT void mv_ggml_f32(int32_t desc, int32_t x_, int32_t y, int32_t r0, int32_t r1, int32_t scratch) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  const float* x = (const float*)(uintptr_t)x_;
+  float* w = (float*)(uintptr_t)scratch;
+  const int K = D->cols;
+  for (int r = r0; r < r1; r += 4) {
+    const uint8_t* p[4];
+    ggml_tile(D, r, r1 - 1, p);
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    for (int k0 = 0; k0 < K; k0 += 256) {
+      const int n = K - k0 < 256 ? (K - k0) / 32 : 8;
+      ggml_decode_f32(D, p, k0, n, w, 256);
+      for (int j = 0; j < 32 * n; j += 4) {
+        v128_t xv = wasm_v128_load(x + k0 + j);
+        a0 = fmadd(wasm_v128_load(w + j), xv, a0);
+        a1 = fmadd(wasm_v128_load(w + 256 + j), xv, a1);
+        a2 = fmadd(wasm_v128_load(w + 512 + j), xv, a2);
+        a3 = fmadd(wasm_v128_load(w + 768 + j), xv, a3);
+      }
+    }
+    store_tile((float*)(uintptr_t)y, r, r1 - 1, hsum4_f32(a0, a1, a2, a3));
+  }
+}
+
+/** float32 path, matrix x matrix: the tile decoded once (scratch 4 * K floats), then every row of X. */
+EXPORT void mm_ggml_f32(int32_t desc, int32_t x, int32_t xs, int32_t nb, int32_t y, int32_t ys, int32_t r0,
+                        int32_t r1, int32_t scratch) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  float* s = (float*)(uintptr_t)scratch;
+  const int K = D->cols;
+  for (int r = r0; r < r1; r += 4) {
+    const uint8_t* p[4];
+    ggml_tile(D, r, r1 - 1, p);
+    ggml_decode_f32(D, p, 0, K / 32, s, K);
+    const float* w[4] = {s, s + K, s + 2 * (size_t)K, s + 3 * (size_t)K};
+    mm_f32_tile(w, K, (const float*)(uintptr_t)x, xs, nb, (float*)(uintptr_t)y, ys, r, r1 - 1);
+  }
+}
+
+// ---- int8 path ----
+
+/** sum c * q over 16 codes, as the type's codes need (u8 0..63, int8, or any byte for odd Q8_0 files). */
+INLINE v128_t ggml_dot16(const int T, const int full8, v128_t c, const actq* A, int k) {
+  if (!ggml_signed(T)) return dot16_u7(c, A, k);
+  if (full8) return dot16_i8_wide(c, A, k);
+  return dot16_s8(c, A, k);
+}
+
+/** One row's share of a chunk: the integer sum (lanes) and the scalar parts, see the header. */
+typedef struct {
+  v128_t s;       // i32x4 lanes of sum_h sc_h * sum c q
+  int32_t zc;     // - z * sum_h sc_h * (sum q)_h
+  int32_t mn;     // sum_h m_h * (sum q)_h
+  float d, dm;
+} grow;
+
+INLINE grow ggml_q8_row_g(const int T, const int full8, const gchunk* gp, int k, const actq* A) {
+  const gchunk g = *gp;
+  const int32_t q0 = A->s[k >> 4], q1 = A->s[(k >> 4) + 1];
+  grow o;
+  if (ggml_halves(T)) {
+    v128_t p0 = ggml_dot16(T, full8, g.c0, A, k), p1 = ggml_dot16(T, full8, g.c1, A, k + 16);
+    o.s = wasm_i32x4_add(wasm_i32x4_mul(p0, wasm_i32x4_splat(g.sc0)), wasm_i32x4_mul(p1, wasm_i32x4_splat(g.sc1)));
+  } else {
+    v128_t p;
+    if (ggml_signed(T)) p = wasm_i32x4_add(ggml_dot16(T, full8, g.c0, A, k), ggml_dot16(T, full8, g.c1, A, k + 16));
+    else p = dot32_u6(g.c0, g.c1, A, k);
+    o.s = g.sc0 == 1 ? p : wasm_i32x4_mul(p, wasm_i32x4_splat(g.sc0));
+  }
+  o.zc = -ggml_zero(T) * (g.sc0 * q0 + g.sc1 * q1);
+  o.mn = g.m0 * q0 + g.m1 * q1;
+  o.d = g.d;
+  o.dm = g.dm;
+  return o;
+}
+
+/** A decoded chunk of the four tile rows against one activation row, added to acc. */
+INLINE v128_t ggml_q8_apply(const int T, const int full8, const gchunk c[4], int k, const actq* A, v128_t acc) {
+  grow g0 = ggml_q8_row_g(T, full8, &c[0], k, A), g1 = ggml_q8_row_g(T, full8, &c[1], k, A);
+  grow g2 = ggml_q8_row_g(T, full8, &c[2], k, A), g3 = ggml_q8_row_g(T, full8, &c[3], k, A);
+  v128_t S = wasm_i32x4_add(hsum4_i32(g0.s, g1.s, g2.s, g3.s), wasm_i32x4_make(g0.zc, g1.zc, g2.zc, g3.zc));
+  const v128_t dx = wasm_f32x4_splat(A->d[k >> 5]);
+  acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(wasm_f32x4_make(g0.d, g1.d, g2.d, g3.d), dx), acc);
+  if (ggml_has_min(T)) {
+    v128_t M = wasm_i32x4_make(g0.mn, g1.mn, g2.mn, g3.mn);
+    acc = fmadd(wasm_f32x4_convert_i32x4(M), wasm_f32x4_mul(wasm_f32x4_make(g0.dm, g1.dm, g2.dm, g3.dm), dx), acc);
+  }
+  return acc;
+}
+
+/**
+ * One tile against nb activation rows (act + j * as), all of K: each chunk of the four rows is decoded
+ * once and applied to every row (accumulators in `accs`, nb vectors). One instance per type, shared by
+ * matrix x vector (nb = 1) and matrix x matrix.
+ */
+#define GGML_ROWS_FN(T, FULL8, NAME)                                                                       \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* const p[4], int32_t act,      \
+                                             int32_t as, int nb, v128_t* accs, float* y, int ys, int r,    \
+                                             int last) {                                                   \
+    for (int j = 0; j < nb; j++) accs[j] = wasm_f32x4_splat(0);                                          \
+    const int qk = ggml_qk(T), bb = ggml_block_bytes(T);                                                   \
+    for (int b = 0; b < D->cols / qk; b++) {                                                              \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < qk / 32; h++) {                             \
+        /* h is a constant in each copy: the chunk's shifts and scale fields are fixed */                  \
+        const int k = b * qk + 32 * h;                                                                     \
+        gchunk c[4];                                                                                       \
+        for (int i = 0; i < 4; i++) c[i] = ggml_chunk(T, p[i] + (size_t)b * bb, h);                      \
+        for (int j = 0; j < nb; j++) {                                                                    \
+          const actq A = act_view(act_at(act, as, j), D->kp);                                             \
+          accs[j] = ggml_q8_apply(T, FULL8, c, k, &A, accs[j]);                                            \
+        }                                                                                                  \
+      }                                                                                                    \
+    }                                                                                                      \
+    for (int j = 0; j < nb; j++) store_tile(y + (size_t)j * ys, r, last, accs[j]);                        \
+  }
+GGML_ROWS_FN(GT_Q4_0, 0, gq8_q4_0)
+GGML_ROWS_FN(GT_Q4_1, 0, gq8_q4_1)
+GGML_ROWS_FN(GT_Q5_0, 0, gq8_q5_0)
+GGML_ROWS_FN(GT_Q5_1, 0, gq8_q5_1)
+GGML_ROWS_FN(GT_Q8_0, 0, gq8_q8_0)
+GGML_ROWS_FN(GT_Q8_0, 1, gq8_q8_0_full)
+GGML_ROWS_FN(GT_Q2_K, 0, gq8_q2_k)
+GGML_ROWS_FN(GT_Q3_K, 0, gq8_q3_k)
+GGML_ROWS_FN(GT_Q4_K, 0, gq8_q4_k)
+GGML_ROWS_FN(GT_Q5_K, 0, gq8_q5_k)
+GGML_ROWS_FN(GT_Q6_K, 0, gq8_q6_k)
+GGML_ROWS_FN(GT_IQ4_NL, 0, gq8_iq4_nl)
+GGML_ROWS_FN(GT_MXFP4, 0, gq8_mxfp4)
+
+INLINE void ggml_q8_rows(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, v128_t* accs,
+                         float* y, int ys, int r, int last) {
+#define ROWS(NAME) NAME(D, p, act, as, nb, accs, y, ys, r, last)
+  switch (D->bits) {
+    case GT_Q4_0: ROWS(gq8_q4_0); break;
+    case GT_Q4_1: ROWS(gq8_q4_1); break;
+    case GT_Q5_0: ROWS(gq8_q5_0); break;
+    case GT_Q5_1: ROWS(gq8_q5_1); break;
+    case GT_Q8_0:
+      if (D->dot_class == DOT_FULL8) ROWS(gq8_q8_0_full);
+      else ROWS(gq8_q8_0);
+      break;
+    case GT_Q2_K: ROWS(gq8_q2_k); break;
+    case GT_Q3_K: ROWS(gq8_q3_k); break;
+    case GT_Q4_K: ROWS(gq8_q4_k); break;
+    case GT_Q5_K: ROWS(gq8_q5_k); break;
+    case GT_Q6_K: ROWS(gq8_q6_k); break;
+    case GT_IQ4_NL: ROWS(gq8_iq4_nl); break;
+    default: ROWS(gq8_mxfp4); break;
+  }
+#undef ROWS
+}
+
+EXPORT void mv_ggml_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  v128_t acc;
+  for (int r = r0; r < r1; r += 4) {
+    const uint8_t* p[4];
+    ggml_tile(D, r, r1 - 1, p);
+    ggml_q8_rows(D, p, act, 0, 1, &acc, (float*)(uintptr_t)y, 0, r, r1 - 1);
+  }
+}
+
+/** int8 path, matrix x matrix (scratch: one accumulator vector per activation row). */
+EXPORT void mm_ggml_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
+                       int32_t r1, int32_t scratch) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  v128_t* accs = (v128_t*)(uintptr_t)scratch;
+  for (int r = r0; r < r1; r += 4) {
+    const uint8_t* p[4];
+    ggml_tile(D, r, r1 - 1, p);
+    ggml_q8_rows(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
+  }
+}
+#endif

@@ -1,0 +1,263 @@
+// Bit-plane lookup-table kernels (T-MAC, Wei et al., "T-MAC: CPU Renaissance via Table Lookup for Low-Bit
+// LLM Deployment on Edge", 2024) for b = 1..4-bit integer codes (src/kernels/lut.ts repacks them).
+//
+// A b-bit code is sum_p 2^p bit_p, so a row's sum_k c_k x_k = sum_p 2^p sum_j T_j[idx_pj] where, for each
+// quad of activations x_4j .. x_4j+3, T_j[idx] = sum of the x_4j+t whose bit t is set in idx, and idx_pj
+// is the 4-bit pattern of plane p of the row's codes 4j .. 4j+3. One i8x16.swizzle looks up 16 entries.
+//
+// Activations ('lut8', act_lut): per block of 32 activations, eight 16-entry tables
+//   T_f[idx] = fl(s01[idx & 3] + s23[idx >> 2]),  s01 = {0, x0, x1, fl(x0 + x1)}, s23 = {0, x2, x3, fl(x2 + x3)}
+// quantized with one scale per block (T-MAC's table quantization): m = max |T_f|, dt = m / 127,
+// Tq = clamp(roundTiesToEven(T_f * (1 / dt)), -127, 127); plus S15 = sum_j Tq_j[15] (the block's sum for
+// zero points: a constant code c then gives exactly c * S15, so zero codes cancel exactly).
+// Buffer: tables int8 [kp/32][8][16] | dt float32 [kp/32] | S15 int32 [kp/32].
+// Error: every looked-up entry is off by at most dt / 2 (src/kernels/budget.ts states the bound).
+//
+// Weights, per tile of 16 rows and block of 32 columns (64 b bytes, exactly b bits per weight):
+//   plane pairs (p, p+1) = (0, 1), (2, 3): for rows 8h .. 8h+7 (h = 0, 1) and quad pairs jj = 0..3, 16 bytes:
+//     byte 2i + e = idx of row 8h + i, plane p + e; low nibble quad 2jj, high nibble quad 2jj + 1
+//   a lone plane (b = 1: plane 0; b = 3: plane 2): for quad pairs jj = 0..3, 16 bytes:
+//     byte i = idx of row i; low nibble quad 2jj, high nibble quad 2jj + 1
+// so a swizzle of a paired vector returns (plane p, plane p+1) of 8 rows in adjacent lanes, and one
+// i16x8.relaxed_dot_i8x16_i7x16_s with (2^p, 2^(p+1)) adds them with their plane weights.
+// Tiles follow each other; a tile's blocks are contiguous (kp / 32 * 64 b bytes).
+// Scales and zero codes: [tile][group][16 rows] (zero codes one byte each, or a constant).
+#ifndef MIXQ_KERNELS_LUT_H
+#define MIXQ_KERNELS_LUT_H
+#include "common.h"
+#include "sliced.h"
+
+INLINE size_t lut_act_size(int kp) { return (size_t)kp / 32 * (128 + 8); }
+EXPORT int32_t lut_act_bytes(int32_t kp) { return (int32_t)lut_act_size(kp); }
+
+EXPORT void act_lut(int32_t x_, int32_t kp, int32_t out_) {
+  const float* x = (const float*)(uintptr_t)x_;
+  uint8_t* out = (uint8_t*)(uintptr_t)out_;
+  const int nb = kp / 32;
+  float* dt = (float*)(out + (size_t)nb * 128);
+  int32_t* s15 = (int32_t*)(out + (size_t)nb * 132);
+  const v128_t lim = wasm_i32x4_splat(127), nlim = wasm_i32x4_splat(-127);
+  for (int b = 0; b < nb; b++) {
+    v128_t T[8][4];
+    v128_t m = wasm_f32x4_splat(0);
+    for (int j = 0; j < 8; j++) {
+      const float* q = x + 32 * b + 4 * j;
+      const float s01 = q[0] + q[1], s23 = q[2] + q[3];
+      const v128_t A = wasm_f32x4_make(0.0f, q[0], q[1], s01);
+      const float B[4] = {0.0f, q[2], q[3], s23};
+      for (int t = 0; t < 4; t++) {
+        T[j][t] = wasm_f32x4_add(A, wasm_f32x4_splat(B[t]));
+        m = wasm_f32x4_max(m, wasm_f32x4_abs(T[j][t]));
+      }
+    }
+    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 2, 3, 0, 1));
+    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 1, 0, 3, 2));
+    const float d = wasm_f32x4_extract_lane(m, 0) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    dt[b] = d;
+    const v128_t vid = wasm_f32x4_splat(id);
+    int32_t s = 0;
+    for (int j = 0; j < 8; j++) {
+      v128_t q[4];
+      for (int t = 0; t < 4; t++) {
+        v128_t v = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(T[j][t], vid)));
+        q[t] = wasm_i32x4_max(wasm_i32x4_min(v, lim), nlim);
+      }
+      v128_t t8 = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(q[0], q[1]), wasm_i16x8_narrow_i32x4(q[2], q[3]));
+      wasm_v128_store(out + (size_t)b * 128 + 16 * j, t8);
+      s += wasm_i32x4_extract_lane(q[3], 3);
+    }
+    s15[b] = s;
+  }
+}
+
+/** Plane-weighted sum of adjacent lanes (plane p in even lanes, p+1 in odd lanes): i16x8 of 8 rows. */
+INLINE v128_t lut_pair(v128_t r, const int p) {
+#if MIXQ_RELAXED
+  const v128_t w = wasm_i16x8_splat((int16_t)((1 << p) | (2 << p) << 8));
+  return (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_s_i16x8((i8x16_t)r, (i8x16_t)w);
+#else
+  // r0 + r1 from the pairwise add, plus the odd lane (r1) once more: r0 + 2 r1, times 2^p
+  v128_t v = wasm_i16x8_add(wasm_i16x8_extadd_pairwise_i8x16(r), wasm_i16x8_shr(r, 8));
+  return p ? wasm_i16x8_shl(v, p) : v;
+#endif
+}
+
+typedef struct {
+  v128_t s[4];  // f32x4 scales of rows 0..15
+  v128_t z[2];  // i16x8 zero codes of rows 0..7, 8..15
+} lut_group;
+
+INLINE lut_group lut_group_params(const wdesc* D, int tile, int g) {
+  lut_group P;
+  const size_t base = ((size_t)tile * D->ngroups + g) * 16;
+  for (int q = 0; q < 4; q++) P.s[q] = scale4_at(D, base + 4 * q);
+  if (D->zero_kind == ZERO_CONST) {
+    P.z[0] = P.z[1] = wasm_i16x8_splat((int16_t)D->zc);
+  } else {
+    v128_t z8 = wasm_v128_load((const uint8_t*)(uintptr_t)D->zeros + base);
+    P.z[0] = wasm_u16x8_extend_low_u8x16(z8);
+    P.z[1] = wasm_u16x8_extend_high_u8x16(z8);
+  }
+  return P;
+}
+
+/** One tile (16 rows) against one activation table set: acc[4] (f32x4, rows 4q .. 4q+3) += ... */
+INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4], const int B) {
+  const int nb = D->kp / 32, G = D->group;
+  const float* dt = (const float*)(act + (size_t)nb * 128);
+  const int32_t* s15 = (const int32_t*)(act + (size_t)nb * 132);
+  const uint8_t* w = (const uint8_t*)(uintptr_t)D->data + (size_t)tile * D->row_bytes;
+  const v128_t m4 = wasm_i8x16_splat(15);
+  lut_group P = lut_group_params(D, tile, 0);
+  int g = 0, next = G;
+  for (int b = 0; b < nb; b++, w += 64 * B) {
+    const int k = 32 * b;
+    if (k == next) {
+      if (g + 1 < D->ngroups) P = lut_group_params(D, tile, ++g);
+      next += G;
+    }
+    const uint8_t* tb = act + (size_t)b * 128;
+    v128_t T[8];
+    for (int j = 0; j < 8; j++) T[j] = wasm_v128_load(tb + 16 * j);
+    v128_t a0 = wasm_i16x8_splat(0), a1 = a0;
+    const uint8_t* wp = w;
+    for (int pair = 0; pair < B / 2; pair++) {
+      for (int h = 0; h < 2; h++) {
+        v128_t a = wasm_i16x8_splat(0);
+        for (int jj = 0; jj < 4; jj++, wp += 16) {
+          v128_t v = wasm_v128_load(wp);
+          v128_t r0 = wasm_i8x16_swizzle(T[2 * jj], wasm_v128_and(v, m4));
+          v128_t r1 = wasm_i8x16_swizzle(T[2 * jj + 1], bits8(v, 4, m4));
+          a = wasm_i16x8_add(a, wasm_i16x8_add(lut_pair(r0, 2 * pair), lut_pair(r1, 2 * pair)));
+        }
+        if (h) a1 = wasm_i16x8_add(a1, a);
+        else a0 = wasm_i16x8_add(a0, a);
+      }
+    }
+    if (B & 1) {
+      const int p = B - 1;
+      for (int jj = 0; jj < 4; jj++, wp += 16) {
+        v128_t v = wasm_v128_load(wp);
+        v128_t r0 = wasm_i8x16_swizzle(T[2 * jj], wasm_v128_and(v, m4));
+        v128_t r1 = wasm_i8x16_swizzle(T[2 * jj + 1], bits8(v, 4, m4));
+        v128_t lo = wasm_i16x8_add(wasm_i16x8_extend_low_i8x16(r0), wasm_i16x8_extend_low_i8x16(r1));
+        v128_t hi = wasm_i16x8_add(wasm_i16x8_extend_high_i8x16(r0), wasm_i16x8_extend_high_i8x16(r1));
+        a0 = wasm_i16x8_add(a0, p ? wasm_i16x8_shl(lo, p) : lo);
+        a1 = wasm_i16x8_add(a1, p ? wasm_i16x8_shl(hi, p) : hi);
+      }
+    }
+    const v128_t S = wasm_i16x8_splat((int16_t)s15[b]);
+    a0 = wasm_i16x8_sub(a0, wasm_i16x8_mul(P.z[0], S));
+    a1 = wasm_i16x8_sub(a1, wasm_i16x8_mul(P.z[1], S));
+    const v128_t d = wasm_f32x4_splat(dt[b]);
+    acc[0] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a0)), wasm_f32x4_mul(P.s[0], d), acc[0]);
+    acc[1] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a0)), wasm_f32x4_mul(P.s[1], d), acc[1]);
+    acc[2] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a1)), wasm_f32x4_mul(P.s[2], d), acc[2]);
+    acc[3] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a1)), wasm_f32x4_mul(P.s[3], d), acc[3]);
+  }
+}
+
+/** Stores the rows of a tile that lie in [r0, r1). */
+INLINE void lut_store(float* y, int tile, int r0, int r1, const v128_t acc[4]) {
+  for (int q = 0; q < 4; q++) {
+    const int r = 16 * tile + 4 * q;
+    if (r + 3 < r0 || r >= r1) continue;
+    float v[4] = {wasm_f32x4_extract_lane(acc[q], 0), wasm_f32x4_extract_lane(acc[q], 1),
+                  wasm_f32x4_extract_lane(acc[q], 2), wasm_f32x4_extract_lane(acc[q], 3)};
+    for (int i = 0; i < 4; i++)
+      if (r + i >= r0 && r + i < r1) y[r + i] = v[i];
+  }
+}
+
+/** Tile t against one activation table set, stored for the rows of [r0, r1). One instance per width. */
+#define LUT_TILE_FN(B)                                                                                  \
+  static __attribute__((noinline)) void lut_tile_store_##B(const wdesc* D, int t, const uint8_t* act, float* y, \
+                                                            int r0, int r1) {                            \
+    v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)}; \
+    lut_tile(D, t, act, acc, B);                                                                        \
+    lut_store(y, t, r0, r1, acc);                                                                       \
+  }
+LUT_TILE_FN(1)
+LUT_TILE_FN(2)
+LUT_TILE_FN(3)
+LUT_TILE_FN(4)
+INLINE void lut_tile_store(const wdesc* D, int t, const uint8_t* act, float* y, int r0, int r1) {
+  switch (D->bits) {
+    case 1: lut_tile_store_1(D, t, act, y, r0, r1); break;
+    case 2: lut_tile_store_2(D, t, act, y, r0, r1); break;
+    case 3: lut_tile_store_3(D, t, act, y, r0, r1); break;
+    default: lut_tile_store_4(D, t, act, y, r0, r1); break;
+  }
+}
+
+/** Matrix x vector on lookup tables; rows [r0, r1) (whole tiles are computed, rows outside not stored). */
+EXPORT void mv_lut(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  for (int t = r0 / 16; 16 * t < r1; t++)
+    lut_tile_store(D, t, (const uint8_t*)(uintptr_t)act, (float*)(uintptr_t)y, r0, r1);
+}
+
+/** Matrix x matrix on lookup tables: every activation row against a tile while it is in cache. */
+EXPORT void mm_lut(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0, int32_t r1,
+                   int32_t scratch) {
+  (void)scratch;
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  for (int t = r0 / 16; 16 * t < r1; t++)
+    for (int j = 0; j < nb; j++)
+      lut_tile_store(D, t, (const uint8_t*)(uintptr_t)act_at(act, as, j), (float*)(uintptr_t)y + (size_t)j * ys, r0, r1);
+}
+
+// ---- int8 activations on the same weights: the tile's codes are unpacked, then sliced.h's kernel ----
+
+/** Bit t of a byte moved to bit 0 of byte t (one nibble pair, two quads, becomes 8 columns). The four
+ * shifted copies of a nibble (shifts 0, 7, 14, 21) do not overlap, so the product has no carries. */
+INLINE uint64_t lut_spread(uint32_t b) {
+  const uint32_t lo = ((b & 15u) * 0x00204081u) & 0x01010101u, hi = ((b >> 4) * 0x00204081u) & 0x01010101u;
+  return (uint64_t)lo | ((uint64_t)hi << 32);
+}
+
+/** Unpacks rows 4q .. 4q+3 of a tile into sliced.h's int8 scratch (codes [4][kp], group parameters). */
+static void lut_unpack4(const wdesc* D, int tile, int q, uint8_t* codes, sl_group4* gp) {
+  const int B = D->bits, kp = D->kp;
+  const uint8_t* tp = (const uint8_t*)(uintptr_t)D->data + (size_t)tile * D->row_bytes;
+  for (int i4 = 0; i4 < 4; i4++) {
+    const int i = 4 * q + i4;
+    uint8_t* out = codes + (size_t)i4 * kp;
+    for (int blk = 0; blk < kp / 32; blk++) {
+      const uint8_t* w = tp + (size_t)blk * 64 * B;
+      for (int jj = 0; jj < 4; jj++) {
+        uint64_t c = 0;
+        for (int p = 0; p < B; p++) {
+          const uint8_t byte = p < 2 * (B / 2) ? w[128 * (p >> 1) + 64 * (i >> 3) + 16 * jj + 2 * (i & 7) + (p & 1)]
+                                               : w[128 * (B / 2) + 16 * jj + i];
+          c |= lut_spread(byte) << p;
+        }
+        __builtin_memcpy(out + 32 * blk + 8 * jj, &c, 8);
+      }
+    }
+  }
+  for (int g = 0; g < D->ngroups; g++) {
+    lut_group P = lut_group_params(D, tile, g);
+    gp[g].s = P.s[q];
+    v128_t z = P.z[q >> 1];
+    gp[g].z = (q & 1) ? wasm_i32x4_extend_high_i16x8(z) : wasm_i32x4_extend_low_i16x8(z);
+    gp[g].o = wasm_f32x4_splat(0);
+  }
+}
+
+/** int8-activation matrix x matrix (and vector, nb = 1) on lookup-table weights. */
+EXPORT void mm_lut_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
+                      int32_t r1, int32_t scratch) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  uint8_t* codes = (uint8_t*)(uintptr_t)scratch;
+  sl_group4* gp = (sl_group4*)(codes + 4 * (size_t)D->kp);
+  for (int r = r0; r < r1; r += 4) {
+    lut_unpack4(D, r / 16, (r % 16) / 4, codes, gp);
+    mm_sl_q8_micro(D, codes, gp, act, as, nb, (float*)(uintptr_t)y, ys, r, r1 - 1, DK_U6, 0);
+  }
+}
+EXPORT void mv_lut_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1, int32_t scratch) {
+  mm_lut_q8(desc, act, 0, 1, y, 0, r0, r1, scratch);
+}
+#endif

@@ -1,0 +1,524 @@
+// mixq's own formats (src/kernels/sliced.ts repacks them at load): b-bit codes (b = 1..8) of integer,
+// float or codebook elements with one scale per group of G weights along K (G = 16, a multiple of 32, or the
+// whole row), optional zero codes (integers) or f16 offsets (tables).
+//
+// "Sliced" layout: each row is kp / 128 blocks of 16 * b bytes; a block holds the codes of 128 consecutive
+// weights split into a 4-bit part (b >= 4), a 2-bit part (b = 2, 3, 6, 7) and a 1-bit part (b odd), so
+// that 16 consecutive codes come out of one 16-byte load with a shift and a mask:
+//   nibble part, 64 B: weight 16t + i (t = 0..7, i = 0..15) in byte 16(t >> 1) + i, nibble t & 1
+//   crumb part,  32 B: weight 16t + i in byte 16(t >> 2) + i, bits 2(t & 3)
+//   bit part,    16 B: weight 16t + i in byte i, bit t
+//   code = nibble | crumb << 4 | bit << 6  (b = 7), nibble | crumb << 4 (6), nibble | bit << 4 (5),
+//          nibble (4), crumb | bit << 2 (3), crumb (2), bit (1); b = 8: 128 plain bytes.
+// Bytes per row: kp * b / 8, exactly the stored size when K is a multiple of 128.
+//
+// Decoded weight (what the float32 path multiplies; src/quant fakeQuant, bit for bit):
+//   int:   s * (c - z)                 (c - z exact in float32)
+//   float: s * F(c)  [+ o]             F by moving the code's fields into float32's (exact, checked at load)
+//   lut4:  s * T[c]  [+ o]             T from four byte-plane tables (b <= 4)
+//   table: s * T[c]  [+ o]             T from the float32 table, one code at a time (other tables)
+// int8 path: sum over a 32-block of (c' - z') * q with c' = c (int) or qtable[c] (tables with integer values
+// times qunit, shifted by qoffset to be non-negative), then * (s * qunit) * d_x (+ o * d_x * sum q).
+#ifndef MIXQ_KERNELS_SLICED_H
+#define MIXQ_KERNELS_SLICED_H
+#include "common.h"
+
+/** Codes of weights 32m .. 32m+15 (c0) and 32m+16 .. 32m+31 (c1) of the 128-weight block at `blk`. */
+INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0, v128_t* c1) {
+  if (B == 8) {
+    *c0 = wasm_v128_load(blk + 32 * m);
+    *c1 = wasm_v128_load(blk + 32 * m + 16);
+    return;
+  }
+  const int nib = B >= 4, crumb = B == 2 || B == 3 || B == 6 || B == 7, bit = B & 1;
+  const uint8_t* pc = blk + (nib ? 64 : 0);
+  const uint8_t* pb = pc + (crumb ? 32 : 0);
+  v128_t a = wasm_i8x16_splat(0), b = a;
+  int pos = 0;
+  if (nib) {
+    v128_t v = wasm_v128_load(blk + 16 * m);
+    const v128_t m4 = wasm_i8x16_splat(15);
+    a = wasm_v128_and(v, m4);
+    b = bits8(v, 4, m4);
+    pos = 4;
+  }
+  if (crumb) {
+    v128_t v = wasm_v128_load(pc + 16 * (m >> 1));
+    const int s0 = 4 * (m & 1), s1 = s0 + 2;  // t = 2m, 2m + 1 -> bits 2(t & 3)
+    const v128_t m3 = wasm_i8x16_splat(3);
+    v128_t x0 = bits8(v, s0, m3), x1 = bits8(v, s1, m3);
+    a = pos ? wasm_v128_or(a, shl8(x0, pos)) : x0;
+    b = pos ? wasm_v128_or(b, shl8(x1, pos)) : x1;
+    pos += 2;
+  }
+  if (bit) {
+    v128_t v = wasm_v128_load(pb);
+    const int t0 = 2 * m, t1 = 2 * m + 1;
+    const v128_t m1 = wasm_i8x16_splat(1);
+    v128_t x0 = bits8(v, t0, m1), x1 = bits8(v, t1, m1);
+    a = pos ? wasm_v128_or(a, shl8(x0, pos)) : x0;
+    b = pos ? wasm_v128_or(b, shl8(x1, pos)) : x1;
+  }
+  *c0 = a;
+  *c1 = b;
+}
+
+/** Codes through a table of 2^B int8 entries held as nt = 2^B / 16 vectors (B <= 6). */
+INLINE v128_t sl_qlookup(v128_t c, const v128_t* T, const int B) {
+  v128_t v = wasm_i8x16_swizzle(T[0], c);
+  for (int t = 1; t < (1 << B) / 16; t++)
+    v = wasm_v128_or(v, wasm_i8x16_swizzle(T[t], wasm_i8x16_sub(c, wasm_i8x16_splat(16 * t))));
+  return v;
+}
+
+/** The same with the table width at run time. */
+INLINE v128_t sl_qlookup_n(v128_t c, const v128_t* T, int B) {
+  v128_t v = wasm_i8x16_swizzle(T[0], c);
+  if (B >= 5) v = wasm_v128_or(v, wasm_i8x16_swizzle(T[1], wasm_i8x16_sub(c, wasm_i8x16_splat(16))));
+  if (B >= 6) {
+    v = wasm_v128_or(v, wasm_i8x16_swizzle(T[2], wasm_i8x16_sub(c, wasm_i8x16_splat(32))));
+    v = wasm_v128_or(v, wasm_i8x16_swizzle(T[3], wasm_i8x16_sub(c, wasm_i8x16_splat(48))));
+  }
+  return v;
+}
+INLINE void sl_load_qtable(const wdesc* D, v128_t T[4]) {
+  for (int t = 0; t < 4; t++)
+    T[t] = D->elem != ELEM_INT && 16 * t < (1 << D->bits)
+               ? wasm_v128_load((const uint8_t*)(uintptr_t)D->qtable + 16 * t)
+               : wasm_i8x16_splat(0);
+}
+
+// dot kinds of the int8 path (compile-time)
+enum { DK_U6 = 0, DK_U7 = 1, DK_S8 = 2, DK_FULL8 = 3 };
+
+/** i32x4 partial sums of 32 codes (after table / sign handling) times activations k .. k+31. */
+INLINE v128_t sl_dot32(v128_t c0, v128_t c1, const actq* A, int k, const int DK) {
+  if (DK == DK_U6) return dot32_u6(c0, c1, A, k);
+  if (DK == DK_U7) return dot32_u7(c0, c1, A, k);
+  const v128_t flip = wasm_i8x16_splat((int8_t)0x80);  // 8-bit codes: c - 128 as int8
+  c0 = wasm_v128_xor(c0, flip);
+  c1 = wasm_v128_xor(c1, flip);
+  if (DK == DK_S8) return wasm_i32x4_add(dot16_s8(c0, A, k), dot16_s8(c1, A, k + 16));
+  return wasm_i32x4_add(dot16_i8_wide(c0, A, k), dot16_i8_wide(c1, A, k + 16));
+}
+INLINE v128_t sl_dot16(v128_t c, const actq* A, int k, const int DK) {
+  if (DK == DK_U6 || DK == DK_U7) return dot16_u7(c, A, k);
+  c = wasm_v128_xor(c, wasm_i8x16_splat((int8_t)0x80));
+  return DK == DK_S8 ? dot16_s8(c, A, k) : dot16_i8_wide(c, A, k);
+}
+
+/** The same with the dot kind at run time. */
+INLINE v128_t sl_dot16_rt(v128_t c, const actq* A, int k, int DK) {
+  switch (DK) {
+    case DK_U6:
+    case DK_U7: return sl_dot16(c, A, k, DK_U7);
+    case DK_S8: return sl_dot16(c, A, k, DK_S8);
+    default: return sl_dot16(c, A, k, DK_FULL8);
+  }
+}
+
+/** Per-group parameters of the four rows of a tile. */
+typedef struct {
+  v128_t s;  // f32x4 scale (times qunit on the int8 path)
+  v128_t z;  // i32x4 zero code (int8 path: zero code minus 128 for 8-bit codes; qoffset for tables)
+  v128_t o;  // f32x4 additive offset (tables, asymmetric)
+} sl_group4;
+
+/** Parameters of group g of the tile at row r (r a multiple of 4: the executors split there). */
+INLINE sl_group4 sl_group_params(const wdesc* D, int r, int g, int q8, const int B) {
+  sl_group4 P;
+  const size_t i = param_index(D, r, g);
+  P.s = scale4_at(D, i);
+  if (q8 && D->elem != ELEM_INT) P.s = wasm_f32x4_mul(P.s, wasm_f32x4_splat(D->qunit));
+  const int zb = q8 && B == 8 && D->elem == ELEM_INT ? 128 : 0;
+  if (D->elem != ELEM_INT)
+    P.z = wasm_i32x4_splat(q8 ? D->qoffset : 0);
+  else
+    P.z = wasm_i32x4_sub(zero4_at(D, i), wasm_i32x4_splat(zb));
+  P.o = D->offsets ? offset4_at(D, i) : wasm_f32x4_splat(0);
+  return P;
+}
+
+INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p[4]) {
+  tile_rows(r, last, rr);
+  for (int i = 0; i < 4; i++) p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
+}
+
+// ---- int8 path, matrix x vector ----
+INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r1, const int B, const int DK,
+                          const int TBL, const int G16) {
+  const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
+  v128_t T[4];
+  if (TBL) sl_load_qtable(D, T);
+  for (int r = r0; r < r1; r += 4) {
+    int rr[4];
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
+    v128_t acc = wasm_f32x4_splat(0);
+    sl_group4 P = sl_group_params(D, r, 0, 1, B);
+    int g = 0, next = G;
+    for (int blk = 0; blk < nblk; blk++) {
+      const size_t bo = (size_t)blk * 16 * B;
+#pragma clang loop unroll(full)
+      for (int m = 0; m < 4; m++) {
+        const int k = blk * 128 + 32 * m;
+        v128_t c[4][2];
+        for (int i = 0; i < 4; i++) {
+          sl_codes32(p[i] + bo, m, B, &c[i][0], &c[i][1]);
+          if (TBL) {
+            c[i][0] = sl_qlookup(c[i][0], T, B);
+            c[i][1] = sl_qlookup(c[i][1], T, B);
+          }
+        }
+        if (G16) {
+          for (int h = 0; h < 2; h++) {
+            const int kk = k + 16 * h;
+            if (kk == next) {
+              if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+              next += G;
+            }
+            v128_t S = hsum4_i32(sl_dot16(c[0][h], A, kk, DK), sl_dot16(c[1][h], A, kk, DK),
+                                 sl_dot16(c[2][h], A, kk, DK), sl_dot16(c[3][h], A, kk, DK));
+            const int32_t sq = A->s[kk >> 4];
+            S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+            const float dx = A->d[kk >> 5];
+            acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+            if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+          }
+        } else {
+          if (k == next) {
+            if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+            next += G;
+          }
+          v128_t S = hsum4_i32(sl_dot32(c[0][0], c[0][1], A, k, DK), sl_dot32(c[1][0], c[1][1], A, k, DK),
+                               sl_dot32(c[2][0], c[2][1], A, k, DK), sl_dot32(c[3][0], c[3][1], A, k, DK));
+          const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
+          S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+          const float dx = A->d[k >> 5];
+          acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+          if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+        }
+      }
+    }
+    store_tile(y, r, r1 - 1, acc);
+  }
+}
+
+/**
+ * The specialised int8-path kernels (bits, dot kind, table), for the formats mixq plans most: int2..int6,
+ * symmetric int8, FP4 (MXFP4; NVFP4 in mv_sliced_q8) and FP6 E2M3. Anything else takes
+ * mv_sl_q8_generic. Evaluates to 0 when there is no specialisation.
+ */
+#define SL_Q8_DISPATCH(CALL)                                                                    \
+  ((D->elem == ELEM_INT && D->bits == 2)                             ? (CALL(2, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 3)                           ? (CALL(3, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 4)                           ? (CALL(4, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0, 0), 1) \
+   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1, 0), 1) \
+   : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1, 0), 1) \
+                                                                     : 0)
+
+// ---- any bit width at run time (groups of 16 but NVFP4's, and the matrix x matrix decode) ----
+
+/** The 128 codes of one row block, 16 per vector (B at run time). */
+INLINE void sl_unpack_block(const uint8_t* blk, int B, v128_t c[8]) {
+  switch (B) {
+#define SL_UNPACK_CASE(b)                                                      \
+  case b:                                                                      \
+    for (int m = 0; m < 4; m++) sl_codes32(blk, m, b, &c[2 * m], &c[2 * m + 1]); \
+    break;
+    SL_UNPACK_CASE(1)
+    SL_UNPACK_CASE(2)
+    SL_UNPACK_CASE(3)
+    SL_UNPACK_CASE(4)
+    SL_UNPACK_CASE(5)
+    SL_UNPACK_CASE(6)
+    SL_UNPACK_CASE(7)
+    default:
+      for (int m = 0; m < 4; m++) sl_codes32(blk, m, 8, &c[2 * m], &c[2 * m + 1]);
+#undef SL_UNPACK_CASE
+  }
+}
+/** Codes of a tile block after the int8 table (tables) and, for 8-bit integer codes, the move to int8. */
+INLINE void sl_q8_block(const wdesc* D, const uint8_t* blk, const v128_t* T, v128_t c[8]) {
+  sl_unpack_block(blk, D->bits, c);
+  if (D->elem != ELEM_INT)
+    for (int t = 0; t < 8; t++) c[t] = sl_qlookup_n(c[t], T, D->bits);
+}
+
+/** int8 path, any bit width, 16 or 32 weights per step. */
+static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, int r1) {
+  const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0, B = D->bits, DK = D->dot_class;
+  v128_t T[4];
+  sl_load_qtable(D, T);
+  for (int r = r0; r < r1; r += 4) {
+    int rr[4];
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
+    v128_t acc = wasm_f32x4_splat(0);
+    sl_group4 P = sl_group_params(D, r, 0, 1, B);
+    int g = 0, next = G;
+    for (int blk = 0; blk < nblk; blk++) {
+      v128_t c[4][8];
+      for (int i = 0; i < 4; i++) sl_q8_block(D, p[i] + (size_t)blk * 16 * B, T, c[i]);
+      for (int t = 0; t < 8; t++) {
+        const int k = blk * 128 + 16 * t;
+        if (k == next) {
+          if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+          next += G;
+        }
+        v128_t S = hsum4_i32(sl_dot16_rt(c[0][t], A, k, DK), sl_dot16_rt(c[1][t], A, k, DK),
+                             sl_dot16_rt(c[2][t], A, k, DK), sl_dot16_rt(c[3][t], A, k, DK));
+        const int32_t sq = A->s[k >> 4];
+        S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+        const float dx = A->d[k >> 5];
+        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+        if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+      }
+    }
+    store_tile(y, r, r1 - 1, acc);
+  }
+}
+
+EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  const actq A = act_view(act, D->kp);
+  float* yp = (float*)(uintptr_t)y;
+  if (D->group == 16) {
+    // NVFP4 (E2M1 codes through a table with values 0..24) has its own specialisation
+    if (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6)
+      mv_sl_q8_impl(D, &A, yp, r0, r1, 4, DK_U6, 1, 1);
+    else
+      mv_sl_q8_generic(D, &A, yp, r0, r1);
+    return;
+  }
+#define MV_CALL(B, DK, TBL, G16) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL, G16)
+  if (!SL_Q8_DISPATCH(MV_CALL)) mv_sl_q8_generic(D, &A, yp, r0, r1);
+#undef MV_CALL
+}
+
+
+// ---- float32 path: a block of 128 weights of the four rows of a tile decoded into float32 scratch ----
+static const uint8_t SL_U32_IDX[4][16] = {
+    {0, 0x80, 0x80, 0x80, 1, 0x80, 0x80, 0x80, 2, 0x80, 0x80, 0x80, 3, 0x80, 0x80, 0x80},
+    {4, 0x80, 0x80, 0x80, 5, 0x80, 0x80, 0x80, 6, 0x80, 0x80, 0x80, 7, 0x80, 0x80, 0x80},
+    {8, 0x80, 0x80, 0x80, 9, 0x80, 0x80, 0x80, 10, 0x80, 0x80, 0x80, 11, 0x80, 0x80, 0x80},
+    {12, 0x80, 0x80, 0x80, 13, 0x80, 0x80, 0x80, 14, 0x80, 0x80, 0x80, 15, 0x80, 0x80, 0x80}};
+
+/** Grid values (c - z for integers, the element value otherwise) of 16 codes, stored as 16 float32. */
+INLINE void sl_values16(const wdesc* D, v128_t c, int z, float* out) {
+  if (D->elem == ELEM_LUT4) {
+    const uint8_t* tp = (const uint8_t*)(uintptr_t)D->table;
+    v128_t b0 = wasm_i8x16_swizzle(wasm_v128_load(tp), c), b1 = wasm_i8x16_swizzle(wasm_v128_load(tp + 16), c);
+    v128_t b2 = wasm_i8x16_swizzle(wasm_v128_load(tp + 32), c), b3 = wasm_i8x16_swizzle(wasm_v128_load(tp + 48), c);
+    v128_t l01 = wasm_i8x16_shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    v128_t h01 = wasm_i8x16_shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    v128_t l23 = wasm_i8x16_shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    v128_t h23 = wasm_i8x16_shuffle(b2, b3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    wasm_v128_store(out, wasm_i16x8_shuffle(l01, l23, 0, 8, 1, 9, 2, 10, 3, 11));
+    wasm_v128_store(out + 4, wasm_i16x8_shuffle(l01, l23, 4, 12, 5, 13, 6, 14, 7, 15));
+    wasm_v128_store(out + 8, wasm_i16x8_shuffle(h01, h23, 0, 8, 1, 9, 2, 10, 3, 11));
+    wasm_v128_store(out + 12, wasm_i16x8_shuffle(h01, h23, 4, 12, 5, 13, 6, 14, 7, 15));
+    return;
+  }
+  if (D->elem == ELEM_TABLE) {
+    const float* T = (const float*)(uintptr_t)D->table;
+    uint8_t b[16];
+    wasm_v128_store(b, c);
+    for (int i = 0; i < 16; i++) out[i] = T[b[i]];
+    return;
+  }
+  for (int q = 0; q < 4; q++) {
+    v128_t u = wasm_i8x16_swizzle(c, wasm_v128_load(SL_U32_IDX[q]));
+    if (D->elem == ELEM_INT) {
+      wasm_v128_store(out + 4 * q, wasm_f32x4_convert_i32x4(wasm_i32x4_sub(u, wasm_i32x4_splat(z))));
+    } else {
+      const int signed_ = D->fsign >= 0;
+      v128_t mag = wasm_f32x4_mul(
+          wasm_i32x4_shl(wasm_v128_and(u, wasm_i32x4_splat(signed_ ? (1 << D->fsign) - 1 : (1 << D->bits) - 1)),
+                         D->fbits),
+          wasm_f32x4_splat(D->fmul));
+      if (signed_)
+        mag = wasm_v128_or(mag, wasm_i32x4_shl(wasm_v128_and(u, wasm_i32x4_splat(1 << D->fsign)), 31 - D->fsign));
+      wasm_v128_store(out + 4 * q, mag);
+    }
+  }
+}
+
+/**
+ * Decoded weights (value * s [+ o], rounded as the reference) of the 16 * nt weights from k = 128 * blk
+ * (nt = 8: the whole block) of the four tile rows into out[i * stride + j]. Group parameters come from
+ * `gcur` / `gnext`, which this advances.
+ */
+static void sl_decode_block_f32(const wdesc* D, int r, const uint8_t* const p[4], int blk, float* out,
+                                int stride, int* gcur, int* gnext) {
+  const int B = D->bits, G = D->group, hasoff = D->offsets != 0;
+  v128_t c[4][8];
+  for (int i = 0; i < 4; i++) sl_unpack_block(p[i] + (size_t)blk * 16 * B, B, c[i]);
+  float s[4], o[4] = {0, 0, 0, 0};
+  int z[4];
+  for (int t = 0; t < 8; t++) {
+    const int k = blk * 128 + 16 * t;
+    if (t == 0 || k == *gnext) {
+      if (k == *gnext) {
+        if (*gcur + 1 < D->ngroups) ++*gcur;
+        *gnext += G;
+      }
+      const size_t base = param_index(D, r, *gcur);
+      for (int i = 0; i < 4; i++) {
+        s[i] = scale_at(D, base + i);
+        z[i] = D->elem == ELEM_INT ? zero_at(D, base + i) : 0;
+        if (hasoff) o[i] = offset_at(D, base + i);
+      }
+    }
+    for (int i = 0; i < 4; i++) {
+      float* w = out + (size_t)i * stride + 16 * t;
+      sl_values16(D, c[i][t], z[i], w);
+      const v128_t sv = wasm_f32x4_splat(s[i]), ov = wasm_f32x4_splat(o[i]);
+      for (int q = 0; q < 4; q++) {
+        v128_t v = wasm_f32x4_mul(wasm_v128_load(w + 4 * q), sv);
+        if (hasoff) v = wasm_f32x4_add(v, ov);
+        wasm_v128_store(w + 4 * q, v);
+      }
+    }
+  }
+}
+
+/** float32 path, matrix x vector. scratch: 4 * 128 floats. */
+EXPORT void mv_sliced_f32(int32_t desc, int32_t x_, int32_t y, int32_t r0, int32_t r1, int32_t scratch) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  const float* x = (const float*)(uintptr_t)x_;
+  float* w = (float*)(uintptr_t)scratch;
+  const int nblk = D->kp / 128;
+  for (int r = r0; r < r1; r += 4) {
+    int rr[4];
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+    int g = 0, next = D->group;
+    for (int blk = 0; blk < nblk; blk++) {
+      sl_decode_block_f32(D, r, p, blk, w, 128, &g, &next);
+      const float* xb = x + 128 * blk;
+      for (int j = 0; j < 128; j += 4) {
+        v128_t xv = wasm_v128_load(xb + j);
+        a0 = fmadd(wasm_v128_load(w + j), xv, a0);
+        a1 = fmadd(wasm_v128_load(w + 128 + j), xv, a1);
+        a2 = fmadd(wasm_v128_load(w + 256 + j), xv, a2);
+        a3 = fmadd(wasm_v128_load(w + 384 + j), xv, a3);
+      }
+    }
+    store_tile((float*)(uintptr_t)y, r, r1 - 1, hsum4_f32(a0, a1, a2, a3));
+  }
+}
+
+/** float32 path, matrix x matrix: the tile decoded once (scratch: 4 * kp floats), then every row of X. */
+EXPORT void mm_sliced_f32(int32_t desc, int32_t x, int32_t xs, int32_t nb, int32_t y, int32_t ys, int32_t r0,
+                          int32_t r1, int32_t scratch) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  float* s = (float*)(uintptr_t)scratch;
+  const int kp = D->kp;
+  for (int r = r0; r < r1; r += 4) {
+    int rr[4];
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
+    int g = 0, next = D->group;
+    for (int blk = 0; blk < kp / 128; blk++) sl_decode_block_f32(D, r, p, blk, s + 128 * blk, kp, &g, &next);
+    const float* w[4] = {s, s + kp, s + 2 * (size_t)kp, s + 3 * (size_t)kp};
+    mm_f32_tile(w, kp, (const float*)(uintptr_t)x, xs, nb, (float*)(uintptr_t)y, ys, r, r1 - 1);
+  }
+}
+
+// ---- int8 path, matrix x matrix: the tile's int8 codes and group parameters go to scratch once ----
+// scratch: codes [4][kp] bytes | sl_group4 [ngroups] (48 bytes each)
+INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4* gp, int32_t act, int32_t as,
+                           int nb, float* y, int ys, int r, int last, const int DK, const int G16) {
+  const int kp = D->kp, G = D->group, hasoff = D->offsets != 0;
+  for (int j = 0; j < nb; j += 2) {
+    const actq A0 = act_view(act_at(act, as, j), kp);
+    const actq A1 = act_view(act_at(act, as, j + 1 < nb ? j + 1 : j), kp);
+    v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0;
+    int g = 0, next = G;
+    sl_group4 P = gp[0];
+    const int step = G16 ? 16 : 32;
+    for (int k = 0; k < kp; k += step) {
+      if (k == next) {
+        if (g + 1 < D->ngroups) P = gp[++g];
+        next += G;
+      }
+      v128_t S0, S1;
+      if (G16) {
+        v128_t w0 = wasm_v128_load(codes + k), w1 = wasm_v128_load(codes + kp + k);
+        v128_t w2 = wasm_v128_load(codes + 2 * (size_t)kp + k), w3 = wasm_v128_load(codes + 3 * (size_t)kp + k);
+        S0 = hsum4_i32(sl_dot16(w0, &A0, k, DK), sl_dot16(w1, &A0, k, DK), sl_dot16(w2, &A0, k, DK),
+                       sl_dot16(w3, &A0, k, DK));
+        S1 = hsum4_i32(sl_dot16(w0, &A1, k, DK), sl_dot16(w1, &A1, k, DK), sl_dot16(w2, &A1, k, DK),
+                       sl_dot16(w3, &A1, k, DK));
+      } else {
+        v128_t w[4][2];
+        for (int i = 0; i < 4; i++) {
+          w[i][0] = wasm_v128_load(codes + (size_t)i * kp + k);
+          w[i][1] = wasm_v128_load(codes + (size_t)i * kp + k + 16);
+        }
+        S0 = hsum4_i32(sl_dot32(w[0][0], w[0][1], &A0, k, DK), sl_dot32(w[1][0], w[1][1], &A0, k, DK),
+                       sl_dot32(w[2][0], w[2][1], &A0, k, DK), sl_dot32(w[3][0], w[3][1], &A0, k, DK));
+        S1 = hsum4_i32(sl_dot32(w[0][0], w[0][1], &A1, k, DK), sl_dot32(w[1][0], w[1][1], &A1, k, DK),
+                       sl_dot32(w[2][0], w[2][1], &A1, k, DK), sl_dot32(w[3][0], w[3][1], &A1, k, DK));
+      }
+      const int32_t q0 = G16 ? A0.s[k >> 4] : A0.s[k >> 4] + A0.s[(k >> 4) + 1];
+      const int32_t q1 = G16 ? A1.s[k >> 4] : A1.s[k >> 4] + A1.s[(k >> 4) + 1];
+      S0 = wasm_i32x4_sub(S0, wasm_i32x4_mul(P.z, wasm_i32x4_splat(q0)));
+      S1 = wasm_i32x4_sub(S1, wasm_i32x4_mul(P.z, wasm_i32x4_splat(q1)));
+      const float d0 = A0.d[k >> 5], d1 = A1.d[k >> 5];
+      acc0 = fmadd(wasm_f32x4_convert_i32x4(S0), wasm_f32x4_mul(P.s, wasm_f32x4_splat(d0)), acc0);
+      acc1 = fmadd(wasm_f32x4_convert_i32x4(S1), wasm_f32x4_mul(P.s, wasm_f32x4_splat(d1)), acc1);
+      if (hasoff) {
+        acc0 = fmadd(P.o, wasm_f32x4_splat(d0 * (float)q0), acc0);
+        acc1 = fmadd(P.o, wasm_f32x4_splat(d1 * (float)q1), acc1);
+      }
+    }
+    store_tile(y + (size_t)j * ys, r, last, acc0);
+    if (j + 1 < nb) store_tile(y + (size_t)(j + 1) * ys, r, last, acc1);
+  }
+}
+
+EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
+                         int32_t r1, int32_t scratch) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  const int kp = D->kp, B = D->bits;
+  uint8_t* codes = (uint8_t*)(uintptr_t)scratch;
+  sl_group4* gp = (sl_group4*)(codes + 4 * (size_t)kp);
+  v128_t T[4];
+  sl_load_qtable(D, T);
+  for (int r = r0; r < r1; r += 4) {
+    int rr[4];
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
+    for (int blk = 0; blk < kp / 128; blk++)
+      for (int i = 0; i < 4; i++) {
+        v128_t c[8];
+        sl_q8_block(D, p[i] + (size_t)blk * 16 * B, T, c);
+        for (int t = 0; t < 8; t++) wasm_v128_store(codes + (size_t)i * kp + 128 * blk + 16 * t, c[t]);
+      }
+    for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
+    float* yp = (float*)(uintptr_t)y;
+    const int g16 = D->group == 16;
+    switch (D->dot_class) {
+      case DOT_U6:
+      case DOT_U7:
+        if (g16) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U7, 1);
+        else if (D->dot_class == DOT_U6) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U6, 0);
+        else mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U7, 0);
+        break;
+      case DOT_S8:
+        if (g16) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_S8, 1);
+        else mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_S8, 0);
+        break;
+      default:
+        if (g16) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_FULL8, 1);
+        else mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_FULL8, 0);
+    }
+  }
+}
+#endif

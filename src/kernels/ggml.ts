@@ -1,0 +1,105 @@
+/**
+ * ggml's block types read as GGUF stores them: rows of K / blockSize blocks, prepared in place (no
+ * repacking, no copy when the bytes are already in kernel memory). The reference decoder is mixq's own
+ * bit-exact codec (src/blocks/ggml, tested against llama.cpp), row by row; native/kernels/ggml.h has the
+ * kernels, on float32 activations and on int8 activation blocks as llama.cpp runs them.
+ *
+ * Q8_0 codes of -128 (never written by ggml's quantizers, possible in a hand-made file) would break the
+ * relaxed-SIMD sign trick; such a weight is marked and takes the widening dot (desc.dotClass).
+ */
+import { MixqError } from '../core/errors.ts';
+import { BLOCK_TYPES, type BlockTypeName } from '../blocks/registry.ts';
+import { DOT, type Desc, emptyDesc, LAYOUT } from './layout.ts';
+import type { KernelMemory } from './memory.ts';
+import { checkShape, type GgmlSource } from './source.ts';
+
+/** The quantized ggml types the kernels run (F32 / F16 / BF16 go to the dense layouts). */
+export const GGML_KERNEL_TYPES = [
+  'Q8_0',
+  'Q4_0',
+  'Q4_1',
+  'Q5_0',
+  'Q5_1',
+  'Q2_K',
+  'Q3_K',
+  'Q4_K',
+  'Q5_K',
+  'Q6_K',
+  'IQ4_NL',
+  'MXFP4',
+] as const satisfies readonly BlockTypeName[];
+export type GgmlKernelType = (typeof GGML_KERNEL_TYPES)[number];
+
+/** Prepares a GGUF tensor of a quantized ggml type (bytes in kernel memory are used in place). */
+export function prepareGgml(
+  mem: KernelMemory,
+  src: GgmlSource,
+): { desc: Desc; allocations: number[]; bytes: number } {
+  const source = `kernels: ${src.type} weight`;
+  checkShape(source, src.rows, src.cols);
+  const type = src.type.toUpperCase() as GgmlKernelType;
+  if (!(GGML_KERNEL_TYPES as readonly string[]).includes(type))
+    throw new MixqError(`ggml type '${src.type}'`, {
+      source,
+      field: 'type',
+      expected: ['F32', 'F16', 'BF16', ...GGML_KERNEL_TYPES].join(', '),
+    });
+  const t = BLOCK_TYPES[type];
+  if (src.cols % t.blockSize !== 0)
+    throw new MixqError(`rows of ${src.cols} values`, {
+      source,
+      field: 'cols',
+      expected: `a multiple of ${t.blockSize}`,
+    });
+  const rowBytes = (src.cols / t.blockSize) * t.bytesPerBlock;
+  if (src.data.length !== src.rows * rowBytes)
+    throw new MixqError(`${src.data.length} bytes`, {
+      source,
+      field: 'data.length',
+      expected: String(src.rows * rowBytes),
+    });
+  let dot: number = DOT.u6;
+  if (type === 'Q8_0')
+    for (let i = 0; i < src.data.length; i += 34) {
+      for (let j = 2; j < 34; j++) if (src.data[i + j] === 0x80) dot = DOT.full8;
+      if (dot === DOT.full8) break;
+    }
+  let data: number;
+  const allocations: number[] = [];
+  if (src.data.buffer === mem.memory.buffer) data = src.data.byteOffset;
+  else {
+    data = mem.alloc(src.data.length);
+    allocations.push(data);
+    mem.u8(data, src.data.length).set(src.data);
+  }
+  const desc = emptyDesc();
+  Object.assign(desc, {
+    layout: LAYOUT.ggml,
+    rows: src.rows,
+    cols: src.cols,
+    kp: src.cols,
+    data,
+    rowBytes,
+    bits: t.ggmlTypeId,
+    group: t.blockSize,
+    ngroups: src.cols / t.blockSize,
+    dotClass: dot,
+  });
+  return { desc, allocations, bytes: allocations.length ? src.data.length : 0 };
+}
+
+const BY_ID = new Map(GGML_KERNEL_TYPES.map((n) => [BLOCK_TYPES[n].ggmlTypeId, n] as const));
+
+/** The ggml type of a ggml descriptor. */
+export function ggmlTypeOf(d: Desc): GgmlKernelType {
+  const t = BY_ID.get(d.bits);
+  if (!t) throw new Error(`internal: ggml type id ${d.bits}`);
+  return t;
+}
+
+/** Reference decoder of row r: mixq's ggml codec on the row's blocks. */
+export function decodeGgmlRow(bytes: Uint8Array, d: Desc, r: number, out: Float64Array): void {
+  const t = BLOCK_TYPES[ggmlTypeOf(d)];
+  const p = d.data + r * d.rowBytes;
+  out.set(t.decode(bytes.subarray(p, p + d.rowBytes), d.cols));
+}

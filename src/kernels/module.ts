@@ -1,0 +1,67 @@
+/**
+ * The kernel modules the package ships (native/kernels/kernels.c, built by scripts/build-wasm.mjs): a
+ * single-threaded build over an ordinary memory and a threaded build over a shared one, each as SIMD128 and
+ * relaxed SIMD. Relaxed SIMD is picked by feature detection (core/wasm.ts): on by default in Node >= 22 and
+ * current Chromium, behind --experimental-wasm-relaxed-simd in Node 20.
+ */
+import { MixqError } from '../core/errors.ts';
+import { base64Bytes, hasWasmRelaxedSimd, hasWasmSimd } from '../core/wasm.ts';
+import type { KernelMemory } from './memory.ts';
+import * as ST from './wasm/kernels.generated.ts';
+
+export type KernelVariant = 'simd128' | 'relaxed';
+
+/** The exported kernel functions (every argument and result an i32 / f32 number). */
+export interface KernelExports {
+  readonly [name: string]: unknown;
+  act_q8(x: number, kp: number, out: number): void;
+  read_bandwidth(p: number, bytes: number): number;
+}
+
+/** Which variant to run: `relaxed` true / false forces one ('auto': relaxed where the engine has it). */
+export function chooseVariant(relaxed: boolean | 'auto' = 'auto'): KernelVariant {
+  if (!hasWasmSimd())
+    throw new MixqError('this JavaScript engine has no WebAssembly SIMD', {
+      source: 'kernels',
+      field: 'engine',
+      expected: 'WebAssembly SIMD128 (Node >= 16.4, every current browser)',
+    });
+  if (relaxed === true && !hasWasmRelaxedSimd())
+    throw new MixqError('relaxed SIMD asked for but not available', {
+      source: 'kernels',
+      field: 'relaxed',
+      expected:
+        "an engine with relaxed SIMD (Node >= 22, Chromium >= 114; Node 20: --experimental-wasm-relaxed-simd) or 'auto'",
+    });
+  return relaxed === false ? 'simd128' : hasWasmRelaxedSimd() ? 'relaxed' : 'simd128';
+}
+
+const compiled = new Map<string, Promise<WebAssembly.Module>>();
+
+/** Base64 of a kernel module (single-threaded build). */
+export function moduleBase64(variant: KernelVariant): string {
+  return variant === 'relaxed' ? ST.WASM_RELAXED : ST.WASM_SIMD128;
+}
+
+/** Compiles a module once per process (asynchronously: browsers refuse large synchronous compiles). */
+export function compileKernelModule(key: string, base64: string): Promise<WebAssembly.Module> {
+  let p = compiled.get(key);
+  if (!p) {
+    p = WebAssembly.compile(base64Bytes(base64));
+    compiled.set(key, p);
+  }
+  return p;
+}
+
+/** `__heap_base` of a module: the first byte above its data and stack (the allocator's start). */
+export function heapBase(module: WebAssembly.Module, shared: boolean): number {
+  const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared });
+  const inst = new WebAssembly.Instance(module, { env: { memory } });
+  return Number((inst.exports.__heap_base as WebAssembly.Global).value);
+}
+
+/** Instantiates a module over a kernel memory. */
+export function instantiateKernels(module: WebAssembly.Module, mem: KernelMemory): KernelExports {
+  const inst = new WebAssembly.Instance(module, { env: { memory: mem.memory } });
+  return inst.exports as unknown as KernelExports;
+}

@@ -1,0 +1,189 @@
+/**
+ * Kernel contexts on worker threads (Node): the threaded kernel module over one shared WebAssembly.Memory,
+ * one instance per thread, each with its own C stack and scratch. A product splits its rows between the
+ * calling thread and the workers at multiples of the kernels' row tile; every row is computed by the same
+ * code whatever thread runs it, so results do not depend on the thread count (test/kernels/pool.test.ts).
+ * Calls are handed over through a control block per worker (Atomics.wait / notify): no message per call.
+ *
+ * @example
+ *   const k = await createKernelPool({ threads: 2 });
+ *   const w = k.prepare(source);
+ *   const y = k.matvec(w, x);
+ *   await k.close();
+ */
+import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import { MixqError } from '../core/errors.ts';
+import { startModuleWorker } from '../core/worker-thread.node.ts';
+import { KernelContext, type KernelOptions, type RowExecutor } from './context.ts';
+import { KernelMemory } from './memory.ts';
+import { chooseVariant, compileKernelModule, heapBase, type KernelExports } from './module.ts';
+import { CTL } from './pool-control.ts';
+import { LAYOUTS } from './registry.ts';
+import * as MT from './wasm/kernels-mt.generated.ts';
+
+/** C stack of each worker instance. */
+const STACK_BYTES = 256 * 1024;
+
+export interface KernelPoolOptions extends KernelOptions {
+  /** Threads including the calling one (default: the machine's available parallelism). */
+  readonly threads?: number;
+}
+
+/** Every kernel function a worker may be asked to run (the products, and read_rows for benchmarks). */
+const NAMES: readonly string[] = [
+  ...new Set([
+    ...Object.values(LAYOUTS).flatMap((l) => [
+      ...Object.values(l.kernels.matvec),
+      ...Object.values(l.kernels.matmul),
+    ]),
+    'read_rows',
+  ]),
+];
+
+class PoolExecutor implements RowExecutor {
+  /** Threads products use (at most the pool's). */
+  threads: number;
+  private readonly scratch: { p: number; n: number }[];
+  constructor(
+    private readonly memory: KernelMemory,
+    private readonly exports: KernelExports,
+    private readonly ctls: Int32Array[],
+  ) {
+    this.threads = ctls.length + 1;
+    this.scratch = Array.from({ length: this.threads }, () => ({ p: 0, n: 0 }));
+  }
+  private scratchOf(t: number, bytes: number): number {
+    const s = this.scratch[t]!;
+    if (s.n < bytes) {
+      if (s.p) this.memory.release(s.p);
+      s.p = this.memory.alloc(bytes);
+      s.n = bytes;
+    }
+    return s.p;
+  }
+  run(fn: string, args: readonly number[], rows: number, scratchBytes: number, rowTile: number): void {
+    const tiles = Math.ceil(rows / rowTile);
+    const per = Math.ceil(tiles / this.threads) * rowTile;
+    const fi = NAMES.indexOf(fn);
+    if (fi < 0) throw new Error(`internal: kernel ${fn} is not in the pool's table`);
+    const started: [Int32Array, number][] = [];
+    for (let t = 1; t < this.threads; t++) {
+      const r0 = t * per;
+      const r1 = Math.min(rows, r0 + per);
+      if (r0 >= r1) break;
+      const c = this.ctls[t - 1]!;
+      const a = [...args, r0, r1, this.scratchOf(t, scratchBytes)];
+      c[CTL.fn] = fi;
+      c[CTL.argc] = a.length;
+      c.set(a, CTL.args);
+      const seq = (c[CTL.seq]! + 1) | 0;
+      Atomics.store(c, CTL.seq, seq);
+      Atomics.notify(c, CTL.seq);
+      started.push([c, seq]);
+    }
+    const f = this.exports[fn] as (...a: number[]) => void;
+    f(...args, 0, Math.min(rows, per), this.scratchOf(0, scratchBytes));
+    let failed = false;
+    for (const [c, seq] of started) {
+      for (;;) {
+        const d = Atomics.load(c, CTL.done);
+        if (d === seq) break;
+        Atomics.wait(c, CTL.done, d, 1000);
+      }
+      if (c[CTL.err]) failed = true;
+    }
+    if (failed)
+      throw new MixqError(`kernel ${fn} failed on a worker thread`, { source: 'kernel pool', field: fn });
+  }
+}
+
+/** A kernel context whose products run on several threads. */
+export class KernelPool extends KernelContext {
+  private readonly workers: Worker[];
+  private readonly ctls: Int32Array[];
+  constructor(
+    memory: KernelMemory,
+    exports: KernelExports,
+    variant: 'simd128' | 'relaxed',
+    workers: Worker[],
+    ctls: Int32Array[],
+  ) {
+    super(memory, exports, variant, new PoolExecutor(memory, exports, ctls));
+    this.workers = workers;
+    this.ctls = ctls;
+  }
+  /** Threads the next products use: 1 .. the pool's size (the others stay idle). */
+  useThreads(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > this.workers.length + 1)
+      throw new MixqError(`threads ${n}`, {
+        source: 'kernel pool',
+        field: 'threads',
+        expected: `1..${this.workers.length + 1}`,
+      });
+    (this.executor as PoolExecutor).threads = n;
+  }
+
+  /** Runs read_rows over `rows` rows of `rowBytes` from `base` on the active threads (memory bandwidth). */
+  readRows(base: number, rowBytes: number, rows: number): void {
+    this.executor.run('read_rows', [base, rowBytes], rows, 0, 1);
+  }
+
+  /** Stops the worker threads. */
+  async close(): Promise<void> {
+    const exits = this.workers.map((w) => {
+      w.ref(); // keep the process alive until the workers have gone
+      return new Promise<void>((res) => w.once('exit', () => res()));
+    });
+    for (const c of this.ctls) {
+      c[CTL.fn] = -1;
+      Atomics.store(c, CTL.seq, (c[CTL.seq]! + 1) | 0);
+      Atomics.notify(c, CTL.seq);
+    }
+    await Promise.all(exits);
+  }
+}
+
+/** A kernel context on `threads` threads (the calling thread and threads - 1 workers). */
+export async function createKernelPool(opts: KernelPoolOptions = {}): Promise<KernelPool> {
+  const threads = opts.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256)
+    throw new MixqError(`threads ${threads}`, {
+      source: 'kernel pool',
+      field: 'threads',
+      expected: '1..256',
+    });
+  const variant = chooseVariant(opts.relaxed);
+  const module = await compileKernelModule(
+    `mt-${variant}`,
+    variant === 'relaxed' ? MT.WASM_RELAXED : MT.WASM_SIMD128,
+  );
+  const memory = new KernelMemory({
+    shared: true,
+    base: heapBase(module, true),
+    ...(opts.maxMemoryBytes !== undefined ? { maxBytes: opts.maxMemoryBytes } : {}),
+  });
+  const inst = new WebAssembly.Instance(module, { env: { memory: memory.memory } });
+  const workers: Worker[] = [];
+  const ctls: Int32Array[] = [];
+  try {
+    for (let t = 1; t < threads; t++) {
+      const ctl = memory.calloc(CTL.bytes);
+      const stack = memory.alloc(STACK_BYTES);
+      const w = startModuleWorker('./pool-worker.node', import.meta.url, {
+        workerData: { module, memory: memory.memory, ctl, names: NAMES, stackTop: stack + STACK_BYTES },
+      });
+      workers.push(w);
+      ctls.push(new Int32Array(memory.memory.buffer, ctl, CTL.words));
+      await new Promise<void>((res, rej) => {
+        w.once('message', () => res());
+        w.once('error', rej);
+      });
+      w.unref(); // an idle pool does not keep the process alive
+    }
+  } catch (e) {
+    await Promise.all(workers.map((w) => w.terminate()));
+    throw e;
+  }
+  return new KernelPool(memory, inst.exports as unknown as KernelExports, variant, workers, ctls);
+}

@@ -1,0 +1,137 @@
+/**
+ * The WebAssembly kernel's group dispatch (native/formats/chop.c): each group of 32 lanes takes the
+ * integer path alone when every lane is inside its window, else the finite path (subnormal results,
+ * overflow) or, with an inf, a NaN, a negative input to an unsigned format or a format without -0, the
+ * full path. So every unusual kind of value (NaN, inf, the overflow region, exactly at and around max
+ * finite, below min normal, float32 subnormals, signed zeros) is put at every lane position of a group,
+ * next to exact ties on the target grid, and the result is compared bit for bit with the reference
+ * through every entry: chop on a JavaScript array (chunks copied through the scratch memory), chopBuffer
+ * in place, and chop between two views of one kernel memory (out of place, no copy). The kernel must
+ * also leave every byte outside its output untouched.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { bitsToF32, f32ToBits } from '../../src/core/bits.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { forceChopPath } from '../../src/formats/chop-fast.ts';
+import { CHUNK, DATA } from '../../src/formats/chop-wasm.ts';
+import {
+  type CastOptions,
+  chop,
+  chopBuffer,
+  chopReference,
+  type FormatSpec,
+  formatInfo,
+  getFormat,
+  parseFormat,
+} from '../../src/formats/index.ts';
+import { assertSameBits } from './cases.ts';
+
+const GROUP = 32;
+
+/** Values at the edges of the integer path's window and beyond, both signs. */
+function specials(spec: FormatSpec): number[] {
+  const info = formatInfo(spec);
+  const lo = Math.max(f32ToBits(info.minNormal), 0x00800000);
+  const hi = f32ToBits(info.maxFinite);
+  const bits = [lo - 1, lo, lo + 1, hi - 1, hi, hi + 1, 0x7f7fffff, 0x7f800000, 0x7fc00000, 0x7f800001];
+  bits.push(0x7fffffff, 0x00000001, 0x007fffff, 0x00400000, 0);
+  const ulp = info.maxFinite * info.epsilon;
+  const vals = [...bits.map(bitsToF32), info.maxFinite + ulp / 2, info.maxFinite + ulp / 4];
+  vals.push(info.minNormal / 2, info.minSubnormal / 2, info.minSubnormal * 1.5, 2 ** 127, 2 ** -126);
+  return [...vals, ...vals.map((v) => -v)];
+}
+
+/** One group per (special value, lane position); other lanes: normal values and exact ties. */
+function groups(spec: FormatSpec, seed: number): Float32Array {
+  const info = formatInfo(spec);
+  const rng = new Rng(seed);
+  const sp = specials(spec);
+  const src = new Float32Array(sp.length * GROUP * GROUP + 64 + 3); // + quiet groups and a tail
+  for (let i = 0; i < src.length; i++) {
+    const tie = (1 + ((rng.nextU32() % 8) + 0.5) * info.epsilon) * (rng.nextU32() & 1 ? -1 : 1);
+    src[i] =
+      i % 3 === 0 ? tie : Math.max(-info.maxFinite / 2, Math.min(info.maxFinite / 2, rng.nextNormal()));
+  }
+  let g = 0;
+  for (const v of sp) for (let lane = 0; lane < GROUP; lane++, g++) src[g * GROUP + lane] = v;
+  return src;
+}
+
+const SPECS = [
+  ...['bf16', 'tf32', 'fp16', 'fp8_e4m3fn', 'fp8_e5m2', 'fp8_e4m3fnuz', 'fp6_e2m3fn', 'fp4_e2m1fn'].map(
+    getFormat,
+  ),
+  parseFormat('ue4m3', { nan: 'all-ones' }),
+];
+const OPTIONS: CastOptions[] = [
+  {},
+  { flushSubnormals: true },
+  { overflow: 'saturate' },
+  { rounding: 'toward-zero' },
+  { rounding: 'up' },
+  { rounding: 'stochastic', seed: 3 },
+  { rounding: 'stochastic-equal', seed: 4 },
+];
+
+test('kernel: every unusual value at every lane of a group, through every entry point', () => {
+  forceChopPath('wasm');
+  try {
+    for (const spec of SPECS) {
+      const src = groups(spec, 7);
+      const n = src.length;
+      const buf = chopBuffer(spec, 2 * n + 8);
+      const v = buf.view;
+      for (const o of OPTIONS) {
+        const what = `${spec.name} ${JSON.stringify(o)}`;
+        const ref = chopReference(spec, src, o);
+        assertSameBits(chop(spec, src, o), ref, `${what} chop (scratch copies)`, src);
+        v.set(src);
+        assertSameBits(buf.chopInPlace(n, o), ref, `${what} chopInPlace`, src);
+        v.set(src, 1); // out of place, unaligned source, no copy
+        assertSameBits(
+          chop(spec, v.subarray(1, n + 1), o, v.subarray(n + 4, 2 * n + 4)),
+          ref,
+          `${what} views`,
+          src,
+        );
+      }
+    }
+  } finally {
+    forceChopPath(undefined);
+  }
+});
+
+test('kernel: touches nothing outside its output, across chunk boundaries', () => {
+  forceChopPath('wasm');
+  try {
+    const spec = getFormat('fp8_e4m3fn');
+    const n = 2 * CHUNK + 37;
+    const pattern = groups(spec, 9);
+    const src = new Float32Array(n);
+    for (let i = 0; i < n; i += pattern.length)
+      src.set(pattern.subarray(0, Math.min(pattern.length, n - i)), i);
+    const o: CastOptions = { rounding: 'stochastic', seed: 1 };
+    const ref = chopReference(spec, src, o);
+    const buf = chopBuffer(spec, n + 64);
+    const v = buf.view;
+    assert.equal(v.byteOffset, DATA, 'data starts after the parameter block');
+    const js = new Float32Array(n + 64);
+    // in place in kernel memory (one kernel call), and into a JavaScript array (chunks of CHUNK)
+    for (const [where, out, input] of [
+      ['kernel memory', v, v.subarray(16, 16 + n)],
+      ['JavaScript array', js, src],
+    ] as const) {
+      const words = new Uint32Array(out.buffer, out.byteOffset, out.length);
+      words.fill(0x7fa5a5a5);
+      if (out === v) v.set(src, 16);
+      assertSameBits(chop(spec, input, o, out.subarray(16, 16 + n)), ref, where, src);
+      for (let i = 0; i < 16; i++)
+        assert.equal(words[i], 0x7fa5a5a5, `${where}: element ${i} before the output`);
+      for (let i = 16 + n; i < out.length; i++)
+        assert.equal(words[i], 0x7fa5a5a5, `${where}: element ${i} after the output`);
+    }
+  } finally {
+    forceChopPath(undefined);
+  }
+});

@@ -1,0 +1,218 @@
+/**
+ * Every kernel against its plain TypeScript reference, for every format mixq writes, on odd shapes (37
+ * rows: not a multiple of the 4- or 16-row tiles; K = 300: not a multiple of 16, 32 or 128; ggml types on
+ * whole blocks), batch 1 (matrix x vector) and 5 (matrix x matrix), every activation mode of each format, in
+ * both WebAssembly variants (SIMD128 and relaxed SIMD):
+ *
+ * - the reference decoder gives mixq's own dequantized weight bit for bit (src/quant / src/blocks);
+ * - a product is within the rounding budget of its reference (budget.ts): the float64 sum of exactly
+ *   decoded weights times the activations the mode uses (float32 x, the int8 blocks, the int8 tables);
+ * - the int8 modes are within their activation error bound of the exact float32 product;
+ * - with dyadic weights and activations whose sums are exact in any order, every kernel returns the exact
+ *   result: reference, SIMD128 and relaxed SIMD agree bit for bit.
+ *
+ * Node 20 runs relaxed SIMD only behind --experimental-wasm-relaxed-simd: there this file runs itself in a
+ * child node with the flag (both variants are tested there).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { hasWasmRelaxedSimd } from '../../src/core/wasm.ts';
+import { dequantizeQ8, quantizeQ8Reference } from '../../src/kernels/activations.ts';
+import { q8ActivationBudget, roundingBudget } from '../../src/kernels/budget.ts';
+import { createKernels, type KernelContext, type PreparedWeight } from '../../src/kernels/context.ts';
+import { lutActivationsReference, lutRowReference } from '../../src/kernels/lut.ts';
+import type { KernelVariant } from '../../src/kernels/module.ts';
+import { rowBlockAbs } from '../../src/kernels/reference.ts';
+import type { ActivationMode } from '../../src/kernels/registry.ts';
+import {
+  activations,
+  exactActivations,
+  exactlySummable,
+  GGML_TYPES,
+  ggmlCase,
+  type KernelCase,
+  MIXQ_SPECS,
+  mixqCase,
+  mixqExactCase,
+} from './cases.ts';
+
+const CHILD = process.env.MIXQ_KERNEL_TEST_CHILD === '1';
+
+/** int8 activations of `batch` rows of `cols` values, as the kernels read them, and what they stand for. */
+function q8Rows(x: Float32Array, cols: number, kp: number, batch: number) {
+  const xhat = new Float64Array(cols * batch);
+  const d: Float32Array[] = [];
+  for (let j = 0; j < batch; j++) {
+    const xp = new Float32Array(kp);
+    xp.set(x.subarray(j * cols, (j + 1) * cols));
+    const q = quantizeQ8Reference(xp);
+    d.push(q.d);
+    xhat.set(dequantizeQ8(q).subarray(0, cols), j * cols);
+  }
+  return { xhat, d };
+}
+
+function checkProducts(
+  k: KernelContext,
+  c: KernelCase,
+  w: PreparedWeight,
+  mode: ActivationMode,
+  batch: number,
+): void {
+  const { rows, cols, kp } = w;
+  const x = activations(cols * batch, 11 + batch);
+  const y = k.matmul(w, x, batch, { mode });
+  const exact = k.reference(w, x, batch);
+  const where = (j: number, r: number) => `${c.name} ${mode} batch ${batch}, row ${r} of input ${j}`;
+  const budget = roundingBudget(mode, kp);
+  if (mode === 'f32') {
+    for (let i = 0; i < y.length; i++)
+      assert.ok(
+        Math.abs(y[i]! - exact.y[i]!) <= budget * exact.mag[i]!,
+        `${where(Math.floor(i / rows), i % rows)}: ${y[i]} vs ${exact.y[i]}`,
+      );
+    return;
+  }
+  if (mode === 'q8') {
+    const { xhat, d } = q8Rows(x, cols, kp, batch);
+    const ref = k.reference(w, xhat, batch);
+    const blockAbs = rowBlockAbs((r, o) => o.set(k.decodeRow(w, r)), rows, kp);
+    for (let j = 0; j < batch; j++)
+      for (let r = 0; r < rows; r++) {
+        const i = j * rows + r;
+        const tol = budget * ref.mag[i]!;
+        assert.ok(
+          Math.abs(y[i]! - ref.y[i]!) <= tol,
+          `${where(j, r)}: ${y[i]} vs reference ${ref.y[i]} (budget ${tol})`,
+        );
+        const act = q8ActivationBudget(blockAbs.subarray(r * (kp / 32), (r + 1) * (kp / 32)), d[j]!);
+        assert.ok(
+          Math.abs(y[i]! - exact.y[i]!) <= act + tol,
+          `${where(j, r)}: ${y[i]} vs exact ${exact.y[i]} (bound ${act})`,
+        );
+      }
+    return;
+  }
+  // lut8
+  const bytes = k.memory.bytes();
+  const desc = k.descOf(w);
+  for (let j = 0; j < batch; j++) {
+    const xp = new Float32Array(kp);
+    xp.set(x.subarray(j * cols, (j + 1) * cols));
+    const a = lutActivationsReference(xp);
+    for (let r = 0; r < rows; r++) {
+      const i = j * rows + r;
+      const ref = lutRowReference(bytes, desc, a, r);
+      const tol = budget * ref.mag;
+      assert.ok(Math.abs(y[i]! - ref.y) <= tol, `${where(j, r)}: ${y[i]} vs reference ${ref.y}`);
+      assert.ok(
+        Math.abs(y[i]! - exact.y[i]!) <= ref.tableError + tol,
+        `${where(j, r)}: ${y[i]} vs exact ${exact.y[i]} (bound ${ref.tableError})`,
+      );
+    }
+  }
+}
+
+function checkExact(
+  k: KernelContext,
+  c: KernelCase,
+  w: PreparedWeight,
+  mode: ActivationMode,
+  batch: number,
+): void {
+  const x = exactActivations(w.cols, batch, 5 + batch);
+  const y = k.matmul(w, x, batch, { mode });
+  const ref = k.reference(w, x, batch); // x is its own int8 image (block scales 2^-6)
+  for (let r = 0; r < w.rows; r++) {
+    const row = k.decodeRow(w, r);
+    for (let j = 0; j < batch; j++) {
+      assert.ok(
+        exactlySummable(row.subarray(0, w.cols), x.subarray(j * w.cols, (j + 1) * w.cols)),
+        `${c.name}: case is not exact`,
+      );
+      const i = j * w.rows + r;
+      assert.equal(y[i], ref.y[i], `${c.name} ${mode} batch ${batch} row ${r}: ${y[i]} != exact ${ref.y[i]}`);
+    }
+  }
+}
+
+async function allCases(): Promise<{ cases: KernelCase[]; exact: KernelCase[] }> {
+  const cases: KernelCase[] = [];
+  for (const s of MIXQ_SPECS) cases.push(await mixqCase(s));
+  for (const t of GGML_TYPES) cases.push(ggmlCase(t));
+  cases.push({
+    name: 'float32',
+    source: { kind: 'float32', rows: 37, cols: 301, data: activations(37 * 301, 2) },
+  });
+  const exactSpecs = MIXQ_SPECS.filter(
+    (s) =>
+      (s.format.includes('int') || s.format === 'fp4_e2m1fn' || s.format === 'fp6_e2m3fn') &&
+      s.scaleFormat !== 'none' &&
+      typeof s.scaleFormat !== 'object' &&
+      s.groups !== 'tensor',
+  );
+  const exact = [
+    ...exactSpecs.map((s) => mixqExactCase(s)),
+    ...GGML_TYPES.filter((t) => !t.startsWith('F') && t !== 'BF16').map((t) => ggmlCase(t, true)),
+  ];
+  return { cases, exact };
+}
+
+function variantsToTest(): KernelVariant[] {
+  return hasWasmRelaxedSimd() ? ['simd128', 'relaxed'] : ['simd128'];
+}
+
+if (!hasWasmRelaxedSimd() && !CHILD) {
+  test('kernel differential tests (child node with --experimental-wasm-relaxed-simd: SIMD128 and relaxed)', () => {
+    const file = fileURLToPath(import.meta.url);
+    const env: Record<string, string | undefined> = { ...process.env, MIXQ_KERNEL_TEST_CHILD: '1' };
+    delete env.NODE_TEST_CONTEXT; // a test file of its own, not a subtest of this one
+    const r = spawnSync(
+      process.execPath,
+      ['--experimental-wasm-relaxed-simd', '--import', 'tsx', '--test-reporter=spec', file],
+      { env, encoding: 'utf8', timeout: 300_000 },
+    );
+    const out = `${r.stdout}\n${r.stderr}`;
+    assert.equal(r.status, 0, out.slice(-6000));
+    assert.match(out, /relaxed/, 'the child ran the relaxed-SIMD variant');
+  });
+} else {
+  const { cases, exact } = await allCases();
+  for (const variant of variantsToTest()) {
+    test(`kernels (${variant}): every format against its reference`, async (t) => {
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      assert.equal(k.variant, variant);
+      for (const c of cases) {
+        await t.test(c.name, () => {
+          const w = k.prepare(c.source, c.options);
+          if (c.dequant) {
+            for (let r = 0; r < w.rows; r++) {
+              const row = k.decodeRow(w, r);
+              for (let col = 0; col < w.cols; col++)
+                assert.ok(
+                  Object.is(row[col], c.dequant[r * w.cols + col]) ||
+                    row[col] === c.dequant[r * w.cols + col],
+                  `${c.name} decoder row ${r} col ${col}: ${row[col]} vs ${c.dequant[r * w.cols + col]}`,
+                );
+            }
+          }
+          for (const mode of w.modes) for (const batch of [1, 5]) checkProducts(k, c, w, mode, batch);
+          k.release(w);
+        });
+      }
+    });
+    test(`kernels (${variant}): exact sums are exact in every kernel`, async (t) => {
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      for (const c of exact) {
+        await t.test(c.name, () => {
+          const w = k.prepare(c.source, c.options);
+          for (const mode of w.modes.filter((m) => m !== 'lut8'))
+            for (const batch of [1, 5]) checkExact(k, c, w, mode, batch);
+          k.release(w);
+        });
+      }
+    });
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * What the kernels hold in memory and where it comes from: a prepared weight takes the bytes its file
+ * stores (codes, scales, zero codes) when K is a multiple of the layout's block and rows of the tile, so
+ * repacking at load costs no memory at run time; and mixq's ONNX bit-plane packed weights (src/export/onnx
+ * packed.ts) prepare to the same decoded values as the graph computes.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { f32ToF16Bits } from '../../src/core/bits.ts';
+import { Rng } from '../../src/core/rng.ts';
+import { packBitPlanes, packedFromQuantizer } from '../../src/export/onnx/packed.ts';
+import { getFormat } from '../../src/formats/index.ts';
+import { createKernels } from '../../src/kernels/context.ts';
+import { BLOCK_TYPES } from '../../src/blocks/registry.ts';
+import { type MixqSpec, mixqCase } from './cases.ts';
+
+const k = await createKernels();
+
+test('prepared weights hold their stored bytes (aligned shapes)', async () => {
+  const rows = 64;
+  const cols = 512;
+  const specs: [MixqSpec, number][] = [
+    // [spec, bytes the file stores: codes + scales (+ zero codes)]
+    [
+      { format: 'uint4', groups: 32, scaleFormat: 'fp16', symmetric: false },
+      (rows * cols) / 2 + ((rows * cols) / 32) * 2 + (rows * cols) / 64,
+    ],
+    [
+      { format: 'uint3', groups: 128, scaleFormat: 'fp16', symmetric: true },
+      (rows * cols * 3) / 8 + ((rows * cols) / 128) * 2,
+    ],
+    [
+      { format: 'int6', groups: 'row', scaleFormat: 'fp32', symmetric: true },
+      (rows * cols * 6) / 8 + rows * 4,
+    ],
+    [
+      { format: 'fp4_e2m1fn', groups: 32, scaleFormat: 'e8m0', symmetric: true },
+      (rows * cols) / 2 + (rows * cols) / 32,
+    ],
+    [
+      { format: 'fp4_e2m1fn', groups: 16, scaleFormat: 'fp8_e4m3fn', symmetric: true },
+      (rows * cols) / 2 + (rows * cols) / 16,
+    ],
+    [{ format: 'int8', groups: 'row', scaleFormat: 'fp32', symmetric: true }, rows * cols + rows * 4],
+    [
+      { format: 'uint2', groups: 32, scaleFormat: 'fp16', symmetric: true, lut: true },
+      (rows * cols) / 4 + ((rows * cols) / 32) * 2,
+    ],
+  ];
+  for (const [s, stored] of specs) {
+    const c = await mixqCase(s, rows, cols);
+    const w = k.prepare(c.source, c.options);
+    // element tables of float formats (<= 64 bytes each) are the only extra
+    const tables = s.format.startsWith('fp') ? 128 : 0;
+    assert.ok(
+      w.bytes >= stored && w.bytes <= stored + tables,
+      `${c.name}: ${w.bytes} bytes held, ${stored} stored`,
+    );
+    k.release(w);
+  }
+  for (const t of ['Q4_K', 'Q8_0', 'Q6_K'] as const) {
+    const data = BLOCK_TYPES[t].encode(new Float32Array(rows * cols).fill(0.5));
+    const w = k.prepare({ kind: 'ggml', type: t, rows, cols, data });
+    assert.equal(w.bytes, data.length, `${t}: GGUF bytes held as they are`);
+    k.release(w);
+  }
+});
+
+test("mixq's ONNX bit-plane packed weights prepare to the graph's decoded values", () => {
+  const rng = new Rng(8);
+  const rows = 19;
+  const cols = 200;
+  const W = Float32Array.from({ length: rows * cols }, () => rng.nextNormal());
+  for (const [format, symmetric] of [
+    ['uint3', false],
+    ['fp6_e2m3fn', true],
+    ['nf4', true],
+  ] as const) {
+    const q = packedFromQuantizer(W, rows, cols, {
+      element: getFormat(format),
+      granularity: { kind: 'group', axis: 1, size: 32 },
+      symmetric,
+      scaleFormat: 'fp16',
+    });
+    const scales = new Uint8Array(2 * q.scale.length);
+    q.scale.forEach((v, i) => {
+      const h = f32ToF16Bits(v);
+      scales[2 * i] = h & 255;
+      scales[2 * i + 1] = h >> 8;
+    });
+    // zero codes (asymmetric integers): W.zeros's packing, an LSB-first stream of `bits` per group
+    const zc = Array.from(q.zero, (z) => z - (q.grid.kind === 'int' ? q.grid.codeBase : 0));
+    const zeros = new Uint8Array(Math.ceil((zc.length * q.bits) / 8));
+    zc.forEach((z, i) => {
+      for (let b = 0; b < q.bits; b++)
+        if ((z >> b) & 1) zeros[(i * q.bits + b) >> 3]! |= 1 << ((i * q.bits + b) & 7);
+    });
+    const w = k.prepare({
+      kind: 'mixq',
+      rows,
+      cols,
+      element: format,
+      groups: 32,
+      scaleFormat: 'fp16',
+      symmetric,
+      codes: packBitPlanes(q.codes, q.bits),
+      codeLayout: 'planes',
+      scales,
+      ...(symmetric ? {} : { zeros }),
+    });
+    for (let r = 0; r < rows; r++) {
+      const row = k.decodeRow(w, r);
+      for (let c = 0; c < cols; c++) assert.equal(row[c], q.dequant[r * cols + c], `${format} (${r}, ${c})`);
+    }
+    k.release(w);
+  }
+});
