@@ -9,14 +9,15 @@
  *    same thread count. Each side runs every size once to warm up (JIT, allocator, page faults) and is timed
  *    on the second run.
  * 3. One Llama-2-7B decoder layer (q, k, v, o 4096 x 4096; gate, up 11008 x 4096; down 4096 x 11008; one
- *    Hessian per distinct input) on two threads against PyTorch on two threads, and the 32-layer
- *    extrapolation.
+ *    Hessian per distinct input) on one and on two threads against PyTorch on as many threads, and the
+ *    32-layer extrapolation.
  *
  * The peer runs when /usr/bin/python3 has torch (Debian python3-torch). Which BLAS torch uses is up to the
  * dynamic linker: set MIXQ_PEER_OPENBLAS to a directory holding OpenBLAS' libblas.so.3 / liblapack.so.3 (e.g.
  * Debian's libopenblas0-pthread unpacked with dpkg -x: <dir>/usr/lib/x86_64-linux-gnu/openblas-pthread);
  * the table names the BLAS it found. Without the peer, GPTQ 1024 is compared with mixq's own float64
- * reference (gptqReference). Environment: MIXQ_BENCH_GPTQ_LAYER=0 skips the decoder layer.
+ * reference (gptqReference). Environment: MIXQ_BENCH_GPTQ_LAYER=0 skips the decoder layer, =1 or =2 runs
+ * it on that many threads only (default both).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -171,6 +172,41 @@ function runPeer(args: string[], threads: number): PeerLine[] {
 const s = (x: number) => x.toFixed(x < 1 ? 3 : 2);
 const ratio = (peer: number, mine: number) => `${(peer / mine).toFixed(2)}x`;
 
+/** Thread counts of the decoder-layer rows: MIXQ_BENCH_GPTQ_LAYER = '0' (none), '1', '2' or '1,2' (default). */
+function layerThreads(): number[] {
+  const v = process.env.MIXQ_BENCH_GPTQ_LAYER ?? '1,2';
+  if (v === '0') return [];
+  return v
+    .split(',')
+    .map(Number)
+    .filter((t) => t === 1 || t === 2);
+}
+
+/** One Llama-2-7B decoder layer on `threads` threads, mixq and the peer with the same thread count. */
+function benchLayer(threads: number, engine: MatrixEngine, peer: boolean): void {
+  console.log(
+    `\nLlama-2-7B decoder layer (q k v o 4096x4096, gate up 11008x4096, down 4096x11008), GPTQ 4-bit g128, 512 rows, ${threads} thread${threads > 1 ? 's' : ''}; load before: ${loadavg()}`,
+  );
+  const pl = peer ? runPeer(['layer'], threads)[0] : undefined;
+  const mine = timeMixqLayer(engine);
+  const lrows: string[][] = [];
+  for (const [step, a, b] of [
+    ['Hessians (4 inputs)', pl?.hessian_s, mine.hessian],
+    ['GPTQ (7 matrices)', pl?.gptq_s, mine.gptq],
+    ['layer', pl ? pl.hessian_s + pl.gptq_s : undefined, mine.hessian + mine.gptq],
+  ] as const)
+    lrows.push([step, a === undefined ? '-' : s(a), s(b), a === undefined ? '-' : ratio(a, b)]);
+  printTable(['step', 'peer s', 'mixq s', 'mixq speed vs peer'], lrows);
+  const total = mine.hessian + mine.gptq;
+  const peerTotal = pl ? pl.hessian_s + pl.gptq_s : undefined;
+  console.log(
+    `32 layers (a 7B model), ${threads} thread${threads > 1 ? 's' : ''}: mixq ${((32 * total) / 60).toFixed(1)} min` +
+      (peerTotal ? `, peer ${((32 * peerTotal) / 60).toFixed(1)} min` : '') +
+      ' (calibration forward passes not included); mixq factors each distinct H once and shares it, the peer factors per matrix as the original does',
+  );
+  console.log(`load after: ${loadavg()}`);
+}
+
 export default async function (): Promise<void> {
   const N = 1024;
   const r = new Rng(1);
@@ -259,29 +295,7 @@ export default async function (): Promise<void> {
     }
     console.log(`load after: ${loadavg()}`);
 
-    if (process.env.MIXQ_BENCH_GPTQ_LAYER !== '0') {
-      console.log(
-        '\nLlama-2-7B decoder layer (q k v o 4096x4096, gate up 11008x4096, down 4096x11008), GPTQ 4-bit g128, 512 rows, 2 threads',
-      );
-      const pl = peer ? runPeer(['layer'], 2)[0] : undefined;
-      const mine = timeMixqLayer(pool);
-      const lrows: string[][] = [];
-      for (const [step, a, b] of [
-        ['Hessians (4 inputs)', pl?.hessian_s, mine.hessian],
-        ['GPTQ (7 matrices)', pl?.gptq_s, mine.gptq],
-        ['layer', pl ? pl.hessian_s + pl.gptq_s : undefined, mine.hessian + mine.gptq],
-      ] as const)
-        lrows.push([step, a === undefined ? '-' : s(a), s(b), a === undefined ? '-' : ratio(a, b)]);
-      printTable(['step', 'peer s', 'mixq s', 'mixq speed vs peer'], lrows);
-      const total = mine.hessian + mine.gptq;
-      const peerTotal = pl ? pl.hessian_s + pl.gptq_s : undefined;
-      console.log(
-        `32 layers (a 7B model): mixq ${((32 * total) / 60).toFixed(1)} min` +
-          (peerTotal ? `, peer ${((32 * peerTotal) / 60).toFixed(1)} min` : '') +
-          ' (calibration forward passes not included); mixq factors each distinct H once and shares it, the peer factors per matrix as the original does',
-      );
-      console.log(`load after: ${loadavg()}`);
-    }
+    for (const threads of layerThreads()) benchLayer(threads, threads === 1 ? inlineEngine() : pool, peer);
   } finally {
     await pool.close();
   }
