@@ -9,8 +9,9 @@
  * `gptqScatter` puts them back in W's layout at the end.
  *
  * Quantizing a column: integer grids run inside the kernel (gptq_block_int, the same float32 arithmetic as
- * qparams.ts gridValue / gridToValue / gridToCode — test/quant/gptq-fast.test.ts ties them); any other grid
- * calls qparams.ts per element, then the kernel feeds the error forward (gptq_column).
+ * qparams.ts gridValue / gridToValue / gridToCode, whose rounding is the formats library's nearest-even:
+ * f32x4.nearest there — test/quant/gptq-fast.test.ts ties them); any other grid calls qparams.ts per
+ * element (the formats codec), then the kernel feeds the error forward (gptq_column).
  */
 import { type ElementGrid, gridToCode } from '../element.ts';
 import { GEMM, type ThreadContext } from '../matrix/kernels.ts';
