@@ -11,6 +11,7 @@ export * from './format-search.ts';
 export * from './granularity.ts';
 export * from './layout.ts';
 export * from './linalg.ts';
+export * from './matrix/index.ts';
 export * from './qparams.ts';
 export * from './quantizer.ts';
 export * from './scale-format.ts';

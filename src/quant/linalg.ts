@@ -114,9 +114,14 @@ export function mirrorUpper(g: Float64Array, c: number): void {
 
 /**
  * In-place lower Cholesky factor of a symmetric positive-definite A [n, n] (upper triangle zeroed):
- * A = L L^T. Row-oriented (each L[i, j] is a dot product of two contiguous row prefixes).
+ * A = L L^T. Row-oriented (each L[i, j] is a dot product of two contiguous row prefixes). A pivot that is
+ * not positive raises a MixqError naming `pivotName(i)` (default `H[i,i]`).
  */
-export function choleskyLower(A: Float64Array, n: number): Float64Array {
+export function choleskyLower(
+  A: Float64Array,
+  n: number,
+  pivotName: (i: number) => string = (i) => `H[${i},${i}]`,
+): Float64Array {
   for (let i = 0; i < n; i++) {
     const ri = i * n;
     for (let j = 0; j <= i; j++) {
@@ -125,7 +130,7 @@ export function choleskyLower(A: Float64Array, n: number): Float64Array {
       if (i === j) {
         if (!(s > 0))
           throw new MixqError('matrix is not positive definite (increase damping)', {
-            field: `H[${i},${i}]`,
+            field: pivotName(i),
             expected: '> 0 pivot',
           });
         A[ri + i] = Math.sqrt(s);
@@ -159,12 +164,20 @@ export function invertLower(L: Float64Array, n: number): Float64Array {
  * Upper-triangular U with H^-1 = U^T U (what GPTQ calls Hinv: torch cholesky -> cholesky_inverse ->
  * cholesky(upper=True)). Computed with one factorisation: with J the reversal permutation,
  * J H J = R R^T (R lower) gives H^-1 = J R^-T R^-1 J = U^T U for U = J R^-1 J, which is upper triangular
- * and has a positive diagonal, so it is THE upper Cholesky factor of H^-1.
+ * and has a positive diagonal, so it is THE upper Cholesky factor of H^-1. A failing pivot is named by its
+ * index in H (`pivotName`).
  */
-export function upperCholeskyOfInverse(H: Float64Array, n: number): Float64Array {
+export function upperCholeskyOfInverse(
+  H: Float64Array,
+  n: number,
+  pivotName: (i: number) => string = (i) => `H[${i},${i}]`,
+): Float64Array {
   const A = new Float64Array(n * n);
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) A[(n - 1 - i) * n + (n - 1 - j)] = H[i * n + j]!;
-  const Rinv = invertLower(choleskyLower(A, n), n);
+  const Rinv = invertLower(
+    choleskyLower(A, n, (i) => pivotName(n - 1 - i)),
+    n,
+  );
   const U = new Float64Array(n * n);
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) U[i * n + j] = Rinv[(n - 1 - i) * n + (n - 1 - j)]!;
   return U;
@@ -250,6 +263,13 @@ export function quadFormRows(
   return total;
 }
 
+/** W - Q in float64 (exact for float32 operands). */
+export function difference(W: Float32Array, Q: Float32Array): Float64Array {
+  const D = new Float64Array(W.length);
+  for (let i = 0; i < D.length; i++) D[i] = W[i]! - Q[i]!;
+  return D;
+}
+
 /** ||X W^T - X Q^T||_F^2 from the Gram matrix G = X^T X [cols, cols], without X. */
 export function outputErrorFromGram(
   W: Float32Array,
@@ -258,7 +278,5 @@ export function outputErrorFromGram(
   cols: number,
   G: Float64Array,
 ): number {
-  const D = new Float64Array(rows * cols);
-  for (let i = 0; i < D.length; i++) D[i] = W[i]! - Q[i]!;
-  return quadFormRows(D, rows, G, cols);
+  return quadFormRows(difference(W, Q), rows, G, cols);
 }

@@ -4,7 +4,8 @@
  * channel absmax (SmoothQuant, LLM.int8 thresholds), mean |x| (AWQ) and mean x^2 (the imatrix).
  */
 import { MixqError } from '../core/errors.ts';
-import { gram } from './linalg.ts';
+import { inlineEngine, type MatrixEngine } from './matrix/engine.ts';
+import { gramF32 } from './matrix/gram.ts';
 
 export interface CalibrationStats {
   readonly cols: number;
@@ -29,13 +30,21 @@ export function createCalibrationStats(cols: number): CalibrationStats {
   };
 }
 
-/** Adds a batch X [n, cols] (row-major) to the statistics. */
-export function addCalibrationBatch(st: CalibrationStats, X: Float32Array, n: number): void {
+/**
+ * Adds a batch X [n, cols] (row-major) to the statistics. X^T X is computed on the matrix engine (float32
+ * products of up to 512 rows, summed in float64).
+ */
+export function addCalibrationBatch(
+  st: CalibrationStats,
+  X: Float32Array,
+  n: number,
+  engine: MatrixEngine = inlineEngine(),
+): void {
   const c = st.cols;
   if (X.length !== n * c)
     throw new MixqError('batch has the wrong length', { field: 'X', expected: `${n}x${c}` });
-  const G = gram(X, n, c);
-  for (let i = 0; i < G.length; i++) st.xtx[i]! += G[i]!;
+  if (n === 0) return;
+  gramF32(engine, X, n, c, 1, st.xtx);
   for (let t = 0; t < n; t++)
     for (let j = 0; j < c; j++) {
       const v = X[t * c + j]!;

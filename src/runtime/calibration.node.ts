@@ -9,7 +9,9 @@
  */
 
 import { MixqError } from '../core/errors.ts';
-import { gramUpperAccumulate, mirrorUpper } from '../quant/linalg.ts';
+import { mirrorUpper } from '../quant/linalg.ts';
+import { inlineEngine } from '../quant/matrix/engine.ts';
+import { gramUpperAccumulateF64 } from '../quant/matrix/gram.ts';
 import type { Feeds } from './ort.node.ts';
 import type { CapturePoint, WeightFedModel } from './weights.node.ts';
 
@@ -39,8 +41,8 @@ export function meanSquare(s: ActivationStats): Float64Array {
   return s.sumSquares.map((v) => (s.rows ? v / s.rows : 0));
 }
 
-/** Activation rows buffered per Gram update (each update streams the C^2 / 2 upper triangle once). */
-const GRAM_BLOCK = 32;
+/** Activation rows buffered per Gram update (a float64 product on the matrix engine). */
+const GRAM_BLOCK = 512;
 
 function accumulate(s: ActivationStats, data: Float32Array, dims: readonly number[], op: string): void {
   const c = s.channels;
@@ -50,9 +52,13 @@ function accumulate(s: ActivationStats, data: Float32Array, dims: readonly numbe
   const rows = conv ? dims[0]! * spatial : data.length / c;
   const row = new Float64Array(c);
   const g = s.gram;
-  // The block's rows transposed: xt[ch * GRAM_BLOCK + r] = x_r[ch].
-  const xt = g ? new Float64Array(c * GRAM_BLOCK) : undefined;
+  // The block's rows, row-major: xb[r * c + ch] = x_r[ch].
+  const xb = g ? new Float64Array(c * Math.min(GRAM_BLOCK, rows)) : undefined;
   let nb = 0;
+  const flush = () => {
+    if (g && nb > 0) gramUpperAccumulateF64(inlineEngine(), g, xb!, nb, c);
+    nb = 0;
+  };
   for (let r = 0; r < rows; r++) {
     if (conv) {
       const b = Math.floor(r / spatial);
@@ -63,15 +69,12 @@ function accumulate(s: ActivationStats, data: Float32Array, dims: readonly numbe
       for (let ch = 0; ch < c; ch++) row[ch] = data[off + ch]!;
     }
     addRow(s, row);
-    if (xt) {
-      for (let ch = 0; ch < c; ch++) xt[ch * GRAM_BLOCK + nb] = row[ch]!;
-      if (++nb === GRAM_BLOCK) {
-        gramUpperAccumulate(g!, xt, GRAM_BLOCK, nb, c);
-        nb = 0;
-      }
+    if (xb) {
+      xb.set(row, nb * c);
+      if (++nb === GRAM_BLOCK) flush();
     }
   }
-  if (xt && nb > 0) gramUpperAccumulate(g!, xt, GRAM_BLOCK, nb, c);
+  flush();
 }
 
 /** absMax, sumSquares and the row count of one row (the Gram is updated per block). */

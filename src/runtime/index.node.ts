@@ -8,6 +8,7 @@ export * from './eval-lm.node.ts';
 export * from './eval-ocr.node.ts';
 export * from './evaluate.node.ts';
 export * from './fidelity.node.ts';
+export { createMatrixPool, defaultMatrixThreads, type MatrixPool } from './matrix-pool.node.ts';
 export * from './metrics.ts';
 export {
   deterministicOptions,

@@ -23,6 +23,8 @@
 import { MixqError } from '../../core/errors.ts';
 import { Rng } from '../../core/rng.ts';
 import { groupBase, type RowLayout } from '../../quant/layout.ts';
+import { inlineEngine } from '../../quant/matrix/engine.ts';
+import { quadFormEachRow } from '../../quant/matrix/quad-form.ts';
 
 /** Calibration statistics of a weight's input activation (per channel of the activation). */
 export interface LayerStats {
@@ -157,28 +159,65 @@ function quadFormLanes(P: Float64Array, V: Float64Array, I: number): number {
 
 /**
  * sum_r sum_k e_{r,k}^T G[group(r)] e_{r,k}, with e_{r,k} the row's errors at kernel position k and
- * G[group] the diagonal block of `gram` at the row's group's channels. Only the symmetric part of G
- * contributes, so each group's block is packed once as a symmetrized lower triangle, and the vectors
- * e_{r,k} of a group are evaluated LANES at a time (the last batch zero-padded).
+ * G[group] the diagonal block of `gram` at the row's group's channels, on the matrix engine
+ * (quant/matrix/quad-form.ts: float64, the symmetric part of each block packed once, one product per
+ * group). outputErrorReference is the plain TypeScript version it is tested against.
  */
 export function outputError(E: ArrayLike<number>, L: RowLayout, gram: ArrayLike<number>): number {
+  const { C, e } = outputErrorArgs(E, L, gram);
+  const { inPerGroup: I, kernel: K, cols } = L;
+  const engine = inlineEngine();
+  let s = 0;
+  forEachGroupRun(L, (r0, r1, base) => {
+    let vals: Float64Array;
+    if (K === 1) {
+      vals = quadFormEachRow(engine, e.subarray(r0 * cols), r1 - r0, I, gram, { ldd: cols, ldg: C, base });
+    } else {
+      // the vectors e_{r,k} (strided by K in the row) gathered as rows t = (r - r0) * K + k
+      const count = (r1 - r0) * K;
+      const V = new Float64Array(count * I);
+      for (let t = 0; t < count; t++) {
+        const off = (r0 + Math.floor(t / K)) * cols + (t % K);
+        for (let i = 0; i < I; i++) V[t * I + i] = e[off + i * K]!;
+      }
+      vals = quadFormEachRow(engine, V, count, I, gram, { ldg: C, base });
+    }
+    for (const v of vals) s += v;
+  });
+  return s;
+}
+
+/** Checks outputError's arguments; the channel count and E as float64. */
+function outputErrorArgs(E: ArrayLike<number>, L: RowLayout, gram: ArrayLike<number>) {
   const C = L.groups * L.inPerGroup;
   checkLen(E, L.rows * L.cols, 'E');
   checkLen(gram, C * C, 'gram');
-  const I = L.inPerGroup;
-  const K = L.kernel;
-  const cols = L.cols;
-  const e = E instanceof Float64Array ? E : Float64Array.from(E);
+  return { C, e: E instanceof Float64Array ? E : Float64Array.from(E) };
+}
+
+/** fn(r0, r1, base) for each run of rows r0 .. r1 - 1 that share a group (groups are contiguous runs of rows). */
+function forEachGroupRun(L: RowLayout, fn: (r0: number, r1: number, base: number) => void): void {
+  for (let r0 = 0; r0 < L.rows;) {
+    const base = groupBase(L, r0);
+    let r1 = r0 + 1;
+    while (r1 < L.rows && groupBase(L, r1) === base) r1++;
+    fn(r0, r1, base);
+    r0 = r1;
+  }
+}
+
+/**
+ * outputError in plain TypeScript (the reference): each group's block packed as a symmetrized lower
+ * triangle, the vectors e_{r,k} of a group evaluated LANES at a time (the last batch zero-padded).
+ */
+export function outputErrorReference(E: ArrayLike<number>, L: RowLayout, gram: ArrayLike<number>): number {
+  const { C, e } = outputErrorArgs(E, L, gram);
+  const { inPerGroup: I, kernel: K, cols } = L;
   const g = gram instanceof Float64Array ? gram : Float64Array.from(gram);
   const P = new Float64Array((I * (I + 1)) / 2);
   const V = new Float64Array(I * LANES);
   let s = 0;
-  let r0 = 0;
-  while (r0 < L.rows) {
-    // Rows r0 .. r1 - 1 share a group (groups are contiguous runs of rows).
-    const base = groupBase(L, r0);
-    let r1 = r0 + 1;
-    while (r1 < L.rows && groupBase(L, r1) === base) r1++;
+  forEachGroupRun(L, (r0, r1, base) => {
     packSymmetric(g, C, base, I, P);
     const count = (r1 - r0) * K; // vectors t = (r - r0) * K + k
     for (let t0 = 0; t0 < count; t0 += LANES) {
@@ -192,8 +231,7 @@ export function outputError(E: ArrayLike<number>, L: RowLayout, gram: ArrayLike<
       }
       s += quadFormLanes(P, V, I);
     }
-    r0 = r1;
-  }
+  });
   return s;
 }
 

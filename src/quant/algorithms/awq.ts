@@ -9,13 +9,20 @@
  *  2. clip search: for every quantization group, shrink its range by a ratio on a grid and keep the ratio
  *     with the smallest output error of that group, d_g^T G[g,g] d_g (cross-group terms ignored, as AWQ).
  *
+ * The quadratic forms run on the matrix engine (matrix/quad-form.ts, float64): tr(D G D^T) for each alpha,
+ * and for groups that are column runs of a row (per-row and per-group quantizers) one product per run and
+ * clip ratio covering all rows at once. Other layouts (2-D blocks, per-tensor) use the scalar loop.
+ *
  * Deployment: either fold 1/s into the previous op (LayerNorm gain, previous linear's rows) and store
  * Q(W diag(s)) — `scaledWeight` — or keep s as an explicit per-input-channel multiply; `Q` is the effective
  * weight in the original space for simulation.
  */
 import { MixqError } from '../../core/errors.ts';
-import { groupLayout, groupMembers } from '../granularity.ts';
-import { outputErrorFromGram } from '../linalg.ts';
+import { type GroupLayout, groupLayout, groupMembers } from '../granularity.ts';
+import type { ElementGrid } from '../element.ts';
+import { difference } from '../linalg.ts';
+import { inlineEngine, type MatrixEngine } from '../matrix/engine.ts';
+import { quadFormEachRow, quadFormTotal } from '../matrix/quad-form.ts';
 import {
   chooseQParamsWithLayout,
   fakeQuantValue,
@@ -35,6 +42,8 @@ export interface AwqConfig {
   /** Clip ratios 1, 1 - (1 - minRatio)/clipGrid, ... minRatio. Defaults 20 and 0.5. */
   readonly clipGrid?: number;
   readonly clipMinRatio?: number;
+  /** Where the quadratic forms run (default: the one-thread inline engine). */
+  readonly engine?: MatrixEngine;
 }
 
 export interface AwqStats {
@@ -75,6 +84,39 @@ function awqScales(actMeanAbs: Float32Array, alpha: number): Float32Array {
   return s;
 }
 
+/** ||X W^T - X Q^T||^2 from G = X^T X on the engine. */
+function outputError(
+  engine: MatrixEngine,
+  W: Float32Array,
+  Q: Float32Array,
+  rows: number,
+  cols: number,
+  G: Float64Array,
+): number {
+  return quadFormTotal(engine, difference(W, Q), rows, cols, G);
+}
+
+/**
+ * The column runs [c0, c1) that every row's groups cover, when each group is one run inside a row with the
+ * same runs in every row (per-row and per-group quantizers on a 2-D weight); group of (row r, run k) is
+ * r * runs.length + k. undefined for other layouts.
+ */
+function rowRuns(
+  cfg: QuantizerConfig,
+  rows: number,
+  cols: number,
+  layout: GroupLayout,
+): [number, number][] | undefined {
+  const g = cfg.granularity;
+  let size = 0;
+  if (g.kind === 'axis' && (g.axis === 0 || g.axis === -2)) size = cols;
+  else if (g.kind === 'group' && (g.axis === 1 || g.axis === -1)) size = g.size;
+  else return undefined;
+  const runs: [number, number][] = [];
+  for (let c = 0; c < cols; c += size) runs.push([c, Math.min(cols, c + size)]);
+  return layout.nGroups === rows * runs.length ? runs : undefined;
+}
+
 /** AWQ scale + clip search on W [rows, cols]. */
 export function awq(W: Float32Array, rows: number, cols: number, stats: AwqStats, cfg: AwqConfig): AwqResult {
   if (W.length !== rows * cols)
@@ -88,6 +130,7 @@ export function awq(W: Float32Array, rows: number, cols: number, stats: AwqStats
   const layout = groupLayout(shape, cfg.quantizer.granularity);
   const nAlpha = cfg.grid ?? 20;
   const G = stats.gram;
+  const engine = cfg.engine ?? inlineEngine();
   const Ws = new Float32Array(W.length);
   const Qe = new Float32Array(W.length);
   const alphaErrors = new Float64Array(nAlpha);
@@ -106,7 +149,7 @@ export function awq(W: Float32Array, rows: number, cols: number, stats: AwqStats
     const s = awqScales(stats.actMeanAbs, alpha);
     scaleWeight(s);
     const p = chooseQParamsWithLayout(Ws, shape, cfg.quantizer, layout);
-    const err = outputErrorFromGram(W, effective(s, fakeQuantWith(Ws, p)), rows, cols, G);
+    const err = outputError(engine, W, effective(s, fakeQuantWith(Ws, p)), rows, cols, G);
     alphaErrors[a] = err;
     if (err < best) {
       best = err;
@@ -124,57 +167,12 @@ export function awq(W: Float32Array, rows: number, cols: number, stats: AwqStats
     const grid = quantizerGrid(cfg.quantizer);
     const sf = cfg.quantizer.scaleFormat ?? 'fp32';
     const roundScale = isIndependent(sf) ? (v: number) => roundScaleIndependent(sf, v) : (v: number) => v;
-    const { offsets, members } = groupMembers(layout);
     const steps = cfg.clipGrid ?? 20;
     const minRatio = cfg.clipMinRatio ?? 0.5;
-    const d = new Float64Array(layout.maxSize);
-    for (let g = 0; g < layout.nGroups; g++) {
-      const a0 = offsets[g]!;
-      const n = offsets[g + 1]! - a0;
-      let xmin = 0;
-      let xmax = 0;
-      for (let k = 0; k < n; k++) {
-        const v = Ws[members[a0 + k]!]!;
-        xmin = Math.min(xmin, v);
-        xmax = Math.max(xmax, v);
-      }
-      let bestE = Infinity;
-      let bestR = 1;
-      for (let t = 0; t <= steps; t++) {
-        const ratio = 1 - ((1 - minRatio) * t) / steps;
-        const p = paramsFromRange(grid, cfg.quantizer.symmetric, xmin * ratio, xmax * ratio, roundScale);
-        // error of the group's output contribution, in the original space (divide by s)
-        for (let k = 0; k < n; k++) {
-          const e = members[a0 + k]!;
-          const j = e % cols;
-          d[k] = (Ws[e]! - fakeQuantValue(grid, p.scale, p.zero, p.offset, Ws[e]!)) / s[j]!;
-        }
-        // sum over the rows the group touches of d_r^T G[C, C] d_r; members are ascending, so the
-        // elements of one row form a contiguous segment
-        let err = 0;
-        for (let s0 = 0; s0 < n;) {
-          const row = Math.floor(members[a0 + s0]! / cols);
-          let s1 = s0 + 1;
-          while (s1 < n && Math.floor(members[a0 + s1]! / cols) === row) s1++;
-          for (let k = s0; k < s1; k++) {
-            const gk = (members[a0 + k]! % cols) * cols;
-            let acc = 0;
-            for (let l = s0; l < s1; l++) acc += G[gk + (members[a0 + l]! % cols)]! * d[l]!;
-            err += d[k]! * acc;
-          }
-          s0 = s1;
-        }
-        if (err < bestE) {
-          bestE = err;
-          bestR = ratio;
-        }
-      }
-      clipRatio[g] = bestR;
-      for (let k = 0; k < n; k++) {
-        const e = members[a0 + k]!;
-        Wc[e] = Math.min(xmax * bestR, Math.max(xmin * bestR, Ws[e]!));
-      }
-    }
+    const search = { grid, symmetric: cfg.quantizer.symmetric, roundScale, steps, minRatio };
+    const runs = rowRuns(cfg.quantizer, rows, cols, layout);
+    if (runs) clipRuns(engine, Ws, s, rows, cols, runs, G, search, clipRatio, Wc);
+    else clipGroups(Ws, s, cols, layout, G, search, clipRatio, Wc);
   }
   const params = chooseQParamsWithLayout(
     Wc,
@@ -184,6 +182,135 @@ export function awq(W: Float32Array, rows: number, cols: number, stats: AwqStats
   );
   const scaledWeight = quantize(Ws, params);
   const Q = Float32Array.from(effective(s, fakeQuantWith(Ws, params)));
-  const error = outputErrorFromGram(W, Q, rows, cols, G);
+  const error = outputError(engine, W, Q, rows, cols, G);
   return { inputScale: s, alpha: bestAlpha, Q, scaledWeight, clipRatio, alphaErrors, error };
+}
+
+interface ClipSearch {
+  readonly grid: ElementGrid;
+  readonly symmetric: boolean;
+  readonly roundScale: (v: number) => number;
+  readonly steps: number;
+  readonly minRatio: number;
+}
+
+const ratioOf = (c: ClipSearch, t: number) => 1 - ((1 - c.minRatio) * t) / c.steps;
+
+/**
+ * Clip search when groups are column runs of rows: for each run and ratio, the errors of all rows (in the
+ * original space, divided by s) go through one engine product with G's diagonal block of the run.
+ */
+function clipRuns(
+  engine: MatrixEngine,
+  Ws: Float32Array,
+  s: Float32Array,
+  rows: number,
+  cols: number,
+  runs: readonly [number, number][],
+  G: Float64Array,
+  c: ClipSearch,
+  clipRatio: Float32Array,
+  Wc: Float32Array,
+): void {
+  for (const [k, [c0, c1]] of runs.entries()) {
+    const n = c1 - c0;
+    const lo = new Float64Array(rows);
+    const hi = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let a = 0;
+      let b = 0;
+      for (let j = r * cols + c0; j < r * cols + c1; j++) {
+        a = Math.min(a, Ws[j]!);
+        b = Math.max(b, Ws[j]!);
+      }
+      lo[r] = a;
+      hi[r] = b;
+    }
+    const bestE = new Float64Array(rows).fill(Infinity);
+    const bestR = new Float64Array(rows).fill(1);
+    const D = new Float64Array(rows * n);
+    for (let t = 0; t <= c.steps; t++) {
+      const ratio = ratioOf(c, t);
+      for (let r = 0; r < rows; r++) {
+        const p = paramsFromRange(c.grid, c.symmetric, lo[r]! * ratio, hi[r]! * ratio, c.roundScale);
+        for (let j = 0; j < n; j++) {
+          const w = Ws[r * cols + c0 + j]!;
+          D[r * n + j] = (w - fakeQuantValue(c.grid, p.scale, p.zero, p.offset, w)) / s[c0 + j]!;
+        }
+      }
+      const err = quadFormEachRow(engine, D, rows, n, G, { ldg: cols, base: c0 });
+      for (let r = 0; r < rows; r++)
+        if (err[r]! < bestE[r]!) {
+          bestE[r] = err[r]!;
+          bestR[r] = ratio;
+        }
+    }
+    for (let r = 0; r < rows; r++) {
+      clipRatio[r * runs.length + k] = bestR[r]!;
+      const a = lo[r]! * bestR[r]!;
+      const b = hi[r]! * bestR[r]!;
+      for (let j = r * cols + c0; j < r * cols + c1; j++) Wc[j] = Math.min(b, Math.max(a, Ws[j]!));
+    }
+  }
+}
+
+/** Clip search for any layout, group by group (scalar quadratic forms over the group's members). */
+function clipGroups(
+  Ws: Float32Array,
+  s: Float32Array,
+  cols: number,
+  layout: GroupLayout,
+  G: Float64Array,
+  c: ClipSearch,
+  clipRatio: Float32Array,
+  Wc: Float32Array,
+): void {
+  const { offsets, members } = groupMembers(layout);
+  const d = new Float64Array(layout.maxSize);
+  for (let g = 0; g < layout.nGroups; g++) {
+    const a0 = offsets[g]!;
+    const n = offsets[g + 1]! - a0;
+    let xmin = 0;
+    let xmax = 0;
+    for (let k = 0; k < n; k++) {
+      const v = Ws[members[a0 + k]!]!;
+      xmin = Math.min(xmin, v);
+      xmax = Math.max(xmax, v);
+    }
+    let bestE = Infinity;
+    let bestR = 1;
+    for (let t = 0; t <= c.steps; t++) {
+      const ratio = ratioOf(c, t);
+      const p = paramsFromRange(c.grid, c.symmetric, xmin * ratio, xmax * ratio, c.roundScale);
+      // error of the group's output contribution, in the original space (divide by s)
+      for (let k = 0; k < n; k++) {
+        const e = members[a0 + k]!;
+        d[k] = (Ws[e]! - fakeQuantValue(c.grid, p.scale, p.zero, p.offset, Ws[e]!)) / s[e % cols]!;
+      }
+      // sum over the rows the group touches of d_r^T G[C, C] d_r; members are ascending, so the
+      // elements of one row form a contiguous segment
+      let err = 0;
+      for (let s0 = 0; s0 < n;) {
+        const row = Math.floor(members[a0 + s0]! / cols);
+        let s1 = s0 + 1;
+        while (s1 < n && Math.floor(members[a0 + s1]! / cols) === row) s1++;
+        for (let k = s0; k < s1; k++) {
+          const gk = (members[a0 + k]! % cols) * cols;
+          let acc = 0;
+          for (let l = s0; l < s1; l++) acc += G[gk + (members[a0 + l]! % cols)]! * d[l]!;
+          err += d[k]! * acc;
+        }
+        s0 = s1;
+      }
+      if (err < bestE) {
+        bestE = err;
+        bestR = ratio;
+      }
+    }
+    clipRatio[g] = bestR;
+    for (let k = 0; k < n; k++) {
+      const e = members[a0 + k]!;
+      Wc[e] = Math.min(xmax * bestR, Math.max(xmin * bestR, Ws[e]!));
+    }
+  }
 }

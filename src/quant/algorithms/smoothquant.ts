@@ -4,9 +4,14 @@
  * weights with a per-input-channel factor
  *     s_j = max|X_j|^alpha / max|W_:,j|^(1 - alpha),     X' = X diag(s)^-1,  W' = W diag(s),
  * which leaves X W^T unchanged. 1/s is folded into the previous op (LayerNorm gain / previous linear).
- * `simulateLinearWA` runs the quantized linear layer (fake-quant activations and weights) for evaluation.
+ * `simulateLinearWA` runs the quantized linear layer (fake-quant activations and weights) for evaluation;
+ * its product runs on the matrix engine in float64 (fake-quantized operands have few significant bits, so
+ * the products are exact and the sums as close to exact as the reference loop's).
  */
 import { MixqError } from '../../core/errors.ts';
+import { inlineEngine, type MatrixEngine, scoped } from '../matrix/engine.ts';
+import { gemm } from '../matrix/gemm.ts';
+import { GEMM } from '../matrix/kernels.ts';
 import type { QuantizerConfig } from '../qparams.ts';
 import { fakeQuant } from '../quantizer.ts';
 
@@ -68,6 +73,8 @@ export interface LinearWAConfig {
   readonly activation: QuantizerConfig;
   /** Smoothing factors (from smoothQuantScales); none = plain W8A8. */
   readonly smoothing?: Float32Array;
+  /** Where the product runs (default: the one-thread inline engine). */
+  readonly engine?: MatrixEngine;
 }
 
 /** Y = fq(X') fq(W')^T [n, rows] for a linear layer with quantized weights and activations. */
@@ -83,12 +90,17 @@ export function simulateLinearWA(
   const Ws = cfg.smoothing ? scaleWeightColumns(W, rows, cols, cfg.smoothing) : W;
   const Xq = fakeQuant(Xs, [n, cols], cfg.activation);
   const Wq = fakeQuant(Ws, [rows, cols], cfg.weight);
-  const Y = new Float32Array(n * rows);
-  for (let t = 0; t < n; t++)
-    for (let r = 0; r < rows; r++) {
-      let acc = 0;
-      for (let j = 0; j < cols; j++) acc += Xq[t * cols + j]! * Wq[r * cols + j]!;
-      Y[t * rows + r] = acc;
-    }
-  return Y;
+  const engine = cfg.engine ?? inlineEngine();
+  return scoped(engine, () => {
+    const arena = engine.arena;
+    const A = arena.put(new Float64Array(Xq));
+    const B = arena.put(new Float64Array(Wq));
+    const C = arena.alloc(n * rows * 8);
+    gemm(
+      engine,
+      { flags: GEMM.TB, M: n, N: rows, K: cols, A, lda: cols, B, ldb: cols, C, ldc: rows, f64: true },
+      { axis: 'rows', chunk: 64 },
+    );
+    return new Float32Array(arena.f64(C, n * rows));
+  });
 }

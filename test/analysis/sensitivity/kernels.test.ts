@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { outputError } from '../../../src/analysis/sensitivity/index.ts';
+import { outputErrorReference } from '../../../src/analysis/sensitivity/proxies.ts';
 import { type RowLayout, rowLayout } from '../../../src/quant/layout.ts';
 import { Rng } from '../../../src/core/rng.ts';
 import { captureActivationStats } from '../../../src/runtime/calibration.node.ts';
@@ -64,8 +65,11 @@ test('outputError equals the definition on matrix, grouped-conv and depthwise la
     E[0] = 0; // exact zeros are fine
     const psd = psdGram(C, 2 * C + 3, rng);
     const [want, wantAbs] = naiveOutputError(E, L, psd);
-    const got = outputError(E, L, psd);
-    assert.ok(Math.abs(got - want) <= 1e-12 * wantAbs, `${name} PSD: ${got} vs ${want}`);
+    // the engine's version and the plain TypeScript reference
+    for (const f of [outputError, outputErrorReference]) {
+      const got = f(E, L, psd);
+      assert.ok(Math.abs(got - want) <= 1e-12 * wantAbs, `${name} PSD: ${got} vs ${want}`);
+    }
     // Non-symmetric G: only its symmetric part counts, exactly as in the definition. ArrayLike inputs.
     const G = Array.from({ length: C * C }, () => rng.nextNormal());
     const [w2, w2Abs] = naiveOutputError(E, L, G);
