@@ -1,0 +1,122 @@
+/**
+ * The inputs of a GGUF language-model job: the model ('stories' = the bundled stories260K, or a .gguf
+ * path) and its text (the --calibration file; the bundled TinyStories text for 'stories'), tokenized by
+ * llama.cpp with the model's own vocabulary and split into windows (text-split.ts).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { MixqError } from '../../core/errors.ts';
+import { loadStoriesText, STORIES_NAME, storiesModelPath } from '../../runtime/bundled-stories.node.ts';
+import type { LlamaCppModel } from '../../runtime/llama.node.ts';
+import {
+  describeSplit,
+  LM_SPLIT_DEFAULTS,
+  LM_WINDOW_TOKENS,
+  type LmSplit,
+  type LmSplitCounts,
+  type LmTextPart,
+  splitLmText,
+  tokensNeeded,
+} from './text-split.ts';
+
+/** Largest text file read (only its first windows are used). */
+export const MAX_TEXT_BYTES = 256 * 1024 * 1024;
+
+export interface LmInput {
+  /** Display name ('stories260K', the file's stem). */
+  readonly name: string;
+  readonly path: string;
+  /** The calibration text and where it came from. */
+  readonly text: { readonly source: string; readonly content: string };
+  readonly evalText?: { readonly source: string; readonly content: string };
+}
+
+function readText(path: string, flag: string): { source: string; content: string } {
+  if (!existsSync(path) || !statSync(path).isFile())
+    throw new MixqError('no such text file', { source: path, field: flag, expected: 'a UTF-8 text file' });
+  const size = statSync(path).size;
+  if (size > MAX_TEXT_BYTES)
+    throw new MixqError(`text file of ${size} bytes`, {
+      source: path,
+      field: flag,
+      expected: `at most ${MAX_TEXT_BYTES} bytes (only the first windows are used: cut the file)`,
+    });
+  return { source: path, content: readFileSync(path, 'utf8') };
+}
+
+/** Resolves the model and its texts; one-line MixqErrors for a missing file or text. */
+export function resolveLmInput(opts: { model: string; calibration?: string; evalText?: string }): LmInput {
+  const stories = opts.model === STORIES_NAME;
+  const path = stories ? storiesModelPath() : opts.model;
+  if (!stories && (!existsSync(path) || !statSync(path).isFile()))
+    throw new MixqError('no such model file', { source: path, expected: "a .gguf file or 'stories'" });
+  let text: { source: string; content: string };
+  if (opts.calibration !== undefined) text = readText(opts.calibration, '--calibration');
+  else if (stories) text = { source: 'the bundled TinyStories validation text', content: loadStoriesText() };
+  else
+    throw new MixqError('a GGUF language model needs text to calibrate and evaluate on', {
+      source: path,
+      field: '--calibration',
+      expected:
+        '--calibration <text file> (plain UTF-8 text like the model will see; --eval <file> optional)',
+    });
+  const name = stories ? 'stories260K' : basename(path).replace(/\.gguf$/i, '');
+  return {
+    name,
+    path,
+    text,
+    ...(opts.evalText !== undefined ? { evalText: readText(opts.evalText, '--eval') } : {}),
+  };
+}
+
+/**
+ * Tokenizes as much of a text as `need` tokens take (a prefix of ~4 characters per token, grown when
+ * short; the last 16 tokens of a cut prefix are dropped: the cut may have split a word).
+ */
+function tokenizePrefix(
+  model: LlamaCppModel,
+  t: { source: string; content: string },
+  need: number,
+): LmTextPart {
+  let chars = Math.min(t.content.length, need * 4 + 1024);
+  for (;;) {
+    const ids = model.tokenize(t.content.slice(0, chars));
+    const whole = chars >= t.content.length;
+    if (whole) return { source: t.source, ids };
+    const keep = ids.subarray(0, Math.max(0, ids.length - 16));
+    if (keep.length >= need) return { source: t.source, ids: keep };
+    chars = Math.min(t.content.length, chars * 2);
+  }
+}
+
+/** The windows of the job and their description. */
+export function tokenizeSplit(
+  model: LlamaCppModel,
+  input: LmInput,
+  windows: Partial<LmSplitCounts> = {},
+): { split: LmSplit; lines: string[] } {
+  const counts = { ...LM_SPLIT_DEFAULTS, ...windows };
+  // llama-perplexity puts a BOS first in every window when the vocabulary asks for one (add_bos)
+  const bos = model.addBos ? model.bos : undefined;
+  const withEval = input.evalText === undefined;
+  const need = tokensNeeded(counts, LM_WINDOW_TOKENS, bos !== undefined, withEval);
+  const text = tokenizePrefix(model, input.text, need);
+  const evalText = input.evalText
+    ? tokenizePrefix(
+        model,
+        input.evalText,
+        tokensNeeded(
+          { calibration: 0, validation: 0, evaluation: counts.evaluation },
+          LM_WINDOW_TOKENS,
+          bos !== undefined,
+          true,
+        ),
+      )
+    : undefined;
+  const split = splitLmText(text, counts, {
+    windowTokens: LM_WINDOW_TOKENS,
+    ...(bos !== undefined ? { bos } : {}),
+    ...(evalText ? { evalText } : {}),
+  });
+  return { split, lines: describeSplit(split) };
+}
