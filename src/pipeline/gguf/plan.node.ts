@@ -25,7 +25,6 @@ import { fileIdentity, fileSource } from '../../io/files.node.ts';
 import { type ImatrixData, readImatrix } from '../../io/gguf/imatrix.ts';
 import { type GgufFile, readGguf } from '../../io/gguf/read.ts';
 
-import { alignUp } from '../../io/reader.ts';
 import { type GgufDamageTable, ggufAllocationProblem, ggufDamageTable, ggufFileBytes } from './damage.ts';
 
 import { solverRecord } from '../../plan/from-allocation.ts';

@@ -20,8 +20,10 @@ import { MixqError } from '../../core/errors.ts';
 import { fileIdentity } from '../../io/files.node.ts';
 import { type LlmConfig, llmConfigFromGguf } from '../../io/llm/config.ts';
 import type { Plan, PlanBudget } from '../../plan/schema.ts';
+import type { ReportData } from '../../report/types.ts';
+import { buildLmReport } from './report.ts';
 import { type LmScore } from '../../runtime/lm-windows.ts';
-import { type GgufDamageTable, ggufDamageTable } from '../gguf/damage.ts';
+import { type GgufDamageTable, ggufAllocationProblem, ggufDamageTable } from '../gguf/damage.ts';
 import { applyPlanToGguf } from '../gguf/apply.node.ts';
 import { ggufPlanFromTable, ggufPlanOfTypes, openGguf, sampledNote } from '../gguf/plan.node.ts';
 import { calibrateDamage, type KlCalibration } from './calibrate.node.ts';
@@ -40,8 +42,11 @@ export interface QuantizeGgufLmOptions {
   /** Separate evaluation text file. */
   readonly evalText?: string;
   readonly windows?: Partial<LmSplitCounts>;
-  /** Evaluate llama.cpp's mixes, uniform types and mixq at their sizes (default true). */
-  readonly baselines?: boolean;
+  /**
+   * Evaluate llama.cpp's mixes, uniform types and mixq at their sizes (default true); a list keeps only
+   * the baselines of those labels ('Q4_K_M', 'uniform Q4_0').
+   */
+  readonly baselines?: boolean | readonly string[];
   /** Choose among the solver's plan and the uniform plans on validation (default true). */
   readonly select?: boolean;
   /** Candidate ggml types (default GGUF_PLAN_TYPES). */
@@ -50,6 +55,8 @@ export interface QuantizeGgufLmOptions {
   readonly out: string;
   readonly onProgress?: (step: string, done: number, total: number) => void;
   readonly log?: (line: string) => void;
+  /** The command line, for the report's provenance. */
+  readonly command?: string;
 }
 
 export interface LmSelection {
@@ -78,6 +85,7 @@ export interface QuantizeGgufLmResult {
   readonly comparisons: readonly LmComparison[];
   readonly notes: readonly string[];
   readonly timings: readonly { readonly step: string; readonly ms: number }[];
+  readonly report: ReportData;
 }
 
 type Progress = NonNullable<QuantizeGgufLmOptions['onProgress']>;
@@ -135,6 +143,7 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
       ...(opts.types ? { types: opts.types } : {}),
       onProgress: (d, t) => progress('damage', d, t),
     });
+    ggufAllocationProblem(table, opts.budget); // an infeasible budget fails here, before any measurement
     lap('damage table');
     const bench = await GgufLmBench.open(input.path, f);
     try {
@@ -187,13 +196,29 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
       const mixqScore = await bench.scoreFile(applied.out, evalW);
       const mixqRow = evalRow({ ...sel.chosen, label: 'mixq', kind: 'mixq' }, inputScore, mixqScore);
       const base = await evaluateBaselines(bench, cal.table, config, uniforms, inputScore, {
-        enabled: opts.baselines !== false,
+        keep: opts.baselines ?? true,
         evalWindows: evalW,
         planOpts,
         notes,
         progress,
       });
       lap('evaluation');
+      const allNotes = [...notes, ...groupNotes(table.notes)];
+      const mixqOut = { ...mixqRow, predictedDamage: sel.plan.totals.predictedDamage };
+      const report = buildLmReport({
+        name: input.name,
+        plan: sel.plan,
+        budget: budgetLabel(opts.budget),
+        table: cal.table,
+        selection: sel.selection,
+        validation: split.lines[1]!,
+        mixq: mixqOut,
+        input: inputRow,
+        ...base,
+        notes: [...split.lines, ...allNotes],
+        timings,
+        ...(opts.command ? { command: opts.command } : {}),
+      });
       return {
         name: input.name,
         modelPath: input.path,
@@ -206,10 +231,11 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
         selection: sel.selection,
         output: { path: applied.out, bytes: applied.fileBytes, check: applied.check },
         input: { ...inputRow, kind: 'input' },
-        mixq: mixqRow,
+        mixq: mixqOut,
         ...base,
-        notes: [...notes, ...table.notes],
+        notes: allNotes,
         timings,
+        report,
       };
     } finally {
       await bench.close();
@@ -225,7 +251,7 @@ async function evaluateBaselines(
   uniforms: readonly LmTypePlan[],
   inputScore: LmScore,
   o: {
-    enabled: boolean;
+    keep: boolean | readonly string[];
     evalWindows: Parameters<GgufLmBench['score']>[1];
     planOpts: Parameters<typeof ggufPlanFromTable>[2];
     notes: string[];
@@ -237,10 +263,11 @@ async function evaluateBaselines(
     equalSize: [] as LmEvalRow[],
     comparisons: [] as LmComparison[],
   };
-  if (!o.enabled) return out;
+  if (o.keep === false) return out;
   const mixes = llamaMixPlans(table, config);
   o.notes.push(...mixes.notes);
-  const all = [...mixes.plans, ...uniforms];
+  const keep = o.keep;
+  const all = [...mixes.plans, ...uniforms].filter((p) => keep === true || keep.includes(p.label));
   for (const [i, b] of all.entries()) {
     const s = await bench.score(b.types, o.evalWindows);
     const row = evalRow(b, inputScore, s);
@@ -262,4 +289,17 @@ async function evaluateBaselines(
     o.progress('baselines', i + 1, all.length);
   }
   return out;
+}
+
+/** 'name: ne[0] = 64 rules out X' notes grouped: one line per distinct remark, with a count. */
+function groupNotes(notes: readonly string[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (const n of notes) {
+    const m = /^([^:]+): (.*)$/.exec(n);
+    const [name, rest] = m ? [m[1]!, m[2]!] : ['', n];
+    groups.set(rest, [...(groups.get(rest) ?? []), name]);
+  }
+  return [...groups].map(([rest, names]) =>
+    names.length > 1 ? `${names.length} tensors (e.g. ${names[0]}): ${rest}` : `${names[0]}: ${rest}`,
+  );
 }

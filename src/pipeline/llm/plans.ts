@@ -58,7 +58,8 @@ export function typePlan(
 
 /**
  * Uniform type T: T where the row fits, else llama.cpp's fallback for T when it is a candidate, else F16
- * (else the tensor's first candidate). One plan per candidate type; maps equal to an earlier one dropped.
+ * (else the tensor's first candidate). One plan per candidate type that some tensor takes; maps equal to
+ * an earlier one dropped.
  */
 export function uniformPlans(table: GgufDamageTable): LmTypePlan[] {
   const out: LmTypePlan[] = [];
@@ -71,7 +72,8 @@ export function uniformPlans(table: GgufDamageTable): LmTypePlan[] {
       types.set(w.name, has(t) ? t : has(fb) ? fb! : has('F16') ? 'F16' : w.candidates[0]!.type);
     }
     const key = [...types.values()].join();
-    if (seen.has(key)) continue;
+    // a type no tensor can take (every row fell back) is the fallback's own uniform plan
+    if (seen.has(key) || ![...types.values()].includes(t)) continue;
     seen.add(key);
     out.push(typePlan(table, `uniform ${t}`, 'uniform', types));
   }
