@@ -165,7 +165,8 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
       width: process.stdout.columns ?? 100,
     }),
   );
-  process.stdout.write(`\n${lmComparisonTable(r)}\n`);
+  process.stdout.write(`\n${r.splitLines.join('\n')}\n\n${lmComparisonTable(r)}\n`);
+  if (r.notes.length) process.stdout.write(`\nnotes:\n${r.notes.map((n) => `  ${n}`).join('\n')}\n`);
   process.stdout.write(
     `\nmodel: ${r.output.path} ${r.output.bytes} bytes; ${r.output.check}\nwrote ${written.join(', ')}\n`,
   );

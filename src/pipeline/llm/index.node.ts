@@ -31,7 +31,7 @@ import { compareRows, evalRow, type LmComparison, type LmEvalRow } from './evalu
 import { GgufLmBench, typesKey } from './measure.node.ts';
 import { llamaMixPlans, type LmTypePlan, typePlan, uniformPlans, withinBudget } from './plans.ts';
 import { resolveLmInput, tokenizeSplit } from './input.node.ts';
-import { type LmSplit, type LmSplitCounts } from './text-split.ts';
+import { LM_WINDOW_TOKENS, type LmSplit, type LmSplitCounts } from './text-split.ts';
 
 export interface QuantizeGgufLmOptions {
   /** A .gguf path or 'stories' (the bundled stories260K). */
@@ -147,7 +147,13 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
     lap('damage table');
     const bench = await GgufLmBench.open(input.path, f);
     try {
-      const split = tokenizeSplit(bench.input, input, opts.windows);
+      // windows of 256 tokens, or the model's context when shorter
+      const split = tokenizeSplit(
+        bench.input,
+        input,
+        opts.windows,
+        Math.min(LM_WINDOW_TOKENS, config.contextLength),
+      );
       for (const l of split.lines) log(l);
       lap('tokenize');
       const cal = await calibrateDamage(bench, table, split.split.calibration.windows, (d, t) =>

@@ -94,12 +94,13 @@ export function tokenizeSplit(
   model: LlamaCppModel,
   input: LmInput,
   windows: Partial<LmSplitCounts> = {},
+  windowTokens: number = LM_WINDOW_TOKENS,
 ): { split: LmSplit; lines: string[] } {
   const counts = { ...LM_SPLIT_DEFAULTS, ...windows };
   // llama-perplexity puts a BOS first in every window when the vocabulary asks for one (add_bos)
   const bos = model.addBos ? model.bos : undefined;
   const withEval = input.evalText === undefined;
-  const need = tokensNeeded(counts, LM_WINDOW_TOKENS, bos !== undefined, withEval);
+  const need = tokensNeeded(counts, windowTokens, bos !== undefined, withEval);
   const text = tokenizePrefix(model, input.text, need);
   const evalText = input.evalText
     ? tokenizePrefix(
@@ -107,14 +108,14 @@ export function tokenizeSplit(
         input.evalText,
         tokensNeeded(
           { calibration: 0, validation: 0, evaluation: counts.evaluation },
-          LM_WINDOW_TOKENS,
+          windowTokens,
           bos !== undefined,
           true,
         ),
       )
     : undefined;
   const split = splitLmText(text, counts, {
-    windowTokens: LM_WINDOW_TOKENS,
+    windowTokens,
     ...(bos !== undefined ? { bos } : {}),
     ...(evalText ? { evalText } : {}),
   });
