@@ -102,8 +102,6 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
     : join('mixq-out', model.replace(/^.*[/\\]/, '').replace(/\.gguf$/i, ''));
   let r: QuantizeGgufLmResult;
   try {
-    const { mkdir } = await import('node:fs/promises');
-    await mkdir(out, { recursive: true });
     const { quantizeGgufLm } = await import('../pipeline/llm/index.node.ts');
     r = await quantizeGgufLm({
       model,

@@ -15,6 +15,7 @@
  *  6. evaluate.ts      the written file and every baseline scored on the evaluation windows: KL, top-1,
  *                      perplexity with paired-bootstrap intervals (report.ts -> ReportData).
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MixqError } from '../../core/errors.ts';
 import { fileIdentity } from '../../io/files.node.ts';
@@ -51,7 +52,7 @@ export interface QuantizeGgufLmOptions {
   readonly select?: boolean;
   /** Candidate ggml types (default GGUF_PLAN_TYPES). */
   readonly types?: readonly string[];
-  /** Output folder: the GGUF file is written there (atomically). */
+  /** Output folder (made when the plan is written): the GGUF file is written there (atomically). */
   readonly out: string;
   readonly onProgress?: (step: string, done: number, total: number) => void;
   readonly log?: (line: string) => void;
@@ -179,6 +180,7 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
       );
       lap('selection');
       const outPath = join(opts.out, `${input.name}-mixq.gguf`);
+      await mkdir(opts.out, { recursive: true });
       const applied = await applyPlanToGguf(input.path, sel.plan, { out: outPath });
       lap('write');
       const evalW = split.split.evaluation.windows;
