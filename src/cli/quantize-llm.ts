@@ -54,6 +54,16 @@ function parseWindows(v: unknown): Partial<LmSplitCounts> {
   return { calibration: parts[0]!, validation: parts[1]!, evaluation: parts[2]! };
 }
 
+function parseDamage(v: unknown): 'calibrated' | 'kl' | undefined {
+  if (v === undefined || v === '' || v === 'proxy') return undefined;
+  if (v === 'kl') return 'kl';
+  return bad(
+    'damage',
+    String(v),
+    "'proxy' (squared error calibrated per tensor to KL) or 'kl' (every pair measured)",
+  );
+}
+
 const e3 = (x: number) => x.toExponential(2);
 
 function row(r: LmEvalRow): string {
@@ -83,11 +93,13 @@ export function lmComparisonTable(r: QuantizeGgufLmResult): string {
 export async function runQuantizeLlm(args: Record<string, unknown>): Promise<void> {
   let budget: PlanBudget;
   let windows: Partial<LmSplitCounts>;
+  let damage: 'calibrated' | 'kl' | undefined;
   try {
     if (args.emit !== undefined && args.emit !== '' && args.emit !== 'gguf')
       bad('emit', String(args.emit), "'gguf' (a GGUF language model is written as GGUF)");
     budget = parseLmBudget(args);
     windows = parseWindows(args.windows);
+    damage = parseDamage(args.damage);
   } catch (e) {
     failCli('quantize', e, 2);
   }
@@ -111,6 +123,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
         : {}),
       ...(args.eval !== undefined && args.eval !== '' ? { evalText: String(args.eval) } : {}),
       windows,
+      ...(damage ? { damage } : {}),
       baselines: args.baselines !== false,
       select: args.select !== false,
       out,

@@ -116,3 +116,28 @@ test('shape fallback chain: K-quants to legacy types, then F16; types without a 
   assert.equal(llamaShapeFallback('Q4_K', 512), 'Q4_K');
   assert.equal(llamaShapeFallback('Q8_0', 172), undefined);
 });
+
+test('Q4_K_M on the bundled GPT as gpt2 (4 layers, rows of 192 and 768): attn_qkv is attention-v-like', () => {
+  const w = [
+    { name: 'token_embd.weight', ne: [192, 63] },
+    { name: 'output.weight', ne: [192, 63] },
+  ];
+  for (let i = 0; i < 4; i++)
+    w.push(
+      { name: `blk.${i}.attn_qkv.weight`, ne: [192, 576] },
+      { name: `blk.${i}.attn_output.weight`, ne: [192, 192] },
+      { name: `blk.${i}.ffn_up.weight`, ne: [192, 768] },
+      { name: `blk.${i}.ffn_down.weight`, ne: [768, 192] },
+    );
+  const r = llamaMixTypes(w, 'Q4_K_M', { nGqa: 1, nLayer: 4 });
+  assert.ok('types' in r);
+  // use_more_bits(i, 4): n/8 = 0, 7n/8 = 3 -> i = 2 and 3
+  for (let i = 0; i < 4; i++) {
+    const more = i >= 2;
+    assert.equal(r.types.get(`blk.${i}.attn_qkv.weight`), more ? 'Q8_0' : 'Q5_0'); // Q6_K / Q4_K on 192
+    assert.equal(r.types.get(`blk.${i}.ffn_down.weight`), more ? 'Q6_K' : 'Q4_K'); // 768 = 3 * 256 fits
+    assert.equal(r.types.get(`blk.${i}.attn_output.weight`), 'Q5_0');
+  }
+  assert.equal(r.types.get('output.weight'), 'Q8_0'); // 192 % 256 != 0
+  assert.equal(r.types.get('token_embd.weight'), 'Q5_0');
+});

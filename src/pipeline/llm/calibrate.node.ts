@@ -10,6 +10,9 @@
  * nats per token, additive over tensors to first order, which is what the MILP sums. A tensor whose
  * candidates are all one type (nothing to choose) takes the median factor. Cost: one written file and one
  * llama.cpp pass over the calibration windows per tensor.
+ *
+ * measureDamageKl (`--damage kl`) measures every (tensor, candidate type) pair that way instead: the
+ * damage is the KL itself, at one pass per pair.
  */
 import type { GgufDamageTable, GgufDamageWeight } from '../gguf/damage.ts';
 import type { GgufLmBench } from './measure.node.ts';
@@ -61,5 +64,34 @@ export async function calibrateDamage(
     ...w,
     candidates: w.candidates.map((c) => ({ ...c, damage: c.damage * probes[i]!.factor })),
   }));
+  return { table: { ...table, weights }, probes };
+}
+
+/** `--damage kl`: every (tensor, type) pair measured alone in llama.cpp on the calibration windows. */
+export async function measureDamageKl(
+  bench: GgufLmBench,
+  table: GgufDamageTable,
+  windows: readonly TokenWindow[],
+  onProgress?: (done: number, total: number) => void,
+): Promise<KlCalibration> {
+  const total = table.weights.reduce((s, w) => s + w.candidates.length, 0);
+  let done = 0;
+  const probes: KlCalibration['probes'][number][] = [];
+  const weights: GgufDamageWeight[] = [];
+  for (const w of table.weights) {
+    const single = new Set(w.candidates.map((c) => c.type)).size < 2;
+    const candidates = [];
+    for (const c of w.candidates) {
+      let kl = 0;
+      if (c.damage > 0 && !single) {
+        const s = await bench.score(new Map([[w.name, c.type]]), windows);
+        kl = Math.max(0, s.klMean ?? 0);
+      }
+      candidates.push({ ...c, damage: kl });
+      onProgress?.(++done, total);
+    }
+    weights.push({ ...w, candidates });
+    probes.push({ name: w.name, damage: 0, factor: Number.NaN });
+  }
   return { table: { ...table, weights }, probes };
 }

@@ -27,7 +27,7 @@ import { type LmScore } from '../../runtime/lm-windows.ts';
 import { type GgufDamageTable, ggufAllocationProblem, ggufDamageTable } from '../gguf/damage.ts';
 import { applyPlanToGguf } from '../gguf/apply.node.ts';
 import { ggufPlanFromTable, ggufPlanOfTypes, openGguf, sampledNote } from '../gguf/plan.node.ts';
-import { calibrateDamage, type KlCalibration } from './calibrate.node.ts';
+import { calibrateDamage, type KlCalibration, measureDamageKl } from './calibrate.node.ts';
 import { compareRows, evalRow, type LmComparison, type LmEvalRow } from './evaluate.ts';
 import { GgufLmBench, typesKey } from './measure.node.ts';
 import { llamaMixPlans, type LmTypePlan, typePlan, uniformPlans, withinBudget } from './plans.ts';
@@ -50,6 +50,11 @@ export interface QuantizeGgufLmOptions {
   readonly baselines?: boolean | readonly string[];
   /** Choose among the solver's plan and the uniform plans on validation (default true). */
   readonly select?: boolean;
+  /**
+   * 'calibrated' (default): squared error scaled per tensor by one KL probe; 'kl': every (tensor, type)
+   * pair measured in llama.cpp on the calibration windows.
+   */
+  readonly damage?: 'calibrated' | 'kl';
   /** Candidate ggml types (default GGUF_PLAN_TYPES). */
   readonly types?: readonly string[];
   /** Output folder (made when the plan is written): the GGUF file is written there (atomically). */
@@ -157,14 +162,18 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
       );
       for (const l of split.lines) log(l);
       lap('tokenize');
-      const cal = await calibrateDamage(bench, table, split.split.calibration.windows, (d, t) =>
-        progress('calibrate', d, t),
+      const calW = split.split.calibration.windows;
+      const kl = opts.damage === 'kl';
+      const cal = await (kl ? measureDamageKl : calibrateDamage)(bench, table, calW, (d, t) =>
+        progress(kl ? 'KL per (tensor, type)' : 'calibrate', d, t),
       );
       lap('KL calibration');
       const id = await fileIdentity(input.path);
       const planOpts = {
         model: id,
-        damage: `KL(input || model) per token predicted from the ggml squared error of each tensor, scaled per tensor by one probe measured in llama.cpp on ${split.split.calibration.windows.length} calibration windows${sampledNote(table)}`,
+        damage: kl
+          ? `KL(input || model) per token of each (tensor, type) measured alone in llama.cpp on ${calW.length} calibration windows`
+          : `KL(input || model) per token predicted from the ggml squared error of each tensor, scaled per tensor by one probe measured in llama.cpp on ${calW.length} calibration windows${sampledNote(table)}`,
         calibration: `${split.split.calibration.source} tokens [${split.split.calibration.from}, ${split.split.calibration.to})`,
       };
       const uniforms = uniformPlans(cal.table);
@@ -218,6 +227,9 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
         plan: sel.plan,
         budget: budgetLabel(opts.budget),
         table: cal.table,
+        measure: kl
+          ? 'KL measured in llama.cpp, each (tensor, type) alone'
+          : 'predicted KL (squared error scaled per tensor by a KL probe in llama.cpp)',
         selection: sel.selection,
         validation: split.lines[1]!,
         mixq: mixqOut,

@@ -17,6 +17,8 @@ export interface LmReportInput {
   readonly plan: Plan;
   readonly budget: string;
   readonly table: GgufDamageTable;
+  /** What the table's damage is. */
+  readonly measure: string;
   readonly selection: LmSelection;
   readonly validation: string;
   readonly mixq: LmEvalRow;
@@ -111,7 +113,7 @@ export function buildLmReport(r: LmReportInput): ReportData {
       bytes: w.bytes,
     })),
     sensitivity: {
-      measure: 'predicted KL (squared error calibrated per tensor in llama.cpp)',
+      measure: r.measure,
       candidates: r.table.types,
       weights: r.table.weights.map((w) => ({
         name: w.name,
