@@ -5,6 +5,7 @@
  * `mixq plan` schema; `mixq apply model.gguf plan.json` writes the same file), report.json and
  * report.html; prints the split, the terminal summary and the equal-size table.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { MixqError } from '../core/errors.ts';
 import { writeFileAtomic } from '../io/files.node.ts';
@@ -99,6 +100,12 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
       bad('emit', String(args.emit), "'gguf' (a GGUF language model is written as GGUF)");
     budget = parseLmBudget(args);
     windows = parseWindows(args.windows);
+    // a number after --calibration keeps its meaning for bundled models: calibration windows
+    const cal = args.calibration;
+    if (typeof cal === 'string' && /^\d+$/.test(cal) && !existsSync(cal)) {
+      windows = { ...windows, calibration: Number(cal) };
+      delete args.calibration;
+    }
     damage = parseDamage(args.damage);
   } catch (e) {
     failCli('quantize', e, 2);
