@@ -5,7 +5,7 @@
  * `mixq plan` schema; `mixq apply model.gguf plan.json` writes the same file), report.json and
  * report.html; prints the split, the terminal summary and the equal-size table.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { MixqError } from '../core/errors.ts';
 import { writeFileAtomic } from '../io/files.node.ts';
@@ -20,9 +20,23 @@ import { failCli, usageExitCode } from './errors.ts';
 import { jsonText } from './json.ts';
 import { parseSize, progressBar } from './quantize-args.ts';
 
-/** Whether `mixq quantize <model>` is a GGUF language model. */
+/**
+ * Whether `mixq quantize <model>` is a language model for the GGUF job: 'stories', a .gguf file, or a
+ * Hugging Face folder (config.json and *.safetensors).
+ */
 export function isGgufLmModel(model: unknown): boolean {
-  return model === 'stories' || (typeof model === 'string' && /\.gguf$/i.test(model));
+  if (model === 'stories') return true;
+  if (typeof model !== 'string') return false;
+  if (/\.gguf$/i.test(model)) return true;
+  try {
+    return (
+      statSync(model).isDirectory() &&
+      existsSync(join(model, 'config.json')) &&
+      readdirSync(model).some((f) => f.endsWith('.safetensors'))
+    );
+  } catch {
+    return false;
+  }
 }
 
 function bad(flag: string, value: string, expected: string): never {

@@ -31,7 +31,7 @@ import { calibrateDamage, type KlCalibration, measureDamageKl } from './calibrat
 import { compareRows, evalRow, type LmComparison, type LmEvalRow } from './evaluate.ts';
 import { GgufLmBench, typesKey } from './measure.node.ts';
 import { llamaMixPlans, type LmTypePlan, typePlan, uniformPlans, withinBudget } from './plans.ts';
-import { resolveLmInput, tokenizeSplit } from './input.node.ts';
+import { type LmInput, resolveLmInput, tokenizeSplit } from './input.node.ts';
 import { LM_WINDOW_TOKENS, type LmSplit, type LmSplitCounts } from './text-split.ts';
 
 export interface QuantizeGgufLmOptions {
@@ -143,6 +143,26 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
   };
   const input = await resolveLmInput(opts);
   const notes: string[] = [];
+  if (input.convertedFrom)
+    notes.push(
+      `${input.convertedFrom} was converted to a GGUF (weights as stored) and quantized from it; plan.json names that GGUF`,
+    );
+  try {
+    return await runOnGguf(opts, input, notes, lap, progress, log, timings);
+  } finally {
+    await input.cleanup();
+  }
+}
+
+async function runOnGguf(
+  opts: QuantizeGgufLmOptions,
+  input: LmInput,
+  notes: string[],
+  lap: (step: string) => void,
+  progress: Progress,
+  log: (line: string) => void,
+  timings: { step: string; ms: number }[],
+): Promise<QuantizeGgufLmResult> {
   return openGguf(input.path, async (f) => {
     const config = llmConfigFromGguf(f);
     const table = await ggufDamageTable(f, {

@@ -1,11 +1,14 @@
 /**
- * The inputs of a GGUF language-model job: the model ('stories' = the bundled stories260K, or a .gguf
- * path) and its text (the --calibration file; the bundled TinyStories text for 'stories'), tokenized by
+ * The inputs of a GGUF language-model job: the model ('stories' = the bundled stories260K, a .gguf path
+ * or a Hugging Face folder, converted to GGUF) and its text (the --calibration file; the bundled TinyStories text for 'stories'), tokenized by
  * llama.cpp with the model's own vocabulary and split into windows (text-split.ts).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { MixqError } from '../../core/errors.ts';
+import { convertHfFolderToGguf } from '../../io/llm/hf-folder.node.ts';
 import { loadStoriesText, STORIES_NAME, storiesModelPath } from '../../runtime/bundled-stories.node.ts';
 import type { LlamaCppModel } from '../../runtime/llama.node.ts';
 import {
@@ -29,6 +32,8 @@ export interface LmInput {
   /** The calibration text and where it came from. */
   readonly text: { readonly source: string; readonly content: string };
   readonly evalText?: { readonly source: string; readonly content: string };
+  /** The Hugging Face folder the GGUF was converted from. */
+  readonly convertedFrom?: string;
 }
 
 function readText(path: string, flag: string): { source: string; content: string } {
@@ -44,28 +49,55 @@ function readText(path: string, flag: string): { source: string; content: string
   return { source: path, content: readFileSync(path, 'utf8') };
 }
 
-/** Resolves the model and its texts; one-line MixqErrors for a missing file or text. */
-export function resolveLmInput(opts: { model: string; calibration?: string; evalText?: string }): LmInput {
+/**
+ * Resolves the model and its texts; one-line MixqErrors for a missing file or text. A Hugging Face folder
+ * (config.json + *.safetensors + tokenizer.json, llama family) is converted to a GGUF in a temporary
+ * folder first (io/llm convertHfFolderToGguf, weights as stored); `cleanup()` removes it.
+ */
+export async function resolveLmInput(opts: {
+  model: string;
+  calibration?: string;
+  evalText?: string;
+}): Promise<LmInput & { cleanup(): Promise<void> }> {
   const stories = opts.model === STORIES_NAME;
-  const path = stories ? storiesModelPath() : opts.model;
-  if (!stories && (!existsSync(path) || !statSync(path).isFile()))
-    throw new MixqError('no such model file', { source: path, expected: "a .gguf file or 'stories'" });
+  let path = stories ? storiesModelPath() : opts.model;
+  const isDir = !stories && existsSync(path) && statSync(path).isDirectory();
+  if (!stories && !isDir && (!existsSync(path) || !statSync(path).isFile()))
+    throw new MixqError('no such model file', {
+      source: path,
+      expected: "a .gguf file, a Hugging Face folder or 'stories'",
+    });
   let text: { source: string; content: string };
   if (opts.calibration !== undefined) text = readText(opts.calibration, '--calibration');
   else if (stories) text = { source: 'the bundled TinyStories validation text', content: loadStoriesText() };
   else
-    throw new MixqError('a GGUF language model needs text to calibrate and evaluate on', {
+    throw new MixqError('a language model needs text to calibrate and evaluate on', {
       source: path,
       field: '--calibration',
       expected:
         '--calibration <text file> (plain UTF-8 text like the model will see; --eval <file> optional)',
     });
-  const name = stories ? 'stories260K' : basename(path).replace(/\.gguf$/i, '');
+  const name = stories ? 'stories260K' : basename(path.replace(/[/\\]+$/, '')).replace(/\.gguf$/i, '');
+  const evalText = opts.evalText !== undefined ? readText(opts.evalText, '--eval') : undefined;
+  let temp: string | undefined;
+  if (isDir) {
+    temp = await mkdtemp(join(tmpdir(), 'mixq-hf-'));
+    try {
+      path = (await convertHfFolderToGguf(opts.model, join(temp, `${name}.gguf`), { name })).out;
+    } catch (e) {
+      await rm(temp, { recursive: true, force: true });
+      throw e;
+    }
+  }
   return {
     name,
     path,
     text,
-    ...(opts.evalText !== undefined ? { evalText: readText(opts.evalText, '--eval') } : {}),
+    ...(evalText ? { evalText } : {}),
+    ...(isDir ? { convertedFrom: opts.model } : {}),
+    cleanup: async () => {
+      if (temp) await rm(temp, { recursive: true, force: true });
+    },
   };
 }
 

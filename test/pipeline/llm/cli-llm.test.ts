@@ -42,3 +42,13 @@ test(
     assert.match(r.err, /--bits 4\.5 is below the smallest plan.*at least 6\.6670 bits per weight/);
   },
 );
+
+test('which models go to the GGUF language-model job', async () => {
+  const { isGgufLmModel } = await import('../../../src/cli/quantize-llm.ts');
+  assert.equal(isGgufLmModel('stories'), true);
+  assert.equal(isGgufLmModel('x.GGUF'), true);
+  assert.equal(isGgufLmModel('test/fixtures/stories-hf'), true); // config.json + model.safetensors
+  assert.equal(isGgufLmModel('gpt'), false);
+  assert.equal(isGgufLmModel('models/gpt/model.onnx'), false);
+  assert.equal(isGgufLmModel('test/fixtures'), false);
+});
