@@ -11,7 +11,8 @@ import type { TaskOptions } from '../pipeline/tasks.node.ts';
 export const quantizeArgs = {
   model: {
     type: 'positional',
-    description: "'gpt' (default), 'ocr' or a path to an .onnx model",
+    description:
+      "'gpt' (default), 'ocr', a path to an .onnx model, 'stories' (bundled stories260K GGUF) or a path to a .gguf language model",
     required: false,
   },
   bits: {
@@ -44,7 +45,7 @@ export const quantizeArgs = {
   calibration: {
     type: 'string',
     description:
-      'an .onnx model: a folder of real inputs (.npy, JSON feeds, images + preprocess.json; split calibration / validation / evaluation); gpt: calibration windows of 128 characters (8); ocr: calibration lines per variant (2)',
+      'an .onnx model: a folder of real inputs (.npy, JSON feeds, images + preprocess.json; split calibration / validation / evaluation); gpt: calibration windows of 128 characters (8); ocr: calibration lines per variant (2); a GGUF language model: a UTF-8 text file split into calibration / validation / evaluation windows (default for stories: the bundled TinyStories text)',
   },
   synthetic: {
     type: 'boolean',

@@ -34,7 +34,11 @@ const convert = defineCommand({
     description: 'Convert between GGUF and safetensors (and ONNX weights to either), optionally quantizing',
   },
   args: {
-    input: { type: 'positional', description: 'input model (.gguf, .safetensors, .onnx)', required: true },
+    input: {
+      type: 'positional',
+      description: "input model (.gguf, .safetensors, .onnx, or 'gpt': the bundled GPT as a gpt2 GGUF)",
+      required: true,
+    },
     output: { type: 'positional', description: 'output file (.gguf or .safetensors)', required: true },
     type: {
       type: 'string',
@@ -47,6 +51,10 @@ const convert = defineCommand({
     const input = String(args.input);
     const output = String(args.output);
     const to = targetOf(output);
+    if (input === 'gpt' && to === 'gguf') {
+      await convertGptToGguf(output, args.type ? String(args.type) : 'F32', Boolean(args.json));
+      return;
+    }
     try {
       const src = await fileSource(input);
       let result: Awaited<ReturnType<typeof convertModel>>;
@@ -88,5 +96,22 @@ const convert = defineCommand({
     }
   },
 });
+
+/**
+ * `mixq convert gpt out.gguf [--type f32|f16|q8_0|...]`: the bundled GPT as a gpt2 GGUF llama.cpp loads
+ * (src/export/gguf/gpt2.ts), every weight in one type (F32 by default), e.g. as the input of
+ * `mixq quantize out.gguf --calibration models/gpt/heldout.txt`.
+ */
+async function convertGptToGguf(output: string, type: string, json: boolean): Promise<void> {
+  try {
+    const { exportGptGguf } = await import('../../export/gguf/gpt2.node.ts');
+    const { GPT_DIR } = await import('../../runtime/bundled.node.ts');
+    const r = await exportGptGguf(GPT_DIR, type.toUpperCase(), { out: output });
+    if (json) process.stdout.write(`${jsonText({ input: 'gpt', output, format: 'gguf', bytes: r.size })}\n`);
+    else process.stdout.write(`wrote ${output} (gguf, gpt2 architecture, ${r.size} bytes)\n`);
+  } catch (e) {
+    failCli('convert', e, 1);
+  }
+}
 
 export default convert;

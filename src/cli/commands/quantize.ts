@@ -1,6 +1,7 @@
 /**
  * `mixq quantize [model] [--bits N | --size S | --max-loss P] [--out dir] [--emit onnx|gguf|safetensors|none]
- * ...`: the main job (src/pipeline/quantize/). Writes into the output folder, atomically: the plan
+ * ...`: the main job (src/pipeline/quantize/). A GGUF language model ('stories' or a .gguf path) goes to
+ * its own job (src/cli/quantize-llm.ts, src/pipeline/llm/). Writes into the output folder, atomically: the plan
  * (plan.json), the report (report.html, report.json) and, unless --emit none, the quantized model; prints
  * the terminal summary, the equal-size comparison and the output's size and bits per weight.
  */
@@ -16,6 +17,7 @@ import { renderTerminalSummary } from '../../report/terminal.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
 import { jsonText } from '../json.ts';
+import { isGgufLmModel, runQuantizeLlm } from '../quantize-llm.ts';
 
 function comparisonTable(r: QuantizeResult): string {
   const unit = r.task.metric.unit ?? '';
@@ -48,8 +50,22 @@ const quantizeCommand = defineCommand({
       description: 'evaluate uniform baselines and the rule mix (default true)',
       default: true,
     },
+    eval: {
+      type: 'string',
+      description:
+        'a GGUF language model: a separate evaluation text file (default: after validation in --calibration)',
+    },
+    windows: {
+      type: 'string',
+      description:
+        'a GGUF language model: calibration,validation,evaluation windows of 256 tokens (default 4,8,32)',
+    },
   },
   async run({ args }) {
+    if (isGgufLmModel(args.model)) {
+      await runQuantizeLlm(args as Record<string, unknown>);
+      return;
+    }
     let opts: ReturnType<typeof quantizeOptions>;
     try {
       opts = quantizeOptions(args);

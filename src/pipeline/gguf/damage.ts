@@ -275,3 +275,18 @@ export function ggufAllocationProblem(table: GgufDamageTable, budget: PlanBudget
     expected: '--bits or --size (--max-loss needs a task metric, which a GGUF file does not bring)',
   });
 }
+
+/** Exact bytes of the GGUF file written with these types (fixed part + padded weight bytes). */
+export function ggufFileBytes(table: GgufDamageTable, types: ReadonlyMap<string, string>): number {
+  let bytes = table.fixedFileBytes;
+  for (const w of table.weights) {
+    const c = w.candidates.find((x) => x.type === types.get(w.name));
+    if (!c)
+      throw new MixqError(`no candidate ${types.get(w.name)} for '${w.name}'`, {
+        source: 'plan',
+        field: w.name,
+      });
+    bytes += alignUp(c.bytes, table.alignment);
+  }
+  return bytes;
+}

@@ -25,8 +25,7 @@ import { fileIdentity, fileSource } from '../../io/files.node.ts';
 import { type ImatrixData, readImatrix } from '../../io/gguf/imatrix.ts';
 import { type GgufFile, readGguf } from '../../io/gguf/read.ts';
 
-import { alignUp } from '../../io/reader.ts';
-import { type GgufDamageTable, ggufAllocationProblem, ggufDamageTable } from './damage.ts';
+import { type GgufDamageTable, ggufAllocationProblem, ggufDamageTable, ggufFileBytes } from './damage.ts';
 
 import { solverRecord } from '../../plan/from-allocation.ts';
 import { validatePlan } from '../../plan/parse.ts';
@@ -146,10 +145,81 @@ export async function planGguf(path: string, opts: PlanGgufOptions): Promise<Pla
       onProgress: (d, t) => progress('damage', d, t),
     }),
   }));
-  const problem = ggufAllocationProblem(table, opts.budget);
+  const id = await fileIdentity(path);
+  const damage =
+    `${im ? 'imatrix-weighted' : 'unweighted'} squared error of each tensor re-encoded by the ggml quantizers` +
+    sampledNote(table);
+  const { plan, allocation, fileBytes } = await ggufPlanFromTable(table, opts.budget, {
+    model: id,
+    damage,
+    ...(im ? { calibration: `imatrix ${im.file} sha256:${im.sha256}` } : {}),
+    ...(opts.timeLimitSec !== undefined ? { timeLimitSec: opts.timeLimitSec } : {}),
+  });
+  const notes = [...table.notes];
+  const mean = table.weights.filter((w) => w.importance === 'mean').map((w) => w.name);
+  if (mean.length > 0)
+    notes.push(
+      `${mean.length} weights have no importance-matrix entry and are weighted by its mean (e.g. '${mean[0]}')`,
+    );
+  return { plan, table, allocation, fileBytes, tensors, notes };
+}
+
+/** '; N tensors over M values measured on evenly spaced rows' or '; all rows' (the plan's damage text). */
+export function sampledNote(table: GgufDamageTable): string {
+  const sampled = table.weights.filter((w) => w.sampledRows < w.rows).length;
+  return sampled > 0
+    ? `; ${sampled} tensors over ${table.maxSampleElements} values measured on evenly spaced rows (scaled to all rows)`
+    : '; all rows';
+}
+
+export interface GgufPlanFromTableOptions {
+  /** The input's identity (fileIdentity). */
+  readonly model: { readonly file: string; readonly size: number; readonly sha256: string };
+  /** objective.damage: what the table's damage measures. */
+  readonly damage: string;
+  /** objective.calibration.data (e.g. 'imatrix <name> sha256:<hex>'). */
+  readonly calibration?: string;
+  /** HiGHS time limit, seconds (default 20). */
+  readonly timeLimitSec?: number;
+}
+
+/**
+ * The plan of a measured damage table under a budget: the MILP's choice per tensor as a versioned plan
+ * (validated) and the exact size of the GGUF file `mixq apply` writes for it.
+ */
+export async function ggufPlanFromTable(
+  table: GgufDamageTable,
+  budget: PlanBudget,
+  opts: GgufPlanFromTableOptions,
+): Promise<{ plan: Plan; allocation: Allocation; fileBytes: number }> {
+  const problem = ggufAllocationProblem(table, budget);
   const allocation = await allocate(problem, opts.timeLimitSec ?? 20);
-  const weights: PlanWeight[] = table.weights.map((w, i) => {
-    const c = w.candidates[allocation.choice[i]!]!;
+  const types = new Map(table.weights.map((w, i) => [w.name, w.candidates[allocation.choice[i]!]!.type]));
+  const { plan, fileBytes } = ggufPlanOfTypes(table, types, budget, opts, solverRecord(allocation));
+  return { plan, allocation, fileBytes };
+}
+
+/**
+ * A plan that gives each weight of the table the type `types` names (a candidate of that weight), e.g. a
+ * uniform type or llama.cpp's mix; `solver` says where the choice came from. MixqError when a type is not
+ * a candidate of its weight.
+ */
+export function ggufPlanOfTypes(
+  table: GgufDamageTable,
+  types: ReadonlyMap<string, string>,
+  budget: PlanBudget,
+  opts: GgufPlanFromTableOptions,
+  solver: Plan['solver'],
+): { plan: Plan; fileBytes: number } {
+  const weights: PlanWeight[] = table.weights.map((w) => {
+    const t = types.get(w.name);
+    const c = w.candidates.find((x) => x.type === t);
+    if (!c)
+      throw new MixqError(`type ${t ?? '(none)'} is not a candidate of '${w.name}'`, {
+        source: 'plan',
+        field: w.name,
+        expected: w.candidates.map((x) => x.type).join(', '),
+      });
     return {
       name: w.name,
       shape: [...w.shape],
@@ -159,34 +229,20 @@ export async function planGguf(path: string, opts: PlanGgufOptions): Promise<Pla
       predictedDamage: c.damage,
     };
   });
-  const sampled = table.weights.filter((w) => w.sampledRows < w.rows).length;
-  const damage =
-    `${im ? 'imatrix-weighted' : 'unweighted'} squared error of each tensor re-encoded by the ggml quantizers` +
-    (sampled > 0
-      ? `; ${sampled} tensors over ${table.maxSampleElements} values measured on evenly spaced rows (scaled to all rows)`
-      : '; all rows');
-  const id = await fileIdentity(path);
   const plan = validatePlan(
     {
       schemaVersion: PLAN_SCHEMA_VERSION,
-      model: id,
-      budget: opts.budget,
+      model: opts.model,
+      budget,
       objective: {
-        damage,
-        ...(im ? { calibration: { data: `imatrix ${im.file} sha256:${im.sha256}` } } : {}),
+        damage: opts.damage,
+        ...(opts.calibration !== undefined ? { calibration: { data: opts.calibration } } : {}),
       },
       weights,
       totals: planTotals(weights),
-      solver: solverRecord(allocation),
+      solver,
     },
     'gguf plan',
   );
-  const fileBytes = table.fixedFileBytes + weights.reduce((s, w) => s + alignUp(w.bytes, table.alignment), 0);
-  const notes = [...table.notes];
-  const mean = table.weights.filter((w) => w.importance === 'mean').map((w) => w.name);
-  if (mean.length > 0)
-    notes.push(
-      `${mean.length} weights have no importance-matrix entry and are weighted by its mean (e.g. '${mean[0]}')`,
-    );
-  return { plan, table, allocation, fileBytes, tensors, notes };
+  return { plan, fileBytes: ggufFileBytes(table, types) };
 }

@@ -1,0 +1,54 @@
+// `mixq quantize` on a GGUF language model from the command line: one-line refusals (exit 2) for a GGUF
+// without --calibration, a budget below the smallest plan, --max-loss and --emit onnx.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { isLlamaCppAvailable, LLAMA_CPP_INSTALL_HINT } from '../../../src/runtime/llama.node.ts';
+
+function mixq(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    encoding: 'utf8',
+  });
+  return { code: r.status, err: r.stderr.trim() };
+}
+
+test('quantize <gguf>: one-line refusals with exit code 2', () => {
+  const gguf = 'models/stories/stories260K.gguf';
+  const cases: [string[], RegExp][] = [
+    [['quantize', gguf], /^mixq quantize: .*needs text.*--calibration <text file>/],
+    [['quantize', 'stories', '--max-loss', '1%'], /--max-loss is not available for GGUF language models/],
+    [['quantize', 'stories', '--emit', 'onnx'], /argument --emit: bad value 'onnx'/],
+    [['quantize', 'stories', '--windows', '4,8'], /argument --windows/],
+  ];
+  for (const [args, re] of cases) {
+    const r = mixq(...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.equal(r.err.split('\n').length, 1, r.err);
+    assert.match(r.err, re);
+  }
+});
+
+test(
+  'quantize stories --bits 4.5: below the smallest plan (rows of 172 stay F16), said before any measurement',
+  { skip: (await isLlamaCppAvailable()) ? false : LLAMA_CPP_INSTALL_HINT },
+  () => {
+    const out = join(tmpdir(), `mixq-never-written-${process.pid}`);
+    const r = mixq('quantize', 'stories', '--bits', '4.5', '--out', out);
+    assert.ok(!existsSync(out));
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /--bits 4\.5 is below the smallest plan.*at least 6\.6670 bits per weight/);
+  },
+);
+
+test('which models go to the GGUF language-model job', async () => {
+  const { isGgufLmModel } = await import('../../../src/cli/quantize-llm.ts');
+  assert.equal(isGgufLmModel('stories'), true);
+  assert.equal(isGgufLmModel('x.GGUF'), true);
+  assert.equal(isGgufLmModel('test/fixtures/stories-hf'), true); // config.json + model.safetensors
+  assert.equal(isGgufLmModel('gpt'), false);
+  assert.equal(isGgufLmModel('models/gpt/model.onnx'), false);
+  assert.equal(isGgufLmModel('test/fixtures'), false);
+});
