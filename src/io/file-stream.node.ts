@@ -39,6 +39,50 @@ export async function sha256File(
 }
 
 /**
+ * Writes a file atomically from a producer that pushes its bytes: `fill` gets a `write(chunk)` that
+ * appends the chunk (await it before the next) and may return a value, which this returns with the
+ * bytes written. The bytes go to a temp file in the same folder, renamed over `path` only when `fill`
+ * resolves; if `fill` or a write throws, the temp file is removed and the error rethrown (no partial
+ * output). Refuses to write over `protect` paths (the inputs of a command).
+ * @example const { value: report } = await writeFileAtomicSink('out.gguf', (w) => requantizeGgufTo(file, plan, w))
+ */
+export async function writeFileAtomicSink<T>(
+  path: string,
+  fill: (write: (chunk: Uint8Array) => Promise<void>) => Promise<T>,
+  protect: readonly string[] = [],
+): Promise<{ value: T; bytes: number }> {
+  const target = resolve(path);
+  if (protect.some((p) => resolve(p) === target))
+    throw new MixqError('refusing to overwrite the input file', {
+      source: path,
+      expected: 'another output path',
+    });
+  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${Date.now()}.tmp`);
+  const fh = await open(tmp, 'w').catch((e: unknown) => {
+    throw new MixqError(`cannot write: ${(e as Error).message}`, { source: path });
+  });
+  let n = 0;
+  const write = async (c: Uint8Array): Promise<void> => {
+    let done = 0;
+    while (done < c.length) {
+      const { bytesWritten } = await fh.write(c, done, c.length - done, n + done);
+      done += bytesWritten;
+    }
+    n += c.length;
+  };
+  try {
+    const value = await fill(write);
+    await fh.close();
+    await rename(tmp, target);
+    return { value, bytes: n };
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
  * Writes chunks from an (async) iterable to `path` atomically; refuses to write over `protect` paths.
  * Returns the bytes written.
  */
@@ -47,30 +91,12 @@ export async function writeFileAtomicStream(
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   protect: readonly string[] = [],
 ): Promise<number> {
-  const target = resolve(path);
-  if (protect.some((p) => resolve(p) === target))
-    throw new MixqError('refusing to overwrite an input file', {
-      source: path,
-      expected: 'another output path',
-    });
-  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${Date.now()}.tmp`);
-  const fh = await open(tmp, 'w');
-  let n = 0;
-  try {
-    for await (const c of chunks) {
-      let done = 0;
-      while (done < c.length) {
-        const { bytesWritten } = await fh.write(c, done, c.length - done, n + done);
-        done += bytesWritten;
-      }
-      n += c.length;
-    }
-    await fh.close();
-    await rename(tmp, target);
-    return n;
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  const r = await writeFileAtomicSink(
+    path,
+    async (write) => {
+      for await (const c of chunks) await write(c);
+    },
+    protect,
+  );
+  return r.bytes;
 }

@@ -23,23 +23,10 @@ import {
   requantizeGguf,
   writeImatrixDat,
 } from '../../src/io/index.ts';
-import { buildLlamaTiny } from '../fixtures/gguf/llama-tiny.ts';
+import { buildLlamaTiny, referenceEncode as expected } from '../fixtures/gguf/llama-tiny.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const fx = buildLlamaTiny();
-
-/** Reference encoding: whole tensor, or one call per expert slice when the imatrix covers experts. */
-function expected(values: Float32Array, ne: readonly number[], type: string, im?: Float32Array): Uint8Array {
-  const t = getBlockType(type);
-  if (!im || im.length === ne[0]) return t.encode(values, im);
-  const nMat = ne[2]!;
-  const per = values.length / nMat;
-  const parts: Uint8Array[] = [];
-  for (let m = 0; m < nMat; m++) {
-    parts.push(t.encode(values.subarray(m * per, (m + 1) * per), im.subarray(m * ne[0]!, (m + 1) * ne[0]!)));
-  }
-  return concatBytes(parts);
-}
 
 const PLAN = [
   { pattern: 'blk.*.attn_v.weight', type: 'q6_k' },

@@ -8,8 +8,16 @@
 import cliProgress from 'cli-progress';
 import { defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
-import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
-import { type ImatrixData, type RequantRule, readGguf, readImatrix, requantizeGguf } from '../../io/index.ts';
+import { writeFileAtomicSink } from '../../io/file-stream.node.ts';
+import { fileSource } from '../../io/files.node.ts';
+import {
+  type ImatrixData,
+  type RequantizeReport,
+  type RequantRule,
+  readGguf,
+  readImatrix,
+  requantizeGgufTo,
+} from '../../io/index.ts';
 import { encodeRowsOnThreads } from '../../runtime/block-encode.node.ts';
 import { failCli } from '../errors.ts';
 import { requantTableLines } from '../requant-table.ts';
@@ -100,22 +108,27 @@ const requantize = defineCommand({
               cliProgress.Presets.shades_classic,
             )
           : undefined;
-      let result: Awaited<ReturnType<typeof requantizeGguf>>;
+      let result: RequantizeReport;
       try {
         const file = await readGguf(src);
         bar?.start(100, 0, { tensor: '' });
-        result = await requantizeGguf(file, rules, {
-          ...(args.type ? { defaultType: String(args.type) } : {}),
-          ...(imatrix ? { imatrix } : {}),
-          encodeRows: encodeRowsOnThreads,
-          progress: (done, total, tensor) =>
-            bar?.update(total > 0 ? Math.round((100 * done) / total) : 100, { tensor }),
-        });
+        // streamed: the header, then one tensor at a time; the output appears only when complete
+        ({ value: result } = await writeFileAtomicSink(
+          output,
+          (write) =>
+            requantizeGgufTo(file, rules, write, {
+              ...(args.type ? { defaultType: String(args.type) } : {}),
+              ...(imatrix ? { imatrix } : {}),
+              encodeRows: encodeRowsOnThreads,
+              progress: (done, total, tensor) =>
+                bar?.update(total > 0 ? Math.round((100 * done) / total) : 100, { tensor }),
+            }),
+          [input, ...(args.imatrix ? [String(args.imatrix)] : [])],
+        ));
       } finally {
         bar?.stop();
         await src.close();
       }
-      await writeFileAtomic(output, result.chunks, [input, ...(args.imatrix ? [String(args.imatrix)] : [])]);
       if (json) {
         process.stdout.write(
           `${jsonText({

@@ -24,15 +24,17 @@
  * weight count over quantized tensors) and 'general.quantization_version' = 2 are set as u32, replaced
  * in place when present and appended otherwise (llama.cpp's gguf_set_val moves them to the end; the
  * position of a key has no meaning in GGUF). 'general.alignment' is kept and respected by writeGguf.
- * Browser-safe: takes a GgufFile (readGguf on any ByteSource) and returns writeGguf's chunks. Tensors are
- * read one at a time, but the output is held in memory until written (streaming output: future work).
+ * Browser-safe: takes a GgufFile (readGguf on any ByteSource). Streaming: every tensor's type and size
+ * is known before its data is read, so requantizeGgufTo sends the header first and then one tensor at a
+ * time to a sink (Node: io/file-stream.node.ts writeFileAtomicSink): memory is bounded by the largest
+ * tensor, not the model. requantizeGguf collects the same chunks in memory.
  */
 import { blockTypeById, getBlockType, type BlockTypeTraits } from '../../blocks/registry.ts';
 import { MixqError } from '../../core/errors.ts';
 import type { ImatrixData } from './imatrix.ts';
 import type { GgufFile, GgufKV, GgufTensorInfo } from './read.ts';
 import { ggmlTypeById, ggmlTypeByName } from './types.ts';
-import { type GgufTensorInput, writeGguf } from './write.ts';
+import { ggufHeaderLayout } from './write.ts';
 
 /** One plan rule: a glob ('blk.*.attn_*.weight', '*' any run, '?' one char) or a RegExp, and a type. */
 export interface RequantRule {
@@ -278,8 +280,8 @@ function chooseType(
   return type === asked ? { type, asked } : { type, asked, note: `fallback from ${ggmlName(asked)}` };
 }
 
-/** Dequantizes a tensor's bytes to f32 (MixqError for a type mixq cannot decode). */
-function decodeTensor(info: GgufTensorInfo, bytes: Uint8Array, source: string): Float32Array {
+/** MixqError unless mixq can dequantize the tensor's type. */
+function checkDecodable(info: GgufTensorInfo, source: string): BlockTypeTraits {
   const codec = blockTypeById(info.typeId);
   if (!codec) {
     throw new MixqError(`cannot dequantize tensor '${info.name}' of type ${info.type.name}`, {
@@ -288,7 +290,12 @@ function decodeTensor(info: GgufTensorInfo, bytes: Uint8Array, source: string): 
       expected: 'a type mixq can decode (F32, F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K, IQ4_NL, MXFP4)',
     });
   }
-  return codec.decode(bytes, info.nElements);
+  return codec;
+}
+
+/** Dequantizes a tensor's bytes to f32 (MixqError for a type mixq cannot decode). */
+function decodeTensor(info: GgufTensorInfo, bytes: Uint8Array, source: string): Float32Array {
+  return checkDecodable(info, source).decode(bytes, info.nElements);
 }
 
 /** A run of whole rows of one matrix (expert) of a tensor, with that matrix's importance weights. */
@@ -407,9 +414,23 @@ function dominantFileType(
   return bt ? (LLAMA_FTYPE[bt.name] ?? 0) : 0;
 }
 
+/** Where requantizeGgufTo puts the output, chunk by chunk in file order (awaited before the next). */
+export type ByteSink = (chunk: Uint8Array) => void | Promise<void>;
+
+/** requantizeGgufTo's report: requantizeGguf's result without the chunks (they went to the sink). */
+export type RequantizeReport = Omit<RequantizeResult, 'chunks'>;
+
+/** What the first pass decides for one tensor before any data is read. */
+interface TensorJob {
+  readonly info: GgufTensorInfo;
+  /** Target type; undefined = bytes copied unchanged. */
+  readonly type: BlockTypeTraits | undefined;
+  readonly im: Float32Array | undefined;
+}
+
 /**
- * Re-quantizes a GGUF file with a plan. Returns the output as chunks (write them with writeFileAtomic
- * in Node) and a per-tensor report.
+ * Re-quantizes a GGUF file with a plan and returns the output as chunks held in memory (for small
+ * models and tests; `requantizeGgufTo` streams them instead), with a per-tensor report.
  * @example const r = await requantizeGguf(await readGguf(src), { 'blk.*.ffn_down.weight': 'q6_k' }, { defaultType: 'q4_k' })
  */
 export async function requantizeGguf(
@@ -417,6 +438,26 @@ export async function requantizeGguf(
   plan: RequantPlan,
   opts: RequantizeOptions = {},
 ): Promise<RequantizeResult> {
+  const chunks: Uint8Array[] = [];
+  const report = await requantizeGgufTo(file, plan, (c) => void chunks.push(c), opts);
+  return { chunks, ...report };
+}
+
+/**
+ * Re-quantizes a GGUF file with a plan, streaming the output: every tensor's type (hence its size, the
+ * header and general.file_type) is decided before any tensor data is read, the header goes to `sink`
+ * first, then each tensor is read, re-encoded and handed to `sink` with its padding, one at a time.
+ * Memory is bounded by the largest tensor (its source bytes, f32 values and encoded bytes), never the
+ * model. Bad plans, types mixq cannot decode and wrong importance-matrix entries fail before the first
+ * chunk. The bytes are those of writeGguf over the whole output.
+ * @example await writeFileAtomicSink('out.gguf', (write) => requantizeGgufTo(file, plan, write))
+ */
+export async function requantizeGgufTo(
+  file: GgufFile,
+  plan: RequantPlan,
+  sink: ByteSink,
+  opts: RequantizeOptions = {},
+): Promise<RequantizeReport> {
   const source = file.source;
   const rules = compilePlan(plan);
   let def: BlockTypeTraits | undefined;
@@ -438,15 +479,15 @@ export async function requantizeGguf(
   // tied embeddings: without 'output.weight' the embedding doubles as the LM head (llama.cpp's has_output)
   const lmHead = file.tensors.some((t) => t.name === 'output.weight') ? 'output.weight' : 'token_embd.weight';
   const total = file.tensors.reduce((a, t) => a + t.nElements, 0);
-  let done = 0;
-  const outTensors: GgufTensorInput[] = [];
+
+  // ---- pass 1: types, sizes and checks, no tensor data
+  const jobs: TensorJob[] = [];
   const reports: RequantTensorReport[] = [];
   for (const info of file.tensors) {
     const choice = chooseType(info, rules, usedRules, def, lmHead, quantizable);
-    const bytes = await file.readTensorBytes(info);
     const from = info.type.name;
     if (!choice.type || choice.type.ggmlTypeId === info.typeId) {
-      outTensors.push({ name: info.name, ne: info.ne, type: info.typeId, data: bytes });
+      jobs.push({ info, type: undefined, im: undefined });
       reports.push({
         name: info.name,
         ne: info.ne,
@@ -459,39 +500,62 @@ export async function requantizeGguf(
         bytesOut: info.nbytes,
         nElements: info.nElements,
       });
-    } else {
-      const type = choice.type;
-      const entry = im?.get(info.name);
-      if (entry) {
-        checkImatrix(info, entry, source);
-        usedIm.add(info.name);
-      }
-      const x = decodeTensor(info, bytes, source);
-      const data = opts.encodeRows
-        ? await encodeTensorWith(x, info.ne, type, entry, opts.encodeRows)
-        : encodeTensor(x, info.ne, type, entry);
-      outTensors.push({ name: info.name, ne: info.ne, type: type.ggmlTypeId, data });
-      reports.push({
-        name: info.name,
-        ne: info.ne,
-        from,
-        to: ggmlName(type),
-        action: 'requantize',
-        ...(choice.note ? { note: choice.note } : {}),
-        imatrix: entry !== undefined && !IMATRIX_IGNORED.has(type.name),
-        bytesIn: info.nbytes,
-        bytesOut: data.length,
-        nElements: info.nElements,
-      });
+      continue;
     }
-    done += info.nElements;
-    opts.progress?.(done, total, info.name);
+    const type = choice.type;
+    checkDecodable(info, source);
+    const entry = im?.get(info.name);
+    if (entry) {
+      checkImatrix(info, entry, source);
+      usedIm.add(info.name);
+    }
+    jobs.push({ info, type, im: entry });
+    reports.push({
+      name: info.name,
+      ne: info.ne,
+      from,
+      to: ggmlName(type),
+      action: 'requantize',
+      ...(choice.note ? { note: choice.note } : {}),
+      imatrix: entry !== undefined && !IMATRIX_IGNORED.has(type.name),
+      bytesIn: info.nbytes,
+      bytesOut: (info.nElements / type.blockSize) * type.bytesPerBlock,
+      nElements: info.nElements,
+    });
   }
   const fileType = opts.fileType ?? dominantFileType(reports, file.tensors, quantizable);
   const kv = [...file.kv];
   setKv(kv, { key: 'general.quantization_version', type: 'u32', value: GGML_QNT_VERSION });
   setKv(kv, { key: 'general.file_type', type: 'u32', value: fileType });
-  const chunks = writeGguf({ kv, tensors: outTensors });
+  const layout = ggufHeaderLayout(
+    kv,
+    jobs.map((j) => ({ name: j.info.name, ne: j.info.ne, type: j.type?.ggmlTypeId ?? j.info.typeId })),
+  );
+
+  // ---- pass 2: the header, then each tensor's data and padding
+  await sink(layout.header);
+  let done = 0;
+  for (const [i, { info, type, im: entry }] of jobs.entries()) {
+    const bytes = await file.readTensorBytes(info);
+    let data = bytes;
+    if (type) {
+      const x = decodeTensor(info, bytes, source);
+      data = opts.encodeRows
+        ? await encodeTensorWith(x, info.ne, type, entry, opts.encodeRows)
+        : encodeTensor(x, info.ne, type, entry);
+    }
+    if (data.length !== layout.nbytes[i])
+      throw new MixqError(`tensor '${info.name}' encoded to ${data.length} bytes`, {
+        source,
+        field: `tensors.${info.name}`,
+        expected: `${layout.nbytes[i]} bytes (its type's size)`,
+      });
+    await sink(data);
+    if (layout.padding[i]! > 0) await sink(new Uint8Array(layout.padding[i]!));
+    done += info.nElements;
+    opts.progress?.(done, total, info.name);
+  }
+
   const notes: string[] = [];
   for (const r of rules)
     if (!usedRules.has(r.label)) notes.push(`rule '${r.label}' matched no quantizable tensor`);
@@ -504,7 +568,6 @@ export async function requantizeGguf(
   const bytesIn = reports.reduce((a, r) => a + r.bytesIn, 0);
   const bytesOut = reports.reduce((a, r) => a + r.bytesOut, 0);
   return {
-    chunks,
     kv,
     tensors: reports,
     fileType,

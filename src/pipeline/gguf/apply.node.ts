@@ -1,16 +1,17 @@
 /**
  * `mixq apply model.gguf plan.json`: the plan checked against the file (planned.ts), one ggml type per
- * tensor, requantizeGguf, written atomically, read back and every planned tensor's damage measured again
+ * tensor, requantizeGgufTo streamed to the file (atomically), read back and every planned tensor's damage measured again
  * (see plan.node.ts for the plan's identity checks).
  */
 import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
 import { MixqError } from '../../core/errors.ts';
-import { fileIdentity, fileSource, writeFileAtomic } from '../../io/files.node.ts';
+import { writeFileAtomicSink } from '../../io/file-stream.node.ts';
+import { fileIdentity, fileSource } from '../../io/files.node.ts';
 import { type ImatrixData } from '../../io/gguf/imatrix.ts';
 import { type GgufFile, readGguf } from '../../io/gguf/read.ts';
-import { type RequantizeResult, type RequantRule, requantizeGguf } from '../../io/gguf/requantize.ts';
+import { type RequantizeReport, type RequantRule, requantizeGgufTo } from '../../io/gguf/requantize.ts';
 
 import { ggufPlannedTensors } from './planned.ts';
 import { ggufDecodeRows, ggufImportance, ggufRowError } from './rows.ts';
@@ -41,8 +42,8 @@ export interface ApplyGgufWeight {
 
 export interface ApplyGgufResult {
   readonly out: string;
-  /** requantizeGguf's report (without the chunks, which are written). */
-  readonly result: Omit<RequantizeResult, 'chunks'>;
+  /** requantizeGgufTo's report (the output was streamed to the file tensor by tensor). */
+  readonly result: RequantizeReport;
   readonly fileBytes: number;
   readonly weights: readonly ApplyGgufWeight[];
   /** Bits per weight over the planned weights (8 * bytes / elements). */
@@ -147,13 +148,17 @@ export async function applyPlanToGguf(
       pattern: new RegExp(`^${t.info.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
       type: t.type.name,
     }));
-    const result = await requantizeGguf(file, rules, {
-      encodeRows: encodeRowsOnThreads,
-      ...(im ? { imatrix: im.data } : {}),
-      progress: (d, t) => progress('requantize', d, t),
-    });
-    const { chunks, ...report } = result;
-    await writeFileAtomic(out, chunks, protect);
+    // streamed: one tensor in memory at a time, the output renamed into place only when complete
+    const { value: result } = await writeFileAtomicSink(
+      out,
+      (write) =>
+        requantizeGgufTo(file, rules, write, {
+          encodeRows: encodeRowsOnThreads,
+          ...(im ? { imatrix: im.data } : {}),
+          progress: (d, t) => progress('requantize', d, t),
+        }),
+      protect,
+    );
     notes.push(...result.notes);
 
     // ---- read back from disk
@@ -166,7 +171,7 @@ export async function applyPlanToGguf(
       const bytes = planned.tensors.reduce((s, t) => s + t.bytes, 0);
       return {
         out,
-        result: report,
+        result,
         fileBytes,
         weights: check.weights,
         bitsPerWeight: elements > 0 ? (8 * bytes) / elements : 0,

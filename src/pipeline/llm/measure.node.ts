@@ -1,17 +1,18 @@
 /**
  * Plans measured where they run: a GGUF language model re-quantized to a type per tensor
- * (io/gguf requantizeGguf, the bytes `mixq apply` writes), written to a temporary folder, loaded in
+ * (io/gguf requantizeGgufTo, the bytes `mixq apply` writes, streamed to the file), written to a temporary folder, loaded in
  * llama.cpp (runtime/llama.node.ts) and scored against the input model's next-token distributions on a
  * set of windows: mean KL (as `llama-perplexity --kl-divergence`), top-1 agreement, nats per token.
  *
  * The input model's distributions are recorded once per window set (LlamaReference). Files are written
  * once per distinct type map and kept until `close()`; a type map is scored once per window set (cached).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GgufFile } from '../../io/gguf/read.ts';
-import { type RequantRule, requantizeGguf } from '../../io/gguf/requantize.ts';
+import { writeFileAtomicSink } from '../../io/file-stream.node.ts';
+import { type RequantRule, requantizeGgufTo } from '../../io/gguf/requantize.ts';
 import { encodeRowsOnThreads } from '../../runtime/block-encode.node.ts';
 import { type LlamaCppModel, type LlamaReference, openLlamaModel } from '../../runtime/llama.node.ts';
 import type { LmScore, TokenWindow } from '../../runtime/lm-windows.ts';
@@ -68,9 +69,11 @@ export class GgufLmBench {
     let p = this.files.get(key);
     if (!p) {
       const rules: RequantRule[] = [...types].map(([n, t]) => ({ pattern: exact(n), type: t }));
-      const r = await requantizeGguf(this.file, rules, { encodeRows: encodeRowsOnThreads });
       p = join(this.dir, `candidate-${this.counter++}.gguf`);
-      await writeFile(p, r.chunks);
+      // streamed tensor by tensor: memory bounded by the largest tensor, not the model
+      await writeFileAtomicSink(p, (write) =>
+        requantizeGgufTo(this.file, rules, write, { encodeRows: encodeRowsOnThreads }),
+      );
       this.files.set(key, p);
     }
     return p;
