@@ -11,7 +11,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { getBlockType } from '../../src/blocks/registry.ts';
+import { type BlockTypeTraits, getBlockType } from '../../src/blocks/registry.ts';
 import { writeFileAtomicSink } from '../../src/io/file-stream.node.ts';
 import {
   concatBytes,
@@ -68,6 +68,22 @@ test('streamed file equals the whole-buffer output (full-tensor encodes + writeG
   assert.ok(report.tensors.some((r) => r.action === 'copy') && report.tensors.some((r) => r.imatrix));
   assert.equal(streamed.length, whole.length);
   assert.ok(Buffer.from(streamed).equals(Buffer.from(whole)), 'streamed bytes differ from writeGguf');
+  // runs of a few rows (not one per matrix): the same bytes, with and without encodeRows
+  for (const encodeRows of [
+    undefined,
+    async (x: Float32Array, _n: number, type: BlockTypeTraits, im?: Float32Array) => type.encode(x, im),
+  ]) {
+    const small = await requantizeGguf(src, PLAN, {
+      ...OPTS,
+      runElements: 700,
+      ...(encodeRows ? { encodeRows } : {}),
+    });
+    assert.ok(small.chunks.length > 3 * report.tensors.length, 'several runs per tensor');
+    assert.ok(
+      Buffer.from(concatBytes(small.chunks)).equals(Buffer.from(whole)),
+      'runs of rows change the bytes',
+    );
+  }
   // and the in-memory requantizeGguf gives the same bytes and report
   const mem = await requantizeGguf(src, PLAN, OPTS);
   assert.ok(Buffer.from(concatBytes(mem.chunks)).equals(Buffer.from(whole)));

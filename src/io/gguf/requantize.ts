@@ -68,6 +68,12 @@ export interface RequantizeOptions {
    * `encodeRowsOnThreads` splits them over worker threads, with the same bytes.
    */
   readonly encodeRows?: EncodeRows;
+  /**
+   * Values decoded and encoded per run of rows (at least one row; default 16 Mi with `encodeRows`, 1 Mi
+   * without): with the largest tensor's source bytes, what bounds requantizeGgufTo's memory. The bytes
+   * written do not depend on it.
+   */
+  readonly runElements?: number;
 }
 
 export interface RequantTensorReport {
@@ -139,6 +145,11 @@ const IMATRIX_IGNORED: ReadonlySet<string> = new Set(['F32', 'F16', 'BF16', 'Q8_
 const QK_K = 256;
 /** Rows encoded per call: bounds the f32 scratch to ~4 MiB for big tensors. */
 const CHUNK_ELEMENTS = 1 << 20;
+/**
+ * Values decoded and handed to `encodeRows` per call when streaming (64 MiB of f32): big enough to keep
+ * every worker thread busy, small enough that a 128k-vocabulary embedding never exists as f32 whole.
+ */
+const STREAM_ELEMENTS = 1 << 24;
 
 /** llama.cpp's "should this tensor be quantized at all" rule (see the file header). */
 export function isRequantizable(info: Pick<GgufTensorInfo, 'name' | 'ne'>): boolean {
@@ -293,11 +304,6 @@ function checkDecodable(info: GgufTensorInfo, source: string): BlockTypeTraits {
   return codec;
 }
 
-/** Dequantizes a tensor's bytes to f32 (MixqError for a type mixq cannot decode). */
-function decodeTensor(info: GgufTensorInfo, bytes: Uint8Array, source: string): Float32Array {
-  return checkDecodable(info, source).decode(bytes, info.nElements);
-}
-
 /** A run of whole rows of one matrix (expert) of a tensor, with that matrix's importance weights. */
 interface RowSlice {
   readonly start: number;
@@ -305,9 +311,12 @@ interface RowSlice {
   readonly im: Float32Array | undefined;
 }
 
-/** The slices of `x` (ggml order, ne[0] per row) of at most `maxElements` values (at least one row). */
+/**
+ * The slices of a tensor of `n` values (ggml order, ne[0] per row) of at most `maxElements` values (at
+ * least one row), never across two matrices (experts).
+ */
 function rowSlices(
-  x: Float32Array,
+  n: number,
   ne: readonly number[],
   im: Float32Array | undefined,
   maxElements: number,
@@ -315,7 +324,7 @@ function rowSlices(
   const ne0 = ne[0]!;
   const rowsPerMatrix = ne[1] ?? 1;
   const perMatrix = ne0 * rowsPerMatrix;
-  const nMat = x.length / perMatrix;
+  const nMat = n / perMatrix;
   const rowsPerChunk = Math.max(1, Math.min(rowsPerMatrix, Math.floor(maxElements / ne0)));
   const out: RowSlice[] = [];
   for (let m = 0; m < nMat; m++) {
@@ -340,7 +349,7 @@ export function encodeTensor(
 ): Uint8Array {
   const rowBytes = (ne[0]! / type.blockSize) * type.bytesPerBlock;
   const out = new Uint8Array((x.length / ne[0]!) * rowBytes);
-  for (const s of rowSlices(x, ne, im, CHUNK_ELEMENTS)) {
+  for (const s of rowSlices(x.length, ne, im, CHUNK_ELEMENTS)) {
     out.set(type.encode(x.subarray(s.start, s.end), s.im), (s.start / ne[0]!) * rowBytes);
   }
   return out;
@@ -364,7 +373,7 @@ export async function encodeTensorWith(
 ): Promise<Uint8Array> {
   const rowBytes = (ne[0]! / type.blockSize) * type.bytesPerBlock;
   const out = new Uint8Array((x.length / ne[0]!) * rowBytes);
-  for (const s of rowSlices(x, ne, im, Infinity)) {
+  for (const s of rowSlices(x.length, ne, im, Infinity)) {
     out.set(await encodeRows(x.subarray(s.start, s.end), ne[0]!, type, s.im), (s.start / ne[0]!) * rowBytes);
   }
   return out;
@@ -446,8 +455,9 @@ export async function requantizeGguf(
 /**
  * Re-quantizes a GGUF file with a plan, streaming the output: every tensor's type (hence its size, the
  * header and general.file_type) is decided before any tensor data is read, the header goes to `sink`
- * first, then each tensor is read, re-encoded and handed to `sink` with its padding, one at a time.
- * Memory is bounded by the largest tensor (its source bytes, f32 values and encoded bytes), never the
+ * first, then each tensor is read and handed to `sink` with its padding, one at a time, re-encoded in
+ * runs of whole rows (decoded to f32, encoded, sent). Memory: the largest tensor's source bytes plus one
+ * run (at most 16 Mi values as f32 with `encodeRows`, 1 Mi without, and its encoding), never the
  * model. Bad plans, types mixq cannot decode and wrong importance-matrix entries fail before the first
  * chunk. The bytes are those of writeGguf over the whole output.
  * @example await writeFileAtomicSink('out.gguf', (write) => requantizeGgufTo(file, plan, write))
@@ -537,20 +547,32 @@ export async function requantizeGgufTo(
   let done = 0;
   for (const [i, { info, type, im: entry }] of jobs.entries()) {
     const bytes = await file.readTensorBytes(info);
-    let data = bytes;
-    if (type) {
-      const x = decodeTensor(info, bytes, source);
-      data = opts.encodeRows
-        ? await encodeTensorWith(x, info.ne, type, entry, opts.encodeRows)
-        : encodeTensor(x, info.ne, type, entry);
+    let written = bytes.length;
+    if (!type) await sink(bytes);
+    else {
+      // runs of whole rows: decoded, encoded and sent one run at a time (rows are independent, so the
+      // bytes are those of the whole tensor encoded at once)
+      const codec = checkDecodable(info, source);
+      const ne0 = info.ne[0]!;
+      const rowIn = info.nbytes / (info.nElements / ne0);
+      const limit = opts.runElements ?? (opts.encodeRows ? STREAM_ELEMENTS : CHUNK_ELEMENTS);
+      written = 0;
+      for (const s of rowSlices(info.nElements, info.ne, entry, limit)) {
+        const x = codec.decode(
+          bytes.subarray((s.start / ne0) * rowIn, (s.end / ne0) * rowIn),
+          s.end - s.start,
+        );
+        const data = opts.encodeRows ? await opts.encodeRows(x, ne0, type, s.im) : type.encode(x, s.im);
+        written += data.length;
+        await sink(data);
+      }
     }
-    if (data.length !== layout.nbytes[i])
-      throw new MixqError(`tensor '${info.name}' encoded to ${data.length} bytes`, {
+    if (written !== layout.nbytes[i])
+      throw new MixqError(`tensor '${info.name}' encoded to ${written} bytes`, {
         source,
         field: `tensors.${info.name}`,
         expected: `${layout.nbytes[i]} bytes (its type's size)`,
       });
-    await sink(data);
     if (layout.padding[i]! > 0) await sink(new Uint8Array(layout.padding[i]!));
     done += info.nElements;
     opts.progress?.(done, total, info.name);
