@@ -115,6 +115,7 @@ async function ggmlTable(x: Float32Array, imatrix: Float32Array): Promise<void> 
   const rows: string[][] = [];
   let short = 0;
   const havePeer = Boolean(process.env.MIXQ_PEER_GGML);
+  const decoded = new Float32Array(x.length);
   try {
     for (const t of TYPES) {
       const fast = GGML_CODECS[t];
@@ -149,9 +150,11 @@ async function ggmlTable(x: Float32Array, imatrix: Float32Array): Promise<void> 
         ],
         [
           'decode',
+          // into a reused array, as the peer decodes into its buffer (a fresh 16 MB array per call is
+          // dominated by first-touch page faults on this VM: 45 ms of the ~48)
           mvs(
             n,
-            timeBest(() => fast.dequantize(bytes, n)),
+            timeBest(() => fast.dequantizeInto(bytes, decoded)),
           ),
           p?.dec,
           mvs(

@@ -90,6 +90,10 @@ describe('ggml golden: ref quantizers and dequantizers', () => {
         const y = codec.dequantize(want, x.length);
         const d = firstDiff(bitsOf(y), bitsOf(wantY));
         assert.equal(d, -1, `${name}/${e.input}: dequant differs at ${d}: ${y[d]} vs ${wantY[d]}`);
+        // into a caller's array (filled with junk first): the same floats, the same array returned
+        const out = new Float32Array(x.length).fill(Number.NaN);
+        assert.equal(codec.dequantizeInto(want, out), out);
+        assert.equal(firstDiff(bitsOf(out), bitsOf(wantY)), -1, `${name}/${e.input}: dequantizeInto`);
         // and our own bytes decode to the same values (unspecified elements are +-0 either way)
         const y2 = codec.dequantize(got, x.length);
         for (let i = 0; i < y2.length; i++) {

@@ -34,31 +34,103 @@ export interface GgmlCodec {
   quantize(x: Float32Array, nPerRow: number, imatrix: Float32Array | null): Uint8Array;
   /** `dequantize_row_<t>`: `n` values from exactly n / blockSize blocks. */
   dequantize(bytes: Uint8Array, n: number): Float32Array;
+  /** `dequantize` into the caller's array (`out.length` values; no allocation); returns `out`. */
+  dequantizeInto(bytes: Uint8Array, out: Float32Array): Float32Array;
 }
+
+/** dequantizeInto of a codec that only allocates (the references). */
+const into =
+  (dq: (bytes: Uint8Array, n: number) => Float32Array) =>
+  (bytes: Uint8Array, out: Float32Array): Float32Array => {
+    out.set(dq(bytes, out.length));
+    return out;
+  };
 
 /** The plain TypeScript codecs: the reference every fast path is tested against. */
 export const GGML_REFERENCE_CODECS = {
-  Q4_0: { info: Q4_0_INFO, quantizeRef: quantizeRefQ4_0, quantize: quantizeQ4_0, dequantize: dequantizeQ4_0 },
-  Q4_1: { info: Q4_1_INFO, quantizeRef: quantizeRefQ4_1, quantize: quantizeQ4_1, dequantize: dequantizeQ4_1 },
-  Q5_0: { info: Q5_0_INFO, quantizeRef: quantizeRefQ5_0, quantize: quantizeQ5_0, dequantize: dequantizeQ5_0 },
-  Q5_1: { info: Q5_1_INFO, quantizeRef: quantizeRefQ5_1, quantize: quantizeQ5_1, dequantize: dequantizeQ5_1 },
-  Q8_0: { info: Q8_0_INFO, quantizeRef: quantizeRefQ8_0, quantize: quantizeQ8_0, dequantize: dequantizeQ8_0 },
-  Q2_K: { info: Q2_K_INFO, quantizeRef: quantizeRefQ2_K, quantize: quantizeQ2_K, dequantize: dequantizeQ2_K },
-  Q3_K: { info: Q3_K_INFO, quantizeRef: quantizeRefQ3_K, quantize: quantizeQ3_K, dequantize: dequantizeQ3_K },
-  Q4_K: { info: Q4_K_INFO, quantizeRef: quantizeRefQ4_K, quantize: quantizeQ4_K, dequantize: dequantizeQ4_K },
-  Q5_K: { info: Q5_K_INFO, quantizeRef: quantizeRefQ5_K, quantize: quantizeQ5_K, dequantize: dequantizeQ5_K },
-  Q6_K: { info: Q6_K_INFO, quantizeRef: quantizeRefQ6_K, quantize: quantizeQ6_K, dequantize: dequantizeQ6_K },
+  Q4_0: {
+    info: Q4_0_INFO,
+    quantizeRef: quantizeRefQ4_0,
+    quantize: quantizeQ4_0,
+    dequantize: dequantizeQ4_0,
+    dequantizeInto: into(dequantizeQ4_0),
+  },
+  Q4_1: {
+    info: Q4_1_INFO,
+    quantizeRef: quantizeRefQ4_1,
+    quantize: quantizeQ4_1,
+    dequantize: dequantizeQ4_1,
+    dequantizeInto: into(dequantizeQ4_1),
+  },
+  Q5_0: {
+    info: Q5_0_INFO,
+    quantizeRef: quantizeRefQ5_0,
+    quantize: quantizeQ5_0,
+    dequantize: dequantizeQ5_0,
+    dequantizeInto: into(dequantizeQ5_0),
+  },
+  Q5_1: {
+    info: Q5_1_INFO,
+    quantizeRef: quantizeRefQ5_1,
+    quantize: quantizeQ5_1,
+    dequantize: dequantizeQ5_1,
+    dequantizeInto: into(dequantizeQ5_1),
+  },
+  Q8_0: {
+    info: Q8_0_INFO,
+    quantizeRef: quantizeRefQ8_0,
+    quantize: quantizeQ8_0,
+    dequantize: dequantizeQ8_0,
+    dequantizeInto: into(dequantizeQ8_0),
+  },
+  Q2_K: {
+    info: Q2_K_INFO,
+    quantizeRef: quantizeRefQ2_K,
+    quantize: quantizeQ2_K,
+    dequantize: dequantizeQ2_K,
+    dequantizeInto: into(dequantizeQ2_K),
+  },
+  Q3_K: {
+    info: Q3_K_INFO,
+    quantizeRef: quantizeRefQ3_K,
+    quantize: quantizeQ3_K,
+    dequantize: dequantizeQ3_K,
+    dequantizeInto: into(dequantizeQ3_K),
+  },
+  Q4_K: {
+    info: Q4_K_INFO,
+    quantizeRef: quantizeRefQ4_K,
+    quantize: quantizeQ4_K,
+    dequantize: dequantizeQ4_K,
+    dequantizeInto: into(dequantizeQ4_K),
+  },
+  Q5_K: {
+    info: Q5_K_INFO,
+    quantizeRef: quantizeRefQ5_K,
+    quantize: quantizeQ5_K,
+    dequantize: dequantizeQ5_K,
+    dequantizeInto: into(dequantizeQ5_K),
+  },
+  Q6_K: {
+    info: Q6_K_INFO,
+    quantizeRef: quantizeRefQ6_K,
+    quantize: quantizeQ6_K,
+    dequantize: dequantizeQ6_K,
+    dequantizeInto: into(dequantizeQ6_K),
+  },
   IQ4_NL: {
     info: IQ4_NL_INFO,
     quantizeRef: quantizeRefIQ4_NL,
     quantize: quantizeIQ4_NL,
     dequantize: dequantizeIQ4_NL,
+    dequantizeInto: into(dequantizeIQ4_NL),
   },
   MXFP4: {
     info: MXFP4_INFO,
     quantizeRef: quantizeRefMXFP4,
     quantize: quantizeMXFP4,
     dequantize: dequantizeMXFP4,
+    dequantizeInto: into(dequantizeMXFP4),
   },
 } as const satisfies Record<string, GgmlCodec>;
 
@@ -72,6 +144,7 @@ export function wasmCodec(reference: GgmlCodec): GgmlCodec {
     quantizeRef: (x) => wasmQuantizeRef(t, x),
     quantize: (x, nPerRow, imatrix) => wasmQuantize(t, x, nPerRow, imatrix),
     dequantize: (bytes, n) => wasmDequantize(t, bytes, n),
+    dequantizeInto: (bytes, out) => wasmDequantize(t, bytes, out.length, out),
   };
 }
 

@@ -165,8 +165,13 @@ export function wasmQuantize(
   return imatrix ? encode(t, MODE_IMATRIX, x, nPerRow, imatrix) : encode(t, MODE_API, x, nPerRow, null);
 }
 
-/** `dequantize_row_<t>` through the kernel (checks as the reference). */
-export function wasmDequantize(t: GgmlTypeInfo, bytes: Uint8Array, n: number): Float32Array {
+/** `dequantize_row_<t>` through the kernel (checks as the reference), into `out` when given. */
+export function wasmDequantize(
+  t: GgmlTypeInfo,
+  bytes: Uint8Array,
+  n: number,
+  out?: Float32Array,
+): Float32Array {
   checkDecodeInput(t, bytes, n);
   const k = getKernel();
   const perCall = Math.min(n, CHUNK_VALUES);
@@ -175,7 +180,7 @@ export function wasmDequantize(t: GgmlTypeInfo, bytes: Uint8Array, n: number): F
   const base = reserve(k, qBytes + 4 * perCall);
   const qPtr = base;
   const yPtr = base + qBytes;
-  const y = new Float32Array(n);
+  const y = out ?? new Float32Array(n);
   for (let start = 0; start < n; start += perCall) {
     const m = Math.min(perCall, n - start);
     const b0 = inBytesPer(start);
