@@ -23,7 +23,13 @@ export {
 } from './model.ts';
 export { type RopeMode, type RopeParams } from './ops.ts';
 export { argmaxRow, Sampler, type SamplingOptions } from './sampling.ts';
-export { EngineSession, generateTokens, type GenerateOptions, type GeneratedToken, promptIds } from './session.ts';
+export {
+  EngineSession,
+  generateTokens,
+  type GenerateOptions,
+  type GeneratedToken,
+  promptIds,
+} from './session.ts';
 export {
   ggufModelSource,
   hfModelSource,
