@@ -415,7 +415,7 @@ class LlamaCppModelImpl implements LlamaCppModel {
   }
 }
 
-function sameWindows(a: readonly TokenWindow[], b: readonly TokenWindow[]): boolean {
+export function sameWindows(a: readonly TokenWindow[], b: readonly TokenWindow[]): boolean {
   if (a.length !== b.length) return false;
   for (let k = 0; k < a.length; k++) {
     const x = a[k]!;
@@ -439,14 +439,15 @@ function denseLogProbs(probs: ReadonlyMap<number, number>, out: Float32Array, so
   logProbsFromProbs(p, out);
 }
 
-interface RowStore {
+/** Log-prob rows of a reference, in memory or in a temporary file (shared with runtime/engine-lm.node.ts). */
+export interface RowStore {
   readonly onDisk: boolean;
   write(offset: number, data: Float32Array): Promise<void>;
   read(offset: number, n: number): Promise<Float32Array>;
   close(): Promise<void>;
 }
 
-function newRowStore(bytes: number, maxMemory: number, dir: string | undefined): RowStore {
+export function newRowStore(bytes: number, maxMemory: number, dir: string | undefined): RowStore {
   if (bytes <= maxMemory) {
     const mem = new Float32Array(bytes / 4);
     return {

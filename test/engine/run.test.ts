@@ -29,7 +29,7 @@ import { parseSafetensors } from '../../src/io/safetensors/read.ts';
 import { floatBytesToF32 } from '../../src/io/safetensors/dtypes.ts';
 import { createKernels } from '../../src/kernels/context.ts';
 import { createKernelPool } from '../../src/kernels/pool.node.ts';
-import type { QuantizerConfig } from '../../src/quant/quantizer.ts';
+import type { QuantizerConfig } from '../../src/quant/qparams.ts';
 import { storiesModelPath } from '../../src/runtime/bundled-stories.node.ts';
 import { requantized, SMALL_K, syntheticLlamaGguf } from './synthetic.ts';
 import { compareRows, logSoftmaxRows } from './util.ts';
