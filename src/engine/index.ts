@@ -39,3 +39,12 @@ export {
   type ReadInto,
   type StoredTensor,
 } from './source.ts';
+export {
+  type CostEntry,
+  type CostFormat,
+  type CostOptions,
+  type CostShape,
+  costSource,
+  measureCostTable,
+} from './cost.ts';
+export { referenceForward, type ReferenceWeights } from './reference.ts';

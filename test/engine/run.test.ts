@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { MixqError } from '../../src/core/errors.ts';
+import { measureCostTable } from '../../src/engine/cost.ts';
 import { openEngineModel } from '../../src/engine/load.node.ts';
 import { loadEngineModel } from '../../src/engine/load.ts';
 import { referenceForward } from '../../src/engine/reference.ts';
@@ -220,4 +221,36 @@ test('bad input: one-line MixqErrors naming the field', async () => {
     openEngineModel('no/such/model.gguf'),
     /no\/such\/model\.gguf: no such file or folder/,
   );
+});
+
+test('the cost table: one timed entry per format x shape, weights at their stored size', () => {
+  const t = measureCostTable(
+    kernels,
+    [
+      { rows: 64, cols: 256 },
+      { rows: 64, cols: 256, batch: 4 },
+    ],
+    [
+      'Q4_K',
+      'F16',
+      { element: 'int3', groups: 32 },
+      { element: 'fp4_e2m1fn', groups: 16, scaleFormat: 'fp8_e4m3fn' },
+    ],
+    { minMs: 1, rotateBytes: 1 },
+  );
+  assert.deepEqual(
+    t.map((e) => [e.format, e.batch, e.mode, e.bytes]),
+    [
+      ['Q4_K', 1, 'q8', (64 * 256 * 144) / 256],
+      ['Q4_K', 4, 'q8', (64 * 256 * 144) / 256],
+      ['F16', 1, 'f32', 64 * 256 * 2],
+      ['F16', 4, 'f32', 64 * 256 * 2],
+      ['int3/32/fp16', 1, 'q8', (64 * 256 * 3) / 8 + 64 * 8 * 2],
+      ['int3/32/fp16', 4, 'q8', (64 * 256 * 3) / 8 + 64 * 8 * 2],
+      // + one 64-byte allocation (the kernels' element table)
+      ['fp4_e2m1fn/16/fp8_e4m3fn', 1, 'q8', (64 * 256) / 2 + 64 * 16 + 64],
+      ['fp4_e2m1fn/16/fp8_e4m3fn', 4, 'q8', (64 * 256) / 2 + 64 * 16 + 64],
+    ],
+  );
+  for (const e of t) assert.ok(e.secondsPerCall > 0 && e.secondsPerWeight === e.secondsPerCall / (64 * 256));
 });
