@@ -1,0 +1,417 @@
+/**
+ * mixq's engine (src/engine) against llama.cpp (node-llama-cpp, its prebuilt CPU build) on the same GGUF
+ * files, in the same run: a synthetic 1B-shaped llama (TinyLlama's shapes: 22 layers, hidden 2048, FFN
+ * 5632, 32 / 4 heads, vocabulary 32000; random weights, which is fine for speed) in
+ *   Q8_0, Q4_0                  one type for every matrix (llama.cpp's rule: output.weight Q6_K for Q4_0)
+ *   Q4_K_M                      llama.cpp's Q4_K_M rule (analysis/allocate/rule-mix.ts) through mixq's
+ *                               GGUF requantizer (`mixq requantize --rule ...`)
+ *   mixed (plan)                a mixed-type plan as mixq's allocator writes one (per-tensor types
+ *                               Q3_K..Q6_K, ~4 bits per weight)
+ * on 1 and 2 threads: prefill (32 tokens, one batch) and decode (16 tokens, one at a time) in tokens per
+ * second, load time, resident memory (RSS) after loading and after generating. Each measurement runs in
+ * its own child process (RSS of one runtime and one model only); mixq's children run with
+ * --experimental-wasm-relaxed-simd (Node 20; on by default in Node 22). llama.cpp runs with
+ * node-llama-cpp's defaults (flash attention 'auto', F16 KV cache, mmap) and the same thread count.
+ * Also: onnxruntime's RSS for the same matrices as MatMulNBits 4-bit g32 (what an ONNX export of a Q4_0-like
+ * plan holds), and the engine's cost table (measureCostTable) for the model's shapes.
+ *
+ * The model files are made on the first run (the dev script scripts/dev/synthetic-gguf.ts, then `mixq
+ * requantize`; ~3 minutes, ~5.5 GB) in $MIXQ_ENGINE_BENCH_DIR (default: the OS temp folder) and reused.
+ * Never commit them. Figures are indicative on a shared machine: /proc/loadavg is printed around them.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Q4_K_M_SCHEMES, ruleMix } from '../src/analysis/allocate/rule-mix.ts';
+import { type CostEntry, measureCostTable } from '../src/engine/cost.ts';
+import { makeNode, makeTensor } from '../src/export/onnx/build.ts';
+import { fileSource, writeFileAtomic } from '../src/io/files.node.ts';
+import { isRequantizable } from '../src/io/gguf/requantize.ts';
+import { readGguf } from '../src/io/gguf/read.ts';
+import { DATA_TYPE_CODES as C, onnxMessageType, readOnnx, writeOnnx } from '../src/io/onnx/index.ts';
+import type { NodeProto, TensorProto } from '../src/io/onnx/proto-types.ts';
+import { createKernels } from '../src/kernels/context.ts';
+import { isLlamaCppAvailable } from '../src/runtime/llama.node.ts';
+import { printTable } from './util.ts';
+
+const HERE = fileURLToPath(import.meta.url);
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const DIR = process.env.MIXQ_ENGINE_BENCH_DIR ?? join(tmpdir(), 'mixq-engine-bench');
+const PROMPT = 32;
+const DECODE = 16;
+const THREADS = [1, 2];
+const H = 2048;
+const F = 5632;
+const KV = 256;
+const LAYERS = 22;
+const VOCAB = 32000;
+
+const loadavg = (): string => {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').trim();
+  } catch {
+    return 'n/a';
+  }
+};
+const mib = (b: number) => (b / 2 ** 20).toFixed(0);
+
+interface ChildResult {
+  loadSeconds: number;
+  rssLoad: number;
+  rssEnd: number;
+  prefillMs: number;
+  decodeMs: number;
+  split?: Record<string, number>;
+}
+
+// ------------------------------------------------------------------------------------------ children
+
+async function childMixq(file: string, threads: number): Promise<ChildResult> {
+  const { openEngineModel } = await import('../src/engine/load.node.ts');
+  const { EngineSession } = await import('../src/engine/session.ts');
+  const { argmaxRow } = await import('../src/engine/sampling.ts');
+  const t0 = performance.now();
+  const m = await openEngineModel(file, { threads });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const rssLoad = process.memoryUsage().rss;
+  const s = new EngineSession(m, PROMPT + DECODE + 2);
+  const prompt = Int32Array.from({ length: PROMPT }, (_, i) => 300 + 7 * i);
+  let t = performance.now();
+  let logits = s.prefill(prompt);
+  const prefillMs = (performance.now() - t) / PROMPT;
+  logits = s.decode(argmaxRow(logits)); // warm-up
+  m.resetTimes();
+  t = performance.now();
+  for (let i = 0; i < DECODE; i++) logits = s.decode(argmaxRow(logits));
+  const decodeMs = (performance.now() - t) / DECODE;
+  const split = Object.fromEntries(Object.entries(m.times).map(([k, v]) => [k, v / DECODE]));
+  const rssEnd = process.memoryUsage().rss;
+  await m.close();
+  return { loadSeconds, rssLoad, rssEnd, prefillMs, decodeMs, split };
+}
+
+async function childLlama(file: string, threads: number): Promise<ChildResult> {
+  const m = await import('node-llama-cpp');
+  const llama = await m.getLlama({
+    build: 'never',
+    gpu: false,
+    logLevel: m.LlamaLogLevel.error,
+    progressLogs: false,
+  });
+  const t0 = performance.now();
+  const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+  const ctx = await model.createContext({ contextSize: 128, batchSize: PROMPT, threads });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const rssLoad = process.memoryUsage().rss;
+  const seq = ctx.getSequence();
+  const prompt = Array.from({ length: PROMPT }, (_, i) => 300 + 7 * i);
+  const next = { generateNext: { token: true } } as const;
+  let t = performance.now();
+  const first = await seq.controlledEvaluate(
+    prompt.map((x, i) => (i === PROMPT - 1 ? [x, next] : x)) as never,
+  );
+  const prefillMs = (performance.now() - t) / PROMPT;
+  let tok = (first[PROMPT - 1] as { next?: { token?: number } } | undefined)?.next?.token ?? 400;
+  const step = async () => {
+    const r = await seq.controlledEvaluate([[tok, next]] as never);
+    tok = (r[0] as { next?: { token?: number } } | undefined)?.next?.token ?? 400;
+  };
+  await step(); // warm-up
+  t = performance.now();
+  for (let i = 0; i < DECODE; i++) await step();
+  const decodeMs = (performance.now() - t) / DECODE;
+  const rssEnd = process.memoryUsage().rss;
+  await ctx.dispose();
+  await model.dispose();
+  return { loadSeconds, rssLoad, rssEnd, prefillMs, decodeMs };
+}
+
+async function childOrt(file: string, threads: number): Promise<ChildResult> {
+  const { ort } = await import('../src/runtime/ort.node.ts');
+  const base = process.memoryUsage().rss;
+  const t0 = performance.now();
+  const s = await ort.InferenceSession.create(file, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const rssLoad = process.memoryUsage().rss;
+  const feeds = {
+    x: new ort.Tensor('float32', new Float32Array(H).fill(0.01), [1, H]),
+    x2: new ort.Tensor('float32', new Float32Array(F).fill(0.01), [1, F]),
+  };
+  await s.run(feeds);
+  const t = performance.now();
+  await s.run(feeds);
+  const decodeMs = performance.now() - t;
+  const rssEnd = process.memoryUsage().rss;
+  await s.release();
+  return { loadSeconds, rssLoad: rssLoad - base, rssEnd: rssEnd - base, prefillMs: 0, decodeMs };
+}
+
+const COST_FORMATS = [
+  'F16',
+  'Q8_0',
+  'Q4_0',
+  'Q4_K',
+  'Q6_K',
+  { element: 'int3', groups: 32 },
+  { element: 'fp4_e2m1fn', groups: 16, scaleFormat: 'fp8_e4m3fn' as const },
+  { element: 'int2', groups: 32, layout: 'lut' as const },
+];
+
+async function childCost(): Promise<CostEntry[]> {
+  const k = await createKernels();
+  const shapes = [
+    { rows: H, cols: H },
+    { rows: F, cols: H },
+    { rows: H, cols: F },
+  ];
+  return measureCostTable(k, shapes, COST_FORMATS, { minMs: 60 });
+}
+
+function runChild(
+  kind: 'mixq' | 'llama' | 'ort' | 'cost',
+  file: string,
+  threads: number,
+): ChildResult | string {
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--experimental-wasm-relaxed-simd',
+      '--import',
+      'tsx',
+      HERE,
+      '--engine-bench-child',
+      kind,
+      file,
+      String(threads),
+    ],
+    { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as ChildResult;
+  } catch {
+    return `failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? r.status}`;
+  }
+}
+
+if (process.argv[2] === '--engine-bench-child') {
+  const [kind, file, threads] = process.argv.slice(3) as [string, string, string];
+  const f =
+    kind === 'mixq' ? childMixq : kind === 'llama' ? childLlama : kind === 'ort' ? childOrt : childCost;
+  const r = await f(file, Number(threads));
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+  process.exit(0);
+}
+
+// -------------------------------------------------------------------------------------------- models
+
+function sh(args: string[], what: string): void {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr}`);
+  console.log(`  made ${what} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+/** The mixed plan: per-tensor types as an allocator gives them (more bits at the ends and on attn_v). */
+function mixedRules(): string[] {
+  const r = ['output.weight=q6_k', 'token_embd.weight=q4_k'];
+  for (let l = 0; l < LAYERS; l++) {
+    const edge = l < 2 || l >= LAYERS - 2;
+    r.push(
+      `blk.${l}.attn_v.weight=q6_k`,
+      `blk.${l}.attn_q.weight=${edge ? 'q5_k' : 'q4_k'}`,
+      `blk.${l}.attn_k.weight=${edge ? 'q5_k' : 'q4_k'}`,
+      `blk.${l}.attn_output.weight=q4_k`,
+      `blk.${l}.ffn_gate.weight=${edge ? 'q4_k' : 'q3_k'}`,
+      `blk.${l}.ffn_up.weight=${edge ? 'q4_k' : 'q3_k'}`,
+      `blk.${l}.ffn_down.weight=${edge ? 'q6_k' : 'q4_k'}`,
+    );
+  }
+  return r;
+}
+
+async function ensureModels(): Promise<{ label: string; file: string }[]> {
+  mkdirSync(DIR, { recursive: true });
+  const f16 = join(DIR, 'syn1b-f16.gguf');
+  const cli = join(ROOT, 'src/cli/main.ts');
+  if (!existsSync(f16)) sh([join(ROOT, 'scripts/dev/synthetic-gguf.ts'), 'tinyllama', f16], 'the F16 model');
+  const out: { label: string; file: string }[] = [];
+  const make = async (label: string, name: string, args: () => Promise<string[]> | string[]) => {
+    const file = join(DIR, name);
+    if (!existsSync(file)) sh([cli, 'requantize', f16, file, ...(await args()), '--json'], label);
+    out.push({ label, file });
+  };
+  await make('Q8_0', 'syn1b-q8_0.gguf', () => ['--type', 'q8_0']);
+  await make('Q4_0', 'syn1b-q4_0.gguf', () => ['--type', 'q4_0']);
+  await make('Q4_K_M', 'syn1b-q4_k_m.gguf', async () => {
+    const src = await fileSource(f16);
+    try {
+      const g = await readGguf(src);
+      const weights = g.tensors.filter(isRequantizable).map((t) => {
+        const l = /^blk\.(\d+)\./.exec(t.name);
+        return { name: t.name, ...(l ? { layer: Number(l[1]) } : {}) };
+      });
+      return [...ruleMix(weights, Q4_K_M_SCHEMES)].flatMap(([n, s]) => ['--rule', `${n}=${s.toLowerCase()}`]);
+    } finally {
+      await src.close();
+    }
+  });
+  await make('mixed plan', 'syn1b-mixed.gguf', () => mixedRules().flatMap((r) => ['--rule', r]));
+  return out;
+}
+
+/** The model's matrices as MatMulNBits 4-bit g32 (random codes, float32 scales), as an ONNX file. */
+async function ensureOrtModel(): Promise<string> {
+  const file = join(DIR, 'syn1b-int4.onnx');
+  if (existsSync(file)) return file;
+  const inits: TensorProto[] = [];
+  const nodes: NodeProto[] = [];
+  const add = (name: string, n: number, k: number, input: string) => {
+    const nb = k / 32;
+    const b = new Uint8Array(n * nb * 16);
+    for (let i = 0; i < b.length; i += 65536)
+      crypto.getRandomValues(b.subarray(i, Math.min(b.length, i + 65536)));
+    inits.push(makeTensor(`${name}.b`, C.UINT8, [n, nb, 16], b));
+    inits.push(
+      makeTensor(`${name}.s`, C.FLOAT, [n * nb], new Uint8Array(new Float32Array(n * nb).fill(0.01).buffer)),
+    );
+    nodes.push(
+      makeNode('MatMulNBits', [input, `${name}.b`, `${name}.s`], [`${name}.y`], {
+        name,
+        domain: 'com.microsoft',
+        attrs: { K: k, N: n, bits: 4, block_size: 32, accuracy_level: 4 },
+      }),
+    );
+  };
+  for (let l = 0; l < LAYERS; l++) {
+    add(`q${l}`, H, H, 'x');
+    add(`k${l}`, KV, H, 'x');
+    add(`v${l}`, KV, H, 'x');
+    add(`o${l}`, H, H, 'x');
+    add(`g${l}`, F, H, 'x');
+    add(`u${l}`, F, H, 'x');
+    add(`d${l}`, H, F, 'x2');
+  }
+  add('head', VOCAB, H, 'x');
+  const vi = (name: string, shape: number[]) => ({
+    name,
+    type: { tensor_type: { elem_type: C.FLOAT, shape: { dim: shape.map((d) => ({ dim_value: d })) } } },
+  });
+  const proto = onnxMessageType('ModelProto').fromObject({
+    ir_version: 9,
+    producer_name: 'mixq-bench',
+    opset_import: [
+      { domain: '', version: 21 },
+      { domain: 'com.microsoft', version: 1 },
+    ],
+    graph: {
+      name: 'syn1b-int4',
+      input: [vi('x', [1, H]), vi('x2', [1, F])],
+      output: nodes.map((n) => vi(n.output[0]!, [1, 1])),
+    },
+  });
+  const model = readOnnx(new Uint8Array(onnxMessageType('ModelProto').encode(proto).finish()), {
+    source: 'bench',
+  });
+  model.proto.graph!.initializer = inits;
+  model.proto.graph!.node = nodes;
+  await writeFileAtomic(file, writeOnnx(model));
+  console.log('  made the onnxruntime MatMulNBits model');
+  return file;
+}
+
+// ---------------------------------------------------------------------------------------------- main
+
+export default async function engineBench(): Promise<void> {
+  console.log(`loadavg ${loadavg()}   models in ${DIR}`);
+  const models = await ensureModels();
+  const llama = await isLlamaCppAvailable();
+  if (!llama) console.log('llama.cpp peer not available (npm install node-llama-cpp): mixq rows only');
+  const rows: string[][] = [];
+  const splits: string[] = [];
+  for (const { label, file } of models) {
+    const size = statSync(file).size;
+    for (const threads of THREADS) {
+      const a = runChild('mixq', file, threads);
+      const b = llama ? runChild('llama', file, threads) : 'n/a';
+      const ok = (x: ChildResult | string): x is ChildResult => typeof x !== 'string';
+      const tps = (ms: number) => (1000 / ms).toFixed(2);
+      rows.push([
+        label,
+        mib(size),
+        String(threads),
+        ok(a) ? tps(a.decodeMs) : a,
+        ok(b) ? tps(b.decodeMs) : String(b),
+        ok(a) && ok(b) ? (b.decodeMs / a.decodeMs).toFixed(2) : '-',
+        ok(a) ? tps(a.prefillMs) : '-',
+        ok(b) ? tps(b.prefillMs) : '-',
+        ok(a) && ok(b) ? (b.prefillMs / a.prefillMs).toFixed(2) : '-',
+        ok(a) ? `${a.loadSeconds.toFixed(1)} s` : '-',
+        ok(b) ? `${b.loadSeconds.toFixed(1)} s` : '-',
+        ok(a) ? `${mib(a.rssLoad)} / ${mib(a.rssEnd)}` : '-',
+        ok(b) ? `${mib(b.rssLoad)} / ${mib(b.rssEnd)}` : '-',
+      ]);
+      if (ok(a) && a.split)
+        splits.push(
+          `  ${label} ${threads}T: ${Object.entries(a.split)
+            .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+            .join(', ')} ms/token`,
+        );
+    }
+  }
+  console.log(
+    `\ndecode ${DECODE} tokens after a ${PROMPT}-token prefill (tokens/s; ratio = mixq / llama.cpp)`,
+  );
+  printTable(
+    [
+      'model',
+      'MiB',
+      'thr',
+      'mixq dec',
+      'llama dec',
+      'ratio',
+      'mixq pre',
+      'llama pre',
+      'ratio',
+      'mixq load',
+      'llama load',
+      'mixq RSS MiB load/end',
+      'llama RSS load/end',
+    ],
+    rows,
+  );
+  console.log('where a mixq decode token goes:');
+  for (const s of splits) console.log(s);
+
+  const onnx = await ensureOrtModel();
+  const o = runChild('ort', onnx, 1);
+  console.log(
+    typeof o === 'string'
+      ? `onnxruntime: ${o}`
+      : `\nonnxruntime MatMulNBits 4-bit g32, the same matrices (${mib(statSync(onnx).size)} MiB file): ` +
+          `session RSS ${mib(o.rssLoad)} MiB after load, ${mib(o.rssEnd)} MiB after a run (above the process's own)`,
+  );
+
+  const cost = spawnSync(
+    process.execPath,
+    ['--experimental-wasm-relaxed-simd', '--import', 'tsx', HERE, '--engine-bench-child', 'cost', '-', '1'],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
+  const table = JSON.parse(cost.stdout.trim().split('\n').pop() ?? '[]') as CostEntry[];
+  console.log(
+    '\ncost table (measureCostTable, 1 thread, weights rotated over 64 MiB): ps per weight, decode',
+  );
+  const byFormat = new Map<string, string[]>();
+  for (const e of table) {
+    const r = byFormat.get(e.format) ?? [];
+    r.push(`${(e.secondsPerWeight * 1e12).toFixed(0)} (${(e.bytesPerSecond / 1e9).toFixed(1)} GB/s)`);
+    byFormat.set(e.format, r);
+  }
+  printTable(
+    ['format', '2048x2048', '5632x2048', '2048x5632'],
+    [...byFormat].map(([f, r]) => [f, ...r]),
+  );
+  console.log(`loadavg ${loadavg()}`);
+}
