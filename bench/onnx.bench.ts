@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import {
   getTensorFloat32,
+  inlineExternalData,
   listWeights,
   modelProtoType,
   onnxModelView,
@@ -14,12 +15,7 @@ import {
   writeOnnx,
 } from '../src/io/onnx/index.ts';
 import { printTable, timeBest } from './util.ts';
-import {
-  autoAssignments,
-  inlineExternalData,
-  quantizeOnnxWeights,
-  type WeightAssignment,
-} from '../src/export/onnx/index.ts';
+import { autoAssignments, quantizeOnnxWeights, type WeightAssignment } from '../src/export/onnx/index.ts';
 import { getFormat } from '../src/formats/index.ts';
 import { findW8A8Targets } from '../src/export/onnx/activations.ts';
 import { readOnnxFile } from '../src/io/onnx/file.node.ts';

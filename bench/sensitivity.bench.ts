@@ -6,7 +6,8 @@
  *   row, with absMax / sumSquares, vs captureActivationStats' blocked upper-triangle update).
  */
 import * as ort from 'onnxruntime-node';
-import { outputError, rowLayout } from '../src/analysis/sensitivity/index.ts';
+import { outputError } from '../src/analysis/sensitivity/index.ts';
+import { rowLayout } from '../src/quant/layout.ts';
 import { Rng } from '../src/core/rng.ts';
 import { captureActivationStats } from '../src/runtime/calibration.node.ts';
 import type { WeightFedModel } from '../src/runtime/weights.node.ts';

@@ -18,7 +18,8 @@ const ALLOWED = {
   export: ['core', 'formats', 'blocks', 'quant', 'graph', 'io'],
   runtime: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export', 'kernels', 'engine'],
   report: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph'],
-  plan: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export', 'runtime', 'report'],
+  // the plan file: browser-safe, exported from src/index.ts; building plans from models is the pipeline's
+  plan: ['core', 'formats', 'blocks', 'quant', 'analysis'],
   pipeline: [
     'core',
     'formats',
@@ -48,6 +49,7 @@ const BROWSER_SAFE = [
   'numerics',
   'report',
   'export',
+  'plan',
 ];
 
 function walk(dir, out) {

@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { loadEngineModel } from '../../src/engine/load.ts';
 import { referenceForward } from '../../src/engine/reference.ts';
 import { ggufModelSource } from '../../src/engine/source.ts';
-import { exportGptGguf } from '../../src/io/gguf/gpt2.node.ts';
+import { exportGptGguf } from '../../src/export/gguf/gpt2.node.ts';
 import { parseGguf } from '../../src/io/gguf/read.ts';
 import { createKernels } from '../../src/kernels/context.ts';
 import { loadStoriesText, storiesModelPath } from '../../src/runtime/bundled-stories.node.ts';
@@ -42,7 +42,11 @@ async function llamaRows(bytes: Uint8Array, tokens: Int32Array, exact: boolean):
   }
 }
 
-const fmt = (c: RowComparison) => [c.maxAbs.toExponential(1), c.klMean.toExponential(1), (100 * c.top1).toFixed(1)];
+const fmt = (c: RowComparison) => [
+  c.maxAbs.toExponential(1),
+  c.klMean.toExponential(1),
+  (100 * c.top1).toFixed(1),
+];
 
 async function row(model: string, type: string, bytes: Uint8Array, tokens: Int32Array): Promise<string[]> {
   const file = parseGguf(bytes, `${model}-${type}`);
@@ -60,8 +64,15 @@ async function row(model: string, type: string, bytes: Uint8Array, tokens: Int32
   let refCols = ['-', '-', '-', '-', '-', '-', '-', '-', '-'];
   const weights = file.tensors.reduce((a, t) => a + t.nElements, 0);
   if (weights < 3e8) {
-    const ref = logSoftmaxRows(referenceForward(src.config, src.ropeMode, await ggufWeights(file), tokens.subarray(0, n)), V);
-    refCols = [...fmt(compareRows(eF32, ref, V)), ...fmt(compareRows(lExact, ref, V)), ...fmt(compareRows(lDefault, ref, V))];
+    const ref = logSoftmaxRows(
+      referenceForward(src.config, src.ropeMode, await ggufWeights(file), tokens.subarray(0, n)),
+      V,
+    );
+    refCols = [
+      ...fmt(compareRows(eF32, ref, V)),
+      ...fmt(compareRows(lExact, ref, V)),
+      ...fmt(compareRows(lDefault, ref, V)),
+    ];
   }
   return [model, type, String(n), ...fmt(compareRows(lExact, eAuto, V)), ...refCols];
 }
@@ -71,7 +82,9 @@ const stories = new Uint8Array(readFileSync(storiesModelPath()));
 const sTok = ggufModelSource(parseGguf(stories, 's')).tokenizer;
 const sIds = Int32Array.from([1, ...sTok.encode(loadStoriesText().slice(0, 1200)).slice(0, N)]);
 for (const type of ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL'])
-  rows.push(await row('stories260K', type, type === 'F32' ? stories : await requantized(stories, type), sIds));
+  rows.push(
+    await row('stories260K', type, type === 'F32' ? stories : await requantized(stories, type), sIds),
+  );
 const base = syntheticLlamaGguf(SMALL_K);
 const kIds = Int32Array.from({ length: 65 }, (_, i) => (i * 37 + 1) % SMALL_K.vocab);
 for (const type of ['F32', 'Q8_0', 'Q4_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'IQ4_NL', 'MXFP4'])
@@ -80,14 +93,36 @@ for (const type of ['F32', 'Q8_0']) {
   const g = await exportGptGguf('models/gpt', type, { fallback: true });
   const bytes = new Uint8Array(Buffer.concat(g.chunks));
   const tok = ggufModelSource(parseGguf(bytes, 'gpt')).tokenizer;
-  rows.push(await row('bundled GPT (gpt2)', type, bytes, tok.encode(readFileSync('models/gpt/heldout.txt', 'utf8').slice(0, 600)).slice(0, N + 1)));
+  rows.push(
+    await row(
+      'bundled GPT (gpt2)',
+      type,
+      bytes,
+      tok.encode(readFileSync('models/gpt/heldout.txt', 'utf8').slice(0, 600)).slice(0, N + 1),
+    ),
+  );
 }
 for (const path of process.argv.slice(2)) {
   const bytes = new Uint8Array(readFileSync(path));
-  rows.push(await row(path.split('/').pop()!, '(file)', bytes, Int32Array.from({ length: 33 }, (_, i) => (i ? 300 + 7 * i : 1))));
+  rows.push(
+    await row(
+      path.split('/').pop()!,
+      '(file)',
+      bytes,
+      Int32Array.from({ length: 33 }, (_, i) => (i ? 300 + 7 * i : 1)),
+    ),
+  );
 }
 const h = (s: string) => [`${s} max|Δ|`, 'KL', 'top1%'];
 printTable(
-  ['model', 'type', 'pos', ...h('engine q8 vs llama'), ...h('engine f32 vs f64'), ...h('llama vs f64'), ...h('llama default vs f64')],
+  [
+    'model',
+    'type',
+    'pos',
+    ...h('engine q8 vs llama'),
+    ...h('engine f32 vs f64'),
+    ...h('llama vs f64'),
+    ...h('llama default vs f64'),
+  ],
   rows,
 );

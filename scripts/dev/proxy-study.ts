@@ -8,7 +8,7 @@
  *        npx tsx scripts/dev/proxy-study.ts --render out.json   (rewrite the doc from a saved run)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { defaultCandidates, fullCandidates } from '../../src/analysis/sensitivity/candidates.ts';
+import { defaultCandidates, fullCandidates, schemeId } from '../../src/analysis/sensitivity/candidates.ts';
 import { PROXY_NAMES } from '../../src/analysis/sensitivity/proxies.ts';
 import {
   type DamageSource,
@@ -157,9 +157,10 @@ for (const name of renderPath ? [] : models) {
   console.log('per candidate (rho across weights):');
   console.log(`candidate         ${klRows.map((r) => r.proxy.slice(0, 9).padStart(10)).join('')}`);
   for (const c of candidates) {
-    if (!(c.id in klRows[0]!.perCandidate)) continue;
+    const id = schemeId(c);
+    if (!(id in klRows[0]!.perCandidate)) continue;
     console.log(
-      `${c.id.padEnd(17)} ${klRows.map((r) => `    ${f(r.perCandidate[c.id] ?? Number.NaN)}`).join('')}`,
+      `${id.padEnd(17)} ${klRows.map((r) => `    ${f(r.perCandidate[id] ?? Number.NaN)}`).join('')}`,
     );
   }
 }

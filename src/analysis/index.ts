@@ -1,4 +1,5 @@
-// Analysis: error metrics (more to come: sensitivity, allocation search).
+// Analysis: error metrics, sensitivity (proxies, candidate schemes, the damage table) and the allocation
+// search (MILP, DP, greedy, Pareto, rule mixes). Re-exports only.
 export * from './metrics.ts';
 export * from './allocate/index.ts';
 export * from './sensitivity/index.ts';

@@ -1,6 +1,7 @@
 /**
- * mixq/blocks: scaled block formats — ggml's GGUF block types (bit-exact with llama.cpp), OCP MX and
- * NVFP4 — and the traits table GGUF I/O uses. Element formats come from mixq/formats.
+ * mixq/blocks: scaled block formats — ggml's GGUF block types (bit-exact with llama.cpp), OCP MX (each of
+ * its scale rules) and NVFP4 — in one table (BLOCK_FORMATS; BLOCK_TYPES is its GGUF part). Element formats
+ * come from mixq/formats.
  */
 export {
   GGML_CODECS,
@@ -19,6 +20,7 @@ export {
   type MxFormatName,
   type MxOptions,
   type MxScaleRule,
+  mxBlockScale,
   mxDecode,
   mxEncode,
   mxFakeQuant,
@@ -29,15 +31,22 @@ export {
   type Nvfp4Encoded,
   type Nvfp4Options,
   nvfp4AutoTensorScale,
+  nvfp4BlockScale,
   nvfp4Decode,
   nvfp4Encode,
   nvfp4FakeQuant,
+  nvfp4Quotient,
 } from './nvfp4.ts';
 export {
+  BLOCK_FORMATS,
   BLOCK_TYPES,
+  type BlockFormat,
+  type BlockScaling,
+  blockScalingFor,
   type BlockTypeName,
   type BlockTypeTraits,
   blockTypeById,
+  getBlockFormat,
   getBlockType,
   rowBytes,
 } from './registry.ts';

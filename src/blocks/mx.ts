@@ -174,6 +174,21 @@ export function mxSharedExponent(fmt: MxFormat, amax: number, rule: MxScaleRule)
   }
 }
 
+/**
+ * A block's E8M0 scale code and the scale its elements are divided by (2^E times MXINT8's unit), from
+ * its max |x| (finite, >= 0): E = the rule's shared exponent clamped to [-127, 127]; an all-zero block
+ * gets E = -127 (code 0).
+ * @example mxBlockScale(MX_FORMATS.mxfp4_e2m1, 6, 'floor') // { code: 127, scale: 1 }
+ */
+export function mxBlockScale(
+  fmt: MxFormat,
+  amax: number,
+  rule: MxScaleRule = 'floor',
+): { code: number; scale: number } {
+  const e = Math.max(-127, Math.min(127, amax === 0 ? -127 : mxSharedExponent(fmt, amax, rule)));
+  return { code: e + 127, scale: 2 ** e * fmt.elementUnit };
+}
+
 function checkEncode(fmt: MxFormat, x: Float32Array): void {
   if (x.length === 0 || x.length % 32 !== 0) {
     throw new MixqError(`cannot encode ${x.length} values`, {
@@ -214,10 +229,10 @@ function quantize(
       scales[b] = 0xff; // elements stay 0: the NaN scale alone makes the block NaN
       continue;
     }
-    const e = Math.max(-127, Math.min(127, amax === 0 ? -127 : mxSharedExponent(fmt, amax, rule)));
-    scales[b] = e + 127;
+    const { code, scale } = mxBlockScale(fmt, amax, rule);
+    scales[b] = code;
     // V / X is a power-of-two scaling, exact; MXINT8 codes count units of 2^-6
-    const inv = 2 ** -e / fmt.elementUnit;
+    const inv = 1 / scale;
     for (let i = start; i < end; i++) scaled[i] = x[i]! * inv;
   }
   const codes = encodeArray(

@@ -69,6 +69,22 @@ function resolveTensorScale(x: Float32Array, opts: Nvfp4Options): number {
 }
 
 /**
+ * A block's E4M3 scale code and the scale its elements are divided by, from its max |x| (finite, >= 0)
+ * and the tensor scale g: code = e4m3(amax / 6 / g) nearest-even, saturating; scale = e4m3[code] * g
+ * (0 when the code is 0: the block's elements are then zeros).
+ * @example nvfp4BlockScale(6, 1) // { code: 0x38, scale: 1 }
+ */
+export function nvfp4BlockScale(amax: number, g: number): { code: number; scale: number } {
+  const code = encode(E4M3, fr(fr(amax / 6) / g), { rounding: 'nearest-even', overflow: 'saturate' });
+  return { code, scale: fr(E4M3_VALUES[code]! * g) };
+}
+
+/** An element's quotient x / scale as NVFP4 computes it: a float32 division; a zero scale gives signed zeros. */
+export function nvfp4Quotient(x: number, scale: number): number {
+  return scale === 0 ? x * 0 : fr(x / scale);
+}
+
+/**
  * Per block of 16 (the last may be shorter) the E4M3 scale code, and every element's E2M1 code; one pass
  * of the element codec over the whole array (stochastic modes: one stream seeded by `opts.seed`).
  */
@@ -91,11 +107,10 @@ function quantize(x: Float32Array, g: number, opts: Nvfp4Options): { scales: Uin
       scales[b] = E4M3_NAN; // elements stay 0; the NaN scale makes the block NaN
       continue;
     }
-    const sCode = encode(E4M3, fr(fr(amax / 6) / g), { rounding: 'nearest-even', overflow: 'saturate' });
-    scales[b] = sCode;
-    const denom = fr(E4M3_VALUES[sCode]! * g);
+    const { code, scale } = nvfp4BlockScale(amax, g);
+    scales[b] = code;
     // the element quotient is a float32 division, as in GPU kernels; s = 0 leaves signed zeros
-    for (let i = start; i < end; i++) scaled[i] = denom === 0 ? x[i]! * 0 : fr(x[i]! / denom);
+    for (let i = start; i < end; i++) scaled[i] = nvfp4Quotient(x[i]!, scale);
   }
   const codes = encodeArray(
     E2M1,

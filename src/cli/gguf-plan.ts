@@ -10,18 +10,16 @@ import { MixqError } from '../core/errors.ts';
 import { getBlockType } from '../blocks/registry.ts';
 import { writeFileAtomic } from '../io/files.node.ts';
 import { parsePlan } from '../plan/parse.ts';
-import { ggmlSpelling } from '../plan/gguf.ts';
+import { ggmlSpelling } from '../pipeline/gguf/planned.ts';
 import { serialisePlan } from '../plan/serialise.ts';
 import type { Plan } from '../plan/schema.ts';
-import {
-  applyPlanToGguf,
-  type ApplyGgufResult,
-  planGguf,
-  type PlanGgufResult,
-} from '../pipeline/gguf.node.ts';
+import { applyPlanToGguf, type ApplyGgufResult } from '../pipeline/gguf/apply.node.ts';
+import { planGguf, type PlanGgufResult } from '../pipeline/gguf/plan.node.ts';
 import { failCli, usageExitCode } from './errors.ts';
-import { fmtBytes, type RequantTableRow, requantTableLines } from './requant-table.ts';
+import { formatBytes } from '../report/summary.ts';
+import { type RequantTableRow, requantTableLines } from './requant-table.ts';
 import { parseBudget, progressBar } from './quantize-args.ts';
+import { jsonText } from './json.ts';
 
 /** A GGUF input: a '.gguf' name, or a file starting with the 'GGUF' magic. */
 export async function isGgufInput(path: unknown): Promise<boolean> {
@@ -96,32 +94,28 @@ export async function runGgufPlan(args: Record<string, unknown>): Promise<void> 
   const p = r.plan;
   if (json) {
     process.stdout.write(
-      `${JSON.stringify(
-        {
-          plan: out,
-          model: p.model,
-          budget: p.budget,
-          totals: p.totals,
-          fileBytes: r.fileBytes,
-          solver: p.solver,
-          weights: p.weights.map((w) => ({
-            name: w.name,
-            type: w.scheme.blockType,
-            bytes: w.bytes,
-            predictedDamage: w.predictedDamage,
-          })),
-          notes: r.notes,
-        },
-        null,
-        2,
-      )}\n`,
+      `${jsonText({
+        plan: out,
+        model: p.model,
+        budget: p.budget,
+        totals: p.totals,
+        fileBytes: r.fileBytes,
+        solver: p.solver,
+        weights: p.weights.map((w) => ({
+          name: w.name,
+          type: w.scheme.blockType,
+          bytes: w.bytes,
+          predictedDamage: w.predictedDamage,
+        })),
+        notes: r.notes,
+      })}\n`,
     );
     return;
   }
   const lines = requantTableLines(...planTable(r.tensors, p), undefined, r.notes);
   lines.push(
     `plan: ${p.weights.length} weights at ${p.totals.bitsPerWeight.toFixed(3)} bits per weight (${budgetLabel(p)}), ` +
-      `predicted damage ${p.totals.predictedDamage.toPrecision(4)}; output file ${r.fileBytes} bytes (${fmtBytes(r.fileBytes)}); ` +
+      `predicted damage ${p.totals.predictedDamage.toPrecision(4)}; output file ${r.fileBytes} bytes (${formatBytes(r.fileBytes, true)}); ` +
       `solver ${p.solver.name} ${p.solver.status}`,
     `wrote ${out}`,
   );
@@ -210,24 +204,20 @@ export async function runGgufApply(args: Record<string, unknown>): Promise<void>
   }
   if (json) {
     process.stdout.write(
-      `${JSON.stringify(
-        {
-          input: model,
-          out: r.out,
-          fileBytes: r.fileBytes,
-          fileType: r.result.fileType,
-          totals: r.result.totals,
-          bitsPerWeight: r.bitsPerWeight,
-          predictedDamage: r.predictedDamage,
-          measuredDamage: r.measuredDamage,
-          tensors: r.result.tensors,
-          weights: r.weights,
-          notes: r.notes,
-          check: r.check,
-        },
-        null,
-        2,
-      )}\n`,
+      `${jsonText({
+        input: model,
+        out: r.out,
+        fileBytes: r.fileBytes,
+        fileType: r.result.fileType,
+        totals: r.result.totals,
+        bitsPerWeight: r.bitsPerWeight,
+        predictedDamage: r.predictedDamage,
+        measuredDamage: r.measuredDamage,
+        tensors: r.result.tensors,
+        weights: r.weights,
+        notes: r.notes,
+        check: r.check,
+      })}\n`,
     );
     return;
   }

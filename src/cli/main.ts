@@ -16,4 +16,12 @@ const main = defineCommand({
   subCommands: commands,
 });
 
+// A closed output pipe (`mixq eval gpt --json | head`) ends the command quietly: a reader that stopped
+// reading is not an error of the command.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    process.exitCode = 1;
+  });
+
 runMain(main);

@@ -3,8 +3,9 @@
  * target, the candidate set, and a progress bar for the long steps.
  */
 import cliProgress from 'cli-progress';
+import { parseCandidateIds } from '../analysis/sensitivity/candidates.ts';
 import { MixqError } from '../core/errors.ts';
-import type { QuantizeBudget, QuantizeOptions } from '../pipeline/quantize.node.ts';
+import type { QuantizeBudget, QuantizeOptions, TargetName } from '../pipeline/quantize/index.ts';
 
 export const quantizeArgs = {
   model: {
@@ -113,13 +114,14 @@ export function parseBudget(args: Record<string, unknown>): QuantizeBudget {
   return { kind: 'bitsPerWeight', bits };
 }
 
-/** The QuantizeOptions the shared flags describe (budget included). */
+/** The QuantizeOptions the shared flags describe (budget included); candidate ids are parsed here. */
 export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOptions, 'onProgress' | 'log'> {
   const emit = args.emit === undefined ? 'onnx' : String(args.emit);
   if (emit !== 'onnx' && emit !== 'gguf' && emit !== 'safetensors' && emit !== 'none')
     bad('emit', emit, "'onnx', 'gguf', 'safetensors' or 'none'");
   if (args.native === true && emit !== 'onnx')
     bad('native', `--emit ${emit}`, '--native with --emit onnx only');
+  const target: TargetName = args.native === true ? 'onnx-native' : emit;
   const damage = args.damage === undefined ? 'proxy' : String(args.damage);
   if (damage !== 'proxy' && damage !== 'kl') bad('damage', damage, "'proxy' or 'kl'");
   let sweep: number[] | undefined;
@@ -143,17 +145,16 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
       bad('calibration', String(args.calibration), 'a positive integer');
   }
   return {
-    ...(calibrationSize ? { calibrationSize } : {}),
     model: args.model === undefined || args.model === '' ? 'gpt' : String(args.model),
+    task: { ...(calibrationSize ? { calibrationSize } : {}), ...(evalSize ? { evalSize } : {}) },
     budget: parseBudget(args),
-    emit,
-    damage: damage === 'kl' ? 'kl' : 'noiseCalibrated',
-    ...(args.candidates ? { candidates: String(args.candidates).split(',') } : {}),
-    ...(sweep ? { sweep } : {}),
-    ...(evalSize ? { evalSize } : {}),
-    ...(typeof args['bias-correction'] === 'boolean' ? { biasCorrection: args['bias-correction'] } : {}),
-    ...(args.native === true ? { nativeOnly: true } : {}),
-    ...(args.select === false ? { select: false } : {}),
+    candidates: {
+      damage: damage === 'kl' ? 'kl' : 'noiseCalibrated',
+      ...(args.candidates ? { schemes: parseCandidateIds(String(args.candidates).split(',')) } : {}),
+      ...(typeof args['bias-correction'] === 'boolean' ? { biasCorrection: args['bias-correction'] } : {}),
+    },
+    evaluation: { ...(sweep ? { sweep } : {}), ...(args.select === false ? { select: false } : {}) },
+    output: { target },
   };
 }
 

@@ -4,14 +4,10 @@
  * all tensors, as llama.cpp counts them), file_type and notes.
  */
 import type { RequantizeResult, RequantTensorReport } from '../io/gguf/requantize.ts';
+import { formatBytes } from '../report/summary.ts';
 
 /** '1.50 MiB', '12.0 KiB', '512 B'. */
-export function fmtBytes(n: number): string {
-  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
-  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(2)} MiB`;
-  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
-  return `${n} B`;
-}
+const fmtBytes = (n: number): string => formatBytes(n, true);
 
 /** One table row: what a RequantTensorReport says about a tensor. */
 export type RequantTableRow = Pick<

@@ -1,3 +1,5 @@
-// Deployable outputs: quantized model files that run in other runtimes. Re-exports only.
+// Deployable outputs: quantized model files that run in other runtimes (ONNX, quantized safetensors, GGUF
+// conversions of known models). Re-exports only.
+export * from './gguf/gpt2.ts';
 export * from './onnx/index.ts';
 export * from './safetensors.ts';

@@ -41,6 +41,7 @@ import {
   type ChooseOptions,
   chooseQParams,
   type QParams,
+  qparamsOf,
   type QuantizerConfig,
   quantizerGrid,
 } from '../quant/qparams.ts';
@@ -738,8 +739,10 @@ async function loadWeight(
   if (sf === 'fp8_e4m3fn') shared = floatBytesToF32('F32', await read(w.tensors.global_scale));
   else if (typeof sf === 'object') shared = floatBytesToF32('F16', await read(w.tensors.super_scales));
   const scale = loadScales(sf, scaleCodes, shared);
+  // an NVFP4 block whose E4M3 scale code is 0 is all zeros (blocks/nvfp4.ts); other scales are never 0
+  const zeroScale = sf === 'fp8_e4m3fn';
   for (let g = 0; g < nG; g++)
-    if (!(Number.isFinite(scale[g]!) && scale[g]! !== 0))
+    if (!(Number.isFinite(scale[g]!) && (scale[g]! !== 0 || zeroScale)))
       throw fail(`scale of group ${g} is ${scale[g]}`, tn('scales'), 'finite non-zero scales');
   const zero = new Float32Array(nG);
   const offset = new Float32Array(nG);
@@ -756,16 +759,6 @@ async function loadWeight(
         throw fail(`offset of group ${g} is ${o[g]}`, tn('offsets'), 'finite offsets');
     offset.set(o);
   }
-  const params: QParams = {
-    config: cfg,
-    shape: [...w.shape],
-    grid,
-    layout,
-    scale,
-    zero,
-    offset,
-    scaleCodes,
-    scaleShared: shared,
-  };
+  const params = qparamsOf(cfg, w.shape, { scale, codes: scaleCodes, shared }, zero, offset, layout, grid);
   return { params, codes };
 }

@@ -64,6 +64,18 @@ export function encode(spec: FormatSpec, x: number, opts?: CastOptions): number 
   return encoderFor(spec, r, opts)(x, r.rng ? r.rng.nextU32() : 0);
 }
 
+/**
+ * `encode` bound to a spec and options for many values: validated once, one generator for the stochastic
+ * modes (one 32-bit draw per call, in call order).
+ * @example const enc = encoderOf(getFormat('fp4_e2m1fn'), { overflow: 'saturate' }); enc(5) // 6 (code 6 = 4)
+ */
+export function encoderOf(spec: FormatSpec, opts?: CastOptions): (x: number) => number {
+  const r = resolveRounding(opts);
+  const enc = encoderFor(spec, r, opts);
+  const rng = r.rng;
+  return rng ? (x) => enc(x, rng.nextU32()) : (x) => enc(x, 0);
+}
+
 /** The value of a code (NaN for NaN codes). `decode(getFormat('fp4_e2m1fn'), 7) === 6`. */
 export function decode(spec: FormatSpec, code: number): number {
   const bits = formatBits(spec);

@@ -20,6 +20,7 @@ export {
   decodeArray,
   encode,
   encodeArray,
+  encoderOf,
   type FormatInfo,
   formatBits,
   formatInfo,
@@ -30,6 +31,7 @@ export { type ChopBuffer, chopBuffer } from './chop-buffer.ts';
 export { ALIASES, FORMATS, type FloatOverrides, getFormat, parseFormat, WIDE_FORMATS } from './registry.ts';
 export { chop64, chop64Reference, chopNumber, decodeBig, encodeBig } from './round64.ts';
 export { packCodes, packedBytes, unpackCodes } from './pack.ts';
+export { nearestEvenEncoder, nearestEvenInt, roundToInteger } from './round.ts';
 export { ROUNDINGS } from './rounding.ts';
 export { intSpec } from './catalog/integers.ts';
 export {

@@ -38,7 +38,7 @@ import {
   type SafetensorsTensorInput,
   writeSafetensors,
 } from './safetensors/index.ts';
-import type { OpenedModel } from './index.ts';
+import type { OpenedModel } from './open.ts';
 import { listWeights, loadTensorBytes, loadWeightFloat32, onnxModelView } from './onnx/index.ts';
 
 export type ConvertTarget = 'gguf' | 'safetensors';

@@ -1,7 +1,10 @@
 /**
- * Node-only file edges: a ByteSource over a file handle, and atomic writes (temp file in the same folder,
- * then rename) so an interrupted run never leaves a half-written output and never touches an input.
+ * Node-only file edges: a ByteSource over a file handle, atomic writes (temp file in the same folder,
+ * then rename) so an interrupted run never leaves a half-written output and never touches an input, and
+ * a file's identity (name, size, sha256).
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { open, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ByteSource } from './source.ts';
@@ -63,4 +66,18 @@ export async function writeFileAtomic(
     await rm(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * A file's identity as a plan records it: its name, size and sha256 (read as a stream, never whole).
+ * @example const { sha256 } = await fileIdentity('model.gguf');
+ */
+export async function fileIdentity(path: string): Promise<{ file: string; size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { file: basename(path), size, sha256: hash.digest('hex') };
 }

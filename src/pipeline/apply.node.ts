@@ -1,34 +1,25 @@
 /**
  * `mixq apply <model> <plan>`: a plan file (written by `mixq plan` / `mixq quantize`, possibly edited by
- * hand) applied to its model, giving the deployable ONNX model. RTN weights need nothing but the model;
- * GPTQ weights are re-quantized from the task's calibration data (the same data `mixq plan` used), so the
- * result is bit-identical to the one `mixq quantize` writes.
+ * hand) applied to its model, through the same stages as `mixq quantize`: the model is loaded once
+ * (model.node.ts), calibrated when a scheme needs statistics (GPTQ codes, ggml's importance matrix, bias
+ * correction; from the plan's calibration size, so the result is bit-identical to the one `mixq quantize`
+ * writes), every planned weight simulated (quantize/simulate.ts), and the output target's writer and
+ * read-back check run (quantize/write.ts).
  */
-import { fromRows, type RowLayout, rowLayout, toRows } from '../analysis/sensitivity/layout.ts';
-import { gptqCandidate, quantizeCandidate } from '../analysis/sensitivity/quantize.ts';
+import { applicable, checkApplied } from '../analysis/sensitivity/apply-scheme.ts';
 import { MixqError } from '../core/errors.ts';
-import type { ExportedWeight, PrequantizedBlocks } from '../export/onnx/quantize.ts';
-import type { Plan } from '../plan/schema.ts';
-import { withEvalRunner } from '../runtime/session-pool.node.ts';
-import { captureLayerStats } from '../runtime/sensitivity.node.ts';
-import { loadWeightFedModel } from '../runtime/weights.node.ts';
+import type { ExportedWeight } from '../export/onnx/quantize.ts';
 import { concatBytes } from '../io/gguf/write.ts';
-import { biasCorrector, readBiases } from './bias.node.ts';
-import {
-  exportGguf,
-  exportOnnx,
-  exportSafetensors,
-  fileIdentity,
-  modelInfo,
-  type QuantizeEmit,
-} from './quantize.node.ts';
-import {
-  hasScaleSearch,
-  onnxAssignment,
-  prequantizedBlocks,
-  rowCandidate,
-  rtnWithBlocks,
-} from './schemes.ts';
+import type { Plan } from '../plan/schema.ts';
+import { type RowLayout, rowLayout } from '../quant/layout.ts';
+import { type Scheme, salientOf, schemeOnRows } from '../quant/scheme.ts';
+import { captureLayerStats } from '../runtime/sensitivity.node.ts';
+import { type LoadedModel, loadModel } from './model.node.ts';
+import { biasCorrector } from './quantize/bias.ts';
+import { simulateWeight } from './quantize/simulate.ts';
+import { TARGETS, type TargetName } from './quantize/targets.ts';
+import { writeStage } from './quantize/write.ts';
+import type { PlannedWeight } from './quantize/writers.node.ts';
 import { resolveTask } from './tasks.node.ts';
 
 export interface ApplyResult {
@@ -41,62 +32,89 @@ export interface ApplyResult {
   readonly metricName: string;
 }
 
+export interface ApplyOptions {
+  readonly force?: boolean;
+  readonly evaluate?: boolean;
+  readonly planSource?: string;
+  /** Calibration size of the task; default the plan's objective.calibration.size. */
+  readonly calibrationSize?: number;
+  /**
+   * Output target; default gguf for ggml block plans, onnx when every scheme can be stored in ONNX
+   * (natively or packed), else safetensors.
+   */
+  readonly target?: Exclude<TargetName, 'none'>;
+}
+
+/** Refuses a plan made for another file (its sha256 or size differs). */
+function checkIdentity(model: LoadedModel, plan: Plan, source: string): void {
+  const id = model.identity;
+  if (plan.model.sha256 !== undefined && plan.model.sha256 !== id.sha256)
+    throw new MixqError(`the plan was made for another file (${plan.model.file})`, {
+      source,
+      field: 'model.sha256',
+      expected: `${id.sha256} (the sha256 of ${model.path}); pass --force to apply anyway`,
+    });
+  if (plan.model.sha256 === undefined && plan.model.size !== undefined && plan.model.size !== id.size)
+    throw new MixqError(`the plan was made for a file of ${plan.model.size} bytes`, {
+      source,
+      field: 'model.size',
+      expected: `${id.size}; pass --force to apply anyway`,
+    });
+}
+
+/** Row layout and first consumer of every weight a plan can name (read by a linear op, known output axis). */
+function weightLayouts(model: LoadedModel): Map<string, { layout: RowLayout; consumer: string }> {
+  const layouts = new Map<string, { layout: RowLayout; consumer: string }>();
+  for (const t of model.tensors.values()) {
+    const c = t.consumers[0];
+    if (t.outputAxis === undefined || !c || t.shape.length < 2) continue;
+    if (t.outputAxis !== 0 && !(t.outputAxis === 1 && t.shape.length === 2)) continue;
+    layouts.set(t.name, { layout: rowLayout(t.shape, t.outputAxis), consumer: `${c.op}:${c.inputIndex}` });
+  }
+  return layouts;
+}
+
+/** The target a plan goes to when none is given. */
+function defaultTarget(
+  plan: Plan,
+  layouts: ReadonlyMap<string, { layout: RowLayout; consumer: string }>,
+  model: LoadedModel,
+): Exclude<TargetName, 'none'> {
+  if (plan.weights.some((w) => w.scheme.blockType !== undefined)) return 'gguf';
+  const storable = (s: Scheme, w: { layout: RowLayout; consumer: string }): boolean => {
+    try {
+      return TARGETS.onnx.cost(schemeOnRows(s, w.layout), w, model) !== undefined;
+    } catch {
+      return false;
+    }
+  };
+  return plan.weights.every((w) => {
+    const l = layouts.get(w.name);
+    return l !== undefined && storable(w.scheme, l);
+  })
+    ? 'onnx'
+    : 'safetensors';
+}
+
 /**
  * Applies `plan` to `model` ('gpt', 'ocr' or an .onnx path). Refuses a plan made for another file (its
  * sha256 or size differs) unless `force`.
  */
-export async function applyPlan(
-  model: string,
-  plan: Plan,
-  opts: {
-    force?: boolean;
-    evaluate?: boolean;
-    planSource?: string;
-    /** Calibration size of the task; default the plan's objective.calibration.size. */
-    calibrationSize?: number;
-    /** Output format; default GGUF for ggml block plans, ONNX when every scheme can be stored in ONNX (natively or packed), else safetensors. */
-    emit?: Exclude<QuantizeEmit, 'none'>;
-  } = {},
-): Promise<ApplyResult> {
+export async function applyPlan(modelArg: string, plan: Plan, opts: ApplyOptions = {}): Promise<ApplyResult> {
   // the plan's own calibration size unless overridden (GPTQ and imatrix weights depend on it)
   const calibrationSize = opts.calibrationSize ?? plan.objective.calibration?.size;
-  const task = resolveTask(model, calibrationSize ? { calibrationSize } : {});
+  let loaded: LoadedModel | undefined;
+  const task = resolveTask(
+    modelArg,
+    calibrationSize ? { calibrationSize } : {},
+    () => loaded?.fp32 ?? task.modelPath,
+  );
   const source = opts.planSource ?? 'plan';
-  if (!opts.force) {
-    const id = await fileIdentity(task.modelPath);
-    if (plan.model.sha256 !== undefined && plan.model.sha256 !== id.sha256)
-      throw new MixqError(`the plan was made for another file (${plan.model.file})`, {
-        source,
-        field: 'model.sha256',
-        expected: `${id.sha256} (the sha256 of ${task.modelPath}); pass --force to apply anyway`,
-      });
-    if (plan.model.sha256 === undefined && plan.model.size !== undefined && plan.model.size !== id.size)
-      throw new MixqError(`the plan was made for a file of ${plan.model.size} bytes`, {
-        source,
-        field: 'model.size',
-        expected: `${id.size}; pass --force to apply anyway`,
-      });
-  }
-  const info = await modelInfo(task.modelPath);
-  const layouts = new Map<string, { L: RowLayout; consumer: string }>();
-  for (const t of info.tensors.values()) {
-    const c = t.consumers[0];
-    if (t.outputAxis === undefined || !c || t.shape.length < 2) continue;
-    if (t.outputAxis !== 0 && !(t.outputAxis === 1 && t.shape.length === 2)) continue;
-    layouts.set(t.name, { L: rowLayout(t.shape, t.outputAxis), consumer: `${c.op}:${c.inputIndex}` });
-  }
-  const opset = info.opset;
-  const emit: Exclude<QuantizeEmit, 'none'> =
-    opts.emit ??
-    (plan.weights.some((w) => w.scheme.blockType !== undefined)
-      ? 'gguf'
-      : plan.weights.every((w) => {
-            const l = layouts.get(w.name);
-            return l !== undefined && onnxAssignment(w.scheme, l.L, l.consumer, opset) !== undefined;
-          })
-        ? 'onnx'
-        : 'safetensors');
-  // calibration statistics: GPTQ codes, and ggml's importance matrix
+  const model = (loaded = await loadModel(task.modelPath));
+  if (!opts.force) checkIdentity(model, plan, source);
+  const layouts = weightLayouts(model);
+  const target = TARGETS[opts.target ?? defaultTarget(plan, layouts, model)];
+  // calibration statistics: GPTQ codes, ggml's importance matrix, bias correction
   const correctBiases = plan.objective.biasCorrection === true;
   const needStats =
     correctBiases ||
@@ -104,72 +122,68 @@ export async function applyPlan(
       (w) =>
         w.scheme.algorithm === 'gptq' || w.scheme.blockType !== undefined || w.scheme.outliers !== undefined,
     );
-  const fed = await loadWeightFedModel(task.modelPath, { captureInputs: needStats });
-  const stats = needStats ? await captureLayerStats(fed, (await task.probe(fed)).feeds, 1024) : new Map();
-  const rowsOf = (name: string): RowLayout => {
-    const base = layouts.get(name);
-    if (!base)
-      throw new MixqError(`plan weight '${name}' is not a quantizable weight of the model`, {
-        source,
-        field: name,
-      });
-    const st = stats.get(name);
-    return st ? rowLayout(base.L.dims, base.L.outputAxis, st.channels) : base.L;
-  };
-  const fail = (name: string): never => {
-    throw new MixqError(`no calibration statistics for weight '${name}'`, {
-      source,
-      field: name,
-      expected: 'a MatMul / Gemm / 1x1 Conv weight with a captured input',
-    });
-  };
-  // simulated weights: every one for GGUF / safetensors and for bias correction; ONNX also takes GPTQ's
-  // codes (other schemes it quantizes itself)
-  const quantized = new Map<string, PrequantizedBlocks>();
+  const stats = needStats
+    ? await (async () => {
+        const fed = await model.fed({ captureInputs: true });
+        return captureLayerStats(fed, (await task.probe(fed)).feeds, 1024);
+      })()
+    : new Map();
+  const weights = new Map<string, PlannedWeight>();
   const sims = new Map<string, Float32Array>();
+  const rows = new Map<string, RowLayout>();
   for (const pw of plan.weights) {
-    const L = rowsOf(pw.name);
-    const c = rowCandidate(pw.scheme, L, `weights['${pw.name}'].scheme`);
-    const W = toRows(fed.original(pw.name), L);
-    if (emit === 'onnx' && pw.scheme.algorithm === 'gptq') {
-      const g = gptqCandidate(W, L, c, stats.get(pw.name) ?? fail(pw.name));
-      quantized.set(pw.name, prequantizedBlocks(g, c.quantizer));
-      sims.set(pw.name, fromRows(g.Q, L));
-    } else if (emit === 'onnx' && hasScaleSearch(c)) {
-      const r = rtnWithBlocks(W, L, c);
-      quantized.set(pw.name, r.blocks);
-      sims.set(pw.name, fromRows(r.Q, L));
-    } else if (emit !== 'onnx' || correctBiases)
-      sims.set(pw.name, fromRows(quantizeCandidate(W, L, c, stats.get(pw.name)), L));
-  }
-  if (emit !== 'onnx') {
-    const out =
-      emit === 'gguf' ? await exportGguf(plan, sims, stats) : await exportSafetensors(fed, plan, sims);
-    return {
-      bytes: concatBytes(out.chunks),
-      fileName: out.fileName,
-      weights: [],
-      notes: [
-        out.check,
-        ...(correctBiases
-          ? [`the plan's bias correction is not carried by ${emit} output: biases are fp32 originals`]
-          : []),
-      ],
-      metricName: task.metric.name,
-    };
-  }
-  let floats: Map<string, Float32Array> | undefined;
-  if (correctBiases) {
-    const rows = new Map(plan.weights.map((w) => [w.name, rowsOf(w.name)] as const));
-    const found = await readBiases(
-      task.modelPath,
-      plan.weights.map((w) => w.name),
+    const base = layouts.get(pw.name);
+    if (!base)
+      throw new MixqError(`plan weight '${pw.name}' is not a quantizable weight of the model`, {
+        source,
+        field: pw.name,
+      });
+    const st = stats.get(pw.name);
+    const L = st ? rowLayout(base.layout.dims, base.layout.outputAxis, st.channels) : base.layout;
+    const s = schemeOnRows(
+      checkApplied(pw.scheme, `weights['${pw.name}'].scheme`),
+      L,
+      `weights['${pw.name}'].scheme`,
     );
-    const bias = biasCorrector(found, rows, stats, (n) => fed.original(n));
-    floats = bias.corrections(sims);
+    if ((s.algorithm === 'gptq' || s.algorithm === 'awq' || salientOf(s)) && !applicable(s, L, st))
+      throw new MixqError(`no calibration statistics for weight '${pw.name}'`, {
+        source,
+        field: pw.name,
+        expected: 'a MatMul / Gemm / 1x1 Conv weight with a captured input',
+      });
+    const q = simulateWeight(model.original(pw.name), L, s, st, target.needsCodes(s));
+    sims.set(pw.name, q.Q);
+    rows.set(pw.name, L);
+    weights.set(pw.name, {
+      layout: L,
+      consumer: base.consumer,
+      sim: q.Q,
+      ...(st ? { stats: st } : {}),
+      ...(q.codes ? { codes: q.codes } : {}),
+    });
   }
-  const built = await exportOnnx(task.modelPath, plan, layouts, quantized, opset, floats);
-  let metric: number | undefined;
-  if (opts.evaluate) metric = await withEvalRunner(built.bytes, (r) => task.evaluate(r));
-  return { ...built, ...(metric !== undefined ? { metric } : {}), metricName: task.metric.name };
+  const carried = correctBiases && target.biasCorrection;
+  const biases = carried
+    ? biasCorrector(model.biases, rows, stats, (n) => model.original(n)).corrections(sims)
+    : new Map<string, Float32Array>();
+  const out = await writeStage(
+    target,
+    { model, task, plan, weights, biases },
+    { run: opts.evaluate === true },
+  );
+  if (!out) throw new MixqError(`target ${target.name} writes no file`, { source: 'apply', field: 'target' });
+  return {
+    bytes: concatBytes(out.chunks),
+    fileName: out.fileName,
+    weights: out.weights ?? [],
+    notes: [
+      ...(out.check !== undefined && target.verify?.kind === 'read-back' ? [out.check] : []),
+      ...out.notes,
+      ...(correctBiases && !carried
+        ? [`the plan's bias correction is not carried by ${target.name} output: biases are fp32 originals`]
+        : []),
+    ],
+    ...(out.metric !== undefined ? { metric: out.metric } : {}),
+    metricName: task.metric.name,
+  };
 }

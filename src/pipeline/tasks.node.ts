@@ -140,7 +140,7 @@ function gptTask(opts: TaskOptions): TaskDefinition {
   return {
     name: 'gpt',
     displayName: 'bundled KJV char GPT',
-    modelPath: bundledModelPath('gpt')!,
+    modelPath: taskModelPath('gpt'),
     metric: { name: 'bits/char', direction: 'lower', relative: true },
     calibration: `held-out text characters 0..${calWindows * ctx} (${calWindows} windows of ${ctx})`,
     calibrationSize: calWindows,
@@ -152,7 +152,10 @@ function gptTask(opts: TaskOptions): TaskDefinition {
   };
 }
 
-function ocrTask(opts: TaskOptions): TaskDefinition {
+/** The fp32 model the task's references run: the loaded model's bytes, or the file. */
+type Fp32Source = () => string | Uint8Array;
+
+function ocrTask(opts: TaskOptions, fp32: Fp32Source): TaskDefinition {
   const cal = opts.calibrationSize ?? 2;
   const all = loadOcrLines();
   const used = new Set([
@@ -172,7 +175,7 @@ function ocrTask(opts: TaskOptions): TaskDefinition {
   return {
     name: 'ocr',
     displayName: 'PP-OCRv4 rec',
-    modelPath: bundledModelPath('ocr')!,
+    modelPath: taskModelPath('ocr'),
     metric: { name: 'CER', direction: 'lower', unit: '%', relative: true },
     calibration: `${cal} clean + ${cal} degraded line images`,
     calibrationSize: cal,
@@ -183,7 +186,7 @@ function ocrTask(opts: TaskOptions): TaskDefinition {
     validate: (runner) => cer(runner, valLines),
     // CER ranks plans poorly: on the 296 test lines plans of the same KL to fp32 score 1.08%..2.29%, and
     // two hopeless validation lines hold 36 of fp32's 78 errors. The KL of the frame distributions is smooth.
-    choice: ocrKlChoice(bundledModelPath('ocr')!, valLines),
+    choice: ocrKlChoice(fp32, valLines),
   };
 }
 
@@ -192,12 +195,12 @@ function ocrTask(opts: TaskOptions): TaskDefinition {
  * for the rest (metrics.ts coarseKlSum): fp32's outputs are run once and kept as top-8 lists, not whole
  * 6,625-class rows.
  */
-function ocrKlChoice(modelPath: string, lines: readonly OcrLine[]): ChoiceMetric {
+function ocrKlChoice(fp32Model: Fp32Source, lines: readonly OcrLine[]): ChoiceMetric {
   let reference: Promise<TopKRows[]> | undefined;
   return {
     name: `KL to fp32 per frame (nats) on the ${lines.length} validation lines`,
     async score(runner) {
-      reference ??= withEvalRunner(modelPath, async (fp32) => {
+      reference ??= withEvalRunner(fp32Model(), async (fp32) => {
         const refs: TopKRows[] = [];
         await forEachInOrder(
           lines.length,
@@ -225,7 +228,7 @@ function ocrKlChoice(modelPath: string, lines: readonly OcrLine[]): ChoiceMetric
   };
 }
 
-function genericTask(path: string, opts: TaskOptions): TaskDefinition {
+function genericTask(path: string, opts: TaskOptions, fp32Model: Fp32Source): TaskDefinition {
   const samples = opts.evalSize ?? 8;
   const outputs = async (runner: ModelRunner, feeds: readonly Feeds[]) => {
     const output = runner.outputNames[0]!;
@@ -250,7 +253,7 @@ function genericTask(path: string, opts: TaskOptions): TaskDefinition {
   const klFromFp32 = async (runner: ModelRunner, seed: number): Promise<TaskScore> => {
     let reference = references.get(seed);
     if (!reference) {
-      reference = withEvalRunner(path, async (fp32) => {
+      reference = withEvalRunner(fp32Model(), async (fp32) => {
         const feeds = syntheticFeeds(fp32.inputMetadata, samples, { seed });
         return { feeds, outs: await outputs(fp32, feeds) };
       });
@@ -281,14 +284,26 @@ function genericTask(path: string, opts: TaskOptions): TaskDefinition {
   };
 }
 
-/** The task of a model argument: 'gpt' / 'ocr' (bundled) or a path to an .onnx file. */
-export function resolveTask(model: string, opts: TaskOptions = {}): QuantTask {
-  if (model === 'gpt') return withEvaluate(gptTask(opts));
-  if (model === 'ocr') return withEvaluate(ocrTask(opts));
+/** The model file of a model argument: the bundled 'gpt' / 'ocr', or a path to an .onnx file. */
+export function taskModelPath(model: string): string {
+  if (model === 'gpt' || model === 'ocr') return bundledModelPath(model)!;
   if (!model.endsWith('.onnx'))
     throw new MixqError(`'${model}' is neither a bundled model nor an .onnx file`, {
       source: 'model argument',
       expected: "'gpt', 'ocr' or a path ending in .onnx",
     });
-  return withEvaluate(genericTask(model, opts));
+  return model;
+}
+
+/**
+ * The task of a model argument: 'gpt' / 'ocr' (bundled) or a path to an .onnx file. `fp32` gives the model
+ * the task's fp32 references run (the loaded model's bytes, so that the file is not opened again);
+ * default the file.
+ */
+export function resolveTask(model: string, opts: TaskOptions = {}, fp32?: Fp32Source): QuantTask {
+  const path = taskModelPath(model);
+  const source = fp32 ?? (() => path);
+  if (model === 'gpt') return withEvaluate(gptTask(opts));
+  if (model === 'ocr') return withEvaluate(ocrTask(opts, source));
+  return withEvaluate(genericTask(model, opts, source));
 }

@@ -16,42 +16,28 @@
  *                 "algorithm": "gptq", "scaleFormat": "fp16", "symmetric": true },
  *     "bitsPerWeight": 4.5, "bytes": 62208, "predictedDamage": 0.0012 }
  */
-import type { Granularity } from '../quant/granularity.ts';
-import type { ScaleRule } from '../quant/qparams.ts';
-import type { ScaleFormat } from '../quant/scale-format.ts';
+import {
+  SCHEME_ALGORITHMS,
+  type Scheme,
+  type SchemeAlgorithm,
+  type SchemeOutliers,
+} from '../quant/scheme.ts';
 
 export const PLAN_SCHEMA_VERSION = 1;
 
 /** Algorithms a plan may name (src/quant/algorithms; 'imatrix' = ggml's importance-weighted block fit). */
-export const PLAN_ALGORITHMS = ['rtn', 'gptq', 'awq', 'smoothquant', 'imatrix'] as const;
-export type PlanAlgorithm = (typeof PLAN_ALGORITHMS)[number];
+export const PLAN_ALGORITHMS = SCHEME_ALGORITHMS;
+export type PlanAlgorithm = SchemeAlgorithm;
 
 /** Salient / outlier weights kept at higher precision (src/quant/algorithms/outliers.ts). */
-export type PlanOutliers =
-  | { readonly kind: 'int8-decomposition'; readonly threshold?: number }
-  | {
-      readonly kind: 'salient';
-      readonly criterion: 'activation' | 'hessian';
-      readonly fraction?: number;
-      readonly count?: number;
-    };
+export type PlanOutliers = SchemeOutliers;
 
-export interface PlanScheme {
-  /** Element format name or alias (getFormat), e.g. 'int4', 'fp8_e4m3fn', 'nf4', 'e2m1'. */
-  readonly format: string;
-  readonly granularity: Granularity;
-  readonly algorithm: PlanAlgorithm;
-  readonly scaleFormat: ScaleFormat;
-  readonly symmetric: boolean;
-  /**
-   * How each group's range is chosen (src/quant/qparams.ts): absent = min-max; { kind: 'mse' } = the
-   * clipping ratio with the least squared error (optional grid, minRatio, norm).
-   */
-  readonly scaleRule?: ScaleRule;
-  /** ggml block layout name (src/blocks registry) when stored as one, e.g. 'Q4_K'. */
-  readonly blockType?: string;
-  readonly outliers?: PlanOutliers;
-}
+/**
+ * A plan weight's scheme: the one Scheme record of src/quant/scheme.ts, stated on the weight's own tensor
+ * axes (element format, granularity, algorithm, scale storage, symmetry; optional scale rule, ggml block
+ * type, outliers).
+ */
+export type PlanScheme = Scheme;
 
 export interface PlanWeight {
   readonly name: string;

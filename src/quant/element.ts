@@ -3,17 +3,19 @@
  *
  * A quantizer maps x -> g = nearest grid value of (x / scale + zero) and back to scale * (g - zero).
  * Two grid kinds cover every element format of src/formats/spec.ts:
- * - 'int': the integers qmin..qmax (IntSpec). Rounding is round-half-to-even then clamp, the convention of
- *   torch.round / numpy.round that the GPTQ reference uses.
- * - 'table': a sorted list of representable values (FloatSpec minifloats, LutSpec codebooks such as nf4).
- *   Rounding is to the nearest table value, saturating at the ends (a quantizer never produces inf/NaN);
- *   ties go to the even code for signed minifloats (= IEEE round-to-nearest-even), else to the lower value.
+ * - 'int': the integers qmin..qmax (IntSpec), with the zero point added after rounding, then clamped.
+ * - 'table': the representable values of a float format or codebook (FloatSpec minifloats, LutSpec
+ *   codebooks such as nf4), saturating at the ends (a quantizer never produces inf/NaN).
+ * Rounding is the formats library's (src/formats: its codecs and rounding modes; nearest-even by default:
+ * round-half-to-even for integers, as torch.round / numpy.round and the GPTQ reference, IEEE
+ * round-to-nearest-even for minifloats, the even code for codebooks); quant keeps no rounding of its own.
+ * A table grid's +0 and -0 are one value (grid values are signed zeros' +0; codes of zero are the +0 code).
  *
- * Float and codebook value tables come from the formats library (src/formats: valueTable, formatBits),
- * so every format of its registry (getFormat('fp4_e2m1fn'), 'nf4', custom 'e3m4', ...) can be an element.
+ * Float and codebook value tables come from the formats library (valueTable, formatBits), so every format
+ * of its registry (getFormat('fp4_e2m1fn'), 'nf4', custom 'e3m4', ...) can be an element.
  */
 import { MixqError } from '../core/errors.ts';
-import { formatBits, valueTable } from '../formats/index.ts';
+import { formatBits, nearestEvenEncoder, nearestEvenInt, valueTable } from '../formats/index.ts';
 import type { FormatSpec, IntSpec } from '../formats/spec.ts';
 
 export interface IntGrid {
@@ -38,22 +40,28 @@ export interface TableGrid {
   readonly codes: Uint32Array;
   /** Decoded value of each storage code (NaN for codes that are not finite values). */
   readonly codeValues: Float64Array;
-  /** Ties to the even code (minifloat RNE) instead of to the lower value. */
-  readonly tiesToEven: boolean;
   readonly qmin: number;
   readonly qmax: number;
+  /** The format's code nearest to v (formats' nearest-even, saturating); may be a -0 or NaN code. */
+  readonly nearest: (v: number) => number;
+  /** The grid value of each code: -0 as 0, a NaN code as the lowest value. */
+  readonly codeGrid: Float64Array;
+  /** The code of each code's grid value (a -0 code's is the +0 code). */
+  readonly canonical: Uint32Array;
 }
 
 export type ElementGrid = IntGrid | TableGrid;
 
-/** Round half to even (torch.round, numpy.round, IEEE roundTiesToEven). */
-export function roundHalfEven(v: number): number {
-  const r = Math.round(v); // ties toward +inf
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+const grids = new WeakMap<FormatSpec, ElementGrid>();
+
+/** The grid of an element format (built once per spec). `elementGrid(getFormat('int4'))`, `elementGrid(getFormat('nf4'))`. */
+export function elementGrid(spec: FormatSpec): ElementGrid {
+  let g = grids.get(spec);
+  if (!g) grids.set(spec, (g = buildGrid(spec)));
+  return g;
 }
 
-/** Builds the grid of an element format. `elementGrid(getFormat('int4'))`, `elementGrid(getFormat('nf4'))`. */
-export function elementGrid(spec: FormatSpec): ElementGrid {
+function buildGrid(spec: FormatSpec): ElementGrid {
   if (spec.kind === 'int') return intGrid(spec);
   const bits = formatBits(spec);
   if (bits > 16)
@@ -62,8 +70,7 @@ export function elementGrid(spec: FormatSpec): ElementGrid {
       field: 'bits',
       expected: '<= 16',
     });
-  // signed minifloats round ties to the even code, like the formats library's nearest-even
-  return tableGrid(spec, bits, Float64Array.from(valueTable(spec)), spec.kind === 'float' && spec.signed);
+  return tableGrid(spec, bits, Float64Array.from(valueTable(spec)));
 }
 
 function intGrid(spec: IntSpec): IntGrid {
@@ -85,7 +92,7 @@ function intGrid(spec: IntSpec): IntGrid {
   return { kind: 'int', spec, bits: spec.bits, qmin, qmax, codeBase: qmin };
 }
 
-function tableGrid(spec: FormatSpec, bits: number, codeValues: Float64Array, tiesToEven: boolean): TableGrid {
+function tableGrid(spec: FormatSpec, bits: number, codeValues: Float64Array): TableGrid {
   const pairs: [number, number][] = [];
   const seen = new Set<number>();
   for (let c = 0; c < codeValues.length; c++) {
@@ -99,6 +106,9 @@ function tableGrid(spec: FormatSpec, bits: number, codeValues: Float64Array, tie
   pairs.sort((a, b) => a[0] - b[0]);
   const values = Float64Array.from(pairs, (p) => p[0]);
   const codes = Uint32Array.from(pairs, (p) => p[1]);
+  const codeOf = new Map(pairs.map(([v, c]) => [v, c] as const));
+  const codeGrid = Float64Array.from(codeValues, (v) => (v === 0 ? 0 : v === v ? v : values[0]!));
+  const canonical = Uint32Array.from(codeGrid, (v) => codeOf.get(v)!);
   return {
     kind: 'table',
     spec,
@@ -106,48 +116,29 @@ function tableGrid(spec: FormatSpec, bits: number, codeValues: Float64Array, tie
     values,
     codes,
     codeValues,
-    tiesToEven,
     qmin: values[0]!,
     qmax: values[values.length - 1]!,
+    nearest: nearestEvenEncoder(spec),
+    codeGrid,
+    canonical,
   };
 }
 
 /** Nearest grid value to v (in grid units), saturating at the grid ends. */
 export function roundToGrid(grid: ElementGrid, v: number): number {
-  if (grid.kind === 'int') {
-    const r = roundHalfEven(v);
-    return Math.min(grid.qmax, Math.max(grid.qmin, r));
-  }
-  return grid.values[nearestIndex(grid, v)]!;
+  if (grid.kind === 'int') return Math.min(grid.qmax, Math.max(grid.qmin, nearestEvenInt(v)));
+  return tableValue(grid, grid.nearest(v));
 }
 
-/** Index into grid.values of the value nearest to v (ties as documented at the top of this file). */
-export function nearestIndex(grid: TableGrid, v: number): number {
-  const vals = grid.values;
-  const n = vals.length;
-  if (!(v > vals[0]!)) return 0; // also catches NaN -> lowest value is not meaningful, but never inf
-  if (v >= vals[n - 1]!) return n - 1;
-  // binary search: vals[lo] <= v < vals[hi]
-  let lo = 0;
-  let hi = n - 1;
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >>> 1;
-    if (vals[mid]! <= v) lo = mid;
-    else hi = mid;
-  }
-  const dLo = v - vals[lo]!;
-  const dHi = vals[hi]! - v;
-  if (dLo < dHi) return lo;
-  if (dHi < dLo) return hi;
-  if (!grid.tiesToEven) return lo;
-  // minifloat RNE: the magnitude whose code has an even mantissa LSB wins
-  return (grid.codes[lo]! & 1) === 0 ? lo : hi;
+/** The grid value of a table code: -0 as 0, a NaN code (a NaN input) as the lowest value. */
+export function tableValue(grid: TableGrid, c: number): number {
+  return grid.codeGrid[c]!;
 }
 
-/** Storage code of grid value g (g must be a grid value). */
+/** Storage code of grid value g (g must be a grid value; zero's code is the +0 code). */
 export function gridToCode(grid: ElementGrid, g: number): number {
   if (grid.kind === 'int') return g - grid.codeBase; // offset binary: 0..2^bits-1
-  return grid.codes[nearestIndex(grid, g)]!;
+  return grid.canonical[grid.nearest(g)]!;
 }
 
 /** Grid value of storage code c. */

@@ -9,6 +9,7 @@ export * from './algorithms/smoothquant.ts';
 export * from './element.ts';
 export * from './format-search.ts';
 export * from './granularity.ts';
+export * from './layout.ts';
 export * from './linalg.ts';
 export * from './qparams.ts';
 export * from './quantizer.ts';

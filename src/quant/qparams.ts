@@ -19,9 +19,11 @@
  * ratio 1, 1 - 1/grid, ... down to minRatio, minimising sum w |x - x^|^norm); 'float-max' (LLM-FP4, Liu et
  * al. 2023: search the maximum value, optionally restricted to powers of two = the exponent-bias search).
  */
+import { type BlockScaling, blockScalingFor } from '../blocks/registry.ts';
 import { MixqError } from '../core/errors.ts';
-import type { FormatSpec } from '../formats/spec.ts';
-import { type ElementGrid, elementGrid, roundHalfEven, roundToGrid, symmetricGrid } from './element.ts';
+import { nearestEvenInt, ROUNDINGS } from '../formats/index.ts';
+import type { FormatSpec, Rounding } from '../formats/spec.ts';
+import { type ElementGrid, elementGrid, roundToGrid, symmetricGrid } from './element.ts';
 import { type Granularity, type GroupLayout, groupLayout, groupMembers } from './granularity.ts';
 import {
   checkScaleFormat,
@@ -61,11 +63,14 @@ export interface QuantizerConfig {
   /** Default 'fp32'. */
   readonly scaleFormat?: ScaleFormat;
   /**
-   * Rounding of elements to the grid in quantize / fakeQuant (parameter searches always use nearest).
-   * 'stochastic': up with probability equal to the distance from the lower neighbour over the gap
-   * (unbiased), drawn from a seeded Rng (`seed`, default 0) in element order. Default 'nearest'.
+   * Rounding of elements to the grid in quantize / fakeQuant, in the formats library's vocabulary and
+   * semantics (src/formats/rounding.ts: nearest-even, nearest-away, toward-zero, up, down, stochastic,
+   * r-bit stochastic with `randomBits`, stochastic-equal); stochastic modes draw one 32-bit number per
+   * element, in element order, from a generator seeded with `seed` (default 0). Parameter searches always
+   * round to nearest-even. Default 'nearest-even'.
    */
-  readonly rounding?: 'nearest' | 'stochastic';
+  readonly rounding?: Rounding;
+  readonly randomBits?: number;
   readonly seed?: number;
 }
 
@@ -83,18 +88,28 @@ export interface QParams {
   /** Storage form of the scales (see scale-format.ts). */
   readonly scaleCodes: Uint32Array;
   readonly scaleShared: Float32Array;
+  /**
+   * The block format (src/blocks: MX, NVFP4) the configuration is, if any: its scales are that format's
+   * and elements are divided as it divides them.
+   */
+  readonly block?: BlockScaling;
 }
 
-/** The QParams record from its parts; `stored` is storeScales' result (its scale array as finally stored). */
-function assembleQParams(
+/**
+ * The QParams record from its stored parts (the one place one is built): `stored` is what the scales are
+ * stored as (storeScales' result, or codes read from a file with loadScales' values), `zero` / `offset`
+ * per group. The grid and group layout follow from the configuration and shape.
+ */
+export function qparamsOf(
   cfg: QuantizerConfig,
   shape: readonly number[],
-  grid: ElementGrid,
-  layout: GroupLayout,
   stored: StoredScales,
   zero: Float32Array,
   offset: Float32Array,
+  layout: GroupLayout = groupLayout(shape, cfg.granularity),
+  grid: ElementGrid = quantizerGrid(cfg),
 ): QParams {
+  const block = blockOf(cfg);
   return {
     config: cfg,
     shape: [...shape],
@@ -105,7 +120,20 @@ function assembleQParams(
     offset,
     scaleCodes: stored.codes,
     scaleShared: stored.shared,
+    ...(block ? { block } : {}),
   };
+}
+
+/**
+ * The block format a quantizer is (blocks/registry.ts blockScalingFor): a symmetric quantizer in groups
+ * with the min-max rule whose element, scale storage and group size are an MX format's (E8M0, the spec's
+ * floor rule) or NVFP4's.
+ */
+export function blockOf(cfg: QuantizerConfig): BlockScaling | undefined {
+  const g = cfg.granularity;
+  const rule = cfg.scaleRule?.kind ?? 'minmax';
+  if (g.kind !== 'group' || !cfg.symmetric || rule !== 'minmax') return undefined;
+  return blockScalingFor(cfg.element, typeof cfg.scaleFormat === 'string' ? cfg.scaleFormat : '', g.size);
 }
 
 export interface ChooseOptions {
@@ -157,7 +185,7 @@ export function paramsFromRange(
       return { scale: roundScale(fr(xmax / grid.qmax)), zero: 0, offset: 0 };
     }
     const scale = roundScale(fr(fr(xmax - xmin) / (grid.qmax - grid.qmin)));
-    let zero = grid.qmin + roundHalfEven(fr(-xmin / scale));
+    let zero = grid.qmin + nearestEvenInt(fr(-xmin / scale));
     if (zero > grid.qmax) zero = grid.qmax; // only when the stored scale rounded far down
     return { scale, zero, offset: 0 };
   }
@@ -179,41 +207,12 @@ export function fakeQuantValue(
 ): number {
   const fr = Math.fround;
   if (grid.kind === 'int') {
-    let q = roundHalfEven(fr(x / scale)) + zero;
+    let q = nearestEvenInt(fr(x / scale)) + zero;
     q = Math.min(grid.qmax, Math.max(grid.qmin, q));
     return fr(scale * (q - zero));
   }
   const g = roundToGrid(grid, (x - offset) / scale);
   return fr(fr(scale * g) + offset);
-}
-
-/** Grid value with stochastic rounding; `u` uniform in [0, 1). Saturates at the grid ends. */
-export function gridValueStochastic(
-  grid: ElementGrid,
-  scale: number,
-  zero: number,
-  offset: number,
-  x: number,
-  u: number,
-): number {
-  if (grid.kind === 'int') {
-    const v = Math.fround(x / scale) + zero;
-    const lo = Math.floor(v);
-    const q = u < v - lo ? lo + 1 : lo;
-    return Math.min(grid.qmax, Math.max(grid.qmin, q));
-  }
-  const v = (x - offset) / scale;
-  const vals = grid.values;
-  if (v <= vals[0]!) return vals[0]!;
-  if (v >= vals[vals.length - 1]!) return vals[vals.length - 1]!;
-  let lo = 0;
-  let hi = vals.length - 1;
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >>> 1;
-    if (vals[mid]! <= v) lo = mid;
-    else hi = mid;
-  }
-  return u < (v - vals[lo]!) / (vals[hi]! - vals[lo]!) ? vals[hi]! : vals[lo]!;
 }
 
 /** Dequantized value of grid value g with group parameters. */
@@ -231,7 +230,7 @@ export function gridToValue(
 /** Grid value (before the scale) of x with group parameters. */
 export function gridValue(grid: ElementGrid, scale: number, zero: number, offset: number, x: number): number {
   if (grid.kind === 'int') {
-    const q = roundHalfEven(Math.fround(x / scale)) + zero;
+    const q = nearestEvenInt(Math.fround(x / scale)) + zero;
     return Math.min(grid.qmax, Math.max(grid.qmin, q));
   }
   return roundToGrid(grid, (x - offset) / scale);
@@ -253,6 +252,11 @@ function validate(cfg: QuantizerConfig, x: Float32Array, shape: readonly number[
   const r = cfg.scaleRule;
   if (r?.kind === 'percentile' && !(r.p > 0 && r.p <= 100))
     throw new MixqError('percentile out of range', { field: 'scaleRule.p', expected: '(0, 100]' });
+  if (cfg.rounding !== undefined && !ROUNDINGS.includes(cfg.rounding))
+    throw new MixqError(`unknown rounding '${String(cfg.rounding)}'`, {
+      field: 'rounding',
+      expected: ROUNDINGS.join(', '),
+    });
 }
 
 /**
@@ -280,6 +284,8 @@ export function chooseQParamsWithLayout(
   opts: ChooseOptions = {},
 ): QParams {
   const grid = quantizerGrid(cfg);
+  const block = blockOf(cfg);
+  if (block) return blockQParams(x, shape, cfg, layout, grid, block);
   const sf = cfg.scaleFormat ?? 'fp32';
   const roundScale = isIndependent(sf) ? (s: number) => roundScaleIndependent(sf, s) : (s: number) => s;
   const rule = cfg.scaleRule ?? { kind: 'minmax' };
@@ -342,7 +348,54 @@ export function chooseQParamsWithLayout(
     zero[g] = p.zero;
     offset[g] = p.offset;
   }
-  return assembleQParams(cfg, shape, grid, layout, stored, zero, offset);
+  return qparamsOf(cfg, shape, stored, zero, offset, layout, grid);
+}
+
+/** Max |x| of every group (finite values). */
+function groupAbsMax(x: Float32Array, layout: GroupLayout): Float64Array {
+  const amax = new Float64Array(layout.nGroups);
+  const run = layout.run;
+  const idx = layout.index;
+  for (let i = 0; i < x.length; i++) {
+    const g = run > 0 ? Math.floor(i / run) : idx[i]!;
+    const a = Math.abs(x[i]!);
+    if (a > amax[g]! && a <= 3.4028234663852886e38) amax[g] = a;
+  }
+  return amax;
+}
+
+/**
+ * The parameters of a block-format quantizer (MX, NVFP4): every group's scale code and scale by the block
+ * format's own rule (blocks/registry.ts), the tensor scale shared (NVFP4), no zero point.
+ */
+function blockQParams(
+  x: Float32Array,
+  shape: readonly number[],
+  cfg: QuantizerConfig,
+  layout: GroupLayout,
+  grid: ElementGrid,
+  block: BlockScaling,
+): QParams {
+  const t = block.tensorScale(x);
+  const amax = groupAbsMax(x, layout);
+  const nG = layout.nGroups;
+  const scale = new Float32Array(nG);
+  const codes = new Uint32Array(nG);
+  for (let g = 0; g < nG; g++) {
+    const b = block.blockScale(amax[g]!, t);
+    scale[g] = b.scale;
+    codes[g] = b.code;
+  }
+  const shared = block.scaleFormat === 'fp8_e4m3fn' ? Float32Array.of(t) : new Float32Array(0);
+  return qparamsOf(
+    cfg,
+    shape,
+    { scale, codes, shared },
+    new Float32Array(nG),
+    new Float32Array(nG),
+    layout,
+    grid,
+  );
 }
 
 /** Weighted error sum w |x - fq(x)|^norm of one group for a candidate range. */
@@ -374,10 +427,7 @@ function rangeError(
     const { scale, zero } = p;
     for (let k = 0; k < vals.length; k++) {
       const v = vals[k]!;
-      const t = fr(v / scale);
-      let q = Math.round(t);
-      if (q - t === 0.5 && q % 2 !== 0) q -= 1;
-      q += zero;
+      let q = nearestEvenInt(fr(v / scale)) + zero;
       q = q < qmin ? qmin : q > qmax ? qmax : q;
       const d = v - fr(scale * (q - zero));
       err += wts[k]! * d * d;
@@ -508,5 +558,5 @@ export function qparamsFromScales(
       else zero[g] = Math.min(grid.qmax, Math.max(grid.qmin, zeroIn?.[g] ?? 0));
     } else if (!cfg.symmetric) offset[g] = f16(offsetIn?.[g] ?? 0);
   }
-  return assembleQParams(cfg, shape, grid, layout, stored, zero, offset);
+  return qparamsOf(cfg, shape, stored, zero, offset, layout, grid);
 }

@@ -12,17 +12,24 @@
 import { f16BitsToF32, f32ToF16Bits } from '../core/bits.ts';
 import { MixqError } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
-import { packCodes, packedBytes, unpackCodes } from '../formats/index.ts';
-import { codeToGrid, elementGrid, gridToCode } from './element.ts';
+import type { BlockScaling } from '../blocks/registry.ts';
+import {
+  encoderOf,
+  nearestEvenInt,
+  packCodes,
+  packedBytes,
+  roundToInteger,
+  unpackCodes,
+} from '../formats/index.ts';
+import { codeToGrid, elementGrid, tableValue } from './element.ts';
 import { groupCount, groupLayout } from './granularity.ts';
 import {
   type ChooseOptions,
   chooseQParams,
-  fakeQuantValue,
   gridToValue,
   gridValue,
-  gridValueStochastic,
   type QParams,
+  qparamsOf,
   type QuantizerConfig,
   quantizerGrid,
 } from './qparams.ts';
@@ -34,25 +41,79 @@ export interface QuantizedTensor {
   readonly codes: Uint16Array;
 }
 
-/** Quantizes x to codes with given parameters. */
+/**
+ * The element step of non-default rounding modes (formats' codecs, one 32-bit draw per element in order
+ * for stochastic modes): x -> grid value (int grids, clamped; the zero point added after rounding) or
+ * table code.
+ */
+function elementRounder(params: QParams): (x: number, scale: number, zero: number, offset: number) => number {
+  const cfg = params.config;
+  const { grid, block } = params;
+  const rounding = cfg.rounding ?? 'nearest-even';
+  const opts = { rounding, randomBits: cfg.randomBits ?? 0, seed: cfg.seed ?? 0 };
+  if (grid.kind === 'int') {
+    const rng =
+      opts.rounding === 'stochastic' || opts.rounding === 'stochastic-equal' ? new Rng(opts.seed) : undefined;
+    return (x, s, z) =>
+      Math.min(
+        grid.qmax,
+        Math.max(
+          grid.qmin,
+          roundToInteger(Math.fround(x / s), rounding, rng ? rng.nextU32() : 0, opts.randomBits) + z,
+        ),
+      );
+  }
+  const enc = encoderOf(grid.spec, { ...opts, overflow: 'saturate' });
+  return (x, s, _z, o) => enc(block ? block.quotient(x, s) : (x - o) / s);
+}
+
+/**
+ * Quantizes x to codes with given parameters. Block formats (params.block) keep the format's own codes
+ * (a -0 code where the format rounds to -0), as src/blocks encodes them.
+ */
 export function quantize(x: Float32Array, params: QParams): QuantizedTensor {
-  const { grid, scale, zero, offset } = params;
+  const { grid, scale, zero, offset, block } = params;
   const idx = params.layout.index;
   const codes = new Uint16Array(x.length);
-  if (params.config.rounding === 'stochastic') {
-    const rng = new Rng(params.config.seed ?? 0);
+  const nearest = (params.config.rounding ?? 'nearest-even') === 'nearest-even';
+  if (grid.kind === 'int') {
+    const step = nearest ? undefined : elementRounder(params);
     for (let i = 0; i < x.length; i++) {
       const g = idx[i]!;
-      const v = gridValueStochastic(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!, rng.nextFloat());
-      codes[i] = gridToCode(grid, v);
+      const v = step ? step(x[i]!, scale[g]!, zero[g]!, 0) : gridValue(grid, scale[g]!, zero[g]!, 0, x[i]!);
+      codes[i] = v - grid.codeBase;
     }
     return { params, codes };
   }
+  if (block && nearest) {
+    blockCodes(x, params, block, codes);
+    return { params, codes };
+  }
+  const step = nearest ? undefined : elementRounder(params);
   for (let i = 0; i < x.length; i++) {
     const g = idx[i]!;
-    codes[i] = gridToCode(grid, gridValue(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!));
+    const s = scale[g]!;
+    const c = step ? step(x[i]!, s, 0, offset[g]!) : grid.nearest((x[i]! - offset[g]!) / s);
+    codes[i] = block ? c : grid.canonical[c]!;
   }
   return { params, codes };
+}
+
+/**
+ * A block format's element codes, nearest-even: every quotient as the format computes it (float32), then
+ * the formats codec's nearest-even encoder (grid.nearest), as src/blocks encodes.
+ */
+function blockCodes(
+  x: Float32Array,
+  params: QParams,
+  block: BlockScaling,
+  codes: Uint8Array | Uint16Array,
+): void {
+  const { scale, grid } = params;
+  if (grid.kind !== 'table') throw new MixqError('internal: a block format has a table grid');
+  const idx = params.layout.index;
+  const nearest = grid.nearest;
+  for (let i = 0; i < x.length; i++) codes[i] = nearest(block.quotient(x[i]!, scale[idx[i]!]!));
 }
 
 /** Values of quantized codes. */
@@ -73,14 +134,20 @@ export function fakeQuantWith(
   params: QParams,
   out = new Float32Array(x.length),
 ): Float32Array {
-  const { grid, scale, zero, offset } = params;
+  const { grid, scale, zero, offset, block } = params;
   const idx = params.layout.index;
-  if (params.config.rounding === 'stochastic') {
-    const rng = new Rng(params.config.seed ?? 0);
+  if ((params.config.rounding ?? 'nearest-even') !== 'nearest-even') {
+    const step = elementRounder(params);
     for (let i = 0; i < x.length; i++) {
       const g = idx[i]!;
-      const v = gridValueStochastic(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!, rng.nextFloat());
-      out[i] = gridToValue(grid, scale[g]!, zero[g]!, offset[g]!, v);
+      const v = step(x[i]!, scale[g]!, zero[g]!, offset[g]!);
+      out[i] = gridToValue(
+        grid,
+        scale[g]!,
+        zero[g]!,
+        offset[g]!,
+        grid.kind === 'int' ? v : tableValue(grid, v),
+      );
     }
     return out;
   }
@@ -95,12 +162,8 @@ export function fakeQuantWith(
       for (let g = 0, i0 = 0; i0 < x.length; g++, i0 += run) {
         const s = scale[g]!;
         const z = zero[g]!;
-        for (let i = i0; i < i0 + run; i++) {
-          const v = fr(x[i]! / s);
-          let r = Math.round(v);
-          if (r - v === 0.5 && r % 2 !== 0) r -= 1; // ties to even
-          out[i] = fr(s * (Math.min(hi, Math.max(lo, r + z)) - z));
-        }
+        for (let i = i0; i < i0 + run; i++)
+          out[i] = fr(s * (Math.min(hi, Math.max(lo, nearestEvenInt(fr(x[i]! / s)) + z)) - z));
       }
       return out;
     }
@@ -108,18 +171,27 @@ export function fakeQuantWith(
       const g = idx[i]!;
       const s = scale[g]!;
       const z = zero[g]!;
-      const v = fr(x[i]! / s);
-      let r = Math.round(v);
-      if (r - v === 0.5 && r % 2 !== 0) r -= 1; // ties to even
-      let q = r + z;
-      q = Math.min(hi, Math.max(lo, q));
-      out[i] = fr(s * (q - z));
+      out[i] = fr(s * (Math.min(hi, Math.max(lo, nearestEvenInt(fr(x[i]! / s)) + z)) - z));
+    }
+    return out;
+  }
+  // table grids: the formats codec's nearest-even code of each quotient, its grid value, the scale
+  const nearest = grid.nearest;
+  const cg = grid.codeGrid;
+  const fr = Math.fround;
+  if (block) {
+    const quotient = block.quotient;
+    for (let i = 0; i < x.length; i++) {
+      const s = scale[idx[i]!]!;
+      out[i] = fr(s * cg[nearest(quotient(x[i]!, s))]!);
     }
     return out;
   }
   for (let i = 0; i < x.length; i++) {
     const g = idx[i]!;
-    out[i] = fakeQuantValue(grid, scale[g]!, zero[g]!, offset[g]!, x[i]!);
+    const s = scale[g]!;
+    const o = offset[g]!;
+    out[i] = fr(fr(s * cg[nearest((x[i]! - o) / s)]!) + o);
   }
   return out;
 }
@@ -273,16 +345,6 @@ export function unpackQuantized(
     } else if (grid.kind === 'int') zero[g] = r.read(grid.bits) + grid.qmin;
     else offset[g] = f16BitsToF32(r.read(16));
   }
-  const params: QParams = {
-    config: cfg,
-    shape: [...shape],
-    grid,
-    layout,
-    scale,
-    zero,
-    offset,
-    scaleCodes,
-    scaleShared: shared,
-  };
+  const params = qparamsOf(cfg, shape, { scale, codes: scaleCodes, shared }, zero, offset, layout, grid);
   return { params, codes };
 }

@@ -3,10 +3,14 @@
  * error of storing it is part of every result.
  *
  * - fp32 / fp16 / bf16: round to nearest even (src/core/bits.ts).
- * - e8m0: a power of two 2^(code-127), code 0..254 (OCP MX E8M0; 255 = NaN unused). Rounded UP to the next
- *   power of two so that the group's largest value never clips (the MX spec's floor rule is a block format
- *   concern, see src/blocks).
- * - fp8_e4m3fn: two-level as in NVFP4: a per-tensor fp32 "global" scale = max(scale) / 448 (e4m3fn max:
+ * - e8m0: a power of two 2^(code-127), code 0..254 (OCP MX E8M0; 255 = NaN unused). A quantizer that is an
+ *   MX format (an MX element in groups of 32, symmetric, min-max) takes its scales from the block-format
+ *   table (src/blocks: the spec's floor rule, qparams.ts blockOf); any other e8m0 quantizer rounds each
+ *   scale UP to the next power of two, so that the group's largest value never clips.
+ * - fp8_e4m3fn: likewise NVFP4 (E2M1 in groups of 16) takes the block-format table's scales (ModelOpt's
+ *   per-tensor scale, E4M3 block scales, a zero scale for a negligible block); other quantizers use the
+ *   two-level rule below.
+ * - fp8_e4m3fn (other quantizers): two-level as in NVFP4: a per-tensor fp32 "global" scale = max(scale) / 448 (e4m3fn max:
  *   1.75 * 2^(15-7) = 448), and per-group e4m3fn codes of scale / global, round-to-nearest-even, saturating.
  * - none: no scale is stored; every group's scale is 1, so the element format holds the value itself (a plain
  *   cast: FP16 / BF16 weights). Symmetric only.
@@ -17,7 +21,7 @@
  */
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../core/bits.ts';
 import { MixqError } from '../core/errors.ts';
-import { getFormat } from '../formats/index.ts';
+import { decode, encoderOf, getFormat, roundToInteger } from '../formats/index.ts';
 import { elementGrid, roundToGrid, type TableGrid } from './element.ts';
 
 export type ScaleFormat =
@@ -30,6 +34,9 @@ export type ScaleFormat =
   | { readonly kind: 'double'; readonly subBits: number; readonly superGroup: number };
 
 const E4M3FN_MAX = 448;
+const E8M0 = getFormat('e8m0fnu');
+/** A scale's E8M0 code rounded up (the smallest power of two >= s), saturating at the largest finite. */
+const e8m0Up = encoderOf(E8M0, { rounding: 'up', overflow: 'saturate' });
 let e4m3Grid: TableGrid | undefined;
 function e4m3(): TableGrid {
   e4m3Grid ??= elementGrid(getFormat('fp8_e4m3fn')) as TableGrid;
@@ -78,9 +85,9 @@ export function roundScaleIndependent(f: IndependentScaleFormat, s: number): num
   if (f === 'fp32') return Math.fround(s);
   if (f === 'fp16') return f16BitsToF32(f32ToF16Bits(s));
   if (f === 'bf16') return bf16BitsToF32(f32ToBf16Bits(s));
-  // e8m0 has no zero; chooseQParams never asks for a zero scale (all-zero groups use the range [-1, 1])
-  const e = Math.min(127, Math.max(-127, Math.ceil(Math.log2(s))));
-  return 2 ** e;
+  // e8m0 has no zero; chooseQParams never asks for a zero scale (all-zero groups use the range [-1, 1]);
+  // rounded up to a power of two (the codec's 'up'), within 2^-127..2^127 (code 254 is the largest kept)
+  return Math.min(2 ** 127, Math.max(2 ** -127, decode(E8M0, e8m0Up(s))));
 }
 
 export type IndependentScaleFormat = 'fp32' | 'fp16' | 'bf16' | 'e8m0' | 'none';
@@ -141,7 +148,7 @@ export function storeScales(f: ScaleFormat, raw: Float32Array | Float64Array): S
     const d = f16BitsToF32(f32ToF16Bits(Math.max(mx / top, 2 ** -24))); // never 0 (see MIN_SCALE)
     shared[b] = d;
     for (let i = lo; i < hi; i++) {
-      let c = d > 0 ? Math.round(raw[i]! / d) : 0;
+      let c = d > 0 ? roundToInteger(raw[i]! / d, 'nearest-away', 0, 0) : 0;
       if (c > top) c = top;
       if (c === 0 && raw[i]! > 0 && d > 0) c = 1;
       codes[i] = c;

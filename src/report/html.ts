@@ -100,21 +100,12 @@ function card(k: string, v: string, d: string): string {
   return `<div class="card"><div class="k">${k}</div><div class="v">${v}</div><div class="d">${d}</div></div>`;
 }
 
-/** Render the report; resolves to the complete HTML document. */
-export async function renderHtmlReport(data: ReportData): Promise<string> {
+/** The four summary cards: plan, size, metric, predicted damage. */
+function summaryCards(data: ReportData): string {
   const m = data.metric;
   const p = data.plan;
   const fp32 = fp32Bytes(data);
-  const title = data.title ?? `mixq report: ${data.model.name}`;
-  const [pareto, bits, sens] = (
-    await Promise.all([
-      renderSvg(paretoSpec(data)),
-      renderSvg(bitsMapSpec(data)),
-      renderSvg(sensitivitySpec(data)),
-    ])
-  ).map((svg, i) => scopeIds(svg, ['pareto', 'bits', 'sens'][i] as string));
-
-  const cards = [
+  return [
     card('plan', `${p.bitsPerWeight.toFixed(2)} b/w`, `budget ${e(p.budget)}, ${p.weights} weights`),
     card(
       'size',
@@ -132,8 +123,14 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
       p.measuredDamage === undefined ? 'proxy total' : `measured ${e(formatFigure(p.measuredDamage))}`,
     ),
   ].join('');
+}
 
-  const planRows: string[][] = [
+/** The plan's table rows. */
+function planTable(data: ReportData): string[][] {
+  const m = data.metric;
+  const p = data.plan;
+  const fp32 = fp32Bytes(data);
+  return [
     ['model', `${e(data.model.name)} <span class="sub">(${e(data.model.format)})</span>`],
     ['budget', e(p.budget)],
     ['budgets swept', e(data.budgets.join(', ') || '—')],
@@ -160,6 +157,10 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
         ]
       : []),
   ];
+}
+
+/** Weights, share of elements and bytes per scheme of the plan. */
+function schemeTable(data: ReportData): string[][] {
   const schemeUse = new Map<string, { n: number; elements: number; bytes: number }>();
   for (const l of data.layers) {
     const u = schemeUse.get(l.scheme) ?? { n: 0, elements: 0, bytes: 0 };
@@ -170,14 +171,18 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
     });
   }
   const totalElements = [...schemeUse.values()].reduce((s, u) => s + u.elements, 0);
-  const schemeRows = [...schemeUse].map(([s, u]) => [
+  return [...schemeUse].map(([s, u]) => [
     `<code>${e(s)}</code>`,
     String(u.n),
     totalElements > 0 ? `${((100 * u.elements) / totalElements).toFixed(1)}%` : '—',
     u.bytes > 0 ? formatBytes(u.bytes) : '—',
   ]);
+}
 
-  const mixqRows = data.series
+/** The mixq plans per budget. */
+function mixqTable(data: ReportData): string[][] {
+  const m = data.metric;
+  return data.series
     .filter((s) => s.kind === 'mixq')
     .flatMap((s) =>
       [...s.points]
@@ -194,8 +199,12 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
           e(pt.selection?.chosen ?? 'proxy'),
         ]),
     );
+}
+
+/** The baselines at equal size, and how many of them mixq beats. */
+function equalSizeTable(data: ReportData): { rows: string[][]; compared: number; wins: number } {
   const eq = equalSizeRows(data);
-  const eqRows = eq.map((r) => [
+  const rows = eq.map((r) => [
     e(r.series),
     r.kind === 'rule' ? 'rule mix' : 'uniform',
     r.point.bitsPerWeight.toFixed(2),
@@ -210,16 +219,23 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
   ]);
   const compared = eq.filter((r) => r.mixqBetter !== undefined);
   const wins = compared.filter((r) => r.mixqBetter).length;
+  return { rows, compared: compared.length, wins };
+}
 
-  const corrRows = data.correlations.map((c) => [
+/** Proxy correlations and step timings. */
+function correlationTable(data: ReportData): string[][] {
+  return data.correlations.map((c) => [
     e(c.proxy),
     e(c.model ?? '—'),
     c.spearman.toFixed(3),
     c.kendall === undefined ? '—' : c.kendall.toFixed(3),
     String(c.n),
   ]);
+}
+
+function timingTable(data: ReportData): string[][] {
   const totalMs = data.timings.reduce((s, t) => s + t.ms, 0);
-  const timingRows = [
+  return [
     ...data.timings.map((t) => [
       e(t.step),
       formatMs(t.ms),
@@ -227,6 +243,32 @@ export async function renderHtmlReport(data: ReportData): Promise<string> {
     ]),
     ['<b>total</b>', `<b>${formatMs(totalMs)}</b>`, ''],
   ];
+}
+
+/** Render the report; resolves to the complete HTML document. */
+export async function renderHtmlReport(data: ReportData): Promise<string> {
+  const m = data.metric;
+  const p = data.plan;
+  const title = data.title ?? `mixq report: ${data.model.name}`;
+  const [pareto, bits, sens] = (
+    await Promise.all([
+      renderSvg(paretoSpec(data)),
+      renderSvg(bitsMapSpec(data)),
+      renderSvg(sensitivitySpec(data)),
+    ])
+  ).map((svg, i) => scopeIds(svg, ['pareto', 'bits', 'sens'][i] as string));
+
+  const cards = summaryCards(data);
+
+  const planRows = planTable(data);
+  const schemeRows = schemeTable(data);
+
+  const mixqRows = mixqTable(data);
+  const eq = equalSizeTable(data);
+  const eqRows = eq.rows;
+
+  const corrRows = correlationTable(data);
+  const timingRows = timingTable(data);
   const dropped = droppedSensitivity(data);
   const series = data.series.filter((s) => s.points.length > 0);
 
@@ -254,7 +296,7 @@ ${data.notes && data.notes.length > 0 ? `<ul class="notes">${data.notes.map((n) 
 <h2>Size vs ${e(m.name)}</h2>
 <figure id="pareto"><div class="chart">${pareto}</div>
 <figcaption>${series.length} series: mixq plans (one point per budget) against uniform baselines and the rule mix.
-Size in bits per weight including scales; the dashed line is fp32.${compared.length > 0 ? ` At equal size mixq is better than ${wins} of ${compared.length} baseline points.` : ''}</figcaption></figure>
+Size in bits per weight including scales; the dashed line is fp32.${eq.compared > 0 ? ` At equal size mixq is better than ${eq.wins} of ${eq.compared} baseline points.` : ''}</figcaption></figure>
 
 <h2>Bits per weight, by layer</h2>
 <figure id="bits"><div class="chart">${bits}</div>

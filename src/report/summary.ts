@@ -78,14 +78,23 @@ export function fp32Bytes(data: ReportData): number | undefined {
   return data.model.fp32Bytes ?? (data.model.elements === undefined ? undefined : 4 * data.model.elements);
 }
 
-/** '1.23 MB', '512 kB', '900 B' (decimal units, as the plan's --size flag). */
-export function formatBytes(n: number): string {
+/**
+ * '1.23 MB', '512 kB', '900 B' (decimal units, as the plan's --size flag), or with `binary` '1.50 MiB',
+ * '12.0 KiB' (as llama.cpp prints GGUF sizes).
+ */
+export function formatBytes(n: number, binary = false): string {
   if (!Number.isFinite(n)) return String(n);
   const a = Math.abs(n);
-  if (a >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (a >= 1e6) return `${(n / 1e6).toFixed(2)} MB`;
-  if (a >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  const [k, name] = binary ? [1024, ['KiB', 'MiB', 'GiB']] : [1000, ['kB', 'MB', 'GB']];
+  if (a >= k ** 3) return `${(n / k ** 3).toFixed(2)} ${name[2]}`;
+  if (a >= k ** 2) return `${(n / k ** 2).toFixed(2)} ${name[1]}`;
+  if (a >= k) return `${(n / k).toFixed(1)} ${name[0]}`;
   return `${n} B`;
+}
+
+/** A metric value in log lines: four significant digits, one decimal from 100 up (2.032, 1.57, 312.4). */
+export function formatMetric(x: number): string {
+  return Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(4);
 }
 
 /** Four significant digits, no exponent for ordinary magnitudes: 12.35, 0.004512, 1.235e-7. */

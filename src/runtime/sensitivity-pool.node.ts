@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { LayerStats } from '../analysis/sensitivity/proxies.ts';
 import type { ScoredCandidate, ScoreJob } from '../analysis/sensitivity/score.ts';
+import { schemeId } from '../analysis/sensitivity/candidates.ts';
 import { MixqError } from '../core/errors.ts';
 import { startModuleWorker } from '../core/worker-thread.node.ts';
 
@@ -105,7 +106,7 @@ export function createScorePool(size: number): ScorePool {
       idle.push(w);
       if (p && m.id === p.id) {
         if (m.error !== undefined)
-          p.reject(new MixqError(m.error, { source: 'sensitivity worker', field: p.job.candidate.id }));
+          p.reject(new MixqError(m.error, { source: 'sensitivity worker', field: schemeId(p.job.scheme) }));
         else p.resolve(m.result);
       }
       pump();

@@ -24,12 +24,8 @@ import {
 } from '../analysis/sensitivity/proxies.ts';
 import { fittedToData, type ScoredCandidate, scoreCandidate } from '../analysis/sensitivity/score.ts';
 import { createScorePool, defaultPoolSize, shareWeight } from './sensitivity-pool.node.ts';
-import {
-  candidateCost,
-  defaultCandidates,
-  type SensitivityCandidate,
-} from '../analysis/sensitivity/candidates.ts';
-import { fromRows, type RowLayout, rowLayout, toRows } from '../analysis/sensitivity/layout.ts';
+import { defaultCandidates, schemeId, schemeStorage } from '../analysis/sensitivity/candidates.ts';
+import { fromRows, type RowLayout, rowLayout, toRows } from '../quant/layout.ts';
 import type {
   MeasuredDamage,
   SensitivityEntry,
@@ -54,6 +50,7 @@ import {
 } from './metrics.ts';
 import { type Feeds, floatTensor, int64Tensor } from './ort.node.ts';
 import type { ModelRunner } from './runner.node.ts';
+import type { Scheme } from '../quant/scheme.ts';
 import { loadWeightFedModel, type WeightFedModel } from './weights.node.ts';
 
 /** What a variant is run on and how its outputs are scored. */
@@ -266,21 +263,28 @@ function mergeCaptures(
   return out;
 }
 
+/** The calibration of a model on a probe: per-weight activation statistics, and two folds of them. */
+export interface Calibration {
+  readonly probe: DamageProbe;
+  /** Statistics of all calibration samples. */
+  readonly all: ReadonlyMap<string, LayerStats>;
+  /** Statistics of the even and odd samples, for held-out scoring of fitted candidates. */
+  readonly folds?: readonly [ReadonlyMap<string, LayerStats>, ReadonlyMap<string, LayerStats>];
+}
+
 /**
- * Statistics of all calibration samples and, with two or more samples, of two folds (even and odd
- * samples) for held-out scoring of candidates fitted to the data (heldOutProxies).
+ * Statistics of all calibration samples and, with `folds` and two or more samples, of two folds (even and
+ * odd samples) for held-out scoring of candidates fitted to the data (heldOutProxies).
  */
-async function captureFolds(
+export async function calibrateModel(
   model: WeightFedModel,
-  feeds: readonly Feeds[],
-  maxGram: number,
-  folds: boolean,
-): Promise<{
-  all: Map<string, LayerStats>;
-  folds?: readonly [Map<string, LayerStats>, Map<string, LayerStats>];
-}> {
-  if (!folds || feeds.length < 2)
-    return { all: layerStats(await captureActivationStats(model, feeds, { maxGram })) };
+  probe: DamageProbe,
+  opts: { readonly maxGram?: number; readonly folds: boolean },
+): Promise<Calibration> {
+  const maxGram = opts.maxGram ?? 1024;
+  const feeds = probe.feeds;
+  if (!opts.folds || feeds.length < 2)
+    return { probe, all: layerStats(await captureActivationStats(model, feeds, { maxGram })) };
   const a = await captureActivationStats(
     model,
     feeds.filter((_, i) => i % 2 === 0),
@@ -291,14 +295,16 @@ async function captureFolds(
     feeds.filter((_, i) => i % 2 === 1),
     { maxGram },
   );
-  return { all: layerStats(mergeCaptures(a, b)), folds: [layerStats(a), layerStats(b)] };
+  return { probe, all: layerStats(mergeCaptures(a, b)), folds: [layerStats(a), layerStats(b)] };
 }
 
 export interface SensitivityOptions {
   /** Builds the probe on the loaded model (gptProbe, ocrProbe, syntheticProbe). */
   readonly probe: (model: WeightFedModel) => DamageProbe | Promise<DamageProbe>;
-  /** Default defaultCandidates(). */
-  readonly candidates?: readonly SensitivityCandidate[];
+  /** The calibration already captured on the model (its probe is used); default: captured here. */
+  readonly calibration?: Calibration;
+  /** Candidate schemes (row frame). Default defaultCandidates(). */
+  readonly candidates?: readonly Scheme[];
   /** Restrict to these weight names (default: every analysable weight). */
   readonly weights?: readonly string[];
   /** Keep X^T X for inputs with at most this many channels. Default 1024. */
@@ -372,15 +378,15 @@ export async function analyzeLoadedModel(
   axes: ReadonlyMap<string, number>,
   opts: SensitivityOptions,
 ): Promise<SensitivityAnalysis> {
-  const probe = await opts.probe(model);
-  const meter = await createDamageMeter(model, probe);
   const candidates = opts.candidates ?? defaultCandidates();
-  const captured = await captureFolds(
-    model,
-    probe.feeds,
-    opts.maxGram ?? 1024,
-    (opts.heldOut ?? true) && candidates.some(fittedToData),
-  );
+  const captured =
+    opts.calibration ??
+    (await calibrateModel(model, await opts.probe(model), {
+      ...(opts.maxGram !== undefined ? { maxGram: opts.maxGram } : {}),
+      folds: (opts.heldOut ?? true) && candidates.some(fittedToData),
+    }));
+  const probe = captured.probe;
+  const meter = await createDamageMeter(model, probe);
   const stats = captured.all;
   const relStd = opts.noiseRelStd ?? 0.05;
   const wanted = opts.weights ? new Set(opts.weights) : undefined;
@@ -418,11 +424,13 @@ export async function analyzeLoadedModel(
       if (!r) continue;
       const p = r.proxies;
       const outErr = p.output ?? p.imatrix;
-      const cost = candidateCost(c, L.rows, L.cols);
+      const cost = schemeStorage(c, L.rows, L.cols);
       const measured = r.Q ? await meter.measure(new Map([[w.name, fromRows(r.Q, L)]])) : undefined;
-      if (doMeasure) opts.onProgress?.(++done, total, `${w.name} ${c.id}`);
+      const id = schemeId(c);
+      if (doMeasure) opts.onProgress?.(++done, total, `${w.name} ${id}`);
       entries.push({
-        candidate: c.id,
+        candidate: id,
+        scheme: c,
         bits: cost.bits,
         bytes: cost.bytes,
         proxies: { ...p, noiseCalibrated: noiseCalibratedCurve(curve, outErr) },
@@ -468,7 +476,7 @@ export async function analyzeLoadedModel(
       if (queued.length >= 4) await finish(queued.shift()!);
       const own = { W, st, ...(folds ? { folds } : {}), scoring };
       const parts = pool ? shareWeight(own) : own;
-      const jobs = candidates.map((candidate) => ({ ...parts, L, candidate, keepQ: doMeasure }));
+      const jobs = candidates.map((scheme) => ({ ...parts, L, scheme, keepQ: doMeasure }));
       const scored = pool
         ? Promise.all(jobs.map((j) => pool.score(j)))
         : Promise.resolve(jobs.map(scoreCandidate));

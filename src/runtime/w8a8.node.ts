@@ -22,7 +22,7 @@ import {
   smoothQuantOnnx,
   type W8A8Layer,
 } from '../export/onnx/activations.ts';
-import { inlineExternalData } from '../export/onnx/inline.ts';
+import { inlineExternalData } from '../io/onnx/inline.ts';
 import { readOnnxFile } from '../io/onnx/file.node.ts';
 import type { ValueInfoProto } from '../io/onnx/proto-types.ts';
 import { type OnnxModel, readOnnx, writeOnnx } from '../io/onnx/read.ts';

@@ -21,9 +21,10 @@
  */
 
 import { MixqError } from '../core/errors.ts';
+import { cloneOnnxModel } from '../io/onnx/clone.ts';
 import { readOnnxFile } from '../io/onnx/file.node.ts';
-import type { NodeProto, TensorProto, ValueInfoProto } from '../io/onnx/proto-types.ts';
-import { writeOnnx } from '../io/onnx/read.ts';
+import type { GraphProto, NodeProto, TensorProto, ValueInfoProto } from '../io/onnx/proto-types.ts';
+import { type OnnxModel, writeOnnx } from '../io/onnx/read.ts';
 import { onnxMessageType } from '../io/onnx/schema.ts';
 import { bytesToFloat32, loadTensorBytes, setTensorBytes } from '../io/onnx/tensor-data.ts';
 import { listWeights, type OnnxWeight } from '../io/onnx/weights.ts';
@@ -78,87 +79,115 @@ function valueInfo(name: string, elemType: number, dims: readonly number[]): Val
   }) as unknown as ValueInfoProto;
 }
 
-/** Rewrite `path` (see the file comment) and open one session on the result. */
+/** Reads `path`, rewrites it (see the file comment) and opens one session on the result. */
 export async function loadWeightFedModel(path: string, opts: WeightFedOptions = {}): Promise<WeightFedModel> {
-  const select = opts.select ?? ((w: OnnxWeight) => w.dataType === FLOAT && w.dims.length >= 2);
   const file = await readOnnxFile(path);
-  let bytes: Uint8Array;
-  const fed: FedWeight[] = [];
-  const originals = new Map<string, { data: Float32Array; dims: readonly number[] }>();
-  const captures: CapturePoint[] = [];
   try {
-    const graph = file.proto.graph;
-    if (!graph) throw new MixqError('model has no graph', { source: path, field: 'ModelProto.graph' });
-    // Consumers by value name (top-level graph only: weights inside subgraphs stay as they are).
-    const consumers = new Map<string, { node: NodeProto; slot: number }[]>();
-    for (const node of graph.node) {
-      node.input.forEach((name, slot) => {
-        const list = consumers.get(name) ?? [];
-        list.push({ node, slot });
-        consumers.set(name, list);
-      });
-    }
-    const chosen = listWeights(file).filter(
-      (w) => w.path === 'graph' && (w.kind === 'initializer' || w.kind === 'constant') && select(w),
-    );
-    const dropNodes = new Set<NodeProto>();
-    const dropInits = new Set<TensorProto>();
-    const existingInputs = new Set(graph.input.map((v) => v.name));
-    const newInputs: ValueInfoProto[] = [];
-    for (const w of chosen) {
-      if (w.dataType !== FLOAT) {
-        throw new MixqError('only float32 weights can be fed', {
-          source: path,
-          field: w.name,
-          expected: 'float32',
-        });
-      }
-      const raw = await loadTensorBytes(file, w.tensor);
-      const data = bytesToFloat32(raw, w.dataType, w.elementCount, path);
-      originals.set(w.name, { data, dims: w.dims });
-      if (w.kind === 'constant') dropNodes.add(w.node as NodeProto);
-      else dropInits.add(w.tensor);
-      if (!existingInputs.has(w.name)) newInputs.push(valueInfo(w.name, FLOAT, w.dims));
-      fed.push({
-        name: w.name,
-        dims: w.dims,
-        elementCount: w.elementCount,
-        origin: w.kind,
-        consumers: (consumers.get(w.name) ?? []).map((c) => `${c.node.op_type}:${c.slot}`),
-      });
-    }
-    if (dropNodes.size) graph.node = graph.node.filter((n) => !dropNodes.has(n));
-    graph.initializer = graph.initializer.filter((t) => !dropInits.has(t));
-    // Remaining external tensors (not selected) are inlined: the rewritten model is loaded from bytes.
-    for (const w of listWeights(file)) {
-      if (w.external)
-        setTensorBytes(w.tensor, (await loadTensorBytes(file, w.tensor)).slice(), { dims: w.dims });
-    }
-    graph.input = [...graph.input, ...newInputs];
-    if (opts.captureInputs) {
-      const selected = new Set(fed.map((f) => f.name));
-      const outputs = new Set(graph.output.map((o) => o.name));
-      const extra: ValueInfoProto[] = [];
-      for (const node of graph.node) {
-        if (node.op_type !== 'MatMul' && node.op_type !== 'Gemm' && node.op_type !== 'Conv') continue;
-        // MatMul(A, W), Gemm(A, W, C), Conv(X, W, B): the weight is input 1, the activation input 0.
-        const wIn = node.input[1];
-        const act = node.input[0];
-        if (!wIn || !act || !selected.has(wIn)) continue;
-        captures.push({ activation: act, weight: wIn, op: node.op_type, node: node.name });
-        if (!outputs.has(act)) {
-          outputs.add(act);
-          extra.push(
-            onnxMessageType('ValueInfoProto').fromObject({ name: act }) as unknown as ValueInfoProto,
-          );
-        }
-      }
-      graph.output = [...graph.output, ...extra];
-    }
-    bytes = writeOnnx(file);
+    return await weightFedModel(file, opts);
   } finally {
     await file.close();
   }
+}
+
+/** Consumers ('MatMul:1', ...) of every value of the main graph (weights in subgraphs stay as they are). */
+function consumersOf(graph: GraphProto): Map<string, string[]> {
+  const consumers = new Map<string, string[]>();
+  for (const node of graph.node)
+    node.input.forEach((name, slot) => {
+      const list = consumers.get(name) ?? [];
+      list.push(`${node.op_type}:${slot}`);
+      consumers.set(name, list);
+    });
+  return consumers;
+}
+
+const defaultSelect = (w: OnnxWeight): boolean => w.dataType === FLOAT && w.dims.length >= 2;
+
+function selected(model: OnnxModel, select: (w: OnnxWeight) => boolean): OnnxWeight[] {
+  return listWeights(model).filter(
+    (w) => w.path === 'graph' && (w.kind === 'initializer' || w.kind === 'constant') && select(w),
+  );
+}
+
+/**
+ * The weights a weight-fed model feeds (by default float32 weights of rank >= 2 of the main graph), with
+ * their consumers, without rewriting anything.
+ */
+export function feedableWeights(model: OnnxModel, select = defaultSelect): FedWeight[] {
+  const graph = model.proto.graph;
+  if (!graph) throw new MixqError('model has no graph', { source: model.source, field: 'ModelProto.graph' });
+  const consumers = consumersOf(graph);
+  return selected(model, select).map((w) => {
+    if (w.dataType !== FLOAT)
+      throw new MixqError('only float32 weights can be fed', {
+        source: model.source,
+        field: w.name,
+        expected: 'float32',
+      });
+    return {
+      name: w.name,
+      dims: w.dims,
+      elementCount: w.elementCount,
+      origin: w.kind,
+      consumers: consumers.get(w.name) ?? [],
+    };
+  });
+}
+
+/** Adds the activation input of every MatMul / Gemm / Conv reading a fed weight as a graph output. */
+function exposeActivations(graph: GraphProto, fed: ReadonlySet<string>): CapturePoint[] {
+  const captures: CapturePoint[] = [];
+  const outputs = new Set(graph.output.map((o) => o.name));
+  const extra: ValueInfoProto[] = [];
+  for (const node of graph.node) {
+    if (node.op_type !== 'MatMul' && node.op_type !== 'Gemm' && node.op_type !== 'Conv') continue;
+    // MatMul(A, W), Gemm(A, W, C), Conv(X, W, B): the weight is input 1, the activation input 0.
+    const wIn = node.input[1];
+    const act = node.input[0];
+    if (!wIn || !act || !fed.has(wIn)) continue;
+    captures.push({ activation: act, weight: wIn, op: node.op_type, node: node.name });
+    if (!outputs.has(act)) {
+      outputs.add(act);
+      extra.push(onnxMessageType('ValueInfoProto').fromObject({ name: act }) as unknown as ValueInfoProto);
+    }
+  }
+  graph.output = [...graph.output, ...extra];
+  return captures;
+}
+
+/**
+ * The weight-fed rewrite of a model already read (see the file comment; the model itself is not changed)
+ * with one session open on it.
+ */
+export async function weightFedModel(model: OnnxModel, opts: WeightFedOptions = {}): Promise<WeightFedModel> {
+  const select = opts.select ?? defaultSelect;
+  const file = cloneOnnxModel(model);
+  const path = model.source;
+  const graph = file.proto.graph;
+  if (!graph) throw new MixqError('model has no graph', { source: path, field: 'ModelProto.graph' });
+  const fed = feedableWeights(file, select);
+  const originals = new Map<string, { data: Float32Array; dims: readonly number[] }>();
+  const dropNodes = new Set<NodeProto>();
+  const dropInits = new Set<TensorProto>();
+  const existingInputs = new Set(graph.input.map((v) => v.name));
+  const newInputs: ValueInfoProto[] = [];
+  for (const w of selected(file, select)) {
+    const raw = await loadTensorBytes(file, w.tensor);
+    originals.set(w.name, { data: bytesToFloat32(raw, w.dataType, w.elementCount, path), dims: w.dims });
+    if (w.kind === 'constant') dropNodes.add(w.node as NodeProto);
+    else dropInits.add(w.tensor);
+    if (!existingInputs.has(w.name)) newInputs.push(valueInfo(w.name, FLOAT, w.dims));
+  }
+  if (dropNodes.size) graph.node = graph.node.filter((n) => !dropNodes.has(n));
+  graph.initializer = graph.initializer.filter((t) => !dropInits.has(t));
+  // Remaining external tensors (not selected) are inlined: the rewritten model is loaded from bytes.
+  for (const w of listWeights(file)) {
+    if (w.external)
+      setTensorBytes(w.tensor, (await loadTensorBytes(file, w.tensor)).slice(), { dims: w.dims });
+  }
+  graph.input = [...graph.input, ...newInputs];
+  const captures = opts.captureInputs ? exposeActivations(graph, new Set(fed.map((f) => f.name))) : [];
+  const bytes = writeOnnx(file);
   const session = await openSession(bytes);
   const fedNames = new Set(fed.map((f) => f.name));
   const dataInputs = describeInputs(session, fedNames);

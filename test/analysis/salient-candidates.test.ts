@@ -1,36 +1,42 @@
 /**
  * Salient-weight candidates ('<rtn id>-sp<percent>'): id parsing, exact storage (= salientSparse's bits,
  * = an independent CSR formula), the dense-and-sparse quantization against an independent selection and
- * channel mapping, the plan round trip (planScheme -> JSON -> parsePlan -> rowCandidate), the refusals,
+ * channel mapping, the plan round trip (schemeOnTensor -> JSON -> parsePlan -> schemeOnRows), the refusals,
  * and the property that makes them worth offering: with a few huge weights they beat plain RTN.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  candidateCost,
-  candidatesById,
-  salientCandidate,
-  type SensitivityCandidate,
+  parseCandidateIds,
+  salientScheme,
+  schemeCost,
+  schemeId,
+  schemeName,
+  schemeStorage,
 } from '../../src/analysis/sensitivity/candidates.ts';
-import { rowLayout, type RowLayout } from '../../src/analysis/sensitivity/layout.ts';
+import { rowLayout, type RowLayout } from '../../src/quant/layout.ts';
 import { imatrixError, type LayerStats } from '../../src/analysis/sensitivity/proxies.ts';
 import {
   applicable,
-  quantizeCandidate,
-  salientCandidateResult,
-} from '../../src/analysis/sensitivity/quantize.ts';
+  checkApplied,
+  quantizeScheme,
+  salientResult,
+} from '../../src/analysis/sensitivity/apply-scheme.ts';
 import { MixqError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { writeQuantizedSafetensors } from '../../src/export/safetensors.ts';
-import { onnxAssignment, planScheme, rowCandidate, schemeCost } from '../../src/pipeline/schemes.ts';
+import { onnxAssignment } from '../../src/export/onnx/assign.ts';
 import { parsePlan } from '../../src/plan/parse.ts';
 import type { PlanScheme } from '../../src/plan/schema.ts';
 import { serialisePlan } from '../../src/plan/serialise.ts';
 import { salientSparse } from '../../src/quant/algorithms/outliers.ts';
 import { fakeQuant, storageCost } from '../../src/quant/quantizer.ts';
+import { quantizerOf, salientOf, type Scheme, schemeOnRows, schemeOnTensor } from '../../src/quant/scheme.ts';
 import { oneWeightPlan } from '../plan-util.ts';
 
-const one = (id: string): SensitivityCandidate => candidatesById([id])[0]!;
+const one = (id: string): Scheme => parseCandidateIds([id])[0]!;
+/** A salient scheme's fraction and criterion. */
+const sal = (s: Scheme) => salientOf(s)!;
 
 function randn(n: number, seed: number): Float32Array {
   const rng = new Rng(seed);
@@ -55,20 +61,23 @@ function f16Ref(x: number): number {
 test('salient ids: parsed into the RTN base plus fraction and criterion, canonical percent', () => {
   const c = one('int3-g32-rtn-sp1');
   const base = one('int3-g32-rtn');
-  assert.equal(c.id, 'int3-g32-rtn-sp1');
-  assert.deepEqual(c.salient, { fraction: 0.01, criterion: 'hessian' });
-  assert.deepEqual(c.quantizer, base.quantizer);
+  assert.equal(schemeId(c), 'int3-g32-rtn-sp1');
+  assert.deepEqual(c.outliers, { kind: 'salient', criterion: 'hessian', fraction: 0.01 });
+  assert.deepEqual(quantizerOf(c), quantizerOf(base));
   assert.equal(c.algorithm, 'rtn');
-  assert.equal(c.scheme, base.scheme);
-  assert.deepEqual(one('int4-g32-rtn-sp0.5').salient, { fraction: 0.005, criterion: 'hessian' });
-  assert.deepEqual(one('nvfp4-rtn-spa2').salient, { fraction: 0.02, criterion: 'activation' });
-  assert.equal(one('int4-g32-rtn-sp1.50').id, 'int4-g32-rtn-sp1.5');
+  assert.equal(schemeName(c), schemeName(base));
+  assert.deepEqual(sal(one('int4-g32-rtn-sp0.5')), { fraction: 0.005, criterion: 'hessian' });
+  assert.deepEqual(sal(one('nvfp4-rtn-spa2')), { fraction: 0.02, criterion: 'activation' });
+  assert.equal(schemeId(one('int4-g32-rtn-sp1.50')), 'int4-g32-rtn-sp1.5');
   // float noise of fraction * 100 does not leak into ids
-  assert.equal(salientCandidate(base, 0.07).id, 'int3-g32-rtn-sp7');
-  assert.equal(one('int3-g32-rtn-sp7').salient?.fraction, 0.07);
-  // plain ids are untouched; unknown plain ids keep their RangeError
-  assert.equal(one('int3-g32-rtn').salient, undefined);
-  assert.throws(() => one('int4-g33-rtn'), RangeError);
+  assert.equal(schemeId(salientScheme(base, 0.07)), 'int3-g32-rtn-sp7');
+  assert.equal(sal(one('int3-g32-rtn-sp7')).fraction, 0.07);
+  // plain ids are untouched; unknown plain ids are a MixqError naming the id
+  assert.equal(one('int3-g32-rtn').outliers, undefined);
+  assert.throws(
+    () => one('int4-g33-rtn'),
+    (e: unknown) => e instanceof MixqError && /'int4-g33-rtn'/.test(e.message),
+  );
 });
 
 test('malformed salient ids: MixqError naming the id and the expected form', () => {
@@ -86,17 +95,17 @@ test('malformed salient ids: MixqError naming the id and the expected form', () 
     'int3-g32-rtn-sp1-sp1',
   ])
     assert.throws(
-      () => candidatesById([id]),
+      () => parseCandidateIds([id]),
       (e: unknown) =>
         e instanceof MixqError && e.message.includes(`'${id}'`) && /-sp<percent>/.test(e.message),
       id,
     );
-  assert.throws(() => salientCandidate(one('int4-g32-gptq'), 0.01), MixqError);
-  assert.throws(() => salientCandidate(one('int4-g32-rtn'), 0), MixqError);
-  assert.throws(() => salientCandidate(one('int4-g32-rtn'), 1), MixqError);
+  assert.throws(() => salientScheme(one('int4-g32-gptq'), 0.01), MixqError);
+  assert.throws(() => salientScheme(one('int4-g32-rtn'), 0), MixqError);
+  assert.throws(() => salientScheme(one('int4-g32-rtn'), 1), MixqError);
 });
 
-test('candidateCost is exact: = salientSparse bits = dense storage + independent CSR formula', () => {
+test('schemeStorage is exact: = salientSparse bits = dense storage + independent CSR formula', () => {
   const shapes: [number, number][] = [
     [40, 96],
     [7, 33],
@@ -112,23 +121,23 @@ test('candidateCost is exact: = salientSparse bits = dense storage + independent
         W,
         rows,
         cols,
-        c.salient!.criterion === 'hessian' ? { hessianDiag: ones } : { actScale: ones },
+        sal(c).criterion === 'hessian' ? { hessianDiag: ones } : { actScale: ones },
         {
-          quantizer: c.quantizer,
-          fraction: c.salient!.fraction,
-          criterion: c.salient!.criterion,
+          quantizer: quantizerOf(c),
+          fraction: sal(c).fraction,
+          criterion: sal(c).criterion,
         },
       );
-      const cost = candidateCost(c, rows, cols);
+      const cost = schemeStorage(c, rows, cols);
       assert.equal(cost.bits, r.bits, `${id} on ${rows}x${cols}`);
-      const k = Math.round(n * c.salient!.fraction);
+      const k = Math.round(n * sal(c).fraction);
       assert.equal(r.sparse.values.length, k);
       const idx = cols <= 65536 ? 16 : 32;
-      const dense = storageCost(c.quantizer, [rows, cols]);
+      const dense = storageCost(quantizerOf(c), [rows, cols]);
       const csr = k * (16 + idx) + (rows + 1) * 32;
       assert.equal(cost.bits, dense.bits + csr);
       assert.equal(cost.bytes, dense.bytes + csr / 8);
-      assert.ok(cost.bits > candidateCost(one(id.replace(/-spa?[\d.]+$/, '')), rows, cols).bits);
+      assert.ok(cost.bits > schemeStorage(one(id.replace(/-spa?[\d.]+$/, '')), rows, cols).bits);
     }
 });
 
@@ -144,32 +153,34 @@ test('kept weights are the fp16 originals, the rest RTN of the zeroed matrix (in
       const n = L.rows * L.cols;
       const W = randn(n, 11 + L.cols);
       const st = statsFor(L, 4 + L.rows);
-      const Q = quantizeCandidate(W, L, c, st);
+      const Q = quantizeScheme(W, L, c, st);
       // independent: channel of (r, j), saliency, top-k by a stable sort of indices
       const ms = (r: number, j: number): number => {
         const group = Math.floor(r / (L.rows / L.groups));
         return st.meanSquare[group * L.inPerGroup + Math.floor(j / L.kernel)]!;
       };
-      const rtnW = fakeQuant(W, [L.rows, L.cols], c.quantizer);
-      const sal = Array.from({ length: n }, (_, i) => {
+      const rtnW = fakeQuant(W, [L.rows, L.cols], quantizerOf(c));
+      const saliency = Array.from({ length: n }, (_, i) => {
         const r = Math.floor(i / L.cols);
         const j = i % L.cols;
-        return c.salient!.criterion === 'hessian'
+        return sal(c).criterion === 'hessian'
           ? (W[i]! - rtnW[i]!) ** 2 * ms(r, j)
           : Math.abs(W[i]!) * Math.sqrt(ms(r, j));
       });
-      const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => sal[b]! - sal[a]! || a - b);
-      const k = Math.round(n * c.salient!.fraction);
+      const order = Array.from({ length: n }, (_, i) => i).sort(
+        (a, b) => saliency[b]! - saliency[a]! || a - b,
+      );
+      const k = Math.round(n * sal(c).fraction);
       const kept = new Set(order.slice(0, k));
       const zeroed = Float32Array.from(W, (v, i) => (kept.has(i) ? 0 : v));
-      const dense = fakeQuant(zeroed, [L.rows, L.cols], c.quantizer);
+      const dense = fakeQuant(zeroed, [L.rows, L.cols], quantizerOf(c));
       for (let i = 0; i < n; i++) {
         const want = kept.has(i) ? f16Ref(W[i]!) : dense[i]!;
         assert.ok(Object.is(Q[i], want), `${id} on ${L.dims} at ${i}: ${Q[i]} vs ${want}`);
       }
-      const full = salientCandidateResult(W, L, c, st);
+      const full = salientResult(W, L, c, st);
       assert.equal(full.sparse.values.length, k);
-      assert.equal(full.bits, candidateCost(c, L.rows, L.cols).bits);
+      assert.equal(full.bits, schemeStorage(c, L.rows, L.cols).bits);
     }
 });
 
@@ -178,39 +189,33 @@ test('salient candidates need calibration statistics', () => {
   const c = one('int3-g32-rtn-sp1');
   assert.equal(applicable(c, L), false);
   assert.equal(applicable(c, L, statsFor(L, 1)), true);
-  assert.throws(() => quantizeCandidate(randn(L.rows * L.cols, 1), L, c), MixqError);
+  assert.throws(() => quantizeScheme(randn(L.rows * L.cols, 1), L, c), MixqError);
 });
 
-test('plan round trip: planScheme -> plan file -> rowCandidate quantizes identically, exact cost', () => {
+test('plan round trip: schemeOnTensor -> plan file -> schemeOnRows quantizes identically, exact cost', () => {
   const layouts = [rowLayout([96, 40], 1), rowLayout([24, 64, 1, 1], 0), rowLayout([16, 8, 3, 3], 0)];
   for (const L of layouts)
     for (const id of ['int3-g32-rtn-sp1', 'int4-g32-rtn-sp0.5', 'int3-pc-rtn-sp7', 'mxfp4-rtn-spa1']) {
       const c = one(id);
-      if (L.kernel > 1 && c.quantizer.granularity.kind === 'group') continue; // not representable
-      const s = planScheme(c, L);
+      if (L.kernel > 1 && c.granularity.kind === 'group') continue; // not representable
+      const s = schemeOnTensor(c, L);
       assert.deepEqual(s.outliers, {
         kind: 'salient',
-        criterion: c.salient!.criterion,
-        fraction: c.salient!.fraction,
+        criterion: sal(c).criterion,
+        fraction: sal(c).fraction,
       });
       const n = L.rows * L.cols;
-      const cost = schemeCost(s, L);
-      assert.deepEqual(cost, candidateCost(c, L.rows, L.cols));
+      const cost = schemeCost(schemeOnRows(s, L), L);
+      assert.deepEqual(cost, schemeStorage(c, L.rows, L.cols));
       const text = serialisePlan(oneWeightPlan(s, L.dims, cost));
-      const back = rowCandidate(parsePlan(text, 'test').weights[0]!.scheme, L);
-      // the base id is rowCandidate's own naming (element name: 'uint3-g32-rtn'), the suffix is kept
-      assert.equal(
-        back.id,
-        `${rowCandidate(planScheme(one(id.replace(/-spa?[\d.]+$/, '')), L), L).id}${/-spa?[\d.]+$/.exec(id)![0]}`,
-      );
-      assert.deepEqual(back.salient, c.salient);
+      const back = schemeOnRows(checkApplied(parsePlan(text, 'test').weights[0]!.scheme), L);
+      // the same id, with a group that covers the whole row stated per channel
+      const rowId = (x: Scheme) => schemeId(schemeOnRows(schemeOnTensor(x, L), L));
+      assert.equal(schemeId(back), rowId(c));
+      assert.deepEqual(back.outliers, c.outliers);
       const W = randn(n, 9);
       const st = statsFor(L, 2);
-      assert.deepEqual(
-        quantizeCandidate(W, L, back, st),
-        quantizeCandidate(W, L, c, st),
-        `${id} on ${L.dims}`,
-      );
+      assert.deepEqual(quantizeScheme(W, L, back, st), quantizeScheme(W, L, c, st), `${id} on ${L.dims}`);
       // ONNX has no operator for the side matrix
       assert.equal(onnxAssignment(s, L, L.outputAxis === 1 ? 'MatMul:1' : 'Conv:1'), undefined);
     }
@@ -218,10 +223,10 @@ test('plan round trip: planScheme -> plan file -> rowCandidate quantizes identic
 
 test('outlier schemes mixq cannot apply are refused clearly', () => {
   const L = rowLayout([96, 40], 1);
-  const base: PlanScheme = planScheme(one('int4-g32-rtn'), L);
+  const base: PlanScheme = schemeOnTensor(one('int4-g32-rtn'), L);
   const refuse = (s: PlanScheme, re: RegExp): void =>
     assert.throws(
-      () => rowCandidate(s, L),
+      () => schemeOnRows(checkApplied(s), L),
       (e: unknown) => e instanceof MixqError && re.test(e.message),
     );
   refuse({ ...base, outliers: { kind: 'int8-decomposition', threshold: 6 } }, /int8-decomposition/);
@@ -235,7 +240,7 @@ test('outlier schemes mixq cannot apply are refused clearly', () => {
   );
   refuse(
     {
-      ...planScheme(one('ggml-q4_0'), L),
+      ...schemeOnTensor(one('ggml-q4_0'), L),
       outliers: { kind: 'salient', criterion: 'hessian', fraction: 0.01 },
     },
     /Q4_0/,
@@ -251,7 +256,7 @@ test('quantized safetensors refuses a weight with outliers instead of dropping t
     name: 'fc.weight',
     values: randn(64 * 64, 3),
     shape: [64, 64],
-    quantizer: c.quantizer,
+    quantizer: quantizerOf(c),
   };
   assert.ok(writeQuantizedSafetensors([input]).length > 0);
   assert.throws(
@@ -270,7 +275,7 @@ test('with a few huge weights, int3-g32-rtn-sp1 has a lower activation-weighted 
     W[rng.nextU32() % n] = (rng.nextFloat() < 0.5 ? -1 : 1) * (1 + rng.nextFloat());
   const st = statsFor(L, 8);
   const err = (id: string): number => {
-    const Q = quantizeCandidate(W, L, one(id), st);
+    const Q = quantizeScheme(W, L, one(id), st);
     return imatrixError(
       Float64Array.from(W, (v, i) => v - Q[i]!),
       L,
@@ -281,7 +286,7 @@ test('with a few huge weights, int3-g32-rtn-sp1 has a lower activation-weighted 
   const sp = err('int3-g32-rtn-sp1');
   assert.ok(sp < 0.5 * plain, `sp1 ${sp} vs plain ${plain}`);
   // and it also beats int4-g32 on this layer, for fewer bits than int4-g32 would take with its own outliers
-  const bpw = (id: string): number => candidateCost(one(id), L.rows, L.cols).bits / n;
+  const bpw = (id: string): number => schemeStorage(one(id), L.rows, L.cols).bits / n;
   assert.ok(bpw('int3-g32-rtn-sp1') < bpw('int4-g32-rtn'), `${bpw('int3-g32-rtn-sp1')}`);
   assert.ok(sp < err('int4-g32-rtn'), `sp1 ${sp} vs int4 ${err('int4-g32-rtn')}`);
 });

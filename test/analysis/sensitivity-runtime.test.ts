@@ -4,11 +4,11 @@
 // +65504 offset (a softmax over them is a point mass, KL always 0), so the damage here is the output MSE.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { candidatesById } from '../../src/analysis/sensitivity/candidates.ts';
+import { parseCandidateIds } from '../../src/analysis/sensitivity/candidates.ts';
 import { toAllocWeights } from '../../src/analysis/sensitivity/table.ts';
-import { toRows } from '../../src/analysis/sensitivity/layout.ts';
+import { toRows } from '../../src/quant/layout.ts';
 import { computeProxies } from '../../src/analysis/sensitivity/proxies.ts';
-import { quantizeCandidate } from '../../src/analysis/sensitivity/quantize.ts';
+import { quantizeScheme } from '../../src/analysis/sensitivity/apply-scheme.ts';
 import {
   analyzeLoadedModel,
   analyzeSensitivity,
@@ -36,7 +36,7 @@ test('measured damage of a replacement equal to the original weight is exactly 0
 test('noise-calibrated proxy and measured KL rank int2 worse than int8 on mlp.onnx; deterministic', async () => {
   const opts = {
     probe: (m: Parameters<typeof syntheticProbe>[0]) => syntheticProbe(m, 8, { intHigh: 10, compare: 'mse' }),
-    candidates: candidatesById(['int8-pc-rtn', 'int2-g32-rtn']),
+    candidates: parseCandidateIds(['int8-pc-rtn', 'int2-g32-rtn']),
   };
   const t = await analyzeSensitivity(MLP, opts);
   assert.deepEqual(
@@ -67,7 +67,7 @@ test('GPTQ candidates are scored out of sample: fitted on one half of the calibr
   const probe = await syntheticProbe(model, 8, { intHigh: 10, compare: 'mse' });
   const opts = {
     probe: () => probe,
-    candidates: candidatesById(['int4-g32-rtn', 'int2-g32-gptq']),
+    candidates: parseCandidateIds(['int4-g32-rtn', 'int2-g32-gptq']),
     measure: false,
   };
   const held = await analyzeLoadedModel(model, axes, opts);
@@ -94,7 +94,7 @@ test('GPTQ candidates are scored out of sample: fitted on one half of the calibr
     const L = held.layouts.get(w.name)!;
     const W = toRows(model.original(w.name), L);
     for (const e of w.entries) {
-      const c = candidatesById([e.candidate])[0]!;
+      const c = parseCandidateIds([e.candidate])[0]!;
       const other = inSample.table.weights
         .find((x) => x.name === w.name)!
         .entries.find((x) => x.candidate === e.candidate)!;
@@ -108,15 +108,15 @@ test('GPTQ candidates are scored out of sample: fitted on one half of the calibr
       fitted++;
       assert.equal(e.heldOut, true);
       assert.equal(other.heldOut, undefined);
-      const a = computeProxies(W, quantizeCandidate(W, L, c, even.get(w.name)!), L, odd.get(w.name)!);
-      const b = computeProxies(W, quantizeCandidate(W, L, c, odd.get(w.name)!), L, even.get(w.name)!);
+      const a = computeProxies(W, quantizeScheme(W, L, c, even.get(w.name)!), L, odd.get(w.name)!);
+      const b = computeProxies(W, quantizeScheme(W, L, c, odd.get(w.name)!), L, even.get(w.name)!);
       const want = (a.output! + b.output!) / 2;
       assert.ok(
         Math.abs(e.proxies.output! - want) <= 1e-9 * want,
         `${w.name}: ${e.proxies.output} vs ${want}`,
       );
       // in sample, GPTQ is scored on the data it was fitted to
-      const ins = computeProxies(W, quantizeCandidate(W, L, c, st), L, st).output!;
+      const ins = computeProxies(W, quantizeScheme(W, L, c, st), L, st).output!;
       assert.ok(Math.abs(other.proxies.output! - ins) <= 1e-9 * ins);
       assert.ok(e.proxies.output! > ins, `${w.name}: held out ${e.proxies.output} vs in sample ${ins}`);
     }
@@ -131,7 +131,7 @@ test('worker threads score candidates exactly as the inline path (held-out GPTQ,
   const names = ['model.layers.0.fc1.weight', 'model.layers.1.fc2.weight'];
   const opts = {
     probe: () => probe,
-    candidates: candidatesById(['int8-pc-rtn', 'int3-g32-rtn-mse', 'int2-g32-gptq', 'nf4-g64-rtn']),
+    candidates: parseCandidateIds(['int8-pc-rtn', 'int3-g32-rtn-mse', 'int2-g32-gptq', 'nf4-g64-rtn']),
     biasCorrected: new Set([names[0]!]),
   };
   const inline = await analyzeLoadedModel(model, axes, { ...opts, measure: false, workers: 0 });

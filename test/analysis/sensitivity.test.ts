@@ -7,28 +7,27 @@ import fc from 'fast-check';
 import { reduceProblem } from '../../src/analysis/allocate/problem.ts';
 import {
   averageRanks,
-  candidateCost,
-  candidatesById,
-  channelOf,
   computeProxies,
-  DEFAULT_CANDIDATE_IDS,
   defaultCandidates,
   errorMatrix,
-  fromRows,
   fullCandidates,
   injectNoise,
   type LayerStats,
   noiseCalibrated,
+  parseCandidateIds,
   proxyCorrelation,
-  quantizeCandidate,
-  rowLayout,
+  quantizeScheme,
+  schemeId,
+  schemeStorage,
   type SensitivityTable,
   spearman,
   toAllocWeights,
-  toRows,
 } from '../../src/analysis/sensitivity/index.ts';
 import { Rng } from '../../src/core/rng.ts';
+import { channelOf, fromRows, rowLayout, toRows } from '../../src/quant/layout.ts';
 import { storageCost } from '../../src/quant/quantizer.ts';
+import { DEFAULT_CANDIDATE_IDS } from '../candidate-ids.ts';
+import { quantizerOf } from '../../src/quant/scheme.ts';
 
 function randn(n: number, rng: Rng, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => scale * rng.nextNormal());
@@ -74,8 +73,8 @@ test('proxies on a MatMul layer equal their brute-force definitions (output erro
   const L = rowLayout([K, N], 1);
   const W = toRows(Wt, L);
   const st = statsOf(X, n, K);
-  const [cand] = candidatesById(['int3-pc-rtn']);
-  const Q = quantizeCandidate(W, L, cand!, st);
+  const [cand] = parseCandidateIds(['int3-pc-rtn']);
+  const Q = quantizeScheme(W, L, cand!, st);
   const Qt = fromRows(Q, L);
   const p = computeProxies(W, Q, L, st);
 
@@ -123,7 +122,7 @@ test('output error of a grouped 1x1 convolution equals the brute-force output er
   const X = randn(n * C, rng);
   const L = rowLayout([O, I, 1, 1], 0, C);
   const st = statsOf(X, n, C);
-  const Q = quantizeCandidate(W, L, candidatesById(['int2-pc-rtn'])[0]!, st);
+  const Q = quantizeScheme(W, L, parseCandidateIds(['int2-pc-rtn'])[0]!, st);
   const p = computeProxies(W, Q, L, st);
   let out = 0;
   for (let t = 0; t < n; t++)
@@ -192,22 +191,22 @@ test('Spearman is invariant under strictly increasing maps and symmetric (proper
 
 test('candidates: unique ids, default set inside the full set, exact bytes = storageCost on [rows, cols]', () => {
   const full = fullCandidates();
-  assert.equal(new Set(full.map((c) => c.id)).size, full.length);
-  assert.deepEqual(
-    defaultCandidates().map((c) => c.id),
-    [...DEFAULT_CANDIDATE_IDS],
-  );
+  assert.equal(new Set(full.map(schemeId)).size, full.length);
+  assert.deepEqual(defaultCandidates().map(schemeId), DEFAULT_CANDIDATE_IDS);
+  // ids are parsed back to the same schemes; the short fp8 name of earlier versions is an alias
+  assert.deepEqual(parseCandidateIds(full.map(schemeId)), full);
+  assert.deepEqual(parseCandidateIds(['fp8_e4m3-pc-rtn']), parseCandidateIds(['fp8_e4m3fn-pc-rtn']));
   for (const c of full)
-    assert.deepEqual(candidateCost(c, 64, 96), {
-      bits: storageCost(c.quantizer, [64, 96]).bits,
-      bytes: storageCost(c.quantizer, [64, 96]).bytes,
+    assert.deepEqual(schemeStorage(c, 64, 96), {
+      bits: storageCost(quantizerOf(c), [64, 96]).bits,
+      bytes: storageCost(quantizerOf(c), [64, 96]).bytes,
     });
   // NVFP4: 4-bit codes + 8-bit scale per 16 + fp32 tensor scale; MXFP4: 4 bits + 8 per 32
-  const [nv, mx, i4] = candidatesById(['nvfp4-rtn', 'mxfp4-rtn', 'int4-g32-rtn']);
-  assert.equal(candidateCost(nv!, 64, 96).bits, 64 * 96 * 4 + (64 * 96 * 8) / 16 + 32);
-  assert.equal(candidateCost(mx!, 64, 96).bits, 64 * 96 * 4.25);
-  assert.equal(candidateCost(i4!, 64, 96).bits, 64 * 96 * 4 + 64 * 3 * (16 + 4));
-  assert.throws(() => candidatesById(['int9-rtn']), /unknown candidate/);
+  const [nv, mx, i4] = parseCandidateIds(['nvfp4-rtn', 'mxfp4-rtn', 'int4-g32-rtn']);
+  assert.equal(schemeStorage(nv!, 64, 96).bits, 64 * 96 * 4 + (64 * 96 * 8) / 16 + 32);
+  assert.equal(schemeStorage(mx!, 64, 96).bits, 64 * 96 * 4.25);
+  assert.equal(schemeStorage(i4!, 64, 96).bits, 64 * 96 * 4 + 64 * 3 * (16 + 4));
+  assert.throws(() => parseCandidateIds(['int9-rtn']), /unknown candidate/);
 });
 
 test('every full-set candidate quantizes a small layer; error shrinks with more element bits', () => {
@@ -221,11 +220,11 @@ test('every full-set candidate quantizes a small layer; error shrinks with more 
   const W = toRows(randn(K * N, rng, 0.1), L);
   const errs = new Map<string, number>();
   for (const c of fullCandidates()) {
-    const Q = quantizeCandidate(W, L, c, st);
+    const Q = quantizeScheme(W, L, c, st);
     assert.equal(Q.length, W.length);
     const p = computeProxies(W, Q, L, st);
-    assert.ok(Number.isFinite(p.output!) && p.weight > 0, c.id);
-    errs.set(c.id, p.output!);
+    assert.ok(Number.isFinite(p.output!) && p.weight > 0, schemeId(c));
+    errs.set(schemeId(c), p.output!);
   }
   assert.ok(errs.get('int8-pc-rtn')! < errs.get('int4-pc-rtn')!);
   assert.ok(errs.get('int4-g32-rtn')! < errs.get('int2-g32-rtn')!);
@@ -244,6 +243,7 @@ test('table -> allocator input: per weight, candidates with exact bytes/bits and
       elements: 32,
       entries: ['int8-pc-rtn', 'int4-pc-rtn'].map((id, j) => ({
         candidate: id,
+        scheme: parseCandidateIds([id])[0]!,
         bits: 32 * (j ? 4 : 8),
         bytes: 4 * (j ? 4 : 8),
         proxies: { weight: j + 1 + k, weightRel: 0.1, imatrix: 1, noiseCalibrated: (j + 1) * (k + 1) },

@@ -23,7 +23,7 @@ import { loadEngineModel } from '../../src/engine/load.ts';
 import { referenceForward } from '../../src/engine/reference.ts';
 import { ggufModelSource } from '../../src/engine/source.ts';
 import { parseGguf } from '../../src/io/gguf/read.ts';
-import { exportGptGguf } from '../../src/io/gguf/gpt2.node.ts';
+import { exportGptGguf } from '../../src/export/gguf/gpt2.node.ts';
 import { createKernels } from '../../src/kernels/context.ts';
 import { loadStoriesText, storiesModelPath } from '../../src/runtime/bundled-stories.node.ts';
 import { requantized, SMALL_K, syntheticLlamaGguf } from './synthetic.ts';

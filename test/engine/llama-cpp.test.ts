@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { loadEngineModel } from '../../src/engine/load.ts';
 import { ggufModelSource } from '../../src/engine/source.ts';
-import { exportGptGguf } from '../../src/io/gguf/gpt2.node.ts';
+import { exportGptGguf } from '../../src/export/gguf/gpt2.node.ts';
 import { parseGguf } from '../../src/io/gguf/read.ts';
 import { createKernels } from '../../src/kernels/context.ts';
 import { loadStoriesText, storiesModelPath } from '../../src/runtime/bundled-stories.node.ts';

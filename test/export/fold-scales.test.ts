@@ -9,7 +9,8 @@ import { test } from 'node:test';
 import { MixqError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { floatBytes } from '../../src/export/onnx/build.ts';
-import { foldInputScales, inlineExternalData, makeNode, makeTensor } from '../../src/export/onnx/index.ts';
+import { foldInputScales, makeNode, makeTensor } from '../../src/export/onnx/index.ts';
+import { inlineExternalData } from '../../src/io/onnx/inline.ts';
 import { intSpec } from '../../src/formats/index.ts';
 import { readOnnxFile } from '../../src/io/onnx/file.node.ts';
 import {

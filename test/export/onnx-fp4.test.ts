@@ -15,8 +15,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ortNode from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
-import { rowLayout } from '../../src/analysis/sensitivity/layout.ts';
-import { fullCandidates } from '../../src/analysis/sensitivity/candidates.ts';
+import { rowLayout } from '../../src/quant/layout.ts';
+import { fullCandidates, schemeId } from '../../src/analysis/sensitivity/candidates.ts';
 import { nvfp4Decode, nvfp4Encode } from '../../src/blocks/nvfp4.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { MixqError } from '../../src/core/errors.ts';
@@ -37,7 +37,9 @@ import {
   writeOnnx,
 } from '../../src/io/onnx/index.ts';
 import type { NodeProto, TensorProto } from '../../src/io/onnx/proto-types.ts';
-import { DEPLOY_CANDIDATE_IDS, onnxAssignment, planScheme } from '../../src/pipeline/schemes.ts';
+import { onnxAssignment } from '../../src/export/onnx/assign.ts';
+import { nativeCandidates } from '../../src/pipeline/quantize/targets.ts';
+import { quantizerOf, schemeOnTensor } from '../../src/quant/scheme.ts';
 import { buildMixModel } from './onnx-export-util.ts';
 
 /** E2M1 by code (OCP MX v1.0 table 5; ONNX docs/technical/float4.md): sign bit 3, no NaN / Inf. */
@@ -110,9 +112,9 @@ test('the exporter refuses FP4 weights, naming the weight, the format, the runti
 });
 
 test('no FP4 candidate maps to a native ONNX operator; all are stored packed (opset 18+) instead', () => {
-  const fp4Cands = fullCandidates().filter((c) => c.quantizer.element.name === 'fp4_e2m1fn');
-  const ids = fp4Cands.map((c) => c.id);
-  for (const id of ['nvfp4-rtn', 'mxfp4-rtn', 'fp4_e2m1-pc-rtn']) assert.ok(ids.includes(id), id);
+  const fp4Cands = fullCandidates().filter((c) => quantizerOf(c).element.name === 'fp4_e2m1fn');
+  const ids = fp4Cands.map(schemeId);
+  for (const id of ['nvfp4-rtn', 'mxfp4-rtn', 'fp4_e2m1fn-pc-rtn']) assert.ok(ids.includes(id), id);
   const shapes: [readonly number[], 0 | 1, string][] = [
     [[128, 64], 1, 'MatMul:1'],
     [[64, 128], 0, 'Gemm:1'],
@@ -123,16 +125,24 @@ test('no FP4 candidate maps to a native ONNX operator; all are stored packed (op
       const L = rowLayout(dims, outAxis);
       for (const opset of [13, 21, 23])
         assert.equal(
-          onnxAssignment(planScheme(c, L), L, consumer, opset, true),
+          onnxAssignment(schemeOnTensor(c, L), L, consumer, opset, true),
           undefined,
-          `${c.id} ${consumer}`,
+          `${schemeId(c)} ${consumer}`,
         );
-      const packed = onnxAssignment(planScheme(c, L), L, consumer, 21);
+      const packed = onnxAssignment(schemeOnTensor(c, L), L, consumer, 21);
       // RTN: packed; GPTQ / AWQ on the FP4 grid: not exported (GPTQ's codes are integer-grid only)
-      assert.equal(packed?.scheme, c.algorithm === 'rtn' ? 'packed' : undefined, `${c.id} ${consumer}`);
-      assert.equal(onnxAssignment(planScheme(c, L), L, consumer, 13), undefined, `${c.id} opset 13`);
+      assert.equal(
+        packed?.scheme,
+        c.algorithm === 'rtn' ? 'packed' : undefined,
+        `${schemeId(c)} ${consumer}`,
+      );
+      assert.equal(
+        onnxAssignment(schemeOnTensor(c, L), L, consumer, 13),
+        undefined,
+        `${schemeId(c)} opset 13`,
+      );
     }
-  assert.ok(!DEPLOY_CANDIDATE_IDS.some((id) => ids.includes(id)));
+  assert.ok(!nativeCandidates().some((c) => ids.includes(schemeId(c))));
 });
 
 // ---- canary: what onnxruntime does with hand-built FP4 models --------------------------------------

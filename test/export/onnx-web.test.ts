@@ -11,12 +11,12 @@ import * as ortWeb from 'onnxruntime-web';
 import {
   autoAssignments,
   fakeQuantizeOnnxWeights,
-  inlineExternalData,
   quantizeOnnxWeights,
   type WeightAssignment,
 } from '../../src/export/onnx/index.ts';
 import { getFormat } from '../../src/formats/index.ts';
 import { readOnnxFile } from '../../src/io/onnx/file.node.ts';
+import { inlineExternalData } from '../../src/io/onnx/inline.ts';
 import { writeOnnx } from '../../src/io/onnx/read.ts';
 import { GPT_DIR } from '../../src/runtime/bundled.node.ts';
 import { int64Tensor } from '../../src/runtime/ort.node.ts';

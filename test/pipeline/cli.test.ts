@@ -40,7 +40,7 @@ test('quantize / plan / apply: bad arguments are one-line errors with exit code 
     2,
     /^mixq quantize: .*'notes.txt' is neither a bundled model nor an \.onnx file/,
   );
-  oneLineError(mixq('quantize', '--candidates', 'int4-g33-rtn'), 1, /unknown candidate 'int4-g33-rtn'/);
+  oneLineError(mixq('quantize', '--candidates', 'int4-g33-rtn'), 2, /unknown candidate 'int4-g33-rtn'/);
   oneLineError(mixq('apply', 'gpt', 'no-such-plan.json'), 1, /^mixq apply: cannot read no-such-plan\.json/);
 });
 
@@ -105,4 +105,35 @@ test('mixq w8a8: an int8 weight + activation model of the bundled GPT, and one-l
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a command whose output pipe closes exits quietly (no EPIPE stack trace)', async () => {
+  const { spawn } = await import('node:child_process');
+  // `mixq formats show fp16 --json` prints 2.4 MB; the reader takes 100 bytes and closes the pipe
+  const p = spawn(process.execPath, [
+    '--import',
+    'tsx',
+    'src/cli/main.ts',
+    'formats',
+    'show',
+    'fp16',
+    '--json',
+  ]);
+  let err = '';
+  p.stderr.on('data', (d) => (err += d));
+  let got = 0;
+  p.stdout.on('data', (d: Buffer) => {
+    got += d.length;
+    if (got >= 100) p.stdout.destroy();
+  });
+  const code = await new Promise<number | null>((res) => p.on('close', (c) => res(c)));
+  assert.equal(err, '', 'nothing on stderr');
+  assert.equal(code, 0);
+});
+
+test('bin/mixq.js in a clone without dist/ says what to run, in one line', () => {
+  if (existsSync(join('dist', 'cli', 'main.js'))) return; // built: the entry point runs the CLI
+  const r = spawnSync(process.execPath, ['bin/mixq.js', '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^mixq: the compiled CLI \(dist\/\) is missing: run `npm run build`[^\n]*\n$/);
 });

@@ -11,27 +11,25 @@ import { readGguf } from '../../src/io/gguf/read.ts';
 import { concatBytes } from '../../src/io/gguf/write.ts';
 import { bytesSource } from '../../src/io/source.ts';
 import { applyPlan } from '../../src/pipeline/apply.node.ts';
-import { quantizeModel } from '../../src/pipeline/quantize.node.ts';
+import { parseCandidateIds } from '../../src/analysis/sensitivity/candidates.ts';
+import { quantizeModel } from '../../src/pipeline/quantize/index.ts';
 
 const small = {
   model: 'gpt',
-  sweep: [],
-  baselines: false,
-  evalSize: 1024,
-  calibrationSize: 2,
-  select: false,
+  task: { evalSize: 1024, calibrationSize: 2 },
+  evaluation: { sweep: [], baselines: false, select: false },
 } as const;
 
 test('emit gguf: gpt2 GGUF with the plan block types, equal to the simulation; apply rebuilds it', async () => {
   const r = await quantizeModel({
     ...small,
-    emit: 'gguf',
+    output: { target: 'gguf' },
     budget: { kind: 'bitsPerWeight', bits: 5.5 },
-    candidates: ['ggml-q8_0', 'ggml-q5_0', 'ggml-q4_0', 'ggml-q4_k'],
+    candidates: { schemes: parseCandidateIds(['ggml-q8_0', 'ggml-q5_0', 'ggml-q4_0', 'ggml-q4_k']) },
   });
   const out = r.output!;
   assert.equal(out.format, 'gguf');
-  assert.match(out.check, /17 quantized tensors equal the simulated weights bit for bit/);
+  assert.match(out.check ?? '', /17 quantized tensors equal the simulated weights bit for bit/);
   const bytes = concatBytes(out.chunks);
   assert.equal(bytes.length, out.size);
   const g = await readGguf(bytesSource(bytes));
@@ -52,9 +50,9 @@ test('emit gguf: gpt2 GGUF with the plan block types, equal to the simulation; a
 test('emit safetensors: packed weights + quantization_config, equal to the simulation', async () => {
   const r = await quantizeModel({
     ...small,
-    emit: 'safetensors',
+    output: { target: 'safetensors' },
     budget: { kind: 'bitsPerWeight', bits: 4 },
-    candidates: ['int8-pc-rtn', 'int4-g32-rtn', 'int3-g32-rtn', 'nvfp4-rtn'],
+    candidates: { schemes: parseCandidateIds(['int8-pc-rtn', 'int4-g32-rtn', 'int3-g32-rtn', 'nvfp4-rtn']) },
   });
   const out = r.output!;
   assert.equal(out.format, 'safetensors');
@@ -66,9 +64,9 @@ test('emit safetensors: packed weights + quantization_config, equal to the simul
   await assert.rejects(
     quantizeModel({
       ...small,
-      emit: 'safetensors',
+      output: { target: 'safetensors' },
       budget: { kind: 'bitsPerWeight', bits: 4 },
-      candidates: ['int4-g32-gptq'],
+      candidates: { schemes: parseCandidateIds(['int4-g32-gptq']) },
     }),
     /RTN element formats only/,
   );
@@ -77,9 +75,9 @@ test('emit safetensors: packed weights + quantization_config, equal to the simul
 test('emit safetensors: searched ranges (-mse) are written as simulated (the pipeline reads the file back)', async () => {
   const r = await quantizeModel({
     ...small,
-    emit: 'safetensors',
+    output: { target: 'safetensors' },
     budget: { kind: 'bitsPerWeight', bits: 4 },
-    candidates: ['int8-pc-rtn', 'int3-g32-rtn-mse'],
+    candidates: { schemes: parseCandidateIds(['int8-pc-rtn', 'int3-g32-rtn-mse']) },
   });
   assert.ok(
     r.plan.weights.some((w) => w.scheme.scaleRule?.kind === 'mse'),

@@ -22,9 +22,10 @@ import {
   type GgufTensorInput,
 } from '../../src/io/index.ts';
 import { exactBitsCapacity } from '../../src/analysis/allocate/problem.ts';
-import { allocate } from '../../src/pipeline/quantize.node.ts';
-import { applyPlanToGguf, planGguf } from '../../src/pipeline/gguf.node.ts';
-import { ggufAllocationProblem, ggufDamageTable } from '../../src/plan/gguf.ts';
+import { allocate } from '../../src/pipeline/quantize/allocate.ts';
+import { applyPlanToGguf } from '../../src/pipeline/gguf/apply.node.ts';
+import { planGguf } from '../../src/pipeline/gguf/plan.node.ts';
+import { ggufAllocationProblem, ggufDamageTable } from '../../src/pipeline/gguf/damage.ts';
 import { parsePlan } from '../../src/plan/parse.ts';
 import type { Plan } from '../../src/plan/schema.ts';
 import { serialisePlan } from '../../src/plan/serialise.ts';

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { applyPlan } from '../../src/pipeline/apply.node.ts';
-import { quantizeModel } from '../../src/pipeline/quantize.node.ts';
+import { parseCandidateIds } from '../../src/analysis/sensitivity/candidates.ts';
+import { type QuantizeOptions, quantizeModel } from '../../src/pipeline/quantize/index.ts';
 import { bundledModelPath, encodeChars, loadGptBundle } from '../../src/runtime/bundled.node.ts';
 import { evaluateLm } from '../../src/runtime/eval-lm.node.ts';
 import { withEvalRunner } from '../../src/runtime/session-pool.node.ts';
@@ -18,18 +19,19 @@ test('quantize gpt at 3.5 b/w: budget met, ONNX file = simulation, stored bytes 
     model: 'gpt',
     budget: { kind: 'bitsPerWeight', bits: 3.5 },
     // native (MatMulNBits, DequantizeLinear) and packed (int3 GPTQ codes, NF4) schemes
-    candidates: [
-      'int8-pc-rtn',
-      'int4-g32-rtn',
-      'int4-g32-gptq',
-      'int3-g32-gptq',
-      'nf4-g64-rtn',
-      'int2-g32-gptq',
-    ],
-    sweep: [],
-    baselines: false,
-    evalSize: 2048,
-    select: false, // this test checks the solver's mixed plan; selection is tested below
+    candidates: {
+      schemes: parseCandidateIds([
+        'int8-pc-rtn',
+        'int4-g32-rtn',
+        'int4-g32-gptq',
+        'int3-g32-gptq',
+        'nf4-g64-rtn',
+        'int2-g32-gptq',
+      ]),
+    },
+    task: { evalSize: 2048 },
+    // this test checks the solver's mixed plan; selection is tested below
+    evaluation: { sweep: [], baselines: false, select: false },
   });
   const t = r.plan.totals;
   assert.ok(t.bitsPerWeight <= 3.5 && t.bitsPerWeight > 3.3, `bits per weight ${t.bitsPerWeight}`);
@@ -64,13 +66,10 @@ test('quantize gpt --max-loss 1%: the smallest plan within 1% of fp32 on the val
   const r = await quantizeModel({
     model: 'gpt',
     budget: { kind: 'maxLoss', relative: 0.01 },
-    candidates: ['int8-pc-rtn', 'int4-g32-rtn', 'int2-g32-rtn'],
-    sweep: [],
-    baselines: false,
-    evalSize: 2048,
-    validationSize: 2048,
-    calibrationSize: 4,
-    export: false,
+    candidates: { schemes: parseCandidateIds(['int8-pc-rtn', 'int4-g32-rtn', 'int2-g32-rtn']) },
+    task: { evalSize: 2048, validationSize: 2048, calibrationSize: 4 },
+    evaluation: { sweep: [], baselines: false },
+    output: { write: false },
   });
   const sel = r.report.plan.selection;
   assert.ok(sel?.fp32 !== undefined, 'the search is recorded with the fp32 validation metric');
@@ -103,18 +102,16 @@ test('quantize gpt --max-loss 1%: the smallest plan within 1% of fp32 on the val
 });
 
 test('quantize gpt: each budget keeps the best of the solver plan and the uniform plans that fit, on validation', async () => {
-  const opts = {
+  const ids = ['int8-pc-rtn', 'fp8_e4m3fn-pc-rtn', 'int4-g32-rtn', 'int5-g32-rtn'];
+  const opts: QuantizeOptions = {
     model: 'gpt',
     // int8 / fp8 per channel take 8.13 b/w in the file (fp32 scales per row)
     budget: { kind: 'bitsPerWeight', bits: 8.2 },
-    candidates: ['int8-pc-rtn', 'fp8_e4m3-pc-rtn', 'int4-g32-rtn', 'int5-g32-rtn'],
-    sweep: [5, 5.7],
-    baselines: false,
-    evalSize: 1024,
-    validationSize: 2048,
-    calibrationSize: 4,
-    export: false,
-  } as const;
+    candidates: { schemes: parseCandidateIds(ids) },
+    task: { evalSize: 1024, validationSize: 2048, calibrationSize: 4 },
+    evaluation: { sweep: [5, 5.7], baselines: false },
+    output: { write: false },
+  };
   const r = await quantizeModel(opts);
   const points = r.report.series[0]!.points;
   const withSel = points.filter((p) => p.selection);
@@ -126,7 +123,7 @@ test('quantize gpt: each budget keeps the best of the solver plan and the unifor
     for (const t of sel.tried) {
       assert.ok(t.bitsPerWeight <= budget + 1e-9, `${t.label} fits ${budget}: ${t.bitsPerWeight}`);
       if (t.label.startsWith('uniform ')) {
-        assert.ok(opts.candidates.includes(t.label.slice(8) as never), t.label);
+        assert.ok(ids.includes(t.label.slice(8)), t.label);
         assert.ok(t.bitsPerWeight >= 0.9 * budget - 1e-9, `${t.label} within 10% below the budget`);
       }
     }
@@ -141,28 +138,27 @@ test('quantize gpt: each budget keeps the best of the solver plan and the unifor
   const top = r.report.plan.selection!;
   const uniform = top.tried.filter((t) => t.label.startsWith('uniform '));
   assert.ok(uniform.length >= 1, top.tried.map((t) => t.label).join(', '));
-  for (const t of uniform) assert.match(t.label, /^uniform (int8|fp8_e4m3)-pc-rtn$/);
+  for (const t of uniform) assert.match(t.label, /^uniform (int8|fp8_e4m3fn)-pc-rtn$/);
   // --no-select keeps the solver's plan
-  const plain = await quantizeModel({ ...opts, select: false });
+  const plain = await quantizeModel({ ...opts, evaluation: { ...opts.evaluation, select: false } });
   assert.equal(plain.report.plan.selection, undefined);
   assert.equal(plain.plan.totals.bytes, top.tried[0]!.bytes);
 });
 
 test('quantize gpt --native: only onnxruntime quantized operators; without it int3 is offered (packed)', async () => {
-  const opts = {
+  const opts: QuantizeOptions = {
     model: 'gpt',
     budget: { kind: 'bitsPerWeight', bits: 3.7 },
-    candidates: ['int8-pc-rtn', 'int4-g32-rtn', 'int3-g32-rtn', 'int2-g32-rtn'],
-    sweep: [],
-    baselines: false,
-    evalSize: 1024,
-    calibrationSize: 4,
-    export: false,
-    select: false,
-  } as const;
+    candidates: {
+      schemes: parseCandidateIds(['int8-pc-rtn', 'int4-g32-rtn', 'int3-g32-rtn', 'int2-g32-rtn']),
+    },
+    task: { evalSize: 1024, calibrationSize: 4 },
+    evaluation: { sweep: [], baselines: false, select: false },
+    output: { write: false },
+  };
   const formats = (r: Awaited<ReturnType<typeof quantizeModel>>) =>
     new Set(r.plan.weights.map((w) => w.scheme.format));
-  const native = await quantizeModel({ ...opts, nativeOnly: true });
+  const native = await quantizeModel({ ...opts, output: { ...opts.output, target: 'onnx-native' } });
   assert.ok(!formats(native).has('uint3'), `native: ${[...formats(native)].join(', ')}`);
   const all = await quantizeModel(opts);
   assert.ok(formats(all).has('uint3'), `packed allowed: ${[...formats(all)].join(', ')}`);
@@ -172,11 +168,9 @@ test('quantize gpt above 8 b/w: FP16 weights (Cast) where they pay, file = simul
   const r = await quantizeModel({
     model: 'gpt',
     budget: { kind: 'bitsPerWeight', bits: 10 },
-    candidates: ['fp16-rtn', 'int6-pc-rtn', 'int5-g32-rtn'],
-    sweep: [],
-    baselines: false,
-    evalSize: 1024,
-    calibrationSize: 2,
+    candidates: { schemes: parseCandidateIds(['fp16-rtn', 'int6-pc-rtn', 'int5-g32-rtn']) },
+    task: { evalSize: 1024, calibrationSize: 2 },
+    evaluation: { sweep: [], baselines: false },
   });
   const t = r.plan.totals;
   assert.ok(t.bitsPerWeight <= 10 && t.bitsPerWeight > 9, `bits per weight ${t.bitsPerWeight}`);
@@ -197,4 +191,31 @@ test('quantize gpt above 8 b/w: FP16 weights (Cast) where they pay, file = simul
   assert.equal(out.metric, r.metric);
   const a = await applyPlan('gpt', parsePlan(serialisePlan(r.plan), 'plan.json'));
   assert.ok(Buffer.from(a.bytes).equals(Buffer.from(out.chunks[0]!)), 'apply rebuilds the same bytes');
+});
+
+test('a narrowed candidate set that fits no scheme on a weight keeps it in float and says why', async () => {
+  const lines: string[] = [];
+  const r = await quantizeModel({
+    model: 'gpt',
+    budget: { kind: 'bitsPerWeight', bits: 5 },
+    // Q4_K needs rows that are multiples of 256: only the MLP down projections (rows of 768) fit
+    candidates: { schemes: parseCandidateIds(['ggml-q4_k']) },
+    task: { evalSize: 1024, calibrationSize: 2 },
+    evaluation: { sweep: [], baselines: false, select: false },
+    output: { target: 'none' },
+    log: (l) => lines.push(l),
+  });
+  assert.deepEqual(
+    r.plan.weights.map((w) => w.name),
+    ['blocks.0.mlp_proj', 'blocks.1.mlp_proj', 'blocks.2.mlp_proj', 'blocks.3.mlp_proj'],
+  );
+  const why = lines.find((l) => l.startsWith('blocks.0.attn_qkv stays in float'));
+  assert.match(
+    why ?? '',
+    /ggml-q4_k: rows of 192 are not whole Q4_K blocks\); add one that does to --candidates/,
+  );
+  assert.ok(
+    r.report.notes?.some((n) => /13 weights stay in float/.test(n)),
+    'the report says so',
+  );
 });

@@ -25,7 +25,7 @@ import {
   openEvalRunner,
   openRunnerPool,
 } from '../../src/runtime/session-pool.node.ts';
-import { variantEvaluator } from '../../src/runtime/variants.node.ts';
+import { openVariantEvaluator } from '../../src/runtime/variants.node.ts';
 
 const charset = loadOcrCharset();
 const all = loadOcrLines();
@@ -48,7 +48,7 @@ async function perturbed(path: string, steps: number): Promise<Uint8Array> {
       (x) => x.path === 'graph' && x.dims.length === 2 && x.elementCount > 1000,
     )!;
     const q = (await loadWeightFloat32(file, w)).map((v) => Math.round(v * steps) / steps);
-    return await (await variantEvaluator(path)).bytes(new Map([[w.name, q]]));
+    return (await openVariantEvaluator(path, [w.name])).bytes(new Map([[w.name, q]]));
   } finally {
     await file.close();
   }

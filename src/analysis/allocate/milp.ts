@@ -170,14 +170,18 @@ function undominated(it: Item): number[] {
   return keep;
 }
 
-function runOnce(
-  highs: Highs,
-  r: ReducedProblem,
-  opts: MilpOptions,
-  slack: number,
-  start: readonly number[] | undefined,
-): RunResult {
-  const items = r.items;
+/** The items' free columns (options left after the dominance filter) and what the fixed items add up to. */
+interface FreeColumns {
+  /** Per item: the one option left, or -1 when the item is free. */
+  readonly fixed: number[];
+  readonly cols: Columns;
+  readonly minCostSum: number;
+  readonly fixedDamage: number;
+  readonly fixedLatency: number;
+  readonly maxAbsDamage: number;
+}
+
+function freeColumns(items: ReducedProblem['items']): FreeColumns {
   const kept = items.map(undominated);
   const fixed: number[] = kept.map((k) => (k.length === 1 ? k[0]! : -1));
   let minCostSum = 0;
@@ -200,33 +204,55 @@ function runOnce(
       colOption.push(o);
     }
   });
-  const nCols = colItem.length;
-  const options = fixed.slice();
-  if (nCols === 0) return { options, status: 'optimal', lowerBound: fixedDamage };
+  const cols: Columns = { item: Int32Array.from(colItem), option: Int32Array.from(colOption) };
+  return { fixed, cols, minCostSum, fixedDamage, fixedLatency, maxAbsDamage };
+}
 
-  // HiGHS measures its relative gap as (ub - lb) / max(1, |ub|): scale damages so the objective is about
-  // 1000 (at the starting assignment, else at all-max damage), making mip_rel_gap a true relative gap.
+/**
+ * The objective's and the budget row's scales. HiGHS measures its relative gap as (ub - lb) / max(1, |ub|):
+ * damages are scaled so the objective is about 1000 (at the starting assignment, else at all-max damage),
+ * making mip_rel_gap a true relative gap; extra costs so that the largest is 1.
+ */
+function objectiveScales(
+  items: ReducedProblem['items'],
+  f: FreeColumns,
+  start: readonly number[] | undefined,
+): { scale: number; costScale: number } {
   let ref = 0;
   items.forEach((it, k) => {
     ref += start
       ? Math.abs(it.options[start[k]!]!.damage)
       : Math.max(...it.options.map((o) => Math.abs(o.damage)));
   });
-  if (!(ref > 0)) ref = maxAbsDamage;
+  if (!(ref > 0)) ref = f.maxAbsDamage;
   const scale = ref > 0 ? 1000 / ref : 1;
   let maxExtra = 0;
-  for (let c = 0; c < colItem.length; c++) {
-    const it = items[colItem[c]!]!;
+  for (let c = 0; c < f.cols.item.length; c++) {
+    const it = items[f.cols.item[c]!]!;
     const minCost = Math.min(...it.options.map((q) => q.cost));
-    maxExtra = Math.max(maxExtra, it.options[colOption[c]!]!.cost - minCost);
+    maxExtra = Math.max(maxExtra, it.options[f.cols.option[c]!]!.cost - minCost);
   }
-  const costScale = maxExtra > 0 ? 1 / maxExtra : 1;
-  const cols: Columns = { item: Int32Array.from(colItem), option: Int32Array.from(colOption) };
-  // Rows: one "choose exactly one" row per free item, then the budget row, then the latency row.
+  return { scale, costScale: maxExtra > 0 ? 1 / maxExtra : 1 };
+}
+
+/**
+ * The MILP in HiGHS' form: one binary column per free option; rows "choose exactly one" per free item,
+ * then the budget row (extra cost over each item's cheapest option), then the latency row.
+ */
+function milpModel(
+  highs: Highs,
+  r: ReducedProblem,
+  f: FreeColumns,
+  sc: { scale: number; costScale: number },
+  slack: number,
+): ReturnType<Highs['createModel']> {
+  const items = r.items;
+  const { cols, fixed } = f;
+  const nCols = cols.item.length;
   const rowOfItem = new Int32Array(items.length).fill(-1);
   let nRows = 0;
-  fixed.forEach((f, k) => {
-    if (f === -1) rowOfItem[k] = nRows++;
+  fixed.forEach((x, k) => {
+    if (x === -1) rowOfItem[k] = nRows++;
   });
   const budgetRow = nRows++;
   const latencyRow = r.maxLatency !== undefined ? nRows++ : -1;
@@ -241,14 +267,14 @@ function runOnce(
     const it = items[k]!;
     const o = it.options[cols.option[c]!]!;
     const minCost = Math.min(...it.options.map((q) => q.cost));
-    colCost[c] = o.damage * scale;
+    colCost[c] = o.damage * sc.scale;
     starts[c] = nz;
     indices[nz] = rowOfItem[k]!;
     values[nz++] = 1;
     const extra = o.cost - minCost;
     if (extra !== 0) {
       indices[nz] = budgetRow;
-      values[nz++] = extra * costScale;
+      values[nz++] = extra * sc.costScale;
     }
     if (latencyRow >= 0 && o.latency !== 0) {
       indices[nz] = latencyRow;
@@ -266,13 +292,12 @@ function runOnce(
     }
   }
   rowLower[budgetRow] = -highs.infinity;
-  rowUpper[budgetRow] = (r.capacity - minCostSum - slack) * costScale;
+  rowUpper[budgetRow] = (r.capacity - f.minCostSum - slack) * sc.costScale;
   if (latencyRow >= 0) {
     rowLower[latencyRow] = -highs.infinity;
-    rowUpper[latencyRow] = r.maxLatency! - fixedLatency;
+    rowUpper[latencyRow] = r.maxLatency! - f.fixedLatency;
   }
-  const integrality = new Int32Array(nCols).fill(highs.constants.variableType.integer);
-  const model = highs.createModel({
+  return highs.createModel({
     numCols: nCols,
     numRows: nRows,
     colCost,
@@ -288,30 +313,51 @@ function runOnce(
       indices: indices.subarray(0, nz),
       values: values.subarray(0, nz),
     },
-    integrality,
-    offset: fixedDamage * scale,
+    integrality: new Int32Array(nCols).fill(highs.constants.variableType.integer),
+    offset: f.fixedDamage * sc.scale,
   });
+}
+
+/**
+ * The starting assignment as column values, only if every item's start option survived the dominance
+ * filter (it always does for greedy, which picks hull points, unless a dominating twin with equal values
+ * came first).
+ */
+function startColumns(f: FreeColumns, nItems: number, start: readonly number[]): Float64Array | undefined {
+  const { cols } = f;
+  const nCols = cols.item.length;
+  const colValue = new Float64Array(nCols);
+  for (let c = 0; c < nCols; c++) if (start[cols.item[c]!] === cols.option[c]) colValue[c] = 1;
+  const covered = new Uint8Array(nItems);
+  for (let c = 0; c < nCols; c++) if (colValue[c] === 1) covered[cols.item[c]!] = 1;
+  return f.fixed.every((x, k) => x !== -1 || covered[k]) ? colValue : undefined;
+}
+
+function runOnce(
+  highs: Highs,
+  r: ReducedProblem,
+  opts: MilpOptions,
+  slack: number,
+  start: readonly number[] | undefined,
+): RunResult {
+  const items = r.items;
+  const f = freeColumns(items);
+  const { cols } = f;
+  const nCols = cols.item.length;
+  const options = f.fixed.slice();
+  if (nCols === 0) return { options, status: 'optimal', lowerBound: f.fixedDamage };
+  const sc = objectiveScales(items, f, start);
+  const model = milpModel(highs, r, f, sc, slack);
   try {
     model.options.set({
       output_flag: false,
       time_limit: opts.timeLimitSec ?? 60,
       mip_rel_gap: opts.relGap ?? 1e-4,
-      // The objective is about 1000 (see scale); an absolute gap far below any real difference.
+      // The objective is about 1000 (see objectiveScales); an absolute gap far below any real difference.
       mip_abs_gap: 1e-9,
     });
-    if (start) {
-      // Only if every item's start option survived the dominance filter (it always does for greedy,
-      // which picks hull points, unless a dominating twin with equal values came first).
-      const colValue = new Float64Array(nCols);
-      let complete = true;
-      for (let c = 0; c < nCols; c++) if (start[cols.item[c]!] === cols.option[c]) colValue[c] = 1;
-      const covered = new Uint8Array(items.length);
-      for (let c = 0; c < nCols; c++) if (colValue[c] === 1) covered[cols.item[c]!] = 1;
-      fixed.forEach((f, k) => {
-        if (f === -1 && !covered[k]) complete = false;
-      });
-      if (complete) model.setSolution({ colValue });
-    }
+    const colValue = start ? startColumns(f, items.length, start) : undefined;
+    if (colValue) model.setSolution({ colValue });
     model.run();
     const status = model.getModelStatus();
     const S = highs.constants.modelStatus;
@@ -343,7 +389,7 @@ function runOnce(
       }
     }
     const dualBound = Number(model.info.get('mip_dual_bound'));
-    const lowerBound = Number.isFinite(dualBound) ? dualBound / scale : Number.NEGATIVE_INFINITY;
+    const lowerBound = Number.isFinite(dualBound) ? dualBound / sc.scale : Number.NEGATIVE_INFINITY;
     return { options, status: status === S.optimal ? 'optimal' : 'time-limit', lowerBound };
   } finally {
     model.dispose();

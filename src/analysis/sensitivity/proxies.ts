@@ -22,7 +22,7 @@
  */
 import { MixqError } from '../../core/errors.ts';
 import { Rng } from '../../core/rng.ts';
-import { groupBase, type RowLayout } from './layout.ts';
+import { groupBase, type RowLayout } from '../../quant/layout.ts';
 
 /** Calibration statistics of a weight's input activation (per channel of the activation). */
 export interface LayerStats {

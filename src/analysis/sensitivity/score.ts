@@ -4,10 +4,10 @@
  * fold and scored on the other, both ways (heldOutProxies). Browser-safe; src/runtime runs it in worker
  * threads (sensitivity-pool.node.ts) or inline.
  */
-import type { SensitivityCandidate } from './candidates.ts';
-import type { RowLayout } from './layout.ts';
+import type { Scheme } from '../../quant/scheme.ts';
+import type { RowLayout } from '../../quant/layout.ts';
 import { computeProxies, type LayerStats, type ProxyValues } from './proxies.ts';
-import { applicable, quantizeCandidate } from './quantize.ts';
+import { applicable, quantizeScheme } from './apply-scheme.ts';
 
 /** One (weight, candidate) to score. */
 export interface ScoreJob {
@@ -23,7 +23,7 @@ export interface ScoreJob {
    * the layer's bias will absorb the mean shift. Computed once per weight by the caller.
    */
   readonly scoring: { readonly st: LayerStats; readonly folds?: readonly [LayerStats, LayerStats] };
-  readonly candidate: SensitivityCandidate;
+  readonly scheme: Scheme;
   /** Also return the weight quantized with all samples (to measure it end to end). */
   readonly keepQ: boolean;
 }
@@ -36,8 +36,8 @@ export interface ScoredCandidate {
 }
 
 /** Whether a candidate's weights are fitted to the calibration data (scored out of sample). */
-export function fittedToData(c: SensitivityCandidate): boolean {
-  return c.algorithm === 'gptq' || c.algorithm === 'awq';
+export function fittedToData(s: Scheme): boolean {
+  return s.algorithm === 'gptq' || s.algorithm === 'awq';
 }
 
 /**
@@ -49,12 +49,12 @@ export function fittedToData(c: SensitivityCandidate): boolean {
 export function heldOutProxies(
   W: Float32Array,
   L: RowLayout,
-  c: SensitivityCandidate,
+  c: Scheme,
   folds: readonly [LayerStats, LayerStats],
   scoringFolds: readonly [LayerStats, LayerStats] = folds,
 ): ProxyValues {
   const score = (fit: LayerStats, test: LayerStats) =>
-    computeProxies(W, quantizeCandidate(W, L, c, fit), L, test);
+    computeProxies(W, quantizeScheme(W, L, c, fit), L, test);
   const p = score(folds[0], scoringFolds[1]);
   const q = score(folds[1], scoringFolds[0]);
   const mean = (x: number, y: number) => (x + y) / 2;
@@ -66,15 +66,15 @@ export function heldOutProxies(
   };
 }
 
-/** Scores one candidate on one weight; undefined when the candidate does not apply to it. */
+/** Scores one candidate scheme on one weight; undefined when it does not apply to the weight. */
 export function scoreCandidate(job: ScoreJob): ScoredCandidate | undefined {
-  const { W, L, st, candidate: c } = job;
+  const { W, L, st, scheme: c } = job;
   if (!applicable(c, L, st)) return undefined;
   const [fa, fb] = job.folds ?? [];
   const heldOut =
     fittedToData(c) && fa !== undefined && fb !== undefined && applicable(c, L, fa) && applicable(c, L, fb);
   // the fit on all samples is only needed in sample: to score it, or to measure it end to end
-  const Q = heldOut && !job.keepQ ? undefined : quantizeCandidate(W, L, c, st);
+  const Q = heldOut && !job.keepQ ? undefined : quantizeScheme(W, L, c, st);
   const proxies = heldOut
     ? heldOutProxies(W, L, c, [fa, fb], job.scoring.folds)
     : computeProxies(W, Q!, L, job.scoring.st);

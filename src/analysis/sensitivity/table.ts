@@ -7,6 +7,7 @@
  * Browser-safe: plain data, filled by src/runtime/sensitivity.node.ts.
  */
 import { MixqError } from '../../core/errors.ts';
+import type { Scheme } from '../../quant/scheme.ts';
 import type { AllocWeight } from '../allocate/problem.ts';
 import type { ProxyName, ProxyValues } from './proxies.ts';
 import { spearman } from './spearman.ts';
@@ -22,8 +23,10 @@ export interface MeasuredDamage {
 }
 
 export interface SensitivityEntry {
-  /** Candidate id (the allocator's scheme id). */
+  /** Candidate id (schemeId of `scheme`; the allocator's scheme key). */
   readonly candidate: string;
+  /** The candidate scheme (row frame). */
+  readonly scheme: Scheme;
   readonly bits: number;
   readonly bytes: number;
   readonly proxies: ProxyValues & { readonly noiseCalibrated?: number };
@@ -53,13 +56,45 @@ export interface SensitivityTable {
 
 export type DamageSource = ProxyName | 'kl' | 'metric';
 
-function damageOf(e: SensitivityEntry, src: DamageSource, baseline?: number): number | undefined {
+/**
+ * The damage of an entry from `src`: a proxy, the measured KL, or the task metric's increase over the
+ * baseline; undefined when the entry lacks it.
+ */
+export function entryDamage(e: SensitivityEntry, src: DamageSource, baseline?: number): number | undefined {
   if (src === 'kl') return e.measured?.kl;
   if (src === 'metric') {
     const m = e.measured?.metric;
     return m === undefined || baseline === undefined ? undefined : m - baseline;
   }
   return e.proxies[src];
+}
+
+/** One entry of a weight as an allocation candidate: its price and damage. */
+export interface WeightOption {
+  readonly entry: SensitivityEntry;
+  readonly bytes: number;
+  readonly bits: number;
+  readonly damage: number;
+}
+
+/**
+ * A weight's entries with a finite damage from `source`, in table order, priced by `price` (default the
+ * entry's own bytes and bits; undefined leaves the entry out, e.g. a format an output cannot store).
+ */
+export function weightOptions(
+  w: WeightSensitivity,
+  source: DamageSource,
+  baseline?: number,
+  price: (e: SensitivityEntry) => { bytes: number; bits: number } | undefined = (e) => e,
+): WeightOption[] {
+  const out: WeightOption[] = [];
+  for (const e of w.entries) {
+    const d = entryDamage(e, source, baseline);
+    if (d === undefined || !Number.isFinite(d)) continue;
+    const p = price(e);
+    if (p) out.push({ entry: e, bytes: p.bytes, bits: p.bits, damage: d });
+  }
+  return out;
 }
 
 /**
@@ -69,18 +104,22 @@ function damageOf(e: SensitivityEntry, src: DamageSource, baseline?: number): nu
  */
 export function toAllocWeights(table: SensitivityTable, source: DamageSource): AllocWeight[] {
   return table.weights.map((w) => {
-    const candidates = [];
-    for (const e of w.entries) {
-      const d = damageOf(e, source, table.baselineMetric);
-      if (d !== undefined && Number.isFinite(d))
-        candidates.push({ scheme: e.candidate, bytes: e.bytes, bits: e.bits, damage: d });
-    }
-    if (candidates.length === 0)
+    const options = weightOptions(w, source, table.baselineMetric);
+    if (options.length === 0)
       throw new MixqError(`weight '${w.name}' has no '${source}' damage`, {
         field: w.name,
         expected: 'a table with that proxy or measurement',
       });
-    return { name: w.name, elements: w.elements, candidates };
+    return {
+      name: w.name,
+      elements: w.elements,
+      candidates: options.map((o) => ({
+        scheme: o.entry.candidate,
+        bytes: o.bytes,
+        bits: o.bits,
+        damage: o.damage,
+      })),
+    };
   });
 }
 
@@ -111,8 +150,8 @@ export function proxyCorrelation(
     const wx: number[] = [];
     const wy: number[] = [];
     for (const e of w.entries) {
-      const x = damageOf(e, proxy, table.baselineMetric);
-      const y = damageOf(e, target, table.baselineMetric);
+      const x = entryDamage(e, proxy, table.baselineMetric);
+      const y = entryDamage(e, target, table.baselineMetric);
       if (x === undefined || y === undefined || !Number.isFinite(x) || !Number.isFinite(y)) continue;
       xs.push(x);
       ys.push(y);

@@ -12,6 +12,7 @@ import { resolveTask } from '../../pipeline/tasks.node.ts';
 import { formatBytes } from '../../report/summary.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { isGgufInput, runGgufApply } from '../gguf-plan.ts';
+import { jsonText } from '../json.ts';
 
 const applyCommand = defineCommand({
   meta: {
@@ -63,7 +64,7 @@ const applyCommand = defineCommand({
     const bpw = elements ? (8 * stored) / elements : 0;
     if (args.json) {
       process.stdout.write(
-        `${JSON.stringify({ out, bytes: r.bytes.length, quantizedWeights: r.weights.length, elements, storedBytes: stored, bitsPerWeight: bpw, ...(r.metric !== undefined ? { metric: r.metric, metricName: r.metricName } : {}), notes: r.notes }, null, 2)}\n`,
+        `${jsonText({ out, bytes: r.bytes.length, quantizedWeights: r.weights.length, elements, storedBytes: stored, bitsPerWeight: bpw, ...(r.metric !== undefined ? { metric: r.metric, metricName: r.metricName } : {}), notes: r.notes })}\n`,
       );
       return;
     }

@@ -10,6 +10,7 @@ import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
 import { type ConvertTarget, convertModel, detectFormat, openModel } from '../../io/index.ts';
 import { readOnnxFile } from '../../io/onnx/file.node.ts';
 import { failCli } from '../errors.ts';
+import { jsonText } from '../json.ts';
 
 function targetOf(path: string): ConvertTarget {
   const ext = extname(path).toLowerCase();
@@ -71,7 +72,7 @@ const convert = defineCommand({
       const bytes = result.chunks.reduce((a, c) => a + c.length, 0);
       if (args.json) {
         process.stdout.write(
-          `${JSON.stringify({ input, output, format: to, bytes, notes: result.notes, tensors: result.tensors }, null, 2)}\n`,
+          `${jsonText({ input, output, format: to, bytes, notes: result.notes, tensors: result.tensors })}\n`,
         );
         return;
       }

@@ -12,6 +12,7 @@ import {
   evaluateModel,
 } from '../../runtime/evaluate.node.ts';
 import { failCli } from '../errors.ts';
+import { jsonText } from '../json.ts';
 
 function positiveInt(v: unknown, name: string): number | undefined {
   if (v === undefined || v === '') return undefined;
@@ -108,11 +109,7 @@ const evalCommand = defineCommand({
     const seconds = (performance.now() - t0) / 1000;
     if (args.json) {
       // JSON has no Infinity: an identical output's SQNR is reported as null.
-      const text = JSON.stringify(
-        { ...report, seconds },
-        (_k, v) => (v === Number.POSITIVE_INFINITY ? null : v),
-        2,
-      );
+      const text = jsonText({ ...report, seconds });
       process.stdout.write(`${text}\n`);
       return;
     }

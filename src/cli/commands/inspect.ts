@@ -8,14 +8,8 @@ import { fileSource } from '../../io/files.node.ts';
 import { openModelView, summarizeModel } from '../../io/index.ts';
 import { failCli } from '../errors.ts';
 
-const fmtBytes = (n: number) =>
-  n >= 1 << 30
-    ? `${(n / 2 ** 30).toFixed(2)} GiB`
-    : n >= 1 << 20
-      ? `${(n / 2 ** 20).toFixed(2)} MiB`
-      : n >= 1024
-        ? `${(n / 1024).toFixed(1)} KiB`
-        : `${n} B`;
+import { formatBytes } from '../../report/summary.ts';
+import { jsonText } from '../json.ts';
 
 const inspect = defineCommand({
   meta: {
@@ -55,7 +49,7 @@ const inspect = defineCommand({
           quantizable: t.quantizable,
         })),
       };
-      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      process.stdout.write(`${jsonText(out)}\n`);
       return;
     }
     const rows = view.tensors.map((t) => [
@@ -76,10 +70,10 @@ const inspect = defineCommand({
     const out: string[] = [
       `file: ${path}`,
       `format: ${s.format}`,
-      `tensors: ${s.tensorCount}   parameters: ${s.parameterCount}   size: ${fmtBytes(s.totalBytes)}`,
+      `tensors: ${s.tensorCount}   parameters: ${s.parameterCount}   size: ${formatBytes(s.totalBytes, true)}`,
       `average bits per weight: ${s.averageBitsPerWeight.toFixed(3)}`,
       `bytes by dtype: ${Object.entries(s.bytesByDtype)
-        .map(([d, b]) => `${d} ${fmtBytes(b)}`)
+        .map(([d, b]) => `${d} ${formatBytes(b, true)}`)
         .join(', ')}`,
       `quantizable weights: ${s.quantizable.tensors} tensors, ${s.quantizable.parameters} parameters ` +
         `(${s.parameterCount ? ((100 * s.quantizable.parameters) / s.parameterCount).toFixed(1) : '0'}%), ` +

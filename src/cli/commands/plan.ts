@@ -6,10 +6,11 @@ import { type CommandDef, defineCommand } from 'citty';
 import { MixqError } from '../../core/errors.ts';
 import { writeFileAtomic } from '../../io/files.node.ts';
 import { serialisePlan } from '../../plan/serialise.ts';
-import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize.node.ts';
+import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize/index.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { isGgufInput, runGgufPlan } from '../gguf-plan.ts';
 import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
+import { jsonText } from '../json.ts';
 
 const planCommand = defineCommand({
   meta: { name: 'plan', description: 'Write a mixed-precision plan (per-weight formats under a budget)' },
@@ -37,9 +38,8 @@ const planCommand = defineCommand({
     try {
       r = await quantizeModel({
         ...opts,
-        baselines: false,
-        export: false,
-        sweep: opts.sweep ?? [],
+        evaluation: { ...opts.evaluation, baselines: false, sweep: opts.evaluation?.sweep ?? [] },
+        output: { ...opts.output, write: false },
         onProgress: bar.update,
         log: (s) => {
           if (!json) process.stderr.write(`${s}\n`);
@@ -58,9 +58,7 @@ const planCommand = defineCommand({
     }
     const t = r.plan.totals;
     if (json) {
-      process.stdout.write(
-        `${JSON.stringify({ plan: out, totals: t, metric: r.metric, fp32: r.fp32 }, null, 2)}\n`,
-      );
+      process.stdout.write(`${jsonText({ plan: out, totals: t, metric: r.metric, fp32: r.fp32 })}\n`);
       return;
     }
     const unit = r.task.metric.unit ?? '';

@@ -1,20 +1,21 @@
 /**
- * `mixq quantize [model] [--bits N | --size S | --max-loss P] [--out dir] [--target onnx|sim] ...`:
- * the main job (src/pipeline/quantize.node.ts). Writes into the output folder, atomically: the plan
- * (plan.json), the report (report.html, report.json) and, for target onnx, the quantized model; prints the
- * terminal summary, the equal-size comparison and the output's size and bits per weight.
+ * `mixq quantize [model] [--bits N | --size S | --max-loss P] [--out dir] [--emit onnx|gguf|safetensors|none]
+ * ...`: the main job (src/pipeline/quantize/). Writes into the output folder, atomically: the plan
+ * (plan.json), the report (report.html, report.json) and, unless --emit none, the quantized model; prints
+ * the terminal summary, the equal-size comparison and the output's size and bits per weight.
  */
 import { join } from 'node:path';
 import { type CommandDef, defineCommand } from 'citty';
 import { writeFileAtomic } from '../../io/files.node.ts';
 import { concatBytes } from '../../io/gguf/write.ts';
 import { serialisePlan } from '../../plan/serialise.ts';
-import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize.node.ts';
+import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize/index.ts';
 import { reportJson } from '../../report/json.ts';
 import { formatBytes } from '../../report/summary.ts';
 import { renderTerminalSummary } from '../../report/terminal.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
+import { jsonText } from '../json.ts';
 
 function comparisonTable(r: QuantizeResult): string {
   const unit = r.task.metric.unit ?? '';
@@ -62,7 +63,12 @@ const quantizeCommand = defineCommand({
     };
     let r: QuantizeResult;
     try {
-      r = await quantizeModel({ ...opts, baselines: args.baselines !== false, onProgress: bar.update, log });
+      r = await quantizeModel({
+        ...opts,
+        evaluation: { ...opts.evaluation, baselines: args.baselines !== false },
+        onProgress: bar.update,
+        log,
+      });
     } catch (e) {
       bar.stop();
       failCli('quantize', e, usageExitCode(e));
@@ -89,31 +95,27 @@ const quantizeCommand = defineCommand({
     const t = r.plan.totals;
     if (json) {
       process.stdout.write(
-        `${JSON.stringify(
-          {
-            model: r.task.name,
-            metric: r.task.metric,
-            fp32: r.fp32,
-            plan: { ...t, metric: r.metric, budget: r.plan.budget, solver: r.plan.solver },
-            comparisons: r.comparisons,
-            ...(r.output
-              ? {
-                  output: {
-                    format: r.output.format,
-                    file: r.output.fileName,
-                    bytes: r.output.size,
-                    ...(r.output.metric !== undefined ? { metric: r.output.metric } : {}),
-                    check: r.output.check,
-                    notes: r.output.notes ?? [],
-                  },
-                }
-              : {}),
-            files: written,
-            timings: r.report.timings,
-          },
-          null,
-          2,
-        )}\n`,
+        `${jsonText({
+          model: r.task.name,
+          metric: r.task.metric,
+          fp32: r.fp32,
+          plan: { ...t, metric: r.metric, budget: r.plan.budget, solver: r.plan.solver },
+          comparisons: r.comparisons,
+          ...(r.output
+            ? {
+                output: {
+                  format: r.output.format,
+                  file: r.output.fileName,
+                  bytes: r.output.size,
+                  ...(r.output.metric !== undefined ? { metric: r.output.metric } : {}),
+                  check: r.output.check,
+                  notes: r.output.notes,
+                },
+              }
+            : {}),
+          files: written,
+          timings: r.report.timings,
+        })}\n`,
       );
       return;
     }
@@ -131,7 +133,7 @@ const quantizeCommand = defineCommand({
     );
     if (r.output)
       process.stdout.write(
-        `model: ${join(out, r.output.fileName)} ${formatBytes(r.output.size)} (float parts included); ${r.output.check}\n`,
+        `model: ${join(out, r.output.fileName)} ${formatBytes(r.output.size)} (float parts included); ${r.output.check ?? 'not checked'}\n`,
       );
     process.stdout.write(`wrote ${written.join(', ')}\n`);
   },

@@ -13,6 +13,7 @@ import { type ImatrixData, type RequantRule, readGguf, readImatrix, requantizeGg
 import { encodeRowsOnThreads } from '../../runtime/block-encode.node.ts';
 import { failCli } from '../errors.ts';
 import { requantTableLines } from '../requant-table.ts';
+import { jsonText } from '../json.ts';
 
 /** All `--rule` values in order (citty keeps only one value of a repeated flag). */
 function ruleArgs(rawArgs: readonly string[]): string[] {
@@ -117,19 +118,15 @@ const requantize = defineCommand({
       await writeFileAtomic(output, result.chunks, [input, ...(args.imatrix ? [String(args.imatrix)] : [])]);
       if (json) {
         process.stdout.write(
-          `${JSON.stringify(
-            {
-              input,
-              output,
-              fileType: result.fileType,
-              totals: result.totals,
-              tensors: result.tensors,
-              notes: result.notes,
-              ...(imatrix ? { imatrix: { format: imatrix.format, entries: imatrix.entries.size } } : {}),
-            },
-            null,
-            2,
-          )}\n`,
+          `${jsonText({
+            input,
+            output,
+            fileType: result.fileType,
+            totals: result.totals,
+            tensors: result.tensors,
+            notes: result.notes,
+            ...(imatrix ? { imatrix: { format: imatrix.format, entries: imatrix.entries.size } } : {}),
+          })}\n`,
         );
         return;
       }

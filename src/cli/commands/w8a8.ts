@@ -13,6 +13,7 @@ import { withEvalRunner } from '../../runtime/session-pool.node.ts';
 import { exportW8A8, type W8A8Export } from '../../runtime/w8a8.node.ts';
 import { loadWeightFedModel } from '../../runtime/weights.node.ts';
 import { failCli, usageExitCode } from '../errors.ts';
+import { jsonText } from '../json.ts';
 
 function bad(field: string, value: string, expected: string): never {
   throw new MixqError(`bad value '${value}'`, { source: `argument --${field}`, expected });
@@ -85,20 +86,16 @@ const w8a8Command = defineCommand({
     const unit = task.metric.unit ?? '';
     if (args.json) {
       process.stdout.write(
-        `${JSON.stringify(
-          {
-            out,
-            bytes: result.bytes.length,
-            layers: result.layers.length,
-            skipped: result.skipped,
-            smoothed: result.smoothed.length,
-            calibration: task.calibration,
-            ...(metrics ? { metricName: task.metric.name, ...metrics } : {}),
-            notes: result.notes,
-          },
-          null,
-          2,
-        )}\n`,
+        `${jsonText({
+          out,
+          bytes: result.bytes.length,
+          layers: result.layers.length,
+          skipped: result.skipped,
+          smoothed: result.smoothed.length,
+          calibration: task.calibration,
+          ...(metrics ? { metricName: task.metric.name, ...metrics } : {}),
+          notes: result.notes,
+        })}\n`,
       );
       return;
     }

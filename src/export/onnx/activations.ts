@@ -41,8 +41,10 @@
  * MatMuls fed by anything else (the attention output, the GELU output) are left unsmoothed.
  */
 import { MixqError } from '../../core/errors.ts';
+import { nearestEvenInt } from '../../formats/index.ts';
 import type { GraphProto, NodeProto, TensorProto } from '../../io/onnx/proto-types.ts';
-import { type OnnxModel, readOnnx, tensorDims, writeOnnx } from '../../io/onnx/read.ts';
+import { cloneOnnxModel } from '../../io/onnx/clone.ts';
+import { type OnnxModel, tensorDims } from '../../io/onnx/read.ts';
 import { loadTensorFloat32 } from '../../io/onnx/tensor-data.ts';
 import { smoothQuantScales } from '../../quant/algorithms/smoothquant.ts';
 import { DT, freshNamer, intAttr, makeNode, makeTensor, opsetVersion } from './build.ts';
@@ -107,17 +109,8 @@ function fail(message: string, field: string, expected?: string): never {
   throw new MixqError(message, { source: SRC, field, expected });
 }
 
-function cloneModel(m: OnnxModel): OnnxModel {
-  return readOnnx(writeOnnx(m), { source: m.source, externalData: m.externalData, limits: m.limits });
-}
-
 function label(n: NodeProto, i: number): string {
   return n.name || `${n.op_type}#${i}`;
-}
-
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /**
@@ -140,7 +133,7 @@ export function activationQParams(range: ActivationRange, type: ActivationType =
   const lo = Math.min(min, 0);
   const hi = Math.max(max, 0);
   const scale = Math.fround(hi > lo ? (hi - lo) / 255 : 1);
-  const zeroPoint = Math.min(255, Math.max(0, roundHalfEven(-lo / scale)));
+  const zeroPoint = Math.min(255, Math.max(0, nearestEvenInt(-lo / scale)));
   return { scale, zeroPoint, type };
 }
 
@@ -148,7 +141,7 @@ export function activationQParams(range: ActivationRange, type: ActivationType =
 export function fakeQuantActivation(x: number, q: ActivationQParams): number {
   const lo = q.type === 'uint8' ? 0 : -128;
   const hi = q.type === 'uint8' ? 255 : 127;
-  const c = Math.min(hi, Math.max(lo, roundHalfEven(Math.fround(x / q.scale)) + q.zeroPoint));
+  const c = Math.min(hi, Math.max(lo, nearestEvenInt(Math.fround(x / q.scale)) + q.zeroPoint));
   return Math.fround((c - q.zeroPoint) * q.scale);
 }
 
@@ -168,7 +161,7 @@ export function quantizeWeightChannels(
     const s = Math.fround(a > 0 ? a / qmax : 1);
     scale[n] = s;
     for (let k = 0; k < K; k++)
-      q[n * K + k] = Math.min(qmax, Math.max(-qmax, roundHalfEven(Math.fround(W[k * N + n]! / s))));
+      q[n * K + k] = Math.min(qmax, Math.max(-qmax, nearestEvenInt(Math.fround(W[k * N + n]! / s))));
   }
   return { q, scale };
 }
@@ -348,7 +341,7 @@ export async function smoothQuantOnnx(
         reason: res.mode === 'folded' ? `producer is ${res.target} (only norms are smoothed)` : res.reason,
       });
   }
-  return { model: cur === model ? cloneModel(model) : cur, folded, skipped };
+  return { model: cur === model ? cloneOnnxModel(model) : cur, folded, skipped };
 }
 
 /**
@@ -405,7 +398,7 @@ export async function insertActivationQdq(
     const r = await quantizeOnnxWeights(model, assignments);
     out = r.model;
     notes.push(...r.notes);
-  } else out = cloneModel(model);
+  } else out = cloneOnnxModel(model);
   const graph = out.proto.graph!;
   const ix = graphInfo(graph);
   for (const t of targets)

@@ -2,7 +2,6 @@
 export * from './activations.ts';
 export * from './auto.ts';
 export * from './fold-scales.ts';
-export * from './inline.ts';
 export * from './layouts.ts';
 export * from './opset.ts';
 export * from './quantize.ts';

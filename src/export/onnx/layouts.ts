@@ -137,10 +137,3 @@ export function packTensorCodes(values: Int32Array, bits: number): Uint8Array {
   for (let i = 0; i < values.length; i++) codes[i] = code(values[i]!, bits);
   return bits === 8 ? codes : packCodes(codes, bits);
 }
-
-/** Transposes row-major [rows, cols] to [cols, rows]. */
-export function transpose<T extends Float32Array | Int32Array>(x: T, rows: number, cols: number): T {
-  const out = new (x.constructor as new (n: number) => T)(x.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c]!;
-  return out;
-}

@@ -23,8 +23,9 @@
  * folded at load), so storage is 2 bytes per scale while the arithmetic stays float32.
  */
 import { MixqError } from '../../core/errors.ts';
-import type { GraphProto, NodeProto, TensorProto } from '../../io/onnx/proto-types.ts';
-import { type OnnxModel, readOnnx, writeOnnx } from '../../io/onnx/read.ts';
+import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../../io/onnx/proto-types.ts';
+import { cloneOnnxModel } from '../../io/onnx/clone.ts';
+import type { OnnxModel } from '../../io/onnx/read.ts';
 import { setTensorFloat32 } from '../../io/onnx/tensor-data.ts';
 import { listWeights, loadWeightFloat32, type OnnxWeight } from '../../io/onnx/weights.ts';
 import {
@@ -44,8 +45,8 @@ import {
   packRowZeroPoints,
   packTensorCodes,
   quantizeBlocks,
-  transpose,
 } from './layouts.ts';
+import { transpose } from '../../quant/layout.ts';
 import { canUpgradeOpset, upgradeDefaultOpset } from './opset.ts';
 import {
   emitPackedDecode,
@@ -152,11 +153,6 @@ const MS = 'com.microsoft';
 
 function fail(message: string, field: string, expected?: string): never {
   throw new MixqError(message, { source: 'quantizeOnnxWeights', field, expected });
-}
-
-/** Deep copy through the encoder (keeps the external data resolver). */
-function cloneModel(m: OnnxModel): OnnxModel {
-  return readOnnx(writeOnnx(m), { source: m.source, externalData: m.externalData, limits: m.limits });
 }
 
 function usesOf(graph: GraphProto): Map<string, Use[]> {
@@ -290,7 +286,8 @@ interface CastPlan extends PlanBase {
   castTo: 'float16' | 'bfloat16';
 }
 
-type Plan = BlockPlan | PackedPlan | CastPlan;
+/** How one weight is stored: the plan of its quantized tensors (not the plan file, src/plan). */
+type WeightPlan = BlockPlan | PackedPlan | CastPlan;
 
 /** A weight rounded to float16 / bfloat16 (round to nearest even, saturating as src/quant's grids do). */
 function castPlan(w: OnnxWeight, a: WeightAssignment, role: Role, x: Float32Array): CastPlan {
@@ -318,8 +315,8 @@ async function planPacked(
 ): Promise<PackedPlan> {
   const q = a.quantizer;
   if (!q) fail("scheme 'packed' needs the quantizer", `${field}.quantizer`, 'a row-layout QuantizerConfig');
-  if (q.rounding === 'stochastic')
-    fail('stochastic rounding is not exported', `${field}.quantizer.rounding`, "'nearest'");
+  if ((q.rounding ?? 'nearest-even') !== 'nearest-even')
+    fail(`rounding '${q.rounding}' is not exported`, `${field}.quantizer.rounding`, "'nearest-even'");
   const x = await loadWeightFloat32(model, w);
   const { rows, cols, orient } = rowShape(role);
   const xr = orient === 'cols' ? transpose(x, cols, rows) : x;
@@ -344,7 +341,7 @@ async function planWeight(
   a: WeightAssignment,
   role: Role,
   field: string,
-): Promise<Plan> {
+): Promise<WeightPlan> {
   if (a.scheme === 'packed') return planPacked(model, w, a, role, field);
   if (a.scheme === 'cast') {
     if (a.castTo !== undefined && a.castTo !== 'float16' && a.castTo !== 'bfloat16')
@@ -471,7 +468,7 @@ function prequantized(
   };
 }
 
-function checkScheme(p: Plan, field: string): void {
+function checkScheme(p: WeightPlan, field: string): void {
   const s = p.a.scheme;
   if (s === 'matmulnbits' && p.role.kind !== 'matmul')
     fail(
@@ -494,7 +491,7 @@ function checkScheme(p: Plan, field: string): void {
 async function planAll(
   model: OnnxModel,
   assignments: WeightAssignments,
-): Promise<{ plans: Plan[]; graph: GraphProto }> {
+): Promise<{ plans: WeightPlan[]; graph: GraphProto }> {
   const graph = model.proto.graph;
   if (!graph) fail('the model has no graph', 'graph');
   const uses = usesOf(graph);
@@ -504,7 +501,7 @@ async function planAll(
       .filter((w) => w.path === 'graph')
       .map((w) => [w.name, w]),
   );
-  const plans: Plan[] = [];
+  const plans: WeightPlan[] = [];
   for (const [name, a] of Object.entries(assignments)) {
     if (a.scheme === 'keep') continue;
     const field = `assignments[${JSON.stringify(name)}]`;
@@ -534,7 +531,7 @@ export async function fakeQuantizeOnnxWeights(
   model: OnnxModel,
   assignments: WeightAssignments,
 ): Promise<OnnxModel> {
-  const out = cloneModel(model);
+  const out = cloneOnnxModel(model);
   const { plans } = await planAll(out, assignments);
   for (const p of plans) setTensorFloat32(p.w.tensor, p.dequant);
   return out;
@@ -546,6 +543,271 @@ function removeWeight(graph: GraphProto, w: OnnxWeight): void {
     graph.initializer = graph.initializer.filter((t) => t !== w.tensor);
     graph.input = graph.input.filter((v) => v.name !== w.name);
   } else graph.node = graph.node.filter((n) => n !== w.node);
+}
+
+/** The ai.onnx opset the plans need, and the domain of DequantizeLinear (raising the model's opset first). */
+function dequantizeDomain(
+  proto: ModelProto,
+  plans: readonly WeightPlan[],
+  notes: string[],
+  source: string,
+): string {
+  const opset = opsetVersion(proto, '') ?? 1;
+  // Standard DequantizeLinear: int8 per channel needs opset 13, int4 or block_size opset 21.
+  const dqPlans = plans.filter((p): p is BlockPlan => p.a.scheme === 'dequantizelinear');
+  const packedPlan = plans.find((p) => p.a.scheme === 'packed');
+  const bf16Plan = plans.find((p) => 'castTo' in p && p.castTo === 'bfloat16');
+  const needStd = Math.max(
+    packedPlan ? 18 : 0, // BitwiseAnd
+    bf16Plan ? 13 : 0, // Cast from bfloat16
+    ...dqPlans.map((p) => (p.bits === 4 || p.bq.nBlocks > 1 ? 21 : p.a.element ? 19 : 13)),
+  );
+  if (needStd <= opset) return '';
+  // opset 9..20 models are raised to 21 when every node converts exactly (opset.ts), else com.microsoft
+  if (canUpgradeOpset(proto, 21)) {
+    upgradeDefaultOpset(proto, 21, source);
+    notes.push(`ai.onnx opset raised from ${opset} to 21 (ir_version >= 10) for DequantizeLinear`);
+    return '';
+  }
+  if (bf16Plan)
+    fail(
+      `bfloat16 weights need Cast-13 and the model (opset ${opset}) cannot be raised`,
+      `assignments[${JSON.stringify(bf16Plan.w.name)}].castTo`,
+      "'float16'",
+    );
+  if (packedPlan)
+    fail(
+      `packed weights are decoded with opset-18 operators and the model (opset ${opset}) cannot be raised`,
+      `assignments[${JSON.stringify(packedPlan.w.name)}]`,
+      "scheme 'matmulnbits' or 'dequantizelinear' for this model",
+    );
+  const fp8 = dqPlans.find((p) => p.a.element);
+  if (fp8)
+    fail(
+      `FP8 DequantizeLinear needs opset 19 and the model is at opset ${opset}`,
+      `assignments[${JSON.stringify(fp8.w.name)}]`,
+      'an integer scheme for models that cannot be raised to opset 21',
+    );
+  const blocked = dqPlans.find((p) => p.bq.nBlocks > 1);
+  if (blocked)
+    fail(
+      `blocked DequantizeLinear needs opset 21 and the model is at opset ${opset}`,
+      `assignments[${JSON.stringify(blocked.w.name)}]`,
+      "granularity 'channel' or scheme matmulnbits",
+    );
+  notes.push(
+    `model opset ${opset} cannot be raised to 21: per-channel weights use com.microsoft DequantizeLinear`,
+  );
+  return MS;
+}
+
+/** What the emitters of one model share: names, the new initializers and nodes, the replaced nodes. */
+interface EmitContext {
+  readonly proto: ModelProto;
+  readonly graph: GraphProto;
+  readonly fresh: (base: string) => string;
+  readonly inits: TensorProto[];
+  readonly front: NodeProto[];
+  readonly replaced: Map<NodeProto, NodeProto>;
+  readonly packed: PackedEmitter;
+  readonly dqDomain: string;
+}
+
+/** An emitted weight's operator and stored bytes (scales are counted by the caller). */
+interface Emitted {
+  readonly op: string;
+  readonly domain: string;
+  readonly codeBytes: number;
+  readonly zeroPointBytes: number;
+}
+
+/** The stored scales of a block plan, and its zero points (packed by `pack`) unless symmetric. */
+function scalesAndZeros(
+  c: EmitContext,
+  p: BlockPlan,
+  scaleName: string,
+  scale: Float32Array,
+  dims: number[],
+  zp: () => { data: Uint8Array; dims: number[]; type: number },
+): { inputs: string[]; zeroPointBytes: number } {
+  const scales = scaleTensors(
+    c.fresh,
+    c.fresh(scaleName),
+    scale,
+    dims,
+    p.a.scaleType ?? 'float32',
+    c.inits,
+    c.front,
+  );
+  if (p.a.symmetric ?? true) return { inputs: [scales], zeroPointBytes: 0 };
+  const z = zp();
+  const zpName = c.fresh(`${p.w.name}_zp`);
+  c.inits.push(makeTensor(zpName, z.type, z.dims, z.data));
+  return { inputs: [scales, zpName], zeroPointBytes: z.data.length };
+}
+
+/** MatMul(A, W[K, N]) -> com.microsoft MatMulNBits(A, Bq, scales[, zero_points]). */
+function emitMatMulNBits(c: EmitContext, p: BlockPlan): Emitted {
+  const name = p.w.name;
+  const bq = p.bq;
+  const role = p.role as Extract<Role, { kind: 'matmul' }>;
+  const blob = (p.blockSize * p.bits) / 8;
+  const b = packNBitsBlocks(bq, p.blockSize);
+  const nb = Math.ceil(role.K / p.blockSize);
+  const qName = c.fresh(`${name}_Q${p.bits}`);
+  c.inits.push(makeTensor(qName, DT.UINT8, [role.N, nb, blob], b));
+  const { inputs, zeroPointBytes } = scalesAndZeros(c, p, `${name}_scales`, bq.scale, [role.N, nb], () => {
+    const zp = packRowZeroPoints(bq);
+    return { data: zp, dims: [role.N, zp.length / role.N], type: DT.UINT8 };
+  });
+  for (const u of usesOf(c.graph).get(name) ?? []) {
+    const n = u.node;
+    const attrs = {
+      K: role.K,
+      N: role.N,
+      bits: p.bits,
+      block_size: p.blockSize,
+      accuracy_level: p.a.accuracyLevel ?? 0,
+    };
+    c.replaced.set(
+      n,
+      makeNode('MatMulNBits', [n.input[0] ?? '', qName, ...inputs], n.output, {
+        name: n.name,
+        domain: MS,
+        attrs,
+      }),
+    );
+  }
+  return { op: 'MatMulNBits', domain: MS, codeBytes: b.length, zeroPointBytes };
+}
+
+/** Gather(W[V, D], ids) -> com.microsoft GatherBlockQuantized(Wq, ids, scales[, zero_points]). */
+function emitGatherBlockQuantized(c: EmitContext, p: BlockPlan): Emitted {
+  const name = p.w.name;
+  const bq = p.bq;
+  const role = p.role as Extract<Role, { kind: 'gather' }>;
+  const data = packTensorCodes(bq.q, p.bits);
+  const qName = c.fresh(`${name}_Q${p.bits}`);
+  c.inits.push(makeTensor(qName, DT.UINT8, [role.V, data.length / role.V], data));
+  const { inputs, zeroPointBytes } = scalesAndZeros(
+    c,
+    p,
+    `${name}_scales`,
+    bq.scale,
+    [role.V, bq.nBlocks],
+    () => {
+      const zp = packRowZeroPoints(bq);
+      return { data: zp, dims: [role.V, zp.length / role.V], type: DT.UINT8 };
+    },
+  );
+  for (const u of usesOf(c.graph).get(name) ?? []) {
+    const n = u.node;
+    const attrs = { gather_axis: 0, quantize_axis: 1, block_size: p.blockSize, bits: p.bits };
+    c.replaced.set(
+      n,
+      makeNode('GatherBlockQuantized', [qName, n.input[1] ?? '', ...inputs], n.output, {
+        name: n.name,
+        domain: MS,
+        attrs,
+      }),
+    );
+  }
+  return { op: 'GatherBlockQuantized', domain: MS, codeBytes: data.length, zeroPointBytes };
+}
+
+/** W -> DequantizeLinear(Wq, scale[, zero_point]): the quantized tensor keeps the shape, its output the name. */
+function emitDequantizeLinear(c: EmitContext, p: BlockPlan): Emitted {
+  const name = p.w.name;
+  const bq = p.bq;
+  const dims = p.w.dims;
+  const q = p.orient === 'cols' ? transpose(bq.q, bq.rows, bq.cols) : bq.q;
+  const signed = p.a.symmetric ?? true;
+  const qType = p.a.element
+    ? p.a.element === 'fp8_e4m3fn'
+      ? DT.FLOAT8E4M3FN
+      : DT.FLOAT8E5M2
+    : p.bits === 8
+      ? signed
+        ? DT.INT8
+        : DT.UINT8
+      : signed
+        ? DT.INT4
+        : DT.UINT4;
+  const codes = packTensorCodes(q, p.bits);
+  const qName = c.fresh(`${name}_q${p.bits}`);
+  c.inits.push(makeTensor(qName, qType, dims, codes));
+  // one block per row (per channel, or a reduction axis no longer than the block) needs no block_size
+  const perChannel = bq.nBlocks === 1;
+  // axis: the output-channel axis (per channel) or the blocked axis
+  const axis = p.orient === 'cols' ? (perChannel ? 1 : 0) : perChannel ? 0 : 1;
+  let scaleDims: number[];
+  let scale = bq.scale;
+  let zero = bq.zero;
+  if (perChannel) scaleDims = [bq.rows];
+  else if (p.orient === 'cols') {
+    scaleDims = [bq.nBlocks, bq.rows];
+    scale = transpose(bq.scale, bq.rows, bq.nBlocks);
+    zero = transpose(bq.zero, bq.rows, bq.nBlocks);
+  } else scaleDims = [bq.rows, bq.nBlocks, ...dims.slice(2)]; // a 1 x 1 Conv keeps its trailing 1s
+  const { inputs, zeroPointBytes } = scalesAndZeros(c, p, `${name}_scale`, scale, scaleDims, () => ({
+    data: packTensorCodes(zero, p.bits),
+    dims: scaleDims,
+    type: qType,
+  }));
+  const attrs: Record<string, number> = { axis };
+  if (!perChannel) attrs.block_size = p.blockSize;
+  c.front.push(
+    makeNode('DequantizeLinear', [qName, ...inputs], [name], {
+      name: c.fresh(`${name}_DequantizeLinear`),
+      domain: c.dqDomain,
+      attrs,
+    }),
+  );
+  if (p.bits === 4) requireIrVersion(c.proto, 10);
+  if (p.a.element) requireIrVersion(c.proto, 9);
+  return { op: 'DequantizeLinear', domain: c.dqDomain, codeBytes: codes.length, zeroPointBytes };
+}
+
+/** One plan's stored weight: its tensors and nodes added to `c`, and what it stores. */
+function emitWeight(c: EmitContext, p: WeightPlan): ExportedWeight {
+  const name = p.w.name;
+  const base = { name, domain: '', bits: p.bits, dims: p.w.dims, originalBytes: p.w.byteLength };
+  if ('packed' in p) {
+    const b = emitPackedDecode(c.packed, p.packed, name, p.w.dims, p.orient);
+    return { ...base, scheme: 'packed', op: 'packed', blockSize: p.packed.groupSize, ...b };
+  }
+  if ('castTo' in p) {
+    // the 16-bit tensor under a fresh name, widened to float32 under the weight's own name
+    const stored = c.fresh(`${name}_${p.castTo === 'float16' ? 'f16' : 'bf16'}`);
+    scaleTensors(c.fresh, stored, p.dequant, p.w.dims, p.castTo, c.inits, c.front, name);
+    return {
+      ...base,
+      scheme: 'cast',
+      op: 'Cast',
+      bits: 16,
+      blockSize: 0,
+      codeBytes: 2 * p.dequant.length,
+      scaleBytes: 0,
+      zeroPointBytes: 0,
+    };
+  }
+  const e =
+    p.a.scheme === 'matmulnbits'
+      ? emitMatMulNBits(c, p)
+      : p.a.scheme === 'gatherblockquantized'
+        ? emitGatherBlockQuantized(c, p)
+        : emitDequantizeLinear(c, p);
+  const bq = p.bq;
+  return {
+    ...base,
+    scheme: p.a.scheme as Exclude<ExportScheme, 'keep'>,
+    op: e.op,
+    domain: e.domain,
+    blockSize: bq.nBlocks === 1 && p.a.scheme === 'dequantizelinear' ? bq.cols : p.blockSize,
+    codeBytes: e.codeBytes,
+    scaleBytes: bq.scale.length * ((p.a.scaleType ?? 'float32') === 'float32' ? 4 : 2),
+    zeroPointBytes: e.zeroPointBytes,
+  };
 }
 
 /**
@@ -563,12 +825,12 @@ export async function quantizeOnnxWeights(
   assignments: WeightAssignments,
   opts: { simulation?: boolean } = {},
 ): Promise<QuantizedOnnx> {
-  const out = cloneModel(model);
+  const out = cloneOnnxModel(model);
   const { plans, graph } = await planAll(out, assignments);
   let simulation: OnnxModel | undefined;
   if (opts.simulation) {
     // the same plans written into a float copy: fakeQuantizeOnnxWeights without quantizing twice
-    simulation = cloneModel(model);
+    simulation = cloneOnnxModel(model);
     const byName = new Map(
       listWeights(simulation)
         .filter((w) => w.path === 'graph')
@@ -578,267 +840,29 @@ export async function quantizeOnnxWeights(
   }
   const proto = out.proto;
   const notes: string[] = [];
-  const source = model.source;
-  const opset = opsetVersion(proto, '') ?? 1;
-  // Standard DequantizeLinear: int8 per channel needs opset 13, int4 or block_size opset 21.
-  const dqPlans = plans.filter((p): p is BlockPlan => p.a.scheme === 'dequantizelinear');
-  const packedPlan = plans.find((p) => p.a.scheme === 'packed');
-  const bf16Plan = plans.find((p) => 'castTo' in p && p.castTo === 'bfloat16');
-  const needStd = Math.max(
-    packedPlan ? 18 : 0, // BitwiseAnd
-    bf16Plan ? 13 : 0, // Cast from bfloat16
-    ...dqPlans.map((p) => (p.bits === 4 || p.bq.nBlocks > 1 ? 21 : p.a.element ? 19 : 13)),
-  );
-  let dqDomain = '';
-  if (needStd > opset) {
-    // opset 9..20 models are raised to 21 when every node converts exactly (opset.ts), else com.microsoft
-    if (canUpgradeOpset(proto, 21)) {
-      upgradeDefaultOpset(proto, 21, source);
-      notes.push(`ai.onnx opset raised from ${opset} to 21 (ir_version >= 10) for DequantizeLinear`);
-    } else {
-      if (bf16Plan)
-        fail(
-          `bfloat16 weights need Cast-13 and the model (opset ${opset}) cannot be raised`,
-          `assignments[${JSON.stringify(bf16Plan.w.name)}].castTo`,
-          "'float16'",
-        );
-      if (packedPlan)
-        fail(
-          `packed weights are decoded with opset-18 operators and the model (opset ${opset}) cannot be raised`,
-          `assignments[${JSON.stringify(packedPlan.w.name)}]`,
-          "scheme 'matmulnbits' or 'dequantizelinear' for this model",
-        );
-      const fp8 = dqPlans.find((p) => p.a.element);
-      if (fp8)
-        fail(
-          `FP8 DequantizeLinear needs opset 19 and the model is at opset ${opset}`,
-          `assignments[${JSON.stringify(fp8.w.name)}]`,
-          'an integer scheme for models that cannot be raised to opset 21',
-        );
-      const blocked = dqPlans.find((p) => p.bq.nBlocks > 1);
-      if (blocked)
-        fail(
-          `blocked DequantizeLinear needs opset 21 and the model is at opset ${opset}`,
-          `assignments[${JSON.stringify(blocked.w.name)}]`,
-          "granularity 'channel' or scheme matmulnbits",
-        );
-      dqDomain = MS;
-      notes.push(
-        `model opset ${opset} cannot be raised to 21: per-channel weights use com.microsoft DequantizeLinear`,
-      );
-    }
-  }
-  const inits: TensorProto[] = [];
-  const front: NodeProto[] = [];
-  const replaced = new Map<NodeProto, NodeProto>();
-  const exported: ExportedWeight[] = [];
-  let usesMs = false;
+  const dqDomain = dequantizeDomain(proto, plans, notes, model.source);
   // new tensor / node names: `<weight>_<role>`, suffixed _1, _2, ... if the model already uses the name
   const fresh = freshNamer(graph);
-  const emitter: PackedEmitter = { fresh, inits, front, shared: new Map() };
+  const inits: TensorProto[] = [];
+  const front: NodeProto[] = [];
+  const c: EmitContext = {
+    proto,
+    graph,
+    fresh,
+    inits,
+    front,
+    replaced: new Map(),
+    packed: { fresh, inits, front, shared: new Map() },
+    dqDomain,
+  };
+  const exported: ExportedWeight[] = [];
   for (const p of plans) {
-    const name = p.w.name;
     removeWeight(graph, p.w);
-    if ('packed' in p) {
-      const b = emitPackedDecode(emitter, p.packed, name, p.w.dims, p.orient);
-      exported.push({
-        name,
-        scheme: 'packed',
-        op: 'packed',
-        domain: '',
-        bits: p.bits,
-        blockSize: p.packed.groupSize,
-        dims: p.w.dims,
-        ...b,
-        originalBytes: p.w.byteLength,
-      });
-      continue;
-    }
-    if ('castTo' in p) {
-      // the 16-bit tensor under a fresh name, widened to float32 under the weight's own name
-      const stored = fresh(`${name}_${p.castTo === 'float16' ? 'f16' : 'bf16'}`);
-      scaleTensors(fresh, stored, p.dequant, p.w.dims, p.castTo, inits, front, name);
-      exported.push({
-        name,
-        scheme: 'cast',
-        op: 'Cast',
-        domain: '',
-        bits: 16,
-        blockSize: 0,
-        dims: p.w.dims,
-        codeBytes: 2 * p.dequant.length,
-        scaleBytes: 0,
-        zeroPointBytes: 0,
-        originalBytes: p.w.byteLength,
-      });
-      continue;
-    }
-    const bq = p.bq;
-    const scaleType = p.a.scaleType ?? 'float32';
-    const scaleWidth = scaleType === 'float32' ? 4 : 2;
-    const symmetric = p.a.symmetric ?? true;
-    let codeBytes = 0;
-    let zeroPointBytes = 0;
-    let op = '';
-    let domain = '';
-    if (p.a.scheme === 'matmulnbits') {
-      const role = p.role as Extract<Role, { kind: 'matmul' }>;
-      const blob = (p.blockSize * p.bits) / 8;
-      const b = packNBitsBlocks(bq, p.blockSize);
-      const nb = Math.ceil(role.K / p.blockSize);
-      const qName = fresh(`${name}_Q${p.bits}`);
-      inits.push(makeTensor(qName, DT.UINT8, [role.N, nb, blob], b));
-      codeBytes = b.length;
-      const scales = scaleTensors(
-        fresh,
-        fresh(`${name}_scales`),
-        bq.scale,
-        [role.N, nb],
-        scaleType,
-        inits,
-        front,
-      );
-      const inputs = ['', qName, scales];
-      if (!symmetric) {
-        const zp = packRowZeroPoints(bq);
-        const zpName = fresh(`${name}_zp`);
-        inits.push(makeTensor(zpName, DT.UINT8, [role.N, zp.length / role.N], zp));
-        inputs.push(zpName);
-        zeroPointBytes = zp.length;
-      }
-      for (const u of usesOf(graph).get(name) ?? []) {
-        const n = u.node;
-        const attrs = {
-          K: role.K,
-          N: role.N,
-          bits: p.bits,
-          block_size: p.blockSize,
-          accuracy_level: p.a.accuracyLevel ?? 0,
-        };
-        replaced.set(
-          n,
-          makeNode('MatMulNBits', [n.input[0] ?? '', ...inputs.slice(1)], n.output, {
-            name: n.name,
-            domain: MS,
-            attrs,
-          }),
-        );
-      }
-      op = 'MatMulNBits';
-      domain = MS;
-      usesMs = true;
-    } else if (p.a.scheme === 'gatherblockquantized') {
-      const role = p.role as Extract<Role, { kind: 'gather' }>;
-      const data = packTensorCodes(bq.q, p.bits);
-      const qName = fresh(`${name}_Q${p.bits}`);
-      inits.push(makeTensor(qName, DT.UINT8, [role.V, data.length / role.V], data));
-      codeBytes = data.length;
-      const scales = scaleTensors(
-        fresh,
-        fresh(`${name}_scales`),
-        bq.scale,
-        [role.V, bq.nBlocks],
-        scaleType,
-        inits,
-        front,
-      );
-      const inputs = [qName, '', scales];
-      if (!symmetric) {
-        const zp = packRowZeroPoints(bq);
-        const zpName = fresh(`${name}_zp`);
-        inits.push(makeTensor(zpName, DT.UINT8, [role.V, zp.length / role.V], zp));
-        inputs.push(zpName);
-        zeroPointBytes = zp.length;
-      }
-      for (const u of usesOf(graph).get(name) ?? []) {
-        const n = u.node;
-        const attrs = { gather_axis: 0, quantize_axis: 1, block_size: p.blockSize, bits: p.bits };
-        replaced.set(
-          n,
-          makeNode('GatherBlockQuantized', [inputs[0]!, n.input[1] ?? '', ...inputs.slice(2)], n.output, {
-            name: n.name,
-            domain: MS,
-            attrs,
-          }),
-        );
-      }
-      op = 'GatherBlockQuantized';
-      domain = MS;
-      usesMs = true;
-    } else {
-      // DequantizeLinear: the quantized tensor keeps the weight's shape and its output keeps the name
-      const dims = p.w.dims;
-      const q = p.orient === 'cols' ? transpose(bq.q, bq.rows, bq.cols) : bq.q;
-      const signed = symmetric;
-      const qType = p.a.element
-        ? p.a.element === 'fp8_e4m3fn'
-          ? DT.FLOAT8E4M3FN
-          : DT.FLOAT8E5M2
-        : p.bits === 8
-          ? signed
-            ? DT.INT8
-            : DT.UINT8
-          : signed
-            ? DT.INT4
-            : DT.UINT4;
-      const codes = packTensorCodes(q, p.bits);
-      const qName = fresh(`${name}_q${p.bits}`);
-      inits.push(makeTensor(qName, qType, dims, codes));
-      codeBytes = codes.length;
-      // one block per row (per channel, or a reduction axis no longer than the block) needs no block_size
-      const perChannel = bq.nBlocks === 1;
-      // axis: the output-channel axis (per channel) or the blocked axis
-      const axis = p.orient === 'cols' ? (perChannel ? 1 : 0) : perChannel ? 0 : 1;
-      let scaleDims: number[];
-      let scale = bq.scale;
-      let zero = bq.zero;
-      if (perChannel) scaleDims = [bq.rows];
-      else if (p.orient === 'cols') {
-        scaleDims = [bq.nBlocks, bq.rows];
-        scale = transpose(bq.scale, bq.rows, bq.nBlocks);
-        zero = transpose(bq.zero, bq.rows, bq.nBlocks);
-      } else scaleDims = [bq.rows, bq.nBlocks, ...dims.slice(2)]; // a 1 x 1 Conv keeps its trailing 1s
-      const scales = scaleTensors(fresh, fresh(`${name}_scale`), scale, scaleDims, scaleType, inits, front);
-      const inputs = [qName, scales];
-      if (!symmetric) {
-        const zp = packTensorCodes(zero, p.bits);
-        const zpName = fresh(`${name}_zp`);
-        inits.push(makeTensor(zpName, qType, scaleDims, zp));
-        inputs.push(zpName);
-        zeroPointBytes = zp.length;
-      }
-      const attrs: Record<string, number> = { axis };
-      if (!perChannel) attrs.block_size = p.blockSize;
-      front.push(
-        makeNode('DequantizeLinear', inputs, [name], {
-          name: fresh(`${name}_DequantizeLinear`),
-          domain: dqDomain,
-          attrs,
-        }),
-      );
-      op = 'DequantizeLinear';
-      domain = dqDomain;
-      if (dqDomain === MS) usesMs = true;
-      if (p.bits === 4) requireIrVersion(proto, 10);
-      if (p.a.element) requireIrVersion(proto, 9);
-    }
-    exported.push({
-      name,
-      scheme: p.a.scheme as Exclude<ExportScheme, 'keep'>,
-      op,
-      domain,
-      bits: p.bits,
-      blockSize: bq.nBlocks === 1 && p.a.scheme === 'dequantizelinear' ? bq.cols : p.blockSize,
-      dims: p.w.dims,
-      codeBytes,
-      scaleBytes: bq.scale.length * scaleWidth,
-      zeroPointBytes,
-      originalBytes: p.w.byteLength,
-    });
+    exported.push(emitWeight(c, p));
   }
-  graph.node = [...front, ...graph.node.map((n) => replaced.get(n) ?? n)];
+  graph.node = [...front, ...graph.node.map((n) => c.replaced.get(n) ?? n)];
   graph.initializer = [...graph.initializer, ...inits];
-  if (usesMs) requireOpset(proto, MS, 1);
+  if (exported.some((w) => w.domain === MS)) requireOpset(proto, MS, 1);
   return simulation
     ? { model: out, weights: exported, notes, simulation }
     : { model: out, weights: exported, notes };

@@ -1,5 +1,4 @@
 /** GGUF adapter: reader, writer, type tables, and the ModelView of a GGUF file. */
-export * from './gpt2.ts';
 export * from './imatrix.ts';
 export * from './read.ts';
 export * from './requantize.ts';

@@ -10,13 +10,23 @@ import { MixqError } from '../../core/errors.ts';
 import { fileSource, writeFileAtomic } from '../files.node.ts';
 import type { ByteSource } from '../source.ts';
 import { type ExternalDataLayout, writeOnnxWithExternalData } from './external-write.ts';
+import { inlineExternalData } from './inline.ts';
 import { DEFAULT_ONNX_LIMITS, type OnnxLimits, type OnnxModel, readOnnx, writeOnnx } from './read.ts';
 import { externalDataRef, externalRange } from './tensor-data.ts';
 import { listWeights } from './weights.ts';
 
 export interface OnnxFile extends OnnxModel {
+  /** The file's bytes as read (the model's identity is their sha256). */
+  readonly bytes: Uint8Array;
   /** Closes the external data files opened so far. */
   close(): Promise<void>;
+}
+
+let fileReads = 0;
+
+/** How many model files readOnnxFile has read in this process (tests count reads per job). */
+export function onnxFileReads(): number {
+  return fileReads;
 }
 
 /**
@@ -39,6 +49,7 @@ export async function readOnnxFile(
     });
   }
   const buf = await readFile(path);
+  fileReads++;
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength); // a view, not a second copy
   const opened: (ByteSource & { close(): Promise<void> })[] = [];
   const folder = dirname(path);
@@ -61,6 +72,7 @@ export async function readOnnxFile(
   });
   const file: OnnxFile = {
     ...model,
+    bytes,
     close: async () => {
       await Promise.all(opened.map((s) => s.close()));
       opened.length = 0;
@@ -71,6 +83,24 @@ export async function readOnnxFile(
   } catch (e) {
     await file.close();
     throw e;
+  }
+  return file;
+}
+
+/**
+ * Reads `path` with its external data moved into the model (raw_data), so the model is self-contained
+ * and its encoding loads from bytes; the external files are closed again.
+ * @example const model = await readOnnxFileInlined('models/gpt/model.onnx'); // weights from model.safetensors
+ */
+export async function readOnnxFileInlined(
+  path: string,
+  opts: { limits?: Partial<OnnxLimits> } = {},
+): Promise<OnnxFile> {
+  const file = await readOnnxFile(path, opts);
+  try {
+    await inlineExternalData(file);
+  } finally {
+    await file.close();
   }
   return file;
 }

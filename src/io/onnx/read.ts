@@ -243,6 +243,13 @@ function validateModel(proto: ModelProto, source: string, limits: OnnxLimits): v
   );
 }
 
+let decodes = 0;
+
+/** How many models readOnnx has decoded in this process (tests count parses per job). */
+export function onnxDecodeCount(): number {
+  return decodes;
+}
+
 /**
  * Decodes an ONNX model.
  *
@@ -252,6 +259,7 @@ function validateModel(proto: ModelProto, source: string, limits: OnnxLimits): v
  * @throws MixqError naming the file, field and expectation when the bytes are not a valid model.
  */
 export function readOnnx(bytes: Uint8Array, opts: ReadOnnxOptions = {}): OnnxModel {
+  decodes++;
   const source = opts.source ?? '<onnx>';
   const limits = opts.limits ? { ...DEFAULT_ONNX_LIMITS, ...opts.limits } : DEFAULT_ONNX_LIMITS;
   if (bytes.length > limits.maxModelBytes) {

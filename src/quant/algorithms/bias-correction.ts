@@ -6,7 +6,7 @@
  * (inputs with large nonzero means) suffer most from the uncorrected shift, which accumulates layer after
  * layer; on PP-OCRv4 rec it turns uniform INT4 RTN g32 from 26% CER into 1.6% (docs/bias-correction.md).
  *
- * Geometry: W and Q as [rows = output channels, cols] row-major (src/analysis/sensitivity/layout.ts
+ * Geometry: W and Q as [rows = output channels, cols] row-major (src/quant/layout.ts
  * toRows): column j of row o reads input channel g * inPerGroup + floor(j / kernel), g = the row's group
  * floor(o / (rows / groups)). For a convolution the per-tap mean is approximated by the channel mean
  * (exact away from the zero-padded border).

@@ -14,7 +14,8 @@
  */
 import { f16BitsToF32, f32ToF16Bits } from '../../core/bits.ts';
 import { MixqError } from '../../core/errors.ts';
-import { gridToCode, roundHalfEven } from '../element.ts';
+import { nearestEvenInt } from '../../formats/index.ts';
+import { gridToCode } from '../element.ts';
 import { groupMembers } from '../granularity.ts';
 import { chooseQParams, type QuantizerConfig } from '../qparams.ts';
 import { scaleBitsPerGroup, sharedScaleBits } from '../scale-format.ts';
@@ -76,7 +77,7 @@ export function hqq(x: Float32Array, shape: readonly number[], cfg: HqqConfig): 
       let zSum = 0;
       for (let k = 0; k < n; k++) {
         const w = x[members[a0 + k]!]!;
-        const qv = Math.min(hi, Math.max(lo, roundHalfEven(w / s + z)));
+        const qv = Math.min(hi, Math.max(lo, nearestEvenInt(w / s + z)));
         const r = s * (qv - z);
         err += Math.abs(w - r);
         const e = shrink(w - r, beta);
@@ -96,7 +97,7 @@ export function hqq(x: Float32Array, shape: readonly number[], cfg: HqqConfig): 
   const codes = new Uint16Array(x.length);
   for (let i = 0; i < x.length; i++) {
     const g = layout.index[i]!;
-    const qv = Math.min(hi, Math.max(lo, roundHalfEven(x[i]! / scale[g]! + zero[g]!)));
+    const qv = Math.min(hi, Math.max(lo, nearestEvenInt(x[i]! / scale[g]! + zero[g]!)));
     codes[i] = gridToCode(grid, qv);
     Q[i] = Math.fround(scale[g]! * (qv - zero[g]!));
   }

@@ -2,7 +2,7 @@
 // i.e. what a layer keeps after bias correction.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { rowLayout } from '../../../src/analysis/sensitivity/layout.ts';
+import { rowLayout } from '../../../src/quant/layout.ts';
 import { centeredStats, imatrixError, outputError } from '../../../src/analysis/sensitivity/proxies.ts';
 import { Rng } from '../../../src/core/rng.ts';
 

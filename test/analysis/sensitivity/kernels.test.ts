@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { outputError, type RowLayout, rowLayout } from '../../../src/analysis/sensitivity/index.ts';
+import { outputError } from '../../../src/analysis/sensitivity/index.ts';
+import { type RowLayout, rowLayout } from '../../../src/quant/layout.ts';
 import { Rng } from '../../../src/core/rng.ts';
 import { captureActivationStats } from '../../../src/runtime/calibration.node.ts';
 import type { Feeds } from '../../../src/runtime/ort.node.ts';

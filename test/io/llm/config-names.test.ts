@@ -15,7 +15,7 @@ import {
   ropeRowPermutation,
 } from '../../../src/io/llm/names.ts';
 import type { OnnxModel } from '../../../src/io/onnx/read.ts';
-import { gpt2TensorPlan } from '../../../src/io/gguf/gpt2.ts';
+import { gpt2TensorPlan } from '../../../src/export/gguf/gpt2.ts';
 import { storiesModelPath } from '../../../src/runtime/bundled-stories.node.ts';
 
 const stories = parseGguf(new Uint8Array(readFileSync(storiesModelPath())), 'stories260K.gguf');

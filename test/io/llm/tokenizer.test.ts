@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { exportGptGguf } from '../../../src/io/gguf/gpt2.node.ts';
-import { gpt2ByteToUnicode } from '../../../src/io/gguf/gpt2.ts';
+import { exportGptGguf } from '../../../src/export/gguf/gpt2.node.ts';
+import { gpt2ByteToUnicode } from '../../../src/export/gguf/gpt2.ts';
 import { llmConfigFromGguf, llmConfigToGgufKv } from '../../../src/io/llm/config.ts';
 import { type GgufKV, parseGguf } from '../../../src/io/gguf/read.ts';
 import { concatBytes, writeGguf } from '../../../src/io/gguf/write.ts';

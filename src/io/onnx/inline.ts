@@ -3,9 +3,9 @@
  * self-contained: what onnxruntime-web / InferenceSession.create(bytes) need when the original weights
  * lived in a side file (e.g. the bundled GPT's model.safetensors). Uses the model's external data resolver.
  */
-import type { OnnxModel } from '../../io/onnx/read.ts';
-import { loadTensorBytes, setTensorBytes } from '../../io/onnx/tensor-data.ts';
-import { listWeights } from '../../io/onnx/weights.ts';
+import type { OnnxModel } from './read.ts';
+import { loadTensorBytes, setTensorBytes } from './tensor-data.ts';
+import { listWeights } from './weights.ts';
 
 /** Inlines external tensors in place; returns how many were moved. */
 export async function inlineExternalData(model: OnnxModel): Promise<number> {

@@ -34,9 +34,10 @@
  */
 import { type BlockTypeTraits, getBlockType } from '../../blocks/registry.ts';
 import { MixqError } from '../../core/errors.ts';
-import type { GgufKV } from './read.ts';
-import { encodeTensor, fallbackType, GGML_QNT_VERSION, LLAMA_FTYPE } from './requantize.ts';
-import type { GgufTensorInput, GgufWriteInput } from './write.ts';
+import { transpose } from '../../quant/layout.ts';
+import type { GgufKV } from '../../io/gguf/read.ts';
+import { encodeTensor, fallbackType, GGML_QNT_VERSION, LLAMA_FTYPE } from '../../io/gguf/requantize.ts';
+import type { GgufTensorInput, GgufWriteInput } from '../../io/gguf/write.ts';
 
 const SOURCE = 'gpt2 gguf export';
 
@@ -150,15 +151,6 @@ function bad(field: string, message: string, expected: string): MixqError {
 
 function checkPositiveInt(v: number, field: string): void {
   if (!Number.isSafeInteger(v) || v <= 0) throw bad(field, `value ${v}`, 'a positive integer');
-}
-
-/** Row-major [rows, cols] -> [cols, rows]. */
-function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c]!;
-  }
-  return out;
 }
 
 function f32Bytes(x: Float32Array): Uint8Array {
@@ -312,15 +304,8 @@ function u32(key: string, value: number): GgufKV {
   return { key, type: 'u32', value };
 }
 
-/**
- * Builds the KV list and tensors of a llama.cpp `gpt2` GGUF from the GPT's PyTorch-named float32 weights.
- * Write it with `writeGguf(result)` (then writeFileAtomic in Node).
- * @example
- * const r = gpt2GgufFromWeights({ config, vocab, get, chooseType: (n) => n === 'output.weight' ? 'Q8_0' : 'Q4_0' });
- * const chunks = writeGguf(r);
- */
-export function gpt2GgufFromWeights(input: Gpt2GgufInput): Gpt2GgufResult {
-  const c = input.config;
+/** The config's checked values: feed-forward width and LayerNorm epsilon. */
+function checkConfig(c: Gpt2Config): { nFf: number; eps: number } {
   checkPositiveInt(c.nLayer, 'config.nLayer');
   checkPositiveInt(c.dModel, 'config.dModel');
   checkPositiveInt(c.nHead, 'config.nHead');
@@ -338,11 +323,15 @@ export function gpt2GgufFromWeights(input: Gpt2GgufInput): Gpt2GgufResult {
   const eps = c.layerNormEps ?? 1e-5;
   if (!(eps > 0) || !Number.isFinite(eps))
     throw bad('config.layerNormEps', `value ${eps}`, 'a positive number');
+  return { nFf, eps };
+}
+
+/** The vocabulary as GPT-2 byte-level token texts, and the bos / eos ids (default the newline's). */
+function gpt2Tokens(input: Gpt2GgufInput): { tokens: string[]; bos?: number; eos?: number } {
+  const c = input.config;
   if (input.vocab.length !== c.vocabSize) {
     throw bad('vocab', `${input.vocab.length} tokens`, `config.vocabSize = ${c.vocabSize}`);
   }
-
-  // tokenizer
   const tokens = input.vocab.map((t, i) => {
     if (t.length === 0) throw bad(`vocab[${i}]`, 'empty token', 'a non-empty string');
     return gpt2TokenText(t);
@@ -364,13 +353,21 @@ export function gpt2GgufFromWeights(input: Gpt2GgufInput): Gpt2GgufResult {
       throw bad(field, `token id ${id}`, `0..${c.vocabSize - 1}`);
     }
   }
+  return { tokens, ...(bos !== undefined ? { bos } : {}), ...(eos !== undefined ? { eos } : {}) };
+}
 
-  // tensors
+/** The GGUF tensors in llama.cpp order, each in its chosen type; with the output norm bias and the head. */
+function gpt2Tensors(input: Gpt2GgufInput): {
+  tensors: GgufTensorInput[];
+  report: Gpt2TensorReport[];
+  outputNormBias?: { index: number; values: Float32Array };
+  head?: { values: Float32Array; type: BlockTypeTraits };
+} {
   const tensors: GgufTensorInput[] = [];
   const report: Gpt2TensorReport[] = [];
   let outputNormBias: { index: number; values: Float32Array } | undefined;
   let head: { values: Float32Array; type: BlockTypeTraits } | undefined;
-  for (const p of gpt2TensorPlan(c)) {
+  for (const p of gpt2TensorPlan(input.config)) {
     const x = fetch(input, p.source, p.dims);
     if (p.kind === 'vec') {
       const ne = [p.dims[0]!];
@@ -397,52 +394,59 @@ export function gpt2GgufFromWeights(input: Gpt2GgufInput): Gpt2GgufResult {
         : { name: p.gguf, source: p.source, ne, type: type.name },
     );
   }
+  return { tensors, report, ...(outputNormBias ? { outputNormBias } : {}), ...(head ? { head } : {}) };
+}
 
-  // head bias: llama.cpp's gpt2 has no output bias
-  let headBiasFold: Gpt2GgufResult['headBiasFold'];
+/**
+ * llama.cpp's gpt2 has no output bias: a non-zero head bias b is folded into output_norm.bias (the file
+ * comment), against the head as stored; the tensor is replaced in `t`. Undefined when b is zero.
+ */
+function foldHeadBias(
+  input: Gpt2GgufInput,
+  t: ReturnType<typeof gpt2Tensors>,
+): Gpt2GgufResult['headBiasFold'] {
+  const c = input.config;
   const b = fetch(input, 'head_bias', [c.vocabSize]);
-  if (b.some((v) => v !== 0)) {
-    if (input.headBias === 'error') {
-      throw bad(
-        'head_bias',
-        "non-zero head bias, and llama.cpp's gpt2 has no output bias",
-        "headBias: 'fold'",
-      );
-    }
-    if (!head || !outputNormBias) throw bad('head', 'missing output tensors', 'head and ln_f.bias');
-    if (c.vocabSize > c.dModel) {
-      throw bad(
-        'head_bias',
-        `cannot fold a bias over ${c.vocabSize} tokens into ${c.dModel} features`,
-        'vocabSize <= dModel',
-      );
-    }
-    const delta = foldDelta(head.values, c.vocabSize, c.dModel, b);
-    const beta = outputNormBias.values;
-    const folded = new Float32Array(beta.length);
-    let maxAbsDelta = 0;
-    for (let i = 0; i < beta.length; i++) {
-      folded[i] = beta[i]! + delta[i]!;
-      maxAbsDelta = Math.max(maxAbsDelta, Math.abs(delta[i]!));
-    }
-    // residual with the float32 values actually stored
-    let maxAbsResidual = 0;
-    let maxB = 0;
-    for (let v = 0; v < c.vocabSize; v++) {
-      let s = 0;
-      for (let i = 0; i < c.dModel; i++) s += (folded[i]! - beta[i]!) * head.values[v * c.dModel + i]!;
-      maxAbsResidual = Math.max(maxAbsResidual, Math.abs(s - b[v]!));
-      maxB = Math.max(maxB, Math.abs(b[v]!));
-    }
-    if (!(maxAbsResidual <= 1e-4 * Math.max(1, maxB))) {
-      throw bad('head_bias', `folding leaves a logit error of ${maxAbsResidual}`, 'at most 1e-4');
-    }
-    const t = tensors[outputNormBias.index]!;
-    tensors[outputNormBias.index] = { ...t, data: f32Bytes(folded) };
-    headBiasFold = { maxAbsDelta, maxAbsResidual };
+  if (!b.some((v) => v !== 0)) return undefined;
+  if (input.headBias === 'error') {
+    throw bad('head_bias', "non-zero head bias, and llama.cpp's gpt2 has no output bias", "headBias: 'fold'");
   }
+  const { head, outputNormBias } = t;
+  if (!head || !outputNormBias) throw bad('head', 'missing output tensors', 'head and ln_f.bias');
+  if (c.vocabSize > c.dModel) {
+    throw bad(
+      'head_bias',
+      `cannot fold a bias over ${c.vocabSize} tokens into ${c.dModel} features`,
+      'vocabSize <= dModel',
+    );
+  }
+  const delta = foldDelta(head.values, c.vocabSize, c.dModel, b);
+  const beta = outputNormBias.values;
+  const folded = new Float32Array(beta.length);
+  let maxAbsDelta = 0;
+  for (let i = 0; i < beta.length; i++) {
+    folded[i] = beta[i]! + delta[i]!;
+    maxAbsDelta = Math.max(maxAbsDelta, Math.abs(delta[i]!));
+  }
+  // residual with the float32 values actually stored
+  let maxAbsResidual = 0;
+  let maxB = 0;
+  for (let v = 0; v < c.vocabSize; v++) {
+    let s = 0;
+    for (let i = 0; i < c.dModel; i++) s += (folded[i]! - beta[i]!) * head.values[v * c.dModel + i]!;
+    maxAbsResidual = Math.max(maxAbsResidual, Math.abs(s - b[v]!));
+    maxB = Math.max(maxB, Math.abs(b[v]!));
+  }
+  if (!(maxAbsResidual <= 1e-4 * Math.max(1, maxB))) {
+    throw bad('head_bias', `folding leaves a logit error of ${maxAbsResidual}`, 'at most 1e-4');
+  }
+  const old = t.tensors[outputNormBias.index]!;
+  t.tensors[outputNormBias.index] = { ...old, data: f32Bytes(folded) };
+  return { maxAbsDelta, maxAbsResidual };
+}
 
-  // general.file_type: the type holding most matrix weights, as requantize does
+/** general.file_type: the type holding most matrix weights, as requantize does. */
+function dominantFileType(report: readonly Gpt2TensorReport[]): number {
   const weight = new Map<string, number>();
   for (const r of report) {
     if (r.ne.length < 2) continue;
@@ -456,8 +460,24 @@ export function gpt2GgufFromWeights(input: Gpt2GgufInput): Gpt2GgufResult {
       most = n;
     }
   }
-  const fileType = input.fileType ?? LLAMA_FTYPE[dominant] ?? 0;
+  return LLAMA_FTYPE[dominant] ?? 0;
+}
 
+/**
+ * Builds the KV list and tensors of a llama.cpp `gpt2` GGUF from the GPT's PyTorch-named float32 weights.
+ * Write it with `writeGguf(result)` (then writeFileAtomic in Node).
+ * @example
+ * const r = gpt2GgufFromWeights({ config, vocab, get, chooseType: (n) => n === 'output.weight' ? 'Q8_0' : 'Q4_0' });
+ * const chunks = writeGguf(r);
+ */
+export function gpt2GgufFromWeights(input: Gpt2GgufInput): Gpt2GgufResult {
+  const c = input.config;
+  const { nFf, eps } = checkConfig(c);
+  const { tokens, bos, eos } = gpt2Tokens(input);
+  const t = gpt2Tensors(input);
+  const headBiasFold = foldHeadBias(input, t);
+  const { tensors, report } = t;
+  const fileType = input.fileType ?? dominantFileType(report);
   const a = 'gpt2';
   const kv: GgufKV[] = [
     { key: 'general.architecture', type: 'str', value: a },
@@ -481,6 +501,5 @@ export function gpt2GgufFromWeights(input: Gpt2GgufInput): Gpt2GgufResult {
   if (eos !== undefined) kv.push(u32('tokenizer.ggml.eos_token_id', eos));
   kv.push({ key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: false });
   kv.push({ key: 'tokenizer.ggml.add_eos_token', type: 'bool', value: false });
-
   return headBiasFold ? { kv, tensors, report, headBiasFold } : { kv, tensors, report };
 }

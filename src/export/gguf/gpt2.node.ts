@@ -5,9 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MixqError } from '../../core/errors.ts';
-import { fileSource, writeFileAtomic } from '../files.node.ts';
-import { floatBytesToF32, SAFETENSORS_FLOAT_DTYPES } from '../safetensors/dtypes.ts';
-import { readSafetensors } from '../safetensors/read.ts';
+import { fileSource, writeFileAtomic } from '../../io/files.node.ts';
+import { floatBytesToF32, SAFETENSORS_FLOAT_DTYPES } from '../../io/safetensors/dtypes.ts';
+import { readSafetensors } from '../../io/safetensors/read.ts';
 import {
   type Gpt2Config,
   type Gpt2GgufInput,
@@ -16,7 +16,7 @@ import {
   type Gpt2TypeChooser,
   gpt2GgufFromWeights,
 } from './gpt2.ts';
-import { writeGguf } from './write.ts';
+import { writeGguf } from '../../io/gguf/write.ts';
 
 export interface ExportGptGgufOptions extends Pick<
   Gpt2GgufInput,
@@ -26,6 +26,11 @@ export interface ExportGptGgufOptions extends Pick<
   readonly out?: string;
   /** LayerNorm epsilon; default 1e-5 (train_gpt.py uses torch's nn.LayerNorm default). */
   readonly layerNormEps?: number;
+  /**
+   * The model's float tensors by name when already read (e.g. from the ONNX model whose external data is
+   * the folder's model.safetensors); default: read model.safetensors.
+   */
+  readonly tensors?: ReadonlyMap<string, Gpt2SourceTensor>;
 }
 
 export interface ExportGptGgufResult extends Gpt2GgufResult {
@@ -58,6 +63,22 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
     throw new MixqError('not a JSON object', { source: path, expected: 'an object' });
   }
   return v as Record<string, unknown>;
+}
+
+/** Every float tensor of a safetensors file, as f32. */
+async function readFloatTensors(path: string): Promise<Map<string, Gpt2SourceTensor>> {
+  const src = await fileSource(path);
+  const weights = new Map<string, Gpt2SourceTensor>();
+  try {
+    const st = await readSafetensors(src);
+    for (const t of st.tensors) {
+      if (!SAFETENSORS_FLOAT_DTYPES.includes(t.dtype)) continue;
+      weights.set(t.name, { data: floatBytesToF32(t.dtype, await st.readTensorBytes(t)), dims: t.shape });
+    }
+  } finally {
+    await src.close();
+  }
+  return weights;
 }
 
 /** Reads config.json's `architecture` block as a Gpt2Config. */
@@ -105,20 +126,11 @@ export async function exportGptGguf(
     });
   }
   const stPath = join(dir, 'model.safetensors');
-  const src = await fileSource(stPath);
-  const weights = new Map<string, Gpt2SourceTensor>();
-  try {
-    const st = await readSafetensors(src);
-    for (const t of st.tensors) {
-      if (!SAFETENSORS_FLOAT_DTYPES.includes(t.dtype)) continue;
-      weights.set(t.name, { data: floatBytesToF32(t.dtype, await st.readTensorBytes(t)), dims: t.shape });
-    }
-  } finally {
-    await src.close();
-  }
+  const weights = opts.tensors ?? (await readFloatTensors(stPath));
   const chooseType: Gpt2TypeChooser = typeof types === 'string' ? () => types : types;
-  const { out, layerNormEps: _eps, ...rest } = opts;
+  const { out, layerNormEps: _eps, tensors: _tensors, ...rest } = opts;
   void _eps; // read into config above
+  void _tensors;
   const result = gpt2GgufFromWeights({
     ...rest,
     config,

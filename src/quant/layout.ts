@@ -9,7 +9,7 @@
  *   are recognised from the activation channel count C: groups = C / I, and row o belongs to group
  *   floor(o / (O / groups)).
  */
-import { MixqError } from '../../core/errors.ts';
+import { MixqError } from '../core/errors.ts';
 
 export interface RowLayout {
   /** Original tensor dims. */
@@ -59,20 +59,21 @@ export function rowLayout(dims: readonly number[], outputAxis: number, channels?
   return { dims, outputAxis: 0, rows, cols: inPerGroup * kernel, kernel, inPerGroup, groups };
 }
 
+/** Row-major [rows, cols] -> [cols, rows] (a copy of the same type): the one transpose of weights. */
+export function transpose<T extends Float32Array | Int32Array>(x: T, rows: number, cols: number): T {
+  const out = new (x.constructor as new (n: number) => T)(x.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c]!;
+  return out;
+}
+
 /** Tensor (original layout) -> row matrix. A copy. */
 export function toRows(w: Float32Array, L: RowLayout): Float32Array {
-  if (L.outputAxis === 0) return w.slice();
-  const out = new Float32Array(w.length);
-  for (let k = 0; k < L.cols; k++) for (let n = 0; n < L.rows; n++) out[n * L.cols + k] = w[k * L.rows + n]!;
-  return out;
+  return L.outputAxis === 0 ? w.slice() : transpose(w, L.cols, L.rows);
 }
 
 /** Row matrix -> tensor in the original layout. A copy. */
 export function fromRows(m: Float32Array, L: RowLayout): Float32Array {
-  if (L.outputAxis === 0) return m.slice();
-  const out = new Float32Array(m.length);
-  for (let k = 0; k < L.cols; k++) for (let n = 0; n < L.rows; n++) out[k * L.rows + n] = m[n * L.cols + k]!;
-  return out;
+  return L.outputAxis === 0 ? m.slice() : transpose(m, L.rows, L.cols);
 }
 
 /** First activation channel of row r's group (its columns read channels base .. base + inPerGroup). */

@@ -24,23 +24,30 @@
  * general.file_type and general.quantization_version set as u32, tensor infos) padded to the alignment
  * plus every other tensor's padded bytes do not depend on the choice (writeGguf pads every tensor).
  */
-import type { AllocationProblem, AllocWeight } from '../analysis/allocate/problem.ts';
-import { GGML_CANDIDATE_TYPES } from '../analysis/sensitivity/candidates.ts';
-import { blockTypeById, type BlockTypeTraits, getBlockType, rowBytes } from '../blocks/registry.ts';
-import { MixqError } from '../core/errors.ts';
-import type { ImatrixData } from '../io/gguf/imatrix.ts';
-import type { GgufFile, GgufKV, GgufTensorInfo } from '../io/gguf/read.ts';
-import { GGML_QNT_VERSION, isRequantizable } from '../io/gguf/requantize.ts';
-import { ggmlTypeById } from '../io/gguf/types.ts';
-import { type GgufTensorInput, writeGguf } from '../io/gguf/write.ts';
-import { alignUp } from '../io/reader.ts';
-import type { Plan, PlanBudget } from './schema.ts';
+import type { AllocationProblem, AllocWeight } from '../../analysis/allocate/problem.ts';
+import { GGML_CANDIDATE_TYPES } from '../../analysis/sensitivity/candidates.ts';
+import { type BlockTypeTraits, getBlockType } from '../../blocks/registry.ts';
+import { MixqError } from '../../core/errors.ts';
+import type { ImatrixData } from '../../io/gguf/imatrix.ts';
+import type { GgufFile, GgufKV, GgufTensorInfo } from '../../io/gguf/read.ts';
+import { GGML_QNT_VERSION, isRequantizable } from '../../io/gguf/requantize.ts';
+
+import { type GgufTensorInput, writeGguf } from '../../io/gguf/write.ts';
+import { alignUp } from '../../io/reader.ts';
+import type { PlanBudget } from '../../plan/schema.ts';
+import {
+  GGUF_SAMPLE_ELEMENTS,
+  ggufDecodeRows,
+  ggufImportance,
+  ggufRowError,
+  ggufSampleRows,
+  roundTrip,
+} from './rows.ts';
+
+export { GGUF_SAMPLE_ELEMENTS } from './rows.ts';
 
 /** Default candidate types: the ggml set of `mixq quantize --emit gguf` plus F16. */
 export const GGUF_PLAN_TYPES: readonly string[] = [...GGML_CANDIDATE_TYPES, 'F16'];
-
-/** Values measured per tensor by default before rows are sampled. */
-export const GGUF_SAMPLE_ELEMENTS = 1 << 17;
 
 /** Types whose ggml quantizer ignores the importance matrix (plain floats, quantize_q8_0 / _mxfp4). */
 const IMATRIX_IGNORED: ReadonlySet<string> = new Set(['F32', 'F16', 'BF16', 'Q8_0', 'MXFP4']);
@@ -97,13 +104,6 @@ export interface GgufDamageTable {
   readonly notes: readonly string[];
 }
 
-function imatrixEntries(
-  m: ImatrixData | ReadonlyMap<string, Float32Array> | undefined,
-): ReadonlyMap<string, Float32Array> | undefined {
-  if (!m) return undefined;
-  return 'format' in m ? m.entries : m;
-}
-
 /** Resolves candidate type names ('q4_k', 'Q4_K', 'ggml-q4_k'); unknown names are MixqErrors. */
 export function ggufCandidateTypes(types: readonly string[] = GGUF_PLAN_TYPES): BlockTypeTraits[] {
   const out: BlockTypeTraits[] = [];
@@ -123,153 +123,6 @@ export function ggufCandidateTypes(types: readonly string[] = GGUF_PLAN_TYPES): 
   }
   if (out.length === 0)
     throw new MixqError('no candidate types', { source: 'candidates', expected: 'at least one ggml type' });
-  return out;
-}
-
-/** The deterministic row sample (sorted, distinct) for a tensor of `rows` rows of `ne0` values. */
-export function ggufSampleRows(
-  rows: number,
-  ne0: number,
-  maxSampleElements = GGUF_SAMPLE_ELEMENTS,
-): Int32Array {
-  if (rows * ne0 <= maxSampleElements) return Int32Array.from({ length: rows }, (_, i) => i);
-  const s = Math.max(1, Math.min(rows, Math.floor(maxSampleElements / ne0)));
-  return Int32Array.from({ length: s }, (_, k) => Math.floor(((k + 0.5) * rows) / s));
-}
-
-/** Decodes the given rows of a tensor's bytes (any type src/blocks decodes) into one f32 array. */
-export function ggufDecodeRows(
-  info: GgufTensorInfo,
-  bytes: Uint8Array,
-  rows: Int32Array,
-  source: string,
-): Float32Array {
-  const codec = blockTypeById(info.typeId);
-  if (!codec)
-    throw new MixqError(`cannot dequantize tensor '${info.name}' of type ${info.type.name}`, {
-      source,
-      field: `tensors.${info.name}.type`,
-      expected: 'a type mixq can decode (F32, F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K, IQ4_NL, MXFP4)',
-    });
-  const ne0 = info.ne[0]!;
-  const rb = rowBytes(codec, ne0);
-  const out = new Float32Array(rows.length * ne0);
-  rows.forEach((r, k) => out.set(codec.decode(bytes.subarray(r * rb, (r + 1) * rb), ne0), k * ne0));
-  return out;
-}
-
-/** Per-weight error weights: the importance entry (per matrix), a uniform mean, or none. */
-export interface GgufImportance {
-  readonly kind: 'entry' | 'mean' | 'none';
-  /** The imatrix entry (length ne0, or ne0 * experts), to pass to the encoder. */
-  readonly entry?: Float32Array;
-  /** Uniform weight when kind is 'mean'. */
-  readonly uniform: number;
-}
-
-/** Mean of every value of every entry (the weight of tensors the importance matrix does not cover). */
-function imatrixMean(im: ReadonlyMap<string, Float32Array>): number {
-  let s = 0;
-  let n = 0;
-  for (const v of im.values()) {
-    for (const x of v) s += x;
-    n += v.length;
-  }
-  return n > 0 && s > 0 ? s / n : 1;
-}
-
-/**
- * The error weights of each tensor for an importance matrix (or none): its entry, checked against the
- * tensor's ne; the mean of all entries for a tensor without one; 1 without a matrix.
- */
-export function ggufImportance(
-  m: ImatrixData | ReadonlyMap<string, Float32Array> | undefined,
-  source: string,
-): (info: GgufTensorInfo) => GgufImportance {
-  const im = imatrixEntries(m);
-  if (!im) return () => ({ kind: 'none', uniform: 1 });
-  const mean = imatrixMean(im);
-  return (info) => {
-    const e = im.get(info.name);
-    if (!e) return { kind: 'mean', uniform: mean };
-    const ne0 = info.ne[0]!;
-    const ne2 = info.ne[2] ?? 1;
-    if (!(e.length === ne0 || (ne2 > 1 && e.length === ne0 * ne2)))
-      throw new MixqError(`importance matrix entry for '${info.name}' has ${e.length} values`, {
-        source,
-        field: `imatrix.${info.name}`,
-        expected: ne2 > 1 ? `${ne0} or ${ne0 * ne2} (ne[0] x experts)` : `${ne0} (ne[0])`,
-      });
-    return { kind: 'entry', entry: e, uniform: 1 };
-  };
-}
-
-/** The importance slice of the matrix holding global row r (rows per matrix = ne[1]). */
-function entryRow(imp: GgufImportance, ne: readonly number[], r: number): Float32Array | undefined {
-  const e = imp.entry;
-  if (!e) return undefined;
-  const ne0 = ne[0]!;
-  if (e.length === ne0) return e;
-  const m = Math.floor(r / (ne[1] ?? 1));
-  return e.subarray(m * ne0, (m + 1) * ne0);
-}
-
-/** Importance-weighted squared error between rows `x` and `q` (same layout; global row indices `rows`). */
-export function ggufRowError(
-  ne: readonly number[],
-  rows: Int32Array,
-  x: Float32Array,
-  q: Float32Array,
-  imp: GgufImportance,
-): number {
-  const ne0 = ne[0]!;
-  let total = 0;
-  for (let k = 0; k < rows.length; k++) {
-    const w = entryRow(imp, ne, rows[k]!);
-    const o = k * ne0;
-    let s = 0;
-    if (w) {
-      for (let j = 0; j < ne0; j++) {
-        const d = x[o + j]! - q[o + j]!;
-        s += w[j]! * d * d;
-      }
-    } else {
-      for (let j = 0; j < ne0; j++) {
-        const d = x[o + j]! - q[o + j]!;
-        s += d * d;
-      }
-      s *= imp.uniform;
-    }
-    total += s;
-  }
-  return total;
-}
-
-/**
- * Encodes sampled rows as `type` the way requantizeGguf does (runs of rows of one matrix with that
- * matrix's importance slice) and decodes them back.
- */
-function roundTrip(
-  x: Float32Array,
-  ne: readonly number[],
-  rows: Int32Array,
-  type: BlockTypeTraits,
-  imp: GgufImportance,
-): Float32Array {
-  const ne0 = ne[0]!;
-  const out = new Float32Array(x.length);
-  // one encoder call per run of rows that share an importance slice (all rows, or one expert's)
-  const perMatrix = imp.entry !== undefined && imp.entry.length !== ne0;
-  const matrix = (r: number) => (perMatrix ? Math.floor(r / (ne[1] ?? 1)) : 0);
-  let k = 0;
-  while (k < rows.length) {
-    const w = entryRow(imp, ne, rows[k]!);
-    let end = k + 1;
-    while (end < rows.length && matrix(rows[end]!) === matrix(rows[k]!)) end++;
-    const seg = x.subarray(k * ne0, end * ne0);
-    out.set(type.decode(type.encode(seg, w), seg.length), k * ne0);
-    k = end;
-  }
   return out;
 }
 
@@ -421,88 +274,4 @@ export function ggufAllocationProblem(table: GgufDamageTable, budget: PlanBudget
     field: 'kind',
     expected: '--bits or --size (--max-loss needs a task metric, which a GGUF file does not bring)',
   });
-}
-
-/** One plan weight resolved against the file. */
-export interface GgufPlannedTensor {
-  readonly info: GgufTensorInfo;
-  readonly type: BlockTypeTraits;
-  /** Exact bytes of the tensor in that type. */
-  readonly bytes: number;
-  /** Index in plan.weights. */
-  readonly index: number;
-}
-
-/**
- * Checks a plan against a GGUF file and returns one type per planned tensor: every weight must name a
- * tensor llama.cpp would quantize, with the tensor's shape and a ggml blockType whose block size divides
- * ne[0]. MixqError (source = `source`, the plan file) otherwise. Stale per-weight bytes (a hand edit that
- * changed the type only) are notes, not errors; requantizable tensors the plan leaves out keep their type.
- */
-export function ggufPlannedTensors(
-  plan: Plan,
-  file: GgufFile,
-  source: string,
-  quantizable: (info: GgufTensorInfo) => boolean = isRequantizable,
-): { tensors: GgufPlannedTensor[]; notes: string[] } {
-  const byName = new Map(file.tensors.map((t) => [t.name, t] as const));
-  const notes: string[] = [];
-  const tensors = plan.weights.map((w, i): GgufPlannedTensor => {
-    const at = `weights[${i}]`;
-    const info = byName.get(w.name);
-    if (!info)
-      throw new MixqError(`plan weight '${w.name}' is not a tensor of ${file.source}`, {
-        source,
-        field: `${at}.name`,
-        expected: 'the name of a quantizable tensor of the GGUF file',
-      });
-    if (!quantizable(info))
-      throw new MixqError(`tensor '${w.name}' is not one llama.cpp quantizes`, {
-        source,
-        field: `${at}.name`,
-        expected: "a 2-D+ '*weight' tensor that is not a norm, router or position embedding",
-      });
-    if (w.shape.length !== info.shape.length || w.shape.some((d, k) => d !== info.shape[k]))
-      throw new MixqError(`plan weight '${w.name}' has shape [${w.shape.join(', ')}]`, {
-        source,
-        field: `${at}.shape`,
-        expected: `[${info.shape.join(', ')}] (the tensor's shape, ne reversed)`,
-      });
-    const bt = w.scheme.blockType;
-    if (bt === undefined)
-      throw new MixqError(`plan weight '${w.name}' names no ggml type`, {
-        source,
-        field: `${at}.scheme.blockType`,
-        expected: "a ggml type such as 'Q4_K' (GGUF inputs are re-quantized to ggml types)",
-      });
-    const type = getBlockType(bt);
-    const ne0 = info.ne[0]!;
-    if (ne0 % type.blockSize !== 0) {
-      const ok = GGUF_PLAN_TYPES.filter((t) => ne0 % getBlockType(t).blockSize === 0);
-      throw new MixqError(
-        `type ${type.name} does not fit '${w.name}': ne[0] = ${ne0} is not a multiple of ${type.blockSize}`,
-        {
-          source,
-          field: `${at}.scheme.blockType`,
-          expected: `a type whose block size divides ${ne0}: ${ok.join(', ')}`,
-        },
-      );
-    }
-    const bytes = (info.nElements / type.blockSize) * type.bytesPerBlock;
-    if (w.bytes !== bytes)
-      notes.push(`${at} '${w.name}': plan says ${w.bytes} bytes, ${type.name} takes ${bytes} (edited plan?)`);
-    return { info, type, bytes, index: i };
-  });
-  const planned = new Set(plan.weights.map((w) => w.name));
-  const kept = file.tensors.filter((t) => quantizable(t) && !planned.has(t.name));
-  if (kept.length > 0)
-    notes.push(
-      `${kept.length} quantizable tensors are not in the plan and keep their type (e.g. '${kept[0]!.name}')`,
-    );
-  return { tensors, notes };
-}
-
-/** ggml's spelling of a registry type ('Q4_K' -> 'q4_K'). */
-export function ggmlSpelling(t: BlockTypeTraits): string {
-  return ggmlTypeById(t.ggmlTypeId)?.name ?? t.name;
 }

@@ -1,5 +1,5 @@
 /**
- * gpt2 GGUF export of the bundled GPT (src/io/gguf/gpt2.ts). Read back with mixq's GGUF reader and
+ * gpt2 GGUF export of the bundled GPT (src/export/gguf/gpt2.ts). Read back with mixq's GGUF reader and
  * checked against the safetensors source; the strongest check is a forward pass written here from the
  * GGUF tensors alone, the way llama.cpp's gpt2 graph uses them (names, ne, Q|K|V split, no output bias),
  * compared with onnxruntime on models/gpt/model.onnx.
@@ -11,8 +11,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { blockTypeById, getBlockType } from '../../src/blocks/registry.ts';
 import { MixqError } from '../../src/core/errors.ts';
-import { exportGptGguf } from '../../src/io/gguf/gpt2.node.ts';
-import { gpt2ByteToUnicode, gpt2GgufFromWeights, gpt2TokenText } from '../../src/io/gguf/gpt2.ts';
+import { exportGptGguf } from '../../src/export/gguf/gpt2.node.ts';
+import { gpt2ByteToUnicode, gpt2GgufFromWeights, gpt2TokenText } from '../../src/export/gguf/gpt2.ts';
 import { type GgufArray, type GgufFile, parseGguf } from '../../src/io/gguf/read.ts';
 import { concatBytes } from '../../src/io/gguf/write.ts';
 import { parseSafetensors } from '../../src/io/safetensors/read.ts';

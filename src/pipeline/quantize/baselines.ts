@@ -1,0 +1,173 @@
+/**
+ * Stage 5, baselines: what a user would otherwise run, scored on the same evaluation data: one scheme
+ * everywhere (UNIFORM_BASELINES, targets.ts) and llama.cpp's Q4_K_M rule with ggml's own block quantizers;
+ * then mixq's plan at each baseline's exact size, and the paired difference of the two.
+ *
+ *   takes  the run context, the evaluator, the selector, the sensitivity stage's weights, the mixq curve
+ *   gives  Baselines: the report's baseline series and the equal-size comparisons
+ */
+import type { AllocBudget, Allocation, AllocWeight } from '../../analysis/allocate/problem.ts';
+import { GGML_SHAPE_FALLBACK, Q4_K_M_SCHEMES, ruleMix } from '../../analysis/allocate/rule-mix.ts';
+import { intScheme, schemeCost, schemeId } from '../../analysis/sensitivity/candidates.ts';
+import { importanceOf } from '../../analysis/sensitivity/apply-scheme.ts';
+import { getBlockType } from '../../blocks/registry.ts';
+import { fromRows, toRows } from '../../quant/layout.ts';
+import { better, equalSizeBudget, formatMetric } from '../../report/summary.ts';
+import type { ReportSeries } from '../../report/types.ts';
+import { pairedChangeInterval } from '../../runtime/metrics.ts';
+import { allocate, type Curve } from './allocate.ts';
+import type { RunContext } from './context.ts';
+import type { Evaluator } from './evaluate.ts';
+import type { Selector } from './select.ts';
+import type { AnalysedWeight } from './sensitivity.ts';
+import { UNIFORM_BASELINES } from './targets.ts';
+
+export interface Comparison {
+  readonly baseline: string;
+  readonly bytes: number;
+  readonly bitsPerWeight: number;
+  readonly baselineMetric: number;
+  /** mixq's plan at a size budget equal to the baseline's bytes. */
+  readonly mixqMetric: number;
+  readonly mixqBytes: number;
+  /** mixq is better (strictly) on the metric. */
+  readonly better: boolean;
+  /** mixq's plan is the baseline's own (validation kept the uniform plan of the baseline's scheme). */
+  readonly samePlan?: boolean;
+  /**
+   * 95% paired-bootstrap interval of mixq's metric minus the baseline's (same lines / windows): when it
+   * holds 0 the two differ by less than the evaluation data can tell.
+   */
+  readonly differenceCi?: readonly [number, number];
+}
+
+export interface Baselines {
+  readonly series: ReportSeries[];
+  readonly comparisons: Comparison[];
+}
+
+interface Job {
+  readonly label: string;
+  readonly kind: 'uniform' | 'rule';
+  /** The uniform baseline's candidate id. */
+  readonly id?: string;
+  readonly rep: Map<string, Float32Array>;
+  readonly bytes: number;
+  readonly bits: number;
+}
+
+/**
+ * llama.cpp's Q4_K_M rule on the model's weights, with ggml's own block quantizers (importance matrix =
+ * the calibration E[x^2]) along each weight's reduction axis; K-quants fall back as llama.cpp does when a
+ * row is not a multiple of 256, and weights whose rows are not a multiple of 32 stay at Q8_0's cost in
+ * int8 per channel.
+ */
+function ruleMixBaseline(ctx: RunContext, ev: Evaluator, weights: readonly AnalysedWeight[]): Job {
+  const mix = ruleMix(
+    weights.map((w) => ({
+      name: w.name,
+      ...(w.role ? { role: w.role } : {}),
+      ...(w.layer !== undefined ? { layer: w.layer } : {}),
+    })),
+    Q4_K_M_SCHEMES,
+  );
+  const int8 = intScheme(8, 'pc');
+  const rep = new Map<string, Float32Array>();
+  let bytes = 0;
+  let bits = 0;
+  for (const w of weights) {
+    let type = mix.get(w.name)!;
+    const cols = w.layout.cols;
+    if (cols % 256 !== 0) type = GGML_SHAPE_FALLBACK[type] ?? type;
+    const bt = getBlockType(type);
+    if (cols % bt.blockSize !== 0) {
+      rep.set(w.name, ev.simulate(w, int8).Q);
+      const c = schemeCost(int8, w.layout);
+      bytes += c.bytes;
+      bits += c.bits;
+      continue;
+    }
+    const Wr = toRows(ctx.model.original(w.name), w.layout);
+    const enc = bt.encode(Wr, importanceOf(w.layout, w.stats));
+    rep.set(w.name, fromRows(bt.decode(enc, Wr.length), w.layout));
+    bytes += enc.length;
+    bits += 8 * enc.length;
+  }
+  return { label: 'Q4_K_M rule (ggml blocks)', kind: 'rule', rep, bytes, bits };
+}
+
+function uniformBaselines(ev: Evaluator, weights: readonly AnalysedWeight[]): Job[] {
+  return UNIFORM_BASELINES.map((b) => {
+    const rep = new Map<string, Float32Array>();
+    let bytes = 0;
+    let bits = 0;
+    for (const w of weights) {
+      rep.set(w.name, ev.simulate(w, b.scheme).Q);
+      const cost = schemeCost(b.scheme, w.layout);
+      bytes += cost.bytes;
+      bits += cost.bits;
+    }
+    return { label: b.label, kind: 'uniform' as const, id: schemeId(b.scheme), rep, bytes, bits };
+  });
+}
+
+export async function runBaselines(
+  ctx: RunContext,
+  ev: Evaluator,
+  sel: Selector,
+  weights: readonly AnalysedWeight[],
+  allocWeights: readonly AllocWeight[],
+  timeLimitSec: number,
+  points: Curve,
+): Promise<Baselines> {
+  const { task } = ctx;
+  const elements = weights.reduce((s, w) => s + w.elements, 0);
+  const jobs = [...uniformBaselines(ev, weights), ruleMixBaseline(ctx, ev, weights)];
+  ctx.log(`baseline weights quantized (${(ctx.sinceLap() / 1000).toFixed(1)} s)`);
+  const series: ReportSeries[] = [];
+  const comparisons: Comparison[] = [];
+  let k = 0;
+  for (const j of jobs) {
+    ctx.progress('baselines', k++, jobs.length);
+    const tj = performance.now();
+    const jScore = await ev.score(j.rep);
+    const metric = jScore.value;
+    const bpw = j.bits / elements;
+    ctx.log(
+      `baseline ${j.label}: ${bpw.toFixed(3)} b/w, ${task.metric.name} ${formatMetric(metric)} (${((performance.now() - tj) / 1000).toFixed(1)} s)`,
+    );
+    series.push({
+      name: j.label,
+      kind: j.kind,
+      points: [{ bitsPerWeight: bpw, bytes: j.bytes, metric, ...ev.changeCi(jScore) }],
+    });
+    // mixq at the same size
+    let a: Allocation;
+    try {
+      const b: AllocBudget = { kind: 'bytes', bytes: j.bytes };
+      a = await sel.chooseAt(await allocate({ weights: allocWeights, budget: b }, timeLimitSec), b);
+    } catch (e) {
+      ctx.log(
+        `no mixq plan fits ${j.label}'s ${j.bytes} bytes (${e instanceof Error ? e.message : String(e)})`,
+      );
+      continue;
+    }
+    const mScore = await ev.scoreAllocation(a);
+    const m = mScore.value;
+    points.add(a, m, equalSizeBudget(j.label));
+    comparisons.push({
+      ...(jScore.items && mScore.items
+        ? { differenceCi: pairedChangeInterval(jScore.items, mScore.items) }
+        : {}),
+      baseline: j.label,
+      bytes: j.bytes,
+      bitsPerWeight: bpw,
+      baselineMetric: metric,
+      mixqMetric: m,
+      mixqBytes: a.bytes,
+      better: better(ev.metric, m, metric),
+      ...(j.id !== undefined && a.solver === 'uniform' && a.schemes[0] === j.id ? { samePlan: true } : {}),
+    });
+  }
+  return { series, comparisons };
+}
