@@ -20,33 +20,29 @@
  * Never commit them. Figures are indicative on a shared machine: /proc/loadavg is printed around them.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Q4_K_M_SCHEMES, ruleMix } from '../src/analysis/allocate/rule-mix.ts';
 import { type CostEntry, measureCostTable } from '../src/engine/cost.ts';
 import { makeNode, makeTensor } from '../src/export/onnx/build.ts';
-import { fileSource, writeFileAtomic } from '../src/io/files.node.ts';
-import { isRequantizable } from '../src/io/gguf/requantize.ts';
-import { readGguf } from '../src/io/gguf/read.ts';
+import { writeFileAtomic } from '../src/io/files.node.ts';
 import { DATA_TYPE_CODES as C, onnxMessageType, readOnnx, writeOnnx } from '../src/io/onnx/index.ts';
 import type { NodeProto, TensorProto } from '../src/io/onnx/proto-types.ts';
 import { createKernels } from '../src/kernels/context.ts';
 import { isLlamaCppAvailable } from '../src/runtime/llama.node.ts';
 import { printTable } from './util.ts';
+import { devModelsDir, SYN1B, syn1b } from '../scripts/dev/synthetic-models.ts';
 
 const HERE = fileURLToPath(import.meta.url);
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const DIR = process.env.MIXQ_ENGINE_BENCH_DIR ?? join(tmpdir(), 'mixq-engine-bench');
 const PROMPT = 32;
 const DECODE = 16;
 const THREADS = [1, 2];
-const H = 2048;
-const F = 5632;
-const KV = 256;
-const LAYERS = 22;
-const VOCAB = 32000;
+const H = SYN1B.hidden;
+const F = SYN1B.ffn;
+const KV = SYN1B.kvWidth;
+const LAYERS = SYN1B.layers;
+const VOCAB = SYN1B.vocab;
 
 const loadavg = (): string => {
   try {
@@ -207,64 +203,11 @@ if (process.argv[2] === '--engine-bench-child') {
 
 // -------------------------------------------------------------------------------------------- models
 
-function sh(args: string[], what: string): void {
-  const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr}`);
-  console.log(`  made ${what} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-}
-
-/** The mixed plan: per-tensor types as an allocator gives them (more bits at the ends and on attn_v). */
-function mixedRules(): string[] {
-  const r = ['output.weight=q6_k', 'token_embd.weight=q4_k'];
-  for (let l = 0; l < LAYERS; l++) {
-    const edge = l < 2 || l >= LAYERS - 2;
-    r.push(
-      `blk.${l}.attn_v.weight=q6_k`,
-      `blk.${l}.attn_q.weight=${edge ? 'q5_k' : 'q4_k'}`,
-      `blk.${l}.attn_k.weight=${edge ? 'q5_k' : 'q4_k'}`,
-      `blk.${l}.attn_output.weight=q4_k`,
-      `blk.${l}.ffn_gate.weight=${edge ? 'q4_k' : 'q3_k'}`,
-      `blk.${l}.ffn_up.weight=${edge ? 'q4_k' : 'q3_k'}`,
-      `blk.${l}.ffn_down.weight=${edge ? 'q6_k' : 'q4_k'}`,
-    );
-  }
-  return r;
-}
-
-async function ensureModels(): Promise<{ label: string; file: string }[]> {
-  mkdirSync(DIR, { recursive: true });
-  const f16 = join(DIR, 'syn1b-f16.gguf');
-  const cli = join(ROOT, 'src/cli/main.ts');
-  if (!existsSync(f16)) sh([join(ROOT, 'scripts/dev/synthetic-gguf.ts'), 'tinyllama', f16], 'the F16 model');
-  const out: { label: string; file: string }[] = [];
-  const make = async (label: string, name: string, args: () => Promise<string[]> | string[]) => {
-    const file = join(DIR, name);
-    if (!existsSync(file)) sh([cli, 'requantize', f16, file, ...(await args()), '--json'], label);
-    out.push({ label, file });
-  };
-  await make('Q8_0', 'syn1b-q8_0.gguf', () => ['--type', 'q8_0']);
-  await make('Q4_0', 'syn1b-q4_0.gguf', () => ['--type', 'q4_0']);
-  await make('Q4_K_M', 'syn1b-q4_k_m.gguf', async () => {
-    const src = await fileSource(f16);
-    try {
-      const g = await readGguf(src);
-      const weights = g.tensors.filter(isRequantizable).map((t) => {
-        const l = /^blk\.(\d+)\./.exec(t.name);
-        return { name: t.name, ...(l ? { layer: Number(l[1]) } : {}) };
-      });
-      return [...ruleMix(weights, Q4_K_M_SCHEMES)].flatMap(([n, s]) => ['--rule', `${n}=${s.toLowerCase()}`]);
-    } finally {
-      await src.close();
-    }
-  });
-  await make('mixed plan', 'syn1b-mixed.gguf', () => mixedRules().flatMap((r) => ['--rule', r]));
-  return out;
-}
+const MODELS = ['Q8_0', 'Q4_0', 'Q4_K_M', 'mixed'] as const;
 
 /** The model's matrices as MatMulNBits 4-bit g32 (random codes, float32 scales), as an ONNX file. */
 async function ensureOrtModel(): Promise<string> {
-  const file = join(DIR, 'syn1b-int4.onnx');
+  const file = join(devModelsDir(), 'syn1b-int4.onnx');
   if (existsSync(file)) return file;
   const inits: TensorProto[] = [];
   const nodes: NodeProto[] = [];
@@ -325,8 +268,9 @@ async function ensureOrtModel(): Promise<string> {
 // ---------------------------------------------------------------------------------------------- main
 
 export default async function engineBench(): Promise<void> {
-  console.log(`loadavg ${loadavg()}   models in ${DIR}`);
-  const models = await ensureModels();
+  console.log(`loadavg ${loadavg()}   models in ${devModelsDir()}`);
+  const models: { label: string; file: string }[] = [];
+  for (const label of MODELS) models.push({ label, file: await syn1b(label) });
   const llama = await isLlamaCppAvailable();
   if (!llama) console.log('llama.cpp peer not available (npm install node-llama-cpp): mixq rows only');
   const rows: string[][] = [];

@@ -32,6 +32,8 @@ const ALLOWED = {
     'runtime',
     'report',
     'plan',
+    'kernels',
+    'engine',
   ],
   cli: ['*'],
 };

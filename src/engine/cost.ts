@@ -106,7 +106,7 @@ export function measureCostTable(
       for (const w of ws) kernels.release(w);
       const sec = best / 1000;
       out.push({
-        format: costName(f),
+        format: costFormatName(f),
         rows: s.rows,
         cols: s.cols,
         batch,
@@ -120,7 +120,8 @@ export function measureCostTable(
   return out;
 }
 
-function costName(f: CostFormat): string {
+/** The table's name of a format ('Q4_K', 'uint4/32/fp16/asym', ...). */
+export function costFormatName(f: CostFormat): string {
   if (typeof f === 'string') return f.toUpperCase();
   return (
     f.name ??
@@ -166,7 +167,7 @@ export function costSource(f: CostFormat, rows: number, cols: number, rng: Rng):
   const bits = formatBits(spec);
   const finite: number[] = [];
   for (let c = 0; c < 2 ** bits; c++) if (Number.isFinite(decodeCode(spec, c))) finite.push(c);
-  const codes = new Uint8Array(rows * cols);
+  const codes = bits > 8 ? new Uint16Array(rows * cols) : new Uint8Array(rows * cols);
   for (let i = 0; i < codes.length; i++) codes[i] = finite[rng.nextU32() % finite.length]!;
   const ng = f.groups === 'row' ? 1 : Math.ceil(cols / f.groups);
   const sf = f.scaleFormat ?? 'fp16';

@@ -24,13 +24,16 @@ export {
 export { type RopeMode, type RopeParams } from './ops.ts';
 export { argmaxRow, Sampler, type SamplingOptions } from './sampling.ts';
 export {
+  type DecodeSpeed,
   EngineSession,
+  measureDecode,
   generateTokens,
   type GenerateOptions,
   type GeneratedToken,
   promptIds,
 } from './session.ts';
 export {
+  engineFileSource,
   ggufModelSource,
   hfModelSource,
   type MixqStorage,
@@ -44,6 +47,7 @@ export {
   type CostFormat,
   type CostOptions,
   type CostShape,
+  costFormatName,
   costSource,
   measureCostTable,
 } from './cost.ts';

@@ -12,7 +12,9 @@ import { createKernels } from '../kernels/context.ts';
 import { createKernelPool } from '../kernels/pool.node.ts';
 import { type LoadOptions, type LoadReport, loadEngineModel } from './load.ts';
 import type { EngineModel } from './model.ts';
-import { ggufModelSource, hfModelSource, type ModelSource } from './source.ts';
+import { engineFileSource, ggufModelSource, hfModelSource, type ModelSource } from './source.ts';
+import { SNIFF_BYTES, sniffFormat } from '../io/open.ts';
+import { readSafetensors } from '../io/safetensors/read.ts';
 
 export interface OpenModelOptions extends LoadOptions {
   /** Threads for the matrix products (default 1; worker threads over one shared memory beyond that). */
@@ -25,8 +27,9 @@ export interface OpenModelOptions extends LoadOptions {
 export type LoadedModel = EngineModel & { readonly load: LoadReport; close(): Promise<void> };
 
 /**
- * Opens a model from disk: a .gguf file, or a folder with config.json, tokenizer.json and safetensors
- * (float weights, or mixq's quantized safetensors).
+ * Opens a model from disk: a .gguf file, a mixq engine file (quantized safetensors with the model's GGUF
+ * key-values, what `mixq quantize --emit runtime` writes), or a folder with config.json, tokenizer.json and
+ * safetensors (float weights, or mixq's quantized safetensors).
  * @example const m = await openEngineModel('model.gguf', { threads: 2 }); ...; await m.close();
  */
 export async function openEngineModel(path: string, opts: OpenModelOptions = {}): Promise<LoadedModel> {
@@ -51,8 +54,7 @@ export async function openEngineModel(path: string, opts: OpenModelOptions = {})
       closers.push(() => fs.close());
       const fh = await open(path, 'r');
       closers.push(() => fh.close());
-      const file = await readGguf(fs);
-      src = ggufModelSource(file, async (offset, dest) => {
+      const readInto = async (offset: number, dest: Uint8Array) => {
         let done = 0;
         while (done < dest.length) {
           const { bytesRead } = await fh.read(dest, done, dest.length - done, offset + done);
@@ -60,7 +62,16 @@ export async function openEngineModel(path: string, opts: OpenModelOptions = {})
             throw new MixqError('file ended early', { source: path, field: `bytes ${offset + done}..` });
           done += bytesRead;
         }
-      });
+      };
+      const format = sniffFormat(await fs.read(0, Math.min(SNIFF_BYTES, fs.size)), path);
+      if (format === 'gguf') src = ggufModelSource(await readGguf(fs), readInto);
+      else if (format === 'safetensors') src = engineFileSource(await readSafetensors(fs), readInto);
+      else
+        throw new MixqError('not a model the engine reads', {
+          source: path,
+          field: 'magic',
+          expected: 'a GGUF file, a mixq engine file (.safetensors) or a Hugging Face folder',
+        });
     }
     const threads = opts.threads ?? 1;
     const relaxed = opts.relaxed ?? 'auto';

@@ -131,6 +131,7 @@ export class EngineModel {
   private readonly rope: RopeParams | undefined;
   private readonly activations: EngineActivations;
   private scores = new Float64Array(0);
+  private readonly decodeOut = new Map<PreparedWeight, Float32Array>();
 
   constructor(
     readonly config: LlmConfig,
@@ -310,7 +311,13 @@ export class EngineModel {
     const outs: Float32Array[] = [];
     for (const p of ps) {
       let t0 = performance.now();
-      const y = this.kernels.matmul(p.w, x, B, { mode: this.modeOf(p.w) });
+      // one-row products write into a buffer of their own (consumed before the projection runs again)
+      let out: Float32Array | undefined;
+      if (B === 1) {
+        out = this.decodeOut.get(p.w);
+        if (!out) this.decodeOut.set(p.w, (out = new Float32Array(p.w.rows)));
+      }
+      const y = this.kernels.matmul(p.w, x, B, { mode: this.modeOf(p.w), ...(out ? { out } : {}) });
       this.times.matmul += performance.now() - t0;
       t0 = performance.now();
       if (p.bias) addBias(y, p.bias, B);

@@ -4,7 +4,7 @@
  */
 import { MixqError } from '../core/errors.ts';
 import { type EngineModel, type KvCache } from './model.ts';
-import { Sampler, type SamplingOptions } from './sampling.ts';
+import { argmaxRow, Sampler, type SamplingOptions } from './sampling.ts';
 
 /**
  * One sequence of a model: its KV cache and the steps that extend it.
@@ -159,4 +159,53 @@ class TextStream {
     this.emitted = full.length;
     return piece;
   }
+}
+
+/** Decode speed of a loaded model, measured. */
+export interface DecodeSpeed {
+  /** Milliseconds per decoded token (best of the repetitions, mean over the tokens of one). */
+  readonly msPerToken: number;
+  /** Of which the weight products (the part a plan's formats decide; `model.times.matmul`). */
+  readonly productsMsPerToken: number;
+  /** Where a token's time goes, ms per token by step. */
+  readonly split: Readonly<Record<string, number>>;
+  readonly promptTokens: number;
+  readonly decodeTokens: number;
+}
+
+/**
+ * Times greedy decoding: a prompt of `prompt` tokens (one prefill), one warm-up token, then `tokens`
+ * decode steps, `repeats` times from an empty cache; the fastest repetition counts.
+ * @example const s = measureDecode(model, { tokens: 32 }); s.msPerToken
+ */
+export function measureDecode(
+  model: EngineModel,
+  opts: { readonly prompt?: number; readonly tokens?: number; readonly repeats?: number } = {},
+): DecodeSpeed {
+  const promptTokens = Math.max(1, opts.prompt ?? 16);
+  const decodeTokens = Math.max(1, opts.tokens ?? 32);
+  const V = model.config.vocabSize;
+  const s = new EngineSession(model, Math.min(model.config.contextLength, promptTokens + decodeTokens + 1));
+  const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7 + 1) % V);
+  let best: DecodeSpeed | undefined;
+  for (let r = 0; r < Math.max(1, opts.repeats ?? 3); r++) {
+    s.reset();
+    let logits = s.prefill(prompt);
+    logits = s.decode(argmaxRow(logits)); // warm-up
+    model.resetTimes();
+    const t0 = performance.now();
+    for (let i = 0; i < decodeTokens; i++) logits = s.decode(argmaxRow(logits));
+    const ms = (performance.now() - t0) / decodeTokens;
+    if (!best || ms < best.msPerToken) {
+      const split = Object.fromEntries(Object.entries(model.times).map(([k, v]) => [k, v / decodeTokens]));
+      best = {
+        msPerToken: ms,
+        productsMsPerToken: model.times.matmul / decodeTokens,
+        split,
+        promptTokens,
+        decodeTokens,
+      };
+    }
+  }
+  return best!;
 }

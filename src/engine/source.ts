@@ -12,7 +12,8 @@ import { type LlmConfig, llmConfigFromGguf } from '../io/llm/config.ts';
 import { type FolderSource, type HfTensor, openHfFolder } from '../io/llm/hf-folder.ts';
 import { ggufNameFromHf } from '../io/llm/names.ts';
 import { type LlmTokenizer, tokenizerFromGguf } from '../io/llm/tokenizer.ts';
-import { readSafetensors } from '../io/safetensors/read.ts';
+import { readSafetensors, type SafetensorsFile, type SafetensorsTensorInfo } from '../io/safetensors/read.ts';
+import { GGUF_KV_METADATA_KEY, ggufMetadata, parseGgufKvJson } from '../io/gguf/kv-json.ts';
 import type { MixqSafetensorsEntry, MixqSafetensorsTensors } from '../kernels/source.ts';
 import type { RopeMode } from './ops.ts';
 
@@ -122,27 +123,8 @@ export async function hfModelSource(folder: FolderSource): Promise<ModelSource> 
   }
   for (const shard of byShard.keys()) {
     const st = await readSafetensors(await folder.open(shard));
-    const raw = st.metadata?.quantization_config;
-    if (raw === undefined) continue;
-    const where = `${hf.source}/${shard}`;
-    let root: unknown;
-    try {
-      root = JSON.parse(raw);
-    } catch (e) {
-      throw new MixqError(`not JSON (${(e as Error).message})`, {
-        source: where,
-        field: '__metadata__.quantization_config',
-        expected: 'a JSON object',
-      });
-    }
-    if (!isObj(root) || root.quant_method !== 'mixq' || !isObj(root.weights))
-      throw new MixqError('not a mixq quantization config', {
-        source: where,
-        field: '__metadata__.quantization_config',
-        expected: '{"quant_method": "mixq", "weights": {...}} (docs/safetensors-quantized.md)',
-      });
-    for (const [name, e] of Object.entries(root.weights))
-      entries.set(name, { entry: checkEntry(e, name, where), shard });
+    for (const [name, entry] of quantizedEntries(st.metadata, `${hf.source}/${shard}`))
+      entries.set(name, { entry, shard });
   }
   const tensors = new Map<string, StoredTensor>();
   const used = new Set<string>();
@@ -161,48 +143,24 @@ export async function hfModelSource(folder: FolderSource): Promise<ModelSource> 
   };
   for (const [name, { entry, shard }] of entries) {
     const infos = byShard.get(shard)!;
-    const parts = new Map<string, HfTensor>();
-    for (const role of QUANT_ROLES) {
-      const t = infos.get(`${name}.${role}`);
-      if (t) {
-        parts.set(role, t);
-        used.add(t.name);
-      }
-    }
-    if (!parts.has('qweight'))
-      throw new MixqError(`no tensor '${name}.qweight'`, {
-        source: `${hf.source}/${shard}`,
-        field: name,
-        expected: 'the packed codes of every weight in quantization_config',
-      });
-    let nbytes = 0;
-    for (const p of parts.values()) nbytes += p.info.nbytes;
-    add(name, entry.shape, {
-      kind: 'mixq',
-      entry,
-      nbytes,
-      read: async () => {
-        const out: Record<string, Uint8Array> = {};
-        for (const [role, t] of parts) out[role] = await hf.readTensor(t);
-        return out as unknown as MixqSafetensorsTensors;
-      },
-    });
+    add(
+      name,
+      entry.shape,
+      mixqStorage(name, entry, `${hf.source}/${shard}`, (n) => {
+        const t = infos.get(n);
+        if (!t) return undefined;
+        used.add(n);
+        return { nbytes: t.info.nbytes, read: () => hf.readTensor(t) };
+      }),
+    );
   }
   for (const t of hf.tensors) {
     if (used.has(t.name)) continue;
-    const dt = t.info.dtype;
-    if (dt !== 'F32' && dt !== 'F16' && dt !== 'BF16')
-      throw new MixqError(`dtype ${dt}`, {
-        source: `${hf.source}/${t.shard}`,
-        field: `${t.name}.dtype`,
-        expected: 'F32, F16 or BF16 (or a mixq quantized weight)',
-      });
-    add(t.name, t.info.shape, {
-      kind: 'raw',
-      type: dt,
-      nbytes: t.info.nbytes,
-      read: () => hf.readTensor(t),
-    });
+    add(
+      t.name,
+      t.info.shape,
+      floatStorage(t.info, `${hf.source}/${t.shard}`, () => hf.readTensor(t)),
+    );
   }
   return {
     source: hf.source,
@@ -212,6 +170,150 @@ export async function hfModelSource(folder: FolderSource): Promise<ModelSource> 
     tensors,
     tensorBytes: bytes,
   };
+}
+
+/**
+ * The tensors of a mixq engine file (docs/safetensors-quantized.md "Engine files"): quantized safetensors
+ * whose tensors have llama.cpp's GGUF names and row-major [out, in] matrices, with the GGUF key-values
+ * (architecture, hyper-parameters, tokenizer) in `__metadata__["mixq.gguf_kv"]`: what `mixq quantize
+ * --emit runtime` writes, for any mix of mixq formats.
+ * @example const src = engineFileSource(await readSafetensors(await fileSource('gpt-mixq.safetensors')));
+ */
+export function engineFileSource(st: SafetensorsFile, readInto?: ReadInto): ModelSource {
+  const text = st.metadata?.[GGUF_KV_METADATA_KEY];
+  if (text === undefined)
+    throw new MixqError('not a mixq engine file', {
+      source: st.source,
+      field: `__metadata__.${GGUF_KV_METADATA_KEY}`,
+      expected:
+        'the GGUF key-values of the model (mixq quantize --emit runtime writes them); Hugging Face folders open as folders',
+    });
+  const kv = parseGgufKvJson(text, st.source, `__metadata__.${GGUF_KV_METADATA_KEY}`);
+  const byName = new Map(st.tensors.map((t) => [t.name, t] as const));
+  const used = new Set<string>();
+  const tensors = new Map<string, StoredTensor>();
+  let bytes = 0;
+  const add = (name: string, shape: readonly number[], storage: StoredTensor['storage']) => {
+    tensors.set(name, { name, shape, storage });
+    bytes += storage.nbytes;
+  };
+  for (const [name, entry] of quantizedEntries(st.metadata, st.source))
+    add(
+      name,
+      entry.shape,
+      mixqStorage(name, entry, st.source, (n) => {
+        const t = byName.get(n);
+        if (!t) return undefined;
+        used.add(n);
+        return { nbytes: t.nbytes, read: () => st.readTensorBytes(t) };
+      }),
+    );
+  for (const t of st.tensors)
+    if (!used.has(t.name))
+      add(
+        t.name,
+        t.shape,
+        floatStorage(
+          t,
+          st.source,
+          () => st.readTensorBytes(t),
+          readInto && ((d) => readInto(t.absOffset, d)),
+        ),
+      );
+  const meta = ggufMetadata(
+    st.source,
+    kv,
+    [...tensors.values()].map((t) => ({ name: t.name, ne: [...t.shape].reverse() })),
+  );
+  const config = llmConfigFromGguf(meta);
+  return {
+    source: st.source,
+    config,
+    tokenizer: tokenizerFromGguf(meta),
+    ropeMode: config.ggufRopeMode,
+    tensors,
+    tensorBytes: bytes,
+  };
+}
+
+/** A quantized weight's storage from its parts (`name.qweight`, `name.scales`, ...) found by `part`. */
+function mixqStorage(
+  name: string,
+  entry: MixqSafetensorsEntry,
+  where: string,
+  part: (tensorName: string) => { nbytes: number; read: () => Promise<Uint8Array> } | undefined,
+): MixqStorage {
+  const parts = new Map<string, { nbytes: number; read: () => Promise<Uint8Array> }>();
+  for (const role of QUANT_ROLES) {
+    const t = part(`${name}.${role}`);
+    if (t) parts.set(role, t);
+  }
+  if (!parts.has('qweight'))
+    throw new MixqError(`no tensor '${name}.qweight'`, {
+      source: where,
+      field: name,
+      expected: 'the packed codes of every weight in quantization_config',
+    });
+  let nbytes = 0;
+  for (const p of parts.values()) nbytes += p.nbytes;
+  return {
+    kind: 'mixq',
+    entry,
+    nbytes,
+    read: async () => {
+      const out: Record<string, Uint8Array> = {};
+      for (const [role, t] of parts) out[role] = await t.read();
+      return out as unknown as MixqSafetensorsTensors;
+    },
+  };
+}
+
+/** A float safetensors tensor's storage (F32 / F16 / BF16: the same bytes as a GGUF tensor of that type). */
+function floatStorage(
+  info: SafetensorsTensorInfo,
+  where: string,
+  read: () => Promise<Uint8Array>,
+  readInto?: (dest: Uint8Array) => Promise<void>,
+): RawStorage {
+  const dt = info.dtype;
+  if (dt !== 'F32' && dt !== 'F16' && dt !== 'BF16')
+    throw new MixqError(`dtype ${dt}`, {
+      source: where,
+      field: `${info.name}.dtype`,
+      expected: 'F32, F16 or BF16 (or a mixq quantized weight)',
+    });
+  return { kind: 'raw', type: dt, nbytes: info.nbytes, read, ...(readInto ? { readInto } : {}) };
+}
+
+/**
+ * The weights of a mixq quantization_config (`__metadata__.quantization_config`), checked for shape; an
+ * empty map when the file has none.
+ */
+function quantizedEntries(
+  metadata: Readonly<Record<string, string>> | undefined,
+  where: string,
+): Map<string, MixqSafetensorsEntry> {
+  const out = new Map<string, MixqSafetensorsEntry>();
+  const raw = metadata?.quantization_config;
+  if (raw === undefined) return out;
+  let root: unknown;
+  try {
+    root = JSON.parse(raw);
+  } catch (e) {
+    throw new MixqError(`not JSON (${(e as Error).message})`, {
+      source: where,
+      field: '__metadata__.quantization_config',
+      expected: 'a JSON object',
+    });
+  }
+  if (!isObj(root) || root.quant_method !== 'mixq' || !isObj(root.weights))
+    throw new MixqError('not a mixq quantization config', {
+      source: where,
+      field: '__metadata__.quantization_config',
+      expected: '{"quant_method": "mixq", "weights": {...}} (docs/safetensors-quantized.md)',
+    });
+  for (const [name, e] of Object.entries(root.weights)) out.set(name, checkEntry(e, name, where));
+  return out;
 }
 
 /** The fields of a quantization_config entry the kernels read, checked for shape (the kernels check the rest). */

@@ -13,6 +13,8 @@
 import { MixqError } from '../core/errors.ts';
 import { type OpenModelOptions, openEngineModel } from '../engine/load.node.ts';
 import type { EngineModel } from '../engine/model.ts';
+import { floatTensor } from './ort.node.ts';
+import type { ModelRunner } from './runner.node.ts';
 import {
   type LlamaCppModel,
   type LlamaReference,
@@ -174,4 +176,38 @@ export class EngineLm implements LlamaCppModel {
 export async function openEngineLm(path: string, opts: OpenModelOptions = {}): Promise<EngineLm> {
   const m = await openEngineModel(path, opts);
   return new EngineLm(m, () => m.close());
+}
+
+/**
+ * An engine model as a ModelRunner, the interface the task evaluators (evaluateLm, the quantize tasks)
+ * run onnxruntime sessions through: input `ids` (int64 [batch, seq]), output `logits` (float32 [batch,
+ * seq, vocab]), each row of the batch from an empty KV cache. So a task's metric of a file mixq's engine
+ * runs is computed by the same code as for its ONNX export.
+ * @example const bpc = await task.evaluate(engineRunner(model));
+ */
+export function engineRunner(model: EngineModel, names = { input: 'ids', output: 'logits' }): ModelRunner {
+  const V = model.config.vocabSize;
+  return {
+    inputNames: [names.input],
+    outputNames: [names.output],
+    inputMetadata: [{ name: names.input, type: 'int64', shape: ['batch', 'sequence'] }],
+    run: (feeds) => {
+      const t = feeds[names.input];
+      if (!t || t.dims.length !== 2 || (t.type !== 'int64' && t.type !== 'int32'))
+        throw new MixqError('no ids', {
+          source: 'engine runner',
+          field: names.input,
+          expected: 'int64 token ids [batch, sequence]',
+        });
+      const [b, n] = t.dims as [number, number];
+      const data = t.data as BigInt64Array | Int32Array;
+      const out = new Float32Array(b * n * V);
+      const ids = new Int32Array(n);
+      for (let r = 0; r < b; r++) {
+        for (let i = 0; i < n; i++) ids[i] = Number(data[r * n + i]!);
+        out.set(model.forward(ids, model.newCache(n), 0), r * n * V);
+      }
+      return Promise.resolve({ [names.output]: floatTensor(out, [b, n, V]) });
+    },
+  };
 }

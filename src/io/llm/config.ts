@@ -11,7 +11,8 @@
  * window, GPT-2's attention-scaling variants.
  */
 import { MixqError } from '../../core/errors.ts';
-import type { GgufFile, GgufKV, GgufValue } from '../gguf/read.ts';
+import type { GgufKV, GgufValue } from '../gguf/read.ts';
+import type { GgufMetadata } from '../gguf/kv-json.ts';
 
 /** GGUF general.architecture values mixq reads. */
 export type LlmArchitecture = 'llama' | 'qwen2' | 'gpt2';
@@ -133,7 +134,7 @@ function checkShapes(c: LlmConfig): LlmConfig {
  * The configuration in a GGUF file's metadata.
  * @example llmConfigFromGguf(await readGguf(src)).numKvHeads
  */
-export function llmConfigFromGguf(file: GgufFile): LlmConfig {
+export function llmConfigFromGguf(file: GgufMetadata): LlmConfig {
   const arch = file.get('general.architecture');
   if (typeof arch !== 'string' || !(LLM_ARCHITECTURES as readonly string[]).includes(arch))
     throw new MixqError(`architecture ${JSON.stringify(arch ?? null)} is not supported`, {
