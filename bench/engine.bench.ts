@@ -20,7 +20,8 @@
  * Never commit them. Figures are indicative on a shared machine: /proc/loadavg is printed around them.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type CostEntry, measureCostTable } from '../src/engine/cost.ts';
@@ -31,6 +32,25 @@ import type { NodeProto, TensorProto } from '../src/io/onnx/proto-types.ts';
 import { createKernels } from '../src/kernels/context.ts';
 import { isLlamaCppAvailable } from '../src/runtime/llama.node.ts';
 import { printTable } from './util.ts';
+import type { AllocCandidate, AllocWeight } from '../src/analysis/allocate/problem.ts';
+import { paretoSweep } from '../src/analysis/allocate/pareto.ts';
+import { Q4_K_M_SCHEMES, ruleMix } from '../src/analysis/allocate/rule-mix.ts';
+import { intScheme, NVFP4_RTN, schemeCost, schemeId } from '../src/analysis/sensitivity/candidates.ts';
+import { loadEngineModel } from '../src/engine/load.ts';
+import { measureDecode } from '../src/engine/session.ts';
+import { engineFileSource, ggufModelSource } from '../src/engine/source.ts';
+import { writeEngineFile } from '../src/export/engine-file.ts';
+import { parseGguf } from '../src/io/gguf/read.ts';
+import { isRequantizable, requantizeGguf } from '../src/io/gguf/requantize.ts';
+import { concatBytes } from '../src/io/gguf/write.ts';
+import { readSafetensors } from '../src/io/safetensors/read.ts';
+import { bytesSource } from '../src/io/source.ts';
+import { rowLayout } from '../src/quant/layout.ts';
+import { quantizerOf, type Scheme } from '../src/quant/scheme.ts';
+import { loadStoriesText, storiesModelPath } from '../src/runtime/bundled-stories.node.ts';
+import { EngineLm } from '../src/runtime/engine-lm.node.ts';
+import { openLlamaModel } from '../src/runtime/llama.node.ts';
+import { splitWindows } from '../src/runtime/lm-windows.ts';
 import { devModelsDir, SYN1B, syn1b } from '../scripts/dev/synthetic-models.ts';
 
 const HERE = fileURLToPath(import.meta.url);
@@ -38,6 +58,7 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const PROMPT = 32;
 const DECODE = 16;
 const THREADS = [1, 2];
+const STORIES_DECODE = 128;
 const H = SYN1B.hidden;
 const F = SYN1B.ffn;
 const KV = SYN1B.kvWidth;
@@ -88,7 +109,12 @@ async function childMixq(file: string, threads: number): Promise<ChildResult> {
   return { loadSeconds, rssLoad, rssEnd, prefillMs, decodeMs, split };
 }
 
-async function childLlama(file: string, threads: number): Promise<ChildResult> {
+async function childLlama(
+  file: string,
+  threads: number,
+  decode = DECODE,
+  vocab: number = VOCAB,
+): Promise<ChildResult> {
   const m = await import('node-llama-cpp');
   const llama = await m.getLlama({
     build: 'never',
@@ -102,7 +128,7 @@ async function childLlama(file: string, threads: number): Promise<ChildResult> {
   const loadSeconds = (performance.now() - t0) / 1000;
   const rssLoad = process.memoryUsage().rss;
   const seq = ctx.getSequence();
-  const prompt = Array.from({ length: PROMPT }, (_, i) => 300 + 7 * i);
+  const prompt = Array.from({ length: PROMPT }, (_, i) => (300 + 7 * i) % vocab);
   const next = { generateNext: { token: true } } as const;
   let t = performance.now();
   const first = await seq.controlledEvaluate(
@@ -116,8 +142,8 @@ async function childLlama(file: string, threads: number): Promise<ChildResult> {
   };
   await step(); // warm-up
   t = performance.now();
-  for (let i = 0; i < DECODE; i++) await step();
-  const decodeMs = (performance.now() - t) / DECODE;
+  for (let i = 0; i < decode; i++) await step();
+  const decodeMs = (performance.now() - t) / decode;
   const rssEnd = process.memoryUsage().rss;
   await ctx.dispose();
   await model.dispose();
@@ -265,9 +291,219 @@ async function ensureOrtModel(): Promise<string> {
   return file;
 }
 
+// ---------------------------------------------------------------- stories260K at equal KL (in-process)
+
+/**
+ * stories260K at equal KL: llama.cpp's Q4_K_M (through mixq's requantizer with llama.cpp's rules and
+ * fallbacks: no K-quant block fits rows of 64, so it is a Q5_0 / Q8_0 / F16 mix) in llama.cpp, against
+ * the smallest mixq plan in mixq's formats whose KL (to llama.cpp's F32 distributions, on the same text)
+ * is no larger, in mixq's engine. The plan: each matrix's KL measured alone in the engine (2 windows),
+ * summed as the allocator's damage (HiGHS over exact bytes), the Pareto sweep bisected with the full KL
+ * measured on every window. Then decode tokens/s of both, one thread.
+ */
+async function storiesEqualKl(): Promise<void> {
+  const kernels = await createKernels();
+  const f32 = new Uint8Array(readFileSync(storiesModelPath()));
+  const g = parseGguf(f32, 'stories260K.gguf');
+  // llama.cpp's Q4_K_M rule over the quantizable tensors
+  const quantizable = g.tensors.filter(isRequantizable);
+  const rules = [
+    ...ruleMix(
+      quantizable.map((t) => {
+        const l = /^blk\.(\d+)\./.exec(t.name);
+        return { name: t.name, ...(l ? { layer: Number(l[1]) } : {}) };
+      }),
+      Q4_K_M_SCHEMES,
+    ),
+  ].map(([pattern, type]) => ({ pattern, type }));
+  const q4km = concatBytes((await requantizeGguf(g, rules)).chunks);
+  const q4kmFile = parseGguf(q4km, 'stories260K-Q4_K_M.gguf');
+  const names = new Set(quantizable.map((t) => t.name));
+  const llamaBytes = q4kmFile.tensors.filter((t) => names.has(t.name)).reduce((a, t) => a + t.nbytes, 0);
+  const llamaTypes = new Map<string, number>();
+  for (const t of q4kmFile.tensors)
+    if (names.has(t.name)) llamaTypes.set(t.type.name, (llamaTypes.get(t.type.name) ?? 0) + 1);
+
+  // the reference distributions (llama.cpp, F32, exact settings) and llama.cpp's Q4_K_M KL
+  const tok = ggufModelSource(g).tokenizer;
+  const windows = splitWindows(tok.encode(loadStoriesText().slice(0, 8000)), {
+    windowTokens: 256,
+    bos: tok.bos!,
+  });
+  // each matrix's damage on 2 short windows (the allocator's proxy), the plans' KL on every window
+  const few = splitWindows(tok.encode(loadStoriesText().slice(0, 1200)), {
+    windowTokens: 128,
+    bos: tok.bos!,
+  }).slice(0, 2);
+  const exact = { kvCacheType: 'F32', flashAttention: false } as const;
+  const llF32 = await openLlamaModel(f32, exact);
+  const ref = await llF32.recordReference(windows);
+  const refFew = await llF32.recordReference(few);
+  await llF32.close();
+  const llQ = await openLlamaModel(q4km, exact);
+  const llamaKl = (await llQ.score(windows, { reference: ref })).klMean!;
+  await llQ.close();
+
+  // mixq plans: engine files of stories260K with a scheme per matrix
+  const schemes = [
+    intScheme(8, 'pc'),
+    intScheme(5, 32),
+    intScheme(4, 32),
+    intScheme(3, 32),
+    intScheme(2, 32),
+    NVFP4_RTN,
+  ];
+  const floats = new Map<string, Float32Array>();
+  for (const t of g.tensors)
+    floats.set(t.name, new Float32Array((await g.readTensorBytes(t)).slice().buffer));
+  const engineFile = (plan: ReadonlyMap<string, Scheme>) =>
+    concatBytes(
+      writeEngineFile(
+        g.kv,
+        g.tensors.map((t) => {
+          const shape = [...t.ne].reverse();
+          const s = plan.get(t.name);
+          return s
+            ? {
+                kind: 'quantize' as const,
+                name: t.name,
+                shape: [shape[0]!, shape[1]!] as [number, number],
+                values: floats.get(t.name)!,
+                quantizer: quantizerOf(s),
+              }
+            : {
+                kind: 'float' as const,
+                name: t.name,
+                shape,
+                dtype: 'F32' as const,
+                data: new Uint8Array(floats.get(t.name)!.buffer),
+              };
+        }),
+      ),
+    );
+  const engineOf = async (bytes: Uint8Array) =>
+    loadEngineModel(
+      kernels,
+      engineFileSource(await readSafetensors(bytesSource(bytes, 'stories-mixq.safetensors'))),
+    );
+  const klOf = async (plan: ReadonlyMap<string, Scheme>, all: boolean) =>
+    (
+      await new EngineLm(await engineOf(engineFile(plan))).score(all ? windows : few, {
+        reference: all ? ref : refFew,
+      })
+    ).klMean!;
+  const weights: AllocWeight[] = [];
+  for (const t of quantizable) {
+    const L = rowLayout([t.ne[1]!, t.ne[0]!], 0);
+    const candidates: AllocCandidate[] = [];
+    for (const s of schemes) {
+      try {
+        candidates.push({
+          scheme: schemeId(s),
+          ...schemeCost(s, L),
+          damage: await klOf(new Map([[t.name, s]]), false),
+        });
+      } catch {
+        // a scheme the kernels cannot run on these rows
+      }
+    }
+    weights.push({ name: t.name, elements: L.rows * L.cols, candidates });
+  }
+  const byId = new Map(schemes.map((s) => [schemeId(s), s] as const));
+  const sweep = await paretoSweep({ weights, budget: { kind: 'bytes', bytes: 0 } }, { points: 24 });
+  const front = sweep.points.map((p) => p.allocation);
+  const planOf = (a: (typeof front)[number]) =>
+    new Map(weights.map((w, i) => [w.name, byId.get(a.schemes[i]!)!] as const));
+  let lo = 0;
+  let hi = front.length - 1;
+  let best: { a: (typeof front)[number]; kl: number } | undefined;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const kl = await klOf(planOf(front[mid]!), true);
+    if (kl <= llamaKl) {
+      best = { a: front[mid]!, kl };
+      hi = mid - 1;
+    } else lo = mid + 1;
+  }
+  if (!best) {
+    console.log(
+      `\nstories260K: no mixq plan up to ${front[front.length - 1]!.bytes} B reaches llama.cpp's Q4_K_M KL ${llamaKl.toExponential(2)}`,
+    );
+    return;
+  }
+  const mixBytes = engineFile(planOf(best.a));
+  const mixTypes = new Map<string, number>();
+  for (const s of best.a.schemes) mixTypes.set(s, (mixTypes.get(s) ?? 0) + 1);
+
+  // decode speed, one thread: llama.cpp on its Q4_K_M, mixq's engine on its plan (and on the same Q4_K_M)
+  const tmp = mkdtempSync(join(tmpdir(), 'mixq-stories-'));
+  try {
+    const q4kmPath = join(tmp, 'stories260K-Q4_K_M.gguf');
+    writeFileSync(q4kmPath, q4km);
+    const ll = await childLlama(
+      q4kmPath,
+      1,
+      STORIES_DECODE,
+      g.tensors.find((t) => t.name === 'token_embd.weight')!.ne[1],
+    );
+    const mine = measureDecode(await engineOf(mixBytes), {
+      prompt: PROMPT,
+      tokens: STORIES_DECODE,
+      repeats: 3,
+    });
+    const sameFile = measureDecode(await loadEngineModel(kernels, ggufModelSource(q4kmFile)), {
+      prompt: PROMPT,
+      tokens: STORIES_DECODE,
+      repeats: 3,
+    });
+    const list = (m: Map<string, number>) => [...m].map(([k, n]) => `${k} x${n}`).join(', ');
+    console.log(
+      `\nstories260K at equal KL (KL to llama.cpp's F32 distributions over ${windows.length} windows of 256 tokens; decode ${STORIES_DECODE} tokens after ${PROMPT}, 1 thread)`,
+    );
+    printTable(
+      ['plan', 'runtime', 'matrix bytes', 'KL', 'decode tok/s'],
+      [
+        [
+          `llama.cpp Q4_K_M (${list(llamaTypes)})`,
+          'llama.cpp',
+          String(llamaBytes),
+          llamaKl.toExponential(2),
+          (1000 / ll.decodeMs).toFixed(0),
+        ],
+        [`the same file`, 'mixq engine', String(llamaBytes), '', (1000 / sameFile.msPerToken).toFixed(0)],
+        [
+          `mixq plan (${list(mixTypes)})`,
+          'mixq engine',
+          String(best.a.bytes),
+          best.kl.toExponential(2),
+          (1000 / mine.msPerToken).toFixed(0),
+        ],
+      ],
+    );
+    const faster =
+      1000 / mine.msPerToken > 1000 / ll.decodeMs
+        ? "mixq's plan in mixq's engine"
+        : "llama.cpp's Q4_K_M in llama.cpp";
+    console.log(
+      `  mixq's plan is ${((100 * best.a.bytes) / llamaBytes).toFixed(0)}% of Q4_K_M's bytes at KL ${best.kl.toExponential(2)} <= ${llamaKl.toExponential(2)}; faster: ${faster} (${(ll.decodeMs / mine.msPerToken).toFixed(2)}x mixq / llama.cpp)`,
+    );
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+    await ref.close();
+    await refFew.close();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------- main
 
 export default async function engineBench(): Promise<void> {
+  // MIXQ_ENGINE_BENCH=stories: only the stories260K equal-KL part (no 1B models)
+  if (process.env.MIXQ_ENGINE_BENCH === 'stories') {
+    console.log(`loadavg ${loadavg()}`);
+    await storiesEqualKl();
+    console.log(`loadavg ${loadavg()}`);
+    return;
+  }
   console.log(`loadavg ${loadavg()}   models in ${devModelsDir()}`);
   const models: { label: string; file: string }[] = [];
   for (const label of MODELS) models.push({ label, file: await syn1b(label) });
@@ -357,5 +593,7 @@ export default async function engineBench(): Promise<void> {
     ['format', '2048x2048', '5632x2048', '2048x5632'],
     [...byFormat].map(([f, r]) => [f, ...r]),
   );
+  if (llama) await storiesEqualKl();
+  else console.log('\nstories260K at equal KL: llama.cpp peer not available');
   console.log(`loadavg ${loadavg()}`);
 }

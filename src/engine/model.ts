@@ -19,6 +19,7 @@ import {
   addInPlace,
   applyRope,
   attention,
+  geluErf,
   geluTanh,
   type KvLayer,
   layerNorm,
@@ -249,7 +250,8 @@ export class EngineModel {
       } else {
         [act] = this.project(L.ffnIn, h, B, 1) as [Float32Array];
         t0 = performance.now();
-        geluTanh(act);
+        if (c.activation === 'gelu-erf') geluErf(act);
+        else geluTanh(act);
         t.activation += performance.now() - t0;
       }
       const [d] = this.project([L.ffnDown], act, B, 1);

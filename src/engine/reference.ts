@@ -7,7 +7,7 @@
  * quantization). Slow on purpose; for small models.
  */
 import type { LlmConfig } from '../io/llm/config.ts';
-import type { RopeMode } from './ops.ts';
+import { erf, type RopeMode } from './ops.ts';
 
 /** Exact weight values by GGUF name, row-major ([rows, cols] for matrices). */
 export type ReferenceWeights = (ggufName: string) => ArrayLike<number>;
@@ -153,7 +153,10 @@ export function referenceForward(
     } else {
       const u = linear(h2, `${b}ffn_up.weight`, F, `${b}ffn_up.bias`);
       const C = Math.sqrt(2 / Math.PI);
-      a = u.map((r) => r.map((z) => 0.5 * z * (1 + Math.tanh(C * (z + 0.044715 * z * z * z)))));
+      a =
+        c.activation === 'gelu-erf'
+          ? u.map((r) => r.map((z) => 0.5 * z * (1 + erf(z / Math.SQRT2))))
+          : u.map((r) => r.map((z) => 0.5 * z * (1 + Math.tanh(C * (z + 0.044715 * z * z * z)))));
     }
     const d = linear(a, `${b}ffn_down.weight`, H, `${b}ffn_down.bias`);
     x = x.map((r, t) => r.map((av, i) => av + d[t]![i]!));

@@ -20,8 +20,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { loadEngineModel } from '../../src/engine/load.ts';
+import { erf } from '../../src/engine/ops.ts';
 import { referenceForward } from '../../src/engine/reference.ts';
-import { ggufModelSource } from '../../src/engine/source.ts';
+import { engineFileSource, ggufModelSource } from '../../src/engine/source.ts';
+import { writeEngineFile } from '../../src/export/engine-file.ts';
+import { concatBytes } from '../../src/io/gguf/write.ts';
+import { readSafetensors } from '../../src/io/safetensors/read.ts';
+import { bytesSource } from '../../src/io/source.ts';
 import { parseGguf } from '../../src/io/gguf/read.ts';
 import { exportGptGguf } from '../../src/export/gguf/gpt2.node.ts';
 import { createKernels } from '../../src/kernels/context.ts';
@@ -104,4 +109,38 @@ test('qwen2 (q/k/v biases, NEOX RoPE) and the bundled GPT as gpt2 = reference', 
     t.diagnostic(`gpt2 ${type} ${JSON.stringify(g)}`);
     assert.ok(g.f32!.maxAbs < 1e-4 && g.f32!.top1 === 1, type);
   }
+});
+
+test('erf to 1e-13 (reference values); an engine file of the GPT with exact GELU = reference', async () => {
+  // erf from Abramowitz & Stegun table 7.1 / mpmath
+  for (const [x, e] of [
+    [0.5, 0.5204998778130465],
+    [1, 0.8427007929497149],
+    [2, 0.9953222650189527],
+    [3, 0.9999779095030014],
+    [3.5, 0.9999992569016276],
+    [-1.7, -0.9837904585907746],
+  ] as const)
+    assert.ok(Math.abs(erf(x) - e) < 1e-13, `erf(${x}) = ${erf(x)}`);
+  assert.ok(Math.abs((1 - erf(4)) / 1.541725790028002e-8 - 1) < 1e-6, 'erfc(4)');
+  // the GPT's float tensors in an engine file that says its GELU is exact
+  const gpt = await exportGptGguf('models/gpt', 'F32');
+  const kv = [...gpt.kv, { key: 'mixq.activation', type: 'str' as const, value: 'gelu-erf' }];
+  const tensors = gpt.tensors.map((t) => ({
+    kind: 'float' as const,
+    name: t.name,
+    shape: [...t.ne].reverse(),
+    dtype: 'F32' as const,
+    data: t.data,
+  }));
+  const bytes = concatBytes(writeEngineFile(kv, tensors));
+  const src = engineFileSource(await readSafetensors(bytesSource(bytes, 'gpt.safetensors')));
+  assert.equal(src.config.activation, 'gelu-erf');
+  const ids = src.tokenizer.encode(readFileSync('models/gpt/heldout.txt', 'utf8').slice(0, 200)).slice(0, 48);
+  const V = src.config.vocabSize;
+  const w = new Map(tensors.map((t) => [t.name, new Float32Array(t.data.slice().buffer)] as const));
+  const ref = logSoftmaxRows(referenceForward(src.config, src.ropeMode, (n) => w.get(n)!, ids), V);
+  const m = await loadEngineModel(kernels, src, { activations: 'f32' });
+  const c = compareRows(logSoftmaxRows(m.forward(ids, m.newCache(), 0), V), ref, V);
+  assert.ok(c.maxAbs < 1e-4 && c.top1 === 1, JSON.stringify(c));
 });

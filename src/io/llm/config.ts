@@ -37,7 +37,8 @@ export interface LlmConfig {
   readonly contextLength: number;
   readonly norm: 'rms' | 'layer';
   readonly normEps: number;
-  readonly activation: 'silu' | 'gelu-tanh';
+  /** 'gelu-erf': exact GELU, from an engine file's `mixq.activation` key (llama.cpp's gpt2 has gelu_new). */
+  readonly activation: 'silu' | 'gelu-tanh' | 'gelu-erf';
   readonly positions: 'rope' | 'learned';
   /** RoPE base frequency (llama family). */
   readonly ropeTheta?: number;
@@ -180,7 +181,7 @@ export function llmConfigFromGguf(file: GgufMetadata): LlmConfig {
       family: 'gpt2',
       norm: 'layer',
       normEps: f.num('attention.layer_norm_epsilon'),
-      activation: 'gelu-tanh',
+      activation: file.get('mixq.activation') === 'gelu-erf' ? 'gelu-erf' : 'gelu-tanh',
       positions: 'learned',
       qkvBias: true,
       outputBias: true,

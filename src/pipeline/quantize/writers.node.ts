@@ -298,7 +298,9 @@ export async function writeRuntimeOutput(input: WriteInput): Promise<OutputFile>
       algorithm: p.pw.scheme.algorithm,
     };
   });
-  const chunks = writeEngineFile(g.kv, tensors);
+  // the GPT's MLP uses the exact erf GELU (llama.cpp's gpt2 runs the tanh form; the engine reads this key)
+  const kv = [...g.kv, { key: 'mixq.activation', type: 'str' as const, value: 'gelu-erf' }];
+  const chunks = writeEngineFile(kv, tensors);
   return {
     format: 'safetensors',
     fileName: 'gpt-mixq-engine.safetensors',
