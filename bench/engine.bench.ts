@@ -27,11 +27,11 @@ import { fileURLToPath } from 'node:url';
 import { type CostEntry, measureCostTable } from '../src/engine/cost.ts';
 import { makeNode, makeTensor } from '../src/export/onnx/build.ts';
 import { writeFileAtomic } from '../src/io/files.node.ts';
-import { DATA_TYPE_CODES as C, onnxMessageType, readOnnx, writeOnnx } from '../src/io/onnx/index.ts';
+import { DATA_TYPE_CODES as C } from '../src/io/onnx/index.ts';
 import type { NodeProto, TensorProto } from '../src/io/onnx/proto-types.ts';
 import { createKernels } from '../src/kernels/context.ts';
 import { isLlamaCppAvailable } from '../src/runtime/llama.node.ts';
-import { printTable } from './util.ts';
+import { benchOnnxModel, printTable } from './util.ts';
 import type { AllocCandidate, AllocWeight } from '../src/analysis/allocate/problem.ts';
 import { paretoSweep } from '../src/analysis/allocate/pareto.ts';
 import { Q4_K_M_SCHEMES, ruleMix } from '../src/analysis/allocate/rule-mix.ts';
@@ -264,29 +264,17 @@ async function ensureOrtModel(): Promise<string> {
     add(`d${l}`, H, F, 'x2');
   }
   add('head', VOCAB, H, 'x');
-  const vi = (name: string, shape: number[]) => ({
-    name,
-    type: { tensor_type: { elem_type: C.FLOAT, shape: { dim: shape.map((d) => ({ dim_value: d })) } } },
-  });
-  const proto = onnxMessageType('ModelProto').fromObject({
-    ir_version: 9,
-    producer_name: 'mixq-bench',
-    opset_import: [
-      { domain: '', version: 21 },
-      { domain: 'com.microsoft', version: 1 },
+  const bytes = benchOnnxModel(
+    'syn1b-int4',
+    [
+      ['x', [1, H]],
+      ['x2', [1, F]],
     ],
-    graph: {
-      name: 'syn1b-int4',
-      input: [vi('x', [1, H]), vi('x2', [1, F])],
-      output: nodes.map((n) => vi(n.output[0]!, [1, 1])),
-    },
-  });
-  const model = readOnnx(new Uint8Array(onnxMessageType('ModelProto').encode(proto).finish()), {
-    source: 'bench',
-  });
-  model.proto.graph!.initializer = inits;
-  model.proto.graph!.node = nodes;
-  await writeFileAtomic(file, writeOnnx(model));
+    nodes.map((n) => [n.output[0]!, [1, 1]] as const),
+    inits,
+    nodes,
+  );
+  await writeFileAtomic(file, bytes);
   console.log('  made the onnxruntime MatMulNBits model');
   return file;
 }

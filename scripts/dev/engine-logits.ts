@@ -33,7 +33,9 @@ import { referenceForward } from '../../src/engine/reference.ts';
 import { engineFileSource, ggufModelSource } from '../../src/engine/source.ts';
 import { exportGptGguf } from '../../src/export/gguf/gpt2.node.ts';
 import { parseGguf } from '../../src/io/gguf/read.ts';
+import { getBlockType } from '../../src/blocks/registry.ts';
 import { createKernels } from '../../src/kernels/context.ts';
+import { GGML_KERNEL_TYPES } from '../../src/kernels/ggml.ts';
 import { loadStoriesText, storiesModelPath } from '../../src/runtime/bundled-stories.node.ts';
 import { openLlamaModel } from '../../src/runtime/llama.node.ts';
 import { requantized, SMALL_K, syntheticLlamaGguf } from '../../test/engine/synthetic.ts';
@@ -164,26 +166,13 @@ if (!only) {
   const stories = new Uint8Array(readFileSync(storiesModelPath()));
   const sTok = ggufModelSource(parseGguf(stories, 's')).tokenizer;
   const sIds = Int32Array.from([1, ...sTok.encode(loadStoriesText().slice(0, 1200)).slice(0, N)]);
-  for (const type of ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'IQ4_NL'])
+  // the types whose block fits stories260K's rows of 64 (no K-quant: super-blocks of 256)
+  const fits = GGML_KERNEL_TYPES.filter((t) => 64 % getBlockType(t).blockSize === 0);
+  for (const type of ['F32', 'F16', ...fits])
     log(await row('stories260K', type, type === 'F32' ? stories : await requantized(stories, type), sIds));
   const base = syntheticLlamaGguf(SMALL_K);
   const kIds = Int32Array.from({ length: 65 }, (_, i) => (i * 37 + 1) % SMALL_K.vocab);
-  for (const type of [
-    'F32',
-    'F16',
-    'Q8_0',
-    'Q4_0',
-    'Q4_1',
-    'Q5_0',
-    'Q5_1',
-    'Q2_K',
-    'Q3_K',
-    'Q4_K',
-    'Q5_K',
-    'Q6_K',
-    'IQ4_NL',
-    'MXFP4',
-  ])
+  for (const type of ['F32', 'F16', ...GGML_KERNEL_TYPES])
     log(await row('random 256-wide', type, await requantized(base, type), kIds));
   for (const type of ['F32', 'Q8_0']) {
     const g = await exportGptGguf('models/gpt', type, { fallback: true });
@@ -195,22 +184,7 @@ if (!only) {
   }
   if (!process.argv.includes('--no-1b')) {
     const ids = Int32Array.from({ length: 33 }, (_, i) => (i ? 300 + 7 * i : 1));
-    for (const type of [
-      'F16',
-      'Q8_0',
-      'Q4_0',
-      'Q4_1',
-      'Q5_0',
-      'Q5_1',
-      'Q2_K',
-      'Q3_K',
-      'Q4_K',
-      'Q5_K',
-      'Q6_K',
-      'IQ4_NL',
-      'Q4_K_M',
-      'mixed',
-    ]) {
+    for (const type of ['F16', ...GGML_KERNEL_TYPES, 'Q4_K_M', 'mixed']) {
       const r = await fileRow(type, await syn1b(type), ids);
       bigRows.push(r);
       console.error(r.join('  '));

@@ -16,12 +16,13 @@ import type { EngineModel } from '../engine/model.ts';
 import { floatTensor } from './ort.node.ts';
 import type { ModelRunner } from './runner.node.ts';
 import {
+  checkScoreVocab,
+  checkScoreWindows,
   type LlamaCppModel,
   type LlamaReference,
   newRowStore,
   type ReferenceOptions,
   type RowStore,
-  sameWindows,
   type ScoreOptions,
 } from './llama.node.ts';
 import {
@@ -94,24 +95,8 @@ export class EngineLm implements LlamaCppModel {
   async score(windows: readonly TokenWindow[], opts: ScoreOptions = {}): Promise<LmScore> {
     const ref = opts.reference;
     const V = this.model.config.vocabSize;
-    if (ref && ref.windows !== windows && !sameWindows(ref.windows, windows))
-      throw new MixqError('the reference was recorded on other windows', {
-        source: this.source,
-        field: 'reference',
-        expected: 'a reference recorded on the same windows',
-      });
-    if (ref && ref.vocab !== V)
-      throw new MixqError(`vocabulary of ${V} tokens`, {
-        source: this.source,
-        field: 'n_vocab',
-        expected: `${ref.vocab} (the reference's)`,
-      });
-    if (scoredTargets(windows) === 0)
-      throw new MixqError('no scored targets', {
-        source: this.source,
-        field: 'windows',
-        expected: 'at least one',
-      });
+    checkScoreWindows(this.source, windows, ref);
+    checkScoreVocab(this.source, windows, V, ref);
     const acc = new LmAccumulator(windows, V, ref !== undefined);
     for (let k = 0; k < windows.length; k++) {
       const w = windows[k]!;

@@ -157,6 +157,41 @@ export interface LlamaReference {
   close(): Promise<void>;
 }
 
+/** Refuses a reference recorded on other windows (the start of a runtime's `score`). */
+export function checkScoreWindows(
+  source: string,
+  windows: readonly TokenWindow[],
+  ref: LlamaReference | undefined,
+): void {
+  if (ref && ref.windows !== windows && !sameWindows(ref.windows, windows))
+    throw new MixqError('the reference was recorded on other windows', {
+      source,
+      field: 'reference',
+      expected: 'a reference recorded on the same windows',
+    });
+}
+
+/** Refuses a reference of another vocabulary, and windows that score nothing. */
+export function checkScoreVocab(
+  source: string,
+  windows: readonly TokenWindow[],
+  vocab: number,
+  ref: LlamaReference | undefined,
+): void {
+  if (ref && ref.vocab !== vocab)
+    throw new MixqError(`vocabulary of ${vocab} tokens`, {
+      source,
+      field: 'n_vocab',
+      expected: `${ref.vocab} (the reference's)`,
+    });
+  if (scoredTargets(windows) === 0)
+    throw new MixqError('no scored targets', {
+      source,
+      field: 'windows',
+      expected: 'at least one scored token',
+    });
+}
+
 /**
  * Loads a GGUF file (path) or GGUF bytes (written to a temp file first) into llama.cpp.
  * @example const m = await openLlamaModel('models/stories/stories260K.gguf'); m.tokenize('Once upon a time')
@@ -298,26 +333,10 @@ class LlamaCppModelImpl implements LlamaCppModel {
 
   async score(windows: readonly TokenWindow[], opts: ScoreOptions = {}): Promise<LmScore> {
     const ref = opts.reference;
-    if (ref && ref.windows !== windows && !sameWindows(ref.windows, windows))
-      throw new MixqError('the reference was recorded on other windows', {
-        source: this.source,
-        field: 'reference',
-        expected: 'a reference recorded on the same windows',
-      });
+    checkScoreWindows(this.source, windows, ref);
     await this.sequenceFor(windows);
     const vocab = await this.vocab();
-    if (ref && ref.vocab !== vocab)
-      throw new MixqError(`vocabulary of ${vocab} tokens`, {
-        source: this.source,
-        field: 'n_vocab',
-        expected: `${ref.vocab} (the reference's)`,
-      });
-    if (scoredTargets(windows) === 0)
-      throw new MixqError('no scored targets', {
-        source: this.source,
-        field: 'windows',
-        expected: 'at least one scored token',
-      });
+    checkScoreVocab(this.source, windows, vocab, ref);
     const acc = new LmAccumulator(windows, vocab, ref !== undefined);
     const row = new Float32Array(vocab);
     for (let k = 0; k < windows.length; k++) {

@@ -30,6 +30,7 @@ import { bytesSource } from '../../src/io/source.ts';
 import { parseGguf } from '../../src/io/gguf/read.ts';
 import { exportGptGguf } from '../../src/export/gguf/gpt2.node.ts';
 import { createKernels } from '../../src/kernels/context.ts';
+import { GGML_KERNEL_TYPES } from '../../src/kernels/ggml.ts';
 import { loadStoriesText, storiesModelPath } from '../../src/runtime/bundled-stories.node.ts';
 import { requantized, SMALL_K, syntheticLlamaGguf } from './synthetic.ts';
 import { compareRows, ggufWeights, logSoftmaxRows } from './util.ts';
@@ -62,22 +63,7 @@ test('stories260K (F32): engine = float64 reference to 1e-4 in log-probabilities
   }
 });
 
-const TYPES = [
-  'F16',
-  'BF16',
-  'Q8_0',
-  'Q4_0',
-  'Q4_1',
-  'Q5_0',
-  'Q5_1',
-  'Q2_K',
-  'Q3_K',
-  'Q4_K',
-  'Q5_K',
-  'Q6_K',
-  'IQ4_NL',
-  'MXFP4',
-];
+const TYPES = ['F16', 'BF16', ...GGML_KERNEL_TYPES];
 
 test('a 256-wide llama in every ggml type: f32 activations = reference, int8 activations close', async (t) => {
   const base = syntheticLlamaGguf(SMALL_K);
@@ -139,7 +125,10 @@ test('erf to 1e-13 (reference values); an engine file of the GPT with exact GELU
   const ids = src.tokenizer.encode(readFileSync('models/gpt/heldout.txt', 'utf8').slice(0, 200)).slice(0, 48);
   const V = src.config.vocabSize;
   const w = new Map(tensors.map((t) => [t.name, new Float32Array(t.data.slice().buffer)] as const));
-  const ref = logSoftmaxRows(referenceForward(src.config, src.ropeMode, (n) => w.get(n)!, ids), V);
+  const ref = logSoftmaxRows(
+    referenceForward(src.config, src.ropeMode, (n) => w.get(n)!, ids),
+    V,
+  );
   const m = await loadEngineModel(kernels, src, { activations: 'f32' });
   const c = compareRows(logSoftmaxRows(m.forward(ids, m.newCache(), 0), V), ref, V);
   assert.ok(c.maxAbs < 1e-4 && c.top1 === 1, JSON.stringify(c));

@@ -25,14 +25,23 @@ export interface SyntheticShape {
 
 export const SMALL_K: SyntheticShape = { hidden: 256, ffn: 512, layers: 2, heads: 4, kvHeads: 2, vocab: 384 };
 
-/** An F32 GGUF of the shape. */
-export function syntheticLlamaGguf(s: SyntheticShape): Uint8Array {
+/**
+ * The GGUF key-values of a synthetic llama (or qwen2) of the shape: configuration and a SentencePiece-style
+ * vocabulary llama.cpp loads (<unk>, <s>, </s>, 256 byte tokens, then 't<i>'). Also used by
+ * scripts/dev/synthetic-gguf.ts.
+ */
+export function syntheticLlamaKv(
+  s: SyntheticShape,
+  name = 'synthetic',
+  fileType = 0,
+  contextLength = 512,
+): GgufKV[] {
   const arch = s.qkvBias ? 'qwen2' : 'llama';
   const hd = s.hidden / s.heads;
   const config: LlmConfig = {
     architecture: arch,
     family: 'llama',
-    source: 'synthetic',
+    source: name,
     vocabSize: s.vocab,
     hiddenSize: s.hidden,
     intermediateSize: s.ffn,
@@ -40,7 +49,7 @@ export function syntheticLlamaGguf(s: SyntheticShape): Uint8Array {
     numHeads: s.heads,
     numKvHeads: s.kvHeads,
     headDim: hd,
-    contextLength: 512,
+    contextLength,
     norm: 'rms',
     normEps: 1e-5,
     activation: 'silu',
@@ -56,9 +65,9 @@ export function syntheticLlamaGguf(s: SyntheticShape): Uint8Array {
   const tokens = ['<unk>', '<s>', '</s>'];
   for (let b = 0; b < 256; b++) tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
   while (tokens.length < s.vocab) tokens.push(`t${tokens.length}`);
-  const kv: GgufKV[] = [
-    ...llmConfigToGgufKv(config, 'synthetic'),
-    { key: 'general.file_type', type: 'u32', value: 0 },
+  return [
+    ...llmConfigToGgufKv(config, name),
+    { key: 'general.file_type', type: 'u32', value: fileType },
     { key: 'tokenizer.ggml.model', type: 'str', value: 'llama' },
     { key: 'tokenizer.ggml.tokens', type: 'arr', value: { itemType: 'str', items: tokens } },
     {
@@ -74,6 +83,12 @@ export function syntheticLlamaGguf(s: SyntheticShape): Uint8Array {
     { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: 1 },
     { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: 2 },
   ];
+}
+
+/** An F32 GGUF of the shape. */
+export function syntheticLlamaGguf(s: SyntheticShape): Uint8Array {
+  const hd = s.hidden / s.heads;
+  const kv = syntheticLlamaKv(s);
   const rng = new Rng(s.seed ?? 7);
   const f32 = (n: number, scale: number, offset = 0) => {
     const a = new Float32Array(n);

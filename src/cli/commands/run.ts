@@ -28,7 +28,8 @@ const run = defineCommand({
   args: {
     model: {
       type: 'positional',
-      description: 'a .gguf file, or a folder (config.json, tokenizer.json, safetensors)',
+      description:
+        'a .gguf file, a mixq engine file (mixq quantize --emit runtime), or a folder (config.json, tokenizer.json, safetensors)',
       required: true,
     },
     prompt: { type: 'string', description: 'text to continue', required: true },
