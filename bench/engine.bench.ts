@@ -15,9 +15,14 @@
  * Also: onnxruntime's RSS for the same matrices as MatMulNBits 4-bit g32 (what an ONNX export of a Q4_0-like
  * plan holds), and the engine's cost table (measureCostTable) for the model's shapes.
  *
- * The model files are made on the first run (the dev script scripts/dev/synthetic-gguf.ts, then `mixq
- * requantize`; ~3 minutes, ~5.5 GB) in $MIXQ_ENGINE_BENCH_DIR (default: the OS temp folder) and reused.
- * Never commit them. Figures are indicative on a shared machine: /proc/loadavg is printed around them.
+ * Also stories260K at equal KL: mixq's smallest plan in its own formats whose KL to llama.cpp's F32
+ * distributions is no larger than llama.cpp's Q4_K_M, run in mixq's engine, against that Q4_K_M in
+ * llama.cpp (storiesEqualKl; `MIXQ_ENGINE_BENCH=stories` runs only this part).
+ *
+ * The model files are made on the first run (scripts/dev/synthetic-models.ts: synthetic-gguf.ts, then
+ * `mixq requantize`; ~5 minutes, ~3.1 GB) in $MIXQ_DEV_MODELS (default ~/.cache/mixq/dev-models) and
+ * reused. Never commit them. Figures are indicative on a shared machine: /proc/loadavg is printed around
+ * them. RSS: "tensors + KV" is what the engine should hold (the file's tensor bytes and its KV cache).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -81,6 +86,9 @@ interface ChildResult {
   prefillMs: number;
   decodeMs: number;
   split?: Record<string, number>;
+  /** mixq: the file's tensor bytes, and the KV cache's bytes after the run. */
+  tensorBytes?: number;
+  kvBytes?: number;
 }
 
 // ------------------------------------------------------------------------------------------ children
@@ -105,8 +113,18 @@ async function childMixq(file: string, threads: number): Promise<ChildResult> {
   const decodeMs = (performance.now() - t) / DECODE;
   const split = Object.fromEntries(Object.entries(m.times).map(([k, v]) => [k, v / DECODE]));
   const rssEnd = process.memoryUsage().rss;
+  const kvBytes = s.cache.bytes;
   await m.close();
-  return { loadSeconds, rssLoad, rssEnd, prefillMs, decodeMs, split };
+  return {
+    loadSeconds,
+    rssLoad,
+    rssEnd,
+    prefillMs,
+    decodeMs,
+    split,
+    tensorBytes: m.load.tensorBytes,
+    kvBytes,
+  };
 }
 
 async function childLlama(
@@ -519,6 +537,7 @@ export default async function engineBench(): Promise<void> {
         ok(a) ? `${a.loadSeconds.toFixed(1)} s` : '-',
         ok(b) ? `${b.loadSeconds.toFixed(1)} s` : '-',
         ok(a) ? `${mib(a.rssLoad)} / ${mib(a.rssEnd)}` : '-',
+        ok(a) ? `${mib(a.tensorBytes ?? 0)} + ${mib(a.kvBytes ?? 0)}` : '-',
         ok(b) ? `${mib(b.rssLoad)} / ${mib(b.rssEnd)}` : '-',
       ]);
       if (ok(a) && a.split)
@@ -546,6 +565,7 @@ export default async function engineBench(): Promise<void> {
       'mixq load',
       'llama load',
       'mixq RSS MiB load/end',
+      'tensors + KV MiB',
       'llama RSS load/end',
     ],
     rows,

@@ -49,10 +49,10 @@ function run(args: string[], what: string): void {
 }
 
 /** The mixed plan: per-tensor types as an allocator gives them (more bits at the ends and on attn_v). */
-function mixedRules(): string[] {
+function mixedRules(layers: number): string[] {
   const r = ['output.weight=q6_k', 'token_embd.weight=q4_k'];
-  for (let l = 0; l < SYN1B.layers; l++) {
-    const edge = l < 2 || l >= SYN1B.layers - 2;
+  for (let l = 0; l < layers; l++) {
+    const edge = l < 2 || l >= layers - 2;
     r.push(
       `blk.${l}.attn_v.weight=q6_k`,
       `blk.${l}.attn_q.weight=${edge ? 'q5_k' : 'q4_k'}`,
@@ -82,17 +82,22 @@ async function q4kmRules(f16: string): Promise<string[]> {
 
 /**
  * The path of the 1B-shaped model in `label` ('F16', a ggml type, 'Q4_K_M' or 'mixed'), made if missing.
+ * `layers` < 22 makes a shallower model of the same widths (files syn1b-<n>l-*.gguf).
  * @example const file = await syn1b('Q4_0');
  */
-export async function syn1b(label: string): Promise<string> {
+export async function syn1b(label: string, layers: number = SYN1B.layers): Promise<string> {
   const dir = devModelsDir();
-  const f16 = join(dir, 'syn1b-f16.gguf');
+  const stem = layers === SYN1B.layers ? 'syn1b' : `syn1b-${layers}l`;
+  const f16 = join(dir, `${stem}-f16.gguf`);
   if (!existsSync(f16))
-    run([join(ROOT, 'scripts/dev/synthetic-gguf.ts'), 'tinyllama', f16], `the F16 1B-shaped llama in ${dir}`);
+    run(
+      [join(ROOT, 'scripts/dev/synthetic-gguf.ts'), 'tinyllama', f16, '--layers', String(layers)],
+      `the F16 1B-shaped llama (${layers} layers) in ${dir}`,
+    );
   if (label === 'F16') return f16;
-  const file = join(dir, `syn1b-${label.toLowerCase()}.gguf`);
+  const file = join(dir, `${stem}-${label.toLowerCase()}.gguf`);
   if (existsSync(file)) return file;
-  const rules = label === 'mixed' ? mixedRules() : label === 'Q4_K_M' ? await q4kmRules(f16) : undefined;
+  const rules = label === 'mixed' ? mixedRules(layers) : label === 'Q4_K_M' ? await q4kmRules(f16) : undefined;
   const how = rules ? rules.flatMap((r) => ['--rule', r]) : ['--type', label.toLowerCase()];
   run([join(ROOT, 'src/cli/main.ts'), 'requantize', f16, file, ...how, '--json'], `${label} (${file})`);
   return file;
