@@ -14,11 +14,12 @@
  */
 import { basename } from 'node:path';
 import { loadEngineModel } from '../../engine/load.ts';
-import { measureDecode } from '../../engine/session.ts';
+import { type DecodeSpeed, measureDecode } from '../../engine/session.ts';
 import { engineFileSource } from '../../engine/source.ts';
 import { type EngineFileTensor, writeEngineFile } from '../../export/engine-file.ts';
 import { readSafetensors } from '../../io/safetensors/read.ts';
 import { createKernels } from '../../kernels/context.ts';
+import { createKernelPool } from '../../kernels/pool.node.ts';
 import { engineRunner } from '../../runtime/engine-lm.node.ts';
 import { MixqError } from '../../core/errors.ts';
 import { quantizePlanned } from '../../export/onnx/assign.ts';
@@ -339,8 +340,8 @@ export async function readBackRuntime(file: OutputFile, input: WriteInput): Prom
 }
 
 /**
- * Runs the engine file in mixq's engine (one thread): the task metric on its evaluation data, and the
- * decode speed (ms per token, and of it the weight products).
+ * Runs the engine file in mixq's engine (the plan's cost-table threads, else one): the task metric on its
+ * evaluation data, and the decode speed (ms per token, and of it the weight products).
  */
 export async function runRuntimeOutput(
   file: OutputFile,
@@ -348,14 +349,23 @@ export async function runRuntimeOutput(
   simulated?: number,
 ): Promise<OutputCheck> {
   const src = engineFileSource(await readSafetensors(bytesSource(concatBytes(file.chunks), file.fileName)));
-  const model = await loadEngineModel(await createKernels(), src);
-  const metric = await input.task.evaluate(engineRunner(model));
-  const speed = measureDecode(model, { prompt: 16, tokens: 64, repeats: 5 });
+  // the threads the plan's cost table was measured with
+  const threads = input.plan.latency?.threads ?? 1;
+  const pool = threads > 1 ? await createKernelPool({ threads }) : undefined;
+  let metric: number;
+  let speed: DecodeSpeed;
+  try {
+    const model = await loadEngineModel(pool ?? (await createKernels()), src);
+    metric = await input.task.evaluate(engineRunner(model));
+    speed = measureDecode(model, { prompt: 16, tokens: 64, repeats: 5 });
+  } finally {
+    await pool?.close();
+  }
   const sim = simulated === undefined ? '' : ` (simulation ${formatMetric(simulated)})`;
   return {
     metric,
     msPerToken: speed.msPerToken,
     productsMsPerToken: speed.productsMsPerToken,
-    check: `run by mixq's engine: ${input.task.metric.name} ${formatMetric(metric)}${sim}; decode ${speed.msPerToken.toFixed(3)} ms/token on 1 thread, ${speed.productsMsPerToken.toFixed(3)} of it in weight products`,
+    check: `run by mixq's engine: ${input.task.metric.name} ${formatMetric(metric)}${sim}; decode ${speed.msPerToken.toFixed(3)} ms/token on ${threads} thread${threads > 1 ? 's' : ''}, ${speed.productsMsPerToken.toFixed(3)} of it in weight products`,
   };
 }
