@@ -97,7 +97,8 @@ export async function syn1b(label: string, layers: number = SYN1B.layers): Promi
   if (label === 'F16') return f16;
   const file = join(dir, `${stem}-${label.toLowerCase()}.gguf`);
   if (existsSync(file)) return file;
-  const rules = label === 'mixed' ? mixedRules(layers) : label === 'Q4_K_M' ? await q4kmRules(f16) : undefined;
+  const rules =
+    label === 'mixed' ? mixedRules(layers) : label === 'Q4_K_M' ? await q4kmRules(f16) : undefined;
   const how = rules ? rules.flatMap((r) => ['--rule', r]) : ['--type', label.toLowerCase()];
   run([join(ROOT, 'src/cli/main.ts'), 'requantize', f16, file, ...how, '--json'], `${label} (${file})`);
   return file;
