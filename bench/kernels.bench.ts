@@ -26,14 +26,14 @@ import { f32ToF16Bits } from '../src/core/bits.ts';
 import { BLOCK_TYPES } from '../src/blocks/registry.ts';
 import { hasWasmRelaxedSimd } from '../src/core/wasm.ts';
 import { makeNode, makeTensor } from '../src/export/onnx/build.ts';
-import { DATA_TYPE_CODES as C, onnxMessageType, readOnnx, writeOnnx } from '../src/io/onnx/index.ts';
+import { DATA_TYPE_CODES as C } from '../src/io/onnx/index.ts';
 import type { TensorProto, NodeProto } from '../src/io/onnx/proto-types.ts';
 import type { PreparedWeight } from '../src/kernels/context.ts';
 import { createKernelPool, type KernelPool } from '../src/kernels/pool.node.ts';
 import type { ActivationMode } from '../src/kernels/registry.ts';
 import type { WeightSource } from '../src/kernels/source.ts';
 import { ort } from '../src/runtime/ort.node.ts';
-import { printTable } from './util.ts';
+import { benchOnnxModel, printTable } from './util.ts';
 
 const K = 4096;
 const N = 4096;
@@ -67,31 +67,14 @@ function f16Fill(n: number, v: number): Uint8Array {
 // ---------------------------------------------------------------------------------------------------
 // onnxruntime peers
 
-const valueInfo = (name: string, shape: readonly number[]) => ({
-  name,
-  type: { tensor_type: { elem_type: C.FLOAT, shape: { dim: shape.map((d) => ({ dim_value: d })) } } },
-});
-
 function peerModel(inits: TensorProto[], nodes: NodeProto[], batch: number): Uint8Array {
-  const proto = onnxMessageType('ModelProto').fromObject({
-    ir_version: 9,
-    producer_name: 'mixq-bench',
-    opset_import: [
-      { domain: '', version: 21 },
-      { domain: 'com.microsoft', version: 1 },
-    ],
-    graph: {
-      name: 'peer',
-      input: [valueInfo('x', [batch, K])],
-      output: nodes.map((n) => valueInfo(n.output[0]!, [batch, N])),
-    },
-  });
-  const model = readOnnx(new Uint8Array(onnxMessageType('ModelProto').encode(proto).finish()), {
-    source: 'peer',
-  });
-  model.proto.graph!.initializer = inits;
-  model.proto.graph!.node = nodes;
-  return writeOnnx(model);
+  return benchOnnxModel(
+    'peer',
+    [['x', [batch, K]]],
+    nodes.map((n) => [n.output[0]!, [batch, N]] as const),
+    inits,
+    nodes,
+  );
 }
 
 /** R MatMuls of float32 [K, N] weights. */

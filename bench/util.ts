@@ -1,4 +1,6 @@
 /** Timing helpers shared by the benchmarks. */
+import { DATA_TYPE_CODES as C, onnxMessageType, readOnnx, writeOnnx } from '../src/io/onnx/index.ts';
+import type { NodeProto, TensorProto } from '../src/io/onnx/proto-types.ts';
 
 /** Runs fn repeatedly (at least minMs and minRuns) and returns the best time per run in milliseconds. */
 export function timeBest(fn: () => void, minMs = 300, minRuns = 3): number {
@@ -41,4 +43,36 @@ export function timeInterleaved(fns: readonly (() => void)[], minMs = 300, minRo
     });
   }
   return best;
+}
+
+/**
+ * A float32-in ONNX model of `nodes` over `inits` (opset 21 + com.microsoft 1), for the onnxruntime peers
+ * of the benchmarks: inputs and outputs as [name, shape] pairs.
+ */
+export function benchOnnxModel(
+  name: string,
+  inputs: readonly (readonly [string, readonly number[]])[],
+  outputs: readonly (readonly [string, readonly number[]])[],
+  inits: TensorProto[],
+  nodes: NodeProto[],
+): Uint8Array {
+  const vi = ([n, shape]: readonly [string, readonly number[]]) => ({
+    name: n,
+    type: { tensor_type: { elem_type: C.FLOAT, shape: { dim: shape.map((d) => ({ dim_value: d })) } } },
+  });
+  const proto = onnxMessageType('ModelProto').fromObject({
+    ir_version: 9,
+    producer_name: 'mixq-bench',
+    opset_import: [
+      { domain: '', version: 21 },
+      { domain: 'com.microsoft', version: 1 },
+    ],
+    graph: { name, input: inputs.map(vi), output: outputs.map(vi) },
+  });
+  const model = readOnnx(new Uint8Array(onnxMessageType('ModelProto').encode(proto).finish()), {
+    source: name,
+  });
+  model.proto.graph!.initializer = inits;
+  model.proto.graph!.node = nodes;
+  return writeOnnx(model);
 }

@@ -13,9 +13,10 @@ const ALLOWED = {
   graph: ['core', 'formats', 'blocks'],
   io: ['core', 'formats', 'blocks', 'graph'],
   kernels: ['core', 'formats', 'blocks'],
+  engine: ['core', 'formats', 'blocks', 'kernels', 'io', 'graph'],
   numerics: ['core', 'formats', 'blocks'],
   export: ['core', 'formats', 'blocks', 'quant', 'graph', 'io'],
-  runtime: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export'],
+  runtime: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph', 'io', 'export', 'kernels', 'engine'],
   report: ['core', 'formats', 'blocks', 'quant', 'analysis', 'graph'],
   // the plan file: browser-safe, exported from src/index.ts; building plans from models is the pipeline's
   plan: ['core', 'formats', 'blocks', 'quant', 'analysis'],
@@ -31,6 +32,8 @@ const ALLOWED = {
     'runtime',
     'report',
     'plan',
+    'kernels',
+    'engine',
   ],
   cli: ['*'],
 };
@@ -44,6 +47,7 @@ const BROWSER_SAFE = [
   'graph',
   'io',
   'kernels',
+  'engine',
   'numerics',
   'report',
   'export',

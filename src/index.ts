@@ -3,6 +3,7 @@
 export * from './analysis/index.ts';
 export * from './blocks/index.ts';
 export * from './core/index.ts';
+export * from './engine/index.ts';
 export * from './export/index.ts';
 export * from './formats/index.ts';
 export * from './graph/index.ts';

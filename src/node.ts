@@ -9,3 +9,5 @@ export * from './runtime/bundled-stories.node.ts';
 export * from './runtime/llama.node.ts';
 export * from './runtime/lm-windows.ts';
 export { createKernelPool, KernelPool, type KernelPoolOptions } from './kernels/pool.node.ts';
+export { type LoadedModel, openEngineModel, type OpenModelOptions } from './engine/load.node.ts';
+export { EngineLm, engineRunner, openEngineLm } from './runtime/engine-lm.node.ts';

@@ -11,9 +11,8 @@
  * sign, exponent 2^-7..2^-4 and mantissa (xorshift128, seeded per tensor), reproducible.
  */
 import { ggufHeaderLayout } from '../../src/io/gguf/write.ts';
-import type { GgufKV } from '../../src/io/gguf/read.ts';
 import { writeFileAtomicStream } from '../../src/io/file-stream.node.ts';
-import { llmConfigToGgufKv, type LlmConfig } from '../../src/io/llm/config.ts';
+import { syntheticLlamaKv } from '../../test/engine/synthetic.ts';
 
 const [preset, out] = process.argv.slice(2);
 const layersArg = process.argv.indexOf('--layers');
@@ -31,47 +30,13 @@ if (!s) throw new Error(`unknown preset ${preset}`);
 const [H, F, L0, nh, nkv, V] = s;
 const L = layersArg > 0 ? Number(process.argv[layersArg + 1]) : L0;
 const hd = H / nh;
-const config: LlmConfig = {
-  architecture: 'llama',
-  family: 'llama',
-  source: preset,
-  vocabSize: V,
-  hiddenSize: H,
-  intermediateSize: F,
-  numLayers: L,
-  numHeads: nh,
-  numKvHeads: nkv,
-  headDim: hd,
-  contextLength: 4096,
-  norm: 'rms',
-  normEps: 1e-5,
-  activation: 'silu',
-  positions: 'rope',
-  ropeTheta: 10000,
-  ropeDim: hd,
-  ggufRopeMode: 'norm',
-  qkvBias: false,
-  outputBias: false,
-  mlpBias: false,
-  tieWordEmbeddings: false,
-};
-const tokens = ['<unk>', '<s>', '</s>'];
-for (let b = 0; b < 256; b++) tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
-while (tokens.length < V) tokens.push(`t${tokens.length}`);
-const kv: GgufKV[] = [
-  ...llmConfigToGgufKv(config, `synthetic-${preset}`),
-  { key: 'general.file_type', type: 'u32', value: 1 },
-  { key: 'tokenizer.ggml.model', type: 'str', value: 'llama' },
-  { key: 'tokenizer.ggml.tokens', type: 'arr', value: { itemType: 'str', items: tokens } },
-  { key: 'tokenizer.ggml.scores', type: 'arr', value: { itemType: 'f32', items: tokens.map((_, i) => -i) } },
-  {
-    key: 'tokenizer.ggml.token_type',
-    type: 'arr',
-    value: { itemType: 'i32', items: tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)) },
-  },
-  { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: 1 },
-  { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: 2 },
-];
+// the configuration and vocabulary the engine tests' synthetic models have (F16: file type 1)
+const kv = syntheticLlamaKv(
+  { hidden: H, ffn: F, layers: L, heads: nh, kvHeads: nkv, vocab: V },
+  `synthetic-${preset}`,
+  1,
+  4096,
+);
 const tensors: { name: string; ne: number[]; type: 'F16' | 'F32' }[] = [
   { name: 'token_embd.weight', ne: [H, V], type: 'F16' },
   { name: 'output_norm.weight', ne: [H], type: 'F32' },

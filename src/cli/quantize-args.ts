@@ -31,8 +31,19 @@ export const quantizeArgs = {
   emit: {
     type: 'string',
     description:
-      "output: 'onnx' (default; every format: onnxruntime's quantized operators where they take it, else bit-plane packed codes decoded at load), 'gguf' (gpt only; ggml block types), 'safetensors' (every RTN format, packed), 'none' (every format, simulated)",
+      "output: 'onnx' (default; every format: onnxruntime's quantized operators where they take it, else bit-plane packed codes decoded at load), 'gguf' (gpt only; ggml block types), 'safetensors' (every RTN format, packed), 'runtime' (gpt only; a mixq engine file: every format mixq's engine runs, for mixq run), 'none' (every format, simulated)",
   },
+  latency: {
+    type: 'string',
+    description:
+      "--emit runtime: bound on the predicted ms per decode token of the weight products in mixq's engine (measured cost table); alone, or with --bits / --size / --max-loss",
+  },
+  'cost-table': {
+    type: 'string',
+    description:
+      '--emit runtime: a cost table file (JSON) instead of the one measured on this machine and cached in ~/.cache/mixq',
+  },
+  threads: { type: 'string', description: "--emit runtime: threads of mixq's engine the plan is for (1)" },
   damage: { type: 'string', description: "'proxy' (default, noise-calibrated) or 'kl' (measure every pair)" },
   candidates: {
     type: 'string',
@@ -106,8 +117,21 @@ export function parseSize(v: string): number {
   return bytes;
 }
 
+/** --latency in ms per token, if given. */
+export function parseLatency(args: Record<string, unknown>): number | undefined {
+  const v = args.latency;
+  if (v === undefined || v === '') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?(?:e-?\d+)?)\s*(ms)?\s*$/.exec(String(v));
+  const ms = m ? Number(m[1]) : NaN;
+  if (!(ms > 0 && Number.isFinite(ms)))
+    bad('latency', String(v), "milliseconds per token, e.g. '0.5' or '2ms'");
+  return ms;
+}
+
 export function parseBudget(args: Record<string, unknown>): QuantizeBudget {
   const given = ['bits', 'size', 'max-loss'].filter((k) => args[k] !== undefined && args[k] !== '');
+  const latency = parseLatency(args);
+  if (given.length === 0 && latency !== undefined) return { kind: 'latency', msPerToken: latency };
   if (given.length > 1)
     throw new MixqError(`--${given.join(' and --')} given together`, {
       source: 'arguments',
@@ -166,8 +190,16 @@ export function taskData(model: string, args: Record<string, unknown>): TaskOpti
 /** The QuantizeOptions the shared flags describe (budget included); candidate ids are parsed here. */
 export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOptions, 'onProgress' | 'log'> {
   const emit = args.emit === undefined ? 'onnx' : String(args.emit);
-  if (emit !== 'onnx' && emit !== 'gguf' && emit !== 'safetensors' && emit !== 'none')
-    bad('emit', emit, "'onnx', 'gguf', 'safetensors' or 'none'");
+  if (emit !== 'onnx' && emit !== 'gguf' && emit !== 'safetensors' && emit !== 'runtime' && emit !== 'none')
+    bad('emit', emit, "'onnx', 'gguf', 'safetensors', 'runtime' or 'none'");
+  let threads: number | undefined;
+  if (args.threads !== undefined) {
+    threads = Number(args.threads);
+    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 64))
+      bad('threads', String(args.threads), 'an integer 1..64');
+  }
+  const budget = parseBudget(args);
+  const latency = parseLatency(args);
   if (args.native === true && emit !== 'onnx')
     bad('native', `--emit ${emit}`, '--native with --emit onnx only');
   const target: TargetName = args.native === true ? 'onnx-native' : emit;
@@ -191,7 +223,7 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
   return {
     model,
     task: { ...taskData(model, args), ...(evalSize ? { evalSize } : {}) },
-    budget: parseBudget(args),
+    budget,
     candidates: {
       damage: damage === 'kl' ? 'kl' : 'noiseCalibrated',
       ...(args.candidates ? { schemes: parseCandidateIds(String(args.candidates).split(',')) } : {}),
@@ -199,6 +231,15 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
     },
     evaluation: { ...(sweep ? { sweep } : {}), ...(args.select === false ? { select: false } : {}) },
     output: { target },
+    ...(latency !== undefined || args['cost-table'] || threads
+      ? {
+          latency: {
+            ...(latency !== undefined && budget.kind !== 'latency' ? { msPerToken: latency } : {}),
+            ...(args['cost-table'] ? { costTable: String(args['cost-table']) } : {}),
+            ...(threads ? { threads } : {}),
+          },
+        }
+      : {}),
   };
 }
 

@@ -3,3 +3,4 @@
 export * from './gguf/gpt2.ts';
 export * from './onnx/index.ts';
 export * from './safetensors.ts';
+export * from './engine-file.ts';

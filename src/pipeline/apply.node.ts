@@ -180,7 +180,7 @@ export async function applyPlan(modelArg: string, plan: Plan, opts: ApplyOptions
     fileName: out.fileName,
     weights: out.weights ?? [],
     notes: [
-      ...(out.check !== undefined && target.verify?.kind === 'read-back' ? [out.check] : []),
+      ...(out.check !== undefined ? [out.check] : []),
       ...out.notes,
       ...(correctBiases && !carried
         ? [`the plan's bias correction is not carried by ${target.name} output: biases are fp32 originals`]

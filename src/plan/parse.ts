@@ -18,6 +18,7 @@ import {
   type Plan,
   type PlanAlgorithm,
   type PlanBudget,
+  type PlanLatency,
   type PlanModel,
   type PlanObjective,
   type PlanOutliers,
@@ -115,11 +116,15 @@ function readModel(r: Reader, v: unknown): PlanModel {
 }
 
 function readBudget(r: Reader, v: unknown): PlanBudget {
-  const kind = r.oneOf(r.obj(v, 'budget', ['kind'], ['bits', 'bytes', 'relative']).kind, 'budget.kind', [
-    'bitsPerWeight',
-    'bytes',
-    'maxLoss',
-  ] as const);
+  const kind = r.oneOf(
+    r.obj(v, 'budget', ['kind'], ['bits', 'bytes', 'relative', 'msPerToken']).kind,
+    'budget.kind',
+    ['bitsPerWeight', 'bytes', 'maxLoss', 'latency'] as const,
+  );
+  if (kind === 'latency') {
+    const o = r.obj(v, 'budget', ['kind', 'msPerToken']);
+    return { kind, msPerToken: r.num(o.msPerToken, 'budget.msPerToken', 0) };
+  }
   if (kind === 'bitsPerWeight') {
     const o = r.obj(v, 'budget', ['kind', 'bits']);
     return { kind, bits: r.num(o.bits, 'budget.bits', 0) };
@@ -328,6 +333,17 @@ function readTotals(r: Reader, v: unknown): PlanTotals {
   };
 }
 
+function readLatency(r: Reader, v: unknown): PlanLatency {
+  const o = r.obj(v, 'latency', ['predictedMsPerToken', 'threads'], ['maxMsPerToken']);
+  return {
+    predictedMsPerToken: r.num(o.predictedMsPerToken, 'latency.predictedMsPerToken', 0),
+    ...(o.maxMsPerToken !== undefined
+      ? { maxMsPerToken: r.num(o.maxMsPerToken, 'latency.maxMsPerToken', 0) }
+      : {}),
+    threads: r.int(o.threads, 'latency.threads', 1),
+  };
+}
+
 function readSolver(r: Reader, v: unknown): PlanSolver {
   const o = r.obj(v, 'solver', ['name', 'status'], ['gap', 'timeMs']);
   return {
@@ -358,7 +374,12 @@ export function parsePlan(text: string, source: string): Plan {
  */
 export function validatePlan(json: unknown, source: string): Plan {
   const r = new Reader(source);
-  const o = r.obj(json, '', ['schemaVersion', 'model', 'budget', 'objective', 'weights', 'totals', 'solver']);
+  const o = r.obj(
+    json,
+    '',
+    ['schemaVersion', 'model', 'budget', 'objective', 'weights', 'totals', 'solver'],
+    ['latency'],
+  );
   if (o.schemaVersion !== PLAN_SCHEMA_VERSION)
     r.fail(
       'schemaVersion',
@@ -381,5 +402,6 @@ export function validatePlan(json: unknown, source: string): Plan {
     weights,
     totals: readTotals(r, o.totals),
     solver: readSolver(r, o.solver),
+    ...(o.latency !== undefined ? { latency: readLatency(r, o.latency) } : {}),
   };
 }

@@ -64,7 +64,22 @@ export type PlanBudget =
   | { readonly kind: 'bitsPerWeight'; readonly bits: number }
   | { readonly kind: 'bytes'; readonly bytes: number }
   /** Smallest plan whose task metric stays within `relative` (0.01 = 1%) of fp32. */
-  | { readonly kind: 'maxLoss'; readonly relative: number };
+  | { readonly kind: 'maxLoss'; readonly relative: number }
+  /** Least damage whose weight products take at most `msPerToken` per decode token (no size bound). */
+  | { readonly kind: 'latency'; readonly msPerToken: number };
+
+/**
+ * The plan's speed in mixq's engine, predicted from a measured cost table (pipeline/quantize/latency.node.ts):
+ * the time of one decode token's weight products, and the bound the allocation had, if any.
+ */
+export interface PlanLatency {
+  /** Predicted milliseconds per decode token of the weight products. */
+  readonly predictedMsPerToken: number;
+  /** The bound (--latency), when the allocation had one. */
+  readonly maxMsPerToken?: number;
+  /** Threads of the engine the cost table was measured with. */
+  readonly threads: number;
+}
 
 export interface PlanObjective {
   /** The damage measure minimised, e.g. 'kl', 'imatrix-mse', 'weight-mse'. */
@@ -108,6 +123,7 @@ export interface Plan {
   readonly weights: readonly PlanWeight[];
   readonly totals: PlanTotals;
   readonly solver: PlanSolver;
+  readonly latency?: PlanLatency;
 }
 
 /** Totals recomputed from the weights (after a hand edit, or to fill `totals` when building a plan). */

@@ -99,6 +99,12 @@ export interface OpenLlamaOptions {
    * attention inputs, e.g. to compare with a float32 runtime).
    */
   readonly kvCacheType?: 'F16' | 'F32';
+  /**
+   * llama.cpp's flash attention (default: node-llama-cpp's 'auto', on for CPU). With it on, llama.cpp keeps
+   * the KV cache in F16 whatever `kvCacheType` asks and rounds queries to F16 (|Δ log p| ~3e-2 on
+   * stories260K); to compare with a float32 runtime, pass false and kvCacheType 'F32'.
+   */
+  readonly flashAttention?: boolean;
   /** Load only the vocabulary (tokenize / detokenize; no weights needed, score() fails). */
   readonly vocabOnly?: boolean;
 }
@@ -151,6 +157,41 @@ export interface LlamaReference {
   close(): Promise<void>;
 }
 
+/** Refuses a reference recorded on other windows (the start of a runtime's `score`). */
+export function checkScoreWindows(
+  source: string,
+  windows: readonly TokenWindow[],
+  ref: LlamaReference | undefined,
+): void {
+  if (ref && ref.windows !== windows && !sameWindows(ref.windows, windows))
+    throw new MixqError('the reference was recorded on other windows', {
+      source,
+      field: 'reference',
+      expected: 'a reference recorded on the same windows',
+    });
+}
+
+/** Refuses a reference of another vocabulary, and windows that score nothing. */
+export function checkScoreVocab(
+  source: string,
+  windows: readonly TokenWindow[],
+  vocab: number,
+  ref: LlamaReference | undefined,
+): void {
+  if (ref && ref.vocab !== vocab)
+    throw new MixqError(`vocabulary of ${vocab} tokens`, {
+      source,
+      field: 'n_vocab',
+      expected: `${ref.vocab} (the reference's)`,
+    });
+  if (scoredTargets(windows) === 0)
+    throw new MixqError('no scored targets', {
+      source,
+      field: 'windows',
+      expected: 'at least one scored token',
+    });
+}
+
 /**
  * Loads a GGUF file (path) or GGUF bytes (written to a temp file first) into llama.cpp.
  * @example const m = await openLlamaModel('models/stories/stories260K.gguf'); m.tokenize('Once upon a time')
@@ -183,7 +224,14 @@ export async function openLlamaModel(
       expected: 'a GGUF file llama.cpp can load',
     });
   }
-  return new LlamaCppModelImpl(source, model, opts.threads ?? 1, opts.kvCacheType ?? 'F16', tempDir);
+  return new LlamaCppModelImpl(
+    source,
+    model,
+    opts.threads ?? 1,
+    opts.kvCacheType ?? 'F16',
+    tempDir,
+    opts.flashAttention,
+  );
 }
 
 function firstLine(e: unknown): string {
@@ -203,6 +251,7 @@ class LlamaCppModelImpl implements LlamaCppModel {
     private readonly threads: number,
     private readonly kvCacheType: 'F16' | 'F32',
     private readonly tempDir: string | undefined,
+    private readonly flashAttention?: boolean,
   ) {
     const bos = model.tokens.bos;
     this.bos = bos === null ? undefined : bos;
@@ -236,6 +285,7 @@ class LlamaCppModelImpl implements LlamaCppModel {
         threads: this.threads,
         experimentalKvCacheKeyType: this.kvCacheType,
         experimentalKvCacheValueType: this.kvCacheType,
+        ...(this.flashAttention !== undefined ? { flashAttention: this.flashAttention } : {}),
       });
       this.sequence = this.context.getSequence();
     }
@@ -283,26 +333,10 @@ class LlamaCppModelImpl implements LlamaCppModel {
 
   async score(windows: readonly TokenWindow[], opts: ScoreOptions = {}): Promise<LmScore> {
     const ref = opts.reference;
-    if (ref && ref.windows !== windows && !sameWindows(ref.windows, windows))
-      throw new MixqError('the reference was recorded on other windows', {
-        source: this.source,
-        field: 'reference',
-        expected: 'a reference recorded on the same windows',
-      });
+    checkScoreWindows(this.source, windows, ref);
     await this.sequenceFor(windows);
     const vocab = await this.vocab();
-    if (ref && ref.vocab !== vocab)
-      throw new MixqError(`vocabulary of ${vocab} tokens`, {
-        source: this.source,
-        field: 'n_vocab',
-        expected: `${ref.vocab} (the reference's)`,
-      });
-    if (scoredTargets(windows) === 0)
-      throw new MixqError('no scored targets', {
-        source: this.source,
-        field: 'windows',
-        expected: 'at least one scored token',
-      });
+    checkScoreVocab(this.source, windows, vocab, ref);
     const acc = new LmAccumulator(windows, vocab, ref !== undefined);
     const row = new Float32Array(vocab);
     for (let k = 0; k < windows.length; k++) {
@@ -400,7 +434,7 @@ class LlamaCppModelImpl implements LlamaCppModel {
   }
 }
 
-function sameWindows(a: readonly TokenWindow[], b: readonly TokenWindow[]): boolean {
+export function sameWindows(a: readonly TokenWindow[], b: readonly TokenWindow[]): boolean {
   if (a.length !== b.length) return false;
   for (let k = 0; k < a.length; k++) {
     const x = a[k]!;
@@ -424,14 +458,15 @@ function denseLogProbs(probs: ReadonlyMap<number, number>, out: Float32Array, so
   logProbsFromProbs(p, out);
 }
 
-interface RowStore {
+/** Log-prob rows of a reference, in memory or in a temporary file (shared with runtime/engine-lm.node.ts). */
+export interface RowStore {
   readonly onDisk: boolean;
   write(offset: number, data: Float32Array): Promise<void>;
   read(offset: number, n: number): Promise<Float32Array>;
   close(): Promise<void>;
 }
 
-function newRowStore(bytes: number, maxMemory: number, dir: string | undefined): RowStore {
+export function newRowStore(bytes: number, maxMemory: number, dir: string | undefined): RowStore {
   if (bytes <= maxMemory) {
     const mem = new Float32Array(bytes / 4);
     return {

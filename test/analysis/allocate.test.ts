@@ -355,6 +355,30 @@ describe('allocation: Pareto sweep', () => {
     }
   });
 
+  it('with a latency bound, budgets only jointly infeasible are listed, not thrown; the others meet it', async () => {
+    // int2 is slow here (latency 10 per element, b per element otherwise): small budgets break the bound
+    const weights = randomRealistic(8, 3).map((w) => ({
+      ...w,
+      candidates: w.candidates.map((c) => {
+        const b = Number(c.scheme.slice(3));
+        return { ...c, latency: w.elements * (b === 2 ? 10 : b) };
+      }),
+    }));
+    const maxLatency = weights.reduce((s, w) => s + 3 * w.elements, 0); // every weight at int3
+    const p: AllocationProblem = { weights, budget: { kind: 'bitsPerWeight', bits: 4 }, maxLatency };
+    const r = await paretoSweep(p, { budgets: [2.2, 4, 6] });
+    assert.deepEqual(r.infeasibleBudgets, [2.2]);
+    assert.deepEqual(
+      r.points.map((pt) => pt.budget),
+      [4, 6],
+    );
+    for (const pt of r.points) assert.ok(pt.allocation.latency! <= maxLatency, `${pt.budget}`);
+    await assert.rejects(
+      paretoSweep({ ...p, maxLatency: maxLatency / 10 }, { budgets: [4] }),
+      /below the smallest achievable latency/,
+    );
+  });
+
   it('automatic budgets span the smallest to the largest size', async () => {
     const p: AllocationProblem = { weights: randomRealistic(6, 9), budget: { kind: 'bytes', bytes: 0 } };
     const r = await paretoSweep(p, { points: 5, solver: 'dp' });

@@ -68,6 +68,13 @@ describe('plan file', () => {
     assert.deepEqual(back, plan);
     assert.equal(serialisePlan(back), text);
     assert.ok(text.endsWith('}\n'));
+    // a latency budget and the plan's predicted speed round-trip too
+    const fast: Plan = {
+      ...plan,
+      budget: { kind: 'latency', msPerToken: 0.25 },
+      latency: { predictedMsPerToken: 0.24, maxMsPerToken: 0.25, threads: 1 },
+    };
+    assert.deepEqual(parsePlan(serialisePlan(fast), 'fast.json'), fast);
   });
 
   it('is diff-friendly: stable key order, one field per line, short leaves inline', () => {
@@ -210,7 +217,7 @@ describe('plan file', () => {
       errorOf((p) => {
         p.budget = { kind: 'bits', bits: 4 };
       }),
-      /budget\.kind: got "bits" \(expected one of bitsPerWeight, bytes, maxLoss\)/,
+      /budget\.kind: got "bits" \(expected one of bitsPerWeight, bytes, maxLoss, latency\)/,
     );
     assert.throws(() => parsePlan('{"schemaVersion": 1,', 'x.json'), /^MixqError: x\.json: not valid JSON/);
   });

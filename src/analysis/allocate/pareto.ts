@@ -19,6 +19,7 @@ import {
   buildAllocation,
   costRange,
   exactBitsCapacity,
+  isInfeasible,
   nowMs,
   type ReducedProblem,
   reduceProblem,
@@ -93,8 +94,16 @@ export async function paretoSweep(
     }
     const r: ReducedProblem = { ...base, capacity, problem: { ...problem, budget: budgetOf(kind, budget) } };
     let a: Allocation;
-    if (highs) a = solveReducedMilp(highs, r, opts);
-    else if (dpTable) {
+    if (highs) {
+      try {
+        a = solveReducedMilp(highs, r, opts);
+      } catch (e) {
+        // with a latency bound a budget can be jointly infeasible though large enough alone
+        if (!isInfeasible(e)) throw e;
+        infeasibleBudgets.push(budget);
+        continue;
+      }
+    } else if (dpTable) {
       const t0 = nowMs();
       const choice = dpTable.assignment(capacity);
       if (!choice) {

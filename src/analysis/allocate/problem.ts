@@ -304,31 +304,46 @@ function describeCost(r: ReducedProblem, cost: number): string {
 function checkFeasibleBounds(r: ReducedProblem): void {
   const { min } = costRange(r);
   if (min > r.capacity)
-    throw new MixqError(
-      `budget of ${describeCost(r, r.capacity)} is below the smallest achievable size ${describeCost(r, min)}`,
-      { source: SRC, field: 'budget', expected: `at least ${describeCost(r, min)}` },
+    throw markInfeasible(
+      new MixqError(
+        `budget of ${describeCost(r, r.capacity)} is below the smallest achievable size ${describeCost(r, min)}`,
+        { source: SRC, field: 'budget', expected: `at least ${describeCost(r, min)}` },
+      ),
     );
   if (r.maxLatency !== undefined) {
     const minLat = r.items.reduce((s, it) => s + Math.min(...it.options.map((o) => o.latency)), 0);
     if (minLat > r.maxLatency)
-      throw new MixqError(
-        `latency bound ${r.maxLatency} is below the smallest achievable latency ${minLat}`,
-        {
+      throw markInfeasible(
+        new MixqError(`latency bound ${r.maxLatency} is below the smallest achievable latency ${minLat}`, {
           source: SRC,
           field: 'maxLatency',
           expected: `at least ${minLat}`,
-        },
+        }),
       );
   }
+}
+
+const infeasible = new WeakSet<Error>();
+
+/** Whether an error says that no assignment meets the budget (size, latency or both together). */
+export function isInfeasible(e: unknown): boolean {
+  return e instanceof Error && infeasible.has(e);
 }
 
 /** The reduced-problem error for a jointly infeasible size + latency budget. */
 export function jointInfeasible(r: ReducedProblem): MixqError {
   const { min } = costRange(r);
-  return new MixqError(
-    `no assignment meets both the size budget ${describeCost(r, r.capacity)} and the latency bound ${r.maxLatency}; smallest achievable size alone is ${describeCost(r, min)}`,
-    { source: SRC, field: 'budget' },
+  return markInfeasible(
+    new MixqError(
+      `no assignment meets both the size budget ${describeCost(r, r.capacity)} and the latency bound ${r.maxLatency}; smallest achievable size alone is ${describeCost(r, min)}`,
+      { source: SRC, field: 'budget' },
+    ),
   );
+}
+
+function markInfeasible(e: MixqError): MixqError {
+  infeasible.add(e);
+  return e;
 }
 
 /**

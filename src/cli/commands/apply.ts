@@ -38,11 +38,24 @@ const applyCommand = defineCommand({
     force: { type: 'boolean', description: 'apply even if the plan names another file', default: false },
     json: { type: 'boolean', description: 'print machine-readable JSON only', default: false },
     imatrix: { type: 'string', description: "GGUF input: the plan's importance matrix" },
+    emit: {
+      type: 'string',
+      description:
+        "output: 'onnx', 'onnx-native', 'gguf', 'safetensors' or 'runtime' (a mixq engine file; default: gguf for ggml block plans, else onnx when ONNX can store every scheme, else safetensors)",
+    },
   },
   async run({ args }) {
     if (await isGgufInput(args.model)) return runGgufApply(args);
     if (args.imatrix)
       failCli('apply', new MixqError('--imatrix is for GGUF inputs', { source: 'argument --imatrix' }), 2);
+    const emit = args.emit === undefined || args.emit === '' ? undefined : String(args.emit);
+    const targets = ['onnx', 'onnx-native', 'gguf', 'safetensors', 'runtime'] as const;
+    if (emit !== undefined && !(targets as readonly string[]).includes(emit))
+      failCli(
+        'apply',
+        new MixqError(`bad value '${emit}'`, { source: 'argument --emit', expected: targets.join(', ') }),
+        2,
+      );
     const planPath = String(args.plan);
     let r: ApplyResult;
     let out: string;
@@ -56,6 +69,7 @@ const applyCommand = defineCommand({
         evaluate: Boolean(args.eval),
         planSource: planPath,
         data: taskData(String(args.model), args),
+        ...(emit ? { target: emit as (typeof targets)[number] } : {}),
       });
       out = args.out ? String(args.out) : r.fileName;
       await writeFileAtomic(out, r.bytes, [resolveTask(String(args.model)).modelPath, planPath]);

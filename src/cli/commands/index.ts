@@ -22,4 +22,5 @@ export const commands: Record<string, Lazy> = {
   apply: () => import('./apply.ts').then((m) => m.default),
   w8a8: () => import('./w8a8.ts').then((m) => m.default),
   numerics: () => import('./numerics.ts').then((m) => m.default),
+  run: () => import('./run.ts').then((m) => m.default),
 };

@@ -1,7 +1,8 @@
 /**
- * `mixq quantize [model] [--bits N | --size S | --max-loss P] [--out dir] [--emit onnx|gguf|safetensors|none]
- * ...`: the main job (src/pipeline/quantize/). A GGUF language model ('stories' or a .gguf path) goes to
- * its own job (src/cli/quantize-llm.ts, src/pipeline/llm/). Writes into the output folder, atomically: the plan
+ * `mixq quantize [model] [--bits N | --size S | --max-loss P] [--latency ms] [--out dir]
+ * [--emit onnx|gguf|safetensors|runtime|none] ...`: the main job (src/pipeline/quantize/). A GGUF language model
+ * ('stories' or a .gguf path) goes to its own job (src/cli/quantize-llm.ts, src/pipeline/llm/). Writes into the
+ * output folder, atomically: the plan
  * (plan.json), the report (report.html, report.json) and, unless --emit none, the quantized model; prints
  * the terminal summary, the equal-size comparison and the output's size and bits per weight.
  */
@@ -115,7 +116,13 @@ const quantizeCommand = defineCommand({
           model: r.task.name,
           metric: r.task.metric,
           fp32: r.fp32,
-          plan: { ...t, metric: r.metric, budget: r.plan.budget, solver: r.plan.solver },
+          plan: {
+            ...t,
+            metric: r.metric,
+            budget: r.plan.budget,
+            solver: r.plan.solver,
+            ...(r.plan.latency ? { latency: r.plan.latency } : {}),
+          },
           comparisons: r.comparisons,
           ...(r.output
             ? {
@@ -125,6 +132,9 @@ const quantizeCommand = defineCommand({
                   bytes: r.output.size,
                   ...(r.output.metric !== undefined ? { metric: r.output.metric } : {}),
                   check: r.output.check,
+                  ...(r.output.msPerToken !== undefined
+                    ? { msPerToken: r.output.msPerToken, productsMsPerToken: r.output.productsMsPerToken }
+                    : {}),
                   notes: r.output.notes,
                 },
               }
@@ -147,6 +157,11 @@ const quantizeCommand = defineCommand({
     process.stdout.write(
       `\nplan: ${t.bitsPerWeight.toFixed(3)} bits per weight over ${r.plan.weights.length} weights (${t.elements} elements), ${formatBytes(t.bytes)} of quantized weights; ${r.task.metric.name} ${r.metric.toFixed(4)}${unit} vs fp32 ${r.fp32.toFixed(4)}${unit}\n`,
     );
+    const lat = r.plan.latency;
+    if (lat)
+      process.stdout.write(
+        `speed in mixq's engine: predicted ${lat.predictedMsPerToken.toFixed(3)} ms/token of weight products${lat.maxMsPerToken !== undefined ? ` (bound ${lat.maxMsPerToken})` : ''}${r.output?.msPerToken !== undefined ? `; measured ${r.output.msPerToken.toFixed(3)} ms/token (${r.output.productsMsPerToken!.toFixed(3)} in weight products)` : ''}\n`,
+      );
     if (r.output)
       process.stdout.write(
         `model: ${join(out, r.output.fileName)} ${formatBytes(r.output.size)} (float parts included); ${r.output.check ?? 'not checked'}\n`,

@@ -5,3 +5,4 @@ export * from './requantize.ts';
 export * from './types.ts';
 export * from './view.ts';
 export * from './write.ts';
+export * from './kv-json.ts';

@@ -11,7 +11,8 @@
  * window, GPT-2's attention-scaling variants.
  */
 import { MixqError } from '../../core/errors.ts';
-import type { GgufFile, GgufKV, GgufValue } from '../gguf/read.ts';
+import type { GgufKV, GgufValue } from '../gguf/read.ts';
+import type { GgufMetadata } from '../gguf/kv-json.ts';
 
 /** GGUF general.architecture values mixq reads. */
 export type LlmArchitecture = 'llama' | 'qwen2' | 'gpt2';
@@ -36,7 +37,8 @@ export interface LlmConfig {
   readonly contextLength: number;
   readonly norm: 'rms' | 'layer';
   readonly normEps: number;
-  readonly activation: 'silu' | 'gelu-tanh';
+  /** 'gelu-erf': exact GELU, from an engine file's `mixq.activation` key (llama.cpp's gpt2 has gelu_new). */
+  readonly activation: 'silu' | 'gelu-tanh' | 'gelu-erf';
   readonly positions: 'rope' | 'learned';
   /** RoPE base frequency (llama family). */
   readonly ropeTheta?: number;
@@ -133,7 +135,7 @@ function checkShapes(c: LlmConfig): LlmConfig {
  * The configuration in a GGUF file's metadata.
  * @example llmConfigFromGguf(await readGguf(src)).numKvHeads
  */
-export function llmConfigFromGguf(file: GgufFile): LlmConfig {
+export function llmConfigFromGguf(file: GgufMetadata): LlmConfig {
   const arch = file.get('general.architecture');
   if (typeof arch !== 'string' || !(LLM_ARCHITECTURES as readonly string[]).includes(arch))
     throw new MixqError(`architecture ${JSON.stringify(arch ?? null)} is not supported`, {
@@ -179,7 +181,7 @@ export function llmConfigFromGguf(file: GgufFile): LlmConfig {
       family: 'gpt2',
       norm: 'layer',
       normEps: f.num('attention.layer_norm_epsilon'),
-      activation: 'gelu-tanh',
+      activation: file.get('mixq.activation') === 'gelu-erf' ? 'gelu-erf' : 'gelu-tanh',
       positions: 'learned',
       qkvBias: true,
       outputBias: true,

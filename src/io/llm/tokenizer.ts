@@ -21,7 +21,8 @@
  */
 import { Tokenizer } from '@huggingface/tokenizers';
 import { MixqError } from '../../core/errors.ts';
-import type { GgufArray, GgufFile, GgufValue } from '../gguf/read.ts';
+import type { GgufArray, GgufValue } from '../gguf/read.ts';
+import type { GgufMetadata } from '../gguf/kv-json.ts';
 
 /** A text tokenizer of a language model. */
 export interface LlmTokenizer {
@@ -142,7 +143,7 @@ function wrap(
 // ----------------------------------------------------------------------------------- GGUF vocabulary
 
 function arr(
-  f: GgufFile,
+  f: GgufMetadata,
   key: string,
   item: 'str' | 'f32' | 'i32',
   required: boolean,
@@ -158,7 +159,7 @@ function arr(
   return (v as GgufArray).items as GgufValue[];
 }
 
-function optId(f: GgufFile, key: string, n: number): number | undefined {
+function optId(f: GgufMetadata, key: string, n: number): number | undefined {
   const v = f.get(key);
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v))
@@ -169,7 +170,7 @@ function optId(f: GgufFile, key: string, n: number): number | undefined {
   return v;
 }
 
-function optBool(f: GgufFile, key: string): boolean | undefined {
+function optBool(f: GgufMetadata, key: string): boolean | undefined {
   const v = f.get(key);
   if (v === undefined) return undefined;
   if (typeof v !== 'boolean')
@@ -234,7 +235,7 @@ export interface GgufTokenizerSpec {
  * Writes a GGUF vocabulary as tokenizer.json (see the file comment for the mapping).
  * @example tokenizerFromJson(ggufTokenizerJson(file).json, file.source)
  */
-export function ggufTokenizerJson(f: GgufFile): GgufTokenizerSpec {
+export function ggufTokenizerJson(f: GgufMetadata): GgufTokenizerSpec {
   const modelKind = f.get('tokenizer.ggml.model');
   if (typeof modelKind !== 'string')
     throw new MixqError('missing key', {
@@ -395,7 +396,7 @@ function spmMerges(
  * The tokenizer of a GGUF file's own vocabulary.
  * @example const tok = tokenizerFromGguf(await readGguf(src)); tok.encode('Once upon a time')
  */
-export function tokenizerFromGguf(f: GgufFile): LlmTokenizer {
+export function tokenizerFromGguf(f: GgufMetadata): LlmTokenizer {
   const spec = ggufTokenizerJson(f);
   return tokenizerFromJson(spec.json, f.source, {
     ...(spec.bos !== undefined ? { bos: spec.bos } : {}),

@@ -7,11 +7,12 @@
  *   takes  the run context, the evaluator, the selector, the allocation weights, the budget and sweep
  *   gives  Allocated: the chosen allocation and its metric, the sweep's plans, the mixq curve
  */
-import type {
-  AllocationProblem,
-  AllocBudget,
-  Allocation,
-  AllocWeight,
+import {
+  type AllocationProblem,
+  type AllocBudget,
+  type Allocation,
+  type AllocWeight,
+  isInfeasible,
 } from '../../analysis/allocate/problem.ts';
 import { solveGreedy } from '../../analysis/allocate/greedy.ts';
 import { solveMilp } from '../../analysis/allocate/milp.ts';
@@ -29,16 +30,19 @@ export async function allocate(problem: AllocationProblem, timeLimitSec: number)
   try {
     return await solveMilp(problem, { timeLimitSec });
   } catch (e) {
-    if (e instanceof MixqError && /infeasible|below the smallest/i.test(e.message)) throw e;
+    if (isInfeasible(e) || (e instanceof MixqError && /infeasible|below the smallest/i.test(e.message)))
+      throw e;
     return solveGreedy(problem);
   }
 }
 
-/** The budget as the command line wrote it. */
-export function budgetLabel(b: QuantizeBudget): string {
-  if (b.kind === 'bitsPerWeight') return `--bits ${b.bits}`;
-  if (b.kind === 'bytes') return `--size ${b.bytes} B`;
-  return `--max-loss ${100 * b.relative}%`;
+/** The budget as the command line wrote it (with the latency bound of a size or loss budget, if any). */
+export function budgetLabel(b: QuantizeBudget, maxLatency?: number): string {
+  const lat = maxLatency === undefined || b.kind === 'latency' ? '' : ` --latency ${maxLatency}`;
+  if (b.kind === 'bitsPerWeight') return `--bits ${b.bits}${lat}`;
+  if (b.kind === 'bytes') return `--size ${b.bytes} B${lat}`;
+  if (b.kind === 'latency') return `--latency ${b.msPerToken} ms/token`;
+  return `--max-loss ${100 * b.relative}%${lat}`;
 }
 
 /** The mixq curve of the report: one point per plan kept at a budget. */
@@ -64,10 +68,23 @@ export function curve(ev: Evaluator, sel: Selector): Curve {
   };
 }
 
-/** What one solve needs: the problem's weights and the solver's time limit. */
+/**
+ * What one solve needs: the problem's weights, the solver's time limit and the latency bound (ms per
+ * token; the weights' candidates then carry their latency).
+ */
 export interface Solver {
   readonly weights: readonly AllocWeight[];
   readonly timeLimitSec: number;
+  readonly maxLatency?: number;
+}
+
+/** A solver's problem at a budget. */
+function problemAt(solver: Solver, budget: AllocBudget): AllocationProblem {
+  return {
+    weights: solver.weights,
+    budget,
+    ...(solver.maxLatency !== undefined ? { maxLatency: solver.maxLatency } : {}),
+  };
 }
 
 export interface Allocated {
@@ -84,10 +101,10 @@ export async function sweepPlans(
   budgets: readonly number[],
   points: Curve,
 ): Promise<Map<number, Allocation>> {
-  const pareto = await paretoSweep(
-    { weights: solver.weights, budget: { kind: 'bitsPerWeight', bits: 8 } },
-    { budgets, timeLimitSec: solver.timeLimitSec },
-  );
+  const pareto = await paretoSweep(problemAt(solver, { kind: 'bitsPerWeight', bits: 8 }), {
+    budgets,
+    timeLimitSec: solver.timeLimitSec,
+  });
   let done = 0;
   const plans = new Map<number, Allocation>();
   for (const p of pareto.points) {
@@ -99,7 +116,9 @@ export async function sweepPlans(
     ctx.log(`mixq at ${p.budget} b/w: ${ctx.task.metric.name} ${formatMetric(m)}`);
   }
   for (const b of pareto.infeasibleBudgets)
-    ctx.log(`budget ${b} b/w is below the smallest plan for --emit ${ctx.target.name}`);
+    ctx.log(
+      `budget ${b} b/w is below the smallest plan for --emit ${ctx.target.name}${solver.maxLatency !== undefined ? ` within ${solver.maxLatency} ms/token` : ''}`,
+    );
   return plans;
 }
 
@@ -114,14 +133,18 @@ export async function chosenPlan(
   points: Curve,
 ): Promise<Allocated> {
   if (budget.kind === 'maxLoss') return searchMaxLoss(ctx, ev, sel, solver, budget.relative, points);
-  const b: AllocBudget = budget.kind === 'bytes' ? { kind: 'bytes', bytes: budget.bytes } : budget;
+  // a latency budget bounds no size: the whole candidate range
+  const b: AllocBudget =
+    budget.kind === 'bitsPerWeight'
+      ? budget
+      : { kind: 'bytes', bytes: budget.kind === 'bytes' ? budget.bytes : Number.MAX_SAFE_INTEGER };
   const chosen =
     (budget.kind === 'bitsPerWeight' ? sweep.get(budget.bits) : undefined) ??
-    (await sel.chooseAt(await allocate({ weights: solver.weights, budget: b }, solver.timeLimitSec), b));
+    (await sel.chooseAt(await allocate(problemAt(solver, b), solver.timeLimitSec), b));
   const chosenMetric = (await ev.scoreAllocation(chosen)).value;
   // a --bits budget that is also a sweep point is already on the curve
   if (!(budget.kind === 'bitsPerWeight' && sweep.has(budget.bits)))
-    points.add(chosen, chosenMetric, budgetLabel(budget));
+    points.add(chosen, chosenMetric, budgetLabel(budget, solver.maxLatency));
   return { chosen, chosenMetric };
 }
 
@@ -139,10 +162,10 @@ async function searchMaxLoss(
   points: Curve,
 ): Promise<Allocated> {
   const { task } = ctx;
-  const front = await paretoSweep(
-    { weights: solver.weights, budget: { kind: 'bitsPerWeight', bits: 8 } },
-    { points: 24, timeLimitSec: solver.timeLimitSec },
-  );
+  const front = await paretoSweep(problemAt(solver, { kind: 'bitsPerWeight', bits: 8 }), {
+    points: 24,
+    timeLimitSec: solver.timeLimitSec,
+  });
   const allocs = front.points.map((p) => p.allocation);
   const fp32Val = await ev.validate('fp32', 'task');
   const within = (m: number, ref: number) =>
@@ -179,7 +202,7 @@ async function searchMaxLoss(
     fp32: fp32Val,
   });
   const chosenMetric = (await ev.scoreAllocation(best)).value;
-  points.add(best, chosenMetric, budgetLabel({ kind: 'maxLoss', relative }));
+  points.add(best, chosenMetric, budgetLabel({ kind: 'maxLoss', relative }, solver.maxLatency));
   const fp32 = ev.fp32.value;
   ctx.log(
     `max-loss plan: ${best.bitsPerWeight.toFixed(3)} b/w, ${task.metric.name} ${formatMetric(chosenMetric)} on the evaluation split (${within(chosenMetric, fp32) ? 'within' : 'OUTSIDE'} ${100 * relative}% of fp32 ${formatMetric(fp32)})`,

@@ -4,6 +4,7 @@
  *   load        model.node.ts     read and parse the input once
  *   calibrate   calibrate.ts      weight-fed session, probe, activation statistics
  *   sensitivity sensitivity.ts    damage per (weight, candidate); options per weight on the target
+ *   latency     latency.node.ts   targets mixq's engine runs: each option's measured product time (cost table)
  *   evaluate    evaluate.ts       fp32 and every plan scored with onnxruntime on the task's data
  *   allocate    allocate.ts       Pareto sweep and the plan at the budget (select.ts keeps the best)
  *   baselines   baselines.ts      uniform schemes and the Q4_K_M rule, mixq at each one's size
@@ -33,6 +34,7 @@ import { type Evaluator, evaluator } from './evaluate.ts';
 import type { QuantizeOptions } from './options.ts';
 import { buildPlan, buildReport, chosenOptions } from './report.ts';
 import { selector } from './select.ts';
+import { latencyStage, predictedMsPerToken } from './latency.node.ts';
 import { measureSensitivity, type Sensitivity } from './sensitivity.ts';
 import { TARGETS } from './targets.ts';
 import { type QuantizeOutput, writeStage } from './write.ts';
@@ -58,10 +60,23 @@ export interface QuantizeResult {
   readonly floatElements: number;
 }
 
+/** The latency bound of a run (ms per token of the weight products), if any. */
+function latencyBound(opts: QuantizeOptions): number | undefined {
+  return opts.budget.kind === 'latency' ? opts.budget.msPerToken : opts.latency?.msPerToken;
+}
+
 /** The checks that need no model: refuse a budget, bias correction or target the task cannot take. */
 function checkOptions(opts: QuantizeOptions, task: QuantTask): void {
   const target = TARGETS[opts.output?.target ?? 'onnx'];
   target.accept(task, []); // the task (the candidates are checked once known)
+  const bound = latencyBound(opts);
+  if (bound !== undefined && !(bound > 0 && Number.isFinite(bound)))
+    throw new MixqError(`latency ${bound}`, { source: '--latency', expected: 'a positive ms per token' });
+  if ((bound !== undefined || opts.latency?.costTable !== undefined) && !target.costFormat)
+    throw new MixqError(`--emit ${target.name} has no latency model`, {
+      source: '--latency',
+      expected: "--emit runtime (mixq's engine, whose kernels the cost table times)",
+    });
   if (opts.candidates?.biasCorrection && !target.biasCorrection)
     throw new MixqError(`bias correction is not written to ${target.name} outputs`, {
       source: '--bias-correction',
@@ -113,6 +128,11 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     ctx.log(
       `bias correction: ${bias.biases.size} of ${sens.weights.length} quantized layers have a float bias to correct`,
     );
+  const bound = latencyBound(opts);
+  const speed = ctx.target.costFormat
+    ? await latencyStage(ctx, sens, ctx.target.costFormat, opts.latency ?? {})
+    : undefined;
+  if (speed) ctx.lap('cost table');
   const ev = await evaluator(ctx, sens.weights, bias);
   ctx.lap('fp32 evaluation');
   ctx.log(
@@ -120,8 +140,13 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
   );
   const evaluation = opts.evaluation ?? {};
   const select = evaluation.select ?? true;
-  const sel = selector(ctx, ev, sens.allocWeights, select);
-  const solver = { weights: sens.allocWeights, timeLimitSec: evaluation.timeLimitSec ?? 20 };
+  const weights = speed?.allocWeights ?? sens.allocWeights;
+  const sel = selector(ctx, ev, weights, select, bound);
+  const solver = {
+    weights,
+    timeLimitSec: evaluation.timeLimitSec ?? 20,
+    ...(bound !== undefined ? { maxLatency: bound } : {}),
+  };
   const sweep = evaluation.sweep ?? [3, 3.5, 4, 5];
   const points = curve(ev, sel);
   const sweepPlan = await sweepPlans(ctx, ev, sel, solver, sweep, points);
@@ -139,14 +164,30 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     );
   }
   points.points.sort((a, b) => a.bytes - b.bytes);
-  const plan = buildPlan(
-    ctx,
-    sens,
-    allocated.chosen,
-    opts.budget,
-    damage,
-    bias !== undefined && bias.biases.size > 0,
-  );
+  const predictedMs = speed ? predictedMsPerToken(weights, allocated.chosen) : undefined;
+  const plan = {
+    ...buildPlan(
+      ctx,
+      sens,
+      allocated.chosen,
+      opts.budget,
+      damage,
+      bias !== undefined && bias.biases.size > 0,
+    ),
+    ...(speed && predictedMs !== undefined
+      ? {
+          latency: {
+            predictedMsPerToken: predictedMs,
+            ...(bound !== undefined ? { maxMsPerToken: bound } : {}),
+            threads: speed.model.threads,
+          },
+        }
+      : {}),
+  };
+  if (predictedMs !== undefined)
+    ctx.log(
+      `predicted decode time of the weight products in mixq's engine: ${predictedMs.toFixed(3)} ms/token${bound !== undefined ? ` (bound ${bound})` : ''}`,
+    );
   const output =
     opts.output?.write === false ? undefined : await writePlan(ctx, sens, ev, bias, plan, allocated);
   if (output) ctx.lap(`export (${target.name})`);
@@ -160,7 +201,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     select,
     damage,
     series: [{ name: 'mixq', kind: 'mixq', points: points.points }, ...baselines.series],
-    notes: reportNotes(ctx, sens, plan, output),
+    notes: reportNotes(ctx, sens, plan, output, speed?.model.source),
   });
   return {
     task,
@@ -209,10 +250,17 @@ function reportNotes(
   sens: Sensitivity,
   plan: Plan,
   output: QuantizeOutput | undefined,
+  costTable: string | undefined,
 ): string[] {
   const { task, target } = ctx;
+  const lat = plan.latency;
   return [
     ...(task.warning ? [`WARNING: this plan is ${task.warning}.`] : []),
+    ...(lat
+      ? [
+          `Speed in mixq's engine (${lat.threads} thread${lat.threads > 1 ? 's' : ''}): predicted ${lat.predictedMsPerToken.toFixed(3)} ms per decode token in weight products${lat.maxMsPerToken !== undefined ? ` (bound ${lat.maxMsPerToken})` : ''}, from the cost table ${costTable ?? ''}${output?.msPerToken !== undefined ? `; measured ${output.msPerToken.toFixed(3)} ms/token, ${output.productsMsPerToken!.toFixed(3)} of it in weight products` : ''}.`,
+        ]
+      : []),
     `Calibration: ${task.calibration}. Evaluation: ${task.evaluation}.`,
     `Output ${target.name}: ${target.note}; candidates ${sens.candidates.map(schemeId).join(', ')}.`,
     `Sizes and bits per weight count the ${plan.weights.length} quantized weights (${sens.elements} elements, scales and zero points included); ${sens.floatElements} elements stay in float.`,

@@ -57,6 +57,23 @@ export interface OutputOptions {
   readonly write?: boolean;
 }
 
+/**
+ * The plan's speed in mixq's engine, for targets it runs (--emit runtime): a measured cost table
+ * (latency.node.ts) predicts each weight product's time, and a bound on their sum per decode token is one
+ * more constraint of the allocation.
+ */
+export interface LatencyOptions {
+  /**
+   * Bound on the predicted milliseconds per decode token of the weight products, together with a size or
+   * loss budget (a `{ kind: 'latency' }` budget states its own bound and no size).
+   */
+  readonly msPerToken?: number;
+  /** A cost table file to use instead of the one measured on this machine and cached. */
+  readonly costTable?: string;
+  /** Threads of the engine the plan is for (default 1). */
+  readonly threads?: number;
+}
+
 export interface QuantizeOptions {
   /** 'gpt' (default), 'ocr' or a path to an .onnx model. */
   readonly model?: string;
@@ -66,6 +83,7 @@ export interface QuantizeOptions {
   readonly candidates?: CandidateOptions;
   readonly evaluation?: EvaluationOptions;
   readonly output?: OutputOptions;
+  readonly latency?: LatencyOptions;
   readonly onProgress?: (step: string, done: number, total: number) => void;
   readonly log?: (line: string) => void;
 }

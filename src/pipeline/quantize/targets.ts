@@ -10,10 +10,13 @@
  *   gguf          ggml block types                     ggml's block bytes                     .gguf / read back
  *   safetensors   the RTN element formats              the packed layout (quant storageCost)  .safetensors /
  *                                                                                              read back
+ *   runtime       the RTN element formats mixq's        the packed layout (what the engine     engine file /
+ *                 engine runs (kernels' group sizes)   holds: its stored size)                read back, run
+ *                                                                                              by the engine
  *   none          every RTN format, GPTQ at 2-4 bits   the packed layout                      nothing
  *
- * A later row (mixq's own runtime) adds its candidates, byte formula, writer and check here; no stage
- * branches on the target.
+ * Rows the engine runs also say what it runs for a scheme (`costFormat`), which gives the planner its
+ * latency (latency.node.ts); no stage branches on the target.
  */
 import {
   clipSearchScheme,
@@ -22,11 +25,13 @@ import {
   ggmlCandidates,
   intScheme,
   MXFP4_RTN,
+  MXFP6_RTN,
   NVFP4_RTN,
   schemeCost,
   schemeId,
 } from '../../analysis/sensitivity/candidates.ts';
 import { MixqError } from '../../core/errors.ts';
+import type { CostFormat } from '../../engine/cost.ts';
 import { onnxAssignment, onnxStorage } from '../../export/onnx/assign.ts';
 import type { RowLayout } from '../../quant/layout.ts';
 import { hasScaleSearch, representable, type Scheme, schemeOnTensor } from '../../quant/scheme.ts';
@@ -36,15 +41,18 @@ import {
   type OutputCheck,
   type OutputFile,
   readBackGguf,
+  readBackRuntime,
   readBackSafetensors,
+  runRuntimeOutput,
   runOnnxOutput,
   type WriteInput,
   writeGgufOutput,
   writeOnnxOutput,
+  writeRuntimeOutput,
   writeSafetensorsOutput,
 } from './writers.node.ts';
 
-export type TargetName = 'onnx' | 'onnx-native' | 'gguf' | 'safetensors' | 'none';
+export type TargetName = 'onnx' | 'onnx-native' | 'gguf' | 'safetensors' | 'runtime' | 'none';
 
 /** What a target needs to know about a weight to price a scheme on it. */
 export interface TargetWeight {
@@ -70,16 +78,21 @@ export interface OutputTarget {
   cost(s: Scheme, w: TargetWeight, model: LoadedModel): { bytes: number; bits: number } | undefined;
   /** Whether the writer needs a weight's codes with its simulation (the exporter cannot recompute them). */
   needsCodes(s: Scheme): boolean;
+  /**
+   * What mixq's engine runs for a scheme (row frame), for the measured cost table; only on targets the
+   * engine runs (others have no latency model).
+   */
+  costFormat?(s: Scheme, cols: number): CostFormat | undefined;
   /** Builds the file; absent for 'none'. */
   readonly write?: (input: WriteInput) => Promise<OutputFile>;
   /**
-   * Compares the written file with the simulation that chose it: 'read-back' rows decode it and compare
-   * bit for bit (cheap, always done), 'run' rows run it on the task's evaluation data (`simulated` is the
-   * simulation's metric).
+   * Compares the written file with the simulation that chose it: `readBack` decodes it and compares bit
+   * for bit (cheap, always done); `run` runs it on the task's evaluation data in the runtime it is for
+   * (`simulated` is the simulation's metric; done when the caller asks for runs).
    */
   readonly verify?: {
-    readonly kind: 'read-back' | 'run';
-    check(file: OutputFile, input: WriteInput, simulated?: number): Promise<OutputCheck>;
+    readonly readBack?: (file: OutputFile, input: WriteInput) => Promise<OutputCheck>;
+    readonly run?: (file: OutputFile, input: WriteInput, simulated?: number) => Promise<OutputCheck>;
   };
 }
 
@@ -173,7 +186,7 @@ const ONNX: OutputTarget = {
   cost: onnxCost(false),
   needsCodes: onnxNeedsCodes,
   write: writeOnnxOutput,
-  verify: { kind: 'run', check: (file, input, simulated) => runOnnxOutput(file, input.task, simulated) },
+  verify: { run: (file, input, simulated) => runOnnxOutput(file, input.task, simulated) },
 };
 
 export const TARGETS: Readonly<Record<TargetName, OutputTarget>> = {
@@ -204,7 +217,7 @@ export const TARGETS: Readonly<Record<TargetName, OutputTarget>> = {
     cost: elementCost,
     needsCodes: noCodes,
     write: writeGgufOutput,
-    verify: { kind: 'read-back', check: readBackGguf },
+    verify: { readBack: readBackGguf },
   },
   safetensors: {
     name: 'safetensors',
@@ -221,7 +234,30 @@ export const TARGETS: Readonly<Record<TargetName, OutputTarget>> = {
     cost: elementCost,
     needsCodes: noCodes,
     write: writeSafetensorsOutput,
-    verify: { kind: 'read-back', check: readBackSafetensors },
+    verify: { readBack: readBackSafetensors },
+  },
+  runtime: {
+    name: 'runtime',
+    note: "mixq's engine (mixq run): every RTN element format its kernels run, weights at their stored size in memory",
+    biasCorrection: false,
+    candidates: runtimeCandidates,
+    accept(task, schemes) {
+      if (task.name !== 'gpt')
+        throw new MixqError(`mixq's engine runs decoder-only language models; ${task.name} is not one`, {
+          source: '--emit',
+          expected: "onnx, safetensors or none (the bundled gpt for --emit runtime; GGUF models: 'mixq run')",
+        });
+      if (schemes.some((c) => c.algorithm !== 'rtn' || c.blockType !== undefined || c.outliers !== undefined))
+        throw new MixqError('engine files store RTN element formats', {
+          source: '--candidates',
+          expected: 'RTN candidates (no gptq / awq / ggml ids) with --emit runtime',
+        });
+    },
+    cost: (s, w) => (engineCostFormat(s, w.layout.cols) ? elementCost(s, w) : undefined),
+    needsCodes: noCodes,
+    costFormat: engineCostFormat,
+    write: writeRuntimeOutput,
+    verify: { readBack: readBackRuntime, run: runRuntimeOutput },
   },
   none: {
     name: 'none',
@@ -233,6 +269,38 @@ export const TARGETS: Readonly<Record<TargetName, OutputTarget>> = {
     needsCodes: noCodes,
   },
 };
+
+/**
+ * The candidates of the runtime target: the default element formats and the others the kernels run fast
+ * (int4 in groups of 128, int6 / int5 in groups of 32, MXFP6, NVFP4-style fp4 with an fp16 scale per 32).
+ */
+function runtimeCandidates(): Scheme[] {
+  return union(defaultCandidates(), [
+    intScheme(4, 128),
+    intScheme(6, 32),
+    MXFP6_RTN,
+    floatScheme('fp4_e2m1fn', 32, 'fp16'),
+  ]);
+}
+
+/**
+ * What mixq's engine runs for a row-frame scheme: its element, scales along K and scale storage; undefined
+ * where the kernels cannot (ggml blocks are not stored in engine files; groups other than 16 or a multiple
+ * of 32; per-block 2-D scales; double-quantized scales) on rows of `cols` weights.
+ */
+export function engineCostFormat(s: Scheme, cols: number): CostFormat | undefined {
+  if (s.blockType !== undefined || s.outliers !== undefined) return undefined;
+  const g = s.granularity;
+  let groups: number | 'row';
+  if (g.kind === 'axis' && g.axis === 0) groups = 'row';
+  else if (g.kind === 'group' && g.axis === 1) {
+    groups = g.size >= cols ? 'row' : g.size;
+    if (groups !== 'row' && groups !== 16 && groups % 32 !== 0) return undefined;
+  } else return undefined;
+  const sf = s.scaleFormat;
+  if (typeof sf === 'object') return undefined;
+  return { element: s.format, groups, scaleFormat: sf, symmetric: s.symmetric };
+}
 
 /** The named schemes the uniform baselines use (labels as the report prints them). */
 export const UNIFORM_BASELINES: readonly { readonly label: string; readonly scheme: Scheme }[] = [

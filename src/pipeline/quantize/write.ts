@@ -7,11 +7,14 @@
  *   gives  QuantizeOutput: the file, its notes and the check line (and the metric of a run)
  */
 import type { OutputTarget } from './targets.ts';
-import type { OutputFile, WriteInput } from './writers.node.ts';
+import type { OutputCheck, OutputFile, WriteInput } from './writers.node.ts';
 
 export interface QuantizeOutput extends OutputFile {
-  /** The task metric of the file run by onnxruntime ('run' checks). */
+  /** The task metric of the file run in its runtime (onnxruntime, mixq's engine; 'run' checks). */
   readonly metric?: number;
+  /** mixq's engine: measured decode ms per token, and of it the weight products. */
+  readonly msPerToken?: number;
+  readonly productsMsPerToken?: number;
   /** How the written file was checked against the simulation (undefined when not checked). */
   readonly check?: string;
 }
@@ -24,7 +27,16 @@ export async function writeStage(
   if (!target.write) return undefined;
   const file = await target.write(input);
   const v = target.verify;
-  if (!v || (v.kind === 'run' && !opts.run)) return file;
-  const c = await v.check(file, input, opts.simulated);
-  return { ...file, check: c.check, ...(c.metric !== undefined ? { metric: c.metric } : {}) };
+  const checks: OutputCheck[] = [];
+  if (v?.readBack) checks.push(await v.readBack(file, input));
+  if (v?.run && opts.run) checks.push(await v.run(file, input, opts.simulated));
+  if (checks.length === 0) return file;
+  const ran = checks.find((c) => c.metric !== undefined);
+  const speed = checks.find((c) => c.msPerToken !== undefined);
+  return {
+    ...file,
+    check: checks.map((c) => c.check).join('; '),
+    ...(ran ? { metric: ran.metric } : {}),
+    ...(speed ? { msPerToken: speed.msPerToken, productsMsPerToken: speed.productsMsPerToken } : {}),
+  };
 }

@@ -8,8 +8,19 @@
  *   gguf         the bundled GPT as a llama.cpp gpt2 GGUF from the loaded model's tensors, the plan's block
  *                type per matrix; read back with mixq's GGUF reader, equal to the simulation bit for bit
  *   safetensors  quantized safetensors (docs/safetensors-quantized.md); read back, equal bit for bit
+ *   runtime      the bundled GPT as a mixq engine file (export/engine-file.ts: llama.cpp's gpt2 names and
+ *                layout, any mixq format); read back, equal bit for bit, and run by mixq's engine on the
+ *                task's evaluation data with its decode speed measured
  */
 import { basename } from 'node:path';
+import { loadEngineModel } from '../../engine/load.ts';
+import { type DecodeSpeed, measureDecode } from '../../engine/session.ts';
+import { engineFileSource } from '../../engine/source.ts';
+import { type EngineFileTensor, writeEngineFile } from '../../export/engine-file.ts';
+import { readSafetensors } from '../../io/safetensors/read.ts';
+import { createKernels } from '../../kernels/context.ts';
+import { createKernelPool } from '../../kernels/pool.node.ts';
+import { engineRunner } from '../../runtime/engine-lm.node.ts';
 import { MixqError } from '../../core/errors.ts';
 import { quantizePlanned } from '../../export/onnx/assign.ts';
 import { type ExportedWeight, type PrequantizedBlocks } from '../../export/onnx/quantize.ts';
@@ -29,7 +40,7 @@ import { bytesSource } from '../../io/source.ts';
 import type { Plan } from '../../plan/schema.ts';
 import type { LayerStats } from '../../analysis/sensitivity/proxies.ts';
 import { type RowLayout, toRows } from '../../quant/layout.ts';
-import { quantizerOf } from '../../quant/scheme.ts';
+import { quantizerOf, schemeOnRows } from '../../quant/scheme.ts';
 import { formatMetric } from '../../report/summary.ts';
 import { GPT_DIR } from '../../runtime/bundled.node.ts';
 import { withEvalRunner } from '../../runtime/session-pool.node.ts';
@@ -75,6 +86,9 @@ export interface OutputFile {
 export interface OutputCheck {
   readonly check: string;
   readonly metric?: number;
+  /** mixq's engine: measured decode ms per token, and of it the weight products. */
+  readonly msPerToken?: number;
+  readonly productsMsPerToken?: number;
 }
 
 function planned(input: WriteInput, name: string, i: number): PlannedWeight {
@@ -242,5 +256,116 @@ export async function readBackSafetensors(file: OutputFile, input: WriteInput): 
   }
   return {
     check: `read back by mixq's quantized-safetensors reader: ${input.plan.weights.length} weights equal the simulated weights bit for bit; weights outside the model's graph-fed float weights are not included`,
+  };
+}
+
+// ------------------------------------------------------------------------------------- mixq engine file
+
+/**
+ * The bundled GPT as a mixq engine file: the gpt2 GGUF description (names, layout, tokenizer, the head
+ * bias folded into output_norm.bias against the head as stored), every planned matrix quantized on its
+ * row frame with the plan's scheme, the rest F32.
+ */
+export async function writeRuntimeOutput(input: WriteInput): Promise<OutputFile> {
+  const { model } = input;
+  const byName = new Map(input.plan.weights.map((w, i) => [w.name, { pw: w, i }] as const));
+  const floats = await floatTensors(model);
+  // the head as stored, so that the head-bias fold is exact for the quantized head
+  const head = byName.get('head');
+  if (head) {
+    const t = floats.get('head');
+    if (t) floats.set('head', { ...t, data: simOf(planned(input, 'head', head.i), 'head') });
+  }
+  const g = await exportGptGguf(GPT_DIR, 'F32', { tensors: floats });
+  const source = new Map(g.report.map((r) => [r.name, r.source] as const));
+  const tensors: EngineFileTensor[] = g.tensors.map((t) => {
+    const shape = [...t.ne].reverse();
+    const src = source.get(t.name);
+    const p = src === undefined ? undefined : byName.get(src);
+    if (!p || src === undefined) return { kind: 'float', name: t.name, shape, dtype: 'F32', data: t.data };
+    const w = planned(input, src, p.i);
+    if (shape.length !== 2 || shape[0] !== w.layout.rows || shape[1] !== w.layout.cols)
+      throw new MixqError(`GGUF tensor ${t.name} [${shape.join(', ')}] is not the row matrix of ${src}`, {
+        source: 'runtime export',
+        field: src,
+        expected: `[${w.layout.rows}, ${w.layout.cols}]`,
+      });
+    return {
+      kind: 'quantize',
+      name: t.name,
+      shape: [w.layout.rows, w.layout.cols],
+      values: toRows(model.original(src), w.layout),
+      quantizer: quantizerOf(schemeOnRows(p.pw.scheme, w.layout)),
+      algorithm: p.pw.scheme.algorithm,
+    };
+  });
+  // the GPT's MLP uses the exact erf GELU (llama.cpp's gpt2 runs the tanh form; the engine reads this key)
+  const kv = [...g.kv, { key: 'mixq.activation', type: 'str' as const, value: 'gelu-erf' }];
+  const chunks = writeEngineFile(kv, tensors);
+  return {
+    format: 'safetensors',
+    fileName: 'gpt-mixq-engine.safetensors',
+    chunks,
+    size: chunks.reduce((s, c) => s + c.length, 0),
+    notes: [],
+  };
+}
+
+/** GGUF name of every planned weight of the GPT. */
+async function gptGgufNames(): Promise<Map<string, string>> {
+  return new Map(gpt2TensorPlan(await readGptConfig(GPT_DIR)).map((e) => [e.source, e.gguf] as const));
+}
+
+/** Reads the engine file back: it opens as an engine model source, and every planned weight equals the simulation. */
+export async function readBackRuntime(file: OutputFile, input: WriteInput): Promise<OutputCheck> {
+  const bytes = concatBytes(file.chunks);
+  engineFileSource(await readSafetensors(bytesSource(bytes, file.fileName)));
+  const back = await readQuantizedSafetensors(bytes);
+  const names = await gptGgufNames();
+  for (const [i, p] of input.plan.weights.entries()) {
+    const w = planned(input, p.name, i);
+    const gguf = names.get(p.name) ?? p.name;
+    const got = await back.dequantize(gguf);
+    const sim = toRows(simOf(w, p.name), w.layout);
+    for (let k = 0; k < sim.length; k++)
+      if (!Object.is(got[k], sim[k]))
+        throw new MixqError(`engine file weight ${gguf} differs from the simulation at ${k}`, {
+          source: 'runtime export',
+          field: p.name,
+        });
+  }
+  return {
+    check: `read back: ${input.plan.weights.length} weights equal the simulated weights bit for bit (llama.cpp gpt2 names, [out, in] rows)`,
+  };
+}
+
+/**
+ * Runs the engine file in mixq's engine (the plan's cost-table threads, else one): the task metric on its
+ * evaluation data, and the decode speed (ms per token, and of it the weight products).
+ */
+export async function runRuntimeOutput(
+  file: OutputFile,
+  input: WriteInput,
+  simulated?: number,
+): Promise<OutputCheck> {
+  const src = engineFileSource(await readSafetensors(bytesSource(concatBytes(file.chunks), file.fileName)));
+  // the threads the plan's cost table was measured with
+  const threads = input.plan.latency?.threads ?? 1;
+  const pool = threads > 1 ? await createKernelPool({ threads }) : undefined;
+  let metric: number;
+  let speed: DecodeSpeed;
+  try {
+    const model = await loadEngineModel(pool ?? (await createKernels()), src);
+    metric = await input.task.evaluate(engineRunner(model));
+    speed = measureDecode(model, { prompt: 16, tokens: 64, repeats: 5 });
+  } finally {
+    await pool?.close();
+  }
+  const sim = simulated === undefined ? '' : ` (simulation ${formatMetric(simulated)})`;
+  return {
+    metric,
+    msPerToken: speed.msPerToken,
+    productsMsPerToken: speed.productsMsPerToken,
+    check: `run by mixq's engine: ${input.task.metric.name} ${formatMetric(metric)}${sim}; decode ${speed.msPerToken.toFixed(3)} ms/token on ${threads} thread${threads > 1 ? 's' : ''}, ${speed.productsMsPerToken.toFixed(3)} of it in weight products`,
   };
 }
