@@ -121,26 +121,7 @@ export function referenceForward(
       q.forEach((r, t) => rope(r, nh, t));
       k.forEach((r, t) => rope(r, nkv, t));
     }
-    const att = q.map((qr, t) => {
-      const out = new Float64Array(qW);
-      for (let hh = 0; hh < nh; hh++) {
-        const g = Math.floor(hh / (nh / nkv));
-        const s = new Float64Array(t + 1);
-        for (let j = 0; j <= t; j++) {
-          let d = 0;
-          for (let i = 0; i < hd; i++) d += qr[hh * hd + i]! * k[j]![g * hd + i]!;
-          s[j] = d / Math.sqrt(hd);
-        }
-        const m = Math.max(...s);
-        let z = 0;
-        for (let j = 0; j <= t; j++) z += Math.exp(s[j]! - m);
-        for (let j = 0; j <= t; j++) {
-          const p = Math.exp(s[j]! - m) / z;
-          for (let i = 0; i < hd; i++) out[hh * hd + i]! += p * v[j]![g * hd + i]!;
-        }
-      }
-      return out;
-    });
+    const att = causalAttention(q, k, v, nh, nkv, hd);
     const o = linear(att, `${b}attn_output.weight`, H, `${b}attn_output.bias`);
     x = x.map((r, t) => r.map((a, i) => a + o[t]![i]!));
     const h2 = norm(x, `${b}ffn_norm`);
@@ -167,4 +148,35 @@ export function referenceForward(
   const out = new Float64Array(T * c.vocabSize);
   logits.forEach((r, t) => out.set(r, t * c.vocabSize));
   return out;
+}
+
+/** Causal multi-head attention in float64: head h reads key / value head floor(h / (nh / nkv)). */
+function causalAttention(
+  q: readonly Float64Array[],
+  k: readonly Float64Array[],
+  v: readonly Float64Array[],
+  nh: number,
+  nkv: number,
+  hd: number,
+): Float64Array[] {
+  return q.map((qr, t) => {
+    const out = new Float64Array(nh * hd);
+    for (let hh = 0; hh < nh; hh++) {
+      const g = Math.floor(hh / (nh / nkv));
+      const s = new Float64Array(t + 1);
+      for (let j = 0; j <= t; j++) {
+        let d = 0;
+        for (let i = 0; i < hd; i++) d += qr[hh * hd + i]! * k[j]![g * hd + i]!;
+        s[j] = d / Math.sqrt(hd);
+      }
+      const m = Math.max(...s);
+      let z = 0;
+      for (let j = 0; j <= t; j++) z += Math.exp(s[j]! - m);
+      for (let j = 0; j <= t; j++) {
+        const p = Math.exp(s[j]! - m) / z;
+        for (let i = 0; i < hd; i++) out[hh * hd + i]! += p * v[j]![g * hd + i]!;
+      }
+    }
+    return out;
+  });
 }
