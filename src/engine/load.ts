@@ -47,6 +47,83 @@ export interface LoadReport {
 
 const MATRIX_TYPES: ReadonlySet<string> = new Set(['F32', 'F16', 'BF16', ...GGML_KERNEL_TYPES]);
 
+/** Tensors that become one prepared weight (q/k/v or gate/up fused when their types agree). */
+interface Group {
+  readonly parts: StoredTensor[];
+  readonly splits: number[];
+  readonly biases: (StoredTensor | undefined)[];
+  w?: PreparedWeight;
+  bias?: Float32Array;
+}
+
+/**
+ * The matrices' bytes into kernel memory: raw tensors (GGUF data, float safetensors) in ONE allocation,
+ * read in place and prepared there; mixq quantized weights repacked into the kernels' layout. Sets each
+ * group's prepared weight; returns the kernel bytes used and the tensor bytes read.
+ */
+async function loadMatrices(
+  kernels: KernelContext,
+  src: ModelSource,
+  groups: readonly Group[],
+  progress: ((done: number, total: number) => void) | undefined,
+): Promise<{ weightBytes: number; done: number }> {
+  const total = src.tensorBytes;
+  // ---- raw tensors: one allocation, read in place
+  const mem = kernels.memory;
+  let rawTotal = 0;
+  for (const g of groups) for (const p of g.parts) if (p.storage.kind === 'raw') rawTotal += p.storage.nbytes;
+  const base = rawTotal > 0 ? mem.alloc(rawTotal) : 0;
+  let weightBytes = rawTotal;
+  let done = 0;
+  let at = base;
+  for (const g of groups) {
+    if (g.parts[0]!.storage.kind !== 'raw') continue;
+    const start = at;
+    for (const p of g.parts) {
+      const s = p.storage as RawStorage;
+      if (s.readInto) await s.readInto(mem.u8(at, s.nbytes));
+      else {
+        const bytes = await s.read();
+        if (bytes.length !== s.nbytes)
+          throw new MixqError(`${bytes.length} bytes`, {
+            source: src.source,
+            field: p.name,
+            expected: String(s.nbytes),
+          });
+        mem.u8(at, s.nbytes).set(bytes);
+      }
+      at += s.nbytes;
+      done += s.nbytes;
+      progress?.(done, total);
+    }
+    const rows = g.splits.reduce((a, b) => a + b, 0);
+    const type = (g.parts[0]!.storage as RawStorage).type;
+    g.w = prepare(kernels, src.source, g.parts[0]!.name, () =>
+      kernels.prepare({
+        kind: 'ggml',
+        type,
+        rows,
+        cols: g.parts[0]!.shape[1]!,
+        data: mem.u8(start, at - start),
+      }),
+    );
+    weightBytes += g.w.bytes;
+  }
+  // ---- mixq quantized weights: repacked into the kernels' layout
+  for (const g of groups) {
+    const p = g.parts[0]!;
+    if (p.storage.kind !== 'mixq') continue;
+    const st = p.storage;
+    const parts = await st.read();
+    g.w = prepare(kernels, src.source, p.name, () => kernels.prepare(mixqSafetensorsSource(st.entry, parts)));
+    weightBytes += g.w.bytes;
+    done += st.nbytes;
+    progress?.(done, total);
+  }
+
+  return { weightBytes, done };
+}
+
 /**
  * Loads a model's weights into a kernel context (createKernels, or createKernelPool from mixq/node).
  * @example const model = await loadEngineModel(await createKernels(), ggufModelSource(file));
@@ -82,13 +159,6 @@ export async function loadEngineModel(
   const kvW = c.numKvHeads * c.headDim;
 
   // ---- plan: every matrix as a group of tensors that become one prepared weight
-  interface Group {
-    readonly parts: StoredTensor[];
-    readonly splits: number[];
-    readonly biases: (StoredTensor | undefined)[];
-    w?: PreparedWeight;
-    bias?: Float32Array;
-  }
   const groups: Group[] = [];
   const group = (parts: StoredTensor[], biases: (StoredTensor | undefined)[]): Group[] => {
     const fusable =
@@ -140,59 +210,9 @@ export async function loadEngineModel(
     planned.push({ qkv, o: o!, ffnIn, down: down!, b });
   }
 
-  // ---- raw tensors: one allocation, read in place
-  const mem = kernels.memory;
-  let rawTotal = 0;
-  for (const g of groups) for (const p of g.parts) if (p.storage.kind === 'raw') rawTotal += p.storage.nbytes;
-  const base = rawTotal > 0 ? mem.alloc(rawTotal) : 0;
-  let weightBytes = rawTotal;
-  let done = 0;
   const total = src.tensorBytes;
-  let at = base;
-  for (const g of groups) {
-    if (g.parts[0]!.storage.kind !== 'raw') continue;
-    const start = at;
-    for (const p of g.parts) {
-      const s = p.storage as RawStorage;
-      if (s.readInto) await s.readInto(mem.u8(at, s.nbytes));
-      else {
-        const bytes = await s.read();
-        if (bytes.length !== s.nbytes)
-          throw new MixqError(`${bytes.length} bytes`, {
-            source: src.source,
-            field: p.name,
-            expected: String(s.nbytes),
-          });
-        mem.u8(at, s.nbytes).set(bytes);
-      }
-      at += s.nbytes;
-      done += s.nbytes;
-      opts.progress?.(done, total);
-    }
-    const rows = g.splits.reduce((a, b) => a + b, 0);
-    const type = (g.parts[0]!.storage as RawStorage).type;
-    g.w = prepare(kernels, src.source, g.parts[0]!.name, () =>
-      kernels.prepare({
-        kind: 'ggml',
-        type,
-        rows,
-        cols: g.parts[0]!.shape[1]!,
-        data: mem.u8(start, at - start),
-      }),
-    );
-    weightBytes += g.w.bytes;
-  }
-  // ---- mixq quantized weights: repacked into the kernels' layout
-  for (const g of groups) {
-    const p = g.parts[0]!;
-    if (p.storage.kind !== 'mixq') continue;
-    const st = p.storage;
-    const parts = await st.read();
-    g.w = prepare(kernels, src.source, p.name, () => kernels.prepare(mixqSafetensorsSource(st.entry, parts)));
-    weightBytes += g.w.bytes;
-    done += st.nbytes;
-    opts.progress?.(done, total);
-  }
+  const loaded = await loadMatrices(kernels, src, groups, opts.progress);
+  let { weightBytes, done } = loaded;
   weightBytes += groups.length * 128; // descriptors
 
   // ---- vectors
