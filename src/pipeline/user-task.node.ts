@@ -24,9 +24,9 @@ import { readFeedFolder } from '../io/feeds.node.ts';
 import { outputProducers } from '../io/onnx/outputs.ts';
 import type { ModelProto } from '../io/onnx/proto-types.ts';
 import { syntheticFeeds } from '../runtime/fidelity.node.ts';
-import { type Feeds, ort } from '../runtime/ort.node.ts';
-import { concurrencyOf, forEachInOrder, type InputMeta, type ModelRunner } from '../runtime/runner.node.ts';
-import type { DamageProbe, ProbeOutput } from '../runtime/sensitivity.node.ts';
+import { type Feeds, fromWire, ort } from '../runtime/ort.node.ts';
+import type { InputMeta, ModelRunner } from '../runtime/runner.node.ts';
+import { type DamageProbe, type ProbeOutput, runOutputs } from '../runtime/sensitivity.node.ts';
 import { withEvalRunner } from '../runtime/session-pool.node.ts';
 import type { TaskDefinition, TaskScore } from './tasks.node.ts';
 
@@ -60,11 +60,7 @@ interface UserData {
   readonly synthetic: boolean;
 }
 
-function ortFeeds(s: FeedSample): Feeds {
-  const f: Feeds = {};
-  for (const [name, t] of Object.entries(s.tensors)) f[name] = new ort.Tensor(t.type, t.data, [...t.dims]);
-  return f;
-}
+const ortFeeds = (s: FeedSample): Feeds => fromWire(s.tensors);
 
 async function readSplits(
   path: string,
@@ -170,28 +166,6 @@ export function measureOutputs(
     return finishMeasure(acc);
   });
   return { damage: combinedDamage(outputs, measures), outputs };
-}
-
-/** The measured outputs of every feed, in feed order. */
-async function runOutputs(
-  runner: ModelRunner,
-  feeds: readonly Feeds[],
-  names: readonly string[],
-): Promise<ProbeOutput[][]> {
-  const outs: ProbeOutput[][] = [];
-  await forEachInOrder(
-    feeds.length,
-    concurrencyOf(runner),
-    (i) => runner.run(feeds[i]!, names),
-    (res) =>
-      outs.push(
-        names.map((n) => {
-          const t = res[n]!;
-          return { data: t.data as Float32Array, dims: t.dims };
-        }),
-      ),
-  );
-  return outs;
 }
 
 /** What the measures are, in one line. */

@@ -49,7 +49,7 @@ import {
   type OutputKind,
 } from './metrics.ts';
 import { type Feeds, floatTensor, int64Tensor } from './ort.node.ts';
-import type { ModelRunner } from './runner.node.ts';
+import { concurrencyOf, forEachInOrder, type ModelRunner } from './runner.node.ts';
 import type { Scheme } from '../quant/scheme.ts';
 import { loadWeightFedModel, type WeightFedModel } from './weights.node.ts';
 
@@ -111,21 +111,35 @@ export interface DamageMeter {
   measure(replacements: ReadonlyMap<string, Float32Array>): Promise<MeasuredDamage>;
 }
 
-async function runProbe(runner: ModelRunner, probe: DamageProbe): Promise<ProbeOutput[][]> {
+/**
+ * The named float32 outputs of every feed, in feed order (as many runs in flight as the runner takes).
+ * @example const outs = await runOutputs(runner, feeds, ['logits'])
+ */
+export async function runOutputs(
+  runner: ModelRunner,
+  feeds: readonly Feeds[],
+  names: readonly string[],
+): Promise<ProbeOutput[][]> {
   const outs: ProbeOutput[][] = [];
-  for (const f of probe.feeds) {
-    const res = await runner.run(f, probe.outputs);
-    outs.push(
-      probe.outputs.map((name) => {
-        const t = res[name];
-        if (t?.type !== 'float32')
-          throw new MixqError('probe output is not float32', { field: name, expected: 'float32' });
-        return { data: t.data as Float32Array, dims: t.dims };
-      }),
-    );
-  }
+  await forEachInOrder(
+    feeds.length,
+    concurrencyOf(runner),
+    (i) => runner.run(feeds[i]!, names),
+    (res) =>
+      outs.push(
+        names.map((name) => {
+          const t = res[name];
+          if (t?.type !== 'float32')
+            throw new MixqError('probe output is not float32', { field: name, expected: 'float32' });
+          return { data: t.data as Float32Array, dims: t.dims };
+        }),
+      ),
+  );
   return outs;
 }
+
+const runProbe = (runner: ModelRunner, probe: DamageProbe): Promise<ProbeOutput[][]> =>
+  runOutputs(runner, probe.feeds, probe.outputs);
 
 /** Runs the fp32 model once on the probe and returns a meter for variants. */
 export async function createDamageMeter(model: WeightFedModel, probe: DamageProbe): Promise<DamageMeter> {
