@@ -74,7 +74,7 @@ export async function ggufReadRows(
   const rb = rowBytes(codec, ne0);
   const perRead = Math.max(1, Math.floor(ROW_READ_BYTES / Math.max(1, rb)));
   const out = new Float32Array(rows.length * ne0);
-  for (let k = 0; k < rows.length; ) {
+  for (let k = 0; k < rows.length;) {
     let e = k + 1;
     while (e < rows.length && e - k < perRead && rows[e] === rows[e - 1]! + 1) e++;
     const bytes = await file.readTensorRange(info, rows[k]! * rb, (e - k) * rb);
