@@ -147,6 +147,14 @@ test('a failure part-way through the tensors leaves no file (and no temp file)',
   const ok = await convertFile(join(dir, 'fail', 'keep.gguf'), out);
   assert.equal(ok.bytes, readFileSync(out).length);
   await assert.rejects(convertFile(out, out), /refusing to overwrite the input file/);
+  // a Hugging Face folder goes to GGUF under llama.cpp's names, matrices as asked
+  const hf = await convertFile(join(ROOT, 'test/fixtures/stories-hf'), join(dir, 'fail', 'hf.gguf'), {
+    type: 'f16',
+  });
+  const back = parseGguf(new Uint8Array(readFileSync(join(dir, 'fail', 'hf.gguf'))), 'hf.gguf');
+  assert.equal(hf.bytes, back.fileSize);
+  assert.equal(back.tensors.find((t) => t.name === 'blk.0.attn_q.weight')?.type.name.toUpperCase(), 'F16');
+  assert.ok(hf.tensors.some((t) => t.name === 'token_embd.weight' && t.to === 'f16'));
 });
 
 test('bad input to convert / plan: one line naming file, field and expectation; no output', async () => {
