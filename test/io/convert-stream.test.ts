@@ -25,6 +25,8 @@ import {
   writeGguf,
   writeSafetensors,
 } from '../../src/io/index.ts';
+import { planGguf } from '../../src/pipeline/gguf/plan.node.ts';
+import { quantizeGgufLm } from '../../src/pipeline/llm/index.node.ts';
 import { ROOT, runMixq } from '../cli-util.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'mixq-convert-stream-'));
@@ -157,7 +159,7 @@ test('a failure part-way through the tensors leaves no file (and no temp file)',
   assert.ok(hf.tensors.some((t) => t.name === 'token_embd.weight' && t.to === 'f16'));
 });
 
-test('bad input to convert / plan: one line naming file, field and expectation; no output', async () => {
+test('bad input to convert / plan / quantize: one line naming file, field and expectation; no output', async () => {
   const bytes = mixedGguf();
   const mamba = concatBytes(
     writeGguf({
@@ -183,78 +185,89 @@ test('bad input to convert / plan: one line naming file, field and expectation; 
     return d;
   };
   const out = (ext: string) => join(dir, `out-${Math.random().toString(36).slice(2)}${ext}`);
-  const cases: [string, string[], RegExp][] = [
+  const convert = (i: string, o: string) => () => convertFile(i, o);
+  const mambaPath = f('m.gguf', mamba);
+  const cases: [string, () => Promise<unknown>, RegExp][] = [
     [
       'truncated GGUF',
-      ['convert', f('t.gguf', bytes.subarray(0, bytes.length - 40)), out('.safetensors')],
+      convert(f('t.gguf', bytes.subarray(0, bytes.length - 40)), out('.safetensors')),
       /t\.gguf: tensor_infos\[\d\]\.offset: .*lies outside the file \(expected/,
     ],
     [
       'truncated GGUF header',
-      ['convert', f('h.gguf', bytes.subarray(0, 300)), out('.safetensors')],
+      convert(f('h.gguf', bytes.subarray(0, 300)), out('.safetensors')),
       /h\.gguf: .*file is truncated.*\(expected at least/,
     ],
     [
       'truncated safetensors',
-      ['convert', f('t.safetensors', st.subarray(0, st.length - 8)), out('.gguf')],
+      convert(f('t.safetensors', st.subarray(0, st.length - 8)), out('.gguf')),
       /t\.safetensors: data_offsets: .*\(expected the last tensor to end at/,
     ],
     [
       'safetensors header over the cap',
-      ['convert', f('b.safetensors', bigHeader), out('.gguf')],
+      convert(f('b.safetensors', bigHeader), out('.gguf')),
       /b\.safetensors: header_length: .*exceeds the limit \(expected at most 100000000/,
     ],
     [
       'GGUF count over the cap',
-      ['convert', f('k.gguf', bigKv), out('.safetensors')],
+      convert(f('k.gguf', bigKv), out('.safetensors')),
       /k\.gguf: n_kv: .*exceeds the limit \(expected at most/,
     ],
     [
       'plan of a truncated GGUF',
-      ['plan', join(dir, 't.gguf'), '--bits', '4', '--out', out('.json')],
+      () => planGguf(join(dir, 't.gguf'), { budget: { kind: 'bitsPerWeight', bits: 4 } }),
       /t\.gguf: tensor_infos\[\d\]\.offset: .*\(expected/,
     ],
     [
       'unknown architecture',
-      [
-        'quantize',
-        f('m.gguf', mamba),
-        '--calibration',
-        join(ROOT, 'models/stories/README.md'),
-        '--out',
-        out(''),
-      ],
+      () =>
+        quantizeGgufLm({
+          model: mambaPath,
+          calibration: join(ROOT, 'models/stories/README.md'),
+          out: out(''),
+        }),
       /m\.gguf: general\.architecture: architecture "mamba" is not supported \(expected llama/,
     ],
     [
       'folder without config',
-      ['convert', folder('config.json'), out('.gguf')],
+      convert(folder('config.json'), out('.gguf')),
       /hf-config\.json: config\.json: no config\.json in the folder \(expected/,
     ],
     [
       'folder without tokenizer',
-      ['convert', folder('tokenizer.json'), out('.gguf')],
+      convert(folder('tokenizer.json'), out('.gguf')),
       /hf-tokenizer\.json: tokenizer\.json: no tokenizer\.json in the folder \(expected/,
     ],
     [
       'folder to safetensors',
-      ['convert', join(ROOT, 'test/fixtures/stories-hf'), out('.safetensors')],
+      convert(join(ROOT, 'test/fixtures/stories-hf'), out('.safetensors')),
       /\.safetensors: extension: a Hugging Face folder converts to GGUF only \(expected \.gguf/,
     ],
   ];
   const before = new Set(readdirSync(dir));
-  const results = await Promise.all(cases.map(([, args]) => runMixq(...args)));
-  for (const [i, [what, , re]] of cases.entries()) {
-    const r = results[i]!;
-    assert.notEqual(r.code, 0, what);
-    const lines = r.stderr.trim().split('\n');
-    assert.equal(lines.length, 1, `${what}: ${r.stderr}`);
-    assert.match(lines[0]!, re, what);
+  for (const [what, run, re] of cases)
+    await assert.rejects(run(), (e: Error) => {
+      assert.equal(e.name, 'MixqError', `${what}: ${e.stack}`);
+      assert.ok(!e.message.includes('\n'), what);
+      assert.match(e.message, re, what);
+      return true;
+    });
+  // the CLI prints such an error as its one line, with a non-zero exit
+  const [a, b] = await Promise.all([
+    runMixq('convert', join(dir, 't.gguf'), out('.safetensors')),
+    runMixq('convert', folder('config.json'), out('.gguf')),
+  ]);
+  for (const [r, re] of [
+    [a, cases[0]![2]],
+    [b, cases[7]![2]],
+  ] as const) {
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^mixq convert: .*${re.source}`));
   }
   // nothing written: no output, no temp file
   assert.deepEqual(
-    readdirSync(dir).filter((n) => !before.has(n)),
+    readdirSync(dir).filter((n) => !before.has(n) && !n.startsWith('hf-')),
     [],
   );
-  assert.ok(!existsSync(join(ROOT, 'plan.json')));
 });
