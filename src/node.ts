@@ -5,6 +5,7 @@ export * from './io/onnx/file.node.ts';
 export * from './runtime/index.node.ts';
 export * from './io/file-stream.node.ts';
 export * from './io/llm/hf-folder.node.ts';
+export * from './io/convert.node.ts';
 export * from './runtime/bundled-stories.node.ts';
 export * from './runtime/llama.node.ts';
 export * from './runtime/lm-windows.ts';

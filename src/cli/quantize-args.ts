@@ -17,7 +17,8 @@ export const quantizeArgs = {
   },
   bits: {
     type: 'string',
-    description: 'budget: average bits per quantized weight, scales included (default 4)',
+    description:
+      "budget: average bits per quantized weight, scales included (default 4; a GGUF language model: the size of llama.cpp's Q4_K_M mix for it, else its smallest file)",
   },
   size: {
     type: 'string',

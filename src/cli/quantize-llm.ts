@@ -43,7 +43,8 @@ function bad(flag: string, value: string, expected: string): never {
   throw new MixqError(`bad value '${value}'`, { source: `argument --${flag}`, expected });
 }
 
-function parseLmBudget(args: Record<string, unknown>): PlanBudget {
+/** --bits / --size; undefined when neither is given (the pipeline then picks the default and says why). */
+function parseLmBudget(args: Record<string, unknown>): PlanBudget | undefined {
   const given = (k: string) => args[k] !== undefined && args[k] !== '';
   if (given('max-loss'))
     throw new MixqError('--max-loss is not available for GGUF language models', {
@@ -53,7 +54,8 @@ function parseLmBudget(args: Record<string, unknown>): PlanBudget {
   if (given('bits') && given('size'))
     throw new MixqError('--bits and --size given together', { source: 'arguments', expected: 'one budget' });
   if (given('size')) return { kind: 'bytes', bytes: parseSize(String(args.size)) };
-  const bits = given('bits') ? Number(args.bits) : 4.5;
+  if (!given('bits')) return undefined;
+  const bits = Number(args.bits);
   if (!(Number.isFinite(bits) && bits > 0 && bits <= 32))
     bad('bits', String(args.bits), 'a number in (0, 32]');
   return { kind: 'bitsPerWeight', bits };
@@ -106,7 +108,7 @@ export function lmComparisonTable(r: QuantizeGgufLmResult): string {
 }
 
 export async function runQuantizeLlm(args: Record<string, unknown>): Promise<void> {
-  let budget: PlanBudget;
+  let budget: PlanBudget | undefined;
   let windows: Partial<LmSplitCounts>;
   let damage: 'calibrated' | 'kl' | undefined;
   try {
@@ -138,7 +140,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
     const { quantizeGgufLm } = await import('../pipeline/llm/index.node.ts');
     r = await quantizeGgufLm({
       model,
-      budget,
+      ...(budget ? { budget } : {}),
       ...(args.calibration !== undefined && args.calibration !== ''
         ? { calibration: String(args.calibration) }
         : {}),

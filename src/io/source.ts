@@ -28,6 +28,31 @@ export async function readSourceBytes(src: ByteSource, offset: number, length: n
   }
 }
 
+/**
+ * Reads `length` bytes at `offset` inside a tensor's data (`absOffset`, `nbytes` in the file): a positioned
+ * read of part of a tensor (sampled rows, a run of rows) instead of the whole. A range outside the tensor
+ * is a MixqError naming the tensor.
+ */
+export function readTensorRange(
+  src: ByteSource,
+  tensor: { readonly name: string; readonly absOffset: number; readonly nbytes: number },
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
+  if (
+    !(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0) ||
+    offset + length > tensor.nbytes
+  )
+    return Promise.reject(
+      new MixqError(`bytes ${offset}..${offset + length} are outside the tensor`, {
+        source: src.name,
+        field: `tensor '${tensor.name}'`,
+        expected: `a range inside its ${tensor.nbytes} bytes`,
+      }),
+    );
+  return readSourceBytes(src, tensor.absOffset + offset, length);
+}
+
 /** A ByteSource over bytes already in memory. */
 export function bytesSource(bytes: Uint8Array, name = '<memory>'): ByteSource {
   return {

@@ -26,6 +26,15 @@ import { allocate } from '../../src/pipeline/quantize/allocate.ts';
 import { applyPlanToGguf } from '../../src/pipeline/gguf/apply.node.ts';
 import { planGguf } from '../../src/pipeline/gguf/plan.node.ts';
 import { ggufAllocationProblem, ggufDamageTable } from '../../src/pipeline/gguf/damage.ts';
+import {
+  ggufDecodeRows,
+  ggufImportance,
+  ggufRowError,
+  ggufSampleRows,
+  roundTrip,
+} from '../../src/pipeline/gguf/rows.ts';
+import { rowBytes } from '../../src/blocks/registry.ts';
+import type { GgufFile } from '../../src/io/gguf/read.ts';
 import { parsePlan } from '../../src/plan/parse.ts';
 import type { Plan } from '../../src/plan/schema.ts';
 import { serialisePlan } from '../../src/plan/serialise.ts';
@@ -143,6 +152,53 @@ test('row sampling is deterministic, covers the tensor evenly and scales to all 
   // scaled estimate within 30% of the full-tensor damage (i.i.d. rows)
   const f = full.weights.find((w) => w.name === up.name)!.candidates[0]!.damage;
   assert.ok(Math.abs(up.candidates[0]!.damage / f - 1) < 0.3, `${up.candidates[0]!.damage} vs ${f}`);
+});
+
+test('planning reads only the sampled rows (positioned reads) and measures what whole-tensor reads measured', async () => {
+  const file = parseGguf(fx.bytes, 'tiny.gguf');
+  const types = ['Q4_0', 'Q4_K', 'F16'];
+  const maxSampleElements = 2048;
+  let rangeBytes = 0;
+  let wholeReads = 0;
+  const counted: GgufFile = {
+    ...file,
+    readTensorBytes: (info) => {
+      wholeReads++;
+      return file.readTensorBytes(info);
+    },
+    readTensorRange: (info, offset, length) => {
+      rangeBytes += length;
+      return file.readTensorRange(info, offset, length);
+    },
+  };
+  const imatrix = fx.imatrix;
+  const table = await ggufDamageTable(counted, { types, maxSampleElements, imatrix });
+  assert.equal(wholeReads, 0);
+  let sampledBytes = 0;
+  const importance = ggufImportance(imatrix, file.source);
+  for (const w of table.weights) {
+    const info = file.tensors.find((t) => t.name === w.name)!;
+    const rows = ggufSampleRows(w.rows, info.ne[0]!, maxSampleElements);
+    assert.equal(rows.length, w.sampledRows);
+    sampledBytes += rows.length * rowBytes(getBlockType(info.type.name), info.ne[0]!);
+    // the previous way: the whole tensor read, the sampled rows decoded from it
+    const x = ggufDecodeRows(info, await file.readTensorBytes(info), rows, file.source);
+    const imp = importance(info);
+    const scale = rows.length === w.rows ? 1 : w.rows / rows.length;
+    for (const c of w.candidates) {
+      const t = getBlockType(c.type);
+      const want =
+        t.ggmlTypeId === info.typeId
+          ? 0
+          : scale * ggufRowError(info.ne, rows, x, roundTrip(x, info.ne, rows, t, imp), imp);
+      assert.equal(c.damage, want, `${w.name} ${c.type}`);
+    }
+  }
+  assert.ok(
+    table.weights.some((w) => w.sampledRows < w.rows),
+    'some tensors are sampled',
+  );
+  assert.equal(rangeBytes, sampledBytes);
 });
 
 /** A 3-weight GGUF (plus a norm) for the brute-force checks. */

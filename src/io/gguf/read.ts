@@ -18,7 +18,7 @@
 import { MixqError } from '../../core/errors.ts';
 import { DEFAULT_LIMITS, GGML_MAX_DIMS, type IoLimits, resolveLimits } from '../limits.ts';
 import { alignUp, ByteReader, NeedMoreBytes } from '../reader.ts';
-import { type ByteSource, readSourceBytes } from '../source.ts';
+import { type ByteSource, readSourceBytes, readTensorRange } from '../source.ts';
 import {
   GGUF_VALUE_MIN_BYTES,
   GGUF_VALUE_TYPES,
@@ -78,6 +78,8 @@ export interface GgufFile extends GgufHeader {
   get(key: string): GgufValue | undefined;
   /** Reads one tensor's raw bytes (exactly `nbytes`, no padding). */
   readTensorBytes(info: GgufTensorInfo): Promise<Uint8Array>;
+  /** Reads `length` bytes at byte `offset` of one tensor's data (part of a tensor: rows, a run of rows). */
+  readTensorRange(info: GgufTensorInfo, offset: number, length: number): Promise<Uint8Array>;
 }
 
 export interface ReadOptions {
@@ -150,6 +152,7 @@ function attach(h: GgufHeader, src: ByteSource): GgufFile {
     ...h,
     get: (key) => map.get(key),
     readTensorBytes: (info) => readSourceBytes(src, info.absOffset, info.nbytes),
+    readTensorRange: (info, offset, length) => readTensorRange(src, info, offset, length),
   };
 }
 

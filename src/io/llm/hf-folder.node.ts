@@ -8,7 +8,13 @@ import { MixqError } from '../../core/errors.ts';
 import { fileSource } from '../files.node.ts';
 import { writeFileAtomicStream } from '../file-stream.node.ts';
 import type { ByteSource } from '../source.ts';
-import { type FolderSource, type HfToGgufOptions, hfToGguf, openHfFolder } from './hf-folder.ts';
+import {
+  type FolderSource,
+  type HfGgufConversion,
+  type HfToGgufOptions,
+  hfToGguf,
+  openHfFolder,
+} from './hf-folder.ts';
 
 /**
  * A FolderSource over a directory, listing its files and those of its subfolders by relative path with '/'
@@ -53,6 +59,8 @@ export interface ConvertHfFolderResult {
   readonly out: string;
   readonly bytes: number;
   readonly tensors: number;
+  /** Each written tensor: Hugging Face and GGUF names, stored dtype and GGUF type, ggml dims. */
+  readonly written: HfGgufConversion['tensors'];
 }
 
 /**
@@ -70,7 +78,7 @@ export async function convertHfFolderToGguf(
     const conv = hfToGguf(hf, opts);
     const protect = (await folder.list()).map((f) => join(dir, f));
     const bytes = await writeFileAtomicStream(out, conv.chunks(), protect);
-    return { out, bytes, tensors: conv.tensors.length };
+    return { out, bytes, tensors: conv.tensors.length, written: conv.tensors };
   } finally {
     await folder.close();
   }

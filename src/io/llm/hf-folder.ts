@@ -196,6 +196,8 @@ export interface HfGgufConversion {
   readonly tensors: readonly {
     readonly hf: string;
     readonly gguf: string;
+    /** The safetensors dtype in the folder. */
+    readonly from: string;
     readonly type: string;
     readonly ne: readonly number[];
   }[];
@@ -332,7 +334,13 @@ export function hfToGguf(hf: HfFolder, opts: HfToGgufOptions = {}): HfGgufConver
   );
   return {
     layout,
-    tensors: planned.map((p) => ({ hf: p.hf.name, gguf: p.gguf, type: p.type, ne: p.ne })),
+    tensors: planned.map((p) => ({
+      hf: p.hf.name,
+      gguf: p.gguf,
+      from: p.hf.info.dtype,
+      type: p.type,
+      ne: p.ne,
+    })),
     async *chunks() {
       yield layout.header;
       for (const [i, p] of planned.entries()) {

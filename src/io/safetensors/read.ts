@@ -13,7 +13,7 @@
  */
 import { MixqError } from '../../core/errors.ts';
 import { type IoLimits, resolveLimits } from '../limits.ts';
-import { type ByteSource, readSourceBytes } from '../source.ts';
+import { type ByteSource, readSourceBytes, readTensorRange } from '../source.ts';
 import { isSafetensorsDtype, SAFETENSORS_DTYPE_BYTES, type SafetensorsDtype } from './dtypes.ts';
 
 export interface SafetensorsTensorInfo {
@@ -47,6 +47,8 @@ export interface SafetensorsHeader {
 export interface SafetensorsFile extends SafetensorsHeader {
   /** Reads one tensor's bytes. */
   readTensorBytes(info: SafetensorsTensorInfo): Promise<Uint8Array>;
+  /** Reads `length` bytes at byte `offset` of one tensor's data. */
+  readTensorRange(info: SafetensorsTensorInfo, offset: number, length: number): Promise<Uint8Array>;
 }
 
 const MAX_JSON_DEPTH = 4;
@@ -83,7 +85,11 @@ export async function readSafetensors(
   const headerLength = Number(n);
   const json = await readSourceBytes(src, 8, headerLength);
   const header = parseSafetensorsHeader(json, src.name, src.size, limits);
-  return { ...header, readTensorBytes: (t) => readSourceBytes(src, t.absOffset, t.nbytes) };
+  return {
+    ...header,
+    readTensorBytes: (t) => readSourceBytes(src, t.absOffset, t.nbytes),
+    readTensorRange: (t, offset, length) => readTensorRange(src, t, offset, length),
+  };
 }
 
 /** Parses a safetensors file held in memory. */

@@ -33,21 +33,41 @@ export function referenceOrder<T extends { name: string; dtype: SafetensorsDtype
   );
 }
 
+/** A tensor as the header describes it (its data follows later). */
+export interface SafetensorsTensorLayoutInput {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+}
+
+export interface SafetensorsHeaderLayout {
+  /** u64 length + JSON header padded with spaces to a multiple of 8: the data section follows. */
+  readonly header: Uint8Array;
+  /** Bytes of each tensor's data, in input order (tensors are back to back, no padding). */
+  readonly nbytes: readonly number[];
+  /** Total file size. */
+  readonly fileSize: number;
+}
+
 /**
- * Serialises tensors (in the given order) into safetensors chunks: [length+header, data...].
- * @example writeFileAtomic('w.safetensors', writeSafetensors({ tensors: referenceOrder(ts) }))
+ * The header of a safetensors file whose tensors (in the given order) follow it back to back: what
+ * writeSafetensors writes before the data, computed from names, dtypes and shapes alone so a writer can
+ * stream the tensors afterwards.
+ * @example const l = safetensorsHeaderLayout(metas, metadata); sink(l.header); for (...) sink(data)
  */
-export function writeSafetensors(input: SafetensorsWriteInput): Uint8Array[] {
+export function safetensorsHeaderLayout(
+  tensors: readonly SafetensorsTensorLayoutInput[],
+  metadata?: Readonly<Record<string, string>>,
+): SafetensorsHeaderLayout {
   const parts: string[] = [];
-  if (input.metadata) {
-    const entries = Object.keys(input.metadata).map(
-      (k) => `${JSON.stringify(k)}:${JSON.stringify(input.metadata![k])}`,
-    );
+  if (metadata) {
+    const entries = Object.keys(metadata).map((k) => `${JSON.stringify(k)}:${JSON.stringify(metadata[k])}`);
     parts.push(`"__metadata__":{${entries.join(',')}}`);
   }
   let offset = 0;
   const names = new Set<string>();
-  input.tensors.forEach((t, i) => {
+  const sizes: number[] = [];
+  tensors.forEach((t, i) => {
     const f = `tensors[${i}]`;
     if (t.name === '__metadata__' || names.has(t.name)) {
       throw new MixqError(`tensor name '${t.name}' is reserved or repeated`, {
@@ -76,27 +96,39 @@ export function writeSafetensors(input: SafetensorsWriteInput): Uint8Array[] {
       n *= d;
     }
     const nbytes = n * SAFETENSORS_DTYPE_BYTES[t.dtype];
-    if (t.data.length !== nbytes) {
-      throw new MixqError(`tensor '${t.name}' has ${t.data.length} bytes`, {
-        source: SOURCE,
-        field: `${f}.data`,
-        expected: `${nbytes} bytes`,
-      });
-    }
+    sizes.push(nbytes);
     parts.push(
       `${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${offset + nbytes}]}`,
     );
     offset += nbytes;
   });
-  let header = new TextEncoder().encode(`{${parts.join(',')}}`);
-  const pad = (8 - (header.length % 8)) % 8;
+  let json = new TextEncoder().encode(`{${parts.join(',')}}`);
+  const pad = (8 - (json.length % 8)) % 8;
   if (pad) {
-    const padded = new Uint8Array(header.length + pad).fill(0x20);
-    padded.set(header);
-    header = padded;
+    const padded = new Uint8Array(json.length + pad).fill(0x20);
+    padded.set(json);
+    json = padded;
   }
-  const head = new Uint8Array(8 + header.length);
-  new DataView(head.buffer).setBigUint64(0, BigInt(header.length), true);
-  head.set(header, 8);
-  return [head, ...input.tensors.map((t) => t.data)];
+  const header = new Uint8Array(8 + json.length);
+  new DataView(header.buffer).setBigUint64(0, BigInt(json.length), true);
+  header.set(json, 8);
+  return { header, nbytes: sizes, fileSize: header.length + offset };
+}
+
+/**
+ * Serialises tensors (in the given order) into safetensors chunks: [length+header, data...].
+ * @example writeFileAtomic('w.safetensors', writeSafetensors({ tensors: referenceOrder(ts) }))
+ */
+export function writeSafetensors(input: SafetensorsWriteInput): Uint8Array[] {
+  const layout = safetensorsHeaderLayout(input.tensors, input.metadata);
+  input.tensors.forEach((t, i) => {
+    if (t.data.length !== layout.nbytes[i]) {
+      throw new MixqError(`tensor '${t.name}' has ${t.data.length} bytes`, {
+        source: SOURCE,
+        field: `tensors[${i}].data`,
+        expected: `${layout.nbytes[i]} bytes`,
+      });
+    }
+  });
+  return [layout.header, ...input.tensors.map((t) => t.data)];
 }

@@ -14,7 +14,7 @@ import { type GgufFile, readGguf } from '../../io/gguf/read.ts';
 import { type RequantizeReport, type RequantRule, requantizeGgufTo } from '../../io/gguf/requantize.ts';
 
 import { ggufPlannedTensors } from './planned.ts';
-import { ggufDecodeRows, ggufImportance, ggufRowError } from './rows.ts';
+import { ggufImportance, ggufReadRows, ggufRowError } from './rows.ts';
 
 import { type Plan } from '../../plan/schema.ts';
 import { encodeRowsOnThreads } from '../../runtime/block-encode.node.ts';
@@ -190,6 +190,8 @@ export async function applyPlanToGguf(
 
 /** Rows decoded per step when measuring a whole tensor. */
 const MEASURE_ELEMENTS = 1 << 20;
+/** Bytes per piece when an unplanned tensor is compared with its input. */
+const COMPARE_BYTES = 16 << 20;
 
 function outputError(field: string, message: string, expected?: string): MixqError {
   return new MixqError(message, {
@@ -250,9 +252,13 @@ async function checkOutput(
     if (!p) {
       if (t.typeId !== s.typeId)
         throw outputError(`tensors.${t.name}.type`, `type ${t.type.name}`, s.type.name);
-      const [a, b] = await Promise.all([input.readTensorBytes(s), output.readTensorBytes(t)]);
-      if (a.length !== b.length || a.some((x, j) => x !== b[j]))
-        throw outputError(`tensors.${t.name}`, 'an unplanned tensor changed', 'its input bytes');
+      // compared in pieces (positioned reads): memory stays flat whatever the tensor's size
+      for (let o = 0; o < s.nbytes; o += COMPARE_BYTES) {
+        const n = Math.min(COMPARE_BYTES, s.nbytes - o);
+        const [a, b] = await Promise.all([input.readTensorRange(s, o, n), output.readTensorRange(t, o, n)]);
+        if (a.some((x, j) => x !== b[j]))
+          throw outputError(`tensors.${t.name}`, 'an unplanned tensor changed', 'its input bytes');
+      }
       continue;
     }
     if (t.typeId !== p.type.ggmlTypeId)
@@ -264,12 +270,10 @@ async function checkOutput(
     const ne0 = s.ne[0]!;
     const nRows = s.nElements / ne0;
     const step = Math.max(1, Math.floor(MEASURE_ELEMENTS / ne0));
-    const [a, b] = await Promise.all([input.readTensorBytes(s), output.readTensorBytes(t)]);
     let damage = 0;
     for (let r = 0; r < nRows; r += step) {
       const rows = Int32Array.from({ length: Math.min(step, nRows - r) }, (_, k) => r + k);
-      const x = ggufDecodeRows(s, a, rows, input.source);
-      const q = ggufDecodeRows(t, b, rows, out);
+      const [x, q] = await Promise.all([ggufReadRows(input, s, rows), ggufReadRows(output, t, rows)]);
       damage += ggufRowError(s.ne, rows, x, q, imp);
     }
     weights.push({

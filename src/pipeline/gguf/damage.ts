@@ -17,7 +17,8 @@
  *
  * Rows: all of them when the tensor has at most `maxSampleElements` values (default 131072); otherwise
  * floor(maxSampleElements / ne[0]) (at least 1) evenly spaced rows, r_k = floor((k + 1/2) * rows / S), and
- * the sum is scaled by rows / S. Deterministic; the same rows are used to check the written file.
+ * the sum is scaled by rows / S. Deterministic; only the sampled rows are read from the file (positioned
+ * reads, rows.ts ggufReadRows), so planning reads ~maxSampleElements values per tensor, not the model.
  *
  * Bytes of T on W = ggml's exact size (rows * ne[0] / blockSize * bytesPerBlock). The whole output file
  * is exactly fixedFileBytes + sum over weights of alignUp(bytes, alignment): the header (every KV kept,
@@ -37,8 +38,8 @@ import { alignUp } from '../../io/reader.ts';
 import type { PlanBudget } from '../../plan/schema.ts';
 import {
   GGUF_SAMPLE_ELEMENTS,
-  ggufDecodeRows,
   ggufImportance,
+  ggufReadRows,
   ggufRowError,
   ggufSampleRows,
   roundTrip,
@@ -193,8 +194,7 @@ export async function ggufDamageTable(
       });
     const imp = importance(info);
     const rows = ggufSampleRows(nRows, ne0, maxEl);
-    const bytes = await file.readTensorBytes(info);
-    const x = ggufDecodeRows(info, bytes, rows, source);
+    const x = await ggufReadRows(file, info, rows); // the sampled rows' bytes only
     const scale = rows.length === nRows ? 1 : nRows / rows.length;
     const candidates = fits.map((t): GgufDamageCandidate => {
       const size = (nRows * ne0 * t.bytesPerBlock) / t.blockSize;

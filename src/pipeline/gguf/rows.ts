@@ -5,7 +5,7 @@
 import { blockTypeById, type BlockTypeTraits, rowBytes } from '../../blocks/registry.ts';
 import { MixqError } from '../../core/errors.ts';
 import type { ImatrixData } from '../../io/gguf/imatrix.ts';
-import type { GgufTensorInfo } from '../../io/gguf/read.ts';
+import type { GgufFile, GgufTensorInfo } from '../../io/gguf/read.ts';
 
 /** Values measured per tensor by default before rows are sampled. */
 export const GGUF_SAMPLE_ELEMENTS = 1 << 17;
@@ -29,13 +29,8 @@ export function ggufSampleRows(
   return Int32Array.from({ length: s }, (_, k) => Math.floor(((k + 0.5) * rows) / s));
 }
 
-/** Decodes the given rows of a tensor's bytes (any type src/blocks decodes) into one f32 array. */
-export function ggufDecodeRows(
-  info: GgufTensorInfo,
-  bytes: Uint8Array,
-  rows: Int32Array,
-  source: string,
-): Float32Array {
+/** The codec that decodes a tensor's type, or a MixqError naming the tensor. */
+function decodableCodec(info: GgufTensorInfo, source: string): BlockTypeTraits {
   const codec = blockTypeById(info.typeId);
   if (!codec)
     throw new MixqError(`cannot dequantize tensor '${info.name}' of type ${info.type.name}`, {
@@ -43,10 +38,49 @@ export function ggufDecodeRows(
       field: `tensors.${info.name}.type`,
       expected: 'a type mixq can decode (F32, F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K, IQ4_NL, MXFP4)',
     });
+  return codec;
+}
+
+/** Decodes the given rows of a tensor's bytes (any type src/blocks decodes) into one f32 array. */
+export function ggufDecodeRows(
+  info: GgufTensorInfo,
+  bytes: Uint8Array,
+  rows: Int32Array,
+  source: string,
+): Float32Array {
+  const codec = decodableCodec(info, source);
   const ne0 = info.ne[0]!;
   const rb = rowBytes(codec, ne0);
   const out = new Float32Array(rows.length * ne0);
   rows.forEach((r, k) => out.set(codec.decode(bytes.subarray(r * rb, (r + 1) * rb), ne0), k * ne0));
+  return out;
+}
+
+/** Bytes per positioned read when sampled rows are consecutive (all rows of a small tensor). */
+const ROW_READ_BYTES = 16 << 20;
+
+/**
+ * The given rows (sorted, distinct) of a tensor decoded to f32, read from the file with positioned reads
+ * of those rows' bytes only (consecutive rows in one read of at most 16 MiB), never the whole tensor: the
+ * same values as ggufDecodeRows over the tensor's bytes.
+ */
+export async function ggufReadRows(
+  file: Pick<GgufFile, 'readTensorRange' | 'source'>,
+  info: GgufTensorInfo,
+  rows: Int32Array,
+): Promise<Float32Array> {
+  const codec = decodableCodec(info, file.source);
+  const ne0 = info.ne[0]!;
+  const rb = rowBytes(codec, ne0);
+  const perRead = Math.max(1, Math.floor(ROW_READ_BYTES / Math.max(1, rb)));
+  const out = new Float32Array(rows.length * ne0);
+  for (let k = 0; k < rows.length;) {
+    let e = k + 1;
+    while (e < rows.length && e - k < perRead && rows[e] === rows[e - 1]! + 1) e++;
+    const bytes = await file.readTensorRange(info, rows[k]! * rb, (e - k) * rb);
+    out.set(codec.decode(bytes, (e - k) * ne0), k * ne0);
+    k = e;
+  }
   return out;
 }
 

@@ -30,14 +30,22 @@ import { ggufPlanFromTable, ggufPlanOfTypes, openGguf, sampledNote } from '../gg
 import { calibrateDamage, type KlCalibration, measureDamageKl } from './calibrate.node.ts';
 import { compareRows, evalRow, type LmComparison, type LmEvalRow } from './evaluate.ts';
 import { GgufLmBench, typesKey } from './measure.node.ts';
-import { llamaMixPlans, type LmTypePlan, typePlan, uniformPlans, withinBudget } from './plans.ts';
+import {
+  defaultLmBudget,
+  llamaMixPlans,
+  type LmTypePlan,
+  typePlan,
+  uniformPlans,
+  withinBudget,
+} from './plans.ts';
 import { type LmInput, resolveLmInput, tokenizeSplit } from './input.node.ts';
 import { LM_WINDOW_TOKENS, type LmSplit, type LmSplitCounts } from './text-split.ts';
 
 export interface QuantizeGgufLmOptions {
   /** A .gguf path or 'stories' (the bundled stories260K). */
   readonly model: string;
-  readonly budget: PlanBudget;
+  /** Size budget; default (plans.ts defaultLmBudget): llama.cpp's Q4_K_M size, else the smallest file. */
+  readonly budget?: PlanBudget;
   /** Text file for calibration + validation (+ evaluation without `evalText`); default for 'stories'. */
   readonly calibration?: string;
   /** Separate evaluation text file. */
@@ -169,7 +177,14 @@ async function runOnGguf(
       ...(opts.types ? { types: opts.types } : {}),
       onProgress: (d, t) => progress('damage', d, t),
     });
-    ggufAllocationProblem(table, opts.budget); // an infeasible budget fails here, before any measurement
+    let budget = opts.budget;
+    if (!budget) {
+      const d = defaultLmBudget(table, config);
+      budget = d.budget;
+      log(`budget: ${d.reason}`);
+      notes.push(`budget: ${d.reason}`);
+    }
+    ggufAllocationProblem(table, budget); // an infeasible budget fails here, before any measurement
     lap('damage table');
     const bench = await GgufLmBench.open(input.path, f);
     try {
@@ -201,7 +216,7 @@ async function runOnGguf(
         bench,
         cal.table,
         uniforms,
-        opts.budget,
+        budget,
         split.split,
         planOpts,
         opts.select !== false,
@@ -245,7 +260,7 @@ async function runOnGguf(
       const report = buildLmReport({
         name: input.name,
         plan: sel.plan,
-        budget: budgetLabel(opts.budget),
+        budget: budgetLabel(budget),
         table: cal.table,
         measure: kl
           ? 'KL measured in llama.cpp, each (tensor, type) alone'

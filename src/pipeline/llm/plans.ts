@@ -121,3 +121,39 @@ export function withinBudget(plans: readonly LmTypePlan[], budget: PlanBudget): 
     return v <= b * (1 + 1e-12) && v >= 0.9 * b;
   });
 }
+
+/** The budget `mixq quantize <language model>` uses when none is given, and why (printed, in the notes). */
+export interface DefaultLmBudget {
+  readonly budget: PlanBudget;
+  readonly reason: string;
+}
+
+/**
+ * The default budget of a GGUF language model: the file size of llama.cpp's Q4_K_M mix for this model (the
+ * mix llama.cpp users reach for first) when llama-quantize would build it from these candidates; else the
+ * smallest file the candidates allow (every weight at its smallest type), so a model whose rows fit no
+ * 4-bit block (stories260K: ffn_down rows of 172 values stay F16) still gets a feasible plan.
+ * @example defaultLmBudget(table, config).budget // { kind: 'bytes', bytes: <Q4_K_M file size> }
+ */
+export function defaultLmBudget(
+  table: GgufDamageTable,
+  config: Pick<LlmConfig, 'numHeads' | 'numKvHeads' | 'numLayers'>,
+): DefaultLmBudget {
+  const { plans, notes } = llamaMixPlans(table, config, ['Q4_K_M']);
+  const q4km = plans[0];
+  if (q4km)
+    return {
+      budget: { kind: 'bytes', bytes: q4km.fileBytes },
+      reason: `no --bits or --size: the size of llama.cpp's Q4_K_M mix for this model, --size ${q4km.fileBytes} (${q4km.bitsPerWeight.toFixed(3)} bits per weight)`,
+    };
+  const smallest = new Map(
+    table.weights.map(
+      (w) => [w.name, w.candidates.reduce((a, c) => (c.bytes < a.bytes ? c : a)).type] as const,
+    ),
+  );
+  const min = typePlan(table, 'smallest', 'uniform', smallest);
+  return {
+    budget: { kind: 'bytes', bytes: min.fileBytes },
+    reason: `no --bits or --size, and llama.cpp's Q4_K_M mix cannot be built here (${notes[0] ?? 'no plan'}): the smallest file the candidates allow, --size ${min.fileBytes} (${min.bitsPerWeight.toFixed(3)} bits per weight)`,
+  };
+}
