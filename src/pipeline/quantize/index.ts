@@ -26,7 +26,8 @@ import type { SensitivityAnalysis } from '../../runtime/sensitivity.node.ts';
 import { type LoadedModel, loadModel } from '../model.node.ts';
 import { type QuantTask, resolveTask } from '../tasks.node.ts';
 import { type Allocated, chosenPlan, curve, sweepPlans } from './allocate.ts';
-import { type Comparison, runBaselines } from './baselines.ts';
+import type { LmEvalRow } from '../llm/evaluate.ts';
+import { type Comparison, lmRow, runBaselines } from './baselines.ts';
 import { type BiasCorrector, biasCorrector } from './bias.ts';
 import { calibrate } from './calibrate.ts';
 import { type RunContext, runContext } from './context.ts';
@@ -58,6 +59,11 @@ export interface QuantizeResult {
   readonly sensitivity: SensitivityAnalysis;
   /** Elements of the weights left in float. */
   readonly floatElements: number;
+  /**
+   * Language models: fp32 and the chosen plan (simulated) on the evaluation windows, KL / top-1 /
+   * perplexity with paired intervals (the baselines' rows are in `comparisons[i].lm`).
+   */
+  readonly lm?: { readonly input: LmEvalRow; readonly mixq: LmEvalRow };
 }
 
 /** The latency bound of a run (ms per token of the weight products), if any. */
@@ -164,6 +170,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     );
   }
   points.points.sort((a, b) => a.bytes - b.bytes);
+  const lm = await lmRows(ev, sens, allocated);
   const predictedMs = speed ? predictedMsPerToken(weights, allocated.chosen) : undefined;
   const plan = {
     ...buildPlan(
@@ -201,7 +208,10 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     select,
     damage,
     series: [{ name: 'mixq', kind: 'mixq', points: points.points }, ...baselines.series],
-    notes: reportNotes(ctx, sens, plan, output, speed?.model.source),
+    notes: [
+      ...reportNotes(ctx, sens, plan, output, speed?.model.source),
+      ...(lm ? lmNotes(lm, baselines.comparisons) : []),
+    ],
   });
   return {
     task,
@@ -213,7 +223,36 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     ...(output ? { output } : {}),
     sensitivity: sens.analysis,
     floatElements: sens.floatElements,
+    ...(lm ? { lm } : {}),
   };
+}
+
+/** fp32's and the chosen plan's language-model rows, when the task scores windows of text. */
+async function lmRows(
+  ev: Evaluator,
+  sens: Sensitivity,
+  allocated: Allocated,
+): Promise<QuantizeResult['lm']> {
+  if (!ev.fp32.lm) return undefined;
+  const a = allocated.chosen;
+  const input = lmRow('fp32 (input)', 'input', 4 * sens.elements, 32, ev.fp32, ev.fp32);
+  const mixq = lmRow('mixq', 'mixq', a.bytes, a.bitsPerWeight, ev.fp32, await ev.scoreAllocation(a));
+  return input && mixq ? { input, mixq } : undefined;
+}
+
+/** One line per language-model row: KL, top-1 and perplexity with their intervals, and the size. */
+export function lmRowLine(r: LmEvalRow): string {
+  const f = (x: number) => x.toPrecision(4);
+  return `${r.label}: KL ${f(r.kl)} [${f(r.klCi[0])}, ${f(r.klCi[1])}] nats/token, top-1 ${f(r.top1)} [${f(r.top1Ci[0])}, ${f(r.top1Ci[1])}], perplexity ${f(r.perplexity)} (x${f(r.perplexityRatioCi[0])}..${f(r.perplexityRatioCi[1])} of fp32's), ${r.weightBytes} bytes of weights (${r.bitsPerWeight.toFixed(3)} b/w)`;
+}
+
+function lmNotes(lm: NonNullable<QuantizeResult['lm']>, comparisons: readonly Comparison[]): string[] {
+  return [
+    `Evaluation of the language model (${lm.input.windows} windows, ${lm.input.tokens} tokens; intervals: 95% paired bootstrap over windows):`,
+    lmRowLine(lm.input),
+    lmRowLine(lm.mixq),
+    ...comparisons.flatMap((c) => (c.lm ? [lmRowLine(c.lm.baseline), lmRowLine(c.lm.mixq)] : [])),
+  ];
 }
 
 /** The write stage of a quantize run: the chosen plan's simulated weights (and codes) to the target's writer. */
