@@ -20,8 +20,10 @@
  * fp32's log-probabilities of each scored split are computed once and kept (windows x T x vocab float32).
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { MixqError } from '../core/errors.ts';
+import { writeFileAtomic } from '../io/files.node.ts';
 import { hfFolderSource } from '../io/llm/hf-folder.node.ts';
 import {
   decoderIo,
@@ -313,4 +315,40 @@ export function lmTask(
     score: (runner) => score(runner, 'evaluation'),
     validate: (runner) => score(runner, 'validation'),
   };
+}
+
+/** Files of a transformers.js folder copied beside the quantized decoder (those present). */
+export const LM_FOLDER_FILES = [
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+] as const;
+
+/** Where transformers.js looks for the decoder it loads with `dtype: 'fp32'`. */
+export const LM_OUTPUT_DECODER = 'onnx/model.onnx';
+
+/**
+ * Writes a transformers.js folder at `out`: the input folder's config and tokenizer files copied and the
+ * quantized decoder as onnx/model.onnx (the file transformers.js loads with `dtype: 'fp32'`: mixq's
+ * operators keep float32 inputs and outputs), each atomically and never over a file of the input folder.
+ * Returns the written paths.
+ */
+export async function writeLmFolder(
+  input: string,
+  out: string,
+  decoder: Uint8Array | readonly Uint8Array[],
+): Promise<string[]> {
+  const protect = readdirSync(input, { recursive: true }).map((f) => join(input, String(f)));
+  await mkdir(join(out, 'onnx'), { recursive: true });
+  const written: string[] = [];
+  for (const f of LM_FOLDER_FILES) {
+    if (!existsSync(join(input, f))) continue;
+    await writeFileAtomic(join(out, f), await readFile(join(input, f)), protect);
+    written.push(join(out, f));
+  }
+  await writeFileAtomic(join(out, LM_OUTPUT_DECODER), decoder, protect);
+  written.push(join(out, LM_OUTPUT_DECODER));
+  return written;
 }

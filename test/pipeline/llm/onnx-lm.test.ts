@@ -1,0 +1,179 @@
+// `mixq quantize <transformers.js folder> --calibration <text>` (pipeline/lm-task.node.ts in the one ONNX
+// pipeline) on the committed stories260K fixture: the written folder is what transformers.js loads, its
+// decoder keeps the past_key_values contract in onnxruntime (half + half with the cache = one full pass),
+// the report's KL equals a separate onnxruntime run on the written file (KL computed here, not by mixq's
+// code), and mixq at the size of transformers.js's q4 has a lower KL beyond the paired interval.
+// Bad folders and short texts fail with one line naming file, field and what was expected.
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { parseCandidateIds } from '../../../src/analysis/sensitivity/candidates.ts';
+import { writeLmFolder } from '../../../src/pipeline/lm-task.node.ts';
+import { quantizeModel } from '../../../src/pipeline/quantize/index.ts';
+import { resolveTask } from '../../../src/pipeline/tasks.node.ts';
+import { loadStoriesText } from '../../../src/runtime/bundled-stories.node.ts';
+
+const FIXTURE = 'test/fixtures/stories-onnx';
+const KV_HEADS = 4;
+const HEAD_DIM = 8;
+const LAYERS = 5;
+
+/** Feeds of tokens at positions past..past+T-1 with a cache (or an empty one). */
+function feeds(tokens: number[], past: number, cache?: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
+  const T = tokens.length;
+  const i64 = (xs: number[]) => new ort.Tensor('int64', BigInt64Array.from(xs.map(BigInt)), [1, xs.length]);
+  const f: Record<string, ort.Tensor> = {
+    input_ids: i64(tokens),
+    attention_mask: i64(Array(past + T).fill(1)),
+    position_ids: i64(tokens.map((_, i) => past + i)),
+  };
+  for (let l = 0; l < LAYERS; l++)
+    for (const k of ['key', 'value'])
+      f[`past_key_values.${l}.${k}`] =
+        cache?.[`present.${l}.${k}`] ??
+        new ort.Tensor('float32', new Float32Array(0), [1, KV_HEADS, 0, HEAD_DIM]);
+  return f;
+}
+
+/** Mean KL(p || q) per position of two logit tensors [1, T, V] over positions from..T-2 (own code). */
+function klSum(p: Float32Array, q: Float32Array, V: number, from: number, to: number): number {
+  let s = 0;
+  const lse = (x: Float32Array, o: number) => {
+    let m = -Infinity;
+    for (let i = 0; i < V; i++) m = Math.max(m, x[o + i]!);
+    let z = 0;
+    for (let i = 0; i < V; i++) z += Math.exp(x[o + i]! - m);
+    return m + Math.log(z);
+  };
+  for (let t = from; t < to; t++) {
+    const o = t * V;
+    const lp = lse(p, o);
+    const lq = lse(q, o);
+    for (let i = 0; i < V; i++) {
+      const a = p[o + i]! - lp;
+      s += Math.exp(a) * (a - (q[o + i]! - lq));
+    }
+  }
+  return s;
+}
+
+test('transformers.js folder: quantized folder loads, cache contract holds, KL = a separate run, mixq < q4', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mixq-tjs-'));
+  try {
+    const text = join(dir, 'text.txt');
+    writeFileSync(text, loadStoriesText().slice(0, 40_000));
+    const r = await quantizeModel({
+      model: FIXTURE,
+      task: { calibrationData: text, windows: { calibration: 1, validation: 1, evaluation: 3 } },
+      budget: { kind: 'bitsPerWeight', bits: 4.5 },
+      candidates: { schemes: parseCandidateIds(['int8-pc-rtn', 'int4-g32-rtn', 'int4-pc-rtn', 'fp16-rtn']) },
+      evaluation: { sweep: [4.5] },
+    });
+    // the split never overlaps
+    const task = r.task as typeof r.task & {
+      split?: { [k in 'calibration' | 'validation' | 'evaluation']: { from: number; to: number } };
+    };
+    const s = task.split!;
+    assert.ok(s.calibration.to <= s.validation.from && s.validation.to <= s.evaluation.from);
+    // the folder transformers.js loads: config + tokenizer copied, onnx/model.onnx
+    const out = join(dir, 'out');
+    await writeLmFolder(FIXTURE, out, r.output!.chunks);
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json'])
+      assert.deepEqual(readFileSync(join(out, f)), readFileSync(join(FIXTURE, f)), f);
+    assert.ok(existsSync(join(out, 'onnx/model.onnx')));
+    const q = await ort.InferenceSession.create(join(out, 'onnx/model.onnx'));
+    const fp = await ort.InferenceSession.create(join(FIXTURE, 'onnx/model.onnx'));
+    // past_key_values: first half, then the second half with the cache = one full pass
+    const ids = Array.from({ length: 40 }, (_, i) => 1 + ((i * 37) % 500));
+    const full = (await q.run(feeds(ids, 0))).logits!.data as Float32Array;
+    const a = await q.run(feeds(ids.slice(0, 20), 0));
+    const b = (await q.run(feeds(ids.slice(20), 20, a))).logits!.data as Float32Array;
+    const halves = new Float32Array([...(a.logits!.data as Float32Array), ...b]);
+    let worst = 0;
+    for (let i = 0; i < full.length; i++) worst = Math.max(worst, Math.abs(full[i]! - halves[i]!));
+    assert.ok(worst < 1e-3, `cache vs full pass: max |diff| ${worst}`);
+    // the report's KL (the written file run by the pipeline) = KL computed here on the evaluation windows
+    const windows = await evaluationWindows(r.task.modelPath, text);
+    let sum = 0;
+    let n = 0;
+    for (const w of windows) {
+      const p = (await fp.run(feeds(w, 0))).logits!.data as Float32Array;
+      const o = (await q.run(feeds(w, 0))).logits!.data as Float32Array;
+      sum += klSum(p, o, 512, 0, w.length - 1);
+      n += w.length - 1;
+    }
+    assert.ok(r.output!.metric !== undefined);
+    assert.ok(
+      Math.abs(sum / n - r.output!.metric!) <= 1e-6 * Math.max(1, sum / n) + 1e-9,
+      `separate run ${sum / n} vs report ${r.output!.metric}`,
+    );
+    // the simulation that chose the plan agrees with the file
+    assert.ok(Math.abs(r.metric - r.output!.metric!) < 0.05 * r.metric + 1e-4, `${r.metric} ${r.output!.metric}`);
+    // baselines: transformers.js's modes; at q4's size mixq's KL is lower beyond the paired interval
+    const q4 = r.comparisons.find((c) => c.baseline.startsWith('transformers.js q4'))!;
+    assert.ok(q4.lm && q4.differenceCi, 'q4 compared with rows and an interval');
+    assert.ok(q4.mixqBytes <= q4.bytes);
+    assert.ok(q4.differenceCi![1] < 0, `mixq - q4 KL ${q4.differenceCi}`);
+    assert.ok(r.lm && r.lm.mixq.perplexity > 1 && r.lm.mixq.top1 <= 1 && r.lm.input.kl === 0);
+    assert.match((r.report.notes ?? []).join('\n'), /perplexity .* of fp32's/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The evaluation windows' tokens as the task split them (BOS + 255 text tokens each). */
+async function evaluationWindows(decoder: string, text: string): Promise<number[][]> {
+  void decoder;
+  const t = resolveTask(FIXTURE, {
+    calibrationData: text,
+    windows: { calibration: 1, validation: 1, evaluation: 3 },
+  }) as ReturnType<typeof resolveTask> & {
+    prepare(): Promise<void>;
+    split: { evaluation: { windows: { tokens: Int32Array }[] } };
+  };
+  await t.prepare();
+  const ws = t.split.evaluation.windows.map((w) => Array.from(w.tokens));
+  assert.equal(ws[0]![0], 1, 'BOS first, as the tokenizer adds it');
+  return ws;
+}
+
+test('bad transformers.js folders and texts: one line naming file, field and expected', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mixq-tjs-bad-'));
+  const oneLine = (re: RegExp) => (e: Error) => re.test(e.message) && !e.message.includes('\n');
+  try {
+    const text = join(dir, 'text.txt');
+    writeFileSync(text, loadStoriesText().slice(0, 40_000));
+    for (const missing of ['config.json', 'tokenizer.json', 'onnx/model.onnx']) {
+      const f = join(dir, missing.replace(/\W/g, '_'));
+      cpSync(FIXTURE, f, { recursive: true });
+      rmSync(join(f, missing));
+      if (missing === 'onnx/model.onnx') writeFileSync(join(f, 'README.md'), '');
+      assert.throws(
+        () => resolveTask(f, { calibrationData: text }),
+        oneLine(missing.endsWith('.onnx') ? /no decoder ONNX.*onnx\/model\.onnx/ : new RegExp(`no ${missing}`)),
+        missing,
+      );
+    }
+    // no text, a text too short for the windows
+    assert.throws(() => resolveTask(FIXTURE, {}), oneLine(/--calibration.*text file/));
+    const short = join(dir, 'short.txt');
+    writeFileSync(short, 'Once upon a time there was a cat.');
+    const t = resolveTask(FIXTURE, { calibrationData: short }) as ReturnType<typeof resolveTask> & {
+      prepare(): Promise<void>;
+    };
+    await assert.rejects(t.prepare(), oneLine(/short\.txt.*text.*at least \d+ tokens/));
+    // a decoder without input_ids / logits
+    const wrong = join(dir, 'wrong');
+    cpSync(FIXTURE, wrong, { recursive: true });
+    cpSync('test/fixtures/onnx/mlp.onnx', join(wrong, 'onnx/model.onnx'));
+    const w = resolveTask(wrong, { calibrationData: text }) as ReturnType<typeof resolveTask> & {
+      prepare(): Promise<void>;
+    };
+    await assert.rejects(w.prepare(), oneLine(/model\.onnx.*graph\.input.*input_ids/));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
