@@ -120,7 +120,11 @@ export function windowFeeds(
 ): Feeds {
   const T = tokens.length;
   const int64 = (f: (i: number) => number) =>
-    new ort.Tensor('int64', BigInt64Array.from({ length: T }, (_, i) => BigInt(f(i))), [1, T]);
+    new ort.Tensor(
+      'int64',
+      BigInt64Array.from({ length: T }, (_, i) => BigInt(f(i))),
+      [1, T],
+    );
   const feeds: Feeds = { [io.inputIds]: int64((i) => tokens[i]!) };
   if (io.attentionMask) feeds[io.attentionMask] = int64(() => 1);
   if (io.positionIds) feeds[io.positionIds] = int64((i) => i);
@@ -217,7 +221,8 @@ export function lmTask(
     throw new MixqError('a language model needs text to calibrate and evaluate on', {
       source: dir,
       field: '--calibration',
-      expected: '--calibration <text file> (plain UTF-8 text like the model will see; --eval <file> optional)',
+      expected:
+        '--calibration <text file> (plain UTF-8 text like the model will see; --eval <file> optional)',
     });
   const text = readText(opts.calibrationText, '--calibration');
   const evalText = opts.evalText !== undefined ? readText(opts.evalText, '--eval') : undefined;
@@ -276,8 +281,11 @@ export function lmTask(
     const s = await scoreWindows(runner, d.split[part].windows, d.feeds[part], d.io.logits, await ref);
     return lmTaskScore(s, d.io.logits);
   };
+  // describeSplit's line of a part without its 'calibration: ' head
   const windows = (part: 'calibration' | 'validation' | 'evaluation') =>
-    known ? known.lines[['calibration', 'validation', 'evaluation'].indexOf(part)]! : `the ${part} windows`;
+    known
+      ? known.lines[['calibration', 'validation', 'evaluation'].indexOf(part)]!.replace(/^\w+: /, '')
+      : `the ${part} windows`;
   return {
     name: basename(dir.replace(/[/\\]+$/, '')),
     displayName: basename(dir.replace(/[/\\]+$/, '')),

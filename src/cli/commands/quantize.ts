@@ -131,7 +131,8 @@ const quantizeCommand = defineCommand({
       await put('report.json', reportJson(r.report));
       await put('report.html', await renderHtmlReport(r.report));
       // a transformers.js folder in: the same layout out (load it with dtype 'fp32')
-      if (r.output && r.task.lm) written.push(...(await writeLmFolder(r.task.lm.folder, out, r.output.chunks)));
+      if (r.output && r.task.lm)
+        written.push(...(await writeLmFolder(r.task.lm.folder, out, r.output.chunks)));
       else if (r.output) await put(r.output.fileName, concatBytes(r.output.chunks));
     } catch (e) {
       failCli('quantize', e, 1);

@@ -228,11 +228,7 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
 }
 
 /** fp32's and the chosen plan's language-model rows, when the task scores windows of text. */
-async function lmRows(
-  ev: Evaluator,
-  sens: Sensitivity,
-  allocated: Allocated,
-): Promise<QuantizeResult['lm']> {
+async function lmRows(ev: Evaluator, sens: Sensitivity, allocated: Allocated): Promise<QuantizeResult['lm']> {
   if (!ev.fp32.lm) return undefined;
   const a = allocated.chosen;
   const input = lmRow('fp32 (input)', 'input', 4 * sens.elements, 32, ev.fp32, ev.fp32);

@@ -22,7 +22,11 @@ const HEAD_DIM = 8;
 const LAYERS = 5;
 
 /** Feeds of tokens at positions past..past+T-1 with a cache (or an empty one). */
-function feeds(tokens: number[], past: number, cache?: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
+function feeds(
+  tokens: number[],
+  past: number,
+  cache?: Record<string, ort.Tensor>,
+): Record<string, ort.Tensor> {
   const T = tokens.length;
   const i64 = (xs: number[]) => new ort.Tensor('int64', BigInt64Array.from(xs.map(BigInt)), [1, xs.length]);
   const f: Record<string, ort.Tensor> = {
@@ -111,7 +115,10 @@ test('transformers.js folder: quantized folder loads, cache contract holds, KL =
       `separate run ${sum / n} vs report ${r.output!.metric}`,
     );
     // the simulation that chose the plan agrees with the file
-    assert.ok(Math.abs(r.metric - r.output!.metric!) < 0.05 * r.metric + 1e-4, `${r.metric} ${r.output!.metric}`);
+    assert.ok(
+      Math.abs(r.metric - r.output!.metric!) < 0.05 * r.metric + 1e-4,
+      `${r.metric} ${r.output!.metric}`,
+    );
     // baselines: transformers.js's modes; at q4's size mixq's KL is lower beyond the paired interval
     const q4 = r.comparisons.find((c) => c.baseline.startsWith('transformers.js q4'))!;
     assert.ok(q4.lm && q4.differenceCi, 'q4 compared with rows and an interval');
@@ -153,7 +160,9 @@ test('bad transformers.js folders and texts: one line naming file, field and exp
       if (missing === 'onnx/model.onnx') writeFileSync(join(f, 'README.md'), '');
       assert.throws(
         () => resolveTask(f, { calibrationData: text }),
-        oneLine(missing.endsWith('.onnx') ? /no decoder ONNX.*onnx\/model\.onnx/ : new RegExp(`no ${missing}`)),
+        oneLine(
+          missing.endsWith('.onnx') ? /no decoder ONNX.*onnx\/model\.onnx/ : new RegExp(`no ${missing}`),
+        ),
         missing,
       );
     }
