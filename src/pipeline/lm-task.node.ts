@@ -17,7 +17,9 @@
  *            LmAccumulator, the GGUF flow's reductions) and paired-bootstrap intervals over windows
  *   baselines what transformers.js users ship (llm/transformers-js.ts: its quantize script's q8, q4, fp16)
  *
- * fp32's log-probabilities of each scored split are computed once and kept (windows x T x vocab float32).
+ * fp32's log-probabilities of each scored split are computed once and kept (scored positions x vocab float32,
+ * in memory up to 256 MiB, else in a temporary file removed by `dispose`); logits are read in chunks of at most
+ * 64 MiB.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -43,6 +45,7 @@ import {
 import { type Feeds, ort } from '../runtime/ort.node.ts';
 import type { InputMeta, ModelRunner } from '../runtime/runner.node.ts';
 import { type DamageProbe, klDamage, runOutputs } from '../runtime/sensitivity.node.ts';
+import { newRowStore } from '../runtime/llama.node.ts';
 import { withEvalRunner } from '../runtime/session-pool.node.ts';
 import { type LmTextTokenizer, readText, tokenizeSplit } from './llm/input.node.ts';
 import { TRANSFORMERS_JS_BASELINES } from './llm/transformers-js.ts';
@@ -135,48 +138,93 @@ export function windowFeeds(
   return feeds;
 }
 
-/** Windows run at once (bounds the logits held: windows x T x vocab float32). */
-const CHUNK = 8;
+/** Bytes of logits held at once: windows run in chunks of at most this much (and at most 8 windows). */
+const LOGITS_IN_FLIGHT = 64 * 1024 * 1024;
 
 /** Log-probability rows [T, vocab] of each window's logits, fed in order to `each`. */
 async function forEachLogProbs(
   runner: ModelRunner,
   feeds: readonly Feeds[],
   logits: string,
-  each: (k: number, logp: Float32Array, vocab: number) => void,
+  rowBytes: number,
+  each: (k: number, logp: Float32Array, vocab: number) => Promise<void> | void,
 ): Promise<void> {
-  for (let c = 0; c < feeds.length; c += CHUNK) {
-    const outs = await runOutputs(runner, feeds.slice(c, c + CHUNK), [logits]);
-    outs.forEach((o, j) => {
+  const chunk = Math.max(1, Math.min(8, Math.floor(LOGITS_IN_FLIGHT / rowBytes)));
+  for (let c = 0; c < feeds.length; c += chunk) {
+    const outs = await runOutputs(runner, feeds.slice(c, c + chunk), [logits]);
+    for (const [j, o] of outs.entries()) {
       const t = o[0]!;
       const vocab = t.dims[t.dims.length - 1]!;
       const lp = new Float32Array(t.data.length);
       for (let r = 0; r < t.data.length; r += vocab)
         logProbsFromLogits(t.data.subarray(r, r + vocab), lp.subarray(r, r + vocab));
-      each(c + j, lp, vocab);
-    });
+      await each(c + j, lp, vocab);
+    }
   }
 }
 
-/** A model's LmScore on windows against fp32's log-probabilities of the same windows. */
-export async function scoreWindows(
+/**
+ * fp32's log-prob rows of the scored positions of each window (the GGUF flow's layout and store:
+ * runtime/llama.node.ts newRowStore, in memory up to 256 MiB, else a temporary file).
+ */
+async function recordReference(
   runner: ModelRunner,
   windows: readonly TokenWindow[],
   feeds: readonly Feeds[],
   logits: string,
-  reference: readonly Float32Array[],
+  vocab: number,
+): Promise<{ read(k: number): Promise<Float32Array>; close(): Promise<void> }> {
+  const offsets: number[] = [];
+  let rows = 0;
+  for (const w of windows) {
+    offsets.push(rows);
+    rows += w.tokens.length - w.scoreFrom;
+  }
+  const store = newRowStore(rows * vocab * 4, 256 * 1024 * 1024, undefined);
+  try {
+    await forEachLogProbs(runner, feeds, logits, windows[0]!.tokens.length * vocab * 4, async (k, lp, v) => {
+      if (v !== vocab)
+        throw new MixqError(`logits of ${v} entries`, {
+          source: 'decoder ONNX',
+          field: logits,
+          expected: `the config's vocab_size ${vocab}`,
+        });
+      const w = windows[k]!;
+      await store.write(
+        offsets[k]! * vocab * 4,
+        lp.subarray((w.scoreFrom - 1) * vocab, (w.tokens.length - 1) * vocab),
+      );
+    });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return {
+    read: (k) =>
+      store.read(offsets[k]! * vocab * 4, (windows[k]!.tokens.length - windows[k]!.scoreFrom) * vocab),
+    close: () => store.close(),
+  };
+}
+
+/** A model's LmScore on windows against fp32's log-prob rows of their scored positions. */
+async function scoreWindows(
+  runner: ModelRunner,
+  windows: readonly TokenWindow[],
+  feeds: readonly Feeds[],
+  logits: string,
+  vocab: number,
+  reference: (k: number) => Promise<Float32Array>,
 ): Promise<LmScore> {
-  let acc: LmAccumulator | undefined;
-  await forEachLogProbs(runner, feeds, logits, (k, lp, vocab) => {
-    acc ??= new LmAccumulator(windows, vocab, true);
+  const acc = new LmAccumulator(windows, vocab, true);
+  await forEachLogProbs(runner, feeds, logits, windows[0]!.tokens.length * vocab * 4, async (k, lp) => {
     acc.beginWindow(k);
     const w = windows[k]!;
-    const ref = reference[k]!;
-    // position p - 1 predicts tokens[p]
+    const ref = await reference(k);
+    // position p - 1 predicts tokens[p]; the reference holds rows scoreFrom - 1 .. T - 2
     for (let p = w.scoreFrom; p < w.tokens.length; p++)
-      acc.add(lp, (p - 1) * vocab, w.tokens[p]!, ref, (p - 1) * vocab);
+      acc.add(lp, (p - 1) * vocab, w.tokens[p]!, ref, (p - w.scoreFrom) * vocab);
   });
-  return acc!.finish();
+  return acc.finish();
 }
 
 /** A task score from an LmScore: KL to fp32 with its per-window items, top-1, and the LmScore itself. */
@@ -215,7 +263,7 @@ export function lmTask(
   dir: string,
   opts: LmTextOptions,
   fp32Model: () => string | Uint8Array,
-): TaskDefinition & { prepare(): Promise<void>; readonly split?: LmSplit } {
+): TaskDefinition & { prepare(): Promise<void>; dispose(): Promise<void>; readonly split?: LmSplit } {
   const decoder = lmFolderDecoder(dir);
   if (opts.calibrationText === undefined)
     throw new MixqError('a language model needs text to calibrate and evaluate on', {
@@ -266,19 +314,23 @@ export function lmTask(
       };
       return known;
     })());
-  const references = new Map<string, Promise<Float32Array[]>>();
+  type Reference = Awaited<ReturnType<typeof recordReference>>;
+  const references = new Map<string, Promise<Reference>>();
   const score = async (runner: ModelRunner, part: 'validation' | 'evaluation'): Promise<TaskScore> => {
     const d = await load();
+    const vocab = d.folder.config.vocabSize;
+    const windows = d.split[part].windows;
     let ref = references.get(part);
     if (!ref) {
-      ref = withEvalRunner(fp32Model(), async (r) => {
-        const rows: Float32Array[] = [];
-        await forEachLogProbs(r, d.feeds[part], d.io.logits, (_k, lp) => rows.push(lp));
-        return rows;
-      });
+      ref = withEvalRunner(fp32Model(), (r) =>
+        recordReference(r, windows, d.feeds[part], d.io.logits, vocab),
+      );
       references.set(part, ref);
     }
-    const s = await scoreWindows(runner, d.split[part].windows, d.feeds[part], d.io.logits, await ref);
+    const reference = await ref;
+    const s = await scoreWindows(runner, windows, d.feeds[part], d.io.logits, vocab, (k) =>
+      reference.read(k),
+    );
     return lmTaskScore(s, d.io.logits);
   };
   // describeSplit's line of a part without its 'calibration: ' head
@@ -310,6 +362,10 @@ export function lmTask(
     baselines: TRANSFORMERS_JS_BASELINES,
     async prepare() {
       await load();
+    },
+    async dispose() {
+      for (const r of references.values()) await (await r.catch(() => undefined))?.close();
+      references.clear();
     },
     async probe(): Promise<DamageProbe> {
       const d = await load();

@@ -64,6 +64,8 @@ export interface QuantTask {
   readonly validation: string;
   /** Reads the task's data and chooses its measures (once; the descriptions are final after it). */
   prepare?(): Promise<void>;
+  /** Releases what the task's data holds (a language model's reference file); quantizeModel calls it. */
+  dispose?(): Promise<void>;
   /** Said with every plan made on this task (e.g. synthetic inputs). */
   readonly warning?: string;
   probe(model: WeightFedModel): DamageProbe | Promise<DamageProbe>;
