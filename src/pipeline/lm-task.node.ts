@@ -265,19 +265,24 @@ export function lmTask(
   fp32Model: () => string | Uint8Array,
 ): TaskDefinition & { prepare(): Promise<void>; dispose(): Promise<void>; readonly split?: LmSplit } {
   const decoder = lmFolderDecoder(dir);
-  if (opts.calibrationText === undefined)
-    throw new MixqError('a language model needs text to calibrate and evaluate on', {
-      source: dir,
-      field: '--calibration',
-      expected:
-        '--calibration <text file> (plain UTF-8 text like the model will see; --eval <file> optional)',
-    });
-  const text = readText(opts.calibrationText, '--calibration');
-  const evalText = opts.evalText !== undefined ? readText(opts.evalText, '--eval') : undefined;
+  // the text is read when the task's data is first needed (`mixq apply` of a plan may need none)
+  const texts = () => {
+    if (opts.calibrationText === undefined)
+      throw new MixqError('a language model needs text to calibrate and evaluate on', {
+        source: dir,
+        field: '--calibration',
+        expected:
+          '--calibration <text file> (plain UTF-8 text like the model will see; --eval <file> optional)',
+      });
+    const text = readText(opts.calibrationText, '--calibration');
+    const evalText = opts.evalText !== undefined ? readText(opts.evalText, '--eval') : undefined;
+    return { text, ...(evalText ? { evalText } : {}) };
+  };
   let data: Promise<LmData> | undefined;
   let known: LmData | undefined;
   const load = (): Promise<LmData> =>
     (data ??= (async () => {
+      const input = texts();
       const src = await hfFolderSource(dir);
       let folder: TransformersJsFolder;
       try {
@@ -287,12 +292,7 @@ export function lmTask(
       }
       const tok = folder.tokenizer();
       const windowTokens = Math.min(LM_WINDOW_TOKENS, folder.config.contextLength);
-      const { split, lines } = tokenizeSplit(
-        lmTextTokenizer(tok),
-        { text, ...(evalText ? { evalText } : {}) },
-        opts.windows,
-        windowTokens,
-      );
+      const { split, lines } = tokenizeSplit(lmTextTokenizer(tok), input, opts.windows, windowTokens);
       const { io, inputs } = await withEvalRunner(fp32Model(), (r) =>
         Promise.resolve({
           io: decoderIo(r.inputNames, r.outputNames, decoder),

@@ -5,6 +5,7 @@
 // code), and mixq at the size of transformers.js's q4 has a lower KL beyond the paired interval.
 // Bad folders and short texts fail with one line naming file, field and what was expected.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -167,7 +168,10 @@ test('bad transformers.js folders and texts: one line naming file, field and exp
       );
     }
     // no text, a text too short for the windows
-    assert.throws(() => resolveTask(FIXTURE, {}), oneLine(/--calibration.*text file/));
+    await assert.rejects(
+      (resolveTask(FIXTURE, {}) as ReturnType<typeof resolveTask> & { prepare(): Promise<void> }).prepare(),
+      oneLine(/--calibration.*text file/),
+    );
     const short = join(dir, 'short.txt');
     writeFileSync(short, 'Once upon a time there was a cat.');
     const t = resolveTask(FIXTURE, { calibrationData: short }) as ReturnType<typeof resolveTask> & {
@@ -182,6 +186,24 @@ test('bad transformers.js folders and texts: one line naming file, field and exp
       prepare(): Promise<void>;
     };
     await assert.rejects(w.prepare(), oneLine(/model\.onnx.*graph\.input.*input_ids/));
+    // the command line: exit 2, one line naming the flag
+    const cli = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'quantize',
+        FIXTURE,
+        '--calibration',
+        text,
+        '--eval',
+        join(dir, 'none.txt'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(cli.status, 2, cli.stderr);
+    assert.match(cli.stderr.trim(), /^mixq quantize: .*none\.txt: --eval: no such text file[^\n]*$/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
