@@ -60,6 +60,16 @@ export const quantizeArgs = {
     description:
       'an .onnx model: a folder of real inputs (.npy, JSON feeds, images + preprocess.json; split calibration / validation / evaluation); gpt: calibration windows of 128 characters (8); ocr: calibration lines per variant (2); a language model (GGUF, Hugging Face or transformers.js folder): a UTF-8 text file split into calibration / validation / evaluation windows (default for stories: the bundled TinyStories text)',
   },
+  eval: {
+    type: 'string',
+    description:
+      'a language model (GGUF or transformers.js folder): a separate evaluation text file (default: after validation in --calibration)',
+  },
+  windows: {
+    type: 'string',
+    description:
+      'a language model (GGUF or transformers.js folder): calibration,validation,evaluation windows of 256 tokens (default 4,8,32)',
+  },
   synthetic: {
     type: 'boolean',
     description: 'an .onnx model without --calibration: plan on seeded random inputs (warned on every plan)',
@@ -197,7 +207,7 @@ export function taskData(model: string, args: Record<string, unknown>): TaskOpti
   const windows = lm ? parseWindows(args.windows) : {};
   return {
     ...data,
-    ...(lm && args.eval !== undefined && args.eval !== '' ? { evalText: String(args.eval) } : {}),
+    ...(lm && typeof args.eval === 'string' && args.eval !== '' ? { evalText: args.eval } : {}),
     ...(Object.keys(windows).length ? { windows } : {}),
     ...(args.synthetic === true ? { synthetic: true } : {}),
     ...(metrics.length ? { metrics } : {}),

@@ -76,16 +76,6 @@ const quantizeCommand = defineCommand({
       description: 'evaluate uniform baselines and the rule mix (default true)',
       default: true,
     },
-    eval: {
-      type: 'string',
-      description:
-        'a language model (GGUF or transformers.js folder): a separate evaluation text file (default: after validation in --calibration)',
-    },
-    windows: {
-      type: 'string',
-      description:
-        'a language model (GGUF or transformers.js folder): calibration,validation,evaluation windows of 256 tokens (default 4,8,32)',
-    },
   },
   async run({ args }) {
     if (isGgufLmModel(args.model)) {
