@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import * as ortWeb from 'onnxruntime-web';
 import { parseCandidateIds } from '../../../src/analysis/sensitivity/candidates.ts';
 import { writeLmFolder } from '../../../src/pipeline/lm-task.node.ts';
 import { quantizeModel } from '../../../src/pipeline/quantize/index.ts';
@@ -22,24 +23,30 @@ const KV_HEADS = 4;
 const HEAD_DIM = 8;
 const LAYERS = 5;
 
-/** Feeds of tokens at positions past..past+T-1 with a cache (or an empty one). */
+type AnyTensor = ort.Tensor | ortWeb.Tensor;
+
+/** Feeds of tokens at positions past..past+T-1 with a cache (or an empty one), as tensors of `O`. */
 function feeds(
   tokens: number[],
   past: number,
-  cache?: Record<string, ort.Tensor>,
+  cache?: Record<string, AnyTensor>,
+  O: { Tensor: typeof ort.Tensor } | { Tensor: typeof ortWeb.Tensor } = ort,
 ): Record<string, ort.Tensor> {
   const T = tokens.length;
-  const i64 = (xs: number[]) => new ort.Tensor('int64', BigInt64Array.from(xs.map(BigInt)), [1, xs.length]);
+  const Tensor = O.Tensor as typeof ort.Tensor;
+  const i64 = (xs: number[]) => new Tensor('int64', BigInt64Array.from(xs.map(BigInt)), [1, xs.length]);
   const f: Record<string, ort.Tensor> = {
     input_ids: i64(tokens),
     attention_mask: i64(Array(past + T).fill(1)),
     position_ids: i64(tokens.map((_, i) => past + i)),
   };
   for (let l = 0; l < LAYERS; l++)
-    for (const k of ['key', 'value'])
-      f[`past_key_values.${l}.${k}`] =
-        cache?.[`present.${l}.${k}`] ??
-        new ort.Tensor('float32', new Float32Array(0), [1, KV_HEADS, 0, HEAD_DIM]);
+    for (const k of ['key', 'value']) {
+      const c = cache?.[`present.${l}.${k}`];
+      f[`past_key_values.${l}.${k}`] = c
+        ? new Tensor('float32', c.data as Float32Array, c.dims)
+        : new Tensor('float32', new Float32Array(0), [1, KV_HEADS, 0, HEAD_DIM]);
+    }
   return f;
 }
 
@@ -100,6 +107,23 @@ test('transformers.js folder: quantized folder loads, cache contract holds, KL =
     let worst = 0;
     for (let i = 0; i < full.length; i++) worst = Math.max(worst, Math.abs(full[i]! - halves[i]!));
     assert.ok(worst < 1e-3, `cache vs full pass: max |diff| ${worst}`);
+    // onnxruntime-web (transformers.js in the browser) runs the written decoder, cache included, as
+    // onnxruntime-node does without graph optimizations (with them, node fuses DequantizeLinear + MatMul of
+    // 4-bit blocks into MatMulNBits with int8 activations: session.qdq_matmulnbits_accuracy_level)
+    const web = await ortWeb.InferenceSession.create(readFileSync(join(out, 'onnx/model.onnx')), {
+      executionProviders: ['wasm'],
+    });
+    const plain = await ort.InferenceSession.create(join(out, 'onnx/model.onnx'), {
+      graphOptimizationLevel: 'disabled',
+    });
+    const wa = await web.run(feeds(ids.slice(0, 20), 0, undefined, ortWeb) as Record<string, ortWeb.Tensor>);
+    const wb = await web.run(feeds(ids.slice(20), 20, wa, ortWeb) as Record<string, ortWeb.Tensor>);
+    const webLogits = [...(wa.logits!.data as Float32Array), ...(wb.logits!.data as Float32Array)];
+    const plainLogits = (await plain.run(feeds(ids, 0))).logits!.data as Float32Array;
+    let webWorst = 0;
+    for (let i = 0; i < plainLogits.length; i++)
+      webWorst = Math.max(webWorst, Math.abs(plainLogits[i]! - webLogits[i]!));
+    assert.ok(webWorst < 1e-3, `onnxruntime-web vs node (no graph optimizations): max |diff| ${webWorst}`);
     // the report's KL (the written file run by the pipeline) = KL computed here on the evaluation windows
     const windows = await evaluationWindows(r.task.modelPath, text);
     let sum = 0;
