@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import * as ortWeb from 'onnxruntime-web';
 import { parseCandidateIds } from '../../../src/analysis/sensitivity/candidates.ts';
-import { writeLmFolder } from '../../../src/pipeline/lm-task.node.ts';
+import { windowFeeds, writeLmFolder } from '../../../src/pipeline/lm-task.node.ts';
 import { quantizeModel } from '../../../src/pipeline/quantize/index.ts';
 import { resolveTask } from '../../../src/pipeline/tasks.node.ts';
 import { loadStoriesText } from '../../../src/runtime/bundled-stories.node.ts';
@@ -231,4 +231,49 @@ test('bad transformers.js folders and texts: one line naming file, field and exp
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('window feeds: ids, mask, positions, empty cache shaped from the inputs (float16 too), use_cache_branch false', () => {
+  const io = {
+    inputIds: 'input_ids',
+    attentionMask: 'attention_mask',
+    positionIds: 'position_ids',
+    useCacheBranch: 'use_cache_branch',
+    logits: 'logits',
+    layers: [
+      {
+        pastKey: 'past_key_values.0.key',
+        pastValue: 'past_key_values.0.value',
+        presentKey: 'present.0.key',
+        presentValue: 'present.0.value',
+      },
+    ],
+  };
+  const inputs = [
+    { name: 'past_key_values.0.key', type: 'float16', shape: ['batch', 2, 'past', 16] },
+    { name: 'past_key_values.0.value', type: 'float32', shape: ['batch', 'heads', 'past', 'dim'] },
+  ];
+  const f = windowFeeds(io, inputs, { kvHeads: 3, headDim: 5 }, Int32Array.from([1, 7, 9]));
+  assert.deepEqual(Array.from(f.input_ids!.data as BigInt64Array), [1n, 7n, 9n]);
+  assert.deepEqual(f.input_ids!.dims, [1, 3]);
+  assert.deepEqual(Array.from(f.attention_mask!.data as BigInt64Array), [1n, 1n, 1n]);
+  assert.deepEqual(Array.from(f.position_ids!.data as BigInt64Array), [0n, 1n, 2n]);
+  const k = f['past_key_values.0.key']!;
+  assert.equal(k.type, 'float16');
+  assert.deepEqual(k.dims, [1, 2, 0, 16]);
+  const v = f['past_key_values.0.value']!;
+  assert.equal(v.type, 'float32');
+  assert.deepEqual(v.dims, [1, 3, 0, 5]);
+  assert.equal(f.use_cache_branch!.type, 'bool');
+  assert.deepEqual(Array.from(f.use_cache_branch!.data as Uint8Array), [0]);
+  assert.throws(
+    () =>
+      windowFeeds(
+        io,
+        [{ name: 'past_key_values.0.key', type: 'int8', shape: [1, 1, 0, 1] }],
+        { kvHeads: 1, headDim: 1 },
+        Int32Array.from([1]),
+      ),
+    (e: Error) => /past_key_values\.0\.key/.test(e.message) && /float32 or float16/.test(e.message),
+  );
 });
