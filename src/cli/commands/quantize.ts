@@ -1,10 +1,11 @@
 /**
  * `mixq quantize [model] [--bits N | --size S | --max-loss P] [--latency ms] [--out dir]
  * [--emit onnx|gguf|safetensors|runtime|none] ...`: the main job (src/pipeline/quantize/). A GGUF language model
- * ('stories' or a .gguf path) goes to its own job (src/cli/quantize-llm.ts, src/pipeline/llm/). Writes into the
- * output folder, atomically: the plan
- * (plan.json), the report (report.html, report.json) and, unless --emit none, the quantized model; prints
- * the terminal summary, the equal-size comparison and the output's size and bits per weight.
+ * ('stories' or a .gguf path) goes to its own job (src/cli/quantize-llm.ts, src/pipeline/llm/); a transformers.js
+ * folder runs the main job with its language-model task (pipeline/lm-task.node.ts) and is written back as a
+ * transformers.js folder. Writes into the output folder, atomically: the plan (plan.json), the report
+ * (report.html, report.json) and, unless --emit none, the quantized model; prints the terminal summary, the
+ * equal-size comparison (a language model's KL / top-1 / perplexity rows) and the output's size.
  */
 import { join } from 'node:path';
 import { type CommandDef, defineCommand } from 'citty';
