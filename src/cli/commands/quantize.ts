@@ -122,7 +122,7 @@ const quantizeCommand = defineCommand({
       await put('report.json', reportJson(r.report));
       await put('report.html', await renderHtmlReport(r.report));
       // a transformers.js folder in: the same layout out (load it with dtype 'fp32')
-      if (r.output && r.task.lm)
+      if (r.output?.format === 'onnx' && r.task.lm)
         written.push(...(await writeLmFolder(r.task.lm.folder, out, r.output.chunks)));
       else if (r.output) await put(r.output.fileName, concatBytes(r.output.chunks));
     } catch (e) {
@@ -181,7 +181,7 @@ const quantizeCommand = defineCommand({
       process.stdout.write(
         `speed in mixq's engine: predicted ${lat.predictedMsPerToken.toFixed(3)} ms/token of weight products${lat.maxMsPerToken !== undefined ? ` (bound ${lat.maxMsPerToken})` : ''}${r.output?.msPerToken !== undefined ? `; measured ${r.output.msPerToken.toFixed(3)} ms/token (${r.output.productsMsPerToken!.toFixed(3)} in weight products)` : ''}\n`,
       );
-    if (r.output && r.task.lm)
+    if (r.output?.format === 'onnx' && r.task.lm)
       process.stdout.write(
         `model: ${out} (transformers.js folder; onnx/model.onnx ${formatBytes(r.output.size)}, load with dtype: 'fp32'); ${r.output.check ?? 'not checked'}\n`,
       );
