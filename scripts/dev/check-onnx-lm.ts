@@ -6,7 +6,7 @@
  * one full pass, and mixq's ONNX -> HF initializer names.
  *
  *   node --import tsx scripts/dev/check-onnx-lm.ts [onnx-dir] [gguf] [tokens]
- *     (defaults /work/scratch/llmio/stories-onnx, models/stories/stories260K.gguf, 256)
+ *     (defaults test/fixtures/stories-onnx, models/stories/stories260K.gguf, 256)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import { klFromLogProbs, logProbsFromLogits, splitWindows } from '../../src/runt
 import { argmax } from '../../src/runtime/metrics.ts';
 import { floatTensor, int64Tensor, openSession } from '../../src/runtime/ort.node.ts';
 
-const dir = process.argv[2] ?? '/work/scratch/llmio/stories-onnx';
+const dir = process.argv[2] ?? 'test/fixtures/stories-onnx';
 const gguf = process.argv[3] ?? 'models/stories/stories260K.gguf';
 const n = Number(process.argv[4] ?? 256);
 const cfg = llmConfigFromHf(

@@ -3,7 +3,7 @@
 transformers.js-style decoder ONNX with past_key_values, via torch.onnx.export (Debian torch 1.13).
 
     /usr/bin/python3 scripts/dev/stories_to_onnx.py [hf-dir] [out-dir]
-        (defaults test/fixtures/stories-hf and /work/scratch/llmio/stories-onnx)
+        (defaults test/fixtures/stories-hf and test/fixtures/stories-onnx, the committed fixture)
 
 Writes <out-dir>/onnx/model.onnx plus config.json / tokenizer.json / tokenizer_config.json copied from the
 HF folder: the layout transformers.js loads (onnx/model.onnx with past inputs, as current optimum exports
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 HF = sys.argv[1] if len(sys.argv) > 1 else "test/fixtures/stories-hf"
-OUT = sys.argv[2] if len(sys.argv) > 2 else "/work/scratch/llmio/stories-onnx"
+OUT = sys.argv[2] if len(sys.argv) > 2 else "test/fixtures/stories-onnx"
 
 
 def read_safetensors(path):

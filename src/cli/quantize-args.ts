@@ -6,13 +6,15 @@ import cliProgress from 'cli-progress';
 import { parseCandidateIds } from '../analysis/sensitivity/candidates.ts';
 import { MixqError } from '../core/errors.ts';
 import type { QuantizeBudget, QuantizeOptions, TargetName } from '../pipeline/quantize/index.ts';
+import { isLmFolder } from '../pipeline/lm-task.node.ts';
+import type { LmSplitCounts } from '../pipeline/llm/text-split.ts';
 import type { TaskOptions } from '../pipeline/tasks.node.ts';
 
 export const quantizeArgs = {
   model: {
     type: 'positional',
     description:
-      "'gpt' (default), 'ocr', a path to an .onnx model, 'stories' (bundled stories260K GGUF) or a path to a .gguf language model",
+      "'gpt' (default), 'ocr', a path to an .onnx model, 'stories' (bundled stories260K GGUF), a path to a .gguf language model, a Hugging Face folder or a transformers.js folder (onnx/model.onnx with past_key_values)",
     required: false,
   },
   bits: {
@@ -57,7 +59,17 @@ export const quantizeArgs = {
   calibration: {
     type: 'string',
     description:
-      'an .onnx model: a folder of real inputs (.npy, JSON feeds, images + preprocess.json; split calibration / validation / evaluation); gpt: calibration windows of 128 characters (8); ocr: calibration lines per variant (2); a GGUF language model: a UTF-8 text file split into calibration / validation / evaluation windows (default for stories: the bundled TinyStories text)',
+      'an .onnx model: a folder of real inputs (.npy, JSON feeds, images + preprocess.json; split calibration / validation / evaluation); gpt: calibration windows of 128 characters (8); ocr: calibration lines per variant (2); a language model (GGUF, Hugging Face or transformers.js folder): a UTF-8 text file split into calibration / validation / evaluation windows (default for stories: the bundled TinyStories text)',
+  },
+  eval: {
+    type: 'string',
+    description:
+      'a language model (GGUF or transformers.js folder): a separate evaluation text file (default: after validation in --calibration)',
+  },
+  windows: {
+    type: 'string',
+    description:
+      'a language model (GGUF or transformers.js folder): calibration,validation,evaluation windows of 256 tokens (default 4,8,32)',
   },
   synthetic: {
     type: 'boolean',
@@ -96,6 +108,17 @@ export const quantizeArgs = {
 
 function bad(flag: string, value: string, expected: string): never {
   throw new MixqError(`bad value '${value}'`, { source: `argument --${flag}`, expected });
+}
+
+/** --windows c,v,e of a language model: calibration, validation and evaluation window counts. */
+export function parseWindows(v: unknown): Partial<LmSplitCounts> {
+  if (v === undefined || v === '') return {};
+  const parts = String(v)
+    .split(',')
+    .map((x) => Number(x.trim()));
+  if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1))
+    bad('windows', String(v), 'three window counts: calibration,validation,evaluation, e.g. 4,8,32');
+  return { calibration: parts[0]!, validation: parts[1]!, evaluation: parts[2]! };
 }
 
 /** '1.5MB', '900kB', '2MiB', '123456' -> bytes. */
@@ -164,8 +187,9 @@ const list = (v: unknown): string[] =>
         .filter((x) => x);
 
 /**
- * The task's data flags: --calibration is a sample count for the bundled models and a folder of inputs for
- * an .onnx model; --synthetic, --metric and --output (the task refuses them for bundled models).
+ * The task's data flags: --calibration is a sample count for the bundled models, a folder of inputs for
+ * an .onnx model and a text file for a transformers.js folder (with --eval and --windows); --synthetic,
+ * --metric and --output (the task refuses them for bundled models and language models).
  */
 export function taskData(model: string, args: Record<string, unknown>): TaskOptions {
   const bundled = model === 'gpt' || model === 'ocr';
@@ -180,8 +204,12 @@ export function taskData(model: string, args: Record<string, unknown>): TaskOpti
   } else if (cal !== undefined) data = { calibrationData: cal };
   const metrics = list(args.metric);
   const outputs = list(args.output);
+  const lm = isLmFolder(model);
+  const windows = lm ? parseWindows(args.windows) : {};
   return {
     ...data,
+    ...(lm && typeof args.eval === 'string' && args.eval !== '' ? { evalText: args.eval } : {}),
+    ...(Object.keys(windows).length ? { windows } : {}),
     ...(args.synthetic === true ? { synthetic: true } : {}),
     ...(metrics.length ? { metrics } : {}),
     ...(outputs.length ? { outputs } : {}),

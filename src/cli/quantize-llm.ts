@@ -18,7 +18,7 @@ import { reportJson } from '../report/json.ts';
 import { renderTerminalSummary } from '../report/terminal.ts';
 import { failCli, usageExitCode } from './errors.ts';
 import { jsonText } from './json.ts';
-import { parseSize, progressBar } from './quantize-args.ts';
+import { parseSize, parseWindows, progressBar } from './quantize-args.ts';
 
 /**
  * Whether `mixq quantize <model>` is a language model for the GGUF job: 'stories', a .gguf file, or a
@@ -59,16 +59,6 @@ function parseLmBudget(args: Record<string, unknown>): PlanBudget | undefined {
   if (!(Number.isFinite(bits) && bits > 0 && bits <= 32))
     bad('bits', String(args.bits), 'a number in (0, 32]');
   return { kind: 'bitsPerWeight', bits };
-}
-
-function parseWindows(v: unknown): Partial<LmSplitCounts> {
-  if (v === undefined || v === '') return {};
-  const parts = String(v)
-    .split(',')
-    .map((x) => Number(x.trim()));
-  if (parts.length !== 3 || parts.some((n) => !Number.isInteger(n) || n < 1))
-    bad('windows', String(v), 'three window counts: calibration,validation,evaluation, e.g. 4,8,32');
-  return { calibration: parts[0]!, validation: parts[1]!, evaluation: parts[2]! };
 }
 
 function parseDamage(v: unknown): 'calibrated' | 'kl' | undefined {

@@ -9,6 +9,9 @@
  *   starting at character 16,384 (non-overlapping windows).
  * - ocr: calibration = the first 2 clean and 2 degraded line images; validation = CER on the 100 lines of
  *   the validation split (other texts, models/ocr/validation.*); evaluation = CER on all other test lines.
+ * - a transformers.js language model folder: the user's text (--calibration <text file>, --eval) in
+ *   calibration / validation / evaluation windows; KL of next-token distributions to fp32, top-1 agreement
+ *   and perplexity (lm-task.node.ts).
  * - any other ONNX model: the user's inputs (--calibration <folder>) or, only when asked, seeded random
  *   ones (--synthetic); the metric is the damage of its outputs vs fp32, each output measured as what it
  *   is (user-task.node.ts).
@@ -31,6 +34,11 @@ import { type DamageProbe, gptProbe, ocrProbe } from '../runtime/sensitivity.nod
 import type { WeightFedModel } from '../runtime/weights.node.ts';
 import type { ModelProto } from '../io/onnx/proto-types.ts';
 import type { MeasureResult } from '../analysis/output-measures.ts';
+import type { RowLayout } from '../quant/layout.ts';
+import type { Scheme } from '../quant/scheme.ts';
+import type { LmScore } from '../runtime/lm-windows.ts';
+import { isLmFolder, lmFolderDecoder, lmTask } from './lm-task.node.ts';
+import type { LmSplitCounts } from './llm/text-split.ts';
 import { type UserDataOptions, userTask } from './user-task.node.ts';
 
 export interface TaskMetric {
@@ -56,6 +64,8 @@ export interface QuantTask {
   readonly validation: string;
   /** Reads the task's data and chooses its measures (once; the descriptions are final after it). */
   prepare?(): Promise<void>;
+  /** Releases what the task's data holds (a language model's reference file); quantizeModel calls it. */
+  dispose?(): Promise<void>;
   /** Said with every plan made on this task (e.g. synthetic inputs). */
   readonly warning?: string;
   probe(model: WeightFedModel): DamageProbe | Promise<DamageProbe>;
@@ -73,6 +83,32 @@ export interface QuantTask {
    * rank them (lower is better); default: `validate`'s task metric.
    */
   readonly choice?: ChoiceMetric;
+  /**
+   * What users of this kind of model ship instead of mixq's plan (default: the uniform schemes and the
+   * Q4_K_M rule of quantize/baselines.ts).
+   */
+  readonly baselines?: readonly TaskBaseline[];
+  /** A language model in a transformers.js folder: the output is that folder's layout. */
+  readonly lm?: { readonly folder: string };
+}
+
+/** A weight as a task's baseline quantizes it. */
+export interface BaselineWeight {
+  readonly name: string;
+  /** First consumer, e.g. 'MatMul:1', 'Gather:0'. */
+  readonly consumer: string;
+  readonly layout: RowLayout;
+  /** The original values (a copy, the weight's own layout). */
+  original(): Float32Array;
+  /** The weight under a row-frame scheme as the pipeline simulates it (own layout). */
+  simulate(s: Scheme): Float32Array;
+}
+
+/** A baseline as a task defines it: each weight's values and stored bytes. */
+export interface TaskBaseline {
+  readonly label: string;
+  /** undefined: the weight stays float32 (4 bytes per value). */
+  quantize(w: BaselineWeight): { readonly Q: Float32Array; readonly bytes: number } | undefined;
 }
 
 export interface ChoiceMetric {
@@ -86,6 +122,8 @@ export interface TaskScore {
   readonly items?: MetricItems;
   /** Each measured output's statistics vs fp32 (user models: mask agreement, top-1, cosine, SQNR). */
   readonly outputs?: readonly MeasureResult[];
+  /** A language model's scores per window (KL, top-1, perplexity; lm-task.node.ts). */
+  readonly lm?: LmScore;
 }
 
 /** A task as each model defines it: its score; `evaluate` is that score's value (withEvaluate). */
@@ -103,6 +141,10 @@ export interface TaskOptions extends Omit<UserDataOptions, 'evalSize' | 'calibra
   readonly evalSize?: number;
   /** GPT: characters scored per validation (default 8192). OCR: validation lines (default all 100). */
   readonly validationSize?: number;
+  /** A language model folder: a separate evaluation text file (--eval). */
+  readonly evalText?: string;
+  /** A language model folder: calibration / validation / evaluation windows (--windows). */
+  readonly windows?: Partial<LmSplitCounts>;
 }
 
 function gptTask(opts: TaskOptions): TaskDefinition {
@@ -230,10 +272,11 @@ function ocrKlChoice(fp32Model: Fp32Source, lines: readonly OcrLine[]): ChoiceMe
 /** The model file of a model argument: the bundled 'gpt' / 'ocr', or a path to an .onnx file. */
 export function taskModelPath(model: string): string {
   if (model === 'gpt' || model === 'ocr') return bundledModelPath(model)!;
+  if (isLmFolder(model)) return lmFolderDecoder(model);
   if (!model.endsWith('.onnx'))
     throw new MixqError(`'${model}' is neither a bundled model nor an .onnx file`, {
       source: 'model argument',
-      expected: "'gpt', 'ocr' or a path ending in .onnx",
+      expected: "'gpt', 'ocr', a path ending in .onnx or a transformers.js folder",
     });
   return model;
 }
@@ -257,6 +300,24 @@ export function resolveTask(
       source: opts.calibrationData ? '--calibration' : opts.synthetic ? '--synthetic' : '--metric / --output',
       expected: 'these options only with a path to an .onnx model',
     });
+  if (isLmFolder(model)) {
+    if (opts.synthetic || opts.metrics?.length || opts.outputs?.length)
+      throw new MixqError('a language model is measured on its text', {
+        source: opts.synthetic ? '--synthetic' : '--metric / --output',
+        expected: '--calibration <text file> [--eval <text file>] [--windows c,v,e]',
+      });
+    return withEvaluate(
+      lmTask(
+        model,
+        {
+          ...(opts.calibrationData !== undefined ? { calibrationText: opts.calibrationData } : {}),
+          ...(opts.evalText !== undefined ? { evalText: opts.evalText } : {}),
+          ...(opts.windows ? { windows: opts.windows } : {}),
+        },
+        source,
+      ),
+    );
+  }
   if (model === 'gpt') return withEvaluate(gptTask(opts));
   if (model === 'ocr') return withEvaluate(ocrTask(opts, source));
   return withEvaluate(userTask(model, opts, source, graph));

@@ -8,7 +8,7 @@ import { MixqError } from '../../core/errors.ts';
 import { writeFileAtomic } from '../../io/files.node.ts';
 import { parsePlan } from '../../plan/parse.ts';
 import { type ApplyResult, applyPlan } from '../../pipeline/apply.node.ts';
-import { resolveTask } from '../../pipeline/tasks.node.ts';
+import { taskModelPath } from '../../pipeline/tasks.node.ts';
 import { quantizeArgs, taskData } from '../quantize-args.ts';
 import { formatBytes } from '../../report/summary.ts';
 import { failCli, usageExitCode } from '../errors.ts';
@@ -72,7 +72,7 @@ const applyCommand = defineCommand({
         ...(emit ? { target: emit as (typeof targets)[number] } : {}),
       });
       out = args.out ? String(args.out) : r.fileName;
-      await writeFileAtomic(out, r.bytes, [resolveTask(String(args.model)).modelPath, planPath]);
+      await writeFileAtomic(out, r.bytes, [taskModelPath(String(args.model)), planPath]);
     } catch (e) {
       failCli('apply', e, usageExitCode(e));
     }

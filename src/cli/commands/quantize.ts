@@ -1,10 +1,11 @@
 /**
  * `mixq quantize [model] [--bits N | --size S | --max-loss P] [--latency ms] [--out dir]
  * [--emit onnx|gguf|safetensors|runtime|none] ...`: the main job (src/pipeline/quantize/). A GGUF language model
- * ('stories' or a .gguf path) goes to its own job (src/cli/quantize-llm.ts, src/pipeline/llm/). Writes into the
- * output folder, atomically: the plan
- * (plan.json), the report (report.html, report.json) and, unless --emit none, the quantized model; prints
- * the terminal summary, the equal-size comparison and the output's size and bits per weight.
+ * ('stories' or a .gguf path) goes to its own job (src/cli/quantize-llm.ts, src/pipeline/llm/); a transformers.js
+ * folder runs the main job with its language-model task (pipeline/lm-task.node.ts) and is written back as a
+ * transformers.js folder. Writes into the output folder, atomically: the plan (plan.json), the report
+ * (report.html, report.json) and, unless --emit none, the quantized model; prints the terminal summary, the
+ * equal-size comparison (a language model's KL / top-1 / perplexity rows) and the output's size.
  */
 import { join } from 'node:path';
 import { type CommandDef, defineCommand } from 'citty';
@@ -15,10 +16,12 @@ import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize/inde
 import { reportJson } from '../../report/json.ts';
 import { formatBytes } from '../../report/summary.ts';
 import { renderTerminalSummary } from '../../report/terminal.ts';
+import type { LmEvalRow } from '../../pipeline/llm/evaluate.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
 import { jsonText } from '../json.ts';
 import { isGgufLmModel, runQuantizeLlm } from '../quantize-llm.ts';
+import { writeLmFolder } from '../../pipeline/lm-task.node.ts';
 
 function comparisonTable(r: QuantizeResult): string {
   const unit = r.task.metric.unit ?? '';
@@ -37,6 +40,29 @@ function comparisonTable(r: QuantizeResult): string {
     : '';
 }
 
+/** A language model's rows: fp32, mixq's plan, and each baseline beside mixq at its size (paired KL). */
+function lmTable(r: QuantizeResult): string {
+  const lm = r.lm!;
+  const f = (x: number) => x.toPrecision(4);
+  const row = (x: LmEvalRow) =>
+    `  ${x.label.padEnd(56)} ${String(x.weightBytes).padStart(9)} B ${x.bitsPerWeight.toFixed(3).padStart(6)} b/w  KL ${f(x.kl).padStart(10)}  top-1 ${f(x.top1)}  ppl ${f(x.perplexity)}`;
+  const lines = [
+    `evaluation (${lm.input.windows} windows, ${lm.input.tokens} tokens): KL to fp32 (nats/token), top-1 agreement, perplexity; weight bytes`,
+    row(lm.input),
+    row(lm.mixq),
+  ];
+  for (const c of r.comparisons) {
+    if (!c.lm) continue;
+    lines.push(row(c.lm.baseline), row(c.lm.mixq));
+    const ci = c.differenceCi;
+    if (ci)
+      lines.push(
+        `    mixq - baseline KL: [${f(ci[0])}, ${f(ci[1])}] (95% paired) ${ci[1] < 0 ? 'mixq lower' : ci[0] > 0 ? 'baseline lower' : 'within noise'}`,
+      );
+  }
+  return lines.join('\n');
+}
+
 const quantizeCommand = defineCommand({
   meta: {
     name: 'quantize',
@@ -50,16 +76,6 @@ const quantizeCommand = defineCommand({
       type: 'boolean',
       description: 'evaluate uniform baselines and the rule mix (default true)',
       default: true,
-    },
-    eval: {
-      type: 'string',
-      description:
-        'a GGUF language model: a separate evaluation text file (default: after validation in --calibration)',
-    },
-    windows: {
-      type: 'string',
-      description:
-        'a GGUF language model: calibration,validation,evaluation windows of 256 tokens (default 4,8,32)',
     },
   },
   async run({ args }) {
@@ -105,7 +121,10 @@ const quantizeCommand = defineCommand({
       await put('plan.json', serialisePlan(r.plan));
       await put('report.json', reportJson(r.report));
       await put('report.html', await renderHtmlReport(r.report));
-      if (r.output) await put(r.output.fileName, concatBytes(r.output.chunks));
+      // a transformers.js folder in: the same layout out (load it with dtype 'fp32')
+      if (r.output?.format === 'onnx' && r.task.lm)
+        written.push(...(await writeLmFolder(r.task.lm.folder, out, r.output.chunks)));
+      else if (r.output) await put(r.output.fileName, concatBytes(r.output.chunks));
     } catch (e) {
       failCli('quantize', e, 1);
     }
@@ -151,7 +170,7 @@ const quantizeCommand = defineCommand({
         width: process.stdout.columns ?? 100,
       }),
     );
-    const cmp = comparisonTable(r);
+    const cmp = r.lm ? lmTable(r) : comparisonTable(r);
     if (cmp) process.stdout.write(`\n${cmp}\n`);
     const unit = r.task.metric.unit ?? '';
     process.stdout.write(
@@ -162,7 +181,11 @@ const quantizeCommand = defineCommand({
       process.stdout.write(
         `speed in mixq's engine: predicted ${lat.predictedMsPerToken.toFixed(3)} ms/token of weight products${lat.maxMsPerToken !== undefined ? ` (bound ${lat.maxMsPerToken})` : ''}${r.output?.msPerToken !== undefined ? `; measured ${r.output.msPerToken.toFixed(3)} ms/token (${r.output.productsMsPerToken!.toFixed(3)} in weight products)` : ''}\n`,
       );
-    if (r.output)
+    if (r.output?.format === 'onnx' && r.task.lm)
+      process.stdout.write(
+        `model: ${out} (transformers.js folder; onnx/model.onnx ${formatBytes(r.output.size)}, load with dtype: 'fp32'); ${r.output.check ?? 'not checked'}\n`,
+      );
+    else if (r.output)
       process.stdout.write(
         `model: ${join(out, r.output.fileName)} ${formatBytes(r.output.size)} (float parts included); ${r.output.check ?? 'not checked'}\n`,
       );

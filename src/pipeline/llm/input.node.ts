@@ -10,7 +10,6 @@ import { basename, join } from 'node:path';
 import { MixqError } from '../../core/errors.ts';
 import { convertHfFolderToGguf } from '../../io/llm/hf-folder.node.ts';
 import { loadStoriesText, STORIES_NAME, storiesModelPath } from '../../runtime/bundled-stories.node.ts';
-import type { LlamaCppModel } from '../../runtime/llama.node.ts';
 import {
   describeSplit,
   LM_SPLIT_DEFAULTS,
@@ -36,7 +35,8 @@ export interface LmInput {
   readonly convertedFrom?: string;
 }
 
-function readText(path: string, flag: string): { source: string; content: string } {
+/** A text file of the user's (size-capped), with the flag it came from in errors. */
+export function readText(path: string, flag: string): { source: string; content: string } {
   if (!existsSync(path) || !statSync(path).isFile())
     throw new MixqError('no such text file', { source: path, field: flag, expected: 'a UTF-8 text file' });
   const size = statSync(path).size;
@@ -102,11 +102,21 @@ export async function resolveLmInput(opts: {
 }
 
 /**
+ * What splits a text into windows: llama.cpp's tokenizer of a GGUF (runtime/llama.node.ts) or a
+ * tokenizer.json (io/llm/tokenizer.ts `lmTextTokenizer`); BOS first in every window when `addBos`.
+ */
+export interface LmTextTokenizer {
+  tokenize(text: string): Int32Array;
+  readonly addBos: boolean;
+  readonly bos: number | undefined;
+}
+
+/**
  * Tokenizes as much of a text as `need` tokens take (a prefix of ~4 characters per token, grown when
  * short; the last 16 tokens of a cut prefix are dropped: the cut may have split a word).
  */
 function tokenizePrefix(
-  model: LlamaCppModel,
+  model: LmTextTokenizer,
   t: { source: string; content: string },
   need: number,
 ): LmTextPart {
@@ -123,13 +133,14 @@ function tokenizePrefix(
 
 /** The windows of the job and their description. */
 export function tokenizeSplit(
-  model: LlamaCppModel,
-  input: LmInput,
+  model: LmTextTokenizer,
+  input: Pick<LmInput, 'text' | 'evalText'>,
   windows: Partial<LmSplitCounts> = {},
   windowTokens: number = LM_WINDOW_TOKENS,
 ): { split: LmSplit; lines: string[] } {
   const counts = { ...LM_SPLIT_DEFAULTS, ...windows };
-  // llama-perplexity puts a BOS first in every window when the vocabulary asks for one (add_bos)
+  // llama-perplexity puts a BOS first in every window when the vocabulary asks for one (add_bos); so does
+  // transformers.js's tokenizer when tokenizer.json's post-processor / tokenizer_config's add_bos_token says so
   const bos = model.addBos ? model.bos : undefined;
   const withEval = input.evalText === undefined;
   const need = tokensNeeded(counts, windowTokens, bos !== undefined, withEval);

@@ -15,6 +15,8 @@ import { fromRows, toRows } from '../../quant/layout.ts';
 import { better, equalSizeBudget, formatMetric } from '../../report/summary.ts';
 import type { ReportSeries } from '../../report/types.ts';
 import { pairedChangeInterval } from '../../runtime/metrics.ts';
+import type { TaskBaseline, TaskScore } from '../tasks.node.ts';
+import { evalRow, type LmEvalRow } from '../llm/evaluate.ts';
 import { allocate, type Curve } from './allocate.ts';
 import type { RunContext } from './context.ts';
 import type { Evaluator } from './evaluate.ts';
@@ -39,6 +41,11 @@ export interface Comparison {
    * holds 0 the two differ by less than the evaluation data can tell.
    */
   readonly differenceCi?: readonly [number, number];
+  /**
+   * Language models: both rows as the GGUF flow reports them (KL, top-1 and perplexity with their paired
+   * intervals against fp32; llm/evaluate.ts evalRow).
+   */
+  readonly lm?: { readonly baseline: LmEvalRow; readonly mixq: LmEvalRow };
 }
 
 export interface Baselines {
@@ -96,6 +103,48 @@ function ruleMixBaseline(ctx: RunContext, ev: Evaluator, weights: readonly Analy
   return { label: 'Q4_K_M rule (ggml blocks)', kind: 'rule', rep, bytes, bits };
 }
 
+/** A task's own baselines (tasks.node.ts TaskBaseline): weights a baseline leaves alone stay float32. */
+function taskBaselines(
+  ctx: RunContext,
+  ev: Evaluator,
+  weights: readonly AnalysedWeight[],
+  baselines: readonly TaskBaseline[],
+): Job[] {
+  return baselines.map((b) => {
+    const rep = new Map<string, Float32Array>();
+    let bytes = 0;
+    for (const w of weights) {
+      const q = b.quantize({
+        name: w.name,
+        consumer: w.consumer,
+        layout: w.layout,
+        original: () => ctx.model.original(w.name),
+        simulate: (s) => ev.simulate(w, s).Q,
+      });
+      if (q) rep.set(w.name, q.Q);
+      bytes += q ? q.bytes : 4 * w.elements;
+    }
+    return { label: b.label, kind: 'uniform' as const, rep, bytes, bits: 8 * bytes };
+  });
+}
+
+/** A language model's row of a score (KL, top-1, perplexity against fp32's windows). */
+export function lmRow(
+  label: string,
+  kind: LmEvalRow['kind'],
+  bytes: number,
+  bitsPerWeight: number,
+  fp32: TaskScore,
+  s: TaskScore,
+): LmEvalRow | undefined {
+  if (!fp32.lm || !s.lm) return undefined;
+  return evalRow(
+    { label, kind: kind === 'input' ? 'uniform' : kind, fileBytes: bytes, bitsPerWeight, weightBytes: bytes },
+    fp32.lm,
+    s.lm,
+  );
+}
+
 function uniformBaselines(ev: Evaluator, weights: readonly AnalysedWeight[]): Job[] {
   return UNIFORM_BASELINES.map((b) => {
     const rep = new Map<string, Float32Array>();
@@ -122,7 +171,9 @@ export async function runBaselines(
 ): Promise<Baselines> {
   const { task } = ctx;
   const elements = weights.reduce((s, w) => s + w.elements, 0);
-  const jobs = [...uniformBaselines(ev, weights), ruleMixBaseline(ctx, ev, weights)];
+  const jobs = task.baselines
+    ? taskBaselines(ctx, ev, weights, task.baselines)
+    : [...uniformBaselines(ev, weights), ruleMixBaseline(ctx, ev, weights)];
   ctx.log(`baseline weights quantized (${(ctx.sinceLap() / 1000).toFixed(1)} s)`);
   const series: ReportSeries[] = [];
   const comparisons: Comparison[] = [];
@@ -155,7 +206,10 @@ export async function runBaselines(
     const mScore = await ev.scoreAllocation(a);
     const m = mScore.value;
     points.add(a, m, equalSizeBudget(j.label));
+    const lmB = lmRow(j.label, 'uniform', j.bytes, bpw, ev.fp32, jScore);
+    const lmM = lmRow(`mixq = ${j.label}`, 'mixq', a.bytes, a.bitsPerWeight, ev.fp32, mScore);
     comparisons.push({
+      ...(lmB && lmM ? { lm: { baseline: lmB, mixq: lmM } } : {}),
       ...(jScore.items && mScore.items
         ? { differenceCi: pairedChangeInterval(jScore.items, mScore.items) }
         : {}),

@@ -26,7 +26,8 @@ import type { SensitivityAnalysis } from '../../runtime/sensitivity.node.ts';
 import { type LoadedModel, loadModel } from '../model.node.ts';
 import { type QuantTask, resolveTask } from '../tasks.node.ts';
 import { type Allocated, chosenPlan, curve, sweepPlans } from './allocate.ts';
-import { type Comparison, runBaselines } from './baselines.ts';
+import type { LmEvalRow } from '../llm/evaluate.ts';
+import { type Comparison, lmRow, runBaselines } from './baselines.ts';
 import { type BiasCorrector, biasCorrector } from './bias.ts';
 import { calibrate } from './calibrate.ts';
 import { type RunContext, runContext } from './context.ts';
@@ -58,6 +59,11 @@ export interface QuantizeResult {
   readonly sensitivity: SensitivityAnalysis;
   /** Elements of the weights left in float. */
   readonly floatElements: number;
+  /**
+   * Language models: fp32 and the chosen plan (simulated) on the evaluation windows, KL / top-1 /
+   * perplexity with paired intervals (the baselines' rows are in `comparisons[i].lm`).
+   */
+  readonly lm?: { readonly input: LmEvalRow; readonly mixq: LmEvalRow };
 }
 
 /** The latency bound of a run (ms per token of the weight products), if any. */
@@ -99,121 +105,154 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     () => loaded?.fp32 ?? task.modelPath,
     () => loaded?.onnx.model.proto,
   );
-  checkOptions(opts, task);
-  const model = (loaded = await loadModel(task.modelPath));
-  const target = TARGETS[opts.output?.target ?? 'onnx'];
-  const ctx = runContext(task, model, target, opts.log ?? (() => {}), opts.onProgress ?? (() => {}), start);
-  ctx.lap('load');
-  if (task.prepare) {
-    await task.prepare();
-    ctx.log(`data: calibration ${task.calibration}; evaluation ${task.evaluation}`);
-    if (task.warning) ctx.log(`WARNING: every plan of this run is ${task.warning}`);
-    ctx.lap('data');
-  }
-  const candidates = opts.candidates?.schemes ?? target.candidates();
-  target.accept(task, candidates);
-  const damage: DamageSource = opts.candidates?.damage ?? 'noiseCalibrated';
-  const cal = await calibrate(ctx, candidates, opts.candidates?.biasCorrection ?? target.biasCorrection);
-  const sens = await measureSensitivity(ctx, cal, candidates, damage);
-  ctx.lap('calibration + sensitivity');
-  const bias = cal.biasCorrected
-    ? biasCorrector(
-        model.biases,
-        new Map(sens.weights.map((w) => [w.name, w.layout] as const)),
-        sens.analysis.stats,
-        (n) => model.original(n),
-      )
-    : undefined;
-  if (bias)
+  try {
+    checkOptions(opts, task);
+    const model = (loaded = await loadModel(task.modelPath));
+    const target = TARGETS[opts.output?.target ?? 'onnx'];
+    const ctx = runContext(task, model, target, opts.log ?? (() => {}), opts.onProgress ?? (() => {}), start);
+    ctx.lap('load');
+    if (task.prepare) {
+      await task.prepare();
+      ctx.log(`data: calibration ${task.calibration}; evaluation ${task.evaluation}`);
+      if (task.warning) ctx.log(`WARNING: every plan of this run is ${task.warning}`);
+      ctx.lap('data');
+    }
+    const candidates = opts.candidates?.schemes ?? target.candidates();
+    target.accept(task, candidates);
+    const damage: DamageSource = opts.candidates?.damage ?? 'noiseCalibrated';
+    const cal = await calibrate(ctx, candidates, opts.candidates?.biasCorrection ?? target.biasCorrection);
+    const sens = await measureSensitivity(ctx, cal, candidates, damage);
+    ctx.lap('calibration + sensitivity');
+    const bias = cal.biasCorrected
+      ? biasCorrector(
+          model.biases,
+          new Map(sens.weights.map((w) => [w.name, w.layout] as const)),
+          sens.analysis.stats,
+          (n) => model.original(n),
+        )
+      : undefined;
+    if (bias)
+      ctx.log(
+        `bias correction: ${bias.biases.size} of ${sens.weights.length} quantized layers have a float bias to correct`,
+      );
+    const bound = latencyBound(opts);
+    const speed = ctx.target.costFormat
+      ? await latencyStage(ctx, sens, ctx.target.costFormat, opts.latency ?? {})
+      : undefined;
+    if (speed) ctx.lap('cost table');
+    const ev = await evaluator(ctx, sens.weights, bias);
+    ctx.lap('fp32 evaluation');
     ctx.log(
-      `bias correction: ${bias.biases.size} of ${sens.weights.length} quantized layers have a float bias to correct`,
+      `fp32 ${task.metric.name}: ${formatMetric(ev.fp32.value)}${task.metric.unit ?? ''} (${task.evaluation})`,
     );
-  const bound = latencyBound(opts);
-  const speed = ctx.target.costFormat
-    ? await latencyStage(ctx, sens, ctx.target.costFormat, opts.latency ?? {})
-    : undefined;
-  if (speed) ctx.lap('cost table');
-  const ev = await evaluator(ctx, sens.weights, bias);
-  ctx.lap('fp32 evaluation');
-  ctx.log(
-    `fp32 ${task.metric.name}: ${formatMetric(ev.fp32.value)}${task.metric.unit ?? ''} (${task.evaluation})`,
-  );
-  const evaluation = opts.evaluation ?? {};
-  const select = evaluation.select ?? true;
-  const weights = speed?.allocWeights ?? sens.allocWeights;
-  const sel = selector(ctx, ev, weights, select, bound);
-  const solver = {
-    weights,
-    timeLimitSec: evaluation.timeLimitSec ?? 20,
-    ...(bound !== undefined ? { maxLatency: bound } : {}),
-  };
-  const sweep = evaluation.sweep ?? [3, 3.5, 4, 5];
-  const points = curve(ev, sel);
-  const sweepPlan = await sweepPlans(ctx, ev, sel, solver, sweep, points);
-  ctx.lap('pareto sweep');
-  const allocated = await chosenPlan(ctx, ev, sel, solver, opts.budget, sweepPlan, points);
-  ctx.lap('allocation');
-  const baselines =
-    (evaluation.baselines ?? true)
-      ? await runBaselines(ctx, ev, sel, sens.weights, sens.allocWeights, solver.timeLimitSec, points)
-      : { series: [], comparisons: [] };
-  if (evaluation.baselines ?? true) {
-    ctx.lap('baselines');
-    ctx.log(
-      `${ev.counts.evaluations} evaluations so far, ${(ev.counts.ms / 1000).toFixed(0)} s in evaluation`,
-    );
-  }
-  points.points.sort((a, b) => a.bytes - b.bytes);
-  const predictedMs = speed ? predictedMsPerToken(weights, allocated.chosen) : undefined;
-  const plan = {
-    ...buildPlan(
-      ctx,
+    const evaluation = opts.evaluation ?? {};
+    const select = evaluation.select ?? true;
+    const weights = speed?.allocWeights ?? sens.allocWeights;
+    const sel = selector(ctx, ev, weights, select, bound);
+    const solver = {
+      weights,
+      timeLimitSec: evaluation.timeLimitSec ?? 20,
+      ...(bound !== undefined ? { maxLatency: bound } : {}),
+    };
+    const sweep = evaluation.sweep ?? [3, 3.5, 4, 5];
+    const points = curve(ev, sel);
+    const sweepPlan = await sweepPlans(ctx, ev, sel, solver, sweep, points);
+    ctx.lap('pareto sweep');
+    const allocated = await chosenPlan(ctx, ev, sel, solver, opts.budget, sweepPlan, points);
+    ctx.lap('allocation');
+    const baselines =
+      (evaluation.baselines ?? true)
+        ? await runBaselines(ctx, ev, sel, sens.weights, sens.allocWeights, solver.timeLimitSec, points)
+        : { series: [], comparisons: [] };
+    if (evaluation.baselines ?? true) {
+      ctx.lap('baselines');
+      ctx.log(
+        `${ev.counts.evaluations} evaluations so far, ${(ev.counts.ms / 1000).toFixed(0)} s in evaluation`,
+      );
+    }
+    points.points.sort((a, b) => a.bytes - b.bytes);
+    const lm = await lmRows(ev, sens, allocated);
+    const predictedMs = speed ? predictedMsPerToken(weights, allocated.chosen) : undefined;
+    const plan = {
+      ...buildPlan(
+        ctx,
+        sens,
+        allocated.chosen,
+        opts.budget,
+        damage,
+        bias !== undefined && bias.biases.size > 0,
+      ),
+      ...(speed && predictedMs !== undefined
+        ? {
+            latency: {
+              predictedMsPerToken: predictedMs,
+              ...(bound !== undefined ? { maxMsPerToken: bound } : {}),
+              threads: speed.model.threads,
+            },
+          }
+        : {}),
+    };
+    if (predictedMs !== undefined)
+      ctx.log(
+        `predicted decode time of the weight products in mixq's engine: ${predictedMs.toFixed(3)} ms/token${bound !== undefined ? ` (bound ${bound})` : ''}`,
+      );
+    const output =
+      opts.output?.write === false ? undefined : await writePlan(ctx, sens, ev, bias, plan, allocated);
+    if (output) ctx.lap(`export (${target.name})`);
+    const report = buildReport(ctx, {
       sens,
-      allocated.chosen,
-      opts.budget,
+      ev,
+      sel,
+      plan,
+      allocated,
+      sweep,
+      select,
       damage,
-      bias !== undefined && bias.biases.size > 0,
-    ),
-    ...(speed && predictedMs !== undefined
-      ? {
-          latency: {
-            predictedMsPerToken: predictedMs,
-            ...(bound !== undefined ? { maxMsPerToken: bound } : {}),
-            threads: speed.model.threads,
-          },
-        }
-      : {}),
-  };
-  if (predictedMs !== undefined)
-    ctx.log(
-      `predicted decode time of the weight products in mixq's engine: ${predictedMs.toFixed(3)} ms/token${bound !== undefined ? ` (bound ${bound})` : ''}`,
-    );
-  const output =
-    opts.output?.write === false ? undefined : await writePlan(ctx, sens, ev, bias, plan, allocated);
-  if (output) ctx.lap(`export (${target.name})`);
-  const report = buildReport(ctx, {
-    sens,
-    ev,
-    sel,
-    plan,
-    allocated,
-    sweep,
-    select,
-    damage,
-    series: [{ name: 'mixq', kind: 'mixq', points: points.points }, ...baselines.series],
-    notes: reportNotes(ctx, sens, plan, output, speed?.model.source),
-  });
-  return {
-    task,
-    plan,
-    report,
-    fp32: ev.fp32.value,
-    metric: allocated.chosenMetric,
-    comparisons: baselines.comparisons,
-    ...(output ? { output } : {}),
-    sensitivity: sens.analysis,
-    floatElements: sens.floatElements,
-  };
+      series: [{ name: 'mixq', kind: 'mixq', points: points.points }, ...baselines.series],
+      notes: [
+        ...reportNotes(ctx, sens, plan, output, speed?.model.source),
+        ...(lm ? lmNotes(lm, baselines.comparisons) : []),
+      ],
+    });
+    return {
+      task,
+      plan,
+      report,
+      fp32: ev.fp32.value,
+      metric: allocated.chosenMetric,
+      comparisons: baselines.comparisons,
+      ...(output ? { output } : {}),
+      sensitivity: sens.analysis,
+      floatElements: sens.floatElements,
+      ...(lm ? { lm } : {}),
+    };
+  } finally {
+    await task.dispose?.();
+  }
+}
+
+/** fp32's and the chosen plan's language-model rows, when the task scores windows of text. */
+async function lmRows(ev: Evaluator, sens: Sensitivity, allocated: Allocated): Promise<QuantizeResult['lm']> {
+  if (!ev.fp32.lm) return undefined;
+  const a = allocated.chosen;
+  const input = lmRow('fp32 (input)', 'input', 4 * sens.elements, 32, ev.fp32, ev.fp32);
+  const mixq = lmRow('mixq', 'mixq', a.bytes, a.bitsPerWeight, ev.fp32, await ev.scoreAllocation(a));
+  return input && mixq ? { input, mixq } : undefined;
+}
+
+/** One line per language-model row: KL, top-1 and perplexity with their intervals, and the size. */
+export function lmRowLine(r: LmEvalRow): string {
+  const f = (x: number) => x.toPrecision(4);
+  return `${r.label}: KL ${f(r.kl)} [${f(r.klCi[0])}, ${f(r.klCi[1])}] nats/token, top-1 ${f(r.top1)} [${f(r.top1Ci[0])}, ${f(r.top1Ci[1])}], perplexity ${f(r.perplexity)} (x${f(r.perplexityRatioCi[0])}..${f(r.perplexityRatioCi[1])} of fp32's), ${r.weightBytes} bytes of weights (${r.bitsPerWeight.toFixed(3)} b/w)`;
+}
+
+function lmNotes(lm: NonNullable<QuantizeResult['lm']>, comparisons: readonly Comparison[]): string[] {
+  return [
+    `Evaluation of the language model (${lm.input.windows} windows, ${lm.input.tokens} tokens; intervals: 95% paired bootstrap over windows):`,
+    lmRowLine(lm.input),
+    lmRowLine(lm.mixq),
+    ...comparisons.flatMap((c) => (c.lm ? [lmRowLine(c.lm.baseline), lmRowLine(c.lm.mixq)] : [])),
+  ];
 }
 
 /** The write stage of a quantize run: the chosen plan's simulated weights (and codes) to the target's writer. */

@@ -1,0 +1,96 @@
+/**
+ * What transformers.js users ship today: the modes of transformers.js's own scripts/quantize.py (v3) on a
+ * float32 decoder, as baselines of the ONNX pipeline (quantize/baselines.ts), each weight's values and
+ * stored bytes as that script's onnxruntime quantizer writes them:
+ *
+ *   q8    onnxruntime quantize_dynamic (IntegerOps): MatMul B and Gather (embedding) weights as int8, one
+ *         scale per TENSOR (the script's per_channel defaults to off), symmetric (codes -127..127, scale =
+ *         max|w| / 127, zero point 0), reduce_range off. NOT simulated: the file also quantizes each
+ *         MatMul's input activations dynamically to uint8 (DynamicQuantizeLinear + MatMulInteger), so its
+ *         damage on real runs is at least the weights' (stated wherever the baseline is reported).
+ *   q4    onnxruntime MatMul4BitsQuantizer, block_size 32, is_symmetric: MatMul B weights only (the
+ *         embedding Gather stays float32), blocks of 32 along K per output column, scale = the block's value
+ *         of largest magnitude / -8 (that value -> code 0, i.e. -8 + zero point 8; codes 0..15, clamped),
+ *         scales float32, no zero points stored (MatMulNBits: K padded to whole blocks).
+ *   fp16  every float weight cast to float16 (float16.convert_float_to_float16; keep_io_types).
+ *
+ * Pure (browser-safe).
+ */
+import { floatScheme } from '../../analysis/sensitivity/candidates.ts';
+import { fromRows, toRows } from '../../quant/layout.ts';
+import type { BaselineWeight, TaskBaseline } from '../tasks.node.ts';
+
+const op = (w: BaselineWeight) => w.consumer.split(':')[0];
+
+/** Symmetric int8 with one scale per tensor, as onnxruntime's quantize_dynamic (QInt8) stores weights. */
+export function int8PerTensor(W: Float32Array): Float32Array {
+  let m = 0;
+  for (const x of W) m = Math.max(m, Math.abs(x));
+  const s = m / 127;
+  const Q = new Float32Array(W.length);
+  if (s === 0) return Q;
+  // numpy's rint (ties to even), as onnxruntime's quantize_data
+  for (let i = 0; i < W.length; i++) {
+    const q = Math.min(127, Math.max(-127, roundHalfEven(W[i]! / s)));
+    Q[i] = q * s;
+  }
+  return Q;
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * MatMulNBits 4-bit symmetric blocks along each row (row frame [outputs, K]): per block of `block` values
+ * the one of largest magnitude v gives scale v / -8; codes round(x / scale) + 8 clamped to 0..15.
+ */
+export function int4SymmetricBlocks(rows: Float32Array, nRows: number, K: number, block = 32): Float32Array {
+  const Q = new Float32Array(rows.length);
+  for (let r = 0; r < nRows; r++)
+    for (let b = 0; b < K; b += block) {
+      const o = r * K;
+      const end = Math.min(K, b + block);
+      let v = 0;
+      for (let i = b; i < end; i++) if (Math.abs(rows[o + i]!) > Math.abs(v)) v = rows[o + i]!;
+      const scale = Math.fround(v / -8);
+      if (scale === 0) continue;
+      for (let i = b; i < end; i++) {
+        const q = Math.min(15, Math.max(0, Math.round(rows[o + i]! / scale) + 8));
+        Q[o + i] = (q - 8) * scale;
+      }
+    }
+  return Q;
+}
+
+/** transformers.js's quantize.py modes (see the file comment). */
+export const TRANSFORMERS_JS_BASELINES: readonly TaskBaseline[] = [
+  {
+    label: 'transformers.js q8 (int8 per tensor, weights only)',
+    quantize(w) {
+      if (op(w) !== 'MatMul' && op(w) !== 'Gather') return undefined;
+      const W = w.original();
+      return { Q: int8PerTensor(W), bytes: W.length + 4 + 1 };
+    },
+  },
+  {
+    label: 'transformers.js q4 (MatMulNBits sym g32)',
+    quantize(w) {
+      if (op(w) !== 'MatMul') return undefined;
+      const L = w.layout;
+      const Q = fromRows(int4SymmetricBlocks(toRows(w.original(), L), L.rows, L.cols), L);
+      const blocks = Math.ceil(L.cols / 32);
+      return { Q, bytes: L.rows * blocks * (16 + 4) };
+    },
+  },
+  {
+    label: 'transformers.js fp16',
+    quantize(w) {
+      const Q = w.simulate(FP16);
+      return { Q, bytes: 2 * Q.length };
+    },
+  },
+];
+
+const FP16 = floatScheme('fp16', 'pc', 'none');
