@@ -199,7 +199,8 @@ function homeOf(x: Float32Array): KernelMemory | undefined {
  * Chop with the WebAssembly kernel, with as few copies as the arrays allow (the caller has resolved
  * partial overlaps):
  * - src and dst views of one kernel memory's data region: no copy (in place or out of place);
- * - dst in a kernel memory, src anywhere else: one copy (src into dst), then in place;
+ * - dst in a kernel memory, src anywhere else: one copy (src into dst), rounded in place chunk by chunk
+ *   while each chunk is in cache;
  * - otherwise chunk by chunk through the scratch memory: a copy in, the kernel into the second region,
  *   a copy out (each chunk stays in cache between the three steps).
  * Returns false where the kernel does not run here.
@@ -213,10 +214,18 @@ export function chopWasm(
   const n = src.length;
   const home = homeOf(dst);
   if (home) {
-    if (src.buffer !== dst.buffer || src.byteOffset < DATA) dst.set(src);
-    const from = src.buffer === dst.buffer && src.byteOffset >= DATA ? src.byteOffset : dst.byteOffset;
     home.load(plan, rng);
-    home.chop(from, dst.byteOffset, n);
+    if (src.buffer === dst.buffer && src.byteOffset >= DATA) home.chop(src.byteOffset, dst.byteOffset, n);
+    else {
+      // copy a chunk in and round it in place while it is in cache (the generator's state carries over
+      // from call to call in the parameter block)
+      for (let c = 0; c < n; c += CHUNK) {
+        const len = Math.min(CHUNK, n - c);
+        dst.set(len === n ? src : src.subarray(c, c + len), c);
+        const at = dst.byteOffset + 4 * c;
+        home.chop(at, at, len);
+      }
+    }
     home.unload(rng);
     return true;
   }
