@@ -34,7 +34,7 @@
 // both branch-free and vectorised: data at the format's limits never leaves SIMD. Deterministic modes out
 // of place take one pass (the integer formula stored while the keys are gathered, the rare group with a
 // lane outside the window redone from the intact source): measured 5-10% faster in cache than checking
-// first. In place they check first (keeping the group's vectors for a redo spilled registers in V8 and
+// first; groups of 16 vectors measured up to 40% faster than 8 in cache (toward-zero), no slower elsewhere. In place they check first (keeping the group's vectors for a redo spilled registers in V8 and
 // measured slower); `chop` on JavaScript arrays therefore rounds each scratch chunk into a second region.
 
 #include <stddef.h>
@@ -235,7 +235,7 @@ ALWAYS v128_t range_key(v128_t x, const Consts *c, int float_path) {
   return float_path ? wasm_i32x4_sub(a, c->lo) : a;
 }
 
-#define UNROLL 8
+#define UNROLL 16
 
 ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Consts *c, int mode, int float_path) {
   const int draws = stochastic(mode);
