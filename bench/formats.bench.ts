@@ -136,7 +136,8 @@ function peerRate(peer: Peer, file: string, spec: FloatSpec, mode: Mode): number
   const round = CPFLOAT_ROUND[mode];
   if (round === undefined) return undefined; // no such mode in CPFloat
   try {
-    const args = [file, ...cpfloatFormat(spec), String(round), '150'];
+    // 60 ms of best-of per call, twice per row: about the 120 ms of samples each mixq column gets
+    const args = [file, ...cpfloatFormat(spec), String(round), '60'];
     const ms = Number.parseFloat(execFileSync(peer.path, args, { encoding: 'utf8' }));
     return Number.isFinite(ms) && ms > 0 ? mps(ms) : undefined;
   } catch (e) {
@@ -192,7 +193,7 @@ export default async function bench(): Promise<void> {
               () => chop(spec, data, o, intoView),
               () => out.set(data),
             ],
-            // ~120 ms of samples per column: the peer gets 2 x 150 ms (best of), a comparable share
+            // ~120 ms of samples per column, as the peer's two 60 ms runs (best of): the same share on a busy host
             600,
             3,
           );
