@@ -122,13 +122,15 @@ async function ggmlTable(x: Float32Array, imatrix: Float32Array): Promise<void> 
       const ref = GGML_REFERENCE_CODECS[t];
       const p = peer(t, dataFile, imFile);
       const bytes = fast.quantize(x, COLS, null);
+      // encodes write into one reused buffer (quantizeInto), as the peer writes into its own
+      const encoded = new Uint8Array(bytes.length);
       const refBytes = ref.quantize(xRef, COLS, null);
       const lines: [string, number, number | undefined, number][] = [
         [
           'encode',
           mvs(
             n,
-            timeBest(() => fast.quantize(x, COLS, null)),
+            timeBest(() => fast.quantizeInto(x, COLS, null, encoded)),
           ),
           p?.enc,
           mvs(
@@ -140,7 +142,7 @@ async function ggmlTable(x: Float32Array, imatrix: Float32Array): Promise<void> 
           'encode + imatrix',
           mvs(
             n,
-            timeBest(() => fast.quantize(x, COLS, imatrix)),
+            timeBest(() => fast.quantizeInto(x, COLS, imatrix, encoded)),
           ),
           p?.encImatrix,
           mvs(

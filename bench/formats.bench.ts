@@ -17,8 +17,10 @@
  * Columns: `buffer`, chop between two views of one chopBuffer's WebAssembly memory (data already there:
  * no copies, out of place like CPFloat); `chop`, chop of a JavaScript Float32Array into another (copied
  * through WebAssembly memory in chunks); `copy`, that chunked copy alone with no rounding (chop's floor,
- * timed in this run); targets (issue 20): buffer/peer >= 1 in every mode, chop/copy >= 0.8 in every
- * deterministic mode, stochastic chop/peer >= 1. CPFloat's modes: nearest-even 1, nearest-away -1,
+ * timed in this run); `into`, chop of the JavaScript array into a kernelFloat32Array (one copy in, rounded
+ * in place, nothing copied out) and `memcpy`, one plain copy of the array (`into`'s floor); targets
+ * (issue 20): buffer/peer >= 1 in every mode, chop/copy >= 0.8 in every deterministic mode, stochastic
+ * chop/peer >= 1. CPFloat's modes: nearest-even 1, nearest-away -1,
  * toward-zero 4, up 2, down 3, stochastic 5, stochastic-equal 6 (it has no r-bit stochastic rounding:
  * that row is compared with its full stochastic mode).
  */
@@ -37,6 +39,7 @@ import {
   encode,
   encodeArray,
   type FloatSpec,
+  kernelFloat32Array,
   formatInfo,
   getFormat,
   type Rounding,
@@ -133,7 +136,8 @@ function peerRate(peer: Peer, file: string, spec: FloatSpec, mode: Mode): number
   const round = CPFLOAT_ROUND[mode];
   if (round === undefined) return undefined; // no such mode in CPFloat
   try {
-    const args = [file, ...cpfloatFormat(spec), String(round), '150'];
+    // 60 ms of best-of per call, twice per row: about the 120 ms of samples each mixq column gets
+    const args = [file, ...cpfloatFormat(spec), String(round), '60'];
     const ms = Number.parseFloat(execFileSync(peer.path, args, { encoding: 'utf8' }));
     return Number.isFinite(ms) && ms > 0 ? mps(ms) : undefined;
   } catch (e) {
@@ -160,6 +164,7 @@ export default async function bench(): Promise<void> {
   const peer = peerFromEnv();
   const random = randomData(1);
   const out = new Float32Array(N);
+  const intoView = kernelFloat32Array(N);
   const copy = copyFloor();
   const rows: string[][] = [];
   const short: string[] = [];
@@ -180,12 +185,21 @@ export default async function bench(): Promise<void> {
         for (const mode of MODES) {
           const o = optsOf(mode);
           const peerBefore = peer ? peerRate(peer, file, spec, mode) : undefined;
-          const [tBuffer, tJs, tCopy] = timeInterleaved(
-            [() => chop(spec, inWasm, o, outWasm), () => chop(spec, data, o, out), () => copy(data, out)],
-            250,
+          const [tBuffer, tJs, tCopy, tInto, tMemcpy] = timeInterleaved(
+            [
+              () => chop(spec, inWasm, o, outWasm),
+              () => chop(spec, data, o, out),
+              () => copy(data, out),
+              () => chop(spec, data, o, intoView),
+              () => out.set(data),
+            ],
+            // ~120 ms of samples per column, as the peer's two 60 ms runs (best of): the same share on a busy host
+            600,
             3,
           );
-          const [buffer, js, floor] = [mps(tBuffer!), mps(tJs!), mps(tCopy!)];
+          const [buffer, js, floor, into, memcpy] = [tBuffer, tJs, tCopy, tInto, tMemcpy].map((t) =>
+            mps(t!),
+          ) as [number, number, number, number, number];
           // the peer runs before and after mixq's timings; the faster of the two counts
           const peerAfter = peer ? peerRate(peer, file, spec, mode) : undefined;
           const base = peer
@@ -211,6 +225,8 @@ export default async function bench(): Promise<void> {
             vsBase(buffer),
             (js / floor).toFixed(2),
             stochastic ? vsBase(js) : '',
+            fix(into),
+            (into / memcpy).toFixed(2),
           ]);
           if (peer && base) {
             if (buffer < base)
@@ -239,6 +255,8 @@ export default async function bench(): Promise<void> {
       `buffer/${peer ? 'peer' : 'ref'}`,
       'chop/copy',
       `stoch chop/${peer ? 'peer' : 'ref'}`,
+      'into M/s',
+      'into/memcpy',
     ],
     rows,
   );

@@ -20,3 +20,44 @@ export function startModuleWorker(stem: string, base: string, options: WorkerOpt
     { ...options, eval: true },
   );
 }
+
+/**
+ * Starts `count` workers of the module `stem` next to `base` (workerData of worker i: `dataOf(i)`), each of
+ * which posts one message once it is ready, and resolves when all are, unref'd (an idle team does not keep
+ * the process alive). If one fails to start, every worker is terminated and its error raised. The
+ * start-up of mixq's worker-thread teams over shared WebAssembly memory (kernels/pool.node.ts,
+ * runtime/matrix-pool.node.ts).
+ */
+export async function startReadyWorkers(
+  count: number,
+  stem: string,
+  base: string,
+  dataOf: (i: number) => unknown,
+): Promise<Worker[]> {
+  const workers: Worker[] = [];
+  const ready: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const w = startModuleWorker(stem, base, { workerData: dataOf(i) });
+    workers.push(w);
+    ready.push(
+      new Promise((resolve, reject) => {
+        w.once('message', () => resolve());
+        w.once('error', reject);
+        w.once('exit', (code) =>
+          reject(new Error(`a worker (${stem}) exited with code ${code} while starting`)),
+        );
+      }),
+    );
+  }
+  try {
+    await Promise.all(ready);
+  } catch (e) {
+    await Promise.all(workers.map((w) => w.terminate()));
+    throw e;
+  }
+  for (const w of workers) {
+    w.removeAllListeners('exit');
+    w.unref();
+  }
+  return workers;
+}

@@ -13,6 +13,10 @@
  * buf.view.set(values);                    // or fill buf.view directly
  * const rounded = buf.chopInPlace(values.length); // a view of the first n elements, rounded
  * ```
+ *
+ * `kernelFloat32Array(n)` is the plain allocator behind it: a Float32Array in its own kernel memory that
+ * `chop` recognises, so results written into it (`chop(spec, jsArray, opts, arr)`: one copy in, no copy
+ * out) or rounded in place (`chop(spec, arr, opts, arr)`: no copy) never cross the boundary twice.
  */
 import { MixqError } from '../core/errors.ts';
 import { DATA, kernelMemory, type KernelMemory } from './chop-wasm.ts';
@@ -40,10 +44,10 @@ export interface ChopBuffer {
   reserve(capacity: number): Float32Array;
 }
 
-function checkCount(what: string, n: number, max: number): void {
+function checkCount(what: string, n: number, max: number, source = 'chopBuffer'): void {
   if (!Number.isInteger(n) || n < 0 || n > max)
     throw new MixqError(`${what} ${n}`, {
-      source: 'chopBuffer',
+      source,
       field: what,
       expected: `an integer in 0..${max}`,
     });
@@ -51,6 +55,24 @@ function checkCount(what: string, n: number, max: number): void {
 
 /** Largest capacity: a 32-bit WebAssembly memory (4 GiB) minus the kernel's parameter block. */
 const MAX_CAPACITY = (2 ** 32 - DATA) / 4;
+
+/**
+ * A Float32Array of `length` zeros that lives in its own WebAssembly kernel memory (where WebAssembly SIMD
+ * runs; elsewhere an ordinary Float32Array): `chop` rounds in place on it, or from another view of its
+ * memory, with no copy, and into it from any array with one copy. Its memory never grows, so the array
+ * never detaches. Throws MixqError for a bad length or when the memory cannot be allocated.
+ *
+ * ```ts
+ * const w = kernelFloat32Array(weights.length);
+ * chop(getFormat('bf16'), weights, { rounding: 'toward-zero' }, w); // one copy in, rounded in place
+ * chop(getFormat('bf16'), w, { rounding: 'up' }, w);                  // no copy
+ * ```
+ */
+export function kernelFloat32Array(length: number): Float32Array {
+  checkCount('length', length, MAX_CAPACITY, 'kernelFloat32Array');
+  const mem = kernelMemory(length);
+  return mem ? mem.f32.subarray(DATA >>> 2, (DATA >>> 2) + length) : new Float32Array(length);
+}
 
 /**
  * A buffer of `capacity` float32 values in WebAssembly memory that rounds to `spec` in place with no

@@ -176,9 +176,12 @@ export function kernelMemory(elements: number): KernelMemory | null {
 
 let scratch: KernelMemory | null | undefined;
 
-/** The shared scratch memory (CHUNK data elements) that `chop` copies JavaScript arrays through. */
+/**
+ * The shared scratch memory `chop` copies JavaScript arrays through: two regions of CHUNK data elements,
+ * the copy in at DATA and the kernel's output right after it (out of place: the kernel's one-pass loop).
+ */
 export function scratchMemory(): KernelMemory | null {
-  if (scratch === undefined) scratch = kernelMemory(CHUNK);
+  if (scratch === undefined) scratch = kernelMemory(2 * CHUNK);
   return scratch;
 }
 
@@ -187,9 +190,19 @@ export function memoryOf(buffer: ArrayBufferLike): KernelMemory | undefined {
   return homes.get(buffer);
 }
 
+/** The kernel memory `x` is a view of, when x lies in its data region. */
+function homeOf(x: Float32Array): KernelMemory | undefined {
+  return x.byteOffset >= DATA ? memoryOf(x.buffer) : undefined;
+}
+
 /**
- * Chop with the WebAssembly kernel: directly where src and dst are views of one kernel memory's data
- * region (the caller has resolved partial overlaps), else through the scratch memory, chunk by chunk.
+ * Chop with the WebAssembly kernel, with as few copies as the arrays allow (the caller has resolved
+ * partial overlaps):
+ * - src and dst views of one kernel memory's data region: no copy (in place or out of place);
+ * - dst in a kernel memory, src anywhere else: one copy (src into dst), rounded in place chunk by chunk
+ *   while each chunk is in cache;
+ * - otherwise chunk by chunk through the scratch memory: a copy in, the kernel into the second region,
+ *   a copy out (each chunk stays in cache between the three steps).
  * Returns false where the kernel does not run here.
  */
 export function chopWasm(
@@ -199,23 +212,36 @@ export function chopWasm(
   rng: Rng | undefined,
 ): boolean {
   const n = src.length;
-  const home = src.buffer === dst.buffer ? memoryOf(dst.buffer) : undefined;
-  if (home && src.byteOffset >= DATA && dst.byteOffset >= DATA) {
+  const home = homeOf(dst);
+  if (home) {
     home.load(plan, rng);
-    home.chop(src.byteOffset, dst.byteOffset, n);
+    if (src.buffer === dst.buffer && src.byteOffset >= DATA) home.chop(src.byteOffset, dst.byteOffset, n);
+    else {
+      // copy a chunk in and round it in place while it is in cache (the generator's state carries over
+      // from call to call in the parameter block)
+      for (let c = 0; c < n; c += CHUNK) {
+        const len = Math.min(CHUNK, n - c);
+        dst.set(len === n ? src : src.subarray(c, c + len), c);
+        const at = dst.byteOffset + 4 * c;
+        home.chop(at, at, len);
+      }
+    }
     home.unload(rng);
     return true;
   }
   const S = scratchMemory();
   if (!S) return false;
   S.load(plan, rng);
-  const base = DATA >>> 2;
-  const whole = n >= CHUNK ? S.f32.subarray(base, base + CHUNK) : undefined;
+  const a = DATA >>> 2;
+  const b = a + CHUNK;
+  const inA = S.f32.subarray(a, a + CHUNK);
+  const outB = S.f32.subarray(b, b + CHUNK);
   for (let c = 0; c < n; c += CHUNK) {
     const len = Math.min(CHUNK, n - c);
-    S.f32.set(len === n ? src : src.subarray(c, c + len), base);
-    S.chop(DATA, DATA, len);
-    dst.set(len === CHUNK ? whole! : S.f32.subarray(base, base + len), c);
+    if (len === CHUNK) inA.set(src.subarray(c, c + CHUNK));
+    else S.f32.set(len === n ? src : src.subarray(c, c + len), a);
+    S.chop(DATA, DATA + 4 * CHUNK, len);
+    dst.set(len === CHUNK ? outB : outB.subarray(0, len), c);
   }
   S.unload(rng);
   return true;

@@ -27,7 +27,7 @@ export {
   lutSpec,
   valueTable,
 } from './codec.ts';
-export { type ChopBuffer, chopBuffer } from './chop-buffer.ts';
+export { type ChopBuffer, chopBuffer, kernelFloat32Array } from './chop-buffer.ts';
 export { ALIASES, FORMATS, type FloatOverrides, getFormat, parseFormat, WIDE_FORMATS } from './registry.ts';
 export { chop64, chop64Reference, chopNumber, decodeBig, encodeBig } from './round64.ts';
 export { packCodes, packedBytes, unpackCodes } from './pack.ts';

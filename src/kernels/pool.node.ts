@@ -14,7 +14,7 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { MixqError } from '../core/errors.ts';
-import { startModuleWorker } from '../core/worker-thread.node.ts';
+import { startReadyWorkers } from '../core/worker-thread.node.ts';
 import { KernelContext, type KernelOptions, type RowExecutor } from './context.ts';
 import { KernelMemory } from './memory.ts';
 import { chooseVariant, compileKernelModule, heapBase, type KernelExports } from './module.ts';
@@ -164,26 +164,12 @@ export async function createKernelPool(opts: KernelPoolOptions = {}): Promise<Ke
     ...(opts.maxMemoryBytes !== undefined ? { maxBytes: opts.maxMemoryBytes } : {}),
   });
   const inst = new WebAssembly.Instance(module, { env: { memory: memory.memory } });
-  const workers: Worker[] = [];
   const ctls: Int32Array[] = [];
-  try {
-    for (let t = 1; t < threads; t++) {
-      const ctl = memory.calloc(CTL.bytes);
-      const stack = memory.alloc(STACK_BYTES);
-      const w = startModuleWorker('./pool-worker.node', import.meta.url, {
-        workerData: { module, memory: memory.memory, ctl, names: NAMES, stackTop: stack + STACK_BYTES },
-      });
-      workers.push(w);
-      ctls.push(new Int32Array(memory.memory.buffer, ctl, CTL.words));
-      await new Promise<void>((res, rej) => {
-        w.once('message', () => res());
-        w.once('error', rej);
-      });
-      w.unref(); // an idle pool does not keep the process alive
-    }
-  } catch (e) {
-    await Promise.all(workers.map((w) => w.terminate()));
-    throw e;
-  }
+  const workers = await startReadyWorkers(threads - 1, './pool-worker.node', import.meta.url, () => {
+    const ctl = memory.calloc(CTL.bytes);
+    const stack = memory.alloc(STACK_BYTES);
+    ctls.push(new Int32Array(memory.memory.buffer, ctl, CTL.words));
+    return { module, memory: memory.memory, ctl, names: NAMES, stackTop: stack + STACK_BYTES };
+  });
   return new KernelPool(memory, inst.exports as unknown as KernelExports, variant, workers, ctls);
 }

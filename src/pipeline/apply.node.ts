@@ -16,6 +16,7 @@ import { type Scheme, salientOf, schemeOnRows } from '../quant/scheme.ts';
 import { captureLayerStats } from '../runtime/sensitivity.node.ts';
 import { type LoadedModel, loadModel } from './model.node.ts';
 import { biasCorrector } from './quantize/bias.ts';
+import { openMatrixEngine } from './quantize/context.ts';
 import { simulateWeight } from './quantize/simulate.ts';
 import { TARGETS, type TargetName } from './quantize/targets.ts';
 import { writeStage } from './quantize/write.ts';
@@ -45,6 +46,8 @@ export interface ApplyOptions {
    * (natively or packed), else safetensors.
    */
   readonly target?: Exclude<TargetName, 'none'>;
+  /** Threads of GPTQ / AWQ matrix work (default the machine's parallelism); the same bytes for any count. */
+  readonly matrixThreads?: number;
 }
 
 /** Refuses a plan made for another file (its sha256 or size differs). */
@@ -134,36 +137,44 @@ export async function applyPlan(modelArg: string, plan: Plan, opts: ApplyOptions
   const weights = new Map<string, PlannedWeight>();
   const sims = new Map<string, Float32Array>();
   const rows = new Map<string, RowLayout>();
-  for (const pw of plan.weights) {
-    const base = layouts.get(pw.name);
-    if (!base)
-      throw new MixqError(`plan weight '${pw.name}' is not a quantizable weight of the model`, {
-        source,
-        field: pw.name,
+  const matrix = await openMatrixEngine(
+    plan.weights.map((w) => w.scheme),
+    opts.matrixThreads,
+  );
+  try {
+    for (const pw of plan.weights) {
+      const base = layouts.get(pw.name);
+      if (!base)
+        throw new MixqError(`plan weight '${pw.name}' is not a quantizable weight of the model`, {
+          source,
+          field: pw.name,
+        });
+      const st = stats.get(pw.name);
+      const L = st ? rowLayout(base.layout.dims, base.layout.outputAxis, st.channels) : base.layout;
+      const s = schemeOnRows(
+        checkApplied(pw.scheme, `weights['${pw.name}'].scheme`),
+        L,
+        `weights['${pw.name}'].scheme`,
+      );
+      if ((s.algorithm === 'gptq' || s.algorithm === 'awq' || salientOf(s)) && !applicable(s, L, st))
+        throw new MixqError(`no calibration statistics for weight '${pw.name}'`, {
+          source,
+          field: pw.name,
+          expected: 'a MatMul / Gemm / 1x1 Conv weight with a captured input',
+        });
+      const q = simulateWeight(model.original(pw.name), L, s, st, target.needsCodes(s), matrix.engine);
+      sims.set(pw.name, q.Q);
+      rows.set(pw.name, L);
+      weights.set(pw.name, {
+        layout: L,
+        consumer: base.consumer,
+        sim: q.Q,
+        ...(st ? { stats: st } : {}),
+        ...(q.codes ? { codes: q.codes } : {}),
       });
-    const st = stats.get(pw.name);
-    const L = st ? rowLayout(base.layout.dims, base.layout.outputAxis, st.channels) : base.layout;
-    const s = schemeOnRows(
-      checkApplied(pw.scheme, `weights['${pw.name}'].scheme`),
-      L,
-      `weights['${pw.name}'].scheme`,
-    );
-    if ((s.algorithm === 'gptq' || s.algorithm === 'awq' || salientOf(s)) && !applicable(s, L, st))
-      throw new MixqError(`no calibration statistics for weight '${pw.name}'`, {
-        source,
-        field: pw.name,
-        expected: 'a MatMul / Gemm / 1x1 Conv weight with a captured input',
-      });
-    const q = simulateWeight(model.original(pw.name), L, s, st, target.needsCodes(s));
-    sims.set(pw.name, q.Q);
-    rows.set(pw.name, L);
-    weights.set(pw.name, {
-      layout: L,
-      consumer: base.consumer,
-      sim: q.Q,
-      ...(st ? { stats: st } : {}),
-      ...(q.codes ? { codes: q.codes } : {}),
-    });
+    }
+  } finally {
+    await matrix.close();
   }
   const carried = correctBiases && target.biasCorrection;
   const biases = carried

@@ -11,13 +11,12 @@
  * pool }); await pool.close();` (workers are unref'd: an open pool does not keep the process alive).
  */
 import { availableParallelism } from 'node:os';
-import type { Worker } from 'node:worker_threads';
 import { MixqError } from '../core/errors.ts';
 import { kernelMemory, type MatrixEngine, WasmArena } from '../quant/matrix/engine.ts';
 import { instantiateKernels, STACK_BYTES, type ThreadContext, WORK_BYTES } from '../quant/matrix/kernels.ts';
 import { runTaskPart, TASK_NAMES, type TaskName } from '../quant/matrix/tasks.ts';
 import { WASM_SIMD128 as WASM_SHARED } from '../quant/wasm/matrix-mt.generated.ts';
-import { startModuleWorker } from '../core/worker-thread.node.ts';
+import { startReadyWorkers } from '../core/worker-thread.node.ts';
 
 /** Control block layout (Int32 slots, then float64 arguments, then an error message). */
 export const CTRL = {
@@ -105,9 +104,7 @@ export async function createMatrixPool(opts: { threads?: number } = {}): Promise
   const main: ThreadContext = { kernels, memory, work: arena.alloc(WORK_BYTES) };
   const ctrlBuf = new SharedArrayBuffer(CTRL.BYTES);
   const ctrl = new Int32Array(ctrlBuf);
-  const workers: Worker[] = [];
-  const ready: Promise<void>[] = [];
-  for (let t = 1; t < threads; t++) {
+  const workers = await startReadyWorkers(threads - 1, './matrix-worker.node', import.meta.url, () => {
     const stack = arena.alloc(STACK_BYTES);
     const data: MatrixWorkerData = {
       ctrl: ctrlBuf,
@@ -115,28 +112,8 @@ export async function createMatrixPool(opts: { threads?: number } = {}): Promise
       stackTop: stack + STACK_BYTES,
       work: arena.alloc(WORK_BYTES),
     };
-    const w = startModuleWorker('./matrix-worker.node', import.meta.url, { workerData: data });
-    ready.push(
-      new Promise((resolve, reject) => {
-        w.once('message', () => resolve());
-        w.once('error', reject);
-        w.once('exit', (code) =>
-          reject(new MixqError(`a matrix worker exited with code ${code} while starting`)),
-        );
-      }),
-    );
-    workers.push(w);
-  }
-  try {
-    await Promise.all(ready);
-  } catch (e) {
-    await Promise.all(workers.map((w) => w.terminate()));
-    throw e;
-  }
-  for (const w of workers) {
-    w.removeAllListeners('exit');
-    w.unref();
-  }
+    return data;
+  });
   let closed = false;
   return {
     threads,

@@ -63,10 +63,16 @@ function checkAll(
   const want = ref.quantizeRef(x);
   sameBytes(fast.quantizeRef(x), want, `${name} ${tag} quantizeRef`);
   sameFloats(fast.dequantize(want, x.length), ref.dequantize(want, x.length), `${name} ${tag} dequantize`);
-  sameBytes(fast.quantize(x, nPerRow, null), ref.quantize(x, nPerRow, null), `${name} ${tag} quantize`);
+  const plain = ref.quantize(x, nPerRow, null);
+  sameBytes(fast.quantize(x, nPerRow, null), plain, `${name} ${tag} quantize`);
+  sameBytes(fast.quantizeInto(x, nPerRow, null, new Uint8Array(plain.length)), plain, `${name} ${tag} into`);
   imatrices.forEach((im, k) => {
     const bytes = ref.quantize(x, nPerRow, im);
     sameBytes(fast.quantize(x, nPerRow, im), bytes, `${name} ${tag} quantize imatrix#${k}`);
+    // into a reused buffer holding stale bytes: every byte is written
+    const into = new Uint8Array(bytes.length).fill(0xa5);
+    assert.equal(fast.quantizeInto(x, nPerRow, im, into), into);
+    sameBytes(into, bytes, `${name} ${tag} quantizeInto imatrix#${k}`);
     sameFloats(
       fast.dequantize(bytes, x.length),
       ref.dequantize(bytes, x.length),
@@ -343,6 +349,8 @@ describe('ggml fast codecs == reference (byte for byte)', () => {
         ['bad row', (c) => c.quantize(x, bs + 1, null)],
         ['rows', (c) => c.quantize(new Float32Array(bs * 3), bs * 2, null)],
         ['imatrix', (c) => c.quantize(x, bs, new Float32Array(bs - 1))],
+        ['into bytes', (c) => c.quantizeInto(x, bs, null, new Uint8Array(ref.info.bytesPerBlock))],
+        ['into rows', (c) => c.quantizeInto(x, bs + 1, null, new Uint8Array(2 * ref.info.bytesPerBlock))],
         ['decode n', (c) => c.dequantize(new Uint8Array(ref.info.bytesPerBlock), bs + 1)],
         ['decode bytes', (c) => c.dequantize(new Uint8Array(ref.info.bytesPerBlock + 1), bs)],
       ];

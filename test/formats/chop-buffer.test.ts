@@ -17,10 +17,11 @@ import {
   type FormatSpec,
   formatInfo,
   getFormat,
+  kernelFloat32Array,
   ROUNDINGS,
 } from '../../src/formats/index.ts';
 import { forceChopPath } from '../../src/formats/chop-fast.ts';
-import { CHUNK, wasmChopAvailable } from '../../src/formats/chop-wasm.ts';
+import { CHUNK, memoryOf, wasmChopAvailable } from '../../src/formats/chop-wasm.ts';
 import { assertSameBits } from './cases.ts';
 
 function values(spec: FormatSpec, n: number, seed: number): Float32Array {
@@ -189,4 +190,33 @@ test('with the TypeScript path forced, chopInPlace still equals the reference', 
   } finally {
     forceChopPath(undefined);
   }
+});
+
+test('kernelFloat32Array: chop into it (one copy), in place, and from another kernel memory, every mode', () => {
+  const n = CHUNK + 3 * 32 + 7; // a whole scratch chunk and an odd tail
+  for (const name of ['bf16', 'fp8_e4m3fn']) {
+    const spec = getFormat(name);
+    const src = values(spec, n, 21);
+    const srcCopy = src.slice();
+    const into = kernelFloat32Array(n);
+    assert.equal(into.length, n);
+    assert.equal(memoryOf(into.buffer) !== undefined, wasmChopAvailable(), 'a view of a kernel memory');
+    const other = kernelFloat32Array(n + 4).subarray(4);
+    other.set(src);
+    for (const rounding of ROUNDINGS) {
+      const o: CastOptions = { rounding, seed: 3 };
+      const ref = chopReference(spec, src, o);
+      into.fill(7);
+      assert.equal(chop(spec, src, o, into), into);
+      assertSameBits(into, ref, `${name} ${rounding}: JS array into it`, src);
+      into.set(src);
+      assertSameBits(chop(spec, into, o, into), ref, `${name} ${rounding}: in place`, src);
+      assertSameBits(chop(spec, other, o, into), ref, `${name} ${rounding}: from another memory`, src);
+      assertSameBits(chop(spec, src, o, new Float32Array(n)), ref, `${name} ${rounding}: JS to JS`, src);
+    }
+    assert.deepEqual(src, srcCopy, 'the input is not modified');
+    assertSameBits(other, src, `${name}: the other memory's source is not modified`, src);
+  }
+  assert.throws(() => kernelFloat32Array(-1), MixqError);
+  assert.throws(() => kernelFloat32Array(1.5), /kernelFloat32Array|length/);
 });

@@ -1,5 +1,5 @@
 /**
- * The WebAssembly kernel's group dispatch (native/formats/chop.c): each group of 32 lanes takes the
+ * The WebAssembly kernel's group dispatch (native/formats/chop.c): each group of 64 lanes takes the
  * integer path alone when every lane is inside its window, else the finite path (subnormal results,
  * overflow) or, with an inf, a NaN, a negative input to an unsigned format or a format without -0, the
  * full path. So every unusual kind of value (NaN, inf, the overflow region, exactly at and around max
@@ -27,7 +27,7 @@ import {
 } from '../../src/formats/index.ts';
 import { assertSameBits } from './cases.ts';
 
-const GROUP = 32;
+const GROUP = 64; // lanes per group: 4 x UNROLL in chop.c
 
 /** Values at the edges of the integer path's window and beyond, both signs. */
 function specials(spec: FormatSpec): number[] {

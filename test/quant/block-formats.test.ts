@@ -14,7 +14,9 @@ import { BLOCK_FORMATS, getBlockFormat } from '../../src/blocks/registry.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { getFormat, unpackCodes } from '../../src/formats/index.ts';
 import { rowLayout } from '../../src/quant/layout.ts';
-import { chooseQParams, type QuantizerConfig } from '../../src/quant/qparams.ts';
+import { type GptqConfig, gptq, gptqHessian, gptqReference } from '../../src/quant/algorithms/gptq.ts';
+import { blockOf, chooseQParams, type QuantizerConfig } from '../../src/quant/qparams.ts';
+import { createMatrixPool } from '../../src/runtime/matrix-pool.node.ts';
 import { dequantize, quantize } from '../../src/quant/quantizer.ts';
 import { quantizerOf } from '../../src/quant/scheme.ts';
 
@@ -134,4 +136,61 @@ test('the block-format table: ggml types, every MX format under its four scale r
   const nv = getBlockFormat('nvfp4');
   assert.equal(nv.bytesPerBlock, 9);
   assert.deepEqual(nv.decode(nv.encode(x), x.length), nvfp4FakeQuant(x));
+});
+
+/** GPTQ's configuration of a block scheme (its quantizer in groups along the row). */
+function gptqConfigOf(cfg: QuantizerConfig): GptqConfig {
+  const g = cfg.granularity;
+  assert.ok(g.kind === 'group');
+  return {
+    element: cfg.element,
+    symmetric: cfg.symmetric,
+    groupSize: g.size,
+    ...(cfg.scaleFormat ? { scaleFormat: cfg.scaleFormat } : {}),
+  };
+}
+
+test('GPTQ of MXFP4 / NVFP4 takes the table scales: diagonal H = the RTN block quantizer bit for bit; pool = one thread', async () => {
+  const rows = 12;
+  const cols = 96;
+  const W = weights(rows, cols, 13);
+  const rng = new Rng(17);
+  const diag = new Float64Array(cols * cols);
+  for (let i = 0; i < cols; i++) diag[i * cols + i] = 0.5 + rng.nextFloat();
+  // a full H from correlated inputs, to exercise the error feedback and the groups chosen inside blocks
+  const n = 200;
+  const X = Float32Array.from({ length: n * cols }, () => rng.nextNormal());
+  for (let s = 0; s < n; s++) for (let j = 1; j < cols; j++) X[s * cols + j]! += 0.5 * X[s * cols + j - 1]!;
+  const H = gptqHessian(X, n, cols);
+  const pool = await createMatrixPool({ threads: 2 });
+  try {
+    for (const scheme of [MXFP4_RTN, NVFP4_RTN]) {
+      const cfg = quantizerOf(scheme);
+      const gcfg = { ...gptqConfigOf(cfg), blockSize: 32 };
+      const rtn = dequantize(quantize(W, chooseQParams(W, [rows, cols], cfg)));
+      const name = scheme.format;
+      for (const [what, r] of [
+        ['fast', gptq(W, rows, cols, diag, gcfg)],
+        ['reference', gptqReference(W, rows, cols, diag, gcfg)],
+      ] as const)
+        for (let i = 0; i < W.length; i++) same(r.Q[i], rtn[i], `${name} ${what} diagonal H ${i}`);
+      // full H: one thread and two give the same bytes; every scale is one the table's rule can give
+      const one = gptq(W, rows, cols, H, gcfg);
+      const two = gptq(W, rows, cols, H, { ...gcfg, engine: pool });
+      assert.deepEqual(two.Q, one.Q, `${name} pool Q`);
+      assert.deepEqual(two.codes, one.codes, `${name} pool codes`);
+      assert.deepEqual(two.scale, one.scale, `${name} pool scales`);
+      const ref = gptqReference(W, rows, cols, H, gcfg);
+      const block = blockOf(cfg)!;
+      const t = block.tensorScale(W);
+      // the rule maps a block whose largest |x| is 6 s (E2M1's max times s) to s itself
+      for (const sc of one.scale)
+        assert.equal(block.blockScale(sc * 6, t).scale, sc, `${name}: scale ${sc} is a table scale`);
+      let differ = 0;
+      for (let i = 0; i < W.length; i++) if (ref.Q[i] !== one.Q[i]) differ++;
+      assert.ok(differ <= W.length / 50, `${name}: fast and reference GPTQ agree (${differ} values differ)`);
+    }
+  } finally {
+    await pool.close();
+  }
 });

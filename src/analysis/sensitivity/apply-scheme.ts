@@ -22,6 +22,7 @@ import { getFormat } from '../../formats/index.ts';
 import { quantizerOf, salientOf, type Scheme } from '../../quant/scheme.ts';
 import { schemeId } from './candidates.ts';
 import { channelOf, type RowLayout } from '../../quant/layout.ts';
+import type { MatrixEngine } from '../../quant/matrix/engine.ts';
 import type { LayerStats } from './proxies.ts';
 
 /** Whether `s` can be applied to a weight with this layout and statistics. */
@@ -93,8 +94,17 @@ export function checkApplied(s: Scheme, field = 'scheme'): Scheme {
   return s;
 }
 
-/** Dequantized row matrix of `W` (row matrix) under scheme `s`. */
-export function quantizeScheme(W: Float32Array, L: RowLayout, s: Scheme, stats?: LayerStats): Float32Array {
+/**
+ * Dequantized row matrix of `W` (row matrix) under scheme `s`. GPTQ and AWQ run their dense work on
+ * `engine` (a worker-thread matrix pool from mixq/node, or one thread): the same bytes either way.
+ */
+export function quantizeScheme(
+  W: Float32Array,
+  L: RowLayout,
+  s: Scheme,
+  stats?: LayerStats,
+  engine?: MatrixEngine,
+): Float32Array {
   const shape = [L.rows, L.cols];
   if (s.blockType !== undefined) {
     const bt = getBlockType(s.blockType);
@@ -112,19 +122,25 @@ export function quantizeScheme(W: Float32Array, L: RowLayout, s: Scheme, stats?:
       field: schemeId(s),
       expected: 'an RTN candidate for this weight',
     });
-  if (s.algorithm === 'gptq') return gptqScheme(W, L, s, stats).Q;
+  if (s.algorithm === 'gptq') return gptqScheme(W, L, s, stats, engine).Q;
   if (s.algorithm !== 'awq')
     throw new MixqError(`algorithm '${s.algorithm}' is not applied to element formats`, {
       field: `${schemeId(s)}.algorithm`,
       expected: 'rtn, gptq or awq (imatrix with a ggml block type)',
     });
   const actMeanAbs = Float32Array.from(stats.meanSquare, (v) => Math.sqrt(v));
-  const cfg = { quantizer: quantizerOf(s) };
+  const cfg = { quantizer: quantizerOf(s), ...(engine ? { engine } : {}) };
   return awq(W, L.rows, L.cols, { actMeanAbs, gram: Float64Array.from(stats.gram) }, cfg).Q;
 }
 
 /** GPTQ of a scheme with its full result (codes, scales, zero points per group: what export stores). */
-export function gptqScheme(W: Float32Array, L: RowLayout, s: Scheme, stats: LayerStats): GptqResult {
+export function gptqScheme(
+  W: Float32Array,
+  L: RowLayout,
+  s: Scheme,
+  stats: LayerStats,
+  engine?: MatrixEngine,
+): GptqResult {
   if (s.algorithm !== 'gptq' || !applicable(s, L, stats) || !stats.gram)
     throw new MixqError(`candidate ${schemeId(s)} is not a GPTQ candidate applicable to this weight`, {
       field: schemeId(s),
@@ -139,6 +155,7 @@ export function gptqScheme(W: Float32Array, L: RowLayout, s: Scheme, stats: Laye
     groupSize: g.kind === 'group' ? g.size : -1,
     ...(q.scaleRule ? { scaleRule: q.scaleRule } : {}),
     ...(q.scaleFormat ? { scaleFormat: q.scaleFormat } : {}),
+    ...(engine ? { engine } : {}),
   });
 }
 

@@ -105,6 +105,17 @@ export function quantizeRows(
   return out;
 }
 
+/** The caller's output of quantizeInto: exactly the encoded size of `n` values. */
+export function checkOutputBytes(t: GgmlTypeInfo, n: number, out: Uint8Array): void {
+  const want = (n / t.blockSize) * t.bytesPerBlock;
+  if (out.length !== want)
+    throw new MixqError(`output of ${out.length} bytes for ${n} values`, {
+      source: t.name,
+      field: 'out.length',
+      expected: `${want} (${t.bytesPerBlock} bytes per ${t.blockSize} values)`,
+    });
+}
+
 /**
  * The argument checks of `quantize_<t>(x, nPerRow, imatrix)`: whole blocks per row, whole rows, and an
  * imatrix (when given) of one weight per column.

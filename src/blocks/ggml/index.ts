@@ -3,7 +3,7 @@
  * Each entry offers ggml's three entry points: the ref quantizer (`quantize_row_<t>_ref`), the
  * `quantize_<t>(x, nrows, n_per_row, imatrix)` API (what llama-quantize runs) and the dequantizer.
  */
-import type { GgmlTypeInfo } from './common.ts';
+import { checkOutputBytes, checkRowsInput, type GgmlTypeInfo } from './common.ts';
 import { dequantizeIQ4_NL, IQ4_NL_INFO, quantizeIQ4_NL, quantizeRefIQ4_NL } from './iq4_nl.ts';
 import { dequantizeMXFP4, MXFP4_INFO, quantizeMXFP4, quantizeRefMXFP4 } from './mxfp4.ts';
 import { dequantizeQ2_K, Q2_K_INFO, quantizeQ2_K, quantizeRefQ2_K } from './q2_k.ts';
@@ -32,6 +32,11 @@ export interface GgmlCodec {
    * Equals quantizeRef when imatrix is null, except for IQ4_NL.
    */
   quantize(x: Float32Array, nPerRow: number, imatrix: Float32Array | null): Uint8Array;
+  /**
+   * `quantize` into the caller's bytes (`out.length` = the encoded size of x; no allocation, so a tensor
+   * written in pieces or again reuses one buffer); returns `out`.
+   */
+  quantizeInto(x: Float32Array, nPerRow: number, imatrix: Float32Array | null, out: Uint8Array): Uint8Array;
   /** `dequantize_row_<t>`: `n` values from exactly n / blockSize blocks. */
   dequantize(bytes: Uint8Array, n: number): Float32Array;
   /** `dequantize` into the caller's array (`out.length` values; no allocation); returns `out`. */
@@ -46,12 +51,23 @@ const into =
     return out;
   };
 
+/** quantizeInto of a codec that only allocates (the references). */
+const quantizeInto =
+  (info: GgmlTypeInfo, q: (x: Float32Array, nPerRow: number, imatrix: Float32Array | null) => Uint8Array) =>
+  (x: Float32Array, nPerRow: number, imatrix: Float32Array | null, out: Uint8Array): Uint8Array => {
+    checkRowsInput(info, x, nPerRow, imatrix);
+    checkOutputBytes(info, x.length, out);
+    out.set(q(x, nPerRow, imatrix));
+    return out;
+  };
+
 /** The plain TypeScript codecs: the reference every fast path is tested against. */
 export const GGML_REFERENCE_CODECS = {
   Q4_0: {
     info: Q4_0_INFO,
     quantizeRef: quantizeRefQ4_0,
     quantize: quantizeQ4_0,
+    quantizeInto: quantizeInto(Q4_0_INFO, quantizeQ4_0),
     dequantize: dequantizeQ4_0,
     dequantizeInto: into(dequantizeQ4_0),
   },
@@ -59,6 +75,7 @@ export const GGML_REFERENCE_CODECS = {
     info: Q4_1_INFO,
     quantizeRef: quantizeRefQ4_1,
     quantize: quantizeQ4_1,
+    quantizeInto: quantizeInto(Q4_1_INFO, quantizeQ4_1),
     dequantize: dequantizeQ4_1,
     dequantizeInto: into(dequantizeQ4_1),
   },
@@ -66,6 +83,7 @@ export const GGML_REFERENCE_CODECS = {
     info: Q5_0_INFO,
     quantizeRef: quantizeRefQ5_0,
     quantize: quantizeQ5_0,
+    quantizeInto: quantizeInto(Q5_0_INFO, quantizeQ5_0),
     dequantize: dequantizeQ5_0,
     dequantizeInto: into(dequantizeQ5_0),
   },
@@ -73,6 +91,7 @@ export const GGML_REFERENCE_CODECS = {
     info: Q5_1_INFO,
     quantizeRef: quantizeRefQ5_1,
     quantize: quantizeQ5_1,
+    quantizeInto: quantizeInto(Q5_1_INFO, quantizeQ5_1),
     dequantize: dequantizeQ5_1,
     dequantizeInto: into(dequantizeQ5_1),
   },
@@ -80,6 +99,7 @@ export const GGML_REFERENCE_CODECS = {
     info: Q8_0_INFO,
     quantizeRef: quantizeRefQ8_0,
     quantize: quantizeQ8_0,
+    quantizeInto: quantizeInto(Q8_0_INFO, quantizeQ8_0),
     dequantize: dequantizeQ8_0,
     dequantizeInto: into(dequantizeQ8_0),
   },
@@ -87,6 +107,7 @@ export const GGML_REFERENCE_CODECS = {
     info: Q2_K_INFO,
     quantizeRef: quantizeRefQ2_K,
     quantize: quantizeQ2_K,
+    quantizeInto: quantizeInto(Q2_K_INFO, quantizeQ2_K),
     dequantize: dequantizeQ2_K,
     dequantizeInto: into(dequantizeQ2_K),
   },
@@ -94,6 +115,7 @@ export const GGML_REFERENCE_CODECS = {
     info: Q3_K_INFO,
     quantizeRef: quantizeRefQ3_K,
     quantize: quantizeQ3_K,
+    quantizeInto: quantizeInto(Q3_K_INFO, quantizeQ3_K),
     dequantize: dequantizeQ3_K,
     dequantizeInto: into(dequantizeQ3_K),
   },
@@ -101,6 +123,7 @@ export const GGML_REFERENCE_CODECS = {
     info: Q4_K_INFO,
     quantizeRef: quantizeRefQ4_K,
     quantize: quantizeQ4_K,
+    quantizeInto: quantizeInto(Q4_K_INFO, quantizeQ4_K),
     dequantize: dequantizeQ4_K,
     dequantizeInto: into(dequantizeQ4_K),
   },
@@ -108,6 +131,7 @@ export const GGML_REFERENCE_CODECS = {
     info: Q5_K_INFO,
     quantizeRef: quantizeRefQ5_K,
     quantize: quantizeQ5_K,
+    quantizeInto: quantizeInto(Q5_K_INFO, quantizeQ5_K),
     dequantize: dequantizeQ5_K,
     dequantizeInto: into(dequantizeQ5_K),
   },
@@ -115,6 +139,7 @@ export const GGML_REFERENCE_CODECS = {
     info: Q6_K_INFO,
     quantizeRef: quantizeRefQ6_K,
     quantize: quantizeQ6_K,
+    quantizeInto: quantizeInto(Q6_K_INFO, quantizeQ6_K),
     dequantize: dequantizeQ6_K,
     dequantizeInto: into(dequantizeQ6_K),
   },
@@ -122,6 +147,7 @@ export const GGML_REFERENCE_CODECS = {
     info: IQ4_NL_INFO,
     quantizeRef: quantizeRefIQ4_NL,
     quantize: quantizeIQ4_NL,
+    quantizeInto: quantizeInto(IQ4_NL_INFO, quantizeIQ4_NL),
     dequantize: dequantizeIQ4_NL,
     dequantizeInto: into(dequantizeIQ4_NL),
   },
@@ -129,6 +155,7 @@ export const GGML_REFERENCE_CODECS = {
     info: MXFP4_INFO,
     quantizeRef: quantizeRefMXFP4,
     quantize: quantizeMXFP4,
+    quantizeInto: quantizeInto(MXFP4_INFO, quantizeMXFP4),
     dequantize: dequantizeMXFP4,
     dequantizeInto: into(dequantizeMXFP4),
   },
@@ -143,6 +170,7 @@ export function wasmCodec(reference: GgmlCodec): GgmlCodec {
     info: t,
     quantizeRef: (x) => wasmQuantizeRef(t, x),
     quantize: (x, nPerRow, imatrix) => wasmQuantize(t, x, nPerRow, imatrix),
+    quantizeInto: (x, nPerRow, imatrix, out) => wasmQuantize(t, x, nPerRow, imatrix, out),
     dequantize: (bytes, n) => wasmDequantize(t, bytes, n),
     dequantizeInto: (bytes, out) => wasmDequantize(t, bytes, out.length, out),
   };

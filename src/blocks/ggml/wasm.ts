@@ -10,7 +10,7 @@
  */
 import { hasWasmSimd, instantiateWasmSync } from '../../core/wasm.ts';
 import { WASM_SIMD128 } from '../wasm/ggml.generated.ts';
-import { checkDecodeInput, checkEncodeInput, checkRowsInput } from './common.ts';
+import { checkDecodeInput, checkEncodeInput, checkOutputBytes, checkRowsInput } from './common.ts';
 import type { GgmlTypeInfo } from './common.ts';
 
 interface GgmlKernel {
@@ -114,6 +114,7 @@ function encode(
   x: Float32Array,
   nPerRow: number,
   qw: Float32Array | null,
+  into?: Uint8Array,
 ): Uint8Array {
   const k = getKernel();
   // rows are only a unit of work with an imatrix; otherwise any whole number of blocks per call
@@ -127,7 +128,8 @@ function encode(
   const qwPtr = base + xBytes;
   const outPtr = qwPtr + qwBytes;
   if (qw) new Float32Array(k.memory.buffer, qwPtr, nPerRow).set(qw);
-  const out = new Uint8Array(outBytesPer(x.length));
+  if (into) checkOutputBytes(t, x.length, into);
+  const out = into ?? new Uint8Array(outBytesPer(x.length));
   for (let start = 0; start < x.length; start += perCall) {
     const n = Math.min(perCall, x.length - start);
     new Float32Array(k.memory.buffer, xPtr, n).set(x.subarray(start, start + n));
@@ -154,15 +156,21 @@ export function wasmQuantizeRef(t: GgmlTypeInfo, x: Float32Array): Uint8Array {
   return encode(t, MODE_REF, x, x.length, null);
 }
 
-/** `quantize_<t>(x, nrows, nPerRow, imatrix)` through the kernel (checks as the reference). */
+/**
+ * `quantize_<t>(x, nrows, nPerRow, imatrix)` through the kernel (checks as the reference), into `out`
+ * when given (its exact encoded size).
+ */
 export function wasmQuantize(
   t: GgmlTypeInfo,
   x: Float32Array,
   nPerRow: number,
   imatrix: Float32Array | null,
+  out?: Uint8Array,
 ): Uint8Array {
   checkRowsInput(t, x, nPerRow, imatrix);
-  return imatrix ? encode(t, MODE_IMATRIX, x, nPerRow, imatrix) : encode(t, MODE_API, x, nPerRow, null);
+  return imatrix
+    ? encode(t, MODE_IMATRIX, x, nPerRow, imatrix, out)
+    : encode(t, MODE_API, x, nPerRow, null, out);
 }
 
 /** `dequantize_row_<t>` through the kernel (checks as the reference), into `out` when given. */

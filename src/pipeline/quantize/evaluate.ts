@@ -65,7 +65,7 @@ export async function evaluator(
     const key = `${w.name}\u0000${schemeId(s)}`;
     let q = cache.get(key);
     if (!q) {
-      q = simulateWeight(model.original(w.name), w.layout, s, w.stats, ctx.target.needsCodes(s));
+      q = simulateWeight(model.original(w.name), w.layout, s, w.stats, ctx.target.needsCodes(s), ctx.matrix);
       cache.set(key, q);
     }
     return q;

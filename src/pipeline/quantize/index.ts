@@ -20,6 +20,7 @@ import { schemeId } from '../../analysis/sensitivity/candidates.ts';
 import type { DamageSource } from '../../analysis/sensitivity/table.ts';
 import { MixqError } from '../../core/errors.ts';
 import type { Plan } from '../../plan/schema.ts';
+import type { MatrixEngine } from '../../quant/matrix/engine.ts';
 import type { ReportData } from '../../report/types.ts';
 import { formatMetric } from '../../report/summary.ts';
 import type { SensitivityAnalysis } from '../../runtime/sensitivity.node.ts';
@@ -30,7 +31,7 @@ import type { LmEvalRow } from '../llm/evaluate.ts';
 import { type Comparison, lmRow, runBaselines } from './baselines.ts';
 import { type BiasCorrector, biasCorrector } from './bias.ts';
 import { calibrate } from './calibrate.ts';
-import { type RunContext, runContext } from './context.ts';
+import { openMatrixEngine, type RunContext, runContext } from './context.ts';
 import { type Evaluator, evaluator } from './evaluate.ts';
 import type { QuantizeOptions } from './options.ts';
 import { buildPlan, buildReport, chosenOptions } from './report.ts';
@@ -98,6 +99,20 @@ function checkOptions(opts: QuantizeOptions, task: QuantTask): void {
 /** Runs the whole job. Writes nothing: the caller (the CLI) writes the returned files. */
 export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResult> {
   const start = performance.now();
+  const candidates = opts.candidates?.schemes ?? TARGETS[opts.output?.target ?? 'onnx'].candidates();
+  const matrix = await openMatrixEngine(candidates, opts.matrixThreads);
+  try {
+    return await runStages(opts, start, matrix.engine);
+  } finally {
+    await matrix.close();
+  }
+}
+
+async function runStages(
+  opts: QuantizeOptions,
+  start: number,
+  matrix: MatrixEngine,
+): Promise<QuantizeResult> {
   let loaded: LoadedModel | undefined;
   const task = resolveTask(
     opts.model ?? 'gpt',
@@ -109,7 +124,15 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
     checkOptions(opts, task);
     const model = (loaded = await loadModel(task.modelPath));
     const target = TARGETS[opts.output?.target ?? 'onnx'];
-    const ctx = runContext(task, model, target, opts.log ?? (() => {}), opts.onProgress ?? (() => {}), start);
+    const ctx = runContext(
+      task,
+      model,
+      target,
+      opts.log ?? (() => {}),
+      opts.onProgress ?? (() => {}),
+      start,
+      matrix,
+    );
     ctx.lap('load');
     if (task.prepare) {
       await task.prepare();

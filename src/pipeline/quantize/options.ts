@@ -84,6 +84,11 @@ export interface QuantizeOptions {
   readonly evaluation?: EvaluationOptions;
   readonly output?: OutputOptions;
   readonly latency?: LatencyOptions;
+  /**
+   * Threads GPTQ and AWQ use for their matrix work (runtime/matrix-pool.node.ts; default the machine's
+   * parallelism; 1 = this thread only). The results are the same bytes for any count.
+   */
+  readonly matrixThreads?: number;
   readonly onProgress?: (step: string, done: number, total: number) => void;
   readonly log?: (line: string) => void;
 }

@@ -8,6 +8,7 @@ import { fallbackScheme, gptqScheme, quantizeScheme } from '../../analysis/sensi
 import { prequantizedBlocks, rtnWithBlocks } from '../../export/onnx/assign.ts';
 import type { PrequantizedBlocks } from '../../export/onnx/quantize.ts';
 import { fromRows, type RowLayout, toRows } from '../../quant/layout.ts';
+import type { MatrixEngine } from '../../quant/matrix/engine.ts';
 import { quantizerOf, type Scheme } from '../../quant/scheme.ts';
 
 export interface Simulated {
@@ -19,7 +20,8 @@ export interface Simulated {
 /**
  * `W` (tensor layout) under the row-frame scheme `s`. A scheme that needs statistics the weight lacks
  * (GPTQ / AWQ without X^T X) falls back to RTN of the same quantizer. With `codes`, GPTQ's codes and those
- * of searched ranges are kept.
+ * of searched ranges are kept. GPTQ / AWQ run on `engine` (default one thread; a matrix pool gives the
+ * same bytes on any number of threads).
  */
 export function simulateWeight(
   W: Float32Array,
@@ -27,11 +29,12 @@ export function simulateWeight(
   s: Scheme,
   stats: LayerStats | undefined,
   codes: boolean,
+  engine?: MatrixEngine,
 ): Simulated {
   const Wr = toRows(W, L);
   const cc = fallbackScheme(s, L, stats);
   if (cc.algorithm === 'gptq' && stats) {
-    const g = gptqScheme(Wr, L, cc, stats);
+    const g = gptqScheme(Wr, L, cc, stats, engine);
     return {
       Q: fromRows(g.Q, L),
       ...(codes && !g.perm ? { codes: prequantizedBlocks(g, quantizerOf(cc)) } : {}),
@@ -47,5 +50,5 @@ export function simulateWeight(
     const r = rtnWithBlocks(Wr, L, cc);
     return { Q: fromRows(r.Q, L), codes: r.blocks };
   }
-  return { Q: fromRows(quantizeScheme(Wr, L, cc, stats), L) };
+  return { Q: fromRows(quantizeScheme(Wr, L, cc, stats, engine), L) };
 }

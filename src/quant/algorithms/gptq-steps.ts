@@ -13,10 +13,18 @@
  * f32x4.nearest there — test/quant/gptq-fast.test.ts ties them); any other grid calls qparams.ts per
  * element (the formats codec), then the kernel feeds the error forward (gptq_column).
  */
+import type { BlockScaling } from '../../blocks/registry.ts';
 import { type ElementGrid, gridToCode } from '../element.ts';
 import { GEMM, type ThreadContext } from '../matrix/kernels.ts';
 import { decodePlainData } from '../matrix/plain-data.ts';
-import { chooseQParams, gridToValue, gridValue, type QuantizerConfig, quantizerGrid } from '../qparams.ts';
+import {
+  blockOf,
+  chooseQParams,
+  gridToValue,
+  gridValue,
+  type QuantizerConfig,
+  quantizerGrid,
+} from '../qparams.ts';
 
 /** Numeric arguments of one block (byte offsets into the engine memory, counts). */
 export interface GptqBlockArgs {
@@ -61,6 +69,8 @@ export interface GptqBlockArgs {
   readonly gs: number;
   readonly qcfgJson: number;
   readonly qcfgJsonBytes: number;
+  /** a block format's (gptqBlock) tensor scale; 1 otherwise */
+  readonly tensorScale: number;
 }
 
 const FIELDS = [
@@ -95,6 +105,7 @@ const FIELDS = [
   'gs',
   'qcfgJson',
   'qcfgJsonBytes',
+  'tensorScale',
 ] as const satisfies readonly (keyof GptqBlockArgs)[];
 
 export function encodeGptqArgs(a: GptqBlockArgs): number[] {
@@ -111,15 +122,64 @@ function decode(args: ArrayLike<number>): GptqBlockArgs {
  * The row quantizer of a call and its grid, decoded from engine memory (plain data: a grid holds the
  * formats codec's encoder, a function, so each thread builds it from the format; the last one is kept).
  */
-let lastQuantizer: { key: string; cfg: QuantizerConfig; grid: ElementGrid } | undefined;
-function quantizerOf(buf: ArrayBufferLike, a: GptqBlockArgs): { cfg: QuantizerConfig; grid: ElementGrid } {
+interface RowQuantizer {
+  readonly cfg: QuantizerConfig;
+  readonly grid: ElementGrid;
+  readonly block: BlockScaling | undefined;
+}
+let lastQuantizer: (RowQuantizer & { key: string }) | undefined;
+function quantizerOf(buf: ArrayBufferLike, a: GptqBlockArgs): RowQuantizer {
   const bytes = new Uint8Array(buf, a.qcfgJson, a.qcfgJsonBytes).slice();
-  const key = new TextDecoder().decode(bytes);
+  const key = `${a.gs} ${new TextDecoder().decode(bytes)}`;
   if (lastQuantizer?.key !== key) {
     const cfg = decodePlainData<QuantizerConfig>(bytes);
-    lastQuantizer = { key, cfg, grid: quantizerGrid(cfg) };
+    lastQuantizer = { key, cfg, grid: quantizerGrid(cfg), block: gptqBlock(cfg, a.gs) };
   }
   return lastQuantizer;
+}
+
+/**
+ * The block format (blocks/registry.ts: MX, NVFP4) GPTQ's row quantizer in groups of `gs` is, if any: its
+ * groups then take that format's own scales (MX: the shared-exponent rule; NVFP4: an E4M3 scale per block
+ * times the FP32 tensor scale of the original weight), as the RTN quantizer of the same scheme does.
+ */
+export function gptqBlock(cfg: QuantizerConfig, gs: number): BlockScaling | undefined {
+  return gs > 0 ? blockOf({ ...cfg, granularity: { kind: 'group', axis: 1, size: gs } }) : undefined;
+}
+
+/**
+ * Scales of `nr` rows of `k` values (x row-major) by a block format's rule: each row's block scale from its
+ * largest finite |x| and the tensor scale `t` (as qparams.ts does for the whole tensor).
+ */
+export function blockRowScales(
+  block: BlockScaling,
+  t: number,
+  x: ArrayLike<number>,
+  nr: number,
+  k: number,
+): Float32Array {
+  const scale = new Float32Array(nr);
+  for (let r = 0; r < nr; r++) {
+    let amax = 0;
+    for (let j = 0; j < k; j++) {
+      const v = Math.abs(x[r * k + j]!);
+      if (v > amax && v <= 3.4028234663852886e38) amax = v;
+    }
+    scale[r] = block.blockScale(amax, t).scale;
+  }
+  return scale;
+}
+
+/** Grid value of w: a block format's element code of its quotient as the format computes it, else qparams'. */
+export function gptqGridValue(
+  grid: ElementGrid,
+  block: BlockScaling | undefined,
+  s: number,
+  z: number,
+  o: number,
+  w: number,
+): number {
+  return block ? gridValue(grid, 1, 0, 0, block.quotient(w, s)) : gridValue(grid, s, z, o, w);
 }
 
 /** The padded row range [r0, r1) of a part. */
@@ -169,7 +229,7 @@ export function gptqParamsPart(ctx: ThreadContext, args: ArrayLike<number>, part
   const nr = Math.min(a.rows, r1) - r0;
   if (nr <= 0 || a.groupStart < 0) return;
   const buf = ctx.memory.buffer;
-  const qcfg = quantizerOf(buf, a).cfg;
+  const { cfg: qcfg, block } = quantizerOf(buf, a);
   const { ld, i1 } = a;
   const St = new Float32Array(buf, a.St, a.bw * ld);
   const out = [a.scale, a.zero, a.offset].map((p) => new Float32Array(buf, p, a.nGroups * ld));
@@ -180,8 +240,13 @@ export function gptqParamsPart(ctx: ThreadContext, args: ArrayLike<number>, part
       const so = (c - i1 + j) * ld + r0;
       for (let r = 0; r < nr; r++) x[r * k + j] = St[so + r]!;
     }
-    const p = chooseQParams(x, [nr, k], qcfg);
     const g = c / a.gs;
+    if (block) {
+      // zero points and offsets stay 0 (the buffers start so)
+      out[0]!.set(blockRowScales(block, a.tensorScale, x, nr, k), g * ld + r0);
+      continue;
+    }
+    const p = chooseQParams(x, [nr, k], qcfg);
     out[0]!.set(p.scale.subarray(0, nr), g * ld + r0);
     out[1]!.set(p.zero.subarray(0, nr), g * ld + r0);
     out[2]!.set(p.offset.subarray(0, nr), g * ld + r0);
@@ -231,7 +296,7 @@ export function gptqColumnsPart(ctx: ThreadContext, args: ArrayLike<number>, par
 /** Any grid: the per-element quantizer of qparams.ts, then gptq_column per column. */
 function columnsGeneric(ctx: ThreadContext, a: GptqBlockArgs, r0: number, r1: number): number {
   const buf = ctx.memory.buffer;
-  const { grid } = quantizerOf(buf, a);
+  const { grid, block } = quantizerOf(buf, a);
   const { ld, cols, bw } = a;
   const rEnd = Math.min(a.rows, r1);
   const St = new Float32Array(buf, a.St, bw * ld);
@@ -252,7 +317,7 @@ function columnsGeneric(ctx: ThreadContext, a: GptqBlockArgs, r0: number, r1: nu
       const s = scale[po + r]!;
       const z = zero[po + r]!;
       const o = offset[po + r]!;
-      const g = gridValue(grid, s, z, o, St[wo + r]!);
+      const g = gptqGridValue(grid, block, s, z, o, St[wo + r]!);
       Qt[qo + r] = gridToValue(grid, s, z, o, g);
       Ct[qo + r] = gridToCode(grid, g);
     }

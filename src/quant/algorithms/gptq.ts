@@ -33,6 +33,10 @@
  *
  * `prepareGptq` factors H once; matrices that share an input (q, k, v) can share the factor.
  * Works with any element format of the quantizer (int, float, codebook) and any scale rule / storage.
+ * A quantizer that is a block format of blocks/registry.ts (MX: E8M0 per 32; NVFP4: E4M3 per 16 times the
+ * FP32 tensor scale) takes that table's scales for every group (gptq-steps.ts gptqBlock; NVFP4's tensor
+ * scale from the original W) and its elements' quotient, so with a diagonal H the result is the scheme's
+ * RTN quantizer bit for bit (test/quant/block-formats.test.ts).
  */
 import { MixqError } from '../../core/errors.ts';
 import type { FormatSpec } from '../../formats/spec.ts';
@@ -45,13 +49,20 @@ import { encodePlainData } from '../matrix/plain-data.ts';
 import {
   chooseQParams,
   fakeQuantValue,
-  gridValue,
+  gridToValue,
   type QParams,
   quantizerGrid,
   type ScaleRule,
 } from '../qparams.ts';
 import { isIndependent, type ScaleFormat } from '../scale-format.ts';
-import { encodeGptqArgs, type GptqBlockArgs, TRANSPOSE_COLS } from './gptq-steps.ts';
+import {
+  blockRowScales,
+  encodeGptqArgs,
+  gptqBlock,
+  gptqGridValue,
+  type GptqBlockArgs,
+  TRANSPOSE_COLS,
+} from './gptq-steps.ts';
 
 export interface GptqConfig {
   readonly element: FormatSpec;
@@ -191,15 +202,24 @@ function rowQuantizer(cfg: GptqConfig) {
   };
 }
 
-function paramFinder(rows: number, gs: number, cfg: GptqConfig) {
+function paramFinder(rows: number, gs: number, cfg: GptqConfig, W0: Float32Array) {
   const qcfg = rowQuantizer(cfg);
+  // a block format (MX, NVFP4) takes its own scales, with the tensor scale of the original weight
+  const block = gptqBlock(qcfg, gs);
+  const tensorScale = block ? block.tensorScale(W0) : 1;
+  const grid = quantizerGrid(qcfg);
   const slice = new Float32Array(rows * Math.max(gs, 1));
-  return (at: (r: number, j: number) => number, k: number): Params => {
+  const find = (at: (r: number, j: number) => number, k: number): Params => {
     const s = k === gs ? slice : new Float32Array(rows * k);
     for (let r = 0; r < rows; r++) for (let j = 0; j < k; j++) s[r * k + j] = at(r, j);
+    if (block) {
+      const scale = blockRowScales(block, tensorScale, s, rows, k);
+      return { scale, zero: new Float32Array(rows), offset: new Float32Array(rows), grid };
+    }
     const p = chooseQParams(s.subarray(0, rows * k), [rows, k], qcfg);
     return { scale: p.scale, zero: p.zero, offset: p.offset, grid: p.grid };
   };
+  return { find, block, tensorScale, grid };
 }
 
 /** Per-group parameter outputs [rows, nGroups] and the function that records a group's parameters. */
@@ -374,6 +394,7 @@ function blockArgs(
   perm: Int32Array,
   cfg: GptqConfig,
   s: Settings,
+  tensorScale: number,
 ): GptqBlockArgs {
   const arena = engine.arena;
   const ld = Math.ceil(rows / 8) * 8;
@@ -415,6 +436,7 @@ function blockArgs(
     Wt: arena.alloc(cols * ld * 4),
     Q: 0,
     codes: 0,
+    tensorScale,
   };
   arena.f32(a.scale, nGroups * ld).fill(1);
   arena.f32(a.zero, nGroups * ld).fill(0);
@@ -435,8 +457,7 @@ function gptqBlocks(
   s: Settings,
 ): GptqResult {
   const { gs, B, staticGroups } = s;
-  const find = paramFinder(rows, gs, cfg);
-  const grid = quantizerGrid(rowQuantizer(cfg));
+  const { find, block, tensorScale, grid } = paramFinder(rows, gs, cfg, W0);
   const dead = factor.dead;
   const perm = factor.perm;
   const orig = (k: number) => (perm ? perm[k]! : k);
@@ -470,12 +491,14 @@ function gptqBlocks(
       Int32Array.from({ length: cols }, (_, k) => orig(k)),
       cfg,
       s,
+      tensorScale,
     );
     const { ld } = a;
     const parts = Math.ceil(ld / ROW_CHUNK);
     // rows are independent for every scale format but the shared-scale ones: then the parts choose the
     // parameters of their own rows
-    const paramsInParts = gs !== -1 && !staticGroups && isIndependent(cfg.scaleFormat ?? 'fp32');
+    const paramsInParts =
+      gs !== -1 && !staticGroups && (block !== undefined || isIndependent(cfg.scaleFormat ?? 'fp32'));
     const setParams = (g: number, p: Params) => {
       arena.f32(a.scale + g * ld * 4, rows).set(p.scale.subarray(0, rows));
       arena.f32(a.zero + g * ld * 4, rows).set(p.zero.subarray(0, rows));
@@ -560,7 +583,7 @@ export function gptqReference(
 ): GptqResult {
   const { gs, B, percdamp, actOrder, staticGroups } = settings(cfg);
   checkShapes(W0, rows, cols, H0);
-  const find = paramFinder(rows, gs, cfg);
+  const { find, block } = paramFinder(rows, gs, cfg, W0);
   const findIn = (Wm: Float64Array | Float32Array, c0: number, c1: number) =>
     find((r, j) => Wm[r * cols + c0 + j]!, c1 - c0);
 
@@ -639,9 +662,10 @@ export function gptqReference(
         const s = cur.scale[r]!;
         const z = cur.zero[r]!;
         const o = cur.offset[r]!;
-        const q = fakeQuantValue(grid, s, z, o, w);
+        const gv = gptqGridValue(grid, block, s, z, o, w);
+        const q = block ? gridToValue(grid, s, z, o, gv) : fakeQuantValue(grid, s, z, o, w);
         Qp[r * cols + col] = q;
-        codesP[r * cols + col] = gridToCode(grid, gridValue(grid, s, z, o, w));
+        codesP[r * cols + col] = gridToCode(grid, gv);
         const e = (w - q) / d;
         loss += ((w - q) * (w - q)) / (d * d) / 2;
         Err1[r * cnt + i] = e;
