@@ -1,6 +1,6 @@
 /**
  * `mixq quantize <model.gguf | stories> [--bits b | --size bytes] [--calibration <text file>]
- * [--eval <text file>] [--windows c,v,e] [--out dir] [--json]`: the GGUF language-model job
+ * [--eval <text file>] [--windows c,v,e] [--imatrix f | --no-imatrix] [--imatrix-out f] [--out dir] [--json]`: the GGUF language-model job
  * (src/pipeline/llm/). Writes into the output folder, atomically: the quantized GGUF, plan.json (the
  * `mixq plan` schema; `mixq apply model.gguf plan.json` writes the same file), report.json and
  * report.html; prints the split, the terminal summary and the equal-size table.
@@ -79,6 +79,25 @@ function parseDamage(v: unknown): 'calibrated' | 'kl' | undefined {
   );
 }
 
+/** --imatrix <file> | --no-imatrix, --imatrix-out <file>. */
+function parseImatrixArgs(args: Record<string, unknown>): { imatrix?: string | false; imatrixOut?: string } {
+  const v = args.imatrix;
+  const out = args['imatrix-out'];
+  if (v === true || v === '')
+    bad('imatrix', String(v), 'an importance-matrix file (imatrix.dat, GGUF or JSON)');
+  if (out === true || out === false || out === '')
+    bad('imatrix-out', String(out), "a file name ('.dat' legacy, '.json', else GGUF)");
+  if (v === false && out !== undefined)
+    throw new MixqError('--imatrix-out with --no-imatrix', {
+      source: 'arguments',
+      expected: 'one of them (--no-imatrix: no importance matrix to save)',
+    });
+  return {
+    ...(v === false ? { imatrix: false as const } : v !== undefined ? { imatrix: String(v) } : {}),
+    ...(out !== undefined ? { imatrixOut: String(out) } : {}),
+  };
+}
+
 const e3 = (x: number) => x.toExponential(2);
 
 function row(r: LmEvalRow): string {
@@ -109,6 +128,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
   let budget: PlanBudget;
   let windows: Partial<LmSplitCounts>;
   let damage: 'calibrated' | 'kl' | undefined;
+  let imatrix: { imatrix?: string | false; imatrixOut?: string };
   try {
     if (args.emit !== undefined && args.emit !== '' && args.emit !== 'gguf')
       bad('emit', String(args.emit), "'gguf' (a GGUF language model is written as GGUF)");
@@ -121,6 +141,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
       delete args.calibration;
     }
     damage = parseDamage(args.damage);
+    imatrix = parseImatrixArgs(args);
   } catch (e) {
     failCli('quantize', e, 2);
   }
@@ -145,6 +166,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
       ...(args.eval !== undefined && args.eval !== '' ? { evalText: String(args.eval) } : {}),
       windows,
       ...(damage ? { damage } : {}),
+      ...imatrix,
       baselines: args.baselines !== false,
       select: args.select !== false,
       out,
@@ -157,7 +179,13 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
     failCli('quantize', e, usageExitCode(e));
   }
   bar.stop();
-  const written = [r.output.path];
+  const written = [
+    r.output.path,
+    ...(r.imatrix?.origin === 'computed' ? [r.imatrix.path] : []),
+    ...(r.imatrix?.origin === 'file' && args['imatrix-out'] !== undefined
+      ? [String(args['imatrix-out'])]
+      : []),
+  ];
   try {
     const { renderHtmlReport } = await import('../report/html.ts');
     const protect = [r.modelPath];

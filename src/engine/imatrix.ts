@@ -93,7 +93,8 @@ export function collectImatrix(
     const cols = x.length / rows;
     const key = `${site}:${layer}`;
     let a = acc.get(key);
-    if (!a) acc.set(key, (a = { names: siteNames(family, site, layer), sum2: new Float64Array(cols), count: 0 }));
+    if (!a)
+      acc.set(key, (a = { names: siteNames(family, site, layer), sum2: new Float64Array(cols), count: 0 }));
     const s = a.sum2;
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
@@ -107,7 +108,11 @@ export function collectImatrix(
   try {
     for (const [i, w] of windows.entries()) {
       // logits only when the head is collected (its input is the normed last hidden state of every row)
-      model.forward(w, model.newCache(Math.min(model.maxContext, Math.max(1, w.length))), withHead ? 0 : w.length);
+      model.forward(
+        w,
+        model.newCache(Math.min(model.maxContext, Math.max(1, w.length))),
+        withHead ? 0 : w.length,
+      );
       chunkSize = Math.max(chunkSize, w.length);
       chunks++;
       opts.onProgress?.(i + 1, windows.length);
@@ -133,7 +138,10 @@ export function imatrixFromSums(s: ImatrixSums): ImatrixData & {
   const entries = new Map<string, Float32Array>();
   for (const [name, sum2] of [...s.sums2].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const c = s.counts.get(name)!;
-    entries.set(name, Float32Array.from(sum2, (v) => v / c));
+    entries.set(
+      name,
+      Float32Array.from(sum2, (v) => v / c),
+    );
   }
   return {
     format: 'gguf',

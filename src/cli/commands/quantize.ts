@@ -17,6 +17,7 @@ import { formatBytes } from '../../report/summary.ts';
 import { renderTerminalSummary } from '../../report/terminal.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
+import { MixqError } from '../../core/errors.ts';
 import { jsonText } from '../json.ts';
 import { isGgufLmModel, runQuantizeLlm } from '../quantize-llm.ts';
 
@@ -61,6 +62,16 @@ const quantizeCommand = defineCommand({
       description:
         'a GGUF language model: calibration,validation,evaluation windows of 256 tokens (default 4,8,32)',
     },
+    imatrix: {
+      type: 'string',
+      description:
+        "a GGUF language model: your importance matrix (llama-imatrix's imatrix.dat or GGUF, or mixq JSON) instead of the one mixq computes on the calibration windows; --no-imatrix: none",
+    },
+    'imatrix-out': {
+      type: 'string',
+      description:
+        "a GGUF language model: where to save the importance matrix ('.dat' legacy, '.json', else GGUF; default <out>/<model>-imatrix.gguf)",
+    },
   },
   async run({ args }) {
     if (isGgufLmModel(args.model)) {
@@ -69,6 +80,12 @@ const quantizeCommand = defineCommand({
     }
     let opts: ReturnType<typeof quantizeOptions>;
     try {
+      for (const flag of ['imatrix', 'imatrix-out'] as const)
+        if (args[flag] !== undefined)
+          throw new MixqError(`--${flag} is for GGUF language models`, {
+            source: `argument --${flag}`,
+            expected: "a .gguf model, a Hugging Face folder or 'stories'",
+          });
       opts = quantizeOptions(args);
     } catch (e) {
       failCli('quantize', e, 2);
