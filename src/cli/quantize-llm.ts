@@ -101,7 +101,7 @@ function parseImatrixArgs(args: Record<string, unknown>): { imatrix?: string | f
 const e3 = (x: number) => x.toExponential(2);
 
 function row(r: LmEvalRow): string {
-  return `  ${r.label.padEnd(22)} ${String(r.fileBytes).padStart(9)} B ${r.bitsPerWeight.toFixed(3).padStart(7)} b/w  KL ${e3(r.kl)} [${e3(r.klCi[0])}, ${e3(r.klCi[1])}]  top-1 ${r.top1.toFixed(4)}  ppl ${r.perplexity.toFixed(4)}`;
+  return `  ${r.label.padEnd(30)} ${String(r.fileBytes).padStart(9)} B ${r.bitsPerWeight.toFixed(3).padStart(7)} b/w  KL ${e3(r.kl)} [${e3(r.klCi[0])}, ${e3(r.klCi[1])}]  top-1 ${r.top1.toFixed(4)}  ppl ${r.perplexity.toFixed(4)}`;
 }
 
 /** The equal-size table: every baseline, mixq's plan at its size and the paired KL difference. */

@@ -5,12 +5,16 @@
  * Stages (each in its own file):
  *  1. text-split.ts    the text's tokens (llama.cpp's tokenizer of the model) -> calibration / validation /
  *                      evaluation windows that never overlap (printed);
- *  2. gguf/damage.ts   the squared-error damage / size table of every (tensor, candidate type);
+ *     imatrix.node.ts  the importance matrix: computed by mixq's engine on the calibration windows (as
+ *                      llama-imatrix) and saved, or the user's --imatrix file, or none (--no-imatrix);
+ *  2. gguf/damage.ts   the squared-error damage / size table of every (tensor, candidate type), weighted
+ *                      by the importance matrix; every file below is encoded with it;
  *     calibrate.node   ... calibrated to KL measured in llama.cpp, one probe per tensor (calibration windows);
  *  3. gguf/plan.node   the MILP's plan at the budget; plans.ts the uniform plans within 10% below it; each
  *                      written as GGUF and scored on the validation windows (measure.node.ts), best KL kept;
- *  4. plans.ts         baselines: llama.cpp's named mixes as llama-quantize builds them, uniform types, and
- *                      mixq's plan at each of their file sizes;
+ *  4. plans.ts         baselines: llama.cpp's named mixes as llama-quantize builds them, uniform types
+ *                      (each without and, with an importance matrix, with it), and mixq's plan at each of
+ *                      their file sizes;
  *  5. gguf/apply.node  the chosen plan written (atomically, read back) into the output folder;
  *  6. evaluate.ts      the written file and every baseline scored on the evaluation windows: KL, top-1,
  *                      perplexity with paired-bootstrap intervals (report.ts -> ReportData).
