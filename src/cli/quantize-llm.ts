@@ -207,6 +207,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
         split: r.splitLines,
         plan: { ...r.plan.totals, budget: r.plan.budget, solver: r.plan.solver, chosen: r.selection.chosen },
         output: r.output,
+        ...(r.imatrix ? { imatrix: r.imatrix } : {}),
         input: r.input,
         mixq: r.mixq,
         baselines: r.baselines,
