@@ -4,7 +4,8 @@
  * with the engine's ops or kernels) sees every product's input rows by weight name, and the test sums
  * x^2 per column and counts tokens itself, llama-imatrix's rules written out here: only 'blk.*' products
  * (plus 'output.weight' with processOutput), only batches of >= 16 tokens. Then the computed matrix goes
- * through the three file layouts and back.
+ * through the three file layouts and back. And against llama.cpp itself: test/golden/stories260K-imatrix-llama.gguf
+ * is llama-imatrix's file for one 256-token chunk (see test/golden/README.md).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -98,5 +99,32 @@ test('a computed imatrix through the legacy, JSON and GGUF files and back', asyn
       assert.equal(new DataView(c.buffer, c.byteOffset).getFloat32(0, true), 44);
       assert.equal(f.get('imatrix.chunk_size'), 24);
     }
+  }
+});
+
+test("the same chunk as llama-imatrix's golden file: same entries, counts and values (float32 noise)", async () => {
+  const golden = new Uint8Array(
+    readFileSync(new URL('../golden/stories260K-imatrix-llama.gguf', import.meta.url)),
+  );
+  const want = await readImatrixBytes(golden, 'stories260K-imatrix-llama.gguf');
+  // llama-imatrix's chunk: the text's tokens with a BOS first, 256 in all
+  const chunk = Int32Array.from([
+    bos,
+    ...src.tokenizer.encode(loadStoriesText().slice(0, 3000)).slice(0, 255),
+  ]);
+  const model = await loadEngineModel(await createKernels(), src, { activations: 'f32' });
+  const im = imatrixFromSums(collectImatrix(model, [chunk]));
+  assert.deepEqual([...im.entries.keys()].sort(), [...want.entries.keys()].sort());
+  const f = parseGguf(golden, 'golden');
+  for (const [name, v] of im.entries) {
+    const c = f.tensors.find((t) => t.name === `${name}.counts`)!;
+    const cb = await f.readTensorBytes(c);
+    assert.equal(new DataView(cb.buffer, cb.byteOffset).getFloat32(0, true), im.counts.get(name), name);
+    const w = want.entries.get(name)!;
+    let scale = 0;
+    for (const x of w) scale = Math.max(scale, x);
+    for (let j = 0; j < v.length; j++)
+      // 7.4e-7 of the entry's largest value measured; a wrong site or token is > 1e-2
+      assert.ok(Math.abs(v[j]! - w[j]!) <= 1e-5 * scale, `${name}[${j}]: ${v[j]} vs ${w[j]}`);
   }
 });
