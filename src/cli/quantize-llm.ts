@@ -1,6 +1,6 @@
 /**
  * `mixq quantize <model.gguf | stories> [--bits b | --size bytes] [--calibration <text file>]
- * [--eval <text file>] [--windows c,v,e] [--out dir] [--json]`: the GGUF language-model job
+ * [--eval <text file>] [--windows c,v,e] [--imatrix f | --no-imatrix] [--imatrix-out f] [--out dir] [--json]`: the GGUF language-model job
  * (src/pipeline/llm/). Writes into the output folder, atomically: the quantized GGUF, plan.json (the
  * `mixq plan` schema; `mixq apply model.gguf plan.json` writes the same file), report.json and
  * report.html; prints the split, the terminal summary and the equal-size table.
@@ -71,10 +71,29 @@ function parseDamage(v: unknown): 'calibrated' | 'kl' | undefined {
   );
 }
 
+/** --imatrix <file> | --no-imatrix, --imatrix-out <file>. */
+function parseImatrixArgs(args: Record<string, unknown>): { imatrix?: string | false; imatrixOut?: string } {
+  const v = args.imatrix;
+  const out = args['imatrix-out'];
+  if (v === true || v === '')
+    bad('imatrix', String(v), 'an importance-matrix file (imatrix.dat, GGUF or JSON)');
+  if (out === true || out === false || out === '')
+    bad('imatrix-out', String(out), "a file name ('.dat' legacy, '.json', else GGUF)");
+  if (v === false && out !== undefined)
+    throw new MixqError('--imatrix-out with --no-imatrix', {
+      source: 'arguments',
+      expected: 'one of them (--no-imatrix: no importance matrix to save)',
+    });
+  return {
+    ...(v === false ? { imatrix: false as const } : v !== undefined ? { imatrix: String(v) } : {}),
+    ...(out !== undefined ? { imatrixOut: String(out) } : {}),
+  };
+}
+
 const e3 = (x: number) => x.toExponential(2);
 
 function row(r: LmEvalRow): string {
-  return `  ${r.label.padEnd(22)} ${String(r.fileBytes).padStart(9)} B ${r.bitsPerWeight.toFixed(3).padStart(7)} b/w  KL ${e3(r.kl)} [${e3(r.klCi[0])}, ${e3(r.klCi[1])}]  top-1 ${r.top1.toFixed(4)}  ppl ${r.perplexity.toFixed(4)}`;
+  return `  ${r.label.padEnd(30)} ${String(r.fileBytes).padStart(9)} B ${r.bitsPerWeight.toFixed(3).padStart(7)} b/w  KL ${e3(r.kl)} [${e3(r.klCi[0])}, ${e3(r.klCi[1])}]  top-1 ${r.top1.toFixed(4)}  ppl ${r.perplexity.toFixed(4)}`;
 }
 
 /** The equal-size table: every baseline, mixq's plan at its size and the paired KL difference. */
@@ -101,6 +120,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
   let budget: PlanBudget | undefined;
   let windows: Partial<LmSplitCounts>;
   let damage: 'calibrated' | 'kl' | undefined;
+  let imatrix: { imatrix?: string | false; imatrixOut?: string };
   try {
     if (args.emit !== undefined && args.emit !== '' && args.emit !== 'gguf')
       bad('emit', String(args.emit), "'gguf' (a GGUF language model is written as GGUF)");
@@ -113,6 +133,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
       delete args.calibration;
     }
     damage = parseDamage(args.damage);
+    imatrix = parseImatrixArgs(args);
   } catch (e) {
     failCli('quantize', e, 2);
   }
@@ -137,6 +158,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
       ...(args.eval !== undefined && args.eval !== '' ? { evalText: String(args.eval) } : {}),
       windows,
       ...(damage ? { damage } : {}),
+      ...imatrix,
       baselines: args.baselines !== false,
       select: args.select !== false,
       out,
@@ -149,7 +171,13 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
     failCli('quantize', e, usageExitCode(e));
   }
   bar.stop();
-  const written = [r.output.path];
+  const written = [
+    r.output.path,
+    ...(r.imatrix?.origin === 'computed' ? [r.imatrix.path] : []),
+    ...(r.imatrix?.origin === 'file' && args['imatrix-out'] !== undefined
+      ? [String(args['imatrix-out'])]
+      : []),
+  ];
   try {
     const { renderHtmlReport } = await import('../report/html.ts');
     const protect = [r.modelPath];
@@ -171,6 +199,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
         split: r.splitLines,
         plan: { ...r.plan.totals, budget: r.plan.budget, solver: r.plan.solver, chosen: r.selection.chosen },
         output: r.output,
+        ...(r.imatrix ? { imatrix: r.imatrix } : {}),
         input: r.input,
         mixq: r.mixq,
         baselines: r.baselines,

@@ -19,8 +19,11 @@ export {
   type LayerWeights,
   type ModelWeights,
   type NormWeights,
+  type ProductInputHook,
+  type ProductSite,
   type Projection,
 } from './model.ts';
+export { type CollectImatrixOptions, collectImatrix, imatrixFromSums, type ImatrixSums } from './imatrix.ts';
 export { type RopeMode, type RopeParams } from './ops.ts';
 export { argmaxRow, Sampler, type SamplingOptions } from './sampling.ts';
 export {

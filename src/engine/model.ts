@@ -70,6 +70,15 @@ export interface EngineOptions {
   readonly activations?: EngineActivations;
 }
 
+/**
+ * Where a product's input is seen: q|k|v (one input for all three), the attention output projection, the
+ * FFN input (gate|up, or up), the FFN down projection and the LM head (layer -1).
+ */
+export type ProductSite = 'qkv' | 'attn_output' | 'ffn_in' | 'ffn_down' | 'output';
+
+/** Sees the float32 input rows ([rows x cols]) of a product before it runs; must not modify them. */
+export type ProductInputHook = (site: ProductSite, layer: number, x: Float32Array, rows: number) => void;
+
 /** Milliseconds spent per step since the last reset (where a token's time goes). */
 export interface EngineTimes {
   matmul: number;
@@ -129,6 +138,8 @@ export class KvCache {
 /** A loaded model: configuration, tokenizer, weights in kernel memory, and the forward pass. */
 export class EngineModel {
   readonly times: EngineTimes = zeroTimes();
+  /** Called with each product's input (engine/imatrix.ts collects importance matrices with it). */
+  onProductInput: ProductInputHook | undefined = undefined;
   private readonly rope: RopeParams | undefined;
   private readonly activations: EngineActivations;
   private scores = new Float64Array(0);
@@ -222,6 +233,7 @@ export class EngineModel {
     for (let l = 0; l < c.numLayers; l++) {
       const L = this.weights.layers[l]!;
       this.norm(x, L.attnNorm, B, h);
+      this.onProductInput?.('qkv', l, h, B);
       const [q, k, v] = this.project(L.qkv, h, B, 3);
       if (this.rope && tables) {
         t0 = performance.now();
@@ -235,11 +247,13 @@ export class EngineModel {
       kv.v.set(v!, pos0 * kvW);
       attention(q!, kv, B, pos0, c.numHeads, c.numKvHeads, hd, attn, this.scores);
       t.attention += performance.now() - t0;
+      this.onProductInput?.('attn_output', l, attn, B);
       const [o] = this.project([L.attnOut], attn, B, 1);
       t0 = performance.now();
       addInPlace(x, o!);
       t.other += performance.now() - t0;
       this.norm(x, L.ffnNorm, B, h);
+      this.onProductInput?.('ffn_in', l, h, B);
       let act: Float32Array;
       if (c.family === 'llama') {
         const [g, u] = this.project(L.ffnIn, h, B, 2);
@@ -254,6 +268,7 @@ export class EngineModel {
         else geluTanh(act);
         t.activation += performance.now() - t0;
       }
+      this.onProductInput?.('ffn_down', l, act, B);
       const [d] = this.project([L.ffnDown], act, B, 1);
       t0 = performance.now();
       addInPlace(x, d!);
@@ -265,6 +280,7 @@ export class EngineModel {
     const last = x.subarray(logitsFrom * H);
     const hn = new Float32Array(rows * H);
     this.norm(last, this.weights.outputNorm, rows, hn);
+    this.onProductInput?.('output', -1, hn, rows);
     t0 = performance.now();
     const out = this.kernels.matmul(this.weights.output, hn, rows, {
       mode: this.modeOf(this.weights.output),

@@ -21,6 +21,8 @@ export function referenceForward(
   ropeMode: RopeMode | undefined,
   weights: ReferenceWeights,
   tokens: ArrayLike<number>,
+  /** Sees each product's input rows by weight name (tests compute importance matrices with it). */
+  onLinear?: (name: string, x: readonly Float64Array[]) => void,
 ): Float64Array {
   const T = tokens.length;
   const H = c.hiddenSize;
@@ -44,6 +46,7 @@ export function referenceForward(
     rows: number,
     bias: string | undefined,
   ): Float64Array[] => {
+    onLinear?.(name, x);
     const W = weights(name);
     const cols = x[0]!.length;
     const b = bias !== undefined && has(bias) ? weights(bias) : undefined;

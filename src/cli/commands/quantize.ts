@@ -19,6 +19,7 @@ import { renderTerminalSummary } from '../../report/terminal.ts';
 import type { LmEvalRow } from '../../pipeline/llm/evaluate.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
+import { MixqError } from '../../core/errors.ts';
 import { jsonText } from '../json.ts';
 import { isGgufLmModel, runQuantizeLlm } from '../quantize-llm.ts';
 import { writeLmFolder } from '../../pipeline/lm-task.node.ts';
@@ -77,6 +78,16 @@ const quantizeCommand = defineCommand({
       description: 'evaluate uniform baselines and the rule mix (default true)',
       default: true,
     },
+    imatrix: {
+      type: 'string',
+      description:
+        "a GGUF language model: your importance matrix (llama-imatrix's imatrix.dat or GGUF, or mixq JSON) instead of the one mixq computes on the calibration windows; --no-imatrix: none",
+    },
+    'imatrix-out': {
+      type: 'string',
+      description:
+        "a GGUF language model: where to save the importance matrix ('.dat' legacy, '.json', else GGUF; default <out>/<model>-imatrix.gguf)",
+    },
   },
   async run({ args }) {
     if (isGgufLmModel(args.model)) {
@@ -85,6 +96,12 @@ const quantizeCommand = defineCommand({
     }
     let opts: ReturnType<typeof quantizeOptions>;
     try {
+      for (const flag of ['imatrix', 'imatrix-out'] as const)
+        if (args[flag] !== undefined)
+          throw new MixqError(`--${flag} is for GGUF language models`, {
+            source: `argument --${flag}`,
+            expected: "a .gguf model, a Hugging Face folder or 'stories'",
+          });
       opts = quantizeOptions(args);
     } catch (e) {
       failCli('quantize', e, 2);

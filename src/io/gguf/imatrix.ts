@@ -281,12 +281,19 @@ export async function imatrixFromGguf(
 }
 
 /**
- * Writes entries as a GGUF imatrix with count 1 per matrix (so in_sum2 = the means, exactly).
- * `nMat` splits an entry into that many matrices (experts); default 1.
+ * Writes entries as a GGUF imatrix. Without `counts`, count 1 per matrix (so in_sum2 = the means,
+ * exactly). With `counts` (tokens seen per entry, as llama-imatrix records them; one matrix per entry),
+ * in_sum2 = mean * count rounded to f32, so llama-imatrix --in-file merges the file with the right weight;
+ * reading it back gives the means to within one f32 rounding. `nMat` splits an entry into that many
+ * matrices (experts), count 1 each; default 1.
  */
 export function writeImatrixGguf(
   data: Pick<ImatrixData, 'entries'> & Partial<ImatrixData>,
-  opts: { chunkSize?: number; nMat?: ReadonlyMap<string, number> } = {},
+  opts: {
+    chunkSize?: number;
+    nMat?: ReadonlyMap<string, number>;
+    counts?: ReadonlyMap<string, number>;
+  } = {},
 ): Uint8Array[] {
   const kv: GgufKV[] = [
     { key: 'general.type', type: 'str', value: 'imatrix' },
@@ -297,12 +304,13 @@ export function writeImatrixGguf(
   const tensors: GgufTensorInput[] = [];
   for (const [name, v] of [...data.entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const nMat = opts.nMat?.get(name) ?? 1;
+    const count = nMat === 1 ? (opts.counts?.get(name) ?? 1) : 1;
     const sums = new Uint8Array(4 * v.length);
     const dv = new DataView(sums.buffer);
-    for (let j = 0; j < v.length; j++) dv.setFloat32(4 * j, v[j]!, true);
+    for (let j = 0; j < v.length; j++) dv.setFloat32(4 * j, v[j]! * count, true);
     const counts = new Uint8Array(4 * nMat);
     const cv = new DataView(counts.buffer);
-    for (let m = 0; m < nMat; m++) cv.setFloat32(4 * m, 1, true);
+    for (let m = 0; m < nMat; m++) cv.setFloat32(4 * m, count, true);
     // ggml writes n_dims without trailing 1s (ggml_n_dims)
     tensors.push({
       name: `${name}.in_sum2`,
@@ -391,4 +399,28 @@ export function readImatrixBytes(
   limits: Partial<ImatrixLimits> = {},
 ): Promise<ImatrixData> {
   return readImatrix(bytesSource(bytes, name), limits);
+}
+
+/** The layout a file name asks for: '.dat' the legacy one, '.json' mixq's JSON, anything else GGUF. */
+export function imatrixFormatOf(path: string): ImatrixFormat {
+  return /\.dat$/i.test(path) ? 'dat' : /\.json$/i.test(path) ? 'json' : 'gguf';
+}
+
+/**
+ * An imatrix file's bytes in `format`. `counts` (tokens per entry) and `chunkSize` go into a GGUF file
+ * as llama-imatrix writes them; the legacy and JSON layouts hold the means only.
+ */
+export function serialiseImatrix(
+  data: Pick<ImatrixData, 'entries'> &
+    Partial<ImatrixData> & { readonly counts?: ReadonlyMap<string, number>; readonly chunkSize?: number },
+  format: ImatrixFormat,
+): Uint8Array {
+  if (format === 'dat') return writeImatrixDat(data);
+  if (format === 'json') return enc.encode(writeImatrixJson(data.entries));
+  return concatBytes(
+    writeImatrixGguf(data, {
+      ...(data.counts ? { counts: data.counts } : {}),
+      ...(data.chunkSize !== undefined ? { chunkSize: data.chunkSize } : {}),
+    }),
+  );
 }

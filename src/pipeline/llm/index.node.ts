@@ -5,12 +5,16 @@
  * Stages (each in its own file):
  *  1. text-split.ts    the text's tokens (llama.cpp's tokenizer of the model) -> calibration / validation /
  *                      evaluation windows that never overlap (printed);
- *  2. gguf/damage.ts   the squared-error damage / size table of every (tensor, candidate type);
+ *     imatrix.node.ts  the importance matrix: computed by mixq's engine on the calibration windows (as
+ *                      llama-imatrix) and saved, or the user's --imatrix file, or none (--no-imatrix);
+ *  2. gguf/damage.ts   the squared-error damage / size table of every (tensor, candidate type), weighted
+ *                      by the importance matrix; every file below is encoded with it;
  *     calibrate.node   ... calibrated to KL measured in llama.cpp, one probe per tensor (calibration windows);
  *  3. gguf/plan.node   the MILP's plan at the budget; plans.ts the uniform plans within 10% below it; each
  *                      written as GGUF and scored on the validation windows (measure.node.ts), best KL kept;
- *  4. plans.ts         baselines: llama.cpp's named mixes as llama-quantize builds them, uniform types, and
- *                      mixq's plan at each of their file sizes;
+ *  4. plans.ts         baselines: llama.cpp's named mixes as llama-quantize builds them, uniform types
+ *                      (each without and, with an importance matrix, with it), and mixq's plan at each of
+ *                      their file sizes;
  *  5. gguf/apply.node  the chosen plan written (atomically, read back) into the output folder;
  *  6. evaluate.ts      the written file and every baseline scored on the evaluation windows: KL, top-1,
  *                      perplexity with paired-bootstrap intervals (report.ts -> ReportData).
@@ -38,6 +42,7 @@ import {
   uniformPlans,
   withinBudget,
 } from './plans.ts';
+import { computeLmImatrix, type LmImatrix, loadLmImatrix } from './imatrix.node.ts';
 import { type LmInput, resolveLmInput, tokenizeSplit } from './input.node.ts';
 import { LM_WINDOW_TOKENS, type LmSplit, type LmSplitCounts } from './text-split.ts';
 
@@ -63,6 +68,15 @@ export interface QuantizeGgufLmOptions {
    * pair measured in llama.cpp on the calibration windows.
    */
   readonly damage?: 'calibrated' | 'kl';
+  /**
+   * Importance matrix: undefined (default) computes it with mixq's engine on the calibration windows (as
+   * llama-imatrix; saved to `imatrixOut` or '<out>/<model>-imatrix.gguf'), a path reads the user's file
+   * (legacy .dat, GGUF imatrix, mixq JSON), false uses none. With one, the damage is weighted by it, every
+   * candidate is encoded with it and llama.cpp's mixes are measured both without and with it.
+   */
+  readonly imatrix?: string | false;
+  /** Where to save the importance matrix ('.dat' legacy, '.json' mixq JSON, else GGUF). */
+  readonly imatrixOut?: string;
   /** Candidate ggml types (default GGUF_PLAN_TYPES). */
   readonly types?: readonly string[];
   /** Output folder (made when the plan is written): the GGUF file is written there (atomically). */
@@ -88,6 +102,8 @@ export interface QuantizeGgufLmResult {
   readonly calibration: KlCalibration;
   readonly plan: Plan;
   readonly selection: LmSelection;
+  /** The importance matrix the plan names (`mixq apply --imatrix <path>`), when one was used. */
+  readonly imatrix?: { readonly path: string; readonly origin: 'computed' | 'file' };
   /** The written GGUF file and its read-back check. */
   readonly output: { readonly path: string; readonly bytes: number; readonly check: string };
   readonly input: LmEvalRow;
@@ -149,6 +165,9 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
     timings.push({ step, ms: t - t0 });
     t0 = t;
   };
+  // a user's importance matrix is read first: a bad file stops the job before anything runs
+  const given =
+    typeof opts.imatrix === 'string' ? await loadLmImatrix(opts.imatrix, opts.imatrixOut) : undefined;
   const input = await resolveLmInput(opts);
   const notes: string[] = [];
   if (input.convertedFrom)
@@ -156,7 +175,7 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
       `${input.convertedFrom} was converted to a GGUF (weights as stored) and quantized from it; plan.json names that GGUF`,
     );
   try {
-    return await runOnGguf(opts, input, notes, lap, progress, log, timings);
+    return await runOnGguf(opts, input, given, notes, lap, progress, log, timings);
   } finally {
     await input.cleanup();
   }
@@ -165,6 +184,7 @@ export async function quantizeGgufLm(opts: QuantizeGgufLmOptions): Promise<Quant
 async function runOnGguf(
   opts: QuantizeGgufLmOptions,
   input: LmInput,
+  given: LmImatrix | undefined,
   notes: string[],
   lap: (step: string) => void,
   progress: Progress,
@@ -173,19 +193,6 @@ async function runOnGguf(
 ): Promise<QuantizeGgufLmResult> {
   return openGguf(input.path, async (f) => {
     const config = llmConfigFromGguf(f);
-    const table = await ggufDamageTable(f, {
-      ...(opts.types ? { types: opts.types } : {}),
-      onProgress: (d, t) => progress('damage', d, t),
-    });
-    let budget = opts.budget;
-    if (!budget) {
-      const d = defaultLmBudget(table, config);
-      budget = d.budget;
-      log(`budget: ${d.reason}`);
-      notes.push(`budget: ${d.reason}`);
-    }
-    ggufAllocationProblem(table, budget); // an infeasible budget fails here, before any measurement
-    lap('damage table');
     const bench = await GgufLmBench.open(input.path, f);
     try {
       // windows of 256 tokens, or the model's context when shorter
@@ -198,18 +205,61 @@ async function runOnGguf(
       for (const l of split.lines) log(l);
       lap('tokenize');
       const calW = split.split.calibration.windows;
+      const calRange = `${split.split.calibration.source} tokens [${split.split.calibration.from}, ${split.split.calibration.to})`;
+      const im =
+        given ??
+        (opts.imatrix === false
+          ? undefined
+          : await computeLmImatrix({
+              modelPath: input.path,
+              out: opts.imatrixOut ?? join(opts.out, `${input.name}-imatrix.gguf`),
+              windows: calW,
+              windowsLabel: calRange,
+              onProgress: (d, t) => progress('imatrix', d, t),
+            }));
+      if (im) {
+        log(im.line);
+        notes.push(im.line);
+        lap('imatrix');
+      }
+      const table = await ggufDamageTable(f, {
+        ...(opts.types ? { types: opts.types } : {}),
+        ...(im ? { imatrix: im.data } : {}),
+        onProgress: (d, t) => progress('damage', d, t),
+      });
+      let budget = opts.budget;
+      if (!budget) {
+        const d = defaultLmBudget(table, config);
+        budget = d.budget;
+        log(`budget: ${d.reason}`);
+        notes.push(`budget: ${d.reason}`);
+      }
+      ggufAllocationProblem(table, budget); // an infeasible budget fails here, before any file is written
+      lap('damage table');
+      const imFile = im
+        ? await (async () => {
+            await mkdir(opts.out, { recursive: true });
+            return im.save([
+              input.path,
+              ...(opts.calibration ? [opts.calibration] : []),
+              ...(opts.evalText ? [opts.evalText] : []),
+            ]);
+          })()
+        : undefined;
+      bench.imatrix = im?.data;
       const kl = opts.damage === 'kl';
       const cal = await (kl ? measureDamageKl : calibrateDamage)(bench, table, calW, (d, t) =>
         progress(kl ? 'KL per (tensor, type)' : 'calibrate', d, t),
       );
       lap('KL calibration');
       const id = await fileIdentity(input.path);
+      const weighting = imFile ? ', weighted per input column by the importance matrix' : '';
       const planOpts = {
         model: id,
         damage: kl
-          ? `KL(input || model) per token of each (tensor, type) measured alone in llama.cpp on ${calW.length} calibration windows`
-          : `KL(input || model) per token predicted from the ggml squared error of each tensor, scaled per tensor by one probe measured in llama.cpp on ${calW.length} calibration windows${sampledNote(table)}`,
-        calibration: `${split.split.calibration.source} tokens [${split.split.calibration.from}, ${split.split.calibration.to})`,
+          ? `KL(input || model) per token of each (tensor, type) measured alone in llama.cpp on ${calW.length} calibration windows${imFile ? ' (encoded with the importance matrix)' : ''}`
+          : `KL(input || model) per token predicted from the ggml squared error of each tensor${weighting}, scaled per tensor by one probe measured in llama.cpp on ${calW.length} calibration windows (${calRange})${sampledNote(table)}`,
+        calibration: imFile ? `imatrix ${imFile.file} sha256:${imFile.sha256}` : calRange,
       };
       const uniforms = uniformPlans(cal.table);
       const sel = await selectAtBudget(
@@ -225,7 +275,10 @@ async function runOnGguf(
       lap('selection');
       const outPath = join(opts.out, `${input.name}-mixq.gguf`);
       await mkdir(opts.out, { recursive: true });
-      const applied = await applyPlanToGguf(input.path, sel.plan, { out: outPath });
+      const applied = await applyPlanToGguf(input.path, sel.plan, {
+        out: outPath,
+        ...(imFile ? { imatrix: imFile.path } : {}),
+      });
       lap('write');
       const evalW = split.split.evaluation.windows;
       const inputScore = await bench.inputScore(evalW);
@@ -284,6 +337,7 @@ async function runOnGguf(
         calibration: cal,
         plan: sel.plan,
         selection: sel.selection,
+        ...(im && imFile ? { imatrix: { path: imFile.path, origin: im.origin } } : {}),
         output: { path: applied.out, bytes: applied.fileBytes, check: applied.check },
         input: { ...inputRow, kind: 'input' },
         mixq: mixqOut,
@@ -322,28 +376,55 @@ async function evaluateBaselines(
   const mixes = llamaMixPlans(table, config);
   o.notes.push(...mixes.notes);
   const keep = o.keep;
-  const all = [...mixes.plans, ...uniforms].filter((p) => keep === true || keep.includes(p.label));
-  for (const [i, b] of all.entries()) {
-    const s = await bench.score(b.types, o.evalWindows);
+  // each baseline as llama-quantize builds it, then (with an importance matrix) the same types encoded
+  // with it, as llama-quantize --imatrix does; a map no tensor of which uses the imatrix is listed once
+  const all: { plan: LmTypePlan; imatrix: boolean }[] = [];
+  for (const p of [...mixes.plans, ...uniforms]) {
+    const withIm = bench.imatrix !== undefined && usesImatrix(table, p.types);
+    const label = withIm ? `${p.label} + imatrix` : p.label;
+    if (keep === true || keep.includes(p.label)) all.push({ plan: p, imatrix: false });
+    if (withIm && (keep === true || keep.includes(p.label) || keep.includes(label)))
+      all.push({ plan: { ...p, label, imatrix: true }, imatrix: true });
+  }
+  // mixq's plan at each size, solved once per size
+  const atSize = new Map<number, { mp: LmTypePlan; ms: LmScore; mrow: LmEvalRow } | undefined>();
+  for (const [i, { plan: b, imatrix }] of all.entries()) {
+    const s = await bench.score(b.types, o.evalWindows, { imatrix });
     const row = evalRow(b, inputScore, s);
     out.baselines.push(row);
-    let plan: Plan;
-    try {
-      plan = (await ggufPlanFromTable(table, { kind: 'bytes', bytes: b.fileBytes }, o.planOpts)).plan;
-    } catch (e) {
-      if (!(e instanceof MixqError)) throw e;
-      o.notes.push(`no mixq plan at the size of ${b.label}: ${e.message}`);
-      continue;
+    if (!atSize.has(b.fileBytes)) {
+      let plan: Plan | undefined;
+      try {
+        plan = (await ggufPlanFromTable(table, { kind: 'bytes', bytes: b.fileBytes }, o.planOpts)).plan;
+      } catch (e) {
+        if (!(e instanceof MixqError)) throw e;
+        o.notes.push(`no mixq plan at the size of ${b.label}: ${e.message}`);
+      }
+      if (plan) {
+        const types = new Map(plan.weights.map((w) => [w.name, w.scheme.blockType!] as const));
+        const mp = typePlan(table, `mixq = ${b.label}`, 'mixq', types);
+        const ms = await bench.score(types, o.evalWindows);
+        atSize.set(b.fileBytes, { mp, ms, mrow: evalRow(mp, inputScore, ms) });
+      } else atSize.set(b.fileBytes, undefined);
     }
-    const types = new Map(plan.weights.map((w) => [w.name, w.scheme.blockType!] as const));
-    const mp = typePlan(table, `mixq = ${b.label}`, 'mixq', types);
-    const ms = await bench.score(types, o.evalWindows);
-    const mrow = evalRow(mp, inputScore, ms);
-    out.equalSize.push(mrow);
-    out.comparisons.push(compareRows(row, s, mrow, ms, typesKey(types) === typesKey(b.types)));
+    const m = atSize.get(b.fileBytes);
+    if (m) {
+      const mrow = { ...m.mrow, label: `mixq = ${b.label}` };
+      out.equalSize.push(mrow);
+      // the same plan only when mixq chose the same types encoded the same way
+      const same =
+        typesKey(m.mp.types) === typesKey(b.types) &&
+        (imatrix === (bench.imatrix !== undefined) || !usesImatrix(table, b.types));
+      out.comparisons.push(compareRows(row, s, mrow, m.ms, same));
+    }
     o.progress('baselines', i + 1, all.length);
   }
   return out;
+}
+
+/** Whether writing these types encodes some tensor with the importance matrix (the table's flag). */
+function usesImatrix(table: GgufDamageTable, types: ReadonlyMap<string, string>): boolean {
+  return table.weights.some((w) => w.candidates.find((c) => c.type === types.get(w.name))?.imatrix === true);
 }
 
 /** 'name: ne[0] = 64 rules out X' notes grouped: one line per distinct remark, with a count. */

@@ -27,6 +27,8 @@ export interface LmTypePlan {
   readonly weightBytes: number;
   /** Sum of the table's (calibrated) damage: predicted KL when the table is calibrated. */
   readonly predictedDamage: number;
+  /** A baseline encoded with the importance matrix (llama-quantize --imatrix). */
+  readonly imatrix?: boolean;
 }
 
 /** Size, bits and predicted damage of a type map on a table. */

@@ -2,7 +2,7 @@
 // without --calibration, a budget below the smallest plan, --max-loss and --emit onnx.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -22,6 +22,8 @@ test('quantize <gguf>: one-line refusals with exit code 2', () => {
     [['quantize', 'stories', '--max-loss', '1%'], /--max-loss is not available for GGUF language models/],
     [['quantize', 'stories', '--emit', 'onnx'], /argument --emit: bad value 'onnx'/],
     [['quantize', 'stories', '--windows', '4,8'], /argument --windows/],
+    [['quantize', 'stories', '--no-imatrix', '--imatrix-out', 'im.gguf'], /--imatrix-out with --no-imatrix/],
+    [['quantize', 'gpt', '--imatrix', 'im.dat'], /argument --imatrix: --imatrix is for GGUF language models/],
   ];
   for (const [args, re] of cases) {
     const r = mixq(...args);
@@ -40,6 +42,33 @@ test(
     assert.ok(!existsSync(out));
     assert.equal(r.code, 2, r.err);
     assert.match(r.err, /--bits 4\.5 is below the smallest plan.*at least 6\.6670 bits per weight/);
+  },
+);
+
+test(
+  'quantize stories --imatrix <corrupted file>: one line naming the file and field, nothing written',
+  { skip: (await isLlamaCppAvailable()) ? false : LLAMA_CPP_INSTALL_HINT },
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mixq-bad-imatrix-'));
+    try {
+      const bad = join(dir, 'imatrix.dat');
+      // a legacy file whose one entry claims 1000 values but holds 2
+      const b = Buffer.alloc(4 + 4 + 6 + 4 + 4 + 8);
+      let o = b.writeInt32LE(1, 0);
+      o = b.writeInt32LE(6, o);
+      o += b.write('blk.0.', o);
+      o = b.writeInt32LE(1, o);
+      b.writeInt32LE(1000, o);
+      writeFileSync(bad, b);
+      const out = join(dir, 'out');
+      const r = mixq('quantize', 'stories', '--imatrix', bad, '--out', out);
+      assert.equal(r.code, 2, r.err);
+      assert.equal(r.err.split('\n').length, 1, r.err);
+      assert.match(r.err, /imatrix\.dat: entries\[0\]\.nval: 1000 values \(expected 1\.\.2\)/);
+      assert.ok(!existsSync(out));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 );
 

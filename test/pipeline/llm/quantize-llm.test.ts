@@ -1,6 +1,7 @@
 // `mixq quantize stories` end to end (src/pipeline/llm/): the written GGUF loads in llama.cpp, the report's
 // KL and perplexity equal a separate llama.cpp run on the written file (same windows, reference recorded
-// anew), and mixq's plan has a KL no higher than the uniform baseline at the same size. Small windows (the
+// anew), and mixq's plan has a KL no higher than the baselines (written with mixq's importance matrix, as
+// llama-quantize --imatrix) at the same size. Small windows (the
 // numbers are real, the intervals wide). --bits 7, not 4.5: on stories260K the ffn_down rows of 172 values
 // fit no ggml block, so they stay F16 and the smallest plan is 6.667 bits per weight over the quantized
 // tensors. Skipped, with the reason, without node-llama-cpp.
@@ -32,7 +33,8 @@ test(
         model: 'stories',
         budget: { kind: 'bitsPerWeight', bits: 7 },
         windows: { calibration: 1, validation: 1, evaluation: 2 },
-        baselines: ['uniform Q4_1', 'Q3_K_M'],
+        // the baselines as llama-quantize --imatrix writes them, with mixq's own importance matrix
+        baselines: ['uniform Q4_1 + imatrix', 'Q3_K_M + imatrix'],
         out,
       });
       // the split never overlaps and is what the report says
@@ -58,14 +60,24 @@ test(
       // the report carries the same number
       assert.equal(r.report.plan.metric, r.mixq.kl);
       // mixq at the uniform baseline's size is no worse than it, and neither is the chosen plan (same budget)
-      const u = r.comparisons.find((x) => x.baseline === 'uniform Q4_1')!;
+      assert.deepEqual(
+        r.baselines.map((b) => b.label),
+        ['Q3_K_M + imatrix', 'uniform Q4_1 + imatrix'],
+      );
+      const u = r.comparisons.find((x) => x.baseline === 'uniform Q4_1 + imatrix')!;
       assert.ok(u.mixqBytes <= u.baselineBytes);
       assert.ok(u.mixqKl <= u.baselineKl, `${u.mixqKl} vs ${u.baselineKl}`);
-      const q3 = r.comparisons.find((x) => x.baseline === 'Q3_K_M')!;
+      const q3 = r.comparisons.find((x) => x.baseline === 'Q3_K_M + imatrix')!;
       assert.ok(q3.mixqKl <= q3.baselineKl, `${q3.mixqKl} vs ${q3.baselineKl}`);
-      // plan.json + mixq apply reproduces the written file byte for byte
+      // plan.json + the saved importance matrix + mixq apply reproduce the written file byte for byte
+      assert.equal(r.imatrix?.origin, 'computed');
+      assert.equal(r.imatrix.path, join(out, 'stories260K-imatrix.gguf'));
       const plan = parsePlan(serialisePlan(r.plan), 'plan.json');
-      const again = await applyPlanToGguf(storiesModelPath(), plan, { out: join(out, 'again.gguf') });
+      assert.match(plan.objective.calibration?.data ?? '', /^imatrix stories260K-imatrix\.gguf sha256:/);
+      const again = await applyPlanToGguf(storiesModelPath(), plan, {
+        out: join(out, 'again.gguf'),
+        imatrix: r.imatrix.path,
+      });
       assert.deepEqual(await readFile(again.out), await readFile(r.output.path));
     } finally {
       await rm(out, { recursive: true, force: true });
