@@ -23,6 +23,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MixqError } from '../../core/errors.ts';
 import { fileIdentity } from '../../io/files.node.ts';
+import type { GgufFile } from '../../io/gguf/read.ts';
 import { type LlmConfig, llmConfigFromGguf } from '../../io/llm/config.ts';
 import type { Plan, PlanBudget } from '../../plan/schema.ts';
 import type { ReportData } from '../../report/types.ts';
@@ -120,6 +121,64 @@ export interface QuantizeGgufLmResult {
 
 type Progress = NonNullable<QuantizeGgufLmOptions['onProgress']>;
 
+/**
+ * Step 1b: the importance matrix (the user's, or computed by mixq's engine on the calibration windows and
+ * saved), the damage table weighted by it, and the budget (the default when none was given); an infeasible
+ * budget fails here, before any file is written.
+ */
+async function importanceAndDamage(
+  f: GgufFile,
+  config: LlmConfig,
+  opts: QuantizeGgufLmOptions,
+  input: LmInput,
+  given: LmImatrix | undefined,
+  cal: { windows: LmSplit['calibration']['windows']; label: string },
+  io: { notes: string[]; lap: (step: string) => void; progress: Progress; log: (line: string) => void },
+) {
+  const { notes, lap, progress, log } = io;
+  const im =
+    given ??
+    (opts.imatrix === false
+      ? undefined
+      : await computeLmImatrix({
+          modelPath: input.path,
+          out: opts.imatrixOut ?? join(opts.out, `${input.name}-imatrix.gguf`),
+          windows: cal.windows,
+          windowsLabel: cal.label,
+          onProgress: (d, t) => progress('imatrix', d, t),
+        }));
+  if (im) {
+    log(im.line);
+    notes.push(im.line);
+    lap('imatrix');
+  }
+  const table = await ggufDamageTable(f, {
+    ...(opts.types ? { types: opts.types } : {}),
+    ...(im ? { imatrix: im.data } : {}),
+    onProgress: (d, t) => progress('damage', d, t),
+  });
+  let budget = opts.budget;
+  if (!budget) {
+    const d = defaultLmBudget(table, config);
+    budget = d.budget;
+    log(`budget: ${d.reason}`);
+    notes.push(`budget: ${d.reason}`);
+  }
+  ggufAllocationProblem(table, budget); // an infeasible budget fails here, before any file is written
+  lap('damage table');
+  const imFile = im
+    ? await (async () => {
+        await mkdir(opts.out, { recursive: true });
+        return im.save([
+          input.path,
+          ...(opts.calibration ? [opts.calibration] : []),
+          ...(opts.evalText ? [opts.evalText] : []),
+        ]);
+      })()
+    : undefined;
+  return { im, table, budget, imFile };
+}
+
 /** Step 3: the solver's plan and the uniform plans within 10% below the budget, scored on validation. */
 async function selectAtBudget(
   bench: GgufLmBench,
@@ -206,46 +265,15 @@ async function runOnGguf(
       lap('tokenize');
       const calW = split.split.calibration.windows;
       const calRange = `${split.split.calibration.source} tokens [${split.split.calibration.from}, ${split.split.calibration.to})`;
-      const im =
-        given ??
-        (opts.imatrix === false
-          ? undefined
-          : await computeLmImatrix({
-              modelPath: input.path,
-              out: opts.imatrixOut ?? join(opts.out, `${input.name}-imatrix.gguf`),
-              windows: calW,
-              windowsLabel: calRange,
-              onProgress: (d, t) => progress('imatrix', d, t),
-            }));
-      if (im) {
-        log(im.line);
-        notes.push(im.line);
-        lap('imatrix');
-      }
-      const table = await ggufDamageTable(f, {
-        ...(opts.types ? { types: opts.types } : {}),
-        ...(im ? { imatrix: im.data } : {}),
-        onProgress: (d, t) => progress('damage', d, t),
-      });
-      let budget = opts.budget;
-      if (!budget) {
-        const d = defaultLmBudget(table, config);
-        budget = d.budget;
-        log(`budget: ${d.reason}`);
-        notes.push(`budget: ${d.reason}`);
-      }
-      ggufAllocationProblem(table, budget); // an infeasible budget fails here, before any file is written
-      lap('damage table');
-      const imFile = im
-        ? await (async () => {
-            await mkdir(opts.out, { recursive: true });
-            return im.save([
-              input.path,
-              ...(opts.calibration ? [opts.calibration] : []),
-              ...(opts.evalText ? [opts.evalText] : []),
-            ]);
-          })()
-        : undefined;
+      const { im, table, budget, imFile } = await importanceAndDamage(
+        f,
+        config,
+        opts,
+        input,
+        given,
+        { windows: calW, label: calRange },
+        { notes, lap, progress, log },
+      );
       bench.imatrix = im?.data;
       const kl = opts.damage === 'kl';
       const cal = await (kl ? measureDamageKl : calibrateDamage)(bench, table, calW, (d, t) =>
