@@ -15,6 +15,7 @@ export type KernelVariant = 'simd128' | 'relaxed';
 export interface KernelExports {
   readonly [name: string]: unknown;
   act_q8(x: number, kp: number, out: number): void;
+  act_q8k(x: number, kp: number, out: number): void;
   read_bandwidth(p: number, bytes: number): number;
 }
 
