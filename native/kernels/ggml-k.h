@@ -8,9 +8,10 @@
 //
 // The sub-scales multiply 16-bit partial sums inside the vector (i32x4.dot_i16x8_s with the scale splat),
 // the zero points and minima are one dot of the sub-scales with the activation's block sums per
-// super-block: no per-chunk float work and no per-chunk horizontal sums. Four rows per tile share every
-// activation load; the tile's four row sums are reduced once per super-block. The decoding of each type's
-// bits is the same as ggml.h's (src/blocks/ggml has each layout and is the reference).
+// super-block: no per-chunk float work and no per-chunk horizontal sums. Rows run one after the other
+// (one sequential byte stream each; the activations stay in L1): with four rows interleaved V8's 16 vector
+// registers spill, and Q3_K / Q6_K ran 2-3x slower that way. The decoding of each type's bits is the same
+// as ggml.h's (src/blocks/ggml has each layout and is the reference).
 //
 // Activation buffer ('q8k', src/kernels/activations.ts q8kBytes): the 'q8' buffer of common.h (`actq`,
 // with each 256-block's scale repeated in its eight 32-slots) followed by bs16 int16[kp/16] (sum of each 16
@@ -293,38 +294,31 @@ INLINE int k_d_offset(const int T) {
 }
 
 /**
- * One tile of four rows against nb activation rows: for each activation row, every super-block's four
- * row sums, reduced across lanes once, scaled once. (Matrix x matrix re-reads the tile's bytes from cache
- * per activation row.)
+ * One tile of four rows against nb activation rows, one row after the other (each row's bytes are one
+ * sequential stream, which the memory prefetchers follow best): per super-block the row's integer sums
+ * are converted and scaled into a float32 lane accumulator, reduced across lanes at the end of the row.
+ * (Matrix x matrix re-reads the tile's bytes from cache per activation row.)
  */
 #define GGML_K_ROWS_FN(T, NAME)                                                                            \
   static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* const p[4], int32_t act,      \
                                              int32_t as, int nb, float* y, int ys, int r, int last) {      \
-    const int bb = ggml_block_bytes(T), dof = k_d_offset(T);                                               \
+    const int bb = ggml_block_bytes(T), dof = k_d_offset(T), nsb = D->cols / 256;                          \
     for (int j = 0; j < nb; j++) {                                                                        \
       const actk A = actk_view(act_at(act, as, j), D->kp);                                                 \
-      v128_t acc = wasm_f32x4_splat(0);                                                                    \
-      for (int b = 0; b < D->cols / 256; b++) {                                                           \
-        const size_t o = (size_t)b * bb;                                                                   \
-        const int k0 = 256 * b;                                                                            \
-        ksum s0 = ksb(T, p[0] + o, &A, k0, b), s1 = ksb(T, p[1] + o, &A, k0, b);                           \
-        ksum s2 = ksb(T, p[2] + o, &A, k0, b), s3 = ksb(T, p[3] + o, &A, k0, b);                           \
-        /* d (and dmin) of the four rows: u32 lanes [d | dmin << 16] */                                    \
-        v128_t dd = wasm_v128_load32_zero(p[0] + o + dof);                                                 \
-        dd = wasm_v128_load32_lane(p[1] + o + dof, dd, 1);                                                 \
-        dd = wasm_v128_load32_lane(p[2] + o + dof, dd, 2);                                                 \
-        dd = wasm_v128_load32_lane(p[3] + o + dof, dd, 3);                                                 \
-        const v128_t dx = wasm_f32x4_splat(A.d[k0 >> 5]);                                                  \
-        const v128_t S = hsum4_i32(s0.s, s1.s, s2.s, s3.s);                                                \
-        const v128_t d4 = f16x4_to_f32(wasm_v128_and(dd, wasm_i32x4_splat(0xffff)));                       \
-        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc);                             \
-        if (ggml_has_min(T)) {                                                                             \
-          const v128_t M = hsum4_i32(s0.m, s1.m, s2.m, s3.m);                                              \
-          const v128_t m4 = wasm_f32x4_neg(f16x4_to_f32(wasm_u32x4_shr(dd, 16)));                          \
-          acc = fmadd(wasm_f32x4_convert_i32x4(M), wasm_f32x4_mul(m4, dx), acc);                           \
+      float out[4];                                                                                        \
+      for (int i = 0; i < 4 && r + i <= last; i++) {                                                      \
+        v128_t acc = wasm_f32x4_splat(0);                                                                  \
+        const uint8_t* q = p[i];                                                                           \
+        for (int b = 0; b < nsb; b++, q += bb) {                                                          \
+          const ksum s = ksb(T, q, &A, 256 * b, b);                                                        \
+          const float dx = A.d[8 * b];                                                                     \
+          acc = fmadd(wasm_f32x4_convert_i32x4(s.s), wasm_f32x4_splat(read_f16(q + dof) * dx), acc);       \
+          if (ggml_has_min(T))                                                                             \
+            acc = fmadd(wasm_f32x4_convert_i32x4(s.m), wasm_f32x4_splat(-read_f16(q + dof + 2) * dx), acc); \
         }                                                                                                  \
+        out[i] = hsum_f32(acc);                                                                            \
       }                                                                                                    \
-      store_tile(y + (size_t)j * ys, r, last, acc);                                                        \
+      for (int i = 0; i < 4 && r + i <= last; i++) y[(size_t)j * ys + r + i] = out[i];                    \
     }                                                                                                      \
   }
 GGML_K_ROWS_FN(GT_Q2_K, gq8k_q2_k)

@@ -352,44 +352,42 @@ INLINE grow ggml_q8_row_g(const int T, const int full8, const gchunk* gp, int k,
   return o;
 }
 
-/** A decoded chunk of the four tile rows against one activation row, added to acc. */
-INLINE v128_t ggml_q8_apply(const int T, const int full8, const gchunk c[4], int k, const actq* A, v128_t acc) {
-  grow g0 = ggml_q8_row_g(T, full8, &c[0], k, A), g1 = ggml_q8_row_g(T, full8, &c[1], k, A);
-  grow g2 = ggml_q8_row_g(T, full8, &c[2], k, A), g3 = ggml_q8_row_g(T, full8, &c[3], k, A);
-  v128_t S = wasm_i32x4_add(hsum4_i32(g0.s, g1.s, g2.s, g3.s), wasm_i32x4_make(g0.zc, g1.zc, g2.zc, g3.zc));
-  const v128_t dx = wasm_f32x4_splat(A->d[k >> 5]);
-  acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(wasm_f32x4_make(g0.d, g1.d, g2.d, g3.d), dx), acc);
-  if (ggml_has_min(T)) {
-    v128_t M = wasm_i32x4_make(g0.mn, g1.mn, g2.mn, g3.mn);
-    acc = fmadd(wasm_f32x4_convert_i32x4(M), wasm_f32x4_mul(wasm_f32x4_make(g0.dm, g1.dm, g2.dm, g3.dm), dx), acc);
-  }
-  return acc;
-}
-
 /**
- * One tile against nb activation rows (act + j * as), all of K: each chunk of the four rows is decoded
- * once and applied to every row (accumulators in `accs`, nb vectors). One instance per type, shared by
- * matrix x vector (nb = 1) and matrix x matrix.
+ * The tile's rows against nb activation rows (act + j * as), all of K, one row after the other: each row's
+ * bytes are one sequential stream (which the memory prefetchers follow best) and few values are live (V8
+ * keeps 16 vector registers on x64; four rows at once spill). Per chunk the row's integer lanes take the
+ * zero-point term in lane 0, are converted and scaled into a float32 lane accumulator; minima go to a
+ * second accumulator; both reduced at the end of the row. One instance per type, shared by matrix x vector
+ * (nb = 1) and matrix x matrix.
  */
 #define GGML_ROWS_FN(T, FULL8, NAME)                                                                       \
   static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* const p[4], int32_t act,      \
                                              int32_t as, int nb, v128_t* accs, float* y, int ys, int r,    \
                                              int last) {                                                   \
-    for (int j = 0; j < nb; j++) accs[j] = wasm_f32x4_splat(0);                                          \
+    (void)accs;                                                                                            \
     const int qk = ggml_qk(T), bb = ggml_block_bytes(T);                                                   \
-    for (int b = 0; b < D->cols / qk; b++) {                                                              \
-      _Pragma("clang loop unroll(full)") for (int h = 0; h < qk / 32; h++) {                             \
-        /* h is a constant in each copy: the chunk's shifts and scale fields are fixed */                  \
-        const int k = b * qk + 32 * h;                                                                     \
-        gchunk c[4];                                                                                       \
-        for (int i = 0; i < 4; i++) c[i] = ggml_chunk(T, p[i] + (size_t)b * bb, h);                      \
-        for (int j = 0; j < nb; j++) {                                                                    \
-          const actq A = act_view(act_at(act, as, j), D->kp);                                             \
-          accs[j] = ggml_q8_apply(T, FULL8, c, k, &A, accs[j]);                                            \
+    for (int j = 0; j < nb; j++) {                                                                        \
+      const actq A = act_view(act_at(act, as, j), D->kp);                                                 \
+      float out[4];                                                                                        \
+      for (int i = 0; i < 4 && r + i <= last; i++) {                                                      \
+        v128_t acc = wasm_f32x4_splat(0), accm = acc;                                                      \
+        const uint8_t* q = p[i];                                                                           \
+        for (int b = 0; b < D->cols / qk; b++, q += bb) {                                                 \
+          _Pragma("clang loop unroll(full)") for (int h = 0; h < qk / 32; h++) {                         \
+            const int k = b * qk + 32 * h;                                                                 \
+            const gchunk c = ggml_chunk(T, q, h);                                                          \
+            const grow g = ggml_q8_row_g(T, FULL8, &c, k, &A);                                             \
+            const float dx = A.d[k >> 5];                                                                  \
+            const v128_t S = wasm_i32x4_add(g.s, wasm_i32x4_make(g.zc, 0, 0, 0));                          \
+            acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_splat(g.d * dx), acc);                     \
+            if (ggml_has_min(T))                                                                           \
+              accm = fmadd(wasm_f32x4_make((float)g.mn, 0, 0, 0), wasm_f32x4_splat(g.dm * dx), accm);      \
+          }                                                                                                \
         }                                                                                                  \
+        out[i] = ggml_has_min(T) ? hsum_f32(acc) + hsum_f32(accm) : hsum_f32(acc);                         \
       }                                                                                                    \
+      for (int i = 0; i < 4 && r + i <= last; i++) y[(size_t)j * ys + r + i] = out[i];                    \
     }                                                                                                      \
-    for (int j = 0; j < nb; j++) store_tile(y + (size_t)j * ys, r, last, accs[j]);                        \
   }
 GGML_ROWS_FN(GT_Q4_0, 0, gq8_q4_0)
 GGML_ROWS_FN(GT_Q4_1, 0, gq8_q4_1)
