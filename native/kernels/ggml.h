@@ -352,6 +352,28 @@ INLINE grow ggml_q8_row_g(const int T, const int full8, const gchunk* gp, int k,
   return o;
 }
 
+/** Types of blocks of 32 whose fp16 d (and dm) sit at offsets 0 (and 2): scales gathered four at a time. */
+#define GGML_GATHER_D(T) (ggml_qk(T) == 32 && (T) != GT_MXFP4)
+/** The fp16 d (lanes of d4) and dm (m4, types with minima) of the four blocks at q, q + bb, ... */
+INLINE void ggml_gather_d(const int T, const uint8_t* q, v128_t* d4, v128_t* m4) {
+  const int bb = ggml_block_bytes(T);
+  v128_t v = wasm_v128_load32_zero(q);
+  v = wasm_v128_load32_lane(q + bb, v, 1);
+  v = wasm_v128_load32_lane(q + 2 * bb, v, 2);
+  v = wasm_v128_load32_lane(q + 3 * bb, v, 3);
+  *d4 = f16x4_to_f32(wasm_v128_and(v, wasm_i32x4_splat(0xffff)));
+  if (ggml_has_min(T)) *m4 = f16x4_to_f32(wasm_u32x4_shr(v, 16));
+}
+/** Lane u of v in every lane. */
+INLINE v128_t lane_splat(v128_t v, const int u) {
+  switch (u) {
+    case 0: return wasm_i32x4_shuffle(v, v, 0, 0, 0, 0);
+    case 1: return wasm_i32x4_shuffle(v, v, 1, 1, 1, 1);
+    case 2: return wasm_i32x4_shuffle(v, v, 2, 2, 2, 2);
+    default: return wasm_i32x4_shuffle(v, v, 3, 3, 3, 3);
+  }
+}
+
 /**
  * The tile's rows against nb activation rows (act + j * as), all of K, one row after the other: each row's
  * bytes are one sequential stream (which the memory prefetchers follow best) and few values are live (V8
@@ -372,7 +394,25 @@ INLINE grow ggml_q8_row_g(const int T, const int full8, const gchunk* gp, int k,
       for (int i = 0; i < 4 && r + i <= last; i++) {                                                      \
         v128_t acc = wasm_f32x4_splat(0), accm = acc;                                                      \
         const uint8_t* q = p[i];                                                                           \
-        for (int b = 0; b < D->cols / qk; b++, q += bb) {                                                 \
+        int b = 0;                                                                                         \
+        if (GGML_GATHER_D(T))                                                                              \
+          for (; b + 4 <= D->cols / 32; b += 4, q += 4 * bb) {                                            \
+            /* the scales of four blocks converted at once, times their four activation scales */          \
+            v128_t d4, m4 = wasm_f32x4_splat(0);                                                           \
+            ggml_gather_d(T, q, &d4, &m4);                                                                 \
+            const v128_t dx4 = wasm_v128_load(A.d + b);                                                    \
+            d4 = wasm_f32x4_mul(d4, dx4);                                                                  \
+            if (ggml_has_min(T)) m4 = wasm_f32x4_mul(m4, dx4);                                             \
+            _Pragma("clang loop unroll(full)") for (int u = 0; u < 4; u++) {                             \
+              const gchunk c = ggml_chunk(T, q + u * bb, 0);                                               \
+              const grow g = ggml_q8_row_g(T, FULL8, &c, 32 * (b + u), &A);                                \
+              const v128_t S = wasm_i32x4_add(g.s, wasm_i32x4_make(g.zc, 0, 0, 0));                        \
+              acc = fmadd(wasm_f32x4_convert_i32x4(S), lane_splat(d4, u), acc);                            \
+              if (ggml_has_min(T))                                                                         \
+                accm = fmadd(wasm_f32x4_make((float)g.mn, 0, 0, 0), lane_splat(m4, u), accm);              \
+            }                                                                                              \
+          }                                                                                                \
+        for (; b < D->cols / qk; b++, q += bb) {                                                          \
           _Pragma("clang loop unroll(full)") for (int h = 0; h < qk / 32; h++) {                         \
             const int k = b * qk + 32 * h;                                                                 \
             const gchunk c = ggml_chunk(T, q, h);                                                          \
