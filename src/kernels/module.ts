@@ -11,6 +11,9 @@ import * as ST from './wasm/kernels.generated.ts';
 
 export type KernelVariant = 'simd128' | 'relaxed';
 
+/** Identity of the shipped kernel build (sha256 of its C sources): measured speeds belong to one build. */
+export const KERNELS_BUILD: string = ST.SOURCE_SHA256;
+
 /** The exported kernel functions (every argument and result an i32 / f32 number). */
 export interface KernelExports {
   readonly [name: string]: unknown;
