@@ -84,17 +84,7 @@ EXPORT void act_q8k(int32_t x_, int32_t kp, int32_t out_) {
         v128_t q = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + k + 4 * t), vis)));
         q32[t] = wasm_i32x4_max(wasm_i32x4_min(q, lim), nlim);
       }
-      v128_t a = wasm_i16x8_narrow_i32x4(q32[0], q32[1]), e = wasm_i16x8_narrow_i32x4(q32[2], q32[3]);
-      wasm_v128_store(qs16 + k, a);
-      wasm_v128_store(qs16 + k + 8, e);
-      const v128_t q8 = wasm_i8x16_narrow_i16x8(a, e);
-      wasm_v128_store(qs + k, q8);
-      wasm_v128_store(aq + k, wasm_i8x16_abs(q8));
-      wasm_v128_store(sg + k, wasm_i8x16_lt(q8, wasm_i8x16_splat(0)));
-      v128_t t4 = wasm_i32x4_add(wasm_i32x4_add(q32[0], q32[1]), wasm_i32x4_add(q32[2], q32[3]));
-      t4 = wasm_i32x4_add(t4, wasm_i32x4_shuffle(t4, t4, 2, 3, 0, 1));
-      t4 = wasm_i32x4_add(t4, wasm_i32x4_shuffle(t4, t4, 1, 0, 3, 2));
-      const int32_t sum = wasm_i32x4_extract_lane(t4, 0);
+      const int32_t sum = act_store16(q32, qs, qs16, aq, sg, k);
       s[k >> 4] = sum;
       bs16[k >> 4] = (int16_t)sum;
       if (c & 1) bs32[k >> 5] = (int16_t)(bs16[(k >> 4) - 1] + sum);

@@ -58,7 +58,8 @@ async function checkQuantizer(mode: 'q8' | 'q8k'): Promise<void> {
   const k = await createKernels();
   const inp = mode === 'q8' ? inputs() : padded(256);
   // q8k: the first block's largest magnitude twice with opposite signs (the first one sets the sign)
-  if (mode === 'q8k') inp.push(Float32Array.from({ length: 256 }, (_, i) => (i === 3 ? -5 : i === 9 ? 5 : i / 100)));
+  if (mode === 'q8k')
+    inp.push(Float32Array.from({ length: 256 }, (_, i) => (i === 3 ? -5 : i === 9 ? 5 : i / 100)));
   for (const x of inp) {
     const kp = x.length;
     const bytes = mode === 'q8' ? q8Bytes(kp) : q8kBytes(kp);
