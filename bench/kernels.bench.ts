@@ -314,8 +314,14 @@ function cases(batch: number): Case[] {
       mode: 'q8',
     },
     // ggml types as GGUF stores them (llama.cpp's formats; onnxruntime has none of them)
+    // (K-quants in their default mode, Q8_K activations, and in 'q8' for comparison)
     ...(['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const).map((type): Case => ({
       name: `${type} (GGUF)`,
+      src: () => ggmlBlocks(type),
+      mode: type.endsWith('_K') ? 'q8k' : 'q8',
+    })),
+    ...(['Q4_K', 'Q6_K'] as const).map((type): Case => ({
+      name: `${type} (GGUF, q8 acts)`,
       src: () => ggmlBlocks(type),
       mode: 'q8',
     })),

@@ -217,6 +217,23 @@ typedef struct {
   const int8_t* aq;
   const int8_t* sg;
 } actq;
+/**
+ * Stores 16 activation codes (q32: four i32x4 in [-127, 127]) at index k of an int8 activation buffer (qs,
+ * the widened qs16, |q| and the sign mask) and returns their sum.
+ */
+INLINE int32_t act_store16(const v128_t q32[4], int8_t* qs, int16_t* qs16, int8_t* aq, int8_t* sg, size_t k) {
+  const v128_t a = wasm_i16x8_narrow_i32x4(q32[0], q32[1]), c = wasm_i16x8_narrow_i32x4(q32[2], q32[3]);
+  wasm_v128_store(qs16 + k, a);
+  wasm_v128_store(qs16 + k + 8, c);
+  const v128_t q8 = wasm_i8x16_narrow_i16x8(a, c);
+  wasm_v128_store(qs + k, q8);
+  wasm_v128_store(aq + k, wasm_i8x16_abs(q8));
+  wasm_v128_store(sg + k, wasm_i8x16_lt(q8, wasm_i8x16_splat(0)));
+  v128_t t = wasm_i32x4_add(wasm_i32x4_add(q32[0], q32[1]), wasm_i32x4_add(q32[2], q32[3]));
+  t = wasm_i32x4_add(t, wasm_i32x4_shuffle(t, t, 2, 3, 0, 1));
+  t = wasm_i32x4_add(t, wasm_i32x4_shuffle(t, t, 1, 0, 3, 2));
+  return wasm_i32x4_extract_lane(t, 0);
+}
 /** Address of activation row j (rows `stride` bytes apart), in unsigned arithmetic (memories > 2 GiB). */
 INLINE uint32_t act_at(int32_t base, int32_t stride, int j) { return (uint32_t)base + (uint32_t)stride * (uint32_t)j; }
 INLINE actq act_view(uint32_t base, int kp) {

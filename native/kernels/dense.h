@@ -40,21 +40,7 @@ EXPORT void act_q8(int32_t x_, int32_t kp, int32_t out_) {
       v128_t q = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[j], vid)));
       q32[j] = wasm_i32x4_max(wasm_i32x4_min(q, lim), nlim);
     }
-    for (int h = 0; h < 2; h++) {
-      v128_t a = wasm_i16x8_narrow_i32x4(q32[4 * h], q32[4 * h + 1]);
-      v128_t c = wasm_i16x8_narrow_i32x4(q32[4 * h + 2], q32[4 * h + 3]);
-      wasm_v128_store(qs16 + 32 * b + 16 * h, a);
-      wasm_v128_store(qs16 + 32 * b + 16 * h + 8, c);
-      const v128_t q8 = wasm_i8x16_narrow_i16x8(a, c);
-      wasm_v128_store(qs + 32 * b + 16 * h, q8);
-      wasm_v128_store(aq + 32 * b + 16 * h, wasm_i8x16_abs(q8));
-      wasm_v128_store(sg + 32 * b + 16 * h, wasm_i8x16_lt(q8, wasm_i8x16_splat(0)));
-      v128_t t = wasm_i32x4_add(wasm_i32x4_add(q32[4 * h], q32[4 * h + 1]),
-                                wasm_i32x4_add(q32[4 * h + 2], q32[4 * h + 3]));
-      t = wasm_i32x4_add(t, wasm_i32x4_shuffle(t, t, 2, 3, 0, 1));
-      t = wasm_i32x4_add(t, wasm_i32x4_shuffle(t, t, 1, 0, 3, 2));
-      s[2 * b + h] = wasm_i32x4_extract_lane(t, 0);
-    }
+    for (int h = 0; h < 2; h++) s[2 * b + h] = act_store16(q32 + 4 * h, qs, qs16, aq, sg, 32 * (size_t)b + 16 * h);
   }
 }
 

@@ -352,44 +352,82 @@ INLINE grow ggml_q8_row_g(const int T, const int full8, const gchunk* gp, int k,
   return o;
 }
 
-/** A decoded chunk of the four tile rows against one activation row, added to acc. */
-INLINE v128_t ggml_q8_apply(const int T, const int full8, const gchunk c[4], int k, const actq* A, v128_t acc) {
-  grow g0 = ggml_q8_row_g(T, full8, &c[0], k, A), g1 = ggml_q8_row_g(T, full8, &c[1], k, A);
-  grow g2 = ggml_q8_row_g(T, full8, &c[2], k, A), g3 = ggml_q8_row_g(T, full8, &c[3], k, A);
-  v128_t S = wasm_i32x4_add(hsum4_i32(g0.s, g1.s, g2.s, g3.s), wasm_i32x4_make(g0.zc, g1.zc, g2.zc, g3.zc));
-  const v128_t dx = wasm_f32x4_splat(A->d[k >> 5]);
-  acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(wasm_f32x4_make(g0.d, g1.d, g2.d, g3.d), dx), acc);
-  if (ggml_has_min(T)) {
-    v128_t M = wasm_i32x4_make(g0.mn, g1.mn, g2.mn, g3.mn);
-    acc = fmadd(wasm_f32x4_convert_i32x4(M), wasm_f32x4_mul(wasm_f32x4_make(g0.dm, g1.dm, g2.dm, g3.dm), dx), acc);
+/** Types of blocks of 32 whose fp16 d (and dm) sit at offsets 0 (and 2): scales gathered four at a time. */
+#define GGML_GATHER_D(T) (ggml_qk(T) == 32 && (T) != GT_MXFP4)
+/** The fp16 d (lanes of d4) and dm (m4, types with minima) of the four blocks at q, q + bb, ... */
+INLINE void ggml_gather_d(const int T, const uint8_t* q, v128_t* d4, v128_t* m4) {
+  const int bb = ggml_block_bytes(T);
+  v128_t v = wasm_v128_load32_zero(q);
+  v = wasm_v128_load32_lane(q + bb, v, 1);
+  v = wasm_v128_load32_lane(q + 2 * bb, v, 2);
+  v = wasm_v128_load32_lane(q + 3 * bb, v, 3);
+  *d4 = f16x4_to_f32(wasm_v128_and(v, wasm_i32x4_splat(0xffff)));
+  if (ggml_has_min(T)) *m4 = f16x4_to_f32(wasm_u32x4_shr(v, 16));
+}
+/** Lane u of v in every lane. */
+INLINE v128_t lane_splat(v128_t v, const int u) {
+  switch (u) {
+    case 0: return wasm_i32x4_shuffle(v, v, 0, 0, 0, 0);
+    case 1: return wasm_i32x4_shuffle(v, v, 1, 1, 1, 1);
+    case 2: return wasm_i32x4_shuffle(v, v, 2, 2, 2, 2);
+    default: return wasm_i32x4_shuffle(v, v, 3, 3, 3, 3);
   }
-  return acc;
 }
 
 /**
- * One tile against nb activation rows (act + j * as), all of K: each chunk of the four rows is decoded
- * once and applied to every row (accumulators in `accs`, nb vectors). One instance per type, shared by
- * matrix x vector (nb = 1) and matrix x matrix.
+ * The tile's rows against nb activation rows (act + j * as), all of K, one row after the other: each row's
+ * bytes are one sequential stream (which the memory prefetchers follow best) and few values are live (V8
+ * keeps 16 vector registers on x64; four rows at once spill). Per chunk the row's integer lanes take the
+ * zero-point term in lane 0, are converted and scaled into a float32 lane accumulator; minima go to a
+ * second accumulator; both reduced at the end of the row. Matrix x vector; matrix x matrix decodes once
+ * per tile for the whole batch instead (GGML_TILE_FN below).
  */
 #define GGML_ROWS_FN(T, FULL8, NAME)                                                                       \
   static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* const p[4], int32_t act,      \
                                              int32_t as, int nb, v128_t* accs, float* y, int ys, int r,    \
                                              int last) {                                                   \
-    for (int j = 0; j < nb; j++) accs[j] = wasm_f32x4_splat(0);                                          \
+    (void)accs;                                                                                            \
     const int qk = ggml_qk(T), bb = ggml_block_bytes(T);                                                   \
-    for (int b = 0; b < D->cols / qk; b++) {                                                              \
-      _Pragma("clang loop unroll(full)") for (int h = 0; h < qk / 32; h++) {                             \
-        /* h is a constant in each copy: the chunk's shifts and scale fields are fixed */                  \
-        const int k = b * qk + 32 * h;                                                                     \
-        gchunk c[4];                                                                                       \
-        for (int i = 0; i < 4; i++) c[i] = ggml_chunk(T, p[i] + (size_t)b * bb, h);                      \
-        for (int j = 0; j < nb; j++) {                                                                    \
-          const actq A = act_view(act_at(act, as, j), D->kp);                                             \
-          accs[j] = ggml_q8_apply(T, FULL8, c, k, &A, accs[j]);                                            \
+    for (int j = 0; j < nb; j++) {                                                                        \
+      const actq A = act_view(act_at(act, as, j), D->kp);                                                 \
+      float out[4];                                                                                        \
+      for (int i = 0; i < 4 && r + i <= last; i++) {                                                      \
+        v128_t acc = wasm_f32x4_splat(0), accm = acc;                                                      \
+        const uint8_t* q = p[i];                                                                           \
+        int b = 0;                                                                                         \
+        if (GGML_GATHER_D(T))                                                                              \
+          for (; b + 4 <= D->cols / 32; b += 4, q += 4 * bb) {                                            \
+            /* the scales of four blocks converted at once, times their four activation scales */          \
+            v128_t d4, m4 = wasm_f32x4_splat(0);                                                           \
+            ggml_gather_d(T, q, &d4, &m4);                                                                 \
+            const v128_t dx4 = wasm_v128_load(A.d + b);                                                    \
+            d4 = wasm_f32x4_mul(d4, dx4);                                                                  \
+            if (ggml_has_min(T)) m4 = wasm_f32x4_mul(m4, dx4);                                             \
+            _Pragma("clang loop unroll(full)") for (int u = 0; u < 4; u++) {                             \
+              const gchunk c = ggml_chunk(T, q + u * bb, 0);                                               \
+              const grow g = ggml_q8_row_g(T, FULL8, &c, 32 * (b + u), &A);                                \
+              const v128_t S = wasm_i32x4_add(g.s, wasm_i32x4_make(g.zc, 0, 0, 0));                        \
+              acc = fmadd(wasm_f32x4_convert_i32x4(S), lane_splat(d4, u), acc);                            \
+              if (ggml_has_min(T))                                                                         \
+                accm = fmadd(wasm_f32x4_make((float)g.mn, 0, 0, 0), lane_splat(m4, u), accm);              \
+            }                                                                                              \
+          }                                                                                                \
+        for (; b < D->cols / qk; b++, q += bb) {                                                          \
+          _Pragma("clang loop unroll(full)") for (int h = 0; h < qk / 32; h++) {                         \
+            const int k = b * qk + 32 * h;                                                                 \
+            const gchunk c = ggml_chunk(T, q, h);                                                          \
+            const grow g = ggml_q8_row_g(T, FULL8, &c, k, &A);                                             \
+            const float dx = A.d[k >> 5];                                                                  \
+            const v128_t S = wasm_i32x4_add(g.s, wasm_i32x4_make(g.zc, 0, 0, 0));                          \
+            acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_splat(g.d * dx), acc);                     \
+            if (ggml_has_min(T))                                                                           \
+              accm = fmadd(wasm_f32x4_make((float)g.mn, 0, 0, 0), wasm_f32x4_splat(g.dm * dx), accm);      \
+          }                                                                                                \
         }                                                                                                  \
+        out[i] = ggml_has_min(T) ? hsum_f32(acc) + hsum_f32(accm) : hsum_f32(acc);                         \
       }                                                                                                    \
+      for (int i = 0; i < 4 && r + i <= last; i++) y[(size_t)j * ys + r + i] = out[i];                    \
     }                                                                                                      \
-    for (int j = 0; j < nb; j++) store_tile(y + (size_t)j * ys, r, last, accs[j]);                        \
   }
 GGML_ROWS_FN(GT_Q4_0, 0, gq8_q4_0)
 GGML_ROWS_FN(GT_Q4_1, 0, gq8_q4_1)
@@ -428,6 +466,82 @@ INLINE void ggml_q8_rows(const wdesc* D, const uint8_t* const p[4], int32_t act,
 #undef ROWS
 }
 
+/** A decoded chunk of the four tile rows against one activation row, added to acc. */
+INLINE v128_t ggml_q8_apply(const int T, const int full8, const gchunk c[4], int k, const actq* A, v128_t acc) {
+  grow g0 = ggml_q8_row_g(T, full8, &c[0], k, A), g1 = ggml_q8_row_g(T, full8, &c[1], k, A);
+  grow g2 = ggml_q8_row_g(T, full8, &c[2], k, A), g3 = ggml_q8_row_g(T, full8, &c[3], k, A);
+  v128_t S = wasm_i32x4_add(hsum4_i32(g0.s, g1.s, g2.s, g3.s), wasm_i32x4_make(g0.zc, g1.zc, g2.zc, g3.zc));
+  const v128_t dx = wasm_f32x4_splat(A->d[k >> 5]);
+  acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(wasm_f32x4_make(g0.d, g1.d, g2.d, g3.d), dx), acc);
+  if (ggml_has_min(T)) {
+    v128_t M = wasm_i32x4_make(g0.mn, g1.mn, g2.mn, g3.mn);
+    acc = fmadd(wasm_f32x4_convert_i32x4(M), wasm_f32x4_mul(wasm_f32x4_make(g0.dm, g1.dm, g2.dm, g3.dm), dx), acc);
+  }
+  return acc;
+}
+
+/**
+ * Matrix x matrix (nb > 1): one tile against nb activation rows (act + j * as), all of K: each chunk of
+ * the four rows is decoded once and applied to every activation row (accumulators in `accs`, nb vectors),
+ * so the decoding is shared by the batch.
+ */
+#define GGML_TILE_FN(T, FULL8, NAME)                                                                       \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* const p[4], int32_t act,      \
+                                             int32_t as, int nb, v128_t* accs, float* y, int ys, int r,    \
+                                             int last) {                                                   \
+    for (int j = 0; j < nb; j++) accs[j] = wasm_f32x4_splat(0);                                          \
+    const int qk = ggml_qk(T), bb = ggml_block_bytes(T);                                                   \
+    for (int b = 0; b < D->cols / qk; b++) {                                                              \
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < qk / 32; h++) {                             \
+        /* h is a constant in each copy: the chunk's shifts and scale fields are fixed */                  \
+        const int k = b * qk + 32 * h;                                                                     \
+        gchunk c[4];                                                                                       \
+        for (int i = 0; i < 4; i++) c[i] = ggml_chunk(T, p[i] + (size_t)b * bb, h);                      \
+        for (int j = 0; j < nb; j++) {                                                                    \
+          const actq A = act_view(act_at(act, as, j), D->kp);                                             \
+          accs[j] = ggml_q8_apply(T, FULL8, c, k, &A, accs[j]);                                            \
+        }                                                                                                  \
+      }                                                                                                    \
+    }                                                                                                      \
+    for (int j = 0; j < nb; j++) store_tile(y + (size_t)j * ys, r, last, accs[j]);                        \
+  }
+GGML_TILE_FN(GT_Q4_0, 0, gq8t_q4_0)
+GGML_TILE_FN(GT_Q4_1, 0, gq8t_q4_1)
+GGML_TILE_FN(GT_Q5_0, 0, gq8t_q5_0)
+GGML_TILE_FN(GT_Q5_1, 0, gq8t_q5_1)
+GGML_TILE_FN(GT_Q8_0, 0, gq8t_q8_0)
+GGML_TILE_FN(GT_Q8_0, 1, gq8t_q8_0_full)
+GGML_TILE_FN(GT_Q2_K, 0, gq8t_q2_k)
+GGML_TILE_FN(GT_Q3_K, 0, gq8t_q3_k)
+GGML_TILE_FN(GT_Q4_K, 0, gq8t_q4_k)
+GGML_TILE_FN(GT_Q5_K, 0, gq8t_q5_k)
+GGML_TILE_FN(GT_Q6_K, 0, gq8t_q6_k)
+GGML_TILE_FN(GT_IQ4_NL, 0, gq8t_iq4_nl)
+GGML_TILE_FN(GT_MXFP4, 0, gq8t_mxfp4)
+
+INLINE void ggml_q8_tiles(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, v128_t* accs,
+                          float* y, int ys, int r, int last) {
+#define TILES(NAME) NAME(D, p, act, as, nb, accs, y, ys, r, last)
+  switch (D->bits) {
+    case GT_Q4_0: TILES(gq8t_q4_0); break;
+    case GT_Q4_1: TILES(gq8t_q4_1); break;
+    case GT_Q5_0: TILES(gq8t_q5_0); break;
+    case GT_Q5_1: TILES(gq8t_q5_1); break;
+    case GT_Q8_0:
+      if (D->dot_class == DOT_FULL8) TILES(gq8t_q8_0_full);
+      else TILES(gq8t_q8_0);
+      break;
+    case GT_Q2_K: TILES(gq8t_q2_k); break;
+    case GT_Q3_K: TILES(gq8t_q3_k); break;
+    case GT_Q4_K: TILES(gq8t_q4_k); break;
+    case GT_Q5_K: TILES(gq8t_q5_k); break;
+    case GT_Q6_K: TILES(gq8t_q6_k); break;
+    case GT_IQ4_NL: TILES(gq8t_iq4_nl); break;
+    default: TILES(gq8t_mxfp4); break;
+  }
+#undef TILES
+}
+
 EXPORT void mv_ggml_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   v128_t acc;
@@ -446,7 +560,8 @@ EXPORT void mm_ggml_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    ggml_q8_rows(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
+    if (nb > 1) ggml_q8_tiles(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
+    else ggml_q8_rows(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
   }
 }
 #endif

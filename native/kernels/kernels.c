@@ -7,4 +7,5 @@
 #include "dense.h"
 #include "sliced.h"
 #include "ggml.h"
+#include "ggml-k.h"
 #include "lut.h"

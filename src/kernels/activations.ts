@@ -59,6 +59,58 @@ export function quantizeQ8Reference(x: Float32Array): Q8Vector {
   return { qs, d, s };
 }
 
+/** Bytes of the 'q8k' activation buffer of kp values (the 'q8' buffer + block sums per 16 and per 32). */
+export function q8kBytes(kp: number): number {
+  return q8Bytes(kp) + kp / 8 + kp / 16;
+}
+
+/**
+ * Q8_K activations (mode 'q8k', the K-quants' kernels), as ggml's quantize_row_q8_K_ref: per block of 256
+ *
+ *   amax = max |x_i| (NaN propagates), max = the first x_i with |x_i| = amax, iscale = -127 / max,
+ *   q_i = clamp(roundTiesToEven(iscale * x_i), -127, 127) (NaN -> 0), d = 1 / iscale    every step float32
+ *   amax = 0: d = 0, every q_i = 0.
+ *
+ * (ggml clamps at 127 only: iscale x_i never rounds below -127, so the clamp changes nothing.) Returned in
+ * the shape of Q8Vector: d repeated for each 32 of the block (the kernel's buffer holds it that way), s
+ * the sums of each 16 codes. `x.length` is a multiple of 256. |x - d q| <= 0.5001 |d|.
+ */
+export function quantizeQ8KReference(x: Float32Array): Q8Vector {
+  const kp = x.length;
+  const qs = new Int8Array(kp);
+  const d = new Float32Array(kp / 32);
+  const s = new Int32Array(kp / 16);
+  for (let b = 0; b < kp / 256; b++) {
+    const o = 256 * b;
+    let amax = 0;
+    for (let j = 0; j < 256; j++) {
+      const a = Math.abs(x[o + j]!);
+      amax = Number.isNaN(a) || Number.isNaN(amax) ? Number.NaN : Math.max(amax, a);
+    }
+    let iscale = 0;
+    let db = 0;
+    if (Number.isNaN(amax)) iscale = db = Number.NaN;
+    else if (amax !== 0) {
+      let mx = amax;
+      for (let j = 0; j < 256; j++)
+        if (Math.abs(x[o + j]!) === amax) {
+          mx = x[o + j]!;
+          break;
+        }
+      iscale = fr(-127 / mx);
+      db = fr(1 / iscale);
+    }
+    d.fill(db, 8 * b, 8 * b + 8);
+    for (let j = 0; j < 256; j++) {
+      const v = fr(x[o + j]! * iscale);
+      const q = Number.isNaN(v) ? 0 : Math.max(-127, Math.min(127, roundTiesToEven(v)));
+      qs[o + j] = q;
+      s[(o + j) >> 4]! += q;
+    }
+  }
+  return { qs, d, s };
+}
+
 /** Reads an int8 activation buffer the kernel wrote (kp values at byte address p). */
 export function readQ8(buffer: ArrayBufferLike, p: number, kp: number): Q8Vector {
   return {

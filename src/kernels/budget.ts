@@ -9,10 +9,12 @@
  *   'q8'    |y - ref(x_q)| <= (kp / 16 + 16) u mag    exact integer sums per 16 / 32 weights; each block
  *                                                term takes <= 4 roundings (scale products, the
  *                                                conversion of sums past 2^24) and one addition per block.
+ *   'q8k'   the 'q8' bound (exact integer sums per super-block of 256, <= 4 roundings per super-block).
  *   'lut8'  against lutRowReference (the same int8 tables): the 'q8' bound.
  *
  * Against the exact product of the float32 activations, the int8 paths add their activation error:
  *   'q8'    sum over blocks of 32 of 0.5001 d_b sum_{k in b} |w_k|     (|x - d q| <= 0.5001 d, activations.ts)
+ *   'q8k'   the same with d_b the Q8_K scale of the 256-block holding b (|d|: ggml's d may be negative)
  *   'lut8'  lutRowReference's tableError: every table entry is off by at most dt / 2.
  * The factors are worst cases (first order in u, which is 2^-24: second-order terms are below 1e-6 of them);
  * typical errors are far smaller.
@@ -32,6 +34,6 @@ export function roundingBudget(mode: ActivationMode, kp: number): number {
  */
 export function q8ActivationBudget(blockAbs: ArrayLike<number>, d: ArrayLike<number>): number {
   let e = 0;
-  for (let b = 0; b < d.length; b++) e += 0.5001 * d[b]! * blockAbs[b]!;
+  for (let b = 0; b < d.length; b++) e += 0.5001 * Math.abs(d[b]!) * blockAbs[b]!;
   return e;
 }

@@ -11,7 +11,7 @@
  *   const Y = k.matmul(w, X, 32, { mode: 'f32' }); // prefill: 32 activation rows, float32 activations
  */
 import { MixqError } from '../core/errors.ts';
-import { q8Bytes } from './activations.ts';
+import { q8Bytes, q8kBytes } from './activations.ts';
 import { prepareDense, type DenseType } from './dense.ts';
 import { prepareGgml } from './ggml.ts';
 import { DESC_BYTES, type Desc, type LayoutName, readDesc, writeDesc } from './layout.ts';
@@ -247,8 +247,8 @@ export class KernelContext {
     const fn = this.kernelName(w, op, mode);
     let act = xp;
     let stride = kp; // float32 elements
-    if (mode === 'q8' || mode === 'lut8') {
-      stride = mode === 'q8' ? q8Bytes(kp) : this.lutActBytes(d);
+    if (mode !== 'f32') {
+      stride = mode === 'q8' ? q8Bytes(kp) : mode === 'q8k' ? q8kBytes(kp) : this.lutActBytes(d);
       act = this.buffer('q', stride * batch);
       for (let j = 0; j < batch; j++) this.quantize(mode, d, xp + 4 * j * kp, act + j * stride);
     }
@@ -293,6 +293,7 @@ export class KernelContext {
   /** Quantizes float32 activations (kp values at xp) for a mode into its buffer at out. */
   protected quantize(mode: ActivationMode, d: Desc, xp: number, out: number): void {
     if (mode === 'q8') this.exports.act_q8(xp, d.kp, out);
+    else if (mode === 'q8k') this.exports.act_q8k(xp, d.kp, out);
     else (this.exports.act_lut as (x: number, kp: number, out: number) => void)(xp, d.kp, out);
   }
 

@@ -58,12 +58,7 @@ export function prepareGgml(
       field: 'data.length',
       expected: String(src.rows * rowBytes),
     });
-  let dot: number = DOT.u6;
-  if (type === 'Q8_0')
-    for (let i = 0; i < src.data.length; i += 34) {
-      for (let j = 2; j < 34; j++) if (src.data[i + j] === 0x80) dot = DOT.full8;
-      if (dot === DOT.full8) break;
-    }
+  const dot = type === 'Q8_0' && hasQ8Code128(src.data) ? DOT.full8 : DOT.u6;
   let data: number;
   const allocations: number[] = [];
   if (src.data.buffer === mem.memory.buffer) data = src.data.byteOffset;
@@ -86,6 +81,16 @@ export function prepareGgml(
     dotClass: dot,
   });
   return { desc, allocations, bytes: allocations.length ? src.data.length : 0 };
+}
+
+/**
+ * Whether Q8_0 blocks hold a code of -128 (byte 0x80 at offsets 2..33 of a 34-byte block). Native
+ * indexOf jumps between 0x80 bytes (a 1B-parameter file was a 4-second byte loop in JavaScript); a hit
+ * in a scale (offsets 0, 1) is skipped.
+ */
+export function hasQ8Code128(data: Uint8Array): boolean {
+  for (let i = data.indexOf(0x80); i >= 0; i = data.indexOf(0x80, i + 1)) if (i % 34 >= 2) return true;
+  return false;
 }
 
 const BY_ID = new Map(GGML_KERNEL_TYPES.map((n) => [BLOCK_TYPES[n].ggmlTypeId, n] as const));

@@ -31,7 +31,14 @@ export {
   mixqSafetensorsSource,
   type WeightSource,
 } from './source.ts';
-export { dequantizeQ8, q8Bytes, type Q8Vector, quantizeQ8Reference } from './activations.ts';
+export {
+  dequantizeQ8,
+  q8Bytes,
+  q8kBytes,
+  type Q8Vector,
+  quantizeQ8KReference,
+  quantizeQ8Reference,
+} from './activations.ts';
 export { type LutActivations, lutActivationsReference, lutRowReference } from './lut.ts';
 export { type ReferenceProduct, referenceProduct, type RowDecoder, rowBlockAbs } from './reference.ts';
 export { q8ActivationBudget, roundingBudget, UNIT_ROUNDOFF } from './budget.ts';

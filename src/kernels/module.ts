@@ -11,10 +11,14 @@ import * as ST from './wasm/kernels.generated.ts';
 
 export type KernelVariant = 'simd128' | 'relaxed';
 
+/** Identity of the shipped kernel build (sha256 of its C sources): measured speeds belong to one build. */
+export const KERNELS_BUILD: string = ST.SOURCE_SHA256;
+
 /** The exported kernel functions (every argument and result an i32 / f32 number). */
 export interface KernelExports {
   readonly [name: string]: unknown;
   act_q8(x: number, kp: number, out: number): void;
+  act_q8k(x: number, kp: number, out: number): void;
   read_bandwidth(p: number, bytes: number): number;
 }
 

@@ -7,6 +7,9 @@
  *   'f32'  float32 activations; every weight decoded to its exact value, products summed in float32.
  *   'q8'   activations quantized to int8 blocks of 32 (activations.ts), integer dot products per block,
  *          float32 scaling (llama.cpp's scheme for its types; MatMulNBits' accuracy_level 4).
+ *   'q8k'  ggml's K-quants only: activations quantized as llama.cpp's Q8_K (blocks of 256, one float32
+ *          scale, ggml's quantize_row_q8_K_ref, activations.ts), one exact integer sum per super-block and
+ *          row, one float32 scaling: llama.cpp's scheme for the K-quants ("llama.cpp-exact" activations).
  *   'lut8' bit-plane lookup tables (T-MAC): int8 tables of sums of 4 activations (lut.ts).
  */
 import { type Desc, LAYOUT, type LayoutName } from './layout.ts';
@@ -15,7 +18,7 @@ import { decodeGgmlRow } from './ggml.ts';
 import { decodeLutRow } from './lut.ts';
 import { decodeSlicedRow } from './sliced.ts';
 
-export type ActivationMode = 'f32' | 'q8' | 'lut8';
+export type ActivationMode = 'f32' | 'q8' | 'q8k' | 'lut8';
 
 /** Kernel function names (exports of native/kernels/kernels.c) of one layout, per operation and mode. */
 export interface LayoutKernels {
@@ -51,8 +54,8 @@ export const LAYOUTS: Readonly<Record<LayoutName, { kernels: LayoutKernels; deco
   },
   ggml: {
     kernels: {
-      matvec: { f32: 'mv_ggml_f32', q8: 'mv_ggml_q8' },
-      matmul: { f32: 'mm_ggml_f32', q8: 'mm_ggml_q8' },
+      matvec: { f32: 'mv_ggml_f32', q8: 'mv_ggml_q8', q8k: 'mv_ggml_q8k' },
+      matmul: { f32: 'mm_ggml_f32', q8: 'mm_ggml_q8', q8k: 'mm_ggml_q8k' },
     },
     decode: (b, d, _v, r, o) => decodeGgmlRow(b, d, r, o),
   },
@@ -83,6 +86,8 @@ const ggml = (description: string, modes: readonly ActivationMode[] = ['q8', 'f3
   description,
   modes,
 });
+/** K-quants: Q8_K activations by default (llama.cpp's scheme), the 32-blocks and float32 on request. */
+const KQ: readonly ActivationMode[] = ['q8k', 'q8', 'f32'];
 const sliced = (description: string, modes: readonly ActivationMode[]): KernelFormat => ({
   layout: 'sliced',
   description,
@@ -127,11 +132,11 @@ export const KERNEL_FORMATS = {
   Q4_1: ggml('ggml Q4_1'),
   Q5_0: ggml('ggml Q5_0'),
   Q5_1: ggml('ggml Q5_1'),
-  Q2_K: ggml('ggml Q2_K (super-blocks of 256)'),
-  Q3_K: ggml('ggml Q3_K'),
-  Q4_K: ggml('ggml Q4_K'),
-  Q5_K: ggml('ggml Q5_K'),
-  Q6_K: ggml('ggml Q6_K'),
+  Q2_K: ggml('ggml Q2_K (super-blocks of 256)', KQ),
+  Q3_K: ggml('ggml Q3_K', KQ),
+  Q4_K: ggml('ggml Q4_K', KQ),
+  Q5_K: ggml('ggml Q5_K', KQ),
+  Q6_K: ggml('ggml Q6_K', KQ),
   IQ4_NL: ggml('ggml IQ4_NL (non-linear int8 table)'),
   MXFP4: ggml('ggml MXFP4 (gpt-oss layout)'),
 } as const satisfies Record<string, KernelFormat>;

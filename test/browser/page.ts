@@ -16,6 +16,7 @@ import {
   hasWasmSimd,
   type KernelContext,
   type PreparedWeight,
+  quantizeQ8KReference,
   quantizeQ8Reference,
   roundingBudget,
   Rng,
@@ -151,12 +152,13 @@ function differential(k: KernelContext, name: string, w: PreparedWeight, rng: Rn
       const x = Float32Array.from({ length: w.cols * batch }, () => rng.nextNormal());
       const y = k.matmul(w, x, batch, { mode });
       let xr: ArrayLike<number> = x;
-      if (mode === 'q8') {
+      if (mode === 'q8' || mode === 'q8k') {
+        const quantize = mode === 'q8' ? quantizeQ8Reference : quantizeQ8KReference;
         const xh = new Float64Array(w.cols * batch);
         for (let j = 0; j < batch; j++) {
           const xp = new Float32Array(w.kp);
           xp.set(x.subarray(j * w.cols, (j + 1) * w.cols));
-          xh.set(dequantizeQ8(quantizeQ8Reference(xp)).subarray(0, w.cols), j * w.cols);
+          xh.set(dequantizeQ8(quantize(xp)).subarray(0, w.cols), j * w.cols);
         }
         xr = xh;
       }

@@ -241,8 +241,8 @@ test('the cost table: one timed entry per format x shape, weights at their store
   assert.deepEqual(
     t.map((e) => [e.format, e.batch, e.mode, e.bytes]),
     [
-      ['Q4_K', 1, 'q8', (64 * 256 * 144) / 256],
-      ['Q4_K', 4, 'q8', (64 * 256 * 144) / 256],
+      ['Q4_K', 1, 'q8k', (64 * 256 * 144) / 256],
+      ['Q4_K', 4, 'q8k', (64 * 256 * 144) / 256],
       ['F16', 1, 'f32', 64 * 256 * 2],
       ['F16', 4, 'f32', 64 * 256 * 2],
       ['int3/32/fp16', 1, 'q8', (64 * 256 * 3) / 8 + 64 * 8 * 2],

@@ -1,6 +1,7 @@
 /**
  * Activation quantization in WebAssembly against its TypeScript references, bit for bit: the int8 blocks
- * of the 'q8' mode (act_q8 vs quantizeQ8Reference, which llama.cpp's Q8_0 scheme defines) and the int8
+ * of the 'q8' mode (act_q8 vs quantizeQ8Reference, which llama.cpp's Q8_0 scheme defines), the Q8_K blocks
+ * of the 'q8k' mode (act_q8k vs quantizeQ8KReference: ggml's quantize_row_q8_K_ref) and the int8
  * lookup tables of the 'lut8' mode (act_lut vs lutActivationsReference). Inputs include the values where
  * float32 rounding decides: exact ties of the int8 grid, the largest and smallest magnitudes, subnormals,
  * signed zeros, infinities and NaN (which must reach the output: a NaN activation never turns into a
@@ -9,7 +10,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../src/core/rng.ts';
-import { q8Bytes, quantizeQ8Reference, readQ8 } from '../../src/kernels/activations.ts';
+import {
+  q8Bytes,
+  q8kBytes,
+  quantizeQ8KReference,
+  quantizeQ8Reference,
+  readQ8,
+} from '../../src/kernels/activations.ts';
 import { createKernels } from '../../src/kernels/context.ts';
 import { lutActivationsReference } from '../../src/kernels/lut.ts';
 
@@ -38,20 +45,36 @@ function inputs(): Float32Array[] {
   return out;
 }
 
-test('act_q8 equals quantizeQ8Reference bit for bit', async () => {
+/** Every input padded with zeros to a multiple of `n` values. */
+function padded(n: number): Float32Array[] {
+  return inputs().map((x) => {
+    const out = new Float32Array(Math.ceil(x.length / n) * n);
+    out.set(x);
+    return out;
+  });
+}
+
+async function checkQuantizer(mode: 'q8' | 'q8k'): Promise<void> {
   const k = await createKernels();
-  for (const x of inputs()) {
+  const inp = mode === 'q8' ? inputs() : padded(256);
+  // q8k: the first block's largest magnitude twice with opposite signs (the first one sets the sign)
+  if (mode === 'q8k')
+    inp.push(Float32Array.from({ length: 256 }, (_, i) => (i === 3 ? -5 : i === 9 ? 5 : i / 100)));
+  for (const x of inp) {
     const kp = x.length;
+    const bytes = mode === 'q8' ? q8Bytes(kp) : q8kBytes(kp);
+    if (mode === 'q8k') assert.equal((k.exports.q8k_act_bytes as (n: number) => number)(kp), bytes);
     const xp = k.memory.alloc(4 * kp);
-    const qp = k.memory.alloc(q8Bytes(kp));
+    const qp = k.memory.alloc(bytes);
     k.memory.f32(xp, kp).set(x);
-    k.exports.act_q8(xp, kp, qp);
+    if (mode === 'q8') k.exports.act_q8(xp, kp, qp);
+    else k.exports.act_q8k(xp, kp, qp);
     const got = readQ8(k.memory.memory.buffer, qp, kp);
-    const want = quantizeQ8Reference(x);
+    const want = mode === 'q8' ? quantizeQ8Reference(x) : quantizeQ8KReference(x);
     assert.deepEqual(Array.from(got.qs), Array.from(want.qs));
     assert.deepEqual(Array.from(got.s), Array.from(want.s));
     for (let b = 0; b < want.d.length; b++)
-      assert.ok(Object.is(got.d[b], want.d[b]), `block ${b}: d ${got.d[b]} vs ${want.d[b]}`);
+      assert.ok(Object.is(got.d[b], want.d[b]), `${mode} block ${b}: d ${got.d[b]} vs ${want.d[b]}`);
     // the widened copy the SIMD128 dot reads
     assert.deepEqual(Array.from(new Int16Array(k.memory.memory.buffer, qp + kp, kp)), Array.from(want.qs));
     // |q| and the sign mask the relaxed dot of signed weights reads
@@ -64,10 +87,20 @@ test('act_q8 equals quantizeQ8Reference bit for bit', async () => {
       Array.from(new Int8Array(k.memory.memory.buffer, t + kp, kp)),
       Array.from(want.qs, (q) => (q < 0 ? -1 : 0)),
     );
+    if (mode === 'q8k') {
+      // block sums per 16 and per 32 as int16 (the K-quant kernels' zero points and minima)
+      const bs = new Int16Array(k.memory.memory.buffer, qp + q8Bytes(kp), kp / 16 + kp / 32);
+      assert.deepEqual(Array.from(bs.subarray(0, kp / 16)), Array.from(want.s));
+      const s32 = Array.from({ length: kp / 32 }, (_, b) => want.s[2 * b]! + want.s[2 * b + 1]!);
+      assert.deepEqual(Array.from(bs.subarray(kp / 16)), s32);
+    }
     k.memory.release(xp);
     k.memory.release(qp);
   }
-});
+}
+
+test('act_q8 equals quantizeQ8Reference bit for bit', () => checkQuantizer('q8'));
+test('act_q8k equals quantizeQ8KReference bit for bit', () => checkQuantizer('q8k'));
 
 test('act_lut equals lutActivationsReference bit for bit', async () => {
   const k = await createKernels();

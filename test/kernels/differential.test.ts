@@ -19,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { hasWasmRelaxedSimd } from '../../src/core/wasm.ts';
-import { dequantizeQ8, quantizeQ8Reference } from '../../src/kernels/activations.ts';
+import { dequantizeQ8, quantizeQ8KReference, quantizeQ8Reference } from '../../src/kernels/activations.ts';
 import { q8ActivationBudget, roundingBudget } from '../../src/kernels/budget.ts';
 import { createKernels, type KernelContext, type PreparedWeight } from '../../src/kernels/context.ts';
 import { lutActivationsReference, lutRowReference } from '../../src/kernels/lut.ts';
@@ -41,13 +41,13 @@ import {
 const CHILD = process.env.MIXQ_KERNEL_TEST_CHILD === '1';
 
 /** int8 activations of `batch` rows of `cols` values, as the kernels read them, and what they stand for. */
-function q8Rows(x: Float32Array, cols: number, kp: number, batch: number) {
+function q8Rows(x: Float32Array, cols: number, kp: number, batch: number, mode: 'q8' | 'q8k') {
   const xhat = new Float64Array(cols * batch);
   const d: Float32Array[] = [];
   for (let j = 0; j < batch; j++) {
     const xp = new Float32Array(kp);
     xp.set(x.subarray(j * cols, (j + 1) * cols));
-    const q = quantizeQ8Reference(xp);
+    const q = mode === 'q8' ? quantizeQ8Reference(xp) : quantizeQ8KReference(xp);
     d.push(q.d);
     xhat.set(dequantizeQ8(q).subarray(0, cols), j * cols);
   }
@@ -75,8 +75,8 @@ function checkProducts(
       );
     return;
   }
-  if (mode === 'q8') {
-    const { xhat, d } = q8Rows(x, cols, kp, batch);
+  if (mode === 'q8' || mode === 'q8k') {
+    const { xhat, d } = q8Rows(x, cols, kp, batch, mode);
     const ref = k.reference(w, xhat, batch);
     const blockAbs = rowBlockAbs((r, o) => o.set(k.decodeRow(w, r)), rows, kp);
     for (let j = 0; j < batch; j++)

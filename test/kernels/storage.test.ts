@@ -12,6 +12,8 @@ import { packBitPlanes, packedFromQuantizer } from '../../src/export/onnx/packed
 import { getFormat } from '../../src/formats/index.ts';
 import { createKernels } from '../../src/kernels/context.ts';
 import { BLOCK_TYPES } from '../../src/blocks/registry.ts';
+import { hasQ8Code128 } from '../../src/kernels/ggml.ts';
+import { DOT } from '../../src/kernels/layout.ts';
 import { type MixqSpec, mixqCase } from './cases.ts';
 
 const k = await createKernels();
@@ -114,4 +116,22 @@ test("mixq's ONNX bit-plane packed weights prepare to the graph's decoded values
     }
     k.release(w);
   }
+});
+
+test('Q8_0 weights with a code of -128 take the widening dot, a 0x80 scale byte does not', () => {
+  const blocks = new Uint8Array(34 * 5);
+  assert.equal(hasQ8Code128(blocks), false);
+  blocks[34 * 2 + 1] = 0x80; // a scale's high byte: -0 (no code)
+  blocks[34 * 3] = 0x80;
+  assert.equal(hasQ8Code128(blocks), false);
+  for (const at of [2, 33]) {
+    const b = blocks.slice();
+    b[34 * 4 + at] = 0x80;
+    assert.equal(hasQ8Code128(b), true, `code byte ${at}`);
+  }
+  const w = k.prepare({ kind: 'ggml', type: 'Q8_0', rows: 5, cols: 32, data: blocks });
+  assert.equal(k.descOf(w).dotClass, DOT.u6);
+  blocks[34 * 4 + 7] = 0x80;
+  const w2 = k.prepare({ kind: 'ggml', type: 'Q8_0', rows: 5, cols: 32, data: blocks });
+  assert.equal(k.descOf(w2).dotClass, DOT.full8);
 });

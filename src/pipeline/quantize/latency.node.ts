@@ -9,7 +9,7 @@
  * thread count), weights rotated over the model's working set at 4 bits (at most 64 MiB, so a product's
  * weights are as cold as during a token), and cached in `<cache>/mixq/cost-<key>.json` (cache =
  * $MIXQ_CACHE_DIR, else $XDG_CACHE_HOME or ~/.cache), keyed by CPU model, core count, thread count, kernel
- * variant, Node and mixq versions: entries missing for a run are measured and added. `--cost-table <file>`
+ * variant and build, Node and mixq versions: entries missing for a run are measured and added. `--cost-table <file>`
  * reads a table file instead and measures nothing (reproducible tests; a missing entry is an error).
  *
  * File (JSON): { "kind": "mixq-cost-table", "version": 1, "machine": {...}, "entries": [CostEntry, ...] }.
@@ -23,6 +23,7 @@ import { type CostEntry, type CostFormat, costFormatName, measureCostTable } fro
 import { writeFileAtomic } from '../../io/files.node.ts';
 import { createKernels, type KernelContext } from '../../kernels/context.ts';
 import { createKernelPool } from '../../kernels/pool.node.ts';
+import { KERNELS_BUILD } from '../../kernels/module.ts';
 import type { RowLayout } from '../../quant/layout.ts';
 import type { Scheme } from '../../quant/scheme.ts';
 import { VERSION } from '../../version.ts';
@@ -163,6 +164,7 @@ export async function latencyModel(
         kernels: kernels.variant,
         node: process.version,
         mixq: VERSION,
+        kernelsBuild: KERNELS_BUILD.slice(0, 16),
         rotateBytes,
       };
       const id = createHash('sha256').update(JSON.stringify(machine)).digest('hex').slice(0, 16);

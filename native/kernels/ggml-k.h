@@ -1,0 +1,359 @@
+// ggml's K-quants (Q2_K .. Q6_K) against Q8_K activations, as llama.cpp runs them: activations quantized
+// in blocks of 256 with one float32 scale (ggml's quantize_row_q8_K_ref), so a whole super-block of 256
+// weights is one exact integer sum per row and takes ONE float32 scaling:
+//
+//   row term of super-block b = dx_b * ( d * S  +  (-dmin) * M )
+//   S = sum_j sc_j * (sum_{k in j} c_k q_k  -  z * bsum_j)       (integer, sub-blocks j of 16 or 32)
+//   M = sum_j m_j * bsum_j                                       (integer; types with minima)
+//
+// The sub-scales multiply 16-bit partial sums inside the vector (i32x4.dot_i16x8_s with the scale splat),
+// the zero points and minima are one dot of the sub-scales with the activation's block sums per
+// super-block: no per-chunk float work and no per-chunk horizontal sums. Rows run one after the other
+// (one sequential byte stream each; the activations stay in L1): with four rows interleaved V8's 16 vector
+// registers spill, and Q3_K / Q6_K ran 2-3x slower that way. The decoding of each type's bits is the same
+// as ggml.h's (src/blocks/ggml has each layout and is the reference).
+//
+// Activation buffer ('q8k', src/kernels/activations.ts q8kBytes): the 'q8' buffer of common.h (`actq`,
+// with each 256-block's scale repeated in its eight 32-slots) followed by bs16 int16[kp/16] (sum of each 16
+// codes) and bs32 int16[kp/32] (sum of each 32).
+#ifndef MIXQ_KERNELS_GGML_K_H
+#define MIXQ_KERNELS_GGML_K_H
+#include "ggml.h"
+
+typedef struct {
+  const int8_t* qs;
+  const int16_t* qs16;
+  const float* d;
+  const int16_t* bs16;
+  const int16_t* bs32;
+} actk;
+
+INLINE actk actk_view(uint32_t base, int kp) {
+  const uint8_t* p = (const uint8_t*)(uintptr_t)base;
+  const size_t t = act_bytes(kp);
+  actk a = {(const int8_t*)p, (const int16_t*)(p + kp), (const float*)(p + 3 * (size_t)kp),
+            (const int16_t*)(p + t), (const int16_t*)(p + t + (size_t)kp / 8)};
+  return a;
+}
+/** Bytes of a 'q8k' activation buffer of kp values. */
+INLINE size_t actk_bytes(int kp) { return act_bytes(kp) + (size_t)kp / 8 + (size_t)kp / 16; }
+EXPORT int32_t q8k_act_bytes(int32_t kp) { return (int32_t)actk_bytes(kp); }
+
+// ---------------------------------------------------------------------------------------------------
+// Q8_K activations (reference: activations.ts quantizeQ8KReference, ggml's quantize_row_q8_K_ref):
+//   per block of 256: amax = max |x| (NaN propagates), max = the first x with |x| = amax,
+//   iscale = -127 / max, q = clamp(roundTiesToEven(iscale * x), -127, 127) (NaN -> 0), d = 1 / iscale;
+//   amax = 0: d = 0, q = 0.                                    every step float32
+EXPORT void act_q8k(int32_t x_, int32_t kp, int32_t out_) {
+  const float* x = (const float*)(uintptr_t)x_;
+  uint8_t* out = (uint8_t*)(uintptr_t)out_;
+  int8_t* qs = (int8_t*)out;
+  int16_t* qs16 = (int16_t*)(out + kp);
+  float* d = (float*)(out + 3 * (size_t)kp);
+  int32_t* s = (int32_t*)(out + 3 * (size_t)kp + (size_t)kp / 8);
+  int8_t* aq = (int8_t*)(out + 3 * (size_t)kp + (size_t)kp / 8 + (size_t)kp / 4);
+  int8_t* sg = aq + kp;
+  int16_t* bs16 = (int16_t*)(out + act_bytes(kp));
+  int16_t* bs32 = bs16 + kp / 16;
+  const v128_t lim = wasm_i32x4_splat(127), nlim = wasm_i32x4_splat(-127);
+  for (int b = 0; b < kp / 256; b++) {
+    const float* xb = x + 256 * b;
+    v128_t m = wasm_f32x4_splat(0);
+    for (int j = 0; j < 64; j++) m = wasm_f32x4_max(m, wasm_f32x4_abs(wasm_v128_load(xb + 4 * j)));
+    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 2, 3, 0, 1));
+    m = wasm_f32x4_max(m, wasm_i32x4_shuffle(m, m, 1, 0, 3, 2));
+    const float amax = wasm_f32x4_extract_lane(m, 0);
+    float iscale = 0.0f, db = 0.0f;
+    if (amax != amax) iscale = db = amax;  // NaN
+    else if (amax != 0.0f) {
+      float mx = amax;
+      for (int j = 0; j < 256; j++)
+        if (__builtin_fabsf(xb[j]) == amax) {
+          mx = xb[j];
+          break;
+        }
+      iscale = -127.0f / mx;
+      db = 1.0f / iscale;
+    }
+    for (int j = 0; j < 8; j++) d[8 * b + j] = db;
+    const v128_t vis = wasm_f32x4_splat(iscale);
+    for (int c = 0; c < 16; c++) {  // 16 values at a time
+      const int k = 256 * b + 16 * c;
+      v128_t q32[4];
+      for (int t = 0; t < 4; t++) {
+        v128_t q = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + k + 4 * t), vis)));
+        q32[t] = wasm_i32x4_max(wasm_i32x4_min(q, lim), nlim);
+      }
+      const int32_t sum = act_store16(q32, qs, qs16, aq, sg, k);
+      s[k >> 4] = sum;
+      bs16[k >> 4] = (int16_t)sum;
+      if (c & 1) bs32[k >> 5] = (int16_t)(bs16[(k >> 4) - 1] + sum);
+    }
+  }
+}
+
+// ---- integer dots of codes (u8 lanes, < 2^7) with Q8_K activations, times an i16 sub-scale splat ----
+// Relaxed: i16x8.relaxed_dot_i8x16_i7x16_s (pairs of products, exact: |c q| sums stay below 2^15), then
+// i32x4.dot_i16x8_s with the scale: the scale multiplication and the widening are one instruction.
+// SIMD128: codes widened to i16 and multiplied by the scale (|c sc| < 2^13), then dot with qs16.
+
+/** acc + sc * sum_{t<16} c[t] q[k+t]. */
+INLINE v128_t kdot16(v128_t c, const actk* A, int k, v128_t sc16, v128_t acc) {
+#if MIXQ_RELAXED
+  return wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(rdot16(c, wasm_v128_load(A->qs + k)), sc16));
+#else
+  v128_t lo = wasm_i16x8_mul(wasm_u16x8_extend_low_u8x16(c), sc16);
+  v128_t hi = wasm_i16x8_mul(wasm_u16x8_extend_high_u8x16(c), sc16);
+  acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(lo, wasm_v128_load(A->qs16 + k)));
+  return wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(hi, wasm_v128_load(A->qs16 + k + 8)));
+#endif
+}
+/** acc + sc * sum_{t<32} c[t] q[k+t], codes < 2^6 (c0: t < 16, c1: t >= 16). */
+INLINE v128_t kdot32(v128_t c0, v128_t c1, const actk* A, int k, v128_t sc16, v128_t acc) {
+#if MIXQ_RELAXED
+  v128_t p = wasm_i16x8_add(rdot16(c0, wasm_v128_load(A->qs + k)), rdot16(c1, wasm_v128_load(A->qs + k + 16)));
+  return wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(p, sc16));
+#else
+  return kdot16(c1, A, k + 16, sc16, kdot16(c0, A, k, sc16, acc));
+#endif
+}
+
+#define SPLAT16(v, j) wasm_i16x8_shuffle(v, v, j, j, j, j, j, j, j, j)
+
+/** Bit j of each byte of v moved to bit `to` (other bits 0). */
+INLINE v128_t bit_to(v128_t v, int j, int to) {
+  v128_t t = wasm_v128_and(v, wasm_i8x16_splat((int8_t)(1 << j)));
+  return j < to ? wasm_i16x8_shl(t, to - j) : j > to ? wasm_u16x8_shr(t, j - to) : t;
+}
+
+/** Result of one row and one super-block: S and M of the header (i32x4 lanes to be summed). */
+typedef struct {
+  v128_t s, m;
+} ksum;
+
+/** Q4_K / Q5_K: 8 6-bit scales and mins (get_scale_min_k4) as [sc0..sc7 | m0..m7] u8 lanes. */
+INLINE v128_t k4_scales(const uint8_t* q) {
+  uint32_t u0, u1, u2;
+  __builtin_memcpy(&u0, q, 4);
+  __builtin_memcpy(&u1, q + 4, 4);
+  __builtin_memcpy(&u2, q + 8, 4);
+  const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+  const uint32_t sc_lo = u0 & m6, sc_hi = (u2 & m4) | (((u0 >> 6) & m2) << 4);
+  const uint32_t mn_lo = u1 & m6, mn_hi = ((u2 >> 4) & m4) | (((u1 >> 6) & m2) << 4);
+  return wasm_i32x4_make((int32_t)sc_lo, (int32_t)sc_hi, (int32_t)mn_lo, (int32_t)mn_hi);
+}
+/** Q3_K: 16 6-bit scales minus 32 as int8 lanes. */
+INLINE v128_t k3_scales(const uint8_t* q) {
+  uint32_t a0, a1, t;
+  __builtin_memcpy(&a0, q, 4);
+  __builtin_memcpy(&a1, q + 4, 4);
+  __builtin_memcpy(&t, q + 8, 4);
+  const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+  const uint32_t s0 = (a0 & m4) | (((t >> 0) & m2) << 4), s1 = (a1 & m4) | (((t >> 2) & m2) << 4);
+  const uint32_t s2 = ((a0 >> 4) & m4) | (((t >> 4) & m2) << 4), s3 = ((a1 >> 4) & m4) | (((t >> 6) & m2) << 4);
+  return wasm_i8x16_sub(wasm_i32x4_make((int32_t)s0, (int32_t)s1, (int32_t)s2, (int32_t)s3), wasm_i8x16_splat(32));
+}
+
+/** Super-block b of one row (block at p) against activations from k0 = 256 b. */
+INLINE ksum ksb_q4k(const uint8_t* p, const actk* A, int k0, int b, const int T) {
+  const v128_t m4 = wasm_i8x16_splat(15);
+  const v128_t sm = k4_scales(p + 4);
+  const v128_t sc16 = wasm_u16x8_extend_low_u8x16(sm), mn16 = wasm_u16x8_extend_high_u8x16(sm);
+  const uint8_t* qs = p + (T == GT_Q4_K ? 16 : 48);
+  v128_t h0 = wasm_i32x4_splat(0), h1 = h0;
+  if (T == GT_Q5_K) {
+    h0 = wasm_v128_load(p + 16);
+    h1 = wasm_v128_load(p + 32);
+  }
+  v128_t s = wasm_i32x4_splat(0);
+#define Q4K_PAIR(J)                                                                        \
+  {                                                                                        \
+    const v128_t v0 = wasm_v128_load(qs + 32 * J), v1 = wasm_v128_load(qs + 32 * J + 16);  \
+    v128_t l0 = wasm_v128_and(v0, m4), l1 = wasm_v128_and(v1, m4);                         \
+    v128_t u0 = bits8(v0, 4, m4), u1 = bits8(v1, 4, m4);                                   \
+    if (T == GT_Q5_K) {                                                                    \
+      l0 = wasm_v128_or(l0, bit_to(h0, 2 * J, 4));                                         \
+      l1 = wasm_v128_or(l1, bit_to(h1, 2 * J, 4));                                         \
+      u0 = wasm_v128_or(u0, bit_to(h0, 2 * J + 1, 4));                                     \
+      u1 = wasm_v128_or(u1, bit_to(h1, 2 * J + 1, 4));                                     \
+    }                                                                                      \
+    s = kdot32(l0, l1, A, k0 + 64 * J, SPLAT16(sc16, 2 * J), s);                           \
+    s = kdot32(u0, u1, A, k0 + 64 * J + 32, SPLAT16(sc16, 2 * J + 1), s);                  \
+  }
+  Q4K_PAIR(0) Q4K_PAIR(1) Q4K_PAIR(2) Q4K_PAIR(3)
+#undef Q4K_PAIR
+  ksum r = {s, wasm_i32x4_dot_i16x8(mn16, wasm_v128_load(A->bs32 + 8 * b))};
+  return r;
+}
+
+/** Q6_K: codes 0..63, zero 32, int8 scales per 16. */
+INLINE ksum ksb_q6k(const uint8_t* p, const actk* A, int k0, int b) {
+  const v128_t m4 = wasm_i8x16_splat(15), m30 = wasm_i8x16_splat(0x30);
+  const v128_t sc8 = wasm_v128_load(p + 192);
+  const v128_t scl = wasm_i16x8_extend_low_i8x16(sc8), sch = wasm_i16x8_extend_high_i8x16(sc8);
+  v128_t s = wasm_i32x4_splat(0);
+#define Q6K_HALF(H, SC)                                                                          \
+  {                                                                                              \
+    const uint8_t* ql = p + 64 * H;                                                              \
+    const uint8_t* qh = p + 128 + 32 * H;                                                        \
+    const int k = k0 + 128 * H;                                                                  \
+    _Pragma("clang loop unroll(full)") for (int l = 0; l < 2; l++) {                             \
+      const v128_t a = wasm_v128_load(ql + 16 * l), c = wasm_v128_load(ql + 32 + 16 * l);        \
+      const v128_t h = wasm_v128_load(qh + 16 * l);                                              \
+      const v128_t c1 = wasm_v128_or(wasm_v128_and(a, m4), wasm_v128_and(wasm_i16x8_shl(h, 4), m30)); \
+      const v128_t c2 = wasm_v128_or(wasm_v128_and(c, m4), wasm_v128_and(wasm_i16x8_shl(h, 2), m30)); \
+      const v128_t c3 = wasm_v128_or(bits8(a, 4, m4), wasm_v128_and(h, m30));                    \
+      const v128_t c4 = wasm_v128_or(bits8(c, 4, m4), bits8(h, 2, m30));                         \
+      s = kdot16(c1, A, k + 16 * l, l ? SPLAT16(SC, 1) : SPLAT16(SC, 0), s);                     \
+      s = kdot16(c2, A, k + 32 + 16 * l, l ? SPLAT16(SC, 3) : SPLAT16(SC, 2), s);                \
+      s = kdot16(c3, A, k + 64 + 16 * l, l ? SPLAT16(SC, 5) : SPLAT16(SC, 4), s);                \
+      s = kdot16(c4, A, k + 96 + 16 * l, l ? SPLAT16(SC, 7) : SPLAT16(SC, 6), s);                \
+    }                                                                                            \
+  }
+  Q6K_HALF(0, scl) Q6K_HALF(1, sch)
+#undef Q6K_HALF
+  const v128_t z = wasm_i32x4_add(wasm_i32x4_dot_i16x8(scl, wasm_v128_load(A->bs16 + 16 * b)),
+                                  wasm_i32x4_dot_i16x8(sch, wasm_v128_load(A->bs16 + 16 * b + 8)));
+  ksum r = {wasm_i32x4_sub(s, wasm_i32x4_shl(z, 5)), wasm_i32x4_splat(0)};
+  return r;
+}
+
+/** Q3_K (codes 0..7, zero 4, 6-bit scales - 32 per 16) and Q2_K (codes 0..3, 4-bit scales and mins). */
+INLINE ksum ksb_q23k(const uint8_t* p, const actk* A, int k0, int b, const int T) {
+  const v128_t m3 = wasm_i8x16_splat(3);
+  v128_t scl, sch, mnl = wasm_i32x4_splat(0), mnh = mnl, hm0 = mnl, hm1 = mnl;
+  const uint8_t* qs;
+  if (T == GT_Q3_K) {
+    const v128_t sc8 = k3_scales(p + 96);
+    scl = wasm_i16x8_extend_low_i8x16(sc8);
+    sch = wasm_i16x8_extend_high_i8x16(sc8);
+    hm0 = wasm_v128_load(p);
+    hm1 = wasm_v128_load(p + 16);
+    qs = p + 32;
+  } else {
+    const v128_t v = wasm_v128_load(p);
+    const v128_t sc8 = wasm_v128_and(v, wasm_i8x16_splat(15)), mn8 = bits8(v, 4, wasm_i8x16_splat(15));
+    scl = wasm_u16x8_extend_low_u8x16(sc8);
+    sch = wasm_u16x8_extend_high_u8x16(sc8);
+    mnl = wasm_u16x8_extend_low_u8x16(mn8);
+    mnh = wasm_u16x8_extend_high_u8x16(mn8);
+    qs = p + 16;
+  }
+  v128_t s = wasm_i32x4_splat(0);
+#define Q23K_G(H, SC, G)                                                                       \
+  {                                                                                            \
+    v128_t c0 = bits8(v0, 2 * G, m3), c1 = bits8(v1, 2 * G, m3);                               \
+    if (T == GT_Q3_K) {                                                                        \
+      c0 = wasm_v128_or(c0, bit_to(hm0, 4 * H + G, 2));                                        \
+      c1 = wasm_v128_or(c1, bit_to(hm1, 4 * H + G, 2));                                        \
+    }                                                                                          \
+    const int k = k0 + 128 * H + 32 * G;                                                       \
+    s = kdot16(c0, A, k, SPLAT16(SC, 2 * G), s);                                               \
+    s = kdot16(c1, A, k + 16, SPLAT16(SC, 2 * G + 1), s);                                      \
+  }
+#define Q23K_HALF(H, SC)                                                                       \
+  {                                                                                            \
+    const v128_t v0 = wasm_v128_load(qs + 32 * H), v1 = wasm_v128_load(qs + 32 * H + 16);     \
+    Q23K_G(H, SC, 0) Q23K_G(H, SC, 1) Q23K_G(H, SC, 2) Q23K_G(H, SC, 3)                        \
+  }
+  Q23K_HALF(0, scl) Q23K_HALF(1, sch)
+#undef Q23K_HALF
+#undef Q23K_G
+  const v128_t bl = wasm_v128_load(A->bs16 + 16 * b), bh = wasm_v128_load(A->bs16 + 16 * b + 8);
+  ksum r;
+  if (T == GT_Q3_K) {
+    const v128_t z = wasm_i32x4_add(wasm_i32x4_dot_i16x8(scl, bl), wasm_i32x4_dot_i16x8(sch, bh));
+    r.s = wasm_i32x4_sub(s, wasm_i32x4_shl(z, 2));
+    r.m = wasm_i32x4_splat(0);
+  } else {
+    r.s = s;
+    r.m = wasm_i32x4_add(wasm_i32x4_dot_i16x8(mnl, bl), wasm_i32x4_dot_i16x8(mnh, bh));
+  }
+  return r;
+}
+
+INLINE ksum ksb(const int T, const uint8_t* p, const actk* A, int k0, int b) {
+  if (T == GT_Q6_K) return ksb_q6k(p, A, k0, b);
+  if (T == GT_Q4_K || T == GT_Q5_K) return ksb_q4k(p, A, k0, b, T);
+  return ksb_q23k(p, A, k0, b, T);
+}
+
+/** Offset of the fp16 d (and dmin right after it, where the type has one) in a super-block. */
+INLINE int k_d_offset(const int T) {
+  return T == GT_Q6_K ? 208 : T == GT_Q3_K ? 108 : T == GT_Q2_K ? 80 : 0;
+}
+
+/**
+ * One tile of four rows against nb activation rows, one row after the other (each row's bytes are one
+ * sequential stream, which the memory prefetchers follow best): per super-block the row's integer sums
+ * are converted and scaled into a float32 lane accumulator, reduced across lanes at the end of the row.
+ * (Matrix x matrix re-reads the tile's bytes from cache per activation row.)
+ */
+#define GGML_K_ROWS_FN(T, NAME)                                                                            \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* const p[4], int32_t act,      \
+                                             int32_t as, int nb, float* y, int ys, int r, int last) {      \
+    const int bb = ggml_block_bytes(T), dof = k_d_offset(T), nsb = D->cols / 256;                          \
+    for (int j = 0; j < nb; j++) {                                                                        \
+      const actk A = actk_view(act_at(act, as, j), D->kp);                                                 \
+      float out[4];                                                                                        \
+      for (int i = 0; i < 4 && r + i <= last; i++) {                                                      \
+        v128_t acc = wasm_f32x4_splat(0);                                                                  \
+        const uint8_t* q = p[i];                                                                           \
+        for (int b = 0; b < nsb; b++, q += bb) {                                                          \
+          const ksum s = ksb(T, q, &A, 256 * b, b);                                                        \
+          const float dx = A.d[8 * b];                                                                     \
+          acc = fmadd(wasm_f32x4_convert_i32x4(s.s), wasm_f32x4_splat(read_f16(q + dof) * dx), acc);       \
+          if (ggml_has_min(T))                                                                             \
+            acc = fmadd(wasm_f32x4_convert_i32x4(s.m), wasm_f32x4_splat(-read_f16(q + dof + 2) * dx), acc); \
+        }                                                                                                  \
+        out[i] = hsum_f32(acc);                                                                            \
+      }                                                                                                    \
+      for (int i = 0; i < 4 && r + i <= last; i++) y[(size_t)j * ys + r + i] = out[i];                    \
+    }                                                                                                      \
+  }
+GGML_K_ROWS_FN(GT_Q2_K, gq8k_q2_k)
+GGML_K_ROWS_FN(GT_Q3_K, gq8k_q3_k)
+GGML_K_ROWS_FN(GT_Q4_K, gq8k_q4_k)
+GGML_K_ROWS_FN(GT_Q5_K, gq8k_q5_k)
+GGML_K_ROWS_FN(GT_Q6_K, gq8k_q6_k)
+
+INLINE void ggml_q8k_rows(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, float* y,
+                          int ys, int r, int last) {
+#define ROWS(NAME) NAME(D, p, act, as, nb, y, ys, r, last)
+  switch (D->bits) {
+    case GT_Q2_K: ROWS(gq8k_q2_k); break;
+    case GT_Q3_K: ROWS(gq8k_q3_k); break;
+    case GT_Q4_K: ROWS(gq8k_q4_k); break;
+    case GT_Q5_K: ROWS(gq8k_q5_k); break;
+    default: ROWS(gq8k_q6_k); break;
+  }
+#undef ROWS
+}
+
+/** Q8_K path, matrix x vector (K-quant weights only: the TypeScript side offers 'q8k' for them alone). */
+EXPORT void mv_ggml_q8k(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  for (int r = r0; r < r1; r += 4) {
+    const uint8_t* p[4];
+    ggml_tile(D, r, r1 - 1, p);
+    ggml_q8k_rows(D, p, act, 0, 1, (float*)(uintptr_t)y, 0, r, r1 - 1);
+  }
+}
+
+/**
+ * Q8_K path, matrix x matrix. A batch shares the decoding of each tile: ggml.h's tile kernels run on the
+ * same activations (a 'q8k' buffer is a 'q8' buffer whose 256-block scale is repeated per 32), scaling per
+ * chunk of 32 instead of per super-block: the same exact integer sums, float32 rounding in another order.
+ */
+EXPORT void mm_ggml_q8k(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
+                        int32_t r1, int32_t scratch) {
+  const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  v128_t* accs = (v128_t*)(uintptr_t)scratch;
+  for (int r = r0; r < r1; r += 4) {
+    const uint8_t* p[4];
+    ggml_tile(D, r, r1 - 1, p);
+    if (nb > 1) ggml_q8_tiles(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
+    else ggml_q8k_rows(D, p, act, as, nb, (float*)(uintptr_t)y, ys, r, r1 - 1);
+  }
+}
+#endif
