@@ -5,9 +5,9 @@
  *
  *   q8    onnxruntime quantize_dynamic (IntegerOps): MatMul B and Gather (embedding) weights as int8, one
  *         scale per TENSOR (the script's per_channel defaults to off), symmetric (codes -127..127, scale =
- *         max|w| / 127, zero point 0), reduce_range off. NOT simulated: the file also quantizes each
- *         MatMul's input activations dynamically to uint8 (DynamicQuantizeLinear + MatMulInteger), so its
- *         damage on real runs is at least the weights' (stated wherever the baseline is reported).
+ *         max|w| / 127, zero point 0), reduce_range off, and each MatMul's input activations quantized to
+ *         uint8 at run time (DynamicQuantizeLinear + MatMulInteger): scored as that file
+ *         (export/onnx/dynamic-int8.ts), not as weight values.
  *   q4    onnxruntime MatMul4BitsQuantizer, block_size 32, is_symmetric: MatMul B weights only (the
  *         embedding Gather stays float32), blocks of 32 along K per output column, scale = the block's value
  *         of largest magnitude / -8 (that value -> code 0, i.e. -8 + zero point 8; codes 0..15, clamped),
@@ -16,6 +16,8 @@
  *
  * Pure (browser-safe).
  */
+import { quantizeDynamicInt8, int8PerTensorCodes } from '../../export/onnx/dynamic-int8.ts';
+import { writeOnnx } from '../../io/onnx/read.ts';
 import { floatScheme } from '../../analysis/sensitivity/candidates.ts';
 import { fromRows, toRows } from '../../quant/layout.ts';
 import type { BaselineWeight, TaskBaseline } from '../tasks.node.ts';
@@ -24,22 +26,7 @@ const op = (w: BaselineWeight) => w.consumer.split(':')[0];
 
 /** Symmetric int8 with one scale per tensor, as onnxruntime's quantize_dynamic (QInt8) stores weights. */
 export function int8PerTensor(W: Float32Array): Float32Array {
-  let m = 0;
-  for (const x of W) m = Math.max(m, Math.abs(x));
-  const s = m / 127;
-  const Q = new Float32Array(W.length);
-  if (s === 0) return Q;
-  // numpy's rint (ties to even), as onnxruntime's quantize_data
-  for (let i = 0; i < W.length; i++) {
-    const q = Math.min(127, Math.max(-127, roundHalfEven(W[i]! / s)));
-    Q[i] = q * s;
-  }
-  return Q;
-}
-
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  return int8PerTensorCodes(W).values;
 }
 
 /**
@@ -67,11 +54,15 @@ export function int4SymmetricBlocks(rows: Float32Array, nRows: number, K: number
 /** transformers.js's quantize.py modes (see the file comment). */
 export const TRANSFORMERS_JS_BASELINES: readonly TaskBaseline[] = [
   {
-    label: 'transformers.js q8 (int8 per tensor, weights only)',
+    label: 'transformers.js q8 (int8 weights, dynamic uint8 activations)',
     quantize(w) {
       if (op(w) !== 'MatMul' && op(w) !== 'Gather') return undefined;
       const W = w.original();
       return { Q: int8PerTensor(W), bytes: W.length + 4 + 1 };
+    },
+    // the file q8 writes: its activations are quantized at run time, so it is run as a file
+    async file(model) {
+      return writeOnnx((await quantizeDynamicInt8(model)).model);
     },
   },
   {
