@@ -111,6 +111,7 @@ export async function quantizeDynamicInt8(model: OnnxModel): Promise<DynamicInt8
     weights.push({ name: w.name, op, scale, bytes: q.length + 4 + 1 });
     return names;
   };
+  // new nodes are unnamed, as onnxruntime's quantizer leaves them (names are file bytes)
   const nodes: NodeProto[] = [];
   for (const n of graph.node) {
     const p = n.name || n.output[0]!;
@@ -123,18 +124,18 @@ export async function quantizeDynamicInt8(model: OnnxModel): Promise<DynamicInt8
       const s = await store(b, 'MatMul');
       const [aq, as, az, yi, yf, sc] = ['aq', 'as', 'az', 'yi', 'yf', 's'].map((x) => fresh(`${p}_${x}`));
       nodes.push(
-        makeNode('DynamicQuantizeLinear', [n.input[0]!], [aq!, as!, az!], { name: fresh(`${p}_quant`) }),
-        makeNode('MatMulInteger', [aq!, s.q, az!, s.zero], [yi!], { name: fresh(`${p}_MatMulInteger`) }),
-        makeNode('Cast', [yi!], [yf!], { name: fresh(`${p}_cast`), attrs: { to: DT.FLOAT } }),
-        makeNode('Mul', [as!, s.scale], [sc!], { name: fresh(`${p}_scales_mul`) }),
-        makeNode('Mul', [yf!, sc!], [n.output[0]!], { name: fresh(`${p}_output_mul`) }),
+        makeNode('DynamicQuantizeLinear', [n.input[0]!], [aq!, as!, az!]),
+        makeNode('MatMulInteger', [aq!, s.q, az!, s.zero], [yi!]),
+        makeNode('Cast', [yi!], [yf!], { attrs: { to: DT.FLOAT } }),
+        makeNode('Mul', [as!, s.scale], [sc!]),
+        makeNode('Mul', [yf!, sc!], [n.output[0]!]),
       );
     } else if (t) {
       const s = await store(t, 'Gather');
       const g = fresh(`${p}_gathered`);
       nodes.push(
         makeNode('Gather', [s.q, n.input[1]!], [g], { name: n.name, attrs: { axis: 0 } }),
-        makeNode('DequantizeLinear', [g, s.scale, s.zero], [n.output[0]!], { name: fresh(`${p}_dequant`) }),
+        makeNode('DequantizeLinear', [g, s.scale, s.zero], [n.output[0]!]),
       );
     } else nodes.push(n);
   }
