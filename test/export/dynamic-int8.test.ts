@@ -20,7 +20,10 @@ const rne = (x: number) => {
 function dql(x: Float32Array): { q: Int32Array; scale: number; zp: number } {
   let lo = 0;
   let hi = 0;
-  for (const v of x) ((lo = Math.min(lo, v)), (hi = Math.max(hi, v)));
+  for (const v of x) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   const scale = f((hi - lo) / 255);
   const zp = Math.min(255, Math.max(0, rne(f(-lo / scale))));
   const q = Int32Array.from(x, (v) => Math.min(255, Math.max(0, rne(f(v / scale)) + zp)));
