@@ -16,6 +16,7 @@ import { readOnnxFileInlined } from '../../src/io/onnx/file.node.ts';
 import { writeOnnx } from '../../src/io/onnx/read.ts';
 import { getTensorFloat32, listWeights } from '../../src/io/onnx/index.ts';
 import { transpose } from '../../src/quant/layout.ts';
+import { int4SymmetricBlockCodes } from '../../src/pipeline/llm/transformers-js.ts';
 
 const [src, out] = process.argv.slice(2);
 if (!src || !out) {
@@ -36,20 +37,8 @@ for (const w of listWeights(model)) {
   if (!matmulB.has(w.name) || w.dims.length !== 2) continue;
   const [K, N] = w.dims as [number, number];
   const rows = transpose(getTensorFloat32(w.tensor), K, N); // [N, K]
-  const nb = Math.ceil(K / 32);
-  const q = new Int32Array(N * K);
-  const scale = new Float32Array(N * nb);
-  const zero = new Int32Array(N * nb).fill(8);
-  for (let r = 0; r < N; r++)
-    for (let b = 0; b < nb; b++) {
-      let v = 0;
-      for (let i = b * 32; i < Math.min(K, b * 32 + 32); i++)
-        if (Math.abs(rows[r * K + i]!) > Math.abs(v)) v = rows[r * K + i]!;
-      const s = Math.fround(v / -8);
-      scale[r * nb + b] = s;
-      for (let i = b * 32; i < Math.min(K, b * 32 + 32); i++)
-        q[r * K + i] = s === 0 ? 8 : Math.min(15, Math.max(0, Math.round(rows[r * K + i]! / s) + 8));
-    }
+  const { q, scale } = int4SymmetricBlockCodes(rows, N, K);
+  const zero = new Int32Array(scale.length).fill(8);
   a[w.name] = {
     scheme: 'matmulnbits',
     bits: 4,

@@ -31,24 +31,41 @@ export function int8PerTensor(W: Float32Array): Float32Array {
 
 /**
  * MatMulNBits 4-bit symmetric blocks along each row (row frame [outputs, K]): per block of `block` values
- * the one of largest magnitude v gives scale v / -8; codes round(x / scale) + 8 clamped to 0..15.
+ * the one of largest magnitude v gives scale v / -8 (float32); codes round(x / scale) + 8 clamped to 0..15
+ * (zero point 8, not stored). Codes [nRows, K] and scales [nRows, ceil(K / block)].
  */
-export function int4SymmetricBlocks(rows: Float32Array, nRows: number, K: number, block = 32): Float32Array {
-  const Q = new Float32Array(rows.length);
+export function int4SymmetricBlockCodes(
+  rows: Float32Array,
+  nRows: number,
+  K: number,
+  block = 32,
+): { q: Int32Array; scale: Float32Array } {
+  const nb = Math.ceil(K / block);
+  const q = new Int32Array(rows.length).fill(8);
+  const scale = new Float32Array(nRows * nb);
   for (let r = 0; r < nRows; r++)
-    for (let b = 0; b < K; b += block) {
+    for (let b = 0; b < nb; b++) {
       const o = r * K;
-      const end = Math.min(K, b + block);
+      const end = Math.min(K, (b + 1) * block);
       let v = 0;
-      for (let i = b; i < end; i++) if (Math.abs(rows[o + i]!) > Math.abs(v)) v = rows[o + i]!;
-      const scale = Math.fround(v / -8);
-      if (scale === 0) continue;
-      for (let i = b; i < end; i++) {
-        const q = Math.min(15, Math.max(0, Math.round(rows[o + i]! / scale) + 8));
-        Q[o + i] = (q - 8) * scale;
-      }
+      for (let i = b * block; i < end; i++) if (Math.abs(rows[o + i]!) > Math.abs(v)) v = rows[o + i]!;
+      const s = Math.fround(v / -8);
+      scale[r * nb + b] = s;
+      if (s === 0) continue;
+      for (let i = b * block; i < end; i++)
+        q[o + i] = Math.min(15, Math.max(0, Math.round(rows[o + i]! / s) + 8));
     }
-  return Q;
+  return { q, scale };
+}
+
+/** The values of int4SymmetricBlockCodes: (code - 8) * scale. */
+export function int4SymmetricBlocks(rows: Float32Array, nRows: number, K: number, block = 32): Float32Array {
+  const { q, scale } = int4SymmetricBlockCodes(rows, nRows, K, block);
+  const nb = Math.ceil(K / block);
+  return Float32Array.from(
+    q,
+    (c, i) => (c - 8) * scale[Math.floor(i / K) * nb + Math.floor((i % K) / block)]!,
+  );
 }
 
 /** transformers.js's quantize.py modes (see the file comment). */
