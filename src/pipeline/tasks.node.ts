@@ -33,6 +33,7 @@ import { withEvalRunner } from '../runtime/session-pool.node.ts';
 import { type DamageProbe, gptProbe, ocrProbe } from '../runtime/sensitivity.node.ts';
 import type { WeightFedModel } from '../runtime/weights.node.ts';
 import type { ModelProto } from '../io/onnx/proto-types.ts';
+import type { OnnxModel } from '../io/onnx/read.ts';
 import type { MeasureResult } from '../analysis/output-measures.ts';
 import type { RowLayout } from '../quant/layout.ts';
 import type { Scheme } from '../quant/scheme.ts';
@@ -109,6 +110,11 @@ export interface TaskBaseline {
   readonly label: string;
   /** undefined: the weight stays float32 (4 bytes per value). */
   quantize(w: BaselineWeight): { readonly Q: Float32Array; readonly bytes: number } | undefined;
+  /**
+   * The baseline's own model file, when running it differs from running its weights' values (transformers.js
+   * q8: activations quantized at run time): scored as that file; `quantize` still gives its bytes.
+   */
+  file?(model: OnnxModel): Promise<Uint8Array>;
 }
 
 export interface ChoiceMetric {

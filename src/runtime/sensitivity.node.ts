@@ -9,8 +9,9 @@
  * Determinism: single-threaded sessions (ort.node.ts), seeded noise, fixed data subsets.
  *
  * Weights analysed: float weights read by a MatMul / Gemm / Conv (their input activation can be
- * captured) with a known output axis. Embedding tables (Gather) have no input activation and are left
- * out.
+ * captured) with a known output axis, and tables read only by Gather (embeddings): they have no input
+ * activation, so no proxy applies; every candidate on them is measured end to end (also without
+ * `measure`), and the measured KL is also their noise-calibrated damage (what that proxy predicts).
  */
 
 import {
@@ -51,7 +52,7 @@ import {
 import { type Feeds, floatTensor, int64Tensor } from './ort.node.ts';
 import { concurrencyOf, forEachInOrder, type ModelRunner } from './runner.node.ts';
 import type { Scheme } from '../quant/scheme.ts';
-import { loadWeightFedModel, type WeightFedModel } from './weights.node.ts';
+import { type FedWeight, loadWeightFedModel, type WeightFedModel } from './weights.node.ts';
 
 /** One output of one probe feed. */
 export interface ProbeOutput {
@@ -429,6 +430,25 @@ export async function outputAxes(path: string): Promise<Map<string, number>> {
   }
 }
 
+/**
+ * Whether a weight is a table read only by Gather (an embedding): [rows, row length], gathered along axis
+ * 0 (output axis 0). Tables that also feed a product (a tied head) are not: the ONNX exporter stores a
+ * weight for one kind of consumer.
+ */
+export function isGatherTable(w: FedWeight, axis: number | undefined): boolean {
+  return (
+    axis === 0 && w.dims.length === 2 && w.consumers.length > 0 && w.consumers.every((c) => c === 'Gather:0')
+  );
+}
+
+/**
+ * The statistics of a weight without an input activation: every column weighs 1, no X^T X (so RTN
+ * candidates apply, GPTQ / AWQ do not, and scale searches minimise the weight's own squared error).
+ */
+function unitStats(channels: number): LayerStats {
+  return { channels, meanSquare: new Float64Array(channels).fill(1) };
+}
+
 /** A sensitivity table with what produced it: the calibration statistics and row layouts per weight. */
 export interface SensitivityAnalysis {
   readonly table: SensitivityTable;
@@ -464,9 +484,13 @@ export async function analyzeLoadedModel(
     }));
   const probe = captured.probe;
   const meter = await createDamageMeter(model, probe);
-  const stats = captured.all;
   const relStd = opts.noiseRelStd ?? 0.05;
   const wanted = opts.weights ? new Set(opts.weights) : undefined;
+  // tables read only by Gather: the unit statistics of their row length (weights' own error)
+  const tables = new Set(model.weights.filter((w) => isGatherTable(w, axes.get(w.name))).map((w) => w.name));
+  const allStats = new Map(captured.all);
+  for (const w of model.weights) if (tables.has(w.name)) allStats.set(w.name, unitStats(w.dims[1]!));
+  const stats: ReadonlyMap<string, LayerStats> = allStats;
   const targets = model.weights.filter((w) => {
     const axis = axes.get(w.name);
     return (
@@ -477,7 +501,10 @@ export async function analyzeLoadedModel(
   });
   const weights: WeightSensitivity[] = [];
   const doMeasure = opts.measure ?? true;
-  const total = targets.length * (1 + (doMeasure ? candidates.length : 0));
+  const total = targets.reduce(
+    (n, w) => n + (tables.has(w.name) ? candidates.length : 1 + (doMeasure ? candidates.length : 0)),
+    0,
+  );
   let done = 0;
   const layouts = new Map<string, RowLayout>();
   // candidates are scored in worker threads while this thread measures the next weight's noise curve
@@ -496,6 +523,7 @@ export async function analyzeLoadedModel(
   const finish = async ({ w, L, curve, scored }: Queued): Promise<void> => {
     const results = await scored;
     const entries: SensitivityEntry[] = [];
+    const table = tables.has(w.name);
     for (const [i, c] of candidates.entries()) {
       const r = results[i];
       if (!r) continue;
@@ -504,13 +532,15 @@ export async function analyzeLoadedModel(
       const cost = schemeStorage(c, L.rows, L.cols);
       const measured = r.Q ? await meter.measure(new Map([[w.name, fromRows(r.Q, L)]])) : undefined;
       const id = schemeId(c);
-      if (doMeasure) opts.onProgress?.(++done, total, `${w.name} ${id}`);
+      if (doMeasure || table) opts.onProgress?.(++done, total, `${w.name} ${id}`);
+      // a Gather table has no activation proxy: its measured damage is its prediction
+      const noiseCalibrated = table ? measured!.kl : noiseCalibratedCurve(curve, outErr);
       entries.push({
         candidate: id,
         scheme: c,
         bits: cost.bits,
         bytes: cost.bytes,
-        proxies: { ...p, noiseCalibrated: noiseCalibratedCurve(curve, outErr) },
+        proxies: { ...p, noiseCalibrated },
         ...(r.heldOut ? { heldOut: true } : {}),
         ...(measured ? { measured } : {}),
       });
@@ -519,8 +549,9 @@ export async function analyzeLoadedModel(
       name: w.name,
       dims: w.dims,
       elements: w.elementCount,
-      noise: { relStd, kl: curve[0]!.kl, outputError: curve[0]!.outputError },
-      noiseCurve: curve,
+      ...(curve.length > 0
+        ? { noise: { relStd, kl: curve[0]!.kl, outputError: curve[0]!.outputError }, noiseCurve: curve }
+        : { measuredOnly: true as const }),
       entries,
     });
   };
@@ -531,13 +562,14 @@ export async function analyzeLoadedModel(
       layouts.set(w.name, L);
       const W = toRows(model.original(w.name), L);
       const curve: NoisePoint[] = [];
-      for (const level of [relStd, ...(opts.noiseLevels ?? [5 * relStd])]) {
+      const table = tables.has(w.name);
+      for (const level of table ? [] : [relStd, ...(opts.noiseLevels ?? [5 * relStd])]) {
         const noisy = injectNoise(W, L, level);
         const outputError = bestOutputError(errorMatrix(W, noisy), L, st);
         const kl = (await meter.measure(new Map([[w.name, fromRows(noisy, L)]]))).kl;
         curve.push({ kl, outputError });
       }
-      opts.onProgress?.(++done, total, `${w.name} noise`);
+      if (!table) opts.onProgress?.(++done, total, `${w.name} noise`);
       const fa = captured.folds?.[0].get(w.name);
       const fb = captured.folds?.[1].get(w.name);
       const folds = fa && fb ? ([fa, fb] as const) : undefined;
@@ -553,7 +585,7 @@ export async function analyzeLoadedModel(
       if (queued.length >= 4) await finish(queued.shift()!);
       const own = { W, st, ...(folds ? { folds } : {}), scoring };
       const parts = pool ? shareWeight(own) : own;
-      const jobs = candidates.map((scheme) => ({ ...parts, L, scheme, keepQ: doMeasure }));
+      const jobs = candidates.map((scheme) => ({ ...parts, L, scheme, keepQ: doMeasure || table }));
       const scored = pool
         ? Promise.all(jobs.map((j) => pool.score(j)))
         : Promise.resolve(jobs.map(scoreCandidate));

@@ -41,9 +41,15 @@ test('noise-calibrated proxy and measured KL rank int2 worse than int8 on mlp.on
   const t = await analyzeSensitivity(MLP, opts);
   assert.deepEqual(
     t.weights.map((w) => w.name),
-    ['model.layers.0.fc1.weight', 'model.layers.1.fc2.weight'], // the embedding has no input activation
+    ['model.embed_tokens.weight', 'model.layers.0.fc1.weight', 'model.layers.1.fc2.weight'],
   );
-  for (const w of t.weights) {
+  // the embedding has no input activation: measured only, its noise-calibrated damage is the measurement
+  const [emb, ...mats] = t.weights;
+  assert.equal(emb!.measuredOnly, true);
+  assert.equal(emb!.noise, undefined);
+  for (const e of emb!.entries) assert.equal(e.proxies.noiseCalibrated, e.measured!.kl);
+  assert.ok(emb!.entries[1]!.measured!.kl > emb!.entries[0]!.measured!.kl, 'embedding: int2 worse than int8');
+  for (const w of mats) {
     const [i8, i2] = w.entries;
     assert.equal(i8!.candidate, 'int8-pc-rtn');
     assert.ok(w.noise!.kl > 0);
@@ -55,6 +61,7 @@ test('noise-calibrated proxy and measured KL rank int2 worse than int8 on mlp.on
   assert.deepEqual(
     aw.map((w) => w.candidates.map((c) => c.scheme)),
     [
+      ['int8-pc-rtn', 'int2-g32-rtn'],
       ['int8-pc-rtn', 'int2-g32-rtn'],
       ['int8-pc-rtn', 'int2-g32-rtn'],
     ],
@@ -84,6 +91,14 @@ test('GPTQ candidates are scored out of sample: fitted on one half of the calibr
   );
   let fitted = 0;
   for (const w of held.table.weights) {
+    if (w.measuredOnly) {
+      // the embedding: no X^T X, so GPTQ does not apply; RTN is measured
+      assert.deepEqual(
+        w.entries.map((e) => e.candidate),
+        ['int4-g32-rtn'],
+      );
+      continue;
+    }
     const st = full.get(w.name)!;
     const got = held.stats.get(w.name)!;
     for (let i = 0; i < st.gram!.length; i++)

@@ -36,6 +36,12 @@ import {
   runModel,
 } from './onnx-export-util.ts';
 import { fixture, ort } from '../io/onnx-util.ts';
+import { schemeId } from '../../src/analysis/sensitivity/candidates.ts';
+import { quantizeScheme } from '../../src/analysis/sensitivity/apply-scheme.ts';
+import { onnxAssignment, onnxStorage, rtnWithBlocks } from '../../src/export/onnx/assign.ts';
+import { TARGETS } from '../../src/pipeline/quantize/targets.ts';
+import { rowLayout, toRows } from '../../src/quant/layout.ts';
+import { hasScaleSearch, representable, type Scheme, schemeOnTensor } from '../../src/quant/scheme.ts';
 
 /** Tolerance of |quantized run - simulated run|, relative to max |output|. */
 const REL_TOL = 1e-4;
@@ -550,4 +556,42 @@ test('fixtures mlp.onnx / constants.onnx: K and rows shorter than one block, Con
       if (n.op_type === 'Constant')
         assert.ok(!Object.hasOwn(a, n.output[0]!), `${n.output[0]} still a Constant`);
   }
+});
+
+test('embedding tables: every ONNX candidate with a native operator on a Gather exports as planned (bytes = onnxStorage, values = the candidate)', async () => {
+  const L = rowLayout([...MIX_SHAPES.emb], 0); // Gather table [V, D]: rows V, blocks along D
+  const W = getTensorFloat32(listWeights(mix).find((w) => w.name === 'emb.weight')!.tensor);
+  const seen = new Set<string>();
+  // the target's candidates and a symmetric int4 in blocks (none by default: int4 candidates are asymmetric)
+  const sym4: Scheme = {
+    format: 'int4',
+    granularity: { kind: 'group', axis: 1, size: 16 },
+    algorithm: 'rtn',
+    scaleFormat: 'fp16',
+    symmetric: true,
+  };
+  for (const c of [...TARGETS.onnx.candidates(), sym4]) {
+    if (!representable(c, L)) continue;
+    const s = schemeOnTensor(c, L);
+    const a = onnxAssignment(s, L, 'Gather:0', 21, true);
+    if (!a || a.scheme === 'cast') continue; // 16-bit casts: any consumer, tested with the cast path
+    seen.add(a.element ?? `${a.scheme}${a.granularity === 'channel' ? '-channel' : ''}`);
+    const id = schemeId(c);
+    const codes =
+      c.algorithm === 'gptq' || hasScaleSearch(c) ? rtnWithBlocks(toRows(W, L), L, c).blocks : undefined;
+    if (c.algorithm === 'gptq') continue; // no X^T X for a table: GPTQ does not apply (RTN covers it)
+    const { q } = await checkExport({ 'emb.weight': codes ? { ...a, quantized: codes } : a }, id);
+    const e = q.weights[0]!;
+    assert.equal(onnxStorage(a, L), e.codeBytes + e.scaleBytes + e.zeroPointBytes, `${id}: onnxStorage`);
+    // the file stores exactly what the candidate simulates
+    const sim = await fakeQuantizeOnnxWeights(mix, { 'emb.weight': codes ? { ...a, quantized: codes } : a });
+    const got = getTensorFloat32(listWeights(sim).find((w) => w.name === 'emb.weight')!.tensor);
+    assert.deepEqual(got, quantizeScheme(toRows(W, L), L, c), `${id}: values`);
+  }
+  assert.deepEqual([...seen].sort(), [
+    'dequantizelinear',
+    'dequantizelinear-channel',
+    'fp8_e4m3fn',
+    'gatherblockquantized',
+  ]);
 });

@@ -43,6 +43,11 @@ export interface WeightSensitivity {
   readonly noise?: { readonly relStd: number; readonly kl: number; readonly outputError: number };
   /** Every measured noise level (the first is `noise`), for the power-law fit. */
   readonly noiseCurve?: readonly { readonly kl: number; readonly outputError: number }[];
+  /**
+   * No proxy applies (a Gather table: no input activation): every entry is measured end to end and its
+   * noise-calibrated damage is the measured KL.
+   */
+  readonly measuredOnly?: true;
   readonly entries: readonly SensitivityEntry[];
 }
 
@@ -147,6 +152,8 @@ export function proxyCorrelation(
   const byCand = new Map<string, { x: number[]; y: number[] }>();
   const withinWeight: number[] = [];
   for (const w of table.weights) {
+    // a measured-only weight's noise-calibrated value is its measured KL: no proxy to correlate
+    if (w.measuredOnly) continue;
     const wx: number[] = [];
     const wy: number[] = [];
     for (const e of w.entries) {

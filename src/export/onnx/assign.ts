@@ -68,7 +68,8 @@ export function rtnWithBlocks(
  * How onnxruntime stores a scheme with its own quantized operators, for a weight read by `consumer` ('MatMul:1', 'Conv:1', ...):
  * FP16 / BF16 without a scale -> the 16-bit tensor and a Cast (any consumer; bfloat16 from opset 13);
  * MatMul B -> MatMulNBits (asymmetric 2/4/8-bit blocks of 16..256) or DequantizeLinear (per channel, or
- * symmetric); Gemm B / Conv W -> DequantizeLinear (per channel; blocks along the input channels for 1 x 1
+ * symmetric); Gather tables (embeddings) -> GatherBlockQuantized (asymmetric 4/8-bit blocks) or
+ * DequantizeLinear (per row, or symmetric blocks); Gemm B / Conv W -> DequantizeLinear (per channel; blocks along the input channels for 1 x 1
  * convolutions; blocks need `opset` >= 13, which the exporter raises to 21). `opset` is the one the file can
  * have (21 for older models whose operators upgrade exactly, opset.ts). undefined = no native operator
  * (int3/5/6/7, floats other than FP8 per channel, AWQ for now; FP4 / NVFP4 / MXFP4: onnxruntime 1.30 has no
@@ -102,7 +103,7 @@ function nativeAssignment(
     if (s.algorithm !== 'rtn' || !s.symmetric || !perChannel || opset < 13) return undefined;
     if (s.scaleFormat !== 'fp32' && s.scaleFormat !== 'fp16') return undefined;
     const op0 = consumer.split(':')[0];
-    if (op0 !== 'MatMul' && op0 !== 'Conv' && op0 !== 'Gemm') return undefined;
+    if (op0 !== 'MatMul' && op0 !== 'Conv' && op0 !== 'Gemm' && op0 !== 'Gather') return undefined;
     return {
       scheme: 'dequantizelinear',
       bits: 8,
@@ -137,6 +138,19 @@ function nativeAssignment(
       : { scheme: 'dequantizelinear', bits, blockSize: size, symmetric: true, scaleType };
   }
   if (bits === 2) return undefined;
+  // Gather table [V, D] (embedding): rows = V, blocks along D. Per row: DequantizeLinear on axis 0;
+  // asymmetric blocks: GatherBlockQuantized (uint codes and zero points, low-bit in memory at run time);
+  // symmetric blocks: blocked DequantizeLinear (signed codes, zero 0: the simulation's grid exactly)
+  if (op === 'Gather' && L.outputAxis === 0 && L.dims.length === 2) {
+    if (perChannel)
+      return { scheme: 'dequantizelinear', bits, symmetric: s.symmetric, scaleType, granularity: 'channel' };
+    if (!pow2Block || (L.cols * bits) % 8 !== 0) return undefined;
+    if (!s.symmetric)
+      return { scheme: 'gatherblockquantized', bits, blockSize: size, symmetric: false, scaleType };
+    return blockedDq
+      ? { scheme: 'dequantizelinear', bits, blockSize: size, symmetric: true, scaleType }
+      : undefined;
+  }
   if (op === 'Conv' || op === 'Gemm') {
     if (perChannel)
       return { scheme: 'dequantizelinear', bits, symmetric: s.symmetric, scaleType, granularity: 'channel' };
@@ -204,6 +218,11 @@ export function onnxStorage(a: WeightAssignment, L: RowLayout): number {
     return rows * nb * ((bs * bits) / 8) + rows * nb * sw + (symmetric ? 0 : rows * packed(nb));
   }
   if (a.scheme === 'cast') return 2 * rows * cols;
+  if (a.scheme === 'gatherblockquantized') {
+    // uint8 data [V, D * bits / 8], scales [V, nBlocks], zero points packed per row
+    const nb = Math.ceil(cols / (a.blockSize ?? 32));
+    return packed(rows * cols) + rows * nb * sw + (symmetric ? 0 : rows * packed(nb));
+  }
   if (a.scheme === 'packed' && a.quantizer) {
     const b = packedStorage(rows, cols, a.quantizer);
     return b.codeBytes + b.scaleBytes + b.zeroPointBytes;

@@ -7,3 +7,4 @@ export * from './opset.ts';
 export * from './quantize.ts';
 export { makeNode, makeTensor, opsetVersion, requireOpset } from './build.ts';
 export * from './packed.ts';
+export * from './dynamic-int8.ts';

@@ -15,6 +15,7 @@ import { fromRows, toRows } from '../../quant/layout.ts';
 import { better, equalSizeBudget, formatMetric } from '../../report/summary.ts';
 import type { ReportSeries } from '../../report/types.ts';
 import { pairedChangeInterval } from '../../runtime/metrics.ts';
+import { withEvalRunner } from '../../runtime/session-pool.node.ts';
 import type { TaskBaseline, TaskScore } from '../tasks.node.ts';
 import { evalRow, type LmEvalRow } from '../llm/evaluate.ts';
 import { allocate, type Curve } from './allocate.ts';
@@ -61,6 +62,8 @@ interface Job {
   readonly rep: Map<string, Float32Array>;
   readonly bytes: number;
   readonly bits: number;
+  /** The baseline's own file, scored instead of `rep` (TaskBaseline.file). */
+  readonly file?: () => Promise<Uint8Array>;
 }
 
 /**
@@ -124,7 +127,15 @@ function taskBaselines(
       if (q) rep.set(w.name, q.Q);
       bytes += q ? q.bytes : 4 * w.elements;
     }
-    return { label: b.label, kind: 'uniform' as const, rep, bytes, bits: 8 * bytes };
+    const file = b.file?.bind(b);
+    return {
+      label: b.label,
+      kind: 'uniform' as const,
+      rep,
+      bytes,
+      bits: 8 * bytes,
+      ...(file ? { file: () => file(ctx.model.onnx.model) } : {}),
+    };
   });
 }
 
@@ -181,7 +192,9 @@ export async function runBaselines(
   for (const j of jobs) {
     ctx.progress('baselines', k++, jobs.length);
     const tj = performance.now();
-    const jScore = await ev.score(j.rep);
+    const jScore = j.file
+      ? await withEvalRunner(await j.file(), (r) => task.score(r))
+      : await ev.score(j.rep);
     const metric = jScore.value;
     const bpw = j.bits / elements;
     ctx.log(

@@ -227,8 +227,10 @@ export async function latencyStage(
   costFormat: (s: Scheme, cols: number) => CostFormat | undefined,
   opts: LatencyOptions,
 ): Promise<SpeedModel> {
+  // a table read by Gather (token embedding) is a row lookup per token, not a product: latency 0
+  const product = (w: Sensitivity['weights'][number]) => w.consumer.split(':')[0] !== 'Gather';
   const model = await latencyModel(
-    sens.weights.map((w) => ({ layout: w.layout, schemes: w.options.map((o) => o.scheme) })),
+    sens.weights.filter(product).map((w) => ({ layout: w.layout, schemes: w.options.map((o) => o.scheme) })),
     costFormat,
     opts,
     ctx.log,
@@ -236,6 +238,7 @@ export async function latencyStage(
   ctx.log(`cost table: ${model.source}`);
   const allocWeights = sens.allocWeights.map((aw, i) => {
     const w = sens.weights[i]!;
+    if (!product(w)) return { ...aw, candidates: aw.candidates.map((c) => ({ ...c, latency: 0 })) };
     return {
       ...aw,
       candidates: aw.candidates.map((c, k) => {

@@ -2,7 +2,8 @@
 // pipeline) on the committed stories260K fixture: the written folder is what transformers.js loads, its
 // decoder keeps the past_key_values contract in onnxruntime (half + half with the cache = one full pass),
 // the report's KL equals a separate onnxruntime run on the written file (KL computed here, not by mixq's
-// code), and mixq at the size of transformers.js's q4 has a lower KL beyond the paired interval.
+// code), the embedding table is planned with a measured damage, and mixq at the size of transformers.js's q4
+// has a lower KL beyond the paired interval.
 // Bad folders and short texts fail with one line naming file, field and what was expected.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -84,6 +85,12 @@ test('transformers.js folder: quantized folder loads, cache contract holds, KL =
       candidates: { schemes: parseCandidateIds(['int8-pc-rtn', 'int4-g32-rtn', 'int4-pc-rtn', 'fp16-rtn']) },
       evaluation: { sweep: [4.5] },
     });
+    // the embedding table (Gather) is planned like every weight, its damage measured end to end (no
+    // activation proxy applies: the prediction is the measurement), and the file stores it quantized
+    const emb = r.plan.weights.find((w) => w.name === 'model.embed_tokens.weight')!;
+    assert.ok(emb && emb.bitsPerWeight < 32, 'embedding quantized');
+    assert.equal(emb.measuredDamage, emb.predictedDamage);
+    assert.ok(emb.predictedDamage > 0);
     // the split never overlaps
     const task = r.task as typeof r.task & {
       split?: { [k in 'calibration' | 'validation' | 'evaluation']: { from: number; to: number } };
