@@ -221,14 +221,34 @@ typedef struct {
  * Stores 16 activation codes (q32: four i32x4 in [-127, 127]) at index k of an int8 activation buffer (qs,
  * the widened qs16, |q| and the sign mask) and returns their sum.
  */
-INLINE int32_t act_store16(const v128_t q32[4], int8_t* qs, int16_t* qs16, int8_t* aq, int8_t* sg, size_t k) {
+/** The same layout, writable: what act_q8 / act_q8k fill (act_view reads it). */
+typedef struct {
+  int8_t* qs;
+  int16_t* qs16;
+  float* d;
+  int32_t* s;
+  int8_t* aq;
+  int8_t* sg;
+} actw;
+INLINE actw act_out(uint32_t base, int kp) {
+  uint8_t* p = (uint8_t*)(uintptr_t)base;
+  const size_t t = 3 * (size_t)kp + (size_t)kp / 8 + (size_t)kp / 4;
+  actw a = {(int8_t*)p,
+            (int16_t*)(p + kp),
+            (float*)(p + 3 * (size_t)kp),
+            (int32_t*)(p + 3 * (size_t)kp + (size_t)kp / 8),
+            (int8_t*)(p + t),
+            (int8_t*)(p + t + kp)};
+  return a;
+}
+INLINE int32_t act_store16(const v128_t q32[4], const actw* o, size_t k) {
   const v128_t a = wasm_i16x8_narrow_i32x4(q32[0], q32[1]), c = wasm_i16x8_narrow_i32x4(q32[2], q32[3]);
-  wasm_v128_store(qs16 + k, a);
-  wasm_v128_store(qs16 + k + 8, c);
+  wasm_v128_store(o->qs16 + k, a);
+  wasm_v128_store(o->qs16 + k + 8, c);
   const v128_t q8 = wasm_i8x16_narrow_i16x8(a, c);
-  wasm_v128_store(qs + k, q8);
-  wasm_v128_store(aq + k, wasm_i8x16_abs(q8));
-  wasm_v128_store(sg + k, wasm_i8x16_lt(q8, wasm_i8x16_splat(0)));
+  wasm_v128_store(o->qs + k, q8);
+  wasm_v128_store(o->aq + k, wasm_i8x16_abs(q8));
+  wasm_v128_store(o->sg + k, wasm_i8x16_lt(q8, wasm_i8x16_splat(0)));
   v128_t t = wasm_i32x4_add(wasm_i32x4_add(q32[0], q32[1]), wasm_i32x4_add(q32[2], q32[3]));
   t = wasm_i32x4_add(t, wasm_i32x4_shuffle(t, t, 2, 3, 0, 1));
   t = wasm_i32x4_add(t, wasm_i32x4_shuffle(t, t, 1, 0, 3, 2));
@@ -237,14 +257,8 @@ INLINE int32_t act_store16(const v128_t q32[4], int8_t* qs, int16_t* qs16, int8_
 /** Address of activation row j (rows `stride` bytes apart), in unsigned arithmetic (memories > 2 GiB). */
 INLINE uint32_t act_at(int32_t base, int32_t stride, int j) { return (uint32_t)base + (uint32_t)stride * (uint32_t)j; }
 INLINE actq act_view(uint32_t base, int kp) {
-  const uint8_t* p = (const uint8_t*)(uintptr_t)base;
-  const size_t t = 3 * (size_t)kp + (size_t)kp / 8 + (size_t)kp / 4;
-  actq a = {(const int8_t*)p,
-            (const int16_t*)(p + kp),
-            (const float*)(p + 3 * (size_t)kp),
-            (const int32_t*)(p + 3 * (size_t)kp + (size_t)kp / 8),
-            (const int8_t*)(p + t),
-            (const int8_t*)(p + t + kp)};
+  const actw o = act_out(base, kp);
+  actq a = {o.qs, o.qs16, o.d, o.s, o.aq, o.sg};
   return a;
 }
 /** Bytes of an int8 activation buffer for kp values (src/kernels/activations.ts q8Bytes). */

@@ -12,13 +12,7 @@
 // `x` holds kp float32 values, zero beyond K.
 EXPORT void act_q8(int32_t x_, int32_t kp, int32_t out_) {
   const float* x = (const float*)(uintptr_t)x_;
-  uint8_t* out = (uint8_t*)(uintptr_t)out_;
-  int8_t* qs = (int8_t*)out;
-  int16_t* qs16 = (int16_t*)(out + kp);
-  float* d = (float*)(out + 3 * (size_t)kp);
-  int32_t* s = (int32_t*)(out + 3 * (size_t)kp + (size_t)kp / 8);
-  int8_t* aq = (int8_t*)(out + 3 * (size_t)kp + (size_t)kp / 8 + (size_t)kp / 4);
-  int8_t* sg = aq + kp;
+  const actw o = act_out((uint32_t)out_, kp);
   const v128_t lim = wasm_i32x4_splat(127), nlim = wasm_i32x4_splat(-127);
   for (int b = 0; b < kp / 32; b++) {
     const float* xb = x + 32 * b;
@@ -33,14 +27,14 @@ EXPORT void act_q8(int32_t x_, int32_t kp, int32_t out_) {
     float amax = wasm_f32x4_extract_lane(m, 0);
     float db = amax / 127.0f;
     float id = db != 0.0f ? 1.0f / db : 0.0f;
-    d[b] = db;
+    o.d[b] = db;
     v128_t vid = wasm_f32x4_splat(id);
     v128_t q32[8];
     for (int j = 0; j < 8; j++) {
       v128_t q = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(v[j], vid)));
       q32[j] = wasm_i32x4_max(wasm_i32x4_min(q, lim), nlim);
     }
-    for (int h = 0; h < 2; h++) s[2 * b + h] = act_store16(q32 + 4 * h, qs, qs16, aq, sg, 32 * (size_t)b + 16 * h);
+    for (int h = 0; h < 2; h++) o.s[2 * b + h] = act_store16(q32 + 4 * h, &o, 32 * (size_t)b + 16 * h);
   }
 }
 

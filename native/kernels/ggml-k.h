@@ -46,14 +46,8 @@ EXPORT int32_t q8k_act_bytes(int32_t kp) { return (int32_t)actk_bytes(kp); }
 //   amax = 0: d = 0, q = 0.                                    every step float32
 EXPORT void act_q8k(int32_t x_, int32_t kp, int32_t out_) {
   const float* x = (const float*)(uintptr_t)x_;
-  uint8_t* out = (uint8_t*)(uintptr_t)out_;
-  int8_t* qs = (int8_t*)out;
-  int16_t* qs16 = (int16_t*)(out + kp);
-  float* d = (float*)(out + 3 * (size_t)kp);
-  int32_t* s = (int32_t*)(out + 3 * (size_t)kp + (size_t)kp / 8);
-  int8_t* aq = (int8_t*)(out + 3 * (size_t)kp + (size_t)kp / 8 + (size_t)kp / 4);
-  int8_t* sg = aq + kp;
-  int16_t* bs16 = (int16_t*)(out + act_bytes(kp));
+  const actw o = act_out((uint32_t)out_, kp);
+  int16_t* bs16 = (int16_t*)((uint8_t*)o.qs + act_bytes(kp));
   int16_t* bs32 = bs16 + kp / 16;
   const v128_t lim = wasm_i32x4_splat(127), nlim = wasm_i32x4_splat(-127);
   for (int b = 0; b < kp / 256; b++) {
@@ -75,7 +69,7 @@ EXPORT void act_q8k(int32_t x_, int32_t kp, int32_t out_) {
       iscale = -127.0f / mx;
       db = 1.0f / iscale;
     }
-    for (int j = 0; j < 8; j++) d[8 * b + j] = db;
+    for (int j = 0; j < 8; j++) o.d[8 * b + j] = db;
     const v128_t vis = wasm_f32x4_splat(iscale);
     for (int c = 0; c < 16; c++) {  // 16 values at a time
       const int k = 256 * b + 16 * c;
@@ -84,8 +78,8 @@ EXPORT void act_q8k(int32_t x_, int32_t kp, int32_t out_) {
         v128_t q = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + k + 4 * t), vis)));
         q32[t] = wasm_i32x4_max(wasm_i32x4_min(q, lim), nlim);
       }
-      const int32_t sum = act_store16(q32, qs, qs16, aq, sg, k);
-      s[k >> 4] = sum;
+      const int32_t sum = act_store16(q32, &o, k);
+      o.s[k >> 4] = sum;
       bs16[k >> 4] = (int16_t)sum;
       if (c & 1) bs32[k >> 5] = (int16_t)(bs16[(k >> 4) - 1] + sum);
     }
