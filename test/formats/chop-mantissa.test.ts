@@ -62,7 +62,12 @@ test('bf16 / tf32: every deterministic mode over edge values and random bits, bi
           v.set(src);
           assertSameBits(buf.chopInPlace(n, o), ref, `${what} in place`, src);
           v.set(src);
-          assertSameBits(chop(spec, v.subarray(0, n), o, v.subarray(n + 4, 2 * n + 4)), ref, `${what} views`, src);
+          assertSameBits(
+            chop(spec, v.subarray(0, n), o, v.subarray(n + 4, 2 * n + 4)),
+            ref,
+            `${what} views`,
+            src,
+          );
         }
     }
   } finally {
