@@ -20,6 +20,7 @@ import { schemeId } from '../../analysis/sensitivity/candidates.ts';
 import type { DamageSource } from '../../analysis/sensitivity/table.ts';
 import { MixqError } from '../../core/errors.ts';
 import type { Plan } from '../../plan/schema.ts';
+import type { Scheme } from '../../quant/scheme.ts';
 import type { MatrixEngine } from '../../quant/matrix/engine.ts';
 import type { ReportData } from '../../report/types.ts';
 import { formatMetric } from '../../report/summary.ts';
@@ -38,7 +39,7 @@ import { buildPlan, buildReport, chosenOptions } from './report.ts';
 import { selector } from './select.ts';
 import { latencyStage, predictedMsPerToken } from './latency.node.ts';
 import { measureSensitivity, type Sensitivity } from './sensitivity.ts';
-import { TARGETS } from './targets.ts';
+import { type OutputTarget, TARGETS } from './targets.ts';
 import { type QuantizeOutput, writeStage } from './write.ts';
 import type { PlannedWeight } from './writers.node.ts';
 
@@ -73,8 +74,7 @@ function latencyBound(opts: QuantizeOptions): number | undefined {
 }
 
 /** The checks that need no model: refuse a budget, bias correction or target the task cannot take. */
-function checkOptions(opts: QuantizeOptions, task: QuantTask): void {
-  const target = TARGETS[opts.output?.target ?? 'onnx'];
+function checkOptions(opts: QuantizeOptions, task: QuantTask, target: OutputTarget): void {
   target.accept(task, []); // the task (the candidates are checked once known)
   const bound = latencyBound(opts);
   if (bound !== undefined && !(bound > 0 && Number.isFinite(bound)))
@@ -99,10 +99,11 @@ function checkOptions(opts: QuantizeOptions, task: QuantTask): void {
 /** Runs the whole job. Writes nothing: the caller (the CLI) writes the returned files. */
 export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResult> {
   const start = performance.now();
-  const candidates = opts.candidates?.schemes ?? TARGETS[opts.output?.target ?? 'onnx'].candidates();
+  const target = TARGETS[opts.output?.target ?? 'onnx'];
+  const candidates = opts.candidates?.schemes ?? target.candidates();
   const matrix = await openMatrixEngine(candidates, opts.matrixThreads);
   try {
-    return await runStages(opts, start, matrix.engine);
+    return await runStages(opts, start, target, candidates, matrix.engine);
   } finally {
     await matrix.close();
   }
@@ -111,6 +112,8 @@ export async function quantizeModel(opts: QuantizeOptions): Promise<QuantizeResu
 async function runStages(
   opts: QuantizeOptions,
   start: number,
+  target: OutputTarget,
+  candidates: readonly Scheme[],
   matrix: MatrixEngine,
 ): Promise<QuantizeResult> {
   let loaded: LoadedModel | undefined;
@@ -121,9 +124,8 @@ async function runStages(
     () => loaded?.onnx.model.proto,
   );
   try {
-    checkOptions(opts, task);
+    checkOptions(opts, task, target);
     const model = (loaded = await loadModel(task.modelPath));
-    const target = TARGETS[opts.output?.target ?? 'onnx'];
     const ctx = runContext(
       task,
       model,
@@ -140,7 +142,6 @@ async function runStages(
       if (task.warning) ctx.log(`WARNING: every plan of this run is ${task.warning}`);
       ctx.lap('data');
     }
-    const candidates = opts.candidates?.schemes ?? target.candidates();
     target.accept(task, candidates);
     const damage: DamageSource = opts.candidates?.damage ?? 'noiseCalibrated';
     const cal = await calibrate(ctx, candidates, opts.candidates?.biasCorrection ?? target.biasCorrection);
