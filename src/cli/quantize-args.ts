@@ -272,6 +272,13 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
   };
 }
 
+/** A job's log lines on stderr, silent with --json (stdout then holds the JSON alone). */
+export function stderrLog(json: boolean): (line: string) => void {
+  return (line) => {
+    if (!json) process.stderr.write(`${line}\n`);
+  };
+}
+
 /** A progress bar on stderr for a TTY (one bar, relabelled per step); no-op otherwise. */
 export function progressBar(enabled: boolean): {
   update: (step: string, done: number, total: number) => void;

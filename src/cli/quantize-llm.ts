@@ -18,7 +18,7 @@ import { reportJson } from '../report/json.ts';
 import { renderTerminalSummary } from '../report/terminal.ts';
 import { failCli, usageExitCode } from './errors.ts';
 import { jsonText } from './json.ts';
-import { parseSize, parseWindows, progressBar } from './quantize-args.ts';
+import { parseSize, parseWindows, progressBar, stderrLog } from './quantize-args.ts';
 
 /**
  * Whether `mixq quantize <model>` is a language model for the GGUF job: 'stories', a .gguf file, or a
@@ -139,9 +139,7 @@ export async function runQuantizeLlm(args: Record<string, unknown>): Promise<voi
   }
   const json = Boolean(args.json);
   const bar = progressBar(!json);
-  const log = (s: string) => {
-    if (!json) process.stderr.write(`${s}\n`);
-  };
+  const log = stderrLog(json);
   const model = String(args.model);
   const out = args.out
     ? String(args.out)

@@ -9,7 +9,7 @@ import { serialisePlan } from '../../plan/serialise.ts';
 import { type QuantizeResult, quantizeModel } from '../../pipeline/quantize/index.ts';
 import { failCli, usageExitCode } from '../errors.ts';
 import { isGgufInput, runGgufPlan } from '../gguf-plan.ts';
-import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
+import { progressBar, quantizeArgs, quantizeOptions, stderrLog } from '../quantize-args.ts';
 import { jsonText } from '../json.ts';
 
 const planCommand = defineCommand({
@@ -41,9 +41,7 @@ const planCommand = defineCommand({
         evaluation: { ...opts.evaluation, baselines: false, sweep: opts.evaluation?.sweep ?? [] },
         output: { ...opts.output, write: false },
         onProgress: bar.update,
-        log: (s) => {
-          if (!json) process.stderr.write(`${s}\n`);
-        },
+        log: stderrLog(json),
       });
     } catch (e) {
       bar.stop();

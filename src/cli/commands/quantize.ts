@@ -18,7 +18,7 @@ import { formatBytes } from '../../report/summary.ts';
 import { renderTerminalSummary } from '../../report/terminal.ts';
 import type { LmEvalRow } from '../../pipeline/llm/evaluate.ts';
 import { failCli, usageExitCode } from '../errors.ts';
-import { progressBar, quantizeArgs, quantizeOptions } from '../quantize-args.ts';
+import { progressBar, quantizeArgs, quantizeOptions, stderrLog } from '../quantize-args.ts';
 import { MixqError } from '../../core/errors.ts';
 import { jsonText } from '../json.ts';
 import { isGgufLmModel, runQuantizeLlm } from '../quantize-llm.ts';
@@ -108,9 +108,7 @@ const quantizeCommand = defineCommand({
     }
     const json = Boolean(args.json);
     const bar = progressBar(!json);
-    const log = (s: string) => {
-      if (!json) process.stderr.write(`${s}\n`);
-    };
+    const log = stderrLog(json);
     let r: QuantizeResult;
     try {
       r = await quantizeModel({
