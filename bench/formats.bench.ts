@@ -203,8 +203,8 @@ export default async function bench(): Promise<void> {
               () => chop(spec, data, o, intoView),
               () => out.set(data),
             ],
-            // ~100 ms of samples per column
-            400,
+            // ~75 ms of samples per column
+            300,
             3,
           );
           const buffer2 = timeBest(() => chop(spec, inWasm, o, outWasm), 60, 3);
