@@ -44,7 +44,13 @@
 // CPFloat's design: the formula on every lane, NaN lanes replaced by a select; or the group check above in
 // a small non-inlined function per mode, 4/8/16 vectors a group) measured 0.7-1.0x this loop in cache and
 // 0.9-1.0x out of it (10M values): not kept. (V8 spills this function's splatted constants to the stack;
-// the smaller function spilled too, as clang keeps a group's loads live across its two passes.)
+// the smaller function spilled too, as clang keeps a group's loads live across its two passes.) Also
+// measured and not kept (issue 20, session 4, in cache, A/B in one process): groups of 8 vectors (bf16
+// 0.65-0.9x of 16), of 32 (nearest-even +8%, toward-zero -18%), the one-pass loop as a rolled loop of
+// 4-vector steps so V8 need not keep 16 loads live (nearest-even +5%, toward-zero -10 to -20%), and a
+// one-pass finite() loop for groups after an out-of-window group (no faster: finite()'s own work
+// dominates there). bf16 nearest-even stays at 7 SIMD operations per vector (5 to round, 2 for the NaN
+// check), compute-bound near 7 G values/s in cache and on 10M values.
 
 #include <stddef.h>
 #include <stdint.h>
