@@ -20,7 +20,9 @@
 // 2. Float path, for results below the target's min normal (subnormals, or 0 / min normal when the
 //    target has none or they are flushed): nearest-even by one float32 addition of q * 2^23 (q the step
 //    there), the other modes from m = |x| / q (a power of two: exact), k = trunc(m), frac = m - k and
-//    the decision of rounding.ts on them, the result (k + up) * q (exact).
+//    the decision of rounding.ts on them, the result (k + up) * q (exact). Nearest-even on groups that
+//    need the float path takes both paths in one float32 addition instead (round_rne_float): +20-25%
+//    on fp8 / fp4 / fp16 data with subnormal results or overflow (issue 20).
 //
 // Stochastic modes draw exactly one 32-bit number per element, in element order, from xoshiro128**
 // (core/rng.ts), whose state lives in ChopParams: in from the caller's generator, out after the call.
@@ -42,7 +44,13 @@
 // CPFloat's design: the formula on every lane, NaN lanes replaced by a select; or the group check above in
 // a small non-inlined function per mode, 4/8/16 vectors a group) measured 0.7-1.0x this loop in cache and
 // 0.9-1.0x out of it (10M values): not kept. (V8 spills this function's splatted constants to the stack;
-// the smaller function spilled too, as clang keeps a group's loads live across its two passes.)
+// the smaller function spilled too, as clang keeps a group's loads live across its two passes.) Also
+// measured and not kept (issue 20, session 4, in cache, A/B in one process): groups of 8 vectors (bf16
+// 0.65-0.9x of 16), of 32 (nearest-even +8%, toward-zero -18%), the one-pass loop as a rolled loop of
+// 4-vector steps so V8 need not keep 16 loads live (nearest-even +5%, toward-zero -10 to -20%), and a
+// one-pass finite() loop for groups after an out-of-window group (no faster: finite()'s own work
+// dominates there). bf16 nearest-even stays at 7 SIMD operations per vector (5 to round, 2 for the NaN
+// check), compute-bound near 7 G values/s in cache and on 10M values.
 
 #include <stddef.h>
 #include <stdint.h>
@@ -86,11 +94,11 @@ _Static_assert(offsetof(ChopParams, sr_shift) == 12 * 4, "ChopParams layout (cho
 _Static_assert(offsetof(ChopParams, zero_sign) == 22 * 4, "ChopParams layout (chop-wasm.ts P)");
 _Static_assert(sizeof(ChopParams) == 27 * 4, "ChopParams layout (chop-wasm.ts P)");
 
-// Constants splatted once per call: V8 keeps them in registers (or one load away) for the whole loop.
+// The splatted constants (see splat()).
 typedef struct {
   v128_t abs_mask, lo, span, keep, drop, half, bias, lsb, sr_drop, hi;
   v128_t q, inv_q1, inv_q2, sr_scale, sr_unscale;
-  v128_t ovf_pos, ovf_neg, inf_out, nan_out, zero_sign, finite_limit, magic;
+  v128_t ovf_pos, ovf_neg, inf_out, nan_out, zero_sign, finite_limit, magic, exp_mask, exp_shift, exp_cap;
   uint32_t sr_shift;
 } Consts;
 
@@ -194,8 +202,27 @@ ALWAYS v128_t round_float(v128_t a, v128_t neg, v128_t u, const Consts *c, int m
   return wasm_f32x4_mul(kk, c->q);
 }
 
+// Nearest-even of a magnitude a anywhere below 2^(105 + M), both paths in one: one float32 addition of
+// m = 2^(E + D) (E = a's exponent: a < 2m and ulp(m) = 2^(E - M), the target's step there) rounds a to
+// the target's precision, ties to even (m adds nothing to the bit that decides evenness), and the
+// subtraction is exact; below min normal m = magic = q * 2^23, the float path's constant, takes over
+// (the max), as it does for 0 and float32 subnormals. m is formed on the exponent bits and capped at
+// 2^127 (E + D past float32's range would give inf or wrap): magnitudes from 2^(105 + M) on then round
+// to at least 2^(105 + M), which rne_float_exact() requires to be past max finite, so they overflow as
+// they should. 6 operations, against 11 for the integer formula and the float path selected lane by lane.
+ALWAYS v128_t round_rne_float(v128_t a, const Consts *c) {
+  v128_t e = wasm_u32x4_min(wasm_i32x4_add(wasm_v128_and(a, c->exp_mask), c->exp_shift), c->exp_cap);
+  v128_t m = wasm_i32x4_max(e, c->magic);
+  return wasm_f32x4_sub(wasm_f32x4_add(a, m), m);
+}
+
+// float_path values: 0, the integer path alone; 1, the integer path or, below lo, the float path;
+// RNE_FLOAT, round_rne_float (nearest-even, where chop_f32 finds it exact).
+#define RNE_FLOAT 2
+
 // The rounded magnitude of a (bits), by the integer path, or the float path below lo.
 ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode, int float_path) {
+  if (float_path == RNE_FLOAT) return round_rne_float(a, c);
   v128_t r = round_int(a, neg, u, c, mode);
   if (!float_path) return r;
   return wasm_v128_bitselect(round_float(a, neg, u, c, mode), r, wasm_i32x4_lt(a, c->lo));
@@ -318,44 +345,87 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
   }
 }
 
-// One specialised loop per (mode, path) pair: the mode switch is resolved at compile time.
-#define CASE(m)                                                                                          \
+// Constants splatted once per call (V8 keeps them in registers or one load away).
+ALWAYS void splat(Consts *c, const ChopParams *p) {
+  c->abs_mask = wasm_u32x4_splat(p->abs_mask);
+  c->lo = wasm_u32x4_splat(p->lo);
+  c->span = wasm_u32x4_splat(p->window - p->lo);
+  c->keep = wasm_u32x4_splat(p->keep);
+  c->drop = wasm_u32x4_splat(p->drop);
+  c->half = wasm_u32x4_splat(p->half);
+  c->bias = wasm_u32x4_splat(p->half - 1);
+  c->lsb = wasm_u32x4_splat(p->lsb);
+  c->sr_drop = wasm_u32x4_splat(p->sr_drop);
+  c->hi = wasm_u32x4_splat(p->hi);
+  c->q = wasm_f32x4_splat(p->q);
+  c->inv_q1 = wasm_f32x4_splat(p->inv_q1);
+  c->inv_q2 = wasm_f32x4_splat(p->inv_q2);
+  c->sr_scale = wasm_f32x4_splat(p->sr_scale);
+  c->sr_unscale = wasm_f32x4_splat(p->sr_unscale);
+  c->ovf_pos = wasm_u32x4_splat(p->ovf_pos);
+  c->ovf_neg = wasm_u32x4_splat(p->ovf_neg);
+  c->inf_out = wasm_u32x4_splat(p->inf_out);
+  c->nan_out = wasm_u32x4_splat(p->nan_out);
+  c->zero_sign = wasm_u32x4_splat(p->zero_sign);
+  c->finite_limit = wasm_u32x4_splat(p->finite_limit);
+  c->magic = wasm_f32x4_splat(p->q * 8388608.0f); // q * 2^23: its ulp is q
+  c->exp_mask = wasm_u32x4_splat(0x7f800000);
+  c->exp_cap = wasm_u32x4_splat(0x7f000000); // 2^127
+  c->exp_shift = wasm_u32x4_splat((uint32_t)__builtin_popcount(p->drop) << 23); // D in the exponent
+  c->sr_shift = p->sr_shift;
+}
+
+// One function per (mode, path) pair, not inlined into chop_f32 (issue 20 asked whether V8 would keep
+// more constants in registers in a small function: measured no faster nor slower than all the loops in
+// one function, in cache and out; kept as the plainer structure, and a smaller module).
+#define VARIANT(m, fp)                                                                                 \
+  __attribute__((noinline)) static void run_##m##_##fp(const float *src, float *dst, uint32_t n, ChopParams *p) { \
+    Consts c;                                                                                          \
+    splat(&c, p);                                                                                      \
+    Xoshiro g = {p->rng[0], p->rng[1], p->rng[2], p->rng[3]};                                          \
+    run(src, dst, n, &g, &c, m, fp);                                                                   \
+    p->rng[0] = g.s0;                                                                                  \
+    p->rng[1] = g.s1;                                                                                  \
+    p->rng[2] = g.s2;                                                                                  \
+    p->rng[3] = g.s3;                                                                                  \
+  }
+#define VARIANTS(m) VARIANT(m, 0) VARIANT(m, 1)
+VARIANTS(RNE)
+VARIANT(RNE, 2) // RNE_FLOAT (a literal: ## pastes it unexpanded)
+VARIANTS(RNA)
+VARIANTS(RZ)
+VARIANTS(UP)
+VARIANTS(DOWN)
+VARIANTS(SR)
+VARIANTS(SRE)
+
+#define CASE(m)                                                                                        \
   case m:                                                                                              \
-    if (fp) run(src, dst, n, &g, &c, m, 1);                                                            \
-    else run(src, dst, n, &g, &c, m, 0);                                                                   \
+    if (p->float_path) run_##m##_1(src, dst, n, p);                                                    \
+    else run_##m##_0(src, dst, n, p);                                                                  \
     break;
+
+// Whether round_rne_float is exact for the float path's format: its step below min normal (lo) is the
+// subnormal step 2^(emin - M), a normal float32 (not so with subnormals flushed: q is min normal then),
+// and max finite is below 2^(105 + M), where round_rne_float caps m (larger magnitudes then overflow).
+ALWAYS int rne_float_exact(const ChopParams *p) {
+  uint32_t d = (uint32_t)__builtin_popcount(p->drop), m = 23 - d;
+  union {
+    float f;
+    uint32_t u;
+  } q = {p->q};
+  return p->lo > (m << 23) && q.u == p->lo - (m << 23) && p->hi < (255 - d) << 23;
+}
 
 // Rounds src[0, n) into dst[0, n) with the parameters at p (see ChopParams) and updates p->rng. dst may
 // be src (in place), not otherwise overlap it.
 void chop_f32(const float *src, float *dst, uint32_t n, ChopParams *p) {
-  Consts c;
-  c.abs_mask = wasm_u32x4_splat(p->abs_mask);
-  c.lo = wasm_u32x4_splat(p->lo);
-  c.span = wasm_u32x4_splat(p->window - p->lo);
-  c.keep = wasm_u32x4_splat(p->keep);
-  c.drop = wasm_u32x4_splat(p->drop);
-  c.half = wasm_u32x4_splat(p->half);
-  c.bias = wasm_u32x4_splat(p->half - 1);
-  c.lsb = wasm_u32x4_splat(p->lsb);
-  c.sr_drop = wasm_u32x4_splat(p->sr_drop);
-  c.hi = wasm_u32x4_splat(p->hi);
-  c.q = wasm_f32x4_splat(p->q);
-  c.inv_q1 = wasm_f32x4_splat(p->inv_q1);
-  c.inv_q2 = wasm_f32x4_splat(p->inv_q2);
-  c.sr_scale = wasm_f32x4_splat(p->sr_scale);
-  c.sr_unscale = wasm_f32x4_splat(p->sr_unscale);
-  c.ovf_pos = wasm_u32x4_splat(p->ovf_pos);
-  c.ovf_neg = wasm_u32x4_splat(p->ovf_neg);
-  c.inf_out = wasm_u32x4_splat(p->inf_out);
-  c.nan_out = wasm_u32x4_splat(p->nan_out);
-  c.zero_sign = wasm_u32x4_splat(p->zero_sign);
-  c.finite_limit = wasm_u32x4_splat(p->finite_limit);
-  c.magic = wasm_f32x4_splat(p->q * 8388608.0f); // q * 2^23: its ulp is q
-  c.sr_shift = p->sr_shift;
-  Xoshiro g = {p->rng[0], p->rng[1], p->rng[2], p->rng[3]};
-  int fp = p->float_path;
   switch (p->mode) {
-    CASE(RNE)
+  case RNE:
+    if (!p->float_path) run_RNE_0(src, dst, n, p);
+    else if (rne_float_exact(p)) run_RNE_2(src, dst, n, p);
+    else run_RNE_1(src, dst, n, p);
+    break;
     CASE(RNA)
     CASE(RZ)
     CASE(UP)
@@ -365,8 +435,4 @@ void chop_f32(const float *src, float *dst, uint32_t n, ChopParams *p) {
   default:
     break;
   }
-  p->rng[0] = g.s0;
-  p->rng[1] = g.s1;
-  p->rng[2] = g.s2;
-  p->rng[3] = g.s3;
 }

@@ -135,3 +135,31 @@ test('kernel: touches nothing outside its output, across chunk boundaries', () =
     forceChopPath(undefined);
   }
 });
+
+// Nearest-even on groups that need the float path takes one float32 addition of 2^(E + D), capped at
+// 2^127 (chop.c round_rne_float): exact while max finite < 2^(105 + M), where the kernel uses it; the
+// formats on both sides of that bound (and one whose max is near float32's) must agree with the
+// reference, as must the cap (magnitudes up to float32's max in every group).
+test('kernel: nearest-even by float addition at its range bound', () => {
+  forceChopPath('wasm');
+  try {
+    const specs = [
+      parseFormat('e7m2', { bias: 20 }), // max 1.75 * 2^106 < 2^107: the float addition
+      parseFormat('e7m2', { bias: 19 }), // max 1.75 * 2^107: the two paths
+      parseFormat('e7m2', { bias: 20, saturate: true }),
+      parseFormat('e7m3', { bias: 1 }), // max 1.875 * 2^125: the two paths
+    ];
+    for (const spec of specs) {
+      const src = groups(spec, 11);
+      const rng = new Rng(12);
+      for (let i = 0; i < src.length; i += 5)
+        src[i] = bitsToF32(rng.nextU32() & 0x7fffffff) * (i & 2 ? -1 : 1);
+      for (const o of [{}, { rounding: 'nearest-even', overflow: 'saturate' }] as CastOptions[]) {
+        const ref = chopReference(spec, src, o);
+        assertSameBits(chop(spec, src, o), ref, `${spec.name} ${JSON.stringify(o)}`, src);
+      }
+    }
+  } finally {
+    forceChopPath(undefined);
+  }
+});
