@@ -23,6 +23,17 @@
 #define MIXQ_KERNELS_SLICED_H
 #include "common.h"
 
+/**
+ * (v >> s) & mask moved to bit `pos` of each byte (mask: `width` bits at pos), with one 16-bit shift: the
+ * bits a 16-bit shift brings in from the neighbouring byte (the top s bits for a right shift, the low bits
+ * for a left one) lie outside the mask for every part of the sliced layout (pos + width <= 8 - (s - pos)).
+ */
+INLINE v128_t sl_part(v128_t v, int s, int pos, v128_t mask) {
+  if (s > pos) v = wasm_u16x8_shr(v, s - pos);
+  else if (s < pos) v = wasm_i16x8_shl(v, pos - s);
+  return wasm_v128_and(v, mask);
+}
+
 /** Codes of weights 32m .. 32m+15 (c0) and 32m+16 .. 32m+31 (c1) of the 128-weight block at `blk`. */
 INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0, v128_t* c1) {
   if (B == 8) {
@@ -45,19 +56,19 @@ INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0,
   if (crumb) {
     v128_t v = wasm_v128_load(pc + 16 * (m >> 1));
     const int s0 = 4 * (m & 1), s1 = s0 + 2;  // t = 2m, 2m + 1 -> bits 2(t & 3)
-    const v128_t m3 = wasm_i8x16_splat(3);
-    v128_t x0 = bits8(v, s0, m3), x1 = bits8(v, s1, m3);
-    a = pos ? wasm_v128_or(a, shl8(x0, pos)) : x0;
-    b = pos ? wasm_v128_or(b, shl8(x1, pos)) : x1;
+    const v128_t m3 = wasm_i8x16_splat((int8_t)(3 << pos));
+    v128_t x0 = sl_part(v, s0, pos, m3), x1 = sl_part(v, s1, pos, m3);
+    a = pos ? wasm_v128_or(a, x0) : x0;
+    b = pos ? wasm_v128_or(b, x1) : x1;
     pos += 2;
   }
   if (bit) {
     v128_t v = wasm_v128_load(pb);
     const int t0 = 2 * m, t1 = 2 * m + 1;
-    const v128_t m1 = wasm_i8x16_splat(1);
-    v128_t x0 = bits8(v, t0, m1), x1 = bits8(v, t1, m1);
-    a = pos ? wasm_v128_or(a, shl8(x0, pos)) : x0;
-    b = pos ? wasm_v128_or(b, shl8(x1, pos)) : x1;
+    const v128_t m1 = wasm_i8x16_splat((int8_t)(1 << pos));
+    v128_t x0 = sl_part(v, t0, pos, m1), x1 = sl_part(v, t1, pos, m1);
+    a = pos ? wasm_v128_or(a, x0) : x0;
+    b = pos ? wasm_v128_or(b, x1) : x1;
   }
   *c0 = a;
   *c1 = b;
@@ -117,6 +128,33 @@ INLINE v128_t sl_dot16_rt(v128_t c, const actq* A, int k, int DK) {
   }
 }
 
+/**
+ * i16x8 partial sums of 16 codes times activations k .. k+15, each lane two products (relaxed: the i16 dot;
+ * SIMD128: i16 products of the widened codes and qs16). Exact for codes 0..15 (|product| <= 1905).
+ */
+INLINE v128_t sl_dot16_i16(v128_t c, const actq* A, int k) {
+#if MIXQ_RELAXED
+  return rdot16(c, wasm_v128_load(A->qs + k));
+#else
+  return wasm_i16x8_add(wasm_i16x8_mul(wasm_u16x8_extend_low_u8x16(c), wasm_v128_load(A->qs16 + k)),
+                        wasm_i16x8_mul(wasm_u16x8_extend_high_u8x16(c), wasm_v128_load(A->qs16 + k + 8)));
+#endif
+}
+/**
+ * [sum a, sum b, sum c, sum d] of four i16x8 as i32x4, folding in i16 first (two shuffle levels, one
+ * widening instead of four): exact while any four lanes of an input sum within int16 (each lane here holds
+ * at most 4 products of codes 0..15 and activations |q| <= 127: 16 * 15 * 127 = 30480).
+ */
+INLINE v128_t sl_hsum4_i16(v128_t a, v128_t b, v128_t c, v128_t d) {
+  const v128_t ab = wasm_i16x8_add(wasm_i16x8_shuffle(a, b, 0, 1, 2, 3, 8, 9, 10, 11),
+                                   wasm_i16x8_shuffle(a, b, 4, 5, 6, 7, 12, 13, 14, 15));
+  const v128_t cd = wasm_i16x8_add(wasm_i16x8_shuffle(c, d, 0, 1, 2, 3, 8, 9, 10, 11),
+                                   wasm_i16x8_shuffle(c, d, 4, 5, 6, 7, 12, 13, 14, 15));
+  const v128_t s = wasm_i16x8_add(wasm_i16x8_shuffle(ab, cd, 0, 1, 4, 5, 8, 9, 12, 13),
+                                  wasm_i16x8_shuffle(ab, cd, 2, 3, 6, 7, 10, 11, 14, 15));
+  return wasm_i32x4_extadd_pairwise_i16x8(s);
+}
+
 /** Per-group parameters of the four rows of a tile. */
 typedef struct {
   v128_t s;  // f32x4 scale (times qunit on the int8 path)
@@ -144,7 +182,91 @@ INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p
   for (int i = 0; i < 4; i++) p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
 }
 
-// ---- int8 path, matrix x vector: one row at a time (decode) ----
+// ---- int8 path, matrix x vector, groups of 32 or more: the four rows of a tile together ----
+INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r1, const int B, const int DK,
+                          const int TBL, const int G16) {
+  const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
+  v128_t T[4];
+  if (TBL) sl_load_qtable(D, T);
+  for (int r = r0; r < r1; r += 4) {
+    int rr[4];
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
+    v128_t acc = wasm_f32x4_splat(0);
+    sl_group4 P = sl_group_params(D, r, 0, 1, B);
+    int g = 0, next = G;
+    for (int blk = 0; blk < nblk; blk++) {
+      const size_t bo = (size_t)blk * 16 * B;
+#pragma clang loop unroll(full)
+      for (int m = 0; m < 4; m++) {
+        const int k = blk * 128 + 32 * m;
+        v128_t c[4][2];
+        for (int i = 0; i < 4; i++) {
+          sl_codes32(p[i] + bo, m, B, &c[i][0], &c[i][1]);
+          if (TBL) {
+            c[i][0] = sl_qlookup(c[i][0], T, B);
+            c[i][1] = sl_qlookup(c[i][1], T, B);
+          }
+        }
+        if (G16) {
+          for (int h = 0; h < 2; h++) {
+            const int kk = k + 16 * h;
+            if (kk == next) {
+              if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+              next += G;
+            }
+            v128_t S = hsum4_i32(sl_dot16(c[0][h], A, kk, DK), sl_dot16(c[1][h], A, kk, DK),
+                                 sl_dot16(c[2][h], A, kk, DK), sl_dot16(c[3][h], A, kk, DK));
+            const int32_t sq = A->s[kk >> 4];
+            S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+            const float dx = A->d[kk >> 5];
+            acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+            if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+          }
+        } else {
+          if (k == next) {
+            if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+            next += G;
+          }
+          v128_t S;
+          if (!TBL && B <= 4) {  // codes 0..15: the four rows' partial sums folded in int16 (sl_hsum4_i16)
+            v128_t h[4];
+            for (int i = 0; i < 4; i++)
+              h[i] = wasm_i16x8_add(sl_dot16_i16(c[i][0], A, k), sl_dot16_i16(c[i][1], A, k + 16));
+            S = sl_hsum4_i16(h[0], h[1], h[2], h[3]);
+          } else {
+            S = hsum4_i32(sl_dot32(c[0][0], c[0][1], A, k, DK), sl_dot32(c[1][0], c[1][1], A, k, DK),
+                          sl_dot32(c[2][0], c[2][1], A, k, DK), sl_dot32(c[3][0], c[3][1], A, k, DK));
+          }
+          const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
+          S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+          const float dx = A->d[k >> 5];
+          acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+          if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+        }
+      }
+    }
+    store_tile(y, r, r1 - 1, acc);
+  }
+}
+
+/**
+ * The specialised int8-path kernels (bits, dot kind, table), for the formats mixq plans most: int2..int6,
+ * symmetric int8, FP4 (MXFP4; NVFP4 in mv_sliced_q8) and FP6 E2M3. Anything else takes
+ * mv_sl_q8_generic. Evaluates to 0 when there is no specialisation.
+ */
+#define SL_Q8_DISPATCH(CALL)                                                                    \
+  ((D->elem == ELEM_INT && D->bits == 2)                             ? (CALL(2, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 3)                           ? (CALL(3, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 4)                           ? (CALL(4, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0, 0), 1) \
+   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1, 0), 1) \
+   : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1, 0), 1) \
+                                                                     : 0)
+
+// ---- int8 path, matrix x vector, groups of 16 (NVFP4 and the like): one row at a time ----
 // The four rows of a tile keep their group parameters side by side (param_index), so the factors of a
 // segment of SL_SEG blocks, s * qunit * d_x (f32) and z * sum q (i32), are computed first, vectorised over
 // the four rows and transposed to one vector per row and 4 chunks (a chunk: the 16 or 32 weights one
@@ -231,6 +353,7 @@ INLINE v128_t sl_seg_factors(const wdesc* D, const actq* A, int r, int b0, int n
 /** One row's nb blocks from `w`: acc (f32x4, lanes by chunk position) += sum_c (S_c - zq_c) f_c. */
 INLINE v128_t sl_row_q8(const uint8_t* w, const actq* A, int k0, int nb, const float* f, const int32_t* zq,
                         const v128_t* T, v128_t acc, const int B, const int DK, const int TBL, const int CW) {
+  const int FOLD = !TBL && B <= 4;  // codes 0..15: partial sums folded in int16 (sl_hsum4_i16)
   for (int b = 0; b < nb; b++, w += 16 * B) {
     const int k = k0 + 128 * b;
     if (CW == 32) {
@@ -243,9 +366,11 @@ INLINE v128_t sl_row_q8(const uint8_t* w, const actq* A, int k0, int nb, const f
           c0 = sl_qlookup(c0, T, B);
           c1 = sl_qlookup(c1, T, B);
         }
-        S[m] = sl_dot32(c0, c1, A, k + 32 * m, DK);
+        S[m] = FOLD ? wasm_i16x8_add(sl_dot16_i16(c0, A, k + 32 * m), sl_dot16_i16(c1, A, k + 32 * m + 16))
+                    : sl_dot32(c0, c1, A, k + 32 * m, DK);
       }
-      const v128_t H = wasm_i32x4_sub(hsum4_i32(S[0], S[1], S[2], S[3]), wasm_v128_load(zq + 4 * b));
+      const v128_t H = wasm_i32x4_sub(FOLD ? sl_hsum4_i16(S[0], S[1], S[2], S[3]) : hsum4_i32(S[0], S[1], S[2], S[3]),
+                                      wasm_v128_load(zq + 4 * b));
       acc = fmadd(wasm_f32x4_convert_i32x4(H), wasm_v128_load(f + 4 * b), acc);
     } else {
 #pragma clang loop unroll(full)
@@ -260,10 +385,12 @@ INLINE v128_t sl_row_q8(const uint8_t* w, const actq* A, int k0, int nb, const f
             c0 = sl_qlookup(c0, T, B);
             c1 = sl_qlookup(c1, T, B);
           }
-          S[2 * mm] = sl_dot16(c0, A, k + 32 * m, DK);
-          S[2 * mm + 1] = sl_dot16(c1, A, k + 32 * m + 16, DK);
-        }
-        const v128_t H = wasm_i32x4_sub(hsum4_i32(S[0], S[1], S[2], S[3]), wasm_v128_load(zq + 8 * b + 4 * h));
+          S[2 * mm] = FOLD ? sl_dot16_i16(c0, A, k + 32 * m) : sl_dot16(c0, A, k + 32 * m, DK);
+          S[2 * mm + 1] = FOLD ? sl_dot16_i16(c1, A, k + 32 * m + 16) : sl_dot16(c1, A, k + 32 * m + 16, DK);
+          }
+        const v128_t H =
+            wasm_i32x4_sub(FOLD ? sl_hsum4_i16(S[0], S[1], S[2], S[3]) : hsum4_i32(S[0], S[1], S[2], S[3]),
+                           wasm_v128_load(zq + 8 * b + 4 * h));
         acc = fmadd(wasm_f32x4_convert_i32x4(H), wasm_v128_load(f + 8 * b + 4 * h), acc);
       }
     }
@@ -303,7 +430,7 @@ INLINE void mv_sl_q8_rows(const wdesc* D, const actq* A, float* y, int r0, int r
                                                                              float* y, int r0, int r1) {  \
     mv_sl_q8_rows(D, A, y, r0, r1, B, DK, TBL, CW);                                                       \
   }
-#define SL_ROWS_CW(B, DK, TBL) SL_ROWS_FN(B, DK, TBL, 16) SL_ROWS_FN(B, DK, TBL, 32)
+#define SL_ROWS_CW(B, DK, TBL) SL_ROWS_FN(B, DK, TBL, 16)
 SL_ROWS_CW(1, DK_U6, 0)
 SL_ROWS_CW(2, DK_U6, 0)
 SL_ROWS_CW(3, DK_U6, 0)
@@ -350,16 +477,52 @@ INLINE void sl_q8_block(const wdesc* D, const uint8_t* blk, const v128_t* T, v12
     for (int t = 0; t < 8; t++) c[t] = sl_qlookup_n(c[t], T, D->bits);
 }
 
+/** int8 path, any bit width, 16 or 32 weights per step. */
+static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, int r1) {
+  const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0, B = D->bits, DK = D->dot_class;
+  v128_t T[4];
+  sl_load_qtable(D, T);
+  for (int r = r0; r < r1; r += 4) {
+    int rr[4];
+    const uint8_t* p[4];
+    sl_tile(D, r, r1 - 1, rr, p);
+    v128_t acc = wasm_f32x4_splat(0);
+    sl_group4 P = sl_group_params(D, r, 0, 1, B);
+    int g = 0, next = G;
+    for (int blk = 0; blk < nblk; blk++) {
+      v128_t c[4][8];
+      for (int i = 0; i < 4; i++) sl_q8_block(D, p[i] + (size_t)blk * 16 * B, T, c[i]);
+      for (int t = 0; t < 8; t++) {
+        const int k = blk * 128 + 16 * t;
+        if (k == next) {
+          if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+          next += G;
+        }
+        v128_t S = hsum4_i32(sl_dot16_rt(c[0][t], A, k, DK), sl_dot16_rt(c[1][t], A, k, DK),
+                             sl_dot16_rt(c[2][t], A, k, DK), sl_dot16_rt(c[3][t], A, k, DK));
+        const int32_t sq = A->s[k >> 4];
+        S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+        const float dx = A->d[k >> 5];
+        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+        if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+      }
+    }
+    store_tile(y, r, r1 - 1, acc);
+  }
+}
+
 EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   const actq A = act_view(act, D->kp);
   float* yp = (float*)(uintptr_t)y;
   const int g16 = D->group == 16, u7 = D->dot_class == DOT_U7;
-#define SL_CALL(B, DK, TBL)                                       \
-  do {                                                            \
-    if (g16) mv_sl_q8_##B##_##DK##_##TBL##_16(D, &A, yp, r0, r1); \
-    else mv_sl_q8_##B##_##DK##_##TBL##_32(D, &A, yp, r0, r1);     \
-  } while (0)
+  if (!g16) {
+#define MV_CALL(B, DK, TBL, G16) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL, G16)
+    if (!SL_Q8_DISPATCH(MV_CALL)) mv_sl_q8_generic(D, &A, yp, r0, r1);
+#undef MV_CALL
+    return;
+  }
+#define SL_CALL(B, DK, TBL) mv_sl_q8_##B##_##DK##_##TBL##_16(D, &A, yp, r0, r1)
   if (D->elem != ELEM_INT) {
     // tables reach the int8 path with 4..6 bits only (src/kernels/sliced.ts)
     switch (D->bits) {
