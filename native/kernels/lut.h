@@ -127,8 +127,8 @@ INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4]
         v128_t a = wasm_i16x8_splat(0);
         for (int jj = 0; jj < 4; jj++, wp += 16) {
           v128_t v = wasm_v128_load(wp);
-          v128_t r0 = wasm_i8x16_swizzle(T[2 * jj], wasm_v128_and(v, m4));
-          v128_t r1 = wasm_i8x16_swizzle(T[2 * jj + 1], bits8(v, 4, m4));
+          v128_t r0 = swz16(T[2 * jj], wasm_v128_and(v, m4));
+          v128_t r1 = swz16(T[2 * jj + 1], bits8(v, 4, m4));
           a = wasm_i16x8_add(a, wasm_i16x8_add(lut_pair(r0, 2 * pair), lut_pair(r1, 2 * pair)));
         }
         if (h) a1 = wasm_i16x8_add(a1, a);
@@ -139,8 +139,8 @@ INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4]
       const int p = B - 1;
       for (int jj = 0; jj < 4; jj++, wp += 16) {
         v128_t v = wasm_v128_load(wp);
-        v128_t r0 = wasm_i8x16_swizzle(T[2 * jj], wasm_v128_and(v, m4));
-        v128_t r1 = wasm_i8x16_swizzle(T[2 * jj + 1], bits8(v, 4, m4));
+        v128_t r0 = swz16(T[2 * jj], wasm_v128_and(v, m4));
+        v128_t r1 = swz16(T[2 * jj + 1], bits8(v, 4, m4));
         v128_t lo = wasm_i16x8_add(wasm_i16x8_extend_low_i8x16(r0), wasm_i16x8_extend_low_i8x16(r1));
         v128_t hi = wasm_i16x8_add(wasm_i16x8_extend_high_i8x16(r0), wasm_i16x8_extend_high_i8x16(r1));
         a0 = wasm_i16x8_add(a0, p ? wasm_i16x8_shl(lo, p) : lo);

@@ -74,8 +74,22 @@ INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0,
   *c1 = b;
 }
 
+/**
+ * Lookup of 16 indices known to lie in 0..15: i8x16.relaxed_swizzle in the relaxed build (one pshufb on x64;
+ * the plain swizzle must zero indices >= 16, which costs V8 a saturating add and a constant load per call),
+ * i8x16.swizzle otherwise. The same result for such indices on every engine.
+ */
+INLINE v128_t swz16(v128_t table, v128_t idx) {
+#if MIXQ_RELAXED
+  return (v128_t)__builtin_wasm_relaxed_swizzle_i8x16((i8x16_t)table, (i8x16_t)idx);
+#else
+  return wasm_i8x16_swizzle(table, idx);
+#endif
+}
+
 /** Codes through a table of 2^B int8 entries held as nt = 2^B / 16 vectors (B <= 6). */
 INLINE v128_t sl_qlookup(v128_t c, const v128_t* T, const int B) {
+  if (B <= 4) return swz16(T[0], c);
   v128_t v = wasm_i8x16_swizzle(T[0], c);
   for (int t = 1; t < (1 << B) / 16; t++)
     v = wasm_v128_or(v, wasm_i8x16_swizzle(T[t], wasm_i8x16_sub(c, wasm_i8x16_splat(16 * t))));
@@ -84,6 +98,7 @@ INLINE v128_t sl_qlookup(v128_t c, const v128_t* T, const int B) {
 
 /** The same with the table width at run time. */
 INLINE v128_t sl_qlookup_n(v128_t c, const v128_t* T, int B) {
+  if (B <= 4) return swz16(T[0], c);
   v128_t v = wasm_i8x16_swizzle(T[0], c);
   if (B >= 5) v = wasm_v128_or(v, wasm_i8x16_swizzle(T[1], wasm_i8x16_sub(c, wasm_i8x16_splat(16))));
   if (B >= 6) {
@@ -558,8 +573,8 @@ static const uint8_t SL_U32_IDX[4][16] = {
 INLINE void sl_values16(const wdesc* D, v128_t c, int z, float* out) {
   if (D->elem == ELEM_LUT4) {
     const uint8_t* tp = (const uint8_t*)(uintptr_t)D->table;
-    v128_t b0 = wasm_i8x16_swizzle(wasm_v128_load(tp), c), b1 = wasm_i8x16_swizzle(wasm_v128_load(tp + 16), c);
-    v128_t b2 = wasm_i8x16_swizzle(wasm_v128_load(tp + 32), c), b3 = wasm_i8x16_swizzle(wasm_v128_load(tp + 48), c);
+    v128_t b0 = swz16(wasm_v128_load(tp), c), b1 = swz16(wasm_v128_load(tp + 16), c);
+    v128_t b2 = swz16(wasm_v128_load(tp + 32), c), b3 = swz16(wasm_v128_load(tp + 48), c);
     v128_t l01 = wasm_i8x16_shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     v128_t h01 = wasm_i8x16_shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     v128_t l23 = wasm_i8x16_shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
