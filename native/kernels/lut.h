@@ -254,7 +254,7 @@ EXPORT void mm_lut_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t
   sl_group4* gp = (sl_group4*)(codes + 4 * (size_t)D->kp);
   for (int r = r0; r < r1; r += 4) {
     lut_unpack4(D, r / 16, (r % 16) / 4, codes, gp);
-    mm_sl_q8_micro(D, codes, gp, act, as, nb, (float*)(uintptr_t)y, ys, r, r1 - 1, DK_U6, 0);
+    mm_sl_q8_micro(D, codes, gp, act, as, nb, (float*)(uintptr_t)y, ys, r, r1 - 1, DK_U4, 0);
   }
 }
 EXPORT void mv_lut_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1, int32_t scratch) {

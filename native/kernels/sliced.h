@@ -114,12 +114,12 @@ INLINE void sl_load_qtable(const wdesc* D, v128_t T[4]) {
                : wasm_i8x16_splat(0);
 }
 
-// dot kinds of the int8 path (compile-time)
-enum { DK_U6 = 0, DK_U7 = 1, DK_S8 = 2, DK_FULL8 = 3 };
+// dot kinds of the int8 path (compile-time); DK_U4: codes 0..15, partial sums folded in int16 (sl_hsum4_i16)
+enum { DK_U6 = 0, DK_U7 = 1, DK_S8 = 2, DK_FULL8 = 3, DK_U4 = 4 };
 
 /** i32x4 partial sums of 32 codes (after table / sign handling) times activations k .. k+31. */
 INLINE v128_t sl_dot32(v128_t c0, v128_t c1, const actq* A, int k, const int DK) {
-  if (DK == DK_U6) return dot32_u6(c0, c1, A, k);
+  if (DK == DK_U6 || DK == DK_U4) return dot32_u6(c0, c1, A, k);
   if (DK == DK_U7) return dot32_u7(c0, c1, A, k);
   const v128_t flip = wasm_i8x16_splat((int8_t)0x80);  // 8-bit codes: c - 128 as int8
   c0 = wasm_v128_xor(c0, flip);
@@ -128,7 +128,7 @@ INLINE v128_t sl_dot32(v128_t c0, v128_t c1, const actq* A, int k, const int DK)
   return wasm_i32x4_add(dot16_i8_wide(c0, A, k), dot16_i8_wide(c1, A, k + 16));
 }
 INLINE v128_t sl_dot16(v128_t c, const actq* A, int k, const int DK) {
-  if (DK == DK_U6 || DK == DK_U7) return dot16_u7(c, A, k);
+  if (DK == DK_U6 || DK == DK_U7 || DK == DK_U4) return dot16_u7(c, A, k);
   c = wasm_v128_xor(c, wasm_i8x16_splat((int8_t)0x80));
   return DK == DK_S8 ? dot16_s8(c, A, k) : dot16_i8_wide(c, A, k);
 }
@@ -170,6 +170,25 @@ INLINE v128_t sl_hsum4_i16(v128_t a, v128_t b, v128_t c, v128_t d) {
   return wasm_i32x4_extadd_pairwise_i16x8(s);
 }
 
+/** [sum row a, b, c, d] of a 32-weight step (codes a0 a1 .. d0 d1 against activations k .. k+31). */
+INLINE v128_t sl_sum4x32(const v128_t w[4][2], const actq* A, int k, const int DK) {
+  if (DK == DK_U4) {
+    v128_t h[4];
+    for (int i = 0; i < 4; i++) h[i] = wasm_i16x8_add(sl_dot16_i16(w[i][0], A, k), sl_dot16_i16(w[i][1], A, k + 16));
+    return sl_hsum4_i16(h[0], h[1], h[2], h[3]);
+  }
+  return hsum4_i32(sl_dot32(w[0][0], w[0][1], A, k, DK), sl_dot32(w[1][0], w[1][1], A, k, DK),
+                   sl_dot32(w[2][0], w[2][1], A, k, DK), sl_dot32(w[3][0], w[3][1], A, k, DK));
+}
+/** The same for a 16-weight step. */
+INLINE v128_t sl_sum4x16(const v128_t w[4], const actq* A, int k, const int DK) {
+  if (DK == DK_U4)
+    return sl_hsum4_i16(sl_dot16_i16(w[0], A, k), sl_dot16_i16(w[1], A, k), sl_dot16_i16(w[2], A, k),
+                        sl_dot16_i16(w[3], A, k));
+  return hsum4_i32(sl_dot16(w[0], A, k, DK), sl_dot16(w[1], A, k, DK), sl_dot16(w[2], A, k, DK),
+                   sl_dot16(w[3], A, k, DK));
+}
+
 /** Per-group parameters of the four rows of a tile. */
 typedef struct {
   v128_t s;  // f32x4 scale (times qunit on the int8 path)
@@ -199,7 +218,7 @@ INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p
 
 // ---- int8 path, matrix x vector, groups of 32 or more: the four rows of a tile together ----
 INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r1, const int B, const int DK,
-                          const int TBL, const int G16) {
+                          const int TBL) {
   const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
   v128_t T[4];
   if (TBL) sl_load_qtable(D, T);
@@ -223,42 +242,16 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
             c[i][1] = sl_qlookup(c[i][1], T, B);
           }
         }
-        if (G16) {
-          for (int h = 0; h < 2; h++) {
-            const int kk = k + 16 * h;
-            if (kk == next) {
-              if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
-              next += G;
-            }
-            v128_t S = hsum4_i32(sl_dot16(c[0][h], A, kk, DK), sl_dot16(c[1][h], A, kk, DK),
-                                 sl_dot16(c[2][h], A, kk, DK), sl_dot16(c[3][h], A, kk, DK));
-            const int32_t sq = A->s[kk >> 4];
-            S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
-            const float dx = A->d[kk >> 5];
-            acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
-            if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
-          }
-        } else {
-          if (k == next) {
-            if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
-            next += G;
-          }
-          v128_t S;
-          if (!TBL && B <= 4) {  // codes 0..15: the four rows' partial sums folded in int16 (sl_hsum4_i16)
-            v128_t h[4];
-            for (int i = 0; i < 4; i++)
-              h[i] = wasm_i16x8_add(sl_dot16_i16(c[i][0], A, k), sl_dot16_i16(c[i][1], A, k + 16));
-            S = sl_hsum4_i16(h[0], h[1], h[2], h[3]);
-          } else {
-            S = hsum4_i32(sl_dot32(c[0][0], c[0][1], A, k, DK), sl_dot32(c[1][0], c[1][1], A, k, DK),
-                          sl_dot32(c[2][0], c[2][1], A, k, DK), sl_dot32(c[3][0], c[3][1], A, k, DK));
-          }
-          const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
-          S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
-          const float dx = A->d[k >> 5];
-          acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
-          if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+        if (k == next) {
+          if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+          next += G;
         }
+        v128_t S = sl_sum4x32(c, A, k, DK);
+        const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
+        S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+        const float dx = A->d[k >> 5];
+        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+        if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
       }
     }
     store_tile(y, r, r1 - 1, acc);
@@ -270,15 +263,15 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
  * symmetric int8, FP4 (MXFP4; NVFP4 in mv_sliced_q8) and FP6 E2M3. Anything else takes
  * mv_sl_q8_generic. Evaluates to 0 when there is no specialisation.
  */
-#define SL_Q8_DISPATCH(CALL)                                                                    \
-  ((D->elem == ELEM_INT && D->bits == 2)                             ? (CALL(2, DK_U6, 0, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 3)                           ? (CALL(3, DK_U6, 0, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 4)                           ? (CALL(4, DK_U6, 0, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0, 0), 1) \
-   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1, 0), 1) \
-   : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1, 0), 1) \
+#define SL_Q8_DISPATCH(CALL)                                                                 \
+  ((D->elem == ELEM_INT && D->bits == 2)                             ? (CALL(2, DK_U4, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 3)                           ? (CALL(3, DK_U4, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 4)                           ? (CALL(4, DK_U4, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0), 1) \
+   : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0), 1) \
+   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1), 1) \
+   : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1), 1) \
                                                                      : 0)
 
 // ---- int8 path, matrix x vector, groups of 16 (NVFP4 and the like): one row at a time ----
@@ -367,54 +360,36 @@ INLINE v128_t sl_seg_factors(const wdesc* D, const actq* A, int r, int b0, int n
 
 /** One row's nb blocks from `w`: acc (f32x4, lanes by chunk position) += sum_c (S_c - zq_c) f_c. */
 INLINE v128_t sl_row_q8(const uint8_t* w, const actq* A, int k0, int nb, const float* f, const int32_t* zq,
-                        const v128_t* T, v128_t acc, const int B, const int DK, const int TBL, const int CW) {
-  const int FOLD = !TBL && B <= 4;  // codes 0..15: partial sums folded in int16 (sl_hsum4_i16)
+                        const v128_t* T, v128_t acc, const int B, const int DK, const int TBL) {
   for (int b = 0; b < nb; b++, w += 16 * B) {
     const int k = k0 + 128 * b;
-    if (CW == 32) {
-      v128_t S[4];
 #pragma clang loop unroll(full)
-      for (int m = 0; m < 4; m++) {
-        v128_t c0, c1;
-        sl_codes32(w, m, B, &c0, &c1);
+    for (int h = 0; h < 2; h++) {
+      v128_t c[4];
+#pragma clang loop unroll(full)
+      for (int mm = 0; mm < 2; mm++) {
+        sl_codes32(w, 2 * h + mm, B, &c[2 * mm], &c[2 * mm + 1]);
         if (TBL) {
-          c0 = sl_qlookup(c0, T, B);
-          c1 = sl_qlookup(c1, T, B);
+          c[2 * mm] = sl_qlookup(c[2 * mm], T, B);
+          c[2 * mm + 1] = sl_qlookup(c[2 * mm + 1], T, B);
         }
-        S[m] = FOLD ? wasm_i16x8_add(sl_dot16_i16(c0, A, k + 32 * m), sl_dot16_i16(c1, A, k + 32 * m + 16))
-                    : sl_dot32(c0, c1, A, k + 32 * m, DK);
       }
-      const v128_t H = wasm_i32x4_sub(FOLD ? sl_hsum4_i16(S[0], S[1], S[2], S[3]) : hsum4_i32(S[0], S[1], S[2], S[3]),
-                                      wasm_v128_load(zq + 4 * b));
-      acc = fmadd(wasm_f32x4_convert_i32x4(H), wasm_v128_load(f + 4 * b), acc);
-    } else {
-#pragma clang loop unroll(full)
-      for (int h = 0; h < 2; h++) {
-        v128_t S[4];
-#pragma clang loop unroll(full)
-        for (int mm = 0; mm < 2; mm++) {
-          const int m = 2 * h + mm;
-          v128_t c0, c1;
-          sl_codes32(w, m, B, &c0, &c1);
-          if (TBL) {
-            c0 = sl_qlookup(c0, T, B);
-            c1 = sl_qlookup(c1, T, B);
-          }
-          S[2 * mm] = FOLD ? sl_dot16_i16(c0, A, k + 32 * m) : sl_dot16(c0, A, k + 32 * m, DK);
-          S[2 * mm + 1] = FOLD ? sl_dot16_i16(c1, A, k + 32 * m + 16) : sl_dot16(c1, A, k + 32 * m + 16, DK);
-          }
-        const v128_t H =
-            wasm_i32x4_sub(FOLD ? sl_hsum4_i16(S[0], S[1], S[2], S[3]) : hsum4_i32(S[0], S[1], S[2], S[3]),
-                           wasm_v128_load(zq + 8 * b + 4 * h));
-        acc = fmadd(wasm_f32x4_convert_i32x4(H), wasm_v128_load(f + 8 * b + 4 * h), acc);
-      }
+      const int kk = k + 64 * h;
+      const v128_t S =
+          DK == DK_U4
+              ? sl_hsum4_i16(sl_dot16_i16(c[0], A, kk), sl_dot16_i16(c[1], A, kk + 16),
+                             sl_dot16_i16(c[2], A, kk + 32), sl_dot16_i16(c[3], A, kk + 48))
+              : hsum4_i32(sl_dot16(c[0], A, kk, DK), sl_dot16(c[1], A, kk + 16, DK), sl_dot16(c[2], A, kk + 32, DK),
+                          sl_dot16(c[3], A, kk + 48, DK));
+      const v128_t H = wasm_i32x4_sub(S, wasm_v128_load(zq + 8 * b + 4 * h));
+      acc = fmadd(wasm_f32x4_convert_i32x4(H), wasm_v128_load(f + 8 * b + 4 * h), acc);
     }
   }
   return acc;
 }
 
 INLINE void mv_sl_q8_rows(const wdesc* D, const actq* A, float* y, int r0, int r1, const int B, const int DK,
-                          const int TBL, const int CW) {
+                          const int TBL) {
   const int nblk = D->kp / 128;
   v128_t T[4];
   sl_load_qtable(D, T);
@@ -428,40 +403,38 @@ INLINE void mv_sl_q8_rows(const wdesc* D, const actq* A, float* y, int r0, int r
     v128_t bias = wasm_f32x4_splat(0);
     for (int b0 = 0; b0 < nblk; b0 += SL_SEG) {
       const int nb = nblk - b0 < SL_SEG ? nblk - b0 : SL_SEG;
-      bias = wasm_f32x4_add(bias, sl_seg_factors(D, A, r, b0, nb, B, CW, f, zq));
+      bias = wasm_f32x4_add(bias, sl_seg_factors(D, A, r, b0, nb, B, 16, f, zq));
       // block by block, the four rows in turn: four streams from memory, as the hardware prefetchers like
       for (int b = 0; b < nb; b++)
         for (int i = 0; i < 4; i++)
-          acc[i] = sl_row_q8(p[i] + (size_t)(b0 + b) * 16 * B, A, 128 * (b0 + b), 1, f[i] + b * (128 / CW),
-                             zq[i] + b * (128 / CW), T, acc[i], B, DK, TBL, CW);
+          acc[i] = sl_row_q8(p[i] + (size_t)(b0 + b) * 16 * B, A, 128 * (b0 + b), 1, f[i] + 8 * b, zq[i] + 8 * b, T,
+                             acc[i], B, DK, TBL);
     }
     store_tile(y, r, r1 - 1, wasm_f32x4_add(hsum4_f32(acc[0], acc[1], acc[2], acc[3]), bias));
   }
 }
 
-/** One instance per (bits, dot kind, table, chunk width); mv_sliced_q8 picks one per call. */
-#define SL_ROWS_FN(B, DK, TBL, CW)                                                                        \
-  static __attribute__((noinline)) void mv_sl_q8_##B##_##DK##_##TBL##_##CW(const wdesc* D, const actq* A, \
-                                                                             float* y, int r0, int r1) {  \
-    mv_sl_q8_rows(D, A, y, r0, r1, B, DK, TBL, CW);                                                       \
+/** One instance per (bits, dot kind, table); mv_sliced_q8 picks one per call. */
+#define SL_ROWS_FN(B, DK, TBL)                                                                            \
+  static __attribute__((noinline)) void mv_sl_q8_##B##_##DK##_##TBL(const wdesc* D, const actq* A, float* y, \
+                                                                      int r0, int r1) {                    \
+    mv_sl_q8_rows(D, A, y, r0, r1, B, DK, TBL);                                                           \
   }
-#define SL_ROWS_CW(B, DK, TBL) SL_ROWS_FN(B, DK, TBL, 16)
-SL_ROWS_CW(1, DK_U6, 0)
-SL_ROWS_CW(2, DK_U6, 0)
-SL_ROWS_CW(3, DK_U6, 0)
-SL_ROWS_CW(4, DK_U6, 0)
-SL_ROWS_CW(5, DK_U6, 0)
-SL_ROWS_CW(6, DK_U6, 0)
-SL_ROWS_CW(7, DK_U7, 0)
-SL_ROWS_CW(8, DK_S8, 0)
-SL_ROWS_CW(8, DK_FULL8, 0)
-SL_ROWS_CW(4, DK_U6, 1)
-SL_ROWS_CW(4, DK_U7, 1)
-SL_ROWS_CW(5, DK_U6, 1)
-SL_ROWS_CW(5, DK_U7, 1)
-SL_ROWS_CW(6, DK_U6, 1)
-SL_ROWS_CW(6, DK_U7, 1)
-#undef SL_ROWS_CW
+SL_ROWS_FN(1, DK_U4, 0)
+SL_ROWS_FN(2, DK_U4, 0)
+SL_ROWS_FN(3, DK_U4, 0)
+SL_ROWS_FN(4, DK_U4, 0)
+SL_ROWS_FN(5, DK_U6, 0)
+SL_ROWS_FN(6, DK_U6, 0)
+SL_ROWS_FN(7, DK_U7, 0)
+SL_ROWS_FN(8, DK_S8, 0)
+SL_ROWS_FN(8, DK_FULL8, 0)
+SL_ROWS_FN(4, DK_U6, 1)
+SL_ROWS_FN(4, DK_U7, 1)
+SL_ROWS_FN(5, DK_U6, 1)
+SL_ROWS_FN(5, DK_U7, 1)
+SL_ROWS_FN(6, DK_U6, 1)
+SL_ROWS_FN(6, DK_U7, 1)
 #undef SL_ROWS_FN
 
 // ---- any bit width at run time (groups of 16 but NVFP4's, and the matrix x matrix decode) ----
@@ -532,12 +505,12 @@ EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32
   float* yp = (float*)(uintptr_t)y;
   const int g16 = D->group == 16, u7 = D->dot_class == DOT_U7;
   if (!g16) {
-#define MV_CALL(B, DK, TBL, G16) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL, G16)
+#define MV_CALL(B, DK, TBL) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL)
     if (!SL_Q8_DISPATCH(MV_CALL)) mv_sl_q8_generic(D, &A, yp, r0, r1);
 #undef MV_CALL
     return;
   }
-#define SL_CALL(B, DK, TBL) mv_sl_q8_##B##_##DK##_##TBL##_16(D, &A, yp, r0, r1)
+#define SL_CALL(B, DK, TBL) mv_sl_q8_##B##_##DK##_##TBL(D, &A, yp, r0, r1)
   if (D->elem != ELEM_INT) {
     // tables reach the int8 path with 4..6 bits only (src/kernels/sliced.ts)
     switch (D->bits) {
@@ -548,10 +521,10 @@ EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32
     return;
   }
   switch (D->bits) {
-    case 1: SL_CALL(1, DK_U6, 0); break;
-    case 2: SL_CALL(2, DK_U6, 0); break;
-    case 3: SL_CALL(3, DK_U6, 0); break;
-    case 4: SL_CALL(4, DK_U6, 0); break;
+    case 1: SL_CALL(1, DK_U4, 0); break;
+    case 2: SL_CALL(2, DK_U4, 0); break;
+    case 3: SL_CALL(3, DK_U4, 0); break;
+    case 4: SL_CALL(4, DK_U4, 0); break;
     case 5: SL_CALL(5, DK_U6, 0); break;
     case 6: SL_CALL(6, DK_U6, 0); break;
     case 7: SL_CALL(7, DK_U7, 0); break;
@@ -711,22 +684,18 @@ INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4
       }
       v128_t S0, S1;
       if (G16) {
-        v128_t w0 = wasm_v128_load(codes + k), w1 = wasm_v128_load(codes + kp + k);
-        v128_t w2 = wasm_v128_load(codes + 2 * (size_t)kp + k), w3 = wasm_v128_load(codes + 3 * (size_t)kp + k);
-        S0 = hsum4_i32(sl_dot16(w0, &A0, k, DK), sl_dot16(w1, &A0, k, DK), sl_dot16(w2, &A0, k, DK),
-                       sl_dot16(w3, &A0, k, DK));
-        S1 = hsum4_i32(sl_dot16(w0, &A1, k, DK), sl_dot16(w1, &A1, k, DK), sl_dot16(w2, &A1, k, DK),
-                       sl_dot16(w3, &A1, k, DK));
+        v128_t w[4];
+        for (int i = 0; i < 4; i++) w[i] = wasm_v128_load(codes + (size_t)i * kp + k);
+        S0 = sl_sum4x16(w, &A0, k, DK);
+        S1 = sl_sum4x16(w, &A1, k, DK);
       } else {
         v128_t w[4][2];
         for (int i = 0; i < 4; i++) {
           w[i][0] = wasm_v128_load(codes + (size_t)i * kp + k);
           w[i][1] = wasm_v128_load(codes + (size_t)i * kp + k + 16);
         }
-        S0 = hsum4_i32(sl_dot32(w[0][0], w[0][1], &A0, k, DK), sl_dot32(w[1][0], w[1][1], &A0, k, DK),
-                       sl_dot32(w[2][0], w[2][1], &A0, k, DK), sl_dot32(w[3][0], w[3][1], &A0, k, DK));
-        S1 = hsum4_i32(sl_dot32(w[0][0], w[0][1], &A1, k, DK), sl_dot32(w[1][0], w[1][1], &A1, k, DK),
-                       sl_dot32(w[2][0], w[2][1], &A1, k, DK), sl_dot32(w[3][0], w[3][1], &A1, k, DK));
+        S0 = sl_sum4x32(w, &A0, k, DK);
+        S1 = sl_sum4x32(w, &A1, k, DK);
       }
       const int32_t q0 = G16 ? A0.s[k >> 4] : A0.s[k >> 4] + A0.s[(k >> 4) + 1];
       const int32_t q1 = G16 ? A1.s[k >> 4] : A1.s[k >> 4] + A1.s[(k >> 4) + 1];
@@ -766,6 +735,11 @@ EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int3
     for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
     float* yp = (float*)(uintptr_t)y;
     const int g16 = D->group == 16;
+    if (D->elem == ELEM_INT && B <= 4) {
+      if (g16) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U4, 1);
+      else mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U4, 0);
+      continue;
+    }
     switch (D->dot_class) {
       case DOT_U6:
       case DOT_U7:

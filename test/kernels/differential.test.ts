@@ -203,6 +203,57 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
         });
       }
     });
+    test(`kernels (${variant}): int16 partial sums at their bound (codes all max, |q| = 127)`, async (t) => {
+      // 1..4-bit integer codes fold their partial sums in int16 before widening (sliced.h DK_U4, the LUT
+      // layout's int8 path): 16 products of 15 * 127 = 30480 per lane. Every code at its maximum and every
+      // activation at +-127 reaches that bound; a wrapped sum would be off by 65536 units.
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      const rows = 9;
+      const cols = 300;
+      const specs: [string, number, number | 'row', boolean][] = [
+        ['uint4', 4, 32, false],
+        ['uint4', 4, 16, false],
+        ['uint3', 3, 32, false],
+        ['uint2', 2, 16, false],
+        ['uint4', 4, 32, true],
+        ['uint2', 2, 'row', true],
+      ];
+      for (const [element, bits, groups, lut] of specs) {
+        await t.test(`${element} g${groups}${lut ? ' lut' : ''}`, () => {
+          const ng = groups === 'row' ? rows : rows * Math.ceil(cols / groups);
+          const w = k.prepare(
+            {
+              kind: 'mixq',
+              rows,
+              cols,
+              element,
+              groups,
+              scaleFormat: groups === 'row' ? 'fp32' : 'fp16',
+              symmetric: true,
+              codes: new Uint8Array(Math.ceil((rows * cols * bits) / 8)).fill(255),
+              scales:
+                groups === 'row'
+                  ? new Uint8Array(new Float32Array(ng).fill(0.5).buffer)
+                  : new Uint8Array(2 * ng).fill(0).map((_, i) => (i & 1 ? 0x38 : 0)), // fp16 0.5
+            },
+            lut ? { layout: 'lut' } : {},
+          );
+          const x = new Float32Array(2 * cols);
+          x.fill(1, 0, cols);
+          x.fill(-1, cols);
+          const y = k.matmul(w, x, 2, { mode: 'q8' });
+          const { xhat } = q8Rows(x, cols, w.kp, 2, 'q8');
+          const ref = k.reference(w, xhat, 2);
+          const budget = roundingBudget('q8', w.kp);
+          for (let i = 0; i < y.length; i++)
+            assert.ok(
+              Math.abs(y[i]! - ref.y[i]!) <= budget * ref.mag[i]!,
+              `${element} g${groups}: ${y[i]} vs ${ref.y[i]}`,
+            );
+          k.release(w);
+        });
+      }
+    });
     test(`kernels (${variant}): exact sums are exact in every kernel`, async (t) => {
       const k = await createKernels({ relaxed: variant === 'relaxed' });
       for (const c of exact) {
