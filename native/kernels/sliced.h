@@ -216,9 +216,13 @@ INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p
   for (int i = 0; i < 4; i++) p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
 }
 
-// ---- int8 path, matrix x vector, groups of 32 or more: the four rows of a tile together ----
+// ---- int8 path, matrix x vector: the four rows of a tile together ----
+// Measured against a one-row-at-a-time form (issue 21, session 4: factors per segment precomputed, rows
+// run alone): as fast on weights in cache, 10-25% slower on weights streamed from memory. Here LLVM issues
+// the four rows' loads of a block together (four cache misses in flight) and shares each activation load
+// between the rows; V8 spills little for the sliced layout (unlike ggml's blocks, ggml.h).
 INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r1, const int B, const int DK,
-                          const int TBL) {
+                          const int TBL, const int G16) {
   const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
   v128_t T[4];
   if (TBL) sl_load_qtable(D, T);
@@ -242,16 +246,33 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
             c[i][1] = sl_qlookup(c[i][1], T, B);
           }
         }
-        if (k == next) {
-          if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
-          next += G;
+        if (G16) {
+          for (int h = 0; h < 2; h++) {
+            const int kk = k + 16 * h;
+            if (kk == next) {
+              if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+              next += G;
+            }
+            const v128_t ch[4] = {c[0][h], c[1][h], c[2][h], c[3][h]};
+            v128_t S = sl_sum4x16(ch, A, kk, DK);
+            const int32_t sq = A->s[kk >> 4];
+            S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+            const float dx = A->d[kk >> 5];
+            acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+            if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+          }
+        } else {
+          if (k == next) {
+            if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+            next += G;
+          }
+          v128_t S = sl_sum4x32(c, A, k, DK);
+          const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
+          S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+          const float dx = A->d[k >> 5];
+          acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+          if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
         }
-        v128_t S = sl_sum4x32(c, A, k, DK);
-        const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
-        S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
-        const float dx = A->d[k >> 5];
-        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
-        if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
       }
     }
     store_tile(y, r, r1 - 1, acc);
@@ -259,183 +280,20 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
 }
 
 /**
- * The specialised int8-path kernels (bits, dot kind, table), for the formats mixq plans most: int2..int6,
- * symmetric int8, FP4 (MXFP4; NVFP4 in mv_sliced_q8) and FP6 E2M3. Anything else takes
+ * The specialised int8-path kernels (bits, dot kind, table; G16: groups of 16), for the formats mixq plans
+ * most: int2..int6, symmetric int8, FP4 (MXFP4, NVFP4) and FP6 E2M3. Anything else takes
  * mv_sl_q8_generic. Evaluates to 0 when there is no specialisation.
  */
-#define SL_Q8_DISPATCH(CALL)                                                                 \
-  ((D->elem == ELEM_INT && D->bits == 2)                             ? (CALL(2, DK_U4, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 3)                           ? (CALL(3, DK_U4, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 4)                           ? (CALL(4, DK_U4, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0), 1) \
-   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1), 1) \
-   : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1), 1) \
+#define SL_Q8_DISPATCH(CALL, G16)                                                                 \
+  ((D->elem == ELEM_INT && D->bits == 2)                             ? (CALL(2, DK_U4, 0, G16), 1) \
+   : (D->elem == ELEM_INT && D->bits == 3)                           ? (CALL(3, DK_U4, 0, G16), 1) \
+   : (D->elem == ELEM_INT && D->bits == 4)                           ? (CALL(4, DK_U4, 0, G16), 1) \
+   : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0, G16), 1) \
+   : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0, G16), 1) \
+   : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0, G16), 1) \
+   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1, G16), 1) \
+   : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1, G16), 1) \
                                                                      : 0)
-
-// ---- int8 path, matrix x vector, groups of 16 (NVFP4 and the like): one row at a time ----
-// The four rows of a tile keep their group parameters side by side (param_index), so the factors of a
-// segment of SL_SEG blocks, s * qunit * d_x (f32) and z * sum q (i32), are computed first, vectorised over
-// the four rows and transposed to one vector per row and 4 chunks (a chunk: the 16 or 32 weights one
-// integer sum covers). Each row then runs its blocks alone: per 128 weights the code unpacking, the integer
-// dots, one horizontal 4-way sum, one subtraction and one multiply-add, with no per-block branch (bits,
-// dot kind, table and chunk width are compile-time constants of the instance) and few live vectors (four
-// rows' codes at once spilled V8's 16 vector registers).
-#define SL_SEG 8
-
-/** 4x4 transpose: v[c] holds rows 0..3 of chunk c; out[i] holds chunks 0..3 of row i. */
-INLINE void sl_transpose4(const v128_t v[4], v128_t out[4]) {
-  const v128_t t0 = wasm_i32x4_shuffle(v[0], v[1], 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(v[2], v[3], 0, 4, 1, 5);
-  const v128_t t2 = wasm_i32x4_shuffle(v[0], v[1], 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(v[2], v[3], 2, 6, 3, 7);
-  out[0] = wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5);
-  out[1] = wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7);
-  out[2] = wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5);
-  out[3] = wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7);
-}
-
-/**
- * Scales (times qunit on tables' int8 path) of the n consecutive parameter entries from i (n a multiple of
- * 4) as float32 into out: one conversion loop per scale kind, four entries per step.
- */
-INLINE void sl_scales_f32(const wdesc* D, size_t i, int n, float* out) {
-  const uint8_t* p = (const uint8_t*)(uintptr_t)D->scales;
-  const v128_t qu = wasm_f32x4_splat(D->elem != ELEM_INT ? D->qunit : 1.0f);
-  switch (D->scale_kind) {
-#define SL_SCALE_LOOP(EXPR)                                                          \
-  for (int j = 0; j < n; j += 4) wasm_v128_store(out + j, wasm_f32x4_mul(EXPR, qu)); \
-  break;
-    case SCALE_F32: SL_SCALE_LOOP(wasm_v128_load(p + 4 * (i + j)))
-    case SCALE_F16: SL_SCALE_LOOP(f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p + 2 * (i + j)))))
-    case SCALE_BF16: SL_SCALE_LOOP(wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(p + 2 * (i + j))), 16))
-    default: SL_SCALE_LOOP(scale4_at(D, i + j))
-#undef SL_SCALE_LOOP
-  }
-}
-
-/**
- * Factors of the chunks of blocks b0 .. b0+nb-1 for the tile at r: f[i][c] = s * d_x, zq[i][c] = z * sum q
- * (row i, chunk c of CW weights); returns the offsets' term, sum o * d_x * sum q (f32x4 over the rows).
- * The segment's scales are converted first (sl_scales_f32); the group of a chunk advances by counting.
- */
-INLINE v128_t sl_seg_factors(const wdesc* D, const actq* A, int r, int b0, int nb, const int B, const int CW,
-                             float f[4][SL_SEG * 8], int32_t zq[4][SL_SEG * 8]) {
-  const int nc = nb * (128 / CW), G = D->group, hasoff = D->offsets != 0, ng = D->ngroups;
-  const int k0 = 128 * b0;
-  const int glo = k0 / G < ng ? k0 / G : ng - 1;
-  int ghi = (k0 + 128 * nb - 1) / G;
-  if (ghi >= ng) ghi = ng - 1;
-  const size_t base = param_index(D, r, 0);  // r is a multiple of 4: entry (r + i, g) is base + 4 g + i
-  __attribute__((aligned(16))) float sc[4 * (SL_SEG * 8 + 1)];
-  sl_scales_f32(D, base + 4 * (size_t)glo, 4 * (ghi - glo + 1), sc);
-  const int zconst = D->elem != ELEM_INT || D->zero_kind == ZERO_CONST;
-  const v128_t zc = wasm_i32x4_splat(D->elem != ELEM_INT ? D->qoffset : D->zc - (B == 8 ? 128 : 0));
-  const v128_t zb = wasm_i32x4_splat(B == 8 ? 128 : 0);
-  v128_t bias = wasm_f32x4_splat(0);
-  int g = glo, next = (glo + 1) * G;
-  for (int c0 = 0; c0 < nc; c0 += 4) {
-    v128_t fv[4], zv[4], ft[4], zt[4];
-    for (int j = 0; j < 4; j++) {
-      const int k = k0 + CW * (c0 + j);
-      if (k >= next) {
-        if (g + 1 < ng) g++;
-        next += G;
-      }
-      const int32_t sq = CW == 16 ? A->s[k >> 4] : A->s[k >> 4] + A->s[(k >> 4) + 1];
-      const float dx = A->d[k >> 5];
-      fv[j] = wasm_f32x4_mul(wasm_v128_load(sc + 4 * (g - glo)), wasm_f32x4_splat(dx));
-      const size_t e = base + 4 * (size_t)g;
-      zv[j] = wasm_i32x4_mul(zconst ? zc : wasm_i32x4_sub(zero4_at(D, e), zb), wasm_i32x4_splat(sq));
-      if (hasoff) bias = fmadd(offset4_at(D, e), wasm_f32x4_splat(dx * (float)sq), bias);
-    }
-    sl_transpose4(fv, ft);
-    sl_transpose4(zv, zt);
-    for (int i = 0; i < 4; i++) {
-      wasm_v128_store(&f[i][c0], ft[i]);
-      wasm_v128_store(&zq[i][c0], zt[i]);
-    }
-  }
-  return bias;
-}
-
-/** One row's nb blocks from `w`: acc (f32x4, lanes by chunk position) += sum_c (S_c - zq_c) f_c. */
-INLINE v128_t sl_row_q8(const uint8_t* w, const actq* A, int k0, int nb, const float* f, const int32_t* zq,
-                        const v128_t* T, v128_t acc, const int B, const int DK, const int TBL) {
-  for (int b = 0; b < nb; b++, w += 16 * B) {
-    const int k = k0 + 128 * b;
-#pragma clang loop unroll(full)
-    for (int h = 0; h < 2; h++) {
-      v128_t c[4];
-#pragma clang loop unroll(full)
-      for (int mm = 0; mm < 2; mm++) {
-        sl_codes32(w, 2 * h + mm, B, &c[2 * mm], &c[2 * mm + 1]);
-        if (TBL) {
-          c[2 * mm] = sl_qlookup(c[2 * mm], T, B);
-          c[2 * mm + 1] = sl_qlookup(c[2 * mm + 1], T, B);
-        }
-      }
-      const int kk = k + 64 * h;
-      const v128_t S =
-          DK == DK_U4
-              ? sl_hsum4_i16(sl_dot16_i16(c[0], A, kk), sl_dot16_i16(c[1], A, kk + 16),
-                             sl_dot16_i16(c[2], A, kk + 32), sl_dot16_i16(c[3], A, kk + 48))
-              : hsum4_i32(sl_dot16(c[0], A, kk, DK), sl_dot16(c[1], A, kk + 16, DK), sl_dot16(c[2], A, kk + 32, DK),
-                          sl_dot16(c[3], A, kk + 48, DK));
-      const v128_t H = wasm_i32x4_sub(S, wasm_v128_load(zq + 8 * b + 4 * h));
-      acc = fmadd(wasm_f32x4_convert_i32x4(H), wasm_v128_load(f + 8 * b + 4 * h), acc);
-    }
-  }
-  return acc;
-}
-
-INLINE void mv_sl_q8_rows(const wdesc* D, const actq* A, float* y, int r0, int r1, const int B, const int DK,
-                          const int TBL) {
-  const int nblk = D->kp / 128;
-  v128_t T[4];
-  sl_load_qtable(D, T);
-  __attribute__((aligned(16))) float f[4][SL_SEG * 8];
-  __attribute__((aligned(16))) int32_t zq[4][SL_SEG * 8];
-  for (int r = r0; r < r1; r += 4) {
-    int rr[4];
-    const uint8_t* p[4];
-    sl_tile(D, r, r1 - 1, rr, p);
-    v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
-    v128_t bias = wasm_f32x4_splat(0);
-    for (int b0 = 0; b0 < nblk; b0 += SL_SEG) {
-      const int nb = nblk - b0 < SL_SEG ? nblk - b0 : SL_SEG;
-      bias = wasm_f32x4_add(bias, sl_seg_factors(D, A, r, b0, nb, B, 16, f, zq));
-      // block by block, the four rows in turn: four streams from memory, as the hardware prefetchers like
-      for (int b = 0; b < nb; b++)
-        for (int i = 0; i < 4; i++)
-          acc[i] = sl_row_q8(p[i] + (size_t)(b0 + b) * 16 * B, A, 128 * (b0 + b), 1, f[i] + 8 * b, zq[i] + 8 * b, T,
-                             acc[i], B, DK, TBL);
-    }
-    store_tile(y, r, r1 - 1, wasm_f32x4_add(hsum4_f32(acc[0], acc[1], acc[2], acc[3]), bias));
-  }
-}
-
-/** One instance per (bits, dot kind, table); mv_sliced_q8 picks one per call. */
-#define SL_ROWS_FN(B, DK, TBL)                                                                            \
-  static __attribute__((noinline)) void mv_sl_q8_##B##_##DK##_##TBL(const wdesc* D, const actq* A, float* y, \
-                                                                      int r0, int r1) {                    \
-    mv_sl_q8_rows(D, A, y, r0, r1, B, DK, TBL);                                                           \
-  }
-SL_ROWS_FN(1, DK_U4, 0)
-SL_ROWS_FN(2, DK_U4, 0)
-SL_ROWS_FN(3, DK_U4, 0)
-SL_ROWS_FN(4, DK_U4, 0)
-SL_ROWS_FN(5, DK_U6, 0)
-SL_ROWS_FN(6, DK_U6, 0)
-SL_ROWS_FN(7, DK_U7, 0)
-SL_ROWS_FN(8, DK_S8, 0)
-SL_ROWS_FN(8, DK_FULL8, 0)
-SL_ROWS_FN(4, DK_U6, 1)
-SL_ROWS_FN(4, DK_U7, 1)
-SL_ROWS_FN(5, DK_U6, 1)
-SL_ROWS_FN(5, DK_U7, 1)
-SL_ROWS_FN(6, DK_U6, 1)
-SL_ROWS_FN(6, DK_U7, 1)
-#undef SL_ROWS_FN
 
 // ---- any bit width at run time (groups of 16 but NVFP4's, and the matrix x matrix decode) ----
 
@@ -503,36 +361,10 @@ EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   const actq A = act_view(act, D->kp);
   float* yp = (float*)(uintptr_t)y;
-  const int g16 = D->group == 16, u7 = D->dot_class == DOT_U7;
-  if (!g16) {
-#define MV_CALL(B, DK, TBL) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL)
-    if (!SL_Q8_DISPATCH(MV_CALL)) mv_sl_q8_generic(D, &A, yp, r0, r1);
+#define MV_CALL(B, DK, TBL, G16) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL, G16)
+  const int done = D->group == 16 ? SL_Q8_DISPATCH(MV_CALL, 1) : SL_Q8_DISPATCH(MV_CALL, 0);
 #undef MV_CALL
-    return;
-  }
-#define SL_CALL(B, DK, TBL) mv_sl_q8_##B##_##DK##_##TBL(D, &A, yp, r0, r1)
-  if (D->elem != ELEM_INT) {
-    // tables reach the int8 path with 4..6 bits only (src/kernels/sliced.ts)
-    switch (D->bits) {
-      case 4: if (u7) SL_CALL(4, DK_U7, 1); else SL_CALL(4, DK_U6, 1); break;
-      case 5: if (u7) SL_CALL(5, DK_U7, 1); else SL_CALL(5, DK_U6, 1); break;
-      default: if (u7) SL_CALL(6, DK_U7, 1); else SL_CALL(6, DK_U6, 1); break;
-    }
-    return;
-  }
-  switch (D->bits) {
-    case 1: SL_CALL(1, DK_U4, 0); break;
-    case 2: SL_CALL(2, DK_U4, 0); break;
-    case 3: SL_CALL(3, DK_U4, 0); break;
-    case 4: SL_CALL(4, DK_U4, 0); break;
-    case 5: SL_CALL(5, DK_U6, 0); break;
-    case 6: SL_CALL(6, DK_U6, 0); break;
-    case 7: SL_CALL(7, DK_U7, 0); break;
-    default:
-      if (D->dot_class == DOT_S8) SL_CALL(8, DK_S8, 0);
-      else SL_CALL(8, DK_FULL8, 0);
-  }
-#undef SL_CALL
+  if (!done) mv_sl_q8_generic(D, &A, yp, r0, r1);
 }
 
 // ---- float32 path: a block of 128 weights of the four rows of a tile decoded into float32 scratch ----
