@@ -268,6 +268,9 @@ function cases(batch: number): Case[] {
     },
     { name: 'int2 g32 (dot)', src: mixqInt(2, 32), mode: 'q8' },
     { name: 'int3 g32', src: mixqInt(3, 32), mode: 'q8' },
+    // the same 3- and 4-bit weights in the lookup-table layout (opt-in: prepare(src, { layout: 'lut' }))
+    { name: 'int3 g32 LUT', src: mixqInt(3, 32), mode: 'lut8', layout: 'lut' },
+    { name: 'int4 g32 LUT', src: mixqInt(4, 32), mode: 'lut8', layout: 'lut' },
     { name: 'int5 g32', src: mixqInt(5, 32), mode: 'q8' },
     { name: 'int6 per row', src: mixqInt(6, 'row'), mode: 'q8' },
     {
