@@ -114,12 +114,14 @@ INLINE void sl_load_qtable(const wdesc* D, v128_t T[4]) {
                : wasm_i8x16_splat(0);
 }
 
-// dot kinds of the int8 path (compile-time); DK_U4: codes 0..15, partial sums folded in int16 (sl_hsum4_i16)
-enum { DK_U6 = 0, DK_U7 = 1, DK_S8 = 2, DK_FULL8 = 3, DK_U4 = 4 };
+// dot kinds of the int8 path (compile-time). DK_U4: codes 0..15, partial sums folded in int16
+// (sl_hsum4_i16) for 16- and 32-weight steps; DK_U5: codes 0..32, folded for 16-weight steps only (8 products
+// of 32 x 127 per lane), as DK_U6 for 32-weight steps.
+enum { DK_U6 = 0, DK_U7 = 1, DK_S8 = 2, DK_FULL8 = 3, DK_U4 = 4, DK_U5 = 5 };
 
 /** i32x4 partial sums of 32 codes (after table / sign handling) times activations k .. k+31. */
 INLINE v128_t sl_dot32(v128_t c0, v128_t c1, const actq* A, int k, const int DK) {
-  if (DK == DK_U6 || DK == DK_U4) return dot32_u6(c0, c1, A, k);
+  if (DK == DK_U6 || DK == DK_U4 || DK == DK_U5) return dot32_u6(c0, c1, A, k);
   if (DK == DK_U7) return dot32_u7(c0, c1, A, k);
   const v128_t flip = wasm_i8x16_splat((int8_t)0x80);  // 8-bit codes: c - 128 as int8
   c0 = wasm_v128_xor(c0, flip);
@@ -128,7 +130,7 @@ INLINE v128_t sl_dot32(v128_t c0, v128_t c1, const actq* A, int k, const int DK)
   return wasm_i32x4_add(dot16_i8_wide(c0, A, k), dot16_i8_wide(c1, A, k + 16));
 }
 INLINE v128_t sl_dot16(v128_t c, const actq* A, int k, const int DK) {
-  if (DK == DK_U6 || DK == DK_U7 || DK == DK_U4) return dot16_u7(c, A, k);
+  if (DK == DK_U6 || DK == DK_U7 || DK == DK_U4 || DK == DK_U5) return dot16_u7(c, A, k);
   c = wasm_v128_xor(c, wasm_i8x16_splat((int8_t)0x80));
   return DK == DK_S8 ? dot16_s8(c, A, k) : dot16_i8_wide(c, A, k);
 }
@@ -157,8 +159,9 @@ INLINE v128_t sl_dot16_i16(v128_t c, const actq* A, int k) {
 }
 /**
  * [sum a, sum b, sum c, sum d] of four i16x8 as i32x4, folding in i16 first (two shuffle levels, one
- * widening instead of four): exact while any four lanes of an input sum within int16 (each lane here holds
- * at most 4 products of codes 0..15 and activations |q| <= 127: 16 * 15 * 127 = 30480).
+ * widening instead of four): exact while any four lanes of an input sum within int16 (32-weight steps: 4
+ * products per lane of codes 0..15 and |q| <= 127, 16 * 15 * 127 = 30480; 16-weight steps: 2 products per
+ * lane of codes 0..32, 8 * 32 * 127 = 32512).
  */
 INLINE v128_t sl_hsum4_i16(v128_t a, v128_t b, v128_t c, v128_t d) {
   const v128_t ab = wasm_i16x8_add(wasm_i16x8_shuffle(a, b, 0, 1, 2, 3, 8, 9, 10, 11),
@@ -182,7 +185,7 @@ INLINE v128_t sl_sum4x32(const v128_t w[4][2], const actq* A, int k, const int D
 }
 /** The same for a 16-weight step. */
 INLINE v128_t sl_sum4x16(const v128_t w[4], const actq* A, int k, const int DK) {
-  if (DK == DK_U4)
+  if (DK == DK_U4 || DK == DK_U5)
     return sl_hsum4_i16(sl_dot16_i16(w[0], A, k), sl_dot16_i16(w[1], A, k), sl_dot16_i16(w[2], A, k),
                         sl_dot16_i16(w[3], A, k));
   return hsum4_i32(sl_dot16(w[0], A, k, DK), sl_dot16(w[1], A, k, DK), sl_dot16(w[2], A, k, DK),
@@ -357,12 +360,25 @@ static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, in
   }
 }
 
+/** Largest of the 16 int8-path table values of a 4-bit table. */
+static int sl_qmax16(const wdesc* D) {
+  const uint8_t* q = (const uint8_t*)(uintptr_t)D->qtable;
+  int m = 0;
+  for (int i = 0; i < 16; i++) m = q[i] > m ? q[i] : m;
+  return m;
+}
+
 EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   const actq A = act_view(act, D->kp);
   float* yp = (float*)(uintptr_t)y;
 #define MV_CALL(B, DK, TBL, G16) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL, G16)
-  const int done = D->group == 16 ? SL_Q8_DISPATCH(MV_CALL, 1) : SL_Q8_DISPATCH(MV_CALL, 0);
+  int done;
+  if (D->group != 16) done = SL_Q8_DISPATCH(MV_CALL, 0);
+  else if (D->elem == ELEM_INT && D->bits == 5) done = (MV_CALL(5, DK_U5, 0, 1), 1);
+  else if (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6 && sl_qmax16(D) <= 32)
+    done = (MV_CALL(4, DK_U5, 1, 1), 1);  // NVFP4: E2M1 times 2, shifted, 0..24
+  else done = SL_Q8_DISPATCH(MV_CALL, 1);
 #undef MV_CALL
   if (!done) mv_sl_q8_generic(D, &A, yp, r0, r1);
 }
