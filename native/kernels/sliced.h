@@ -283,9 +283,9 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
 }
 
 /**
- * The specialised int8-path kernels (bits, dot kind, table; G16: groups of 16), for the formats mixq plans
- * most: int2..int6, symmetric int8, FP4 (MXFP4, NVFP4) and FP6 E2M3. Anything else takes
- * mv_sl_q8_generic. Evaluates to 0 when there is no specialisation.
+ * The specialised int8-path kernels (bits, dot kind, table), for the formats mixq plans most with groups
+ * of 32 or more: int2..int6, symmetric int8, FP4 (MXFP4, per row) and FP6 E2M3 (groups of 16: in
+ * mv_sliced_q8). Anything else takes mv_sl_q8_generic. Evaluates to 0 when there is no specialisation.
  */
 #define SL_Q8_DISPATCH(CALL, G16)                                                                 \
   ((D->elem == ELEM_INT && D->bits == 2)                             ? (CALL(2, DK_U4, 0, G16), 1) \
@@ -373,12 +373,17 @@ EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32
   const actq A = act_view(act, D->kp);
   float* yp = (float*)(uintptr_t)y;
 #define MV_CALL(B, DK, TBL, G16) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL, G16)
-  int done;
+  // groups of 16: specialised for the formats planned with them (NVFP4, int2..int5 g16), the rest generic
+  const int ig = D->elem == ELEM_INT && D->group == 16;
+  int done = 1;
   if (D->group != 16) done = SL_Q8_DISPATCH(MV_CALL, 0);
-  else if (D->elem == ELEM_INT && D->bits == 5) done = (MV_CALL(5, DK_U5, 0, 1), 1);
+  else if (ig && D->bits == 2) MV_CALL(2, DK_U4, 0, 1);
+  else if (ig && D->bits == 3) MV_CALL(3, DK_U4, 0, 1);
+  else if (ig && D->bits == 4) MV_CALL(4, DK_U4, 0, 1);
+  else if (ig && D->bits == 5) MV_CALL(5, DK_U5, 0, 1);
   else if (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6 && sl_qmax16(D) <= 32)
-    done = (MV_CALL(4, DK_U5, 1, 1), 1);  // NVFP4: E2M1 times 2, shifted, 0..24
-  else done = SL_Q8_DISPATCH(MV_CALL, 1);
+    MV_CALL(4, DK_U5, 1, 1);  // NVFP4: E2M1 times 2, shifted, 0..24
+  else done = 0;
 #undef MV_CALL
   if (!done) mv_sl_q8_generic(D, &A, yp, r0, r1);
 }
