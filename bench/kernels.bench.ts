@@ -38,7 +38,10 @@ import { benchOnnxModel, printTable } from './util.ts';
 const K = 4096;
 const N = 4096;
 const ROTATE = 256 * 2 ** 20;
-const THREADS = [1, 2];
+// MIXQ_BENCH_THREADS=1 / MIXQ_BENCH_CASES=int4,NVFP4 (substrings of case names) narrow a development run
+const THREADS = (process.env.MIXQ_BENCH_THREADS ?? '1,2').split(',').map(Number);
+const CASES = process.env.MIXQ_BENCH_CASES?.split(',');
+const BATCHES = (process.env.MIXQ_BENCH_BATCHES ?? '1,32').split(',').map(Number);
 
 const loadavg = (): string => {
   try {
@@ -265,6 +268,9 @@ function cases(batch: number): Case[] {
     },
     { name: 'int2 g32 (dot)', src: mixqInt(2, 32), mode: 'q8' },
     { name: 'int3 g32', src: mixqInt(3, 32), mode: 'q8' },
+    // the same 3- and 4-bit weights in the lookup-table layout (opt-in: prepare(src, { layout: 'lut' }))
+    { name: 'int3 g32 LUT', src: mixqInt(3, 32), mode: 'lut8', layout: 'lut' },
+    { name: 'int4 g32 LUT', src: mixqInt(4, 32), mode: 'lut8', layout: 'lut' },
     { name: 'int5 g32', src: mixqInt(5, 32), mode: 'q8' },
     { name: 'int6 per row', src: mixqInt(6, 'row'), mode: 'q8' },
     {
@@ -342,9 +348,9 @@ async function main(): Promise<void> {
   console.log(
     `read bandwidth (WebAssembly SIMD sum over 512 MiB): ${THREADS.map((t) => `${t} thread${t > 1 ? 's' : ''} ${bw.get(t)!.toFixed(1)} GB/s`).join(', ')}`,
   );
-  for (const batch of [1, 32]) {
+  for (const batch of BATCHES) {
     const rows: string[][] = [];
-    for (const c of cases(batch)) {
+    for (const c of cases(batch).filter((c) => !CASES || CASES.some((n) => c.name.includes(n)))) {
       const ws = prepareRotation(k, c.src(), c.layout);
       const bytes = ws[0]!.bytes;
       const peer = c.peer?.build();

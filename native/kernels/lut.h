@@ -127,8 +127,8 @@ INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4]
         v128_t a = wasm_i16x8_splat(0);
         for (int jj = 0; jj < 4; jj++, wp += 16) {
           v128_t v = wasm_v128_load(wp);
-          v128_t r0 = wasm_i8x16_swizzle(T[2 * jj], wasm_v128_and(v, m4));
-          v128_t r1 = wasm_i8x16_swizzle(T[2 * jj + 1], bits8(v, 4, m4));
+          v128_t r0 = swz16(T[2 * jj], wasm_v128_and(v, m4));
+          v128_t r1 = swz16(T[2 * jj + 1], bits8(v, 4, m4));
           a = wasm_i16x8_add(a, wasm_i16x8_add(lut_pair(r0, 2 * pair), lut_pair(r1, 2 * pair)));
         }
         if (h) a1 = wasm_i16x8_add(a1, a);
@@ -139,8 +139,8 @@ INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4]
       const int p = B - 1;
       for (int jj = 0; jj < 4; jj++, wp += 16) {
         v128_t v = wasm_v128_load(wp);
-        v128_t r0 = wasm_i8x16_swizzle(T[2 * jj], wasm_v128_and(v, m4));
-        v128_t r1 = wasm_i8x16_swizzle(T[2 * jj + 1], bits8(v, 4, m4));
+        v128_t r0 = swz16(T[2 * jj], wasm_v128_and(v, m4));
+        v128_t r1 = swz16(T[2 * jj + 1], bits8(v, 4, m4));
         v128_t lo = wasm_i16x8_add(wasm_i16x8_extend_low_i8x16(r0), wasm_i16x8_extend_low_i8x16(r1));
         v128_t hi = wasm_i16x8_add(wasm_i16x8_extend_high_i8x16(r0), wasm_i16x8_extend_high_i8x16(r1));
         a0 = wasm_i16x8_add(a0, p ? wasm_i16x8_shl(lo, p) : lo);
@@ -254,7 +254,7 @@ EXPORT void mm_lut_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t
   sl_group4* gp = (sl_group4*)(codes + 4 * (size_t)D->kp);
   for (int r = r0; r < r1; r += 4) {
     lut_unpack4(D, r / 16, (r % 16) / 4, codes, gp);
-    mm_sl_q8_micro(D, codes, gp, act, as, nb, (float*)(uintptr_t)y, ys, r, r1 - 1, DK_U6, 0);
+    mm_sl_q8_micro(D, codes, gp, act, as, nb, (float*)(uintptr_t)y, ys, r, r1 - 1, DK_U4, 0);
   }
 }
 EXPORT void mv_lut_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1, int32_t scratch) {

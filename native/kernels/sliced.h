@@ -23,6 +23,17 @@
 #define MIXQ_KERNELS_SLICED_H
 #include "common.h"
 
+/**
+ * (v >> s) & mask moved to bit `pos` of each byte (mask: `width` bits at pos), with one 16-bit shift: the
+ * bits a 16-bit shift brings in from the neighbouring byte (the top s bits for a right shift, the low bits
+ * for a left one) lie outside the mask for every part of the sliced layout (pos + width <= 8 - (s - pos)).
+ */
+INLINE v128_t sl_part(v128_t v, int s, int pos, v128_t mask) {
+  if (s > pos) v = wasm_u16x8_shr(v, s - pos);
+  else if (s < pos) v = wasm_i16x8_shl(v, pos - s);
+  return wasm_v128_and(v, mask);
+}
+
 /** Codes of weights 32m .. 32m+15 (c0) and 32m+16 .. 32m+31 (c1) of the 128-weight block at `blk`. */
 INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0, v128_t* c1) {
   if (B == 8) {
@@ -45,26 +56,40 @@ INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0,
   if (crumb) {
     v128_t v = wasm_v128_load(pc + 16 * (m >> 1));
     const int s0 = 4 * (m & 1), s1 = s0 + 2;  // t = 2m, 2m + 1 -> bits 2(t & 3)
-    const v128_t m3 = wasm_i8x16_splat(3);
-    v128_t x0 = bits8(v, s0, m3), x1 = bits8(v, s1, m3);
-    a = pos ? wasm_v128_or(a, shl8(x0, pos)) : x0;
-    b = pos ? wasm_v128_or(b, shl8(x1, pos)) : x1;
+    const v128_t m3 = wasm_i8x16_splat((int8_t)(3 << pos));
+    v128_t x0 = sl_part(v, s0, pos, m3), x1 = sl_part(v, s1, pos, m3);
+    a = pos ? wasm_v128_or(a, x0) : x0;
+    b = pos ? wasm_v128_or(b, x1) : x1;
     pos += 2;
   }
   if (bit) {
     v128_t v = wasm_v128_load(pb);
     const int t0 = 2 * m, t1 = 2 * m + 1;
-    const v128_t m1 = wasm_i8x16_splat(1);
-    v128_t x0 = bits8(v, t0, m1), x1 = bits8(v, t1, m1);
-    a = pos ? wasm_v128_or(a, shl8(x0, pos)) : x0;
-    b = pos ? wasm_v128_or(b, shl8(x1, pos)) : x1;
+    const v128_t m1 = wasm_i8x16_splat((int8_t)(1 << pos));
+    v128_t x0 = sl_part(v, t0, pos, m1), x1 = sl_part(v, t1, pos, m1);
+    a = pos ? wasm_v128_or(a, x0) : x0;
+    b = pos ? wasm_v128_or(b, x1) : x1;
   }
   *c0 = a;
   *c1 = b;
 }
 
+/**
+ * Lookup of 16 indices known to lie in 0..15: i8x16.relaxed_swizzle in the relaxed build (one pshufb on x64;
+ * the plain swizzle must zero indices >= 16, which costs V8 a saturating add and a constant load per call),
+ * i8x16.swizzle otherwise. The same result for such indices on every engine.
+ */
+INLINE v128_t swz16(v128_t table, v128_t idx) {
+#if MIXQ_RELAXED
+  return (v128_t)__builtin_wasm_relaxed_swizzle_i8x16((i8x16_t)table, (i8x16_t)idx);
+#else
+  return wasm_i8x16_swizzle(table, idx);
+#endif
+}
+
 /** Codes through a table of 2^B int8 entries held as nt = 2^B / 16 vectors (B <= 6). */
 INLINE v128_t sl_qlookup(v128_t c, const v128_t* T, const int B) {
+  if (B <= 4) return swz16(T[0], c);
   v128_t v = wasm_i8x16_swizzle(T[0], c);
   for (int t = 1; t < (1 << B) / 16; t++)
     v = wasm_v128_or(v, wasm_i8x16_swizzle(T[t], wasm_i8x16_sub(c, wasm_i8x16_splat(16 * t))));
@@ -73,6 +98,7 @@ INLINE v128_t sl_qlookup(v128_t c, const v128_t* T, const int B) {
 
 /** The same with the table width at run time. */
 INLINE v128_t sl_qlookup_n(v128_t c, const v128_t* T, int B) {
+  if (B <= 4) return swz16(T[0], c);
   v128_t v = wasm_i8x16_swizzle(T[0], c);
   if (B >= 5) v = wasm_v128_or(v, wasm_i8x16_swizzle(T[1], wasm_i8x16_sub(c, wasm_i8x16_splat(16))));
   if (B >= 6) {
@@ -88,12 +114,14 @@ INLINE void sl_load_qtable(const wdesc* D, v128_t T[4]) {
                : wasm_i8x16_splat(0);
 }
 
-// dot kinds of the int8 path (compile-time)
-enum { DK_U6 = 0, DK_U7 = 1, DK_S8 = 2, DK_FULL8 = 3 };
+// dot kinds of the int8 path (compile-time). DK_U4: codes 0..15, partial sums folded in int16
+// (sl_hsum4_i16) for 16- and 32-weight steps; DK_U5: codes 0..32, folded for 16-weight steps only (8 products
+// of 32 x 127 per lane), as DK_U6 for 32-weight steps.
+enum { DK_U6 = 0, DK_U7 = 1, DK_S8 = 2, DK_FULL8 = 3, DK_U4 = 4, DK_U5 = 5 };
 
 /** i32x4 partial sums of 32 codes (after table / sign handling) times activations k .. k+31. */
 INLINE v128_t sl_dot32(v128_t c0, v128_t c1, const actq* A, int k, const int DK) {
-  if (DK == DK_U6) return dot32_u6(c0, c1, A, k);
+  if (DK == DK_U6 || DK == DK_U4 || DK == DK_U5) return dot32_u6(c0, c1, A, k);
   if (DK == DK_U7) return dot32_u7(c0, c1, A, k);
   const v128_t flip = wasm_i8x16_splat((int8_t)0x80);  // 8-bit codes: c - 128 as int8
   c0 = wasm_v128_xor(c0, flip);
@@ -102,7 +130,7 @@ INLINE v128_t sl_dot32(v128_t c0, v128_t c1, const actq* A, int k, const int DK)
   return wasm_i32x4_add(dot16_i8_wide(c0, A, k), dot16_i8_wide(c1, A, k + 16));
 }
 INLINE v128_t sl_dot16(v128_t c, const actq* A, int k, const int DK) {
-  if (DK == DK_U6 || DK == DK_U7) return dot16_u7(c, A, k);
+  if (DK == DK_U6 || DK == DK_U7 || DK == DK_U4 || DK == DK_U5) return dot16_u7(c, A, k);
   c = wasm_v128_xor(c, wasm_i8x16_splat((int8_t)0x80));
   return DK == DK_S8 ? dot16_s8(c, A, k) : dot16_i8_wide(c, A, k);
 }
@@ -115,6 +143,53 @@ INLINE v128_t sl_dot16_rt(v128_t c, const actq* A, int k, int DK) {
     case DK_S8: return sl_dot16(c, A, k, DK_S8);
     default: return sl_dot16(c, A, k, DK_FULL8);
   }
+}
+
+/**
+ * i16x8 partial sums of 16 codes times activations k .. k+15, each lane two products (relaxed: the i16 dot;
+ * SIMD128: i16 products of the widened codes and qs16). Exact for codes 0..15 (|product| <= 1905).
+ */
+INLINE v128_t sl_dot16_i16(v128_t c, const actq* A, int k) {
+#if MIXQ_RELAXED
+  return rdot16(c, wasm_v128_load(A->qs + k));
+#else
+  return wasm_i16x8_add(wasm_i16x8_mul(wasm_u16x8_extend_low_u8x16(c), wasm_v128_load(A->qs16 + k)),
+                        wasm_i16x8_mul(wasm_u16x8_extend_high_u8x16(c), wasm_v128_load(A->qs16 + k + 8)));
+#endif
+}
+/**
+ * [sum a, sum b, sum c, sum d] of four i16x8 as i32x4, folding in i16 first (two shuffle levels, one
+ * widening instead of four): exact while any four lanes of an input sum within int16 (32-weight steps: 4
+ * products per lane of codes 0..15 and |q| <= 127, 16 * 15 * 127 = 30480; 16-weight steps: 2 products per
+ * lane of codes 0..32, 8 * 32 * 127 = 32512).
+ */
+INLINE v128_t sl_hsum4_i16(v128_t a, v128_t b, v128_t c, v128_t d) {
+  const v128_t ab = wasm_i16x8_add(wasm_i16x8_shuffle(a, b, 0, 1, 2, 3, 8, 9, 10, 11),
+                                   wasm_i16x8_shuffle(a, b, 4, 5, 6, 7, 12, 13, 14, 15));
+  const v128_t cd = wasm_i16x8_add(wasm_i16x8_shuffle(c, d, 0, 1, 2, 3, 8, 9, 10, 11),
+                                   wasm_i16x8_shuffle(c, d, 4, 5, 6, 7, 12, 13, 14, 15));
+  const v128_t s = wasm_i16x8_add(wasm_i16x8_shuffle(ab, cd, 0, 1, 4, 5, 8, 9, 12, 13),
+                                  wasm_i16x8_shuffle(ab, cd, 2, 3, 6, 7, 10, 11, 14, 15));
+  return wasm_i32x4_extadd_pairwise_i16x8(s);
+}
+
+/** [sum row a, b, c, d] of a 32-weight step (codes a0 a1 .. d0 d1 against activations k .. k+31). */
+INLINE v128_t sl_sum4x32(const v128_t w[4][2], const actq* A, int k, const int DK) {
+  if (DK == DK_U4) {
+    v128_t h[4];
+    for (int i = 0; i < 4; i++) h[i] = wasm_i16x8_add(sl_dot16_i16(w[i][0], A, k), sl_dot16_i16(w[i][1], A, k + 16));
+    return sl_hsum4_i16(h[0], h[1], h[2], h[3]);
+  }
+  return hsum4_i32(sl_dot32(w[0][0], w[0][1], A, k, DK), sl_dot32(w[1][0], w[1][1], A, k, DK),
+                   sl_dot32(w[2][0], w[2][1], A, k, DK), sl_dot32(w[3][0], w[3][1], A, k, DK));
+}
+/** The same for a 16-weight step. */
+INLINE v128_t sl_sum4x16(const v128_t w[4], const actq* A, int k, const int DK) {
+  if (DK == DK_U4 || DK == DK_U5)
+    return sl_hsum4_i16(sl_dot16_i16(w[0], A, k), sl_dot16_i16(w[1], A, k), sl_dot16_i16(w[2], A, k),
+                        sl_dot16_i16(w[3], A, k));
+  return hsum4_i32(sl_dot16(w[0], A, k, DK), sl_dot16(w[1], A, k, DK), sl_dot16(w[2], A, k, DK),
+                   sl_dot16(w[3], A, k, DK));
 }
 
 /** Per-group parameters of the four rows of a tile. */
@@ -144,7 +219,11 @@ INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p
   for (int i = 0; i < 4; i++) p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
 }
 
-// ---- int8 path, matrix x vector ----
+// ---- int8 path, matrix x vector: the four rows of a tile together ----
+// Measured against a one-row-at-a-time form (issue 21, session 4: factors per segment precomputed, rows
+// run alone): as fast on weights in cache, 10-25% slower on weights streamed from memory. Here LLVM issues
+// the four rows' loads of a block together (four cache misses in flight) and shares each activation load
+// between the rows; V8 spills little for the sliced layout (unlike ggml's blocks, ggml.h).
 INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r1, const int B, const int DK,
                           const int TBL, const int G16) {
   const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
@@ -177,8 +256,8 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
               if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
               next += G;
             }
-            v128_t S = hsum4_i32(sl_dot16(c[0][h], A, kk, DK), sl_dot16(c[1][h], A, kk, DK),
-                                 sl_dot16(c[2][h], A, kk, DK), sl_dot16(c[3][h], A, kk, DK));
+            const v128_t ch[4] = {c[0][h], c[1][h], c[2][h], c[3][h]};
+            v128_t S = sl_sum4x16(ch, A, kk, DK);
             const int32_t sq = A->s[kk >> 4];
             S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
             const float dx = A->d[kk >> 5];
@@ -190,8 +269,7 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
             if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
             next += G;
           }
-          v128_t S = hsum4_i32(sl_dot32(c[0][0], c[0][1], A, k, DK), sl_dot32(c[1][0], c[1][1], A, k, DK),
-                               sl_dot32(c[2][0], c[2][1], A, k, DK), sl_dot32(c[3][0], c[3][1], A, k, DK));
+          v128_t S = sl_sum4x32(c, A, k, DK);
           const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
           S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
           const float dx = A->d[k >> 5];
@@ -205,19 +283,19 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
 }
 
 /**
- * The specialised int8-path kernels (bits, dot kind, table), for the formats mixq plans most: int2..int6,
- * symmetric int8, FP4 (MXFP4; NVFP4 in mv_sliced_q8) and FP6 E2M3. Anything else takes
- * mv_sl_q8_generic. Evaluates to 0 when there is no specialisation.
+ * The specialised int8-path kernels (bits, dot kind, table), for the formats mixq plans most with groups
+ * of 32 or more: int2..int6, symmetric int8, FP4 (MXFP4, per row) and FP6 E2M3 (groups of 16: in
+ * mv_sliced_q8). Anything else takes mv_sl_q8_generic. Evaluates to 0 when there is no specialisation.
  */
-#define SL_Q8_DISPATCH(CALL)                                                                    \
-  ((D->elem == ELEM_INT && D->bits == 2)                             ? (CALL(2, DK_U6, 0, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 3)                           ? (CALL(3, DK_U6, 0, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 4)                           ? (CALL(4, DK_U6, 0, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0, 0), 1) \
-   : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0, 0), 1) \
-   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1, 0), 1) \
-   : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1, 0), 1) \
+#define SL_Q8_DISPATCH(CALL, G16)                                                                 \
+  ((D->elem == ELEM_INT && D->bits == 2)                             ? (CALL(2, DK_U4, 0, G16), 1) \
+   : (D->elem == ELEM_INT && D->bits == 3)                           ? (CALL(3, DK_U4, 0, G16), 1) \
+   : (D->elem == ELEM_INT && D->bits == 4)                           ? (CALL(4, DK_U4, 0, G16), 1) \
+   : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0, G16), 1) \
+   : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0, G16), 1) \
+   : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0, G16), 1) \
+   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1, G16), 1) \
+   : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1, G16), 1) \
                                                                      : 0)
 
 // ---- any bit width at run time (groups of 16 but NVFP4's, and the matrix x matrix decode) ----
@@ -282,23 +360,33 @@ static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, in
   }
 }
 
+/** Largest of the 16 int8-path table values of a 4-bit table. */
+static int sl_qmax16(const wdesc* D) {
+  const uint8_t* q = (const uint8_t*)(uintptr_t)D->qtable;
+  int m = 0;
+  for (int i = 0; i < 16; i++) m = q[i] > m ? q[i] : m;
+  return m;
+}
+
 EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   const actq A = act_view(act, D->kp);
   float* yp = (float*)(uintptr_t)y;
-  if (D->group == 16) {
-    // NVFP4 (E2M1 codes through a table with values 0..24) has its own specialisation
-    if (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6)
-      mv_sl_q8_impl(D, &A, yp, r0, r1, 4, DK_U6, 1, 1);
-    else
-      mv_sl_q8_generic(D, &A, yp, r0, r1);
-    return;
-  }
 #define MV_CALL(B, DK, TBL, G16) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL, G16)
-  if (!SL_Q8_DISPATCH(MV_CALL)) mv_sl_q8_generic(D, &A, yp, r0, r1);
+  // groups of 16: specialised for the formats planned with them (NVFP4, int2..int5 g16), the rest generic
+  const int ig = D->elem == ELEM_INT && D->group == 16;
+  int done = 1;
+  if (D->group != 16) done = SL_Q8_DISPATCH(MV_CALL, 0);
+  else if (ig && D->bits == 2) MV_CALL(2, DK_U4, 0, 1);
+  else if (ig && D->bits == 3) MV_CALL(3, DK_U4, 0, 1);
+  else if (ig && D->bits == 4) MV_CALL(4, DK_U4, 0, 1);
+  else if (ig && D->bits == 5) MV_CALL(5, DK_U5, 0, 1);
+  else if (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6 && sl_qmax16(D) <= 32)
+    MV_CALL(4, DK_U5, 1, 1);  // NVFP4: E2M1 times 2, shifted, 0..24
+  else done = 0;
 #undef MV_CALL
+  if (!done) mv_sl_q8_generic(D, &A, yp, r0, r1);
 }
-
 
 // ---- float32 path: a block of 128 weights of the four rows of a tile decoded into float32 scratch ----
 static const uint8_t SL_U32_IDX[4][16] = {
@@ -311,8 +399,8 @@ static const uint8_t SL_U32_IDX[4][16] = {
 INLINE void sl_values16(const wdesc* D, v128_t c, int z, float* out) {
   if (D->elem == ELEM_LUT4) {
     const uint8_t* tp = (const uint8_t*)(uintptr_t)D->table;
-    v128_t b0 = wasm_i8x16_swizzle(wasm_v128_load(tp), c), b1 = wasm_i8x16_swizzle(wasm_v128_load(tp + 16), c);
-    v128_t b2 = wasm_i8x16_swizzle(wasm_v128_load(tp + 32), c), b3 = wasm_i8x16_swizzle(wasm_v128_load(tp + 48), c);
+    v128_t b0 = swz16(wasm_v128_load(tp), c), b1 = swz16(wasm_v128_load(tp + 16), c);
+    v128_t b2 = swz16(wasm_v128_load(tp + 32), c), b3 = swz16(wasm_v128_load(tp + 48), c);
     v128_t l01 = wasm_i8x16_shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     v128_t h01 = wasm_i8x16_shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     v128_t l23 = wasm_i8x16_shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
@@ -449,22 +537,18 @@ INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4
       }
       v128_t S0, S1;
       if (G16) {
-        v128_t w0 = wasm_v128_load(codes + k), w1 = wasm_v128_load(codes + kp + k);
-        v128_t w2 = wasm_v128_load(codes + 2 * (size_t)kp + k), w3 = wasm_v128_load(codes + 3 * (size_t)kp + k);
-        S0 = hsum4_i32(sl_dot16(w0, &A0, k, DK), sl_dot16(w1, &A0, k, DK), sl_dot16(w2, &A0, k, DK),
-                       sl_dot16(w3, &A0, k, DK));
-        S1 = hsum4_i32(sl_dot16(w0, &A1, k, DK), sl_dot16(w1, &A1, k, DK), sl_dot16(w2, &A1, k, DK),
-                       sl_dot16(w3, &A1, k, DK));
+        v128_t w[4];
+        for (int i = 0; i < 4; i++) w[i] = wasm_v128_load(codes + (size_t)i * kp + k);
+        S0 = sl_sum4x16(w, &A0, k, DK);
+        S1 = sl_sum4x16(w, &A1, k, DK);
       } else {
         v128_t w[4][2];
         for (int i = 0; i < 4; i++) {
           w[i][0] = wasm_v128_load(codes + (size_t)i * kp + k);
           w[i][1] = wasm_v128_load(codes + (size_t)i * kp + k + 16);
         }
-        S0 = hsum4_i32(sl_dot32(w[0][0], w[0][1], &A0, k, DK), sl_dot32(w[1][0], w[1][1], &A0, k, DK),
-                       sl_dot32(w[2][0], w[2][1], &A0, k, DK), sl_dot32(w[3][0], w[3][1], &A0, k, DK));
-        S1 = hsum4_i32(sl_dot32(w[0][0], w[0][1], &A1, k, DK), sl_dot32(w[1][0], w[1][1], &A1, k, DK),
-                       sl_dot32(w[2][0], w[2][1], &A1, k, DK), sl_dot32(w[3][0], w[3][1], &A1, k, DK));
+        S0 = sl_sum4x32(w, &A0, k, DK);
+        S1 = sl_sum4x32(w, &A1, k, DK);
       }
       const int32_t q0 = G16 ? A0.s[k >> 4] : A0.s[k >> 4] + A0.s[(k >> 4) + 1];
       const int32_t q1 = G16 ? A1.s[k >> 4] : A1.s[k >> 4] + A1.s[(k >> 4) + 1];
@@ -504,6 +588,11 @@ EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int3
     for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
     float* yp = (float*)(uintptr_t)y;
     const int g16 = D->group == 16;
+    if (D->elem == ELEM_INT && B <= 4) {
+      if (g16) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U4, 1);
+      else mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U4, 0);
+      continue;
+    }
     switch (D->dot_class) {
       case DOT_U6:
       case DOT_U7:

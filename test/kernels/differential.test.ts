@@ -203,6 +203,63 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
         });
       }
     });
+    test(`kernels (${variant}): int16 partial sums at their bound (codes all max, |q| = 127)`, async (t) => {
+      // Small codes fold their partial sums in int16 before widening (sliced.h DK_U4: 1..4-bit integer
+      // codes, 16 products of 15 * 127 = 30480 per lane; DK_U5: groups of 16 with codes <= 32, 5-bit
+      // integers and NVFP4's table values 0..24; the LUT layout's int8 path). Every code at its largest
+      // value and every activation at +-127 reach those bounds; a wrapped sum is off by 65536 units.
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      const rows = 9;
+      const cols = 300;
+      const specs: { element: string; bits: number; groups: number | 'row'; lut?: boolean; nv?: boolean }[] =
+        [
+          { element: 'uint4', bits: 4, groups: 32 },
+          { element: 'uint4', bits: 4, groups: 16 },
+          { element: 'uint3', bits: 3, groups: 32 },
+          { element: 'uint2', bits: 2, groups: 16 },
+          { element: 'uint5', bits: 5, groups: 16 },
+          { element: 'uint4', bits: 4, groups: 32, lut: true },
+          { element: 'uint2', bits: 2, groups: 'row', lut: true },
+          { element: 'fp4_e2m1fn', bits: 4, groups: 16, nv: true }, // NVFP4, every code +6
+        ];
+      for (const { element, bits, groups, lut, nv } of specs) {
+        const name = `${element} g${groups}${lut ? ' lut' : ''}`;
+        await t.test(name, () => {
+          const ng = groups === 'row' ? rows : rows * Math.ceil(cols / groups);
+          const codes = new Uint8Array(Math.ceil((rows * cols * bits) / 8)).fill(nv ? 0x77 : 255);
+          const scales = nv
+            ? new Uint8Array(ng).fill(0x38) // e4m3 1.0
+            : groups === 'row'
+              ? new Uint8Array(new Float32Array(ng).fill(0.5).buffer)
+              : new Uint8Array(2 * ng).map((_, i) => (i & 1 ? 0x38 : 0)); // fp16 0.5
+          const w = k.prepare(
+            {
+              kind: 'mixq',
+              rows,
+              cols,
+              element,
+              groups,
+              scaleFormat: nv ? 'fp8_e4m3fn' : groups === 'row' ? 'fp32' : 'fp16',
+              symmetric: true,
+              codes,
+              scales,
+              ...(nv ? { globalScale: 1 } : {}),
+            },
+            lut ? { layout: 'lut' } : {},
+          );
+          const x = new Float32Array(2 * cols);
+          x.fill(1, 0, cols);
+          x.fill(-1, cols);
+          const y = k.matmul(w, x, 2, { mode: 'q8' });
+          const { xhat } = q8Rows(x, cols, w.kp, 2, 'q8');
+          const ref = k.reference(w, xhat, 2);
+          const budget = roundingBudget('q8', w.kp);
+          for (let i = 0; i < y.length; i++)
+            assert.ok(Math.abs(y[i]! - ref.y[i]!) <= budget * ref.mag[i]!, `${name}: ${y[i]} vs ${ref.y[i]}`);
+          k.release(w);
+        });
+      }
+    });
     test(`kernels (${variant}): exact sums are exact in every kernel`, async (t) => {
       const k = await createKernels({ relaxed: variant === 'relaxed' });
       for (const c of exact) {
