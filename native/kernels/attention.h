@@ -17,11 +17,11 @@
  * exp(x) for two float64 lanes to within ~2 ulp of float64 (Cody-Waite reduction by ln 2, Taylor series to
  * degree 13 on |r| <= ln2 / 2: truncation below 1e-17), so that rounding it to float32 gives the correctly
  * rounded float32 exp except when exp(x) lies within a few float64 ulp of a float32 rounding boundary
- * (probability ~1e-8 per value). Inputs are clamped to [-150, 100] (exp is 0 / +inf in float32 beyond);
- * NaN stays NaN.
+ * (probability ~1e-8 per value). Arguments below -708 are taken as -708 (exp is 0 in float32 long before);
+ * above 709.78 the result is +inf (as float64's exp overflows); NaN stays NaN.
  */
-INLINE v128_t exp_f64x2(v128_t x) {
-  x = wasm_f64x2_min(wasm_f64x2_max(x, wasm_f64x2_splat(-150.0)), wasm_f64x2_splat(100.0));
+INLINE v128_t exp_f64x2(v128_t x0) {
+  const v128_t x = wasm_f64x2_min(wasm_f64x2_max(x0, wasm_f64x2_splat(-708.0)), wasm_f64x2_splat(709.0));
   const v128_t n = wasm_f64x2_nearest(wasm_f64x2_mul(x, wasm_f64x2_splat(1.4426950408889634)));
   // ln 2 = HI + LO, HI with 32 significant bits: n * HI is exact for |n| < 2^21
   v128_t r = wasm_f64x2_sub(x, wasm_f64x2_mul(n, wasm_f64x2_splat(6.93147180369123816490e-01)));
@@ -42,10 +42,11 @@ INLINE v128_t exp_f64x2(v128_t x) {
                                1.0 / 6227020800.0};
   v128_t p = wasm_f64x2_splat(C[13]);
   for (int i = 12; i >= 0; i--) p = wasm_f64x2_add(wasm_f64x2_mul(p, r), wasm_f64x2_splat(C[i]));
-  // 2^n from its bits (n in [-217, 145]: a normal float64)
+  // 2^n from its bits (n in [-1021, 1023]: a normal float64)
   const v128_t ni = wasm_i64x2_extend_low_i32x4(wasm_i32x4_trunc_sat_f64x2_zero(n));
   const v128_t two_n = wasm_i64x2_shl(wasm_i64x2_add(ni, wasm_i64x2_splat(1023)), 52);
-  return wasm_f64x2_mul(p, two_n);
+  return wasm_v128_bitselect(wasm_f64x2_splat(__builtin_inf()), wasm_f64x2_mul(p, two_n),
+                             wasm_f64x2_gt(x0, wasm_f64x2_splat(709.782712893384)));
 }
 
 /** out[i] = f32(exp(f64(x[i]))) for i < n: the exp of the softmax, exported for its test. */
@@ -60,6 +61,29 @@ EXPORT void exp_f32(int32_t x_, int32_t n, int32_t out_) {
   if (i < n) {
     v128_t e = exp_f64x2(wasm_f64x2_splat((double)x[i]));
     out[i] = wasm_f32x4_extract_lane(wasm_f32x4_demote_f64x2_zero(e), 0);
+  }
+}
+
+/**
+ * SwiGLU: out[i] = f32(f32(g / (1 + exp(-g))) * up[i]) for i < n, g = gate[i] (float64 quotient, as
+ * src/engine/ops.ts `swiglu`, its reference); out may be gate.
+ */
+EXPORT void swiglu_f32(int32_t gate_, int32_t up_, int32_t out_, int32_t n) {
+  const float* g = (const float*)(uintptr_t)gate_;
+  const float* up = (const float*)(uintptr_t)up_;
+  float* out = (float*)(uintptr_t)out_;
+  const v128_t one = wasm_f64x2_splat(1.0);
+  int i = 0;
+  for (; i + 2 <= n; i += 2) {
+    const v128_t gd = wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(g + i));
+    const v128_t s = wasm_f64x2_div(gd, wasm_f64x2_add(one, exp_f64x2(wasm_f64x2_neg(gd))));
+    const v128_t r = wasm_f32x4_mul(wasm_f32x4_demote_f64x2_zero(s), wasm_v128_load64_zero(up + i));
+    wasm_v128_store64_lane(out + i, r, 0);
+  }
+  if (i < n) {
+    const v128_t gd = wasm_f64x2_splat((double)g[i]);
+    const v128_t s = wasm_f64x2_div(gd, wasm_f64x2_add(one, exp_f64x2(wasm_f64x2_neg(gd))));
+    out[i] = wasm_f32x4_extract_lane(wasm_f32x4_demote_f64x2_zero(s), 0) * up[i];
   }
 }
 

@@ -12,7 +12,7 @@
 export { type LoadOptions, type LoadReport, loadEngineModel } from './load.ts';
 export {
   type EngineActivations,
-  type EngineAttention,
+  type EngineOps,
   EngineModel,
   type EngineOptions,
   type EngineTimes,

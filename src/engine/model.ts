@@ -14,6 +14,7 @@ import type { LlmConfig } from '../io/llm/config.ts';
 import type { LlmTokenizer } from '../io/llm/tokenizer.ts';
 import { KernelKvStore } from '../kernels/attention.ts';
 import type { KernelContext, PreparedWeight } from '../kernels/context.ts';
+import { kernelSwiglu } from '../kernels/elementwise.ts';
 import type { ActivationMode } from '../kernels/registry.ts';
 import {
   addBias,
@@ -68,14 +69,15 @@ export interface ModelWeights {
 export type EngineActivations = 'auto' | 'f32';
 
 /**
- * Where attention runs: 'kernels' (WebAssembly, native/kernels/attention.h; heads split over a pool's
- * threads) or 'reference' (ops.ts `attention` in TypeScript, float64 sums: the kernels' reference).
+ * Where the steps between products that have kernels run — attention over the cache and SwiGLU:
+ * 'kernels' (WebAssembly, native/kernels/attention.h; attention heads split over a pool's threads) or
+ * 'reference' (ops.ts in TypeScript: attention with float64 sums, the kernels' reference).
  */
-export type EngineAttention = 'kernels' | 'reference';
+export type EngineOps = 'kernels' | 'reference';
 
 export interface EngineOptions {
   readonly activations?: EngineActivations;
-  readonly attention?: EngineAttention;
+  readonly ops?: EngineOps;
 }
 
 /**
@@ -159,8 +161,8 @@ export class EngineModel {
   onProductInput: ProductInputHook | undefined = undefined;
   private readonly rope: RopeParams | undefined;
   private readonly activations: EngineActivations;
-  /** Where attention runs (EngineOptions.attention); may be switched between forward passes. */
-  attentionPath: EngineAttention;
+  /** Where attention and SwiGLU run (EngineOptions.ops); may be switched between forward passes. */
+  ops: EngineOps;
   private scores = new Float64Array(0);
   private readonly decodeOut = new Map<PreparedWeight, Float32Array>();
 
@@ -173,7 +175,7 @@ export class EngineModel {
     opts: EngineOptions = {},
   ) {
     this.activations = opts.activations ?? 'auto';
-    this.attentionPath = opts.attention ?? 'kernels';
+    this.ops = opts.ops ?? 'kernels';
     if (config.positions === 'rope') {
       if (!ropeMode)
         throw new MixqError('no RoPE mode', {
@@ -262,7 +264,7 @@ export class EngineModel {
       }
       t0 = performance.now();
       cache.store.write(l, pos0, k!, v!);
-      if (this.attentionPath === 'kernels') cache.store.attend(l, q!, B, pos0, c.numHeads, attn);
+      if (this.ops === 'kernels') cache.store.attend(l, q!, B, pos0, c.numHeads, attn);
       else attention(q!, cache.layer(l), B, pos0, c.numHeads, c.numKvHeads, hd, attn, this.scores);
       t.attention += performance.now() - t0;
       this.onProductInput?.('attn_output', l, attn, B);
@@ -276,7 +278,8 @@ export class EngineModel {
       if (c.family === 'llama') {
         const [g, u] = this.project(L.ffnIn, h, B, 2);
         t0 = performance.now();
-        swiglu(g!, u!, g!);
+        if (this.ops === 'kernels') kernelSwiglu(this.kernels, g!, u!, g!);
+        else swiglu(g!, u!, g!);
         t.activation += performance.now() - t0;
         act = g!;
       } else {

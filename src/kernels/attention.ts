@@ -213,17 +213,3 @@ export class KernelKvStore {
     return b.p;
   }
 }
-
-/** f32(exp(x)) of each value by the kernels' exp (the softmax's; its test ties it to Math.exp). */
-export function kernelExp(ctx: KernelContext, x: Float32Array): Float32Array {
-  const mem = ctx.memory;
-  const p = mem.alloc(8 * x.length + 64);
-  try {
-    mem.f32(p, x.length).set(x);
-    const q = p + 4 * x.length;
-    (ctx.exports.exp_f32 as (x: number, n: number, out: number) => void)(p, x.length, q);
-    return mem.f32(q, x.length).slice();
-  } finally {
-    mem.release(p);
-  }
-}

@@ -4,6 +4,8 @@
  *
  * - the softmax's exp is Math.fround(Math.exp(x)) bit for bit on a million float32 inputs spread over
  *   [-110, 0] and on the special values (0, -0, +-inf, NaN, subnormal and overflowing results);
+ * - SwiGLU (which uses the same exp in float64) is ops.ts `swiglu` bit for bit on a million gates spread
+ *   over every float32 magnitude of either sign, and the special values;
  * - prefill and decode on odd head dimensions (1, 7, 37), GQA ratios 1, 2, 3, 8, positions 0 and past the
  *   first 64-position block of the cache, are within the rounding bound stated below of the reference;
  * - 2 and 3 threads (heads split) give the single-threaded result bit for bit.
@@ -19,8 +21,9 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { hasWasmRelaxedSimd } from '../../src/core/wasm.ts';
-import { attention } from '../../src/engine/ops.ts';
-import { kernelExp, KernelKvStore } from '../../src/kernels/attention.ts';
+import { attention, swiglu } from '../../src/engine/ops.ts';
+import { KernelKvStore } from '../../src/kernels/attention.ts';
+import { kernelExp, kernelSwiglu } from '../../src/kernels/elementwise.ts';
 import { createKernels, type KernelContext } from '../../src/kernels/context.ts';
 import type { KernelVariant } from '../../src/kernels/module.ts';
 import { createKernelPool } from '../../src/kernels/pool.node.ts';
@@ -192,6 +195,47 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
         }
       }
       assert.equal(bad, 0, `${bad} of ${x.length} differ; first ${first}`);
+    });
+
+    test(`swiglu (${variant}): ops.ts swiglu bit for bit`, async () => {
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      const bits = new Uint32Array(1);
+      const f = new Float32Array(bits.buffer);
+      const gs: number[] = [
+        0,
+        -0,
+        Infinity,
+        -Infinity,
+        NaN,
+        88,
+        -88,
+        100,
+        -100,
+        104,
+        -104,
+        710,
+        -710,
+        1e30,
+        -1e30,
+      ];
+      for (let b = 0; b < 0x7f800000; b += 4111) {
+        bits[0] = b;
+        gs.push(f[0]!, -f[0]!);
+      }
+      const g = Float32Array.from(gs);
+      const up = Float32Array.from(gs, (_, i) => ((i * 2654435761) % 2001) / 500 - 2);
+      const want = new Float32Array(g.length);
+      swiglu(g, up, want);
+      const got = new Float32Array(g.length);
+      kernelSwiglu(k, g, up, got);
+      let bad = 0;
+      let first = '';
+      for (let i = 0; i < g.length; i++)
+        if (!Object.is(got[i], want[i])) {
+          bad++;
+          first ||= `swiglu(${g[i]}, ${up[i]}) = ${got[i]}, want ${want[i]}`;
+        }
+      assert.equal(bad, 0, `${bad} of ${g.length} differ; first ${first}`);
     });
 
     test(`attention (${variant}): prefill and decode within the rounding bound of the reference`, async () => {
