@@ -1,6 +1,6 @@
 /**
  * Attention of a decode token and of a prefill, 1B-llama shape (22 layers, 32 query heads, 4 key / value
- * heads, head dimension 64), at contexts 16, 128, 512 and 2048: mixq's WebAssembly kernel
+ * heads, head dimension 64), at contexts 16, 128, 512 and 2048 (and SwiGLU of a token, 22 x 5632): mixq's WebAssembly kernel
  * (native/kernels/attention.h, KV cache in kernel memory) on 1 and 2 threads against its TypeScript
  * reference (src/engine/ops.ts `attention`, what the engine ran before), in the same run, interleaved.
  * Figures are milliseconds per token over all 22 layers (prefill: per prompt token) and the ratio to the
@@ -12,9 +12,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { hasWasmRelaxedSimd } from '../src/core/wasm.ts';
-import { attention } from '../src/engine/ops.ts';
+import { attention, swiglu } from '../src/engine/ops.ts';
 import { KernelKvStore } from '../src/kernels/attention.ts';
 import type { KernelContext } from '../src/kernels/context.ts';
+import { kernelSwiglu } from '../src/kernels/elementwise.ts';
 import { createKernelPool } from '../src/kernels/pool.node.ts';
 import { printTable, timeInterleaved } from './util.ts';
 
@@ -98,6 +99,30 @@ async function main(): Promise<void> {
       `${t[2]!.toFixed(3)} (${(t[0]! / t[2]!).toFixed(1)}x)`,
     ]);
     s.release();
+  }
+  {
+    // SwiGLU of a decode token: 22 layers x 5632 (the FFN width), kernels on the calling thread
+    const F = 5632;
+    const g = Float32Array.from({ length: F }, (_, i) => 4 * Math.sin(i));
+    const u = Float32Array.from({ length: F }, (_, i) => Math.cos(i));
+    const out = new Float32Array(F);
+    const t = timeInterleaved(
+      [
+        () => {
+          for (let l = 0; l < LAYERS; l++) swiglu(g, u, out);
+        },
+        () => {
+          for (let l = 0; l < LAYERS; l++) kernelSwiglu(pool, g, u, out);
+        },
+      ],
+      600,
+    );
+    rows.push([
+      `SwiGLU (${LAYERS} x ${F})`,
+      t[0]!.toFixed(3),
+      `${t[1]!.toFixed(3)} (${(t[0]! / t[1]!).toFixed(1)}x)`,
+      '-',
+    ]);
   }
   printTable(['ms per token, 22 layers', 'TypeScript reference', 'wasm 1 thread', 'wasm 2 threads'], rows);
   await pool.close();

@@ -59,6 +59,7 @@ const CASES: Case[] = [
   { heads: 8, kvHeads: 1, hd: 16, pos0: 130, rows: 3 },
   { heads: 3, kvHeads: 1, hd: 1, pos0: 9, rows: 2 },
   { heads: 32, kvHeads: 4, hd: 64, pos0: 200, rows: 1 },
+  { heads: 8, kvHeads: 2, hd: 20, pos0: 300, rows: 2 }, // enough keys for threads to split the heads
 ];
 
 /** Fills a store with keys / values of positions 0 .. pos0 + rows - 1 for layer 1 and runs the kernel. */
