@@ -9,3 +9,4 @@
 #include "ggml.h"
 #include "ggml-k.h"
 #include "lut.h"
+#include "attention.h"

@@ -108,11 +108,12 @@ export function collectImatrix(
   try {
     for (const [i, w] of windows.entries()) {
       // logits only when the head is collected (its input is the normed last hidden state of every row)
-      model.forward(
-        w,
-        model.newCache(Math.min(model.maxContext, Math.max(1, w.length))),
-        withHead ? 0 : w.length,
-      );
+      const cache = model.newCache(Math.min(model.maxContext, Math.max(1, w.length)));
+      try {
+        model.forward(w, cache, withHead ? 0 : w.length);
+      } finally {
+        cache.release();
+      }
       chunkSize = Math.max(chunkSize, w.length);
       chunks++;
       opts.onProgress?.(i + 1, windows.length);

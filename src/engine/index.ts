@@ -12,6 +12,7 @@
 export { type LoadOptions, type LoadReport, loadEngineModel } from './load.ts';
 export {
   type EngineActivations,
+  type EngineOps,
   EngineModel,
   type EngineOptions,
   type EngineTimes,

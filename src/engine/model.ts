@@ -12,7 +12,9 @@
 import { MixqError } from '../core/errors.ts';
 import type { LlmConfig } from '../io/llm/config.ts';
 import type { LlmTokenizer } from '../io/llm/tokenizer.ts';
+import { KernelKvStore } from '../kernels/attention.ts';
 import type { KernelContext, PreparedWeight } from '../kernels/context.ts';
+import { kernelSwiglu } from '../kernels/elementwise.ts';
 import type { ActivationMode } from '../kernels/registry.ts';
 import {
   addBias,
@@ -66,8 +68,16 @@ export interface ModelWeights {
 /** Activation modes of the products: each weight's default ('auto') or float32 wherever a kernel has it. */
 export type EngineActivations = 'auto' | 'f32';
 
+/**
+ * Where the steps between products that have kernels run — attention over the cache and SwiGLU:
+ * 'kernels' (WebAssembly, native/kernels/attention.h; attention heads split over a pool's threads) or
+ * 'reference' (ops.ts in TypeScript: attention with float64 sums, the kernels' reference).
+ */
+export type EngineOps = 'kernels' | 'reference';
+
 export interface EngineOptions {
   readonly activations?: EngineActivations;
+  readonly ops?: EngineOps;
 }
 
 /**
@@ -92,39 +102,43 @@ export interface EngineTimes {
 
 const SRC = 'engine';
 
-/** Keys and values of every layer for up to `maxLength` positions; grows as positions are added. */
+/**
+ * Keys and values of every layer for up to `maxLength` positions, in the kernels' memory (float32; see
+ * kernels/attention.ts for why not float16); grows as positions are added. `release()` returns its memory
+ * (a cache that is garbage collected returns it too).
+ */
 export class KvCache {
-  readonly layers: KvLayer[] = [];
   /** Positions held. */
   length = 0;
-  private capacity = 0;
+  readonly store: KernelKvStore;
   constructor(
+    kernels: KernelContext,
     readonly numLayers: number,
-    /** kvHeads x headDim. */
-    readonly width: number,
+    kvHeads: number,
+    headDim: number,
     readonly maxLength: number,
   ) {
-    for (let l = 0; l < numLayers; l++) this.layers.push({ k: new Float32Array(0), v: new Float32Array(0) });
+    this.store = new KernelKvStore(kernels, numLayers, kvHeads, headDim, maxLength);
+  }
+
+  /** kvHeads x headDim. */
+  get width(): number {
+    return this.store.width;
   }
 
   /** Bytes the cache holds now. */
   get bytes(): number {
-    return this.layers.length * 2 * this.capacity * this.width * 4;
+    return this.store.bytes;
   }
 
   /** Makes room for `n` positions in all. */
   reserve(n: number): void {
-    if (n <= this.capacity) return;
-    const cap = Math.min(this.maxLength, Math.max(n, 2 * this.capacity, 64));
-    for (const l of this.layers) {
-      const k = new Float32Array(cap * this.width);
-      const v = new Float32Array(cap * this.width);
-      k.set(l.k.subarray(0, this.length * this.width));
-      v.set(l.v.subarray(0, this.length * this.width));
-      l.k = k;
-      l.v = v;
-    }
-    this.capacity = cap;
+    this.store.reserve(n, this.length);
+  }
+
+  /** Keys and values of layer l (views of kernel memory, valid until it grows). */
+  layer(l: number): KvLayer {
+    return this.store.views(l);
   }
 
   /** Forgets positions from `n` on (n = 0: empty). */
@@ -132,6 +146,11 @@ export class KvCache {
     if (!Number.isInteger(n) || n < 0 || n > this.length)
       throw new MixqError(`truncate to ${n}`, { source: SRC, field: 'n', expected: `0..${this.length}` });
     this.length = n;
+  }
+
+  /** Returns the cache's kernel memory; the cache is unusable afterwards. */
+  release(): void {
+    this.store.release();
   }
 }
 
@@ -142,6 +161,8 @@ export class EngineModel {
   onProductInput: ProductInputHook | undefined = undefined;
   private readonly rope: RopeParams | undefined;
   private readonly activations: EngineActivations;
+  /** Where attention and SwiGLU run (EngineOptions.ops); may be switched between forward passes. */
+  ops: EngineOps;
   private scores = new Float64Array(0);
   private readonly decodeOut = new Map<PreparedWeight, Float32Array>();
 
@@ -154,6 +175,7 @@ export class EngineModel {
     opts: EngineOptions = {},
   ) {
     this.activations = opts.activations ?? 'auto';
+    this.ops = opts.ops ?? 'kernels';
     if (config.positions === 'rope') {
       if (!ropeMode)
         throw new MixqError('no RoPE mode', {
@@ -185,7 +207,7 @@ export class EngineModel {
         expected: `1..${this.maxContext}`,
       });
     const c = this.config;
-    return new KvCache(c.numLayers, c.numKvHeads * c.headDim, contextSize);
+    return new KvCache(this.kernels, c.numLayers, c.numKvHeads, c.headDim, contextSize);
   }
 
   /** The activation mode a weight's products run in. */
@@ -222,7 +244,6 @@ export class EngineModel {
     t.embedding += performance.now() - t0;
     const hd = c.headDim;
     const qW = c.numHeads * hd;
-    const kvW = c.numKvHeads * hd;
     const h = new Float32Array(B * H);
     const attn = new Float32Array(B * qW);
     if (this.scores.length < pos0 + B)
@@ -242,10 +263,9 @@ export class EngineModel {
         t.rope += performance.now() - t0;
       }
       t0 = performance.now();
-      const kv = cache.layers[l]!;
-      kv.k.set(k!, pos0 * kvW);
-      kv.v.set(v!, pos0 * kvW);
-      attention(q!, kv, B, pos0, c.numHeads, c.numKvHeads, hd, attn, this.scores);
+      cache.store.write(l, pos0, k!, v!);
+      if (this.ops === 'kernels') cache.store.attend(l, q!, B, pos0, c.numHeads, attn);
+      else attention(q!, cache.layer(l), B, pos0, c.numHeads, c.numKvHeads, hd, attn, this.scores);
       t.attention += performance.now() - t0;
       this.onProductInput?.('attn_output', l, attn, B);
       const [o] = this.project([L.attnOut], attn, B, 1);
@@ -258,7 +278,8 @@ export class EngineModel {
       if (c.family === 'llama') {
         const [g, u] = this.project(L.ffnIn, h, B, 2);
         t0 = performance.now();
-        swiglu(g!, u!, g!);
+        if (this.ops === 'kernels') kernelSwiglu(this.kernels, g!, u!, g!);
+        else swiglu(g!, u!, g!);
         t.activation += performance.now() - t0;
         act = g!;
       } else {

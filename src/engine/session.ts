@@ -46,6 +46,11 @@ export class EngineSession {
   reset(n = 0): void {
     this.cache.truncate(n);
   }
+
+  /** Returns the KV cache's kernel memory now (a dropped session returns it when garbage collected). */
+  close(): void {
+    this.cache.release();
+  }
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -118,20 +123,24 @@ export async function* generateTokens(
       expected: `fewer than ${ctx} tokens (the context size)`,
     });
   const session = new EngineSession(model, ctx);
-  const sampler = new Sampler(opts);
-  const chunk = opts.prefillChunk ?? 256;
-  let logits: Float32Array = new Float32Array(0);
-  for (let i = 0; i < ids.length; i += chunk)
-    logits = session.prefill(ids.subarray(i, Math.min(ids.length, i + chunk)));
-  const text = new TextStream(model, ids);
-  const eos = model.tokenizer.eos;
-  for (let n = 0; n < maxTokens; n++) {
-    const id = sampler.next(logits);
-    if ((opts.stopAtEos ?? true) && id === eos) return;
-    yield { id, text: text.push(id), index: n };
-    if (n + 1 === maxTokens || session.position >= ctx) return;
-    logits = session.decode(id);
-    await Promise.resolve();
+  try {
+    const sampler = new Sampler(opts);
+    const chunk = opts.prefillChunk ?? 256;
+    let logits: Float32Array = new Float32Array(0);
+    for (let i = 0; i < ids.length; i += chunk)
+      logits = session.prefill(ids.subarray(i, Math.min(ids.length, i + chunk)));
+    const text = new TextStream(model, ids);
+    const eos = model.tokenizer.eos;
+    for (let n = 0; n < maxTokens; n++) {
+      const id = sampler.next(logits);
+      if ((opts.stopAtEos ?? true) && id === eos) return;
+      yield { id, text: text.push(id), index: n };
+      if (n + 1 === maxTokens || session.position >= ctx) return;
+      logits = session.decode(id);
+      await Promise.resolve();
+    }
+  } finally {
+    session.close();
   }
 }
 
@@ -207,5 +216,6 @@ export function measureDecode(
       };
     }
   }
+  s.close();
   return best!;
 }

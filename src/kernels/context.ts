@@ -261,6 +261,15 @@ export class KernelContext {
     return out;
   }
 
+  /**
+   * Runs a kernel export over the units [0, units) split between the context's threads at multiples of
+   * `tile`: exports[fn](...args, u0, u1, scratch), each thread with `scratchBytes` of its own scratch
+   * (non-product kernels such as attention, which split heads). In a pool, `fn` must be in its table.
+   */
+  runSplit(fn: string, args: readonly number[], units: number, scratchBytes: number, tile = 1): void {
+    this.executor.run(fn, args, units, scratchBytes, tile);
+  }
+
   /** The plain TypeScript reference of a product (float64 sums of exactly decoded weights). */
   reference(w: PreparedWeight, x: ArrayLike<number>, batch = 1): ReferenceProduct {
     const d = this.descOf(w);

@@ -42,6 +42,8 @@ export {
 export { type LutActivations, lutActivationsReference, lutRowReference } from './lut.ts';
 export { type ReferenceProduct, referenceProduct, type RowDecoder, rowBlockAbs } from './reference.ts';
 export { q8ActivationBudget, roundingBudget, UNIT_ROUNDOFF } from './budget.ts';
+export { KernelKvStore, type KvViews } from './attention.ts';
+export { kernelExp, kernelSwiglu } from './elementwise.ts';
 export { chooseVariant, type KernelVariant } from './module.ts';
 /** Feature detection the kernels use (relaxed SIMD picks the faster variant). */
 export { hasWasmRelaxedSimd, hasWasmSimd } from '../core/wasm.ts';

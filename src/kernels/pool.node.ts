@@ -19,6 +19,7 @@ import { KernelContext, type KernelOptions, type RowExecutor } from './context.t
 import { KernelMemory } from './memory.ts';
 import { chooseVariant, compileKernelModule, heapBase, type KernelExports } from './module.ts';
 import { CTL } from './pool-control.ts';
+import { SPLIT_KERNELS } from './attention.ts';
 import { LAYOUTS } from './registry.ts';
 import * as MT from './wasm/kernels-mt.generated.ts';
 
@@ -38,6 +39,7 @@ const NAMES: readonly string[] = [
       ...Object.values(l.kernels.matmul),
     ]),
     'read_rows',
+    ...SPLIT_KERNELS,
   ]),
 ];
 

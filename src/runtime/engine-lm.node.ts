@@ -75,16 +75,20 @@ export class EngineLm implements LlamaCppModel {
         expected: `at most ${m.maxContext}`,
       });
     const cache = m.newCache(Math.max(1, n - 1));
-    const first = w.scoreFrom - 1;
-    if (first > 0) m.forward(w.tokens.subarray(0, first), cache, first);
-    const lp = new Float32Array(V);
-    for (let pos = first; pos < n - 1; pos += chunk) {
-      const end = Math.min(n - 1, pos + chunk);
-      const logits = m.forward(w.tokens.subarray(pos, end), cache, 0);
-      for (let j = pos; j < end; j++) {
-        logProbsFromLogits(logits.subarray((j - pos) * V, (j - pos + 1) * V), lp);
-        row(j, lp);
+    try {
+      const first = w.scoreFrom - 1;
+      if (first > 0) m.forward(w.tokens.subarray(0, first), cache, first);
+      const lp = new Float32Array(V);
+      for (let pos = first; pos < n - 1; pos += chunk) {
+        const end = Math.min(n - 1, pos + chunk);
+        const logits = m.forward(w.tokens.subarray(pos, end), cache, 0);
+        for (let j = pos; j < end; j++) {
+          logProbsFromLogits(logits.subarray((j - pos) * V, (j - pos + 1) * V), lp);
+          row(j, lp);
+        }
       }
+    } finally {
+      cache.release(); // the KV cache lives in kernel memory
     }
   }
 
@@ -190,7 +194,12 @@ export function engineRunner(model: EngineModel, names = { input: 'ids', output:
       const ids = new Int32Array(n);
       for (let r = 0; r < b; r++) {
         for (let i = 0; i < n; i++) ids[i] = Number(data[r * n + i]!);
-        out.set(model.forward(ids, model.newCache(n), 0), r * n * V);
+        const cache = model.newCache(n);
+        try {
+          out.set(model.forward(ids, cache, 0), r * n * V);
+        } finally {
+          cache.release();
+        }
       }
       return Promise.resolve({ [names.output]: floatTensor(out, [b, n, V]) });
     },
