@@ -134,7 +134,7 @@ export class KernelContext {
         r = prepareDense(this.memory, { ...src, type: t as DenseType });
         format = t === 'F32' ? 'f32' : t === 'F16' ? 'f16' : 'bf16';
       } else {
-        r = prepareGgml(this.memory, src);
+        r = prepareGgml(this.memory, src, this.exports);
         format = t as KernelFormatName;
       }
     } else {
