@@ -609,6 +609,27 @@ INLINE void il_wide(const int sgn, v128_t c, const int16_t* x, v128_t* lo, v128_
   *lo = wasm_i32x4_add(*lo, wasm_i32x4_dot_i16x8(cl, xv));
   *hi = wasm_i32x4_add(*hi, wasm_i32x4_dot_i16x8(ch, xv));
 }
+/** Q4_0 group g's codes: c[2t] the low nibbles of piece t (weights 4t..), c[2t + 1] the high (16 + 4t..). */
+INLINE void il_q4_codes(const uint8_t* g, v128_t c[8]) {
+  const v128_t m4 = wasm_i8x16_splat(15);
+  for (int t = 0; t < 4; t++) {
+    const v128_t v = wasm_v128_load(g + 8 + 16 * t);
+    c[2 * t] = wasm_v128_and(v, m4);
+    c[2 * t + 1] = bits8(v, 4, m4);
+  }
+}
+#if MIXQ_RELAXED
+/** [row 0..3] sums of Q4_0 codes (il_q4_codes) times the activations at k (16 products per i16 lane). */
+INLINE v128_t il_q4_dot(const v128_t c[8], const actq* A, int k) {
+  v128_t s16 = wasm_i16x8_splat(0);
+  for (int t = 0; t < 4; t++) {
+    s16 = wasm_i16x8_add(s16, rdot16(c[2 * t], wasm_v128_load32_splat(A->qs + k + 4 * t)));
+    s16 = wasm_i16x8_add(s16, rdot16(c[2 * t + 1], wasm_v128_load32_splat(A->qs + k + 16 + 4 * t)));
+  }
+  return wasm_i32x4_extadd_pairwise_i16x8(s16);
+}
+#endif
+
 /**
  * Integer sums [row 0..3] of one block group g of an interleaved tile against the activations at k
  * (Q4_0: before its zero point 8, which the caller takes off). Signed codes (Q8_0, IQ4_NL) take the
@@ -635,13 +656,9 @@ INLINE v128_t il_isum(const int T, const uint8_t* g, const actq* A, int k) {
   }
   // Q4_0: codes 0..15; the relaxed build sums 16 products per i16 lane (|.| <= 16 * 15 * 127 < 2^15)
 #if MIXQ_RELAXED
-  v128_t s16 = wasm_i16x8_splat(0);
-  _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
-    const v128_t v = wasm_v128_load(g + 8 + 16 * t);
-    s16 = wasm_i16x8_add(s16, rdot16(wasm_v128_and(v, m4), wasm_v128_load32_splat(A->qs + k + 4 * t)));
-    s16 = wasm_i16x8_add(s16, rdot16(bits8(v, 4, m4), wasm_v128_load32_splat(A->qs + k + 16 + 4 * t)));
-  }
-  return wasm_i32x4_extadd_pairwise_i16x8(s16);
+  v128_t c[8];
+  il_q4_codes(g, c);
+  return il_q4_dot(c, A, k);
 #else
   v128_t lo = wasm_i32x4_splat(0), hi = lo;
   _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
@@ -679,10 +696,53 @@ GGML_IL_FN(GT_Q4_0, gq8il_q4_0)
 GGML_IL_FN(GT_IQ4_NL, gq8il_iq4_nl)
 GGML_IL_FN(GT_Q8_0, gq8il_q8_0)
 
-/** Runs an interleaved tile; 0 if the tile at r is not one. */
-INLINE int ggml_q8_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, float* y, int ys,
-                      int r) {
+/**
+ * Matrix x matrix (nb > 1) on an interleaved tile: block by block, the four rows' scales converted once
+ * (and Q4_0's codes decoded once in the relaxed build) for every activation row (accumulators in accs).
+ */
+#define GGML_IL_MM_FN(T, NAME)                                                                             \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as,  \
+                                             int nb, v128_t* accs, float* y, int ys, int r) {               \
+    const int bb = ggml_block_bytes(T), nblk = D->cols / 32;                                               \
+    for (int j = 0; j < nb; j++) accs[j] = wasm_f32x4_splat(0);                                          \
+    const uint8_t* g = tile;                                                                               \
+    for (int b = 0; b < nblk; b++, g += 4 * bb) {                                                         \
+      const v128_t d4 = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g)));             \
+      v128_t c[8];                                                                                         \
+      if (MIXQ_RELAXED && T == GT_Q4_0) il_q4_codes(g, c);                                                 \
+      for (int j = 0; j < nb; j++) {                                                                      \
+        const actq A = act_view(act_at(act, as, j), D->kp);                                               \
+        v128_t S = il_isum_or(T, c, g, &A, 32 * b);                                                        \
+        if (T == GT_Q4_0) S = wasm_i32x4_sub(S, wasm_i32x4_splat(8 * (A.s[2 * b] + A.s[2 * b + 1])));     \
+        accs[j] = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, wasm_f32x4_splat(A.d[b])), accs[j]); \
+      }                                                                                                    \
+    }                                                                                                      \
+    for (int j = 0; j < nb; j++) wasm_v128_store(y + (size_t)j * ys + r, accs[j]);                       \
+  }
+/** il_isum, from Q4_0 codes already decoded (relaxed build). */
+INLINE v128_t il_isum_or(const int T, const v128_t c[8], const uint8_t* g, const actq* A, int k) {
+#if MIXQ_RELAXED
+  if (T == GT_Q4_0) return il_q4_dot(c, A, k);
+#endif
+  (void)c;
+  return il_isum(T, g, A, k);
+}
+GGML_IL_MM_FN(GT_Q4_0, gq8ilm_q4_0)
+GGML_IL_MM_FN(GT_IQ4_NL, gq8ilm_iq4_nl)
+GGML_IL_MM_FN(GT_Q8_0, gq8ilm_q8_0)
+
+/** Runs an interleaved tile (accs: nb vectors of scratch); 0 if the tile at r is not one. */
+INLINE int ggml_q8_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, v128_t* accs,
+                      float* y, int ys, int r) {
   if (!ggml_il_tile(D, r)) return 0;
+  if (nb > 1) {
+    switch (D->bits) {
+      case GT_Q4_0: gq8ilm_q4_0(D, p[0], act, as, nb, accs, y, ys, r); break;
+      case GT_IQ4_NL: gq8ilm_iq4_nl(D, p[0], act, as, nb, accs, y, ys, r); break;
+      default: gq8ilm_q8_0(D, p[0], act, as, nb, accs, y, ys, r); break;
+    }
+    return 1;
+  }
   switch (D->bits) {
     case GT_Q4_0: gq8il_q4_0(D, p[0], act, as, nb, y, ys, r); break;
     case GT_IQ4_NL: gq8il_iq4_nl(D, p[0], act, as, nb, y, ys, r); break;
@@ -697,7 +757,7 @@ EXPORT void mv_ggml_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    if (!ggml_q8_il(D, p, act, 0, 1, (float*)(uintptr_t)y, 0, r))
+    if (!ggml_q8_il(D, p, act, 0, 1, &acc, (float*)(uintptr_t)y, 0, r))
       ggml_q8_rows(D, p, act, 0, 1, &acc, (float*)(uintptr_t)y, 0, r, r1 - 1);
   }
 }
@@ -710,7 +770,7 @@ EXPORT void mm_ggml_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    if (ggml_q8_il(D, p, act, as, nb, (float*)(uintptr_t)y, ys, r)) continue;
+    if (ggml_q8_il(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r)) continue;
     if (nb > 1) ggml_q8_tiles(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
     else ggml_q8_rows(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
   }
