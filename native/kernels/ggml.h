@@ -26,6 +26,7 @@
 #ifndef MIXQ_KERNELS_GGML_H
 #define MIXQ_KERNELS_GGML_H
 #include "common.h"
+#include "dense.h"
 
 enum { GT_Q4_0 = 2, GT_Q4_1 = 3, GT_Q5_0 = 6, GT_Q5_1 = 7, GT_Q8_0 = 8, GT_Q2_K = 10, GT_Q3_K = 11,
        GT_Q4_K = 12, GT_Q5_K = 13, GT_Q6_K = 14, GT_IQ4_NL = 20, GT_MXFP4 = 39 };
@@ -215,6 +216,31 @@ INLINE gchunk ggml_chunk(const int T, const uint8_t* b, int j) {
 INLINE gchunk ggml_row_chunk(const int T, const uint8_t* row, int k) {
   const int qk = ggml_qk(T);
   return ggml_chunk(T, row + (size_t)(k / qk) * ggml_block_bytes(T), (k % qk) / 32);
+}
+
+// ---- llama.cpp's Q8_0 activations: act_q8 (dense.h) with each block scale rounded to fp16 ----
+
+/** x rounded to the nearest binary16 value (ties to even), as float32: overflow to inf, NaN kept. */
+INLINE float f16_round(float x) {
+  const uint32_t u = ((union { float f; uint32_t u; }){x}).u, sign = u & 0x80000000u, a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return x;                                                   // NaN
+  if (a >= 0x477ff000u) return f32_from_bits(sign | 0x7f800000u);                  // >= 65520: inf
+  if (a >= 0x38800000u)                                                            // normal binary16
+    return f32_from_bits(sign | ((a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu));
+  // subnormal binary16 (quantum 2^-24): scaled by 2^24, rounded to an integer (ties to even), scaled back
+  const float m = __builtin_rintf(f32_from_bits(a) * 16777216.0f) * 5.9604644775390625e-8f;
+  return f32_from_bits(sign | ((union { float f; uint32_t u; }){m}).u);
+}
+
+/**
+ * The 'q8' activations of ggml weights: act_q8's codes (ties to even, id = 1 / d) with each block scale
+ * stored as llama.cpp stores it, in fp16 (block_q8_0.d): the products then scale by the same d as
+ * llama.cpp's (reference: activations.ts quantizeQ8Reference with scale 'f16').
+ */
+EXPORT void act_q8_ggml(int32_t x, int32_t kp, int32_t out) {
+  act_q8(x, kp, out);
+  float* d = act_out((uint32_t)out, kp).d;
+  for (int b = 0; b < kp / 32; b++) d[b] = f16_round(d[b]);
 }
 
 // ---- 4-row interleaved tiles (Q4_0, IQ4_NL, Q8_0; desc.aux = 4, made at load by ggml_interleave) ----
