@@ -113,6 +113,12 @@ INLINE v128_t kdot32(v128_t c0, v128_t c1, const actk* A, int k, v128_t sc16, v1
 }
 
 #define SPLAT16(v, j) wasm_i16x8_shuffle(v, v, j, j, j, j, j, j, j, j)
+/**
+ * A scheduling fence (no instruction) that makes v computed before it: LLVM otherwise hoists every load of
+ * an unrolled super-block to its top and sinks the arithmetic below them, and V8 (16 vector registers on
+ * x64) spills the ~30 loaded vectors to the stack. Loads stay after the fence.
+ */
+#define KFENCE(v) __asm__ volatile("" : "+r"(v)::"memory")
 
 /** Bit j of each byte of v moved to bit `to` (other bits 0). */
 INLINE v128_t bit_to(v128_t v, int j, int to) {
@@ -173,6 +179,7 @@ INLINE ksum ksb_q4k(const uint8_t* p, const actk* A, int k0, int b, const int T)
     }                                                                                      \
     s = kdot32(l0, l1, A, k0 + 64 * J, SPLAT16(sc16, 2 * J), s);                           \
     s = kdot32(u0, u1, A, k0 + 64 * J + 32, SPLAT16(sc16, 2 * J + 1), s);                  \
+    KFENCE(s);                                                                             \
   }
   Q4K_PAIR(0) Q4K_PAIR(1) Q4K_PAIR(2) Q4K_PAIR(3)
 #undef Q4K_PAIR
@@ -202,6 +209,7 @@ INLINE ksum ksb_q6k(const uint8_t* p, const actk* A, int k0, int b) {
       s = kdot16(c2, A, k + 32 + 16 * l, l ? SPLAT16(SC, 3) : SPLAT16(SC, 2), s);                \
       s = kdot16(c3, A, k + 64 + 16 * l, l ? SPLAT16(SC, 5) : SPLAT16(SC, 4), s);                \
       s = kdot16(c4, A, k + 96 + 16 * l, l ? SPLAT16(SC, 7) : SPLAT16(SC, 6), s);                \
+      KFENCE(s);                                                                                 \
     }                                                                                            \
   }
   Q6K_HALF(0, scl) Q6K_HALF(1, sch)

@@ -26,6 +26,7 @@
 #ifndef MIXQ_KERNELS_GGML_H
 #define MIXQ_KERNELS_GGML_H
 #include "common.h"
+#include "dense.h"
 
 enum { GT_Q4_0 = 2, GT_Q4_1 = 3, GT_Q5_0 = 6, GT_Q5_1 = 7, GT_Q8_0 = 8, GT_Q2_K = 10, GT_Q3_K = 11,
        GT_Q4_K = 12, GT_Q5_K = 13, GT_Q6_K = 14, GT_IQ4_NL = 20, GT_MXFP4 = 39 };
@@ -217,6 +218,78 @@ INLINE gchunk ggml_row_chunk(const int T, const uint8_t* row, int k) {
   return ggml_chunk(T, row + (size_t)(k / qk) * ggml_block_bytes(T), (k % qk) / 32);
 }
 
+// ---- llama.cpp's Q8_0 activations: act_q8 (dense.h) with each block scale rounded to fp16 ----
+
+/** x rounded to the nearest binary16 value (ties to even), as float32: overflow to inf, NaN kept. */
+INLINE float f16_round(float x) {
+  const uint32_t u = ((union { float f; uint32_t u; }){x}).u, sign = u & 0x80000000u, a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return x;                                                   // NaN
+  if (a >= 0x477ff000u) return f32_from_bits(sign | 0x7f800000u);                  // >= 65520: inf
+  if (a >= 0x38800000u)                                                            // normal binary16
+    return f32_from_bits(sign | ((a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu));
+  // subnormal binary16 (quantum 2^-24): scaled by 2^24, rounded to an integer (ties to even), scaled back
+  const float m = __builtin_rintf(f32_from_bits(a) * 16777216.0f) * 5.9604644775390625e-8f;
+  return f32_from_bits(sign | ((union { float f; uint32_t u; }){m}).u);
+}
+
+/**
+ * The 'q8' activations of ggml weights: act_q8's codes (ties to even, id = 1 / d) with each block scale
+ * stored as llama.cpp stores it, in fp16 (block_q8_0.d): the products then scale by the same d as
+ * llama.cpp's (reference: activations.ts quantizeQ8Reference with scale 'f16').
+ */
+EXPORT void act_q8_ggml(int32_t x, int32_t kp, int32_t out) {
+  act_q8(x, kp, out);
+  float* d = act_out((uint32_t)out, kp).d;
+  for (int b = 0; b < kp / 32; b++) d[b] = f16_round(d[b]);
+}
+
+// ---- 4-row interleaved tiles (Q4_0, IQ4_NL, Q8_0; desc.aux = 4, made at load by ggml_interleave) ----
+// llama.cpp's CPU backend repacks these types at load (q4_0_4x4 / q8_0_4x4 style); mixq does the same,
+// keeping the size: the 4 * row_bytes bytes of a full tile of rows r .. r+3 (r a multiple of 4, r + 4 <=
+// rows) hold, per block b, a group of 4 * bb bytes at b * 4 * bb:
+//   bytes 0..7     the fp16 d of rows 0..3 (one 8-byte load: four scales, converted as one vector)
+//   bytes 8 + ...  the block's code bytes (16 for Q4_0 / IQ4_NL, 32 for Q8_0) as 4-byte pieces: piece t of
+//                  row i at 8 + 16 t + 4 i
+// so one 16-byte load holds four code bytes of each row, the integer dot of the four rows against four
+// activations (one 32-bit splat load) lands row i in lanes 2i, 2i + 1 and a block ends as [row 0..3] i32x4:
+// one conversion and one float scaling per block for four rows, no horizontal sums. A last tile of fewer
+// than 4 rows stays as stored. The reference (src/kernels/ggml.ts) undoes the layout row by row.
+
+INLINE int ggml_il_type(const int T) { return T == GT_Q4_0 || T == GT_IQ4_NL || T == GT_Q8_0; }
+/** Whether the tile of rows r .. r+3 is interleaved. */
+INLINE int ggml_il_tile(const wdesc* D, int r) { return D->aux == 4 && r + 4 <= D->rows; }
+
+/** Row i's block b of an interleaved tile at `tile`, rebuilt as stored (into blk, bb bytes). */
+INLINE void ggml_il_unpack(const int T, const uint8_t* tile, int i, int b, uint8_t* blk) {
+  const int bb = ggml_block_bytes(T), n = (bb - 2) / 4;
+  const uint8_t* g = tile + (size_t)b * 4 * bb;
+  blk[0] = g[2 * i];
+  blk[1] = g[2 * i + 1];
+  for (int t = 0; t < n; t++) __builtin_memcpy(blk + 2 + 4 * t, g + 8 + 16 * t + 4 * i, 4);
+}
+
+/**
+ * Interleaves `tiles` full tiles of 4 rows (row_bytes each) at data in place (tmp: 4 * row_bytes bytes of
+ * scratch). T: a type of ggml_il_type.
+ */
+EXPORT void ggml_interleave(int32_t T, int32_t data, int32_t row_bytes, int32_t tiles, int32_t tmp_) {
+  const int bb = ggml_block_bytes(T), n = (bb - 2) / 4, nb = row_bytes / bb;
+  uint8_t* tmp = (uint8_t*)(uintptr_t)tmp_;
+  for (int s = 0; s < tiles; s++) {
+    uint8_t* tile = (uint8_t*)(uintptr_t)data + (size_t)s * 4 * row_bytes;
+    __builtin_memcpy(tmp, tile, 4 * (size_t)row_bytes);
+    for (int b = 0; b < nb; b++) {
+      uint8_t* g = tile + (size_t)b * 4 * bb;
+      for (int i = 0; i < 4; i++) {
+        const uint8_t* src = tmp + (size_t)i * row_bytes + (size_t)b * bb;
+        g[2 * i] = src[0];
+        g[2 * i + 1] = src[1];
+        for (int t = 0; t < n; t++) __builtin_memcpy(g + 8 + 16 * t + 4 * i, src + 2 + 4 * t, 4);
+      }
+    }
+  }
+}
+
 // ---- float32 path ----
 
 /** The 32 weights of a chunk as float32, rounded as ggml's dequantize_row. */
@@ -240,10 +313,17 @@ INLINE void ggml_chunk_f32(const int T, const gchunk* g, float* out) {
 }
 
 /** Decodes chunks [k0, k0 + 32 * n) of the four rows of a tile into out[i * stride + (k - k0)]. */
-INLINE void ggml_decode_f32_impl(const int T, const uint8_t* const p[4], int k0, int n, float* out, int stride) {
+INLINE void ggml_decode_f32_impl(const int T, const uint8_t* const p[4], int il, int k0, int n, float* out,
+                                 int stride) {
+  uint8_t blk[34];
   for (int c = 0; c < n; c++)
     for (int i = 0; i < 4; i++) {
-      gchunk g = ggml_row_chunk(T, p[i], k0 + 32 * c);
+      gchunk g;
+      if (ggml_il_type(T) && il) {  // interleaved tile (p[0] is its start): the block rebuilt as stored
+        ggml_il_unpack(T, p[0], i, (k0 + 32 * c) / 32, blk);
+        g = ggml_chunk(T, blk, 0);
+      } else
+        g = ggml_row_chunk(T, p[i], k0 + 32 * c);
       ggml_chunk_f32(T, &g, out + (size_t)i * stride + 32 * c);
     }
 }
@@ -263,8 +343,9 @@ INLINE void ggml_decode_f32_impl(const int T, const uint8_t* const p[4], int k0,
     default: CALL(GT_MXFP4); break;       \
   }
 
-static void ggml_decode_f32(const wdesc* D, const uint8_t* const p[4], int k0, int n, float* out, int stride) {
-#define DEC(T) ggml_decode_f32_impl(T, p, k0, n, out, stride)
+static void ggml_decode_f32(const wdesc* D, const uint8_t* const p[4], int il, int k0, int n, float* out,
+                            int stride) {
+#define DEC(T) ggml_decode_f32_impl(T, p, il, k0, n, out, stride)
   GGML_SWITCH(DEC)
 #undef DEC
 }
@@ -287,7 +368,7 @@ EXPORT void mv_ggml_f32(int32_t desc, int32_t x_, int32_t y, int32_t r0, int32_t
     v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
     for (int k0 = 0; k0 < K; k0 += 256) {
       const int n = K - k0 < 256 ? (K - k0) / 32 : 8;
-      ggml_decode_f32(D, p, k0, n, w, 256);
+      ggml_decode_f32(D, p, ggml_il_tile(D, r), k0, n, w, 256);
       for (int j = 0; j < 32 * n; j += 4) {
         v128_t xv = wasm_v128_load(x + k0 + j);
         a0 = fmadd(wasm_v128_load(w + j), xv, a0);
@@ -309,7 +390,7 @@ EXPORT void mm_ggml_f32(int32_t desc, int32_t x, int32_t xs, int32_t nb, int32_t
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    ggml_decode_f32(D, p, 0, K / 32, s, K);
+    ggml_decode_f32(D, p, ggml_il_tile(D, r), 0, K / 32, s, K);
     const float* w[4] = {s, s + K, s + 2 * (size_t)K, s + 3 * (size_t)K};
     mm_f32_tile(w, K, (const float*)(uintptr_t)x, xs, nb, (float*)(uintptr_t)y, ys, r, r1 - 1);
   }
@@ -542,13 +623,168 @@ INLINE void ggml_q8_tiles(const wdesc* D, const uint8_t* const p[4], int32_t act
 #undef TILES
 }
 
+/** Lanes [a0 + a1, a2 + a3, b0 + b1, b2 + b3]: rows 0, 1 in a (lanes 2i, 2i + 1) and rows 2, 3 in b. */
+INLINE v128_t il_pairs(v128_t a, v128_t b) {
+  return wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 2, 4, 6), wasm_i32x4_shuffle(a, b, 1, 3, 5, 7));
+}
+/** 16 bytes of interleaved codes (4 per row) widened against 4 activations (i16, splat twice): acc lo, hi. */
+INLINE void il_wide(const int sgn, v128_t c, const int16_t* x, v128_t* lo, v128_t* hi) {
+  const v128_t xv = wasm_v128_load64_splat(x);
+  const v128_t cl = sgn ? wasm_i16x8_extend_low_i8x16(c) : wasm_u16x8_extend_low_u8x16(c);
+  const v128_t ch = sgn ? wasm_i16x8_extend_high_i8x16(c) : wasm_u16x8_extend_high_u8x16(c);
+  *lo = wasm_i32x4_add(*lo, wasm_i32x4_dot_i16x8(cl, xv));
+  *hi = wasm_i32x4_add(*hi, wasm_i32x4_dot_i16x8(ch, xv));
+}
+/** Q4_0 group g's codes: c[2t] the low nibbles of piece t (weights 4t..), c[2t + 1] the high (16 + 4t..). */
+INLINE void il_q4_codes(const uint8_t* g, v128_t c[8]) {
+  const v128_t m4 = wasm_i8x16_splat(15);
+  for (int t = 0; t < 4; t++) {
+    const v128_t v = wasm_v128_load(g + 8 + 16 * t);
+    c[2 * t] = wasm_v128_and(v, m4);
+    c[2 * t + 1] = bits8(v, 4, m4);
+  }
+}
+#if MIXQ_RELAXED
+/** [row 0..3] sums of Q4_0 codes (il_q4_codes) times the activations at k (16 products per i16 lane). */
+INLINE v128_t il_q4_dot(const v128_t c[8], const actq* A, int k) {
+  v128_t s16 = wasm_i16x8_splat(0);
+  for (int t = 0; t < 4; t++) {
+    s16 = wasm_i16x8_add(s16, rdot16(c[2 * t], wasm_v128_load32_splat(A->qs + k + 4 * t)));
+    s16 = wasm_i16x8_add(s16, rdot16(c[2 * t + 1], wasm_v128_load32_splat(A->qs + k + 16 + 4 * t)));
+  }
+  return wasm_i32x4_extadd_pairwise_i16x8(s16);
+}
+#endif
+
+/**
+ * Integer sums [row 0..3] of one block group g of an interleaved tile against the activations at k
+ * (Q4_0: before its zero point 8, which the caller takes off). Signed codes (Q8_0, IQ4_NL) take the
+ * widening dot in both builds: on x64 it is fewer instructions than relaxed SIMD's sign trick (|q| and the
+ * sign of q splat, negate, select; measured 1.1-1.4x faster), and it takes any byte (Q8_0's -128 too).
+ */
+INLINE v128_t il_isum(const int T, const uint8_t* g, const actq* A, int k) {
+  const v128_t m4 = wasm_i8x16_splat(15);
+  if (T == GT_Q8_0) {
+    v128_t lo = wasm_i32x4_splat(0), hi = lo;
+    _Pragma("clang loop unroll(full)") for (int t = 0; t < 8; t++)
+      il_wide(1, wasm_v128_load(g + 8 + 16 * t), A->qs16 + k + 4 * t, &lo, &hi);
+    return il_pairs(lo, hi);
+  }
+  if (T == GT_IQ4_NL) {
+    const v128_t kv = wasm_v128_load(KV_IQ4NL);
+    v128_t lo = wasm_i32x4_splat(0), hi = lo;
+    _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+      const v128_t v = wasm_v128_load(g + 8 + 16 * t);
+      il_wide(1, wasm_i8x16_swizzle(kv, wasm_v128_and(v, m4)), A->qs16 + k + 4 * t, &lo, &hi);
+      il_wide(1, wasm_i8x16_swizzle(kv, bits8(v, 4, m4)), A->qs16 + k + 16 + 4 * t, &lo, &hi);
+    }
+    return il_pairs(lo, hi);
+  }
+  // Q4_0: codes 0..15; the relaxed build sums 16 products per i16 lane (|.| <= 16 * 15 * 127 < 2^15)
+#if MIXQ_RELAXED
+  v128_t c[8];
+  il_q4_codes(g, c);
+  return il_q4_dot(c, A, k);
+#else
+  v128_t lo = wasm_i32x4_splat(0), hi = lo;
+  _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+    const v128_t v = wasm_v128_load(g + 8 + 16 * t);
+    il_wide(0, wasm_v128_and(v, m4), A->qs16 + k + 4 * t, &lo, &hi);
+    il_wide(0, bits8(v, 4, m4), A->qs16 + k + 16 + 4 * t, &lo, &hi);
+  }
+  return il_pairs(lo, hi);
+#endif
+}
+
+/**
+ * An interleaved tile (rows r .. r+3, all real) against nb activation rows: per block one i32x4 of the four
+ * rows' integer sums, converted and scaled by the four rows' d (one fp16x4 conversion) times the block's
+ * activation scale, accumulated in float32 lanes that are the four outputs.
+ */
+#define GGML_IL_FN(T, NAME)                                                                         \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as,  \
+                                             int nb, float* y, int ys, int r) {                             \
+    const int bb = ggml_block_bytes(T), nblk = D->cols / 32;                                               \
+    for (int j = 0; j < nb; j++) {                                                                        \
+      const actq A = act_view(act_at(act, as, j), D->kp);                                                 \
+      v128_t acc = wasm_f32x4_splat(0);                                                                    \
+      const uint8_t* g = tile;                                                                             \
+      for (int b = 0; b < nblk; b++, g += 4 * bb) {                                                       \
+        v128_t S = il_isum(T, g, &A, 32 * b);                                                       \
+        if (T == GT_Q4_0) S = wasm_i32x4_sub(S, wasm_i32x4_splat(8 * (A.s[2 * b] + A.s[2 * b + 1])));     \
+        const v128_t d4 = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g)));           \
+        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, wasm_f32x4_splat(A.d[b])), acc);       \
+      }                                                                                                    \
+      wasm_v128_store(y + (size_t)j * ys + r, acc);                                                        \
+    }                                                                                                      \
+  }
+GGML_IL_FN(GT_Q4_0, gq8il_q4_0)
+GGML_IL_FN(GT_IQ4_NL, gq8il_iq4_nl)
+GGML_IL_FN(GT_Q8_0, gq8il_q8_0)
+
+/**
+ * Matrix x matrix (nb > 1) on an interleaved tile: block by block, the four rows' scales converted once
+ * (and Q4_0's codes decoded once in the relaxed build) for every activation row (accumulators in accs).
+ */
+#define GGML_IL_MM_FN(T, NAME)                                                                             \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as,  \
+                                             int nb, v128_t* accs, float* y, int ys, int r) {               \
+    const int bb = ggml_block_bytes(T), nblk = D->cols / 32;                                               \
+    for (int j = 0; j < nb; j++) accs[j] = wasm_f32x4_splat(0);                                          \
+    const uint8_t* g = tile;                                                                               \
+    for (int b = 0; b < nblk; b++, g += 4 * bb) {                                                         \
+      const v128_t d4 = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g)));             \
+      v128_t c[8];                                                                                         \
+      if (MIXQ_RELAXED && T == GT_Q4_0) il_q4_codes(g, c);                                                 \
+      for (int j = 0; j < nb; j++) {                                                                      \
+        const actq A = act_view(act_at(act, as, j), D->kp);                                               \
+        v128_t S = il_isum_or(T, c, g, &A, 32 * b);                                                        \
+        if (T == GT_Q4_0) S = wasm_i32x4_sub(S, wasm_i32x4_splat(8 * (A.s[2 * b] + A.s[2 * b + 1])));     \
+        accs[j] = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, wasm_f32x4_splat(A.d[b])), accs[j]); \
+      }                                                                                                    \
+    }                                                                                                      \
+    for (int j = 0; j < nb; j++) wasm_v128_store(y + (size_t)j * ys + r, accs[j]);                       \
+  }
+/** il_isum, from Q4_0 codes already decoded (relaxed build). */
+INLINE v128_t il_isum_or(const int T, const v128_t c[8], const uint8_t* g, const actq* A, int k) {
+#if MIXQ_RELAXED
+  if (T == GT_Q4_0) return il_q4_dot(c, A, k);
+#endif
+  (void)c;
+  return il_isum(T, g, A, k);
+}
+GGML_IL_MM_FN(GT_Q4_0, gq8ilm_q4_0)
+GGML_IL_MM_FN(GT_IQ4_NL, gq8ilm_iq4_nl)
+GGML_IL_MM_FN(GT_Q8_0, gq8ilm_q8_0)
+
+/** Runs an interleaved tile (accs: nb vectors of scratch); 0 if the tile at r is not one. */
+INLINE int ggml_q8_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, v128_t* accs,
+                      float* y, int ys, int r) {
+  if (!ggml_il_tile(D, r)) return 0;
+  if (nb > 1) {
+    switch (D->bits) {
+      case GT_Q4_0: gq8ilm_q4_0(D, p[0], act, as, nb, accs, y, ys, r); break;
+      case GT_IQ4_NL: gq8ilm_iq4_nl(D, p[0], act, as, nb, accs, y, ys, r); break;
+      default: gq8ilm_q8_0(D, p[0], act, as, nb, accs, y, ys, r); break;
+    }
+    return 1;
+  }
+  switch (D->bits) {
+    case GT_Q4_0: gq8il_q4_0(D, p[0], act, as, nb, y, ys, r); break;
+    case GT_IQ4_NL: gq8il_iq4_nl(D, p[0], act, as, nb, y, ys, r); break;
+    default: gq8il_q8_0(D, p[0], act, as, nb, y, ys, r); break;
+  }
+  return 1;
+}
+
 EXPORT void mv_ggml_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   v128_t acc;
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    ggml_q8_rows(D, p, act, 0, 1, &acc, (float*)(uintptr_t)y, 0, r, r1 - 1);
+    if (!ggml_q8_il(D, p, act, 0, 1, &acc, (float*)(uintptr_t)y, 0, r))
+      ggml_q8_rows(D, p, act, 0, 1, &acc, (float*)(uintptr_t)y, 0, r, r1 - 1);
   }
 }
 
@@ -560,6 +796,7 @@ EXPORT void mm_ggml_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
+    if (ggml_q8_il(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r)) continue;
     if (nb > 1) ggml_q8_tiles(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
     else ggml_q8_rows(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
   }

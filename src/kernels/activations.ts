@@ -12,6 +12,8 @@
  * The quantization error is at most d/2 per value (|x - d q| <= 0.5001 d: id is 1/d rounded), which is what
  * the error budgets of the int8 path charge (budget.ts).
  */
+import { f16BitsToF32, f32ToF16Bits } from '../core/bits.ts';
+
 const fr = Math.fround;
 
 /** Bytes of the int8 activation buffer of kp values. */
@@ -34,8 +36,13 @@ export function roundTiesToEven(v: number): number {
   return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** The reference quantizer (the kernel act_q8 must match it bit for bit). `x.length` is a multiple of 32. */
-export function quantizeQ8Reference(x: Float32Array): Q8Vector {
+/**
+ * The reference quantizer (the kernel act_q8 must match it bit for bit). `x.length` is a multiple of 32.
+ * scale 'f16': each block scale then rounded to fp16 as llama.cpp stores it (block_q8_0.d; the codes are
+ * the same): the 'q8' activations of ggml weights (kernel act_q8_ggml), which makes their products scale
+ * exactly as llama.cpp's. |x - d q| <= 0.5001 d + 127 |d - fp16(d)| <= 0.5622 fp16(d) for normal scales.
+ */
+export function quantizeQ8Reference(x: Float32Array, scale: 'f32' | 'f16' = 'f32'): Q8Vector {
   const kp = x.length;
   const qs = new Int8Array(kp);
   const d = new Float32Array(kp / 32);
@@ -48,7 +55,7 @@ export function quantizeQ8Reference(x: Float32Array): Q8Vector {
     }
     const db = fr(amax / 127);
     const id = db !== 0 ? fr(1 / db) : 0;
-    d[b] = db;
+    d[b] = scale === 'f16' ? f16BitsToF32(f32ToF16Bits(db)) : db;
     for (let j = 0; j < 32; j++) {
       const v = fr(x[32 * b + j]! * id);
       const q = Number.isNaN(v) ? 0 : Math.max(-127, Math.min(127, roundTiesToEven(v)));

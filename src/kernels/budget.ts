@@ -14,6 +14,8 @@
  *
  * Against the exact product of the float32 activations, the int8 paths add their activation error:
  *   'q8'    sum over blocks of 32 of 0.5001 d_b sum_{k in b} |w_k|     (|x - d q| <= 0.5001 d, activations.ts)
+ *           ggml weights (scale stored in fp16, as llama.cpp): 0.5625 d_b + 127 * 2^-25 (the fp16 rounding of
+ *           d moves every d q by at most 127 |d - fp16(d)| <= 127 * 2^-11 d, or 127 * 2^-25 for subnormal d)
  *   'q8k'   the same with d_b the Q8_K scale of the 256-block holding b (|d|: ggml's d may be negative)
  *   'lut8'  lutRowReference's tableError: every table entry is off by at most dt / 2.
  * The factors are worst cases (first order in u, which is 2^-24: second-order terms are below 1e-6 of them);
@@ -30,10 +32,16 @@ export function roundingBudget(mode: ActivationMode, kp: number): number {
 
 /**
  * The int8 activations' error bound for one row: sum over blocks of 32 of 0.5001 * d_b * sum |w| in the
- * block (blockAbs from reference.ts rowBlockAbs, d the activation block scales).
+ * block (blockAbs from reference.ts rowBlockAbs, d the activation block scales); scale 'f16': the scales
+ * stored in fp16 (ggml weights' 'q8' activations, see the header).
  */
-export function q8ActivationBudget(blockAbs: ArrayLike<number>, d: ArrayLike<number>): number {
+export function q8ActivationBudget(
+  blockAbs: ArrayLike<number>,
+  d: ArrayLike<number>,
+  scale: 'f32' | 'f16' = 'f32',
+): number {
+  const [f, abs] = scale === 'f16' ? [0.5625, 127 * 2 ** -25] : [0.5001, 0];
   let e = 0;
-  for (let b = 0; b < d.length; b++) e += 0.5001 * Math.abs(d[b]!) * blockAbs[b]!;
+  for (let b = 0; b < d.length; b++) e += (f * Math.abs(d[b]!) + abs) * blockAbs[b]!;
   return e;
 }

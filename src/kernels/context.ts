@@ -14,7 +14,7 @@ import { MixqError } from '../core/errors.ts';
 import { q8Bytes, q8kBytes } from './activations.ts';
 import { prepareDense, type DenseType } from './dense.ts';
 import { prepareGgml } from './ggml.ts';
-import { DESC_BYTES, type Desc, type LayoutName, readDesc, writeDesc } from './layout.ts';
+import { DESC_BYTES, type Desc, LAYOUT, type LayoutName, readDesc, writeDesc } from './layout.ts';
 import { prepareLut } from './lut.ts';
 import { KernelMemory } from './memory.ts';
 import {
@@ -134,7 +134,7 @@ export class KernelContext {
         r = prepareDense(this.memory, { ...src, type: t as DenseType });
         format = t === 'F32' ? 'f32' : t === 'F16' ? 'f16' : 'bf16';
       } else {
-        r = prepareGgml(this.memory, src);
+        r = prepareGgml(this.memory, src, this.exports);
         format = t as KernelFormatName;
       }
     } else {
@@ -301,7 +301,8 @@ export class KernelContext {
 
   /** Quantizes float32 activations (kp values at xp) for a mode into its buffer at out. */
   protected quantize(mode: ActivationMode, d: Desc, xp: number, out: number): void {
-    if (mode === 'q8') this.exports.act_q8(xp, d.kp, out);
+    if (mode === 'q8' && d.layout === LAYOUT.ggml) this.exports.act_q8_ggml(xp, d.kp, out);
+    else if (mode === 'q8') this.exports.act_q8(xp, d.kp, out);
     else if (mode === 'q8k') this.exports.act_q8k(xp, d.kp, out);
     else (this.exports.act_lut as (x: number, kp: number, out: number) => void)(xp, d.kp, out);
   }

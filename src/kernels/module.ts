@@ -19,6 +19,8 @@ export interface KernelExports {
   readonly [name: string]: unknown;
   act_q8(x: number, kp: number, out: number): void;
   act_q8k(x: number, kp: number, out: number): void;
+  act_q8_ggml(x: number, kp: number, out: number): void;
+  ggml_interleave(type: number, data: number, rowBytes: number, tiles: number, tmp: number): void;
   read_bandwidth(p: number, bytes: number): number;
 }
 

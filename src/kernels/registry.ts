@@ -6,7 +6,8 @@
  * Activation modes:
  *   'f32'  float32 activations; every weight decoded to its exact value, products summed in float32.
  *   'q8'   activations quantized to int8 blocks of 32 (activations.ts), integer dot products per block,
- *          float32 scaling (llama.cpp's scheme for its types; MatMulNBits' accuracy_level 4).
+ *          float32 scaling (llama.cpp's scheme for its types, whose block scale is fp16 for ggml weights as
+ *          in llama.cpp's block_q8_0; MatMulNBits' accuracy_level 4 for mixq's formats).
  *   'q8k'  ggml's K-quants only: activations quantized as llama.cpp's Q8_K (blocks of 256, one float32
  *          scale, ggml's quantize_row_q8_K_ref, activations.ts), one exact integer sum per super-block and
  *          row, one float32 scaling: llama.cpp's scheme for the K-quants ("llama.cpp-exact" activations).

@@ -153,7 +153,10 @@ function differential(k: KernelContext, name: string, w: PreparedWeight, rng: Rn
       const y = k.matmul(w, x, batch, { mode });
       let xr: ArrayLike<number> = x;
       if (mode === 'q8' || mode === 'q8k') {
-        const quantize = mode === 'q8' ? quantizeQ8Reference : quantizeQ8KReference;
+        // ggml weights' 'q8' activations keep their scales in fp16, as llama.cpp's
+        const scale = w.layout === 'ggml' ? 'f16' : 'f32';
+        const quantize = (v: Float32Array) =>
+          mode === 'q8' ? quantizeQ8Reference(v, scale) : quantizeQ8KReference(v);
         const xh = new Float64Array(w.cols * batch);
         for (let j = 0; j < batch; j++) {
           const xp = new Float32Array(w.kp);

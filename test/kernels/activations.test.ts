@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/core/bits.ts';
 import { Rng } from '../../src/core/rng.ts';
 import {
   q8Bytes,
@@ -54,9 +55,14 @@ function padded(n: number): Float32Array[] {
   });
 }
 
-async function checkQuantizer(mode: 'q8' | 'q8k'): Promise<void> {
+async function checkQuantizer(mode: 'q8' | 'q8k' | 'q8-ggml'): Promise<void> {
   const k = await createKernels();
-  const inp = mode === 'q8' ? inputs() : padded(256);
+  const inp = mode === 'q8k' ? padded(256) : inputs();
+  // q8-ggml: block scales at the edges of fp16 (overflow to inf, its largest value, its subnormals, the
+  // subnormal / normal boundary)
+  if (mode === 'q8-ggml')
+    for (const amax of [127 * 65520, 127 * 65519, 127 * 1e-6, 127 * 3e-8, 127 * 2 ** -14 * (1 - 2 ** -13)])
+      inp.push(Float32Array.from({ length: 32 }, (_, i) => (i === 7 ? -amax : (amax * (i - 16)) / 17)));
   // q8k: the first block's largest magnitude twice with opposite signs (the first one sets the sign)
   if (mode === 'q8k')
     inp.push(Float32Array.from({ length: 256 }, (_, i) => (i === 3 ? -5 : i === 9 ? 5 : i / 100)));
@@ -68,9 +74,11 @@ async function checkQuantizer(mode: 'q8' | 'q8k'): Promise<void> {
     const qp = k.memory.alloc(bytes);
     k.memory.f32(xp, kp).set(x);
     if (mode === 'q8') k.exports.act_q8(xp, kp, qp);
+    else if (mode === 'q8-ggml') k.exports.act_q8_ggml(xp, kp, qp);
     else k.exports.act_q8k(xp, kp, qp);
     const got = readQ8(k.memory.memory.buffer, qp, kp);
-    const want = mode === 'q8' ? quantizeQ8Reference(x) : quantizeQ8KReference(x);
+    const want =
+      mode === 'q8k' ? quantizeQ8KReference(x) : quantizeQ8Reference(x, mode === 'q8-ggml' ? 'f16' : 'f32');
     assert.deepEqual(Array.from(got.qs), Array.from(want.qs));
     assert.deepEqual(Array.from(got.s), Array.from(want.s));
     for (let b = 0; b < want.d.length; b++)
@@ -101,6 +109,18 @@ async function checkQuantizer(mode: 'q8' | 'q8k'): Promise<void> {
 
 test('act_q8 equals quantizeQ8Reference bit for bit', () => checkQuantizer('q8'));
 test('act_q8k equals quantizeQ8KReference bit for bit', () => checkQuantizer('q8k'));
+test('act_q8_ggml (scales in fp16, as llama.cpp) equals quantizeQ8Reference(x, "f16") bit for bit', async () => {
+  await checkQuantizer('q8-ggml');
+  // the scales are fp16 values; the codes are act_q8's
+  const x = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * 3.3);
+  const a = quantizeQ8Reference(x, 'f16');
+  const b = quantizeQ8Reference(x);
+  assert.deepEqual(Array.from(a.qs), Array.from(b.qs));
+  for (let i = 0; i < a.d.length; i++) {
+    assert.equal(a.d[i], f16BitsToF32(f32ToF16Bits(b.d[i]!)));
+    assert.notEqual(a.d[i], b.d[i]);
+  }
+});
 
 test('act_lut equals lutActivationsReference bit for bit', async () => {
   const k = await createKernels();

@@ -41,13 +41,20 @@ import {
 const CHILD = process.env.MIXQ_KERNEL_TEST_CHILD === '1';
 
 /** int8 activations of `batch` rows of `cols` values, as the kernels read them, and what they stand for. */
-function q8Rows(x: Float32Array, cols: number, kp: number, batch: number, mode: 'q8' | 'q8k') {
+function q8Rows(
+  x: Float32Array,
+  cols: number,
+  kp: number,
+  batch: number,
+  mode: 'q8' | 'q8k',
+  scale: 'f32' | 'f16',
+) {
   const xhat = new Float64Array(cols * batch);
   const d: Float32Array[] = [];
   for (let j = 0; j < batch; j++) {
     const xp = new Float32Array(kp);
     xp.set(x.subarray(j * cols, (j + 1) * cols));
-    const q = mode === 'q8' ? quantizeQ8Reference(xp) : quantizeQ8KReference(xp);
+    const q = mode === 'q8' ? quantizeQ8Reference(xp, scale) : quantizeQ8KReference(xp);
     d.push(q.d);
     xhat.set(dequantizeQ8(q).subarray(0, cols), j * cols);
   }
@@ -76,7 +83,9 @@ function checkProducts(
     return;
   }
   if (mode === 'q8' || mode === 'q8k') {
-    const { xhat, d } = q8Rows(x, cols, kp, batch, mode);
+    // ggml weights' 'q8' activations keep their scales in fp16, as llama.cpp's
+    const scale = mode === 'q8' && w.layout === 'ggml' ? 'f16' : 'f32';
+    const { xhat, d } = q8Rows(x, cols, kp, batch, mode, scale);
     const ref = k.reference(w, xhat, batch);
     const blockAbs = rowBlockAbs((r, o) => o.set(k.decodeRow(w, r)), rows, kp);
     for (let j = 0; j < batch; j++)
@@ -87,7 +96,7 @@ function checkProducts(
           Math.abs(y[i]! - ref.y[i]!) <= tol,
           `${where(j, r)}: ${y[i]} vs reference ${ref.y[i]} (budget ${tol})`,
         );
-        const act = q8ActivationBudget(blockAbs.subarray(r * (kp / 32), (r + 1) * (kp / 32)), d[j]!);
+        const act = q8ActivationBudget(blockAbs.subarray(r * (kp / 32), (r + 1) * (kp / 32)), d[j]!, scale);
         assert.ok(
           Math.abs(y[i]! - exact.y[i]!) <= act + tol,
           `${where(j, r)}: ${y[i]} vs exact ${exact.y[i]} (bound ${act})`,

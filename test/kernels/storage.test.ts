@@ -12,9 +12,9 @@ import { packBitPlanes, packedFromQuantizer } from '../../src/export/onnx/packed
 import { getFormat } from '../../src/formats/index.ts';
 import { createKernels } from '../../src/kernels/context.ts';
 import { BLOCK_TYPES } from '../../src/blocks/registry.ts';
-import { hasQ8Code128 } from '../../src/kernels/ggml.ts';
+import { hasQ8Code128, storedGgmlRow } from '../../src/kernels/ggml.ts';
 import { DOT } from '../../src/kernels/layout.ts';
-import { type MixqSpec, mixqCase } from './cases.ts';
+import { exactActivations, ggmlCase, type MixqSpec, mixqCase } from './cases.ts';
 
 const k = await createKernels();
 
@@ -134,4 +134,70 @@ test('Q8_0 weights with a code of -128 take the widening dot, a 0x80 scale byte 
   blocks[34 * 4 + 7] = 0x80;
   const w2 = k.prepare({ kind: 'ggml', type: 'Q8_0', rows: 5, cols: 32, data: blocks });
   assert.equal(k.descOf(w2).dotClass, DOT.full8);
+});
+
+test('Q4_0 / IQ4_NL / Q8_0 are repacked into 4-row interleaved tiles of the same size; the reference undoes it', () => {
+  for (const type of ['Q4_0', 'IQ4_NL', 'Q8_0'] as const) {
+    const c = ggmlCase(type, false, 9); // two full tiles and one row that stays as stored
+    if (c.source.kind !== 'ggml') throw new Error('ggml case');
+    const input = c.source.data;
+    const copy = input.slice();
+    const rowBytes = input.length / 9;
+    for (const inPlace of [false, true]) {
+      let data = input;
+      if (inPlace) {
+        // bytes already in kernel memory are repacked where they lie
+        const p = k.memory.alloc(input.length);
+        k.memory.bytes().set(input, p);
+        data = k.memory.bytes().subarray(p, p + input.length);
+      }
+      const w = k.prepare({ ...c.source, data });
+      const d = k.descOf(w);
+      assert.equal(d.aux, 4, type);
+      if (inPlace) assert.equal(d.data, data.byteOffset, `${type}: repacked in place`);
+      const mem = k.memory.bytes();
+      const held = mem.subarray(d.data, d.data + input.length);
+      assert.notDeepEqual(
+        held.subarray(0, 8 * rowBytes),
+        input.subarray(0, 8 * rowBytes),
+        `${type} repacked`,
+      );
+      assert.deepEqual(
+        held.subarray(8 * rowBytes),
+        input.subarray(8 * rowBytes),
+        `${type}: last tile as stored`,
+      );
+      for (let r = 0; r < 9; r++)
+        assert.deepEqual(
+          storedGgmlRow(mem, d, r),
+          input.subarray(r * rowBytes, (r + 1) * rowBytes),
+          `${type} row ${r}`,
+        );
+      k.release(w);
+    }
+    assert.deepEqual(input, copy, `${type}: input untouched`);
+  }
+});
+
+test('interleaved Q8_0 tiles with codes of -128 give exact sums', async () => {
+  const rows = 8;
+  const c = ggmlCase('Q8_0', true, rows); // scales 2^-8: with dyadic activations every sum is exact
+  if (c.source.kind !== 'ggml') throw new Error('ggml case');
+  const data = c.source.data.slice();
+  for (let o = 0; o < data.length; o += 34) data[o + 2 + ((o / 34) % 32)] = 0x80;
+  const W = BLOCK_TYPES.Q8_0.decode(data, rows * c.source.cols);
+  const x = exactActivations(c.source.cols, 1, 5);
+  for (const relaxed of [false, true]) {
+    const kk = relaxed ? await createKernels({ relaxed: true }).catch(() => undefined) : k;
+    if (!kk) continue; // no relaxed SIMD in this engine (differential.test.ts runs it in a child)
+    const w = kk.prepare({ ...c.source, data });
+    assert.equal(kk.descOf(w).dotClass, DOT.full8);
+    const y = kk.matvec(w, x, { mode: 'q8' });
+    for (let r = 0; r < rows; r++) {
+      let want = 0;
+      for (let i = 0; i < c.source.cols; i++) want += W[r * c.source.cols + i]! * x[i]!;
+      assert.equal(y[r], want, `${kk.variant} row ${r}`);
+    }
+    kk.release(w);
+  }
 });
