@@ -260,7 +260,7 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
           x.fill(1, 0, cols);
           x.fill(-1, cols);
           const y = k.matmul(w, x, 2, { mode: 'q8' });
-          const { xhat } = q8Rows(x, cols, w.kp, 2, 'q8');
+          const { xhat } = q8Rows(x, cols, w.kp, 2, 'q8', 'f32');
           const ref = k.reference(w, xhat, 2);
           const budget = roundingBudget('q8', w.kp);
           for (let i = 0; i < y.length; i++)
