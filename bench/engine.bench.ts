@@ -8,7 +8,8 @@
  *   mixed (plan)                a mixed-type plan as mixq's allocator writes one (per-tensor types
  *                               Q3_K..Q6_K, ~4 bits per weight)
  * on 1 and 2 threads: prefill (32 tokens, one batch) and decode (16 tokens, one at a time) in tokens per
- * second, load time, resident memory (RSS) after loading and after generating. Each measurement runs in
+ * second (best of MIXQ_ENGINE_REPEAT = 3 alternating runs per side), load time, resident memory (RSS)
+ * after loading and after generating. Each measurement runs in
  * its own child process (RSS of one runtime and one model only); mixq's children run with
  * --experimental-wasm-relaxed-simd (Node 20; on by default in Node 22). llama.cpp runs with
  * node-llama-cpp's defaults (flash attention 'auto', F16 KV cache, mmap) and the same thread count.
@@ -248,6 +249,22 @@ if (process.argv[2] === '--engine-bench-child') {
 // -------------------------------------------------------------------------------------------- models
 
 const MODELS = ['Q8_0', 'Q4_0', 'Q4_K_M', 'mixed'] as const;
+/** Runs per (model, threads) and runtime, alternating (MIXQ_ENGINE_REPEAT, default 3). */
+const REPEAT = Math.max(1, Number(process.env.MIXQ_ENGINE_REPEAT ?? 3));
+
+/** The runs' best decode and best prefill (load time and memory of the first run); a failure if all failed. */
+function bestOf(rs: readonly (ChildResult | string)[]): ChildResult | string {
+  const good = rs.filter((r): r is ChildResult => typeof r !== 'string');
+  if (good.length === 0) return rs[0]!;
+  const first = good[0]!;
+  const best = good.reduce((x, y) => (y.decodeMs < x.decodeMs ? y : x));
+  return {
+    ...first,
+    decodeMs: best.decodeMs,
+    split: best.split,
+    prefillMs: Math.min(...good.map((r) => r.prefillMs)),
+  };
+}
 
 /** The model's matrices as MatMulNBits 4-bit g32 (random codes, float32 scales), as an ONNX file. */
 async function ensureOrtModel(): Promise<string> {
@@ -520,9 +537,16 @@ export default async function engineBench(): Promise<void> {
   for (const { label, file } of models) {
     const size = statSync(file).size;
     for (const threads of THREADS) {
-      const a = runChild('mixq', file, threads);
-      const b = llama ? runChild('llama', file, threads) : 'n/a';
+      // REPEAT alternating pairs (mixq, llama.cpp), each side's best decode and best prefill: one sample
+      // of 16 tokens moved up to 25% between runs on this shared machine
+      const as: (ChildResult | string)[] = [];
+      const bs: (ChildResult | string)[] = [];
+      for (let i = 0; i < REPEAT; i++) {
+        as.push(runChild('mixq', file, threads));
+        bs.push(llama ? runChild('llama', file, threads) : 'n/a');
+      }
       const ok = (x: ChildResult | string): x is ChildResult => typeof x !== 'string';
+      const [a, b] = [bestOf(as), bestOf(bs)];
       const tps = (ms: number) => (1000 / ms).toFixed(2);
       rows.push([
         label,
@@ -549,7 +573,7 @@ export default async function engineBench(): Promise<void> {
     }
   }
   console.log(
-    `\ndecode ${DECODE} tokens after a ${PROMPT}-token prefill (tokens/s; ratio = mixq / llama.cpp)`,
+    `\ndecode ${DECODE} tokens after a ${PROMPT}-token prefill (tokens/s, best of ${REPEAT} alternating runs each; ratio = mixq / llama.cpp)`,
   );
   printTable(
     [
