@@ -345,7 +345,7 @@ INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
 #if !MIXQ_RELAXED
   v128_t s23 = s;  // rows 2, 3 (lanes [r2 r2 r3 r3]); s holds rows 0, 1
 #endif
-  _Pragma("clang loop unroll(full)") for (int P = 0; P < 8; P++) {
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
     const v128_t sv = wasm_v128_load64_zero(g + Q6IL_SCALES + 8 * P);
     const v128_t W = wasm_i16x8_extend_low_i8x16(sv);  // [s_i,2P  s_i,2P+1] per row i
     z = wasm_i32x4_add(z, wasm_i32x4_dot_i16x8(W, wasm_v128_load32_splat(A->bs16 + 16 * b + 2 * P)));
@@ -382,10 +382,11 @@ INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
 }
 
 /**
- * [row 0..3] integer sums S (codes times scales) and M (mins times block sums) of the interleaved Q4_K /
- * Q5_K group g (ggml.h "Q4_K / Q5_K in 4-row interleaved tiles") against Q8_K activations from k0 = 256 b.
+ * [row 0..3] integer sums S (codes times scales) and M (mins times block sums) of the interleaved Q4_K
+ * group g (ggml.h "Q4_K in 4-row interleaved tiles") against Q8_K activations from k0 = 256 b. The loop
+ * over pairs of sub-blocks stays rolled (fully unrolled, V8 spilled; this applies to Q6_K too).
  */
-INLINE void il_k4_isum(const int T, const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
+INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
   const v128_t m4 = wasm_i8x16_splat(15), top = wasm_i8x16_splat((int8_t)0xc0);
   const v128_t s01 = wasm_v128_load(g + K4IL_SCALES), s23 = wasm_v128_load(g + K4IL_SCALES + 16);
   const v128_t n = wasm_v128_load(g + K4IL_MINS);
@@ -394,46 +395,32 @@ INLINE void il_k4_isum(const int T, const uint8_t* g, const actk* A, int k0, int
   const v128_t mn23 = wasm_v128_or(bits8(n, 4, m4), wasm_u16x8_shr(wasm_v128_and(s23, top), 2));
   v128_t s = wasm_i32x4_splat(0), mm = s;
 #if !MIXQ_RELAXED
-  v128_t s23r = s;
+  v128_t s23r = s;  // rows 2, 3 (lanes [r2 r2 r3 r3]); s holds rows 0, 1
 #endif
-  _Pragma("clang loop unroll(full)") for (int P = 0; P < 4; P++) {
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 4; P++) {
     const v128_t scv = P < 2 ? sc01 : sc23, mnv = P < 2 ? mn01 : mn23;
     const v128_t W = P & 1 ? wasm_u16x8_extend_high_u8x16(scv) : wasm_u16x8_extend_low_u8x16(scv);
     const v128_t Wm = P & 1 ? wasm_u16x8_extend_high_u8x16(mnv) : wasm_u16x8_extend_low_u8x16(mnv);
     mm = wasm_i32x4_add(mm, wasm_i32x4_dot_i16x8(Wm, wasm_v128_load32_splat(A->bs32 + 8 * b + 2 * P)));
     _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
       const int j = 2 * P + e, k = k0 + 32 * j;
+      // [s_0 s_0 s_1 s_1 s_2 s_2 s_3 s_3]: the four rows' scales of sub-block j, each twice
       const v128_t sc = e ? wasm_i16x8_shuffle(W, W, 1, 1, 3, 3, 5, 5, 7, 7) : wasm_i16x8_shuffle(W, W, 0, 0, 2, 2, 4, 4, 6, 6);
-      const uint8_t* B = g + K4IL_CODES + k4il_stride(T) * j;
-      v128_t h = wasm_i32x4_splat(0);
-      if (T == GT_Q5_K) h = wasm_v128_load(B + 64);
+      const uint8_t* B = g + K4IL_CODES + 64 * j;
 #if MIXQ_RELAXED
-      v128_t pa = wasm_i16x8_splat(0), pb = pa;
+      v128_t p = wasm_i16x8_splat(0);
       _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
         const v128_t v = wasm_v128_load(B + 16 * t);
-        v128_t lo = wasm_v128_and(v, m4), hi = bits8(v, 4, m4);
-        if (T == GT_Q5_K) {
-          lo = wasm_v128_or(lo, bit_to(h, t, 4));
-          hi = wasm_v128_or(hi, bit_to(h, 4 + t, 4));
-        }
-        v128_t d = wasm_i16x8_add(rdot16(lo, wasm_v128_load32_splat(A->qs + k + 4 * t)),
-                                  rdot16(hi, wasm_v128_load32_splat(A->qs + k + 16 + 4 * t)));
-        if (T == GT_Q5_K && t >= 2) pb = wasm_i16x8_add(pb, d);  // codes < 32: 8 products per i16 lane
-        else pa = wasm_i16x8_add(pa, d);
+        p = wasm_i16x8_add(p, rdot16(wasm_v128_and(v, m4), wasm_v128_load32_splat(A->qs + k + 4 * t)));
+        p = wasm_i16x8_add(p, rdot16(bits8(v, 4, m4), wasm_v128_load32_splat(A->qs + k + 16 + 4 * t)));
       }
-      s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(pa, sc));
-      if (T == GT_Q5_K) s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(pb, sc));
+      s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(p, sc));
 #else
       v128_t lo = wasm_i32x4_splat(0), hi = lo;
       _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
         const v128_t v = wasm_v128_load(B + 16 * t);
-        v128_t cl = wasm_v128_and(v, m4), ch = bits8(v, 4, m4);
-        if (T == GT_Q5_K) {
-          cl = wasm_v128_or(cl, bit_to(h, t, 4));
-          ch = wasm_v128_or(ch, bit_to(h, 4 + t, 4));
-        }
-        il_wide(0, cl, A->qs16 + k + 4 * t, &lo, &hi);
-        il_wide(0, ch, A->qs16 + k + 16 + 4 * t, &lo, &hi);
+        il_wide(0, wasm_v128_and(v, m4), A->qs16 + k + 4 * t, &lo, &hi);
+        il_wide(0, bits8(v, 4, m4), A->qs16 + k + 16 + 4 * t, &lo, &hi);
       }
       s = wasm_i32x4_add(s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
       s23r = wasm_i32x4_add(s23r, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
@@ -449,7 +436,22 @@ INLINE void il_k4_isum(const int T, const uint8_t* g, const actk* A, int k0, int
 }
 
 /**
- * An interleaved Q6_K / Q4_K / Q5_K tile (rows r .. r+3, all real) against nb Q8_K activation rows: per
+ * Four fp16 (u32 lanes, finite) as float32 with no subnormal float operand: a K-quant super-block's d is
+ * often an fp16 subnormal (Q6_K's for weights of std 0.02), and x86 pays a microcode assist for each float
+ * operation on one (f16x4_to_f32's 2^112 product). Normal magnitudes are rebiased in the exponent field;
+ * a subnormal's field gets one more (2^-14 + m 2^-24) and 2^-14 is subtracted (as common.h f16_to_f32).
+ */
+INLINE v128_t f16x4_to_f32_na(v128_t h) {
+  const v128_t a = wasm_v128_and(h, wasm_i32x4_splat(0x7fff));
+  const v128_t sub = wasm_i32x4_lt(a, wasm_i32x4_splat(0x400));
+  const v128_t t = wasm_i32x4_add(wasm_i32x4_shl(a, 13),
+                                  wasm_i32x4_add(wasm_i32x4_splat(112 << 23), wasm_v128_and(sub, wasm_i32x4_splat(1 << 23))));
+  const v128_t m = wasm_f32x4_sub(t, wasm_v128_and(sub, wasm_i32x4_splat(0x38800000)));
+  return wasm_v128_or(m, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+}
+
+/**
+ * An interleaved Q6_K / Q4_K tile (rows r .. r+3, all real) against nb Q8_K activation rows: per
  * super-block one i32x4 of the four rows' sums (and of their mins), one conversion and one float scaling
  * each (the four rows' fp16 d and dmin converted as one vector, times the block's activation scale); the
  * float32 lanes are the four outputs. Batches run the same per activation row (the tile's bytes stay in
@@ -465,14 +467,16 @@ INLINE void il_k4_isum(const int T, const uint8_t* g, const actk* A, int k0, int
       const uint8_t* g = tile;                                                                             \
       for (int b = 0; b < nsb; b++, g += gb) {                                                            \
         const v128_t dx = wasm_f32x4_splat(A.d[8 * b]);                                                    \
-        const v128_t d4 = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g)));           \
+        const v128_t h4 = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g));                          \
+        const v128_t d4 = T == GT_Q4_K ? f16x4_to_f32(h4) : f16x4_to_f32_na(h4);                           \
         if (T == GT_Q6_K) {                                                                                \
           const v128_t S = il_q6k_isum(g, &A, 256 * b, b);                                                 \
           acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc);                           \
         } else {                                                                                           \
           v128_t S, M;                                                                                     \
-          il_k4_isum(T, g, &A, 256 * b, b, &S, &M);                                                        \
-          const v128_t m4 = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g + 8)));     \
+          il_q4k_isum(g, &A, 256 * b, b, &S, &M);                                                          \
+          const v128_t h4m = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g + 8));                  \
+          const v128_t m4 = T == GT_Q4_K ? f16x4_to_f32(h4m) : f16x4_to_f32_na(h4m);                     \
           acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc);                           \
           acc = fmadd(wasm_f32x4_convert_i32x4(M), wasm_f32x4_mul(wasm_f32x4_neg(m4), dx), acc);          \
         }                                                                                                  \
@@ -482,15 +486,13 @@ INLINE void il_k4_isum(const int T, const uint8_t* g, const actk* A, int k0, int
   }
 GGML_K_IL_FN(GT_Q6_K, gq8k_il_q6k)
 GGML_K_IL_FN(GT_Q4_K, gq8k_il_q4k)
-GGML_K_IL_FN(GT_Q5_K, gq8k_il_q5k)
 
 /** Runs the tile at r if it is an interleaved K-quant tile (ggml_il_k); 0 otherwise. */
 INLINE int ggml_q8k_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, float* y, int ys,
                        int r) {
   if (!ggml_il_k(D->bits) || !ggml_il_tile(D, r)) return 0;
   if (D->bits == GT_Q6_K) gq8k_il_q6k(D, p[0], act, as, nb, y, ys, r);
-  else if (D->bits == GT_Q4_K) gq8k_il_q4k(D, p[0], act, as, nb, y, ys, r);
-  else gq8k_il_q5k(D, p[0], act, as, nb, y, ys, r);
+  else gq8k_il_q4k(D, p[0], act, as, nb, y, ys, r);
   return 1;
 }
 

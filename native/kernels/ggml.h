@@ -256,8 +256,8 @@ EXPORT void act_q8_ggml(int32_t x, int32_t kp, int32_t out) {
 // than 4 rows stays as stored. The reference (src/kernels/ggml.ts) undoes the layout row by row.
 
 INLINE int ggml_il_type(const int T) { return T == GT_Q4_0 || T == GT_IQ4_NL || T == GT_Q8_0; }
-/** K-quants in their own 4-row interleaved layouts (below): Q6_K, Q4_K and Q5_K. */
-INLINE int ggml_il_k(const int T) { return T == GT_Q6_K || T == GT_Q4_K || T == GT_Q5_K; }
+/** K-quants in their own 4-row interleaved layouts (below): Q6_K and Q4_K. */
+INLINE int ggml_il_k(const int T) { return T == GT_Q6_K || T == GT_Q4_K; }
 /** Whether the tile of rows r .. r+3 is interleaved. */
 INLINE int ggml_il_tile(const wdesc* D, int r) { return D->aux == 4 && r + 4 <= D->rows; }
 
@@ -342,45 +342,34 @@ INLINE void q6il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
   }
 }
 
-// ---- Q4_K / Q5_K in 4-row interleaved tiles (desc.aux = 4, made at load by ggml_interleave) ----
-// Same size as stored: per super-block b a full tile holds a group of 4 * bb bytes at b * 4 * bb
-// (bb = 144 for Q4_K, 176 for Q5_K):
+// ---- Q4_K in 4-row interleaved tiles (desc.aux = 4, made at load by ggml_interleave) ----
+// Same size as stored: per super-block b a full tile holds a group of 4 * 144 bytes at b * 576:
 //   bytes 0..7      the fp16 d of rows 0..3;  bytes 8..15 their fp16 dmin
 //   bytes 16..47    byte 16 + 8 P + 2 i + e (sub-block j = 2 P + e of row i, P = 0..3): bits 0..5 the 6-bit
 //                   scale, bits 6..7 bits 4..5 of the 6-bit min
 //   bytes 48..63    byte 48 + 8 (P & 1) + 2 i + e: bits 0..3 of that min, in the low nibble for P < 2, the
 //                   high nibble for P >= 2 (so that the mins come out as [m_i,2P  m_i,2P+1] byte pairs too)
-//   from byte 64    per sub-block j (32 weights) 64 bytes (Q5_K: 80) at 64 + 64 j (80 j): four vectors at
-//                   + 16 t whose byte 4 i + u holds in its low nibble row i's code of weight 32 j + 4 t + u,
-//                   in its high nibble that of weight 32 j + 16 + 4 t + u; Q5_K: a fifth vector at + 64,
-//                   byte 4 i + u with the codes' bit 4: bit t for weight 32 j + 4 t + u, bit 4 + t for
+//   bytes 64..575   per sub-block j (32 weights) four vectors at 64 + 64 j + 16 t; byte 4 i + u holds in its
+//                   low nibble row i's code of weight 32 j + 4 t + u, in its high nibble that of weight
 //                   32 j + 16 + 4 t + u
 // The scales and mins of the four rows are unpacked once per super-block in vectors; a sub-block of 4 rows
-// is 4 (5) loads, 8 dots against activations splat from 32-bit loads summed in i16 lanes (Q4_K: |.| <=
-// 16 * 15 * 127 < 2^15; Q5_K: two sums of 8 products, 8 * 31 * 127) and one (two) i32x4.dot_i16x8_s with
-// the scale pairs (ggml-k.h il_k4_isum).
-enum { K4IL_SCALES = 16, K4IL_MINS = 48, K4IL_CODES = 64 };
+// is 4 loads, 8 relaxed dots against activations splat from 32-bit loads summed in i16 lanes (|.| <=
+// 16 * 15 * 127 < 2^15) and one i32x4.dot_i16x8_s with the scale pairs (ggml-k.h il_q4k_isum). Q5_K in
+// the same style (a fifth vector of bit 4 per sub-block) measured 0.92x of its row-by-row kernel: as stored.
+enum { K4IL_GROUP = 4 * 144, K4IL_SCALES = 16, K4IL_MINS = 48, K4IL_CODES = 64 };
 
-/** Bytes per sub-block of codes in an interleaved Q4_K / Q5_K group. */
-INLINE int k4il_stride(const int T) { return T == GT_Q5_K ? 80 : 64; }
-/** Byte of (row i, weight w)'s low 4 bits in an interleaved group, and its nibble's shift. */
-INLINE int k4il_at(const int T, int i, int w) {
-  return K4IL_CODES + k4il_stride(T) * (w >> 5) + 16 * ((w >> 2) & 3) + 4 * i + (w & 3);
-}
+/** Byte of (row i, weight w) in an interleaved group, and its nibble's shift. */
+INLINE int k4il_at(int i, int w) { return K4IL_CODES + 64 * (w >> 5) + 16 * ((w >> 2) & 3) + 4 * i + (w & 3); }
 INLINE int k4il_sh(int w) { return 4 * ((w >> 4) & 1); }
-/** Q5_K: byte of (row i, weight w)'s bit 4 in an interleaved group, and its bit. */
-INLINE int k4il_hat(int i, int w) { return K4IL_CODES + 80 * (w >> 5) + 64 + 4 * i + (w & 3); }
-INLINE int k4il_hbit(int w) { return ((w >> 2) & 3) + 4 * ((w >> 4) & 1); }
 /** Byte of the scale of (row i, sub-block j) and of the low bits of its min, with the min's nibble shift. */
 INLINE int k4il_sc(int i, int j) { return K4IL_SCALES + 8 * (j >> 1) + 2 * i + (j & 1); }
 INLINE int k4il_mn(int i, int j) { return K4IL_MINS + 8 * ((j >> 1) & 1) + 2 * i + (j & 1); }
 INLINE int k4il_msh(int j) { return 4 * (j >> 2); }
 
-/** Row i's Q4_K / Q5_K block b of the interleaved tile at `tile`, rebuilt as stored (into blk). */
-INLINE void k4il_unpack(const int T, const uint8_t* tile, int i, int b, uint8_t* blk) {
-  const int bb = ggml_block_bytes(T), qs = T == GT_Q5_K ? 48 : 16;
-  const uint8_t* g = tile + (size_t)b * 4 * bb;
-  __builtin_memset(blk + 4, 0, (size_t)bb - 4);
+/** Row i's Q4_K block b of the interleaved tile at `tile`, rebuilt as stored (into blk, 144 bytes). */
+INLINE void k4il_unpack(const uint8_t* tile, int i, int b, uint8_t* blk) {
+  const uint8_t* g = tile + (size_t)b * K4IL_GROUP;
+  __builtin_memset(blk + 4, 0, 140);
   blk[0] = g[2 * i];
   blk[1] = g[2 * i + 1];
   blk[2] = g[8 + 2 * i];
@@ -398,19 +387,15 @@ INLINE void k4il_unpack(const int T, const uint8_t* tile, int i, int b, uint8_t*
       q[j] |= (uint8_t)((m >> 4) << 6);
     }
   }
-  for (int w = 0; w < 256; w++) {
-    const int lo = (g[k4il_at(T, i, w)] >> k4il_sh(w)) & 15;
-    blk[qs + 32 * (w >> 6) + (w & 31)] |= (uint8_t)(lo << (4 * ((w >> 5) & 1)));
-    if (T == GT_Q5_K) blk[16 + (w & 31)] |= (uint8_t)(((g[k4il_hat(i, w)] >> k4il_hbit(w)) & 1) << (w >> 5));
-  }
+  for (int w = 0; w < 256; w++)
+    blk[16 + 32 * (w >> 6) + (w & 31)] |= (uint8_t)(((g[k4il_at(i, w)] >> k4il_sh(w)) & 15) << (4 * ((w >> 5) & 1)));
 }
-/** Rows 0..3 (src, row_bytes apart) of Q4_K / Q5_K block b packed into the group at g (32 codes at a time). */
-INLINE void k4il_pack(const int T, const uint8_t* src, int row_bytes, int b, uint8_t* g) {
-  const int bb = ggml_block_bytes(T), qs = T == GT_Q5_K ? 48 : 16;
-  const v128_t m4 = wasm_i8x16_splat(15), one = wasm_i8x16_splat(1);
+/** Rows 0..3 (src, row_bytes apart) of Q4_K block b packed into the group at g (32 codes at a time). */
+INLINE void k4il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
+  const v128_t m4 = wasm_i8x16_splat(15);
   __builtin_memset(g + K4IL_MINS, 0, 16);
   for (int i = 0; i < 4; i++) {
-    const uint8_t* blk = src + (size_t)i * row_bytes + (size_t)b * bb;
+    const uint8_t* blk = src + (size_t)i * row_bytes + (size_t)b * 144;
     g[2 * i] = blk[0];
     g[2 * i + 1] = blk[1];
     g[8 + 2 * i] = blk[2];
@@ -422,19 +407,13 @@ INLINE void k4il_pack(const int T, const uint8_t* src, int row_bytes, int b, uin
       g[k4il_mn(i, j)] |= (uint8_t)((m & 15) << k4il_msh(j));
     }
     for (int j = 0; j < 8; j++) {  // weights 32 j + m: nibble (j & 1) of qs[32 (j >> 1) + m]
-      const v128_t A = wasm_v128_load(blk + qs + 32 * (j >> 1)), Bv = wasm_v128_load(blk + qs + 32 * (j >> 1) + 16);
+      const v128_t A = wasm_v128_load(blk + 16 + 32 * (j >> 1)), Bv = wasm_v128_load(blk + 16 + 32 * (j >> 1) + 16);
       const v128_t a = j & 1 ? wasm_v128_and(wasm_u16x8_shr(A, 4), m4) : wasm_v128_and(A, m4);
       const v128_t c = j & 1 ? wasm_v128_andnot(Bv, m4) : wasm_i16x8_shl(wasm_v128_and(Bv, m4), 4);
       uint8_t cb[16];
       wasm_v128_store(cb, wasm_v128_or(a, c));
-      uint8_t* G = g + K4IL_CODES + k4il_stride(T) * j + 4 * i;
+      uint8_t* G = g + K4IL_CODES + 64 * j + 4 * i;
       for (int t = 0; t < 4; t++) st32(G + 16 * t, ld32(cb + 4 * t));
-      if (T == GT_Q5_K) {  // bit 4 of weight 32 j + m: bit j of qh[m]
-        const v128_t h0 = bits8(wasm_v128_load(blk + 16), j, one), h1 = bits8(wasm_v128_load(blk + 32), j, one);
-        uint8_t hb[16];
-        wasm_v128_store(hb, wasm_v128_or(h0, wasm_i16x8_shl(h1, 4)));
-        st32(G + 64, ld32(hb) | (ld32(hb + 4) << 1) | (ld32(hb + 8) << 2) | (ld32(hb + 12) << 3));
-      }
     }
   }
 }
@@ -446,7 +425,7 @@ INLINE void k4il_pack(const int T, const uint8_t* src, int row_bytes, int b, uin
 INLINE const uint8_t* ggml_block_of(const int T, const uint8_t* const p[4], int il, int i, int b, uint8_t* tmp) {
   if (ggml_il_k(T) && il) {
     if (T == GT_Q6_K) q6il_unpack(p[0], i, b, tmp);
-    else k4il_unpack(T, p[0], i, b, tmp);
+    else k4il_unpack(p[0], i, b, tmp);
     return tmp;
   }
   return p[i] + (size_t)b * ggml_block_bytes(T);
@@ -465,7 +444,7 @@ EXPORT void ggml_interleave(int32_t T, int32_t data, int32_t row_bytes, int32_t 
     if (ggml_il_k(T)) {
       for (int b = 0; b < nb; b++)
         if (T == GT_Q6_K) q6il_pack(tmp, row_bytes, b, tile + (size_t)b * Q6IL_GROUP);
-        else k4il_pack(T, tmp, row_bytes, b, tile + (size_t)b * 4 * bb);
+        else k4il_pack(tmp, row_bytes, b, tile + (size_t)b * K4IL_GROUP);
       continue;
     }
     for (int b = 0; b < nb; b++) {

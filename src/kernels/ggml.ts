@@ -11,8 +11,8 @@
  * (prepare takes them over, as it uses them in place); others are copied first, the input untouched. A last
  * tile of fewer than four rows stays as stored. decodeGgmlRow undoes the layout for the reference.
  *
- * Q6_K, Q4_K and Q5_K are repacked the same way into layouts of their own (ggml.h "Q6_K in 4-row
- * interleaved tiles", "Q4_K / Q5_K in ..."): per super-block the four rows' fp16 d (and dmin) side by side, their sub-scales
+ * Q6_K and Q4_K are repacked the same way into layouts of their own (ggml.h "Q6_K in 4-row
+ * interleaved tiles", "Q4_K in ..."): per super-block the four rows' fp16 d (and dmin) side by side, their sub-scales
  * (and mins) by pairs of sub-blocks so that one widening gives each row's scale pair, and 16-byte vectors
  * of four consecutive codes of each row (Q6_K: 6 bits in one byte, the fourth code's bits spread over the
  * top bits of three bytes), so the Q8_K kernels (ggml-k.h) end a super-block as one i32x4 of four rows.
@@ -128,7 +128,7 @@ export function ggmlTypeOf(d: Desc): GgmlKernelType {
 }
 
 /** Types repacked at load into 4-row interleaved tiles (ggml.h ggml_il_type and ggml_il_k). */
-const INTERLEAVED = new Set<GgmlKernelType>(['Q4_0', 'IQ4_NL', 'Q8_0', 'Q6_K', 'Q4_K', 'Q5_K']);
+const INTERLEAVED = new Set<GgmlKernelType>(['Q4_0', 'IQ4_NL', 'Q8_0', 'Q6_K', 'Q4_K']);
 const ROWS_PER_TILE = 4;
 
 /**
@@ -144,11 +144,11 @@ export function storedGgmlRow(bytes: Uint8Array, d: Desc, r: number): Uint8Array
   const bb = BLOCK_TYPES[type].bytesPerBlock;
   const i = r - r0;
   const row = new Uint8Array(d.rowBytes);
-  if (type === 'Q6_K' || type === 'Q4_K' || type === 'Q5_K') {
+  if (type === 'Q6_K' || type === 'Q4_K') {
     for (let b = 0; b < d.rowBytes / bb; b++) {
       const g = d.data + r0 * d.rowBytes + b * ROWS_PER_TILE * bb;
       if (type === 'Q6_K') q6kUnpack(bytes, g, i, row, b * bb);
-      else k4Unpack(type === 'Q5_K', bytes, g, i, row, b * bb);
+      else q4kUnpack(bytes, g, i, row, b * bb);
     }
     return row;
   }
@@ -191,18 +191,15 @@ function q6kUnpack(bytes: Uint8Array, g: number, i: number, out: Uint8Array, o: 
 }
 
 /**
- * Row i's Q4_K / Q5_K block from the interleaved group at g (ggml.h "Q4_K / Q5_K in 4-row interleaved
- * tiles"), written as stored at out[o ..]: bytes 0..7 the four rows' fp16 d, 8..15 their dmin; byte
- * 16 + 8P + 2i + e holds sub-block j = 2P + e's 6-bit scale (bits 0..5) and bits 4..5 of its min (bits
- * 6..7); byte 48 + 8(P & 1) + 2i + e the min's bits 0..3 (low nibble for P < 2, high for P >= 2); per
- * sub-block j, at 64 + 64j (Q5_K: 80j), four 16-byte vectors at + 16t whose byte 4i + u holds row i's codes
- * of weights 32j + 4t + u (low nibble) and 32j + 16 + 4t + u (high nibble); Q5_K: a fifth at + 64 whose byte
- * 4i + u holds their bit 4 (bits t and 4 + t).
+ * Row i's Q4_K block from the interleaved group at g (ggml.h "Q4_K in 4-row interleaved tiles"), written as
+ * stored at out[o ..]: bytes 0..7 the four rows' fp16 d, 8..15 their dmin; byte 16 + 8P + 2i + e holds
+ * sub-block j = 2P + e's 6-bit scale (bits 0..5) and bits 4..5 of its min (bits 6..7); byte
+ * 48 + 8(P & 1) + 2i + e the min's bits 0..3 (low nibble for P < 2, high for P >= 2); per sub-block j four
+ * 16-byte vectors at 64 + 64j + 16t whose byte 4i + u holds row i's codes of weights 32j + 4t + u (low
+ * nibble) and 32j + 16 + 4t + u (high nibble).
  */
-function k4Unpack(q5: boolean, bytes: Uint8Array, g: number, i: number, out: Uint8Array, o: number): void {
-  const qs = q5 ? 48 : 16;
-  const stride = q5 ? 80 : 64;
-  out.fill(0, o + 4, o + (q5 ? 176 : 144));
+function q4kUnpack(bytes: Uint8Array, g: number, i: number, out: Uint8Array, o: number): void {
+  out.fill(0, o + 4, o + 144);
   out[o] = bytes[g + 2 * i]!;
   out[o + 1] = bytes[g + 2 * i + 1]!;
   out[o + 2] = bytes[g + 8 + 2 * i]!;
@@ -223,14 +220,9 @@ function k4Unpack(q5: boolean, bytes: Uint8Array, g: number, i: number, out: Uin
     }
   }
   for (let w = 0; w < 256; w++) {
-    const sub = g + 64 + stride * (w >> 5);
-    const at = sub + 16 * ((w >> 2) & 3) + 4 * i + (w & 3);
+    const at = g + 64 + 64 * (w >> 5) + 16 * ((w >> 2) & 3) + 4 * i + (w & 3);
     const c = (bytes[at]! >> (4 * ((w >> 4) & 1))) & 15;
-    out[o + qs + 32 * (w >> 6) + (w & 31)]! |= c << (4 * ((w >> 5) & 1));
-    if (q5) {
-      const bit = (bytes[sub + 64 + 4 * i + (w & 3)]! >> (((w >> 2) & 3) + 4 * ((w >> 4) & 1))) & 1;
-      out[o + 16 + (w & 31)]! |= bit << (w >> 5);
-    }
+    out[o + 16 + 32 * (w >> 6) + (w & 31)]! |= c << (4 * ((w >> 5) & 1));
   }
 }
 
