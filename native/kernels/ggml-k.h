@@ -332,13 +332,178 @@ INLINE void ggml_q8k_rows(const wdesc* D, const uint8_t* const p[4], int32_t act
 #undef ROWS
 }
 
+/**
+ * [row 0..3] integer sums S of the interleaved Q6_K group g (ggml.h "Q6_K in 4-row interleaved tiles")
+ * against Q8_K activations from k0 = 256 b, the zero point 32 taken off through the block sums per 16.
+ * Per sub-block of 16 weights x 4 rows: three loads, 11 bitwise operations for the 64 codes, four dots
+ * against four activations splat from one 32-bit load each; the relaxed build sums two dots per i16 lane
+ * (|.| <= 4 * 63 * 127 < 2^15) and scales the pairs with one i32x4.dot_i16x8_s per 8 weights of 4 rows.
+ */
+INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
+  const v128_t top = wasm_i8x16_splat((int8_t)0xc0);
+  v128_t s = wasm_i32x4_splat(0), z = s;
+#if !MIXQ_RELAXED
+  v128_t s23 = s;  // rows 2, 3 (lanes [r2 r2 r3 r3]); s holds rows 0, 1
+#endif
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
+    const v128_t sv = wasm_v128_load64_zero(g + Q6IL_SCALES + 8 * P);
+    const v128_t W = wasm_i16x8_extend_low_i8x16(sv);  // [s_i,2P  s_i,2P+1] per row i
+    z = wasm_i32x4_add(z, wasm_i32x4_dot_i16x8(W, wasm_v128_load32_splat(A->bs16 + 16 * b + 2 * P)));
+    _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
+      const int j = 2 * P + e, k = k0 + 16 * j;
+      const v128_t sc = e ? wasm_i16x8_shuffle(W, W, 1, 1, 3, 3, 5, 5, 7, 7) : wasm_i16x8_shuffle(W, W, 0, 0, 2, 2, 4, 4, 6, 6);
+      const uint8_t* B = g + Q6IL_CODES + 48 * j;
+      const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16), b2 = wasm_v128_load(B + 32);
+      const v128_t h0 = wasm_v128_and(b0, top), h1 = wasm_v128_and(b1, top), h2 = wasm_v128_and(b2, top);
+      const v128_t c0 = wasm_v128_xor(b0, h0), c1 = wasm_v128_xor(b1, h1), c2 = wasm_v128_xor(b2, h2);
+      const v128_t c3 = wasm_u16x8_shr(wasm_v128_or(wasm_v128_or(h0, wasm_u16x8_shr(h1, 2)), wasm_u16x8_shr(h2, 4)), 2);
+#if MIXQ_RELAXED
+      const v128_t p0 = wasm_i16x8_add(rdot16(c0, wasm_v128_load32_splat(A->qs + k)),
+                                       rdot16(c1, wasm_v128_load32_splat(A->qs + k + 4)));
+      const v128_t p1 = wasm_i16x8_add(rdot16(c2, wasm_v128_load32_splat(A->qs + k + 8)),
+                                       rdot16(c3, wasm_v128_load32_splat(A->qs + k + 12)));
+      s = wasm_i32x4_add(s, wasm_i32x4_add(wasm_i32x4_dot_i16x8(p0, sc), wasm_i32x4_dot_i16x8(p1, sc)));
+#else
+      v128_t lo = wasm_i32x4_splat(0), hi = lo;
+      il_wide(0, c0, A->qs16 + k, &lo, &hi);
+      il_wide(0, c1, A->qs16 + k + 4, &lo, &hi);
+      il_wide(0, c2, A->qs16 + k + 8, &lo, &hi);
+      il_wide(0, c3, A->qs16 + k + 12, &lo, &hi);
+      s = wasm_i32x4_add(s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
+      s23 = wasm_i32x4_add(s23, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
+#endif
+      KFENCE(s);
+    }
+  }
+#if !MIXQ_RELAXED
+  s = il_pairs(s, s23);
+#endif
+  return wasm_i32x4_sub(s, wasm_i32x4_shl(z, 5));
+}
+
+/**
+ * [row 0..3] integer sums S (codes times scales) and M (mins times block sums) of the interleaved Q4_K
+ * group g (ggml.h "Q4_K in 4-row interleaved tiles") against Q8_K activations from k0 = 256 b. The loop
+ * over pairs of sub-blocks stays rolled (fully unrolled, V8 spilled; this applies to Q6_K too).
+ */
+INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
+  const v128_t m4 = wasm_i8x16_splat(15), top = wasm_i8x16_splat((int8_t)0xc0);
+  const v128_t s01 = wasm_v128_load(g + K4IL_SCALES), s23 = wasm_v128_load(g + K4IL_SCALES + 16);
+  const v128_t n = wasm_v128_load(g + K4IL_MINS);
+  const v128_t sc01 = wasm_v128_andnot(s01, top), sc23 = wasm_v128_andnot(s23, top);
+  const v128_t mn01 = wasm_v128_or(wasm_v128_and(n, m4), wasm_u16x8_shr(wasm_v128_and(s01, top), 2));
+  const v128_t mn23 = wasm_v128_or(bits8(n, 4, m4), wasm_u16x8_shr(wasm_v128_and(s23, top), 2));
+  v128_t s = wasm_i32x4_splat(0), mm = s;
+#if !MIXQ_RELAXED
+  v128_t s23r = s;  // rows 2, 3 (lanes [r2 r2 r3 r3]); s holds rows 0, 1
+#endif
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 4; P++) {
+    const v128_t scv = P < 2 ? sc01 : sc23, mnv = P < 2 ? mn01 : mn23;
+    const v128_t W = P & 1 ? wasm_u16x8_extend_high_u8x16(scv) : wasm_u16x8_extend_low_u8x16(scv);
+    const v128_t Wm = P & 1 ? wasm_u16x8_extend_high_u8x16(mnv) : wasm_u16x8_extend_low_u8x16(mnv);
+    mm = wasm_i32x4_add(mm, wasm_i32x4_dot_i16x8(Wm, wasm_v128_load32_splat(A->bs32 + 8 * b + 2 * P)));
+    _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
+      const int j = 2 * P + e, k = k0 + 32 * j;
+      // [s_0 s_0 s_1 s_1 s_2 s_2 s_3 s_3]: the four rows' scales of sub-block j, each twice
+      const v128_t sc = e ? wasm_i16x8_shuffle(W, W, 1, 1, 3, 3, 5, 5, 7, 7) : wasm_i16x8_shuffle(W, W, 0, 0, 2, 2, 4, 4, 6, 6);
+      const uint8_t* B = g + K4IL_CODES + 64 * j;
+#if MIXQ_RELAXED
+      v128_t p = wasm_i16x8_splat(0);
+      _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+        const v128_t v = wasm_v128_load(B + 16 * t);
+        p = wasm_i16x8_add(p, rdot16(wasm_v128_and(v, m4), wasm_v128_load32_splat(A->qs + k + 4 * t)));
+        p = wasm_i16x8_add(p, rdot16(bits8(v, 4, m4), wasm_v128_load32_splat(A->qs + k + 16 + 4 * t)));
+      }
+      s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(p, sc));
+#else
+      v128_t lo = wasm_i32x4_splat(0), hi = lo;
+      _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+        const v128_t v = wasm_v128_load(B + 16 * t);
+        il_wide(0, wasm_v128_and(v, m4), A->qs16 + k + 4 * t, &lo, &hi);
+        il_wide(0, bits8(v, 4, m4), A->qs16 + k + 16 + 4 * t, &lo, &hi);
+      }
+      s = wasm_i32x4_add(s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
+      s23r = wasm_i32x4_add(s23r, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
+#endif
+      KFENCE(s);
+    }
+  }
+#if !MIXQ_RELAXED
+  s = il_pairs(s, s23r);
+#endif
+  *S = s;
+  *M = mm;
+}
+
+/**
+ * Four fp16 (u32 lanes, finite) as float32 with no subnormal float operand: a K-quant super-block's d is
+ * often an fp16 subnormal (Q6_K's for weights of std 0.02), and x86 pays a microcode assist for each float
+ * operation on one (f16x4_to_f32's 2^112 product). Normal magnitudes are rebiased in the exponent field;
+ * a subnormal's field gets one more (2^-14 + m 2^-24) and 2^-14 is subtracted (as common.h f16_to_f32).
+ */
+INLINE v128_t f16x4_to_f32_na(v128_t h) {
+  const v128_t a = wasm_v128_and(h, wasm_i32x4_splat(0x7fff));
+  const v128_t sub = wasm_i32x4_lt(a, wasm_i32x4_splat(0x400));
+  const v128_t t = wasm_i32x4_add(wasm_i32x4_shl(a, 13),
+                                  wasm_i32x4_add(wasm_i32x4_splat(112 << 23), wasm_v128_and(sub, wasm_i32x4_splat(1 << 23))));
+  const v128_t m = wasm_f32x4_sub(t, wasm_v128_and(sub, wasm_i32x4_splat(0x38800000)));
+  return wasm_v128_or(m, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+}
+
+/**
+ * An interleaved Q6_K / Q4_K tile (rows r .. r+3, all real) against nb Q8_K activation rows: per
+ * super-block one i32x4 of the four rows' sums (and of their mins), one conversion and one float scaling
+ * each (the four rows' fp16 d and dmin converted as one vector, times the block's activation scale); the
+ * float32 lanes are the four outputs. Batches run the same per activation row (the tile's bytes stay in
+ * cache), so every batch row equals its matvec bit for bit.
+ */
+#define GGML_K_IL_FN(T, NAME)                                                                              \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, \
+                                             int nb, float* y, int ys, int r) {                            \
+    const int nsb = D->cols / 256, gb = 4 * ggml_block_bytes(T);                                           \
+    for (int j = 0; j < nb; j++) {                                                                        \
+      const actk A = actk_view(act_at(act, as, j), D->kp);                                                 \
+      v128_t acc = wasm_f32x4_splat(0);                                                                    \
+      const uint8_t* g = tile;                                                                             \
+      for (int b = 0; b < nsb; b++, g += gb) {                                                            \
+        const v128_t dx = wasm_f32x4_splat(A.d[8 * b]);                                                    \
+        const v128_t h4 = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g));                          \
+        const v128_t d4 = T == GT_Q4_K ? f16x4_to_f32(h4) : f16x4_to_f32_na(h4);                           \
+        if (T == GT_Q6_K) {                                                                                \
+          const v128_t S = il_q6k_isum(g, &A, 256 * b, b);                                                 \
+          acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc);                           \
+        } else {                                                                                           \
+          v128_t S, M;                                                                                     \
+          il_q4k_isum(g, &A, 256 * b, b, &S, &M);                                                          \
+          const v128_t h4m = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g + 8));                  \
+          const v128_t m4 = T == GT_Q4_K ? f16x4_to_f32(h4m) : f16x4_to_f32_na(h4m);                     \
+          acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc);                           \
+          acc = fmadd(wasm_f32x4_convert_i32x4(M), wasm_f32x4_mul(wasm_f32x4_neg(m4), dx), acc);          \
+        }                                                                                                  \
+      }                                                                                                    \
+      wasm_v128_store(y + (size_t)j * ys + r, acc);                                                        \
+    }                                                                                                      \
+  }
+GGML_K_IL_FN(GT_Q6_K, gq8k_il_q6k)
+GGML_K_IL_FN(GT_Q4_K, gq8k_il_q4k)
+
+/** Runs the tile at r if it is an interleaved K-quant tile (ggml_il_k); 0 otherwise. */
+INLINE int ggml_q8k_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, float* y, int ys,
+                       int r) {
+  if (!ggml_il_k(D->bits) || !ggml_il_tile(D, r)) return 0;
+  if (D->bits == GT_Q6_K) gq8k_il_q6k(D, p[0], act, as, nb, y, ys, r);
+  else gq8k_il_q4k(D, p[0], act, as, nb, y, ys, r);
+  return 1;
+}
+
 /** Q8_K path, matrix x vector (K-quant weights only: the TypeScript side offers 'q8k' for them alone). */
 EXPORT void mv_ggml_q8k(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    ggml_q8k_rows(D, p, act, 0, 1, (float*)(uintptr_t)y, 0, r, r1 - 1);
+    if (!ggml_q8k_il(D, p, act, 0, 1, (float*)(uintptr_t)y, 0, r))
+      ggml_q8k_rows(D, p, act, 0, 1, (float*)(uintptr_t)y, 0, r, r1 - 1);
   }
 }
 
@@ -354,6 +519,7 @@ EXPORT void mm_ggml_q8k(int32_t desc, int32_t act, int32_t as, int32_t nb, int32
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
+    if (ggml_q8k_il(D, p, act, as, nb, (float*)(uintptr_t)y, ys, r)) continue;
     if (nb > 1) ggml_q8_tiles(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
     else ggml_q8k_rows(D, p, act, as, nb, (float*)(uintptr_t)y, ys, r, r1 - 1);
   }

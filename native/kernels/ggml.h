@@ -256,6 +256,8 @@ EXPORT void act_q8_ggml(int32_t x, int32_t kp, int32_t out) {
 // than 4 rows stays as stored. The reference (src/kernels/ggml.ts) undoes the layout row by row.
 
 INLINE int ggml_il_type(const int T) { return T == GT_Q4_0 || T == GT_IQ4_NL || T == GT_Q8_0; }
+/** K-quants in their own 4-row interleaved layouts (below): Q6_K and Q4_K. */
+INLINE int ggml_il_k(const int T) { return T == GT_Q6_K || T == GT_Q4_K; }
 /** Whether the tile of rows r .. r+3 is interleaved. */
 INLINE int ggml_il_tile(const wdesc* D, int r) { return D->aux == 4 && r + 4 <= D->rows; }
 
@@ -268,9 +270,170 @@ INLINE void ggml_il_unpack(const int T, const uint8_t* tile, int i, int b, uint8
   for (int t = 0; t < n; t++) __builtin_memcpy(blk + 2 + 4 * t, g + 8 + 16 * t + 4 * i, 4);
 }
 
+// ---- Q6_K in 4-row interleaved tiles (desc.aux = 4, made at load by ggml_interleave) ----
+// Same size as stored: per super-block b a full tile holds a group of 4 * 210 bytes at b * 840:
+//   bytes 0..7      the fp16 d of rows 0..3
+//   bytes 8..71     the int8 sub-scales by pairs of sub-blocks: byte 8 + 8 P + 2 i + e is row i's scale of
+//                   sub-block 2 P + e (one 8-byte widening gives [s_i,2P  s_i,2P+1] i16 pairs per row)
+//   bytes 72..839   per sub-block j (16 weights) three vectors B0, B1, B2 at 72 + 48 j + 16 v; byte 4 i + u
+//                   of Bv: bits 0..5 = row i's code (0..63) of weight 16 j + 4 v + u; bits 6..7 = 2 bits of
+//                   row i's code of weight 16 j + 12 + u (B0: bits 4..5, B1: bits 2..3, B2: bits 0..1)
+// so one 16-byte vector holds four consecutive codes of each of the four rows (an i7 operand of the
+// relaxed dot against four activations splat from one 32-bit load), three loads give 64 codes with 11
+// bitwise operations, and the pair-sums of row i land in i16 lanes 2i, 2i + 1, where i32x4.dot_i16x8_s
+// against [s_0 s_0 s_1 s_1 s_2 s_2 s_3 s_3] scales them and ends at [row 0..3] (ggml-k.h il_q6k_isum).
+// A last tile of fewer than 4 rows stays as stored. The reference (src/kernels/ggml.ts) undoes the layout.
+enum { Q6IL_GROUP = 4 * 210, Q6IL_SCALES = 8, Q6IL_CODES = 72 };
+
+/** Sets code c of weight w in a stored Q6_K block whose ql / qh bytes were zeroed. */
+INLINE void q6k_put(uint8_t* b, int w, int c) {
+  const int h = w >> 7, l = w & 31, part = (w >> 5) & 3;
+  b[64 * h + 32 * (part & 1) + l] |= (uint8_t)((c & 15) << (4 * (part >> 1)));
+  b[128 + 32 * h + l] |= (uint8_t)((c >> 4) << (2 * part));
+}
+/** Byte offset of (row i, weight w) in an interleaved group's code vectors: v = 0..2, or 3 (spread bits). */
+INLINE int q6il_at(int i, int w) { return Q6IL_CODES + 48 * (w >> 4) + 4 * i + (w & 3); }
+/** Code of row i, weight w of the interleaved group g. */
+INLINE int q6il_code(const uint8_t* g, int i, int w) {
+  const uint8_t* B = g + q6il_at(i, w);
+  const int v = (w >> 2) & 3;
+  if (v < 3) return B[16 * v] & 63;
+  return ((B[0] >> 6) << 4) | ((B[16] >> 6) << 2) | (B[32] >> 6);
+}
+/** Row i's Q6_K block b of the interleaved tile at `tile`, rebuilt as stored (into blk, 210 bytes). */
+INLINE void q6il_unpack(const uint8_t* tile, int i, int b, uint8_t* blk) {
+  const uint8_t* g = tile + (size_t)b * Q6IL_GROUP;
+  __builtin_memset(blk, 0, 192);
+  for (int w = 0; w < 256; w++) q6k_put(blk, w, q6il_code(g, i, w));
+  for (int j = 0; j < 16; j++) blk[192 + j] = g[Q6IL_SCALES + 8 * (j >> 1) + 2 * i + (j & 1)];
+  blk[208] = g[2 * i];
+  blk[209] = g[2 * i + 1];
+}
+/** 32-bit little-endian word at p (unaligned). */
+INLINE uint32_t ld32(const uint8_t* p) {
+  uint32_t w;
+  __builtin_memcpy(&w, p, 4);
+  return w;
+}
+INLINE void st32(uint8_t* p, uint32_t w) { __builtin_memcpy(p, &w, 4); }
+
+/** Rows 0..3 (src, row_bytes apart) of block b packed into the group at g (16 codes of a row at a time). */
+INLINE void q6il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
+  const v128_t m4 = wasm_i8x16_splat(15), m3 = wasm_i8x16_splat(3);
+  for (int i = 0; i < 4; i++) {
+    const uint8_t* blk = src + (size_t)i * row_bytes + (size_t)b * 210;
+    for (int j = 0; j < 16; j++) {  // sub-block j = 8 h + 2 part + half: weights 128 h + 32 part + 16 half + m
+      const int h = j >> 3, part = (j >> 1) & 3, half = j & 1;
+      const v128_t L = wasm_v128_load(blk + 64 * h + 32 * (part & 1) + 16 * half);
+      const v128_t Q = wasm_v128_load(blk + 128 + 32 * h + 16 * half);
+      const v128_t lo = part >> 1 ? wasm_v128_and(wasm_u16x8_shr(L, 4), m4) : wasm_v128_and(L, m4);
+      const v128_t c = wasm_v128_or(lo, wasm_i16x8_shl(wasm_v128_and(wasm_u16x8_shr(Q, 2 * part), m3), 4));
+      uint8_t cb[16];
+      wasm_v128_store(cb, c);
+      const uint32_t w3 = ld32(cb + 12), two = 0x03030303u;
+      uint8_t* B = g + Q6IL_CODES + 48 * j + 4 * i;
+      st32(B, ld32(cb) | (((w3 >> 4) & two) << 6));
+      st32(B + 16, ld32(cb + 4) | (((w3 >> 2) & two) << 6));
+      st32(B + 32, ld32(cb + 8) | ((w3 & two) << 6));
+    }
+    for (int j = 0; j < 16; j++) g[Q6IL_SCALES + 8 * (j >> 1) + 2 * i + (j & 1)] = blk[192 + j];
+    g[2 * i] = blk[208];
+    g[2 * i + 1] = blk[209];
+  }
+}
+
+// ---- Q4_K in 4-row interleaved tiles (desc.aux = 4, made at load by ggml_interleave) ----
+// Same size as stored: per super-block b a full tile holds a group of 4 * 144 bytes at b * 576:
+//   bytes 0..7      the fp16 d of rows 0..3;  bytes 8..15 their fp16 dmin
+//   bytes 16..47    byte 16 + 8 P + 2 i + e (sub-block j = 2 P + e of row i, P = 0..3): bits 0..5 the 6-bit
+//                   scale, bits 6..7 bits 4..5 of the 6-bit min
+//   bytes 48..63    byte 48 + 8 (P & 1) + 2 i + e: bits 0..3 of that min, in the low nibble for P < 2, the
+//                   high nibble for P >= 2 (so that the mins come out as [m_i,2P  m_i,2P+1] byte pairs too)
+//   bytes 64..575   per sub-block j (32 weights) four vectors at 64 + 64 j + 16 t; byte 4 i + u holds in its
+//                   low nibble row i's code of weight 32 j + 4 t + u, in its high nibble that of weight
+//                   32 j + 16 + 4 t + u
+// The scales and mins of the four rows are unpacked once per super-block in vectors; a sub-block of 4 rows
+// is 4 loads, 8 relaxed dots against activations splat from 32-bit loads summed in i16 lanes (|.| <=
+// 16 * 15 * 127 < 2^15) and one i32x4.dot_i16x8_s with the scale pairs (ggml-k.h il_q4k_isum). Q5_K in
+// the same style (a fifth vector of bit 4 per sub-block) measured 0.92x of its row-by-row kernel: as stored.
+enum { K4IL_GROUP = 4 * 144, K4IL_SCALES = 16, K4IL_MINS = 48, K4IL_CODES = 64 };
+
+/** Byte of (row i, weight w) in an interleaved group, and its nibble's shift. */
+INLINE int k4il_at(int i, int w) { return K4IL_CODES + 64 * (w >> 5) + 16 * ((w >> 2) & 3) + 4 * i + (w & 3); }
+INLINE int k4il_sh(int w) { return 4 * ((w >> 4) & 1); }
+/** Byte of the scale of (row i, sub-block j) and of the low bits of its min, with the min's nibble shift. */
+INLINE int k4il_sc(int i, int j) { return K4IL_SCALES + 8 * (j >> 1) + 2 * i + (j & 1); }
+INLINE int k4il_mn(int i, int j) { return K4IL_MINS + 8 * ((j >> 1) & 1) + 2 * i + (j & 1); }
+INLINE int k4il_msh(int j) { return 4 * (j >> 2); }
+
+/** Row i's Q4_K block b of the interleaved tile at `tile`, rebuilt as stored (into blk, 144 bytes). */
+INLINE void k4il_unpack(const uint8_t* tile, int i, int b, uint8_t* blk) {
+  const uint8_t* g = tile + (size_t)b * K4IL_GROUP;
+  __builtin_memset(blk + 4, 0, 140);
+  blk[0] = g[2 * i];
+  blk[1] = g[2 * i + 1];
+  blk[2] = g[8 + 2 * i];
+  blk[3] = g[8 + 2 * i + 1];
+  uint8_t* q = blk + 4;  // the 12 scale bytes: the inverse of get_scale_min_k4
+  for (int j = 0; j < 8; j++) {
+    const int s = g[k4il_sc(i, j)];
+    const int sc = s & 63, m = ((g[k4il_mn(i, j)] >> k4il_msh(j)) & 15) | ((s >> 6) << 4);
+    if (j < 4) {
+      q[j] |= (uint8_t)sc;
+      q[j + 4] |= (uint8_t)m;
+    } else {
+      q[j + 4] = (uint8_t)((sc & 15) | ((m & 15) << 4));
+      q[j - 4] |= (uint8_t)((sc >> 4) << 6);
+      q[j] |= (uint8_t)((m >> 4) << 6);
+    }
+  }
+  for (int w = 0; w < 256; w++)
+    blk[16 + 32 * (w >> 6) + (w & 31)] |= (uint8_t)(((g[k4il_at(i, w)] >> k4il_sh(w)) & 15) << (4 * ((w >> 5) & 1)));
+}
+/** Rows 0..3 (src, row_bytes apart) of Q4_K block b packed into the group at g (32 codes at a time). */
+INLINE void k4il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
+  const v128_t m4 = wasm_i8x16_splat(15);
+  __builtin_memset(g + K4IL_MINS, 0, 16);
+  for (int i = 0; i < 4; i++) {
+    const uint8_t* blk = src + (size_t)i * row_bytes + (size_t)b * 144;
+    g[2 * i] = blk[0];
+    g[2 * i + 1] = blk[1];
+    g[8 + 2 * i] = blk[2];
+    g[8 + 2 * i + 1] = blk[3];
+    for (int j = 0; j < 8; j++) {
+      int32_t sc, m;
+      scale_min_k4(blk + 4, j, &sc, &m);
+      g[k4il_sc(i, j)] = (uint8_t)(sc | ((m >> 4) << 6));
+      g[k4il_mn(i, j)] |= (uint8_t)((m & 15) << k4il_msh(j));
+    }
+    for (int j = 0; j < 8; j++) {  // weights 32 j + m: nibble (j & 1) of qs[32 (j >> 1) + m]
+      const v128_t A = wasm_v128_load(blk + 16 + 32 * (j >> 1)), Bv = wasm_v128_load(blk + 16 + 32 * (j >> 1) + 16);
+      const v128_t a = j & 1 ? wasm_v128_and(wasm_u16x8_shr(A, 4), m4) : wasm_v128_and(A, m4);
+      const v128_t c = j & 1 ? wasm_v128_andnot(Bv, m4) : wasm_i16x8_shl(wasm_v128_and(Bv, m4), 4);
+      uint8_t cb[16];
+      wasm_v128_store(cb, wasm_v128_or(a, c));
+      uint8_t* G = g + K4IL_CODES + 64 * j + 4 * i;
+      for (int t = 0; t < 4; t++) st32(G + 16 * t, ld32(cb + 4 * t));
+    }
+  }
+}
+
+/**
+ * Block b of tile row i for the kernels that read blocks as stored: p[i]'s block, or (an interleaved
+ * K-quant tile, il) the block rebuilt into tmp (210 bytes).
+ */
+INLINE const uint8_t* ggml_block_of(const int T, const uint8_t* const p[4], int il, int i, int b, uint8_t* tmp) {
+  if (ggml_il_k(T) && il) {
+    if (T == GT_Q6_K) q6il_unpack(p[0], i, b, tmp);
+    else k4il_unpack(p[0], i, b, tmp);
+    return tmp;
+  }
+  return p[i] + (size_t)b * ggml_block_bytes(T);
+}
+
 /**
  * Interleaves `tiles` full tiles of 4 rows (row_bytes each) at data in place (tmp: 4 * row_bytes bytes of
- * scratch). T: a type of ggml_il_type.
+ * scratch). T: a type of ggml_il_type or ggml_il_k (their own layouts above).
  */
 EXPORT void ggml_interleave(int32_t T, int32_t data, int32_t row_bytes, int32_t tiles, int32_t tmp_) {
   const int bb = ggml_block_bytes(T), n = (bb - 2) / 4, nb = row_bytes / bb;
@@ -278,6 +441,12 @@ EXPORT void ggml_interleave(int32_t T, int32_t data, int32_t row_bytes, int32_t 
   for (int s = 0; s < tiles; s++) {
     uint8_t* tile = (uint8_t*)(uintptr_t)data + (size_t)s * 4 * row_bytes;
     __builtin_memcpy(tmp, tile, 4 * (size_t)row_bytes);
+    if (ggml_il_k(T)) {
+      for (int b = 0; b < nb; b++)
+        if (T == GT_Q6_K) q6il_pack(tmp, row_bytes, b, tile + (size_t)b * Q6IL_GROUP);
+        else k4il_pack(tmp, row_bytes, b, tile + (size_t)b * K4IL_GROUP);
+      continue;
+    }
     for (int b = 0; b < nb; b++) {
       uint8_t* g = tile + (size_t)b * 4 * bb;
       for (int i = 0; i < 4; i++) {
@@ -315,13 +484,17 @@ INLINE void ggml_chunk_f32(const int T, const gchunk* g, float* out) {
 /** Decodes chunks [k0, k0 + 32 * n) of the four rows of a tile into out[i * stride + (k - k0)]. */
 INLINE void ggml_decode_f32_impl(const int T, const uint8_t* const p[4], int il, int k0, int n, float* out,
                                  int stride) {
-  uint8_t blk[34];
+  uint8_t blk[34], blk6[4][210];
   for (int c = 0; c < n; c++)
     for (int i = 0; i < 4; i++) {
       gchunk g;
+      const int k = k0 + 32 * c;
       if (ggml_il_type(T) && il) {  // interleaved tile (p[0] is its start): the block rebuilt as stored
-        ggml_il_unpack(T, p[0], i, (k0 + 32 * c) / 32, blk);
+        ggml_il_unpack(T, p[0], i, k / 32, blk);
         g = ggml_chunk(T, blk, 0);
+      } else if (ggml_il_k(T) && il) {  // rebuilt once per super-block and row
+        if (c == 0 || k % 256 == 0) ggml_block_of(T, p, 1, i, k / 256, blk6[i]);
+        g = ggml_chunk(T, blk6[i], (k % 256) / 32);
       } else
         g = ggml_row_chunk(T, p[i], k0 + 32 * c);
       ggml_chunk_f32(T, &g, out + (size_t)i * stride + 32 * c);
@@ -468,7 +641,8 @@ INLINE v128_t lane_splat(v128_t v, const int u) {
                                              int32_t as, int nb, v128_t* accs, float* y, int ys, int r,    \
                                              int last) {                                                   \
     (void)accs;                                                                                            \
-    const int qk = ggml_qk(T), bb = ggml_block_bytes(T);                                                   \
+    const int qk = ggml_qk(T), bb = ggml_block_bytes(T), il6 = ggml_il_k(T) && ggml_il_tile(D, r);          \
+    uint8_t tmp[210];                                                                                      \
     for (int j = 0; j < nb; j++) {                                                                        \
       const actq A = act_view(act_at(act, as, j), D->kp);                                                 \
       float out[4];                                                                                        \
@@ -494,9 +668,10 @@ INLINE v128_t lane_splat(v128_t v, const int u) {
             }                                                                                              \
           }                                                                                                \
         for (; b < D->cols / qk; b++, q += bb) {                                                          \
+          const uint8_t* qb = il6 ? ggml_block_of(T, p, 1, i, b, tmp) : q;                                 \
           _Pragma("clang loop unroll(full)") for (int h = 0; h < qk / 32; h++) {                         \
             const int k = b * qk + 32 * h;                                                                 \
-            const gchunk c = ggml_chunk(T, q, h);                                                          \
+            const gchunk c = ggml_chunk(T, qb, h);                                                         \
             const grow g = ggml_q8_row_g(T, FULL8, &c, k, &A);                                             \
             const float dx = A.d[k >> 5];                                                                  \
             const v128_t S = wasm_i32x4_add(g.s, wasm_i32x4_make(g.zc, 0, 0, 0));                          \
@@ -571,13 +746,16 @@ INLINE v128_t ggml_q8_apply(const int T, const int full8, const gchunk c[4], int
                                              int32_t as, int nb, v128_t* accs, float* y, int ys, int r,    \
                                              int last) {                                                   \
     for (int j = 0; j < nb; j++) accs[j] = wasm_f32x4_splat(0);                                          \
-    const int qk = ggml_qk(T), bb = ggml_block_bytes(T);                                                   \
+    const int qk = ggml_qk(T), il6 = ggml_il_k(T) && ggml_il_tile(D, r);                                    \
+    uint8_t tmp[4][210];                                                                                   \
     for (int b = 0; b < D->cols / qk; b++) {                                                              \
+      const uint8_t* q[4];                                                                                 \
+      for (int i = 0; i < 4; i++) q[i] = ggml_block_of(T, p, il6, i, b, tmp[i]);                          \
       _Pragma("clang loop unroll(full)") for (int h = 0; h < qk / 32; h++) {                             \
         /* h is a constant in each copy: the chunk's shifts and scale fields are fixed */                  \
         const int k = b * qk + 32 * h;                                                                     \
         gchunk c[4];                                                                                       \
-        for (int i = 0; i < 4; i++) c[i] = ggml_chunk(T, p[i] + (size_t)b * bb, h);                      \
+        for (int i = 0; i < 4; i++) c[i] = ggml_chunk(T, q[i], h);                                        \
         for (int j = 0; j < nb; j++) {                                                                    \
           const actq A = act_view(act_at(act, as, j), D->kp);                                             \
           accs[j] = ggml_q8_apply(T, FULL8, c, k, &A, accs[j]);                                            \
@@ -760,7 +938,7 @@ GGML_IL_MM_FN(GT_Q8_0, gq8ilm_q8_0)
 /** Runs an interleaved tile (accs: nb vectors of scratch); 0 if the tile at r is not one. */
 INLINE int ggml_q8_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, v128_t* accs,
                       float* y, int ys, int r) {
-  if (!ggml_il_tile(D, r)) return 0;
+  if (!ggml_il_type(D->bits) || !ggml_il_tile(D, r)) return 0;
   if (nb > 1) {
     switch (D->bits) {
       case GT_Q4_0: gq8ilm_q4_0(D, p[0], act, as, nb, accs, y, ys, r); break;

@@ -11,6 +11,12 @@
  * (prepare takes them over, as it uses them in place); others are copied first, the input untouched. A last
  * tile of fewer than four rows stays as stored. decodeGgmlRow undoes the layout for the reference.
  *
+ * Q6_K and Q4_K are repacked the same way into layouts of their own (ggml.h "Q6_K in 4-row
+ * interleaved tiles", "Q4_K in ..."): per super-block the four rows' fp16 d (and dmin) side by side, their sub-scales
+ * (and mins) by pairs of sub-blocks so that one widening gives each row's scale pair, and 16-byte vectors
+ * of four consecutive codes of each row (Q6_K: 6 bits in one byte, the fourth code's bits spread over the
+ * top bits of three bytes), so the Q8_K kernels (ggml-k.h) end a super-block as one i32x4 of four rows.
+ *
  * Q8_0 codes of -128 (never written by ggml's quantizers, possible in a hand-made file) would break the
  * relaxed-SIMD sign trick; such a weight is marked and takes the widening dot (desc.dotClass).
  */
@@ -121,8 +127,8 @@ export function ggmlTypeOf(d: Desc): GgmlKernelType {
   return t;
 }
 
-/** Types repacked at load into 4-row interleaved tiles (ggml.h ggml_il_type). */
-const INTERLEAVED = new Set<GgmlKernelType>(['Q4_0', 'IQ4_NL', 'Q8_0']);
+/** Types repacked at load into 4-row interleaved tiles (ggml.h ggml_il_type and ggml_il_k). */
+const INTERLEAVED = new Set<GgmlKernelType>(['Q4_0', 'IQ4_NL', 'Q8_0', 'Q6_K', 'Q4_K']);
 const ROWS_PER_TILE = 4;
 
 /**
@@ -134,9 +140,18 @@ export function storedGgmlRow(bytes: Uint8Array, d: Desc, r: number): Uint8Array
   const r0 = r - (r % ROWS_PER_TILE);
   if (d.aux !== ROWS_PER_TILE || r0 + ROWS_PER_TILE > d.rows)
     return bytes.subarray(d.data + r * d.rowBytes, d.data + (r + 1) * d.rowBytes);
-  const bb = BLOCK_TYPES[ggmlTypeOf(d)].bytesPerBlock;
+  const type = ggmlTypeOf(d);
+  const bb = BLOCK_TYPES[type].bytesPerBlock;
   const i = r - r0;
   const row = new Uint8Array(d.rowBytes);
+  if (type === 'Q6_K' || type === 'Q4_K') {
+    for (let b = 0; b < d.rowBytes / bb; b++) {
+      const g = d.data + r0 * d.rowBytes + b * ROWS_PER_TILE * bb;
+      if (type === 'Q6_K') q6kUnpack(bytes, g, i, row, b * bb);
+      else q4kUnpack(bytes, g, i, row, b * bb);
+    }
+    return row;
+  }
   for (let b = 0; b < d.rowBytes / bb; b++) {
     const g = d.data + r0 * d.rowBytes + b * ROWS_PER_TILE * bb;
     row[b * bb] = bytes[g + 2 * i]!;
@@ -145,6 +160,70 @@ export function storedGgmlRow(bytes: Uint8Array, d: Desc, r: number): Uint8Array
       for (let u = 0; u < 4; u++) row[b * bb + 2 + 4 * t + u] = bytes[g + 8 + 16 * t + 4 * i + u]!;
   }
   return row;
+}
+
+/**
+ * Row i's Q6_K block from the interleaved group at g (ggml.h "Q6_K in 4-row interleaved tiles"), written as
+ * stored at out[o ..]: bytes 0..7 the four rows' fp16 d; 8 + 8P + 2i + e row i's scale of sub-block 2P + e;
+ * per sub-block j three 16-byte vectors at 72 + 48j + 16v whose byte 4i + u holds in bits 0..5 row i's code
+ * of weight 16j + 4v + u, and in bits 6..7 two bits of its code of weight 16j + 12 + u (v = 0: bits 4..5,
+ * v = 1: bits 2..3, v = 2: bits 0..1).
+ */
+function q6kUnpack(bytes: Uint8Array, g: number, i: number, out: Uint8Array, o: number): void {
+  out.fill(0, o, o + 192);
+  for (let w = 0; w < 256; w++) {
+    const at = g + 72 + 48 * (w >> 4) + 4 * i + (w & 3);
+    const v = (w >> 2) & 3;
+    const c =
+      v < 3
+        ? bytes[at + 16 * v]! & 63
+        : ((bytes[at]! >> 6) << 4) | ((bytes[at + 16]! >> 6) << 2) | (bytes[at + 32]! >> 6);
+    // ggml's Q6_K: ql nibble (weights 32 apart share a byte's halves) and 2 bits of qh per weight
+    const h = w >> 7;
+    const l = w & 31;
+    const part = (w >> 5) & 3;
+    out[o + 64 * h + 32 * (part & 1) + l]! |= (c & 15) << (4 * (part >> 1));
+    out[o + 128 + 32 * h + l]! |= (c >> 4) << (2 * part);
+  }
+  for (let j = 0; j < 16; j++) out[o + 192 + j] = bytes[g + 8 + 8 * (j >> 1) + 2 * i + (j & 1)]!;
+  out[o + 208] = bytes[g + 2 * i]!;
+  out[o + 209] = bytes[g + 2 * i + 1]!;
+}
+
+/**
+ * Row i's Q4_K block from the interleaved group at g (ggml.h "Q4_K in 4-row interleaved tiles"), written as
+ * stored at out[o ..]: bytes 0..7 the four rows' fp16 d, 8..15 their dmin; byte 16 + 8P + 2i + e holds
+ * sub-block j = 2P + e's 6-bit scale (bits 0..5) and bits 4..5 of its min (bits 6..7); byte
+ * 48 + 8(P & 1) + 2i + e the min's bits 0..3 (low nibble for P < 2, high for P >= 2); per sub-block j four
+ * 16-byte vectors at 64 + 64j + 16t whose byte 4i + u holds row i's codes of weights 32j + 4t + u (low
+ * nibble) and 32j + 16 + 4t + u (high nibble).
+ */
+function q4kUnpack(bytes: Uint8Array, g: number, i: number, out: Uint8Array, o: number): void {
+  out.fill(0, o + 4, o + 144);
+  out[o] = bytes[g + 2 * i]!;
+  out[o + 1] = bytes[g + 2 * i + 1]!;
+  out[o + 2] = bytes[g + 8 + 2 * i]!;
+  out[o + 3] = bytes[g + 8 + 2 * i + 1]!;
+  const q = o + 4; // the 12 scale bytes, as ggml's get_scale_min_k4 reads them
+  for (let j = 0; j < 8; j++) {
+    const s = bytes[g + 16 + 8 * (j >> 1) + 2 * i + (j & 1)]!;
+    const sc = s & 63;
+    const m =
+      ((bytes[g + 48 + 8 * ((j >> 1) & 1) + 2 * i + (j & 1)]! >> (4 * (j >> 2))) & 15) | ((s >> 6) << 4);
+    if (j < 4) {
+      out[q + j]! |= sc;
+      out[q + j + 4]! |= m;
+    } else {
+      out[q + j + 4] = (sc & 15) | ((m & 15) << 4);
+      out[q + j - 4]! |= (sc >> 4) << 6;
+      out[q + j]! |= (m >> 4) << 6;
+    }
+  }
+  for (let w = 0; w < 256; w++) {
+    const at = g + 64 + 64 * (w >> 5) + 16 * ((w >> 2) & 3) + 4 * i + (w & 3);
+    const c = (bytes[at]! >> (4 * ((w >> 4) & 1))) & 15;
+    out[o + 16 + 32 * (w >> 6) + (w & 31)]! |= c << (4 * ((w >> 5) & 1));
+  }
 }
 
 /** Reference decoder of row r: mixq's ggml codec on the row's blocks. */

@@ -12,6 +12,7 @@ import { activations, ggmlCase, type KernelCase, MIXQ_SPECS, mixqCase } from './
 test('the same results on 1, 2 and 3 threads', async () => {
   const cases: KernelCase[] = [
     ggmlCase('Q4_K', false, 53),
+    ggmlCase('Q6_K', false, 53),
     ggmlCase('Q4_0', false, 53),
     ggmlCase('Q8_0', false, 53),
     ggmlCase('F16', false, 53),
