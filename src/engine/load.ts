@@ -13,7 +13,7 @@
 import { BLOCK_TYPES, type BlockTypeName } from '../blocks/registry.ts';
 import { MixqError } from '../core/errors.ts';
 import type { LlmConfig } from '../io/llm/config.ts';
-import type { KernelContext, PreparedWeight } from '../kernels/context.ts';
+import type { KernelContext, PrepareOptions, PreparedWeight } from '../kernels/context.ts';
 import { mixqSafetensorsSource } from '../kernels/source.ts';
 import { GGML_KERNEL_TYPES } from '../kernels/ggml.ts';
 import {
@@ -66,6 +66,7 @@ async function loadMatrices(
   src: ModelSource,
   groups: readonly Group[],
   progress: ((done: number, total: number) => void) | undefined,
+  ggmlLayout: PrepareOptions,
 ): Promise<{ weightBytes: number; done: number }> {
   const total = src.tensorBytes;
   // ---- raw tensors: one allocation, read in place
@@ -99,13 +100,16 @@ async function loadMatrices(
     const rows = g.splits.reduce((a, b) => a + b, 0);
     const type = (g.parts[0]!.storage as RawStorage).type;
     g.w = prepare(kernels, src.source, g.parts[0]!.name, () =>
-      kernels.prepare({
-        kind: 'ggml',
-        type,
-        rows,
-        cols: g.parts[0]!.shape[1]!,
-        data: mem.u8(start, at - start),
-      }),
+      kernels.prepare(
+        {
+          kind: 'ggml',
+          type,
+          rows,
+          cols: g.parts[0]!.shape[1]!,
+          data: mem.u8(start, at - start),
+        },
+        ggmlLayout,
+      ),
     );
     weightBytes += g.w.bytes;
   }
@@ -211,7 +215,10 @@ export async function loadEngineModel(
   }
 
   const total = src.tensorBytes;
-  const loaded = await loadMatrices(kernels, src, groups, opts.progress);
+  // float32 activations run the 'f32' kernels, which read ggml blocks as stored (interleaved K-quant tiles
+  // would rebuild every block)
+  const ggmlLayout: PrepareOptions = opts.activations === 'f32' ? { layout: 'stored' } : {};
+  const loaded = await loadMatrices(kernels, src, groups, opts.progress, ggmlLayout);
   let { weightBytes, done } = loaded;
   weightBytes += groups.length * 128; // descriptors
 

@@ -58,9 +58,11 @@ export interface PreparedWeight {
 export interface PrepareOptions {
   /**
    * 'lut': int1..int4 weights in bit planes for the lookup-table kernels (activation mode 'lut8');
-   * default: the dot-product layout.
+   * 'stored': ggml blocks exactly as the file stores them (no 4-row interleaved tiles), for products in the
+   * 'f32' / 'q8' modes, which on interleaved K-quant tiles rebuild every block (~25x slower);
+   * default: the dot-product layout (ggml types interleaved where ggml.ts says so).
    */
-  readonly layout?: 'dot' | 'lut';
+  readonly layout?: 'dot' | 'lut' | 'stored';
 }
 
 export interface ProductOptions {
@@ -134,7 +136,7 @@ export class KernelContext {
         r = prepareDense(this.memory, { ...src, type: t as DenseType });
         format = t === 'F32' ? 'f32' : t === 'F16' ? 'f16' : 'bf16';
       } else {
-        r = prepareGgml(this.memory, src, this.exports);
+        r = prepareGgml(this.memory, src, this.exports, opts.layout !== 'stored');
         format = t as KernelFormatName;
       }
     } else {

@@ -44,11 +44,15 @@ export const GGML_KERNEL_TYPES = [
 ] as const satisfies readonly BlockTypeName[];
 export type GgmlKernelType = (typeof GGML_KERNEL_TYPES)[number];
 
-/** Prepares a GGUF tensor of a quantized ggml type (bytes in kernel memory are used in place). */
+/**
+ * Prepares a GGUF tensor of a quantized ggml type (bytes in kernel memory are used in place), in 4-row
+ * interleaved tiles where the type has them unless `interleave` is false.
+ */
 export function prepareGgml(
   mem: KernelMemory,
   src: GgmlSource,
   exports: Pick<KernelExports, 'ggml_interleave'>,
+  interleave = true,
 ): { desc: Desc; allocations: number[]; bytes: number } {
   const source = `kernels: ${src.type} weight`;
   checkShape(source, src.rows, src.cols);
@@ -82,7 +86,7 @@ export function prepareGgml(
     allocations.push(data);
     mem.u8(data, src.data.length).set(src.data);
   }
-  const tiles = INTERLEAVED.has(type) ? Math.floor(src.rows / ROWS_PER_TILE) : 0;
+  const tiles = interleave && INTERLEAVED.has(type) ? Math.floor(src.rows / ROWS_PER_TILE) : 0;
   if (tiles > 0) {
     const tmp = mem.alloc(ROWS_PER_TILE * rowBytes);
     try {

@@ -179,6 +179,31 @@ test('Q4_0 / IQ4_NL / Q8_0 / Q6_K / Q4_K are repacked into 4-row interleaved til
   }
 });
 
+test("layout 'stored' keeps ggml blocks as the file stores them; products equal the interleaved tiles'", () => {
+  for (const type of ['Q4_0', 'Q8_0', 'Q6_K', 'Q4_K'] as const) {
+    const c = ggmlCase(type, false, 9);
+    if (c.source.kind !== 'ggml') throw new Error('ggml case');
+    const input = c.source.data;
+    const stored = k.prepare(c.source, { layout: 'stored' });
+    const tiled = k.prepare(c.source);
+    const d = k.descOf(stored);
+    assert.equal(d.aux, 0, type);
+    assert.deepEqual(k.memory.bytes().subarray(d.data, d.data + input.length), input, `${type}: as stored`);
+    const x = new Float32Array(c.source.cols).map((_, i) => Math.sin(i + 1));
+    // float32 activations: the same decoded blocks in the same order, bit for bit
+    assert.deepEqual(k.matvec(stored, x, { mode: 'f32' }), k.matvec(tiled, x, { mode: 'f32' }), type);
+    // int8 modes: the same exact integer sums, scaled in another float32 order
+    for (const mode of stored.modes) {
+      const a = k.matvec(stored, x, { mode });
+      const b = k.matvec(tiled, x, { mode });
+      for (let r = 0; r < a.length; r++)
+        assert.ok(Math.abs(a[r]! - b[r]!) <= 1e-5 * (1 + Math.abs(b[r]!)), `${type} ${mode} row ${r}`);
+    }
+    k.release(stored);
+    k.release(tiled);
+  }
+});
+
 test('interleaved Q8_0 tiles with codes of -128 give exact sums', async () => {
   const rows = 8;
   const c = ggmlCase('Q8_0', true, rows); // scales 2^-8: with dyadic activations every sum is exact
