@@ -151,7 +151,7 @@ async function peerSession(
 // mixq
 
 /** Prepares a weight and copies of it until >= 256 MiB are held. */
-function prepareRotation(k: KernelPool, src: WeightSource, layout?: 'lut'): PreparedWeight[] {
+function prepareRotation(k: KernelPool, src: WeightSource, layout?: 'lut' | 'stored'): PreparedWeight[] {
   const first = k.prepare(src, layout ? { layout } : {});
   const ws = [first];
   while (ws.length * first.bytes < ROTATE) ws.push(k.clone(first));
@@ -192,7 +192,7 @@ interface Case {
   readonly name: string;
   readonly src: () => WeightSource;
   readonly mode: ActivationMode;
-  readonly layout?: 'lut';
+  readonly layout?: 'lut' | 'stored';
   /** Peer: a model builder and session options, or undefined (bandwidth target instead). */
   readonly peer?: {
     label: string;
@@ -326,10 +326,12 @@ function cases(batch: number): Case[] {
       src: () => ggmlBlocks(type),
       mode: type.endsWith('_K') ? 'q8k' : 'q8',
     })),
+    // (blocks as stored: the layout the engine loads for modes other than q8k; interleaved tiles serve q8k)
     ...(['Q4_K', 'Q6_K'] as const).map((type): Case => ({
       name: `${type} (GGUF, q8 acts)`,
       src: () => ggmlBlocks(type),
       mode: 'q8',
+      layout: 'stored',
     })),
   ];
 }
