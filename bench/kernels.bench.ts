@@ -366,7 +366,14 @@ async function main(): Promise<void> {
         let pms = Infinity;
         for (let rep = 0; rep < (batch === 1 ? 6 : 3); rep++) {
           ms = Math.min(ms, mixq());
-          if (ps) pms = Math.min(pms, await ps.run());
+          if (ps) {
+            pms = Math.min(pms, await ps.run());
+            // onnxruntime's intra-op threads spin-wait after a run: let them go to sleep before mixq is
+            // timed (they took the second core from mixq's worker: 2-thread rows at 1-thread speed). Both
+            // runtimes then start each timed call from sleeping threads; onnxruntime timed back to back
+            // (threads still spinning, weights partly in the 512 MB L3) measured up to 2x faster.
+            await new Promise((r) => setTimeout(r, 100));
+          }
         }
         await ps?.release();
         const gbs = bytes / ms / 1e6;
