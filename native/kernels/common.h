@@ -84,9 +84,11 @@ INLINE float f32_from_bits(uint32_t u) {
 // and Q5_K ran 2.2x slower). Normal magnitudes are rebiased by an integer addition to the exponent field
 // (15 -> 127); a subnormal's exponent gets one more (2^-14 + m 2^-24) and 2^-14 is subtracted in float32 (no
 // branch: a tensor's scales mix both kinds, and a branch measured up to 1.4x slower on Q6_K).
-// f16x4_to_f32 (vectors: dense F16 weights, a tile's four scales per block) keeps the shorter form, the
-// magnitude moved into float32's fields times 2^112, which is 2x faster in those loops and pays the assist
-// only on subnormal halves (rare for a Q4_0 / Q8_0 scale: amax < 4.9e-4 / 7.7e-3).
+// f16x4_to_f32 (vectors: dense F16 weights, the four scales per block of Q4_0 / IQ4_NL / Q8_0 / Q4_K tiles)
+// keeps the shorter form, the magnitude moved into float32's fields times 2^112, which is up to 2x faster in
+// those loops and pays the assist only on subnormal halves (rare for those scales: a Q4_0 / Q8_0 d is one
+// when amax < 4.9e-4 / 7.7e-3). f16x4_to_f32_na is the vector form of f16_to_f32, for the tiles of Q6_K,
+// whose d usually is one.
 #define F16_REBIAS 5.192296858534828e33f /* 2^112 */
 INLINE float f16_to_f32(uint32_t h) {
   const uint32_t a = h & 0x7fffu, sub = a < 0x400u;
@@ -96,6 +98,15 @@ INLINE float f16_to_f32(uint32_t h) {
 INLINE v128_t f16x4_to_f32(v128_t h /* u32 lanes */) {
   v128_t m = wasm_f32x4_mul(wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13),
                             wasm_f32x4_splat(F16_REBIAS));
+  return wasm_v128_or(m, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+}
+/** Four fp16 (u32 lanes, finite) as float32, as f16_to_f32 does it: no subnormal float operand. */
+INLINE v128_t f16x4_to_f32_na(v128_t h) {
+  const v128_t a = wasm_v128_and(h, wasm_i32x4_splat(0x7fff));
+  const v128_t sub = wasm_i32x4_lt(a, wasm_i32x4_splat(0x400));
+  const v128_t t = wasm_i32x4_add(wasm_i32x4_shl(a, 13),
+                                  wasm_i32x4_add(wasm_i32x4_splat(112 << 23), wasm_v128_and(sub, wasm_i32x4_splat(1 << 23))));
+  const v128_t m = wasm_f32x4_sub(t, wasm_v128_and(sub, wasm_i32x4_splat(0x38800000)));
   return wasm_v128_or(m, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
 }
 INLINE float bf16_to_f32(uint32_t h) { return f32_from_bits(h << 16); }

@@ -436,21 +436,6 @@ INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
 }
 
 /**
- * Four fp16 (u32 lanes, finite) as float32 with no subnormal float operand: a K-quant super-block's d is
- * often an fp16 subnormal (Q6_K's for weights of std 0.02), and x86 pays a microcode assist for each float
- * operation on one (f16x4_to_f32's 2^112 product). Normal magnitudes are rebiased in the exponent field;
- * a subnormal's field gets one more (2^-14 + m 2^-24) and 2^-14 is subtracted (as common.h f16_to_f32).
- */
-INLINE v128_t f16x4_to_f32_na(v128_t h) {
-  const v128_t a = wasm_v128_and(h, wasm_i32x4_splat(0x7fff));
-  const v128_t sub = wasm_i32x4_lt(a, wasm_i32x4_splat(0x400));
-  const v128_t t = wasm_i32x4_add(wasm_i32x4_shl(a, 13),
-                                  wasm_i32x4_add(wasm_i32x4_splat(112 << 23), wasm_v128_and(sub, wasm_i32x4_splat(1 << 23))));
-  const v128_t m = wasm_f32x4_sub(t, wasm_v128_and(sub, wasm_i32x4_splat(0x38800000)));
-  return wasm_v128_or(m, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
-}
-
-/**
  * An interleaved Q6_K / Q4_K tile (rows r .. r+3, all real) against nb Q8_K activation rows: per
  * super-block one i32x4 of the four rows' sums (and of their mins), one conversion and one float scaling
  * each (the four rows' fp16 d and dmin converted as one vector, times the block's activation scale); the
