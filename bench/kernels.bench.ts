@@ -28,7 +28,7 @@ import { hasWasmRelaxedSimd } from '../src/core/wasm.ts';
 import { makeNode, makeTensor } from '../src/export/onnx/build.ts';
 import { DATA_TYPE_CODES as C } from '../src/io/onnx/index.ts';
 import type { TensorProto, NodeProto } from '../src/io/onnx/proto-types.ts';
-import type { PreparedWeight } from '../src/kernels/context.ts';
+import type { PrepareOptions, PreparedWeight } from '../src/kernels/context.ts';
 import { createKernelPool, type KernelPool } from '../src/kernels/pool.node.ts';
 import type { ActivationMode } from '../src/kernels/registry.ts';
 import type { WeightSource } from '../src/kernels/source.ts';
@@ -151,7 +151,11 @@ async function peerSession(
 // mixq
 
 /** Prepares a weight and copies of it until >= 256 MiB are held. */
-function prepareRotation(k: KernelPool, src: WeightSource, layout?: 'lut' | 'stored'): PreparedWeight[] {
+function prepareRotation(
+  k: KernelPool,
+  src: WeightSource,
+  layout?: PrepareOptions['layout'],
+): PreparedWeight[] {
   const first = k.prepare(src, layout ? { layout } : {});
   const ws = [first];
   while (ws.length * first.bytes < ROTATE) ws.push(k.clone(first));
@@ -192,7 +196,7 @@ interface Case {
   readonly name: string;
   readonly src: () => WeightSource;
   readonly mode: ActivationMode;
-  readonly layout?: 'lut' | 'stored';
+  readonly layout?: PrepareOptions['layout'];
   /** Peer: a model builder and session options, or undefined (bandwidth target instead). */
   readonly peer?: {
     label: string;

@@ -107,8 +107,8 @@ export class KernelContext {
   readonly variant: KernelVariant;
   protected executor: RowExecutor;
   private readonly held = new Map<number, Held>();
-  // reusable buffers: x (float32), int8 activations, y
-  private bufs = { x: 0, xBytes: 0, q: 0, qBytes: 0, y: 0, yBytes: 0 };
+  // reusable buffers by name: the products' x (float32), q (int8 activations), y; others' (elementwise.ts)
+  private readonly bufs = new Map<string, { p: number; n: number }>();
 
   constructor(memory: KernelMemory, exports: KernelExports, variant: KernelVariant, executor?: RowExecutor) {
     this.memory = memory;
@@ -313,14 +313,18 @@ export class KernelContext {
     return (this.exports.lut_act_bytes as (kp: number) => number)(d.kp);
   }
 
-  private buffer(name: 'x' | 'q' | 'y', bytes: number): number {
-    const key = `${name}Bytes` as const;
-    if (this.bufs[key] < bytes) {
-      if (this.bufs[key]) this.memory.release(this.bufs[name]);
-      this.bufs[name] = this.memory.alloc(bytes);
-      this.bufs[key] = bytes;
+  /**
+   * A buffer of at least `bytes` in the context's memory, kept under `name` and reused across calls (it
+   * grows, never shrinks; its contents are not kept between calls). 'x', 'q' and 'y' are the products'.
+   */
+  buffer(name: string, bytes: number): number {
+    let b = this.bufs.get(name);
+    if (!b || b.n < bytes) {
+      if (b) this.memory.release(b.p);
+      b = { p: this.memory.alloc(bytes), n: bytes };
+      this.bufs.set(name, b);
     }
-    return this.bufs[name];
+    return b.p;
   }
 
   private checkProduct(w: PreparedWeight, x: Float32Array, batch: number, out?: Float32Array): void {

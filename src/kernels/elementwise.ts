@@ -1,22 +1,9 @@
 /**
  * Elementwise steps of a transformer in WebAssembly (native/kernels/attention.h, which holds the float64
  * exp they share with attention's softmax): SwiGLU, and the exp itself (for its test). Arrays are copied
- * into kernel memory through one buffer per context and the result copied out.
+ * into kernel memory through one buffer of the context (`buffer`) and the result copied out.
  */
 import type { KernelContext } from './context.ts';
-
-const buffers = new WeakMap<KernelContext, { p: number; n: number }>();
-
-/** A buffer of at least `bytes` in the context's memory, reused across calls. */
-function scratch(ctx: KernelContext, bytes: number): number {
-  let b = buffers.get(ctx);
-  if (!b || b.n < bytes) {
-    if (b) ctx.memory.release(b.p);
-    b = { p: ctx.memory.alloc(bytes), n: bytes };
-    buffers.set(ctx, b);
-  }
-  return b.p;
-}
 
 /**
  * SwiGLU in the kernels: out[i] = f32(f32(g / (1 + e^-g)) * up[i]), g = gate[i] — src/engine/ops.ts
@@ -30,7 +17,7 @@ export function kernelSwiglu(
   out: Float32Array,
 ): void {
   const n = out.length;
-  const p = scratch(ctx, 8 * n);
+  const p = ctx.buffer('elementwise', 8 * n);
   const mem = ctx.memory;
   mem.f32(p, n).set(gate.subarray(0, n));
   mem.f32(p + 4 * n, n).set(up.subarray(0, n));
@@ -41,7 +28,7 @@ export function kernelSwiglu(
 /** f32(exp(x)) of each value by the kernels' exp (the softmax's; its test ties it to Math.exp). */
 export function kernelExp(ctx: KernelContext, x: Float32Array): Float32Array {
   const n = x.length;
-  const p = scratch(ctx, 8 * n);
+  const p = ctx.buffer('elementwise', 8 * n);
   const mem = ctx.memory;
   mem.f32(p, n).set(x);
   (ctx.exports.exp_f32 as (x: number, n: number, out: number) => void)(p, n, p + 4 * n);
