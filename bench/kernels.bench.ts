@@ -175,21 +175,22 @@ function mixqTimer(k: KernelPool, ws: PreparedWeight[], mode: ActivationMode, ba
   return pass;
 }
 
-/** GB/s of a WebAssembly SIMD sum over 512 MiB on the active threads. */
-function readBandwidth(k: KernelPool): number {
+/** GB/s of a WebAssembly SIMD sum over 512 MiB per thread count (thread counts alternate, best of 4). */
+function readBandwidth(k: KernelPool): Map<number, number> {
   const bytes = 512 * 2 ** 20;
   const rowBytes = 64 * 1024;
   const p = k.memory.alloc(bytes);
   k.memory.u8(p, bytes).set(randomBytes(bytes));
-  k.readRows(p, rowBytes, bytes / rowBytes);
-  let best = Infinity;
-  for (let i = 0; i < 4; i++) {
-    const t = performance.now();
-    k.readRows(p, rowBytes, bytes / rowBytes);
-    best = Math.min(best, performance.now() - t);
-  }
+  const best = new Map<number, number>(THREADS.map((t) => [t, Infinity]));
+  for (let i = 0; i < 5; i++)
+    for (const t of THREADS) {
+      k.useThreads(t);
+      const t0 = performance.now();
+      k.readRows(p, rowBytes, bytes / rowBytes);
+      if (i > 0) best.set(t, Math.min(best.get(t)!, performance.now() - t0));
+    }
   k.memory.release(p);
-  return bytes / best / 1e6;
+  return new Map([...best].map(([t, ms]) => [t, bytes / ms / 1e6]));
 }
 
 interface Case {
@@ -346,11 +347,7 @@ async function main(): Promise<void> {
   console.log(
     `kernels: ${k.variant} (${hasWasmRelaxedSimd() ? 'relaxed SIMD available' : 'SIMD128 only'}), ${K} x ${N}, weights rotated over >= ${ROTATE / 2 ** 20} MiB`,
   );
-  const bw = new Map<number, number>();
-  for (const t of THREADS) {
-    k.useThreads(t);
-    bw.set(t, readBandwidth(k));
-  }
+  const bw = readBandwidth(k);
   console.log(
     `read bandwidth (WebAssembly SIMD sum over 512 MiB): ${THREADS.map((t) => `${t} thread${t > 1 ? 's' : ''} ${bw.get(t)!.toFixed(1)} GB/s`).join(', ')}`,
   );
@@ -360,18 +357,25 @@ async function main(): Promise<void> {
       const ws = prepareRotation(k, c.src(), c.layout);
       const bytes = ws[0]!.bytes;
       const peer = c.peer?.build();
+      // Thread counts and runtimes alternate within each repetition, best of each: a load change on the
+      // shared host (another tenant holding a core for a second or two) hits every column alike instead
+      // of one thread count's whole row (which put 2-thread rows at 1-thread speed in some runs).
+      const timers = new Map<number, () => number>();
+      const sessions = new Map<number, Awaited<ReturnType<typeof peerSession>>>();
       for (const t of THREADS) {
         k.useThreads(t);
-        // mixq and its peer alternate, best of each: load changes on a shared host hit both
-        const mixq = mixqTimer(k, ws, c.mode, batch);
-        const ps =
-          peer && c.peer ? await peerSession(peer.bytes, peer.R, batch, t, c.peer.session) : undefined;
-        let ms = Infinity;
-        let pms = Infinity;
-        for (let rep = 0; rep < (batch === 1 ? 6 : 3); rep++) {
-          ms = Math.min(ms, mixq());
+        timers.set(t, mixqTimer(k, ws, c.mode, batch));
+        if (peer && c.peer) sessions.set(t, await peerSession(peer.bytes, peer.R, batch, t, c.peer.session));
+      }
+      const ms = new Map<number, number>(THREADS.map((t) => [t, Infinity]));
+      const pms = new Map<number, number>(THREADS.map((t) => [t, Infinity]));
+      for (let rep = 0; rep < (batch === 1 ? 6 : 3); rep++) {
+        for (const t of THREADS) {
+          k.useThreads(t);
+          ms.set(t, Math.min(ms.get(t)!, timers.get(t)!()));
+          const ps = sessions.get(t);
           if (ps) {
-            pms = Math.min(pms, await ps.run());
+            pms.set(t, Math.min(pms.get(t)!, await ps.run()));
             // onnxruntime's intra-op threads spin-wait after a run: let them go to sleep before mixq is
             // timed (they took the second core from mixq's worker: 2-thread rows at 1-thread speed). Both
             // runtimes then start each timed call from sleeping threads; onnxruntime timed back to back
@@ -379,19 +383,23 @@ async function main(): Promise<void> {
             await new Promise((r) => setTimeout(r, 100));
           }
         }
-        await ps?.release();
-        const gbs = bytes / ms / 1e6;
+      }
+      for (const ps of sessions.values()) await ps.release();
+      for (const t of THREADS) {
+        const m = ms.get(t)!;
+        const gbs = bytes / m / 1e6;
         const row = [
           c.name,
           c.mode,
           String(t),
-          ms.toFixed(3),
-          ((batch * K * N) / ms / 1e6).toFixed(1),
+          m.toFixed(3),
+          ((batch * K * N) / m / 1e6).toFixed(1),
           gbs.toFixed(1),
           `${((100 * gbs) / bw.get(t)!).toFixed(0)}%`,
         ];
-        if (ps && c.peer) {
-          row.push(c.peer.label, pms.toFixed(3), `${(pms / ms).toFixed(2)}x`, `>= ${c.peer.target}x`);
+        if (sessions.has(t) && c.peer) {
+          const p = pms.get(t)!;
+          row.push(c.peer.label, p.toFixed(3), `${(p / m).toFixed(2)}x`, `>= ${c.peer.target}x`);
         } else row.push('-', '-', '-', batch === 1 ? '>= 70% bw' : '-');
         rows.push(row);
       }

@@ -16,9 +16,11 @@ import type { LlmConfig } from '../io/llm/config.ts';
 import type { KernelContext, PrepareOptions, PreparedWeight } from '../kernels/context.ts';
 import { mixqSafetensorsSource } from '../kernels/source.ts';
 import { GGML_KERNEL_TYPES } from '../kernels/ggml.ts';
+import { lutMisfit } from '../kernels/lut.ts';
 import {
   EngineModel,
   type EngineOptions,
+  type EngineActivations,
   type LayerWeights,
   type ModelWeights,
   type NormWeights,
@@ -67,6 +69,7 @@ async function loadMatrices(
   groups: readonly Group[],
   progress: ((done: number, total: number) => void) | undefined,
   ggmlLayout: PrepareOptions,
+  activations: EngineActivations,
 ): Promise<{ weightBytes: number; done: number }> {
   const total = src.tensorBytes;
   // ---- raw tensors: one allocation, read in place
@@ -119,7 +122,10 @@ async function loadMatrices(
     if (p.storage.kind !== 'mixq') continue;
     const st = p.storage;
     const parts = await st.read();
-    g.w = prepare(kernels, src.source, p.name, () => kernels.prepare(mixqSafetensorsSource(st.entry, parts)));
+    const ms = mixqSafetensorsSource(st.entry, parts);
+    // 'lut8': the lookup-table layout for the weights it takes (its kernels' modes are lut8 and q8)
+    const layout: PrepareOptions = activations === 'lut8' && !lutMisfit(ms) ? { layout: 'lut' } : {};
+    g.w = prepare(kernels, src.source, p.name, () => kernels.prepare(ms, layout));
     weightBytes += g.w.bytes;
     done += st.nbytes;
     progress?.(done, total);
@@ -218,7 +224,14 @@ export async function loadEngineModel(
   // float32 activations run the 'f32' kernels, which read ggml blocks as stored (interleaved K-quant tiles
   // would rebuild every block)
   const ggmlLayout: PrepareOptions = opts.activations === 'f32' ? { layout: 'stored' } : {};
-  const loaded = await loadMatrices(kernels, src, groups, opts.progress, ggmlLayout);
+  const loaded = await loadMatrices(
+    kernels,
+    src,
+    groups,
+    opts.progress,
+    ggmlLayout,
+    opts.activations ?? 'auto',
+  );
   let { weightBytes, done } = loaded;
   weightBytes += groups.length * 128; // descriptors
 

@@ -65,8 +65,13 @@ export interface ModelWeights {
   readonly output: PreparedWeight;
 }
 
-/** Activation modes of the products: each weight's default ('auto') or float32 wherever a kernel has it. */
-export type EngineActivations = 'auto' | 'f32';
+/**
+ * Activation modes of the products: each weight's default ('auto': int8 blocks on quantized weights, as
+ * llama.cpp), float32 wherever a kernel has it ('f32'), or 'lut8': mixq's int1..int4 weights (groups of
+ * 32k or per row) in the lookup-table layout, run on T-MAC's int8 tables of sums of four activations
+ * (kernels/lut.ts; faster for 2 and 3 bits, at a second rounding of the activations), the others 'auto'.
+ */
+export type EngineActivations = 'auto' | 'f32' | 'lut8';
 
 /**
  * Where the steps between products that have kernels run — attention over the cache and SwiGLU:
@@ -212,7 +217,8 @@ export class EngineModel {
 
   /** The activation mode a weight's products run in. */
   modeOf(w: PreparedWeight): ActivationMode {
-    return this.activations === 'f32' && w.modes.includes('f32') ? 'f32' : w.modes[0]!;
+    if (this.activations !== 'auto' && w.modes.includes(this.activations)) return this.activations;
+    return w.modes[0]!;
   }
 
   /**

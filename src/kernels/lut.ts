@@ -40,6 +40,27 @@ function lutBit(i: number, k: number, p: number, bits: number): [number, number]
 }
 
 /**
+ * Why a weight cannot take the lookup-table layout, or undefined when it can: integer elements of 1..4
+ * bits, scaled per row or per group of a multiple of 32 weights (the kernels scale blocks of 32).
+ */
+export function lutMisfit(src: MixqSource): { field: string; got: string; expected: string } | undefined {
+  const spec = resolveElement(src.element);
+  if (spec.kind !== 'int' || elementPlan(spec).bits > 4)
+    return {
+      field: 'element',
+      got: spec.name,
+      expected: 'an integer format of 1..4 bits (the lookup-table kernels)',
+    };
+  if (typeof src.groups === 'number' && src.groups < src.cols && src.groups % 32 !== 0)
+    return {
+      field: 'groups',
+      got: `group size ${src.groups}`,
+      expected: "a multiple of 32 or 'row' (the lookup-table kernels scale blocks of 32)",
+    };
+  return undefined;
+}
+
+/**
  * Prepares an int1..int4 mixq weight for the lookup-table kernels. The sliced repacking validates the
  * source and decodes scales and zero codes; codes are then moved into bit planes tile by tile.
  */
@@ -49,21 +70,10 @@ export function prepareLut(
 ): { desc: Desc; allocations: number[]; bytes: number; modes: readonly ('lut8' | 'q8')[] } {
   const source = 'kernels: lookup-table weight';
   checkShape(source, src.rows, src.cols);
+  const misfit = lutMisfit(src);
+  if (misfit) throw new MixqError(misfit.got, { source, field: misfit.field, expected: misfit.expected });
   const spec = resolveElement(src.element);
-  const plan = elementPlan(spec);
-  const bits = plan.bits;
-  if (spec.kind !== 'int' || bits > 4)
-    throw new MixqError(`${spec.name}`, {
-      source,
-      field: 'element',
-      expected: 'an integer format of 1..4 bits (the lookup-table kernels)',
-    });
-  if (typeof src.groups === 'number' && src.groups < src.cols && src.groups % 32 !== 0)
-    throw new MixqError(`group size ${src.groups}`, {
-      source,
-      field: 'groups',
-      expected: "a multiple of 32 or 'row' (the lookup-table kernels scale blocks of 32)",
-    });
+  const bits = elementPlan(spec).bits;
   const rows = src.rows;
   const tiles = Math.ceil(rows / 16);
   // the sliced repack gives codes (kp = K rounded to 128), scales and zero codes in row layout

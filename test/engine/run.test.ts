@@ -96,7 +96,7 @@ test("mixq's quantized safetensors (a folder, nine formats) = reference on the d
     for (const w of q.weights) values.set(ggufNameFromHf('llama', w.name)!.name, await q.dequantize(w.name));
     for (const f of q.floatTensors)
       values.set(ggufNameFromHf('llama', f.name)!.name, await q.readFloat(f.name));
-    for (const activations of ['f32', 'auto'] as const) {
+    for (const activations of ['f32', 'auto', 'lut8'] as const) {
       const m = await openEngineModel(dir, { activations });
       try {
         assert.equal(m.config.tieWordEmbeddings, true);
@@ -112,6 +112,14 @@ test("mixq's quantized safetensors (a folder, nine formats) = reference on the d
         );
         if (activations === 'f32') assert.ok(c.maxAbs < 1e-4 && c.top1 === 1, JSON.stringify(c));
         else assert.ok(c.klMean < 2e-2 && c.top1 >= 0.8, JSON.stringify(c));
+        if (activations === 'lut8') {
+          // the int1..int4 weights of groups of 32k (int3 g32, uint4 and uint2 asymmetric g32) took the
+          // lookup-table layout; the others run as in 'auto'
+          const lut = m.weights.layers
+            .flatMap((l) => [...l.qkv, l.attnOut, ...l.ffnIn, l.ffnDown])
+            .filter((p) => p.w.layout === 'lut');
+          assert.ok(lut.length >= 3, `${lut.length} lookup-table weights`);
+        }
       } finally {
         await m.close();
       }

@@ -1,6 +1,6 @@
 /**
  * `mixq run <model.gguf | folder> --prompt "…" [--max-tokens N] [--threads T] [--temperature t] [--top-k k]
- * [--top-p p] [--seed s] [--context N] [--activations auto|f32] [--no-echo] [--json]`: generates text with
+ * [--top-p p] [--seed s] [--context N] [--activations auto|f32|lut8] [--no-echo] [--json]`: generates text with
  * mixq's own engine (src/engine: weights at their stored size, WebAssembly SIMD kernels, worker threads),
  * streaming it to stdout. Greedy unless --temperature > 0. A loading bar and a speed line go to stderr on
  * a terminal only; --json prints one JSON object (text, token ids, timings, memory) and nothing else.
@@ -48,7 +48,8 @@ const run = defineCommand({
     context: { type: 'string', description: 'KV cache positions (default: prompt + max tokens)' },
     activations: {
       type: 'string',
-      description: "'auto' (int8 activations on quantized weights, as llama.cpp) or 'f32'",
+      description:
+        "'auto' (int8 activations on quantized weights, as llama.cpp), 'f32', or 'lut8' (mixq's int1..int4 weights on T-MAC lookup tables)",
     },
     echo: { type: 'boolean', description: 'print the prompt before the generated text', default: true },
     json: {
@@ -68,12 +69,12 @@ const run = defineCommand({
       num(args.seed, 'seed', (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, '0 .. 2^32 - 1') ?? 0;
     const contextSize = num(args.context, 'context', int(1), 'a positive integer');
     const act = args.activations ?? 'auto';
-    if (act !== 'auto' && act !== 'f32')
+    if (act !== 'auto' && act !== 'f32' && act !== 'lut8')
       failCli(
         'run',
         new MixqError(`bad value '${act}'`, {
           source: 'argument --activations',
-          expected: "'auto' or 'f32'",
+          expected: "'auto', 'f32' or 'lut8'",
         }),
         2,
       );
