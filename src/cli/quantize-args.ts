@@ -47,6 +47,11 @@ export const quantizeArgs = {
       '--emit runtime: a cost table file (JSON) instead of the one measured on this machine and cached in ~/.cache/mixq',
   },
   threads: { type: 'string', description: "--emit runtime: threads of mixq's engine the plan is for (1)" },
+  activations: {
+    type: 'string',
+    description:
+      "--emit runtime: the engine's activation mode the plan is for: 'auto' (default) or 'lut8' (int1..int4 weights on lookup tables, costed and run so: mixq run --activations lut8)",
+  },
   damage: { type: 'string', description: "'proxy' (default, noise-calibrated) or 'kl' (measure every pair)" },
   candidates: {
     type: 'string',
@@ -229,6 +234,9 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
   }
   const budget = parseBudget(args);
   const latency = parseLatency(args);
+  const activations = args.activations === undefined ? undefined : String(args.activations);
+  if (activations !== undefined && activations !== 'auto' && activations !== 'lut8')
+    bad('activations', activations, "'auto' or 'lut8'");
   if (args.native === true && emit !== 'onnx')
     bad('native', `--emit ${emit}`, '--native with --emit onnx only');
   const target: TargetName = args.native === true ? 'onnx-native' : emit;
@@ -260,12 +268,13 @@ export function quantizeOptions(args: Record<string, unknown>): Omit<QuantizeOpt
     },
     evaluation: { ...(sweep ? { sweep } : {}), ...(args.select === false ? { select: false } : {}) },
     output: { target },
-    ...(latency !== undefined || args['cost-table'] || threads
+    ...(latency !== undefined || args['cost-table'] || threads || activations
       ? {
           latency: {
             ...(latency !== undefined && budget.kind !== 'latency' ? { msPerToken: latency } : {}),
             ...(args['cost-table'] ? { costTable: String(args['cost-table']) } : {}),
             ...(threads ? { threads } : {}),
+            ...(activations === 'lut8' ? { activations: 'lut8' as const } : {}),
           },
         }
       : {}),

@@ -43,7 +43,9 @@ function lutBit(i: number, k: number, p: number, bits: number): [number, number]
  * Why a weight cannot take the lookup-table layout, or undefined when it can: integer elements of 1..4
  * bits, scaled per row or per group of a multiple of 32 weights (the kernels scale blocks of 32).
  */
-export function lutMisfit(src: MixqSource): { field: string; got: string; expected: string } | undefined {
+export function lutMisfit(
+  src: Pick<MixqSource, 'element' | 'groups' | 'cols'>,
+): { field: string; got: string; expected: string } | undefined {
   const spec = resolveElement(src.element);
   if (spec.kind !== 'int' || elementPlan(spec).bits > 4)
     return {

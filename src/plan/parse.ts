@@ -334,13 +334,16 @@ function readTotals(r: Reader, v: unknown): PlanTotals {
 }
 
 function readLatency(r: Reader, v: unknown): PlanLatency {
-  const o = r.obj(v, 'latency', ['predictedMsPerToken', 'threads'], ['maxMsPerToken']);
+  const o = r.obj(v, 'latency', ['predictedMsPerToken', 'threads'], ['maxMsPerToken', 'activations']);
   return {
     predictedMsPerToken: r.num(o.predictedMsPerToken, 'latency.predictedMsPerToken', 0),
     ...(o.maxMsPerToken !== undefined
       ? { maxMsPerToken: r.num(o.maxMsPerToken, 'latency.maxMsPerToken', 0) }
       : {}),
     threads: r.int(o.threads, 'latency.threads', 1),
+    ...(o.activations !== undefined
+      ? { activations: r.oneOf(o.activations, 'latency.activations', ['lut8'] as const) }
+      : {}),
   };
 }
 

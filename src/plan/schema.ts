@@ -79,6 +79,8 @@ export interface PlanLatency {
   readonly maxMsPerToken?: number;
   /** Threads of the engine the cost table was measured with. */
   readonly threads: number;
+  /** 'lut8' when the plan is for the engine's lookup-table mode (`mixq run --activations lut8`). */
+  readonly activations?: 'lut8';
 }
 
 export interface PlanObjective {

@@ -6,7 +6,9 @@
  *  - the plan's predicted ms/token is the cost table's sum over its weights (recomputed here);
  *  - the latency constraint binds: a tighter bound gives a faster plan with more damage; a latency budget
  *    alone (no size bound) does at least as well at the same bound; a latency for a target mixq's engine
- *    does not run is refused (a bound below the fastest plan: test/analysis allocation tests).
+ *    does not run is refused (a bound below the fastest plan: test/analysis allocation tests);
+ *  - a plan for the engine's lookup-table mode (activations 'lut8') is costed with the table's '/lut'
+ *    entries for its int1..int4 weights, records the mode, and its file is run so.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +20,8 @@ import { costFormatName, type CostEntry } from '../../src/engine/cost.ts';
 import { openEngineModel } from '../../src/engine/load.node.ts';
 import { concatBytes } from '../../src/io/gguf/write.ts';
 import { applyPlan } from '../../src/pipeline/apply.node.ts';
+import { parsePlan } from '../../src/plan/parse.ts';
+import { quantizeOptions } from '../../src/cli/quantize-args.ts';
 import { quantizeModel, type QuantizeOptions } from '../../src/pipeline/quantize/index.ts';
 import { engineCostFormat } from '../../src/pipeline/quantize/targets.ts';
 import { rowLayout } from '../../src/quant/layout.ts';
@@ -38,7 +42,8 @@ const SHAPES = [
 
 /**
  * A made-up table: 1 us per product plus the weight bytes at 20 GB/s, slower for NVFP4 (x 2.5; fp16, not a
- * candidate here, x 3), so that speed is not simply size.
+ * candidate here, x 3), so that speed is not simply size; int1..int4 in the lookup-table layout ('/lut'
+ * entries) x 0.4.
  */
 function costTable(): string {
   const entries: CostEntry[] = [];
@@ -47,19 +52,22 @@ function costTable(): string {
       const f = engineCostFormat(s, cols)!;
       const bits = Number(/\d+/.exec(s.format)?.[0] ?? 16);
       const slow = s.format === 'fp16' ? 3 : s.format.startsWith('fp4') ? 2.5 : 1;
-      const sec = 1e-6 + ((rows * cols * bits) / 8 / 20e9) * slow;
       const bytes = Math.ceil((rows * cols * bits) / 8);
-      entries.push({
-        format: costFormatName(f),
-        rows,
-        cols,
-        batch: 1,
-        mode: 'q8',
-        bytes,
-        secondsPerCall: sec,
-        secondsPerWeight: sec / (rows * cols),
-        bytesPerSecond: bytes / sec,
-      });
+      const lut = typeof f !== 'string' && /^u?int[1-4]$/.test(s.format);
+      for (const layout of lut ? (['dot', 'lut'] as const) : (['dot'] as const)) {
+        const sec = 1e-6 + ((rows * cols * bits) / 8 / 20e9) * slow * (layout === 'lut' ? 0.4 : 1);
+        entries.push({
+          format: costFormatName(layout === 'lut' && typeof f !== 'string' ? { ...f, layout } : f),
+          rows,
+          cols,
+          batch: 1,
+          mode: layout === 'lut' ? 'lut8' : 'q8',
+          bytes,
+          secondsPerCall: sec,
+          secondsPerWeight: sec / (rows * cols),
+          bytesPerSecond: bytes / sec,
+        });
+      }
     }
   const path = join(dir, 'cost.json');
   writeFileSync(path, JSON.stringify({ kind: 'mixq-cost-table', version: 1, machine: {}, entries }));
@@ -150,4 +158,48 @@ test('--latency binds: tighter is faster and more damaging; a latency budget alo
     plan({ output: { target: 'onnx', write: false }, latency: { msPerToken: 1 } }),
     /no latency model/,
   );
+});
+
+test("a plan for the engine's lookup-table mode: costed on '/lut' entries, recorded, run so", async (t) => {
+  const r = await quantizeModel({
+    ...small,
+    budget: { kind: 'bitsPerWeight', bits: 4 },
+    latency: { costTable: table, activations: 'lut8' },
+  });
+  assert.equal(r.plan.latency!.activations, 'lut8');
+  const byKey = new Map(
+    JSON.parse((await import('node:fs')).readFileSync(table, 'utf8') as string).entries.map(
+      (e: CostEntry) => [`${e.format}|${e.rows}x${e.cols}`, e.secondsPerCall] as const,
+    ),
+  );
+  let ms = 0;
+  let luts = 0;
+  for (const w of r.plan.weights) {
+    if (w.name === 'wte') continue;
+    const L = rowLayout(w.shape, 1);
+    const f = engineCostFormat(schemeOnRows(w.scheme, L), L.cols)!;
+    const lut = typeof f !== 'string' && /^u?int[1-4]$/.test(f.element);
+    if (lut) luts++;
+    ms +=
+      1e3 * (byKey.get(`${costFormatName(lut ? { ...f, layout: 'lut' } : f)}|${L.rows}x${L.cols}`) as number);
+  }
+  assert.ok(luts > 0, 'the 4-bit plan has int3 / int4 weights');
+  assert.ok(
+    Math.abs(r.plan.latency!.predictedMsPerToken - ms) < 1e-9,
+    `${r.plan.latency!.predictedMsPerToken} ${ms}`,
+  );
+  const out = r.output!;
+  assert.match(out.check ?? '', /run by mixq's engine \(activations lut8\)/);
+  t.diagnostic(`lut8: engine ${out.metric} vs simulation ${r.metric}; ${luts} lookup-table weights`);
+  assert.ok(Math.abs(out.metric! - r.metric) < 3e-3, `engine ${out.metric} vs simulation ${r.metric}`);
+  // the plan file keeps the mode; a mode the engine does not plan for is refused
+  assert.equal(parsePlan(JSON.stringify(r.plan), 'plan.json').latency!.activations, 'lut8');
+  const bad = JSON.stringify({ ...r.plan, latency: { ...r.plan.latency, activations: 'f32' } });
+  assert.throws(() => parsePlan(bad, 'plan.json'), /latency\.activations/);
+});
+
+test('--activations: lut8 goes to the latency options; anything else but auto is refused', () => {
+  assert.equal(quantizeOptions({ activations: 'lut8', emit: 'runtime' }).latency?.activations, 'lut8');
+  assert.equal(quantizeOptions({ activations: 'auto', emit: 'runtime' }).latency?.activations, undefined);
+  assert.throws(() => quantizeOptions({ activations: 'f32', emit: 'runtime' }), /--activations/);
 });

@@ -212,6 +212,7 @@ async function runStages(
               predictedMsPerToken: predictedMs,
               ...(bound !== undefined ? { maxMsPerToken: bound } : {}),
               threads: speed.model.threads,
+              ...(speed.model.activations === 'lut8' ? { activations: 'lut8' as const } : {}),
             },
           }
         : {}),

@@ -23,6 +23,7 @@ import { type CostEntry, type CostFormat, costFormatName, measureCostTable } fro
 import { writeFileAtomic } from '../../io/files.node.ts';
 import { createKernels, type KernelContext } from '../../kernels/context.ts';
 import { createKernelPool } from '../../kernels/pool.node.ts';
+import { lutMisfit } from '../../kernels/lut.ts';
 import { KERNELS_BUILD } from '../../kernels/module.ts';
 import type { RowLayout } from '../../quant/layout.ts';
 import type { Scheme } from '../../quant/scheme.ts';
@@ -41,6 +42,8 @@ export interface LatencyModel {
   /** Where the table came from (a file, the cache, measured now), for the report. */
   readonly source: string;
   readonly threads: number;
+  /** The engine's activation mode the costs are for. */
+  readonly activations: 'auto' | 'lut8';
 }
 
 export interface CostTableFile {
@@ -113,11 +116,24 @@ async function readTable(path: string): Promise<CostEntry[]> {
  */
 export async function latencyModel(
   weights: readonly { readonly layout: RowLayout; readonly schemes: readonly Scheme[] }[],
-  costFormat: (s: Scheme, cols: number) => CostFormat | undefined,
+  engineFormat: (s: Scheme, cols: number) => CostFormat | undefined,
   opts: LatencyOptions,
   log: (line: string) => void,
 ): Promise<LatencyModel> {
   const threads = opts.threads ?? 1;
+  const activations = opts.activations ?? 'auto';
+  if (activations !== 'auto' && activations !== 'lut8')
+    throw new MixqError(`activations ${String(activations)}`, {
+      source: SRC,
+      field: 'activations',
+      expected: "'auto' or 'lut8'",
+    });
+  // 'lut8': the engine loads the weights the lookup-table layout takes in it (engine/load.ts)
+  const costFormat = (s: Scheme, cols: number): CostFormat | undefined => {
+    const f = engineFormat(s, cols);
+    if (f === undefined || activations !== 'lut8' || typeof f === 'string') return f;
+    return lutMisfit({ element: f.element, groups: f.groups, cols }) ? f : { ...f, layout: 'lut' };
+  };
   if (!(Number.isInteger(threads) && threads >= 1 && threads <= 64))
     throw new MixqError(`threads ${threads}`, { source: SRC, field: 'threads', expected: '1..64' });
   // what the run needs: every (format, shape) of every candidate
@@ -202,6 +218,7 @@ export async function latencyModel(
   return {
     source,
     threads,
+    activations,
     msOf(s, layout) {
       const f = costFormat(s, layout.cols);
       if (f === undefined) return undefined;

@@ -72,6 +72,11 @@ export interface LatencyOptions {
   readonly costTable?: string;
   /** Threads of the engine the plan is for (default 1). */
   readonly threads?: number;
+  /**
+   * The engine's activation mode the plan is for (EngineActivations; default 'auto'): 'lut8' costs int1..int4
+   * schemes in the lookup-table layout the engine then runs them in (`mixq run --activations lut8`).
+   */
+  readonly activations?: 'auto' | 'lut8';
 }
 
 export interface QuantizeOptions {

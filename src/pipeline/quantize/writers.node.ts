@@ -355,7 +355,9 @@ export async function runRuntimeOutput(
   let metric: number;
   let speed: DecodeSpeed;
   try {
-    const model = await loadEngineModel(pool ?? (await createKernels()), src);
+    const model = await loadEngineModel(pool ?? (await createKernels()), src, {
+      activations: input.plan.latency?.activations ?? 'auto',
+    });
     metric = await input.task.evaluate(engineRunner(model));
     speed = measureDecode(model, { prompt: 16, tokens: 64, repeats: 5 });
   } finally {
@@ -366,6 +368,6 @@ export async function runRuntimeOutput(
     metric,
     msPerToken: speed.msPerToken,
     productsMsPerToken: speed.productsMsPerToken,
-    check: `run by mixq's engine: ${input.task.metric.name} ${formatMetric(metric)}${sim}; decode ${speed.msPerToken.toFixed(3)} ms/token on ${threads} thread${threads > 1 ? 's' : ''}, ${speed.productsMsPerToken.toFixed(3)} of it in weight products`,
+    check: `run by mixq's engine${input.plan.latency?.activations === 'lut8' ? ' (activations lut8)' : ''}: ${input.task.metric.name} ${formatMetric(metric)}${sim}; decode ${speed.msPerToken.toFixed(3)} ms/token on ${threads} thread${threads > 1 ? 's' : ''}, ${speed.productsMsPerToken.toFixed(3)} of it in weight products`,
   };
 }
