@@ -280,10 +280,6 @@ INLINE ksum ksb(const int T, const uint8_t* p, const actk* A, int k0, int b) {
   return ksb_q23k(p, A, k0, b, T);
 }
 
-/** Offset of the fp16 d (and dmin right after it, where the type has one) in a super-block. */
-INLINE int k_d_offset(const int T) {
-  return T == GT_Q6_K ? 208 : T == GT_Q3_K ? 108 : T == GT_Q2_K ? 80 : 0;
-}
 
 /**
  * One tile of four rows against nb activation rows, one row after the other (each row's bytes are one
@@ -382,21 +378,63 @@ INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
 }
 
 /**
- * [row 0..3] integer sums S (codes times scales) and M (mins times block sums) of the interleaved Q4_K
- * group g (ggml.h "Q4_K in 4-row interleaved tiles") against Q8_K activations from k0 = 256 b. The loop
- * over pairs of sub-blocks stays rolled (fully unrolled, V8 spilled; this applies to Q6_K too).
+ * The scale section s of an interleaved Q4_K / Q5_K / Q3_K group (ggml.h k6il_put) as four u8 vectors whose
+ * bytes 8 (P & 1) + 2 i + e are row i's a_j / m_j of j = 2 P + e: a01 (P = 0, 1), a23 (P = 2, 3), m01, m23.
  */
-INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
+INLINE void k6il_vectors(const uint8_t* sec, v128_t* a01, v128_t* a23, v128_t* m01, v128_t* m23) {
   const v128_t m4 = wasm_i8x16_splat(15), top = wasm_i8x16_splat((int8_t)0xc0);
-  const v128_t s01 = wasm_v128_load(g + K4IL_SCALES), s23 = wasm_v128_load(g + K4IL_SCALES + 16);
-  const v128_t n = wasm_v128_load(g + K4IL_MINS);
-  const v128_t sc01 = wasm_v128_andnot(s01, top), sc23 = wasm_v128_andnot(s23, top);
-  const v128_t mn01 = wasm_v128_or(wasm_v128_and(n, m4), wasm_u16x8_shr(wasm_v128_and(s01, top), 2));
-  const v128_t mn23 = wasm_v128_or(bits8(n, 4, m4), wasm_u16x8_shr(wasm_v128_and(s23, top), 2));
-  v128_t s = wasm_i32x4_splat(0), mm = s;
-#if !MIXQ_RELAXED
-  v128_t s23r = s;  // rows 2, 3 (lanes [r2 r2 r3 r3]); s holds rows 0, 1
+  const v128_t s01 = wasm_v128_load(sec), s23 = wasm_v128_load(sec + 16), n = wasm_v128_load(sec + 32);
+  *a01 = wasm_v128_andnot(s01, top);
+  *a23 = wasm_v128_andnot(s23, top);
+  *m01 = wasm_v128_or(wasm_v128_and(n, m4), wasm_u16x8_shr(wasm_v128_and(s01, top), 2));
+  *m23 = wasm_v128_or(bits8(n, 4, m4), wasm_u16x8_shr(wasm_v128_and(s23, top), 2));
+}
+/** [s_0 s_0 s_1 s_1 s_2 s_2 s_3 s_3] from W = [s_0,2P s_0,2P+1 s_1,2P ...] (i16): sub-block 2 P + e's scales. */
+INLINE v128_t il_scale_pairs(v128_t W, const int e) {
+  return e ? wasm_i16x8_shuffle(W, W, 1, 1, 3, 3, 5, 5, 7, 7) : wasm_i16x8_shuffle(W, W, 0, 0, 2, 2, 4, 4, 6, 6);
+}
+
+/**
+ * Sums of the four code vectors c[0..3] (interleaved: byte 4 i + u of c[t] is row i's code of weight k + 4 t
+ * + u) against the activations at k, times the rows' scales sc ([s_0 s_0 s_1 s_1 ...]), added to *s (rows
+ * 0..3; the SIMD128 build: rows 0, 1 in *s as lanes 2 i, 2 i + 1 and rows 2, 3 in *s23, il_pairs at the end).
+ * Relaxed: 8 products per i16 lane, codes < 32 (|.| <= 8 * 31 * 127 < 2^15).
+ */
+INLINE void il_dot4(const v128_t c[4], const actk* A, int k, v128_t sc, v128_t* s, v128_t* s23) {
+#if MIXQ_RELAXED
+  (void)s23;
+  v128_t p = wasm_i16x8_add(rdot16(c[0], wasm_v128_load32_splat(A->qs + k)), rdot16(c[1], wasm_v128_load32_splat(A->qs + k + 4)));
+  p = wasm_i16x8_add(p, rdot16(c[2], wasm_v128_load32_splat(A->qs + k + 8)));
+  p = wasm_i16x8_add(p, rdot16(c[3], wasm_v128_load32_splat(A->qs + k + 12)));
+  *s = wasm_i32x4_add(*s, wasm_i32x4_dot_i16x8(p, sc));
+#else
+  v128_t lo = wasm_i32x4_splat(0), hi = lo;
+  for (int t = 0; t < 4; t++) il_wide(0, c[t], A->qs16 + k + 4 * t, &lo, &hi);
+  *s = wasm_i32x4_add(*s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
+  *s23 = wasm_i32x4_add(*s23, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
 #endif
+}
+/** The row sums of il_dot4 as [row 0..3]. */
+INLINE v128_t il_rows(v128_t s, v128_t s23) {
+#if MIXQ_RELAXED
+  (void)s23;
+  return s;
+#else
+  return il_pairs(s, s23);
+#endif
+}
+
+/**
+ * [row 0..3] integer sums S (codes times scales) and M (mins times block sums) of the interleaved Q4_K /
+ * Q5_K group g (ggml.h "Q4_K in 4-row interleaved tiles", "Q3_K, Q2_K and Q5_K in ...") against Q8_K
+ * activations from k0 = 256 b. The loop over pairs of sub-blocks stays rolled (fully unrolled, V8 spilled;
+ * this applies to Q6_K too).
+ */
+INLINE void il_k45_isum(const int T, const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
+  const v128_t m4 = wasm_i8x16_splat(15), m5 = wasm_i8x16_splat(31), e0 = wasm_i8x16_splat((int8_t)0xe0);
+  v128_t sc01, sc23, mn01, mn23;
+  k6il_vectors(g + K4IL_SCALES, &sc01, &sc23, &mn01, &mn23);
+  v128_t s = wasm_i32x4_splat(0), mm = s, s23r = s;
   _Pragma("clang loop unroll(disable)") for (int P = 0; P < 4; P++) {
     const v128_t scv = P < 2 ? sc01 : sc23, mnv = P < 2 ? mn01 : mn23;
     const v128_t W = P & 1 ? wasm_u16x8_extend_high_u8x16(scv) : wasm_u16x8_extend_low_u8x16(scv);
@@ -404,43 +442,122 @@ INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
     mm = wasm_i32x4_add(mm, wasm_i32x4_dot_i16x8(Wm, wasm_v128_load32_splat(A->bs32 + 8 * b + 2 * P)));
     _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
       const int j = 2 * P + e, k = k0 + 32 * j;
-      // [s_0 s_0 s_1 s_1 s_2 s_2 s_3 s_3]: the four rows' scales of sub-block j, each twice
-      const v128_t sc = e ? wasm_i16x8_shuffle(W, W, 1, 1, 3, 3, 5, 5, 7, 7) : wasm_i16x8_shuffle(W, W, 0, 0, 2, 2, 4, 4, 6, 6);
-      const uint8_t* B = g + K4IL_CODES + 64 * j;
+      const v128_t sc = il_scale_pairs(W, e);
+      if (T == GT_Q4_K) {
+        const uint8_t* B = g + K4IL_CODES + 64 * j;
 #if MIXQ_RELAXED
-      v128_t p = wasm_i16x8_splat(0);
-      _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
-        const v128_t v = wasm_v128_load(B + 16 * t);
-        p = wasm_i16x8_add(p, rdot16(wasm_v128_and(v, m4), wasm_v128_load32_splat(A->qs + k + 4 * t)));
-        p = wasm_i16x8_add(p, rdot16(bits8(v, 4, m4), wasm_v128_load32_splat(A->qs + k + 16 + 4 * t)));
-      }
-      s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(p, sc));
+        // codes < 16: the 16 products of a row's pair of lanes in one i16 lane (16 * 15 * 127 < 2^15)
+        v128_t p = wasm_i16x8_splat(0);
+        _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+          const v128_t v = wasm_v128_load(B + 16 * t);
+          p = wasm_i16x8_add(p, rdot16(wasm_v128_and(v, m4), wasm_v128_load32_splat(A->qs + k + 4 * t)));
+          p = wasm_i16x8_add(p, rdot16(bits8(v, 4, m4), wasm_v128_load32_splat(A->qs + k + 16 + 4 * t)));
+        }
+        s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(p, sc));
 #else
-      v128_t lo = wasm_i32x4_splat(0), hi = lo;
-      _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
-        const v128_t v = wasm_v128_load(B + 16 * t);
-        il_wide(0, wasm_v128_and(v, m4), A->qs16 + k + 4 * t, &lo, &hi);
-        il_wide(0, bits8(v, 4, m4), A->qs16 + k + 16 + 4 * t, &lo, &hi);
-      }
-      s = wasm_i32x4_add(s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
-      s23r = wasm_i32x4_add(s23r, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
+        v128_t lo = wasm_i32x4_splat(0), hi = lo;
+        _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+          const v128_t v = wasm_v128_load(B + 16 * t);
+          il_wide(0, wasm_v128_and(v, m4), A->qs16 + k + 4 * t, &lo, &hi);
+          il_wide(0, bits8(v, 4, m4), A->qs16 + k + 16 + 4 * t, &lo, &hi);
+        }
+        s = wasm_i32x4_add(s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
+        s23r = wasm_i32x4_add(s23r, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
 #endif
+      } else {  // Q5_K: five vectors, eight code vectors (ggml.h)
+        const uint8_t* B = g + Q5IL_CODES + 80 * j;
+        const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16), b3 = wasm_v128_load(B + 48);
+        const v128_t c[4] = {wasm_v128_and(b0, m5), wasm_v128_and(b1, m5), wasm_v128_and(wasm_v128_load(B + 32), m5),
+                             wasm_v128_and(b3, m5)};
+        il_dot4(c, A, k, sc, &s, &s23r);
+        const v128_t b2 = wasm_v128_load(B + 32), b4 = wasm_v128_load(B + 64);
+        const v128_t t4 = wasm_v128_and(b4, e0), x80 = wasm_i8x16_splat((int8_t)0x80), x60 = wasm_i8x16_splat(0x60);
+        // (a shift right by s of bytes masked to bits >= s keeps each byte's bits in their own byte)
+        const v128_t d[4] = {
+            wasm_v128_xor(b4, t4),
+            wasm_v128_or(wasm_u16x8_shr(wasm_v128_and(b0, e0), 5), wasm_u16x8_shr(wasm_v128_and(b1, x60), 2)),
+            wasm_v128_or(wasm_u16x8_shr(wasm_v128_and(b2, e0), 5), wasm_u16x8_shr(wasm_v128_and(b3, x60), 2)),
+            wasm_v128_or(wasm_u16x8_shr(t4, 3), wasm_v128_or(wasm_u16x8_shr(wasm_v128_and(b1, x80), 7),
+                                                            wasm_u16x8_shr(wasm_v128_and(b3, x80), 6)))};
+        il_dot4(d, A, k + 16, sc, &s, &s23r);
+      }
       KFENCE(s);
     }
   }
-#if !MIXQ_RELAXED
-  s = il_pairs(s, s23r);
-#endif
-  *S = s;
+  (void)s23r;
+  *S = il_rows(s, s23r);
+  *M = mm;
+}
+/**
+ * [row 0..3] integer sums S of the interleaved Q3_K group g (ggml.h "Q3_K, Q2_K and Q5_K in 4-row
+ * interleaved tiles") against Q8_K activations from k0 = 256 b, the zero point 4 taken off through the block
+ * sums per 16. The rows' 64 scales (minus 32) are unpacked once per super-block into an i16 array, so the
+ * rolled loop over pairs of sub-blocks keeps few vectors live; per pair three loads and 19 bitwise
+ * operations give the 128 codes of four rows.
+ */
+INLINE v128_t il_q3k_isum(const uint8_t* g, const actk* A, int k0, int b) {
+  int16_t scw[64] __attribute__((aligned(16)));
+  {
+    v128_t a01, a23, m01, m23;
+    k6il_vectors(g + Q3IL_SCALES, &a01, &a23, &m01, &m23);
+    const v128_t v[4] = {a01, a23, m01, m23}, z32 = wasm_i16x8_splat(32);
+    for (int q = 0; q < 4; q++) {
+      wasm_v128_store(scw + 16 * q, wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(v[q]), z32));
+      wasm_v128_store(scw + 16 * q + 8, wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(v[q]), z32));
+    }
+  }
+  const v128_t m7 = wasm_i8x16_splat(7), m3 = wasm_i8x16_splat(3), b2m = wasm_i8x16_splat(4);
+  v128_t s = wasm_i32x4_splat(0), z = s, s23 = s;
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
+    const v128_t W = wasm_v128_load(scw + 8 * P);  // [s_i,2P  s_i,2P+1] per row i
+    z = wasm_i32x4_add(z, wasm_i32x4_dot_i16x8(W, wasm_v128_load32_splat(A->bs16 + 16 * b + 2 * P)));
+    const uint8_t* B = g + Q3IL_CODES + 48 * P;
+    const int k = k0 + 32 * P;
+    const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16);
+    const v128_t c[4] = {wasm_v128_and(b0, m7), wasm_v128_and(wasm_u16x8_shr(b0, 3), m7), wasm_v128_and(b1, m7),
+                         wasm_v128_and(wasm_u16x8_shr(b1, 3), m7)};
+    il_dot4(c, A, k, il_scale_pairs(W, 0), &s, &s23);
+    KFENCE(s);
+    const v128_t b2 = wasm_v128_load(B + 32);
+    const v128_t d[4] = {
+        wasm_v128_and(b2, m7), wasm_v128_and(wasm_u16x8_shr(b2, 3), m7),
+        wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(b0, 6), m3), wasm_v128_and(wasm_u16x8_shr(b2, 4), b2m)),
+        wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(b1, 6), m3), wasm_v128_and(wasm_u16x8_shr(b2, 5), b2m))};
+    il_dot4(d, A, k + 16, il_scale_pairs(W, 1), &s, &s23);
+    KFENCE(s);
+  }
+  return wasm_i32x4_sub(il_rows(s, s23), wasm_i32x4_shl(z, 2));
+}
+
+/**
+ * [row 0..3] integer sums S (codes times scales) and M (mins times block sums per 16) of the interleaved
+ * Q2_K group g (ggml.h "Q3_K, Q2_K and Q5_K in ...") against Q8_K activations from k0 = 256 b.
+ */
+INLINE void il_q2k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
+  const v128_t m3 = wasm_i8x16_splat(3), m15 = wasm_i16x8_splat(15);
+  v128_t s = wasm_i32x4_splat(0), mm = s, s23 = s;
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
+    const v128_t x = wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(g + Q2IL_SCALES + 8 * P));
+    mm = wasm_i32x4_add(mm, wasm_i32x4_dot_i16x8(wasm_u16x8_shr(x, 4), wasm_v128_load32_splat(A->bs16 + 16 * b + 2 * P)));
+    const v128_t W = wasm_v128_and(x, m15);
+    _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
+      const v128_t v = wasm_v128_load(g + Q2IL_CODES + 32 * P + 16 * e);
+      const v128_t c[4] = {wasm_v128_and(v, m3), wasm_v128_and(wasm_u16x8_shr(v, 2), m3),
+                           wasm_v128_and(wasm_u16x8_shr(v, 4), m3), wasm_v128_and(wasm_u16x8_shr(v, 6), m3)};
+      il_dot4(c, A, k0 + 32 * P + 16 * e, il_scale_pairs(W, e), &s, &s23);
+      KFENCE(s);
+    }
+  }
+  *S = il_rows(s, s23);
   *M = mm;
 }
 
 /**
- * An interleaved Q6_K / Q4_K tile (rows r .. r+3, all real) against nb Q8_K activation rows: per
- * super-block one i32x4 of the four rows' sums (and of their mins), one conversion and one float scaling
- * each (the four rows' fp16 d and dmin converted as one vector, times the block's activation scale); the
- * float32 lanes are the four outputs. Batches run the same per activation row (the tile's bytes stay in
- * cache), so every batch row equals its matvec bit for bit.
+ * An interleaved K-quant tile (rows r .. r+3, all real) against nb Q8_K activation rows: per super-block one
+ * i32x4 of the four rows' sums (and of their mins), one conversion and one float scaling each (the four
+ * rows' fp16 d and dmin converted as one vector, times the block's activation scale); the float32 lanes are
+ * the four outputs. Batches run the same per activation row (the tile's bytes stay in cache), so every batch
+ * row equals its matvec bit for bit.
  */
 #define GGML_K_IL_FN(T, NAME)                                                                              \
   static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, \
@@ -454,12 +571,13 @@ INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
         const v128_t dx = wasm_f32x4_splat(A.d[8 * b]);                                                    \
         const v128_t h4 = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g));                          \
         const v128_t d4 = T == GT_Q4_K ? f16x4_to_f32(h4) : f16x4_to_f32_na(h4);                           \
-        if (T == GT_Q6_K) {                                                                                \
-          const v128_t S = il_q6k_isum(g, &A, 256 * b, b);                                                 \
+        if (!ggml_has_min(T)) {                                                                            \
+          const v128_t S = T == GT_Q6_K ? il_q6k_isum(g, &A, 256 * b, b) : il_q3k_isum(g, &A, 256 * b, b); \
           acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc);                           \
         } else {                                                                                           \
           v128_t S, M;                                                                                     \
-          il_q4k_isum(g, &A, 256 * b, b, &S, &M);                                                          \
+          if (T == GT_Q2_K) il_q2k_isum(g, &A, 256 * b, b, &S, &M);                                        \
+          else il_k45_isum(T, g, &A, 256 * b, b, &S, &M);                                                  \
           const v128_t h4m = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g + 8));                  \
           const v128_t m4 = T == GT_Q4_K ? f16x4_to_f32(h4m) : f16x4_to_f32_na(h4m);                     \
           acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc);                           \
@@ -470,14 +588,22 @@ INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
     }                                                                                                      \
   }
 GGML_K_IL_FN(GT_Q6_K, gq8k_il_q6k)
+GGML_K_IL_FN(GT_Q5_K, gq8k_il_q5k)
 GGML_K_IL_FN(GT_Q4_K, gq8k_il_q4k)
+GGML_K_IL_FN(GT_Q3_K, gq8k_il_q3k)
+GGML_K_IL_FN(GT_Q2_K, gq8k_il_q2k)
 
 /** Runs the tile at r if it is an interleaved K-quant tile (ggml_il_k); 0 otherwise. */
 INLINE int ggml_q8k_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, float* y, int ys,
                        int r) {
   if (!ggml_il_k(D->bits) || !ggml_il_tile(D, r)) return 0;
-  if (D->bits == GT_Q6_K) gq8k_il_q6k(D, p[0], act, as, nb, y, ys, r);
-  else gq8k_il_q4k(D, p[0], act, as, nb, y, ys, r);
+  switch (D->bits) {
+    case GT_Q6_K: gq8k_il_q6k(D, p[0], act, as, nb, y, ys, r); break;
+    case GT_Q5_K: gq8k_il_q5k(D, p[0], act, as, nb, y, ys, r); break;
+    case GT_Q4_K: gq8k_il_q4k(D, p[0], act, as, nb, y, ys, r); break;
+    case GT_Q3_K: gq8k_il_q3k(D, p[0], act, as, nb, y, ys, r); break;
+    default: gq8k_il_q2k(D, p[0], act, as, nb, y, ys, r); break;
+  }
   return 1;
 }
 
