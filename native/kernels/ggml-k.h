@@ -119,6 +119,17 @@ INLINE v128_t kdot32(v128_t c0, v128_t c1, const actk* A, int k, v128_t sc16, v1
  * x64) spills the ~30 loaded vectors to the stack. Loads stay after the fence.
  */
 #define KFENCE(v) __asm__ volatile("" : "+r"(v)::"memory")
+/**
+ * KFENCE for V8 too: v stored to a volatile stack slot (one store), which V8 keeps in order with the loads
+ * around it, so the arithmetic that makes v runs before the loads after it. KFENCE alone leaves no
+ * instruction in the module, and V8 (which schedules pure arithmetic late, next to its use) moved all ~26
+ * loads of a Q5_K sub-block above the arithmetic again and spilled.
+ */
+#define VFENCE(slot, v)    \
+  {                        \
+    KFENCE(v);             \
+    *(slot) = (v);         \
+  }
 
 /** Bit j of each byte of v moved to bit `to` (other bits 0). */
 INLINE v128_t bit_to(v128_t v, int j, int to) {
@@ -425,13 +436,13 @@ INLINE v128_t il_rows(v128_t s, v128_t s23) {
 }
 
 /**
- * [row 0..3] integer sums S (codes times scales) and M (mins times block sums) of the interleaved Q4_K /
- * Q5_K group g (ggml.h "Q4_K in 4-row interleaved tiles", "Q3_K, Q2_K and Q5_K in ...") against Q8_K
+ * [row 0..3] integer sums S (codes times scales) and M (mins times block sums) of the interleaved Q4_K
+ * group g (ggml.h "Q4_K in 4-row interleaved tiles") against Q8_K
  * activations from k0 = 256 b. The loop over pairs of sub-blocks stays rolled (fully unrolled, V8 spilled;
  * this applies to Q6_K too).
  */
-INLINE void il_k45_isum(const int T, const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
-  const v128_t m4 = wasm_i8x16_splat(15), m5 = wasm_i8x16_splat(31), e0 = wasm_i8x16_splat((int8_t)0xe0);
+INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
+  const v128_t m4 = wasm_i8x16_splat(15);
   v128_t sc01, sc23, mn01, mn23;
   k6il_vectors(g + K4IL_SCALES, &sc01, &sc23, &mn01, &mn23);
   v128_t s = wasm_i32x4_splat(0), mm = s, s23r = s;
@@ -443,7 +454,7 @@ INLINE void il_k45_isum(const int T, const uint8_t* g, const actk* A, int k0, in
     _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
       const int j = 2 * P + e, k = k0 + 32 * j;
       const v128_t sc = il_scale_pairs(W, e);
-      if (T == GT_Q4_K) {
+      {
         const uint8_t* B = g + K4IL_CODES + 64 * j;
 #if MIXQ_RELAXED
         // codes < 16: the 16 products of a row's pair of lanes in one i16 lane (16 * 15 * 127 < 2^15)
@@ -464,22 +475,6 @@ INLINE void il_k45_isum(const int T, const uint8_t* g, const actk* A, int k0, in
         s = wasm_i32x4_add(s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
         s23r = wasm_i32x4_add(s23r, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
 #endif
-      } else {  // Q5_K: five vectors, eight code vectors (ggml.h)
-        const uint8_t* B = g + Q5IL_CODES + 80 * j;
-        const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16), b3 = wasm_v128_load(B + 48);
-        const v128_t c[4] = {wasm_v128_and(b0, m5), wasm_v128_and(b1, m5), wasm_v128_and(wasm_v128_load(B + 32), m5),
-                             wasm_v128_and(b3, m5)};
-        il_dot4(c, A, k, sc, &s, &s23r);
-        const v128_t b2 = wasm_v128_load(B + 32), b4 = wasm_v128_load(B + 64);
-        const v128_t t4 = wasm_v128_and(b4, e0), x80 = wasm_i8x16_splat((int8_t)0x80), x60 = wasm_i8x16_splat(0x60);
-        // (a shift right by s of bytes masked to bits >= s keeps each byte's bits in their own byte)
-        const v128_t d[4] = {
-            wasm_v128_xor(b4, t4),
-            wasm_v128_or(wasm_u16x8_shr(wasm_v128_and(b0, e0), 5), wasm_u16x8_shr(wasm_v128_and(b1, x60), 2)),
-            wasm_v128_or(wasm_u16x8_shr(wasm_v128_and(b2, e0), 5), wasm_u16x8_shr(wasm_v128_and(b3, x60), 2)),
-            wasm_v128_or(wasm_u16x8_shr(t4, 3), wasm_v128_or(wasm_u16x8_shr(wasm_v128_and(b1, x80), 7),
-                                                            wasm_u16x8_shr(wasm_v128_and(b3, x80), 6)))};
-        il_dot4(d, A, k + 16, sc, &s, &s23r);
       }
       KFENCE(s);
     }
@@ -488,6 +483,57 @@ INLINE void il_k45_isum(const int T, const uint8_t* g, const actk* A, int k0, in
   *S = il_rows(s, s23r);
   *M = mm;
 }
+/**
+ * il_q4k_isum for an interleaved Q5_K group (ggml.h "Q3_K, Q2_K and Q5_K in ..."). Few vectors stay live
+ * across the loop (V8 keeps 16 on x64; with the four scale vectors and four mask constants live, the first
+ * version spilled ~30 vectors per sub-block and ran at the row kernel's speed): the scales and mins go to a
+ * 64-byte array once per super-block, two constants remain, and each sub-block is two fenced halves: the
+ * four codes held whole in B0..B3, then the four made of B4 and the top bits (B0..B3 loaded again, from L1).
+ */
+INLINE void il_q5k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
+  uint8_t sw[64] __attribute__((aligned(16)));
+  {
+    v128_t a01, a23, m01, m23;
+    k6il_vectors(g + K4IL_SCALES, &a01, &a23, &m01, &m23);
+    wasm_v128_store(sw, a01);
+    wasm_v128_store(sw + 16, a23);
+    wasm_v128_store(sw + 32, m01);
+    wasm_v128_store(sw + 48, m23);
+  }
+  const v128_t m5 = wasm_i8x16_splat(31), x80 = wasm_i8x16_splat((int8_t)0x80);
+  volatile v128_t fence;
+  v128_t s = wasm_i32x4_splat(0), mm = s, s23 = s;
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 4; P++) {
+    const v128_t Wm = wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(sw + 32 + 8 * P));
+    mm = wasm_i32x4_add(mm, wasm_i32x4_dot_i16x8(Wm, wasm_v128_load32_splat(A->bs32 + 8 * b + 2 * P)));
+    _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
+      const int j = 2 * P + e, k = k0 + 32 * j;
+      const v128_t sc = il_scale_pairs(wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(sw + 8 * P)), e);
+      const uint8_t* B = g + Q5IL_CODES + 80 * j;
+      const v128_t c[4] = {wasm_v128_and(wasm_v128_load(B), m5), wasm_v128_and(wasm_v128_load(B + 16), m5),
+                           wasm_v128_and(wasm_v128_load(B + 32), m5), wasm_v128_and(wasm_v128_load(B + 48), m5)};
+      il_dot4(c, A, k, sc, &s, &s23);
+      VFENCE(&fence, s);
+      // tops t_v = B_v & 0xe0; a shift right by n of bytes holding bits >= n stays in each byte, and the
+      // final & 31 drops what a wider shift brings down from the byte above
+      const v128_t t0 = wasm_v128_andnot(wasm_v128_load(B), m5), t1 = wasm_v128_andnot(wasm_v128_load(B + 16), m5);
+      const v128_t t2 = wasm_v128_andnot(wasm_v128_load(B + 32), m5), b3 = wasm_v128_load(B + 48);
+      const v128_t b4 = wasm_v128_load(B + 64), t4 = wasm_v128_andnot(b4, m5);
+      const v128_t d[4] = {
+          wasm_v128_and(b4, m5),
+          wasm_v128_and(wasm_v128_or(wasm_u16x8_shr(t0, 5), wasm_u16x8_shr(t1, 2)), m5),
+          wasm_v128_and(wasm_v128_or(wasm_u16x8_shr(t2, 5), wasm_u16x8_shr(wasm_v128_andnot(b3, m5), 2)), m5),
+          wasm_v128_and(wasm_v128_or(wasm_v128_or(wasm_u16x8_shr(t4, 3), wasm_u16x8_shr(t1, 7)),
+                                     wasm_u16x8_shr(wasm_v128_and(b3, x80), 6)),
+                        m5)};
+      il_dot4(d, A, k + 16, sc, &s, &s23);
+      VFENCE(&fence, s);
+    }
+  }
+  *S = il_rows(s, s23);
+  *M = mm;
+}
+
 /**
  * [row 0..3] integer sums S of the interleaved Q3_K group g (ggml.h "Q3_K, Q2_K and Q5_K in 4-row
  * interleaved tiles") against Q8_K activations from k0 = 256 b, the zero point 4 taken off through the block
@@ -507,6 +553,7 @@ INLINE v128_t il_q3k_isum(const uint8_t* g, const actk* A, int k0, int b) {
     }
   }
   const v128_t m7 = wasm_i8x16_splat(7), m3 = wasm_i8x16_splat(3), b2m = wasm_i8x16_splat(4);
+  volatile v128_t fence;
   v128_t s = wasm_i32x4_splat(0), z = s, s23 = s;
   _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
     const v128_t W = wasm_v128_load(scw + 8 * P);  // [s_i,2P  s_i,2P+1] per row i
@@ -517,14 +564,14 @@ INLINE v128_t il_q3k_isum(const uint8_t* g, const actk* A, int k0, int b) {
     const v128_t c[4] = {wasm_v128_and(b0, m7), wasm_v128_and(wasm_u16x8_shr(b0, 3), m7), wasm_v128_and(b1, m7),
                          wasm_v128_and(wasm_u16x8_shr(b1, 3), m7)};
     il_dot4(c, A, k, il_scale_pairs(W, 0), &s, &s23);
-    KFENCE(s);
+    VFENCE(&fence, s);
     const v128_t b2 = wasm_v128_load(B + 32);
     const v128_t d[4] = {
         wasm_v128_and(b2, m7), wasm_v128_and(wasm_u16x8_shr(b2, 3), m7),
         wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(b0, 6), m3), wasm_v128_and(wasm_u16x8_shr(b2, 4), b2m)),
         wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(b1, 6), m3), wasm_v128_and(wasm_u16x8_shr(b2, 5), b2m))};
     il_dot4(d, A, k + 16, il_scale_pairs(W, 1), &s, &s23);
-    KFENCE(s);
+    VFENCE(&fence, s);
   }
   return wasm_i32x4_sub(il_rows(s, s23), wasm_i32x4_shl(z, 2));
 }
@@ -535,6 +582,7 @@ INLINE v128_t il_q3k_isum(const uint8_t* g, const actk* A, int k0, int b) {
  */
 INLINE void il_q2k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
   const v128_t m3 = wasm_i8x16_splat(3), m15 = wasm_i16x8_splat(15);
+  volatile v128_t fence;
   v128_t s = wasm_i32x4_splat(0), mm = s, s23 = s;
   _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
     const v128_t x = wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(g + Q2IL_SCALES + 8 * P));
@@ -545,7 +593,7 @@ INLINE void il_q2k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
       const v128_t c[4] = {wasm_v128_and(v, m3), wasm_v128_and(wasm_u16x8_shr(v, 2), m3),
                            wasm_v128_and(wasm_u16x8_shr(v, 4), m3), wasm_v128_and(wasm_u16x8_shr(v, 6), m3)};
       il_dot4(c, A, k0 + 32 * P + 16 * e, il_scale_pairs(W, e), &s, &s23);
-      KFENCE(s);
+      VFENCE(&fence, s);
     }
   }
   *S = il_rows(s, s23);
@@ -577,7 +625,8 @@ INLINE void il_q2k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
         } else {                                                                                           \
           v128_t S, M;                                                                                     \
           if (T == GT_Q2_K) il_q2k_isum(g, &A, 256 * b, b, &S, &M);                                        \
-          else il_k45_isum(T, g, &A, 256 * b, b, &S, &M);                                                  \
+          else if (T == GT_Q5_K) il_q5k_isum(g, &A, 256 * b, b, &S, &M);                                   \
+          else il_q4k_isum(g, &A, 256 * b, b, &S, &M);                                                  \
           const v128_t h4m = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g + 8));                  \
           const v128_t m4 = T == GT_Q4_K ? f16x4_to_f32(h4m) : f16x4_to_f32_na(h4m);                     \
           acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc);                           \
