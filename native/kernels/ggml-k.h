@@ -348,6 +348,7 @@ INLINE void ggml_q8k_rows(const wdesc* D, const uint8_t* const p[4], int32_t act
  */
 INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
   const v128_t top = wasm_i8x16_splat((int8_t)0xc0);
+  volatile v128_t fence;
   v128_t s = wasm_i32x4_splat(0), z = s;
 #if !MIXQ_RELAXED
   v128_t s23 = s;  // rows 2, 3 (lanes [r2 r2 r3 r3]); s holds rows 0, 1
@@ -379,7 +380,7 @@ INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
       s = wasm_i32x4_add(s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
       s23 = wasm_i32x4_add(s23, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
 #endif
-      KFENCE(s);
+      VFENCE(&fence, s);
     }
   }
 #if !MIXQ_RELAXED
@@ -445,6 +446,7 @@ INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
   const v128_t m4 = wasm_i8x16_splat(15);
   v128_t sc01, sc23, mn01, mn23;
   k6il_vectors(g + K4IL_SCALES, &sc01, &sc23, &mn01, &mn23);
+  volatile v128_t fence;
   v128_t s = wasm_i32x4_splat(0), mm = s, s23r = s;
   _Pragma("clang loop unroll(disable)") for (int P = 0; P < 4; P++) {
     const v128_t scv = P < 2 ? sc01 : sc23, mnv = P < 2 ? mn01 : mn23;
@@ -476,7 +478,7 @@ INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
         s23r = wasm_i32x4_add(s23r, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
 #endif
       }
-      KFENCE(s);
+      VFENCE(&fence, s);
     }
   }
   (void)s23r;
