@@ -471,14 +471,20 @@ INLINE void k4il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
 // A last tile of fewer than 4 rows stays as stored. The reference (src/kernels/ggml.ts) undoes the layouts.
 enum { Q3IL_SCALES = 8, Q3IL_CODES = 56, Q2IL_SCALES = 16, Q2IL_CODES = 80, Q5IL_CODES = 64 };
 
-/** The 256 codes (Q2_K 0..3, Q3_K 0..7, Q5_K 0..31) of a stored Q2_K / Q3_K / Q5_K block. */
+/** The 256 codes (Q2_K 0..3, Q3_K 0..7, Q5_K 0..31) of a stored Q2_K / Q3_K / Q5_K block, 16 at a time. */
 INLINE void kq_codes(const int T, const uint8_t* b, uint8_t* c) {
-  for (int w = 0; w < 256; w++) {
+  const v128_t m3 = wasm_i8x16_splat(3), m4 = wasm_i8x16_splat(15), one = wasm_i8x16_splat(1);
+  for (int w = 0; w < 256; w += 16) {  // weights w .. w + 15: h = w >> 7, part = (w >> 5) & 3, l = w & 31
     const int h = w >> 7, part = (w >> 5) & 3, l = w & 31;
-    if (T == GT_Q2_K) c[w] = (b[16 + 32 * h + l] >> (2 * part)) & 3;
+    v128_t v;
+    if (T == GT_Q2_K) v = bits8(wasm_v128_load(b + 16 + 32 * h + l), 2 * part, m3);
     else if (T == GT_Q3_K)
-      c[w] = (uint8_t)(((b[32 + 32 * h + l] >> (2 * part)) & 3) | (((b[l] >> (4 * h + part)) & 1) << 2));
-    else c[w] = (uint8_t)(((b[48 + 32 * (w >> 6) + l] >> (4 * ((w >> 5) & 1))) & 15) | (((b[16 + l] >> (w >> 5)) & 1) << 4));
+      v = wasm_v128_or(bits8(wasm_v128_load(b + 32 + 32 * h + l), 2 * part, m3),
+                       shl8(bits8(wasm_v128_load(b + l), 4 * h + part, one), 2));
+    else
+      v = wasm_v128_or(bits8(wasm_v128_load(b + 48 + 32 * (w >> 6) + l), 4 * ((w >> 5) & 1), m4),
+                       shl8(bits8(wasm_v128_load(b + 16 + l), w >> 5, one), 4));
+    wasm_v128_store(c + w, v);
   }
 }
 /** Writes 256 codes into a stored block's code bytes (the inverse of kq_codes). */
@@ -516,27 +522,6 @@ INLINE int kil_code(const int T, const uint8_t* C, int i, int w) {
   if (t < 5) return B[16 * t] & 31;
   if (t < 7) return (B[32 * (t - 5)] >> 5) | (((B[32 * (t - 5) + 16] >> 5) & 3) << 3);
   return (B[16] >> 7) | ((B[48] >> 7) << 1) | ((B[64] >> 5) << 2);
-}
-/** Sets (row i, weight w)'s code c in the code section C (its bits zero before). */
-INLINE void kil_set(const int T, uint8_t* C, int i, int w, int c) {
-  uint8_t* B = C + kil_at(T, i, w);
-  const int t = (w >> 2) & 7;
-  if (T == GT_Q2_K) B[0] |= (uint8_t)(c << (2 * (t & 3)));
-  else if (T == GT_Q3_K) {
-    if (t < 6) B[16 * (t >> 1)] |= (uint8_t)(c << (3 * (t & 1)));
-    else {
-      B[16 * (t - 6)] |= (uint8_t)((c & 3) << 6);
-      B[32] |= (uint8_t)((c >> 2) << (t == 6 ? 6 : 7));
-    }
-  } else if (t < 5) B[16 * t] |= (uint8_t)c;
-  else if (t < 7) {
-    B[32 * (t - 5)] |= (uint8_t)((c & 7) << 5);
-    B[32 * (t - 5) + 16] |= (uint8_t)((c >> 3) << 5);
-  } else {
-    B[16] |= (uint8_t)((c & 1) << 7);
-    B[48] |= (uint8_t)(((c >> 1) & 1) << 7);
-    B[64] |= (uint8_t)((c >> 2) << 5);
-  }
 }
 /** Q3_K: writes 16 6-bit scales (before the - 32) into a stored block's 12 scale bytes s. */
 INLINE void q3k_put_scales(const uint8_t v[16], uint8_t* s) {
@@ -576,15 +561,47 @@ INLINE void kil_unpack(const int T, const uint8_t* tile, int i, int b, uint8_t* 
     }
   }
 }
+/**
+ * The code section C of an interleaved Q2_K / Q3_K / Q5_K group from the four rows' codes c[i][256]: the
+ * code vectors V_t (4 codes of each row) of each 32 weights combined into the layout's bytes.
+ */
+INLINE void kil_put_codes(const int T, uint8_t c[4][256], uint8_t* C) {
+  const v128_t m3 = wasm_i8x16_splat(3), m7 = wasm_i8x16_splat(7), one = wasm_i8x16_splat(1);
+  for (int P = 0; P < 8; P++) {
+    v128_t V[8];
+    for (int t = 0; t < 8; t++) {
+      uint8_t q[16];
+      for (int i = 0; i < 4; i++) __builtin_memcpy(q + 4 * i, c[i] + 32 * P + 4 * t, 4);
+      V[t] = wasm_v128_load(q);
+    }
+    if (T == GT_Q2_K)
+      for (int v = 0; v < 2; v++)
+        wasm_v128_store(C + 32 * P + 16 * v, wasm_v128_or(wasm_v128_or(V[4 * v], shl8(V[4 * v + 1], 2)),
+                                                          wasm_v128_or(shl8(V[4 * v + 2], 4), shl8(V[4 * v + 3], 6))));
+    else if (T == GT_Q3_K) {
+      uint8_t* B = C + 48 * P;
+      wasm_v128_store(B, wasm_v128_or(wasm_v128_or(V[0], shl8(V[1], 3)), shl8(wasm_v128_and(V[6], m3), 6)));
+      wasm_v128_store(B + 16, wasm_v128_or(wasm_v128_or(V[2], shl8(V[3], 3)), shl8(wasm_v128_and(V[7], m3), 6)));
+      wasm_v128_store(B + 32, wasm_v128_or(wasm_v128_or(V[4], shl8(V[5], 3)),
+                                           wasm_v128_or(shl8(bits8(V[6], 2, one), 6), shl8(bits8(V[7], 2, one), 7))));
+    } else {
+      uint8_t* B = C + 80 * P;
+      wasm_v128_store(B, wasm_v128_or(V[0], shl8(wasm_v128_and(V[5], m7), 5)));
+      wasm_v128_store(B + 16, wasm_v128_or(wasm_v128_or(V[1], shl8(bits8(V[5], 3, m3), 5)), shl8(wasm_v128_and(V[7], one), 7)));
+      wasm_v128_store(B + 32, wasm_v128_or(V[2], shl8(wasm_v128_and(V[6], m7), 5)));
+      wasm_v128_store(B + 48, wasm_v128_or(wasm_v128_or(V[3], shl8(bits8(V[6], 3, m3), 5)), shl8(bits8(V[7], 1, one), 7)));
+      wasm_v128_store(B + 64, wasm_v128_or(V[4], shl8(bits8(V[7], 2, m7), 5)));
+    }
+  }
+}
 /** Rows 0..3 (src, row_bytes apart) of Q2_K / Q3_K / Q5_K block b packed into the group at g. */
 INLINE void kil_pack(const int T, const uint8_t* src, int row_bytes, int b, uint8_t* g) {
   const int bb = ggml_block_bytes(T), dof = k_d_offset(T);
-  __builtin_memset(g, 0, 4 * (size_t)bb);
+  uint8_t c[4][256];
+  __builtin_memset(g, 0, (size_t)kil_codes(T));
   for (int i = 0; i < 4; i++) {
     const uint8_t* blk = src + (size_t)i * row_bytes + (size_t)b * bb;
-    uint8_t c[256];
-    kq_codes(T, blk, c);
-    for (int w = 0; w < 256; w++) kil_set(T, g + kil_codes(T), i, w, c[w]);
+    kq_codes(T, blk, c[i]);
     g[2 * i] = blk[dof];
     g[2 * i + 1] = blk[dof + 1];
     if (T != GT_Q3_K) {
@@ -605,6 +622,7 @@ INLINE void kil_pack(const int T, const uint8_t* src, int row_bytes, int b, uint
       k6il_put(g + kil_scales(T), i, a, m);
     }
   }
+  kil_put_codes(T, c, g + kil_codes(T));
 }
 
 /**

@@ -60,7 +60,7 @@ test('prepared weights hold their stored bytes (aligned shapes)', async () => {
     );
     k.release(w);
   }
-  for (const t of ['Q4_K', 'Q8_0', 'Q6_K'] as const) {
+  for (const t of ['Q4_K', 'Q8_0', 'Q6_K', 'Q2_K', 'Q3_K', 'Q5_K'] as const) {
     const data = BLOCK_TYPES[t].encode(new Float32Array(rows * cols).fill(0.5));
     const w = k.prepare({ kind: 'ggml', type: t, rows, cols, data });
     assert.equal(w.bytes, data.length, `${t}: GGUF bytes held as they are`);
