@@ -8,9 +8,10 @@
 //
 // The sub-scales multiply 16-bit partial sums inside the vector (i32x4.dot_i16x8_s with the scale splat),
 // the zero points and minima are one dot of the sub-scales with the activation's block sums per
-// super-block: no per-chunk float work and no per-chunk horizontal sums. Rows run one after the other
-// (one sequential byte stream each; the activations stay in L1): with four rows interleaved V8's 16 vector
-// registers spill, and Q3_K / Q6_K ran 2-3x slower that way. The decoding of each type's bits is the same
+// super-block: no per-chunk float work and no per-chunk horizontal sums. Full 4-row tiles are interleaved
+// at load (ggml.h; the il_*_isum kernels below end a super-block as one i32x4 of four rows); a last tile of
+// < 4 rows runs its stored rows one after the other (decoding four stored rows at once in lanes spilled
+// V8's 16 vector registers: Q3_K / Q6_K ran 2-3x slower that way). The decoding of each type's bits is the same
 // as ggml.h's (src/blocks/ggml has each layout and is the reference).
 //
 // Activation buffer ('q8k', src/kernels/activations.ts q8kBytes): the 'q8' buffer of common.h (`actq`,

@@ -358,8 +358,8 @@ INLINE void q6il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
 //                   32 j + 16 + 4 t + u
 // The scales and mins of the four rows are unpacked once per super-block in vectors; a sub-block of 4 rows
 // is 4 loads, 8 relaxed dots against activations splat from 32-bit loads summed in i16 lanes (|.| <=
-// 16 * 15 * 127 < 2^15) and one i32x4.dot_i16x8_s with the scale pairs (ggml-k.h il_q4k_isum). Q5_K in
-// the same style (a fifth vector of bit 4 per sub-block) measured 0.92x of its row-by-row kernel: as stored.
+// 16 * 15 * 127 < 2^15) and one i32x4.dot_i16x8_s with the scale pairs (ggml-k.h il_q4k_isum). Q5_K has a
+// layout of its own below (a fifth vector of bit 4 per sub-block, kq's first try, lost to the row kernel).
 enum { K4IL_GROUP = 4 * 144, K4IL_SCALES = 16, K4IL_MINS = 48, K4IL_CODES = 64 };
 
 /** Byte of (row i, weight w) in an interleaved group, and its nibble's shift. */

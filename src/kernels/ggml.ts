@@ -11,11 +11,12 @@
  * (prepare takes them over, as it uses them in place); others are copied first, the input untouched. A last
  * tile of fewer than four rows stays as stored. decodeGgmlRow undoes the layout for the reference.
  *
- * Q6_K and Q4_K are repacked the same way into layouts of their own (ggml.h "Q6_K in 4-row
- * interleaved tiles", "Q4_K in ..."): per super-block the four rows' fp16 d (and dmin) side by side, their sub-scales
- * (and mins) by pairs of sub-blocks so that one widening gives each row's scale pair, and 16-byte vectors
- * of four consecutive codes of each row (Q6_K: 6 bits in one byte, the fourth code's bits spread over the
- * top bits of three bytes), so the Q8_K kernels (ggml-k.h) end a super-block as one i32x4 of four rows.
+ * The K-quants (Q2_K .. Q6_K) are repacked the same way into layouts of their own (ggml.h "Q6_K in 4-row
+ * interleaved tiles", "Q4_K in ...", "Q3_K, Q2_K and Q5_K in ..."): per super-block the four rows' fp16 d
+ * (and dmin) side by side, their sub-scales (and mins) by pairs of sub-blocks so that one widening gives each
+ * row's scale pair, and 16-byte vectors of four consecutive codes of each row (3-, 5- and 6-bit codes packed
+ * whole in bytes, the spare top bits holding further codes), so the Q8_K kernels (ggml-k.h) end a
+ * super-block as one i32x4 of four rows.
  *
  * Q8_0 codes of -128 (never written by ggml's quantizers, possible in a hand-made file) would break the
  * relaxed-SIMD sign trick; such a weight is marked and takes the widening dot (desc.dotClass).
@@ -132,7 +133,16 @@ export function ggmlTypeOf(d: Desc): GgmlKernelType {
 }
 
 /** Types repacked at load into 4-row interleaved tiles (ggml.h ggml_il_type and ggml_il_k). */
-const INTERLEAVED = new Set<GgmlKernelType>(['Q4_0', 'IQ4_NL', 'Q8_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K']);
+const INTERLEAVED = new Set<GgmlKernelType>([
+  'Q4_0',
+  'IQ4_NL',
+  'Q8_0',
+  'Q2_K',
+  'Q3_K',
+  'Q4_K',
+  'Q5_K',
+  'Q6_K',
+]);
 const ROWS_PER_TILE = 4;
 
 /**
@@ -229,7 +239,9 @@ function k6Get(bytes: Uint8Array, s: number, i: number): { a: number[]; m: numbe
   for (let j = 0; j < 8; j++) {
     const v = bytes[s + 8 * (j >> 1) + 2 * i + (j & 1)]!;
     a.push(v & 63);
-    m.push(((bytes[s + 32 + 8 * ((j >> 1) & 1) + 2 * i + (j & 1)]! >> (4 * (j >> 2))) & 15) | ((v >> 6) << 4));
+    m.push(
+      ((bytes[s + 32 + 8 * ((j >> 1) & 1) + 2 * i + (j & 1)]! >> (4 * (j >> 2))) & 15) | ((v >> 6) << 4),
+    );
   }
   return { a, m };
 }
