@@ -490,8 +490,9 @@ INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
  * il_q4k_isum for an interleaved Q5_K group (ggml.h "Q3_K, Q2_K and Q5_K in ..."). Few vectors stay live
  * across the loop (V8 keeps 16 on x64; with the four scale vectors and four mask constants live, the first
  * version spilled ~30 vectors per sub-block and ran at the row kernel's speed): the scales and mins go to a
- * 64-byte array once per super-block, two constants remain, and each sub-block is two fenced halves: the
- * four codes held whole in B0..B3, then the four made of B4 and the top bits (B0..B3 loaded again, from L1).
+ * 64-byte array once per super-block, two mask constants remain, and each sub-block is two fenced halves
+ * (ggml.h kil_vec4): the four codes held whole in B0..B3, then the four made of B4 and the top bits (B0..B3
+ * loaded again, from L1).
  */
 INLINE void il_q5k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
   uint8_t sw[64] __attribute__((aligned(16)));
@@ -503,7 +504,6 @@ INLINE void il_q5k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
     wasm_v128_store(sw + 32, m01);
     wasm_v128_store(sw + 48, m23);
   }
-  const v128_t m5 = wasm_i8x16_splat(31), x80 = wasm_i8x16_splat((int8_t)0x80);
   volatile v128_t fence;
   v128_t s = wasm_i32x4_splat(0), mm = s, s23 = s;
   _Pragma("clang loop unroll(disable)") for (int P = 0; P < 4; P++) {
@@ -512,25 +512,12 @@ INLINE void il_q5k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
     _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
       const int j = 2 * P + e, k = k0 + 32 * j;
       const v128_t sc = il_scale_pairs(wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(sw + 8 * P)), e);
-      const uint8_t* B = g + Q5IL_CODES + 80 * j;
-      const v128_t c[4] = {wasm_v128_and(wasm_v128_load(B), m5), wasm_v128_and(wasm_v128_load(B + 16), m5),
-                           wasm_v128_and(wasm_v128_load(B + 32), m5), wasm_v128_and(wasm_v128_load(B + 48), m5)};
-      il_dot4(c, A, k, sc, &s, &s23);
-      VFENCE(&fence, s);
-      // tops t_v = B_v & 0xe0; a shift right by n of bytes holding bits >= n stays in each byte, and the
-      // final & 31 drops what a wider shift brings down from the byte above
-      const v128_t t0 = wasm_v128_andnot(wasm_v128_load(B), m5), t1 = wasm_v128_andnot(wasm_v128_load(B + 16), m5);
-      const v128_t t2 = wasm_v128_andnot(wasm_v128_load(B + 32), m5), b3 = wasm_v128_load(B + 48);
-      const v128_t b4 = wasm_v128_load(B + 64), t4 = wasm_v128_andnot(b4, m5);
-      const v128_t d[4] = {
-          wasm_v128_and(b4, m5),
-          wasm_v128_and(wasm_v128_or(wasm_u16x8_shr(t0, 5), wasm_u16x8_shr(t1, 2)), m5),
-          wasm_v128_and(wasm_v128_or(wasm_u16x8_shr(t2, 5), wasm_u16x8_shr(wasm_v128_andnot(b3, m5), 2)), m5),
-          wasm_v128_and(wasm_v128_or(wasm_v128_or(wasm_u16x8_shr(t4, 3), wasm_u16x8_shr(t1, 7)),
-                                     wasm_u16x8_shr(wasm_v128_and(b3, x80), 6)),
-                        m5)};
-      il_dot4(d, A, k + 16, sc, &s, &s23);
-      VFENCE(&fence, s);
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < 2; h++) {  // fenced halves: B0..B3 whole, then the rest
+        v128_t c[4];
+        kil_vec4(GT_Q5_K, g + Q5IL_CODES + 80 * j, h, c);
+        il_dot4(c, A, k + 16 * h, sc, &s, &s23);
+        VFENCE(&fence, s);
+      }
     }
   }
   *S = il_rows(s, s23);
@@ -555,26 +542,17 @@ INLINE v128_t il_q3k_isum(const uint8_t* g, const actk* A, int k0, int b) {
       wasm_v128_store(scw + 16 * q + 8, wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(v[q]), z32));
     }
   }
-  const v128_t m7 = wasm_i8x16_splat(7), m3 = wasm_i8x16_splat(3), b2m = wasm_i8x16_splat(4);
   volatile v128_t fence;
   v128_t s = wasm_i32x4_splat(0), z = s, s23 = s;
   _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
     const v128_t W = wasm_v128_load(scw + 8 * P);  // [s_i,2P  s_i,2P+1] per row i
     z = wasm_i32x4_add(z, wasm_i32x4_dot_i16x8(W, wasm_v128_load32_splat(A->bs16 + 16 * b + 2 * P)));
-    const uint8_t* B = g + Q3IL_CODES + 48 * P;
-    const int k = k0 + 32 * P;
-    const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16);
-    const v128_t c[4] = {wasm_v128_and(b0, m7), wasm_v128_and(wasm_u16x8_shr(b0, 3), m7), wasm_v128_and(b1, m7),
-                         wasm_v128_and(wasm_u16x8_shr(b1, 3), m7)};
-    il_dot4(c, A, k, il_scale_pairs(W, 0), &s, &s23);
-    VFENCE(&fence, s);
-    const v128_t b2 = wasm_v128_load(B + 32);
-    const v128_t d[4] = {
-        wasm_v128_and(b2, m7), wasm_v128_and(wasm_u16x8_shr(b2, 3), m7),
-        wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(b0, 6), m3), wasm_v128_and(wasm_u16x8_shr(b2, 4), b2m)),
-        wasm_v128_or(wasm_v128_and(wasm_u16x8_shr(b1, 6), m3), wasm_v128_and(wasm_u16x8_shr(b2, 5), b2m))};
-    il_dot4(d, A, k + 16, il_scale_pairs(W, 1), &s, &s23);
-    VFENCE(&fence, s);
+    _Pragma("clang loop unroll(full)") for (int h = 0; h < 2; h++) {
+      v128_t c[4];
+      kil_vec4(GT_Q3_K, g + Q3IL_CODES + 48 * P, h, c);
+      il_dot4(c, A, k0 + 32 * P + 16 * h, il_scale_pairs(W, h), &s, &s23);
+      VFENCE(&fence, s);
+    }
   }
   return wasm_i32x4_sub(il_rows(s, s23), wasm_i32x4_shl(z, 2));
 }
@@ -584,7 +562,7 @@ INLINE v128_t il_q3k_isum(const uint8_t* g, const actk* A, int k0, int b) {
  * Q2_K group g (ggml.h "Q3_K, Q2_K and Q5_K in ...") against Q8_K activations from k0 = 256 b.
  */
 INLINE void il_q2k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
-  const v128_t m3 = wasm_i8x16_splat(3), m15 = wasm_i16x8_splat(15);
+  const v128_t m15 = wasm_i16x8_splat(15);
   volatile v128_t fence;
   v128_t s = wasm_i32x4_splat(0), mm = s, s23 = s;
   _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
@@ -592,9 +570,8 @@ INLINE void il_q2k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
     mm = wasm_i32x4_add(mm, wasm_i32x4_dot_i16x8(wasm_u16x8_shr(x, 4), wasm_v128_load32_splat(A->bs16 + 16 * b + 2 * P)));
     const v128_t W = wasm_v128_and(x, m15);
     _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
-      const v128_t v = wasm_v128_load(g + Q2IL_CODES + 32 * P + 16 * e);
-      const v128_t c[4] = {wasm_v128_and(v, m3), wasm_v128_and(wasm_u16x8_shr(v, 2), m3),
-                           wasm_v128_and(wasm_u16x8_shr(v, 4), m3), wasm_v128_and(wasm_u16x8_shr(v, 6), m3)};
+      v128_t c[4];
+      kil_vec4(GT_Q2_K, g + Q2IL_CODES + 32 * P, e, c);
       il_dot4(c, A, k0 + 32 * P + 16 * e, il_scale_pairs(W, e), &s, &s23);
       VFENCE(&fence, s);
     }

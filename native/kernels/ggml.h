@@ -487,41 +487,74 @@ INLINE void kq_codes(const int T, const uint8_t* b, uint8_t* c) {
     wasm_v128_store(c + w, v);
   }
 }
-/** Writes 256 codes into a stored block's code bytes (the inverse of kq_codes). */
+/** Writes 256 codes into a stored block's code bytes (the inverse of kq_codes), 16 at a time. */
 INLINE void kq_put(const int T, const uint8_t* c, uint8_t* b) {
-  const int o = T == GT_Q2_K ? 16 : 0, n = T == GT_Q2_K ? 64 : T == GT_Q3_K ? 96 : 160;
-  __builtin_memset(b + (T == GT_Q5_K ? 16 : o), 0, (size_t)n);
-  for (int w = 0; w < 256; w++) {
+  const v128_t m3 = wasm_i8x16_splat(3), m4 = wasm_i8x16_splat(15), one = wasm_i8x16_splat(1);
+  __builtin_memset(b + (T == GT_Q2_K ? 16 : T == GT_Q3_K ? 0 : 16), 0, T == GT_Q2_K ? 64 : T == GT_Q3_K ? 96 : 160);
+  for (int w = 0; w < 256; w += 16) {
     const int h = w >> 7, part = (w >> 5) & 3, l = w & 31;
-    if (T == GT_Q2_K) b[16 + 32 * h + l] |= (uint8_t)(c[w] << (2 * part));
-    else if (T == GT_Q3_K) {
-      b[32 + 32 * h + l] |= (uint8_t)((c[w] & 3) << (2 * part));
-      b[l] |= (uint8_t)((c[w] >> 2) << (4 * h + part));
+    const v128_t v = wasm_v128_load(c + w);
+    uint8_t *q, *hb = 0;
+    v128_t qv, hv = v;
+    if (T == GT_Q5_K) {
+      q = b + 48 + 32 * (w >> 6) + l;
+      qv = shl8(wasm_v128_and(v, m4), 4 * ((w >> 5) & 1));
+      hb = b + 16 + l;
+      hv = shl8(bits8(v, 4, one), w >> 5);
     } else {
-      b[48 + 32 * (w >> 6) + l] |= (uint8_t)((c[w] & 15) << (4 * ((w >> 5) & 1)));
-      b[16 + l] |= (uint8_t)((c[w] >> 4) << (w >> 5));
+      q = b + (T == GT_Q2_K ? 16 : 32) + 32 * h + l;
+      qv = shl8(wasm_v128_and(v, m3), 2 * part);
+      if (T == GT_Q3_K) {
+        hb = b + l;
+        hv = shl8(bits8(v, 2, one), 4 * h + part);
+      }
+    }
+    wasm_v128_store(q, wasm_v128_or(wasm_v128_load(q), qv));
+    if (hb) wasm_v128_store(hb, wasm_v128_or(wasm_v128_load(hb), hv));
+  }
+}
+/**
+ * Code vectors 4 h .. 4 h + 3 (h = 0, 1) of the 32 weights whose code bytes start at B in an interleaved
+ * Q2_K / Q3_K / Q5_K group (Q2_K: 32 bytes, Q3_K: 48, Q5_K: 80): byte 4 i + u of c[t] is row i's code of
+ * weight 16 h + 4 t + u. The kernels (ggml-k.h) and the block rebuild share it. A shift right by n of bytes
+ * masked to bits >= n keeps each byte's bits in that byte; a final mask drops what a wider shift brings down
+ * from the byte above.
+ */
+INLINE void kil_vec4(const int T, const uint8_t* B, const int h, v128_t c[4]) {
+  if (T == GT_Q2_K) {
+    const v128_t m3 = wasm_i8x16_splat(3), v = wasm_v128_load(B + 16 * h);
+    for (int t = 0; t < 4; t++) c[t] = bits8(v, 2 * t, m3);
+  } else if (T == GT_Q3_K) {
+    const v128_t m7 = wasm_i8x16_splat(7), m3 = wasm_i8x16_splat(3), b2m = wasm_i8x16_splat(4);
+    const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16);
+    if (h == 0) {
+      c[0] = wasm_v128_and(b0, m7);
+      c[1] = bits8(b0, 3, m7);
+      c[2] = wasm_v128_and(b1, m7);
+      c[3] = bits8(b1, 3, m7);
+    } else {
+      const v128_t b2 = wasm_v128_load(B + 32);
+      c[0] = wasm_v128_and(b2, m7);
+      c[1] = bits8(b2, 3, m7);
+      c[2] = wasm_v128_or(bits8(b0, 6, m3), bits8(b2, 4, b2m));
+      c[3] = wasm_v128_or(bits8(b1, 6, m3), bits8(b2, 5, b2m));
+    }
+  } else {
+    const v128_t m5 = wasm_i8x16_splat(31);
+    if (h == 0)
+      for (int t = 0; t < 4; t++) c[t] = wasm_v128_and(wasm_v128_load(B + 16 * t), m5);
+    else {  // tops t_v = B_v & 0xe0
+      const v128_t t0 = wasm_v128_andnot(wasm_v128_load(B), m5), t1 = wasm_v128_andnot(wasm_v128_load(B + 16), m5);
+      const v128_t t2 = wasm_v128_andnot(wasm_v128_load(B + 32), m5), b3 = wasm_v128_load(B + 48);
+      const v128_t b4 = wasm_v128_load(B + 64), t4 = wasm_v128_andnot(b4, m5);
+      c[0] = wasm_v128_and(b4, m5);
+      c[1] = wasm_v128_and(wasm_v128_or(wasm_u16x8_shr(t0, 5), wasm_u16x8_shr(t1, 2)), m5);
+      c[2] = wasm_v128_and(wasm_v128_or(wasm_u16x8_shr(t2, 5), wasm_u16x8_shr(wasm_v128_andnot(b3, m5), 2)), m5);
+      c[3] = wasm_v128_and(wasm_v128_or(wasm_v128_or(wasm_u16x8_shr(t4, 3), wasm_u16x8_shr(t1, 7)),
+                                        wasm_u16x8_shr(wasm_v128_and(b3, wasm_i8x16_splat((int8_t)0x80)), 6)),
+                           m5);
     }
   }
-}
-/** Byte (from the group's code section) and shift of the first piece of (row i, weight w)'s code. */
-INLINE int kil_at(const int T, int i, int w) {
-  const int t = (w >> 2) & 7, q = 4 * i + (w & 3);
-  if (T == GT_Q2_K) return 32 * (w >> 5) + 16 * (t >> 2) + q;
-  if (T == GT_Q3_K) return 48 * (w >> 5) + q;
-  return 80 * (w >> 5) + q;
-}
-/** Code of (row i, weight w) from the code section C of an interleaved Q2_K / Q3_K / Q5_K group. */
-INLINE int kil_code(const int T, const uint8_t* C, int i, int w) {
-  const uint8_t* B = C + kil_at(T, i, w);
-  const int t = (w >> 2) & 7;
-  if (T == GT_Q2_K) return (B[0] >> (2 * (t & 3))) & 3;
-  if (T == GT_Q3_K) {
-    if (t < 6) return (B[16 * (t >> 1)] >> (3 * (t & 1))) & 7;
-    return (B[16 * (t - 6)] >> 6) | (((B[32] >> (t == 6 ? 6 : 7)) & 1) << 2);
-  }
-  if (t < 5) return B[16 * t] & 31;
-  if (t < 7) return (B[32 * (t - 5)] >> 5) | (((B[32 * (t - 5) + 16] >> 5) & 3) << 3);
-  return (B[16] >> 7) | ((B[48] >> 7) << 1) | ((B[64] >> 5) << 2);
 }
 /** Q3_K: writes 16 6-bit scales (before the - 32) into a stored block's 12 scale bytes s. */
 INLINE void q3k_put_scales(const uint8_t v[16], uint8_t* s) {
@@ -539,7 +572,15 @@ INLINE int kil_codes(const int T) { return T == GT_Q3_K ? Q3IL_CODES : T == GT_Q
 INLINE void kil_unpack(const int T, const uint8_t* tile, int i, int b, uint8_t* blk) {
   const uint8_t* g = tile + (size_t)b * 4 * ggml_block_bytes(T);
   uint8_t c[256];
-  for (int w = 0; w < 256; w++) c[w] = (uint8_t)kil_code(T, g + kil_codes(T), i, w);
+  const int unit = T == GT_Q2_K ? 32 : T == GT_Q3_K ? 48 : 80;  // code bytes per 32 weights
+  for (int P = 0; P < 8; P++)
+    for (int h = 0; h < 2; h++) {
+      v128_t V[4];
+      kil_vec4(T, g + kil_codes(T) + unit * P, h, V);
+      uint8_t q[64];
+      for (int t = 0; t < 4; t++) wasm_v128_store(q + 16 * t, V[t]);
+      for (int t = 0; t < 4; t++) __builtin_memcpy(c + 32 * P + 16 * h + 4 * t, q + 16 * t + 4 * i, 4);
+    }
   kq_put(T, c, blk);
   const int dof = k_d_offset(T);
   blk[dof] = g[2 * i];
