@@ -348,7 +348,6 @@ INLINE void ggml_q8k_rows(const wdesc* D, const uint8_t* const p[4], int32_t act
  * (|.| <= 4 * 63 * 127 < 2^15) and scales the pairs with one i32x4.dot_i16x8_s per 8 weights of 4 rows.
  */
 INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
-  const v128_t top = wasm_i8x16_splat((int8_t)0xc0);
   volatile v128_t fence;
   v128_t s = wasm_i32x4_splat(0), z = s;
 #if !MIXQ_RELAXED
@@ -361,11 +360,9 @@ INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
     _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
       const int j = 2 * P + e, k = k0 + 16 * j;
       const v128_t sc = e ? wasm_i16x8_shuffle(W, W, 1, 1, 3, 3, 5, 5, 7, 7) : wasm_i16x8_shuffle(W, W, 0, 0, 2, 2, 4, 4, 6, 6);
-      const uint8_t* B = g + Q6IL_CODES + 48 * j;
-      const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16), b2 = wasm_v128_load(B + 32);
-      const v128_t h0 = wasm_v128_and(b0, top), h1 = wasm_v128_and(b1, top), h2 = wasm_v128_and(b2, top);
-      const v128_t c0 = wasm_v128_xor(b0, h0), c1 = wasm_v128_xor(b1, h1), c2 = wasm_v128_xor(b2, h2);
-      const v128_t c3 = wasm_u16x8_shr(wasm_v128_or(wasm_v128_or(h0, wasm_u16x8_shr(h1, 2)), wasm_u16x8_shr(h2, 4)), 2);
+      v128_t cv[4];
+      q6il_vec4(g + Q6IL_CODES + 48 * j, cv);
+      const v128_t c0 = cv[0], c1 = cv[1], c2 = cv[2], c3 = cv[3];
 #if MIXQ_RELAXED
       const v128_t p0 = wasm_i16x8_add(rdot16(c0, wasm_v128_load32_splat(A->qs + k)),
                                        rdot16(c1, wasm_v128_load32_splat(A->qs + k + 4)));

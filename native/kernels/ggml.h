@@ -289,26 +289,39 @@ INLINE void ggml_il_unpack(const int T, const uint8_t* tile, int i, int b, uint8
 // A last tile of fewer than 4 rows stays as stored. The reference (src/kernels/ggml.ts) undoes the layout.
 enum { Q6IL_GROUP = 4 * 210, Q6IL_SCALES = 8, Q6IL_CODES = 72 };
 
-/** Sets code c of weight w in a stored Q6_K block whose ql / qh bytes were zeroed. */
-INLINE void q6k_put(uint8_t* b, int w, int c) {
-  const int h = w >> 7, l = w & 31, part = (w >> 5) & 3;
-  b[64 * h + 32 * (part & 1) + l] |= (uint8_t)((c & 15) << (4 * (part >> 1)));
-  b[128 + 32 * h + l] |= (uint8_t)((c >> 4) << (2 * part));
+/** Row i's 16 codes in four interleaved code vectors (byte 4 i + u of V[t]) to out[4 t + u]. */
+INLINE void il_row16(const v128_t V[4], int i, uint8_t* out) {
+  uint8_t q[64];
+  for (int t = 0; t < 4; t++) wasm_v128_store(q + 16 * t, V[t]);
+  for (int t = 0; t < 4; t++) __builtin_memcpy(out + 4 * t, q + 16 * t + 4 * i, 4);
 }
-/** Byte offset of (row i, weight w) in an interleaved group's code vectors: v = 0..2, or 3 (spread bits). */
-INLINE int q6il_at(int i, int w) { return Q6IL_CODES + 48 * (w >> 4) + 4 * i + (w & 3); }
-/** Code of row i, weight w of the interleaved group g. */
-INLINE int q6il_code(const uint8_t* g, int i, int w) {
-  const uint8_t* B = g + q6il_at(i, w);
-  const int v = (w >> 2) & 3;
-  if (v < 3) return B[16 * v] & 63;
-  return ((B[0] >> 6) << 4) | ((B[16] >> 6) << 2) | (B[32] >> 6);
+/** The four code vectors of sub-block j's three vectors at B of an interleaved Q6_K group (11 operations). */
+INLINE void q6il_vec4(const uint8_t* B, v128_t c[4]) {
+  const v128_t top = wasm_i8x16_splat((int8_t)0xc0);
+  const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16), b2 = wasm_v128_load(B + 32);
+  const v128_t h0 = wasm_v128_and(b0, top), h1 = wasm_v128_and(b1, top), h2 = wasm_v128_and(b2, top);
+  c[0] = wasm_v128_xor(b0, h0);
+  c[1] = wasm_v128_xor(b1, h1);
+  c[2] = wasm_v128_xor(b2, h2);
+  c[3] = wasm_u16x8_shr(wasm_v128_or(wasm_v128_or(h0, wasm_u16x8_shr(h1, 2)), wasm_u16x8_shr(h2, 4)), 2);
 }
-/** Row i's Q6_K block b of the interleaved tile at `tile`, rebuilt as stored (into blk, 210 bytes). */
+/** Row i's Q6_K block b of the interleaved tile at `tile`, rebuilt as stored (into blk, 210 bytes), 16 codes at a time. */
 INLINE void q6il_unpack(const uint8_t* tile, int i, int b, uint8_t* blk) {
   const uint8_t* g = tile + (size_t)b * Q6IL_GROUP;
+  const v128_t m4 = wasm_i8x16_splat(15), m3 = wasm_i8x16_splat(3);
   __builtin_memset(blk, 0, 192);
-  for (int w = 0; w < 256; w++) q6k_put(blk, w, q6il_code(g, i, w));
+  for (int j = 0; j < 16; j++) {  // weights w = 16 j + 0..15: ggml's ql nibble and 2 bits of qh
+    v128_t V[4];
+    uint8_t c[16];
+    q6il_vec4(g + Q6IL_CODES + 48 * j, V);
+    il_row16(V, i, c);
+    const v128_t v = wasm_v128_load(c);
+    const int w = 16 * j, h = w >> 7, l = w & 31, part = (w >> 5) & 3;
+    uint8_t* ql = blk + 64 * h + 32 * (part & 1) + l;
+    uint8_t* qh = blk + 128 + 32 * h + l;
+    wasm_v128_store(ql, wasm_v128_or(wasm_v128_load(ql), shl8(wasm_v128_and(v, m4), 4 * (part >> 1))));
+    wasm_v128_store(qh, wasm_v128_or(wasm_v128_load(qh), shl8(bits8(v, 4, m3), 2 * part)));
+  }
   for (int j = 0; j < 16; j++) blk[192 + j] = g[Q6IL_SCALES + 8 * (j >> 1) + 2 * i + (j & 1)];
   blk[208] = g[2 * i];
   blk[209] = g[2 * i + 1];
@@ -362,9 +375,6 @@ INLINE void q6il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
 // layout of its own below (a fifth vector of bit 4 per sub-block, kq's first try, lost to the row kernel).
 enum { K4IL_GROUP = 4 * 144, K4IL_SCALES = 16, K4IL_MINS = 48, K4IL_CODES = 64 };
 
-/** Byte of (row i, weight w) in an interleaved group, and its nibble's shift. */
-INLINE int k4il_at(int i, int w) { return K4IL_CODES + 64 * (w >> 5) + 16 * ((w >> 2) & 3) + 4 * i + (w & 3); }
-INLINE int k4il_sh(int w) { return 4 * ((w >> 4) & 1); }
 /**
  * The scale section s of an interleaved Q4_K / Q5_K / Q3_K group: per row i 8 pairs of 6-bit values (a_j, m_j)
  * (Q4_K / Q5_K: sub-block j's scale and min; Q3_K: the scales of sub-blocks j and j + 8): byte 8 (j >> 1) +
@@ -415,8 +425,17 @@ INLINE void k4il_unpack(const uint8_t* tile, int i, int b, uint8_t* blk) {
   uint8_t a[8], m[8];
   k6il_get(g + K4IL_SCALES, i, a, m);
   k4_put_scale_min(a, m, blk + 4);
-  for (int w = 0; w < 256; w++)
-    blk[16 + 32 * (w >> 6) + (w & 31)] |= (uint8_t)(((g[k4il_at(i, w)] >> k4il_sh(w)) & 15) << (4 * ((w >> 5) & 1)));
+  const v128_t m4 = wasm_i8x16_splat(15);
+  for (int j = 0; j < 8; j++) {  // byte 4 t + u of row i: weight 32 j + 4 t + u (low nibble), + 16 (high)
+    const uint8_t* B = g + K4IL_CODES + 64 * j;
+    const v128_t V[4] = {wasm_v128_load(B), wasm_v128_load(B + 16), wasm_v128_load(B + 32), wasm_v128_load(B + 48)};
+    uint8_t c[16];
+    il_row16(V, i, c);
+    const v128_t v = wasm_v128_load(c);
+    uint8_t* q = blk + 16 + 32 * (j >> 1);
+    wasm_v128_store(q, wasm_v128_or(wasm_v128_load(q), shl8(wasm_v128_and(v, m4), 4 * (j & 1))));
+    wasm_v128_store(q + 16, wasm_v128_or(wasm_v128_load(q + 16), shl8(bits8(v, 4, m4), 4 * (j & 1))));
+  }
 }
 /** Rows 0..3 (src, row_bytes apart) of Q4_K block b packed into the group at g (32 codes at a time). */
 INLINE void k4il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
@@ -577,9 +596,7 @@ INLINE void kil_unpack(const int T, const uint8_t* tile, int i, int b, uint8_t* 
     for (int h = 0; h < 2; h++) {
       v128_t V[4];
       kil_vec4(T, g + kil_codes(T) + unit * P, h, V);
-      uint8_t q[64];
-      for (int t = 0; t < 4; t++) wasm_v128_store(q + 16 * t, V[t]);
-      for (int t = 0; t < 4; t++) __builtin_memcpy(c + 32 * P + 16 * h + 4 * t, q + 16 * t + 4 * i, 4);
+      il_row16(V, i, c + 32 * P + 16 * h);
     }
   kq_put(T, c, blk);
   const int dof = k_d_offset(T);
