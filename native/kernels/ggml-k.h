@@ -292,7 +292,6 @@ INLINE ksum ksb(const int T, const uint8_t* p, const actk* A, int k0, int b) {
   return ksb_q23k(p, A, k0, b, T);
 }
 
-
 /**
  * One tile of four rows against nb activation rows, one row after the other (each row's bytes are one
  * sequential stream, which the memory prefetchers follow best): per super-block the row's integer sums
@@ -436,9 +435,8 @@ INLINE v128_t il_rows(v128_t s, v128_t s23) {
 
 /**
  * [row 0..3] integer sums S (codes times scales) and M (mins times block sums) of the interleaved Q4_K
- * group g (ggml.h "Q4_K in 4-row interleaved tiles") against Q8_K
- * activations from k0 = 256 b. The loop over pairs of sub-blocks stays rolled (fully unrolled, V8 spilled;
- * this applies to Q6_K too).
+ * group g (ggml.h "Q4_K in 4-row interleaved tiles") against Q8_K activations from k0 = 256 b. The loop
+ * over pairs of sub-blocks stays rolled (fully unrolled, V8 spilled; this applies to every K-quant).
  */
 INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
   const v128_t m4 = wasm_i8x16_splat(15);
