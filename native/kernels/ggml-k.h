@@ -8,9 +8,10 @@
 //
 // The sub-scales multiply 16-bit partial sums inside the vector (i32x4.dot_i16x8_s with the scale splat),
 // the zero points and minima are one dot of the sub-scales with the activation's block sums per
-// super-block: no per-chunk float work and no per-chunk horizontal sums. Rows run one after the other
-// (one sequential byte stream each; the activations stay in L1): with four rows interleaved V8's 16 vector
-// registers spill, and Q3_K / Q6_K ran 2-3x slower that way. The decoding of each type's bits is the same
+// super-block: no per-chunk float work and no per-chunk horizontal sums. Full 4-row tiles are interleaved
+// at load (ggml.h; the il_*_isum kernels below end a super-block as one i32x4 of four rows); a last tile of
+// < 4 rows runs its stored rows one after the other (decoding four stored rows at once in lanes spilled
+// V8's 16 vector registers: Q3_K / Q6_K ran 2-3x slower that way). The decoding of each type's bits is the same
 // as ggml.h's (src/blocks/ggml has each layout and is the reference).
 //
 // Activation buffer ('q8k', src/kernels/activations.ts q8kBytes): the 'q8' buffer of common.h (`actq`,
@@ -119,6 +120,17 @@ INLINE v128_t kdot32(v128_t c0, v128_t c1, const actk* A, int k, v128_t sc16, v1
  * x64) spills the ~30 loaded vectors to the stack. Loads stay after the fence.
  */
 #define KFENCE(v) __asm__ volatile("" : "+r"(v)::"memory")
+/**
+ * KFENCE for V8 too: v stored to a volatile stack slot (one store), which V8 keeps in order with the loads
+ * around it, so the arithmetic that makes v runs before the loads after it. KFENCE alone leaves no
+ * instruction in the module, and V8 (which schedules pure arithmetic late, next to its use) moved all ~26
+ * loads of a Q5_K sub-block above the arithmetic again and spilled.
+ */
+#define VFENCE(slot, v)    \
+  {                        \
+    KFENCE(v);             \
+    *(slot) = (v);         \
+  }
 
 /** Bit j of each byte of v moved to bit `to` (other bits 0). */
 INLINE v128_t bit_to(v128_t v, int j, int to) {
@@ -280,11 +292,6 @@ INLINE ksum ksb(const int T, const uint8_t* p, const actk* A, int k0, int b) {
   return ksb_q23k(p, A, k0, b, T);
 }
 
-/** Offset of the fp16 d (and dmin right after it, where the type has one) in a super-block. */
-INLINE int k_d_offset(const int T) {
-  return T == GT_Q6_K ? 208 : T == GT_Q3_K ? 108 : T == GT_Q2_K ? 80 : 0;
-}
-
 /**
  * One tile of four rows against nb activation rows, one row after the other (each row's bytes are one
  * sequential stream, which the memory prefetchers follow best): per super-block the row's integer sums
@@ -340,7 +347,7 @@ INLINE void ggml_q8k_rows(const wdesc* D, const uint8_t* const p[4], int32_t act
  * (|.| <= 4 * 63 * 127 < 2^15) and scales the pairs with one i32x4.dot_i16x8_s per 8 weights of 4 rows.
  */
 INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
-  const v128_t top = wasm_i8x16_splat((int8_t)0xc0);
+  volatile v128_t fence;
   v128_t s = wasm_i32x4_splat(0), z = s;
 #if !MIXQ_RELAXED
   v128_t s23 = s;  // rows 2, 3 (lanes [r2 r2 r3 r3]); s holds rows 0, 1
@@ -352,11 +359,9 @@ INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
     _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
       const int j = 2 * P + e, k = k0 + 16 * j;
       const v128_t sc = e ? wasm_i16x8_shuffle(W, W, 1, 1, 3, 3, 5, 5, 7, 7) : wasm_i16x8_shuffle(W, W, 0, 0, 2, 2, 4, 4, 6, 6);
-      const uint8_t* B = g + Q6IL_CODES + 48 * j;
-      const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16), b2 = wasm_v128_load(B + 32);
-      const v128_t h0 = wasm_v128_and(b0, top), h1 = wasm_v128_and(b1, top), h2 = wasm_v128_and(b2, top);
-      const v128_t c0 = wasm_v128_xor(b0, h0), c1 = wasm_v128_xor(b1, h1), c2 = wasm_v128_xor(b2, h2);
-      const v128_t c3 = wasm_u16x8_shr(wasm_v128_or(wasm_v128_or(h0, wasm_u16x8_shr(h1, 2)), wasm_u16x8_shr(h2, 4)), 2);
+      v128_t cv[4];
+      q6il_vec4(g + Q6IL_CODES + 48 * j, cv);
+      const v128_t c0 = cv[0], c1 = cv[1], c2 = cv[2], c3 = cv[3];
 #if MIXQ_RELAXED
       const v128_t p0 = wasm_i16x8_add(rdot16(c0, wasm_v128_load32_splat(A->qs + k)),
                                        rdot16(c1, wasm_v128_load32_splat(A->qs + k + 4)));
@@ -372,7 +377,7 @@ INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
       s = wasm_i32x4_add(s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
       s23 = wasm_i32x4_add(s23, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
 #endif
-      KFENCE(s);
+      VFENCE(&fence, s);
     }
   }
 #if !MIXQ_RELAXED
@@ -382,21 +387,63 @@ INLINE v128_t il_q6k_isum(const uint8_t* g, const actk* A, int k0, int b) {
 }
 
 /**
+ * The scale section s of an interleaved Q4_K / Q5_K / Q3_K group (ggml.h k6il_put) as four u8 vectors whose
+ * bytes 8 (P & 1) + 2 i + e are row i's a_j / m_j of j = 2 P + e: a01 (P = 0, 1), a23 (P = 2, 3), m01, m23.
+ */
+INLINE void k6il_vectors(const uint8_t* sec, v128_t* a01, v128_t* a23, v128_t* m01, v128_t* m23) {
+  const v128_t m4 = wasm_i8x16_splat(15), top = wasm_i8x16_splat((int8_t)0xc0);
+  const v128_t s01 = wasm_v128_load(sec), s23 = wasm_v128_load(sec + 16), n = wasm_v128_load(sec + 32);
+  *a01 = wasm_v128_andnot(s01, top);
+  *a23 = wasm_v128_andnot(s23, top);
+  *m01 = wasm_v128_or(wasm_v128_and(n, m4), wasm_u16x8_shr(wasm_v128_and(s01, top), 2));
+  *m23 = wasm_v128_or(bits8(n, 4, m4), wasm_u16x8_shr(wasm_v128_and(s23, top), 2));
+}
+/** [s_0 s_0 s_1 s_1 s_2 s_2 s_3 s_3] from W = [s_0,2P s_0,2P+1 s_1,2P ...] (i16): sub-block 2 P + e's scales. */
+INLINE v128_t il_scale_pairs(v128_t W, const int e) {
+  return e ? wasm_i16x8_shuffle(W, W, 1, 1, 3, 3, 5, 5, 7, 7) : wasm_i16x8_shuffle(W, W, 0, 0, 2, 2, 4, 4, 6, 6);
+}
+
+/**
+ * Sums of the four code vectors c[0..3] (interleaved: byte 4 i + u of c[t] is row i's code of weight k + 4 t
+ * + u) against the activations at k, times the rows' scales sc ([s_0 s_0 s_1 s_1 ...]), added to *s (rows
+ * 0..3; the SIMD128 build: rows 0, 1 in *s as lanes 2 i, 2 i + 1 and rows 2, 3 in *s23, il_pairs at the end).
+ * Relaxed: 8 products per i16 lane, codes < 32 (|.| <= 8 * 31 * 127 < 2^15).
+ */
+INLINE void il_dot4(const v128_t c[4], const actk* A, int k, v128_t sc, v128_t* s, v128_t* s23) {
+#if MIXQ_RELAXED
+  (void)s23;
+  v128_t p = wasm_i16x8_add(rdot16(c[0], wasm_v128_load32_splat(A->qs + k)), rdot16(c[1], wasm_v128_load32_splat(A->qs + k + 4)));
+  p = wasm_i16x8_add(p, rdot16(c[2], wasm_v128_load32_splat(A->qs + k + 8)));
+  p = wasm_i16x8_add(p, rdot16(c[3], wasm_v128_load32_splat(A->qs + k + 12)));
+  *s = wasm_i32x4_add(*s, wasm_i32x4_dot_i16x8(p, sc));
+#else
+  v128_t lo = wasm_i32x4_splat(0), hi = lo;
+  for (int t = 0; t < 4; t++) il_wide(0, c[t], A->qs16 + k + 4 * t, &lo, &hi);
+  *s = wasm_i32x4_add(*s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
+  *s23 = wasm_i32x4_add(*s23, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
+#endif
+}
+/** The row sums of il_dot4 as [row 0..3]. */
+INLINE v128_t il_rows(v128_t s, v128_t s23) {
+#if MIXQ_RELAXED
+  (void)s23;
+  return s;
+#else
+  return il_pairs(s, s23);
+#endif
+}
+
+/**
  * [row 0..3] integer sums S (codes times scales) and M (mins times block sums) of the interleaved Q4_K
  * group g (ggml.h "Q4_K in 4-row interleaved tiles") against Q8_K activations from k0 = 256 b. The loop
- * over pairs of sub-blocks stays rolled (fully unrolled, V8 spilled; this applies to Q6_K too).
+ * over pairs of sub-blocks stays rolled (fully unrolled, V8 spilled; this applies to every K-quant).
  */
 INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
-  const v128_t m4 = wasm_i8x16_splat(15), top = wasm_i8x16_splat((int8_t)0xc0);
-  const v128_t s01 = wasm_v128_load(g + K4IL_SCALES), s23 = wasm_v128_load(g + K4IL_SCALES + 16);
-  const v128_t n = wasm_v128_load(g + K4IL_MINS);
-  const v128_t sc01 = wasm_v128_andnot(s01, top), sc23 = wasm_v128_andnot(s23, top);
-  const v128_t mn01 = wasm_v128_or(wasm_v128_and(n, m4), wasm_u16x8_shr(wasm_v128_and(s01, top), 2));
-  const v128_t mn23 = wasm_v128_or(bits8(n, 4, m4), wasm_u16x8_shr(wasm_v128_and(s23, top), 2));
-  v128_t s = wasm_i32x4_splat(0), mm = s;
-#if !MIXQ_RELAXED
-  v128_t s23r = s;  // rows 2, 3 (lanes [r2 r2 r3 r3]); s holds rows 0, 1
-#endif
+  const v128_t m4 = wasm_i8x16_splat(15);
+  v128_t sc01, sc23, mn01, mn23;
+  k6il_vectors(g + K4IL_SCALES, &sc01, &sc23, &mn01, &mn23);
+  volatile v128_t fence;
+  v128_t s = wasm_i32x4_splat(0), mm = s, s23r = s;
   _Pragma("clang loop unroll(disable)") for (int P = 0; P < 4; P++) {
     const v128_t scv = P < 2 ? sc01 : sc23, mnv = P < 2 ? mn01 : mn23;
     const v128_t W = P & 1 ? wasm_u16x8_extend_high_u8x16(scv) : wasm_u16x8_extend_low_u8x16(scv);
@@ -404,43 +451,136 @@ INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
     mm = wasm_i32x4_add(mm, wasm_i32x4_dot_i16x8(Wm, wasm_v128_load32_splat(A->bs32 + 8 * b + 2 * P)));
     _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
       const int j = 2 * P + e, k = k0 + 32 * j;
-      // [s_0 s_0 s_1 s_1 s_2 s_2 s_3 s_3]: the four rows' scales of sub-block j, each twice
-      const v128_t sc = e ? wasm_i16x8_shuffle(W, W, 1, 1, 3, 3, 5, 5, 7, 7) : wasm_i16x8_shuffle(W, W, 0, 0, 2, 2, 4, 4, 6, 6);
-      const uint8_t* B = g + K4IL_CODES + 64 * j;
+      const v128_t sc = il_scale_pairs(W, e);
+      {
+        const uint8_t* B = g + K4IL_CODES + 64 * j;
 #if MIXQ_RELAXED
-      v128_t p = wasm_i16x8_splat(0);
-      _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
-        const v128_t v = wasm_v128_load(B + 16 * t);
-        p = wasm_i16x8_add(p, rdot16(wasm_v128_and(v, m4), wasm_v128_load32_splat(A->qs + k + 4 * t)));
-        p = wasm_i16x8_add(p, rdot16(bits8(v, 4, m4), wasm_v128_load32_splat(A->qs + k + 16 + 4 * t)));
-      }
-      s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(p, sc));
+        // codes < 16: the 16 products of a row's pair of lanes in one i16 lane (16 * 15 * 127 < 2^15)
+        v128_t p = wasm_i16x8_splat(0);
+        _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+          const v128_t v = wasm_v128_load(B + 16 * t);
+          p = wasm_i16x8_add(p, rdot16(wasm_v128_and(v, m4), wasm_v128_load32_splat(A->qs + k + 4 * t)));
+          p = wasm_i16x8_add(p, rdot16(bits8(v, 4, m4), wasm_v128_load32_splat(A->qs + k + 16 + 4 * t)));
+        }
+        s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(p, sc));
 #else
-      v128_t lo = wasm_i32x4_splat(0), hi = lo;
-      _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
-        const v128_t v = wasm_v128_load(B + 16 * t);
-        il_wide(0, wasm_v128_and(v, m4), A->qs16 + k + 4 * t, &lo, &hi);
-        il_wide(0, bits8(v, 4, m4), A->qs16 + k + 16 + 4 * t, &lo, &hi);
-      }
-      s = wasm_i32x4_add(s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
-      s23r = wasm_i32x4_add(s23r, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
+        v128_t lo = wasm_i32x4_splat(0), hi = lo;
+        _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+          const v128_t v = wasm_v128_load(B + 16 * t);
+          il_wide(0, wasm_v128_and(v, m4), A->qs16 + k + 4 * t, &lo, &hi);
+          il_wide(0, bits8(v, 4, m4), A->qs16 + k + 16 + 4 * t, &lo, &hi);
+        }
+        s = wasm_i32x4_add(s, wasm_i32x4_mul(lo, wasm_i32x4_extend_low_i16x8(sc)));
+        s23r = wasm_i32x4_add(s23r, wasm_i32x4_mul(hi, wasm_i32x4_extend_high_i16x8(sc)));
 #endif
-      KFENCE(s);
+      }
+      VFENCE(&fence, s);
     }
   }
-#if !MIXQ_RELAXED
-  s = il_pairs(s, s23r);
-#endif
-  *S = s;
+  (void)s23r;
+  *S = il_rows(s, s23r);
+  *M = mm;
+}
+/**
+ * il_q4k_isum for an interleaved Q5_K group (ggml.h "Q3_K, Q2_K and Q5_K in ..."). Few vectors stay live
+ * across the loop (V8 keeps 16 on x64; with the four scale vectors and four mask constants live, the first
+ * version spilled ~30 vectors per sub-block and ran at the row kernel's speed): the scales and mins go to a
+ * 64-byte array once per super-block, two mask constants remain, and each sub-block is two fenced halves
+ * (ggml.h kil_vec4): the four codes held whole in B0..B3, then the four made of B4 and the top bits (B0..B3
+ * loaded again, from L1).
+ */
+INLINE void il_q5k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
+  uint8_t sw[64] __attribute__((aligned(16)));
+  {
+    v128_t a01, a23, m01, m23;
+    k6il_vectors(g + K4IL_SCALES, &a01, &a23, &m01, &m23);
+    wasm_v128_store(sw, a01);
+    wasm_v128_store(sw + 16, a23);
+    wasm_v128_store(sw + 32, m01);
+    wasm_v128_store(sw + 48, m23);
+  }
+  volatile v128_t fence;
+  v128_t s = wasm_i32x4_splat(0), mm = s, s23 = s;
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 4; P++) {
+    const v128_t Wm = wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(sw + 32 + 8 * P));
+    mm = wasm_i32x4_add(mm, wasm_i32x4_dot_i16x8(Wm, wasm_v128_load32_splat(A->bs32 + 8 * b + 2 * P)));
+    _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
+      const int j = 2 * P + e, k = k0 + 32 * j;
+      const v128_t sc = il_scale_pairs(wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(sw + 8 * P)), e);
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < 2; h++) {  // fenced halves: B0..B3 whole, then the rest
+        v128_t c[4];
+        kil_vec4(GT_Q5_K, g + Q5IL_CODES + 80 * j, h, c);
+        il_dot4(c, A, k + 16 * h, sc, &s, &s23);
+        VFENCE(&fence, s);
+      }
+    }
+  }
+  *S = il_rows(s, s23);
   *M = mm;
 }
 
 /**
- * An interleaved Q6_K / Q4_K tile (rows r .. r+3, all real) against nb Q8_K activation rows: per
- * super-block one i32x4 of the four rows' sums (and of their mins), one conversion and one float scaling
- * each (the four rows' fp16 d and dmin converted as one vector, times the block's activation scale); the
- * float32 lanes are the four outputs. Batches run the same per activation row (the tile's bytes stay in
- * cache), so every batch row equals its matvec bit for bit.
+ * [row 0..3] integer sums S of the interleaved Q3_K group g (ggml.h "Q3_K, Q2_K and Q5_K in 4-row
+ * interleaved tiles") against Q8_K activations from k0 = 256 b, the zero point 4 taken off through the block
+ * sums per 16. The rows' 64 scales (minus 32) are unpacked once per super-block into an i16 array, so the
+ * rolled loop over pairs of sub-blocks keeps few vectors live; per pair three loads and 19 bitwise
+ * operations give the 128 codes of four rows.
+ */
+INLINE v128_t il_q3k_isum(const uint8_t* g, const actk* A, int k0, int b) {
+  int16_t scw[64] __attribute__((aligned(16)));
+  {
+    v128_t a01, a23, m01, m23;
+    k6il_vectors(g + Q3IL_SCALES, &a01, &a23, &m01, &m23);
+    const v128_t v[4] = {a01, a23, m01, m23}, z32 = wasm_i16x8_splat(32);
+    for (int q = 0; q < 4; q++) {
+      wasm_v128_store(scw + 16 * q, wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(v[q]), z32));
+      wasm_v128_store(scw + 16 * q + 8, wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(v[q]), z32));
+    }
+  }
+  volatile v128_t fence;
+  v128_t s = wasm_i32x4_splat(0), z = s, s23 = s;
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
+    const v128_t W = wasm_v128_load(scw + 8 * P);  // [s_i,2P  s_i,2P+1] per row i
+    z = wasm_i32x4_add(z, wasm_i32x4_dot_i16x8(W, wasm_v128_load32_splat(A->bs16 + 16 * b + 2 * P)));
+    _Pragma("clang loop unroll(full)") for (int h = 0; h < 2; h++) {
+      v128_t c[4];
+      kil_vec4(GT_Q3_K, g + Q3IL_CODES + 48 * P, h, c);
+      il_dot4(c, A, k0 + 32 * P + 16 * h, il_scale_pairs(W, h), &s, &s23);
+      VFENCE(&fence, s);
+    }
+  }
+  return wasm_i32x4_sub(il_rows(s, s23), wasm_i32x4_shl(z, 2));
+}
+
+/**
+ * [row 0..3] integer sums S (codes times scales) and M (mins times block sums per 16) of the interleaved
+ * Q2_K group g (ggml.h "Q3_K, Q2_K and Q5_K in ...") against Q8_K activations from k0 = 256 b.
+ */
+INLINE void il_q2k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* S, v128_t* M) {
+  const v128_t m15 = wasm_i16x8_splat(15);
+  volatile v128_t fence;
+  v128_t s = wasm_i32x4_splat(0), mm = s, s23 = s;
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
+    const v128_t x = wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(g + Q2IL_SCALES + 8 * P));
+    mm = wasm_i32x4_add(mm, wasm_i32x4_dot_i16x8(wasm_u16x8_shr(x, 4), wasm_v128_load32_splat(A->bs16 + 16 * b + 2 * P)));
+    const v128_t W = wasm_v128_and(x, m15);
+    _Pragma("clang loop unroll(full)") for (int e = 0; e < 2; e++) {
+      v128_t c[4];
+      kil_vec4(GT_Q2_K, g + Q2IL_CODES + 32 * P, e, c);
+      il_dot4(c, A, k0 + 32 * P + 16 * e, il_scale_pairs(W, e), &s, &s23);
+      VFENCE(&fence, s);
+    }
+  }
+  *S = il_rows(s, s23);
+  *M = mm;
+}
+
+/**
+ * An interleaved K-quant tile (rows r .. r+3, all real) against nb Q8_K activation rows: per super-block one
+ * i32x4 of the four rows' sums (and of their mins), one conversion and one float scaling each (the four
+ * rows' fp16 d and dmin converted as one vector, times the block's activation scale); the float32 lanes are
+ * the four outputs. Batches run the same per activation row (the tile's bytes stay in cache), so every batch
+ * row equals its matvec bit for bit.
  */
 #define GGML_K_IL_FN(T, NAME)                                                                              \
   static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, \
@@ -454,12 +594,14 @@ INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
         const v128_t dx = wasm_f32x4_splat(A.d[8 * b]);                                                    \
         const v128_t h4 = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g));                          \
         const v128_t d4 = T == GT_Q4_K ? f16x4_to_f32(h4) : f16x4_to_f32_na(h4);                           \
-        if (T == GT_Q6_K) {                                                                                \
-          const v128_t S = il_q6k_isum(g, &A, 256 * b, b);                                                 \
+        if (!ggml_has_min(T)) {                                                                            \
+          const v128_t S = T == GT_Q6_K ? il_q6k_isum(g, &A, 256 * b, b) : il_q3k_isum(g, &A, 256 * b, b); \
           acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc);                           \
         } else {                                                                                           \
           v128_t S, M;                                                                                     \
-          il_q4k_isum(g, &A, 256 * b, b, &S, &M);                                                          \
+          if (T == GT_Q2_K) il_q2k_isum(g, &A, 256 * b, b, &S, &M);                                        \
+          else if (T == GT_Q5_K) il_q5k_isum(g, &A, 256 * b, b, &S, &M);                                   \
+          else il_q4k_isum(g, &A, 256 * b, b, &S, &M);                                                  \
           const v128_t h4m = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g + 8));                  \
           const v128_t m4 = T == GT_Q4_K ? f16x4_to_f32(h4m) : f16x4_to_f32_na(h4m);                     \
           acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc);                           \
@@ -470,14 +612,22 @@ INLINE void il_q4k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
     }                                                                                                      \
   }
 GGML_K_IL_FN(GT_Q6_K, gq8k_il_q6k)
+GGML_K_IL_FN(GT_Q5_K, gq8k_il_q5k)
 GGML_K_IL_FN(GT_Q4_K, gq8k_il_q4k)
+GGML_K_IL_FN(GT_Q3_K, gq8k_il_q3k)
+GGML_K_IL_FN(GT_Q2_K, gq8k_il_q2k)
 
 /** Runs the tile at r if it is an interleaved K-quant tile (ggml_il_k); 0 otherwise. */
 INLINE int ggml_q8k_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, float* y, int ys,
                        int r) {
   if (!ggml_il_k(D->bits) || !ggml_il_tile(D, r)) return 0;
-  if (D->bits == GT_Q6_K) gq8k_il_q6k(D, p[0], act, as, nb, y, ys, r);
-  else gq8k_il_q4k(D, p[0], act, as, nb, y, ys, r);
+  switch (D->bits) {
+    case GT_Q6_K: gq8k_il_q6k(D, p[0], act, as, nb, y, ys, r); break;
+    case GT_Q5_K: gq8k_il_q5k(D, p[0], act, as, nb, y, ys, r); break;
+    case GT_Q4_K: gq8k_il_q4k(D, p[0], act, as, nb, y, ys, r); break;
+    case GT_Q3_K: gq8k_il_q3k(D, p[0], act, as, nb, y, ys, r); break;
+    default: gq8k_il_q2k(D, p[0], act, as, nb, y, ys, r); break;
+  }
   return 1;
 }
 

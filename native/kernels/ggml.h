@@ -256,8 +256,12 @@ EXPORT void act_q8_ggml(int32_t x, int32_t kp, int32_t out) {
 // than 4 rows stays as stored. The reference (src/kernels/ggml.ts) undoes the layout row by row.
 
 INLINE int ggml_il_type(const int T) { return T == GT_Q4_0 || T == GT_IQ4_NL || T == GT_Q8_0; }
-/** K-quants in their own 4-row interleaved layouts (below): Q6_K and Q4_K. */
-INLINE int ggml_il_k(const int T) { return T == GT_Q6_K || T == GT_Q4_K; }
+/** K-quants in their own 4-row interleaved layouts (below): Q2_K .. Q6_K. */
+INLINE int ggml_il_k(const int T) { return T >= GT_Q2_K && T <= GT_Q6_K; }
+/** Offset of the fp16 d (and dmin right after it, where the type has one) in a K-quant super-block. */
+INLINE int k_d_offset(const int T) {
+  return T == GT_Q6_K ? 208 : T == GT_Q3_K ? 108 : T == GT_Q2_K ? 80 : 0;
+}
 /** Whether the tile of rows r .. r+3 is interleaved. */
 INLINE int ggml_il_tile(const wdesc* D, int r) { return D->aux == 4 && r + 4 <= D->rows; }
 
@@ -285,26 +289,39 @@ INLINE void ggml_il_unpack(const int T, const uint8_t* tile, int i, int b, uint8
 // A last tile of fewer than 4 rows stays as stored. The reference (src/kernels/ggml.ts) undoes the layout.
 enum { Q6IL_GROUP = 4 * 210, Q6IL_SCALES = 8, Q6IL_CODES = 72 };
 
-/** Sets code c of weight w in a stored Q6_K block whose ql / qh bytes were zeroed. */
-INLINE void q6k_put(uint8_t* b, int w, int c) {
-  const int h = w >> 7, l = w & 31, part = (w >> 5) & 3;
-  b[64 * h + 32 * (part & 1) + l] |= (uint8_t)((c & 15) << (4 * (part >> 1)));
-  b[128 + 32 * h + l] |= (uint8_t)((c >> 4) << (2 * part));
+/** Row i's 16 codes in four interleaved code vectors (byte 4 i + u of V[t]) to out[4 t + u]. */
+INLINE void il_row16(const v128_t V[4], int i, uint8_t* out) {
+  uint8_t q[64];
+  for (int t = 0; t < 4; t++) wasm_v128_store(q + 16 * t, V[t]);
+  for (int t = 0; t < 4; t++) __builtin_memcpy(out + 4 * t, q + 16 * t + 4 * i, 4);
 }
-/** Byte offset of (row i, weight w) in an interleaved group's code vectors: v = 0..2, or 3 (spread bits). */
-INLINE int q6il_at(int i, int w) { return Q6IL_CODES + 48 * (w >> 4) + 4 * i + (w & 3); }
-/** Code of row i, weight w of the interleaved group g. */
-INLINE int q6il_code(const uint8_t* g, int i, int w) {
-  const uint8_t* B = g + q6il_at(i, w);
-  const int v = (w >> 2) & 3;
-  if (v < 3) return B[16 * v] & 63;
-  return ((B[0] >> 6) << 4) | ((B[16] >> 6) << 2) | (B[32] >> 6);
+/** The four code vectors of sub-block j's three vectors at B of an interleaved Q6_K group (11 operations). */
+INLINE void q6il_vec4(const uint8_t* B, v128_t c[4]) {
+  const v128_t top = wasm_i8x16_splat((int8_t)0xc0);
+  const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16), b2 = wasm_v128_load(B + 32);
+  const v128_t h0 = wasm_v128_and(b0, top), h1 = wasm_v128_and(b1, top), h2 = wasm_v128_and(b2, top);
+  c[0] = wasm_v128_xor(b0, h0);
+  c[1] = wasm_v128_xor(b1, h1);
+  c[2] = wasm_v128_xor(b2, h2);
+  c[3] = wasm_u16x8_shr(wasm_v128_or(wasm_v128_or(h0, wasm_u16x8_shr(h1, 2)), wasm_u16x8_shr(h2, 4)), 2);
 }
-/** Row i's Q6_K block b of the interleaved tile at `tile`, rebuilt as stored (into blk, 210 bytes). */
+/** Row i's Q6_K block b of the interleaved tile at `tile`, rebuilt as stored (into blk, 210 bytes), 16 codes at a time. */
 INLINE void q6il_unpack(const uint8_t* tile, int i, int b, uint8_t* blk) {
   const uint8_t* g = tile + (size_t)b * Q6IL_GROUP;
+  const v128_t m4 = wasm_i8x16_splat(15), m3 = wasm_i8x16_splat(3);
   __builtin_memset(blk, 0, 192);
-  for (int w = 0; w < 256; w++) q6k_put(blk, w, q6il_code(g, i, w));
+  for (int j = 0; j < 16; j++) {  // weights w = 16 j + 0..15: ggml's ql nibble and 2 bits of qh
+    v128_t V[4];
+    uint8_t c[16];
+    q6il_vec4(g + Q6IL_CODES + 48 * j, V);
+    il_row16(V, i, c);
+    const v128_t v = wasm_v128_load(c);
+    const int w = 16 * j, h = w >> 7, l = w & 31, part = (w >> 5) & 3;
+    uint8_t* ql = blk + 64 * h + 32 * (part & 1) + l;
+    uint8_t* qh = blk + 128 + 32 * h + l;
+    wasm_v128_store(ql, wasm_v128_or(wasm_v128_load(ql), shl8(wasm_v128_and(v, m4), 4 * (part >> 1))));
+    wasm_v128_store(qh, wasm_v128_or(wasm_v128_load(qh), shl8(bits8(v, 4, m3), 2 * part)));
+  }
   for (int j = 0; j < 16; j++) blk[192 + j] = g[Q6IL_SCALES + 8 * (j >> 1) + 2 * i + (j & 1)];
   blk[208] = g[2 * i];
   blk[209] = g[2 * i + 1];
@@ -354,41 +371,71 @@ INLINE void q6il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
 //                   32 j + 16 + 4 t + u
 // The scales and mins of the four rows are unpacked once per super-block in vectors; a sub-block of 4 rows
 // is 4 loads, 8 relaxed dots against activations splat from 32-bit loads summed in i16 lanes (|.| <=
-// 16 * 15 * 127 < 2^15) and one i32x4.dot_i16x8_s with the scale pairs (ggml-k.h il_q4k_isum). Q5_K in
-// the same style (a fifth vector of bit 4 per sub-block) measured 0.92x of its row-by-row kernel: as stored.
+// 16 * 15 * 127 < 2^15) and one i32x4.dot_i16x8_s with the scale pairs (ggml-k.h il_q4k_isum). Q5_K has a
+// layout of its own below (a fifth vector of bit 4 per sub-block, kq's first try, lost to the row kernel).
 enum { K4IL_GROUP = 4 * 144, K4IL_SCALES = 16, K4IL_MINS = 48, K4IL_CODES = 64 };
 
-/** Byte of (row i, weight w) in an interleaved group, and its nibble's shift. */
-INLINE int k4il_at(int i, int w) { return K4IL_CODES + 64 * (w >> 5) + 16 * ((w >> 2) & 3) + 4 * i + (w & 3); }
-INLINE int k4il_sh(int w) { return 4 * ((w >> 4) & 1); }
-/** Byte of the scale of (row i, sub-block j) and of the low bits of its min, with the min's nibble shift. */
-INLINE int k4il_sc(int i, int j) { return K4IL_SCALES + 8 * (j >> 1) + 2 * i + (j & 1); }
-INLINE int k4il_mn(int i, int j) { return K4IL_MINS + 8 * ((j >> 1) & 1) + 2 * i + (j & 1); }
-INLINE int k4il_msh(int j) { return 4 * (j >> 2); }
+/**
+ * The scale section s of an interleaved Q4_K / Q5_K / Q3_K group: per row i 8 pairs of 6-bit values (a_j, m_j)
+ * (Q4_K / Q5_K: sub-block j's scale and min; Q3_K: the scales of sub-blocks j and j + 8): byte 8 (j >> 1) +
+ * 2 i + (j & 1) holds a_j and m_j's bits 4..5 (bits 6..7), byte 32 + 8 ((j >> 1) & 1) + 2 i + (j & 1) m_j's
+ * bits 0..3 at shift 4 (j >> 2).
+ */
+INLINE int k6il_sc(int i, int j) { return 8 * (j >> 1) + 2 * i + (j & 1); }
+INLINE int k6il_mn(int i, int j) { return 32 + 8 * ((j >> 1) & 1) + 2 * i + (j & 1); }
+INLINE int k6il_msh(int j) { return 4 * (j >> 2); }
+/** Writes row i's pairs into the scale section s (its bytes 32..47 zero before). */
+INLINE void k6il_put(uint8_t* s, int i, const uint8_t a[8], const uint8_t m[8]) {
+  for (int j = 0; j < 8; j++) {
+    s[k6il_sc(i, j)] = (uint8_t)(a[j] | ((m[j] >> 4) << 6));
+    s[k6il_mn(i, j)] |= (uint8_t)((m[j] & 15) << k6il_msh(j));
+  }
+}
+/** Reads row i's pairs from the scale section s. */
+INLINE void k6il_get(const uint8_t* s, int i, uint8_t a[8], uint8_t m[8]) {
+  for (int j = 0; j < 8; j++) {
+    const int v = s[k6il_sc(i, j)];
+    a[j] = (uint8_t)(v & 63);
+    m[j] = (uint8_t)(((s[k6il_mn(i, j)] >> k6il_msh(j)) & 15) | ((v >> 6) << 4));
+  }
+}
+/** Q4_K / Q5_K: 8 scales and mins written as a stored block's 12 scale bytes q (the inverse of get_scale_min_k4). */
+INLINE void k4_put_scale_min(const uint8_t sc[8], const uint8_t m[8], uint8_t* q) {
+  __builtin_memset(q, 0, 12);
+  for (int j = 0; j < 8; j++) {
+    if (j < 4) {
+      q[j] |= sc[j];
+      q[j + 4] |= m[j];
+    } else {
+      q[j + 4] = (uint8_t)((sc[j] & 15) | ((m[j] & 15) << 4));
+      q[j - 4] |= (uint8_t)((sc[j] >> 4) << 6);
+      q[j] |= (uint8_t)((m[j] >> 4) << 6);
+    }
+  }
+}
 
 /** Row i's Q4_K block b of the interleaved tile at `tile`, rebuilt as stored (into blk, 144 bytes). */
 INLINE void k4il_unpack(const uint8_t* tile, int i, int b, uint8_t* blk) {
   const uint8_t* g = tile + (size_t)b * K4IL_GROUP;
-  __builtin_memset(blk + 4, 0, 140);
+  __builtin_memset(blk + 16, 0, 128);
   blk[0] = g[2 * i];
   blk[1] = g[2 * i + 1];
   blk[2] = g[8 + 2 * i];
   blk[3] = g[8 + 2 * i + 1];
-  uint8_t* q = blk + 4;  // the 12 scale bytes: the inverse of get_scale_min_k4
-  for (int j = 0; j < 8; j++) {
-    const int s = g[k4il_sc(i, j)];
-    const int sc = s & 63, m = ((g[k4il_mn(i, j)] >> k4il_msh(j)) & 15) | ((s >> 6) << 4);
-    if (j < 4) {
-      q[j] |= (uint8_t)sc;
-      q[j + 4] |= (uint8_t)m;
-    } else {
-      q[j + 4] = (uint8_t)((sc & 15) | ((m & 15) << 4));
-      q[j - 4] |= (uint8_t)((sc >> 4) << 6);
-      q[j] |= (uint8_t)((m >> 4) << 6);
-    }
+  uint8_t a[8], m[8];
+  k6il_get(g + K4IL_SCALES, i, a, m);
+  k4_put_scale_min(a, m, blk + 4);
+  const v128_t m4 = wasm_i8x16_splat(15);
+  for (int j = 0; j < 8; j++) {  // byte 4 t + u of row i: weight 32 j + 4 t + u (low nibble), + 16 (high)
+    const uint8_t* B = g + K4IL_CODES + 64 * j;
+    const v128_t V[4] = {wasm_v128_load(B), wasm_v128_load(B + 16), wasm_v128_load(B + 32), wasm_v128_load(B + 48)};
+    uint8_t c[16];
+    il_row16(V, i, c);
+    const v128_t v = wasm_v128_load(c);
+    uint8_t* q = blk + 16 + 32 * (j >> 1);
+    wasm_v128_store(q, wasm_v128_or(wasm_v128_load(q), shl8(wasm_v128_and(v, m4), 4 * (j & 1))));
+    wasm_v128_store(q + 16, wasm_v128_or(wasm_v128_load(q + 16), shl8(bits8(v, 4, m4), 4 * (j & 1))));
   }
-  for (int w = 0; w < 256; w++)
-    blk[16 + 32 * (w >> 6) + (w & 31)] |= (uint8_t)(((g[k4il_at(i, w)] >> k4il_sh(w)) & 15) << (4 * ((w >> 5) & 1)));
 }
 /** Rows 0..3 (src, row_bytes apart) of Q4_K block b packed into the group at g (32 codes at a time). */
 INLINE void k4il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
@@ -400,12 +447,14 @@ INLINE void k4il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
     g[2 * i + 1] = blk[1];
     g[8 + 2 * i] = blk[2];
     g[8 + 2 * i + 1] = blk[3];
+    uint8_t a[8], mn[8];
     for (int j = 0; j < 8; j++) {
       int32_t sc, m;
       scale_min_k4(blk + 4, j, &sc, &m);
-      g[k4il_sc(i, j)] = (uint8_t)(sc | ((m >> 4) << 6));
-      g[k4il_mn(i, j)] |= (uint8_t)((m & 15) << k4il_msh(j));
+      a[j] = (uint8_t)sc;
+      mn[j] = (uint8_t)m;
     }
+    k6il_put(g + K4IL_SCALES, i, a, mn);
     for (int j = 0; j < 8; j++) {  // weights 32 j + m: nibble (j & 1) of qs[32 (j >> 1) + m]
       const v128_t A = wasm_v128_load(blk + 16 + 32 * (j >> 1)), Bv = wasm_v128_load(blk + 16 + 32 * (j >> 1) + 16);
       const v128_t a = j & 1 ? wasm_v128_and(wasm_u16x8_shr(A, 4), m4) : wasm_v128_and(A, m4);
@@ -418,6 +467,222 @@ INLINE void k4il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
   }
 }
 
+
+// ---- Q3_K, Q2_K and Q5_K in 4-row interleaved tiles (desc.aux = 4, made at load by ggml_interleave) ----
+// Same size as stored; per super-block b a full tile holds a group of 4 * bb bytes at b * 4 * bb. Codes are
+// stored so that one 16-byte vector gives four consecutive codes of each of the four rows (code vector t of
+// 32 weights: byte 4 i + u = row i's code of weight 32 P + 4 t + u, P the pair of sub-blocks of 16 for Q3_K
+// / Q2_K, the sub-block of 32 for Q5_K), an unsigned operand of the relaxed dot against four activations
+// splat from one 32-bit load, the row sums landing in i16 lanes 2 i, 2 i + 1 (as Q6_K and Q4_K above).
+//   Q3_K (440 bytes):  0..7 the fp16 d of rows 0..3;  8..55 the 16 6-bit scales (before the - 32) of each
+//     row in Q4_K's scale / min layout (k6il_put: "scale" = sub-block j, "min" = sub-block j + 8, j < 8);
+//     56..439 per P three vectors B0 B1 B2 (48 bytes) of 8 code vectors of 3 bits: B_v bits 0..2 / 3..5 =
+//     code vectors 2 v / 2 v + 1 (v < 3); code vector 6 = B0 bits 6..7 | B2 bit 6 << 2, code vector 7 =
+//     B1 bits 6..7 | B2 bit 7 << 2 (19 bitwise operations for 128 codes).
+//   Q2_K (336 bytes):  0..7 the fp16 d, 8..15 the fp16 dmin;  16..79 the scale bytes (scale | min << 4) as
+//     stored, byte 16 + 8 P + 2 i + e = row i's sub-block 2 P + e;  80..335 per P two vectors: B_v bits
+//     2 s .. 2 s + 1 = code vector 4 v + s.
+//   Q5_K (704 bytes):  0..63 as Q4_K (d, dmin, scales and mins);  64..703 per sub-block j of 32 five
+//     vectors B0..B4 (80 bytes) of 8 code vectors of 5 bits: B_v bits 0..4 = code vector v; code vector 5 =
+//     B0 bits 5..7 | B1 bits 5..6 << 3; 6 = B2 bits 5..7 | B3 bits 5..6 << 3; 7 = B1 bit 7 | B3 bit 7 << 1 |
+//     B4 bits 5..7 << 2 (23 bitwise operations for 128 codes; kq's first Q5_K tiles kept the fifth bit of 8
+//     code vectors in one vector, 40 operations with 8 mask constants, and lost to the row kernel).
+// A last tile of fewer than 4 rows stays as stored. The reference (src/kernels/ggml.ts) undoes the layouts.
+enum { Q3IL_SCALES = 8, Q3IL_CODES = 56, Q2IL_SCALES = 16, Q2IL_CODES = 80, Q5IL_CODES = 64 };
+
+/** The 256 codes (Q2_K 0..3, Q3_K 0..7, Q5_K 0..31) of a stored Q2_K / Q3_K / Q5_K block, 16 at a time. */
+INLINE void kq_codes(const int T, const uint8_t* b, uint8_t* c) {
+  const v128_t m3 = wasm_i8x16_splat(3), m4 = wasm_i8x16_splat(15), one = wasm_i8x16_splat(1);
+  for (int w = 0; w < 256; w += 16) {  // weights w .. w + 15: h = w >> 7, part = (w >> 5) & 3, l = w & 31
+    const int h = w >> 7, part = (w >> 5) & 3, l = w & 31;
+    v128_t v;
+    if (T == GT_Q2_K) v = bits8(wasm_v128_load(b + 16 + 32 * h + l), 2 * part, m3);
+    else if (T == GT_Q3_K)
+      v = wasm_v128_or(bits8(wasm_v128_load(b + 32 + 32 * h + l), 2 * part, m3),
+                       shl8(bits8(wasm_v128_load(b + l), 4 * h + part, one), 2));
+    else
+      v = wasm_v128_or(bits8(wasm_v128_load(b + 48 + 32 * (w >> 6) + l), 4 * ((w >> 5) & 1), m4),
+                       shl8(bits8(wasm_v128_load(b + 16 + l), w >> 5, one), 4));
+    wasm_v128_store(c + w, v);
+  }
+}
+/** Writes 256 codes into a stored block's code bytes (the inverse of kq_codes), 16 at a time. */
+INLINE void kq_put(const int T, const uint8_t* c, uint8_t* b) {
+  const v128_t m3 = wasm_i8x16_splat(3), m4 = wasm_i8x16_splat(15), one = wasm_i8x16_splat(1);
+  __builtin_memset(b + (T == GT_Q2_K ? 16 : T == GT_Q3_K ? 0 : 16), 0, T == GT_Q2_K ? 64 : T == GT_Q3_K ? 96 : 160);
+  for (int w = 0; w < 256; w += 16) {
+    const int h = w >> 7, part = (w >> 5) & 3, l = w & 31;
+    const v128_t v = wasm_v128_load(c + w);
+    uint8_t *q, *hb = 0;
+    v128_t qv, hv = v;
+    if (T == GT_Q5_K) {
+      q = b + 48 + 32 * (w >> 6) + l;
+      qv = shl8(wasm_v128_and(v, m4), 4 * ((w >> 5) & 1));
+      hb = b + 16 + l;
+      hv = shl8(bits8(v, 4, one), w >> 5);
+    } else {
+      q = b + (T == GT_Q2_K ? 16 : 32) + 32 * h + l;
+      qv = shl8(wasm_v128_and(v, m3), 2 * part);
+      if (T == GT_Q3_K) {
+        hb = b + l;
+        hv = shl8(bits8(v, 2, one), 4 * h + part);
+      }
+    }
+    wasm_v128_store(q, wasm_v128_or(wasm_v128_load(q), qv));
+    if (hb) wasm_v128_store(hb, wasm_v128_or(wasm_v128_load(hb), hv));
+  }
+}
+/**
+ * Code vectors 4 h .. 4 h + 3 (h = 0, 1) of the 32 weights whose code bytes start at B in an interleaved
+ * Q2_K / Q3_K / Q5_K group (Q2_K: 32 bytes, Q3_K: 48, Q5_K: 80): byte 4 i + u of c[t] is row i's code of
+ * weight 16 h + 4 t + u. The kernels (ggml-k.h) and the block rebuild share it. A shift right by n of bytes
+ * masked to bits >= n keeps each byte's bits in that byte; a final mask drops what a wider shift brings down
+ * from the byte above.
+ */
+INLINE void kil_vec4(const int T, const uint8_t* B, const int h, v128_t c[4]) {
+  if (T == GT_Q2_K) {
+    const v128_t m3 = wasm_i8x16_splat(3), v = wasm_v128_load(B + 16 * h);
+    for (int t = 0; t < 4; t++) c[t] = bits8(v, 2 * t, m3);
+  } else if (T == GT_Q3_K) {
+    const v128_t m7 = wasm_i8x16_splat(7), m3 = wasm_i8x16_splat(3), b2m = wasm_i8x16_splat(4);
+    const v128_t b0 = wasm_v128_load(B), b1 = wasm_v128_load(B + 16);
+    if (h == 0) {
+      c[0] = wasm_v128_and(b0, m7);
+      c[1] = bits8(b0, 3, m7);
+      c[2] = wasm_v128_and(b1, m7);
+      c[3] = bits8(b1, 3, m7);
+    } else {
+      const v128_t b2 = wasm_v128_load(B + 32);
+      c[0] = wasm_v128_and(b2, m7);
+      c[1] = bits8(b2, 3, m7);
+      c[2] = wasm_v128_or(bits8(b0, 6, m3), bits8(b2, 4, b2m));
+      c[3] = wasm_v128_or(bits8(b1, 6, m3), bits8(b2, 5, b2m));
+    }
+  } else {
+    const v128_t m5 = wasm_i8x16_splat(31);
+    if (h == 0)
+      for (int t = 0; t < 4; t++) c[t] = wasm_v128_and(wasm_v128_load(B + 16 * t), m5);
+    else {  // tops t_v = B_v & 0xe0
+      const v128_t t0 = wasm_v128_andnot(wasm_v128_load(B), m5), t1 = wasm_v128_andnot(wasm_v128_load(B + 16), m5);
+      const v128_t t2 = wasm_v128_andnot(wasm_v128_load(B + 32), m5), b3 = wasm_v128_load(B + 48);
+      const v128_t b4 = wasm_v128_load(B + 64), t4 = wasm_v128_andnot(b4, m5);
+      c[0] = wasm_v128_and(b4, m5);
+      c[1] = wasm_v128_and(wasm_v128_or(wasm_u16x8_shr(t0, 5), wasm_u16x8_shr(t1, 2)), m5);
+      c[2] = wasm_v128_and(wasm_v128_or(wasm_u16x8_shr(t2, 5), wasm_u16x8_shr(wasm_v128_andnot(b3, m5), 2)), m5);
+      c[3] = wasm_v128_and(wasm_v128_or(wasm_v128_or(wasm_u16x8_shr(t4, 3), wasm_u16x8_shr(t1, 7)),
+                                        wasm_u16x8_shr(wasm_v128_and(b3, wasm_i8x16_splat((int8_t)0x80)), 6)),
+                           m5);
+    }
+  }
+}
+/** Q3_K: writes 16 6-bit scales (before the - 32) into a stored block's 12 scale bytes s. */
+INLINE void q3k_put_scales(const uint8_t v[16], uint8_t* s) {
+  __builtin_memset(s, 0, 12);
+  for (int j = 0; j < 16; j++) {
+    s[j & 7] |= (uint8_t)((v[j] & 15) << (4 * (j >> 3)));
+    s[8 + (j & 3)] |= (uint8_t)((v[j] >> 4) << (2 * (j >> 2)));
+  }
+}
+/** Offset of the scales section and of the codes section of an interleaved Q2_K / Q3_K / Q5_K group. */
+INLINE int kil_scales(const int T) { return T == GT_Q3_K ? Q3IL_SCALES : T == GT_Q2_K ? Q2IL_SCALES : K4IL_SCALES; }
+INLINE int kil_codes(const int T) { return T == GT_Q3_K ? Q3IL_CODES : T == GT_Q2_K ? Q2IL_CODES : Q5IL_CODES; }
+
+/** Row i's Q2_K / Q3_K / Q5_K block b of the interleaved tile at `tile`, rebuilt as stored (into blk). */
+INLINE void kil_unpack(const int T, const uint8_t* tile, int i, int b, uint8_t* blk) {
+  const uint8_t* g = tile + (size_t)b * 4 * ggml_block_bytes(T);
+  uint8_t c[256];
+  const int unit = T == GT_Q2_K ? 32 : T == GT_Q3_K ? 48 : 80;  // code bytes per 32 weights
+  for (int P = 0; P < 8; P++)
+    for (int h = 0; h < 2; h++) {
+      v128_t V[4];
+      kil_vec4(T, g + kil_codes(T) + unit * P, h, V);
+      il_row16(V, i, c + 32 * P + 16 * h);
+    }
+  kq_put(T, c, blk);
+  const int dof = k_d_offset(T);
+  blk[dof] = g[2 * i];
+  blk[dof + 1] = g[2 * i + 1];
+  if (T != GT_Q3_K) {
+    blk[dof + 2] = g[8 + 2 * i];
+    blk[dof + 3] = g[8 + 2 * i + 1];
+  }
+  if (T == GT_Q2_K)
+    for (int j = 0; j < 16; j++) blk[j] = g[Q2IL_SCALES + 8 * (j >> 1) + 2 * i + (j & 1)];
+  else {
+    uint8_t a[8], m[8];
+    k6il_get(g + kil_scales(T), i, a, m);
+    if (T == GT_Q5_K) k4_put_scale_min(a, m, blk + 4);
+    else {
+      uint8_t v[16];
+      for (int j = 0; j < 8; j++) v[j] = a[j], v[j + 8] = m[j];
+      q3k_put_scales(v, blk + 96);
+    }
+  }
+}
+/**
+ * The code section C of an interleaved Q2_K / Q3_K / Q5_K group from the four rows' codes c[i][256]: the
+ * code vectors V_t (4 codes of each row) of each 32 weights combined into the layout's bytes.
+ */
+INLINE void kil_put_codes(const int T, uint8_t c[4][256], uint8_t* C) {
+  const v128_t m3 = wasm_i8x16_splat(3), m7 = wasm_i8x16_splat(7), one = wasm_i8x16_splat(1);
+  for (int P = 0; P < 8; P++) {
+    v128_t V[8];
+    for (int t = 0; t < 8; t++) {
+      uint8_t q[16];
+      for (int i = 0; i < 4; i++) __builtin_memcpy(q + 4 * i, c[i] + 32 * P + 4 * t, 4);
+      V[t] = wasm_v128_load(q);
+    }
+    if (T == GT_Q2_K)
+      for (int v = 0; v < 2; v++)
+        wasm_v128_store(C + 32 * P + 16 * v, wasm_v128_or(wasm_v128_or(V[4 * v], shl8(V[4 * v + 1], 2)),
+                                                          wasm_v128_or(shl8(V[4 * v + 2], 4), shl8(V[4 * v + 3], 6))));
+    else if (T == GT_Q3_K) {
+      uint8_t* B = C + 48 * P;
+      wasm_v128_store(B, wasm_v128_or(wasm_v128_or(V[0], shl8(V[1], 3)), shl8(wasm_v128_and(V[6], m3), 6)));
+      wasm_v128_store(B + 16, wasm_v128_or(wasm_v128_or(V[2], shl8(V[3], 3)), shl8(wasm_v128_and(V[7], m3), 6)));
+      wasm_v128_store(B + 32, wasm_v128_or(wasm_v128_or(V[4], shl8(V[5], 3)),
+                                           wasm_v128_or(shl8(bits8(V[6], 2, one), 6), shl8(bits8(V[7], 2, one), 7))));
+    } else {
+      uint8_t* B = C + 80 * P;
+      wasm_v128_store(B, wasm_v128_or(V[0], shl8(wasm_v128_and(V[5], m7), 5)));
+      wasm_v128_store(B + 16, wasm_v128_or(wasm_v128_or(V[1], shl8(bits8(V[5], 3, m3), 5)), shl8(wasm_v128_and(V[7], one), 7)));
+      wasm_v128_store(B + 32, wasm_v128_or(V[2], shl8(wasm_v128_and(V[6], m7), 5)));
+      wasm_v128_store(B + 48, wasm_v128_or(wasm_v128_or(V[3], shl8(bits8(V[6], 3, m3), 5)), shl8(bits8(V[7], 1, one), 7)));
+      wasm_v128_store(B + 64, wasm_v128_or(V[4], shl8(bits8(V[7], 2, m7), 5)));
+    }
+  }
+}
+/** Rows 0..3 (src, row_bytes apart) of Q2_K / Q3_K / Q5_K block b packed into the group at g. */
+INLINE void kil_pack(const int T, const uint8_t* src, int row_bytes, int b, uint8_t* g) {
+  const int bb = ggml_block_bytes(T), dof = k_d_offset(T);
+  uint8_t c[4][256];
+  __builtin_memset(g, 0, (size_t)kil_codes(T));
+  for (int i = 0; i < 4; i++) {
+    const uint8_t* blk = src + (size_t)i * row_bytes + (size_t)b * bb;
+    kq_codes(T, blk, c[i]);
+    g[2 * i] = blk[dof];
+    g[2 * i + 1] = blk[dof + 1];
+    if (T != GT_Q3_K) {
+      g[8 + 2 * i] = blk[dof + 2];
+      g[8 + 2 * i + 1] = blk[dof + 3];
+    }
+    if (T == GT_Q2_K)
+      for (int j = 0; j < 16; j++) g[Q2IL_SCALES + 8 * (j >> 1) + 2 * i + (j & 1)] = blk[j];
+    else {
+      uint8_t a[8], m[8];
+      for (int j = 0; j < 8; j++) {
+        int32_t sc, mn;
+        if (T == GT_Q5_K) scale_min_k4(blk + 4, j, &sc, &mn);
+        else sc = q3k_scale(blk + 96, j), mn = q3k_scale(blk + 96, j + 8);
+        a[j] = (uint8_t)sc;
+        m[j] = (uint8_t)mn;
+      }
+      k6il_put(g + kil_scales(T), i, a, m);
+    }
+  }
+  kil_put_codes(T, c, g + kil_codes(T));
+}
+
 /**
  * Block b of tile row i for the kernels that read blocks as stored: p[i]'s block, or (an interleaved
  * K-quant tile, il) the block rebuilt into tmp (210 bytes).
@@ -425,7 +690,8 @@ INLINE void k4il_pack(const uint8_t* src, int row_bytes, int b, uint8_t* g) {
 INLINE const uint8_t* ggml_block_of(const int T, const uint8_t* const p[4], int il, int i, int b, uint8_t* tmp) {
   if (ggml_il_k(T) && il) {
     if (T == GT_Q6_K) q6il_unpack(p[0], i, b, tmp);
-    else k4il_unpack(p[0], i, b, tmp);
+    else if (T == GT_Q4_K) k4il_unpack(p[0], i, b, tmp);
+    else kil_unpack(T, p[0], i, b, tmp);
     return tmp;
   }
   return p[i] + (size_t)b * ggml_block_bytes(T);
@@ -444,7 +710,8 @@ EXPORT void ggml_interleave(int32_t T, int32_t data, int32_t row_bytes, int32_t 
     if (ggml_il_k(T)) {
       for (int b = 0; b < nb; b++)
         if (T == GT_Q6_K) q6il_pack(tmp, row_bytes, b, tile + (size_t)b * Q6IL_GROUP);
-        else k4il_pack(tmp, row_bytes, b, tile + (size_t)b * K4IL_GROUP);
+        else if (T == GT_Q4_K) k4il_pack(tmp, row_bytes, b, tile + (size_t)b * K4IL_GROUP);
+        else kil_pack(T, tmp, row_bytes, b, tile + (size_t)b * 4 * bb);
       continue;
     }
     for (int b = 0; b < nb; b++) {

@@ -13,6 +13,9 @@ test('the same results on 1, 2 and 3 threads', async () => {
   const cases: KernelCase[] = [
     ggmlCase('Q4_K', false, 53),
     ggmlCase('Q6_K', false, 53),
+    ggmlCase('Q5_K', false, 53),
+    ggmlCase('Q3_K', false, 53),
+    ggmlCase('Q2_K', false, 53),
     ggmlCase('Q4_0', false, 53),
     ggmlCase('Q8_0', false, 53),
     ggmlCase('F16', false, 53),

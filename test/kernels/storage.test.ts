@@ -60,7 +60,7 @@ test('prepared weights hold their stored bytes (aligned shapes)', async () => {
     );
     k.release(w);
   }
-  for (const t of ['Q4_K', 'Q8_0', 'Q6_K'] as const) {
+  for (const t of ['Q4_K', 'Q8_0', 'Q6_K', 'Q2_K', 'Q3_K', 'Q5_K'] as const) {
     const data = BLOCK_TYPES[t].encode(new Float32Array(rows * cols).fill(0.5));
     const w = k.prepare({ kind: 'ggml', type: t, rows, cols, data });
     assert.equal(w.bytes, data.length, `${t}: GGUF bytes held as they are`);
@@ -136,8 +136,8 @@ test('Q8_0 weights with a code of -128 take the widening dot, a 0x80 scale byte 
   assert.equal(k.descOf(w2).dotClass, DOT.full8);
 });
 
-test('Q4_0 / IQ4_NL / Q8_0 / Q6_K / Q4_K are repacked into 4-row interleaved tiles of the same size; the reference undoes it', () => {
-  for (const type of ['Q4_0', 'IQ4_NL', 'Q8_0', 'Q6_K', 'Q4_K'] as const) {
+test('Q4_0 / IQ4_NL / Q8_0 and the K-quants are repacked into 4-row interleaved tiles of the same size; the reference undoes it', () => {
+  for (const type of ['Q4_0', 'IQ4_NL', 'Q8_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'] as const) {
     const c = ggmlCase(type, false, 9); // two full tiles and one row that stays as stored
     if (c.source.kind !== 'ggml') throw new Error('ggml case');
     const input = c.source.data;
@@ -180,7 +180,7 @@ test('Q4_0 / IQ4_NL / Q8_0 / Q6_K / Q4_K are repacked into 4-row interleaved til
 });
 
 test("layout 'stored' keeps ggml blocks as the file stores them; products equal the interleaved tiles'", () => {
-  for (const type of ['Q4_0', 'Q8_0', 'Q6_K', 'Q4_K'] as const) {
+  for (const type of ['Q4_0', 'Q8_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'] as const) {
     const c = ggmlCase(type, false, 9);
     if (c.source.kind !== 'ggml') throw new Error('ggml case');
     const input = c.source.data;
