@@ -34,27 +34,31 @@ INLINE v128_t sl_part(v128_t v, int s, int pos, v128_t mask) {
   return wasm_v128_and(v, mask);
 }
 
-/** Codes of weights 32m .. 32m+15 (c0) and 32m+16 .. 32m+31 (c1) of the 128-weight block at `blk`. */
-INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0, v128_t* c1) {
+/**
+ * Codes of weights 32m .. 32m+15 (c0) and 32m+16 .. 32m+31 (c1) of the 128-weight block at `blk` whose
+ * 16-byte vectors (4 of nibbles, 2 of crumbs, 1 of bits; 8 plain for b = 8) lie S bytes apart: S = 16 as
+ * stored, S = 64 in an interleaved tile (below), where the same shifts and masks give the four rows' codes.
+ */
+INLINE void sl_codes32s(const uint8_t* blk, const int m, const int B, const int S, v128_t* c0, v128_t* c1) {
   if (B == 8) {
-    *c0 = wasm_v128_load(blk + 32 * m);
-    *c1 = wasm_v128_load(blk + 32 * m + 16);
+    *c0 = wasm_v128_load(blk + S * 2 * m);
+    *c1 = wasm_v128_load(blk + S * (2 * m + 1));
     return;
   }
   const int nib = B >= 4, crumb = B == 2 || B == 3 || B == 6 || B == 7, bit = B & 1;
-  const uint8_t* pc = blk + (nib ? 64 : 0);
-  const uint8_t* pb = pc + (crumb ? 32 : 0);
+  const uint8_t* pc = blk + (nib ? 4 * S : 0);
+  const uint8_t* pb = pc + (crumb ? 2 * S : 0);
   v128_t a = wasm_i8x16_splat(0), b = a;
   int pos = 0;
   if (nib) {
-    v128_t v = wasm_v128_load(blk + 16 * m);
+    v128_t v = wasm_v128_load(blk + S * m);
     const v128_t m4 = wasm_i8x16_splat(15);
     a = wasm_v128_and(v, m4);
     b = bits8(v, 4, m4);
     pos = 4;
   }
   if (crumb) {
-    v128_t v = wasm_v128_load(pc + 16 * (m >> 1));
+    v128_t v = wasm_v128_load(pc + S * (m >> 1));
     const int s0 = 4 * (m & 1), s1 = s0 + 2;  // t = 2m, 2m + 1 -> bits 2(t & 3)
     const v128_t m3 = wasm_i8x16_splat((int8_t)(3 << pos));
     v128_t x0 = sl_part(v, s0, pos, m3), x1 = sl_part(v, s1, pos, m3);
@@ -72,6 +76,41 @@ INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0,
   }
   *c0 = a;
   *c1 = b;
+}
+INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0, v128_t* c1) {
+  sl_codes32s(blk, m, B, 16, c0, c1);
+}
+
+// ---- 4-row interleaved tiles (desc.interleave = 4, made at load by src/kernels/sliced.ts) ----
+// Same size as stored: the 4 * row_bytes bytes of a full tile of rows r .. r+3 (r a multiple of 4, r + 4 <=
+// rows) hold, per block blk, a group of 64 b bytes at 64 b blk in which the 16-byte vector v (0 .. b-1) of
+// row i's stored block is cut into four 4-byte pieces, piece j at 64 v + 16 j + 4 i. So the group is a
+// stored block with its vectors 64 bytes apart (sl_codes32s, S = 64) four times over (j = 0..3, at 16 j):
+// the codes of group position j hold weights 16 t + 4 j .. 16 t + 4 j + 3 of row i in bytes 4 i .. 4 i + 3,
+// and their dot with those four activations (one 32-bit splat) lands row i in i16 lanes 2 i, 2 i + 1 (or
+// i32 lanes i, i + 1 of the widened halves): a 32- or 16-weight step ends as [row 0..3] i32x4 with no
+// horizontal sum. A last tile of fewer than 4 rows stays as stored. sl_il_rebuild gives a row's block back
+// as stored for the kernels that decode block by block (float32 path, matrix x matrix, generic int8 path);
+// the reference (sliced.ts slicedRowBytesAt) undoes the layout the same way.
+
+/** Whether the tile of rows r .. r+3 is interleaved. */
+INLINE int sl_il_tile(const wdesc* D, int r) { return D->interleave == 4 && r + 4 <= D->rows; }
+
+/** Row i's block of an interleaved group at g, rebuilt as stored (16 B bytes into blk). */
+INLINE void sl_il_rebuild(const uint8_t* g, int i, int B, uint8_t* blk) {
+  for (int v = 0; v < B; v++)
+    for (int j = 0; j < 4; j++) __builtin_memcpy(blk + 16 * v + 4 * j, g + 64 * v + 16 * j + 4 * i, 4);
+}
+
+/**
+ * Row i's block blk of the tile at r as stored: p[i]'s block, or (an interleaved tile, p[0] its start) the
+ * block rebuilt into tmp (16 b bytes).
+ */
+INLINE const uint8_t* sl_block(const wdesc* D, const uint8_t* const p[4], int r, int i, int blk, uint8_t* tmp) {
+  const int B = D->bits;
+  if (!sl_il_tile(D, r)) return p[i] + (size_t)blk * 16 * B;
+  sl_il_rebuild(p[0] + (size_t)blk * 64 * B, i, B, tmp);
+  return tmp;
 }
 
 /**
@@ -219,6 +258,97 @@ INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p
   for (int i = 0; i < 4; i++) p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
 }
 
+/**
+ * [row 0..3] integer sums of an interleaved step: codes c[q] (q = 4 h + j: group position j of the 16-weight
+ * half h, after table / sign handling) against activations k + 16 h + 4 j .. + 3, n = 4 (16 weights) or 8
+ * (32). Relaxed: i16 dots of the codes (7-bit operand) with the 32-bit activation splat, folded to i32 every
+ * `per` dots while exact (per lane 2 per dot: codes 0..15 and |q| <= 127: 8 dots, 16 * 15 * 127 = 30480;
+ * 0..32: 4 dots, 8 * 32 * 127 = 32512; 0..63: 2 dots, 4 * 63 * 127 = 32004; 0..127: 1 dot). SIMD128 and
+ * 8-bit codes: the codes widened to i16 (rows 0, 1 low, 2, 3 high), i32x4.dot_i16x8_s with the four
+ * widened activations splat twice, the pairs of lanes added at the end.
+ */
+INLINE v128_t sl_il_sum(const v128_t* c, const int n, const actq* A, int k, const int DK) {
+#if MIXQ_RELAXED
+  if (DK == DK_U4 || DK == DK_U5 || DK == DK_U6 || DK == DK_U7) {
+    const int per = DK == DK_U4 ? 8 : DK == DK_U5 ? 4 : DK == DK_U6 ? 2 : 1;
+    v128_t acc = wasm_i32x4_splat(0);
+    for (int q0 = 0; q0 < n; q0 += per) {
+      v128_t s16 = wasm_i16x8_splat(0);
+      for (int q = q0; q < q0 + per && q < n; q++)
+        s16 = wasm_i16x8_add(s16, rdot16(c[q], wasm_v128_load32_splat(A->qs + k + 16 * (q >> 2) + 4 * (q & 3))));
+      acc = wasm_i32x4_add(acc, wasm_i32x4_extadd_pairwise_i16x8(s16));
+    }
+    return acc;
+  }
+#endif
+  const int sgn = DK == DK_S8 || DK == DK_FULL8;
+  v128_t lo = wasm_i32x4_splat(0), hi = lo;
+  for (int q = 0; q < n; q++) {
+    const v128_t cv = sgn ? wasm_v128_xor(c[q], wasm_i8x16_splat((int8_t)0x80)) : c[q];
+    const v128_t xv = wasm_v128_load64_splat(A->qs16 + k + 16 * (q >> 2) + 4 * (q & 3));
+    const v128_t cl = sgn ? wasm_i16x8_extend_low_i8x16(cv) : wasm_u16x8_extend_low_u8x16(cv);
+    const v128_t ch = sgn ? wasm_i16x8_extend_high_i8x16(cv) : wasm_u16x8_extend_high_u8x16(cv);
+    lo = wasm_i32x4_add(lo, wasm_i32x4_dot_i16x8(cl, xv));
+    hi = wasm_i32x4_add(hi, wasm_i32x4_dot_i16x8(ch, xv));
+  }
+  return wasm_i32x4_add(wasm_i32x4_shuffle(lo, hi, 0, 2, 4, 6), wasm_i32x4_shuffle(lo, hi, 1, 3, 5, 7));
+}
+
+/**
+ * An interleaved tile (rows r .. r+3, all real, at `tile`) against the int8 activations: [row 0..3] sums,
+ * per 16- or 32-weight step one i32x4 of the four rows, scaled as the stored-tile loop does (the same
+ * operations in the same order: bit-identical results).
+ */
+INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t* tile, const v128_t* T,
+                            const int B, const int DK, const int TBL, const int G16) {
+  const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
+  v128_t acc = wasm_f32x4_splat(0);
+  sl_group4 P = sl_group_params(D, r, 0, 1, B);
+  int g = 0, next = G;
+  for (int blk = 0; blk < nblk; blk++) {
+    const uint8_t* gp = tile + (size_t)blk * 64 * B;
+#pragma clang loop unroll(full)
+    for (int m = 0; m < 4; m++) {
+      const int k = blk * 128 + 32 * m;
+      v128_t c[8];
+      for (int j = 0; j < 4; j++) {
+        sl_codes32s(gp + 16 * j, m, B, 64, &c[j], &c[4 + j]);
+        if (TBL) {
+          c[j] = sl_qlookup(c[j], T, B);
+          c[4 + j] = sl_qlookup(c[4 + j], T, B);
+        }
+      }
+      if (G16) {
+        for (int h = 0; h < 2; h++) {
+          const int kk = k + 16 * h;
+          if (kk == next) {
+            if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+            next += G;
+          }
+          v128_t S = sl_il_sum(c + 4 * h, 4, A, kk, DK);
+          const int32_t sq = A->s[kk >> 4];
+          S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+          const float dx = A->d[kk >> 5];
+          acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+          if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+        }
+      } else {
+        if (k == next) {
+          if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+          next += G;
+        }
+        v128_t S = sl_il_sum(c, 8, A, k, DK);
+        const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
+        S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+        const float dx = A->d[k >> 5];
+        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+        if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+      }
+    }
+  }
+  return acc;
+}
+
 // ---- int8 path, matrix x vector: the four rows of a tile together ----
 // Measured against a one-row-at-a-time form (issue 21, session 4: factors per segment precomputed, rows
 // run alone): as fast on weights in cache, 10-25% slower on weights streamed from memory. Here LLVM issues
@@ -233,6 +363,10 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
     int rr[4];
     const uint8_t* p[4];
     sl_tile(D, r, r1 - 1, rr, p);
+    if (sl_il_tile(D, r)) {
+      store_tile(y, r, r1 - 1, sl_il_tile_q8(D, A, r, p[0], T, B, DK, TBL, G16));
+      continue;
+    }
     v128_t acc = wasm_f32x4_splat(0);
     sl_group4 P = sl_group_params(D, r, 0, 1, B);
     int g = 0, next = G;
@@ -329,6 +463,7 @@ INLINE void sl_q8_block(const wdesc* D, const uint8_t* blk, const v128_t* T, v12
 /** int8 path, any bit width, 16 or 32 weights per step. */
 static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, int r1) {
   const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0, B = D->bits, DK = D->dot_class;
+  uint8_t tmp[128] __attribute__((aligned(16)));
   v128_t T[4];
   sl_load_qtable(D, T);
   for (int r = r0; r < r1; r += 4) {
@@ -340,7 +475,7 @@ static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, in
     int g = 0, next = G;
     for (int blk = 0; blk < nblk; blk++) {
       v128_t c[4][8];
-      for (int i = 0; i < 4; i++) sl_q8_block(D, p[i] + (size_t)blk * 16 * B, T, c[i]);
+      for (int i = 0; i < 4; i++) sl_q8_block(D, sl_block(D, p, r, i, blk, tmp), T, c[i]);
       for (int t = 0; t < 8; t++) {
         const int k = blk * 128 + 16 * t;
         if (k == next) {
@@ -444,7 +579,8 @@ static void sl_decode_block_f32(const wdesc* D, int r, const uint8_t* const p[4]
                                 int stride, int* gcur, int* gnext) {
   const int B = D->bits, G = D->group, hasoff = D->offsets != 0;
   v128_t c[4][8];
-  for (int i = 0; i < 4; i++) sl_unpack_block(p[i] + (size_t)blk * 16 * B, B, c[i]);
+  uint8_t tmp[128] __attribute__((aligned(16)));
+  for (int i = 0; i < 4; i++) sl_unpack_block(sl_block(D, p, r, i, blk, tmp), B, c[i]);
   float s[4], o[4] = {0, 0, 0, 0};
   int z[4];
   for (int t = 0; t < 8; t++) {
@@ -573,6 +709,7 @@ EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int3
   const int kp = D->kp, B = D->bits;
   uint8_t* codes = (uint8_t*)(uintptr_t)scratch;
   sl_group4* gp = (sl_group4*)(codes + 4 * (size_t)kp);
+  uint8_t tmp[128] __attribute__((aligned(16)));
   v128_t T[4];
   sl_load_qtable(D, T);
   for (int r = r0; r < r1; r += 4) {
@@ -582,7 +719,7 @@ EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int3
     for (int blk = 0; blk < kp / 128; blk++)
       for (int i = 0; i < 4; i++) {
         v128_t c[8];
-        sl_q8_block(D, p[i] + (size_t)blk * 16 * B, T, c);
+        sl_q8_block(D, sl_block(D, p, r, i, blk, tmp), T, c);
         for (int t = 0; t < 8; t++) wasm_v128_store(codes + (size_t)i * kp + 128 * blk + 16 * t, c[t]);
       }
     for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);

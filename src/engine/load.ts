@@ -119,7 +119,9 @@ async function loadMatrices(
     if (p.storage.kind !== 'mixq') continue;
     const st = p.storage;
     const parts = await st.read();
-    g.w = prepare(kernels, src.source, p.name, () => kernels.prepare(mixqSafetensorsSource(st.entry, parts)));
+    g.w = prepare(kernels, src.source, p.name, () =>
+      kernels.prepare(mixqSafetensorsSource(st.entry, parts), ggmlLayout),
+    );
     weightBytes += g.w.bytes;
     done += st.nbytes;
     progress?.(done, total);
@@ -215,8 +217,8 @@ export async function loadEngineModel(
   }
 
   const total = src.tensorBytes;
-  // float32 activations run the 'f32' kernels, which read ggml blocks as stored (interleaved K-quant tiles
-  // would rebuild every block)
+  // float32 activations run the 'f32' kernels, which read blocks as stored (interleaved K-quant tiles would
+  // rebuild every block; mixq's interleaved tiles a piece of each)
   const ggmlLayout: PrepareOptions = opts.activations === 'f32' ? { layout: 'stored' } : {};
   const loaded = await loadMatrices(kernels, src, groups, opts.progress, ggmlLayout);
   let { weightBytes, done } = loaded;
