@@ -238,10 +238,9 @@ typedef struct {
   v128_t o;  // f32x4 additive offset (tables, asymmetric)
 } sl_group4;
 
-/** Parameters of group g of the tile at row r (r a multiple of 4: the executors split there). */
-INLINE sl_group4 sl_group_params(const wdesc* D, int r, int g, int q8, const int B) {
+/** Parameters of the four rows of a tile at entry i (param_index of its first row). */
+INLINE sl_group4 sl_group_params_at(const wdesc* D, size_t i, int q8, const int B) {
   sl_group4 P;
-  const size_t i = param_index(D, r, g);
   P.s = scale4_at(D, i);
   if (q8 && D->elem != ELEM_INT) P.s = wasm_f32x4_mul(P.s, wasm_f32x4_splat(D->qunit));
   const int zb = q8 && B == 8 && D->elem == ELEM_INT ? 128 : 0;
@@ -251,6 +250,10 @@ INLINE sl_group4 sl_group_params(const wdesc* D, int r, int g, int q8, const int
     P.z = wasm_i32x4_sub(zero4_at(D, i), wasm_i32x4_splat(zb));
   P.o = D->offsets ? offset4_at(D, i) : wasm_f32x4_splat(0);
   return P;
+}
+/** Parameters of group g of the tile at row r (r a multiple of 4: the executors split there). */
+INLINE sl_group4 sl_group_params(const wdesc* D, int r, int g, int q8, const int B) {
+  return sl_group_params_at(D, param_index(D, r, g), q8, B);
 }
 
 INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p[4]) {
@@ -303,7 +306,8 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
                             const int B, const int DK, const int TBL, const int G16) {
   const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
   v128_t acc = wasm_f32x4_splat(0);
-  sl_group4 P = sl_group_params(D, r, 0, 1, B);
+  const size_t pbase = param_index(D, r, 0);  // group g's four entries at pbase + 4 g
+  sl_group4 P = sl_group_params_at(D, pbase, 1, B);
   int g = 0, next = G;
   for (int blk = 0; blk < nblk; blk++) {
     const uint8_t* gp = tile + (size_t)blk * 64 * B;
@@ -322,7 +326,7 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
         for (int h = 0; h < 2; h++) {
           const int kk = k + 16 * h;
           if (kk == next) {
-            if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+            if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
             next += G;
           }
           v128_t S = sl_il_sum(c + 4 * h, 4, A, kk, DK);
@@ -334,7 +338,7 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
         }
       } else {
         if (k == next) {
-          if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
+          if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
           next += G;
         }
         v128_t S = sl_il_sum(c, 8, A, k, DK);
@@ -495,6 +499,30 @@ static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, in
   }
 }
 
+/**
+ * Each specialisation its own function (V8 compiles one function at a time: the kernels all inlined into
+ * mv_sliced_q8 made one of ~60k instructions).
+ */
+#define SL_Q8_FN(B, DK, TBL, G16)                                                                          \
+  static __attribute__((noinline)) void sl_q8_##B##_##DK##_##TBL##_##G16(const wdesc* D, const actq* A,    \
+                                                                        float* y, int r0, int r1) {      \
+    mv_sl_q8_impl(D, A, y, r0, r1, B, DK, TBL, G16);                                                       \
+  }
+SL_Q8_FN(2, DK_U4, 0, 0)
+SL_Q8_FN(3, DK_U4, 0, 0)
+SL_Q8_FN(4, DK_U4, 0, 0)
+SL_Q8_FN(5, DK_U6, 0, 0)
+SL_Q8_FN(6, DK_U6, 0, 0)
+SL_Q8_FN(8, DK_S8, 0, 0)
+SL_Q8_FN(4, DK_U6, 1, 0)
+SL_Q8_FN(6, DK_U7, 1, 0)
+SL_Q8_FN(2, DK_U4, 0, 1)
+SL_Q8_FN(3, DK_U4, 0, 1)
+SL_Q8_FN(4, DK_U4, 0, 1)
+SL_Q8_FN(5, DK_U5, 0, 1)
+SL_Q8_FN(4, DK_U5, 1, 1)
+#undef SL_Q8_FN
+
 /** Largest of the 16 int8-path table values of a 4-bit table. */
 static int sl_qmax16(const wdesc* D) {
   const uint8_t* q = (const uint8_t*)(uintptr_t)D->qtable;
@@ -507,7 +535,7 @@ EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   const actq A = act_view(act, D->kp);
   float* yp = (float*)(uintptr_t)y;
-#define MV_CALL(B, DK, TBL, G16) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL, G16)
+#define MV_CALL(B, DK, TBL, G16) sl_q8_##B##_##DK##_##TBL##_##G16(D, &A, yp, r0, r1)
   // groups of 16: specialised for the formats planned with them (NVFP4, int2..int5 g16), the rest generic
   const int ig = D->elem == ELEM_INT && D->group == 16;
   int done = 1;
