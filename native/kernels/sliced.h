@@ -251,6 +251,28 @@ INLINE sl_group4 sl_group_params_at(const wdesc* D, size_t i, int q8, const int 
   P.o = D->offsets ? offset4_at(D, i) : wasm_f32x4_splat(0);
   return P;
 }
+/**
+ * int8 path of E4M3 scales (NVFP4), tables: one float32 factor F = 2^120 * tensor scale * qunit, so that a
+ * group's four scales are their bits moved into float32's fields times F (one multiplication instead of
+ * scale4_at's two and sl_group_params_at's third). The same float32 result when qunit is a power of two
+ * (E2M1's 1/2) and F neither overflows nor is subnormal: the exact product m 2^120 ts (m 2^120 is exact)
+ * is rounded once either way and the power-of-two factor is exact. 0 when that does not hold.
+ */
+INLINE float sl_e4m3_factor(const wdesc* D) {
+  if (D->scale_kind != SCALE_E4M3 || D->elem == ELEM_INT || D->offsets) return 0.0f;
+  const union { float f; uint32_t u; } q = {D->qunit};
+  const double F = (double)D->tensor_scale * 0x1p120 * (double)D->qunit, a = F < 0 ? -F : F;
+  if ((q.u & 0x7fffff) || !((q.u >> 23) & 255) || !(a >= 0x1p-100 && a <= 0x1p126)) return 0.0f;
+  return (float)F;  // exact: tensor_scale times powers of two, in float32's normal range
+}
+/** The four E4M3 scales of entry i times F (sl_e4m3_factor): sl_group_params_at's scale, one multiplication. */
+INLINE v128_t sl_e4m3x4(const wdesc* D, size_t i, float F) {
+  const v128_t c = widen4_u8(wasm_v128_load32_zero((const uint8_t*)(uintptr_t)D->scales + i));
+  const v128_t m = wasm_v128_or(wasm_i32x4_shl(wasm_v128_and(c, wasm_i32x4_splat(0x7f)), 20),
+                                wasm_i32x4_shl(wasm_v128_and(c, wasm_i32x4_splat(0x80)), 24));
+  return wasm_f32x4_mul(m, wasm_f32x4_splat(F));
+}
+
 /** Parameters of group g of the tile at row r (r a multiple of 4: the executors split there). */
 INLINE sl_group4 sl_group_params(const wdesc* D, int r, int g, int q8, const int B) {
   return sl_group_params_at(D, param_index(D, r, g), q8, B);
@@ -308,6 +330,7 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
   v128_t acc = wasm_f32x4_splat(0);
   const size_t pbase = param_index(D, r, 0);  // group g's four entries at pbase + 4 g
   sl_group4 P = sl_group_params_at(D, pbase, 1, B);
+  const float F = TBL ? sl_e4m3_factor(D) : 0.0f;
   int g = 0, next = G;
   for (int blk = 0; blk < nblk; blk++) {
     const uint8_t* gp = tile + (size_t)blk * 64 * B;
@@ -326,7 +349,11 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
         for (int h = 0; h < 2; h++) {
           const int kk = k + 16 * h;
           if (kk == next) {
-            if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
+            if (g + 1 < D->ngroups) {
+              ++g;
+              if (F != 0.0f) P.s = sl_e4m3x4(D, pbase + 4 * (size_t)g, F);
+              else P = sl_group_params_at(D, pbase + 4 * (size_t)g, 1, B);
+            }
             next += G;
           }
           v128_t S = sl_il_sum(c + 4 * h, 4, A, kk, DK);
@@ -420,6 +447,14 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
   }
 }
 
+/** Largest of the 16 int8-path table values of a 4-bit table. */
+static int sl_qmax16(const wdesc* D) {
+  const uint8_t* q = (const uint8_t*)(uintptr_t)D->qtable;
+  int m = 0;
+  for (int i = 0; i < 16; i++) m = q[i] > m ? q[i] : m;
+  return m;
+}
+
 /**
  * The specialised int8-path kernels (bits, dot kind, table), for the formats mixq plans most with groups
  * of 32 or more: int2..int6, symmetric int8, FP4 (MXFP4, per row) and FP6 E2M3 (groups of 16: in
@@ -432,6 +467,8 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
    : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0, G16), 1) \
    : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0, G16), 1) \
    : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0, G16), 1) \
+   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6 && sl_qmax16(D) <= 32)            \
+       ? (CALL(4, DK_U5, 1, G16), 1)                                                                \
    : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1, G16), 1) \
    : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1, G16), 1) \
                                                                      : 0)
@@ -514,6 +551,7 @@ SL_Q8_FN(4, DK_U4, 0, 0)
 SL_Q8_FN(5, DK_U6, 0, 0)
 SL_Q8_FN(6, DK_U6, 0, 0)
 SL_Q8_FN(8, DK_S8, 0, 0)
+SL_Q8_FN(4, DK_U5, 1, 0)
 SL_Q8_FN(4, DK_U6, 1, 0)
 SL_Q8_FN(6, DK_U7, 1, 0)
 SL_Q8_FN(2, DK_U4, 0, 1)
@@ -523,13 +561,6 @@ SL_Q8_FN(5, DK_U5, 0, 1)
 SL_Q8_FN(4, DK_U5, 1, 1)
 #undef SL_Q8_FN
 
-/** Largest of the 16 int8-path table values of a 4-bit table. */
-static int sl_qmax16(const wdesc* D) {
-  const uint8_t* q = (const uint8_t*)(uintptr_t)D->qtable;
-  int m = 0;
-  for (int i = 0; i < 16; i++) m = q[i] > m ? q[i] : m;
-  return m;
-}
 
 EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
