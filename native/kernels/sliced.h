@@ -284,39 +284,51 @@ INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p
 }
 
 /**
- * [row 0..3] integer sums of an interleaved step: codes c[q] (q = 4 h + j: group position j of the 16-weight
- * half h, after table / sign handling) against activations k + 16 h + 4 j .. + 3, n = 4 (16 weights) or 8
- * (32). Relaxed: i16 dots of the codes (7-bit operand) with the 32-bit activation splat, folded to i32 every
- * `per` dots while exact (per lane 2 per dot: codes 0..15 and |q| <= 127: 8 dots, 16 * 15 * 127 = 30480;
- * 0..32: 4 dots, 8 * 32 * 127 = 32512; 0..63: 2 dots, 4 * 63 * 127 = 32004; 0..127: 1 dot). SIMD128 and
- * 8-bit codes: the codes widened to i16 (rows 0, 1 low, 2, 3 high), i32x4.dot_i16x8_s with the four
- * widened activations splat twice, the pairs of lanes added at the end.
+ * A running [row 0..3] integer sum of interleaved code vectors (sl_il_add: 16 codes, four per row, against
+ * the four activations at k .. k+3). Relaxed: i16 dots of the codes (7-bit operand) with the 32-bit
+ * activation splat, folded to i32 every `per` dots while exact (per lane 2 products per dot: codes 0..15
+ * and |q| <= 127: 8 dots, 16 * 15 * 127 = 30480; 0..32: 4 dots, 8 * 32 * 127 = 32512; 0..63: 2 dots,
+ * 4 * 63 * 127 = 32004; 0..127: 1 dot). SIMD128 and 8-bit codes: the codes widened to i16 (rows 0, 1 low,
+ * 2, 3 high), i32x4.dot_i16x8_s with the four widened activations splat twice, lane pairs added at the end.
+ * Codes are added as they are decoded (few vectors live: V8 keeps them in registers).
  */
-INLINE v128_t sl_il_sum(const v128_t* c, const int n, const actq* A, int k, const int DK) {
+typedef struct {
+  v128_t s16, s32, lo, hi;
+  int n;
+} sl_ilacc;
+INLINE sl_ilacc sl_il_zero(void) {
+  const v128_t z = wasm_i32x4_splat(0);
+  sl_ilacc a = {z, z, z, z, 0};
+  return a;
+}
+INLINE void sl_il_add(sl_ilacc* a, v128_t c, const actq* A, int k, const int DK) {
 #if MIXQ_RELAXED
   if (DK == DK_U4 || DK == DK_U5 || DK == DK_U6 || DK == DK_U7) {
     const int per = DK == DK_U4 ? 8 : DK == DK_U5 ? 4 : DK == DK_U6 ? 2 : 1;
-    v128_t acc = wasm_i32x4_splat(0);
-    for (int q0 = 0; q0 < n; q0 += per) {
-      v128_t s16 = wasm_i16x8_splat(0);
-      for (int q = q0; q < q0 + per && q < n; q++)
-        s16 = wasm_i16x8_add(s16, rdot16(c[q], wasm_v128_load32_splat(A->qs + k + 16 * (q >> 2) + 4 * (q & 3))));
-      acc = wasm_i32x4_add(acc, wasm_i32x4_extadd_pairwise_i16x8(s16));
+    a->s16 = wasm_i16x8_add(a->s16, rdot16(c, wasm_v128_load32_splat(A->qs + k)));
+    if (++a->n == per) {
+      a->s32 = wasm_i32x4_add(a->s32, wasm_i32x4_extadd_pairwise_i16x8(a->s16));
+      a->s16 = wasm_i16x8_splat(0);
+      a->n = 0;
     }
-    return acc;
+    return;
   }
 #endif
   const int sgn = DK == DK_S8 || DK == DK_FULL8;
-  v128_t lo = wasm_i32x4_splat(0), hi = lo;
-  for (int q = 0; q < n; q++) {
-    const v128_t cv = sgn ? wasm_v128_xor(c[q], wasm_i8x16_splat((int8_t)0x80)) : c[q];
-    const v128_t xv = wasm_v128_load64_splat(A->qs16 + k + 16 * (q >> 2) + 4 * (q & 3));
-    const v128_t cl = sgn ? wasm_i16x8_extend_low_i8x16(cv) : wasm_u16x8_extend_low_u8x16(cv);
-    const v128_t ch = sgn ? wasm_i16x8_extend_high_i8x16(cv) : wasm_u16x8_extend_high_u8x16(cv);
-    lo = wasm_i32x4_add(lo, wasm_i32x4_dot_i16x8(cl, xv));
-    hi = wasm_i32x4_add(hi, wasm_i32x4_dot_i16x8(ch, xv));
-  }
-  return wasm_i32x4_add(wasm_i32x4_shuffle(lo, hi, 0, 2, 4, 6), wasm_i32x4_shuffle(lo, hi, 1, 3, 5, 7));
+  if (sgn) c = wasm_v128_xor(c, wasm_i8x16_splat((int8_t)0x80));
+  const v128_t xv = wasm_v128_load64_splat(A->qs16 + k);
+  const v128_t cl = sgn ? wasm_i16x8_extend_low_i8x16(c) : wasm_u16x8_extend_low_u8x16(c);
+  const v128_t ch = sgn ? wasm_i16x8_extend_high_i8x16(c) : wasm_u16x8_extend_high_u8x16(c);
+  a->lo = wasm_i32x4_add(a->lo, wasm_i32x4_dot_i16x8(cl, xv));
+  a->hi = wasm_i32x4_add(a->hi, wasm_i32x4_dot_i16x8(ch, xv));
+}
+/** The [row 0..3] i32x4 of a running sum. */
+INLINE v128_t sl_il_total(const sl_ilacc* a, const int DK) {
+#if MIXQ_RELAXED
+  if (DK == DK_U4 || DK == DK_U5 || DK == DK_U6 || DK == DK_U7)
+    return a->n ? wasm_i32x4_add(a->s32, wasm_i32x4_extadd_pairwise_i16x8(a->s16)) : a->s32;
+#endif
+  return wasm_i32x4_add(wasm_i32x4_shuffle(a->lo, a->hi, 0, 2, 4, 6), wasm_i32x4_shuffle(a->lo, a->hi, 1, 3, 5, 7));
 }
 
 /**
@@ -337,13 +349,17 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
 #pragma clang loop unroll(full)
     for (int m = 0; m < 4; m++) {
       const int k = blk * 128 + 32 * m;
-      v128_t c[8];
+      // group position j: weights 32m + 4j .. (c0) and 32m + 16 + 4j .. (c1) of the four rows
+      sl_ilacc a0 = sl_il_zero(), a1 = sl_il_zero();
       for (int j = 0; j < 4; j++) {
-        sl_codes32s(gp + 16 * j, m, B, 64, &c[j], &c[4 + j]);
+        v128_t c0, c1;
+        sl_codes32s(gp + 16 * j, m, B, 64, &c0, &c1);
         if (TBL) {
-          c[j] = sl_qlookup(c[j], T, B);
-          c[4 + j] = sl_qlookup(c[4 + j], T, B);
+          c0 = sl_qlookup(c0, T, B);
+          c1 = sl_qlookup(c1, T, B);
         }
+        sl_il_add(&a0, c0, A, k + 4 * j, DK);
+        sl_il_add(G16 ? &a1 : &a0, c1, A, k + 16 + 4 * j, DK);
       }
       if (G16) {
         for (int h = 0; h < 2; h++) {
@@ -356,7 +372,7 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
             }
             next += G;
           }
-          v128_t S = sl_il_sum(c + 4 * h, 4, A, kk, DK);
+          v128_t S = sl_il_total(h ? &a1 : &a0, DK);
           const int32_t sq = A->s[kk >> 4];
           S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
           const float dx = A->d[kk >> 5];
@@ -368,7 +384,7 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
           if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
           next += G;
         }
-        v128_t S = sl_il_sum(c, 8, A, k, DK);
+        v128_t S = sl_il_total(&a0, DK);
         const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
         S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
         const float dx = A->d[k >> 5];
