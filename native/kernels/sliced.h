@@ -332,17 +332,43 @@ INLINE v128_t sl_il_total(const sl_ilacc* a, const int DK) {
 }
 
 /**
+ * A group's parameters in an interleaved tile, entry i: with the scale kind SK known at compile time (-1:
+ * read from the descriptor) the scale is one load and conversion, zero codes and offsets are reread only
+ * when they vary (runtime flags zvar / hasoff, the same for the whole weight); F: sl_e4m3_factor. The same
+ * values as sl_group_params_at.
+ */
+INLINE void sl_il_params(const wdesc* D, size_t i, sl_group4* P, const int SK, const int B, const int TBL,
+                         int zvar, int hasoff, float F) {
+  if (SK < 0) {
+    *P = sl_group_params_at(D, i, 1, B);
+    return;
+  }
+  const uint8_t* sp = (const uint8_t*)(uintptr_t)D->scales;
+  if (SK == SCALE_E4M3 && F != 0.0f) {
+    P->s = sl_e4m3x4(D, i, F);
+  } else {
+    if (SK == SCALE_F16) P->s = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(sp + 2 * i)));
+    else if (SK == SCALE_F32) P->s = wasm_v128_load(sp + 4 * i);
+    else P->s = scale4_at(D, i);
+    if (TBL) P->s = wasm_f32x4_mul(P->s, wasm_f32x4_splat(D->qunit));
+  }
+  if (zvar) P->z = wasm_i32x4_sub(zero4_at(D, i), wasm_i32x4_splat(B == 8 ? 128 : 0));
+  if (hasoff) P->o = offset4_at(D, i);
+}
+
+/**
  * An interleaved tile (rows r .. r+3, all real, at `tile`) against the int8 activations: [row 0..3] sums,
  * per 16- or 32-weight step one i32x4 of the four rows, scaled as the stored-tile loop does (the same
  * operations in the same order: bit-identical results).
  */
 INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t* tile, const v128_t* T,
-                            const int B, const int DK, const int TBL, const int G16) {
+                            const int B, const int DK, const int TBL, const int G16, const int SK) {
   const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
+  const int zvar = !TBL && D->zero_kind != ZERO_CONST;
   v128_t acc = wasm_f32x4_splat(0);
   const size_t pbase = param_index(D, r, 0);  // group g's four entries at pbase + 4 g
   sl_group4 P = sl_group_params_at(D, pbase, 1, B);
-  const float F = TBL ? sl_e4m3_factor(D) : 0.0f;
+  const float F = TBL && SK == SCALE_E4M3 ? sl_e4m3_factor(D) : 0.0f;
   int g = 0, next = G;
   for (int blk = 0; blk < nblk; blk++) {
     const uint8_t* gp = tile + (size_t)blk * 64 * B;
@@ -365,11 +391,7 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
         for (int h = 0; h < 2; h++) {
           const int kk = k + 16 * h;
           if (kk == next) {
-            if (g + 1 < D->ngroups) {
-              ++g;
-              if (F != 0.0f) P.s = sl_e4m3x4(D, pbase + 4 * (size_t)g, F);
-              else P = sl_group_params_at(D, pbase + 4 * (size_t)g, 1, B);
-            }
+            if (g + 1 < D->ngroups) sl_il_params(D, pbase + 4 * (size_t)++g, &P, SK, B, TBL, zvar, hasoff, F);
             next += G;
           }
           v128_t S = sl_il_total(h ? &a1 : &a0, DK);
@@ -381,7 +403,7 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
         }
       } else {
         if (k == next) {
-          if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
+          if (g + 1 < D->ngroups) sl_il_params(D, pbase + 4 * (size_t)++g, &P, SK, B, TBL, zvar, hasoff, F);
           next += G;
         }
         v128_t S = sl_il_total(&a0, DK);
@@ -411,7 +433,14 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
     const uint8_t* p[4];
     sl_tile(D, r, r1 - 1, rr, p);
     if (sl_il_tile(D, r)) {
-      store_tile(y, r, r1 - 1, sl_il_tile_q8(D, A, r, p[0], T, B, DK, TBL, G16));
+      // the scale kinds mixq plans with these formats, known at compile time (sl_il_params)
+      v128_t acc;
+      const int sk = D->scale_kind;
+      if (!TBL && sk == SCALE_F16) acc = sl_il_tile_q8(D, A, r, p[0], T, B, DK, TBL, G16, SCALE_F16);
+      else if (TBL && sk == SCALE_E8M0) acc = sl_il_tile_q8(D, A, r, p[0], T, B, DK, TBL, G16, SCALE_E8M0);
+      else if (TBL && sk == SCALE_E4M3) acc = sl_il_tile_q8(D, A, r, p[0], T, B, DK, TBL, G16, SCALE_E4M3);
+      else acc = sl_il_tile_q8(D, A, r, p[0], T, B, DK, TBL, G16, -1);
+      store_tile(y, r, r1 - 1, acc);
       continue;
     }
     v128_t acc = wasm_f32x4_splat(0);
