@@ -89,29 +89,14 @@ INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0,
 // the codes of group position j hold weights 16 t + 4 j .. 16 t + 4 j + 3 of row i in bytes 4 i .. 4 i + 3,
 // and their dot with those four activations (one 32-bit splat) lands row i in i16 lanes 2 i, 2 i + 1 (or
 // i32 lanes i, i + 1 of the widened halves): a 32- or 16-weight step ends as [row 0..3] i32x4 with no
-// horizontal sum. A last tile of fewer than 4 rows stays as stored. sl_il_rebuild gives a row's block back
-// as stored for the kernels that decode block by block (float32 path, matrix x matrix, generic int8 path);
-// the reference (sliced.ts slicedRowBytesAt) undoes the layout the same way.
+// horizontal sum. A last tile of fewer than 4 rows stays as stored. The kernels that decode a block of the
+// four rows to vectors of one row (float32 path, matrix x matrix, generic int8 path) decode the group as it
+// lies and transpose 32-bit lanes (sl_tile_block); the reference (sliced.ts storedSlicedRow) undoes the
+// layout row by row.
 
 /** Whether the tile of rows r .. r+3 is interleaved. */
 INLINE int sl_il_tile(const wdesc* D, int r) { return D->interleave == 4 && r + 4 <= D->rows; }
 
-/** Row i's block of an interleaved group at g, rebuilt as stored (16 B bytes into blk). */
-INLINE void sl_il_rebuild(const uint8_t* g, int i, int B, uint8_t* blk) {
-  for (int v = 0; v < B; v++)
-    for (int j = 0; j < 4; j++) __builtin_memcpy(blk + 16 * v + 4 * j, g + 64 * v + 16 * j + 4 * i, 4);
-}
-
-/**
- * Row i's block blk of the tile at r as stored: p[i]'s block, or (an interleaved tile, p[0] its start) the
- * block rebuilt into tmp (16 b bytes).
- */
-INLINE const uint8_t* sl_block(const wdesc* D, const uint8_t* const p[4], int r, int i, int blk, uint8_t* tmp) {
-  const int B = D->bits;
-  if (!sl_il_tile(D, r)) return p[i] + (size_t)blk * 16 * B;
-  sl_il_rebuild(p[0] + (size_t)blk * 64 * B, i, B, tmp);
-  return tmp;
-}
 
 /**
  * Lookup of 16 indices known to lie in 0..15: i8x16.relaxed_swizzle in the relaxed build (one pshufb on x64;
@@ -520,12 +505,12 @@ static int sl_qmax16(const wdesc* D) {
 
 // ---- any bit width at run time (groups of 16 but NVFP4's, and the matrix x matrix decode) ----
 
-/** The 128 codes of one row block, 16 per vector (B at run time). */
-INLINE void sl_unpack_block(const uint8_t* blk, int B, v128_t c[8]) {
+/** The 128 codes of one row block, 16 per vector (B at run time; vectors S bytes apart: sl_codes32s). */
+INLINE void sl_unpack_block(const uint8_t* blk, int B, const int S, v128_t c[8]) {
   switch (B) {
-#define SL_UNPACK_CASE(b)                                                      \
-  case b:                                                                      \
-    for (int m = 0; m < 4; m++) sl_codes32(blk, m, b, &c[2 * m], &c[2 * m + 1]); \
+#define SL_UNPACK_CASE(b)                                                            \
+  case b:                                                                            \
+    for (int m = 0; m < 4; m++) sl_codes32s(blk, m, b, S, &c[2 * m], &c[2 * m + 1]); \
     break;
     SL_UNPACK_CASE(1)
     SL_UNPACK_CASE(2)
@@ -535,21 +520,40 @@ INLINE void sl_unpack_block(const uint8_t* blk, int B, v128_t c[8]) {
     SL_UNPACK_CASE(6)
     SL_UNPACK_CASE(7)
     default:
-      for (int m = 0; m < 4; m++) sl_codes32(blk, m, 8, &c[2 * m], &c[2 * m + 1]);
+      for (int m = 0; m < 4; m++) sl_codes32s(blk, m, 8, S, &c[2 * m], &c[2 * m + 1]);
 #undef SL_UNPACK_CASE
   }
 }
-/** Codes of a tile block after the int8 table (tables) and, for 8-bit integer codes, the move to int8. */
-INLINE void sl_q8_block(const wdesc* D, const uint8_t* blk, const v128_t* T, v128_t c[8]) {
-  sl_unpack_block(blk, D->bits, c);
-  if (D->elem != ELEM_INT)
-    for (int t = 0; t < 8; t++) c[t] = sl_qlookup_n(c[t], T, D->bits);
+/**
+ * The codes of block blk of the four rows of the tile at r, c[i][t] = row i's weights 128 blk + 16 t ..
+ * + 15; after the int8 table when T is given (tables). An interleaved tile's group decodes as it lies (c[j]
+ * then holds pieces: weights 16 t + 4 j .. of row i in 32-bit lane i), then a 4 x 4 transpose of 32-bit
+ * lanes per t.
+ */
+INLINE void sl_tile_block(const wdesc* D, const uint8_t* const p[4], int r, int blk, const v128_t* T,
+                          v128_t c[4][8]) {
+  const int B = D->bits, il = sl_il_tile(D, r);
+  if (il)
+    for (int i = 0; i < 4; i++) sl_unpack_block(p[0] + (size_t)blk * 64 * B + 16 * i, B, 64, c[i]);
+  else
+    for (int i = 0; i < 4; i++) sl_unpack_block(p[i] + (size_t)blk * 16 * B, B, 16, c[i]);
+  if (T)
+    for (int i = 0; i < 4; i++)
+      for (int t = 0; t < 8; t++) c[i][t] = sl_qlookup_n(c[i][t], T, B);
+  if (!il) return;
+  for (int t = 0; t < 8; t++) {
+    const v128_t a = wasm_i32x4_shuffle(c[0][t], c[1][t], 0, 4, 1, 5), b = wasm_i32x4_shuffle(c[2][t], c[3][t], 0, 4, 1, 5);
+    const v128_t e = wasm_i32x4_shuffle(c[0][t], c[1][t], 2, 6, 3, 7), f = wasm_i32x4_shuffle(c[2][t], c[3][t], 2, 6, 3, 7);
+    c[0][t] = wasm_i32x4_shuffle(a, b, 0, 1, 4, 5);
+    c[1][t] = wasm_i32x4_shuffle(a, b, 2, 3, 6, 7);
+    c[2][t] = wasm_i32x4_shuffle(e, f, 0, 1, 4, 5);
+    c[3][t] = wasm_i32x4_shuffle(e, f, 2, 3, 6, 7);
+  }
 }
 
 /** int8 path, any bit width, 16 or 32 weights per step. */
 static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, int r1) {
   const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0, B = D->bits, DK = D->dot_class;
-  uint8_t tmp[128] __attribute__((aligned(16)));
   v128_t T[4];
   sl_load_qtable(D, T);
   for (int r = r0; r < r1; r += 4) {
@@ -561,7 +565,7 @@ static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, in
     int g = 0, next = G;
     for (int blk = 0; blk < nblk; blk++) {
       v128_t c[4][8];
-      for (int i = 0; i < 4; i++) sl_q8_block(D, sl_block(D, p, r, i, blk, tmp), T, c[i]);
+      sl_tile_block(D, p, r, blk, D->elem != ELEM_INT ? T : 0, c);
       for (int t = 0; t < 8; t++) {
         const int k = blk * 128 + 16 * t;
         if (k == next) {
@@ -683,8 +687,7 @@ static void sl_decode_block_f32(const wdesc* D, int r, const uint8_t* const p[4]
                                 int stride, int* gcur, int* gnext) {
   const int B = D->bits, G = D->group, hasoff = D->offsets != 0;
   v128_t c[4][8];
-  uint8_t tmp[128] __attribute__((aligned(16)));
-  for (int i = 0; i < 4; i++) sl_unpack_block(sl_block(D, p, r, i, blk, tmp), B, c[i]);
+  sl_tile_block(D, p, r, blk, 0, c);
   float s[4], o[4] = {0, 0, 0, 0};
   int z[4];
   for (int t = 0; t < 8; t++) {
@@ -813,19 +816,18 @@ EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int3
   const int kp = D->kp, B = D->bits;
   uint8_t* codes = (uint8_t*)(uintptr_t)scratch;
   sl_group4* gp = (sl_group4*)(codes + 4 * (size_t)kp);
-  uint8_t tmp[128] __attribute__((aligned(16)));
   v128_t T[4];
   sl_load_qtable(D, T);
   for (int r = r0; r < r1; r += 4) {
     int rr[4];
     const uint8_t* p[4];
     sl_tile(D, r, r1 - 1, rr, p);
-    for (int blk = 0; blk < kp / 128; blk++)
-      for (int i = 0; i < 4; i++) {
-        v128_t c[8];
-        sl_q8_block(D, sl_block(D, p, r, i, blk, tmp), T, c);
-        for (int t = 0; t < 8; t++) wasm_v128_store(codes + (size_t)i * kp + 128 * blk + 16 * t, c[t]);
-      }
+    for (int blk = 0; blk < kp / 128; blk++) {
+      v128_t c[4][8];
+      sl_tile_block(D, p, r, blk, D->elem != ELEM_INT ? T : 0, c);
+      for (int i = 0; i < 4; i++)
+        for (int t = 0; t < 8; t++) wasm_v128_store(codes + (size_t)i * kp + 128 * blk + 16 * t, c[i][t]);
+    }
     for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
     float* yp = (float*)(uintptr_t)y;
     const int g16 = D->group == 16;
