@@ -10,7 +10,8 @@
 //   bit part,    16 B: weight 16t + i in byte i, bit t
 //   code = nibble | crumb << 4 | bit << 6  (b = 7), nibble | crumb << 4 (6), nibble | bit << 4 (5),
 //          nibble (4), crumb | bit << 2 (3), crumb (2), bit (1); b = 8: 128 plain bytes.
-// Bytes per row: kp * b / 8, exactly the stored size when K is a multiple of 128.
+// Bytes per row: kp * b / 8, exactly the stored size when K is a multiple of 128. Weights with an int8 path
+// hold their full 4-row tiles interleaved (desc.interleave = 4, "4-row interleaved tiles" below).
 //
 // Decoded weight (what the float32 path multiplies; src/quant fakeQuant, bit for bit):
 //   int:   s * (c - z)                 (c - z exact in float32)
@@ -139,8 +140,9 @@ INLINE void sl_load_qtable(const wdesc* D, v128_t T[4]) {
 }
 
 // dot kinds of the int8 path (compile-time). DK_U4: codes 0..15, partial sums folded in int16
-// (sl_hsum4_i16) for 16- and 32-weight steps; DK_U5: codes 0..32, folded for 16-weight steps only (8 products
-// of 32 x 127 per lane), as DK_U6 for 32-weight steps.
+// (sl_hsum4_i16) for 16- and 32-weight steps; DK_U5: codes 0..32, folded for 16-weight steps (8 products of
+// 32 x 127 per lane; interleaved tiles: every 4 dots, sl_il_add), as DK_U6 for 32-weight steps of stored
+// tiles.
 enum { DK_U6 = 0, DK_U7 = 1, DK_S8 = 2, DK_FULL8 = 3, DK_U4 = 4, DK_U5 = 5 };
 
 /** i32x4 partial sums of 32 codes (after table / sign handling) times activations k .. k+31. */

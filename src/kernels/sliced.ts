@@ -10,8 +10,14 @@
  * per-tensor scale or zero code, which is repeated per row. Zero codes take a nibble (b <= 4) or a byte per
  * group: (8 - b) more bits per group for b = 5..7, nothing more for b = 4.
  *
- * The reference decoder (decodeSlicedRow) reads the same bytes with plain loops: it is what every sliced
- * kernel is tested against, and it is tested against src/quant's dequantization.
+ * Weights with an int8 path ('q8') then have their full 4-row tiles interleaved in place, same size
+ * (native/kernels/sliced.h "4-row interleaved tiles"; desc.interleave = 4): the int8 matrix x vector
+ * reads one stream and gets the four rows' sums in separate lanes. PrepareOptions.layout 'stored' keeps the
+ * rows (what the float32 path reads without a transpose).
+ *
+ * The reference decoder (decodeSlicedRow) reads the same bytes with plain loops (storedSlicedRow undoes
+ * the tiles): it is what every sliced kernel is tested against, and it is tested against src/quant's
+ * dequantization.
  */
 import { bf16BitsToF32, f16BitsToF32 } from '../core/bits.ts';
 import { MixqError } from '../core/errors.ts';
