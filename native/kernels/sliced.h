@@ -872,27 +872,43 @@ EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int3
     const uint8_t* p[4];
     sl_tile(D, r, r1 - 1, rr, p);
     for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
-    // interleaved codes: the SIMD128 build runs them as they lie (measured 1.13x over transposed ones, batch 8);
-    // the relaxed build's i16 dots on row-major codes measured faster than on interleaved (1.25x)
-    if (!MIXQ_RELAXED && sl_il_tile(D, r)) {
+    // interleaved codes: the SIMD128 build runs them as they lie (measured 1.2x over row-major ones, batch 8);
+    // the relaxed build's i16 dots on row-major codes measured faster than on interleaved (1.25x), so there
+    // each decoded vector's four 32-bit lanes go to their rows
+    if (sl_il_tile(D, r)) {
+      // relaxed: interleaved order into the scratch after the group parameters, then rows into `codes`
+      uint8_t* ilc = MIXQ_RELAXED ? (uint8_t*)(gp + D->ngroups) : codes;
       for (int blk = 0; blk < kp / 128; blk++)
         for (int j = 0; j < 4; j++) {
           v128_t c[8];
-          sl_unpack_block(p[0] + (size_t)blk * 64 * B + 16 * j, B, 64, c);  // c[2m + h]: weights 32m + 16h + 4j ..
+          sl_unpack_block(p[0] + (size_t)blk * 64 * B + 16 * j, B, 64, c);  // c[t]: weights 16t + 4j ..
           for (int t = 0; t < 8; t++) {
             if (Tq) c[t] = sl_qlookup_n(c[t], Tq, B);
-            wasm_v128_store(codes + 4 * (size_t)(128 * blk + 32 * (t >> 1)) + 16 * (4 * (t & 1) + j), c[t]);
+            wasm_v128_store(ilc + 4 * (size_t)(128 * blk + 32 * (t >> 1)) + 16 * (4 * (t & 1) + j), c[t]);
           }
         }
-      MM_SL_Q8_DISPATCH(1);
+      if (MIXQ_RELAXED)
+        for (int k = 0; k < kp; k += 16) {  // four vectors of half (k >> 4) & 1 of the 32 weights: transpose
+          const uint8_t* v = ilc + 4 * (size_t)(k & ~31) + 64 * ((k >> 4) & 1);
+          const v128_t v0 = wasm_v128_load(v), v1 = wasm_v128_load(v + 16);
+          const v128_t v2 = wasm_v128_load(v + 32), v3 = wasm_v128_load(v + 48);
+          const v128_t a = wasm_i32x4_shuffle(v0, v1, 0, 4, 1, 5), b = wasm_i32x4_shuffle(v2, v3, 0, 4, 1, 5);
+          const v128_t e = wasm_i32x4_shuffle(v0, v1, 2, 6, 3, 7), f = wasm_i32x4_shuffle(v2, v3, 2, 6, 3, 7);
+          wasm_v128_store(codes + k, wasm_i32x4_shuffle(a, b, 0, 1, 4, 5));
+          wasm_v128_store(codes + kp + k, wasm_i32x4_shuffle(a, b, 2, 3, 6, 7));
+          wasm_v128_store(codes + 2 * (size_t)kp + k, wasm_i32x4_shuffle(e, f, 0, 1, 4, 5));
+          wasm_v128_store(codes + 3 * (size_t)kp + k, wasm_i32x4_shuffle(e, f, 2, 3, 6, 7));
+        }
+      MM_SL_Q8_DISPATCH(!MIXQ_RELAXED);
       continue;
     }
-    for (int blk = 0; blk < kp / 128; blk++) {
-      v128_t c[4][8];
-      sl_tile_block(D, p, r, blk, Tq, c);
-      for (int i = 0; i < 4; i++)
-        for (int t = 0; t < 8; t++) wasm_v128_store(codes + (size_t)i * kp + 128 * blk + 16 * t, c[i][t]);
-    }
+    for (int blk = 0; blk < kp / 128; blk++)
+      for (int i = 0; i < 4; i++) {
+        v128_t c[8];
+        sl_unpack_block(p[i] + (size_t)blk * 16 * B, B, 16, c);
+        for (int t = 0; t < 8; t++)
+          wasm_v128_store(codes + (size_t)i * kp + 128 * blk + 16 * t, Tq ? sl_qlookup_n(c[t], Tq, B) : c[t]);
+      }
     MM_SL_Q8_DISPATCH(0);
   }
 }
