@@ -10,7 +10,8 @@
 //   bit part,    16 B: weight 16t + i in byte i, bit t
 //   code = nibble | crumb << 4 | bit << 6  (b = 7), nibble | crumb << 4 (6), nibble | bit << 4 (5),
 //          nibble (4), crumb | bit << 2 (3), crumb (2), bit (1); b = 8: 128 plain bytes.
-// Bytes per row: kp * b / 8, exactly the stored size when K is a multiple of 128.
+// Bytes per row: kp * b / 8, exactly the stored size when K is a multiple of 128. Weights with an int8 path
+// hold their full 4-row tiles interleaved (desc.interleave = 4, "4-row interleaved tiles" below).
 //
 // Decoded weight (what the float32 path multiplies; src/quant fakeQuant, bit for bit):
 //   int:   s * (c - z)                 (c - z exact in float32)
@@ -34,27 +35,31 @@ INLINE v128_t sl_part(v128_t v, int s, int pos, v128_t mask) {
   return wasm_v128_and(v, mask);
 }
 
-/** Codes of weights 32m .. 32m+15 (c0) and 32m+16 .. 32m+31 (c1) of the 128-weight block at `blk`. */
-INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0, v128_t* c1) {
+/**
+ * Codes of weights 32m .. 32m+15 (c0) and 32m+16 .. 32m+31 (c1) of the 128-weight block at `blk` whose
+ * 16-byte vectors (4 of nibbles, 2 of crumbs, 1 of bits; 8 plain for b = 8) lie S bytes apart: S = 16 as
+ * stored, S = 64 in an interleaved tile (below), where the same shifts and masks give the four rows' codes.
+ */
+INLINE void sl_codes32s(const uint8_t* blk, const int m, const int B, const int S, v128_t* c0, v128_t* c1) {
   if (B == 8) {
-    *c0 = wasm_v128_load(blk + 32 * m);
-    *c1 = wasm_v128_load(blk + 32 * m + 16);
+    *c0 = wasm_v128_load(blk + S * 2 * m);
+    *c1 = wasm_v128_load(blk + S * (2 * m + 1));
     return;
   }
   const int nib = B >= 4, crumb = B == 2 || B == 3 || B == 6 || B == 7, bit = B & 1;
-  const uint8_t* pc = blk + (nib ? 64 : 0);
-  const uint8_t* pb = pc + (crumb ? 32 : 0);
+  const uint8_t* pc = blk + (nib ? 4 * S : 0);
+  const uint8_t* pb = pc + (crumb ? 2 * S : 0);
   v128_t a = wasm_i8x16_splat(0), b = a;
   int pos = 0;
   if (nib) {
-    v128_t v = wasm_v128_load(blk + 16 * m);
+    v128_t v = wasm_v128_load(blk + S * m);
     const v128_t m4 = wasm_i8x16_splat(15);
     a = wasm_v128_and(v, m4);
     b = bits8(v, 4, m4);
     pos = 4;
   }
   if (crumb) {
-    v128_t v = wasm_v128_load(pc + 16 * (m >> 1));
+    v128_t v = wasm_v128_load(pc + S * (m >> 1));
     const int s0 = 4 * (m & 1), s1 = s0 + 2;  // t = 2m, 2m + 1 -> bits 2(t & 3)
     const v128_t m3 = wasm_i8x16_splat((int8_t)(3 << pos));
     v128_t x0 = sl_part(v, s0, pos, m3), x1 = sl_part(v, s1, pos, m3);
@@ -73,6 +78,26 @@ INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0,
   *c0 = a;
   *c1 = b;
 }
+INLINE void sl_codes32(const uint8_t* blk, const int m, const int B, v128_t* c0, v128_t* c1) {
+  sl_codes32s(blk, m, B, 16, c0, c1);
+}
+
+// ---- 4-row interleaved tiles (desc.interleave = 4, made at load by src/kernels/sliced.ts) ----
+// Same size as stored: the 4 * row_bytes bytes of a full tile of rows r .. r+3 (r a multiple of 4, r + 4 <=
+// rows) hold, per block blk, a group of 64 b bytes at 64 b blk in which the 16-byte vector v (0 .. b-1) of
+// row i's stored block is cut into four 4-byte pieces, piece j at 64 v + 16 j + 4 i. So the group is a
+// stored block with its vectors 64 bytes apart (sl_codes32s, S = 64) four times over (j = 0..3, at 16 j):
+// the codes of group position j hold weights 16 t + 4 j .. 16 t + 4 j + 3 of row i in bytes 4 i .. 4 i + 3,
+// and their dot with those four activations (one 32-bit splat) lands row i in i16 lanes 2 i, 2 i + 1 (or
+// i32 lanes i, i + 1 of the widened halves): a 32- or 16-weight step ends as [row 0..3] i32x4 with no
+// horizontal sum. A last tile of fewer than 4 rows stays as stored. The kernels that decode a block of the
+// four rows to vectors of one row (float32 path, matrix x matrix, generic int8 path) decode the group as it
+// lies and transpose 32-bit lanes (sl_tile_block); the reference (sliced.ts storedSlicedRow) undoes the
+// layout row by row.
+
+/** Whether the tile of rows r .. r+3 is interleaved. */
+INLINE int sl_il_tile(const wdesc* D, int r) { return D->interleave == 4 && r + 4 <= D->rows; }
+
 
 /**
  * Lookup of 16 indices known to lie in 0..15: i8x16.relaxed_swizzle in the relaxed build (one pshufb on x64;
@@ -115,8 +140,9 @@ INLINE void sl_load_qtable(const wdesc* D, v128_t T[4]) {
 }
 
 // dot kinds of the int8 path (compile-time). DK_U4: codes 0..15, partial sums folded in int16
-// (sl_hsum4_i16) for 16- and 32-weight steps; DK_U5: codes 0..32, folded for 16-weight steps only (8 products
-// of 32 x 127 per lane), as DK_U6 for 32-weight steps.
+// (sl_hsum4_i16) for 16- and 32-weight steps; DK_U5: codes 0..32, folded for 16-weight steps (8 products of
+// 32 x 127 per lane; interleaved tiles: every 4 dots, sl_il_add), as DK_U6 for 32-weight steps of stored
+// tiles.
 enum { DK_U6 = 0, DK_U7 = 1, DK_S8 = 2, DK_FULL8 = 3, DK_U4 = 4, DK_U5 = 5 };
 
 /** i32x4 partial sums of 32 codes (after table / sign handling) times activations k .. k+31. */
@@ -199,10 +225,9 @@ typedef struct {
   v128_t o;  // f32x4 additive offset (tables, asymmetric)
 } sl_group4;
 
-/** Parameters of group g of the tile at row r (r a multiple of 4: the executors split there). */
-INLINE sl_group4 sl_group_params(const wdesc* D, int r, int g, int q8, const int B) {
+/** Parameters of the four rows of a tile at entry i (param_index of its first row). */
+INLINE sl_group4 sl_group_params_at(const wdesc* D, size_t i, int q8, const int B) {
   sl_group4 P;
-  const size_t i = param_index(D, r, g);
   P.s = scale4_at(D, i);
   if (q8 && D->elem != ELEM_INT) P.s = wasm_f32x4_mul(P.s, wasm_f32x4_splat(D->qunit));
   const int zb = q8 && B == 8 && D->elem == ELEM_INT ? 128 : 0;
@@ -213,10 +238,171 @@ INLINE sl_group4 sl_group_params(const wdesc* D, int r, int g, int q8, const int
   P.o = D->offsets ? offset4_at(D, i) : wasm_f32x4_splat(0);
   return P;
 }
+/**
+ * int8 path of E4M3 scales (NVFP4), tables: one float32 factor F = 2^120 * tensor scale * qunit, so that a
+ * group's four scales are their bits moved into float32's fields times F (one multiplication instead of
+ * scale4_at's two and sl_group_params_at's third). The same float32 result when qunit is a power of two
+ * (E2M1's 1/2) and F neither overflows nor is subnormal: the exact product m 2^120 ts (m 2^120 is exact)
+ * is rounded once either way and the power-of-two factor is exact. 0 when that does not hold.
+ */
+INLINE float sl_e4m3_factor(const wdesc* D) {
+  if (D->scale_kind != SCALE_E4M3 || D->elem == ELEM_INT || D->offsets) return 0.0f;
+  const union { float f; uint32_t u; } q = {D->qunit};
+  const double F = (double)D->tensor_scale * 0x1p120 * (double)D->qunit, a = F < 0 ? -F : F;
+  if ((q.u & 0x7fffff) || !((q.u >> 23) & 255) || !(a >= 0x1p-100 && a <= 0x1p126)) return 0.0f;
+  return (float)F;  // exact: tensor_scale times powers of two, in float32's normal range
+}
+/** The four E4M3 scales of entry i times F (sl_e4m3_factor): sl_group_params_at's scale, one multiplication. */
+INLINE v128_t sl_e4m3x4(const wdesc* D, size_t i, float F) {
+  const v128_t c = widen4_u8(wasm_v128_load32_zero((const uint8_t*)(uintptr_t)D->scales + i));
+  const v128_t m = wasm_v128_or(wasm_i32x4_shl(wasm_v128_and(c, wasm_i32x4_splat(0x7f)), 20),
+                                wasm_i32x4_shl(wasm_v128_and(c, wasm_i32x4_splat(0x80)), 24));
+  return wasm_f32x4_mul(m, wasm_f32x4_splat(F));
+}
+
+/** Parameters of group g of the tile at row r (r a multiple of 4: the executors split there). */
+INLINE sl_group4 sl_group_params(const wdesc* D, int r, int g, int q8, const int B) {
+  return sl_group_params_at(D, param_index(D, r, g), q8, B);
+}
 
 INLINE void sl_tile(const wdesc* D, int r, int last, int rr[4], const uint8_t* p[4]) {
   tile_rows(r, last, rr);
   for (int i = 0; i < 4; i++) p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
+}
+
+/**
+ * A running [row 0..3] integer sum of interleaved code vectors (sl_il_add: 16 codes, four per row, against
+ * the four activations at k .. k+3). Relaxed: i16 dots of the codes (7-bit operand) with the 32-bit
+ * activation splat, folded to i32 every `per` dots while exact (per lane 2 products per dot: codes 0..15
+ * and |q| <= 127: 8 dots, 16 * 15 * 127 = 30480; 0..32: 4 dots, 8 * 32 * 127 = 32512; 0..63: 2 dots,
+ * 4 * 63 * 127 = 32004; 0..127: 1 dot). SIMD128 and 8-bit codes: the codes widened to i16 (rows 0, 1 low,
+ * 2, 3 high), i32x4.dot_i16x8_s with the four widened activations splat twice, lane pairs added at the end.
+ * Codes are added as they are decoded (few vectors live: V8 keeps them in registers).
+ */
+typedef struct {
+  v128_t s16, s32, lo, hi;
+  int n;
+} sl_ilacc;
+INLINE sl_ilacc sl_il_zero(void) {
+  const v128_t z = wasm_i32x4_splat(0);
+  sl_ilacc a = {z, z, z, z, 0};
+  return a;
+}
+INLINE void sl_il_add(sl_ilacc* a, v128_t c, const actq* A, int k, const int DK) {
+#if MIXQ_RELAXED
+  if (DK == DK_U4 || DK == DK_U5 || DK == DK_U6 || DK == DK_U7) {
+    const int per = DK == DK_U4 ? 8 : DK == DK_U5 ? 4 : DK == DK_U6 ? 2 : 1;
+    a->s16 = wasm_i16x8_add(a->s16, rdot16(c, wasm_v128_load32_splat(A->qs + k)));
+    if (++a->n == per) {
+      a->s32 = wasm_i32x4_add(a->s32, wasm_i32x4_extadd_pairwise_i16x8(a->s16));
+      a->s16 = wasm_i16x8_splat(0);
+      a->n = 0;
+    }
+    return;
+  }
+#endif
+  const int sgn = DK == DK_S8 || DK == DK_FULL8;
+  if (sgn) c = wasm_v128_xor(c, wasm_i8x16_splat((int8_t)0x80));
+  const v128_t xv = wasm_v128_load64_splat(A->qs16 + k);
+  const v128_t cl = sgn ? wasm_i16x8_extend_low_i8x16(c) : wasm_u16x8_extend_low_u8x16(c);
+  const v128_t ch = sgn ? wasm_i16x8_extend_high_i8x16(c) : wasm_u16x8_extend_high_u8x16(c);
+  a->lo = wasm_i32x4_add(a->lo, wasm_i32x4_dot_i16x8(cl, xv));
+  a->hi = wasm_i32x4_add(a->hi, wasm_i32x4_dot_i16x8(ch, xv));
+}
+/** The [row 0..3] i32x4 of a running sum. */
+INLINE v128_t sl_il_total(const sl_ilacc* a, const int DK) {
+#if MIXQ_RELAXED
+  if (DK == DK_U4 || DK == DK_U5 || DK == DK_U6 || DK == DK_U7)
+    return a->n ? wasm_i32x4_add(a->s32, wasm_i32x4_extadd_pairwise_i16x8(a->s16)) : a->s32;
+#endif
+  return wasm_i32x4_add(wasm_i32x4_shuffle(a->lo, a->hi, 0, 2, 4, 6), wasm_i32x4_shuffle(a->lo, a->hi, 1, 3, 5, 7));
+}
+
+/**
+ * A group's parameters in an interleaved tile, entry i: with the scale kind SK known at compile time (-1:
+ * read from the descriptor) the scale is one load and conversion, zero codes and offsets are reread only
+ * when they vary (runtime flags zvar / hasoff, the same for the whole weight); F: sl_e4m3_factor. The same
+ * values as sl_group_params_at.
+ */
+INLINE void sl_il_params(const wdesc* D, size_t i, sl_group4* P, const int SK, const int B, const int TBL,
+                         int zvar, int hasoff, float F) {
+  if (SK < 0) {
+    *P = sl_group_params_at(D, i, 1, B);
+    return;
+  }
+  const uint8_t* sp = (const uint8_t*)(uintptr_t)D->scales;
+  if (SK == SCALE_E4M3 && F != 0.0f) {
+    P->s = sl_e4m3x4(D, i, F);
+  } else {
+    if (SK == SCALE_F16) P->s = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(sp + 2 * i)));
+    else if (SK == SCALE_F32) P->s = wasm_v128_load(sp + 4 * i);
+    else P->s = scale4_at(D, i);
+    if (TBL) P->s = wasm_f32x4_mul(P->s, wasm_f32x4_splat(D->qunit));
+  }
+  if (zvar) P->z = wasm_i32x4_sub(zero4_at(D, i), wasm_i32x4_splat(B == 8 ? 128 : 0));
+  if (hasoff) P->o = offset4_at(D, i);
+}
+
+/**
+ * An interleaved tile (rows r .. r+3, all real, at `tile`) against the int8 activations: [row 0..3] sums,
+ * per 16- or 32-weight step one i32x4 of the four rows, scaled as the stored-tile loop does (the same
+ * operations in the same order: bit-identical results).
+ */
+INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t* tile, const v128_t* T,
+                            const int B, const int DK, const int TBL, const int G16, const int SK) {
+  const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
+  const int zvar = !TBL && D->zero_kind != ZERO_CONST;
+  v128_t acc = wasm_f32x4_splat(0);
+  const size_t pbase = param_index(D, r, 0);  // group g's four entries at pbase + 4 g
+  sl_group4 P = sl_group_params_at(D, pbase, 1, B);
+  const float F = TBL && SK == SCALE_E4M3 ? sl_e4m3_factor(D) : 0.0f;
+  int g = 0, next = G;
+  for (int blk = 0; blk < nblk; blk++) {
+    const uint8_t* gp = tile + (size_t)blk * 64 * B;
+#pragma clang loop unroll(full)
+    for (int m = 0; m < 4; m++) {
+      const int k = blk * 128 + 32 * m;
+      // group position j: weights 32m + 4j .. (c0) and 32m + 16 + 4j .. (c1) of the four rows
+      sl_ilacc a0 = sl_il_zero(), a1 = sl_il_zero();
+      for (int j = 0; j < 4; j++) {
+        v128_t c0, c1;
+        sl_codes32s(gp + 16 * j, m, B, 64, &c0, &c1);
+        if (TBL) {
+          c0 = sl_qlookup(c0, T, B);
+          c1 = sl_qlookup(c1, T, B);
+        }
+        sl_il_add(&a0, c0, A, k + 4 * j, DK);
+        sl_il_add(G16 ? &a1 : &a0, c1, A, k + 16 + 4 * j, DK);
+      }
+      if (G16) {
+        for (int h = 0; h < 2; h++) {
+          const int kk = k + 16 * h;
+          if (kk == next) {
+            if (g + 1 < D->ngroups) sl_il_params(D, pbase + 4 * (size_t)++g, &P, SK, B, TBL, zvar, hasoff, F);
+            next += G;
+          }
+          v128_t S = sl_il_total(h ? &a1 : &a0, DK);
+          const int32_t sq = A->s[kk >> 4];
+          S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+          const float dx = A->d[kk >> 5];
+          acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+          if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+        }
+      } else {
+        if (k == next) {
+          if (g + 1 < D->ngroups) sl_il_params(D, pbase + 4 * (size_t)++g, &P, SK, B, TBL, zvar, hasoff, F);
+          next += G;
+        }
+        v128_t S = sl_il_total(&a0, DK);
+        const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
+        S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
+        const float dx = A->d[k >> 5];
+        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
+        if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+      }
+    }
+  }
+  return acc;
 }
 
 // ---- int8 path, matrix x vector: the four rows of a tile together ----
@@ -233,6 +419,17 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
     int rr[4];
     const uint8_t* p[4];
     sl_tile(D, r, r1 - 1, rr, p);
+    if (sl_il_tile(D, r)) {
+      // the scale kinds mixq plans with these formats, known at compile time (sl_il_params)
+      v128_t acc;
+      const int sk = D->scale_kind;
+      if (!TBL && sk == SCALE_F16) acc = sl_il_tile_q8(D, A, r, p[0], T, B, DK, TBL, G16, SCALE_F16);
+      else if (TBL && sk == SCALE_E8M0) acc = sl_il_tile_q8(D, A, r, p[0], T, B, DK, TBL, G16, SCALE_E8M0);
+      else if (TBL && sk == SCALE_E4M3) acc = sl_il_tile_q8(D, A, r, p[0], T, B, DK, TBL, G16, SCALE_E4M3);
+      else acc = sl_il_tile_q8(D, A, r, p[0], T, B, DK, TBL, G16, -1);
+      store_tile(y, r, r1 - 1, acc);
+      continue;
+    }
     v128_t acc = wasm_f32x4_splat(0);
     sl_group4 P = sl_group_params(D, r, 0, 1, B);
     int g = 0, next = G;
@@ -282,6 +479,14 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
   }
 }
 
+/** Largest of the 16 int8-path table values of a 4-bit table. */
+static int sl_qmax16(const wdesc* D) {
+  const uint8_t* q = (const uint8_t*)(uintptr_t)D->qtable;
+  int m = 0;
+  for (int i = 0; i < 16; i++) m = q[i] > m ? q[i] : m;
+  return m;
+}
+
 /**
  * The specialised int8-path kernels (bits, dot kind, table), for the formats mixq plans most with groups
  * of 32 or more: int2..int6, symmetric int8, FP4 (MXFP4, per row) and FP6 E2M3 (groups of 16: in
@@ -294,18 +499,20 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
    : (D->elem == ELEM_INT && D->bits == 5)                           ? (CALL(5, DK_U6, 0, G16), 1) \
    : (D->elem == ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U6, 0, G16), 1) \
    : (D->elem == ELEM_INT && D->bits == 8 && D->dot_class == DOT_S8) ? (CALL(8, DK_S8, 0, G16), 1) \
+   : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6 && sl_qmax16(D) <= 32)            \
+       ? (CALL(4, DK_U5, 1, G16), 1)                                                                \
    : (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6) ? (CALL(4, DK_U6, 1, G16), 1) \
    : (D->elem != ELEM_INT && D->bits == 6)                           ? (CALL(6, DK_U7, 1, G16), 1) \
                                                                      : 0)
 
 // ---- any bit width at run time (groups of 16 but NVFP4's, and the matrix x matrix decode) ----
 
-/** The 128 codes of one row block, 16 per vector (B at run time). */
-INLINE void sl_unpack_block(const uint8_t* blk, int B, v128_t c[8]) {
+/** The 128 codes of one row block, 16 per vector (B at run time; vectors S bytes apart: sl_codes32s). */
+INLINE void sl_unpack_block(const uint8_t* blk, int B, const int S, v128_t c[8]) {
   switch (B) {
-#define SL_UNPACK_CASE(b)                                                      \
-  case b:                                                                      \
-    for (int m = 0; m < 4; m++) sl_codes32(blk, m, b, &c[2 * m], &c[2 * m + 1]); \
+#define SL_UNPACK_CASE(b)                                                            \
+  case b:                                                                            \
+    for (int m = 0; m < 4; m++) sl_codes32s(blk, m, b, S, &c[2 * m], &c[2 * m + 1]); \
     break;
     SL_UNPACK_CASE(1)
     SL_UNPACK_CASE(2)
@@ -315,15 +522,35 @@ INLINE void sl_unpack_block(const uint8_t* blk, int B, v128_t c[8]) {
     SL_UNPACK_CASE(6)
     SL_UNPACK_CASE(7)
     default:
-      for (int m = 0; m < 4; m++) sl_codes32(blk, m, 8, &c[2 * m], &c[2 * m + 1]);
+      for (int m = 0; m < 4; m++) sl_codes32s(blk, m, 8, S, &c[2 * m], &c[2 * m + 1]);
 #undef SL_UNPACK_CASE
   }
 }
-/** Codes of a tile block after the int8 table (tables) and, for 8-bit integer codes, the move to int8. */
-INLINE void sl_q8_block(const wdesc* D, const uint8_t* blk, const v128_t* T, v128_t c[8]) {
-  sl_unpack_block(blk, D->bits, c);
-  if (D->elem != ELEM_INT)
-    for (int t = 0; t < 8; t++) c[t] = sl_qlookup_n(c[t], T, D->bits);
+/**
+ * The codes of block blk of the four rows of the tile at r, c[i][t] = row i's weights 128 blk + 16 t ..
+ * + 15; after the int8 table when T is given (tables). An interleaved tile's group decodes as it lies (c[j]
+ * then holds pieces: weights 16 t + 4 j .. of row i in 32-bit lane i), then a 4 x 4 transpose of 32-bit
+ * lanes per t.
+ */
+INLINE void sl_tile_block(const wdesc* D, const uint8_t* const p[4], int r, int blk, const v128_t* T,
+                          v128_t c[4][8]) {
+  const int B = D->bits, il = sl_il_tile(D, r);
+  if (il)
+    for (int i = 0; i < 4; i++) sl_unpack_block(p[0] + (size_t)blk * 64 * B + 16 * i, B, 64, c[i]);
+  else
+    for (int i = 0; i < 4; i++) sl_unpack_block(p[i] + (size_t)blk * 16 * B, B, 16, c[i]);
+  if (T)
+    for (int i = 0; i < 4; i++)
+      for (int t = 0; t < 8; t++) c[i][t] = sl_qlookup_n(c[i][t], T, B);
+  if (!il) return;
+  for (int t = 0; t < 8; t++) {
+    const v128_t a = wasm_i32x4_shuffle(c[0][t], c[1][t], 0, 4, 1, 5), b = wasm_i32x4_shuffle(c[2][t], c[3][t], 0, 4, 1, 5);
+    const v128_t e = wasm_i32x4_shuffle(c[0][t], c[1][t], 2, 6, 3, 7), f = wasm_i32x4_shuffle(c[2][t], c[3][t], 2, 6, 3, 7);
+    c[0][t] = wasm_i32x4_shuffle(a, b, 0, 1, 4, 5);
+    c[1][t] = wasm_i32x4_shuffle(a, b, 2, 3, 6, 7);
+    c[2][t] = wasm_i32x4_shuffle(e, f, 0, 1, 4, 5);
+    c[3][t] = wasm_i32x4_shuffle(e, f, 2, 3, 6, 7);
+  }
 }
 
 /** int8 path, any bit width, 16 or 32 weights per step. */
@@ -340,7 +567,7 @@ static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, in
     int g = 0, next = G;
     for (int blk = 0; blk < nblk; blk++) {
       v128_t c[4][8];
-      for (int i = 0; i < 4; i++) sl_q8_block(D, p[i] + (size_t)blk * 16 * B, T, c[i]);
+      sl_tile_block(D, p, r, blk, D->elem != ELEM_INT ? T : 0, c);
       for (int t = 0; t < 8; t++) {
         const int k = blk * 128 + 16 * t;
         if (k == next) {
@@ -360,19 +587,37 @@ static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, in
   }
 }
 
-/** Largest of the 16 int8-path table values of a 4-bit table. */
-static int sl_qmax16(const wdesc* D) {
-  const uint8_t* q = (const uint8_t*)(uintptr_t)D->qtable;
-  int m = 0;
-  for (int i = 0; i < 16; i++) m = q[i] > m ? q[i] : m;
-  return m;
-}
+/**
+ * Each specialisation its own function (V8 compiles one function at a time: the kernels all inlined into
+ * mv_sliced_q8 made one of ~60k instructions).
+ */
+#define SL_Q8_FN(B, DK, TBL, G16)                                                                          \
+  static __attribute__((noinline)) void sl_q8_##B##_##DK##_##TBL##_##G16(const wdesc* D, const actq* A,    \
+                                                                        float* y, int r0, int r1) {      \
+    mv_sl_q8_impl(D, A, y, r0, r1, B, DK, TBL, G16);                                                       \
+  }
+SL_Q8_FN(2, DK_U4, 0, 0)
+SL_Q8_FN(3, DK_U4, 0, 0)
+SL_Q8_FN(4, DK_U4, 0, 0)
+SL_Q8_FN(5, DK_U6, 0, 0)
+SL_Q8_FN(6, DK_U6, 0, 0)
+SL_Q8_FN(8, DK_S8, 0, 0)
+SL_Q8_FN(4, DK_U5, 1, 0)
+SL_Q8_FN(4, DK_U6, 1, 0)
+SL_Q8_FN(6, DK_U7, 1, 0)
+SL_Q8_FN(2, DK_U4, 0, 1)
+SL_Q8_FN(3, DK_U4, 0, 1)
+SL_Q8_FN(4, DK_U4, 0, 1)
+SL_Q8_FN(5, DK_U5, 0, 1)
+SL_Q8_FN(4, DK_U5, 1, 1)
+#undef SL_Q8_FN
+
 
 EXPORT void mv_sliced_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   const actq A = act_view(act, D->kp);
   float* yp = (float*)(uintptr_t)y;
-#define MV_CALL(B, DK, TBL, G16) mv_sl_q8_impl(D, &A, yp, r0, r1, B, DK, TBL, G16)
+#define MV_CALL(B, DK, TBL, G16) sl_q8_##B##_##DK##_##TBL##_##G16(D, &A, yp, r0, r1)
   // groups of 16: specialised for the formats planned with them (NVFP4, int2..int5 g16), the rest generic
   const int ig = D->elem == ELEM_INT && D->group == 16;
   int done = 1;
@@ -444,7 +689,7 @@ static void sl_decode_block_f32(const wdesc* D, int r, const uint8_t* const p[4]
                                 int stride, int* gcur, int* gnext) {
   const int B = D->bits, G = D->group, hasoff = D->offsets != 0;
   v128_t c[4][8];
-  for (int i = 0; i < 4; i++) sl_unpack_block(p[i] + (size_t)blk * 16 * B, B, c[i]);
+  sl_tile_block(D, p, r, blk, 0, c);
   float s[4], o[4] = {0, 0, 0, 0};
   int z[4];
   for (int t = 0; t < 8; t++) {
@@ -519,9 +764,12 @@ EXPORT void mm_sliced_f32(int32_t desc, int32_t x, int32_t xs, int32_t nb, int32
 }
 
 // ---- int8 path, matrix x matrix: the tile's int8 codes and group parameters go to scratch once ----
-// scratch: codes [4][kp] bytes | sl_group4 [ngroups] (48 bytes each)
-INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4* gp, int32_t act, int32_t as,
-                           int nb, float* y, int ys, int r, int last, const int DK, const int G16) {
+// scratch: codes (4 kp bytes) | sl_group4 [ngroups] (48 bytes each). Codes of a stored tile: row after row
+// ([4][kp]); of an interleaved tile: as the group lies, per 32 weights k .. k+31 eight vectors at 4 k, the
+// one of group position j and half h (weights k + 16 h + 4 j ..) at 4 k + 16 (4 h + j), so that each
+// activation row's products land as [row 0..3] without horizontal sums (sl_il_add).
+INLINE void mm_sl_q8_micro_il(const wdesc* D, const uint8_t* codes, const sl_group4* gp, int32_t act, int32_t as,
+                              int nb, float* y, int ys, int r, int last, const int DK, const int G16, const int IL) {
   const int kp = D->kp, G = D->group, hasoff = D->offsets != 0;
   for (int j = 0; j < nb; j += 2) {
     const actq A0 = act_view(act_at(act, as, j), kp);
@@ -536,7 +784,20 @@ INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4
         next += G;
       }
       v128_t S0, S1;
-      if (G16) {
+      if (IL) {
+        // G16: the four vectors of half (k >> 4) & 1; else all eight of the 32 weights
+        const uint8_t* v = codes + 4 * (size_t)(k & ~31) + (G16 ? 64 * ((k >> 4) & 1) : 0);
+        const int k0 = k & ~31, h0 = G16 ? (k >> 4) & 1 : 0;
+        sl_ilacc a0 = sl_il_zero(), a1 = sl_il_zero();
+        for (int q = 0; q < (G16 ? 4 : 8); q++) {
+          const v128_t c = wasm_v128_load(v + 16 * q);
+          const int kq = k0 + 16 * (h0 + (q >> 2)) + 4 * (q & 3);
+          sl_il_add(&a0, c, &A0, kq, DK);
+          sl_il_add(&a1, c, &A1, kq, DK);
+        }
+        S0 = sl_il_total(&a0, DK);
+        S1 = sl_il_total(&a1, DK);
+      } else if (G16) {
         v128_t w[4];
         for (int i = 0; i < 4; i++) w[i] = wasm_v128_load(codes + (size_t)i * kp + k);
         S0 = sl_sum4x16(w, &A0, k, DK);
@@ -567,47 +828,89 @@ INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4
   }
 }
 
+/** Stored codes ([4][kp], also lut.h's int8 path). */
+INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4* gp, int32_t act, int32_t as,
+                           int nb, float* y, int ys, int r, int last, const int DK, const int G16) {
+  mm_sl_q8_micro_il(D, codes, gp, act, as, nb, y, ys, r, last, DK, G16, 0);
+}
+
+/** The dot kind of the matrix x matrix kernel (codes in scratch), stored or interleaved codes. */
+#define MM_SL_Q8_DISPATCH(IL)                                                                             \
+  do {                                                                                                    \
+    const int g16 = D->group == 16;                                                                       \
+    const int dk = D->elem == ELEM_INT && B <= 4 ? DK_U4                                                   \
+                   : D->dot_class == DOT_U6 ? (g16 ? DK_U7 : DK_U6)                                       \
+                   : D->dot_class == DOT_U7 ? DK_U7                                                        \
+                   : D->dot_class == DOT_S8 ? DK_S8                                                        \
+                                            : DK_FULL8;                                                    \
+    switch (dk * 2 + g16) {                                                                               \
+      case DK_U4 * 2: mm_sl_q8_micro_il(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U4, 0, IL); break;   \
+      case DK_U4 * 2 + 1: mm_sl_q8_micro_il(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U4, 1, IL); break; \
+      case DK_U6 * 2: mm_sl_q8_micro_il(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U6, 0, IL); break;   \
+      case DK_U7 * 2: mm_sl_q8_micro_il(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U7, 0, IL); break;   \
+      case DK_U7 * 2 + 1: mm_sl_q8_micro_il(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U7, 1, IL); break; \
+      case DK_S8 * 2: mm_sl_q8_micro_il(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_S8, 0, IL); break;   \
+      case DK_S8 * 2 + 1: mm_sl_q8_micro_il(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_S8, 1, IL); break; \
+      case DK_FULL8 * 2: mm_sl_q8_micro_il(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_FULL8, 0, IL); break; \
+      default: mm_sl_q8_micro_il(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_FULL8, 1, IL);               \
+    }                                                                                                     \
+  } while (0)
+
 EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
                          int32_t r1, int32_t scratch) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   const int kp = D->kp, B = D->bits;
   uint8_t* codes = (uint8_t*)(uintptr_t)scratch;
   sl_group4* gp = (sl_group4*)(codes + 4 * (size_t)kp);
+  const v128_t* Tq = 0;
   v128_t T[4];
   sl_load_qtable(D, T);
+  if (D->elem != ELEM_INT) Tq = T;
+  float* yp = (float*)(uintptr_t)y;
   for (int r = r0; r < r1; r += 4) {
     int rr[4];
     const uint8_t* p[4];
     sl_tile(D, r, r1 - 1, rr, p);
+    for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
+    // interleaved codes: the SIMD128 build runs them as they lie (measured 1.2x over row-major ones, batch 8);
+    // the relaxed build's i16 dots on row-major codes measured faster than on interleaved (1.25x), so there
+    // each decoded vector's four 32-bit lanes go to their rows
+    if (sl_il_tile(D, r)) {
+      // relaxed: interleaved order into the scratch after the group parameters, then rows into `codes`
+      uint8_t* ilc = MIXQ_RELAXED ? (uint8_t*)(gp + D->ngroups) : codes;
+      for (int blk = 0; blk < kp / 128; blk++)
+        for (int j = 0; j < 4; j++) {
+          v128_t c[8];
+          sl_unpack_block(p[0] + (size_t)blk * 64 * B + 16 * j, B, 64, c);  // c[t]: weights 16t + 4j ..
+          for (int t = 0; t < 8; t++) {
+            if (Tq) c[t] = sl_qlookup_n(c[t], Tq, B);
+            wasm_v128_store(ilc + 4 * (size_t)(128 * blk + 32 * (t >> 1)) + 16 * (4 * (t & 1) + j), c[t]);
+          }
+        }
+      if (MIXQ_RELAXED)
+        for (int k = 0; k < kp; k += 16) {  // four vectors of half (k >> 4) & 1 of the 32 weights: transpose
+          const uint8_t* v = ilc + 4 * (size_t)(k & ~31) + 64 * ((k >> 4) & 1);
+          const v128_t v0 = wasm_v128_load(v), v1 = wasm_v128_load(v + 16);
+          const v128_t v2 = wasm_v128_load(v + 32), v3 = wasm_v128_load(v + 48);
+          const v128_t a = wasm_i32x4_shuffle(v0, v1, 0, 4, 1, 5), b = wasm_i32x4_shuffle(v2, v3, 0, 4, 1, 5);
+          const v128_t e = wasm_i32x4_shuffle(v0, v1, 2, 6, 3, 7), f = wasm_i32x4_shuffle(v2, v3, 2, 6, 3, 7);
+          wasm_v128_store(codes + k, wasm_i32x4_shuffle(a, b, 0, 1, 4, 5));
+          wasm_v128_store(codes + kp + k, wasm_i32x4_shuffle(a, b, 2, 3, 6, 7));
+          wasm_v128_store(codes + 2 * (size_t)kp + k, wasm_i32x4_shuffle(e, f, 0, 1, 4, 5));
+          wasm_v128_store(codes + 3 * (size_t)kp + k, wasm_i32x4_shuffle(e, f, 2, 3, 6, 7));
+        }
+      MM_SL_Q8_DISPATCH(!MIXQ_RELAXED);
+      continue;
+    }
     for (int blk = 0; blk < kp / 128; blk++)
       for (int i = 0; i < 4; i++) {
         v128_t c[8];
-        sl_q8_block(D, p[i] + (size_t)blk * 16 * B, T, c);
-        for (int t = 0; t < 8; t++) wasm_v128_store(codes + (size_t)i * kp + 128 * blk + 16 * t, c[t]);
+        sl_unpack_block(p[i] + (size_t)blk * 16 * B, B, 16, c);
+        for (int t = 0; t < 8; t++)
+          wasm_v128_store(codes + (size_t)i * kp + 128 * blk + 16 * t, Tq ? sl_qlookup_n(c[t], Tq, B) : c[t]);
       }
-    for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
-    float* yp = (float*)(uintptr_t)y;
-    const int g16 = D->group == 16;
-    if (D->elem == ELEM_INT && B <= 4) {
-      if (g16) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U4, 1);
-      else mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U4, 0);
-      continue;
-    }
-    switch (D->dot_class) {
-      case DOT_U6:
-      case DOT_U7:
-        if (g16) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U7, 1);
-        else if (D->dot_class == DOT_U6) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U6, 0);
-        else mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_U7, 0);
-        break;
-      case DOT_S8:
-        if (g16) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_S8, 1);
-        else mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_S8, 0);
-        break;
-      default:
-        if (g16) mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_FULL8, 1);
-        else mm_sl_q8_micro(D, codes, gp, act, as, nb, yp, ys, r, r1 - 1, DK_FULL8, 0);
-    }
+    MM_SL_Q8_DISPATCH(0);
   }
 }
+#undef MM_SL_Q8_DISPATCH
 #endif

@@ -13,7 +13,7 @@ import { MixqError } from '../core/errors.ts';
 import { Rng } from '../core/rng.ts';
 import { decode as decodeCode, formatBits } from '../formats/codec.ts';
 import { packCodes } from '../formats/pack.ts';
-import type { KernelContext, PreparedWeight } from '../kernels/context.ts';
+import type { KernelContext, PreparedWeight, PrepareOptions } from '../kernels/context.ts';
 import type { ActivationMode } from '../kernels/registry.ts';
 import { resolveElement } from '../kernels/sliced.ts';
 import type { MixqScaleFormat, WeightSource } from '../kernels/source.ts';
@@ -87,7 +87,7 @@ export function measureCostTable(
   for (const f of formats)
     for (const s of shapes) {
       const batch = s.batch ?? 1;
-      const first = kernels.prepare(costSource(f, s.rows, s.cols, rng), costLayout(f));
+      const first = kernels.prepare(costSource(f, s.rows, s.cols, rng), costLayout(f, opts.mode));
       const ws: PreparedWeight[] = [first];
       const per = Math.max(1, first.bytes || bytesOfSource(f, s.rows, s.cols));
       while (ws.length * per < rotate) ws.push(kernels.clone(first));
@@ -129,8 +129,10 @@ export function costFormatName(f: CostFormat): string {
   );
 }
 
-function costLayout(f: CostFormat): { layout?: 'dot' | 'lut' } {
-  return typeof f !== 'string' && f.layout ? { layout: f.layout } : {};
+function costLayout(f: CostFormat, mode: CostOptions['mode']): PrepareOptions {
+  if (typeof f !== 'string' && f.layout) return { layout: f.layout };
+  // float32 activations: blocks / rows as stored, as the engine prepares them (load.ts)
+  return mode === 'f32' ? { layout: 'stored' } : {};
 }
 
 /** Bytes of a ggml source (weights prepared in place report 0 kernel bytes). */

@@ -68,7 +68,7 @@ async function loadMatrices(
   src: ModelSource,
   groups: readonly Group[],
   progress: ((done: number, total: number) => void) | undefined,
-  ggmlLayout: PrepareOptions,
+  blockLayout: PrepareOptions,
   activations: EngineActivations,
 ): Promise<{ weightBytes: number; done: number }> {
   const total = src.tensorBytes;
@@ -111,7 +111,7 @@ async function loadMatrices(
           cols: g.parts[0]!.shape[1]!,
           data: mem.u8(start, at - start),
         },
-        ggmlLayout,
+        blockLayout,
       ),
     );
     weightBytes += g.w.bytes;
@@ -124,7 +124,7 @@ async function loadMatrices(
     const parts = await st.read();
     const ms = mixqSafetensorsSource(st.entry, parts);
     // 'lut8': the lookup-table layout for the weights it takes (its kernels' modes are lut8 and q8)
-    const layout: PrepareOptions = activations === 'lut8' && !lutMisfit(ms) ? { layout: 'lut' } : {};
+    const layout: PrepareOptions = activations === 'lut8' && !lutMisfit(ms) ? { layout: 'lut' } : blockLayout;
     g.w = prepare(kernels, src.source, p.name, () => kernels.prepare(ms, layout));
     weightBytes += g.w.bytes;
     done += st.nbytes;
@@ -221,15 +221,15 @@ export async function loadEngineModel(
   }
 
   const total = src.tensorBytes;
-  // float32 activations run the 'f32' kernels, which read ggml blocks as stored (interleaved K-quant tiles
-  // would rebuild every block)
-  const ggmlLayout: PrepareOptions = opts.activations === 'f32' ? { layout: 'stored' } : {};
+  // float32 activations run the 'f32' kernels, which read blocks as stored (interleaved K-quant tiles would
+  // rebuild every block; mixq's interleaved tiles a piece of each)
+  const blockLayout: PrepareOptions = opts.activations === 'f32' ? { layout: 'stored' } : {};
   const loaded = await loadMatrices(
     kernels,
     src,
     groups,
     opts.progress,
-    ggmlLayout,
+    blockLayout,
     opts.activations ?? 'auto',
   );
   let { weightBytes, done } = loaded;

@@ -58,9 +58,11 @@ export interface PreparedWeight {
 export interface PrepareOptions {
   /**
    * 'lut': int1..int4 weights in bit planes for the lookup-table kernels (activation mode 'lut8');
-   * 'stored': ggml blocks exactly as the file stores them (no 4-row interleaved tiles), for products in the
-   * 'f32' / 'q8' modes, which on interleaved K-quant tiles rebuild every block (~25x slower);
-   * default: the dot-product layout (ggml types interleaved where ggml.ts says so).
+   * 'stored': ggml blocks exactly as the file stores them and mixq's sliced rows one after another (no 4-row
+   * interleaved tiles), for products in the 'f32' mode (and ggml's 'q8' on K-quants), which on interleaved
+   * tiles rebuild every block (~25x slower on K-quant tiles, a few percent on sliced ones);
+   * default: the dot-product layout (ggml types interleaved where ggml.ts says so, mixq weights with an
+   * int8 path in interleaved sliced tiles).
    */
   readonly layout?: 'dot' | 'lut' | 'stored';
 }
@@ -156,7 +158,7 @@ export class KernelContext {
         r = prepareLut(this.memory, src);
         format = 'int-lut';
       } else {
-        r = prepareSliced(this.memory, src);
+        r = prepareSliced(this.memory, src, opts.layout !== 'stored');
         format = mixqFormatName(src, spec.kind, spec.name);
         values = elementPlan(spec).values;
       }

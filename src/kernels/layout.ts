@@ -47,6 +47,8 @@ export interface Desc {
   fsign: number;
   dotClass: number;
   aux: number;
+  /** Sliced: 4 when the full 4-row tiles of `data` are interleaved (native/kernels/sliced.h), else 0. */
+  interleave: number;
 }
 
 /** Field order of the C struct; the float fields are float32. */
@@ -77,6 +79,7 @@ const FIELDS: readonly (keyof Desc)[] = [
   'fsign',
   'dotClass',
   'aux',
+  'interleave',
 ];
 const FLOAT_FIELDS = new Set<keyof Desc>(['tensorScale', 'qunit', 'fmul']);
 
@@ -109,6 +112,7 @@ export function emptyDesc(): Desc {
     fsign: -1,
     dotClass: DOT.u6,
     aux: 0,
+    interleave: 0,
   };
 }
 

@@ -10,8 +10,14 @@
  * per-tensor scale or zero code, which is repeated per row. Zero codes take a nibble (b <= 4) or a byte per
  * group: (8 - b) more bits per group for b = 5..7, nothing more for b = 4.
  *
- * The reference decoder (decodeSlicedRow) reads the same bytes with plain loops: it is what every sliced
- * kernel is tested against, and it is tested against src/quant's dequantization.
+ * Weights with an int8 path ('q8') then have their full 4-row tiles interleaved in place, same size
+ * (native/kernels/sliced.h "4-row interleaved tiles"; desc.interleave = 4): the int8 matrix x vector
+ * reads one stream and gets the four rows' sums in separate lanes. PrepareOptions.layout 'stored' keeps the
+ * rows (what the float32 path reads without a transpose).
+ *
+ * The reference decoder (decodeSlicedRow) reads the same bytes with plain loops (storedSlicedRow undoes
+ * the tiles): it is what every sliced kernel is tested against, and it is tested against src/quant's
+ * dequantization.
  */
 import { bf16BitsToF32, f16BitsToF32 } from '../core/bits.ts';
 import { MixqError } from '../core/errors.ts';
@@ -371,10 +377,60 @@ export function repackSliced(
   return { desc, plan, regions, modes };
 }
 
-/** Prepares a mixq weight in kernel memory: its descriptor fields and the allocations it owns. */
+/** Rows of an interleaved tile (native/kernels/sliced.h "4-row interleaved tiles"). */
+export const SLICED_TILE_ROWS = 4;
+
+/**
+ * Byte offset, in a full interleaved tile, of byte `o` (0 .. rowBytes - 1) of row i's stored bytes: block
+ * blk = o / (16 b), vector v, piece j, byte e of the block go to 64 b blk + 64 v + 16 j + 4 i + e.
+ */
+function interleavedOffset(o: number, i: number, bits: number): number {
+  const bb = 16 * bits;
+  const blk = Math.floor(o / bb);
+  const w = o - blk * bb;
+  return 4 * bb * blk + 64 * (w >> 4) + 16 * ((w >> 2) & 3) + 4 * i + (w & 3);
+}
+
+/**
+ * The stored rows r0 .. r0+3 (4 * rowBytes bytes, row after row) rewritten in place as an interleaved tile
+ * (same size). Four-byte pieces move together.
+ */
+export function interleaveSlicedTile(tile: Uint8Array, rowBytes: number, bits: number): void {
+  const rowsCopy = tile.slice(0, SLICED_TILE_ROWS * rowBytes);
+  for (let i = 0; i < SLICED_TILE_ROWS; i++)
+    for (let o = 0; o < rowBytes; o += 4) {
+      const t = interleavedOffset(o, i, bits);
+      const s = i * rowBytes + o;
+      tile[t] = rowsCopy[s]!;
+      tile[t + 1] = rowsCopy[s + 1]!;
+      tile[t + 2] = rowsCopy[s + 2]!;
+      tile[t + 3] = rowsCopy[s + 3]!;
+    }
+}
+
+/**
+ * Row r of a sliced weight as stored (rowBytes bytes): a view of kernel memory, or, in an interleaved
+ * tile (desc.interleave = 4, r in a full tile), the row gathered back. What the reference decodes.
+ */
+export function storedSlicedRow(bytes: Uint8Array, d: Desc, r: number): Uint8Array {
+  const r0 = r - (r % SLICED_TILE_ROWS);
+  if (d.interleave !== SLICED_TILE_ROWS || r0 + SLICED_TILE_ROWS > d.rows)
+    return bytes.subarray(d.data + r * d.rowBytes, d.data + (r + 1) * d.rowBytes);
+  const tile = d.data + r0 * d.rowBytes;
+  const out = new Uint8Array(d.rowBytes);
+  for (let o = 0; o < d.rowBytes; o++) out[o] = bytes[tile + interleavedOffset(o, r - r0, d.bits)]!;
+  return out;
+}
+
+/**
+ * Prepares a mixq weight in kernel memory: its descriptor fields and the allocations it owns. Full 4-row
+ * tiles are interleaved (the int8 path's layout) unless `interleave` is false (rows as stored: what the
+ * float32 path reads without rebuilding blocks).
+ */
 export function prepareSliced(
   mem: KernelMemory,
   src: MixqSource,
+  interleave = true,
 ): { desc: Desc; allocations: number[]; bytes: number; modes: readonly ('f32' | 'q8')[] } {
   checkShape(SRC, src.rows, src.cols);
   const kp = Math.ceil(src.cols / 128) * 128;
@@ -386,6 +442,13 @@ export function prepareSliced(
     const parts = repackSliced(src, (r, b) => mem.u8(data + r * rowBytes, rowBytes).set(b));
     const desc = parts.desc;
     desc.data = data;
+    // the int8 path is what interleaving serves: weights without one keep their rows as stored
+    if (interleave && parts.modes.includes('q8')) {
+      const tiles = Math.floor(src.rows / SLICED_TILE_ROWS);
+      const tb = SLICED_TILE_ROWS * rowBytes;
+      for (let t = 0; t < tiles; t++) interleaveSlicedTile(mem.u8(data + t * tb, tb), rowBytes, bits);
+      desc.interleave = tiles > 0 ? SLICED_TILE_ROWS : 0;
+    }
     let bytes = src.rows * rowBytes;
     for (const [name, b] of parts.regions) {
       const p = mem.alloc(b.length);
@@ -441,10 +504,10 @@ export function decodeSlicedRow(
   r: number,
   out: Float64Array,
 ): void {
-  const base = d.data + r * d.rowBytes;
+  const row = storedSlicedRow(bytes, d, r);
   for (let k = 0; k < d.kp; k++) {
     const g = Math.min(Math.floor(k / d.group), d.ngroups - 1);
-    const c = getSlicedCode(bytes, base + (k >> 7) * 16 * d.bits, k & 127, d.bits);
+    const c = getSlicedCode(row, (k >> 7) * 16 * d.bits, k & 127, d.bits);
     const s = scaleOf(bytes, d, r, g);
     if (d.elem === ELEM.int) out[k] = fr((c - zeroOf(bytes, d, r, g)) * s);
     else {

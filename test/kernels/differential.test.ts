@@ -259,12 +259,19 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
           const x = new Float32Array(2 * cols);
           x.fill(1, 0, cols);
           x.fill(-1, cols);
+          // batch 2 (matrix x matrix) and batch 1 (matrix x vector: interleaved tiles, sliced.h sl_il_sum)
           const y = k.matmul(w, x, 2, { mode: 'q8' });
+          const y1 = k.matvec(w, x.subarray(cols), { mode: 'q8' });
           const { xhat } = q8Rows(x, cols, w.kp, 2, 'q8', 'f32');
           const ref = k.reference(w, xhat, 2);
           const budget = roundingBudget('q8', w.kp);
           for (let i = 0; i < y.length; i++)
             assert.ok(Math.abs(y[i]! - ref.y[i]!) <= budget * ref.mag[i]!, `${name}: ${y[i]} vs ${ref.y[i]}`);
+          for (let i = 0; i < rows; i++)
+            assert.ok(
+              Math.abs(y1[i]! - ref.y[rows + i]!) <= budget * ref.mag[rows + i]!,
+              `${name} matvec: ${y1[i]} vs ${ref.y[rows + i]}`,
+            );
           k.release(w);
         });
       }

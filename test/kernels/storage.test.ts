@@ -14,6 +14,7 @@ import { createKernels } from '../../src/kernels/context.ts';
 import { BLOCK_TYPES } from '../../src/blocks/registry.ts';
 import { hasQ8Code128, storedGgmlRow } from '../../src/kernels/ggml.ts';
 import { DOT } from '../../src/kernels/layout.ts';
+import { storedSlicedRow } from '../../src/kernels/sliced.ts';
 import { exactActivations, ggmlCase, type MixqSpec, mixqCase } from './cases.ts';
 
 const k = await createKernels();
@@ -225,4 +226,59 @@ test('interleaved Q8_0 tiles with codes of -128 give exact sums', async () => {
     }
     kk.release(w);
   }
+});
+
+test("mixq weights with an int8 path are repacked into 4-row interleaved tiles of the same size; layout 'stored' keeps the rows; the reference undoes it; products are bit-identical", async () => {
+  const specs: MixqSpec[] = [
+    { format: 'uint4', groups: 32, scaleFormat: 'fp16', symmetric: false },
+    { format: 'int3', groups: 16, scaleFormat: 'fp16', symmetric: true },
+    { format: 'uint5', groups: 32, scaleFormat: 'fp16', symmetric: false },
+    { format: 'int8', groups: 'row', scaleFormat: 'fp32', symmetric: true },
+    { format: 'fp4_e2m1fn', groups: 16, scaleFormat: 'fp8_e4m3fn', symmetric: true }, // NVFP4
+    { format: 'fp6_e2m3fn', groups: 32, scaleFormat: 'e8m0', symmetric: true },
+  ];
+  const rows = 9; // two full tiles and one row that stays as stored
+  for (const spec of specs) {
+    const c = await mixqCase(spec, rows, 300);
+    const name = `${String(spec.format)} g${spec.groups}`;
+    const tiled = k.prepare(c.source);
+    const stored = k.prepare(c.source, { layout: 'stored' });
+    const dt = k.descOf(tiled);
+    const ds = k.descOf(stored);
+    assert.equal(dt.interleave, 4, name);
+    assert.equal(ds.interleave, 0, name);
+    assert.equal(tiled.bytes, stored.bytes, `${name}: same size`);
+    const mem = k.memory.bytes();
+    const n = rows * dt.rowBytes;
+    const a = mem.subarray(dt.data, dt.data + n);
+    const b = mem.subarray(ds.data, ds.data + n);
+    assert.notDeepEqual(a.subarray(0, 8 * dt.rowBytes), b.subarray(0, 8 * dt.rowBytes), `${name} repacked`);
+    assert.deepEqual(
+      a.subarray(8 * dt.rowBytes),
+      b.subarray(8 * dt.rowBytes),
+      `${name}: last tile as stored`,
+    );
+    for (let r = 0; r < rows; r++)
+      assert.deepEqual(storedSlicedRow(mem, dt, r), storedSlicedRow(mem, ds, r), `${name} row ${r}`);
+    // the integer sums are exact and scaled in the same float32 order: every product bit for bit
+    const x = new Float32Array(5 * 300).map((_, i) => Math.sin(i + 1));
+    for (const mode of tiled.modes)
+      for (const batch of [1, 5])
+        assert.deepEqual(
+          k.matmul(tiled, x.subarray(0, batch * 300), batch, { mode }),
+          k.matmul(stored, x.subarray(0, batch * 300), batch, { mode }),
+          `${name} ${mode} batch ${batch}`,
+        );
+    k.release(tiled);
+    k.release(stored);
+  }
+  // weights with no int8 path (float32 only) keep their rows as stored
+  const fp8 = await mixqCase(
+    { format: 'fp8_e4m3fn', groups: 'row', scaleFormat: 'fp32', symmetric: true },
+    rows,
+    300,
+  );
+  const w = k.prepare(fp8.source);
+  assert.equal(k.descOf(w).interleave, 0);
+  k.release(w);
 });
