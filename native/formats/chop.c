@@ -87,18 +87,22 @@ typedef struct {
                       // a NaN, or +0 for formats without NaN
   uint32_t zero_sign; // sign bit kept on zero results (0 for formats without -0)
   uint32_t rng[4];    // xoshiro128** state: in, and out after the call
+  uint32_t floor;     // smallest result magnitude (bits): 0, or min normal for formats without zero
+  uint32_t zero_out;  // bits for a zero input: 0, or nan_out for formats without zero (e8m0fnu)
 } ChopParams;
 
 // src/formats/chop-wasm.ts writes these fields by word index (its table P): keep the two in step.
 _Static_assert(offsetof(ChopParams, sr_shift) == 12 * 4, "ChopParams layout (chop-wasm.ts P)");
 _Static_assert(offsetof(ChopParams, zero_sign) == 22 * 4, "ChopParams layout (chop-wasm.ts P)");
-_Static_assert(sizeof(ChopParams) == 27 * 4, "ChopParams layout (chop-wasm.ts P)");
+_Static_assert(offsetof(ChopParams, floor) == 27 * 4, "ChopParams layout (chop-wasm.ts P)");
+_Static_assert(sizeof(ChopParams) == 29 * 4, "ChopParams layout (chop-wasm.ts P)");
 
 // The splatted constants (see splat()).
 typedef struct {
-  v128_t abs_mask, lo, span, keep, drop, half, bias, lsb, sr_drop, hi;
+  v128_t abs_mask, lo, window, keep, drop, half, bias, lsb, sr_drop, hi;
   v128_t q, inv_q1, inv_q2, sr_scale, sr_unscale;
   v128_t ovf_pos, ovf_neg, inf_out, nan_out, zero_sign, finite_limit, magic, exp_mask, exp_shift, exp_cap;
+  v128_t floor, zero_out, man_shift, inv_base, rna_half, neg_hi, ovf_neg_signed;
   uint32_t sr_shift;
 } Consts;
 
@@ -216,13 +220,45 @@ ALWAYS v128_t round_rne_float(v128_t a, const Consts *c) {
   return wasm_f32x4_sub(wasm_f32x4_add(a, m), m);
 }
 
+// Toward zero, up, down and nearest-away of a value x anywhere in float32's finite range, both paths in
+// one (the directed modes on the signed value, nearest-away on a magnitude x >= 0): the target's step at
+// x is s = max(2^(E - M), q) (E = x's exponent; as bits, x's exponent field less M, or q's bits where
+// that is smaller: below min normal and for float32 subnormals, whose field is 0), 1 / s has the bits
+// (254 << 23) - s, m = x / s is exact (a power-of-two scaling: into [2^M, 2^(M+1)) at and above min
+// normal, below 2^M under it, scaled up since q <= 1), one instruction rounds m to an integer in the mode
+// (ceil, floor, trunc) and k * s is exact (inf past float32's max, which then overflows as it should).
+// Nearest-away is floor(m + (1/2 - 2^-25)) for 0 <= m < 2^24: the float32 below 1/2, so that the sum
+// rounds up to an integer only from m's own ties and above (1/2 - 2^-25 + 1/2 would round up to 1).
+// Exact where merged_exact() holds (q = 2^(emin - M) a normal float32 <= 1, M >= 1: then s and 1 / s
+// are normal). 7 operations (8 for nearest-away), against 8-12 for the two paths and their select.
+ALWAYS v128_t round_merged(v128_t x, const Consts *c, int mode) {
+  v128_t s = wasm_i32x4_max(wasm_i32x4_sub(wasm_v128_and(x, c->exp_mask), c->man_shift), c->q);
+  v128_t m = wasm_f32x4_mul(x, wasm_i32x4_sub(c->inv_base, s));
+  switch (mode) {
+  case UP:
+    m = wasm_f32x4_ceil(m);
+    break;
+  case DOWN:
+    m = wasm_f32x4_floor(m);
+    break;
+  case RZ:
+    m = wasm_f32x4_trunc(m);
+    break;
+  default: // RNA
+    m = wasm_f32x4_floor(wasm_f32x4_add(m, c->rna_half));
+    break;
+  }
+  return wasm_f32x4_mul(m, s);
+}
+
 // float_path values: 0, the integer path alone; 1, the integer path or, below lo, the float path;
-// RNE_FLOAT, round_rne_float (nearest-even, where chop_f32 finds it exact).
-#define RNE_FLOAT 2
+// MERGED, both paths in one where chop_f32 finds that exact: round_rne_float for nearest-even,
+// round_merged for toward-zero, up, down and nearest-away (stochastic modes never take it).
+#define MERGED 2
 
 // The rounded magnitude of a (bits), by the integer path, or the float path below lo.
 ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode, int float_path) {
-  if (float_path == RNE_FLOAT) return round_rne_float(a, c);
+  if (float_path == MERGED && mode == RNE) return round_rne_float(a, c);
   v128_t r = round_int(a, neg, u, c, mode);
   if (!float_path) return r;
   return wasm_v128_bitselect(round_float(a, neg, u, c, mode), r, wasm_i32x4_lt(a, c->lo));
@@ -232,7 +268,8 @@ ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, i
 ALWAYS v128_t full(v128_t x, v128_t u, const Consts *c, int mode, int float_path) {
   v128_t a = wasm_v128_and(x, c->abs_mask);
   v128_t neg = wasm_i32x4_shr(x, 31);
-  v128_t r = round_magnitude(a, neg, u, c, mode, float_path);
+  // (formats without zero: results below min normal are min normal)
+  v128_t r = wasm_u32x4_max(round_magnitude(a, neg, u, c, mode, float_path), c->floor);
   v128_t over = wasm_u32x4_gt(r, c->hi);
   r = wasm_v128_bitselect(wasm_v128_bitselect(c->ovf_neg, c->ovf_pos, neg), r, over);
   r = wasm_v128_bitselect(c->inf_out, r, wasm_i32x4_eq(a, wasm_i32x4_splat(0x7f800000)));
@@ -243,16 +280,37 @@ ALWAYS v128_t full(v128_t x, v128_t u, const Consts *c, int mode, int float_path
   v128_t sign = wasm_v128_andnot(wasm_v128_andnot(x, c->abs_mask), nan);
   v128_t zero = wasm_i32x4_eq(r, wasm_i32x4_splat(0));
   r = wasm_v128_or(r, wasm_v128_bitselect(wasm_v128_and(sign, c->zero_sign), sign, zero));
-  // unsigned formats (abs_mask keeps the sign, so their negative inputs are negative here): -0 is +0,
-  // any other negative input is nan_out
+  // +0 is zero_out (0, or nan_out for formats without zero); unsigned formats (abs_mask keeps the sign,
+  // so their negative inputs are negative here): -0 is +0 (zero_out), any other negative input nan_out
+  r = wasm_v128_bitselect(c->zero_out, r, wasm_i32x4_eq(x, wasm_i32x4_splat(0)));
   v128_t minus_zero = wasm_i32x4_eq(a, wasm_i32x4_splat((int32_t)0x80000000));
-  return wasm_v128_bitselect(wasm_v128_andnot(c->nan_out, minus_zero), r, wasm_i32x4_lt(a, wasm_i32x4_splat(0)));
+  v128_t negative = wasm_v128_bitselect(c->zero_out, c->nan_out, minus_zero);
+  return wasm_v128_bitselect(negative, r, wasm_i32x4_lt(a, wasm_i32x4_splat(0)));
 }
 
 // Lanes known to be finite (and non-negative for unsigned formats) of a format with -0: both paths,
 // overflow, signs. The cheaper path for groups that touch the limits (subnormals, max finite, overflow)
 // but hold no inf or NaN.
 ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_path) {
+  if (float_path == MERGED && mode != RNE) {
+    switch (mode) {
+    case RZ: // never past max finite (IEEE 754 7.4): clamped to +-max finite (pmin / pmax: no NaN here)
+      return wasm_f32x4_pmin(wasm_f32x4_pmax(round_merged(x, c, RZ), c->neg_hi), c->hi);
+    case UP: { // negative values clamp at -max finite, positive ones past max finite overflow
+      v128_t r = wasm_f32x4_pmax(round_merged(x, c, UP), c->neg_hi);
+      return wasm_v128_bitselect(c->ovf_pos, r, wasm_f32x4_gt(r, c->hi));
+    }
+    case DOWN: {
+      v128_t r = wasm_f32x4_pmin(round_merged(x, c, DOWN), c->hi);
+      return wasm_v128_bitselect(c->ovf_neg_signed, r, wasm_f32x4_lt(r, c->neg_hi));
+    }
+    default: { // RNA, on the magnitude
+      v128_t r = round_merged(wasm_v128_and(x, c->abs_mask), c, RNA);
+      r = wasm_v128_bitselect(c->ovf_pos, r, wasm_i32x4_gt(r, c->hi));
+      return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask));
+    }
+    }
+  }
   v128_t neg = wasm_i32x4_shr(x, 31);
   v128_t r = round_magnitude(wasm_v128_and(x, c->abs_mask), neg, u, c, mode, float_path);
   // finite inputs round to at most 0x7f800000, so a signed compare finds the overflowed lanes
@@ -262,11 +320,13 @@ ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_pa
   return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask)); // the sign (formats without -0 never get here)
 }
 
-// Range key of a lane: below (window - lo) unsigned iff the integer path alone is exact for it (lo is 0
-// without the float path).
-ALWAYS v128_t range_key(v128_t x, const Consts *c, int float_path) {
-  v128_t a = wasm_v128_and(x, c->abs_mask);
-  return float_path ? wasm_i32x4_sub(a, c->lo) : a;
+// Whether a group whose magnitudes (bits) lie in [amin, amax] (lane by lane: the group's min and max
+// reduce to one vector each) has a lane outside the integer path's window [lo, window) (lo is 0 without
+// the float path, and amin is then not gathered).
+ALWAYS int out_of_window(v128_t amax, v128_t amin, const Consts *c, int float_path) {
+  v128_t out = wasm_u32x4_ge(amax, c->window);
+  if (float_path) out = wasm_v128_or(out, wasm_u32x4_lt(amin, c->lo));
+  return wasm_v128_any_true(out);
 }
 
 #define UNROLL 16
@@ -280,43 +340,47 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
   const int one_pass = !draws && (const void *)p != (void *)o;
   int clean = 1; // the previous group was inside the window: try the one pass on this one
   for (uint32_t i = 0; i < groups; i++, p += UNROLL, o += UNROLL) {
+    // the group's magnitude range, which decides its path: the integer formula alone (inside the
+    // window), finite() (subnormal results, overflow) or, with a lane at or past finite_limit (inf,
+    // NaN; for unsigned formats, negative inputs; formats without -0 or without zero: all), full()
+    v128_t amax = zero, amin = wasm_i32x4_splat(-1);
+    int stored = 0;
     if (one_pass && clean) {
-      // out of place, deterministic: one pass (the integer formula stored while the range keys are
+      // out of place, deterministic: one pass (the integer formula stored while the range is
       // gathered); a group with a lane outside the window is redone below from the intact source
-      v128_t key1 = zero;
       for (int k = 0; k < UNROLL; k++) {
         v128_t x = wasm_v128_load(p + k);
-        key1 = wasm_u32x4_max(key1, range_key(x, c, float_path));
+        v128_t a = wasm_v128_and(x, c->abs_mask);
+        amax = wasm_u32x4_max(amax, a);
+        if (float_path) amin = wasm_u32x4_min(amin, a);
         wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), zero, c, mode));
       }
-      if (!wasm_v128_any_true(wasm_u32x4_ge(key1, c->span))) continue;
+      stored = 1;
+    } else {
+      for (int k = 0; k < UNROLL; k++) {
+        v128_t a = wasm_v128_and(wasm_v128_load(p + k), c->abs_mask);
+        amax = wasm_u32x4_max(amax, a);
+        if (float_path) amin = wasm_u32x4_min(amin, a);
+      }
     }
-    v128_t key = zero;
-    for (int k = 0; k < UNROLL; k++) key = wasm_u32x4_max(key, range_key(wasm_v128_load(p + k), c, float_path));
-    // (the second pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
-    clean = !wasm_v128_any_true(wasm_u32x4_ge(key, c->span));
+    // (the rounding pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
+    clean = !out_of_window(amax, amin, c, float_path);
     if (clean) {
+      if (stored) continue;
       for (int k = 0; k < UNROLL; k++) {
         v128_t x = wasm_v128_load(p + k);
         v128_t u = draws ? xo_next4(g) : zero;
         wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), u, c, mode));
       }
+    } else if (!wasm_v128_any_true(wasm_u32x4_ge(amax, c->finite_limit))) {
+      for (int k = 0; k < UNROLL; k++) {
+        v128_t u = draws ? xo_next4(g) : zero;
+        wasm_v128_store(o + k, finite(wasm_v128_load(p + k), u, c, mode, float_path));
+      }
     } else {
-      // a lane outside the window: inf, NaN, (unsigned formats) negative inputs and formats without -0
-      // need the full computation, the others (subnormal results, overflow) the finite one
-      v128_t special = zero;
-      for (int k = 0; k < UNROLL; k++)
-        special = wasm_u32x4_max(special, wasm_v128_and(wasm_v128_load(p + k), c->abs_mask));
-      if (!wasm_v128_any_true(wasm_u32x4_ge(special, c->finite_limit))) {
-        for (int k = 0; k < UNROLL; k++) {
-          v128_t u = draws ? xo_next4(g) : zero;
-          wasm_v128_store(o + k, finite(wasm_v128_load(p + k), u, c, mode, float_path));
-        }
-      } else {
-        for (int k = 0; k < UNROLL; k++) {
-          v128_t u = draws ? xo_next4(g) : zero;
-          wasm_v128_store(o + k, full(wasm_v128_load(p + k), u, c, mode, float_path));
-        }
+      for (int k = 0; k < UNROLL; k++) {
+        v128_t u = draws ? xo_next4(g) : zero;
+        wasm_v128_store(o + k, full(wasm_v128_load(p + k), u, c, mode, float_path));
       }
     }
   }
@@ -349,7 +413,7 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
 ALWAYS void splat(Consts *c, const ChopParams *p) {
   c->abs_mask = wasm_u32x4_splat(p->abs_mask);
   c->lo = wasm_u32x4_splat(p->lo);
-  c->span = wasm_u32x4_splat(p->window - p->lo);
+  c->window = wasm_u32x4_splat(p->window);
   c->keep = wasm_u32x4_splat(p->keep);
   c->drop = wasm_u32x4_splat(p->drop);
   c->half = wasm_u32x4_splat(p->half);
@@ -372,6 +436,13 @@ ALWAYS void splat(Consts *c, const ChopParams *p) {
   c->exp_mask = wasm_u32x4_splat(0x7f800000);
   c->exp_cap = wasm_u32x4_splat(0x7f000000); // 2^127
   c->exp_shift = wasm_u32x4_splat((uint32_t)__builtin_popcount(p->drop) << 23); // D in the exponent
+  c->floor = wasm_u32x4_splat(p->floor);
+  c->zero_out = wasm_u32x4_splat(p->zero_out);
+  c->man_shift = wasm_u32x4_splat((23u - (uint32_t)__builtin_popcount(p->drop)) << 23); // M in the exponent
+  c->inv_base = wasm_u32x4_splat(254u << 23); // 2^127 * 2^127: bits of 1 / s are inv_base - bits of s
+  c->rna_half = wasm_f32x4_splat(0.49999997f); // 1/2 - 2^-25, see round_merged
+  c->neg_hi = wasm_u32x4_splat(p->hi | 0x80000000u); // -max finite
+  c->ovf_neg_signed = wasm_u32x4_splat(p->ovf_neg | 0x80000000u);
   c->sr_shift = p->sr_shift;
 }
 
@@ -391,31 +462,59 @@ ALWAYS void splat(Consts *c, const ChopParams *p) {
   }
 #define VARIANTS(m) VARIANT(m, 0) VARIANT(m, 1)
 VARIANTS(RNE)
-VARIANT(RNE, 2) // RNE_FLOAT (a literal: ## pastes it unexpanded)
+VARIANT(RNE, 2) // MERGED (a literal: ## pastes it unexpanded)
 VARIANTS(RNA)
+VARIANT(RNA, 2)
 VARIANTS(RZ)
+VARIANT(RZ, 2)
 VARIANTS(UP)
+VARIANT(UP, 2)
 VARIANTS(DOWN)
+VARIANT(DOWN, 2)
 VARIANTS(SR)
 VARIANTS(SRE)
 
+ALWAYS uint32_t f32_bits(float f) {
+  union {
+    float f;
+    uint32_t u;
+  } v = {f};
+  return v.u;
+}
+
+// Whether the subnormal step q is 2^(emin - M), a normal float32 (not so with subnormals flushed, where q
+// is min normal, nor where it is a float32 subnormal): below min normal (lo) the step is then q, at and
+// above it 2^(E - M) >= q, so the step at any value is the larger of the two (round_rne_float,
+// round_merged).
+ALWAYS int step_is_max(const ChopParams *p) {
+  uint32_t m = 23 - (uint32_t)__builtin_popcount(p->drop);
+  return p->lo > (m << 23) && f32_bits(p->q) == p->lo - (m << 23);
+}
+
+// Whether round_rne_float is exact for the float path's format: step_is_max, and max finite below
+// 2^(105 + M), where round_rne_float caps m (larger magnitudes then overflow).
+ALWAYS int rne_float_exact(const ChopParams *p) {
+  uint32_t d = (uint32_t)__builtin_popcount(p->drop);
+  return step_is_max(p) && p->hi < (255 - d) << 23;
+}
+
+// Whether round_merged is exact: step_is_max, q <= 1 (x / q scales up: exact for float32 subnormals
+// too) and M >= 1 (1 / s stays normal up to float32's largest binade).
+ALWAYS int merged_exact(const ChopParams *p) {
+  return step_is_max(p) && f32_bits(p->q) <= 0x3f800000u && p->drop != 0x7fffffu;
+}
+
 #define CASE(m)                                                                                        \
+  case m:                                                                                              \
+    if (!p->float_path) run_##m##_0(src, dst, n, p);                                                   \
+    else if (merged_exact(p)) run_##m##_2(src, dst, n, p);                                             \
+    else run_##m##_1(src, dst, n, p);                                                                  \
+    break;
+#define CASE2(m)                                                                                       \
   case m:                                                                                              \
     if (p->float_path) run_##m##_1(src, dst, n, p);                                                    \
     else run_##m##_0(src, dst, n, p);                                                                  \
     break;
-
-// Whether round_rne_float is exact for the float path's format: its step below min normal (lo) is the
-// subnormal step 2^(emin - M), a normal float32 (not so with subnormals flushed: q is min normal then),
-// and max finite is below 2^(105 + M), where round_rne_float caps m (larger magnitudes then overflow).
-ALWAYS int rne_float_exact(const ChopParams *p) {
-  uint32_t d = (uint32_t)__builtin_popcount(p->drop), m = 23 - d;
-  union {
-    float f;
-    uint32_t u;
-  } q = {p->q};
-  return p->lo > (m << 23) && q.u == p->lo - (m << 23) && p->hi < (255 - d) << 23;
-}
 
 // Rounds src[0, n) into dst[0, n) with the parameters at p (see ChopParams) and updates p->rng. dst may
 // be src (in place), not otherwise overlap it.
@@ -430,8 +529,8 @@ void chop_f32(const float *src, float *dst, uint32_t n, ChopParams *p) {
     CASE(RZ)
     CASE(UP)
     CASE(DOWN)
-    CASE(SR)
-    CASE(SRE)
+    CASE2(SR)
+    CASE2(SRE)
   default:
     break;
   }
