@@ -157,10 +157,12 @@ ALWAYS v128_t round_int(v128_t v, v128_t neg, v128_t u, const Consts *c, int mod
     return wasm_v128_and(v, c->keep);
   // Rounding up in magnitude by adding R to the residual and truncating: up iff residual + R >= 2^D.
   // R = all D bits rounds up every inexact value (ceiling of the magnitude).
+  // (R as an unsigned min of drop and a lane mask: written as an and, clang turns it into a select,
+  // which wasm has only as v128.bitselect: three x86 instructions in V8 and a compare)
   case UP:
-    return wasm_v128_and(wasm_i32x4_add(v, wasm_v128_andnot(c->drop, neg)), c->keep);
+    return wasm_v128_and(wasm_i32x4_add(v, wasm_u32x4_min(c->drop, wasm_v128_not(neg))), c->keep);
   case DOWN:
-    return wasm_v128_and(wasm_i32x4_add(v, wasm_v128_and(c->drop, neg)), c->keep);
+    return wasm_v128_and(wasm_i32x4_add(v, wasm_u32x4_min(c->drop, neg)), c->keep);
   case SRE: // the draw's top bit
     return wasm_v128_and(wasm_i32x4_add(v, wasm_v128_and(c->drop, wasm_i32x4_shr(u, 31))), c->keep);
   default: {
@@ -255,6 +257,8 @@ ALWAYS v128_t round_merged(v128_t x, const Consts *c, int mode) {
 // MERGED, both paths in one where chop_f32 finds that exact: round_rne_float for nearest-even,
 // round_merged for toward-zero, up, down and nearest-away (stochastic modes never take it).
 #define MERGED 2
+// NAN_ONLY: the integer path alone, whose window only NaN leaves (see Range)
+#define NAN_ONLY 3
 
 // The rounded magnitude of a (bits), by the integer path, or the float path below lo.
 ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode, int float_path) {
@@ -320,18 +324,56 @@ ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_pa
   return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask)); // the sign (formats without -0 never get here)
 }
 
-// Whether a group whose magnitudes (bits) lie in [amin, amax] (lane by lane: the group's min and max
-// reduce to one vector each) has a lane outside the integer path's window [lo, window) (lo is 0 without
-// the float path, and amin is then not gathered).
-ALWAYS int out_of_window(v128_t amax, v128_t amin, const Consts *c, int float_path) {
-  v128_t out = wasm_u32x4_ge(amax, c->window);
-  if (float_path) out = wasm_v128_or(out, wasm_u32x4_lt(amin, c->lo));
+// A group's range, which decides its path: the integer formula alone (every lane inside the window),
+// finite() (subnormal results, overflow) or, with a lane at or past finite_limit (inf, NaN; for unsigned
+// formats, negative inputs; formats without -0 or without zero: all), full(). Gathered as the lanes'
+// magnitude max and min (bits; min only with the float path: below lo), or, where only NaN leaves the
+// window (NAN_ONLY: bf16, tf32), as four float32 sums, which a NaN makes NaN (an inf and a -inf in one
+// sum too: such a group then takes full(), correctly, if more slowly): one operation per vector
+// instead of two (the magnitude's mask and the max), bf16 nearest-even 6 instead of 7.
+typedef struct {
+  v128_t amax, amin, sum[4];
+} Range;
+
+ALWAYS void range_init(Range *r) {
+  r->amax = wasm_i32x4_splat(0);
+  r->amin = wasm_i32x4_splat(-1);
+  for (int j = 0; j < 4; j++) r->sum[j] = wasm_f32x4_splat(0);
+}
+
+ALWAYS void range_add(Range *r, v128_t x, int k, const Consts *c, int float_path) {
+  if (float_path == NAN_ONLY) {
+    r->sum[k & 3] = wasm_f32x4_add(r->sum[k & 3], x);
+    return;
+  }
+  v128_t a = wasm_v128_and(x, c->abs_mask);
+  r->amax = wasm_u32x4_max(r->amax, a);
+  if (float_path) r->amin = wasm_u32x4_min(r->amin, a);
+}
+
+// Whether a lane lies outside the integer path's window [lo, window) (lo is 0 without the float path).
+ALWAYS int out_of_window(const Range *r, const Consts *c, int float_path) {
+  if (float_path == NAN_ONLY) {
+    v128_t nan0 = wasm_v128_or(wasm_f32x4_ne(r->sum[0], r->sum[0]), wasm_f32x4_ne(r->sum[1], r->sum[1]));
+    v128_t nan1 = wasm_v128_or(wasm_f32x4_ne(r->sum[2], r->sum[2]), wasm_f32x4_ne(r->sum[3], r->sum[3]));
+    return wasm_v128_any_true(wasm_v128_or(nan0, nan1));
+  }
+  v128_t out = wasm_u32x4_ge(r->amax, c->window);
+  if (float_path) out = wasm_v128_or(out, wasm_u32x4_lt(r->amin, c->lo));
   return wasm_v128_any_true(out);
+}
+
+// Whether a group outside the window needs full() (else finite()).
+ALWAYS int special(const Range *r, const Consts *c, int float_path) {
+  if (float_path == NAN_ONLY) return 1;
+  return wasm_v128_any_true(wasm_u32x4_ge(r->amax, c->finite_limit));
 }
 
 #define UNROLL 16
 
 ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Consts *c, int mode, int float_path) {
+  const int check = float_path; // how the group's range is gathered
+  if (float_path == NAN_ONLY) float_path = 0; // and how it is rounded
   const int draws = stochastic(mode);
   v128_t zero = wasm_i32x4_splat(0);
   const v128_t *p = (const v128_t *)src;
@@ -340,31 +382,23 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
   const int one_pass = !draws && (const void *)p != (void *)o;
   int clean = 1; // the previous group was inside the window: try the one pass on this one
   for (uint32_t i = 0; i < groups; i++, p += UNROLL, o += UNROLL) {
-    // the group's magnitude range, which decides its path: the integer formula alone (inside the
-    // window), finite() (subnormal results, overflow) or, with a lane at or past finite_limit (inf,
-    // NaN; for unsigned formats, negative inputs; formats without -0 or without zero: all), full()
-    v128_t amax = zero, amin = wasm_i32x4_splat(-1);
+    Range range;
+    range_init(&range);
     int stored = 0;
     if (one_pass && clean) {
       // out of place, deterministic: one pass (the integer formula stored while the range is
       // gathered); a group with a lane outside the window is redone below from the intact source
       for (int k = 0; k < UNROLL; k++) {
         v128_t x = wasm_v128_load(p + k);
-        v128_t a = wasm_v128_and(x, c->abs_mask);
-        amax = wasm_u32x4_max(amax, a);
-        if (float_path) amin = wasm_u32x4_min(amin, a);
+        range_add(&range, x, k, c, check);
         wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), zero, c, mode));
       }
       stored = 1;
     } else {
-      for (int k = 0; k < UNROLL; k++) {
-        v128_t a = wasm_v128_and(wasm_v128_load(p + k), c->abs_mask);
-        amax = wasm_u32x4_max(amax, a);
-        if (float_path) amin = wasm_u32x4_min(amin, a);
-      }
+      for (int k = 0; k < UNROLL; k++) range_add(&range, wasm_v128_load(p + k), k, c, check);
     }
     // (the rounding pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
-    clean = !out_of_window(amax, amin, c, float_path);
+    clean = !out_of_window(&range, c, check);
     if (clean) {
       if (stored) continue;
       for (int k = 0; k < UNROLL; k++) {
@@ -372,7 +406,7 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
         v128_t u = draws ? xo_next4(g) : zero;
         wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), u, c, mode));
       }
-    } else if (!wasm_v128_any_true(wasm_u32x4_ge(amax, c->finite_limit))) {
+    } else if (!special(&range, c, check)) {
       for (int k = 0; k < UNROLL; k++) {
         v128_t u = draws ? xo_next4(g) : zero;
         wasm_v128_store(o + k, finite(wasm_v128_load(p + k), u, c, mode, float_path));
@@ -463,14 +497,19 @@ ALWAYS void splat(Consts *c, const ChopParams *p) {
 #define VARIANTS(m) VARIANT(m, 0) VARIANT(m, 1)
 VARIANTS(RNE)
 VARIANT(RNE, 2) // MERGED (a literal: ## pastes it unexpanded)
+VARIANT(RNE, 3) // NAN_ONLY
 VARIANTS(RNA)
 VARIANT(RNA, 2)
+VARIANT(RNA, 3)
 VARIANTS(RZ)
 VARIANT(RZ, 2)
+VARIANT(RZ, 3)
 VARIANTS(UP)
 VARIANT(UP, 2)
+VARIANT(UP, 3)
 VARIANTS(DOWN)
 VARIANT(DOWN, 2)
+VARIANT(DOWN, 3)
 VARIANTS(SR)
 VARIANTS(SRE)
 
@@ -504,9 +543,16 @@ ALWAYS int merged_exact(const ChopParams *p) {
   return step_is_max(p) && f32_bits(p->q) <= 0x3f800000u && p->drop != 0x7fffffu;
 }
 
+// Whether only NaN leaves the integer path's window (formats without the float path whose window runs
+// past inf: bf16, tf32 with the ieee policy).
+ALWAYS int nan_only(const ChopParams *p) {
+  return !p->float_path && p->window == 0x7f800001u && p->abs_mask == 0x7fffffffu;
+}
+
 #define CASE(m)                                                                                        \
   case m:                                                                                              \
-    if (!p->float_path) run_##m##_0(src, dst, n, p);                                                   \
+    if (nan_only(p)) run_##m##_3(src, dst, n, p);                                                      \
+    else if (!p->float_path) run_##m##_0(src, dst, n, p);                                              \
     else if (merged_exact(p)) run_##m##_2(src, dst, n, p);                                             \
     else run_##m##_1(src, dst, n, p);                                                                  \
     break;
@@ -521,7 +567,8 @@ ALWAYS int merged_exact(const ChopParams *p) {
 void chop_f32(const float *src, float *dst, uint32_t n, ChopParams *p) {
   switch (p->mode) {
   case RNE:
-    if (!p->float_path) run_RNE_0(src, dst, n, p);
+    if (nan_only(p)) run_RNE_3(src, dst, n, p);
+    else if (!p->float_path) run_RNE_0(src, dst, n, p);
     else if (rne_float_exact(p)) run_RNE_2(src, dst, n, p);
     else run_RNE_1(src, dst, n, p);
     break;
