@@ -1,5 +1,6 @@
 // chop: rounds float32 values to any binary floating-point element format with a zero (bf16, fp16,
-// tf32, fp8, fp6, fp4, custom e<E>m<M>, unsigned, fnuz), in every rounding mode, with the format's
+// tf32, fp8, fp6, fp4, custom e<E>m<M>, unsigned, fnuz) or unsigned without one (e8m0fnu: results below
+// min normal are min normal, a zero input gives zero_out), in every rounding mode, with the format's
 // overflow policy and special values, four lanes at a time (WebAssembly SIMD128), out of place or in
 // place.
 //
@@ -20,9 +21,12 @@
 // 2. Float path, for results below the target's min normal (subnormals, or 0 / min normal when the
 //    target has none or they are flushed): nearest-even by one float32 addition of q * 2^23 (q the step
 //    there), the other modes from m = |x| / q (a power of two: exact), k = trunc(m), frac = m - k and
-//    the decision of rounding.ts on them, the result (k + up) * q (exact). Nearest-even on groups that
-//    need the float path takes both paths in one float32 addition instead (round_rne_float): +20-25%
-//    on fp8 / fp4 / fp16 data with subnormal results or overflow (issue 20).
+//    the decision of rounding.ts on them, the result (k + up) * q (exact). Groups that need the float
+//    path take both paths in one form instead where it is exact (MERGED): nearest-even one float32
+//    addition (round_rne_float: +20-25% on fp8 / fp4 / fp16 data with subnormal results or overflow),
+//    toward-zero, up, down and nearest-away one power-of-two scaling by the step at x, one rounding
+//    instruction (trunc, ceil, floor; floor(m + 1/2 - 2^-25) for ties away) and the scaling back
+//    (round_merged: 2-4x up and down, 1.5x nearest-away and toward-zero on limit data, issue 20).
 //
 // Stochastic modes draw exactly one 32-bit number per element, in element order, from xoshiro128**
 // (core/rng.ts), whose state lives in ChopParams: in from the caller's generator, out after the call.
@@ -30,8 +34,8 @@
 // up iff the draw's top bit is set. (Four generators in the lanes of one vector, started apart by a jump
 // matrix, measured no faster than this scalar generator feeding the vectors: not kept.)
 //
-// Speed: a group of UNROLL vectors is checked for lanes outside the integer path's window (one unsigned
-// max of range keys); a group with none takes the integer formula alone (5 SIMD operations per vector for
+// Speed: a group of UNROLL vectors is checked for lanes outside the integer path's window (the lanes'
+// magnitude max and min, or for bf16 / tf32 a NaN by float32 sums: see Range); a group with none takes the integer formula alone (5 SIMD operations per vector for
 // nearest-even), any other group finite() (float path, overflow, signs) or, with an inf or a NaN, full(),
 // both branch-free and vectorised: data at the format's limits never leaves SIMD. Deterministic modes out
 // of place take one pass (the integer formula stored while the keys are gathered, the rare group with a
@@ -382,6 +386,20 @@ ALWAYS int special(const Range *r, const Consts *c, int float_path) {
 
 #define UNROLL 16
 
+// finite() over a group of UNROLL vectors (sat: see finite()), gathering its range when r is given.
+ALWAYS void finite_group(const v128_t *p, v128_t *o, Xoshiro *g, const Consts *c, int mode, int float_path,
+                         int sat, Range *r, int check) {
+  for (int k = 0; k < UNROLL; k++) {
+    v128_t x = wasm_v128_load(p + k);
+    if (r) range_add(r, x, k, c, check);
+    v128_t u = stochastic(mode) ? xo_next4(g) : wasm_i32x4_splat(0);
+    wasm_v128_store(o + k, finite(x, u, c, mode, float_path, sat));
+  }
+}
+
+// The path a group took (and the next one is tried on, out of place).
+enum { CLEAN, FINITE, FULL };
+
 ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Consts *c, int mode, int float_path) {
   const int check = float_path; // how the group's range is gathered
   if (float_path == NAN_ONLY) float_path = 0; // and how it is rounded
@@ -390,46 +408,47 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
   const v128_t *p = (const v128_t *)src;
   v128_t *o = (v128_t *)dst;
   uint32_t groups = n / (4 * UNROLL);
+  // Out of place, deterministic modes take one pass on the path of the group before (its result stored
+  // while the range is gathered; a group found to need another path is redone from the intact source):
+  // the integer formula after a clean group, finite() after a finite one (finite() is exact on clean
+  // lanes too, so only a group with an inf or a NaN is redone). In place, and for stochastic modes
+  // (their draws), the range comes first.
   const int one_pass = !draws && (const void *)p != (void *)o;
-  int clean = 1; // the previous group was inside the window: try the one pass on this one
+  int last = CLEAN;
   for (uint32_t i = 0; i < groups; i++, p += UNROLL, o += UNROLL) {
     Range range;
     range_init(&range);
-    int stored = 0;
-    if (one_pass && clean) {
-      // out of place, deterministic: one pass (the integer formula stored while the range is
-      // gathered); a group with a lane outside the window is redone below from the intact source
+    int stored = -1;
+    if (one_pass && last == CLEAN) {
       for (int k = 0; k < UNROLL; k++) {
         v128_t x = wasm_v128_load(p + k);
         range_add(&range, x, k, c, check);
         wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), zero, c, mode));
       }
-      stored = 1;
+      stored = CLEAN;
+    } else if (one_pass && last == FINITE) {
+      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, &range, check);
+      else finite_group(p, o, g, c, mode, float_path, 0, &range, check);
+      stored = FINITE;
     } else {
       for (int k = 0; k < UNROLL; k++) range_add(&range, wasm_v128_load(p + k), k, c, check);
     }
     // (the rounding pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
-    clean = !out_of_window(&range, c, check);
-    if (clean) {
-      if (stored) continue;
+    if (!out_of_window(&range, c, check)) {
+      last = CLEAN;
+      if (stored >= 0) continue; // either path is exact here
       for (int k = 0; k < UNROLL; k++) {
         v128_t x = wasm_v128_load(p + k);
         v128_t u = draws ? xo_next4(g) : zero;
         wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), u, c, mode));
       }
     } else if (!special(&range, c, check)) {
-      if (c->sat) {
-        for (int k = 0; k < UNROLL; k++) {
-          v128_t u = draws ? xo_next4(g) : zero;
-          wasm_v128_store(o + k, finite(wasm_v128_load(p + k), u, c, mode, float_path, 1));
-        }
-      } else {
-        for (int k = 0; k < UNROLL; k++) {
-          v128_t u = draws ? xo_next4(g) : zero;
-          wasm_v128_store(o + k, finite(wasm_v128_load(p + k), u, c, mode, float_path, 0));
-        }
-      }
+      last = FINITE;
+      if (stored == FINITE) continue;
+      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, 0, check);
+      else finite_group(p, o, g, c, mode, float_path, 0, 0, check);
     } else {
+      last = FULL;
       for (int k = 0; k < UNROLL; k++) {
         v128_t u = draws ? xo_next4(g) : zero;
         wasm_v128_store(o + k, full(wasm_v128_load(p + k), u, c, mode, float_path));
