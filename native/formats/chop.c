@@ -65,7 +65,7 @@ enum { RNE = 0, RNA = 1, RZ = 2, UP = 3, DOWN = 4, SR = 5, SRE = 6 };
 
 typedef struct {
   int32_t mode;
-  int32_t float_path; // 1: lanes below lo take the float path; 0: the integer path covers [0, hi)
+  int32_t float_path; // 1: lanes below lo take the float path; 0: the integer path covers [0, hi) (lo 0)
   uint32_t abs_mask;  // 0x7fffffff; 0xffffffff for unsigned formats (negative inputs are special lanes)
   uint32_t lo;        // smallest magnitude bits of the integer path (0 when float_path is 0)
   uint32_t hi;        // bits of max finite
@@ -103,7 +103,7 @@ _Static_assert(sizeof(ChopParams) == 29 * 4, "ChopParams layout (chop-wasm.ts P)
 
 // The splatted constants (see splat()).
 typedef struct {
-  v128_t abs_mask, lo, window, keep, drop, half, bias, lsb, sr_drop, hi;
+  v128_t abs_mask, lo, span, keep, drop, half, bias, lsb, sr_drop, hi;
   v128_t q, inv_q1, inv_q2, sr_scale, sr_unscale;
   v128_t ovf_pos, ovf_neg, inf_out, nan_out, zero_sign, finite_limit, magic, exp_mask, exp_shift, exp_cap;
   v128_t floor, zero_out, man_shift, inv_base, rna_half, neg_hi, ovf_neg_signed;
@@ -258,7 +258,8 @@ ALWAYS v128_t round_merged(v128_t x, const Consts *c, int mode) {
   return wasm_f32x4_mul(m, s);
 }
 
-// float_path values: 0, the integer path alone; 1, the integer path or, below lo, the float path;
+// float_path values (the kernel's paths: see chop_f32): 1, the integer path or, below lo, the float path
+// (lo = 0: never); 0, the integer path alone (only inside run() for NAN_ONLY);
 // MERGED, both paths in one where chop_f32 finds that exact: round_rne_float for nearest-even,
 // round_merged for toward-zero, up, down and nearest-away (stochastic modes never take it).
 #define MERGED 2
@@ -341,57 +342,57 @@ ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_pa
 
 // A group's range, which decides its path: the integer formula alone (every lane inside the window),
 // finite() (subnormal results, overflow) or, with a lane at or past finite_limit (inf, NaN; for unsigned
-// formats, negative inputs; formats without -0 or without zero: all), full(). Gathered as the lanes'
-// magnitude max and min (bits; min only with the float path: below lo), or, where only NaN leaves the
-// window (NAN_ONLY: bf16, tf32), as four float32 sums, which a NaN makes NaN (an inf and a -inf in one
-// sum too: such a group then takes full(), correctly, if more slowly): one operation per vector
-// instead of two (the magnitude's mask and the max), bf16 nearest-even 6 instead of 7.
+// formats, negative inputs; formats without -0 or without zero: all), full(). Gathered as the max of
+// the lanes' range keys (magnitude bits less lo, wrapping: below span iff inside the window) and, for
+// the choice between finite() and full(), the max of their magnitudes (`whole`; without the float path
+// the key is the magnitude). (A max and a min of the magnitudes, one pass for both, measured 4-5% slower
+// than the key on clean fp16 data in cache: min and max share fewer x86 ports than a subtraction.)
+// Where only NaN leaves the window (NAN_ONLY: bf16, tf32): four float32 sums, which a NaN makes NaN
+// (an inf and a -inf in one sum too: such a group then takes full(), correctly, if more slowly), one
+// operation per vector instead of two (the magnitude's mask and the max): bf16 nearest-even 6, not 7.
 typedef struct {
-  v128_t amax, amin, sum[4];
+  v128_t key, amax, sum[4];
 } Range;
 
 ALWAYS void range_init(Range *r) {
-  r->amax = wasm_i32x4_splat(0);
-  r->amin = wasm_i32x4_splat(-1);
+  r->key = r->amax = wasm_i32x4_splat(0);
   for (int j = 0; j < 4; j++) r->sum[j] = wasm_f32x4_splat(0);
 }
 
-ALWAYS void range_add(Range *r, v128_t x, int k, const Consts *c, int float_path) {
-  if (float_path == NAN_ONLY) {
+ALWAYS void range_add(Range *r, v128_t x, int k, const Consts *c, int check, int whole) {
+  if (check == NAN_ONLY) {
     r->sum[k & 3] = wasm_f32x4_add(r->sum[k & 3], x);
     return;
   }
   v128_t a = wasm_v128_and(x, c->abs_mask);
-  r->amax = wasm_u32x4_max(r->amax, a);
-  if (float_path) r->amin = wasm_u32x4_min(r->amin, a);
+  r->key = wasm_u32x4_max(r->key, check ? wasm_i32x4_sub(a, c->lo) : a);
+  if (check && whole) r->amax = wasm_u32x4_max(r->amax, a);
 }
 
 // Whether a lane lies outside the integer path's window [lo, window) (lo is 0 without the float path).
-ALWAYS int out_of_window(const Range *r, const Consts *c, int float_path) {
-  if (float_path == NAN_ONLY) {
+ALWAYS int out_of_window(const Range *r, const Consts *c, int check) {
+  if (check == NAN_ONLY) {
     v128_t nan0 = wasm_v128_or(wasm_f32x4_ne(r->sum[0], r->sum[0]), wasm_f32x4_ne(r->sum[1], r->sum[1]));
     v128_t nan1 = wasm_v128_or(wasm_f32x4_ne(r->sum[2], r->sum[2]), wasm_f32x4_ne(r->sum[3], r->sum[3]));
     return wasm_v128_any_true(wasm_v128_or(nan0, nan1));
   }
-  v128_t out = wasm_u32x4_ge(r->amax, c->window);
-  if (float_path) out = wasm_v128_or(out, wasm_u32x4_lt(r->amin, c->lo));
-  return wasm_v128_any_true(out);
+  return wasm_v128_any_true(wasm_u32x4_ge(r->key, c->span));
 }
 
-// Whether a group outside the window needs full() (else finite()).
-ALWAYS int special(const Range *r, const Consts *c, int float_path) {
-  if (float_path == NAN_ONLY) return 1;
-  return wasm_v128_any_true(wasm_u32x4_ge(r->amax, c->finite_limit));
+// Whether a group outside the window needs full() (else finite()); the range gathered `whole`.
+ALWAYS int special(const Range *r, const Consts *c, int check) {
+  if (check == NAN_ONLY) return 1;
+  return wasm_v128_any_true(wasm_u32x4_ge(check ? r->amax : r->key, c->finite_limit));
 }
 
 #define UNROLL 16
 
-// finite() over a group of UNROLL vectors (sat: see finite()), gathering its range when r is given.
+// finite() over a group of UNROLL vectors (sat: see finite()), gathering its whole range.
 ALWAYS void finite_group(const v128_t *p, v128_t *o, Xoshiro *g, const Consts *c, int mode, int float_path,
                          int sat, Range *r, int check) {
   for (int k = 0; k < UNROLL; k++) {
     v128_t x = wasm_v128_load(p + k);
-    if (r) range_add(r, x, k, c, check);
+    range_add(r, x, k, c, check, 1);
     v128_t u = stochastic(mode) ? xo_next4(g) : wasm_i32x4_splat(0);
     wasm_v128_store(o + k, finite(x, u, c, mode, float_path, sat));
   }
@@ -412,47 +413,58 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
   // while the range is gathered; a group found to need another path is redone from the intact source):
   // the integer formula after a clean group, finite() after a finite one (finite() is exact on clean
   // lanes too, so only a group with an inf or a NaN is redone). In place, and for stochastic modes
-  // (their draws), the range comes first.
+  // (their draws), the range comes first. Each pass has one site in the loop (the module's size).
   const int one_pass = !draws && (const void *)p != (void *)o;
   int last = CLEAN;
   for (uint32_t i = 0; i < groups; i++, p += UNROLL, o += UNROLL) {
     Range range;
     range_init(&range);
-    int stored = -1;
-    if (one_pass && last == CLEAN) {
-      for (int k = 0; k < UNROLL; k++) {
-        v128_t x = wasm_v128_load(p + k);
-        range_add(&range, x, k, c, check);
-        wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), zero, c, mode));
+    const int spec = one_pass && last == FINITE; // finite() first, its range gathered meanwhile
+    if (!spec) {
+      if (one_pass && last == CLEAN) {
+        for (int k = 0; k < UNROLL; k++) {
+          v128_t x = wasm_v128_load(p + k);
+          range_add(&range, x, k, c, check, 0);
+          wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), zero, c, mode));
+        }
+        if (!out_of_window(&range, c, check)) continue;
+        // (the one pass gathered no magnitude max: the path needs it)
+        if (check && check != NAN_ONLY)
+          for (int k = 0; k < UNROLL; k++)
+            range.amax = wasm_u32x4_max(range.amax, wasm_v128_and(wasm_v128_load(p + k), c->abs_mask));
+      } else {
+        for (int k = 0; k < UNROLL; k++) range_add(&range, wasm_v128_load(p + k), k, c, check, 1);
+        // (the rounding pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
+        if (!out_of_window(&range, c, check)) {
+          for (int k = 0; k < UNROLL; k++) {
+            v128_t x = wasm_v128_load(p + k);
+            v128_t u = draws ? xo_next4(g) : zero;
+            wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), u, c, mode));
+          }
+          last = CLEAN;
+          continue;
+        }
       }
-      stored = CLEAN;
-    } else if (one_pass && last == FINITE) {
-      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, &range, check);
-      else finite_group(p, o, g, c, mode, float_path, 0, &range, check);
-      stored = FINITE;
-    } else {
-      for (int k = 0; k < UNROLL; k++) range_add(&range, wasm_v128_load(p + k), k, c, check);
     }
-    // (the rounding pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
-    if (!out_of_window(&range, c, check)) {
-      last = CLEAN;
-      if (stored >= 0) continue; // either path is exact here
-      for (int k = 0; k < UNROLL; k++) {
-        v128_t x = wasm_v128_load(p + k);
-        v128_t u = draws ? xo_next4(g) : zero;
-        wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), u, c, mode));
+    if (spec || !special(&range, c, check)) {
+      Range seen; // (a plain pass gathers it to no use: cheaper than a second site in the module)
+      range_init(&seen);
+      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, &seen, check);
+      else finite_group(p, o, g, c, mode, float_path, 0, &seen, check);
+      if (!spec) {
+        last = FINITE;
+        continue;
       }
-    } else if (!special(&range, c, check)) {
-      last = FINITE;
-      if (stored == FINITE) continue;
-      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, 0, check);
-      else finite_group(p, o, g, c, mode, float_path, 0, 0, check);
-    } else {
-      last = FULL;
-      for (int k = 0; k < UNROLL; k++) {
-        v128_t u = draws ? xo_next4(g) : zero;
-        wasm_v128_store(o + k, full(wasm_v128_load(p + k), u, c, mode, float_path));
+      if (!out_of_window(&seen, c, check)) {
+        last = CLEAN;
+        continue;
       }
+      if (!special(&seen, c, check)) continue; // last stays FINITE
+    }
+    last = FULL;
+    for (int k = 0; k < UNROLL; k++) {
+      v128_t u = draws ? xo_next4(g) : zero;
+      wasm_v128_store(o + k, full(wasm_v128_load(p + k), u, c, mode, float_path));
     }
   }
   // whole vectors left, then the last 0..3 lanes (draws only for lanes that exist)
@@ -484,7 +496,7 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
 ALWAYS void splat(Consts *c, const ChopParams *p) {
   c->abs_mask = wasm_u32x4_splat(p->abs_mask);
   c->lo = wasm_u32x4_splat(p->lo);
-  c->window = wasm_u32x4_splat(p->window);
+  c->span = wasm_u32x4_splat(p->window - p->lo);
   c->keep = wasm_u32x4_splat(p->keep);
   c->drop = wasm_u32x4_splat(p->drop);
   c->half = wasm_u32x4_splat(p->half);
@@ -532,24 +544,28 @@ ALWAYS void splat(Consts *c, const ChopParams *p) {
     p->rng[2] = g.s2;                                                                                  \
     p->rng[3] = g.s3;                                                                                  \
   }
-#define VARIANTS(m) VARIANT(m, 0) VARIANT(m, 1)
-VARIANTS(RNE)
+// Paths: 1 (the integer path, with the float path below lo; lo = 0 where there is none), MERGED,
+// NAN_ONLY. (Formats without the float path run path 1 with lo = 0 unless their window runs past inf:
+// its float path is then never selected, and no variant of its own pays for the module's size.)
+VARIANT(RNE, 1)
 VARIANT(RNE, 2) // MERGED (a literal: ## pastes it unexpanded)
 VARIANT(RNE, 3) // NAN_ONLY
-VARIANTS(RNA)
+VARIANT(RNA, 1)
 VARIANT(RNA, 2)
 VARIANT(RNA, 3)
-VARIANTS(RZ)
+VARIANT(RZ, 1)
 VARIANT(RZ, 2)
 VARIANT(RZ, 3)
-VARIANTS(UP)
+VARIANT(UP, 1)
 VARIANT(UP, 2)
 VARIANT(UP, 3)
-VARIANTS(DOWN)
+VARIANT(DOWN, 1)
 VARIANT(DOWN, 2)
 VARIANT(DOWN, 3)
-VARIANTS(SR)
-VARIANTS(SRE)
+VARIANT(SR, 1)
+VARIANT(SR, 3)
+VARIANT(SRE, 1)
+VARIANT(SRE, 3)
 
 ALWAYS uint32_t f32_bits(float f) {
   union {
@@ -590,14 +606,13 @@ ALWAYS int nan_only(const ChopParams *p) {
 #define CASE(m)                                                                                        \
   case m:                                                                                              \
     if (nan_only(p)) run_##m##_3(src, dst, n, p);                                                      \
-    else if (!p->float_path) run_##m##_0(src, dst, n, p);                                              \
-    else if (merged_exact(p)) run_##m##_2(src, dst, n, p);                                             \
+    else if (p->float_path && merged_exact(p)) run_##m##_2(src, dst, n, p);                            \
     else run_##m##_1(src, dst, n, p);                                                                  \
     break;
 #define CASE2(m)                                                                                       \
   case m:                                                                                              \
-    if (p->float_path) run_##m##_1(src, dst, n, p);                                                    \
-    else run_##m##_0(src, dst, n, p);                                                                  \
+    if (nan_only(p)) run_##m##_3(src, dst, n, p);                                                      \
+    else run_##m##_1(src, dst, n, p);                                                                  \
     break;
 
 // Rounds src[0, n) into dst[0, n) with the parameters at p (see ChopParams) and updates p->rng. dst may
@@ -606,8 +621,7 @@ void chop_f32(const float *src, float *dst, uint32_t n, ChopParams *p) {
   switch (p->mode) {
   case RNE:
     if (nan_only(p)) run_RNE_3(src, dst, n, p);
-    else if (!p->float_path) run_RNE_0(src, dst, n, p);
-    else if (rne_float_exact(p)) run_RNE_2(src, dst, n, p);
+    else if (p->float_path && rne_float_exact(p)) run_RNE_2(src, dst, n, p);
     else run_RNE_1(src, dst, n, p);
     break;
     CASE(RNA)
