@@ -34,27 +34,30 @@
 // up iff the draw's top bit is set. (Four generators in the lanes of one vector, started apart by a jump
 // matrix, measured no faster than this scalar generator feeding the vectors: not kept.)
 //
-// Speed: a group of UNROLL vectors is checked for lanes outside the integer path's window (the lanes'
-// magnitude max and min, or for bf16 / tf32 a NaN by float32 sums: see Range); a group with none takes the integer formula alone (5 SIMD operations per vector for
-// nearest-even), any other group finite() (float path, overflow, signs) or, with an inf or a NaN, full(),
-// both branch-free and vectorised: data at the format's limits never leaves SIMD. Deterministic modes out
-// of place take one pass (the integer formula stored while the keys are gathered, the rare group with a
-// lane outside the window redone from the intact source) while the groups before were inside the window
-// (data with many such lanes, e.g. fp8 of wide-range data, checks first): measured 5-10% faster in cache
-// than checking first; groups of 16 vectors measured up to 40% faster than 8 in cache (toward-zero), no slower elsewhere. In place they check first (keeping the group's vectors for a redo spilled registers in V8 and
-// measured slower); `chop` on JavaScript arrays therefore rounds each scratch chunk into a second region.
-// Formats whose exponent range is float32's (bf16, tf32) need no loop of their own: their window runs past
-// inf, so every group without a NaN takes the integer formula alone. A separate loop for them (issue 20,
-// CPFloat's design: the formula on every lane, NaN lanes replaced by a select; or the group check above in
-// a small non-inlined function per mode, 4/8/16 vectors a group) measured 0.7-1.0x this loop in cache and
-// 0.9-1.0x out of it (10M values): not kept. (V8 spills this function's splatted constants to the stack;
-// the smaller function spilled too, as clang keeps a group's loads live across its two passes.) Also
-// measured and not kept (issue 20, session 4, in cache, A/B in one process): groups of 8 vectors (bf16
-// 0.65-0.9x of 16), of 32 (nearest-even +8%, toward-zero -18%), the one-pass loop as a rolled loop of
-// 4-vector steps so V8 need not keep 16 loads live (nearest-even +5%, toward-zero -10 to -20%), and a
-// one-pass finite() loop for groups after an out-of-window group (no faster: finite()'s own work
-// dominates there). bf16 nearest-even stays at 7 SIMD operations per vector (5 to round, 2 for the NaN
-// check), compute-bound near 7 G values/s in cache and on 10M values.
+// Speed: a group of UNROLL vectors is checked for lanes outside the integer path's window (one unsigned
+// max of range keys, or for bf16 / tf32 a NaN by float32 sums: see Range); a group with none takes the
+// integer formula alone (5 SIMD operations per vector for nearest-even), any other group finite() (float
+// path, overflow, signs) or, with an inf or a NaN, full(), both branch-free and vectorised: data at the
+// format's limits never leaves SIMD. Deterministic modes out of place take one pass on the path the group
+// before took (its result stored while the range is gathered; a group that needs another path is redone
+// from the intact source): the integer formula after a clean group (measured 5-10% faster in cache than
+// checking first), finite() after a finite one (session 5: +4-13% on limit data). Groups of 16 vectors
+// measured up to 40% faster than 8 in cache (toward-zero), no slower elsewhere. In place they check first
+// (keeping the group's vectors for a redo spilled registers in V8 and measured slower); `chop` on
+// JavaScript arrays therefore rounds each scratch chunk into a second region. Every pass has one site in
+// the loop and formats without the float path share path 1 (lo = 0): two copies of finite() per
+// function (sat) and no path-0 variants took the module from 99 to 61 KB at no measured cost.
+// bf16 nearest-even: 6 SIMD operations per vector (5 to round, 1 for the NaN check), near 7-8 G values/s
+// in cache; on 10M values out of place memory-bound (a plain TypedArray.set copy runs slower there).
+// Measured and not kept (issue 20, A/B in one process, in cache): a separate loop for bf16 / tf32
+// (CPFloat's design: the formula on every lane, NaN lanes replaced by a select; or the group check in a
+// small non-inlined function per mode, 4/8/16 vectors a group: 0.7-1.0x), groups of 8 vectors (bf16
+// 0.65-0.9x of 16) or 32 (nearest-even +8%, toward-zero -18%), the one-pass loop as a rolled loop of
+// 4-vector steps (nearest-even +5%, toward-zero -10 to -20%); session 5: nearest-even inside the window as
+// one float32 addition of +-2^(E + D) (4 operations instead of 5: no measurable gain), the range as a
+// max and a min of magnitudes (4-5% slower on clean data: min and max share fewer x86 ports than a
+// subtraction), overflow to inf / NaN as an unsigned max (7% slower than the compare and bitselect), and
+// the sign mask of up / down by a shift count hidden from clang (V8's variable-count shift: 2x slower).
 
 #include <stddef.h>
 #include <stdint.h>
