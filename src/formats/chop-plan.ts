@@ -18,9 +18,8 @@
  * binade [2^-127, 2^-126) takes the float path (step q = 2^-127, as below it), the integer path starts
  * at float32's min normal. Formats outside the plan (signed without zero; normal binades further below
  * float32's min normal) and rounding modes without a kernel row get no plan: the caller runs the
- * reference. A new rounding mode
- * therefore works at once, through the reference, until it gets a row in KERNEL_MODES and a case in
- * both implementations.
+ * reference. A new rounding mode therefore works at once, through the reference, until it gets a row in
+ * KERNEL_MODES and a case in both implementations.
  */
 import { f32ToBits } from '../core/bits.ts';
 import { type FloatLayout, pow2 } from './minifloat.ts';
@@ -57,7 +56,10 @@ export interface ChopPlan {
   readonly floatPath: boolean;
   /** 0x7fffffff, or -1 (all bits) for unsigned formats, whose negative inputs are then special lanes. */
   readonly absMask: number;
-  /** Lowest magnitude bits of the integer path (0 without the float path), and max finite's bits. */
+  /**
+   * Lowest magnitude bits of the integer path (min normal's, at least float32's min normal; 0 without the
+   * float path), and max finite's bits.
+   */
   readonly lo: number;
   readonly hi: number;
   /**
