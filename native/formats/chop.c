@@ -45,8 +45,9 @@
 // measured up to 40% faster than 8 in cache (toward-zero), no slower elsewhere. In place they check first
 // (keeping the group's vectors for a redo spilled registers in V8 and measured slower); `chop` on
 // JavaScript arrays therefore rounds each scratch chunk into a second region. Every pass has one site in
-// the loop and formats without the float path share path 1 (lo = 0): two copies of finite() per
-// function (sat) and no path-0 variants took the module from 99 to 61 KB at no measured cost.
+// the loop (finite() has two: with the range, out of place after a finite group, and without, where
+// gathering it to no use cost in-place limit data 10-30%), and formats without the float path share
+// path 1 (lo = 0): the module went from 99 KB (a site per case, path-0 variants) to 70 KB.
 // bf16 nearest-even: 6 SIMD operations per vector (5 to round, 1 for the NaN check), near 7-8 G values/s
 // in cache; on 10M values out of place memory-bound (a plain TypedArray.set copy runs slower there).
 // Measured and not kept (issue 20, A/B in one process, in cache): a separate loop for bf16 / tf32
@@ -390,12 +391,12 @@ ALWAYS int special(const Range *r, const Consts *c, int check) {
 
 #define UNROLL 16
 
-// finite() over a group of UNROLL vectors (sat: see finite()), gathering its whole range.
+// finite() over a group of UNROLL vectors (sat: see finite()), gathering its whole range if r is given.
 ALWAYS void finite_group(const v128_t *p, v128_t *o, Xoshiro *g, const Consts *c, int mode, int float_path,
                          int sat, Range *r, int check) {
   for (int k = 0; k < UNROLL; k++) {
     v128_t x = wasm_v128_load(p + k);
-    range_add(r, x, k, c, check, 1);
+    if (r) range_add(r, x, k, c, check, 1);
     v128_t u = stochastic(mode) ? xo_next4(g) : wasm_i32x4_splat(0);
     wasm_v128_store(o + k, finite(x, u, c, mode, float_path, sat));
   }
@@ -449,15 +450,18 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
         }
       }
     }
-    if (spec || !special(&range, c, check)) {
-      Range seen; // (a plain pass gathers it to no use: cheaper than a second site in the module)
+    if (!spec && !special(&range, c, check)) {
+      // (a site of its own: gathering the range here to no use cost in-place limit data 10-30%)
+      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, 0, check);
+      else finite_group(p, o, g, c, mode, float_path, 0, 0, check);
+      last = FINITE;
+      continue;
+    }
+    if (spec) {
+      Range seen;
       range_init(&seen);
       if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, &seen, check);
       else finite_group(p, o, g, c, mode, float_path, 0, &seen, check);
-      if (!spec) {
-        last = FINITE;
-        continue;
-      }
       if (!out_of_window(&seen, c, check)) {
         last = CLEAN;
         continue;
