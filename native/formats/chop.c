@@ -58,7 +58,9 @@
 // one float32 addition of +-2^(E + D) (4 operations instead of 5: no measurable gain), the range as a
 // max and a min of magnitudes (4-5% slower on clean data: min and max share fewer x86 ports than a
 // subtraction), overflow to inf / NaN as an unsigned max (7% slower than the compare and bitselect), and
-// the sign mask of up / down by a shift count hidden from clang (V8's variable-count shift: 2x slower).
+// the sign mask of up / down by a shift count hidden from clang (V8's variable-count shift: 2x slower),
+// finite()'s group loop fully unrolled (clang keeps it rolled by 3: unrolled 3-8% slower, 129 KB), and an
+// inner loop for consecutive clean groups (no gain).
 
 #include <stddef.h>
 #include <stdint.h>
