@@ -1,5 +1,6 @@
 // chop: rounds float32 values to any binary floating-point element format with a zero (bf16, fp16,
-// tf32, fp8, fp6, fp4, custom e<E>m<M>, unsigned, fnuz), in every rounding mode, with the format's
+// tf32, fp8, fp6, fp4, custom e<E>m<M>, unsigned, fnuz) or unsigned without one (e8m0fnu: results below
+// min normal are min normal, a zero input gives zero_out), in every rounding mode, with the format's
 // overflow policy and special values, four lanes at a time (WebAssembly SIMD128), out of place or in
 // place.
 //
@@ -20,9 +21,12 @@
 // 2. Float path, for results below the target's min normal (subnormals, or 0 / min normal when the
 //    target has none or they are flushed): nearest-even by one float32 addition of q * 2^23 (q the step
 //    there), the other modes from m = |x| / q (a power of two: exact), k = trunc(m), frac = m - k and
-//    the decision of rounding.ts on them, the result (k + up) * q (exact). Nearest-even on groups that
-//    need the float path takes both paths in one float32 addition instead (round_rne_float): +20-25%
-//    on fp8 / fp4 / fp16 data with subnormal results or overflow (issue 20).
+//    the decision of rounding.ts on them, the result (k + up) * q (exact). Groups that need the float
+//    path take both paths in one form instead where it is exact (MERGED): nearest-even one float32
+//    addition (round_rne_float: +20-25% on fp8 / fp4 / fp16 data with subnormal results or overflow),
+//    toward-zero, up, down and nearest-away one power-of-two scaling by the step at x, one rounding
+//    instruction (trunc, ceil, floor; floor(m + 1/2 - 2^-25) for ties away) and the scaling back
+//    (round_merged: 2-4x up and down, 1.5x nearest-away and toward-zero on limit data, issue 20).
 //
 // Stochastic modes draw exactly one 32-bit number per element, in element order, from xoshiro128**
 // (core/rng.ts), whose state lives in ChopParams: in from the caller's generator, out after the call.
@@ -31,26 +35,32 @@
 // matrix, measured no faster than this scalar generator feeding the vectors: not kept.)
 //
 // Speed: a group of UNROLL vectors is checked for lanes outside the integer path's window (one unsigned
-// max of range keys); a group with none takes the integer formula alone (5 SIMD operations per vector for
-// nearest-even), any other group finite() (float path, overflow, signs) or, with an inf or a NaN, full(),
-// both branch-free and vectorised: data at the format's limits never leaves SIMD. Deterministic modes out
-// of place take one pass (the integer formula stored while the keys are gathered, the rare group with a
-// lane outside the window redone from the intact source) while the groups before were inside the window
-// (data with many such lanes, e.g. fp8 of wide-range data, checks first): measured 5-10% faster in cache
-// than checking first; groups of 16 vectors measured up to 40% faster than 8 in cache (toward-zero), no slower elsewhere. In place they check first (keeping the group's vectors for a redo spilled registers in V8 and
-// measured slower); `chop` on JavaScript arrays therefore rounds each scratch chunk into a second region.
-// Formats whose exponent range is float32's (bf16, tf32) need no loop of their own: their window runs past
-// inf, so every group without a NaN takes the integer formula alone. A separate loop for them (issue 20,
-// CPFloat's design: the formula on every lane, NaN lanes replaced by a select; or the group check above in
-// a small non-inlined function per mode, 4/8/16 vectors a group) measured 0.7-1.0x this loop in cache and
-// 0.9-1.0x out of it (10M values): not kept. (V8 spills this function's splatted constants to the stack;
-// the smaller function spilled too, as clang keeps a group's loads live across its two passes.) Also
-// measured and not kept (issue 20, session 4, in cache, A/B in one process): groups of 8 vectors (bf16
-// 0.65-0.9x of 16), of 32 (nearest-even +8%, toward-zero -18%), the one-pass loop as a rolled loop of
-// 4-vector steps so V8 need not keep 16 loads live (nearest-even +5%, toward-zero -10 to -20%), and a
-// one-pass finite() loop for groups after an out-of-window group (no faster: finite()'s own work
-// dominates there). bf16 nearest-even stays at 7 SIMD operations per vector (5 to round, 2 for the NaN
-// check), compute-bound near 7 G values/s in cache and on 10M values.
+// max of range keys, or for bf16 / tf32 a NaN by float32 sums: see Range); a group with none takes the
+// integer formula alone (5 SIMD operations per vector for nearest-even), any other group finite() (float
+// path, overflow, signs) or, with an inf or a NaN, full(), both branch-free and vectorised: data at the
+// format's limits never leaves SIMD. Deterministic modes out of place take one pass on the path the group
+// before took (its result stored while the range is gathered; a group that needs another path is redone
+// from the intact source): the integer formula after a clean group (measured 5-10% faster in cache than
+// checking first), finite() after a finite one (session 5: +4-13% on limit data). Groups of 16 vectors
+// measured up to 40% faster than 8 in cache (toward-zero), no slower elsewhere. In place they check first
+// (keeping the group's vectors for a redo spilled registers in V8 and measured slower); `chop` on
+// JavaScript arrays therefore rounds each scratch chunk into a second region. Every pass has one site in
+// the loop (finite() has two: with the range, out of place after a finite group, and without, where
+// gathering it to no use cost in-place limit data 10-30%), and formats without the float path share
+// path 1 (lo = 0): the module went from 99 KB (a site per case, path-0 variants) to 70 KB.
+// bf16 nearest-even: 6 SIMD operations per vector (5 to round, 1 for the NaN check), near 7-8 G values/s
+// in cache; on 10M values out of place memory-bound (a plain TypedArray.set copy runs slower there).
+// Measured and not kept (issue 20, A/B in one process, in cache): a separate loop for bf16 / tf32
+// (CPFloat's design: the formula on every lane, NaN lanes replaced by a select; or the group check in a
+// small non-inlined function per mode, 4/8/16 vectors a group: 0.7-1.0x), groups of 8 vectors (bf16
+// 0.65-0.9x of 16) or 32 (nearest-even +8%, toward-zero -18%), the one-pass loop as a rolled loop of
+// 4-vector steps (nearest-even +5%, toward-zero -10 to -20%); session 5: nearest-even inside the window as
+// one float32 addition of +-2^(E + D) (4 operations instead of 5: no measurable gain), the range as a
+// max and a min of magnitudes (4-5% slower on clean data: min and max share fewer x86 ports than a
+// subtraction), overflow to inf / NaN as an unsigned max (7% slower than the compare and bitselect), and
+// the sign mask of up / down by a shift count hidden from clang (V8's variable-count shift: 2x slower),
+// finite()'s group loop fully unrolled (clang keeps it rolled by 3: unrolled 3-8% slower, 129 KB), and an
+// inner loop for consecutive clean groups (no gain).
 
 #include <stddef.h>
 #include <stdint.h>
@@ -61,7 +71,7 @@ enum { RNE = 0, RNA = 1, RZ = 2, UP = 3, DOWN = 4, SR = 5, SRE = 6 };
 
 typedef struct {
   int32_t mode;
-  int32_t float_path; // 1: lanes below lo take the float path; 0: the integer path covers [0, hi)
+  int32_t float_path; // 1: lanes below lo take the float path; 0: the integer path covers [0, hi) (lo 0)
   uint32_t abs_mask;  // 0x7fffffff; 0xffffffff for unsigned formats (negative inputs are special lanes)
   uint32_t lo;        // smallest magnitude bits of the integer path (0 when float_path is 0)
   uint32_t hi;        // bits of max finite
@@ -87,19 +97,24 @@ typedef struct {
                       // a NaN, or +0 for formats without NaN
   uint32_t zero_sign; // sign bit kept on zero results (0 for formats without -0)
   uint32_t rng[4];    // xoshiro128** state: in, and out after the call
+  uint32_t floor;     // smallest result magnitude (bits): 0, or min normal for formats without zero
+  uint32_t zero_out;  // bits for a zero input: 0, or nan_out for formats without zero (e8m0fnu)
 } ChopParams;
 
 // src/formats/chop-wasm.ts writes these fields by word index (its table P): keep the two in step.
 _Static_assert(offsetof(ChopParams, sr_shift) == 12 * 4, "ChopParams layout (chop-wasm.ts P)");
 _Static_assert(offsetof(ChopParams, zero_sign) == 22 * 4, "ChopParams layout (chop-wasm.ts P)");
-_Static_assert(sizeof(ChopParams) == 27 * 4, "ChopParams layout (chop-wasm.ts P)");
+_Static_assert(offsetof(ChopParams, floor) == 27 * 4, "ChopParams layout (chop-wasm.ts P)");
+_Static_assert(sizeof(ChopParams) == 29 * 4, "ChopParams layout (chop-wasm.ts P)");
 
 // The splatted constants (see splat()).
 typedef struct {
   v128_t abs_mask, lo, span, keep, drop, half, bias, lsb, sr_drop, hi;
   v128_t q, inv_q1, inv_q2, sr_scale, sr_unscale;
   v128_t ovf_pos, ovf_neg, inf_out, nan_out, zero_sign, finite_limit, magic, exp_mask, exp_shift, exp_cap;
+  v128_t floor, zero_out, man_shift, inv_base, rna_half, neg_hi, ovf_neg_signed;
   uint32_t sr_shift;
+  int sat; // every overflow gives max finite (ovf_pos and ovf_neg are max finite): see finite()
 } Consts;
 
 typedef struct {
@@ -153,10 +168,12 @@ ALWAYS v128_t round_int(v128_t v, v128_t neg, v128_t u, const Consts *c, int mod
     return wasm_v128_and(v, c->keep);
   // Rounding up in magnitude by adding R to the residual and truncating: up iff residual + R >= 2^D.
   // R = all D bits rounds up every inexact value (ceiling of the magnitude).
+  // (R as an unsigned min of drop and a lane mask: written as an and, clang turns it into a select,
+  // which wasm has only as v128.bitselect: three x86 instructions in V8 and a compare)
   case UP:
-    return wasm_v128_and(wasm_i32x4_add(v, wasm_v128_andnot(c->drop, neg)), c->keep);
+    return wasm_v128_and(wasm_i32x4_add(v, wasm_u32x4_min(c->drop, wasm_v128_not(neg))), c->keep);
   case DOWN:
-    return wasm_v128_and(wasm_i32x4_add(v, wasm_v128_and(c->drop, neg)), c->keep);
+    return wasm_v128_and(wasm_i32x4_add(v, wasm_u32x4_min(c->drop, neg)), c->keep);
   case SRE: // the draw's top bit
     return wasm_v128_and(wasm_i32x4_add(v, wasm_v128_and(c->drop, wasm_i32x4_shr(u, 31))), c->keep);
   default: {
@@ -216,13 +233,48 @@ ALWAYS v128_t round_rne_float(v128_t a, const Consts *c) {
   return wasm_f32x4_sub(wasm_f32x4_add(a, m), m);
 }
 
-// float_path values: 0, the integer path alone; 1, the integer path or, below lo, the float path;
-// RNE_FLOAT, round_rne_float (nearest-even, where chop_f32 finds it exact).
-#define RNE_FLOAT 2
+// Toward zero, up, down and nearest-away of a value x anywhere in float32's finite range, both paths in
+// one (the directed modes on the signed value, nearest-away on a magnitude x >= 0): the target's step at
+// x is s = max(2^(E - M), q) (E = x's exponent; as bits, x's exponent field less M, or q's bits where
+// that is smaller: below min normal and for float32 subnormals, whose field is 0), 1 / s has the bits
+// (254 << 23) - s, m = x / s is exact (a power-of-two scaling: into [2^M, 2^(M+1)) at and above min
+// normal, below 2^M under it, scaled up since q <= 1), one instruction rounds m to an integer in the mode
+// (ceil, floor, trunc) and k * s is exact (inf past float32's max, which then overflows as it should).
+// Nearest-away is floor(m + (1/2 - 2^-25)) for 0 <= m < 2^24: the float32 below 1/2, so that the sum
+// rounds up to an integer only from m's own ties and above (1/2 - 2^-25 + 1/2 would round up to 1).
+// Exact where merged_exact() holds (q = 2^(emin - M) a normal float32 <= 1, M >= 1: then s and 1 / s
+// are normal). 7 operations (8 for nearest-away), against 8-12 for the two paths and their select.
+ALWAYS v128_t round_merged(v128_t x, const Consts *c, int mode) {
+  v128_t s = wasm_i32x4_max(wasm_i32x4_sub(wasm_v128_and(x, c->exp_mask), c->man_shift), c->q);
+  v128_t m = wasm_f32x4_mul(x, wasm_i32x4_sub(c->inv_base, s));
+  switch (mode) {
+  case UP:
+    m = wasm_f32x4_ceil(m);
+    break;
+  case DOWN:
+    m = wasm_f32x4_floor(m);
+    break;
+  case RZ:
+    m = wasm_f32x4_trunc(m);
+    break;
+  default: // RNA
+    m = wasm_f32x4_floor(wasm_f32x4_add(m, c->rna_half));
+    break;
+  }
+  return wasm_f32x4_mul(m, s);
+}
+
+// float_path values (the kernel's paths: see chop_f32): 1, the integer path or, below lo, the float path
+// (lo = 0: never); 0, the integer path alone (only inside run() for NAN_ONLY);
+// MERGED, both paths in one where chop_f32 finds that exact: round_rne_float for nearest-even,
+// round_merged for toward-zero, up, down and nearest-away (stochastic modes never take it).
+#define MERGED 2
+// NAN_ONLY: the integer path alone, whose window only NaN leaves (see Range)
+#define NAN_ONLY 3
 
 // The rounded magnitude of a (bits), by the integer path, or the float path below lo.
 ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode, int float_path) {
-  if (float_path == RNE_FLOAT) return round_rne_float(a, c);
+  if (float_path == MERGED && mode == RNE) return round_rne_float(a, c);
   v128_t r = round_int(a, neg, u, c, mode);
   if (!float_path) return r;
   return wasm_v128_bitselect(round_float(a, neg, u, c, mode), r, wasm_i32x4_lt(a, c->lo));
@@ -232,7 +284,8 @@ ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, i
 ALWAYS v128_t full(v128_t x, v128_t u, const Consts *c, int mode, int float_path) {
   v128_t a = wasm_v128_and(x, c->abs_mask);
   v128_t neg = wasm_i32x4_shr(x, 31);
-  v128_t r = round_magnitude(a, neg, u, c, mode, float_path);
+  // (formats without zero: results below min normal are min normal)
+  v128_t r = wasm_u32x4_max(round_magnitude(a, neg, u, c, mode, float_path), c->floor);
   v128_t over = wasm_u32x4_gt(r, c->hi);
   r = wasm_v128_bitselect(wasm_v128_bitselect(c->ovf_neg, c->ovf_pos, neg), r, over);
   r = wasm_v128_bitselect(c->inf_out, r, wasm_i32x4_eq(a, wasm_i32x4_splat(0x7f800000)));
@@ -243,81 +296,184 @@ ALWAYS v128_t full(v128_t x, v128_t u, const Consts *c, int mode, int float_path
   v128_t sign = wasm_v128_andnot(wasm_v128_andnot(x, c->abs_mask), nan);
   v128_t zero = wasm_i32x4_eq(r, wasm_i32x4_splat(0));
   r = wasm_v128_or(r, wasm_v128_bitselect(wasm_v128_and(sign, c->zero_sign), sign, zero));
-  // unsigned formats (abs_mask keeps the sign, so their negative inputs are negative here): -0 is +0,
-  // any other negative input is nan_out
+  // +0 is zero_out (0, or nan_out for formats without zero); unsigned formats (abs_mask keeps the sign,
+  // so their negative inputs are negative here): -0 is +0 (zero_out), any other negative input nan_out
+  r = wasm_v128_bitselect(c->zero_out, r, wasm_i32x4_eq(x, wasm_i32x4_splat(0)));
   v128_t minus_zero = wasm_i32x4_eq(a, wasm_i32x4_splat((int32_t)0x80000000));
-  return wasm_v128_bitselect(wasm_v128_andnot(c->nan_out, minus_zero), r, wasm_i32x4_lt(a, wasm_i32x4_splat(0)));
+  v128_t negative = wasm_v128_bitselect(c->zero_out, c->nan_out, minus_zero);
+  return wasm_v128_bitselect(negative, r, wasm_i32x4_lt(a, wasm_i32x4_splat(0)));
 }
 
 // Lanes known to be finite (and non-negative for unsigned formats) of a format with -0: both paths,
 // overflow, signs. The cheaper path for groups that touch the limits (subnormals, max finite, overflow)
 // but hold no inf or NaN.
-ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_path) {
+ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_path, int sat) {
+  // Overflow: where every overflowed lane gives max finite (sat: RZ always, formats without inf and
+  // NaN, the saturate policy) one unsigned min (or pmin / pmax on signed values) replaces the compare
+  // and the v128.bitselect (three x86 instructions in V8): fp4_e2m1fn limit data +20-30% in cache.
+  // (Where overflow gives inf or NaN, above every finite result, an unsigned max with the overflow
+  // bits on the overflowed lanes alone, 3 operations against 4, measured 7% slower: not kept.)
+  if (float_path == MERGED && mode != RNE) {
+    switch (mode) {
+    case RZ: // never past max finite (IEEE 754 7.4): clamped to +-max finite (pmin / pmax: no NaN here)
+      return wasm_f32x4_pmin(wasm_f32x4_pmax(round_merged(x, c, RZ), c->neg_hi), c->hi);
+    case UP: { // negative values clamp at -max finite, positive ones past max finite overflow
+      v128_t r = wasm_f32x4_pmax(round_merged(x, c, UP), c->neg_hi);
+      if (sat) return wasm_f32x4_pmin(r, c->hi);
+      return wasm_v128_bitselect(c->ovf_pos, r, wasm_f32x4_gt(r, c->hi));
+    }
+    case DOWN: {
+      v128_t r = wasm_f32x4_pmin(round_merged(x, c, DOWN), c->hi);
+      if (sat) return wasm_f32x4_pmax(r, c->neg_hi);
+      // (negative overflow bits: the sign and inf or NaN, above every negative result's bits)
+      return wasm_v128_bitselect(c->ovf_neg_signed, r, wasm_f32x4_lt(r, c->neg_hi));
+    }
+    default: { // RNA, on the magnitude
+      v128_t r = round_merged(wasm_v128_and(x, c->abs_mask), c, RNA);
+      if (sat) r = wasm_u32x4_min(r, c->hi);
+      else r = wasm_v128_bitselect(c->ovf_pos, r, wasm_i32x4_gt(r, c->hi));
+      return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask));
+    }
+    }
+  }
   v128_t neg = wasm_i32x4_shr(x, 31);
   v128_t r = round_magnitude(wasm_v128_and(x, c->abs_mask), neg, u, c, mode, float_path);
   // finite inputs round to at most 0x7f800000, so a signed compare finds the overflowed lanes
   v128_t over = wasm_i32x4_gt(r, c->hi);
-  v128_t ovf = mode == UP || mode == DOWN ? wasm_v128_bitselect(c->ovf_neg, c->ovf_pos, neg) : c->ovf_pos;
-  r = wasm_v128_bitselect(ovf, r, over);
+  if (sat) r = wasm_u32x4_min(r, c->hi);
+  else if (mode != UP && mode != DOWN) r = wasm_v128_bitselect(c->ovf_pos, r, over);
+  else r = wasm_v128_bitselect(wasm_v128_bitselect(c->ovf_neg, c->ovf_pos, neg), r, over);
   return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask)); // the sign (formats without -0 never get here)
 }
 
-// Range key of a lane: below (window - lo) unsigned iff the integer path alone is exact for it (lo is 0
-// without the float path).
-ALWAYS v128_t range_key(v128_t x, const Consts *c, int float_path) {
+// A group's range, which decides its path: the integer formula alone (every lane inside the window),
+// finite() (subnormal results, overflow) or, with a lane at or past finite_limit (inf, NaN; for unsigned
+// formats, negative inputs; formats without -0 or without zero: all), full(). Gathered as the max of
+// the lanes' range keys (magnitude bits less lo, wrapping: below span iff inside the window) and, for
+// the choice between finite() and full(), the max of their magnitudes (`whole`; without the float path
+// the key is the magnitude). (A max and a min of the magnitudes, one pass for both, measured 4-5% slower
+// than the key on clean fp16 data in cache: min and max share fewer x86 ports than a subtraction.)
+// Where only NaN leaves the window (NAN_ONLY: bf16, tf32): four float32 sums, which a NaN makes NaN
+// (an inf and a -inf in one sum too: such a group then takes full(), correctly, if more slowly), one
+// operation per vector instead of two (the magnitude's mask and the max): bf16 nearest-even 6, not 7.
+typedef struct {
+  v128_t key, amax, sum[4];
+} Range;
+
+ALWAYS void range_init(Range *r) {
+  r->key = r->amax = wasm_i32x4_splat(0);
+  for (int j = 0; j < 4; j++) r->sum[j] = wasm_f32x4_splat(0);
+}
+
+ALWAYS void range_add(Range *r, v128_t x, int k, const Consts *c, int check, int whole) {
+  if (check == NAN_ONLY) {
+    r->sum[k & 3] = wasm_f32x4_add(r->sum[k & 3], x);
+    return;
+  }
   v128_t a = wasm_v128_and(x, c->abs_mask);
-  return float_path ? wasm_i32x4_sub(a, c->lo) : a;
+  r->key = wasm_u32x4_max(r->key, check ? wasm_i32x4_sub(a, c->lo) : a);
+  if (check && whole) r->amax = wasm_u32x4_max(r->amax, a);
+}
+
+// Whether a lane lies outside the integer path's window [lo, window) (lo is 0 without the float path).
+ALWAYS int out_of_window(const Range *r, const Consts *c, int check) {
+  if (check == NAN_ONLY) {
+    v128_t nan0 = wasm_v128_or(wasm_f32x4_ne(r->sum[0], r->sum[0]), wasm_f32x4_ne(r->sum[1], r->sum[1]));
+    v128_t nan1 = wasm_v128_or(wasm_f32x4_ne(r->sum[2], r->sum[2]), wasm_f32x4_ne(r->sum[3], r->sum[3]));
+    return wasm_v128_any_true(wasm_v128_or(nan0, nan1));
+  }
+  return wasm_v128_any_true(wasm_u32x4_ge(r->key, c->span));
+}
+
+// Whether a group outside the window needs full() (else finite()); the range gathered `whole`.
+ALWAYS int special(const Range *r, const Consts *c, int check) {
+  if (check == NAN_ONLY) return 1;
+  return wasm_v128_any_true(wasm_u32x4_ge(check ? r->amax : r->key, c->finite_limit));
 }
 
 #define UNROLL 16
 
+// finite() over a group of UNROLL vectors (sat: see finite()), gathering its whole range if r is given.
+ALWAYS void finite_group(const v128_t *p, v128_t *o, Xoshiro *g, const Consts *c, int mode, int float_path,
+                         int sat, Range *r, int check) {
+  for (int k = 0; k < UNROLL; k++) {
+    v128_t x = wasm_v128_load(p + k);
+    if (r) range_add(r, x, k, c, check, 1);
+    v128_t u = stochastic(mode) ? xo_next4(g) : wasm_i32x4_splat(0);
+    wasm_v128_store(o + k, finite(x, u, c, mode, float_path, sat));
+  }
+}
+
+// The path a group took (and the next one is tried on, out of place).
+enum { CLEAN, FINITE, FULL };
+
 ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Consts *c, int mode, int float_path) {
+  const int check = float_path; // how the group's range is gathered
+  if (float_path == NAN_ONLY) float_path = 0; // and how it is rounded
   const int draws = stochastic(mode);
   v128_t zero = wasm_i32x4_splat(0);
   const v128_t *p = (const v128_t *)src;
   v128_t *o = (v128_t *)dst;
   uint32_t groups = n / (4 * UNROLL);
+  // Out of place, deterministic modes take one pass on the path of the group before (its result stored
+  // while the range is gathered; a group found to need another path is redone from the intact source):
+  // the integer formula after a clean group, finite() after a finite one (finite() is exact on clean
+  // lanes too, so only a group with an inf or a NaN is redone). In place, and for stochastic modes
+  // (their draws), the range comes first. Each pass has one site in the loop (the module's size).
   const int one_pass = !draws && (const void *)p != (void *)o;
-  int clean = 1; // the previous group was inside the window: try the one pass on this one
+  int last = CLEAN;
   for (uint32_t i = 0; i < groups; i++, p += UNROLL, o += UNROLL) {
-    if (one_pass && clean) {
-      // out of place, deterministic: one pass (the integer formula stored while the range keys are
-      // gathered); a group with a lane outside the window is redone below from the intact source
-      v128_t key1 = zero;
-      for (int k = 0; k < UNROLL; k++) {
-        v128_t x = wasm_v128_load(p + k);
-        key1 = wasm_u32x4_max(key1, range_key(x, c, float_path));
-        wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), zero, c, mode));
-      }
-      if (!wasm_v128_any_true(wasm_u32x4_ge(key1, c->span))) continue;
-    }
-    v128_t key = zero;
-    for (int k = 0; k < UNROLL; k++) key = wasm_u32x4_max(key, range_key(wasm_v128_load(p + k), c, float_path));
-    // (the second pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
-    clean = !wasm_v128_any_true(wasm_u32x4_ge(key, c->span));
-    if (clean) {
-      for (int k = 0; k < UNROLL; k++) {
-        v128_t x = wasm_v128_load(p + k);
-        v128_t u = draws ? xo_next4(g) : zero;
-        wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), u, c, mode));
-      }
-    } else {
-      // a lane outside the window: inf, NaN, (unsigned formats) negative inputs and formats without -0
-      // need the full computation, the others (subnormal results, overflow) the finite one
-      v128_t special = zero;
-      for (int k = 0; k < UNROLL; k++)
-        special = wasm_u32x4_max(special, wasm_v128_and(wasm_v128_load(p + k), c->abs_mask));
-      if (!wasm_v128_any_true(wasm_u32x4_ge(special, c->finite_limit))) {
+    Range range;
+    range_init(&range);
+    const int spec = one_pass && last == FINITE; // finite() first, its range gathered meanwhile
+    if (!spec) {
+      if (one_pass && last == CLEAN) {
         for (int k = 0; k < UNROLL; k++) {
-          v128_t u = draws ? xo_next4(g) : zero;
-          wasm_v128_store(o + k, finite(wasm_v128_load(p + k), u, c, mode, float_path));
+          v128_t x = wasm_v128_load(p + k);
+          range_add(&range, x, k, c, check, 0);
+          wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), zero, c, mode));
         }
+        if (!out_of_window(&range, c, check)) continue;
+        // (the one pass gathered no magnitude max: the path needs it)
+        if (check && check != NAN_ONLY)
+          for (int k = 0; k < UNROLL; k++)
+            range.amax = wasm_u32x4_max(range.amax, wasm_v128_and(wasm_v128_load(p + k), c->abs_mask));
       } else {
-        for (int k = 0; k < UNROLL; k++) {
-          v128_t u = draws ? xo_next4(g) : zero;
-          wasm_v128_store(o + k, full(wasm_v128_load(p + k), u, c, mode, float_path));
+        for (int k = 0; k < UNROLL; k++) range_add(&range, wasm_v128_load(p + k), k, c, check, 1);
+        // (the rounding pass reloads the group from L1: cheaper than keeping UNROLL vectors live)
+        if (!out_of_window(&range, c, check)) {
+          for (int k = 0; k < UNROLL; k++) {
+            v128_t x = wasm_v128_load(p + k);
+            v128_t u = draws ? xo_next4(g) : zero;
+            wasm_v128_store(o + k, round_int(x, wasm_i32x4_shr(x, 31), u, c, mode));
+          }
+          last = CLEAN;
+          continue;
         }
       }
+    }
+    if (!spec && !special(&range, c, check)) {
+      // (a site of its own: gathering the range here to no use cost in-place limit data 10-30%)
+      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, 0, check);
+      else finite_group(p, o, g, c, mode, float_path, 0, 0, check);
+      last = FINITE;
+      continue;
+    }
+    if (spec) {
+      Range seen;
+      range_init(&seen);
+      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, &seen, check);
+      else finite_group(p, o, g, c, mode, float_path, 0, &seen, check);
+      if (!out_of_window(&seen, c, check)) {
+        last = CLEAN;
+        continue;
+      }
+      if (!special(&seen, c, check)) continue; // last stays FINITE
+    }
+    last = FULL;
+    for (int k = 0; k < UNROLL; k++) {
+      v128_t u = draws ? xo_next4(g) : zero;
+      wasm_v128_store(o + k, full(wasm_v128_load(p + k), u, c, mode, float_path));
     }
   }
   // whole vectors left, then the last 0..3 lanes (draws only for lanes that exist)
@@ -372,7 +528,15 @@ ALWAYS void splat(Consts *c, const ChopParams *p) {
   c->exp_mask = wasm_u32x4_splat(0x7f800000);
   c->exp_cap = wasm_u32x4_splat(0x7f000000); // 2^127
   c->exp_shift = wasm_u32x4_splat((uint32_t)__builtin_popcount(p->drop) << 23); // D in the exponent
+  c->floor = wasm_u32x4_splat(p->floor);
+  c->zero_out = wasm_u32x4_splat(p->zero_out);
+  c->man_shift = wasm_u32x4_splat((23u - (uint32_t)__builtin_popcount(p->drop)) << 23); // M in the exponent
+  c->inv_base = wasm_u32x4_splat(254u << 23); // 2^127 * 2^127: bits of 1 / s are inv_base - bits of s
+  c->rna_half = wasm_f32x4_splat(0.49999997f); // 1/2 - 2^-25, see round_merged
+  c->neg_hi = wasm_u32x4_splat(p->hi | 0x80000000u); // -max finite
+  c->ovf_neg_signed = wasm_u32x4_splat(p->ovf_neg | 0x80000000u);
   c->sr_shift = p->sr_shift;
+  c->sat = p->ovf_pos == p->hi && p->ovf_neg == p->hi;
 }
 
 // One function per (mode, path) pair, not inlined into chop_f32 (issue 20 asked whether V8 would keep
@@ -389,49 +553,92 @@ ALWAYS void splat(Consts *c, const ChopParams *p) {
     p->rng[2] = g.s2;                                                                                  \
     p->rng[3] = g.s3;                                                                                  \
   }
-#define VARIANTS(m) VARIANT(m, 0) VARIANT(m, 1)
-VARIANTS(RNE)
-VARIANT(RNE, 2) // RNE_FLOAT (a literal: ## pastes it unexpanded)
-VARIANTS(RNA)
-VARIANTS(RZ)
-VARIANTS(UP)
-VARIANTS(DOWN)
-VARIANTS(SR)
-VARIANTS(SRE)
+// Paths: 1 (the integer path, with the float path below lo; lo = 0 where there is none), MERGED,
+// NAN_ONLY. (Formats without the float path run path 1 with lo = 0 unless their window runs past inf:
+// its float path is then never selected, and no variant of its own pays for the module's size.)
+VARIANT(RNE, 1)
+VARIANT(RNE, 2) // MERGED (a literal: ## pastes it unexpanded)
+VARIANT(RNE, 3) // NAN_ONLY
+VARIANT(RNA, 1)
+VARIANT(RNA, 2)
+VARIANT(RNA, 3)
+VARIANT(RZ, 1)
+VARIANT(RZ, 2)
+VARIANT(RZ, 3)
+VARIANT(UP, 1)
+VARIANT(UP, 2)
+VARIANT(UP, 3)
+VARIANT(DOWN, 1)
+VARIANT(DOWN, 2)
+VARIANT(DOWN, 3)
+VARIANT(SR, 1)
+VARIANT(SR, 3)
+VARIANT(SRE, 1)
+VARIANT(SRE, 3)
 
-#define CASE(m)                                                                                        \
-  case m:                                                                                              \
-    if (p->float_path) run_##m##_1(src, dst, n, p);                                                    \
-    else run_##m##_0(src, dst, n, p);                                                                  \
-    break;
-
-// Whether round_rne_float is exact for the float path's format: its step below min normal (lo) is the
-// subnormal step 2^(emin - M), a normal float32 (not so with subnormals flushed: q is min normal then),
-// and max finite is below 2^(105 + M), where round_rne_float caps m (larger magnitudes then overflow).
-ALWAYS int rne_float_exact(const ChopParams *p) {
-  uint32_t d = (uint32_t)__builtin_popcount(p->drop), m = 23 - d;
+ALWAYS uint32_t f32_bits(float f) {
   union {
     float f;
     uint32_t u;
-  } q = {p->q};
-  return p->lo > (m << 23) && q.u == p->lo - (m << 23) && p->hi < (255 - d) << 23;
+  } v = {f};
+  return v.u;
 }
+
+// Whether the subnormal step q is 2^(emin - M), a normal float32 (not so with subnormals flushed, where q
+// is min normal, nor where it is a float32 subnormal): below min normal (lo) the step is then q, at and
+// above it 2^(E - M) >= q, so the step at any value is the larger of the two (round_rne_float,
+// round_merged).
+ALWAYS int step_is_max(const ChopParams *p) {
+  uint32_t m = 23 - (uint32_t)__builtin_popcount(p->drop);
+  return p->lo > (m << 23) && f32_bits(p->q) == p->lo - (m << 23);
+}
+
+// Whether round_rne_float is exact for the float path's format: step_is_max, and max finite below
+// 2^(105 + M), where round_rne_float caps m (larger magnitudes then overflow).
+ALWAYS int rne_float_exact(const ChopParams *p) {
+  uint32_t d = (uint32_t)__builtin_popcount(p->drop);
+  return step_is_max(p) && p->hi < (255 - d) << 23;
+}
+
+// Whether round_merged is exact: step_is_max, q <= 1 (x / q scales up: exact for float32 subnormals
+// too) and M >= 1 (1 / s stays normal up to float32's largest binade).
+ALWAYS int merged_exact(const ChopParams *p) {
+  return step_is_max(p) && f32_bits(p->q) <= 0x3f800000u && p->drop != 0x7fffffu;
+}
+
+// Whether only NaN leaves the integer path's window (formats without the float path whose window runs
+// past inf: bf16, tf32 with the ieee policy).
+ALWAYS int nan_only(const ChopParams *p) {
+  return !p->float_path && p->window == 0x7f800001u && p->abs_mask == 0x7fffffffu;
+}
+
+#define CASE(m)                                                                                        \
+  case m:                                                                                              \
+    if (nan_only(p)) run_##m##_3(src, dst, n, p);                                                      \
+    else if (p->float_path && merged_exact(p)) run_##m##_2(src, dst, n, p);                            \
+    else run_##m##_1(src, dst, n, p);                                                                  \
+    break;
+#define CASE2(m)                                                                                       \
+  case m:                                                                                              \
+    if (nan_only(p)) run_##m##_3(src, dst, n, p);                                                      \
+    else run_##m##_1(src, dst, n, p);                                                                  \
+    break;
 
 // Rounds src[0, n) into dst[0, n) with the parameters at p (see ChopParams) and updates p->rng. dst may
 // be src (in place), not otherwise overlap it.
 void chop_f32(const float *src, float *dst, uint32_t n, ChopParams *p) {
   switch (p->mode) {
   case RNE:
-    if (!p->float_path) run_RNE_0(src, dst, n, p);
-    else if (rne_float_exact(p)) run_RNE_2(src, dst, n, p);
+    if (nan_only(p)) run_RNE_3(src, dst, n, p);
+    else if (p->float_path && rne_float_exact(p)) run_RNE_2(src, dst, n, p);
     else run_RNE_1(src, dst, n, p);
     break;
     CASE(RNA)
     CASE(RZ)
     CASE(UP)
     CASE(DOWN)
-    CASE(SR)
-    CASE(SRE)
+    CASE2(SR)
+    CASE2(SRE)
   default:
     break;
   }

@@ -45,7 +45,7 @@ export function chopFloatFast(
       src = dst.subarray(0, n);
     }
   }
-  if (forced !== 'typescript' && chopWasm(plan, src, dst, rng)) return;
+  if (forced !== 'typescript' && plan.kernel && chopWasm(plan, src, dst, rng)) return;
   chopTypeScript(plan, src, dst, rng);
 }
 
@@ -96,7 +96,8 @@ export function chopTypeScript(
   // any lane: float path below lo, overflow, inf, NaN, signed zeros, unsigned formats
   const full = (x: number, value: number, u: number): number => {
     const a = x & absMask;
-    if (a < 0) return a === (0x80000000 | 0) ? 0 : plan.nanOut; // negative input, unsigned format
+    if (x === 0) return plan.zeroOut; // +0: 0, or NaN for formats without zero
+    if (a < 0) return a === (0x80000000 | 0) ? plan.zeroOut : plan.nanOut; // negative input, unsigned format
     if (a > INF) return plan.nanOut;
     const neg = x < 0;
     let r: number;
@@ -108,6 +109,7 @@ export function chopTypeScript(
         if (roundsUp(plan.rounding, k, m - k, neg, u, plan.randomBits)) k++;
         r = f32ToBits(k * plan.q);
       } else r = rint(a, neg, u);
+      if (r < plan.floor) r = plan.floor; // formats without zero
       if (r >>> 0 > hi) r = neg ? plan.ovfNeg : plan.ovfPos;
     }
     const sign = x & 0x80000000;

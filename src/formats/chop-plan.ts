@@ -12,10 +12,14 @@
  * - special lanes: results past max finite (per mode: modes toward smaller magnitude give max finite),
  *   inf and NaN inputs, negative inputs to unsigned formats, zeros of formats without -0.
  *
- * Formats outside the plan (no zero, as e8m0fnu; normal binades below float32's min normal) and
- * rounding modes without a kernel row get no plan: the caller runs the reference. A new rounding mode
- * therefore works at once, through the reference, until it gets a row in KERNEL_MODES and a case in
- * both implementations.
+ * Formats without zero (e8m0fnu) take the plan when unsigned: results below min normal are min
+ * normal (`floor`), zero inputs give `zeroOut` (NaN), and every group with a lane outside the integer
+ * path's window takes the kernel's full path. e8m0fnu's min normal 2^-127 is a float32 subnormal: its
+ * binade [2^-127, 2^-126) takes the float path (step q = 2^-127, as below it), the integer path starts
+ * at float32's min normal. Formats outside the plan (signed without zero; normal binades further below
+ * float32's min normal) and rounding modes without a kernel row get no plan: the caller runs the
+ * reference. A new rounding mode therefore works at once, through the reference, until it gets a row in
+ * KERNEL_MODES and a case in both implementations.
  */
 import { f32ToBits } from '../core/bits.ts';
 import { type FloatLayout, pow2 } from './minifloat.ts';
@@ -38,6 +42,12 @@ const F32_NAN = 0x7fc00000;
 export interface ChopPlan {
   /** Row of KERNEL_MODES. */
   readonly mode: number;
+  /**
+   * The WebAssembly kernel is exact for this plan: its float path scales |x| by 1 / q in float32, exact
+   * while q <= 1 (a larger q scales float32 subnormals down, where they underflow: a custom format whose
+   * smallest step exceeds 1 then runs the TypeScript fast path, which scales in float64).
+   */
+  readonly kernel: boolean;
   readonly rounding: Rounding;
   /** r-bit stochastic rounding (0: a full 32-bit comparison). */
   readonly randomBits: number;
@@ -46,7 +56,10 @@ export interface ChopPlan {
   readonly floatPath: boolean;
   /** 0x7fffffff, or -1 (all bits) for unsigned formats, whose negative inputs are then special lanes. */
   readonly absMask: number;
-  /** Lowest magnitude bits of the integer path (0 without the float path), and max finite's bits. */
+  /**
+   * Lowest magnitude bits of the integer path (min normal's, at least float32's min normal; 0 without the
+   * float path), and max finite's bits.
+   */
   readonly lo: number;
   readonly hi: number;
   /**
@@ -85,6 +98,10 @@ export interface ChopPlan {
   readonly nanOut: number;
   /** Sign bit kept on zero results: 0x80000000, or 0 for formats without -0. */
   readonly zeroSign: number;
+  /** Smallest result magnitude (bits): 0, or min normal's for formats without zero. */
+  readonly floor: number;
+  /** Bits for a zero input (either sign for unsigned formats, +0 else): 0, or nanOut without zero. */
+  readonly zeroOut: number;
 }
 
 const POLICIES: readonly OverflowPolicy[] = ['ieee', 'saturate', 'nan'];
@@ -118,7 +135,10 @@ function derivePlan(
   flush: boolean,
 ): ChopPlan | undefined {
   const mode = KERNEL_MODES.indexOf(rounding);
-  if (mode < 0 || !L.hasZero || L.emin < -126) return undefined;
+  if (mode < 0 || (!L.hasZero && L.signed)) return undefined;
+  // below float32's min normal the plan knows one step: a format's normal binade there only when it is
+  // [2^-127, 2^-126) with M = 0, where the step 2^-127 is the one below it too (e8m0fnu, no zero)
+  if (L.emin < -126 && !(L.emin === -127 && L.M === 0 && !L.hasZero)) return undefined;
   const D = 23 - L.M;
   const drop = D > 0 ? (1 << D) - 1 : 0;
   const subnormals = L.subnormals && !flush;
@@ -131,6 +151,7 @@ function derivePlan(
   const e = -Math.log2(q); // integer: q is a power of two
   const e1 = Math.floor(e / 2);
   const maxBits = f32ToBits(L.maxFinite);
+  const nanOut = L.nanCode >= 0 ? F32_NAN : L.hasZero ? 0 : f32ToBits(L.minNormal);
   const over = (p: OverflowPolicy): number => {
     if (p === 'ieee' && L.infMag >= 0) return F32_INF;
     if (p !== 'saturate' && L.nanCode >= 0) return F32_NAN;
@@ -145,15 +166,16 @@ function derivePlan(
   const carriesToInf = L.spec.inf && policy === 'ieee' && (0x7f7fffff & ~drop) === maxBits;
   return {
     mode,
+    kernel: !floatPath || q <= 1,
     rounding,
     randomBits,
     stochastic: rounding === 'stochastic' || rounding === 'stochastic-equal',
     floatPath,
     absMask: L.signed ? 0x7fffffff : -1,
-    lo: floatPath ? f32ToBits(L.minNormal) | 0 : 0,
+    lo: floatPath ? Math.max(f32ToBits(L.minNormal), 0x00800000) | 0 : 0,
     hi: maxBits | 0,
     window: carriesToInf ? F32_INF + 1 : maxBits | 0,
-    finiteLimit: negZeroNan ? 0 : F32_INF,
+    finiteLimit: negZeroNan || !L.hasZero ? 0 : F32_INF,
     keep: ~drop,
     drop,
     half: D > 0 ? 1 << (D - 1) : 0,
@@ -168,7 +190,9 @@ function derivePlan(
     ovfPos: smallerPos ? maxBits : ovf,
     ovfNeg: smallerNeg ? maxBits : ovf,
     infOut: L.infMag >= 0 ? F32_INF : over(policy === 'saturate' ? 'saturate' : 'nan'),
-    nanOut: L.nanCode >= 0 ? F32_NAN : 0,
+    nanOut,
     zeroSign: negZeroNan ? 0 : 0x80000000 | 0,
+    floor: L.hasZero ? 0 : f32ToBits(L.minNormal),
+    zeroOut: L.hasZero ? 0 : nanOut,
   };
 }

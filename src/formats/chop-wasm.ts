@@ -53,6 +53,8 @@ const P = {
   nanOut: 21,
   zeroSign: 22,
   rng: 23, // 4 words
+  floor: 27,
+  zeroOut: 28,
 } as const;
 
 type ChopFn = (src: number, dst: number, n: number, params: number) => void;
@@ -117,6 +119,8 @@ export class KernelMemory {
     u[P.infOut] = plan.infOut;
     u[P.nanOut] = plan.nanOut;
     u[P.zeroSign] = plan.zeroSign;
+    u[P.floor] = plan.floor;
+    u[P.zeroOut] = plan.zeroOut;
     if (rng) rng.getState(u, P.rng);
   }
   /** Rounds n floats at byte offset `from` into byte offset `to` (both >= DATA; equal, or not overlapping). */

@@ -257,6 +257,7 @@ const EXHAUSTIVE = [
   'fp8_e4m3fnuz',
   'fp6_e3m2fn',
   'fp4_e2m1fn',
+  'e8m0fnu',
 ];
 
 for (const name of EXHAUSTIVE) {
@@ -333,9 +334,15 @@ test('a rounding mode without a kernel row gets no plan, so chop runs the refere
   const L = floatLayout(getFormat('bf16') as FloatSpec);
   assert.ok(chopPlan(L, 'nearest-even', 0, 'ieee', false));
   assert.equal(chopPlan(L, 'nearest-odd' as Rounding, 0, 'ieee', false), undefined);
-  assert.equal(
-    chopPlan(floatLayout(getFormat('e8m0fnu') as FloatSpec), 'nearest-even', 0, 'ieee', false),
-    undefined,
-  );
+  // e8m0fnu (unsigned, no zero) has a plan; a signed format without zero has none
+  assert.ok(chopPlan(floatLayout(getFormat('e8m0fnu') as FloatSpec), 'nearest-even', 0, 'ieee', false));
+  const signedNoZero: FloatSpec = {
+    ...(getFormat('e8m0fnu') as FloatSpec),
+    name: 'se7m0',
+    expBits: 7,
+    bias: 63,
+    signed: true,
+  };
+  assert.equal(chopPlan(floatLayout(signedNoZero), 'nearest-even', 0, 'ieee', false), undefined);
   for (const m of KERNEL_MODES) assert.ok(ROUNDINGS.includes(m), `${m} is a rounding mode`);
 });

@@ -63,6 +63,7 @@ const SPECS = [
     getFormat,
   ),
   parseFormat('ue4m3', { nan: 'all-ones' }),
+  getFormat('e8m0fnu'),
 ];
 const OPTIONS: CastOptions[] = [
   {},
@@ -70,6 +71,8 @@ const OPTIONS: CastOptions[] = [
   { overflow: 'saturate' },
   { rounding: 'toward-zero' },
   { rounding: 'up' },
+  { rounding: 'down' },
+  { rounding: 'nearest-away' },
   { rounding: 'stochastic', seed: 3 },
   { rounding: 'stochastic-equal', seed: 4 },
 ];
@@ -157,6 +160,39 @@ test('kernel: nearest-even by float addition at its range bound', () => {
       for (const o of [{}, { rounding: 'nearest-even', overflow: 'saturate' }] as CastOptions[]) {
         const ref = chopReference(spec, src, o);
         assertSameBits(chop(spec, src, o), ref, `${spec.name} ${JSON.stringify(o)}`, src);
+      }
+    }
+  } finally {
+    forceChopPath(undefined);
+  }
+});
+
+// chop.c round_merged (toward-zero, up, down, nearest-away in one form: x scaled by 1 / s, s the step at
+// x) is exact while the subnormal step q is a normal float32 <= 1 (x / q scales float32 subnormals up)
+// and M >= 1 (1 / s normal up to 2^127), where the kernel uses it; formats on both sides of each bound
+// (q = 1 and q = 2; M = 0), and flushed subnormals (q is then min normal), must agree with the reference.
+test('kernel: directed and nearest-away rounding in one form at its range bounds', () => {
+  forceChopPath('wasm');
+  try {
+    const specs = [
+      parseFormat('e2m1', { bias: 0 }), // q = 1: one form
+      parseFormat('e2m1', { bias: -1 }), // q = 2: the two paths
+      parseFormat('e3m2', { bias: -1 }), // q = 1
+      parseFormat('e3m2', { bias: -2 }), // q = 2
+      parseFormat('e3m0'), // M = 0: the two paths
+      parseFormat('e4m2', { bias: 3 }),
+    ];
+    const modes = ['toward-zero', 'up', 'down', 'nearest-away'] as const;
+    for (const spec of specs) {
+      const src = groups(spec, 21);
+      const rng = new Rng(22);
+      for (let i = 0; i < src.length; i += 5) src[i] = bitsToF32(rng.nextU32()) * (i & 2 ? -1 : 1);
+      for (let i = 1; i < src.length; i += 7) src[i] = bitsToF32(rng.nextU32() & 0x807fffff); // subnormals
+      for (const rounding of modes) {
+        for (const o of [{ rounding }, { rounding, flushSubnormals: true }] as CastOptions[]) {
+          const ref = chopReference(spec, src, o);
+          assertSameBits(chop(spec, src, o), ref, `${spec.name} ${JSON.stringify(o)}`, src);
+        }
       }
     }
   } finally {
