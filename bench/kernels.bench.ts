@@ -351,43 +351,57 @@ async function main(): Promise<void> {
   console.log(
     `read bandwidth (WebAssembly SIMD sum over 512 MiB): ${THREADS.map((t) => `${t} thread${t > 1 ? 's' : ''} ${bw.get(t)!.toFixed(1)} GB/s`).join(', ')}`,
   );
-  for (const batch of BATCHES) {
-    const rows: string[][] = [];
-    for (const c of cases(batch).filter((c) => !CASES || CASES.some((n) => c.name.includes(n)))) {
+  // Two phases: every mixq row first, then every onnxruntime peer. Timed beside live (or just released)
+  // onnxruntime sessions, mixq's 2-thread rows ran at 1-thread speed in some runs and not in others (the
+  // same rows measured alone, before any session existed, at 1.7-1.9x their 1-thread time); so no mixq row
+  // is timed after a peer has run in this process. Within phase 1, thread counts alternate per repetition.
+  const selected = (batch: number) =>
+    cases(batch).filter((c) => !CASES || CASES.some((n) => c.name.includes(n)));
+  const key = (batch: number, name: string, t: number) => `${batch}|${name}|${t}`;
+  const mixqMs = new Map<string, number>();
+  const mixqBytes = new Map<string, number>();
+  for (const batch of BATCHES)
+    for (const c of selected(batch)) {
       const ws = prepareRotation(k, c.src(), c.layout);
-      const bytes = ws[0]!.bytes;
-      const peer = c.peer?.build();
-      // Thread counts and runtimes alternate within each repetition, best of each: a load change on the
-      // shared host (another tenant holding a core for a second or two) hits every column alike instead
-      // of one thread count's whole row (which put 2-thread rows at 1-thread speed in some runs).
+      mixqBytes.set(`${batch}|${c.name}`, ws[0]!.bytes);
       const timers = new Map<number, () => number>();
-      const sessions = new Map<number, Awaited<ReturnType<typeof peerSession>>>();
       for (const t of THREADS) {
         k.useThreads(t);
         timers.set(t, mixqTimer(k, ws, c.mode, batch));
-        if (peer && c.peer) sessions.set(t, await peerSession(peer.bytes, peer.R, batch, t, c.peer.session));
+        mixqMs.set(key(batch, c.name, t), Infinity);
       }
-      const ms = new Map<number, number>(THREADS.map((t) => [t, Infinity]));
-      const pms = new Map<number, number>(THREADS.map((t) => [t, Infinity]));
-      for (let rep = 0; rep < (batch === 1 ? 6 : 3); rep++) {
+      for (let rep = 0; rep < (batch === 1 ? 6 : 3); rep++)
         for (const t of THREADS) {
           k.useThreads(t);
-          ms.set(t, Math.min(ms.get(t)!, timers.get(t)!()));
-          const ps = sessions.get(t);
-          if (ps) {
-            pms.set(t, Math.min(pms.get(t)!, await ps.run()));
-            // onnxruntime's intra-op threads spin-wait after a run: let them go to sleep before mixq is
-            // timed (they took the second core from mixq's worker: 2-thread rows at 1-thread speed). Both
-            // runtimes then start each timed call from sleeping threads; onnxruntime timed back to back
-            // (threads still spinning, weights partly in the 512 MB L3) measured up to 2x faster.
-            await new Promise((r) => setTimeout(r, 100));
-          }
+          mixqMs.set(key(batch, c.name, t), Math.min(mixqMs.get(key(batch, c.name, t))!, timers.get(t)!()));
         }
-      }
-      for (const ps of sessions.values()) await ps.release();
+      for (const w of ws) k.release(w);
+    }
+  const peerMs = new Map<string, number>();
+  for (const batch of BATCHES)
+    for (const c of selected(batch)) {
+      if (!c.peer) continue;
+      const peer = c.peer.build();
       for (const t of THREADS) {
-        const m = ms.get(t)!;
-        const gbs = bytes / m / 1e6;
+        const ps = await peerSession(peer.bytes, peer.R, batch, t, c.peer.session);
+        let best = Infinity;
+        for (let rep = 0; rep < (batch === 1 ? 6 : 3); rep++) {
+          best = Math.min(best, await ps.run());
+          // onnxruntime's intra-op threads spin-wait after a run: let them go to sleep, so that each timed
+          // run starts from sleeping threads as mixq's do (timed back to back, threads still spinning and
+          // weights partly in the 512 MB L3, it measured up to 2x faster)
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await ps.release();
+        peerMs.set(key(batch, c.name, t), best);
+      }
+    }
+  for (const batch of BATCHES) {
+    const rows: string[][] = [];
+    for (const c of selected(batch))
+      for (const t of THREADS) {
+        const m = mixqMs.get(key(batch, c.name, t))!;
+        const gbs = mixqBytes.get(`${batch}|${c.name}`)! / m / 1e6;
         const row = [
           c.name,
           c.mode,
@@ -397,14 +411,12 @@ async function main(): Promise<void> {
           gbs.toFixed(1),
           `${((100 * gbs) / bw.get(t)!).toFixed(0)}%`,
         ];
-        if (sessions.has(t) && c.peer) {
-          const p = pms.get(t)!;
+        const p = peerMs.get(key(batch, c.name, t));
+        if (p !== undefined && c.peer)
           row.push(c.peer.label, p.toFixed(3), `${(p / m).toFixed(2)}x`, `>= ${c.peer.target}x`);
-        } else row.push('-', '-', '-', batch === 1 ? '>= 70% bw' : '-');
+        else row.push('-', '-', '-', batch === 1 ? '>= 70% bw' : '-');
         rows.push(row);
       }
-      for (const w of ws) k.release(w);
-    }
     console.log(`\n${batch === 1 ? 'matrix x vector' : `matrix x matrix, batch ${batch}`} (${K} x ${N})`);
     printTable(
       [
