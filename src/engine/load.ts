@@ -143,6 +143,8 @@ export async function loadEngineModel(
   src: ModelSource,
   opts: LoadOptions = {},
 ): Promise<EngineModel & { readonly load: LoadReport }> {
+  // the caller's activation mode, else the one the file was planned for
+  if (opts.activations === undefined && src.activations) opts = { ...opts, activations: src.activations };
   const c = src.config;
   const fuse = opts.fuse ?? true;
   const tensors = src.tensors;

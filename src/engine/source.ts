@@ -55,6 +55,11 @@ export interface ModelSource {
   readonly tensors: ReadonlyMap<string, StoredTensor>;
   /** Bytes of every tensor (what the model holds in memory once loaded). */
   readonly tensorBytes: number;
+  /**
+   * The activation mode the file was planned for (an engine file's `mixq.engine_activations` key, written by
+   * `mixq quantize --emit runtime --activations lut8`): the engine's default when the caller names none.
+   */
+  readonly activations?: 'lut8';
 }
 
 /** Reads a GGUF tensor into a buffer the caller owns (the Node edge passes a file reader). */
@@ -226,6 +231,7 @@ export function engineFileSource(st: SafetensorsFile, readInto?: ReadInto): Mode
     [...tensors.values()].map((t) => ({ name: t.name, ne: [...t.shape].reverse() })),
   );
   const config = llmConfigFromGguf(meta);
+  const planned = kv.find((e) => e.key === ENGINE_ACTIVATIONS_KEY)?.value;
   return {
     source: st.source,
     config,
@@ -233,8 +239,12 @@ export function engineFileSource(st: SafetensorsFile, readInto?: ReadInto): Mode
     ropeMode: config.ggufRopeMode,
     tensors,
     tensorBytes: bytes,
+    ...(planned === 'lut8' ? { activations: 'lut8' as const } : {}),
   };
 }
+
+/** The engine-file key naming the activation mode a plan was made for (ModelSource.activations). */
+export const ENGINE_ACTIVATIONS_KEY = 'mixq.engine_activations';
 
 /** A quantized weight's storage from its parts (`name.qweight`, `name.scales`, ...) found by `part`. */
 function mixqStorage(

@@ -192,6 +192,20 @@ test("a plan for the engine's lookup-table mode: costed on '/lut' entries, recor
   assert.match(out.check ?? '', /run by mixq's engine \(activations lut8\)/);
   t.diagnostic(`lut8: engine ${out.metric} vs simulation ${r.metric}; ${luts} lookup-table weights`);
   assert.ok(Math.abs(out.metric! - r.metric) < 3e-3, `engine ${out.metric} vs simulation ${r.metric}`);
+  // the engine file says so: opened without options it runs in that mode
+  const path = join(dir, `lut8-${out.fileName}`);
+  writeFileSync(path, concatBytes(out.chunks));
+  for (const [opts, want] of [
+    [{}, true],
+    [{ activations: 'auto' as const }, false],
+  ] as const) {
+    const m = await openEngineModel(path, opts);
+    const lut = m.weights.layers
+      .flatMap((l) => [...l.qkv, l.attnOut, ...l.ffnIn, l.ffnDown])
+      .filter((p) => p.w.layout === 'lut');
+    assert.equal(lut.length > 0, want, JSON.stringify(opts));
+    await m.close();
+  }
   // the plan file keeps the mode; a mode the engine does not plan for is refused
   assert.equal(parsePlan(JSON.stringify(r.plan), 'plan.json').latency!.activations, 'lut8');
   const bad = JSON.stringify({ ...r.plan, latency: { ...r.plan.latency, activations: 'f32' } });

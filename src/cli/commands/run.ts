@@ -49,7 +49,7 @@ const run = defineCommand({
     activations: {
       type: 'string',
       description:
-        "'auto' (int8 activations on quantized weights, as llama.cpp), 'f32', or 'lut8' (mixq's int1..int4 weights on T-MAC lookup tables)",
+        "'auto' (int8 activations on quantized weights, as llama.cpp), 'f32', or 'lut8' (mixq's int1..int4 weights on T-MAC lookup tables); default: the mode an engine file was planned for, else 'auto'",
     },
     echo: { type: 'boolean', description: 'print the prompt before the generated text', default: true },
     json: {
@@ -68,8 +68,9 @@ const run = defineCommand({
     const seed =
       num(args.seed, 'seed', (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, '0 .. 2^32 - 1') ?? 0;
     const contextSize = num(args.context, 'context', int(1), 'a positive integer');
-    const act = args.activations ?? 'auto';
-    if (act !== 'auto' && act !== 'f32' && act !== 'lut8')
+    // default: the mode an engine file was planned for, else 'auto'
+    const act = args.activations;
+    if (act !== undefined && act !== 'auto' && act !== 'f32' && act !== 'lut8')
       failCli(
         'run',
         new MixqError(`bad value '${act}'`, {
@@ -97,7 +98,7 @@ const run = defineCommand({
     try {
       model = await openEngineModel(String(args.model), {
         threads,
-        activations: act,
+        ...(act !== undefined ? { activations: act } : {}),
         progress: (done, total) => bar?.update(total > 0 ? Math.round((100 * done) / total) : 100),
       });
     } catch (e) {

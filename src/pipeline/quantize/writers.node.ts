@@ -15,7 +15,7 @@
 import { basename } from 'node:path';
 import { loadEngineModel } from '../../engine/load.ts';
 import { type DecodeSpeed, measureDecode } from '../../engine/session.ts';
-import { engineFileSource } from '../../engine/source.ts';
+import { ENGINE_ACTIVATIONS_KEY, engineFileSource } from '../../engine/source.ts';
 import { type EngineFileTensor, writeEngineFile } from '../../export/engine-file.ts';
 import { readSafetensors } from '../../io/safetensors/read.ts';
 import { createKernels } from '../../kernels/context.ts';
@@ -301,6 +301,9 @@ export async function writeRuntimeOutput(input: WriteInput): Promise<OutputFile>
   });
   // the GPT's MLP uses the exact erf GELU (llama.cpp's gpt2 runs the tanh form; the engine reads this key)
   const kv = [...g.kv, { key: 'mixq.activation', type: 'str' as const, value: 'gelu-erf' }];
+  // a plan for the engine's lookup-table mode says so: `mixq run` then runs it in that mode by default
+  if (input.plan.latency?.activations === 'lut8')
+    kv.push({ key: ENGINE_ACTIVATIONS_KEY, type: 'str' as const, value: 'lut8' });
   const chunks = writeEngineFile(kv, tensors);
   return {
     format: 'safetensors',
