@@ -225,6 +225,17 @@ typedef struct {
   v128_t o;  // f32x4 additive offset (tables, asymmetric)
 } sl_group4;
 
+/**
+ * acc + (S - z * sq) * (s * dx) [+ o * dx * sq]: a step's integer sums S of the tile's four rows (sq the
+ * step's activation sum, dx its activation scale) scaled into the float32 accumulator.
+ */
+INLINE v128_t sl_scale_step(v128_t acc, v128_t S, const sl_group4* P, int32_t sq, float dx, int hasoff) {
+  S = wasm_i32x4_sub(S, wasm_i32x4_mul(P->z, wasm_i32x4_splat(sq)));
+  acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P->s, wasm_f32x4_splat(dx)), acc);
+  if (hasoff) acc = fmadd(P->o, wasm_f32x4_splat(dx * (float)sq), acc);
+  return acc;
+}
+
 /** Parameters of the four rows of a tile at entry i (param_index of its first row). */
 INLINE sl_group4 sl_group_params_at(const wdesc* D, size_t i, int q8, const int B) {
   sl_group4 P;
@@ -381,24 +392,16 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
             if (g + 1 < D->ngroups) sl_il_params(D, pbase + 4 * (size_t)++g, &P, SK, B, TBL, zvar, hasoff, F);
             next += G;
           }
-          v128_t S = sl_il_total(h ? &a1 : &a0, DK);
-          const int32_t sq = A->s[kk >> 4];
-          S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
-          const float dx = A->d[kk >> 5];
-          acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
-          if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+          const v128_t S = sl_il_total(h ? &a1 : &a0, DK);
+          acc = sl_scale_step(acc, S, &P, A->s[kk >> 4], A->d[kk >> 5], hasoff);
         }
       } else {
         if (k == next) {
           if (g + 1 < D->ngroups) sl_il_params(D, pbase + 4 * (size_t)++g, &P, SK, B, TBL, zvar, hasoff, F);
           next += G;
         }
-        v128_t S = sl_il_total(&a0, DK);
-        const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
-        S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
-        const float dx = A->d[k >> 5];
-        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
-        if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+        const v128_t S = sl_il_total(&a0, DK);
+        acc = sl_scale_step(acc, S, &P, A->s[k >> 4] + A->s[(k >> 4) + 1], A->d[k >> 5], hasoff);
       }
     }
   }
@@ -454,24 +457,16 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
               next += G;
             }
             const v128_t ch[4] = {c[0][h], c[1][h], c[2][h], c[3][h]};
-            v128_t S = sl_sum4x16(ch, A, kk, DK);
-            const int32_t sq = A->s[kk >> 4];
-            S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
-            const float dx = A->d[kk >> 5];
-            acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
-            if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+            const v128_t S = sl_sum4x16(ch, A, kk, DK);
+            acc = sl_scale_step(acc, S, &P, A->s[kk >> 4], A->d[kk >> 5], hasoff);
           }
         } else {
           if (k == next) {
             if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
             next += G;
           }
-          v128_t S = sl_sum4x32(c, A, k, DK);
-          const int32_t sq = A->s[k >> 4] + A->s[(k >> 4) + 1];
-          S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
-          const float dx = A->d[k >> 5];
-          acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
-          if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+          const v128_t S = sl_sum4x32(c, A, k, DK);
+          acc = sl_scale_step(acc, S, &P, A->s[k >> 4] + A->s[(k >> 4) + 1], A->d[k >> 5], hasoff);
         }
       }
     }
@@ -574,13 +569,9 @@ static void mv_sl_q8_generic(const wdesc* D, const actq* A, float* y, int r0, in
           if (g + 1 < D->ngroups) P = sl_group_params(D, r, ++g, 1, B);
           next += G;
         }
-        v128_t S = hsum4_i32(sl_dot16_rt(c[0][t], A, k, DK), sl_dot16_rt(c[1][t], A, k, DK),
+        const v128_t S = hsum4_i32(sl_dot16_rt(c[0][t], A, k, DK), sl_dot16_rt(c[1][t], A, k, DK),
                              sl_dot16_rt(c[2][t], A, k, DK), sl_dot16_rt(c[3][t], A, k, DK));
-        const int32_t sq = A->s[k >> 4];
-        S = wasm_i32x4_sub(S, wasm_i32x4_mul(P.z, wasm_i32x4_splat(sq)));
-        const float dx = A->d[k >> 5];
-        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P.s, wasm_f32x4_splat(dx)), acc);
-        if (hasoff) acc = fmadd(P.o, wasm_f32x4_splat(dx * (float)sq), acc);
+        acc = sl_scale_step(acc, S, &P, A->s[k >> 4], A->d[k >> 5], hasoff);
       }
     }
     store_tile(y, r, r1 - 1, acc);
@@ -813,15 +804,8 @@ INLINE void mm_sl_q8_micro_il(const wdesc* D, const uint8_t* codes, const sl_gro
       }
       const int32_t q0 = G16 ? A0.s[k >> 4] : A0.s[k >> 4] + A0.s[(k >> 4) + 1];
       const int32_t q1 = G16 ? A1.s[k >> 4] : A1.s[k >> 4] + A1.s[(k >> 4) + 1];
-      S0 = wasm_i32x4_sub(S0, wasm_i32x4_mul(P.z, wasm_i32x4_splat(q0)));
-      S1 = wasm_i32x4_sub(S1, wasm_i32x4_mul(P.z, wasm_i32x4_splat(q1)));
-      const float d0 = A0.d[k >> 5], d1 = A1.d[k >> 5];
-      acc0 = fmadd(wasm_f32x4_convert_i32x4(S0), wasm_f32x4_mul(P.s, wasm_f32x4_splat(d0)), acc0);
-      acc1 = fmadd(wasm_f32x4_convert_i32x4(S1), wasm_f32x4_mul(P.s, wasm_f32x4_splat(d1)), acc1);
-      if (hasoff) {
-        acc0 = fmadd(P.o, wasm_f32x4_splat(d0 * (float)q0), acc0);
-        acc1 = fmadd(P.o, wasm_f32x4_splat(d1 * (float)q1), acc1);
-      }
+      acc0 = sl_scale_step(acc0, S0, &P, q0, A0.d[k >> 5], hasoff);
+      acc1 = sl_scale_step(acc1, S1, &P, q1, A1.d[k >> 5], hasoff);
     }
     store_tile(y + (size_t)j * ys, r, last, acc0);
     if (j + 1 < nb) store_tile(y + (size_t)(j + 1) * ys, r, last, acc1);
