@@ -158,6 +158,10 @@ test('--latency binds: tighter is faster and more damaging; a latency budget alo
     plan({ output: { target: 'onnx', write: false }, latency: { msPerToken: 1 } }),
     /no latency model/,
   );
+  await assert.rejects(
+    plan({ output: { target: 'onnx', write: false }, latency: { activations: 'lut8' } }),
+    /not run by mixq's engine/,
+  );
 });
 
 test("a plan for the engine's lookup-table mode: costed on '/lut' entries, recorded, run so", async (t) => {

@@ -84,6 +84,11 @@ function checkOptions(opts: QuantizeOptions, task: QuantTask, target: OutputTarg
       source: '--latency',
       expected: "--emit runtime (mixq's engine, whose kernels the cost table times)",
     });
+  if (opts.latency?.activations === 'lut8' && !target.costFormat)
+    throw new MixqError(`--emit ${target.name} is not run by mixq's engine`, {
+      source: '--activations',
+      expected: "--emit runtime (the engine's lookup-table mode is what the plan is made for)",
+    });
   if (opts.candidates?.biasCorrection && !target.biasCorrection)
     throw new MixqError(`bias correction is not written to ${target.name} outputs`, {
       source: '--bias-correction',
