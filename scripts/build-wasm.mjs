@@ -204,7 +204,7 @@ function record(builds, f) {
 function bytesLine(variant, b) {
   return [
     `/** ${variant}: ${b.bytes.length} bytes, flags ${b.flags} */`,
-    `export const ${CONST[variant]} =`,
+    `export const ${CONST[variant]}: string =`,
     `  '${b.bytes.toString('base64')}';`,
   ];
 }
