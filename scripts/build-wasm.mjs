@@ -31,7 +31,16 @@
 // Needs Debian's clang-16 and lld-16 (apt-get install clang-16 lld-16); CLANG / WASM_LD override the paths.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -286,7 +295,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
           console.log(`${same ? 'same' : 'DIFFERS'}  ${relative(root, out)}`);
         } else {
           mkdirSync(dirname(out), { recursive: true });
-          writeFileSync(out, text);
+          writeFileSync(`${out}.tmp`, text); // whole or not at all: a module is never half written
+          renameSync(`${out}.tmp`, out);
           console.log(`wrote ${relative(root, out)}`);
         }
       }
