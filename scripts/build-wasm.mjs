@@ -1,27 +1,46 @@
 #!/usr/bin/env node
-// Builds every WebAssembly kernel from its C source and writes it as a TypeScript module, so the package
+// Builds every WebAssembly kernel from its C source and writes it as TypeScript modules, so the package
 // ships the kernels and users need no compiler (docs/architecture.md, "WebAssembly kernels").
 //
-//   native/<area>/<name>.c  ->  src/<area>/wasm/<name>.generated.ts
-//
 // Each C file declares its build in comment lines near its top:
-//   // wasm-variants: simd128 relaxed     one module per variant (relaxed adds -mrelaxed-simd)
+//   // wasm-variants: simd128 relaxed     one build per variant (relaxed adds -mrelaxed-simd)
 //   // wasm-flags: -matomics              extra compiler flags (optional)
 //   // wasm-ld: --import-memory --shared-memory --max-memory=2147483648   extra linker flags (optional)
 // Every exported (non-static) C function is exported by the module.
 //
-// The generated module exports SOURCE_SHA256 (of the C source and every local header it includes),
-// COMPILER, FLAGS and one base64 string per variant (WASM_SIMD128, WASM_RELAXED). The build is
-// reproducible: the same compiler gives the same bytes (no debug info, paths mapped, stripped);
-// test/core/wasm-build.test.ts checks that the sources still hash to SOURCE_SHA256 (CI, no compiler
-// needed) and, where clang-16 is installed, that a rebuild gives the shipped bytes.
+// Output rule: one module per variant's bytes, so an application fetches, parses and decodes only the
+// variant it runs.
+//   one variant (the default, simd128):
+//     native/<area>/<name>.c  ->  src/<area>/wasm/<name>.generated.ts
+//       SOURCE_SHA256, COMPILER, FLAGS and the bytes as base64 (WASM_SIMD128): import it statically.
+//   two or more variants:
+//     native/<area>/<name>.c  ->  src/<area>/wasm/<name>.generated.ts            (small, no bytes)
+//                                 src/<area>/wasm/<name>.<variant>.generated.ts  (one per variant)
+//       <name>.generated.ts exports SOURCE_SHA256, COMPILER, FLAGS (per variant), BYTES (per variant) and
+//       LOAD: one loader per variant, `() => import('./<name>.<variant>.generated.ts')` returning the
+//       base64 string; each <name>.<variant>.generated.ts exports SOURCE_SHA256 (the same) and its bytes
+//       as WASM_SIMD128 / WASM_RELAXED. A bundler puts each variant in its own chunk (esbuild with
+//       splitting, Rollup / Vite by default); tsc rewrites the literal '.ts' of the import like a static one.
+// The build is reproducible: the same compiler gives the same bytes (no debug info, paths mapped,
+// stripped); test/core/wasm-build.test.ts checks that the sources still hash to SOURCE_SHA256 in every
+// file (CI, no compiler needed) and, where clang-16 is installed, that a rebuild gives the shipped files.
 //
 // Usage: node scripts/build-wasm.mjs [--check] [name-filter...]
-//   --check   rebuild into memory and compare with the shipped modules; exit 1 on any difference.
+//   --check   rebuild into memory and compare with the shipped modules; exit 1 on any difference, or on a
+//             src/<area>/wasm/*.generated.ts that no source writes any more (a build deletes those).
 // Needs Debian's clang-16 and lld-16 (apt-get install clang-16 lld-16); CLANG / WASM_LD override the paths.
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,8 +121,52 @@ export function sourceHash(path) {
   return h.digest('hex');
 }
 
+/** The module a consumer imports statically (the bytes when one variant, the loaders when more). */
 export function outputPath(src) {
   return join(root, 'src', src.area, 'wasm', `${src.name}.generated.ts`);
+}
+
+/** The module holding one variant's bytes when the source has several variants. */
+export function variantPath(src, variant) {
+  return join(root, 'src', src.area, 'wasm', `${src.name}.${variant}.generated.ts`);
+}
+
+/** The variants a source asks for (`// wasm-variants:`, default simd128). */
+export function variantsOf(src) {
+  const variants = directive(readFileSync(src.path, 'utf8'), 'wasm-variants');
+  if (variants.length === 0) variants.push('simd128');
+  for (const v of variants) {
+    if (!(v in VARIANT_FLAGS))
+      throw new Error(`${src.path}: unknown wasm-variant '${v}' (simd128 | relaxed)`);
+  }
+  return variants;
+}
+
+/** Every file the build writes for a source: the main module first, then one per variant if several. */
+export function outputPaths(src) {
+  const variants = variantsOf(src);
+  return [outputPath(src), ...(variants.length > 1 ? variants.map((v) => variantPath(src, v)) : [])];
+}
+
+/** Generated modules under src/<area>/wasm/ that no source writes any more (a dropped variant or source). */
+export function strayOutputs() {
+  const keep = new Set(listSources().flatMap((s) => outputPaths(s)));
+  const out = [];
+  const srcDir = join(root, 'src');
+  for (const area of readdirSync(srcDir).sort()) {
+    const dir = join(srcDir, area, 'wasm');
+    let names = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const f of names.sort()) {
+      const p = join(dir, f);
+      if (f.endsWith('.generated.ts') && !keep.has(p)) out.push(p);
+    }
+  }
+  return out;
 }
 
 function compile(src, variant, tmp) {
@@ -116,7 +179,11 @@ function compile(src, variant, tmp) {
   } catch (e) {
     throw new Error(`${relative(root, src.path)} (${variant}): ${e.stderr?.toString() || e.message}`);
   }
-  return { bytes: readFileSync(out), flags: [...flags.slice(0, -1), ...ld] };
+  // the flags a reader needs (no machine paths: the output must not depend on where the repo is)
+  const shown = [...flags, ...ld].filter(
+    (f) => !f.startsWith('-ffile-prefix-map') && !f.startsWith('--ld-path'),
+  );
+  return { bytes: readFileSync(out), flags: shown.join(' ') };
 }
 
 function compilerVersion() {
@@ -125,34 +192,81 @@ function compilerVersion() {
 
 const CONST = { simd128: 'WASM_SIMD128', relaxed: 'WASM_RELAXED' };
 
-/** The generated TypeScript module for one source. */
-export function render(src, hash, compiler, builds) {
-  const lines = [
-    `// Generated by scripts/build-wasm.mjs from native/${src.area}/${src.name}.c: do not edit.`,
+function header(src, what) {
+  return [
+    `// Generated by scripts/build-wasm.mjs from native/${src.area}/${src.name}.c${what}: do not edit.`,
     '// Rebuild with `npm run build:wasm` (Debian clang-16 + lld-16) after changing the C source.',
     `/** sha256 of the C source and its local headers this module was built from. */`,
-    `export const SOURCE_SHA256 = '${hash}';`,
-    `export const COMPILER = '${compiler}';`,
   ];
-  for (const [variant, b] of builds) {
-    lines.push(
-      `/** ${variant}: ${b.bytes.length} bytes, flags ${b.flags.filter((f) => !f.startsWith('-ffile-prefix-map') && !f.startsWith('--ld-path')).join(' ')} */`,
-    );
-    lines.push(`export const ${CONST[variant]} =`);
-    lines.push(`  '${b.bytes.toString('base64')}';`);
-  }
-  return lines.join('\n') + '\n';
 }
 
+/** Lines of one object property, broken after the key as prettier does when it exceeds printWidth 110. */
+function prop(key, value) {
+  const one = `  ${key}: ${value},`;
+  return one.length <= 110 ? [one] : [`  ${key}:`, `    ${value},`];
+}
+
+function record(builds, f) {
+  return ['{', ...builds.flatMap(([v, b]) => prop(v, f(b))), '} as const;'];
+}
+
+function bytesLine(variant, b) {
+  return [
+    `/** ${variant}: ${b.bytes.length} bytes, flags ${b.flags} */`,
+    `export const ${CONST[variant]}: string =`,
+    `  '${b.bytes.toString('base64')}';`,
+  ];
+}
+
+/**
+ * The generated TypeScript for one source: [path, text] per file (outputPaths order). `builds` is
+ * [variant, { bytes, flags }][] in the source's variant order.
+ */
+export function render(src, hash, compiler, builds) {
+  const split = builds.length > 1;
+  const main = [
+    ...header(src, ''),
+    `export const SOURCE_SHA256 = '${hash}';`,
+    `export const COMPILER = '${compiler}';`,
+    "/** Compiler and linker flags of each variant (besides the build's machine paths). */",
+    `export const FLAGS = ${record(builds, (b) => `'${b.flags}'`).join('\n')}`,
+    "/** Size of each variant's WebAssembly module in bytes (base64 is 4/3 of it). */",
+    `export const BYTES = ${record(builds, (b) => String(b.bytes.length)).join('\n')}`,
+  ];
+  if (!split) return [[outputPath(src), [...main, ...bytesLine(...builds[0])].join('\n') + '\n']];
+  main.push(
+    '/**',
+    ' * One loader per variant: the base64 bytes of its module, imported on first call, so a page or a',
+    ' * process fetches, parses and decodes only the variant it runs (each is its own bundler chunk).',
+    ' */',
+    'export const LOAD = {',
+    ...builds.flatMap(([v]) => {
+      const one = `  ${v}: async (): Promise<string> => (await import('./${src.name}.${v}.generated.ts')).${CONST[v]},`;
+      return one.length <= 110
+        ? [one]
+        : [
+            `  ${v}: async (): Promise<string> =>`,
+            `    (await import('./${src.name}.${v}.generated.ts')).${CONST[v]},`,
+          ];
+    }),
+    '} as const;',
+  );
+  return [
+    [outputPath(src), main.join('\n') + '\n'],
+    ...builds.map(([v, b]) => [
+      variantPath(src, v),
+      [
+        ...header(src, ` (variant ${v}, loaded by ${src.name}.generated.ts LOAD.${v})`),
+        `export const SOURCE_SHA256 = '${hash}';`,
+        ...bytesLine(v, b),
+      ].join('\n') + '\n',
+    ]),
+  ];
+}
+
+/** Builds one source: [path, text] for every file it ships (see render). */
 export function buildOne(src, tmp, compiler) {
-  const text = readFileSync(src.path, 'utf8');
-  const variants = directive(text, 'wasm-variants');
-  if (variants.length === 0) variants.push('simd128');
-  for (const v of variants) {
-    if (!(v in VARIANT_FLAGS))
-      throw new Error(`${src.path}: unknown wasm-variant '${v}' (simd128 | relaxed)`);
-  }
-  const builds = variants.map((v) => [v, compile(src, v, tmp)]);
+  const builds = variantsOf(src).map((v) => [v, compile(src, v, tmp)]);
   return render(src, sourceHash(src.path), compiler, builds);
 }
 
@@ -168,22 +282,32 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   let bad = 0;
   try {
     for (const src of sources) {
-      const text = buildOne(src, tmp, compiler);
-      const out = outputPath(src);
-      if (check) {
-        let old = '';
-        try {
-          old = readFileSync(out, 'utf8');
-        } catch {
-          /* missing */
+      for (const [out, text] of buildOne(src, tmp, compiler)) {
+        if (check) {
+          let old = '';
+          try {
+            old = readFileSync(out, 'utf8');
+          } catch {
+            /* missing */
+          }
+          const same = old === text;
+          if (!same) bad++;
+          console.log(`${same ? 'same' : 'DIFFERS'}  ${relative(root, out)}`);
+        } else {
+          mkdirSync(dirname(out), { recursive: true });
+          writeFileSync(`${out}.tmp`, text); // whole or not at all: a module is never half written
+          renameSync(`${out}.tmp`, out);
+          console.log(`wrote ${relative(root, out)}`);
         }
-        const same = old === text;
-        if (!same) bad++;
-        console.log(`${same ? 'same' : 'DIFFERS'}  ${relative(root, out)}`);
+      }
+    }
+    for (const stray of strayOutputs()) {
+      if (check) {
+        bad++;
+        console.log(`STRAY  ${relative(root, stray)} (no source writes it: delete it)`);
       } else {
-        mkdirSync(dirname(out), { recursive: true });
-        writeFileSync(out, text);
-        console.log(`wrote ${relative(root, out)}`);
+        rmSync(stray);
+        console.log(`removed ${relative(root, stray)} (no source writes it)`);
       }
     }
   } finally {

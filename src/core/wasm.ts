@@ -1,7 +1,9 @@
 /**
  * Loading the WebAssembly kernels the package ships (scripts/build-wasm.mjs turns native/<area>/<name>.c
- * into src/<area>/wasm/<name>.generated.ts, one base64 string per variant). Browser-safe: base64 inside a
- * JavaScript module needs no fetch, no file access and no bundler plugin.
+ * into src/<area>/wasm/<name>.generated.ts: the base64 bytes when the source has one variant; when it has
+ * several, SOURCE_SHA256 and a loader per variant (`LOAD.relaxed()`) that imports that variant's
+ * <name>.<variant>.generated.ts, so only the variant that runs is fetched and decoded). Browser-safe: base64
+ * inside a JavaScript module needs no fetch of a .wasm URL, no file access and no bundler plugin.
  *
  * Feature detection validates two tiny hand-assembled modules (WebAssembly binary format 1.0, section 5;
  * SIMD opcodes 0xfd 12 = v128.const, 0xfd 256 = i8x16.relaxed_swizzle), so nothing is compiled for it.

@@ -395,7 +395,7 @@ export interface KernelOptions {
 /** A single-threaded kernel context (browser-safe). */
 export async function createKernels(opts: KernelOptions = {}): Promise<KernelContext> {
   const variant = chooseVariant(opts.relaxed);
-  const module = await compileKernelModule(`st-${variant}`, moduleBase64(variant));
+  const module = await compileKernelModule(`st-${variant}`, () => moduleBase64(variant));
   const memory = new KernelMemory({
     shared: false,
     base: heapBase(module, false),

@@ -3,6 +3,10 @@
  * single-threaded build over an ordinary memory and a threaded build over a shared one, each as SIMD128 and
  * relaxed SIMD. Relaxed SIMD is picked by feature detection (core/wasm.ts): on by default in Node >= 22 and
  * current Chromium, behind --experimental-wasm-relaxed-simd in Node 20.
+ *
+ * Each variant's bytes are a module of their own (wasm/kernels.<variant>.generated.ts, ~0.7 MB of base64),
+ * imported by the loader in wasm/kernels.generated.ts when a context is first created: a process or a
+ * page (bundled with code splitting) fetches, parses and decodes only the variant it runs.
  */
 import { MixqError } from '../core/errors.ts';
 import { base64Bytes, hasWasmRelaxedSimd, hasWasmSimd } from '../core/wasm.ts';
@@ -44,17 +48,22 @@ export function chooseVariant(relaxed: boolean | 'auto' = 'auto'): KernelVariant
 
 const compiled = new Map<string, Promise<WebAssembly.Module>>();
 
-/** Base64 of a kernel module (single-threaded build). */
-export function moduleBase64(variant: KernelVariant): string {
-  return variant === 'relaxed' ? ST.WASM_RELAXED : ST.WASM_SIMD128;
+/** Loads the base64 of a kernel module (single-threaded build): imports only that variant's bytes. */
+export function moduleBase64(variant: KernelVariant): Promise<string> {
+  return ST.LOAD[variant]();
 }
 
-/** Compiles a module once per process (asynchronously: browsers refuse large synchronous compiles). */
-export function compileKernelModule(key: string, base64: string): Promise<WebAssembly.Module> {
+/**
+ * Loads (`load`: the variant's base64, imported on first call) and compiles a module once per process,
+ * asynchronously: browsers refuse large synchronous compiles. A failed load or compile is not cached, so a
+ * later call retries (a chunk that failed to download, say).
+ */
+export function compileKernelModule(key: string, load: () => Promise<string>): Promise<WebAssembly.Module> {
   let p = compiled.get(key);
   if (!p) {
-    p = WebAssembly.compile(base64Bytes(base64));
+    p = load().then((b64) => WebAssembly.compile(base64Bytes(b64)));
     compiled.set(key, p);
+    p.catch(() => compiled.delete(key));
   }
   return p;
 }

@@ -156,10 +156,7 @@ export async function createKernelPool(opts: KernelPoolOptions = {}): Promise<Ke
       expected: '1..256',
     });
   const variant = chooseVariant(opts.relaxed);
-  const module = await compileKernelModule(
-    `mt-${variant}`,
-    variant === 'relaxed' ? MT.WASM_RELAXED : MT.WASM_SIMD128,
-  );
+  const module = await compileKernelModule(`mt-${variant}`, MT.LOAD[variant]);
   const memory = new KernelMemory({
     shared: true,
     base: heapBase(module, true),

@@ -1,9 +1,11 @@
 /**
  * mixq in a real browser, bundled the way a web developer would: esbuild, platform browser, ESM, no
- * special flags (no externals, no plugins). The library entry point must bundle on its own, and a page
- * that imports it (test/browser/page.ts) runs element formats, the WebAssembly SIMD chop, a Q4_K encode
- * and the kernels' differential test in Debian's headless Chromium driven by playwright-core; its Q4_K
- * bytes and its exact kernel products must equal Node's bit for bit.
+ * special flags (no externals, no plugins). The library entry point must bundle on its own (one file, no
+ * code splitting), and a page that imports it (test/browser/page.ts), bundled with code splitting (what
+ * Vite / Rollup do by default), runs element formats, the WebAssembly SIMD chop, a Q4_K encode and the
+ * kernels' differential test in Debian's headless Chromium driven by playwright-core; its Q4_K bytes and
+ * its exact kernel products must equal Node's bit for bit. Each kernel variant's bytes land in a chunk of
+ * their own, and a first kernel context fetches only the chunk of the variant it runs.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { chromium } from 'playwright-core';
 import { BLOCK_TYPES } from '../../src/blocks/registry.ts';
 import { hasWasmRelaxedSimd } from '../../src/core/wasm.ts';
 import { createKernels } from '../../src/kernels/context.ts';
+import { LOAD as KERNEL_VARIANTS } from '../../src/kernels/wasm/kernels.generated.ts';
 import type { PageResult } from './page.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -29,17 +32,20 @@ const ARGS = [
   '--disable-sync',
 ];
 
-async function bundle(entry: string): Promise<string> {
+/** The bundle's files by URL path (the entry is /<entry name>.js). */
+async function bundle(entry: string, splitting = false): Promise<Map<string, string>> {
   const r = await build({
     entryPoints: [entry],
     bundle: true,
     platform: 'browser',
     format: 'esm',
+    splitting,
+    outdir: '/bundle',
     write: false,
     logLevel: 'silent',
   });
   assert.equal(r.errors.length, 0, r.errors.map((e) => e.text).join('\n'));
-  return r.outputFiles[0]!.text;
+  return new Map(r.outputFiles.map((f) => [f.path.slice('/bundle'.length), f.text]));
 }
 
 function fnv1a(b: Uint8Array): number {
@@ -49,7 +55,9 @@ function fnv1a(b: Uint8Array): number {
 }
 
 test('esbuild bundles src/index.ts for the browser with no flags', async () => {
-  const js = await bundle('src/index.ts');
+  const files = await bundle('src/index.ts');
+  assert.deepEqual([...files.keys()], ['/index.js']);
+  const js = files.get('/index.js')!;
   assert.ok(js.length > 100_000);
   assert.doesNotMatch(js, /from\s*["']node:/, 'no node: imports in the browser bundle');
 });
@@ -61,12 +69,23 @@ test(
     timeout: 180_000,
   },
   async () => {
-    const js = await bundle('test/browser/page.ts');
+    const files = await bundle('test/browser/page.ts', true);
+    // each variant's bytes in exactly one chunk, not the page's
+    const chunkOf: Record<string, string> = {};
+    for (const v of ['simd128', 'relaxed'] as const) {
+      const b64 = await KERNEL_VARIANTS[v]();
+      const piece = b64.slice(b64.length >> 1, (b64.length >> 1) + 64);
+      const holders = [...files].filter(([, text]) => text.includes(piece)).map(([p]) => p);
+      assert.equal(holders.length, 1, `${v} bytes in ${holders.join(', ')}`);
+      assert.notEqual(holders[0], '/page.js', `${v} bytes in the page's own chunk`);
+      chunkOf[v] = holders[0]!;
+    }
     const html =
       '<!doctype html><meta charset="utf-8"><title>mixq</title><script type="module" src="/page.js"></script>';
     const server = createServer((req, res) => {
+      const js = files.get(req.url ?? '');
       if (req.url === '/') res.writeHead(200, { 'content-type': 'text/html' }).end(html);
-      else if (req.url === '/page.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
+      else if (js !== undefined) res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
       else res.writeHead(404).end();
     });
     await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
@@ -91,6 +110,11 @@ test(
       assert.ok(res.simd);
       assert.ok(res.relaxed, 'current Chromium has relaxed SIMD on by default');
       assert.deepEqual(res.variants, ['simd128', 'relaxed']);
+      // the first context (default options) fetched its variant's chunk and not the other's
+      assert.equal(res.firstVariant, 'relaxed');
+      assert.ok(res.fetchedAtFirst.includes('/page.js'), res.fetchedAtFirst.join(' '));
+      assert.ok(res.fetchedAtFirst.includes(chunkOf.relaxed!), res.fetchedAtFirst.join(' '));
+      assert.ok(!res.fetchedAtFirst.includes(chunkOf.simd128!), res.fetchedAtFirst.join(' '));
       // Q4_K: the same bytes as in Node
       const w = Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 7)));
       assert.equal(res.q4kHash, fnv1a(BLOCK_TYPES.Q4_K.encode(w)));

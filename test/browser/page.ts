@@ -2,8 +2,9 @@
  * The page test/browser/browser.test.ts bundles with esbuild (platform browser, no special flags) and runs
  * in headless Chromium. It imports mixq from its public entry point (src/index.ts) as a web application
  * would, then runs: element formats (chop against the reference), the WebAssembly SIMD chop path, a ggml
- * Q4_K encode, and the kernels' differential test on both variants (Chromium has relaxed SIMD on by
- * default). It reports to window.__mixq for the test to read.
+ * Q4_K encode, a first kernel context on the variant feature detection picks (recording which scripts the
+ * page had fetched by then: only that variant's chunk), and the kernels' differential test on both variants
+ * (Chromium has relaxed SIMD on by default). It reports to window.__mixq for the test to read.
  */
 import {
   BLOCK_TYPES,
@@ -29,6 +30,10 @@ export interface PageResult {
   readonly simd: boolean;
   readonly relaxed: boolean;
   readonly variants: string[];
+  /** The variant of a context created with the default options, first of all kernel contexts. */
+  readonly firstVariant: string;
+  /** Paths of the scripts the page had fetched when that context was ready. */
+  readonly fetchedAtFirst: string[];
   /** FNV-1a of the Q4_K bytes (the Node side encodes the same data and compares). */
   readonly q4kHash: number;
   /** Exact-case products per variant (the Node side computes the same and compares bit for bit). */
@@ -193,6 +198,12 @@ async function run(): Promise<PageResult> {
   const w = Float32Array.from({ length: 4096 }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 7)));
   const q4k = BLOCK_TYPES.Q4_K.encode(w);
   check(q4k.length === (4096 / 256) * 144, 'Q4_K encode: 16 blocks of 144 bytes');
+  // a kernel context as an application creates one: only the variant it runs is fetched
+  const first = await createKernels();
+  const fetchedAtFirst = performance
+    .getEntriesByType('resource')
+    .map((e) => new URL(e.name).pathname)
+    .filter((p) => p.endsWith('.js'));
   // kernels, both variants
   const variants: ('simd128' | 'relaxed')[] = hasWasmRelaxedSimd() ? ['simd128', 'relaxed'] : ['simd128'];
   const exact: Record<string, number[]> = {};
@@ -226,6 +237,8 @@ async function run(): Promise<PageResult> {
     simd: hasWasmSimd(),
     relaxed: hasWasmRelaxedSimd(),
     variants,
+    firstVariant: first.variant,
+    fetchedAtFirst,
     q4kHash: fnv1a(q4k),
     exact,
   };

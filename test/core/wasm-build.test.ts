@@ -1,6 +1,8 @@
 // The shipped WebAssembly modules (src/<area>/wasm/*.generated.ts) match their C sources in native/:
-// every source hashes to the SOURCE_SHA256 its module records (so a C edit without a rebuild fails here,
-// with no compiler needed), and where Debian's clang-16 is installed a rebuild gives the same bytes.
+// every source hashes to the SOURCE_SHA256 each of its files records (so a C edit without a rebuild fails
+// here, with no compiler needed), a source with several variants ships one module per variant that its
+// loader (LOAD) imports, no generated file is left that no source writes, and where Debian's clang-16 is
+// installed a rebuild gives the same files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -10,12 +12,23 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { hasWasmRelaxedSimd, hasWasmSimd, instantiateWasmSync } from '../../src/core/wasm.ts';
 
-interface BuildScript {
-  listSources(): { area: string; name: string; path: string }[];
-  sourceHash(path: string): string;
-  outputPath(src: { area: string; name: string }): string;
-  buildOne(src: { area: string; name: string; path: string }, tmp: string, compiler: string): string;
+interface Source {
+  area: string;
+  name: string;
+  path: string;
 }
+interface BuildScript {
+  listSources(): Source[];
+  sourceHash(path: string): string;
+  outputPath(src: Source): string;
+  variantPath(src: Source, variant: string): string;
+  variantsOf(src: Source): string[];
+  outputPaths(src: Source): string[];
+  strayOutputs(): string[];
+  buildOne(src: Source, tmp: string, compiler: string): [string, string][];
+}
+const CONST: Record<string, string> = { simd128: 'WASM_SIMD128', relaxed: 'WASM_RELAXED' };
+type Loaders = Record<string, () => Promise<string>>;
 const build = (await import(
   pathToFileURL(join(process.cwd(), 'scripts/build-wasm.mjs')).href
 )) as BuildScript;
@@ -35,18 +48,52 @@ test('feature detection: SIMD128 is present in Node 20', () => {
   assert.equal(typeof hasWasmRelaxedSimd(), 'boolean');
 });
 
+test('no generated module is left that no source writes', () => {
+  assert.deepEqual(build.strayOutputs(), []);
+});
+
 for (const src of build.listSources()) {
-  test(`wasm ${src.area}/${src.name}: shipped module matches its source`, async () => {
-    const out = build.outputPath(src);
-    assert.ok(existsSync(out), `${out} missing: run npm run build:wasm`);
-    const mod = (await import(pathToFileURL(out).href)) as Record<string, string>;
-    assert.equal(
-      mod.SOURCE_SHA256,
-      build.sourceHash(src.path),
-      `native/${src.area}/${src.name}.c changed: run npm run build:wasm`,
-    );
-    // every variant instantiates where the engine supports it
-    if (mod.WASM_SIMD128) assert.ok(instantiateWasmSync(mod.WASM_SIMD128, importsFor(mod.WASM_SIMD128)));
+  test(`wasm ${src.area}/${src.name}: shipped modules match their source`, async () => {
+    const hash = build.sourceHash(src.path);
+    for (const out of build.outputPaths(src)) {
+      assert.ok(existsSync(out), `${out} missing: run npm run build:wasm`);
+      const mod = (await import(pathToFileURL(out).href)) as Record<string, unknown>;
+      assert.equal(
+        mod.SOURCE_SHA256,
+        hash,
+        `native/${src.area}/${src.name}.c changed: run npm run build:wasm`,
+      );
+    }
+    const variants = build.variantsOf(src);
+    const main = (await import(pathToFileURL(build.outputPath(src)).href)) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(main.BYTES as object), variants);
+    assert.deepEqual(Object.keys(main.FLAGS as object), variants);
+    // one variant: its bytes are in the main module; several: each behind its loader, not in the main module
+    const bytesOf: Record<string, string> = {};
+    if (variants.length === 1) {
+      assert.equal(main.LOAD, undefined);
+      bytesOf[variants[0]!] = main[CONST[variants[0]!]!] as string;
+    } else {
+      for (const v of Object.values(CONST)) assert.equal(main[v], undefined, `${v} in the main module`);
+      const load = main.LOAD as Loaders;
+      assert.deepEqual(Object.keys(load), variants);
+      for (const v of variants) {
+        const fromFile = (await import(pathToFileURL(build.variantPath(src, v)).href)) as Record<
+          string,
+          unknown
+        >;
+        bytesOf[v] = await load[v]!();
+        assert.equal(bytesOf[v], fromFile[CONST[v]!], `LOAD.${v} gives ${build.variantPath(src, v)}`);
+      }
+    }
+    for (const v of variants) {
+      const b64 = bytesOf[v]!;
+      assert.equal(typeof b64, 'string');
+      assert.equal(Buffer.from(b64, 'base64').length, (main.BYTES as Record<string, number>)[v]);
+      // every variant instantiates where the engine supports it
+      if (v === 'simd128' || (v === 'relaxed' && hasWasmRelaxedSimd()))
+        assert.ok(instantiateWasmSync(b64, importsFor(b64)), `${v} instantiates`);
+    }
   });
 
   const compiler = clangVersion();
@@ -59,7 +106,12 @@ for (const src of build.listSources()) {
       if (mod.COMPILER !== compiler) return; // another compiler version: bytes may differ legitimately
       const tmp = mkdtempSync(join(tmpdir(), 'mixq-wasm-test-'));
       try {
-        assert.equal(build.buildOne(src, tmp, compiler), readFileSync(build.outputPath(src), 'utf8'));
+        const files = build.buildOne(src, tmp, compiler);
+        assert.deepEqual(
+          files.map(([p]) => p),
+          build.outputPaths(src),
+        );
+        for (const [path, text] of files) assert.equal(text, readFileSync(path, 'utf8'), `${path} differs`);
       } finally {
         rmSync(tmp, { recursive: true, force: true });
       }
