@@ -841,9 +841,12 @@ EXPORT void mv_ggml_q8k(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_
 }
 
 /**
- * Q8_K path, matrix x matrix. A batch shares the decoding of each tile: ggml.h's tile kernels run on the
- * same activations (a 'q8k' buffer is a 'q8' buffer whose 256-block scale is repeated per 32), scaling per
- * chunk of 32 instead of per super-block: the same exact integer sums, float32 rounding in another order.
+ * Q8_K path, matrix x matrix. Interleaved tiles: kmm_tile (codes decoded once per batch), and the last
+ * tile of < 4 rows the matrix x vector row kernel per activation row, so every batch row equals its matvec
+ * bit for bit. Layout 'stored' (no interleaved tiles): a batch shares the decoding of each tile in ggml.h's
+ * tile kernels on the same activations (a 'q8k' buffer is a 'q8' buffer whose 256-block scale is repeated
+ * per 32), scaling per chunk of 32 instead of per super-block: the same exact integer sums, float32
+ * rounding in another order.
  */
 EXPORT void mm_ggml_q8k(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
                         int32_t r1, int32_t scratch) {
@@ -853,7 +856,7 @@ EXPORT void mm_ggml_q8k(int32_t desc, int32_t act, int32_t as, int32_t nb, int32
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
     if (ggml_q8k_il(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r)) continue;
-    if (nb > 1) ggml_q8_tiles(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
+    if (nb > 1 && D->aux != 4) ggml_q8_tiles(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
     else ggml_q8k_rows(D, p, act, as, nb, (float*)(uintptr_t)y, ys, r, r1 - 1);
   }
 }
