@@ -277,14 +277,16 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
         });
       }
     });
-    test(`kernels (${variant}): K-quant matrix x matrix, every batch row its matrix x vector bit for bit`, async (t) => {
-      // ggml-k.h kmm_tile decodes each super-block of a 4-row tile once for the whole batch (register
-      // blocking over the activation rows, KMM_ROWS = 64 at a time): batch sizes around its blocking, 13 rows
-      // (a last tile of one row, run as stored); the same integer sums scaled in the same float32 order as
-      // the matrix x vector kernel, and within budget of the reference. Codes all at their largest value
-      // against |q| = 127 reach the int16 partial sums' bounds (Q6_K: 4 * 63 * 127 of 32767).
+    test(`kernels (${variant}): ggml matrix x matrix, every batch row its matrix x vector bit for bit`, async (t) => {
+      // ggml-k.h kmm_tile decodes each K-quant super-block of a 4-row tile once for the whole batch (a loop
+      // over the activation rows, KMM_ROWS = 64 at a time; ggml.h GGML_IL_MM_FN two rows per step): batch
+      // sizes around that blocking, 13 rows (a last tile of one row, run as stored); the same integer sums
+      // scaled in the same float32 order as the matrix x vector kernel, and within budget of the reference.
+      // Codes all at their largest value against |q| = 127 reach the int16 partial sums' bounds (Q6_K:
+      // 4 * 63 * 127 of 32767).
       const k = await createKernels({ relaxed: variant === 'relaxed' });
-      for (const type of ['Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'] as const) {
+      for (const type of ['Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_0', 'Q8_0', 'IQ4_NL'] as const) {
+        const mode = type.endsWith('_K') ? 'q8k' : 'q8';
         await t.test(type, () => {
           for (const c of [ggmlCase(type, false, 13), ggmlMaxCodeCase(type, 9, 512)]) {
             const w = k.prepare(c.source);
@@ -295,9 +297,9 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
                     Math.floor(i / w.cols) & 1 ? -1 : 1,
                   )
                 : activations(w.cols * batch, 11 + batch);
-              const y = k.matmul(w, x, batch, { mode: 'q8k' });
+              const y = k.matmul(w, x, batch, { mode });
               for (let j = 0; j < batch; j++) {
-                const y1 = k.matvec(w, x.subarray(j * w.cols, (j + 1) * w.cols), { mode: 'q8k' });
+                const y1 = k.matvec(w, x.subarray(j * w.cols, (j + 1) * w.cols), { mode });
                 for (let r = 0; r < w.rows; r++)
                   assert.ok(
                     Object.is(y[j * w.rows + r], y1[r]),
@@ -305,15 +307,15 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
                   );
               }
               if (max) {
-                const { xhat } = q8Rows(x, w.cols, w.kp, batch, 'q8k', 'f32');
+                const { xhat } = q8Rows(x, w.cols, w.kp, batch, mode, mode === 'q8' ? 'f16' : 'f32');
                 const ref = k.reference(w, xhat, batch);
-                const budget = roundingBudget('q8k', w.kp);
+                const budget = roundingBudget(mode, w.kp);
                 for (let i = 0; i < y.length; i++)
                   assert.ok(
                     Math.abs(y[i]! - ref.y[i]!) <= budget * ref.mag[i]!,
                     `${c.name}: ${y[i]} vs ${ref.y[i]}`,
                   );
-              } else checkProducts(k, c, w, 'q8k', batch);
+              } else checkProducts(k, c, w, mode, batch);
             }
             k.release(w);
           }
