@@ -1182,7 +1182,11 @@ GGML_IL_FN(GT_Q8_0, gq8il_q8_0)
     for (int b = 0; b < nblk; b++, g += 4 * bb) {                                                         \
       const v128_t d4 = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g)));             \
       v128_t c[8];                                                                                         \
-      if (MIXQ_RELAXED && T == GT_Q4_0) il_q4_codes(g, c);                                                 \
+      if (MIXQ_RELAXED && T == GT_Q4_0) {                                                                  \
+        il_q4_codes(g, c);                                                                                 \
+        ilm_q4_relaxed(c, d4, (const uint8_t*)(uintptr_t)act, as, nb, D->kp, b, accs);                    \
+        continue;                                                                                          \
+      }                                                                                                    \
       for (int j = 0; j < nb; j += ggml_mm_step(T)) {                                                     \
         const int two = ggml_mm_step(T) == 2 && j + 1 < nb;                                                \
         const actq A = act_view(act_at(act, as, j), D->kp), A1 = act_view(act_at(act, as, j + two), D->kp); \
@@ -1198,6 +1202,31 @@ GGML_IL_FN(GT_Q8_0, gq8il_q8_0)
     }                                                                                                      \
     for (int j = 0; j < nb; j++) wasm_v128_store(y + (size_t)j * ys + r, accs[j]);                       \
   }
+/**
+ * Block b of an interleaved Q4_0 tile (relaxed build: codes c decoded, the rows' scales d4) against
+ * activation rows j < n at a, as bytes apart: il_q4_dot and GGML_IL_FN's zero point and scaling, with one
+ * pointer stepping over the rows (act_view per row and block cost more instructions than the dots).
+ */
+INLINE void ilm_q4_relaxed(const v128_t c[8], v128_t d4, const uint8_t* a, int32_t as, int n, int kp, int b,
+                           v128_t* accs) {
+#if MIXQ_RELAXED
+  const uint8_t* q = a + 32 * b;
+  const size_t od = 3 * (size_t)kp + 4 * (size_t)b - 32 * (size_t)b;  // d[b], s[2b] relative to q
+  const size_t os = 3 * (size_t)kp + (size_t)kp / 8 + 8 * (size_t)b - 32 * (size_t)b;
+  _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, q += as) {
+    v128_t s16 = wasm_i16x8_splat(0);
+    _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+      s16 = wasm_i16x8_add(s16, rdot16(c[2 * t], wasm_v128_load32_splat(q + 4 * t)));
+      s16 = wasm_i16x8_add(s16, rdot16(c[2 * t + 1], wasm_v128_load32_splat(q + 16 + 4 * t)));
+    }
+    const int32_t* sp = (const int32_t*)(q + os);
+    const v128_t S = wasm_i32x4_sub(wasm_i32x4_extadd_pairwise_i16x8(s16), wasm_i32x4_splat(8 * (sp[0] + sp[1])));
+    accs[j] = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, wasm_v128_load32_splat(q + od)), accs[j]);
+  }
+#else
+  (void)c, (void)d4, (void)a, (void)as, (void)n, (void)kp, (void)b, (void)accs;
+#endif
+}
 /**
  * Activation rows per step of GGML_IL_MM_FN. Two share each loaded and widened code vector (il_isum2);
  * same-process A/B against one row per step (4096 x 4096, batch 8 / 32, 1 thread, weights cold, load ~2):
