@@ -11,8 +11,9 @@
 // super-block: no per-chunk float work and no per-chunk horizontal sums. Full 4-row tiles are interleaved
 // at load (ggml.h; the il_*_isum kernels below end a super-block as one i32x4 of four rows); a last tile of
 // < 4 rows runs its stored rows one after the other (decoding four stored rows at once in lanes spilled
-// V8's 16 vector registers: Q3_K / Q6_K ran 2-3x slower that way). The decoding of each type's bits is the same
-// as ggml.h's (src/blocks/ggml has each layout and is the reference).
+// V8's 16 vector registers: Q3_K / Q6_K ran 2-3x slower that way). Matrix x matrix (prefill) decodes each
+// super-block of a tile once for the whole batch (kmm_tile, below). The decoding of each type's bits is the
+// same as ggml.h's (src/blocks/ggml has each layout and is the reference).
 //
 // Activation buffer ('q8k', src/kernels/activations.ts q8kBytes): the 'q8' buffer of common.h (`actq`,
 // with each 256-block's scale repeated in its eight 32-slots) followed by bs16 int16[kp/16] (sum of each 16
@@ -579,8 +580,8 @@ INLINE void il_q2k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
  * An interleaved K-quant tile (rows r .. r+3, all real) against nb Q8_K activation rows: per super-block one
  * i32x4 of the four rows' sums (and of their mins), one conversion and one float scaling each (the four
  * rows' fp16 d and dmin converted as one vector, times the block's activation scale); the float32 lanes are
- * the four outputs. Batches run the same per activation row (the tile's bytes stay in cache), so every batch
- * row equals its matvec bit for bit.
+ * the four outputs. Matrix x vector (nb = 1, the engine's decode); batches take kmm_tile, which ends each
+ * super-block with the same operations, so every batch row equals its matvec bit for bit.
  */
 #define GGML_K_IL_FN(T, NAME)                                                                              \
   static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, \
