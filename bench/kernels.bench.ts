@@ -9,6 +9,7 @@
  *     int3/5/6, MXFP4, NVFP4 (onnxruntime cannot run them): bytes of weights + scales per second
  *                     against the measured read bandwidth                      target >= 70%
  * - batch-32 matrix x matrix: float32 vs MatMul, int4 g32 vs MatMulNBits           target >= 0.6x
+ *   and ggml Q8_0, Q4_0, Q4_K, Q6_K (no onnxruntime peer: engine.bench.ts has llama.cpp's prefill)
  * - the machine's read bandwidth, measured in this run by a WebAssembly SIMD sum over 512 MiB on 1 and 2
  *   threads (the speed limit of any kernel that reads its weights once).
  *
@@ -255,7 +256,14 @@ function cases(batch: number): Case[] {
     mode: 'q8',
     peer: { label: 'MatMulNBits acc4', target: batch === 1 ? 1.0 : 0.6, build: () => nbitsPeer(4, batch) },
   };
-  if (batch > 1) return [f32, int4];
+  // ggml types as GGUF stores them (llama.cpp's formats; onnxruntime has none of them), K-quants in their
+  // default mode (Q8_K activations); at batch 32 the prefill kernels (ggml-k.h kmm_tile, ggml.h GGML_IL_MM_FN)
+  const ggml = (['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const).map((type): Case => ({
+    name: `${type} (GGUF)`,
+    src: () => ggmlBlocks(type),
+    mode: type.endsWith('_K') ? 'q8k' : 'q8',
+  }));
+  if (batch > 1) return [f32, int4, ...ggml];
   return [
     f32,
     int4,
@@ -324,14 +332,9 @@ function cases(batch: number): Case[] {
       }),
       mode: 'q8',
     },
-    // ggml types as GGUF stores them (llama.cpp's formats; onnxruntime has none of them)
-    // (K-quants in their default mode, Q8_K activations, and in 'q8' for comparison)
-    ...(['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const).map((type): Case => ({
-      name: `${type} (GGUF)`,
-      src: () => ggmlBlocks(type),
-      mode: type.endsWith('_K') ? 'q8k' : 'q8',
-    })),
-    // (blocks as stored: the layout the engine loads for modes other than q8k; interleaved tiles serve q8k)
+    ...ggml,
+    // K-quants in 'q8' for comparison (blocks as stored: the layout the engine loads for modes other than
+    // q8k; interleaved tiles serve q8k)
     ...(['Q4_K', 'Q6_K'] as const).map((type): Case => ({
       name: `${type} (GGUF, q8 acts)`,
       src: () => ggmlBlocks(type),

@@ -11,8 +11,9 @@
 // super-block: no per-chunk float work and no per-chunk horizontal sums. Full 4-row tiles are interleaved
 // at load (ggml.h; the il_*_isum kernels below end a super-block as one i32x4 of four rows); a last tile of
 // < 4 rows runs its stored rows one after the other (decoding four stored rows at once in lanes spilled
-// V8's 16 vector registers: Q3_K / Q6_K ran 2-3x slower that way). The decoding of each type's bits is the same
-// as ggml.h's (src/blocks/ggml has each layout and is the reference).
+// V8's 16 vector registers: Q3_K / Q6_K ran 2-3x slower that way). Matrix x matrix (prefill) decodes each
+// super-block of a tile once for the whole batch (kmm_tile, below). The decoding of each type's bits is the
+// same as ggml.h's (src/blocks/ggml has each layout and is the reference).
 //
 // Activation buffer ('q8k', src/kernels/activations.ts q8kBytes): the 'q8' buffer of common.h (`actq`,
 // with each 256-block's scale repeated in its eight 32-slots) followed by bs16 int16[kp/16] (sum of each 16
@@ -579,8 +580,8 @@ INLINE void il_q2k_isum(const uint8_t* g, const actk* A, int k0, int b, v128_t* 
  * An interleaved K-quant tile (rows r .. r+3, all real) against nb Q8_K activation rows: per super-block one
  * i32x4 of the four rows' sums (and of their mins), one conversion and one float scaling each (the four
  * rows' fp16 d and dmin converted as one vector, times the block's activation scale); the float32 lanes are
- * the four outputs. Batches run the same per activation row (the tile's bytes stay in cache), so every batch
- * row equals its matvec bit for bit.
+ * the four outputs. Matrix x vector (nb = 1, the engine's decode); batches take kmm_tile, which ends each
+ * super-block with the same operations, so every batch row equals its matvec bit for bit.
  */
 #define GGML_K_IL_FN(T, NAME)                                                                              \
   static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, \
@@ -617,10 +618,210 @@ GGML_K_IL_FN(GT_Q4_K, gq8k_il_q4k)
 GGML_K_IL_FN(GT_Q3_K, gq8k_il_q3k)
 GGML_K_IL_FN(GT_Q2_K, gq8k_il_q2k)
 
+// ---- matrix x matrix: each super-block's codes decoded once for the whole batch ----
+// The tile's codes of 32 weights x 4 rows are decoded into eight code vectors (c[t]: byte 4 i + u = row i's
+// code of weight k + 4 t + u) with their scale pairs, held in registers while a loop runs them against every
+// activation row of the batch (kmm_dot), each row's integer sums S in scratch. The zero-point / minimum term
+// and the float scaling end each super-block per activation row, as the matrix x vector kernel does: the same
+// exact integers and the same float32 operations in the same order, so every batch row equals its matvec bit
+// for bit. Against running GGML_K_IL_FN per activation row (same-process A/B, 4096 x 4096 and 2048 x 5632,
+// batch 8 / 32, 1 thread, weights cold): relaxed 1.36-2.41x, SIMD128 1.69-2.60x, every type and case won
+// (docs/engine.md "Prefill"); V8's relaxed inner loop keeps the eight code vectors in registers (no spill).
+
+/** Activation rows run together over a tile (scratch: 3 vectors each, the tile's bytes re-read per chunk). */
+#define KMM_ROWS 64
+
+/**
+ * s[j] (+ s23[j], SIMD128) += the 32 weights at k of the four rows (codes c[0..7], scale pairs sc0 for c[0..3],
+ * sc1 for c[4..7] as [s_0 s_0 s_1 s_1 ...]) against activation rows j < n at a, as bytes apart. Relaxed: g
+ * relaxed dots summed per i16 lane before the scaling (Q4_K 8: |.| <= 16 * 15 * 127; Q5_K, Q3_K, Q2_K 4; Q6_K
+ * 2: 4 * 63 * 127 < 2^15). SIMD128: the codes widened and multiplied by their scales once (|c sc| <= 63 * 128
+ * < 2^15), then one i32x4.dot_i16x8_s per 4 weights of two rows and activation row.
+ */
+INLINE void kmm_dot(const int T, const v128_t c[8], v128_t sc0, v128_t sc1, const uint8_t* a, int32_t as, int n,
+                    int kp, int k, v128_t* s, v128_t* s23) {
+#if MIXQ_RELAXED
+  (void)s23;
+  (void)kp;
+  const uint8_t* q = a + k;
+  _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, q += as) {
+    v128_t p[8];
+    _Pragma("clang loop unroll(full)") for (int t = 0; t < 8; t++) p[t] = rdot16(c[t], wasm_v128_load32_splat(q + 4 * t));
+    v128_t d;
+    if (T == GT_Q4_K) {
+      const v128_t u = wasm_i16x8_add(wasm_i16x8_add(wasm_i16x8_add(p[0], p[1]), wasm_i16x8_add(p[2], p[3])),
+                                      wasm_i16x8_add(wasm_i16x8_add(p[4], p[5]), wasm_i16x8_add(p[6], p[7])));
+      d = wasm_i32x4_dot_i16x8(u, sc0);
+    } else if (T == GT_Q6_K) {
+      d = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_i16x8_add(p[0], p[1]), sc0),
+                                        wasm_i32x4_dot_i16x8(wasm_i16x8_add(p[2], p[3]), sc0)),
+                         wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_i16x8_add(p[4], p[5]), sc1),
+                                        wasm_i32x4_dot_i16x8(wasm_i16x8_add(p[6], p[7]), sc1)));
+    } else {
+      const v128_t u0 = wasm_i16x8_add(wasm_i16x8_add(p[0], p[1]), wasm_i16x8_add(p[2], p[3]));
+      const v128_t u1 = wasm_i16x8_add(wasm_i16x8_add(p[4], p[5]), wasm_i16x8_add(p[6], p[7]));
+      d = wasm_i32x4_add(wasm_i32x4_dot_i16x8(u0, sc0), wasm_i32x4_dot_i16x8(u1, sc1));
+    }
+    s[j] = wasm_i32x4_add(s[j], d);
+  }
+#else
+  (void)T;
+  _Pragma("clang loop unroll(full)") for (int h = 0; h < 2; h++) {
+    const v128_t sc = h ? sc1 : sc0;
+    const v128_t scl = wasm_i16x8_shuffle(sc, sc, 0, 0, 0, 0, 2, 2, 2, 2);  // rows 0, 1
+    const v128_t sch = wasm_i16x8_shuffle(sc, sc, 4, 4, 4, 4, 6, 6, 6, 6);  // rows 2, 3
+    v128_t w[8];
+    _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+      w[2 * t] = wasm_i16x8_mul(wasm_u16x8_extend_low_u8x16(c[4 * h + t]), scl);
+      w[2 * t + 1] = wasm_i16x8_mul(wasm_u16x8_extend_high_u8x16(c[4 * h + t]), sch);
+    }
+    const uint8_t* q = a + kp + 2 * (k + 16 * h);
+    _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, q += as) {
+      v128_t lo = wasm_i32x4_splat(0), hi = lo;
+      _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+        const v128_t xv = wasm_v128_load64_splat(q + 8 * t);
+        lo = wasm_i32x4_add(lo, wasm_i32x4_dot_i16x8(w[2 * t], xv));
+        hi = wasm_i32x4_add(hi, wasm_i32x4_dot_i16x8(w[2 * t + 1], xv));
+      }
+      s[j] = wasm_i32x4_add(s[j], lo);
+      s23[j] = wasm_i32x4_add(s23[j], hi);
+    }
+  }
+#endif
+}
+
+/**
+ * Super-block b of an interleaved K-quant tile (group g, all four rows real) against activation rows j < n
+ * (at a, as bytes apart): the integer sums S into s / s23 (kmm_dot), and wz[0..nz) the i16 weights of the
+ * zero-point or minimum term per pair of block sums (Q4_K / Q5_K: minima per 32; Q2_K: minima per 16; Q3_K,
+ * Q6_K: scales per 16, times the zero point at the end). Returns nz.
+ */
+INLINE int kmm_super(const int T, const uint8_t* g, const uint8_t* a, int32_t as, int n, int kp, int k0,
+                     v128_t* s, v128_t* s23, v128_t wz[8]) {
+  const v128_t m4 = wasm_i8x16_splat(15);
+  if (T == GT_Q4_K || T == GT_Q5_K) {
+    v128_t sc01, sc23, mn01, mn23;
+    k6il_vectors(g + K4IL_SCALES, &sc01, &sc23, &mn01, &mn23);
+    wz[0] = wasm_u16x8_extend_low_u8x16(mn01);
+    wz[1] = wasm_u16x8_extend_high_u8x16(mn01);
+    wz[2] = wasm_u16x8_extend_low_u8x16(mn23);
+    wz[3] = wasm_u16x8_extend_high_u8x16(mn23);
+    const v128_t sw[4] = {wasm_u16x8_extend_low_u8x16(sc01), wasm_u16x8_extend_high_u8x16(sc01),
+                          wasm_u16x8_extend_low_u8x16(sc23), wasm_u16x8_extend_high_u8x16(sc23)};
+    _Pragma("clang loop unroll(disable)") for (int j = 0; j < 8; j++) {
+      const v128_t sc = il_scale_pairs(sw[j >> 1], j & 1);
+      v128_t c[8];
+      if (T == GT_Q4_K) {
+        const uint8_t* B = g + K4IL_CODES + 64 * j;
+        _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+          const v128_t v = wasm_v128_load(B + 16 * t);
+          c[t] = wasm_v128_and(v, m4);
+          c[4 + t] = bits8(v, 4, m4);
+        }
+      } else {
+        kil_vec4(GT_Q5_K, g + Q5IL_CODES + 80 * j, 0, c);
+        kil_vec4(GT_Q5_K, g + Q5IL_CODES + 80 * j, 1, c + 4);
+      }
+      kmm_dot(T, c, sc, sc, a, as, n, kp, k0 + 32 * j, s, s23);
+    }
+    return 4;
+  }
+  if (T == GT_Q3_K) {  // the 16 6-bit scales (minus 32) of each row, as 8 vectors of [s_i,2P  s_i,2P+1] pairs
+    v128_t v[4];
+    k6il_vectors(g + Q3IL_SCALES, &v[0], &v[1], &v[2], &v[3]);
+    const v128_t z32 = wasm_i16x8_splat(32);
+    for (int q = 0; q < 4; q++) {
+      wz[2 * q] = wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(v[q]), z32);
+      wz[2 * q + 1] = wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(v[q]), z32);
+    }
+  }
+  _Pragma("clang loop unroll(disable)") for (int P = 0; P < 8; P++) {
+    v128_t W, c[8];
+    if (T == GT_Q6_K) {
+      W = wasm_i16x8_extend_low_i8x16(wasm_v128_load64_zero(g + Q6IL_SCALES + 8 * P));
+      q6il_vec4(g + Q6IL_CODES + 96 * P, c);
+      q6il_vec4(g + Q6IL_CODES + 96 * P + 48, c + 4);
+      wz[P] = W;
+    } else if (T == GT_Q3_K) {
+      W = wz[P];
+      kil_vec4(GT_Q3_K, g + Q3IL_CODES + 48 * P, 0, c);
+      kil_vec4(GT_Q3_K, g + Q3IL_CODES + 48 * P, 1, c + 4);
+    } else {
+      const v128_t x = wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(g + Q2IL_SCALES + 8 * P));
+      W = wasm_v128_and(x, wasm_i16x8_splat(15));
+      wz[P] = wasm_u16x8_shr(x, 4);
+      kil_vec4(GT_Q2_K, g + Q2IL_CODES + 32 * P, 0, c);
+      kil_vec4(GT_Q2_K, g + Q2IL_CODES + 32 * P, 1, c + 4);
+    }
+    kmm_dot(T, c, il_scale_pairs(W, 0), il_scale_pairs(W, 1), a, as, n, kp, k0 + 32 * P, s, s23);
+  }
+  return 8;
+}
+
+/**
+ * An interleaved K-quant tile (rows r .. r+3, all real) against nb > 1 activation rows, KMM_ROWS at a time
+ * (scratch: 3 KMM_ROWS vectors): per super-block the codes decoded once (kmm_super), then per activation
+ * row the zero-point / minimum term, one conversion and one float scaling, exactly as GGML_K_IL_FN.
+ */
+INLINE void kmm_tile(const int T, const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, int nb,
+                     v128_t* scr, float* y, int ys, int r) {
+  const int nsb = D->cols / 256, gb = 4 * ggml_block_bytes(T), kp = D->kp;
+  for (int j0 = 0; j0 < nb; j0 += KMM_ROWS) {
+    const int n = nb - j0 < KMM_ROWS ? nb - j0 : KMM_ROWS;
+    const uint8_t* a = (const uint8_t*)(uintptr_t)act_at(act, as, j0);
+    v128_t *acc = scr, *s = scr + KMM_ROWS, *s23 = scr + 2 * KMM_ROWS;
+    for (int j = 0; j < n; j++) acc[j] = s[j] = s23[j] = wasm_i32x4_splat(0);
+    const uint8_t* g = tile;
+    for (int b = 0; b < nsb; b++, g += gb) {
+      v128_t wz[8];
+      const int nz = kmm_super(T, g, a, as, n, kp, 256 * b, s, s23, wz);
+      const v128_t h4 = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g));
+      const v128_t d4 = T == GT_Q4_K ? f16x4_to_f32(h4) : f16x4_to_f32_na(h4);
+      const v128_t h4m = wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g + 8));
+      const v128_t m4 = T == GT_Q4_K ? f16x4_to_f32(h4m) : f16x4_to_f32_na(h4m);
+      const uint8_t* aj = a;
+      for (int j = 0; j < n; j++, aj += as) {
+        const actk A = actk_view((uint32_t)(uintptr_t)aj, kp);
+        const int16_t* bs = nz == 4 ? A.bs32 + 8 * b : A.bs16 + 16 * b;
+        v128_t z = wasm_i32x4_splat(0);
+        for (int P = 0; P < nz; P++) z = wasm_i32x4_add(z, wasm_i32x4_dot_i16x8(wz[P], wasm_v128_load32_splat(bs + 2 * P)));
+        v128_t S = il_rows(s[j], s23[j]);
+        s[j] = s23[j] = wasm_i32x4_splat(0);
+        if (T == GT_Q3_K) S = wasm_i32x4_sub(S, wasm_i32x4_shl(z, 2));
+        if (T == GT_Q6_K) S = wasm_i32x4_sub(S, wasm_i32x4_shl(z, 5));
+        const v128_t dx = wasm_f32x4_splat(A.d[8 * b]);
+        acc[j] = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, dx), acc[j]);
+        if (ggml_has_min(T)) acc[j] = fmadd(wasm_f32x4_convert_i32x4(z), wasm_f32x4_mul(wasm_f32x4_neg(m4), dx), acc[j]);
+      }
+    }
+    for (int j = 0; j < n; j++) wasm_v128_store(y + (size_t)(j0 + j) * ys + r, acc[j]);
+  }
+}
+#define GGML_K_IL_MM_FN(T, NAME)                                                                           \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, \
+                                             int nb, v128_t* scr, float* y, int ys, int r) {               \
+    kmm_tile(T, D, tile, act, as, nb, scr, y, ys, r);                                                      \
+  }
+GGML_K_IL_MM_FN(GT_Q6_K, gq8kmm_q6k)
+GGML_K_IL_MM_FN(GT_Q5_K, gq8kmm_q5k)
+GGML_K_IL_MM_FN(GT_Q4_K, gq8kmm_q4k)
+GGML_K_IL_MM_FN(GT_Q3_K, gq8kmm_q3k)
+GGML_K_IL_MM_FN(GT_Q2_K, gq8kmm_q2k)
+
 /** Runs the tile at r if it is an interleaved K-quant tile (ggml_il_k); 0 otherwise. */
-INLINE int ggml_q8k_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, float* y, int ys,
-                       int r) {
+INLINE int ggml_q8k_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, v128_t* scr,
+                       float* y, int ys, int r) {
   if (!ggml_il_k(D->bits) || !ggml_il_tile(D, r)) return 0;
+  if (nb > 1) {
+    switch (D->bits) {
+      case GT_Q6_K: gq8kmm_q6k(D, p[0], act, as, nb, scr, y, ys, r); break;
+      case GT_Q5_K: gq8kmm_q5k(D, p[0], act, as, nb, scr, y, ys, r); break;
+      case GT_Q4_K: gq8kmm_q4k(D, p[0], act, as, nb, scr, y, ys, r); break;
+      case GT_Q3_K: gq8kmm_q3k(D, p[0], act, as, nb, scr, y, ys, r); break;
+      default: gq8kmm_q2k(D, p[0], act, as, nb, scr, y, ys, r); break;
+    }
+    return 1;
+  }
   switch (D->bits) {
     case GT_Q6_K: gq8k_il_q6k(D, p[0], act, as, nb, y, ys, r); break;
     case GT_Q5_K: gq8k_il_q5k(D, p[0], act, as, nb, y, ys, r); break;
@@ -637,15 +838,18 @@ EXPORT void mv_ggml_q8k(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    if (!ggml_q8k_il(D, p, act, 0, 1, (float*)(uintptr_t)y, 0, r))
+    if (!ggml_q8k_il(D, p, act, 0, 1, 0, (float*)(uintptr_t)y, 0, r))
       ggml_q8k_rows(D, p, act, 0, 1, (float*)(uintptr_t)y, 0, r, r1 - 1);
   }
 }
 
 /**
- * Q8_K path, matrix x matrix. A batch shares the decoding of each tile: ggml.h's tile kernels run on the
- * same activations (a 'q8k' buffer is a 'q8' buffer whose 256-block scale is repeated per 32), scaling per
- * chunk of 32 instead of per super-block: the same exact integer sums, float32 rounding in another order.
+ * Q8_K path, matrix x matrix. Interleaved tiles: kmm_tile (codes decoded once per batch), and the last
+ * tile of < 4 rows the matrix x vector row kernel per activation row, so every batch row equals its matvec
+ * bit for bit. Layout 'stored' (no interleaved tiles): a batch shares the decoding of each tile in ggml.h's
+ * tile kernels on the same activations (a 'q8k' buffer is a 'q8' buffer whose 256-block scale is repeated
+ * per 32), scaling per chunk of 32 instead of per super-block: the same exact integer sums, float32
+ * rounding in another order.
  */
 EXPORT void mm_ggml_q8k(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
                         int32_t r1, int32_t scratch) {
@@ -654,8 +858,8 @@ EXPORT void mm_ggml_q8k(int32_t desc, int32_t act, int32_t as, int32_t nb, int32
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    if (ggml_q8k_il(D, p, act, as, nb, (float*)(uintptr_t)y, ys, r)) continue;
-    if (nb > 1) ggml_q8_tiles(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
+    if (ggml_q8k_il(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r)) continue;
+    if (nb > 1 && D->aux != 4) ggml_q8_tiles(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
     else ggml_q8k_rows(D, p, act, as, nb, (float*)(uintptr_t)y, ys, r, r1 - 1);
   }
 }

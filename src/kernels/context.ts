@@ -94,7 +94,7 @@ const SRC = 'kernels';
 
 /**
  * Scratch a kernel call may need per thread (decoded tiles of the matrix x matrix kernels, one accumulator
- * vector per activation row: see the C).
+ * vector per activation row: see the C; the fixed 8 KiB also holds ggml-k.h kmm_tile's 3 KiB of sums).
  */
 export function scratchBytes(d: Desc, batch = 1): number {
   return 16 * d.kp + 64 * d.ngroups + 16 * batch + 8192;

@@ -239,19 +239,33 @@ export function ggmlCase(type: BlockTypeName, exact = false, rows = 13, seed = 3
   const cols = t.blockSize === 256 ? 512 : t.blockSize === 32 ? 288 : COLS + 1;
   const W = normals(new Rng(seed), rows * cols, 0.1);
   const data = t.encode(W);
-  if (exact) {
-    for (let o = 0; o < data.length; o += t.bytesPerBlock)
-      for (const f of GGML_SCALE_FIELDS[type] ?? []) {
-        const h = f32ToF16Bits(2 ** -8);
-        data[o + f] = h & 255;
-        data[o + f + 1] = h >> 8;
-      }
-  }
+  if (exact) setGgmlScales(type, data, 2 ** -8);
   return {
     name: `${type}${exact ? '-exact' : ''}`,
     source: { kind: 'ggml', type, rows, cols, data },
     dequant: t.decode(data, rows * cols),
   };
+}
+
+/** Sets every block's float16 d (and dmin) to v. */
+function setGgmlScales(type: BlockTypeName, data: Uint8Array, v: number): void {
+  const h = f32ToF16Bits(v);
+  for (let o = 0; o < data.length; o += BLOCK_TYPES[type].bytesPerBlock)
+    for (const f of GGML_SCALE_FIELDS[type] ?? []) {
+      data[o + f] = h & 255;
+      data[o + f + 1] = h >> 8;
+    }
+}
+
+/**
+ * A ggml tensor whose bytes are all 0xff but the d (and dmin) fields (2^-8): every code at its largest
+ * value (K-quants: Q2_K 3, Q3_K 7, Q4_K 15, Q5_K 31, Q6_K 63), the integer partial sums at their bounds.
+ */
+export function ggmlMaxCodeCase(type: BlockTypeName, rows: number, cols: number): KernelCase {
+  const t = BLOCK_TYPES[type];
+  const data = new Uint8Array((rows * cols * t.bytesPerBlock) / t.blockSize).fill(255);
+  setGgmlScales(type, data, 2 ** -8);
+  return { name: `${type}-max`, source: { kind: 'ggml', type, rows, cols, data } };
 }
 
 /**

@@ -32,6 +32,7 @@ import {
   exactlySummable,
   GGML_TYPES,
   ggmlCase,
+  ggmlMaxCodeCase,
   type KernelCase,
   MIXQ_SPECS,
   mixqCase,
@@ -273,6 +274,51 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
               `${name} matvec: ${y1[i]} vs ${ref.y[rows + i]}`,
             );
           k.release(w);
+        });
+      }
+    });
+    test(`kernels (${variant}): ggml matrix x matrix, every batch row its matrix x vector bit for bit`, async (t) => {
+      // ggml-k.h kmm_tile decodes each K-quant super-block of a 4-row tile once for the whole batch (a loop
+      // over the activation rows, KMM_ROWS = 64 at a time; ggml.h GGML_IL_MM_FN two rows per step): batch
+      // sizes around that blocking, 13 rows (a last tile of one row, run as stored); the same integer sums
+      // scaled in the same float32 order as the matrix x vector kernel, and within budget of the reference.
+      // Codes all at their largest value against |q| = 127 reach the int16 partial sums' bounds (Q6_K:
+      // 4 * 63 * 127 of 32767).
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      for (const type of ['Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'Q4_0', 'Q8_0', 'IQ4_NL'] as const) {
+        const mode = type.endsWith('_K') ? 'q8k' : 'q8';
+        await t.test(type, () => {
+          for (const c of [ggmlCase(type, false, 13), ggmlMaxCodeCase(type, 9, 512)]) {
+            const w = k.prepare(c.source);
+            const max = c.name.endsWith('-max');
+            for (const batch of max ? [2, 3] : [2, 3, 8, 33, 67]) {
+              const x = max
+                ? Float32Array.from({ length: batch * w.cols }, (_, i) =>
+                    Math.floor(i / w.cols) & 1 ? -1 : 1,
+                  )
+                : activations(w.cols * batch, 11 + batch);
+              const y = k.matmul(w, x, batch, { mode });
+              for (let j = 0; j < batch; j++) {
+                const y1 = k.matvec(w, x.subarray(j * w.cols, (j + 1) * w.cols), { mode });
+                for (let r = 0; r < w.rows; r++)
+                  assert.ok(
+                    Object.is(y[j * w.rows + r], y1[r]),
+                    `${c.name} batch ${batch} input ${j} row ${r}: ${y[j * w.rows + r]} vs matvec ${y1[r]}`,
+                  );
+              }
+              if (max) {
+                const { xhat } = q8Rows(x, w.cols, w.kp, batch, mode, mode === 'q8' ? 'f16' : 'f32');
+                const ref = k.reference(w, xhat, batch);
+                const budget = roundingBudget(mode, w.kp);
+                for (let i = 0; i < y.length; i++)
+                  assert.ok(
+                    Math.abs(y[i]! - ref.y[i]!) <= budget * ref.mag[i]!,
+                    `${c.name}: ${y[i]} vs ${ref.y[i]}`,
+                  );
+              } else checkProducts(k, c, w, mode, batch);
+            }
+            k.release(w);
+          }
         });
       }
     });

@@ -40,7 +40,7 @@ test('the same results on 1, 2 and 3 threads', async () => {
       for (const p of pools) {
         const w = p.prepare(c.source, c.options);
         for (const mode of w1.modes)
-          for (const batch of [1, 6]) {
+          for (const batch of [1, 6, 33]) {
             const x = activations(w1.cols * batch, batch);
             const want = one.matmul(w1, x, batch, { mode });
             const got = p.matmul(w, x, batch, { mode });
