@@ -21,6 +21,8 @@ export interface OpenModelOptions extends LoadOptions {
   readonly threads?: number;
   /** Relaxed SIMD where the engine has it (default 'auto'). */
   readonly relaxed?: boolean | 'auto';
+  /** With threads > 1: microseconds waiting threads poll before they sleep (KernelPoolOptions.pollMicros). */
+  readonly pollMicros?: number;
 }
 
 /** A model loaded from disk; `close()` stops its threads. */
@@ -75,7 +77,14 @@ export async function openEngineModel(path: string, opts: OpenModelOptions = {})
     }
     const threads = opts.threads ?? 1;
     const relaxed = opts.relaxed ?? 'auto';
-    const pool = threads === 1 ? undefined : await createKernelPool({ threads, relaxed });
+    const pool =
+      threads === 1
+        ? undefined
+        : await createKernelPool({
+            threads,
+            relaxed,
+            ...(opts.pollMicros !== undefined ? { pollMicros: opts.pollMicros } : {}),
+          });
     const kernels = pool ?? (await createKernels({ relaxed }));
     const stop = () => (pool ? pool.close() : Promise.resolve());
     let model: EngineModel & { readonly load: LoadReport };

@@ -2,10 +2,11 @@
  * A kernel worker thread (pool.node.ts): instantiates the threaded kernel module over the pool's shared
  * memory with its own C stack, then waits on its control block for calls. Control block (int32 words):
  * [0] sequence number of the current call, [1] sequence number done, [2] function index (-1: exit),
- * [3] argument count, [4] error flag, [8..24) arguments.
+ * [3] argument count, [4] error flag, [5] microseconds to poll for the next call before sleeping,
+ * [8..24) arguments.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { CTL } from './pool-control.ts';
+import { CTL, pollWhile } from './pool-control.ts';
 
 interface Init {
   readonly module: WebAssembly.Module;
@@ -23,7 +24,7 @@ const c = new Int32Array(init.memory.buffer, init.ctl, CTL.words);
 parentPort!.postMessage('ready');
 let last = 0;
 for (;;) {
-  Atomics.wait(c, CTL.seq, last);
+  if (pollWhile(c, CTL.seq, last, c[CTL.poll]!) === last) Atomics.wait(c, CTL.seq, last);
   const seq = Atomics.load(c, CTL.seq);
   if (seq === last) continue;
   last = seq;

@@ -18,7 +18,7 @@ import { startReadyWorkers } from '../core/worker-thread.node.ts';
 import { KernelContext, type KernelOptions, type RowExecutor } from './context.ts';
 import { KernelMemory } from './memory.ts';
 import { chooseVariant, compileKernelModule, heapBase, type KernelExports } from './module.ts';
-import { CTL } from './pool-control.ts';
+import { CTL, DEFAULT_POLL_US, pollWhile } from './pool-control.ts';
 import { SPLIT_KERNELS } from './attention.ts';
 import { LAYOUTS } from './registry.ts';
 import * as MT from './wasm/kernels-mt.generated.ts';
@@ -29,6 +29,12 @@ const STACK_BYTES = 256 * 1024;
 export interface KernelPoolOptions extends KernelOptions {
   /** Threads including the calling one (default: the machine's available parallelism). */
   readonly threads?: number;
+  /**
+   * Microseconds a waiting thread polls before it sleeps (default 200): workers between calls, the calling
+   * thread for its workers (at least this, at most as long as its own share of the call took). 0: sleep
+   * at once (less CPU when the machine is oversubscribed; each call then pays a thread's wake-up).
+   */
+  readonly pollMicros?: number;
 }
 
 /** Every kernel function a worker may be asked to run (the products, and read_rows for benchmarks). */
@@ -46,6 +52,14 @@ const NAMES: readonly string[] = [
 class PoolExecutor implements RowExecutor {
   /** Threads products use (at most the pool's). */
   threads: number;
+  /** KernelPoolOptions.pollMicros. */
+  pollMicros = DEFAULT_POLL_US;
+  /**
+   * The polling budget in use: pollMicros while polling pays; halved each time the calling thread's poll
+   * ends without its workers (they were descheduled: the machine is oversubscribed, where polling only
+   * takes cores from the threads that would make progress), regained slowly while polls succeed.
+   */
+  private budget = DEFAULT_POLL_US;
   private readonly scratch: { p: number; n: number }[];
   constructor(
     private readonly memory: KernelMemory,
@@ -54,6 +68,9 @@ class PoolExecutor implements RowExecutor {
   ) {
     this.threads = ctls.length + 1;
     this.scratch = Array.from({ length: this.threads }, () => ({ p: 0, n: 0 }));
+  }
+  resetPolling(): void {
+    this.budget = this.pollMicros;
   }
   private scratchOf(t: number, bytes: number): number {
     const s = this.scratch[t]!;
@@ -77,6 +94,7 @@ class PoolExecutor implements RowExecutor {
       const c = this.ctls[t - 1]!;
       const a = [...args, r0, r1, this.scratchOf(t, scratchBytes)];
       c[CTL.fn] = fi;
+      c[CTL.poll] = this.budget;
       c[CTL.argc] = a.length;
       c.set(a, CTL.args);
       const seq = (c[CTL.seq]! + 1) | 0;
@@ -85,16 +103,26 @@ class PoolExecutor implements RowExecutor {
       started.push([c, seq]);
     }
     const f = this.exports[fn] as (...a: number[]) => void;
+    const t0 = performance.now();
     f(...args, 0, Math.min(rows, per), this.scratchOf(0, scratchBytes));
+    // the workers started with this thread's share: poll for them about as long as it took (a worker still
+    // busy well after that was likely descheduled, and this thread sleeps instead of burning a core)
+    const poll = this.budget > 0 ? Math.max(this.budget, (performance.now() - t0) * 1000) : 0;
     let failed = false;
+    let slept = false;
     for (const [c, seq] of started) {
       for (;;) {
         const d = Atomics.load(c, CTL.done);
-        if (d === seq) break;
+        if (d === seq || pollWhile(c, CTL.done, d, poll) === seq) break;
+        slept = true;
         Atomics.wait(c, CTL.done, d, 1000);
       }
       if (c[CTL.err]) failed = true;
     }
+    if (started.length > 0 && this.pollMicros > 0)
+      this.budget = slept
+        ? this.budget >> 1
+        : Math.min(this.pollMicros, this.budget + Math.max(1, this.pollMicros >> 4));
     if (failed)
       throw new MixqError(`kernel ${fn} failed on a worker thread`, { source: 'kernel pool', field: fn });
   }
@@ -126,6 +154,14 @@ export class KernelPool extends KernelContext {
     (this.executor as PoolExecutor).threads = n;
   }
 
+  /** Microseconds waiting threads poll before they sleep (KernelPoolOptions.pollMicros). */
+  usePolling(micros: number): void {
+    checkPollMicros(micros);
+    const e = this.executor as PoolExecutor;
+    e.pollMicros = Math.round(micros);
+    e.resetPolling();
+  }
+
   /** Runs read_rows over `rows` rows of `rowBytes` from `base` on the active threads (memory bandwidth). */
   readRows(base: number, rowBytes: number, rows: number): void {
     this.executor.run('read_rows', [base, rowBytes], rows, 0, 1);
@@ -146,6 +182,15 @@ export class KernelPool extends KernelContext {
   }
 }
 
+function checkPollMicros(micros: number): void {
+  if (!Number.isFinite(micros) || micros < 0 || micros > 1e6)
+    throw new MixqError(`pollMicros ${micros}`, {
+      source: 'kernel pool',
+      field: 'pollMicros',
+      expected: '0..1000000 microseconds',
+    });
+}
+
 /** A kernel context on `threads` threads (the calling thread and threads - 1 workers). */
 export async function createKernelPool(opts: KernelPoolOptions = {}): Promise<KernelPool> {
   const threads = opts.threads ?? availableParallelism();
@@ -155,6 +200,7 @@ export async function createKernelPool(opts: KernelPoolOptions = {}): Promise<Ke
       field: 'threads',
       expected: '1..256',
     });
+  if (opts.pollMicros !== undefined) checkPollMicros(opts.pollMicros);
   const variant = chooseVariant(opts.relaxed);
   const module = await compileKernelModule(`mt-${variant}`, MT.LOAD[variant]);
   const memory = new KernelMemory({
@@ -170,5 +216,7 @@ export async function createKernelPool(opts: KernelPoolOptions = {}): Promise<Ke
     ctls.push(new Int32Array(memory.memory.buffer, ctl, CTL.words));
     return { module, memory: memory.memory, ctl, names: NAMES, stackTop: stack + STACK_BYTES };
   });
-  return new KernelPool(memory, inst.exports as unknown as KernelExports, variant, workers, ctls);
+  const pool = new KernelPool(memory, inst.exports as unknown as KernelExports, variant, workers, ctls);
+  if (opts.pollMicros !== undefined) pool.usePolling(opts.pollMicros);
+  return pool;
 }

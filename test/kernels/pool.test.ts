@@ -1,7 +1,8 @@
 /**
  * Worker threads: products on 2 and 3 threads (rows split between the calling thread and the workers over
  * one shared memory) equal the single-threaded kernels bit for bit, for every layout and mode, on shapes
- * whose rows do not split evenly; a pool keeps working after memory growth, and closes.
+ * whose rows do not split evenly, with the waiting threads polling (the default) or sleeping at once; a pool
+ * keeps working after memory growth, and closes; a bad polling budget is refused before any thread starts.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -33,7 +34,7 @@ test('the same results on 1, 2 and 3 threads', async () => {
     ),
   ];
   const one = await createKernels();
-  const pools = [await createKernelPool({ threads: 2 }), await createKernelPool({ threads: 3 })];
+  const pools = [await createKernelPool({ threads: 2, pollMicros: 0 }), await createKernelPool({ threads: 3 })];
   try {
     for (const c of cases) {
       const w1 = one.prepare(c.source, c.options);
@@ -60,4 +61,9 @@ test('the same results on 1, 2 and 3 threads', async () => {
   } finally {
     for (const p of pools) await p.close();
   }
+});
+
+test('a bad polling budget is refused in one line', async () => {
+  await assert.rejects(createKernelPool({ threads: 2, pollMicros: -1 }), /pollMicros -1.*0\.\.1000000 microseconds/);
+  await assert.rejects(createKernelPool({ threads: 2, pollMicros: Number.NaN }), /pollMicros NaN/);
 });
