@@ -49,17 +49,21 @@ const NAMES: readonly string[] = [
   ]),
 ];
 
+/** Calls without polling after a poll that ended without the workers (PoolExecutor.cooldown). */
+const COOLDOWN_CALLS = 64;
+
 class PoolExecutor implements RowExecutor {
   /** Threads products use (at most the pool's). */
   threads: number;
   /** KernelPoolOptions.pollMicros. */
   pollMicros = DEFAULT_POLL_US;
   /**
-   * The polling budget in use: pollMicros while polling pays; halved each time the calling thread's poll
-   * ends without its workers (they were descheduled: the machine is oversubscribed, where polling only
-   * takes cores from the threads that would make progress), regained slowly while polls succeed.
+   * Calls left before the waiting threads poll again. A poll of the calling thread that ends without its
+   * workers means they were descheduled (the machine is oversubscribed: polling then only takes a core from
+   * the threads that would make progress, measured 15-27% slower decoding); the threads then sleep at once
+   * for the next COOLDOWN_CALLS calls and try polling again after that.
    */
-  private budget = DEFAULT_POLL_US;
+  private cooldown = 0;
   private readonly scratch: { p: number; n: number }[];
   constructor(
     private readonly memory: KernelMemory,
@@ -70,7 +74,7 @@ class PoolExecutor implements RowExecutor {
     this.scratch = Array.from({ length: this.threads }, () => ({ p: 0, n: 0 }));
   }
   resetPolling(): void {
-    this.budget = this.pollMicros;
+    this.cooldown = 0;
   }
   private scratchOf(t: number, bytes: number): number {
     const s = this.scratch[t]!;
@@ -87,6 +91,8 @@ class PoolExecutor implements RowExecutor {
     const fi = NAMES.indexOf(fn);
     if (fi < 0) throw new Error(`internal: kernel ${fn} is not in the pool's table`);
     const started: [Int32Array, number][] = [];
+    const poll = this.cooldown > 0 ? 0 : this.pollMicros;
+    if (this.cooldown > 0) this.cooldown--;
     for (let t = 1; t < this.threads; t++) {
       const r0 = t * per;
       const r1 = Math.min(rows, r0 + per);
@@ -94,7 +100,7 @@ class PoolExecutor implements RowExecutor {
       const c = this.ctls[t - 1]!;
       const a = [...args, r0, r1, this.scratchOf(t, scratchBytes)];
       c[CTL.fn] = fi;
-      c[CTL.poll] = this.budget;
+      c[CTL.poll] = poll;
       c[CTL.argc] = a.length;
       c.set(a, CTL.args);
       const seq = (c[CTL.seq]! + 1) | 0;
@@ -103,11 +109,7 @@ class PoolExecutor implements RowExecutor {
       started.push([c, seq]);
     }
     const f = this.exports[fn] as (...a: number[]) => void;
-    const t0 = performance.now();
     f(...args, 0, Math.min(rows, per), this.scratchOf(0, scratchBytes));
-    // the workers started with this thread's share: poll for them about as long as it took (a worker still
-    // busy well after that was likely descheduled, and this thread sleeps instead of burning a core)
-    const poll = this.budget > 0 ? Math.max(this.budget, (performance.now() - t0) * 1000) : 0;
     let failed = false;
     let slept = false;
     for (const [c, seq] of started) {
@@ -119,10 +121,7 @@ class PoolExecutor implements RowExecutor {
       }
       if (c[CTL.err]) failed = true;
     }
-    if (started.length > 0 && this.pollMicros > 0)
-      this.budget = slept
-        ? this.budget >> 1
-        : Math.min(this.pollMicros, this.budget + Math.max(1, this.pollMicros >> 4));
+    if (slept && poll > 0) this.cooldown = COOLDOWN_CALLS;
     if (failed)
       throw new MixqError(`kernel ${fn} failed on a worker thread`, { source: 'kernel pool', field: fn });
   }
