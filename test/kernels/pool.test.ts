@@ -34,7 +34,10 @@ test('the same results on 1, 2 and 3 threads', async () => {
     ),
   ];
   const one = await createKernels();
-  const pools = [await createKernelPool({ threads: 2, pollMicros: 0 }), await createKernelPool({ threads: 3 })];
+  const pools = [
+    await createKernelPool({ threads: 2, pollMicros: 0 }),
+    await createKernelPool({ threads: 3 }),
+  ];
   try {
     for (const c of cases) {
       const w1 = one.prepare(c.source, c.options);
@@ -64,6 +67,9 @@ test('the same results on 1, 2 and 3 threads', async () => {
 });
 
 test('a bad polling budget is refused in one line', async () => {
-  await assert.rejects(createKernelPool({ threads: 2, pollMicros: -1 }), /pollMicros -1.*0\.\.1000000 microseconds/);
+  await assert.rejects(
+    createKernelPool({ threads: 2, pollMicros: -1 }),
+    /pollMicros -1.*0\.\.1000000 microseconds/,
+  );
   await assert.rejects(createKernelPool({ threads: 2, pollMicros: Number.NaN }), /pollMicros NaN/);
 });
