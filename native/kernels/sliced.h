@@ -840,6 +840,193 @@ INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4
     }                                                                                                     \
   } while (0)
 
+// ---- int8 path, matrix x matrix on interleaved tiles: each 32-weight step's codes decoded once per batch ----
+// kmm's design (ggml-k.h kmm_tile) for the sliced formats: the tile's codes of 32 weights x 4 rows are decoded
+// into eight code vectors (c[q], q = 4 h + j: byte 4 i + u = row i's code of weight k + 16 h + 4 j + u, as
+// sl_codes32s gives them at S = 64), held in registers while a loop runs them against up to SMM_ROWS
+// activation rows, each row's [row 0..3] float32 accumulator in scratch. Every step ends per activation row
+// in sl_scale_step with the same group parameters and activation sums as the matrix x vector kernel
+// (sl_il_tile_q8): the same exact integers, the same float32 operations in the same order, so every batch
+// row equals its matvec bit for bit (and main's matrix x matrix, which scaled the same way).
+
+/** Activation rows run together over a tile (scratch: 3 vectors each; the tile's bytes re-read per chunk). */
+#define SMM_ROWS 64
+
+/**
+ * Row j's [row 0..3] integer sums of the codes c[0..nc) (nc = 8: a 32-weight step at k; 4: a 16-weight one,
+ * c[q] at k + 4 q) against the activations of row j (int8 at q8, int16 at q16). Relaxed and 7-bit codes:
+ * i16 dots summed per lane while exact (sl_il_add's `per`), then widened. Otherwise (SIMD128, 8-bit codes):
+ * the codes widened in w (rows 0, 1 low, 2, 3 high; widened by the caller once) and i32x4.dot_i16x8_s.
+ */
+INLINE v128_t smm_sum(const v128_t* c, const v128_t* w, const int8_t* q8, const int16_t* q16, const int nc,
+                      const int DK) {
+#if MIXQ_RELAXED
+  if (DK == DK_U4 || DK == DK_U5 || DK == DK_U6 || DK == DK_U7) {
+    (void)w;
+    (void)q16;
+    const int per = DK == DK_U4 ? 8 : DK == DK_U5 ? 4 : DK == DK_U6 ? 2 : 1;
+    v128_t s32 = wasm_i32x4_splat(0), s16 = s32;
+    _Pragma("clang loop unroll(full)") for (int q = 0; q < nc; q++) {
+      const int kq = 16 * (q >> 2) + 4 * (q & 3);
+      const v128_t d = rdot16(c[q], wasm_v128_load32_splat(q8 + kq));
+      s16 = q % per ? wasm_i16x8_add(s16, d) : d;
+      if (q % per == per - 1 || q == nc - 1) s32 = wasm_i32x4_add(s32, wasm_i32x4_extadd_pairwise_i16x8(s16));
+    }
+    return s32;
+  }
+#endif
+  (void)c;
+  (void)q8;
+  v128_t lo = wasm_i32x4_splat(0), hi = lo;
+  _Pragma("clang loop unroll(full)") for (int q = 0; q < nc; q++) {
+    const int kq = 16 * (q >> 2) + 4 * (q & 3);
+    const v128_t xv = wasm_v128_load64_splat(q16 + kq);
+    lo = wasm_i32x4_add(lo, wasm_i32x4_dot_i16x8(w[2 * q], xv));
+    hi = wasm_i32x4_add(hi, wasm_i32x4_dot_i16x8(w[2 * q + 1], xv));
+  }
+  return wasm_i32x4_add(wasm_i32x4_shuffle(lo, hi, 0, 2, 4, 6), wasm_i32x4_shuffle(lo, hi, 1, 3, 5, 7));
+}
+
+/** Whether smm_sum widens the codes (SIMD128 build, or 8-bit codes). */
+#if MIXQ_RELAXED
+#define SMM_WIDE(DK) ((DK) == DK_S8 || (DK) == DK_FULL8)
+#else
+#define SMM_WIDE(DK) 1
+#endif
+
+/**
+ * nc code vectors (nc = 4: 16 weights at k) against activation rows j < n at a (as bytes apart): the integer
+ * sums of each row scaled into acc[j] (sl_scale_step with the step's activation sum and scale). SIMD128:
+ * the codes are widened once here; 32-weight steps run as two 16-weight halves (eight widened vectors live),
+ * the first half's sums kept in part[j].
+ */
+INLINE void smm_step(const v128_t* c, const int nc, const sl_group4* P, const uint8_t* a, int32_t as, int n,
+                     int kp, int k, v128_t* acc, v128_t* part, int hasoff, const int DK) {
+  const size_t oq16 = (size_t)kp + 2 * (size_t)k, od = 3 * (size_t)kp + 4 * (size_t)(k >> 5);
+  const size_t os = 3 * (size_t)kp + (size_t)kp / 8 + 4 * (size_t)(k >> 4);
+  if (!SMM_WIDE(DK)) {
+    const uint8_t* p = a;
+    _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, p += as) {
+      const v128_t S = smm_sum(c, c, (const int8_t*)p + k, 0, nc, DK);
+      const int32_t* s = (const int32_t*)(p + os);
+      acc[j] = sl_scale_step(acc[j], S, P, nc == 8 ? s[0] + s[1] : s[0], *(const float*)(p + od), hasoff);
+    }
+    return;
+  }
+  const int sgn = DK == DK_S8 || DK == DK_FULL8;
+  _Pragma("clang loop unroll(full)") for (int h = 0; h < nc / 4; h++) {
+    v128_t w[8];
+    _Pragma("clang loop unroll(full)") for (int q = 0; q < 4; q++) {
+      const v128_t cq = sgn ? wasm_v128_xor(c[4 * h + q], wasm_i8x16_splat((int8_t)0x80)) : c[4 * h + q];
+      w[2 * q] = sgn ? wasm_i16x8_extend_low_i8x16(cq) : wasm_u16x8_extend_low_u8x16(cq);
+      w[2 * q + 1] = sgn ? wasm_i16x8_extend_high_i8x16(cq) : wasm_u16x8_extend_high_u8x16(cq);
+    }
+    const uint8_t* p = a;
+    _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, p += as) {
+      v128_t S = smm_sum(c, w, 0, (const int16_t*)(p + oq16) + 16 * h, 4, DK);
+      if (nc == 8 && h == 0) {
+        part[j] = S;
+        continue;
+      }
+      if (nc == 8) S = wasm_i32x4_add(part[j], S);
+      const int32_t* s = (const int32_t*)(p + os);
+      acc[j] = sl_scale_step(acc[j], S, P, nc == 8 ? s[0] + s[1] : s[0], *(const float*)(p + od), hasoff);
+    }
+  }
+}
+
+/**
+ * An interleaved tile (rows r .. r+3, all real, at `tile`) against nb activation rows, SMM_ROWS at a time
+ * (scratch: 2 SMM_ROWS vectors): per 32 weights the codes decoded once (after the int8 table for tables),
+ * then smm_step; group parameters as sl_il_tile_q8 reads them (sl_group_params_at, the same values).
+ */
+INLINE void smm_tile(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, int nb, v128_t* scr,
+                     const v128_t* T, float* y, int ys, int r, const int B, const int DK, const int TBL,
+                     const int G16) {
+  const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0, kp = D->kp;
+  const size_t pbase = param_index(D, r, 0);  // group g's four entries at pbase + 4 g
+  for (int j0 = 0; j0 < nb; j0 += SMM_ROWS) {
+    const int n = nb - j0 < SMM_ROWS ? nb - j0 : SMM_ROWS;
+    const uint8_t* a = (const uint8_t*)(uintptr_t)act_at(act, as, j0);
+    v128_t *acc = scr, *part = scr + SMM_ROWS;
+    for (int j = 0; j < n; j++) acc[j] = wasm_f32x4_splat(0);
+    sl_group4 P = sl_group_params_at(D, pbase, 1, B);
+    int g = 0, next = G;
+    for (int blk = 0; blk < nblk; blk++) {
+      const uint8_t* gp = tile + (size_t)blk * 64 * B;
+#pragma clang loop unroll(full)
+      for (int m = 0; m < 4; m++) {
+        const int k = blk * 128 + 32 * m;
+        v128_t c[8];
+        for (int j = 0; j < 4; j++) {
+          sl_codes32s(gp + 16 * j, m, B, 64, &c[j], &c[4 + j]);
+          if (TBL) {
+            c[j] = sl_qlookup(c[j], T, B);
+            c[4 + j] = sl_qlookup(c[4 + j], T, B);
+          }
+        }
+        if (G16) {
+          for (int h = 0; h < 2; h++) {
+            const int kk = k + 16 * h;
+            if (kk == next) {
+              if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
+              next += G;
+            }
+            smm_step(c + 4 * h, 4, &P, a, as, n, kp, kk, acc, part, hasoff, DK);
+          }
+        } else {
+          if (k == next) {
+            if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
+            next += G;
+          }
+          smm_step(c, 8, &P, a, as, n, kp, k, acc, part, hasoff, DK);
+        }
+      }
+    }
+    for (int j = 0; j < n; j++) wasm_v128_store(y + (size_t)(j0 + j) * ys + r, acc[j]);
+  }
+}
+
+/** Each specialisation its own function (as SL_Q8_FN). */
+#define SMM_FN(B, DK, TBL, G16)                                                                              \
+  static __attribute__((noinline)) void smm_##B##_##DK##_##TBL##_##G16(                                      \
+      const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, int nb, v128_t* scr, const v128_t* T,    \
+      float* y, int ys, int r) {                                                                             \
+    smm_tile(D, tile, act, as, nb, scr, T, y, ys, r, B, DK, TBL, G16);                                       \
+  }
+SMM_FN(2, DK_U4, 0, 0)
+SMM_FN(3, DK_U4, 0, 0)
+SMM_FN(4, DK_U4, 0, 0)
+SMM_FN(5, DK_U6, 0, 0)
+SMM_FN(6, DK_U6, 0, 0)
+SMM_FN(8, DK_S8, 0, 0)
+SMM_FN(4, DK_U5, 1, 0)
+SMM_FN(4, DK_U6, 1, 0)
+SMM_FN(6, DK_U7, 1, 0)
+SMM_FN(2, DK_U4, 0, 1)
+SMM_FN(3, DK_U4, 0, 1)
+SMM_FN(4, DK_U4, 0, 1)
+SMM_FN(5, DK_U5, 0, 1)
+SMM_FN(4, DK_U5, 1, 1)
+#undef SMM_FN
+
+/** Runs the interleaved tile at r through smm_tile when its kind has a specialisation; 0 otherwise. */
+INLINE int smm_run(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, int nb, v128_t* scr,
+                   const v128_t* T, float* y, int ys, int r) {
+#define SMM_CALL(B, DK, TBL, G16) smm_##B##_##DK##_##TBL##_##G16(D, tile, act, as, nb, scr, T, y, ys, r)
+  const int ig = D->elem == ELEM_INT && D->group == 16;
+  if (D->group != 16) return SL_Q8_DISPATCH(SMM_CALL, 0);
+  if (ig && D->bits == 2) SMM_CALL(2, DK_U4, 0, 1);
+  else if (ig && D->bits == 3) SMM_CALL(3, DK_U4, 0, 1);
+  else if (ig && D->bits == 4) SMM_CALL(4, DK_U4, 0, 1);
+  else if (ig && D->bits == 5) SMM_CALL(5, DK_U5, 0, 1);
+  else if (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6 && sl_qmax16(D) <= 32)
+    SMM_CALL(4, DK_U5, 1, 1);
+  else return 0;
+#undef SMM_CALL
+  return 1;
+}
+
 EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
                          int32_t r1, int32_t scratch) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
@@ -855,6 +1042,7 @@ EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int3
     int rr[4];
     const uint8_t* p[4];
     sl_tile(D, r, r1 - 1, rr, p);
+    if (sl_il_tile(D, r) && smm_run(D, p[0], act, as, nb, (v128_t*)(uintptr_t)scratch, T, yp, ys, r)) continue;
     for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
     // interleaved codes: the SIMD128 build runs them as they lie (measured 1.2x over row-major ones, batch 8);
     // the relaxed build's i16 dots on row-major codes measured faster than on interleaved (1.25x), so there
