@@ -895,21 +895,36 @@ INLINE v128_t smm_sum(const v128_t* c, const v128_t* w, const int8_t* q8, const 
 #endif
 
 /**
+ * sl_scale_step for activation row j at p (its int8 buffer) with the step's activation sum from sq (a
+ * vector load of one int32: the precomputed 32-weight sum, or the buffer's 16-weight one): the same integer
+ * S - z * sq (as one i32x4.dot_i16x8_s of the zero codes' low halves, z16, with sq: |z| <= 255 and
+ * |sq| <= 32 * 127 fit int16, the product is exact) and the same float32 operations in the same order.
+ */
+INLINE v128_t smm_scale(v128_t acc, v128_t S, const sl_group4* P, v128_t z16, const uint8_t* p, const int32_t* sq,
+                        size_t od, const int HASOFF) {
+  const v128_t sqv = wasm_v128_load32_splat(sq);
+  S = wasm_i32x4_sub(S, wasm_i32x4_dot_i16x8(z16, sqv));
+  acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P->s, wasm_v128_load32_splat(p + od)), acc);
+  if (HASOFF) acc = fmadd(P->o, wasm_f32x4_splat(*(const float*)(p + od) * (float)*sq), acc);
+  return acc;
+}
+
+/**
  * nc code vectors (nc = 4: 16 weights at k) against activation rows j < n at a (as bytes apart): the integer
- * sums of each row scaled into acc[j] (sl_scale_step with the step's activation sum and scale). SIMD128:
- * the codes are widened once here; 32-weight steps run as two 16-weight halves (eight widened vectors live),
- * the first half's sums kept in part[j].
+ * sums of each row scaled into acc[j] (smm_scale; 32-weight steps: the rows' activation sums at sq32[j]).
+ * SIMD128: the codes are widened once here; 32-weight steps run as two 16-weight halves (eight widened
+ * vectors live), the first half's sums kept in part[j].
  */
 INLINE void smm_step(const v128_t* c, const int nc, const sl_group4* P, const uint8_t* a, int32_t as, int n,
-                     int kp, int k, v128_t* acc, v128_t* part, int hasoff, const int DK) {
+                     int kp, int k, v128_t* acc, v128_t* part, const int32_t* sq32, const int DK, const int HASOFF) {
   const size_t oq16 = (size_t)kp + 2 * (size_t)k, od = 3 * (size_t)kp + 4 * (size_t)(k >> 5);
   const size_t os = 3 * (size_t)kp + (size_t)kp / 8 + 4 * (size_t)(k >> 4);
+  const v128_t z16 = wasm_v128_and(P->z, wasm_i32x4_splat(0xffff));
   if (!SMM_WIDE(DK)) {
     const uint8_t* p = a;
     _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, p += as) {
       const v128_t S = smm_sum(c, c, (const int8_t*)p + k, 0, nc, DK);
-      const int32_t* s = (const int32_t*)(p + os);
-      acc[j] = sl_scale_step(acc[j], S, P, nc == 8 ? s[0] + s[1] : s[0], *(const float*)(p + od), hasoff);
+      acc[j] = smm_scale(acc[j], S, P, z16, p, nc == 8 ? sq32 + j : (const int32_t*)(p + os), od, HASOFF);
     }
     return;
   }
@@ -929,27 +944,33 @@ INLINE void smm_step(const v128_t* c, const int nc, const sl_group4* P, const ui
         continue;
       }
       if (nc == 8) S = wasm_i32x4_add(part[j], S);
-      const int32_t* s = (const int32_t*)(p + os);
-      acc[j] = sl_scale_step(acc[j], S, P, nc == 8 ? s[0] + s[1] : s[0], *(const float*)(p + od), hasoff);
+      acc[j] = smm_scale(acc[j], S, P, z16, p, nc == 8 ? sq32 + j : (const int32_t*)(p + os), od, HASOFF);
     }
   }
 }
 
 /**
  * An interleaved tile (rows r .. r+3, all real, at `tile`) against nb activation rows, SMM_ROWS at a time
- * (scratch: 2 SMM_ROWS vectors): per 32 weights the codes decoded once (after the int8 table for tables),
+ * (scratch: 2 SMM_ROWS vectors, then SMM_ROWS kp / 8 bytes of activation sums): per 32 weights the codes decoded once (after the int8 table for tables),
  * then smm_step; group parameters as sl_il_tile_q8 reads them (sl_group_params_at, the same values).
  */
 INLINE void smm_tile(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, int nb, v128_t* scr,
                      const v128_t* T, float* y, int ys, int r, const int B, const int DK, const int TBL,
-                     const int G16) {
-  const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0, kp = D->kp;
+                     const int G16, const int HASOFF) {
+  const int nblk = D->kp / 128, G = D->group, kp = D->kp;
   const size_t pbase = param_index(D, r, 0);  // group g's four entries at pbase + 4 g
   for (int j0 = 0; j0 < nb; j0 += SMM_ROWS) {
     const int n = nb - j0 < SMM_ROWS ? nb - j0 : SMM_ROWS;
     const uint8_t* a = (const uint8_t*)(uintptr_t)act_at(act, as, j0);
     v128_t *acc = scr, *part = scr + SMM_ROWS;
-    for (int j = 0; j < n; j++) acc[j] = wasm_f32x4_splat(0);
+    int32_t* sq = (int32_t*)(scr + 2 * SMM_ROWS);  // 32-weight steps: row j's activation sum of step t at n t + j
+    for (int j = 0; j < n; j++) {
+      acc[j] = wasm_f32x4_splat(0);
+      if (!G16) {
+        const actq A = act_view(act_at(act, as, j0 + j), kp);
+        for (int t = 0; t < kp / 32; t++) sq[n * t + j] = A.s[2 * t] + A.s[2 * t + 1];
+      }
+    }
     sl_group4 P = sl_group_params_at(D, pbase, 1, B);
     int g = 0, next = G;
     for (int blk = 0; blk < nblk; blk++) {
@@ -972,14 +993,14 @@ INLINE void smm_tile(const wdesc* D, const uint8_t* tile, int32_t act, int32_t a
               if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
               next += G;
             }
-            smm_step(c + 4 * h, 4, &P, a, as, n, kp, kk, acc, part, hasoff, DK);
+            smm_step(c + 4 * h, 4, &P, a, as, n, kp, kk, acc, part, 0, DK, HASOFF);
           }
         } else {
           if (k == next) {
             if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
             next += G;
           }
-          smm_step(c, 8, &P, a, as, n, kp, k, acc, part, hasoff, DK);
+          smm_step(c, 8, &P, a, as, n, kp, k, acc, part, sq + (size_t)n * (k >> 5), DK, HASOFF);
         }
       }
     }
@@ -992,7 +1013,8 @@ INLINE void smm_tile(const wdesc* D, const uint8_t* tile, int32_t act, int32_t a
   static __attribute__((noinline)) void smm_##B##_##DK##_##TBL##_##G16(                                      \
       const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, int nb, v128_t* scr, const v128_t* T,    \
       float* y, int ys, int r) {                                                                             \
-    smm_tile(D, tile, act, as, nb, scr, T, y, ys, r, B, DK, TBL, G16);                                       \
+    if (TBL && D->offsets) smm_tile(D, tile, act, as, nb, scr, T, y, ys, r, B, DK, TBL, G16, 1);            \
+    else smm_tile(D, tile, act, as, nb, scr, T, y, ys, r, B, DK, TBL, G16, 0);                               \
   }
 SMM_FN(2, DK_U4, 0, 0)
 SMM_FN(3, DK_U4, 0, 0)
@@ -1015,6 +1037,7 @@ INLINE int smm_run(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as,
                    const v128_t* T, float* y, int ys, int r) {
 #define SMM_CALL(B, DK, TBL, G16) smm_##B##_##DK##_##TBL##_##G16(D, tile, act, as, nb, scr, T, y, ys, r)
   const int ig = D->elem == ELEM_INT && D->group == 16;
+  if (D->elem == ELEM_INT && D->offsets) return 0;  // offsets are the tables' (SMM_FN's HASOFF)
   if (D->group != 16) return SL_Q8_DISPATCH(SMM_CALL, 0);
   if (ig && D->bits == 2) SMM_CALL(2, DK_U4, 0, 1);
   else if (ig && D->bits == 3) SMM_CALL(3, DK_U4, 0, 1);
