@@ -855,7 +855,7 @@ INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4
 /**
  * Row j's [row 0..3] integer sums of the codes c[0..nc) (nc = 8: a 32-weight step at k; 4: a 16-weight one,
  * c[q] at k + 4 q) against the activations of row j (int8 at q8, int16 at q16). Relaxed and 7-bit codes:
- * i16 dots summed per lane while exact (sl_il_add's `per`), then widened. Otherwise (SIMD128, 8-bit codes):
+ * i16 dots summed per lane while exact (sl_il_add's `per`), then widened. SIMD128:
  * the codes widened in w (rows 0, 1 low, 2, 3 high; widened by the caller once) and i32x4.dot_i16x8_s.
  */
 INLINE v128_t smm_sum(const v128_t* c, const v128_t* w, const int8_t* q8, const int16_t* q16, const int nc,
@@ -887,9 +887,9 @@ INLINE v128_t smm_sum(const v128_t* c, const v128_t* w, const int8_t* q8, const 
   return wasm_i32x4_add(wasm_i32x4_shuffle(lo, hi, 0, 2, 4, 6), wasm_i32x4_shuffle(lo, hi, 1, 3, 5, 7));
 }
 
-/** Whether smm_sum widens the codes (SIMD128 build, or 8-bit codes). */
+/** Whether smm_sum widens the codes (SIMD128 build; 7-bit codes only: smm_run's kinds). */
 #if MIXQ_RELAXED
-#define SMM_WIDE(DK) ((DK) == DK_S8 || (DK) == DK_FULL8)
+#define SMM_WIDE(DK) 0
 #else
 #define SMM_WIDE(DK) 1
 #endif
@@ -928,13 +928,11 @@ INLINE void smm_step(const v128_t* c, const int nc, const sl_group4* P, const ui
     }
     return;
   }
-  const int sgn = DK == DK_S8 || DK == DK_FULL8;
   _Pragma("clang loop unroll(full)") for (int h = 0; h < nc / 4; h++) {
-    v128_t w[8];
+    v128_t w[8];  // codes 0..127 (the kinds smm_run takes)
     _Pragma("clang loop unroll(full)") for (int q = 0; q < 4; q++) {
-      const v128_t cq = sgn ? wasm_v128_xor(c[4 * h + q], wasm_i8x16_splat((int8_t)0x80)) : c[4 * h + q];
-      w[2 * q] = sgn ? wasm_i16x8_extend_low_i8x16(cq) : wasm_u16x8_extend_low_u8x16(cq);
-      w[2 * q + 1] = sgn ? wasm_i16x8_extend_high_i8x16(cq) : wasm_u16x8_extend_high_u8x16(cq);
+      w[2 * q] = wasm_u16x8_extend_low_u8x16(c[4 * h + q]);
+      w[2 * q + 1] = wasm_u16x8_extend_high_u8x16(c[4 * h + q]);
     }
     const uint8_t* p = a;
     _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, p += as) {
@@ -1019,12 +1017,7 @@ INLINE void smm_tile(const wdesc* D, const uint8_t* tile, int32_t act, int32_t a
 SMM_FN(2, DK_U4, 0, 0)
 SMM_FN(3, DK_U4, 0, 0)
 SMM_FN(4, DK_U4, 0, 0)
-SMM_FN(5, DK_U6, 0, 0)
-SMM_FN(6, DK_U6, 0, 0)
-SMM_FN(8, DK_S8, 0, 0)
 SMM_FN(4, DK_U5, 1, 0)
-SMM_FN(4, DK_U6, 1, 0)
-SMM_FN(6, DK_U7, 1, 0)
 SMM_FN(2, DK_U4, 0, 1)
 SMM_FN(3, DK_U4, 0, 1)
 SMM_FN(4, DK_U4, 0, 1)
@@ -1038,8 +1031,18 @@ INLINE int smm_run(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as,
 #define SMM_CALL(B, DK, TBL, G16) smm_##B##_##DK##_##TBL##_##G16(D, tile, act, as, nb, scr, T, y, ys, r)
   const int ig = D->elem == ELEM_INT && D->group == 16;
   if (D->elem == ELEM_INT && D->offsets) return 0;  // offsets are the tables' (SMM_FN's HASOFF)
-  if (D->group != 16) return SL_Q8_DISPATCH(SMM_CALL, 0);
-  if (ig && D->bits == 2) SMM_CALL(2, DK_U4, 0, 1);
+  // Kinds that won against the decode-to-scratch path (same-process A/B, 4096 x 4096, batch 8 / 32, 1 thread,
+  // weights cold; docs/engine.md "Prefill for mixq's own formats"): 1..4-bit integers (relaxed 1.09-1.39x,
+  // SIMD128 1.12-1.30x), groups of 16 (int4 g16 1.37x / 1.48-1.54x), MXFP4 (1.12-1.20x), NVFP4 (1.49-1.56x).
+  // int5 g32 / int6 per row (DK_U6: relaxed 0.82x at batch 32, SIMD128 0.93-1.00x), FP6 (DK_U7: 0.77-0.93x)
+  // and int8 (1.00x) keep it.
+  const int in = D->elem == ELEM_INT && D->group != 16;
+  if (in && D->bits == 2) SMM_CALL(2, DK_U4, 0, 0);
+  else if (in && D->bits == 3) SMM_CALL(3, DK_U4, 0, 0);
+  else if (in && D->bits == 4) SMM_CALL(4, DK_U4, 0, 0);
+  else if (D->group != 16 && D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6 && sl_qmax16(D) <= 32)
+    SMM_CALL(4, DK_U5, 1, 0);  // MXFP4, FP4 per row: E2M1 times 2, shifted, 0..24
+  else if (ig && D->bits == 2) SMM_CALL(2, DK_U4, 0, 1);
   else if (ig && D->bits == 3) SMM_CALL(3, DK_U4, 0, 1);
   else if (ig && D->bits == 4) SMM_CALL(4, DK_U4, 0, 1);
   else if (ig && D->bits == 5) SMM_CALL(5, DK_U5, 0, 1);
