@@ -840,6 +840,219 @@ INLINE void mm_sl_q8_micro(const wdesc* D, const uint8_t* codes, const sl_group4
     }                                                                                                     \
   } while (0)
 
+// ---- int8 path, matrix x matrix on interleaved tiles: each 32-weight step's codes decoded once per batch ----
+// kmm's design (ggml-k.h kmm_tile) for the sliced formats: the tile's codes of 32 weights x 4 rows are decoded
+// into eight code vectors (c[q], q = 4 h + j: byte 4 i + u = row i's code of weight k + 16 h + 4 j + u, as
+// sl_codes32s gives them at S = 64), held in registers while a loop runs them against up to SMM_ROWS
+// activation rows, each row's [row 0..3] float32 accumulator in scratch. Every step ends per activation row
+// in sl_scale_step with the same group parameters and activation sums as the matrix x vector kernel
+// (sl_il_tile_q8): the same exact integers, the same float32 operations in the same order, so every batch
+// row equals its matvec bit for bit (and main's matrix x matrix, which scaled the same way).
+
+/** Activation rows run together over a tile (scratch: 3 vectors each; the tile's bytes re-read per chunk). */
+#define SMM_ROWS 64
+
+/**
+ * Row j's [row 0..3] integer sums of the codes c[0..nc) (nc = 8: a 32-weight step at k; 4: a 16-weight one,
+ * c[q] at k + 4 q) against the activations of row j (int8 at q8, int16 at q16). Relaxed and 7-bit codes:
+ * i16 dots summed per lane while exact (sl_il_add's `per`), then widened. SIMD128:
+ * the codes widened in w (rows 0, 1 low, 2, 3 high; widened by the caller once) and i32x4.dot_i16x8_s.
+ */
+INLINE v128_t smm_sum(const v128_t* c, const v128_t* w, const int8_t* q8, const int16_t* q16, const int nc,
+                      const int DK) {
+#if MIXQ_RELAXED
+  if (DK == DK_U4 || DK == DK_U5 || DK == DK_U6 || DK == DK_U7) {
+    (void)w;
+    (void)q16;
+    const int per = DK == DK_U4 ? 8 : DK == DK_U5 ? 4 : DK == DK_U6 ? 2 : 1;
+    v128_t s32 = wasm_i32x4_splat(0), s16 = s32;
+    _Pragma("clang loop unroll(full)") for (int q = 0; q < nc; q++) {
+      const int kq = 16 * (q >> 2) + 4 * (q & 3);
+      const v128_t d = rdot16(c[q], wasm_v128_load32_splat(q8 + kq));
+      s16 = q % per ? wasm_i16x8_add(s16, d) : d;
+      if (q % per == per - 1 || q == nc - 1) s32 = wasm_i32x4_add(s32, wasm_i32x4_extadd_pairwise_i16x8(s16));
+    }
+    return s32;
+  }
+#endif
+  (void)c;
+  (void)q8;
+  v128_t lo = wasm_i32x4_splat(0), hi = lo;
+  _Pragma("clang loop unroll(full)") for (int q = 0; q < nc; q++) {
+    const int kq = 16 * (q >> 2) + 4 * (q & 3);
+    const v128_t xv = wasm_v128_load64_splat(q16 + kq);
+    lo = wasm_i32x4_add(lo, wasm_i32x4_dot_i16x8(w[2 * q], xv));
+    hi = wasm_i32x4_add(hi, wasm_i32x4_dot_i16x8(w[2 * q + 1], xv));
+  }
+  return wasm_i32x4_add(wasm_i32x4_shuffle(lo, hi, 0, 2, 4, 6), wasm_i32x4_shuffle(lo, hi, 1, 3, 5, 7));
+}
+
+/** Whether smm_sum widens the codes (SIMD128 build; 7-bit codes only: smm_run's kinds). */
+#if MIXQ_RELAXED
+#define SMM_WIDE(DK) 0
+#else
+#define SMM_WIDE(DK) 1
+#endif
+
+/**
+ * sl_scale_step for activation row j at p (its int8 buffer) with the step's activation sum from sq (a
+ * vector load of one int32: the precomputed 32-weight sum, or the buffer's 16-weight one): the same integer
+ * S - z * sq (as one i32x4.dot_i16x8_s of the zero codes' low halves, z16, with sq: |z| <= 255 and
+ * |sq| <= 32 * 127 fit int16, the product is exact) and the same float32 operations in the same order.
+ */
+INLINE v128_t smm_scale(v128_t acc, v128_t S, const sl_group4* P, v128_t z16, const uint8_t* p, const int32_t* sq,
+                        size_t od, const int HASOFF) {
+  const v128_t sqv = wasm_v128_load32_splat(sq);
+  S = wasm_i32x4_sub(S, wasm_i32x4_dot_i16x8(z16, sqv));
+  acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(P->s, wasm_v128_load32_splat(p + od)), acc);
+  if (HASOFF) acc = fmadd(P->o, wasm_f32x4_splat(*(const float*)(p + od) * (float)*sq), acc);
+  return acc;
+}
+
+/**
+ * nc code vectors (nc = 4: 16 weights at k) against activation rows j < n at a (as bytes apart): the integer
+ * sums of each row scaled into acc[j] (smm_scale; 32-weight steps: the rows' activation sums at sq32[j]).
+ * SIMD128: the codes are widened once here; 32-weight steps run as two 16-weight halves (eight widened
+ * vectors live), the first half's sums kept in part[j].
+ */
+INLINE void smm_step(const v128_t* c, const int nc, const sl_group4* P, const uint8_t* a, int32_t as, int n,
+                     int kp, int k, v128_t* acc, v128_t* part, const int32_t* sq32, const int DK, const int HASOFF) {
+  const size_t oq16 = (size_t)kp + 2 * (size_t)k, od = 3 * (size_t)kp + 4 * (size_t)(k >> 5);
+  const size_t os = 3 * (size_t)kp + (size_t)kp / 8 + 4 * (size_t)(k >> 4);
+  const v128_t z16 = wasm_v128_and(P->z, wasm_i32x4_splat(0xffff));
+  if (!SMM_WIDE(DK)) {
+    const uint8_t* p = a;
+    _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, p += as) {
+      const v128_t S = smm_sum(c, c, (const int8_t*)p + k, 0, nc, DK);
+      acc[j] = smm_scale(acc[j], S, P, z16, p, nc == 8 ? sq32 + j : (const int32_t*)(p + os), od, HASOFF);
+    }
+    return;
+  }
+  _Pragma("clang loop unroll(full)") for (int h = 0; h < nc / 4; h++) {
+    v128_t w[8];  // codes 0..127 (the kinds smm_run takes)
+    _Pragma("clang loop unroll(full)") for (int q = 0; q < 4; q++) {
+      w[2 * q] = wasm_u16x8_extend_low_u8x16(c[4 * h + q]);
+      w[2 * q + 1] = wasm_u16x8_extend_high_u8x16(c[4 * h + q]);
+    }
+    const uint8_t* p = a;
+    _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, p += as) {
+      v128_t S = smm_sum(c, w, 0, (const int16_t*)(p + oq16) + 16 * h, 4, DK);
+      if (nc == 8 && h == 0) {
+        part[j] = S;
+        continue;
+      }
+      if (nc == 8) S = wasm_i32x4_add(part[j], S);
+      acc[j] = smm_scale(acc[j], S, P, z16, p, nc == 8 ? sq32 + j : (const int32_t*)(p + os), od, HASOFF);
+    }
+  }
+}
+
+/**
+ * An interleaved tile (rows r .. r+3, all real, at `tile`) against nb activation rows, SMM_ROWS at a time
+ * (scratch: 2 SMM_ROWS vectors, then SMM_ROWS kp / 8 bytes of activation sums): per 32 weights the codes decoded once (after the int8 table for tables),
+ * then smm_step; group parameters as sl_il_tile_q8 reads them (sl_group_params_at, the same values).
+ */
+INLINE void smm_tile(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, int nb, v128_t* scr,
+                     const v128_t* T, float* y, int ys, int r, const int B, const int DK, const int TBL,
+                     const int G16, const int HASOFF) {
+  const int nblk = D->kp / 128, G = D->group, kp = D->kp;
+  const size_t pbase = param_index(D, r, 0);  // group g's four entries at pbase + 4 g
+  for (int j0 = 0; j0 < nb; j0 += SMM_ROWS) {
+    const int n = nb - j0 < SMM_ROWS ? nb - j0 : SMM_ROWS;
+    const uint8_t* a = (const uint8_t*)(uintptr_t)act_at(act, as, j0);
+    v128_t *acc = scr, *part = scr + SMM_ROWS;
+    int32_t* sq = (int32_t*)(scr + 2 * SMM_ROWS);  // 32-weight steps: row j's activation sum of step t at n t + j
+    for (int j = 0; j < n; j++) {
+      acc[j] = wasm_f32x4_splat(0);
+      if (!G16) {
+        const actq A = act_view(act_at(act, as, j0 + j), kp);
+        for (int t = 0; t < kp / 32; t++) sq[n * t + j] = A.s[2 * t] + A.s[2 * t + 1];
+      }
+    }
+    sl_group4 P = sl_group_params_at(D, pbase, 1, B);
+    int g = 0, next = G;
+    for (int blk = 0; blk < nblk; blk++) {
+      const uint8_t* gp = tile + (size_t)blk * 64 * B;
+#pragma clang loop unroll(full)
+      for (int m = 0; m < 4; m++) {
+        const int k = blk * 128 + 32 * m;
+        v128_t c[8];
+        for (int j = 0; j < 4; j++) {
+          sl_codes32s(gp + 16 * j, m, B, 64, &c[j], &c[4 + j]);
+          if (TBL) {
+            c[j] = sl_qlookup(c[j], T, B);
+            c[4 + j] = sl_qlookup(c[4 + j], T, B);
+          }
+        }
+        if (G16) {
+          for (int h = 0; h < 2; h++) {
+            const int kk = k + 16 * h;
+            if (kk == next) {
+              if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
+              next += G;
+            }
+            smm_step(c + 4 * h, 4, &P, a, as, n, kp, kk, acc, part, 0, DK, HASOFF);
+          }
+        } else {
+          if (k == next) {
+            if (g + 1 < D->ngroups) P = sl_group_params_at(D, pbase + 4 * (size_t)++g, 1, B);
+            next += G;
+          }
+          smm_step(c, 8, &P, a, as, n, kp, k, acc, part, sq + (size_t)n * (k >> 5), DK, HASOFF);
+        }
+      }
+    }
+    for (int j = 0; j < n; j++) wasm_v128_store(y + (size_t)(j0 + j) * ys + r, acc[j]);
+  }
+}
+
+/** Each specialisation its own function (as SL_Q8_FN). */
+#define SMM_FN(B, DK, TBL, G16)                                                                              \
+  static __attribute__((noinline)) void smm_##B##_##DK##_##TBL##_##G16(                                      \
+      const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, int nb, v128_t* scr, const v128_t* T,    \
+      float* y, int ys, int r) {                                                                             \
+    if (TBL && D->offsets) smm_tile(D, tile, act, as, nb, scr, T, y, ys, r, B, DK, TBL, G16, 1);            \
+    else smm_tile(D, tile, act, as, nb, scr, T, y, ys, r, B, DK, TBL, G16, 0);                               \
+  }
+SMM_FN(2, DK_U4, 0, 0)
+SMM_FN(3, DK_U4, 0, 0)
+SMM_FN(4, DK_U4, 0, 0)
+SMM_FN(4, DK_U5, 1, 0)
+SMM_FN(2, DK_U4, 0, 1)
+SMM_FN(3, DK_U4, 0, 1)
+SMM_FN(4, DK_U4, 0, 1)
+SMM_FN(5, DK_U5, 0, 1)
+SMM_FN(4, DK_U5, 1, 1)
+#undef SMM_FN
+
+/** Runs the interleaved tile at r through smm_tile when its kind has a specialisation; 0 otherwise. */
+INLINE int smm_run(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as, int nb, v128_t* scr,
+                   const v128_t* T, float* y, int ys, int r) {
+#define SMM_CALL(B, DK, TBL, G16) smm_##B##_##DK##_##TBL##_##G16(D, tile, act, as, nb, scr, T, y, ys, r)
+  const int ig = D->elem == ELEM_INT && D->group == 16;
+  if (D->elem == ELEM_INT && D->offsets) return 0;  // offsets are the tables' (SMM_FN's HASOFF)
+  // Kinds that won against the decode-to-scratch path (same-process A/B, 4096 x 4096, batch 8 / 32, 1 thread,
+  // weights cold; docs/engine.md "Prefill for mixq's own formats"): 1..4-bit integers (relaxed 1.09-1.39x,
+  // SIMD128 1.12-1.30x), groups of 16 (int4 g16 1.37x / 1.48-1.54x), MXFP4 (1.12-1.20x), NVFP4 (1.49-1.56x).
+  // int5 g32 / int6 per row (DK_U6: relaxed 0.82x at batch 32, SIMD128 0.93-1.00x), FP6 (DK_U7: 0.77-0.93x)
+  // and int8 (1.00x) keep it.
+  const int in = D->elem == ELEM_INT && D->group != 16;
+  if (in && D->bits == 2) SMM_CALL(2, DK_U4, 0, 0);
+  else if (in && D->bits == 3) SMM_CALL(3, DK_U4, 0, 0);
+  else if (in && D->bits == 4) SMM_CALL(4, DK_U4, 0, 0);
+  else if (D->group != 16 && D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6 && sl_qmax16(D) <= 32)
+    SMM_CALL(4, DK_U5, 1, 0);  // MXFP4, FP4 per row: E2M1 times 2, shifted, 0..24
+  else if (ig && D->bits == 2) SMM_CALL(2, DK_U4, 0, 1);
+  else if (ig && D->bits == 3) SMM_CALL(3, DK_U4, 0, 1);
+  else if (ig && D->bits == 4) SMM_CALL(4, DK_U4, 0, 1);
+  else if (ig && D->bits == 5) SMM_CALL(5, DK_U5, 0, 1);
+  else if (D->elem != ELEM_INT && D->bits == 4 && D->dot_class == DOT_U6 && sl_qmax16(D) <= 32)
+    SMM_CALL(4, DK_U5, 1, 1);
+  else return 0;
+#undef SMM_CALL
+  return 1;
+}
+
 EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
                          int32_t r1, int32_t scratch) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
@@ -855,6 +1068,7 @@ EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int3
     int rr[4];
     const uint8_t* p[4];
     sl_tile(D, r, r1 - 1, rr, p);
+    if (sl_il_tile(D, r) && smm_run(D, p[0], act, as, nb, (v128_t*)(uintptr_t)scratch, T, yp, ys, r)) continue;
     for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
     // interleaved codes: the SIMD128 build runs them as they lie (measured 1.2x over row-major ones, batch 8);
     // the relaxed build's i16 dots on row-major codes measured faster than on interleaved (1.25x), so there

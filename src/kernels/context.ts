@@ -94,7 +94,8 @@ const SRC = 'kernels';
 
 /**
  * Scratch a kernel call may need per thread (decoded tiles of the matrix x matrix kernels, one accumulator
- * vector per activation row: see the C; the fixed 8 KiB also holds ggml-k.h kmm_tile's 3 KiB of sums).
+ * vector per activation row: see the C; the fixed 8 KiB also holds ggml-k.h kmm_tile's 3 KiB of sums;
+ * sliced.h smm_tile's 2 KiB of accumulators and 64 rows' activation sums per 32, 8 kp bytes, fit in 16 kp).
  */
 export function scratchBytes(d: Desc, batch = 1): number {
   return 16 * d.kp + 64 * d.ngroups + 16 * batch + 8192;

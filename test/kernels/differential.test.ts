@@ -35,6 +35,7 @@ import {
   ggmlMaxCodeCase,
   type KernelCase,
   MIXQ_SPECS,
+  type MixqSpec,
   mixqCase,
   mixqExactCase,
 } from './cases.ts';
@@ -319,6 +320,54 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
             }
             k.release(w);
           }
+        });
+      }
+    });
+    test(`kernels (${variant}): mixq matrix x matrix, every batch row its matrix x vector bit for bit`, async (t) => {
+      // sliced.h smm_tile decodes each 32 weights x 4 rows of an interleaved tile once for the whole batch
+      // (a loop over the activation rows, SMM_ROWS = 64 at a time) and scales each step per activation row
+      // as the matrix x vector kernel does: batch sizes around that blocking, 13 rows (a last tile of one
+      // row, run as stored), K = 300 (a partial last block). Kinds without a specialisation (int7, uint8
+      // g32) keep the decode-to-scratch path, whose 32-weight steps differ in float32 rounding from the
+      // generic matvec's 16-weight ones: they are held to the reference only.
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      const specs: MixqSpec[] = [
+        { format: 'uint4', groups: 32, scaleFormat: 'fp16', symmetric: false },
+        { format: 'uint4', groups: 128, scaleFormat: 'fp16', symmetric: false },
+        { format: 'uint4', groups: 16, scaleFormat: 'fp16', symmetric: false },
+        { format: 'uint3', groups: 32, scaleFormat: 'fp16', symmetric: false },
+        { format: 'uint2', groups: 32, scaleFormat: 'fp16', symmetric: false },
+        { format: 'int2', groups: 16, scaleFormat: 'fp16', symmetric: true },
+        { format: 'uint5', groups: 32, scaleFormat: 'fp16', symmetric: false },
+        { format: 'int5', groups: 16, scaleFormat: 'fp16', symmetric: true },
+        { format: 'int6', groups: 'row', scaleFormat: 'fp32', symmetric: true },
+        { format: 'int8', groups: 'row', scaleFormat: 'fp32', symmetric: true },
+        { format: 'int7', groups: 64, scaleFormat: 'bf16', symmetric: true },
+        { format: 'uint8', groups: 32, scaleFormat: 'fp16', symmetric: false },
+        { format: 'fp4_e2m1fn', groups: 32, scaleFormat: 'e8m0', symmetric: true }, // MXFP4
+        { format: 'fp4_e2m1fn', groups: 16, scaleFormat: 'fp8_e4m3fn', symmetric: true }, // NVFP4
+        { format: 'fp4_e2m1fn', groups: 32, scaleFormat: 'fp16', symmetric: false }, // offsets
+        { format: 'fp6_e2m3fn', groups: 32, scaleFormat: 'e8m0', symmetric: true }, // MXFP6
+      ];
+      for (const s of specs) {
+        const c = await mixqCase(s, 13, 300, 5);
+        const generic = s.format === 'int7' || s.format === 'uint8';
+        await t.test(c.name, () => {
+          const w = k.prepare(c.source);
+          for (const batch of [2, 3, 33, 67]) {
+            const x = activations(w.cols * batch, 17 + batch);
+            const y = k.matmul(w, x, batch, { mode: 'q8' });
+            for (let j = 0; j < (generic ? 0 : batch); j++) {
+              const y1 = k.matvec(w, x.subarray(j * w.cols, (j + 1) * w.cols), { mode: 'q8' });
+              for (let r = 0; r < w.rows; r++)
+                assert.ok(
+                  Object.is(y[j * w.rows + r], y1[r]),
+                  `${c.name} batch ${batch} input ${j} row ${r}: ${y[j * w.rows + r]} vs matvec ${y1[r]}`,
+                );
+            }
+            if (batch === 3 || generic) checkProducts(k, c, w, 'q8', batch);
+          }
+          k.release(w);
         });
       }
     });

@@ -29,6 +29,10 @@ test('the same results on 1, 2 and 3 threads', async () => {
       53,
     ),
     await mixqCase(
+      MIXQ_SPECS.find((s) => s.format === 'int2' && s.groups === 16)!,
+      53,
+    ),
+    await mixqCase(
       MIXQ_SPECS.find((s) => s.lut && s.format === 'uint2')!,
       53,
     ),
