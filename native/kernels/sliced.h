@@ -121,6 +121,20 @@ INLINE v128_t sl_qlookup(v128_t c, const v128_t* T, const int B) {
   return v;
 }
 
+/**
+ * Group position j of the 32-weight step m of an interleaved tile's block group gp (sl_codes32s, S = 64):
+ * c0 holds weights 32 m + 4 j .., c1 weights 32 m + 16 + 4 j .. of the four rows, through the int8 table
+ * when TBL.
+ */
+INLINE void sl_il_codes(const uint8_t* gp, int j, int m, const int B, const int TBL, const v128_t* T, v128_t* c0,
+                        v128_t* c1) {
+  sl_codes32s(gp + 16 * j, m, B, 64, c0, c1);
+  if (TBL) {
+    *c0 = sl_qlookup(*c0, T, B);
+    *c1 = sl_qlookup(*c1, T, B);
+  }
+}
+
 /** The same with the table width at run time. */
 INLINE v128_t sl_qlookup_n(v128_t c, const v128_t* T, int B) {
   if (B <= 4) return swz16(T[0], c);
@@ -377,11 +391,7 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
       sl_ilacc a0 = sl_il_zero(), a1 = sl_il_zero();
       for (int j = 0; j < 4; j++) {
         v128_t c0, c1;
-        sl_codes32s(gp + 16 * j, m, B, 64, &c0, &c1);
-        if (TBL) {
-          c0 = sl_qlookup(c0, T, B);
-          c1 = sl_qlookup(c1, T, B);
-        }
+        sl_il_codes(gp, j, m, B, TBL, T, &c0, &c1);
         sl_il_add(&a0, c0, A, k + 4 * j, DK);
         sl_il_add(G16 ? &a1 : &a0, c1, A, k + 16 + 4 * j, DK);
       }
@@ -977,13 +987,7 @@ INLINE void smm_tile(const wdesc* D, const uint8_t* tile, int32_t act, int32_t a
       for (int m = 0; m < 4; m++) {
         const int k = blk * 128 + 32 * m;
         v128_t c[8];
-        for (int j = 0; j < 4; j++) {
-          sl_codes32s(gp + 16 * j, m, B, 64, &c[j], &c[4 + j]);
-          if (TBL) {
-            c[j] = sl_qlookup(c[j], T, B);
-            c[4 + j] = sl_qlookup(c[4 + j], T, B);
-          }
-        }
+        for (int j = 0; j < 4; j++) sl_il_codes(gp, j, m, B, TBL, T, &c[j], &c[4 + j]);
         if (G16) {
           for (int h = 0; h < 2; h++) {
             const int kk = k + 16 * h;
