@@ -12,8 +12,9 @@ export const CTL = {
 } as const;
 
 /**
- * Microseconds a kernel worker polls its control block for the next call before it sleeps, and the least
- * the calling thread polls for a worker to finish (issue 21, session 6). Waking a sleeping thread took
+ * Microseconds a kernel worker polls its control block for the next call before it sleeps, and the calling
+ * thread for a worker to finish (issue 21, session 6; pool.node.ts stops polling for a while when a poll
+ * ends without its workers). Waking a sleeping thread took
  * 20-35 us on this 2-core VM, as long as a 2048 x 2048 4-bit product's share; during decoding the next
  * call follows within 210 us nine times in ten (a 1B-shaped llama, 2 threads).
  */

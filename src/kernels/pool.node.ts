@@ -31,8 +31,8 @@ export interface KernelPoolOptions extends KernelOptions {
   readonly threads?: number;
   /**
    * Microseconds a waiting thread polls before it sleeps (default 200): workers between calls, the calling
-   * thread for its workers (at least this, at most as long as its own share of the call took). 0: sleep
-   * at once (less CPU when the machine is oversubscribed; each call then pays a thread's wake-up).
+   * thread for its workers. 0: sleep at once (less CPU when the machine is oversubscribed; each call then
+   * pays a thread's wake-up).
    */
   readonly pollMicros?: number;
 }
@@ -56,7 +56,7 @@ class PoolExecutor implements RowExecutor {
   /** Threads products use (at most the pool's). */
   threads: number;
   /** KernelPoolOptions.pollMicros. */
-  pollMicros = DEFAULT_POLL_US;
+  private pollMicros: number;
   /**
    * Calls left before the waiting threads poll again. A poll of the calling thread that ends without its
    * workers means they were descheduled (the machine is oversubscribed: polling then only takes a core from
@@ -69,11 +69,15 @@ class PoolExecutor implements RowExecutor {
     private readonly memory: KernelMemory,
     private readonly exports: KernelExports,
     private readonly ctls: Int32Array[],
+    pollMicros: number,
   ) {
     this.threads = ctls.length + 1;
     this.scratch = Array.from({ length: this.threads }, () => ({ p: 0, n: 0 }));
+    this.pollMicros = pollMicros;
   }
-  resetPolling(): void {
+  /** A new polling budget (checked by the caller), tried at once. */
+  setPolling(micros: number): void {
+    this.pollMicros = Math.round(micros);
     this.cooldown = 0;
   }
   private scratchOf(t: number, bytes: number): number {
@@ -137,8 +141,9 @@ export class KernelPool extends KernelContext {
     variant: 'simd128' | 'relaxed',
     workers: Worker[],
     ctls: Int32Array[],
+    pollMicros = DEFAULT_POLL_US,
   ) {
-    super(memory, exports, variant, new PoolExecutor(memory, exports, ctls));
+    super(memory, exports, variant, new PoolExecutor(memory, exports, ctls, Math.round(pollMicros)));
     this.workers = workers;
     this.ctls = ctls;
   }
@@ -156,9 +161,7 @@ export class KernelPool extends KernelContext {
   /** Microseconds waiting threads poll before they sleep (KernelPoolOptions.pollMicros). */
   usePolling(micros: number): void {
     checkPollMicros(micros);
-    const e = this.executor as PoolExecutor;
-    e.pollMicros = Math.round(micros);
-    e.resetPolling();
+    (this.executor as PoolExecutor).setPolling(micros);
   }
 
   /** Runs read_rows over `rows` rows of `rowBytes` from `base` on the active threads (memory bandwidth). */
@@ -215,7 +218,12 @@ export async function createKernelPool(opts: KernelPoolOptions = {}): Promise<Ke
     ctls.push(new Int32Array(memory.memory.buffer, ctl, CTL.words));
     return { module, memory: memory.memory, ctl, names: NAMES, stackTop: stack + STACK_BYTES };
   });
-  const pool = new KernelPool(memory, inst.exports as unknown as KernelExports, variant, workers, ctls);
-  if (opts.pollMicros !== undefined) pool.usePolling(opts.pollMicros);
-  return pool;
+  return new KernelPool(
+    memory,
+    inst.exports as unknown as KernelExports,
+    variant,
+    workers,
+    ctls,
+    opts.pollMicros,
+  );
 }
