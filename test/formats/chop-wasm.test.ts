@@ -167,10 +167,12 @@ test('kernel: nearest-even by float addition at its range bound', () => {
   }
 });
 
-// chop.c round_merged (toward-zero, up, down, nearest-away in one form: x scaled by 1 / s, s the step at
+// chop.c round_merged (toward-zero, up, down in one form: x scaled by 1 / s, s the step at
 // x) is exact while the subnormal step q is a normal float32 <= 1 (x / q scales float32 subnormals up)
 // and M >= 1 (1 / s normal up to 2^127), where the kernel uses it; formats on both sides of each bound
-// (q = 1 and q = 2; M = 0), and flushed subnormals (q is then min normal), must agree with the reference.
+// (q = 1 and q = 2; M = 0), and flushed subnormals (q is then min normal), must agree with the reference;
+// nearest-away takes nearest-even's float addition on the magnitude with its last bit set (chop.c
+// rna_float_exact), exact with 2 or more dropped bits: M = 21 and 22 on both sides of that bound.
 test('kernel: directed and nearest-away rounding in one form at its range bounds', () => {
   forceChopPath('wasm');
   try {
@@ -181,6 +183,9 @@ test('kernel: directed and nearest-away rounding in one form at its range bounds
       parseFormat('e3m2', { bias: -2 }), // q = 2
       parseFormat('e3m0'), // M = 0: the two paths
       parseFormat('e4m2', { bias: 3 }),
+      // nearest-away as nearest-even of a | 1 (chop.c rna_float_exact) needs 2 dropped bits: M = 21, 22
+      parseFormat('e5m21'),
+      parseFormat('e5m22'),
     ];
     const modes = ['toward-zero', 'up', 'down', 'nearest-away'] as const;
     for (const spec of specs) {
