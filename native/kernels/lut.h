@@ -168,9 +168,11 @@ INLINE void lut_scales16(const wdesc* D, size_t i, float d, v128_t s[4], const i
  * int16 (|sum| <= 8 quads * 15 * 127 + 15 * 8 * 127 = 30480), so their order does not matter, and every
  * float operation is the one the kernel did before (fl(s * dt), then acc + sum * that): the same results,
  * bit for bit. Before (all eight tables and the group's parameters live, V8 spilling ~30 vectors per
- * block, the parameters converted four scales at a time): 0.69-0.72 ms against 0.54-0.58 ms now for
- * int2 g32 4096 x 4096, weights cold, 1 thread, relaxed (same-process A/B, 1.19-1.33x); weights in cache
- * 0.60 against 0.37 ms.
+ * block, the parameters converted four scales at a time), int2 g32 4096 x 4096, weights cold, same-process
+ * A/B (best of 20-30, machine shared): 1 thread relaxed 0.71-0.73 ms against 0.52-0.53 now (1.36x),
+ * SIMD128 0.94 against 0.68 (1.37x), 2 threads 0.39 against 0.30 (1.32x); weights in cache 0.60 against
+ * 0.37-0.44. Cold, the time now follows the bytes read: with the 1 MiB of fp16 scales read from cache
+ * (an experiment) 15% less.
  */
 INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4], const int B, const int SK,
                      const int ZB) {
@@ -192,7 +194,7 @@ INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4]
     v128_t a0 = ZB ? wasm_i16x8_splat(0) : wasm_i16x8_splat((int16_t)(-zc * s15[b])), a1 = a0;
     // quad pairs in a loop (V8 unrolls it twice): the four tables of two pairs live at a time. Unrolled in
     // the source, every load of the block is issued first (LLVM and V8 order them so) and V8, with 15
-    // vector registers, spills the tables and accumulators (measured 3-12% slower than this loop).
+    // vector registers, spills the tables and accumulators (measured 2-12% slower than this loop).
 #pragma clang loop unroll(disable)
     for (int jj = 0; jj < 4; jj++) {
       const v128_t T0 = wasm_v128_load(tb + 32 * jj), T1 = wasm_v128_load(tb + 32 * jj + 16);
