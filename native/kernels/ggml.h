@@ -1167,78 +1167,67 @@ GGML_IL_FN(GT_Q4_0, gq8il_q4_0)
 GGML_IL_FN(GT_IQ4_NL, gq8il_iq4_nl)
 GGML_IL_FN(GT_Q8_0, gq8il_q8_0)
 
-/**
- * Matrix x matrix (nb > 1) on an interleaved tile: block by block, the four rows' scales converted once
- * (and Q4_0's codes decoded once in the relaxed build) for every activation row (accumulators in accs),
- * two activation rows per step where that wins (below): the same sums and float order as the
- * matrix x vector kernel.
- */
-#define GGML_IL_MM_FN(T, NAME)                                                                             \
-  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as,  \
-                                             int nb, v128_t* accs, float* y, int ys, int r) {               \
-    const int bb = ggml_block_bytes(T), nblk = D->cols / 32, kp = D->kp;                                   \
-    for (int j = 0; j < nb; j++) accs[j] = wasm_f32x4_splat(0);                                          \
-    const uint8_t* g = tile;                                                                               \
-    for (int b = 0; b < nblk; b++, g += 4 * bb) {                                                         \
-      const v128_t d4 = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g)));             \
-      if (MIXQ_RELAXED && T == GT_Q4_0) {                                                                  \
-        v128_t c[8];                                                                                       \
-        il_q4_codes(g, c);                                                                                 \
-        ilm_q4_relaxed(c, d4, (const uint8_t*)(uintptr_t)act, as, nb, kp, b, accs);                       \
-        continue;                                                                                          \
-      }                                                                                                    \
-      /* row j's qs16 at 32 b, d[b] and s[2 b] relative to its start pa */                                \
-      const size_t o16 = (size_t)kp + 64 * (size_t)b, od = 3 * (size_t)kp + 4 * (size_t)b;                 \
-      const size_t os = 3 * (size_t)kp + (size_t)kp / 8 + 8 * (size_t)b;                                   \
-      const uint8_t* pa = (const uint8_t*)(uintptr_t)act;                                                  \
-      for (int j = 0; j < nb; j += 2, pa += 2 * (size_t)as) {                                             \
-        const int two = j + 1 < nb;                                                                        \
-        const uint8_t* pb = two ? pa + as : pa;                                                            \
-        v128_t S, S1;                                                                                      \
-        il_isum2(T, g, (const int16_t*)(pa + o16), (const int16_t*)(pb + o16), &S, &S1);                   \
-        if (T == GT_Q4_0) S = wasm_i32x4_sub(S, wasm_i32x4_splat(8 * q4_bsum(pa + os)));                  \
-        accs[j] = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, wasm_v128_load32_splat(pa + od)), accs[j]); \
-        if (two) {                                                                                         \
-          if (T == GT_Q4_0) S1 = wasm_i32x4_sub(S1, wasm_i32x4_splat(8 * q4_bsum(pb + os)));              \
-          accs[j + 1] = fmadd(wasm_f32x4_convert_i32x4(S1), wasm_f32x4_mul(d4, wasm_v128_load32_splat(pb + od)), accs[j + 1]); \
-        }                                                                                                  \
-      }                                                                                                    \
-    }                                                                                                      \
-    for (int j = 0; j < nb; j++) wasm_v128_store(y + (size_t)j * ys + r, accs[j]);                       \
-  }
-
-/**
- * Block b of an interleaved Q4_0 tile (relaxed build: codes c decoded, the rows' scales d4) against
- * activation rows j < n at a, as bytes apart: il_q4_dot and GGML_IL_FN's zero point and scaling, with one
- * pointer stepping over the rows (act_view per row and block cost more instructions than the dots).
- */
-INLINE void ilm_q4_relaxed(const v128_t c[8], v128_t d4, const uint8_t* a, int32_t as, int n, int kp, int b,
-                           v128_t* accs) {
-#if MIXQ_RELAXED
-  const uint8_t* q = a + 32 * b;
-  const size_t od = 3 * (size_t)kp + 4 * (size_t)b - 32 * (size_t)b;  // d[b], s[2b] relative to q
-  const size_t os = 3 * (size_t)kp + (size_t)kp / 8 + 8 * (size_t)b - 32 * (size_t)b;
-  _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, q += as) {
-    v128_t s16 = wasm_i16x8_splat(0);
-    _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
-      s16 = wasm_i16x8_add(s16, rdot16(c[2 * t], wasm_v128_load32_splat(q + 4 * t)));
-      s16 = wasm_i16x8_add(s16, rdot16(c[2 * t + 1], wasm_v128_load32_splat(q + 16 + 4 * t)));
-    }
-    const int32_t* sp = (const int32_t*)(q + os);
-    const v128_t S = wasm_i32x4_sub(wasm_i32x4_extadd_pairwise_i16x8(s16), wasm_i32x4_splat(8 * (sp[0] + sp[1])));
-    accs[j] = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, wasm_v128_load32_splat(q + od)), accs[j]);
-  }
-#else
-  (void)c, (void)d4, (void)a, (void)as, (void)n, (void)kp, (void)b, (void)accs;
-#endif
-}
 /*
- * GGML_IL_MM_FN takes two activation rows per step for Q8_0, IQ4_NL and (SIMD128) Q4_0: they share each
- * loaded and widened code vector (il_isum2); same-process A/B against one row per step (4096 x 4096, batch
- * 8 / 32, 1 thread, weights cold, load ~2): Q8_0 1.05-1.09x relaxed, 1.11x SIMD128; IQ4_NL 1.26x both;
- * Q4_0 SIMD128 1.05-1.09x. Relaxed Q4_0 (codes decoded once per block for all rows) ran 0.87x that way and
- * takes ilm_q4_relaxed, one row per step.
+ * Matrix x matrix (nb > 1) on an interleaved tile: block by block, the four rows' scales converted once
+ * (and Q4_0's codes decoded once in the relaxed build) for every activation row (float accumulators in
+ * accs), with the same integer sums and the same float32 operations in the same order as the matrix x
+ * vector kernel (GGML_IL_FN), so every batch row equals its matvec bit for bit.
+ * - Q8_0, IQ4_NL and (SIMD128) Q4_0: four activation rows per step (il_isum4): each code vector is loaded,
+ *   decoded and widened once for four rows (it was two per step, and one before that).
+ * - Relaxed Q4_0: the block's codes decoded once (eight vectors held in registers) for all rows, one row
+ *   per step (ilm_q4_relaxed).
+ * - Q4_0's zero-point term 8 * (sum of the block's 32 activation codes) comes from a table zp[b nb + j]
+ *   that mm_ggml_q8 fills once per call (q4_zp_table), one splat load per block and row instead of two
+ *   loads, an addition, a shift and a splat.
  */
+/**
+ * il_wide for four activation rows (x, then as bytes apart) on codes already widened to i16: cl rows 0, 1
+ * (bytes 0..7 of the interleaved code vector), ch rows 2, 3 (bytes 8..15).
+ */
+INLINE void il_wide4w(v128_t cl, v128_t ch, const int16_t* x, int32_t as, v128_t acc[8]) {
+  const uint8_t* p = (const uint8_t*)x;
+  _Pragma("clang loop unroll(full)") for (int n = 0; n < 4; n++) {
+    const v128_t xv = wasm_v128_load64_splat(p + (size_t)n * (size_t)as);
+    acc[2 * n] = wasm_i32x4_add(acc[2 * n], wasm_i32x4_dot_i16x8(cl, xv));
+    acc[2 * n + 1] = wasm_i32x4_add(acc[2 * n + 1], wasm_i32x4_dot_i16x8(ch, xv));
+  }
+}
+/** il_wide for four activation rows: the code vector widened once. */
+INLINE void il_wide4(const int sgn, v128_t c, const int16_t* x, int32_t as, v128_t acc[8]) {
+  il_wide4w(sgn ? wasm_i16x8_extend_low_i8x16(c) : wasm_u16x8_extend_low_u8x16(c),
+            sgn ? wasm_i16x8_extend_high_i8x16(c) : wasm_u16x8_extend_high_u8x16(c), x, as, acc);
+}
+/**
+ * il_isum of one block group against four activation rows (S[0..3]; row 0's qs16 at the block: x, the next
+ * rows as bytes apart), each code vector loaded and decoded once for the four (Q8_0, IQ4_NL; Q4_0 before
+ * its zero point, SIMD128 build). Live vectors: 8 sums, the widened code pair and one activation splat.
+ */
+INLINE void il_isum4(const int T, const uint8_t* g, const int16_t* x, int32_t as, v128_t S[4]) {
+  const v128_t m4 = wasm_i8x16_splat(15);
+  v128_t acc[8];
+  for (int i = 0; i < 8; i++) acc[i] = wasm_i32x4_splat(0);
+  // rolled loops: unrolled, V8 hoisted all 32 activation loads of a block above the dots and spilled them.
+  // Q8_0 loads its code bytes widened (i16x8.load8x8_s: one vpmovsxbw with its load on x64, where the
+  // high half of a loaded vector took two instructions to widen): 1.04-1.08x. Q4_0's nibbles taken the same
+  // way (u16x8.load8x8, then and / shift in i16) ran 0.94x.
+  if (T == GT_Q8_0) {
+    _Pragma("clang loop unroll(disable)") for (int t = 0; t < 8; t++)
+      il_wide4w(wasm_i16x8_load8x8(g + 8 + 16 * t), wasm_i16x8_load8x8(g + 16 + 16 * t), x + 4 * t, as, acc);
+  } else {
+    const v128_t kv = wasm_v128_load(KV_IQ4NL);
+    _Pragma("clang loop unroll(disable)") for (int t = 0; t < 4; t++) {
+      const v128_t v = wasm_v128_load(g + 8 + 16 * t);
+      v128_t lo = wasm_v128_and(v, m4), hi = bits8(v, 4, m4);
+      if (T == GT_IQ4_NL) {
+        lo = wasm_i8x16_swizzle(kv, lo);
+        hi = wasm_i8x16_swizzle(kv, hi);
+      }
+      il_wide4(T == GT_IQ4_NL, lo, x + 4 * t, as, acc);
+      il_wide4(T == GT_IQ4_NL, hi, x + 16 + 4 * t, as, acc);
+    }
+  }
+  for (int n = 0; n < 4; n++) S[n] = il_pairs(acc[2 * n], acc[2 * n + 1]);
+}
 /** il_wide against two activation rows (x0, x1): the code vector widened once. */
 INLINE void il_wide2(const int sgn, v128_t c, const int16_t* x0, const int16_t* x1, v128_t acc[4]) {
   const v128_t cl = sgn ? wasm_i16x8_extend_low_i8x16(c) : wasm_u16x8_extend_low_u8x16(c);
@@ -1251,7 +1240,7 @@ INLINE void il_wide2(const int sgn, v128_t c, const int16_t* x0, const int16_t* 
 }
 /**
  * il_isum of one block group against two activation rows (*S0, *S1; their qs16 at the block: x0, x1), each
- * code vector loaded and decoded once for both (Q8_0, IQ4_NL; Q4_0 in the SIMD128 build).
+ * code vector loaded and decoded once for both (the last rows of a batch that is not a multiple of 4).
  */
 INLINE void il_isum2(const int T, const uint8_t* g, const int16_t* x0, const int16_t* x1, v128_t* S0, v128_t* S1) {
   const v128_t m4 = wasm_i8x16_splat(15);
@@ -1275,26 +1264,106 @@ INLINE void il_isum2(const int T, const uint8_t* g, const int16_t* x0, const int
   *S0 = il_pairs(acc[0], acc[1]);
   *S1 = il_pairs(acc[2], acc[3]);
 }
-/** s[2 b] + s[2 b + 1] of an activation row (the sum of its 32 codes at block b), at p. */
-INLINE int32_t q4_bsum(const uint8_t* p) {
-  int32_t a, b;
-  __builtin_memcpy(&a, p, 4);
-  __builtin_memcpy(&b, p + 4, 4);
-  return a + b;
+
+/**
+ * Block b of an interleaved Q4_0 tile (relaxed build: codes c decoded, the rows' scales d4) against
+ * activation rows j < n at a, as bytes apart (zero-point terms zb[j]): il_q4_dot and GGML_IL_FN's zero point
+ * and scaling, with one pointer stepping over the rows (act_view per row and block cost more instructions
+ * than the dots).
+ */
+INLINE void ilm_q4_relaxed(const v128_t c[8], v128_t d4, const uint8_t* a, int32_t as, int n, int kp, int b,
+                           const int32_t* zb, v128_t* accs) {
+#if MIXQ_RELAXED
+  const uint8_t* q = a + 32 * b;
+  const size_t od = 3 * (size_t)kp + 4 * (size_t)b - 32 * (size_t)b;  // d[b] relative to q
+  _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, q += as) {
+    v128_t s16 = wasm_i16x8_splat(0);
+    _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
+      s16 = wasm_i16x8_add(s16, rdot16(c[2 * t], wasm_v128_load32_splat(q + 4 * t)));
+      s16 = wasm_i16x8_add(s16, rdot16(c[2 * t + 1], wasm_v128_load32_splat(q + 16 + 4 * t)));
+    }
+    const v128_t S = wasm_i32x4_sub(wasm_i32x4_extadd_pairwise_i16x8(s16), wasm_v128_load32_splat(zb + j));
+    accs[j] = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, wasm_v128_load32_splat(q + od)), accs[j]);
+  }
+#else
+  (void)c, (void)d4, (void)a, (void)as, (void)n, (void)kp, (void)b, (void)zb, (void)accs;
+#endif
 }
+
+/** Scales S (the four rows' integer sums of one block and activation row) into acc: GGML_IL_FN's step. */
+INLINE v128_t il_scale(v128_t S, v128_t d4, const uint8_t* dx, v128_t acc) {
+  return fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(d4, wasm_v128_load32_splat(dx)), acc);
+}
+
+#define GGML_IL_MM_FN(T, NAME)                                                                             \
+  static __attribute__((noinline)) void NAME(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as,  \
+                                             int nb, v128_t* accs, const int32_t* zp, float* y, int ys,     \
+                                             int r) {                                                       \
+    const int bb = ggml_block_bytes(T), nblk = D->cols / 32, kp = D->kp;                                   \
+    for (int j = 0; j < nb; j++) accs[j] = wasm_f32x4_splat(0);                                          \
+    const uint8_t* g = tile;                                                                               \
+    for (int b = 0; b < nblk; b++, g += 4 * bb) {                                                         \
+      const v128_t d4 = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(g)));             \
+      const int32_t* zb = zp + (size_t)b * (size_t)nb; /* Q4_0: row j's zero-point term at zb[j] */       \
+      if (MIXQ_RELAXED && T == GT_Q4_0) {                                                                  \
+        v128_t c[8];                                                                                       \
+        il_q4_codes(g, c);                                                                                 \
+        ilm_q4_relaxed(c, d4, (const uint8_t*)(uintptr_t)act, as, nb, kp, b, zb, accs);                  \
+        continue;                                                                                          \
+      }                                                                                                    \
+      /* row j's qs16 at 32 b and d[b] relative to its start pa */                                        \
+      const size_t o16 = (size_t)kp + 64 * (size_t)b, od = 3 * (size_t)kp + 4 * (size_t)b;                 \
+      const uint8_t* pa = (const uint8_t*)(uintptr_t)act;                                                  \
+      int j = 0;                                                                                           \
+      for (; j + 4 <= nb; j += 4, pa += 4 * (size_t)as) {                                                 \
+        v128_t S[4];                                                                                       \
+        il_isum4(T, g, (const int16_t*)(pa + o16), as, S);                                                 \
+        _Pragma("clang loop unroll(full)") for (int n = 0; n < 4; n++) {                                   \
+          if (T == GT_Q4_0) S[n] = wasm_i32x4_sub(S[n], wasm_v128_load32_splat(zb + j + n));             \
+          accs[j + n] = il_scale(S[n], d4, pa + (size_t)n * (size_t)as + od, accs[j + n]);                \
+        }                                                                                                  \
+      }                                                                                                    \
+      for (; j < nb; j += 2, pa += 2 * (size_t)as) {                                                      \
+        const int two = j + 1 < nb;                                                                        \
+        const uint8_t* pb = two ? pa + as : pa;                                                            \
+        v128_t S, S1;                                                                                      \
+        il_isum2(T, g, (const int16_t*)(pa + o16), (const int16_t*)(pb + o16), &S, &S1);                   \
+        if (T == GT_Q4_0) S = wasm_i32x4_sub(S, wasm_v128_load32_splat(zb + j));                          \
+        accs[j] = il_scale(S, d4, pa + od, accs[j]);                                                       \
+        if (two) {                                                                                         \
+          if (T == GT_Q4_0) S1 = wasm_i32x4_sub(S1, wasm_v128_load32_splat(zb + j + 1));                  \
+          accs[j + 1] = il_scale(S1, d4, pb + od, accs[j + 1]);                                            \
+        }                                                                                                  \
+      }                                                                                                    \
+    }                                                                                                      \
+    for (int j = 0; j < nb; j++) wasm_v128_store(y + (size_t)j * ys + r, accs[j]);                       \
+  }
 GGML_IL_MM_FN(GT_Q4_0, gq8ilm_q4_0)
 GGML_IL_MM_FN(GT_IQ4_NL, gq8ilm_iq4_nl)
 GGML_IL_MM_FN(GT_Q8_0, gq8ilm_q8_0)
 
-/** Runs an interleaved tile (accs: nb vectors of scratch); 0 if the tile at r is not one. */
+/** Activation rows per pass of an interleaved Q4_0 product (its zero-point table: 4 ZP_ROWS kp / 32 bytes). */
+#define ZP_ROWS 64
+/**
+ * zp[b n + j] = 8 * (sum of the 32 codes of block b of activation row j < n at act, rows as bytes apart):
+ * the zero-point term of Q4_0 (codes - 8), integer and exact, as GGML_IL_FN takes it off per block.
+ */
+INLINE void q4_zp_table(int32_t act, int32_t as, int n, int kp, int32_t* zp) {
+  for (int j = 0; j < n; j++) {
+    const actq A = act_view(act_at(act, as, j), kp);
+    for (int b = 0; b < kp / 32; b++) zp[(size_t)b * (size_t)n + j] = 8 * (A.s[2 * b] + A.s[2 * b + 1]);
+  }
+}
+
+/** Runs an interleaved tile (accs: nb vectors of scratch; zp: Q4_0's zero-point table); 0 if not one. */
 INLINE int ggml_q8_il(const wdesc* D, const uint8_t* const p[4], int32_t act, int32_t as, int nb, v128_t* accs,
-                      float* y, int ys, int r) {
+                      const int32_t* zp, float* y, int ys, int r) {
   if (!ggml_il_type(D->bits) || !ggml_il_tile(D, r)) return 0;
   if (nb > 1) {
     switch (D->bits) {
-      case GT_Q4_0: gq8ilm_q4_0(D, p[0], act, as, nb, accs, y, ys, r); break;
-      case GT_IQ4_NL: gq8ilm_iq4_nl(D, p[0], act, as, nb, accs, y, ys, r); break;
-      default: gq8ilm_q8_0(D, p[0], act, as, nb, accs, y, ys, r); break;
+      case GT_Q4_0: gq8ilm_q4_0(D, p[0], act, as, nb, accs, zp, y, ys, r); break;
+      case GT_IQ4_NL: gq8ilm_iq4_nl(D, p[0], act, as, nb, accs, zp, y, ys, r); break;
+      default: gq8ilm_q8_0(D, p[0], act, as, nb, accs, zp, y, ys, r); break;
     }
     return 1;
   }
@@ -1312,24 +1381,40 @@ EXPORT void mv_ggml_q8(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t
   for (int r = r0; r < r1; r += 4) {
     const uint8_t* p[4];
     ggml_tile(D, r, r1 - 1, p);
-    if (!ggml_q8_il(D, p, act, 0, 1, &acc, (float*)(uintptr_t)y, 0, r))
+    if (!ggml_q8_il(D, p, act, 0, 1, &acc, 0, (float*)(uintptr_t)y, 0, r))
       ggml_q8_rows(D, p, act, 0, 1, &acc, (float*)(uintptr_t)y, 0, r, r1 - 1);
   }
 }
 
-/** int8 path, matrix x matrix (scratch: one accumulator vector per activation row). */
+/** mm_ggml_q8 on activation rows [0, nb) (nb <= ZP_ROWS where zp is used). */
+INLINE void mm_ggml_q8_rows(const wdesc* D, int32_t act, int32_t as, int32_t nb, float* y, int32_t ys, int32_t r0,
+                            int32_t r1, v128_t* accs, int32_t* zp) {
+  if (nb > 1 && D->bits == GT_Q4_0 && D->aux == 4) q4_zp_table(act, as, nb, D->kp, zp);
+  for (int r = r0; r < r1; r += 4) {
+    const uint8_t* p[4];
+    ggml_tile(D, r, r1 - 1, p);
+    if (ggml_q8_il(D, p, act, as, nb, accs, zp, y, ys, r)) continue;
+    // the last tile (< 4 rows) of an interleaved weight: the matvec row kernel, so that every batch row
+    // equals its matvec bit for bit (ggml_q8_tiles scales in another float32 order)
+    if (nb > 1 && !(ggml_il_type(D->bits) && D->aux == 4)) ggml_q8_tiles(D, p, act, as, nb, accs, y, ys, r, r1 - 1);
+    else ggml_q8_rows(D, p, act, as, nb, accs, y, ys, r, r1 - 1);
+  }
+}
+
+/**
+ * int8 path, matrix x matrix (scratch: one accumulator vector per activation row, then Q4_0's zero-point
+ * table of at most 4 ZP_ROWS kp / 32 = 8 kp bytes). Interleaved Q4_0 runs ZP_ROWS activation rows per pass.
+ */
 EXPORT void mm_ggml_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
                        int32_t r1, int32_t scratch) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   v128_t* accs = (v128_t*)(uintptr_t)scratch;
-  for (int r = r0; r < r1; r += 4) {
-    const uint8_t* p[4];
-    ggml_tile(D, r, r1 - 1, p);
-    if (ggml_q8_il(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r)) continue;
-    // the last tile (< 4 rows) of an interleaved weight: the matvec row kernel, so that every batch row
-    // equals its matvec bit for bit (ggml_q8_tiles scales in another float32 order)
-    if (nb > 1 && !(ggml_il_type(D->bits) && D->aux == 4)) ggml_q8_tiles(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
-    else ggml_q8_rows(D, p, act, as, nb, accs, (float*)(uintptr_t)y, ys, r, r1 - 1);
+  int32_t* zp = (int32_t*)(accs + nb);
+  float* yf = (float*)(uintptr_t)y;
+  const int step = nb > 1 && D->bits == GT_Q4_0 && D->aux == 4 ? ZP_ROWS : nb;
+  for (int j0 = 0; j0 < nb; j0 += step) {
+    const int n = nb - j0 < step ? nb - j0 : step;
+    mm_ggml_q8_rows(D, (int32_t)act_at(act, as, j0), as, n, yf + (size_t)j0 * (size_t)ys, ys, r0, r1, accs, zp);
   }
 }
 #endif

@@ -280,8 +280,9 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
     });
     test(`kernels (${variant}): ggml matrix x matrix, every batch row its matrix x vector bit for bit`, async (t) => {
       // ggml-k.h kmm_tile decodes each K-quant super-block of a 4-row tile once for the whole batch (a loop
-      // over the activation rows, KMM_ROWS = 64 at a time; ggml.h GGML_IL_MM_FN two rows per step): batch
-      // sizes around that blocking, 13 rows (a last tile of one row, run as stored); the same integer sums
+      // over the activation rows, KMM_ROWS = 64 at a time; ggml.h GGML_IL_MM_FN four rows per step, then
+      // two, and Q4_0 ZP_ROWS = 64 rows per pass): batch sizes around that blocking, 13 rows (a last tile
+      // of one row, run as stored); the same integer sums
       // scaled in the same float32 order as the matrix x vector kernel, and within budget of the reference.
       // Codes all at their largest value against |q| = 127 reach the int16 partial sums' bounds (Q6_K:
       // 4 * 63 * 127 of 32767).
@@ -292,7 +293,7 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
           for (const c of [ggmlCase(type, false, 13), ggmlMaxCodeCase(type, 9, 512)]) {
             const w = k.prepare(c.source);
             const max = c.name.endsWith('-max');
-            for (const batch of max ? [2, 3] : [2, 3, 8, 33, 67]) {
+            for (const batch of max ? [2, 3, 5] : [2, 3, 8, 33, 67]) {
               const x = max
                 ? Float32Array.from({ length: batch * w.cols }, (_, i) =>
                     Math.floor(i / w.cols) & 1 ? -1 : 1,
