@@ -380,6 +380,16 @@ INLINE void sl_step_fence(v128_t acc) {
 }
 
 /**
+ * Makes pointer p opaque to LLVM's loop optimizations (an empty asm statement) where a loop body loads from
+ * it at constant offsets: they stay the loads' memarg offsets, which V8 folds into the x64 addresses. Left
+ * alone, loop strength reduction moves the pointers so that most offsets are negative, and V8 adds each
+ * with an instruction of its own before the load (a wasm address is index + offset as unsigned 32 bits).
+ * Not for the activations' load splats: V8 computes such a load's memory start + offset outside the loop,
+ * a register for each, and reloads them from the stack (measured: no faster than the extra adds).
+ */
+#define SL_OPAQUE(p) __asm__("" : "+r"(p))
+
+/**
  * Per 32-weight step t of the activations, what sl_il_tile_q8_g32 reads (mv_sl_q8_impl fills it in the
  * scratch): zsq[t] the zero code times the step's activation sum, splat (the int32 sl_scale_step computes);
  * dx[t] the step's activation scale times 2^112, exact (every dx < 2^16: checked when filled).
@@ -394,21 +404,30 @@ typedef struct {
  * weights of kp (ngroups = kp / 32): the four groups of a block are one run of 16 scales at sp (two loads),
  * the zero code times the activation sum and the activation scale come precomputed per step (sl_steps), no
  * group bookkeeping. The same float32 operations on the same values in the same order as sl_scale_step:
- * S - z sq the same int32; s dx as m (dx 2^112), with m the fp16's sign and magnitude bits moved into
- * float32's fields (f16x8_half_to_f32 without its final 2^112): s = m 2^112 exactly, dx 2^112 is exact, so
- * both are the one rounding of the real s dx.
+ * S - z sq the same int32; s dx as m (dx 2^112), with m the fp16's sign and magnitude bits in float32's
+ * fields (f16x8_half_bits): s = m 2^112 exactly and dx 2^112 is exact, so both are the one rounding of the
+ * real s dx. Each step ends in sl_step_fence; the block's pointers are SL_OPAQUE.
  */
 INLINE v128_t sl_il_tile_q8_g32(const wdesc* D, const actq* A, const uint8_t* tile, const uint8_t* sp,
                                 sl_steps st, const v128_t* T, const int B, const int DK, const int TBL) {
   const int nblk = D->kp / 128;
   v128_t acc = wasm_f32x4_splat(0);
   for (int blk = 0; blk < nblk; blk++) {
+    // the block's codes, scales and precomputed steps, each read at constant offsets (SL_OPAQUE)
     const uint8_t* gp = tile + (size_t)blk * 64 * B;
-    const v128_t h01 = wasm_v128_load(sp + 32 * (size_t)blk), h23 = wasm_v128_load(sp + 32 * (size_t)blk + 16);
+    const uint8_t* sb = sp + 32 * (size_t)blk;
+    const v128_t* zq = st.zsq + 4 * blk;
+    const float* dx = st.dx + 4 * blk;
+    SL_OPAQUE(gp);
+    SL_OPAQUE(sb);
+    SL_OPAQUE(zq);
+    SL_OPAQUE(dx);
+    const v128_t h01 = wasm_v128_load(sb), h23 = wasm_v128_load(sb + 16);
 #pragma clang loop unroll(full)
     for (int m = 0; m < 4; m++) {
-      const int k = blk * 128 + 32 * m, t = k >> 5;
+      const int k = blk * 128 + 32 * m;
       sl_ilacc a0 = sl_il_zero();
+#pragma clang loop unroll(full)
       for (int j = 0; j < 4; j++) {
         v128_t c0, c1;
         sl_il_codes(gp, j, m, B, TBL, T, &c0, &c1);
@@ -416,8 +435,8 @@ INLINE v128_t sl_il_tile_q8_g32(const wdesc* D, const actq* A, const uint8_t* ti
         sl_il_add(&a0, c1, A, k + 16 + 4 * j, DK);
       }
       const v128_t ms = f16x8_half_bits(m < 2 ? h01 : h23, m & 1);
-      const v128_t S = wasm_i32x4_sub(sl_il_total(&a0, DK), st.zsq[t]);
-      acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(ms, wasm_v128_load32_splat(st.dx + t)), acc);
+      const v128_t S = wasm_i32x4_sub(sl_il_total(&a0, DK), zq[m]);
+      acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(ms, wasm_v128_load32_splat(dx + m)), acc);
       sl_step_fence(acc);
     }
   }
