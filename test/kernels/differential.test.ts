@@ -376,9 +376,9 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
     });
     test(`kernels (${variant}): groups of 32 with fp16 scales on interleaved tiles equal the stored rows bit for bit`, async (t) => {
       // Symmetric integers with fp16 scales per 32 weights and K a multiple of 128 take sliced.h
-      // sl_il_tile_q8_g32 on their interleaved tiles (eight scales per load, their bits moved into float32's
-      // fields and the 2^112 folded into the precomputed activation scale, zero code x activation sum
-      // precomputed per step): every product equals the stored rows' kernel (sl_scale_step, the scales as
+      // sl_il_tile_q8_g32 on their interleaved tiles (the scales' bits moved into float32's fields and the
+      // 2^112 folded into the precomputed activation scale, zero code x activation sum precomputed per
+      // step): every product equals the stored rows' kernel (sl_scale_step, the scales as
       // f16x4_to_f32 converts them) bit for bit, for scales of either sign, zero, subnormal and the largest,
       // and for activations with a block scale >= 2^16 (the general loop: 2^112 would overflow). Matrix x
       // matrix (smm_tile) gives each batch row its matrix x vector.
@@ -386,7 +386,7 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
       const rows = 13; // three interleaved tiles and one row as stored
       const cols = 512;
       const special = [0x0000, 0x8000, 0x0001, 0x83ff, 0x0400, 0x8400, 0x7bff, 0xfbff, 0x3c00, 0xbc00];
-      for (const bits of [2, 3, 4, 5, 6]) {
+      for (const bits of [2, 3, 4, 5, 6, 8]) {
         await t.test(`uint${bits} g32`, () => {
           const rng = new Rng(bits);
           const ng = (rows * cols) / 32;
@@ -401,7 +401,10 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
             groups: 32,
             scaleFormat: 'fp16',
             symmetric: true,
-            codes: new Uint8Array((rows * cols * bits) / 8).map(() => Math.floor(rng.nextFloat() * 256)),
+            // 8 bits: no code 0, so the int8 path's signed dot (codes - 128 >= -127) takes them
+            codes: new Uint8Array((rows * cols * bits) / 8).map(() =>
+              Math.max(bits === 8 ? 1 : 0, Math.floor(rng.nextFloat() * 256)),
+            ),
             scales: new Uint8Array(scales.buffer),
           };
           const tiled = k.prepare(src);
