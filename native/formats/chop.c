@@ -24,9 +24,10 @@
 //    the decision of rounding.ts on them, the result (k + up) * q (exact). Groups that need the float
 //    path take both paths in one form instead where it is exact (MERGED): nearest-even one float32
 //    addition (round_rne_float: +20-25% on fp8 / fp4 / fp16 data with subnormal results or overflow),
-//    toward-zero, up, down and nearest-away one power-of-two scaling by the step at x, one rounding
-//    instruction (trunc, ceil, floor; floor(m + 1/2 - 2^-25) for ties away) and the scaling back
-//    (round_merged: 2-4x up and down, 1.5x nearest-away and toward-zero on limit data, issue 20).
+//    toward-zero, up and down one power-of-two scaling by the step at x, one rounding instruction
+//    (trunc, ceil, floor) and the scaling back (round_merged: 2-4x up and down, 1.5x toward-zero on
+//    limit data, issue 20); nearest-away nearest-even's addition on the magnitude with its last bit set
+//    (rna_float_exact; session 7, +19-24% in cache over round_merged on fp8 / fp4 data).
 //
 // Stochastic modes draw exactly one 32-bit number per element, in element order, from xoshiro128**
 // (core/rng.ts), whose state lives in ChopParams: in from the caller's generator, out after the call.
@@ -41,7 +42,14 @@
 // format's limits never leaves SIMD. Deterministic modes out of place take one pass on the path the group
 // before took (its result stored while the range is gathered; a group that needs another path is redone
 // from the intact source): the integer formula after a clean group (measured 5-10% faster in cache than
-// checking first), finite() after a finite one (session 5: +4-13% on limit data). Groups of 16 vectors
+// checking first), finite() after a finite one (session 5: +4-13% on limit data), which then gathers only
+// the magnitudes' max (does the group need full()?), not the range key; every 16th group after a finite
+// one checks its range first, to find clean data again (session 7: the kernel +7-15% in cache on fp16 /
+// fp8 / fp4 limit data and fp8 / fp4 random data, all modes; chop on JavaScript arrays +3-6%). (The
+// check as one float32 sum instead: 0.95x on toward-zero, the sum's latency chain; as four sums indexed
+// by k & 3 in finite_group's loop, which clang keeps rolled: the sums went to a stack frame, and with
+// stack-size=0 the stack pointer starts at 1024, inside the data region: never index a Range by the loop
+// counter there.) Groups of 16 vectors
 // measured up to 40% faster than 8 in cache (toward-zero), no slower elsewhere. In place they check first
 // (keeping the group's vectors for a redo spilled registers in V8 and measured slower); `chop` on
 // JavaScript arrays therefore rounds each scratch chunk into a second region. Every pass has one site in
@@ -112,7 +120,7 @@ typedef struct {
   v128_t abs_mask, lo, span, keep, drop, half, bias, lsb, sr_drop, hi;
   v128_t q, inv_q1, inv_q2, sr_scale, sr_unscale;
   v128_t ovf_pos, ovf_neg, inf_out, nan_out, zero_sign, finite_limit, magic, exp_mask, exp_shift, exp_cap;
-  v128_t floor, zero_out, man_shift, inv_base, rna_half, neg_hi, ovf_neg_signed;
+  v128_t floor, zero_out, man_shift, inv_base, neg_hi, ovf_neg_signed;
   uint32_t sr_shift;
   int sat; // every overflow gives max finite (ovf_pos and ovf_neg are max finite): see finite()
 } Consts;
@@ -227,23 +235,28 @@ ALWAYS v128_t round_float(v128_t a, v128_t neg, v128_t u, const Consts *c, int m
 // 2^127 (E + D past float32's range would give inf or wrap): magnitudes from 2^(105 + M) on then round
 // to at least 2^(105 + M), which rne_float_exact() requires to be past max finite, so they overflow as
 // they should. 6 operations, against 11 for the integer formula and the float path selected lane by lane.
-ALWAYS v128_t round_rne_float(v128_t a, const Consts *c) {
-  v128_t e = wasm_u32x4_min(wasm_i32x4_add(wasm_v128_and(a, c->exp_mask), c->exp_shift), c->exp_cap);
+// Uncapped (5 operations: finite() where every overflow gives max finite, by an unsigned min of the
+// result's bits), magnitudes from 2^(127 - D) on give an e at or past inf's bits: m is then an inf or a
+// NaN (the result an inf or a NaN, of either sign), or e wraps past the sign bit and m is magic (the
+// result about a itself): each above max finite as unsigned bits, so the min gives max finite, as it
+// should (session 7: +8-16% in cache on fp4_e2m1fn nearest-even and nearest-away).
+ALWAYS v128_t round_rne_float(v128_t a, const Consts *c, int capped) {
+  v128_t e = wasm_i32x4_add(wasm_v128_and(a, c->exp_mask), c->exp_shift);
+  if (capped) e = wasm_u32x4_min(e, c->exp_cap);
   v128_t m = wasm_i32x4_max(e, c->magic);
   return wasm_f32x4_sub(wasm_f32x4_add(a, m), m);
 }
 
-// Toward zero, up, down and nearest-away of a value x anywhere in float32's finite range, both paths in
-// one (the directed modes on the signed value, nearest-away on a magnitude x >= 0): the target's step at
+// Toward zero, up and down of a value x anywhere in float32's finite range, both paths in one (on the
+// signed value): the target's step at
 // x is s = max(2^(E - M), q) (E = x's exponent; as bits, x's exponent field less M, or q's bits where
 // that is smaller: below min normal and for float32 subnormals, whose field is 0), 1 / s has the bits
 // (254 << 23) - s, m = x / s is exact (a power-of-two scaling: into [2^M, 2^(M+1)) at and above min
 // normal, below 2^M under it, scaled up since q <= 1), one instruction rounds m to an integer in the mode
 // (ceil, floor, trunc) and k * s is exact (inf past float32's max, which then overflows as it should).
-// Nearest-away is floor(m + (1/2 - 2^-25)) for 0 <= m < 2^24: the float32 below 1/2, so that the sum
-// rounds up to an integer only from m's own ties and above (1/2 - 2^-25 + 1/2 would round up to 1).
 // Exact where merged_exact() holds (q = 2^(emin - M) a normal float32 <= 1, M >= 1: then s and 1 / s
-// are normal). 7 operations (8 for nearest-away), against 8-12 for the two paths and their select.
+// are normal). 7 operations, against 8-12 for the two paths and their select. (Nearest-away took it too,
+// as floor(m + (1/2 - 2^-25)) on the magnitude, 8 operations, until session 7: see rna_float_exact.)
 ALWAYS v128_t round_merged(v128_t x, const Consts *c, int mode) {
   v128_t s = wasm_i32x4_max(wasm_i32x4_sub(wasm_v128_and(x, c->exp_mask), c->man_shift), c->q);
   v128_t m = wasm_f32x4_mul(x, wasm_i32x4_sub(c->inv_base, s));
@@ -254,11 +267,8 @@ ALWAYS v128_t round_merged(v128_t x, const Consts *c, int mode) {
   case DOWN:
     m = wasm_f32x4_floor(m);
     break;
-  case RZ:
+  default: // RZ
     m = wasm_f32x4_trunc(m);
-    break;
-  default: // RNA
-    m = wasm_f32x4_floor(wasm_f32x4_add(m, c->rna_half));
     break;
   }
   return wasm_f32x4_mul(m, s);
@@ -267,14 +277,18 @@ ALWAYS v128_t round_merged(v128_t x, const Consts *c, int mode) {
 // float_path values (the kernel's paths: see chop_f32): 1, the integer path or, below lo, the float path
 // (lo = 0: never); 0, the integer path alone (only inside run() for NAN_ONLY);
 // MERGED, both paths in one where chop_f32 finds that exact: round_rne_float for nearest-even,
-// round_merged for toward-zero, up, down and nearest-away (stochastic modes never take it).
+// round_merged for toward-zero, up and down, round_rne_float of a | 1 for nearest-away (see
+// rna_float_exact; stochastic modes never take it).
 #define MERGED 2
 // NAN_ONLY: the integer path alone, whose window only NaN leaves (see Range)
 #define NAN_ONLY 3
+// AMAX: a Range gathered as the magnitudes' max alone (no range key), by run()'s finite() groups after a
+// finite group: they only need to know whether the group held a lane at or past finite_limit
+#define AMAX 4
 
 // The rounded magnitude of a (bits), by the integer path, or the float path below lo.
 ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode, int float_path) {
-  if (float_path == MERGED && mode == RNE) return round_rne_float(a, c);
+  if (float_path == MERGED && mode == RNE) return round_rne_float(a, c, 1);
   v128_t r = round_int(a, neg, u, c, mode);
   if (!float_path) return r;
   return wasm_v128_bitselect(round_float(a, neg, u, c, mode), r, wasm_i32x4_lt(a, c->lo));
@@ -328,8 +342,8 @@ ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_pa
       // (negative overflow bits: the sign and inf or NaN, above every negative result's bits)
       return wasm_v128_bitselect(c->ovf_neg_signed, r, wasm_f32x4_lt(r, c->neg_hi));
     }
-    default: { // RNA, on the magnitude
-      v128_t r = round_merged(wasm_v128_and(x, c->abs_mask), c, RNA);
+    default: { // RNA, on the magnitude: nearest-even of a | 1 (see rna_float_exact)
+      v128_t r = round_rne_float(wasm_v128_or(wasm_v128_and(x, c->abs_mask), wasm_i32x4_splat(1)), c, !sat);
       if (sat) r = wasm_u32x4_min(r, c->hi);
       else r = wasm_v128_bitselect(c->ovf_pos, r, wasm_i32x4_gt(r, c->hi));
       return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask));
@@ -337,7 +351,9 @@ ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_pa
     }
   }
   v128_t neg = wasm_i32x4_shr(x, 31);
-  v128_t r = round_magnitude(wasm_v128_and(x, c->abs_mask), neg, u, c, mode, float_path);
+  v128_t r = float_path == MERGED && mode == RNE && sat
+                 ? round_rne_float(wasm_v128_and(x, c->abs_mask), c, 0)
+                 : round_magnitude(wasm_v128_and(x, c->abs_mask), neg, u, c, mode, float_path);
   // finite inputs round to at most 0x7f800000, so a signed compare finds the overflowed lanes
   v128_t over = wasm_i32x4_gt(r, c->hi);
   if (sat) r = wasm_u32x4_min(r, c->hi);
@@ -370,6 +386,10 @@ ALWAYS void range_add(Range *r, v128_t x, int k, const Consts *c, int check, int
     r->sum[k & 3] = wasm_f32x4_add(r->sum[k & 3], x);
     return;
   }
+  if (check == AMAX) {
+    r->amax = wasm_u32x4_max(r->amax, wasm_v128_and(x, c->abs_mask));
+    return;
+  }
   v128_t a = wasm_v128_and(x, c->abs_mask);
   r->key = wasm_u32x4_max(r->key, check ? wasm_i32x4_sub(a, c->lo) : a);
   if (check && whole) r->amax = wasm_u32x4_max(r->amax, a);
@@ -392,6 +412,8 @@ ALWAYS int special(const Range *r, const Consts *c, int check) {
 }
 
 #define UNROLL 16
+// After a finite group, every PROBE-th group gathers its range first (see run())
+#define PROBE 16
 
 // finite() over a group of UNROLL vectors (sat: see finite()), gathering its whole range if r is given.
 ALWAYS void finite_group(const v128_t *p, v128_t *o, Xoshiro *g, const Consts *c, int mode, int float_path,
@@ -425,7 +447,10 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
   for (uint32_t i = 0; i < groups; i++, p += UNROLL, o += UNROLL) {
     Range range;
     range_init(&range);
-    const int spec = one_pass && last == FINITE; // finite() first, its range gathered meanwhile
+    // finite() first after a finite group, gathering only whether the group needs full() (AMAX: the
+    // magnitudes' max, one or two operations per vector, against 3-4 for the whole range); every PROBE-th
+    // such group gathers the range first instead, as after a full() group, to find clean data again
+    const int spec = one_pass && last == FINITE && (i & (PROBE - 1)) != 0;
     if (!spec) {
       if (one_pass && last == CLEAN) {
         for (int k = 0; k < UNROLL; k++) {
@@ -462,13 +487,9 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
     if (spec) {
       Range seen;
       range_init(&seen);
-      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, &seen, check);
-      else finite_group(p, o, g, c, mode, float_path, 0, &seen, check);
-      if (!out_of_window(&seen, c, check)) {
-        last = CLEAN;
-        continue;
-      }
-      if (!special(&seen, c, check)) continue; // last stays FINITE
+      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, &seen, AMAX);
+      else finite_group(p, o, g, c, mode, float_path, 0, &seen, AMAX);
+      if (!special(&seen, c, AMAX)) continue; // last stays FINITE
     }
     last = FULL;
     for (int k = 0; k < UNROLL; k++) {
@@ -532,7 +553,6 @@ ALWAYS void splat(Consts *c, const ChopParams *p) {
   c->zero_out = wasm_u32x4_splat(p->zero_out);
   c->man_shift = wasm_u32x4_splat((23u - (uint32_t)__builtin_popcount(p->drop)) << 23); // M in the exponent
   c->inv_base = wasm_u32x4_splat(254u << 23); // 2^127 * 2^127: bits of 1 / s are inv_base - bits of s
-  c->rna_half = wasm_f32x4_splat(0.49999997f); // 1/2 - 2^-25, see round_merged
   c->neg_hi = wasm_u32x4_splat(p->hi | 0x80000000u); // -max finite
   c->ovf_neg_signed = wasm_u32x4_splat(p->ovf_neg | 0x80000000u);
   c->sr_shift = p->sr_shift;
@@ -606,6 +626,16 @@ ALWAYS int merged_exact(const ChopParams *p) {
   return step_is_max(p) && f32_bits(p->q) <= 0x3f800000u && p->drop != 0x7fffffu;
 }
 
+// Whether nearest-away on the finite path may take round_rne_float of a | 1 (a's last float32 bit set):
+// with at least 2 bits dropped everywhere (M <= 21; below min normal more are), setting the last one
+// moves an exact tie (dropped bits 10...0) just above it, so nearest-even rounds it away from zero, and
+// leaves every other value on its side of the midpoint (dropped bits below 10...0 stay below it, and
+// zero rounds to zero): nearest-away, in 7 operations against round_merged's 8 (session 7, same-process
+// A/B in cache: +19-24% on fp8 / fp4 random and limit data). Exact where round_rne_float is.
+ALWAYS int rna_float_exact(const ChopParams *p) {
+  return rne_float_exact(p) && __builtin_popcount(p->drop) >= 2;
+}
+
 // Whether only NaN leaves the integer path's window (formats without the float path whose window runs
 // past inf: bf16, tf32 with the ieee policy).
 ALWAYS int nan_only(const ChopParams *p) {
@@ -633,7 +663,11 @@ void chop_f32(const float *src, float *dst, uint32_t n, ChopParams *p) {
     else if (p->float_path && rne_float_exact(p)) run_RNE_2(src, dst, n, p);
     else run_RNE_1(src, dst, n, p);
     break;
-    CASE(RNA)
+  case RNA:
+    if (nan_only(p)) run_RNA_3(src, dst, n, p);
+    else if (p->float_path && rna_float_exact(p)) run_RNA_2(src, dst, n, p);
+    else run_RNA_1(src, dst, n, p);
+    break;
     CASE(RZ)
     CASE(UP)
     CASE(DOWN)

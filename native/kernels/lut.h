@@ -83,6 +83,23 @@ INLINE v128_t lut_pair(v128_t r, const int p) {
 #endif
 }
 
+/** 2^p (r0[i] + r1[i]) of rows i = 0..7 (lo) and 8..15 (hi): a lone plane's two lookups of 16 rows. */
+INLINE void lut_lone(v128_t r0, v128_t r1, const int p, v128_t* lo, v128_t* hi) {
+#if MIXQ_RELAXED
+  // rows side by side (r0[i], r1[i]), then one dot with (2^p, 2^p): 6 operations instead of 8 to 10
+  const v128_t w = wasm_i8x16_splat((int8_t)(1 << p));
+  *lo = (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_s_i16x8(
+      (i8x16_t)wasm_i8x16_shuffle(r0, r1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), (i8x16_t)w);
+  *hi = (v128_t)__builtin_wasm_relaxed_dot_i8x16_i7x16_s_i16x8(
+      (i8x16_t)wasm_i8x16_shuffle(r0, r1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), (i8x16_t)w);
+#else
+  v128_t l = wasm_i16x8_add(wasm_i16x8_extend_low_i8x16(r0), wasm_i16x8_extend_low_i8x16(r1));
+  v128_t h = wasm_i16x8_add(wasm_i16x8_extend_high_i8x16(r0), wasm_i16x8_extend_high_i8x16(r1));
+  *lo = p ? wasm_i16x8_shl(l, p) : l;
+  *hi = p ? wasm_i16x8_shl(h, p) : h;
+#endif
+}
+
 typedef struct {
   v128_t s[4];  // f32x4 scales of rows 0..15
   v128_t z[2];  // i16x8 zero codes of rows 0..7, 8..15
@@ -102,59 +119,113 @@ INLINE lut_group lut_group_params(const wdesc* D, int tile, int g) {
   return P;
 }
 
-/** One tile (16 rows) against one activation table set: acc[4] (f32x4, rows 4q .. 4q+3) += ... */
-INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4], const int B) {
+/**
+ * The 16 fp16 scales of entries i .. i+15 (rows 0..15 of a tile's group) times u / 2^112 (u = 2^112: the
+ * scales), 8 per load, converted in 16-bit lanes and interleaved into float32 bits sign | (h & 0x7fff) << 13
+ * (low half h << 13, high half (h >> 3) & 0x8fff, the sign kept), whose value is exactly the scale times
+ * 2^-112 (f16x4_to_f32's form; the sign goes into the exact product instead of being or-ed after it):
+ * 16 operations for the 16 instead of 32. With u = d * 2^112 (exact for d <= 2^15) the one product is
+ * the scale times d rounded once, as fl(s * d) is.
+ */
+INLINE void lut_scales16_f16(const wdesc* D, size_t i, v128_t s[4], v128_t u) {
+  const uint8_t* p = (const uint8_t*)(uintptr_t)D->scales + 2 * i;
+  const v128_t m = wasm_i16x8_splat((int16_t)0x8fff);
+  for (int h = 0; h < 2; h++) {
+    const v128_t x = wasm_v128_load(p + 16 * h);
+    const v128_t lo = wasm_i16x8_shl(x, 13), hi = wasm_v128_and(wasm_i16x8_shr(x, 3), m);
+    s[2 * h] = wasm_f32x4_mul(wasm_i16x8_shuffle(lo, hi, 0, 8, 1, 9, 2, 10, 3, 11), u);
+    s[2 * h + 1] = wasm_f32x4_mul(wasm_i16x8_shuffle(lo, hi, 4, 12, 5, 13, 6, 14, 7, 15), u);
+  }
+}
+
+/**
+ * The 16 scales of entries i .. i+15 times the block's table scale d: fl(s * d) for every row. SK =
+ * SCALE_F16 (known at compile time): lut_scales16_f16, with d folded into its multiplier when d <= 2^15
+ * (always, but for activations whose tables exceed 2^15 * 127). Otherwise scale4_at, four at a time.
+ */
+INLINE void lut_scales16(const wdesc* D, size_t i, float d, v128_t s[4], const int SK) {
+  if (SK == SCALE_F16 && d <= 0x1p15f) {
+    lut_scales16_f16(D, i, s, wasm_f32x4_splat(d * F16_REBIAS));
+    return;
+  }
+  if (SK == SCALE_F16) lut_scales16_f16(D, i, s, wasm_f32x4_splat(F16_REBIAS));
+  else
+    for (int q = 0; q < 4; q++) s[q] = scale4_at(D, i + 4 * q);
+  const v128_t vd = wasm_f32x4_splat(d);
+  for (int q = 0; q < 4; q++) s[q] = wasm_f32x4_mul(s[q], vd);
+}
+
+/**
+ * One tile (16 rows) against one activation table set: acc[4] (f32x4, rows 4q .. 4q+3) += ...
+ * SK: the scale kind when known at compile time (SCALE_F16), else -1 (scale4_at reads it from the
+ * descriptor); ZB: zero codes stored one byte each (1), or the constant D->zc (0).
+ *
+ * Per block of 32 columns: the quad pairs jj in a loop, each pair's two tables loaded where they are
+ * used, both row halves (a0: rows 0..7, a1: rows 8..15) summed in int16 per pair; then the group's scales,
+ * converted and multiplied by the block's table scale dt (every block: for groups of 32 a new group; for
+ * larger groups the conversion, 16 operations, is redone rather than kept live through the block), and one
+ * fmadd per four rows. A constant zero code starts the sums at -z * S15. The integer sums are exact in
+ * int16 (|sum| <= 8 quads * 15 * 127 + 15 * 8 * 127 = 30480), so their order does not matter, and every
+ * float operation is the one the kernel did before (fl(s * dt), then acc + sum * that): the same results,
+ * bit for bit. Before (all eight tables and the group's parameters live, V8 spilling ~30 vectors per
+ * block, the parameters converted four scales at a time), int2 g32 4096 x 4096, weights cold, same-process
+ * A/B (best of 20-30, machine shared): 1 thread relaxed 0.71-0.73 ms against 0.52-0.53 now (1.36x),
+ * SIMD128 0.94 against 0.68 (1.37x), 2 threads 0.39 against 0.30 (1.32x); weights in cache 0.60 against
+ * 0.37-0.44. Cold, the time now follows the bytes read: with the 1 MiB of fp16 scales read from cache
+ * (an experiment) 15% less.
+ */
+INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4], const int B, const int SK,
+                     const int ZB) {
   const int nb = D->kp / 32, G = D->group;
   const float* dt = (const float*)(act + (size_t)nb * 128);
   const int32_t* s15 = (const int32_t*)(act + (size_t)nb * 132);
   const uint8_t* w = (const uint8_t*)(uintptr_t)D->data + (size_t)tile * D->row_bytes;
+  const size_t pbase = (size_t)tile * D->ngroups * 16;  // group g's 16 entries at pbase + 16 g
+  const uint8_t* zp = (const uint8_t*)(uintptr_t)D->zeros;
+  const int zc = D->zc;
   const v128_t m4 = wasm_i8x16_splat(15);
-  lut_group P = lut_group_params(D, tile, 0);
   int g = 0, next = G;
   for (int b = 0; b < nb; b++, w += 64 * B) {
-    const int k = 32 * b;
-    if (k == next) {
-      if (g + 1 < D->ngroups) P = lut_group_params(D, tile, ++g);
+    if (32 * b == next) {
+      if (g + 1 < D->ngroups) g++;
       next += G;
     }
     const uint8_t* tb = act + (size_t)b * 128;
-    v128_t T[8];
-    for (int j = 0; j < 8; j++) T[j] = wasm_v128_load(tb + 16 * j);
-    v128_t a0 = wasm_i16x8_splat(0), a1 = a0;
-    const uint8_t* wp = w;
-    for (int pair = 0; pair < B / 2; pair++) {
-      for (int h = 0; h < 2; h++) {
-        v128_t a = wasm_i16x8_splat(0);
-        for (int jj = 0; jj < 4; jj++, wp += 16) {
-          v128_t v = wasm_v128_load(wp);
-          v128_t r0 = swz16(T[2 * jj], wasm_v128_and(v, m4));
-          v128_t r1 = swz16(T[2 * jj + 1], bits8(v, 4, m4));
-          a = wasm_i16x8_add(a, wasm_i16x8_add(lut_pair(r0, 2 * pair), lut_pair(r1, 2 * pair)));
-        }
-        if (h) a1 = wasm_i16x8_add(a1, a);
-        else a0 = wasm_i16x8_add(a0, a);
+    v128_t a0 = ZB ? wasm_i16x8_splat(0) : wasm_i16x8_splat((int16_t)(-zc * s15[b])), a1 = a0;
+    // quad pairs in a loop (V8 unrolls it twice): the four tables of two pairs live at a time. Unrolled in
+    // the source, every load of the block is issued first (LLVM and V8 order them so) and V8, with 15
+    // vector registers, spills the tables and accumulators (measured 2-12% slower than this loop).
+#pragma clang loop unroll(disable)
+    for (int jj = 0; jj < 4; jj++) {
+      const v128_t T0 = wasm_v128_load(tb + 32 * jj), T1 = wasm_v128_load(tb + 32 * jj + 16);
+      for (int pair = 0; pair < B / 2; pair++) {
+        const v128_t v0 = wasm_v128_load(w + 128 * pair + 16 * jj);
+        const v128_t v1 = wasm_v128_load(w + 128 * pair + 64 + 16 * jj);
+        a0 = wasm_i16x8_add(a0, wasm_i16x8_add(lut_pair(swz16(T0, wasm_v128_and(v0, m4)), 2 * pair),
+                                               lut_pair(swz16(T1, bits8(v0, 4, m4)), 2 * pair)));
+        a1 = wasm_i16x8_add(a1, wasm_i16x8_add(lut_pair(swz16(T0, wasm_v128_and(v1, m4)), 2 * pair),
+                                               lut_pair(swz16(T1, bits8(v1, 4, m4)), 2 * pair)));
+      }
+      if (B & 1) {
+        const v128_t v = wasm_v128_load(w + 128 * (B / 2) + 16 * jj);
+        v128_t lo, hi;
+        lut_lone(swz16(T0, wasm_v128_and(v, m4)), swz16(T1, bits8(v, 4, m4)), B - 1, &lo, &hi);
+        a0 = wasm_i16x8_add(a0, lo);
+        a1 = wasm_i16x8_add(a1, hi);
       }
     }
-    if (B & 1) {
-      const int p = B - 1;
-      for (int jj = 0; jj < 4; jj++, wp += 16) {
-        v128_t v = wasm_v128_load(wp);
-        v128_t r0 = swz16(T[2 * jj], wasm_v128_and(v, m4));
-        v128_t r1 = swz16(T[2 * jj + 1], bits8(v, 4, m4));
-        v128_t lo = wasm_i16x8_add(wasm_i16x8_extend_low_i8x16(r0), wasm_i16x8_extend_low_i8x16(r1));
-        v128_t hi = wasm_i16x8_add(wasm_i16x8_extend_high_i8x16(r0), wasm_i16x8_extend_high_i8x16(r1));
-        a0 = wasm_i16x8_add(a0, p ? wasm_i16x8_shl(lo, p) : lo);
-        a1 = wasm_i16x8_add(a1, p ? wasm_i16x8_shl(hi, p) : hi);
-      }
+    const size_t pi = pbase + 16 * (size_t)g;
+    if (ZB) {
+      const v128_t S = wasm_i16x8_splat((int16_t)s15[b]), z8 = wasm_v128_load(zp + pi);
+      a0 = wasm_i16x8_sub(a0, wasm_i16x8_mul(wasm_u16x8_extend_low_u8x16(z8), S));
+      a1 = wasm_i16x8_sub(a1, wasm_i16x8_mul(wasm_u16x8_extend_high_u8x16(z8), S));
     }
-    const v128_t S = wasm_i16x8_splat((int16_t)s15[b]);
-    a0 = wasm_i16x8_sub(a0, wasm_i16x8_mul(P.z[0], S));
-    a1 = wasm_i16x8_sub(a1, wasm_i16x8_mul(P.z[1], S));
-    const v128_t d = wasm_f32x4_splat(dt[b]);
-    acc[0] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a0)), wasm_f32x4_mul(P.s[0], d), acc[0]);
-    acc[1] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a0)), wasm_f32x4_mul(P.s[1], d), acc[1]);
-    acc[2] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a1)), wasm_f32x4_mul(P.s[2], d), acc[2]);
-    acc[3] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a1)), wasm_f32x4_mul(P.s[3], d), acc[3]);
+    v128_t sd[4];  // fl(s * dt) of rows 0..15
+    lut_scales16(D, pi, dt[b], sd, SK);
+    acc[0] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a0)), sd[0], acc[0]);
+    acc[1] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a0)), sd[1], acc[1]);
+    acc[2] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a1)), sd[2], acc[2]);
+    acc[3] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(a1)), sd[3], acc[3]);
   }
 }
 
@@ -170,32 +241,41 @@ INLINE void lut_store(float* y, int tile, int r0, int r1, const v128_t acc[4]) {
   }
 }
 
-/** Tile t against one activation table set, stored for the rows of [r0, r1). One instance per width. */
-#define LUT_TILE_FN(B)                                                                                  \
-  static __attribute__((noinline)) void lut_tile_store_##B(const wdesc* D, int t, const uint8_t* act, float* y, \
-                                                            int r0, int r1) {                            \
+/** Tile t against one activation table set, stored for the rows of [r0, r1). One instance per width,
+ * scale kind (fp16, or any other read from the descriptor) and zero kind (constant, bytes). */
+#define LUT_TILE_FN(B, SK, ZB, NAME)                                                                     \
+  static __attribute__((noinline)) void NAME(const wdesc* D, int t, const uint8_t* act, float* y, int r0, int r1) { \
     v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)}; \
-    lut_tile(D, t, act, acc, B);                                                                        \
+    lut_tile(D, t, act, acc, B, SK, ZB);                                                                \
     lut_store(y, t, r0, r1, acc);                                                                       \
   }
-LUT_TILE_FN(1)
-LUT_TILE_FN(2)
-LUT_TILE_FN(3)
-LUT_TILE_FN(4)
-INLINE void lut_tile_store(const wdesc* D, int t, const uint8_t* act, float* y, int r0, int r1) {
-  switch (D->bits) {
-    case 1: lut_tile_store_1(D, t, act, y, r0, r1); break;
-    case 2: lut_tile_store_2(D, t, act, y, r0, r1); break;
-    case 3: lut_tile_store_3(D, t, act, y, r0, r1); break;
-    default: lut_tile_store_4(D, t, act, y, r0, r1); break;
-  }
+#define LUT_TILE_FNS(B)                                \
+  LUT_TILE_FN(B, SCALE_F16, 0, lut_tile_store_##B##_hc) \
+  LUT_TILE_FN(B, SCALE_F16, 1, lut_tile_store_##B##_hb) \
+  LUT_TILE_FN(B, -1, 0, lut_tile_store_##B##_c)         \
+  LUT_TILE_FN(B, -1, 1, lut_tile_store_##B##_b)
+LUT_TILE_FNS(1)
+LUT_TILE_FNS(2)
+LUT_TILE_FNS(3)
+LUT_TILE_FNS(4)
+typedef void (*lut_tile_fn)(const wdesc*, int, const uint8_t*, float*, int, int);
+/** The tile function of a weight (its width, scale kind, zero kind). */
+INLINE lut_tile_fn lut_tile_store(const wdesc* D) {
+  static const lut_tile_fn fns[4][4] = {
+      {lut_tile_store_1_hc, lut_tile_store_1_hb, lut_tile_store_1_c, lut_tile_store_1_b},
+      {lut_tile_store_2_hc, lut_tile_store_2_hb, lut_tile_store_2_c, lut_tile_store_2_b},
+      {lut_tile_store_3_hc, lut_tile_store_3_hb, lut_tile_store_3_c, lut_tile_store_3_b},
+      {lut_tile_store_4_hc, lut_tile_store_4_hb, lut_tile_store_4_c, lut_tile_store_4_b},
+  };
+  const int b = D->bits < 1 ? 1 : D->bits > 4 ? 4 : D->bits;
+  return fns[b - 1][(D->scale_kind == SCALE_F16 ? 0 : 2) + (D->zero_kind != ZERO_CONST)];
 }
 
 /** Matrix x vector on lookup tables; rows [r0, r1) (whole tiles are computed, rows outside not stored). */
 EXPORT void mv_lut(int32_t desc, int32_t act, int32_t y, int32_t r0, int32_t r1) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
-  for (int t = r0 / 16; 16 * t < r1; t++)
-    lut_tile_store(D, t, (const uint8_t*)(uintptr_t)act, (float*)(uintptr_t)y, r0, r1);
+  const lut_tile_fn f = lut_tile_store(D);
+  for (int t = r0 / 16; 16 * t < r1; t++) f(D, t, (const uint8_t*)(uintptr_t)act, (float*)(uintptr_t)y, r0, r1);
 }
 
 /** Matrix x matrix on lookup tables: every activation row against a tile while it is in cache. */
@@ -203,9 +283,10 @@ EXPORT void mm_lut(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y,
                    int32_t scratch) {
   (void)scratch;
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
+  const lut_tile_fn f = lut_tile_store(D);
   for (int t = r0 / 16; 16 * t < r1; t++)
     for (int j = 0; j < nb; j++)
-      lut_tile_store(D, t, (const uint8_t*)(uintptr_t)act_at(act, as, j), (float*)(uintptr_t)y + (size_t)j * ys, r0, r1);
+      f(D, t, (const uint8_t*)(uintptr_t)act_at(act, as, j), (float*)(uintptr_t)y + (size_t)j * ys, r0, r1);
 }
 
 // ---- int8 activations on the same weights: the tile's codes are unpacked, then sliced.h's kernel ----

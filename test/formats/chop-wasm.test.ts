@@ -167,10 +167,12 @@ test('kernel: nearest-even by float addition at its range bound', () => {
   }
 });
 
-// chop.c round_merged (toward-zero, up, down, nearest-away in one form: x scaled by 1 / s, s the step at
+// chop.c round_merged (toward-zero, up, down in one form: x scaled by 1 / s, s the step at
 // x) is exact while the subnormal step q is a normal float32 <= 1 (x / q scales float32 subnormals up)
 // and M >= 1 (1 / s normal up to 2^127), where the kernel uses it; formats on both sides of each bound
-// (q = 1 and q = 2; M = 0), and flushed subnormals (q is then min normal), must agree with the reference.
+// (q = 1 and q = 2; M = 0), and flushed subnormals (q is then min normal), must agree with the reference;
+// nearest-away takes nearest-even's float addition on the magnitude with its last bit set (chop.c
+// rna_float_exact), exact with 2 or more dropped bits: M = 21 and 22 on both sides of that bound.
 test('kernel: directed and nearest-away rounding in one form at its range bounds', () => {
   forceChopPath('wasm');
   try {
@@ -181,6 +183,9 @@ test('kernel: directed and nearest-away rounding in one form at its range bounds
       parseFormat('e3m2', { bias: -2 }), // q = 2
       parseFormat('e3m0'), // M = 0: the two paths
       parseFormat('e4m2', { bias: 3 }),
+      // nearest-away as nearest-even of a | 1 (chop.c rna_float_exact) needs 2 dropped bits: M = 21, 22
+      parseFormat('e5m21'),
+      parseFormat('e5m22'),
     ];
     const modes = ['toward-zero', 'up', 'down', 'nearest-away'] as const;
     for (const spec of specs) {
@@ -193,6 +198,56 @@ test('kernel: directed and nearest-away rounding in one form at its range bounds
           const ref = chopReference(spec, src, o);
           assertSameBits(chop(spec, src, o), ref, `${spec.name} ${JSON.stringify(o)}`, src);
         }
+      }
+    }
+  } finally {
+    forceChopPath(undefined);
+  }
+});
+
+// After a group that took the finite path, out of place, the kernel rounds the next group by finite()
+// first and checks afterwards only whether it held a lane that needs full() (an inf, a NaN; for unsigned
+// formats a negative input); every 16th such group checks its range first (chop.c run(), PROBE). So runs
+// of finite groups of random lengths are followed by a group with one such lane at a random position,
+// then clean groups, and the result compared with the reference through the out-of-place entry points.
+test('kernel: an inf, a NaN or a negative input after runs of finite groups', () => {
+  forceChopPath('wasm');
+  try {
+    for (const spec of SPECS) {
+      const info = formatInfo(spec);
+      const rng = new Rng(31);
+      const groupsN = 1200;
+      const src = new Float32Array(groupsN * GROUP + 5);
+      const finiteLane = [info.maxFinite * 4, info.minNormal / 3, -info.minNormal * 0.7, 2 ** 127];
+      const odd = [Infinity, -Infinity, NaN, -1.5, -info.minNormal * 3];
+      let g = 0;
+      while (g < groupsN) {
+        // a run of 1..40 groups needing the finite path (one such lane each, the rest normal values)
+        const run = 1 + (rng.nextU32() % 40);
+        for (let k = 0; k < run && g < groupsN; k++, g++) {
+          for (let lane = 0; lane < GROUP; lane++) src[g * GROUP + lane] = (1 + rng.nextFloat()) * 0.75;
+          src[g * GROUP + (rng.nextU32() % GROUP)] = finiteLane[rng.nextU32() % finiteLane.length]!;
+        }
+        if (g >= groupsN) break;
+        // one group with a value that needs full() at a random lane (and a lane that needs finite())
+        for (let lane = 0; lane < GROUP; lane++) src[g * GROUP + lane] = (1 + rng.nextFloat()) * -0.75;
+        src[g * GROUP + (rng.nextU32() % GROUP)] = finiteLane[rng.nextU32() % finiteLane.length]!;
+        src[g * GROUP + (rng.nextU32() % GROUP)] = odd[rng.nextU32() % odd.length]!;
+        g++;
+        // and a few clean groups
+        const clean = rng.nextU32() % 3;
+        for (let k = 0; k < clean && g < groupsN; k++, g++)
+          for (let lane = 0; lane < GROUP; lane++) src[g * GROUP + lane] = 1 + rng.nextFloat();
+      }
+      const n = src.length;
+      const buf = chopBuffer(spec, 2 * n + 8);
+      const v = buf.view;
+      for (const o of OPTIONS.filter((x) => !x.rounding?.startsWith('stochastic'))) {
+        const what = `${spec.name} ${JSON.stringify(o)}`;
+        const ref = chopReference(spec, src, o);
+        assertSameBits(chop(spec, src, o), ref, `${what} chop (scratch copies)`, src);
+        v.set(src);
+        assertSameBits(chop(spec, v.subarray(0, n), o, v.subarray(n, 2 * n)), ref, `${what} views`, src);
       }
     }
   } finally {

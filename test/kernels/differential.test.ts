@@ -430,6 +430,50 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
         });
       }
     });
+    test(`kernels (${variant}): lookup tables of large activations (table scales above 2^15)`, async (t) => {
+      // lut.h lut_scales16 folds a block's table scale dt into the fp16 scales' conversion factor 2^112 when
+      // dt <= 2^15 and multiplies by dt apart above that (activations of ~1e6 and more): blocks of both
+      // kinds in one product, each row within budget of the reference, every batch row its matvec.
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      const specs: MixqSpec[] = [
+        { format: 'uint2', groups: 32, scaleFormat: 'fp16', symmetric: false, lut: true },
+        { format: 'int3', groups: 64, scaleFormat: 'fp16', symmetric: true, lut: true },
+        { format: 'uint4', groups: 'row', scaleFormat: 'fp32', symmetric: false, lut: true },
+      ];
+      for (const s of specs) {
+        const c = await mixqCase(s, 37, 300, 3);
+        await t.test(c.name, () => {
+          const w = k.prepare(c.source, c.options);
+          const batch = 3;
+          // blocks 0, 2, 4, ... of 32 activations times 1e7 (dt ~ 1e7 * 4 / 127 > 2^15), the others as drawn
+          const x = activations(w.cols * batch, 23).map((v, i) => (((i % w.cols) >> 5) & 1 ? v : v * 1e7));
+          const y = k.matmul(w, x, batch, { mode: 'lut8' });
+          const bytes = k.memory.bytes();
+          const desc = k.descOf(w);
+          const budget = roundingBudget('lut8', w.kp);
+          for (let j = 0; j < batch; j++) {
+            const xp = new Float32Array(w.kp);
+            xp.set(x.subarray(j * w.cols, (j + 1) * w.cols));
+            const a = lutActivationsReference(xp);
+            assert.ok(
+              a.dt.some((d) => d > 2 ** 15) && a.dt.some((d) => d <= 2 ** 15),
+              'blocks on both sides of 2^15',
+            );
+            const y1 = k.matvec(w, x.subarray(j * w.cols, (j + 1) * w.cols), { mode: 'lut8' });
+            for (let r = 0; r < w.rows; r++) {
+              const i = j * w.rows + r;
+              const ref = lutRowReference(bytes, desc, a, r);
+              assert.ok(
+                Math.abs(y[i]! - ref.y) <= budget * ref.mag,
+                `${c.name} input ${j} row ${r}: ${y[i]} vs reference ${ref.y} (budget ${budget * ref.mag})`,
+              );
+              assert.ok(Object.is(y[i], y1[r]), `${c.name} input ${j} row ${r}: ${y[i]} vs matvec ${y1[r]}`);
+            }
+          }
+          k.release(w);
+        });
+      }
+    });
     test(`kernels (${variant}): exact sums are exact in every kernel`, async (t) => {
       const k = await createKernels({ relaxed: variant === 'relaxed' });
       for (const c of exact) {
