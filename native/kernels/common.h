@@ -101,6 +101,17 @@ INLINE v128_t f16x4_to_f32(v128_t h /* u32 lanes */) {
                             wasm_f32x4_splat(F16_REBIAS));
   return wasm_v128_or(m, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
 }
+/**
+ * The sign and magnitude bits of four fp16 (i16 lanes 0..3 of h, finite) moved into float32's fields, as
+ * f16x4_to_f32 places them before its multiplication by 2^112: each fp16 to the top of its 32-bit lane by an
+ * unpack with zero, shifted right by 3 with its sign (the sign stays at bit 31, its copies at 30..28 are
+ * cleared, the magnitude lands at bits 13..27). Times 2^112 that is the fp16's value exactly, sign included
+ * (f16x4_to_f32's result, -0 too). Three operations (f16x4_to_f32: a widening and seven).
+ */
+INLINE v128_t f16x4_bits(v128_t h) {
+  const v128_t v = wasm_i16x8_shuffle(wasm_i16x8_splat(0), h, 0, 8, 1, 9, 2, 10, 3, 11);
+  return wasm_v128_and(wasm_i32x4_shr(v, 3), wasm_i32x4_splat((int32_t)0x8fffffff));
+}
 /** Four fp16 (u32 lanes, finite) as float32, as f16_to_f32 does it: no subnormal float operand. */
 INLINE v128_t f16x4_to_f32_na(v128_t h) {
   const v128_t a = wasm_v128_and(h, wasm_i32x4_splat(0x7fff));

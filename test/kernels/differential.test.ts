@@ -18,6 +18,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { f32ToF16Bits } from '../../src/core/bits.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { hasWasmRelaxedSimd } from '../../src/core/wasm.ts';
 import { dequantizeQ8, quantizeQ8KReference, quantizeQ8Reference } from '../../src/kernels/activations.ts';
 import { q8ActivationBudget, roundingBudget } from '../../src/kernels/budget.ts';
@@ -26,6 +28,7 @@ import { lutActivationsReference, lutRowReference } from '../../src/kernels/lut.
 import type { KernelVariant } from '../../src/kernels/module.ts';
 import { rowBlockAbs } from '../../src/kernels/reference.ts';
 import type { ActivationMode } from '../../src/kernels/registry.ts';
+import type { WeightSource } from '../../src/kernels/source.ts';
 import {
   activations,
   exactActivations,
@@ -369,6 +372,62 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
             if (batch === 3 || generic) checkProducts(k, c, w, 'q8', batch);
           }
           k.release(w);
+        });
+      }
+    });
+    test(`kernels (${variant}): groups of 32 with fp16 scales on interleaved tiles equal the stored rows bit for bit`, async (t) => {
+      // Symmetric integers with fp16 scales per 32 weights and K a multiple of 128 take sliced.h
+      // sl_il_tile_q8_g32 on their interleaved tiles (the scales' bits moved into float32's fields and the
+      // 2^112 folded into the precomputed activation scale, zero code x activation sum precomputed per
+      // step): every product equals the stored rows' kernel (sl_scale_step, the scales as
+      // f16x4_to_f32 converts them) bit for bit, for scales of either sign, zero, subnormal and the largest,
+      // and for activations with a block scale >= 2^16 (the general loop: 2^112 would overflow). Matrix x
+      // matrix (smm_tile) gives each batch row its matrix x vector.
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      const rows = 13; // three interleaved tiles and one row as stored
+      const cols = 512;
+      const special = [0x0000, 0x8000, 0x0001, 0x83ff, 0x0400, 0x8400, 0x7bff, 0xfbff, 0x3c00, 0xbc00];
+      for (const bits of [2, 3, 4, 5, 6, 8]) {
+        await t.test(`uint${bits} g32`, () => {
+          const rng = new Rng(bits);
+          const ng = (rows * cols) / 32;
+          const scales = new Uint16Array(ng).map((_, i) =>
+            i % 3 === 0 ? special[(i / 3) % special.length]! : f32ToF16Bits((rng.nextFloat() - 0.5) * 0.02),
+          );
+          const src: WeightSource = {
+            kind: 'mixq',
+            rows,
+            cols,
+            element: `uint${bits}`,
+            groups: 32,
+            scaleFormat: 'fp16',
+            symmetric: true,
+            // 8 bits: no code 0, so the int8 path's signed dot (codes - 128 >= -127) takes them
+            codes: new Uint8Array((rows * cols * bits) / 8).map(() =>
+              Math.max(bits === 8 ? 1 : 0, Math.floor(rng.nextFloat() * 256)),
+            ),
+            scales: new Uint8Array(scales.buffer),
+          };
+          const tiled = k.prepare(src);
+          const stored = k.prepare(src, { layout: 'stored' });
+          assert.equal(k.descOf(tiled).interleave, 4);
+          const x = Float32Array.from({ length: 3 * cols }, (_, i) => Math.sin(i + bits));
+          for (let i = 64; i < 96; i++) x[2 * cols + i] = x[2 * cols + i]! * 1e7; // a block scale >= 2^16
+          for (let j = 0; j < 3; j++) {
+            const xj = x.subarray(j * cols, (j + 1) * cols);
+            const a = k.matvec(tiled, xj, { mode: 'q8' });
+            const b = k.matvec(stored, xj, { mode: 'q8' });
+            for (let r = 0; r < rows; r++)
+              assert.ok(Object.is(a[r], b[r]), `uint${bits} input ${j} row ${r}: ${a[r]} vs stored ${b[r]}`);
+          }
+          const y = k.matmul(tiled, x, 3, { mode: 'q8' });
+          for (let j = 0; j < 3; j++) {
+            const y1 = k.matvec(tiled, x.subarray(j * cols, (j + 1) * cols), { mode: 'q8' });
+            for (let r = 0; r < rows; r++)
+              assert.ok(Object.is(y[j * rows + r], y1[r]), `uint${bits} batch row ${j} row ${r}`);
+          }
+          k.release(tiled);
+          k.release(stored);
         });
       }
     });
