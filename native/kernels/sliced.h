@@ -1151,6 +1151,107 @@ INLINE int smm_run(const wdesc* D, const uint8_t* tile, int32_t act, int32_t as,
   return 1;
 }
 
+// ---- int8 path, matrix x matrix on interleaved tiles of sl_il_tile_q8_g32's kind (issue 21, session 7) ----
+// ggml.h's relaxed Q4_0 batch path (ilm_q4_relaxed, q4_zp_table) for the sliced formats: per call a table of
+// each activation row's per-step terms (smm_g32_table), then per tile and 32-weight step the codes decoded
+// once and held in registers while one activation row per iteration takes its integer sums, the table's
+// zero-point term and scale, and one fmadd. Each row's steps are sl_il_tile_q8_g32's operations on the same
+// values in the same order (S - z sq as int32; fmadd(convert(S), m * (dx 2^112), acc), m from f16x4_bits),
+// so every batch row equals its matvec bit for bit.
+
+/**
+ * Fills tab for activation rows j < n at act (as bytes apart): per 32-weight step t, n int32 zero-point
+ * terms z * sq (sl_il_tile_q8_g32's zsq) then n floats dx 2^112 (its dx), at tab + 2 n t. Returns 0 (the
+ * table unusable) if an activation scale is >= 2^16 (dx 2^112 not finite: the generic path then).
+ */
+INLINE int smm_g32_table(int32_t act, int32_t as, int n, int kp, int z, int32_t* tab) {
+  int ok = 1;
+  for (int j = 0; j < n; j++) {
+    const actq A = act_view(act_at(act, as, j), kp);
+    for (int t = 0; t < kp / 32; t++) {
+      tab[2 * (size_t)n * t + j] = z * (A.s[2 * t] + A.s[2 * t + 1]);
+      ((float*)tab)[2 * (size_t)n * t + n + j] = A.d[t] * F16_REBIAS;
+      ok &= A.d[t] < 65536.0f;
+    }
+  }
+  return ok;
+}
+
+/**
+ * An interleaved tile (rows r .. r+3, all real, at `tile`; its 16 fp16 scales per block at sp) against
+ * activation rows j < n at act (n <= SMM_ROWS; tab: smm_g32_table's; accs: n vectors of scratch; part: n
+ * more, SIMD128 only). Relaxed: smm_sum on the eight code vectors per row. SIMD128: the codes widened per
+ * 16-weight half, the first half's sums kept in part[j] (smm_step's way).
+ */
+INLINE void smm_g32_tile(const wdesc* D, const uint8_t* tile, const uint8_t* sp, int32_t act, int32_t as, int n,
+                         const int32_t* tab, v128_t* accs, v128_t* part, float* y, int ys, int r, const int B,
+                         const int DK) {
+  const int nblk = D->kp / 128, kp = D->kp;
+  for (int j = 0; j < n; j++) accs[j] = wasm_f32x4_splat(0);
+  const uint8_t* a0 = (const uint8_t*)(uintptr_t)act;
+  for (int blk = 0; blk < nblk; blk++) {
+    const uint8_t* gp = tile + (size_t)blk * 64 * B;
+    const uint8_t* sb = sp + 32 * (size_t)blk;
+#pragma clang loop unroll(full)
+    for (int m = 0; m < 4; m++) {
+      const int k = blk * 128 + 32 * m;
+      v128_t c[8];
+      for (int j = 0; j < 4; j++) sl_il_codes(gp, j, m, B, 0, 0, &c[j], &c[4 + j]);
+      const v128_t ms = f16x4_bits(wasm_v128_load64_zero(sb + 8 * m));
+      const int32_t* zt = tab + 2 * (size_t)n * (size_t)(k >> 5);  // zt[j]: z sq; zt[n + j]: dx 2^112
+      if (!SMM_WIDE(DK)) {
+        const uint8_t* p = a0 + k;
+        _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, p += as) {
+          const v128_t S = wasm_i32x4_sub(smm_sum(c, c, (const int8_t*)p, 0, 8, DK), wasm_v128_load32_splat(zt + j));
+          accs[j] = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(ms, wasm_v128_load32_splat(zt + n + j)),
+                          accs[j]);
+        }
+        continue;
+      }
+      _Pragma("clang loop unroll(full)") for (int h = 0; h < 2; h++) {
+        v128_t w[8];
+        _Pragma("clang loop unroll(full)") for (int q = 0; q < 4; q++) {
+          w[2 * q] = wasm_u16x8_extend_low_u8x16(c[4 * h + q]);
+          w[2 * q + 1] = wasm_u16x8_extend_high_u8x16(c[4 * h + q]);
+        }
+        const uint8_t* p = a0 + (size_t)kp + 2 * (size_t)k;  // row 0's int16 activations at k
+        _Pragma("clang loop unroll(disable)") for (int j = 0; j < n; j++, p += as) {
+          v128_t S = smm_sum(c, w, 0, (const int16_t*)p + 16 * h, 4, DK);
+          if (h == 0) {
+            part[j] = S;
+            continue;
+          }
+          S = wasm_i32x4_sub(wasm_i32x4_add(part[j], S), wasm_v128_load32_splat(zt + j));
+          accs[j] = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(ms, wasm_v128_load32_splat(zt + n + j)),
+                          accs[j]);
+        }
+      }
+    }
+  }
+  for (int j = 0; j < n; j++) wasm_v128_store(y + (size_t)j * ys + r, accs[j]);
+}
+
+/** Each width its own function (as SMM_FN). */
+#define SMM_G32_FN(B)                                                                                        \
+  static __attribute__((noinline)) void smm_g32_##B(const wdesc* D, const uint8_t* tile, const uint8_t* sp,  \
+                                                    int32_t act, int32_t as, int n, const int32_t* tab,      \
+                                                    v128_t* accs, v128_t* part, float* y, int ys, int r) {   \
+    smm_g32_tile(D, tile, sp, act, as, n, tab, accs, part, y, ys, r, B, DK_U4);                              \
+  }
+SMM_G32_FN(2)
+SMM_G32_FN(3)
+SMM_G32_FN(4)
+#undef SMM_G32_FN
+
+/**
+ * Whether weight D is of sl_il_tile_q8_g32's kind with 2..4-bit integer codes (as mv_sl_q8_impl decides it:
+ * interleaved tiles, fp16 scales, groups of 32 covering kp, constant zero code, no offsets).
+ */
+INLINE int smm_g32_kind(const wdesc* D) {
+  return D->elem == ELEM_INT && D->bits >= 2 && D->bits <= 4 && D->interleave == 4 && D->zero_kind == ZERO_CONST &&
+         D->scale_kind == SCALE_F16 && D->group == 32 && !D->offsets && D->ngroups * 32 == D->kp;
+}
+
 EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int32_t y, int32_t ys, int32_t r0,
                          int32_t r1, int32_t scratch) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
@@ -1162,10 +1263,24 @@ EXPORT void mm_sliced_q8(int32_t desc, int32_t act, int32_t as, int32_t nb, int3
   sl_load_qtable(D, T);
   if (D->elem != ELEM_INT) Tq = T;
   float* yp = (float*)(uintptr_t)y;
+  // sl_il_tile_q8_g32's kind, up to SMM_ROWS activation rows: smm_g32 (scratch: 2 SMM_ROWS vectors, then its
+  // table, nb kp / 4 bytes <= 16 kp)
+  int32_t* g32tab = 0;
+  if (nb > 1 && nb <= SMM_ROWS && smm_g32_kind(D) &&
+      smm_g32_table(act, as, nb, kp, D->zc, (int32_t*)(uintptr_t)scratch + 4 * 2 * SMM_ROWS))
+    g32tab = (int32_t*)(uintptr_t)scratch + 4 * 2 * SMM_ROWS;
   for (int r = r0; r < r1; r += 4) {
     int rr[4];
     const uint8_t* p[4];
     sl_tile(D, r, r1 - 1, rr, p);
+    if (g32tab && sl_il_tile(D, r)) {
+      const uint8_t* sp = (const uint8_t*)(uintptr_t)D->scales + 2 * param_index(D, r, 0);
+      v128_t* accs = (v128_t*)(uintptr_t)scratch;
+      if (B == 2) smm_g32_2(D, p[0], sp, act, as, nb, g32tab, accs, accs + SMM_ROWS, yp, ys, r);
+      else if (B == 3) smm_g32_3(D, p[0], sp, act, as, nb, g32tab, accs, accs + SMM_ROWS, yp, ys, r);
+      else smm_g32_4(D, p[0], sp, act, as, nb, g32tab, accs, accs + SMM_ROWS, yp, ys, r);
+      continue;
+    }
     if (sl_il_tile(D, r) && smm_run(D, p[0], act, as, nb, (v128_t*)(uintptr_t)scratch, T, yp, ys, r)) continue;
     for (int g = 0; g < D->ngroups; g++) gp[g] = sl_group_params(D, r, g, 1, B);
     // interleaved codes: the SIMD128 build runs them as they lie (measured 1.2x over row-major ones, batch 8);

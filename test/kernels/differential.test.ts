@@ -426,6 +426,17 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
             for (let r = 0; r < rows; r++)
               assert.ok(Object.is(y[j * rows + r], y1[r]), `uint${bits} batch row ${j} row ${r}`);
           }
+          // every activation block scale < 2^16: 2..4-bit codes take smm_g32 (sliced.h; batches up to
+          // SMM_ROWS = 64, so 67 takes smm_tile), each batch row still its matrix x vector bit for bit
+          for (const batch of [2, 33, 67]) {
+            const xb = Float32Array.from({ length: batch * cols }, (_, i) => Math.cos(0.7 * i + bits));
+            const yb = k.matmul(tiled, xb, batch, { mode: 'q8' });
+            for (let j = 0; j < batch; j++) {
+              const y1 = k.matvec(tiled, xb.subarray(j * cols, (j + 1) * cols), { mode: 'q8' });
+              for (let r = 0; r < rows; r++)
+                assert.ok(Object.is(yb[j * rows + r], y1[r]), `uint${bits} batch ${batch} row ${j} row ${r}`);
+            }
+          }
           k.release(tiled);
           k.release(stored);
         });
