@@ -1080,14 +1080,23 @@ INLINE void il_wide(const int sgn, v128_t c, const int16_t* x, v128_t* lo, v128_
   *lo = wasm_i32x4_add(*lo, wasm_i32x4_dot_i16x8(cl, xv));
   *hi = wasm_i32x4_add(*hi, wasm_i32x4_dot_i16x8(ch, xv));
 }
+/**
+ * Piece t of a Q4_0 / IQ4_NL block group g: *lo its low nibbles (weights 4t.. of the four rows), *hi its high
+ * ones (16 + 4t..); IQ4_NL's through its value table kv (unused for Q4_0).
+ */
+INLINE void il_nibbles(const int T, const uint8_t* g, int t, v128_t kv, v128_t* lo, v128_t* hi) {
+  const v128_t m4 = wasm_i8x16_splat(15);
+  const v128_t v = wasm_v128_load(g + 8 + 16 * t);
+  *lo = wasm_v128_and(v, m4);
+  *hi = bits8(v, 4, m4);
+  if (T == GT_IQ4_NL) {
+    *lo = wasm_i8x16_swizzle(kv, *lo);
+    *hi = wasm_i8x16_swizzle(kv, *hi);
+  }
+}
 /** Q4_0 group g's codes: c[2t] the low nibbles of piece t (weights 4t..), c[2t + 1] the high (16 + 4t..). */
 INLINE void il_q4_codes(const uint8_t* g, v128_t c[8]) {
-  const v128_t m4 = wasm_i8x16_splat(15);
-  for (int t = 0; t < 4; t++) {
-    const v128_t v = wasm_v128_load(g + 8 + 16 * t);
-    c[2 * t] = wasm_v128_and(v, m4);
-    c[2 * t + 1] = bits8(v, 4, m4);
-  }
+  for (int t = 0; t < 4; t++) il_nibbles(GT_Q4_0, g, t, wasm_i32x4_splat(0), &c[2 * t], &c[2 * t + 1]);
 }
 #if MIXQ_RELAXED
 /** [row 0..3] sums of Q4_0 codes (il_q4_codes) times the activations at k (16 products per i16 lane). */
@@ -1108,7 +1117,6 @@ INLINE v128_t il_q4_dot(const v128_t c[8], const actq* A, int k) {
  * sign of q splat, negate, select; measured 1.1-1.4x faster), and it takes any byte (Q8_0's -128 too).
  */
 INLINE v128_t il_isum(const int T, const uint8_t* g, const actq* A, int k) {
-  const v128_t m4 = wasm_i8x16_splat(15);
   if (T == GT_Q8_0) {
     v128_t lo = wasm_i32x4_splat(0), hi = lo;
     _Pragma("clang loop unroll(full)") for (int t = 0; t < 8; t++)
@@ -1119,9 +1127,10 @@ INLINE v128_t il_isum(const int T, const uint8_t* g, const actq* A, int k) {
     const v128_t kv = wasm_v128_load(KV_IQ4NL);
     v128_t lo = wasm_i32x4_splat(0), hi = lo;
     _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
-      const v128_t v = wasm_v128_load(g + 8 + 16 * t);
-      il_wide(1, wasm_i8x16_swizzle(kv, wasm_v128_and(v, m4)), A->qs16 + k + 4 * t, &lo, &hi);
-      il_wide(1, wasm_i8x16_swizzle(kv, bits8(v, 4, m4)), A->qs16 + k + 16 + 4 * t, &lo, &hi);
+      v128_t cl, ch;
+      il_nibbles(T, g, t, kv, &cl, &ch);
+      il_wide(1, cl, A->qs16 + k + 4 * t, &lo, &hi);
+      il_wide(1, ch, A->qs16 + k + 16 + 4 * t, &lo, &hi);
     }
     return il_pairs(lo, hi);
   }
@@ -1133,9 +1142,10 @@ INLINE v128_t il_isum(const int T, const uint8_t* g, const actq* A, int k) {
 #else
   v128_t lo = wasm_i32x4_splat(0), hi = lo;
   _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
-    const v128_t v = wasm_v128_load(g + 8 + 16 * t);
-    il_wide(0, wasm_v128_and(v, m4), A->qs16 + k + 4 * t, &lo, &hi);
-    il_wide(0, bits8(v, 4, m4), A->qs16 + k + 16 + 4 * t, &lo, &hi);
+    v128_t cl, ch;
+    il_nibbles(T, g, t, wasm_i32x4_splat(0), &cl, &ch);
+    il_wide(0, cl, A->qs16 + k + 4 * t, &lo, &hi);
+    il_wide(0, ch, A->qs16 + k + 16 + 4 * t, &lo, &hi);
   }
   return il_pairs(lo, hi);
 #endif
@@ -1203,7 +1213,6 @@ INLINE void il_wide4(const int sgn, v128_t c, const int16_t* x, int32_t as, v128
  * its zero point, SIMD128 build). Live vectors: 8 sums, the widened code pair and one activation splat.
  */
 INLINE void il_isum4(const int T, const uint8_t* g, const int16_t* x, int32_t as, v128_t S[4]) {
-  const v128_t m4 = wasm_i8x16_splat(15);
   v128_t acc[8];
   for (int i = 0; i < 8; i++) acc[i] = wasm_i32x4_splat(0);
   // rolled loops: unrolled, V8 hoisted all 32 activation loads of a block above the dots and spilled them.
@@ -1216,12 +1225,8 @@ INLINE void il_isum4(const int T, const uint8_t* g, const int16_t* x, int32_t as
   } else {
     const v128_t kv = wasm_v128_load(KV_IQ4NL);
     _Pragma("clang loop unroll(disable)") for (int t = 0; t < 4; t++) {
-      const v128_t v = wasm_v128_load(g + 8 + 16 * t);
-      v128_t lo = wasm_v128_and(v, m4), hi = bits8(v, 4, m4);
-      if (T == GT_IQ4_NL) {
-        lo = wasm_i8x16_swizzle(kv, lo);
-        hi = wasm_i8x16_swizzle(kv, hi);
-      }
+      v128_t lo, hi;
+      il_nibbles(T, g, t, kv, &lo, &hi);
       il_wide4(T == GT_IQ4_NL, lo, x + 4 * t, as, acc);
       il_wide4(T == GT_IQ4_NL, hi, x + 16 + 4 * t, as, acc);
     }
@@ -1243,7 +1248,6 @@ INLINE void il_wide2(const int sgn, v128_t c, const int16_t* x0, const int16_t* 
  * code vector loaded and decoded once for both (the last rows of a batch that is not a multiple of 4).
  */
 INLINE void il_isum2(const int T, const uint8_t* g, const int16_t* x0, const int16_t* x1, v128_t* S0, v128_t* S1) {
-  const v128_t m4 = wasm_i8x16_splat(15);
   v128_t acc[4] = {wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0)};
   if (T == GT_Q8_0) {
     _Pragma("clang loop unroll(full)") for (int t = 0; t < 8; t++)
@@ -1251,12 +1255,8 @@ INLINE void il_isum2(const int T, const uint8_t* g, const int16_t* x0, const int
   } else {
     const v128_t kv = wasm_v128_load(KV_IQ4NL);
     _Pragma("clang loop unroll(full)") for (int t = 0; t < 4; t++) {
-      const v128_t v = wasm_v128_load(g + 8 + 16 * t);
-      v128_t lo = wasm_v128_and(v, m4), hi = bits8(v, 4, m4);
-      if (T == GT_IQ4_NL) {
-        lo = wasm_i8x16_swizzle(kv, lo);
-        hi = wasm_i8x16_swizzle(kv, hi);
-      }
+      v128_t lo, hi;
+      il_nibbles(T, g, t, kv, &lo, &hi);
       il_wide2(T == GT_IQ4_NL, lo, x0 + 4 * t, x1 + 4 * t, acc);
       il_wide2(T == GT_IQ4_NL, hi, x0 + 16 + 4 * t, x1 + 16 + 4 * t, acc);
     }
