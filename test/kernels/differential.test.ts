@@ -66,6 +66,29 @@ function q8Rows(
   return { xhat, d };
 }
 
+/**
+ * Every row of the batch product y (`batch` activation rows of x through w) equals that row's matrix x
+ * vector product, bit for bit (the batch kernels keep the matvec's float32 operations and their order).
+ */
+function assertRowsEqualMatvec(
+  k: KernelContext,
+  w: PreparedWeight,
+  x: Float32Array,
+  batch: number,
+  mode: ActivationMode,
+  y: Float32Array,
+  label: string,
+): void {
+  for (let j = 0; j < batch; j++) {
+    const y1 = k.matvec(w, x.subarray(j * w.cols, (j + 1) * w.cols), { mode });
+    for (let r = 0; r < w.rows; r++)
+      assert.ok(
+        Object.is(y[j * w.rows + r], y1[r]),
+        `${label} input ${j} row ${r}: ${y[j * w.rows + r]} vs matvec ${y1[r]}`,
+      );
+  }
+}
+
 function checkProducts(
   k: KernelContext,
   c: KernelCase,
@@ -303,14 +326,7 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
                   )
                 : activations(w.cols * batch, 11 + batch);
               const y = k.matmul(w, x, batch, { mode });
-              for (let j = 0; j < batch; j++) {
-                const y1 = k.matvec(w, x.subarray(j * w.cols, (j + 1) * w.cols), { mode });
-                for (let r = 0; r < w.rows; r++)
-                  assert.ok(
-                    Object.is(y[j * w.rows + r], y1[r]),
-                    `${c.name} batch ${batch} input ${j} row ${r}: ${y[j * w.rows + r]} vs matvec ${y1[r]}`,
-                  );
-              }
+              assertRowsEqualMatvec(k, w, x, batch, mode, y, `${c.name} batch ${batch}`);
               if (max) {
                 const { xhat } = q8Rows(x, w.cols, w.kp, batch, mode, mode === 'q8' ? 'f16' : 'f32');
                 const ref = k.reference(w, xhat, batch);
@@ -361,14 +377,7 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
           for (const batch of [2, 3, 33, 67]) {
             const x = activations(w.cols * batch, 17 + batch);
             const y = k.matmul(w, x, batch, { mode: 'q8' });
-            for (let j = 0; j < (generic ? 0 : batch); j++) {
-              const y1 = k.matvec(w, x.subarray(j * w.cols, (j + 1) * w.cols), { mode: 'q8' });
-              for (let r = 0; r < w.rows; r++)
-                assert.ok(
-                  Object.is(y[j * w.rows + r], y1[r]),
-                  `${c.name} batch ${batch} input ${j} row ${r}: ${y[j * w.rows + r]} vs matvec ${y1[r]}`,
-                );
-            }
+            if (!generic) assertRowsEqualMatvec(k, w, x, batch, 'q8', y, `${c.name} batch ${batch}`);
             if (batch === 3 || generic) checkProducts(k, c, w, 'q8', batch);
           }
           k.release(w);
@@ -420,22 +429,21 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
             for (let r = 0; r < rows; r++)
               assert.ok(Object.is(a[r], b[r]), `uint${bits} input ${j} row ${r}: ${a[r]} vs stored ${b[r]}`);
           }
-          const y = k.matmul(tiled, x, 3, { mode: 'q8' });
-          for (let j = 0; j < 3; j++) {
-            const y1 = k.matvec(tiled, x.subarray(j * cols, (j + 1) * cols), { mode: 'q8' });
-            for (let r = 0; r < rows; r++)
-              assert.ok(Object.is(y[j * rows + r], y1[r]), `uint${bits} batch row ${j} row ${r}`);
-          }
+          assertRowsEqualMatvec(
+            k,
+            tiled,
+            x,
+            3,
+            'q8',
+            k.matmul(tiled, x, 3, { mode: 'q8' }),
+            `uint${bits} batch 3`,
+          );
           // every activation block scale < 2^16: 2..4-bit codes take smm_g32 (sliced.h; batches up to
           // SMM_ROWS = 64, so 67 takes smm_tile), each batch row still its matrix x vector bit for bit
           for (const batch of [2, 33, 67]) {
             const xb = Float32Array.from({ length: batch * cols }, (_, i) => Math.cos(0.7 * i + bits));
             const yb = k.matmul(tiled, xb, batch, { mode: 'q8' });
-            for (let j = 0; j < batch; j++) {
-              const y1 = k.matvec(tiled, xb.subarray(j * cols, (j + 1) * cols), { mode: 'q8' });
-              for (let r = 0; r < rows; r++)
-                assert.ok(Object.is(yb[j * rows + r], y1[r]), `uint${bits} batch ${batch} row ${j} row ${r}`);
-            }
+            assertRowsEqualMatvec(k, tiled, xb, batch, 'q8', yb, `uint${bits} batch ${batch}`);
           }
           k.release(tiled);
           k.release(stored);
