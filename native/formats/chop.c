@@ -124,6 +124,7 @@ typedef struct {
   v128_t vk_c, vk_magic, vk_cap, ovf_up, ovf_down; // round_vk, OVF_INF
   uint32_t sr_shift;
   int ovf; // finite()'s overflow form (OVF_*): see ovf_kind()
+  int signed_fmt; // abs_mask is 0x7fffffff
 } Consts;
 
 typedef struct {
@@ -286,6 +287,10 @@ ALWAYS v128_t round_merged(v128_t x, const Consts *c, int mode) {
 // AMAX: a Range gathered as the magnitudes' max alone (no range key), by run()'s finite() groups after a
 // finite group: they only need to know whether the group held a lane at or past finite_limit
 #define AMAX 4
+// AMAX_EXP: the same from the exponent fields alone (inf and NaN have all ones there), for the directed
+// modes' round_merged, which takes the field anyway; signed formats only (it drops the sign, which
+// makes a negative input to an unsigned format special): run() gathers the whole range first otherwise
+#define AMAX_EXP 5
 
 // The rounded magnitude of a (bits), by the integer path, or the float path below lo.
 ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode, int float_path) {
@@ -437,6 +442,10 @@ ALWAYS void range_add(Range *r, v128_t x, int k, const Consts *c, int check, int
     r->amax = wasm_u32x4_max(r->amax, wasm_v128_and(x, c->abs_mask));
     return;
   }
+  if (check == AMAX_EXP) { // (x's exponent field, which round_merged takes too: one operation, not two)
+    r->amax = wasm_u32x4_max(r->amax, wasm_v128_and(x, c->exp_mask));
+    return;
+  }
   v128_t a = wasm_v128_and(x, c->abs_mask);
   r->key = wasm_u32x4_max(r->key, check ? wasm_i32x4_sub(a, c->lo) : a);
   if (check && whole) r->amax = wasm_u32x4_max(r->amax, a);
@@ -519,6 +528,7 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
   // lanes too, so only a group with an inf or a NaN is redone). In place, and for stochastic modes
   // (their draws), the range comes first. Each pass has one site in the loop (the module's size).
   const int one_pass = !draws && (const void *)p != (void *)o;
+  const int amax_exp = float_path == MERGED && (mode == RZ || mode == UP || mode == DOWN);
   int last = CLEAN;
   for (uint32_t i = 0; i < groups; i++, p += UNROLL, o += UNROLL) {
     Range range;
@@ -526,7 +536,7 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
     // finite() first after a finite group, gathering only whether the group needs full() (AMAX: the
     // magnitudes' max, one or two operations per vector, against 3-4 for the whole range); every PROBE-th
     // such group gathers the range first instead, as after a full() group, to find clean data again
-    const int spec = one_pass && last == FINITE && (i & (PROBE - 1)) != 0;
+    const int spec = one_pass && last == FINITE && (i & (PROBE - 1)) != 0 && (!amax_exp || c->signed_fmt);
     if (!spec) {
       if (one_pass && last == CLEAN) {
         for (int k = 0; k < UNROLL; k++) {
@@ -562,7 +572,7 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
     if (spec) {
       Range seen;
       range_init(&seen);
-      finite_sites(p, o, g, c, mode, float_path, &seen, AMAX);
+      finite_sites(p, o, g, c, mode, float_path, &seen, amax_exp ? AMAX_EXP : AMAX);
       if (!special(&seen, c, AMAX)) continue; // last stays FINITE
     }
     last = FULL;
@@ -652,12 +662,13 @@ ALWAYS int vk_exact(const ChopParams *p) {
 
 ALWAYS int is_nan_bits(uint32_t v) { return (v & 0x7fffffffu) > 0x7f800000u; }
 
-// OVF_INF: the first value past max finite is a power of two P = 2^(emax + 1), emax >= 1 (2^(emax - 127),
-// the scaling back, is then normal), and 2P * (2^D + 1) (round_vk of the cap 2P) stays finite.
+// OVF_INF: the first value past max finite is a power of two P = 2^(emax + 1) (exponent field emax + 128),
+// emax >= 1 (2^(emax - 127), the scaling back, is then normal), and round_vk's product of the cap 2P,
+// 2^(emax + 2) * (2^D + 1), stays finite: emax + 2 + D <= 127.
 ALWAYS int inf_ovf_ok(const ChopParams *p) {
   uint32_t d = (uint32_t)__builtin_popcount(p->drop);
   uint32_t big = p->hi + (1u << d);
-  return (big & 0x7fffffu) == 0 && big < 0x7f800000u && (big >> 23) >= 129 && (big >> 23) + 2 + d <= 254;
+  return (big & 0x7fffffu) == 0 && big < 0x7f800000u && (big >> 23) >= 129 && (big >> 23) + d <= 253;
 }
 
 // finite()'s overflow form for mode on path float_path (see OVF_BSEL).
@@ -718,6 +729,7 @@ ALWAYS void splat(Consts *c, const ChopParams *p, int mode, int float_path) {
   c->ovf_neg_signed = wasm_u32x4_splat(p->ovf_neg | 0x80000000u);
   c->sr_shift = p->sr_shift;
   c->ovf = ovf_kind(p, mode, float_path);
+  c->signed_fmt = p->abs_mask == 0x7fffffffu;
   uint32_t d = (uint32_t)__builtin_popcount(p->drop);
   c->vk_c = wasm_f32x4_splat((float)((1u << d) + 1u)); // exact: d <= 23
   c->vk_magic = wasm_f32x4_splat(p->q * 12582912.0f);  // 1.5 * 2^23 * q
