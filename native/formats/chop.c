@@ -27,7 +27,17 @@
 //    toward-zero, up and down one power-of-two scaling by the step at x, one rounding instruction
 //    (trunc, ceil, floor) and the scaling back (round_merged: 2-4x up and down, 1.5x toward-zero on
 //    limit data, issue 20); nearest-away nearest-even's addition on the magnitude with its last bit set
-//    (rna_float_exact; session 7, +19-24% in cache over round_merged on fp8 / fp4 data).
+//    (rna_float_exact; session 7, +19-24% in cache over round_merged on fp8 / fp4 data). Session 8: in
+//    finite() nearest-even and nearest-away take Veltkamp's splitting with a floor instead (round_vk: 4
+//    operations against 5-6) and overflow to NaN or inf in 2 operations instead of a compare and a
+//    v128.bitselect (4 x86 instructions), so that for fp8_e4m3fn and fp16 finite() is exact on inf and
+//    NaN too and a group after a finite one gathers no range (the OVF_*_T forms): per 4 values
+//    fp8_e4m3fn 9 SIMD operations (were 14), fp16 10 (14), fp4_e2m1fn 9 (10); toward-zero 10 (11), up /
+//    down 11 (14) with the inf / NaN check on the exponent field round_merged takes anyway (AMAX_EXP).
+//    In cache (same-process A/B, load 2.9): fp8_e4m3fn nearest-even 1.59x, nearest-away 1.47x, up /
+//    down 1.18x then +5%; fp16 limits 1.33x / 1.28x / 1.17x then +7%; fp4 1.05-1.08x. The kernel runs at
+//    about 3 SIMD operations per cycle, so these counts are the bound: 2x (the issue's 0.8 chop / copy
+//    needs about 6 operations per 4 values) would need the float path as cheap as the integer formula.
 //
 // Stochastic modes draw exactly one 32-bit number per element, in element order, from xoshiro128**
 // (core/rng.ts), whose state lives in ChopParams: in from the caller's generator, out after the call.
@@ -121,8 +131,10 @@ typedef struct {
   v128_t q, inv_q1, inv_q2, sr_scale, sr_unscale;
   v128_t ovf_pos, ovf_neg, inf_out, nan_out, zero_sign, finite_limit, magic, exp_mask, exp_shift, exp_cap;
   v128_t floor, zero_out, man_shift, inv_base, neg_hi, ovf_neg_signed;
+  v128_t vk_c, vk_magic, vk_cap, ovf_up, ovf_down; // round_vk, OVF_INF
   uint32_t sr_shift;
-  int sat; // every overflow gives max finite (ovf_pos and ovf_neg are max finite): see finite()
+  int ovf; // finite()'s overflow form (OVF_*): see ovf_kind()
+  int signed_fmt; // abs_mask is 0x7fffffff
 } Consts;
 
 typedef struct {
@@ -285,6 +297,10 @@ ALWAYS v128_t round_merged(v128_t x, const Consts *c, int mode) {
 // AMAX: a Range gathered as the magnitudes' max alone (no range key), by run()'s finite() groups after a
 // finite group: they only need to know whether the group held a lane at or past finite_limit
 #define AMAX 4
+// AMAX_EXP: the same from the exponent fields alone (inf and NaN have all ones there), for the directed
+// modes' round_merged, which takes the field anyway; signed formats only (it drops the sign, which
+// makes a negative input to an unsigned format special): run() gathers the whole range first otherwise
+#define AMAX_EXP 5
 
 // The rounded magnitude of a (bits), by the integer path, or the float path below lo.
 ALWAYS v128_t round_magnitude(v128_t a, v128_t neg, v128_t u, const Consts *c, int mode, int float_path) {
@@ -318,15 +334,48 @@ ALWAYS v128_t full(v128_t x, v128_t u, const Consts *c, int mode, int float_path
   return wasm_v128_bitselect(negative, r, wasm_i32x4_lt(a, wasm_i32x4_splat(0)));
 }
 
+// Nearest-even of a magnitude a at the target's precision, both paths in one, by Veltkamp's splitting
+// with a floor: c = a * (2^D + 1) (rounded), y = c - (c - a) is a rounded to nearest-even at M + 1
+// significant bits (2 <= D <= 22), in 3 float operations at any normal exponent; below min normal the
+// step must stay q, so c is at least magic2 = 1.5 * 2^23 * q (one max): where a * (2^D + 1) < magic2
+// (a < 1.5 * min normal: the subnormals and the first normal binade, whose step is q too) c is magic2,
+// c - a rounds at magic2's step q (it stays in magic2's binade while M <= 21) with ties to even (magic2
+// is an even multiple of q) and c - (c - a) is exact. 4 operations against round_rne_float's 5-6
+// (checked against an exact rounding on every float32 magnitude, in scalar C, for fp16, fp8_e4m3fn,
+// fp6_e3m2fn, fp4_e2m1fn and M = 0 and 22: exact below the overflow). From a * (2^D + 1) >= 2^128
+// on (a >= 2^(127 - D) about) c is inf and y a NaN: the overflow forms of finite() take that as an
+// overflow (OVF_SAT: an unsigned min; OVF_NAN: a NaN anyway) or cap a first (OVF_INF).
+ALWAYS v128_t round_vk(v128_t a, const Consts *c) {
+  v128_t t = wasm_i32x4_max(wasm_f32x4_mul(a, c->vk_c), c->vk_magic);
+  return wasm_f32x4_sub(t, wasm_f32x4_sub(t, a));
+}
+
+// How finite() turns a result past max finite into the mode's overflow value (see ovf_kind()): with
+// v128.bitselect (OVF_BSEL, any value; three x86 instructions in V8 besides the compare), or where every
+// overflow gives max finite by a min (OVF_SAT), where it gives a NaN by or-ing the compare's mask into
+// the result (OVF_NAN: all ones, a NaN; 2 operations), where it gives inf and the first value past max
+// finite is a power of two P (IEEE-like formats: fp16, fp8_e5m2, fp8_e4m3) by scaling the result up by
+// 2^128 / P and back (OVF_INF: both exact below P, from P on the first gives inf; 2 operations).
+// Nearest-even and nearest-away take the _T forms, whose finite() is exact on every input of the format
+// (inf and NaN too; signed formats with -0), so their groups gather no range after a finite group.
+// A NaN (all ones) in the lanes of mask, r elsewhere: an unsigned max (as an or, clang turns it into a
+// select, which wasm has only as v128.bitselect: three x86 instructions in V8).
+ALWAYS v128_t nan_where(v128_t r, v128_t mask) { return wasm_u32x4_max(r, mask); }
+
+enum { OVF_BSEL = 0, OVF_SAT = 1, OVF_NAN = 2, OVF_INF = 3, OVF_NAN_T = 6, OVF_INF_T = 7 };
+#define OVF_TOTAL 4
+
 // Lanes known to be finite (and non-negative for unsigned formats) of a format with -0: both paths,
 // overflow, signs. The cheaper path for groups that touch the limits (subnormals, max finite, overflow)
-// but hold no inf or NaN.
-ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_path, int sat) {
-  // Overflow: where every overflowed lane gives max finite (sat: RZ always, formats without inf and
+// but hold no inf or NaN (the OVF_*_T forms: any lane).
+ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_path, int ovf) {
+  // Overflow: where every overflowed lane gives max finite (OVF_SAT: RZ always, formats without inf and
   // NaN, the saturate policy) one unsigned min (or pmin / pmax on signed values) replaces the compare
   // and the v128.bitselect (three x86 instructions in V8): fp4_e2m1fn limit data +20-30% in cache.
   // (Where overflow gives inf or NaN, above every finite result, an unsigned max with the overflow
-  // bits on the overflowed lanes alone, 3 operations against 4, measured 7% slower: not kept.)
+  // bits on the overflowed lanes alone, 3 operations against 4, measured 7% slower: not kept; OVF_NAN
+  // and OVF_INF take 2.)
+  const int sat = ovf == OVF_SAT;
   if (float_path == MERGED && mode != RNE) {
     switch (mode) {
     case RZ: // never past max finite (IEEE 754 7.4): clamped to +-max finite (pmin / pmax: no NaN here)
@@ -334,26 +383,40 @@ ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_pa
     case UP: { // negative values clamp at -max finite, positive ones past max finite overflow
       v128_t r = wasm_f32x4_pmax(round_merged(x, c, UP), c->neg_hi);
       if (sat) return wasm_f32x4_pmin(r, c->hi);
+      if (ovf == OVF_NAN) return nan_where(r, wasm_f32x4_gt(r, c->hi));
+      if (ovf == OVF_INF) return wasm_f32x4_mul(wasm_f32x4_mul(r, c->ovf_up), c->ovf_down);
       return wasm_v128_bitselect(c->ovf_pos, r, wasm_f32x4_gt(r, c->hi));
     }
     case DOWN: {
       v128_t r = wasm_f32x4_pmin(round_merged(x, c, DOWN), c->hi);
       if (sat) return wasm_f32x4_pmax(r, c->neg_hi);
+      if (ovf == OVF_NAN) return nan_where(r, wasm_f32x4_lt(r, c->neg_hi));
+      if (ovf == OVF_INF) return wasm_f32x4_mul(wasm_f32x4_mul(r, c->ovf_up), c->ovf_down);
       // (negative overflow bits: the sign and inf or NaN, above every negative result's bits)
       return wasm_v128_bitselect(c->ovf_neg_signed, r, wasm_f32x4_lt(r, c->neg_hi));
     }
-    default: { // RNA, on the magnitude: nearest-even of a | 1 (see rna_float_exact)
-      v128_t r = round_rne_float(wasm_v128_or(wasm_v128_and(x, c->abs_mask), wasm_i32x4_splat(1)), c, !sat);
-      if (sat) r = wasm_u32x4_min(r, c->hi);
-      else r = wasm_v128_bitselect(c->ovf_pos, r, wasm_i32x4_gt(r, c->hi));
-      return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask));
-    }
+    default:
+      break; // RNA: below
     }
   }
+  if (float_path == MERGED && ovf != OVF_BSEL) {
+    // nearest-even (nearest-away: of a | 1, see rna_float_exact) by round_vk on the magnitude
+    v128_t a = wasm_v128_and(x, c->abs_mask);
+    if (ovf == OVF_INF_T) a = wasm_f32x4_pmin(a, c->vk_cap); // (pmin keeps a NaN, and takes inf to the cap)
+    if (mode == RNA) a = wasm_v128_or(a, wasm_i32x4_splat(1));
+    v128_t r = round_vk(a, c);
+    if (sat) r = wasm_u32x4_min(r, c->hi); // (round_vk's NaN past 2^(127 - D): above hi as unsigned)
+    else if (ovf == OVF_NAN_T) r = nan_where(r, wasm_i32x4_gt(r, c->hi));
+    else r = wasm_f32x4_mul(wasm_f32x4_mul(r, c->ovf_up), c->ovf_down);
+    return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask));
+  }
+  if (float_path == MERGED && mode == RNA) { // OVF_BSEL: nearest-even of a | 1 (see rna_float_exact)
+    v128_t r = round_rne_float(wasm_v128_or(wasm_v128_and(x, c->abs_mask), wasm_i32x4_splat(1)), c, 1);
+    r = wasm_v128_bitselect(c->ovf_pos, r, wasm_i32x4_gt(r, c->hi));
+    return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask));
+  }
   v128_t neg = wasm_i32x4_shr(x, 31);
-  v128_t r = float_path == MERGED && mode == RNE && sat
-                 ? round_rne_float(wasm_v128_and(x, c->abs_mask), c, 0)
-                 : round_magnitude(wasm_v128_and(x, c->abs_mask), neg, u, c, mode, float_path);
+  v128_t r = round_magnitude(wasm_v128_and(x, c->abs_mask), neg, u, c, mode, float_path);
   // finite inputs round to at most 0x7f800000, so a signed compare finds the overflowed lanes
   v128_t over = wasm_i32x4_gt(r, c->hi);
   if (sat) r = wasm_u32x4_min(r, c->hi);
@@ -390,6 +453,10 @@ ALWAYS void range_add(Range *r, v128_t x, int k, const Consts *c, int check, int
     r->amax = wasm_u32x4_max(r->amax, wasm_v128_and(x, c->abs_mask));
     return;
   }
+  if (check == AMAX_EXP) { // (x's exponent field, which round_merged takes too: one operation, not two)
+    r->amax = wasm_u32x4_max(r->amax, wasm_v128_and(x, c->exp_mask));
+    return;
+  }
   v128_t a = wasm_v128_and(x, c->abs_mask);
   r->key = wasm_u32x4_max(r->key, check ? wasm_i32x4_sub(a, c->lo) : a);
   if (check && whole) r->amax = wasm_u32x4_max(r->amax, a);
@@ -415,19 +482,48 @@ ALWAYS int special(const Range *r, const Consts *c, int check) {
 // After a finite group, every PROBE-th group gathers its range first (see run())
 #define PROBE 16
 
-// finite() over a group of UNROLL vectors (sat: see finite()), gathering its whole range if r is given.
+// finite() over a group of UNROLL vectors (ovf: see finite()), gathering its whole range if r is given
+// (none for the OVF_*_T forms: r stays empty, and special() false).
 ALWAYS void finite_group(const v128_t *p, v128_t *o, Xoshiro *g, const Consts *c, int mode, int float_path,
-                         int sat, Range *r, int check) {
+                         int ovf, Range *r, int check) {
   for (int k = 0; k < UNROLL; k++) {
     v128_t x = wasm_v128_load(p + k);
-    if (r) range_add(r, x, k, c, check, 1);
+    if (r && !(ovf & OVF_TOTAL)) range_add(r, x, k, c, check, 1);
     v128_t u = stochastic(mode) ? xo_next4(g) : wasm_i32x4_splat(0);
-    wasm_v128_store(o + k, finite(x, u, c, mode, float_path, sat));
+    wasm_v128_store(o + k, finite(x, u, c, mode, float_path, ovf));
   }
 }
 
 // The path a group took (and the next one is tried on, out of place).
 enum { CLEAN, FINITE, FULL };
+
+// finite_group() with the overflow form c->ovf (one site per form the mode and path can take).
+ALWAYS void finite_sites(const v128_t *p, v128_t *o, Xoshiro *g, const Consts *c, int mode, int float_path,
+                         Range *r, int check) {
+  const int vk = float_path == MERGED && (mode == RNE || mode == RNA); // OVF_SAT, _NAN_T, _INF_T, _BSEL
+  const int dir = float_path == MERGED && (mode == UP || mode == DOWN); // OVF_SAT, _NAN, _INF, _BSEL
+  // (RZ's finite() clamps whatever the form: one site)
+  switch ((float_path == MERGED && mode == RZ) ? OVF_SAT : c->ovf) {
+  case OVF_SAT:
+    finite_group(p, o, g, c, mode, float_path, OVF_SAT, r, check);
+    break;
+  case OVF_NAN_T:
+    if (vk) finite_group(p, o, g, c, mode, float_path, OVF_NAN_T, r, check);
+    break;
+  case OVF_INF_T:
+    if (vk) finite_group(p, o, g, c, mode, float_path, OVF_INF_T, r, check);
+    break;
+  case OVF_NAN:
+    if (dir) finite_group(p, o, g, c, mode, float_path, OVF_NAN, r, check);
+    break;
+  case OVF_INF:
+    if (dir) finite_group(p, o, g, c, mode, float_path, OVF_INF, r, check);
+    break;
+  default:
+    finite_group(p, o, g, c, mode, float_path, OVF_BSEL, r, check);
+    break;
+  }
+}
 
 ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Consts *c, int mode, int float_path) {
   const int check = float_path; // how the group's range is gathered
@@ -443,6 +539,7 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
   // lanes too, so only a group with an inf or a NaN is redone). In place, and for stochastic modes
   // (their draws), the range comes first. Each pass has one site in the loop (the module's size).
   const int one_pass = !draws && (const void *)p != (void *)o;
+  const int amax_exp = float_path == MERGED && (mode == RZ || mode == UP || mode == DOWN);
   int last = CLEAN;
   for (uint32_t i = 0; i < groups; i++, p += UNROLL, o += UNROLL) {
     Range range;
@@ -450,7 +547,7 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
     // finite() first after a finite group, gathering only whether the group needs full() (AMAX: the
     // magnitudes' max, one or two operations per vector, against 3-4 for the whole range); every PROBE-th
     // such group gathers the range first instead, as after a full() group, to find clean data again
-    const int spec = one_pass && last == FINITE && (i & (PROBE - 1)) != 0;
+    const int spec = one_pass && last == FINITE && (i & (PROBE - 1)) != 0 && (!amax_exp || c->signed_fmt);
     if (!spec) {
       if (one_pass && last == CLEAN) {
         for (int k = 0; k < UNROLL; k++) {
@@ -479,16 +576,14 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
     }
     if (!spec && !special(&range, c, check)) {
       // (a site of its own: gathering the range here to no use cost in-place limit data 10-30%)
-      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, 0, check);
-      else finite_group(p, o, g, c, mode, float_path, 0, 0, check);
+      finite_sites(p, o, g, c, mode, float_path, 0, check);
       last = FINITE;
       continue;
     }
     if (spec) {
       Range seen;
       range_init(&seen);
-      if (c->sat) finite_group(p, o, g, c, mode, float_path, 1, &seen, AMAX);
-      else finite_group(p, o, g, c, mode, float_path, 0, &seen, AMAX);
+      finite_sites(p, o, g, c, mode, float_path, &seen, amax_exp ? AMAX_EXP : AMAX);
       if (!special(&seen, c, AMAX)) continue; // last stays FINITE
     }
     last = FULL;
@@ -521,80 +616,6 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
     if (rest > 2) wo[2] = wasm_u32x4_extract_lane(r, 2);
   }
 }
-
-// Constants splatted once per call (V8 keeps them in registers or one load away).
-ALWAYS void splat(Consts *c, const ChopParams *p) {
-  c->abs_mask = wasm_u32x4_splat(p->abs_mask);
-  c->lo = wasm_u32x4_splat(p->lo);
-  c->span = wasm_u32x4_splat(p->window - p->lo);
-  c->keep = wasm_u32x4_splat(p->keep);
-  c->drop = wasm_u32x4_splat(p->drop);
-  c->half = wasm_u32x4_splat(p->half);
-  c->bias = wasm_u32x4_splat(p->half - 1);
-  c->lsb = wasm_u32x4_splat(p->lsb);
-  c->sr_drop = wasm_u32x4_splat(p->sr_drop);
-  c->hi = wasm_u32x4_splat(p->hi);
-  c->q = wasm_f32x4_splat(p->q);
-  c->inv_q1 = wasm_f32x4_splat(p->inv_q1);
-  c->inv_q2 = wasm_f32x4_splat(p->inv_q2);
-  c->sr_scale = wasm_f32x4_splat(p->sr_scale);
-  c->sr_unscale = wasm_f32x4_splat(p->sr_unscale);
-  c->ovf_pos = wasm_u32x4_splat(p->ovf_pos);
-  c->ovf_neg = wasm_u32x4_splat(p->ovf_neg);
-  c->inf_out = wasm_u32x4_splat(p->inf_out);
-  c->nan_out = wasm_u32x4_splat(p->nan_out);
-  c->zero_sign = wasm_u32x4_splat(p->zero_sign);
-  c->finite_limit = wasm_u32x4_splat(p->finite_limit);
-  c->magic = wasm_f32x4_splat(p->q * 8388608.0f); // q * 2^23: its ulp is q
-  c->exp_mask = wasm_u32x4_splat(0x7f800000);
-  c->exp_cap = wasm_u32x4_splat(0x7f000000); // 2^127
-  c->exp_shift = wasm_u32x4_splat((uint32_t)__builtin_popcount(p->drop) << 23); // D in the exponent
-  c->floor = wasm_u32x4_splat(p->floor);
-  c->zero_out = wasm_u32x4_splat(p->zero_out);
-  c->man_shift = wasm_u32x4_splat((23u - (uint32_t)__builtin_popcount(p->drop)) << 23); // M in the exponent
-  c->inv_base = wasm_u32x4_splat(254u << 23); // 2^127 * 2^127: bits of 1 / s are inv_base - bits of s
-  c->neg_hi = wasm_u32x4_splat(p->hi | 0x80000000u); // -max finite
-  c->ovf_neg_signed = wasm_u32x4_splat(p->ovf_neg | 0x80000000u);
-  c->sr_shift = p->sr_shift;
-  c->sat = p->ovf_pos == p->hi && p->ovf_neg == p->hi;
-}
-
-// One function per (mode, path) pair, not inlined into chop_f32 (issue 20 asked whether V8 would keep
-// more constants in registers in a small function: measured no faster nor slower than all the loops in
-// one function, in cache and out; kept as the plainer structure, and a smaller module).
-#define VARIANT(m, fp)                                                                                 \
-  __attribute__((noinline)) static void run_##m##_##fp(const float *src, float *dst, uint32_t n, ChopParams *p) { \
-    Consts c;                                                                                          \
-    splat(&c, p);                                                                                      \
-    Xoshiro g = {p->rng[0], p->rng[1], p->rng[2], p->rng[3]};                                          \
-    run(src, dst, n, &g, &c, m, fp);                                                                   \
-    p->rng[0] = g.s0;                                                                                  \
-    p->rng[1] = g.s1;                                                                                  \
-    p->rng[2] = g.s2;                                                                                  \
-    p->rng[3] = g.s3;                                                                                  \
-  }
-// Paths: 1 (the integer path, with the float path below lo; lo = 0 where there is none), MERGED,
-// NAN_ONLY. (Formats without the float path run path 1 with lo = 0 unless their window runs past inf:
-// its float path is then never selected, and no variant of its own pays for the module's size.)
-VARIANT(RNE, 1)
-VARIANT(RNE, 2) // MERGED (a literal: ## pastes it unexpanded)
-VARIANT(RNE, 3) // NAN_ONLY
-VARIANT(RNA, 1)
-VARIANT(RNA, 2)
-VARIANT(RNA, 3)
-VARIANT(RZ, 1)
-VARIANT(RZ, 2)
-VARIANT(RZ, 3)
-VARIANT(UP, 1)
-VARIANT(UP, 2)
-VARIANT(UP, 3)
-VARIANT(DOWN, 1)
-VARIANT(DOWN, 2)
-VARIANT(DOWN, 3)
-VARIANT(SR, 1)
-VARIANT(SR, 3)
-VARIANT(SRE, 1)
-VARIANT(SRE, 3)
 
 ALWAYS uint32_t f32_bits(float f) {
   union {
@@ -641,6 +662,131 @@ ALWAYS int rna_float_exact(const ChopParams *p) {
 ALWAYS int nan_only(const ChopParams *p) {
   return !p->float_path && p->window == 0x7f800001u && p->abs_mask == 0x7fffffffu;
 }
+
+// Whether round_vk is exact for the float path's format: the step at any value the larger of q and
+// 2^(E - M) (step_is_max), 2 <= D <= 22 (the bounds of Veltkamp's splitting in the literature; M <= 21
+// keeps c - a in magic2's binade; an exhaustive check over float32 also passed D = 1 and 23, not taken)
+// and magic2 = 1.5 * 2^23 * q a float32.
+ALWAYS int vk_exact(const ChopParams *p) {
+  uint32_t d = (uint32_t)__builtin_popcount(p->drop);
+  return step_is_max(p) && d >= 2 && d <= 22 && f32_bits(p->q) < (127u + 104u) << 23;
+}
+
+ALWAYS int is_nan_bits(uint32_t v) { return (v & 0x7fffffffu) > 0x7f800000u; }
+
+// OVF_INF: the first value past max finite is a power of two P = 2^(emax + 1) (exponent field emax + 128),
+// emax >= 1 (2^(emax - 127), the scaling back, is then normal), and round_vk's product of the cap 2P,
+// 2^(emax + 2) * (2^D + 1), stays finite: emax + 2 + D <= 127.
+ALWAYS int inf_ovf_ok(const ChopParams *p) {
+  uint32_t d = (uint32_t)__builtin_popcount(p->drop);
+  uint32_t big = p->hi + (1u << d);
+  return (big & 0x7fffffu) == 0 && big < 0x7f800000u && (big >> 23) >= 129 && (big >> 23) + d <= 253;
+}
+
+// finite()'s overflow form for mode on path float_path (see OVF_BSEL).
+ALWAYS int ovf_kind(const ChopParams *p, int mode, int float_path) {
+  int sat = p->ovf_pos == p->hi && p->ovf_neg == p->hi;
+  if (float_path != MERGED || mode == RZ) return sat ? OVF_SAT : OVF_BSEL;
+  if (mode == UP || mode == DOWN) {
+    uint32_t v = mode == UP ? p->ovf_pos : p->ovf_neg;
+    if (sat) return OVF_SAT;
+    if (is_nan_bits(v)) return OVF_NAN;
+    if (v == 0x7f800000u && inf_ovf_ok(p)) return OVF_INF;
+    return OVF_BSEL;
+  }
+  // RNE, RNA: round_vk
+  if (!vk_exact(p)) return OVF_BSEL;
+  if (sat) return OVF_SAT;
+  // the _T forms: finite() exact on every input, inf and NaN too (signed formats with -0 and zero)
+  if (p->finite_limit != 0x7f800000u || p->abs_mask != 0x7fffffffu || p->floor != 0 || !is_nan_bits(p->nan_out))
+    return OVF_BSEL;
+  if (is_nan_bits(p->ovf_pos) && is_nan_bits(p->ovf_neg) && is_nan_bits(p->inf_out)) return OVF_NAN_T;
+  if (p->ovf_pos == 0x7f800000u && p->ovf_neg == 0x7f800000u && p->inf_out == 0x7f800000u && inf_ovf_ok(p))
+    return OVF_INF_T;
+  return OVF_BSEL;
+}
+
+// Constants splatted once per call (V8 keeps them in registers or one load away).
+ALWAYS void splat(Consts *c, const ChopParams *p, int mode, int float_path) {
+  c->abs_mask = wasm_u32x4_splat(p->abs_mask);
+  c->lo = wasm_u32x4_splat(p->lo);
+  c->span = wasm_u32x4_splat(p->window - p->lo);
+  c->keep = wasm_u32x4_splat(p->keep);
+  c->drop = wasm_u32x4_splat(p->drop);
+  c->half = wasm_u32x4_splat(p->half);
+  c->bias = wasm_u32x4_splat(p->half - 1);
+  c->lsb = wasm_u32x4_splat(p->lsb);
+  c->sr_drop = wasm_u32x4_splat(p->sr_drop);
+  c->hi = wasm_u32x4_splat(p->hi);
+  c->q = wasm_f32x4_splat(p->q);
+  c->inv_q1 = wasm_f32x4_splat(p->inv_q1);
+  c->inv_q2 = wasm_f32x4_splat(p->inv_q2);
+  c->sr_scale = wasm_f32x4_splat(p->sr_scale);
+  c->sr_unscale = wasm_f32x4_splat(p->sr_unscale);
+  c->ovf_pos = wasm_u32x4_splat(p->ovf_pos);
+  c->ovf_neg = wasm_u32x4_splat(p->ovf_neg);
+  c->inf_out = wasm_u32x4_splat(p->inf_out);
+  c->nan_out = wasm_u32x4_splat(p->nan_out);
+  c->zero_sign = wasm_u32x4_splat(p->zero_sign);
+  c->finite_limit = wasm_u32x4_splat(p->finite_limit);
+  c->magic = wasm_f32x4_splat(p->q * 8388608.0f); // q * 2^23: its ulp is q
+  c->exp_mask = wasm_u32x4_splat(0x7f800000);
+  c->exp_cap = wasm_u32x4_splat(0x7f000000); // 2^127
+  c->exp_shift = wasm_u32x4_splat((uint32_t)__builtin_popcount(p->drop) << 23); // D in the exponent
+  c->floor = wasm_u32x4_splat(p->floor);
+  c->zero_out = wasm_u32x4_splat(p->zero_out);
+  c->man_shift = wasm_u32x4_splat((23u - (uint32_t)__builtin_popcount(p->drop)) << 23); // M in the exponent
+  c->inv_base = wasm_u32x4_splat(254u << 23); // 2^127 * 2^127: bits of 1 / s are inv_base - bits of s
+  c->neg_hi = wasm_u32x4_splat(p->hi | 0x80000000u); // -max finite
+  c->ovf_neg_signed = wasm_u32x4_splat(p->ovf_neg | 0x80000000u);
+  c->sr_shift = p->sr_shift;
+  c->ovf = ovf_kind(p, mode, float_path);
+  c->signed_fmt = p->abs_mask == 0x7fffffffu;
+  uint32_t d = (uint32_t)__builtin_popcount(p->drop);
+  c->vk_c = wasm_f32x4_splat((float)((1u << d) + 1u)); // exact: d <= 23
+  c->vk_magic = wasm_f32x4_splat(p->q * 12582912.0f);  // 1.5 * 2^23 * q
+  uint32_t big = p->hi + (1u << d);                      // OVF_INF: P = 2^(emax + 1)
+  c->vk_cap = wasm_u32x4_splat(big + (1u << 23));        // 2P
+  c->ovf_up = wasm_u32x4_splat((382u - (big >> 23)) << 23);   // 2^(127 - emax)
+  c->ovf_down = wasm_u32x4_splat(((big >> 23) - 128u) << 23); // 2^(emax - 127)
+}
+
+// One function per (mode, path) pair, not inlined into chop_f32 (issue 20 asked whether V8 would keep
+// more constants in registers in a small function: measured no faster nor slower than all the loops in
+// one function, in cache and out; kept as the plainer structure, and a smaller module).
+#define VARIANT(m, fp)                                                                                 \
+  __attribute__((noinline)) static void run_##m##_##fp(const float *src, float *dst, uint32_t n, ChopParams *p) { \
+    Consts c;                                                                                          \
+    splat(&c, p, m, fp);                                                                                    \
+    Xoshiro g = {p->rng[0], p->rng[1], p->rng[2], p->rng[3]};                                          \
+    run(src, dst, n, &g, &c, m, fp);                                                                   \
+    p->rng[0] = g.s0;                                                                                  \
+    p->rng[1] = g.s1;                                                                                  \
+    p->rng[2] = g.s2;                                                                                  \
+    p->rng[3] = g.s3;                                                                                  \
+  }
+// Paths: 1 (the integer path, with the float path below lo; lo = 0 where there is none), MERGED,
+// NAN_ONLY. (Formats without the float path run path 1 with lo = 0 unless their window runs past inf:
+// its float path is then never selected, and no variant of its own pays for the module's size.)
+VARIANT(RNE, 1)
+VARIANT(RNE, 2) // MERGED (a literal: ## pastes it unexpanded)
+VARIANT(RNE, 3) // NAN_ONLY
+VARIANT(RNA, 1)
+VARIANT(RNA, 2)
+VARIANT(RNA, 3)
+VARIANT(RZ, 1)
+VARIANT(RZ, 2)
+VARIANT(RZ, 3)
+VARIANT(UP, 1)
+VARIANT(UP, 2)
+VARIANT(UP, 3)
+VARIANT(DOWN, 1)
+VARIANT(DOWN, 2)
+VARIANT(DOWN, 3)
+VARIANT(SR, 1)
+VARIANT(SR, 3)
+VARIANT(SRE, 1)
+VARIANT(SRE, 3)
 
 #define CASE(m)                                                                                        \
   case m:                                                                                              \

@@ -205,6 +205,51 @@ test('kernel: directed and nearest-away rounding in one form at its range bounds
   }
 });
 
+// chop.c finite() rounds nearest-even and nearest-away on the float path by Veltkamp's splitting with a
+// floor (round_vk: 2 <= D <= 22) and turns overflow into NaN by a mask, into inf by scaling up and back
+// (inf_ovf_ok: the value past max finite a power of two 2^(emax + 1), emax >= 1, the cap 2^(emax + 2)
+// times 2^D + 1 finite), or by a select elsewhere; nearest-even and nearest-away then round inf and NaN in
+// finite() too (the _T forms). Formats on both sides of each bound, every policy, every deterministic mode,
+// with infs and NaNs after finite lanes, out of place (the one-pass loop) and in place.
+test('kernel: nearest-even by splitting and the overflow forms at their bounds', () => {
+  forceChopPath('wasm');
+  try {
+    const specs = [
+      parseFormat('e5m21'), // D = 2: round_vk
+      parseFormat('e5m22'), // D = 1: the float addition
+      parseFormat('e3m0'), // D = 23
+      parseFormat('e7m2', { bias: 22 }), // emax 104: the cap 2^106 * (2^21 + 1) < 2^128
+      parseFormat('e7m2', { bias: 21 }), // emax 105: not
+      parseFormat('e3m3', { bias: 5 }), // emax 1: inf by scaling
+      parseFormat('e3m3', { bias: 6 }), // emax 0: not
+      getFormat('fp8_e4m3'), // max 240, inf: 256 past it
+      getFormat('fp8_e5m2'),
+    ];
+    for (const spec of specs) {
+      const info = formatInfo(spec);
+      const src = groups(spec, 41);
+      const rng = new Rng(42);
+      const odd = [Infinity, -Infinity, NaN, -NaN, 0, -0, info.maxFinite * 1.01, -info.maxFinite * 3];
+      for (let i = 0; i < src.length; i += 5) src[i] = bitsToF32(rng.nextU32()) * (i & 2 ? -1 : 1);
+      for (let i = 1; i < src.length; i += 7) src[i] = bitsToF32(rng.nextU32() & 0x807fffff); // subnormals
+      for (let i = 3; i < src.length; i += 97) src[i] = odd[rng.nextU32() % odd.length]!;
+      for (const rounding of ['nearest-even', 'nearest-away', 'toward-zero', 'up', 'down'] as const) {
+        for (const overflow of [undefined, 'saturate', 'nan'] as const) {
+          const o: CastOptions = overflow ? { rounding, overflow } : { rounding };
+          const what = `${spec.name} ${JSON.stringify(o)}`;
+          const ref = chopReference(spec, src, o);
+          assertSameBits(chop(spec, src, o), ref, `${what} chop`, src);
+          const buf = chopBuffer(spec, src.length);
+          buf.view.set(src);
+          assertSameBits(buf.chopInPlace(src.length, o), ref, `${what} chopInPlace`, src);
+        }
+      }
+    }
+  } finally {
+    forceChopPath(undefined);
+  }
+});
+
 // After a group that took the finite path, out of place, the kernel rounds the next group by finite()
 // first and checks afterwards only whether it held a lane that needs full() (an inf, a NaN; for unsigned
 // formats a negative input); every 16th such group checks its range first (chop.c run(), PROBE). So runs
