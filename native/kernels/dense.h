@@ -68,16 +68,18 @@ INLINE float load1_f32(const wdesc* D, const uint8_t* p) {
  *
  * The rows of a pass are far apart: [r0, r1) is cut into MV_LANES runs of L = ceil((r1 - r0) / MV_LANES)
  * rows and pass o computes row o of every run (rows r0 + o, r0 + L + o, ...; a run past r1 repeats row
- * r1 - 1 and drops the copy). Adjacent rows read in lockstep are weight streams one row (16 KiB for 4096
- * float32) apart, which this host's memory serves slowly: plain reads of 4096 x 4096 float32, cold, one
- * thread: 2 streams 16 KiB apart 3.6 ms, 1 MiB apart 2.0 ms, one sequential stream 2.2 ms; 12 adjacent rows
- * (the former pass) 2.8-2.9 ms, the same as that kernel. Far apart, a few rows read fastest: 4-5 lanes
- * 2.0-2.2 ms against 12 adjacent rows 2.9 ms (1.35-1.5x, 1 and 2 threads), 12 lanes no faster than 12
- * adjacent rows. Which rows share a pass does not change any row's arithmetic (bit-identical results).
+ * r1 - 1 and drops the copy). Which rows share a pass changes no row's arithmetic (bit-identical results).
+ * Rows read in lockstep are weight streams; streams one row apart (16 KiB for 4096 float32) are what this
+ * host's memory serves slowest. Plain reads of 4096 x 4096 float32, cold, one thread: one sequential stream
+ * 2.0-2.3 ms, 2 streams 16 KiB apart 3.6 ms, 1 MiB or 16 MiB apart 1.8-2.0 ms, 12 adjacent rows 2.8-2.9 ms
+ * (the former pass of 12 adjacent rows took as long: 77-80% of one stream). The kernel, same process A/B
+ * against 12 adjacent rows (paired medians of 15-30 rounds): 5 runs 1.19-1.51x on 1 thread and 1.10-1.38x
+ * on 2; 4 runs about as fast, 3 and 6 to 12 slower than 5; weights in cache (1024 x 1024) 1.2x; bfloat16
+ * 1.2-1.4x; float16 (bound by its conversion, ~7 ms) unchanged. Not faster (scratch harness): row r + i
+ * skewed by i steps, bursts of 256 B - 4 KiB of one row after the other, and one load per 64 bytes reading
+ * the next pass ahead.
  */
-#ifndef MV_LANES
 #define MV_LANES 5
-#endif
 INLINE void mv_dense_impl(const wdesc* D, const float* x, float* y, int r0, int r1, int layout) {
   const int K = D->cols, K16 = K & ~15;
   const int esz = layout == LAYOUT_F32 ? 4 : 2;
