@@ -63,38 +63,50 @@ INLINE float load1_f32(const wdesc* D, const uint8_t* p) {
 }
 
 /**
- * y[r] = sum_k W[r][k] x[k] for r in [r0, r1): float rows (F32 / F16 / BF16). MV_ROWS rows per pass, 16
- * values of each row per step into one accumulator per row. Twelve weight streams read memory faster than
- * eight or four (4096 x 4096 float32, one thread, cold, loaded host: 12 rows 3.1 ms, 8 rows 3.4-3.8, 4 rows
- * 4.1-4.4; the former 8 rows x 8 values 6.3 ms); a pass past the last row repeats it and drops the copies.
+ * y[r] = sum_k W[r][k] x[k] for r in [r0, r1): float rows (F32 / F16 / BF16). MV_LANES rows per pass, 16
+ * values of each row per step into one accumulator per row.
+ *
+ * The rows of a pass are far apart: [r0, r1) is cut into MV_LANES runs of L = ceil((r1 - r0) / MV_LANES)
+ * rows and pass o computes row o of every run (rows r0 + o, r0 + L + o, ...; a run past r1 repeats row
+ * r1 - 1 and drops the copy). Which rows share a pass changes no row's arithmetic (bit-identical results).
+ * Rows read in lockstep are weight streams; streams one row apart (16 KiB for 4096 float32) are what this
+ * host's memory serves slowest. Plain reads of 4096 x 4096 float32, cold, one thread: one sequential stream
+ * 2.0-2.3 ms, 2 streams 16 KiB apart 3.6 ms, 1 MiB or 16 MiB apart 1.8-2.0 ms, 12 adjacent rows 2.8-2.9 ms
+ * (the former pass of 12 adjacent rows took as long: 77-80% of one stream). The kernel, same process A/B
+ * against 12 adjacent rows (paired medians of 15-30 rounds): 5 runs 1.19-1.51x on 1 thread and 1.10-1.38x
+ * on 2; 4 runs about as fast, 3 and 6 to 12 slower than 5; weights in cache (1024 x 1024) 1.2x; bfloat16
+ * 1.2-1.4x; float16 (bound by its conversion, ~7 ms) unchanged. Not faster (scratch harness): row r + i
+ * skewed by i steps, bursts of 256 B - 4 KiB of one row after the other, and one load per 64 bytes reading
+ * the next pass ahead.
  */
-#define MV_ROWS 12
+#define MV_LANES 5
 INLINE void mv_dense_impl(const wdesc* D, const float* x, float* y, int r0, int r1, int layout) {
   const int K = D->cols, K16 = K & ~15;
   const int esz = layout == LAYOUT_F32 ? 4 : 2;
   const wdesc Dl = {.layout = layout};
-  for (int r = r0; r < r1; r += MV_ROWS) {
-    const uint8_t* p[MV_ROWS];
-    v128_t a[MV_ROWS];
-    for (int i = 0; i < MV_ROWS; i++) {
-      const int ri = r + i < r1 ? r + i : r1 - 1;
+  const int L = (r1 - r0 + MV_LANES - 1) / MV_LANES;
+  for (int o = 0; o < L; o++) {
+    const uint8_t* p[MV_LANES];
+    v128_t a[MV_LANES];
+    for (int i = 0; i < MV_LANES; i++) {
+      const int ri = r0 + i * L + o < r1 ? r0 + i * L + o : r1 - 1;
       p[i] = (const uint8_t*)(uintptr_t)D->data + (size_t)ri * D->row_bytes;
       a[i] = wasm_f32x4_splat(0);
     }
     for (int k = 0; k < K16; k += 16) {
       const v128_t x0 = wasm_v128_load(x + k), x1 = wasm_v128_load(x + k + 4), x2 = wasm_v128_load(x + k + 8),
                    x3 = wasm_v128_load(x + k + 12);
-      for (int i = 0; i < MV_ROWS; i++) {
+      for (int i = 0; i < MV_LANES; i++) {
         v128_t w0, w1, w2, w3;
         load8_f32(&Dl, p[i] + esz * k, &w0, &w1);
         load8_f32(&Dl, p[i] + esz * (k + 8), &w2, &w3);
         a[i] = fmadd(w3, x3, fmadd(w2, x2, fmadd(w1, x1, fmadd(w0, x0, a[i]))));
       }
     }
-    for (int i = 0; i < MV_ROWS && r + i < r1; i++) {
+    for (int i = 0; i < MV_LANES && r0 + i * L + o < r1; i++) {
       float t = hsum_f32(a[i]);
       for (int k = K16; k < K; k++) t += load1_f32(&Dl, p[i] + esz * k) * x[k];
-      y[r + i] = t;
+      y[r0 + i * L + o] = t;
     }
   }
 }

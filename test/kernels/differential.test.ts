@@ -18,6 +18,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { BLOCK_TYPES } from '../../src/blocks/registry.ts';
 import { f32ToF16Bits } from '../../src/core/bits.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { hasWasmRelaxedSimd } from '../../src/core/wasm.ts';
@@ -28,7 +29,7 @@ import { lutActivationsReference, lutRowReference } from '../../src/kernels/lut.
 import type { KernelVariant } from '../../src/kernels/module.ts';
 import { rowBlockAbs } from '../../src/kernels/reference.ts';
 import type { ActivationMode } from '../../src/kernels/registry.ts';
-import type { WeightSource } from '../../src/kernels/source.ts';
+import type { GgmlSource, WeightSource } from '../../src/kernels/source.ts';
 import {
   activations,
   exactActivations,
@@ -340,6 +341,42 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
             }
             k.release(w);
           }
+        });
+      }
+    });
+    test(`kernels (${variant}): float rows (F32 / F16 / BF16), every row of a matrix x vector its row alone bit for bit`, async (t) => {
+      // dense.h mv_dense_impl computes MV_LANES rows per pass, taken from MV_LANES runs of the row range
+      // (rows far apart): which rows share a pass, and at which place, must not change any row's float32
+      // operations. Every row count up to three passes' rows and 37, K with a scalar tail (301) and without
+      // (256); each row against the same row as a one-row matrix (its only pass: place 0, copies beside it).
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      for (const type of ['F32', 'F16', 'BF16'] as const) {
+        await t.test(type, () => {
+          for (const cols of [301, 256])
+            for (const rows of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 37]) {
+              const vals = activations(rows * cols, 40 + rows).map((v) => 0.1 * v);
+              const src: GgmlSource = {
+                kind: 'ggml',
+                type,
+                rows,
+                cols,
+                data: BLOCK_TYPES[type].encode(vals),
+              };
+              const w = k.prepare(src);
+              const x = activations(cols, 3 + rows);
+              const y = Float32Array.from(k.matvec(w, x, { mode: 'f32' }));
+              const rb = src.data.length / rows;
+              for (let r = 0; r < rows; r++) {
+                const one = k.prepare({ ...src, rows: 1, data: src.data.slice(r * rb, (r + 1) * rb) });
+                const y1 = k.matvec(one, x, { mode: 'f32' });
+                assert.ok(
+                  Object.is(y[r], y1[0]),
+                  `${type} ${rows} x ${cols} row ${r}: ${y[r]} vs alone ${y1[0]}`,
+                );
+                k.release(one);
+              }
+              k.release(w);
+            }
         });
       }
     });
