@@ -162,10 +162,10 @@ INLINE void mm_f32_tile(const float* const w[4], int n, const float* x, int xs, 
   }
 }
 
-/** Decodes the float16 / bfloat16 rows of a tile into float32 scratch rows of K values. */
-INLINE void decode_dense_rows(const wdesc* D, const int rr[4], float* scratch, int stride) {
+/** Decodes `nr` float16 / bfloat16 rows (rr[i]) into float32 scratch rows of K values, `stride` apart. */
+INLINE void decode_dense_rows(const wdesc* D, const int* rr, int nr, float* scratch, int stride) {
   const int K = D->cols, K8 = K & ~7;
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < nr; i++) {
     const uint8_t* p = (const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes;
     float* o = scratch + (size_t)i * stride;
     for (int k = 0; k < K8; k += 8) {
@@ -178,23 +178,100 @@ INLINE void decode_dense_rows(const wdesc* D, const int rr[4], float* scratch, i
   }
 }
 
-/** Y[j][r] = sum_k W[r][k] X[j][k] for r in [r0, r1), j < nb. scratch: 4 * kp floats (F16 / BF16). */
+/*
+ * Matrix x matrix on float rows (mm_dense): every (weight row, activation row) pair takes mv_dense_impl's
+ * float32 operations in its order, so each batch row equals its matrix x vector product bit for bit. Per
+ * pair one accumulator vector: lane l sums fmadd(w[k], x[k]) for k = l mod 4 in increasing k up to K16 = K
+ * rounded down to 16, then hsum ((l0 + l2) + (l1 + l3)), then the scalar tail t += w[k] x[k], k = K16..K-1.
+ * Storing an accumulator and loading it back is exact, so the K loop may be cut into blocks.
+ *
+ * Tile, relaxed SIMD: MMF_ROWS = 3 weight rows x MMF_STEP = 3 activation rows, nine accumulators. V8
+ * compiles f32x4.relaxed_madd to one vfmadd231ps on 128-bit registers (latency 4, two per cycle: eight
+ * independent sums keep the units busy) and gives wasm 15 vector registers; it loads a step's vectors (3
+ * weight, 3 activation) before its multiply-adds, so 9 + 6 fit where 4 x 2 (8 + 6) leaves no slack and
+ * 6 x 2 or 5 x 2 (12 + 8, 10 + 7) spill in every step (measured 1.7-2x slower).
+ * SIMD128: fmadd is a multiplication and an addition and needs a register for the product, so 3 x 3 (9 + 6
+ * + 1) spills (2x slower); 4 x 2 (8 + 6 + 1) does not.
+ * K blocks: MMF_KB values of the tile's rows (6-8 KiB) stay in L1 while the activation rows of a pass go
+ * by; their accumulators wait in scratch between blocks (MMF_PASS rows at a time, <= 2 KiB).
+ */
+#if MIXQ_RELAXED
+#define MMF_ROWS 3
+#define MMF_STEP 3
+#define MMF_PASS 33
+#else
+#define MMF_ROWS 4
+#define MMF_STEP 2
+#define MMF_PASS 32
+#endif
+#define MMF_KB 512
+_Static_assert(MMF_ROWS == 3 || MMF_ROWS == 4, "mm_f32_rows sums up to four rows per hsum4_f32");
+
+/**
+ * Y[j][rr[i]] = sum_k w[i][k] X[j][k] for i < nrows, j < nb <= MMF_PASS: MMF_ROWS rows w[i] of n values
+ * (a row past the last repeats it), X[j] = x + j * xs. acc: MMF_PASS * MMF_ROWS vectors of scratch.
+ */
+INLINE void mm_f32_rows(const float* const w[MMF_ROWS], int n, const float* x, int xs, int nb, float* y, int ys,
+                        const int rr[MMF_ROWS], int nrows, v128_t* acc) {
+  const int n16 = n & ~15;
+  for (int k0 = 0; k0 == 0 || k0 < n16; k0 += MMF_KB) {
+    const int k1 = n16 - k0 > MMF_KB ? k0 + MMF_KB : n16;
+    for (int j = 0; j < nb; j += MMF_STEP) {
+      const float* xr[MMF_STEP];
+      for (int c = 0; c < MMF_STEP; c++) xr[c] = x + (size_t)(j + c < nb ? j + c : j) * xs;
+      v128_t a[MMF_STEP][MMF_ROWS];
+      v128_t* s = acc + (size_t)j * MMF_ROWS;
+      for (int c = 0; c < MMF_STEP; c++)
+        for (int i = 0; i < MMF_ROWS; i++) a[c][i] = k0 ? s[c * MMF_ROWS + i] : wasm_f32x4_splat(0);
+      for (int k = k0; k < k1; k += 4) {
+        v128_t u[MMF_STEP];
+        for (int c = 0; c < MMF_STEP; c++) u[c] = wasm_v128_load(xr[c] + k);
+        for (int i = 0; i < MMF_ROWS; i++) {
+          const v128_t wi = wasm_v128_load(w[i] + k);
+          for (int c = 0; c < MMF_STEP; c++) a[c][i] = fmadd(wi, u[c], a[c][i]);
+        }
+      }
+      if (k1 < n16) {
+        for (int c = 0; c < MMF_STEP; c++)
+          for (int i = 0; i < MMF_ROWS; i++) s[c * MMF_ROWS + i] = a[c][i];
+        continue;
+      }
+      for (int c = 0; c < MMF_STEP && j + c < nb; c++) {
+        float t[4];
+        wasm_v128_store(t, hsum4_f32(a[c][0], a[c][1], a[c][2], a[c][MMF_ROWS - 1]));
+        for (int i = 0; i < nrows; i++) {
+          for (int k = n16; k < n; k++) t[i] += w[i][k] * xr[c][k];
+          y[(size_t)(j + c) * ys + rr[i]] = t[i];
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Y[j][r] = sum_k W[r][k] X[j][k] for r in [r0, r1), j < nb. scratch: MMF_ROWS * kp floats of decoded
+ * F16 / BF16 rows, then MMF_PASS * MMF_ROWS vectors of accumulators (scratchBytes: 16 kp + 8 KiB at least).
+ */
 EXPORT void mm_dense(int32_t desc, int32_t x, int32_t xs, int32_t nb, int32_t y, int32_t ys, int32_t r0,
                      int32_t r1, int32_t scratch) {
   const wdesc* D = (const wdesc*)(uintptr_t)desc;
   float* s = (float*)(uintptr_t)scratch;
-  for (int r = r0; r < r1; r += 4) {
-    int rr[4];
-    tile_rows(r, r1 - 1, rr);
-    const float* w[4];
+  v128_t* acc = (v128_t*)(s + (size_t)MMF_ROWS * D->kp);
+  for (int r = r0; r < r1; r += MMF_ROWS) {
+    int rr[MMF_ROWS];
+    const float* w[MMF_ROWS];
+    for (int i = 0; i < MMF_ROWS; i++) rr[i] = r + i < r1 ? r + i : r1 - 1;
+    const int nr = r1 - r < MMF_ROWS ? r1 - r : MMF_ROWS;
     if (D->layout == LAYOUT_F32) {
-      for (int i = 0; i < 4; i++)
+      for (int i = 0; i < MMF_ROWS; i++)
         w[i] = (const float*)((const uint8_t*)(uintptr_t)D->data + (size_t)rr[i] * D->row_bytes);
     } else {
-      decode_dense_rows(D, rr, s, D->kp);
-      for (int i = 0; i < 4; i++) w[i] = s + (size_t)i * D->kp;
+      decode_dense_rows(D, rr, MMF_ROWS, s, D->kp);
+      for (int i = 0; i < MMF_ROWS; i++) w[i] = s + (size_t)i * D->kp;
     }
-    mm_f32_tile(w, D->cols, (const float*)(uintptr_t)x, xs, nb, (float*)(uintptr_t)y, ys, r, r1 - 1);
+    for (int j = 0; j < nb; j += MMF_PASS)
+      mm_f32_rows(w, D->cols, (const float*)(uintptr_t)x + (size_t)j * xs, xs, nb - j < MMF_PASS ? nb - j : MMF_PASS,
+                  (float*)(uintptr_t)y + (size_t)j * ys, ys, rr, nr, acc);
   }
 }
 

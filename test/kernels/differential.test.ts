@@ -380,6 +380,28 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
         });
       }
     });
+    test(`kernels (${variant}): float rows matrix x matrix, every batch row its matrix x vector bit for bit`, async (t) => {
+      // dense.h mm_f32_rows: tiles of 3 rows x 3 activation rows, K in blocks of 512 (accumulators kept in
+      // scratch between blocks), 33 activation rows per pass; the matrix x vector kernel sums 16 values per
+      // step and then the last K mod 16 in a scalar tail. Widths below, at and across a block (K mod 16 of
+      // 0, 4, 5, 12), 13 rows (a last tile of one row), batch sizes around the step and the pass.
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      for (const type of ['F32', 'F16', 'BF16'] as const) {
+        await t.test(type, () => {
+          for (const cols of [5, 300, 301, 304, 1100]) {
+            const rng = new Rng(cols);
+            const W = Float32Array.from({ length: 13 * cols }, () => rng.nextNormal() * 0.1);
+            const w = k.prepare({ kind: 'ggml', type, rows: 13, cols, data: BLOCK_TYPES[type].encode(W) });
+            for (const batch of [2, 3, 4, 33, 34, 67]) {
+              const x = activations(cols * batch, 5 + batch);
+              const y = k.matmul(w, x, batch, { mode: 'f32' });
+              assertRowsEqualMatvec(k, w, x, batch, 'f32', y, `${type} K ${cols} batch ${batch}`);
+            }
+            k.release(w);
+          }
+        });
+      }
+    });
     test(`kernels (${variant}): mixq matrix x matrix, every batch row its matrix x vector bit for bit`, async (t) => {
       // sliced.h smm_tile decodes each 32 weights x 4 rows of an interleaved tile once for the whole batch
       // (a loop over the activation rows, SMM_ROWS = 64 at a time) and scales each step per activation row
