@@ -390,34 +390,111 @@ INLINE void sl_step_fence(v128_t acc) {
 #define SL_OPAQUE(p) __asm__("" : "+r"(p))
 
 /**
- * Per 32-weight step t of the activations, what sl_il_tile_q8_g32 reads (mv_sl_q8_impl fills it in the
- * scratch): zsq[t] the zero code times the step's activation sum, splat (the int32 sl_scale_step computes);
- * dx[t] the step's activation scale times 2^112, exact (every dx < 2^16: checked when filled).
+ * Per step of the activations, what sl_il_tile_q8_g32 reads (mv_sl_q8_impl fills it in the scratch, sl_steps_fill):
+ * zsq[u] the zero code (tables: qoffset) times the activation sum of step u (32 weights; 16 for SLF_E4M3),
+ * splat (the int32 sl_scale_step computes); dx[t] the activation scale of 32-weight step t times a power of
+ * two the scales' form needs (sl_fast_kind), exact (checked when filled).
  */
 typedef struct {
   const v128_t* zsq;
   const float* dx;
 } sl_steps;
 
+// Scale forms of sl_il_tile_q8_g32 (compile time; mv_sl_q8_impl picks one per weight, sl_fast_kind):
+// SLF_F16   groups of 32, fp16 scales: m = the fp16's bits in float32's fields (f16x4_bits), dx times 2^112;
+// SLF_E8M0  groups of 32, E8M0 scales (tables): m = 2^(c - 127) from c << 23 (code 0: 2^-127 by an unsigned
+//           max with its bits), dx times qunit;
+// SLF_ROW   one group per row (any scale kind): the tile's scale vector as sl_group_params_at gives it, dx;
+// SLF_E4M3  groups of 16, E4M3 scales (tables, sl_e4m3_factor F != 0): m F from the code's bits, dx.
+enum { SLF_NONE = 0, SLF_F16 = 1, SLF_E8M0 = 2, SLF_ROW = 3, SLF_E4M3 = 4 };
+
 /**
- * sl_il_tile_q8 for groups of 32 with fp16 scales, constant zero codes, no offsets and a group for every 32
- * weights of kp (ngroups = kp / 32): the four groups of a block are one run of 16 scales at sp, the zero
- * code times the activation sum and the activation scale come precomputed per step (sl_steps), no group
- * bookkeeping. The same float32 operations on the same values in the same order as sl_scale_step: S - z sq
- * the same int32; s dx as m (dx 2^112), with m the fp16's sign and magnitude bits in float32's fields
- * (f16x4_bits): s = m 2^112 exactly and dx 2^112 is exact, so both are the one rounding of the real s dx.
- * Each step ends in sl_step_fence; the block's pointers are SL_OPAQUE. Each step loads its four scales
- * (measured as fast as the block's sixteen in two loads, with two fewer vectors live).
+ * Which form of sl_il_tile_q8_g32 weight D takes on the int8 path (SLF_NONE: the general loop): interleaved
+ * tiles, no offsets, a constant zero code (integers) or qoffset (tables), groups covering kp as above.
  */
-INLINE v128_t sl_il_tile_q8_g32(const wdesc* D, const actq* A, const uint8_t* tile, const uint8_t* sp,
-                                sl_steps st, const v128_t* T, const int B, const int DK, const int TBL) {
-  const int nblk = D->kp / 128;
+INLINE int sl_fast_kind(const wdesc* D, const int TBL, const int G16) {
+  if (D->interleave != 4 || D->offsets || (!TBL && D->zero_kind != ZERO_CONST)) return SLF_NONE;
+  const int sk = D->scale_kind, G = D->group;
+  if (G16) return TBL && sk == SCALE_E4M3 && D->ngroups * 16 == D->kp && sl_e4m3_factor(D) != 0.0f ? SLF_E4M3 : SLF_NONE;
+  if (D->ngroups == 1) return SLF_ROW;
+  if (G != 32 || D->ngroups * 32 != D->kp) return SLF_NONE;
+  if (!TBL && sk == SCALE_F16) return SLF_F16;
+  // 2^(c - 127) qunit exact for every code c (qunit = 2^-e, e <= 22: >= 2^-149; e >= 0: <= 2^127)
+  if (TBL && sk == SCALE_E8M0 && D->qunit >= 0x1p-22f && D->qunit <= 1.0f) return SLF_E8M0;
+  return SLF_NONE;
+}
+
+/**
+ * Fills the steps (sl_steps) of form K at scr: kp / 32 (SLF_E4M3: kp / 16) vectors, then kp / 32 floats.
+ * Returns 0 when a scaled dx would not be exact (the general loop then): 2^112 dx overflows for dx >= 2^16;
+ * qunit dx is exact unless it falls below float32's normal range.
+ */
+INLINE int sl_steps_fill(const wdesc* D, const actq* A, int K, int B, void* scr, sl_steps* st) {
+  const int n32 = D->kp / 32, nz = K == SLF_E4M3 ? 2 * n32 : n32;
+  const int z = D->elem != ELEM_INT ? D->qoffset : D->zc - (B == 8 ? 128 : 0);
+  v128_t* zv = (v128_t*)scr;
+  float* dx = (float*)(zv + nz);
+  int ok = 1;
+  for (int u = 0; u < nz; u++)
+    zv[u] = wasm_i32x4_splat(z * (K == SLF_E4M3 ? A->s[u] : A->s[2 * u] + A->s[2 * u + 1]));
+  for (int t = 0; t < n32; t++) {
+    const float d = A->d[t];  // >= 0
+    if (K == SLF_F16) {
+      dx[t] = d * F16_REBIAS;
+      ok &= d < 65536.0f;  // dx 2^112 finite, so exact
+    } else if (K == SLF_E8M0) {
+      dx[t] = d * D->qunit;
+      ok &= d == 0.0f || dx[t] >= 0x1p-126f;  // a power of two times a normal float, normal: exact
+    } else {
+      dx[t] = d;
+    }
+  }
+  st->zsq = zv;
+  st->dx = dx;
+  return ok;
+}
+
+/** The scale vector m of form K for 32-weight step m of the block whose scales start at sb (SLF_F16 / SLF_E8M0). */
+INLINE v128_t sl_fast_scale(const uint8_t* sb, int m, const int K) {
+  if (K == SLF_F16) return f16x4_bits(wasm_v128_load64_zero(sb + 8 * m));
+  // E8M0: c << 23 is 2^(c - 127) for c >= 1 (>= 0x00800000); code 0 gives 0, raised to 0x00400000 (2^-127)
+  const v128_t c = widen4_u8(wasm_v128_load32_zero(sb + 4 * m));
+  return wasm_u32x4_max(wasm_i32x4_shl(c, 23), wasm_i32x4_splat(0x00400000));
+}
+
+/**
+ * A group's four E4M3 scales (4 bytes at p) as float32 bit patterns, as sl_e4m3x4 builds them: each code
+ * sign-extended to 32 bits, shifted left by 20 (the 7-bit magnitude at bits 20..26, the sign's copies at
+ * 27..31), then the sign kept at bit 31 alone.
+ */
+INLINE v128_t sl_e4m3x4_bits(const uint8_t* p) {
+  const v128_t c = wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(wasm_v128_load32_zero(p)));
+  return wasm_v128_and(wasm_i32x4_shl(c, 20), wasm_i32x4_splat((int32_t)0x87f00000));
+}
+
+/**
+ * sl_il_tile_q8 for the weights sl_fast_kind accepts (form K): no group bookkeeping, the zero code times the
+ * activation sum and the (scaled) activation scale precomputed per step (sl_steps), each group's scales read
+ * at a constant offset from its block. The same float32 operations on the same values in the same order as
+ * sl_scale_step: S - z sq the same int32; then s dx as m (dx f) with s = m / f exactly (f a power of two,
+ * dx f exact: both are the one rounding of the real s dx; f = 2^112 for fp16 bits, qunit for E8M0, where
+ * sl_scale_step's s is already 2^(c - 127) qunit, exact), or for SLF_ROW / SLF_E4M3 the same two
+ * multiplications as there (the tile's scale vector, m F). Each 32-weight step ends in sl_step_fence; the
+ * block's pointers are SL_OPAQUE. Each step loads its four scales (SLF_F16: measured as fast as the block's
+ * sixteen in two loads, with two fewer vectors live).
+ */
+INLINE v128_t sl_il_tile_q8_g32(const wdesc* D, const actq* A, const uint8_t* tile, const uint8_t* sp, v128_t srow,
+                                float F, sl_steps st, const v128_t* T, const int B, const int DK, const int TBL,
+                                const int K) {
+  const int nblk = D->kp / 128, G16 = K == SLF_E4M3;
+  // scale bytes per block: 16 groups' fp16 (32), 4 groups' E8M0 x 4 rows (16), 8 groups' E4M3 x 4 rows (32)
+  const int sbb = K == SLF_F16 ? 32 : K == SLF_E8M0 ? 16 : 32;
   v128_t acc = wasm_f32x4_splat(0);
   for (int blk = 0; blk < nblk; blk++) {
     // the block's codes, scales and precomputed steps, each read at constant offsets (SL_OPAQUE)
     const uint8_t* gp = tile + (size_t)blk * 64 * B;
-    const uint8_t* sb = sp + 32 * (size_t)blk;
-    const v128_t* zq = st.zsq + 4 * blk;
+    const uint8_t* sb = sp + sbb * (size_t)blk;
+    const v128_t* zq = st.zsq + (G16 ? 8 : 4) * blk;
     const float* dx = st.dx + 4 * blk;
     SL_OPAQUE(gp);
     SL_OPAQUE(sb);
@@ -426,17 +503,48 @@ INLINE v128_t sl_il_tile_q8_g32(const wdesc* D, const actq* A, const uint8_t* ti
 #pragma clang loop unroll(full)
     for (int m = 0; m < 4; m++) {
       const int k = blk * 128 + 32 * m;
-      sl_ilacc a0 = sl_il_zero();
+      if (G16 && !MIXQ_RELAXED) {
+        // SIMD128: two 16-weight steps, each ending in the fence (one running sum of two vectors live at a
+        // time; both halves' sums together measured 0.71x, split 1.15x against the general loop)
+#pragma clang loop unroll(full)
+        for (int h = 0; h < 2; h++) {
+          sl_ilacc a = sl_il_zero();
+#pragma clang loop unroll(full)
+          for (int j = 0; j < 4; j++) {
+            v128_t c0, c1;
+            sl_il_codes(gp, j, m, B, TBL, T, &c0, &c1);
+            sl_il_add(&a, h ? c1 : c0, A, k + 16 * h + 4 * j, DK);
+          }
+          const v128_t ms = sl_e4m3x4_bits(sb + 8 * m + 4 * h);
+          const v128_t S = wasm_i32x4_sub(sl_il_total(&a, DK), zq[2 * m + h]);
+          acc = fmadd(wasm_f32x4_convert_i32x4(S),
+                      wasm_f32x4_mul(wasm_f32x4_mul(ms, wasm_f32x4_splat(F)), wasm_v128_load32_splat(dx + m)), acc);
+          sl_step_fence(acc);
+        }
+        continue;
+      }
+      sl_ilacc a0 = sl_il_zero(), a1 = sl_il_zero();
 #pragma clang loop unroll(full)
       for (int j = 0; j < 4; j++) {
         v128_t c0, c1;
         sl_il_codes(gp, j, m, B, TBL, T, &c0, &c1);
         sl_il_add(&a0, c0, A, k + 4 * j, DK);
-        sl_il_add(&a0, c1, A, k + 16 + 4 * j, DK);
+        sl_il_add(G16 ? &a1 : &a0, c1, A, k + 16 + 4 * j, DK);
       }
-      const v128_t ms = f16x4_bits(wasm_v128_load64_zero(sb + 8 * m));
-      const v128_t S = wasm_i32x4_sub(sl_il_total(&a0, DK), zq[m]);
-      acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(ms, wasm_v128_load32_splat(dx + m)), acc);
+      const v128_t d = wasm_v128_load32_splat(dx + m);
+      if (G16) {
+        // relaxed: both 16-weight halves' sums together, one fence (split as above measured 0.93x against it)
+        const v128_t m0 = wasm_f32x4_mul(sl_e4m3x4_bits(sb + 8 * m), wasm_f32x4_splat(F));
+        const v128_t m1 = wasm_f32x4_mul(sl_e4m3x4_bits(sb + 8 * m + 4), wasm_f32x4_splat(F));
+        const v128_t S0 = wasm_i32x4_sub(sl_il_total(&a0, DK), zq[2 * m]);
+        acc = fmadd(wasm_f32x4_convert_i32x4(S0), wasm_f32x4_mul(m0, d), acc);
+        const v128_t S1 = wasm_i32x4_sub(sl_il_total(&a1, DK), zq[2 * m + 1]);
+        acc = fmadd(wasm_f32x4_convert_i32x4(S1), wasm_f32x4_mul(m1, d), acc);
+      } else {
+        const v128_t ms = K == SLF_ROW ? srow : sl_fast_scale(sb, m, K);
+        const v128_t S = wasm_i32x4_sub(sl_il_total(&a0, DK), zq[m]);
+        acc = fmadd(wasm_f32x4_convert_i32x4(S), wasm_f32x4_mul(ms, d), acc);
+      }
       sl_step_fence(acc);
     }
   }
@@ -453,11 +561,23 @@ INLINE v128_t sl_il_tile_q8(const wdesc* D, const actq* A, int r, const uint8_t*
   const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
   const int zvar = !TBL && D->zero_kind != ZERO_CONST;
   const size_t pbase = param_index(D, r, 0);  // group g's four entries at pbase + 4 g
-  if (SK == SCALE_F16 && !TBL && !G16 && st.zsq)
-    return sl_il_tile_q8_g32(D, A, tile, (const uint8_t*)(uintptr_t)D->scales + 2 * pbase, st, T, B, DK, TBL);
+  const float F = TBL && SK == SCALE_E4M3 ? sl_e4m3_factor(D) : 0.0f;
+  if (st.zsq) {
+    const uint8_t* sp = (const uint8_t*)(uintptr_t)D->scales + (size_t)scale_bytes(D->scale_kind) * pbase;
+    const v128_t z = wasm_f32x4_splat(0);
+    if (G16) {
+      if (TBL && SK == SCALE_E4M3) return sl_il_tile_q8_g32(D, A, tile, sp, z, F, st, T, B, DK, TBL, SLF_E4M3);
+    } else if (D->ngroups == 1) {
+      const v128_t s = sl_group_params_at(D, pbase, 1, B).s;
+      return sl_il_tile_q8_g32(D, A, tile, sp, s, 0.0f, st, T, B, DK, TBL, SLF_ROW);
+    } else if (!TBL && SK == SCALE_F16) {
+      return sl_il_tile_q8_g32(D, A, tile, sp, z, 0.0f, st, T, B, DK, TBL, SLF_F16);
+    } else if (TBL && SK == SCALE_E8M0) {
+      return sl_il_tile_q8_g32(D, A, tile, sp, z, 0.0f, st, T, B, DK, TBL, SLF_E8M0);
+    }
+  }
   v128_t acc = wasm_f32x4_splat(0);
   sl_group4 P = sl_group_params_at(D, pbase, 1, B);
-  const float F = TBL && SK == SCALE_E4M3 ? sl_e4m3_factor(D) : 0.0f;
   int g = 0, next = G;
   for (int blk = 0; blk < nblk; blk++) {
     const uint8_t* gp = tile + (size_t)blk * 64 * B;
@@ -505,21 +625,10 @@ INLINE void mv_sl_q8_impl(const wdesc* D, const actq* A, float* y, int r0, int r
   const int nblk = D->kp / 128, G = D->group, hasoff = D->offsets != 0;
   v128_t T[4];
   if (TBL) sl_load_qtable(D, T);
-  // sl_il_tile_q8_g32's kind (its precomputed steps in the scratch: kp / 32 vectors, then kp / 32 floats)
+  // sl_il_tile_q8_g32's kinds (their precomputed steps in the scratch: sl_steps_fill)
   sl_steps st = {0, 0};
-  if (!TBL && !G16 && D->interleave == 4 && D->zero_kind == ZERO_CONST && D->scale_kind == SCALE_F16 &&
-      G == 32 && !hasoff && D->ngroups * 32 == D->kp) {
-    const int ns = D->kp / 32, z = D->zc - (B == 8 ? 128 : 0);
-    v128_t* zv = (v128_t*)scratch;
-    float* dx = (float*)(zv + ns);
-    int ok = 1;
-    for (int t = 0; t < ns; t++) {
-      zv[t] = wasm_i32x4_splat(z * (A->s[2 * t] + A->s[2 * t + 1]));
-      dx[t] = A->d[t] * F16_REBIAS;
-      ok &= A->d[t] < 65536.0f;  // dx 2^112 finite, so exact (d >= 0)
-    }
-    if (ok) st = (sl_steps){zv, dx};
-  }
+  const int fk = sl_fast_kind(D, TBL, G16);
+  if (fk != SLF_NONE && !sl_steps_fill(D, A, fk, B, scratch, &st)) st = (sl_steps){0, 0};
   for (int r = r0; r < r1; r += 4) {
     int rr[4];
     const uint8_t* p[4];

@@ -509,6 +509,125 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
         });
       }
     });
+    test(`kernels (${variant}): E8M0 / E4M3 groups and per-row scales on interleaved tiles equal the stored rows bit for bit`, async (t) => {
+      // sliced.h sl_il_tile_q8_g32's other forms (sl_fast_kind): MXFP4 (E8M0 per 32, the scale as its bits
+      // with qunit folded into the precomputed activation scale), NVFP4 (E4M3 per 16, the scale's bits times
+      // sl_e4m3_factor), and one scale per row (FP4, int6, int8), the zero code / qoffset times the activation
+      // sum precomputed per step: every product equals the stored rows' kernel (sl_scale_step) bit for bit,
+      // for every E8M0 code class (0 = 2^-127, 1, 127, 254), E4M3 scales of either sign, zero and subnormal,
+      // and activations with a block scale below float32's normal range times qunit (the general loop).
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      const rows = 13; // three interleaved tiles and one row as stored
+      const cols = 512;
+      const e8 = [0, 1, 2, 126, 127, 128, 200, 254];
+      const e4 = [0x00, 0x80, 0x01, 0x81, 0x07, 0x08, 0x38, 0xb8, 0x7e, 0xfe, 0x30];
+      const rowScales = (rng: Rng) =>
+        new Uint8Array(
+          Float32Array.from({ length: rows }, (_, r) => (r % 5 === 2 ? -1 : 1) * (rng.nextFloat() + 0.01))
+            .buffer,
+        );
+      const specs: [string, (rng: Rng) => WeightSource][] = [
+        [
+          'MXFP4',
+          (rng) => ({
+            kind: 'mixq',
+            rows,
+            cols,
+            element: 'fp4_e2m1fn',
+            groups: 32,
+            scaleFormat: 'e8m0',
+            symmetric: true,
+            codes: new Uint8Array((rows * cols) / 2).map(() => Math.floor(rng.nextFloat() * 256)),
+            // row 1 all 2^-127 and row 2 all 2^-127 .. 2^-125 (their products tiny: no larger group hides them)
+            scales: new Uint8Array((rows * cols) / 32).map((_, i) =>
+              i >> 4 === 1
+                ? 0
+                : i >> 4 === 2
+                  ? i % 3
+                  : i % 3 === 0
+                    ? e8[(i / 3) % e8.length]!
+                    : 110 + Math.floor(rng.nextFloat() * 30),
+            ),
+          }),
+        ],
+        [
+          'NVFP4',
+          (rng) => ({
+            kind: 'mixq',
+            rows,
+            cols,
+            element: 'fp4_e2m1fn',
+            groups: 16,
+            scaleFormat: 'fp8_e4m3fn',
+            symmetric: true,
+            codes: new Uint8Array((rows * cols) / 2).map(() => Math.floor(rng.nextFloat() * 256)),
+            scales: new Uint8Array((rows * cols) / 16).map((_, i) =>
+              i % 3 === 0 ? e4[(i / 3) % e4.length]! : Math.floor(rng.nextFloat() * 0x7e),
+            ),
+            globalScale: 0.0123,
+          }),
+        ],
+        [
+          'FP4 per row',
+          (rng) => ({
+            kind: 'mixq',
+            rows,
+            cols,
+            element: 'fp4_e2m1fn',
+            groups: 'row',
+            scaleFormat: 'fp32',
+            symmetric: true,
+            codes: new Uint8Array((rows * cols) / 2).map(() => Math.floor(rng.nextFloat() * 256)),
+            scales: rowScales(rng),
+          }),
+        ],
+        ...[5, 6, 8].map((bits): [string, (rng: Rng) => WeightSource] => [
+          `uint${bits} per row`,
+          (rng) => ({
+            kind: 'mixq',
+            rows,
+            cols,
+            element: `uint${bits}`,
+            groups: 'row',
+            scaleFormat: 'fp32',
+            symmetric: true,
+            // 8 bits: no code 0, so the int8 path's signed dot (codes - 128 >= -127) takes them
+            codes: new Uint8Array((rows * cols * bits) / 8).map(() =>
+              Math.max(bits === 8 ? 1 : 0, Math.floor(rng.nextFloat() * 256)),
+            ),
+            scales: rowScales(rng),
+          }),
+        ]),
+      ];
+      for (const [name, make] of specs) {
+        await t.test(name, () => {
+          const src = make(new Rng(name.length));
+          const tiled = k.prepare(src);
+          const stored = k.prepare(src, { layout: 'stored' });
+          assert.equal(k.descOf(tiled).interleave, 4);
+          const x = Float32Array.from({ length: 3 * cols }, (_, i) => Math.sin(i + name.length));
+          for (let i = 64; i < 96; i++) x[2 * cols + i] = x[2 * cols + i]! * 1e-37; // a block scale below 2^-125
+          for (let j = 0; j < 3; j++) {
+            const xj = x.subarray(j * cols, (j + 1) * cols);
+            const a = k.matvec(tiled, xj, { mode: 'q8' });
+            const b = k.matvec(stored, xj, { mode: 'q8' });
+            for (let r = 0; r < rows; r++)
+              assert.ok(Object.is(a[r], b[r]), `${name} input ${j} row ${r}: ${a[r]} vs stored ${b[r]}`);
+          }
+          assertRowsEqualMatvec(
+            k,
+            tiled,
+            x,
+            3,
+            'q8',
+            k.matmul(tiled, x, 3, { mode: 'q8' }),
+            `${name} batch 3`,
+          );
+          k.release(tiled);
+          k.release(stored);
+        });
+      }
+    });
     test(`kernels (${variant}): lookup tables of large activations (table scales above 2^15)`, async (t) => {
       // lut.h lut_scales16 folds a block's table scale dt into the fp16 scales' conversion factor 2^112 when
       // dt <= 2^15 and multiplies by dt apart above that (activations of ~1e6 and more): blocks of both
