@@ -498,8 +498,9 @@ INLINE v128_t sl_il_tile_q8_g32(const wdesc* D, const actq* A, const uint8_t* ti
   // (3, 5..8 bits, tables): V8 otherwise issues all eight activation splats and code loads of the step
   // first and spills (V8's x64 code, relaxed: int5 96 -> 30 vector spill moves, int6 84 -> 12, MXFP4
   // 67 -> 26; 1 thread, cold weights: int5 1.23x, int6 per row 1.25x, MXFP4 1.12x, FP4 per row 1.10x,
-  // NVFP4 1.09x, int3 1.02-1.06x; int2 0.97x and int4 0.94-1.0x without it)
-  const int MID = TBL || B == 3 || B >= 5;
+  // NVFP4 1.09x, int3 1.02-1.06x; int2 0.97x and int4 0.94-1.0x without it; SIMD128 int5 1.27x without
+  // it, so there it has none)
+  const int MID = TBL || B == 3 || B >= 6 || (B == 5 && MIXQ_RELAXED);
   // scale bytes per block: 16 groups' fp16 (32), 4 groups' E8M0 x 4 rows (16), 8 groups' E4M3 x 4 rows (32)
   const int sbb = K == SLF_F16 ? 32 : K == SLF_E8M0 ? 16 : 32;
   v128_t acc = wasm_f32x4_splat(0);
