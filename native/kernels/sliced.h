@@ -388,6 +388,11 @@ INLINE void sl_step_fence(v128_t acc) {
  * a register for each, and reloads them from the stack (measured: no faster than the extra adds).
  */
 #define SL_OPAQUE(p) __asm__("" : "+r"(p))
+/**
+ * Hides vector v from LLVM (an empty asm statement): the widening conversions before it stay V8's single
+ * instructions (pmovzx / pmovsx) instead of byte shuffles whose constant V8 rebuilds on every use.
+ */
+#define SL_VOPAQUE(v) __asm__("" : "+r"(v))
 
 /**
  * Per step of the activations, what sl_il_tile_q8_g32 reads (mv_sl_q8_impl fills it in the scratch, sl_steps_fill):
@@ -458,7 +463,8 @@ INLINE int sl_steps_fill(const wdesc* D, const actq* A, int K, int B, void* scr,
 INLINE v128_t sl_fast_scale(const uint8_t* sb, int m, const int K) {
   if (K == SLF_F16) return f16x4_bits(wasm_v128_load64_zero(sb + 8 * m));
   // E8M0: c << 23 is 2^(c - 127) for c >= 1 (>= 0x00800000); code 0 gives 0, raised to 0x00400000 (2^-127)
-  const v128_t c = widen4_u8(wasm_v128_load32_zero(sb + 4 * m));
+  v128_t c = widen4_u8(wasm_v128_load32_zero(sb + 4 * m));
+  SL_VOPAQUE(c);
   return wasm_u32x4_max(wasm_i32x4_shl(c, 23), wasm_i32x4_splat(0x00400000));
 }
 
@@ -468,7 +474,8 @@ INLINE v128_t sl_fast_scale(const uint8_t* sb, int m, const int K) {
  * 27..31), then the sign kept at bit 31 alone.
  */
 INLINE v128_t sl_e4m3x4_bits(const uint8_t* p) {
-  const v128_t c = wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(wasm_v128_load32_zero(p)));
+  v128_t c = wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(wasm_v128_load32_zero(p)));
+  SL_VOPAQUE(c);
   return wasm_v128_and(wasm_i32x4_shl(c, 20), wasm_i32x4_splat((int32_t)0x87f00000));
 }
 
@@ -487,6 +494,13 @@ INLINE v128_t sl_il_tile_q8_g32(const wdesc* D, const actq* A, const uint8_t* ti
                                 float F, sl_steps st, const v128_t* T, const int B, const int DK, const int TBL,
                                 const int K) {
   const int nblk = D->kp / 128, G16 = K == SLF_E4M3;
+  // a second fence after the first half of a 32-weight step's dots, where the codes cost more to unpack
+  // (3, 5..8 bits, tables): V8 otherwise issues all eight activation splats and code loads of the step
+  // first and spills (V8's x64 code, relaxed: int5 96 -> 30 vector spill moves, int6 84 -> 12, MXFP4
+  // 67 -> 26; 1 thread, cold weights: int5 1.23x, int6 per row 1.25x, MXFP4 1.12x, FP4 per row 1.10x,
+  // NVFP4 1.09x, int3 1.02-1.06x; int2 0.97x and int4 0.94-1.0x without it; SIMD128 int5 1.27x without
+  // it, so there it has none)
+  const int MID = TBL || B == 3 || B >= 6 || (B == 5 && MIXQ_RELAXED);
   // scale bytes per block: 16 groups' fp16 (32), 4 groups' E8M0 x 4 rows (16), 8 groups' E4M3 x 4 rows (32)
   const int sbb = K == SLF_F16 ? 32 : K == SLF_E8M0 ? 16 : 32;
   v128_t acc = wasm_f32x4_splat(0);
@@ -524,12 +538,18 @@ INLINE v128_t sl_il_tile_q8_g32(const wdesc* D, const actq* A, const uint8_t* ti
         continue;
       }
       sl_ilacc a0 = sl_il_zero(), a1 = sl_il_zero();
+      // the step's codes from a pointer LLVM cannot see through (a volatile asm per step): otherwise it loads a
+      // crumb or bit vector shared by several steps once and V8 keeps it live across their fences (int3
+      // 48 -> 22 vector spill moves, int5 53 -> 30, int6 28 -> 12 with MID)
+      const uint8_t* gs = gp;
+      if (MID) __asm__ volatile("" : "+r"(gs));
 #pragma clang loop unroll(full)
       for (int j = 0; j < 4; j++) {
         v128_t c0, c1;
-        sl_il_codes(gp, j, m, B, TBL, T, &c0, &c1);
+        sl_il_codes(gs, j, m, B, TBL, T, &c0, &c1);
         sl_il_add(&a0, c0, A, k + 4 * j, DK);
         sl_il_add(G16 ? &a1 : &a0, c1, A, k + 16 + 4 * j, DK);
+        if (MID && j == 1) sl_step_fence(wasm_i32x4_add(a0.s16, a0.s32));
       }
       const v128_t d = wasm_v128_load32_splat(dx + m);
       if (G16) {
