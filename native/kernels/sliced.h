@@ -388,11 +388,8 @@ INLINE void sl_step_fence(v128_t acc) {
  * a register for each, and reloads them from the stack (measured: no faster than the extra adds).
  */
 #define SL_OPAQUE(p) __asm__("" : "+r"(p))
-/**
- * Hides vector v from LLVM (an empty asm statement): the widening conversions before it stay V8's single
- * instructions (pmovzx / pmovsx) instead of byte shuffles whose constant V8 rebuilds on every use.
- */
-#define SL_VOPAQUE(v) __asm__("" : "+r"(v))
+// SL_OPAQUE on a vector hides it from LLVM the same way: widening conversions before it stay V8's single
+// instructions (pmovzx / pmovsx) instead of byte shuffles whose constant V8 rebuilds on every use.
 
 /**
  * Per step of the activations, what sl_il_tile_q8_g32 reads (mv_sl_q8_impl fills it in the scratch, sl_steps_fill):
@@ -464,7 +461,7 @@ INLINE v128_t sl_fast_scale(const uint8_t* sb, int m, const int K) {
   if (K == SLF_F16) return f16x4_bits(wasm_v128_load64_zero(sb + 8 * m));
   // E8M0: c << 23 is 2^(c - 127) for c >= 1 (>= 0x00800000); code 0 gives 0, raised to 0x00400000 (2^-127)
   v128_t c = widen4_u8(wasm_v128_load32_zero(sb + 4 * m));
-  SL_VOPAQUE(c);
+  SL_OPAQUE(c);
   return wasm_u32x4_max(wasm_i32x4_shl(c, 23), wasm_i32x4_splat(0x00400000));
 }
 
@@ -475,7 +472,7 @@ INLINE v128_t sl_fast_scale(const uint8_t* sb, int m, const int K) {
  */
 INLINE v128_t sl_e4m3x4_bits(const uint8_t* p) {
   v128_t c = wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(wasm_v128_load32_zero(p)));
-  SL_VOPAQUE(c);
+  SL_OPAQUE(c);
   return wasm_v128_and(wasm_i32x4_shl(c, 20), wasm_i32x4_splat((int32_t)0x87f00000));
 }
 
