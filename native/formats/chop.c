@@ -361,6 +361,10 @@ ALWAYS v128_t round_vk(v128_t a, const Consts *c) {
 // A NaN (all ones) in the lanes of mask, r elsewhere: an unsigned max (as an or, clang turns it into a
 // select, which wasm has only as v128.bitselect: three x86 instructions in V8).
 ALWAYS v128_t nan_where(v128_t r, v128_t mask) { return wasm_u32x4_max(r, mask); }
+// OVF_INF: r times 2^128 / P and back (inf from P on, exact below it).
+ALWAYS v128_t inf_from_p(v128_t r, const Consts *c) {
+  return wasm_f32x4_mul(wasm_f32x4_mul(r, c->ovf_up), c->ovf_down);
+}
 
 enum { OVF_BSEL = 0, OVF_SAT = 1, OVF_NAN = 2, OVF_INF = 3, OVF_NAN_T = 6, OVF_INF_T = 7 };
 #define OVF_TOTAL 4
@@ -384,14 +388,14 @@ ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_pa
       v128_t r = wasm_f32x4_pmax(round_merged(x, c, UP), c->neg_hi);
       if (sat) return wasm_f32x4_pmin(r, c->hi);
       if (ovf == OVF_NAN) return nan_where(r, wasm_f32x4_gt(r, c->hi));
-      if (ovf == OVF_INF) return wasm_f32x4_mul(wasm_f32x4_mul(r, c->ovf_up), c->ovf_down);
+      if (ovf == OVF_INF) return inf_from_p(r, c);
       return wasm_v128_bitselect(c->ovf_pos, r, wasm_f32x4_gt(r, c->hi));
     }
     case DOWN: {
       v128_t r = wasm_f32x4_pmin(round_merged(x, c, DOWN), c->hi);
       if (sat) return wasm_f32x4_pmax(r, c->neg_hi);
       if (ovf == OVF_NAN) return nan_where(r, wasm_f32x4_lt(r, c->neg_hi));
-      if (ovf == OVF_INF) return wasm_f32x4_mul(wasm_f32x4_mul(r, c->ovf_up), c->ovf_down);
+      if (ovf == OVF_INF) return inf_from_p(r, c);
       // (negative overflow bits: the sign and inf or NaN, above every negative result's bits)
       return wasm_v128_bitselect(c->ovf_neg_signed, r, wasm_f32x4_lt(r, c->neg_hi));
     }
@@ -407,7 +411,7 @@ ALWAYS v128_t finite(v128_t x, v128_t u, const Consts *c, int mode, int float_pa
     v128_t r = round_vk(a, c);
     if (sat) r = wasm_u32x4_min(r, c->hi); // (round_vk's NaN past 2^(127 - D): above hi as unsigned)
     else if (ovf == OVF_NAN_T) r = nan_where(r, wasm_i32x4_gt(r, c->hi));
-    else r = wasm_f32x4_mul(wasm_f32x4_mul(r, c->ovf_up), c->ovf_down);
+    else r = inf_from_p(r, c);
     return wasm_v128_or(r, wasm_v128_andnot(x, c->abs_mask));
   }
   if (float_path == MERGED && mode == RNA) { // OVF_BSEL: nearest-even of a | 1 (see rna_float_exact)
