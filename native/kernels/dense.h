@@ -122,8 +122,9 @@ EXPORT void mv_dense(int32_t desc, int32_t x, int32_t y, int32_t r0, int32_t r1)
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Matrix x matrix on float32: four rows of float32 weights (w[i], n values each, 4-aligned n: decoded tiles
-// are padded to kp; dense float32 rows use their own K with a scalar tail) against nb activation rows
+// Matrix x matrix on float32: four rows of float32 weights (w[i], n values each: decoded tiles, kp or ggml's
+// K, multiples of 32; dense rows take mm_f32_rows since session 8, so the scalar tail for n mod 4 below runs
+// for no caller today: left until a session can measure the module without it) against nb activation rows
 // X[j] = x + j * xs (zero beyond K), Y[j][r] = y[j * ys + r]. Two activation rows per step; an odd last
 // one is computed twice and stored once, so every (row, column) pair takes the same arithmetic.
 INLINE void mm_f32_tile(const float* const w[4], int n, const float* x, int xs, int nb, float* y, int ys, int r,
