@@ -8,6 +8,8 @@
  * Its interface: `cpfloat-peer <file of float32> <precision> <emin> <emax> <subnormals 0|1> <inf 0|1>
  * <saturate 0|1> <cpfloat round mode> <min ms>` prints the best milliseconds of one out-of-place pass over
  * the file. Without it the baseline is mixq's plain reference (chopReference, on a 1M prefix).
+ * MIXQ_BENCH_FORMATS=bf16,fp16 (comma-separated format names) runs only the rows of those formats, in every
+ * table.
  *
  * Data (10M float32 each, seeded): `random`, random sign and magnitude log-uniform in [1e-3, 1e3] (six
  * decades, so part of it lies past fp8/fp4's max and below their min normal); `limits`, per format, half
@@ -61,7 +63,9 @@ const CPFLOAT_ROUND: Partial<Record<Mode, number>> = {
   'stochastic-equal': 6,
   'stochastic r=8': 5,
 };
-const PEER_FORMATS = ['bf16', 'fp16', 'fp8_e4m3fn', 'fp4_e2m1fn'];
+const ONLY = process.env.MIXQ_BENCH_FORMATS?.split(',').map((f) => f.trim());
+const selected = (name: string): boolean => !ONLY || ONLY.includes(name);
+const PEER_FORMATS = ['bf16', 'fp16', 'fp8_e4m3fn', 'fp4_e2m1fn'].filter(selected);
 const OTHER_FORMATS = [
   'tf32',
   'fp8_e5m2',
@@ -71,7 +75,7 @@ const OTHER_FORMATS = [
   'e8m0fnu',
   'int8',
   'nf4',
-];
+].filter(selected);
 
 const optsOf = (mode: Mode): CastOptions =>
   mode === 'stochastic r=8'
@@ -299,7 +303,7 @@ export default async function bench(): Promise<void> {
   // encodeArray (what block formats and quantizers call) against a per-element encode() loop
   console.log('');
   const codeRows: string[][] = [];
-  for (const name of ['bf16', 'fp8_e4m3fn', 'fp4_e2m1fn', 'int8']) {
+  for (const name of ['bf16', 'fp8_e4m3fn', 'fp4_e2m1fn', 'int8'].filter(selected)) {
     const spec = getFormat(name);
     const codes = new Uint16Array(N);
     const fast = mps(timeBest(() => encodeArray(spec, random, {}, codes), 100, 1));

@@ -450,7 +450,13 @@ ALWAYS void range_init(Range *r) {
 
 ALWAYS void range_add(Range *r, v128_t x, int k, const Consts *c, int check, int whole) {
   if (check == NAN_ONLY) {
-    r->sum[k & 3] = wasm_f32x4_add(r->sum[k & 3], x);
+    // (the group's first four vectors start the sums: 0 + x is not x for x = -0, so clang keeps an
+    // addition of 0 per sum otherwise; session 9, bf16 random data in cache +3-6% in every mode,
+    // within the A/B's noise at 10M. Every caller adds k = 0..UNROLL-1 in order. The sums still run
+    // after the group's stores, keeping its loaded vectors live (V8 spills some): clang's wasm puts them
+    // there, and V8's scheduler does too when an empty asm statement after each addition keeps them in
+    // place in the wasm: measured no faster, not kept.)
+    r->sum[k & 3] = k < 4 ? x : wasm_f32x4_add(r->sum[k & 3], x);
     return;
   }
   if (check == AMAX) {
@@ -621,6 +627,9 @@ ALWAYS void run(const float *src, float *dst, uint32_t n, Xoshiro *g, const Cons
   }
 }
 
+// D, the mantissa bits the target drops (drop = 2^D - 1).
+ALWAYS uint32_t dropped_bits(const ChopParams *p) { return (uint32_t)__builtin_popcount(p->drop); }
+
 ALWAYS uint32_t f32_bits(float f) {
   union {
     float f;
@@ -634,14 +643,14 @@ ALWAYS uint32_t f32_bits(float f) {
 // above it 2^(E - M) >= q, so the step at any value is the larger of the two (round_rne_float,
 // round_merged).
 ALWAYS int step_is_max(const ChopParams *p) {
-  uint32_t m = 23 - (uint32_t)__builtin_popcount(p->drop);
+  uint32_t m = 23 - dropped_bits(p);
   return p->lo > (m << 23) && f32_bits(p->q) == p->lo - (m << 23);
 }
 
 // Whether round_rne_float is exact for the float path's format: step_is_max, and max finite below
 // 2^(105 + M), where round_rne_float caps m (larger magnitudes then overflow).
 ALWAYS int rne_float_exact(const ChopParams *p) {
-  uint32_t d = (uint32_t)__builtin_popcount(p->drop);
+  uint32_t d = dropped_bits(p);
   return step_is_max(p) && p->hi < (255 - d) << 23;
 }
 
@@ -658,7 +667,7 @@ ALWAYS int merged_exact(const ChopParams *p) {
 // zero rounds to zero): nearest-away, in 7 operations against round_merged's 8 (session 7, same-process
 // A/B in cache: +19-24% on fp8 / fp4 random and limit data). Exact where round_rne_float is.
 ALWAYS int rna_float_exact(const ChopParams *p) {
-  return rne_float_exact(p) && __builtin_popcount(p->drop) >= 2;
+  return rne_float_exact(p) && dropped_bits(p) >= 2;
 }
 
 // Whether only NaN leaves the integer path's window (formats without the float path whose window runs
@@ -672,7 +681,7 @@ ALWAYS int nan_only(const ChopParams *p) {
 // keeps c - a in magic2's binade; an exhaustive check over float32 also passed D = 1 and 23, not taken)
 // and magic2 = 1.5 * 2^23 * q a float32.
 ALWAYS int vk_exact(const ChopParams *p) {
-  uint32_t d = (uint32_t)__builtin_popcount(p->drop);
+  uint32_t d = dropped_bits(p);
   return step_is_max(p) && d >= 2 && d <= 22 && f32_bits(p->q) < (127u + 104u) << 23;
 }
 
@@ -682,7 +691,7 @@ ALWAYS int is_nan_bits(uint32_t v) { return (v & 0x7fffffffu) > 0x7f800000u; }
 // emax >= 1 (2^(emax - 127), the scaling back, is then normal), and round_vk's product of the cap 2P,
 // 2^(emax + 2) * (2^D + 1), stays finite: emax + 2 + D <= 127.
 ALWAYS int inf_ovf_ok(const ChopParams *p) {
-  uint32_t d = (uint32_t)__builtin_popcount(p->drop);
+  uint32_t d = dropped_bits(p);
   uint32_t big = p->hi + (1u << d);
   return (big & 0x7fffffu) == 0 && big < 0x7f800000u && (big >> 23) >= 129 && (big >> 23) + d <= 253;
 }
@@ -736,17 +745,17 @@ ALWAYS void splat(Consts *c, const ChopParams *p, int mode, int float_path) {
   c->magic = wasm_f32x4_splat(p->q * 8388608.0f); // q * 2^23: its ulp is q
   c->exp_mask = wasm_u32x4_splat(0x7f800000);
   c->exp_cap = wasm_u32x4_splat(0x7f000000); // 2^127
-  c->exp_shift = wasm_u32x4_splat((uint32_t)__builtin_popcount(p->drop) << 23); // D in the exponent
+  c->exp_shift = wasm_u32x4_splat(dropped_bits(p) << 23); // D in the exponent
   c->floor = wasm_u32x4_splat(p->floor);
   c->zero_out = wasm_u32x4_splat(p->zero_out);
-  c->man_shift = wasm_u32x4_splat((23u - (uint32_t)__builtin_popcount(p->drop)) << 23); // M in the exponent
+  c->man_shift = wasm_u32x4_splat((23u - dropped_bits(p)) << 23); // M in the exponent
   c->inv_base = wasm_u32x4_splat(254u << 23); // 2^127 * 2^127: bits of 1 / s are inv_base - bits of s
   c->neg_hi = wasm_u32x4_splat(p->hi | 0x80000000u); // -max finite
   c->ovf_neg_signed = wasm_u32x4_splat(p->ovf_neg | 0x80000000u);
   c->sr_shift = p->sr_shift;
   c->ovf = ovf_kind(p, mode, float_path);
   c->signed_fmt = p->abs_mask == 0x7fffffffu;
-  uint32_t d = (uint32_t)__builtin_popcount(p->drop);
+  uint32_t d = dropped_bits(p);
   c->vk_c = wasm_f32x4_splat((float)((1u << d) + 1u)); // exact: d <= 23
   c->vk_magic = wasm_f32x4_splat(p->q * 12582912.0f);  // 1.5 * 2^23 * q
   uint32_t big = p->hi + (1u << d);                      // OVF_INF: P = 2^(emax + 1)
