@@ -6,6 +6,9 @@ export const CTL = {
   argc: 3,
   err: 4,
   poll: 5,
+  /** Units (rows) of the call: chunks of `chunk` units are claimed from the pool's shared counter. */
+  units: 6,
+  chunk: 7,
   args: 8,
   words: 24,
   bytes: 128,
@@ -31,5 +34,26 @@ export function pollWhile(c: Int32Array, i: number, v: number, us: number): numb
       if (x !== v) return x;
     }
     if (performance.now() > end) return x;
+  }
+}
+
+/**
+ * Runs f(...args, u0, u1, scratch) over the chunks [i * chunk, min(units, (i + 1) * chunk)) whose index i
+ * this thread claims from counter word 0 of `next` (Atomics.add), until no chunk is left. Every thread of a
+ * call runs this loop: a thread that starts late or runs slower (woken from sleep, descheduled, sharing a
+ * core) takes fewer chunks instead of holding up the others (issue 21).
+ */
+export function runChunks(
+  f: (...a: number[]) => void,
+  args: readonly number[],
+  units: number,
+  chunk: number,
+  scratch: number,
+  next: Int32Array,
+): void {
+  for (;;) {
+    const u0 = Atomics.add(next, 0, 1) * chunk;
+    if (u0 >= units) return;
+    f(...args, u0, Math.min(units, u0 + chunk), scratch);
   }
 }

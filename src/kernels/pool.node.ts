@@ -1,9 +1,18 @@
 /**
  * Kernel contexts on worker threads (Node): the threaded kernel module over one shared WebAssembly.Memory,
- * one instance per thread, each with its own C stack and scratch. A product splits its rows between the
- * calling thread and the workers at multiples of the kernels' row tile; every row is computed by the same
- * code whatever thread runs it, so results do not depend on the thread count (test/kernels/pool.test.ts).
+ * one instance per thread, each with its own C stack and scratch. A product cuts its rows into chunks at
+ * multiples of the kernels' row tile (CHUNKS_PER_THREAD per thread), which the calling thread and the workers
+ * claim from a shared counter until none is left; every row is computed by the same code whatever thread runs
+ * it and whatever chunk holds it, so results do not depend on the thread count (test/kernels/pool.test.ts).
  * Calls are handed over through a control block per worker (Atomics.wait / notify): no message per call.
+ *
+ * Why chunks and not one fixed range per thread (issue 21, session 9): on this 2-vCPU VM a worker woken
+ * from sleep often lands on the calling thread's vCPU and cannot start before the caller's own range is
+ * done; with fixed halves the call then took up to two halves' time, and a missed poll put the pool in its
+ * cooldown (every call sleeping and waking) for the next 64 calls. Each thread's half measured 0.95-1.05 ms of
+ * a 4096 x 4096 float32 product, yet the calls through the pool took 1.3-1.4 ms back to back. Claimed chunks
+ * let a late thread take fewer: back to back 2-thread calls measured 0.98-1.04 ms (halves 1.28-1.34 ms,
+ * same process).
  *
  * @example
  *   const k = await createKernelPool({ threads: 2 });
@@ -18,7 +27,7 @@ import { startReadyWorkers } from '../core/worker-thread.node.ts';
 import { KernelContext, type KernelOptions, type RowExecutor } from './context.ts';
 import { KernelMemory } from './memory.ts';
 import { chooseVariant, compileKernelModule, heapBase, type KernelExports } from './module.ts';
-import { CTL, DEFAULT_POLL_US, pollWhile } from './pool-control.ts';
+import { CTL, DEFAULT_POLL_US, pollWhile, runChunks } from './pool-control.ts';
 import { SPLIT_KERNELS } from './attention.ts';
 import { LAYOUTS } from './registry.ts';
 import * as MT from './wasm/kernels-mt.generated.ts';
@@ -52,6 +61,12 @@ const NAMES: readonly string[] = [
 /** Calls without polling after a poll that ended without the workers (PoolExecutor.cooldown). */
 const COOLDOWN_CALLS = 64;
 
+/**
+ * Chunks per thread a call's rows are cut into (at multiples of the row tile); threads claim them from a
+ * shared counter, so a late or slow thread takes fewer (issue 21).
+ */
+const CHUNKS_PER_THREAD = 4;
+
 class PoolExecutor implements RowExecutor {
   /** Threads products use (at most the pool's). */
   threads: number;
@@ -69,6 +84,8 @@ class PoolExecutor implements RowExecutor {
     private readonly memory: KernelMemory,
     private readonly exports: KernelExports,
     private readonly ctls: Int32Array[],
+    /** The shared chunk counter (pool-control.ts runChunks). */
+    private readonly next: Int32Array,
     pollMicros: number,
   ) {
     this.threads = ctls.length + 1;
@@ -91,39 +108,44 @@ class PoolExecutor implements RowExecutor {
   }
   run(fn: string, args: readonly number[], rows: number, scratchBytes: number, rowTile: number): void {
     const tiles = Math.ceil(rows / rowTile);
-    const per = Math.ceil(tiles / this.threads) * rowTile;
+    const chunk = Math.ceil(tiles / (this.threads * CHUNKS_PER_THREAD)) * rowTile;
+    const chunks = Math.ceil(rows / chunk);
     const fi = NAMES.indexOf(fn);
     if (fi < 0) throw new Error(`internal: kernel ${fn} is not in the pool's table`);
     const started: [Int32Array, number][] = [];
     const poll = this.cooldown > 0 ? 0 : this.pollMicros;
     if (this.cooldown > 0) this.cooldown--;
-    for (let t = 1; t < this.threads; t++) {
-      const r0 = t * per;
-      const r1 = Math.min(rows, r0 + per);
-      if (r0 >= r1) break;
+    Atomics.store(this.next, 0, 0);
+    for (let t = 1; t < Math.min(this.threads, chunks); t++) {
       const c = this.ctls[t - 1]!;
-      const a = [...args, r0, r1, this.scratchOf(t, scratchBytes)];
       c[CTL.fn] = fi;
       c[CTL.poll] = poll;
-      c[CTL.argc] = a.length;
-      c.set(a, CTL.args);
+      c[CTL.units] = rows;
+      c[CTL.chunk] = chunk;
+      c[CTL.argc] = args.length + 1;
+      c.set(args, CTL.args);
+      c[CTL.args + args.length] = this.scratchOf(t, scratchBytes);
       const seq = (c[CTL.seq]! + 1) | 0;
       Atomics.store(c, CTL.seq, seq);
       Atomics.notify(c, CTL.seq);
       started.push([c, seq]);
     }
     const f = this.exports[fn] as (...a: number[]) => void;
-    f(...args, 0, Math.min(rows, per), this.scratchOf(0, scratchBytes));
     let failed = false;
     let slept = false;
-    for (const [c, seq] of started) {
-      for (;;) {
-        const d = Atomics.load(c, CTL.done);
-        if (d === seq || pollWhile(c, CTL.done, d, poll) === seq) break;
-        slept = true;
-        Atomics.wait(c, CTL.done, d, 1000);
+    try {
+      runChunks(f, args, rows, chunk, this.scratchOf(0, scratchBytes), this.next);
+    } finally {
+      // every started worker has left the call before the next one resets the counter
+      for (const [c, seq] of started) {
+        for (;;) {
+          const d = Atomics.load(c, CTL.done);
+          if (d === seq || pollWhile(c, CTL.done, d, poll) === seq) break;
+          slept = true;
+          Atomics.wait(c, CTL.done, d, 1000);
+        }
+        if (c[CTL.err]) failed = true;
       }
-      if (c[CTL.err]) failed = true;
     }
     if (slept && poll > 0) this.cooldown = COOLDOWN_CALLS;
     if (failed)
@@ -141,9 +163,10 @@ export class KernelPool extends KernelContext {
     variant: 'simd128' | 'relaxed',
     workers: Worker[],
     ctls: Int32Array[],
+    next: Int32Array,
     pollMicros = DEFAULT_POLL_US,
   ) {
-    super(memory, exports, variant, new PoolExecutor(memory, exports, ctls, Math.round(pollMicros)));
+    super(memory, exports, variant, new PoolExecutor(memory, exports, ctls, next, Math.round(pollMicros)));
     this.workers = workers;
     this.ctls = ctls;
   }
@@ -212,11 +235,12 @@ export async function createKernelPool(opts: KernelPoolOptions = {}): Promise<Ke
   });
   const inst = new WebAssembly.Instance(module, { env: { memory: memory.memory } });
   const ctls: Int32Array[] = [];
+  const next = memory.calloc(4);
   const workers = await startReadyWorkers(threads - 1, './pool-worker.node', import.meta.url, () => {
     const ctl = memory.calloc(CTL.bytes);
     const stack = memory.alloc(STACK_BYTES);
     ctls.push(new Int32Array(memory.memory.buffer, ctl, CTL.words));
-    return { module, memory: memory.memory, ctl, names: NAMES, stackTop: stack + STACK_BYTES };
+    return { module, memory: memory.memory, ctl, next, names: NAMES, stackTop: stack + STACK_BYTES };
   });
   return new KernelPool(
     memory,
@@ -224,6 +248,7 @@ export async function createKernelPool(opts: KernelPoolOptions = {}): Promise<Ke
     variant,
     workers,
     ctls,
+    new Int32Array(memory.memory.buffer, next, 1),
     opts.pollMicros,
   );
 }
