@@ -108,7 +108,8 @@ class PoolExecutor implements RowExecutor {
   }
   run(fn: string, args: readonly number[], rows: number, scratchBytes: number, rowTile: number): void {
     const tiles = Math.ceil(rows / rowTile);
-    const chunk = Math.ceil(tiles / (this.threads * CHUNKS_PER_THREAD)) * rowTile;
+    // one thread: the whole range in one call (no chunk to balance)
+    const chunk = Math.ceil(tiles / (this.threads === 1 ? 1 : this.threads * CHUNKS_PER_THREAD)) * rowTile;
     const chunks = Math.ceil(rows / chunk);
     const fi = NAMES.indexOf(fn);
     if (fi < 0) throw new Error(`internal: kernel ${fn} is not in the pool's table`);
