@@ -229,11 +229,17 @@ INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4]
   }
 }
 
+/** lut_tile_g32's constants: (2^13, 0), (0, 2^13) as i16x8, the high halves' mask, 2^96 as f32x4. */
+static const int32_t LUT_G32_K[16] __attribute__((aligned(16))) = {
+    0x2000,     0x2000,     0x2000,     0x2000,      // i16x8 (2^13, 0)
+    0x20000000, 0x20000000, 0x20000000, 0x20000000,  // i16x8 (0, 2^13)
+    -65536,     -65536,     -65536,     -65536,      // 0xffff0000
+    0x6f800000, 0x6f800000, 0x6f800000, 0x6f800000}; // 2^96
 /**
  * lut_tile for groups of 32 weights with fp16 scales whose sign bits are all clear (D->group == 32, every
  * block its own group; prepare records the signs): the same integer sums and the same float operations per
  * row, in fewer x64 instructions. The rows are held in even / odd order (acc[0]: rows 0, 2, 4, 6, acc[1]:
- * 1, 3, 5, 7, acc[2], acc[3]: the same of rows 8..15; lut_tile_g32_store puts them back):
+ * 1, 3, 5, 7, acc[2], acc[3]: the same of rows 8..15; put back in order at the end):
  * - a non-negative fp16 scale h becomes the float32 bits h << 13 (s 2^-112, f16x4_to_f32's form) in one
  *   i32x4.dot_i16x8_s of 8 scales with (2^13, 0) (even rows) or (0, 2^13) (odd rows): 4 operations for 16
  *   scales instead of lut_scales16_f16's 10;
@@ -242,14 +248,14 @@ INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4]
  *   << 16) * fl(s d 2^-16) is float(a) * fl(s d) exactly while s d 2^-16 is a normal float, true for 2^-60
  *   <= d <= 2^15 (s >= 2^-24 when s != 0). Blocks with d outside (0, tiny or huge activations, NaN) take
  *   lut_tile's conversion (lut_scales16, sign extension), rearranged into the same row order;
- * - no group bookkeeping: block b's 16 scales and zero codes follow block b - 1's.
+ * - no group bookkeeping: block b's 16 scales and zero codes follow block b - 1's; the constants loaded
+ *   from LUT_G32_K (V8 rebuilt each, 2 x64 instructions, on every block).
+ * V8's code per block of 16 rows x 32 columns: ~21 vector operations after the sums instead of ~33 (the
+ * sums themselves, 72 for int2, are lut_tile's). Same-process A/B against lut_tile, 4096 x 4096 g32, 1
+ * thread, relaxed: weights in cache int2 1.13-1.15x, int3 1.06-1.08x, int4 1.06-1.07x (SIMD128 1.03-1.07x);
+ * weights cold only 1.01-1.04x: there ~20% of the time (cold 0.40-0.41 ms against 0.32 in cache, int2) is
+ * waiting for memory that this loop does not overlap with its work.
  */
-/** lut_tile_g32's constants: (2^13, 0), (0, 2^13) as i16x8, the high halves' mask, 2^96 as f32x4. */
-static const int32_t LUT_G32_K[16] __attribute__((aligned(16))) = {
-    0x2000,     0x2000,     0x2000,     0x2000,      // i16x8 (2^13, 0)
-    0x20000000, 0x20000000, 0x20000000, 0x20000000,  // i16x8 (0, 2^13)
-    -65536,     -65536,     -65536,     -65536,      // 0xffff0000
-    0x6f800000, 0x6f800000, 0x6f800000, 0x6f800000}; // 2^96
 INLINE void lut_tile_g32(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4], const int B, const int ZB) {
   const int nb = D->kp / 32;
   const uint32_t* dtb = (const uint32_t*)(act + (size_t)nb * 128);  // dt's bits
@@ -336,7 +342,8 @@ INLINE void lut_store(float* y, int tile, int r0, int r1, const v128_t acc[4]) {
 }
 
 /** Tile t against one activation table set, stored for the rows of [r0, r1). One instance per width,
- * scale kind (fp16, or any other read from the descriptor) and zero kind (constant, bytes). */
+ * scale kind (fp16, or any other read from the descriptor) and zero kind (constant, bytes); fp16 scales
+ * in groups of 32 with clear sign bits take lut_tile_g32. */
 #define LUT_TILE_FN(B, SK, ZB, NAME)                                                                     \
   static __attribute__((noinline)) void NAME(const wdesc* D, int t, const uint8_t* act, float* y, int r0, int r1) { \
     v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)}; \
