@@ -53,7 +53,8 @@ typedef struct {
   int32_t dot_class;    // 24 DOT_* below: how the int8 path multiplies codes
   int32_t aux;          // 25 layout specific
   int32_t interleave;   // 26 sliced: 4 when full 4-row tiles of data are interleaved (sliced.h), else 0
-  int32_t pad[5];
+  int32_t scale_nonneg; // 27 lut: 1 when every fp16 scale's sign bit is clear (lut.h lut_tile_g32), else 0
+  int32_t pad[4];
 } wdesc;
 
 enum { LAYOUT_F32 = 1, LAYOUT_F16 = 2, LAYOUT_BF16 = 3, LAYOUT_SLICED = 4, LAYOUT_GGML = 5, LAYOUT_LUT = 6 };

@@ -49,6 +49,8 @@ export interface Desc {
   aux: number;
   /** Sliced: 4 when the full 4-row tiles of `data` are interleaved (native/kernels/sliced.h), else 0. */
   interleave: number;
+  /** Lookup-table layout: 1 when every fp16 scale's sign bit is clear (native/kernels/lut.h lut_tile_g32), else 0. */
+  scaleNonneg: number;
 }
 
 /** Field order of the C struct; the float fields are float32. */
@@ -80,6 +82,7 @@ const FIELDS: readonly (keyof Desc)[] = [
   'dotClass',
   'aux',
   'interleave',
+  'scaleNonneg',
 ];
 const FLOAT_FIELDS = new Set<keyof Desc>(['tensorScale', 'qunit', 'fmul']);
 
@@ -113,6 +116,7 @@ export function emptyDesc(): Desc {
     dotClass: DOT.u6,
     aux: 0,
     interleave: 0,
+    scaleNonneg: 0,
   };
 }
 

@@ -12,7 +12,7 @@
 import { MixqError } from '../core/errors.ts';
 import { roundTiesToEven } from './activations.ts';
 import { elementPlan } from './elements.ts';
-import { type Desc, emptyDesc, LAYOUT, ZERO_KIND } from './layout.ts';
+import { type Desc, emptyDesc, LAYOUT, SCALE_KIND, ZERO_KIND } from './layout.ts';
 import type { KernelMemory } from './memory.ts';
 import { getSlicedCode, repackSliced, resolveElement, scaleOf, zeroOf } from './sliced.ts';
 import { checkShape, type MixqSource } from './source.ts';
@@ -109,6 +109,12 @@ export function prepareLut(
     // scales and zero codes come tiled [tile][group][16] (zero codes one byte each) from the repack
     const scales = parts.regions.get('scales') ?? null;
     const zeros = parts.regions.get('zeros') ?? null;
+    // fp16 scales all with a clear sign bit (native/kernels/lut.h lut_tile_g32 converts only those)
+    let scaleNonneg = 0;
+    if (scales && sd.scaleKind === SCALE_KIND.f16) {
+      scaleNonneg = 1;
+      for (let i = 1; i < scales.length; i += 2) if (scales[i]! & 0x80) scaleNonneg = 0;
+    }
     const desc = emptyDesc();
     Object.assign(desc, {
       layout: LAYOUT.lut,
@@ -124,6 +130,7 @@ export function prepareLut(
       zeroKind: zeros ? ZERO_KIND.byte : ZERO_KIND.const,
       zc: sd.zc,
       aux: 16,
+      scaleNonneg,
       elem: sd.elem,
       data,
     });

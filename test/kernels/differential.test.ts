@@ -25,11 +25,12 @@ import { hasWasmRelaxedSimd } from '../../src/core/wasm.ts';
 import { dequantizeQ8, quantizeQ8KReference, quantizeQ8Reference } from '../../src/kernels/activations.ts';
 import { q8ActivationBudget, roundingBudget } from '../../src/kernels/budget.ts';
 import { createKernels, type KernelContext, type PreparedWeight } from '../../src/kernels/context.ts';
+import { writeDesc } from '../../src/kernels/layout.ts';
 import { lutActivationsReference, lutRowReference } from '../../src/kernels/lut.ts';
 import type { KernelVariant } from '../../src/kernels/module.ts';
 import { rowBlockAbs } from '../../src/kernels/reference.ts';
 import type { ActivationMode } from '../../src/kernels/registry.ts';
-import type { GgmlSource, WeightSource } from '../../src/kernels/source.ts';
+import type { GgmlSource, MixqSource, WeightSource } from '../../src/kernels/source.ts';
 import {
   activations,
   exactActivations,
@@ -671,6 +672,62 @@ if (!hasWasmRelaxedSimd() && !CHILD) {
           k.release(w);
         });
       }
+    });
+    test(`kernels (${variant}): lookup tables in groups of 32: lut_tile_g32 equals lut_tile bit for bit`, async (t) => {
+      // lut.h takes lut_tile_g32 for fp16 scales in groups of 32 whose sign bits are all clear (the
+      // descriptor's scaleNonneg, set by prepare) and lut_tile otherwise: each weight both ways (the flag
+      // cleared in its descriptor), every output the same float. Activation blocks as drawn, times 1e7 (dt
+      // above 2^15), times 1e-25 (dt below 2^-60) and zero take the fast path's conversion and its fallback.
+      const k = await createKernels({ relaxed: variant === 'relaxed' });
+      const specs: MixqSpec[] = [
+        { format: 'uint1', groups: 32, scaleFormat: 'fp16', symmetric: false, lut: true },
+        { format: 'int2', groups: 32, scaleFormat: 'fp16', symmetric: true, lut: true },
+        { format: 'uint2', groups: 32, scaleFormat: 'fp16', symmetric: false, lut: true },
+        { format: 'int3', groups: 32, scaleFormat: 'fp16', symmetric: true, lut: true },
+        { format: 'uint4', groups: 32, scaleFormat: 'fp16', symmetric: false, lut: true },
+      ];
+      for (const s of specs) {
+        const c = await mixqCase(s, 37, 300, 7);
+        await t.test(c.name, () => {
+          const w = k.prepare(c.source, c.options);
+          assert.equal(k.descOf(w).scaleNonneg, 1, 'the fast path applies');
+          const batch = 3;
+          const scale = [1, 1e7, 1, 1e-25, 1, 0];
+          const x = activations(w.cols * batch, 29).map((v, i) => v * scale[((i % w.cols) >> 5) % 6]!);
+          const fast = k.matmul(w, x, batch, { mode: 'lut8' });
+          const fast1 = k.matvec(w, x.subarray(0, w.cols), { mode: 'lut8' });
+          writeDesc(k.memory.memory.buffer, w.desc, { ...k.descOf(w), scaleNonneg: 0 });
+          const slow = k.matmul(w, x, batch, { mode: 'lut8' });
+          for (let i = 0; i < fast.length; i++)
+            assert.ok(
+              Object.is(fast[i], slow[i]),
+              `${c.name} output ${i}: ${fast[i]} vs lut_tile ${slow[i]}`,
+            );
+          for (let r = 0; r < w.rows; r++)
+            assert.ok(Object.is(fast1[r], slow[r]), `${c.name} matvec row ${r}`);
+          k.release(w);
+        });
+      }
+      // one negative scale (row 0, group 5): prepare clears the flag, and the products stay within budget
+      const neg = await mixqCase(specs[2]!, 37, 300, 7);
+      await t.test(`${neg.name}, a negative scale`, () => {
+        const src = neg.source as MixqSource;
+        const scales = Uint8Array.from(src.scales!);
+        scales[2 * 5 + 1]! |= 0x80;
+        const w = k.prepare({ ...src, scales }, neg.options);
+        assert.equal(k.descOf(w).scaleNonneg, 0);
+        const x = activations(w.cols, 31);
+        const y = k.matvec(w, x, { mode: 'lut8' });
+        const xp = new Float32Array(w.kp);
+        xp.set(x);
+        const a = lutActivationsReference(xp);
+        const budget = roundingBudget('lut8', w.kp);
+        for (let r = 0; r < w.rows; r++) {
+          const ref = lutRowReference(k.memory.bytes(), k.descOf(w), a, r);
+          assert.ok(Math.abs(y[r]! - ref.y) <= budget * ref.mag, `row ${r}: ${y[r]} vs reference ${ref.y}`);
+        }
+        k.release(w);
+      });
     });
     test(`kernels (${variant}): exact sums are exact in every kernel`, async (t) => {
       const k = await createKernels({ relaxed: variant === 'relaxed' });
