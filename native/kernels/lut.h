@@ -156,6 +156,46 @@ INLINE void lut_scales16(const wdesc* D, size_t i, float d, v128_t s[4], const i
 }
 
 /**
+ * One block's int16 sums of 16 rows x 32 columns (lut_tile, lut_tile_g32): rows 0..7 in *s0, 8..15 in *s1,
+ * from the block's tables at tb and its B bit planes at w, less the zero point (ZB: the 16 zero codes at z,
+ * else the constant zc, times s15). Quad pairs in a loop (V8 unrolls it twice): the four tables of two pairs
+ * live at a time. Unrolled in the source, every load of the block is issued first (LLVM and V8 order them
+ * so) and V8, with 15 vector registers, spills the tables and accumulators (measured 2-12% slower than this
+ * loop).
+ */
+INLINE void lut_block_sums(const uint8_t* tb, const uint8_t* w, const uint8_t* z, int zc, int32_t s15, const int B,
+                           const int ZB, v128_t* s0, v128_t* s1) {
+  const v128_t m4 = wasm_i8x16_splat(15);
+  v128_t a0 = ZB ? wasm_i16x8_splat(0) : wasm_i16x8_splat((int16_t)(-zc * s15)), a1 = a0;
+#pragma clang loop unroll(disable)
+  for (int jj = 0; jj < 4; jj++) {
+    const v128_t T0 = wasm_v128_load(tb + 32 * jj), T1 = wasm_v128_load(tb + 32 * jj + 16);
+    for (int pair = 0; pair < B / 2; pair++) {
+      const v128_t v0 = wasm_v128_load(w + 128 * pair + 16 * jj);
+      const v128_t v1 = wasm_v128_load(w + 128 * pair + 64 + 16 * jj);
+      a0 = wasm_i16x8_add(a0, wasm_i16x8_add(lut_pair(swz16(T0, wasm_v128_and(v0, m4)), 2 * pair),
+                                             lut_pair(swz16(T1, bits8(v0, 4, m4)), 2 * pair)));
+      a1 = wasm_i16x8_add(a1, wasm_i16x8_add(lut_pair(swz16(T0, wasm_v128_and(v1, m4)), 2 * pair),
+                                             lut_pair(swz16(T1, bits8(v1, 4, m4)), 2 * pair)));
+    }
+    if (B & 1) {
+      const v128_t v = wasm_v128_load(w + 128 * (B / 2) + 16 * jj);
+      v128_t lo, hi;
+      lut_lone(swz16(T0, wasm_v128_and(v, m4)), swz16(T1, bits8(v, 4, m4)), B - 1, &lo, &hi);
+      a0 = wasm_i16x8_add(a0, lo);
+      a1 = wasm_i16x8_add(a1, hi);
+    }
+  }
+  if (ZB) {
+    const v128_t S = wasm_i16x8_splat((int16_t)s15), z8 = wasm_v128_load(z);
+    a0 = wasm_i16x8_sub(a0, wasm_i16x8_mul(wasm_u16x8_extend_low_u8x16(z8), S));
+    a1 = wasm_i16x8_sub(a1, wasm_i16x8_mul(wasm_u16x8_extend_high_u8x16(z8), S));
+  }
+  *s0 = a0;
+  *s1 = a1;
+}
+
+/**
  * One tile (16 rows) against one activation table set: acc[4] (f32x4, rows 4q .. 4q+3) += ...
  * SK: the scale kind when known at compile time (SCALE_F16), else -1 (scale4_at reads it from the
  * descriptor); ZB: zero codes stored one byte each (1), or the constant D->zc (0).
@@ -183,7 +223,6 @@ INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4]
   const size_t pbase = (size_t)tile * D->ngroups * 16;  // group g's 16 entries at pbase + 16 g
   const uint8_t* zp = (const uint8_t*)(uintptr_t)D->zeros;
   const int zc = D->zc;
-  const v128_t m4 = wasm_i8x16_splat(15);
   int g = 0, next = G;
   for (int b = 0; b < nb; b++, w += 64 * B) {
     if (32 * b == next) {
@@ -191,35 +230,9 @@ INLINE void lut_tile(const wdesc* D, int tile, const uint8_t* act, v128_t acc[4]
       next += G;
     }
     const uint8_t* tb = act + (size_t)b * 128;
-    v128_t a0 = ZB ? wasm_i16x8_splat(0) : wasm_i16x8_splat((int16_t)(-zc * s15[b])), a1 = a0;
-    // quad pairs in a loop (V8 unrolls it twice): the four tables of two pairs live at a time. Unrolled in
-    // the source, every load of the block is issued first (LLVM and V8 order them so) and V8, with 15
-    // vector registers, spills the tables and accumulators (measured 2-12% slower than this loop).
-#pragma clang loop unroll(disable)
-    for (int jj = 0; jj < 4; jj++) {
-      const v128_t T0 = wasm_v128_load(tb + 32 * jj), T1 = wasm_v128_load(tb + 32 * jj + 16);
-      for (int pair = 0; pair < B / 2; pair++) {
-        const v128_t v0 = wasm_v128_load(w + 128 * pair + 16 * jj);
-        const v128_t v1 = wasm_v128_load(w + 128 * pair + 64 + 16 * jj);
-        a0 = wasm_i16x8_add(a0, wasm_i16x8_add(lut_pair(swz16(T0, wasm_v128_and(v0, m4)), 2 * pair),
-                                               lut_pair(swz16(T1, bits8(v0, 4, m4)), 2 * pair)));
-        a1 = wasm_i16x8_add(a1, wasm_i16x8_add(lut_pair(swz16(T0, wasm_v128_and(v1, m4)), 2 * pair),
-                                               lut_pair(swz16(T1, bits8(v1, 4, m4)), 2 * pair)));
-      }
-      if (B & 1) {
-        const v128_t v = wasm_v128_load(w + 128 * (B / 2) + 16 * jj);
-        v128_t lo, hi;
-        lut_lone(swz16(T0, wasm_v128_and(v, m4)), swz16(T1, bits8(v, 4, m4)), B - 1, &lo, &hi);
-        a0 = wasm_i16x8_add(a0, lo);
-        a1 = wasm_i16x8_add(a1, hi);
-      }
-    }
     const size_t pi = pbase + 16 * (size_t)g;
-    if (ZB) {
-      const v128_t S = wasm_i16x8_splat((int16_t)s15[b]), z8 = wasm_v128_load(zp + pi);
-      a0 = wasm_i16x8_sub(a0, wasm_i16x8_mul(wasm_u16x8_extend_low_u8x16(z8), S));
-      a1 = wasm_i16x8_sub(a1, wasm_i16x8_mul(wasm_u16x8_extend_high_u8x16(z8), S));
-    }
+    v128_t a0, a1;
+    lut_block_sums(tb, w, zp + pi, zc, s15[b], B, ZB, &a0, &a1);
     v128_t sd[4];  // fl(s * dt) of rows 0..15
     lut_scales16(D, pi, dt[b], sd, SK);
     acc[0] = fmadd(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(a0)), sd[0], acc[0]);
@@ -265,7 +278,6 @@ INLINE void lut_tile_g32(const wdesc* D, int tile, const uint8_t* act, v128_t ac
   const uint8_t* zp = (const uint8_t*)(uintptr_t)D->zeros + pbase;
   const uint8_t* sp = (const uint8_t*)(uintptr_t)D->scales + 2 * pbase;
   const int zc = D->zc;
-  const v128_t m4 = wasm_i8x16_splat(15);
   // the constants from memory (a load each where V8 would rebuild them, 2 operations, on every block)
   const int32_t* K = LUT_G32_K;
   SL_OPAQUE(K);
@@ -274,31 +286,8 @@ INLINE void lut_tile_g32(const wdesc* D, int tile, const uint8_t* act, v128_t ac
     const uint8_t* wb = w;
     SL_OPAQUE(tb);
     SL_OPAQUE(wb);
-    v128_t a0 = ZB ? wasm_i16x8_splat(0) : wasm_i16x8_splat((int16_t)(-zc * s15[b])), a1 = a0;
-#pragma clang loop unroll(disable)
-    for (int jj = 0; jj < 4; jj++) {
-      const v128_t T0 = wasm_v128_load(tb + 32 * jj), T1 = wasm_v128_load(tb + 32 * jj + 16);
-      for (int pair = 0; pair < B / 2; pair++) {
-        const v128_t v0 = wasm_v128_load(wb + 128 * pair + 16 * jj);
-        const v128_t v1 = wasm_v128_load(wb + 128 * pair + 64 + 16 * jj);
-        a0 = wasm_i16x8_add(a0, wasm_i16x8_add(lut_pair(swz16(T0, wasm_v128_and(v0, m4)), 2 * pair),
-                                               lut_pair(swz16(T1, bits8(v0, 4, m4)), 2 * pair)));
-        a1 = wasm_i16x8_add(a1, wasm_i16x8_add(lut_pair(swz16(T0, wasm_v128_and(v1, m4)), 2 * pair),
-                                               lut_pair(swz16(T1, bits8(v1, 4, m4)), 2 * pair)));
-      }
-      if (B & 1) {
-        const v128_t v = wasm_v128_load(wb + 128 * (B / 2) + 16 * jj);
-        v128_t lo, hi;
-        lut_lone(swz16(T0, wasm_v128_and(v, m4)), swz16(T1, bits8(v, 4, m4)), B - 1, &lo, &hi);
-        a0 = wasm_i16x8_add(a0, lo);
-        a1 = wasm_i16x8_add(a1, hi);
-      }
-    }
-    if (ZB) {
-      const v128_t S = wasm_i16x8_splat((int16_t)s15[b]), z8 = wasm_v128_load(zp + 16 * (size_t)b);
-      a0 = wasm_i16x8_sub(a0, wasm_i16x8_mul(wasm_u16x8_extend_low_u8x16(z8), S));
-      a1 = wasm_i16x8_sub(a1, wasm_i16x8_mul(wasm_u16x8_extend_high_u8x16(z8), S));
-    }
+    v128_t a0, a1;
+    lut_block_sums(tb, wb, zp + 16 * (size_t)b, zc, s15[b], B, ZB, &a0, &a1);
     // 2^-60 <= d <= 2^15 on the bits (d >= 0: its sign bit clear; a NaN's bits lie above 2^15's)
     if (dtb[b] - 0x21800000u <= 0x47000000u - 0x21800000u) {
       const uint32_t* db = dtb + b;  // a second load of dt, as a splat (LLVM would splat the scalar load)
